@@ -1,0 +1,1 @@
+Console.WriteLine("mamba4 bench: no benchmarks yet");

@@ -1,0 +1,34 @@
+using System.CommandLine;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using System.Runtime.Intrinsics.Arm;
+using Mamba4.Backends.Cpu;
+
+namespace Mamba4.Cli;
+
+internal static class InfoCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("info", "Show version, CPU features, SIMD width, threads and whether OpenBLAS was found.\n\nExample:\n  mamba4 info");
+        cmd.SetAction(_ =>
+        {
+            var version = typeof(Mamba4.Tensors.Tensor).Assembly.GetName().Version;
+            Console.WriteLine($"mamba4 {version}  (.NET {Environment.Version}, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture})");
+            var features = new List<string>();
+            if (Avx.IsSupported) features.Add("AVX");
+            if (Avx2.IsSupported) features.Add("AVX2");
+            if (Fma.IsSupported) features.Add("FMA");
+            if (Avx512F.IsSupported) features.Add("AVX-512F");
+            if (AdvSimd.Arm64.IsSupported) features.Add("NEON");
+            Console.WriteLine($"cpu features: {(features.Count == 0 ? "none" : string.Join(' ', features))}");
+            Console.WriteLine($"simd width: {Vector<float>.Count * 32} bits (Vector256 accelerated: {Vector256.IsHardwareAccelerated})");
+            Console.WriteLine($"threads: {CpuParallel.Threads} (cores: {Environment.ProcessorCount})");
+            Console.WriteLine($"blas: {CpuGemm.BlasDescription}");
+            return 0;
+        });
+        return cmd;
+    }
+}

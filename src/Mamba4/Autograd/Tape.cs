@@ -1,0 +1,91 @@
+using Mamba4.Tensors;
+
+namespace Mamba4.Autograd;
+
+/// <summary>
+/// The per-thread record of differentiable ops in execution order. <see cref="Backward"/> walks it
+/// in reverse; gradients accumulate (a tensor used twice receives the sum).
+/// </summary>
+public static class Tape
+{
+    [ThreadStatic] private static List<Node>? _nodes;
+
+    private static List<Node> Nodes => _nodes ??= new List<Node>();
+
+    public static int Count => _nodes?.Count ?? 0;
+
+    /// <summary>True when an op with these inputs must record a node.</summary>
+    public static bool ShouldRecord(Tensor a) => GradMode.IsEnabled && a.RequiresGrad;
+    public static bool ShouldRecord(Tensor a, Tensor? b) => GradMode.IsEnabled && (a.RequiresGrad || (b?.RequiresGrad ?? false));
+    public static bool ShouldRecord(params ReadOnlySpan<Tensor?> inputs)
+    {
+        if (!GradMode.IsEnabled) return false;
+        foreach (var t in inputs) if (t is { RequiresGrad: true }) return true;
+        return false;
+    }
+
+    /// <summary>Records a node producing <paramref name="outputs"/>; marks them as requiring grad.</summary>
+    public static void Record(string op, Action backward, params Tensor[] outputs)
+    {
+        var node = new Node(op, outputs, backward);
+        foreach (var o in outputs)
+        {
+            o.RequiresGrad = true;
+            o.GradFn = node;
+        }
+        Nodes.Add(node);
+    }
+
+    internal static void Truncate(int count)
+    {
+        if (_nodes is { } n && n.Count > count) n.RemoveRange(count, n.Count - count);
+    }
+
+    public static void Clear() => _nodes?.Clear();
+
+    public static void Backward(Tensor loss)
+    {
+        if (loss.NumElements != 1) throw new InvalidOperationException($"Backward() needs a scalar loss; got shape {loss.Shape}");
+        if (!loss.RequiresGrad) throw new InvalidOperationException("Backward(): the loss does not require grad (no parameter with RequiresGrad took part, or it was computed under NoGrad)");
+        using (GradMode.NoGrad())
+        {
+            var seed = Tensor.Full(loss.Shape, 1f, loss.Device);
+            Accumulate(loss, seed, owned: true);
+            var nodes = Nodes;
+            for (int i = nodes.Count - 1; i >= 0; i--)
+            {
+                var node = nodes[i];
+                bool any = false;
+                foreach (var o in node.Outputs) any |= o.Grad is not null;
+                if (!any) continue;
+                node.BackwardFn();
+                // An intermediate's gradient is dead once its producer has consumed it.
+                foreach (var o in node.Outputs)
+                    if (!o.RetainGrad && o.Grad is { } g) { o.Grad = null; g.Dispose(); }
+            }
+            nodes.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Adds <paramref name="grad"/> into <paramref name="target"/>.Grad (if target requires grad).
+    /// With <paramref name="owned"/> the caller hands over a fresh tensor that may become the gradient itself.
+    /// </summary>
+    public static void Accumulate(Tensor target, Tensor grad, bool owned)
+    {
+        if (!target.RequiresGrad) { if (owned) grad.Dispose(); return; }
+        if (grad.Shape != target.Shape)
+            throw new InvalidOperationException($"gradient of shape {grad.Shape} for tensor {target.Name}{target.Shape}");
+        if (target.Grad is null)
+        {
+            var g = owned ? grad : grad.Clone();
+            TensorScope.Adopt(g, target.Scope);
+            target.Grad = g;
+        }
+        else
+        {
+            target.Backend.AddInPlace(target.Grad, grad, 1f);
+            if (owned) grad.Dispose();
+        }
+    }
+}

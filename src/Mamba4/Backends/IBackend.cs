@@ -1,0 +1,102 @@
+using Mamba4.Tensors;
+
+namespace Mamba4.Backends;
+
+public enum Activation
+{
+    SiLU,
+    /// <summary>GELU, erf form (PyTorch's default): x · Φ(x).</summary>
+    Gelu,
+    Softplus,
+}
+
+/// <summary>
+/// The kernel set every device implements; the only seam between the math in <c>Ops/</c> and the
+/// hardware. All compute tensors are F32 and contiguous; shapes are validated by the op before the
+/// call. "rows" means the product of all but the last dimension.
+/// </summary>
+public interface IBackend
+{
+    Device Device { get; }
+    string Name { get; }
+
+    // ---- memory ----
+    Storage Allocate(long bytes);
+    void Fill(Tensor t, float value);
+    /// <summary>dst[r, dstCol + j] = src[r, srcCol + j] for j &lt; cols (both viewed as [rows, last]).</summary>
+    void CopyColumns(Tensor src, int srcCol, Tensor dst, int dstCol, int cols);
+
+    // ---- elementwise ----
+    void Add(Tensor a, Tensor b, Tensor y);
+    void Mul(Tensor a, Tensor b, Tensor y);
+    void Scale(Tensor x, float alpha, Tensor y);
+    /// <summary>dst += alpha · src.</summary>
+    void AddInPlace(Tensor dst, Tensor src, float alpha);
+    void ActivationForward(Activation kind, Tensor x, Tensor y);
+    /// <summary>dx = dy · f'(x).</summary>
+    void ActivationBackward(Activation kind, Tensor x, Tensor dy, Tensor dx);
+    /// <summary>out = y · silu(z).</summary>
+    void GateForward(Tensor y, Tensor z, Tensor output);
+    void GateBackward(Tensor y, Tensor z, Tensor dOut, Tensor dy, Tensor dz);
+    /// <summary>y = x · mask / (1 − p), mask ~ Bernoulli(1 − p) drawn from <paramref name="seed"/>; mask kept (U8).</summary>
+    void DropoutForward(Tensor x, float p, ulong seed, Tensor y, Tensor mask);
+    void DropoutBackward(Tensor dy, Tensor mask, float p, Tensor dx);
+
+    // ---- reductions ----
+    /// <summary>Sum of all elements, accumulated in double, written to the one-element <paramref name="y"/>.</summary>
+    void Sum(Tensor x, Tensor y);
+    /// <summary>y[j] (+)= Σ_r x[r, j].</summary>
+    void SumRows(Tensor x, Tensor y, bool accumulate);
+    /// <summary>y[r, :] += bias.</summary>
+    void AddRowVector(Tensor y, Tensor bias);
+
+    // ---- matrix products ----
+    /// <summary>C = alpha · op(A) · op(B) + beta · C, with A, B, C viewed as matrices [rows, last].</summary>
+    void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta);
+
+    // ---- layers ----
+    void EmbeddingForward(Tensor weight, Tensor ids, Tensor y);
+    void EmbeddingBackward(Tensor dy, Tensor ids, Tensor dWeight, long paddingIndex);
+    void LayerNormForward(Tensor x, Tensor weight, Tensor? bias, float eps, Tensor y, Tensor mean, Tensor rstd);
+    void LayerNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx, Tensor dWeight, Tensor? dBias);
+    void RmsNormForward(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd);
+    void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight);
+    /// <summary>x, y: [batch, L, D] (channels last); weight [D, 1, K]; y_t = Σ_k w[k] x_{t-K+1+k} + b, optional SiLU.</summary>
+    void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y);
+    void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias);
+    void SelectiveScanForward(in SelectiveScanArgs args);
+    void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads);
+
+    // ---- losses ----
+    /// <summary>Per-row log-sum-exp and loss = lse − logit[target] (0 where target == ignoreIndex).</summary>
+    void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp);
+    /// <summary>dlogits = scale · (softmax − onehot(target)), zero rows for ignored targets.</summary>
+    void CrossEntropyBackward(Tensor logits, Tensor targets, long ignoreIndex, Tensor logSumExp, float scale, Tensor dLogits);
+    void LogSoftmaxForward(Tensor x, Tensor y);
+    void LogSoftmaxBackward(Tensor y, Tensor dy, Tensor dx);
+
+    // ---- attention ----
+    /// <summary>q, k, v, y: [batch, L, heads·dHead]; causal softmax(q kᵀ/√dHead) v; keyPadding [batch, L] (I64 ids, 0 = padding) optional; lse [batch, heads, L].</summary>
+    void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp);
+    void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
+}
+
+/// <summary>
+/// Inputs and outputs of the fused selective scan (layout channels-last, as the model produces them):
+/// u, delta, z, y: [batch, L, D]; A: [D, N]; B, C: [batch, L, N] (selective) or [D, N] (time-invariant);
+/// D: [D]; deltaBias: [D]; lastState: [batch, D, N].
+/// </summary>
+public readonly record struct SelectiveScanArgs(
+    Tensor U, Tensor Delta, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? Z, Tensor? DeltaBias,
+    bool DeltaSoftplus, Tensor Y, Tensor? LastState)
+{
+    public int Batch => U.Shape[0];
+    public int Length => U.Shape[1];
+    public int Channels => U.Shape[2];
+    public int StateSize => A.Shape[1];
+    public bool Selective => B.Rank == 3;
+}
+
+/// <summary>Gradients of the selective scan given dY; every non-null tensor is overwritten.</summary>
+public readonly record struct SelectiveScanGrads(
+    Tensor DY, Tensor DU, Tensor DDelta, Tensor DA, Tensor DB, Tensor DC, Tensor? DD, Tensor? DZ, Tensor? DDeltaBias);

@@ -1,0 +1,1 @@
+global using Tensor = Mamba4.Tensors.Tensor;

@@ -1,0 +1,56 @@
+namespace Mamba4.Tensors;
+
+/// <summary>Element types a tensor can hold. F32 is the CPU compute type; the others are storage types.</summary>
+public enum DType
+{
+    F32,
+    F64,
+    BF16,
+    F16,
+    I32,
+    I64,
+    U8,
+}
+
+public static class DTypeExtensions
+{
+    public static int ElementSize(this DType dtype) => dtype switch
+    {
+        DType.F64 or DType.I64 => 8,
+        DType.F32 or DType.I32 => 4,
+        DType.BF16 or DType.F16 => 2,
+        DType.U8 => 1,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
+    };
+
+    public static bool IsFloatingPoint(this DType dtype) =>
+        dtype is DType.F32 or DType.F64 or DType.BF16 or DType.F16;
+
+    /// <summary>The safetensors / PyTorch spelling ("F32", "BF16", "I64", ...).</summary>
+    public static string SafetensorsName(this DType dtype) => dtype.ToString();
+
+    public static DType ParseSafetensorsName(string name) => name switch
+    {
+        "F32" => DType.F32,
+        "F64" => DType.F64,
+        "BF16" => DType.BF16,
+        "F16" => DType.F16,
+        "I32" => DType.I32,
+        "I64" => DType.I64,
+        "U8" => DType.U8,
+        _ => throw new NotSupportedException($"dtype '{name}' is not supported (expected one of F64, F32, F16, BF16, I64, I32, U8)"),
+    };
+
+    /// <summary>The CLR type that holds one element of <paramref name="dtype"/>.</summary>
+    public static Type ClrType(this DType dtype) => dtype switch
+    {
+        DType.F32 => typeof(float),
+        DType.F64 => typeof(double),
+        DType.BF16 => typeof(BFloat16),
+        DType.F16 => typeof(Half),
+        DType.I32 => typeof(int),
+        DType.I64 => typeof(long),
+        DType.U8 => typeof(byte),
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
+    };
+}
