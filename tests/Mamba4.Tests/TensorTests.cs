@@ -8,15 +8,38 @@ public class TensorTests
     [Fact]
     public void ScopeReturnsMemoryToPool()
     {
-        long before = CpuAllocator.Shared.BytesInUse;
+        Tensor a, b;
+        Storage storage;
         using (new TensorScope())
         {
-            var a = Tensor.Zeros(new Shape(100, 100));
-            var b = a.Reshape(10_000);
+            a = Tensor.Zeros(new Shape(100, 100));
+            b = a.Reshape(10_000);
+            storage = a.Storage;
+            Assert.Same(storage, b.Storage);
             Assert.Equal(10_000, b.NumElements);
-            Assert.True(CpuAllocator.Shared.BytesInUse >= before + 40_000);
         }
-        Assert.Equal(before, CpuAllocator.Shared.BytesInUse);
+        Assert.True(a.IsDisposed && b.IsDisposed && storage.IsReleased);
+        // The next request of that size class reuses the pooled block.
+        long hits = CpuAllocator.Shared.PoolHits;
+        using var c = Tensor.Empty(new Shape(10_000));
+        Assert.True(CpuAllocator.Shared.PoolHits > hits);
+    }
+
+    [Fact]
+    public void KeepMovesATensorOutOfItsScope()
+    {
+        Tensor kept, dropped;
+        using (var outer = new TensorScope())
+        {
+            using (var inner = new TensorScope())
+            {
+                kept = inner.Keep(Tensor.Zeros(new Shape(3)));
+                dropped = Tensor.Zeros(new Shape(3));
+            }
+            Assert.True(dropped.IsDisposed);
+            Assert.False(kept.IsDisposed);
+        }
+        Assert.True(kept.IsDisposed);
     }
 
     [Fact]

@@ -1,0 +1,32 @@
+using Mamba4.Autograd;
+using Mamba4.Backends;
+
+namespace Mamba4.Ops;
+
+/// <summary>
+/// Element-wise activations.
+///   silu(x) = x·σ(x)                     silu'(x) = σ(x)(1 + x(1 − σ(x)))
+///   gelu(x) = ½x(1 + erf(x/√2))          gelu'(x) = Φ(x) + x·φ(x)        (erf form, PyTorch's default)
+///   softplus(x) = log(1 + eˣ), x if x>20 softplus'(x) = σ(x)
+/// </summary>
+public static class Activations
+{
+    public static Tensor SiLU(Tensor x) => Apply(Activation.SiLU, x);
+    public static Tensor Gelu(Tensor x) => Apply(Activation.Gelu, x);
+    public static Tensor Softplus(Tensor x) => Apply(Activation.Softplus, x);
+
+    public static Tensor Apply(Activation kind, Tensor x)
+    {
+        OpCheck.F32(kind.ToString(), "x", x);
+        var y = Tensor.Empty(x.Shape, x.DType, x.Device);
+        x.Backend.ActivationForward(kind, x, y);
+        if (Tape.ShouldRecord(x))
+            Tape.Record(kind.ToString(), () =>
+            {
+                var dx = Tensor.Empty(x.Shape, x.DType, x.Device);
+                x.Backend.ActivationBackward(kind, x, y.Grad!, dx);
+                Tape.Accumulate(x, dx, owned: true);
+            }, y);
+        return y;
+    }
+}
