@@ -1,0 +1,100 @@
+using System.Numerics.Tensors;
+using Mamba4.Tensors;
+
+namespace Mamba4.Backends.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    // Channels last: every inner step is a SIMD multiply-add across a block of channels; workers own
+    // disjoint channel blocks, so the weight-gradient sums need no synchronisation.
+    public void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y)
+    {
+        int batch = x.Shape[0], len = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
+        using var wt = TransposeConvWeight(weight);
+        float* px = x.F32, py = y.F32, pw = wt.F32, pb = bias is null ? null : bias.F32;
+        ForChannelBlocks(d, (c0, c1) =>
+        {
+            int w = c1 - c0;
+            for (int b = 0; b < batch; b++)
+                for (int t = 0; t < len; t++)
+                {
+                    float* yp = py + ((long)b * len + t) * d + c0;
+                    var yr = new Span<float>(yp, w);
+                    if (pb != null) new ReadOnlySpan<float>(pb + c0, w).CopyTo(yr); else yr.Clear();
+                    for (int j = Math.Max(0, k - 1 - t); j < k; j++)
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(px + ((long)b * len + t - k + 1 + j) * d + c0, w),
+                            new ReadOnlySpan<float>(pw + (long)j * d + c0, w), yr, yr);
+                    if (silu) Simd.Map<SiLU>(yp, yp, w);
+                }
+        });
+    }
+
+    public void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
+    {
+        int batch = x.Shape[0], len = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
+        // dp = dy·silu'(p): recompute the pre-activation p, then overwrite it with dp.
+        using var dp = Tensor.Empty(x.Shape).Persist();
+        if (silu)
+        {
+            CausalConv1dForward(x, weight, bias, false, dp);
+            Simd.ParallelMap<SiLUGrad>(dp.F32, dy.F32, dp.F32, dp.NumElements);
+        }
+        else Buffer.MemoryCopy((void*)dy.DataPointer, (void*)dp.DataPointer, dp.ByteLength, dp.ByteLength);
+
+        using var wt = TransposeConvWeight(weight);
+        using var dwt = Tensor.Zeros(new Shape(k, d)).Persist();
+        float* px = x.F32, pdp = dp.F32, pw = wt.F32, pdx = dx.F32, pdw = dwt.F32, pdb = dBias is null ? null : dBias.F32;
+        if (pdb != null) new Span<float>(pdb, d).Clear();
+        ForChannelBlocks(d, (c0, c1) =>
+        {
+            int w = c1 - c0;
+            for (int b = 0; b < batch; b++)
+                for (int s = 0; s < len; s++)
+                {
+                    long row = (long)b * len + s;
+                    var dpr = new ReadOnlySpan<float>(pdp + row * d + c0, w);
+                    if (pdb != null) TensorPrimitives.Add(new ReadOnlySpan<float>(pdb + c0, w), dpr, new Span<float>(pdb + c0, w));
+                    // dw[j] += dp_s · x_{s−K+1+j}
+                    for (int j = Math.Max(0, k - 1 - s); j < k; j++)
+                    {
+                        var dwr = new Span<float>(pdw + (long)j * d + c0, w);
+                        TensorPrimitives.MultiplyAdd(dpr, new ReadOnlySpan<float>(px + (row - k + 1 + j) * d + c0, w), dwr, dwr);
+                    }
+                    // dx_s = Σ_j w[j] · dp_{s+K−1−j}
+                    var dxr = new Span<float>(pdx + row * d + c0, w);
+                    dxr.Clear();
+                    for (int j = 0; j < k; j++)
+                    {
+                        int t = s + k - 1 - j;
+                        if (t >= len) continue;
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(pdp + ((long)b * len + t) * d + c0, w),
+                            new ReadOnlySpan<float>(pw + (long)j * d + c0, w), dxr, dxr);
+                    }
+                }
+        });
+        // dWeight [D, 1, K] from the [K, D] accumulator.
+        float* pdW = dWeight.F32;
+        for (int c = 0; c < d; c++)
+            for (int j = 0; j < k; j++) pdW[(long)c * k + j] = pdw[(long)j * d + c];
+    }
+
+    /// <summary>[D, 1, K] → [K, D] so each tap's weights are contiguous across channels.</summary>
+    private static Tensor TransposeConvWeight(Tensor weight)
+    {
+        int d = weight.Shape[0], k = weight.Shape[2];
+        var wt = Tensor.Empty(new Shape(k, d)).Persist();
+        float* src = weight.F32, dst = wt.F32;
+        for (int c = 0; c < d; c++)
+            for (int j = 0; j < k; j++) dst[(long)j * d + c] = src[(long)c * k + j];
+        return wt;
+    }
+
+    private static void ForChannelBlocks(int d, Action<int, int> body)
+    {
+        int block = Math.Max(64, (d / (CpuParallel.Threads * 2) + 7) / 8 * 8);
+        int blocks = (d + block - 1) / block;
+        if (blocks == 1) { body(0, d); return; }
+        Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = CpuParallel.Threads },
+            i => body(i * block, Math.Min(d, (i + 1) * block)));
+    }
+}

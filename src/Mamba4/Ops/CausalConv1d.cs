@@ -1,0 +1,38 @@
+using Mamba4.Autograd;
+using Mamba4.Tensors;
+
+namespace Mamba4.Ops;
+
+/// <summary>
+/// Depthwise causal convolution over time, channels last (x, y: [batch, L, D]; weight [D, 1, K] as
+/// PyTorch's nn.Conv1d(groups=D) names it; bias [D]):
+///   p_t[d] = b[d] + Σ_{k&lt;K} w[d, k]·x_{t−K+1+k}[d]   (x_s = 0 for s &lt; 0),   y = p or silu(p).
+/// With dp = dy (or dy·silu'(p)):  dx_s[d] = Σ_k w[d, k]·dp_{s+K−1−k}[d];
+///   dw[d, k] = Σ_{b,t} dp_t[d]·x_{t−K+1+k}[d];   db[d] = Σ_{b,t} dp_t[d].
+/// </summary>
+public static class CausalConv1d
+{
+    public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias, bool silu = false)
+    {
+        OpCheck.F32("CausalConv1d", "x", x);
+        OpCheck.Rank("CausalConv1d", "x", x, 3);
+        int d = x.Shape[2];
+        if (weight.Rank != 3 || weight.Shape[0] != d || weight.Shape[1] != 1 || weight.Shape[2] < 1)
+            throw new ArgumentException($"CausalConv1d: weight must have shape [{d}, 1, K] for x {x.Shape}, got {weight.Shape}");
+        if (bias is not null) OpCheck.Shape("CausalConv1d", "bias", bias, d);
+        var y = Tensor.Empty(x.Shape, x.DType, x.Device);
+        x.Backend.CausalConv1dForward(x, weight, bias, silu, y);
+        if (Tape.ShouldRecord(x, weight, bias))
+            Tape.Record("CausalConv1d", () =>
+            {
+                var dx = Tensor.Empty(x.Shape, x.DType, x.Device);
+                var dw = Tensor.Empty(weight.Shape, x.DType, x.Device);
+                var db = bias is null ? null : Tensor.Empty(bias.Shape, x.DType, x.Device);
+                x.Backend.CausalConv1dBackward(x, weight, bias, silu, y.Grad!, dx, dw, db);
+                Tape.Accumulate(x, dx, owned: true);
+                Tape.Accumulate(weight, dw, owned: true);
+                if (bias is not null) Tape.Accumulate(bias, db!, owned: true);
+            }, y);
+        return y;
+    }
+}

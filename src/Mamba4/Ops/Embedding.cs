@@ -1,0 +1,29 @@
+using Mamba4.Autograd;
+using Mamba4.Tensors;
+
+namespace Mamba4.Ops;
+
+/// <summary>
+/// y[..., :] = weight[ids[...], :]   (ids I64 or I32, weight [num, dim]).
+/// dweight[i, :] = Σ_{positions p with ids[p] = i} dy[p, :], except the padding row, which gets no gradient.
+/// </summary>
+public static class Embedding
+{
+    public static Tensor Forward(Tensor weight, Tensor ids, long paddingIndex = -1)
+    {
+        OpCheck.F32("Embedding", "weight", weight);
+        OpCheck.Rank("Embedding", "weight", weight, 2);
+        if (ids.DType is not (DType.I64 or DType.I32))
+            throw new ArgumentException($"Embedding: ids must be I64 or I32, got {ids.DType} {ids.Shape}");
+        var y = Tensor.Empty(new Shape([.. ids.Shape.Dims, weight.Shape[1]]), weight.DType, weight.Device);
+        weight.Backend.EmbeddingForward(weight, ids, y);
+        if (Tape.ShouldRecord(weight))
+            Tape.Record("Embedding", () =>
+            {
+                var dw = Tensor.Zeros(weight.Shape, weight.DType, weight.Device);
+                weight.Backend.EmbeddingBackward(y.Grad!, ids, dw, paddingIndex);
+                Tape.Accumulate(weight, dw, owned: true);
+            }, y);
+        return y;
+    }
+}

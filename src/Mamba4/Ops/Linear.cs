@@ -1,0 +1,50 @@
+using Mamba4.Autograd;
+using Mamba4.Tensors;
+
+namespace Mamba4.Ops;
+
+/// <summary>
+/// y = x Wᵀ + b  (PyTorch nn.Linear: x [..., in], weight [out, in], bias [out]).
+/// dx = dy W;   dW = Σ dyᵀ x (over all leading axes);   db = Σ_rows dy.
+/// </summary>
+public static class Linear
+{
+    public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias = null)
+    {
+        OpCheck.F32("Linear", "x", x);
+        OpCheck.F32("Linear", "weight", weight);
+        OpCheck.Rank("Linear", "weight", weight, 2);
+        OpCheck.SameDevice("Linear", x, weight);
+        int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
+        if (x.Rank == 0 || x.Shape.Last != inFeatures)
+            throw new ArgumentException($"Linear: x {x.Shape} must end in {inFeatures} features to match weight {weight.Shape}{(weight.Name is null ? "" : $" ({weight.Name})")}");
+        if (bias is not null) OpCheck.Shape("Linear", "bias", bias, outFeatures);
+        var y = Tensor.Empty(x.Shape.WithLast(outFeatures), x.DType, x.Device);
+        x.Backend.Gemm(x, false, weight, true, y, 1f, 0f);
+        if (bias is not null) x.Backend.AddRowVector(y, bias);
+        if (Tape.ShouldRecord(x, weight, bias))
+            Tape.Record("Linear", () =>
+            {
+                var dy = y.Grad!;
+                if (x.RequiresGrad)
+                {
+                    var dx = Tensor.Empty(x.Shape, x.DType, x.Device);
+                    x.Backend.Gemm(dy, false, weight, false, dx, 1f, 0f);
+                    Tape.Accumulate(x, dx, owned: true);
+                }
+                if (weight.RequiresGrad)
+                {
+                    var dw = Tensor.Empty(weight.Shape, weight.DType, weight.Device);
+                    x.Backend.Gemm(dy, true, x, false, dw, 1f, 0f);
+                    Tape.Accumulate(weight, dw, owned: true);
+                }
+                if (bias is { RequiresGrad: true })
+                {
+                    var db = Tensor.Empty(bias.Shape, bias.DType, bias.Device);
+                    x.Backend.SumRows(dy, db, accumulate: false);
+                    Tape.Accumulate(bias, db, owned: true);
+                }
+            }, y);
+        return y;
+    }
+}

@@ -1,0 +1,30 @@
+using Mamba4.Autograd;
+using Mamba4.Tensors;
+
+namespace Mamba4.Ops;
+
+/// <summary>
+/// Over the last axis: r = 1/√(mean x² + ε), x̂ = x·r, y = x̂·w   (HF MambaRMSNorm).
+/// With g = dy·w:  dx = r·(g − x̂·mean(g·x̂));  dw = Σ_rows dy·x̂.
+/// </summary>
+public static class RmsNorm
+{
+    public static Tensor Forward(Tensor x, Tensor weight, float eps = 1e-5f)
+    {
+        OpCheck.F32("RmsNorm", "x", x);
+        OpCheck.Shape("RmsNorm", "weight", weight, x.Shape.Last);
+        var y = Tensor.Empty(x.Shape, x.DType, x.Device);
+        var rstd = Tensor.Empty(new Shape((int)x.Shape.Rows), x.DType, x.Device);
+        x.Backend.RmsNormForward(x, weight, eps, y, rstd);
+        if (Tape.ShouldRecord(x, weight))
+            Tape.Record("RmsNorm", () =>
+            {
+                var dx = Tensor.Empty(x.Shape, x.DType, x.Device);
+                var dw = Tensor.Empty(weight.Shape, x.DType, x.Device);
+                x.Backend.RmsNormBackward(y.Grad!, x, weight, rstd, dx, dw);
+                Tape.Accumulate(x, dx, owned: true);
+                Tape.Accumulate(weight, dw, owned: true);
+            }, y);
+        return y;
+    }
+}
