@@ -5,7 +5,6 @@ namespace Mamba4.Backends.Cpu;
 // Kernels still being written; each moves to its own file.
 public sealed partial class CpuBackend
 {
-    public void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta) => throw new NotImplementedException();
     public void EmbeddingForward(Tensor weight, Tensor ids, Tensor y) => throw new NotImplementedException();
     public void EmbeddingBackward(Tensor dy, Tensor ids, Tensor dWeight, long paddingIndex) => throw new NotImplementedException();
     public void LayerNormForward(Tensor x, Tensor weight, Tensor? bias, float eps, Tensor y, Tensor mean, Tensor rstd) => throw new NotImplementedException();
