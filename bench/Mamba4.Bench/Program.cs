@@ -1,1 +1,18 @@
-Console.WriteLine("mamba4 bench: no benchmarks yet");
+using Mamba4.Bench;
+
+// dotnet run --project bench/Mamba4.Bench -c Release -- <name>   (name: all, or one of the keys below)
+var benchmarks = new Dictionary<string, Action>
+{
+    ["gemm"] = GemmBench.Run,
+};
+
+var name = args.Length > 0 ? args[0] : "all";
+if (name == "all")
+    foreach (var run in benchmarks.Values) run();
+else if (benchmarks.TryGetValue(name, out var run)) run();
+else
+{
+    Console.Error.WriteLine($"unknown benchmark '{name}'; choose all, {string.Join(", ", benchmarks.Keys)}");
+    return 1;
+}
+return 0;

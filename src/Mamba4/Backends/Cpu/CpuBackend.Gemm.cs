@@ -1,0 +1,30 @@
+using Mamba4.Ops;
+
+namespace Mamba4.Backends.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    /// <summary>
+    /// C = alpha·op(A)·op(B) + beta·C with A, B, C viewed as matrices [rows, last]; op(X) = Xᵀ when asked.
+    /// op(A): m×k, op(B): k×n, C: m×n. beta == 0 overwrites C.
+    /// </summary>
+    public void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta)
+    {
+        OpCheck.F32("gemm", "A", a);
+        OpCheck.F32("gemm", "B", b);
+        OpCheck.F32("gemm", "C", c);
+        int aRows = checked((int)a.Shape.Rows), aCols = a.Shape.Last;
+        int bRows = checked((int)b.Shape.Rows), bCols = b.Shape.Last;
+        int m = transA ? aCols : aRows, k = transA ? aRows : aCols;
+        int bk = transB ? bCols : bRows, n = transB ? bRows : bCols;
+        if (bk != k || c.Shape.Rows != m || c.Shape.Last != n)
+            throw new ArgumentException(
+                $"gemm: A{a.Shape}{(transA ? "ᵀ" : "")} · B{b.Shape}{(transB ? "ᵀ" : "")} into C{c.Shape}: " +
+                $"op(A) is {m}×{k}, op(B) is {bk}×{n}, so C must be {m}×{n}{(bk != k ? " and the inner sizes must agree" : "")}");
+        if (Overlaps(c, a) || Overlaps(c, b)) throw new ArgumentException($"gemm: C{c.Shape} must not share memory with A{a.Shape} or B{b.Shape}");
+        CpuGemm.Sgemm(transA, transB, m, n, k, alpha, a.F32, Math.Max(1, aCols), b.F32, Math.Max(1, bCols), beta, c.F32, Math.Max(1, n));
+    }
+
+    private static bool Overlaps(Tensor x, Tensor y) =>
+        x.ByteLength > 0 && y.ByteLength > 0 && x.DataPointer < y.DataPointer + (nint)y.ByteLength && y.DataPointer < x.DataPointer + (nint)x.ByteLength;
+}
