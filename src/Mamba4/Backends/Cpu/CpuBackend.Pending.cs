@@ -14,8 +14,6 @@ public sealed partial class CpuBackend
     public void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight) => throw new NotImplementedException();
     public void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y) => throw new NotImplementedException();
     public void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias) => throw new NotImplementedException();
-    public void SelectiveScanForward(in SelectiveScanArgs args) => throw new NotImplementedException();
-    public void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads) => throw new NotImplementedException();
     public void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp) => throw new NotImplementedException();
     public void CrossEntropyBackward(Tensor logits, Tensor targets, long ignoreIndex, Tensor logSumExp, float scale, Tensor dLogits) => throw new NotImplementedException();
     public void LogSoftmaxForward(Tensor x, Tensor y) => throw new NotImplementedException();
