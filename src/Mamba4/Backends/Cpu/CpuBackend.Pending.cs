@@ -5,8 +5,6 @@ namespace Mamba4.Backends.Cpu;
 // Kernels still being written; each moves to its own file.
 public sealed partial class CpuBackend
 {
-    public void SelectiveScanForward(in SelectiveScanArgs args) => throw new NotImplementedException();
-    public void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads) => throw new NotImplementedException();
     public void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp) => throw new NotImplementedException();
     public void CrossEntropyBackward(Tensor logits, Tensor targets, long ignoreIndex, Tensor logSumExp, float scale, Tensor dLogits) => throw new NotImplementedException();
     public void LogSoftmaxForward(Tensor x, Tensor y) => throw new NotImplementedException();

@@ -1,0 +1,85 @@
+using Mamba4.Autograd;
+using Mamba4.Backends;
+using Mamba4.Tensors;
+
+namespace Mamba4.Ops;
+
+/// <summary>
+/// The selective scan (S6), fused: one op, one kernel forward, one kernel backward (which recomputes
+/// the states; nothing of size [batch, L, D, N] is kept). Layout channels-last:
+/// u, delta, z, out: (b, l, d);  A: (d, n);  B, C: (b, l, n) selective or (d, n) time-invariant.
+///   dt_t   = softplus(delta_t + deltaBias)          (delta_t + deltaBias when deltaSoftplus is false)
+///   h_t    = exp(dt_t·A) ⊙ h_{t-1} + dt_t·B_t·u_t    h_{-1} = 0, per channel d: h is (n)
+///   y_t    = ⟨C_t, h_t⟩ + D·u_t;      out_t = y_t·silu(z_t)   (z optional)
+///   lastState = h_{L-1}: (b, d, n), returned on request, not differentiated.
+/// Backward (per channel, t from L−1 down, g = ∂loss/∂h_t): dy = dout·silu(z), g += C_t·dy,
+///   dC_t += dy·h_t, dB_t += g·dt_t·u_t, dA += g⊙a_t⊙h_{t-1}·dt_t, du_t = D·dy + dt_t⟨g, B_t⟩,
+///   ddt_t = ⟨g, a_t⊙h_{t-1}⊙A⟩ + u_t⟨g, B_t⟩, ddelta_t = ddt_t·σ(delta_t + bias), g ← a_t⊙g;
+///   dD = Σ dy·u, dbias = Σ ddelta, dz = dout·y·silu'(z).  (a_t = exp(dt_t·A); reference: SelectiveScanReference.)
+/// </summary>
+public static class SelectiveScan
+{
+    public static (Tensor Y, Tensor? LastState) Forward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
+        Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true, bool returnLastState = false)
+    {
+        const string op = "SelectiveScan";
+        OpCheck.F32(op, "u", u);
+        OpCheck.Rank(op, "u", u, 3);
+        int batch = u.Shape[0], length = u.Shape[1], channels = u.Shape[2];
+        OpCheck.F32(op, "delta", delta);
+        OpCheck.Shape(op, "delta", delta, batch, length, channels);
+        OpCheck.F32(op, "A", A);
+        OpCheck.Rank(op, "A", A, 2);
+        if (A.Shape[0] != channels)
+            throw new ArgumentException($"{op}: A must have shape [{channels}, N] (one row per channel of u {u.Shape}), got {A.Shape}");
+        int n = A.Shape[1];
+        CheckBC(op, "B", B, batch, length, channels, n);
+        CheckBC(op, "C", C, batch, length, channels, n);
+        if (B.Rank != C.Rank)
+            throw new ArgumentException($"{op}: B {B.Shape} and C {C.Shape} must both be selective [batch, L, N] or both time-invariant [D, N]");
+        if (D is not null) { OpCheck.F32(op, "D", D); OpCheck.Shape(op, "D", D, channels); }
+        if (z is not null) { OpCheck.F32(op, "z", z); OpCheck.Shape(op, "z", z, batch, length, channels); }
+        if (deltaBias is not null) { OpCheck.F32(op, "deltaBias", deltaBias); OpCheck.Shape(op, "deltaBias", deltaBias, channels); }
+        foreach (var t in (ReadOnlySpan<Tensor?>)[delta, A, B, C, D, z, deltaBias])
+            if (t is not null) OpCheck.SameDevice(op, u, t);
+
+        var y = Tensor.Empty(u.Shape, u.DType, u.Device);
+        var lastState = returnLastState ? Tensor.Empty(new Shape(batch, channels, n), u.DType, u.Device) : null;
+        var args = new SelectiveScanArgs(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, y, lastState);
+        u.Backend.SelectiveScanForward(args);
+
+        if (Tape.ShouldRecord(u, delta, A, B, C, D, z, deltaBias))
+            Tape.Record(op, () =>
+            {
+                var backArgs = args with { LastState = null };
+                var grads = new SelectiveScanGrads(
+                    DY: y.Grad!,
+                    DU: Like(u), DDelta: Like(delta), DA: Like(A), DB: Like(B), DC: Like(C),
+                    DD: D is not null ? Like(D) : null,
+                    DZ: z is { RequiresGrad: true } ? Like(z) : null,
+                    DDeltaBias: deltaBias is not null ? Like(deltaBias) : null);
+                u.Backend.SelectiveScanBackward(backArgs, grads);
+                Tape.Accumulate(u, grads.DU, owned: true);
+                Tape.Accumulate(delta, grads.DDelta, owned: true);
+                Tape.Accumulate(A, grads.DA, owned: true);
+                Tape.Accumulate(B, grads.DB, owned: true);
+                Tape.Accumulate(C, grads.DC, owned: true);
+                if (D is not null) Tape.Accumulate(D, grads.DD!, owned: true);
+                if (grads.DZ is { } dz) Tape.Accumulate(z!, dz, owned: true);
+                if (deltaBias is not null) Tape.Accumulate(deltaBias, grads.DDeltaBias!, owned: true);
+            }, y);
+        return (y, lastState);
+    }
+
+    private static Tensor Like(Tensor t) => Tensor.Empty(t.Shape, t.DType, t.Device);
+
+    private static void CheckBC(string op, string arg, Tensor t, int batch, int length, int channels, int n)
+    {
+        OpCheck.F32(op, arg, t);
+        bool selective = t.Rank == 3 && t.Shape == new Shape(batch, length, n);
+        bool invariant = t.Rank == 2 && t.Shape == new Shape(channels, n);
+        if (!selective && !invariant)
+            throw new ArgumentException(
+                $"{op}: {arg} must have shape [{batch}, {length}, {n}] (selective: [batch, L, N]) or [{channels}, {n}] (time-invariant: [D, N]), got {t.Shape}");
+    }
+}
