@@ -1,0 +1,163 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Mamba4.Tensors;
+
+namespace Mamba4.Backends.Cpu;
+
+// Losses over the last axis; x viewed as [rows, V], targets [rows] (I64), one row per work item.
+//   m_r = max_j x_rj,   lse_r = m_r + log Σ_j exp(x_rj − m_r)        (max-shifted: no overflow for any finite x)
+//   cross-entropy:  loss_r = (m_r − x_r,t_r) + log Σ_j exp(x_rj − m_r)  (0 where t_r == ignoreIndex)
+//                   dx_rj  = scale · (exp(x_rj − lse_r) − [j = t_r])  (one pass; zero row where ignored;
+//                   lse is float32, so probabilities carry a relative error of about |lse|·6e-8)
+//   log-softmax:    y_rj   = (x_rj − m_r) − log Σ_j exp(x_rj − m_r)
+//                   dx_rj  = dy_rj − exp(y_rj) · Σ_k dy_rk
+public sealed unsafe partial class CpuBackend
+{
+    public void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp)
+    {
+        long rows = logits.Shape.Rows;
+        int v = logits.Shape.Last;
+        var t = TargetPointer(targets, rows);
+        CheckTargets(t, rows, v, ignoreIndex);
+        float* x = logits.F32, loss = losses.F32, lse = logSumExp.F32;
+        CpuParallel.For(rows, RowGrain(v), (r0, r1) =>
+        {
+            for (long r = r0; r < r1; r++)
+            {
+                float* row = x + r * v;
+                var (m, logSum) = MaxAndLogSum(row, v);
+                lse[r] = m + logSum;
+                // (m − x_t) + log Σ: no rounding of lse's magnitude when the logits are large
+                loss[r] = t[r] == ignoreIndex ? 0f : (m - row[t[r]]) + logSum;
+            }
+        });
+    }
+
+    public void CrossEntropyBackward(Tensor logits, Tensor targets, long ignoreIndex, Tensor logSumExp, float scale, Tensor dLogits)
+    {
+        long rows = logits.Shape.Rows;
+        int v = logits.Shape.Last;
+        var t = TargetPointer(targets, rows);
+        CheckTargets(t, rows, v, ignoreIndex);
+        float* x = logits.F32, lse = logSumExp.F32, dx = dLogits.F32;
+        CpuParallel.For(rows, RowGrain(v), (r0, r1) =>
+        {
+            for (long r = r0; r < r1; r++)
+            {
+                float* drow = dx + r * v;
+                if (t[r] == ignoreIndex) { new Span<float>(drow, v).Clear(); continue; }
+                ScaledExp(x + r * v, lse[r], scale, drow, v);
+                drow[t[r]] -= scale;
+            }
+        });
+    }
+
+    public void LogSoftmaxForward(Tensor x, Tensor y)
+    {
+        long rows = x.Shape.Rows;
+        int v = x.Shape.Last;
+        float* px = x.F32, py = y.F32;
+        CpuParallel.For(rows, RowGrain(v), (r0, r1) =>
+        {
+            for (long r = r0; r < r1; r++)
+            {
+                float* row = px + r * v, yr = py + r * v;
+                var (m, logSum) = MaxAndLogSum(row, v);
+                // y = (x − m) − log Σ (as PyTorch): exact near the max however large the logits
+                long j = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    Vector256<float> vm = Vector256.Create(m), vl = Vector256.Create(logSum);
+                    for (; j <= v - 8; j += 8) Vector256.Store((Vector256.Load(row + j) - vm) - vl, yr + j);
+                }
+                for (; j < v; j++) yr[j] = (row[j] - m) - logSum;
+            }
+        });
+    }
+
+    public void LogSoftmaxBackward(Tensor y, Tensor dy, Tensor dx)
+    {
+        long rows = y.Shape.Rows;
+        int v = y.Shape.Last;
+        float* py = y.F32, pdy = dy.F32, pdx = dx.F32;
+        CpuParallel.For(rows, RowGrain(v), (r0, r1) =>
+        {
+            for (long r = r0; r < r1; r++)
+            {
+                float* yr = py + r * v, gr = pdy + r * v, dr = pdx + r * v;
+                float s = TensorPrimitives.Sum(new ReadOnlySpan<float>(gr, v));
+                // dx = dy − exp(y)·s
+                long j = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    var vs = Vector256.Create(s);
+                    for (; j <= v - 8; j += 8)
+                        Vector256.Store(Vector256.Load(gr + j) - Vector256.Exp(Vector256.Load(yr + j)) * vs, dr + j);
+                }
+                for (; j < v; j++) dr[j] = gr[j] - MathF.Exp(yr[j]) * s;
+            }
+        });
+    }
+
+    /// <summary>Rows per work item: about 16k elements.</summary>
+    private static long RowGrain(int v) => Math.Max(1, 16384 / Math.Max(1, v));
+
+    private static long* TargetPointer(Tensor targets, long rows)
+    {
+        if (targets.DType != DType.I64) throw new ArgumentException($"cross-entropy: targets must be I64, got {targets.DType} {targets.Shape}");
+        if (targets.NumElements != rows) throw new ArgumentException($"cross-entropy: {targets.NumElements} targets for {rows} rows of logits");
+        return (long*)targets.DataPointer;
+    }
+
+    private static void CheckTargets(long* t, long rows, int v, long ignoreIndex)
+    {
+        for (long r = 0; r < rows; r++)
+            if (t[r] != ignoreIndex && (ulong)t[r] >= (ulong)v)
+                throw new ArgumentException($"cross-entropy: target {t[r]} at row {r} is outside [0, {v}) and is not the ignore index {ignoreIndex}");
+    }
+
+    /// <summary>m = max x and log Σ exp(x[j] − m) over n ≥ 1 values (lse = m + logSum); the exp is vectorised.</summary>
+    internal static (float Max, float LogSum) MaxAndLogSum(float* x, int n)
+    {
+        float m = TensorPrimitives.Max(new ReadOnlySpan<float>(x, n));
+        if (float.IsInfinity(m)) return (m, 0f); // +inf: the row holds inf; −inf: every entry is −inf
+        return (m, MathF.Log(SumExpShifted(x, n, m)));
+    }
+
+    /// <summary>Σ exp(x[j] − m), two vector accumulators, then the tail.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SumExpShifted(float* x, int n, float m)
+    {
+        int j = 0;
+        float s = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vm = Vector256.Create(m);
+            Vector256<float> a0 = Vector256<float>.Zero, a1 = Vector256<float>.Zero;
+            for (; j <= n - 16; j += 16)
+            {
+                a0 += Vector256.Exp(Vector256.Load(x + j) - vm);
+                a1 += Vector256.Exp(Vector256.Load(x + j + 8) - vm);
+            }
+            for (; j <= n - 8; j += 8) a0 += Vector256.Exp(Vector256.Load(x + j) - vm);
+            s = Vector256.Sum(a0 + a1);
+        }
+        for (; j < n; j++) s += MathF.Exp(x[j] - m);
+        return s;
+    }
+
+    /// <summary>d[j] = scale · exp(x[j] − lse).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScaledExp(float* x, float lse, float scale, float* d, int n)
+    {
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> vl = Vector256.Create(lse), vs = Vector256.Create(scale);
+            for (; j <= n - 8; j += 8)
+                Vector256.Store(Vector256.Exp(Vector256.Load(x + j) - vl) * vs, d + j);
+        }
+        for (; j < n; j++) d[j] = MathF.Exp(x[j] - lse) * scale;
+    }
+}
