@@ -46,6 +46,7 @@ public class ElementwiseTests
     [InlineData(Activation.SiLU)]
     [InlineData(Activation.Gelu)]
     [InlineData(Activation.Softplus)]
+    [InlineData(Activation.Exp)]
     public void ActivationGradients(Activation kind)
     {
         var rng = new Random(1);

@@ -8,6 +8,8 @@ public enum Activation
     /// <summary>GELU, erf form (PyTorch's default): x · Φ(x).</summary>
     Gelu,
     Softplus,
+    /// <summary>eˣ (A = −exp(A_log)).</summary>
+    Exp,
 }
 
 /// <summary>
@@ -66,6 +68,12 @@ public interface IBackend
     void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias);
     void SelectiveScanForward(in SelectiveScanArgs args);
     void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads);
+
+    // ---- recurrent step (inference: O(1) per token, state updated in place) ----
+    /// <summary>x, y: [batch, D]; convState [batch, D, K−1] holds the previous K−1 inputs (oldest first) and is shifted in place.</summary>
+    void CausalConv1dStep(Tensor x, Tensor convState, Tensor weight, Tensor? bias, bool silu, Tensor y);
+    /// <summary>One scan step: u, delta, z, y: [batch, D]; B, C: [batch, N] (selective) or [D, N] (time-invariant); ssmState [batch, D, N] updated in place.</summary>
+    void SelectiveScanStep(Tensor u, Tensor delta, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? z, Tensor? deltaBias, bool deltaSoftplus, bool selective, Tensor ssmState, Tensor y);
 
     // ---- losses ----
     /// <summary>Per-row log-sum-exp and loss = lse − logit[target] (0 where target == ignoreIndex).</summary>

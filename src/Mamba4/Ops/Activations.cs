@@ -8,12 +8,14 @@ namespace Mamba4.Ops;
 ///   silu(x) = x·σ(x)                     silu'(x) = σ(x)(1 + x(1 − σ(x)))
 ///   gelu(x) = ½x(1 + erf(x/√2))          gelu'(x) = Φ(x) + x·φ(x)        (erf form, PyTorch's default)
 ///   softplus(x) = log(1 + eˣ), x if x>20 softplus'(x) = σ(x)
+///   exp(x)                               exp'(x) = exp(x)
 /// </summary>
 public static class Activations
 {
     public static Tensor SiLU(Tensor x) => Apply(Activation.SiLU, x);
     public static Tensor Gelu(Tensor x) => Apply(Activation.Gelu, x);
     public static Tensor Softplus(Tensor x) => Apply(Activation.Softplus, x);
+    public static Tensor Exp(Tensor x) => Apply(Activation.Exp, x);
 
     public static Tensor Apply(Activation kind, Tensor x)
     {

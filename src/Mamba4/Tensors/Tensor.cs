@@ -157,6 +157,20 @@ public sealed unsafe class Tensor : IDisposable
 
     public Tensor To(Device device) => To(DType, device);
 
+    /// <summary>Overwrites this tensor's elements with <paramref name="source"/>'s (same element count), converting the dtype.</summary>
+    public void CopyFrom(Tensor source)
+    {
+        if (source.NumElements != NumElements)
+            throw new ArgumentException($"cannot copy {source.Shape} ({source.NumElements} elements) into {Name}{Shape}");
+        if (!Device.IsCpu || !source.Device.IsCpu)
+        {
+            using var staged = Backends.Backend.Copy(source, DType, Device);
+            Backends.Backend.For(Device).CopyColumns(staged.Reshape(1, (int)NumElements), 0, Reshape(1, (int)NumElements), 0, (int)NumElements);
+            return;
+        }
+        DTypeConvert.Convert((void*)source.DataPointer, source.DType, (void*)DataPointer, DType, NumElements);
+    }
+
     /// <summary>A copy that is not recorded for autograd.</summary>
     public Tensor Clone() => To(DType, Device);
 

@@ -13,6 +13,7 @@ public sealed unsafe partial class CpuBackend
             case Activation.SiLU: Simd.ParallelMap<SiLU>(x.F32, y.F32, n); break;
             case Activation.Gelu: Simd.ParallelMap<Gelu>(x.F32, y.F32, n); break;
             case Activation.Softplus: Simd.ParallelMap<Softplus>(x.F32, y.F32, n); break;
+            case Activation.Exp: Simd.ParallelMap<Exp>(x.F32, y.F32, n); break;
             default: throw new ArgumentOutOfRangeException(nameof(kind));
         }
     }
@@ -25,6 +26,7 @@ public sealed unsafe partial class CpuBackend
             case Activation.SiLU: Simd.ParallelMap<SiLUGrad>(x.F32, dy.F32, dx.F32, n); break;
             case Activation.Gelu: Simd.ParallelMap<GeluGrad>(x.F32, dy.F32, dx.F32, n); break;
             case Activation.Softplus: Simd.ParallelMap<SoftplusGrad>(x.F32, dy.F32, dx.F32, n); break;
+            case Activation.Exp: Simd.ParallelMap<ExpGrad>(x.F32, dy.F32, dx.F32, n); break;
             default: throw new ArgumentOutOfRangeException(nameof(kind));
         }
     }
@@ -103,6 +105,19 @@ public sealed unsafe partial class CpuBackend
         public static float Apply(float x, float dy) => x > 20f ? dy : dy * Simd.Sigmoid(x);
         public static Vector256<float> Apply(Vector256<float> x, Vector256<float> dy) =>
             Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(20f)), dy, dy * Simd.Sigmoid(x));
+    }
+
+    // exp(x); d/dx = exp(x)
+    internal struct Exp : IUnaryOp
+    {
+        public static float Apply(float x) => MathF.Exp(x);
+        public static Vector256<float> Apply(Vector256<float> x) => Vector256.Exp(x);
+    }
+
+    internal struct ExpGrad : IBinaryOp
+    {
+        public static float Apply(float x, float dy) => dy * MathF.Exp(x);
+        public static Vector256<float> Apply(Vector256<float> x, Vector256<float> dy) => dy * Vector256.Exp(x);
     }
 
     // y·silu(z)

@@ -101,7 +101,6 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>Rows per work item: about 16k elements.</summary>
-    private static long RowGrain(int v) => Math.Max(1, 16384 / Math.Max(1, v));
 
     private static long* TargetPointer(Tensor targets, long rows)
     {

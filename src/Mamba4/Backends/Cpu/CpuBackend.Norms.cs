@@ -93,6 +93,7 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    /// <summary>Rows per parallel chunk so a chunk holds about 16K elements.</summary>
     private static long RowGrain(int d) => Math.Max(1, 16384 / Math.Max(1, d));
 
     private delegate void RowBody(long r0, long r1, Span<float> dwPart, Span<float> dbPart, Span<float> scratch1, Span<float> scratch2);

@@ -116,7 +116,7 @@ public sealed unsafe partial class CpuBackend : IBackend
         int d = y.Shape.Last;
         var py = y.F32;
         var pb = bias.F32;
-        CpuParallel.For(rows, Math.Max(1, 16384 / Math.Max(1, d)), (r0, r1) =>
+        CpuParallel.For(rows, RowGrain(d), (r0, r1) =>
         {
             var b = new ReadOnlySpan<float>(pb, d);
             for (long r = r0; r < r1; r++)

@@ -1,0 +1,81 @@
+using Mamba4.Nn;
+using Mamba4.Ops;
+using Mamba4.Tensors;
+
+namespace Mamba4.Models;
+
+/// <summary>Sizes of the Mamba4Rec recommender (RecBole/Mamba4Rec config names in comments).</summary>
+public sealed record Mamba4RecConfig
+{
+    public int NItems { get; init; }               // n_items, including the padding item 0
+    public int HiddenSize { get; init; } = 64;     // hidden_size
+    public int NumLayers { get; init; } = 1;       // num_layers
+    public int DState { get; init; } = 32;         // d_state
+    public int DConv { get; init; } = 4;           // d_conv
+    public int Expand { get; init; } = 2;          // expand
+    public int InnerSize { get; init; } = 256;     // inner_size (FFN), 4·hidden
+    public float Dropout { get; init; } = 0.2f;    // dropout_prob
+    public float LayerNormEps { get; init; } = 1e-12f;
+    public bool Selective { get; init; } = true;
+
+    public MambaConfig Mixer => new()
+    {
+        DModel = HiddenSize, DState = DState, DConv = DConv, Expand = Expand, NLayer = NumLayers,
+        Bias = false, ConvBias = true, Selective = Selective, VocabSize = NItems,
+    };
+}
+
+/// <summary>
+/// Mamba4Rec: h = LayerNorm(dropout(item_embedding[seq])); h = Mamba4Layer(h) × num_layers;
+/// seq_output = h[b, len_b − 1];  scores = seq_output · item_embeddingᵀ.  Parameter names as the reference code.
+/// </summary>
+public sealed class Mamba4Rec : Module
+{
+    public Mamba4Rec(Mamba4RecConfig config, int seed = 0)
+    {
+        Config = config;
+        var rng = new Random(seed);
+        ItemEmbedding = Child("item_embedding", new Nn.Embedding(config.NItems, config.HiddenSize, rng, paddingIndex: 0, std: 0.02));
+        Norm = Child("LayerNorm", new Nn.LayerNorm(config.HiddenSize, config.LayerNormEps));
+        Layers = Child("mamba_layers", new ModuleList<Mamba4Layer>(Enumerable.Range(0, config.NumLayers).Select(_ =>
+            new Mamba4Layer(config.Mixer, config.InnerSize, config.Dropout, config.LayerNormEps, residual: config.NumLayers > 1, rng))));
+        // The reference re-initialises every Linear weight ~ N(0, 0.02) with zero bias (RecBole's _init_weights).
+        foreach (var layer in Layers.Items)
+            foreach (var lin in new[] { layer.Mamba.InProj, layer.Mamba.XProj, layer.Mamba.DtProj, layer.Mamba.OutProj, layer.Ffn.W1, layer.Ffn.W2 })
+            {
+                if (lin is null) continue;
+                var w = lin.Weight.AsSpan<float>();
+                using (var n = Init.Normal(rng, lin.Weight.Shape, 0, 0.02)) n.AsSpan<float>().CopyTo(w);
+                lin.Bias?.AsSpan<float>().Clear();
+            }
+    }
+
+    public Mamba4RecConfig Config { get; }
+    public Nn.Embedding ItemEmbedding { get; }
+    public Nn.LayerNorm Norm { get; }
+    public ModuleList<Mamba4Layer> Layers { get; }
+    private ulong _seed = 1;
+
+    /// <summary>itemSeq (b, l) I64 right-padded with 0; itemSeqLen (b) → seq_output (b, hidden).</summary>
+    public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen)
+    {
+        int b = itemSeq.Shape[0], l = itemSeq.Shape[1];
+        var h = Norm.Forward(Dropout.Forward(ItemEmbedding.Forward(itemSeq), Config.Dropout, _seed++, Training));
+        foreach (var layer in Layers.Items) h = layer.Forward(h, ref _seed);
+        var lens = itemSeqLen.ToInt64Array();
+        var rows = new long[b];
+        for (int i = 0; i < b; i++)
+        {
+            if (lens[i] < 1 || lens[i] > l) throw new ArgumentOutOfRangeException(nameof(itemSeqLen), $"Mamba4Rec: item_seq_len[{i}] = {lens[i]} is outside [1, {l}]");
+            rows[i] = (long)i * l + lens[i] - 1;
+        }
+        // seq_output = h[b, len_b − 1]: a row gather, differentiable as an embedding lookup into h.
+        return Ops.Embedding.Forward(h.Reshape(b * l, Config.HiddenSize), Tensor.From(rows, b));
+    }
+
+    /// <summary>Scores over all items: seq_output · item_embeddingᵀ → (b, n_items).</summary>
+    public Tensor Scores(Tensor seqOutput) => Ops.Linear.Forward(seqOutput, ItemEmbedding.Weight);
+
+    public Tensor Loss(Tensor itemSeq, Tensor itemSeqLen, Tensor posItems) =>
+        CrossEntropy.Forward(Scores(Forward(itemSeq, itemSeqLen)), posItems);
+}

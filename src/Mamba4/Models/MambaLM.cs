@@ -1,0 +1,154 @@
+using Mamba4.Inference;
+using Mamba4.IO;
+using Mamba4.Nn;
+using Mamba4.Ops;
+using Mamba4.Tensors;
+
+namespace Mamba4.Models;
+
+/// <summary>HF MambaBlock: h + mixer(RMSNorm(h)).</summary>
+public sealed class MambaBlock : Module
+{
+    public MambaBlock(MambaConfig config, Random rng)
+    {
+        Norm = Child("norm", new Nn.RmsNorm(config.DModel, config.NormEpsilon));
+        Mixer = Child("mixer", new MambaMixer(config, rng));
+    }
+
+    public Nn.RmsNorm Norm { get; }
+    public MambaMixer Mixer { get; }
+
+    public Tensor Forward(Tensor h, MambaLayerState? state = null) => Elementwise.Add(h, Mixer.Forward(Norm.Forward(h), state));
+    public Tensor Step(Tensor h, MambaLayerState state) => Elementwise.Add(h, Mixer.Step(Norm.Forward(h), state));
+}
+
+/// <summary>HF MambaModel: embeddings → layers → norm_f.</summary>
+public sealed class MambaBackbone : Module
+{
+    public MambaBackbone(MambaConfig config, Random rng)
+    {
+        Embeddings = Child("embeddings", new Nn.Embedding(config.VocabSize, config.DModel, rng, std: config.InitializerRange));
+        if (config.MaxPositionEmbeddings > 0)
+            PositionEmbeddings = Child("position_embeddings", new Nn.Embedding(config.MaxPositionEmbeddings, config.DModel, rng, std: config.InitializerRange));
+        Layers = Child("layers", new ModuleList<MambaBlock>(Enumerable.Range(0, config.NLayer).Select(_ => new MambaBlock(config, rng))));
+        NormF = Child("norm_f", new Nn.RmsNorm(config.DModel, config.NormEpsilon));
+    }
+
+    public Nn.Embedding Embeddings { get; }
+    public Nn.Embedding? PositionEmbeddings { get; }
+    public ModuleList<MambaBlock> Layers { get; }
+    public Nn.RmsNorm NormF { get; }
+}
+
+/// <summary>
+/// The Hugging Face <c>MambaForCausalLM</c>: parameter names backbone.embeddings.weight,
+/// backbone.layers.i.{norm, mixer.*}, backbone.norm_f.weight, lm_head.weight (tied to the embeddings).
+/// </summary>
+public sealed class MambaLM : Module
+{
+    public MambaLM(MambaConfig config, int seed = 0)
+    {
+        config.Validate();
+        Config = config;
+        var rng = new Random(seed);
+        Backbone = Child("backbone", new MambaBackbone(config, rng));
+        LmHead = config.TieEmbeddings ? Backbone.Embeddings.Weight
+            : Parameter("lm_head.weight", Init.Normal(rng, new Shape(config.VocabSize, config.DModel), 0, config.InitializerRange));
+        // mamba_ssm MixerModel init: linear biases zero; out_proj rescaled by 1/√n_layer (prenorm residual).
+        foreach (var layer in Backbone.Layers.Items)
+        {
+            var m = layer.Mixer;
+            foreach (var lin in new[] { m.InProj, m.XProj, m.OutProj })
+                if (lin?.Bias is { } b) b.AsSpan<float>().Clear();
+            if (config.RescalePrenormResidual)
+            {
+                var w = m.OutProj.Weight.AsSpan<float>();
+                float s = 1f / MathF.Sqrt(config.NLayer);
+                for (int i = 0; i < w.Length; i++) w[i] *= s;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Loads a Hugging Face Mamba directory: config.json and model.safetensors (or a sharded
+    /// model.safetensors.index.json), F32/F16/BF16 weights converted to F32. A missing, unexpected
+    /// or mis-shaped tensor fails with its name.
+    /// </summary>
+    public static MambaLM FromPretrained(string directory)
+    {
+        var config = MambaConfig.FromJsonFile(Path.Combine(directory, "config.json"));
+        var model = new MambaLM(config);
+        try
+        {
+            // A tied checkpoint may still carry lm_head.weight (a copy of the embeddings).
+            model.LoadSafetensors(IO.ModelFiles.WeightFiles(directory), strict: true, ignorable: config.TieEmbeddings ? ["lm_head.weight"] : null);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return model;
+    }
+
+    public MambaConfig Config { get; }
+    public MambaBackbone Backbone { get; }
+    public Tensor LmHead { get; }
+    private ulong _dropoutSeed = 1;
+
+    /// <summary>
+    /// ids (b, l) I64 → logits (b, l, vocab). <paramref name="hiddenStates"/> receives what transformers 5.x
+    /// returns as output_hidden_states for Mamba: the residual stream after each block, then norm_f of the last.
+    /// </summary>
+    public Tensor Forward(Tensor ids, MambaState? state = null, List<Tensor>? hiddenStates = null)
+    {
+        if (ids.Rank != 2) throw new ArgumentException($"MambaLM: ids must be [batch, length], got {ids.Shape}");
+        var h = Embed(ids, state?.Position ?? 0);
+        for (int i = 0; i < Backbone.Layers.Count; i++)
+        {
+            h = Backbone.Layers[i].Forward(h, state?.Layers[i]);
+            hiddenStates?.Add(h);
+        }
+        h = Backbone.NormF.Forward(h);
+        hiddenStates?.Add(h);
+        if (state is not null) state.Position += ids.Shape[1];
+        return Ops.Linear.Forward(h, LmHead);
+    }
+
+    private Tensor Embed(Tensor ids, long position)
+    {
+        var h = Backbone.Embeddings.Forward(ids);
+        if (Backbone.PositionEmbeddings is { } pos)
+        {
+            int b = ids.Shape[0], l = ids.Rank == 2 ? ids.Shape[1] : 1;
+            var p = new long[b * l];
+            for (int i = 0; i < p.Length; i++) p[i] = Math.Min(position + i % l, pos.Weight.Shape[0] - 1);
+            h = Elementwise.Add(h, pos.Forward(Tensor.From(p, ids.Shape.ToArray())));
+        }
+        return Dropout.Forward(h, Config.Dropout, _dropoutSeed++, Training);
+    }
+
+    /// <summary>Mean next-token cross-entropy of logits[:, :-1] against ids[:, 1:].</summary>
+    public Tensor Loss(Tensor ids, Tensor? logits = null)
+    {
+        logits ??= Forward(ids);
+        int b = ids.Shape[0], l = ids.Shape[1];
+        var src = ids.ToInt64Array();
+        var targets = new long[b * l];
+        for (int i = 0; i < b; i++)
+            for (int t = 0; t < l; t++) targets[i * l + t] = t + 1 < l ? src[i * l + t + 1] : -100;
+        return CrossEntropy.Forward(logits, Tensor.From(targets, b, l), ignoreIndex: -100);
+    }
+
+    /// <summary>A fresh zero state for <paramref name="batch"/> streams.</summary>
+    public MambaState NewState(int batch) => new(Config.NLayer, batch, Config.DInner, Config.DConv, Config.DState, LmHead.Device);
+
+    /// <summary>One token per stream: ids (b) → logits (b, vocab); O(1) in the tokens already seen.</summary>
+    public Tensor Step(Tensor ids, MambaState state)
+    {
+        var h = Embed(ids, state.Position);
+        for (int i = 0; i < Backbone.Layers.Count; i++) h = Backbone.Layers[i].Step(h, state.Layers[i]);
+        state.Position++;
+        return Ops.Linear.Forward(Backbone.NormF.Forward(h), LmHead);
+    }
+}

@@ -1,0 +1,37 @@
+using Mamba4.Tensors;
+
+namespace Mamba4.Nn;
+
+/// <summary>Parameter initialisers (seeded; the same seed gives the same weights).</summary>
+public static class Init
+{
+    public static Tensor Uniform(Random rng, Shape shape, double low, double high)
+    {
+        var t = Tensor.Empty(shape).Persist();
+        var s = t.AsSpan<float>();
+        for (int i = 0; i < s.Length; i++) s[i] = (float)(low + (high - low) * rng.NextDouble());
+        return t;
+    }
+
+    /// <summary>Normal(mean, std) by Box–Muller.</summary>
+    public static Tensor Normal(Random rng, Shape shape, double mean, double std)
+    {
+        var t = Tensor.Empty(shape).Persist();
+        var s = t.AsSpan<float>();
+        for (int i = 0; i < s.Length; i++)
+        {
+            double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+            s[i] = (float)(mean + std * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+        }
+        return t;
+    }
+
+    public static Tensor Constant(Shape shape, float value) => Tensor.Full(shape, value).Persist();
+
+    /// <summary>PyTorch's default nn.Linear / nn.Conv1d init: kaiming_uniform(a=√5) = U(±1/√fan_in).</summary>
+    public static Tensor KaimingUniform(Random rng, Shape shape, int fanIn)
+    {
+        double bound = 1.0 / Math.Sqrt(Math.Max(1, fanIn));
+        return Uniform(rng, shape, -bound, bound);
+    }
+}

@@ -1,0 +1,74 @@
+using Mamba4.Tensors;
+
+namespace Mamba4.Nn;
+
+/// <summary>
+/// A layer that owns named parameters and child modules, like torch.nn.Module: names join with
+/// dots (<c>backbone.layers.0.mixer.in_proj.weight</c>) exactly as PyTorch/HF state dicts spell them.
+/// Parameters live outside every <see cref="TensorScope"/> and are disposed with the module.
+/// </summary>
+public abstract class Module : IDisposable
+{
+    private readonly List<(string Name, Tensor Tensor)> _parameters = new();
+    private readonly List<(string Name, Module Module)> _children = new();
+
+    public bool Training { get; private set; } = true;
+
+    protected Tensor Parameter(string name, Tensor value)
+    {
+        value.Persist();
+        value.RequiresGrad = true;
+        value.Name ??= name;
+        _parameters.Add((name, value));
+        return value;
+    }
+
+    protected T Child<T>(string name, T module) where T : Module
+    {
+        _children.Add((name, module));
+        return module;
+    }
+
+    /// <summary>Every parameter with its full dotted name; a tensor shared by two modules (tied weights) is listed once.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> NamedParameters()
+    {
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var (name, t) in NamedParametersWithDuplicates(""))
+            if (seen.Add(t)) yield return (name, t);
+    }
+
+    private IEnumerable<(string, Tensor)> NamedParametersWithDuplicates(string prefix)
+    {
+        foreach (var (name, t) in _parameters) yield return (prefix + name, t);
+        foreach (var (name, m) in _children)
+            foreach (var p in m.NamedParametersWithDuplicates(prefix + name + ".")) yield return p;
+    }
+
+    public IEnumerable<Tensor> Parameters() => NamedParameters().Select(p => p.Tensor);
+
+    public long ParameterCount => Parameters().Sum(p => p.NumElements);
+
+    public void Train(bool training = true)
+    {
+        Training = training;
+        foreach (var (_, m) in _children) m.Train(training);
+    }
+
+    public void Eval() => Train(false);
+
+    public void ZeroGrad()
+    {
+        foreach (var p in Parameters())
+        {
+            p.Grad?.Dispose();
+            p.Grad = null;
+        }
+    }
+
+    public virtual void Dispose()
+    {
+        foreach (var (_, t) in _parameters) t.Dispose();
+        foreach (var (_, m) in _children) m.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

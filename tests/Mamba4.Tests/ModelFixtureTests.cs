@@ -1,0 +1,88 @@
+using Mamba4.IO;
+using Mamba4.Models;
+using Mamba4.Nn;
+using Mamba4.Tensors;
+
+namespace Mamba4.Tests;
+
+/// <summary>The whole models against the float64 PyTorch/transformers fixtures, forward and backward.</summary>
+public class ModelFixtureTests
+{
+    internal static void AssertClose(double[] expected, float[] actual, double rtol, double atol, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = expected.Max(Math.Abs);
+        double worst = 0;
+        int worstAt = -1;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double err = Math.Abs(expected[i] - actual[i]) - rtol * Math.Abs(expected[i]);
+            if (err > worst) { worst = err; worstAt = i; }
+        }
+        Assert.True(worst <= atol * Math.Max(1, scale),
+            $"{what}: element {worstAt} expected {(worstAt >= 0 ? expected[worstAt] : 0):G8}, got {(worstAt >= 0 ? actual[worstAt] : 0):G8} (max |ref| {scale:G4})");
+    }
+
+    [Fact]
+    public void HfMambaLogitsHiddenStatesLossAndEveryGradient()
+    {
+        var dir = Fixtures.Path_("hf-mamba");
+        using var model = MambaLM.FromPretrained(dir);
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        using var scope = new TensorScope();
+        var ids = reference.Get("input_ids");
+        var hidden = new List<Tensor>();
+        var logits = model.Forward(ids, hiddenStates: hidden);
+        AssertClose(reference.Get("logits").ToDoubleArray(), logits.ToFloatArray(), 1e-5, 1e-5, "logits");
+        Assert.Equal(model.Config.NLayer + 1, hidden.Count);
+        for (int i = 0; i < hidden.Count; i++)
+            AssertClose(reference.Get($"hidden_states.{i}").ToDoubleArray(), hidden[i].ToFloatArray(), 1e-5, 1e-5, $"hidden_states.{i}");
+        var loss = model.Loss(ids, logits);
+        Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
+        loss.Backward();
+        foreach (var (name, p) in model.NamedParameters())
+            AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, "grad." + name);
+        model.ZeroGrad();
+    }
+
+    [Fact]
+    public void HfMambaGreedyGenerationMatchesTokenForToken()
+    {
+        var dir = Fixtures.Path_("hf-mamba");
+        using var model = MambaLM.FromPretrained(dir);
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        var prompt = reference.Get("generate.prompt").ToInt64Array();
+        var expected = reference.Get("generate.output").ToInt64Array();
+        var output = Inference.Generator.Greedy(model, prompt, expected.Length - prompt.Length);
+        Assert.Equal(expected, output);
+    }
+
+    [Theory]
+    [InlineData("mamba4rec-1layer", 1)]
+    [InlineData("mamba4rec-2layer", 2)]
+    public void Mamba4RecSeqOutputScoresLossAndEveryGradient(string fixture, int layers)
+    {
+        var dir = Fixtures.Path_(fixture);
+        using var weights = SafetensorsFile.Open(Path.Combine(dir, "model.safetensors"));
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        var items = weights.Info("item_embedding.weight").Shape;
+        using var model = new Mamba4Rec(new Mamba4RecConfig
+        {
+            NItems = items[0], HiddenSize = items[1], NumLayers = layers, DState = 8, DConv = 4, Expand = 2,
+            InnerSize = 64, Dropout = 0f, LayerNormEps = 1e-12f,
+        });
+        model.LoadSafetensors(Path.Combine(dir, "model.safetensors"));
+        model.Eval();
+        using var scope = new TensorScope();
+        var seqOutput = model.Forward(reference.Get("item_seq"), reference.Get("item_seq_len"));
+        AssertClose(reference.Get("seq_output").ToDoubleArray(), seqOutput.ToFloatArray(), 1e-5, 1e-5, "seq_output");
+        var scores = model.Scores(seqOutput);
+        AssertClose(reference.Get("scores").ToDoubleArray(), scores.ToFloatArray(), 1e-5, 1e-5, "scores");
+        var loss = Ops.CrossEntropy.Forward(scores, reference.Get("pos_items"));
+        Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
+        loss.Backward();
+        foreach (var (name, p) in model.NamedParameters())
+            AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, "grad." + name);
+        model.ZeroGrad();
+    }
+}

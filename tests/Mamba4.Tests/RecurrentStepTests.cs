@@ -1,0 +1,81 @@
+using Mamba4.Autograd;
+using Mamba4.Inference;
+using Mamba4.Models;
+using Mamba4.Tensors;
+
+namespace Mamba4.Tests;
+
+/// <summary>The O(1) recurrent step must reproduce the parallel forward, token by token.</summary>
+public class RecurrentStepTests
+{
+    [Theory]
+    [InlineData(16, 2, 16, 4, 2100, true)]
+    [InlineData(24, 1, 8, 3, 2000, true)]
+    [InlineData(16, 2, 4, 2, 300, false)]
+    public void StepEqualsParallelForward(int dModel, int layers, int dState, int dConv, int length, bool selective)
+    {
+        var config = new MambaConfig { DModel = dModel, NLayer = layers, DState = dState, DConv = dConv, VocabSize = 37, Selective = selective };
+        using var model = new MambaLM(config, seed: 3);
+        var rng = new Random(1);
+        var ids = Enumerable.Range(0, length).Select(_ => (long)rng.Next(37)).ToArray();
+        using var _ = GradMode.NoGrad();
+        float[] parallel;
+        using (var scope = new TensorScope()) parallel = model.Forward(Tensor.From(ids, 1, length)).ToFloatArray();
+        using var state = model.NewState(1);
+        long stateBytes = state.Bytes;
+        double worst = 0;
+        for (int t = 0; t < length; t++)
+        {
+            using var scope = new TensorScope();
+            var step = model.Step(Tensor.From([ids[t]], 1), state).ToFloatArray();
+            for (int v = 0; v < 37; v++) worst = Math.Max(worst, Math.Abs(step[v] - parallel[t * 37 + v]) / (1 + Math.Abs(parallel[t * 37 + v])));
+        }
+        Assert.True(worst < 2e-4, $"max relative difference step vs parallel: {worst:G3}");
+        Assert.Equal(stateBytes, state.Bytes);
+        Assert.Equal(length, state.Position);
+    }
+
+    [Fact]
+    public void PrefillThenStepEqualsParallelForward()
+    {
+        var config = new MambaConfig { DModel = 16, NLayer = 2, DState = 8, DConv = 4, VocabSize = 23 };
+        using var model = new MambaLM(config, seed: 5);
+        var rng = new Random(2);
+        var ids = Enumerable.Range(0, 40).Select(_ => (long)rng.Next(23)).ToArray();
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        var parallel = model.Forward(Tensor.From(ids, 1, 40)).ToFloatArray();
+        foreach (int prefix in new[] { 1, 2, 3, 25 })
+        {
+            using var state = model.NewState(1);
+            model.Forward(Tensor.From(ids[..prefix], 1, prefix), state);
+            for (int t = prefix; t < 40; t++)
+            {
+                var step = model.Step(Tensor.From([ids[t]], 1), state).ToFloatArray();
+                for (int v = 0; v < 23; v++) Assert.Equal(parallel[t * 23 + v], step[v], 1e-4);
+            }
+        }
+    }
+
+    [Fact]
+    public void BatchedStreamsAreIndependent()
+    {
+        var config = new MambaConfig { DModel = 16, NLayer = 1, DState = 4, DConv = 4, VocabSize = 11 };
+        using var model = new MambaLM(config, seed: 9);
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        long[] a = [1, 2, 3, 4, 5], b = [7, 7, 0, 10, 3];
+        var pa = model.Forward(Tensor.From(a, 1, 5)).ToFloatArray();
+        var pb = model.Forward(Tensor.From(b, 1, 5)).ToFloatArray();
+        using var state = model.NewState(2);
+        for (int t = 0; t < 5; t++)
+        {
+            var step = model.Step(Tensor.From([a[t], b[t]], 2), state).ToFloatArray();
+            for (int v = 0; v < 11; v++)
+            {
+                Assert.Equal(pa[t * 11 + v], step[v], 1e-4);
+                Assert.Equal(pb[t * 11 + v], step[11 + v], 1e-4);
+            }
+        }
+    }
+}
