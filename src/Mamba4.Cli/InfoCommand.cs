@@ -12,8 +12,10 @@ internal static class InfoCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("info", "Show version, CPU features, SIMD width, threads and whether OpenBLAS was found.\n\nExample:\n  mamba4 info");
-        cmd.SetAction(_ =>
+        var model = new Option<string?>("--model") { Description = "also print this Hugging Face Mamba directory's config and parameter count" };
+        var cmd = new Command("info", "Show version, CPU features, SIMD width, threads and whether OpenBLAS was found.\n\nExamples:\n  mamba4 info\n  mamba4 info --model ./mamba-130m-hf");
+        cmd.Options.Add(model);
+        cmd.SetAction(parse =>
         {
             var version = typeof(Mamba4.Tensors.Tensor).Assembly.GetName().Version;
             Console.WriteLine($"mamba4 {version}  (.NET {Environment.Version}, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture})");
@@ -27,6 +29,13 @@ internal static class InfoCommand
             Console.WriteLine($"simd width: {Vector<float>.Count * 32} bits (Vector256 accelerated: {Vector256.IsHardwareAccelerated})");
             Console.WriteLine($"threads: {CpuParallel.Threads} (cores: {Environment.ProcessorCount})");
             Console.WriteLine($"blas: {CpuGemm.BlasDescription}");
+            if (parse.GetValue(model) is { } dir)
+            {
+                using var lm = Mamba4.Models.MambaLM.FromPretrained(dir);
+                Console.WriteLine($"model: {Path.GetFullPath(dir)}");
+                Console.WriteLine(lm.Config.ToJson());
+                Console.WriteLine($"parameters: {lm.ParameterCount:N0}");
+            }
             return 0;
         });
         return cmd;

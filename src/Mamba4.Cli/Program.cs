@@ -4,4 +4,13 @@ using Mamba4.Cli;
 var root = new RootCommand("mamba4 — the Mamba selective state space model in .NET");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
-return root.Parse(args).Invoke();
+try
+{
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (e is IOException or FormatException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException)
+{
+    // Bad input: one clear line (the messages name the file, field or tensor), no stack trace.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}

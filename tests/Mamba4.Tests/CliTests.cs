@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using Mamba4.IO;
+
+namespace Mamba4.Tests;
+
+/// <summary>The mamba4 command-line tool, run as a separate process.</summary>
+public class CliTests
+{
+    internal static (int ExitCode, string StdOut, string StdErr) Run(params string[] args)
+    {
+        var cli = Path.Combine(AppContext.BaseDirectory, "Mamba4.Cli.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(cli);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException("mamba4 " + string.Join(' ', args)); }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void InfoPrintsVersionCpuAndBlas()
+    {
+        var (code, stdout, _) = Run("info");
+        Assert.Equal(0, code);
+        Assert.Contains("mamba4 ", stdout);
+        Assert.Contains("simd width:", stdout);
+        Assert.Contains("blas:", stdout);
+    }
+
+    [Fact]
+    public void GenerateReproducesTheHfGreedyOutput()
+    {
+        var dir = Fixtures.Path_("hf-mamba");
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        var prompt = reference.Get("generate.prompt").ToInt64Array();
+        var expected = reference.Get("generate.output").ToInt64Array();
+        var (code, stdout, stderr) = Run("generate", "--model", dir, "--prompt-ids", string.Join(",", prompt),
+            "--max-new-tokens", (expected.Length - prompt.Length).ToString(), "--greedy");
+        Assert.True(code == 0, stderr);
+        var last = stdout.Trim().Split('\n')[^1];
+        Assert.Equal(string.Join(",", expected), last);
+    }
+
+    [Fact]
+    public void GenerateNamesTheMissingDirectory()
+    {
+        var (code, _, stderr) = Run("generate", "--model", "/nonexistent/model", "--prompt-ids", "1,2");
+        Assert.NotEqual(0, code);
+        Assert.Contains("/nonexistent/model", stderr);
+    }
+}
