@@ -4,6 +4,8 @@ using Mamba4.Bench;
 var benchmarks = new Dictionary<string, Action>
 {
     ["gemm"] = GemmBench.Run,
+    ["ops"] = OpsBench.Run,
+    ["generate"] = GenerateBench.Run,
 };
 
 var name = args.Length > 0 ? args[0] : "all";
