@@ -931,6 +931,33 @@ public sealed class SafetensorsTests : IDisposable
         Assert.All(a.ToFloatArray(), v => Assert.True(v < 0, "A = -exp(A_log) is negative"));
     }
 
+    [Fact]
+    public void EveryFixtureFileOpensAndReads()
+    {
+        var files = Directory.EnumerateFiles(Fixtures.Path_(), "*.safetensors", SearchOption.AllDirectories).ToList();
+        Assert.True(files.Count >= 5, $"found only {files.Count} fixture files");
+        foreach (var path in files)
+        {
+            using var f = SafetensorsFile.Open(path);
+            Assert.NotEmpty(f.Names);
+            long covered = 0;
+            foreach (var info in f.Tensors)
+            {
+                Assert.NotNull(info.DType);
+                using var t = f.Get(info.Name);
+                Assert.Equal(info.Shape, t.Shape);
+                if (t.DType.IsFloatingPoint()) Assert.All(t.ToDoubleArray(), v => Assert.True(double.IsFinite(v), $"{path}: {info.Name}"));
+                covered += info.ByteLength;
+            }
+            Assert.Equal(f.FileLength - f.DataOffset, covered);
+        }
+        using var reference = SafetensorsFile.Open(Fixtures.Path_("hf-mamba", "reference.safetensors"));
+        Assert.Equal(DType.I64, reference.Info("input_ids").DType);
+        Assert.Equal(new Shape(2, 13), reference.Info("input_ids").Shape);
+        using var ids = reference.Get("input_ids");
+        Assert.All(ids.ToInt64Array(), id => Assert.InRange(id, 0, 95));
+    }
+
     // ------------------------------------------------------------------ fuzz
 
     [Fact]

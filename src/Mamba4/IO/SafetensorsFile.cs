@@ -40,6 +40,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         _tensors = header.Tensors;
         _index = new Dictionary<string, int>(_tensors.Count, StringComparer.Ordinal);
         for (int i = 0; i < _tensors.Count; i++) _index[_tensors[i].Name] = i;
+        Tensors = _tensors.AsReadOnly();
         Names = _tensors.ConvertAll(t => t.Name).AsReadOnly();
         Metadata = header.Metadata.AsReadOnly();
         _map = map;
@@ -55,7 +56,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// <summary>Tensor names in the order the header lists them.</summary>
     public IReadOnlyList<string> Names { get; }
     /// <summary>Every tensor entry in header order.</summary>
-    public IReadOnlyList<SafetensorsTensorInfo> Tensors => _tensors;
+    public IReadOnlyList<SafetensorsTensorInfo> Tensors { get; }
     /// <summary>The "__metadata__" object (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
     public int Count => _tensors.Count;
