@@ -16,6 +16,4 @@ public sealed partial class CpuBackend
     public void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias) => throw new NotImplementedException();
     public void SelectiveScanForward(in SelectiveScanArgs args) => throw new NotImplementedException();
     public void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads) => throw new NotImplementedException();
-    public void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp) => throw new NotImplementedException();
-    public void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv) => throw new NotImplementedException();
 }
