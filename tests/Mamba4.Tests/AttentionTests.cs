@@ -134,6 +134,22 @@ public class AttentionTests
                 Assert.Equal(grads[a][i], actual[a][i], 1e-5 + 2e-3 * Math.Abs(grads[a][i]));
     }
 
+    [Fact]
+    public void LargeScoresWithAClearWinnerStillSkipMaskedKeys()
+    {
+        // |q|·|k|/√D = 5000 rules out the cheap bound, so the kernel compares against the best visible score:
+        // masked keys sit 10000 below it and must get zero weight, as in RecBole.
+        using var scope = new TensorScope();
+        var q = Tensor.From([100f, 100f, 100f], 1, 3, 1);
+        var k = Tensor.From([50f, -50f, 50f], 1, 3, 1);
+        var v = Tensor.From([2f, 4f, 8f], 1, 3, 1);
+        var ids = new long[] { 1, 0, 1 };
+        var y = Attention.Causal(q, k, v, 1, Tensor.From(ids, 1, 3)).ToFloatArray();
+        var expected = Reference(Doubles(q), Doubles(k), Doubles(v), 1, 3, 1, 1, ids);
+        Assert.Equal([2.0, 2.0, 5.0], expected.Select(e => Math.Round(e, 9)));
+        for (int i = 0; i < 3; i++) Assert.Equal(expected[i], y[i], 1e-5);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
