@@ -175,3 +175,52 @@ public class LayerOpsTests
         GradCheck.Check(t => Dropout.Forward(t[0], 0.5f, seed: 3), [v]);
     }
 }
+
+public class LinearOpsTests
+{
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void MatMulGradientsAllTransposes(bool transA, bool transB)
+    {
+        var rng = new Random(transA ? 3 : 5);
+        int m = 5, k = 7, n = 3;
+        using var a = GradCheck.Random(rng, 1f, transA ? [k, m] : [m, k]);
+        using var b = GradCheck.Random(rng, 1f, transB ? [n, k] : [k, n]);
+        GradCheck.Check(t => MatMul.Forward(t[0], t[1], transA, transB), [a, b]);
+    }
+
+    [Fact]
+    public void LinearGradientsAndShapeError()
+    {
+        var rng = new Random(12);
+        using var x = GradCheck.Random(rng, 1f, 2, 3, 6);
+        using var w = GradCheck.Random(rng, 1f, 4, 6);
+        using var b = GradCheck.Random(rng, 1f, 4);
+        GradCheck.Check(t => Linear.Forward(t[0], t[1], t[2]), [x, w, b]);
+        using var wrong = Tensor.Zeros(new Shape(4, 5));
+        var e = Assert.Throws<ArgumentException>(() => Linear.Forward(x, wrong));
+        Assert.Contains("[2, 3, 6]", e.Message);
+    }
+
+    [Fact]
+    public void LinearMatchesDoubleReference()
+    {
+        using var scope = new TensorScope();
+        var rng = new Random(13);
+        var x = GradCheck.Random(rng, 1f, 33, 17);
+        var w = GradCheck.Random(rng, 1f, 7, 17);
+        var b = GradCheck.Random(rng, 1f, 7);
+        var y = Linear.Forward(x, w, b).ToFloatArray();
+        var xs = x.ToFloatArray(); var ws = w.ToFloatArray(); var bs = b.ToFloatArray();
+        for (int i = 0; i < 33; i++)
+            for (int o = 0; o < 7; o++)
+            {
+                double s = bs[o];
+                for (int j = 0; j < 17; j++) s += (double)xs[i * 17 + j] * ws[o * 17 + j];
+                Assert.Equal(s, y[i * 7 + o], 1e-5);
+            }
+    }
+}
