@@ -205,22 +205,30 @@ public class LinearOpsTests
         Assert.Contains("[2, 3, 6]", e.Message);
     }
 
-    [Fact]
-    public void LinearMatchesDoubleReference()
+    // Rows ≤ 4 take the streaming GEMV path (decoding), more rows the packed GEMM.
+    [Theory]
+    [InlineData(33, 17, 7)]
+    [InlineData(1, 1, 1)]
+    [InlineData(1, 7, 33)]
+    [InlineData(2, 33, 5)]
+    [InlineData(3, 1000, 9)]
+    [InlineData(4, 40, 1000)]
+    [InlineData(5, 33, 7)]
+    public void LinearMatchesDoubleReference(int rows, int inFeatures, int outFeatures)
     {
         using var scope = new TensorScope();
-        var rng = new Random(13);
-        var x = GradCheck.Random(rng, 1f, 33, 17);
-        var w = GradCheck.Random(rng, 1f, 7, 17);
-        var b = GradCheck.Random(rng, 1f, 7);
+        var rng = new Random(13 + rows);
+        var x = GradCheck.Random(rng, 1f, rows, inFeatures);
+        var w = GradCheck.Random(rng, 1f, outFeatures, inFeatures);
+        var b = GradCheck.Random(rng, 1f, outFeatures);
         var y = Linear.Forward(x, w, b).ToFloatArray();
         var xs = x.ToFloatArray(); var ws = w.ToFloatArray(); var bs = b.ToFloatArray();
-        for (int i = 0; i < 33; i++)
-            for (int o = 0; o < 7; o++)
+        for (int i = 0; i < rows; i++)
+            for (int o = 0; o < outFeatures; o++)
             {
-                double s = bs[o];
-                for (int j = 0; j < 17; j++) s += (double)xs[i * 17 + j] * ws[o * 17 + j];
-                Assert.Equal(s, y[i * 7 + o], 1e-5);
+                double s = bs[o], mag = Math.Abs(bs[o]);
+                for (int j = 0; j < inFeatures; j++) { s += (double)xs[i * inFeatures + j] * ws[o * inFeatures + j]; mag += Math.Abs(xs[i * inFeatures + j] * ws[o * inFeatures + j]); }
+                Assert.Equal(s, y[i * outFeatures + o], 1e-6 * mag + 1e-7);
             }
     }
 }

@@ -22,7 +22,10 @@ public sealed unsafe partial class CpuBackend
                 $"gemm: A{a.Shape}{(transA ? "ᵀ" : "")} · B{b.Shape}{(transB ? "ᵀ" : "")} into C{c.Shape}: " +
                 $"op(A) is {m}×{k}, op(B) is {bk}×{n}, so C must be {m}×{n}{(bk != k ? " and the inner sizes must agree" : "")}");
         if (Overlaps(c, a) || Overlaps(c, b)) throw new ArgumentException($"gemm: C{c.Shape} must not share memory with A{a.Shape} or B{b.Shape}");
-        CpuGemm.Sgemm(transA, transB, m, n, k, alpha, a.F32, Math.Max(1, aCols), b.F32, Math.Max(1, bCols), beta, c.F32, Math.Max(1, n));
+        if (!transA && transB && m <= CpuGemv.MaxRows && k > 0)
+            CpuGemv.RowsTimesTransposed(m, n, k, alpha, a.F32, Math.Max(1, aCols), b.F32, Math.Max(1, bCols), beta, c.F32, Math.Max(1, n));
+        else
+            CpuGemm.Sgemm(transA, transB, m, n, k, alpha, a.F32, Math.Max(1, aCols), b.F32, Math.Max(1, bCols), beta, c.F32, Math.Max(1, n));
     }
 
     private static bool Overlaps(Tensor x, Tensor y) =>
