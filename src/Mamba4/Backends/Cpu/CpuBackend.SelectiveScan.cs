@@ -514,9 +514,9 @@ public sealed unsafe partial class CpuBackend
     /// call inside the loop makes the JIT spill every live vector around it). x = k·ln2 + r with |r| ≤ ln2/2:
     /// one FMA with the "magic" constant 1.5·2²³ + 127 rounds x·log2(e) to the integer k and leaves k + 127
     /// in the low mantissa bits, which shifted into the exponent field are 2^k. Cody–Waite r, Cephes' degree-6
-    /// polynomial for e^r: ≈ 1 ulp over the normal range. x is clamped to [ln(2⁻¹²⁶), ln(FLT_MAX)], so results
-    /// never go subnormal (e^x for x &lt; −87.34 is 1.2e-38 instead of 0, an absolute error that is nothing
-    /// next to the states it multiplies) and saturate at 3.4e38. NaN propagates.
+    /// polynomial for e^r: ≈ 1 ulp over the normal range. x is clamped to [ln 2⁻¹²⁶, 127.5·ln 2] so that
+    /// 2^k stays a normal float: e^x for x &lt; −87.34 is 1.2e-38 instead of 0 (an absolute error that is
+    /// nothing next to the states it multiplies) and e^x saturates at 2.4e38 for x &gt; 88.38. NaN propagates.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<float> ScanExp(Vector256<float> x)
