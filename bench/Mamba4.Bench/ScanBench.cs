@@ -13,14 +13,17 @@ namespace Mamba4.Bench;
 /// batch 1 and up to 64 channels, same L and N; the reference is single-threaded, so the ratio is also
 /// given per core against the fused kernel on one thread), managed bytes allocated per call after warm-up,
 /// and the native scratch the backward takes beyond its inputs and outputs.
+/// Times are the best of several calls (wall clock; the machine may be shared, so the median and the CPU time
+/// per call are printed too; the load average at the start says how busy it was).
 /// </summary>
 public static class ScanBench
 {
     public static void Run()
     {
-        Console.WriteLine($"selective scan, CPU: {CpuParallel.Threads} threads, AVX2 {System.Runtime.Intrinsics.X86.Avx2.IsSupported}, " +
-                          $"AVX-512 {System.Runtime.Intrinsics.X86.Avx512F.IsSupported}");
-        Console.WriteLine("shape (b, D, L, N)      pass       ms   Gelem/s    GB/s   vs ref (all cores / 1 core)   managed B/call");
+        string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
+        Console.WriteLine($"selective scan, CPU: {CpuParallel.Threads} threads ({Environment.ProcessorCount} logical processors), " +
+                          $"AVX2 {System.Runtime.Intrinsics.X86.Avx2.IsSupported}, AVX-512 {System.Runtime.Intrinsics.X86.Avx512F.IsSupported} (kernel uses 256-bit vectors); load average {load}");
+        Console.WriteLine("shape (b, D, L, N)     pass      best ms  median ms  cpu ms   Gelem/s   GB/s   vs reference (all threads / 1 thread)   managed B/call");
         foreach (var (b, d, l, n) in new[] { (8, 1536, 2048, 16), (1, 1536, 4096, 16), (64, 128, 200, 32) })
             RunShape(b, d, l, n);
     }
@@ -38,8 +41,8 @@ public static class ScanBench
         // Warm-up (tiered JIT), then time.
         backend.SelectiveScanForward(args);
         backend.SelectiveScanBackward(args, grads);
-        double fwd = Time(() => backend.SelectiveScanForward(args));
-        double bwd = Time(() => backend.SelectiveScanBackward(args, grads));
+        var fwd = Time(() => backend.SelectiveScanForward(args));
+        var bwd = Time(() => backend.SelectiveScanBackward(args, grads));
         long fwdAlloc = ManagedBytesPerCall(() => backend.SelectiveScanForward(args));
         long bwdAlloc = ManagedBytesPerCall(() => backend.SelectiveScanBackward(args, grads));
 
@@ -57,22 +60,26 @@ public static class ScanBench
         CpuParallel.Threads = 1;
         backend.SelectiveScanForward(sArgs);
         backend.SelectiveScanBackward(sArgs, sGrads);
-        double fwd1 = Time(() => backend.SelectiveScanForward(sArgs));
-        double bwd1 = Time(() => backend.SelectiveScanBackward(sArgs, sGrads));
+        double fwd1 = Time(() => backend.SelectiveScanForward(sArgs), minSeconds: 1).Best;
+        double bwd1 = Time(() => backend.SelectiveScanBackward(sArgs, sGrads), minSeconds: 1).Best;
         CpuParallel.Threads = threads;
         SelectiveScanReference.Forward(sArgs);
-        double fwdRef = Time(() => SelectiveScanReference.Forward(sArgs), minSeconds: 0.5);
-        double bwdRef = Time(() => SelectiveScanReference.Backward(sArgs, sGrads), minSeconds: 0.5);
+        double fwdRef = Time(() => SelectiveScanReference.Forward(sArgs), minSeconds: 1).Best;
+        double bwdRef = Time(() => SelectiveScanReference.Backward(sArgs, sGrads), minSeconds: 1).Best;
 
         string shape = $"({batch}, {d}, {l}, {n})";
-        Report(shape, "forward", fwd, elements, fwdBytes, elements / fwd / (sliceElements / fwdRef), fwdRef / fwd1, fwdAlloc);
-        Report("", "backward", bwd, elements, bwdBytes, elements / bwd / (sliceElements / bwdRef), bwdRef / bwd1, bwdAlloc);
-        Console.WriteLine($"{"",-22} backward scratch {scratch / 1048576.0:F1} MiB native (states [b, L, D, N] would be {elements * 4 / 1048576.0:F0} MiB)");
+        Report(shape, "forward", fwd, elements, fwdBytes, elements / fwd.Best / (sliceElements / fwdRef), fwdRef / fwd1, fwdAlloc);
+        Report("", "backward", bwd, elements, bwdBytes, elements / bwd.Best / (sliceElements / bwdRef), bwdRef / bwd1, bwdAlloc);
+        Console.WriteLine($"{"",-22} backward scratch {scratch / 1048576.0:F1} MiB native (the states [b, L, D, N] would be {elements * 4 / 1048576.0:F0} MiB); " +
+                          $"reference: {sliceElements / fwdRef / 1e6:F0} / {sliceElements / bwdRef / 1e6:F0} Melem/s forward / backward");
     }
 
-    private static void Report(string shape, string pass, double seconds, double elements, double bytes, double ratio, double ratioOneCore, long managed) =>
-        Console.WriteLine($"{shape,-22} {pass,-8} {seconds * 1e3,8:F1} {elements / seconds / 1e9,9:F2} {bytes / seconds / 1e9,7:F2}   " +
-                          $"{ratio,8:F0}x / {ratioOneCore,5:F0}x                   {managed,8}");
+    private static void Report(string shape, string pass, Timing t, double elements, double bytes, double ratio, double ratioOneCore, long managed) =>
+        Console.WriteLine($"{shape,-22} {pass,-8} {t.Best * 1e3,9:F1} {t.Median * 1e3,10:F1} {t.Cpu * 1e3,7:F0} {elements / t.Best / 1e9,9:F2} {bytes / t.Best / 1e9,6:F2}   " +
+                          $"{ratio,10:F0}x / {ratioOneCore,4:F0}x {managed,31}");
+
+    /// <summary>Seconds per call: best and median wall clock, and CPU time of the process (all threads).</summary>
+    private readonly record struct Timing(double Best, double Median, double Cpu);
 
     private static (SelectiveScanArgs, SelectiveScanGrads) Make(int batch, int d, int l, int n, int seed)
     {
@@ -100,19 +107,24 @@ public static class ScanBench
         return (args, grads);
     }
 
-    /// <summary>Median seconds per call over at least 3 calls and <paramref name="minSeconds"/>.</summary>
-    private static double Time(Action f, double minSeconds = 2)
+    /// <summary>Calls <paramref name="f"/> at least 5 times and for at least <paramref name="minSeconds"/>.</summary>
+    private static Timing Time(Action f, double minSeconds = 3)
     {
         var times = new List<double>();
+        var process = Process.GetCurrentProcess();
+        process.Refresh();
+        var cpu0 = process.TotalProcessorTime;
         var total = Stopwatch.StartNew();
-        while (times.Count < 3 || total.Elapsed.TotalSeconds < minSeconds)
+        while (times.Count < 5 || total.Elapsed.TotalSeconds < minSeconds)
         {
             var sw = Stopwatch.StartNew();
             f();
             times.Add(sw.Elapsed.TotalSeconds);
         }
+        process.Refresh();
+        double cpu = (process.TotalProcessorTime - cpu0).TotalSeconds / times.Count;
         times.Sort();
-        return times[times.Count / 2];
+        return new Timing(times[0], times[times.Count / 2], cpu);
     }
 
     private static long ManagedBytesPerCall(Action f, int calls = 5)
