@@ -293,6 +293,13 @@ public sealed unsafe partial class CpuBackend
 
     // ---- backward ----
 
+    /// <summary>
+    /// One block of 8 channels of sequence <paramref name="b"/>: pass 1 (checkpoints), then per chunk, last to first,
+    /// the recompute of dt, a, h and the reverse sweep. Writes du, ddelta, dz; adds this block's dB, dC rows into its
+    /// group's buffer (selective) and dA, dD, dbias (and time-invariant dB, dC) into <paramref name="acc"/>.
+    /// The layout of the group's scratch here must match <see cref="ScanGroupAccumulators"/> and the size computed
+    /// in <see cref="SelectiveScanBackward"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ScanBackwardBlock<TBC>(in ScanPlan p, int group, int blk, int b, Vector256<float>* acc) where TBC : struct, IScanBC
     {
