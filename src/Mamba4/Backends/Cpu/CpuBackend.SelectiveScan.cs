@@ -16,13 +16,17 @@ namespace Mamba4.Backends.Cpu;
 //
 // Forward: parallel over (batch × channel block); nothing but y (and h_L) is written.
 // Backward: parallel over groups of channel blocks. For each (block, batch) the states are recomputed,
-// never stored for the whole sequence: pass 1 runs the recurrence and keeps h every K steps (the chunk
-// checkpoints, [L/K, N] vectors); then the chunks are visited last to first, each recomputed from its
-// checkpoint into a K-step buffer of h_t and a_t = exp(dt_t·A) (no exp in the reverse sweep), and the
-// reverse recurrence runs over it. Extra memory: per worker O(L/K·N + K·N) vectors, plus for selective
-// B/C one partial dB/dC per extra group ([batch, L, N] each, groups ≤ D/N, so ≤ batch·L·D floats), summed
-// at the end: channel reductions are race-free without atomics. dA, dD, dbias and time-invariant dB/dC
-// reduce over batch and time inside a block, which one worker owns.
+// never stored for the whole sequence: pass 1 computes dt for every step (kept, [L] vectors) and runs the
+// recurrence keeping h every K steps (the chunk checkpoints, [L/K, N] vectors); then the chunks are visited
+// last to first, each recomputed from its checkpoint into a K-step buffer of h_t and a_t = exp(dt_t·A) (no
+// exp of A in the reverse sweep), and the reverse recurrence runs over it. Extra memory: per worker
+// O(L + L/K·N + K·N) vectors, plus for selective B/C one partial dB/dC per extra group ([batch, L, N] each,
+// groups ≤ D/N, so ≤ batch·L·D floats), summed at the end: channel reductions are race-free without
+// atomics. dA, dD, dbias and time-invariant dB/dC reduce over batch and time inside a block, which one
+// worker owns (its accumulators live in the group's scratch while the group walks the sequences).
+//
+// The hot loops make no calls: exp and σ are inlined float32 code (ScanExp, ScanSigmoid); softplus
+// (Simd.Softplus) runs once per step and block, ahead of the recurrence.
 public sealed unsafe partial class CpuBackend
 {
     private const int ScanLanes = 8;
@@ -114,7 +118,6 @@ public sealed unsafe partial class CpuBackend
 
             // K steps per chunk: the chunk buffers (h and a, K·N vectors each) stay within about 32 KB.
             plan.Chunk = Math.Clamp(512 / Math.Max(1, plan.N), 8, 64);
-            int chunks = (plan.L + plan.Chunk - 1) / plan.Chunk;
             int groups = Math.Min(plan.Blocks, 4 * CpuParallel.Threads);
             long bln = (long)plan.Batch * plan.L * plan.N;
             if (plan.Selective) groups = Math.Clamp(Math.Min(groups, plan.D / Math.Max(1, plan.N)), 1, plan.Blocks);
@@ -127,13 +130,9 @@ public sealed unsafe partial class CpuBackend
                 new Span<float>(plan.PartialB, checked((int)(2 * (groups - 1) * bln))).Clear();
             }
 
-            // Per group (vectors of 8 floats): checkpoints [chunks, N], states [K + 1, N], decays [K, N], dt, σ(z),
-            // softplus' [K], dh [N], the two reduction rows [Np], then per block of the group its accumulators
-            // dA, dB, dC [N] and dD, dbias.
-            int np = (plan.N + ScanLanes - 1) / ScanLanes * ScanLanes;
+            // Per group: the workspace of ScanBackwardBlock, then per block of the group its accumulators.
             int blocksPerGroup = (plan.Blocks + groups - 1) / groups;
-            long vectors = (long)chunks * plan.N + (2L * plan.Chunk + 1) * plan.N + 3L * plan.Chunk + plan.N + 2L * np
-                           + blocksPerGroup * ScanAccumulators(plan.N);
+            long vectors = ScanBackwardWorkspace(plan.N, plan.Chunk, plan.L) + (long)blocksPerGroup * ScanAccumulators(plan.N);
             plan.ScratchPerSlot = RoundUp64(vectors * ScanLanes);
             scratch = CpuAllocator.Shared.Allocate(plan.ScratchPerSlot * groups * sizeof(float));
             plan.Scratch = (float*)scratch.Pointer;
@@ -261,7 +260,7 @@ public sealed unsafe partial class CpuBackend
                 if (hasZ)
                 {
                     var zz = LoadLanes(z + off, w);
-                    gateTile[i] = zz * Simd.Sigmoid(zz);
+                    gateTile[i] = zz * ScanSigmoid(zz);
                 }
             }
             for (int i = 0; i < len; i++)
@@ -297,8 +296,7 @@ public sealed unsafe partial class CpuBackend
     /// One block of 8 channels of sequence <paramref name="b"/>: pass 1 (checkpoints), then per chunk, last to first,
     /// the recompute of dt, a, h and the reverse sweep. Writes du, ddelta, dz; adds this block's dB, dC rows into its
     /// group's buffer (selective) and dA, dD, dbias (and time-invariant dB, dC) into <paramref name="acc"/>.
-    /// The layout of the group's scratch here must match <see cref="ScanGroupAccumulators"/> and the size computed
-    /// in <see cref="SelectiveScanBackward"/>.
+    /// The layout of the group's workspace here must match <see cref="ScanBackwardWorkspace"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ScanBackwardBlock<TBC>(in ScanPlan p, int group, int blk, int b, Vector256<float>* acc) where TBC : struct, IScanBC
@@ -313,10 +311,8 @@ public sealed unsafe partial class CpuBackend
         var ckpt = (Vector256<float>*)(p.Scratch + group * p.ScratchPerSlot);   // [chunks, N]: h before chunk c
         var hs = ckpt + (long)chunks * n;                                      // [K + 1, N]: hs[i + 1] = h after step i of the chunk
         var decay = hs + (long)(K + 1) * n;                                    // [K, N]: a = exp(dt·A)
-        var dts = decay + (long)K * n;                                         // [K]: dt
-        var sigZ = dts + K;                                                    // [K]: σ(z)
-        var dSoftplus = sigZ + K;                                              // [K]: softplus'(delta + bias)
-        var dh = dSoftplus + K;                                                // [N]: ∂loss/∂h
+        var dts = decay + (long)K * n;                                         // [L]: dt of every step
+        var dh = dts + L;                                                      // [N]: ∂loss/∂h
         var rowB = dh + n;                                                     // [Np]: this step's dB terms (selective)
         var rowC = rowB + np;                                                  // [Np]: this step's dC terms (selective)
         Vector256<float>* accA = acc, accB = acc + n, accC = acc + 2 * n;      // [N] each: Σ dA, Σ dB, Σ dC (time-invariant)
@@ -331,7 +327,12 @@ public sealed unsafe partial class CpuBackend
 
         long rowBase = (long)b * L;
 
-        // Pass 1: the recurrence, keeping only ckpt[c] = h before chunk c.
+        // Pass 1: dt of every step (the only softplus), and the recurrence keeping only ckpt[c] = h before chunk c.
+        for (int t = 0; t < L; t++)
+        {
+            var raw = LoadLanes(delta + (rowBase + t) * D + d0, w) + bias;
+            dts[t] = softplus ? Simd.Softplus(raw) : raw;
+        }
         for (int j = 0; j < n; j++) ckpt[j] = Vector256<float>.Zero;
         for (int c = 0; c + 1 < chunks; c++)
         {
@@ -340,13 +341,8 @@ public sealed unsafe partial class CpuBackend
             long row0 = rowBase + c * K;
             for (int i = 0; i < K; i++)
             {
-                var raw = LoadLanes(delta + (row0 + i) * D + d0, w) + bias;
-                dts[i] = softplus ? Simd.Softplus(raw) : raw;
-            }
-            for (int i = 0; i < K; i++)
-            {
                 long row = row0 + i;
-                var dt = dts[i];
+                var dt = dts[c * K + i];
                 var dtu = dt * LoadLanes(u + row * D + d0, w);
                 float* bRow = bSel + row * n;
                 long o = 0;
@@ -362,23 +358,11 @@ public sealed unsafe partial class CpuBackend
             long row0 = rowBase + c * K;
             Buffer.MemoryCopy(ckpt + (long)c * n, hs, n * 32L, n * 32L);
 
-            // Recompute the chunk: dt, σ(z), softplus', then a and h of each step.
-            for (int i = 0; i < len; i++)
-            {
-                long off = (row0 + i) * D + d0;
-                var raw = LoadLanes(delta + off, w) + bias;
-                if (softplus)
-                {
-                    dts[i] = Simd.Softplus(raw);
-                    dSoftplus[i] = Vector256.ConditionalSelect(Vector256.GreaterThan(raw, Vector256.Create(20f)), Vector256<float>.One, Simd.Sigmoid(raw));
-                }
-                else dts[i] = raw;
-                if (hasZ) sigZ[i] = Simd.Sigmoid(LoadLanes(z + off, w));
-            }
+            // Recompute the chunk: a and h of each step.
             for (int i = 0; i < len; i++)
             {
                 long row = row0 + i;
-                var dt = dts[i];
+                var dt = dts[c * K + i];
                 var dtu = dt * LoadLanes(u + row * D + d0, w);
                 Vector256<float>* hPrev = hs + (long)i * n, hCur = hPrev + n, a = decay + (long)i * n;
                 float* bRow = bSel + row * n;
@@ -391,20 +375,20 @@ public sealed unsafe partial class CpuBackend
                 }
             }
 
-            // Reverse sweep over the chunk (no calls: σ and softplus' come from the buffers).
+            // Reverse sweep over the chunk (no calls: σ is the inlined ScanSigmoid).
             for (int i = len - 1; i >= 0; i--)
             {
                 long row = row0 + i, off = row * D + d0;
                 Vector256<float>* hPrev = hs + (long)i * n, hCur = hPrev + n, a = decay + (long)i * n;
                 float* bRow = bSel + row * n, cRow = cSel + row * n;
                 var uu = LoadLanes(u + off, w);
-                var dt = dts[i];
+                var dt = dts[c * K + i];
                 var dout = LoadLanes(dY + off, w);
                 var dy = dout;
                 if (hasZ)
                 {
                     var zz = LoadLanes(z + off, w);
-                    var sig = sigZ[i];
+                    var sig = ScanSigmoid(zz);
                     dy = dout * zz * sig;
                     if (dZ != null)
                     {
@@ -454,7 +438,12 @@ public sealed unsafe partial class CpuBackend
                 }
                 ddt = Vector256.FusedMultiplyAdd(sumB, uu, ddt);
                 var du = Vector256.FusedMultiplyAdd(sumB, dt, skip * dy);
-                if (softplus) ddt *= dSoftplus[i];
+                if (softplus)
+                {
+                    // softplus'(x) = σ(x); 1 where softplus(x) = x (x > 20).
+                    var raw = LoadLanes(delta + off, w) + bias;
+                    ddt = Vector256.ConditionalSelect(Vector256.GreaterThan(raw, Vector256.Create(20f)), ddt, ddt * ScanSigmoid(raw));
+                }
                 accBias += ddt;
                 StoreLanes(du, dU + off, w);
                 StoreLanes(ddt, dDelta + off, w);
@@ -468,12 +457,18 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Vectors of accumulators per block: dA, dB, dC [N] (dB, dC used when time-invariant), dD, dbias.</summary>
     private static int ScanAccumulators(int n) => 3 * n + 2;
 
-    private static Vector256<float>* ScanGroupAccumulators(in ScanPlan p, int group)
+    /// <summary>
+    /// Vectors of the backward's per-group workspace: checkpoints [⌈L/K⌉, N], states [K + 1, N], decays [K, N],
+    /// dt [L], dh [N], and the two reduction rows [N rounded up to 8] (the layout in <see cref="ScanBackwardBlock{TBC}"/>).
+    /// </summary>
+    private static long ScanBackwardWorkspace(int n, int k, int l)
     {
-        int chunks = (p.L + p.Chunk - 1) / p.Chunk, np = (p.N + ScanLanes - 1) / ScanLanes * ScanLanes;
-        long offset = (long)chunks * p.N + (2L * p.Chunk + 1) * p.N + 3L * p.Chunk + p.N + 2L * np;
-        return (Vector256<float>*)(p.Scratch + group * p.ScratchPerSlot) + offset;
+        long chunks = (l + k - 1) / k, np = (n + ScanLanes - 1) / ScanLanes * ScanLanes;
+        return chunks * n + (2L * k + 1) * n + l + n + 2 * np;
     }
+
+    private static Vector256<float>* ScanGroupAccumulators(in ScanPlan p, int group) =>
+        (Vector256<float>*)(p.Scratch + group * p.ScratchPerSlot) + ScanBackwardWorkspace(p.N, p.Chunk, p.L);
 
     /// <summary>A block's channels belong to one worker: it writes dA [D, N] (and dB, dC when time-invariant), dD, dbias.</summary>
     private static void ScanBackwardFinish(in ScanPlan p, int blk, Vector256<float>* acc)
@@ -543,6 +538,10 @@ public sealed unsafe partial class CpuBackend
         q = Vector256.FusedMultiplyAdd(q, r * r, r + Vector256<float>.One);
         return q * (t.AsInt32() << 23).AsSingle();
     }
+
+    /// <summary>σ(x) = 1/(1 + e^−x) with the inlined <see cref="ScanExp"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> ScanSigmoid(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + ScanExp(-x));
 
     /// <summary>[Σ v[0], Σ v[1], …, Σ v[7]]: the lane sums of 8 vectors in one vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
