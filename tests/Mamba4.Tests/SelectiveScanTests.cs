@@ -118,11 +118,12 @@ public class SelectiveScanTests
     // ---- the fused kernel against the reference ----
 
     /// <summary>Forward tolerance: max |fast − reference| ≤ 2e-6 · max |reference| per output tensor (float32 vs double;
-    /// observed ≤ 3.5e-7 over the cases below).</summary>
+    /// observed ≤ 2.3e-7 over the cases below).</summary>
     public const double ForwardTolerance = 2e-6;
-    /// <summary>Gradient tolerance: max |fast − reference| ≤ 3e-5 · max |reference| per gradient tensor (float32
-    /// accumulation over batch·L for dA, dD, dbias; observed ≤ 5e-6).</summary>
-    public const double GradientTolerance = 3e-5;
+    /// <summary>Gradient tolerance: max |fast − reference| ≤ 5e-5 · max |reference| per gradient tensor (float32
+    /// sums over batch·L for dA, dD, dbias). Observed: ≤ 4e-6, except dbias with D = 1 — a single 66-term sum
+    /// with cancellation, 1.8e-5.</summary>
+    public const double GradientTolerance = 5e-5;
 
     public static TheoryData<int, int, int, int, bool> KernelCases()
     {
