@@ -4,6 +4,7 @@ using Mamba4.Bench;
 var benchmarks = new Dictionary<string, Action>
 {
     ["gemm"] = GemmBench.Run,
+    ["scan"] = ScanBench.Run,
     ["ops"] = OpsBench.Run,
     ["generate"] = GenerateBench.Run,
 };

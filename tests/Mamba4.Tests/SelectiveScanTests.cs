@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Mamba4.Backends;
 using Mamba4.Backends.Cpu;
 using Mamba4.Ops;
@@ -117,11 +118,12 @@ public class SelectiveScanTests
     // ---- the fused kernel against the reference ----
 
     /// <summary>Forward tolerance: max |fast − reference| ≤ 2e-6 · max |reference| per output tensor (float32 vs double;
-    /// observed ≤ 3.5e-7 over the cases below).</summary>
+    /// observed ≤ 2.3e-7 over the cases below).</summary>
     public const double ForwardTolerance = 2e-6;
-    /// <summary>Gradient tolerance: max |fast − reference| ≤ 3e-5 · max |reference| per gradient tensor (float32
-    /// accumulation over batch·L for dA, dD, dbias; observed ≤ 5e-6).</summary>
-    public const double GradientTolerance = 3e-5;
+    /// <summary>Gradient tolerance: max |fast − reference| ≤ 5e-5 · max |reference| per gradient tensor (float32
+    /// sums over batch·L for dA, dD, dbias). Observed: ≤ 4e-6, except dbias with D = 1 — a single 66-term sum
+    /// with cancellation, 1.8e-5.</summary>
+    public const double GradientTolerance = 5e-5;
 
     public static TheoryData<int, int, int, int, bool> KernelCases()
     {
@@ -184,6 +186,49 @@ public class SelectiveScanTests
         Assert.Equal(g1.DA.ToFloatArray(), g2.DA.ToFloatArray());
         Assert.Equal(g1.DDelta.ToFloatArray(), g2.DDelta.ToFloatArray());
         Assert.Equal(g1.DDeltaBias!.ToFloatArray(), g2.DDeltaBias!.ToFloatArray());
+    }
+
+    [Fact]
+    public void KernelExpIsAccurateAndSaturates()
+    {
+        double worst = 0;
+        for (double x = -87.3; x <= 88.3; x += 0.00731)
+        {
+            float xf = (float)x;
+            double exact = Math.Exp(xf);
+            double got = CpuBackend.ScanExp(Vector256.Create(xf)).GetElement(0);
+            worst = Math.Max(worst, Math.Abs(got - exact) / exact);
+        }
+        Assert.True(worst < 2.5e-7, $"max relative error of the kernel's exp over [-87.3, 88.3]: {worst:G3}");
+        float[] edges = [-1000f, -88f, 0f, 100f, float.NegativeInfinity, float.NaN];
+        var e = edges.Select(v => CpuBackend.ScanExp(Vector256.Create(v)).GetElement(0)).ToArray();
+        Assert.True(e[0] >= 0 && e[0] <= 1.2e-38f && e[1] >= 0 && e[1] <= 1.2e-38f && e[4] >= 0 && e[4] <= 1.2e-38f, "underflow saturates at about 1.2e-38");
+        Assert.Equal(1f, e[2]);
+        Assert.True(e[3] >= 2.4e38f, "overflow saturates at about 2.4e38");
+        Assert.True(float.IsNaN(e[5]), "NaN propagates");
+    }
+
+    [Fact]
+    public void KernelMatchesReferenceWhenDecaysUnderflow()
+    {
+        // dt·A far below −87: exp underflows; the kernel's 1.2e-38 floor must not show.
+        using var scope = new TensorScope();
+        var pr = Problem.Random(21, 2, 40, 11, 16, selective: true, softplus: false);
+        for (int i = 0; i < pr.Delta.Length; i++) pr.Delta[i] *= 40;
+        var fast = pr.Args(DType.F32, lastState: true);
+        var grads = pr.Grads(fast);
+        CpuBackend.Instance.SelectiveScanForward(fast);
+        CpuBackend.Instance.SelectiveScanBackward(fast, grads);
+        var reference = fast with { Y = Tensor.Empty(fast.Y.Shape, DType.F64), LastState = Tensor.Empty(fast.LastState!.Shape, DType.F64) };
+        var refGrads = new SelectiveScanGrads(grads.DY, F64Like(grads.DU)!, F64Like(grads.DDelta)!, F64Like(grads.DA)!,
+            F64Like(grads.DB)!, F64Like(grads.DC)!, F64Like(grads.DD), F64Like(grads.DZ), F64Like(grads.DDeltaBias));
+        SelectiveScanReference.Forward(reference);
+        SelectiveScanReference.Backward(reference, refGrads);
+        AssertClose("y", fast.Y, reference.Y, ForwardTolerance);
+        AssertClose("lastState", fast.LastState, reference.LastState, ForwardTolerance);
+        AssertClose("ddelta", grads.DDelta, refGrads.DDelta, GradientTolerance);
+        AssertClose("dA", grads.DA, refGrads.DA, GradientTolerance);
+        AssertClose("dB", grads.DB, refGrads.DB, GradientTolerance);
     }
 
     // ---- the op ----

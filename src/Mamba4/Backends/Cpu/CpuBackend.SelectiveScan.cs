@@ -16,16 +16,22 @@ namespace Mamba4.Backends.Cpu;
 //
 // Forward: parallel over (batch × channel block); nothing but y (and h_L) is written.
 // Backward: parallel over groups of channel blocks. For each (block, batch) the states are recomputed,
-// never stored for the whole sequence: pass 1 runs the recurrence and keeps h every K steps (the chunk
-// checkpoints, [L/K, N] vectors); then the chunks are visited last to first, each recomputed from its
-// checkpoint into a K-step buffer of h_t and a_t = exp(dt_t·A) (no exp in the reverse sweep), and the
-// reverse recurrence runs over it. Extra memory: per worker O(L/K·N + K·N) vectors, plus for selective
-// B/C one partial dB/dC per extra group ([batch, L, N] each, groups ≤ D/N, so ≤ batch·L·D floats), summed
-// at the end: channel reductions are race-free without atomics. dA, dD, dbias and time-invariant dB/dC
-// reduce over batch and time inside a block, which one worker owns.
+// never stored for the whole sequence: pass 1 computes dt for every step (kept, [L] vectors) and runs the
+// recurrence keeping h every K steps (the chunk checkpoints, [L/K, N] vectors); then the chunks are visited
+// last to first, each recomputed from its checkpoint into a K-step buffer of h_t and a_t = exp(dt_t·A) (no
+// exp of A in the reverse sweep), and the reverse recurrence runs over it. Extra memory: per worker
+// O(L + L/K·N + K·N) vectors, plus for selective B/C one partial dB/dC per extra group ([batch, L, N] each,
+// groups ≤ D/N, so ≤ batch·L·D floats), summed at the end: channel reductions are race-free without
+// atomics. dA, dD, dbias and time-invariant dB/dC reduce over batch and time inside a block, which one
+// worker owns (its accumulators live in the group's scratch while the group walks the sequences).
+//
+// The hot loops make no calls: exp and σ are inlined float32 code (ScanExp, ScanSigmoid); softplus
+// (Simd.Softplus) runs once per step and block, ahead of the recurrence.
 public sealed unsafe partial class CpuBackend
 {
     private const int ScanLanes = 8;
+    /// <summary>Time steps whose dt and gate the forward computes ahead of the recurrence (which then makes no calls).</summary>
+    private const int ScanTile = 64;
 
     /// <summary>Pointers and sizes of one scan call, captured by the parallel bodies.</summary>
     private struct ScanPlan
@@ -59,7 +65,7 @@ public sealed unsafe partial class CpuBackend
                 return;
             }
             int slots = (int)Math.Min(items, 4L * CpuParallel.Threads);
-            plan.ScratchPerSlot = RoundUp64((long)plan.N * ScanLanes);
+            plan.ScratchPerSlot = RoundUp64(((long)plan.N + 2 * ScanTile) * ScanLanes);
             var scratch = CpuAllocator.Shared.Allocate(plan.ScratchPerSlot * slots * sizeof(float));
             try
             {
@@ -69,10 +75,14 @@ public sealed unsafe partial class CpuBackend
                 {
                     for (long s = s0; s < s1; s++)
                     {
-                        var h = (Vector256<float>*)(p.Scratch + s * p.ScratchPerSlot);
+                        var work = (Vector256<float>*)(p.Scratch + s * p.ScratchPerSlot);
                         long i0 = items * s / slots, i1 = items * (s + 1) / slots;
                         for (long i = i0; i < i1; i++)
-                            ScanForwardBlock(p, (int)(i / p.Blocks), (int)(i % p.Blocks), h);
+                        {
+                            int b = (int)(i / p.Blocks), blk = (int)(i % p.Blocks);
+                            if (p.Selective) ScanForwardBlock<SelectiveBC>(p, b, blk, work);
+                            else ScanForwardBlock<InvariantBC>(p, b, blk, work);
+                        }
                     }
                 });
             }
@@ -108,7 +118,6 @@ public sealed unsafe partial class CpuBackend
 
             // K steps per chunk: the chunk buffers (h and a, K·N vectors each) stay within about 32 KB.
             plan.Chunk = Math.Clamp(512 / Math.Max(1, plan.N), 8, 64);
-            int chunks = (plan.L + plan.Chunk - 1) / plan.Chunk;
             int groups = Math.Min(plan.Blocks, 4 * CpuParallel.Threads);
             long bln = (long)plan.Batch * plan.L * plan.N;
             if (plan.Selective) groups = Math.Clamp(Math.Min(groups, plan.D / Math.Max(1, plan.N)), 1, plan.Blocks);
@@ -121,10 +130,9 @@ public sealed unsafe partial class CpuBackend
                 new Span<float>(plan.PartialB, checked((int)(2 * (groups - 1) * bln))).Clear();
             }
 
-            // Per group: checkpoints [chunks, N], states [K + 1, N], decays [K, N], dt [K], then
-            // dh, dA, dB, dC accumulators and the two reduction rows [Np] (vectors of 8 floats).
-            int np = (plan.N + ScanLanes - 1) / ScanLanes * ScanLanes;
-            long vectors = (long)chunks * plan.N + (2L * plan.Chunk + 1) * plan.N + plan.Chunk + 4L * plan.N + 2L * np + 4;
+            // Per group: the workspace of ScanBackwardBlock, then per block of the group its accumulators.
+            int blocksPerGroup = (plan.Blocks + groups - 1) / groups;
+            long vectors = ScanBackwardWorkspace(plan.N, plan.Chunk, plan.L) + (long)blocksPerGroup * ScanAccumulators(plan.N);
             plan.ScratchPerSlot = RoundUp64(vectors * ScanLanes);
             scratch = CpuAllocator.Shared.Allocate(plan.ScratchPerSlot * groups * sizeof(float));
             plan.Scratch = (float*)scratch.Pointer;
@@ -134,8 +142,19 @@ public sealed unsafe partial class CpuBackend
             {
                 for (long g = g0; g < g1; g++)
                 {
-                    int b0 = (int)(p.Blocks * g / p.Groups), b1 = (int)(p.Blocks * (g + 1) / p.Groups);
-                    for (int blk = b0; blk < b1; blk++) ScanBackwardBlock(p, (int)g, blk);
+                    // Sequence by sequence, the group's blocks side by side: neighbouring blocks share cache lines.
+                    int blk0 = (int)(p.Blocks * g / p.Groups), blk1 = (int)(p.Blocks * (g + 1) / p.Groups);
+                    var acc = ScanGroupAccumulators(p, (int)g);
+                    new Span<float>(acc, (blk1 - blk0) * ScanAccumulators(p.N) * ScanLanes).Clear();
+                    for (int b = 0; b < p.Batch; b++)
+                        for (int blk = blk0; blk < blk1; blk++)
+                        {
+                            var blockAcc = acc + (blk - blk0) * ScanAccumulators(p.N);
+                            if (p.Selective) ScanBackwardBlock<SelectiveBC>(p, (int)g, blk, b, blockAcc);
+                            else ScanBackwardBlock<InvariantBC>(p, (int)g, blk, b, blockAcc);
+                        }
+                    for (int blk = blk0; blk < blk1; blk++)
+                        ScanBackwardFinish(p, blk, acc + (blk - blk0) * ScanAccumulators(p.N));
                 }
             });
 
@@ -209,237 +228,320 @@ public sealed unsafe partial class CpuBackend
 
     // ---- forward ----
 
+    /// <summary>
+    /// One block of 8 channels of one sequence. Per tile of time steps, a prologue computes dt = softplus(delta + bias)
+    /// and silu(z) (these call into the runtime's vector log/exp); the recurrence itself makes no calls, so its
+    /// values stay in registers and h[n] lives in L1.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScanForwardBlock(in ScanPlan p, int b, int blk, Vector256<float>* h)
+    private static void ScanForwardBlock<TBC>(in ScanPlan p, int b, int blk, Vector256<float>* work) where TBC : struct, IScanBC
     {
-        int d0 = blk * ScanLanes, w = Math.Min(ScanLanes, p.D - d0), n = p.N, dp = p.Dp;
+        int d0 = blk * ScanLanes, w = Math.Min(ScanLanes, p.D - d0), n = p.N, L = p.L, D = p.D;
+        long dp = p.Dp;
+        bool softplus = p.Softplus, hasZ = p.HasZ;
+        float* u = p.U, delta = p.Delta, z = p.Z, y = p.Y, at = p.At + d0, bt = p.Bt + d0, ct = p.Ct + d0;
+        float* bSel = p.B, cSel = p.C;
+        var h = work;                                   // [N]
+        var dtTile = work + n;                          // [ScanTile]
+        var gateTile = dtTile + ScanTile;               // [ScanTile]
         var bias = Vector256.Load(p.Bias + d0);
         var skip = Vector256.Load(p.Skip + d0);
-        float* at = p.At + d0;
         for (int j = 0; j < n; j++) h[j] = Vector256<float>.Zero;
 
-        for (int t = 0; t < p.L; t++)
+        for (int t0 = 0; t0 < L; t0 += ScanTile)
         {
-            long row = (long)b * p.L + t, off = row * p.D + d0;
-            var raw = LoadLanes(p.Delta + off, w) + bias;
-            var dt = p.Softplus ? Simd.Softplus(raw) : raw;
-            var u = LoadLanes(p.U + off, w);
-            var dtu = dt * u;
-            var y = skip * u;
-            if (p.Selective)
+            int len = Math.Min(ScanTile, L - t0);
+            long row0 = (long)b * L + t0;
+            for (int i = 0; i < len; i++)
             {
-                float* bt = p.B + row * n, ct = p.C + row * n;
-                for (int j = 0; j < n; j++)
+                long off = (row0 + i) * D + d0;
+                var raw = LoadLanes(delta + off, w) + bias;
+                dtTile[i] = softplus ? Simd.Softplus(raw) : raw;
+                if (hasZ)
                 {
-                    var a = Vector256.Exp(dt * Vector256.Load(at + (long)j * dp));
-                    var hj = Vector256.FusedMultiplyAdd(a, h[j], dtu * Vector256.Create(bt[j]));
-                    h[j] = hj;
-                    y = Vector256.FusedMultiplyAdd(Vector256.Create(ct[j]), hj, y);
+                    var zz = LoadLanes(z + off, w);
+                    gateTile[i] = zz * ScanSigmoid(zz);
                 }
             }
-            else
+            for (int i = 0; i < len; i++)
             {
-                float* bt = p.Bt + d0, ct = p.Ct + d0;
-                for (int j = 0; j < n; j++)
+                long row = row0 + i, off = row * D + d0;
+                var uu = LoadLanes(u + off, w);
+                var dt = dtTile[i];
+                var dtu = dt * uu;
+                var yy = skip * uu;
+                float* bRow = bSel + row * n, cRow = cSel + row * n;
+                long o = 0;
+                for (int j = 0; j < n; j++, o += dp)
                 {
-                    long o = (long)j * dp;
-                    var a = Vector256.Exp(dt * Vector256.Load(at + o));
-                    var hj = Vector256.FusedMultiplyAdd(a, h[j], dtu * Vector256.Load(bt + o));
+                    var a = ScanExp(dt * Vector256.Load(at + o));
+                    var hj = Vector256.FusedMultiplyAdd(a, h[j], dtu * TBC.Coef(bRow, bt, j, o));
                     h[j] = hj;
-                    y = Vector256.FusedMultiplyAdd(Vector256.Load(ct + o), hj, y);
+                    yy = Vector256.FusedMultiplyAdd(TBC.Coef(cRow, ct, j, o), hj, yy);
                 }
+                if (hasZ) yy *= gateTile[i];
+                StoreLanes(yy, y + off, w);
             }
-            if (p.HasZ)
-            {
-                var z = LoadLanes(p.Z + off, w);
-                y = y * z * Simd.Sigmoid(z);
-            }
-            StoreLanes(y, p.Y + off, w);
         }
 
         if (p.LastState != null)
             for (int j = 0; j < n; j++)
                 for (int l = 0; l < w; l++)
-                    p.LastState[((long)b * p.D + d0 + l) * n + j] = h[j].GetElement(l);
+                    p.LastState[((long)b * D + d0 + l) * n + j] = h[j].GetElement(l);
     }
 
     // ---- backward ----
 
+    /// <summary>
+    /// One block of 8 channels of sequence <paramref name="b"/>: pass 1 (checkpoints), then per chunk, last to first,
+    /// the recompute of dt, a, h and the reverse sweep. Writes du, ddelta, dz; adds this block's dB, dC rows into its
+    /// group's buffer (selective) and dA, dD, dbias (and time-invariant dB, dC) into <paramref name="acc"/>.
+    /// The layout of the group's workspace here must match <see cref="ScanBackwardWorkspace"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScanBackwardBlock(in ScanPlan p, int group, int blk)
+    private static void ScanBackwardBlock<TBC>(in ScanPlan p, int group, int blk, int b, Vector256<float>* acc) where TBC : struct, IScanBC
     {
-        int d0 = blk * ScanLanes, w = Math.Min(ScanLanes, p.D - d0), n = p.N, dp = p.Dp, K = p.Chunk;
-        int chunks = (p.L + K - 1) / K;
+        int d0 = blk * ScanLanes, w = Math.Min(ScanLanes, p.D - d0), n = p.N, K = p.Chunk, L = p.L, D = p.D;
+        long dp = p.Dp;
+        bool softplus = p.Softplus, hasZ = p.HasZ;
+        int chunks = (L + K - 1) / K;
         int np = (n + ScanLanes - 1) / ScanLanes * ScanLanes;
-        var ckpt = (Vector256<float>*)(p.Scratch + group * p.ScratchPerSlot);   // [chunks, N]
-        var hs = ckpt + (long)chunks * n;                                      // [K + 1, N]: hs[i + 1] = h at step i of the chunk
+        float* u = p.U, delta = p.Delta, z = p.Z, dY = p.DY, dU = p.DU, dDelta = p.DDelta, dZ = p.DZ;
+        float* at = p.At + d0, bt = p.Bt + d0, ct = p.Ct + d0, bSel = p.B, cSel = p.C;
+        var ckpt = (Vector256<float>*)(p.Scratch + group * p.ScratchPerSlot);   // [chunks, N]: h before chunk c
+        var hs = ckpt + (long)chunks * n;                                      // [K + 1, N]: hs[i + 1] = h after step i of the chunk
         var decay = hs + (long)(K + 1) * n;                                    // [K, N]: a = exp(dt·A)
-        var dts = decay + (long)K * n;                                         // [K]
-        var dh = dts + K;                                                      // [N]: ∂loss/∂h
-        var accA = dh + n;                                                     // [N]: Σ dA
-        var accB = accA + n;                                                   // [N]: Σ dB (time-invariant)
-        var accC = accB + n;                                                   // [N]: Σ dC (time-invariant)
-        var rowB = accC + n;                                                   // [Np]: this step's dB contributions (selective)
-        var rowC = rowB + np;                                                  // [Np]: this step's dC contributions (selective)
-        float* partB = group == 0 ? p.DB : p.PartialB + (long)(group - 1) * p.Batch * p.L * n;
-        float* partC = group == 0 ? p.DC : p.PartialC + (long)(group - 1) * p.Batch * p.L * n;
+        var dts = decay + (long)K * n;                                         // [L]: dt of every step
+        var dh = dts + L;                                                      // [N]: ∂loss/∂h
+        var rowB = dh + n;                                                     // [Np]: this step's dB terms (selective)
+        var rowC = rowB + np;                                                  // [Np]: this step's dC terms (selective)
+        Vector256<float>* accA = acc, accB = acc + n, accC = acc + 2 * n;      // [N] each: Σ dA, Σ dB, Σ dC (time-invariant)
+        float* partB = group == 0 ? p.DB : p.PartialB + (long)(group - 1) * p.Batch * L * n;
+        float* partC = group == 0 ? p.DC : p.PartialC + (long)(group - 1) * p.Batch * L * n;
 
         var bias = Vector256.Load(p.Bias + d0);
         var skip = Vector256.Load(p.Skip + d0);
-        float* at = p.At + d0;
-        var accD = Vector256<float>.Zero;
-        var accBias = Vector256<float>.Zero;
-        for (int j = 0; j < n; j++) accA[j] = accB[j] = accC[j] = Vector256<float>.Zero;
-        for (int j = 0; j < np; j++) rowB[j] = rowC[j] = Vector256<float>.Zero;
+        var accD = acc[3 * n];
+        var accBias = acc[3 * n + 1];
+        for (int j = n; j < np; j++) rowB[j] = rowC[j] = Vector256<float>.Zero;
 
-        for (int b = 0; b < p.Batch; b++)
+        long rowBase = (long)b * L;
+
+        // Pass 1: dt of every step (the only softplus), and the recurrence keeping only ckpt[c] = h before chunk c.
+        for (int t = 0; t < L; t++)
         {
-            // Pass 1: checkpoints ckpt[c] = h before chunk c.
-            for (int j = 0; j < n; j++) ckpt[j] = Vector256<float>.Zero;
-            for (int c = 0; c + 1 < chunks; c++)
+            var raw = LoadLanes(delta + (rowBase + t) * D + d0, w) + bias;
+            dts[t] = softplus ? Simd.Softplus(raw) : raw;
+        }
+        for (int j = 0; j < n; j++) ckpt[j] = Vector256<float>.Zero;
+        for (int c = 0; c + 1 < chunks; c++)
+        {
+            var h = ckpt + (long)(c + 1) * n;
+            Buffer.MemoryCopy(ckpt + (long)c * n, h, n * 32L, n * 32L);
+            long row0 = rowBase + c * K;
+            for (int i = 0; i < K; i++)
             {
-                var h = ckpt + (long)(c + 1) * n;
-                Buffer.MemoryCopy(ckpt + (long)c * n, h, n * 32L, n * 32L);
-                for (int t = c * K; t < (c + 1) * K; t++)
-                {
-                    long row = (long)b * p.L + t, off = row * p.D + d0;
-                    var raw = LoadLanes(p.Delta + off, w) + bias;
-                    var dt = p.Softplus ? Simd.Softplus(raw) : raw;
-                    var dtu = dt * LoadLanes(p.U + off, w);
-                    for (int j = 0; j < n; j++)
-                    {
-                        long o = (long)j * dp;
-                        var bj = p.Selective ? Vector256.Create(p.B[row * n + j]) : Vector256.Load(p.Bt + d0 + o);
-                        h[j] = Vector256.FusedMultiplyAdd(Vector256.Exp(dt * Vector256.Load(at + o)), h[j], dtu * bj);
-                    }
-                }
-            }
-
-            for (int j = 0; j < n; j++) dh[j] = Vector256<float>.Zero;
-            for (int c = chunks - 1; c >= 0; c--)
-            {
-                int t0 = c * K, len = Math.Min(K, p.L - t0);
-                Buffer.MemoryCopy(ckpt + (long)c * n, hs, n * 32L, n * 32L);
-
-                // Recompute the chunk: dt, a and h for each of its steps.
-                for (int i = 0; i < len; i++)
-                {
-                    long row = (long)b * p.L + t0 + i, off = row * p.D + d0;
-                    var raw = LoadLanes(p.Delta + off, w) + bias;
-                    var dt = p.Softplus ? Simd.Softplus(raw) : raw;
-                    dts[i] = dt;
-                    var dtu = dt * LoadLanes(p.U + off, w);
-                    Vector256<float>* hPrev = hs + (long)i * n, hCur = hPrev + n, a = decay + (long)i * n;
-                    for (int j = 0; j < n; j++)
-                    {
-                        long o = (long)j * dp;
-                        var bj = p.Selective ? Vector256.Create(p.B[row * n + j]) : Vector256.Load(p.Bt + d0 + o);
-                        var aj = Vector256.Exp(dt * Vector256.Load(at + o));
-                        a[j] = aj;
-                        hCur[j] = Vector256.FusedMultiplyAdd(aj, hPrev[j], dtu * bj);
-                    }
-                }
-
-                // Reverse sweep over the chunk.
-                for (int i = len - 1; i >= 0; i--)
-                {
-                    int t = t0 + i;
-                    long row = (long)b * p.L + t, off = row * p.D + d0;
-                    Vector256<float>* hPrev = hs + (long)i * n, hCur = hPrev + n, a = decay + (long)i * n;
-                    float* bRow = p.B + row * n, cRow = p.C + row * n;
-                    var u = LoadLanes(p.U + off, w);
-                    var dt = dts[i];
-                    var dout = LoadLanes(p.DY + off, w);
-                    var dy = dout;
-                    if (p.HasZ)
-                    {
-                        var z = LoadLanes(p.Z + off, w);
-                        var sig = Simd.Sigmoid(z);
-                        dy = dout * z * sig;
-                        if (p.DZ != null)
-                        {
-                            var y = skip * u;
-                            for (int j = 0; j < n; j++)
-                            {
-                                var cj = p.Selective ? Vector256.Create(cRow[j]) : Vector256.Load(p.Ct + d0 + (long)j * dp);
-                                y = Vector256.FusedMultiplyAdd(cj, hCur[j], y);
-                            }
-                            var dsilu = sig * (Vector256<float>.One + z * (Vector256<float>.One - sig));
-                            StoreLanes(dout * y * dsilu, p.DZ + off, w);
-                        }
-                    }
-                    accD = Vector256.FusedMultiplyAdd(dy, u, accD);
-                    var dtu = dt * u;
-                    var ddt = Vector256<float>.Zero;
-                    var sumB = Vector256<float>.Zero;                   // Σ_n g[n]·B[n]
-                    if (p.Selective)
-                    {
-                        for (int j = 0; j < n; j++)
-                        {
-                            var g = Vector256.FusedMultiplyAdd(Vector256.Create(cRow[j]), dy, dh[j]);
-                            rowC[j] = dy * hCur[j];
-                            rowB[j] = g * dtu;
-                            sumB = Vector256.FusedMultiplyAdd(g, Vector256.Create(bRow[j]), sumB);
-                            var ga = g * a[j];
-                            var gah = ga * hPrev[j];
-                            accA[j] = Vector256.FusedMultiplyAdd(gah, dt, accA[j]);
-                            ddt = Vector256.FusedMultiplyAdd(gah, Vector256.Load(at + (long)j * dp), ddt);
-                            dh[j] = ga;
-                        }
-                        // dB[b, t, :] and dC[b, t, :] get this block's 8 channels summed (race-free: one group per buffer).
-                        float* pbRow = partB + row * n, pcRow = partC + row * n;
-                        for (int j = 0; j < n; j += ScanLanes)
-                        {
-                            int m = Math.Min(ScanLanes, n - j);
-                            StoreLanes(LoadLanes(pbRow + j, m) + HorizontalSums(rowB + j), pbRow + j, m);
-                            StoreLanes(LoadLanes(pcRow + j, m) + HorizontalSums(rowC + j), pcRow + j, m);
-                        }
-                    }
-                    else
-                    {
-                        for (int j = 0; j < n; j++)
-                        {
-                            long o = (long)j * dp;
-                            var g = Vector256.FusedMultiplyAdd(Vector256.Load(p.Ct + d0 + o), dy, dh[j]);
-                            accC[j] = Vector256.FusedMultiplyAdd(dy, hCur[j], accC[j]);
-                            accB[j] = Vector256.FusedMultiplyAdd(g, dtu, accB[j]);
-                            sumB = Vector256.FusedMultiplyAdd(g, Vector256.Load(p.Bt + d0 + o), sumB);
-                            var ga = g * a[j];
-                            var gah = ga * hPrev[j];
-                            accA[j] = Vector256.FusedMultiplyAdd(gah, dt, accA[j]);
-                            ddt = Vector256.FusedMultiplyAdd(gah, Vector256.Load(at + o), ddt);
-                            dh[j] = ga;
-                        }
-                    }
-                    ddt = Vector256.FusedMultiplyAdd(sumB, u, ddt);
-                    var du = Vector256.FusedMultiplyAdd(sumB, dt, skip * dy);
-                    if (p.Softplus)
-                    {
-                        var raw = LoadLanes(p.Delta + off, w) + bias;
-                        ddt = Vector256.ConditionalSelect(Vector256.GreaterThan(raw, Vector256.Create(20f)), ddt, ddt * Simd.Sigmoid(raw));
-                    }
-                    accBias += ddt;
-                    StoreLanes(du, p.DU + off, w);
-                    StoreLanes(ddt, p.DDelta + off, w);
-                }
+                long row = row0 + i;
+                var dt = dts[c * K + i];
+                var dtu = dt * LoadLanes(u + row * D + d0, w);
+                float* bRow = bSel + row * n;
+                long o = 0;
+                for (int j = 0; j < n; j++, o += dp)
+                    h[j] = Vector256.FusedMultiplyAdd(ScanExp(dt * Vector256.Load(at + o)), h[j], dtu * TBC.Coef(bRow, bt, j, o));
             }
         }
 
-        // This block's channels are owned by this worker: write dA [D, N] (and dB, dC when time-invariant), dD, dbias.
+        for (int j = 0; j < n; j++) dh[j] = Vector256<float>.Zero;
+        for (int c = chunks - 1; c >= 0; c--)
+        {
+            int len = Math.Min(K, L - c * K);
+            long row0 = rowBase + c * K;
+            Buffer.MemoryCopy(ckpt + (long)c * n, hs, n * 32L, n * 32L);
+
+            // Recompute the chunk: a and h of each step.
+            for (int i = 0; i < len; i++)
+            {
+                long row = row0 + i;
+                var dt = dts[c * K + i];
+                var dtu = dt * LoadLanes(u + row * D + d0, w);
+                Vector256<float>* hPrev = hs + (long)i * n, hCur = hPrev + n, a = decay + (long)i * n;
+                float* bRow = bSel + row * n;
+                long o = 0;
+                for (int j = 0; j < n; j++, o += dp)
+                {
+                    var aj = ScanExp(dt * Vector256.Load(at + o));
+                    a[j] = aj;
+                    hCur[j] = Vector256.FusedMultiplyAdd(aj, hPrev[j], dtu * TBC.Coef(bRow, bt, j, o));
+                }
+            }
+
+            // Reverse sweep over the chunk (no calls: σ is the inlined ScanSigmoid).
+            for (int i = len - 1; i >= 0; i--)
+            {
+                long row = row0 + i, off = row * D + d0;
+                Vector256<float>* hPrev = hs + (long)i * n, hCur = hPrev + n, a = decay + (long)i * n;
+                float* bRow = bSel + row * n, cRow = cSel + row * n;
+                var uu = LoadLanes(u + off, w);
+                var dt = dts[c * K + i];
+                var dout = LoadLanes(dY + off, w);
+                var dy = dout;
+                if (hasZ)
+                {
+                    var zz = LoadLanes(z + off, w);
+                    var sig = ScanSigmoid(zz);
+                    dy = dout * zz * sig;
+                    if (dZ != null)
+                    {
+                        var yy = skip * uu;
+                        long oc = 0;
+                        for (int j = 0; j < n; j++, oc += dp)
+                            yy = Vector256.FusedMultiplyAdd(TBC.Coef(cRow, ct, j, oc), hCur[j], yy);
+                        var dsilu = sig * (Vector256<float>.One + zz * (Vector256<float>.One - sig));
+                        StoreLanes(dout * yy * dsilu, dZ + off, w);
+                    }
+                }
+                accD = Vector256.FusedMultiplyAdd(dy, uu, accD);
+                var dtu = dt * uu;
+                var ddt = Vector256<float>.Zero;
+                var sumB = Vector256<float>.Zero;                   // Σ_n g[n]·B[n]
+                long o = 0;
+                for (int j = 0; j < n; j++, o += dp)
+                {
+                    var g = Vector256.FusedMultiplyAdd(TBC.Coef(cRow, ct, j, o), dy, dh[j]);
+                    if (TBC.Selective)
+                    {
+                        rowC[j] = dy * hCur[j];
+                        rowB[j] = g * dtu;
+                    }
+                    else
+                    {
+                        accC[j] = Vector256.FusedMultiplyAdd(dy, hCur[j], accC[j]);
+                        accB[j] = Vector256.FusedMultiplyAdd(g, dtu, accB[j]);
+                    }
+                    sumB = Vector256.FusedMultiplyAdd(g, TBC.Coef(bRow, bt, j, o), sumB);
+                    var ga = g * a[j];
+                    var gah = ga * hPrev[j];
+                    accA[j] = Vector256.FusedMultiplyAdd(gah, dt, accA[j]);
+                    ddt = Vector256.FusedMultiplyAdd(gah, Vector256.Load(at + o), ddt);
+                    dh[j] = ga;
+                }
+                if (TBC.Selective)
+                {
+                    // dB[b, t, :] and dC[b, t, :] get this block's 8 channels summed (race-free: one buffer per group).
+                    float* pbRow = partB + row * n, pcRow = partC + row * n;
+                    for (int j = 0; j < n; j += ScanLanes)
+                    {
+                        int m = Math.Min(ScanLanes, n - j);
+                        StoreLanes(LoadLanes(pbRow + j, m) + HorizontalSums(rowB + j), pbRow + j, m);
+                        StoreLanes(LoadLanes(pcRow + j, m) + HorizontalSums(rowC + j), pcRow + j, m);
+                    }
+                }
+                ddt = Vector256.FusedMultiplyAdd(sumB, uu, ddt);
+                var du = Vector256.FusedMultiplyAdd(sumB, dt, skip * dy);
+                if (softplus)
+                {
+                    // softplus'(x) = σ(x); 1 where softplus(x) = x (x > 20).
+                    var raw = LoadLanes(delta + off, w) + bias;
+                    ddt = Vector256.ConditionalSelect(Vector256.GreaterThan(raw, Vector256.Create(20f)), ddt, ddt * ScanSigmoid(raw));
+                }
+                accBias += ddt;
+                StoreLanes(du, dU + off, w);
+                StoreLanes(ddt, dDelta + off, w);
+            }
+        }
+
+        acc[3 * n] = accD;
+        acc[3 * n + 1] = accBias;
+    }
+
+    /// <summary>Vectors of accumulators per block: dA, dB, dC [N] (dB, dC used when time-invariant), dD, dbias.</summary>
+    private static int ScanAccumulators(int n) => 3 * n + 2;
+
+    /// <summary>
+    /// Vectors of the backward's per-group workspace: checkpoints [⌈L/K⌉, N], states [K + 1, N], decays [K, N],
+    /// dt [L], dh [N], and the two reduction rows [N rounded up to 8] (the layout in <see cref="ScanBackwardBlock{TBC}"/>).
+    /// </summary>
+    private static long ScanBackwardWorkspace(int n, int k, int l)
+    {
+        long chunks = (l + k - 1) / k, np = (n + ScanLanes - 1) / ScanLanes * ScanLanes;
+        return chunks * n + (2L * k + 1) * n + l + n + 2 * np;
+    }
+
+    private static Vector256<float>* ScanGroupAccumulators(in ScanPlan p, int group) =>
+        (Vector256<float>*)(p.Scratch + group * p.ScratchPerSlot) + ScanBackwardWorkspace(p.N, p.Chunk, p.L);
+
+    /// <summary>A block's channels belong to one worker: it writes dA [D, N] (and dB, dC when time-invariant), dD, dbias.</summary>
+    private static void ScanBackwardFinish(in ScanPlan p, int blk, Vector256<float>* acc)
+    {
+        int d0 = blk * ScanLanes, w = Math.Min(ScanLanes, p.D - d0), n = p.N;
         for (int j = 0; j < n; j++)
             for (int l = 0; l < w; l++)
             {
                 long o = (long)(d0 + l) * n + j;
-                p.DA[o] = accA[j].GetElement(l);
+                p.DA[o] = acc[j].GetElement(l);
                 if (!p.Selective)
                 {
-                    p.DB[o] = accB[j].GetElement(l);
-                    p.DC[o] = accC[j].GetElement(l);
+                    p.DB[o] = acc[n + j].GetElement(l);
+                    p.DC[o] = acc[2 * n + j].GetElement(l);
                 }
             }
-        if (p.DD != null) StoreLanes(accD, p.DD + d0, w);
-        if (p.DBias != null) StoreLanes(accBias, p.DBias + d0, w);
+        if (p.DD != null) StoreLanes(acc[3 * n], p.DD + d0, w);
+        if (p.DBias != null) StoreLanes(acc[3 * n + 1], p.DBias + d0, w);
     }
+
+    /// <summary>How B and C enter: one value per (b, t, n) broadcast to the 8 channels, or 8 per-channel values.</summary>
+    private interface IScanBC
+    {
+        static abstract bool Selective { get; }
+        /// <summary>Coefficient n for the block: row[n] broadcast (selective) or transposed[o .. o + 8] (o = n·D').</summary>
+        static abstract Vector256<float> Coef(float* row, float* transposed, int n, long o);
+    }
+
+    private struct SelectiveBC : IScanBC
+    {
+        public static bool Selective => true;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Coef(float* row, float* transposed, int n, long o) => Vector256.Create(row[n]);
+    }
+
+    private struct InvariantBC : IScanBC
+    {
+        public static bool Selective => false;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Coef(float* row, float* transposed, int n, long o) => Vector256.Load(transposed + o);
+    }
+
+    /// <summary>
+    /// e^x in float32, inlined (the runtime's Vector256.Exp is an out-of-line call that widens to double, and a
+    /// call inside the loop makes the JIT spill every live vector around it). x = k·ln2 + r with |r| ≤ ln2/2:
+    /// one FMA with the "magic" constant 1.5·2²³ + 127 rounds x·log2(e) to the integer k and leaves k + 127
+    /// in the low mantissa bits, which shifted into the exponent field are 2^k. Cody–Waite r, Cephes' degree-6
+    /// polynomial for e^r: ≈ 1 ulp over the normal range. x is clamped to [ln 2⁻¹²⁶, 127.5·ln 2] so that
+    /// 2^k stays a normal float: e^x for x &lt; −87.34 is 1.2e-38 instead of 0 (an absolute error that is
+    /// nothing next to the states it multiplies) and e^x saturates at 2.4e38 for x &gt; 88.38. NaN propagates.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> ScanExp(Vector256<float> x)
+    {
+        // MinNative/MaxNative return their second operand when either is NaN (x86), so NaN survives the clamp.
+        x = Vector256.MinNative(Vector256.Create(88.3762626647949f), Vector256.MaxNative(Vector256.Create(-87.3365447505531f), x));
+        var t = Vector256.FusedMultiplyAdd(x, Vector256.Create(1.44269504088896341f), Vector256.Create(12583039f));
+        var k = t - Vector256.Create(12583039f);
+        var r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-0.693359375f), x);
+        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(2.12194440e-4f), r);
+        var q = Vector256.Create(1.9875691500e-4f);
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(1.3981999507e-3f));
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(8.3334519073e-3f));
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(4.1665795894e-2f));
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(1.6666665459e-1f));
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(5.0000001201e-1f));
+        q = Vector256.FusedMultiplyAdd(q, r * r, r + Vector256<float>.One);
+        return q * (t.AsInt32() << 23).AsSingle();
+    }
+
+    /// <summary>σ(x) = 1/(1 + e^−x) with the inlined <see cref="ScanExp"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> ScanSigmoid(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + ScanExp(-x));
 
     /// <summary>[Σ v[0], Σ v[1], …, Σ v[7]]: the lane sums of 8 vectors in one vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
