@@ -51,6 +51,15 @@ public interface IBackend
     void SumRows(Tensor x, Tensor y, bool accumulate);
     /// <summary>y[r, :] += bias.</summary>
     void AddRowVector(Tensor y, Tensor bias);
+    /// <summary>Σ x², accumulated in double (gradient norms).</summary>
+    double SumOfSquares(Tensor x);
+
+    // ---- optimizer ----
+    /// <summary>
+    /// One AdamW update in place: m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²; p −= lr·(m/bc₁ / (√(v/bc₂) + ε) + wd·p).
+    /// bc₁ = 1 − β₁ᵗ, bc₂ = 1 − β₂ᵗ. Rows listed in <paramref name="skipDecayRow"/> (−1: none) get no weight decay.
+    /// </summary>
+    void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps, float weightDecay, float bc1, float bc2, long skipDecayRow);
 
     // ---- matrix products ----
     /// <summary>C = alpha · op(A) · op(B) + beta · C, with A, B, C viewed as matrices [rows, last].</summary>

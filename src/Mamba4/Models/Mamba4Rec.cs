@@ -54,14 +54,15 @@ public sealed class Mamba4Rec : Module
     public Nn.Embedding ItemEmbedding { get; }
     public Nn.LayerNorm Norm { get; }
     public ModuleList<Mamba4Layer> Layers { get; }
-    private ulong _seed = 1;
 
     /// <summary>itemSeq (b, l) I64 right-padded with 0; itemSeqLen (b) → seq_output (b, hidden).</summary>
     public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen)
     {
         int b = itemSeq.Shape[0], l = itemSeq.Shape[1];
-        var h = Norm.Forward(Dropout.Forward(ItemEmbedding.Forward(itemSeq), Config.Dropout, _seed++, Training));
-        foreach (var layer in Layers.Items) h = layer.Forward(h, ref _seed);
+        var h = Norm.Forward(Dropout.Forward(ItemEmbedding.Forward(itemSeq), Config.Dropout, DropoutSeed++, Training));
+        var seed = DropoutSeed;
+        foreach (var layer in Layers.Items) h = layer.Forward(h, ref seed);
+        DropoutSeed = seed;
         var lens = itemSeqLen.ToInt64Array();
         var rows = new long[b];
         for (int i = 0; i < b; i++)

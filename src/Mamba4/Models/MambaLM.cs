@@ -94,7 +94,6 @@ public sealed class MambaLM : Module
     public MambaConfig Config { get; }
     public MambaBackbone Backbone { get; }
     public Tensor LmHead { get; }
-    private ulong _dropoutSeed = 1;
 
     /// <summary>
     /// ids (b, l) I64 → logits (b, l, vocab). <paramref name="hiddenStates"/> receives what transformers 5.x
@@ -125,7 +124,7 @@ public sealed class MambaLM : Module
             for (int i = 0; i < p.Length; i++) p[i] = Math.Min(position + i % l, pos.Weight.Shape[0] - 1);
             h = Elementwise.Add(h, pos.Forward(Tensor.From(p, ids.Shape.ToArray())));
         }
-        return Dropout.Forward(h, Config.Dropout, _dropoutSeed++, Training);
+        return Dropout.Forward(h, Config.Dropout, DropoutSeed++, Training);
     }
 
     /// <summary>Mean next-token cross-entropy of logits[:, :-1] against ids[:, 1:].</summary>

@@ -14,6 +14,9 @@ public abstract class Module : IDisposable
 
     public bool Training { get; private set; } = true;
 
+    /// <summary>Seed of the next dropout mask; a trainer sets it from (seed, step) so runs are reproducible and resumable.</summary>
+    public ulong DropoutSeed { get; set; } = 1;
+
     protected Tensor Parameter(string name, Tensor value)
     {
         value.Persist();
@@ -45,6 +48,14 @@ public abstract class Module : IDisposable
     }
 
     public IEnumerable<Tensor> Parameters() => NamedParameters().Select(p => p.Tensor);
+
+    /// <summary>This module and all its descendants, depth first.</summary>
+    public IEnumerable<Module> Modules()
+    {
+        yield return this;
+        foreach (var (_, m) in _children)
+            foreach (var d in m.Modules()) yield return d;
+    }
 
     public long ParameterCount => Parameters().Sum(p => p.NumElements);
 

@@ -1,0 +1,87 @@
+using Mamba4.Autograd;
+using Mamba4.Models;
+using Mamba4.Tensors;
+using Mamba4.Training;
+
+namespace Mamba4.Tasks.Synthetic;
+
+/// <summary>Sizes of a synthetic-task run (the CLI's defaults finish in a few minutes on 2 cores).</summary>
+public sealed record SyntheticOptions
+{
+    public string Task { get; init; } = "selective-copying";
+    /// <summary>Region length (selective copying) or sequence length (induction heads); 0 = the task's default.</summary>
+    public int Length { get; init; }
+    public int DModel { get; init; } = 64;
+    public int Layers { get; init; } = 2;
+    public int DState { get; init; } = 16;
+    public int DConv { get; init; } = 4;
+    public int Expand { get; init; } = 2;
+    public bool Selective { get; init; } = true;
+    public int Batch { get; init; } = 32;
+
+    public void Validate()
+    {
+        void Positive(string name, int v) { if (v <= 0) throw new ArgumentException($"--{name} must be a positive integer, got {v}"); }
+        Positive("d-model", DModel); Positive("layers", Layers); Positive("d-state", DState); Positive("d-conv", DConv);
+        Positive("expand", Expand); Positive("batch", Batch);
+        if (Length < 0) throw new ArgumentException($"--length must be positive (or 0 for the task's default), got {Length}");
+        SyntheticTraining.CreateTask(Task, Length);
+    }
+}
+
+/// <summary>Builds the model, loss and evaluation of a synthetic task on top of <see cref="Trainer"/>.</summary>
+public static class SyntheticTraining
+{
+    public static readonly string[] Tasks = ["selective-copying", "induction-heads"];
+
+    public static ISequenceTask CreateTask(string name, int length = 0) => name switch
+    {
+        "selective-copying" => new SelectiveCopying(regionLength: length > 0 ? length : 64),
+        "induction-heads" => new InductionHeads(length: length > 0 ? length : 64),
+        _ => throw new ArgumentException($"unknown task '{name}' (expected one of: {string.Join(", ", Tasks)})"),
+    };
+
+    public static MambaConfig ModelConfig(SyntheticOptions o, ISequenceTask task) => new()
+    {
+        DModel = o.DModel, NLayer = o.Layers, DState = o.DState, DConv = o.DConv, Expand = o.Expand,
+        VocabSize = task.VocabSize, Selective = o.Selective, TieEmbeddings = true,
+    };
+
+    /// <summary>The batch of <paramref name="step"/> (a function of seed and step only) and its mean cross-entropy over scored positions.</summary>
+    public static (Tensor Loss, long Tokens) Loss(MambaLM model, ISequenceTask task, long seed, long step, int batch)
+    {
+        var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, step), batch);
+        int t = task.Length;
+        var logits = model.Forward(Tensor.From(inputs, batch, t));
+        return (Ops.CrossEntropy.Forward(logits, Tensor.From(targets, batch, t)), (long)batch * t);
+    }
+
+    /// <summary>Fraction of scored tokens predicted correctly (arg-max) on held-out samples, at <paramref name="scale"/>× the training length.</summary>
+    public static double Accuracy(MambaLM model, ISequenceTask task, long seed, int scale = 1, int samples = 256, int batch = 32)
+    {
+        model.Eval();
+        using var _ = GradMode.NoGrad();
+        long correct = 0, total = 0;
+        int t = task.LengthFor(scale), v = task.VocabSize;
+        batch = Math.Max(1, Math.Min(batch, Math.Max(1, 16384 / t)));
+        for (int done = 0, i = 0; done < samples; done += batch, i++)
+        {
+            int n = Math.Min(batch, samples - done);
+            // Evaluation data: a stream of its own, never seen in training.
+            var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, i, stream: 7_000 + scale), n, scale);
+            using var scope = new TensorScope();
+            var logits = model.Forward(Tensor.From(inputs, n, t)).AsSpan<float>();
+            for (long p = 0; p < targets.Length; p++)
+            {
+                if (targets[p] < 0) continue;
+                var row = logits.Slice((int)(p * v), v);
+                int best = 0;
+                for (int k = 1; k < v; k++) if (row[k] > row[best]) best = k;
+                correct += best == targets[p] ? 1 : 0;
+                total++;
+            }
+        }
+        model.Train();
+        return total == 0 ? double.NaN : correct / (double)total;
+    }
+}

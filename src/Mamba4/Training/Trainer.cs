@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Mamba4.Autograd;
+using Mamba4.Nn;
+using Mamba4.Tensors;
+
+namespace Mamba4.Training;
+
+public sealed record TrainerOptions
+{
+    public long Steps { get; init; } = 1000;
+    public float LearningRate { get; init; } = 1e-3f;
+    public long WarmupSteps { get; init; } = 50;
+    public float MinLearningRateRatio { get; init; } = 0.1f;
+    public float WeightDecay { get; init; } = 0.1f;
+    public double ClipNorm { get; init; } = 1.0;
+    public int GradientAccumulation { get; init; } = 1;
+    public long Seed { get; init; }
+    public int CheckpointEvery { get; init; } = 100;
+    public int EvalEvery { get; init; } = 100;
+    /// <summary>Consecutive non-finite steps after which training stops.</summary>
+    public int MaxBadSteps { get; init; } = 5;
+    /// <summary>Folder for checkpoint.safetensors and metrics.jsonl (null: keep nothing on disk).</summary>
+    public string? OutputDirectory { get; init; }
+    /// <summary>Stop (with a checkpoint) after this many steps of this invocation, as an interruption would.</summary>
+    public long? StopAfter { get; init; }
+}
+
+/// <summary>What one optimizer step did.</summary>
+public sealed record StepReport(long Step, double Loss, float LearningRate, double GradNorm, bool Skipped, double TokensPerSecond, double Seconds);
+
+public sealed record TrainResult(long Step, bool Completed, bool Interrupted, double Seconds, double LastLoss, IReadOnlyDictionary<string, double> Metrics);
+
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
+/// <summary>
+/// The training loop: gradient accumulation, global-norm clipping, AdamW with warm-up + cosine
+/// schedule, NaN/Inf steps skipped and reported, periodic evaluation and atomic checkpoints, exact
+/// resume. Data and dropout are functions of (seed, step), so an interrupted and resumed run ends
+/// with the same weights as an uninterrupted one.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly Module _model;
+    private readonly TrainerOptions _o;
+    private readonly JsonObject _runConfig;
+    private readonly Func<long, int, (Tensor Loss, long Tokens)> _loss;
+    private readonly Func<IReadOnlyDictionary<string, double>>? _evaluate;
+    private readonly AdamW _optimizer;
+    private readonly WarmupCosine _schedule;
+    private int _consecutiveBad;
+    private double _elapsedBefore;
+
+    /// <param name="loss">(step, micro-batch) → the scalar loss of that micro-batch and how many tokens it covered.</param>
+    /// <param name="runConfig">Everything that defines the run (task, sizes, options); a checkpoint resumes only into the same configuration.</param>
+    public Trainer(Module model, TrainerOptions options, JsonObject runConfig, Func<long, int, (Tensor Loss, long Tokens)> loss,
+        Func<IReadOnlyDictionary<string, double>>? evaluate = null)
+    {
+        if (options.Steps <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"steps must be positive, got {options.Steps}");
+        if (options.GradientAccumulation <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"gradient accumulation must be positive, got {options.GradientAccumulation}");
+        if (!(options.LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(options), $"learning rate must be positive, got {options.LearningRate}");
+        (_model, _o, _runConfig, _loss, _evaluate) = (model, options, runConfig, loss, evaluate);
+        _optimizer = new AdamW(model, options.LearningRate, weightDecay: options.WeightDecay);
+        _schedule = new WarmupCosine(options.LearningRate, Math.Min(options.WarmupSteps, options.Steps), options.Steps, options.MinLearningRateRatio);
+    }
+
+    public long Step { get; private set; }
+    public AdamW Optimizer => _optimizer;
+    public event Action<StepReport>? StepDone;
+    public event Action<long, IReadOnlyDictionary<string, double>>? Evaluated;
+
+    private string? CheckpointPath => _o.OutputDirectory is null ? null : Path.Combine(_o.OutputDirectory, Checkpoint.FileName);
+    private string? MetricsPath => _o.OutputDirectory is null ? null : Path.Combine(_o.OutputDirectory, "metrics.jsonl");
+
+    /// <summary>
+    /// Continues from the checkpoint in the output folder when there is one. Throws (touching nothing) when
+    /// the checkpoint is unreadable or was written by a run with a different configuration.
+    /// </summary>
+    public bool Resume()
+    {
+        if (CheckpointPath is not { } path || !File.Exists(path)) return false;
+        var saved = Checkpoint.ReadState(path);
+        var savedConfig = saved["config"] as JsonObject ?? throw new InvalidDataException($"{path}: trainer state has no 'config'");
+        foreach (var (key, value) in _runConfig)
+        {
+            var other = savedConfig[key];
+            if (!JsonNode.DeepEquals(value, other))
+                throw new InvalidDataException($"{path}: the checkpoint was written by a different run: '{key}' is {other?.ToJsonString() ?? "absent"} there, {value?.ToJsonString() ?? "null"} now");
+        }
+        foreach (var (key, _) in savedConfig)
+            if (!_runConfig.ContainsKey(key)) throw new InvalidDataException($"{path}: the checkpoint was written by a different run: it has '{key}', this run does not");
+        var state = Checkpoint.Load(path, _model, _optimizer);
+        Step = state["step"]!.GetValue<long>();
+        _optimizer.Steps = state["optimizer_steps"]!.GetValue<long>();
+        _consecutiveBad = state["consecutive_bad_steps"]?.GetValue<int>() ?? 0;
+        _elapsedBefore = state["seconds"]?.GetValue<double>() ?? 0;
+        TruncateMetrics(Step);
+        return true;
+    }
+
+    public TrainResult Run(Func<bool>? stopRequested = null)
+    {
+        if (_o.OutputDirectory is { } dir) Directory.CreateDirectory(dir);
+        var sw = Stopwatch.StartNew();
+        long startStep = Step;
+        double lastLoss = double.NaN;
+        IReadOnlyDictionary<string, double> metrics = new Dictionary<string, double>();
+        bool interrupted = false;
+        while (Step < _o.Steps)
+        {
+            if (stopRequested?.Invoke() == true || (_o.StopAfter is { } n && Step - startStep >= n)) { interrupted = true; break; }
+            var report = OneStep();
+            lastLoss = report.Loss;
+            Log(new JsonObject
+            {
+                ["step"] = report.Step, ["loss"] = report.Loss, ["lr"] = report.LearningRate, ["grad_norm"] = report.GradNorm,
+                ["skipped"] = report.Skipped, ["tokens_per_s"] = report.TokensPerSecond, ["seconds"] = _elapsedBefore + sw.Elapsed.TotalSeconds,
+            });
+            StepDone?.Invoke(report with { Seconds = _elapsedBefore + sw.Elapsed.TotalSeconds });
+            if (_evaluate is not null && (Step % _o.EvalEvery == 0 || Step == _o.Steps))
+            {
+                metrics = _evaluate();
+                var m = new JsonObject { ["step"] = Step };
+                foreach (var (k, v) in metrics) m[k] = v;
+                Log(new JsonObject { ["eval"] = m });
+                Evaluated?.Invoke(Step, metrics);
+            }
+            if (_o.CheckpointEvery > 0 && Step % _o.CheckpointEvery == 0) SaveCheckpoint(sw.Elapsed.TotalSeconds);
+        }
+        if (Step > startStep || interrupted) SaveCheckpoint(sw.Elapsed.TotalSeconds);
+        return new TrainResult(Step, Step >= _o.Steps, interrupted, _elapsedBefore + sw.Elapsed.TotalSeconds, lastLoss, metrics);
+    }
+
+    private StepReport OneStep()
+    {
+        var t0 = Stopwatch.GetTimestamp();
+        _model.Train();
+        _model.ZeroGrad();
+        double lossSum = 0;
+        long tokens = 0;
+        for (int micro = 0; micro < _o.GradientAccumulation; micro++)
+        {
+            _model.DropoutSeed = (ulong)SplitMixRandom.ForStep(_o.Seed, Step, 1000 + micro).NextUInt64();
+            using var scope = new TensorScope();
+            var (loss, count) = _loss(Step, micro);
+            tokens += count;
+            var value = loss.Item();
+            lossSum += value;
+            if (!double.IsFinite(value)) continue;
+            (_o.GradientAccumulation == 1 ? loss : Ops.Elementwise.Scale(loss, 1f / _o.GradientAccumulation)).Backward();
+        }
+        Tape.Clear();
+        double meanLoss = lossSum / _o.GradientAccumulation;
+        float lr = _schedule.At(Step);
+        double norm = Gradients.ClipByGlobalNorm(_model, _o.ClipNorm);
+        bool skipped = !double.IsFinite(meanLoss) || !double.IsFinite(norm);
+        if (skipped)
+        {
+            _model.ZeroGrad();
+            if (++_consecutiveBad >= _o.MaxBadSteps)
+                throw new TrainingDivergedException($"step {Step}: loss or gradients were not finite for {_consecutiveBad} steps in a row (loss {meanLoss}, gradient norm {norm}); stopping. The last checkpoint is unchanged.");
+        }
+        else
+        {
+            _consecutiveBad = 0;
+            _optimizer.LearningRate = lr;
+            _optimizer.Step();
+        }
+        Step++;
+        double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        return new StepReport(Step, meanLoss, lr, norm, skipped, tokens / Math.Max(seconds, 1e-9), seconds);
+    }
+
+    private void SaveCheckpoint(double seconds)
+    {
+        if (CheckpointPath is not { } path) return;
+        var state = new JsonObject
+        {
+            ["step"] = Step, ["optimizer_steps"] = _optimizer.Steps, ["consecutive_bad_steps"] = _consecutiveBad,
+            ["seed"] = _o.Seed, ["data_position"] = Step, ["seconds"] = _elapsedBefore + seconds, ["config"] = _runConfig.DeepClone(),
+        };
+        Checkpoint.Save(path, _model, _optimizer, state);
+    }
+
+    private void Log(JsonObject line)
+    {
+        if (MetricsPath is { } path) File.AppendAllText(path, line.ToJsonString() + "\n");
+    }
+
+    /// <summary>Drops metric lines written after the checkpoint we resume from (they will be written again).</summary>
+    private void TruncateMetrics(long step)
+    {
+        if (MetricsPath is not { } path || !File.Exists(path)) return;
+        var keep = File.ReadAllLines(path).Where(l =>
+        {
+            var o = JsonNode.Parse(l) as JsonObject;
+            var s = (o?["step"] ?? o?["eval"]?["step"])?.GetValue<long>();
+            return s is null || s <= step;
+        }).ToList();
+        var tmp = path + ".tmp";
+        File.WriteAllLines(tmp, keep);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public void Dispose() => _optimizer.Dispose();
+
+    internal static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+}
