@@ -89,7 +89,7 @@ internal static class SyntheticRunner
 
     public static JsonObject RunConfig(SyntheticOptions o, TrainerOptions t) => new()
     {
-        ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length).Length, ["d_model"] = o.DModel, ["layers"] = o.Layers,
+        ["task"] = o.Task, ["length"] = o.Length > 0 ? o.Length : 64, ["d_model"] = o.DModel, ["layers"] = o.Layers,
         ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["batch"] = o.Batch,
         ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["weight_decay"] = t.WeightDecay,
         ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,

@@ -1,0 +1,102 @@
+using System.Text.Json.Nodes;
+using Mamba4.IO;
+using Mamba4.Training;
+
+namespace Mamba4.Tests;
+
+/// <summary>`mamba4 train` / `mamba4 eval` as a user runs them: results, resume, and bad input.</summary>
+public class TrainCliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("mamba4-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static readonly string[] Tiny = ["--d-model", "16", "--layers", "1", "--d-state", "4", "--batch", "4", "--length", "12", "--eval-every", "4", "--checkpoint-every", "4"];
+
+    private (int Code, string Out, string Err) Train(string outDir, params string[] extra) =>
+        CliTests.Run(["train", "--out", outDir, .. Tiny, .. extra]);
+
+    [Fact]
+    public void TrainsBothModelsAndPrintsJsonReportAndModel()
+    {
+        var outDir = Path.Combine(_dir, "run");
+        var (code, stdout, stderr) = Train(outDir, "--steps", "6", "--json");
+        Assert.True(code == 0, stderr);
+        var result = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
+        Assert.Equal("selective-copying", result["task"]!.GetValue<string>());
+        Assert.Equal(6, result["steps"]!.GetValue<long>());
+        Assert.InRange(result["accuracy"]!.GetValue<double>(), 0, 1);
+        Assert.InRange(result["time_invariant_accuracy"]!.GetValue<double>(), 0, 1);
+        var html = File.ReadAllText(Path.Combine(outDir, "report.html"));
+        Assert.Contains("<svg", html);
+        Assert.DoesNotContain("src=\"http", html);
+        Assert.Equal(6, File.ReadAllLines(Path.Combine(outDir, "selective", "metrics.jsonl")).Count(l => l.Contains("\"loss\"")));
+        // The saved model is an HF-format directory: eval (and generate) load it.
+        var (ecode, eout, eerr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--scales", "1,2", "--samples", "16", "--json");
+        Assert.True(ecode == 0, eerr);
+        var ev = JsonNode.Parse(eout.Trim().Split('\n')[^1])!.AsObject();
+        Assert.InRange(ev["accuracy_2x"]!.GetValue<double>(), 0, 1);
+    }
+
+    [Fact]
+    public void StopAndResumeEqualsAnUninterruptedRun()
+    {
+        var a = Path.Combine(_dir, "a");
+        var b = Path.Combine(_dir, "b");
+        Assert.Equal(0, Train(a, "--steps", "10", "--ablation", "false").Code);
+        var (stopCode, _, stopErr) = Train(b, "--steps", "10", "--ablation", "false", "--stop-after", "5");
+        Assert.Equal(130, stopCode);
+        Assert.Contains("--resume", stopErr);
+        // Without --resume an existing checkpoint is never overwritten.
+        var ckpt = Path.Combine(b, "selective", Checkpoint.FileName);
+        var saved = File.ReadAllBytes(ckpt);
+        var (refuse, _, refuseErr) = Train(b, "--steps", "10", "--ablation", "false");
+        Assert.NotEqual(0, refuse);
+        Assert.Contains("--resume", refuseErr);
+        Assert.Equal(saved, File.ReadAllBytes(ckpt));
+        Assert.Equal(0, Train(b, "--steps", "10", "--ablation", "false", "--resume").Code);
+        var wa = SafetensorsFile.LoadAll(Path.Combine(a, "selective", "model", "model.safetensors"));
+        var wb = SafetensorsFile.LoadAll(Path.Combine(b, "selective", "model", "model.safetensors"));
+        Assert.Equal(wa.Keys.Order(), wb.Keys.Order());
+        foreach (var (name, t) in wa) Assert.True(t.ToFloatArray().SequenceEqual(wb[name].ToFloatArray()), $"{name} differs after stop + resume");
+    }
+
+    [Fact]
+    public void ResumeWithAnotherConfigurationIsRefused()
+    {
+        var outDir = Path.Combine(_dir, "cfg");
+        Assert.Equal(0, Train(outDir, "--steps", "4", "--ablation", "false", "--stop-after", "2").Code is 130 ? 0 : 1);
+        var ckpt = Path.Combine(outDir, "selective", Checkpoint.FileName);
+        var saved = File.ReadAllBytes(ckpt);
+        var (code, _, err) = CliTests.Run(["train", "--out", outDir, .. Tiny.Select(s => s == "16" ? "24" : s), "--steps", "4", "--ablation", "false", "--resume"]);
+        Assert.NotEqual(0, code);
+        Assert.Contains("'d_model' is 16 there, 24 now", err);
+        Assert.Equal(saved, File.ReadAllBytes(ckpt));
+        File.WriteAllBytes(ckpt, saved[..64]);
+        var (code2, _, err2) = Train(outDir, "--steps", "4", "--ablation", "false", "--resume");
+        Assert.NotEqual(0, code2);
+        Assert.Contains(ckpt, err2);
+    }
+
+    [Theory]
+    [InlineData("unknown task 'copying'", "--task", "copying")]
+    [InlineData("--d-model must be a positive integer, got -4", "--d-model", "-4")]
+    [InlineData("--steps must be positive, got 0", "--steps", "0")]
+    public void BadArgumentsFailWithOneClearLine(string expected, params string[] args)
+    {
+        var (code, _, stderr) = CliTests.Run(["train", "--out", Path.Combine(_dir, "bad"), .. args]);
+        Assert.NotEqual(0, code);
+        Assert.Contains(expected, stderr);
+        Assert.DoesNotContain("   at ", stderr);
+    }
+
+    [Fact]
+    public void UnwritableOutputFolderIsReported()
+    {
+        var file = Path.Combine(_dir, "not-a-folder");
+        File.WriteAllText(file, "");
+        var (code, _, stderr) = Train(Path.Combine(file, "sub"), "--steps", "2");
+        Assert.NotEqual(0, code);
+        Assert.Contains("cannot be written", stderr);
+    }
+}
