@@ -7,6 +7,7 @@ var benchmarks = new Dictionary<string, Action>
     ["scan"] = ScanBench.Run,
     ["ops"] = OpsBench.Run,
     ["generate"] = GenerateBench.Run,
+    ["train"] = TrainBench.Run,
 };
 
 var name = args.Length > 0 ? args[0] : "all";

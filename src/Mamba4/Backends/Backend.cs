@@ -24,6 +24,14 @@ public static class Backend
         lock (Gate) Registered[backend.Device] = backend;
     }
 
+    /// <summary>Times every kernel call from now on (see <see cref="ProfilingBackend.Report"/>).</summary>
+    public static void EnableProfiling()
+    {
+        lock (Gate)
+            foreach (var device in Registered.Keys.ToList())
+                if (Registered[device] is not ProfilingBackend) Registered[device] = ProfilingBackend.Wrap(Registered[device]);
+    }
+
     /// <summary>Copies (and converts) a tensor across devices; the CPU side converts dtypes.</summary>
     public static Tensor Copy(Tensor source, DType dtype, Device target) =>
         throw new NotSupportedException($"copy from {source.Device} to {target} needs a device backend");

@@ -1,0 +1,48 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Reflection;
+
+namespace Mamba4.Backends;
+
+/// <summary>
+/// Wraps a backend and times every kernel call by method name (a DispatchProxy: no per-method code).
+/// Enable with <see cref="Backend.EnableProfiling"/>; read with <see cref="Report"/>.
+/// </summary>
+public class ProfilingBackend : DispatchProxy
+{
+    private IBackend _inner = null!;
+    private static readonly ConcurrentDictionary<string, (long Calls, long Ticks)> Totals = new();
+
+    public static IBackend Wrap(IBackend inner)
+    {
+        var proxy = Create<IBackend, ProfilingBackend>();
+        ((ProfilingBackend)(object)proxy)._inner = inner;
+        return proxy;
+    }
+
+    protected override object? Invoke(MethodInfo? method, object?[]? args)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        try
+        {
+            return method!.Invoke(_inner, args);
+        }
+        catch (TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+            throw;
+        }
+        finally
+        {
+            long dt = Stopwatch.GetTimestamp() - t0;
+            if (method!.Name is not ("get_Device" or "get_Name"))
+                Totals.AddOrUpdate(method.Name, (1, dt), (_, v) => (v.Calls + 1, v.Ticks + dt));
+        }
+    }
+
+    public static void Reset() => Totals.Clear();
+
+    /// <summary>Kernel name, calls, total seconds — largest first.</summary>
+    public static IReadOnlyList<(string Kernel, long Calls, double Seconds)> Report() =>
+        Totals.Select(kv => (kv.Key, kv.Value.Calls, kv.Value.Ticks / (double)Stopwatch.Frequency)).OrderByDescending(r => r.Item3).ToList();
+}
