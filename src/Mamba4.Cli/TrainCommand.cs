@@ -17,15 +17,15 @@ internal static class TrainCommand
     public static Command Create()
     {
         var task = new Option<string>("--task") { Description = $"task: {string.Join(" | ", SyntheticTraining.Tasks)}", DefaultValueFactory = _ => "selective-copying" };
-        var length = new Option<int>("--length") { Description = "region length (selective copying) or sequence length (induction heads); 0 = 64" };
+        var length = new Option<int>("--length") { Description = "region length (selective copying, default 32) or sequence length (induction heads, default 64)" };
         var dModel = new Option<int>("--d-model") { Description = "model width", DefaultValueFactory = _ => 64 };
         var layers = new Option<int>("--layers") { Description = "Mamba layers", DefaultValueFactory = _ => 2 };
         var dState = new Option<int>("--d-state") { Description = "SSM state size per channel", DefaultValueFactory = _ => 16 };
         var selective = new Option<bool>("--selective") { Description = "input-dependent B, C, Δ (false: the time-invariant S4-style ablation)", DefaultValueFactory = _ => true };
         var ablation = new Option<bool>("--ablation") { Description = "also train the time-invariant twin and compare", DefaultValueFactory = _ => true };
-        var steps = new Option<long>("--steps") { Description = "optimizer steps", DefaultValueFactory = _ => 800 };
+        var steps = new Option<long>("--steps") { Description = "optimizer steps", DefaultValueFactory = _ => 2000 };
         var batch = new Option<int>("--batch") { Description = "sequences per step", DefaultValueFactory = _ => 32 };
-        var lr = new Option<float>("--lr") { Description = "peak learning rate (warm-up, then cosine)", DefaultValueFactory = _ => 2e-3f };
+        var lr = new Option<float>("--lr") { Description = "peak learning rate (warm-up, then cosine)", DefaultValueFactory = _ => 5e-3f };
         var warmup = new Option<long>("--warmup") { Description = "warm-up steps", DefaultValueFactory = _ => 50 };
         var weightDecay = new Option<float>("--weight-decay") { Description = "AdamW weight decay", DefaultValueFactory = _ => 0.1f };
         var clip = new Option<double>("--clip") { Description = "gradient clipping by global norm (0 = off)", DefaultValueFactory = _ => 1.0 };
@@ -89,7 +89,7 @@ internal static class SyntheticRunner
 
     public static JsonObject RunConfig(SyntheticOptions o, TrainerOptions t) => new()
     {
-        ["task"] = o.Task, ["length"] = o.Length > 0 ? o.Length : 64, ["d_model"] = o.DModel, ["layers"] = o.Layers,
+        ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length) switch { SelectiveCopying copying => copying.RegionLength, var other => other.Length }, ["d_model"] = o.DModel, ["layers"] = o.Layers,
         ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["batch"] = o.Batch,
         ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["weight_decay"] = t.WeightDecay,
         ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,

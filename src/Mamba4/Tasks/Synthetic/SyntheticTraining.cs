@@ -9,7 +9,7 @@ namespace Mamba4.Tasks.Synthetic;
 public sealed record SyntheticOptions
 {
     public string Task { get; init; } = "selective-copying";
-    /// <summary>Region length (selective copying) or sequence length (induction heads); 0 = the task's default.</summary>
+    /// <summary>Region length (selective copying, default 32) or sequence length (induction heads, default 64); 0 = the default.</summary>
     public int Length { get; init; }
     public int DModel { get; init; } = 64;
     public int Layers { get; init; } = 2;
@@ -36,7 +36,7 @@ public static class SyntheticTraining
 
     public static ISequenceTask CreateTask(string name, int length = 0) => name switch
     {
-        "selective-copying" => new SelectiveCopying(regionLength: length > 0 ? length : 64),
+        "selective-copying" => new SelectiveCopying(regionLength: length > 0 ? length : 32),
         "induction-heads" => new InductionHeads(length: length > 0 ? length : 64),
         _ => throw new ArgumentException($"unknown task '{name}' (expected one of: {string.Join(", ", Tasks)})"),
     };
