@@ -87,7 +87,7 @@ public sealed unsafe partial class CpuBackend
         public static Vector256<float> Apply(Vector256<float> x, Vector256<float> dy)
         {
             var cdf = Vector256.Create(0.5f) * (Vector256<float>.One + Simd.Erf(x * Vector256.Create(0.70710678f)));
-            var pdf = Vector256.Create(0.39894228f) * Vector256.Exp(Vector256.Create(-0.5f) * x * x);
+            var pdf = Vector256.Create(0.39894228f) * Simd.Exp(Vector256.Create(-0.5f) * x * x);
             return dy * (cdf + x * pdf);
         }
     }
@@ -111,13 +111,13 @@ public sealed unsafe partial class CpuBackend
     internal struct Exp : IUnaryOp
     {
         public static float Apply(float x) => MathF.Exp(x);
-        public static Vector256<float> Apply(Vector256<float> x) => Vector256.Exp(x);
+        public static Vector256<float> Apply(Vector256<float> x) => Simd.Exp(x);
     }
 
     internal struct ExpGrad : IBinaryOp
     {
         public static float Apply(float x, float dy) => dy * MathF.Exp(x);
-        public static Vector256<float> Apply(Vector256<float> x, Vector256<float> dy) => dy * Vector256.Exp(x);
+        public static Vector256<float> Apply(Vector256<float> x, Vector256<float> dy) => dy * Simd.Exp(x);
     }
 
     // y·silu(z)

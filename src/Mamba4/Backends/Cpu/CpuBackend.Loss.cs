@@ -93,7 +93,7 @@ public sealed unsafe partial class CpuBackend
                 {
                     var vs = Vector256.Create(s);
                     for (; j <= v - 8; j += 8)
-                        Vector256.Store(Vector256.Load(gr + j) - Vector256.Exp(Vector256.Load(yr + j)) * vs, dr + j);
+                        Vector256.Store(Vector256.Load(gr + j) - Simd.Exp(Vector256.Load(yr + j)) * vs, dr + j);
                 }
                 for (; j < v; j++) dr[j] = gr[j] - MathF.Exp(yr[j]) * s;
             }
@@ -136,10 +136,10 @@ public sealed unsafe partial class CpuBackend
             Vector256<float> a0 = Vector256<float>.Zero, a1 = Vector256<float>.Zero;
             for (; j <= n - 16; j += 16)
             {
-                a0 += Vector256.Exp(Vector256.Load(x + j) - vm);
-                a1 += Vector256.Exp(Vector256.Load(x + j + 8) - vm);
+                a0 += Simd.Exp(Vector256.Load(x + j) - vm);
+                a1 += Simd.Exp(Vector256.Load(x + j + 8) - vm);
             }
-            for (; j <= n - 8; j += 8) a0 += Vector256.Exp(Vector256.Load(x + j) - vm);
+            for (; j <= n - 8; j += 8) a0 += Simd.Exp(Vector256.Load(x + j) - vm);
             s = Vector256.Sum(a0 + a1);
         }
         for (; j < n; j++) s += MathF.Exp(x[j] - m);
@@ -155,7 +155,7 @@ public sealed unsafe partial class CpuBackend
         {
             Vector256<float> vl = Vector256.Create(lse), vs = Vector256.Create(scale);
             for (; j <= n - 8; j += 8)
-                Vector256.Store(Vector256.Exp(Vector256.Load(x + j) - vl) * vs, d + j);
+                Vector256.Store(Simd.Exp(Vector256.Load(x + j) - vl) * vs, d + j);
         }
         for (; j < n; j++) d[j] = MathF.Exp(x[j] - lse) * scale;
     }

@@ -25,7 +25,7 @@ namespace Mamba4.Backends.Cpu;
 // atomics. dA, dD, dbias and time-invariant dB/dC reduce over batch and time inside a block, which one
 // worker owns (its accumulators live in the group's scratch while the group walks the sequences).
 //
-// The hot loops make no calls: exp and σ are inlined float32 code (ScanExp, ScanSigmoid); softplus
+// The hot loops make no calls: exp and σ are inlined float32 code (Simd.Exp, Simd.Sigmoid); softplus
 // (Simd.Softplus) runs once per step and block, ahead of the recurrence.
 public sealed unsafe partial class CpuBackend
 {
@@ -260,7 +260,7 @@ public sealed unsafe partial class CpuBackend
                 if (hasZ)
                 {
                     var zz = LoadLanes(z + off, w);
-                    gateTile[i] = zz * ScanSigmoid(zz);
+                    gateTile[i] = zz * Simd.Sigmoid(zz);
                 }
             }
             for (int i = 0; i < len; i++)
@@ -274,7 +274,7 @@ public sealed unsafe partial class CpuBackend
                 long o = 0;
                 for (int j = 0; j < n; j++, o += dp)
                 {
-                    var a = ScanExp(dt * Vector256.Load(at + o));
+                    var a = Simd.Exp(dt * Vector256.Load(at + o));
                     var hj = Vector256.FusedMultiplyAdd(a, h[j], dtu * TBC.Coef(bRow, bt, j, o));
                     h[j] = hj;
                     yy = Vector256.FusedMultiplyAdd(TBC.Coef(cRow, ct, j, o), hj, yy);
@@ -347,7 +347,7 @@ public sealed unsafe partial class CpuBackend
                 float* bRow = bSel + row * n;
                 long o = 0;
                 for (int j = 0; j < n; j++, o += dp)
-                    h[j] = Vector256.FusedMultiplyAdd(ScanExp(dt * Vector256.Load(at + o)), h[j], dtu * TBC.Coef(bRow, bt, j, o));
+                    h[j] = Vector256.FusedMultiplyAdd(Simd.Exp(dt * Vector256.Load(at + o)), h[j], dtu * TBC.Coef(bRow, bt, j, o));
             }
         }
 
@@ -369,13 +369,13 @@ public sealed unsafe partial class CpuBackend
                 long o = 0;
                 for (int j = 0; j < n; j++, o += dp)
                 {
-                    var aj = ScanExp(dt * Vector256.Load(at + o));
+                    var aj = Simd.Exp(dt * Vector256.Load(at + o));
                     a[j] = aj;
                     hCur[j] = Vector256.FusedMultiplyAdd(aj, hPrev[j], dtu * TBC.Coef(bRow, bt, j, o));
                 }
             }
 
-            // Reverse sweep over the chunk (no calls: σ is the inlined ScanSigmoid).
+            // Reverse sweep over the chunk (no calls: σ is the inlined Simd.Sigmoid).
             for (int i = len - 1; i >= 0; i--)
             {
                 long row = row0 + i, off = row * D + d0;
@@ -388,7 +388,7 @@ public sealed unsafe partial class CpuBackend
                 if (hasZ)
                 {
                     var zz = LoadLanes(z + off, w);
-                    var sig = ScanSigmoid(zz);
+                    var sig = Simd.Sigmoid(zz);
                     dy = dout * zz * sig;
                     if (dZ != null)
                     {
@@ -442,7 +442,7 @@ public sealed unsafe partial class CpuBackend
                 {
                     // softplus'(x) = σ(x); 1 where softplus(x) = x (x > 20).
                     var raw = LoadLanes(delta + off, w) + bias;
-                    ddt = Vector256.ConditionalSelect(Vector256.GreaterThan(raw, Vector256.Create(20f)), ddt, ddt * ScanSigmoid(raw));
+                    ddt = Vector256.ConditionalSelect(Vector256.GreaterThan(raw, Vector256.Create(20f)), ddt, ddt * Simd.Sigmoid(raw));
                 }
                 accBias += ddt;
                 StoreLanes(du, dU + off, w);
@@ -510,38 +510,6 @@ public sealed unsafe partial class CpuBackend
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Coef(float* row, float* transposed, int n, long o) => Vector256.Load(transposed + o);
     }
-
-    /// <summary>
-    /// e^x in float32, inlined (the runtime's Vector256.Exp is an out-of-line call that widens to double, and a
-    /// call inside the loop makes the JIT spill every live vector around it). x = k·ln2 + r with |r| ≤ ln2/2:
-    /// one FMA with the "magic" constant 1.5·2²³ + 127 rounds x·log2(e) to the integer k and leaves k + 127
-    /// in the low mantissa bits, which shifted into the exponent field are 2^k. Cody–Waite r, Cephes' degree-6
-    /// polynomial for e^r: ≈ 1 ulp over the normal range. x is clamped to [ln 2⁻¹²⁶, 127.5·ln 2] so that
-    /// 2^k stays a normal float: e^x for x &lt; −87.34 is 1.2e-38 instead of 0 (an absolute error that is
-    /// nothing next to the states it multiplies) and e^x saturates at 2.4e38 for x &gt; 88.38. NaN propagates.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> ScanExp(Vector256<float> x)
-    {
-        // MinNative/MaxNative return their second operand when either is NaN (x86), so NaN survives the clamp.
-        x = Vector256.MinNative(Vector256.Create(88.3762626647949f), Vector256.MaxNative(Vector256.Create(-87.3365447505531f), x));
-        var t = Vector256.FusedMultiplyAdd(x, Vector256.Create(1.44269504088896341f), Vector256.Create(12583039f));
-        var k = t - Vector256.Create(12583039f);
-        var r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-0.693359375f), x);
-        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(2.12194440e-4f), r);
-        var q = Vector256.Create(1.9875691500e-4f);
-        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(1.3981999507e-3f));
-        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(8.3334519073e-3f));
-        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(4.1665795894e-2f));
-        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(1.6666665459e-1f));
-        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(5.0000001201e-1f));
-        q = Vector256.FusedMultiplyAdd(q, r * r, r + Vector256<float>.One);
-        return q * (t.AsInt32() << 23).AsSingle();
-    }
-
-    /// <summary>σ(x) = 1/(1 + e^−x) with the inlined <see cref="ScanExp"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> ScanSigmoid(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + ScanExp(-x));
 
     /// <summary>[Σ v[0], Σ v[1], …, Σ v[7]]: the lane sums of 8 vectors in one vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -56,7 +56,7 @@ public sealed unsafe partial class CpuBackend
                     var vacc = Vector256<float>.Zero;
                     for (; s <= n - 8; s += 8)
                     {
-                        var hv = Vector256.Exp(vdt * Vector256.Load(ar + s)) * Vector256.Load(h + s) + vdtu * Vector256.Load(br + s);
+                        var hv = Simd.Exp(vdt * Vector256.Load(ar + s)) * Vector256.Load(h + s) + vdtu * Vector256.Load(br + s);
                         Vector256.Store(hv, h + s);
                         vacc += hv * Vector256.Load(cr + s);
                     }

@@ -55,9 +55,38 @@ internal static unsafe class Simd
 
     // ---- shared vector math ----
 
+    /// <summary>
+    /// e^x in float32, inlined (the runtime's Vector256.Exp is an out-of-line call that widens to double, and a
+    /// call inside the loop makes the JIT spill every live vector around it). x = k·ln2 + r with |r| ≤ ln2/2:
+    /// one FMA with the "magic" constant 1.5·2²³ + 127 rounds x·log2(e) to the integer k and leaves k + 127
+    /// in the low mantissa bits, which shifted into the exponent field are 2^k. Cody–Waite r, Cephes' degree-6
+    /// polynomial for e^r: ≈ 1 ulp over the normal range. x is clamped to [ln 2⁻¹²⁶, 127.5·ln 2] so that
+    /// 2^k stays a normal float: e^x for x &lt; −87.34 is 1.2e-38 instead of 0 (an absolute error that is
+    /// nothing next to the states it multiplies) and e^x saturates at 2.4e38 for x &gt; 88.38. NaN propagates.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Exp(Vector256<float> x)
+    {
+        // MinNative/MaxNative return their second operand when either is NaN (x86), so NaN survives the clamp.
+        x = Vector256.MinNative(Vector256.Create(88.3762626647949f), Vector256.MaxNative(Vector256.Create(-87.3365447505531f), x));
+        var t = Vector256.FusedMultiplyAdd(x, Vector256.Create(1.44269504088896341f), Vector256.Create(12583039f));
+        var k = t - Vector256.Create(12583039f);
+        var r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-0.693359375f), x);
+        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(2.12194440e-4f), r);
+        var q = Vector256.Create(1.9875691500e-4f);
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(1.3981999507e-3f));
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(8.3334519073e-3f));
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(4.1665795894e-2f));
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(1.6666665459e-1f));
+        q = Vector256.FusedMultiplyAdd(q, r, Vector256.Create(5.0000001201e-1f));
+        q = Vector256.FusedMultiplyAdd(q, r * r, r + Vector256<float>.One);
+        return q * (t.AsInt32() << 23).AsSingle();
+    }
+
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Sigmoid(Vector256<float> x) =>
-        Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-x));
+        Vector256<float>.One / (Vector256<float>.One + Exp(-x));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
@@ -76,7 +105,7 @@ internal static unsafe class Simd
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Softplus(Vector256<float> x)
     {
-        var r = Vector256.Max(x, Vector256<float>.Zero) + Log1p(Vector256.Exp(-Vector256.Abs(x)));
+        var r = Vector256.Max(x, Vector256<float>.Zero) + Log1p(Exp(-Vector256.Abs(x)));
         return Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(20f)), x, r);
     }
 
@@ -100,7 +129,7 @@ internal static unsafe class Simd
         p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(0.37409196f));
         p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(1.00002368f));
         p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-1.26551223f));
-        var erfc = t * Vector256.Exp(-ax * ax + p);
+        var erfc = t * Exp(-ax * ax + p);
         var r = Vector256<float>.One - erfc;
         return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), -r, r);
     }
