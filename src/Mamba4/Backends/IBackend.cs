@@ -96,6 +96,8 @@ public interface IBackend
     /// <summary>q, k, v, y: [batch, L, heads·dHead]; causal softmax(q kᵀ/√dHead) v; keyPadding [batch, L] (I64 ids, 0 = padding) optional; lse [batch, heads, L].</summary>
     void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp);
     void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
+    /// <summary>Decoding with a KV cache: q, y [batch, heads·dHead] attend to the first <paramref name="length"/> rows of kCache, vCache [batch, capacity, heads·dHead].</summary>
+    void AttentionStep(Tensor q, Tensor kCache, Tensor vCache, int length, int heads, Tensor y);
 }
 
 /// <summary>

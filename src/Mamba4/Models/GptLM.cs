@@ -1,0 +1,179 @@
+using System.Text.Json.Nodes;
+using Mamba4.Nn;
+using Mamba4.Ops;
+using Mamba4.Tensors;
+
+namespace Mamba4.Models;
+
+/// <summary>Sizes of the GPT-style Transformer baseline.</summary>
+public sealed record GptConfig
+{
+    public int DModel { get; init; } = 256;
+    public int NLayer { get; init; } = 4;
+    public int NHead { get; init; } = 4;
+    public int VocabSize { get; init; } = 256;
+    public int MaxPositions { get; init; } = 1024;
+    public float Dropout { get; init; }
+    public float NormEpsilon { get; init; } = 1e-5f;
+
+    public void Validate()
+    {
+        if (DModel <= 0 || NLayer <= 0 || NHead <= 0 || VocabSize <= 0 || MaxPositions <= 0)
+            throw new ArgumentException($"GPT config: sizes must be positive (d_model {DModel}, n_layer {NLayer}, n_head {NHead}, vocab {VocabSize}, positions {MaxPositions})");
+        if (DModel % NHead != 0) throw new ArgumentException($"GPT config: d_model {DModel} must be a multiple of n_head {NHead}");
+    }
+
+    public JsonObject ToJson() => new()
+    {
+        ["model_type"] = "gpt", ["n_embd"] = DModel, ["n_layer"] = NLayer, ["n_head"] = NHead,
+        ["vocab_size"] = VocabSize, ["n_positions"] = MaxPositions, ["dropout"] = Dropout, ["layer_norm_epsilon"] = NormEpsilon,
+    };
+}
+
+/// <summary>GPT-2 style block (pre-LayerNorm): x + attn(ln_1(x)), then x + mlp(ln_2(x)), GELU MLP of 4·d.</summary>
+public sealed class GptBlock : Module
+{
+    public GptBlock(GptConfig c, Random rng)
+    {
+        Ln1 = Child("ln_1", new Nn.LayerNorm(c.DModel, c.NormEpsilon));
+        CAttn = Child("attn.c_attn", new Nn.Linear(c.DModel, 3 * c.DModel, true, rng));
+        CProj = Child("attn.c_proj", new Nn.Linear(c.DModel, c.DModel, true, rng));
+        Ln2 = Child("ln_2", new Nn.LayerNorm(c.DModel, c.NormEpsilon));
+        CFc = Child("mlp.c_fc", new Nn.Linear(c.DModel, 4 * c.DModel, true, rng));
+        MProj = Child("mlp.c_proj", new Nn.Linear(4 * c.DModel, c.DModel, true, rng));
+        Heads = c.NHead;
+        DropoutP = c.Dropout;
+    }
+
+    public Nn.LayerNorm Ln1 { get; }
+    public Nn.Linear CAttn { get; }
+    public Nn.Linear CProj { get; }
+    public Nn.LayerNorm Ln2 { get; }
+    public Nn.Linear CFc { get; }
+    public Nn.Linear MProj { get; }
+    public int Heads { get; }
+    public float DropoutP { get; }
+
+    public Tensor Forward(Tensor x, ref ulong seed, KvLayer? cache = null)
+    {
+        int d = x.Shape.Last;
+        var qkv = Concat.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
+        if (cache is not null) cache.Append(qkv[1], qkv[2]);
+        var a = Dropout.Forward(CProj.Forward(Attention.Causal(qkv[0], qkv[1], qkv[2], Heads)), DropoutP, seed++, Training);
+        x = Elementwise.Add(x, a);
+        var m = Dropout.Forward(MProj.Forward(Activations.Gelu(CFc.Forward(Ln2.Forward(x)))), DropoutP, seed++, Training);
+        return Elementwise.Add(x, m);
+    }
+
+    /// <summary>One token per stream with the KV cache: x (b, d) → (b, d).</summary>
+    public Tensor Step(Tensor x, KvLayer cache)
+    {
+        int d = x.Shape.Last;
+        var qkv = Concat.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
+        cache.Append(qkv[1], qkv[2]);
+        var y = Tensor.Empty(x.Shape, DType.F32, x.Device);
+        x.Backend.AttentionStep(qkv[0], cache.K, cache.V, cache.Length, Heads, y);
+        x = Elementwise.Add(x, CProj.Forward(y));
+        return Elementwise.Add(x, MProj.Forward(Activations.Gelu(CFc.Forward(Ln2.Forward(x)))));
+    }
+}
+
+/// <summary>Keys and values of one layer for a batch of streams, [batch, capacity, d]; grows by one row per token.</summary>
+public sealed class KvLayer(int batch, int capacity, int width, Device device) : IDisposable
+{
+    public Tensor K { get; } = Tensor.Zeros(new Shape(batch, capacity, width), DType.F32, device).Persist();
+    public Tensor V { get; } = Tensor.Zeros(new Shape(batch, capacity, width), DType.F32, device).Persist();
+    public int Length { get; private set; }
+    public long Bytes => 2L * Length * K.Shape[0] * K.Shape[2] * sizeof(float);
+
+    /// <summary>Appends k, v of shape (b, d) or (b, l, d).</summary>
+    public void Append(Tensor k, Tensor v)
+    {
+        int b = K.Shape[0], w = K.Shape[2], l = k.Rank == 3 ? k.Shape[1] : 1;
+        if (Length + l > K.Shape[1]) throw new InvalidOperationException($"KV cache full: {Length} + {l} positions exceed its capacity {K.Shape[1]}");
+        using var k3 = k.Detach().Reshape(b, l, w);
+        using var v3 = v.Detach().Reshape(b, l, w);
+        for (int i = 0; i < b; i++)
+        {
+            using var kd = K.Slice(i, 1).Reshape(K.Shape[1], w);
+            using var vd = V.Slice(i, 1).Reshape(K.Shape[1], w);
+            using var ks = k3.Slice(i, 1).Reshape(l, w);
+            using var vs = v3.Slice(i, 1).Reshape(l, w);
+            using var kdRows = kd.Slice(Length, l);
+            using var vdRows = vd.Slice(Length, l);
+            kd.Backend.CopyColumns(ks, 0, kdRows, 0, w);
+            vd.Backend.CopyColumns(vs, 0, vdRows, 0, w);
+        }
+        Length += l;
+    }
+
+    public void Dispose() { K.Dispose(); V.Dispose(); }
+}
+
+/// <summary>
+/// GPT-style decoder LM — the Transformer baseline on the same engine: learned positions, pre-LayerNorm
+/// blocks, causal attention, GELU MLP, tied output head. Names as nanoGPT (transformer.wte, transformer.h.i…).
+/// </summary>
+public sealed class GptLM : Module
+{
+    public GptLM(GptConfig config, int seed = 0)
+    {
+        config.Validate();
+        Config = config;
+        var rng = new Random(seed);
+        Wte = Child("transformer.wte", new Nn.Embedding(config.VocabSize, config.DModel, rng, std: 0.02));
+        Wpe = Child("transformer.wpe", new Nn.Embedding(config.MaxPositions, config.DModel, rng, std: 0.02));
+        Blocks = Child("transformer.h", new ModuleList<GptBlock>(Enumerable.Range(0, config.NLayer).Select(_ => new GptBlock(config, rng))));
+        LnF = Child("transformer.ln_f", new Nn.LayerNorm(config.DModel, config.NormEpsilon));
+        // GPT-2 init: weights N(0, 0.02), biases 0, residual projections scaled by 1/√(2·n_layer).
+        foreach (var b in Blocks.Items)
+            foreach (var lin in new[] { b.CAttn, b.CProj, b.CFc, b.MProj })
+            {
+                double std = lin == b.CProj || lin == b.MProj ? 0.02 / Math.Sqrt(2 * config.NLayer) : 0.02;
+                using (var n = Init.Normal(rng, lin.Weight.Shape, 0, std)) n.AsSpan<float>().CopyTo(lin.Weight.AsSpan<float>());
+                lin.Bias!.AsSpan<float>().Clear();
+            }
+    }
+
+    public GptConfig Config { get; }
+    public Nn.Embedding Wte { get; }
+    public Nn.Embedding Wpe { get; }
+    public ModuleList<GptBlock> Blocks { get; }
+    public Nn.LayerNorm LnF { get; }
+
+    /// <summary>ids (b, l) → logits (b, l, vocab). With an empty <paramref name="cache"/>, also fills it (prefill).</summary>
+    public Tensor Forward(Tensor ids, KvCache? cache = null)
+    {
+        int b = ids.Shape[0], l = ids.Shape[1];
+        if (l > Config.MaxPositions) throw new ArgumentException($"GptLM: sequence length {l} exceeds n_positions {Config.MaxPositions}");
+        var pos = new long[b * l];
+        for (int i = 0; i < pos.Length; i++) pos[i] = i % l;
+        var x = Dropout.Forward(Elementwise.Add(Wte.Forward(ids), Wpe.Forward(Tensor.From(pos, b, l))), Config.Dropout, DropoutSeed++, Training);
+        var seed = DropoutSeed;
+        for (int i = 0; i < Blocks.Count; i++) x = Blocks[i].Forward(x, ref seed, cache?.Layers[i]);
+        DropoutSeed = seed;
+        return Ops.Linear.Forward(LnF.Forward(x), Wte.Weight);
+    }
+
+    public KvCache NewCache(int batch, int capacity) =>
+        new(Enumerable.Range(0, Config.NLayer).Select(_ => new KvLayer(batch, capacity, Config.DModel, Wte.Weight.Device)).ToArray());
+
+    /// <summary>One token per stream: ids (b) → logits (b, vocab); cost grows with the tokens in the cache.</summary>
+    public Tensor Step(Tensor ids, KvCache cache)
+    {
+        int b = ids.Shape[0];
+        long position = cache.Layers[0].Length;
+        if (position >= Config.MaxPositions) throw new InvalidOperationException($"GptLM: position {position} is beyond n_positions {Config.MaxPositions}");
+        var pos = Enumerable.Repeat(position, b).ToArray();
+        var x = Elementwise.Add(Wte.Forward(ids), Wpe.Forward(Tensor.From(pos, b)));
+        for (int i = 0; i < Blocks.Count; i++) x = Blocks[i].Step(x, cache.Layers[i]);
+        return Ops.Linear.Forward(LnF.Forward(x), Wte.Weight);
+    }
+}
+
+public sealed class KvCache(KvLayer[] layers) : IDisposable
+{
+    public KvLayer[] Layers { get; } = layers;
+    public long Bytes => Layers.Sum(l => l.Bytes);
+    public void Dispose() { foreach (var l in Layers) l.Dispose(); }
+}
