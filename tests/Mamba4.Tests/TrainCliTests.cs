@@ -100,3 +100,38 @@ public class TrainCliTests : IDisposable
         Assert.Contains("cannot be written", stderr);
     }
 }
+
+public class TrainSignalTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("mamba4-sig-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task SigtermWritesACheckpointAndExits130()
+    {
+        var cli = Path.Combine(AppContext.BaseDirectory, "Mamba4.Cli.dll");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { cli, "train", "--out", _dir, "--d-model", "16", "--layers", "1", "--d-state", "4", "--batch", "4",
+                     "--length", "12", "--steps", "100000", "--checkpoint-every", "100000", "--ablation", "false" })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        // Wait for the first progress line, then ask it to stop as a service manager would.
+        var seen = new System.Text.StringBuilder();
+        while (!seen.ToString().Contains("step "))
+        {
+            var line = p.StandardError.ReadLine();
+            Assert.NotNull(line);
+            seen.AppendLine(line);
+        }
+        System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
+        var rest = p.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        Assert.True(p.WaitForExit(60_000), "the trainer did not stop within 60 s of SIGTERM");
+        Assert.Equal(130, p.ExitCode);
+        Assert.Contains("--resume", await rest);
+        await stdout;
+        var state = Checkpoint.ReadState(Path.Combine(_dir, "selective", Checkpoint.FileName));
+        Assert.True(state["step"]!.GetValue<long>() > 0);
+    }
+}

@@ -220,3 +220,24 @@ public class TrainingTests : IDisposable
         }
     }
 }
+
+public class TrainingAccumulationTests
+{
+    [Fact]
+    public void TwoMicroBatchesOfTheSameDataEqualOneStep()
+    {
+        var task = new Mamba4.Tasks.Synthetic.SelectiveCopying(regionLength: 10, dataTokens: 2, dataVocab: 3);
+        var o = new Mamba4.Tasks.Synthetic.SyntheticOptions { DModel = 8, Layers = 1, DState = 2, Batch = 3 };
+        float[] Run(int accumulate)
+        {
+            using var model = new Mamba4.Models.MambaLM(Mamba4.Tasks.Synthetic.SyntheticTraining.ModelConfig(o, task), seed: 1);
+            using var trainer = new Trainer(model, new TrainerOptions { Steps = 3, WarmupSteps = 1, GradientAccumulation = accumulate, ClipNorm = 0 },
+                new System.Text.Json.Nodes.JsonObject(), (step, _) => Mamba4.Tasks.Synthetic.SyntheticTraining.Loss(model, task, 1, step, o.Batch));
+            trainer.Run();
+            return model.Parameters().SelectMany(p => p.ToFloatArray()).ToArray();
+        }
+        var one = Run(1);
+        var two = Run(2);
+        for (int i = 0; i < one.Length; i++) Assert.Equal(one[i], two[i], 1e-5);
+    }
+}
