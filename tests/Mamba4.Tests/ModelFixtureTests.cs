@@ -19,6 +19,12 @@ public class ModelFixtureTests
             double err = Math.Abs(expected[i] - actual[i]) - rtol * Math.Abs(expected[i]);
             if (err > worst) { worst = err; worstAt = i; }
         }
+        if (Environment.GetEnvironmentVariable("MAMBA4_REPORT_ERRORS") is not null)
+        {
+            double maxRel = 0;
+            for (int i = 0; i < expected.Length; i++) maxRel = Math.Max(maxRel, Math.Abs(expected[i] - actual[i]) / Math.Max(Math.Abs(expected[i]), 1e-3 * scale));
+            File.AppendAllText(Environment.GetEnvironmentVariable("MAMBA4_REPORT_ERRORS")!, $"{what}\t{maxRel:G3}\n");
+        }
         Assert.True(worst <= atol * Math.Max(1, scale),
             $"{what}: element {worstAt} expected {(worstAt >= 0 ? expected[worstAt] : 0):G8}, got {(worstAt >= 0 ? actual[worstAt] : 0):G8} (max |ref| {scale:G4})");
     }
