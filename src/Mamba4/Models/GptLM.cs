@@ -114,8 +114,12 @@ public sealed class KvLayer(int batch, int capacity, int width, Device device) :
 /// GPT-style decoder LM — the Transformer baseline on the same engine: learned positions, pre-LayerNorm
 /// blocks, causal attention, GELU MLP, tied output head. Names as nanoGPT (transformer.wte, transformer.h.i…).
 /// </summary>
-public sealed class GptLM : Module
+public sealed class GptLM : Module, ICausalLanguageModel
 {
+    int ICausalLanguageModel.VocabSize => Config.VocabSize;
+    Tensor ICausalLanguageModel.Logits(Tensor ids) => Forward(ids);
+    Module ICausalLanguageModel.AsModule => this;
+
     public GptLM(GptConfig config, int seed = 0)
     {
         config.Validate();

@@ -44,8 +44,12 @@ public sealed class MambaBackbone : Module
 /// The Hugging Face <c>MambaForCausalLM</c>: parameter names backbone.embeddings.weight,
 /// backbone.layers.i.{norm, mixer.*}, backbone.norm_f.weight, lm_head.weight (tied to the embeddings).
 /// </summary>
-public sealed class MambaLM : Module
+public sealed class MambaLM : Module, ICausalLanguageModel
 {
+    int ICausalLanguageModel.VocabSize => Config.VocabSize;
+    Tensor ICausalLanguageModel.Logits(Tensor ids) => Forward(ids);
+    Module ICausalLanguageModel.AsModule => this;
+
     public MambaLM(MambaConfig config, int seed = 0)
     {
         config.Validate();
