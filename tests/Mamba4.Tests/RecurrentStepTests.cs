@@ -79,3 +79,28 @@ public class RecurrentStepTests
         }
     }
 }
+
+public class Mamba4RecStepTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void StepOverAHistoryEqualsTheFullForward(int layers)
+    {
+        using var model = new Mamba4Rec(new Mamba4RecConfig { NItems = 30, HiddenSize = 16, NumLayers = layers, DState = 8, InnerSize = 32, Dropout = 0.2f }, seed: 4);
+        model.Eval();
+        var rng = new Random(6);
+        long[] a = Enumerable.Range(0, 12).Select(_ => (long)rng.Next(1, 30)).ToArray();
+        long[] b = Enumerable.Range(0, 12).Select(_ => (long)rng.Next(1, 30)).ToArray();
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        using var state = model.NewState(2);
+        for (int t = 0; t < 12; t++)
+        {
+            var step = model.Step(Tensor.From([a[t], b[t]], 2), state).ToFloatArray();
+            // Full forward over each history so far, read at its last position.
+            var full = model.Forward(Tensor.From([.. a[..(t + 1)], .. b[..(t + 1)]], 2, t + 1), Tensor.From([t + 1L, t + 1L], 2)).ToFloatArray();
+            for (int i = 0; i < full.Length; i++) Assert.Equal(full[i], step[i], 1e-4);
+        }
+    }
+}

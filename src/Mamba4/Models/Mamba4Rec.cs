@@ -74,6 +74,25 @@ public sealed class Mamba4Rec : Module
         return Ops.Embedding.Forward(h.Reshape(b * l, Config.HiddenSize), Tensor.From(rows, b));
     }
 
+    /// <summary>A fresh recurrent state for <paramref name="batch"/> users.</summary>
+    public Inference.MambaState NewState(int batch)
+    {
+        var m = Config.Mixer;
+        return new Inference.MambaState(Config.NumLayers, batch, m.DInner, m.DConv, m.DState, ItemEmbedding.Weight.Device);
+    }
+
+    /// <summary>
+    /// Appends one interaction per user at O(1) cost: items (b) → that position's seq_output (b, hidden), which
+    /// equals <see cref="Forward"/> over the whole history (eval mode).
+    /// </summary>
+    public Tensor Step(Tensor items, Inference.MambaState state)
+    {
+        var h = Norm.Forward(ItemEmbedding.Forward(items));
+        for (int i = 0; i < Layers.Count; i++) h = Layers[i].Step(h, state.Layers[i]);
+        state.Position++;
+        return h;
+    }
+
     /// <summary>Scores over all items: seq_output · item_embeddingᵀ → (b, n_items).</summary>
     public Tensor Scores(Tensor seqOutput) => Ops.Linear.Forward(seqOutput, ItemEmbedding.Weight);
 

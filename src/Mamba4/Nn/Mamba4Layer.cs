@@ -1,3 +1,4 @@
+using Mamba4.Inference;
 using Mamba4.Models;
 using Mamba4.Ops;
 
@@ -24,10 +25,18 @@ public sealed class Mamba4Layer : Module
     public float DropoutP { get; }
     public bool Residual { get; }
 
-    public Tensor Forward(Tensor h, ref ulong seed)
+    public Tensor Forward(Tensor h, ref ulong seed, MambaLayerState? state = null)
     {
-        var m = Dropout.Forward(Mamba.Forward(h), DropoutP, seed++, Training);
+        var m = Dropout.Forward(Mamba.Forward(h, state), DropoutP, seed++, Training);
         var x = Norm.Forward(Residual ? Elementwise.Add(m, h) : m);
         return Ffn.Forward(x, ref seed);
+    }
+
+    /// <summary>One position per stream (inference): h (b, d) → (b, d), the mixer's state updated in place.</summary>
+    public Tensor Step(Tensor h, MambaLayerState state)
+    {
+        ulong seed = 0;
+        var m = Mamba.Step(h, state);
+        return Ffn.Forward(Norm.Forward(Residual ? Elementwise.Add(m, h) : m), ref seed);
     }
 }
