@@ -8,6 +8,7 @@ var benchmarks = new Dictionary<string, Action>
     ["ops"] = OpsBench.Run,
     ["generate"] = GenerateBench.Run,
     ["train"] = TrainBench.Run,
+    ["scaling"] = ScalingBench.Run,
     ["lm"] = () => LmBench.Run(args),
 };
 
