@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Mamba4.Inference;
 using Mamba4.Models;
+using Mamba4.Tasks.LanguageModeling;
 
 namespace Mamba4.Cli;
 
@@ -10,7 +11,9 @@ internal static class GenerateCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Hugging Face Mamba model directory (config.json + model.safetensors)", Required = true };
-        var promptIds = new Option<string>("--prompt-ids") { Description = "prompt token ids, comma-separated (e.g. 1,5,9)", Required = true };
+        var promptIds = new Option<string?>("--prompt-ids") { Description = "prompt token ids, comma-separated (e.g. 1,5,9)" };
+        var promptText = new Option<string?>("--prompt") { Description = "prompt text (needs a tokenizer in the model directory)" };
+        var stops = new Option<string[]>("--stop") { Description = "stop when the generated text contains this string (repeatable)", AllowMultipleArgumentsPerToken = false };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens to generate", DefaultValueFactory = _ => 20 };
         var greedy = new Option<bool>("--greedy") { Description = "take the most likely token each step (default: sample)" };
         var temperature = new Option<float>("--temperature") { Description = "sampling temperature", DefaultValueFactory = _ => 1f };
@@ -20,47 +23,65 @@ internal static class GenerateCommand
         var seed = new Option<int>("--seed") { Description = "random seed for sampling" };
         var eos = new Option<long?>("--eos-token-id") { Description = "stop after this token" };
         var cmd = new Command("generate", """
-            Generate tokens from a Mamba language model with the O(1)-per-token recurrent step.
-            The whole sequence (prompt + generated ids) is printed comma-separated on the last line.
+            Generate tokens from a language model directory (an HF Mamba checkpoint, or one written by
+            `mamba4 lm train`): Mamba decodes with the O(1)-per-token recurrent step. With --prompt-ids the
+            whole sequence (prompt + generated ids) is printed comma-separated on the last line; with --prompt
+            the text streams out as it is decoded.
 
             Examples:
               mamba4 generate --model ./mamba-130m-hf --prompt-ids 1,5,9 --max-new-tokens 12 --greedy
               mamba4 generate --model ./mamba-130m-hf --prompt-ids 50,60 --temperature 0.8 --top-p 0.9 --seed 1
+              mamba4 generate --model runs/lm-mamba/model --prompt "ROMEO:" --max-new-tokens 200 --stop "\n\n"
             """);
-        foreach (var o in new Option[] { model, promptIds, maxNew, greedy, temperature, topK, topP, penalty, seed, eos }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, promptIds, promptText, stops, maxNew, greedy, temperature, topK, topP, penalty, seed, eos }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
+            var dir = parse.GetValue(model)!;
+            string? text = parse.GetValue(promptText), idsText = parse.GetValue(promptIds);
+            if ((text is null) == (idsText is null)) throw new ArgumentException("give exactly one of --prompt (text) and --prompt-ids");
+            var tokenizer = text is null ? null : LanguageModelFiles.LoadTokenizer(dir)
+                ?? throw new FileNotFoundException($"{dir} has no tokenizer: use --prompt-ids, or a directory written by `mamba4 lm train`");
             long[] prompt;
+            if (tokenizer is not null) prompt = tokenizer.Encode(text!).Select(i => (long)i).ToArray();
+            else
+            {
+                try { prompt = idsText!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray(); }
+                catch (FormatException) { throw new ArgumentException($"--prompt-ids must be comma-separated integers, got '{idsText}'"); }
+            }
+            var lm = LanguageModelFiles.Load(dir);
             try
             {
-                prompt = parse.GetValue(promptIds)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray();
+                var options = new SamplingOptions
+                {
+                    Greedy = parse.GetValue(greedy), Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK),
+                    TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(penalty), Seed = parse.GetValue(seed),
+                    EosTokenId = parse.GetValue(eos),
+                };
+                var stopStrings = parse.GetValue(stops) ?? [];
+                var output = new List<long>(prompt);
+                var generated = new List<int>();
+                var sw = Stopwatch.StartNew();
+                int count = 0;
+                if (tokenizer is not null) Console.Write(text);
+                foreach (var token in LanguageModeling.Sample(lm, prompt, parse.GetValue(maxNew), options))
+                {
+                    output.Add(token);
+                    count++;
+                    if (tokenizer is null) { Console.Error.Write(count == 1 ? $"{token}" : $",{token}"); continue; }
+                    string before = tokenizer.Decode(generated);
+                    generated.Add((int)token);
+                    string after = tokenizer.Decode(generated);
+                    Console.Write(after[before.Length..]);
+                    if (stopStrings.Any(s => after.Contains(s, StringComparison.Ordinal))) break;
+                }
+                sw.Stop();
+                Console.Error.WriteLine();
+                Console.Error.WriteLine($"{count} tokens in {sw.Elapsed.TotalSeconds:F2} s ({count / Math.Max(1e-9, sw.Elapsed.TotalSeconds):F1} tokens/s)");
+                if (tokenizer is null) Console.WriteLine(string.Join(",", output));
+                else Console.WriteLine();
+                return 0;
             }
-            catch (FormatException)
-            {
-                Console.Error.WriteLine($"error: --prompt-ids must be comma-separated integers, got '{parse.GetValue(promptIds)}'");
-                return 2;
-            }
-            using var lm = MambaLM.FromPretrained(parse.GetValue(model)!);
-            var options = new SamplingOptions
-            {
-                Greedy = parse.GetValue(greedy), Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK),
-                TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(penalty), Seed = parse.GetValue(seed),
-                EosTokenId = parse.GetValue(eos),
-            };
-            var output = new List<long>(prompt);
-            var sw = Stopwatch.StartNew();
-            int count = 0;
-            foreach (var token in Generator.Stream(lm, prompt, parse.GetValue(maxNew), options))
-            {
-                output.Add(token);
-                count++;
-                Console.Error.Write(count == 1 ? $"{token}" : $",{token}");
-            }
-            sw.Stop();
-            Console.Error.WriteLine();
-            Console.Error.WriteLine($"{count} tokens in {sw.Elapsed.TotalSeconds:F2} s ({count / Math.Max(1e-9, sw.Elapsed.TotalSeconds):F1} tokens/s)");
-            Console.WriteLine(string.Join(",", output));
-            return 0;
+            finally { lm.AsModule.Dispose(); }
         });
         return cmd;
     }

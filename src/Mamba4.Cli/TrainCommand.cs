@@ -128,7 +128,10 @@ internal static class SyntheticRunner
                 Directory.CreateDirectory(dir);
                 File.WriteAllText(Path.Combine(dir, "run.json"), RunConfig(o, trainerOptions).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
                 Console.Error.WriteLine($"{RunName(o)}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers, d_state {o.DState}, {model.ParameterCount:N0} parameters, {trainerOptions.Steps} steps × {o.Batch} sequences");
-                var result = WithProgress(RunName(o), trainer, trainerOptions.Steps, () => stop);
+                double lastAccuracy = double.NaN;
+                trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
+                var result = TrainingProgress.Run(RunName(o), trainer, trainerOptions.Steps, () => stop,
+                    r => $"loss {r.Loss:F4}  acc {(double.IsNaN(lastAccuracy) ? "-" : lastAccuracy.ToString("P1", CultureInfo.InvariantCulture))}");
                 if (result.Interrupted)
                 {
                     Console.Error.WriteLine($"{RunName(o)}: stopped at step {result.Step}; checkpoint written to {Path.Combine(dir, Checkpoint.FileName)}. Continue with --resume.");
@@ -171,43 +174,6 @@ internal static class SyntheticRunner
         Directory.CreateDirectory(dir);
         model.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
         File.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
-    }
-
-    private static TrainResult WithProgress(string name, Trainer trainer, long steps, Func<bool> stop)
-    {
-        double lastAccuracy = double.NaN;
-        trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
-        string Describe(StepReport r) =>
-            $"{name}  loss {r.Loss:F4}  acc {(double.IsNaN(lastAccuracy) ? "-" : lastAccuracy.ToString("P1", CultureInfo.InvariantCulture))}  {r.TokensPerSecond / 1000:F1}k tok/s";
-        if (!AnsiConsole.Profile.Capabilities.Interactive)
-        {
-            long every = Math.Max(1, steps / 20);
-            var start = DateTime.UtcNow;
-            long first = trainer.Step;
-            trainer.StepDone += r =>
-            {
-                if (r.Step % every != 0 && r.Step != steps) return;
-                double elapsed = (DateTime.UtcNow - start).TotalSeconds, eta = elapsed / Math.Max(1, r.Step - first) * (steps - r.Step);
-                Console.Error.WriteLine($"  step {r.Step}/{steps}  {Describe(r)}  eta {eta:F0} s{(r.Skipped ? "  (skipped: non-finite)" : "")}");
-            };
-            return trainer.Run(stop);
-        }
-        TrainResult? result = null;
-        AnsiConsole.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var bar = ctx.AddTask(Markup.Escape(name), maxValue: steps);
-                bar.Value = trainer.Step;
-                trainer.StepDone += r =>
-                {
-                    bar.Value = r.Step;
-                    bar.Description = Markup.Escape(Describe(r));
-                };
-                result = trainer.Run(stop);
-            });
-        return result!;
     }
 
     private static void WriteReport(string outDir, List<(string Name, Dictionary<string, double> Final)> finals)

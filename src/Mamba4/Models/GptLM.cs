@@ -23,6 +23,17 @@ public sealed record GptConfig
         if (DModel % NHead != 0) throw new ArgumentException($"GPT config: d_model {DModel} must be a multiple of n_head {NHead}");
     }
 
+    public static GptConfig FromJson(JsonObject o, string source) => new()
+    {
+        DModel = o["n_embd"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'n_embd' is missing"),
+        NLayer = o["n_layer"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'n_layer' is missing"),
+        NHead = o["n_head"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'n_head' is missing"),
+        VocabSize = o["vocab_size"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'vocab_size' is missing"),
+        MaxPositions = o["n_positions"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'n_positions' is missing"),
+        Dropout = o["dropout"]?.GetValue<float>() ?? 0f,
+        NormEpsilon = o["layer_norm_epsilon"]?.GetValue<float>() ?? 1e-5f,
+    };
+
     public JsonObject ToJson() => new()
     {
         ["model_type"] = "gpt", ["n_embd"] = DModel, ["n_layer"] = NLayer, ["n_head"] = NHead,

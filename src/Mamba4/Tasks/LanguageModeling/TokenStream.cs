@@ -21,6 +21,11 @@ public sealed class TokenStream
         Validation = ids[cut..];
     }
 
+    private TokenStream(int[] train, int[] validation) => (Train, Validation) = (train, validation);
+
+    /// <summary>A stream whose validation split is the whole of <paramref name="ids"/> (for evaluating a trained model).</summary>
+    public static TokenStream ForEvaluation(int[] ids) => new([], ids);
+
     public int[] Train { get; }
     public int[] Validation { get; }
 

@@ -1,0 +1,48 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Mamba4.IO;
+using Mamba4.Models;
+using Mamba4.Text;
+
+namespace Mamba4.Tasks.LanguageModeling;
+
+/// <summary>A trained LM as a directory: config.json + model.safetensors (HF layout) + the tokenizer.</summary>
+public static class LanguageModelFiles
+{
+    public static void Save(ICausalLanguageModel model, ITokenizer tokenizer, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        string config = model switch
+        {
+            MambaLM m => m.Config.ToJson(),
+            GptLM g => g.Config.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }),
+            _ => throw new NotSupportedException(model.GetType().Name),
+        };
+        model.AsModule.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
+        File.WriteAllText(Path.Combine(dir, "config.json"), config);
+        if (tokenizer is CharTokenizer c) c.Save(Path.Combine(dir, CharTokenizer.FileName));
+    }
+
+    /// <summary>Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory.</summary>
+    public static ICausalLanguageModel Load(string dir)
+    {
+        var configPath = Path.Combine(dir, "config.json");
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath} not found: --model must name a model directory", configPath);
+        var o = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new InvalidDataException($"{configPath}: expected a JSON object");
+        if (o["model_type"]?.GetValue<string>() == "gpt")
+        {
+            var gpt = new GptLM(GptConfig.FromJson(o, configPath));
+            try { gpt.LoadSafetensors(ModelFiles.WeightFiles(dir)); }
+            catch { gpt.Dispose(); throw; }
+            return gpt;
+        }
+        return MambaLM.FromPretrained(dir);
+    }
+
+    /// <summary>The tokenizer stored beside a model (char_tokenizer.json), or null.</summary>
+    public static ITokenizer? LoadTokenizer(string dir)
+    {
+        var chars = Path.Combine(dir, CharTokenizer.FileName);
+        return File.Exists(chars) ? CharTokenizer.Load(chars) : null;
+    }
+}

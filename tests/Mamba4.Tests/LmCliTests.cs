@@ -1,0 +1,52 @@
+using System.Text.Json.Nodes;
+using Mamba4.Tasks.LanguageModeling;
+using Mamba4.Text;
+
+namespace Mamba4.Tests;
+
+public class LmCliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("mamba4-lm-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Theory]
+    [InlineData("mamba")]
+    [InlineData("transformer")]
+    public void TrainEvalAndGenerateFromText(string model)
+    {
+        var data = Path.Combine(_dir, "corpus.txt");
+        File.WriteAllText(data, LanguageModeling.SyntheticCorpus(sentences: 800));
+        var outDir = Path.Combine(_dir, model);
+        var (code, stdout, stderr) = CliTests.Run("lm", "train", "--data", data, "--model", model, "--size", "tiny", "--steps", "60",
+            "--seq-len", "32", "--batch", "8", "--eval-every", "30", "--sample-every", "60", "--out", outDir, "--json");
+        Assert.True(code == 0, stderr);
+        var result = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
+        double val = result["val_loss"]!.GetValue<double>();
+        Assert.True(val < Math.Log(CharTokenizer.FromText(File.ReadAllText(data)).VocabSize) * 0.8, $"validation loss {val} did not fall well below uniform");
+        Assert.Contains("--- sample at step 60 ---", stderr);
+        Assert.Contains("<svg", File.ReadAllText(Path.Combine(outDir, "report.html")));
+
+        var (ecode, eout, eerr) = CliTests.Run("lm", "eval", "--model", Path.Combine(outDir, "model"), "--data", data, "--seq-len", "32", "--json");
+        Assert.True(ecode == 0, eerr);
+        var ev = JsonNode.Parse(eout.Trim().Split('\n')[^1])!.AsObject();
+        Assert.Equal(val, ev["val_loss"]!.GetValue<double>(), 0.05);
+        Assert.InRange(ev["bits_per_byte"]!.GetValue<double>(), 0, 8);
+
+        var (gcode, gout, gerr) = CliTests.Run("generate", "--model", Path.Combine(outDir, "model"), "--prompt", "The cat", "--max-new-tokens", "20", "--seed", "1");
+        Assert.True(gcode == 0, gerr);
+        Assert.StartsWith("The cat", gout);
+        Assert.True(gout.TrimEnd('\n').Length >= "The cat".Length + 20);
+    }
+
+    [Fact]
+    public void BadLmArgumentsFailClearly()
+    {
+        var (code, _, err) = CliTests.Run("lm", "train", "--data", Path.Combine(_dir, "missing.txt"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("missing.txt not found", err);
+        (code, _, err) = CliTests.Run("lm", "train", "--model", "rnn", "--out", _dir);
+        Assert.NotEqual(0, code);
+        Assert.Contains("--model must be mamba or transformer", err);
+    }
+}
