@@ -22,6 +22,7 @@ public unsafe class GemmTests
         { 6, 16, 256 }, { 13, 50, 3 },
         { 150, 300, 520 }, // several tiles and K slices, split across cores
         { 4100, 17, 5 }, { 5, 4100, 9 }, // past the outer M and N blocks
+        { 20, 30, 2000 }, // one tile, long K: the cores split K
     };
 
     [Theory]

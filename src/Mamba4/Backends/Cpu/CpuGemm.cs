@@ -97,9 +97,69 @@ public static unsafe class CpuGemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        int threads = CpuParallel.Threads > 1 && (long)m * n * k >= ParallelWork ? CpuParallel.Threads : 1;
+        long tiles = (long)((m + TileRows - 1) / TileRows) * ((n + TileCols - 1) / TileCols);
+        if (threads > 1 && tiles < 2 * threads && k >= KC * threads)
+        {
+            SplitK(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+            return;
+        }
         var job = GemmJob.Rent();
-        try { job.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+        try { job.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads); }
         finally { GemmJob.Return(job); }
+    }
+
+    [ThreadStatic] private static NativeBuffer? _partials;
+
+    /// <summary>
+    /// Too few tiles of C to share but a long K (a small weight gradient over many tokens): part t of the cores'
+    /// K ranges writes its own P_t = op(A)[:, K_t]·op(B)[K_t, :], then C = alpha·Σ_t P_t + beta·C.
+    /// </summary>
+    private static void SplitK(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int parts)
+    {
+        var partials = (_partials ??= new NativeBuffer()).Reserve((long)parts * m * n);
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        {
+            int p0 = (int)((long)k * part / parts), p1 = (int)((long)k * (part + 1) / parts);
+            var job = GemmJob.Rent();
+            try
+            {
+                job.Run(transA, transB, m, n, p1 - p0, 1f, transA ? a + (long)p0 * lda : a + p0, lda,
+                    transB ? b + p0 : b + (long)p0 * ldb, ldb, 0f, partials + (long)part * m * n, n, threads: 1);
+            }
+            finally { GemmJob.Return(job); }
+        });
+        var sum = new Span<float>(partials, m * n);
+        for (int part = 1; part < parts; part++)
+            System.Numerics.Tensors.TensorPrimitives.Add(sum, new ReadOnlySpan<float>(partials + (long)part * m * n, m * n), sum);
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + (long)i * ldc, n);
+            var p = sum.Slice(i * n, n);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(p, alpha, beta == 0f ? row : p);
+            if (beta != 0f) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(row, beta, p, row);
+        }
+    }
+
+    /// <summary>A 64-byte aligned native float buffer that grows on demand and is freed with its owner.</summary>
+    private sealed class NativeBuffer
+    {
+        private float* _pointer;
+        private long _capacity;
+
+        public float* Reserve(long floats)
+        {
+            if (floats <= _capacity) return _pointer;
+            NativeMemory.AlignedFree(_pointer);
+            _pointer = null;
+            _capacity = 0;
+            _pointer = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, floats) * sizeof(float)), 64);
+            if (_pointer == null) throw new OutOfMemoryException($"sgemm: could not allocate a {floats}-float buffer");
+            _capacity = floats;
+            return _pointer;
+        }
+
+        ~NativeBuffer() => NativeMemory.AlignedFree(_pointer);
     }
 
     /// <summary>C = beta·C (beta == 0 writes zeros without reading C).</summary>
@@ -133,8 +193,8 @@ public static unsafe class CpuGemm
 
         private readonly Action<int> _packChunk, _computeTile;
         private ParallelOptions _options = new();
+        private readonly NativeBuffer _bufferA = new(), _bufferB = new();
         private float* _packedA, _packedB;
-        private long _capacityA, _capacityB;
 
         // the call
         private bool _transA, _transB;
@@ -152,20 +212,14 @@ public static unsafe class CpuGemm
             _computeTile = ComputeTile;
         }
 
-        ~GemmJob()
-        {
-            NativeMemory.AlignedFree(_packedA);
-            NativeMemory.AlignedFree(_packedB);
-        }
-
-        public void Run(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+        public void Run(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int threads)
         {
             (_transA, _transB, _alpha, _lda, _ldb, _ldc) = (transA, transB, alpha, lda, ldb, ldc);
             _a = a;
             _b = b;
             _c = c;
-            bool parallel = CpuParallel.Threads > 1 && (long)m * n * k >= ParallelWork;
-            if (_options.MaxDegreeOfParallelism != CpuParallel.Threads) _options = new ParallelOptions { MaxDegreeOfParallelism = CpuParallel.Threads };
+            bool parallel = threads > 1;
+            if (parallel && _options.MaxDegreeOfParallelism != threads) _options = new ParallelOptions { MaxDegreeOfParallelism = threads };
 
             int slices = (k + KC - 1) / KC, sliceDepth = (k + slices - 1) / slices; // equal K slices
             for (_i0 = 0; _i0 < m; _i0 += BlockM)
@@ -180,11 +234,11 @@ public static unsafe class CpuGemm
                     {
                         _kc = Math.Min(sliceDepth, k - _p0);
                         _blockBeta = _p0 == 0 ? beta : 1f;
-                        Reserve(ref _packedA, ref _capacityA, (long)_panelsA * MR * _kc);
-                        Reserve(ref _packedB, ref _capacityB, (long)_panelsB * NR * _kc);
+                        _packedA = _bufferA.Reserve((long)_panelsA * MR * _kc);
+                        _packedB = _bufferB.Reserve((long)_panelsB * NR * _kc);
                         _tileRows = (_panelsA * MR + TileRows - 1) / TileRows;
                         _tileCols = (_panelsB * NR + TileCols - 1) / TileCols;
-                        _packChunks = parallel ? Math.Min(_panelsA + _panelsB, 8 * CpuParallel.Threads) : 1;
+                        _packChunks = parallel ? Math.Min(_panelsA + _panelsB, 8 * threads) : 1;
                         if (parallel)
                         {
                             Parallel.For(0, _packChunks, _options, _packChunk);
@@ -198,17 +252,6 @@ public static unsafe class CpuGemm
                     }
                 }
             }
-        }
-
-        private static void Reserve(ref float* buffer, ref long capacity, long floats)
-        {
-            if (floats <= capacity) return;
-            NativeMemory.AlignedFree(buffer);
-            buffer = null;
-            capacity = 0;
-            buffer = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
-            if (buffer == null) throw new OutOfMemoryException($"sgemm: could not allocate a {floats}-float pack buffer");
-            capacity = floats;
         }
 
         /// <summary>Packs panels [chunk·P/chunks, (chunk+1)·P/chunks) of the A panels followed by the B panels.</summary>
@@ -367,6 +410,11 @@ public static unsafe class CpuGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, float alpha, float beta)
     {
+        for (int r = 0; r < rows; r++) // C's rows arrive while the sum runs
+        {
+            Sse.Prefetch0(c + (nint)r * ldc);
+            Sse.Prefetch0(c + (nint)r * ldc + NR - 1);
+        }
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
