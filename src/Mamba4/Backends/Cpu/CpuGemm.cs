@@ -259,11 +259,17 @@ public static unsafe class CpuGemm
         {
             long total = _panelsA + _panelsB;
             int start = (int)(total * chunk / _packChunks), end = (int)(total * (chunk + 1) / _packChunks);
-            for (int panel = start; panel < end; panel++)
+            int endA = Math.Min(end, _panelsA), panel = start;
+            if (_transA && endA > start)
             {
-                if (panel < _panelsA) PackA(panel);
-                else PackB(panel - _panelsA);
+                // full panels together: each row of the stored A is read once
+                int full = Math.Min(endA, _mc / MR);
+                if (full > start)
+                    PackATransposed(_a + (long)_p0 * _lda + _i0 + start * MR, _lda, full - start, _kc, _packedA + (long)start * MR * _kc);
+                panel = Math.Max(start, full);
             }
+            for (; panel < endA; panel++) PackA(panel);
+            for (panel = Math.Max(start, _panelsA); panel < end; panel++) PackB(panel - _panelsA);
         }
 
         private void PackA(int panel)
@@ -311,17 +317,7 @@ public static unsafe class CpuGemm
     internal static void PackA(float* src, int lda, bool trans, int rows, int kc, float* dst)
     {
         int p = 0;
-        if (rows == MR && trans)
-        {
-            // the MR values of one p are adjacent: copy 4 + 2
-            for (; p < kc; p++, src += lda, dst += MR)
-            {
-                Vector128.Store(Vector128.Load(src), dst);
-                *(long*)(dst + 4) = *(long*)(src + 4);
-            }
-            return;
-        }
-        if (rows == MR && Avx.IsSupported)
+        if (rows == MR && !trans && Avx.IsSupported)
         {
             // 8 values of each of the 6 rows, transposed (two zero rows pad the 8×8 block)
             for (; p + 8 <= kc; p += 8, dst += 8 * MR)
@@ -338,6 +334,30 @@ public static unsafe class CpuGemm
         for (; p < kc; p++, dst += MR)
         for (int r = 0; r < MR; r++)
             dst[r] = r >= rows ? 0f : trans ? src[(long)p * lda + r] : src[(long)r * lda + p];
+    }
+
+    /// <summary>
+    /// Full A panels [0, panels) of a transposed A (stored k×m): dst[panel·MR·kc + p·MR + r] = src[p·lda + panel·MR + r].
+    /// Row p of the stored A is read once and dealt out MR values per panel.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PackATransposed(float* src, int lda, int panels, int kc, float* dst)
+    {
+        const int rowsPerPass = 16; // the rows of the stored A that one pass deals out (kept in L1)
+        for (int p0 = 0; p0 < kc; p0 += rowsPerPass)
+        {
+            int p1 = Math.Min(kc, p0 + rowsPerPass);
+            for (int panel = 0; panel < panels; panel++)
+            {
+                var s = src + (long)p0 * lda + panel * MR;
+                var d = dst + (long)panel * MR * kc + p0 * MR;
+                for (int p = p0; p < p1; p++, s += lda, d += MR)
+                {
+                    Vector128.Store(Vector128.Load(s), d);
+                    *(long*)(d + 4) = *(long*)(s + 4);
+                }
+            }
+        }
     }
 
     /// <summary>
