@@ -37,22 +37,29 @@ public static unsafe class CpuGemm
             if (!NativeLibrary.TryLoad(name, out var lib)) { reason ??= $"{name} did not load"; continue; }
             if (!NativeLibrary.TryGetExport(lib, "cblas_sgemm", out var sgemm)) { reason = $"{name} has no cblas_sgemm"; continue; }
             CblasSgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemm;
-            BlasDescription = $"{Describe(lib)} ({name})";
+            // MAMBA4_THREADS, when set, governs OpenBLAS's threads too
+            if (Environment.GetEnvironmentVariable("MAMBA4_THREADS") is not null && NativeLibrary.TryGetExport(lib, "openblas_set_num_threads", out var setThreads))
+                ((delegate* unmanaged<int, void>)setThreads)(CpuParallel.Threads);
+            BlasDescription = Describe(lib, name);
             return;
         }
         BlasDescription = $"{managed} (OpenBLAS not found: {reason})";
     }
 
-    private static string Describe(nint lib)
+    /// <summary>"OpenBLAS 0.3.21 (libopenblas.so.0, openblas_get_config: ..., core Haswell, 2 threads)".</summary>
+    private static string Describe(nint lib, string name)
     {
-        static string? Call(nint lib, string export) =>
+        static string? Text(nint lib, string export) =>
             NativeLibrary.TryGetExport(lib, export, out var f) ? Marshal.PtrToStringUTF8((nint)((delegate* unmanaged<byte*>)f)()) : null;
-        var parts = new List<string>();
-        if (Call(lib, "openblas_get_config") is { } config) parts.Add($"openblas_get_config: {config}");
-        if (Call(lib, "openblas_get_corename") is { } core) parts.Add($"core {core}");
+        var config = Text(lib, "openblas_get_config");
+        var words = config?.Split(' ') ?? [];
+        string title = words.Length >= 2 && words[0] == "OpenBLAS" ? $"{words[0]} {words[1]}" : "OpenBLAS";
+        var parts = new List<string> { name };
+        if (config is not null) parts.Add($"openblas_get_config: {config}");
+        if (Text(lib, "openblas_get_corename") is { } core) parts.Add($"core {core}");
         if (NativeLibrary.TryGetExport(lib, "openblas_get_num_threads", out var threads))
             parts.Add($"{((delegate* unmanaged<int>)threads)()} threads");
-        return parts.Count == 0 ? "OpenBLAS" : $"OpenBLAS [{string.Join(", ", parts)}]";
+        return $"{title} ({string.Join(", ", parts)})";
     }
 
     /// <summary>C[m×n] = alpha·op(A)·op(B) + beta·C (row-major; leading dimensions in elements).</summary>
@@ -460,12 +467,13 @@ public static unsafe class CpuGemm
         if (rows == MR && cols == NR)
         {
             var va = Vector256.Create(alpha);
+            nint ld = ldc;
             StoreRow(c, c00, c01, va, beta);
-            StoreRow(c + ldc, c10, c11, va, beta);
-            StoreRow(c + 2 * ldc, c20, c21, va, beta);
-            StoreRow(c + 3 * ldc, c30, c31, va, beta);
-            StoreRow(c + 4 * ldc, c40, c41, va, beta);
-            StoreRow(c + 5 * ldc, c50, c51, va, beta);
+            StoreRow(c + ld, c10, c11, va, beta);
+            StoreRow(c + 2 * ld, c20, c21, va, beta);
+            StoreRow(c + 3 * ld, c30, c31, va, beta);
+            StoreRow(c + 4 * ld, c40, c41, va, beta);
+            StoreRow(c + 5 * ld, c50, c51, va, beta);
             return;
         }
         var acc = stackalloc float[MR * NR];
