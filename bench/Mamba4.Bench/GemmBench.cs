@@ -19,6 +19,7 @@ public static unsafe class GemmBench
     public static void Run()
     {
         Console.WriteLine($"gemm: {CpuParallel.Threads} threads; blas: {CpuGemm.BlasDescription}");
+        Console.WriteLine($"managed kernel: {CpuGemm.ActiveKernel} (register tile {CpuGemm.MR}×{(CpuGemm.ActiveKernel == CpuGemm.Kernel.Avx2 ? 16 : CpuGemm.NR)}, B panels {CpuGemm.NR} wide)");
         Console.WriteLine($"load average before: {LoadAverage()}");
         Console.WriteLine($"{"product",-24} {"op",2} {"m",5} {"n",5} {"k",5} | GFLOP/s median: {"managed",7} {"OpenBLAS",8} {"ratio",5} | best: {"ratio",5} | managed B/call");
         foreach (var (inFeatures, outFeatures) in new[] { (768, 3072), (1536, 768), (64, 256) })
