@@ -106,6 +106,9 @@ public static unsafe class CpuGemm
     /// <summary>Below this many multiply-adds the call runs on the calling thread.</summary>
     private const long ParallelWork = 1L << 20;
 
+    /// <summary>The most floats the cores' partial products may take when they split K (16 MB).</summary>
+    private const long SplitKFloats = 1L << 22;
+
     /// <summary>The managed kernel, whatever <see cref="BlasDescription"/> says (tests and benchmarks compare both).</summary>
     internal static void SgemmManaged(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
@@ -118,7 +121,7 @@ public static unsafe class CpuGemm
         }
         int threads = CpuParallel.Threads > 1 && (long)m * n * k >= ParallelWork ? CpuParallel.Threads : 1;
         long tiles = (long)((m + TileRows - 1) / TileRows) * ((n + TileCols - 1) / TileCols);
-        if (threads > 1 && tiles < 2 * threads && k >= KC * threads)
+        if (threads > 1 && tiles < 2 * threads && k >= KC * threads && (long)m * n * threads <= SplitKFloats)
         {
             SplitK(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
             return;
