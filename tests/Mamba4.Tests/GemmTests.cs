@@ -22,6 +22,7 @@ public unsafe class GemmTests
         { 6, 16, 256 }, { 13, 50, 3 },
         { 150, 300, 520 }, // several tiles and K slices, split across cores
         { 4100, 17, 5 }, { 5, 4100, 9 }, // past the outer M and N blocks
+        { 20, 30, 2000 }, // one tile, long K: the cores split K
     };
 
     [Theory]
@@ -50,19 +51,23 @@ public unsafe class GemmTests
     }
 
     [Fact]
-    public void ScalarKernelMatchesReference()
+    public void SlowerKernelsMatchReference()
     {
-        CpuGemm.UseAvx2Kernel = false;
+        // The AVX2 kernel (on 32-wide panels where AVX-512 sets the panel width) and the scalar one.
         try
         {
-            foreach (bool transA in new[] { false, true })
-            foreach (bool transB in new[] { false, true })
+            foreach (var kernel in new[] { CpuGemm.Kernel.Scalar, CpuGemm.Kernel.Avx2 }.Where(kernel => kernel < CpuGemm.BestKernel))
             {
-                Check(Managed, transA, transB, 33, 7, 300, alpha: 1.5f, beta: -0.75f, pad: 1, nanC: false);
-                Check(Managed, transA, transB, 20, 40, 9, alpha: 1f, beta: 0f, pad: 0, nanC: true);
+                CpuGemm.ActiveKernel = kernel;
+                foreach (bool transA in new[] { false, true })
+                foreach (bool transB in new[] { false, true })
+                {
+                    Check(Managed, transA, transB, 33, 57, 300, alpha: 1.5f, beta: -0.75f, pad: 1, nanC: false);
+                    Check(Managed, transA, transB, 20, 40, 9, alpha: 1f, beta: 0f, pad: 0, nanC: true);
+                }
             }
         }
-        finally { CpuGemm.UseAvx2Kernel = System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported; }
+        finally { CpuGemm.ActiveKernel = CpuGemm.BestKernel; }
     }
 
     [Fact]
