@@ -1,0 +1,77 @@
+using System.Text.Json;
+using Mamba4.IO;
+using Mamba4.Models;
+using Mamba4.Tensors;
+
+namespace Mamba4.Tests;
+
+/// <summary>SASRec against the float64 fixture made with RecBole's own TransformerEncoder (fixtures/sasrec).</summary>
+public class SASRecFixtureTests
+{
+    internal static SASRec LoadFixtureModel(out string dir)
+    {
+        dir = Fixtures.Path_("sasrec");
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json")));
+        var c = json.RootElement;
+        var model = new SASRec(new SASRecConfig
+        {
+            NItems = c.GetProperty("n_items").GetInt32(),
+            MaxSeqLength = c.GetProperty("max_seq_length").GetInt32(),
+            HiddenSize = c.GetProperty("hidden_size").GetInt32(),
+            NHeads = c.GetProperty("n_heads").GetInt32(),
+            InnerSize = c.GetProperty("inner_size").GetInt32(),
+            NLayers = c.GetProperty("n_layers").GetInt32(),
+            LayerNormEps = (float)c.GetProperty("layer_norm_eps").GetDouble(),
+            HiddenDropout = (float)c.GetProperty("hidden_dropout_prob").GetDouble(),
+            AttnDropout = (float)c.GetProperty("attn_dropout_prob").GetDouble(),
+        });
+        model.LoadSafetensors(Path.Combine(dir, "model.safetensors"));
+        return model;
+    }
+
+    [Fact]
+    public void SeqOutputScoresLossAndEveryGradient()
+    {
+        using var model = LoadFixtureModel(out var dir);
+        model.Eval();
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        using var scope = new TensorScope();
+        var itemSeq = reference.Get("item_seq");
+        // The fixture exercises right padding (RecBole's key-padding mask) on at least one row.
+        Assert.Contains(itemSeq.ToInt64Array(), id => id == 0);
+        var seqOutput = model.Forward(itemSeq, reference.Get("item_seq_len"));
+        ModelFixtureTests.AssertClose(reference.Get("seq_output").ToDoubleArray(), seqOutput.ToFloatArray(), 1e-5, 1e-5, "seq_output");
+        var scores = model.Scores(seqOutput);
+        ModelFixtureTests.AssertClose(reference.Get("scores").ToDoubleArray(), scores.ToFloatArray(), 1e-5, 1e-5, "scores");
+        var loss = Ops.CrossEntropy.Forward(scores, reference.Get("pos_items"));
+        Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
+        loss.Backward();
+        int checkedGrads = 0;
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            ModelFixtureTests.AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, "grad." + name);
+            checkedGrads++;
+        }
+        Assert.Equal(reference.Tensors.Count(t => t.Name.StartsWith("grad.", StringComparison.Ordinal)), checkedGrads);
+        model.ZeroGrad();
+    }
+
+    [Fact]
+    public void ParameterNamesAreRecBoles()
+    {
+        using var model = LoadFixtureModel(out var dir);
+        using var weights = SafetensorsFile.Open(Path.Combine(dir, "model.safetensors"));
+        Assert.Equal(weights.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal), model.NamedParameters().Select(p => p.Name).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void LossHelperEqualsCrossEntropyOfScores()
+    {
+        using var model = LoadFixtureModel(out var dir);
+        model.Eval();
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        using var scope = new TensorScope();
+        var loss = model.Loss(reference.Get("item_seq"), reference.Get("item_seq_len"), reference.Get("pos_items"));
+        Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
+    }
+}
