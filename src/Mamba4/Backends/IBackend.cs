@@ -87,6 +87,16 @@ public interface IBackend
     /// <summary>q, k, v, y: [batch, L, heads·dHead]; causal softmax(q kᵀ/√dHead) v; keyPadding [batch, L] (I64 ids, 0 = padding) optional; lse [batch, heads, L].</summary>
     void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp);
     void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
+
+    // ---- recurrent (GRU4Rec) ----
+    /// <summary>
+    /// The GRU recurrence (torch.nn.GRU, gates ordered r, z, n) given the input projection gi = x W_ihᵀ + b_ih
+    /// [batch, L, 3H]; wHh [3H, H]; bHh [3H] and h0 [batch, H] optional (null: zero). Writes y [batch, L, H]
+    /// (h_t for every t) and gates [batch, L, 4H] = (r, z, n, W_hn h_{t−1} + b_hn) per step, kept for the backward.
+    /// </summary>
+    void GruForward(Tensor gi, Tensor wHh, Tensor? bHh, Tensor? h0, Tensor y, Tensor gates);
+    /// <summary>Backward through time from dy [batch, L, H]: overwrites dGi [batch, L, 3H], dWhh [3H, H], dBhh [3H] and dH0 [batch, H] (each optional where its input was).</summary>
+    void GruBackward(Tensor wHh, Tensor? h0, Tensor y, Tensor gates, Tensor dy, Tensor dGi, Tensor dWhh, Tensor? dBhh, Tensor? dH0);
 }
 
 /// <summary>
