@@ -74,4 +74,47 @@ public class SASRecFixtureTests
         var loss = model.Loss(reference.Get("item_seq"), reference.Get("item_seq_len"), reference.Get("pos_items"));
         Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
     }
+    [Fact]
+    public void TrainingAppliesHiddenAndAttentionDropoutEvalDoesNot()
+    {
+        using var scope = new TensorScope();
+        using var _ = Autograd.GradMode.NoGrad();
+        var seq = Tensor.From(new long[] { 3, 7, 9, 0, 0, 5, 6, 1, 2, 0 }, 2, 5);
+        var lens = Tensor.From(new long[] { 3, 4 }, 2);
+        var config = new SASRecConfig { NItems = 12, MaxSeqLength = 5, HiddenSize = 8, NHeads = 2, InnerSize = 16 };
+        using var model = new SASRec(config, seed: 3);
+        model.Eval();
+        var eval = model.Forward(seq, lens).ToFloatArray();
+        Assert.Equal(eval, model.Forward(seq, lens).ToFloatArray());
+        model.Train();
+        var a = model.Forward(seq, lens).ToFloatArray();
+        var b = model.Forward(seq, lens).ToFloatArray();
+        Assert.NotEqual(eval, a);
+        Assert.NotEqual(a, b);                                // a fresh mask per call
+        // Only attention dropout: still random in training.
+        using var attnOnly = new SASRec(config with { HiddenDropout = 0f }, seed: 3);
+        attnOnly.Train();
+        Assert.NotEqual(attnOnly.Forward(seq, lens).ToFloatArray(), attnOnly.Forward(seq, lens).ToFloatArray());
+        // No dropout at all: training mode computes the eval function.
+        using var none = new SASRec(config with { HiddenDropout = 0f, AttnDropout = 0f }, seed: 3);
+        none.Train();
+        var trained = none.Forward(seq, lens).ToFloatArray();
+        none.Eval();
+        Assert.Equal(none.Forward(seq, lens).ToFloatArray(), trained);
+        Assert.Throws<ArgumentException>(() => model.Forward(Tensor.Zeros(new Shape(1, 6), DType.I64), Tensor.From(new long[] { 1 }, 1)));
+    }
+
+    [Fact]
+    public void InitIsRecBoles()
+    {
+        using var model = new SASRec(new SASRecConfig { NItems = 3000, MaxSeqLength = 50 }, seed: 1);
+        var emb = model.ItemEmbedding.Weight.ToFloatArray();
+        double std = Math.Sqrt(emb.Select(v => (double)v * v).Average());
+        Assert.InRange(std, 0.0194, 0.0206);                      // normal(0, 0.02)
+        Assert.Contains(emb.Take(64), v => v != 0);               // the padding row is drawn too
+        var attn = model.Encoder.Layers[0].Attention;
+        Assert.All(attn.Query.Bias!.ToFloatArray(), b => Assert.Equal(0f, b));
+        Assert.All(attn.Norm.Weight.ToFloatArray(), w => Assert.Equal(1f, w));
+        Assert.Equal((2, 2, 256, 0.5f, 0.5f), (model.Config.NLayers, model.Config.NHeads, model.Config.InnerSize, model.Config.HiddenDropout, model.Config.AttnDropout));
+    }
 }

@@ -146,7 +146,7 @@ public sealed class MultiHeadAttention : Module
 
     public Tensor Forward(Tensor h, Tensor itemSeq, ref ulong seed)
     {
-        var context = Ops.Attention.Causal(Query.Forward(h), Key.Forward(h), Value.Forward(h), Heads, keyPadding: itemSeq);
+        var context = AttentionDropout.Causal(Query.Forward(h), Key.Forward(h), Value.Forward(h), Heads, itemSeq, AttnDropout, seed++, Training);
         var o = Dropout.Forward(Dense.Forward(context), HiddenDropout, seed++, Training);
         return Norm.Forward(Elementwise.Add(o, h));
     }
