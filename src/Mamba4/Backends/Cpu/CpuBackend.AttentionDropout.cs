@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cpu;
@@ -12,9 +13,9 @@ namespace Mamba4.Backends.Cpu;
 // Backward (g_ij = dy_i · v_j):
 //   dv_j = Σ_i a_ij dy_i,   ds_ij = p_ij (g_ij m_ij / (1 − p) − D_i),   D_i = Σ_j a_ij g_ij = dy_i · y_i
 //   dq_i = Σ_j ds_ij k_j / √D,   dk_j = Σ_i ds_ij q_i / √D
-// One (batch, head) per work item; each row's scores and softmax are computed in double (so the literal −10000
-// costs no precision) and recomputed in the backward rather than stored. A plain loop: O(L²·D) per head like the
-// fused kernel, without its blocking; evaluation (no dropout) uses the fused kernel.
+// One (batch, head) per work item; each row's scores are kept in double (so the literal −10000 costs no precision)
+// and its softmax recomputed in the backward rather than stored. Row-at-a-time SIMD dot products and axpys: O(L²·D)
+// per head like the fused kernel, without its register blocking; evaluation (no dropout) uses the fused kernel.
 public sealed unsafe partial class CpuBackend
 {
     public void AttentionDropoutForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, float p, ulong seed, Tensor y)
@@ -22,31 +23,27 @@ public sealed unsafe partial class CpuBackend
         int batch = q.Shape[0], len = q.Shape[1], width = q.Shape[2], dh = width / heads;
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32;
         long* pad = keyPadding is null ? null : (long*)keyPadding.DataPointer;
-        double scale = 1.0 / Math.Sqrt(dh), keepScale = 1.0 / (1.0 - p);
+        float scale = 1f / MathF.Sqrt(dh), keepScale = 1f / (1f - p);
         ulong threshold = (ulong)(p * 18446744073709551616.0);
         CpuParallel.For((long)batch * heads, 1, (t0, t1) =>
         {
             var s = new double[len];
-            var acc = new double[dh];
+            var w = new float[len];
             for (long t = t0; t < t1; t++)
             {
                 long b = t / heads;
-                int hd = (int)(t % heads);
+                int col = (int)(t % heads) * dh;
                 for (int i = 0; i < len; i++)
                 {
-                    int keys = RowScores(pq, pk, pad, b, i, len, width, hd * dh, dh, scale, s);
-                    double lse = LogSumExp(s, keys);
-                    Array.Clear(acc);
+                    int keys = RowSoftmax(pq, pk, pad, b, i, len, width, col, dh, scale, s, w);
+                    var yi = new Span<float>(py + (b * len + i) * width + col, dh);
+                    yi.Clear();
                     ulong rowIndex = ((ulong)t * (ulong)len + (ulong)i) * (ulong)len;
                     for (int j = 0; j < keys; j++)
                     {
                         if (SplitMix64(seed, rowIndex + (ulong)j) < threshold) continue;
-                        double a = Math.Exp(s[j] - lse) * keepScale;
-                        float* vj = pv + (b * len + j) * width + hd * dh;
-                        for (int e = 0; e < dh; e++) acc[e] += a * vj[e];
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(pv + (b * len + j) * width + col, dh), w[j] * keepScale, yi, yi);
                     }
-                    float* yi = py + (b * len + i) * width + hd * dh;
-                    for (int e = 0; e < dh; e++) yi[e] = (float)acc[e];
                 }
             }
         });
@@ -58,89 +55,73 @@ public sealed unsafe partial class CpuBackend
         int batch = q.Shape[0], len = q.Shape[1], width = q.Shape[2], dh = width / heads;
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32, pdy = dy.F32, pdq = dq.F32, pdk = dk.F32, pdv = dv.F32;
         long* pad = keyPadding is null ? null : (long*)keyPadding.DataPointer;
-        double scale = 1.0 / Math.Sqrt(dh), keepScale = 1.0 / (1.0 - p);
+        float scale = 1f / MathF.Sqrt(dh), keepScale = 1f / (1f - p);
         ulong threshold = (ulong)(p * 18446744073709551616.0);
         CpuParallel.For((long)batch * heads, 1, (t0, t1) =>
         {
             var s = new double[len];
-            var dqAcc = new double[dh];
-            var dkAcc = new double[len * dh];
-            var dvAcc = new double[len * dh];
+            var w = new float[len];
             for (long t = t0; t < t1; t++)
             {
                 long b = t / heads;
-                int hd = (int)(t % heads), col = hd * dh;
-                Array.Clear(dkAcc);
-                Array.Clear(dvAcc);
+                int col = (int)(t % heads) * dh;
+                // dk and dv rows of this head accumulate over the queries: clear them first.
+                for (int j = 0; j < len; j++)
+                {
+                    new Span<float>(pdk + (b * len + j) * width + col, dh).Clear();
+                    new Span<float>(pdv + (b * len + j) * width + col, dh).Clear();
+                }
                 for (int i = 0; i < len; i++)
                 {
-                    int keys = RowScores(pq, pk, pad, b, i, len, width, col, dh, scale, s);
-                    double lse = LogSumExp(s, keys);
-                    float* dyi = pdy + (b * len + i) * width + col, yi = py + (b * len + i) * width + col, qi = pq + (b * len + i) * width + col;
-                    double dRow = 0;
-                    for (int e = 0; e < dh; e++) dRow += (double)dyi[e] * yi[e];
-                    Array.Clear(dqAcc);
+                    int keys = RowSoftmax(pq, pk, pad, b, i, len, width, col, dh, scale, s, w);
+                    var dyi = new ReadOnlySpan<float>(pdy + (b * len + i) * width + col, dh);
+                    var qi = new ReadOnlySpan<float>(pq + (b * len + i) * width + col, dh);
+                    var dqi = new Span<float>(pdq + (b * len + i) * width + col, dh);
+                    dqi.Clear();
+                    float dRow = TensorPrimitives.Dot(dyi, new ReadOnlySpan<float>(py + (b * len + i) * width + col, dh));
                     ulong rowIndex = ((ulong)t * (ulong)len + (ulong)i) * (ulong)len;
                     for (int j = 0; j < keys; j++)
                     {
-                        double pij = Math.Exp(s[j] - lse);
-                        bool keep = SplitMix64(seed, rowIndex + (ulong)j) >= threshold;
-                        float* vj = pv + (b * len + j) * width + col, kj = pk + (b * len + j) * width + col;
-                        double g = 0;
-                        if (keep)
+                        float pij = w[j];
+                        float g = 0f;
+                        if (SplitMix64(seed, rowIndex + (ulong)j) >= threshold)
                         {
-                            double a = pij * keepScale;
-                            for (int e = 0; e < dh; e++)
-                            {
-                                g += (double)dyi[e] * vj[e];
-                                dvAcc[j * dh + e] += a * dyi[e];
-                            }
+                            var dvj = new Span<float>(pdv + (b * len + j) * width + col, dh);
+                            TensorPrimitives.MultiplyAdd(dyi, pij * keepScale, dvj, dvj);
+                            g = TensorPrimitives.Dot(dyi, new ReadOnlySpan<float>(pv + (b * len + j) * width + col, dh)) * keepScale;
                         }
-                        double ds = pij * ((keep ? g * keepScale : 0.0) - dRow) * scale;
-                        for (int e = 0; e < dh; e++)
-                        {
-                            dqAcc[e] += ds * kj[e];
-                            dkAcc[j * dh + e] += ds * qi[e];
-                        }
-                    }
-                    float* dqi = pdq + (b * len + i) * width + col;
-                    for (int e = 0; e < dh; e++) dqi[e] = (float)dqAcc[e];
-                }
-                for (int j = 0; j < len; j++)
-                {
-                    float* dkj = pdk + (b * len + j) * width + col, dvj = pdv + (b * len + j) * width + col;
-                    for (int e = 0; e < dh; e++)
-                    {
-                        dkj[e] = (float)dkAcc[j * dh + e];
-                        dvj[e] = (float)dvAcc[j * dh + e];
+                        float ds = pij * (g - dRow) * scale;
+                        if (ds == 0f) continue;
+                        var dkj = new Span<float>(pdk + (b * len + j) * width + col, dh);
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(pk + (b * len + j) * width + col, dh), ds, dqi, dqi);
+                        TensorPrimitives.MultiplyAdd(qi, ds, dkj, dkj);
                     }
                 }
             }
         });
     }
 
-    /// <summary>Scores of query row i against its keys into s; returns how many keys (i + 1 plain causal, L with RecBole's mask).</summary>
-    private static int RowScores(float* pq, float* pk, long* pad, long b, int i, int len, int width, int col, int dh, double scale, double[] s)
+    /// <summary>
+    /// Softmax weights of query row i into w (float), its scores in s (double, so RecBole's literal −10000 costs no
+    /// precision); returns how many keys take part (i + 1 plain causal, all L with RecBole's mask).
+    /// </summary>
+    private static int RowSoftmax(float* pq, float* pk, long* pad, long b, int i, int len, int width, int col, int dh, float scale, double[] s, float[] w)
     {
-        float* qi = pq + (b * len + i) * width + col;
+        var qi = new ReadOnlySpan<float>(pq + (b * len + i) * width + col, dh);
         int keys = pad == null ? i + 1 : len;
+        double m = double.NegativeInfinity;
         for (int j = 0; j < keys; j++)
         {
-            float* kj = pk + (b * len + j) * width + col;
-            double dot = 0;
-            for (int e = 0; e < dh; e++) dot += (double)qi[e] * kj[e];
-            s[j] = dot * scale;
-            if (pad != null && (j > i || pad[b * len + j] == 0)) s[j] -= 10000.0;
+            double sj = TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(pk + (b * len + j) * width + col, dh)) * scale;
+            if (pad != null && (j > i || pad[b * len + j] == 0)) sj -= 10000.0;
+            s[j] = sj;
+            m = Math.Max(m, sj);
         }
+        for (int j = 0; j < keys; j++) w[j] = (float)(s[j] - m);
+        var wk = w.AsSpan(0, keys);
+        TensorPrimitives.Exp(wk, wk);
+        float inv = 1f / TensorPrimitives.Sum(wk);
+        TensorPrimitives.Multiply(wk, inv, wk);
         return keys;
-    }
-
-    private static double LogSumExp(double[] s, int n)
-    {
-        double m = double.NegativeInfinity;
-        for (int j = 0; j < n; j++) m = Math.Max(m, s[j]);
-        double sum = 0;
-        for (int j = 0; j < n; j++) sum += Math.Exp(s[j] - m);
-        return m + Math.Log(sum);
     }
 }

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cpu;
@@ -38,23 +40,31 @@ public sealed unsafe partial class CpuBackend
                 for (long b = b0; b < b1; b++)
                 {
                     float* giRow = pgi + (b * len + step) * g3, ghRow = gh + b * g3;
-                    float* yRow = py + (b * len + step) * h, gRow = pg + (b * len + step) * 4L * h;
-                    float* hp = prev == null ? null : prev + b * ldPrev;
-                    for (int j = 0; j < h; j++)
+                    float* gRow = pg + (b * len + step) * 4L * h;
+                    var r = new Span<float>(gRow, h);
+                    var z = new Span<float>(gRow + h, h);
+                    var n = new Span<float>(gRow + 2 * h, h);
+                    var hn = new Span<float>(gRow + 3 * h, h);
+                    var y = new Span<float>(py + (b * len + step) * h, h);
+                    // r = σ(gi_r + gh_r + b_r), z = σ(gi_z + gh_z + b_z), hn = gh_n + b_n
+                    TensorPrimitives.Add(new ReadOnlySpan<float>(giRow, h), new ReadOnlySpan<float>(ghRow, h), r);
+                    TensorPrimitives.Add(new ReadOnlySpan<float>(giRow + h, h), new ReadOnlySpan<float>(ghRow + h, h), z);
+                    new ReadOnlySpan<float>(ghRow + 2 * h, h).CopyTo(hn);
+                    if (pb != null)
                     {
-                        float br = 0f, bz = 0f, bn = 0f;
-                        if (pb != null) { br = pb[j]; bz = pb[h + j]; bn = pb[2 * h + j]; }
-                        float r = Simd.Sigmoid(giRow[j] + ghRow[j] + br);
-                        float z = Simd.Sigmoid(giRow[h + j] + ghRow[h + j] + bz);
-                        float hn = ghRow[2 * h + j] + bn;
-                        float n = MathF.Tanh(giRow[2 * h + j] + r * hn);
-                        float hPrev = hp == null ? 0f : hp[j];
-                        yRow[j] = (1f - z) * n + z * hPrev;
-                        gRow[j] = r;
-                        gRow[h + j] = z;
-                        gRow[2 * h + j] = n;
-                        gRow[3 * h + j] = hn;
+                        TensorPrimitives.Add(r, new ReadOnlySpan<float>(pb, h), r);
+                        TensorPrimitives.Add(z, new ReadOnlySpan<float>(pb + h, h), z);
+                        TensorPrimitives.Add(hn, new ReadOnlySpan<float>(pb + 2 * h, h), hn);
                     }
+                    TensorPrimitives.Sigmoid(r, r);
+                    TensorPrimitives.Sigmoid(z, z);
+                    // n = tanh(gi_n + r ⊙ hn)
+                    TensorPrimitives.FusedMultiplyAdd(r, hn, new ReadOnlySpan<float>(giRow + 2 * h, h), n);
+                    TensorPrimitives.Tanh(n, n);
+                    // h_t = n + z ⊙ (h_{t−1} − n)
+                    if (prev == null) TensorPrimitives.Negate(n, y);
+                    else TensorPrimitives.Subtract(new ReadOnlySpan<float>(prev + b * ldPrev, h), n, y);
+                    TensorPrimitives.FusedMultiplyAdd(z, y, n, y);
                 }
             });
         }
@@ -80,7 +90,29 @@ public sealed unsafe partial class CpuBackend
                     float* gRow = pg + row * 4L * h, dyRow = pdy + row * h, c = carry + b * h;
                     float* dgiRow = pdgi + row * g3, dghRow = dgh + row * g3;
                     float* hp = prev == null ? null : prev + b * ldPrev;
-                    for (int j = 0; j < h; j++)
+                    int j = 0;
+                    if (Vector256.IsHardwareAccelerated)
+                        for (; j <= h - 8; j += 8)
+                        {
+                            var g = Vector256.Load(dyRow + j) + Vector256.Load(c + j);
+                            var r = Vector256.Load(gRow + j);
+                            var z = Vector256.Load(gRow + h + j);
+                            var n = Vector256.Load(gRow + 2 * h + j);
+                            var hn = Vector256.Load(gRow + 3 * h + j);
+                            var hPrev = hp == null ? Vector256<float>.Zero : Vector256.Load(hp + j);
+                            var one = Vector256<float>.One;
+                            var dan = g * (one - z) * (one - n * n);
+                            var dar = dan * hn * r * (one - r);
+                            var daz = g * (hPrev - n) * z * (one - z);
+                            dar.Store(dgiRow + j);
+                            daz.Store(dgiRow + h + j);
+                            dan.Store(dgiRow + 2 * h + j);
+                            dar.Store(dghRow + j);
+                            daz.Store(dghRow + h + j);
+                            (dan * r).Store(dghRow + 2 * h + j);
+                            (g * z).Store(c + j);
+                        }
+                    for (; j < h; j++)
                     {
                         float g = dyRow[j] + c[j];
                         float r = gRow[j], z = gRow[h + j], n = gRow[2 * h + j], hn = gRow[3 * h + j];
