@@ -235,4 +235,14 @@ public class GruTests
         targets.Dispose();
         Assert.True(last < 0.5 * first, $"loss went from {first} to {last}");
     }
+    [Fact]
+    public void Gru4RecConfigJsonRoundTrips()
+    {
+        var c = new GRU4RecConfig { NItems = 77, EmbeddingSize = 16, HiddenSize = 24, NumLayers = 2, Dropout = 0.25f };
+        var json = RecConfigJson.Write(c);
+        Assert.Equal("gru4rec", RecConfigJson.ModelKind(json));
+        Assert.Equal(c, RecConfigJson.ReadGRU4Rec(json));
+        Assert.Equal(new GRU4RecConfig { NItems = 5 }, RecConfigJson.ReadGRU4Rec("{\"n_items\": 5}"));
+        Assert.Equal((64, 128, 1, 0.3f), (new GRU4RecConfig().EmbeddingSize, new GRU4RecConfig().HiddenSize, new GRU4RecConfig().NumLayers, new GRU4RecConfig().Dropout));
+    }
 }

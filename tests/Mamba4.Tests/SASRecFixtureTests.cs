@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Mamba4.IO;
 using Mamba4.Models;
 using Mamba4.Tensors;
@@ -11,20 +10,10 @@ public class SASRecFixtureTests
     internal static SASRec LoadFixtureModel(out string dir)
     {
         dir = Fixtures.Path_("sasrec");
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "config.json")));
-        var c = json.RootElement;
-        var model = new SASRec(new SASRecConfig
-        {
-            NItems = c.GetProperty("n_items").GetInt32(),
-            MaxSeqLength = c.GetProperty("max_seq_length").GetInt32(),
-            HiddenSize = c.GetProperty("hidden_size").GetInt32(),
-            NHeads = c.GetProperty("n_heads").GetInt32(),
-            InnerSize = c.GetProperty("inner_size").GetInt32(),
-            NLayers = c.GetProperty("n_layers").GetInt32(),
-            LayerNormEps = (float)c.GetProperty("layer_norm_eps").GetDouble(),
-            HiddenDropout = (float)c.GetProperty("hidden_dropout_prob").GetDouble(),
-            AttnDropout = (float)c.GetProperty("attn_dropout_prob").GetDouble(),
-        });
+        var config = RecConfigJson.ReadSASRec(File.ReadAllText(Path.Combine(dir, "config.json")), "sasrec/config.json");
+        Assert.Equal((40, 12, 16, 2, 64, 2, 1e-12f, 0f, 0f), (config.NItems, config.MaxSeqLength, config.HiddenSize, config.NHeads,
+            config.InnerSize, config.NLayers, config.LayerNormEps, config.HiddenDropout, config.AttnDropout));
+        var model = new SASRec(config);
         model.LoadSafetensors(Path.Combine(dir, "model.safetensors"));
         return model;
     }
@@ -116,5 +105,33 @@ public class SASRecFixtureTests
         Assert.All(attn.Query.Bias!.ToFloatArray(), b => Assert.Equal(0f, b));
         Assert.All(attn.Norm.Weight.ToFloatArray(), w => Assert.Equal(1f, w));
         Assert.Equal((2, 2, 256, 0.5f, 0.5f), (model.Config.NLayers, model.Config.NHeads, model.Config.InnerSize, model.Config.HiddenDropout, model.Config.AttnDropout));
+    }
+    [Fact]
+    public void SavedDirectoryRoundTripsConfigAndWeights()
+    {
+        using var model = LoadFixtureModel(out var dir);
+        model.Eval();
+        var outDir = Directory.CreateTempSubdirectory("mamba4-sasrec-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(outDir, "config.json"), RecConfigJson.Write(model.Config));
+            model.SaveSafetensors(Path.Combine(outDir, "model.safetensors"));
+            var json = File.ReadAllText(Path.Combine(outDir, "config.json"));
+            Assert.Equal("sasrec", RecConfigJson.ModelKind(json));
+            Assert.Null(RecConfigJson.ModelKind(File.ReadAllText(Path.Combine(dir, "config.json"))));
+            using var copy = new SASRec(RecConfigJson.ReadSASRec(json), seed: 99);
+            Assert.Equal(model.Config, copy.Config);
+            copy.LoadSafetensors(Path.Combine(outDir, "model.safetensors"));
+            copy.Eval();
+            using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+            using var scope = new TensorScope();
+            var seq = reference.Get("item_seq");
+            var lens = reference.Get("item_seq_len");
+            Assert.Equal(model.Forward(seq, lens).ToFloatArray(), copy.Forward(seq, lens).ToFloatArray());
+        }
+        finally { Directory.Delete(outDir, true); }
+        Assert.Contains("'n_items' is required", Assert.Throws<FormatException>(() => RecConfigJson.ReadSASRec("{}", "c.json")).Message);
+        Assert.Contains("'n_heads' must be an integer", Assert.Throws<FormatException>(() => RecConfigJson.ReadSASRec("{\"n_items\": 5, \"n_heads\": \"two\"}")).Message);
+        Assert.Contains("not valid JSON", Assert.Throws<FormatException>(() => RecConfigJson.ReadSASRec("{")).Message);
     }
 }
