@@ -73,6 +73,11 @@ public sealed class RecommendationDataTests : IDisposable
         Assert.Equal(2, log.BadLineMessages.Count);          // only the first two keep their message
         Assert.StartsWith($"{path}:2: expected 4 fields", log.BadLineMessages[0]);
         Assert.StartsWith($"{path}:4: expected 4 fields", log.BadLineMessages[1]);
+        // A first line in neither layout is skipped too; the layout comes from the first line that has one.
+        var junk = Write("junk.dat", "garbage\n1::10::5::100\n");
+        var j = InteractionReader.Read(junk, RecFormat.Ml, new RecReadOptions { SkipBadLines = true });
+        Assert.Equal((1, 1), (j.Count, j.BadLines));
+        Assert.StartsWith($"{junk}:1: expected MovieLens ratings.dat", j.BadLineMessages[0]);
     }
 
     // ---------------------------------------------------------------- atomic

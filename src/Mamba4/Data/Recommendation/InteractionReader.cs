@@ -79,7 +79,12 @@ public static class InteractionReader
             {
                 if (line.Contains("::", StringComparison.Ordinal)) (sep, layout) = ("::", "UserID::MovieID::Rating::Timestamp (ratings.dat)");
                 else if (line.Contains('\t')) (sep, layout) = ("\t", "user<TAB>item<TAB>rating<TAB>timestamp (u.data)");
-                else throw ctx.Error($"expected MovieLens ratings.dat (UserID::MovieID::Rating::Timestamp) or u.data (user<TAB>item<TAB>rating<TAB>timestamp), found {Show(line)}");
+                else
+                {
+                    // Undetectable: fatal, or (skipping bad lines) counted while the layout is still unknown.
+                    ctx.Bad(builder, $"expected MovieLens ratings.dat (UserID::MovieID::Rating::Timestamp) or u.data (user<TAB>item<TAB>rating<TAB>timestamp), found {Show(line)}");
+                    continue;
+                }
             }
             var f = line.Split(sep);
             if (f.Length != 4)
