@@ -1,0 +1,188 @@
+using Mamba4.Nn;
+using Mamba4.Ops;
+using Mamba4.Tensors;
+
+namespace Mamba4.Models;
+
+/// <summary>Sizes of SASRec, RecBole's names in comments; the defaults are RecBole's SASRec.yaml.</summary>
+public sealed record SASRecConfig
+{
+    public int NItems { get; init; }                      // n_items, including the padding item 0
+    public int MaxSeqLength { get; init; } = 50;          // MAX_ITEM_LIST_LENGTH (rows of position_embedding)
+    public int HiddenSize { get; init; } = 64;            // hidden_size
+    public int NLayers { get; init; } = 2;                // n_layers
+    public int NHeads { get; init; } = 2;                 // n_heads
+    public int InnerSize { get; init; } = 256;            // inner_size
+    public float HiddenDropout { get; init; } = 0.5f;     // hidden_dropout_prob
+    public float AttnDropout { get; init; } = 0.5f;       // attn_dropout_prob (on the attention probabilities)
+    public float LayerNormEps { get; init; } = 1e-12f;    // layer_norm_eps
+    public double InitializerRange { get; init; } = 0.02; // initializer_range
+}
+
+/// <summary>
+/// SASRec exactly as RecBole defines it (recbole/model/sequential_recommender/sasrec.py with layers.TransformerEncoder):
+/// <code>
+/// h = dropout(LayerNorm(item_embedding[item_seq] + position_embedding[0..L−1]))
+/// mask[b, i, j] = 0 if j ≤ i and item_seq[b, j] ≠ 0 else −10000           (added to the scores)
+/// each layer:  a = LayerNorm(dropout(dense(attn_dropout(softmax(q kᵀ/√d_head + mask)) v)) + h)
+///              h = LayerNorm(dropout(dense_2(gelu(dense_1(a)))) + a)          (GELU in erf form)
+/// seq_output = h[b, item_seq_len[b] − 1];   scores = seq_output · item_embeddingᵀ
+/// </code>
+/// Init as RecBole's _init_weights: every Linear and Embedding weight ~ N(0, initializer_range) — the padding
+/// row of item_embedding included (RecBole re-draws it after nn.Embedding zeroed it) — Linear biases 0,
+/// LayerNorm weight 1 and bias 0. The padding row still gets no gradient from the lookup (padding_idx = 0).
+/// </summary>
+public sealed class SASRec : Module, ISequentialRecommender
+{
+    private ulong _seed = 1;
+
+    public SASRec(SASRecConfig config, int seed = 0)
+    {
+        if (config.NItems < 2) throw new ArgumentOutOfRangeException(nameof(config), $"SASRec: n_items must be at least 2 (padding + one item), got {config.NItems}");
+        if (config.HiddenSize % config.NHeads != 0)
+            throw new ArgumentException($"SASRec: hidden_size {config.HiddenSize} is not a multiple of n_heads {config.NHeads}");
+        Config = config;
+        var rng = new Random(seed);
+        ItemEmbedding = Child("item_embedding", new Nn.Embedding(config.NItems, config.HiddenSize, rng, paddingIndex: 0, std: config.InitializerRange));
+        PositionEmbedding = Child("position_embedding", new Nn.Embedding(config.MaxSeqLength, config.HiddenSize, rng, std: config.InitializerRange));
+        Encoder = Child("trm_encoder", new TransformerEncoder(config, rng));
+        Norm = Child("LayerNorm", new Nn.LayerNorm(config.HiddenSize, config.LayerNormEps));
+        // RecBole draws the padding row too (normal_ over the whole weight after nn.Embedding zeroed it).
+        using (var w = Init.Normal(rng, ItemEmbedding.Weight.Shape, 0, config.InitializerRange))
+            w.AsSpan<float>().CopyTo(ItemEmbedding.Weight.AsSpan<float>());
+    }
+
+    public SASRecConfig Config { get; }
+    public int NItems => Config.NItems;
+    public Nn.Embedding ItemEmbedding { get; }
+    public Nn.Embedding PositionEmbedding { get; }
+    public TransformerEncoder Encoder { get; }
+    public Nn.LayerNorm Norm { get; }
+
+    public Tensor SequenceOutput(Tensor itemSeq)
+    {
+        if (itemSeq.DType != DType.I64 || itemSeq.Rank != 2)
+            throw new ArgumentException($"SASRec: item_seq must be [batch, L] I64, got {itemSeq.DType} {itemSeq.Shape}");
+        int b = itemSeq.Shape[0], l = itemSeq.Shape[1];
+        if (l > Config.MaxSeqLength)
+            throw new ArgumentException($"SASRec: sequences of length {l} exceed max_seq_length {Config.MaxSeqLength} (the rows of position_embedding)");
+        var positions = new long[b * l];
+        for (int i = 0; i < b; i++)
+            for (int t = 0; t < l; t++) positions[i * l + t] = t;
+        var emb = Elementwise.Add(ItemEmbedding.Forward(itemSeq), PositionEmbedding.Forward(Tensor.From(positions, b, l)));
+        var h = Dropout.Forward(Norm.Forward(emb), Config.HiddenDropout, _seed++, Training);
+        return Encoder.Forward(h, itemSeq, ref _seed);
+    }
+
+    public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen) =>
+        SequentialRecommenderLoss.GatherLast(SequenceOutput(itemSeq), itemSeqLen, "SASRec");
+
+    public Tensor Scores(Tensor seqOutput) => Ops.Linear.Forward(seqOutput, ItemEmbedding.Weight);
+
+    public Tensor Loss(Tensor itemSeq, Tensor itemSeqLen, Tensor posItems) => this.NextItem(itemSeq, itemSeqLen, posItems);
+}
+
+/// <summary>RecBole's TransformerEncoder: children <c>layer.0</c>, <c>layer.1</c>, …</summary>
+public sealed class TransformerEncoder : Module
+{
+    public TransformerEncoder(SASRecConfig config, Random rng)
+    {
+        Layers = Child("layer", new ModuleList<TransformerLayer>(Enumerable.Range(0, config.NLayers).Select(_ => new TransformerLayer(config, rng))));
+    }
+
+    public ModuleList<TransformerLayer> Layers { get; }
+
+    /// <summary>h [b, L, hidden]; itemSeq [b, L] gives the key-padding mask.</summary>
+    public Tensor Forward(Tensor h, Tensor itemSeq, ref ulong seed)
+    {
+        foreach (var layer in Layers.Items) h = layer.Forward(h, itemSeq, ref seed);
+        return h;
+    }
+}
+
+/// <summary>RecBole's TransformerLayer: <c>multi_head_attention</c> then <c>feed_forward</c>, each post-LayerNorm with a residual.</summary>
+public sealed class TransformerLayer : Module
+{
+    public TransformerLayer(SASRecConfig config, Random rng)
+    {
+        Attention = Child("multi_head_attention", new MultiHeadAttention(config, rng));
+        FeedForward = Child("feed_forward", new PointWiseFeedForward(config, rng));
+    }
+
+    public MultiHeadAttention Attention { get; }
+    public PointWiseFeedForward FeedForward { get; }
+
+    public Tensor Forward(Tensor h, Tensor itemSeq, ref ulong seed) =>
+        FeedForward.Forward(Attention.Forward(h, itemSeq, ref seed), ref seed);
+}
+
+/// <summary>
+/// RecBole's MultiHeadAttention: out = LayerNorm(dropout(dense(attn_dropout(softmax(q kᵀ/√d + mask)) v)) + h),
+/// q, k, v = query(h), key(h), value(h); the heads split the hidden size.
+/// </summary>
+public sealed class MultiHeadAttention : Module
+{
+    public MultiHeadAttention(SASRecConfig config, Random rng)
+    {
+        int d = config.HiddenSize;
+        Query = Child("query", RecBoleInit.Linear(d, d, rng, config.InitializerRange));
+        Key = Child("key", RecBoleInit.Linear(d, d, rng, config.InitializerRange));
+        Value = Child("value", RecBoleInit.Linear(d, d, rng, config.InitializerRange));
+        Dense = Child("dense", RecBoleInit.Linear(d, d, rng, config.InitializerRange));
+        Norm = Child("LayerNorm", new Nn.LayerNorm(d, config.LayerNormEps));
+        Heads = config.NHeads;
+        AttnDropout = config.AttnDropout;
+        HiddenDropout = config.HiddenDropout;
+    }
+
+    public Nn.Linear Query { get; }
+    public Nn.Linear Key { get; }
+    public Nn.Linear Value { get; }
+    public Nn.Linear Dense { get; }
+    public Nn.LayerNorm Norm { get; }
+    public int Heads { get; }
+    public float AttnDropout { get; }
+    public float HiddenDropout { get; }
+
+    public Tensor Forward(Tensor h, Tensor itemSeq, ref ulong seed)
+    {
+        var context = AttentionDropout.Causal(Query.Forward(h), Key.Forward(h), Value.Forward(h), Heads, itemSeq, AttnDropout, seed++, Training);
+        var o = Dropout.Forward(Dense.Forward(context), HiddenDropout, seed++, Training);
+        return Norm.Forward(Elementwise.Add(o, h));
+    }
+}
+
+/// <summary>RecBole's FeedForward: out = LayerNorm(dropout(dense_2(gelu(dense_1(a)))) + a), GELU in erf form.</summary>
+public sealed class PointWiseFeedForward : Module
+{
+    public PointWiseFeedForward(SASRecConfig config, Random rng)
+    {
+        Dense1 = Child("dense_1", RecBoleInit.Linear(config.HiddenSize, config.InnerSize, rng, config.InitializerRange));
+        Dense2 = Child("dense_2", RecBoleInit.Linear(config.InnerSize, config.HiddenSize, rng, config.InitializerRange));
+        Norm = Child("LayerNorm", new Nn.LayerNorm(config.HiddenSize, config.LayerNormEps));
+        DropoutP = config.HiddenDropout;
+    }
+
+    public Nn.Linear Dense1 { get; }
+    public Nn.Linear Dense2 { get; }
+    public Nn.LayerNorm Norm { get; }
+    public float DropoutP { get; }
+
+    public Tensor Forward(Tensor a, ref ulong seed)
+    {
+        var f = Dropout.Forward(Dense2.Forward(Activations.Gelu(Dense1.Forward(a))), DropoutP, seed++, Training);
+        return Norm.Forward(Elementwise.Add(f, a));
+    }
+}
+
+/// <summary>RecBole's _init_weights for Linear layers: weight ~ N(0, std), bias 0.</summary>
+internal static class RecBoleInit
+{
+    public static Nn.Linear Linear(int inFeatures, int outFeatures, Random rng, double std)
+    {
+        var lin = new Nn.Linear(inFeatures, outFeatures, true, rng);
+        using (var w = Init.Normal(rng, lin.Weight.Shape, 0, std)) w.AsSpan<float>().CopyTo(lin.Weight.AsSpan<float>());
+        lin.Bias!.AsSpan<float>().Clear();
+        return lin;
+    }
+}

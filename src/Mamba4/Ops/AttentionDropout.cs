@@ -1,0 +1,62 @@
+using Mamba4.Autograd;
+using Mamba4.Tensors;
+
+namespace Mamba4.Ops;
+
+/// <summary>
+/// Causal multi-head attention with dropout on the attention probabilities, as RecBole's MultiHeadAttention
+/// (attn_dropout between the softmax and the product with v). Same inputs, mask and layout as
+/// <see cref="Attention.Causal"/>; with p = 0 or outside training it is <see cref="Attention.Causal"/> itself.
+///   y_i = Σ_j p_ij · m_ij / (1 − p) · v_j,   m_ij ~ Bernoulli(1 − p) from a counter-based hash of the seed
+///   ds_ij = p_ij (m_ij/(1 − p) · dy_i·v_j − dy_i·y_i),   dq_i = Σ_j ds_ij k_j/√d,   dk_j = Σ_i ds_ij q_i/√d,
+///   dv_j = Σ_i p_ij m_ij/(1 − p) dy_i
+/// The mask is regenerated in the backward (nothing but y is kept); see CpuBackend.AttentionDropout.cs.
+/// </summary>
+public static class AttentionDropout
+{
+    public static Tensor Causal(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, float p, ulong seed, bool training = true)
+    {
+        if (p is < 0f or >= 1f) throw new ArgumentOutOfRangeException(nameof(p), p, "AttentionDropout: p must be in [0, 1)");
+        if (!training || p == 0f) return Attention.Causal(q, k, v, heads, keyPadding);
+        return Forward(q, k, v, heads, keyPadding, p, seed);
+    }
+
+    /// <summary>The dropout kernel unconditionally (p = 0 included: tests compare it with the fused kernel).</summary>
+    internal static Tensor Forward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, float p, ulong seed)
+    {
+        const string op = "AttentionDropout";
+        OpCheck.F32(op, "q", q);
+        OpCheck.F32(op, "k", k);
+        OpCheck.F32(op, "v", v);
+        OpCheck.Rank(op, "q", q, 3);
+        int batch = q.Shape[0], l = q.Shape[1], width = q.Shape[2];
+        if (heads < 1 || width == 0 || width % heads != 0)
+            throw new ArgumentException($"{op}: the last axis of q must be heads·dHead with dHead ≥ 1; got {width} for {heads} heads (q {q.Shape})");
+        OpCheck.SameDevice(op, q, k);
+        OpCheck.SameDevice(op, q, v);
+        OpCheck.Shape(op, "k", k, batch, l, width);
+        OpCheck.Shape(op, "v", v, batch, l, width);
+        if (keyPadding is not null)
+        {
+            if (keyPadding.DType != DType.I64)
+                throw new ArgumentException($"{op}: keyPadding must be I64 item ids (0 = padding), got {keyPadding.DType} {keyPadding.Shape}");
+            OpCheck.SameDevice(op, q, keyPadding);
+            OpCheck.Shape(op, "keyPadding", keyPadding, batch, l);
+        }
+        var backend = q.Backend;
+        var y = Tensor.Empty(q.Shape, DType.F32, q.Device);
+        backend.AttentionDropoutForward(q, k, v, heads, keyPadding, p, seed, y);
+        if (Tape.ShouldRecord(q, k, v))
+            Tape.Record(op, () =>
+            {
+                var dq = Tensor.Empty(q.Shape, DType.F32, q.Device);
+                var dk = Tensor.Empty(k.Shape, DType.F32, k.Device);
+                var dv = Tensor.Empty(v.Shape, DType.F32, v.Device);
+                backend.AttentionDropoutBackward(q, k, v, heads, keyPadding, p, seed, y, y.Grad!, dq, dk, dv);
+                Tape.Accumulate(q, dq, owned: true);
+                Tape.Accumulate(k, dk, owned: true);
+                Tape.Accumulate(v, dv, owned: true);
+            }, y);
+        return y;
+    }
+}
