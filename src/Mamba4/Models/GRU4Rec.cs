@@ -29,7 +29,6 @@ public sealed record GRU4RecConfig
 /// </summary>
 public sealed class GRU4Rec : Module, ISequentialRecommender
 {
-    private ulong _seed = 1;
 
     public GRU4Rec(GRU4RecConfig config, int seed = 0)
     {
@@ -62,8 +61,11 @@ public sealed class GRU4Rec : Module, ISequentialRecommender
     {
         if (itemSeq.DType != DType.I64 || itemSeq.Rank != 2)
             throw new ArgumentException($"GRU4Rec: item_seq must be [batch, L] I64, got {itemSeq.DType} {itemSeq.Shape}");
-        var e = Dropout.Forward(ItemEmbedding.Forward(itemSeq), Config.Dropout, _seed++, Training);
-        return Dense.Forward(GruLayers.Forward(e, ref _seed));
+        var e = Dropout.Forward(ItemEmbedding.Forward(itemSeq), Config.Dropout, DropoutSeed++, Training);
+        var seed = DropoutSeed;
+        var output = Dense.Forward(GruLayers.Forward(e, ref seed));
+        DropoutSeed = seed;
+        return output;
     }
 
     public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen) =>

@@ -29,8 +29,10 @@ public sealed record Mamba4RecConfig
 /// Mamba4Rec: h = LayerNorm(dropout(item_embedding[seq])); h = Mamba4Layer(h) × num_layers;
 /// seq_output = h[b, len_b − 1];  scores = seq_output · item_embeddingᵀ.  Parameter names as the reference code.
 /// </summary>
-public sealed class Mamba4Rec : Module
+public sealed class Mamba4Rec : Module, ISequentialRecommender
 {
+    public int NItems => Config.NItems;
+
     public Mamba4Rec(Mamba4RecConfig config, int seed = 0)
     {
         Config = config;
@@ -55,14 +57,21 @@ public sealed class Mamba4Rec : Module
     public Nn.LayerNorm Norm { get; }
     public ModuleList<Mamba4Layer> Layers { get; }
 
-    /// <summary>itemSeq (b, l) I64 right-padded with 0; itemSeqLen (b) → seq_output (b, hidden).</summary>
-    public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen)
+    /// <summary>The hidden state at every position: itemSeq (b, l) → (b, l, hidden); causal.</summary>
+    public Tensor SequenceOutput(Tensor itemSeq)
     {
-        int b = itemSeq.Shape[0], l = itemSeq.Shape[1];
         var h = Norm.Forward(Dropout.Forward(ItemEmbedding.Forward(itemSeq), Config.Dropout, DropoutSeed++, Training));
         var seed = DropoutSeed;
         foreach (var layer in Layers.Items) h = layer.Forward(h, ref seed);
         DropoutSeed = seed;
+        return h;
+    }
+
+    /// <summary>itemSeq (b, l) I64 right-padded with 0; itemSeqLen (b) → seq_output (b, hidden).</summary>
+    public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen)
+    {
+        int b = itemSeq.Shape[0], l = itemSeq.Shape[1];
+        var h = SequenceOutput(itemSeq);
         var lens = itemSeqLen.ToInt64Array();
         var rows = new long[b];
         for (int i = 0; i < b; i++)

@@ -34,7 +34,6 @@ public sealed record SASRecConfig
 /// </summary>
 public sealed class SASRec : Module, ISequentialRecommender
 {
-    private ulong _seed = 1;
 
     public SASRec(SASRecConfig config, int seed = 0)
     {
@@ -70,8 +69,11 @@ public sealed class SASRec : Module, ISequentialRecommender
         for (int i = 0; i < b; i++)
             for (int t = 0; t < l; t++) positions[i * l + t] = t;
         var emb = Elementwise.Add(ItemEmbedding.Forward(itemSeq), PositionEmbedding.Forward(Tensor.From(positions, b, l)));
-        var h = Dropout.Forward(Norm.Forward(emb), Config.HiddenDropout, _seed++, Training);
-        return Encoder.Forward(h, itemSeq, ref _seed);
+        var h = Dropout.Forward(Norm.Forward(emb), Config.HiddenDropout, DropoutSeed++, Training);
+        var seed = DropoutSeed;
+        var output = Encoder.Forward(h, itemSeq, ref seed);
+        DropoutSeed = seed;
+        return output;
     }
 
     public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen) =>
