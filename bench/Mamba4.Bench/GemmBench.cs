@@ -38,7 +38,7 @@ public static unsafe class GemmBench
         var b = Random((long)k * n, 2);
         var c = (float*)NativeMemory.AlignedAlloc((nuint)((long)m * n * sizeof(float)), 64);
         int lda = transA ? m : k, ldb = transB ? k : n;
-        Sgemm managed = CpuGemm.SgemmManaged, blas = CpuGemm.Sgemm;
+        Sgemm managed = CpuGemm.SgemmManaged, blas = CpuGemm.SgemmOpenBlas;
         var managedTimes = new List<double>();
         var blasTimes = new List<double>();
         try
@@ -48,7 +48,7 @@ public static unsafe class GemmBench
             for (int round = 0; round < Rounds; round++)
             {
                 Block(managed, managedTimes);
-                if (!CpuGemm.UsingOpenBlas) continue;
+                if (!CpuGemm.OpenBlasLoaded) continue;
                 Block(blas, blasTimes);
                 Thread.Sleep(200);
             }

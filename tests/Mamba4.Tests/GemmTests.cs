@@ -15,6 +15,10 @@ public unsafe class GemmTests
 
     private static readonly Sgemm Managed = CpuGemm.SgemmManaged;
     private static readonly Sgemm Public = CpuGemm.Sgemm;
+    private static readonly Sgemm OpenBlas = CpuGemm.SgemmOpenBlas;
+
+    /// <summary>Every implementation this machine can run: the managed kernel, the public dispatch, and OpenBLAS when it loads.</summary>
+    private static Sgemm[] All => CpuGemm.OpenBlasLoaded ? [Managed, Public, OpenBlas] : [Managed, Public];
 
     public static TheoryData<int, int, int> Sizes => new()
     {
@@ -29,7 +33,7 @@ public unsafe class GemmTests
     [MemberData(nameof(Sizes))]
     public void AllTransposesMatchReference(int m, int n, int k)
     {
-        foreach (var gemm in new[] { Managed, Public })
+        foreach (var gemm in All)
         foreach (bool transA in new[] { false, true })
         foreach (bool transB in new[] { false, true })
         {
@@ -44,7 +48,7 @@ public unsafe class GemmTests
     [InlineData(150, 300, 520)]
     public void BetaZeroOverwritesNaN(int m, int n, int k)
     {
-        foreach (var gemm in new[] { Managed, Public })
+        foreach (var gemm in All)
         foreach (bool transA in new[] { false, true })
         foreach (bool transB in new[] { false, true })
             Check(gemm, transA, transB, m, n, k, alpha: 1f, beta: 0f, pad: 2, nanC: true);
@@ -73,7 +77,7 @@ public unsafe class GemmTests
     [Fact]
     public void ZeroDepthOrZeroAlphaOnlyScalesC()
     {
-        foreach (var gemm in new[] { Managed, Public })
+        foreach (var gemm in All)
         {
             Check(gemm, false, false, 5, 9, 0, alpha: 1f, beta: 0.5f, pad: 1, nanC: false);
             Check(gemm, false, false, 5, 9, 0, alpha: 1f, beta: 0f, pad: 1, nanC: true);
