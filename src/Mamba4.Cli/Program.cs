@@ -4,6 +4,8 @@ using Mamba4.Cli;
 var root = new RootCommand("mamba4 — the Mamba selective state space model in .NET");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
+root.Subcommands.Add(DetokenizeCommand.Create());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
