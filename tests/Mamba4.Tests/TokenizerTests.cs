@@ -191,6 +191,22 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
+    public void EncodingFromManyThreadsAgrees()
+    {
+        var rng = new Random(21);
+        var texts = Enumerable.Range(0, 200).Select(_ => RandomText(rng)).ToArray();
+        var reference = BpeTokenizer.FromFile(NeoxPath);
+        reference.CacheCapacity = 0;
+        var expected = texts.Select(reference.Encode).ToArray();
+        var shared = BpeTokenizer.FromFile(NeoxPath); // one tokenizer, a cache per thread
+        Parallel.For(0, texts.Length * 4, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            var got = shared.Encode(texts[i % texts.Length]);
+            if (!got.SequenceEqual(expected[i % texts.Length])) throw new InvalidOperationException($"text {i % texts.Length} differs");
+        });
+    }
+
+    [Fact]
     public void CacheIsBounded()
     {
         var t = BpeTokenizer.FromFile(NeoxPath);
@@ -218,7 +234,7 @@ public sealed class TokenizerTests : IDisposable
             var symbols = bytes.Select(b => Neox.TokenToId(ByteLevel.ByteToChar(b).ToString())!.Value).ToArray();
             var byScan = new List<int>();
             var byQueue = new List<int>();
-            model.MergeByScan((int[])symbols.Clone(), symbols.Length, byScan);
+            model.MergeByScan((int[])symbols.Clone(), byScan);
             model.MergeWithQueue((int[])symbols.Clone(), symbols.Length, byQueue);
             Assert.Equal(byScan, byQueue);
         }

@@ -22,8 +22,34 @@ internal sealed class AddedTokenMatcher
 {
     private sealed class Node
     {
-        public Dictionary<char, Node>? Children;
+        // Few children (the usual case): parallel arrays scanned in order; many: a dictionary.
+        public char[] Keys = [];
+        public Node[] Children = [];
+        public Dictionary<char, Node>? Many;
         public AddedToken? Token;
+
+        public Node? Child(char c)
+        {
+            if (Many is not null) return Many.TryGetValue(c, out var n) ? n : null;
+            var keys = Keys;
+            for (int i = 0; i < keys.Length; i++)
+                if (keys[i] == c) return Children[i];
+            return null;
+        }
+
+        public Node AddChild(char c)
+        {
+            if (Child(c) is { } existing) return existing;
+            var node = new Node();
+            Keys = [.. Keys, c];
+            Children = [.. Children, node];
+            if (Keys.Length > 8)
+            {
+                Many ??= new Dictionary<char, Node>();
+                for (int i = 0; i < Keys.Length; i++) Many[Keys[i]] = Children[i];
+            }
+            return node;
+        }
     }
 
     private readonly Node _root = new();
@@ -39,12 +65,7 @@ internal sealed class AddedTokenMatcher
         {
             if (pattern.Length == 0) continue;
             var node = _root;
-            foreach (var c in pattern)
-            {
-                node.Children ??= new Dictionary<char, Node>();
-                if (!node.Children.TryGetValue(c, out var child)) node.Children[c] = child = new Node();
-                node = child;
-            }
+            foreach (var c in pattern) node = node.AddChild(c);
             node.Token ??= token;
             first.Add(pattern[0]);
         }
@@ -61,12 +82,13 @@ internal sealed class AddedTokenMatcher
             int k = text[pos..].IndexOfAny(_firstChars);
             if (k < 0) break;
             int i = pos + k;
-            var node = _root;
+            Node? node = _root;
             AddedToken? found = null;
             int end = -1;
             for (int j = i; j < text.Length; j++)
             {
-                if (node.Children is null || !node.Children.TryGetValue(text[j], out node)) break;
+                node = node.Child(text[j]);
+                if (node is null) break;
                 if (node.Token is not null) { found = node.Token; end = j + 1; }
             }
             if (found is null)

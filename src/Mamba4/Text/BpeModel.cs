@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
@@ -22,13 +21,13 @@ internal sealed class BpeModel
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabBySpan;
     private readonly string?[] _idToToken;
     /// <summary>(left id, right id) → (rank, merged id), both packed in a long.</summary>
-    private readonly Dictionary<long, long> _merges;
+    private readonly MergeTable _merges;
     private readonly int[] _byteIds = new int[256];
     private readonly bool _allBytesKnown;
     private readonly int _unkId = -1;
-    private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
-    private int _cacheCount;
+    // One cache per thread: no locks on the hot path (each is bounded by CacheCapacity).
+    private readonly ThreadLocal<WordCache> _caches;
+    private int _cacheCapacity = 100_000;
 
     public string? UnkToken { get; }
     public string? ContinuingSubwordPrefix { get; }
@@ -38,10 +37,20 @@ internal sealed class BpeModel
     public bool IgnoreMerges { get; }
     public int MergeCount => _merges.Count;
 
-    /// <summary>Most words kept in the cache; once full, new words are encoded without being stored (0 turns the cache off).</summary>
-    public int CacheCapacity { get; set; } = 100_000;
+    /// <summary>Most words kept in each thread's cache; once full, new words are encoded without being stored (0 turns the cache off).</summary>
+    public int CacheCapacity
+    {
+        get => _cacheCapacity;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _cacheCapacity = value;
+            foreach (var c in _caches.Values) c.Capacity = value;
+        }
+    }
 
-    public int CacheCount => Volatile.Read(ref _cacheCount);
+    /// <summary>Words cached, over all threads.</summary>
+    public int CacheCount => _caches.Values.Sum(c => c.Count);
 
     /// <summary>One more than the largest id in the vocabulary.</summary>
     public int IdLimit => _idToToken.Length;
@@ -53,8 +62,8 @@ internal sealed class BpeModel
     {
         _vocab = vocab;
         _vocabBySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
-        _cacheBySpan = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
-        _merges = merges;
+        _caches = new ThreadLocal<WordCache>(() => new WordCache(_cacheCapacity), trackAllValues: true);
+        _merges = new MergeTable(merges);
         UnkToken = unk;
         ContinuingSubwordPrefix = prefix;
         EndOfWordSuffix = suffix;
@@ -82,10 +91,10 @@ internal sealed class BpeModel
 
     public IEnumerable<KeyValuePair<string, int>> Vocabulary => _vocab;
 
+    /// <summary>Empties every thread's cache (call it while no other thread encodes).</summary>
     public void ClearCache()
     {
-        _cache.Clear();
-        Volatile.Write(ref _cacheCount, 0);
+        foreach (var c in _caches.Values) c.Clear();
     }
 
     public static BpeModel Parse(JsonElement model, JsonReader r, string path)
@@ -150,21 +159,28 @@ internal sealed class BpeModel
     /// Appends the ids of one pre-tokenized word. <paramref name="bytes"/>: the word is plain text whose UTF-8 bytes
     /// the model sees in the byte-level alphabet (the ByteLevel pre-tokenizer's spelling, left to the model).
     /// </summary>
-    public void Encode(ReadOnlySpan<char> word, bool bytes, List<int> output)
+    public void Encode(ReadOnlySpan<char> word, bool bytes, List<int> output) => Encode(word, bytes, output, _caches.Value!);
+
+    /// <summary>The calling thread's cache, to fetch once per text rather than once per word.</summary>
+    public WordCache ThreadCache => _caches.Value!;
+
+    public void Encode(ReadOnlySpan<char> word, bool bytes, List<int> output, WordCache cache)
     {
         if (word.IsEmpty) return;
-        if (_cacheBySpan.TryGetValue(word, out var cached))
+        if (word.Length > MaxCachedWordLength || cache.Capacity == 0)
+        {
+            EncodeUncached(word, bytes, output);
+            return;
+        }
+        int hash = WordCache.Hash(word);
+        if (cache.TryGet(word, hash, out var cached))
         {
             output.AddRange(cached);
             return;
         }
         int before = output.Count;
         EncodeUncached(word, bytes, output);
-        if (word.Length <= MaxCachedWordLength && Volatile.Read(ref _cacheCount) < CacheCapacity)
-        {
-            var ids = CollectionsMarshal.AsSpan(output)[before..].ToArray();
-            if (_cacheBySpan.TryAdd(word, ids)) Interlocked.Increment(ref _cacheCount);
-        }
+        cache.Add(word, hash, CollectionsMarshal.AsSpan(output)[before..]);
     }
 
     private void EncodeUncached(ReadOnlySpan<char> word, bool bytes, List<int> output)
@@ -184,10 +200,18 @@ internal sealed class BpeModel
         byte[]? rented = null;
         Span<byte> utf8 = max <= 512 ? stackalloc byte[max] : (rented = System.Buffers.ArrayPool<byte>.Shared.Rent(max));
         int n = Encoding.UTF8.GetBytes(word, utf8);
-        var symbols = new int[n];
-        for (int i = 0; i < n; i++) symbols[i] = _byteIds[utf8[i]];
+        if (n > ScanLimit)
+        {
+            var symbols = new int[n];
+            for (int i = 0; i < n; i++) symbols[i] = _byteIds[utf8[i]];
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+            MergeWithQueue(symbols, n, output);
+            return;
+        }
+        Span<int> small = stackalloc int[n];
+        for (int i = 0; i < n; i++) small[i] = _byteIds[utf8[i]];
         if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
-        MergeAll(symbols, n, output);
+        MergeByScan(small, output);
     }
 
     /// <summary>Hugging Face's merge_word: one symbol per code point (prefix/suffix, byte fallback, unknown token), then the merges.</summary>
@@ -245,19 +269,14 @@ internal sealed class BpeModel
         }
         if (pendingUnk >= 0) symbols.Add(_unkId);
         var arr = symbols.ToArray();
-        MergeAll(arr, arr.Length, output);
-    }
-
-    /// <summary>Applies the merges to <paramref name="ids"/>[..n] and appends the result.</summary>
-    internal void MergeAll(int[] ids, int n, List<int> output)
-    {
-        if (n > ScanLimit) MergeWithQueue(ids, n, output);
-        else MergeByScan(ids, n, output);
+        if (arr.Length > ScanLimit) MergeWithQueue(arr, arr.Length, output);
+        else MergeByScan(arr, output);
     }
 
     /// <summary>Short words: keep each adjacent pair's rank in an array, merge the lowest (leftmost on ties), update its neighbours.</summary>
-    internal void MergeByScan(int[] ids, int n, List<int> output)
+    internal void MergeByScan(Span<int> ids, List<int> output)
     {
+        int n = ids.Length;
         if (n >= 2)
         {
             Span<long> pairs = n <= 256 ? stackalloc long[n - 1] : new long[n - 1]; // rank << 32 | merged id; long.MaxValue: no merge
@@ -272,7 +291,7 @@ internal sealed class BpeModel
                 if (bestValue == long.MaxValue) break;
                 ids[best] = (int)(bestValue & 0xFFFFFFFF);
                 // Drop symbol best+1 and pair best (its pair with the right neighbour becomes pair best).
-                Array.Copy(ids, best + 2, ids, best + 1, count - best - 2);
+                ids.Slice(best + 2, count - best - 2).CopyTo(ids.Slice(best + 1));
                 pairs.Slice(best + 1, count - best - 2).CopyTo(pairs.Slice(best, count - best - 2));
                 count--;
                 if (best > 0) pairs[best - 1] = Lookup(ids[best - 1], ids[best]);
@@ -280,15 +299,11 @@ internal sealed class BpeModel
             }
             n = count;
         }
-        for (int i = 0; i < n; i++) output.Add(ids[i]);
+        output.AddRange(ids[..n]);
     }
 
-    private long Lookup(int a, int b)
-    {
-        // Ranks are < 2^31 and ids >= 0, so a found merge always sorts below long.MaxValue.
-        if (a < 0 || b < 0) return long.MaxValue;
-        return _merges.TryGetValue(Pair(a, b), out var v) ? v : long.MaxValue;
-    }
+    // Ranks are < 2^31 and ids >= 0, so a found merge always sorts below long.MaxValue (no merge).
+    private long Lookup(int a, int b) => _merges.Get(a, b);
 
     /// <summary>Long words: Hugging Face's algorithm, a priority queue of (rank, position) over a linked list of symbols.</summary>
     internal void MergeWithQueue(int[] ids, int n, List<int> output)

@@ -250,10 +250,11 @@ public sealed class BpeTokenizer : ITokenizer
             var text = piece.Text;
             if (bl.AddPrefixSpace && !text.Span.StartsWith(' ')) text = string.Concat(" ", text.Span).AsMemory();
             var s = text.Span;
+            var cache = _model.ThreadCache;
             for (int i = 0; i < s.Length;)
             {
                 int n = Gpt2Split.NextLength(s, i);
-                _model.Encode(s.Slice(i, n), bytes: true, ids);
+                _model.Encode(s.Slice(i, n), bytes: true, ids, cache);
                 i += n;
             }
             return;
