@@ -16,7 +16,7 @@ public static class TokenizerBench
 
     public static void Run()
     {
-        Console.WriteLine($"== tokenizer: GPT-NeoX byte-level BPE on tinyshakespeare.txt (1 thread; machine: {Environment.ProcessorCount} cores)");
+        Console.WriteLine($"== tokenizer: GPT-NeoX byte-level BPE on tinyshakespeare.txt (1 thread; machine: {Environment.ProcessorCount} cores, load average {LoadAverage()})");
         var shared = FindShared();
         var tokenizerPath = Path.Combine(shared, "data", "tokenizers", "gpt-neox-20b", "tokenizer.json");
         var text = File.ReadAllText(Path.Combine(shared, "data", "text", "tinyshakespeare.txt"));
@@ -58,21 +58,38 @@ public static class TokenizerBench
         Report("streaming decode (per id)", streaming, mb);
     }
 
-    private static void Report(string label, (double Best, double Median) t, double mb)
-        => Console.WriteLine($"{label,-30} {mb / t.Best,8:F1} MB/s best, {mb / t.Median,8:F1} MB/s median  ({t.Best * 1000:F1} / {t.Median * 1000:F1} ms, {Runs} runs)");
+    private static void Report(string label, (double Best, double Median, double Cpu) t, double mb)
+        => Console.WriteLine($"{label,-28} {mb / t.Best,7:F1} MB/s best {mb / t.Median,7:F1} median {mb / t.Cpu,7:F1} per CPU-second  ({t.Best * 1000:F1} / {t.Median * 1000:F1} / {t.Cpu * 1000:F1} ms)");
 
-    /// <summary>Best and median of <see cref="Runs"/> runs (the best is the one least disturbed by other work on the machine).</summary>
-    private static (double Best, double Median) Time(Action action)
+    /// <summary>
+    /// Wall time, best and median of <see cref="Runs"/> runs, and the median process CPU time per run: on a machine
+    /// shared with other work the best run and the CPU time are the least disturbed measures.
+    /// </summary>
+    private static (double Best, double Median, double Cpu) Time(Action action)
     {
         var times = new double[Runs];
+        var cpu = new double[Runs];
+        var process = Process.GetCurrentProcess();
         for (int i = 0; i < Runs; i++)
         {
+            process.Refresh();
+            var c0 = process.TotalProcessorTime;
             long t0 = Stopwatch.GetTimestamp();
             action();
             times[i] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            process.Refresh();
+            cpu[i] = (process.TotalProcessorTime - c0).TotalSeconds;
         }
         Array.Sort(times);
-        return (times[0], times[Runs / 2]);
+        Array.Sort(cpu);
+        return (times[0], times[Runs / 2], cpu[Runs / 2]);
+    }
+
+    private static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
+        catch (IOException) { return "?"; }
+        catch (UnauthorizedAccessException) { return "?"; }
     }
 
     private static string FindShared()

@@ -14,6 +14,9 @@ internal sealed class BpeModel
     /// <summary>Words longer than this are not cached (as Hugging Face).</summary>
     public const int MaxCachedWordLength = 256;
 
+    /// <summary>Largest id accepted in a vocabulary (ids index arrays).</summary>
+    public const int MaxId = (1 << 26) - 1;
+
     /// <summary>Above this many symbols the merge loop uses a priority queue instead of rescanning the pairs.</summary>
     public const int ScanLimit = 128;
 
@@ -113,8 +116,8 @@ internal sealed class BpeModel
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var p in vocabJson.EnumerateObject())
         {
-            int id = r.Int(p.Value, $"{path}.vocab[{JsonSerializer.Serialize(p.Name)}]");
-            if (id < 0) throw r.Error($"{path}.vocab[{JsonSerializer.Serialize(p.Name)}]", $"expected an id >= 0, found {id}");
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id) || id is < 0 or > MaxId)
+                throw r.Error($"{path}.vocab[{JsonSerializer.Serialize(p.Name)}]", $"expected an integer id from 0 to {MaxId}, found {(p.Value.ValueKind == JsonValueKind.Number ? p.Value.GetRawText() : JsonReader.Kind(p.Value))}");
             vocab[p.Name] = id;
         }
 
@@ -123,28 +126,38 @@ internal sealed class BpeModel
         var mergesJson = r.Array(JsonReader.Member(model, "merges") ?? throw r.Error($"{path}.merges", "missing; expected an array of merges"), $"{path}.merges");
         var merges = new Dictionary<long, long>(mergesJson.GetArrayLength());
         int rank = 0;
+        var bySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        var mergedBuffer = new char[64];
         foreach (var m in mergesJson.EnumerateArray())
         {
-            string where = $"{path}.merges[{rank}]";
-            string a, b;
+            string Where() => $"{path}.merges[{rank}]";
+            string? line = null, left = null, right = null;
+            ReadOnlySpan<char> a, b;
             if (m.ValueKind == JsonValueKind.String)
             {
-                var line = m.GetString()!;
+                line = m.GetString()!;
                 int space = line.IndexOf(' ');
-                if (space < 0) throw r.Error(where, $"expected two tokens separated by a space, found '{line}'");
-                a = line[..space];
-                b = line[(space + 1)..];
+                if (space < 0) throw r.Error(Where(), $"expected two tokens separated by a space, found '{line}'");
+                a = line.AsSpan(0, space);
+                b = line.AsSpan(space + 1);
             }
             else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2)
             {
-                a = r.String(m[0], where + "[0]");
-                b = r.String(m[1], where + "[1]");
+                left = r.String(m[0], Where() + "[0]");
+                right = r.String(m[1], Where() + "[1]");
+                a = left;
+                b = right;
             }
-            else throw r.Error(where, $"expected \"a b\" or [\"a\", \"b\"], found {JsonReader.Kind(m)}");
-            if (!vocab.TryGetValue(a, out int ia)) throw r.Error(where, $"the merge names token '{a}', which is not in {path}.vocab");
-            if (!vocab.TryGetValue(b, out int ib)) throw r.Error(where, $"the merge names token '{b}', which is not in {path}.vocab");
-            var merged = a + (prefix is not null && b.StartsWith(prefix, StringComparison.Ordinal) ? b[prefix.Length..] : b);
-            if (!vocab.TryGetValue(merged, out int im)) throw r.Error(where, $"the merge of '{a}' and '{b}' gives '{merged}', which is not in {path}.vocab");
+            else throw r.Error(Where(), $"expected \"a b\" or [\"a\", \"b\"], found {JsonReader.Kind(m)}");
+            if (!bySpan.TryGetValue(a, out int ia)) throw r.Error(Where(), $"the merge names token '{a}', which is not in {path}.vocab");
+            if (!bySpan.TryGetValue(b, out int ib)) throw r.Error(Where(), $"the merge names token '{b}', which is not in {path}.vocab");
+            if (prefix is not null && b.StartsWith(prefix, StringComparison.Ordinal)) b = b[prefix.Length..];
+            if (mergedBuffer.Length < a.Length + b.Length) mergedBuffer = new char[(a.Length + b.Length) * 2];
+            a.CopyTo(mergedBuffer);
+            b.CopyTo(mergedBuffer.AsSpan(a.Length));
+            var merged = mergedBuffer.AsSpan(0, a.Length + b.Length);
+            if (!bySpan.TryGetValue(merged, out int im))
+                throw r.Error(Where(), $"the merge of '{a}' and '{(right ?? line![(a.Length + 1)..])}' gives '{merged}', which is not in {path}.vocab");
             merges[Pair(ia, ib)] = ((long)rank << 32) | (uint)im;
             rank++;
         }
