@@ -10,6 +10,7 @@ var benchmarks = new Dictionary<string, Action>
     ["train"] = TrainBench.Run,
     ["scaling"] = ScalingBench.Run,
     ["lm"] = () => LmBench.Run(args),
+    ["tokenizer"] = TokenizerBench.Run,
 };
 
 var name = args.Length > 0 ? args[0] : "all";

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Mamba4.Inference;
 using Mamba4.Models;
 using Mamba4.Tasks.LanguageModeling;
+using Mamba4.Text;
 
 namespace Mamba4.Cli;
 
@@ -59,7 +60,8 @@ internal static class GenerateCommand
                 };
                 var stopStrings = parse.GetValue(stops) ?? [];
                 var output = new List<long>(prompt);
-                var generated = new List<int>();
+                var decoder = tokenizer?.CreateStreamingDecoder();
+                var generatedText = new System.Text.StringBuilder();
                 var sw = Stopwatch.StartNew();
                 int count = 0;
                 if (tokenizer is not null) Console.Write(text);
@@ -68,13 +70,13 @@ internal static class GenerateCommand
                     output.Add(token);
                     count++;
                     if (tokenizer is null) { Console.Error.Write(count == 1 ? $"{token}" : $",{token}"); continue; }
-                    string before = tokenizer.Decode(generated);
-                    generated.Add((int)token);
-                    string after = tokenizer.Decode(generated);
-                    Console.Write(after[before.Length..]);
-                    if (stopStrings.Any(s => after.Contains(s, StringComparison.Ordinal))) break;
+                    var piece = decoder!.Push((int)token);
+                    generatedText.Append(piece);
+                    Console.Write(piece);
+                    if (stopStrings.Any(s => generatedText.ToString().Contains(s, StringComparison.Ordinal))) break;
                 }
                 sw.Stop();
+                if (decoder is not null) Console.Write(decoder.Flush());
                 Console.Error.WriteLine();
                 Console.Error.WriteLine($"{count} tokens in {sw.Elapsed.TotalSeconds:F2} s ({count / Math.Max(1e-9, sw.Elapsed.TotalSeconds):F1} tokens/s)");
                 if (tokenizer is null) Console.WriteLine(string.Join(",", output));

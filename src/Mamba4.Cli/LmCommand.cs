@@ -22,16 +22,13 @@ internal static class LmCommand
         return lm;
     }
 
-    private static ITokenizer TokenizerFor(string spec, string text) => spec switch
-    {
-        "char" => CharTokenizer.FromText(text),
-        _ => throw new ArgumentException($"--tokenizer '{spec}': only 'char' is supported by this build"),
-    };
+    /// <summary>"char" builds a character vocabulary from the text; anything else is a tokenizer.json (or a folder holding one).</summary>
+    private static ITokenizer TokenizerFor(string spec, string text) => spec == "char" ? CharTokenizer.FromText(text) : Tokenizer.Load(spec);
 
     private static Command Train()
     {
         var data = new Option<string?>("--data") { Description = "UTF-8 text file (default: a built-in generated corpus)" };
-        var tokenizer = new Option<string>("--tokenizer") { Description = "char", DefaultValueFactory = _ => "char" };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "char (a character vocabulary built from the text) or a Hugging Face tokenizer.json", DefaultValueFactory = _ => "char" };
         var model = new Option<string>("--model") { Description = "mamba | transformer", DefaultValueFactory = _ => "mamba" };
         var size = new Option<string>("--size") { Description = $"{string.Join(" | ", LanguageModeling.Sizes)} (width × layers: 64×2, 128×4, 256×6)", DefaultValueFactory = _ => "small" };
         var seq = new Option<int>("--seq-len") { Description = "training window in tokens", DefaultValueFactory = _ => 128 };
@@ -109,8 +106,8 @@ internal static class LmCommand
                     {
                         if (step % every != 0) return;
                         var prompt = stream.Validation.Take(16).Select(i => (long)i).ToArray();
-                        var sample = LanguageModeling.Sample(net, prompt, 160, new SamplingOptions { Temperature = 0.8f, Seed = (int)step }).Select(i => (int)i);
-                        Console.Error.WriteLine($"--- sample at step {step} ---\n{tok.Decode(prompt.Select(i => (int)i))}{tok.Decode(sample)}\n---");
+                        var sample = LanguageModeling.Sample(net, prompt, 160, new SamplingOptions { Temperature = 0.8f, Seed = (int)step }).ToArray();
+                        Console.Error.WriteLine($"--- sample at step {step} ---\n{tok.Decode([.. prompt, .. sample])}\n---");
                     };
                 Console.Error.WriteLine($"{kind} ({sizeName}): {net.AsModule.ParameterCount:N0} parameters, vocabulary {tok.VocabSize}, {stream.Train.Length:N0} training / {stream.Validation.Length:N0} validation tokens");
                 bool stop = false;
@@ -122,7 +119,7 @@ internal static class LmCommand
                     r => $"loss {r.Loss:F3}  val {(double.IsNaN(lastVal) ? "-" : lastVal.ToString("F3", CultureInfo.InvariantCulture))}");
                 if (stop) { Console.Error.WriteLine($"stopped at step {result.Step}; checkpoint written. Continue with --resume."); return 130; }
                 double val = stream.ValidationLoss(net, seqLen, maxWindows: 512);
-                LanguageModelFiles.Save(net, tok, Path.Combine(outDir, "model"));
+                LanguageModelFiles.Save(net, tok, Path.Combine(outDir, "model"), parse.GetValue(tokenizer) == "char" ? null : parse.GetValue(tokenizer));
                 WriteReport(outDir, kind);
                 double tokensPerSecond = result.Step * (double)batchSize * seqLen / Math.Max(result.Seconds, 1e-9);
                 Console.WriteLine($"{kind} ({sizeName}, {net.AsModule.ParameterCount:N0} parameters): validation loss {val:F4} nats/token, perplexity {Math.Exp(val):F2}, after {result.Step} steps in {result.Seconds:F0} s ({tokensPerSecond / 1000:F1}k tokens/s); model: {Path.Combine(outDir, "model")}");
@@ -166,7 +163,7 @@ internal static class LmCommand
         cmd.SetAction(parse =>
         {
             var dir = parse.GetValue(model)!;
-            var tok = LanguageModelFiles.LoadTokenizer(dir) ?? throw new FileNotFoundException($"{dir} holds no tokenizer ({CharTokenizer.FileName})");
+            var tok = LanguageModelFiles.LoadTokenizer(dir) ?? throw new FileNotFoundException($"{dir} holds no tokenizer.json");
             var path = parse.GetValue(data)!;
             if (!File.Exists(path)) throw new FileNotFoundException($"--data: {path} not found", path);
             var text = File.ReadAllText(path);
@@ -179,7 +176,7 @@ internal static class LmCommand
                 int seqLen = parse.GetValue(seq);
                 double loss = stream.ValidationLoss(net, seqLen, maxWindows: int.MaxValue);
                 long tokens = (stream.Validation.Length - 1) / seqLen * seqLen;
-                double bytesPerToken = System.Text.Encoding.UTF8.GetByteCount(tok.Decode(part)) / (double)part.Length;
+                double bytesPerToken = System.Text.Encoding.UTF8.GetByteCount(tok.Decode((ReadOnlySpan<int>)part)) / (double)part.Length;
                 double bpb = loss / Math.Log(2) / bytesPerToken;
                 Console.WriteLine($"loss {loss:F4} nats/token, perplexity {Math.Exp(loss):F3}, {bpb:F4} bits/byte over {tokens:N0} tokens");
                 if (parse.GetValue(json))

@@ -7,6 +7,8 @@ root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(LmCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
+root.Subcommands.Add(DetokenizeCommand.Create());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -9,7 +9,8 @@ namespace Mamba4.Tasks.LanguageModeling;
 /// <summary>A trained LM as a directory: config.json + model.safetensors (HF layout) + the tokenizer.</summary>
 public static class LanguageModelFiles
 {
-    public static void Save(ICausalLanguageModel model, ITokenizer tokenizer, string dir)
+    /// <param name="tokenizerFile">For a tokenizer loaded from a file (BPE), that file: it is copied beside the weights.</param>
+    public static void Save(ICausalLanguageModel model, ITokenizer tokenizer, string dir, string? tokenizerFile = null)
     {
         Directory.CreateDirectory(dir);
         string config = model switch
@@ -20,7 +21,9 @@ public static class LanguageModelFiles
         };
         model.AsModule.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
         File.WriteAllText(Path.Combine(dir, "config.json"), config);
-        if (tokenizer is CharTokenizer c) c.Save(Path.Combine(dir, CharTokenizer.FileName));
+        var target = Path.Combine(dir, "tokenizer.json");
+        if (tokenizer is CharTokenizer c) c.Save(target);
+        else if (tokenizerFile is not null) File.Copy(Directory.Exists(tokenizerFile) ? Path.Combine(tokenizerFile, "tokenizer.json") : tokenizerFile, target, overwrite: true);
     }
 
     /// <summary>Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory.</summary>
@@ -39,10 +42,7 @@ public static class LanguageModelFiles
         return MambaLM.FromPretrained(dir);
     }
 
-    /// <summary>The tokenizer stored beside a model (char_tokenizer.json), or null.</summary>
-    public static ITokenizer? LoadTokenizer(string dir)
-    {
-        var chars = Path.Combine(dir, CharTokenizer.FileName);
-        return File.Exists(chars) ? CharTokenizer.Load(chars) : null;
-    }
+    /// <summary>The tokenizer stored beside a model (tokenizer.json: HF BPE or Mamba4's char vocabulary), or null.</summary>
+    public static ITokenizer? LoadTokenizer(string dir) =>
+        File.Exists(Path.Combine(dir, "tokenizer.json")) ? Tokenizer.Load(dir) : null;
 }
