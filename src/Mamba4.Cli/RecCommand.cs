@@ -79,7 +79,7 @@ internal static class RecCommand
     {
         public readonly Option<int> Epochs = new("--epochs") { Description = "maximum epochs", DefaultValueFactory = _ => 300 };
         public readonly Option<int> Patience = new("--patience") { Description = "stop after this many epochs without a better validation ndcg@10", DefaultValueFactory = _ => 10 };
-        public readonly Option<int> Batch = new("--batch") { Description = "training batch (samples, or user windows for all-positions)", DefaultValueFactory = _ => 2048 };
+        public readonly Option<int> Batch = new("--batch") { Description = "training targets per step (all-positions: about this many targets' worth of user windows)", DefaultValueFactory = _ => 2048 };
         public readonly Option<float> Lr = new("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => 1e-3f };
         public readonly Option<string> Objective = new("--objective") { Description = "all-positions (one causal forward per user, fast) | recbole (every prefix one sample)", DefaultValueFactory = _ => "all-positions" };
         public readonly Option<long> Seed = new("--seed") { Description = "seed for weights, order and dropout", DefaultValueFactory = _ => 1 };
@@ -196,7 +196,7 @@ internal static class RecCommand
             }
             int windows = options.Objective == RecObjective.AllPositions ? split.TrainWindows(mo.MaxLen).Length : split.Train.Length;
             Console.Error.WriteLine($"{mo.Kind}: {module.ParameterCount:N0} parameters; {split.Train.Length:N0} training targets " +
-                                    $"({windows:N0} {(options.Objective == RecObjective.AllPositions ? "user windows" : "samples")}, {exp.StepsPerEpoch} steps/epoch, objective {RecTrainOptions.Name(options.Objective)}), " +
+                                    $"({windows:N0} {(options.Objective == RecObjective.AllPositions ? "user windows" : "samples")}, {exp.UnitsPerStep:N0} per step, {exp.StepsPerEpoch} steps/epoch, objective {RecTrainOptions.Name(options.Objective)}), " +
                                     $"{split.Valid.Length:N0} validation / {split.Test.Length:N0} test users, max_len {mo.MaxLen}");
             exp.EpochDone += r =>
             {

@@ -18,7 +18,7 @@ public sealed record RecTrainOptions
 {
     public int Epochs { get; init; } = 300;
     public int Patience { get; init; } = 10;
-    /// <summary>Training samples (RecBole objective) or user windows (all positions) per step.</summary>
+    /// <summary>Training targets per step: RecBole samples, or (all positions) about this many targets' worth of user windows.</summary>
     public int Batch { get; init; } = 2048;
     public float LearningRate { get; init; } = 1e-3f;
     public RecObjective Objective { get; init; } = RecObjective.AllPositions;
@@ -84,7 +84,12 @@ public sealed class RecExperiment : IDisposable
         _samples = options.Objective == RecObjective.RecBole ? split.Train : [];
         int units = options.Objective == RecObjective.AllPositions ? _windows.Length : _samples.Length;
         if (units == 0) throw new InvalidDataException($"{split.Data.Source}: no training samples (every user's history is held out)");
-        StepsPerEpoch = (units + options.Batch - 1) / options.Batch;
+        // The batch counts training targets under both objectives, so an epoch takes as many optimizer steps as
+        // RecBole's: all-positions packs about Batch targets' worth of windows into each step.
+        long targets = _windows.Sum(w => (long)w.Length);
+        UnitsPerStep = options.Objective == RecObjective.RecBole ? options.Batch
+            : (int)Math.Clamp(Math.Round(options.Batch * (double)units / targets), 1, units);
+        StepsPerEpoch = (units + UnitsPerStep - 1) / UnitsPerStep;
         _trainer = new Trainer((Module)model, new TrainerOptions
         {
             Steps = (long)StepsPerEpoch * options.Epochs, LearningRate = options.LearningRate, WarmupSteps = 0, MinLearningRateRatio = 1f,
@@ -96,6 +101,8 @@ public sealed class RecExperiment : IDisposable
     }
 
     public int StepsPerEpoch { get; }
+    /// <summary>Samples (RecBole objective) or user windows (all positions) per step.</summary>
+    public int UnitsPerStep { get; }
     public string ModelDirectory => Path.Combine(_o.OutputDirectory, "model");
     public Trainer Trainer => _trainer;
     /// <summary>Raised after each epoch's validation.</summary>
@@ -134,7 +141,7 @@ public sealed class RecExperiment : IDisposable
     {
         int epoch = (int)(step / StepsPerEpoch), index = (int)(step % StepsPerEpoch);
         Permutation(epoch);
-        int start = index * _o.Batch, count = Math.Min(_o.Batch, _perm.Length - start);
+        int start = index * UnitsPerStep, count = Math.Min(UnitsPerStep, _perm.Length - start);
         if (_o.Objective == RecObjective.RecBole)
         {
             var chunk = new SeqSample[count];
