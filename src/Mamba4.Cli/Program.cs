@@ -9,6 +9,7 @@ root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(LmCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(DetokenizeCommand.Create());
+root.Subcommands.Add(RecCommand.Create());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -1,0 +1,419 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+using Mamba4.Autograd;
+using Mamba4.Data.Recommendation;
+using Mamba4.Models;
+using Mamba4.Tasks.Recommendation;
+using Mamba4.Tensors;
+using Mamba4.Training;
+
+namespace Mamba4.Cli;
+
+/// <summary>`mamba4 rec`: sequential recommendation (Mamba4Rec, SASRec, GRU4Rec) — train, eval, score, recommend, compare.</summary>
+internal static class RecCommand
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static Command Create()
+    {
+        var cmd = new Command("rec", """
+            Sequential recommendation: Mamba4Rec (and the SASRec / GRU4Rec baselines) trained and evaluated as RecBole does
+            (5-core filter, leave-one-out split, full ranking over all items, hit/ndcg/mrr@5,10,20).
+            Without --data every command uses a built-in synthetic dataset.
+            """);
+        cmd.Subcommands.Add(Train());
+        cmd.Subcommands.Add(Compare());
+        cmd.Subcommands.Add(Eval());
+        cmd.Subcommands.Add(Score());
+        cmd.Subcommands.Add(Recommend());
+        return cmd;
+    }
+
+    // ---------------- shared options ----------------
+
+    private sealed class DataOptions
+    {
+        public readonly Option<string?> Data = new("--data") { Description = "interaction file (default: the built-in synthetic dataset)" };
+        public readonly Option<string?> Format = new("--format") { Description = $"{RecFormats.Names.Replace(", ", " | ")} (default: guessed from the file name)" };
+        public readonly Option<bool> SkipBad = new("--skip-bad-lines") { Description = "skip (and count) malformed lines instead of failing" };
+
+        public IEnumerable<Option> All => [Data, Format, SkipBad];
+
+        public SequenceDataset Load(ParseResult parse)
+        {
+            string? path = parse.GetValue(Data), format = parse.GetValue(Format);
+            var log = RecData.Read(path, format, parse.GetValue(SkipBad));
+            if (log.BadLines > 0)
+            {
+                Console.Error.WriteLine($"skipped {log.BadLines:N0} malformed line(s) of {log.Source}");
+                foreach (var m in log.BadLineMessages) Console.Error.WriteLine("  " + m);
+            }
+            var data = SequenceDataset.Build(log, 5, 5);
+            Console.Error.WriteLine($"data: {(path is null ? "built-in synthetic" : path)}: {log.Count:N0} interactions read; after the 5-core filter " +
+                                    $"({data.FilterRounds} round(s), {data.RemovedInteractions:N0} removed): {data.Statistics}");
+            return data;
+        }
+    }
+
+    private sealed class ModelOptions
+    {
+        public readonly Option<string> Model = new("--model") { Description = "mamba4rec | sasrec | gru4rec", DefaultValueFactory = _ => "mamba4rec" };
+        public readonly Option<int> MaxLen = new("--max-len") { Description = "most recent items a prediction sees (MAX_ITEM_LIST_LENGTH; 200 for MovieLens)", DefaultValueFactory = _ => 50 };
+        public readonly Option<int?> Hidden = new("--hidden") { Description = "hidden size (GRU4Rec: embedding size); default 64" };
+        public readonly Option<int?> Layers = new("--layers") { Description = "layers (default: Mamba4Rec 1, SASRec 2, GRU4Rec 1)" };
+        public readonly Option<int?> DState = new("--d-state") { Description = "Mamba4Rec SSM state size (default 32)" };
+        public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.2, SASRec 0.5, GRU4Rec 0.3)" };
+
+        public IEnumerable<Option> All => [Model, MaxLen, Hidden, Layers, DState, Dropout];
+
+        public RecModelOptions Get(ParseResult parse, string? kind = null) => new()
+        {
+            Kind = RecModels.ParseKind(kind ?? parse.GetValue(Model)!), MaxLen = parse.GetValue(MaxLen), Hidden = parse.GetValue(Hidden),
+            Layers = parse.GetValue(Layers), DState = parse.GetValue(DState), Dropout = parse.GetValue(Dropout),
+        };
+    }
+
+    private sealed class TrainOptions
+    {
+        public readonly Option<int> Epochs = new("--epochs") { Description = "maximum epochs", DefaultValueFactory = _ => 300 };
+        public readonly Option<int> Patience = new("--patience") { Description = "stop after this many epochs without a better validation ndcg@10", DefaultValueFactory = _ => 10 };
+        public readonly Option<int> Batch = new("--batch") { Description = "training targets per step (all-positions: about this many targets' worth of user windows)", DefaultValueFactory = _ => 2048 };
+        public readonly Option<float> Lr = new("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => 1e-3f };
+        public readonly Option<string> Objective = new("--objective") { Description = "all-positions (one causal forward per user, fast) | recbole (every prefix one sample)", DefaultValueFactory = _ => "all-positions" };
+        public readonly Option<long> Seed = new("--seed") { Description = "seed for weights, order and dropout", DefaultValueFactory = _ => 1 };
+        public readonly Option<bool> Resume = new("--resume") { Description = "continue from the checkpoint in the output folder" };
+        public readonly Option<long?> StopAfter = new("--stop-after") { Description = "stop with a checkpoint after this many steps of this invocation (as Ctrl-C would)" };
+        public readonly Option<bool> Json = new("--json") { Description = "print one JSON object with the results as the last line" };
+
+        public IEnumerable<Option> All => [Epochs, Patience, Batch, Lr, Objective, Seed, Resume, StopAfter, Json];
+    }
+
+    // ---------------- train / compare ----------------
+
+    private static Command Train()
+    {
+        var d = new DataOptions();
+        var m = new ModelOptions();
+        var t = new TrainOptions();
+        var output = new Option<string?>("--out") { Description = "output folder (default runs/rec-<model>)" };
+        var cmd = new Command("train", """
+            Train a sequential recommender: validation (full ranking) after every epoch, early stopping on
+            validation ndcg@10, the best model kept in <out>/model (config.json + model.safetensors +
+            item_tokens.json), test metrics of that model at the end. Ctrl-C writes a checkpoint; --resume continues.
+
+            Examples:
+              mamba4 rec train
+              mamba4 rec train --data Beauty.txt --format seq --json
+              mamba4 rec train --data ml-100k/u.data --format ml --max-len 200 --model sasrec
+            """);
+        foreach (var o in d.All.Concat(m.All).Concat(t.All).Append(output)) cmd.Options.Add(o);
+        cmd.SetAction(parse =>
+        {
+            var mo = m.Get(parse);
+            var outDir = parse.GetValue(output) ?? Path.Combine("runs", "rec-" + mo.Kind);
+            var data = d.Load(parse);
+            var (result, _) = TrainOne(parse, d, t, mo, data, outDir);
+            if (result.Interrupted) { Console.Error.WriteLine($"stopped at epoch {result.EpochsRun}; checkpoint written. Continue with --resume."); return 130; }
+            Console.WriteLine($"{mo.Kind}: best validation ndcg@10 {result.Valid.GetValueOrDefault("ndcg@10"):F4} at epoch {result.BestEpoch} of {result.EpochsRun}" +
+                              $"{(result.EarlyStopped ? " (early stopped)" : "")}; {result.SecondsPerEpoch:F1} s/epoch; model: {Path.Combine(outDir, "model")}");
+            Console.WriteLine("test  " + string.Join("  ", result.Test.Select(kv => $"{kv.Key} {kv.Value:F4}")));
+            if (parse.GetValue(t.Json)) Console.WriteLine(ResultJson(mo.Kind, data, parse, t, result).ToJsonString());
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command Compare()
+    {
+        var d = new DataOptions();
+        var m = new ModelOptions();
+        var t = new TrainOptions();
+        var output = new Option<string?>("--out") { Description = "output folder (default runs/rec-compare; one sub-folder per model)" };
+        var models = new Option<string>("--models") { Description = "comma-separated models to train", DefaultValueFactory = _ => "mamba4rec,sasrec,gru4rec" };
+        var cmd = new Command("compare", """
+            Train Mamba4Rec, SASRec and GRU4Rec on the same data and protocol and print one table: test
+            hit/ndcg/mrr@10, epochs to the best validation, seconds per epoch, peak memory, inference ms per batch.
+
+            Example:
+              mamba4 rec compare --data ml-100k/u.data --format ml --max-len 200
+            """);
+        foreach (var o in d.All.Concat(m.All.Where(o => o != m.Model)).Concat(t.All).Append(output).Append(models)) cmd.Options.Add(o);
+        cmd.SetAction(parse =>
+        {
+            var kinds = parse.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(RecModels.ParseKind).ToArray();
+            var outDir = parse.GetValue(output) ?? Path.Combine("runs", "rec-compare");
+            var data = d.Load(parse);
+            var rows = new List<(string Kind, RecTrainResult R)>();
+            foreach (var kind in kinds)
+            {
+                var (r, _) = TrainOne(parse, d, t, m.Get(parse, kind), data, Path.Combine(outDir, kind));
+                if (r.Interrupted) { Console.Error.WriteLine($"stopped during {kind}; checkpoint written. Continue with --resume."); return 130; }
+                rows.Add((kind, r));
+            }
+            Console.WriteLine($"{"model",-10} {"hit@10",8} {"ndcg@10",8} {"mrr@10",8} {"best ep",8} {"epochs",7} {"s/epoch",8} {"peak MB",8} {"ms/batch",9}");
+            foreach (var (kind, r) in rows)
+                Console.WriteLine(string.Create(Inv, $"{kind,-10} {r.Test["hit@10"],8:F4} {r.Test["ndcg@10"],8:F4} {r.Test["mrr@10"],8:F4} {r.BestEpoch,8} {r.EpochsRun,7} {r.SecondsPerEpoch,8:F1} {r.PeakBytes / 1048576.0,8:F0} {r.InferenceMsPerBatch,9:F1}"));
+            Console.Error.WriteLine("(peak MB is the process's peak tensor memory so far: later rows include earlier models' peaks)");
+            if (parse.GetValue(t.Json))
+                Console.WriteLine(new JsonObject(rows.Select(r => KeyValuePair.Create(r.Kind, (JsonNode?)ResultJson(r.Kind, data, parse, t, r.R)))).ToJsonString());
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static (RecTrainResult Result, RecModelOptions Model) TrainOne(ParseResult parse, DataOptions d, TrainOptions t, RecModelOptions mo, SequenceDataset data, string outDir)
+    {
+        var options = new RecTrainOptions
+        {
+            Epochs = parse.GetValue(t.Epochs), Patience = parse.GetValue(t.Patience), Batch = parse.GetValue(t.Batch), LearningRate = parse.GetValue(t.Lr),
+            Objective = RecTrainOptions.ParseObjective(parse.GetValue(t.Objective)!), Seed = parse.GetValue(t.Seed), OutputDirectory = outDir,
+            StopAfter = parse.GetValue(t.StopAfter),
+        };
+        if (options.Epochs < 1) throw new ArgumentException($"--epochs must be positive, got {options.Epochs}");
+        var split = LeaveOneOutSplit.Create(data);
+        var model = RecModels.Create(mo, data.NItems, (int)options.Seed);
+        var module = (Nn.Module)model;
+        try
+        {
+            var path = parse.GetValue(d.Data);
+            var config = new JsonObject
+            {
+                ["task"] = "rec", ["data"] = path is null ? "built-in" : Path.GetFullPath(path), ["format"] = parse.GetValue(d.Format), ["n_items"] = data.NItems,
+                ["users"] = data.UserCount, ["model"] = mo.Kind, ["model_config"] = RecModels.ConfigJson(model, mo.MaxLen), ["max_len"] = mo.MaxLen,
+                ["epochs"] = options.Epochs, ["patience"] = options.Patience, ["batch"] = options.Batch, ["lr"] = options.LearningRate,
+                ["objective"] = RecTrainOptions.Name(options.Objective), ["seed"] = options.Seed,
+            };
+            try { Directory.CreateDirectory(outDir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new IOException($"--out: {outDir} cannot be written: {e.Message}", e); }
+            using var exp = new RecExperiment(split, model, mo.MaxLen, options, config) { ItemTokens = data.ItemTokens };
+            if (File.Exists(Path.Combine(outDir, Checkpoint.FileName)))
+            {
+                if (!parse.GetValue(t.Resume)) throw new IOException($"{outDir} already holds a checkpoint; pass --resume to continue it, or choose another --out");
+                exp.Resume();
+                Console.Error.WriteLine($"{mo.Kind}: resuming at step {exp.Trainer.Step} (epoch {exp.Trainer.Step / exp.StepsPerEpoch})");
+            }
+            int windows = options.Objective == RecObjective.AllPositions ? split.TrainWindows(mo.MaxLen).Length : split.Train.Length;
+            Console.Error.WriteLine($"{mo.Kind}: {module.ParameterCount:N0} parameters; {split.Train.Length:N0} training targets " +
+                                    $"({windows:N0} {(options.Objective == RecObjective.AllPositions ? "user windows" : "samples")}, {exp.UnitsPerStep:N0} per step, {exp.StepsPerEpoch} steps/epoch, objective {RecTrainOptions.Name(options.Objective)}), " +
+                                    $"{split.Valid.Length:N0} validation / {split.Test.Length:N0} test users, max_len {mo.MaxLen}");
+            exp.EpochDone += r =>
+            {
+                double eta = r.SecondsPerEpoch * (r.Epochs - r.Epoch);
+                Console.Error.WriteLine(string.Create(Inv,
+                    $"  {mo.Kind} epoch {r.Epoch}/{r.Epochs}  loss {r.Loss:F4}  valid hit@10 {r.Valid["hit@10"]:F4} ndcg@10 {r.Valid["ndcg@10"]:F4} mrr@10 {r.Valid["mrr@10"]:F4}" +
+                    $"  best {r.BestNdcg:F4} @{r.BestEpoch}  {r.SecondsThisEpoch:F1} s  eta {Eta(eta)} (or early stop in {options.Patience - r.EpochsWithoutImprovement})"));
+            };
+            bool stop = false;
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop = true; });
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop = true; });
+            var result = exp.Run(() => stop);
+            return (result, mo);
+        }
+        finally { module.Dispose(); }
+    }
+
+    private static string Eta(double s) =>
+        double.IsFinite(s) ? s >= 3600 ? $"{(int)(s / 3600)}h{(int)(s % 3600 / 60):D2}m" : s >= 60 ? $"{(int)(s / 60)}m{(int)(s % 60):D2}s" : $"{s:F0}s" : "-";
+
+    private static JsonObject ResultJson(string kind, SequenceDataset data, ParseResult parse, TrainOptions t, RecTrainResult r)
+    {
+        var o = new JsonObject
+        {
+            ["model"] = kind, ["objective"] = parse.GetValue(t.Objective), ["users"] = data.UserCount, ["items"] = data.NItems - 1,
+            ["interactions"] = data.InteractionCount,
+        };
+        foreach (var (k, v) in r.Test) o[k] = Math.Round(v, 6);
+        foreach (var (k, v) in r.Valid) o["valid_" + k] = Math.Round(v, 6);
+        o["epochs"] = r.EpochsRun;
+        o["best_epoch"] = r.BestEpoch;
+        o["early_stopped"] = r.EarlyStopped;
+        o["seconds"] = Math.Round(r.Seconds, 2);
+        o["seconds_per_epoch"] = Math.Round(r.SecondsPerEpoch, 3);
+        o["train_seconds_per_epoch"] = Math.Round(r.TrainSecondsPerEpoch, 3);
+        o["inference_ms_per_batch"] = Math.Round(r.InferenceMsPerBatch, 2);
+        o["peak_memory_bytes"] = r.PeakBytes;
+        return o;
+    }
+
+    // ---------------- eval ----------------
+
+    private static readonly Option<string> CheckpointOpt = new("--checkpoint") { Description = "a model directory (written by `mamba4 rec train`, or a fixture)", Required = true };
+
+    private static Option<string?> KindOpt() => new("--model") { Description = "mamba4rec | sasrec | gru4rec, when config.json does not say" };
+
+    private static Command Eval()
+    {
+        var d = new DataOptions();
+        var ckpt = new Option<string>("--checkpoint") { Description = CheckpointOpt.Description, Required = true };
+        var kind = KindOpt();
+        var maxLen = new Option<int?>("--max-len") { Description = "most recent items a prediction sees (default: the model's)" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
+        var cmd = new Command("eval", """
+            Full-ranking test (and validation) metrics of a saved model on a dataset, split leave-one-out as in training.
+
+            Example:
+              mamba4 rec eval --checkpoint runs/rec-mamba4rec/model --data Beauty.txt --format seq
+            """);
+        foreach (var o in d.All.Concat([ckpt, kind, maxLen, json])) cmd.Options.Add(o);
+        cmd.SetAction(parse =>
+        {
+            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
+            var data = RecData.ToModelIds(d.Load(parse), model, out int unknown);
+            if (unknown > 0) Console.Error.WriteLine($"{unknown:N0} interaction(s) with items the model does not know were dropped");
+            int len = parse.GetValue(maxLen) ?? model.MaxLen;
+            var split = LeaveOneOutSplit.Create(data);
+            if (split.Test.Length == 0) throw new InvalidDataException($"{data.Source}: no user has a test sample");
+            var test = RecExperiment.Evaluate(model.Model, data, split.Test, len);
+            var valid = split.Valid.Length > 0 ? RecExperiment.Evaluate(model.Model, data, split.Valid, len) : new Dictionary<string, double>();
+            Console.WriteLine($"{model.Kind}: {split.Test.Length:N0} test users, max_len {len}");
+            Console.WriteLine("test   " + string.Join("  ", test.Select(kv => $"{kv.Key} {kv.Value:F4}")));
+            if (valid.Count > 0) Console.WriteLine("valid  " + string.Join("  ", valid.Select(kv => $"{kv.Key} {kv.Value:F4}")));
+            if (parse.GetValue(json))
+            {
+                var o = new JsonObject { ["model"] = model.Kind, ["users"] = split.Test.Length };
+                foreach (var (k, v) in test) o[k] = Math.Round(v, 6);
+                foreach (var (k, v) in valid) o["valid_" + k] = Math.Round(v, 6);
+                Console.WriteLine(o.ToJsonString());
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    // ---------------- score / recommend ----------------
+
+    /// <summary>History items → model ids: through the token map when the model has one (unless --ids), else ids.</summary>
+    private static long[] ParseHistory(string text, RecModel model, bool ids)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0) throw new ArgumentException("--history must list at least one item, e.g. --history 5,9,2");
+        Dictionary<string, int>? index = null;
+        if (!ids && model.ItemTokens is { } tokens)
+        {
+            index = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 1; i < tokens.Count; i++) index[tokens[i]] = i;
+        }
+        var result = new long[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (index is not null)
+            {
+                result[i] = index.TryGetValue(parts[i], out var id) ? id
+                    : throw new ArgumentException($"--history: item '{parts[i]}' is not one of the model's items (pass --ids to give item ids 1..{model.NItems - 1})");
+                continue;
+            }
+            if (!long.TryParse(parts[i], NumberStyles.Integer, Inv, out result[i]) || result[i] < 1 || result[i] >= model.NItems)
+                throw new ArgumentException($"--history: '{parts[i]}' is not an item id in 1..{model.NItems - 1} (0 is padding)");
+        }
+        return result.Length > model.MaxLen ? result[^model.MaxLen..] : result;
+    }
+
+    /// <summary>Scores of every item (0..n_items−1) after a history, by one full forward.</summary>
+    public static float[] FullScores(RecModel model, long[] history)
+    {
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        model.Module.Eval();
+        return model.Model.Scores(model.Model.Forward(Tensor.From(history, 1, history.Length), Tensor.From([(long)history.Length], 1))).ToFloatArray();
+    }
+
+    /// <summary>Scores after a history; Mamba4Rec through its O(1)-per-interaction recurrent step.</summary>
+    public static float[] RecurrentScores(RecModel model, long[] history)
+    {
+        if (model.Model is not Mamba4Rec m) return FullScores(model, history);
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        m.Eval();
+        using var state = m.NewState(1);
+        Tensor h = null!;
+        foreach (var item in history) h = m.Step(Tensor.From([item], 1), state);
+        return m.Scores(h).ToFloatArray();
+    }
+
+    private static Command Score()
+    {
+        var ckpt = new Option<string>("--checkpoint") { Description = CheckpointOpt.Description, Required = true };
+        var kind = KindOpt();
+        var history = new Option<string>("--history") { Description = "the user's items, oldest first, comma-separated", Required = true };
+        var ids = new Option<bool>("--ids") { Description = "the history gives item ids, not the original item tokens" };
+        var cmd = new Command("score", """
+            The score of every item id 0..n_items-1 (0 = padding) after a history, one full forward, comma-separated
+            on the last line of stdout. History items are the original item tokens of a trained model, or item ids
+            (fixtures, or --ids).
+
+            Example:
+              mamba4 rec score --checkpoint fixtures/mamba4rec-1layer --history 5,9,2
+            """);
+        foreach (var o in new Option[] { ckpt, kind, history, ids }) cmd.Options.Add(o);
+        cmd.SetAction(parse =>
+        {
+            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
+            var h = ParseHistory(parse.GetValue(history)!, model, parse.GetValue(ids));
+            var scores = FullScores(model, h);
+            Console.Error.WriteLine($"{model.Kind}: {model.NItems} item scores after {h.Length} item(s)");
+            Console.WriteLine(string.Join(",", scores.Select(s => s.ToString("R", Inv))));
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command Recommend()
+    {
+        var d = new DataOptions();
+        var ckpt = new Option<string>("--checkpoint") { Description = CheckpointOpt.Description, Required = true };
+        var kind = KindOpt();
+        var history = new Option<string?>("--history") { Description = "the user's items, oldest first, comma-separated" };
+        var user = new Option<string?>("--user") { Description = "a user of --data: the whole history in the file" };
+        var ids = new Option<bool>("--ids") { Description = "the history gives item ids, not the original item tokens" };
+        var top = new Option<int>("--top") { Description = "how many items", DefaultValueFactory = _ => 10 };
+        var exclude = new Option<bool>("--exclude-history") { Description = "never recommend an item already in the history" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object (items, ids, scores) as the last line" };
+        var cmd = new Command("recommend", """
+            The top items after a user's history. Mamba4Rec walks the history with its recurrent step (O(1) per
+            interaction; equal to a full forward), the others run one forward. The history is the last --max-len items.
+
+            Examples:
+              mamba4 rec recommend --checkpoint runs/rec-mamba4rec/model --history 12,40,7 --top 10
+              mamba4 rec recommend --checkpoint runs/rec-mamba4rec/model --data u.data --format ml --user 196
+            """);
+        foreach (var o in d.All.Concat([ckpt, kind, history, user, ids, top, exclude, json])) cmd.Options.Add(o);
+        cmd.SetAction(parse =>
+        {
+            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
+            int k = parse.GetValue(top);
+            if (k < 1) throw new ArgumentException($"--top must be positive, got {k}");
+            long[] h;
+            if (parse.GetValue(user) is { } u)
+            {
+                if (parse.GetValue(history) is not null) throw new ArgumentException("give --history or --user, not both");
+                if (parse.GetValue(d.Data) is null) throw new ArgumentException("--user needs --data (the file holding the user's interactions)");
+                var raw = d.Load(parse);
+                int uid = raw.UserId(u) ?? throw new ArgumentException($"--user: '{u}' is not a user of {raw.Source} (after the 5-core filter)");
+                var data = RecData.ToModelIds(raw, model, out _);
+                h = data.Sequences[uid].Select(x => (long)x).ToArray();
+                if (h.Length == 0) throw new ArgumentException($"--user: none of '{u}''s items is known to the model");
+                if (h.Length > model.MaxLen) h = h[^model.MaxLen..];
+            }
+            else h = ParseHistory(parse.GetValue(history) ?? throw new ArgumentException("give --history (items, comma-separated) or --user with --data"), model, parse.GetValue(ids));
+            var scores = RecurrentScores(model, h);
+            var seen = parse.GetValue(exclude) ? h.ToHashSet() : [];
+            var best = Enumerable.Range(1, scores.Length - 1).Where(i => !seen.Contains(i))
+                .OrderByDescending(i => scores[i]).ThenBy(i => i).Take(k).ToArray();
+            string Token(int id) => model.ItemTokens?[id] ?? id.ToString(Inv);
+            Console.Error.WriteLine($"{model.Kind}: top {best.Length} after {h.Length} item(s){(model.Model is Mamba4Rec ? " (recurrent step)" : "")}");
+            for (int r = 0; r < best.Length; r++)
+                Console.WriteLine(string.Create(Inv, $"{r + 1,3}. {Token(best[r])}  (id {best[r]}, score {scores[best[r]]:F5})"));
+            if (parse.GetValue(json))
+                Console.WriteLine(new JsonObject
+                {
+                    ["items"] = new JsonArray(best.Select(i => (JsonNode?)Token(i)).ToArray()),
+                    ["ids"] = new JsonArray(best.Select(i => (JsonNode?)i).ToArray()),
+                    ["scores"] = new JsonArray(best.Select(i => (JsonNode?)scores[i]).ToArray()),
+                }.ToJsonString());
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,314 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Mamba4.Autograd;
+using Mamba4.Data.Recommendation;
+using Mamba4.Evaluation;
+using Mamba4.Models;
+using Mamba4.Nn;
+using Mamba4.Tensors;
+using Mamba4.Training;
+
+namespace Mamba4.Tasks.Recommendation;
+
+/// <summary>The training objective: one causal forward per user (every position a target), or RecBole's prefix samples.</summary>
+public enum RecObjective { AllPositions, RecBole }
+
+/// <summary>The protocol of a run; the defaults are RecBole's / Mamba4Rec's reference setup.</summary>
+public sealed record RecTrainOptions
+{
+    public int Epochs { get; init; } = 300;
+    public int Patience { get; init; } = 10;
+    /// <summary>Training targets per step: RecBole samples, or (all positions) about this many targets' worth of user windows.</summary>
+    public int Batch { get; init; } = 2048;
+    public float LearningRate { get; init; } = 1e-3f;
+    public RecObjective Objective { get; init; } = RecObjective.AllPositions;
+    public long Seed { get; init; } = 1;
+    public int EvalBatch { get; init; } = 1024;
+    /// <summary>Folder for checkpoint.safetensors, metrics.jsonl and model/ (required).</summary>
+    public string OutputDirectory { get; init; } = "runs/rec";
+    /// <summary>Stop (with a checkpoint) after this many steps of this invocation, as an interruption would.</summary>
+    public long? StopAfter { get; init; }
+
+    public static RecObjective ParseObjective(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "all" or "all-positions" or "allpositions" => RecObjective.AllPositions,
+        "recbole" or "prefix" => RecObjective.RecBole,
+        _ => throw new ArgumentException($"unknown objective '{name}'; expected all-positions or recbole"),
+    };
+
+    public static string Name(RecObjective o) => o == RecObjective.AllPositions ? "all-positions" : "recbole";
+}
+
+/// <summary>What one epoch's validation gave.</summary>
+public sealed record RecEpochReport(int Epoch, int Epochs, double Loss, IReadOnlyDictionary<string, double> Valid, double BestNdcg, int BestEpoch,
+    int EpochsWithoutImprovement, double SecondsThisEpoch, double SecondsPerEpoch);
+
+public sealed record RecTrainResult(int EpochsRun, int BestEpoch, bool EarlyStopped, bool Interrupted, double Seconds, double SecondsPerEpoch,
+    double TrainSecondsPerEpoch, IReadOnlyDictionary<string, double> Valid, IReadOnlyDictionary<string, double> Test, long PeakBytes,
+    double InferenceMsPerBatch);
+
+/// <summary>
+/// Epoch-based training of a sequential recommender over the <see cref="Trainer"/> (one Trainer step = one batch;
+/// the epoch is step / steps-per-epoch, each epoch's order a seeded permutation, so a resumed run is exact): Adam
+/// (AdamW with weight decay 0, no clipping, constant rate), validation with full ranking after every epoch, early
+/// stopping on validation ndcg@10, the best model kept in <c>out/model</c>, test metrics of that model at the end.
+/// </summary>
+public sealed class RecExperiment : IDisposable
+{
+    public const string Criterion = "ndcg@10";
+    private readonly LeaveOneOutSplit _split;
+    private readonly ISequentialRecommender _model;
+    private readonly RecTrainOptions _o;
+    private readonly int _maxLen;
+    private readonly SeqWindow[] _windows;
+    private readonly SeqSample[] _samples;
+    private readonly Trainer _trainer;
+    private int _permEpoch = -1;
+    private int[] _perm = [];
+    private double _best = double.NegativeInfinity, _epochLoss;
+    private int _bestEpoch, _bad, _epochSteps;
+    private double _evalSeconds;
+    private int _epochsThisRun;
+    private IReadOnlyDictionary<string, double> _bestValid = new Dictionary<string, double>();
+    private readonly Stopwatch _epochClock = new();
+
+    public RecExperiment(LeaveOneOutSplit split, ISequentialRecommender model, int maxLen, RecTrainOptions options, JsonObject runConfig)
+    {
+        if (options.Epochs < 1) throw new ArgumentException($"--epochs must be positive, got {options.Epochs}");
+        if (options.Patience < 1) throw new ArgumentException($"--patience must be positive, got {options.Patience}");
+        if (options.Batch < 1) throw new ArgumentException($"--batch must be positive, got {options.Batch}");
+        if (!(options.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {options.LearningRate}");
+        if (split.Valid.Length == 0) throw new InvalidDataException($"{split.Data.Source}: no user has the 3 items a validation sample needs");
+        (_split, _model, _o, _maxLen) = (split, model, options, maxLen);
+        _windows = options.Objective == RecObjective.AllPositions ? split.TrainWindows(maxLen) : [];
+        _samples = options.Objective == RecObjective.RecBole ? split.Train : [];
+        int units = options.Objective == RecObjective.AllPositions ? _windows.Length : _samples.Length;
+        if (units == 0) throw new InvalidDataException($"{split.Data.Source}: no training samples (every user's history is held out)");
+        // The batch counts training targets under both objectives, so an epoch takes as many optimizer steps as
+        // RecBole's: all-positions packs about Batch targets' worth of windows into each step.
+        long targets = _windows.Sum(w => (long)w.Length);
+        UnitsPerStep = options.Objective == RecObjective.RecBole ? options.Batch
+            : (int)Math.Clamp(Math.Round(options.Batch * (double)units / targets), 1, units);
+        StepsPerEpoch = (units + UnitsPerStep - 1) / UnitsPerStep;
+        _trainer = new Trainer((Module)model, new TrainerOptions
+        {
+            Steps = (long)StepsPerEpoch * options.Epochs, LearningRate = options.LearningRate, WarmupSteps = 0, MinLearningRateRatio = 1f,
+            WeightDecay = 0f, ClipNorm = 0, Seed = options.Seed, CheckpointEvery = StepsPerEpoch, EvalEvery = StepsPerEpoch,
+            OutputDirectory = options.OutputDirectory, StopAfter = options.StopAfter, MaxBadSteps = 5,
+        }, runConfig, Loss, Validate);
+        _trainer.StepDone += r => { _epochLoss += r.Loss; _epochSteps++; };
+        _trainer.Evaluated += OnEpoch;
+    }
+
+    public int StepsPerEpoch { get; }
+    /// <summary>Samples (RecBole objective) or user windows (all positions) per step.</summary>
+    public int UnitsPerStep { get; }
+    public string ModelDirectory => Path.Combine(_o.OutputDirectory, "model");
+    public Trainer Trainer => _trainer;
+    /// <summary>Raised after each epoch's validation.</summary>
+    public event Action<RecEpochReport>? EpochDone;
+    /// <summary>The item tokens written beside the best model.</summary>
+    public IReadOnlyList<string>? ItemTokens { get; init; }
+
+    /// <summary>Continues from the checkpoint in the output folder, restoring the early-stopping state from metrics.jsonl.</summary>
+    public bool Resume()
+    {
+        if (!_trainer.Resume()) return false;
+        var metrics = Path.Combine(_o.OutputDirectory, "metrics.jsonl");
+        if (File.Exists(metrics))
+            foreach (var line in File.ReadLines(metrics))
+                if (JsonNode.Parse(line) is JsonObject { } o && o["eval"] is JsonObject e)
+                {
+                    var valid = e.Where(kv => kv.Key.StartsWith("valid_", StringComparison.Ordinal))
+                        .ToDictionary(kv => kv.Key["valid_".Length..], kv => kv.Value!.GetValue<double>());
+                    Track((int)(e["step"]!.GetValue<long>() / StepsPerEpoch), valid, save: false);
+                }
+        return true;
+    }
+
+    public bool EarlyStopped => _bad >= _o.Patience;
+
+    private void Permutation(int epoch)
+    {
+        if (_permEpoch == epoch) return;
+        int n = _o.Objective == RecObjective.AllPositions ? _windows.Length : _samples.Length;
+        _perm = Enumerable.Range(0, n).ToArray();
+        new Random(unchecked((int)(_o.Seed * 1_000_003 + epoch * 7919 + 17))).Shuffle(_perm);
+        _permEpoch = epoch;
+    }
+
+    private (Tensor Loss, long Tokens) Loss(long step, int micro)
+    {
+        int epoch = (int)(step / StepsPerEpoch), index = (int)(step % StepsPerEpoch);
+        Permutation(epoch);
+        int start = index * UnitsPerStep, count = Math.Min(UnitsPerStep, _perm.Length - start);
+        if (_o.Objective == RecObjective.RecBole)
+        {
+            var chunk = new SeqSample[count];
+            for (int i = 0; i < count; i++) chunk[i] = _samples[_perm[start + i]];
+            var b = SequenceBatcher.FromSamples(_split.Data, chunk, _maxLen);
+            return (_model.NextItem(b.ItemSeq, b.ItemSeqLen, b.PosItems!), count);
+        }
+        var windows = new SeqWindow[count];
+        for (int i = 0; i < count; i++) windows[i] = _windows[_perm[start + i]];
+        var batch = SequenceBatcher.FromWindows(_split.Data, windows, _maxLen);
+        return AllPositionsLoss(_model, batch.ItemSeq, batch.Targets!);
+    }
+
+    /// <summary>
+    /// The all-positions loss over the counted positions only: h = SequenceOutput(seq) [b, L, d], the rows with a
+    /// target gathered before the item scores (so the [positions, n_items] logits never include padding), mean
+    /// cross-entropy over them — the same value as <see cref="SequentialRecommenderLoss.AllPositions"/>.
+    /// </summary>
+    public static (Tensor Loss, long Positions) AllPositionsLoss(ISequentialRecommender model, Tensor itemSeq, Tensor targets)
+    {
+        int b = itemSeq.Shape[0], l = itemSeq.Shape[1];
+        var t = targets.ToInt64Array();
+        var rows = new List<long>(t.Length);
+        var tgt = new List<long>(t.Length);
+        for (int i = 0; i < t.Length; i++)
+            if (t[i] != SequenceBatcher.IgnoreIndex) { rows.Add(i); tgt.Add(t[i]); }
+        var h = model.SequenceOutput(itemSeq);
+        int d = h.Shape[2];
+        var picked = Ops.Embedding.Forward(h.Reshape(b * l, d), Tensor.From(rows.ToArray(), rows.Count));
+        return (Ops.CrossEntropy.Forward(model.Scores(picked), Tensor.From(tgt.ToArray(), tgt.Count)), rows.Count);
+    }
+
+    private IReadOnlyDictionary<string, double> Validate()
+    {
+        var sw = Stopwatch.StartNew();
+        var m = Evaluate(_model, _split.Data, _split.Valid, _maxLen, _o.EvalBatch);
+        _evalSeconds += sw.Elapsed.TotalSeconds;
+        return m.ToDictionary(kv => "valid_" + kv.Key, kv => kv.Value);
+    }
+
+    /// <summary>Full-ranking metrics (padding excluded, ties pessimistic) of the samples' targets.</summary>
+    public static IReadOnlyDictionary<string, double> Evaluate(ISequentialRecommender model, SequenceDataset data, IReadOnlyList<SeqSample> samples, int maxLen, int batch = 1024)
+    {
+        var module = (Module)model;
+        bool wasTraining = module.Training;
+        module.Eval();
+        var acc = new RankingAccumulator();
+        using (GradMode.NoGrad())
+            foreach (var b in SequenceBatcher.Samples(data, samples, maxLen, batch))
+            {
+                using var scope = new TensorScope();
+                using (b) acc.Add(model.Scores(model.Forward(b.ItemSeq, b.ItemSeqLen)), b.PosItems!.ToInt64Array());
+            }
+        module.Train(wasTraining);
+        return acc.Result();
+    }
+
+    private void OnEpoch(long step, IReadOnlyDictionary<string, double> metrics)
+    {
+        int epoch = (int)(step / StepsPerEpoch);
+        var valid = metrics.ToDictionary(kv => kv.Key["valid_".Length..], kv => kv.Value);
+        Track(epoch, valid, save: true);
+        _epochsThisRun++;
+        double secs = _epochClock.Elapsed.TotalSeconds;
+        _epochClock.Restart();
+        double loss = _epochSteps == 0 ? double.NaN : _epochLoss / _epochSteps;
+        _epochLoss = 0;
+        _epochSteps = 0;
+        EpochDone?.Invoke(new RecEpochReport(epoch, _o.Epochs, loss, valid, _best, _bestEpoch, _bad, secs, _runClock.Elapsed.TotalSeconds / _epochsThisRun));
+    }
+
+    private readonly Stopwatch _runClock = new();
+
+    private void Track(int epoch, IReadOnlyDictionary<string, double> valid, bool save)
+    {
+        double v = valid.TryGetValue(Criterion, out var x) ? x : double.NaN;
+        if (v > _best)
+        {
+            _best = v;
+            _bestEpoch = epoch;
+            _bad = 0;
+            _bestValid = valid;
+            if (save) RecModels.Save(_model, _maxLen, ItemTokens, ModelDirectory);
+        }
+        else _bad++;
+    }
+
+    /// <summary>Trains until the epochs run out, early stopping, or <paramref name="stop"/>; then tests the best model.</summary>
+    public RecTrainResult Run(Func<bool>? stop = null)
+    {
+        bool interrupted = false;
+        _runClock.Restart();
+        _epochClock.Restart();
+        var result = _trainer.Run(() =>
+        {
+            if (EarlyStopped) return true;
+            if (stop?.Invoke() == true) { interrupted = true; return true; }
+            return false;
+        });
+        interrupted |= result.Interrupted && !EarlyStopped;
+        double total = _runClock.Elapsed.TotalSeconds;
+        int epochs = (int)(_trainer.Step / StepsPerEpoch);
+        double perEpoch = _epochsThisRun == 0 ? double.NaN : total / _epochsThisRun;
+        double trainPerEpoch = _epochsThisRun == 0 ? double.NaN : (total - _evalSeconds) / _epochsThisRun;
+        IReadOnlyDictionary<string, double> test = new Dictionary<string, double>();
+        double msPerBatch = double.NaN;
+        if (!interrupted)
+        {
+            if (!Directory.Exists(ModelDirectory)) throw new InvalidDataException($"{ModelDirectory}: the best model is missing");
+            using var best = RecModels.Load(ModelDirectory);
+            var sw = Stopwatch.StartNew();
+            test = Evaluate(best.Model, _split.Data, _split.Test, _maxLen, _o.EvalBatch);
+            msPerBatch = sw.Elapsed.TotalMilliseconds / Math.Max(1, (_split.Test.Length + _o.EvalBatch - 1) / _o.EvalBatch);
+        }
+        return new RecTrainResult(epochs, _bestEpoch, EarlyStopped, interrupted, total, perEpoch, trainPerEpoch, _bestValid, test,
+            CpuAllocator.Shared.PeakBytesInUse, msPerBatch);
+    }
+
+    public void Dispose() => _trainer.Dispose();
+}
+
+/// <summary>Loading interaction data for the recommender commands.</summary>
+public static class RecData
+{
+    /// <summary>The built-in synthetic dataset (Markov-style preferences; 2000 users, 500 items).</summary>
+    public static InteractionLog Synthetic(int seed = 0) => SyntheticRecData.Generate(new SyntheticRecOptions { Seed = seed });
+
+    /// <summary>Reads a file (format named, or guessed from the file name) or generates the built-in data.</summary>
+    public static InteractionLog Read(string? path, string? format, bool skipBadLines = false)
+    {
+        if (path is null)
+        {
+            if (format is not null) RecFormats.Parse(format);
+            return Synthetic();
+        }
+        var f = format is not null ? RecFormats.Parse(format)
+            : RecFormats.Guess(path) ?? throw new ArgumentException($"--format is needed for {Path.GetFileName(path)}: one of {RecFormats.Names}");
+        if (!File.Exists(path)) throw new FileNotFoundException($"--data: {path} not found", path);
+        return InteractionReader.Read(path, f, new RecReadOptions { SkipBadLines = skipBadLines });
+    }
+
+    /// <summary>
+    /// The dataset's sequences in the ids of a saved model (through its token map; items it does not know are dropped),
+    /// or as they are when the model has no map (then the dataset's items must fit the model).
+    /// </summary>
+    public static SequenceDataset ToModelIds(SequenceDataset data, RecModel model, out int unknownItems)
+    {
+        unknownItems = 0;
+        if (model.ItemTokens is null)
+        {
+            if (data.NItems > model.NItems)
+                throw new InvalidDataException($"{data.Source}: {data.NItems - 1} items, more than the model's {model.NItems - 1} (and the model has no item token map)");
+            return data;
+        }
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 1; i < model.ItemTokens.Count; i++) index[model.ItemTokens[i]] = i;
+        var seqs = new List<int[]>(data.UserCount);
+        int unknown = 0;
+        foreach (var s in data.Sequences)
+        {
+            var mapped = new List<int>(s.Length);
+            foreach (var it in s)
+                if (index.TryGetValue(data.ItemTokens[it], out var id)) mapped.Add(id);
+                else unknown++;
+            seqs.Add(mapped.ToArray());
+        }
+        unknownItems = unknown;
+        return SequenceDataset.FromSequences(seqs, model.NItems, data.Source);
+    }
+}

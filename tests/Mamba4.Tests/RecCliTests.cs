@@ -1,0 +1,222 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Mamba4.Autograd;
+using Mamba4.Data.Recommendation;
+using Mamba4.IO;
+using Mamba4.Models;
+using Mamba4.Tasks.Recommendation;
+using Mamba4.Tensors;
+
+namespace Mamba4.Tests;
+
+/// <summary>`mamba4 rec` as a user runs it: train/eval/score/recommend, resume, bad input; and the two objectives.</summary>
+public class RecCliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("mamba4-rec-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>A small synthetic log written as `user item` pairs (SASRec style).</summary>
+    private string TinyData()
+    {
+        var path = Path.Combine(_dir, "tiny.txt");
+        var log = SyntheticRecData.Generate(new SyntheticRecOptions
+        {
+            Users = 120, Items = 40, MinLength = 6, MaxLength = 14, Clusters = 4, Successors = 1, FollowProbability = 0.8, PreferenceProbability = 0.1, Seed = 3,
+        });
+        File.WriteAllLines(path, Enumerable.Range(0, log.Count).Select(i => $"{log.UserTokens[log.Users[i]]} {log.ItemTokens[log.Items[i]]}"));
+        return path;
+    }
+
+    private static readonly string[] Tiny = ["--format", "pairs", "--hidden", "16", "--d-state", "8", "--batch", "256", "--max-len", "12"];
+
+    private static JsonObject LastJson(string stdout) => JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
+
+    [Fact]
+    public void TrainPrintsTestMetricsUnderRecBoleNamesAndSavesAModelThatEvalAndRecommendLoad()
+    {
+        var data = TinyData();
+        var outDir = Path.Combine(_dir, "run");
+        var (code, stdout, stderr) = CliTests.Run(["rec", "train", "--data", data, .. Tiny, "--epochs", "2", "--out", outDir, "--json"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("users 120", stderr);                       // dataset statistics
+        Assert.Contains("epoch 2/2", stderr);                       // per-epoch progress
+        var r = LastJson(stdout);
+        foreach (var k in new[] { "hit@5", "ndcg@5", "mrr@5", "hit@10", "ndcg@10", "mrr@10", "hit@20", "ndcg@20", "mrr@20" })
+            Assert.InRange(r[k]!.GetValue<double>(), 0, 1);
+        Assert.Equal(2, r["epochs"]!.GetValue<int>());
+        Assert.True(r["seconds_per_epoch"]!.GetValue<double>() > 0);
+        Assert.True(r["peak_memory_bytes"]!.GetValue<long>() > 0);
+        var model = Path.Combine(outDir, "model");
+        Assert.Equal("mamba4rec", JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!["model"]!.GetValue<string>());
+        Assert.True(SafetensorsFile.LoadAll(Path.Combine(model, "model.safetensors")).ContainsKey("item_embedding.weight"));
+        Assert.True(File.Exists(Path.Combine(model, RecModels.TokensFile)));
+
+        // eval of the saved model on the same file reproduces the test metrics of training.
+        var (ecode, eout, eerr) = CliTests.Run("rec", "eval", "--checkpoint", model, "--data", data, "--format", "pairs", "--json");
+        Assert.True(ecode == 0, eerr);
+        Assert.Equal(r["ndcg@10"]!.GetValue<double>(), LastJson(eout)["ndcg@10"]!.GetValue<double>(), 6);
+
+        // recommend for a user of the file: original item tokens come back.
+        var (rcode, rout, rerr) = CliTests.Run("rec", "recommend", "--checkpoint", model, "--data", data, "--format", "pairs", "--user", "u7", "--top", "5", "--json");
+        Assert.True(rcode == 0, rerr);
+        var items = LastJson(rout)["items"]!.AsArray().Select(n => n!.GetValue<string>()).ToArray();
+        Assert.Equal(5, items.Length);
+        Assert.All(items, i => Assert.StartsWith("i", i));
+    }
+
+    [Theory]
+    [InlineData("mamba4rec-1layer")]
+    [InlineData("sasrec")]
+    public void ScoreOnAFixtureDirectoryEqualsTheFixtureScores(string fixture)
+    {
+        var dir = Fixtures.Path_(fixture);
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        var seq = reference.Get("item_seq");
+        int len = (int)reference.Get("item_seq_len").ToInt64Array()[0], l = seq.Shape[1];
+        var history = seq.ToInt64Array()[..len];
+        var expected = reference.Get("scores").ToDoubleArray();
+        int n = expected.Length / reference.Get("scores").Shape[0];
+        var (code, stdout, stderr) = CliTests.Run("rec", "score", "--checkpoint", dir, "--history", string.Join(",", history));
+        Assert.True(code == 0, stderr);
+        var got = stdout.Trim().Split('\n')[^1].Split(',').Select(s => float.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(n, got.Length);
+        ModelFixtureTests.AssertClose(expected[..n], got, 1e-5, 1e-5, $"{fixture} scores");
+        Assert.True(l >= len);
+    }
+
+    [Fact]
+    public void RecommendThroughTheRecurrentStepEqualsTheFullForwardTopK()
+    {
+        var dir = Fixtures.Path_("mamba4rec-1layer");
+        using var model = RecModels.Load(dir);
+        var history = new long[] { 5, 9, 2, 17, 33, 2, 41, 8 };
+        var full = RecCliScores.Full(model, history);
+        var step = RecCliScores.Recurrent(model, history);
+        for (int i = 0; i < full.Length; i++) Assert.Equal(full[i], step[i], 1e-4);
+        var expected = Enumerable.Range(1, full.Length - 1).OrderByDescending(i => full[i]).ThenBy(i => i).Take(10).ToArray();
+        var (code, stdout, stderr) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--history", string.Join(",", history), "--top", "10", "--json");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("recurrent step", stderr);
+        Assert.Equal(expected, LastJson(stdout)["ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray());
+    }
+
+    [Fact]
+    public void StopAndResumeEqualsAnUninterruptedRun()
+    {
+        var data = TinyData();
+        string a = Path.Combine(_dir, "a"), b = Path.Combine(_dir, "b");
+        string[] args = ["rec", "train", "--data", data, .. Tiny, "--epochs", "3", "--json"];
+        var (ca, oa, ea) = CliTests.Run([.. args, "--out", a]);
+        Assert.True(ca == 0, ea);
+        var (cb, _, eb) = CliTests.Run([.. args, "--out", b, "--stop-after", "2"]);  // mid-epoch (more than 2 steps per epoch)
+        Assert.Equal(130, cb);
+        Assert.Contains("--resume", eb);
+        var (refuse, _, refuseErr) = CliTests.Run([.. args, "--out", b]);
+        Assert.NotEqual(0, refuse);
+        Assert.Contains("--resume", refuseErr);
+        var (cr, or, er) = CliTests.Run([.. args, "--out", b, "--resume"]);
+        Assert.True(cr == 0, er);
+        var wa = SafetensorsFile.LoadAll(Path.Combine(a, "model", "model.safetensors"));
+        var wb = SafetensorsFile.LoadAll(Path.Combine(b, "model", "model.safetensors"));
+        Assert.Equal(wa.Keys.Order(), wb.Keys.Order());
+        foreach (var (name, t) in wa) Assert.True(t.ToFloatArray().SequenceEqual(wb[name].ToFloatArray()), $"{name} differs after stop + resume");
+        Assert.Equal(LastJson(oa)["ndcg@10"]!.GetValue<double>(), LastJson(or)["ndcg@10"]!.GetValue<double>());
+        Assert.Equal(LastJson(oa)["best_epoch"]!.GetValue<int>(), LastJson(or)["best_epoch"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void BadInputFailsWithOneClearLine()
+    {
+        var bad = Path.Combine(_dir, "bad.data");
+        File.WriteAllLines(bad, ["1\t10\t5\t881250949", "1\t11\t4\t881250950", "2\toops\t3"]);
+        var cases = new (string Expected, string[] Args)[]
+        {
+            ("unknown data format 'xml'", ["rec", "train", "--data", bad, "--format", "xml"]),
+            ("unknown model 'bert4rec'", ["rec", "train", "--model", "bert4rec"]),
+            ($"{bad}:3: expected 4 fields", ["rec", "train", "--data", bad, "--format", "ml", "--out", Path.Combine(_dir, "o")]),
+            ("model directory not found", ["rec", "score", "--checkpoint", Path.Combine(_dir, "nope"), "--history", "1,2"]),
+            ("not an item id in 1..49", ["rec", "score", "--checkpoint", Fixtures.Path_("mamba4rec-1layer"), "--history", "1,50"]),
+        };
+        foreach (var (expected, args) in cases)
+        {
+            var (code, _, stderr) = CliTests.Run(args);
+            Assert.True(code != 0, string.Join(' ', args));
+            Assert.Contains(expected, stderr);
+            Assert.DoesNotContain("   at ", stderr);
+            Assert.Single(stderr.Trim().Split('\n'));
+        }
+    }
+
+    /// <summary>
+    /// The two objectives agree on a small case: with every user's training part inside one window (no truncation)
+    /// and no dropout, all-positions over the windows and RecBole's prefix samples are the same set of (history,
+    /// target) pairs, so the mean losses and every gradient agree.
+    /// </summary>
+    [Theory]
+    [InlineData("mamba4rec")]
+    [InlineData("sasrec")]
+    [InlineData("gru4rec")]
+    public void AllPositionsAndRecBoleObjectivesGiveTheSameLossAndGradients(string kind)
+    {
+        var data = SequenceDataset.Build(SyntheticRecData.Generate(new SyntheticRecOptions { Users = 20, Items = 15, MinLength = 5, MaxLength = 9, Seed = 4 }), 1, 1);
+        var split = LeaveOneOutSplit.Create(data);
+        const int maxLen = 10;
+        var model = RecModels.Create(new RecModelOptions { Kind = kind, MaxLen = maxLen, Hidden = 16, DState = 4, Dropout = 0f }, data.NItems, 3);
+        using var module = (Nn.Module)model;
+        module.Eval();
+        var windows = split.TrainWindows(maxLen);
+        Assert.Equal(split.Train.Length, windows.Sum(w => w.Length));
+
+        float[] Grads() => module.Parameters().SelectMany(p => p.Grad?.ToFloatArray() ?? new float[p.Shape.NumElements]).ToArray();
+        double l1, l2;
+        float[] g1, g2;
+        using (var scope = new TensorScope())
+        {
+            using var wb = SequenceBatcher.FromWindows(data, windows, maxLen);
+            var (loss, positions) = RecExperiment.AllPositionsLoss(model, wb.ItemSeq, wb.Targets!);
+            Assert.Equal(split.Train.Length, positions);
+            l1 = loss.Item();
+            Assert.Equal(model.AllPositions(wb.ItemSeq, wb.Targets!).Item(), l1, 5);
+            loss.Backward();
+            Tape.Clear();
+            g1 = Grads();
+            module.ZeroGrad();
+        }
+        using (var scope = new TensorScope())
+        {
+            using var sb = SequenceBatcher.FromSamples(data, split.Train, maxLen);
+            var loss = model.NextItem(sb.ItemSeq, sb.ItemSeqLen, sb.PosItems!);
+            l2 = loss.Item();
+            loss.Backward();
+            Tape.Clear();
+            g2 = Grads();
+            module.ZeroGrad();
+        }
+        Assert.Equal(l2, l1, 5);
+        Assert.Equal(g2.Length, g1.Length);
+        ModelFixtureTests.AssertClose(g2.Select(x => (double)x).ToArray(), g1, 1e-3, 1e-5, $"{kind} gradients");
+    }
+}
+
+/// <summary>The scores the CLI computes, reachable from the tests (the CLI is a separate assembly).</summary>
+internal static class RecCliScores
+{
+    public static float[] Full(RecModel model, long[] history)
+    {
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        return model.Model.Scores(model.Model.Forward(Tensor.From(history, 1, history.Length), Tensor.From([(long)history.Length], 1))).ToFloatArray();
+    }
+
+    public static float[] Recurrent(RecModel model, long[] history)
+    {
+        var m = (Mamba4Rec)model.Model;
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        using var state = m.NewState(1);
+        Tensor h = null!;
+        foreach (var item in history) h = m.Step(Tensor.From([item], 1), state);
+        return m.Scores(h).ToFloatArray();
+    }
+}
