@@ -6,6 +6,7 @@ var benchmarks = new Dictionary<string, Action>
     ["gemm"] = GemmBench.Run,
     ["ops"] = OpsBench.Run,
     ["generate"] = GenerateBench.Run,
+    ["cuda"] = CudaBench.Run,
 };
 
 var name = args.Length > 0 ? args[0] : "all";

@@ -33,7 +33,7 @@ public sealed unsafe class Tensor : IDisposable
     public int Rank => Shape.Rank;
     public long NumElements => Shape.NumElements;
     public long ByteLength => NumElements * DType.ElementSize();
-    internal long ByteOffset { get; }
+    internal long ByteOffset { get; private set; }
     public Storage Storage => _storage ?? throw new ObjectDisposedException("Tensor", $"the {DType} tensor {Name ?? ""}{Shape} was disposed");
     public IBackend Backend => Backends.Backend.For(Device);
     public bool IsDisposed => _storage is null;
@@ -169,6 +169,24 @@ public sealed unsafe class Tensor : IDisposable
             return;
         }
         DTypeConvert.Convert((void*)source.DataPointer, source.DType, (void*)DataPointer, DType, NumElements);
+    }
+
+    /// <summary>
+    /// Moves the elements to <paramref name="device"/> in place: the same tensor object (name, RequiresGrad, identity
+    /// for tied parameters) gets new storage there; the old storage is released and any gradient dropped.
+    /// </summary>
+    internal void MoveTo(Device device)
+    {
+        if (Device == device) return;
+        var moved = To(DType, device).Persist();
+        var storage = moved.Storage;
+        storage.AddReference();
+        moved.Dispose();
+        var old = Interlocked.Exchange(ref _storage, storage);
+        ByteOffset = 0;
+        old?.Release();
+        Grad?.Dispose();
+        Grad = null;
     }
 
     /// <summary>A copy that is not recorded for autograd.</summary>

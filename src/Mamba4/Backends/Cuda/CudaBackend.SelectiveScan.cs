@@ -1,0 +1,160 @@
+using System.Runtime.InteropServices;
+using Mamba4.Tensors;
+
+namespace Mamba4.Backends.Cuda;
+
+// Kernels/scan.cu: the fused selective scan; the plan (states per thread, chunks over L) is chosen here.
+public sealed unsafe partial class CudaBackend
+{
+    private const int ScanBlock = 128, ScanTile = 32, ScanSub = 8;
+
+    /// <summary>Mirrors <c>struct ScanParams</c> in scan.cu (22 pointers, then 9 ints).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct ScanParams
+    {
+        public nint U, Delta, A, B, C, D, Z, Bias;
+        public nint Y, Last, CarryH, SumDt, CarryG;
+        public nint DOut, DU, DDelta, DA, DB, DC, DD, DZ, DBias;
+        public int Batch, L, Dch, N, ChunkLen, Chunks, Tpc, Selective, Softplus;
+    }
+
+    /// <summary>Tuning overrides for benchmarks (0 = automatic): forward chunk length, forward states per thread, backward chunk length.</summary>
+    internal static int ScanForwardChunkOverride, ScanForwardStatesOverride, ScanBackwardChunkOverride;
+
+    internal static int NextPowerOfTwo(int v) => v <= 1 ? 1 : 1 << (32 - int.LeadingZeroCount(v - 1));
+
+    /// <summary>States per thread NS ≤ <paramref name="max"/> and threads per channel TPC (powers of two, NS·TPC ≥ N, TPC ≤ 32).</summary>
+    private static (int States, int ThreadsPerChannel) ScanSplit(int n, int max)
+    {
+        int ns = Math.Min(max, NextPowerOfTwo(n));
+        int tpc = NextPowerOfTwo((n + ns - 1) / ns);
+        if (tpc > 32) throw new NotSupportedException($"SelectiveScan on CUDA supports d_state up to {32 * max}, got {n}");
+        return (ns, tpc);
+    }
+
+    private static ScanParams ScanInputs(in SelectiveScanArgs a) => new()
+    {
+        U = a.U.DataPointer, Delta = a.Delta.DataPointer, A = a.A.DataPointer, B = a.B.DataPointer, C = a.C.DataPointer,
+        D = a.D?.DataPointer ?? 0, Z = a.Z?.DataPointer ?? 0, Bias = a.DeltaBias?.DataPointer ?? 0,
+        Batch = a.Batch, L = a.Length, Dch = a.Channels, N = a.StateSize, Selective = a.Selective ? 1 : 0, Softplus = a.DeltaSoftplus ? 1 : 0,
+    };
+
+    private Dim3 ScanGrid(in ScanParams p, int chunks) =>
+        new((uint)((p.Dch + ScanBlock / p.Tpc - 1) / (ScanBlock / p.Tpc)), (uint)chunks, (uint)p.Batch);
+
+    /// <summary>Forward plan: enough chunks over L to give the GPU about Multiprocessors·1024 threads, chunks ≥ 64 steps.</summary>
+    private (int States, int Tpc, int ChunkLen) ForwardPlan(int batch, int l, int d, int n)
+    {
+        var (ns, tpc) = ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : 16);
+        int chunkLen;
+        if (ScanForwardChunkOverride > 0) chunkLen = ScanForwardChunkOverride;
+        else
+        {
+            long threads = (long)batch * d * tpc;
+            long wanted = (long)Multiprocessors * 1024;
+            int chunks = (int)Math.Clamp((wanted + threads - 1) / threads, 1, Math.Max(1, l / 64));
+            chunkLen = (l + chunks - 1) / chunks;
+        }
+        chunkLen = Math.Max(ScanTile, (chunkLen + ScanTile - 1) / ScanTile * ScanTile);
+        return (ns, tpc, chunkLen);
+    }
+
+    public void SelectiveScanForward(in SelectiveScanArgs args)
+    {
+        var p = ScanInputs(args);
+        if (p.Batch == 0 || p.L == 0 || p.Dch == 0)
+        {
+            if (args.LastState is { } s) Fill(s, 0f);
+            return;
+        }
+        var (ns, tpc, chunkLen) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
+        p.Tpc = tpc;
+        p.ChunkLen = chunkLen;
+        p.Chunks = (p.L + chunkLen - 1) / chunkLen;
+        p.Y = args.Y.DataPointer;
+        p.Last = args.LastState?.DataPointer ?? 0;
+        int shared = p.Selective == 1 ? 2 * ScanTile * p.N * sizeof(float) : 0;
+        string kernel = $"scan_forward_ns{ns}";
+        Storage? carry = null, sums = null;
+        try
+        {
+            if (p.Chunks > 1)
+            {
+                carry = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * p.N * sizeof(float));
+                sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
+                p.CarryH = carry.Pointer;
+                p.SumDt = sums.Pointer;
+                Launch("scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+            }
+            Launch("scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+        }
+        finally
+        {
+            carry?.Release();
+            sums?.Release();
+        }
+    }
+
+    public void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads)
+    {
+        var p = ScanInputs(args);
+        Fill(grads.DA, 0f);
+        Fill(grads.DB, 0f);
+        Fill(grads.DC, 0f);
+        if (grads.DD is { } dd0) Fill(dd0, 0f);
+        if (grads.DDeltaBias is { } db0) Fill(db0, 0f);
+        if (p.Batch == 0 || p.L == 0 || p.Dch == 0)
+        {
+            foreach (var g in new[] { grads.DU, grads.DDelta, grads.DZ })
+                if (g is not null) Fill(g, 0f);
+            return;
+        }
+        var (ns, tpc) = ScanSplit(p.N, 4);
+        int chunkLen = ScanBackwardChunkOverride > 0 ? ScanBackwardChunkOverride : p.N <= 16 ? 128 : 64;
+        chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
+        p.Tpc = tpc;
+        p.ChunkLen = chunkLen;
+        p.Chunks = (p.L + chunkLen - 1) / chunkLen;
+        p.DOut = grads.DY.DataPointer;
+        p.DU = grads.DU.DataPointer;
+        p.DDelta = grads.DDelta.DataPointer;
+        p.DA = grads.DA.DataPointer;
+        p.DB = grads.DB.DataPointer;
+        p.DC = grads.DC.DataPointer;
+        p.DD = grads.DD?.DataPointer ?? 0;
+        p.DZ = args.Z is null ? 0 : grads.DZ?.DataPointer ?? 0;
+        p.DBias = grads.DDeltaBias?.DataPointer ?? 0;
+
+        int rows = p.Selective == 1 ? chunkLen * p.N : 0;
+        int shared = (4 * rows + chunkLen / ScanSub * ScanBlock * ns) * sizeof(float);
+        if (shared > MaxSharedMemoryPerBlock)
+            throw new NotSupportedException($"SelectiveScan backward needs {shared} B of shared memory for d_state {p.N}; the device allows {MaxSharedMemoryPerBlock}");
+        Storage? carryH = null, carryG = null, sums = null;
+        try
+        {
+            if (p.Chunks > 1)
+            {
+                long states = (long)p.Batch * p.Chunks * p.Dch * p.N * sizeof(float);
+                carryH = Allocator.Allocate(states);
+                carryG = Allocator.Allocate(states);
+                sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
+                p.CarryH = carryH.Pointer;
+                p.CarryG = carryG.Pointer;
+                p.SumDt = sums.Pointer;
+                // the forward plan's kernel with this backward's split and chunks: states before each chunk
+                Launch("scan.cu", $"scan_forward_ns{ns}", ScanGrid(p, p.Chunks - 1), ScanBlock, p.Selective == 1 ? 2 * ScanTile * p.N * sizeof(float) : 0, p, 0);
+                Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+                Launch("scan.cu", $"scan_backward_local_ns{ns}", ScanGrid(p, p.Chunks - 1), ScanBlock, p.Selective == 1 ? ScanTile * p.N * sizeof(float) : 0, p);
+                Launch("scan.cu", "scan_carry_backward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+            }
+            Launch("scan.cu", $"scan_backward_ns{ns}", ScanGrid(p, p.Chunks), ScanBlock, shared, p);
+        }
+        finally
+        {
+            carryH?.Release();
+            carryG?.Release();
+            sums?.Release();
+        }
+    }
+}
