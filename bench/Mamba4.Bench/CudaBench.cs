@@ -50,6 +50,11 @@ public static class CudaBench
         }
         Console.WriteLine("(ratio = mamba_ssm time / ours; bytes: fwd reads u, Δ, z, B, C and writes y; bwd also reads dy and writes du, dΔ, dz, dB, dC)");
         Console.WriteLine();
+        foreach (var k in new[] { "scan_forward_ns16", "scan_forward_ns8", "scan_backward_local_ns16", "scan_backward_ns4_tpc4" })
+        {
+            var (regs, local) = gpu.KernelResources("scan.cu", k);
+            Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");
+        }
         ScanVariants(gpu);
         Console.WriteLine();
         Generation(gpu);
@@ -187,12 +192,12 @@ public static class CudaBench
                     long t0 = Stopwatch.GetTimestamp();
                     using var scope = new TensorScope();
                     var logits = model.Step(Tensor.From(tokens, batch), state).ToFloatArray();   // waits for the GPU
-                    for (int r = 0; r < batch; r++)
+                    Parallel.For(0, batch, r =>
                     {
-                        int best = 0;
-                        for (int v = 1; v < config.VocabSize; v++) if (logits[r * config.VocabSize + v] > logits[r * config.VocabSize + best]) best = v;
+                        int best = 0, o = r * config.VocabSize;
+                        for (int v = 1; v < config.VocabSize; v++) if (logits[o + v] > logits[o + best]) best = v;
                         tokens[r] = best;
-                    }
+                    });
                     seconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 }
             }

@@ -27,7 +27,7 @@ public class CudaSelectiveScanTests
             T(Random(rng, batch, l, d)), T(softplus ? Uniform(rng, -3, 0.5, batch, l, d) : Uniform(rng, 0.01, 0.5, batch, l, d)),
             T(Tensor.From(a, d, n)), T(Random(rng, bc)), T(Random(rng, bc)),
             withD ? T(Random(rng, d)) : null, withZ ? T(Uniform(rng, -2, 2, batch, l, d)) : null,
-            withBias ? T(Uniform(rng, -0.5, 0.5, d)) : null, softplus,
+            withBias ? T(softplus ? Uniform(rng, -0.5, 0.5, d) : Uniform(rng, 0, 0.2, d)) : null, softplus,
             Tensor.Full(new Shape(batch, l, d), float.NaN, device), Tensor.Full(new Shape(batch, d, n), float.NaN, device));
         Tensor Like(Tensor t) => Tensor.Full(t.Shape, float.NaN, device);
         var grads = new SelectiveScanGrads(T(Random(rng, batch, l, d)), Like(args.U), Like(args.Delta), Like(args.A), Like(args.B), Like(args.C),

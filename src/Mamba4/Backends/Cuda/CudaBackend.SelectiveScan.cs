@@ -6,7 +6,7 @@ namespace Mamba4.Backends.Cuda;
 // Kernels/scan.cu: the fused selective scan; the plan (states per thread, chunks over L) is chosen here.
 public sealed unsafe partial class CudaBackend
 {
-    private const int ScanBlock = 128, ScanTile = 32, ScanSub = 8;
+    private const int ScanBlock = 128, ScanTile = 16, ScanSub = 8;   // scan.cu: block, FT, SUB
 
     /// <summary>Mirrors <c>struct ScanParams</c> in scan.cu (22 pointers, then 9 ints).</summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -42,7 +42,10 @@ public sealed unsafe partial class CudaBackend
     private Dim3 ScanGrid(in ScanParams p, int chunks) =>
         new((uint)((p.Dch + ScanBlock / p.Tpc - 1) / (ScanBlock / p.Tpc)), (uint)chunks, (uint)p.Batch);
 
-    /// <summary>Forward plan: enough chunks over L to give the GPU about Multiprocessors·1024 threads, chunks ≥ 64 steps.</summary>
+    /// <summary>
+    /// Forward plan: NS ≤ 16 states per thread; chunks over L only as far as needed to give the GPU about
+    /// Multiprocessors·512 threads, never shorter than 256 steps (each chunk costs a second pass over its steps).
+    /// </summary>
     private (int States, int Tpc, int ChunkLen) ForwardPlan(int batch, int l, int d, int n)
     {
         var (ns, tpc) = ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : 16);
@@ -51,13 +54,15 @@ public sealed unsafe partial class CudaBackend
         else
         {
             long threads = (long)batch * d * tpc;
-            long wanted = (long)Multiprocessors * 1024;
-            int chunks = (int)Math.Clamp((wanted + threads - 1) / threads, 1, Math.Max(1, l / 64));
-            chunkLen = (l + chunks - 1) / chunks;
+            long wanted = (long)Multiprocessors * 512;
+            int chunks = (int)Math.Max(1, (wanted + threads - 1) / threads);
+            chunkLen = Math.Max(256, (l + chunks - 1) / chunks);
         }
         chunkLen = Math.Max(ScanTile, (chunkLen + ScanTile - 1) / ScanTile * ScanTile);
         return (ns, tpc, chunkLen);
     }
+
+    private static int ForwardShared(in ScanParams p, int ns) => p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc * sizeof(float) : 0;
 
     public void SelectiveScanForward(in SelectiveScanArgs args)
     {
@@ -73,7 +78,7 @@ public sealed unsafe partial class CudaBackend
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
         p.Y = args.Y.DataPointer;
         p.Last = args.LastState?.DataPointer ?? 0;
-        int shared = p.Selective == 1 ? 2 * ScanTile * p.N * sizeof(float) : 0;
+        int shared = ForwardShared(p, ns);
         string kernel = $"scan_forward_ns{ns}";
         Storage? carry = null, sums = null;
         try
@@ -110,6 +115,8 @@ public sealed unsafe partial class CudaBackend
                 if (g is not null) Fill(g, 0f);
             return;
         }
+        // the long passes (local states, local gradients) use the forward's split; the main backward 4 states per thread
+        var (nsF, tpcF, _) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
         var (ns, tpc) = ScanSplit(p.N, 4);
         int chunkLen = ScanBackwardChunkOverride > 0 ? ScanBackwardChunkOverride : p.N <= 16 ? 128 : 64;
         chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
@@ -126,7 +133,7 @@ public sealed unsafe partial class CudaBackend
         p.DZ = args.Z is null ? 0 : grads.DZ?.DataPointer ?? 0;
         p.DBias = grads.DDeltaBias?.DataPointer ?? 0;
 
-        int rows = p.Selective == 1 ? chunkLen * p.N : 0;
+        int rows = p.Selective == 1 ? chunkLen * ns * tpc : 0;
         int shared = (4 * rows + chunkLen / ScanSub * ScanBlock * ns) * sizeof(float);
         if (shared > MaxSharedMemoryPerBlock)
             throw new NotSupportedException($"SelectiveScan backward needs {shared} B of shared memory for d_state {p.N}; the device allows {MaxSharedMemoryPerBlock}");
@@ -142,13 +149,13 @@ public sealed unsafe partial class CudaBackend
                 p.CarryH = carryH.Pointer;
                 p.CarryG = carryG.Pointer;
                 p.SumDt = sums.Pointer;
-                // the forward plan's kernel with this backward's split and chunks: states before each chunk
-                Launch("scan.cu", $"scan_forward_ns{ns}", ScanGrid(p, p.Chunks - 1), ScanBlock, p.Selective == 1 ? 2 * ScanTile * p.N * sizeof(float) : 0, p, 0);
+                var pf = p with { Tpc = tpcF };
+                Launch("scan.cu", $"scan_forward_ns{nsF}", ScanGrid(pf, p.Chunks - 1), ScanBlock, ForwardShared(pf, nsF), pf, 0);
                 Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
-                Launch("scan.cu", $"scan_backward_local_ns{ns}", ScanGrid(p, p.Chunks - 1), ScanBlock, p.Selective == 1 ? ScanTile * p.N * sizeof(float) : 0, p);
+                Launch("scan.cu", $"scan_backward_local_ns{nsF}", ScanGrid(pf, p.Chunks - 1), ScanBlock, ForwardShared(pf, nsF) / 2, pf);
                 Launch("scan.cu", "scan_carry_backward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch("scan.cu", $"scan_backward_ns{ns}", ScanGrid(p, p.Chunks), ScanBlock, shared, p);
+            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}", ScanGrid(p, p.Chunks), ScanBlock, shared, p);
         }
         finally
         {

@@ -19,6 +19,26 @@ __device__ __forceinline__ float silu_grad_f(float x) { float s = sigmoid_f(x); 
 // softplus(x) = max(x, 0) + log(1 + e^−|x|), x when x > 20 (as the CPU backend and PyTorch)
 __device__ __forceinline__ float softplus_f(float x) { return x > 20.f ? x : fmaxf(x, 0.f) + log1pf(expf(-fabsf(x))); }
 
+// Fast forms for the scan's inner loops (a few ulp; the parity tests bound them):
+//   2^x by the special-function unit;  σ(x) with __expf and an approximate divide;
+//   softplus with log1p(e) = e − e²/2 + e³/3 for e < 0.01, else __logf(1 + e).
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+__device__ __forceinline__ float fast_sigmoid(float x) { return __fdividef(1.f, 1.f + __expf(-x)); }
+__device__ __forceinline__ float fast_silu(float x) { return x * fast_sigmoid(x); }
+__device__ __forceinline__ float fast_silu_grad(float x) { float s = fast_sigmoid(x); return s * (1.f + x * (1.f - s)); }
+__device__ __forceinline__ float fast_softplus(float x)
+{
+    if (x > 20.f) return x;
+    float e = __expf(-fabsf(x));
+    float l = e < 0.01f ? e * (1.f - e * (0.5f - e * (1.f / 3.f))) : __logf(1.f + e);
+    return fmaxf(x, 0.f) + l;
+}
+
 template <typename T> __device__ __forceinline__ T warp_sum(T v)
 {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);

@@ -25,8 +25,8 @@
 // visits those sub-blocks last to first, recomputes SUB steps of h and a into registers and sweeps them in reverse.
 // dB_t, dC_t (selective) are summed over the warp's channels with shuffles, over the block in shared memory,
 // and over blocks with atomics; dA, dD, dbias (and time-invariant dB, dC) with one atomic per thread.
-#define TILE 32
-#define SUB 8
+#define FT 16    // forward / local-backward tile: steps whose inputs are loaded at once
+#define SUB 8    // backward sub-block: steps whose h and a are recomputed into registers
 
 struct ScanParams
 {
@@ -47,7 +47,7 @@ __device__ __forceinline__ float channel_sum(float v, int tpc)
     return v;
 }
 
-__device__ __forceinline__ float scan_dt(float raw, int softplus) { return softplus ? softplus_f(raw) : raw; }
+__device__ __forceinline__ float scan_dt(float raw, int softplus) { return softplus ? fast_softplus(raw) : raw; }
 
 // Where this thread sits: channel d (clamped to a real one when the block overhangs D), its first state, chunk, batch row.
 struct ScanLane
@@ -71,27 +71,54 @@ __device__ __forceinline__ ScanLane scan_lane(const ScanParams& p, int chunk)
     return s;
 }
 
-// Copies rows [t0, t0 + count) of the selective B (and C) into shared memory ([count, N], zero past t1).
-__device__ __forceinline__ void stage_rows(const ScanParams& p, int b, int t0, int count, int t1, float* sB, float* sC)
+// Copies rows [t0, t0 + count) of the selective [B, L, N] arrays x (and y) into shared memory as [count, np]
+// (np = NS·TPC ≥ N, zero padded; zero rows past t1), so a thread reads its NS values of a row as float4s.
+__device__ __forceinline__ void stage_rows(const ScanParams& p, const float* x, const float* y, int b, int t0, int count, int t1, int np,
+    float* sx, float* sy)
 {
-    const float* gB = p.B + ((i64)b * p.L + t0) * p.N;
-    const float* gC = p.C + ((i64)b * p.L + t0) * p.N;
-    int valid = max(0, min(count, t1 - t0)) * p.N;
-    for (int k = threadIdx.x; k < count * p.N; k += blockDim.x)
+    const float* gx = x + ((i64)b * p.L + t0) * p.N;
+    const float* gy = y + ((i64)b * p.L + t0) * p.N;
+    int rows = max(0, min(count, t1 - t0));
+    for (int k = threadIdx.x; k < count * np; k += blockDim.x)
     {
-        sB[k] = k < valid ? gB[k] : 0.f;
-        if (sC) sC[k] = k < valid ? gC[k] : 0.f;
+        int r = k / np, c = k - r * np;
+        bool ok = r < rows && c < p.N;
+        sx[k] = ok ? gx[r * p.N + c] : 0.f;
+        if (sy) sy[k] = ok ? gy[r * p.N + c] : 0.f;
+    }
+}
+
+// v = row[0 … NS−1] (row 16-byte aligned when NS is a multiple of 4)
+template <int NS>
+__device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
+{
+    if constexpr (NS % 4 == 0)
+    {
+        #pragma unroll
+        for (int q = 0; q < NS / 4; q++)
+        {
+            float4 t = reinterpret_cast<const float4*>(row)[q];
+            v[4 * q] = t.x; v[4 * q + 1] = t.y; v[4 * q + 2] = t.z; v[4 * q + 3] = t.w;
+        }
+    }
+    else
+    {
+        #pragma unroll
+        for (int i = 0; i < NS; i++) v[i] = row[i];
     }
 }
 
 // ---- forward ----
 
+// A tile of FT steps: each thread first loads its channel's u, Δ (and z) for all FT steps into registers (and the
+// block stages the B, C rows), so one memory latency is paid per tile rather than per step.
 template <int NS>
 __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 {
-    extern __shared__ float smem[];
+    extern __shared__ float4 smem4[];
+    float* smem = reinterpret_cast<float*>(smem4);
     ScanLane s = scan_lane(p, chunk);
-    const int N = p.N, n0 = s.sub * NS;
+    const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc;
     float a2[NS], h[NS], bv[NS], cv[NS];
     #pragma unroll
     for (int i = 0; i < NS; i++)
@@ -103,44 +130,56 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         h[i] = ok && phase == 1 && s.c > 0 ? p.carryH[(((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i] : 0.f;
     }
     const float skip = p.D ? p.D[s.dc] : 0.f, bias = p.bias ? p.bias[s.dc] : 0.f;
+    const bool gated = phase == 1 && p.z;
     float* sB = smem;
-    float* sC = smem + TILE * N;
+    float* sC = smem + FT * np;
     float dtSum = 0.f;
-    for (int tt = s.t0; tt < s.t1; tt += TILE)
+    for (int tt = s.t0; tt < s.t1; tt += FT)
     {
+        const int steps = min(FT, s.t1 - tt);
+        const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
+        float raw[FT], uu[FT], zz[FT];
+        #pragma unroll
+        for (int k = 0; k < FT; k++)
+        {
+            bool ok = k < steps;
+            raw[k] = ok ? p.delta[base + (i64)k * p.Dch] : 0.f;
+            uu[k] = ok ? p.u[base + (i64)k * p.Dch] : 0.f;
+            zz[k] = ok && gated ? p.z[base + (i64)k * p.Dch] : 0.f;
+        }
         if (p.selective)
         {
             __syncthreads();
-            stage_rows(p, s.b, tt, TILE, s.t1, sB, phase == 1 ? sC : 0);
+            stage_rows(p, p.B, p.C, s.b, tt, FT, s.t1, np, sB, phase == 1 ? sC : 0);
             __syncthreads();
         }
-        int steps = min(TILE, s.t1 - tt);
-        for (int k = 0; k < steps; k++)
+        #pragma unroll
+        for (int k = 0; k < FT; k++)
         {
-            i64 off = ((i64)s.b * p.L + tt + k) * p.Dch + s.dc;
-            float dt = scan_dt(p.delta[off] + bias, p.softplus), uu = p.u[off], dtu = dt * uu;
+            if (k >= steps) break;
+            float dt = scan_dt(raw[k] + bias, p.softplus), dtu = dt * uu[k];
             dtSum += dt;
+            float bn[NS], cn[NS];
+            if (p.selective)
+            {
+                load_row<NS>(sB + k * np + n0, bn);
+                if (phase == 1) load_row<NS>(sC + k * np + n0, cn);
+            }
             float yv = 0.f;
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                bool ok = n0 + i < N;
-                float bn = p.selective ? (ok ? sB[k * N + n0 + i] : 0.f) : bv[i];
-                h[i] = fmaf(exp2f(dt * a2[i]), h[i], dtu * bn);
-                if (phase == 1)
-                {
-                    float cn = p.selective ? (ok ? sC[k * N + n0 + i] : 0.f) : cv[i];
-                    yv = fmaf(cn, h[i], yv);
-                }
+                h[i] = fmaf(fast_exp2(dt * a2[i]), h[i], dtu * (p.selective ? bn[i] : bv[i]));
+                if (phase == 1) yv = fmaf(p.selective ? cn[i] : cv[i], h[i], yv);
             }
             if (phase == 1)
             {
                 yv = channel_sum(yv, p.tpc);
                 if (s.sub == 0 && s.active)
                 {
-                    yv = fmaf(skip, uu, yv);
-                    if (p.z) yv *= silu_f(p.z[off]);
-                    p.y[off] = yv;
+                    yv = fmaf(skip, uu[k], yv);
+                    if (gated) yv *= fast_silu(zz[k]);
+                    p.y[base + (i64)k * p.Dch] = yv;
                 }
             }
         }
@@ -148,9 +187,9 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     if (!s.active) return;
     if (phase == 0)
     {
-        i64 base = (((i64)s.b * p.chunks + s.c) * p.Dch + s.d) * N;
+        i64 at = (((i64)s.b * p.chunks + s.c) * p.Dch + s.d) * N;
         #pragma unroll
-        for (int i = 0; i < NS; i++) if (n0 + i < N) p.carryH[base + n0 + i] = h[i];
+        for (int i = 0; i < NS; i++) if (n0 + i < N) p.carryH[at + n0 + i] = h[i];
         if (s.sub == 0) p.sumDt[((i64)s.b * p.chunks + s.c) * p.Dch + s.d] = dtSum;
     }
     else if (p.last && s.c == p.chunks - 1)
@@ -185,7 +224,7 @@ extern "C" __global__ void scan_carry_forward(ScanParams p)
             i64 at = ((b * p.chunks + c) * p.Dch + d) * p.N + s;
             float local = p.carryH[at];
             p.carryH[at] = H;
-            H = fmaf(exp2f(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), H, local);
+            H = fmaf(fast_exp2(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), H, local);
         }
         p.carryH[((b * p.chunks + p.chunks - 1) * p.Dch + d) * p.N + s] = H;
     }
@@ -198,9 +237,10 @@ extern "C" __global__ void scan_carry_forward(ScanParams p)
 template <int NS>
 __device__ void scan_backward_local_impl(const ScanParams& p)
 {
-    extern __shared__ float smem[];
+    extern __shared__ float4 smem4[];
+    float* sC = reinterpret_cast<float*>(smem4);
     ScanLane s = scan_lane(p, blockIdx.y + 1);
-    const int N = p.N, n0 = s.sub * NS;
+    const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc;
     float a2[NS], g[NS], cv[NS];
     #pragma unroll
     for (int i = 0; i < NS; i++)
@@ -211,41 +251,50 @@ __device__ void scan_backward_local_impl(const ScanParams& p)
         g[i] = 0.f;
     }
     const float bias = p.bias ? p.bias[s.dc] : 0.f;
-    float* sC = smem;
-    int tiles = (s.t1 - s.t0 + TILE - 1) / TILE;
+    int tiles = (s.t1 - s.t0 + FT - 1) / FT;
     for (int tile = tiles - 1; tile >= 0; tile--)
     {
-        int tt = s.t0 + tile * TILE;
+        const int tt = s.t0 + tile * FT, steps = min(FT, s.t1 - tt);
+        const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
+        float raw[FT], dy[FT];
+        #pragma unroll
+        for (int k = 0; k < FT; k++)
+        {
+            bool ok = k < steps;
+            raw[k] = ok ? p.delta[base + (i64)k * p.Dch] : 0.f;
+            dy[k] = ok ? p.dout[base + (i64)k * p.Dch] : 0.f;
+            if (p.z) dy[k] *= ok ? fast_silu(p.z[base + (i64)k * p.Dch]) : 0.f;
+        }
         if (p.selective)
         {
             __syncthreads();
-            // stage C only: reuse stage_rows with B pointing at C
-            const float* gC = p.C + ((i64)s.b * p.L + tt) * N;
-            int valid = max(0, min(TILE, s.t1 - tt)) * N;
-            for (int k = threadIdx.x; k < TILE * N; k += blockDim.x) sC[k] = k < valid ? gC[k] : 0.f;
+            stage_rows(p, p.C, p.C, s.b, tt, FT, s.t1, np, sC, 0);
             __syncthreads();
         }
-        int steps = min(TILE, s.t1 - tt);
-        for (int k = steps - 1; k >= 0; k--)
+        #pragma unroll
+        for (int k = FT - 1; k >= 0; k--)
         {
-            i64 off = ((i64)s.b * p.L + tt + k) * p.Dch + s.dc;
-            float dt = scan_dt(p.delta[off] + bias, p.softplus);
-            float dy = p.dout[off];
-            if (p.z) dy *= silu_f(p.z[off]);
+            if (k >= steps) continue;
+            float dt = scan_dt(raw[k] + bias, p.softplus);
+            float cn[NS];
+            if (p.selective) load_row<NS>(sC + k * np + n0, cn);
             #pragma unroll
-            for (int i = 0; i < NS; i++)
-            {
-                bool ok = n0 + i < N;
-                float cn = p.selective ? (ok ? sC[k * N + n0 + i] : 0.f) : cv[i];
-                g[i] = exp2f(dt * a2[i]) * fmaf(cn, dy, g[i]);
-            }
+            for (int i = 0; i < NS; i++) g[i] = fast_exp2(dt * a2[i]) * fmaf(p.selective ? cn[i] : cv[i], dy[k], g[i]);
         }
     }
     if (!s.active) return;
-    i64 base = (((i64)s.b * p.chunks + s.c) * p.Dch + s.d) * N;
+    i64 at = (((i64)s.b * p.chunks + s.c) * p.Dch + s.d) * N;
     #pragma unroll
-    for (int i = 0; i < NS; i++) if (n0 + i < N) p.carryG[base + n0 + i] = g[i];
+    for (int i = 0; i < NS; i++) if (n0 + i < N) p.carryG[at + n0 + i] = g[i];
 }
+
+#define SCAN_BACKWARD_LOCAL(NS) \
+    extern "C" __global__ void __launch_bounds__(128) scan_backward_local_ns##NS(ScanParams p) { scan_backward_local_impl<NS>(p); }
+SCAN_BACKWARD_LOCAL(1)
+SCAN_BACKWARD_LOCAL(2)
+SCAN_BACKWARD_LOCAL(4)
+SCAN_BACKWARD_LOCAL(8)
+SCAN_BACKWARD_LOCAL(16)
 
 // E_c from õ_{c+1} and S_{c+1}, one thread per (b, d, n); in place in carryG.
 extern "C" __global__ void scan_carry_backward(ScanParams p)
@@ -263,19 +312,52 @@ extern "C" __global__ void scan_carry_backward(ScanParams p)
             i64 at = ((b * p.chunks + c) * p.Dch + d) * p.N + s;
             float local = c > 0 ? p.carryG[at] : 0.f;
             p.carryG[at] = E;
-            E = c == p.chunks - 1 ? local : fmaf(exp2f(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), E, local);
+            E = c == p.chunks - 1 ? local : fmaf(fast_exp2(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), E, local);
         }
     }
 }
 
-// Shared memory: sB, sC [T, N] (selective), sdB, sdC [T, N] (selective), checkpoints [T/SUB, blockDim, NS].
-template <int NS>
+// Sums v over the lanes that share this lane's sub (lane bits from TPC up), scattering the V sums over those lanes:
+// each level halves the values a lane holds (it keeps one half, adds its partner's), until one is left; further
+// levels plain-add (those lanes then hold duplicates: dup marks their bits). Lane ends with v[0 … R−1] = sums of
+// value indices base … base + R − 1.
+template <int V, int O, int TPC, int N0>
+__device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& base, int& dup)
+{
+    if constexpr (O >= TPC && O > 0)
+    {
+        if constexpr (V > 1)
+        {
+            constexpr int H = V / 2;
+            const bool up = (lane & O) != 0;
+            #pragma unroll
+            for (int j = 0; j < H; j++)
+            {
+                float send = up ? v[j] : v[j + H];
+                float keep = up ? v[j + H] : v[j];
+                v[j] = keep + __shfl_xor_sync(FULL_MASK, send, O);
+            }
+            if (up) base += H;
+            reduce_scatter<H, O / 2, TPC>(v, lane, base, dup);
+        }
+        else
+        {
+            v[0] += __shfl_xor_sync(FULL_MASK, v[0], O);
+            dup |= O;
+            reduce_scatter<1, O / 2, TPC>(v, lane, base, dup);
+        }
+    }
+}
+
+// Shared memory: sB, sC [T, np] (selective), sdB, sdC [T, np] (selective), checkpoints [T/SUB, blockDim, NS].
+template <int NS, int TPC>
 __device__ void scan_backward_impl(const ScanParams& p)
 {
-    extern __shared__ float smem[];
+    extern __shared__ float4 smem4[];
+    float* smem = reinterpret_cast<float*>(smem4);
     ScanLane s = scan_lane(p, blockIdx.y);
-    const int N = p.N, n0 = s.sub * NS, T = p.chunkLen, lane = threadIdx.x & 31;
-    const int tn = p.selective ? T * N : 0;
+    const int N = p.N, n0 = s.sub * NS, T = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
+    const int tn = p.selective ? T * np : 0;
     float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *ckpt = sdC + tn;
 
     float a2[NS], h[NS], g[NS], bv[NS], cv[NS], accA[NS], accB[NS], accC[NS];
@@ -296,7 +378,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
     float accD = 0.f, accBias = 0.f;
     if (p.selective)
     {
-        stage_rows(p, s.b, s.t0, T, s.t1, sB, sC);
+        stage_rows(p, p.B, p.C, s.b, s.t0, T, s.t1, np, sB, sC);
         for (int k = threadIdx.x; k < tn; k += blockDim.x) sdB[k] = sdC[k] = 0.f;
     }
     __syncthreads();
@@ -308,115 +390,128 @@ __device__ void scan_backward_impl(const ScanParams& p)
         float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
         #pragma unroll
         for (int i = 0; i < NS; i++) ck[i] = h[i];
+        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
+        float raw[SUB], uu[SUB];
         #pragma unroll
         for (int k = 0; k < SUB; k++)
         {
-            int t = s.t0 + sb * SUB + k;
-            if (t >= s.t1) break;
-            i64 off = ((i64)s.b * p.L + t) * p.Dch + s.dc;
-            float dt = scan_dt(p.delta[off] + bias, p.softplus), dtu = dt * p.u[off];
+            raw[k] = k < steps ? p.delta[base + (i64)k * p.Dch] : 0.f;
+            uu[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+        }
+        #pragma unroll
+        for (int k = 0; k < SUB; k++)
+        {
+            if (k >= steps) break;
+            float dt = scan_dt(raw[k] + bias, p.softplus), dtu = dt * uu[k];
+            float bn[NS];
+            if (p.selective) load_row<NS>(sB + (tb - s.t0 + k) * np + n0, bn);
             #pragma unroll
-            for (int i = 0; i < NS; i++)
-            {
-                float bn = p.selective ? (n0 + i < N ? sB[(t - s.t0) * N + n0 + i] : 0.f) : bv[i];
-                h[i] = fmaf(exp2f(dt * a2[i]), h[i], dtu * bn);
-            }
+            for (int i = 0; i < NS; i++) h[i] = fmaf(fast_exp2(dt * a2[i]), h[i], dtu * (p.selective ? bn[i] : bv[i]));
         }
     }
 
     // pass 2: sub-blocks last to first
     for (int sb = subs - 1; sb >= 0; sb--)
     {
-        const int tb = s.t0 + sb * SUB;
-        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], raws[SUB];
+        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
+        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], raws[SUB], douts[SUB], zs[SUB];
+        #pragma unroll
+        for (int k = 0; k < SUB; k++)
+        {
+            bool ok = k < steps;
+            raws[k] = ok ? p.delta[base + (i64)k * p.Dch] + bias : 0.f;
+            us[k] = ok ? p.u[base + (i64)k * p.Dch] : 0.f;
+            douts[k] = ok ? p.dout[base + (i64)k * p.Dch] : 0.f;
+            zs[k] = ok && p.z ? p.z[base + (i64)k * p.Dch] : 0.f;
+        }
         const float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
         #pragma unroll
         for (int i = 0; i < NS; i++) h0[i] = ck[i];
         #pragma unroll
         for (int k = 0; k < SUB; k++)
         {
-            int t = min(tb + k, s.t1 - 1);
-            i64 off = ((i64)s.b * p.L + t) * p.Dch + s.dc;
-            raws[k] = p.delta[off] + bias;
+            const int r = min(tb + k, s.t1 - 1) - s.t0;
             dts[k] = scan_dt(raws[k], p.softplus);
-            us[k] = p.u[off];
-            float dtu = dts[k] * us[k];
+            float dtu = dts[k] * us[k], bn[NS];
+            if (p.selective) load_row<NS>(sB + r * np + n0, bn);
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                float bn = p.selective ? (n0 + i < N ? sB[(t - s.t0) * N + n0 + i] : 0.f) : bv[i];
                 float prev = k == 0 ? h0[i] : hs[k - 1][i];
-                as[k][i] = exp2f(dts[k] * a2[i]);
-                hs[k][i] = fmaf(as[k][i], prev, dtu * bn);
+                as[k][i] = fast_exp2(dts[k] * a2[i]);
+                hs[k][i] = fmaf(as[k][i], prev, dtu * (p.selective ? bn[i] : bv[i]));
             }
         }
         #pragma unroll
         for (int k = SUB - 1; k >= 0; k--)
         {
-            int t = tb + k;
-            if (t >= s.t1) continue;
-            i64 off = ((i64)s.b * p.L + t) * p.Dch + s.dc;
-            const float uu = us[k], dt = dts[k], dtu = dt * uu;
-            const float dout = p.dout[off];
-            float dy = dout, zz = 0.f;
-            if (p.z) { zz = p.z[off]; dy = dout * silu_f(zz); }
+            if (k >= steps) continue;
+            const int r = tb + k - s.t0;
+            const i64 off = base + (i64)k * p.Dch;
+            const float uu = us[k], dt = dts[k], dtu = dt * uu, dout = douts[k], zz = zs[k];
+            const float dy = p.z ? dout * fast_silu(zz) : dout;
+            float bn[NS], cn[NS];
+            if (p.selective)
+            {
+                load_row<NS>(sB + r * np + n0, bn);
+                load_row<NS>(sC + r * np + n0, cn);
+            }
             float yv = 0.f, sumB = 0.f, ddtA = 0.f;
-            float cb[NS], cc[NS];
+            float vals[2 * NS];                                  // dB_t (first NS), dC_t (last NS)
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                bool ok = n0 + i < N;
-                int sn = (t - s.t0) * N + n0 + i;
-                float bn = p.selective ? (ok ? sB[sn] : 0.f) : bv[i];
-                float cn = p.selective ? (ok ? sC[sn] : 0.f) : cv[i];
+                float b_ = p.selective ? bn[i] : bv[i], c_ = p.selective ? cn[i] : cv[i];
                 float hc = hs[k][i], hp = k == 0 ? h0[i] : hs[k - 1][i];
-                yv = fmaf(cn, hc, yv);
-                float gi = fmaf(cn, dy, g[i]);
-                cc[i] = dy * hc;                 // dC_t
-                cb[i] = gi * dtu;                // dB_t
-                sumB = fmaf(gi, bn, sumB);
+                yv = fmaf(c_, hc, yv);
+                float gi = fmaf(c_, dy, g[i]);
+                vals[NS + i] = dy * hc;
+                vals[i] = gi * dtu;
+                sumB = fmaf(gi, b_, sumB);
                 float gah = gi * as[k][i] * hp;
                 accA[i] = fmaf(gah, dt, accA[i]);
                 ddtA = fmaf(gah, a2[i], ddtA);
                 g[i] = gi * as[k][i];
             }
-            sumB = channel_sum(sumB, p.tpc);
-            ddtA = channel_sum(ddtA, p.tpc);
+            sumB = channel_sum(sumB, TPC);
+            ddtA = channel_sum(ddtA, TPC);
             float ddt = fmaf(ddtA, LN2, uu * sumB);
             float du = fmaf(skip, dy, dt * sumB);
-            float dd = p.softplus ? (raws[k] > 20.f ? ddt : ddt * sigmoid_f(raws[k])) : ddt;
+            float dd = p.softplus ? (raws[k] > 20.f ? ddt : ddt * fast_sigmoid(raws[k])) : ddt;
             accD = fmaf(dy, uu, accD);
             accBias += dd;
-            if (p.dz) yv = channel_sum(yv, p.tpc);
+            if (p.dz) yv = channel_sum(yv, TPC);
             if (s.sub == 0 && s.active)
             {
                 p.du[off] = du;
                 p.ddelta[off] = dd;
-                if (p.dz) p.dz[off] = dout * fmaf(skip, uu, yv) * silu_grad_f(zz);
+                if (p.dz) p.dz[off] = dout * fmaf(skip, uu, yv) * fast_silu_grad(zz);
             }
             if (p.selective)
             {
-                // sum this step's dB_t, dC_t over the warp's channels, then add into the block's rows
+                // this step's dB_t, dC_t summed over the warp's channels, scattered over its lanes, added to the block's rows
                 #pragma unroll
-                for (int i = 0; i < NS; i++)
+                for (int i = 0; i < 2 * NS; i++) vals[i] = s.active ? vals[i] : 0.f;
+                int first = 0, dup = 0;
+                reduce_scatter<2 * NS, 16, TPC>(vals, lane, first, dup);
+                constexpr int R = 2 * NS > 32 / TPC ? 2 * NS / (32 / TPC) : 1;
+                if ((lane & dup) == 0)
                 {
-                    float vb = s.active ? cb[i] : 0.f, vc = s.active ? cc[i] : 0.f;
-                    for (int o = p.tpc; o < 32; o <<= 1)
+                    #pragma unroll
+                    for (int j = 0; j < R; j++)
                     {
-                        vb += __shfl_xor_sync(FULL_MASK, vb, o);
-                        vc += __shfl_xor_sync(FULL_MASK, vc, o);
-                    }
-                    if (lane < p.tpc && n0 + i < N)
-                    {
-                        atomicAdd(&sdB[(t - s.t0) * N + n0 + i], vb);
-                        atomicAdd(&sdC[(t - s.t0) * N + n0 + i], vc);
+                        int idx = first + j;
+                        float* row = idx < NS ? sdB : sdC;
+                        atomicAdd(&row[r * np + n0 + (idx < NS ? idx : idx - NS)], vals[j]);
                     }
                 }
             }
             else
             {
                 #pragma unroll
-                for (int i = 0; i < NS; i++) { accB[i] += cb[i]; accC[i] += cc[i]; }
+                for (int i = 0; i < NS; i++) { accB[i] += vals[i]; accC[i] += vals[NS + i]; }
             }
         }
     }
@@ -445,15 +540,20 @@ __device__ void scan_backward_impl(const ScanParams& p)
         int valid = (s.t1 - s.t0) * N;
         for (int k = threadIdx.x; k < valid; k += blockDim.x)
         {
-            atomicAdd(&gB[k], sdB[k]);
-            atomicAdd(&gC[k], sdC[k]);
+            int r = k / N, c = k - r * N;
+            atomicAdd(&gB[k], sdB[r * np + c]);
+            atomicAdd(&gC[k], sdC[r * np + c]);
         }
     }
 }
 
-#define SCAN_BACKWARD(NS)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(128) scan_backward_local_ns##NS(ScanParams p) { scan_backward_local_impl<NS>(p); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_backward_ns##NS(ScanParams p) { scan_backward_impl<NS>(p); }
-SCAN_BACKWARD(1)
-SCAN_BACKWARD(2)
-SCAN_BACKWARD(4)
+#define SCAN_BACKWARD(NS, TPC) \
+    extern "C" __global__ void __launch_bounds__(128) scan_backward_ns##NS##_tpc##TPC(ScanParams p) { scan_backward_impl<NS, TPC>(p); }
+SCAN_BACKWARD(1, 1)
+SCAN_BACKWARD(2, 1)
+SCAN_BACKWARD(4, 1)
+SCAN_BACKWARD(4, 2)
+SCAN_BACKWARD(4, 4)
+SCAN_BACKWARD(4, 8)
+SCAN_BACKWARD(4, 16)
+SCAN_BACKWARD(4, 32)
