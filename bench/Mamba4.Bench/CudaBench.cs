@@ -50,7 +50,7 @@ public static class CudaBench
         }
         Console.WriteLine("(ratio = mamba_ssm time / ours; bytes: fwd reads u, Δ, z, B, C and writes y; bwd also reads dy and writes du, dΔ, dz, dB, dC)");
         Console.WriteLine();
-        foreach (var k in new[] { "scan_forward_ns16", "scan_forward_ns8", "scan_backward_local_ns16", "scan_backward_ns4_tpc4" })
+        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_forward_ns8_sel", "scan_backward_local_ns16_sel", "scan_backward_ns4_tpc4_sel" })
         {
             var (regs, local) = gpu.KernelResources("scan.cu", k);
             Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");
@@ -148,7 +148,7 @@ public static class CudaBench
             var line = new List<string>();
             try
             {
-                foreach (var (chunk, states) in new[] { (0, 0), (64, 0), (128, 0), (256, 0), (512, 0), (2048, 0), (0, 8), (0, 4), (128, 8) })
+                foreach (var (chunk, states) in new[] { (0, 0), (128, 0), (256, 0), (512, 0), (1024, 0), (2048, 0), (0, 8), (256, 8) })
                 {
                     CudaBackend.ScanForwardChunkOverride = chunk;
                     CudaBackend.ScanForwardStatesOverride = states;
@@ -156,7 +156,7 @@ public static class CudaBench
                     line.Add($"fwd chunk {(chunk == 0 ? "auto" : chunk)} NS {(states == 0 ? "auto" : states)}: {fwd:F3}");
                 }
                 CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanForwardStatesOverride = 0;
-                foreach (var chunk in new[] { 64, 128, 256 })
+                foreach (var chunk in new[] { 32, 64, 128 })
                 {
                     CudaBackend.ScanBackwardChunkOverride = chunk;
                     var (_, bwd) = TimeScan(gpu, s.B, s.D, s.L, s.N, reps: 7);
@@ -202,8 +202,12 @@ public static class CudaBench
                 }
             }
             double perSecond = steps * batch / seconds;
+            long launches = gpu.LaunchCount;
+            using (GradMode.NoGrad())
+            using (var scope = new TensorScope()) model.Step(Tensor.From(tokens, batch), state).ToFloatArray();
+            launches = gpu.LaunchCount - launches;
             double limit = 3.0e12 / 2 / weightBytes;   // weights read once per step at the read half of a ~3 TB/s copy... see README
-            Console.WriteLine($"generation, 130M shape fp32, batch {batch}: {perSecond:F0} tokens/s ({seconds / steps * 1000:F2} ms/step, no CUDA graph); " +
+            Console.WriteLine($"generation, 130M shape fp32, batch {batch}: {perSecond:F0} tokens/s ({seconds / steps * 1000:F2} ms/step, no CUDA graph, {launches} kernel launches per step); " +
                 $"weights {weightBytes / 1e6:F0} MB per step → {weightBytes / (seconds / steps) / 1e9:F0} GB/s read");
             _ = limit;
         }

@@ -6,7 +6,7 @@ namespace Mamba4.Backends.Cuda;
 // Kernels/scan.cu: the fused selective scan; the plan (states per thread, chunks over L) is chosen here.
 public sealed unsafe partial class CudaBackend
 {
-    private const int ScanBlock = 128, ScanTile = 16, ScanSub = 8;   // scan.cu: block, FT, SUB
+    private const int ScanBlock = 128, ScanTile = 8, ScanSub = 4;   // scan.cu: block, FT, SUB
 
     /// <summary>Mirrors <c>struct ScanParams</c> in scan.cu (22 pointers, then 9 ints).</summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -38,6 +38,9 @@ public sealed unsafe partial class CudaBackend
         D = a.D?.DataPointer ?? 0, Z = a.Z?.DataPointer ?? 0, Bias = a.DeltaBias?.DataPointer ?? 0,
         Batch = a.Batch, L = a.Length, Dch = a.Channels, N = a.StateSize, Selective = a.Selective ? 1 : 0, Softplus = a.DeltaSoftplus ? 1 : 0,
     };
+
+    /// <summary>Kernel name suffix: selective (B, C per step) or time-invariant.</summary>
+    private static string Variant(in ScanParams p) => p.Selective == 1 ? "sel" : "lti";
 
     private Dim3 ScanGrid(in ScanParams p, int chunks) =>
         new((uint)((p.Dch + ScanBlock / p.Tpc - 1) / (ScanBlock / p.Tpc)), (uint)chunks, (uint)p.Batch);
@@ -79,7 +82,7 @@ public sealed unsafe partial class CudaBackend
         p.Y = args.Y.DataPointer;
         p.Last = args.LastState?.DataPointer ?? 0;
         int shared = ForwardShared(p, ns);
-        string kernel = $"scan_forward_ns{ns}";
+        string kernel = $"scan_forward_ns{ns}_{Variant(p)}";
         Storage? carry = null, sums = null;
         try
         {
@@ -118,7 +121,7 @@ public sealed unsafe partial class CudaBackend
         // the long passes (local states, local gradients) use the forward's split; the main backward 4 states per thread
         var (nsF, tpcF, _) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
         var (ns, tpc) = ScanSplit(p.N, 4);
-        int chunkLen = ScanBackwardChunkOverride > 0 ? ScanBackwardChunkOverride : p.N <= 16 ? 128 : 64;
+        int chunkLen = ScanBackwardChunkOverride > 0 ? ScanBackwardChunkOverride : 64;
         chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
         p.Tpc = tpc;
         p.ChunkLen = chunkLen;
@@ -134,7 +137,7 @@ public sealed unsafe partial class CudaBackend
         p.DBias = grads.DDeltaBias?.DataPointer ?? 0;
 
         int rows = p.Selective == 1 ? chunkLen * ns * tpc : 0;
-        int shared = (4 * rows + chunkLen / ScanSub * ScanBlock * ns) * sizeof(float);
+        int shared = (4 * rows + chunkLen * (ScanBlock / tpc) + chunkLen / ScanSub * ScanBlock * ns) * sizeof(float);
         if (shared > MaxSharedMemoryPerBlock)
             throw new NotSupportedException($"SelectiveScan backward needs {shared} B of shared memory for d_state {p.N}; the device allows {MaxSharedMemoryPerBlock}");
         Storage? carryH = null, carryG = null, sums = null;
@@ -150,12 +153,12 @@ public sealed unsafe partial class CudaBackend
                 p.CarryG = carryG.Pointer;
                 p.SumDt = sums.Pointer;
                 var pf = p with { Tpc = tpcF };
-                Launch("scan.cu", $"scan_forward_ns{nsF}", ScanGrid(pf, p.Chunks - 1), ScanBlock, ForwardShared(pf, nsF), pf, 0);
+                Launch("scan.cu", $"scan_forward_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks - 1), ScanBlock, ForwardShared(pf, nsF), pf, 0);
                 Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
-                Launch("scan.cu", $"scan_backward_local_ns{nsF}", ScanGrid(pf, p.Chunks - 1), ScanBlock, ForwardShared(pf, nsF) / 2, pf);
+                Launch("scan.cu", $"scan_backward_local_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks - 1), ScanBlock, ForwardShared(pf, nsF) / 2, pf);
                 Launch("scan.cu", "scan_carry_backward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}", ScanGrid(p, p.Chunks), ScanBlock, shared, p);
+            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}", ScanGrid(p, p.Chunks), ScanBlock, shared, p);
         }
         finally
         {

@@ -173,8 +173,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
         }
     }
 
+    /// <summary>Kernels launched so far (cuBLAS calls not counted).</summary>
+    public long LaunchCount { get; private set; }
+
     private void AfterLaunch(int result, string file, string kernel, Dim3 grid, Dim3 block, int sharedBytes)
     {
+        LaunchCount++;
         _lastLaunch = $"{kernel} ({file}) <<<grid {grid}, block {block}, {sharedBytes} B shared>>>";
         if (result != 0) throw new CudaException($"{Device}: launch of {_lastLaunch} failed: {CudaDriver.Describe(result)}", result);
         if (_syncEveryLaunch) Synchronize();

@@ -25,8 +25,8 @@
 // visits those sub-blocks last to first, recomputes SUB steps of h and a into registers and sweeps them in reverse.
 // dB_t, dC_t (selective) are summed over the warp's channels with shuffles, over the block in shared memory,
 // and over blocks with atomics; dA, dD, dbias (and time-invariant dB, dC) with one atomic per thread.
-#define FT 16    // forward / local-backward tile: steps whose inputs are loaded at once
-#define SUB 8    // backward sub-block: steps whose h and a are recomputed into registers
+#define FT 8     // forward / local-backward tile: steps whose inputs are loaded at once
+#define SUB 4    // backward sub-block: steps whose h and a are recomputed into registers
 
 struct ScanParams
 {
@@ -112,7 +112,7 @@ __device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
 
 // A tile of FT steps: each thread first loads its channel's u, Δ (and z) for all FT steps into registers (and the
 // block stages the B, C rows), so one memory latency is paid per tile rather than per step.
-template <int NS>
+template <int NS, bool SEL>
 __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 {
     extern __shared__ float4 smem4[];
@@ -125,8 +125,8 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     {
         bool ok = n0 + i < N;
         a2[i] = ok ? p.A[(i64)s.dc * N + n0 + i] * LOG2E : 0.f;
-        bv[i] = ok && !p.selective ? p.B[(i64)s.dc * N + n0 + i] : 0.f;
-        cv[i] = ok && !p.selective ? p.C[(i64)s.dc * N + n0 + i] : 0.f;
+        bv[i] = ok && !SEL ? p.B[(i64)s.dc * N + n0 + i] : 0.f;
+        cv[i] = ok && !SEL ? p.C[(i64)s.dc * N + n0 + i] : 0.f;
         h[i] = ok && phase == 1 && s.c > 0 ? p.carryH[(((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i] : 0.f;
     }
     const float skip = p.D ? p.D[s.dc] : 0.f, bias = p.bias ? p.bias[s.dc] : 0.f;
@@ -147,7 +147,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             uu[k] = ok ? p.u[base + (i64)k * p.Dch] : 0.f;
             zz[k] = ok && gated ? p.z[base + (i64)k * p.Dch] : 0.f;
         }
-        if (p.selective)
+        if (SEL)
         {
             __syncthreads();
             stage_rows(p, p.B, p.C, s.b, tt, FT, s.t1, np, sB, phase == 1 ? sC : 0);
@@ -160,7 +160,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             float dt = scan_dt(raw[k] + bias, p.softplus), dtu = dt * uu[k];
             dtSum += dt;
             float bn[NS], cn[NS];
-            if (p.selective)
+            if (SEL)
             {
                 load_row<NS>(sB + k * np + n0, bn);
                 if (phase == 1) load_row<NS>(sC + k * np + n0, cn);
@@ -169,8 +169,8 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                h[i] = fmaf(fast_exp2(dt * a2[i]), h[i], dtu * (p.selective ? bn[i] : bv[i]));
-                if (phase == 1) yv = fmaf(p.selective ? cn[i] : cv[i], h[i], yv);
+                h[i] = fmaf(fast_exp2(dt * a2[i]), h[i], dtu * (SEL ? bn[i] : bv[i]));
+                if (phase == 1) yv = fmaf(SEL ? cn[i] : cv[i], h[i], yv);
             }
             if (phase == 1)
             {
@@ -200,8 +200,9 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 }
 
 // phase 0: local end states of chunks 0 … chunks−2 (grid.y = chunks − 1); phase 1: outputs (grid.y = chunks)
-#define SCAN_FORWARD(NS) \
-    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS(ScanParams p, int phase) { scan_forward_impl<NS>(p, phase, blockIdx.y); }
+#define SCAN_FORWARD(NS)                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel(ScanParams p, int phase) { scan_forward_impl<NS, true>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti(ScanParams p, int phase) { scan_forward_impl<NS, false>(p, phase, blockIdx.y); }
 SCAN_FORWARD(1)
 SCAN_FORWARD(2)
 SCAN_FORWARD(4)
@@ -234,7 +235,7 @@ extern "C" __global__ void scan_carry_forward(ScanParams p)
 
 // õ_c for chunks 1 … chunks−1 (grid.y = chunks − 1, chunk = blockIdx.y + 1): the gradient a chunk sends to the
 // state before it when nothing comes from later chunks.
-template <int NS>
+template <int NS, bool SEL>
 __device__ void scan_backward_local_impl(const ScanParams& p)
 {
     extern __shared__ float4 smem4[];
@@ -247,7 +248,7 @@ __device__ void scan_backward_local_impl(const ScanParams& p)
     {
         bool ok = n0 + i < N;
         a2[i] = ok ? p.A[(i64)s.dc * N + n0 + i] * LOG2E : 0.f;
-        cv[i] = ok && !p.selective ? p.C[(i64)s.dc * N + n0 + i] : 0.f;
+        cv[i] = ok && !SEL ? p.C[(i64)s.dc * N + n0 + i] : 0.f;
         g[i] = 0.f;
     }
     const float bias = p.bias ? p.bias[s.dc] : 0.f;
@@ -265,7 +266,7 @@ __device__ void scan_backward_local_impl(const ScanParams& p)
             dy[k] = ok ? p.dout[base + (i64)k * p.Dch] : 0.f;
             if (p.z) dy[k] *= ok ? fast_silu(p.z[base + (i64)k * p.Dch]) : 0.f;
         }
-        if (p.selective)
+        if (SEL)
         {
             __syncthreads();
             stage_rows(p, p.C, p.C, s.b, tt, FT, s.t1, np, sC, 0);
@@ -277,9 +278,9 @@ __device__ void scan_backward_local_impl(const ScanParams& p)
             if (k >= steps) continue;
             float dt = scan_dt(raw[k] + bias, p.softplus);
             float cn[NS];
-            if (p.selective) load_row<NS>(sC + k * np + n0, cn);
+            if (SEL) load_row<NS>(sC + k * np + n0, cn);
             #pragma unroll
-            for (int i = 0; i < NS; i++) g[i] = fast_exp2(dt * a2[i]) * fmaf(p.selective ? cn[i] : cv[i], dy[k], g[i]);
+            for (int i = 0; i < NS; i++) g[i] = fast_exp2(dt * a2[i]) * fmaf(SEL ? cn[i] : cv[i], dy[k], g[i]);
         }
     }
     if (!s.active) return;
@@ -288,8 +289,9 @@ __device__ void scan_backward_local_impl(const ScanParams& p)
     for (int i = 0; i < NS; i++) if (n0 + i < N) p.carryG[at + n0 + i] = g[i];
 }
 
-#define SCAN_BACKWARD_LOCAL(NS) \
-    extern "C" __global__ void __launch_bounds__(128) scan_backward_local_ns##NS(ScanParams p) { scan_backward_local_impl<NS>(p); }
+#define SCAN_BACKWARD_LOCAL(NS)                                                                                                \
+    extern "C" __global__ void __launch_bounds__(128) scan_backward_local_ns##NS##_sel(ScanParams p) { scan_backward_local_impl<NS, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_backward_local_ns##NS##_lti(ScanParams p) { scan_backward_local_impl<NS, false>(p); }
 SCAN_BACKWARD_LOCAL(1)
 SCAN_BACKWARD_LOCAL(2)
 SCAN_BACKWARD_LOCAL(4)
@@ -349,16 +351,18 @@ __device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& ba
     }
 }
 
-// Shared memory: sB, sC [T, np] (selective), sdB, sdC [T, np] (selective), checkpoints [T/SUB, blockDim, NS].
-template <int NS, int TPC>
+// Shared memory: sB, sC [T, np] (selective), sdB, sdC [T, np] (selective), dt [T, channels of the block],
+// checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
+template <int NS, int TPC, bool SEL>
 __device__ void scan_backward_impl(const ScanParams& p)
 {
     extern __shared__ float4 smem4[];
     float* smem = reinterpret_cast<float*>(smem4);
     ScanLane s = scan_lane(p, blockIdx.y);
     const int N = p.N, n0 = s.sub * NS, T = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
-    const int tn = p.selective ? T * np : 0;
-    float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *ckpt = sdC + tn;
+    const int tn = SEL ? T * np : 0;
+    const int cpb = blockDim.x / TPC, chl = threadIdx.x / TPC;
+    float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *sdt = sdC + tn, *ckpt = sdt + T * cpb;
 
     float a2[NS], h[NS], g[NS], bv[NS], cv[NS], accA[NS], accB[NS], accC[NS];
     #pragma unroll
@@ -368,15 +372,15 @@ __device__ void scan_backward_impl(const ScanParams& p)
         i64 pn = (i64)s.dc * N + n0 + i;
         i64 cn = (((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i;
         a2[i] = ok ? p.A[pn] * LOG2E : 0.f;
-        bv[i] = ok && !p.selective ? p.B[pn] : 0.f;
-        cv[i] = ok && !p.selective ? p.C[pn] : 0.f;
+        bv[i] = ok && !SEL ? p.B[pn] : 0.f;
+        cv[i] = ok && !SEL ? p.C[pn] : 0.f;
         h[i] = ok && s.c > 0 ? p.carryH[cn] : 0.f;
         g[i] = ok && s.c < p.chunks - 1 ? p.carryG[cn] : 0.f;
         accA[i] = accB[i] = accC[i] = 0.f;
     }
     const float skip = p.D ? p.D[s.dc] : 0.f, bias = p.bias ? p.bias[s.dc] : 0.f;
     float accD = 0.f, accBias = 0.f;
-    if (p.selective)
+    if (SEL)
     {
         stage_rows(p, p.B, p.C, s.b, s.t0, T, s.t1, np, sB, sC);
         for (int k = threadIdx.x; k < tn; k += blockDim.x) sdB[k] = sdC[k] = 0.f;
@@ -404,24 +408,27 @@ __device__ void scan_backward_impl(const ScanParams& p)
         {
             if (k >= steps) break;
             float dt = scan_dt(raw[k] + bias, p.softplus), dtu = dt * uu[k];
+            if (s.sub == 0) sdt[(tb - s.t0 + k) * cpb + chl] = dt;
             float bn[NS];
-            if (p.selective) load_row<NS>(sB + (tb - s.t0 + k) * np + n0, bn);
+            if (SEL) load_row<NS>(sB + (tb - s.t0 + k) * np + n0, bn);
             #pragma unroll
-            for (int i = 0; i < NS; i++) h[i] = fmaf(fast_exp2(dt * a2[i]), h[i], dtu * (p.selective ? bn[i] : bv[i]));
+            for (int i = 0; i < NS; i++) h[i] = fmaf(fast_exp2(dt * a2[i]), h[i], dtu * (SEL ? bn[i] : bv[i]));
         }
     }
+
+    __syncwarp();
 
     // pass 2: sub-blocks last to first
     for (int sb = subs - 1; sb >= 0; sb--)
     {
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
-        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], raws[SUB], douts[SUB], zs[SUB];
+        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], douts[SUB], zs[SUB];
         #pragma unroll
         for (int k = 0; k < SUB; k++)
         {
             bool ok = k < steps;
-            raws[k] = ok ? p.delta[base + (i64)k * p.Dch] + bias : 0.f;
+            dts[k] = sdt[min(tb + k - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
             us[k] = ok ? p.u[base + (i64)k * p.Dch] : 0.f;
             douts[k] = ok ? p.dout[base + (i64)k * p.Dch] : 0.f;
             zs[k] = ok && p.z ? p.z[base + (i64)k * p.Dch] : 0.f;
@@ -433,15 +440,14 @@ __device__ void scan_backward_impl(const ScanParams& p)
         for (int k = 0; k < SUB; k++)
         {
             const int r = min(tb + k, s.t1 - 1) - s.t0;
-            dts[k] = scan_dt(raws[k], p.softplus);
             float dtu = dts[k] * us[k], bn[NS];
-            if (p.selective) load_row<NS>(sB + r * np + n0, bn);
+            if (SEL) load_row<NS>(sB + r * np + n0, bn);
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
                 float prev = k == 0 ? h0[i] : hs[k - 1][i];
                 as[k][i] = fast_exp2(dts[k] * a2[i]);
-                hs[k][i] = fmaf(as[k][i], prev, dtu * (p.selective ? bn[i] : bv[i]));
+                hs[k][i] = fmaf(as[k][i], prev, dtu * (SEL ? bn[i] : bv[i]));
             }
         }
         #pragma unroll
@@ -453,7 +459,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
             const float uu = us[k], dt = dts[k], dtu = dt * uu, dout = douts[k], zz = zs[k];
             const float dy = p.z ? dout * fast_silu(zz) : dout;
             float bn[NS], cn[NS];
-            if (p.selective)
+            if (SEL)
             {
                 load_row<NS>(sB + r * np + n0, bn);
                 load_row<NS>(sC + r * np + n0, cn);
@@ -463,7 +469,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                float b_ = p.selective ? bn[i] : bv[i], c_ = p.selective ? cn[i] : cv[i];
+                float b_ = SEL ? bn[i] : bv[i], c_ = SEL ? cn[i] : cv[i];
                 float hc = hs[k][i], hp = k == 0 ? h0[i] : hs[k - 1][i];
                 yv = fmaf(c_, hc, yv);
                 float gi = fmaf(c_, dy, g[i]);
@@ -479,7 +485,8 @@ __device__ void scan_backward_impl(const ScanParams& p)
             ddtA = channel_sum(ddtA, TPC);
             float ddt = fmaf(ddtA, LN2, uu * sumB);
             float du = fmaf(skip, dy, dt * sumB);
-            float dd = p.softplus ? (raws[k] > 20.f ? ddt : ddt * fast_sigmoid(raws[k])) : ddt;
+            float sig = dt < 0.01f ? dt * (1.f - dt * (0.5f - dt * (1.f / 6.f))) : 1.f - __expf(-dt);   // σ(δ + bias) = 1 − e^−dt
+            float dd = p.softplus ? ddt * sig : ddt;
             accD = fmaf(dy, uu, accD);
             accBias += dd;
             if (p.dz) yv = channel_sum(yv, TPC);
@@ -489,7 +496,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
                 p.ddelta[off] = dd;
                 if (p.dz) p.dz[off] = dout * fmaf(skip, uu, yv) * fast_silu_grad(zz);
             }
-            if (p.selective)
+            if (SEL)
             {
                 // this step's dB_t, dC_t summed over the warp's channels, scattered over its lanes, added to the block's rows
                 #pragma unroll
@@ -524,7 +531,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
             if (n0 + i >= N) continue;
             i64 pn = (i64)s.d * N + n0 + i;
             atomicAdd(&p.dA[pn], accA[i]);
-            if (!p.selective) { atomicAdd(&p.dB[pn], accB[i]); atomicAdd(&p.dC[pn], accC[i]); }
+            if (!SEL) { atomicAdd(&p.dB[pn], accB[i]); atomicAdd(&p.dC[pn], accC[i]); }
         }
         if (s.sub == 0)
         {
@@ -532,7 +539,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
             if (p.dbias) atomicAdd(&p.dbias[s.d], accBias);
         }
     }
-    if (p.selective)
+    if (SEL)
     {
         __syncthreads();
         float* gB = p.dB + ((i64)s.b * p.L + s.t0) * N;
@@ -547,8 +554,9 @@ __device__ void scan_backward_impl(const ScanParams& p)
     }
 }
 
-#define SCAN_BACKWARD(NS, TPC) \
-    extern "C" __global__ void __launch_bounds__(128) scan_backward_ns##NS##_tpc##TPC(ScanParams p) { scan_backward_impl<NS, TPC>(p); }
+#define SCAN_BACKWARD(NS, TPC)                                                                                                 \
+    extern "C" __global__ void __launch_bounds__(128) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false>(p); }
 SCAN_BACKWARD(1, 1)
 SCAN_BACKWARD(2, 1)
 SCAN_BACKWARD(4, 1)
