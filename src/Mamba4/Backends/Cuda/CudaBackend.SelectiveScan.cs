@@ -65,7 +65,13 @@ public sealed unsafe partial class CudaBackend
         return (ns, tpc, chunkLen);
     }
 
-    private static int ForwardShared(in ScanParams p, int ns) => p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc * sizeof(float) : 0;
+    /// <summary>Two tile buffers: u, Δ, z [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC].</summary>
+    private static int ForwardShared(in ScanParams p, int ns) =>
+        2 * (3 * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * sizeof(float);
+
+    /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
+    private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc) =>
+        ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (ScanBlock / tpc) + chunkLen / ScanSub * ScanBlock * ns) * sizeof(float);
 
     public void SelectiveScanForward(in SelectiveScanArgs args)
     {
@@ -121,7 +127,13 @@ public sealed unsafe partial class CudaBackend
         // the long passes (local states, local gradients) use the forward's split; the main backward 4 states per thread
         var (nsF, tpcF, _) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
         var (ns, tpc) = ScanSplit(p.N, 4);
-        int chunkLen = ScanBackwardChunkOverride > 0 ? ScanBackwardChunkOverride : 64;
+        // 64 steps per chunk unless its shared memory would leave fewer than four blocks per SM (then 32, 16)
+        int chunkLen = ScanBackwardChunkOverride;
+        if (chunkLen <= 0)
+        {
+            chunkLen = 64;
+            while (chunkLen > 16 && BackwardShared(p.Selective == 1, chunkLen, ns, tpc) > 57 * 1024) chunkLen /= 2;
+        }
         chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
         p.Tpc = tpc;
         p.ChunkLen = chunkLen;
@@ -136,8 +148,7 @@ public sealed unsafe partial class CudaBackend
         p.DZ = args.Z is null ? 0 : grads.DZ?.DataPointer ?? 0;
         p.DBias = grads.DDeltaBias?.DataPointer ?? 0;
 
-        int rows = p.Selective == 1 ? chunkLen * ns * tpc : 0;
-        int shared = (4 * rows + chunkLen * (ScanBlock / tpc) + chunkLen / ScanSub * ScanBlock * ns) * sizeof(float);
+        int shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc);
         if (shared > MaxSharedMemoryPerBlock)
             throw new NotSupportedException($"SelectiveScan backward needs {shared} B of shared memory for d_state {p.N}; the device allows {MaxSharedMemoryPerBlock}");
         Storage? carryH = null, carryG = null, sums = null;
@@ -155,7 +166,7 @@ public sealed unsafe partial class CudaBackend
                 var pf = p with { Tpc = tpcF };
                 Launch("scan.cu", $"scan_forward_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks - 1), ScanBlock, ForwardShared(pf, nsF), pf, 0);
                 Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
-                Launch("scan.cu", $"scan_backward_local_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks - 1), ScanBlock, ForwardShared(pf, nsF) / 2, pf);
+                Launch("scan.cu", $"scan_backward_local_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks - 1), ScanBlock, p.Selective == 1 ? ScanTile * nsF * tpcF * sizeof(float) : 0, pf);
                 Launch("scan.cu", "scan_carry_backward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
             Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}", ScanGrid(p, p.Chunks), ScanBlock, shared, p);

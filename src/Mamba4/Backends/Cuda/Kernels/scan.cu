@@ -110,15 +110,57 @@ __device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
 
 // ---- forward ----
 
-// A tile of FT steps: each thread first loads its channel's u, Δ (and z) for all FT steps into registers (and the
-// block stages the B, C rows), so one memory latency is paid per tile rather than per step.
+// Tiles of FT steps, double-buffered in shared memory: while a tile is computed, cp.async already copies the next
+// tile's u, Δ, z (a [FT, channels] slab) and B, C rows, so memory latency hides behind the arithmetic.
+__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" :: "r"(s), "l"(src), "r"(valid ? 4 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+
+// One tile's buffer: su, sd, sz [FT, cpb] (u, Δ, z of the block's channels), then sB, sC [FT, np].
+__device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withRows, bool withC,
+    float* buf)
+{
+    const int d0 = blockIdx.x * cpb, steps = min(FT, t1 - tt);
+    const i64 base = ((i64)b * p.L + tt) * p.Dch + d0;
+    for (int k = threadIdx.x; k < FT * cpb; k += blockDim.x)
+    {
+        int st = k / cpb, ch = k - st * cpb;
+        bool ok = st < steps && d0 + ch < p.Dch;
+        i64 at = ok ? base + (i64)st * p.Dch + ch : 0;
+        cp_async4(buf + k, p.u + at, ok);
+        cp_async4(buf + FT * cpb + k, p.delta + at, ok);
+        if (withZ) cp_async4(buf + 2 * FT * cpb + k, p.z + at, ok);
+    }
+    if (withRows)
+    {
+        float* sB = buf + 3 * FT * cpb;
+        float* sC = sB + FT * np;
+        const i64 row = ((i64)b * p.L + tt) * p.N;
+        for (int k = threadIdx.x; k < FT * np; k += blockDim.x)
+        {
+            int st = k / np, c = k - st * np;
+            bool ok = st < steps && c < p.N;
+            i64 at = ok ? row + (i64)st * p.N + c : 0;
+            cp_async4(sB + k, p.B + at, ok);
+            if (withC) cp_async4(sC + k, p.C + at, ok);
+        }
+    }
+    cp_async_commit();
+}
+
 template <int NS, bool SEL>
 __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 {
     extern __shared__ float4 smem4[];
     float* smem = reinterpret_cast<float*>(smem4);
     ScanLane s = scan_lane(p, chunk);
-    const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc;
+    const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc, cpb = blockDim.x / p.tpc, chl = threadIdx.x / p.tpc;
+    const int buffer = 3 * FT * cpb + (SEL ? 2 * FT * np : 0);
     float a2[NS], h[NS], bv[NS], cv[NS];
     #pragma unroll
     for (int i = 0; i < NS; i++)
@@ -131,33 +173,27 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     }
     const float skip = p.D ? p.D[s.dc] : 0.f, bias = p.bias ? p.bias[s.dc] : 0.f;
     const bool gated = phase == 1 && p.z;
-    float* sB = smem;
-    float* sC = smem + FT * np;
     float dtSum = 0.f;
-    for (int tt = s.t0; tt < s.t1; tt += FT)
+    if (s.t0 < s.t1) issue_tile(p, s.b, s.t0, s.t1, cpb, np, gated, SEL, phase == 1, smem);
+    for (int tt = s.t0, j = 0; tt < s.t1; tt += FT, j++)
     {
+        float* cur = smem + (j & 1) * buffer;
+        if (tt + FT < s.t1)
+        {
+            issue_tile(p, s.b, tt + FT, s.t1, cpb, np, gated, SEL, phase == 1, smem + ((j + 1) & 1) * buffer);
+            cp_async_wait_one();
+        }
+        else cp_async_wait_all();
+        __syncthreads();
+        const float *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *sB = cur + 3 * FT * cpb, *sC = sB + FT * np;
         const int steps = min(FT, s.t1 - tt);
         const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
-        float raw[FT], uu[FT], zz[FT];
-        #pragma unroll
-        for (int k = 0; k < FT; k++)
-        {
-            bool ok = k < steps;
-            raw[k] = ok ? p.delta[base + (i64)k * p.Dch] : 0.f;
-            uu[k] = ok ? p.u[base + (i64)k * p.Dch] : 0.f;
-            zz[k] = ok && gated ? p.z[base + (i64)k * p.Dch] : 0.f;
-        }
-        if (SEL)
-        {
-            __syncthreads();
-            stage_rows(p, p.B, p.C, s.b, tt, FT, s.t1, np, sB, phase == 1 ? sC : 0);
-            __syncthreads();
-        }
         #pragma unroll
         for (int k = 0; k < FT; k++)
         {
             if (k >= steps) break;
-            float dt = scan_dt(raw[k] + bias, p.softplus), dtu = dt * uu[k];
+            const float uu = su[k * cpb + chl];
+            float dt = scan_dt(sd[k * cpb + chl] + bias, p.softplus), dtu = dt * uu;
             dtSum += dt;
             float bn[NS], cn[NS];
             if (SEL)
@@ -165,24 +201,29 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
                 load_row<NS>(sB + k * np + n0, bn);
                 if (phase == 1) load_row<NS>(sC + k * np + n0, cn);
             }
-            float yv = 0.f;
+            float y0 = 0.f, y1 = 0.f;
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
                 h[i] = fmaf(fast_exp2(dt * a2[i]), h[i], dtu * (SEL ? bn[i] : bv[i]));
-                if (phase == 1) yv = fmaf(SEL ? cn[i] : cv[i], h[i], yv);
+                if (phase == 1)
+                {
+                    if (i & 1) y1 = fmaf(SEL ? cn[i] : cv[i], h[i], y1);
+                    else y0 = fmaf(SEL ? cn[i] : cv[i], h[i], y0);
+                }
             }
             if (phase == 1)
             {
-                yv = channel_sum(yv, p.tpc);
+                float yv = channel_sum(y0 + y1, p.tpc);
                 if (s.sub == 0 && s.active)
                 {
-                    yv = fmaf(skip, uu[k], yv);
-                    if (gated) yv *= fast_silu(zz[k]);
+                    yv = fmaf(skip, uu, yv);
+                    if (gated) yv *= fast_silu(sz[k * cpb + chl]);
                     p.y[base + (i64)k * p.Dch] = yv;
                 }
             }
         }
+        __syncthreads();
     }
     if (!s.active) return;
     if (phase == 0)
