@@ -50,7 +50,7 @@ public static class CudaBench
         }
         Console.WriteLine("(ratio = mamba_ssm time / ours; bytes: fwd reads u, Δ, z, B, C and writes y; bwd also reads dy and writes du, dΔ, dz, dB, dC)");
         Console.WriteLine();
-        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_forward_ns8_sel", "scan_backward_local_ns16_sel", "scan_backward_ns4_tpc4_sel" })
+        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_prepare_ns16_sel", "scan_backward_ns4_tpc4_sel", "scan_backward_ns4_tpc4_sel_sub8" })
         {
             var (regs, local) = gpu.KernelResources("scan.cu", k);
             Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");
@@ -156,17 +156,19 @@ public static class CudaBench
                     line.Add($"fwd chunk {(chunk == 0 ? "auto" : chunk)} NS {(states == 0 ? "auto" : states)}: {fwd:F3}");
                 }
                 CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanForwardStatesOverride = 0;
-                foreach (var chunk in new[] { 32, 64, 128 })
+                foreach (var (chunk, block, sub) in new[] { (64, 128, 4), (64, 256, 4), (32, 256, 4), (64, 256, 8), (128, 256, 8) })
                 {
                     CudaBackend.ScanBackwardChunkOverride = chunk;
+                    CudaBackend.ScanBackwardBlockOverride = block;
+                    CudaBackend.ScanBackwardSubOverride = sub;
                     var (_, bwd) = TimeScan(gpu, s.B, s.D, s.L, s.N, reps: 7);
-                    line.Add($"bwd chunk {chunk}: {bwd:F3}");
+                    line.Add($"bwd chunk {chunk} block {block} sub {sub}: {bwd:F3}");
                 }
             }
             catch (Exception e) { line.Add($"failed: {e.Message}"); }
             finally
             {
-                CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardChunkOverride = 0;
+                CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanBackwardBlockOverride = CudaBackend.ScanBackwardSubOverride = 0;
             }
             Console.WriteLine($"  ({s.B}, {s.D}, {s.L}, {s.N}): {string.Join("; ", line)}");
         }

@@ -42,8 +42,8 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Kernel name suffix: selective (B, C per step) or time-invariant.</summary>
     private static string Variant(in ScanParams p) => p.Selective == 1 ? "sel" : "lti";
 
-    private Dim3 ScanGrid(in ScanParams p, int chunks) =>
-        new((uint)((p.Dch + ScanBlock / p.Tpc - 1) / (ScanBlock / p.Tpc)), (uint)chunks, (uint)p.Batch);
+    private static Dim3 ScanGrid(in ScanParams p, int chunks, int block = ScanBlock) =>
+        new((uint)((p.Dch + block / p.Tpc - 1) / (block / p.Tpc)), (uint)chunks, (uint)p.Batch);
 
     /// <summary>
     /// Forward plan: NS ≤ 16 states per thread; chunks over L only as far as needed to give the GPU about
@@ -65,13 +65,16 @@ public sealed unsafe partial class CudaBackend
         return (ns, tpc, chunkLen);
     }
 
-    /// <summary>Two tile buffers: u, Δ, z [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC].</summary>
-    private static int ForwardShared(in ScanParams p, int ns) =>
-        2 * (3 * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * sizeof(float);
+    /// <summary>Two tile buffers: u, Δ, z (and dout for scan_prepare) [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC].</summary>
+    private static int ForwardShared(in ScanParams p, int ns, bool prepare = false) =>
+        2 * ((prepare ? 4 : 3) * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * sizeof(float);
 
     /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
-    private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc) =>
-        ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (ScanBlock / tpc) + chunkLen / ScanSub * ScanBlock * ns) * sizeof(float);
+    private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
+        ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (block / tpc) + (chunkLen + sub - 1) / sub * block * ns) * sizeof(float);
+
+    /// <summary>Threads per block (128 or 256) and steps per recomputed sub-block (4 or 8) of the main backward kernel; 0 = automatic.</summary>
+    internal static int ScanBackwardBlockOverride, ScanBackwardSubOverride;
 
     public void SelectiveScanForward(in SelectiveScanArgs args)
     {
@@ -127,14 +130,16 @@ public sealed unsafe partial class CudaBackend
         // the long passes (local states, local gradients) use the forward's split; the main backward 4 states per thread
         var (nsF, tpcF, _) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
         var (ns, tpc) = ScanSplit(p.N, 4);
+        int block = ScanBackwardBlockOverride > 0 ? ScanBackwardBlockOverride : 2 * ScanBlock;
+        int sub = ScanBackwardSubOverride > 0 ? ScanBackwardSubOverride : ScanSub;
         // 64 steps per chunk unless its shared memory would leave fewer than four blocks per SM (then 32, 16)
         int chunkLen = ScanBackwardChunkOverride;
         if (chunkLen <= 0)
         {
             chunkLen = 64;
-            while (chunkLen > 16 && BackwardShared(p.Selective == 1, chunkLen, ns, tpc) > 57 * 1024) chunkLen /= 2;
+            while (chunkLen > 16 && BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub) > 57 * 1024 * block / ScanBlock) chunkLen /= 2;
         }
-        chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
+        chunkLen = (chunkLen + 7) / 8 * 8;
         p.Tpc = tpc;
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
@@ -148,7 +153,14 @@ public sealed unsafe partial class CudaBackend
         p.DZ = args.Z is null ? 0 : grads.DZ?.DataPointer ?? 0;
         p.DBias = grads.DDeltaBias?.DataPointer ?? 0;
 
-        int shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc);
+        int shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub);
+        while (shared > MaxSharedMemoryPerBlock && chunkLen > 8)
+        {
+            chunkLen /= 2;
+            p.ChunkLen = chunkLen;
+            p.Chunks = (p.L + chunkLen - 1) / chunkLen;
+            shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub);
+        }
         if (shared > MaxSharedMemoryPerBlock)
             throw new NotSupportedException($"SelectiveScan backward needs {shared} B of shared memory for d_state {p.N}; the device allows {MaxSharedMemoryPerBlock}");
         Storage? carryH = null, carryG = null, sums = null;
@@ -163,13 +175,13 @@ public sealed unsafe partial class CudaBackend
                 p.CarryH = carryH.Pointer;
                 p.CarryG = carryG.Pointer;
                 p.SumDt = sums.Pointer;
+                // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
-                Launch("scan.cu", $"scan_forward_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks - 1), ScanBlock, ForwardShared(pf, nsF), pf, 0);
+                Launch("scan.cu", $"scan_prepare_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks), ScanBlock, ForwardShared(pf, nsF, prepare: true), pf);
                 Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
-                Launch("scan.cu", $"scan_backward_local_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks - 1), ScanBlock, p.Selective == 1 ? ScanTile * nsF * tpcF * sizeof(float) : 0, pf);
                 Launch("scan.cu", "scan_carry_backward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}", ScanGrid(p, p.Chunks), ScanBlock, shared, p);
+            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(sub == 8 ? "_sub8" : "")}", ScanGrid(p, p.Chunks, block), block, shared, p);
         }
         finally
         {

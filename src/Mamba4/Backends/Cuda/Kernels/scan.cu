@@ -19,14 +19,13 @@
 //   dC_t += dy_t·h_t,  dB_t += g_t·dt_t·u_t,  dA += g_t ⊙ a_t ⊙ h_{t−1}·dt_t,  du_t = D·dy_t + dt_t⟨g_t, B_t⟩
 //   ddt_t = ⟨g_t, a_t ⊙ h_{t−1} ⊙ A⟩ + u_t⟨g_t, B_t⟩,  ddelta_t = ddt_t·σ(delta_t + bias),  dD = Σ dy·u,  dbias = Σ ddelta
 //   dz_t = dout_t·y_t·silu'(z_t)
-// Chunks in reverse: õ_c = a_{t0}·g_{t0} of chunk c with nothing coming from later chunks (scan_backward_local);
-// the gradient entering chunk c from the later ones is E_c = õ_{c+1} + exp(A·S_{c+1}) ⊙ E_{c+1} (scan_carry_backward).
+// Chunks in reverse: õ_c = a_{t0}·g_{t0} of chunk c with nothing coming from later chunks (forward phase 2, together
+// with h̃_c); the gradient entering chunk c from the later ones is E_c = õ_{c+1} + exp(A·S_{c+1}) ⊙ E_{c+1} (scan_carry_backward).
 // scan_backward then runs each chunk from H_c and E_c: pass 1 keeps h every SUB steps in shared memory, pass 2
 // visits those sub-blocks last to first, recomputes SUB steps of h and a into registers and sweeps them in reverse.
 // dB_t, dC_t (selective) are summed over the warp's channels with shuffles, over the block in shared memory,
 // and over blocks with atomics; dA, dD, dbias (and time-invariant dB, dC) with one atomic per thread.
-#define FT 8     // forward / local-backward tile: steps whose inputs are loaded at once
-#define SUB 4    // backward sub-block: steps whose h and a are recomputed into registers
+#define FT 8     // forward tile: steps whose inputs are copied in at once
 
 struct ScanParams
 {
@@ -121,9 +120,9 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 
-// One tile's buffer: su, sd, sz [FT, cpb] (u, Δ, z of the block's channels), then sB, sC [FT, np].
-__device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withRows, bool withC,
-    float* buf)
+// One tile's buffer: su, sd, sz, so [FT, cpb] (u, Δ, z, dout of the block's channels), then sB, sC [FT, np].
+__device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withDout,
+    bool withRows, bool withC, int slabs, float* buf)
 {
     const int d0 = blockIdx.x * cpb, steps = min(FT, t1 - tt);
     const i64 base = ((i64)b * p.L + tt) * p.Dch + d0;
@@ -135,10 +134,11 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
         cp_async4(buf + k, p.u + at, ok);
         cp_async4(buf + FT * cpb + k, p.delta + at, ok);
         if (withZ) cp_async4(buf + 2 * FT * cpb + k, p.z + at, ok);
+        if (withDout) cp_async4(buf + 3 * FT * cpb + k, p.dout + at, ok);
     }
     if (withRows)
     {
-        float* sB = buf + 3 * FT * cpb;
+        float* sB = buf + slabs * FT * cpb;
         float* sC = sB + FT * np;
         const i64 row = ((i64)b * p.L + tt) * p.N;
         for (int k = threadIdx.x; k < FT * np; k += blockDim.x)
@@ -153,15 +153,20 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
     cp_async_commit();
 }
 
-template <int NS, bool SEL>
+// phase 0: h̃_c, S_c (local end state from zero, Σ dt).  phase 1: outputs y (and the last state) from H_c.
+// phase 2 (for the backward): h̃_c, S_c and õ_c in one forward sweep, since
+//   õ_c = a_{t0}(C_{t0}dy_{t0} + a_{t0+1}(C_{t0+1}dy_{t0+1} + …)) = Σ_t P_t·C_t·dy_t,   P_t = Π_{s=t0..t} a_s
+// so one exp per state and step serves both.
+template <int NS, bool SEL, bool GRADS>
 __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 {
     extern __shared__ float4 smem4[];
     float* smem = reinterpret_cast<float*>(smem4);
     ScanLane s = scan_lane(p, chunk);
     const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc, cpb = blockDim.x / p.tpc, chl = threadIdx.x / p.tpc;
-    const int buffer = 3 * FT * cpb + (SEL ? 2 * FT * np : 0);
-    float a2[NS], h[NS], bv[NS], cv[NS];
+    const bool outputs = !GRADS && phase == 1, grads = GRADS;
+    const int slabs = GRADS ? 4 : 3, buffer = slabs * FT * cpb + (SEL ? 2 * FT * np : 0);
+    float a2[NS], h[NS], bv[NS], cv[NS], P[NS], o[NS];
     #pragma unroll
     for (int i = 0; i < NS; i++)
     {
@@ -169,23 +174,26 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         a2[i] = ok ? p.A[(i64)s.dc * N + n0 + i] * LOG2E : 0.f;
         bv[i] = ok && !SEL ? p.B[(i64)s.dc * N + n0 + i] : 0.f;
         cv[i] = ok && !SEL ? p.C[(i64)s.dc * N + n0 + i] : 0.f;
-        h[i] = ok && phase == 1 && s.c > 0 ? p.carryH[(((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i] : 0.f;
+        h[i] = ok && outputs && s.c > 0 ? p.carryH[(((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i] : 0.f;
+        P[i] = 1.f;
+        o[i] = 0.f;
     }
     const float skip = p.D ? p.D[s.dc] : 0.f, bias = p.bias ? p.bias[s.dc] : 0.f;
-    const bool gated = phase == 1 && p.z;
+    const bool withZ = (outputs || grads) && p.z, needC = outputs || grads;
     float dtSum = 0.f;
-    if (s.t0 < s.t1) issue_tile(p, s.b, s.t0, s.t1, cpb, np, gated, SEL, phase == 1, smem);
+    if (s.t0 < s.t1) issue_tile(p, s.b, s.t0, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem);
     for (int tt = s.t0, j = 0; tt < s.t1; tt += FT, j++)
     {
         float* cur = smem + (j & 1) * buffer;
         if (tt + FT < s.t1)
         {
-            issue_tile(p, s.b, tt + FT, s.t1, cpb, np, gated, SEL, phase == 1, smem + ((j + 1) & 1) * buffer);
+            issue_tile(p, s.b, tt + FT, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem + ((j + 1) & 1) * buffer);
             cp_async_wait_one();
         }
         else cp_async_wait_all();
         __syncthreads();
-        const float *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *sB = cur + 3 * FT * cpb, *sC = sB + FT * np;
+        const float *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
+        const float *sB = cur + slabs * FT * cpb, *sC = sB + FT * np;
         const int steps = min(FT, s.t1 - tt);
         const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
         #pragma unroll
@@ -199,26 +207,35 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             if (SEL)
             {
                 load_row<NS>(sB + k * np + n0, bn);
-                if (phase == 1) load_row<NS>(sC + k * np + n0, cn);
+                if (needC) load_row<NS>(sC + k * np + n0, cn);
             }
+            float dy = 0.f;
+            if (grads) dy = withZ ? so[k * cpb + chl] * fast_silu(sz[k * cpb + chl]) : so[k * cpb + chl];
             float y0 = 0.f, y1 = 0.f;
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                h[i] = fmaf(fast_exp2(dt * a2[i]), h[i], dtu * (SEL ? bn[i] : bv[i]));
-                if (phase == 1)
+                float a = fast_exp2(dt * a2[i]);
+                h[i] = fmaf(a, h[i], dtu * (SEL ? bn[i] : bv[i]));
+                float c_ = SEL ? cn[i] : cv[i];
+                if (outputs)
                 {
-                    if (i & 1) y1 = fmaf(SEL ? cn[i] : cv[i], h[i], y1);
-                    else y0 = fmaf(SEL ? cn[i] : cv[i], h[i], y0);
+                    if (i & 1) y1 = fmaf(c_, h[i], y1);
+                    else y0 = fmaf(c_, h[i], y0);
+                }
+                if (grads)
+                {
+                    P[i] *= a;
+                    o[i] = fmaf(P[i], c_ * dy, o[i]);
                 }
             }
-            if (phase == 1)
+            if (outputs)
             {
                 float yv = channel_sum(y0 + y1, p.tpc);
                 if (s.sub == 0 && s.active)
                 {
                     yv = fmaf(skip, uu, yv);
-                    if (gated) yv *= fast_silu(sz[k * cpb + chl]);
+                    if (withZ) yv *= fast_silu(sz[k * cpb + chl]);
                     p.y[base + (i64)k * p.Dch] = yv;
                 }
             }
@@ -226,11 +243,16 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         __syncthreads();
     }
     if (!s.active) return;
-    if (phase == 0)
+    if (!outputs)
     {
         i64 at = (((i64)s.b * p.chunks + s.c) * p.Dch + s.d) * N;
         #pragma unroll
-        for (int i = 0; i < NS; i++) if (n0 + i < N) p.carryH[at + n0 + i] = h[i];
+        for (int i = 0; i < NS; i++)
+            if (n0 + i < N)
+            {
+                p.carryH[at + n0 + i] = h[i];
+                if (grads) p.carryG[at + n0 + i] = o[i];
+            }
         if (s.sub == 0) p.sumDt[((i64)s.b * p.chunks + s.c) * p.Dch + s.d] = dtSum;
     }
     else if (p.last && s.c == p.chunks - 1)
@@ -240,10 +262,13 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     }
 }
 
-// phase 0: local end states of chunks 0 … chunks−2 (grid.y = chunks − 1); phase 1: outputs (grid.y = chunks)
+// scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk;
+// scan_prepare (phase 2, for the backward): every chunk.
 #define SCAN_FORWARD(NS)                                                                                                       \
-    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel(ScanParams p, int phase) { scan_forward_impl<NS, true>(p, phase, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti(ScanParams p, int phase) { scan_forward_impl<NS, false>(p, phase, blockIdx.y); }
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel(ScanParams p, int phase) { scan_forward_impl<NS, true, false>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti(ScanParams p, int phase) { scan_forward_impl<NS, false, false>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_sel(ScanParams p) { scan_forward_impl<NS, true, true>(p, 2, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_lti(ScanParams p) { scan_forward_impl<NS, false, true>(p, 2, blockIdx.y); }
 SCAN_FORWARD(1)
 SCAN_FORWARD(2)
 SCAN_FORWARD(4)
@@ -273,71 +298,6 @@ extern "C" __global__ void scan_carry_forward(ScanParams p)
 }
 
 // ---- backward ----
-
-// õ_c for chunks 1 … chunks−1 (grid.y = chunks − 1, chunk = blockIdx.y + 1): the gradient a chunk sends to the
-// state before it when nothing comes from later chunks.
-template <int NS, bool SEL>
-__device__ void scan_backward_local_impl(const ScanParams& p)
-{
-    extern __shared__ float4 smem4[];
-    float* sC = reinterpret_cast<float*>(smem4);
-    ScanLane s = scan_lane(p, blockIdx.y + 1);
-    const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc;
-    float a2[NS], g[NS], cv[NS];
-    #pragma unroll
-    for (int i = 0; i < NS; i++)
-    {
-        bool ok = n0 + i < N;
-        a2[i] = ok ? p.A[(i64)s.dc * N + n0 + i] * LOG2E : 0.f;
-        cv[i] = ok && !SEL ? p.C[(i64)s.dc * N + n0 + i] : 0.f;
-        g[i] = 0.f;
-    }
-    const float bias = p.bias ? p.bias[s.dc] : 0.f;
-    int tiles = (s.t1 - s.t0 + FT - 1) / FT;
-    for (int tile = tiles - 1; tile >= 0; tile--)
-    {
-        const int tt = s.t0 + tile * FT, steps = min(FT, s.t1 - tt);
-        const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
-        float raw[FT], dy[FT];
-        #pragma unroll
-        for (int k = 0; k < FT; k++)
-        {
-            bool ok = k < steps;
-            raw[k] = ok ? p.delta[base + (i64)k * p.Dch] : 0.f;
-            dy[k] = ok ? p.dout[base + (i64)k * p.Dch] : 0.f;
-            if (p.z) dy[k] *= ok ? fast_silu(p.z[base + (i64)k * p.Dch]) : 0.f;
-        }
-        if (SEL)
-        {
-            __syncthreads();
-            stage_rows(p, p.C, p.C, s.b, tt, FT, s.t1, np, sC, 0);
-            __syncthreads();
-        }
-        #pragma unroll
-        for (int k = FT - 1; k >= 0; k--)
-        {
-            if (k >= steps) continue;
-            float dt = scan_dt(raw[k] + bias, p.softplus);
-            float cn[NS];
-            if (SEL) load_row<NS>(sC + k * np + n0, cn);
-            #pragma unroll
-            for (int i = 0; i < NS; i++) g[i] = fast_exp2(dt * a2[i]) * fmaf(SEL ? cn[i] : cv[i], dy[k], g[i]);
-        }
-    }
-    if (!s.active) return;
-    i64 at = (((i64)s.b * p.chunks + s.c) * p.Dch + s.d) * N;
-    #pragma unroll
-    for (int i = 0; i < NS; i++) if (n0 + i < N) p.carryG[at + n0 + i] = g[i];
-}
-
-#define SCAN_BACKWARD_LOCAL(NS)                                                                                                \
-    extern "C" __global__ void __launch_bounds__(128) scan_backward_local_ns##NS##_sel(ScanParams p) { scan_backward_local_impl<NS, true>(p); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_backward_local_ns##NS##_lti(ScanParams p) { scan_backward_local_impl<NS, false>(p); }
-SCAN_BACKWARD_LOCAL(1)
-SCAN_BACKWARD_LOCAL(2)
-SCAN_BACKWARD_LOCAL(4)
-SCAN_BACKWARD_LOCAL(8)
-SCAN_BACKWARD_LOCAL(16)
 
 // E_c from õ_{c+1} and S_{c+1}, one thread per (b, d, n); in place in carryG.
 extern "C" __global__ void scan_carry_backward(ScanParams p)
@@ -394,7 +354,7 @@ __device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& ba
 
 // Shared memory: sB, sC [T, np] (selective), sdB, sdC [T, np] (selective), dt [T, channels of the block],
 // checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
-template <int NS, int TPC, bool SEL>
+template <int NS, int TPC, bool SEL, int SUB>
 __device__ void scan_backward_impl(const ScanParams& p)
 {
     extern __shared__ float4 smem4[];
@@ -596,8 +556,10 @@ __device__ void scan_backward_impl(const ScanParams& p)
 }
 
 #define SCAN_BACKWARD(NS, TPC)                                                                                                 \
-    extern "C" __global__ void __launch_bounds__(128) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true>(p); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false>(p); }
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel_sub8(ScanParams p) { scan_backward_impl<NS, TPC, true, 8>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti_sub8(ScanParams p) { scan_backward_impl<NS, TPC, false, 8>(p); }
 SCAN_BACKWARD(1, 1)
 SCAN_BACKWARD(2, 1)
 SCAN_BACKWARD(4, 1)
