@@ -388,7 +388,9 @@ __device__ void scan_backward_impl(const ScanParams& p)
     }
     __syncthreads();
 
-    // pass 1: the state before every sub-block
+    // pass 1: the state before every sub-block (dt computed once per channel: lane sub takes steps sub, sub + TPC, …)
+    constexpr int PER = SUB >= TPC ? SUB / TPC : 1;
+    const int group = lane & ~(TPC - 1);
     const int subs = (s.t1 - s.t0 + SUB - 1) / SUB;
     for (int sb = 0; sb < subs; sb++)
     {
@@ -397,19 +399,21 @@ __device__ void scan_backward_impl(const ScanParams& p)
         for (int i = 0; i < NS; i++) ck[i] = h[i];
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
-        float raw[SUB], uu[SUB];
+        float uu[SUB], mine[PER];
         #pragma unroll
-        for (int k = 0; k < SUB; k++)
+        for (int k = 0; k < SUB; k++) uu[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+        #pragma unroll
+        for (int j = 0; j < PER; j++)
         {
-            raw[k] = k < steps ? p.delta[base + (i64)k * p.Dch] : 0.f;
-            uu[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+            const int k = s.sub + j * TPC;
+            mine[j] = k < steps ? scan_dt(p.delta[base + (i64)k * p.Dch] + bias, p.softplus) : 0.f;
+            if (k < steps) sdt[(tb - s.t0 + k) * cpb + chl] = mine[j];
         }
         #pragma unroll
         for (int k = 0; k < SUB; k++)
         {
             if (k >= steps) break;
-            float dt = scan_dt(raw[k] + bias, p.softplus), dtu = dt * uu[k];
-            if (s.sub == 0) sdt[(tb - s.t0 + k) * cpb + chl] = dt;
+            float dt = __shfl_sync(FULL_MASK, mine[k / TPC], group | (k % TPC)), dtu = dt * uu[k];
             float bn[NS];
             if (SEL) load_row<NS>(sB + (tb - s.t0 + k) * np + n0, bn);
             #pragma unroll
@@ -424,15 +428,34 @@ __device__ void scan_backward_impl(const ScanParams& p)
     {
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
-        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], douts[SUB], zs[SUB];
+        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], dys[SUB], dzs[SUB], sigs[SUB];
         #pragma unroll
         for (int k = 0; k < SUB; k++)
         {
-            bool ok = k < steps;
             dts[k] = sdt[min(tb + k - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
-            us[k] = ok ? p.u[base + (i64)k * p.Dch] : 0.f;
-            douts[k] = ok ? p.dout[base + (i64)k * p.Dch] : 0.f;
-            zs[k] = ok && p.z ? p.z[base + (i64)k * p.Dch] : 0.f;
+            us[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+        }
+        // dy = dout·silu(z), the dz factor dout·silu'(z) and σ(δ + bias) = 1 − e^−dt: each lane of the channel computes
+        // them for its own steps, then they are shared with shuffles
+        float myDy[PER], myDz[PER], mySig[PER];
+        #pragma unroll
+        for (int j = 0; j < PER; j++)
+        {
+            const int k = s.sub + j * TPC;
+            const bool ok = k < steps;
+            const float dout = ok ? p.dout[base + (i64)k * p.Dch] : 0.f, zz = ok && p.z ? p.z[base + (i64)k * p.Dch] : 0.f;
+            const float dt = sdt[min(tb + min(k, SUB - 1) - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
+            myDy[j] = p.z ? dout * fast_silu(zz) : dout;
+            myDz[j] = p.z ? dout * fast_silu_grad(zz) : 0.f;
+            mySig[j] = dt < 0.01f ? dt * (1.f - dt * (0.5f - dt * (1.f / 6.f))) : 1.f - __expf(-dt);
+        }
+        #pragma unroll
+        for (int k = 0; k < SUB; k++)
+        {
+            const int src = group | (k % TPC);
+            dys[k] = __shfl_sync(FULL_MASK, myDy[k / TPC], src);
+            dzs[k] = __shfl_sync(FULL_MASK, myDz[k / TPC], src);
+            sigs[k] = __shfl_sync(FULL_MASK, mySig[k / TPC], src);
         }
         const float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
         #pragma unroll
@@ -457,8 +480,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
             if (k >= steps) continue;
             const int r = tb + k - s.t0;
             const i64 off = base + (i64)k * p.Dch;
-            const float uu = us[k], dt = dts[k], dtu = dt * uu, dout = douts[k], zz = zs[k];
-            const float dy = p.z ? dout * fast_silu(zz) : dout;
+            const float uu = us[k], dt = dts[k], dtu = dt * uu, dy = dys[k];
             float bn[NS], cn[NS];
             if (SEL)
             {
@@ -486,8 +508,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
             ddtA = channel_sum(ddtA, TPC);
             float ddt = fmaf(ddtA, LN2, uu * sumB);
             float du = fmaf(skip, dy, dt * sumB);
-            float sig = dt < 0.01f ? dt * (1.f - dt * (0.5f - dt * (1.f / 6.f))) : 1.f - __expf(-dt);   // σ(δ + bias) = 1 − e^−dt
-            float dd = p.softplus ? ddt * sig : ddt;
+            float dd = p.softplus ? ddt * sigs[k] : ddt;
             accD = fmaf(dy, uu, accD);
             accBias += dd;
             if (p.dz) yv = channel_sum(yv, TPC);
@@ -495,7 +516,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
             {
                 p.du[off] = du;
                 p.ddelta[off] = dd;
-                if (p.dz) p.dz[off] = dout * fmaf(skip, uu, yv) * fast_silu_grad(zz);
+                if (p.dz) p.dz[off] = dzs[k] * fmaf(skip, uu, yv);
             }
             if (SEL)
             {
