@@ -11,6 +11,7 @@ var benchmarks = new Dictionary<string, Action>
     ["scaling"] = ScalingBench.Run,
     ["lm"] = () => LmBench.Run(args),
     ["tokenizer"] = TokenizerBench.Run,
+    ["cuda"] = CudaBench.Run,
 };
 
 var name = args.Length > 0 ? args[0] : "all";

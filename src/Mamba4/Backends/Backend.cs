@@ -1,22 +1,45 @@
 using Mamba4.Backends.Cpu;
+using Mamba4.Backends.Cuda;
 using Mamba4.Tensors;
 
 namespace Mamba4.Backends;
 
-/// <summary>Finds the backend for a device. The CPU backend is always present.</summary>
+/// <summary>Finds the backend for a device. The CPU backend is always present; a CUDA device's backend is created at first use.</summary>
 public static class Backend
 {
     private static readonly Dictionary<Device, IBackend> Registered = new() { [Device.Cpu] = CpuBackend.Instance };
     private static readonly Lock Gate = new();
 
+    /// <summary>The backend of <paramref name="device"/>; NotSupportedException (saying why) when the device cannot be used.</summary>
     public static IBackend For(Device device)
     {
         lock (Gate)
         {
             if (Registered.TryGetValue(device, out var b)) return b;
+            if (device.Kind == DeviceKind.Cuda)
+            {
+                var cuda = CudaBackend.Create(device.Index);
+                Registered[device] = cuda;
+                return cuda;
+            }
         }
-        throw new NotSupportedException($"no backend is available for device {device}" +
-            (device.IsCpu ? "" : " (the CUDA backend is not built into this version)"));
+        throw new NotSupportedException($"no backend is available for device {device}");
+    }
+
+    /// <summary>True when <paramref name="device"/> can be used; otherwise <paramref name="reason"/> says why not.</summary>
+    public static bool IsAvailable(Device device, out string reason)
+    {
+        try
+        {
+            For(device);
+            reason = "";
+            return true;
+        }
+        catch (NotSupportedException e)
+        {
+            reason = e.Message;
+            return false;
+        }
     }
 
     public static void Register(IBackend backend)
@@ -32,7 +55,46 @@ public static class Backend
                 if (Registered[device] is not ProfilingBackend) Registered[device] = ProfilingBackend.Wrap(Registered[device]);
     }
 
-    /// <summary>Copies (and converts) a tensor across devices; the CPU side converts dtypes.</summary>
-    public static Tensor Copy(Tensor source, DType dtype, Device target) =>
-        throw new NotSupportedException($"copy from {source.Device} to {target} needs a device backend");
+    /// <summary>Copies (and converts) a tensor across devices; dtypes are converted on the CPU side.</summary>
+    public static unsafe Tensor Copy(Tensor source, DType dtype, Device target)
+    {
+        var from = source.Device;
+        if (from.IsCpu && target.IsCpu) return source.To(dtype, target);
+        if (from.IsCpu)
+        {
+            var host = source.DType == dtype ? source : source.To(dtype);
+            var result = Tensor.Empty(source.Shape, dtype, target);
+            Memory(target).CopyFromHost(host.DataPointer, result, result.ByteLength);
+            if (!ReferenceEquals(host, source)) host.Dispose();
+            return result;
+        }
+        if (target.IsCpu)
+        {
+            var raw = Tensor.Empty(source.Shape, source.DType, Device.Cpu);
+            Memory(from).CopyToHost(source, raw.DataPointer, raw.ByteLength);
+            if (dtype == source.DType) return raw;
+            var converted = raw.To(dtype);
+            raw.Dispose();
+            return converted;
+        }
+        if (from == target && dtype == source.DType)
+        {
+            var result = Tensor.Empty(source.Shape, dtype, target);
+            Memory(target).CopyDeviceToDevice(source, result, result.ByteLength);
+            return result;
+        }
+        using var staged = Copy(source, source.DType, Device.Cpu);
+        return Copy(staged, dtype, target);
+    }
+
+    private static IDeviceMemory Memory(Device device) =>
+        For(device) as IDeviceMemory ?? throw new NotSupportedException($"the backend of {device} cannot copy to or from the host");
+}
+
+/// <summary>Transfers between host memory and a device backend's memory (queued in stream order).</summary>
+public interface IDeviceMemory
+{
+    void CopyFromHost(nint source, Tensor destination, long bytes);
+    void CopyToHost(Tensor source, nint destination, long bytes);
+    void CopyDeviceToDevice(Tensor source, Tensor destination, long bytes);
 }

@@ -67,6 +67,16 @@ public abstract class Module : IDisposable
 
     public void Eval() => Train(false);
 
+    /// <summary>
+    /// Moves every parameter to <paramref name="device"/> in place: the same tensors (names, tying, RequiresGrad),
+    /// new storage; gradients are dropped. Returns this module.
+    /// </summary>
+    public Module To(Device device)
+    {
+        foreach (var p in Parameters()) p.MoveTo(device);
+        return this;
+    }
+
     public void ZeroGrad()
     {
         foreach (var p in Parameters())

@@ -13,6 +13,7 @@ namespace Mamba4.Ops;
 /// The backward writes dlogits in one pass from the logits and the stored lse (no probability tensor).
 /// Every target ignored (N = 0): the loss is NaN (0/0, exactly as PyTorch) and the gradient is zero
 /// (as PyTorch's backward). A target outside [0, V) that is not the ignore index is an ArgumentException.
+/// Targets on another device than the logits (host targets for a GPU model) are copied to the logits' device.
 /// </summary>
 public static class CrossEntropy
 {
@@ -24,12 +25,12 @@ public static class CrossEntropy
             throw new ArgumentException($"{op}: logits must have shape [..., V] with V ≥ 1, got {logits.Shape}");
         if (targets.DType != DType.I64)
             throw new ArgumentException($"{op}: targets must be I64 class indices, got {targets.DType} {targets.Shape}");
-        OpCheck.SameDevice(op, logits, targets);
         var lead = logits.Shape.ToArray()[..^1];
         if (targets.Shape != new Shape(lead))
             throw new ArgumentException($"{op}: targets must have shape [{string.Join(", ", lead)}] (logits {logits.Shape} without its last axis), got {targets.Shape}");
 
         long counted = CountCounted(targets, ignoreIndex);
+        if (targets.Device != logits.Device) targets = targets.To(logits.Device);
         var backend = logits.Backend;
         var lse = Tensor.Empty(targets.Shape, DType.F32, logits.Device);
         var y = Tensor.Empty(new Shape(), DType.F32, logits.Device);

@@ -6,6 +6,7 @@ namespace Mamba4.Ops;
 /// <summary>
 /// y[..., :] = weight[ids[...], :]   (ids I64 or I32, weight [num, dim]).
 /// dweight[i, :] = Σ_{positions p with ids[p] = i} dy[p, :], except the padding row, which gets no gradient.
+/// Ids on another device than the weight (host ids for a GPU model) are copied to the weight's device.
 /// </summary>
 public static class Embedding
 {
@@ -15,6 +16,7 @@ public static class Embedding
         OpCheck.Rank("Embedding", "weight", weight, 2);
         if (ids.DType is not (DType.I64 or DType.I32))
             throw new ArgumentException($"Embedding: ids must be I64 or I32, got {ids.DType} {ids.Shape}");
+        if (ids.Device != weight.Device) ids = ids.To(weight.Device);
         var y = Tensor.Empty(new Shape([.. ids.Shape.Dims, weight.Shape[1]]), weight.DType, weight.Device);
         weight.Backend.EmbeddingForward(weight, ids, y);
         if (Tape.ShouldRecord(weight))

@@ -33,7 +33,7 @@ public sealed unsafe class Tensor : IDisposable
     public int Rank => Shape.Rank;
     public long NumElements => Shape.NumElements;
     public long ByteLength => NumElements * DType.ElementSize();
-    internal long ByteOffset { get; }
+    internal long ByteOffset { get; private set; }
     public Storage Storage => _storage ?? throw new ObjectDisposedException("Tensor", $"the {DType} tensor {Name ?? ""}{Shape} was disposed");
     public IBackend Backend => Backends.Backend.For(Device);
     public bool IsDisposed => _storage is null;
@@ -165,10 +165,31 @@ public sealed unsafe class Tensor : IDisposable
         if (!Device.IsCpu || !source.Device.IsCpu)
         {
             using var staged = Backends.Backend.Copy(source, DType, Device);
-            Backends.Backend.For(Device).CopyColumns(staged.Reshape(1, (int)NumElements), 0, Reshape(1, (int)NumElements), 0, (int)NumElements);
+            var row = new Shape(1, (int)NumElements);
+            using var from = staged.ViewOf(row, 0);
+            using var to = ViewOf(row, 0);   // plain views: nothing recorded on the tape
+            Backends.Backend.For(Device).CopyColumns(from, 0, to, 0, (int)NumElements);
             return;
         }
         DTypeConvert.Convert((void*)source.DataPointer, source.DType, (void*)DataPointer, DType, NumElements);
+    }
+
+    /// <summary>
+    /// Moves the elements to <paramref name="device"/> in place: the same tensor object (name, RequiresGrad, identity
+    /// for tied parameters) gets new storage there; the old storage is released and any gradient dropped.
+    /// </summary>
+    internal void MoveTo(Device device)
+    {
+        if (Device == device) return;
+        var moved = To(DType, device).Persist();
+        var storage = moved.Storage;
+        storage.AddReference();
+        moved.Dispose();
+        var old = Interlocked.Exchange(ref _storage, storage);
+        ByteOffset = 0;
+        old?.Release();
+        Grad?.Dispose();
+        Grad = null;
     }
 
     /// <summary>A copy that is not recorded for autograd.</summary>

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds what the GPU machine needs (it has no .NET) into a folder, by default .device/ of this checkout:
+#   dotnet.tar.xz (the local .NET runtime, made once), Mamba4.Tests/ and Mamba4.Bench/ (framework-dependent
+#   Release builds), shared/fixtures (from ../shared or $MAMBA4_SHARED) and gpu-test.sh.
+#
+#   scripts/gpu-pack.sh [TARGET]        e.g.  scripts/gpu-pack.sh /work/main/.device
+#
+# Then, with the device tool: carry [".device"] and the command  bash .device/gpu-test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:-.device}
+mkdir -p "$target"
+target=$(cd "$target" && pwd)
+root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+if [ ! -s "$target/dotnet.tar.xz" ]; then
+  echo "packing the .NET runtime from $root ..."
+  tar cJf "$target/dotnet.tar.xz" -C "$root" dotnet host shared/Microsoft.NETCore.App
+fi
+for proj in tests/Mamba4.Tests/Mamba4.Tests.csproj bench/Mamba4.Bench/Mamba4.Bench.csproj; do
+  name=$(basename "$proj" .csproj)
+  rm -rf "$target/$name"
+  dotnet publish "$proj" -c Release -r linux-x64 --no-self-contained -o "$target/$name" -v q -nologo | grep -E "error|warn" || true
+  (cd "$target/$name" && rm -rf CodeCoverage alpine ubuntu macos arm64 x86 InstrumentationEngine)
+done
+shared=${MAMBA4_SHARED:-}
+for c in ../shared ../../shared; do [ -z "$shared" ] && [ -d "$c/fixtures" ] && shared=$c; done
+[ -n "$shared" ] || { echo "no shared/fixtures found (set MAMBA4_SHARED)"; exit 1; }
+rm -rf "$target/shared" && mkdir -p "$target/shared" && cp -r "$shared/fixtures" "$target/shared/"
+cp scripts/gpu-test.sh "$target/gpu-test.sh"
+du -sh "$target" | sed 's/^/packed: /'

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine, from the root of a tree that holds .device/ (made by scripts/gpu-pack.sh):
+# unpacks .NET, runs the GPU tests (trait Category=Cuda) and then the CUDA benchmark. Logs go to $OUT when set.
+#   bash .device/gpu-test.sh [tests|bench|all]        (default all)
+set -uo pipefail
+what=${1:-all}
+dev=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-/tmp/mamba4-gpu}
+mkdir -p /tmp/dotnet "$out"
+[ -x /tmp/dotnet/dotnet ] || tar xJf "$dev/dotnet.tar.xz" -C /tmp/dotnet
+export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export MAMBA4_SHARED="$dev/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
+rc=0
+if [ "$what" = all ] || [ "$what" = tests ]; then
+  "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none 2>&1 | tee "$out/gpu-tests.log" | grep -vE '^\s*$' | grep -E 'FAIL|Error|error|Assert|expected|GPU|CPU|Total:|scan|registers|^\s+at Mamba4' | head -150
+  rc=${PIPESTATUS[0]}
+fi
+if [ "$what" = all ] || [ "$what" = bench ]; then
+  dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda 2>&1 | tee "$out/gpu-bench.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+fi
+exit $rc

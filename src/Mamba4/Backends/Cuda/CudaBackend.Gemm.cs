@@ -1,0 +1,55 @@
+using Mamba4.Backends.Cuda.Native;
+
+namespace Mamba4.Backends.Cuda;
+
+// GEMM through cuBLAS. Our matrices are row-major; cuBLAS is column-major, where a row-major X [r, c] is Xᵀ with
+// leading dimension c. So C = op(A)·op(B) (row-major, m×n) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ:
+//   cublasSgemm(opB, opA, n, m, k, α, B, ldb = B's row length, A, lda = A's row length, β, C, ldc = n)
+// with opX = T when X is to be transposed. TF32 stays off unless AllowTf32 is set.
+public sealed unsafe partial class CudaBackend
+{
+    private int _mathMode = -1;
+
+    private nint CublasHandle()
+    {
+        if (_cublas == 0)
+        {
+            MakeCurrent();
+            nint h;
+            Cublas.Check(Cublas.cublasCreate(&h), "cublasCreate");
+            Cublas.Check(Cublas.cublasSetStream(h, Stream), "cublasSetStream");
+            _cublas = h;
+        }
+        int mode = AllowTf32 ? Cublas.Tf32TensorOpMath : Cublas.DefaultMath;
+        if (mode != _mathMode)
+        {
+            Cublas.Check(Cublas.cublasSetMathMode(_cublas, mode), "cublasSetMathMode");
+            _mathMode = mode;
+        }
+        return _cublas;
+    }
+
+    public void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta)
+    {
+        int aRows = checked((int)a.Shape.Rows), aCols = a.Shape.Last;
+        int bRows = checked((int)b.Shape.Rows), bCols = b.Shape.Last;
+        int m = transA ? aCols : aRows, k = transA ? aRows : aCols;
+        int bk = transB ? bCols : bRows, n = transB ? bRows : bCols;
+        if (bk != k || c.Shape.Rows != m || c.Shape.Last != n)
+            throw new ArgumentException(
+                $"gemm: A{a.Shape}{(transA ? "ᵀ" : "")} · B{b.Shape}{(transB ? "ᵀ" : "")} into C{c.Shape}: " +
+                $"op(A) is {m}×{k}, op(B) is {bk}×{n}, so C must be {m}×{n}");
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (beta == 0f) Fill(c, 0f);
+            else Scale(c, beta, c);
+            return;
+        }
+        var h = CublasHandle();
+        MakeCurrent();
+        Cublas.Check(Cublas.cublasSgemm(h, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
+            &alpha, b.DataPointer, Math.Max(1, bCols), a.DataPointer, Math.Max(1, aCols), &beta, c.DataPointer, Math.Max(1, n)),
+            $"cublasSgemm (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
+    }
+}

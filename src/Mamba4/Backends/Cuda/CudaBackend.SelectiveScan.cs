@@ -1,0 +1,193 @@
+using System.Runtime.InteropServices;
+using Mamba4.Tensors;
+
+namespace Mamba4.Backends.Cuda;
+
+// Kernels/scan.cu: the fused selective scan; the plan (states per thread, chunks over L) is chosen here.
+public sealed unsafe partial class CudaBackend
+{
+    private const int ScanBlock = 128, ScanTile = 8, ScanSub = 4;   // scan.cu: block, FT, SUB
+
+    /// <summary>Mirrors <c>struct ScanParams</c> in scan.cu (22 pointers, then 9 ints).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct ScanParams
+    {
+        public nint U, Delta, A, B, C, D, Z, Bias;
+        public nint Y, Last, CarryH, SumDt, CarryG;
+        public nint DOut, DU, DDelta, DA, DB, DC, DD, DZ, DBias;
+        public int Batch, L, Dch, N, ChunkLen, Chunks, Tpc, Selective, Softplus;
+    }
+
+    /// <summary>Tuning overrides for benchmarks (0 = automatic): forward chunk length, forward states per thread, backward chunk length.</summary>
+    internal static int ScanForwardChunkOverride, ScanForwardStatesOverride, ScanBackwardChunkOverride;
+
+    internal static int NextPowerOfTwo(int v) => v <= 1 ? 1 : 1 << (32 - int.LeadingZeroCount(v - 1));
+
+    /// <summary>States per thread NS ≤ <paramref name="max"/> and threads per channel TPC (powers of two, NS·TPC ≥ N, TPC ≤ 32).</summary>
+    private static (int States, int ThreadsPerChannel) ScanSplit(int n, int max)
+    {
+        int ns = Math.Min(max, NextPowerOfTwo(n));
+        int tpc = NextPowerOfTwo((n + ns - 1) / ns);
+        if (tpc > 32) throw new NotSupportedException($"SelectiveScan on CUDA supports d_state up to {32 * max}, got {n}");
+        return (ns, tpc);
+    }
+
+    private static ScanParams ScanInputs(in SelectiveScanArgs a) => new()
+    {
+        U = a.U.DataPointer, Delta = a.Delta.DataPointer, A = a.A.DataPointer, B = a.B.DataPointer, C = a.C.DataPointer,
+        D = a.D?.DataPointer ?? 0, Z = a.Z?.DataPointer ?? 0, Bias = a.DeltaBias?.DataPointer ?? 0,
+        Batch = a.Batch, L = a.Length, Dch = a.Channels, N = a.StateSize, Selective = a.Selective ? 1 : 0, Softplus = a.DeltaSoftplus ? 1 : 0,
+    };
+
+    /// <summary>Kernel name suffix: selective (B, C per step) or time-invariant.</summary>
+    private static string Variant(in ScanParams p) => p.Selective == 1 ? "sel" : "lti";
+
+    private static Dim3 ScanGrid(in ScanParams p, int chunks, int block = ScanBlock) =>
+        new((uint)((p.Dch + block / p.Tpc - 1) / (block / p.Tpc)), (uint)chunks, (uint)p.Batch);
+
+    /// <summary>
+    /// Forward plan: NS ≤ 16 states per thread; chunks over L only as far as needed to give the GPU about
+    /// Multiprocessors·512 threads, never shorter than 256 steps (each chunk costs a second pass over its steps).
+    /// </summary>
+    private (int States, int Tpc, int ChunkLen) ForwardPlan(int batch, int l, int d, int n)
+    {
+        var (ns, tpc) = ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : 16);
+        int chunkLen;
+        if (ScanForwardChunkOverride > 0) chunkLen = ScanForwardChunkOverride;
+        else
+        {
+            long threads = (long)batch * d * tpc;
+            long wanted = (long)Multiprocessors * 512;
+            int chunks = (int)Math.Max(1, (wanted + threads - 1) / threads);
+            chunkLen = Math.Max(256, (l + chunks - 1) / chunks);
+        }
+        chunkLen = Math.Max(ScanTile, (chunkLen + ScanTile - 1) / ScanTile * ScanTile);
+        return (ns, tpc, chunkLen);
+    }
+
+    /// <summary>Two tile buffers: u, Δ, z (and dout for scan_prepare) [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC].</summary>
+    private static int ForwardShared(in ScanParams p, int ns, bool prepare = false) =>
+        2 * ((prepare ? 4 : 3) * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * sizeof(float);
+
+    /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
+    private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
+        ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (block / tpc) + (chunkLen + sub - 1) / sub * block * ns) * sizeof(float);
+
+    /// <summary>Threads per block (128 or 256) and steps per recomputed sub-block (4 or 8) of the main backward kernel; 0 = automatic.</summary>
+    internal static int ScanBackwardBlockOverride, ScanBackwardSubOverride;
+
+    public void SelectiveScanForward(in SelectiveScanArgs args)
+    {
+        var p = ScanInputs(args);
+        if (p.Batch == 0 || p.L == 0 || p.Dch == 0)
+        {
+            if (args.LastState is { } s) Fill(s, 0f);
+            return;
+        }
+        var (ns, tpc, chunkLen) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
+        p.Tpc = tpc;
+        p.ChunkLen = chunkLen;
+        p.Chunks = (p.L + chunkLen - 1) / chunkLen;
+        p.Y = args.Y.DataPointer;
+        p.Last = args.LastState?.DataPointer ?? 0;
+        int shared = ForwardShared(p, ns);
+        string kernel = $"scan_forward_ns{ns}_{Variant(p)}";
+        Storage? carry = null, sums = null;
+        try
+        {
+            if (p.Chunks > 1)
+            {
+                carry = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * p.N * sizeof(float));
+                sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
+                p.CarryH = carry.Pointer;
+                p.SumDt = sums.Pointer;
+                Launch("scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+            }
+            Launch("scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+        }
+        finally
+        {
+            carry?.Release();
+            sums?.Release();
+        }
+    }
+
+    public void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads)
+    {
+        var p = ScanInputs(args);
+        Fill(grads.DA, 0f);
+        Fill(grads.DB, 0f);
+        Fill(grads.DC, 0f);
+        if (grads.DD is { } dd0) Fill(dd0, 0f);
+        if (grads.DDeltaBias is { } db0) Fill(db0, 0f);
+        if (p.Batch == 0 || p.L == 0 || p.Dch == 0)
+        {
+            foreach (var g in new[] { grads.DU, grads.DDelta, grads.DZ })
+                if (g is not null) Fill(g, 0f);
+            return;
+        }
+        // the long passes (local states, local gradients) use the forward's split; the main backward 4 states per thread
+        var (nsF, tpcF, _) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
+        var (ns, tpc) = ScanSplit(p.N, 4);
+        int block = ScanBackwardBlockOverride > 0 ? ScanBackwardBlockOverride : 2 * ScanBlock;
+        int sub = ScanBackwardSubOverride > 0 ? ScanBackwardSubOverride : ScanSub;
+        // 64 steps per chunk unless its shared memory would leave fewer than four blocks per SM (then 32, 16)
+        int chunkLen = ScanBackwardChunkOverride;
+        if (chunkLen <= 0)
+        {
+            chunkLen = 64;
+            while (chunkLen > 16 && BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub) > 57 * 1024 * block / ScanBlock) chunkLen /= 2;
+        }
+        chunkLen = (chunkLen + 7) / 8 * 8;
+        p.Tpc = tpc;
+        p.ChunkLen = chunkLen;
+        p.Chunks = (p.L + chunkLen - 1) / chunkLen;
+        p.DOut = grads.DY.DataPointer;
+        p.DU = grads.DU.DataPointer;
+        p.DDelta = grads.DDelta.DataPointer;
+        p.DA = grads.DA.DataPointer;
+        p.DB = grads.DB.DataPointer;
+        p.DC = grads.DC.DataPointer;
+        p.DD = grads.DD?.DataPointer ?? 0;
+        p.DZ = args.Z is null ? 0 : grads.DZ?.DataPointer ?? 0;
+        p.DBias = grads.DDeltaBias?.DataPointer ?? 0;
+
+        int shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub);
+        while (shared > MaxSharedMemoryPerBlock && chunkLen > 8)
+        {
+            chunkLen /= 2;
+            p.ChunkLen = chunkLen;
+            p.Chunks = (p.L + chunkLen - 1) / chunkLen;
+            shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub);
+        }
+        if (shared > MaxSharedMemoryPerBlock)
+            throw new NotSupportedException($"SelectiveScan backward needs {shared} B of shared memory for d_state {p.N}; the device allows {MaxSharedMemoryPerBlock}");
+        Storage? carryH = null, carryG = null, sums = null;
+        try
+        {
+            if (p.Chunks > 1)
+            {
+                long states = (long)p.Batch * p.Chunks * p.Dch * p.N * sizeof(float);
+                carryH = Allocator.Allocate(states);
+                carryG = Allocator.Allocate(states);
+                sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
+                p.CarryH = carryH.Pointer;
+                p.CarryG = carryG.Pointer;
+                p.SumDt = sums.Pointer;
+                // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
+                var pf = p with { Tpc = tpcF };
+                Launch("scan.cu", $"scan_prepare_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks), ScanBlock, ForwardShared(pf, nsF, prepare: true), pf);
+                Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+                Launch("scan.cu", "scan_carry_backward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+            }
+            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(sub == 8 ? "_sub8" : "")}", ScanGrid(p, p.Chunks, block), block, shared, p);
+        }
+        finally
+        {
+            carryH?.Release();
+            carryG?.Release();
+            sums?.Release();
+        }
+    }
+}

@@ -1,0 +1,341 @@
+using System.Text;
+using Mamba4.Backends.Cuda.Native;
+using Mamba4.Tensors;
+
+namespace Mamba4.Backends.Cuda;
+
+/// <summary>
+/// The CUDA backend of one GPU: its primary context, one non-blocking stream on which every kernel, copy
+/// and cuBLAS call is queued in order, a caching allocator, pinned staging buffers for host transfers,
+/// and the kernels (NVRTC-compiled from <c>Kernels/*.cu</c> at first use). One partial file per kernel
+/// family, mirroring <c>Ops/</c>. All work is asynchronous; host reads (<c>ToFloatArray</c>, <c>Item</c>) wait.
+/// Set MAMBA4_CUDA_SYNC=1 to wait after every launch, so that a fault names the kernel that caused it.
+/// </summary>
+public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
+{
+    private const int StagingBytes = 8 << 20;
+
+    [ThreadStatic] private static nint _currentContext;
+
+    private readonly nint _context;
+    private readonly Dictionary<string, nint> _modules = new();
+    private readonly Dictionary<(string File, string Kernel), nint> _functions = new();
+    private readonly Lock _lock = new();
+    private readonly bool _syncEveryLaunch = Environment.GetEnvironmentVariable("MAMBA4_CUDA_SYNC") is "1" or "true";
+    private nint _cublas;
+    private readonly byte*[] _staging = new byte*[2];
+    private readonly nint[] _stagingDone = new nint[2];
+    private string _lastLaunch = "(none)";
+
+    private CudaBackend(int index)
+    {
+        Device = Device.Cuda(index);
+        int dev;
+        CudaDriver.Check(CudaDriver.cuDeviceGet(&dev, index), $"cuDeviceGet({index})");
+        Ordinal = dev;
+        nint ctx;
+        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(&ctx, dev), $"cuDevicePrimaryCtxRetain({index})");
+        _context = ctx;
+        MakeCurrent();
+        nint stream;
+        CudaDriver.Check(CudaDriver.cuStreamCreate(&stream, 1 /* CU_STREAM_NON_BLOCKING */), "cuStreamCreate");
+        Stream = stream;
+        var name = new byte[256];
+        fixed (byte* p = name) CudaDriver.Check(CudaDriver.cuDeviceGetName(p, name.Length, dev), "cuDeviceGetName");
+        DeviceName = Encoding.UTF8.GetString(name).TrimEnd('\0');
+        ComputeCapability = (Attribute(CudaDriver.AttrComputeCapabilityMajor), Attribute(CudaDriver.AttrComputeCapabilityMinor));
+        Multiprocessors = Attribute(CudaDriver.AttrMultiprocessorCount);
+        MaxSharedMemoryPerBlock = Attribute(CudaDriver.AttrMaxSharedMemoryPerBlockOptin);
+        nuint total;
+        CudaDriver.Check(CudaDriver.cuDeviceTotalMem(&total, dev), "cuDeviceTotalMem");
+        TotalMemory = (long)total;
+        Allocator = new CudaAllocator(this);
+    }
+
+    /// <summary>The backend of GPU <paramref name="index"/>, or NotSupportedException saying why CUDA cannot be used.</summary>
+    internal static CudaBackend Create(int index)
+    {
+        if (CudaRuntime.Unavailable is { } reason)
+            throw new NotSupportedException($"CUDA is not available on this machine: {reason}");
+        if (index < 0 || index >= CudaRuntime.DeviceCount)
+            throw new NotSupportedException($"cuda:{index} does not exist: the driver reports {CudaRuntime.DeviceCount} GPU(s)");
+        return new CudaBackend(index);
+    }
+
+    public Device Device { get; }
+    public string Name => $"cuda:{Device.Index} ({DeviceName}, sm_{ComputeCapability.Major}{ComputeCapability.Minor})";
+    public int Ordinal { get; }
+    public string DeviceName { get; }
+    public (int Major, int Minor) ComputeCapability { get; }
+    public string Architecture => $"sm_{ComputeCapability.Major}{ComputeCapability.Minor}";
+    public int Multiprocessors { get; }
+    public int MaxSharedMemoryPerBlock { get; }
+    public long TotalMemory { get; }
+    public nint Stream { get; }
+    public CudaAllocator Allocator { get; }
+    public static int DriverVersion => CudaRuntime.DriverVersion;
+    public static string NvrtcVersion => CudaRuntime.NvrtcVersion;
+
+    /// <summary>Lets cuBLAS use TF32 tensor cores for F32 GEMMs (off by default: F32 results match the CPU).</summary>
+    public bool AllowTf32 { get; set; }
+
+    private int Attribute(int attribute)
+    {
+        int v;
+        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(&v, attribute, Ordinal), $"cuDeviceGetAttribute({attribute})");
+        return v;
+    }
+
+    /// <summary>Makes this device's context current on the calling thread (driver calls need it).</summary>
+    public void MakeCurrent()
+    {
+        if (_currentContext == _context) return;
+        CudaDriver.Check(CudaDriver.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
+        _currentContext = _context;
+    }
+
+    /// <summary>Waits until everything queued on the stream has finished; a fault there is reported with the last kernel launched.</summary>
+    public void Synchronize()
+    {
+        MakeCurrent();
+        int r = CudaDriver.cuStreamSynchronize(Stream);
+        if (r != 0)
+            throw new CudaException($"{Device}: the stream failed: {CudaDriver.Describe(r)}; the last kernel launched was {_lastLaunch} " +
+                "(set MAMBA4_CUDA_SYNC=1 to check after every launch)", r);
+    }
+
+    public Storage Allocate(long bytes) => Allocator.Allocate(bytes);
+
+    // ---- kernels ----
+
+    /// <summary>The function <paramref name="kernel"/> of <c>Kernels/<paramref name="file"/></c>, compiling the file at first use.</summary>
+    internal nint Function(string file, string kernel)
+    {
+        lock (_lock)
+        {
+            if (_functions.TryGetValue((file, kernel), out var f)) return f;
+            MakeCurrent();
+            if (!_modules.TryGetValue(file, out var module))
+            {
+                var cubin = CudaCompiler.Cubin(file, CudaCompiler.Program(file), Architecture);
+                fixed (byte* image = cubin) CudaDriver.Check(CudaDriver.cuModuleLoadData(&module, image), $"cuModuleLoadData({file})");
+                _modules[file] = module;
+            }
+            var name = Encoding.UTF8.GetBytes(kernel + "\0");
+            fixed (byte* n = name) CudaDriver.Check(CudaDriver.cuModuleGetFunction(&f, module, n), $"cuModuleGetFunction({file}: {kernel})");
+            if (MaxSharedMemoryPerBlock > 48 * 1024)
+                CudaDriver.cuFuncSetAttribute(f, CudaDriver.FuncAttrMaxDynamicSharedSizeBytes, MaxSharedMemoryPerBlock);
+            _functions[(file, kernel)] = f;
+            return f;
+        }
+    }
+
+    /// <summary>Registers and local-memory bytes per thread of a kernel (the compiler's resource report).</summary>
+    public (int Registers, int LocalBytes) KernelResources(string file, string kernel)
+    {
+        var f = Function(file, kernel);
+        int regs, local;
+        CudaDriver.Check(CudaDriver.cuFuncGetAttribute(&regs, CudaDriver.FuncAttrNumRegs, f), "cuFuncGetAttribute");
+        CudaDriver.Check(CudaDriver.cuFuncGetAttribute(&local, CudaDriver.FuncAttrLocalSizeBytes, f), "cuFuncGetAttribute");
+        return (regs, local);
+    }
+
+    /// <summary>Queues <paramref name="kernel"/>&lt;&lt;&lt;grid, block, sharedBytes&gt;&gt;&gt;(args) on the stream.</summary>
+    internal void Launch(string file, string kernel, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args)
+    {
+        if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;
+        var f = Function(file, kernel);
+        MakeCurrent();
+        var ptrs = stackalloc void*[Math.Max(1, args.Length)];
+        fixed (KernelArg* a = args)
+        {
+            for (int i = 0; i < args.Length; i++) ptrs[i] = a + i;
+            int r = CudaDriver.cuLaunchKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, Stream, ptrs, null);
+            AfterLaunch(r, file, kernel, grid, block, sharedBytes);
+        }
+    }
+
+    /// <summary>Launch with one by-value struct parameter (the kernel's first), then <paramref name="args"/>.</summary>
+    internal void Launch<T>(string file, string kernel, Dim3 grid, Dim3 block, int sharedBytes, in T parameters, params ReadOnlySpan<KernelArg> args)
+        where T : unmanaged
+    {
+        if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;
+        var f = Function(file, kernel);
+        MakeCurrent();
+        var ptrs = stackalloc void*[1 + args.Length];
+        fixed (T* p = &parameters)
+        fixed (KernelArg* a = args)
+        {
+            ptrs[0] = p;
+            for (int i = 0; i < args.Length; i++) ptrs[1 + i] = a + i;
+            int r = CudaDriver.cuLaunchKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, Stream, ptrs, null);
+            AfterLaunch(r, file, kernel, grid, block, sharedBytes);
+        }
+    }
+
+    /// <summary>Kernels launched so far (cuBLAS calls not counted).</summary>
+    public long LaunchCount { get; private set; }
+
+    private void AfterLaunch(int result, string file, string kernel, Dim3 grid, Dim3 block, int sharedBytes)
+    {
+        LaunchCount++;
+        _lastLaunch = $"{kernel} ({file}) <<<grid {grid}, block {block}, {sharedBytes} B shared>>>";
+        if (result != 0) throw new CudaException($"{Device}: launch of {_lastLaunch} failed: {CudaDriver.Describe(result)}", result);
+        if (_syncEveryLaunch) Synchronize();
+    }
+
+    /// <summary>Blocks for a grid-stride loop over <paramref name="n"/> items: enough to fill the GPU, no more.</summary>
+    internal uint GridFor(long n, int block = 256) => (uint)Math.Clamp((n + block - 1) / block, 1, (long)Multiprocessors * 16);
+
+    // ---- memory ----
+
+    public void Fill(Tensor t, float value)
+    {
+        if (t.NumElements == 0) return;
+        MakeCurrent();
+        ulong p = (ulong)t.DataPointer;
+        nuint n = (nuint)t.NumElements;
+        ulong bits = ElementBits(t.DType, value);
+        switch (t.DType.ElementSize())
+        {
+            case 1: CudaDriver.Check(CudaDriver.cuMemsetD8Async(p, (byte)bits, n, Stream), "cuMemsetD8Async"); break;
+            case 2: CudaDriver.Check(CudaDriver.cuMemsetD16Async(p, (ushort)bits, n, Stream), "cuMemsetD16Async"); break;
+            case 4: CudaDriver.Check(CudaDriver.cuMemsetD32Async(p, (uint)bits, n, Stream), "cuMemsetD32Async"); break;
+            default: Launch("elementwise.cu", "fill_u64", GridFor(t.NumElements), 256, 0, t, bits, t.NumElements); break;
+        }
+    }
+
+    /// <summary>The bit pattern of <paramref name="value"/> converted to one element of <paramref name="dtype"/>.</summary>
+    private static ulong ElementBits(DType dtype, float value)
+    {
+        using var one = Tensor.From([value]);
+        ulong bits = 0;
+        DTypeConvert.Convert((void*)one.DataPointer, DType.F32, &bits, dtype, 1);
+        return bits;
+    }
+
+    public void CopyColumns(Tensor src, int srcCol, Tensor dst, int dstCol, int cols)
+    {
+        long rows = src.Shape.Rows;
+        int sLast = src.Shape.Last, dLast = dst.Shape.Last, es = src.DType.ElementSize();
+        if (rows == 0 || cols == 0) return;
+        if ((rows == 1 || (cols == sLast && cols == dLast)))
+        {
+            MakeCurrent();
+            ulong s = (ulong)(src.DataPointer + (nint)((long)srcCol * es)), d = (ulong)(dst.DataPointer + (nint)((long)dstCol * es));
+            CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(d, s, (nuint)(rows * cols * es), Stream), "cuMemcpyDtoDAsync");
+            return;
+        }
+        string kernel = es switch { 1 => "copy_columns_u8", 2 => "copy_columns_u16", 4 => "copy_columns_u32", 8 => "copy_columns_u64", _ => throw new NotSupportedException($"element size {es}") };
+        long n = rows * cols;
+        Launch("elementwise.cu", kernel, GridFor(n), 256, 0, src, sLast, srcCol, dst, dLast, dstCol, cols, n);
+    }
+
+    // ---- host transfers (IDeviceMemory) ----
+
+    private byte* Staging(int i)
+    {
+        if (_staging[i] != null) return _staging[i];
+        MakeCurrent();
+        void* p;
+        CudaDriver.Check(CudaDriver.cuMemHostAlloc(&p, StagingBytes, 1 /* PORTABLE */), "cuMemHostAlloc (pinned staging buffer)");
+        nint e;
+        CudaDriver.Check(CudaDriver.cuEventCreate(&e, 2 /* DISABLE_TIMING */), "cuEventCreate");
+        _stagingDone[i] = e;
+        CudaDriver.Check(CudaDriver.cuEventRecord(e, Stream), "cuEventRecord");
+        return _staging[i] = (byte*)p;
+    }
+
+    /// <summary>Host → device through two pinned buffers: the copy is queued and the host memory may be reused at once.</summary>
+    public void CopyFromHost(nint source, Tensor destination, long bytes)
+    {
+        lock (_lock)
+        {
+            MakeCurrent();
+            for (long off = 0, i = 0; off < bytes; off += StagingBytes, i++)
+            {
+                int k = (int)(i & 1);
+                var buffer = Staging(k);
+                CudaDriver.Check(CudaDriver.cuEventSynchronize(_stagingDone[k]), "cuEventSynchronize (staging)");
+                long n = Math.Min(StagingBytes, bytes - off);
+                Buffer.MemoryCopy((void*)(source + (nint)off), buffer, n, n);
+                CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync((ulong)(destination.DataPointer + (nint)off), buffer, (nuint)n, Stream), "cuMemcpyHtoDAsync");
+                CudaDriver.Check(CudaDriver.cuEventRecord(_stagingDone[k], Stream), "cuEventRecord");
+            }
+        }
+    }
+
+    /// <summary>Device → host through two pinned buffers (waits for the stream, so it also reports earlier kernel faults).</summary>
+    public void CopyToHost(Tensor source, nint destination, long bytes)
+    {
+        lock (_lock)
+        {
+            MakeCurrent();
+            long previousOffset = -1, previousBytes = 0;
+            int previous = 0;
+            for (long off = 0, i = 0; off < bytes; off += StagingBytes, i++)
+            {
+                int k = (int)(i & 1);
+                var buffer = Staging(k);
+                long n = Math.Min(StagingBytes, bytes - off);
+                CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync(buffer, (ulong)(source.DataPointer + (nint)off), (nuint)n, Stream), "cuMemcpyDtoHAsync");
+                CudaDriver.Check(CudaDriver.cuEventRecord(_stagingDone[k], Stream), "cuEventRecord");
+                if (previousOffset >= 0) Drain(previous, destination + (nint)previousOffset, previousBytes);
+                (previous, previousOffset, previousBytes) = (k, off, n);
+            }
+            if (previousOffset >= 0) Drain(previous, destination + (nint)previousOffset, previousBytes);
+            else Synchronize();
+        }
+    }
+
+    private void Drain(int k, nint destination, long n)
+    {
+        int r = CudaDriver.cuEventSynchronize(_stagingDone[k]);
+        if (r != 0) Synchronize();   // reports the fault with the last kernel
+        Buffer.MemoryCopy(_staging[k], (void*)destination, n, n);
+    }
+
+    public void CopyDeviceToDevice(Tensor source, Tensor destination, long bytes)
+    {
+        if (bytes == 0) return;
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync((ulong)destination.DataPointer, (ulong)source.DataPointer, (nuint)bytes, Stream), "cuMemcpyDtoDAsync");
+    }
+
+    // ---- timing ----
+
+    /// <summary>Milliseconds of device time taken by <paramref name="work"/> (CUDA events around it on the stream).</summary>
+    public float Time(Action work)
+    {
+        MakeCurrent();
+        nint start, stop;
+        CudaDriver.Check(CudaDriver.cuEventCreate(&start, 0), "cuEventCreate");
+        CudaDriver.Check(CudaDriver.cuEventCreate(&stop, 0), "cuEventCreate");
+        try
+        {
+            CudaDriver.Check(CudaDriver.cuEventRecord(start, Stream), "cuEventRecord");
+            work();
+            MakeCurrent();
+            CudaDriver.Check(CudaDriver.cuEventRecord(stop, Stream), "cuEventRecord");
+            int r = CudaDriver.cuEventSynchronize(stop);
+            if (r != 0) Synchronize();
+            float ms;
+            CudaDriver.Check(CudaDriver.cuEventElapsedTime(&ms, start, stop), "cuEventElapsedTime");
+            return ms;
+        }
+        finally
+        {
+            CudaDriver.cuEventDestroy(start);
+            CudaDriver.cuEventDestroy(stop);
+        }
+    }
+
+    /// <summary>Free and total device memory as the driver reports them.</summary>
+    public (long Free, long Total) MemoryInfo()
+    {
+        MakeCurrent();
+        nuint free, total;
+        CudaDriver.Check(CudaDriver.cuMemGetInfo(&free, &total), "cuMemGetInfo");
+        return ((long)free, (long)total);
+    }
+}

@@ -1,0 +1,110 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using Mamba4.Backends.Cuda.Native;
+
+namespace Mamba4.Backends.Cuda;
+
+/// <summary>
+/// Compiles the embedded kernel sources (<c>Kernels/*.cu</c>, each prefixed with <c>common.cuh</c>) with NVRTC
+/// for one architecture (sm_XX), straight to a cubin. Cubins are cached on disk under
+/// $MAMBA4_CUDA_CACHE (default ~/.cache/mamba4/cuda) by a hash of source, options, NVRTC and driver
+/// version, written atomically; a compile error throws <see cref="CudaCompileException"/> with the log.
+/// </summary>
+internal static unsafe class CudaCompiler
+{
+    private const string ResourcePrefix = "Mamba4.Cuda.";
+
+    /// <summary>The text of an embedded kernel file (e.g. "scan.cu").</summary>
+    public static string Source(string file)
+    {
+        using var s = Assembly.GetExecutingAssembly().GetManifestResourceStream(ResourcePrefix + file)
+            ?? throw new FileNotFoundException($"kernel source {file} is not embedded in {Assembly.GetExecutingAssembly().GetName().Name}");
+        using var r = new StreamReader(s);
+        return r.ReadToEnd();
+    }
+
+    /// <summary>Every embedded kernel file (*.cu).</summary>
+    public static IEnumerable<string> KernelFiles() =>
+        Assembly.GetExecutingAssembly().GetManifestResourceNames()
+            .Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal) && n.EndsWith(".cu", StringComparison.Ordinal))
+            .Select(n => n[ResourcePrefix.Length..]);
+
+    /// <summary>common.cuh + the file, with #line so NVRTC's log names the file and line.</summary>
+    public static string Program(string file) =>
+        "#line 1 \"common.cuh\"\n" + Source("common.cuh") + "\n#line 1 \"" + file + "\"\n" + Source(file);
+
+    public static string[] Options(string arch) => [$"--gpu-architecture={arch}", "--std=c++17", "-DMAMBA4_NVRTC=1"];
+
+    public static string CacheFolder =>
+        Environment.GetEnvironmentVariable("MAMBA4_CUDA_CACHE") is { Length: > 0 } dir ? dir
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "mamba4", "cuda");
+
+    /// <summary>The cubin of <paramref name="name"/>'s <paramref name="source"/> for <paramref name="arch"/>, from the cache or compiled.</summary>
+    public static byte[] Cubin(string name, string source, string arch)
+    {
+        var options = Options(arch);
+        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(
+            $"{source}\n--\n{string.Join(' ', options)}\n--\nnvrtc {CudaRuntime.NvrtcVersion} driver {CudaRuntime.DriverVersion}")))[..32];
+        var path = Path.Combine(CacheFolder, $"{Path.GetFileNameWithoutExtension(name)}-{arch}-{key}.cubin");
+        try
+        {
+            if (File.Exists(path)) return File.ReadAllBytes(path);
+        }
+        catch (IOException) { }
+        var cubin = Compile(name, source, options);
+        try
+        {
+            Directory.CreateDirectory(CacheFolder);
+            var tmp = path + "." + Environment.ProcessId + ".tmp";
+            File.WriteAllBytes(tmp, cubin);
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // the cache is an optimisation
+        return cubin;
+    }
+
+    public static byte[] Compile(string name, string source, string[] options)
+    {
+        nint prog;
+        var src = Encoding.UTF8.GetBytes(source + "\0");
+        var nm = Encoding.UTF8.GetBytes(name + "\0");
+        fixed (byte* s = src, n = nm)
+            Nvrtc.Check(Nvrtc.nvrtcCreateProgram(&prog, s, n, 0, null, null), "nvrtcCreateProgram");
+        try
+        {
+            var bytes = options.Select(o => Encoding.UTF8.GetBytes(o + "\0")).ToArray();
+            var handles = bytes.Select(b => System.Runtime.InteropServices.GCHandle.Alloc(b, System.Runtime.InteropServices.GCHandleType.Pinned)).ToArray();
+            int result;
+            try
+            {
+                var ptrs = stackalloc byte*[bytes.Length];
+                for (int i = 0; i < bytes.Length; i++) ptrs[i] = (byte*)handles[i].AddrOfPinnedObject();
+                result = Nvrtc.nvrtcCompileProgram(prog, bytes.Length, ptrs);
+            }
+            finally
+            {
+                foreach (var h in handles) h.Free();
+            }
+            if (result != 0) throw new CudaCompileException(name, string.Join(' ', options), Log(prog));
+            nuint size;
+            Nvrtc.Check(Nvrtc.nvrtcGetCUBINSize(prog, &size), "nvrtcGetCUBINSize");
+            var cubin = new byte[(int)size];
+            fixed (byte* c = cubin) Nvrtc.Check(Nvrtc.nvrtcGetCUBIN(prog, c), "nvrtcGetCUBIN");
+            return cubin;
+        }
+        finally
+        {
+            Nvrtc.nvrtcDestroyProgram(&prog);
+        }
+    }
+
+    private static string Log(nint prog)
+    {
+        nuint size;
+        if (Nvrtc.nvrtcGetProgramLogSize(prog, &size) != 0 || size == 0) return "(no log)";
+        var log = new byte[(int)size];
+        fixed (byte* l = log) Nvrtc.nvrtcGetProgramLog(prog, l);
+        return Encoding.UTF8.GetString(log).TrimEnd('\0', '\n');
+    }
+}

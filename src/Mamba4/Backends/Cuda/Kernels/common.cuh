@@ -1,0 +1,84 @@
+// Shared by every kernel file (prepended by CudaCompiler). No includes: NVRTC provides the device
+// math functions and intrinsics. Tensors are row-major, contiguous, F32 unless named otherwise.
+typedef long long i64;
+typedef unsigned long long u64;
+
+#define FULL_MASK 0xffffffffu
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+#define NEG_INF __int_as_float(0xff800000)
+
+// Grid-stride loop over n items.
+#define GRID_STRIDE(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
+
+// σ(x) = 1/(1 + e^−x)
+__device__ __forceinline__ float sigmoid_f(float x) { return 1.f / (1.f + expf(-x)); }
+// silu(x) = x·σ(x);  silu'(x) = σ(x)(1 + x(1 − σ(x)))
+__device__ __forceinline__ float silu_f(float x) { return x * sigmoid_f(x); }
+__device__ __forceinline__ float silu_grad_f(float x) { float s = sigmoid_f(x); return s * (1.f + x * (1.f - s)); }
+// softplus(x) = max(x, 0) + log(1 + e^−|x|), x when x > 20 (as the CPU backend and PyTorch)
+__device__ __forceinline__ float softplus_f(float x) { return x > 20.f ? x : fmaxf(x, 0.f) + log1pf(expf(-fabsf(x))); }
+
+// Fast forms for the scan's inner loops (a few ulp; the parity tests bound them):
+//   2^x by the special-function unit;  σ(x) with __expf and an approximate divide;
+//   softplus with log1p(e) = e − e²/2 + e³/3 for e < 0.01, else __logf(1 + e).
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+__device__ __forceinline__ float fast_sigmoid(float x) { return __fdividef(1.f, 1.f + __expf(-x)); }
+__device__ __forceinline__ float fast_silu(float x) { return x * fast_sigmoid(x); }
+__device__ __forceinline__ float fast_silu_grad(float x) { float s = fast_sigmoid(x); return s * (1.f + x * (1.f - s)); }
+__device__ __forceinline__ float fast_softplus(float x)
+{
+    if (x > 20.f) return x;
+    float e = __expf(-fabsf(x));
+    float l = e < 0.01f ? e * (1.f - e * (0.5f - e * (1.f / 3.f))) : __logf(1.f + e);
+    return fmaxf(x, 0.f) + l;
+}
+
+template <typename T> __device__ __forceinline__ T warp_sum(T v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
+    return v;
+}
+
+// Sum over the block (every thread gets the result); blockDim a multiple of 32, at most 1024.
+template <typename T> __device__ T block_sum(T v)
+{
+    __shared__ T partial[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = lane < warps ? partial[lane] : (T)0;
+    v = warp_sum(v);
+    return v;
+}
+
+__device__ float block_max(float v)
+{
+    __shared__ float partial[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = lane < warps ? partial[lane] : NEG_INF;
+    return warp_max(v);
+}
+
+// Index tensors may be I64 or I32.
+__device__ __forceinline__ i64 load_id(const void* ids, int ids64, i64 p)
+{
+    return ids64 ? ((const i64*)ids)[p] : (i64)((const int*)ids)[p];
+}

@@ -1,0 +1,88 @@
+// Depthwise causal conv1d, channels last (Ops/CausalConv1d.cs): x, y [B, L, D], w [D, K] (PyTorch's [D, 1, K]).
+//   p_t[c] = b[c] + Σ_{j<K} w[c, j]·x_{t−K+1+j}[c]   (x_s = 0 for s < 0),   y = p or silu(p)
+// Backward, dp = dy (or dy·silu'(p), p recomputed):
+//   dx_s[c] = Σ_j w[c, j]·dp_{s+K−1−j}[c];   dw[c, j] = Σ_{b,t} dp_t[c]·x_{t−K+1+j}[c];   db[c] = Σ_{b,t} dp_t[c]
+#define CONV_MAX_K 8
+
+__device__ __forceinline__ float conv_pre(const float* x, const float* w, const float* bias, int L, int D, int K, i64 b, int t, int c)
+{
+    float acc = bias ? bias[c] : 0.f;
+    for (int j = max(0, K - 1 - t); j < K; j++) acc = fmaf(x[(b * L + t - K + 1 + j) * D + c], w[c * K + j], acc);
+    return acc;
+}
+
+__device__ __forceinline__ float conv_dp(const float* x, const float* w, const float* bias, int silu, const float* dy, int L, int D, int K, i64 b, int t, int c)
+{
+    float g = dy[(b * L + t) * D + c];
+    return silu ? g * silu_grad_f(conv_pre(x, w, bias, L, D, K, b, t, c)) : g;
+}
+
+extern "C" __global__ void conv_forward(const float* x, const float* w, const float* bias, int silu, float* y, int B, int L, int D, int K)
+{
+    i64 n = (i64)B * L * D;
+    GRID_STRIDE(i, n)
+    {
+        int c = (int)(i % D);
+        i64 bt = i / D;
+        int t = (int)(bt % L);
+        float p = conv_pre(x, w, bias, L, D, K, bt / L, t, c);
+        y[i] = silu ? silu_f(p) : p;
+    }
+}
+
+extern "C" __global__ void conv_backward_dx(const float* x, const float* w, const float* bias, int silu, const float* dy, float* dx, int B, int L, int D, int K)
+{
+    i64 n = (i64)B * L * D;
+    GRID_STRIDE(i, n)
+    {
+        int c = (int)(i % D);
+        i64 bs = i / D, b = bs / L;
+        int s = (int)(bs % L);
+        float acc = 0.f;
+        for (int j = 0; j < K; j++)
+        {
+            int t = s + K - 1 - j;
+            if (t < L) acc = fmaf(conv_dp(x, w, bias, silu, dy, L, D, K, b, t, c), w[c * K + j], acc);
+        }
+        dx[i] = acc;
+    }
+}
+
+// grid (⌈D/256⌉, segments): partial[seg, j, c] for j < K (dw) and j = K (db) over the segment's rows r = b·L + t
+extern "C" __global__ void conv_params_partials(const float* x, const float* w, const float* bias, int silu, const float* dy,
+    int B, int L, int D, int K, i64 rowsPerSegment, double* partial)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= D) return;
+    i64 rows = (i64)B * L, r0 = (i64)blockIdx.y * rowsPerSegment, r1 = min(rows, r0 + rowsPerSegment);
+    double acc[CONV_MAX_K + 1];
+    #pragma unroll
+    for (int j = 0; j <= CONV_MAX_K; j++) acc[j] = 0;
+    for (i64 r = r0; r < r1; r++)
+    {
+        i64 b = r / L;
+        int t = (int)(r % L);
+        float dp = conv_dp(x, w, bias, silu, dy, L, D, K, b, t, c);
+        #pragma unroll
+        for (int j = 0; j < CONV_MAX_K; j++)
+            if (j < K && t - K + 1 + j >= 0) acc[j] += (double)(dp * x[(r - K + 1 + j) * D + c]);
+        acc[CONV_MAX_K] += dp;
+    }
+    double* out = partial + (i64)blockIdx.y * (K + 1) * D;
+    for (int j = 0; j < K; j++) out[(i64)j * D + c] = acc[j];
+    out[(i64)K * D + c] = acc[CONV_MAX_K];
+}
+
+// dw[c, j] = Σ_seg partial[seg, j, c];  db[c] = Σ_seg partial[seg, K, c]
+extern "C" __global__ void conv_params_final(const double* partial, int segments, int D, int K, float* dw, float* db)
+{
+    i64 n = (i64)D * (K + 1);
+    GRID_STRIDE(i, n)
+    {
+        int j = (int)(i / D), c = (int)(i % D);
+        double s = 0;
+        for (int g = 0; g < segments; g++) s += partial[((i64)g * (K + 1) + j) * D + c];
+        if (j < K) dw[(i64)c * K + j] = (float)s;
+        else if (db) db[c] = (float)s;
+    }
+}

@@ -1,0 +1,41 @@
+// RMSNorm over the last axis (Ops/RmsNorm.cs), one warp per row:
+//   r = 1/√(mean x² + ε),  x̂ = x·r,  y = x̂·w
+// Backward, g = dy·w:  dx = r·(g − x̂·mean(g·x̂));  dw = Σ_rows dy·x̂ (segments, then sum_rows_final).
+
+extern "C" __global__ void rmsnorm_forward(const float* x, const float* w, float eps, float* y, float* rstd, i64 rows, int d)
+{
+    i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= rows) return;
+    int lane = threadIdx.x & 31;
+    const float* xr = x + row * d;
+    float s = 0.f;
+    for (int j = lane; j < d; j += 32) s += xr[j] * xr[j];
+    float rs = 1.f / sqrtf(warp_sum(s) / d + eps);
+    if (lane == 0) rstd[row] = rs;
+    float* yr = y + row * d;
+    for (int j = lane; j < d; j += 32) yr[j] = xr[j] * rs * w[j];
+}
+
+extern "C" __global__ void rmsnorm_backward_dx(const float* dy, const float* x, const float* w, const float* rstd, float* dx, i64 rows, int d)
+{
+    i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= rows) return;
+    int lane = threadIdx.x & 31;
+    const float *xr = x + row * d, *dyr = dy + row * d;
+    float rs = rstd[row];
+    float sgx = 0.f;
+    for (int j = lane; j < d; j += 32) sgx += dyr[j] * w[j] * (xr[j] * rs);
+    float meanGx = warp_sum(sgx) / d;
+    float* dxr = dx + row * d;
+    for (int j = lane; j < d; j += 32) dxr[j] = (dyr[j] * w[j] - xr[j] * rs * meanGx) * rs;
+}
+
+extern "C" __global__ void rmsnorm_weight_partials(const float* dy, const float* x, const float* rstd, i64 rows, int d, i64 rowsPerSegment, double* pw)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= d) return;
+    i64 r0 = (i64)blockIdx.y * rowsPerSegment, r1 = min(rows, r0 + rowsPerSegment);
+    double sw = 0;
+    for (i64 r = r0; r < r1; r++) sw += (double)(dy[r * d + j] * (x[r * d + j] * rstd[r]));
+    pw[(i64)blockIdx.y * d + j] = sw;
+}

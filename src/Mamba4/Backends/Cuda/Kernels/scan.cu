@@ -1,0 +1,591 @@
+// The fused selective scan (Ops/SelectiveScan.cs), channels last: u, delta, z, y [B, L, D]; A [D, N];
+// B, C [B, L, N] (selective) or [D, N] (time-invariant); D, bias [D].
+//   dt_t = softplus(delta_t + bias),  a_t[n] = exp(dt_t·A[n]),  h_t = a_t ⊙ h_{t−1} + dt_t·B_t·u_t
+//   y_t = ⟨C_t, h_t⟩ + D·u_t,  out_t = y_t·silu(z_t)
+//
+// Threads: a thread owns NS states (n = sub·NS + i) of one channel of one batch row; TPC = ⌈N/NS⌉ threads
+// share a channel (adjacent lanes; ⟨C, h⟩ is summed with shuffles). The state lives in registers; exp is
+// exp2 with A pre-scaled by log2 e. B_t, C_t rows are staged in shared memory (one row serves every channel).
+// Nothing of size [B, L, D, N] is written.
+//
+// Chunks over L (for parallelism and for the backward's memory): chunk c covers steps [c·T, (c+1)·T). The
+// recurrence is linear, so with S_c = Σ_{t∈c} dt_t and h̃_c the chunk's end state started from zero,
+//   H_{c+1} = exp(A·S_c) ⊙ H_c + h̃_c     (H_c: the state before chunk c, H_0 = 0)
+// forward: phase 0 (local) writes h̃_c and S_c, scan_carry_forward turns them into H_c, phase 1 runs each
+// chunk from H_c writing y (and the last state).
+//
+// Backward (g_t = ∂loss/∂h_t; dy_t = dout_t·silu(z_t)):
+//   g_t = C_t·dy_t + a_{t+1} ⊙ g_{t+1}
+//   dC_t += dy_t·h_t,  dB_t += g_t·dt_t·u_t,  dA += g_t ⊙ a_t ⊙ h_{t−1}·dt_t,  du_t = D·dy_t + dt_t⟨g_t, B_t⟩
+//   ddt_t = ⟨g_t, a_t ⊙ h_{t−1} ⊙ A⟩ + u_t⟨g_t, B_t⟩,  ddelta_t = ddt_t·σ(delta_t + bias),  dD = Σ dy·u,  dbias = Σ ddelta
+//   dz_t = dout_t·y_t·silu'(z_t)
+// Chunks in reverse: õ_c = a_{t0}·g_{t0} of chunk c with nothing coming from later chunks (forward phase 2, together
+// with h̃_c); the gradient entering chunk c from the later ones is E_c = õ_{c+1} + exp(A·S_{c+1}) ⊙ E_{c+1} (scan_carry_backward).
+// scan_backward then runs each chunk from H_c and E_c: pass 1 keeps h every SUB steps in shared memory, pass 2
+// visits those sub-blocks last to first, recomputes SUB steps of h and a into registers and sweeps them in reverse.
+// dB_t, dC_t (selective) are summed over the warp's channels with shuffles, over the block in shared memory,
+// and over blocks with atomics; dA, dD, dbias (and time-invariant dB, dC) with one atomic per thread.
+#define FT 8     // forward tile: steps whose inputs are copied in at once
+
+struct ScanParams
+{
+    const float *u, *delta, *A, *B, *C, *D, *z, *bias;
+    float *y, *last;
+    float *carryH;    // [B, chunks, D, N]: h̃_c, then H_c
+    float *sumDt;     // [B, chunks, D]: S_c
+    float *carryG;    // [B, chunks, D, N]: õ_c, then E_c
+    const float *dout;
+    float *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;
+    int batch, L, Dch, N, chunkLen, chunks, tpc, selective, softplus;
+};
+
+// Sum over the TPC adjacent lanes that share a channel (every lane of the warp must call it).
+__device__ __forceinline__ float channel_sum(float v, int tpc)
+{
+    for (int o = tpc >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float scan_dt(float raw, int softplus) { return softplus ? fast_softplus(raw) : raw; }
+
+// Where this thread sits: channel d (clamped to a real one when the block overhangs D), its first state, chunk, batch row.
+struct ScanLane
+{
+    int sub, d, dc, n0, valid, c, b, t0, t1;
+    bool active;
+};
+
+__device__ __forceinline__ ScanLane scan_lane(const ScanParams& p, int chunk)
+{
+    ScanLane s;
+    int cpb = blockDim.x / p.tpc;
+    s.sub = threadIdx.x % p.tpc;
+    s.d = blockIdx.x * cpb + threadIdx.x / p.tpc;
+    s.active = s.d < p.Dch;
+    s.dc = s.active ? s.d : p.Dch - 1;
+    s.c = chunk;
+    s.b = blockIdx.z;
+    s.t0 = chunk * p.chunkLen;
+    s.t1 = min(p.L, s.t0 + p.chunkLen);
+    return s;
+}
+
+// Copies rows [t0, t0 + count) of the selective [B, L, N] arrays x (and y) into shared memory as [count, np]
+// (np = NS·TPC ≥ N, zero padded; zero rows past t1), so a thread reads its NS values of a row as float4s.
+__device__ __forceinline__ void stage_rows(const ScanParams& p, const float* x, const float* y, int b, int t0, int count, int t1, int np,
+    float* sx, float* sy)
+{
+    const float* gx = x + ((i64)b * p.L + t0) * p.N;
+    const float* gy = y + ((i64)b * p.L + t0) * p.N;
+    int rows = max(0, min(count, t1 - t0));
+    for (int k = threadIdx.x; k < count * np; k += blockDim.x)
+    {
+        int r = k / np, c = k - r * np;
+        bool ok = r < rows && c < p.N;
+        sx[k] = ok ? gx[r * p.N + c] : 0.f;
+        if (sy) sy[k] = ok ? gy[r * p.N + c] : 0.f;
+    }
+}
+
+// v = row[0 … NS−1] (row 16-byte aligned when NS is a multiple of 4)
+template <int NS>
+__device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
+{
+    if constexpr (NS % 4 == 0)
+    {
+        #pragma unroll
+        for (int q = 0; q < NS / 4; q++)
+        {
+            float4 t = reinterpret_cast<const float4*>(row)[q];
+            v[4 * q] = t.x; v[4 * q + 1] = t.y; v[4 * q + 2] = t.z; v[4 * q + 3] = t.w;
+        }
+    }
+    else
+    {
+        #pragma unroll
+        for (int i = 0; i < NS; i++) v[i] = row[i];
+    }
+}
+
+// ---- forward ----
+
+// Tiles of FT steps, double-buffered in shared memory: while a tile is computed, cp.async already copies the next
+// tile's u, Δ, z (a [FT, channels] slab) and B, C rows, so memory latency hides behind the arithmetic.
+__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" :: "r"(s), "l"(src), "r"(valid ? 4 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+
+// One tile's buffer: su, sd, sz, so [FT, cpb] (u, Δ, z, dout of the block's channels), then sB, sC [FT, np].
+__device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withDout,
+    bool withRows, bool withC, int slabs, float* buf)
+{
+    const int d0 = blockIdx.x * cpb, steps = min(FT, t1 - tt);
+    const i64 base = ((i64)b * p.L + tt) * p.Dch + d0;
+    for (int k = threadIdx.x; k < FT * cpb; k += blockDim.x)
+    {
+        int st = k / cpb, ch = k - st * cpb;
+        bool ok = st < steps && d0 + ch < p.Dch;
+        i64 at = ok ? base + (i64)st * p.Dch + ch : 0;
+        cp_async4(buf + k, p.u + at, ok);
+        cp_async4(buf + FT * cpb + k, p.delta + at, ok);
+        if (withZ) cp_async4(buf + 2 * FT * cpb + k, p.z + at, ok);
+        if (withDout) cp_async4(buf + 3 * FT * cpb + k, p.dout + at, ok);
+    }
+    if (withRows)
+    {
+        float* sB = buf + slabs * FT * cpb;
+        float* sC = sB + FT * np;
+        const i64 row = ((i64)b * p.L + tt) * p.N;
+        for (int k = threadIdx.x; k < FT * np; k += blockDim.x)
+        {
+            int st = k / np, c = k - st * np;
+            bool ok = st < steps && c < p.N;
+            i64 at = ok ? row + (i64)st * p.N + c : 0;
+            cp_async4(sB + k, p.B + at, ok);
+            if (withC) cp_async4(sC + k, p.C + at, ok);
+        }
+    }
+    cp_async_commit();
+}
+
+// phase 0: h̃_c, S_c (local end state from zero, Σ dt).  phase 1: outputs y (and the last state) from H_c.
+// phase 2 (for the backward): h̃_c, S_c and õ_c in one forward sweep, since
+//   õ_c = a_{t0}(C_{t0}dy_{t0} + a_{t0+1}(C_{t0+1}dy_{t0+1} + …)) = Σ_t P_t·C_t·dy_t,   P_t = Π_{s=t0..t} a_s
+// so one exp per state and step serves both.
+template <int NS, bool SEL, bool GRADS>
+__device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
+{
+    extern __shared__ float4 smem4[];
+    float* smem = reinterpret_cast<float*>(smem4);
+    ScanLane s = scan_lane(p, chunk);
+    const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc, cpb = blockDim.x / p.tpc, chl = threadIdx.x / p.tpc;
+    const bool outputs = !GRADS && phase == 1, grads = GRADS;
+    const int slabs = GRADS ? 4 : 3, buffer = slabs * FT * cpb + (SEL ? 2 * FT * np : 0);
+    float a2[NS], h[NS], bv[NS], cv[NS], P[NS], o[NS];
+    #pragma unroll
+    for (int i = 0; i < NS; i++)
+    {
+        bool ok = n0 + i < N;
+        a2[i] = ok ? p.A[(i64)s.dc * N + n0 + i] * LOG2E : 0.f;
+        bv[i] = ok && !SEL ? p.B[(i64)s.dc * N + n0 + i] : 0.f;
+        cv[i] = ok && !SEL ? p.C[(i64)s.dc * N + n0 + i] : 0.f;
+        h[i] = ok && outputs && s.c > 0 ? p.carryH[(((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i] : 0.f;
+        P[i] = 1.f;
+        o[i] = 0.f;
+    }
+    const float skip = p.D ? p.D[s.dc] : 0.f, bias = p.bias ? p.bias[s.dc] : 0.f;
+    const bool withZ = (outputs || grads) && p.z, needC = outputs || grads;
+    float dtSum = 0.f;
+    if (s.t0 < s.t1) issue_tile(p, s.b, s.t0, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem);
+    for (int tt = s.t0, j = 0; tt < s.t1; tt += FT, j++)
+    {
+        float* cur = smem + (j & 1) * buffer;
+        if (tt + FT < s.t1)
+        {
+            issue_tile(p, s.b, tt + FT, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem + ((j + 1) & 1) * buffer);
+            cp_async_wait_one();
+        }
+        else cp_async_wait_all();
+        __syncthreads();
+        const float *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
+        const float *sB = cur + slabs * FT * cpb, *sC = sB + FT * np;
+        const int steps = min(FT, s.t1 - tt);
+        const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
+        #pragma unroll
+        for (int k = 0; k < FT; k++)
+        {
+            if (k >= steps) break;
+            const float uu = su[k * cpb + chl];
+            float dt = scan_dt(sd[k * cpb + chl] + bias, p.softplus), dtu = dt * uu;
+            dtSum += dt;
+            float bn[NS], cn[NS];
+            if (SEL)
+            {
+                load_row<NS>(sB + k * np + n0, bn);
+                if (needC) load_row<NS>(sC + k * np + n0, cn);
+            }
+            float dy = 0.f;
+            if (grads) dy = withZ ? so[k * cpb + chl] * fast_silu(sz[k * cpb + chl]) : so[k * cpb + chl];
+            float y0 = 0.f, y1 = 0.f;
+            #pragma unroll
+            for (int i = 0; i < NS; i++)
+            {
+                float a = fast_exp2(dt * a2[i]);
+                h[i] = fmaf(a, h[i], dtu * (SEL ? bn[i] : bv[i]));
+                float c_ = SEL ? cn[i] : cv[i];
+                if (outputs)
+                {
+                    if (i & 1) y1 = fmaf(c_, h[i], y1);
+                    else y0 = fmaf(c_, h[i], y0);
+                }
+                if (grads)
+                {
+                    P[i] *= a;
+                    o[i] = fmaf(P[i], c_ * dy, o[i]);
+                }
+            }
+            if (outputs)
+            {
+                float yv = channel_sum(y0 + y1, p.tpc);
+                if (s.sub == 0 && s.active)
+                {
+                    yv = fmaf(skip, uu, yv);
+                    if (withZ) yv *= fast_silu(sz[k * cpb + chl]);
+                    p.y[base + (i64)k * p.Dch] = yv;
+                }
+            }
+        }
+        __syncthreads();
+    }
+    if (!s.active) return;
+    if (!outputs)
+    {
+        i64 at = (((i64)s.b * p.chunks + s.c) * p.Dch + s.d) * N;
+        #pragma unroll
+        for (int i = 0; i < NS; i++)
+            if (n0 + i < N)
+            {
+                p.carryH[at + n0 + i] = h[i];
+                if (grads) p.carryG[at + n0 + i] = o[i];
+            }
+        if (s.sub == 0) p.sumDt[((i64)s.b * p.chunks + s.c) * p.Dch + s.d] = dtSum;
+    }
+    else if (p.last && s.c == p.chunks - 1)
+    {
+        #pragma unroll
+        for (int i = 0; i < NS; i++) if (n0 + i < N) p.last[((i64)s.b * p.Dch + s.d) * N + n0 + i] = h[i];
+    }
+}
+
+// scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk;
+// scan_prepare (phase 2, for the backward): every chunk.
+#define SCAN_FORWARD(NS)                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel(ScanParams p, int phase) { scan_forward_impl<NS, true, false>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti(ScanParams p, int phase) { scan_forward_impl<NS, false, false>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_sel(ScanParams p) { scan_forward_impl<NS, true, true>(p, 2, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_lti(ScanParams p) { scan_forward_impl<NS, false, true>(p, 2, blockIdx.y); }
+SCAN_FORWARD(1)
+SCAN_FORWARD(2)
+SCAN_FORWARD(4)
+SCAN_FORWARD(8)
+SCAN_FORWARD(16)
+
+// H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH.
+extern "C" __global__ void scan_carry_forward(ScanParams p)
+{
+    i64 n = (i64)p.batch * p.Dch * p.N;
+    GRID_STRIDE(i, n)
+    {
+        int s = (int)(i % p.N);
+        i64 bd = i / p.N;
+        int d = (int)(bd % p.Dch);
+        i64 b = bd / p.Dch;
+        float a2 = p.A[(i64)d * p.N + s] * LOG2E, H = 0.f;
+        for (int c = 0; c < p.chunks - 1; c++)
+        {
+            i64 at = ((b * p.chunks + c) * p.Dch + d) * p.N + s;
+            float local = p.carryH[at];
+            p.carryH[at] = H;
+            H = fmaf(fast_exp2(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), H, local);
+        }
+        p.carryH[((b * p.chunks + p.chunks - 1) * p.Dch + d) * p.N + s] = H;
+    }
+}
+
+// ---- backward ----
+
+// E_c from õ_{c+1} and S_{c+1}, one thread per (b, d, n); in place in carryG.
+extern "C" __global__ void scan_carry_backward(ScanParams p)
+{
+    i64 n = (i64)p.batch * p.Dch * p.N;
+    GRID_STRIDE(i, n)
+    {
+        int s = (int)(i % p.N);
+        i64 bd = i / p.N;
+        int d = (int)(bd % p.Dch);
+        i64 b = bd / p.Dch;
+        float a2 = p.A[(i64)d * p.N + s] * LOG2E, E = 0.f;
+        for (int c = p.chunks - 1; c >= 0; c--)
+        {
+            i64 at = ((b * p.chunks + c) * p.Dch + d) * p.N + s;
+            float local = c > 0 ? p.carryG[at] : 0.f;
+            p.carryG[at] = E;
+            E = c == p.chunks - 1 ? local : fmaf(fast_exp2(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), E, local);
+        }
+    }
+}
+
+// Sums v over the lanes that share this lane's sub (lane bits from TPC up), scattering the V sums over those lanes:
+// each level halves the values a lane holds (it keeps one half, adds its partner's), until one is left; further
+// levels plain-add (those lanes then hold duplicates: dup marks their bits). Lane ends with v[0 … R−1] = sums of
+// value indices base … base + R − 1.
+template <int V, int O, int TPC, int N0>
+__device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& base, int& dup)
+{
+    if constexpr (O >= TPC && O > 0)
+    {
+        if constexpr (V > 1)
+        {
+            constexpr int H = V / 2;
+            const bool up = (lane & O) != 0;
+            #pragma unroll
+            for (int j = 0; j < H; j++)
+            {
+                float send = up ? v[j] : v[j + H];
+                float keep = up ? v[j + H] : v[j];
+                v[j] = keep + __shfl_xor_sync(FULL_MASK, send, O);
+            }
+            if (up) base += H;
+            reduce_scatter<H, O / 2, TPC>(v, lane, base, dup);
+        }
+        else
+        {
+            v[0] += __shfl_xor_sync(FULL_MASK, v[0], O);
+            dup |= O;
+            reduce_scatter<1, O / 2, TPC>(v, lane, base, dup);
+        }
+    }
+}
+
+// Shared memory: sB, sC [T, np] (selective), sdB, sdC [T, np] (selective), dt [T, channels of the block],
+// checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
+template <int NS, int TPC, bool SEL, int SUB>
+__device__ void scan_backward_impl(const ScanParams& p)
+{
+    extern __shared__ float4 smem4[];
+    float* smem = reinterpret_cast<float*>(smem4);
+    ScanLane s = scan_lane(p, blockIdx.y);
+    const int N = p.N, n0 = s.sub * NS, T = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
+    const int tn = SEL ? T * np : 0;
+    const int cpb = blockDim.x / TPC, chl = threadIdx.x / TPC;
+    float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *sdt = sdC + tn, *ckpt = sdt + T * cpb;
+
+    float a2[NS], h[NS], g[NS], bv[NS], cv[NS], accA[NS], accB[NS], accC[NS];
+    #pragma unroll
+    for (int i = 0; i < NS; i++)
+    {
+        bool ok = n0 + i < N;
+        i64 pn = (i64)s.dc * N + n0 + i;
+        i64 cn = (((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i;
+        a2[i] = ok ? p.A[pn] * LOG2E : 0.f;
+        bv[i] = ok && !SEL ? p.B[pn] : 0.f;
+        cv[i] = ok && !SEL ? p.C[pn] : 0.f;
+        h[i] = ok && s.c > 0 ? p.carryH[cn] : 0.f;
+        g[i] = ok && s.c < p.chunks - 1 ? p.carryG[cn] : 0.f;
+        accA[i] = accB[i] = accC[i] = 0.f;
+    }
+    const float skip = p.D ? p.D[s.dc] : 0.f, bias = p.bias ? p.bias[s.dc] : 0.f;
+    float accD = 0.f, accBias = 0.f;
+    if (SEL)
+    {
+        stage_rows(p, p.B, p.C, s.b, s.t0, T, s.t1, np, sB, sC);
+        for (int k = threadIdx.x; k < tn; k += blockDim.x) sdB[k] = sdC[k] = 0.f;
+    }
+    __syncthreads();
+
+    // pass 1: the state before every sub-block (dt computed once per channel: lane sub takes steps sub, sub + TPC, …)
+    constexpr int PER = SUB >= TPC ? SUB / TPC : 1;
+    const int group = lane & ~(TPC - 1);
+    const int subs = (s.t1 - s.t0 + SUB - 1) / SUB;
+    for (int sb = 0; sb < subs; sb++)
+    {
+        float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
+        #pragma unroll
+        for (int i = 0; i < NS; i++) ck[i] = h[i];
+        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
+        float uu[SUB], mine[PER];
+        #pragma unroll
+        for (int k = 0; k < SUB; k++) uu[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+        #pragma unroll
+        for (int j = 0; j < PER; j++)
+        {
+            const int k = s.sub + j * TPC;
+            mine[j] = k < steps ? scan_dt(p.delta[base + (i64)k * p.Dch] + bias, p.softplus) : 0.f;
+            if (k < steps) sdt[(tb - s.t0 + k) * cpb + chl] = mine[j];
+        }
+        #pragma unroll
+        for (int k = 0; k < SUB; k++)
+        {
+            if (k >= steps) break;
+            float dt = __shfl_sync(FULL_MASK, mine[k / TPC], group | (k % TPC)), dtu = dt * uu[k];
+            float bn[NS];
+            if (SEL) load_row<NS>(sB + (tb - s.t0 + k) * np + n0, bn);
+            #pragma unroll
+            for (int i = 0; i < NS; i++) h[i] = fmaf(fast_exp2(dt * a2[i]), h[i], dtu * (SEL ? bn[i] : bv[i]));
+        }
+    }
+
+    __syncwarp();
+
+    // pass 2: sub-blocks last to first
+    for (int sb = subs - 1; sb >= 0; sb--)
+    {
+        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
+        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], dys[SUB], dzs[SUB], sigs[SUB];
+        #pragma unroll
+        for (int k = 0; k < SUB; k++)
+        {
+            dts[k] = sdt[min(tb + k - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
+            us[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+        }
+        // dy = dout·silu(z), the dz factor dout·silu'(z) and σ(δ + bias) = 1 − e^−dt: each lane of the channel computes
+        // them for its own steps, then they are shared with shuffles
+        float myDy[PER], myDz[PER], mySig[PER];
+        #pragma unroll
+        for (int j = 0; j < PER; j++)
+        {
+            const int k = s.sub + j * TPC;
+            const bool ok = k < steps;
+            const float dout = ok ? p.dout[base + (i64)k * p.Dch] : 0.f, zz = ok && p.z ? p.z[base + (i64)k * p.Dch] : 0.f;
+            const float dt = sdt[min(tb + min(k, SUB - 1) - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
+            myDy[j] = p.z ? dout * fast_silu(zz) : dout;
+            myDz[j] = p.z ? dout * fast_silu_grad(zz) : 0.f;
+            mySig[j] = dt < 0.01f ? dt * (1.f - dt * (0.5f - dt * (1.f / 6.f))) : 1.f - __expf(-dt);
+        }
+        #pragma unroll
+        for (int k = 0; k < SUB; k++)
+        {
+            const int src = group | (k % TPC);
+            dys[k] = __shfl_sync(FULL_MASK, myDy[k / TPC], src);
+            dzs[k] = __shfl_sync(FULL_MASK, myDz[k / TPC], src);
+            sigs[k] = __shfl_sync(FULL_MASK, mySig[k / TPC], src);
+        }
+        const float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
+        #pragma unroll
+        for (int i = 0; i < NS; i++) h0[i] = ck[i];
+        #pragma unroll
+        for (int k = 0; k < SUB; k++)
+        {
+            const int r = min(tb + k, s.t1 - 1) - s.t0;
+            float dtu = dts[k] * us[k], bn[NS];
+            if (SEL) load_row<NS>(sB + r * np + n0, bn);
+            #pragma unroll
+            for (int i = 0; i < NS; i++)
+            {
+                float prev = k == 0 ? h0[i] : hs[k - 1][i];
+                as[k][i] = fast_exp2(dts[k] * a2[i]);
+                hs[k][i] = fmaf(as[k][i], prev, dtu * (SEL ? bn[i] : bv[i]));
+            }
+        }
+        #pragma unroll
+        for (int k = SUB - 1; k >= 0; k--)
+        {
+            if (k >= steps) continue;
+            const int r = tb + k - s.t0;
+            const i64 off = base + (i64)k * p.Dch;
+            const float uu = us[k], dt = dts[k], dtu = dt * uu, dy = dys[k];
+            float bn[NS], cn[NS];
+            if (SEL)
+            {
+                load_row<NS>(sB + r * np + n0, bn);
+                load_row<NS>(sC + r * np + n0, cn);
+            }
+            float yv = 0.f, sumB = 0.f, ddtA = 0.f;
+            float vals[2 * NS];                                  // dB_t (first NS), dC_t (last NS)
+            #pragma unroll
+            for (int i = 0; i < NS; i++)
+            {
+                float b_ = SEL ? bn[i] : bv[i], c_ = SEL ? cn[i] : cv[i];
+                float hc = hs[k][i], hp = k == 0 ? h0[i] : hs[k - 1][i];
+                yv = fmaf(c_, hc, yv);
+                float gi = fmaf(c_, dy, g[i]);
+                vals[NS + i] = dy * hc;
+                vals[i] = gi * dtu;
+                sumB = fmaf(gi, b_, sumB);
+                float gah = gi * as[k][i] * hp;
+                accA[i] = fmaf(gah, dt, accA[i]);
+                ddtA = fmaf(gah, a2[i], ddtA);
+                g[i] = gi * as[k][i];
+            }
+            sumB = channel_sum(sumB, TPC);
+            ddtA = channel_sum(ddtA, TPC);
+            float ddt = fmaf(ddtA, LN2, uu * sumB);
+            float du = fmaf(skip, dy, dt * sumB);
+            float dd = p.softplus ? ddt * sigs[k] : ddt;
+            accD = fmaf(dy, uu, accD);
+            accBias += dd;
+            if (p.dz) yv = channel_sum(yv, TPC);
+            if (s.sub == 0 && s.active)
+            {
+                p.du[off] = du;
+                p.ddelta[off] = dd;
+                if (p.dz) p.dz[off] = dzs[k] * fmaf(skip, uu, yv);
+            }
+            if (SEL)
+            {
+                // this step's dB_t, dC_t summed over the warp's channels, scattered over its lanes, added to the block's rows
+                #pragma unroll
+                for (int i = 0; i < 2 * NS; i++) vals[i] = s.active ? vals[i] : 0.f;
+                int first = 0, dup = 0;
+                reduce_scatter<2 * NS, 16, TPC>(vals, lane, first, dup);
+                constexpr int R = 2 * NS > 32 / TPC ? 2 * NS / (32 / TPC) : 1;
+                if ((lane & dup) == 0)
+                {
+                    #pragma unroll
+                    for (int j = 0; j < R; j++)
+                    {
+                        int idx = first + j;
+                        float* row = idx < NS ? sdB : sdC;
+                        atomicAdd(&row[r * np + n0 + (idx < NS ? idx : idx - NS)], vals[j]);
+                    }
+                }
+            }
+            else
+            {
+                #pragma unroll
+                for (int i = 0; i < NS; i++) { accB[i] += vals[i]; accC[i] += vals[NS + i]; }
+            }
+        }
+    }
+
+    if (s.active)
+    {
+        #pragma unroll
+        for (int i = 0; i < NS; i++)
+        {
+            if (n0 + i >= N) continue;
+            i64 pn = (i64)s.d * N + n0 + i;
+            atomicAdd(&p.dA[pn], accA[i]);
+            if (!SEL) { atomicAdd(&p.dB[pn], accB[i]); atomicAdd(&p.dC[pn], accC[i]); }
+        }
+        if (s.sub == 0)
+        {
+            if (p.dD) atomicAdd(&p.dD[s.d], accD);
+            if (p.dbias) atomicAdd(&p.dbias[s.d], accBias);
+        }
+    }
+    if (SEL)
+    {
+        __syncthreads();
+        float* gB = p.dB + ((i64)s.b * p.L + s.t0) * N;
+        float* gC = p.dC + ((i64)s.b * p.L + s.t0) * N;
+        int valid = (s.t1 - s.t0) * N;
+        for (int k = threadIdx.x; k < valid; k += blockDim.x)
+        {
+            int r = k / N, c = k - r * N;
+            atomicAdd(&gB[k], sdB[r * np + c]);
+            atomicAdd(&gC[k], sdC[r * np + c]);
+        }
+    }
+}
+
+#define SCAN_BACKWARD(NS, TPC)                                                                                                 \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel_sub8(ScanParams p) { scan_backward_impl<NS, TPC, true, 8>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti_sub8(ScanParams p) { scan_backward_impl<NS, TPC, false, 8>(p); }
+SCAN_BACKWARD(1, 1)
+SCAN_BACKWARD(2, 1)
+SCAN_BACKWARD(4, 1)
+SCAN_BACKWARD(4, 2)
+SCAN_BACKWARD(4, 4)
+SCAN_BACKWARD(4, 8)
+SCAN_BACKWARD(4, 16)
+SCAN_BACKWARD(4, 32)

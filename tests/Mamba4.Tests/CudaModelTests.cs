@@ -1,0 +1,159 @@
+using Mamba4.Autograd;
+using Mamba4.Backends;
+using Mamba4.Backends.Cuda;
+using Mamba4.Backends.Cuda.Native;
+using Mamba4.IO;
+using Mamba4.Models;
+using Mamba4.Tensors;
+using static Mamba4.Tests.CudaTest;
+
+namespace Mamba4.Tests;
+
+/// <summary>The fixture models moved to the GPU with Module.To: logits, loss, every gradient, greedy generation.</summary>
+[Trait("Category", "Cuda")]
+[Collection("Cuda")]
+public class CudaModelTests
+{
+    [Fact]
+    public void HfMambaLogitsLossAndEveryGradientOnGpu()
+    {
+        _ = Gpu;
+        var dir = Fixtures.Path_("hf-mamba");
+        using var model = MambaLM.FromPretrained(dir);
+        var names = model.NamedParameters().Select(p => (p.Name, p.Tensor)).ToList();
+        model.To(Cuda);
+        Assert.Equal(names, model.NamedParameters().Select(p => (p.Name, p.Tensor)).ToList());   // same tensors, same names
+        Assert.All(model.Parameters(), p => Assert.Equal(Cuda, p.Device));
+        Assert.Same(model.Backbone.Embeddings.Weight, model.LmHead);
+
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        using var scope = new TensorScope();
+        var ids = reference.Get("input_ids");
+        var hidden = new List<Tensor>();
+        var logits = model.Forward(ids, hiddenStates: hidden);
+        Assert.Equal(Cuda, logits.Device);
+        ModelFixtureTests.AssertClose(reference.Get("logits").ToDoubleArray(), logits.ToFloatArray(), 1e-5, 1e-5, "logits");
+        for (int i = 0; i < hidden.Count; i++)
+            ModelFixtureTests.AssertClose(reference.Get($"hidden_states.{i}").ToDoubleArray(), hidden[i].ToFloatArray(), 1e-5, 1e-5, $"hidden_states.{i}");
+        var loss = model.Loss(ids, logits);
+        Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
+        loss.Backward();
+        foreach (var (name, p) in model.NamedParameters())
+        {
+            Assert.Equal(Cuda, p.Grad!.Device);
+            ModelFixtureTests.AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, "grad." + name);
+        }
+        model.ZeroGrad();
+    }
+
+    [Fact]
+    public void HfMambaGreedyGenerationIdenticalOnGpu()
+    {
+        _ = Gpu;
+        var dir = Fixtures.Path_("hf-mamba");
+        using var model = MambaLM.FromPretrained(dir);
+        model.To(Cuda);
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        var prompt = reference.Get("generate.prompt").ToInt64Array();
+        var expected = reference.Get("generate.output").ToInt64Array();
+        Assert.Equal(expected, Inference.Generator.Greedy(model, prompt, expected.Length - prompt.Length));
+    }
+
+    [Theory]
+    [InlineData("mamba4rec-1layer", 1)]
+    [InlineData("mamba4rec-2layer", 2)]
+    public void Mamba4RecFixtureOnGpu(string fixture, int layers)
+    {
+        _ = Gpu;
+        var dir = Fixtures.Path_(fixture);
+        using var weights = SafetensorsFile.Open(Path.Combine(dir, "model.safetensors"));
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        var items = weights.Info("item_embedding.weight").Shape;
+        using var model = new Mamba4Rec(new Mamba4RecConfig
+        {
+            NItems = items[0], HiddenSize = items[1], NumLayers = layers, DState = 8, DConv = 4, Expand = 2,
+            InnerSize = 64, Dropout = 0f, LayerNormEps = 1e-12f,
+        });
+        model.LoadSafetensors(Path.Combine(dir, "model.safetensors"));
+        model.Eval();
+        model.To(Cuda);
+        using var scope = new TensorScope();
+        var seqOutput = model.Forward(reference.Get("item_seq"), reference.Get("item_seq_len"));
+        ModelFixtureTests.AssertClose(reference.Get("seq_output").ToDoubleArray(), seqOutput.ToFloatArray(), 1e-5, 1e-5, "seq_output");
+        var scores = model.Scores(seqOutput);
+        ModelFixtureTests.AssertClose(reference.Get("scores").ToDoubleArray(), scores.ToFloatArray(), 1e-5, 1e-5, "scores");
+        var loss = Ops.CrossEntropy.Forward(scores, reference.Get("pos_items"));
+        Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
+        loss.Backward();
+        foreach (var (name, p) in model.NamedParameters())
+            ModelFixtureTests.AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, "grad." + name);
+    }
+
+    [Fact]
+    public void RecurrentStepEqualsParallelForwardOnGpu()
+    {
+        _ = Gpu;
+        var config = new MambaConfig { DModel = 16, NLayer = 2, DState = 16, DConv = 4, VocabSize = 37 };
+        using var model = new MambaLM(config, seed: 3);
+        model.To(Cuda);
+        var rng = new Random(1);
+        const int length = 300;
+        var ids = Enumerable.Range(0, length).Select(_ => (long)rng.Next(37)).ToArray();
+        using var noGrad = GradMode.NoGrad();
+        float[] parallel;
+        using (var scope = new TensorScope()) parallel = model.Forward(Tensor.From(ids, 1, length)).ToFloatArray();
+        using var state = model.NewState(1);
+        double worst = 0;
+        for (int t = 0; t < length; t++)
+        {
+            using var scope = new TensorScope();
+            var step = model.Step(Tensor.From([ids[t]], 1), state).ToFloatArray();
+            for (int v = 0; v < 37; v++) worst = Math.Max(worst, Math.Abs(step[v] - parallel[t * 37 + v]) / (1 + Math.Abs(parallel[t * 37 + v])));
+        }
+        Assert.True(worst < 2e-4, $"max relative difference step vs parallel on the GPU: {worst:G3}");
+    }
+}
+
+/// <summary>Failure paths on a GPU machine: a kernel that does not compile, out of device memory, a device that does not exist.</summary>
+[Trait("Category", "Cuda")]
+[Collection("Cuda")]
+public class CudaFailureTests
+{
+    [Fact]
+    public void CompileErrorCarriesTheNvrtcLog()
+    {
+        var gpu = Gpu;
+        var e = Assert.Throws<CudaCompileException>(() =>
+            CudaCompiler.Compile("broken.cu", "extern \"C\" __global__ void k(float* x) { x[0] = undefined_name; }", CudaCompiler.Options(gpu.Architecture)));
+        Assert.Contains("undefined_name", e.Log);
+        Assert.Contains("broken.cu", e.Message);
+    }
+
+    [Fact]
+    public void EveryKernelFileCompilesForThisGpu()
+    {
+        var gpu = Gpu;
+        foreach (var file in CudaCompiler.KernelFiles())
+            Assert.NotEmpty(CudaCompiler.Cubin(file, CudaCompiler.Program(file), gpu.Architecture));
+        var (regs, local) = gpu.KernelResources("scan.cu", "scan_backward_ns4_tpc4_sel");
+        Console.WriteLine($"scan_backward_ns4_tpc4: {regs} registers, {local} B local memory");
+    }
+
+    [Fact]
+    public void OutOfDeviceMemoryIsAClearException()
+    {
+        var gpu = Gpu;
+        var e = Assert.Throws<CudaOutOfMemoryException>(() => gpu.Allocate(1L << 50));
+        Assert.Contains("out of device memory", e.Message);
+        using var t = Tensor.Zeros(new Shape(10), DType.F32, Cuda);   // still usable afterwards
+        Assert.Equal(new float[10], t.ToFloatArray());
+    }
+
+    [Fact]
+    public void MissingDeviceIsNotSupported()
+    {
+        _ = Gpu;
+        var e = Assert.Throws<NotSupportedException>(() => Backend.For(Device.Cuda(1000)));
+        Assert.Contains("cuda:1000", e.Message);
+    }
+}

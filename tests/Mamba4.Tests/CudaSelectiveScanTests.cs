@@ -1,0 +1,181 @@
+using Mamba4.Backends;
+using Mamba4.Backends.Cuda;
+using Mamba4.IO;
+using Mamba4.Ops;
+using Mamba4.Tensors;
+using static Mamba4.Tests.CudaTest;
+
+namespace Mamba4.Tests;
+
+/// <summary>The fused CUDA selective scan against the CPU kernel (forward, last state, every gradient), odd shapes,
+/// forced chunkings; the op on the mamba_ssm fixtures; device memory not growing with L·N.</summary>
+[Trait("Category", "Cuda")]
+[Collection("Cuda")]
+public class CudaSelectiveScanTests
+{
+    private sealed record Problem(SelectiveScanArgs Args, SelectiveScanGrads Grads);
+
+    private static Problem Make(int seed, int batch, int l, int d, int n, bool selective, bool withD, bool withZ, bool withBias, bool softplus, Device device)
+    {
+        var rng = new Random(seed);
+        var a = new float[d * n];
+        for (int i = 0; i < d; i++)
+            for (int j = 0; j < n; j++) a[i * n + j] = -(float)((j + 1) * (0.5 + rng.NextDouble()));
+        int[] bc = selective ? [batch, l, n] : [d, n];
+        Tensor T(Tensor t) => t.To(device);
+        var args = new SelectiveScanArgs(
+            T(Random(rng, batch, l, d)), T(softplus ? Uniform(rng, -3, 0.5, batch, l, d) : Uniform(rng, 0.01, 0.5, batch, l, d)),
+            T(Tensor.From(a, d, n)), T(Random(rng, bc)), T(Random(rng, bc)),
+            withD ? T(Random(rng, d)) : null, withZ ? T(Uniform(rng, -2, 2, batch, l, d)) : null,
+            withBias ? T(softplus ? Uniform(rng, -0.5, 0.5, d) : Uniform(rng, 0, 0.2, d)) : null, softplus,
+            Tensor.Full(new Shape(batch, l, d), float.NaN, device), Tensor.Full(new Shape(batch, d, n), float.NaN, device));
+        Tensor Like(Tensor t) => Tensor.Full(t.Shape, float.NaN, device);
+        var grads = new SelectiveScanGrads(T(Random(rng, batch, l, d)), Like(args.U), Like(args.Delta), Like(args.A), Like(args.B), Like(args.C),
+            withD ? Like(args.D!) : null, withZ ? Like(args.Z!) : null, withBias ? Like(args.DeltaBias!) : null);
+        return new Problem(args, grads);
+    }
+
+    private static void Compare(int batch, int l, int d, int n, bool selective, bool withD = true, bool withZ = true, bool withBias = true, bool softplus = true)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var c = Make(42, batch, l, d, n, selective, withD, withZ, withBias, softplus, Device.Cpu);
+        var g = Make(42, batch, l, d, n, selective, withD, withZ, withBias, softplus, Cuda);
+        Cpu.SelectiveScanForward(c.Args);
+        gpu.SelectiveScanForward(g.Args);
+        string shape = $"b{batch} L{l} D{d} N{n} {(selective ? "selective" : "time-invariant")}";
+        Close(c.Args.Y, g.Args.Y, 1e-5, $"{shape}: y");
+        Close(c.Args.LastState!, g.Args.LastState!, 1e-5, $"{shape}: last state");
+        var back = c.Args with { LastState = null };
+        Cpu.SelectiveScanBackward(back, c.Grads);
+        gpu.SelectiveScanBackward(g.Args with { LastState = null }, g.Grads);
+        Close(c.Grads.DU, g.Grads.DU, 1e-4, $"{shape}: du");
+        Close(c.Grads.DDelta, g.Grads.DDelta, 1e-4, $"{shape}: ddelta");
+        Close(c.Grads.DA, g.Grads.DA, 1e-4, $"{shape}: dA");
+        Close(c.Grads.DB, g.Grads.DB, 1e-4, $"{shape}: dB");
+        Close(c.Grads.DC, g.Grads.DC, 1e-4, $"{shape}: dC");
+        if (withD) Close(c.Grads.DD!, g.Grads.DD!, 1e-4, $"{shape}: dD");
+        if (withZ) Close(c.Grads.DZ!, g.Grads.DZ!, 1e-4, $"{shape}: dz");
+        if (withBias) Close(c.Grads.DDeltaBias!, g.Grads.DDeltaBias!, 1e-4, $"{shape}: dbias");
+    }
+
+    [Theory]
+    [InlineData(2, 1, 5, 16, true)]        // L = 1
+    [InlineData(1, 300, 37, 16, true)]     // L not a multiple of any chunk, channel tail
+    [InlineData(2, 200, 64, 1, true)]      // d_state 1
+    [InlineData(1, 129, 40, 64, true)]     // d_state 64
+    [InlineData(3, 333, 24, 7, false)]     // time-invariant, odd N
+    [InlineData(2, 1000, 130, 16, true)]   // several chunks both ways
+    [InlineData(1, 700, 16, 32, false)]
+    [InlineData(4, 64, 200, 8, true)]
+    public void MatchesCpuKernel(int batch, int l, int d, int n, bool selective) => Compare(batch, l, d, n, selective);
+
+    [Theory]
+    [InlineData(true, false, false, false, true)]
+    [InlineData(true, true, false, true, false)]
+    [InlineData(false, false, true, false, true)]
+    public void OptionalInputs(bool selective, bool withZ, bool withD, bool withBias, bool softplus) =>
+        Compare(2, 150, 20, 4, selective, withD, withZ, withBias, softplus);
+
+    [Fact]
+    public void ForcedChunkingsAgree()
+    {
+        _ = Gpu;
+        try
+        {
+            foreach (var (fwd, bwd) in new[] { (32, 32), (64, 96), (4096, 128) })
+            {
+                CudaBackend.ScanForwardChunkOverride = fwd;
+                CudaBackend.ScanBackwardChunkOverride = bwd;
+                Compare(2, 517, 33, 16, true);
+                Compare(1, 300, 10, 3, false);
+            }
+            CudaBackend.ScanForwardStatesOverride = 4;
+            Compare(2, 100, 20, 16, true);
+            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = 0;
+            CudaBackend.ScanBackwardBlockOverride = 128;
+            Compare(2, 517, 33, 16, true);
+            CudaBackend.ScanBackwardSubOverride = 8;
+            Compare(2, 517, 33, 16, true);
+            Compare(1, 300, 10, 3, false);
+        }
+        finally
+        {
+            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardBlockOverride = CudaBackend.ScanBackwardSubOverride = 0;
+        }
+    }
+
+    [Theory]
+    [InlineData("selective-scan-selective.safetensors", true)]
+    [InlineData("selective-scan-lti.safetensors", false)]
+    public void FixtureForwardAndAllGradientsOnGpu(string file, bool selective)
+    {
+        _ = Gpu;
+        using var f = SafetensorsFile.Open(Fixtures.Path_(file));
+        using var scope = new TensorScope();
+        var uShape = f.Info("in.u").Shape;
+        int b = uShape[0], d = uShape[1], l = uShape[2], n = f.Info("in.A").Shape[1];
+        static float[] Last(double[] v, int b, int x, int l)
+        {
+            var r = new float[v.Length];
+            for (int i = 0; i < b; i++)
+                for (int c = 0; c < x; c++)
+                    for (int t = 0; t < l; t++) r[(i * l + t) * x + c] = (float)v[(i * x + c) * l + t];
+            return r;
+        }
+        static float[] First(float[] v, int b, int x, int l)
+        {
+            var r = new float[v.Length];
+            for (int i = 0; i < b; i++)
+                for (int c = 0; c < x; c++)
+                    for (int t = 0; t < l; t++) r[(i * x + c) * l + t] = v[(i * l + t) * x + c];
+            return r;
+        }
+        Tensor Seq(string name) => Tensor.From(Last(f.Get(name).ToDoubleArray(), b, d, l), b, l, d).To(Cuda);
+        Tensor Bc(string name) => selective ? Tensor.From(Last(f.Get(name).ToDoubleArray(), b, n, l), b, l, n).To(Cuda) : f.Get(name, DType.F32).To(Cuda);
+        var inputs = new[] { Seq("in.u"), Seq("in.delta"), f.Get("in.A", DType.F32).To(Cuda), Bc("in.B"), Bc("in.C"),
+            f.Get("in.D", DType.F32).To(Cuda), Seq("in.z"), f.Get("in.delta_bias", DType.F32).To(Cuda) };
+        foreach (var t in inputs) t.RequiresGrad = true;
+        var (y, last) = SelectiveScan.Forward(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], inputs[6], inputs[7],
+            deltaSoftplus: true, returnLastState: true);
+        Assert.Equal(Cuda, y.Device);
+        ModelFixtureTests.AssertClose(f.Get("out.y").ToDoubleArray(), First(y.ToFloatArray(), b, d, l), 1e-5, 1e-5, "out.y");
+        ModelFixtureTests.AssertClose(f.Get("out.last_state").ToDoubleArray(), last!.ToFloatArray(), 1e-5, 1e-5, "out.last_state");
+        Reduce.Sum(Elementwise.Mul(y, Seq("dy"))).Backward();
+        string[] names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"];
+        for (int i = 0; i < names.Length; i++)
+        {
+            var g = inputs[i].Grad!.ToFloatArray();
+            bool sequence = names[i] is "u" or "delta" or "z" || (selective && names[i] is "B" or "C");
+            int x = names[i] is "B" or "C" ? n : d;
+            ModelFixtureTests.AssertClose(f.Get("grad." + names[i]).ToDoubleArray(), sequence ? First(g, b, x, l) : g, 1e-4, 1e-5, "grad." + names[i]);
+        }
+    }
+
+    /// <summary>Peak device memory of a scan forward + backward grows linearly in L: no [B, L, D, N] tensor.</summary>
+    [Fact]
+    public void PeakMemoryIsLinearInLengthWithoutAStateTerm()
+    {
+        var gpu = Gpu;
+        const int batch = 2, d = 256, n = 16;
+        var peaks = new List<(int L, long Bytes)>();
+        foreach (int l in new[] { 1024, 4096, 16384 })
+        {
+            using var scope = new TensorScope();
+            var p = Make(1, batch, l, d, n, true, true, true, true, true, Cuda);
+            gpu.Synchronize();
+            gpu.Allocator.ResetPeak();
+            long before = gpu.Allocator.BytesInUse;
+            gpu.SelectiveScanForward(p.Args);
+            gpu.SelectiveScanBackward(p.Args with { LastState = null }, p.Grads);
+            gpu.Synchronize();
+            peaks.Add((l, gpu.Allocator.PeakBytesInUse - before));
+        }
+        long activation = (long)batch * 16384 * d * sizeof(float);      // one [B, L, D] tensor at the largest L
+        long stateTerm = (long)batch * 16384 * d * n * sizeof(float);   // what a stored h would take
+        var (_, largest) = peaks[^1];
+        Assert.True(largest < stateTerm / 8, $"scan scratch at L = 16384 is {largest:N0} B; a stored state would be {stateTerm:N0} B");
+        Assert.True(largest <= activation, $"scan scratch at L = 16384 is {largest:N0} B, more than one activation ({activation:N0} B)");
+        Console.WriteLine("scan scratch bytes by L: " + string.Join(", ", peaks.Select(p => $"{p.L}: {p.Bytes:N0}")));
+    }
+}
