@@ -96,6 +96,11 @@ public interface IBackend
     /// <summary>q, k, v, y: [batch, L, heads·dHead]; causal softmax(q kᵀ/√dHead) v; keyPadding [batch, L] (I64 ids, 0 = padding) optional; lse [batch, heads, L].</summary>
     void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp);
     void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
+
+    // ---- non-causal attention (Transformer encoders, e.g. the forecasting baseline) ----
+    /// <summary>As <see cref="AttentionForward"/> with no mask at all: every query attends to all L keys.</summary>
+    void AttentionForwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp);
+    void AttentionBackwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
 }
 
 /// <summary>
