@@ -304,12 +304,12 @@ internal static class ForecastCommand
             var dir = p.GetValue(run)!;
             var modelDir = File.Exists(Path.Combine(dir, SavedForecaster.ConfigFile)) ? dir : Path.Combine(dir, "model");
             using var saved = SavedForecaster.Load(modelDir);
-            var source = p.GetValue(data) ?? saved.Info["data"]?.GetValue<string>() ?? throw new ArgumentException($"{dir}: the run does not name its data; pass --data");
-            var table = source == SyntheticSeries.Name ? SyntheticSeries.Generate() : saved.ReadCsv(source, TimeSeriesCsvOptions.ParseFill(p.GetValue(fill)!));
             bool streaming = p.GetValue(stream);
             if (p.GetValue(follow) && !streaming) throw new ArgumentException("--follow needs --stream");
             if (streaming && (saved.Model as MambaForecaster)?.CanStream != true)
                 throw new ArgumentException($"{modelDir}: --stream needs a Mamba forecaster trained with --embedding temporal --revin false (this one: {saved.Config.Model}, embedding {saved.Config.Embedding}, revin {saved.Config.RevIn.ToString().ToLowerInvariant()})");
+            var source = p.GetValue(data) ?? saved.Info["data"]?.GetValue<string>() ?? throw new ArgumentException($"{dir}: the run does not name its data; pass --data");
+            var table = source == SyntheticSeries.Name ? SyntheticSeries.Generate() : saved.ReadCsv(source, TimeSeriesCsvOptions.ParseFill(p.GetValue(fill)!));
             var outPath = p.GetValue(output);
             using var writer = outPath is null ? null : new StreamWriter(outPath + ".tmp", false, new UTF8Encoding(false));
             var w = writer ?? Console.Out;

@@ -53,7 +53,7 @@ public static class TimeSeriesCsv
     {
         options ??= new TimeSeriesCsvOptions();
         var headerLine = reader.ReadLine() ?? throw new InvalidDataException($"{source}: the file is empty (expected a header line naming the columns)");
-        char sep = headerLine.Contains(',') ? ',' : headerLine.Contains(';') ? ';' : headerLine.Contains('\t') ? '\t' : ',';
+        char sep = DetectSeparator(headerLine);
         var header = SplitLine(headerLine, sep, source, 1).Select(h => h.Trim()).ToArray();
         for (int i = 0; i < header.Length; i++)
         {
@@ -174,6 +174,20 @@ public static class TimeSeriesCsv
                 }
             }
         }
+    }
+
+    /// <summary>',' when the header has one outside quotes, else ';' or tab, else ','.</summary>
+    private static char DetectSeparator(string header)
+    {
+        var outside = new StringBuilder();
+        bool quoted = false;
+        foreach (var ch in header)
+        {
+            if (ch == '"') quoted = !quoted;
+            else if (!quoted) outside.Append(ch);
+        }
+        var o = outside.ToString();
+        return o.Contains(',') ? ',' : o.Contains(';') ? ';' : o.Contains('\t') ? '\t' : ',';
     }
 
     private static string Clip(string s) => s.Length <= 40 ? s : s[..40] + "…";
