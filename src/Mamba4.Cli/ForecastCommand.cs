@@ -242,6 +242,7 @@ internal static class ForecastCommand
         var data = new Option<string?>("--data") { Description = "the CSV to evaluate on (default: the run's own data)" };
         var split = new Option<string?>("--split") { Description = "split (default: the run's)" };
         var fill = new Option<string>("--fill") { Description = "missing values: none, ffill, linear or zero", DefaultValueFactory = _ => "none" };
+        var stream = new Option<bool>("--stream") { Description = "also score the streaming forecast: the recurrent state has read the whole series from its first row (temporal Mamba without RevIN)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
         var cmd = new Command("eval", """
             Test a trained forecaster: MSE and MAE on the normalised scale (the model's stored training statistics)
@@ -250,12 +251,16 @@ internal static class ForecastCommand
             Examples:
               mamba4 forecast eval --run runs/forecast/ETTh1-mamba-96-96
               mamba4 forecast eval --run runs/forecast/ETTh1-mamba-96-96 --data ETTh1.csv --json
+              mamba4 forecast eval --run runs/temporal --stream
             """);
-        foreach (var o in new Option[] { run, data, split, fill, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, data, split, fill, stream, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var dir = p.GetValue(run)!;
             using var saved = SavedForecaster.Load(Path.Combine(dir, "model"));
+            bool streaming = p.GetValue(stream);
+            if (streaming && (saved.Model as MambaForecaster)?.CanStream != true)
+                throw new ArgumentException($"{dir}: --stream needs a Mamba forecaster trained with --embedding temporal --revin false (this one: {saved.Config.Model}, embedding {saved.Config.Embedding}, revin {saved.Config.RevIn.ToString().ToLowerInvariant()})");
             var source = p.GetValue(data) ?? saved.Info["data"]?.GetValue<string>() ?? throw new ArgumentException($"{dir}: the run does not name its data; pass --data");
             var table = source == SyntheticSeries.Name ? SyntheticSeries.Generate() : saved.ReadCsv(source, TimeSeriesCsvOptions.ParseFill(p.GetValue(fill)!));
             saved.CheckColumns(table);
@@ -272,6 +277,11 @@ internal static class ForecastCommand
                 Console.WriteLine($"{name,-4} rows {range}: {windows.Count} windows, MSE {mse:F4}, MAE {mae:F4}");
                 if (name == "test") { result["mse"] = mse; result["mae"] = mae; result["windows"] = windows.Count; }
                 else { result["val_mse"] = mse; result["val_mae"] = mae; }
+                if (!streaming) continue;
+                var (smse, smae) = ForecastRun.EvaluateStreaming((MambaForecaster)saved.Model, z, marks, range);
+                Console.WriteLine($"{name,-4} streaming from row 0: MSE {smse:F4}, MAE {smae:F4}");
+                result[name == "test" ? "stream_mse" : "val_stream_mse"] = smse;
+                result[name == "test" ? "stream_mae" : "val_stream_mae"] = smae;
             }
             if (p.GetValue(json)) Console.WriteLine(result.ToJsonString());
             return 0;
@@ -489,7 +499,10 @@ internal static class ForecastCommand
         private static void WriteReport(string outDir, ForecastRun run, ForecastData data, ForecasterConfig config, ForecastResult result)
         {
             var lines = File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
-            var loss = lines.Where(l => l.ContainsKey("loss")).Select(l => (l["step"]!.GetValue<double>() / run.StepsPerEpoch, l["loss"]!.GetValue<double>())).ToList();
+            // Training loss averaged over blocks of a tenth of an epoch (single steps are noisy).
+            int block = Math.Max(1, run.StepsPerEpoch / 10);
+            var loss = lines.Where(l => l.ContainsKey("loss")).Select(l => (Step: l["step"]!.GetValue<long>(), Loss: l["loss"]!.GetValue<double>()))
+                .GroupBy(x => (x.Step - 1) / block).Select(g => (g.Max(x => x.Step) / (double)run.StepsPerEpoch, g.Average(x => x.Loss))).ToList();
             var val = lines.Where(l => l["eval"]?["val_mse"] is not null).Select(l => (l["eval"]!["epoch"]!.GetValue<double>(), l["eval"]!["val_mse"]!.GetValue<double>())).ToList();
             var report = new HtmlReport($"Forecasting: {config.Model} on {Path.GetFileName(data.Table.Source)}, input {config.InputLength}, horizon {config.Horizon}")
                 .Paragraph($"Data {data.Table.Source}: {data.Table.Rows} rows × {data.Variables} variables ({string.Join(", ", data.Table.Columns)}); split {data.Splits.Description}: " +
@@ -500,7 +513,7 @@ internal static class ForecastCommand
                     ["validation", result.ValidationMse.ToString("F4", CultureInfo.InvariantCulture), result.ValidationMae.ToString("F4", CultureInfo.InvariantCulture)],
                 ])
                 .Paragraph($"{result.Parameters:N0} parameters; {result.Epochs} epochs (best {result.BestEpoch}{(result.EarlyStopped ? ", stopped early" : "")}), {result.SecondsPerEpoch:F1} s per epoch. Model: {config.ToJson().ToJsonString()}")
-                .Chart("Training loss (MSE, normalised)", "epoch", "loss (log scale)", [("train", loss)], logY: true)
+                .Chart("Training loss (MSE, normalised; mean over a tenth of an epoch)", "epoch", "loss (log scale)", [("train", loss)], logY: true)
                 .Chart("Validation MSE", "epoch", "MSE", [("validation", val)]);
             // A few test windows, last variable (the target of ETT's univariate setting), original units.
             int v = data.Variables - 1, l = config.InputLength, h = config.Horizon;

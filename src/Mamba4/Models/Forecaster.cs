@@ -29,6 +29,7 @@ public sealed record ForecasterConfig
     /// <summary>Calendar features fed beside the values (0 = none): extra tokens (variate) or extra inputs per step (temporal).</summary>
     public int TimeFeatures { get; init; }
     /// <summary>Reversible instance normalisation: each input window is centred and scaled per variable, the forecast mapped back.</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("revin")]
     public bool RevIn { get; init; } = true;
     public int DModel { get; init; } = 128;
     public int Layers { get; init; } = 2;

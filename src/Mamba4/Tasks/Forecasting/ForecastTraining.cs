@@ -215,6 +215,26 @@ public sealed class ForecastRun : IDisposable
         return (m.Mse, m.Mae);
     }
 
+    /// <summary>
+    /// The same windows as <see cref="Evaluate"/>, forecast by a streaming model that has read the whole series from
+    /// row 0 through its recurrent state (not just each window's input rows): values [rows, N] and marks [rows, F]
+    /// normalised; the forecast issued after row r is compared with rows r+1 … r+H, for every window origin in <paramref name="range"/>.
+    /// </summary>
+    public static (double Mse, double Mae) EvaluateStreaming(MambaForecaster model, float[] values, float[]? marks, RowRange range)
+    {
+        var c = model.Config;
+        int n = c.Variables, f = c.TimeFeatures, l = c.InputLength, h = c.Horizon;
+        var m = new ForecastMetrics();
+        using var stream = model.Stream();
+        for (int r = 0; r + h < range.End; r++)
+        {
+            stream.Observe(values.AsSpan(r * n, n), marks is null ? default : marks.AsSpan(r * f, f));
+            if (r < range.Start + l - 1) continue;
+            m.Add(stream.Forecast(), values.AsSpan((r + 1) * n, h * n));
+        }
+        return (m.Mse, m.Mae);
+    }
+
     public void Dispose()
     {
         _trainer.Dispose();
