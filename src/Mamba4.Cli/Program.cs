@@ -10,6 +10,7 @@ root.Subcommands.Add(LmCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(DetokenizeCommand.Create());
 root.Subcommands.Add(RecCommand.Create());
+root.Subcommands.Add(ForecastCommand.Create());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -118,6 +118,11 @@ public interface IBackend
     void AttentionDropoutForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, float p, ulong seed, Tensor y);
     /// <summary>Gradients of <see cref="AttentionDropoutForward"/> (same p and seed): overwrites dq, dk, dv.</summary>
     void AttentionDropoutBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, float p, ulong seed, Tensor y, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
+
+    // ---- non-causal attention (Transformer encoders, e.g. the forecasting baseline) ----
+    /// <summary>As <see cref="AttentionForward"/> with no mask at all: every query attends to all L keys.</summary>
+    void AttentionForwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp);
+    void AttentionBackwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
 }
 
 /// <summary>

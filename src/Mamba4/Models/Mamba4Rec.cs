@@ -97,7 +97,9 @@ public sealed class Mamba4Rec : Module, ISequentialRecommender
     public Tensor Step(Tensor items, Inference.MambaState state)
     {
         var h = Norm.Forward(ItemEmbedding.Forward(items));
-        for (int i = 0; i < Layers.Count; i++) h = Layers[i].Step(h, state.Layers[i]);
+        var seed = DropoutSeed;
+        for (int i = 0; i < Layers.Count; i++) h = Layers[i].Step(h, state.Layers[i], ref seed);
+        DropoutSeed = seed;
         state.Position++;
         return h;
     }

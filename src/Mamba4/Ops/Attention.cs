@@ -17,9 +17,17 @@ namespace Mamba4.Ops;
 /// </summary>
 public static class Attention
 {
-    public static Tensor Causal(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding = null)
+    public static Tensor Causal(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding = null) => Forward(q, k, v, heads, keyPadding, causal: true);
+
+    /// <summary>
+    /// Non-causal (encoder) attention: the same formulas with no bias at all — every query attends to all L keys
+    /// (Transformer encoders, e.g. the forecasting baseline). Kernels: IBackend.AttentionForwardNonCausal / BackwardNonCausal.
+    /// </summary>
+    public static Tensor NonCausal(Tensor q, Tensor k, Tensor v, int heads) => Forward(q, k, v, heads, null, causal: false);
+
+    private static Tensor Forward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, bool causal)
     {
-        const string op = "Attention";
+        string op = causal ? "Attention" : "Attention (non-causal)";
         OpCheck.F32(op, "q", q);
         OpCheck.F32(op, "k", k);
         OpCheck.F32(op, "v", v);
@@ -43,7 +51,8 @@ public static class Attention
         var backend = q.Backend;
         var y = Tensor.Empty(q.Shape, DType.F32, q.Device);
         var lse = Tensor.Empty(new Shape(batch, heads, l), DType.F32, q.Device);
-        backend.AttentionForward(q, k, v, heads, keyPadding, y, lse);
+        if (causal) backend.AttentionForward(q, k, v, heads, keyPadding, y, lse);
+        else backend.AttentionForwardNonCausal(q, k, v, heads, y, lse);
 
         if (Tape.ShouldRecord(q, k, v))
             Tape.Record(op, () =>
@@ -51,7 +60,8 @@ public static class Attention
                 var dq = Tensor.Empty(q.Shape, DType.F32, q.Device);
                 var dk = Tensor.Empty(k.Shape, DType.F32, k.Device);
                 var dv = Tensor.Empty(v.Shape, DType.F32, v.Device);
-                backend.AttentionBackward(q, k, v, heads, keyPadding, y, lse, y.Grad!, dq, dk, dv);
+                if (causal) backend.AttentionBackward(q, k, v, heads, keyPadding, y, lse, y.Grad!, dq, dk, dv);
+                else backend.AttentionBackwardNonCausal(q, k, v, heads, y, lse, y.Grad!, dq, dk, dv);
                 Tape.Accumulate(q, dq, owned: true);
                 Tape.Accumulate(k, dk, owned: true);
                 Tape.Accumulate(v, dv, owned: true);

@@ -15,7 +15,8 @@ namespace Mamba4.Backends.Cpu;
 //   D_i = dy_i · y_i,   dp_ij = dy_i · v_j,   ds_ij = p_ij (dp_ij − D_i)
 //   dq_i = Σ_j ds_ij k_j / √D,   dk_j = Σ_i ds_ij q_i / √D,   dv_j = Σ_i p_ij dy_i
 //
-// The bias. Without keyPadding: keys j > i are excluded (plain causal).
+// The bias. Without keyPadding: keys j > i are excluded (plain causal). The non-causal variant
+// (AttentionForwardNonCausal / AttentionBackwardNonCausal, for Transformer encoders) has no bias at all.
 // With keyPadding (RecBole's extended attention mask): bias_ij = 0 if j ≤ i and ids[b, j] ≠ 0, else −10000
 // (added, not −inf), over all L keys. Reproduced as follows, per query row:
 //  * no visible key (every j ≤ i is padding): every key gets the same −10000, which cancels in the softmax;
@@ -32,9 +33,19 @@ namespace Mamba4.Backends.Cpu;
 // for the backward K, dK, dV) are packed as [L, Dp] rows zero-padded to a multiple of 8 floats.
 public sealed unsafe partial class CpuBackend
 {
-    public void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp)
+    public void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp) =>
+        AttentionForward(q, k, v, heads, keyPadding, y, logSumExp, causal: true);
+
+    public void AttentionForwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp) =>
+        AttentionForward(q, k, v, heads, null, y, logSumExp, causal: false);
+
+    public void AttentionBackwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp,
+        Tensor dy, Tensor dq, Tensor dk, Tensor dv) =>
+        AttentionBackward(q, k, v, heads, null, y, logSumExp, dy, dq, dk, dv, causal: false);
+
+    private void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp, bool causal)
     {
-        var shape = new AttentionShape(q.Shape[0], q.Shape[1], q.Shape[2] / heads, heads);
+        var shape = new AttentionShape(q.Shape[0], q.Shape[1], q.Shape[2] / heads, heads, causal);
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32, plse = logSumExp.F32;
         long* pad = PaddingPointer(keyPadding);
         CpuParallel.For((long)shape.Batch * heads, 1, (t0, t1) =>
@@ -51,9 +62,13 @@ public sealed unsafe partial class CpuBackend
     }
 
     public void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp,
-        Tensor dy, Tensor dq, Tensor dk, Tensor dv)
+        Tensor dy, Tensor dq, Tensor dk, Tensor dv) =>
+        AttentionBackward(q, k, v, heads, keyPadding, y, logSumExp, dy, dq, dk, dv, causal: true);
+
+    private void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp,
+        Tensor dy, Tensor dq, Tensor dk, Tensor dv, bool causal)
     {
-        var shape = new AttentionShape(q.Shape[0], q.Shape[1], q.Shape[2] / heads, heads);
+        var shape = new AttentionShape(q.Shape[0], q.Shape[1], q.Shape[2] / heads, heads, causal);
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32, plse = logSumExp.F32;
         float* pdy = dy.F32, pdq = dq.F32, pdk = dk.F32, pdv = dv.F32;
         long* pad = PaddingPointer(keyPadding);
@@ -78,7 +93,7 @@ public sealed unsafe partial class CpuBackend
         return (long*)keyPadding.DataPointer;
     }
 
-    private readonly record struct AttentionShape(int Batch, int L, int D, int Heads)
+    private readonly record struct AttentionShape(int Batch, int L, int D, int Heads, bool Causal)
     {
         public int Lp => RoundUp8(Math.Max(1, L));
         public int Dp => RoundUp8(D);
@@ -104,6 +119,7 @@ public sealed unsafe partial class CpuBackend
         private readonly float* _q, _k, _v;          // strided: row i at + i·stride
         private readonly long* _pad;                 // ids[b, ·] or null
         private readonly int _l, _d, _lp, _dp, _stride, _firstVisible;
+        private readonly bool _causal;               // false: every query sees all L keys (no mask at all)
         private readonly float _scale, _maxKeyNorm;
         // scratch
         private readonly float* _kT, _vT;            // [D, Lp], zero beyond L
@@ -117,6 +133,7 @@ public sealed unsafe partial class CpuBackend
         {
             int b = (int)(task / shape.Heads), h = (int)(task % shape.Heads);
             _l = shape.L;
+            _causal = shape.Causal;
             _d = shape.D;
             _lp = shape.Lp;
             _dp = shape.Dp;
@@ -210,8 +227,8 @@ public sealed unsafe partial class CpuBackend
         private int ScoreBlock(int i0, int nr, int* ns)
         {
             float* q0 = QueryRow(i0, nr, 0), q1 = QueryRow(i0, nr, 1), q2 = QueryRow(i0, nr, 2), q3 = QueryRow(i0, nr, 3);
-            // Causal rows need keys [0, i0 + nr); a row with no visible key needs all L.
-            int keys = _pad is not null && _firstVisible > i0 ? _l : i0 + nr;
+            // Causal rows need keys [0, i0 + nr); a row with no visible key, or a non-causal row, needs all L.
+            int keys = !_causal || (_pad is not null && _firstVisible > i0) ? _l : i0 + nr;
             int computed = RoundUp8(keys);
             ScoreKernel(q0, q1, q2, q3, _d, _kT, _lp, 0, computed, _scale, _s);
             int most = 0;
@@ -226,6 +243,7 @@ public sealed unsafe partial class CpuBackend
         /// <summary>Applies the bias to the raw scores s of query i (see the top of the file); returns the key count.</summary>
         private int Plan(int i, float* s, ref int computed, float* q0, float* q1, float* q2, float* q3)
         {
+            if (!_causal) return _l;
             if (_pad is null) return i + 1;
             // Every key carries the same −10000: it cancels; all L keys take part (computed covers them).
             if (_firstVisible > i) return _l;

@@ -43,6 +43,13 @@ public sealed partial class CudaBackend
         OnHost([q, k, v, keyPadding, y, dy], [dq, dk, dv],
             (i, o) => CpuBackend.Instance.AttentionDropoutBackward(i[0]!, i[1]!, i[2]!, heads, i[3], p, seed, i[4]!, i[5]!, o[0]!, o[1]!, o[2]!));
 
+    public void AttentionForwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp) =>
+        OnHost([q, k, v], [y, logSumExp], (i, o) => CpuBackend.Instance.AttentionForwardNonCausal(i[0]!, i[1]!, i[2]!, heads, o[0]!, o[1]!));
+
+    public void AttentionBackwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv) =>
+        OnHost([q, k, v, y, logSumExp, dy], [dq, dk, dv],
+            (i, o) => CpuBackend.Instance.AttentionBackwardNonCausal(i[0]!, i[1]!, i[2]!, heads, i[3]!, i[4]!, i[5]!, o[0]!, o[1]!, o[2]!));
+
     public void GruForward(Tensor gi, Tensor wHh, Tensor? bHh, Tensor? h0, Tensor y, Tensor gates) =>
         OnHost([gi, wHh, bHh, h0], [y, gates], (i, o) => CpuBackend.Instance.GruForward(i[0]!, i[1]!, i[2], i[3], o[0]!, o[1]!));
 

@@ -1,0 +1,141 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Mamba4.Data.TimeSeries;
+using Mamba4.IO;
+using Mamba4.Models;
+
+namespace Mamba4.Tasks.Forecasting;
+
+/// <summary>A forecast in original units: rows = future steps, columns = the model's variables.</summary>
+public sealed record Prediction(IReadOnlyList<string> Columns, DateTime[]? Timestamps, long FirstIndex, double[] Values)
+{
+    public int Steps => Values.Length / Columns.Count;
+    public double this[int step, int column] => Values[step * Columns.Count + column];
+}
+
+/// <summary>
+/// A trained forecaster as a folder: forecaster.json (the model configuration, the columns it reads, the
+/// z-score statistics of its training rows, the series step) and model.safetensors (the weights).
+/// Everything a forecast in original units needs travels with the model.
+/// </summary>
+public sealed class SavedForecaster : IDisposable
+{
+    public const string ConfigFile = "forecaster.json";
+    public const string WeightsFile = "model.safetensors";
+    private const string Format = "mamba4-forecaster";
+
+    private SavedForecaster(Forecaster model, IReadOnlyList<string> columns, string? dateColumn, Standardizer normalizer, TimeSpan? step, JsonObject info)
+    {
+        (Model, Columns, DateColumn, Normalizer, Step, Info) = (model, columns, dateColumn, normalizer, step, info);
+    }
+
+    public Forecaster Model { get; }
+    public IReadOnlyList<string> Columns { get; }
+    public string? DateColumn { get; }
+    public Standardizer Normalizer { get; }
+    /// <summary>The training series' step (future timestamps are spaced by it when the input has none of its own).</summary>
+    public TimeSpan? Step { get; }
+    /// <summary>Everything else that was stored (data source, split, test metrics, …).</summary>
+    public JsonObject Info { get; }
+    public ForecasterConfig Config => Model.Config;
+
+    public static void Save(string directory, Forecaster model, ForecastData data, JsonObject? info = null)
+    {
+        Directory.CreateDirectory(directory);
+        var o = new JsonObject
+        {
+            ["format"] = Format,
+            ["model"] = model.Config.ToJson(),
+            ["columns"] = new JsonArray(data.Table.Columns.Select(c => (JsonNode)c).ToArray()),
+            ["date_column"] = data.Table.DateColumn,
+            ["step_seconds"] = data.Table.Step?.TotalSeconds,
+            ["normalizer"] = data.Normalizer.ToJson(),
+            ["info"] = info?.DeepClone() ?? new JsonObject(),
+        };
+        model.SaveSafetensors(Path.Combine(directory, WeightsFile), new Dictionary<string, string> { ["format"] = "pt", ["mamba4"] = Format });
+        var path = Path.Combine(directory, ConfigFile);
+        File.WriteAllText(path + ".tmp", o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    public static SavedForecaster Load(string directory)
+    {
+        var path = Path.Combine(directory, ConfigFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path} not found: expected a model folder written by `mamba4 forecast train` (forecaster.json + model.safetensors)", path);
+        JsonObject o;
+        try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: expected a JSON object"); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
+        if (o["format"]?.GetValue<string>() != Format) throw new InvalidDataException($"{path}: not a Mamba4 forecaster (format is not \"{Format}\")");
+        var config = ForecasterConfig.FromJson(o["model"], path);
+        var columns = (o["columns"] as JsonArray ?? throw new InvalidDataException($"{path}: 'columns' is missing")).Select(c => c!.GetValue<string>()).ToArray();
+        if (columns.Length != config.Variables) throw new InvalidDataException($"{path}: {columns.Length} columns for a model of {config.Variables} variables");
+        var normalizer = Standardizer.FromJson(o["normalizer"], path);
+        if (normalizer.Columns != columns.Length) throw new InvalidDataException($"{path}: the normaliser has {normalizer.Columns} columns, the model {columns.Length}");
+        double? stepSeconds = o["step_seconds"]?.GetValue<double>();
+        var model = Forecaster.Create(config);
+        try { model.LoadSafetensors(Path.Combine(directory, WeightsFile)); }
+        catch { model.Dispose(); throw; }
+        return new SavedForecaster(model, columns, o["date_column"]?.GetValue<string>(), normalizer,
+            stepSeconds is { } s ? TimeSpan.FromSeconds(s) : null, o["info"] as JsonObject ?? new JsonObject());
+    }
+
+    /// <summary>Reads a CSV with this model's columns (and date column).</summary>
+    public TimeSeriesTable ReadCsv(string path, FillMethod fill = FillMethod.None) =>
+        TimeSeriesCsv.Read(path, new TimeSeriesCsvOptions { Columns = Columns, DateColumn = DateColumn, Fill = fill });
+
+    /// <summary>
+    /// The next H steps after the end of <paramref name="series"/>, in original units. Windowed (default): from its
+    /// last input-length rows. <paramref name="stream"/>: a streaming model reads the whole series through its
+    /// recurrent state, one observation at a time.
+    /// </summary>
+    public Prediction Forecast(TimeSeriesTable series, bool stream = false)
+    {
+        CheckColumns(series);
+        int n = Columns.Count, l = Config.InputLength, f = Config.TimeFeatures;
+        var z = Normalizer.Transform(series);
+        var marks = Marks(series);
+        float[] forecast;
+        if (stream)
+        {
+            if (Model is not MambaForecaster m) throw new InvalidOperationException($"streaming forecasts need a Mamba forecaster; this one is {Config.Model}");
+            using var s = m.Stream();
+            for (int r = 0; r < series.Rows; r++) s.Observe(z.AsSpan(r * n, n), marks is null ? default : marks.AsSpan(r * f, f));
+            forecast = s.Forecast();
+        }
+        else
+        {
+            if (series.Rows < l) throw new InvalidDataException($"{series.Source}: {series.Rows} rows, the model needs the last {l} (its input length)");
+            int start = series.Rows - l;
+            var batch = new ForecastBatch(1, l, Config.Horizon, n, f, z[(start * n)..], marks?[(start * f)..], null);
+            forecast = Model.Predict(batch);
+        }
+        return ToPrediction(series, forecast);
+    }
+
+    /// <summary>Normalised forecast [H, N] → original units with future timestamps.</summary>
+    public Prediction ToPrediction(TimeSeriesTable series, float[] forecast)
+    {
+        int n = Columns.Count, h = Config.Horizon;
+        var values = new double[h * n];
+        for (int i = 0; i < values.Length; i++) values[i] = Normalizer.Denormalize(forecast[i], i % n);
+        DateTime[]? stamps = null;
+        if (series.Timestamps is { Length: > 0 } ts && (series.Step ?? Step) is { } step)
+            stamps = Enumerable.Range(1, h).Select(k => ts[^1] + k * step).ToArray();
+        return new Prediction(Columns, stamps, series.Rows, values);
+    }
+
+    public float[]? Marks(TimeSeriesTable series)
+    {
+        if (Config.TimeFeatures == 0) return null;
+        if (series.Timestamps is null) throw new InvalidDataException($"{series.Source}: the model uses time features; the data needs its date column '{DateColumn}'");
+        return TimeFeatures.ForTable(series, Config.TimeFeatures);
+    }
+
+    public void CheckColumns(TimeSeriesTable series)
+    {
+        if (!series.Columns.SequenceEqual(Columns))
+            throw new InvalidDataException($"{series.Source}: columns {string.Join(", ", series.Columns)}; the model was trained on {string.Join(", ", Columns)}");
+    }
+
+    public void Dispose() => Model.Dispose();
+}
