@@ -25,13 +25,16 @@ namespace Mamba4.Server;
 /// POST /v1/users/{id}/events      append interactions (O(1) state update, committed to SQLite)
 /// GET  /v1/users/{id}/recommendations?k=10
 /// GET|DELETE /v1/users/{id}
-/// GET  /health, /metrics (Prometheus text)
+/// GET  /health, /metrics (Prometheus text), / (a playground page)
 /// </code>
 /// Every refusal is a JSON error {"error": {"message", "type", "param", "code"}} with a 4xx status.
 /// </summary>
 public static class MambaServer
 {
-    public static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure = null)
+    public static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure = null) => Build(options, configure, null);
+
+    /// <summary>As <see cref="Build(ServerOptions, Action{WebApplicationBuilder}?)"/>, serving <paramref name="model"/> (owned from here on) instead of loading ModelDir (benchmarks).</summary>
+    internal static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure, MambaLM? model)
     {
         options.Validate();
         var metrics = new ServerMetrics();
@@ -39,7 +42,12 @@ public static class MambaServer
         RecService? rec = null;
         try
         {
-            if (options.ModelDir is { } dir) text = LoadText(dir, options, metrics);
+            if (model is not null)
+            {
+                model.Eval();
+                text = new TextService(model, null, options.ModelDir ?? "in-memory", options, metrics);
+            }
+            else if (options.ModelDir is { } dir) text = LoadText(dir, options, metrics);
             if (options.RecDir is { } recDir) rec = LoadRec(recDir, options, metrics);
         }
         catch
@@ -122,6 +130,11 @@ public static class MambaServer
             }
         });
 
+        app.MapGet("/", async ctx =>
+        {
+            ctx.Response.ContentType = "text/html; charset=utf-8";
+            await ctx.Response.WriteAsync(Playground.Html);
+        });
         app.MapGet("/health", async ctx =>
         {
             var body = new Dictionary<string, object?>

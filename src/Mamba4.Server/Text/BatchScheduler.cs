@@ -44,7 +44,10 @@ public sealed class TextStream
 /// active streams occupy slots [0, n). A new stream is prefilled alone with the parallel path (its state
 /// lands in a batch-1 state), its first token is sampled from the prefill's last logits, then its state is
 /// copied into slot n. Every step advances all n streams by one token with one batched
-/// <see cref="MambaLM.Step"/> over the view [0, n). A finished or cancelled stream leaves between steps:
+/// <see cref="MambaLM.Step"/> over the view [0, n); between two steps at most <see cref="PrefillBudget"/> prompt
+/// tokens are prefilled, so a burst of arrivals does not stall the streams already decoding. Few-row products
+/// read each weight once for the whole batch, and a stream's logits are bit-identical whatever shares its step.
+/// A finished or cancelled stream leaves between steps:
 /// the last slot's state moves into its hole, so the occupied slots stay contiguous. Memory is fixed at
 /// start: capacity × (conv + ssm state), whatever the streams' lengths.
 /// </summary>
@@ -81,6 +84,8 @@ public sealed class BatchScheduler : IDisposable
 
     public int Capacity { get; }
     public int MaxQueue { get; }
+    /// <summary>Prompt tokens prefilled between two decoding steps at most (one stream always gets in).</summary>
+    public int PrefillBudget { get; init; } = 256;
     public int Active => Volatile.Read(ref _activeCount);
     public int Queued => Volatile.Read(ref _queued);
     /// <summary>Bytes of the batched state: fixed at start.</summary>
@@ -116,9 +121,13 @@ public sealed class BatchScheduler : IDisposable
                     try { if (!_queue.Reader.WaitToReadAsync(_stop.Token).AsTask().GetAwaiter().GetResult()) break; }
                     catch (OperationCanceledException) { break; }
                 }
-                while (_active.Count < Capacity && _queue.Reader.TryRead(out var s))
+                // Admit waiting streams, but prefill at most PrefillBudget prompt tokens between two steps
+                // (always at least one stream) so that the active streams keep decoding while a queue drains.
+                int prefilled = 0;
+                while (_active.Count < Capacity && prefilled < PrefillBudget && _queue.Reader.TryRead(out var s))
                 {
                     Interlocked.Decrement(ref _queued);
+                    prefilled += s.Prompt.Length;
                     Admit(s);
                 }
                 Leave();

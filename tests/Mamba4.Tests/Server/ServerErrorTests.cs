@@ -119,6 +119,18 @@ public class ServerErrorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ThePlaygroundIsServedAtTheRoot()
+    {
+        using var response = await _server.Client.GetAsync("/", TestContext.Current.CancellationToken);
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
+        var html = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.Contains("Mamba4 playground", html);
+        Assert.Contains("/v1/completions", html);
+        Assert.Contains("/v1/recommend", html);
+    }
+
+    [Fact]
     public async Task ABadModelDirectoryFailsBeforeServingAndNamesTheFile()
     {
         var e = await Assert.ThrowsAnyAsync<Exception>(() => ServerHarness.StartAsync(new ServerOptions { ModelDir = "/nonexistent/model" }));
