@@ -162,9 +162,10 @@ public sealed class TextService : IDisposable
             ctx.Response.Headers.CacheControl = "no-cache";
             ctx.Response.Headers["X-Accel-Buffering"] = "no";
             await ctx.Response.StartAsync(cts.Token);
+            int count = 0;   // a stream keeps no list of its tokens: each goes out as it comes
             await foreach (var ev in stream.Events.Reader.ReadAllAsync(cts.Token))
             {
-                tokens.Add(ev.Token);
+                count++;
                 finish = ev.FinishReason;
                 string? delta = null;
                 if (assembler is not null)
@@ -173,7 +174,7 @@ public sealed class TextService : IDisposable
                     if (assembler.Stopped) finish = "stop";
                     else if (finish is not null) delta += assembler.Flush();
                 }
-                var usage = finish is null ? null : new Usage(plan.Prompt.Length, tokens.Count, plan.Prompt.Length + tokens.Count);
+                var usage = finish is null ? null : new Usage(plan.Prompt.Length, count, plan.Prompt.Length + count);
                 await WriteEventAsync(ctx, new CompletionResponse(id, "text_completion", created, Name, [new CompletionChoice(0, delta, [ev.Token], finish)], usage), cts.Token);
                 if (finish is not null) break;
             }

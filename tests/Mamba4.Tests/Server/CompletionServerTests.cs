@@ -193,6 +193,29 @@ public class CompletionServerTests
         finally { Directory.Delete(dir, recursive: true); }
     }
 
+    /// <summary>Ids are UTF-8 bytes: a character may span several ids (as with byte-level BPE).</summary>
+    private sealed class ByteTokenizer : ITokenizer
+    {
+        public int VocabSize => 256;
+        public int[] Encode(string text) => System.Text.Encoding.UTF8.GetBytes(text).Select(b => (int)b).ToArray();
+        public string Decode(IEnumerable<int> ids) => System.Text.Encoding.UTF8.GetString(ids.Select(i => (byte)i).ToArray());
+    }
+
+    [Fact]
+    public void TextAssemblerWaitsForWholeCharactersAndStopsAcrossTokens()
+    {
+        var tok = new ByteTokenizer();
+        var a = new Mamba4.Server.Text.TextAssembler(tok, []);
+        var deltas = tok.Encode("héllo wörld ✓").Select(id => a.Add(id)).ToList();
+        deltas.Add(a.Flush());
+        Assert.DoesNotContain(deltas, d => d.Contains('\uFFFD'));
+        Assert.Equal("héllo wörld ✓", string.Concat(deltas));
+        var b = new Mamba4.Server.Text.TextAssembler(tok, ["ö"]);
+        var text = string.Concat(tok.Encode("héllo wörld").Select(id => b.Add(id)));
+        Assert.True(b.Stopped);
+        Assert.Equal("héllo w", text + b.Flush());
+    }
+
     [Fact]
     public void TextAssemblerHoldsBackPossibleStopStrings()
     {
