@@ -118,6 +118,27 @@ public class CompletionServerTests
     }
 
     [Fact]
+    public async Task ShutdownEndsActiveStreamsPromptly()
+    {
+        var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxTokens = 1_000_000 });
+        var ct = TestContext.Current.CancellationToken;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 1000000, "stream": true}""") };
+        using var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+        await reader.ReadLineAsync(ct);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var stopping = server.App.StopAsync(ct);
+        string? last = null;
+        try { while (await reader.ReadLineAsync(ct) is { } line) if (line.Length > 0) last = line; }
+        catch (IOException) { }
+        catch (HttpRequestException) { }
+        await stopping;
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(8), $"shutdown took {sw.Elapsed}");
+        Assert.Contains("shutting down", last ?? "");
+        await server.DisposeAsync();
+    }
+
+    [Fact]
     public async Task BeyondTheStreamLimitTheServerAnswers429()
     {
         await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxStreams = 1, MaxQueue = 0, MaxTokens = 1_000_000 });
