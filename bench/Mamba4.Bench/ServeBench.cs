@@ -29,6 +29,7 @@ public static class ServeBench
         var config = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
         var model = new MambaLM(config, seed: 1);
         StepTimes(model, levels.Max());
+        if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS_ONLY") == "1") { model.Dispose(); return; }
         var options = new ServerOptions { ModelDir = "mamba-130m-shape", Port = 0, MaxStreams = levels.Max(), MaxQueue = 0, Log = false };
         await using var app = MambaServer.Build(options, null, model);
         await app.StartAsync();
@@ -64,17 +65,22 @@ public static class ServeBench
     private static void StepTimes(MambaLM model, int maxBatch)
     {
         int saved = Mamba4.Backends.Cpu.CpuGemv.MaxRows;
+        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide;
+        var kernels = new List<(string Label, int Rows, bool Wide)> { ("streaming", saved, wide) };
+        if (wide) kernels.Add(("streaming 3×1", saved, false));
+        kernels.Add(("packed GEMM", Math.Min(4, saved), wide));
         foreach (int b in new[] { 1, 4, 8, 16, 32, 64 }.Where(b => b <= Math.Max(4, maxBatch)))
         {
-            var configs = b <= 4 ? new[] { ("streaming", saved) } : new[] { ("streaming", saved), ("packed GEMM", Math.Min(4, saved)) };
-            var best = configs.ToDictionary(c => c.Item1, _ => double.MaxValue);
+            var configs = b <= 4 ? kernels.Take(1).ToList() : kernels;
+            var best = configs.ToDictionary(c => c.Label, _ => double.MaxValue);
             using var state = model.NewState(b);
             using var _ = Mamba4.Autograd.GradMode.NoGrad();
             var ids = Enumerable.Range(0, b).Select(i => (long)(i * 31 % 50280)).ToArray();
             for (int round = 0; round < 3; round++)
-                foreach (var (label, rows) in configs)
+                foreach (var (label, rows, w) in configs)
                 {
                     Mamba4.Backends.Cpu.CpuGemv.MaxRows = rows;
+                    Mamba4.Backends.Cpu.CpuGemv.Wide = w;
                     using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
                     var sw = Stopwatch.StartNew();
                     for (int i = 0; i < 4; i++) using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
@@ -85,6 +91,7 @@ public static class ServeBench
             Console.WriteLine(line);
         }
         Mamba4.Backends.Cpu.CpuGemv.MaxRows = saved;
+        Mamba4.Backends.Cpu.CpuGemv.Wide = wide;
     }
 
     private sealed record Result(double TokensPerSecond, int Tokens, double Seconds, double Ttft50, double Ttft99, double Itl50, double Itl99);
