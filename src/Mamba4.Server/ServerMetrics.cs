@@ -55,7 +55,7 @@ public sealed class ServerMetrics
     private readonly ConcurrentDictionary<string, LatencySummary> _durations = new();
     private readonly Queue<(long Ticks, int Tokens)> _recent = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private long _generated, _promptTokens, _steps, _streamsStarted, _streamsCancelled, _recEvents, _recRequests;
+    private long _generated, _promptTokens, _prefills, _steps, _streamsStarted, _streamsCancelled, _recEvents, _recRequests;
 
     public LatencySummary TimeToFirstToken { get; } = new();
     public LatencySummary InterToken { get; } = new();
@@ -79,6 +79,9 @@ public sealed class ServerMetrics
         Interlocked.Increment(ref _streamsStarted);
         Interlocked.Add(ref _promptTokens, promptTokens);
     }
+
+    /// <summary>One parallel prefill forward (of one or more prompts of one length).</summary>
+    public void Prefill() => Interlocked.Increment(ref _prefills);
 
     public void StreamCancelled() => Interlocked.Increment(ref _streamsCancelled);
     public void RecEvents(int n) => Interlocked.Add(ref _recEvents, n);
@@ -151,6 +154,8 @@ public sealed class ServerMetrics
         Line("mamba4_streams_total", Interlocked.Read(ref _streamsStarted));
         Head("mamba4_streams_cancelled_total", "counter", "Completion streams ended by their client before finishing.");
         Line("mamba4_streams_cancelled_total", Interlocked.Read(ref _streamsCancelled));
+        Head("mamba4_prefills_total", "counter", "Parallel prefill forwards (prompts of one length that arrive together share one).");
+        Line("mamba4_prefills_total", Interlocked.Read(ref _prefills));
         Head("mamba4_prompt_tokens_total", "counter", "Prompt tokens prefilled.");
         Line("mamba4_prompt_tokens_total", Interlocked.Read(ref _promptTokens));
         Head("mamba4_generated_tokens_total", "counter", "Tokens generated.");

@@ -86,6 +86,8 @@ public sealed class BatchScheduler : IDisposable
     public int MaxQueue { get; }
     /// <summary>Prompt tokens prefilled between two decoding steps at most (one stream always gets in).</summary>
     public int PrefillBudget { get; init; } = 256;
+    /// <summary>Rows (prompts × length) of one batched prefill: kept within the CPU's few-row product (64 rows).</summary>
+    public int PrefillRows { get; init; } = 64;
     public int Active => Volatile.Read(ref _activeCount);
     public int Queued => Volatile.Read(ref _queued);
     /// <summary>Bytes of the batched state: fixed at start.</summary>
@@ -124,12 +126,25 @@ public sealed class BatchScheduler : IDisposable
                 // Admit waiting streams, but prefill at most PrefillBudget prompt tokens between two steps
                 // (always at least one stream) so that the active streams keep decoding while a queue drains.
                 int prefilled = 0;
-                while (_active.Count < Capacity && prefilled < PrefillBudget && _queue.Reader.TryRead(out var s))
+                var admitted = new List<TextStream>();
+                while (_active.Count + admitted.Count < Capacity && prefilled < PrefillBudget && _queue.Reader.TryRead(out var s))
                 {
                     Interlocked.Decrement(ref _queued);
+                    _metrics.QueueTime.Observe(Stopwatch.GetElapsedTime(s.EnqueuedAt).TotalSeconds);
+                    if (s.Cancel.IsCancellationRequested)
+                    {
+                        _metrics.StreamCancelled();
+                        s.Events.Writer.TryComplete();
+                        continue;
+                    }
                     prefilled += s.Prompt.Length;
-                    Admit(s);
+                    admitted.Add(s);
                 }
+                // Prompts of one length are prefilled together, at most PrefillRows tokens a forward (so that
+                // every product stays on the few-row kernel: a prompt's state is the same as prefilled alone).
+                foreach (var group in admitted.GroupBy(s => s.Prompt.Length))
+                    foreach (var chunk in group.Chunk(Math.Max(1, PrefillRows / group.Key)))
+                        Admit(chunk);
                 Leave();
                 if (_active.Count > 0) Step();
                 Leave();
@@ -150,42 +165,48 @@ public sealed class BatchScheduler : IDisposable
         }
     }
 
-    private void Admit(TextStream s)
+    /// <summary>Prefills prompts of one length together (the parallel path), samples each one's first token, and gives the unfinished ones a slot.</summary>
+    private void Admit(TextStream[] group)
     {
-        long now = Stopwatch.GetTimestamp();
-        _metrics.QueueTime.Observe(Stopwatch.GetElapsedTime(s.EnqueuedAt, now).TotalSeconds);
-        if (s.Cancel.IsCancellationRequested)
+        int g = group.Length, vocab = _model.Config.VocabSize;
+        foreach (var s in group) _metrics.StreamStarted(s.Prompt.Length);
+        _metrics.Prefill();
+        var state = g == 1 ? _prefill : _model.NewState(g);
+        try
         {
-            _metrics.StreamCancelled();
-            s.Events.Writer.TryComplete();
-            return;
+            state.Reset();
+            using var scope = new TensorScope();
+            var logits = Prefill(group, state).AsSpan<float>();
+            for (int j = 0; j < g; j++)
+            {
+                var s = group[j];
+                long token = Choose(s, logits.Slice(j * vocab, vocab));
+                _metrics.TimeToFirstToken.Observe(Stopwatch.GetElapsedTime(s.EnqueuedAt).TotalSeconds);
+                _metrics.Tokens(1);
+                s.LastTokenAt = Stopwatch.GetTimestamp();
+                if (Emit(s, token)) continue;
+                _batched.CopySlot(_active.Count, state, j);
+                _active.Add(s);
+            }
         }
-        _metrics.StreamStarted(s.Prompt.Length);
-        _prefill.Reset();
-        long token;
-        using (var scope = new TensorScope())
+        finally
         {
-            var logits = Prefill(s.Prompt);
-            token = Choose(s, logits.AsSpan<float>());
+            if (g > 1) state.Dispose();
         }
-        _metrics.TimeToFirstToken.Observe(Stopwatch.GetElapsedTime(s.EnqueuedAt).TotalSeconds);
-        _metrics.Tokens(1);
-        s.LastTokenAt = Stopwatch.GetTimestamp();
-        if (Emit(s, token)) return;
-        int slot = _active.Count;
-        _batched.CopySlot(slot, _prefill);
-        _active.Add(s);
         Volatile.Write(ref _activeCount, _active.Count);
     }
 
-    /// <summary>The parallel forward over the prompt, leaving the state in the batch-1 prefill state; logits of the last position only (1, vocab).</summary>
-    private Tensor Prefill(long[] prompt)
+    /// <summary>The parallel forward over prompts of one length (g, l), leaving their states in <paramref name="state"/>; logits of each prompt's last position only (g, vocab).</summary>
+    private Tensor Prefill(TextStream[] group, MambaState state)
     {
         var bb = _model.Backbone;
-        int l = prompt.Length;
-        var h = bb.Embeddings.Forward(Tensor.From(prompt, 1, l));
-        for (int i = 0; i < bb.Layers.Count; i++) h = bb.Layers[i].Forward(h, _prefill.Layers[i]);
-        var last = h.Reshape(l, _model.Config.DModel).Slice(l - 1, 1);
+        int g = group.Length, l = group[0].Prompt.Length;
+        var ids = new long[g * l];
+        for (int j = 0; j < g; j++) group[j].Prompt.CopyTo(ids, j * l);
+        var h = bb.Embeddings.Forward(Tensor.From(ids, g, l));
+        for (int i = 0; i < bb.Layers.Count; i++) h = bb.Layers[i].Forward(h, state.Layers[i]);
+        var rows = Enumerable.Range(0, g).Select(j => (long)j * l + l - 1).ToArray();
+        var last = Ops.Embedding.Forward(h.Reshape(g * l, _model.Config.DModel), Tensor.From(rows, g));
         return Ops.Linear.Forward(bb.NormF.Forward(last), _model.LmHead);
     }
 

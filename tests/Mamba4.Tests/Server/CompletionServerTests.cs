@@ -55,6 +55,19 @@ public class CompletionServerTests
     }
 
     [Fact]
+    public async Task PromptsOfOneLengthArrivingTogetherArePrefilledTogetherAndStillEqualTheirOwnRuns()
+    {
+        using var model = MambaLM.FromPretrained(ServerHarness.HfMamba);
+        var rng = new Random(21);
+        var prompts = Enumerable.Range(0, 16).Select(_ => Enumerable.Range(0, 6).Select(_ => (long)rng.Next(96)).ToArray()).ToArray();
+        var expected = prompts.Select(p => Generator.Greedy(model, p, 10)[p.Length..]).ToArray();
+        await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxStreams = 16 });
+        var results = await Task.WhenAll(prompts.Select(p => server.CompleteIdsAsync(new { prompt = p, max_tokens = 10, temperature = 0 })));
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(expected[i], results[i]);
+        Assert.InRange(await server.MetricAsync("mamba4_prefills_total"), 1, 16);
+    }
+
+    [Fact]
     public async Task SeededSamplingEqualsTheGeneratorWithTheSameOptions()
     {
         using var model = MambaLM.FromPretrained(ServerHarness.HfMamba);
