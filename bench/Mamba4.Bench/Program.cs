@@ -12,13 +12,14 @@ var benchmarks = new Dictionary<string, Action>
     ["lm"] = () => LmBench.Run(args),
     ["tokenizer"] = TokenizerBench.Run,
     ["cuda"] = CudaBench.Run,
+    ["serve"] = ServeBench.Run,
 };
 
 var name = args.Length > 0 ? args[0] : "all";
 if (name == "all")
     foreach (var (key, run) in benchmarks)
     {
-        if (key == "lm") continue; // a training run with a wall-clock budget: ask for it by name
+        if (key is "lm" or "serve") continue; // a training run with a wall-clock budget, a server under load: ask for them by name
         run();
     }
 else if (benchmarks.TryGetValue(name, out var run)) run();

@@ -11,6 +11,7 @@ root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(DetokenizeCommand.Create());
 root.Subcommands.Add(RecCommand.Create());
 root.Subcommands.Add(ForecastCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -15,9 +15,30 @@ public sealed class MambaLayerState : IDisposable
         SsmState = Tensor.Zeros(new Shape(batch, dInner, dState), DType.F32, device).Persist();
     }
 
+    private MambaLayerState(Tensor convState, Tensor ssmState)
+    {
+        ConvState = convState;
+        SsmState = ssmState;
+    }
+
     public Tensor ConvState { get; }
     public Tensor SsmState { get; }
     public int Batch => SsmState.Shape[0];
+
+    /// <summary>Streams [start, start + count) as a view that shares this state's memory.</summary>
+    public MambaLayerState Slice(int start, int count) =>
+        new(ConvState.Slice(start, count).Persist(), SsmState.Slice(start, count).Persist());
+
+    /// <summary>Copies stream <paramref name="sourceSlot"/> of <paramref name="source"/> into stream <paramref name="slot"/> of this state.</summary>
+    public void CopySlot(int slot, MambaLayerState source, int sourceSlot)
+    {
+        using (var dst = ConvState.Slice(slot, 1).Persist())
+        using (var src = source.ConvState.Slice(sourceSlot, 1).Persist())
+            dst.CopyFrom(src);
+        using (var dst = SsmState.Slice(slot, 1).Persist())
+        using (var src = source.SsmState.Slice(sourceSlot, 1).Persist())
+            dst.CopyFrom(src);
+    }
 
     public void Reset()
     {
@@ -40,8 +61,23 @@ public sealed class MambaState : IDisposable
         Layers = Enumerable.Range(0, layers).Select(_ => new MambaLayerState(batch, dInner, dConv, dState, device)).ToArray();
     }
 
+    private MambaState(MambaLayerState[] layers) => Layers = layers;
+
     public MambaLayerState[] Layers { get; }
     public int Batch => Layers[0].Batch;
+
+    /// <summary>
+    /// Streams [start, start + count) as a view sharing this state's memory (continuous batching steps
+    /// only the occupied slots of a larger state). Disposing the view leaves this state intact.
+    /// </summary>
+    public MambaState Slice(int start, int count) => new(Layers.Select(l => l.Slice(start, count)).ToArray()) { Position = Position };
+
+    /// <summary>Copies one stream's state (every layer) from <paramref name="source"/>[<paramref name="sourceSlot"/>] into slot <paramref name="slot"/>.</summary>
+    public void CopySlot(int slot, MambaState source, int sourceSlot = 0)
+    {
+        if (source.Layers.Length != Layers.Length) throw new ArgumentException($"cannot copy a {source.Layers.Length}-layer state into a {Layers.Length}-layer one");
+        for (int i = 0; i < Layers.Length; i++) Layers[i].CopySlot(slot, source.Layers[i], sourceSlot);
+    }
     /// <summary>Tokens consumed so far (positions for learned positional embeddings).</summary>
     public long Position { get; set; }
     public long Bytes => Layers.Sum(l => l.ConvState.ByteLength + l.SsmState.ByteLength);

@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Mamba4.Models;
+using Mamba4.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Mamba4.Bench;
+
+/// <summary>
+/// `mamba4 serve` under load on loopback: a mamba-130m-shaped model (random weights) on a real Kestrel
+/// socket; 1, 8, 32 concurrent greedy streaming completions. Aggregate tokens/s, time to first token and
+/// inter-token latency (p50/p99, measured by the client), resident memory before and after. Bounded: a
+/// fixed number of tokens per stream (MAMBA4_SERVE_TOKENS, default 48) and a 120 s cap per level.
+/// Continuous batching should make 32 streams ≥ 6× one stream: each batched step reads the weights once.
+/// </summary>
+public static class ServeBench
+{
+    public static void Run() => RunAsync().GetAwaiter().GetResult();
+
+    private static async Task RunAsync()
+    {
+        Console.WriteLine("== serve: continuous batching over HTTP (loopback, SSE), 130m shape, greedy");
+        int tokens = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SERVE_TOKENS"), out var t) && t > 0 ? t : 48;
+        int[] levels = (Environment.GetEnvironmentVariable("MAMBA4_SERVE_LEVELS") ?? "1,8,32").Split(',').Select(int.Parse).ToArray();
+        var config = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
+        var model = new MambaLM(config, seed: 1);
+        StepTimes(model, levels.Max());
+        if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS_ONLY") == "1") { model.Dispose(); return; }
+        var options = new ServerOptions { ModelDir = "mamba-130m-shape", Port = 0, MaxStreams = levels.Max(), MaxQueue = 0, Log = false };
+        await using var app = MambaServer.Build(options, null, model);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        using var client = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(5) };
+        Console.WriteLine($"{model.ParameterCount:N0} parameters; server {address}; {tokens} tokens per stream; batched state {options.MaxStreams} slots");
+
+        await Level(client, 2, 8, quiet: true);   // warm-up: JIT, pools, connections
+        double single = 0;
+        foreach (int c in levels)
+        {
+            GC.Collect();
+            long rssBefore = Process.GetCurrentProcess().WorkingSet64;
+            var r = await Level(client, c, tokens, quiet: false);
+            long rssAfter = Process.GetCurrentProcess().WorkingSet64;
+            if (c == 1) single = r.TokensPerSecond;
+            Console.WriteLine($"{c,3} streams: {r.TokensPerSecond,7:F1} tokens/s aggregate{(single > 0 && c > 1 ? $" ({r.TokensPerSecond / single:F1}× one stream)" : "")}; " +
+                $"TTFT p50 {r.Ttft50 * 1000:F0} ms p99 {r.Ttft99 * 1000:F0} ms; inter-token p50 {r.Itl50 * 1000:F0} ms p99 {r.Itl99 * 1000:F0} ms; " +
+                $"{r.Tokens} tokens in {r.Seconds:F1} s; RSS {rssBefore / 1e6:F0} → {rssAfter / 1e6:F0} MB");
+        }
+        var metrics = await client.GetStringAsync("/metrics");
+        var steps = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("mamba4_decode_steps_total ", StringComparison.Ordinal));
+        var generated = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("mamba4_generated_tokens_total ", StringComparison.Ordinal));
+        Console.WriteLine($"server: {steps}; {generated}");
+        await app.StopAsync();
+        Console.WriteLine();
+    }
+
+    /// <summary>
+    /// The batched step alone (no HTTP): ms per step and tokens/s by batch size, few-row products on the
+    /// streaming kernel vs the packed GEMM; the best of 3 rounds of 4 steps (robust to a busy machine).
+    /// </summary>
+    private static void StepTimes(MambaLM model, int maxBatch)
+    {
+        int saved = Mamba4.Backends.Cpu.CpuGemv.MaxRows;
+        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide;
+        var kernels = new List<(string Label, int Rows, bool Wide)> { ("streaming", saved, wide) };
+        if (wide) kernels.Add(("streaming 3×1", saved, false));
+        kernels.Add(("packed GEMM", Math.Min(4, saved), wide));
+        foreach (int b in new[] { 1, 4, 8, 16, 32, 64 }.Where(b => b <= Math.Max(4, maxBatch)))
+        {
+            var configs = b <= 4 ? kernels.Take(1).ToList() : kernels;
+            var best = configs.ToDictionary(c => c.Label, _ => double.MaxValue);
+            using var state = model.NewState(b);
+            using var _ = Mamba4.Autograd.GradMode.NoGrad();
+            var ids = Enumerable.Range(0, b).Select(i => (long)(i * 31 % 50280)).ToArray();
+            for (int round = 0; round < 3; round++)
+                foreach (var (label, rows, w) in configs)
+                {
+                    Mamba4.Backends.Cpu.CpuGemv.MaxRows = rows;
+                    Mamba4.Backends.Cpu.CpuGemv.Wide = w;
+                    using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
+                    var sw = Stopwatch.StartNew();
+                    for (int i = 0; i < 4; i++) using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
+                    best[label] = Math.Min(best[label], sw.Elapsed.TotalMilliseconds / 4);
+                }
+            var line = new StringBuilder($"step batch {b,2}:");
+            foreach (var (label, ms) in best) line.Append($"  {label} {ms,6:F1} ms ({b * 1000 / ms,6:F1} tokens/s)");
+            Console.WriteLine(line);
+        }
+        Mamba4.Backends.Cpu.CpuGemv.MaxRows = saved;
+        Mamba4.Backends.Cpu.CpuGemv.Wide = wide;
+    }
+
+    private sealed record Result(double TokensPerSecond, int Tokens, double Seconds, double Ttft50, double Ttft99, double Itl50, double Itl99);
+
+    private static async Task<Result> Level(HttpClient client, int streams, int tokens, bool quiet)
+    {
+        var ttft = new List<double>();
+        var itl = new List<double>();
+        int total = 0;
+        using var cap = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, streams).Select(async i =>
+        {
+            var rng = new Random(i);
+            var prompt = Enumerable.Range(0, 8).Select(_ => rng.Next(50280)).ToArray();
+            var body = JsonSerializer.Serialize(new { prompt, max_tokens = tokens, temperature = 0, stream = true });
+            long start = Stopwatch.GetTimestamp(), last = 0;
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cap.Token);
+            response.EnsureSuccessStatusCode();
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cap.Token));
+            int n = 0;
+            while (await reader.ReadLineAsync(cap.Token) is { } line)
+            {
+                if (!line.StartsWith("data: {", StringComparison.Ordinal)) continue;
+                long now = Stopwatch.GetTimestamp();
+                lock (ttft)
+                {
+                    if (n == 0) ttft.Add(Stopwatch.GetElapsedTime(start, now).TotalSeconds);
+                    else itl.Add(Stopwatch.GetElapsedTime(last, now).TotalSeconds);
+                }
+                last = now;
+                n++;
+            }
+            Interlocked.Add(ref total, n);
+        }));
+        double seconds = sw.Elapsed.TotalSeconds;
+        return new Result(total / seconds, total, seconds, Q(ttft, 0.5), Q(ttft, 0.99), Q(itl, 0.5), Q(itl, 0.99));
+    }
+
+    private static double Q(List<double> v, double q)
+    {
+        if (v.Count == 0) return double.NaN;
+        var s = v.Order().ToArray();
+        return s[Math.Clamp((int)Math.Ceiling(q * s.Length) - 1, 0, s.Length - 1)];
+    }
+}

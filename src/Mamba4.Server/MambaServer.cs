@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using System.Net;
+using Mamba4.Models;
+using Mamba4.Server.Rec;
+using Mamba4.Server.Text;
+using Mamba4.Tasks.LanguageModeling;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Mamba4.Server;
+
+/// <summary>
+/// Builds the `mamba4 serve` application: loads the models (a bad directory fails here, before any port is
+/// bound, with a message naming the file), then maps the endpoints:
+/// <code>
+/// POST /v1/completions            OpenAI completions (stream → server-sent events), continuous batching
+/// POST /tokenize, /detokenize     with a tokenizer in the model directory
+/// GET  /v1/models                 the served model
+/// POST /v1/recommend              top-k after a given history
+/// POST /v1/users/{id}/events      append interactions (O(1) state update, committed to SQLite)
+/// GET  /v1/users/{id}/recommendations?k=10
+/// GET|DELETE /v1/users/{id}
+/// GET  /health, /metrics (Prometheus text), / (a playground page)
+/// </code>
+/// Every refusal is a JSON error {"error": {"message", "type", "param", "code"}} with a 4xx status.
+/// </summary>
+public static class MambaServer
+{
+    public static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure = null) => Build(options, configure, null);
+
+    /// <summary>As <see cref="Build(ServerOptions, Action{WebApplicationBuilder}?)"/>, serving <paramref name="model"/> (owned from here on) instead of loading ModelDir (benchmarks).</summary>
+    internal static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure, MambaLM? model)
+    {
+        options.Validate();
+        var metrics = new ServerMetrics();
+        TextService? text = null;
+        RecService? rec = null;
+        try
+        {
+            if (model is not null)
+            {
+                model.Eval();
+                text = new TextService(model, null, options.ModelDir ?? "in-memory", options, metrics);
+            }
+            else if (options.ModelDir is { } dir) text = LoadText(dir, options, metrics);
+            if (options.RecDir is { } recDir) rec = LoadRec(recDir, options, metrics);
+        }
+        catch
+        {
+            text?.Dispose();
+            rec?.Dispose();
+            throw;
+        }
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        if (options.Log)
+        {
+            builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff "; });
+            builder.Logging.SetMinimumLevel(LogLevel.Information);
+            builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        }
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = options.MaxRequestBytes;
+            if (options.Host is "localhost") k.ListenLocalhost(options.Port);
+            else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port);
+            else throw new ArgumentException($"--host must be an IP address or localhost, got '{options.Host}'");
+        });
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        builder.Services.AddSingleton(metrics);
+        builder.Services.AddSingleton(options);
+        // Factory registrations: the container owns (and disposes) them when the app is disposed.
+        if (text is not null) builder.Services.AddSingleton(_ => text);
+        if (rec is not null) builder.Services.AddSingleton(_ => rec);
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        // Resolve now so that the container disposes them even if no request ever asks.
+        text = app.Services.GetService<TextService>();
+        rec = app.Services.GetService<RecService>();
+        if (text is not null) app.Lifetime.ApplicationStopping.Register(text.Scheduler.Shutdown);
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mamba4.Server");
+        var started = Stopwatch.StartNew();
+
+        app.Use(async (ctx, next) =>
+        {
+            long start = Stopwatch.GetTimestamp();
+            try
+            {
+                await next(ctx);
+                if (!ctx.Response.HasStarted && ctx.Response.StatusCode is 404 or 405 && ctx.Response.ContentType is null)
+                {
+                    int status = ctx.Response.StatusCode;
+                    await ApiErrors.WriteAsync(ctx, status, status == 404
+                        ? $"no endpoint {ctx.Request.Method} {ctx.Request.Path}"
+                        : $"{ctx.Request.Method} is not allowed on {ctx.Request.Path}");
+                }
+            }
+            catch (ApiException e) when (!ctx.Response.HasStarted)
+            {
+                await ApiErrors.WriteAsync(ctx, e.Status, e.Message, e.Param, e.Code);
+            }
+            catch (BadHttpRequestException e) when (!ctx.Response.HasStarted)
+            {
+                await ApiErrors.WriteAsync(ctx, e.StatusCode, e.Message);
+            }
+            catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+            {
+                // The client went away.
+            }
+            catch (Exception e) when (!ctx.Response.HasStarted)
+            {
+                log.LogError(e, "{Method} {Path} failed", ctx.Request.Method, ctx.Request.Path.Value);
+                await ApiErrors.WriteAsync(ctx, 500, $"internal error: {e.Message}");
+            }
+            finally
+            {
+                var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                var route = (ctx.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
+                metrics.Request(route, ctx.Response.StatusCode, elapsed);
+                if (route != "/metrics" && route != "/health")
+                    log.LogInformation("request {Method} {Path} status={Status} ms={Milliseconds:F1}", ctx.Request.Method, ctx.Request.Path.Value, ctx.Response.StatusCode, elapsed * 1000);
+            }
+        });
+
+        app.MapGet("/", async ctx =>
+        {
+            ctx.Response.ContentType = "text/html; charset=utf-8";
+            await ctx.Response.WriteAsync(Playground.Html);
+        });
+        app.MapGet("/health", async ctx =>
+        {
+            var body = new Dictionary<string, object?>
+            {
+                ["status"] = "ok", ["uptime_seconds"] = Math.Round(started.Elapsed.TotalSeconds, 1),
+                ["model"] = text?.Name, ["tokenizer"] = text is null ? null : text.Tokenizer is not null,
+                ["active_streams"] = text?.Scheduler.Active, ["queued_streams"] = text?.Scheduler.Queued,
+                ["stream_capacity"] = text?.Scheduler.Capacity, ["state_bytes"] = text?.Scheduler.StateBytes,
+                ["rec_model_version"] = rec?.Version, ["rec_n_items"] = rec?.NItems,
+            };
+            await ctx.Response.WriteAsJsonAsync(body, JsonBody.Output);
+        });
+        app.MapGet("/metrics", async ctx =>
+        {
+            ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+            await ctx.Response.WriteAsync(metrics.Render());
+        });
+
+        RequestDelegate NoText = _ => throw ApiException.NotFound("no language model is served: start `mamba4 serve` with --model DIR");
+        RequestDelegate NoRec = _ => throw ApiException.NotFound("no recommendation model is served: start `mamba4 serve` with --rec DIR");
+        static string? Id(HttpContext ctx) => ctx.Request.RouteValues["id"] as string;
+
+        app.MapPost("/v1/completions", text is null ? NoText : text.CompleteAsync);
+        app.MapPost("/tokenize", text is null ? NoText : text.TokenizeAsync);
+        app.MapPost("/detokenize", text is null ? NoText : text.DetokenizeAsync);
+        app.MapGet("/v1/models", async ctx => await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object>
+        {
+            ["object"] = "list",
+            ["data"] = text is null ? Array.Empty<object>() : [new Dictionary<string, object> { ["id"] = text.Name, ["object"] = "model", ["owned_by"] = "mamba4" }],
+        }, JsonBody.Output));
+        app.MapPost("/v1/recommend", rec is null ? NoRec : rec.RecommendAsync);
+        app.MapPost("/v1/users/{id}/events", rec is null ? NoRec : ctx => rec.AppendEventsAsync(ctx, Id(ctx)));
+        app.MapGet("/v1/users/{id}/recommendations", rec is null ? NoRec : ctx => rec.UserRecommendationsAsync(ctx, Id(ctx)));
+        app.MapGet("/v1/users/{id}", rec is null ? NoRec : ctx => rec.UserInfoAsync(ctx, Id(ctx)));
+        app.MapDelete("/v1/users/{id}", rec is null ? NoRec : ctx => rec.DeleteUserAsync(ctx, Id(ctx)));
+        return app;
+    }
+
+    private static TextService LoadText(string dir, ServerOptions options, ServerMetrics metrics)
+    {
+        var lm = LanguageModelFiles.Load(dir);
+        if (lm is not MambaLM mamba)
+        {
+            lm.AsModule.Dispose();
+            throw new NotSupportedException($"{dir} holds a {lm.GetType().Name}: `mamba4 serve` batches Mamba models (their state has a fixed size)");
+        }
+        try
+        {
+            mamba.Eval();
+            var tokenizer = LanguageModelFiles.LoadTokenizer(dir);
+            if (tokenizer is not null && tokenizer.VocabSize > mamba.Config.VocabSize)
+                throw new InvalidDataException($"{dir}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary has {mamba.Config.VocabSize}");
+            var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
+            return new TextService(mamba, tokenizer, name, options, metrics);
+        }
+        catch
+        {
+            mamba.Dispose();
+            throw;
+        }
+    }
+
+    private static RecService LoadRec(string dir, ServerOptions options, ServerMetrics metrics)
+    {
+        var model = RecModelDirectory.Load(dir);
+        UserStateStore? store = null;
+        try
+        {
+            var version = RecModelDirectory.Version(dir);
+            store = new UserStateStore(options.StateDb ?? Path.Combine(dir, "user_states.sqlite"));
+            return new RecService(model, version, store, options, metrics);
+        }
+        catch
+        {
+            store?.Dispose();
+            model.Dispose();
+            throw;
+        }
+    }
+}

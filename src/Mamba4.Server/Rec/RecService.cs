@@ -1,0 +1,284 @@
+using System.Globalization;
+using System.Text.Json.Serialization;
+using Mamba4.Autograd;
+using Mamba4.Inference;
+using Mamba4.Models;
+using Mamba4.Tensors;
+using Microsoft.AspNetCore.Http;
+
+namespace Mamba4.Server.Rec;
+
+public sealed class RecommendRequest
+{
+    [JsonPropertyName("history")] public long[]? History { get; set; }
+    [JsonPropertyName("k")] public int? K { get; set; }
+    [JsonPropertyName("exclude")] public long[]? Exclude { get; set; }
+    [JsonPropertyName("exclude_history")] public bool? ExcludeHistory { get; set; }
+}
+
+public sealed class EventsRequest
+{
+    [JsonPropertyName("items")] public long[]? Items { get; set; }
+}
+
+public sealed record ScoredItem([property: JsonPropertyName("item")] long Item, [property: JsonPropertyName("score")] float Score);
+
+/// <summary>
+/// Recommendation over a Mamba4Rec model: a stateless top-k over a given history (the parallel forward),
+/// and per-user states that each event advances by one O(1) <see cref="Mamba4Rec.Step"/>, stored in SQLite.
+/// Model calls hold the model's monitor; a user's read-advance-commit holds one async lock (the SQLite
+/// connection is single-threaded, and two event batches of a user must not interleave).
+/// </summary>
+public sealed class RecService : IDisposable
+{
+    private readonly ServerOptions _options;
+    private readonly ServerMetrics _metrics;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly int _stateFloats;
+
+    public RecService(Mamba4Rec model, string version, UserStateStore store, ServerOptions options, ServerMetrics metrics)
+    {
+        Model = model;
+        Version = version;
+        Store = store;
+        _options = options;
+        _metrics = metrics;
+        using var probe = model.NewState(1);
+        _stateFloats = (int)(probe.Bytes / sizeof(float));
+    }
+
+    public Mamba4Rec Model { get; }
+    public string Version { get; }
+    public UserStateStore Store { get; }
+    public int NItems => Model.Config.NItems;
+    private int MaxK => Math.Min(1000, NItems - 1);
+
+    private void CheckItem(long item, string field)
+    {
+        if (item < 1 || item >= NItems) throw ApiException.BadRequest($"{field}: item id {item} is outside [1, {NItems - 1}] (0 is padding; the model has n_items = {NItems})", field.Split('[')[0]);
+    }
+
+    private int CheckK(int? k)
+    {
+        int v = k ?? 10;
+        if (v < 1 || v > MaxK) throw ApiException.BadRequest($"k must be in [1, {MaxK}], got {v}", "k");
+        return v;
+    }
+
+    private static string CheckUser(string? user)
+    {
+        if (string.IsNullOrEmpty(user) || user.Length > 128 || !user.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':' or '@'))
+            throw ApiException.BadRequest($"user id must be 1 to 128 characters of letters, digits and - _ . : @, got '{user}'", "id");
+        return user;
+    }
+
+    /// <summary>POST /v1/recommend: top-k after a given history (parallel forward), excluding items on request.</summary>
+    public async Task RecommendAsync(HttpContext ctx)
+    {
+        var r = await JsonBody.ReadAsync<RecommendRequest>(ctx, _options.MaxRequestBytes);
+        var history = r.History ?? throw ApiException.BadRequest("history is required: the user's item ids, oldest first", "history");
+        if (history.Length == 0) throw ApiException.BadRequest("history is empty: it needs at least one item", "history");
+        if (history.Length > _options.MaxHistory)
+            throw ApiException.TooLarge($"history has {history.Length} items; the limit is {_options.MaxHistory} (--max-history); use the event API for longer histories", "history");
+        for (int i = 0; i < history.Length; i++) CheckItem(history[i], $"history[{i}]");
+        int k = CheckK(r.K);
+        var exclude = Excluded(r.Exclude, r.ExcludeHistory == true ? history : null);
+        float[] seqOutput;
+        lock (Model)
+        {
+            using var noGrad = GradMode.NoGrad();
+            using var scope = new TensorScope();
+            seqOutput = Model.Forward(Tensor.From(history, 1, history.Length), Tensor.From([(long)history.Length], 1)).ToFloatArray();
+        }
+        var items = TopK(seqOutput, k, exclude);
+        _metrics.RecRequest();
+        await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object> { ["items"] = items, ["length"] = history.Length, ["model_version"] = Version }, JsonBody.Output);
+    }
+
+    private HashSet<long> Excluded(long[]? exclude, long[]? history)
+    {
+        var set = new HashSet<long>();
+        if (exclude is not null)
+        {
+            if (exclude.Length > NItems) throw ApiException.TooLarge($"exclude has {exclude.Length} items; the model has only {NItems - 1}", "exclude");
+            for (int i = 0; i < exclude.Length; i++) { CheckItem(exclude[i], $"exclude[{i}]"); set.Add(exclude[i]); }
+        }
+        if (history is not null) set.UnionWith(history);
+        return set;
+    }
+
+    /// <summary>The k best items by seq_output · item_embeddingᵀ, never the padding item 0 nor an excluded one; ties by lower id.</summary>
+    public IReadOnlyList<ScoredItem> TopK(float[] seqOutput, int k, IReadOnlySet<long> exclude)
+    {
+        float[] scores;
+        lock (Model)
+        {
+            using var noGrad = GradMode.NoGrad();
+            using var scope = new TensorScope();
+            scores = Model.Scores(Tensor.From(seqOutput, 1, seqOutput.Length)).ToFloatArray();
+        }
+        var heap = new PriorityQueue<long, (float Score, long NegId)>();
+        for (long i = 1; i < scores.Length; i++)
+        {
+            if (exclude.Contains(i)) continue;
+            var key = (scores[i], -i);
+            if (heap.Count < k) heap.Enqueue(i, key);
+            else if (heap.TryPeek(out _, out var min) && key.CompareTo(min) > 0) heap.EnqueueDequeue(i, key);
+        }
+        var result = new List<ScoredItem>(heap.Count);
+        while (heap.TryDequeue(out var id, out var key)) result.Add(new ScoredItem(id, key.Score));
+        result.Reverse();
+        return result;
+    }
+
+    /// <summary>POST /v1/users/{id}/events: appends interactions (one recurrent step each) and commits the new state before answering.</summary>
+    public async Task AppendEventsAsync(HttpContext ctx, string? id)
+    {
+        var user = CheckUser(id);
+        var r = await JsonBody.ReadAsync<EventsRequest>(ctx, _options.MaxRequestBytes);
+        var items = r.Items ?? throw ApiException.BadRequest("items is required: the new interactions' item ids, oldest first", "items");
+        if (items.Length == 0) throw ApiException.BadRequest("items is empty: send at least one item id", "items");
+        if (items.Length > 1024) throw ApiException.TooLarge($"items has {items.Length} ids; at most 1024 per request", "items");
+        for (int i = 0; i < items.Length; i++) CheckItem(items[i], $"items[{i}]");
+        UserState next;
+        await _lock.WaitAsync(ctx.RequestAborted);
+        try
+        {
+            var current = Current(user);
+            next = Advance(user, current, items);
+            Store.Append(next, items);
+        }
+        finally { _lock.Release(); }
+        _metrics.RecEvents(items.Length);
+        await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object>
+        {
+            ["user"] = user, ["length"] = next.Length, ["added"] = items.Length, ["model_version"] = Version,
+        }, JsonBody.Output);
+    }
+
+    /// <summary>GET /v1/users/{id}/recommendations?k=10[&amp;exclude=1,2][&amp;exclude_history=true]: top-k from the stored state.</summary>
+    public async Task UserRecommendationsAsync(HttpContext ctx, string? id)
+    {
+        var user = CheckUser(id);
+        var q = ctx.Request.Query;
+        foreach (var key in q.Keys)
+            if (key is not ("k" or "exclude" or "exclude_history"))
+                throw ApiException.BadRequest($"unknown query parameter '{key}'; allowed: k, exclude, exclude_history", key);
+        int? k = null;
+        if (q.TryGetValue("k", out var kText))
+            k = int.TryParse(kText, NumberStyles.Integer, CultureInfo.InvariantCulture, out var kv) ? kv : throw ApiException.BadRequest($"k must be an integer, got '{kText}'", "k");
+        int kk = CheckK(k);
+        long[]? exclude = null;
+        if (q.TryGetValue("exclude", out var exText))
+        {
+            try { exclude = exText.ToString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToArray(); }
+            catch (Exception e) when (e is FormatException or OverflowException) { throw ApiException.BadRequest($"exclude must be comma-separated item ids, got '{exText}'", "exclude"); }
+        }
+        bool excludeHistory = false;
+        if (q.TryGetValue("exclude_history", out var ehText) && !bool.TryParse(ehText, out excludeHistory))
+            throw ApiException.BadRequest($"exclude_history must be true or false, got '{ehText}'", "exclude_history");
+        UserState state;
+        long[]? history = null;
+        await _lock.WaitAsync(ctx.RequestAborted);
+        try
+        {
+            state = Current(user) ?? throw ApiException.NotFound($"unknown user '{user}': post events to /v1/users/{user}/events first");
+            if (excludeHistory) history = Store.Events(user);
+        }
+        finally { _lock.Release(); }
+        var items = TopK(state.SeqOutput, kk, Excluded(exclude, history));
+        _metrics.RecRequest();
+        await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object>
+        {
+            ["user"] = user, ["length"] = state.Length, ["items"] = items, ["model_version"] = Version,
+        }, JsonBody.Output);
+    }
+
+    /// <summary>GET /v1/users/{id}: how many events the stored state covers.</summary>
+    public async Task UserInfoAsync(HttpContext ctx, string? id)
+    {
+        var user = CheckUser(id);
+        UserState state;
+        await _lock.WaitAsync(ctx.RequestAborted);
+        try { state = Current(user) ?? throw ApiException.NotFound($"unknown user '{user}'"); }
+        finally { _lock.Release(); }
+        await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object>
+        {
+            ["user"] = user, ["length"] = state.Length, ["model_version"] = state.ModelVersion, ["updated_at"] = state.UpdatedAt,
+        }, JsonBody.Output);
+    }
+
+    /// <summary>DELETE /v1/users/{id}: forgets the state and the events.</summary>
+    public async Task DeleteUserAsync(HttpContext ctx, string? id)
+    {
+        var user = CheckUser(id);
+        bool existed;
+        await _lock.WaitAsync(ctx.RequestAborted);
+        try { existed = Store.Delete(user); }
+        finally { _lock.Release(); }
+        if (!existed) throw ApiException.NotFound($"unknown user '{user}'");
+        ctx.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    /// <summary>The user's state for this checkpoint: stored, or recomputed from the event log when another checkpoint (or a damaged row) wrote it. Null for an unknown user.</summary>
+    private UserState? Current(string user)
+    {
+        var stored = Store.Get(user);
+        if (stored is null) return null;
+        if (stored.ModelVersion == Version && stored.State.Length == _stateFloats && stored.SeqOutput.Length == Model.Config.HiddenSize)
+            return stored;
+        var events = Store.Events(user);
+        if (events.Length == 0) return null;
+        var recomputed = Advance(user, null, events);
+        Store.Put(recomputed);
+        return recomputed;
+    }
+
+    /// <summary>Runs <paramref name="items"/> through the recurrent step from <paramref name="from"/> (or a zero state).</summary>
+    private UserState Advance(string user, UserState? from, IReadOnlyList<long> items)
+    {
+        using var noGrad = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        using var state = Model.NewState(1);
+        if (from is not null) Load(state, from.State);
+        float[] seqOutput = [];
+        lock (Model)
+        {
+            foreach (var item in items) seqOutput = Model.Step(Tensor.From([item], 1), state).ToFloatArray();
+        }
+        return new UserState(user, Version, (from?.Length ?? 0) + items.Count, Save(state), seqOutput, DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
+    }
+
+    private static void Load(MambaState state, float[] values)
+    {
+        int o = 0;
+        foreach (var l in state.Layers)
+            foreach (var t in new[] { l.ConvState, l.SsmState })
+            {
+                var span = t.AsSpan<float>();
+                values.AsSpan(o, span.Length).CopyTo(span);
+                o += span.Length;
+            }
+    }
+
+    private static float[] Save(MambaState state)
+    {
+        var values = new float[state.Bytes / sizeof(float)];
+        int o = 0;
+        foreach (var l in state.Layers)
+            foreach (var t in new[] { l.ConvState, l.SsmState })
+            {
+                var span = t.AsSpan<float>();
+                span.CopyTo(values.AsSpan(o));
+                o += span.Length;
+            }
+        return values;
+    }
+
+    public void Dispose()
+    {
+        Store.Dispose();
+        _lock.Dispose();
+        Model.Dispose();
+    }
+}

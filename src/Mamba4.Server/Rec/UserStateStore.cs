@@ -1,0 +1,160 @@
+using Microsoft.Data.Sqlite;
+
+namespace Mamba4.Server.Rec;
+
+/// <summary>A user's stored recurrent state: every layer's conv and ssm state and the last seq_output, as float32 blobs.</summary>
+public sealed record UserState(string User, string ModelVersion, long Length, float[] State, float[] SeqOutput, string UpdatedAt);
+
+/// <summary>
+/// User states and their event log in SQLite, write-ahead logging with synchronous=FULL: an event batch and
+/// the state it produces commit in one transaction before the request is acknowledged, so a killed server
+/// loses no acknowledged event. The event log lets a state computed by another checkpoint be recomputed.
+/// Not thread-safe: the caller serialises access.
+/// </summary>
+public sealed class UserStateStore : IDisposable
+{
+    private readonly SqliteConnection _db;
+
+    public UserStateStore(string path)
+    {
+        Path_ = Path.GetFullPath(path);
+        try
+        {
+            var dir = Path.GetDirectoryName(Path_)!;
+            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot create the user state database {Path_}: directory {dir} does not exist (choose another with --state-db)");
+            _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path_, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false }.ToString());
+            _db.Open();
+            Exec("PRAGMA journal_mode=WAL;");
+            Exec("PRAGMA synchronous=FULL;");
+            Exec("PRAGMA busy_timeout=5000;");
+            Exec("""
+                CREATE TABLE IF NOT EXISTS users (
+                    id TEXT PRIMARY KEY, model_version TEXT NOT NULL, length INTEGER NOT NULL,
+                    state BLOB NOT NULL, seq_output BLOB NOT NULL, updated_at TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS events (
+                    user_id TEXT NOT NULL, seq INTEGER NOT NULL, item INTEGER NOT NULL, at TEXT NOT NULL,
+                    PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
+                """);
+        }
+        catch (SqliteException e)
+        {
+            _db?.Dispose();
+            throw new IOException($"cannot open the user state database {Path_}: {e.Message} (choose another file with --state-db)", e);
+        }
+    }
+
+    public string Path_ { get; }
+
+    private void Exec(string sql)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    public UserState? Get(string user)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT model_version, length, state, seq_output, updated_at FROM users WHERE id = $id";
+        cmd.Parameters.AddWithValue("$id", user);
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        return new UserState(user, r.GetString(0), r.GetInt64(1), Floats((byte[])r[2]), Floats((byte[])r[3]), r.GetString(4));
+    }
+
+    /// <summary>The user's interactions in order (for recomputing a state, or excluding seen items).</summary>
+    public long[] Events(string user)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT item FROM events WHERE user_id = $id ORDER BY seq";
+        cmd.Parameters.AddWithValue("$id", user);
+        using var r = cmd.ExecuteReader();
+        var items = new List<long>();
+        while (r.Read()) items.Add(r.GetInt64(0));
+        return [.. items];
+    }
+
+    /// <summary>Appends <paramref name="newItems"/> (positions previous.Length, …) and stores the state they lead to, atomically.</summary>
+    public void Append(UserState state, IReadOnlyList<long> newItems)
+    {
+        using var tx = _db.BeginTransaction();
+        using (var ins = _db.CreateCommand())
+        {
+            ins.Transaction = tx;
+            ins.CommandText = "INSERT INTO events (user_id, seq, item, at) VALUES ($u, $s, $i, $t)";
+            var pu = ins.Parameters.Add("$u", SqliteType.Text);
+            var ps = ins.Parameters.Add("$s", SqliteType.Integer);
+            var pi = ins.Parameters.Add("$i", SqliteType.Integer);
+            var pt = ins.Parameters.Add("$t", SqliteType.Text);
+            long first = state.Length - newItems.Count;
+            for (int k = 0; k < newItems.Count; k++)
+            {
+                pu.Value = state.User; ps.Value = first + k; pi.Value = newItems[k]; pt.Value = state.UpdatedAt;
+                ins.ExecuteNonQuery();
+            }
+        }
+        Put(state, tx);
+        tx.Commit();
+    }
+
+    /// <summary>Stores a (recomputed) state without new events.</summary>
+    public void Put(UserState state, SqliteTransaction? tx = null)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            INSERT INTO users (id, model_version, length, state, seq_output, updated_at) VALUES ($id, $v, $n, $s, $o, $t)
+            ON CONFLICT(id) DO UPDATE SET model_version = $v, length = $n, state = $s, seq_output = $o, updated_at = $t
+            """;
+        cmd.Parameters.AddWithValue("$id", state.User);
+        cmd.Parameters.AddWithValue("$v", state.ModelVersion);
+        cmd.Parameters.AddWithValue("$n", state.Length);
+        cmd.Parameters.AddWithValue("$s", Bytes(state.State));
+        cmd.Parameters.AddWithValue("$o", Bytes(state.SeqOutput));
+        cmd.Parameters.AddWithValue("$t", state.UpdatedAt);
+        cmd.ExecuteNonQuery();
+    }
+
+    public bool Delete(string user)
+    {
+        using var tx = _db.BeginTransaction();
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "DELETE FROM events WHERE user_id = $id; DELETE FROM users WHERE id = $id;";
+        cmd.Parameters.AddWithValue("$id", user);
+        cmd.ExecuteNonQuery();
+        using var changes = _db.CreateCommand();
+        changes.Transaction = tx;
+        changes.CommandText = "SELECT changes()";
+        bool existed = (long)changes.ExecuteScalar()! > 0;
+        tx.Commit();
+        return existed;
+    }
+
+    public long UserCount()
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM users";
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    private static byte[] Bytes(float[] v)
+    {
+        var b = new byte[v.Length * sizeof(float)];
+        Buffer.BlockCopy(v, 0, b, 0, b.Length);
+        return b;
+    }
+
+    private static float[] Floats(byte[] b)
+    {
+        var v = new float[b.Length / sizeof(float)];
+        Buffer.BlockCopy(b, 0, v, 0, v.Length * sizeof(float));
+        return v;
+    }
+
+    public void Dispose()
+    {
+        try { Exec("PRAGMA wal_checkpoint(TRUNCATE);"); } catch (SqliteException) { }
+        _db.Dispose();
+    }
+}

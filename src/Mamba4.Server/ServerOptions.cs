@@ -1,0 +1,41 @@
+namespace Mamba4.Server;
+
+/// <summary>What `mamba4 serve` serves and its limits.</summary>
+public sealed record ServerOptions
+{
+    /// <summary>A language-model directory (HF Mamba, or one written by `mamba4 lm train`); null = no text endpoints.</summary>
+    public string? ModelDir { get; init; }
+    /// <summary>A Mamba4Rec directory; null = no recommendation endpoints.</summary>
+    public string? RecDir { get; init; }
+    /// <summary>SQLite file of the user states; default user_states.sqlite in the Mamba4Rec directory.</summary>
+    public string? StateDb { get; init; }
+    public string Host { get; init; } = "127.0.0.1";
+    public int Port { get; init; } = 8080;
+    public string Device { get; init; } = "cpu";
+    /// <summary>Slots of the batched decoding state: streams decoded together.</summary>
+    public int MaxStreams { get; init; } = 32;
+    /// <summary>Streams that may wait for a slot; beyond, 429.</summary>
+    public int MaxQueue { get; init; } = 64;
+    /// <summary>Largest max_tokens a request may ask for.</summary>
+    public int MaxTokens { get; init; } = 4096;
+    public int MaxPromptTokens { get; init; } = 8192;
+    /// <summary>Largest history /v1/recommend accepts.</summary>
+    public int MaxHistory { get; init; } = 8192;
+    public long MaxRequestBytes { get; init; } = 1 << 20;
+    /// <summary>Log each request (structured, one line) to the console.</summary>
+    public bool Log { get; init; } = true;
+
+    public void Validate()
+    {
+        if (ModelDir is null && RecDir is null) throw new ArgumentException("nothing to serve: give --model (a language model directory) and/or --rec (a Mamba4Rec directory)");
+        if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be in [0, 65535], got {Port}");
+        if (MaxStreams < 1 || MaxStreams > 4096) throw new ArgumentException($"--max-streams must be in [1, 4096], got {MaxStreams}");
+        if (MaxQueue < 0) throw new ArgumentException($"--max-queue must be ≥ 0, got {MaxQueue}");
+        if (MaxTokens < 1) throw new ArgumentException($"--max-tokens must be ≥ 1, got {MaxTokens}");
+        if (MaxPromptTokens < 1) throw new ArgumentException($"--max-prompt-tokens must be ≥ 1, got {MaxPromptTokens}");
+        if (MaxHistory < 1) throw new ArgumentException($"--max-history must be ≥ 1, got {MaxHistory}");
+        if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
+        if (!string.Equals(Device, "cpu", StringComparison.OrdinalIgnoreCase))
+            throw new NotSupportedException($"--device {Device}: this build serves on the CPU only (the CUDA backend is not part of it yet)");
+    }
+}

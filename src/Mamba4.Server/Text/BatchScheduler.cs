@@ -1,0 +1,303 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Mamba4.Autograd;
+using Mamba4.Inference;
+using Mamba4.Models;
+using Mamba4.Tensors;
+
+namespace Mamba4.Server.Text;
+
+/// <summary>What a stream hands back to its HTTP request: one token, or the end (with why).</summary>
+public readonly record struct StreamEvent(long Token, string? FinishReason);
+
+/// <summary>One completion being decoded: its prompt, sampling, limits, and the channel its tokens go to.</summary>
+public sealed class TextStream
+{
+    public TextStream(long[] prompt, SamplingOptions options, int maxTokens, IReadOnlySet<long>? stopTokenIds, CancellationToken cancel)
+    {
+        Prompt = prompt;
+        Options = options;
+        MaxTokens = maxTokens;
+        StopTokenIds = stopTokenIds;
+        Cancel = cancel;
+        Rng = new Random(options.Seed);
+        // Only the repetition penalty reads the history; without it the stream keeps no growing list.
+        History = options.RepetitionPenalty != 1f ? new List<long>(prompt) : [];
+    }
+
+    public long[] Prompt { get; }
+    public SamplingOptions Options { get; }
+    public int MaxTokens { get; }
+    public IReadOnlySet<long>? StopTokenIds { get; }
+    public CancellationToken Cancel { get; }
+    public Channel<StreamEvent> Events { get; } = Channel.CreateUnbounded<StreamEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    internal Random Rng { get; }
+    internal List<long> History { get; }
+    internal int Generated { get; set; }
+    internal long Pending { get; set; }
+    internal long EnqueuedAt { get; } = Stopwatch.GetTimestamp();
+    internal long LastTokenAt { get; set; }
+}
+
+/// <summary>
+/// Continuous batching. One loop owns a batched <see cref="MambaState"/> with <c>capacity</c> slots; the
+/// active streams occupy slots [0, n). A new stream is prefilled alone with the parallel path (its state
+/// lands in a batch-1 state), its first token is sampled from the prefill's last logits, then its state is
+/// copied into slot n. Every step advances all n streams by one token with one batched
+/// <see cref="MambaLM.Step"/> over the view [0, n); between two steps at most <see cref="PrefillBudget"/> prompt
+/// tokens are prefilled, so a burst of arrivals does not stall the streams already decoding. Few-row products
+/// read each weight once for the whole batch, and a stream's logits are bit-identical whatever shares its step.
+/// A finished or cancelled stream leaves between steps:
+/// the last slot's state moves into its hole, so the occupied slots stay contiguous. Memory is fixed at
+/// start: capacity × (conv + ssm state), whatever the streams' lengths.
+/// </summary>
+public sealed class BatchScheduler : IDisposable
+{
+    private readonly MambaLM _model;
+    private readonly MambaState _batched;
+    private readonly MambaState _prefill;
+    private readonly List<TextStream> _active = [];
+    private readonly Channel<TextStream> _queue = Channel.CreateUnbounded<TextStream>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ServerMetrics _metrics;
+    private readonly Thread _thread;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly float[] _row;
+    private int _queued, _lastBatch, _activeCount;
+    private volatile Exception? _failure;
+
+    public BatchScheduler(MambaLM model, int capacity, int maxQueue, ServerMetrics metrics)
+    {
+        if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity), $"--max-streams must be at least 1, got {capacity}");
+        if (model.Config.MaxPositionEmbeddings > 0)
+            throw new NotSupportedException("this model has learned position embeddings (max_position_embeddings > 0): batched streams at different positions are not supported by `mamba4 serve`");
+        _model = model;
+        Capacity = capacity;
+        MaxQueue = maxQueue;
+        _metrics = metrics;
+        _batched = model.NewState(capacity);
+        _prefill = model.NewState(1);
+        _row = new float[model.Config.VocabSize];
+        metrics.Streams = () => (Volatile.Read(ref _activeCount), Volatile.Read(ref _queued), Volatile.Read(ref _lastBatch), Capacity);
+        _thread = new Thread(Run) { IsBackground = true, Name = "mamba4-decode" };
+        _thread.Start();
+    }
+
+    public int Capacity { get; }
+    public int MaxQueue { get; }
+    /// <summary>Prompt tokens prefilled between two decoding steps at most (one stream always gets in).</summary>
+    public int PrefillBudget { get; init; } = 256;
+    /// <summary>Rows (prompts × length) of one batched prefill: kept within the CPU's few-row product (64 rows).</summary>
+    public int PrefillRows { get; init; } = 64;
+    public int Active => Volatile.Read(ref _activeCount);
+    public int Queued => Volatile.Read(ref _queued);
+    /// <summary>Bytes of the batched state: fixed at start.</summary>
+    public long StateBytes => _batched.Bytes + _prefill.Bytes;
+
+    /// <summary>Queues a stream; refuses (429) when every slot is taken and the queue is full.</summary>
+    public void Submit(TextStream stream)
+    {
+        if (_failure is { } f) throw new InvalidOperationException("the decoding loop has stopped: " + f.Message, f);
+        if (_stop.IsCancellationRequested) throw new ApiException(503, "the server is shutting down");
+        int queued = Interlocked.Increment(ref _queued);
+        if (Active + queued > Capacity + MaxQueue)
+        {
+            Interlocked.Decrement(ref _queued);
+            throw ApiException.TooMany($"the server is at its limit of {Capacity} concurrent streams (--max-streams) with {MaxQueue} waiting (--max-queue); retry later");
+        }
+        if (!_queue.Writer.TryWrite(stream))
+        {
+            Interlocked.Decrement(ref _queued);
+            throw new ApiException(503, "the server is shutting down");
+        }
+    }
+
+    private void Run()
+    {
+        using var noGrad = GradMode.NoGrad();
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                if (_active.Count == 0)
+                {
+                    try { if (!_queue.Reader.WaitToReadAsync(_stop.Token).AsTask().GetAwaiter().GetResult()) break; }
+                    catch (OperationCanceledException) { break; }
+                }
+                // Admit waiting streams, but prefill at most PrefillBudget prompt tokens between two steps
+                // (always at least one stream) so that the active streams keep decoding while a queue drains.
+                int prefilled = 0;
+                var admitted = new List<TextStream>();
+                while (_active.Count + admitted.Count < Capacity && prefilled < PrefillBudget && _queue.Reader.TryRead(out var s))
+                {
+                    Interlocked.Decrement(ref _queued);
+                    _metrics.QueueTime.Observe(Stopwatch.GetElapsedTime(s.EnqueuedAt).TotalSeconds);
+                    if (s.Cancel.IsCancellationRequested)
+                    {
+                        _metrics.StreamCancelled();
+                        s.Events.Writer.TryComplete();
+                        continue;
+                    }
+                    prefilled += s.Prompt.Length;
+                    admitted.Add(s);
+                }
+                // Prompts of one length are prefilled together, at most PrefillRows tokens a forward (so that
+                // every product stays on the few-row kernel: a prompt's state is the same as prefilled alone).
+                foreach (var group in admitted.GroupBy(s => s.Prompt.Length))
+                    foreach (var chunk in group.Chunk(Math.Max(1, PrefillRows / group.Key)))
+                        Admit(chunk);
+                Leave();
+                if (_active.Count > 0) Step();
+                Leave();
+            }
+        }
+        catch (Exception e)
+        {
+            _failure = e;
+            foreach (var s in _active) s.Events.Writer.TryComplete(e);
+            _active.Clear();
+        }
+        finally
+        {
+            while (_queue.Reader.TryRead(out var s)) s.Events.Writer.TryComplete(new OperationCanceledException("the server is shutting down"));
+            foreach (var s in _active) s.Events.Writer.TryComplete(new OperationCanceledException("the server is shutting down"));
+            _active.Clear();
+            Volatile.Write(ref _activeCount, 0);
+        }
+    }
+
+    /// <summary>Prefills prompts of one length together (the parallel path), samples each one's first token, and gives the unfinished ones a slot.</summary>
+    private void Admit(TextStream[] group)
+    {
+        int g = group.Length, vocab = _model.Config.VocabSize;
+        foreach (var s in group) _metrics.StreamStarted(s.Prompt.Length);
+        _metrics.Prefill();
+        var state = g == 1 ? _prefill : _model.NewState(g);
+        try
+        {
+            state.Reset();
+            using var scope = new TensorScope();
+            var logits = Prefill(group, state).AsSpan<float>();
+            for (int j = 0; j < g; j++)
+            {
+                var s = group[j];
+                long token = Choose(s, logits.Slice(j * vocab, vocab));
+                _metrics.TimeToFirstToken.Observe(Stopwatch.GetElapsedTime(s.EnqueuedAt).TotalSeconds);
+                _metrics.Tokens(1);
+                s.LastTokenAt = Stopwatch.GetTimestamp();
+                if (Emit(s, token)) continue;
+                _batched.CopySlot(_active.Count, state, j);
+                _active.Add(s);
+            }
+        }
+        finally
+        {
+            if (g > 1) state.Dispose();
+        }
+        Volatile.Write(ref _activeCount, _active.Count);
+    }
+
+    /// <summary>The parallel forward over prompts of one length (g, l), leaving their states in <paramref name="state"/>; logits of each prompt's last position only (g, vocab).</summary>
+    private Tensor Prefill(TextStream[] group, MambaState state)
+    {
+        var bb = _model.Backbone;
+        int g = group.Length, l = group[0].Prompt.Length;
+        var ids = new long[g * l];
+        for (int j = 0; j < g; j++) group[j].Prompt.CopyTo(ids, j * l);
+        var h = bb.Embeddings.Forward(Tensor.From(ids, g, l));
+        for (int i = 0; i < bb.Layers.Count; i++) h = bb.Layers[i].Forward(h, state.Layers[i]);
+        var rows = Enumerable.Range(0, g).Select(j => (long)j * l + l - 1).ToArray();
+        var last = Ops.Embedding.Forward(h.Reshape(g * l, _model.Config.DModel), Tensor.From(rows, g));
+        return Ops.Linear.Forward(bb.NormF.Forward(last), _model.LmHead);
+    }
+
+    private void Step()
+    {
+        int n = _active.Count;
+        var ids = new long[n];
+        for (int i = 0; i < n; i++) ids[i] = _active[i].Pending;
+        long start = Stopwatch.GetTimestamp();
+        using (var scope = new TensorScope())
+        using (var view = _batched.Slice(0, n))
+        {
+            var logits = _model.Step(Tensor.From(ids, n), view).AsSpan<float>();
+            int vocab = _model.Config.VocabSize;
+            long now = Stopwatch.GetTimestamp();
+            _metrics.Step(n, Stopwatch.GetElapsedTime(start, now).TotalSeconds);
+            Volatile.Write(ref _lastBatch, n);
+            for (int i = 0; i < n; i++)
+            {
+                var s = _active[i];
+                long token = Choose(s, logits.Slice(i * vocab, vocab));
+                _metrics.InterToken.Observe(Stopwatch.GetElapsedTime(s.LastTokenAt, now).TotalSeconds);
+                s.LastTokenAt = now;
+                if (Emit(s, token)) s.Pending = -1;   // finished: leaves below
+            }
+        }
+    }
+
+    /// <summary>Hands a token to the stream; true when the stream is finished (and completed).</summary>
+    private static bool Emit(TextStream s, long token)
+    {
+        s.Generated++;
+        if (s.Options.RepetitionPenalty != 1f) s.History.Add(token);
+        string? finish = s.StopTokenIds?.Contains(token) == true ? "stop" : s.Generated >= s.MaxTokens ? "length" : null;
+        s.Events.Writer.TryWrite(new StreamEvent(token, finish));
+        if (finish is null) { s.Pending = token; return false; }
+        s.Events.Writer.TryComplete();
+        return true;
+    }
+
+    /// <summary>Streams that finished or were cancelled leave; the last occupied slot moves into each hole.</summary>
+    private void Leave()
+    {
+        for (int i = _active.Count - 1; i >= 0; i--)
+        {
+            var s = _active[i];
+            bool cancelled = s.Cancel.IsCancellationRequested && s.Pending >= 0;
+            if (s.Pending >= 0 && !cancelled) continue;
+            if (cancelled)
+            {
+                _metrics.StreamCancelled();
+                s.Events.Writer.TryComplete();
+            }
+            int last = _active.Count - 1;
+            if (i != last)
+            {
+                _batched.CopySlot(i, _batched, last);
+                _active[i] = _active[last];
+            }
+            _active.RemoveAt(last);
+        }
+        Volatile.Write(ref _activeCount, _active.Count);
+    }
+
+    private long Choose(TextStream s, ReadOnlySpan<float> logits)
+    {
+        var o = s.Options;
+        if (o.Greedy && o.RepetitionPenalty == 1f)
+        {
+            int best = 0;
+            for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
+            return best;
+        }
+        logits.CopyTo(_row);
+        return Generator.Choose(_row, s.History, o, s.Rng);
+    }
+
+    /// <summary>Stops admitting and ends every stream (queued or active) between steps; the loop thread exits.</summary>
+    public void Shutdown()
+    {
+        _stop.Cancel();
+        _queue.Writer.TryComplete();
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _queue.Writer.TryComplete();
+        _thread.Join();
+        _batched.Dispose();
+        _prefill.Dispose();
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Mamba4.IO;
+using Microsoft.Data.Sqlite;
+
+namespace Mamba4.Tests.Server;
+
+/// <summary>`mamba4 serve` as a separate process on a real Kestrel socket (127.0.0.1, an ephemeral port).</summary>
+public class ServeCliTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    internal sealed class ServeProcess : IDisposable
+    {
+        public required Process Process { get; init; }
+        public required Uri BaseUrl { get; init; }
+        public required StringBuilder Output { get; init; }
+        public HttpClient Client { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+        public static ServeProcess Start(params string[] args)
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Mamba4.Cli.dll"));
+            psi.ArgumentList.Add("serve");
+            foreach (var a in (string[])[.. args, "--port", "0", "--quiet"]) psi.ArgumentList.Add(a);
+            var p = Process.Start(psi)!;
+            var output = new StringBuilder();
+            var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+            p.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is null) return;
+                lock (output) output.AppendLine(e.Data);
+                var m = Regex.Match(e.Data, @"listening on (http://127\.0\.0\.1:\d+)");
+                if (m.Success) listening.TrySetResult(new Uri(m.Groups[1].Value));
+            };
+            p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+            if (!listening.Task.Wait(TimeSpan.FromSeconds(60)))
+            {
+                p.Kill(true);
+                throw new TimeoutException("mamba4 serve did not start: " + output);
+            }
+            var server = new ServeProcess { Process = p, BaseUrl = listening.Task.Result, Output = output };
+            server.Client.BaseAddress = server.BaseUrl;
+            return server;
+        }
+
+        public void Dispose()
+        {
+            if (!Process.HasExited) Process.Kill(true);
+            Process.WaitForExit(10_000);
+            Process.Dispose();
+            Client.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task ServeAnswersOnLoopbackEqualsGenerateGreedyAndStopsOnSigterm()
+    {
+        var dir = ServerHarness.HfMamba;
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        var prompt = reference.Get("generate.prompt").ToInt64Array();
+        int count = (int)reference.Get("generate.output").NumElements - prompt.Length;
+        var (code, stdout, stderr) = CliTests.Run("generate", "--model", dir, "--prompt-ids", string.Join(",", prompt), "--max-new-tokens", count.ToString(), "--greedy");
+        Assert.True(code == 0, stderr);
+        var generated = stdout.Trim().Split('\n')[^1].Split(',').Select(long.Parse).ToArray()[prompt.Length..];
+
+        using var server = ServeProcess.Start("--model", dir);
+        Assert.Equal("127.0.0.1", server.BaseUrl.Host);
+        var health = await server.Client.GetFromJsonAsync<JsonObject>("/health", Ct);
+        Assert.Equal("ok", health!["status"]!.GetValue<string>());
+        using var response = await server.Client.PostAsync("/v1/completions",
+            new StringContent(JsonSerializer.Serialize(new { prompt, max_tokens = count, temperature = 0 })), Ct);
+        var body = JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!;
+        Assert.Equal(generated, body["choices"]![0]!["token_ids"]!.AsArray().Select(n => n!.GetValue<long>()));
+
+        // SIGTERM: a graceful stop, exit code 0.
+        using (var kill = Process.Start("kill", ["-TERM", server.Process.Id.ToString()])) kill.WaitForExit();
+        Assert.True(server.Process.WaitForExit(15_000), "mamba4 serve did not stop on SIGTERM: " + server.Output);
+        Assert.Equal(0, server.Process.ExitCode);
+    }
+
+    [Fact]
+    public void ServeRefusesAMissingModelDirectoryWithItsName()
+    {
+        var (code, _, stderr) = CliTests.Run("serve", "--model", "/nonexistent/lm", "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("/nonexistent/lm", stderr);
+        (code, _, stderr) = CliTests.Run("serve", "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("--model", stderr);
+    }
+
+    /// <summary>
+    /// kill -9 while events are being posted: after a restart, every acknowledged event is in the user's state
+    /// (at most the one in flight may be there too), and the state equals a full forward over that history.
+    /// </summary>
+    [Fact]
+    public async Task EveryAcknowledgedEventSurvivesKill9()
+    {
+        var db = Path.Combine(Path.GetTempPath(), "mamba4-kill9-" + Guid.NewGuid().ToString("N")[..8] + ".sqlite");
+        var rng = new Random(9);
+        string[] users = ["u1", "u2", "u3"];
+        var sent = users.ToDictionary(u => u, _ => Enumerable.Range(0, 400).Select(_ => (long)rng.Next(1, 50)).ToArray());
+        var acked = users.ToDictionary(u => u, _ => 0);
+        try
+        {
+            using (var server = ServeProcess.Start("--rec", ServerHarness.Rec1, "--state-db", db))
+            {
+                using var stop = new CancellationTokenSource();
+                var posters = users.Select(u => Task.Run(async () =>
+                {
+                    for (int i = 0; i < sent[u].Length && !stop.IsCancellationRequested; i++)
+                    {
+                        try
+                        {
+                            using var r = await server.Client.PostAsync($"/v1/users/{u}/events", new StringContent($"{{\"items\": [{sent[u][i]}]}}"), stop.Token);
+                            if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"{(int)r.StatusCode}: {await r.Content.ReadAsStringAsync()}");
+                            acked[u] = i + 1;
+                        }
+                        catch (Exception e) when (e is HttpRequestException or OperationCanceledException) { return; }
+                    }
+                })).ToArray();
+                var deadline = DateTime.UtcNow.AddSeconds(20);
+                while (users.Sum(u => acked[u]) < 60 && DateTime.UtcNow < deadline) await Task.Delay(10, Ct);
+                server.Process.Kill(entireProcessTree: true);   // SIGKILL: no shutdown, no flush
+                server.Process.WaitForExit(10_000);
+                stop.Cancel();
+                await Task.WhenAll(posters);
+            }
+            Assert.True(users.Sum(u => acked[u]) >= 60, "too few events were acknowledged before the kill");
+            using (var server = ServeProcess.Start("--rec", ServerHarness.Rec1, "--state-db", db))
+                foreach (var u in users)
+                {
+                    var info = JsonNode.Parse(await server.Client.GetStringAsync($"/v1/users/{u}", Ct))!;
+                    int length = info["length"]!.GetValue<int>();
+                    Assert.InRange(length, acked[u], acked[u] + 1);
+                    var recs = JsonNode.Parse(await server.Client.GetStringAsync($"/v1/users/{u}/recommendations?k=49", Ct))!;
+                    var scores = RecServerTests.FullForwardScores(sent[u][..length]);
+                    foreach (var item in recs["items"]!.AsArray())
+                        Assert.Equal(scores[item!["item"]!.GetValue<long>()], item["score"]!.GetValue<float>(), 1e-4);
+                }
+        }
+        finally
+        {
+            SqliteConnection.ClearAllPools();
+            foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(db + suffix);
+        }
+    }
+}
