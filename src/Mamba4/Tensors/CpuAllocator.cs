@@ -24,12 +24,15 @@ public sealed unsafe class CpuAllocator : IStorageOwner
     /// <summary>Requests served from the pool.</summary>
     public long PoolHits => Interlocked.Read(ref _reuses);
 
-    public static long SizeClass(long bytes)
+    public static long SizeClass(long bytes) => SizeClass(bytes, Alignment);
+
+    /// <summary>The pool's size classes (shared with the device allocators): powers of two split in four, at least <paramref name="minimum"/>.</summary>
+    public static long SizeClass(long bytes, long minimum)
     {
-        if (bytes <= Alignment) return Alignment;
+        if (bytes <= minimum) return minimum;
         long power = 1L << (int)(63 - long.LeadingZeroCount(bytes));
         if (power == bytes) return bytes;
-        long step = Math.Max(Alignment, power / 4);
+        long step = Math.Max(minimum, power / 4);
         return (bytes + step - 1) / step * step;
     }
 

@@ -29,14 +29,7 @@ public sealed unsafe class CudaAllocator : IStorageOwner
     /// <summary>Requests served from the cache.</summary>
     public long PoolHits => Interlocked.Read(ref _reuses);
 
-    public static long SizeClass(long bytes)
-    {
-        if (bytes <= MinimumBlock) return MinimumBlock;
-        long power = 1L << (int)(63 - long.LeadingZeroCount(bytes));
-        if (power == bytes) return bytes;
-        long step = Math.Max(MinimumBlock, power / 4);
-        return (bytes + step - 1) / step * step;
-    }
+    public static long SizeClass(long bytes) => CpuAllocator.SizeClass(bytes, MinimumBlock);
 
     public Storage Allocate(long bytes)
     {
