@@ -16,6 +16,7 @@ namespace Mamba4.Bench;
 /// inter-token latency (p50/p99, measured by the client), resident memory before and after. Bounded: a
 /// fixed number of tokens per stream (MAMBA4_SERVE_TOKENS, default 128) and a 120 s cap per level.
 /// Continuous batching should make 32 streams ≥ 6× one stream: each batched step reads the weights once.
+/// MAMBA4_SERVE_LEVELS (default 1,8,32), MAMBA4_SERVE_STEPS=0 skips the step table, MAMBA4_SERVE_STEPS_ONLY=1 prints only it.
 /// </summary>
 public static class ServeBench
 {
@@ -28,7 +29,7 @@ public static class ServeBench
         int[] levels = (Environment.GetEnvironmentVariable("MAMBA4_SERVE_LEVELS") ?? "1,8,32").Split(',').Select(int.Parse).ToArray();
         var config = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
         var model = new MambaLM(config, seed: 1);
-        StepTimes(model, levels.Max());
+        if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS") != "0") StepTimes(model, levels.Max());
         if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS_ONLY") == "1") { model.Dispose(); return; }
         var options = new ServerOptions { ModelDir = "mamba-130m-shape", Port = 0, MaxStreams = levels.Max(), MaxQueue = 0, Log = false };
         await using var app = MambaServer.Build(options, null, model);
