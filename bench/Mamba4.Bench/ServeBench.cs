@@ -14,8 +14,9 @@ namespace Mamba4.Bench;
 /// `mamba4 serve` under load on loopback: a mamba-130m-shaped model (random weights) on a real Kestrel
 /// socket; 1, 8, 32 concurrent greedy streaming completions. Aggregate tokens/s, time to first token and
 /// inter-token latency (p50/p99, measured by the client), resident memory before and after. Bounded: a
-/// fixed number of tokens per stream (MAMBA4_SERVE_TOKENS, default 48) and a 120 s cap per level.
+/// fixed number of tokens per stream (MAMBA4_SERVE_TOKENS, default 128) and a 120 s cap per level.
 /// Continuous batching should make 32 streams ≥ 6× one stream: each batched step reads the weights once.
+/// MAMBA4_SERVE_LEVELS (default 1,8,32), MAMBA4_SERVE_STEPS=0 skips the step table, MAMBA4_SERVE_STEPS_ONLY=1 prints only it.
 /// </summary>
 public static class ServeBench
 {
@@ -24,11 +25,11 @@ public static class ServeBench
     private static async Task RunAsync()
     {
         Console.WriteLine("== serve: continuous batching over HTTP (loopback, SSE), 130m shape, greedy");
-        int tokens = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SERVE_TOKENS"), out var t) && t > 0 ? t : 48;
+        int tokens = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SERVE_TOKENS"), out var t) && t > 0 ? t : 128;
         int[] levels = (Environment.GetEnvironmentVariable("MAMBA4_SERVE_LEVELS") ?? "1,8,32").Split(',').Select(int.Parse).ToArray();
         var config = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
         var model = new MambaLM(config, seed: 1);
-        StepTimes(model, levels.Max());
+        if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS") != "0") StepTimes(model, levels.Max());
         if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS_ONLY") == "1") { model.Dispose(); return; }
         var options = new ServerOptions { ModelDir = "mamba-130m-shape", Port = 0, MaxStreams = levels.Max(), MaxQueue = 0, Log = false };
         await using var app = MambaServer.Build(options, null, model);
@@ -42,13 +43,11 @@ public static class ServeBench
         foreach (int c in levels)
         {
             GC.Collect();
-            long rssBefore = Process.GetCurrentProcess().WorkingSet64;
             var r = await Level(client, c, tokens, quiet: false);
-            long rssAfter = Process.GetCurrentProcess().WorkingSet64;
             if (c == 1) single = r.TokensPerSecond;
             Console.WriteLine($"{c,3} streams: {r.TokensPerSecond,7:F1} tokens/s aggregate{(single > 0 && c > 1 ? $" ({r.TokensPerSecond / single:F1}× one stream)" : "")}; " +
                 $"TTFT p50 {r.Ttft50 * 1000:F0} ms p99 {r.Ttft99 * 1000:F0} ms; inter-token p50 {r.Itl50 * 1000:F0} ms p99 {r.Itl99 * 1000:F0} ms; " +
-                $"{r.Tokens} tokens in {r.Seconds:F1} s; RSS {rssBefore / 1e6:F0} → {rssAfter / 1e6:F0} MB");
+                $"{r.Tokens} tokens in {r.Seconds:F1} s; RSS at the {tokens / 8}th token {r.RssEarly / 1e6:F0} MB, at the last {r.RssLate / 1e6:F0} MB");
         }
         var metrics = await client.GetStringAsync("/metrics");
         var steps = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("mamba4_decode_steps_total ", StringComparison.Ordinal));
@@ -94,13 +93,14 @@ public static class ServeBench
         Mamba4.Backends.Cpu.CpuGemv.Wide = wide;
     }
 
-    private sealed record Result(double TokensPerSecond, int Tokens, double Seconds, double Ttft50, double Ttft99, double Itl50, double Itl99);
+    private sealed record Result(double TokensPerSecond, int Tokens, double Seconds, double Ttft50, double Ttft99, double Itl50, double Itl99, long RssEarly, long RssLate);
 
     private static async Task<Result> Level(HttpClient client, int streams, int tokens, bool quiet)
     {
         var ttft = new List<double>();
         var itl = new List<double>();
         int total = 0;
+        long rssEarly = 0;
         using var cap = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         var sw = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, streams).Select(async i =>
@@ -125,11 +125,13 @@ public static class ServeBench
                 }
                 last = now;
                 n++;
+                if (i == 0 && n == Math.Max(1, tokens / 8)) rssEarly = Process.GetCurrentProcess().WorkingSet64;
             }
             Interlocked.Add(ref total, n);
         }));
         double seconds = sw.Elapsed.TotalSeconds;
-        return new Result(total / seconds, total, seconds, Q(ttft, 0.5), Q(ttft, 0.99), Q(itl, 0.5), Q(itl, 0.99));
+        long rssLate = Process.GetCurrentProcess().WorkingSet64;
+        return new Result(total / seconds, total, seconds, Q(ttft, 0.5), Q(ttft, 0.99), Q(itl, 0.5), Q(itl, 0.99), rssEarly, rssLate);
     }
 
     private static double Q(List<double> v, double q)

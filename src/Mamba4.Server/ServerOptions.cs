@@ -28,6 +28,8 @@ public sealed record ServerOptions
     public void Validate()
     {
         if (ModelDir is null && RecDir is null) throw new ArgumentException("nothing to serve: give --model (a language model directory) and/or --rec (a Mamba4Rec directory)");
+        if (Host != "localhost" && !System.Net.IPAddress.TryParse(Host, out _))
+            throw new ArgumentException($"--host must be an IP address or localhost, got '{Host}'");
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be in [0, 65535], got {Port}");
         if (MaxStreams < 1 || MaxStreams > 4096) throw new ArgumentException($"--max-streams must be in [1, 4096], got {MaxStreams}");
         if (MaxQueue < 0) throw new ArgumentException($"--max-queue must be ≥ 0, got {MaxQueue}");
