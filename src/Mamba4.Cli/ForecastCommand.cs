@@ -55,7 +55,7 @@ internal static class ForecastCommand
         public readonly Option<int?> DFf = new("--d-ff") { Description = "feed-forward width" };
         public readonly Option<int?> Heads = new("--heads") { Description = "attention heads (transformer)" };
         public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout probability" };
-        public readonly Option<bool?> Bidirectional = new("--bidirectional") { Description = "mamba with variate tokens: also read the tokens in reverse (default on)" };
+        public readonly Option<bool?> Bidirectional = new("--bidirectional") { Description = "mamba with variate tokens: also read the tokens in reverse, as S-Mamba (default off)" };
         public readonly Option<int?> Epochs = new("--epochs") { Description = "maximum epochs" };
         public readonly Option<int?> Batch = new("--batch") { Description = "windows per step" };
         public readonly Option<float?> Lr = new("--lr") { Description = "peak learning rate (warm-up, then cosine)" };

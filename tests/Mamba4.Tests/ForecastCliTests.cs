@@ -21,7 +21,7 @@ public class ForecastCliTests : IDisposable
     public void TrainEvalPredictOnTheSyntheticSeries()
     {
         var run = Path.Combine(_dir, "run");
-        var (code, stdout, stderr) = CliTests.Run(["forecast", "train", "--out", run, .. Tiny, "--epochs", "1", "--json"]);
+        var (code, stdout, stderr) = CliTests.Run(["forecast", "train", "--out", run, .. Tiny, "--epochs", "1", "--lr", "3e-3", "--json"]);
         Assert.True(code == 0, stderr);
         var result = LastJson(stdout);
         Assert.Equal("synthetic", result["data"]!.GetValue<string>());

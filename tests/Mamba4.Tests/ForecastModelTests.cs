@@ -132,19 +132,22 @@ public class ForecastModelTests : IDisposable
     }
 
     [Theory]
-    [InlineData("mamba", "variate", 0)]
-    [InlineData("mamba", "temporal", 4)]
-    [InlineData("transformer", "variate", 4)]
-    [InlineData("transformer", "temporal", 0)]
-    [InlineData("linear", "variate", 0)]
-    public void LossGradientsMatchFiniteDifferences(string kind, string embedding, int timeFeatures)
+    [InlineData("mamba", "variate", 0, false)]
+    [InlineData("mamba", "variate", 4, true)]
+    [InlineData("mamba", "temporal", 4, false)]
+    [InlineData("transformer", "variate", 4, false)]
+    [InlineData("transformer", "temporal", 0, false)]
+    [InlineData("linear", "variate", 0, false)]
+    public void LossGradientsMatchFiniteDifferences(string kind, string embedding, int timeFeatures, bool bidirectional)
     {
         var config = new ForecasterConfig
         {
             Model = kind, Embedding = embedding, InputLength = 10, Horizon = 3, Variables = 2, TimeFeatures = timeFeatures,
             DModel = 8, Layers = 2, DState = 4, DConv = 2, Expand = 2, DFf = 8, Heads = 2, Dropout = 0, RevIn = kind != "linear",
+            Bidirectional = bidirectional,
         };
         using var model = Forecaster.Create(config, seed: 3);
+        if (bidirectional) Assert.All(((MambaForecaster)model).Layers.Items, l => Assert.NotNull(l.MambaReverse));
         var batch = RandomBatch(new Random(7), 2, 10, 3, 2, timeFeatures);
         Dictionary<string, float[]> analytic;
         using (var scope = new TensorScope())
@@ -173,7 +176,7 @@ public class ForecastModelTests : IDisposable
                 span[i] = orig - eps; double minus = Loss();
                 span[i] = orig;
                 double numeric = (plus - minus) / (2 * eps), a = analytic[name][i];
-                Assert.True(Math.Abs(numeric - a) <= 2e-3 + 5e-2 * Math.Abs(numeric), $"{kind}/{embedding} {name}[{i}]: tape {a:G5}, finite difference {numeric:G5}");
+                Assert.True(Math.Abs(numeric - a) <= 2e-3 + 5e-2 * Math.Abs(numeric), $"{kind}/{embedding}{(bidirectional ? "/bidirectional" : "")} {name}[{i}]: tape {a:G5}, finite difference {numeric:G5}");
                 checkedCount++;
             }
         }

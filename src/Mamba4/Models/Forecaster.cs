@@ -41,8 +41,8 @@ public sealed record ForecasterConfig
     /// <summary>Attention heads (transformer).</summary>
     public int Heads { get; init; } = 8;
     public float Dropout { get; init; } = 0.1f;
-    /// <summary>Mamba: a second mixer reads the tokens in reverse (natural for unordered variate tokens; no streaming).</summary>
-    public bool Bidirectional { get; init; } = true;
+    /// <summary>Mamba with variate tokens: a second mixer reads the tokens in reverse (S-Mamba); temporal tokens are always causal.</summary>
+    public bool Bidirectional { get; init; }
     /// <summary>DLinear: moving-average kernel of the trend.</summary>
     public int MovingAverage { get; init; } = 25;
 
