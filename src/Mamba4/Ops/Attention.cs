@@ -28,25 +28,7 @@ public static class Attention
     private static Tensor Forward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, bool causal)
     {
         string op = causal ? "Attention" : "Attention (non-causal)";
-        OpCheck.F32(op, "q", q);
-        OpCheck.F32(op, "k", k);
-        OpCheck.F32(op, "v", v);
-        OpCheck.Rank(op, "q", q, 3);
-        int batch = q.Shape[0], l = q.Shape[1], width = q.Shape[2];
-        if (heads < 1) throw new ArgumentException($"{op}: heads must be at least 1, got {heads}");
-        if (width == 0 || width % heads != 0)
-            throw new ArgumentException($"{op}: the last axis of q must be heads·dHead with dHead ≥ 1; got {width} for {heads} heads (q {q.Shape})");
-        OpCheck.SameDevice(op, q, k);
-        OpCheck.SameDevice(op, q, v);
-        OpCheck.Shape(op, "k", k, batch, l, width);
-        OpCheck.Shape(op, "v", v, batch, l, width);
-        if (keyPadding is not null)
-        {
-            if (keyPadding.DType != DType.I64)
-                throw new ArgumentException($"{op}: keyPadding must be I64 item ids (0 = padding), got {keyPadding.DType} {keyPadding.Shape}");
-            OpCheck.SameDevice(op, q, keyPadding);
-            OpCheck.Shape(op, "keyPadding", keyPadding, batch, l);
-        }
+        var (batch, l) = CheckArguments(op, q, k, v, heads, keyPadding);
 
         var backend = q.Backend;
         var y = Tensor.Empty(q.Shape, DType.F32, q.Device);
@@ -68,5 +50,29 @@ public static class Attention
             }, y);
         else lse.Dispose();
         return y;
+    }
+    /// <summary>Validates q, k, v [batch, L, heads·dHead] and the optional keyPadding [batch, L] (I64); returns (batch, L).</summary>
+    internal static (int Batch, int Length) CheckArguments(string op, Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding)
+    {
+        OpCheck.F32(op, "q", q);
+        OpCheck.F32(op, "k", k);
+        OpCheck.F32(op, "v", v);
+        OpCheck.Rank(op, "q", q, 3);
+        int batch = q.Shape[0], l = q.Shape[1], width = q.Shape[2];
+        if (heads < 1) throw new ArgumentException($"{op}: heads must be at least 1, got {heads}");
+        if (width == 0 || width % heads != 0)
+            throw new ArgumentException($"{op}: the last axis of q must be heads·dHead with dHead ≥ 1; got {width} for {heads} heads (q {q.Shape})");
+        OpCheck.SameDevice(op, q, k);
+        OpCheck.SameDevice(op, q, v);
+        OpCheck.Shape(op, "k", k, batch, l, width);
+        OpCheck.Shape(op, "v", v, batch, l, width);
+        if (keyPadding is not null)
+        {
+            if (keyPadding.DType != DType.I64)
+                throw new ArgumentException($"{op}: keyPadding must be I64 item ids (0 = padding), got {keyPadding.DType} {keyPadding.Shape}");
+            OpCheck.SameDevice(op, q, keyPadding);
+            OpCheck.Shape(op, "keyPadding", keyPadding, batch, l);
+        }
+        return (batch, l);
     }
 }
