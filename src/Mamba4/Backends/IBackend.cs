@@ -51,15 +51,16 @@ public interface IBackend
     void SumRows(Tensor x, Tensor y, bool accumulate);
     /// <summary>y[r, :] += bias.</summary>
     void AddRowVector(Tensor y, Tensor bias);
-    /// <summary>Σ x², accumulated in double (gradient norms).</summary>
-    double SumOfSquares(Tensor x);
+    /// <summary>Σ x² over every element of every tensor, accumulated in double (the global gradient norm²); one host read.</summary>
+    double SumOfSquares(IReadOnlyList<Tensor> xs);
 
     // ---- optimizer ----
     /// <summary>
-    /// One AdamW update in place: m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²; p −= lr·(m/bc₁ / (√(v/bc₂) + ε) + wd·p).
-    /// bc₁ = 1 − β₁ᵗ, bc₂ = 1 − β₂ᵗ. Rows listed in <paramref name="skipDecayRow"/> (−1: none) get no weight decay.
+    /// One AdamW update in place of every parameter (one multi-tensor kernel on a GPU):
+    /// m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²; p −= lr·wd·p; p −= (lr/bc₁)·m / (√v/√bc₂ + ε), with bc₁ = 1 − β₁ᵗ,
+    /// bc₂ = 1 − β₂ᵗ. A parameter's row <see cref="AdamWParameter.SkipDecayRow"/> (−1: none) gets no weight decay.
     /// </summary>
-    void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps, float weightDecay, float bc1, float bc2, long skipDecayRow);
+    void AdamWStep(IReadOnlyList<AdamWParameter> parameters, float lr, float beta1, float beta2, float eps, float bc1, float bc2);
 
     // ---- matrix products ----
     /// <summary>C = alpha · op(A) · op(B) + beta · C, with A, B, C viewed as matrices [rows, last].</summary>
@@ -124,6 +125,9 @@ public interface IBackend
     void AttentionForwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp);
     void AttentionBackwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
 }
+
+/// <summary>One parameter of an AdamW step: the tensor, its gradient, both moments, its weight decay and the row exempt from it (−1: none).</summary>
+public readonly record struct AdamWParameter(Tensor Param, Tensor Grad, Tensor M, Tensor V, float WeightDecay, long SkipDecayRow);
 
 /// <summary>
 /// Inputs and outputs of the fused selective scan (layout channels-last, as the model produces them):

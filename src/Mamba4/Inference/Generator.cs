@@ -46,16 +46,25 @@ public static class Generator
             var all = model.Forward(Tensor.From(prompt, 1, prompt.Length), state);
             logits = all.Slice(0, 1).Reshape(prompt.Length, (int)vocab).Slice(prompt.Length - 1, 1).ToFloatArray();
         }
-        for (int i = 0; i < maxNewTokens; i++)
+        // On a GPU, steps after the first replay one captured CUDA graph (StepGraph) instead of launching every kernel.
+        StepGraph? graph = null;
+        try
         {
-            long next = Choose(logits, history, options, rng);
-            history.Add(next);
-            yield return next;
-            if (next == options.EosTokenId || i == maxNewTokens - 1) yield break;
-            using (GradMode.NoGrad())
-            using (var scope = new TensorScope())
-                logits = model.Step(Tensor.From([next], 1), state).ToFloatArray();
+            for (int i = 0; i < maxNewTokens; i++)
+            {
+                long next = Choose(logits, history, options, rng);
+                history.Add(next);
+                yield return next;
+                if (next == options.EosTokenId || i == maxNewTokens - 1) yield break;
+                using (GradMode.NoGrad())
+                using (var scope = new TensorScope())
+                {
+                    if (i == 1 && !model.LmHead.Device.IsCpu) graph = StepGraph.TryCreate(model, state, 1);
+                    logits = graph is not null ? graph.Step([next]).ToFloatArray() : model.Step(Tensor.From([next], 1), state).ToFloatArray();
+                }
+            }
         }
+        finally { graph?.Dispose(); }
     }
 
     /// <summary>Picks the next token from one row of logits.</summary>

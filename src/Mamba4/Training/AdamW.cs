@@ -1,3 +1,4 @@
+using Mamba4.Backends;
 using Mamba4.Nn;
 using Mamba4.Tensors;
 
@@ -43,11 +44,10 @@ public sealed class AdamW : IDisposable
     {
         Steps++;
         float bc1 = 1 - MathF.Pow(Beta1, Steps), bc2 = 1 - MathF.Pow(Beta2, Steps);
-        foreach (var s in _slots)
-        {
-            if (s.Param.Grad is not { } g) continue;
-            s.Param.Backend.AdamWStep(s.Param, g, s.M, s.V, LearningRate, Beta1, Beta2, Eps, s.Decay ? WeightDecay : 0f, bc1, bc2, s.PaddingRow);
-        }
+        foreach (var group in _slots.Where(s => s.Param.Grad is not null).GroupBy(s => s.Param.Device))
+            group.First().Param.Backend.AdamWStep(
+                group.Select(s => new AdamWParameter(s.Param, s.Param.Grad!, s.M, s.V, s.Decay ? WeightDecay : 0f, s.PaddingRow)).ToList(),
+                LearningRate, Beta1, Beta2, Eps, bc1, bc2);
     }
 
     /// <summary>The moments by name ("exp_avg.NAME", "exp_avg_sq.NAME") for checkpoints.</summary>

@@ -6,7 +6,8 @@ public static class Gradients
 {
     /// <summary>√Σ‖g‖² over every parameter gradient.</summary>
     public static double GlobalNorm(Module model) =>
-        Math.Sqrt(model.Parameters().Where(p => p.Grad is not null).Sum(p => p.Backend.SumOfSquares(p.Grad!)));
+        Math.Sqrt(model.Parameters().Where(p => p.Grad is not null).GroupBy(p => p.Device)
+            .Sum(g => g.First().Backend.SumOfSquares(g.Select(p => p.Grad!).ToList())));
 
     /// <summary>Scales every gradient by maxNorm/‖g‖ when ‖g‖ exceeds maxNorm (torch.nn.utils.clip_grad_norm_). Returns ‖g‖ before clipping.</summary>
     public static double ClipByGlobalNorm(Module model, double maxNorm)

@@ -5,7 +5,9 @@ namespace Mamba4.Backends.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-    public double SumOfSquares(Tensor x)
+    public double SumOfSquares(IReadOnlyList<Tensor> xs) => xs.Sum(SumOfSquares);
+
+    private static double SumOfSquares(Tensor x)
     {
         float* p = x.F32;
         long n = x.NumElements;
@@ -16,7 +18,12 @@ public sealed unsafe partial class CpuBackend
         return total;
     }
 
-    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps, float weightDecay, float bc1, float bc2, long skipDecayRow)
+    public void AdamWStep(IReadOnlyList<AdamWParameter> parameters, float lr, float beta1, float beta2, float eps, float bc1, float bc2)
+    {
+        foreach (var p in parameters) AdamWStep(p.Param, p.Grad, p.M, p.V, lr, beta1, beta2, eps, p.WeightDecay, bc1, bc2, p.SkipDecayRow);
+    }
+
+    private static void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps, float weightDecay, float bc1, float bc2, long skipDecayRow)
     {
         float* pp = param.F32, pg = grad.F32, pm = m.F32, pv = v.F32;
         long n = param.NumElements;

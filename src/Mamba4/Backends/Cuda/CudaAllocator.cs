@@ -4,51 +4,47 @@ using Mamba4.Tensors;
 namespace Mamba4.Backends.Cuda;
 
 /// <summary>
-/// Caching device allocator: a released block is kept in a free list by size class and handed to the
-/// next request of that class, so a steady-state step makes no cuMemAlloc. Blocks are used in stream
-/// order on the device's one stream, so reuse needs no synchronisation. Size classes as the CPU pool
-/// (powers of two split in four, at most 25% slack), 512 bytes minimum. On an out-of-memory error the
-/// cache is returned to the driver and the allocation tried once more.
+/// Caching device allocator: a released block is kept in a free list by size class (<see cref="BlockPool"/>, 512 bytes
+/// minimum) and handed to the next request of that class, so a steady-state step makes no cuMemAlloc. Blocks are used
+/// in stream order on the device's one stream, so reuse needs no synchronisation. On an out-of-memory error the cache
+/// is returned to the driver and the allocation tried once more.
+/// Blocks taken while a CUDA graph is being captured belong to that graph (its replays write them): when released
+/// they are held back from the cache until the graph is disposed (<see cref="CudaGraph"/>).
 /// </summary>
 public sealed unsafe class CudaAllocator : IStorageOwner
 {
     public const long MinimumBlock = 512;
 
     private readonly CudaBackend _device;
-    private readonly Dictionary<long, Stack<nint>> _free = new();
+    private readonly BlockPool _pool = new(MinimumBlock);
     private readonly Lock _lock = new();
-    private long _inUse, _cached, _peak, _allocations, _reuses;
+    private List<(nint Pointer, long Size)>? _capturing;
+    /// <summary>Blocks of live graphs → released by their tensor already (then the graph's disposal caches them).</summary>
+    private readonly Dictionary<nint, bool> _graphOwned = new();
 
     internal CudaAllocator(CudaBackend device) => _device = device;
 
-    public long BytesInUse => Interlocked.Read(ref _inUse);
-    public long BytesCached => Interlocked.Read(ref _cached);
-    public long PeakBytesInUse => Interlocked.Read(ref _peak);
+    public long BytesInUse => _pool.BytesInUse;
+    public long BytesCached => _pool.BytesCached;
+    public long PeakBytesInUse => _pool.PeakBytesInUse;
     /// <summary>cuMemAlloc calls made (pool misses).</summary>
-    public long DeviceAllocations => Interlocked.Read(ref _allocations);
+    public long DeviceAllocations => _pool.NativeAllocations;
     /// <summary>Requests served from the cache.</summary>
-    public long PoolHits => Interlocked.Read(ref _reuses);
+    public long PoolHits => _pool.PoolHits;
 
-    public static long SizeClass(long bytes) => CpuAllocator.SizeClass(bytes, MinimumBlock);
+    public static long SizeClass(long bytes) => BlockPool.SizeClass(bytes, MinimumBlock);
 
     public Storage Allocate(long bytes)
     {
         if (bytes < 0) throw new ArgumentOutOfRangeException(nameof(bytes));
         long size = SizeClass(bytes);
-        nint p = 0;
+        nint p = _pool.Take(size, DeviceAlloc);
         lock (_lock)
-        {
-            if (_free.TryGetValue(size, out var stack) && stack.Count > 0)
+            if (_capturing is not null)
             {
-                p = stack.Pop();
-                _cached -= size;
-                _reuses++;
+                _capturing.Add((p, size));
+                _graphOwned[p] = false;
             }
-        }
-        if (p == 0) p = DeviceAlloc(size);
-        var inUse = Interlocked.Add(ref _inUse, size);
-        long peak;
-        while (inUse > (peak = Interlocked.Read(ref _peak)) && Interlocked.CompareExchange(ref _peak, inUse, peak) != peak) { }
         return new Storage(p, bytes, _device.Device, this) { Capacity = size };
     }
 
@@ -57,7 +53,7 @@ public sealed unsafe class CudaAllocator : IStorageOwner
         _device.MakeCurrent();
         ulong ptr;
         int r = CudaDriver.cuMemAlloc(&ptr, (nuint)size);
-        if (r == CudaDriver.ErrorOutOfMemory)
+        if (r == CudaDriver.ErrorOutOfMemory && _capturing is null)
         {
             Trim();
             r = CudaDriver.cuMemAlloc(&ptr, (nuint)size);
@@ -71,19 +67,44 @@ public sealed unsafe class CudaAllocator : IStorageOwner
                 $"peak {PeakBytesInUse:N0}; the driver reports {(long)free:N0} free of {(long)total:N0})");
         }
         CudaDriver.Check(r, $"cuMemAlloc({size:N0} bytes) on {_device.Device}");
-        Interlocked.Increment(ref _allocations);
         return (nint)ptr;
     }
 
     public void Free(Storage storage)
     {
-        Interlocked.Add(ref _inUse, -storage.Capacity);
+        bool cache = true;
+        lock (_lock)
+            if (_graphOwned.ContainsKey(storage.Pointer))
+            {
+                _graphOwned[storage.Pointer] = true;
+                cache = false;
+            }
+        _pool.Return(storage.Pointer, storage.Capacity, cache);
+    }
+
+    /// <summary>From now on, blocks taken belong to the graph being captured.</summary>
+    internal void BeginCapture()
+    {
+        lock (_lock) _capturing = new();
+    }
+
+    /// <summary>The blocks taken since <see cref="BeginCapture"/> (the graph keeps them).</summary>
+    internal List<(nint Pointer, long Size)> EndCapture()
+    {
         lock (_lock)
         {
-            if (!_free.TryGetValue(storage.Capacity, out var stack)) _free[storage.Capacity] = stack = new Stack<nint>();
-            stack.Push(storage.Pointer);
-            _cached += storage.Capacity;
+            var blocks = _capturing ?? new();
+            _capturing = null;
+            return blocks;
         }
+    }
+
+    /// <summary>A graph is gone (the stream has finished with it): its released blocks go to the cache, the others back to their tensors.</summary>
+    internal void ReleaseGraphBlocks(List<(nint Pointer, long Size)> blocks)
+    {
+        lock (_lock)
+            foreach (var (p, size) in blocks)
+                if (_graphOwned.Remove(p, out bool released) && released) _pool.Cache(p, size);
     }
 
     /// <summary>Returns every cached block to the driver (waits for the stream first).</summary>
@@ -91,16 +112,10 @@ public sealed unsafe class CudaAllocator : IStorageOwner
     {
         _device.MakeCurrent();
         CudaDriver.cuStreamSynchronize(_device.Stream);
-        lock (_lock)
-        {
-            foreach (var stack in _free.Values)
-                while (stack.Count > 0) CudaDriver.cuMemFree((ulong)stack.Pop());
-            _free.Clear();
-            _cached = 0;
-        }
+        _pool.Drain(p => CudaDriver.cuMemFree((ulong)p));
     }
 
-    public void ResetPeak() => Interlocked.Exchange(ref _peak, Interlocked.Read(ref _inUse));
+    public void ResetPeak() => _pool.ResetPeak();
 
     public override string ToString() =>
         $"{_device.Device}: in use {BytesInUse:N0} B, peak {PeakBytesInUse:N0} B, cached {BytesCached:N0} B, {DeviceAllocations} cuMemAlloc, {PoolHits} reuses";

@@ -46,10 +46,16 @@ public sealed unsafe partial class CudaBackend
             else Scale(c, beta, c);
             return;
         }
+        Sgemm(transA, transB, m, n, k, alpha, a.DataPointer, Math.Max(1, aCols), b.DataPointer, Math.Max(1, bCols), beta, c.DataPointer, Math.Max(1, n));
+    }
+
+    /// <summary>Row-major C[m×n] = α·op(A)·op(B) + β·C on device addresses, each matrix with its own row stride (ld).</summary>
+    internal void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, nint a, int lda, nint b, int ldb, float beta, nint c, int ldc)
+    {
         var h = CublasHandle();
         MakeCurrent();
         Cublas.Check(Cublas.cublasSgemm(h, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
-            &alpha, b.DataPointer, Math.Max(1, bCols), a.DataPointer, Math.Max(1, aCols), &beta, c.DataPointer, Math.Max(1, n)),
+            &alpha, b, ldb, a, lda, &beta, c, ldc),
             $"cublasSgemm (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
     }
 }

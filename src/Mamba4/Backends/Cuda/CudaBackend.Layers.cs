@@ -36,6 +36,12 @@ public sealed unsafe partial class CudaBackend
         int num = weight.Shape[0], dim = weight.Shape[1];
         long n = ids.NumElements * dim;
         if (n == 0) return;
+        if (IsCapturing)
+        {
+            // nothing can be read back while a graph is captured: out-of-range ids give zero rows there, unreported
+            Launch("embedding.cu", "embedding_forward", GridFor(n), 256, 0, weight, ids, ids.DType == DType.I64, num, dim, y, n, 0);
+            return;
+        }
         var slot = BadIndexSlot();
         Launch("embedding.cu", "embedding_forward", GridFor(n), 256, 0, weight, ids, ids.DType == DType.I64, num, dim, y, n, slot);
         long bad = ReadBadIndex(slot);

@@ -181,7 +181,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
         LaunchCount++;
         _lastLaunch = $"{kernel} ({file}) <<<grid {grid}, block {block}, {sharedBytes} B shared>>>";
         if (result != 0) throw new CudaException($"{Device}: launch of {_lastLaunch} failed: {CudaDriver.Describe(result)}", result);
-        if (_syncEveryLaunch) Synchronize();
+        if (_syncEveryLaunch && !IsCapturing) Synchronize();
     }
 
     /// <summary>Blocks for a grid-stride loop over <paramref name="n"/> items: enough to fill the GPU, no more.</summary>
@@ -247,7 +247,10 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
     }
 
     /// <summary>Host → device through two pinned buffers: the copy is queued and the host memory may be reused at once.</summary>
-    public void CopyFromHost(nint source, Tensor destination, long bytes)
+    public void CopyFromHost(nint source, Tensor destination, long bytes) => CopyFromHost(source, destination.DataPointer, bytes);
+
+    /// <summary>Host → device memory at <paramref name="destination"/> (a device address).</summary>
+    internal void CopyFromHost(nint source, nint destination, long bytes)
     {
         lock (_lock)
         {
@@ -259,14 +262,17 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
                 CudaDriver.Check(CudaDriver.cuEventSynchronize(_stagingDone[k]), "cuEventSynchronize (staging)");
                 long n = Math.Min(StagingBytes, bytes - off);
                 Buffer.MemoryCopy((void*)(source + (nint)off), buffer, n, n);
-                CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync((ulong)(destination.DataPointer + (nint)off), buffer, (nuint)n, Stream), "cuMemcpyHtoDAsync");
+                CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync((ulong)(destination + (nint)off), buffer, (nuint)n, Stream), "cuMemcpyHtoDAsync");
                 CudaDriver.Check(CudaDriver.cuEventRecord(_stagingDone[k], Stream), "cuEventRecord");
             }
         }
     }
 
     /// <summary>Device → host through two pinned buffers (waits for the stream, so it also reports earlier kernel faults).</summary>
-    public void CopyToHost(Tensor source, nint destination, long bytes)
+    public void CopyToHost(Tensor source, nint destination, long bytes) => CopyToHost(source.DataPointer, destination, bytes);
+
+    /// <summary>Device memory at <paramref name="source"/> (a device address) → host.</summary>
+    internal void CopyToHost(nint source, nint destination, long bytes)
     {
         lock (_lock)
         {
@@ -278,7 +284,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
                 int k = (int)(i & 1);
                 var buffer = Staging(k);
                 long n = Math.Min(StagingBytes, bytes - off);
-                CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync(buffer, (ulong)(source.DataPointer + (nint)off), (nuint)n, Stream), "cuMemcpyDtoHAsync");
+                CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync(buffer, (ulong)(source + (nint)off), (nuint)n, Stream), "cuMemcpyDtoHAsync");
                 CudaDriver.Check(CudaDriver.cuEventRecord(_stagingDone[k], Stream), "cuEventRecord");
                 if (previousOffset >= 0) Drain(previous, destination + (nint)previousOffset, previousBytes);
                 (previous, previousOffset, previousBytes) = (k, off, n);
@@ -300,6 +306,55 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
         if (bytes == 0) return;
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync((ulong)destination.DataPointer, (ulong)source.DataPointer, (nuint)bytes, Stream), "cuMemcpyDtoDAsync");
+    }
+
+    // ---- CUDA graphs ----
+
+    /// <summary>True while <see cref="Capture"/> records: work is queued, not run, so nothing may be read back (checks that need a host read are skipped).</summary>
+    public bool IsCapturing { get; private set; }
+
+    /// <summary>
+    /// Records everything <paramref name="work"/> queues on the stream into a graph (relaxed capture mode) instead of
+    /// running it; <see cref="CudaGraph.Launch"/> replays it. Run <paramref name="work"/> once uncaptured first, so that
+    /// kernels are compiled and cuBLAS has its workspace. A host read inside <paramref name="work"/> fails the capture.
+    /// </summary>
+    public CudaGraph Capture(Action work)
+    {
+        if (CudaDriver.cuStreamBeginCapture == null || CudaDriver.cuGraphInstantiateWithFlags == null)
+            throw new NotSupportedException($"{Device}: this driver has no CUDA graph API");
+        Synchronize();
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuStreamBeginCapture(Stream, 2 /* CU_STREAM_CAPTURE_MODE_RELAXED */), "cuStreamBeginCapture");
+        Allocator.BeginCapture();
+        IsCapturing = true;
+        long launches = LaunchCount;
+        nint graph = 0;
+        List<(nint, long)> blocks;
+        try
+        {
+            work();
+        }
+        finally
+        {
+            IsCapturing = false;
+            blocks = Allocator.EndCapture();
+            MakeCurrent();
+            int r = CudaDriver.cuStreamEndCapture(Stream, &graph);
+            if (r != 0)
+            {
+                Allocator.ReleaseGraphBlocks(blocks);
+                throw new CudaException($"{Device}: cuStreamEndCapture failed: {CudaDriver.Describe(r)} (something in the captured work synchronised or read back)", r);
+            }
+        }
+        nint exec;
+        int ri = CudaDriver.cuGraphInstantiateWithFlags(&exec, graph, 0);
+        if (ri != 0)
+        {
+            CudaDriver.cuGraphDestroy(graph);
+            Allocator.ReleaseGraphBlocks(blocks);
+            CudaDriver.Check(ri, "cuGraphInstantiateWithFlags");
+        }
+        return new CudaGraph(this, graph, exec, blocks) { Kernels = LaunchCount - launches };
     }
 
     // ---- timing ----

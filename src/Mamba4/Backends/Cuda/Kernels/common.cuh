@@ -77,6 +77,15 @@ __device__ float block_max(float v)
     return warp_max(v);
 }
 
+// The CPU backend's counter-based random bits (dropout masks): SplitMix64 of (seed, index).
+__device__ __forceinline__ u64 split_mix64(u64 seed, u64 index)
+{
+    u64 z = seed + (index + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 // Index tensors may be I64 or I32.
 __device__ __forceinline__ i64 load_id(const void* ids, int ids64, i64 p)
 {

@@ -2,14 +2,6 @@
 // SplitMix64(seed, i) ≥ p·2⁶⁴, so CPU and GPU draw the same mask for the same seed.
 //   y = x·m/(1 − p),   dx = dy·m/(1 − p)
 
-__device__ __forceinline__ u64 split_mix64(u64 seed, u64 index)
-{
-    u64 z = seed + (index + 1) * 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 extern "C" __global__ void dropout_forward(const float* x, float* y, unsigned char* mask, u64 seed, u64 threshold, float scale, i64 n)
 {
     GRID_STRIDE(i, n)

@@ -1,5 +1,6 @@
 // Embedding (Ops/Embedding.cs): y[p, :] = w[ids[p], :];  dw[ids[p], :] += dy[p, :] except the padding row.
-// An id outside [0, num) is not read: the smallest such position goes to *bad (the host raises the error).
+// An id outside [0, num) is not read: the smallest such position goes to *bad (the host raises the error; bad is
+// null inside a captured CUDA graph).
 
 extern "C" __global__ void embedding_forward(const float* w, const void* ids, int ids64, int num, int dim, float* y, i64 n, u64* bad)
 {
@@ -10,7 +11,7 @@ extern "C" __global__ void embedding_forward(const float* w, const void* ids, in
         i64 id = load_id(ids, ids64, p);
         if (id < 0 || id >= num)
         {
-            if (c == 0) atomicMin(bad, (u64)p);
+            if (c == 0 && bad) atomicMin(bad, (u64)p);
             y[i] = 0.f;
         }
         else y[i] = w[id * dim + c];

@@ -44,3 +44,28 @@ extern "C" __global__ void add_row_vector(float* y, const float* bias, int d, i6
 {
     GRID_STRIDE(i, n) y[i] += bias[i % d];
 }
+
+// Σ x² over many tensors (the global gradient norm): a table of chunks {x, n}, one block per chunk writes its partial;
+// sum_squares_final adds the partials in a fixed order (deterministic), in double.
+struct SquaresChunk
+{
+    const float* x;
+    i64 n;
+};
+
+extern "C" __global__ void sum_squares_partials(const SquaresChunk* chunks, double* partial)
+{
+    const SquaresChunk c = chunks[blockIdx.x];
+    double s = 0;
+    for (i64 i = threadIdx.x; i < c.n; i += blockDim.x) { double v = c.x[i]; s += v * v; }
+    s = block_sum(s);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+extern "C" __global__ void sum_squares_final(const double* partial, int count, double* y)
+{
+    double s = 0;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) s += partial[i];
+    s = block_sum(s);
+    if (threadIdx.x == 0) y[0] = s;
+}
