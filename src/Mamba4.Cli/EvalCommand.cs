@@ -24,8 +24,11 @@ internal static class EvalCommand
               mamba4 eval --run runs/selective-copying/time-invariant --scales 1 --samples 1024
             """);
         foreach (var o in new Option[] { run, scales, samples, json }) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(parse =>
         {
+            DeviceOption.Use(parse, device);
             var dir = parse.GetValue(run)!;
             var runFile = Path.Combine(dir, "run.json");
             if (!File.Exists(runFile)) throw new FileNotFoundException($"{runFile} not found: --run must name a run folder written by `mamba4 train`", runFile);
@@ -34,6 +37,7 @@ internal static class EvalCommand
             long seed = config["seed"]?.GetValue<long>() ?? 0;
             var modelDir = Path.Combine(dir, "model");
             using var model = MambaLM.FromPretrained(modelDir);
+            model.To(Backends.Backend.DefaultDevice);
             var task = SyntheticTraining.CreateTask(taskName, config["length"]?.GetValue<int>() ?? 0);
             var result = new JsonObject { ["task"] = taskName, ["run"] = dir };
             foreach (var s in parse.GetValue(scales)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))

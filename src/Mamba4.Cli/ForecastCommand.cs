@@ -147,8 +147,11 @@ internal static class ForecastCommand
               mamba4 forecast train --data mydata.csv --target load,price --fill linear --split ratio:0.7,0.1,0.2
             """);
         foreach (var o in c.All.Concat([model, horizon, resume, stopAfter])) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(p =>
         {
+            DeviceOption.Use(p, device);
             var m = p.GetValue(model)!;
             if (!ForecasterConfig.Models.Contains(m)) throw new ArgumentException($"unknown model '{m}' (expected one of: {string.Join(", ", ForecasterConfig.Models)})");
             var training = c.Training(p, m) with { StopAfter = p.GetValue(stopAfter) };
@@ -181,8 +184,11 @@ internal static class ForecastCommand
               mamba4 forecast compare --data ETTh1.csv --horizons 96,192,336,720
             """);
         foreach (var o in c.All.Concat([models, horizons])) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(p =>
         {
+            DeviceOption.Use(p, device);
             var ms = ParseList(p.GetValue(models)) ?? throw new ArgumentException("--models is empty");
             foreach (var m in ms) if (!ForecasterConfig.Models.Contains(m)) throw new ArgumentException($"unknown model '{m}' (expected one of: {string.Join(", ", ForecasterConfig.Models)})");
             var hs = (ParseList(p.GetValue(horizons)) ?? throw new ArgumentException("--horizons is empty"))
@@ -254,8 +260,11 @@ internal static class ForecastCommand
               mamba4 forecast eval --run runs/temporal --stream
             """);
         foreach (var o in new Option[] { run, data, split, fill, stream, json }) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(p =>
         {
+            DeviceOption.Use(p, device);
             var dir = p.GetValue(run)!;
             using var saved = SavedForecaster.Load(Path.Combine(dir, "model"));
             bool streaming = p.GetValue(stream);
@@ -309,8 +318,11 @@ internal static class ForecastCommand
               tail -f live.csv | mamba4 forecast predict --run runs/temporal --data history.csv --stream --follow
             """);
         foreach (var o in new Option[] { run, data, output, fill, stream, follow }) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(p =>
         {
+            DeviceOption.Use(p, device);
             var dir = p.GetValue(run)!;
             var modelDir = File.Exists(Path.Combine(dir, SavedForecaster.ConfigFile)) ? dir : Path.Combine(dir, "model");
             using var saved = SavedForecaster.Load(modelDir);

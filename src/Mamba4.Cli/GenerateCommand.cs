@@ -35,8 +35,11 @@ internal static class GenerateCommand
               mamba4 generate --model runs/lm-mamba/model --prompt "ROMEO:" --max-new-tokens 200 --stop "\n\n"
             """);
         foreach (var o in new Option[] { model, promptIds, promptText, stops, maxNew, greedy, temperature, topK, topP, penalty, seed, eos }) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(parse =>
         {
+            DeviceOption.Use(parse, device);
             var dir = parse.GetValue(model)!;
             string? text = parse.GetValue(promptText), idsText = parse.GetValue(promptIds);
             if ((text is null) == (idsText is null)) throw new ArgumentException("give exactly one of --prompt (text) and --prompt-ids");

@@ -54,8 +54,11 @@ internal static class LmCommand
               mamba4 lm train --size tiny --steps 500
             """);
         foreach (var o in new Option[] { data, tokenizer, model, size, seq, batch, steps, minutes, lr, seed, output, resume, evalEvery, sampleEvery, json }) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(parse =>
         {
+            DeviceOption.Use(parse, device);
             string kind = parse.GetValue(model)!, sizeName = parse.GetValue(size)!;
             LanguageModeling.Size(sizeName);
             if (kind is not ("mamba" or "transformer")) throw new ArgumentException($"--model must be mamba or transformer, got '{kind}'");
@@ -160,8 +163,11 @@ internal static class LmCommand
               mamba4 lm eval --model runs/lm-mamba/model --data tinyshakespeare.txt
             """);
         foreach (var o in new Option[] { model, data, all, seq, json }) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(parse =>
         {
+            DeviceOption.Use(parse, device);
             var dir = parse.GetValue(model)!;
             var tok = LanguageModelFiles.LoadTokenizer(dir) ?? throw new FileNotFoundException($"{dir} holds no tokenizer.json");
             var path = parse.GetValue(data)!;

@@ -109,8 +109,11 @@ internal static class RecCommand
               mamba4 rec train --data ml-100k/u.data --format ml --max-len 200 --model sasrec
             """);
         foreach (var o in d.All.Concat(m.All).Concat(t.All).Append(output)) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(parse =>
         {
+            DeviceOption.Use(parse, device);
             var mo = m.Get(parse);
             var outDir = parse.GetValue(output) ?? Path.Combine("runs", "rec-" + mo.Kind);
             var data = d.Load(parse);
@@ -140,8 +143,11 @@ internal static class RecCommand
               mamba4 rec compare --data ml-100k/u.data --format ml --max-len 200
             """);
         foreach (var o in d.All.Concat(m.All.Where(o => o != m.Model)).Concat(t.All).Append(output).Append(models)) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(parse =>
         {
+            DeviceOption.Use(parse, device);
             var kinds = parse.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(RecModels.ParseKind).ToArray();
             var outDir = parse.GetValue(output) ?? Path.Combine("runs", "rec-compare");
             var data = d.Load(parse);
@@ -257,8 +263,11 @@ internal static class RecCommand
               mamba4 rec eval --checkpoint runs/rec-mamba4rec/model --data Beauty.txt --format seq
             """);
         foreach (var o in d.All.Concat([ckpt, kind, maxLen, json])) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(parse =>
         {
+            DeviceOption.Use(parse, device);
             using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
             var data = RecData.ToModelIds(d.Load(parse), model, out int unknown);
             if (unknown > 0) Console.Error.WriteLine($"{unknown:N0} interaction(s) with items the model does not know were dropped");
@@ -347,8 +356,11 @@ internal static class RecCommand
               mamba4 rec score --checkpoint fixtures/mamba4rec-1layer --history 5,9,2
             """);
         foreach (var o in new Option[] { ckpt, kind, history, ids }) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(parse =>
         {
+            DeviceOption.Use(parse, device);
             using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
             var h = ParseHistory(parse.GetValue(history)!, model, parse.GetValue(ids));
             var scores = FullScores(model, h);
@@ -379,8 +391,11 @@ internal static class RecCommand
               mamba4 rec recommend --checkpoint runs/rec-mamba4rec/model --data u.data --format ml --user 196
             """);
         foreach (var o in d.All.Concat([ckpt, kind, history, user, ids, top, exclude, json])) cmd.Options.Add(o);
+        var device = DeviceOption.Create();
+        cmd.Options.Add(device);
         cmd.SetAction(parse =>
         {
+            DeviceOption.Use(parse, device);
             using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
             int k = parse.GetValue(top);
             if (k < 1) throw new ArgumentException($"--top must be positive, got {k}");

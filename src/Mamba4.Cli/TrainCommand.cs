@@ -31,7 +31,7 @@ internal static class TrainCommand
         var clip = new Option<double>("--clip") { Description = "gradient clipping by global norm (0 = off)", DefaultValueFactory = _ => 1.0 };
         var accumulate = new Option<int>("--accumulate") { Description = "micro-batches per step (gradient accumulation)", DefaultValueFactory = _ => 1 };
         var seed = new Option<long>("--seed") { Description = "seed for weights, data and dropout", DefaultValueFactory = _ => 1 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var device = DeviceOption.Create();
         var output = new Option<string?>("--out") { Description = "output folder (default runs/<task>)" };
         var resume = new Option<bool>("--resume") { Description = "continue from the checkpoints in the output folder" };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "steps between checkpoints", DefaultValueFactory = _ => 100 };
@@ -62,8 +62,7 @@ internal static class TrainCommand
                 DState = parse.GetValue(dState), Batch = parse.GetValue(batch), Selective = parse.GetValue(selective),
             };
             options.Validate();
-            if (Tensors.Device.Parse(parse.GetValue(device)!) is { IsCpu: false } dev)
-                Backends.Backend.For(dev); // fails with the reason when the device cannot be used
+            DeviceOption.Use(parse, device);
             var trainer = new TrainerOptions
             {
                 Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),

@@ -126,6 +126,12 @@ public static partial class Safetensors
 
     private static unsafe void WriteData(FileStream fs, Tensor t)
     {
+        if (!t.Device.IsCpu)
+        {
+            using var host = t.To(Device.Cpu);   // a GPU tensor is written from a host copy
+            WriteData(fs, host);
+            return;
+        }
         byte* p = (byte*)t.DataPointer;
         for (long done = 0, total = t.ByteLength; done < total;)
         {

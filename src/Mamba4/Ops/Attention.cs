@@ -28,6 +28,7 @@ public static class Attention
     private static Tensor Forward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, bool causal)
     {
         string op = causal ? "Attention" : "Attention (non-causal)";
+        if (keyPadding is not null) keyPadding = OpCheck.OnDeviceOf(keyPadding, q);
         var (batch, l) = CheckArguments(op, q, k, v, heads, keyPadding);
 
         var backend = q.Backend;

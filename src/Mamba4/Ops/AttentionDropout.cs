@@ -25,6 +25,7 @@ public static class AttentionDropout
     internal static Tensor Forward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, float p, ulong seed)
     {
         const string op = "AttentionDropout";
+        if (keyPadding is not null) keyPadding = OpCheck.OnDeviceOf(keyPadding, q);
         Attention.CheckArguments(op, q, k, v, heads, keyPadding);
         var backend = q.Backend;
         var y = Tensor.Empty(q.Shape, DType.F32, q.Device);

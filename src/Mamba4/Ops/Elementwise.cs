@@ -10,6 +10,7 @@ public static class Elementwise
 {
     public static Tensor Add(Tensor a, Tensor b)
     {
+        (a, b) = (OpCheck.OnDeviceOf(a, b), OpCheck.OnDeviceOf(b, a));
         Check("Add", a, b);
         var y = Tensor.Empty(a.Shape, a.DType, a.Device);
         a.Backend.Add(a, b, y);
@@ -24,6 +25,7 @@ public static class Elementwise
 
     public static Tensor Mul(Tensor a, Tensor b)
     {
+        (a, b) = (OpCheck.OnDeviceOf(a, b), OpCheck.OnDeviceOf(b, a));
         Check("Mul", a, b);
         var y = Tensor.Empty(a.Shape, a.DType, a.Device);
         a.Backend.Mul(a, b, y);

@@ -14,6 +14,7 @@ public static class Linear
         OpCheck.F32("Linear", "x", x);
         OpCheck.F32("Linear", "weight", weight);
         OpCheck.Rank("Linear", "weight", weight, 2);
+        x = OpCheck.OnDeviceOf(x, weight);
         OpCheck.SameDevice("Linear", x, weight);
         int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
         if (x.Rank == 0 || x.Shape.Last != inFeatures)

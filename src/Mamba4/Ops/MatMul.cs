@@ -16,6 +16,7 @@ public static class MatMul
     {
         OpCheck.F32("MatMul", "a", a);
         OpCheck.F32("MatMul", "b", b);
+        (a, b) = (OpCheck.OnDeviceOf(a, b), OpCheck.OnDeviceOf(b, a));
         OpCheck.SameDevice("MatMul", a, b);
         int aRows = (int)a.Shape.Rows, aCols = a.Shape.Last, bRows = (int)b.Shape.Rows, bCols = b.Shape.Last;
         int m = transA ? aCols : aRows, k = transA ? aRows : aCols;

@@ -15,6 +15,13 @@ internal static class OpCheck
         if (a.Device != b.Device) throw new ArgumentException($"{op}: tensors are on different devices ({a.Device} and {b.Device})");
     }
 
+    /// <summary>
+    /// Data made on the host for a model on a GPU: <paramref name="t"/> (not requiring a gradient) on the CPU while
+    /// <paramref name="like"/> is on a device is copied there (as Embedding does with ids). Otherwise unchanged.
+    /// </summary>
+    public static Tensor OnDeviceOf(Tensor t, Tensor like) =>
+        t.Device.IsCpu && !like.Device.IsCpu && !t.RequiresGrad ? t.To(like.Device) : t;
+
     public static void SameShape(string op, string argA, Tensor a, string argB, Tensor b)
     {
         if (a.Shape != b.Shape) throw new ArgumentException($"{op}: {argA} {a.Shape} and {argB} {b.Shape} must have the same shape");

@@ -61,6 +61,7 @@ public sealed class Trainer : IDisposable
         if (options.GradientAccumulation <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"gradient accumulation must be positive, got {options.GradientAccumulation}");
         if (!(options.LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(options), $"learning rate must be positive, got {options.LearningRate}");
         (_model, _o, _runConfig, _loss, _evaluate) = (model, options, runConfig, loss, evaluate);
+        if (!Backends.Backend.DefaultDevice.IsCpu && model.Parameters().All(p => p.Device.IsCpu)) model.To(Backends.Backend.DefaultDevice);
         _optimizer = new AdamW(model, options.LearningRate, weightDecay: options.WeightDecay);
         _schedule = new WarmupCosine(options.LearningRate, Math.Min(options.WarmupSteps, options.Steps), options.Steps, options.MinLearningRateRatio);
     }

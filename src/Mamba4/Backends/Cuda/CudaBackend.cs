@@ -74,6 +74,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
     public nint Stream { get; }
     public CudaAllocator Allocator { get; }
     public static int DriverVersion => CudaRuntime.DriverVersion;
+    /// <summary>The CUDA version the driver supports, e.g. "13.0".</summary>
+    public static string DriverVersionText => $"{DriverVersion / 1000}.{DriverVersion % 1000 / 10}";
+    /// <summary>Null when CUDA can be used, otherwise why not (no driver, no GPU, a library missing).</summary>
+    public static string? Unavailable => CudaRuntime.Unavailable;
+    /// <summary>GPUs the driver reports (0 when CUDA is unavailable).</summary>
+    public static int DeviceCount => CudaRuntime.Unavailable is null ? CudaRuntime.DeviceCount : 0;
     public static string NvrtcVersion => CudaRuntime.NvrtcVersion;
 
     /// <summary>Lets cuBLAS use TF32 tensor cores for F32 GEMMs (off by default: F32 results match the CPU).</summary>

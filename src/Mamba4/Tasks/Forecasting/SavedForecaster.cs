@@ -73,7 +73,7 @@ public sealed class SavedForecaster : IDisposable
         if (normalizer.Columns != columns.Length) throw new InvalidDataException($"{path}: the normaliser has {normalizer.Columns} columns, the model {columns.Length}");
         double? stepSeconds = o["step_seconds"]?.GetValue<double>();
         var model = Forecaster.Create(config);
-        try { model.LoadSafetensors(Path.Combine(directory, WeightsFile)); }
+        try { model.LoadSafetensors(Path.Combine(directory, WeightsFile)); model.To(Backends.Backend.DefaultDevice); }
         catch { model.Dispose(); throw; }
         return new SavedForecaster(model, columns, o["date_column"]?.GetValue<string>(), normalizer,
             stepSeconds is { } s ? TimeSpan.FromSeconds(s) : null, o["info"] as JsonObject ?? new JsonObject());

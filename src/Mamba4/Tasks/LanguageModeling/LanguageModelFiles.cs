@@ -26,7 +26,7 @@ public static class LanguageModelFiles
         else if (tokenizerFile is not null) File.Copy(Directory.Exists(tokenizerFile) ? Path.Combine(tokenizerFile, "tokenizer.json") : tokenizerFile, target, overwrite: true);
     }
 
-    /// <summary>Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory.</summary>
+    /// <summary>Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory onto <see cref="Backends.Backend.DefaultDevice"/>.</summary>
     public static ICausalLanguageModel Load(string dir)
     {
         var configPath = Path.Combine(dir, "config.json");
@@ -35,11 +35,13 @@ public static class LanguageModelFiles
         if (o["model_type"]?.GetValue<string>() == "gpt")
         {
             var gpt = new GptLM(GptConfig.FromJson(o, configPath));
-            try { gpt.LoadSafetensors(ModelFiles.WeightFiles(dir)); }
+            try { gpt.LoadSafetensors(ModelFiles.WeightFiles(dir)); gpt.To(Backends.Backend.DefaultDevice); }
             catch { gpt.Dispose(); throw; }
             return gpt;
         }
-        return MambaLM.FromPretrained(dir);
+        var mamba = MambaLM.FromPretrained(dir);
+        mamba.To(Backends.Backend.DefaultDevice);
+        return mamba;
     }
 
     /// <summary>The tokenizer stored beside a model (tokenizer.json: HF BPE or Mamba4's char vocabulary), or null.</summary>

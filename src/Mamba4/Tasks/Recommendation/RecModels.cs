@@ -165,6 +165,7 @@ public static class RecModels
                     throw new InvalidDataException($"{tokensPath}: {tokens.Count} item tokens for a model of {model.NItems} items");
             }
             ((Module)model).Eval();
+            ((Module)model).To(Backends.Backend.DefaultDevice);
             return new RecModel(model, k, maxLen ?? (model is SASRec s ? s.Config.MaxSeqLength : 50), tokens);
         }
         catch

@@ -70,7 +70,8 @@ public static class SyntheticTraining
             // Evaluation data: a stream of its own, never seen in training.
             var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, i, stream: 7_000 + scale), n, scale);
             using var scope = new TensorScope();
-            var logits = model.Forward(Tensor.From(inputs, n, t)).AsSpan<float>();
+            var output = model.Forward(Tensor.From(inputs, n, t));
+            Span<float> logits = output.Device.IsCpu ? output.AsSpan<float>() : output.ToFloatArray();
             for (long p = 0; p < targets.Length; p++)
             {
                 if (targets[p] < 0) continue;

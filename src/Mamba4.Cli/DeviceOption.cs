@@ -1,0 +1,43 @@
+using System.CommandLine;
+using Mamba4.Backends;
+using Mamba4.Tensors;
+
+namespace Mamba4.Cli;
+
+/// <summary>
+/// The --device option of every command that trains or runs a model, parsed and checked in one place:
+/// <c>cpu</c> (default), <c>cuda</c> (GPU 0) or <c>cuda:N</c>. <see cref="Use"/> makes it the device that models are
+/// trained on and loaded to (<see cref="Backend.DefaultDevice"/>), or fails with the reason CUDA cannot be used
+/// (no driver, no GPU, a library missing, no such GPU), which the CLI prints as one line with exit code 1.
+/// </summary>
+internal static class DeviceOption
+{
+    public static Option<string> Create() =>
+        new("--device") { Description = "where the model runs: cpu, cuda (GPU 0) or cuda:N", DefaultValueFactory = _ => "cpu" };
+
+    /// <summary>Parses and checks the option's value and makes it the default device of this process.</summary>
+    public static Device Use(ParseResult parse, Option<string> option)
+    {
+        var device = Resolve(parse.GetValue(option) ?? "cpu");
+        Backend.DefaultDevice = device;
+        return device;
+    }
+
+    /// <summary>The device named by <paramref name="text"/>, or ArgumentException / NotSupportedException saying what is wrong.</summary>
+    public static Device Resolve(string text)
+    {
+        Device device;
+        try { device = Device.Parse(text); }
+        catch (FormatException e) { throw new ArgumentException($"--device: {e.Message}", e); }
+        if (!device.IsCpu && !Backend.IsAvailable(device, out var reason))
+            throw new NotSupportedException($"--device {text}: {reason}");
+        return device;
+    }
+
+    /// <summary>For commands that run on the CPU only: accepts cpu, rejects anything else with <paramref name="why"/>.</summary>
+    public static void RequireCpu(ParseResult parse, Option<string> option, string why)
+    {
+        var device = Resolve(parse.GetValue(option) ?? "cpu");
+        if (!device.IsCpu) throw new NotSupportedException($"--device {device}: {why}");
+    }
+}
