@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, from the root of a tree that holds .device/ (made by scripts/gpu-pack.sh):
 # unpacks .NET, runs the GPU tests (trait Category=Cuda) and then the CUDA benchmark. Logs go to $OUT when set.
-#   bash .device/gpu-test.sh [tests|bench|all]        (default all)
+#   bash .device/gpu-test.sh [tests|bench|all] [BENCH...]   (default: all, benchmarks "cuda")
+#   e.g. bash .device/gpu-test.sh all cuda-model
 set -uo pipefail
 what=${1:-all}
+shift || true
+benches=("${@:-cuda}")
 dev=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/mamba4-gpu}
 mkdir -p /tmp/dotnet "$out"
@@ -18,7 +21,9 @@ if [ "$what" = all ] || [ "$what" = tests ]; then
   rc=${PIPESTATUS[0]}
 fi
 if [ "$what" = all ] || [ "$what" = bench ]; then
-  dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda 2>&1 | tee "$out/gpu-bench.log"
-  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+  for b in "${benches[@]}"; do
+    dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" "$b" 2>&1 | tee "$out/gpu-bench-$b.log"
+    [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+  done
 fi
 exit $rc

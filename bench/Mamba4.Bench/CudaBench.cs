@@ -64,7 +64,7 @@ public static class CudaBench
 
     private static string Percent(double bytes, double ms, double copy) => $"{bytes / (ms * 1e-3) / copy * 100:F0}%";
 
-    private static double CopyBandwidth(CudaBackend gpu)
+    internal static double CopyBandwidth(CudaBackend gpu)
     {
         using var a = Tensor.Zeros(new Shape(1 << 28), DType.F32, Cuda);
         using var b = Tensor.Empty(new Shape(1 << 28), DType.F32, Cuda);

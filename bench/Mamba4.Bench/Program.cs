@@ -12,6 +12,7 @@ var benchmarks = new Dictionary<string, Action>
     ["lm"] = () => LmBench.Run(args),
     ["tokenizer"] = TokenizerBench.Run,
     ["cuda"] = CudaBench.Run,
+    ["cuda-model"] = CudaModelBench.Run,
     ["serve"] = ServeBench.Run,
 };
 

@@ -6,10 +6,14 @@ namespace Mamba4.Tests;
 /// <summary>The mamba4 command-line tool, run as a separate process.</summary>
 public class CliTests
 {
-    internal static (int ExitCode, string StdOut, string StdErr) Run(params string[] args)
+    internal static (int ExitCode, string StdOut, string StdErr) Run(params string[] args) => RunWith(null, args);
+
+    /// <summary>As <see cref="Run"/> with extra environment variables for the process.</summary>
+    internal static (int ExitCode, string StdOut, string StdErr) RunWith(IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var cli = Path.Combine(AppContext.BaseDirectory, "Mamba4.Cli.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         psi.ArgumentList.Add(cli);
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;

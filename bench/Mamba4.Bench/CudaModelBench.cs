@@ -1,0 +1,178 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Mamba4.Autograd;
+using Mamba4.Backends;
+using Mamba4.Backends.Cuda;
+using Mamba4.Data.Recommendation;
+using Mamba4.Inference;
+using Mamba4.Models;
+using Mamba4.Tasks.Recommendation;
+using Mamba4.Tensors;
+using Mamba4.Training;
+
+namespace Mamba4.Bench;
+
+/// <summary>
+/// End-to-end numbers of the CUDA backend (bench name "cuda-model"): peak device memory of a Mamba training step at
+/// L = 1K, 4K, 16K; training tokens/s at L = 2048 (130M shape); generation tokens/s at batch 1 and 64 with and without
+/// the captured CUDA graph, against the weight-read bandwidth limit; a Mamba4Rec epoch on the GPU and on the CPU backend.
+/// </summary>
+public static class CudaModelBench
+{
+    private static readonly Device Cuda = Device.Cuda(0);
+    private static readonly MambaConfig Config130M = new() { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
+
+    public static void Run()
+    {
+        if (!Backend.IsAvailable(Cuda, out var why))
+        {
+            Console.WriteLine($"== cuda-model: skipped ({why})");
+            return;
+        }
+        var gpu = (CudaBackend)Backend.For(Cuda);
+        Console.WriteLine($"== cuda-model: {gpu.Name}, driver CUDA {CudaBackend.DriverVersionText}, NVRTC {CudaBackend.NvrtcVersion}");
+        double copy = CudaBench.CopyBandwidth(gpu);
+        Console.WriteLine($"device-to-device copy: {copy / 1e12:F2} TB/s (bytes read + written)");
+        using (var model = new MambaLM(Config130M, seed: 1))
+        {
+            model.To(Cuda);
+            Memory(gpu, model);
+            Training(gpu, model);
+            Generation(gpu, model, copy);
+        }
+        RecEpoch();
+        Console.WriteLine($"allocator: {gpu.Allocator}");
+    }
+
+    private static long[] RandomIds(int n, int vocab, int seed)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (long)rng.Next(vocab)).ToArray();
+    }
+
+    /// <summary>One training step (forward, backward, AdamW); returns seconds (waits for the GPU).</summary>
+    private static double Step(CudaBackend gpu, MambaLM model, AdamW optimizer, long[] ids, int batch, int length)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        using (var scope = new TensorScope())
+        {
+            model.Loss(Tensor.From(ids, batch, length)).Backward();
+            Gradients.ClipByGlobalNorm(model, 1.0);
+            optimizer.Step();
+        }
+        model.ZeroGrad();
+        gpu.Synchronize();
+        return Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    }
+
+    private static void Memory(CudaBackend gpu, MambaLM model)
+    {
+        Console.WriteLine();
+        Console.WriteLine("peak device memory of a training step (forward + backward + AdamW), 130M shape fp32, batch 1:");
+        using var optimizer = new AdamW(model, 1e-4f);
+        // a stored [L, d_inner, d_state] state tensor per layer would cost this many bytes per token
+        double statesPerToken = (double)Config130M.NLayer * Config130M.DInner * Config130M.DState * 4;
+        Console.WriteLine("| L | peak bytes | step bytes (peak − resident) | step bytes / L |");
+        Console.WriteLine("|---|---|---|---|");
+        double? first = null;
+        foreach (int l in new[] { 1024, 4096, 16384 })
+        {
+            var ids = RandomIds(l, Config130M.VocabSize, l);
+            Step(gpu, model, optimizer, ids, 1, l);   // warm-up (kernels, cuBLAS, optimizer state)
+            gpu.Synchronize();
+            long resident = gpu.Allocator.BytesInUse;
+            gpu.Allocator.ResetPeak();
+            Step(gpu, model, optimizer, ids, 1, l);
+            long peak = gpu.Allocator.PeakBytesInUse, step = peak - resident;
+            first ??= (double)step / l;
+            Console.WriteLine($"| {l} | {peak:N0} | {step:N0} | {step / (double)l:N0} ({step / (double)l / first:F2}× L=1K) |");
+        }
+        Console.WriteLine($"(materialised SSM states [L, d_inner, d_state] in all 24 layers would add {statesPerToken:N0} bytes per token)");
+    }
+
+    private static void Training(CudaBackend gpu, MambaLM model)
+    {
+        Console.WriteLine();
+        using var optimizer = new AdamW(model, 1e-4f);
+        foreach (int batch in new[] { 1, 4 })
+        {
+            const int l = 2048;
+            var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
+            Step(gpu, model, optimizer, ids, batch, l);
+            var times = Enumerable.Range(0, 5).Select(_ => Step(gpu, model, optimizer, ids, batch, l)).Order().ToArray();
+            double s = times[times.Length / 2];
+            Console.WriteLine($"training, 130M shape fp32, {batch} × {l} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5)");
+        }
+    }
+
+    private static void Generation(CudaBackend gpu, MambaLM model, double copy)
+    {
+        Console.WriteLine();
+        double weightBytes = model.ParameterCount * 4.0;
+        double limitPerStep = copy / weightBytes;   // steps/s if a step only read the weights once at copy bandwidth
+        Console.WriteLine($"generation, 130M shape fp32: weights {weightBytes / 1e6:F0} MB read per step → at most {limitPerStep:F0} steps/s at {copy / 1e12:F2} TB/s");
+        Console.WriteLine("| batch | CUDA graph | device ms/step | tokens/s (device) | % of weight-read limit | tokens/s with logits to host + argmax | launches/step |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        using var noGrad = GradMode.NoGrad();
+        foreach (int batch in new[] { 1, 64 })
+            foreach (bool graphed in new[] { false, true })
+            {
+                using var state = model.NewState(batch);
+                var tokens = RandomIds(batch, Config130M.VocabSize, 3);
+                using (new TensorScope()) model.Step(Tensor.From(tokens, batch), state);
+                using var graph = graphed ? StepGraph.TryCreate(model, state, batch) : null;
+                using var idsDevice = Tensor.From(tokens, batch).To(Cuda);
+                long launches = gpu.LaunchCount;
+                Action step = graph is not null ? () => graph.Step(tokens) : () => { using var s = new TensorScope(); model.Step(idsDevice, state); };
+                step();
+                launches = graph is not null ? graph.Kernels : gpu.LaunchCount - launches;
+                for (int i = 0; i < 5; i++) step();
+                var device = Enumerable.Range(0, 9).Select(_ => gpu.Time(() => { for (int i = 0; i < 20; i++) step(); }) / 20).Order().ToArray()[4];
+                // as generation runs: logits read back and the next token chosen on the host
+                const int steps = 40;
+                long t0 = Stopwatch.GetTimestamp();
+                for (int i = 0; i < steps; i++)
+                {
+                    using var scope = new TensorScope();
+                    var logits = (graph is not null ? graph.Step(tokens) : model.Step(Tensor.From(tokens, batch), state)).ToFloatArray();
+                    Parallel.For(0, batch, r =>
+                    {
+                        int best = 0, o = r * Config130M.VocabSize;
+                        for (int v = 1; v < Config130M.VocabSize; v++) if (logits[o + v] > logits[o + best]) best = v;
+                        tokens[r] = best;
+                    });
+                }
+                double wall = Stopwatch.GetElapsedTime(t0).TotalSeconds / steps;
+                double perSecond = batch / (device / 1000);
+                Console.WriteLine($"| {batch} | {(graphed ? "yes" : "no")} | {device:F3} | {perSecond:F0} | {1000 / device / limitPerStep * 100:F0}% | {batch / wall:F0} | {launches} |");
+            }
+    }
+
+    private static void RecEpoch()
+    {
+        Console.WriteLine();
+        var data = SequenceDataset.Build(RecData.Read(null, null), 5, 5);
+        var split = LeaveOneOutSplit.Create(data);
+        Console.WriteLine($"Mamba4Rec epoch (built-in synthetic data: {data.Statistics}; batch 2048, max_len 50, all-positions objective, validation included):");
+        foreach (var device in new[] { Cuda, Device.Cpu })
+        {
+            Backend.DefaultDevice = device;
+            var dir = Directory.CreateTempSubdirectory("mamba4-bench-rec-").FullName;
+            try
+            {
+                var model = RecModels.Create(new RecModelOptions { Kind = "mamba4rec" }, data.NItems, 1);
+                using var exp = new RecExperiment(split, model, 50, new RecTrainOptions { Epochs = 2, Patience = 5, OutputDirectory = dir }, new JsonObject { ["task"] = "bench" });
+                var seconds = new List<double>();
+                exp.EpochDone += r => seconds.Add(r.SecondsThisEpoch);
+                exp.Run();
+                Console.WriteLine($"  {device}: {string.Join(", ", seconds.Select(s => $"{s:F2} s"))} per epoch (epoch 1 includes compilation and warm-up)");
+                ((Nn.Module)model).Dispose();
+            }
+            finally
+            {
+                Backend.DefaultDevice = Device.Cpu;
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+using Mamba4.Autograd;
+using Mamba4.Backends;
+using Mamba4.Inference;
+using Mamba4.Models;
+using Mamba4.Tensors;
+using static Mamba4.Tests.CudaTest;
+
+namespace Mamba4.Tests;
+
+/// <summary>
+/// The kernels that replaced the host fallbacks (multi-tensor AdamW, gradient norm, KV-cache attention step, GRU,
+/// attention with dropout, non-causal attention) against the CPU backend on random inputs with odd shapes, and the
+/// captured CUDA graph of a decoding step against the ordinary step.
+/// </summary>
+[Trait("Category", "Cuda")]
+[Collection("Cuda")]
+public class CudaKernelTests
+{
+    [Fact]
+    public void AdamWOverManyTensorsInOneLaunch()
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(21);
+        int[][] shapes = [[1], [7, 13], [300, 257], [3, 5, 11]];
+        var cpu = new List<AdamWParameter>();
+        var dev = new List<AdamWParameter>();
+        for (int i = 0; i < shapes.Length; i++)
+        {
+            var (p, g, m) = (Random(rng, shapes[i]), Random(rng, shapes[i]), Random(rng, shapes[i]));
+            var v = Uniform(rng, 0, 1, shapes[i]);
+            float wd = i == 0 ? 0f : 0.1f;
+            long skip = i == 1 ? 4 : i == 2 ? 0 : -1;   // an embedding's padding row: no decay
+            cpu.Add(new AdamWParameter(p, g, m, v, wd, skip));
+            dev.Add(new AdamWParameter(p.To(Cuda), g.To(Cuda), m.To(Cuda), v.To(Cuda), wd, skip));
+        }
+        for (int step = 1; step <= 3; step++)
+        {
+            float bc1 = 1 - MathF.Pow(0.9f, step), bc2 = 1 - MathF.Pow(0.999f, step);
+            Cpu.AdamWStep(cpu, 3e-3f, 0.9f, 0.999f, 1e-8f, bc1, bc2);
+            gpu.AdamWStep(dev, 3e-3f, 0.9f, 0.999f, 1e-8f, bc1, bc2);
+        }
+        for (int i = 0; i < shapes.Length; i++)
+        {
+            Close(cpu[i].Param, dev[i].Param, 1e-5, $"param {i}");
+            Close(cpu[i].M, dev[i].M, 1e-5, $"m {i}");
+            Close(cpu[i].V, dev[i].V, 1e-5, $"v {i}");
+        }
+    }
+
+    [Fact]
+    public void SumOfSquaresOverManyTensors()
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(22);
+        var xs = new[] { Random(rng, 1), Random(rng, 999), Random(rng, 70_001), Random(rng, 3, 4, 5) };
+        double expected = 0;
+        foreach (var x in xs) foreach (var f in x.ToFloatArray()) expected += (double)f * f;   // plain double loop
+        double got = gpu.SumOfSquares(xs.Select(x => x.To(Cuda)).ToList());
+        Assert.Equal(expected, got, expected * 1e-9);
+        Assert.Equal(0, gpu.SumOfSquares([]));
+    }
+
+    [Theory]
+    [InlineData(1, 1, 8, 5, 1)]
+    [InlineData(3, 2, 24, 40, 17)]
+    [InlineData(2, 4, 32, 33, 33)]
+    [InlineData(1, 3, 100, 9, 0)]
+    public void AttentionStepWithKvCache(int batch, int heads, int dh, int capacity, int length)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(23);
+        int width = heads * dh;
+        var q = Random(rng, batch, width);
+        var kc = Random(rng, batch, capacity, width);
+        var vc = Random(rng, batch, capacity, width);
+        var (yc, yg) = Outputs(batch, width);
+        if (length == 0) yc.Backend.Fill(yc, 0f);
+        else Cpu.AttentionStep(q, kc, vc, length, heads, yc);
+        gpu.AttentionStep(q.To(Cuda), kc.To(Cuda), vc.To(Cuda), length, heads, yg);
+        Close(yc, yg, 1e-5, "attention step y");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, true, true)]
+    [InlineData(3, 7, 33, true, false)]
+    [InlineData(2, 12, 64, false, true)]
+    [InlineData(5, 3, 5, false, false)]
+    public void GruForwardBackward(int batch, int len, int h, bool bias, bool withH0)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(24);
+        var gi = Random(rng, batch, len, 3 * h);
+        var w = Uniform(rng, -0.5, 0.5, 3 * h, h);
+        var b = bias ? Random(rng, 3 * h) : null;
+        var h0 = withH0 ? Random(rng, batch, h) : null;
+        var dy = Random(rng, batch, len, h);
+        var (yc, yg) = Outputs(batch, len, h);
+        var (gc, gg) = Outputs(batch, len, 4 * h);
+        Cpu.GruForward(gi, w, b, h0, yc, gc);
+        gpu.GruForward(gi.To(Cuda), w.To(Cuda), b?.To(Cuda), h0?.To(Cuda), yg, gg);
+        Close(yc, yg, 1e-5, "gru y");
+        Close(gc, gg, 1e-5, "gru gates");
+        var (dgic, dgig) = Outputs(batch, len, 3 * h);
+        var (dwc, dwg) = Outputs(3 * h, h);
+        var (dbc, dbg) = Outputs(3 * h);
+        var (dh0c, dh0g) = Outputs(batch, h);
+        Cpu.GruBackward(w, h0, yc, gc, dy, dgic, dwc, bias ? dbc : null, withH0 ? dh0c : null);
+        gpu.GruBackward(w.To(Cuda), h0?.To(Cuda), yg, gg, dy.To(Cuda), dgig, dwg, bias ? dbg : null, withH0 ? dh0g : null);
+        Close(dgic, dgig, 1e-5, "gru dgi");
+        Close(dwc, dwg, 1e-5, "gru dW_hh");
+        if (bias) Close(dbc, dbg, 1e-5, "gru db_hh");
+        if (withH0) Close(dh0c, dh0g, 1e-5, "gru dh0");
+    }
+
+    private static (Tensor Q, Tensor K, Tensor V, Tensor Dy, Tensor? Pad) AttentionInputs(Random rng, int batch, int l, int width, bool padded)
+    {
+        Tensor? pad = null;
+        if (padded)
+        {
+            var ids = new long[batch * l];
+            for (int b = 0; b < batch; b++)
+                for (int j = 0; j < l; j++) ids[b * l + j] = b == 0 ? (j < 3 ? 0 : 1 + j) : (j % 4 == 0 ? 0 : 1 + j);
+            pad = Tensor.From(ids, batch, l);
+        }
+        return (Random(rng, batch, l, width), Random(rng, batch, l, width), Random(rng, batch, l, width), Random(rng, batch, l, width), pad);
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 8, 0.3f, false)]
+    [InlineData(2, 37, 2, 24, 0.2f, false)]
+    [InlineData(3, 29, 1, 64, 0.5f, true)]
+    [InlineData(2, 50, 4, 16, 0f, true)]
+    public void AttentionDropoutForwardBackward(int batch, int l, int heads, int dh, float p, bool padded)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(25);
+        int width = heads * dh;
+        var (q, k, v, dy, pad) = AttentionInputs(rng, batch, l, width, padded);
+        var (gq, gk, gv, gdy, gpad) = (q.To(Cuda), k.To(Cuda), v.To(Cuda), dy.To(Cuda), pad?.To(Cuda));
+        const ulong seed = 0x5eed;
+        var (yc, yg) = Outputs(batch, l, width);
+        Cpu.AttentionDropoutForward(q, k, v, heads, pad, p, seed, yc);
+        gpu.AttentionDropoutForward(gq, gk, gv, heads, gpad, p, seed, yg);
+        Close(yc, yg, 1e-5, "dropout attention y");
+        var (dqc, dqg) = Outputs(batch, l, width);
+        var (dkc, dkg) = Outputs(batch, l, width);
+        var (dvc, dvg) = Outputs(batch, l, width);
+        Cpu.AttentionDropoutBackward(q, k, v, heads, pad, p, seed, yc, dy, dqc, dkc, dvc);
+        gpu.AttentionDropoutBackward(gq, gk, gv, heads, gpad, p, seed, yg, gdy, dqg, dkg, dvg);
+        Close(dqc, dqg, 1e-5, "dropout attention dq");
+        Close(dkc, dkg, 1e-5, "dropout attention dk");
+        Close(dvc, dvg, 1e-5, "dropout attention dv");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 8)]
+    [InlineData(2, 37, 2, 24)]
+    [InlineData(3, 96, 4, 32)]
+    public void NonCausalAttentionForwardBackward(int batch, int l, int heads, int dh)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(26);
+        int width = heads * dh;
+        var (q, k, v, dy, _) = AttentionInputs(rng, batch, l, width, false);
+        var (gq, gk, gv, gdy) = (q.To(Cuda), k.To(Cuda), v.To(Cuda), dy.To(Cuda));
+        var (yc, yg) = Outputs(batch, l, width);
+        var (lc, lg) = Outputs(batch, heads, l);
+        Cpu.AttentionForwardNonCausal(q, k, v, heads, yc, lc);
+        gpu.AttentionForwardNonCausal(gq, gk, gv, heads, yg, lg);
+        Close(yc, yg, 1e-5, "non-causal y");
+        Close(lc, lg, 1e-5, "non-causal lse");
+        var (dqc, dqg) = Outputs(batch, l, width);
+        var (dkc, dkg) = Outputs(batch, l, width);
+        var (dvc, dvg) = Outputs(batch, l, width);
+        Cpu.AttentionBackwardNonCausal(q, k, v, heads, yc, lc, dy, dqc, dkc, dvc);
+        gpu.AttentionBackwardNonCausal(gq, gk, gv, heads, yg, lg, gdy, dqg, dkg, dvg);
+        Close(dqc, dqg, 1e-5, "non-causal dq");
+        Close(dkc, dkg, 1e-5, "non-causal dk");
+        Close(dvc, dvg, 1e-5, "non-causal dv");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    public void CapturedDecodeStepEqualsTheOrdinaryStep(int batch)
+    {
+        var gpu = Gpu;
+        var config = new MambaConfig { DModel = 48, NLayer = 3, DState = 8, VocabSize = 101 };
+        using var model = new MambaLM(config, seed: 5);
+        model.To(Cuda);
+        using var plain = model.NewState(batch);
+        using var captured = model.NewState(batch);
+        var rng = new Random(27);
+        using var noGrad = GradMode.NoGrad();
+        var first = Enumerable.Range(0, batch).Select(_ => (long)rng.Next(config.VocabSize)).ToArray();
+        using (new TensorScope())
+        {
+            model.Step(Tensor.From(first, batch), plain);    // one ordinary step each (kernels compiled, cuBLAS ready)
+            model.Step(Tensor.From(first, batch), captured);
+        }
+        using var graph = StepGraph.TryCreate(model, captured, batch)!;
+        Assert.NotNull(graph);
+        Assert.True(graph.Kernels > 10, $"{graph.Kernels} kernels captured");
+        for (int i = 0; i < 6; i++)
+        {
+            var tokens = Enumerable.Range(0, batch).Select(_ => (long)rng.Next(config.VocabSize)).ToArray();
+            using var scope = new TensorScope();
+            var expected = model.Step(Tensor.From(tokens, batch), plain).ToFloatArray();
+            long before = gpu.LaunchCount;
+            var got = graph.Step(tokens).ToFloatArray();
+            Assert.Equal(before, gpu.LaunchCount);   // the replay launches no kernel of its own
+            Assert.Equal(expected, got);
+            Assert.Equal(plain.Position, captured.Position);
+        }
+        for (int layer = 0; layer < config.NLayer; layer++)
+        {
+            Assert.Equal(plain.Layers[layer].SsmState.ToFloatArray(), captured.Layers[layer].SsmState.ToFloatArray());
+            Assert.Equal(plain.Layers[layer].ConvState.ToFloatArray(), captured.Layers[layer].ConvState.ToFloatArray());
+        }
+    }
+}
