@@ -31,7 +31,7 @@ public static partial class Safetensors
     /// directory, flushed to disk, and renamed over <paramref name="path"/>: a reader sees the old file
     /// or the new one, never half of one, and a failed save leaves the old file untouched.
     /// </summary>
-    /// <exception cref="ArgumentException">A duplicate or reserved name, a disposed or non-CPU tensor.</exception>
+    /// <exception cref="ArgumentException">A duplicate or reserved name, a disposed tensor. GPU tensors are written from a host copy.</exception>
     public static void Save(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -75,8 +75,6 @@ public static partial class Safetensors
                 throw new ArgumentException($"duplicate tensor name {q} (entries #{first[name]} and #{i}); names must be unique", "tensors");
             if (t is null) throw new ArgumentException($"tensor {q} is null", "tensors");
             if (t.IsDisposed) throw new ArgumentException($"tensor {q} was disposed", "tensors");
-            if (!t.Device.IsCpu)
-                throw new ArgumentException($"tensor {q} is on {t.Device}; safetensors are written from CPU memory, so copy it to the CPU first", "tensors");
         }
         if (metadata is not null)
             foreach (var (k, v) in metadata)

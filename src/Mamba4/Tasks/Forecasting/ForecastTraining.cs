@@ -200,7 +200,11 @@ public sealed class ForecastRun : IDisposable
     {
         if (_best is null) return;
         int i = 0;
-        foreach (var p in Model.Parameters()) _best[i++].CopyTo(p.AsSpan<float>());
+        foreach (var p in Model.Parameters())
+        {
+            using var best = Tensor.From(_best[i++], p.Shape.ToArray());
+            p.CopyFrom(best);   // host or device parameter alike
+        }
     }
 
     /// <summary>MSE and MAE on the normalised scale over every window of <paramref name="windows"/> (the last, partial batch included).</summary>
