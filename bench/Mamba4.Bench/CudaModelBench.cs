@@ -94,15 +94,19 @@ public static class CudaModelBench
     {
         Console.WriteLine();
         using var optimizer = new AdamW(model, 1e-4f);
-        foreach (int batch in new[] { 1, 4 })
-        {
-            const int l = 2048;
-            var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
-            Step(gpu, model, optimizer, ids, batch, l);
-            var times = Enumerable.Range(0, 5).Select(_ => Step(gpu, model, optimizer, ids, batch, l)).Order().ToArray();
-            double s = times[times.Length / 2];
-            Console.WriteLine($"training, 130M shape fp32, {batch} × {l} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5)");
-        }
+        // GEMM arithmetic: F32, TF32 tensor cores, BF16 tensor cores (F32 master weights, activations, optimizer state)
+        foreach (var precision in new[] { MatmulPrecision.F32, MatmulPrecision.Tf32, MatmulPrecision.Bf16 })
+            foreach (int batch in new[] { 1, 4 })
+            {
+                const int l = 2048;
+                gpu.MatmulPrecision = precision;
+                var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
+                Step(gpu, model, optimizer, ids, batch, l);
+                var times = Enumerable.Range(0, 5).Select(_ => Step(gpu, model, optimizer, ids, batch, l)).Order().ToArray();
+                double s = times[times.Length / 2];
+                Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5)");
+            }
+        gpu.MatmulPrecision = MatmulPrecision.F32;
     }
 
     private static void Generation(CudaBackend gpu, MambaLM model, double copy)

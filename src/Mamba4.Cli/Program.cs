@@ -16,9 +16,10 @@ try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
-catch (Exception e) when (e is IOException or FormatException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException)
+catch (Exception e) when (e is IOException or FormatException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException
+                           or OutOfMemoryException or Mamba4.Backends.Cuda.Native.CudaException)
 {
-    // Bad input: one clear line (the messages name the file, field or tensor), no stack trace.
+    // Bad input, or a GPU out of memory / failing: one clear line (the messages name the file, field, tensor or kernel), no stack trace.
     Console.Error.WriteLine($"error: {e.Message}");
     return 1;
 }

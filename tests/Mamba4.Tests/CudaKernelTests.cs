@@ -1,5 +1,6 @@
 using Mamba4.Autograd;
 using Mamba4.Backends;
+using Mamba4.Backends.Cuda;
 using Mamba4.Inference;
 using Mamba4.Models;
 using Mamba4.Tensors;
@@ -223,5 +224,87 @@ public class CudaKernelTests
             Assert.Equal(plain.Layers[layer].SsmState.ToFloatArray(), captured.Layers[layer].SsmState.ToFloatArray());
             Assert.Equal(plain.Layers[layer].ConvState.ToFloatArray(), captured.Layers[layer].ConvState.ToFloatArray());
         }
+    }
+}
+
+/// <summary>Mixed precision: BF16 tensor-core GEMMs (operands rounded to BF16, F32 accumulation) under F32 master weights.</summary>
+[Trait("Category", "Cuda")]
+[Collection("Cuda")]
+public class CudaMixedPrecisionTests
+{
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void Bf16GemmRoundsTheOperandsAndAccumulatesInF32(bool transA, bool transB)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(31);
+        int m = 37, n = 53, k = 257;
+        var a = transA ? Random(rng, k, m) : Random(rng, m, k);
+        var b = transB ? Random(rng, n, k) : Random(rng, k, n);
+        var c = Random(rng, m, n);
+        var reference = c.Clone();
+        Cpu.Gemm(a, transA, b, transB, reference, 0.5f, 0.25f);
+        var g = c.To(Cuda);
+        try
+        {
+            gpu.MatmulPrecision = MatmulPrecision.Bf16;
+            gpu.Gemm(a.To(Cuda), transA, b.To(Cuda), transB, g, 0.5f, 0.25f);
+        }
+        finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
+        double err = 0, norm = 0;
+        var (x, y) = (reference.ToFloatArray(), g.ToFloatArray());
+        for (int i = 0; i < x.Length; i++) { err += (x[i] - y[i]) * (double)(x[i] - y[i]); norm += (double)x[i] * x[i]; }
+        double rel = Math.Sqrt(err / norm);
+        Assert.True(rel > 1e-5 && rel < 1e-2, $"‖bf16 − f32‖/‖f32‖ = {rel:G3} (BF16 operands: expected between 1e-5 and 1e-2)");
+
+        // times the identity, the product is exactly the BF16 rounding of A (as the CPU's F32 → BF16 conversion)
+        var eye = Tensor.Zeros(new Shape(k, k));
+        for (int i = 0; i < k; i++) eye.AsSpan<float>()[i * k + i] = 1f;
+        var a2 = Random(rng, m, k);
+        var rounded = Tensor.Zeros(new Shape(m, k), DType.F32, Cuda);
+        try
+        {
+            gpu.MatmulPrecision = MatmulPrecision.Bf16;
+            gpu.Gemm(a2.To(Cuda), false, eye.To(Cuda), false, rounded, 1f, 0f);
+        }
+        finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
+        Assert.Equal(a2.To(DType.BF16).To(DType.F32).ToFloatArray(), rounded.ToFloatArray());
+    }
+
+    [Fact]
+    public void Bf16TrainingKeepsF32MasterWeightsAndLearns()
+    {
+        var gpu = Gpu;
+        var config = new MambaConfig { DModel = 32, NLayer = 2, DState = 8, VocabSize = 17 };
+        using var model = new MambaLM(config, seed: 9);
+        model.To(Cuda);
+        using var optimizer = new Training.AdamW(model, 3e-3f);
+        var rng = new Random(32);
+        // a learnable sequence: each token is the previous one + 1 (mod vocabulary)
+        var ids = new long[4 * 24];
+        for (int b = 0; b < 4; b++) { long t = rng.Next(config.VocabSize); for (int i = 0; i < 24; i++) ids[b * 24 + i] = (t + i) % config.VocabSize; }
+        var losses = new List<double>();
+        try
+        {
+            gpu.MatmulPrecision = MatmulPrecision.Bf16;
+            for (int step = 0; step < 30; step++)
+            {
+                using var scope = new TensorScope();
+                var loss = model.Loss(Tensor.From(ids, 4, 24));
+                losses.Add(loss.Item());
+                loss.Backward();
+                optimizer.Step();
+                model.ZeroGrad();
+            }
+        }
+        finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
+        Assert.All(model.Parameters(), p => Assert.Equal(DType.F32, p.DType));
+        Assert.All(optimizer.State(), s => Assert.Equal(DType.F32, s.Tensor.DType));
+        Assert.All(losses, l => Assert.True(double.IsFinite(l)));
+        Assert.True(losses[^1] < 0.5 * losses[0], $"loss {losses[0]:F3} → {losses[^1]:F3}");
     }
 }

@@ -655,8 +655,10 @@ public sealed class SafetensorsTests : IDisposable
     }
 
     [Fact]
-    public unsafe void SaveRejectsNonCpuTensorsAndLeavesTheOldFileUntouched()
+    public unsafe void AGpuTensorThatCannotBeReadLeavesTheOldFileUntouched()
     {
+        // GPU tensors are written from a host copy; without CUDA that copy fails, and the save with it, atomically.
+        if (Mamba4.Backends.Backend.IsAvailable(Device.Cuda(0), out _)) Assert.Skip("needs a machine without CUDA (the tensor below is not really on a GPU)");
         var path = TempPath();
         using var good = Tensor.From([1f, 2f], 2);
         Safetensors.Save(path, [("old", good)]);
@@ -666,10 +668,8 @@ public sealed class SafetensorsTests : IDisposable
         try
         {
             var gpu = new Tensor(new Storage((nint)block, 64, Device.Cuda(0), new NoOwner()), 0, new Shape(4), DType.F32);
-            var e = Assert.Throws<ArgumentException>(() => Safetensors.Save(path, [("a", good), ("on.gpu", gpu)]));
-            Assert.Contains("'on.gpu'", e.Message);
-            Assert.Contains("cuda:0", e.Message);
-            Assert.Contains("CPU", e.Message, StringComparison.OrdinalIgnoreCase);
+            var e = Assert.Throws<NotSupportedException>(() => Safetensors.Save(path, [("a", good), ("on.gpu", gpu)]));
+            Assert.Contains("CUDA is not available", e.Message);
         }
         finally { NativeMemory.Free(block); }
         Assert.Equal(before, File.ReadAllBytes(path));

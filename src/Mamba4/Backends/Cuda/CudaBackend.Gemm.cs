@@ -1,11 +1,13 @@
 using Mamba4.Backends.Cuda.Native;
+using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
 
 // GEMM through cuBLAS. Our matrices are row-major; cuBLAS is column-major, where a row-major X [r, c] is Xᵀ with
 // leading dimension c. So C = op(A)·op(B) (row-major, m×n) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ:
 //   cublasSgemm(opB, opA, n, m, k, α, B, ldb = B's row length, A, lda = A's row length, β, C, ldc = n)
-// with opX = T when X is to be transposed. TF32 stays off unless AllowTf32 is set.
+// with opX = T when X is to be transposed. TF32 stays off unless MatmulPrecision says Tf32; with Bf16 the operands
+// of Gemm are rounded to BF16 (elementwise.cu: f32_to_bf16) and multiplied by cublasGemmEx with F32 accumulation.
 public sealed unsafe partial class CudaBackend
 {
     private int _mathMode = -1;
@@ -20,7 +22,7 @@ public sealed unsafe partial class CudaBackend
             Cublas.Check(Cublas.cublasSetStream(h, Stream), "cublasSetStream");
             _cublas = h;
         }
-        int mode = AllowTf32 ? Cublas.Tf32TensorOpMath : Cublas.DefaultMath;
+        int mode = MatmulPrecision == MatmulPrecision.Tf32 ? Cublas.Tf32TensorOpMath : Cublas.DefaultMath;
         if (mode != _mathMode)
         {
             Cublas.Check(Cublas.cublasSetMathMode(_cublas, mode), "cublasSetMathMode");
@@ -46,7 +48,40 @@ public sealed unsafe partial class CudaBackend
             else Scale(c, beta, c);
             return;
         }
+        if (MatmulPrecision == MatmulPrecision.Bf16)
+        {
+            GemmBf16(transA, transB, m, n, k, alpha, a, b, beta, c);
+            return;
+        }
         Sgemm(transA, transB, m, n, k, alpha, a.DataPointer, Math.Max(1, aCols), b.DataPointer, Math.Max(1, bCols), beta, c.DataPointer, Math.Max(1, n));
+    }
+
+    /// <summary>C (F32) = α·op(A)·op(B) + β·C with A and B rounded to BF16 first (tensor cores, F32 accumulation).</summary>
+    private void GemmBf16(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, Tensor b, float beta, Tensor c)
+    {
+        var a16 = ToBf16(a);
+        var b16 = ToBf16(b);
+        try
+        {
+            var h = CublasHandle();
+            MakeCurrent();
+            Cublas.Check(Cublas.cublasGemmEx(h, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
+                &alpha, b16.Pointer, Cublas.R16BF, Math.Max(1, b.Shape.Last), a16.Pointer, Cublas.R16BF, Math.Max(1, a.Shape.Last),
+                &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), Cublas.Compute32F, Cublas.GemmDefault),
+                $"cublasGemmEx BF16 (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
+        }
+        finally
+        {
+            a16.Release();
+            b16.Release();
+        }
+    }
+
+    private Storage ToBf16(Tensor x)
+    {
+        var y = Allocator.Allocate(Math.Max(1, x.NumElements) * 2);
+        Map("elementwise.cu", "f32_to_bf16", x.NumElements, x, y.Pointer, x.NumElements);
+        return y;
     }
 
     /// <summary>Row-major C[m×n] = α·op(A)·op(B) + β·C on device addresses, each matrix with its own row stride (ld).</summary>

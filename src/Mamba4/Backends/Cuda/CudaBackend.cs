@@ -4,6 +4,9 @@ using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
 
+/// <summary>Arithmetic of the CUDA backend's F32 matrix products.</summary>
+public enum MatmulPrecision { F32, Tf32, Bf16 }
+
 /// <summary>
 /// The CUDA backend of one GPU: its primary context, one non-blocking stream on which every kernel, copy
 /// and cuBLAS call is queued in order, a caching allocator, pinned staging buffers for host transfers,
@@ -82,8 +85,28 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
     public static int DeviceCount => CudaRuntime.Unavailable is null ? CudaRuntime.DeviceCount : 0;
     public static string NvrtcVersion => CudaRuntime.NvrtcVersion;
 
-    /// <summary>Lets cuBLAS use TF32 tensor cores for F32 GEMMs (off by default: F32 results match the CPU).</summary>
-    public bool AllowTf32 { get; set; }
+    /// <summary>
+    /// How F32 GEMMs (<see cref="Gemm"/>) are computed: F32 (default: results match the CPU), TF32 tensor cores, or BF16
+    /// tensor cores (operands rounded to BF16, F32 accumulation and output) — mixed precision with F32 master weights,
+    /// activations and optimizer state. The environment variable MAMBA4_CUDA_MATMUL=f32|tf32|bf16 sets the default.
+    /// </summary>
+    public MatmulPrecision MatmulPrecision { get; set; } = MatmulPrecisionFromEnvironment();
+
+    /// <summary>Lets cuBLAS use TF32 tensor cores for F32 GEMMs (<see cref="MatmulPrecision"/> TF32).</summary>
+    public bool AllowTf32
+    {
+        get => MatmulPrecision == MatmulPrecision.Tf32;
+        set => MatmulPrecision = value ? MatmulPrecision.Tf32 : MatmulPrecision.F32;
+    }
+
+    private static MatmulPrecision MatmulPrecisionFromEnvironment() =>
+        Environment.GetEnvironmentVariable("MAMBA4_CUDA_MATMUL")?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "f32" => MatmulPrecision.F32,
+            "tf32" => MatmulPrecision.Tf32,
+            "bf16" => MatmulPrecision.Bf16,
+            var other => throw new NotSupportedException($"MAMBA4_CUDA_MATMUL={other}: expected f32, tf32 or bf16"),
+        };
 
     private int Attribute(int attribute)
     {

@@ -42,3 +42,13 @@ extern "C" __global__ void add_in_place(float* dst, const float* src, float alph
     if (alpha == 1.f) { GRID_STRIDE(i, n) dst[i] += src[i]; }
     else { GRID_STRIDE(i, n) dst[i] = fmaf(src[i], alpha, dst[i]); }
 }
+
+// F32 → BF16, round to nearest even (NaN stays NaN): the operands of the BF16 GEMM (MatmulPrecision.Bf16)
+extern "C" __global__ void f32_to_bf16(const float* x, unsigned short* y, i64 n)
+{
+    GRID_STRIDE(i, n)
+    {
+        unsigned u = __float_as_uint(x[i]);
+        y[i] = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)((u >> 16) | 0x40u) : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+}

@@ -1,6 +1,6 @@
 namespace Mamba4.Backends.Cuda.Native;
 
-/// <summary>cuBLAS (libcublas.so.13, which needs libcublasLt.so.13): column-major SGEMM on the backend's stream.</summary>
+/// <summary>cuBLAS (libcublas.so.13, which needs libcublasLt.so.13): column-major SGEMM and GemmEx (BF16 inputs, F32 accumulation) on the backend's stream.</summary>
 internal static unsafe class Cublas
 {
     public const int OpN = 0, OpT = 1;
@@ -13,6 +13,9 @@ internal static unsafe class Cublas
     public static delegate* unmanaged<nint, int, int> cublasSetMathMode;
     public static delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, nint, int, float*, nint, int, int> cublasSgemm;
     public static delegate* unmanaged<int, byte*> cublasGetStatusString;
+    /// <summary>cudaDataType_t and cublasComputeType_t values used with cublasGemmEx.</summary>
+    public const int R32F = 0, R16BF = 14, Compute32F = 68, GemmDefault = -1;
+    public static delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, int, nint, int, int, float*, nint, int, int, int, int, int> cublasGemmEx;
 
     public static void Bind(nint lib)
     {
@@ -23,6 +26,7 @@ internal static unsafe class Cublas
         cublasSetMathMode = (delegate* unmanaged<nint, int, int>)CudaLibraries.Export(lib, n, "cublasSetMathMode");
         cublasSgemm = (delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, nint, int, float*, nint, int, int>)CudaLibraries.Export(lib, n, "cublasSgemm_v2");
         cublasGetStatusString = (delegate* unmanaged<int, byte*>)CudaLibraries.Export(lib, n, "cublasGetStatusString");
+        cublasGemmEx = (delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, int, nint, int, int, float*, nint, int, int, int, int, int>)CudaLibraries.Export(lib, n, "cublasGemmEx");
     }
 
     public static void Check(int status, string call)
