@@ -14,7 +14,7 @@ target=$(cd "$target" && pwd)
 root=$(dirname "$(readlink -f "$(command -v dotnet)")")
 if [ ! -s "$target/dotnet.tar.xz" ]; then
   echo "packing the .NET runtime from $root ..."
-  tar cJf "$target/dotnet.tar.xz" -C "$root" dotnet host shared/Microsoft.NETCore.App
+  tar cJf "$target/dotnet.tar.xz" -C "$root" dotnet host shared/Microsoft.NETCore.App shared/Microsoft.AspNetCore.App
 fi
 for proj in tests/Mamba4.Tests/Mamba4.Tests.csproj bench/Mamba4.Bench/Mamba4.Bench.csproj; do
   name=$(basename "$proj" .csproj)

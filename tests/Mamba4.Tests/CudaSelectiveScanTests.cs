@@ -95,13 +95,13 @@ public class CudaSelectiveScanTests
             CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = 0;
             CudaBackend.ScanBackwardBlockOverride = 128;
             Compare(2, 517, 33, 16, true);
-            CudaBackend.ScanBackwardSubOverride = 8;
+            CudaBackend.ScanBackwardVariant = 1;
             Compare(2, 517, 33, 16, true);
             Compare(1, 300, 10, 3, false);
         }
         finally
         {
-            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardBlockOverride = CudaBackend.ScanBackwardSubOverride = 0;
+            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardBlockOverride = CudaBackend.ScanBackwardVariant = 0;
         }
     }
 

@@ -32,7 +32,9 @@ public sealed unsafe partial class CudaBackend
         return (ns, tpc);
     }
 
-    private static ScanParams ScanInputs(in SelectiveScanArgs a) => new()
+    private static ScanParams ScanInputs(in SelectiveScanArgs a) => a.U.DType != DType.F32
+        ? throw new NotSupportedException($"SelectiveScan on CUDA: {a.U.DType} inputs are not supported yet")
+        : new()
     {
         U = a.U.DataPointer, Delta = a.Delta.DataPointer, A = a.A.DataPointer, B = a.B.DataPointer, C = a.C.DataPointer,
         D = a.D?.DataPointer ?? 0, Z = a.Z?.DataPointer ?? 0, Bias = a.DeltaBias?.DataPointer ?? 0,
@@ -73,8 +75,14 @@ public sealed unsafe partial class CudaBackend
     private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
         ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (block / tpc) + (chunkLen + sub - 1) / sub * block * ns) * sizeof(float);
 
-    /// <summary>Threads per block (128 or 256) and steps per recomputed sub-block (4 or 8) of the main backward kernel; 0 = automatic.</summary>
-    internal static int ScanBackwardBlockOverride, ScanBackwardSubOverride;
+    /// <summary>Threads per block (128 or 256) of the main backward kernel; 0 = automatic.</summary>
+    internal static int ScanBackwardBlockOverride;
+
+    /// <summary>
+    /// Main backward kernel variant (for benchmarks; default from MAMBA4_SCAN_BWD_VARIANT): 0 = the next sub-block's
+    /// inputs prefetched into registers (<c>_pf</c>), 1 = loaded when needed.
+    /// </summary>
+    internal static int ScanBackwardVariant = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SCAN_BWD_VARIANT"), out var v) ? v : 0;
 
     public void SelectiveScanForward(in SelectiveScanArgs args)
     {
@@ -131,7 +139,7 @@ public sealed unsafe partial class CudaBackend
         var (nsF, tpcF, _) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
         var (ns, tpc) = ScanSplit(p.N, 4);
         int block = ScanBackwardBlockOverride > 0 ? ScanBackwardBlockOverride : 2 * ScanBlock;
-        int sub = ScanBackwardSubOverride > 0 ? ScanBackwardSubOverride : ScanSub;
+        const int sub = ScanSub;
         // 64 steps per chunk unless its shared memory would leave fewer than four blocks per SM (then 32, 16)
         int chunkLen = ScanBackwardChunkOverride;
         if (chunkLen <= 0)
@@ -178,10 +186,9 @@ public sealed unsafe partial class CudaBackend
                 // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
                 Launch("scan.cu", $"scan_prepare_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks), ScanBlock, ForwardShared(pf, nsF, prepare: true), pf);
-                Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
-                Launch("scan.cu", "scan_carry_backward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+                Launch("scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
-            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(sub == 8 ? "_sub8" : "")}", ScanGrid(p, p.Chunks, block), block, shared, p);
+            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(ScanBackwardVariant == 1 ? "" : "_pf")}", ScanGrid(p, p.Chunks, block), block, shared, p);
         }
         finally
         {

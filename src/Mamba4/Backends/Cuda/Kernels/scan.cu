@@ -275,50 +275,82 @@ SCAN_FORWARD(4)
 SCAN_FORWARD(8)
 SCAN_FORWARD(16)
 
-// H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH.
+// H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH. The chunks are visited CB at a time with
+// their loads issued together (the recurrence over chunks is serial: one memory round trip per CB chunks, not per chunk).
+#define CB 8
+__device__ __forceinline__ void carry_forward_one(const ScanParams& p, i64 i)
+{
+    const int s = (int)(i % p.N), d = (int)((i / p.N) % p.Dch);
+    const i64 b = i / p.N / p.Dch, stride = (i64)p.Dch * p.N, first = (b * p.chunks * p.Dch + d) * p.N + s;
+    const float* sums = p.sumDt + b * p.chunks * p.Dch + d;
+    const float a2 = p.A[(i64)d * p.N + s] * LOG2E;
+    float H = 0.f;
+    for (int c0 = 0; c0 < p.chunks - 1; c0 += CB)
+    {
+        float local[CB], sd[CB];
+        #pragma unroll
+        for (int j = 0; j < CB; j++)
+        {
+            const bool ok = c0 + j < p.chunks - 1;
+            local[j] = ok ? p.carryH[first + (c0 + j) * stride] : 0.f;
+            sd[j] = ok ? sums[(i64)(c0 + j) * p.Dch] : 0.f;
+        }
+        #pragma unroll
+        for (int j = 0; j < CB; j++)
+            if (c0 + j < p.chunks - 1)
+            {
+                p.carryH[first + (c0 + j) * stride] = H;
+                H = fmaf(fast_exp2(a2 * sd[j]), H, local[j]);
+            }
+    }
+    p.carryH[first + (i64)(p.chunks - 1) * stride] = H;
+}
+
+// E_c from õ_{c+1} and S_{c+1}, one thread per (b, d, n); in place in carryG (chunks last to first, CB at a time).
+__device__ __forceinline__ void carry_backward_one(const ScanParams& p, i64 i)
+{
+    const int s = (int)(i % p.N), d = (int)((i / p.N) % p.Dch);
+    const i64 b = i / p.N / p.Dch, stride = (i64)p.Dch * p.N, first = (b * p.chunks * p.Dch + d) * p.N + s;
+    const float* sums = p.sumDt + b * p.chunks * p.Dch + d;
+    const float a2 = p.A[(i64)d * p.N + s] * LOG2E;
+    float E = 0.f;
+    for (int c0 = p.chunks - 1; c0 >= 0; c0 -= CB)
+    {
+        float local[CB], sd[CB];
+        #pragma unroll
+        for (int j = 0; j < CB; j++)
+        {
+            const int c = c0 - j;
+            local[j] = c > 0 ? p.carryG[first + c * stride] : 0.f;
+            sd[j] = c >= 0 ? sums[(i64)c * p.Dch] : 0.f;
+        }
+        #pragma unroll
+        for (int j = 0; j < CB; j++)
+        {
+            const int c = c0 - j;
+            if (c < 0) break;
+            p.carryG[first + c * stride] = E;
+            E = c == p.chunks - 1 ? local[j] : fmaf(fast_exp2(a2 * sd[j]), E, local[j]);
+        }
+    }
+}
+
 extern "C" __global__ void scan_carry_forward(ScanParams p)
 {
-    i64 n = (i64)p.batch * p.Dch * p.N;
-    GRID_STRIDE(i, n)
+    GRID_STRIDE(i, (i64)p.batch * p.Dch * p.N) carry_forward_one(p, i);
+}
+
+// Both carries of the backward in one launch: blockIdx.y 0 gives H_c (carryH), 1 gives E_c (carryG).
+extern "C" __global__ void scan_carries(ScanParams p)
+{
+    GRID_STRIDE(i, (i64)p.batch * p.Dch * p.N)
     {
-        int s = (int)(i % p.N);
-        i64 bd = i / p.N;
-        int d = (int)(bd % p.Dch);
-        i64 b = bd / p.Dch;
-        float a2 = p.A[(i64)d * p.N + s] * LOG2E, H = 0.f;
-        for (int c = 0; c < p.chunks - 1; c++)
-        {
-            i64 at = ((b * p.chunks + c) * p.Dch + d) * p.N + s;
-            float local = p.carryH[at];
-            p.carryH[at] = H;
-            H = fmaf(fast_exp2(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), H, local);
-        }
-        p.carryH[((b * p.chunks + p.chunks - 1) * p.Dch + d) * p.N + s] = H;
+        if (blockIdx.y == 0) carry_forward_one(p, i);
+        else carry_backward_one(p, i);
     }
 }
 
 // ---- backward ----
-
-// E_c from õ_{c+1} and S_{c+1}, one thread per (b, d, n); in place in carryG.
-extern "C" __global__ void scan_carry_backward(ScanParams p)
-{
-    i64 n = (i64)p.batch * p.Dch * p.N;
-    GRID_STRIDE(i, n)
-    {
-        int s = (int)(i % p.N);
-        i64 bd = i / p.N;
-        int d = (int)(bd % p.Dch);
-        i64 b = bd / p.Dch;
-        float a2 = p.A[(i64)d * p.N + s] * LOG2E, E = 0.f;
-        for (int c = p.chunks - 1; c >= 0; c--)
-        {
-            i64 at = ((b * p.chunks + c) * p.Dch + d) * p.N + s;
-            float local = c > 0 ? p.carryG[at] : 0.f;
-            p.carryG[at] = E;
-            E = c == p.chunks - 1 ? local : fmaf(fast_exp2(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), E, local);
-        }
-    }
-}
 
 // Sums v over the lanes that share this lane's sub (lane bits from TPC up), scattering the V sums over those lanes:
 // each level halves the values a lane holds (it keeps one half, adds its partner's), until one is left; further
@@ -354,7 +386,9 @@ __device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& ba
 
 // Shared memory: sB, sC [T, np] (selective), sdB, sdC [T, np] (selective), dt [T, channels of the block],
 // checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
-template <int NS, int TPC, bool SEL, int SUB>
+// PF: the next sub-block's u, Δ (pass 1) and u, dout, z (pass 2) are loaded into registers before the current one is
+// computed, so their memory latency overlaps the arithmetic.
+template <int NS, int TPC, bool SEL, int SUB, bool PF>
 __device__ void scan_backward_impl(const ScanParams& p)
 {
     extern __shared__ float4 smem4[];
@@ -392,21 +426,43 @@ __device__ void scan_backward_impl(const ScanParams& p)
     constexpr int PER = SUB >= TPC ? SUB / TPC : 1;
     const int group = lane & ~(TPC - 1);
     const int subs = (s.t1 - s.t0 + SUB - 1) / SUB;
-    for (int sb = 0; sb < subs; sb++)
+    // raw u and Δ of sub-block sb (this lane's Δ: steps sub, sub + TPC, …)
+    auto fetch1 = [&](int sb, float (&uu)[SUB], float (&raw)[PER])
     {
-        float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
-        #pragma unroll
-        for (int i = 0; i < NS; i++) ck[i] = h[i];
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
-        float uu[SUB], mine[PER];
         #pragma unroll
         for (int k = 0; k < SUB; k++) uu[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
         #pragma unroll
         for (int j = 0; j < PER; j++)
         {
             const int k = s.sub + j * TPC;
-            mine[j] = k < steps ? scan_dt(p.delta[base + (i64)k * p.Dch] + bias, p.softplus) : 0.f;
+            raw[j] = k < steps ? p.delta[base + (i64)k * p.Dch] : 0.f;
+        }
+    };
+    float nu[SUB], nraw[PER];
+    if (PF && subs > 0) fetch1(0, nu, nraw);
+    for (int sb = 0; sb < subs; sb++)
+    {
+        float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
+        #pragma unroll
+        for (int i = 0; i < NS; i++) ck[i] = h[i];
+        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        float uu[SUB], raw[PER], mine[PER];
+        if (PF)
+        {
+            #pragma unroll
+            for (int k = 0; k < SUB; k++) uu[k] = nu[k];
+            #pragma unroll
+            for (int j = 0; j < PER; j++) raw[j] = nraw[j];
+            if (sb + 1 < subs) fetch1(sb + 1, nu, nraw);
+        }
+        else fetch1(sb, uu, raw);
+        #pragma unroll
+        for (int j = 0; j < PER; j++)
+        {
+            const int k = s.sub + j * TPC;
+            mine[j] = k < steps ? scan_dt(raw[j] + bias, p.softplus) : 0.f;
             if (k < steps) sdt[(tb - s.t0 + k) * cpb + chl] = mine[j];
         }
         #pragma unroll
@@ -424,17 +480,39 @@ __device__ void scan_backward_impl(const ScanParams& p)
     __syncwarp();
 
     // pass 2: sub-blocks last to first
+    // u, dout and z of sub-block sb (dout, z: this lane's steps)
+    auto fetch2 = [&](int sb, float (&us)[SUB], float (&douts)[PER], float (&zs)[PER])
+    {
+        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
+        #pragma unroll
+        for (int k = 0; k < SUB; k++) us[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+        #pragma unroll
+        for (int j = 0; j < PER; j++)
+        {
+            const int k = s.sub + j * TPC;
+            douts[j] = k < steps ? p.dout[base + (i64)k * p.Dch] : 0.f;
+            zs[j] = k < steps && p.z ? p.z[base + (i64)k * p.Dch] : 0.f;
+        }
+    };
+    float nus[SUB], ndo[PER], nzs[PER];
+    if (PF && subs > 0) fetch2(subs - 1, nus, ndo, nzs);
     for (int sb = subs - 1; sb >= 0; sb--)
     {
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
-        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], dys[SUB], dzs[SUB], sigs[SUB];
-        #pragma unroll
-        for (int k = 0; k < SUB; k++)
+        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], dys[SUB], dzs[SUB], sigs[SUB], douts[PER], zs[PER];
+        if (PF)
         {
-            dts[k] = sdt[min(tb + k - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
-            us[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+            #pragma unroll
+            for (int k = 0; k < SUB; k++) us[k] = nus[k];
+            #pragma unroll
+            for (int j = 0; j < PER; j++) { douts[j] = ndo[j]; zs[j] = nzs[j]; }
+            if (sb > 0) fetch2(sb - 1, nus, ndo, nzs);
         }
+        else fetch2(sb, us, douts, zs);
+        #pragma unroll
+        for (int k = 0; k < SUB; k++) dts[k] = sdt[min(tb + k - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
         // dy = dout·silu(z), the dz factor dout·silu'(z) and σ(δ + bias) = 1 − e^−dt: each lane of the channel computes
         // them for its own steps, then they are shared with shuffles
         float myDy[PER], myDz[PER], mySig[PER];
@@ -442,8 +520,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
         for (int j = 0; j < PER; j++)
         {
             const int k = s.sub + j * TPC;
-            const bool ok = k < steps;
-            const float dout = ok ? p.dout[base + (i64)k * p.Dch] : 0.f, zz = ok && p.z ? p.z[base + (i64)k * p.Dch] : 0.f;
+            const float dout = douts[j], zz = zs[j];
             const float dt = sdt[min(tb + min(k, SUB - 1) - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
             myDy[j] = p.z ? dout * fast_silu(zz) : dout;
             myDz[j] = p.z ? dout * fast_silu_grad(zz) : 0.f;
@@ -576,11 +653,12 @@ __device__ void scan_backward_impl(const ScanParams& p)
     }
 }
 
+// _pf: with prefetch, at most 128 registers (two 256-thread blocks per SM)
 #define SCAN_BACKWARD(NS, TPC)                                                                                                 \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4>(p); } \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4>(p); } \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel_sub8(ScanParams p) { scan_backward_impl<NS, TPC, true, 8>(p); } \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti_sub8(ScanParams p) { scan_backward_impl<NS, TPC, false, 8>(p); }
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true>(p); }
 SCAN_BACKWARD(1, 1)
 SCAN_BACKWARD(2, 1)
 SCAN_BACKWARD(4, 1)
