@@ -39,6 +39,32 @@ struct ScanParams
     int batch, L, Dch, N, chunkLen, chunks, tpc, selective, softplus;
 };
 
+// Element types T of the sequence tensors (u, Δ, z, y, B, C, dout and their gradients): float, bf16 or f16 (raw bits;
+// NVRTC has no cuda_bf16.h without an include path). A, D, Δ-bias, the state, the chunk carries and every sum stay F32.
+struct bf16_bits { unsigned short v; };
+struct half_bits { unsigned short v; };
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(bf16_bits x) { return __uint_as_float((unsigned)x.v << 16); }
+__device__ __forceinline__ float to_f32(half_bits x) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.v)); return f; }
+template <typename T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+// round to nearest even (a NaN stays a NaN)
+template <> __device__ __forceinline__ bf16_bits from_f32<bf16_bits>(float x)
+{
+    unsigned u = __float_as_uint(x);
+    bf16_bits r;
+    r.v = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)((u >> 16) | 0x40u) : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    return r;
+}
+template <> __device__ __forceinline__ half_bits from_f32<half_bits>(float x) { half_bits r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.v) : "f"(x)); return r; }
+// the two 16-bit values of a 32-bit word (low address first)
+__device__ __forceinline__ void unpack2(unsigned w, bf16_bits, float& lo, float& hi) { lo = __uint_as_float(w << 16); hi = __uint_as_float(w & 0xffff0000u); }
+__device__ __forceinline__ void unpack2(unsigned w, half_bits, float& lo, float& hi)
+{
+    lo = to_f32(half_bits{(unsigned short)(w & 0xffffu)});
+    hi = to_f32(half_bits{(unsigned short)(w >> 16)});
+}
+
 // Sum over the TPC adjacent lanes that share a channel (every lane of the warp must call it).
 __device__ __forceinline__ float channel_sum(float v, int tpc)
 {
@@ -70,28 +96,46 @@ __device__ __forceinline__ ScanLane scan_lane(const ScanParams& p, int chunk)
     return s;
 }
 
-// Copies rows [t0, t0 + count) of the selective [B, L, N] arrays x (and y) into shared memory as [count, np]
+// Copies rows [t0, t0 + count) of the selective [B, L, N] arrays x (and y) into shared memory as F32 [count, np]
 // (np = NS·TPC ≥ N, zero padded; zero rows past t1), so a thread reads its NS values of a row as float4s.
+template <typename T>
 __device__ __forceinline__ void stage_rows(const ScanParams& p, const float* x, const float* y, int b, int t0, int count, int t1, int np,
     float* sx, float* sy)
 {
-    const float* gx = x + ((i64)b * p.L + t0) * p.N;
-    const float* gy = y + ((i64)b * p.L + t0) * p.N;
+    const T* gx = reinterpret_cast<const T*>(x) + ((i64)b * p.L + t0) * p.N;
+    const T* gy = reinterpret_cast<const T*>(y) + ((i64)b * p.L + t0) * p.N;
     int rows = max(0, min(count, t1 - t0));
     for (int k = threadIdx.x; k < count * np; k += blockDim.x)
     {
         int r = k / np, c = k - r * np;
         bool ok = r < rows && c < p.N;
-        sx[k] = ok ? gx[r * p.N + c] : 0.f;
-        if (sy) sy[k] = ok ? gy[r * p.N + c] : 0.f;
+        sx[k] = ok ? to_f32(gx[r * p.N + c]) : 0.f;
+        if (sy) sy[k] = ok ? to_f32(gy[r * p.N + c]) : 0.f;
     }
 }
 
-// v = row[0 … NS−1] (row 16-byte aligned when NS is a multiple of 4)
-template <int NS>
-__device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
+// v = row[0 … NS−1] as F32 (row 16-byte aligned when NS·sizeof(T) is a multiple of 16)
+template <int NS, typename T>
+__device__ __forceinline__ void load_row(const T* row, float (&v)[NS])
 {
-    if constexpr (NS % 4 == 0)
+    if constexpr (sizeof(T) == 2 && NS % 8 == 0)
+    {
+        #pragma unroll
+        for (int q = 0; q < NS / 8; q++)
+        {
+            uint4 t = reinterpret_cast<const uint4*>(row)[q];
+            unpack2(t.x, T{}, v[8 * q], v[8 * q + 1]);
+            unpack2(t.y, T{}, v[8 * q + 2], v[8 * q + 3]);
+            unpack2(t.z, T{}, v[8 * q + 4], v[8 * q + 5]);
+            unpack2(t.w, T{}, v[8 * q + 6], v[8 * q + 7]);
+        }
+    }
+    else if constexpr (sizeof(T) == 2 && NS % 2 == 0)
+    {
+        #pragma unroll
+        for (int q = 0; q < NS / 2; q++) unpack2(reinterpret_cast<const unsigned*>(row)[q], T{}, v[2 * q], v[2 * q + 1]);
+    }
+    else if constexpr (sizeof(T) == 4 && NS % 4 == 0)
     {
         #pragma unroll
         for (int q = 0; q < NS / 4; q++)
@@ -103,7 +147,7 @@ __device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
     else
     {
         #pragma unroll
-        for (int i = 0; i < NS; i++) v[i] = row[i];
+        for (int i = 0; i < NS; i++) v[i] = to_f32(row[i]);
     }
 }
 
@@ -111,7 +155,7 @@ __device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
 
 // Tiles of FT steps, double-buffered in shared memory: while a tile is computed, cp.async already copies the next
 // tile's u, Δ, z (a [FT, channels] slab) and B, C rows, so memory latency hides behind the arithmetic.
-__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid)
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid)
 {
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" :: "r"(s), "l"(src), "r"(valid ? 4 : 0) : "memory");
@@ -120,35 +164,50 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 
-// One tile's buffer: su, sd, sz, so [FT, cpb] (u, Δ, z, dout of the block's channels), then sB, sC [FT, np].
-__device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withDout,
-    bool withRows, bool withC, int slabs, float* buf)
+// dst[r·cols + c] = src[base + r·stride + c] for a [rows, cols] slab, zero outside [valid rows, valid cols]: 4-byte cp.async
+// copies (two elements each for a 2-byte T when `pairs`: cols, valid cols, base and stride even), else plain loads.
+template <typename T>
+__device__ __forceinline__ void copy_slab(T* dst, const T* src, i64 base, i64 stride, int rows, int cols, int validRows, int validCols, bool pairs)
 {
-    const int d0 = blockIdx.x * cpb, steps = min(FT, t1 - tt);
-    const i64 base = ((i64)b * p.L + tt) * p.Dch + d0;
-    for (int k = threadIdx.x; k < FT * cpb; k += blockDim.x)
+    if (sizeof(T) == 4 || pairs)
     {
-        int st = k / cpb, ch = k - st * cpb;
-        bool ok = st < steps && d0 + ch < p.Dch;
-        i64 at = ok ? base + (i64)st * p.Dch + ch : 0;
-        cp_async4(buf + k, p.u + at, ok);
-        cp_async4(buf + FT * cpb + k, p.delta + at, ok);
-        if (withZ) cp_async4(buf + 2 * FT * cpb + k, p.z + at, ok);
-        if (withDout) cp_async4(buf + 3 * FT * cpb + k, p.dout + at, ok);
+        constexpr int per = 4 / sizeof(T);
+        const int units = cols / per;
+        for (int k = threadIdx.x; k < rows * units; k += blockDim.x)
+        {
+            int r = k / units, c = (k - r * units) * per;
+            bool ok = r < validRows && c < validCols;
+            cp_async4(dst + r * cols + c, src + (ok ? base + r * stride + c : 0), ok);
+        }
     }
+    else
+        for (int k = threadIdx.x; k < rows * cols; k += blockDim.x)
+        {
+            int r = k / cols, c = k - r * cols;
+            dst[k] = r < validRows && c < validCols ? src[base + r * stride + c] : T{};
+        }
+}
+
+// One tile's buffer (elements of T): su, sd, sz, so [FT, cpb] (u, Δ, z, dout of the block's channels), then sB, sC [FT, np].
+template <typename T>
+__device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withDout,
+    bool withRows, bool withC, int slabs, T* buf)
+{
+    const int d0 = blockIdx.x * cpb, steps = min(FT, t1 - tt), valid = min(cpb, p.Dch - d0);
+    const i64 base = ((i64)b * p.L + tt) * p.Dch + d0;
+    const bool pairs = p.Dch % 2 == 0;
+    copy_slab(buf, reinterpret_cast<const T*>(p.u), base, p.Dch, FT, cpb, steps, valid, pairs);
+    copy_slab(buf + FT * cpb, reinterpret_cast<const T*>(p.delta), base, p.Dch, FT, cpb, steps, valid, pairs);
+    if (withZ) copy_slab(buf + 2 * FT * cpb, reinterpret_cast<const T*>(p.z), base, p.Dch, FT, cpb, steps, valid, pairs);
+    if (withDout) copy_slab(buf + 3 * FT * cpb, reinterpret_cast<const T*>(p.dout), base, p.Dch, FT, cpb, steps, valid, pairs);
     if (withRows)
     {
-        float* sB = buf + slabs * FT * cpb;
-        float* sC = sB + FT * np;
+        T* sB = buf + slabs * FT * cpb;
+        T* sC = sB + FT * np;
         const i64 row = ((i64)b * p.L + tt) * p.N;
-        for (int k = threadIdx.x; k < FT * np; k += blockDim.x)
-        {
-            int st = k / np, c = k - st * np;
-            bool ok = st < steps && c < p.N;
-            i64 at = ok ? row + (i64)st * p.N + c : 0;
-            cp_async4(sB + k, p.B + at, ok);
-            if (withC) cp_async4(sC + k, p.C + at, ok);
-        }
+        const bool rowPairs = p.N % 2 == 0 && np % 2 == 0;
+        copy_slab(sB, reinterpret_cast<const T*>(p.B), row, p.N, FT, np, steps, p.N, rowPairs);
+        if (withC) copy_slab(sC, reinterpret_cast<const T*>(p.C), row, p.N, FT, np, steps, p.N, rowPairs);
     }
     cp_async_commit();
 }
@@ -157,11 +216,11 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
 // phase 2 (for the backward): h̃_c, S_c and õ_c in one forward sweep, since
 //   õ_c = a_{t0}(C_{t0}dy_{t0} + a_{t0+1}(C_{t0+1}dy_{t0+1} + …)) = Σ_t P_t·C_t·dy_t,   P_t = Π_{s=t0..t} a_s
 // so one exp per state and step serves both.
-template <int NS, bool SEL, bool GRADS>
+template <int NS, bool SEL, bool GRADS, typename T>
 __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 {
     extern __shared__ float4 smem4[];
-    float* smem = reinterpret_cast<float*>(smem4);
+    T* smem = reinterpret_cast<T*>(smem4);
     ScanLane s = scan_lane(p, chunk);
     const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc, cpb = blockDim.x / p.tpc, chl = threadIdx.x / p.tpc;
     const bool outputs = !GRADS && phase == 1, grads = GRADS;
@@ -172,8 +231,8 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     {
         bool ok = n0 + i < N;
         a2[i] = ok ? p.A[(i64)s.dc * N + n0 + i] * LOG2E : 0.f;
-        bv[i] = ok && !SEL ? p.B[(i64)s.dc * N + n0 + i] : 0.f;
-        cv[i] = ok && !SEL ? p.C[(i64)s.dc * N + n0 + i] : 0.f;
+        bv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.B)[(i64)s.dc * N + n0 + i]) : 0.f;
+        cv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.C)[(i64)s.dc * N + n0 + i]) : 0.f;
         h[i] = ok && outputs && s.c > 0 ? p.carryH[(((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i] : 0.f;
         P[i] = 1.f;
         o[i] = 0.f;
@@ -184,7 +243,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     if (s.t0 < s.t1) issue_tile(p, s.b, s.t0, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem);
     for (int tt = s.t0, j = 0; tt < s.t1; tt += FT, j++)
     {
-        float* cur = smem + (j & 1) * buffer;
+        T* cur = smem + (j & 1) * buffer;
         if (tt + FT < s.t1)
         {
             issue_tile(p, s.b, tt + FT, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem + ((j + 1) & 1) * buffer);
@@ -192,16 +251,16 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         }
         else cp_async_wait_all();
         __syncthreads();
-        const float *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
-        const float *sB = cur + slabs * FT * cpb, *sC = sB + FT * np;
+        const T *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
+        const T *sB = cur + slabs * FT * cpb, *sC = sB + FT * np;
         const int steps = min(FT, s.t1 - tt);
         const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
         #pragma unroll
         for (int k = 0; k < FT; k++)
         {
             if (k >= steps) break;
-            const float uu = su[k * cpb + chl];
-            float dt = scan_dt(sd[k * cpb + chl] + bias, p.softplus), dtu = dt * uu;
+            const float uu = to_f32(su[k * cpb + chl]);
+            float dt = scan_dt(to_f32(sd[k * cpb + chl]) + bias, p.softplus), dtu = dt * uu;
             dtSum += dt;
             float bn[NS], cn[NS];
             if (SEL)
@@ -210,7 +269,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
                 if (needC) load_row<NS>(sC + k * np + n0, cn);
             }
             float dy = 0.f;
-            if (grads) dy = withZ ? so[k * cpb + chl] * fast_silu(sz[k * cpb + chl]) : so[k * cpb + chl];
+            if (grads) dy = withZ ? to_f32(so[k * cpb + chl]) * fast_silu(to_f32(sz[k * cpb + chl])) : to_f32(so[k * cpb + chl]);
             float y0 = 0.f, y1 = 0.f;
             #pragma unroll
             for (int i = 0; i < NS; i++)
@@ -235,8 +294,8 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
                 if (s.sub == 0 && s.active)
                 {
                     yv = fmaf(skip, uu, yv);
-                    if (withZ) yv *= fast_silu(sz[k * cpb + chl]);
-                    p.y[base + (i64)k * p.Dch] = yv;
+                    if (withZ) yv *= fast_silu(to_f32(sz[k * cpb + chl]));
+                    reinterpret_cast<T*>(p.y)[base + (i64)k * p.Dch] = from_f32<T>(yv);
                 }
             }
         }
@@ -264,16 +323,18 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 
 // scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk;
 // scan_prepare (phase 2, for the backward): every chunk.
-#define SCAN_FORWARD(NS)                                                                                                       \
-    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel(ScanParams p, int phase) { scan_forward_impl<NS, true, false>(p, phase, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti(ScanParams p, int phase) { scan_forward_impl<NS, false, false>(p, phase, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_sel(ScanParams p) { scan_forward_impl<NS, true, true>(p, 2, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_lti(ScanParams p) { scan_forward_impl<NS, false, true>(p, 2, blockIdx.y); }
-SCAN_FORWARD(1)
-SCAN_FORWARD(2)
-SCAN_FORWARD(4)
-SCAN_FORWARD(8)
-SCAN_FORWARD(16)
+// Names end in the element type: (none) float, _bf16, _f16.
+#define SCAN_FORWARD(NS, T, SUFFIX)                                                                                            \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel##SUFFIX(ScanParams p, int phase) { scan_forward_impl<NS, true, false, T>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti##SUFFIX(ScanParams p, int phase) { scan_forward_impl<NS, false, false, T>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, true, true, T>(p, 2, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, false, true, T>(p, 2, blockIdx.y); }
+#define SCAN_FORWARD_TYPES(NS) SCAN_FORWARD(NS, float, ) SCAN_FORWARD(NS, bf16_bits, _bf16) SCAN_FORWARD(NS, half_bits, _f16)
+SCAN_FORWARD_TYPES(1)
+SCAN_FORWARD_TYPES(2)
+SCAN_FORWARD_TYPES(4)
+SCAN_FORWARD_TYPES(8)
+SCAN_FORWARD_TYPES(16)
 
 // H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH. The chunks are visited CB at a time with
 // their loads issued together (the recurrence over chunks is serial: one memory round trip per CB chunks, not per chunk).
@@ -388,16 +449,18 @@ __device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& ba
 // checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
 // PF: the next sub-block's u, Δ (pass 1) and u, dout, z (pass 2) are loaded into registers before the current one is
 // computed, so their memory latency overlaps the arithmetic.
-template <int NS, int TPC, bool SEL, int SUB, bool PF>
+template <int NS, int TPC, bool SEL, int SUB, bool PF, typename T>
 __device__ void scan_backward_impl(const ScanParams& p)
 {
+    const T *u = reinterpret_cast<const T*>(p.u), *delta = reinterpret_cast<const T*>(p.delta), *z = reinterpret_cast<const T*>(p.z);
+    const T* gout = reinterpret_cast<const T*>(p.dout);
     extern __shared__ float4 smem4[];
     float* smem = reinterpret_cast<float*>(smem4);
     ScanLane s = scan_lane(p, blockIdx.y);
-    const int N = p.N, n0 = s.sub * NS, T = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
-    const int tn = SEL ? T * np : 0;
+    const int N = p.N, n0 = s.sub * NS, TL = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
+    const int tn = SEL ? TL * np : 0;
     const int cpb = blockDim.x / TPC, chl = threadIdx.x / TPC;
-    float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *sdt = sdC + tn, *ckpt = sdt + T * cpb;
+    float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *sdt = sdC + tn, *ckpt = sdt + TL * cpb;
 
     float a2[NS], h[NS], g[NS], bv[NS], cv[NS], accA[NS], accB[NS], accC[NS];
     #pragma unroll
@@ -407,8 +470,8 @@ __device__ void scan_backward_impl(const ScanParams& p)
         i64 pn = (i64)s.dc * N + n0 + i;
         i64 cn = (((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i;
         a2[i] = ok ? p.A[pn] * LOG2E : 0.f;
-        bv[i] = ok && !SEL ? p.B[pn] : 0.f;
-        cv[i] = ok && !SEL ? p.C[pn] : 0.f;
+        bv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.B)[pn]) : 0.f;
+        cv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.C)[pn]) : 0.f;
         h[i] = ok && s.c > 0 ? p.carryH[cn] : 0.f;
         g[i] = ok && s.c < p.chunks - 1 ? p.carryG[cn] : 0.f;
         accA[i] = accB[i] = accC[i] = 0.f;
@@ -417,7 +480,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
     float accD = 0.f, accBias = 0.f;
     if (SEL)
     {
-        stage_rows(p, p.B, p.C, s.b, s.t0, T, s.t1, np, sB, sC);
+        stage_rows<T>(p, p.B, p.C, s.b, s.t0, TL, s.t1, np, sB, sC);
         for (int k = threadIdx.x; k < tn; k += blockDim.x) sdB[k] = sdC[k] = 0.f;
     }
     __syncthreads();
@@ -432,12 +495,12 @@ __device__ void scan_backward_impl(const ScanParams& p)
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
         #pragma unroll
-        for (int k = 0; k < SUB; k++) uu[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+        for (int k = 0; k < SUB; k++) uu[k] = k < steps ? to_f32(u[base + (i64)k * p.Dch]) : 0.f;
         #pragma unroll
         for (int j = 0; j < PER; j++)
         {
             const int k = s.sub + j * TPC;
-            raw[j] = k < steps ? p.delta[base + (i64)k * p.Dch] : 0.f;
+            raw[j] = k < steps ? to_f32(delta[base + (i64)k * p.Dch]) : 0.f;
         }
     };
     float nu[SUB], nraw[PER];
@@ -486,13 +549,13 @@ __device__ void scan_backward_impl(const ScanParams& p)
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
         #pragma unroll
-        for (int k = 0; k < SUB; k++) us[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+        for (int k = 0; k < SUB; k++) us[k] = k < steps ? to_f32(u[base + (i64)k * p.Dch]) : 0.f;
         #pragma unroll
         for (int j = 0; j < PER; j++)
         {
             const int k = s.sub + j * TPC;
-            douts[j] = k < steps ? p.dout[base + (i64)k * p.Dch] : 0.f;
-            zs[j] = k < steps && p.z ? p.z[base + (i64)k * p.Dch] : 0.f;
+            douts[j] = k < steps ? to_f32(gout[base + (i64)k * p.Dch]) : 0.f;
+            zs[j] = k < steps && z ? to_f32(z[base + (i64)k * p.Dch]) : 0.f;
         }
     };
     float nus[SUB], ndo[PER], nzs[PER];
@@ -591,9 +654,9 @@ __device__ void scan_backward_impl(const ScanParams& p)
             if (p.dz) yv = channel_sum(yv, TPC);
             if (s.sub == 0 && s.active)
             {
-                p.du[off] = du;
-                p.ddelta[off] = dd;
-                if (p.dz) p.dz[off] = dzs[k] * fmaf(skip, uu, yv);
+                reinterpret_cast<T*>(p.du)[off] = from_f32<T>(du);
+                reinterpret_cast<T*>(p.ddelta)[off] = from_f32<T>(dd);
+                if (p.dz) reinterpret_cast<T*>(p.dz)[off] = from_f32<T>(dzs[k] * fmaf(skip, uu, yv));
             }
             if (SEL)
             {
@@ -653,12 +716,15 @@ __device__ void scan_backward_impl(const ScanParams& p)
     }
 }
 
-// _pf: with prefetch, at most 128 registers (two 256-thread blocks per SM)
+// _pf: with prefetch, at most 128 registers (two 256-thread blocks per SM); bf16 and f16 (_bf16, _f16) only with prefetch.
+// dB and dC are F32 (summed with atomics; scan_to_bf16 / scan_to_f16 convert them afterwards).
+#define SCAN_BACKWARD_PF(NS, TPC, T, SUFFIX)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T>(p); }
 #define SCAN_BACKWARD(NS, TPC)                                                                                                 \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, false>(p); } \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, false>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true>(p); }
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, false, float>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, false, float>(p); } \
+    SCAN_BACKWARD_PF(NS, TPC, float, ) SCAN_BACKWARD_PF(NS, TPC, bf16_bits, _bf16) SCAN_BACKWARD_PF(NS, TPC, half_bits, _f16)
 SCAN_BACKWARD(1, 1)
 SCAN_BACKWARD(2, 1)
 SCAN_BACKWARD(4, 1)
@@ -667,3 +733,7 @@ SCAN_BACKWARD(4, 4)
 SCAN_BACKWARD(4, 8)
 SCAN_BACKWARD(4, 16)
 SCAN_BACKWARD(4, 32)
+
+// dst = src rounded to the element type (the backward's F32 dB, dC for bf16 / f16 inputs)
+extern "C" __global__ void scan_to_bf16(const float* src, bf16_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<bf16_bits>(src[i]); }
+extern "C" __global__ void scan_to_f16(const float* src, half_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<half_bits>(src[i]); }
