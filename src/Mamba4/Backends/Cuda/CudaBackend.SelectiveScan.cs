@@ -98,9 +98,10 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Two tile buffers (elements of <paramref name="elementSize"/> bytes): u, Δ, z (and dout for scan_prepare)
-    /// [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC].</summary>
+    /// [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC]; for 2-byte elements also the rows widened to F32.</summary>
     private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false) =>
-        2 * ((prepare ? 4 : 3) * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * elementSize;
+        2 * ((prepare ? 4 : 3) * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * elementSize +
+        (elementSize == 2 && p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc * sizeof(float) : 0);
 
     /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
     private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>

@@ -48,12 +48,16 @@ __device__ __forceinline__ float to_f32(bf16_bits x) { return __uint_as_float((u
 __device__ __forceinline__ float to_f32(half_bits x) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.v)); return f; }
 template <typename T> __device__ __forceinline__ T from_f32(float x);
 template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
-// round to nearest even (a NaN stays a NaN)
+// round to nearest even (a NaN stays a NaN): one instruction from sm_80 on
 template <> __device__ __forceinline__ bf16_bits from_f32<bf16_bits>(float x)
 {
-    unsigned u = __float_as_uint(x);
     bf16_bits r;
+#if __CUDA_ARCH__ >= 800
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.v) : "f"(x));
+#else
+    unsigned u = __float_as_uint(x);
     r.v = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)((u >> 16) | 0x40u) : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+#endif
     return r;
 }
 template <> __device__ __forceinline__ half_bits from_f32<half_bits>(float x) { half_bits r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.v) : "f"(x)); return r; }
@@ -164,28 +168,48 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 
-// dst[r·cols + c] = src[base + r·stride + c] for a [rows, cols] slab, zero outside [valid rows, valid cols]: 4-byte cp.async
-// copies (two elements each for a 2-byte T when `pairs`: cols, valid cols, base and stride even), else plain loads.
-template <typename T>
-__device__ __forceinline__ void copy_slab(T* dst, const T* src, i64 base, i64 stride, int rows, int cols, int validRows, int validCols, bool pairs)
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid)
 {
-    if (sizeof(T) == 4 || pairs)
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(s), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+
+// Up to four [FT, cols] slabs dst_j[r·cols + c] = src_j[base + r·stride + c] (zero outside valid rows and columns), cols a
+// power of two. Copies of 16 bytes where base, stride, cols and the valid columns are multiples of 16 bytes (`wide`), else
+// 4 bytes (two elements of a 2-byte T when `pairs`: the same in 4 bytes), else plain loads. Row and column from shifts.
+template <typename T>
+__device__ __forceinline__ void copy_slabs(T* dst, int dstStride, int count, const T* s0, const T* s1, const T* s2, const T* s3,
+    i64 base, i64 stride, int cols, int validRows, int validCols, bool wide, bool pairs)
+{
+    const int per = wide ? 16 / (int)sizeof(T) : sizeof(T) == 2 && pairs ? 2 : 1;
+    const int units = cols / per, shift = 31 - __clz(units);
+    for (int k = threadIdx.x; k < FT * units; k += blockDim.x)
     {
-        constexpr int per = 4 / sizeof(T);
-        const int units = cols / per;
-        for (int k = threadIdx.x; k < rows * units; k += blockDim.x)
+        const int r = k >> shift, c = (k & (units - 1)) * per, o = r * cols + c;
+        const bool ok = r < validRows && c < validCols;
+        const i64 at = ok ? base + r * stride + c : 0;
+        if (wide)
         {
-            int r = k / units, c = (k - r * units) * per;
-            bool ok = r < validRows && c < validCols;
-            cp_async4(dst + r * cols + c, src + (ok ? base + r * stride + c : 0), ok);
+            cp_async16(dst + o, s0 + at, ok);
+            if (count > 1) cp_async16(dst + dstStride + o, s1 + at, ok);
+            if (count > 2) cp_async16(dst + 2 * dstStride + o, s2 + at, ok);
+            if (count > 3) cp_async16(dst + 3 * dstStride + o, s3 + at, ok);
+        }
+        else if (sizeof(T) == 4 || pairs)
+        {
+            cp_async4(dst + o, s0 + at, ok);
+            if (count > 1) cp_async4(dst + dstStride + o, s1 + at, ok);
+            if (count > 2) cp_async4(dst + 2 * dstStride + o, s2 + at, ok);
+            if (count > 3) cp_async4(dst + 3 * dstStride + o, s3 + at, ok);
+        }
+        else
+        {
+            dst[o] = ok ? s0[at] : T{};
+            if (count > 1) dst[dstStride + o] = ok ? s1[at] : T{};
+            if (count > 2) dst[2 * dstStride + o] = ok ? s2[at] : T{};
+            if (count > 3) dst[3 * dstStride + o] = ok ? s3[at] : T{};
         }
     }
-    else
-        for (int k = threadIdx.x; k < rows * cols; k += blockDim.x)
-        {
-            int r = k / cols, c = k - r * cols;
-            dst[k] = r < validRows && c < validCols ? src[base + r * stride + c] : T{};
-        }
 }
 
 // One tile's buffer (elements of T): su, sd, sz, so [FT, cpb] (u, Δ, z, dout of the block's channels), then sB, sC [FT, np].
@@ -193,21 +217,24 @@ template <typename T>
 __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withDout,
     bool withRows, bool withC, int slabs, T* buf)
 {
+    constexpr int W = 16 / sizeof(T);   // elements per 16-byte copy
     const int d0 = blockIdx.x * cpb, steps = min(FT, t1 - tt), valid = min(cpb, p.Dch - d0);
     const i64 base = ((i64)b * p.L + tt) * p.Dch + d0;
-    const bool pairs = p.Dch % 2 == 0;
-    copy_slab(buf, reinterpret_cast<const T*>(p.u), base, p.Dch, FT, cpb, steps, valid, pairs);
-    copy_slab(buf + FT * cpb, reinterpret_cast<const T*>(p.delta), base, p.Dch, FT, cpb, steps, valid, pairs);
-    if (withZ) copy_slab(buf + 2 * FT * cpb, reinterpret_cast<const T*>(p.z), base, p.Dch, FT, cpb, steps, valid, pairs);
-    if (withDout) copy_slab(buf + 3 * FT * cpb, reinterpret_cast<const T*>(p.dout), base, p.Dch, FT, cpb, steps, valid, pairs);
+    const T *u = reinterpret_cast<const T*>(p.u), *delta = reinterpret_cast<const T*>(p.delta);
+    const T *z = reinterpret_cast<const T*>(p.z), *dout = reinterpret_cast<const T*>(p.dout);
+    // the slabs present, in buffer order (z's slot stays when z is absent: dout is always the fourth)
+    const int count = withDout ? 4 : withZ ? 3 : 2;
+    const unsigned long long at = (unsigned long long)u | (unsigned long long)delta | (withZ ? (unsigned long long)z : 0ull) |
+        (withDout ? (unsigned long long)dout : 0ull);
+    copy_slabs(buf, FT * cpb, count, u, delta, withZ ? z : u, dout, base, p.Dch, cpb, steps, valid,
+        p.Dch % W == 0 && cpb % W == 0 && at % 16 == 0, p.Dch % 2 == 0 && at % 4 == 0);
     if (withRows)
     {
-        T* sB = buf + slabs * FT * cpb;
-        T* sC = sB + FT * np;
         const i64 row = ((i64)b * p.L + tt) * p.N;
-        const bool rowPairs = p.N % 2 == 0 && np % 2 == 0;
-        copy_slab(sB, reinterpret_cast<const T*>(p.B), row, p.N, FT, np, steps, p.N, rowPairs);
-        if (withC) copy_slab(sC, reinterpret_cast<const T*>(p.C), row, p.N, FT, np, steps, p.N, rowPairs);
+        const T *B = reinterpret_cast<const T*>(p.B), *C = reinterpret_cast<const T*>(p.C);
+        const unsigned long long bc = (unsigned long long)B | (withC ? (unsigned long long)C : 0ull);
+        copy_slabs(buf + slabs * FT * cpb, FT * np, withC ? 2 : 1, B, C, B, B, row, p.N, np, steps, p.N,
+            p.N % W == 0 && np % W == 0 && bc % 16 == 0, p.N % 2 == 0 && np % 2 == 0 && bc % 4 == 0);
     }
     cp_async_commit();
 }
@@ -252,7 +279,25 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         else cp_async_wait_all();
         __syncthreads();
         const T *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
-        const T *sB = cur + slabs * FT * cpb, *sC = sB + FT * np;
+        // B, C rows as F32: a 2-byte T is widened once per tile into rowsF (one element per thread) instead of in every thread
+        const float *sB, *sC;
+        if constexpr (sizeof(T) == 4)
+        {
+            sB = reinterpret_cast<const float*>(cur + slabs * FT * cpb);
+            sC = sB + FT * np;
+        }
+        else
+        {
+            float* rowsF = reinterpret_cast<float*>(smem + 2 * buffer);
+            if (SEL)
+            {
+                const T* raw = cur + slabs * FT * cpb;
+                for (int k = threadIdx.x; k < (needC ? 2 : 1) * FT * np; k += blockDim.x) rowsF[k] = to_f32(raw[k]);
+                __syncthreads();
+            }
+            sB = rowsF;
+            sC = rowsF + FT * np;
+        }
         const int steps = min(FT, s.t1 - tt);
         const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
         #pragma unroll
