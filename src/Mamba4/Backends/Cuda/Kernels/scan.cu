@@ -177,11 +177,14 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
 // Up to four [FT, cols] slabs dst_j[r·cols + c] = src_j[base + r·stride + c] (zero outside valid rows and columns), cols a
 // power of two. Copies of 16 bytes where base, stride, cols and the valid columns are multiples of 16 bytes (`wide`), else
 // 4 bytes (two elements of a 2-byte T when `pairs`: the same in 4 bytes), else plain loads. Row and column from shifts.
+// Elements per copy; unit k of a slab is elements [k·per, (k + 1)·per) (so a thread knows which elements it copied).
+template <typename T> __device__ __forceinline__ int slab_per(bool wide, bool pairs) { return wide ? 16 / (int)sizeof(T) : sizeof(T) == 2 && pairs ? 2 : 1; }
+
 template <typename T>
 __device__ __forceinline__ void copy_slabs(T* dst, int dstStride, int count, const T* s0, const T* s1, const T* s2, const T* s3,
     i64 base, i64 stride, int cols, int validRows, int validCols, bool wide, bool pairs)
 {
-    const int per = wide ? 16 / (int)sizeof(T) : sizeof(T) == 2 && pairs ? 2 : 1;
+    const int per = slab_per<T>(wide, pairs);
     const int units = cols / per, shift = 31 - __clz(units);
     for (int k = threadIdx.x; k < FT * units; k += blockDim.x)
     {
@@ -212,6 +215,16 @@ __device__ __forceinline__ void copy_slabs(T* dst, int dstStride, int count, con
     }
 }
 
+// How the B, C rows travel: 16-byte copies (`wide`), else 4-byte pairs of a 2-byte T, else plain loads.
+template <typename T>
+__device__ __forceinline__ void row_copy(const ScanParams& p, int np, bool withC, bool& wide, bool& pairs)
+{
+    constexpr int W = 16 / sizeof(T);
+    const unsigned long long bc = (unsigned long long)p.B | (withC ? (unsigned long long)p.C : 0ull);
+    wide = p.N % W == 0 && np % W == 0 && bc % 16 == 0;
+    pairs = p.N % 2 == 0 && np % 2 == 0 && bc % 4 == 0;
+}
+
 // One tile's buffer (elements of T): su, sd, sz, so [FT, cpb] (u, Δ, z, dout of the block's channels), then sB, sC [FT, np].
 template <typename T>
 __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withDout,
@@ -232,11 +245,27 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
     {
         const i64 row = ((i64)b * p.L + tt) * p.N;
         const T *B = reinterpret_cast<const T*>(p.B), *C = reinterpret_cast<const T*>(p.C);
-        const unsigned long long bc = (unsigned long long)B | (withC ? (unsigned long long)C : 0ull);
-        copy_slabs(buf + slabs * FT * cpb, FT * np, withC ? 2 : 1, B, C, B, B, row, p.N, np, steps, p.N,
-            p.N % W == 0 && np % W == 0 && bc % 16 == 0, p.N % 2 == 0 && np % 2 == 0 && bc % 4 == 0);
+        bool wide, pairs;
+        row_copy<T>(p, np, withC, wide, pairs);
+        copy_slabs(buf + slabs * FT * cpb, FT * np, withC ? 2 : 1, B, C, B, B, row, p.N, np, steps, p.N, wide, pairs);
     }
     cp_async_commit();
+}
+
+// A 2-byte T's B (and C) rows of a tile widened to F32 by the threads that copied them (their own cp.async data is complete
+// after their wait, so no extra barrier is needed before the block's next one).
+template <typename T>
+__device__ __forceinline__ void widen_own_rows(const ScanParams& p, const T* raw, float* rowsF, int np, bool withC)
+{
+    bool wide, pairs;
+    row_copy<T>(p, np, withC, wide, pairs);
+    const int per = slab_per<T>(wide, pairs), units = FT * np / per;
+    for (int k = threadIdx.x; k < units; k += blockDim.x)
+        for (int e = k * per; e < (k + 1) * per; e++)
+        {
+            rowsF[e] = to_f32(raw[e]);
+            if (withC) rowsF[FT * np + e] = to_f32(raw[FT * np + e]);
+        }
 }
 
 // phase 0: h̃_c, S_c (local end state from zero, Σ dt).  phase 1: outputs y (and the last state) from H_c.
@@ -277,9 +306,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             cp_async_wait_one();
         }
         else cp_async_wait_all();
-        __syncthreads();
-        const T *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
-        // B, C rows as F32: a 2-byte T is widened once per tile into rowsF (one element per thread) instead of in every thread
+        // B, C rows as F32: a 2-byte T is widened once per tile into rowsF instead of in every thread that reads it
         const float *sB, *sC;
         if constexpr (sizeof(T) == 4)
         {
@@ -289,15 +316,12 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         else
         {
             float* rowsF = reinterpret_cast<float*>(smem + 2 * buffer);
-            if (SEL)
-            {
-                const T* raw = cur + slabs * FT * cpb;
-                for (int k = threadIdx.x; k < (needC ? 2 : 1) * FT * np; k += blockDim.x) rowsF[k] = to_f32(raw[k]);
-                __syncthreads();
-            }
+            if (SEL) widen_own_rows(p, cur + slabs * FT * cpb, rowsF, np, needC);
             sB = rowsF;
             sC = rowsF + FT * np;
         }
+        __syncthreads();
+        const T *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
         const int steps = min(FT, s.t1 - tt);
         const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
         #pragma unroll
@@ -534,21 +558,22 @@ __device__ void scan_backward_impl(const ScanParams& p)
     constexpr int PER = SUB >= TPC ? SUB / TPC : 1;
     const int group = lane & ~(TPC - 1);
     const int subs = (s.t1 - s.t0 + SUB - 1) / SUB;
-    // raw u and Δ of sub-block sb (this lane's Δ: steps sub, sub + TPC, …)
-    auto fetch1 = [&](int sb, float (&uu)[SUB], float (&raw)[PER])
+    // raw u and Δ of sub-block sb (this lane's Δ: steps sub, sub + TPC, …), kept as T until used so that a prefetch
+    // does not wait for its loads to widen them
+    auto fetch1 = [&](int sb, T (&uu)[SUB], T (&raw)[PER])
     {
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
         #pragma unroll
-        for (int k = 0; k < SUB; k++) uu[k] = k < steps ? to_f32(u[base + (i64)k * p.Dch]) : 0.f;
+        for (int k = 0; k < SUB; k++) uu[k] = k < steps ? u[base + (i64)k * p.Dch] : T{};
         #pragma unroll
         for (int j = 0; j < PER; j++)
         {
             const int k = s.sub + j * TPC;
-            raw[j] = k < steps ? to_f32(delta[base + (i64)k * p.Dch]) : 0.f;
+            raw[j] = k < steps ? delta[base + (i64)k * p.Dch] : T{};
         }
     };
-    float nu[SUB], nraw[PER];
+    T nu[SUB], nraw[PER];
     if (PF && subs > 0) fetch1(0, nu, nraw);
     for (int sb = 0; sb < subs; sb++)
     {
@@ -557,15 +582,20 @@ __device__ void scan_backward_impl(const ScanParams& p)
         for (int i = 0; i < NS; i++) ck[i] = h[i];
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         float uu[SUB], raw[PER], mine[PER];
+        T tu[SUB], traw[PER];
         if (PF)
         {
             #pragma unroll
-            for (int k = 0; k < SUB; k++) uu[k] = nu[k];
+            for (int k = 0; k < SUB; k++) tu[k] = nu[k];
             #pragma unroll
-            for (int j = 0; j < PER; j++) raw[j] = nraw[j];
+            for (int j = 0; j < PER; j++) traw[j] = nraw[j];
             if (sb + 1 < subs) fetch1(sb + 1, nu, nraw);
         }
-        else fetch1(sb, uu, raw);
+        else fetch1(sb, tu, traw);
+        #pragma unroll
+        for (int k = 0; k < SUB; k++) uu[k] = to_f32(tu[k]);
+        #pragma unroll
+        for (int j = 0; j < PER; j++) raw[j] = to_f32(traw[j]);
         #pragma unroll
         for (int j = 0; j < PER; j++)
         {
@@ -588,37 +618,40 @@ __device__ void scan_backward_impl(const ScanParams& p)
     __syncwarp();
 
     // pass 2: sub-blocks last to first
-    // u, dout and z of sub-block sb (dout, z: this lane's steps)
-    auto fetch2 = [&](int sb, float (&us)[SUB], float (&douts)[PER], float (&zs)[PER])
+    // u, dout and z of sub-block sb (dout, z: this lane's steps), raw
+    auto fetch2 = [&](int sb, T (&us)[SUB], T (&douts)[PER], T (&zs)[PER])
     {
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
         #pragma unroll
-        for (int k = 0; k < SUB; k++) us[k] = k < steps ? to_f32(u[base + (i64)k * p.Dch]) : 0.f;
+        for (int k = 0; k < SUB; k++) us[k] = k < steps ? u[base + (i64)k * p.Dch] : T{};
         #pragma unroll
         for (int j = 0; j < PER; j++)
         {
             const int k = s.sub + j * TPC;
-            douts[j] = k < steps ? to_f32(gout[base + (i64)k * p.Dch]) : 0.f;
-            zs[j] = k < steps && z ? to_f32(z[base + (i64)k * p.Dch]) : 0.f;
+            douts[j] = k < steps ? gout[base + (i64)k * p.Dch] : T{};
+            zs[j] = k < steps && z ? z[base + (i64)k * p.Dch] : T{};
         }
     };
-    float nus[SUB], ndo[PER], nzs[PER];
+    T nus[SUB], ndo[PER], nzs[PER];
     if (PF && subs > 0) fetch2(subs - 1, nus, ndo, nzs);
     for (int sb = subs - 1; sb >= 0; sb--)
     {
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
-        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], dys[SUB], dzs[SUB], sigs[SUB], douts[PER], zs[PER];
+        float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], dys[SUB], dzs[SUB], sigs[SUB];
+        T tus[SUB], douts[PER], zs[PER];
         if (PF)
         {
             #pragma unroll
-            for (int k = 0; k < SUB; k++) us[k] = nus[k];
+            for (int k = 0; k < SUB; k++) tus[k] = nus[k];
             #pragma unroll
             for (int j = 0; j < PER; j++) { douts[j] = ndo[j]; zs[j] = nzs[j]; }
             if (sb > 0) fetch2(sb - 1, nus, ndo, nzs);
         }
-        else fetch2(sb, us, douts, zs);
+        else fetch2(sb, tus, douts, zs);
+        #pragma unroll
+        for (int k = 0; k < SUB; k++) us[k] = to_f32(tus[k]);
         #pragma unroll
         for (int k = 0; k < SUB; k++) dts[k] = sdt[min(tb + k - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
         // dy = dout·silu(z), the dz factor dout·silu'(z) and σ(δ + bias) = 1 − e^−dt: each lane of the channel computes
@@ -628,7 +661,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
         for (int j = 0; j < PER; j++)
         {
             const int k = s.sub + j * TPC;
-            const float dout = douts[j], zz = zs[j];
+            const float dout = to_f32(douts[j]), zz = to_f32(zs[j]);
             const float dt = sdt[min(tb + min(k, SUB - 1) - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
             myDy[j] = p.z ? dout * fast_silu(zz) : dout;
             myDz[j] = p.z ? dout * fast_silu_grad(zz) : 0.f;
