@@ -177,14 +177,11 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
 // Up to four [FT, cols] slabs dst_j[r·cols + c] = src_j[base + r·stride + c] (zero outside valid rows and columns), cols a
 // power of two. Copies of 16 bytes where base, stride, cols and the valid columns are multiples of 16 bytes (`wide`), else
 // 4 bytes (two elements of a 2-byte T when `pairs`: the same in 4 bytes), else plain loads. Row and column from shifts.
-// Elements per copy; unit k of a slab is elements [k·per, (k + 1)·per) (so a thread knows which elements it copied).
-template <typename T> __device__ __forceinline__ int slab_per(bool wide, bool pairs) { return wide ? 16 / (int)sizeof(T) : sizeof(T) == 2 && pairs ? 2 : 1; }
-
 template <typename T>
 __device__ __forceinline__ void copy_slabs(T* dst, int dstStride, int count, const T* s0, const T* s1, const T* s2, const T* s3,
     i64 base, i64 stride, int cols, int validRows, int validCols, bool wide, bool pairs)
 {
-    const int per = slab_per<T>(wide, pairs);
+    const int per = wide ? 16 / (int)sizeof(T) : sizeof(T) == 2 && pairs ? 2 : 1;
     const int units = cols / per, shift = 31 - __clz(units);
     for (int k = threadIdx.x; k < FT * units; k += blockDim.x)
     {
@@ -252,22 +249,6 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
     cp_async_commit();
 }
 
-// A 2-byte T's B (and C) rows of a tile widened to F32 by the threads that copied them (their own cp.async data is complete
-// after their wait, so no extra barrier is needed before the block's next one).
-template <typename T>
-__device__ __forceinline__ void widen_own_rows(const ScanParams& p, const T* raw, float* rowsF, int np, bool withC)
-{
-    bool wide, pairs;
-    row_copy<T>(p, np, withC, wide, pairs);
-    const int per = slab_per<T>(wide, pairs), units = FT * np / per;
-    for (int k = threadIdx.x; k < units; k += blockDim.x)
-        for (int e = k * per; e < (k + 1) * per; e++)
-        {
-            rowsF[e] = to_f32(raw[e]);
-            if (withC) rowsF[FT * np + e] = to_f32(raw[FT * np + e]);
-        }
-}
-
 // phase 0: h̃_c, S_c (local end state from zero, Σ dt).  phase 1: outputs y (and the last state) from H_c.
 // phase 2 (for the backward): h̃_c, S_c and õ_c in one forward sweep, since
 //   õ_c = a_{t0}(C_{t0}dy_{t0} + a_{t0+1}(C_{t0+1}dy_{t0+1} + …)) = Σ_t P_t·C_t·dy_t,   P_t = Π_{s=t0..t} a_s
@@ -306,7 +287,11 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             cp_async_wait_one();
         }
         else cp_async_wait_all();
-        // B, C rows as F32: a 2-byte T is widened once per tile into rowsF instead of in every thread that reads it
+        __syncthreads();
+        const T *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
+        // B, C rows as F32: a 2-byte T is widened once per tile into rowsF by the whole block (one or two elements per
+        // thread, one more barrier) instead of in every thread that reads it. (Widening by the threads that copied the
+        // rows, without that barrier, was slower: 16-byte copies leave the work to 16 threads.)
         const float *sB, *sC;
         if constexpr (sizeof(T) == 4)
         {
@@ -316,12 +301,15 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         else
         {
             float* rowsF = reinterpret_cast<float*>(smem + 2 * buffer);
-            if (SEL) widen_own_rows(p, cur + slabs * FT * cpb, rowsF, np, needC);
+            if (SEL)
+            {
+                const T* raw = cur + slabs * FT * cpb;
+                for (int k = threadIdx.x; k < (needC ? 2 : 1) * FT * np; k += blockDim.x) rowsF[k] = to_f32(raw[k]);
+                __syncthreads();
+            }
             sB = rowsF;
             sC = rowsF + FT * np;
         }
-        __syncthreads();
-        const T *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
         const int steps = min(FT, s.t1 - tt);
         const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
         #pragma unroll
