@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, from the root of a tree that holds .device/ (made by scripts/gpu-pack.sh):
 # unpacks .NET, runs the GPU tests (trait Category=Cuda) and then the CUDA benchmark. Logs go to $OUT when set.
-#   bash .device/gpu-test.sh [tests|bench|all] [BENCH...]   (default: all, benchmarks "cuda")
-#   e.g. bash .device/gpu-test.sh all cuda-model
+#   bash .device/gpu-test.sh [tests|bench|all|profile] [BENCH...]   (default: all, benchmarks "cuda"; profile = ncu over the scan kernels)
+#   e.g. bash .device/gpu-test.sh all cuda-model.  MAMBA4_CUDA_BENCH=scan limits `cuda` to the selective scan (CudaBench.cs).
 set -uo pipefail
 what=${1:-all}
 shift || true
@@ -17,7 +17,8 @@ export MAMBA4_SHARED="$dev/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 rc=0
 if [ "$what" = all ] || [ "$what" = tests ]; then
-  "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none 2>&1 | tee "$out/gpu-tests.log" | grep -vE '^\s*$' | grep -E 'FAIL|Error|error|Assert|expected|GPU|CPU|Total:|scan|registers|^\s+at Mamba4' | head -150
+  # MAMBA4_TEST_CLASS=Mamba4.Tests.SomeClass runs one class only
+  "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" ${MAMBA4_TEST_CLASS:+-class "$MAMBA4_TEST_CLASS"} -parallel none 2>&1 | tee "$out/gpu-tests.log" | grep -vE '^\s*$' | grep -E 'FAIL|Error|error|Assert|expected|GPU|CPU|Total:|scan|registers|^\s+at Mamba4' | head -150
   rc=${PIPESTATUS[0]}
 fi
 if [ "$what" = all ] || [ "$what" = bench ]; then
@@ -25,5 +26,14 @@ if [ "$what" = all ] || [ "$what" = bench ]; then
     dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" "$b" 2>&1 | tee "$out/gpu-bench-$b.log"
     [ "${PIPESTATUS[0]}" = 0 ] || rc=1
   done
+fi
+if [ "$what" = profile ]; then
+  # Nsight Compute over a few scan calls (CudaBench's profile mode): full report in $out/ncu.txt, the key lines here
+  ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
+  MAMBA4_CUDA_BENCH=profile timeout 300 "$ncu" --target-processes all -k regex:scan_ --launch-count 16 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section SchedulerStats --section WarpStateStats \
+    --section InstructionStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda > "$out/ncu.txt" 2>&1 || rc=1
+  grep -E '^  scan_|profiled|failed|Duration|Registers Per|Achieved Occupancy|Theoretical Occupancy|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Compute \(SM\) Throughput|Memory Throughput|Executed Ipc A|Block Limit (Reg|Shared)|Dynamic Shared' "$out/ncu.txt" | head -200
 fi
 exit $rc

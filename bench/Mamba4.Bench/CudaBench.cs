@@ -17,14 +17,18 @@ public static class CudaBench
 {
     private static readonly Device Cuda = Device.Cuda(0);
 
-    // mamba_ssm v2 fused kernel, fp32, on the H100 of the GPU machine (issue 7): fwd, bwd ms
-    private static readonly (int B, int D, int L, int N, double Fwd, double Bwd)[] Shapes =
+    // mamba_ssm v2 fused kernel on the H100 of the GPU machine (issue 7): fwd, bwd ms
+    private static readonly (int B, int D, int L, int N, DType DType, double Fwd, double Bwd)[] Shapes =
     [
-        (8, 1536, 2048, 16, 0.876, 2.065),
-        (1, 1536, 16384, 16, 0.997, 2.401),
-        (64, 128, 200, 32, 0.127, 0.398),
+        (8, 1536, 2048, 16, DType.F32, 0.876, 2.065),
+        (8, 1536, 2048, 16, DType.BF16, 0.446, 1.857),
+        (1, 1536, 16384, 16, DType.F32, 0.997, 2.401),
+        (1, 1536, 16384, 16, DType.BF16, 0.563, 2.057),
+        (64, 128, 200, 32, DType.F32, 0.127, 0.398),
     ];
 
+    /// <summary>MAMBA4_CUDA_BENCH: unset = everything; <c>scan</c> = the scan table and variants only; <c>profile</c> = a few scan
+    /// calls for Nsight Compute (ncu -k regex:scan_) and nothing else.</summary>
     public static void Run()
     {
         if (!Backend.IsAvailable(Cuda, out var why))
@@ -33,33 +37,60 @@ public static class CudaBench
             return;
         }
         var gpu = (CudaBackend)Backend.For(Cuda);
+        string mode = Environment.GetEnvironmentVariable("MAMBA4_CUDA_BENCH") ?? "";
+        if (mode == "profile")
+        {
+            Profile(gpu);
+            return;
+        }
         Console.WriteLine($"== cuda: {gpu.Name}, {gpu.Multiprocessors} SMs, {gpu.TotalMemory / (1 << 20):N0} MiB, driver {CudaBackend.DriverVersion}, NVRTC {CudaBackend.NvrtcVersion}");
         double copy = CopyBandwidth(gpu);
         Console.WriteLine($"device-to-device copy, 1 GiB: {copy / 1e12:F2} TB/s (bytes read + written)");
         Console.WriteLine();
-        Console.WriteLine("selective scan, fp32, channels-last (any layout change counted in): ms per call, median");
-        Console.WriteLine("| b, d_inner, L, d_state | fwd ms | mamba_ssm | ratio | % copy BW | bwd ms | mamba_ssm | ratio | % copy BW |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
-        foreach (var s in Shapes)
-        {
-            var (fwd, bwd) = TimeScan(gpu, s.B, s.D, s.L, s.N);
-            double bld = (double)s.B * s.L * s.D, bln = (double)s.B * s.L * s.N;
-            double fwdBytes = (4 * bld + 2 * bln) * 4, bwdBytes = (7 * bld + 4 * bln) * 4;
-            Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {fwd:F3} | {s.Fwd:F3} | {s.Fwd / fwd:F2}x | {Percent(fwdBytes, fwd, copy)} | " +
-                $"{bwd:F3} | {s.Bwd:F3} | {s.Bwd / bwd:F2}x | {Percent(bwdBytes, bwd, copy)} |");
-        }
-        Console.WriteLine("(ratio = mamba_ssm time / ours; bytes: fwd reads u, Δ, z, B, C and writes y; bwd also reads dy and writes du, dΔ, dz, dB, dC)");
+        ScanTable(gpu, copy);
         Console.WriteLine();
-        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_prepare_ns16_sel", "scan_backward_ns4_tpc4_sel", "scan_backward_ns4_tpc4_sel_sub8" })
+        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_prepare_ns16_sel", "scan_backward_ns4_tpc4_sel", "scan_backward_ns4_tpc4_sel_pf" })
         {
             var (regs, local) = gpu.KernelResources("scan.cu", k);
             Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");
         }
         ScanVariants(gpu);
+        if (mode == "scan") return;
         Console.WriteLine();
         Generation(gpu);
         Console.WriteLine();
         Console.WriteLine($"allocator: {gpu.Allocator}");
+    }
+
+    /// <summary>The issue's table: each row and dtype, our time, the ratio to mamba_ssm, bytes moved as % of the copy bandwidth.</summary>
+    private static void ScanTable(CudaBackend gpu, double copy)
+    {
+        Console.WriteLine("selective scan, channels-last (any layout change counted in): ms per call, median; bf16 = u, Δ, B, C, z, dout and their gradients in bf16");
+        Console.WriteLine("| b, d_inner, L, d_state | dtype | fwd ms | mamba_ssm | ratio | % copy BW | bwd ms | mamba_ssm | ratio | % copy BW |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var s in Shapes)
+        {
+            string name = s.DType == DType.F32 ? "fp32" : "bf16";
+            try
+            {
+                var sets = MakeSets(s.B, s.D, s.L, s.N, s.DType);
+                try
+                {
+                    var (fwd, bwd) = TimeScan(gpu, sets);
+                    int es = s.DType.ElementSize();
+                    double bld = (double)s.B * s.L * s.D, bln = (double)s.B * s.L * s.N;
+                    double fwdBytes = (4 * bld + 2 * bln) * es, bwdBytes = (7 * bld + 4 * bln) * es;
+                    Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | {fwd:F3} | {s.Fwd:F3} | {s.Fwd / fwd:F2}x | {Percent(fwdBytes, fwd, copy)} | " +
+                        $"{bwd:F3} | {s.Bwd:F3} | {s.Bwd / bwd:F2}x | {Percent(bwdBytes, bwd, copy)} |");
+                }
+                finally
+                {
+                    foreach (var set in sets) set.Dispose();
+                }
+            }
+            catch (Exception e) { Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | failed: {e.Message} |"); }
+        }
+        Console.WriteLine("(ratio = mamba_ssm time / ours; bytes: fwd reads u, Δ, z, B, C and writes y; bwd also reads dy and writes du, dΔ, dz, dB, dC)");
     }
 
     private static string Percent(double bytes, double ms, double copy) => $"{bytes / (ms * 1e-3) / copy * 100:F0}%";
@@ -85,29 +116,39 @@ public static class CudaBench
         }
     }
 
-    private static Tensor Random(Random rng, double lo, double hi, params int[] shape)
+    private static Tensor Random(Random rng, double lo, double hi, DType dtype, params int[] shape)
     {
         var s = new Shape(shape);
         var v = new float[s.NumElements];
         for (int i = 0; i < v.Length; i++) v[i] = (float)(lo + (hi - lo) * rng.NextDouble());
         using var host = Tensor.From(v, shape);
-        return host.To(Cuda);
+        return host.To(dtype, Cuda);
     }
 
-    private static ScanSet MakeSet(int seed, int b, int d, int l, int n)
+    /// <summary>One input set: u, Δ, B, C, z, dout (and y, du, dΔ, dB, dC, dz) in <paramref name="dtype"/>; A, D, Δ-bias and their gradients F32.</summary>
+    private static ScanSet MakeSet(int seed, int b, int d, int l, int n, DType dtype)
     {
         var rng = new Random(seed);
         var a = new float[d * n];
         for (int i = 0; i < d; i++)
             for (int j = 0; j < n; j++) a[i * n + j] = -(float)(j + 1);
         using var aHost = Tensor.From(a, d, n);
-        var args = new SelectiveScanArgs(Random(rng, -1, 1, b, l, d), Random(rng, -4, 0, b, l, d), aHost.To(Cuda),
-            Random(rng, -1, 1, b, l, n), Random(rng, -1, 1, b, l, n), Random(rng, -1, 1, d), Random(rng, -2, 2, b, l, d),
-            Random(rng, -0.5, 0.5, d), true, Tensor.Empty(new Shape(b, l, d), DType.F32, Cuda), null);
-        Tensor Like(Tensor t) => Tensor.Empty(t.Shape, DType.F32, Cuda);
-        var grads = new SelectiveScanGrads(Random(rng, -1, 1, b, l, d), Like(args.U), Like(args.Delta), Like(args.A), Like(args.B), Like(args.C),
+        const DType f32 = DType.F32;
+        var args = new SelectiveScanArgs(Random(rng, -1, 1, dtype, b, l, d), Random(rng, -4, 0, dtype, b, l, d), aHost.To(Cuda),
+            Random(rng, -1, 1, dtype, b, l, n), Random(rng, -1, 1, dtype, b, l, n), Random(rng, -1, 1, f32, d), Random(rng, -2, 2, dtype, b, l, d),
+            Random(rng, -0.5, 0.5, f32, d), true, Tensor.Empty(new Shape(b, l, d), dtype, Cuda), null);
+        Tensor Like(Tensor t) => Tensor.Empty(t.Shape, t.DType, Cuda);
+        var grads = new SelectiveScanGrads(Random(rng, -1, 1, dtype, b, l, d), Like(args.U), Like(args.Delta), Like(args.A), Like(args.B), Like(args.C),
             Like(args.D!), Like(args.Z!), Like(args.DeltaBias!));
         return new ScanSet(args, grads);
+    }
+
+    /// <summary>Input sets to rotate over: as many as keep the whole rotation beyond the L2 cache (at most 6).</summary>
+    private static ScanSet[] MakeSets(int b, int d, int l, int n, DType dtype)
+    {
+        long setBytes = (long)b * l * d * dtype.ElementSize() * 8;
+        int sets = (int)Math.Clamp(200_000_000 / setBytes, 1, 6);
+        return Enumerable.Range(0, sets).Select(i => MakeSet(i, b, d, l, n, dtype)).ToArray();
     }
 
     private static double Median(IEnumerable<float> values)
@@ -116,61 +157,71 @@ public static class CudaBench
         return v[v.Length / 2];
     }
 
-    /// <summary>Median forward and backward ms over <paramref name="reps"/> calls, rotating input sets beyond L2 size.</summary>
-    private static (double Fwd, double Bwd) TimeScan(CudaBackend gpu, int b, int d, int l, int n, int reps = 20)
+    /// <summary>Median forward and backward ms over <paramref name="reps"/> calls, rotating over the input sets.</summary>
+    private static (double Fwd, double Bwd) TimeScan(CudaBackend gpu, ScanSet[] sets, int reps = 20)
     {
-        long setBytes = (long)b * l * d * 4 * 8;
-        int sets = (int)Math.Clamp(200_000_000 / setBytes, 1, 6);
-        var inputs = Enumerable.Range(0, sets).Select(i => MakeSet(i, b, d, l, n)).ToArray();
-        try
+        for (int i = 0; i < 3; i++)
         {
-            for (int i = 0; i < 3; i++)
-            {
-                gpu.SelectiveScanForward(inputs[i % sets].Args);
-                gpu.SelectiveScanBackward(inputs[i % sets].Args, inputs[i % sets].Grads);
-            }
-            var fwd = Enumerable.Range(0, reps).Select(i => gpu.Time(() => gpu.SelectiveScanForward(inputs[i % sets].Args))).ToArray();
-            var bwd = Enumerable.Range(0, reps).Select(i => gpu.Time(() => gpu.SelectiveScanBackward(inputs[i % sets].Args, inputs[i % sets].Grads))).ToArray();
-            return (Median(fwd), Median(bwd));
+            gpu.SelectiveScanForward(sets[i % sets.Length].Args);
+            gpu.SelectiveScanBackward(sets[i % sets.Length].Args, sets[i % sets.Length].Grads);
         }
-        finally
+        var fwd = Enumerable.Range(0, reps).Select(i => gpu.Time(() => gpu.SelectiveScanForward(sets[i % sets.Length].Args))).ToArray();
+        var bwd = Enumerable.Range(0, reps).Select(i => gpu.Time(() => gpu.SelectiveScanBackward(sets[i % sets.Length].Args, sets[i % sets.Length].Grads))).ToArray();
+        return (Median(fwd), Median(bwd));
+    }
+
+    /// <summary>Backward kernel variants and block sizes on each fp32 shape, interleaved (A, B, A, B, …; medians).</summary>
+    private static void ScanVariants(CudaBackend gpu)
+    {
+        Console.WriteLine("scan backward variants (ms, interleaved medians; v0 = prefetching main kernel, v1 = loads when needed):");
+        var configs = new (int Variant, int Block)[] { (0, 0), (1, 0), (0, 128) };
+        foreach (var s in Shapes.Where(s => s.DType == DType.F32))
         {
-            foreach (var s in inputs) s.Dispose();
+            var times = configs.Select(_ => new List<float>()).ToArray();
+            var sets = MakeSets(s.B, s.D, s.L, s.N, s.DType);
+            try
+            {
+                TimeScan(gpu, sets, reps: 1);
+                for (int r = 0; r < 9; r++)
+                    for (int c = 0; c < configs.Length; c++)
+                    {
+                        CudaBackend.ScanBackwardVariant = configs[c].Variant;
+                        CudaBackend.ScanBackwardBlockOverride = configs[c].Block;
+                        var set = sets[r % sets.Length];
+                        times[c].Add(gpu.Time(() => gpu.SelectiveScanBackward(set.Args, set.Grads)));
+                    }
+                Console.WriteLine($"  ({s.B}, {s.D}, {s.L}, {s.N}): " + string.Join("; ",
+                    configs.Select((c, i) => $"v{c.Variant} block {(c.Block == 0 ? "auto" : c.Block)}: {Median(times[i]):F3}")));
+            }
+            catch (Exception e) { Console.WriteLine($"  ({s.B}, {s.D}, {s.L}, {s.N}): failed: {e.Message}"); }
+            finally
+            {
+                CudaBackend.ScanBackwardVariant = CudaBackend.ScanBackwardBlockOverride = 0;
+                foreach (var set in sets) set.Dispose();
+            }
         }
     }
 
-    /// <summary>The plan's knobs on the two long shapes: forward chunk length and states per thread, backward chunk length.</summary>
-    private static void ScanVariants(CudaBackend gpu)
+    /// <summary>For ncu: the first shape forward + backward (both variants) in fp32 and bf16, then the long-L shape's backward.</summary>
+    private static void Profile(CudaBackend gpu)
     {
-        Console.WriteLine("scan plan variants (ms; auto = the chosen plan):");
-        foreach (var s in Shapes)
+        foreach (var (shape, dtype) in new[] { (0, DType.F32), (0, DType.BF16), (2, DType.F32) })
         {
-            var line = new List<string>();
+            var s = Shapes[shape];
+            using var set = MakeSet(1, s.B, s.D, s.L, s.N, dtype);
             try
             {
-                foreach (var (chunk, states) in new[] { (0, 0), (128, 0), (256, 0), (512, 0), (1024, 0), (2048, 0), (0, 8), (256, 8) })
+                if (shape == 0) gpu.SelectiveScanForward(set.Args);
+                foreach (int variant in shape == 0 && dtype == DType.F32 ? new[] { 0, 1 } : [0])
                 {
-                    CudaBackend.ScanForwardChunkOverride = chunk;
-                    CudaBackend.ScanForwardStatesOverride = states;
-                    var (fwd, _) = TimeScan(gpu, s.B, s.D, s.L, s.N, reps: 7);
-                    line.Add($"fwd chunk {(chunk == 0 ? "auto" : chunk)} NS {(states == 0 ? "auto" : states)}: {fwd:F3}");
+                    CudaBackend.ScanBackwardVariant = variant;
+                    gpu.SelectiveScanBackward(set.Args, set.Grads);
                 }
-                CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanForwardStatesOverride = 0;
-                foreach (var (chunk, block, sub) in new[] { (64, 128, 4), (64, 256, 4), (32, 256, 4), (64, 256, 8), (128, 256, 8) })
-                {
-                    CudaBackend.ScanBackwardChunkOverride = chunk;
-                    CudaBackend.ScanBackwardBlockOverride = block;
-                    CudaBackend.ScanBackwardSubOverride = sub;
-                    var (_, bwd) = TimeScan(gpu, s.B, s.D, s.L, s.N, reps: 7);
-                    line.Add($"bwd chunk {chunk} block {block} sub {sub}: {bwd:F3}");
-                }
+                gpu.Synchronize();
+                Console.WriteLine($"profiled ({s.B}, {s.D}, {s.L}, {s.N}) {dtype}");
             }
-            catch (Exception e) { line.Add($"failed: {e.Message}"); }
-            finally
-            {
-                CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanBackwardBlockOverride = CudaBackend.ScanBackwardSubOverride = 0;
-            }
-            Console.WriteLine($"  ({s.B}, {s.D}, {s.L}, {s.N}): {string.Join("; ", line)}");
+            catch (Exception e) { Console.WriteLine($"({s.B}, {s.D}, {s.L}, {s.N}) {dtype}: failed: {e.Message}"); }
+            finally { CudaBackend.ScanBackwardVariant = 0; }
         }
     }
 

@@ -77,6 +77,73 @@ public class CudaSelectiveScanTests
     public void OptionalInputs(bool selective, bool withZ, bool withD, bool withBias, bool softplus) =>
         Compare(2, 150, 20, 4, selective, withD, withZ, withBias, softplus);
 
+    /// <summary>
+    /// BF16 / F16 sequence tensors on the GPU against the CPU F32 kernel on the same rounded inputs: the GPU computes in
+    /// F32 from the same values and rounds only its outputs, so y, du, dΔ, dB, dC, dz agree within the type's rounding
+    /// (bf16 2⁻⁹, f16 2⁻¹² of an element; bounds 1e-2, 2e-3 of the largest) and dA, dD, dbias, the last state (F32) as in F32.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.BF16, 2, 1, 5, 16, true)]        // L = 1, odd D (plain loads instead of paired cp.async)
+    [InlineData(DType.BF16, 1, 300, 37, 16, true)]     // L not a multiple of any chunk, channel tail
+    [InlineData(DType.F16, 2, 200, 64, 1, true)]       // d_state 1
+    [InlineData(DType.BF16, 1, 129, 40, 64, true)]     // d_state 64
+    [InlineData(DType.F16, 3, 333, 24, 7, false)]      // time-invariant, odd N
+    [InlineData(DType.BF16, 2, 1000, 130, 16, true)]   // several chunks both ways
+    [InlineData(DType.F16, 1, 517, 34, 16, true)]      // batch 1, even D
+    [InlineData(DType.BF16, 4, 64, 200, 8, false)]
+    public void HalfTypesMatchCpuOnRoundedInputs(DType type, int batch, int l, int d, int n, bool selective)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var c = Make(7, batch, l, d, n, selective, true, true, true, true, Device.Cpu);
+        Tensor R(Tensor t) => t.To(type).To(DType.F32);
+        var ca = c.Args with { U = R(c.Args.U), Delta = R(c.Args.Delta), B = R(c.Args.B), C = R(c.Args.C), Z = R(c.Args.Z!) };
+        var cg = c.Grads with { DY = R(c.Grads.DY) };
+        Tensor G(Tensor t) => t.To(type, Cuda);
+        Tensor Poison(Tensor t, DType dt) => Tensor.Full(t.Shape, float.NaN).To(dt, Cuda);
+        var ga = new SelectiveScanArgs(G(ca.U), G(ca.Delta), ca.A.To(Cuda), G(ca.B), G(ca.C), ca.D!.To(Cuda), G(ca.Z!), ca.DeltaBias!.To(Cuda),
+            true, Poison(ca.Y, type), Poison(ca.LastState!, DType.F32));
+        var gg = new SelectiveScanGrads(G(cg.DY), Poison(cg.DU, type), Poison(cg.DDelta, type), Poison(cg.DA, DType.F32), Poison(cg.DB, type),
+            Poison(cg.DC, type), Poison(cg.DD!, DType.F32), Poison(cg.DZ!, type), Poison(cg.DDeltaBias!, DType.F32));
+        Cpu.SelectiveScanForward(ca);
+        gpu.SelectiveScanForward(ga);
+        string shape = $"{type} b{batch} L{l} D{d} N{n} {(selective ? "selective" : "time-invariant")}";
+        double tol = type == DType.BF16 ? 1e-2 : 2e-3;
+        Assert.Equal(type, ga.Y.DType);
+        Close(ca.Y, ga.Y, tol, $"{shape}: y");
+        Close(ca.LastState!, ga.LastState!, 1e-5, $"{shape}: last state");
+        Cpu.SelectiveScanBackward(ca with { LastState = null }, cg);
+        gpu.SelectiveScanBackward(ga with { LastState = null }, gg);
+        Close(cg.DU, gg.DU, tol, $"{shape}: du");
+        Close(cg.DDelta, gg.DDelta, tol, $"{shape}: ddelta");
+        Close(cg.DB, gg.DB, tol, $"{shape}: dB");
+        Close(cg.DC, gg.DC, tol, $"{shape}: dC");
+        Close(cg.DZ!, gg.DZ!, tol, $"{shape}: dz");
+        Close(cg.DA, gg.DA, 1e-4, $"{shape}: dA");
+        Close(cg.DD!, gg.DD!, 1e-4, $"{shape}: dD");
+        Close(cg.DDeltaBias!, gg.DDeltaBias!, 1e-4, $"{shape}: dbias");
+        Assert.Equal(type, gg.DB.DType);
+    }
+
+    /// <summary>The op with BF16 tensors on the GPU takes the BF16 kernels and equals the op on the CPU (which computes on F32 copies).</summary>
+    [Fact]
+    public void OpTakesBf16OnGpu()
+    {
+        _ = Gpu;
+        using var scope = new TensorScope();
+        var c = Make(3, 2, 300, 48, 16, true, true, true, true, true, Device.Cpu);
+        Tensor[] Inputs(Device dev) => [c.Args.U.To(DType.BF16, dev), c.Args.Delta.To(DType.BF16, dev), c.Args.A.To(dev), c.Args.B.To(DType.BF16, dev),
+            c.Args.C.To(DType.BF16, dev), c.Args.D!.To(dev), c.Args.Z!.To(DType.BF16, dev), c.Args.DeltaBias!.To(dev)];
+        var cpu = Inputs(Device.Cpu);
+        var gpu = Inputs(Cuda);
+        var (yc, lc) = SelectiveScan.Forward(cpu[0], cpu[1], cpu[2], cpu[3], cpu[4], cpu[5], cpu[6], cpu[7], returnLastState: true);
+        var (yg, lg) = SelectiveScan.Forward(gpu[0], gpu[1], gpu[2], gpu[3], gpu[4], gpu[5], gpu[6], gpu[7], returnLastState: true);
+        Assert.Equal(DType.BF16, yg.DType);
+        Assert.Equal(DType.F32, lg!.DType);
+        Close(yc, yg, 1e-2, "op y");
+        Close(lc!, lg, 1e-5, "op last state");
+    }
+
     [Fact]
     public void ForcedChunkingsAgree()
     {
@@ -95,13 +162,13 @@ public class CudaSelectiveScanTests
             CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = 0;
             CudaBackend.ScanBackwardBlockOverride = 128;
             Compare(2, 517, 33, 16, true);
-            CudaBackend.ScanBackwardSubOverride = 8;
+            CudaBackend.ScanBackwardVariant = 1;
             Compare(2, 517, 33, 16, true);
             Compare(1, 300, 10, 3, false);
         }
         finally
         {
-            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardBlockOverride = CudaBackend.ScanBackwardSubOverride = 0;
+            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardBlockOverride = CudaBackend.ScanBackwardVariant = 0;
         }
     }
 

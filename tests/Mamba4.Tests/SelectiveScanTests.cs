@@ -264,6 +264,47 @@ public class SelectiveScanTests
         Assert.Null(none);
     }
 
+    /// <summary>BF16 and F16 inputs on the CPU: the F32 kernel on the (exactly widened) inputs, outputs and gradients
+    /// rounded to the input type, so they equal the F32 op on the same values rounded, bit for bit; A's gradient stays F32.</summary>
+    [Theory]
+    [InlineData(DType.BF16)]
+    [InlineData(DType.F16)]
+    public void OpOnHalfTypesEqualsRoundedF32(DType type)
+    {
+        using var scope = new TensorScope();
+        var pr = Problem.Random(9, batch: 2, l: 37, d: 6, n: 5, selective: true);
+        var a = pr.Args(DType.F32);
+        Tensor[] Inputs(DType t) => [a.U.To(t), a.Delta.To(t), a.A, a.B.To(t), a.C.To(t), a.D!, a.Z!.To(t), a.DeltaBias!];
+        var half = Inputs(type);
+        var wide = half.Select(x => x.To(DType.F32)).ToArray();
+        var (yh, lh) = SelectiveScan.Forward(half[0], half[1], half[2], half[3], half[4], half[5], half[6], half[7], returnLastState: true);
+        var (yw, lw) = SelectiveScan.Forward(wide[0], wide[1], wide[2], wide[3], wide[4], wide[5], wide[6], wide[7], returnLastState: true);
+        Assert.Equal(type, yh.DType);
+        Assert.Equal(DType.F32, lh!.DType);
+        Assert.Equal(yw.To(type).ToFloatArray(), yh.ToFloatArray());
+        Assert.Equal(lw!.ToFloatArray(), lh.ToFloatArray());
+
+        var dy = Tensor.From(pr.DY, 2, 37, 6).To(type);
+        var grads = new Tensor[2][];
+        foreach (var (set, i) in new[] { (half, 0), (wide, 1) })
+        {
+            var dt = set[0].DType;
+            var g = new SelectiveScanGrads(dy.To(dt), Tensor.Empty(set[0].Shape, dt), Tensor.Empty(set[1].Shape, dt), Tensor.Empty(a.A.Shape),
+                Tensor.Empty(set[3].Shape, dt), Tensor.Empty(set[4].Shape, dt), Tensor.Empty(a.D!.Shape), Tensor.Empty(set[6].Shape, dt), Tensor.Empty(a.DeltaBias!.Shape));
+            var y = Tensor.Empty(set[0].Shape, dt);
+            set[0].Backend.SelectiveScanBackward(new SelectiveScanArgs(set[0], set[1], set[2], set[3], set[4], set[5], set[6], set[7], true, y, null), g);
+            grads[i] = [g.DU, g.DDelta, g.DA, g.DB, g.DC, g.DD!, g.DZ!, g.DDeltaBias!];
+        }
+        string[] names = ["du", "ddelta", "dA", "dB", "dC", "dD", "dz", "dbias"];
+        for (int k = 0; k < names.Length; k++)
+        {
+            var expected = grads[1][k];
+            if (grads[0][k].DType != DType.F32) expected = expected.To(type);
+            Assert.True(expected.ToFloatArray().SequenceEqual(grads[0][k].ToFloatArray()), $"{type}: {names[k]} differs from the rounded F32 result");
+        }
+        Assert.Equal(DType.F32, grads[0][2].DType);
+    }
+
     [Fact]
     public void OpRejectsBadShapesNamingTheArgument()
     {
@@ -284,6 +325,8 @@ public class SelectiveScanTests
         Throws("deltaBias must have shape [3]", () => SelectiveScan.Forward(u, u, a, bc, bc, deltaBias: Tensor.Zeros(new Shape(3, 1))));
         Throws("u must have rank 3", () => SelectiveScan.Forward(Tensor.Zeros(new Shape(5, 3)), u, a, bc, bc));
         Throws("A must be F32", () => SelectiveScan.Forward(u, u, a.To(DType.F64), bc, bc));
+        Throws("delta must have u's dtype F32, got BF16", () => SelectiveScan.Forward(u, u.To(DType.BF16), a, bc, bc));
+        Throws("u must be F32, BF16 or F16, got F64", () => SelectiveScan.Forward(u.To(DType.F64), u, a, bc, bc));
     }
 
     private static Tensor? F64Like(Tensor? t) => t is null ? null : Tensor.Zeros(t.Shape, DType.F64);

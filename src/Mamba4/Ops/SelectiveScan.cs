@@ -12,6 +12,8 @@ namespace Mamba4.Ops;
 ///   h_t    = exp(dt_t·A) ⊙ h_{t-1} + dt_t·B_t·u_t    h_{-1} = 0, per channel d: h is (n)
 ///   y_t    = ⟨C_t, h_t⟩ + D·u_t;      out_t = y_t·silu(z_t)   (z optional)
 ///   lastState = h_{L-1}: (b, d, n), returned on request, not differentiated.
+/// Types: u, delta, B, C, z (and out and their gradients) share one of F32, BF16, F16; A, D, deltaBias and lastState are
+/// F32, and the state and every sum are F32 (the CPU backend computes BF16/F16 inputs on F32 copies).
 /// Backward (per channel, t from L−1 down, g = ∂loss/∂h_t): dy = dout·silu(z), g += C_t·dy,
 ///   dC_t += dy·h_t, dB_t += g·dt_t·u_t, dA += g⊙a_t⊙h_{t-1}·dt_t, du_t = D·dy + dt_t⟨g, B_t⟩,
 ///   ddt_t = ⟨g, a_t⊙h_{t-1}⊙A⟩ + u_t⟨g, B_t⟩, ddelta_t = ddt_t·σ(delta_t + bias), g ← a_t⊙g;
@@ -23,28 +25,29 @@ public static class SelectiveScan
         Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true, bool returnLastState = false)
     {
         const string op = "SelectiveScan";
-        OpCheck.F32(op, "u", u);
+        if (u.DType is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new ArgumentException($"{op}: u must be F32, BF16 or F16, got {u.DType} {u.Shape}");
         OpCheck.Rank(op, "u", u, 3);
         int batch = u.Shape[0], length = u.Shape[1], channels = u.Shape[2];
-        OpCheck.F32(op, "delta", delta);
+        SameType(op, "delta", delta, u);
         OpCheck.Shape(op, "delta", delta, batch, length, channels);
         OpCheck.F32(op, "A", A);
         OpCheck.Rank(op, "A", A, 2);
         if (A.Shape[0] != channels)
             throw new ArgumentException($"{op}: A must have shape [{channels}, N] (one row per channel of u {u.Shape}), got {A.Shape}");
         int n = A.Shape[1];
-        CheckBC(op, "B", B, batch, length, channels, n);
-        CheckBC(op, "C", C, batch, length, channels, n);
+        CheckBC(op, "B", B, u, batch, length, channels, n);
+        CheckBC(op, "C", C, u, batch, length, channels, n);
         if (B.Rank != C.Rank)
             throw new ArgumentException($"{op}: B {B.Shape} and C {C.Shape} must both be selective [batch, L, N] or both time-invariant [D, N]");
         if (D is not null) { OpCheck.F32(op, "D", D); OpCheck.Shape(op, "D", D, channels); }
-        if (z is not null) { OpCheck.F32(op, "z", z); OpCheck.Shape(op, "z", z, batch, length, channels); }
+        if (z is not null) { SameType(op, "z", z, u); OpCheck.Shape(op, "z", z, batch, length, channels); }
         if (deltaBias is not null) { OpCheck.F32(op, "deltaBias", deltaBias); OpCheck.Shape(op, "deltaBias", deltaBias, channels); }
         foreach (var t in (ReadOnlySpan<Tensor?>)[delta, A, B, C, D, z, deltaBias])
             if (t is not null) OpCheck.SameDevice(op, u, t);
 
         var y = Tensor.Empty(u.Shape, u.DType, u.Device);
-        var lastState = returnLastState ? Tensor.Empty(new Shape(batch, channels, n), u.DType, u.Device) : null;
+        var lastState = returnLastState ? Tensor.Empty(new Shape(batch, channels, n), DType.F32, u.Device) : null;
         var args = new SelectiveScanArgs(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, y, lastState);
         u.Backend.SelectiveScanForward(args);
 
@@ -52,8 +55,9 @@ public static class SelectiveScan
             Tape.Record(op, () =>
             {
                 var backArgs = args with { LastState = null };
+                var dy = y.Grad!.DType == y.DType ? y.Grad! : y.Grad!.To(y.DType);
                 var grads = new SelectiveScanGrads(
-                    DY: y.Grad!,
+                    DY: dy,
                     DU: Like(u), DDelta: Like(delta), DA: Like(A), DB: Like(B), DC: Like(C),
                     DD: D is not null ? Like(D) : null,
                     DZ: z is { RequiresGrad: true } ? Like(z) : null,
@@ -67,15 +71,21 @@ public static class SelectiveScan
                 if (D is not null) Tape.Accumulate(D, grads.DD!, owned: true);
                 if (grads.DZ is { } dz) Tape.Accumulate(z!, dz, owned: true);
                 if (deltaBias is not null) Tape.Accumulate(deltaBias, grads.DDeltaBias!, owned: true);
+                if (dy != y.Grad) dy.Dispose();
             }, y);
         return (y, lastState);
     }
 
     private static Tensor Like(Tensor t) => Tensor.Empty(t.Shape, t.DType, t.Device);
 
-    private static void CheckBC(string op, string arg, Tensor t, int batch, int length, int channels, int n)
+    private static void SameType(string op, string arg, Tensor t, Tensor u)
     {
-        OpCheck.F32(op, arg, t);
+        if (t.DType != u.DType) throw new ArgumentException($"{op}: {arg} must have u's dtype {u.DType}, got {t.DType} {t.Shape}");
+    }
+
+    private static void CheckBC(string op, string arg, Tensor t, Tensor u, int batch, int length, int channels, int n)
+    {
+        SameType(op, arg, t, u);
         bool selective = t.Rank == 3 && t.Shape == new Shape(batch, length, n);
         bool invariant = t.Rank == 2 && t.Shape == new Shape(channels, n);
         if (!selective && !invariant)

@@ -33,6 +33,44 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Time steps whose dt and gate the forward computes ahead of the recurrence (which then makes no calls).</summary>
     private const int ScanTile = 64;
 
+    /// <summary>
+    /// BF16 / F16 sequence tensors (u, Δ, B, C, z, y, dout and their gradients; A, D, Δ-bias and the state are F32):
+    /// the F32 kernel on converted copies, the results rounded back to the input's type. Backward when
+    /// <paramref name="grads"/> is given, else forward.
+    /// </summary>
+    private void ScanViaF32(in SelectiveScanArgs a, SelectiveScanGrads? grads)
+    {
+        var temps = new List<Tensor>();
+        Tensor F(Tensor t)
+        {
+            if (t.DType == DType.F32) return t;
+            var c = t.To(DType.F32);
+            temps.Add(c);
+            return c;
+        }
+        try
+        {
+            var args = a with { U = F(a.U), Delta = F(a.Delta), B = F(a.B), C = F(a.C), Z = a.Z is null ? null : F(a.Z), Y = F(a.Y) };
+            if (grads is not { } g)
+            {
+                SelectiveScanForward(args);
+                a.Y.CopyFrom(args.Y);
+                return;
+            }
+            var g32 = g with { DY = F(g.DY), DU = F(g.DU), DDelta = F(g.DDelta), DB = F(g.DB), DC = F(g.DC), DZ = g.DZ is null ? null : F(g.DZ) };
+            SelectiveScanBackward(args, g32);
+            g.DU.CopyFrom(g32.DU);
+            g.DDelta.CopyFrom(g32.DDelta);
+            g.DB.CopyFrom(g32.DB);
+            g.DC.CopyFrom(g32.DC);
+            g.DZ?.CopyFrom(g32.DZ!);
+        }
+        finally
+        {
+            foreach (var t in temps) t.Dispose();
+        }
+    }
+
     /// <summary>Pointers and sizes of one scan call, captured by the parallel bodies.</summary>
     private struct ScanPlan
     {
@@ -53,6 +91,11 @@ public sealed unsafe partial class CpuBackend
 
     public void SelectiveScanForward(in SelectiveScanArgs args)
     {
+        if (args.U.DType != DType.F32)
+        {
+            ScanViaF32(args, null);
+            return;
+        }
         var plan = Plan(args, out var paramStorage);
         try
         {
@@ -93,6 +136,11 @@ public sealed unsafe partial class CpuBackend
 
     public void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads)
     {
+        if (args.U.DType != DType.F32)
+        {
+            ScanViaF32(args, grads);
+            return;
+        }
         var plan = Plan(args, out var paramStorage);
         Storage? partials = null, scratch = null;
         try

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Mamba4.Backends.Cuda.Native;
 using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
@@ -30,6 +31,37 @@ public sealed unsafe partial class CudaBackend
         int tpc = NextPowerOfTwo((n + ns - 1) / ns);
         if (tpc > 32) throw new NotSupportedException($"SelectiveScan on CUDA supports d_state up to {32 * max}, got {n}");
         return (ns, tpc);
+    }
+
+    /// <summary>Kernel name suffix of the sequence tensors' element type (scan.cu): F32 none, BF16 "_bf16", F16 "_f16".</summary>
+    private static string TypeSuffix(DType t) => t switch
+    {
+        DType.F32 => "",
+        DType.BF16 => "_bf16",
+        DType.F16 => "_f16",
+        _ => throw new NotSupportedException($"SelectiveScan on CUDA: u is {t}; expected F32, BF16 or F16"),
+    };
+
+    /// <summary>u, Δ, B, C, z, y (and dout, du, dΔ, dB, dC, dz) share one element type; A, D, Δ-bias, the last state and their gradients are F32.</summary>
+    private static void CheckScanTypes(in SelectiveScanArgs a, in SelectiveScanGrads? g)
+    {
+        DType t = a.U.DType;
+        _ = TypeSuffix(t);
+        void Same(string name, Tensor? x)
+        {
+            if (x is not null && x.DType != t) throw new ArgumentException($"SelectiveScan on CUDA: {name} is {x.DType}; it must match u ({t})");
+        }
+        void F32(string name, Tensor? x)
+        {
+            if (x is not null && x.DType != DType.F32) throw new ArgumentException($"SelectiveScan on CUDA: {name} is {x.DType}; it must be F32");
+        }
+        Same("delta", a.Delta); Same("B", a.B); Same("C", a.C); Same("z", a.Z); Same("y", a.Y);
+        F32("A", a.A); F32("D", a.D); F32("deltaBias", a.DeltaBias); F32("lastState", a.LastState);
+        if (g is { } d)
+        {
+            Same("dy", d.DY); Same("du", d.DU); Same("ddelta", d.DDelta); Same("dB", d.DB); Same("dC", d.DC); Same("dz", d.DZ);
+            F32("dA", d.DA); F32("dD", d.DD); F32("ddeltaBias", d.DDeltaBias);
+        }
     }
 
     private static ScanParams ScanInputs(in SelectiveScanArgs a) => new()
@@ -65,33 +97,43 @@ public sealed unsafe partial class CudaBackend
         return (ns, tpc, chunkLen);
     }
 
-    /// <summary>Two tile buffers: u, Δ, z (and dout for scan_prepare) [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC].</summary>
-    private static int ForwardShared(in ScanParams p, int ns, bool prepare = false) =>
-        2 * ((prepare ? 4 : 3) * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * sizeof(float);
+    /// <summary>Two tile buffers (elements of <paramref name="elementSize"/> bytes): u, Δ, z (and dout for scan_prepare)
+    /// [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC]; for 2-byte elements also the rows widened to F32.</summary>
+    private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false) =>
+        2 * ((prepare ? 4 : 3) * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * elementSize +
+        (elementSize == 2 && p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc * sizeof(float) : 0);
 
     /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
     private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
         ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (block / tpc) + (chunkLen + sub - 1) / sub * block * ns) * sizeof(float);
 
-    /// <summary>Threads per block (128 or 256) and steps per recomputed sub-block (4 or 8) of the main backward kernel; 0 = automatic.</summary>
-    internal static int ScanBackwardBlockOverride, ScanBackwardSubOverride;
+    /// <summary>Threads per block (128 or 256) of the main backward kernel; 0 = automatic.</summary>
+    internal static int ScanBackwardBlockOverride;
+
+    /// <summary>
+    /// Main backward kernel variant (for benchmarks; default from MAMBA4_SCAN_BWD_VARIANT): 0 = the next sub-block's
+    /// inputs prefetched into registers (<c>_pf</c>), 1 = loaded when needed.
+    /// </summary>
+    internal static int ScanBackwardVariant = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SCAN_BWD_VARIANT"), out var v) ? v : 0;
 
     public void SelectiveScanForward(in SelectiveScanArgs args)
     {
+        CheckScanTypes(args, null);
         var p = ScanInputs(args);
         if (p.Batch == 0 || p.L == 0 || p.Dch == 0)
         {
             if (args.LastState is { } s) Fill(s, 0f);
             return;
         }
+        string type = TypeSuffix(args.U.DType);
         var (ns, tpc, chunkLen) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
         p.Tpc = tpc;
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
         p.Y = args.Y.DataPointer;
         p.Last = args.LastState?.DataPointer ?? 0;
-        int shared = ForwardShared(p, ns);
-        string kernel = $"scan_forward_ns{ns}_{Variant(p)}";
+        int shared = ForwardShared(p, ns, args.U.DType.ElementSize());
+        string kernel = $"scan_forward_ns{ns}_{Variant(p)}{type}";
         Storage? carry = null, sums = null;
         try
         {
@@ -115,6 +157,7 @@ public sealed unsafe partial class CudaBackend
 
     public void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads)
     {
+        CheckScanTypes(args, grads);
         var p = ScanInputs(args);
         Fill(grads.DA, 0f);
         Fill(grads.DB, 0f);
@@ -131,7 +174,7 @@ public sealed unsafe partial class CudaBackend
         var (nsF, tpcF, _) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
         var (ns, tpc) = ScanSplit(p.N, 4);
         int block = ScanBackwardBlockOverride > 0 ? ScanBackwardBlockOverride : 2 * ScanBlock;
-        int sub = ScanBackwardSubOverride > 0 ? ScanBackwardSubOverride : ScanSub;
+        const int sub = ScanSub;
         // 64 steps per chunk unless its shared memory would leave fewer than four blocks per SM (then 32, 16)
         int chunkLen = ScanBackwardChunkOverride;
         if (chunkLen <= 0)
@@ -147,8 +190,6 @@ public sealed unsafe partial class CudaBackend
         p.DU = grads.DU.DataPointer;
         p.DDelta = grads.DDelta.DataPointer;
         p.DA = grads.DA.DataPointer;
-        p.DB = grads.DB.DataPointer;
-        p.DC = grads.DC.DataPointer;
         p.DD = grads.DD?.DataPointer ?? 0;
         p.DZ = args.Z is null ? 0 : grads.DZ?.DataPointer ?? 0;
         p.DBias = grads.DDeltaBias?.DataPointer ?? 0;
@@ -163,9 +204,21 @@ public sealed unsafe partial class CudaBackend
         }
         if (shared > MaxSharedMemoryPerBlock)
             throw new NotSupportedException($"SelectiveScan backward needs {shared} B of shared memory for d_state {p.N}; the device allows {MaxSharedMemoryPerBlock}");
-        Storage? carryH = null, carryG = null, sums = null;
+        // dB, dC are sums over channels (atomics): F32, converted to the element type at the end
+        DType type = args.U.DType;
+        bool half = type != DType.F32;
+        Storage? carryH = null, carryG = null, sums = null, dB32 = null, dC32 = null;
         try
         {
+            if (half)
+            {
+                dB32 = Allocator.Allocate(grads.DB.NumElements * sizeof(float));
+                dC32 = Allocator.Allocate(grads.DC.NumElements * sizeof(float));
+                CudaDriver.Check(CudaDriver.cuMemsetD32Async((ulong)dB32.Pointer, 0, (nuint)grads.DB.NumElements, Stream), "cuMemsetD32Async");
+                CudaDriver.Check(CudaDriver.cuMemsetD32Async((ulong)dC32.Pointer, 0, (nuint)grads.DC.NumElements, Stream), "cuMemsetD32Async");
+            }
+            p.DB = half ? dB32!.Pointer : grads.DB.DataPointer;
+            p.DC = half ? dC32!.Pointer : grads.DC.DataPointer;
             if (p.Chunks > 1)
             {
                 long states = (long)p.Batch * p.Chunks * p.Dch * p.N * sizeof(float);
@@ -177,17 +230,26 @@ public sealed unsafe partial class CudaBackend
                 p.SumDt = sums.Pointer;
                 // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
-                Launch("scan.cu", $"scan_prepare_ns{nsF}_{Variant(p)}", ScanGrid(pf, p.Chunks), ScanBlock, ForwardShared(pf, nsF, prepare: true), pf);
-                Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
-                Launch("scan.cu", "scan_carry_backward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+                Launch("scan.cu", $"scan_prepare_ns{nsF}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
+                    ForwardShared(pf, nsF, type.ElementSize(), prepare: true), pf);
+                Launch("scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
-            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(sub == 8 ? "_sub8" : "")}", ScanGrid(p, p.Chunks, block), block, shared, p);
+            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(ScanBackwardVariant == 1 && !half ? "" : "_pf")}{TypeSuffix(type)}",
+                ScanGrid(p, p.Chunks, block), block, shared, p);
+            if (half)
+            {
+                string convert = type == DType.BF16 ? "scan_to_bf16" : "scan_to_f16";
+                Launch("scan.cu", convert, GridFor(grads.DB.NumElements), 256, 0, dB32!.Pointer, grads.DB, grads.DB.NumElements);
+                Launch("scan.cu", convert, GridFor(grads.DC.NumElements), 256, 0, dC32!.Pointer, grads.DC, grads.DC.NumElements);
+            }
         }
         finally
         {
             carryH?.Release();
             carryG?.Release();
             sums?.Release();
+            dB32?.Release();
+            dC32?.Release();
         }
     }
 }

@@ -20,7 +20,7 @@
 //   ddt_t = ⟨g_t, a_t ⊙ h_{t−1} ⊙ A⟩ + u_t⟨g_t, B_t⟩,  ddelta_t = ddt_t·σ(delta_t + bias),  dD = Σ dy·u,  dbias = Σ ddelta
 //   dz_t = dout_t·y_t·silu'(z_t)
 // Chunks in reverse: õ_c = a_{t0}·g_{t0} of chunk c with nothing coming from later chunks (forward phase 2, together
-// with h̃_c); the gradient entering chunk c from the later ones is E_c = õ_{c+1} + exp(A·S_{c+1}) ⊙ E_{c+1} (scan_carry_backward).
+// with h̃_c); the gradient entering chunk c from the later ones is E_c = õ_{c+1} + exp(A·S_{c+1}) ⊙ E_{c+1} (scan_carries, with H_c).
 // scan_backward then runs each chunk from H_c and E_c: pass 1 keeps h every SUB steps in shared memory, pass 2
 // visits those sub-blocks last to first, recomputes SUB steps of h and a into registers and sweeps them in reverse.
 // dB_t, dC_t (selective) are summed over the warp's channels with shuffles, over the block in shared memory,
@@ -38,6 +38,36 @@ struct ScanParams
     float *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;
     int batch, L, Dch, N, chunkLen, chunks, tpc, selective, softplus;
 };
+
+// Element types T of the sequence tensors (u, Δ, z, y, B, C, dout and their gradients): float, bf16 or f16 (raw bits;
+// NVRTC has no cuda_bf16.h without an include path). A, D, Δ-bias, the state, the chunk carries and every sum stay F32.
+struct bf16_bits { unsigned short v; };
+struct half_bits { unsigned short v; };
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(bf16_bits x) { return __uint_as_float((unsigned)x.v << 16); }
+__device__ __forceinline__ float to_f32(half_bits x) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.v)); return f; }
+template <typename T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+// round to nearest even (a NaN stays a NaN): one instruction from sm_80 on
+template <> __device__ __forceinline__ bf16_bits from_f32<bf16_bits>(float x)
+{
+    bf16_bits r;
+#if __CUDA_ARCH__ >= 800
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.v) : "f"(x));
+#else
+    unsigned u = __float_as_uint(x);
+    r.v = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)((u >> 16) | 0x40u) : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+#endif
+    return r;
+}
+template <> __device__ __forceinline__ half_bits from_f32<half_bits>(float x) { half_bits r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.v) : "f"(x)); return r; }
+// the two 16-bit values of a 32-bit word (low address first)
+__device__ __forceinline__ void unpack2(unsigned w, bf16_bits, float& lo, float& hi) { lo = __uint_as_float(w << 16); hi = __uint_as_float(w & 0xffff0000u); }
+__device__ __forceinline__ void unpack2(unsigned w, half_bits, float& lo, float& hi)
+{
+    lo = to_f32(half_bits{(unsigned short)(w & 0xffffu)});
+    hi = to_f32(half_bits{(unsigned short)(w >> 16)});
+}
 
 // Sum over the TPC adjacent lanes that share a channel (every lane of the warp must call it).
 __device__ __forceinline__ float channel_sum(float v, int tpc)
@@ -70,28 +100,46 @@ __device__ __forceinline__ ScanLane scan_lane(const ScanParams& p, int chunk)
     return s;
 }
 
-// Copies rows [t0, t0 + count) of the selective [B, L, N] arrays x (and y) into shared memory as [count, np]
+// Copies rows [t0, t0 + count) of the selective [B, L, N] arrays x (and y) into shared memory as F32 [count, np]
 // (np = NS·TPC ≥ N, zero padded; zero rows past t1), so a thread reads its NS values of a row as float4s.
+template <typename T>
 __device__ __forceinline__ void stage_rows(const ScanParams& p, const float* x, const float* y, int b, int t0, int count, int t1, int np,
     float* sx, float* sy)
 {
-    const float* gx = x + ((i64)b * p.L + t0) * p.N;
-    const float* gy = y + ((i64)b * p.L + t0) * p.N;
+    const T* gx = reinterpret_cast<const T*>(x) + ((i64)b * p.L + t0) * p.N;
+    const T* gy = reinterpret_cast<const T*>(y) + ((i64)b * p.L + t0) * p.N;
     int rows = max(0, min(count, t1 - t0));
     for (int k = threadIdx.x; k < count * np; k += blockDim.x)
     {
         int r = k / np, c = k - r * np;
         bool ok = r < rows && c < p.N;
-        sx[k] = ok ? gx[r * p.N + c] : 0.f;
-        if (sy) sy[k] = ok ? gy[r * p.N + c] : 0.f;
+        sx[k] = ok ? to_f32(gx[r * p.N + c]) : 0.f;
+        if (sy) sy[k] = ok ? to_f32(gy[r * p.N + c]) : 0.f;
     }
 }
 
-// v = row[0 … NS−1] (row 16-byte aligned when NS is a multiple of 4)
-template <int NS>
-__device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
+// v = row[0 … NS−1] as F32 (row 16-byte aligned when NS·sizeof(T) is a multiple of 16)
+template <int NS, typename T>
+__device__ __forceinline__ void load_row(const T* row, float (&v)[NS])
 {
-    if constexpr (NS % 4 == 0)
+    if constexpr (sizeof(T) == 2 && NS % 8 == 0)
+    {
+        #pragma unroll
+        for (int q = 0; q < NS / 8; q++)
+        {
+            uint4 t = reinterpret_cast<const uint4*>(row)[q];
+            unpack2(t.x, T{}, v[8 * q], v[8 * q + 1]);
+            unpack2(t.y, T{}, v[8 * q + 2], v[8 * q + 3]);
+            unpack2(t.z, T{}, v[8 * q + 4], v[8 * q + 5]);
+            unpack2(t.w, T{}, v[8 * q + 6], v[8 * q + 7]);
+        }
+    }
+    else if constexpr (sizeof(T) == 2 && NS % 2 == 0)
+    {
+        #pragma unroll
+        for (int q = 0; q < NS / 2; q++) unpack2(reinterpret_cast<const unsigned*>(row)[q], T{}, v[2 * q], v[2 * q + 1]);
+    }
+    else if constexpr (sizeof(T) == 4 && NS % 4 == 0)
     {
         #pragma unroll
         for (int q = 0; q < NS / 4; q++)
@@ -103,7 +151,7 @@ __device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
     else
     {
         #pragma unroll
-        for (int i = 0; i < NS; i++) v[i] = row[i];
+        for (int i = 0; i < NS; i++) v[i] = to_f32(row[i]);
     }
 }
 
@@ -111,7 +159,7 @@ __device__ __forceinline__ void load_row(const float* row, float (&v)[NS])
 
 // Tiles of FT steps, double-buffered in shared memory: while a tile is computed, cp.async already copies the next
 // tile's u, Δ, z (a [FT, channels] slab) and B, C rows, so memory latency hides behind the arithmetic.
-__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid)
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid)
 {
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" :: "r"(s), "l"(src), "r"(valid ? 4 : 0) : "memory");
@@ -120,35 +168,83 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 
-// One tile's buffer: su, sd, sz, so [FT, cpb] (u, Δ, z, dout of the block's channels), then sB, sC [FT, np].
-__device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withDout,
-    bool withRows, bool withC, int slabs, float* buf)
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid)
 {
-    const int d0 = blockIdx.x * cpb, steps = min(FT, t1 - tt);
-    const i64 base = ((i64)b * p.L + tt) * p.Dch + d0;
-    for (int k = threadIdx.x; k < FT * cpb; k += blockDim.x)
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(s), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+
+// Up to four [FT, cols] slabs dst_j[r·cols + c] = src_j[base + r·stride + c] (zero outside valid rows and columns), cols a
+// power of two. Copies of 16 bytes where base, stride, cols and the valid columns are multiples of 16 bytes (`wide`), else
+// 4 bytes (two elements of a 2-byte T when `pairs`: the same in 4 bytes), else plain loads. Row and column from shifts.
+template <typename T>
+__device__ __forceinline__ void copy_slabs(T* dst, int dstStride, int count, const T* s0, const T* s1, const T* s2, const T* s3,
+    i64 base, i64 stride, int cols, int validRows, int validCols, bool wide, bool pairs)
+{
+    const int per = wide ? 16 / (int)sizeof(T) : sizeof(T) == 2 && pairs ? 2 : 1;
+    const int units = cols / per, shift = 31 - __clz(units);
+    for (int k = threadIdx.x; k < FT * units; k += blockDim.x)
     {
-        int st = k / cpb, ch = k - st * cpb;
-        bool ok = st < steps && d0 + ch < p.Dch;
-        i64 at = ok ? base + (i64)st * p.Dch + ch : 0;
-        cp_async4(buf + k, p.u + at, ok);
-        cp_async4(buf + FT * cpb + k, p.delta + at, ok);
-        if (withZ) cp_async4(buf + 2 * FT * cpb + k, p.z + at, ok);
-        if (withDout) cp_async4(buf + 3 * FT * cpb + k, p.dout + at, ok);
+        const int r = k >> shift, c = (k & (units - 1)) * per, o = r * cols + c;
+        const bool ok = r < validRows && c < validCols;
+        const i64 at = ok ? base + r * stride + c : 0;
+        if (wide)
+        {
+            cp_async16(dst + o, s0 + at, ok);
+            if (count > 1) cp_async16(dst + dstStride + o, s1 + at, ok);
+            if (count > 2) cp_async16(dst + 2 * dstStride + o, s2 + at, ok);
+            if (count > 3) cp_async16(dst + 3 * dstStride + o, s3 + at, ok);
+        }
+        else if (sizeof(T) == 4 || pairs)
+        {
+            cp_async4(dst + o, s0 + at, ok);
+            if (count > 1) cp_async4(dst + dstStride + o, s1 + at, ok);
+            if (count > 2) cp_async4(dst + 2 * dstStride + o, s2 + at, ok);
+            if (count > 3) cp_async4(dst + 3 * dstStride + o, s3 + at, ok);
+        }
+        else
+        {
+            dst[o] = ok ? s0[at] : T{};
+            if (count > 1) dst[dstStride + o] = ok ? s1[at] : T{};
+            if (count > 2) dst[2 * dstStride + o] = ok ? s2[at] : T{};
+            if (count > 3) dst[3 * dstStride + o] = ok ? s3[at] : T{};
+        }
     }
+}
+
+// How the B, C rows travel: 16-byte copies (`wide`), else 4-byte pairs of a 2-byte T, else plain loads.
+template <typename T>
+__device__ __forceinline__ void row_copy(const ScanParams& p, int np, bool withC, bool& wide, bool& pairs)
+{
+    constexpr int W = 16 / sizeof(T);
+    const unsigned long long bc = (unsigned long long)p.B | (withC ? (unsigned long long)p.C : 0ull);
+    wide = p.N % W == 0 && np % W == 0 && bc % 16 == 0;
+    pairs = p.N % 2 == 0 && np % 2 == 0 && bc % 4 == 0;
+}
+
+// One tile's buffer (elements of T): su, sd, sz, so [FT, cpb] (u, Δ, z, dout of the block's channels), then sB, sC [FT, np].
+template <typename T>
+__device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, int t1, int cpb, int np, bool withZ, bool withDout,
+    bool withRows, bool withC, int slabs, T* buf)
+{
+    constexpr int W = 16 / sizeof(T);   // elements per 16-byte copy
+    const int d0 = blockIdx.x * cpb, steps = min(FT, t1 - tt), valid = min(cpb, p.Dch - d0);
+    const i64 base = ((i64)b * p.L + tt) * p.Dch + d0;
+    const T *u = reinterpret_cast<const T*>(p.u), *delta = reinterpret_cast<const T*>(p.delta);
+    const T *z = reinterpret_cast<const T*>(p.z), *dout = reinterpret_cast<const T*>(p.dout);
+    // the slabs present, in buffer order (z's slot stays when z is absent: dout is always the fourth)
+    const int count = withDout ? 4 : withZ ? 3 : 2;
+    const unsigned long long at = (unsigned long long)u | (unsigned long long)delta | (withZ ? (unsigned long long)z : 0ull) |
+        (withDout ? (unsigned long long)dout : 0ull);
+    copy_slabs(buf, FT * cpb, count, u, delta, withZ ? z : u, dout, base, p.Dch, cpb, steps, valid,
+        p.Dch % W == 0 && cpb % W == 0 && at % 16 == 0, p.Dch % 2 == 0 && at % 4 == 0);
     if (withRows)
     {
-        float* sB = buf + slabs * FT * cpb;
-        float* sC = sB + FT * np;
         const i64 row = ((i64)b * p.L + tt) * p.N;
-        for (int k = threadIdx.x; k < FT * np; k += blockDim.x)
-        {
-            int st = k / np, c = k - st * np;
-            bool ok = st < steps && c < p.N;
-            i64 at = ok ? row + (i64)st * p.N + c : 0;
-            cp_async4(sB + k, p.B + at, ok);
-            if (withC) cp_async4(sC + k, p.C + at, ok);
-        }
+        const T *B = reinterpret_cast<const T*>(p.B), *C = reinterpret_cast<const T*>(p.C);
+        bool wide, pairs;
+        row_copy<T>(p, np, withC, wide, pairs);
+        copy_slabs(buf + slabs * FT * cpb, FT * np, withC ? 2 : 1, B, C, B, B, row, p.N, np, steps, p.N, wide, pairs);
     }
     cp_async_commit();
 }
@@ -157,11 +253,11 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
 // phase 2 (for the backward): h̃_c, S_c and õ_c in one forward sweep, since
 //   õ_c = a_{t0}(C_{t0}dy_{t0} + a_{t0+1}(C_{t0+1}dy_{t0+1} + …)) = Σ_t P_t·C_t·dy_t,   P_t = Π_{s=t0..t} a_s
 // so one exp per state and step serves both.
-template <int NS, bool SEL, bool GRADS>
+template <int NS, bool SEL, bool GRADS, typename T>
 __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 {
     extern __shared__ float4 smem4[];
-    float* smem = reinterpret_cast<float*>(smem4);
+    T* smem = reinterpret_cast<T*>(smem4);
     ScanLane s = scan_lane(p, chunk);
     const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc, cpb = blockDim.x / p.tpc, chl = threadIdx.x / p.tpc;
     const bool outputs = !GRADS && phase == 1, grads = GRADS;
@@ -172,8 +268,8 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     {
         bool ok = n0 + i < N;
         a2[i] = ok ? p.A[(i64)s.dc * N + n0 + i] * LOG2E : 0.f;
-        bv[i] = ok && !SEL ? p.B[(i64)s.dc * N + n0 + i] : 0.f;
-        cv[i] = ok && !SEL ? p.C[(i64)s.dc * N + n0 + i] : 0.f;
+        bv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.B)[(i64)s.dc * N + n0 + i]) : 0.f;
+        cv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.C)[(i64)s.dc * N + n0 + i]) : 0.f;
         h[i] = ok && outputs && s.c > 0 ? p.carryH[(((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i] : 0.f;
         P[i] = 1.f;
         o[i] = 0.f;
@@ -184,7 +280,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     if (s.t0 < s.t1) issue_tile(p, s.b, s.t0, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem);
     for (int tt = s.t0, j = 0; tt < s.t1; tt += FT, j++)
     {
-        float* cur = smem + (j & 1) * buffer;
+        T* cur = smem + (j & 1) * buffer;
         if (tt + FT < s.t1)
         {
             issue_tile(p, s.b, tt + FT, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem + ((j + 1) & 1) * buffer);
@@ -192,16 +288,36 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         }
         else cp_async_wait_all();
         __syncthreads();
-        const float *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
-        const float *sB = cur + slabs * FT * cpb, *sC = sB + FT * np;
+        const T *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
+        // B, C rows as F32: a 2-byte T is widened once per tile into rowsF by the whole block (one or two elements per
+        // thread, one more barrier) instead of in every thread that reads it. (Widening by the threads that copied the
+        // rows, without that barrier, was slower: 16-byte copies leave the work to 16 threads.)
+        const float *sB, *sC;
+        if constexpr (sizeof(T) == 4)
+        {
+            sB = reinterpret_cast<const float*>(cur + slabs * FT * cpb);
+            sC = sB + FT * np;
+        }
+        else
+        {
+            float* rowsF = reinterpret_cast<float*>(smem + 2 * buffer);
+            if (SEL)
+            {
+                const T* raw = cur + slabs * FT * cpb;
+                for (int k = threadIdx.x; k < (needC ? 2 : 1) * FT * np; k += blockDim.x) rowsF[k] = to_f32(raw[k]);
+                __syncthreads();
+            }
+            sB = rowsF;
+            sC = rowsF + FT * np;
+        }
         const int steps = min(FT, s.t1 - tt);
         const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
         #pragma unroll
         for (int k = 0; k < FT; k++)
         {
             if (k >= steps) break;
-            const float uu = su[k * cpb + chl];
-            float dt = scan_dt(sd[k * cpb + chl] + bias, p.softplus), dtu = dt * uu;
+            const float uu = to_f32(su[k * cpb + chl]);
+            float dt = scan_dt(to_f32(sd[k * cpb + chl]) + bias, p.softplus), dtu = dt * uu;
             dtSum += dt;
             float bn[NS], cn[NS];
             if (SEL)
@@ -210,7 +326,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
                 if (needC) load_row<NS>(sC + k * np + n0, cn);
             }
             float dy = 0.f;
-            if (grads) dy = withZ ? so[k * cpb + chl] * fast_silu(sz[k * cpb + chl]) : so[k * cpb + chl];
+            if (grads) dy = withZ ? to_f32(so[k * cpb + chl]) * fast_silu(to_f32(sz[k * cpb + chl])) : to_f32(so[k * cpb + chl]);
             float y0 = 0.f, y1 = 0.f;
             #pragma unroll
             for (int i = 0; i < NS; i++)
@@ -235,8 +351,8 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
                 if (s.sub == 0 && s.active)
                 {
                     yv = fmaf(skip, uu, yv);
-                    if (withZ) yv *= fast_silu(sz[k * cpb + chl]);
-                    p.y[base + (i64)k * p.Dch] = yv;
+                    if (withZ) yv *= fast_silu(to_f32(sz[k * cpb + chl]));
+                    reinterpret_cast<T*>(p.y)[base + (i64)k * p.Dch] = from_f32<T>(yv);
                 }
             }
         }
@@ -264,61 +380,95 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 
 // scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk;
 // scan_prepare (phase 2, for the backward): every chunk.
-#define SCAN_FORWARD(NS)                                                                                                       \
-    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel(ScanParams p, int phase) { scan_forward_impl<NS, true, false>(p, phase, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti(ScanParams p, int phase) { scan_forward_impl<NS, false, false>(p, phase, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_sel(ScanParams p) { scan_forward_impl<NS, true, true>(p, 2, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_lti(ScanParams p) { scan_forward_impl<NS, false, true>(p, 2, blockIdx.y); }
-SCAN_FORWARD(1)
-SCAN_FORWARD(2)
-SCAN_FORWARD(4)
-SCAN_FORWARD(8)
-SCAN_FORWARD(16)
+// Names end in the element type: (none) float, _bf16, _f16.
+#define SCAN_FORWARD(NS, T, SUFFIX)                                                                                            \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel##SUFFIX(ScanParams p, int phase) { scan_forward_impl<NS, true, false, T>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti##SUFFIX(ScanParams p, int phase) { scan_forward_impl<NS, false, false, T>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, true, true, T>(p, 2, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, false, true, T>(p, 2, blockIdx.y); }
+#define SCAN_FORWARD_TYPES(NS) SCAN_FORWARD(NS, float, ) SCAN_FORWARD(NS, bf16_bits, _bf16) SCAN_FORWARD(NS, half_bits, _f16)
+SCAN_FORWARD_TYPES(1)
+SCAN_FORWARD_TYPES(2)
+SCAN_FORWARD_TYPES(4)
+SCAN_FORWARD_TYPES(8)
+SCAN_FORWARD_TYPES(16)
 
-// H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH.
+// H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH. The chunks are visited CB at a time with
+// their loads issued together (the recurrence over chunks is serial: one memory round trip per CB chunks, not per chunk).
+#define CB 8
+__device__ __forceinline__ void carry_forward_one(const ScanParams& p, i64 i)
+{
+    const int s = (int)(i % p.N), d = (int)((i / p.N) % p.Dch);
+    const i64 b = i / p.N / p.Dch, stride = (i64)p.Dch * p.N, first = (b * p.chunks * p.Dch + d) * p.N + s;
+    const float* sums = p.sumDt + b * p.chunks * p.Dch + d;
+    const float a2 = p.A[(i64)d * p.N + s] * LOG2E;
+    float H = 0.f;
+    for (int c0 = 0; c0 < p.chunks - 1; c0 += CB)
+    {
+        float local[CB], sd[CB];
+        #pragma unroll
+        for (int j = 0; j < CB; j++)
+        {
+            const bool ok = c0 + j < p.chunks - 1;
+            local[j] = ok ? p.carryH[first + (c0 + j) * stride] : 0.f;
+            sd[j] = ok ? sums[(i64)(c0 + j) * p.Dch] : 0.f;
+        }
+        #pragma unroll
+        for (int j = 0; j < CB; j++)
+            if (c0 + j < p.chunks - 1)
+            {
+                p.carryH[first + (c0 + j) * stride] = H;
+                H = fmaf(fast_exp2(a2 * sd[j]), H, local[j]);
+            }
+    }
+    p.carryH[first + (i64)(p.chunks - 1) * stride] = H;
+}
+
+// E_c from õ_{c+1} and S_{c+1}, one thread per (b, d, n); in place in carryG (chunks last to first, CB at a time).
+__device__ __forceinline__ void carry_backward_one(const ScanParams& p, i64 i)
+{
+    const int s = (int)(i % p.N), d = (int)((i / p.N) % p.Dch);
+    const i64 b = i / p.N / p.Dch, stride = (i64)p.Dch * p.N, first = (b * p.chunks * p.Dch + d) * p.N + s;
+    const float* sums = p.sumDt + b * p.chunks * p.Dch + d;
+    const float a2 = p.A[(i64)d * p.N + s] * LOG2E;
+    float E = 0.f;
+    for (int c0 = p.chunks - 1; c0 >= 0; c0 -= CB)
+    {
+        float local[CB], sd[CB];
+        #pragma unroll
+        for (int j = 0; j < CB; j++)
+        {
+            const int c = c0 - j;
+            local[j] = c > 0 ? p.carryG[first + c * stride] : 0.f;
+            sd[j] = c >= 0 ? sums[(i64)c * p.Dch] : 0.f;
+        }
+        #pragma unroll
+        for (int j = 0; j < CB; j++)
+        {
+            const int c = c0 - j;
+            if (c < 0) break;
+            p.carryG[first + c * stride] = E;
+            E = c == p.chunks - 1 ? local[j] : fmaf(fast_exp2(a2 * sd[j]), E, local[j]);
+        }
+    }
+}
+
 extern "C" __global__ void scan_carry_forward(ScanParams p)
 {
-    i64 n = (i64)p.batch * p.Dch * p.N;
-    GRID_STRIDE(i, n)
+    GRID_STRIDE(i, (i64)p.batch * p.Dch * p.N) carry_forward_one(p, i);
+}
+
+// Both carries of the backward in one launch: blockIdx.y 0 gives H_c (carryH), 1 gives E_c (carryG).
+extern "C" __global__ void scan_carries(ScanParams p)
+{
+    GRID_STRIDE(i, (i64)p.batch * p.Dch * p.N)
     {
-        int s = (int)(i % p.N);
-        i64 bd = i / p.N;
-        int d = (int)(bd % p.Dch);
-        i64 b = bd / p.Dch;
-        float a2 = p.A[(i64)d * p.N + s] * LOG2E, H = 0.f;
-        for (int c = 0; c < p.chunks - 1; c++)
-        {
-            i64 at = ((b * p.chunks + c) * p.Dch + d) * p.N + s;
-            float local = p.carryH[at];
-            p.carryH[at] = H;
-            H = fmaf(fast_exp2(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), H, local);
-        }
-        p.carryH[((b * p.chunks + p.chunks - 1) * p.Dch + d) * p.N + s] = H;
+        if (blockIdx.y == 0) carry_forward_one(p, i);
+        else carry_backward_one(p, i);
     }
 }
 
 // ---- backward ----
-
-// E_c from õ_{c+1} and S_{c+1}, one thread per (b, d, n); in place in carryG.
-extern "C" __global__ void scan_carry_backward(ScanParams p)
-{
-    i64 n = (i64)p.batch * p.Dch * p.N;
-    GRID_STRIDE(i, n)
-    {
-        int s = (int)(i % p.N);
-        i64 bd = i / p.N;
-        int d = (int)(bd % p.Dch);
-        i64 b = bd / p.Dch;
-        float a2 = p.A[(i64)d * p.N + s] * LOG2E, E = 0.f;
-        for (int c = p.chunks - 1; c >= 0; c--)
-        {
-            i64 at = ((b * p.chunks + c) * p.Dch + d) * p.N + s;
-            float local = c > 0 ? p.carryG[at] : 0.f;
-            p.carryG[at] = E;
-            E = c == p.chunks - 1 ? local : fmaf(fast_exp2(a2 * p.sumDt[(b * p.chunks + c) * p.Dch + d]), E, local);
-        }
-    }
-}
 
 // Sums v over the lanes that share this lane's sub (lane bits from TPC up), scattering the V sums over those lanes:
 // each level halves the values a lane holds (it keeps one half, adds its partner's), until one is left; further
@@ -354,16 +504,20 @@ __device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& ba
 
 // Shared memory: sB, sC [T, np] (selective), sdB, sdC [T, np] (selective), dt [T, channels of the block],
 // checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
-template <int NS, int TPC, bool SEL, int SUB>
+// PF: the next sub-block's u, Δ (pass 1) and u, dout, z (pass 2) are loaded into registers before the current one is
+// computed, so their memory latency overlaps the arithmetic.
+template <int NS, int TPC, bool SEL, int SUB, bool PF, typename T>
 __device__ void scan_backward_impl(const ScanParams& p)
 {
+    const T *u = reinterpret_cast<const T*>(p.u), *delta = reinterpret_cast<const T*>(p.delta), *z = reinterpret_cast<const T*>(p.z);
+    const T* gout = reinterpret_cast<const T*>(p.dout);
     extern __shared__ float4 smem4[];
     float* smem = reinterpret_cast<float*>(smem4);
     ScanLane s = scan_lane(p, blockIdx.y);
-    const int N = p.N, n0 = s.sub * NS, T = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
-    const int tn = SEL ? T * np : 0;
+    const int N = p.N, n0 = s.sub * NS, TL = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
+    const int tn = SEL ? TL * np : 0;
     const int cpb = blockDim.x / TPC, chl = threadIdx.x / TPC;
-    float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *sdt = sdC + tn, *ckpt = sdt + T * cpb;
+    float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *sdt = sdC + tn, *ckpt = sdt + TL * cpb;
 
     float a2[NS], h[NS], g[NS], bv[NS], cv[NS], accA[NS], accB[NS], accC[NS];
     #pragma unroll
@@ -373,8 +527,8 @@ __device__ void scan_backward_impl(const ScanParams& p)
         i64 pn = (i64)s.dc * N + n0 + i;
         i64 cn = (((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i;
         a2[i] = ok ? p.A[pn] * LOG2E : 0.f;
-        bv[i] = ok && !SEL ? p.B[pn] : 0.f;
-        cv[i] = ok && !SEL ? p.C[pn] : 0.f;
+        bv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.B)[pn]) : 0.f;
+        cv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.C)[pn]) : 0.f;
         h[i] = ok && s.c > 0 ? p.carryH[cn] : 0.f;
         g[i] = ok && s.c < p.chunks - 1 ? p.carryG[cn] : 0.f;
         accA[i] = accB[i] = accC[i] = 0.f;
@@ -383,7 +537,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
     float accD = 0.f, accBias = 0.f;
     if (SEL)
     {
-        stage_rows(p, p.B, p.C, s.b, s.t0, T, s.t1, np, sB, sC);
+        stage_rows<T>(p, p.B, p.C, s.b, s.t0, TL, s.t1, np, sB, sC);
         for (int k = threadIdx.x; k < tn; k += blockDim.x) sdB[k] = sdC[k] = 0.f;
     }
     __syncthreads();
@@ -392,21 +546,49 @@ __device__ void scan_backward_impl(const ScanParams& p)
     constexpr int PER = SUB >= TPC ? SUB / TPC : 1;
     const int group = lane & ~(TPC - 1);
     const int subs = (s.t1 - s.t0 + SUB - 1) / SUB;
+    // raw u and Δ of sub-block sb (this lane's Δ: steps sub, sub + TPC, …), kept as T until used so that a prefetch
+    // does not wait for its loads to widen them
+    auto fetch1 = [&](int sb, T (&uu)[SUB], T (&raw)[PER])
+    {
+        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
+        #pragma unroll
+        for (int k = 0; k < SUB; k++) uu[k] = k < steps ? u[base + (i64)k * p.Dch] : T{};
+        #pragma unroll
+        for (int j = 0; j < PER; j++)
+        {
+            const int k = s.sub + j * TPC;
+            raw[j] = k < steps ? delta[base + (i64)k * p.Dch] : T{};
+        }
+    };
+    T nu[SUB], nraw[PER];
+    if (PF && subs > 0) fetch1(0, nu, nraw);
     for (int sb = 0; sb < subs; sb++)
     {
         float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
         #pragma unroll
         for (int i = 0; i < NS; i++) ck[i] = h[i];
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
-        const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
-        float uu[SUB], mine[PER];
+        float uu[SUB], raw[PER], mine[PER];
+        T tu[SUB], traw[PER];
+        if (PF)
+        {
+            #pragma unroll
+            for (int k = 0; k < SUB; k++) tu[k] = nu[k];
+            #pragma unroll
+            for (int j = 0; j < PER; j++) traw[j] = nraw[j];
+            if (sb + 1 < subs) fetch1(sb + 1, nu, nraw);
+        }
+        else fetch1(sb, tu, traw);
         #pragma unroll
-        for (int k = 0; k < SUB; k++) uu[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+        for (int k = 0; k < SUB; k++) uu[k] = to_f32(tu[k]);
+        #pragma unroll
+        for (int j = 0; j < PER; j++) raw[j] = to_f32(traw[j]);
         #pragma unroll
         for (int j = 0; j < PER; j++)
         {
             const int k = s.sub + j * TPC;
-            mine[j] = k < steps ? scan_dt(p.delta[base + (i64)k * p.Dch] + bias, p.softplus) : 0.f;
+            mine[j] = k < steps ? scan_dt(raw[j] + bias, p.softplus) : 0.f;
             if (k < steps) sdt[(tb - s.t0 + k) * cpb + chl] = mine[j];
         }
         #pragma unroll
@@ -424,17 +606,42 @@ __device__ void scan_backward_impl(const ScanParams& p)
     __syncwarp();
 
     // pass 2: sub-blocks last to first
+    // u, dout and z of sub-block sb (dout, z: this lane's steps), raw
+    auto fetch2 = [&](int sb, T (&us)[SUB], T (&douts)[PER], T (&zs)[PER])
+    {
+        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
+        #pragma unroll
+        for (int k = 0; k < SUB; k++) us[k] = k < steps ? u[base + (i64)k * p.Dch] : T{};
+        #pragma unroll
+        for (int j = 0; j < PER; j++)
+        {
+            const int k = s.sub + j * TPC;
+            douts[j] = k < steps ? gout[base + (i64)k * p.Dch] : T{};
+            zs[j] = k < steps && z ? z[base + (i64)k * p.Dch] : T{};
+        }
+    };
+    T nus[SUB], ndo[PER], nzs[PER];
+    if (PF && subs > 0) fetch2(subs - 1, nus, ndo, nzs);
     for (int sb = subs - 1; sb >= 0; sb--)
     {
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
         float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], dys[SUB], dzs[SUB], sigs[SUB];
-        #pragma unroll
-        for (int k = 0; k < SUB; k++)
+        T tus[SUB], douts[PER], zs[PER];
+        if (PF)
         {
-            dts[k] = sdt[min(tb + k - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
-            us[k] = k < steps ? p.u[base + (i64)k * p.Dch] : 0.f;
+            #pragma unroll
+            for (int k = 0; k < SUB; k++) tus[k] = nus[k];
+            #pragma unroll
+            for (int j = 0; j < PER; j++) { douts[j] = ndo[j]; zs[j] = nzs[j]; }
+            if (sb > 0) fetch2(sb - 1, nus, ndo, nzs);
         }
+        else fetch2(sb, tus, douts, zs);
+        #pragma unroll
+        for (int k = 0; k < SUB; k++) us[k] = to_f32(tus[k]);
+        #pragma unroll
+        for (int k = 0; k < SUB; k++) dts[k] = sdt[min(tb + k - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
         // dy = dout·silu(z), the dz factor dout·silu'(z) and σ(δ + bias) = 1 − e^−dt: each lane of the channel computes
         // them for its own steps, then they are shared with shuffles
         float myDy[PER], myDz[PER], mySig[PER];
@@ -442,8 +649,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
         for (int j = 0; j < PER; j++)
         {
             const int k = s.sub + j * TPC;
-            const bool ok = k < steps;
-            const float dout = ok ? p.dout[base + (i64)k * p.Dch] : 0.f, zz = ok && p.z ? p.z[base + (i64)k * p.Dch] : 0.f;
+            const float dout = to_f32(douts[j]), zz = to_f32(zs[j]);
             const float dt = sdt[min(tb + min(k, SUB - 1) - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
             myDy[j] = p.z ? dout * fast_silu(zz) : dout;
             myDz[j] = p.z ? dout * fast_silu_grad(zz) : 0.f;
@@ -514,9 +720,9 @@ __device__ void scan_backward_impl(const ScanParams& p)
             if (p.dz) yv = channel_sum(yv, TPC);
             if (s.sub == 0 && s.active)
             {
-                p.du[off] = du;
-                p.ddelta[off] = dd;
-                if (p.dz) p.dz[off] = dzs[k] * fmaf(skip, uu, yv);
+                reinterpret_cast<T*>(p.du)[off] = from_f32<T>(du);
+                reinterpret_cast<T*>(p.ddelta)[off] = from_f32<T>(dd);
+                if (p.dz) reinterpret_cast<T*>(p.dz)[off] = from_f32<T>(dzs[k] * fmaf(skip, uu, yv));
             }
             if (SEL)
             {
@@ -576,11 +782,15 @@ __device__ void scan_backward_impl(const ScanParams& p)
     }
 }
 
+// _pf: with prefetch, at most 128 registers (two 256-thread blocks per SM); bf16 and f16 (_bf16, _f16) only with prefetch.
+// dB and dC are F32 (summed with atomics; scan_to_bf16 / scan_to_f16 convert them afterwards).
+#define SCAN_BACKWARD_PF(NS, TPC, T, SUFFIX)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T>(p); }
 #define SCAN_BACKWARD(NS, TPC)                                                                                                 \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4>(p); } \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4>(p); } \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel_sub8(ScanParams p) { scan_backward_impl<NS, TPC, true, 8>(p); } \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti_sub8(ScanParams p) { scan_backward_impl<NS, TPC, false, 8>(p); }
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, false, float>(p); } \
+    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, false, float>(p); } \
+    SCAN_BACKWARD_PF(NS, TPC, float, ) SCAN_BACKWARD_PF(NS, TPC, bf16_bits, _bf16) SCAN_BACKWARD_PF(NS, TPC, half_bits, _f16)
 SCAN_BACKWARD(1, 1)
 SCAN_BACKWARD(2, 1)
 SCAN_BACKWARD(4, 1)
@@ -589,3 +799,7 @@ SCAN_BACKWARD(4, 4)
 SCAN_BACKWARD(4, 8)
 SCAN_BACKWARD(4, 16)
 SCAN_BACKWARD(4, 32)
+
+// dst = src rounded to the element type (the backward's F32 dB, dC for bf16 / f16 inputs)
+extern "C" __global__ void scan_to_bf16(const float* src, bf16_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<bf16_bits>(src[i]); }
+extern "C" __global__ void scan_to_f16(const float* src, half_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<half_bits>(src[i]); }
