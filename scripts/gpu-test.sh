@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, from the root of a tree that holds .device/ (made by scripts/gpu-pack.sh):
 # unpacks .NET, runs the GPU tests (trait Category=Cuda) and then the CUDA benchmark. Logs go to $OUT when set.
-#   bash .device/gpu-test.sh [tests|bench|all]        (default all)
+#   bash .device/gpu-test.sh [tests|bench|all] [BENCH]     (default all; BENCH default cuda, e.g. scaling,
+#                                                          run with MAMBA4_DEVICE=cuda; its reports land in $OUT too)
 set -uo pipefail
 what=${1:-all}
+bench=${2:-cuda}
 dev=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/mamba4-gpu}
 mkdir -p /tmp/dotnet "$out"
@@ -18,7 +20,8 @@ if [ "$what" = all ] || [ "$what" = tests ]; then
   rc=${PIPESTATUS[0]}
 fi
 if [ "$what" = all ] || [ "$what" = bench ]; then
-  dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda 2>&1 | tee "$out/gpu-bench.log"
+  log="$out/gpu-bench.log"; [ "$bench" = cuda ] || log="$out/gpu-bench-$bench.log"
+  OUT="$out" MAMBA4_DEVICE=cuda dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" "$bench" 2>&1 | tee "$log"
   [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 fi
 exit $rc

@@ -55,6 +55,14 @@ public static class Backend
                 if (Registered[device] is not ProfilingBackend) Registered[device] = ProfilingBackend.Wrap(Registered[device]);
     }
 
+    /// <summary>Stops the timing that <see cref="EnableProfiling"/> started (the totals stay readable).</summary>
+    public static void DisableProfiling()
+    {
+        lock (Gate)
+            foreach (var device in Registered.Keys.ToList())
+                if (Registered[device] is ProfilingBackend p) Registered[device] = p.Inner;
+    }
+
     /// <summary>Copies (and converts) a tensor across devices; dtypes are converted on the CPU side.</summary>
     public static unsafe Tensor Copy(Tensor source, DType dtype, Device target)
     {
