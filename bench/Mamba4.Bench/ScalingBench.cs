@@ -91,13 +91,10 @@ public static class ScalingBench
     private static long Peak(Action step, Device device)
     {
         step();
-        var (inUse, peak, resetPeak) = Backend.For(device) is CudaBackend cuda
-            ? (() => cuda.Allocator.BytesInUse, () => cuda.Allocator.PeakBytesInUse, (Action)cuda.Allocator.ResetPeak)
-            : ((Func<long>)(() => CpuAllocator.Shared.BytesInUse), (Func<long>)(() => CpuAllocator.Shared.PeakBytesInUse), (Action)CpuAllocator.Shared.ResetPeak);
-        resetPeak();
-        long before = inUse();
+        Backend.ResetPeak(device);
+        long before = Backend.BytesInUse(device);
         step();
-        return peak() - before;
+        return Backend.PeakBytesInUse(device) - before;
     }
 
     /// <summary>Least-squares line through (log L, log y): slope and intercept (y ≈ e^intercept · L^slope).</summary>
