@@ -23,7 +23,7 @@ if [ "$what" = all ] || [ "$what" = tests ]; then
 fi
 if [ "$what" = all ] || [ "$what" = bench ]; then
   for b in "${benches[@]}"; do
-    dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" "$b" 2>&1 | tee "$out/gpu-bench-$b.log"
+    OUT="$out" MAMBA4_DEVICE=cuda dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" "$b" 2>&1 | tee "$out/gpu-bench-$b.log"
     [ "${PIPESTATUS[0]}" = 0 ] || rc=1
   done
 fi

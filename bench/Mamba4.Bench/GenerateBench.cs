@@ -1,60 +1,125 @@
 using System.Diagnostics;
 using Mamba4.Autograd;
+using Mamba4.Backends;
 using Mamba4.Models;
 using Mamba4.Tensors;
 
 namespace Mamba4.Bench;
 
 /// <summary>
-/// Recurrent generation: tokens/s at batch 1 for a mamba-130m-shaped model (random weights), and the
-/// per-token step cost late in a stream vs early (constant time per token ⇒ ratio ≈ 1).
+/// Recurrent generation at batch 1 on a mamba-130m-shaped model (random weights): tokens/s and where a
+/// step's time goes, then steady tokens/s — the time per token at position 4,000 against position 100,
+/// measured interleaved (A, B, A, B, … on copies of two prefilled states, medians compared) for Mamba
+/// and for a GPT baseline of the same width and parameter count (12 blocks of 12·d² against Mamba's 24 of ≈ 6·d²),
+/// whose KV cache grows with the position.
+/// MAMBA4_GENERATE_ROUNDS (default 24) and MAMBA4_GENERATE_K (decode steps per timing, default 8).
 /// </summary>
 public static class GenerateBench
 {
+    private const int Early = 100, Late = 4000, Vocab = 50280;
+
     public static void Run()
     {
+        int rounds = EnvInt("MAMBA4_GENERATE_ROUNDS", 24), k = EnvInt("MAMBA4_GENERATE_K", 8);
         Console.WriteLine("== generate: recurrent step, batch 1");
-        var config130m = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
         var sw = Stopwatch.StartNew();
-        using (var model = new MambaLM(config130m, seed: 1))
+        using (var model = new MambaLM(new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = Vocab }, seed: 1))
         {
-            Console.WriteLine($"130m shape: {model.ParameterCount:N0} parameters, built in {sw.Elapsed.TotalSeconds:F1} s");
-            using var state = model.NewState(1);
-            double seconds = TimeSteps(model, state, warmup: 4, count: 32);
-            Console.WriteLine($"130m shape, fp32: {32 / seconds:F1} tokens/s ({seconds / 32 * 1000:F1} ms/token); weights {model.ParameterCount * 4 / 1e6:F0} MB read per token ≈ {model.ParameterCount * 4 / (seconds / 32) / 1e9:F1} GB/s");
+            Console.WriteLine($"mamba-130m shape (d_model 768, 24 layers, vocab {Vocab}): {model.ParameterCount:N0} parameters, built in {sw.Elapsed.TotalSeconds:F1} s");
+            using (var state = model.NewState(1))
+            {
+                double seconds = TimeSteps(model, state, warmup: 4, count: 32);
+                Console.WriteLine($"fp32: {32 / seconds:F1} tokens/s ({seconds / 32 * 1000:F1} ms/token); weights {model.ParameterCount * 4 / 1e6:F0} MB read per token ≈ {model.ParameterCount * 4 / (seconds / 32) / 1e9:F1} GB/s");
+                Profile(model, state);
+            }
+            Steady("mamba", Mamba(model), rounds, k, s => $"state {s:N0} bytes at both positions");
         }
-
-        // Constant time per token: a smaller model stepped through 10,000 tokens.
-        var config = new MambaConfig { DModel = 256, NLayer = 4, DState = 16, VocabSize = 1024 };
-        using var small = new MambaLM(config, seed: 2);
-        using var st = small.NewState(1);
-        TimeSteps(small, st, warmup: 2000, count: 1);   // let the JIT reach its final tier first
-        st.Reset();
-        double early = 0, late = 0;
-        for (int pos = 0; pos < 10_100; pos++)
+        using (var gpt = new GptLM(new GptConfig { DModel = 768, NLayer = 12, NHead = 12, VocabSize = Vocab, MaxPositions = Late + 64 }, seed: 1))
         {
-            long t0 = Stopwatch.GetTimestamp();
-            using (GradMode.NoGrad())
-            using (var scope = new TensorScope())
-                small.Step(Tensor.From([(long)(pos * 7 % 1024)], 1), st);
-            double dt = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            if (pos is >= 100 and < 200) early += dt;
-            if (pos >= 10_000) late += dt;
+            Console.WriteLine($"GPT baseline of the same width and parameter count (GPT-2 small / Pythia-160M shape: d_model 768, 12 layers of 12·d², 12 heads, learned positions): {gpt.ParameterCount:N0} parameters");
+            Steady("transformer", Gpt(gpt, k), rounds, k, s => $"KV cache {s / 1e6:F1} MB at {Late:N0} (grows by {2 * 12 * 768 * 4 / 1024} KB per token)");
         }
-        Console.WriteLine($"d256 4 layers: step at positions 100–199 {early / 100:F3} ms, at 10,000–10,099 {late / 100:F3} ms; ratio late/early {late / early:F2}; state {st.Bytes:N0} bytes throughout");
         Console.WriteLine();
+    }
+
+    /// <summary>A model prefilled (parallel forward, NoGrad) to a position; Restore puts a working copy back there, Steps times k greedy steps.</summary>
+    private sealed record Stream(Action Restore, Func<int, double> Steps, long Bytes, IDisposable Owner);
+
+    private static Func<int, Stream> Mamba(MambaLM model) => position =>
+    {
+        var saved = model.NewState(1);
+        var work = model.NewState(1);
+        Prefill(ids => model.Forward(ids, saved), position);
+        return new Stream(() => { work.CopySlot(0, saved); work.Position = saved.Position; },
+            count => Decode(count, t => model.Step(Tensor.From([t], 1), work)), saved.Bytes, new Owners(saved, work));
+    };
+
+    private static Func<int, Stream> Gpt(GptLM model, int k) => position =>
+    {
+        var cache = model.NewCache(1, position + k);
+        Prefill(ids => model.Forward(ids, cache), position);
+        return new Stream(() => cache.Truncate(position), count => Decode(count, t => model.Step(Tensor.From([t], 1), cache)), cache.Bytes, cache);
+    };
+
+    /// <summary>Median ms/token of k steps from position 100 and from position 4,000, timed alternately; prints both and their ratio.</summary>
+    private static void Steady(string name, Func<int, Stream> open, int rounds, int k, Func<long, string> memory)
+    {
+        var sw = Stopwatch.StartNew();
+        var a = open(Early);
+        var b = open(Late);
+        Console.WriteLine($"{name}: prefilled {Early} and {Late:N0} tokens in {sw.Elapsed.TotalSeconds:F0} s; {rounds} rounds of {k} steps from each position, alternating");
+        var ta = new List<double>();
+        var tb = new List<double>();
+        for (int r = -1; r < rounds; r++)   // round −1 warms both paths up and is not counted
+            foreach (var (s, times) in r % 2 == 0 ? new[] { (a, ta), (b, tb) } : [(b, tb), (a, ta)])
+            {
+                s.Restore();
+                double ms = s.Steps(k);
+                if (r >= 0) times.Add(ms);
+            }
+        double ma = Median(ta), mb = Median(tb);
+        Console.WriteLine($"{name}: {ma:F2} ms/token at position {Early}, {mb:F2} ms/token at {Late:N0}: ratio {mb / ma:F3} ({mb / ma - 1:+0.0%;-0.0%}); " +
+                          $"quartiles {Quantile(ta, 0.25):F2}–{Quantile(ta, 0.75):F2} and {Quantile(tb, 0.25):F2}–{Quantile(tb, 0.75):F2} ms; {memory(b.Bytes)}");
+        a.Owner.Dispose();
+        b.Owner.Dispose();
+    }
+
+    private static void Prefill(Func<Tensor, Tensor> forward, int length)
+    {
+        var ids = Enumerable.Range(0, length).Select(i => (long)((i * 7919L + 13) % Vocab)).ToArray();
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        forward(Tensor.From(ids, 1, length));
+    }
+
+    /// <summary>ms per token over <paramref name="count"/> greedy steps starting from token 1.</summary>
+    private static double Decode(int count, Func<long, Tensor> step)
+    {
+        using var _ = GradMode.NoGrad();
+        long token = 1;
+        long t0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < count; i++)
+            using (var scope = new TensorScope()) token = ArgMax(step(token));
+        return Stopwatch.GetElapsedTime(t0).TotalMilliseconds / count;
     }
 
     private static double TimeSteps(MambaLM model, Inference.MambaState state, int warmup, int count)
     {
-        using var _ = GradMode.NoGrad();
-        long token = 1;
-        for (int i = 0; i < warmup; i++)
-            using (var scope = new TensorScope()) model.Step(Tensor.From([token], 1), state);
+        Decode(warmup, t => model.Step(Tensor.From([t], 1), state));
+        return Decode(count, t => model.Step(Tensor.From([t], 1), state)) * count / 1000;
+    }
+
+    /// <summary>Where a step's time goes (kernel share over 16 steps).</summary>
+    private static void Profile(MambaLM model, Inference.MambaState state)
+    {
+        Backend.EnableProfiling();
+        ProfilingBackend.Reset();
         var sw = Stopwatch.StartNew();
-        for (int i = 0; i < count; i++)
-            using (var scope = new TensorScope()) token = ArgMax(model.Step(Tensor.From([token], 1), state));
-        return sw.Elapsed.TotalSeconds;
+        Decode(16, t => model.Step(Tensor.From([t], 1), state));
+        double wall = sw.Elapsed.TotalSeconds;
+        var rows = ProfilingBackend.Report();
+        Backend.DisableProfiling();
+        Console.WriteLine("  profile of 16 steps: " + string.Join(", ", rows.Take(8).Select(r => $"{r.Kernel} {r.Seconds / wall:P1}")));
     }
 
     private static long ArgMax(Tensor logits)
@@ -63,5 +128,22 @@ public static class GenerateBench
         int best = 0;
         for (int i = 1; i < s.Length; i++) if (s[i] > s[best]) best = i;
         return best;
+    }
+
+    private static double Median(List<double> xs) => Quantile(xs, 0.5);
+
+    private static double Quantile(List<double> xs, double q)
+    {
+        var s = xs.Order().ToArray();
+        double pos = q * (s.Length - 1);
+        int lo = (int)pos;
+        return lo + 1 < s.Length ? s[lo] + (pos - lo) * (s[lo + 1] - s[lo]) : s[lo];
+    }
+
+    private static int EnvInt(string name, int fallback) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) && v > 0 ? v : fallback;
+
+    private sealed class Owners(params IDisposable[] items) : IDisposable
+    {
+        public void Dispose() { foreach (var i in items) i.Dispose(); }
     }
 }

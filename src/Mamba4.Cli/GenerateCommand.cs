@@ -23,6 +23,7 @@ internal static class GenerateCommand
         var penalty = new Option<float>("--repetition-penalty") { Description = "penalty for tokens already generated (1 = off)", DefaultValueFactory = _ => 1f };
         var seed = new Option<int>("--seed") { Description = "random seed for sampling" };
         var eos = new Option<long?>("--eos-token-id") { Description = "stop after this token" };
+        var tokenizerPath = new Option<string?>("--tokenizer") { Description = "tokenizer.json (or a folder holding one) for --prompt, when the model directory has none" };
         var cmd = new Command("generate", """
             Generate tokens from a language model directory (an HF Mamba checkpoint, or one written by
             `mamba4 lm train`): Mamba decodes with the O(1)-per-token recurrent step. With --prompt-ids the
@@ -34,7 +35,7 @@ internal static class GenerateCommand
               mamba4 generate --model ./mamba-130m-hf --prompt-ids 50,60 --temperature 0.8 --top-p 0.9 --seed 1
               mamba4 generate --model runs/lm-mamba/model --prompt "ROMEO:" --max-new-tokens 200 --stop "\n\n"
             """);
-        foreach (var o in new Option[] { model, promptIds, promptText, stops, maxNew, greedy, temperature, topK, topP, penalty, seed, eos }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, promptIds, promptText, stops, maxNew, greedy, temperature, topK, topP, penalty, seed, eos, tokenizerPath }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
         cmd.SetAction(parse =>
@@ -43,8 +44,8 @@ internal static class GenerateCommand
             var dir = parse.GetValue(model)!;
             string? text = parse.GetValue(promptText), idsText = parse.GetValue(promptIds);
             if ((text is null) == (idsText is null)) throw new ArgumentException("give exactly one of --prompt (text) and --prompt-ids");
-            var tokenizer = text is null ? null : LanguageModelFiles.LoadTokenizer(dir)
-                ?? throw new FileNotFoundException($"{dir} has no tokenizer: use --prompt-ids, or a directory written by `mamba4 lm train`");
+            var tokenizer = text is null ? null : (parse.GetValue(tokenizerPath) is { } tp ? Tokenizer.Load(tp) : LanguageModelFiles.LoadTokenizer(dir))
+                ?? throw new FileNotFoundException($"{dir} has no tokenizer: pass --tokenizer, use --prompt-ids, or a directory written by `mamba4 lm train`");
             long[] prompt;
             if (tokenizer is not null) prompt = tokenizer.Encode(text!).Select(i => (long)i).ToArray();
             else

@@ -118,19 +118,23 @@ internal static class LmCommand
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop = true; });
                 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop = true; });
+                var device = net.AsModule.Parameters().First().Device;
+                Backends.Backend.ResetPeak(device);
                 var result = TrainingProgress.Run(kind, trainer, options.Steps, () => stop || (budget is { } m && clock.Elapsed.TotalMinutes >= m),
                     r => $"loss {r.Loss:F3}  val {(double.IsNaN(lastVal) ? "-" : lastVal.ToString("F3", CultureInfo.InvariantCulture))}");
                 if (stop) { Console.Error.WriteLine($"stopped at step {result.Step}; checkpoint written. Continue with --resume."); return 130; }
+                double peakMb = Backends.Backend.PeakBytesInUse(device) / 1e6;   // weights, gradients, AdamW moments and activations
                 double val = stream.ValidationLoss(net, seqLen, maxWindows: 512);
                 LanguageModelFiles.Save(net, tok, Path.Combine(outDir, "model"), parse.GetValue(tokenizer) == "char" ? null : parse.GetValue(tokenizer));
                 WriteReport(outDir, kind);
                 double tokensPerSecond = result.Step * (double)batchSize * seqLen / Math.Max(result.Seconds, 1e-9);
-                Console.WriteLine($"{kind} ({sizeName}, {net.AsModule.ParameterCount:N0} parameters): validation loss {val:F4} nats/token, perplexity {Math.Exp(val):F2}, after {result.Step} steps in {result.Seconds:F0} s ({tokensPerSecond / 1000:F1}k tokens/s); model: {Path.Combine(outDir, "model")}");
+                Console.WriteLine($"{kind} ({sizeName}, {net.AsModule.ParameterCount:N0} parameters): validation loss {val:F4} nats/token, perplexity {Math.Exp(val):F2}, after {result.Step} steps in {result.Seconds:F0} s ({tokensPerSecond / 1000:F1}k tokens/s, peak tensor memory {peakMb:F0} MB); model: {Path.Combine(outDir, "model")}");
                 if (parse.GetValue(json))
                     Console.WriteLine(new JsonObject
                     {
                         ["model"] = kind, ["size"] = sizeName, ["parameters"] = net.AsModule.ParameterCount, ["steps"] = result.Step,
                         ["val_loss"] = val, ["val_ppl"] = Math.Exp(val), ["tokens_per_s"] = Math.Round(tokensPerSecond, 1), ["seconds"] = Math.Round(result.Seconds, 2),
+                        ["peak_mb"] = Math.Round(peakMb, 1),
                     }.ToJsonString());
                 return 0;
             }

@@ -35,6 +35,17 @@ public class GptTests
             }
         }
         Assert.Equal(bytes10 * len / 10, cache.Bytes);
+
+        // rewinding: after Truncate(20) the next step is position 20 again and matches the parallel forward there
+        cache.Truncate(20);
+        Assert.Equal(bytes10 * 2, cache.Bytes);
+        var again = model.Step(Tensor.From([a[20], b[20]], 2), cache).ToFloatArray();
+        for (int v = 0; v < 31; v++)
+        {
+            Assert.Equal(parallel[20 * 31 + v], again[v], 1e-4);
+            Assert.Equal(parallel[(len + 20) * 31 + v], again[31 + v], 1e-4);
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.Truncate(22));
     }
 
     [Fact]

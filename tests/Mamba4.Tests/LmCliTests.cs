@@ -26,6 +26,8 @@ public class LmCliTests : IDisposable
         Assert.True(val < Math.Log(CharTokenizer.FromText(File.ReadAllText(data)).VocabSize) * 0.8, $"validation loss {val} did not fall well below uniform");
         Assert.Contains("--- sample at step 60 ---", stderr);
         Assert.Contains("<svg", File.ReadAllText(Path.Combine(outDir, "report.html")));
+        // peak tensor memory covers at least the fp32 weights
+        Assert.True(result["peak_mb"]!.GetValue<double>() * 1e6 >= 4.0 * result["parameters"]!.GetValue<long>(), result.ToJsonString());
 
         var (ecode, eout, eerr) = CliTests.Run("lm", "eval", "--model", Path.Combine(outDir, "model"), "--data", data, "--seq-len", "32", "--json");
         Assert.True(ecode == 0, eerr);
@@ -37,6 +39,18 @@ public class LmCliTests : IDisposable
         Assert.True(gcode == 0, gerr);
         Assert.StartsWith("The cat", gout);
         Assert.True(gout.TrimEnd('\n').Length >= "The cat".Length + 20);
+
+        // --tokenizer: the same weights in a folder without a tokenizer, the tokenizer given on its own → the same text
+        var bare = Path.Combine(_dir, model + "-bare");
+        Directory.CreateDirectory(bare);
+        foreach (var f in new[] { "config.json", "model.safetensors" }) File.Copy(Path.Combine(outDir, "model", f), Path.Combine(bare, f));
+        var (ncode, _, nerr) = CliTests.Run("generate", "--model", bare, "--prompt", "The cat", "--max-new-tokens", "20", "--seed", "1");
+        Assert.NotEqual(0, ncode);
+        Assert.Contains("pass --tokenizer", nerr);
+        var (tcode, tout, terr) = CliTests.Run("generate", "--model", bare, "--tokenizer", Path.Combine(outDir, "model", "tokenizer.json"),
+            "--prompt", "The cat", "--max-new-tokens", "20", "--seed", "1");
+        Assert.True(tcode == 0, terr);
+        Assert.Equal(gout, tout);
     }
 
     [Fact]

@@ -62,6 +62,26 @@ public static class Backend
                 if (Registered[device] is not ProfilingBackend) Registered[device] = ProfilingBackend.Wrap(Registered[device]);
     }
 
+    /// <summary>Tensor bytes allocated on <paramref name="device"/> now (the CPU pool or the device's caching allocator).</summary>
+    public static long BytesInUse(Device device) => device.IsCpu ? CpuAllocator.Shared.BytesInUse : ((CudaBackend)For(device)).Allocator.BytesInUse;
+
+    /// <summary>The most tensor bytes in use at once on <paramref name="device"/> since the last <see cref="ResetPeak"/>.</summary>
+    public static long PeakBytesInUse(Device device) => device.IsCpu ? CpuAllocator.Shared.PeakBytesInUse : ((CudaBackend)For(device)).Allocator.PeakBytesInUse;
+
+    public static void ResetPeak(Device device)
+    {
+        if (device.IsCpu) CpuAllocator.Shared.ResetPeak();
+        else ((CudaBackend)For(device)).Allocator.ResetPeak();
+    }
+
+    /// <summary>Stops the timing that <see cref="EnableProfiling"/> started (the totals stay readable).</summary>
+    public static void DisableProfiling()
+    {
+        lock (Gate)
+            foreach (var device in Registered.Keys.ToList())
+                if (Registered[device] is ProfilingBackend p) Registered[device] = p.Inner;
+    }
+
     /// <summary>Copies (and converts) a tensor across devices; dtypes are converted on the CPU side.</summary>
     public static unsafe Tensor Copy(Tensor source, DType dtype, Device target)
     {

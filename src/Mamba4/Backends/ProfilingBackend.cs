@@ -11,6 +11,7 @@ namespace Mamba4.Backends;
 public class ProfilingBackend : DispatchProxy
 {
     private IBackend _inner = null!;
+    internal IBackend Inner => _inner;
     private static readonly ConcurrentDictionary<string, (long Calls, long Ticks)> Totals = new();
 
     public static IBackend Wrap(IBackend inner)

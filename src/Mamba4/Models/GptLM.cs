@@ -118,6 +118,13 @@ public sealed class KvLayer(int batch, int capacity, int width, Device device) :
         Length += l;
     }
 
+    /// <summary>Forgets positions from <paramref name="length"/> on (rewinds every stream to that position).</summary>
+    public void Truncate(int length)
+    {
+        if (length < 0 || length > Length) throw new ArgumentOutOfRangeException(nameof(length), $"cannot truncate a KV cache of {Length} positions to {length}");
+        Length = length;
+    }
+
     public void Dispose() { K.Dispose(); V.Dispose(); }
 }
 
@@ -190,5 +197,6 @@ public sealed class KvCache(KvLayer[] layers) : IDisposable
 {
     public KvLayer[] Layers { get; } = layers;
     public long Bytes => Layers.Sum(l => l.Bytes);
+    public void Truncate(int length) { foreach (var l in Layers) l.Truncate(length); }
     public void Dispose() { foreach (var l in Layers) l.Dispose(); }
 }

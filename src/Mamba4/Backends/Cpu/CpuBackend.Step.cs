@@ -35,7 +35,9 @@ public sealed unsafe partial class CpuBackend
         int batch = u.Shape[0], dim = u.Shape[1], n = a.Shape[1];
         float* pu = u.F32, pdl = delta.F32, pa = a.F32, pB = b.F32, pC = c.F32, py = y.F32, ph = ssmState.F32;
         float* pD = d is null ? null : d.F32, pz = z is null ? null : z.F32, pbias = deltaBias is null ? null : deltaBias.F32;
-        CpuParallel.For((long)batch * dim, 1024, (s0, s1) =>
+        // grain 2048: one stream of d_inner ≤ 2048 runs inline — measured (1, 1536, 16), interleaved medians:
+        // 85 µs inline vs 139 µs split over 2 threads (the hand-off costs more than half the work)
+        CpuParallel.For((long)batch * dim, 2048, (s0, s1) =>
         {
             for (long i = s0; i < s1; i++)
             {
