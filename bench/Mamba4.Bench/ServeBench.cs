@@ -64,10 +64,11 @@ public static class ServeBench
     private static void StepTimes(MambaLM model, int maxBatch)
     {
         int saved = Mamba4.Backends.Cpu.CpuGemv.MaxRows;
-        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide;
-        var kernels = new List<(string Label, int Rows, bool Wide)> { ("streaming", saved, wide) };
-        if (wide) kernels.Add(("streaming 3×1", saved, false));
-        kernels.Add(("packed GEMM", Math.Min(4, saved), wide));
+        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide, tile = Mamba4.Backends.Cpu.CpuGemv.Tile4x3;
+        var kernels = new List<(string Label, int Rows, bool Wide, bool Tile)> { ("streaming", saved, wide, tile) };
+        if (tile) kernels.Add(("streaming 3×2", saved, wide, false));
+        if (wide) kernels.Add(("streaming 3×1", saved, false, false));
+        kernels.Add(("packed GEMM", Math.Min(4, saved), wide, tile));
         foreach (int b in new[] { 1, 4, 8, 16, 32, 64 }.Where(b => b <= Math.Max(4, maxBatch)))
         {
             var configs = b <= 4 ? kernels.Take(1).ToList() : kernels;
@@ -76,10 +77,11 @@ public static class ServeBench
             using var _ = Mamba4.Autograd.GradMode.NoGrad();
             var ids = Enumerable.Range(0, b).Select(i => (long)(i * 31 % 50280)).ToArray();
             for (int round = 0; round < 3; round++)
-                foreach (var (label, rows, w) in configs)
+                foreach (var (label, rows, w, tl) in configs)
                 {
                     Mamba4.Backends.Cpu.CpuGemv.MaxRows = rows;
                     Mamba4.Backends.Cpu.CpuGemv.Wide = w;
+                    Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = tl;
                     using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
                     var sw = Stopwatch.StartNew();
                     for (int i = 0; i < 4; i++) using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
@@ -91,6 +93,7 @@ public static class ServeBench
         }
         Mamba4.Backends.Cpu.CpuGemv.MaxRows = saved;
         Mamba4.Backends.Cpu.CpuGemv.Wide = wide;
+        Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = tile;
     }
 
     private sealed record Result(double TokensPerSecond, int Tokens, double Seconds, double Ttft50, double Ttft99, double Itl50, double Itl99, long RssEarly, long RssLate);
