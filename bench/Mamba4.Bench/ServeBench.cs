@@ -40,14 +40,20 @@ public static class ServeBench
 
         await Level(client, 2, 8, quiet: true);   // warm-up: JIT, pools, connections
         double single = 0;
+        var serverMetrics = app.Services.GetRequiredService<ServerMetrics>();
         foreach (int c in levels)
         {
             GC.Collect();
+            var (step0, itl0) = (serverMetrics.StepTime.Totals, serverMetrics.InterToken.Totals);
+            int gc0 = GC.CollectionCount(0), gc2 = GC.CollectionCount(2);
             var r = await Level(client, c, tokens, quiet: false);
+            var (step1, itl1) = (serverMetrics.StepTime.Totals, serverMetrics.InterToken.Totals);
             if (c == 1) single = r.TokensPerSecond;
             Console.WriteLine($"{c,3} streams: {r.TokensPerSecond,7:F1} tokens/s aggregate{(single > 0 && c > 1 ? $" ({r.TokensPerSecond / single:F1}× one stream)" : "")}; " +
                 $"TTFT p50 {r.Ttft50 * 1000:F0} ms p99 {r.Ttft99 * 1000:F0} ms; inter-token p50 {r.Itl50 * 1000:F0} ms p99 {r.Itl99 * 1000:F0} ms; " +
                 $"{r.Tokens} tokens in {r.Seconds:F1} s; RSS at the {tokens / 8}th token {r.RssEarly / 1e6:F0} MB, at the last {r.RssLate / 1e6:F0} MB");
+            Console.WriteLine($"     server side: batched step mean {(step1.Sum - step0.Sum) / Math.Max(1, step1.Count - step0.Count) * 1000:F1} ms over {step1.Count - step0.Count} steps; " +
+                $"inter-token mean {(itl1.Sum - itl0.Sum) / Math.Max(1, itl1.Count - itl0.Count) * 1000:F1} ms; GCs gen0 {GC.CollectionCount(0) - gc0}, gen2 {GC.CollectionCount(2) - gc2}");
         }
         var metrics = await client.GetStringAsync("/metrics");
         var steps = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("mamba4_decode_steps_total ", StringComparison.Ordinal));

@@ -24,6 +24,7 @@ internal static class ServeCommand
         var maxPrompt = new Option<int>("--max-prompt-tokens") { Description = "longest prompt, in tokens (413 beyond)", DefaultValueFactory = _ => 8192 };
         var maxHistory = new Option<int>("--max-history") { Description = "longest history /v1/recommend takes (413 beyond)", DefaultValueFactory = _ => 8192 };
         var maxBytes = new Option<long>("--max-request-bytes") { Description = "largest request body (413 beyond)", DefaultValueFactory = _ => 1L << 20 };
+        var timeout = new Option<double>("--timeout") { Description = "seconds a completion may take; past it the stream is cancelled and the client gets a 408 JSON error", DefaultValueFactory = _ => 600 };
         var quiet = new Option<bool>("--quiet") { Description = "no request log" };
         var cmd = new Command("serve", """
             Serve a language model and/or a Mamba4Rec recommender over HTTP. Completions stream as
@@ -39,7 +40,7 @@ internal static class ServeCommand
               mamba4 serve --model ./mamba-130m-hf --rec runs/rec/model --port 9000 --max-streams 64
               curl -N localhost:8080/v1/completions -d '{"prompt": "ROMEO:", "max_tokens": 50, "stream": true}'
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, quiet }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             var options = new ServerOptions
@@ -48,6 +49,7 @@ internal static class ServeCommand
                 Host = parse.GetValue(host)!, Port = parse.GetValue(port), Device = parse.GetValue(device)!,
                 MaxStreams = parse.GetValue(maxStreams), MaxQueue = parse.GetValue(maxQueue), MaxTokens = parse.GetValue(maxTokens),
                 MaxPromptTokens = parse.GetValue(maxPrompt), MaxHistory = parse.GetValue(maxHistory), MaxRequestBytes = parse.GetValue(maxBytes),
+                RequestTimeoutSeconds = parse.GetValue(timeout),
                 Log = !parse.GetValue(quiet),
             };
             await using var app = MambaServer.Build(options);

@@ -22,6 +22,8 @@ public sealed record ServerOptions
     /// <summary>Largest history /v1/recommend accepts.</summary>
     public int MaxHistory { get; init; } = 8192;
     public long MaxRequestBytes { get; init; } = 1 << 20;
+    /// <summary>Longest a completion may take, from arrival to its last token (seconds); past it the stream is cancelled and the client gets a 408 JSON error (an error event once streaming).</summary>
+    public double RequestTimeoutSeconds { get; init; } = 600;
     /// <summary>Log each request (structured, one line) to the console.</summary>
     public bool Log { get; init; } = true;
 
@@ -36,6 +38,7 @@ public sealed record ServerOptions
         if (MaxTokens < 1) throw new ArgumentException($"--max-tokens must be ≥ 1, got {MaxTokens}");
         if (MaxPromptTokens < 1) throw new ArgumentException($"--max-prompt-tokens must be ≥ 1, got {MaxPromptTokens}");
         if (MaxHistory < 1) throw new ArgumentException($"--max-history must be ≥ 1, got {MaxHistory}");
+        if (!(RequestTimeoutSeconds > 0 && RequestTimeoutSeconds <= 86400)) throw new ArgumentException($"--timeout must be in (0, 86400] seconds, got {RequestTimeoutSeconds}");
         if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
         if (!string.Equals(Device, "cpu", StringComparison.OrdinalIgnoreCase))
             throw new NotSupportedException($"--device {Device}: this build serves on the CPU only (the CUDA backend is not part of it yet)");

@@ -274,12 +274,7 @@ public sealed class BatchScheduler : IDisposable
     private long Choose(TextStream s, ReadOnlySpan<float> logits)
     {
         var o = s.Options;
-        if (o.Greedy && o.RepetitionPenalty == 1f)
-        {
-            int best = 0;
-            for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
-            return best;
-        }
+        if (o.Greedy && o.RepetitionPenalty == 1f) return Generator.ArgMax(logits);
         logits.CopyTo(_row);
         return Generator.Choose(_row, s.History, o, s.Rng);
     }

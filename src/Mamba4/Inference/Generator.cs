@@ -58,6 +58,9 @@ public static class Generator
         }
     }
 
+    /// <summary>The index of the largest logit (the first one of equal largest; vectorized: the server runs it on every stream's row each step).</summary>
+    public static int ArgMax(ReadOnlySpan<float> logits) => System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits);
+
     /// <summary>Picks the next token from one row of logits.</summary>
     public static long Choose(float[] logits, IReadOnlyList<long> history, SamplingOptions o, Random rng)
     {
@@ -65,12 +68,7 @@ public static class Generator
         if (o.RepetitionPenalty != 1f)
             foreach (var t in history.Distinct())
                 l[t] = l[t] > 0 ? l[t] / o.RepetitionPenalty : l[t] * o.RepetitionPenalty;
-        if (o.Greedy)
-        {
-            int best = 0;
-            for (int i = 1; i < l.Length; i++) if (l[i] > l[best]) best = i;
-            return best;
-        }
+        if (o.Greedy) return ArgMax(l);
         var order = Enumerable.Range(0, l.Length).OrderByDescending(i => l[i]).ToArray();
         int keep = o.TopK > 0 ? Math.Min(o.TopK, l.Length) : l.Length;
         double max = l[order[0]] / o.Temperature;
