@@ -4,6 +4,7 @@ using Mamba4.Models;
 using Mamba4.Server.Rec;
 using Mamba4.Server.Text;
 using Mamba4.Tasks.LanguageModeling;
+using Mamba4.Tasks.Recommendation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -197,13 +198,19 @@ public static class MambaServer
         }
     }
 
+    /// <summary>The Mamba4Rec directory through the library's loader (the one `mamba4 rec` uses): the event API needs its recurrent state.</summary>
     private static RecService LoadRec(string dir, ServerOptions options, ServerMetrics metrics)
     {
-        var model = RecModelDirectory.Load(dir);
+        var loaded = RecModels.Load(dir, option: "--rec", defaultKind: "mamba4rec");
+        if (loaded.Model is not Mamba4Rec model)
+        {
+            loaded.Dispose();
+            throw new NotSupportedException($"--rec {dir} holds a {loaded.Kind} model: `mamba4 serve` serves Mamba4Rec (its per-user state has a fixed size and each event is one O(1) step)");
+        }
         UserStateStore? store = null;
         try
         {
-            var version = RecModelDirectory.Version(dir);
+            var version = RecService.CheckpointVersion(dir);
             store = new UserStateStore(options.StateDb ?? Path.Combine(dir, "user_states.sqlite"));
             return new RecService(model, version, store, options, metrics);
         }

@@ -275,6 +275,20 @@ public sealed class RecService : IDisposable
         return values;
     }
 
+    /// <summary>SHA-256 of config.json and the weight files (16 hex digits): the checkpoint's identity; user states of another one are recomputed.</summary>
+    public static string CheckpointVersion(string dir)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        foreach (var file in new[] { Path.Combine(dir, "config.json") }.Concat(Mamba4.IO.ModelFiles.WeightFiles(dir)))
+        {
+            using var f = File.OpenRead(file);
+            int n;
+            while ((n = f.Read(buffer)) > 0) sha.AppendData(buffer, 0, n);
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset())[..16];
+    }
+
     public void Dispose()
     {
         Store.Dispose();
