@@ -9,6 +9,10 @@ public sealed record ServerOptions
     public string? RecDir { get; init; }
     /// <summary>SQLite file of the user states; default user_states.sqlite in the Mamba4Rec directory.</summary>
     public string? StateDb { get; init; }
+    /// <summary>A forecaster saved by `mamba4 forecast train` (run folder or its model folder); null = no forecasting endpoints.</summary>
+    public string? ForecastDir { get; init; }
+    /// <summary>SQLite file of the growing series; default series_states.sqlite in the forecaster's model folder.</summary>
+    public string? SeriesDb { get; init; }
     public string Host { get; init; } = "127.0.0.1";
     public int Port { get; init; } = 8080;
     public string Device { get; init; } = "cpu";
@@ -29,7 +33,8 @@ public sealed record ServerOptions
 
     public void Validate()
     {
-        if (ModelDir is null && RecDir is null) throw new ArgumentException("nothing to serve: give --model (a language model directory) and/or --rec (a Mamba4Rec directory)");
+        if (ModelDir is null && RecDir is null && ForecastDir is null)
+            throw new ArgumentException("nothing to serve: give --model (a language model directory), --rec (a Mamba4Rec directory) and/or --forecast (a forecaster saved by `mamba4 forecast train`)");
         if (Host != "localhost" && !System.Net.IPAddress.TryParse(Host, out _))
             throw new ArgumentException($"--host must be an IP address or localhost, got '{Host}'");
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be in [0, 65535], got {Port}");

@@ -240,53 +240,13 @@ public sealed class RecService : IDisposable
         using var noGrad = GradMode.NoGrad();
         using var scope = new TensorScope();
         using var state = Model.NewState(1);
-        if (from is not null) Load(state, from.State);
+        if (from is not null) state.Load(from.State);
         float[] seqOutput = [];
         lock (Model)
         {
             foreach (var item in items) seqOutput = Model.Step(Tensor.From([item], 1), state).ToFloatArray();
         }
-        return new UserState(user, Version, (from?.Length ?? 0) + items.Count, Save(state), seqOutput, DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
-    }
-
-    private static void Load(MambaState state, float[] values)
-    {
-        int o = 0;
-        foreach (var l in state.Layers)
-            foreach (var t in new[] { l.ConvState, l.SsmState })
-            {
-                var span = t.AsSpan<float>();
-                values.AsSpan(o, span.Length).CopyTo(span);
-                o += span.Length;
-            }
-    }
-
-    private static float[] Save(MambaState state)
-    {
-        var values = new float[state.Bytes / sizeof(float)];
-        int o = 0;
-        foreach (var l in state.Layers)
-            foreach (var t in new[] { l.ConvState, l.SsmState })
-            {
-                var span = t.AsSpan<float>();
-                span.CopyTo(values.AsSpan(o));
-                o += span.Length;
-            }
-        return values;
-    }
-
-    /// <summary>SHA-256 of config.json and the weight files (16 hex digits): the checkpoint's identity; user states of another one are recomputed.</summary>
-    public static string CheckpointVersion(string dir)
-    {
-        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        var buffer = new byte[1 << 20];
-        foreach (var file in new[] { Path.Combine(dir, "config.json") }.Concat(Mamba4.IO.ModelFiles.WeightFiles(dir)))
-        {
-            using var f = File.OpenRead(file);
-            int n;
-            while ((n = f.Read(buffer)) > 0) sha.AppendData(buffer, 0, n);
-        }
-        return Convert.ToHexStringLower(sha.GetHashAndReset())[..16];
+        return new UserState(user, Version, (from?.Length ?? 0) + items.Count, state.ToArray(), seqOutput, DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
     }
 
     public void Dispose()

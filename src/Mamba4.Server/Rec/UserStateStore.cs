@@ -138,14 +138,14 @@ public sealed class UserStateStore : IDisposable
         return (long)cmd.ExecuteScalar()!;
     }
 
-    private static byte[] Bytes(float[] v)
+    internal static byte[] Bytes(float[] v)
     {
         var b = new byte[v.Length * sizeof(float)];
         Buffer.BlockCopy(v, 0, b, 0, b.Length);
         return b;
     }
 
-    private static float[] Floats(byte[] b)
+    internal static float[] Floats(byte[] b)
     {
         var v = new float[b.Length / sizeof(float)];
         Buffer.BlockCopy(b, 0, v, 0, v.Length * sizeof(float));
