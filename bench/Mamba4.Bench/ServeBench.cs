@@ -16,17 +16,20 @@ namespace Mamba4.Bench;
 /// inter-token latency (p50/p99, measured by the client), resident memory before and after. Bounded: a
 /// fixed number of tokens per stream (MAMBA4_SERVE_TOKENS, default 128) and a 120 s cap per level.
 /// Continuous batching should make 32 streams ≥ 6× one stream: each batched step reads the weights once.
-/// MAMBA4_SERVE_LEVELS (default 1,8,32), MAMBA4_SERVE_STEPS=0 skips the step table, MAMBA4_SERVE_STEPS_ONLY=1 prints only it.
+/// MAMBA4_SERVE_LEVELS (default 1,8,32,128; a level may repeat, e.g. 1,32,1,32: each ratio is to the last single stream), MAMBA4_SERVE_STEPS=0 skips the step table, MAMBA4_SERVE_STEPS_ONLY=1 prints only it.
 /// </summary>
 public static class ServeBench
 {
     public static void Run() => RunAsync().GetAwaiter().GetResult();
 
+    /// <summary>MAMBA4_SERVE_SAMPLE=1: streams sample (temperature 0.8, top-p 0.95) instead of greedy decoding.</summary>
+    private static readonly bool Sample = Environment.GetEnvironmentVariable("MAMBA4_SERVE_SAMPLE") == "1";
+
     private static async Task RunAsync()
     {
-        Console.WriteLine("== serve: continuous batching over HTTP (loopback, SSE), 130m shape, greedy");
+        Console.WriteLine($"== serve: continuous batching over HTTP (loopback, SSE), 130m shape, {(Sample ? "sampling (temperature 0.8, top-p 0.95)" : "greedy")}");
         int tokens = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SERVE_TOKENS"), out var t) && t > 0 ? t : 128;
-        int[] levels = (Environment.GetEnvironmentVariable("MAMBA4_SERVE_LEVELS") ?? "1,8,32").Split(',').Select(int.Parse).ToArray();
+        int[] levels = (Environment.GetEnvironmentVariable("MAMBA4_SERVE_LEVELS") ?? "1,8,32,128").Split(',').Select(int.Parse).ToArray();
         var config = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
         var model = new MambaLM(config, seed: 1);
         if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS") != "0") StepTimes(model, levels.Max());
@@ -116,7 +119,9 @@ public static class ServeBench
         {
             var rng = new Random(i);
             var prompt = Enumerable.Range(0, 8).Select(_ => rng.Next(50280)).ToArray();
-            var body = JsonSerializer.Serialize(new { prompt, max_tokens = tokens, temperature = 0, stream = true });
+            var body = Sample
+                ? JsonSerializer.Serialize(new { prompt, max_tokens = tokens, temperature = 0.8, top_p = 0.95, seed = i, stream = true })
+                : JsonSerializer.Serialize(new { prompt, max_tokens = tokens, temperature = 0, stream = true });
             long start = Stopwatch.GetTimestamp(), last = 0;
             using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cap.Token);

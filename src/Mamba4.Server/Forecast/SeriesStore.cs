@@ -1,4 +1,3 @@
-using Mamba4.Server.Rec;
 using Microsoft.Data.Sqlite;
 
 namespace Mamba4.Server.Forecast;
@@ -10,59 +9,29 @@ public sealed record SeriesState(string Id, string ModelVersion, long Rows, floa
 /// The growing series of the forecasting event API in SQLite (write-ahead log, synchronous commits), like the
 /// users' states: a log of rows (values in original units, optional timestamp) and, per series, the state they lead to.
 /// </summary>
-public sealed class SeriesStore : IDisposable
+public sealed class SeriesStore(string path) : SqliteStore(path, "series database", "--series-db", """
+    CREATE TABLE IF NOT EXISTS series (
+        id TEXT PRIMARY KEY, model_version TEXT NOT NULL, rows INTEGER NOT NULL,
+        state BLOB NOT NULL, hidden BLOB NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS series_rows (
+        series_id TEXT NOT NULL, seq INTEGER NOT NULL, vals BLOB NOT NULL, at INTEGER,
+        PRIMARY KEY (series_id, seq)) WITHOUT ROWID;
+    """)
 {
-    private readonly SqliteConnection _db;
-
-    public SeriesStore(string path)
-    {
-        Path_ = Path.GetFullPath(path);
-        try
-        {
-            var dir = Path.GetDirectoryName(Path_)!;
-            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot create the series database {Path_}: directory {dir} does not exist (choose another with --series-db)");
-            _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path_, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false }.ToString());
-            _db.Open();
-            Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
-            Exec("""
-                CREATE TABLE IF NOT EXISTS series (
-                    id TEXT PRIMARY KEY, model_version TEXT NOT NULL, rows INTEGER NOT NULL,
-                    state BLOB NOT NULL, hidden BLOB NOT NULL, updated_at TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS series_rows (
-                    series_id TEXT NOT NULL, seq INTEGER NOT NULL, vals BLOB NOT NULL, at INTEGER,
-                    PRIMARY KEY (series_id, seq)) WITHOUT ROWID;
-                """);
-        }
-        catch (SqliteException e)
-        {
-            _db?.Dispose();
-            throw new IOException($"cannot open the series database {Path_}: {e.Message} (choose another file with --series-db)", e);
-        }
-    }
-
-    public string Path_ { get; }
-
-    private void Exec(string sql)
-    {
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
-    }
-
     public SeriesState? Get(string id)
     {
-        using var cmd = _db.CreateCommand();
+        using var cmd = Db.CreateCommand();
         cmd.CommandText = "SELECT model_version, rows, state, hidden, updated_at FROM series WHERE id = $id";
         cmd.Parameters.AddWithValue("$id", id);
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
-        return new SeriesState(id, r.GetString(0), r.GetInt64(1), UserStateStore.Floats((byte[])r[2]), UserStateStore.Floats((byte[])r[3]), r.GetString(4));
+        return new SeriesState(id, r.GetString(0), r.GetInt64(1), Floats((byte[])r[2]), Floats((byte[])r[3]), r.GetString(4));
     }
 
     /// <summary>The last <paramref name="count"/> rows (all when null), oldest first: values row-major and timestamps (null when the rows have none).</summary>
     public (double[] Values, DateTime[]? Timestamps) Rows(string id, int columns, int? count = null)
     {
-        using var cmd = _db.CreateCommand();
+        using var cmd = Db.CreateCommand();
         cmd.CommandText = "SELECT vals, at FROM series_rows WHERE series_id = $id ORDER BY seq DESC" + (count is null ? "" : " LIMIT $n");
         cmd.Parameters.AddWithValue("$id", id);
         if (count is { } n) cmd.Parameters.AddWithValue("$n", n);
@@ -86,8 +55,8 @@ public sealed class SeriesStore : IDisposable
     public void Append(SeriesState state, double[] values, int columns, DateTime[]? timestamps)
     {
         int added = values.Length / columns;
-        using var tx = _db.BeginTransaction();
-        using (var ins = _db.CreateCommand())
+        using var tx = Db.BeginTransaction();
+        using (var ins = Db.CreateCommand())
         {
             ins.Transaction = tx;
             ins.CommandText = "INSERT INTO series_rows (series_id, seq, vals, at) VALUES ($id, $s, $v, $t)";
@@ -111,7 +80,7 @@ public sealed class SeriesStore : IDisposable
 
     public void Put(SeriesState state, SqliteTransaction? tx = null)
     {
-        using var cmd = _db.CreateCommand();
+        using var cmd = Db.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = """
             INSERT INTO series (id, model_version, rows, state, hidden, updated_at) VALUES ($id, $v, $n, $s, $h, $t)
@@ -120,27 +89,21 @@ public sealed class SeriesStore : IDisposable
         cmd.Parameters.AddWithValue("$id", state.Id);
         cmd.Parameters.AddWithValue("$v", state.ModelVersion);
         cmd.Parameters.AddWithValue("$n", state.Rows);
-        cmd.Parameters.AddWithValue("$s", UserStateStore.Bytes(state.State));
-        cmd.Parameters.AddWithValue("$h", UserStateStore.Bytes(state.Hidden));
+        cmd.Parameters.AddWithValue("$s", Bytes(state.State));
+        cmd.Parameters.AddWithValue("$h", Bytes(state.Hidden));
         cmd.Parameters.AddWithValue("$t", state.UpdatedAt);
         cmd.ExecuteNonQuery();
     }
 
     public bool Delete(string id)
     {
-        using var tx = _db.BeginTransaction();
-        using var cmd = _db.CreateCommand();
+        using var tx = Db.BeginTransaction();
+        using var cmd = Db.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = "DELETE FROM series_rows WHERE series_id = $id; DELETE FROM series WHERE id = $id; SELECT changes();";
         cmd.Parameters.AddWithValue("$id", id);
         bool existed = (long)cmd.ExecuteScalar()! > 0;
         tx.Commit();
         return existed;
-    }
-
-    public void Dispose()
-    {
-        try { Exec("PRAGMA wal_checkpoint(TRUNCATE);"); } catch (SqliteException) { }
-        _db.Dispose();
     }
 }
