@@ -16,17 +16,20 @@ namespace Mamba4.Bench;
 /// inter-token latency (p50/p99, measured by the client), resident memory before and after. Bounded: a
 /// fixed number of tokens per stream (MAMBA4_SERVE_TOKENS, default 128) and a 120 s cap per level.
 /// Continuous batching should make 32 streams ≥ 6× one stream: each batched step reads the weights once.
-/// MAMBA4_SERVE_LEVELS (default 1,8,32), MAMBA4_SERVE_STEPS=0 skips the step table, MAMBA4_SERVE_STEPS_ONLY=1 prints only it.
+/// MAMBA4_SERVE_LEVELS (default 1,8,32,128; a level may repeat, e.g. 1,32,1,32: each ratio is to the last single stream), MAMBA4_SERVE_STEPS=0 skips the step table, MAMBA4_SERVE_STEPS_ONLY=1 prints only it.
 /// </summary>
 public static class ServeBench
 {
     public static void Run() => RunAsync().GetAwaiter().GetResult();
 
+    /// <summary>MAMBA4_SERVE_SAMPLE=1: streams sample (temperature 0.8, top-p 0.95) instead of greedy decoding.</summary>
+    private static readonly bool Sample = Environment.GetEnvironmentVariable("MAMBA4_SERVE_SAMPLE") == "1";
+
     private static async Task RunAsync()
     {
-        Console.WriteLine("== serve: continuous batching over HTTP (loopback, SSE), 130m shape, greedy");
+        Console.WriteLine($"== serve: continuous batching over HTTP (loopback, SSE), 130m shape, {(Sample ? "sampling (temperature 0.8, top-p 0.95)" : "greedy")}");
         int tokens = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SERVE_TOKENS"), out var t) && t > 0 ? t : 128;
-        int[] levels = (Environment.GetEnvironmentVariable("MAMBA4_SERVE_LEVELS") ?? "1,8,32").Split(',').Select(int.Parse).ToArray();
+        int[] levels = (Environment.GetEnvironmentVariable("MAMBA4_SERVE_LEVELS") ?? "1,8,32,128").Split(',').Select(int.Parse).ToArray();
         var config = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
         var model = new MambaLM(config, seed: 1);
         if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS") != "0") StepTimes(model, levels.Max());
@@ -40,14 +43,20 @@ public static class ServeBench
 
         await Level(client, 2, 8, quiet: true);   // warm-up: JIT, pools, connections
         double single = 0;
+        var serverMetrics = app.Services.GetRequiredService<ServerMetrics>();
         foreach (int c in levels)
         {
             GC.Collect();
+            var (step0, itl0) = (serverMetrics.StepTime.Totals, serverMetrics.InterToken.Totals);
+            int gc0 = GC.CollectionCount(0), gc2 = GC.CollectionCount(2);
             var r = await Level(client, c, tokens, quiet: false);
+            var (step1, itl1) = (serverMetrics.StepTime.Totals, serverMetrics.InterToken.Totals);
             if (c == 1) single = r.TokensPerSecond;
             Console.WriteLine($"{c,3} streams: {r.TokensPerSecond,7:F1} tokens/s aggregate{(single > 0 && c > 1 ? $" ({r.TokensPerSecond / single:F1}× one stream)" : "")}; " +
                 $"TTFT p50 {r.Ttft50 * 1000:F0} ms p99 {r.Ttft99 * 1000:F0} ms; inter-token p50 {r.Itl50 * 1000:F0} ms p99 {r.Itl99 * 1000:F0} ms; " +
                 $"{r.Tokens} tokens in {r.Seconds:F1} s; RSS at the {tokens / 8}th token {r.RssEarly / 1e6:F0} MB, at the last {r.RssLate / 1e6:F0} MB");
+            Console.WriteLine($"     server side: batched step mean {(step1.Sum - step0.Sum) / Math.Max(1, step1.Count - step0.Count) * 1000:F1} ms over {step1.Count - step0.Count} steps; " +
+                $"inter-token mean {(itl1.Sum - itl0.Sum) / Math.Max(1, itl1.Count - itl0.Count) * 1000:F1} ms; GCs gen0 {GC.CollectionCount(0) - gc0}, gen2 {GC.CollectionCount(2) - gc2}");
         }
         var metrics = await client.GetStringAsync("/metrics");
         var steps = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("mamba4_decode_steps_total ", StringComparison.Ordinal));
@@ -64,10 +73,11 @@ public static class ServeBench
     private static void StepTimes(MambaLM model, int maxBatch)
     {
         int saved = Mamba4.Backends.Cpu.CpuGemv.MaxRows;
-        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide;
-        var kernels = new List<(string Label, int Rows, bool Wide)> { ("streaming", saved, wide) };
-        if (wide) kernels.Add(("streaming 3×1", saved, false));
-        kernels.Add(("packed GEMM", Math.Min(4, saved), wide));
+        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide, tile = Mamba4.Backends.Cpu.CpuGemv.Tile4x3;
+        var kernels = new List<(string Label, int Rows, bool Wide, bool Tile)> { ("streaming", saved, wide, tile) };
+        if (tile) kernels.Add(("streaming 3×2", saved, wide, false));
+        if (wide) kernels.Add(("streaming 3×1", saved, false, false));
+        kernels.Add(("packed GEMM", Math.Min(4, saved), wide, tile));
         foreach (int b in new[] { 1, 4, 8, 16, 32, 64 }.Where(b => b <= Math.Max(4, maxBatch)))
         {
             var configs = b <= 4 ? kernels.Take(1).ToList() : kernels;
@@ -76,10 +86,11 @@ public static class ServeBench
             using var _ = Mamba4.Autograd.GradMode.NoGrad();
             var ids = Enumerable.Range(0, b).Select(i => (long)(i * 31 % 50280)).ToArray();
             for (int round = 0; round < 3; round++)
-                foreach (var (label, rows, w) in configs)
+                foreach (var (label, rows, w, tl) in configs)
                 {
                     Mamba4.Backends.Cpu.CpuGemv.MaxRows = rows;
                     Mamba4.Backends.Cpu.CpuGemv.Wide = w;
+                    Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = tl;
                     using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
                     var sw = Stopwatch.StartNew();
                     for (int i = 0; i < 4; i++) using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
@@ -91,6 +102,7 @@ public static class ServeBench
         }
         Mamba4.Backends.Cpu.CpuGemv.MaxRows = saved;
         Mamba4.Backends.Cpu.CpuGemv.Wide = wide;
+        Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = tile;
     }
 
     private sealed record Result(double TokensPerSecond, int Tokens, double Seconds, double Ttft50, double Ttft99, double Itl50, double Itl99, long RssEarly, long RssLate);
@@ -107,7 +119,9 @@ public static class ServeBench
         {
             var rng = new Random(i);
             var prompt = Enumerable.Range(0, 8).Select(_ => rng.Next(50280)).ToArray();
-            var body = JsonSerializer.Serialize(new { prompt, max_tokens = tokens, temperature = 0, stream = true });
+            var body = Sample
+                ? JsonSerializer.Serialize(new { prompt, max_tokens = tokens, temperature = 0.8, top_p = 0.95, seed = i, stream = true })
+                : JsonSerializer.Serialize(new { prompt, max_tokens = tokens, temperature = 0, stream = true });
             long start = Stopwatch.GetTimestamp(), last = 0;
             using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cap.Token);

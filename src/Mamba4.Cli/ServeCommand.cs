@@ -15,6 +15,8 @@ internal static class ServeCommand
         var model = new Option<string?>("--model") { Description = "language model directory (HF Mamba, or written by `mamba4 lm train`)" };
         var rec = new Option<string?>("--rec") { Description = "Mamba4Rec model directory (config.json + model.safetensors)" };
         var stateDb = new Option<string?>("--state-db") { Description = "SQLite file of the users' states (default: user_states.sqlite in the --rec directory)" };
+        var forecast = new Option<string?>("--forecast") { Description = "forecaster saved by `mamba4 forecast train` (its run folder or model folder)" };
+        var seriesDb = new Option<string?>("--series-db") { Description = "SQLite file of the growing series (default: series_states.sqlite in the forecaster's model folder)" };
         var host = new Option<string>("--host") { Description = "address to bind (an IP, or localhost)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
         var device = new Option<string>("--device") { Description = "cpu (the only device of this build)", DefaultValueFactory = _ => "cpu" };
@@ -24,36 +26,40 @@ internal static class ServeCommand
         var maxPrompt = new Option<int>("--max-prompt-tokens") { Description = "longest prompt, in tokens (413 beyond)", DefaultValueFactory = _ => 8192 };
         var maxHistory = new Option<int>("--max-history") { Description = "longest history /v1/recommend takes (413 beyond)", DefaultValueFactory = _ => 8192 };
         var maxBytes = new Option<long>("--max-request-bytes") { Description = "largest request body (413 beyond)", DefaultValueFactory = _ => 1L << 20 };
+        var timeout = new Option<double>("--timeout") { Description = "seconds a completion may take; past it the stream is cancelled and the client gets a 408 JSON error", DefaultValueFactory = _ => 600 };
         var quiet = new Option<bool>("--quiet") { Description = "no request log" };
         var cmd = new Command("serve", """
-            Serve a language model and/or a Mamba4Rec recommender over HTTP. Completions stream as
+            Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
             server-sent events; all active streams advance together in one batched recurrent step
             (continuous batching); user states live in SQLite and survive restarts. Binds 127.0.0.1
             unless --host says otherwise. Stop with Ctrl+C (or SIGTERM): streams end, SQLite is flushed.
 
             Endpoints: POST /v1/completions, /tokenize, /detokenize, /v1/recommend,
-            /v1/users/{id}/events; GET /v1/users/{id}/recommendations?k=10, /v1/models, /health, /metrics
+            /v1/users/{id}/events, /v1/forecast, /v1/series/{id}/values; GET /v1/users/{id}/recommendations?k=10,
+            /v1/series/{id}/forecast, /v1/models, /health, /metrics
 
             Examples:
               mamba4 serve --model runs/lm-mamba/model
               mamba4 serve --model ./mamba-130m-hf --rec runs/rec/model --port 9000 --max-streams 64
               curl -N localhost:8080/v1/completions -d '{"prompt": "ROMEO:", "max_tokens": 50, "stream": true}'
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, quiet }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             var options = new ServerOptions
             {
                 ModelDir = parse.GetValue(model), RecDir = parse.GetValue(rec), StateDb = parse.GetValue(stateDb),
+                ForecastDir = parse.GetValue(forecast), SeriesDb = parse.GetValue(seriesDb),
                 Host = parse.GetValue(host)!, Port = parse.GetValue(port), Device = parse.GetValue(device)!,
                 MaxStreams = parse.GetValue(maxStreams), MaxQueue = parse.GetValue(maxQueue), MaxTokens = parse.GetValue(maxTokens),
                 MaxPromptTokens = parse.GetValue(maxPrompt), MaxHistory = parse.GetValue(maxHistory), MaxRequestBytes = parse.GetValue(maxBytes),
+                RequestTimeoutSeconds = parse.GetValue(timeout),
                 Log = !parse.GetValue(quiet),
             };
             await using var app = MambaServer.Build(options);
             await app.StartAsync(CancellationToken.None);
             var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-            var what = string.Join(", ", new[] { options.ModelDir is null ? null : $"model {options.ModelDir}", options.RecDir is null ? null : $"rec {options.RecDir}" }.OfType<string>());
+            var what = string.Join(", ", new[] { options.ModelDir is null ? null : $"model {options.ModelDir}", options.RecDir is null ? null : $"rec {options.RecDir}", options.ForecastDir is null ? null : $"forecast {options.ForecastDir}" }.OfType<string>());
             Console.WriteLine($"mamba4 serve: listening on {string.Join(", ", addresses)} ({what})");
             await app.WaitForShutdownAsync(cancel);
             return 0;

@@ -1,9 +1,12 @@
 using System.Diagnostics;
 using System.Net;
 using Mamba4.Models;
+using Mamba4.Server.Forecast;
 using Mamba4.Server.Rec;
 using Mamba4.Server.Text;
 using Mamba4.Tasks.LanguageModeling;
+using Mamba4.Tasks.Forecasting;
+using Mamba4.Tasks.Recommendation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -25,6 +28,9 @@ namespace Mamba4.Server;
 /// POST /v1/users/{id}/events      append interactions (O(1) state update, committed to SQLite)
 /// GET  /v1/users/{id}/recommendations?k=10
 /// GET|DELETE /v1/users/{id}
+/// POST /v1/forecast               the next horizon after given rows
+/// POST /v1/series/{id}/values     append rows to a growing series (a streaming model: O(1) state update, in SQLite)
+/// GET  /v1/series/{id}/forecast   the next horizon after the stored series;  GET|DELETE /v1/series/{id}
 /// GET  /health, /metrics (Prometheus text), / (a playground page)
 /// </code>
 /// Every refusal is a JSON error {"error": {"message", "type", "param", "code"}} with a 4xx status.
@@ -40,6 +46,7 @@ public static class MambaServer
         var metrics = new ServerMetrics();
         TextService? text = null;
         RecService? rec = null;
+        ForecastService? forecast = null;
         try
         {
             if (model is not null)
@@ -49,11 +56,13 @@ public static class MambaServer
             }
             else if (options.ModelDir is { } dir) text = LoadText(dir, options, metrics);
             if (options.RecDir is { } recDir) rec = LoadRec(recDir, options, metrics);
+            if (options.ForecastDir is { } forecastDir) forecast = LoadForecast(forecastDir, options);
         }
         catch
         {
             text?.Dispose();
             rec?.Dispose();
+            forecast?.Dispose();
             throw;
         }
 
@@ -79,12 +88,14 @@ public static class MambaServer
         // Factory registrations: the container owns (and disposes) them when the app is disposed.
         if (text is not null) builder.Services.AddSingleton(_ => text);
         if (rec is not null) builder.Services.AddSingleton(_ => rec);
+        if (forecast is not null) builder.Services.AddSingleton(_ => forecast);
         configure?.Invoke(builder);
 
         var app = builder.Build();
         // Resolve now so that the container disposes them even if no request ever asks.
         text = app.Services.GetService<TextService>();
         rec = app.Services.GetService<RecService>();
+        forecast = app.Services.GetService<ForecastService>();
         if (text is not null) app.Lifetime.ApplicationStopping.Register(text.Scheduler.Shutdown);
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mamba4.Server");
         var started = Stopwatch.StartNew();
@@ -144,6 +155,8 @@ public static class MambaServer
                 ["active_streams"] = text?.Scheduler.Active, ["queued_streams"] = text?.Scheduler.Queued,
                 ["stream_capacity"] = text?.Scheduler.Capacity, ["state_bytes"] = text?.Scheduler.StateBytes,
                 ["rec_model_version"] = rec?.Version, ["rec_n_items"] = rec?.NItems,
+                ["forecast_model_version"] = forecast?.Version, ["forecast_columns"] = forecast?.Saved.Columns,
+                ["forecast_horizon"] = forecast?.Saved.Config.Horizon, ["forecast_streaming"] = forecast?.Streaming,
             };
             await ctx.Response.WriteAsJsonAsync(body, JsonBody.Output);
         });
@@ -155,6 +168,7 @@ public static class MambaServer
 
         RequestDelegate NoText = _ => throw ApiException.NotFound("no language model is served: start `mamba4 serve` with --model DIR");
         RequestDelegate NoRec = _ => throw ApiException.NotFound("no recommendation model is served: start `mamba4 serve` with --rec DIR");
+        RequestDelegate NoForecast = _ => throw ApiException.NotFound("no forecasting model is served: start `mamba4 serve` with --forecast DIR");
         static string? Id(HttpContext ctx) => ctx.Request.RouteValues["id"] as string;
 
         app.MapPost("/v1/completions", text is null ? NoText : text.CompleteAsync);
@@ -170,6 +184,11 @@ public static class MambaServer
         app.MapGet("/v1/users/{id}/recommendations", rec is null ? NoRec : ctx => rec.UserRecommendationsAsync(ctx, Id(ctx)));
         app.MapGet("/v1/users/{id}", rec is null ? NoRec : ctx => rec.UserInfoAsync(ctx, Id(ctx)));
         app.MapDelete("/v1/users/{id}", rec is null ? NoRec : ctx => rec.DeleteUserAsync(ctx, Id(ctx)));
+        app.MapPost("/v1/forecast", forecast is null ? NoForecast : forecast.ForecastAsync);
+        app.MapPost("/v1/series/{id}/values", forecast is null ? NoForecast : ctx => forecast.AppendAsync(ctx, Id(ctx)));
+        app.MapGet("/v1/series/{id}/forecast", forecast is null ? NoForecast : ctx => forecast.SeriesForecastAsync(ctx, Id(ctx)));
+        app.MapGet("/v1/series/{id}", forecast is null ? NoForecast : ctx => forecast.InfoAsync(ctx, Id(ctx)));
+        app.MapDelete("/v1/series/{id}", forecast is null ? NoForecast : ctx => forecast.DeleteAsync(ctx, Id(ctx)));
         return app;
     }
 
@@ -197,13 +216,19 @@ public static class MambaServer
         }
     }
 
+    /// <summary>The Mamba4Rec directory through the library's loader (the one `mamba4 rec` uses): the event API needs its recurrent state.</summary>
     private static RecService LoadRec(string dir, ServerOptions options, ServerMetrics metrics)
     {
-        var model = RecModelDirectory.Load(dir);
+        var loaded = RecModels.Load(dir, option: "--rec", defaultKind: "mamba4rec");
+        if (loaded.Model is not Mamba4Rec model)
+        {
+            loaded.Dispose();
+            throw new NotSupportedException($"--rec {dir} holds a {loaded.Kind} model: `mamba4 serve` serves Mamba4Rec (its per-user state has a fixed size and each event is one O(1) step)");
+        }
         UserStateStore? store = null;
         try
         {
-            var version = RecModelDirectory.Version(dir);
+            var version = Checkpoint.Version(new[] { Path.Combine(dir, "config.json") }.Concat(Mamba4.IO.ModelFiles.WeightFiles(dir)));
             store = new UserStateStore(options.StateDb ?? Path.Combine(dir, "user_states.sqlite"));
             return new RecService(model, version, store, options, metrics);
         }
@@ -211,6 +236,27 @@ public static class MambaServer
         {
             store?.Dispose();
             model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A forecaster saved by `mamba4 forecast train` (its run folder or the model folder inside), and its series database.</summary>
+    private static ForecastService LoadForecast(string dir, ServerOptions options)
+    {
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--forecast: directory not found: {dir}");
+        var modelDir = File.Exists(Path.Combine(dir, SavedForecaster.ConfigFile)) ? dir : Path.Combine(dir, "model");
+        var saved = SavedForecaster.Load(modelDir);
+        SeriesStore? store = null;
+        try
+        {
+            var version = Checkpoint.Version([Path.Combine(modelDir, SavedForecaster.ConfigFile), Path.Combine(modelDir, SavedForecaster.WeightsFile)]);
+            store = new SeriesStore(options.SeriesDb ?? Path.Combine(modelDir, "series_states.sqlite"));
+            return new ForecastService(saved, version, store, options);
+        }
+        catch
+        {
+            store?.Dispose();
+            saved.Dispose();
             throw;
         }
     }

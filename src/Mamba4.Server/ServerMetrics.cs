@@ -24,6 +24,9 @@ public sealed class LatencySummary(int capacity = 2048)
 
     public long Count { get { lock (_ring) return _count; } }
 
+    /// <summary>The sum and count of every observation (for means over an interval: difference two readings).</summary>
+    public (double Sum, long Count) Totals { get { lock (_ring) return (_sum, _count); } }
+
     /// <summary>The q-quantile of the retained observations (NaN when none).</summary>
     public double Quantile(double q)
     {
@@ -55,7 +58,7 @@ public sealed class ServerMetrics
     private readonly ConcurrentDictionary<string, LatencySummary> _durations = new();
     private readonly Queue<(long Ticks, int Tokens)> _recent = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private long _generated, _promptTokens, _prefills, _steps, _streamsStarted, _streamsCancelled, _recEvents, _recRequests;
+    private long _generated, _promptTokens, _prefills, _steps, _streamsStarted, _streamsCancelled, _timeouts, _recEvents, _recRequests;
 
     public LatencySummary TimeToFirstToken { get; } = new();
     public LatencySummary InterToken { get; } = new();
@@ -84,6 +87,7 @@ public sealed class ServerMetrics
     public void Prefill() => Interlocked.Increment(ref _prefills);
 
     public void StreamCancelled() => Interlocked.Increment(ref _streamsCancelled);
+    public void Timeout() => Interlocked.Increment(ref _timeouts);
     public void RecEvents(int n) => Interlocked.Add(ref _recEvents, n);
     public void RecRequest() => Interlocked.Increment(ref _recRequests);
 
@@ -152,8 +156,10 @@ public sealed class ServerMetrics
         Line("mamba4_decode_steps_total", steps);
         Head("mamba4_streams_total", "counter", "Completion streams admitted.");
         Line("mamba4_streams_total", Interlocked.Read(ref _streamsStarted));
-        Head("mamba4_streams_cancelled_total", "counter", "Completion streams ended by their client before finishing.");
+        Head("mamba4_streams_cancelled_total", "counter", "Completion streams ended before finishing (their client went away, or --timeout).");
         Line("mamba4_streams_cancelled_total", Interlocked.Read(ref _streamsCancelled));
+        Head("mamba4_timeouts_total", "counter", "Completions cancelled for taking longer than --timeout.");
+        Line("mamba4_timeouts_total", Interlocked.Read(ref _timeouts));
         Head("mamba4_prefills_total", "counter", "Parallel prefill forwards (prompts of one length that arrive together share one).");
         Line("mamba4_prefills_total", Interlocked.Read(ref _prefills));
         Head("mamba4_prompt_tokens_total", "counter", "Prompt tokens prefilled.");

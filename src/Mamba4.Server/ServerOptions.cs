@@ -9,6 +9,10 @@ public sealed record ServerOptions
     public string? RecDir { get; init; }
     /// <summary>SQLite file of the user states; default user_states.sqlite in the Mamba4Rec directory.</summary>
     public string? StateDb { get; init; }
+    /// <summary>A forecaster saved by `mamba4 forecast train` (run folder or its model folder); null = no forecasting endpoints.</summary>
+    public string? ForecastDir { get; init; }
+    /// <summary>SQLite file of the growing series; default series_states.sqlite in the forecaster's model folder.</summary>
+    public string? SeriesDb { get; init; }
     public string Host { get; init; } = "127.0.0.1";
     public int Port { get; init; } = 8080;
     public string Device { get; init; } = "cpu";
@@ -22,12 +26,15 @@ public sealed record ServerOptions
     /// <summary>Largest history /v1/recommend accepts.</summary>
     public int MaxHistory { get; init; } = 8192;
     public long MaxRequestBytes { get; init; } = 1 << 20;
+    /// <summary>Longest a completion may take, from arrival to its last token (seconds); past it the stream is cancelled and the client gets a 408 JSON error (an error event once streaming).</summary>
+    public double RequestTimeoutSeconds { get; init; } = 600;
     /// <summary>Log each request (structured, one line) to the console.</summary>
     public bool Log { get; init; } = true;
 
     public void Validate()
     {
-        if (ModelDir is null && RecDir is null) throw new ArgumentException("nothing to serve: give --model (a language model directory) and/or --rec (a Mamba4Rec directory)");
+        if (ModelDir is null && RecDir is null && ForecastDir is null)
+            throw new ArgumentException("nothing to serve: give --model (a language model directory), --rec (a Mamba4Rec directory) and/or --forecast (a forecaster saved by `mamba4 forecast train`)");
         if (Host != "localhost" && !System.Net.IPAddress.TryParse(Host, out _))
             throw new ArgumentException($"--host must be an IP address or localhost, got '{Host}'");
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be in [0, 65535], got {Port}");
@@ -36,6 +43,7 @@ public sealed record ServerOptions
         if (MaxTokens < 1) throw new ArgumentException($"--max-tokens must be ≥ 1, got {MaxTokens}");
         if (MaxPromptTokens < 1) throw new ArgumentException($"--max-prompt-tokens must be ≥ 1, got {MaxPromptTokens}");
         if (MaxHistory < 1) throw new ArgumentException($"--max-history must be ≥ 1, got {MaxHistory}");
+        if (!(RequestTimeoutSeconds > 0 && RequestTimeoutSeconds <= 86400)) throw new ArgumentException($"--timeout must be in (0, 86400] seconds, got {RequestTimeoutSeconds}");
         if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
         if (!string.Equals(Device, "cpu", StringComparison.OrdinalIgnoreCase))
             throw new NotSupportedException($"--device {Device}: this build serves on the CPU only (the CUDA backend is not part of it yet)");

@@ -75,6 +75,32 @@ public unsafe class GemmTests
     }
 
     [Fact]
+    public void FewRowKernelsMatchReference()
+    {
+        // CpuGemv (A·Wᵀ for few rows): the 4×3 tiles on 512-bit vectors, the 3×2 and 3×1 tiles, with row and
+        // weight-row remainders, k below, at and past the 32-wide blocks.
+        bool wide = CpuGemv.Wide, tile = CpuGemv.Tile4x3;
+        unsafe
+        {
+            Sgemm few = (transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => CpuGemv.RowsTimesTransposed(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            foreach (var (useTile, useWide) in new[] { (true, true), (false, true), (false, false) })
+            {
+                CpuGemv.Tile4x3 = useTile && tile;
+                CpuGemv.Wide = useWide && wide;
+                foreach (int m in new[] { 1, 3, 4, 5, 8, 13 })
+                foreach (int n in new[] { 1, 2, 3, 7, 50 })
+                foreach (int k in new[] { 5, 32, 48, 100, 777 })
+                {
+                    Check(few, false, true, m, n, k, alpha: 1.5f, beta: -0.75f, pad: 0, nanC: false);
+                    Check(few, false, true, m, n, k, alpha: -0.5f, beta: 0f, pad: 3, nanC: true);
+                }
+            }
+        }
+        CpuGemv.Wide = wide;
+        CpuGemv.Tile4x3 = tile;
+    }
+
+    [Fact]
     public void ZeroDepthOrZeroAlphaOnlyScalesC()
     {
         foreach (var gemm in All)

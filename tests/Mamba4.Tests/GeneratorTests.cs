@@ -50,6 +50,46 @@ public class GeneratorTests
     }
 
     [Fact]
+    public void TopKAndTopPOnAVocabularySizedRowFollowTheirDistributions()
+    {
+        // 20k logits (the server's O(V) path): the frequency of each kept token matches a plain reference —
+        // sort all tokens by logit (ties: lower id), keep the top k and/or the smallest prefix of mass ≥ p,
+        // renormalise — and nothing outside the kept set is ever drawn.
+        var rng = new Random(11);
+        var logits = Enumerable.Range(0, 20_000).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        for (int i = 0; i < 6; i++) logits[i * 3001] = 9f - i;   // a few strong tokens (a tie between two of them below)
+        logits[3 * 3001] = logits[2 * 3001];
+        foreach (var o in new[] { new SamplingOptions { TopK = 4 }, new SamplingOptions { TopP = 0.5f, Temperature = 0.7f }, new SamplingOptions { TopK = 5, TopP = 0.9f } })
+        {
+            var order = Enumerable.Range(0, logits.Length).OrderByDescending(i => logits[i]).ThenBy(i => i).ToArray();
+            double max = logits[order[0]] / o.Temperature;
+            var w = order.Select(i => Math.Exp(logits[i] / o.Temperature - max)).ToArray();
+            int keep = o.TopK > 0 ? o.TopK : w.Length;
+            double total = w.Take(keep).Sum();
+            if (o.TopP < 1f)
+            {
+                double c = 0;
+                for (int i = 0; i < keep; i++) { c += w[i] / total; if (c >= o.TopP) { keep = i + 1; break; } }
+            }
+            double z = w.Take(keep).Sum();
+            const int n = 5000;
+            var counts = new Dictionary<long, int>();
+            var draw = new Random(3);
+            for (int i = 0; i < n; i++)
+            {
+                long t = Generator.Choose(logits, [], o, draw);
+                counts[t] = counts.GetValueOrDefault(t) + 1;
+            }
+            Assert.Subset(order.Take(keep).Select(i => (long)i).ToHashSet(), counts.Keys.ToHashSet());
+            for (int i = 0; i < keep; i++)
+            {
+                double expected = w[i] / z, sd = Math.Sqrt(expected * (1 - expected) / n);
+                Assert.InRange(counts.GetValueOrDefault(order[i]) / (double)n, expected - 5 * sd - 1e-9, expected + 5 * sd + 1e-9);
+            }
+        }
+    }
+
+    [Fact]
     public void RepetitionPenaltyDemotesSeenTokens()
     {
         // token 1 (3.0) penalised by 2 → 1.5 < token 2 (2.5)

@@ -240,39 +240,13 @@ public sealed class RecService : IDisposable
         using var noGrad = GradMode.NoGrad();
         using var scope = new TensorScope();
         using var state = Model.NewState(1);
-        if (from is not null) Load(state, from.State);
+        if (from is not null) state.Load(from.State);
         float[] seqOutput = [];
         lock (Model)
         {
             foreach (var item in items) seqOutput = Model.Step(Tensor.From([item], 1), state).ToFloatArray();
         }
-        return new UserState(user, Version, (from?.Length ?? 0) + items.Count, Save(state), seqOutput, DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
-    }
-
-    private static void Load(MambaState state, float[] values)
-    {
-        int o = 0;
-        foreach (var l in state.Layers)
-            foreach (var t in new[] { l.ConvState, l.SsmState })
-            {
-                var span = t.AsSpan<float>();
-                values.AsSpan(o, span.Length).CopyTo(span);
-                o += span.Length;
-            }
-    }
-
-    private static float[] Save(MambaState state)
-    {
-        var values = new float[state.Bytes / sizeof(float)];
-        int o = 0;
-        foreach (var l in state.Layers)
-            foreach (var t in new[] { l.ConvState, l.SsmState })
-            {
-                var span = t.AsSpan<float>();
-                span.CopyTo(values.AsSpan(o));
-                o += span.Length;
-            }
-        return values;
+        return new UserState(user, Version, (from?.Length ?? 0) + items.Count, state.ToArray(), seqOutput, DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
     }
 
     public void Dispose()

@@ -11,50 +11,18 @@ public sealed record UserState(string User, string ModelVersion, long Length, fl
 /// loses no acknowledged event. The event log lets a state computed by another checkpoint be recomputed.
 /// Not thread-safe: the caller serialises access.
 /// </summary>
-public sealed class UserStateStore : IDisposable
+public sealed class UserStateStore(string path) : SqliteStore(path, "user state database", "--state-db", """
+    CREATE TABLE IF NOT EXISTS users (
+        id TEXT PRIMARY KEY, model_version TEXT NOT NULL, length INTEGER NOT NULL,
+        state BLOB NOT NULL, seq_output BLOB NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS events (
+        user_id TEXT NOT NULL, seq INTEGER NOT NULL, item INTEGER NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
+    """)
 {
-    private readonly SqliteConnection _db;
-
-    public UserStateStore(string path)
-    {
-        Path_ = Path.GetFullPath(path);
-        try
-        {
-            var dir = Path.GetDirectoryName(Path_)!;
-            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot create the user state database {Path_}: directory {dir} does not exist (choose another with --state-db)");
-            _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path_, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false }.ToString());
-            _db.Open();
-            Exec("PRAGMA journal_mode=WAL;");
-            Exec("PRAGMA synchronous=FULL;");
-            Exec("PRAGMA busy_timeout=5000;");
-            Exec("""
-                CREATE TABLE IF NOT EXISTS users (
-                    id TEXT PRIMARY KEY, model_version TEXT NOT NULL, length INTEGER NOT NULL,
-                    state BLOB NOT NULL, seq_output BLOB NOT NULL, updated_at TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS events (
-                    user_id TEXT NOT NULL, seq INTEGER NOT NULL, item INTEGER NOT NULL, at TEXT NOT NULL,
-                    PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
-                """);
-        }
-        catch (SqliteException e)
-        {
-            _db?.Dispose();
-            throw new IOException($"cannot open the user state database {Path_}: {e.Message} (choose another file with --state-db)", e);
-        }
-    }
-
-    public string Path_ { get; }
-
-    private void Exec(string sql)
-    {
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
-    }
-
     public UserState? Get(string user)
     {
-        using var cmd = _db.CreateCommand();
+        using var cmd = Db.CreateCommand();
         cmd.CommandText = "SELECT model_version, length, state, seq_output, updated_at FROM users WHERE id = $id";
         cmd.Parameters.AddWithValue("$id", user);
         using var r = cmd.ExecuteReader();
@@ -65,7 +33,7 @@ public sealed class UserStateStore : IDisposable
     /// <summary>The user's interactions in order (for recomputing a state, or excluding seen items).</summary>
     public long[] Events(string user)
     {
-        using var cmd = _db.CreateCommand();
+        using var cmd = Db.CreateCommand();
         cmd.CommandText = "SELECT item FROM events WHERE user_id = $id ORDER BY seq";
         cmd.Parameters.AddWithValue("$id", user);
         using var r = cmd.ExecuteReader();
@@ -77,8 +45,8 @@ public sealed class UserStateStore : IDisposable
     /// <summary>Appends <paramref name="newItems"/> (positions previous.Length, …) and stores the state they lead to, atomically.</summary>
     public void Append(UserState state, IReadOnlyList<long> newItems)
     {
-        using var tx = _db.BeginTransaction();
-        using (var ins = _db.CreateCommand())
+        using var tx = Db.BeginTransaction();
+        using (var ins = Db.CreateCommand())
         {
             ins.Transaction = tx;
             ins.CommandText = "INSERT INTO events (user_id, seq, item, at) VALUES ($u, $s, $i, $t)";
@@ -100,7 +68,7 @@ public sealed class UserStateStore : IDisposable
     /// <summary>Stores a (recomputed) state without new events.</summary>
     public void Put(UserState state, SqliteTransaction? tx = null)
     {
-        using var cmd = _db.CreateCommand();
+        using var cmd = Db.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = """
             INSERT INTO users (id, model_version, length, state, seq_output, updated_at) VALUES ($id, $v, $n, $s, $o, $t)
@@ -117,13 +85,13 @@ public sealed class UserStateStore : IDisposable
 
     public bool Delete(string user)
     {
-        using var tx = _db.BeginTransaction();
-        using var cmd = _db.CreateCommand();
+        using var tx = Db.BeginTransaction();
+        using var cmd = Db.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = "DELETE FROM events WHERE user_id = $id; DELETE FROM users WHERE id = $id;";
         cmd.Parameters.AddWithValue("$id", user);
         cmd.ExecuteNonQuery();
-        using var changes = _db.CreateCommand();
+        using var changes = Db.CreateCommand();
         changes.Transaction = tx;
         changes.CommandText = "SELECT changes()";
         bool existed = (long)changes.ExecuteScalar()! > 0;
@@ -133,28 +101,8 @@ public sealed class UserStateStore : IDisposable
 
     public long UserCount()
     {
-        using var cmd = _db.CreateCommand();
+        using var cmd = Db.CreateCommand();
         cmd.CommandText = "SELECT COUNT(*) FROM users";
         return (long)cmd.ExecuteScalar()!;
-    }
-
-    private static byte[] Bytes(float[] v)
-    {
-        var b = new byte[v.Length * sizeof(float)];
-        Buffer.BlockCopy(v, 0, b, 0, b.Length);
-        return b;
-    }
-
-    private static float[] Floats(byte[] b)
-    {
-        var v = new float[b.Length / sizeof(float)];
-        Buffer.BlockCopy(b, 0, v, 0, v.Length * sizeof(float));
-        return v;
-    }
-
-    public void Dispose()
-    {
-        try { Exec("PRAGMA wal_checkpoint(TRUNCATE);"); } catch (SqliteException) { }
-        _db.Dispose();
     }
 }

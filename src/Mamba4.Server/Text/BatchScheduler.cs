@@ -61,7 +61,6 @@ public sealed class BatchScheduler : IDisposable
     private readonly ServerMetrics _metrics;
     private readonly Thread _thread;
     private readonly CancellationTokenSource _stop = new();
-    private readonly float[] _row;
     private int _queued, _lastBatch, _activeCount;
     private volatile Exception? _failure;
 
@@ -76,7 +75,6 @@ public sealed class BatchScheduler : IDisposable
         _metrics = metrics;
         _batched = model.NewState(capacity);
         _prefill = model.NewState(1);
-        _row = new float[model.Config.VocabSize];
         metrics.Streams = () => (Volatile.Read(ref _activeCount), Volatile.Read(ref _queued), Volatile.Read(ref _lastBatch), Capacity);
         _thread = new Thread(Run) { IsBackground = true, Name = "mamba4-decode" };
         _thread.Start();
@@ -274,14 +272,8 @@ public sealed class BatchScheduler : IDisposable
     private long Choose(TextStream s, ReadOnlySpan<float> logits)
     {
         var o = s.Options;
-        if (o.Greedy && o.RepetitionPenalty == 1f)
-        {
-            int best = 0;
-            for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
-            return best;
-        }
-        logits.CopyTo(_row);
-        return Generator.Choose(_row, s.History, o, s.Rng);
+        if (o.Greedy && o.RepetitionPenalty == 1f) return Generator.ArgMax(logits);
+        return Generator.Choose(logits, s.History, o, s.Rng);
     }
 
     /// <summary>Stops admitting and ends every stream (queued or active) between steps; the loop thread exits.</summary>

@@ -4,18 +4,16 @@ using Mamba4.Text;
 namespace Mamba4.Server.Text;
 
 /// <summary>
-/// Turns generated ids into text deltas for a stream, in O(1) work per token (only the ids not yet decoded
-/// to whole characters are decoded again). OpenAI semantics for stop strings: the text ends before the
-/// first occurrence of any of them. Text that could still become a stop string (a suffix that is a prefix
-/// of one) is held back until the next token decides; ids whose text ends in U+FFFD (an incomplete
-/// multi-byte character of a byte-level tokenizer) wait for the next id. Ids outside the tokenizer's
-/// vocabulary decode to nothing.
+/// Turns generated ids into text deltas for a stream, in O(1) work per token: the library's
+/// <see cref="StreamingDecoder"/> (a byte-level tokenizer's bytes go through a stateful UTF-8 decoder, so an
+/// incomplete multi-byte character waits for the next id). OpenAI semantics for stop strings: the text ends
+/// before the first occurrence of any of them. Text that could still become a stop string (a suffix that is a
+/// prefix of one) is held back until the next token decides. Ids outside the tokenizer's vocabulary decode to nothing.
 /// </summary>
 public sealed class TextAssembler(ITokenizer tokenizer, IReadOnlyList<string> stops)
 {
-    private const int MaxPendingIds = 8;
     private readonly StringBuilder _text = new();
-    private readonly List<int> _pending = [];
+    private readonly StreamingDecoder _decoder = new(tokenizer);
     private readonly int _longestStop = stops.Count == 0 ? 0 : stops.Max(s => s.Length);
     private int _emitted;
 
@@ -27,14 +25,7 @@ public sealed class TextAssembler(ITokenizer tokenizer, IReadOnlyList<string> st
     public string Add(long token)
     {
         if (Stopped) return "";
-        if (token >= 0 && token < tokenizer.VocabSize) _pending.Add((int)token);
-        var decoded = tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pending));
-        bool incomplete = decoded.Length > 0 && decoded[^1] == '\uFFFD' && _pending.Count < MaxPendingIds;
-        if (!incomplete)
-        {
-            _text.Append(decoded);
-            _pending.Clear();
-        }
+        if (token >= 0 && token < tokenizer.VocabSize) _text.Append(_decoder.Push(token));
         if (stops.Count == 0) return Advance(_text.Length);
         // A stop string can only end in the text not yet emitted (one ending earlier would have stopped the stream).
         int from = Math.Min(_text.Length, Math.Max(0, _emitted - (_longestStop - 1)));
@@ -61,11 +52,7 @@ public sealed class TextAssembler(ITokenizer tokenizer, IReadOnlyList<string> st
     public string Flush()
     {
         if (Stopped) return "";
-        if (_pending.Count > 0)
-        {
-            _text.Append(tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pending)));
-            _pending.Clear();
-        }
+        _text.Append(_decoder.Flush());
         return Advance(_text.Length);
     }
 

@@ -88,6 +88,35 @@ public sealed class MambaState : IDisposable
         Position = 0;
     }
 
+    /// <summary>Every layer's conv then SSM state as one flat array (a CPU state: what a server persists per user or series).</summary>
+    public float[] ToArray()
+    {
+        var values = new float[Bytes / sizeof(float)];
+        int o = 0;
+        foreach (var l in Layers)
+            foreach (var t in new[] { l.ConvState, l.SsmState })
+            {
+                var span = t.AsSpan<float>();
+                span.CopyTo(values.AsSpan(o));
+                o += span.Length;
+            }
+        return values;
+    }
+
+    /// <summary>Restores a state written by <see cref="ToArray"/> (the same shapes).</summary>
+    public void Load(ReadOnlySpan<float> values)
+    {
+        if (values.Length != Bytes / sizeof(float)) throw new ArgumentException($"a state of {values.Length} floats does not fit this one of {Bytes / sizeof(float)}");
+        int o = 0;
+        foreach (var l in Layers)
+            foreach (var t in new[] { l.ConvState, l.SsmState })
+            {
+                var span = t.AsSpan<float>();
+                values.Slice(o, span.Length).CopyTo(span);
+                o += span.Length;
+            }
+    }
+
     public void Dispose()
     {
         foreach (var l in Layers) l.Dispose();

@@ -128,6 +128,18 @@ public sealed class ForecastStream : IDisposable
         finally { _model.Train(training); }
     }
 
+    /// <summary>The recurrent state and the last hidden vector as flat arrays (empty before the first observation): what a server persists per series.</summary>
+    public (float[] State, float[] Hidden) Export() => (_state.ToArray(), _hidden?.ToFloatArray() ?? []);
+
+    /// <summary>Continues from an <see cref="Export"/> of a stream of this model after <paramref name="observations"/> observations.</summary>
+    public void Import(float[] state, float[] hidden, long observations)
+    {
+        _state.Load(state);
+        _state.Position = observations;
+        _hidden?.Dispose();
+        _hidden = hidden.Length == 0 ? null : Tensor.From(hidden, 1, hidden.Length).Persist();
+    }
+
     /// <summary>The next H steps after the last observation, [H, N] on the normalised scale.</summary>
     public float[] Forecast()
     {

@@ -18,12 +18,17 @@ public class BatchedStepTests
         model.Eval();
         using var _ = GradMode.NoGrad();
         var rng = new Random(3);
-        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide;
-        // Both few-row kernels (3×2 tiles with AVX-512VL, 3×1 without) keep the single-row dot order.
-        foreach (bool useWide in wide ? new[] { true, false } : [false])
-        foreach (int batch in new[] { 2, 3, 5, 7, 9, 33 })
+        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide, tile = Mamba4.Backends.Cpu.CpuGemv.Tile4x3;
+        // Every few-row kernel (4×3 tiles on 512-bit vectors with AVX-512F, 3×2 tiles with AVX-512VL, 3×1 without)
+        // keeps the single-row dot order.
+        var kernels = new List<(bool Tile, bool Wide)> { (false, false) };
+        if (wide) kernels.Add((false, true));
+        if (tile) kernels.Add((true, wide));
+        foreach (var (useTile, useWide) in kernels)
+        foreach (int batch in new[] { 2, 3, 4, 5, 7, 9, 33 })
         {
             Mamba4.Backends.Cpu.CpuGemv.Wide = useWide;
+            Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = useTile;
             var ids = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, 6).Select(_ => (long)rng.Next(101)).ToArray()).ToArray();
             var single = new float[batch][];
             for (int s = 0; s < batch; s++)
@@ -41,9 +46,10 @@ public class BatchedStepTests
                 batched = model.Step(Tensor.From(ids.Select(x => x[t]).ToArray(), batch), view).ToFloatArray();
             }
             for (int s = 0; s < batch; s++)
-                Assert.True(single[s].AsSpan().SequenceEqual(batched.AsSpan(s * 101, 101)), $"batch {batch}, stream {s} differs (wide kernel: {useWide})");
+                Assert.True(single[s].AsSpan().SequenceEqual(batched.AsSpan(s * 101, 101)), $"batch {batch}, stream {s} differs (4×3 kernel: {useTile}, 3×2 kernel: {useWide})");
         }
         Mamba4.Backends.Cpu.CpuGemv.Wide = wide;
+        Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = tile;
     }
 
     [Fact]

@@ -152,6 +152,40 @@ public class CompletionServerTests
     }
 
     [Fact]
+    public async Task ACompletionPastTheTimeoutIsCancelledWithAJsonError()
+    {
+        await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxTokens = 100_000_000, MaxStreams = 1, RequestTimeoutSeconds = 0.5 });
+        var ct = TestContext.Current.CancellationToken;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        // Streaming: tokens flow, then the limit ends the stream with an error event naming it.
+        var events = await server.StreamAsync("""{"prompt": [1, 2], "max_tokens": 100000000, "stream": true}""", ct);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"the timed-out stream ended after {sw.Elapsed}");
+        Assert.True(events.Count >= 2, string.Join("\n", events));
+        var error = ServerHarness.TryParse(events[^1])!["error"]!;
+        Assert.Equal("timeout", (string?)error["code"]);
+        Assert.Contains("--timeout", (string?)error["message"]);
+        Assert.Null(ServerHarness.TryParse(events[^2])!["error"]);   // the tokens before it were ordinary events
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await server.MetricAsync("mamba4_active_streams") > 0 && DateTime.UtcNow < deadline) await Task.Delay(20, ct);
+        Assert.Equal(0, await server.MetricAsync("mamba4_active_streams"));   // its slot is free again
+
+        // Not streaming: a 408 JSON error, and the stream is cancelled (the slot frees, the token count stops growing).
+        var (status, body, text) = await server.PostAsync("/v1/completions", """{"prompt": [1, 2], "max_tokens": 100000000}""");
+        Assert.Equal(408, status);
+        Assert.Equal("timeout", (string?)body!["error"]!["code"]);
+        Assert.Contains("0.5 s", text);
+        deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await server.MetricAsync("mamba4_active_streams") > 0 && DateTime.UtcNow < deadline) await Task.Delay(20, ct);
+        Assert.Equal(0, await server.MetricAsync("mamba4_active_streams"));
+        double generated = await server.MetricAsync("mamba4_generated_tokens_total");
+        await Task.Delay(200, ct);
+        Assert.Equal(generated, await server.MetricAsync("mamba4_generated_tokens_total"));
+        Assert.Equal(2, await server.MetricAsync("mamba4_timeouts_total"));
+        // A short completion within the limit is unaffected.
+        Assert.Equal(3, (await server.CompleteIdsAsync(new { prompt = new[] { 1, 2 }, max_tokens = 3, temperature = 0 })).Length);
+    }
+
+    [Fact]
     public async Task BeyondTheStreamLimitTheServerAnswers429()
     {
         await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxStreams = 1, MaxQueue = 0, MaxTokens = 1_000_000 });

@@ -225,6 +225,49 @@ public class RecServerTests
     }
 
     [Fact]
+    public async Task EventApiRecommendationsEqualTheCliRecommendOnTheFullHistory()
+    {
+        // The server loads the directory with the library's loader (RecModels.Load, as `mamba4 rec` does); the
+        // event API's stored state, advanced a few events at a time, must rank exactly as the CLI's walk over the whole history.
+        var db = TempDb();
+        var history = new long[] { 5, 9, 2, 17, 33, 2, 41, 8, 12, 30, 7, 7, 48, 1, 22, 36, 19 };
+        try
+        {
+            await using var server = await ServerHarness.StartAsync(new ServerOptions { RecDir = ServerHarness.Rec1, StateDb = db });
+            int at = 0;
+            foreach (var size in new[] { 3, 1, 6, 7 })
+            {
+                var (status, _, text) = await server.PostAsync("/v1/users/carol/events", JsonSerializer.Serialize(new { items = history[at..(at + size)] }));
+                Assert.True(status == 200, text);
+                at += size;
+            }
+            var (s, b, t) = await server.GetAsync("/v1/users/carol/recommendations?k=10");
+            Assert.True(s == 200, t);
+            var (code, stdout, stderr) = CliTests.Run("rec", "recommend", "--checkpoint", ServerHarness.Rec1, "--history", string.Join(",", history), "--top", "10", "--json");
+            Assert.True(code == 0, stderr);
+            var cli = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!;
+            Assert.Equal(cli["ids"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray(), Items(b!).Select(i => i.Item).ToArray());
+            Assert.Equal(cli["scores"]!.AsArray().Select(x => x!.GetValue<float>()).ToArray(), Items(b!).Select(i => i.Score).ToArray());
+        }
+        finally { DeleteDb(db); }
+    }
+
+    [Fact]
+    public async Task ARecDirectoryOfAnotherKindIsRefusedAtStart()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "mamba4-sasrec-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            using (var m = new Mamba4.Models.SASRec(new Mamba4.Models.SASRecConfig { NItems = 20, HiddenSize = 8, InnerSize = 16, NLayers = 1, MaxSeqLength = 10 }))
+                Mamba4.Tasks.Recommendation.RecModels.Save(m, 10, null, dir);
+            var e = await Assert.ThrowsAsync<NotSupportedException>(() => ServerHarness.StartAsync(new ServerOptions { RecDir = dir }));
+            Assert.Contains("sasrec", e.Message);
+            Assert.Contains("--rec", e.Message);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public async Task AMissingOrCorruptRecDirectoryOrAnUnwritableStateDbFailsAtStart()
     {
         var e = await Assert.ThrowsAnyAsync<Exception>(() => ServerHarness.StartAsync(new ServerOptions { RecDir = "/nonexistent/rec" }));

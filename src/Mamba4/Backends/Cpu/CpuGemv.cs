@@ -25,6 +25,23 @@ internal static unsafe class CpuGemv
             {
                 float* wr = w + o * ldw;
                 int r = 0;
+                if (Tile4x3 && k >= 32 && o + 2 < o1 && m >= 4)
+                {
+                    // Three weight rows at once against four rows of A (24 zmm accumulators, each pair holding one Dot's four).
+                    float* wr1 = wr + ldw, wr2 = wr1 + ldw;
+                    for (; r + 4 <= m; r += 4)
+                        Dot4x3(a + (long)r * lda, lda, wr, wr1, wr2, k, c + (long)r * ldc + o, ldc, alpha, beta);
+                    for (; r < m; r++)
+                    {
+                        float* x = a + (long)r * lda;
+                        float* cr = c + (long)r * ldc + o;
+                        Store(cr, Dot(x, wr, k), alpha, beta);
+                        Store(cr + 1, Dot(x, wr1, k), alpha, beta);
+                        Store(cr + 2, Dot(x, wr2, k), alpha, beta);
+                    }
+                    o += 2;
+                    continue;
+                }
                 if (Wide && k >= 32 && o + 1 < o1 && m >= 3)
                 {
                     // Two weight rows at once (24 accumulators: needs the 32 vector registers of AVX-512VL).
@@ -61,6 +78,55 @@ internal static unsafe class CpuGemv
 
     /// <summary>Whether the 3×2 tile kernel runs (AVX-512VL gives the 32 vector registers it needs); settable for benchmarks.</summary>
     public static bool Wide { get; set; } = Vector256.IsHardwareAccelerated && Avx512F.VL.IsSupported;
+
+    /// <summary>Whether the 4×3 tile kernel on 512-bit vectors runs (AVX-512F); settable for benchmarks and tests.</summary>
+    public static bool Tile4x3 { get; set; } = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+
+    /// <summary>
+    /// Twelve dot products: rows x, x + lda, x + 2·lda, x + 3·lda of A against weight rows y0, y1, y2, each bit-identical
+    /// to <see cref="Dot"/> (k ≥ 32): Dot's four 8-lane accumulators s0..s3 (k offsets 0–7, 8–15, 16–23, 24–31 of
+    /// each 32-block) are the two halves of two 16-lane ones (lanes are independent, so the sums are the same), and
+    /// the final reduction is Dot's: Sum((s0 + s1) + (s2 + s3)) after the 8-wide tail has gone into s0.
+    /// </summary>
+    private static void Dot4x3(float* x, int lda, float* y0, float* y1, float* y2, int k, float* c, int ldc, float alpha, float beta)
+    {
+        float* x1 = x + lda, x2 = x1 + lda, x3 = x2 + lda;
+        Vector512<float> p00 = default, p01 = default, p02 = default, p10 = default, p11 = default, p12 = default;   // k offsets 0–15
+        Vector512<float> p20 = default, p21 = default, p22 = default, p30 = default, p31 = default, p32 = default;
+        Vector512<float> q00 = default, q01 = default, q02 = default, q10 = default, q11 = default, q12 = default;   // k offsets 16–31
+        Vector512<float> q20 = default, q21 = default, q22 = default, q30 = default, q31 = default, q32 = default;
+        int i = 0;
+        for (; i <= k - 32; i += 32)
+        {
+            var w0 = Vector512.Load(y0 + i); var w1 = Vector512.Load(y1 + i); var w2 = Vector512.Load(y2 + i);
+            var v = Vector512.Load(x + i); p00 = Vector512.FusedMultiplyAdd(v, w0, p00); p01 = Vector512.FusedMultiplyAdd(v, w1, p01); p02 = Vector512.FusedMultiplyAdd(v, w2, p02);
+            v = Vector512.Load(x1 + i); p10 = Vector512.FusedMultiplyAdd(v, w0, p10); p11 = Vector512.FusedMultiplyAdd(v, w1, p11); p12 = Vector512.FusedMultiplyAdd(v, w2, p12);
+            v = Vector512.Load(x2 + i); p20 = Vector512.FusedMultiplyAdd(v, w0, p20); p21 = Vector512.FusedMultiplyAdd(v, w1, p21); p22 = Vector512.FusedMultiplyAdd(v, w2, p22);
+            v = Vector512.Load(x3 + i); p30 = Vector512.FusedMultiplyAdd(v, w0, p30); p31 = Vector512.FusedMultiplyAdd(v, w1, p31); p32 = Vector512.FusedMultiplyAdd(v, w2, p32);
+            w0 = Vector512.Load(y0 + i + 16); w1 = Vector512.Load(y1 + i + 16); w2 = Vector512.Load(y2 + i + 16);
+            v = Vector512.Load(x + i + 16); q00 = Vector512.FusedMultiplyAdd(v, w0, q00); q01 = Vector512.FusedMultiplyAdd(v, w1, q01); q02 = Vector512.FusedMultiplyAdd(v, w2, q02);
+            v = Vector512.Load(x1 + i + 16); q10 = Vector512.FusedMultiplyAdd(v, w0, q10); q11 = Vector512.FusedMultiplyAdd(v, w1, q11); q12 = Vector512.FusedMultiplyAdd(v, w2, q12);
+            v = Vector512.Load(x2 + i + 16); q20 = Vector512.FusedMultiplyAdd(v, w0, q20); q21 = Vector512.FusedMultiplyAdd(v, w1, q21); q22 = Vector512.FusedMultiplyAdd(v, w2, q22);
+            v = Vector512.Load(x3 + i + 16); q30 = Vector512.FusedMultiplyAdd(v, w0, q30); q31 = Vector512.FusedMultiplyAdd(v, w1, q31); q32 = Vector512.FusedMultiplyAdd(v, w2, q32);
+        }
+        Finish(p00, q00, x, y0, i, k, c, alpha, beta); Finish(p01, q01, x, y1, i, k, c + 1, alpha, beta); Finish(p02, q02, x, y2, i, k, c + 2, alpha, beta);
+        c += ldc;
+        Finish(p10, q10, x1, y0, i, k, c, alpha, beta); Finish(p11, q11, x1, y1, i, k, c + 1, alpha, beta); Finish(p12, q12, x1, y2, i, k, c + 2, alpha, beta);
+        c += ldc;
+        Finish(p20, q20, x2, y0, i, k, c, alpha, beta); Finish(p21, q21, x2, y1, i, k, c + 1, alpha, beta); Finish(p22, q22, x2, y2, i, k, c + 2, alpha, beta);
+        c += ldc;
+        Finish(p30, q30, x3, y0, i, k, c, alpha, beta); Finish(p31, q31, x3, y1, i, k, c + 1, alpha, beta); Finish(p32, q32, x3, y2, i, k, c + 2, alpha, beta);
+    }
+
+    /// <summary>The end of <see cref="Dot"/> from its accumulators held as two 16-lane halves (p = s0|s1, q = s2|s3) after the 32-blocks up to i.</summary>
+    private static void Finish(Vector512<float> p, Vector512<float> q, float* x, float* y, int i, int k, float* c, float alpha, float beta)
+    {
+        Vector256<float> s0 = p.GetLower(), s1 = p.GetUpper(), s2 = q.GetLower(), s3 = q.GetUpper();
+        for (; i <= k - 8; i += 8) s0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(y + i), s0);
+        float sum = Vector256.Sum((s0 + s1) + (s2 + s3));
+        for (; i < k; i++) sum += x[i] * y[i];
+        Store(c, sum, alpha, beta);
+    }
 
     private static void Store(float* cr, float dot, float alpha, float beta) => *cr = beta == 0f ? alpha * dot : alpha * dot + beta * *cr;
 

@@ -134,17 +134,20 @@ public static class RecModels
         Directory.Move(tmp, full);
     }
 
-    /// <summary>Loads a model directory; <paramref name="kind"/> overrides (or supplies) its <c>"model"</c>.</summary>
-    public static RecModel Load(string dir, string? kind = null)
+    /// <summary>Loads a model directory; <paramref name="kind"/> overrides (or supplies) its <c>"model"</c>; <paramref name="option"/> names the
+    /// command-line option in errors (the CLI's --checkpoint, the server's --rec); <paramref name="defaultKind"/>, when given,
+    /// is the kind of a config without <c>"model"</c> (instead of guessing it from the fields).</summary>
+    public static RecModel Load(string dir, string? kind = null, string option = "--checkpoint", string? defaultKind = null)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--checkpoint: model directory not found: {dir}");
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{option}: model directory not found: {dir}");
         var configPath = Path.Combine(dir, "config.json");
-        if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath} not found: --checkpoint must name a model directory (config.json + model.safetensors)", configPath);
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath} not found: {option} must name a model directory (config.json + model.safetensors)", configPath);
         var json = File.ReadAllText(configPath);
         JsonObject obj;
         try { obj = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"{configPath}: expected a JSON object"); }
         catch (JsonException e) { throw new InvalidDataException($"{configPath}: not valid JSON: {e.Message}", e); }
-        var k = kind is not null ? ParseKind(kind) : RecConfigJson.ModelKind(json, configPath) is { } named ? ParseKind(named) : Guess(obj, configPath);
+        var k = kind is not null ? ParseKind(kind) : RecConfigJson.ModelKind(json, configPath) is { } named ? ParseKind(named)
+            : defaultKind is not null ? ParseKind(defaultKind) : Guess(obj, configPath);
         int? maxLen = obj["max_seq_length"] is JsonValue v && v.TryGetValue<int>(out var ml) ? ml : null;
         ISequentialRecommender model = k switch
         {
@@ -195,6 +198,7 @@ public static class RecModels
         ["inner_size"] = c.InnerSize,
         ["dropout_prob"] = c.Dropout,
         ["layer_norm_eps"] = c.LayerNormEps,
+        ["selective"] = c.Selective,
     }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 
     /// <summary>Mamba4Rec's config.json (the fixture's fields; "dropout" or RecBole's "dropout_prob").</summary>
@@ -216,7 +220,7 @@ public static class RecModels
             throw new InvalidDataException($"{source}: '{name}' must be a number, got {v.ToJsonString()}");
         }
         int hidden = Int("hidden_size") ?? d.HiddenSize;
-        return new Mamba4RecConfig
+        var c = new Mamba4RecConfig
         {
             NItems = Int("n_items") ?? throw new InvalidDataException($"{source}: 'n_items' is required"),
             HiddenSize = hidden,
@@ -227,6 +231,15 @@ public static class RecModels
             InnerSize = Int("inner_size") ?? 4 * hidden,
             Dropout = (float)(Num("dropout_prob") ?? Num("dropout") ?? d.Dropout),
             LayerNormEps = (float)(Num("layer_norm_eps") ?? d.LayerNormEps),
+            Selective = o["selective"] is JsonValue sel ? (sel.TryGetValue<bool>(out var b) ? b : throw new InvalidDataException($"{source}: 'selective' must be true or false, got {sel.ToJsonString()}")) : true,
         };
+        foreach (var (name, value) in new[] { ("n_items", c.NItems), ("hidden_size", c.HiddenSize), ("num_layers", c.NumLayers),
+                     ("d_state", c.DState), ("d_conv", c.DConv), ("expand", c.Expand), ("inner_size", c.InnerSize) })
+            if (value < 1) throw new InvalidDataException($"{source}: '{name}' must be positive, got {value}");
+        if (c.NItems < 2) throw new InvalidDataException($"{source}: 'n_items' counts the padding item 0 and must be at least 2, got {c.NItems}");
+        // dt_rank is ⌈hidden_size/16⌉ in Mamba4Rec (the fixture writes its value); another value cannot load.
+        if (Int("dt_rank") is int rank && rank != c.Mixer.DtRank)
+            throw new InvalidDataException($"{source}: dt_rank {rank} is not supported (Mamba4Rec uses ⌈hidden_size/16⌉ = {c.Mixer.DtRank})");
+        return c;
     }
 }

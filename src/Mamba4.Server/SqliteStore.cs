@@ -1,0 +1,62 @@
+using Microsoft.Data.Sqlite;
+
+namespace Mamba4.Server;
+
+/// <summary>
+/// One SQLite file of the server's states (users, series): write-ahead logging with synchronous=FULL, so a
+/// committed transaction survives a killed process; the schema is created on open. An unusable file fails at
+/// start with a message naming it and the option that chooses another. Not thread-safe: the caller serialises access.
+/// </summary>
+public abstract class SqliteStore : IDisposable
+{
+    protected SqliteStore(string path, string what, string option, string schema)
+    {
+        Path_ = Path.GetFullPath(path);
+        try
+        {
+            var dir = Path.GetDirectoryName(Path_)!;
+            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot create the {what} {Path_}: directory {dir} does not exist (choose another with {option})");
+            Db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path_, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false }.ToString());
+            Db.Open();
+            Exec("PRAGMA journal_mode=WAL;");
+            Exec("PRAGMA synchronous=FULL;");
+            Exec("PRAGMA busy_timeout=5000;");
+            Exec(schema);
+        }
+        catch (SqliteException e)
+        {
+            Db?.Dispose();
+            throw new IOException($"cannot open the {what} {Path_}: {e.Message} (choose another file with {option})", e);
+        }
+    }
+
+    public string Path_ { get; }
+    protected SqliteConnection Db { get; } = null!;
+
+    protected void Exec(string sql)
+    {
+        using var cmd = Db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    internal static byte[] Bytes(float[] v)
+    {
+        var b = new byte[v.Length * sizeof(float)];
+        Buffer.BlockCopy(v, 0, b, 0, b.Length);
+        return b;
+    }
+
+    internal static float[] Floats(byte[] b)
+    {
+        var v = new float[b.Length / sizeof(float)];
+        Buffer.BlockCopy(b, 0, v, 0, v.Length * sizeof(float));
+        return v;
+    }
+
+    public void Dispose()
+    {
+        try { Exec("PRAGMA wal_checkpoint(TRUNCATE);"); } catch (SqliteException) { }
+        Db.Dispose();
+    }
+}
