@@ -411,7 +411,8 @@ internal static class RecCommand
     private static int RecommendBatch(RecModel model, string file, int k, bool ids, bool skipBad, bool exclude, bool json)
     {
         if (!File.Exists(file)) throw new FileNotFoundException($"--histories: {file} not found", file);
-        var users = RecRecommend.ReadHistories(file, model, ids, skipBad, out int bad, out var badMessages);
+        var users = RecRecommend.ReadHistories(file, model, ids, skipBad, out int bad, out var badMessages, out int unknown);
+        if (unknown > 0) Console.Error.WriteLine($"{unknown:N0} item(s) the model does not know were dropped from the histories");
         if (bad > 0)
         {
             Console.Error.WriteLine($"skipped {bad:N0} malformed line(s) of {file}");

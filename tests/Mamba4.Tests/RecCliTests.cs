@@ -177,6 +177,28 @@ public class RecCliTests : IDisposable
     }
 
     [Fact]
+    public void RecommendBatchDropsItemTokensTheModelDoesNotKnow()
+    {
+        // the 1-layer fixture with a token map: item id i is token "m{i}".
+        var dir = Path.Combine(_dir, "tokens-model");
+        Directory.CreateDirectory(dir);
+        foreach (var f in Directory.GetFiles(Fixtures.Path_("mamba4rec-1layer"))) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        File.WriteAllText(Path.Combine(dir, RecModels.TokensFile), System.Text.Json.JsonSerializer.Serialize(Enumerable.Range(0, 50).Select(i => i == 0 ? "[PAD]" : $"m{i}").ToArray()));
+        var file = Path.Combine(_dir, "token-users.txt");
+        File.WriteAllLines(file, ["a m3 new1 m7 m9", "b m3 m7 m9"]);
+        var (code, stdout, stderr) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--histories", file, "--top", "4", "--json");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("1 item(s) the model does not know were dropped", stderr);
+        var lines = stdout.Trim().Split('\n');
+        Assert.Equal(2, lines.Length);
+        Assert.Equal(JsonNode.Parse(lines[1])!["items"]!.ToJsonString(), JsonNode.Parse(lines[0])!["items"]!.ToJsonString());
+        File.WriteAllLines(file, ["a m3 m7", "b new1 new2"]);
+        var (bad, _, err) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--histories", file);
+        Assert.NotEqual(0, bad);
+        Assert.Contains($"{file}:2: none of the 2 item(s) of user 'b' is known to the model", err);
+    }
+
+    [Fact]
     public void StopAndResumeEqualsAnUninterruptedRun()
     {
         var data = TinyData();

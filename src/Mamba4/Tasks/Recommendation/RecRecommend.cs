@@ -132,14 +132,17 @@ public static class RecRecommend
     /// User histories for batch recommendation: one line per user, <c>user item item ...</c> oldest first (the `seq`
     /// format), items as the model's original item tokens, or item ids 1..n_items−1 with <paramref name="ids"/> (or
     /// when the model has no token map). Each line is one request, cut to the model's max_len most recent items.
-    /// A malformed line or an item the model does not know → <see cref="RecDataFormatException"/> with file:line,
+    /// Item tokens the model does not know (new items, items the k-core filter removed) are dropped and counted in
+    /// <paramref name="unknownItems"/>, as `--user` and `eval` do. A malformed line, an id outside 1..n_items−1, or a
+    /// line with no known item → <see cref="RecDataFormatException"/> with file:line,
     /// or, with <paramref name="skipBadLines"/>, the line is skipped, counted in <paramref name="badLines"/> and (the first
     /// ten) described in <paramref name="badMessages"/>.
     /// </summary>
-    public static List<(string User, long[] History)> ReadHistories(string path, RecModel model, bool ids, bool skipBadLines, out int badLines, out List<string> badMessages)
+    public static List<(string User, long[] History)> ReadHistories(string path, RecModel model, bool ids, bool skipBadLines, out int badLines, out List<string> badMessages, out int unknownItems)
     {
         var log = InteractionReader.Read(path, RecFormat.Seq, new RecReadOptions { SkipBadLines = skipBadLines });
         badLines = log.BadLines;
+        unknownItems = 0;
         badMessages = [.. log.BadLineMessages];
         Dictionary<string, int>? index = null;
         if (!ids && model.ItemTokens is { } tokens)
@@ -152,26 +155,29 @@ public static class RecRecommend
         {
             int line = log.Lines[start];
             for (end = start; end < log.Count && log.Lines[end] == line; end++) { }
-            var history = new long[end - start];
+            var history = new List<long>(end - start);
             string? error = null;
+            int unknown = 0;
             for (int j = start; j < end && error is null; j++)
             {
                 var item = log.ItemTokens[log.Items[j]];
                 if (index is not null)
                 {
-                    if (index.TryGetValue(item, out var id)) history[j - start] = id;
-                    else error = $"item '{item}' is not one of the model's items (pass --ids to give item ids 1..{model.NItems - 1})";
+                    if (index.TryGetValue(item, out var id)) history.Add(id);
+                    else unknown++;
                 }
-                else if (!long.TryParse(item, NumberStyles.Integer, CultureInfo.InvariantCulture, out history[j - start]) || history[j - start] < 1 || history[j - start] >= model.NItems)
-                    error = $"'{item}' is not an item id in 1..{model.NItems - 1} (0 is padding)";
+                else if (long.TryParse(item, NumberStyles.Integer, CultureInfo.InvariantCulture, out var id) && id >= 1 && id < model.NItems) history.Add(id);
+                else error = $"'{item}' is not an item id in 1..{model.NItems - 1} (0 is padding)";
             }
+            if (error is null && history.Count == 0) error = $"none of the {unknown} item(s) of user '{log.UserTokens[log.Users[start]]}' is known to the model";
+            unknownItems += error is null ? unknown : 0;
             if (error is not null)
             {
                 if (!skipBadLines) throw new RecDataFormatException(path, line, error);
                 if (badLines++ < 10) badMessages.Add($"{path}:{line}: {error}");
                 continue;
             }
-            result.Add((log.UserTokens[log.Users[start]], history.Length > model.MaxLen ? history[^model.MaxLen..] : history));
+            result.Add((log.UserTokens[log.Users[start]], history.GetRange(Math.Max(0, history.Count - model.MaxLen), Math.Min(history.Count, model.MaxLen)).ToArray()));
         }
         return result;
     }
