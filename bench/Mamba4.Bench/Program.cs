@@ -14,13 +14,14 @@ var benchmarks = new Dictionary<string, Action>
     ["cuda"] = CudaBench.Run,
     ["cuda-model"] = CudaModelBench.Run,
     ["serve"] = ServeBench.Run,
+    ["reclen"] = () => RecLenBench.Run(args),
 };
 
 var name = args.Length > 0 ? args[0] : "all";
 if (name == "all")
     foreach (var (key, run) in benchmarks)
     {
-        if (key is "lm" or "serve") continue; // a training run with a wall-clock budget, a server under load: ask for them by name
+        if (key is "lm" or "serve" or "reclen") continue; // a training run with a wall-clock budget, a server under load, minutes of long histories: ask for them by name
         run();
     }
 else if (benchmarks.TryGetValue(name, out var run)) run();

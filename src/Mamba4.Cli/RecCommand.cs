@@ -152,16 +152,20 @@ internal static class RecCommand
             var outDir = parse.GetValue(output) ?? Path.Combine("runs", "rec-compare");
             var data = d.Load(parse);
             var rows = new List<(string Kind, RecTrainResult R)>();
+            string header = $"{"model",-10} {"hit@10",8} {"ndcg@10",8} {"mrr@10",8} {"best ep",8} {"epochs",7} {"s/epoch",8} {"train s",8} {"peak MB",8} {"ms/batch",9}";
+            string Row(string kind, RecTrainResult r) => string.Create(Inv,
+                $"{kind,-10} {r.Test["hit@10"],8:F4} {r.Test["ndcg@10"],8:F4} {r.Test["mrr@10"],8:F4} {r.BestEpoch,8} {r.EpochsRun,7} {r.SecondsPerEpoch,8:F1} {r.TrainSecondsPerEpoch,8:F1} {r.PeakBytes / 1048576.0,8:F0} {r.InferenceMsPerBatch,9:F1}");
             foreach (var kind in kinds)
             {
                 var (r, _) = TrainOne(parse, d, t, m.Get(parse, kind), data, Path.Combine(outDir, kind));
                 if (r.Interrupted) { Console.Error.WriteLine($"stopped during {kind}; checkpoint written. Continue with --resume."); return 130; }
                 rows.Add((kind, r));
+                Console.Error.WriteLine(header + "\n" + Row(kind, r)); // each model's row as soon as it is done
             }
-            Console.WriteLine($"{"model",-10} {"hit@10",8} {"ndcg@10",8} {"mrr@10",8} {"best ep",8} {"epochs",7} {"s/epoch",8} {"peak MB",8} {"ms/batch",9}");
-            foreach (var (kind, r) in rows)
-                Console.WriteLine(string.Create(Inv, $"{kind,-10} {r.Test["hit@10"],8:F4} {r.Test["ndcg@10"],8:F4} {r.Test["mrr@10"],8:F4} {r.BestEpoch,8} {r.EpochsRun,7} {r.SecondsPerEpoch,8:F1} {r.PeakBytes / 1048576.0,8:F0} {r.InferenceMsPerBatch,9:F1}"));
-            Console.Error.WriteLine("(peak MB is the process's peak tensor memory so far: later rows include earlier models' peaks)");
+            Console.WriteLine(header);
+            foreach (var (kind, r) in rows) Console.WriteLine(Row(kind, r));
+            Console.Error.WriteLine("(s/epoch: training + validation; train s: training only; peak MB: peak tensor memory during that model's run; " +
+                                    $"ms/batch: full-ranking test inference per batch of {new RecTrainOptions().EvalBatch} users)");
             if (parse.GetValue(t.Json))
                 Console.WriteLine(new JsonObject(rows.Select(r => KeyValuePair.Create(r.Kind, (JsonNode?)ResultJson(r.Kind, data, parse, t, r.R)))).ToJsonString());
             return 0;
@@ -319,28 +323,6 @@ internal static class RecCommand
         return result.Length > model.MaxLen ? result[^model.MaxLen..] : result;
     }
 
-    /// <summary>Scores of every item (0..n_items−1) after a history, by one full forward.</summary>
-    public static float[] FullScores(RecModel model, long[] history)
-    {
-        using var _ = GradMode.NoGrad();
-        using var scope = new TensorScope();
-        model.Module.Eval();
-        return model.Model.Scores(model.Model.Forward(Tensor.From(history, 1, history.Length), Tensor.From([(long)history.Length], 1))).ToFloatArray();
-    }
-
-    /// <summary>Scores after a history; Mamba4Rec through its O(1)-per-interaction recurrent step.</summary>
-    public static float[] RecurrentScores(RecModel model, long[] history)
-    {
-        if (model.Model is not Mamba4Rec m) return FullScores(model, history);
-        using var _ = GradMode.NoGrad();
-        using var scope = new TensorScope();
-        m.Eval();
-        using var state = m.NewState(1);
-        Tensor h = null!;
-        foreach (var item in history) h = m.Step(Tensor.From([item], 1), state);
-        return m.Scores(h).ToFloatArray();
-    }
-
     private static Command Score()
     {
         var ckpt = new Option<string>("--checkpoint") { Description = CheckpointOpt.Description, Required = true };
@@ -363,7 +345,7 @@ internal static class RecCommand
             DeviceOption.Use(parse, device);
             using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
             var h = ParseHistory(parse.GetValue(history)!, model, parse.GetValue(ids));
-            var scores = FullScores(model, h);
+            var scores = RecRecommend.FullScores(model, h);
             Console.Error.WriteLine($"{model.Kind}: {model.NItems} item scores after {h.Length} item(s)");
             Console.WriteLine(string.Join(",", scores.Select(s => s.ToString("R", Inv))));
             return 0;
@@ -381,16 +363,21 @@ internal static class RecCommand
         var ids = new Option<bool>("--ids") { Description = "the history gives item ids, not the original item tokens" };
         var top = new Option<int>("--top") { Description = "how many items", DefaultValueFactory = _ => 10 };
         var exclude = new Option<bool>("--exclude-history") { Description = "never recommend an item already in the history" };
-        var json = new Option<bool>("--json") { Description = "print one JSON object (items, ids, scores) as the last line" };
+        var histories = new Option<string?>("--histories") { Description = "batch mode: a file of user histories, one line per user: user item item ... (oldest first)" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object (items, ids, scores) as the last line; batch mode: one JSON object per user" };
         var cmd = new Command("recommend", """
             The top items after a user's history. Mamba4Rec walks the history with its recurrent step (O(1) per
-            interaction; equal to a full forward), the others run one forward. The history is the last --max-len items.
+            interaction; equal to a full forward), the others run one forward. The history is the last max_len items.
+            Batch mode (--histories FILE, the `seq` format: one line per user, `user item item ...`): the users' states
+            are stepped together, and one line per recommended item is printed, `user<TAB>rank<TAB>item<TAB>score`
+            (with --json one object per user: user, items, ids, scores).
 
             Examples:
               mamba4 rec recommend --checkpoint runs/rec-mamba4rec/model --history 12,40,7 --top 10
               mamba4 rec recommend --checkpoint runs/rec-mamba4rec/model --data u.data --format ml --user 196
+              mamba4 rec recommend --checkpoint runs/rec-mamba4rec/model --histories users.txt --top 10 > top10.tsv
             """);
-        foreach (var o in d.All.Concat([ckpt, kind, history, user, ids, top, exclude, json])) cmd.Options.Add(o);
+        foreach (var o in d.All.Concat([ckpt, kind, history, user, histories, ids, top, exclude, json])) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
         cmd.SetAction(parse =>
@@ -399,6 +386,11 @@ internal static class RecCommand
             using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
             int k = parse.GetValue(top);
             if (k < 1) throw new ArgumentException($"--top must be positive, got {k}");
+            if (parse.GetValue(histories) is { } file)
+            {
+                if (parse.GetValue(history) is not null || parse.GetValue(user) is not null) throw new ArgumentException("give --histories, --history or --user, not two of them");
+                return RecommendBatch(model, file, k, parse.GetValue(ids), parse.GetValue(d.SkipBad), parse.GetValue(exclude), parse.GetValue(json));
+            }
             long[] h;
             if (parse.GetValue(user) is { } u)
             {
@@ -412,10 +404,8 @@ internal static class RecCommand
                 if (h.Length > model.MaxLen) h = h[^model.MaxLen..];
             }
             else h = ParseHistory(parse.GetValue(history) ?? throw new ArgumentException("give --history (items, comma-separated) or --user with --data"), model, parse.GetValue(ids));
-            var scores = RecurrentScores(model, h);
-            var seen = parse.GetValue(exclude) ? h.ToHashSet() : [];
-            var best = Enumerable.Range(1, scores.Length - 1).Where(i => !seen.Contains(i))
-                .OrderByDescending(i => scores[i]).ThenBy(i => i).Take(k).ToArray();
+            var scores = RecRecommend.RecurrentScores(model, h);
+            var best = RecRecommend.TopK(scores, k, parse.GetValue(exclude) ? h.ToHashSet() : null);
             string Token(int id) => model.ItemTokens?[id] ?? id.ToString(Inv);
             Console.Error.WriteLine($"{model.Kind}: top {best.Length} after {h.Length} item(s){(model.Model is Mamba4Rec ? " (recurrent step)" : "")}");
             for (int r = 0; r < best.Length; r++)
@@ -430,5 +420,40 @@ internal static class RecCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Batch mode of `recommend`: every history of the file, top-k per user on stdout (TSV rows or JSON lines).</summary>
+    private static int RecommendBatch(RecModel model, string file, int k, bool ids, bool skipBad, bool exclude, bool json)
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"--histories: {file} not found", file);
+        var users = RecRecommend.ReadHistories(file, model, ids, skipBad, out int bad, out var badMessages, out int unknown);
+        if (unknown > 0) Console.Error.WriteLine($"{unknown:N0} item(s) the model does not know were dropped from the histories");
+        if (bad > 0)
+        {
+            Console.Error.WriteLine($"skipped {bad:N0} malformed line(s) of {file}");
+            foreach (var m in badMessages) Console.Error.WriteLine("  " + m);
+        }
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var top = RecRecommend.Recommend(model, users.Select(u => u.History).ToArray(), k, exclude);
+        string Token(int id) => model.ItemTokens?[id] ?? id.ToString(Inv);
+        using var stdout = new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = false };
+        for (int u = 0; u < users.Count; u++)
+        {
+            var (best, scores) = top[u];
+            if (json)
+                stdout.WriteLine(new JsonObject
+                {
+                    ["user"] = users[u].User,
+                    ["items"] = new JsonArray(best.Select(i => (JsonNode?)Token(i)).ToArray()),
+                    ["ids"] = new JsonArray(best.Select(i => (JsonNode?)i).ToArray()),
+                    ["scores"] = new JsonArray(scores.Select(x => (JsonNode?)x).ToArray()),
+                }.ToJsonString());
+            else
+                for (int r = 0; r < best.Length; r++)
+                    stdout.WriteLine(string.Create(Inv, $"{users[u].User}\t{r + 1}\t{Token(best[r])}\t{scores[r].ToString("R", Inv)}"));
+        }
+        Console.Error.WriteLine($"{model.Kind}: top {k} for {users.Count:N0} user(s) of {file} in {sw.Elapsed.TotalSeconds:F2} s" +
+                                $"{(model.Model is Mamba4Rec ? " (recurrent step, users stepped together)" : "")}");
+        return 0;
     }
 }

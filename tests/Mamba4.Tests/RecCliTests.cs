@@ -91,14 +91,111 @@ public class RecCliTests : IDisposable
         var dir = Fixtures.Path_("mamba4rec-1layer");
         using var model = RecModels.Load(dir);
         var history = new long[] { 5, 9, 2, 17, 33, 2, 41, 8 };
-        var full = RecCliScores.Full(model, history);
-        var step = RecCliScores.Recurrent(model, history);
+        var full = RecRecommend.FullScores(model, history);
+        var step = RecRecommend.RecurrentScores(model, history);
         for (int i = 0; i < full.Length; i++) Assert.Equal(full[i], step[i], 1e-4);
         var expected = Enumerable.Range(1, full.Length - 1).OrderByDescending(i => full[i]).ThenBy(i => i).Take(10).ToArray();
         var (code, stdout, stderr) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--history", string.Join(",", history), "--top", "10", "--json");
         Assert.True(code == 0, stderr);
         Assert.Contains("recurrent step", stderr);
         Assert.Equal(expected, LastJson(stdout)["ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray());
+    }
+
+    /// <summary>
+    /// Batch mode (--histories): users of different lengths stepped together give, for every user, the same top-k
+    /// (ids and scores) as the single-user command, which equals a full forward; histories longer than max_len are
+    /// cut the same way. Mamba4Rec (recurrent batch) and SASRec (padded batch forward).
+    /// </summary>
+    [Theory]
+    [InlineData("mamba4rec-1layer")]
+    [InlineData("sasrec")]
+    public void RecommendBatchEqualsTheSingleUserOutputForEveryHistory(string fixture)
+    {
+        var dir = Fixtures.Path_(fixture);
+        using var model = RecModels.Load(dir);
+        var rng = new Random(5);
+        int[] lengths = [1, 7, 3, model.MaxLen + 4, 7, 2, model.MaxLen, 12];
+        var histories = lengths.Select(l => Enumerable.Range(0, l).Select(_ => (long)rng.Next(1, model.NItems)).ToArray()).ToArray();
+        var file = Path.Combine(_dir, "users.txt");
+        File.WriteAllLines(file, histories.Select((h, u) => $"user{u} " + string.Join(' ', h)));
+        var (code, stdout, stderr) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--histories", file, "--top", "5", "--json");
+        Assert.True(code == 0, stderr);
+        var lines = stdout.Trim().Split('\n').Select(l => JsonNode.Parse(l)!.AsObject()).ToArray();
+        Assert.Equal(histories.Length, lines.Length);
+        for (int u = 0; u < histories.Length; u++)
+        {
+            Assert.Equal($"user{u}", lines[u]["user"]!.GetValue<string>());
+            var ids = lines[u]["ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+            var scores = lines[u]["scores"]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
+            // the reference: one full forward over the last max_len items, ranked by a plain sort.
+            var h = histories[u].Length > model.MaxLen ? histories[u][^model.MaxLen..] : histories[u];
+            var full = RecRecommend.FullScores(model, h);
+            var expected = Enumerable.Range(1, full.Length - 1).OrderByDescending(i => full[i]).ThenBy(i => i).Take(5).ToArray();
+            Assert.Equal(expected, ids);
+            for (int r = 0; r < 5; r++) Assert.Equal(full[ids[r]], scores[r], 1e-4);
+            if (u is 0 or 3)
+            {
+                // the single-user command on the same history: the same items; the same scores (bit for bit where both
+                // are Mamba4Rec's recurrent step; SASRec's padded batch forward sums in another order).
+                var (c1, o1, e1) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--history", string.Join(",", histories[u]), "--top", "5", "--json");
+                Assert.True(c1 == 0, e1);
+                var single = LastJson(o1);
+                Assert.Equal(single["ids"]!.ToJsonString(), lines[u]["ids"]!.ToJsonString());
+                var singleScores = single["scores"]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
+                if (model.Model is Mamba4Rec) Assert.Equal(singleScores, scores);
+                else for (int r = 0; r < 5; r++) Assert.Equal(singleScores[r], scores[r], 1e-5);
+            }
+        }
+        // TSV: user, rank, item, score per row, k rows per user.
+        var (tcode, tout, terr) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--histories", file, "--top", "5", "--exclude-history");
+        Assert.True(tcode == 0, terr);
+        var rows = tout.Trim().Split('\n').Select(l => l.Split('\t')).ToArray();
+        Assert.Equal(5 * histories.Length, rows.Length);
+        Assert.All(rows, r => Assert.Equal(4, r.Length));
+        Assert.Equal(["user1", "1"], rows[5][..2]);
+        Assert.All(rows, r => Assert.DoesNotContain(long.Parse(r[2], CultureInfo.InvariantCulture), histories[int.Parse(r[0][4..], CultureInfo.InvariantCulture)]));
+    }
+
+    [Fact]
+    public void RecommendBatchNamesTheFileAndLineOfABadHistory()
+    {
+        var dir = Fixtures.Path_("mamba4rec-1layer");
+        var file = Path.Combine(_dir, "bad-users.txt");
+        foreach (var (line, expected) in new[] { ("2", "expected a user id followed by at least one item id"), ("3", "'50' is not an item id in 1..49") })
+        {
+            File.WriteAllLines(file, line == "2" ? ["a 1 2 3", "b", "d 7"] : ["a 1 2 3", "d 7", "c 4 50 6"]);
+            var (code, _, stderr) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--histories", file);
+            Assert.NotEqual(0, code);
+            Assert.Contains($"{file}:{(line == "2" ? 2 : 3)}: {expected}", stderr);
+            Assert.DoesNotContain("   at ", stderr);
+        }
+        File.WriteAllLines(file, ["a 1 2 3", "b", "c 4 50 6", "d 7"]);
+        var (ok, stdout, err) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--histories", file, "--skip-bad-lines", "--top", "3");
+        Assert.True(ok == 0, err);
+        Assert.Contains("skipped 2 malformed line(s)", err);
+        Assert.Equal(["a", "a", "a", "d", "d", "d"], stdout.Trim().Split('\n').Select(l => l.Split('\t')[0]).ToArray());
+    }
+
+    [Fact]
+    public void RecommendBatchDropsItemTokensTheModelDoesNotKnow()
+    {
+        // the 1-layer fixture with a token map: item id i is token "m{i}".
+        var dir = Path.Combine(_dir, "tokens-model");
+        Directory.CreateDirectory(dir);
+        foreach (var f in Directory.GetFiles(Fixtures.Path_("mamba4rec-1layer"))) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        File.WriteAllText(Path.Combine(dir, RecModels.TokensFile), System.Text.Json.JsonSerializer.Serialize(Enumerable.Range(0, 50).Select(i => i == 0 ? "[PAD]" : $"m{i}").ToArray()));
+        var file = Path.Combine(_dir, "token-users.txt");
+        File.WriteAllLines(file, ["a m3 new1 m7 m9", "b m3 m7 m9"]);
+        var (code, stdout, stderr) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--histories", file, "--top", "4", "--json");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("1 item(s) the model does not know were dropped", stderr);
+        var lines = stdout.Trim().Split('\n');
+        Assert.Equal(2, lines.Length);
+        Assert.Equal(JsonNode.Parse(lines[1])!["items"]!.ToJsonString(), JsonNode.Parse(lines[0])!["items"]!.ToJsonString());
+        File.WriteAllLines(file, ["a m3 m7", "b new1 new2"]);
+        var (bad, _, err) = CliTests.Run("rec", "recommend", "--checkpoint", dir, "--histories", file);
+        Assert.NotEqual(0, bad);
+        Assert.Contains($"{file}:2: none of the 2 item(s) of user 'b' is known to the model", err);
     }
 
     [Fact]
@@ -196,27 +293,5 @@ public class RecCliTests : IDisposable
         Assert.Equal(l2, l1, 5);
         Assert.Equal(g2.Length, g1.Length);
         ModelFixtureTests.AssertClose(g2.Select(x => (double)x).ToArray(), g1, 1e-3, 1e-5, $"{kind} gradients");
-    }
-}
-
-/// <summary>The scores the CLI computes, reachable from the tests (the CLI is a separate assembly).</summary>
-internal static class RecCliScores
-{
-    public static float[] Full(RecModel model, long[] history)
-    {
-        using var _ = GradMode.NoGrad();
-        using var scope = new TensorScope();
-        return model.Model.Scores(model.Model.Forward(Tensor.From(history, 1, history.Length), Tensor.From([(long)history.Length], 1))).ToFloatArray();
-    }
-
-    public static float[] Recurrent(RecModel model, long[] history)
-    {
-        var m = (Mamba4Rec)model.Model;
-        using var _ = GradMode.NoGrad();
-        using var scope = new TensorScope();
-        using var state = m.NewState(1);
-        Tensor h = null!;
-        foreach (var item in history) h = m.Step(Tensor.From([item], 1), state);
-        return m.Scores(h).ToFloatArray();
     }
 }

@@ -233,6 +233,7 @@ public sealed class RecExperiment : IDisposable
     public RecTrainResult Run(Func<bool>? stop = null)
     {
         bool interrupted = false;
+        CpuAllocator.Shared.ResetPeak(); // this run's peak, not the process's (compare trains several models in one process)
         _runClock.Restart();
         _epochClock.Restart();
         var result = _trainer.Run(() =>
