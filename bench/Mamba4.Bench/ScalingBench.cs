@@ -59,9 +59,10 @@ public static class ScalingBench
             var (sg, ag) = Fit(rows, g);
             // fixed per-call costs flatten the short lengths; the slope over the long half shows the asymptotic order
             var upper = rows.Where(r => r.L >= LongFrom).ToList();
-            string[] lines = [$"{what}: log-log slope mamba {sm:F2}, gpt {sg:F2} over all L; {Fit(upper, m).Slope:F2}, {Fit(upper, g).Slope:F2} for L ≥ {LongFrom} (1 = linear, 2 = quadratic)",
-                              Crossover(rows, m, g, sm, am, sg, ag)];
-            Console.WriteLine(string.Join("; ", lines));
+            string[] lines = [$"{what}: log-log slope over all L: mamba {sm:F2}, gpt {sg:F2} (1 = linear, 2 = quadratic)",
+                              $"{what}: log-log slope over L ≥ {LongFrom}: mamba {Fit(upper, m).Slope:F2}, gpt {Fit(upper, g).Slope:F2}",
+                              $"{what}: {Crossover(rows, m, g, sm, am, sg, ag)}"];
+            foreach (var line in lines) Console.WriteLine(line);
             notes.Add(lines);
         }
         var path = Report(device, rows, notes);
@@ -140,7 +141,7 @@ public static class ScalingBench
             .Chart("Peak memory per sequence (log-log)", "sequence length L", "MB", [("mamba", Series(x => x.MambaBytes / 1e6)), ("transformer", Series(x => x.GptBytes / 1e6))], logY: true, logX: true, notes: notes[1])
             .Table(["L", "mamba ms", "mamba peak MB", "gpt ms", "gpt peak MB", "gpt / mamba time"],
                 rows.Select(x => new[] { x.L.ToString(), x.MambaMs.ToString("F1"), (x.MambaBytes / 1e6).ToString("F1"), x.GptMs.ToString("F1"), (x.GptBytes / 1e6).ToString("F1"), (x.GptMs / x.MambaMs).ToString("F2") }))
-            .Paragraph(string.Join(" ", notes.Select(n => string.Join("; ", n) + ".")))
+            .Paragraph(string.Join(" ", notes.SelectMany(n => n).Select(l => l + ".")))
             .Save(path);
         return path;
     }

@@ -33,7 +33,7 @@ public sealed class HtmlReport(string title)
 
     /// <summary>
     /// A line chart of several series of (x, y) points; either axis may be logarithmic (points ≤ 0 are then left out).
-    /// <paramref name="notes"/> are printed inside the plot, one line each (e.g. fitted slopes); series of at most
+    /// <paramref name="notes"/> are printed under the plot, one line each (e.g. fitted slopes); series of at most
     /// 32 points also get a dot per point.
     /// </summary>
     public HtmlReport Chart(string chartTitle, string xLabel, string yLabel, IReadOnlyList<(string Name, IReadOnlyList<(double X, double Y)> Points)> series,
@@ -42,7 +42,8 @@ public sealed class HtmlReport(string title)
         const int w = 640, h = 320, left = 60, right = 150, top = 30, bottom = 40;
         bool Shown((double X, double Y) p) => double.IsFinite(p.Y) && (!logY || p.Y > 0) && (!logX || p.X > 0);
         var pts = series.SelectMany(s => s.Points).Where(Shown).ToList();
-        _body.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\"><title>{WebUtility.HtmlEncode(chartTitle)}</title>\n");
+        int notesHeight = 16 * (notes?.Count ?? 0);
+        _body.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h + notesHeight}\" role=\"img\"><title>{WebUtility.HtmlEncode(chartTitle)}</title>\n");
         _body.Append(CultureInfo.InvariantCulture, $"<text x=\"{w / 2}\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">{WebUtility.HtmlEncode(chartTitle)}</text>\n");
         if (pts.Count > 0)
         {
@@ -79,7 +80,7 @@ public sealed class HtmlReport(string title)
         }
         else _body.Append("<text x=\"20\" y=\"60\">no data</text>\n");
         for (int i = 0; i < (notes?.Count ?? 0); i++)
-            _body.Append(CultureInfo.InvariantCulture, $"<text x=\"{left + 6}\" y=\"{top + 14 + 14 * i}\" font-size=\"11\">{WebUtility.HtmlEncode(notes![i])}</text>\n");
+            _body.Append(CultureInfo.InvariantCulture, $"<text x=\"{left}\" y=\"{h + 12 + 16 * i}\" font-size=\"12\">{WebUtility.HtmlEncode(notes![i])}</text>\n");
         _body.Append("</svg>\n");
         return this;
     }
