@@ -217,15 +217,23 @@ public sealed class BatchScheduler : IDisposable
         using (var scope = new TensorScope())
         using (var view = _batched.Slice(0, n))
         {
-            var logits = _model.Step(Tensor.From(ids, n), view).AsSpan<float>();
+            var logits = _model.Step(Tensor.From(ids, n), view);
             int vocab = _model.Config.VocabSize;
             long now = Stopwatch.GetTimestamp();
             _metrics.Step(n, Stopwatch.GetElapsedTime(start, now).TotalSeconds);
             Volatile.Write(ref _lastBatch, n);
+            // Sampling costs O(vocab) per stream: the streams' choices are split across the cores (each stream owns its generator).
+            var tokens = new long[n];
+            bool sampling = _active.Any(s => !s.Options.Greedy || s.Options.RepetitionPenalty != 1f);
+            Mamba4.Backends.Cpu.CpuParallel.For(n, sampling ? 1 : n, (a, b) =>
+            {
+                var all = logits.AsSpan<float>();
+                for (long i = a; i < b; i++) tokens[i] = Choose(_active[(int)i], all.Slice((int)i * vocab, vocab));
+            });
             for (int i = 0; i < n; i++)
             {
                 var s = _active[i];
-                long token = Choose(s, logits.Slice(i * vocab, vocab));
+                long token = tokens[i];
                 _metrics.InterToken.Observe(Stopwatch.GetElapsedTime(s.LastTokenAt, now).TotalSeconds);
                 s.LastTokenAt = now;
                 if (Emit(s, token)) s.Pending = -1;   // finished: leaves below

@@ -76,9 +76,10 @@ public static class Generator
     /// <summary>
     /// Picks the next token from one row of logits (not modified). Greedy: the arg-max. Otherwise
     /// w_i = exp(l_i/T − max/T); top-k keeps the k largest (ties: lower id); top-p keeps the smallest prefix of the
-    /// candidates in descending order whose share of Σw reaches p; one uniform draw picks among what is kept
-    /// (the kept tokens in descending order, or all tokens in id order when nothing is cut). O(V) work per token
-    /// beside the kept candidates' sort — the server runs it for every sampling stream at every step.
+    /// tokens in descending order (ties: lower id first) whose share of Σw reaches p; one uniform draw picks among
+    /// what is kept, in proportion to w (walking top-k's candidates in descending order, other kept tokens in id
+    /// order). O(V) expected work per token, no sort of the vocabulary — the server runs it for every sampling
+    /// stream at every step.
     /// </summary>
     public static long Choose(ReadOnlySpan<float> logits, IReadOnlyList<long> history, SamplingOptions o, Random rng)
     {
@@ -112,34 +113,69 @@ public static class Generator
                 }
                 return best;
             }
-            // Top-p: the prefix lies among the tokens of weight ≥ τ once their weights reach p·Σw; lower τ until they do.
-            var candidates = new List<int>();
-            for (double tau = 1.0 / 16; ; tau /= 16)
-            {
-                candidates.Clear();
-                double part = 0;
-                for (int i = 0; i < v; i++) if (w[i] >= tau) { candidates.Add(i); part += w[i]; }
-                if (part >= o.TopP * sum || tau < 1e-300) break;
-            }
-            var wl = work;
-            candidates.Sort((a, b) => wl[b] != wl[a] ? wl[b].CompareTo(wl[a]) : a.CompareTo(b));
-            int keep = candidates.Count;
-            double cumulative = 0, kept = 0;
-            for (int i = 0; i < candidates.Count; i++)
-            {
-                kept += w[candidates[i]];
-                cumulative += w[candidates[i]] / sum;
-                if (cumulative >= o.TopP) { keep = i + 1; break; }
-            }
+            // Top-p: the weight t of the last token of the prefix (found by selection, O(V) expected), then every token
+            // heavier than t and, of those weighing exactly t, the first ones by id until the mass reaches p·Σw.
+            var (cut, ties) = NucleusThreshold(w, o.TopP * sum);
+            double kept = 0;
+            int tiesLeft = ties;
+            for (int i = 0; i < v; i++)
+                if (w[i] > cut || (w[i] == cut && tiesLeft-- > 0)) kept += w[i];
             double u = rng.NextDouble() * kept;
-            for (int i = 0; i < keep; i++)
+            tiesLeft = ties;
+            int last = best;
+            for (int i = 0; i < v; i++)
             {
-                u -= w[candidates[i]];
-                if (u <= 0) return candidates[i];
+                if (!(w[i] > cut || (w[i] == cut && tiesLeft-- > 0))) continue;
+                last = i;
+                u -= w[i];
+                if (u <= 0) return i;
             }
-            return candidates[keep - 1];
+            return last;
         }
         finally { System.Buffers.ArrayPool<float>.Shared.Return(work); }
+    }
+
+    /// <summary>
+    /// The nucleus of weights <paramref name="w"/> for a mass <paramref name="target"/>: the weight t of the last token
+    /// when tokens are taken heaviest first, and how many tokens of weight exactly t it takes (the mass of the heavier
+    /// ones falls short of the target; adding them reaches it). Quickselect-style partitioning on a copy.
+    /// </summary>
+    private static (float T, int Ties) NucleusThreshold(ReadOnlySpan<float> w, double target)
+    {
+        float[] buffer = System.Buffers.ArrayPool<float>.Shared.Rent(w.Length);
+        try
+        {
+            var a = buffer.AsSpan(0, w.Length);
+            w.CopyTo(a);
+            double above = 0;   // mass of the tokens known to be heavier than everything left in a
+            var rng = new Random(a.Length);
+            while (true)
+            {
+                float pivot = a[rng.Next(a.Length)];
+                int gt = 0, eq = 0;
+                double sumGt = 0;
+                // Partition a into [> pivot | == pivot | < pivot].
+                int lo = 0, mid = 0, hi = a.Length - 1;
+                while (mid <= hi)
+                {
+                    float x = a[mid];
+                    if (x > pivot) { (a[lo], a[mid]) = (a[mid], a[lo]); sumGt += x; lo++; mid++; }
+                    else if (x == pivot) mid++;
+                    else { (a[mid], a[hi]) = (a[hi], a[mid]); hi--; }
+                }
+                gt = lo;
+                eq = mid - lo;
+                if (above + sumGt >= target && gt > 0) { a = a[..gt]; continue; }
+                if (above + sumGt + (double)eq * pivot >= target || mid == a.Length)
+                {
+                    int ties = Math.Max(1, (int)Math.Min(eq, Math.Ceiling((target - above - sumGt) / pivot)));
+                    return (pivot, ties);
+                }
+                above += sumGt + (double)eq * pivot;
+                a = a[mid..];
+            }
+        }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(buffer); }
     }
 
     /// <summary>Top-k (then top-p among them): the k largest logits by a size-k heap (ties: lower id), sorted descending.</summary>
