@@ -38,6 +38,10 @@ public static class ScalingBench
         using var mamba = new MambaLM(new MambaConfig { DModel = D, NLayer = Layers, DState = 16, VocabSize = Vocab }, seed: 1);
         using var gpt = new GptLM(new GptConfig { DModel = D, NLayer = Layers, NHead = 2, VocabSize = Vocab, MaxPositions = Lengths[^1] }, seed: 1);
         if (!device.IsCpu) { mamba.To(device); gpt.To(device); }
+        // let the JIT reach its final tier first (methods are recompiled after 30 calls, in the background)
+        foreach (var warm in new[] { Step(mamba, 128, device), Step(gpt, 128, device) })
+            for (int i = 0; i < 40; i++) warm();
+        Thread.Sleep(500);
         var rows = new List<Row>();
         foreach (int l in Lengths)
         {
