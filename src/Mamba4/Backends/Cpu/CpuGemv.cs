@@ -16,8 +16,8 @@ internal static unsafe class CpuGemv
 {
     /// <summary>
     /// Largest m routed here rather than to the packed GEMM. Measured with bench `serve` (the 130M step by batch size and
-    /// kernel, interleaved rounds): with the 4×3 tiles this kernel beat the GEMM at 8 and 16 rows and was level with it
-    /// at 32 and 64 (each ahead in one run of two on a busy machine), so 64 — which also keeps every stream's logits
+    /// kernel, interleaved rounds, three runs on a busy machine): with the 4×3 tiles this kernel beat the GEMM at 8 and
+    /// 16 rows in every run and at 32 and 64 rows in two of three, so 64 — which also keeps every stream's logits
     /// independent of the batch up to 64 streams.
     /// </summary>
     public static int MaxRows { get; set; } = 64;
