@@ -40,6 +40,29 @@ public abstract class SqliteStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>Runs one statement with named parameters (inside <paramref name="tx"/> when given).</summary>
+    protected void Run(SqliteTransaction? tx, string sql, params (string Name, object Value)[] parameters)
+    {
+        using var cmd = Db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Runs the deleting statements of one key ($id) in a transaction; whether the last one removed a row.</summary>
+    protected bool Delete(string sql, string id)
+    {
+        using var tx = Db.BeginTransaction();
+        using var cmd = Db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql + " SELECT changes();";
+        cmd.Parameters.AddWithValue("$id", id);
+        bool existed = (long)cmd.ExecuteScalar()! > 0;
+        tx.Commit();
+        return existed;
+    }
+
     internal static byte[] Bytes(float[] v)
     {
         var b = new byte[v.Length * sizeof(float)];

@@ -78,32 +78,10 @@ public sealed class SeriesStore(string path) : SqliteStore(path, "series databas
         tx.Commit();
     }
 
-    public void Put(SeriesState state, SqliteTransaction? tx = null)
-    {
-        using var cmd = Db.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = """
-            INSERT INTO series (id, model_version, rows, state, hidden, updated_at) VALUES ($id, $v, $n, $s, $h, $t)
-            ON CONFLICT(id) DO UPDATE SET model_version = $v, rows = $n, state = $s, hidden = $h, updated_at = $t
-            """;
-        cmd.Parameters.AddWithValue("$id", state.Id);
-        cmd.Parameters.AddWithValue("$v", state.ModelVersion);
-        cmd.Parameters.AddWithValue("$n", state.Rows);
-        cmd.Parameters.AddWithValue("$s", Bytes(state.State));
-        cmd.Parameters.AddWithValue("$h", Bytes(state.Hidden));
-        cmd.Parameters.AddWithValue("$t", state.UpdatedAt);
-        cmd.ExecuteNonQuery();
-    }
+    public void Put(SeriesState state, SqliteTransaction? tx = null) => Run(tx, """
+        INSERT INTO series (id, model_version, rows, state, hidden, updated_at) VALUES ($id, $v, $n, $s, $h, $t)
+        ON CONFLICT(id) DO UPDATE SET model_version = $v, rows = $n, state = $s, hidden = $h, updated_at = $t
+        """, ("$id", state.Id), ("$v", state.ModelVersion), ("$n", state.Rows), ("$s", Bytes(state.State)), ("$h", Bytes(state.Hidden)), ("$t", state.UpdatedAt));
 
-    public bool Delete(string id)
-    {
-        using var tx = Db.BeginTransaction();
-        using var cmd = Db.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = "DELETE FROM series_rows WHERE series_id = $id; DELETE FROM series WHERE id = $id; SELECT changes();";
-        cmd.Parameters.AddWithValue("$id", id);
-        bool existed = (long)cmd.ExecuteScalar()! > 0;
-        tx.Commit();
-        return existed;
-    }
+    public bool Delete(string id) => Delete("DELETE FROM series_rows WHERE series_id = $id; DELETE FROM series WHERE id = $id;", id);
 }

@@ -66,38 +66,12 @@ public sealed class UserStateStore(string path) : SqliteStore(path, "user state 
     }
 
     /// <summary>Stores a (recomputed) state without new events.</summary>
-    public void Put(UserState state, SqliteTransaction? tx = null)
-    {
-        using var cmd = Db.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = """
-            INSERT INTO users (id, model_version, length, state, seq_output, updated_at) VALUES ($id, $v, $n, $s, $o, $t)
-            ON CONFLICT(id) DO UPDATE SET model_version = $v, length = $n, state = $s, seq_output = $o, updated_at = $t
-            """;
-        cmd.Parameters.AddWithValue("$id", state.User);
-        cmd.Parameters.AddWithValue("$v", state.ModelVersion);
-        cmd.Parameters.AddWithValue("$n", state.Length);
-        cmd.Parameters.AddWithValue("$s", Bytes(state.State));
-        cmd.Parameters.AddWithValue("$o", Bytes(state.SeqOutput));
-        cmd.Parameters.AddWithValue("$t", state.UpdatedAt);
-        cmd.ExecuteNonQuery();
-    }
+    public void Put(UserState state, SqliteTransaction? tx = null) => Run(tx, """
+        INSERT INTO users (id, model_version, length, state, seq_output, updated_at) VALUES ($id, $v, $n, $s, $o, $t)
+        ON CONFLICT(id) DO UPDATE SET model_version = $v, length = $n, state = $s, seq_output = $o, updated_at = $t
+        """, ("$id", state.User), ("$v", state.ModelVersion), ("$n", state.Length), ("$s", Bytes(state.State)), ("$o", Bytes(state.SeqOutput)), ("$t", state.UpdatedAt));
 
-    public bool Delete(string user)
-    {
-        using var tx = Db.BeginTransaction();
-        using var cmd = Db.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = "DELETE FROM events WHERE user_id = $id; DELETE FROM users WHERE id = $id;";
-        cmd.Parameters.AddWithValue("$id", user);
-        cmd.ExecuteNonQuery();
-        using var changes = Db.CreateCommand();
-        changes.Transaction = tx;
-        changes.CommandText = "SELECT changes()";
-        bool existed = (long)changes.ExecuteScalar()! > 0;
-        tx.Commit();
-        return existed;
-    }
+    public bool Delete(string user) => Delete("DELETE FROM events WHERE user_id = $id; DELETE FROM users WHERE id = $id;", user);
 
     public long UserCount()
     {

@@ -149,5 +149,7 @@ public class ServerErrorTests : IAsyncLifetime
         var none = Assert.Throws<ArgumentException>(() => new ServerOptions().Validate());
         Assert.Contains("--model", none.Message);
         Assert.Throws<NotSupportedException>(() => new ServerOptions { ModelDir = "x", Device = "cuda" }.Validate());
+        Assert.Contains("--timeout", Assert.Throws<ArgumentException>(() => new ServerOptions { ModelDir = "x", RequestTimeoutSeconds = 0 }.Validate()).Message);
+        Assert.Contains("--forecast", none.Message);
     }
 }
