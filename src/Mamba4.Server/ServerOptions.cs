@@ -46,6 +46,6 @@ public sealed record ServerOptions
         if (!(RequestTimeoutSeconds > 0 && RequestTimeoutSeconds <= 86400)) throw new ArgumentException($"--timeout must be in (0, 86400] seconds, got {RequestTimeoutSeconds}");
         if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
         if (!string.Equals(Device, "cpu", StringComparison.OrdinalIgnoreCase))
-            throw new NotSupportedException($"--device {Device}: this build serves on the CPU only (the CUDA backend is not part of it yet)");
+            throw new NotSupportedException($"--device {Device}: the server runs its models on the CPU only for now (its batched decoding state and stored user states live in host memory); the other commands take --device cuda");
     }
 }
