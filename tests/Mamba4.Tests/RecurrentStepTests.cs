@@ -58,6 +58,29 @@ public class RecurrentStepTests
     }
 
     [Fact]
+    public void BatchedPrefillThenStepEqualsEachStreamsParallelForward()
+    {
+        var config = new MambaConfig { DModel = 16, NLayer = 2, DState = 8, DConv = 4, VocabSize = 23 };
+        using var model = new MambaLM(config, seed: 6);
+        var rng = new Random(4);
+        long[][] seqs = [Enumerable.Range(0, 12).Select(_ => (long)rng.Next(23)).ToArray(), Enumerable.Range(0, 12).Select(_ => (long)rng.Next(23)).ToArray()];
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        var parallel = seqs.Select(s => model.Forward(Tensor.From(s, 1, 12)).ToFloatArray()).ToArray();
+        foreach (int prefix in new[] { 2, 7 })
+        {
+            using var state = model.NewState(2);
+            model.Forward(Tensor.From(seqs[0][..prefix].Concat(seqs[1][..prefix]).ToArray(), 2, prefix), state);
+            for (int t = prefix; t < 12; t++)
+            {
+                var step = model.Step(Tensor.From([seqs[0][t], seqs[1][t]], 2), state).ToFloatArray();
+                for (int s = 0; s < 2; s++)
+                    for (int v = 0; v < 23; v++) Assert.Equal(parallel[s][t * 23 + v], step[s * 23 + v], 1e-4);
+            }
+        }
+    }
+
+    [Fact]
     public void BatchedStreamsAreIndependent()
     {
         var config = new MambaConfig { DModel = 16, NLayer = 1, DState = 4, DConv = 4, VocabSize = 11 };

@@ -105,17 +105,22 @@ public sealed class MambaMixer : Module
     /// <summary>conv_state ← the last d_conv − 1 conv inputs of each sequence (zeros before the start).</summary>
     private static void SaveConvState(Tensor x, MambaLayerState state)
     {
+        // conv_state[b, ch, j] = x[b, len − (d_conv − 1) + j, ch] (zero before the sequence starts). Only those last
+        // rows travel to the host: copying all of x made prefill allocate L·d_inner floats per layer.
         int batch = x.Shape[0], len = x.Shape[1], e = x.Shape[2];
         int km1 = state.ConvState.Shape[2];
-        var xs = x.ToFloatArray();
+        int first = Math.Max(0, len - km1), rows = len - first;
         var cs = new float[batch * e * km1];
         for (int b = 0; b < batch; b++)
-            for (int j = 0; j < km1; j++)
+        {
+            using var tail = x.ViewOf(new Shape(rows, e), ((long)b * len + first) * e * x.DType.ElementSize());
+            var xs = tail.ToFloatArray();
+            for (int r = 0; r < rows; r++)
             {
-                int t = len - km1 + j;
-                if (t < 0) continue;
-                for (int ch = 0; ch < e; ch++) cs[((long)b * e + ch) * km1 + j] = xs[((long)b * len + t) * e + ch];
+                int j = km1 - rows + r;
+                for (int ch = 0; ch < e; ch++) cs[((long)b * e + ch) * km1 + j] = xs[(long)r * e + ch];
             }
+        }
         using var src = Tensor.From(cs, batch, e, km1);
         state.ConvState.CopyFrom(src);
     }
