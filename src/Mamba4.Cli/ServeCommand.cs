@@ -19,7 +19,7 @@ internal static class ServeCommand
         var seriesDb = new Option<string?>("--series-db") { Description = "SQLite file of the growing series (default: series_states.sqlite in the forecaster's model folder)" };
         var host = new Option<string>("--host") { Description = "address to bind (an IP, or localhost)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
-        var device = new Option<string>("--device") { Description = "cpu (the only device of this build)", DefaultValueFactory = _ => "cpu" };
+        var device = DeviceOption.Create();
         var maxStreams = new Option<int>("--max-streams") { Description = "completion streams decoded together (slots of the batched state)", DefaultValueFactory = _ => 32 };
         var maxQueue = new Option<int>("--max-queue") { Description = "streams that may wait for a slot; beyond, 429", DefaultValueFactory = _ => 64 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "largest max_tokens a completion may ask for", DefaultValueFactory = _ => 4096 };
@@ -31,7 +31,8 @@ internal static class ServeCommand
         var cmd = new Command("serve", """
             Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
             server-sent events; all active streams advance together in one batched recurrent step
-            (continuous batching); user states live in SQLite and survive restarts. Binds 127.0.0.1
+            (continuous batching); user states live in SQLite and survive restarts. With --device cuda the
+            models and the batched state live on the GPU (user and series states move to it per request). Binds 127.0.0.1
             unless --host says otherwise. Stop with Ctrl+C (or SIGTERM): streams end, SQLite is flushed.
 
             Endpoints: POST /v1/completions, /tokenize, /detokenize, /v1/recommend,
@@ -41,16 +42,18 @@ internal static class ServeCommand
             Examples:
               mamba4 serve --model runs/lm-mamba/model
               mamba4 serve --model ./mamba-130m-hf --rec runs/rec/model --port 9000 --max-streams 64
+              mamba4 serve --model ./mamba-130m-hf --device cuda --max-streams 128
               curl -N localhost:8080/v1/completions -d '{"prompt": "ROMEO:", "max_tokens": 50, "stream": true}'
             """);
         foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
+            DeviceOption.Use(parse, device);   // before loading anything: no usable GPU → the one-line reason
             var options = new ServerOptions
             {
                 ModelDir = parse.GetValue(model), RecDir = parse.GetValue(rec), StateDb = parse.GetValue(stateDb),
                 ForecastDir = parse.GetValue(forecast), SeriesDb = parse.GetValue(seriesDb),
-                Host = parse.GetValue(host)!, Port = parse.GetValue(port), Device = parse.GetValue(device)!,
+                Host = parse.GetValue(host)!, Port = parse.GetValue(port), Device = parse.GetValue(device) ?? "cpu",
                 MaxStreams = parse.GetValue(maxStreams), MaxQueue = parse.GetValue(maxQueue), MaxTokens = parse.GetValue(maxTokens),
                 MaxPromptTokens = parse.GetValue(maxPrompt), MaxHistory = parse.GetValue(maxHistory), MaxRequestBytes = parse.GetValue(maxBytes),
                 RequestTimeoutSeconds = parse.GetValue(timeout),
@@ -60,7 +63,7 @@ internal static class ServeCommand
             await app.StartAsync(CancellationToken.None);
             var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
             var what = string.Join(", ", new[] { options.ModelDir is null ? null : $"model {options.ModelDir}", options.RecDir is null ? null : $"rec {options.RecDir}", options.ForecastDir is null ? null : $"forecast {options.ForecastDir}" }.OfType<string>());
-            Console.WriteLine($"mamba4 serve: listening on {string.Join(", ", addresses)} ({what})");
+            Console.WriteLine($"mamba4 serve: listening on {string.Join(", ", addresses)} ({what}; device {options.ResolveDevice()})");
             await app.WaitForShutdownAsync(cancel);
             return 0;
         });

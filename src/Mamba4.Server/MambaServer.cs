@@ -43,6 +43,7 @@ public static class MambaServer
     internal static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure, MambaLM? model)
     {
         options.Validate();
+        var device = options.ResolveDevice();
         var metrics = new ServerMetrics();
         TextService? text = null;
         RecService? rec = null;
@@ -52,11 +53,12 @@ public static class MambaServer
             if (model is not null)
             {
                 model.Eval();
+                model.To(device);
                 text = new TextService(model, null, options.ModelDir ?? "in-memory", options, metrics);
             }
-            else if (options.ModelDir is { } dir) text = LoadText(dir, options, metrics);
-            if (options.RecDir is { } recDir) rec = LoadRec(recDir, options, metrics);
-            if (options.ForecastDir is { } forecastDir) forecast = LoadForecast(forecastDir, options);
+            else if (options.ModelDir is { } dir) text = LoadText(dir, device, options, metrics);
+            if (options.RecDir is { } recDir) rec = LoadRec(recDir, device, options, metrics);
+            if (options.ForecastDir is { } forecastDir) forecast = LoadForecast(forecastDir, device, options);
         }
         catch
         {
@@ -150,7 +152,7 @@ public static class MambaServer
         {
             var body = new Dictionary<string, object?>
             {
-                ["status"] = "ok", ["uptime_seconds"] = Math.Round(started.Elapsed.TotalSeconds, 1),
+                ["status"] = "ok", ["uptime_seconds"] = Math.Round(started.Elapsed.TotalSeconds, 1), ["device"] = device.ToString(),
                 ["model"] = text?.Name, ["tokenizer"] = text is null ? null : text.Tokenizer is not null,
                 ["active_streams"] = text?.Scheduler.Active, ["queued_streams"] = text?.Scheduler.Queued,
                 ["stream_capacity"] = text?.Scheduler.Capacity, ["state_bytes"] = text?.Scheduler.StateBytes,
@@ -192,7 +194,9 @@ public static class MambaServer
         return app;
     }
 
-    private static TextService LoadText(string dir, ServerOptions options, ServerMetrics metrics)
+    // The loaders place weights on Backend.DefaultDevice (the CLI's --device); the server moves them to its own device
+    // (a no-op when they are there already), so that an in-process server on a GPU needs no process-wide setting.
+    private static TextService LoadText(string dir, Mamba4.Tensors.Device device, ServerOptions options, ServerMetrics metrics)
     {
         var lm = LanguageModelFiles.Load(dir);
         if (lm is not MambaLM mamba)
@@ -203,6 +207,7 @@ public static class MambaServer
         try
         {
             mamba.Eval();
+            mamba.To(device);
             var tokenizer = LanguageModelFiles.LoadTokenizer(dir);
             if (tokenizer is not null && tokenizer.VocabSize > mamba.Config.VocabSize)
                 throw new InvalidDataException($"{dir}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary has {mamba.Config.VocabSize}");
@@ -217,7 +222,7 @@ public static class MambaServer
     }
 
     /// <summary>The Mamba4Rec directory through the library's loader (the one `mamba4 rec` uses): the event API needs its recurrent state.</summary>
-    private static RecService LoadRec(string dir, ServerOptions options, ServerMetrics metrics)
+    private static RecService LoadRec(string dir, Mamba4.Tensors.Device device, ServerOptions options, ServerMetrics metrics)
     {
         var loaded = RecModels.Load(dir, option: "--rec", defaultKind: "mamba4rec");
         if (loaded.Model is not Mamba4Rec model)
@@ -228,6 +233,7 @@ public static class MambaServer
         UserStateStore? store = null;
         try
         {
+            model.To(device);
             var version = Checkpoint.Version(new[] { Path.Combine(dir, "config.json") }.Concat(Mamba4.IO.ModelFiles.WeightFiles(dir)));
             store = new UserStateStore(options.StateDb ?? Path.Combine(dir, "user_states.sqlite"));
             return new RecService(model, version, store, options, metrics);
@@ -241,7 +247,7 @@ public static class MambaServer
     }
 
     /// <summary>A forecaster saved by `mamba4 forecast train` (its run folder or the model folder inside), and its series database.</summary>
-    private static ForecastService LoadForecast(string dir, ServerOptions options)
+    private static ForecastService LoadForecast(string dir, Mamba4.Tensors.Device device, ServerOptions options)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--forecast: directory not found: {dir}");
         var modelDir = File.Exists(Path.Combine(dir, SavedForecaster.ConfigFile)) ? dir : Path.Combine(dir, "model");
@@ -249,6 +255,7 @@ public static class MambaServer
         SeriesStore? store = null;
         try
         {
+            saved.Model.To(device);
             var version = Checkpoint.Version([Path.Combine(modelDir, SavedForecaster.ConfigFile), Path.Combine(modelDir, SavedForecaster.WeightsFile)]);
             store = new SeriesStore(options.SeriesDb ?? Path.Combine(modelDir, "series_states.sqlite"));
             return new ForecastService(saved, version, store, options);

@@ -15,6 +15,7 @@ public sealed record ServerOptions
     public string? SeriesDb { get; init; }
     public string Host { get; init; } = "127.0.0.1";
     public int Port { get; init; } = 8080;
+    /// <summary>Where the models and the batched decoding state live: cpu, cuda (GPU 0) or cuda:N.</summary>
     public string Device { get; init; } = "cpu";
     /// <summary>Slots of the batched decoding state: streams decoded together.</summary>
     public int MaxStreams { get; init; } = 32;
@@ -45,7 +46,17 @@ public sealed record ServerOptions
         if (MaxHistory < 1) throw new ArgumentException($"--max-history must be ≥ 1, got {MaxHistory}");
         if (!(RequestTimeoutSeconds > 0 && RequestTimeoutSeconds <= 86400)) throw new ArgumentException($"--timeout must be in (0, 86400] seconds, got {RequestTimeoutSeconds}");
         if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
-        if (!string.Equals(Device, "cpu", StringComparison.OrdinalIgnoreCase))
-            throw new NotSupportedException($"--device {Device}: the server runs its models on the CPU only for now (its batched decoding state and stored user states live in host memory); the other commands take --device cuda");
+        _ = ResolveDevice();
+    }
+
+    /// <summary>The device of <see cref="Device"/>: ArgumentException when malformed, NotSupportedException (with the reason) when CUDA cannot be used.</summary>
+    public Tensors.Device ResolveDevice()
+    {
+        Tensors.Device device;
+        try { device = Tensors.Device.Parse(Device); }
+        catch (FormatException e) { throw new ArgumentException($"--device: {e.Message}", e); }
+        if (!device.IsCpu && !Backends.Backend.IsAvailable(device, out var reason))
+            throw new NotSupportedException($"--device {Device}: {reason}");
+        return device;
     }
 }

@@ -50,12 +50,18 @@ public sealed class TextStream
 /// A finished or cancelled stream leaves between steps:
 /// the last slot's state moves into its hole, so the occupied slots stay contiguous. Memory is fixed at
 /// start: capacity × (conv + ssm state), whatever the streams' lengths.
+/// On a GPU (a model on a CUDA device) the same code runs there: the batched state and the prefill state live on the
+/// device, a step is one batched <see cref="MambaLM.Step"/> of device kernels, slots are copied device to device, and
+/// each step's logits [n, vocab] come to the host once, into a buffer of capacity × vocab floats allocated at start,
+/// for sampling.
 /// </summary>
 public sealed class BatchScheduler : IDisposable
 {
     private readonly MambaLM _model;
     private readonly MambaState _batched;
     private readonly MambaState _prefill;
+    /// <summary>Host copy of a GPU model's logits (capacity × vocab); null on the CPU, where sampling reads the logits in place.</summary>
+    private readonly Tensor? _hostLogits;
     private readonly List<TextStream> _active = [];
     private readonly Channel<TextStream> _queue = Channel.CreateUnbounded<TextStream>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ServerMetrics _metrics;
@@ -75,6 +81,7 @@ public sealed class BatchScheduler : IDisposable
         _metrics = metrics;
         _batched = model.NewState(capacity);
         _prefill = model.NewState(1);
+        if (!model.LmHead.Device.IsCpu) _hostLogits = Tensor.Empty(new Shape(capacity, model.Config.VocabSize)).Persist();
         metrics.Streams = () => (Volatile.Read(ref _activeCount), Volatile.Read(ref _queued), Volatile.Read(ref _lastBatch), Capacity);
         _thread = new Thread(Run) { IsBackground = true, Name = "mamba4-decode" };
         _thread.Start();
@@ -88,6 +95,8 @@ public sealed class BatchScheduler : IDisposable
     public int PrefillRows { get; init; } = 64;
     public int Active => Volatile.Read(ref _activeCount);
     public int Queued => Volatile.Read(ref _queued);
+    /// <summary>Where the model and the batched state live.</summary>
+    public Device Device => _model.LmHead.Device;
     /// <summary>Bytes of the batched state: fixed at start.</summary>
     public long StateBytes => _batched.Bytes + _prefill.Bytes;
 
@@ -174,7 +183,7 @@ public sealed class BatchScheduler : IDisposable
         {
             state.Reset();
             using var scope = new TensorScope();
-            var logits = Prefill(group, state).AsSpan<float>();
+            var logits = OnHost(Prefill(group, state)).AsSpan<float>();
             for (int j = 0; j < g; j++)
             {
                 var s = group[j];
@@ -217,7 +226,7 @@ public sealed class BatchScheduler : IDisposable
         using (var scope = new TensorScope())
         using (var view = _batched.Slice(0, n))
         {
-            var logits = _model.Step(Tensor.From(ids, n), view);
+            var logits = OnHost(_model.Step(Tensor.From(ids, n), view));
             int vocab = _model.Config.VocabSize;
             long now = Stopwatch.GetTimestamp();
             _metrics.Step(n, Stopwatch.GetElapsedTime(start, now).TotalSeconds);
@@ -239,6 +248,15 @@ public sealed class BatchScheduler : IDisposable
                 if (Emit(s, token)) s.Pending = -1;   // finished: leaves below
             }
         }
+    }
+
+    /// <summary>Logits [rows, vocab] where sampling can read them: a CPU tensor as it is, a GPU one copied (once) into the host buffer.</summary>
+    private Tensor OnHost(Tensor logits)
+    {
+        if (_hostLogits is null) return logits;
+        var host = _hostLogits.Slice(0, logits.Shape[0]);
+        Mamba4.Backends.Backend.Memory(logits.Device).CopyToHost(logits, host.DataPointer, logits.ByteLength);
+        return host;
     }
 
     /// <summary>Hands a token to the stream; true when the stream is finished (and completed).</summary>
@@ -298,6 +316,7 @@ public sealed class BatchScheduler : IDisposable
         _thread.Join();
         _batched.Dispose();
         _prefill.Dispose();
+        _hostLogits?.Dispose();
         _stop.Dispose();
     }
 }

@@ -114,7 +114,8 @@ public static class Backend
         return Copy(staged, dtype, target);
     }
 
-    private static IDeviceMemory Memory(Device device) =>
+    /// <summary>The host↔device transfers of <paramref name="device"/>'s backend (a device other than the CPU).</summary>
+    public static IDeviceMemory Memory(Device device) =>
         For(device) as IDeviceMemory ?? throw new NotSupportedException($"the backend of {device} cannot copy to or from the host");
 }
 

@@ -54,7 +54,7 @@ public sealed class MambaLayerState : IDisposable
 }
 
 /// <summary>Per-layer states of a whole model (see <see cref="MambaLayerState"/>), plus the number of tokens consumed.</summary>
-public sealed class MambaState : IDisposable
+public sealed unsafe class MambaState : IDisposable
 {
     public MambaState(int layers, int batch, int dInner, int dConv, int dState, Device? device = null)
     {
@@ -88,7 +88,7 @@ public sealed class MambaState : IDisposable
         Position = 0;
     }
 
-    /// <summary>Every layer's conv then SSM state as one flat array (a CPU state: what a server persists per user or series).</summary>
+    /// <summary>Every layer's conv then SSM state as one flat array (what a server persists per user or series; a GPU state is copied to the host).</summary>
     public float[] ToArray()
     {
         var values = new float[Bytes / sizeof(float)];
@@ -96,14 +96,16 @@ public sealed class MambaState : IDisposable
         foreach (var l in Layers)
             foreach (var t in new[] { l.ConvState, l.SsmState })
             {
-                var span = t.AsSpan<float>();
-                span.CopyTo(values.AsSpan(o));
-                o += span.Length;
+                if (t.Device.IsCpu) t.AsSpan<float>().CopyTo(values.AsSpan(o));
+                else
+                    fixed (float* p = values)
+                        Backends.Backend.Memory(t.Device).CopyToHost(t, (nint)(p + o), t.ByteLength);
+                o += (int)t.NumElements;
             }
         return values;
     }
 
-    /// <summary>Restores a state written by <see cref="ToArray"/> (the same shapes).</summary>
+    /// <summary>Restores a state written by <see cref="ToArray"/> (the same shapes), copying it to the state's device.</summary>
     public void Load(ReadOnlySpan<float> values)
     {
         if (values.Length != Bytes / sizeof(float)) throw new ArgumentException($"a state of {values.Length} floats does not fit this one of {Bytes / sizeof(float)}");
@@ -111,9 +113,12 @@ public sealed class MambaState : IDisposable
         foreach (var l in Layers)
             foreach (var t in new[] { l.ConvState, l.SsmState })
             {
-                var span = t.AsSpan<float>();
-                values.Slice(o, span.Length).CopyTo(span);
-                o += span.Length;
+                var part = values.Slice(o, (int)t.NumElements);
+                if (t.Device.IsCpu) part.CopyTo(t.AsSpan<float>());
+                else
+                    fixed (float* p = part)
+                        Backends.Backend.Memory(t.Device).CopyFromHost((nint)p, t, t.ByteLength);
+                o += part.Length;
             }
     }
 

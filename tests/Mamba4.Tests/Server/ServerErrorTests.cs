@@ -148,7 +148,8 @@ public class ServerErrorTests : IAsyncLifetime
         finally { Directory.Delete(dir, true); }
         var none = Assert.Throws<ArgumentException>(() => new ServerOptions().Validate());
         Assert.Contains("--model", none.Message);
-        Assert.Throws<NotSupportedException>(() => new ServerOptions { ModelDir = "x", Device = "cuda" }.Validate());
+        Assert.Contains("expected 'cpu', 'cuda' or 'cuda:N'", Assert.Throws<ArgumentException>(() => new ServerOptions { ModelDir = "x", Device = "gpu" }.Validate()).Message);
+        Assert.StartsWith("--device cuda:99: ", Assert.Throws<NotSupportedException>(() => new ServerOptions { ModelDir = "x", Device = "cuda:99" }.Validate()).Message);
         Assert.Contains("--timeout", Assert.Throws<ArgumentException>(() => new ServerOptions { ModelDir = "x", RequestTimeoutSeconds = 0 }.Validate()).Message);
         Assert.Contains("--forecast", none.Message);
     }
