@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using Mamba4.Backends;
 using Mamba4.Models;
+using Mamba4.Tensors;
 using Mamba4.Server;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -17,6 +19,8 @@ namespace Mamba4.Bench;
 /// fixed number of tokens per stream (MAMBA4_SERVE_TOKENS, default 128) and a 120 s cap per level.
 /// Continuous batching should make 32 streams ≥ 6× one stream: each batched step reads the weights once.
 /// MAMBA4_SERVE_LEVELS (default 1,8,32,128; a level may repeat, e.g. 1,32,1,32: each ratio is to the last single stream), MAMBA4_SERVE_STEPS=0 skips the step table, MAMBA4_SERVE_STEPS_ONLY=1 prints only it.
+/// MAMBA4_DEVICE=cuda serves from the GPU (`serve --device cuda`): the step table then times the batched step with its
+/// logits copied to the host (what the server does per step), and each level also reports the device memory in use.
 /// </summary>
 public static class ServeBench
 {
@@ -27,21 +31,35 @@ public static class ServeBench
 
     private static async Task RunAsync()
     {
-        Console.WriteLine($"== serve: continuous batching over HTTP (loopback, SSE), 130m shape, {(Sample ? "sampling (temperature 0.8, top-p 0.95)" : "greedy")}");
+        Device device;
+        try { device = Device.Parse(Environment.GetEnvironmentVariable("MAMBA4_DEVICE") is { Length: > 0 } d ? d : "cpu"); }
+        catch (FormatException e) { Console.WriteLine($"== serve: MAMBA4_DEVICE: {e.Message}"); return; }
+        if (!Backend.IsAvailable(device, out var why))
+        {
+            Console.WriteLine($"== serve ({device}): skipped ({why})");
+            return;
+        }
+        Console.WriteLine($"== serve ({device}): continuous batching over HTTP (loopback, SSE), 130m shape, {(Sample ? "sampling (temperature 0.8, top-p 0.95)" : "greedy")}");
         int tokens = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SERVE_TOKENS"), out var t) && t > 0 ? t : 128;
         int[] levels = (Environment.GetEnvironmentVariable("MAMBA4_SERVE_LEVELS") ?? "1,8,32,128").Split(',').Select(int.Parse).ToArray();
         var config = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
         var model = new MambaLM(config, seed: 1);
-        if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS") != "0") StepTimes(model, levels.Max());
+        model.Eval();
+        if (!device.IsCpu) model.To(device);
+        if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS") != "0")
+        {
+            if (device.IsCpu) StepTimes(model, levels.Max());
+            else DeviceStepTimes(model, levels.Max());
+        }
         if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS_ONLY") == "1") { model.Dispose(); return; }
-        var options = new ServerOptions { ModelDir = "mamba-130m-shape", Port = 0, MaxStreams = levels.Max(), MaxQueue = 0, Log = false };
+        var options = new ServerOptions { ModelDir = "mamba-130m-shape", Port = 0, MaxStreams = levels.Max(), MaxQueue = 0, Log = false, Device = device.ToString() };
         await using var app = MambaServer.Build(options, null, model);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         using var client = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(5) };
         Console.WriteLine($"{model.ParameterCount:N0} parameters; server {address}; {tokens} tokens per stream; batched state {options.MaxStreams} slots");
 
-        await Level(client, 2, 8, quiet: true);   // warm-up: JIT, pools, connections
+        await Level(client, 2, 8, device);   // warm-up: JIT, pools, connections, kernels
         double single = 0;
         var serverMetrics = app.Services.GetRequiredService<ServerMetrics>();
         foreach (int c in levels)
@@ -49,12 +67,13 @@ public static class ServeBench
             GC.Collect();
             var (step0, itl0) = (serverMetrics.StepTime.Totals, serverMetrics.InterToken.Totals);
             int gc0 = GC.CollectionCount(0), gc2 = GC.CollectionCount(2);
-            var r = await Level(client, c, tokens, quiet: false);
+            var r = await Level(client, c, tokens, device);
             var (step1, itl1) = (serverMetrics.StepTime.Totals, serverMetrics.InterToken.Totals);
             if (c == 1) single = r.TokensPerSecond;
             Console.WriteLine($"{c,3} streams: {r.TokensPerSecond,7:F1} tokens/s aggregate{(single > 0 && c > 1 ? $" ({r.TokensPerSecond / single:F1}× one stream)" : "")}; " +
                 $"TTFT p50 {r.Ttft50 * 1000:F0} ms p99 {r.Ttft99 * 1000:F0} ms; inter-token p50 {r.Itl50 * 1000:F0} ms p99 {r.Itl99 * 1000:F0} ms; " +
-                $"{r.Tokens} tokens in {r.Seconds:F1} s; RSS at the {tokens / 8}th token {r.RssEarly / 1e6:F0} MB, at the last {r.RssLate / 1e6:F0} MB");
+                $"{r.Tokens} tokens in {r.Seconds:F1} s; RSS at the {tokens / 8}th token {r.RssEarly / 1e6:F0} MB, at the last {r.RssLate / 1e6:F0} MB" +
+                (device.IsCpu ? "" : $"; {device} memory in use at the {tokens / 8}th token {r.DeviceEarly / 1e6:F0} MB, at the last {r.DeviceLate / 1e6:F0} MB"));
             Console.WriteLine($"     server side: batched step mean {(step1.Sum - step0.Sum) / Math.Max(1, step1.Count - step0.Count) * 1000:F1} ms over {step1.Count - step0.Count} steps; " +
                 $"inter-token mean {(itl1.Sum - itl0.Sum) / Math.Max(1, itl1.Count - itl0.Count) * 1000:F1} ms; GCs gen0 {GC.CollectionCount(0) - gc0}, gen2 {GC.CollectionCount(2) - gc2}");
         }
@@ -105,14 +124,44 @@ public static class ServeBench
         Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = tile;
     }
 
-    private sealed record Result(double TokensPerSecond, int Tokens, double Seconds, double Ttft50, double Ttft99, double Itl50, double Itl99, long RssEarly, long RssLate);
+    /// <summary>
+    /// The batched step on the GPU alone (no HTTP): ms per step and tokens/s by batch size, each step's logits copied to
+    /// the host as the server copies them (which also waits for the step's kernels); the best of 3 rounds of 8 steps.
+    /// </summary>
+    private static void DeviceStepTimes(MambaLM model, int maxBatch)
+    {
+        var host = new float[maxBatch * model.Config.VocabSize];
+        foreach (int b in new[] { 1, 4, 8, 16, 32, 64, 128 }.Where(b => b <= Math.Max(4, maxBatch)))
+        {
+            using var state = model.NewState(b);
+            using var _ = Mamba4.Autograd.GradMode.NoGrad();
+            var ids = Enumerable.Range(0, b).Select(i => (long)(i * 31 % 50280)).ToArray();
+            void Step()
+            {
+                using var scope = new Mamba4.Tensors.TensorScope();
+                var logits = model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
+                unsafe { fixed (float* p = host) Backend.Memory(logits.Device).CopyToHost(logits, (nint)p, logits.ByteLength); }
+            }
+            Step();
+            double best = double.MaxValue;
+            for (int round = 0; round < 3; round++)
+            {
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < 8; i++) Step();
+                best = Math.Min(best, sw.Elapsed.TotalMilliseconds / 8);
+            }
+            Console.WriteLine($"step batch {b,3}: {best,6:F2} ms ({b * 1000 / best,8:F1} tokens/s), logits to the host included");
+        }
+    }
 
-    private static async Task<Result> Level(HttpClient client, int streams, int tokens, bool quiet)
+    private sealed record Result(double TokensPerSecond, int Tokens, double Seconds, double Ttft50, double Ttft99, double Itl50, double Itl99, long RssEarly, long RssLate, long DeviceEarly, long DeviceLate);
+
+    private static async Task<Result> Level(HttpClient client, int streams, int tokens, Device device)
     {
         var ttft = new List<double>();
         var itl = new List<double>();
         int total = 0;
-        long rssEarly = 0;
+        long rssEarly = 0, deviceEarly = 0, deviceLate = 0;
         using var cap = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         var sw = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, streams).Select(async i =>
@@ -139,13 +188,19 @@ public static class ServeBench
                 }
                 last = now;
                 n++;
-                if (i == 0 && n == Math.Max(1, tokens / 8)) rssEarly = Process.GetCurrentProcess().WorkingSet64;
+                if (i == 0 && n == Math.Max(1, tokens / 8))
+                {
+                    rssEarly = Process.GetCurrentProcess().WorkingSet64;
+                    if (!device.IsCpu) deviceEarly = Backend.BytesInUse(device);
+                }
+                if (i == 0 && n == tokens - 1 && !device.IsCpu) deviceLate = Backend.BytesInUse(device);   // all streams still decoding
             }
             Interlocked.Add(ref total, n);
         }));
         double seconds = sw.Elapsed.TotalSeconds;
         long rssLate = Process.GetCurrentProcess().WorkingSet64;
-        return new Result(total / seconds, total, seconds, Q(ttft, 0.5), Q(ttft, 0.99), Q(itl, 0.5), Q(itl, 0.99), rssEarly, rssLate);
+        if (deviceLate == 0 && !device.IsCpu) deviceLate = Backend.BytesInUse(device);
+        return new Result(total / seconds, total, seconds, Q(ttft, 0.5), Q(ttft, 0.99), Q(itl, 0.5), Q(itl, 0.99), rssEarly, rssLate, deviceEarly, deviceLate);
     }
 
     private static double Q(List<double> v, double q)
