@@ -99,6 +99,29 @@ public sealed class CudaServerTests : IDisposable
     }
 
     [Fact]
+    public async Task TheServeCommandOnCudaAnswersAsGenerateOnCuda()
+    {
+        _ = Gpu;
+        var dir = ServerHarness.HfMamba;
+        using var reference = Mamba4.IO.SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        var prompt = reference.Get("generate.prompt").ToInt64Array();
+        var expected = reference.Get("generate.output").ToInt64Array();
+        int count = expected.Length - prompt.Length;
+        var (code, stdout, stderr) = CliTests.Run("generate", "--model", dir, "--prompt-ids", string.Join(",", prompt), "--max-new-tokens", count.ToString(), "--greedy", "--device", "cuda");
+        Assert.True(code == 0, stderr);
+        var generated = stdout.Trim().Split('\n')[^1].Split(',').Select(long.Parse).ToArray()[prompt.Length..];
+        Assert.Equal(expected[prompt.Length..], generated);
+        using var server = ServeCliTests.ServeProcess.Start("--model", dir, "--device", "cuda");
+        lock (server.Output) Assert.Contains("device cuda:0", server.Output.ToString());
+        var ct = TestContext.Current.CancellationToken;
+        using var response = await server.Client.PostAsync("/v1/completions",
+            new StringContent(JsonSerializer.Serialize(new { prompt, max_tokens = count, temperature = 0 })), ct);
+        var text = await response.Content.ReadAsStringAsync(ct);
+        Assert.True(response.IsSuccessStatusCode, text);
+        Assert.Equal(generated, JsonNode.Parse(text)!["choices"]![0]!["token_ids"]!.AsArray().Select(n => n!.GetValue<long>()));
+    }
+
+    [Fact]
     public async Task RecommendationsFromStatesOnTheGpuEqualTheCpuServersAndTheStoredStatesMoveBetweenDevices()
     {
         _ = Gpu;
