@@ -95,8 +95,6 @@ public sealed class BatchScheduler : IDisposable
     public int PrefillRows { get; init; } = 64;
     public int Active => Volatile.Read(ref _activeCount);
     public int Queued => Volatile.Read(ref _queued);
-    /// <summary>Where the model and the batched state live.</summary>
-    public Device Device => _model.LmHead.Device;
     /// <summary>Bytes of the batched state: fixed at start.</summary>
     public long StateBytes => _batched.Bytes + _prefill.Bytes;
 
