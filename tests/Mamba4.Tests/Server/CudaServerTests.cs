@@ -99,6 +99,52 @@ public sealed class CudaServerTests : IDisposable
     }
 
     [Fact]
+    public async Task CompletionsAndUserEventsShareTheGpuAtOnceWithoutErrors()
+    {
+        _ = Gpu;
+        List<(long[] Prompt, int MaxTokens)> requests;
+        using (var cpu = MambaLM.FromPretrained(ServerHarness.HfMamba)) requests = ClearRuns(cpu, 8, seed: 23);
+        long[][] expected;
+        using (var gpu = MambaLM.FromPretrained(ServerHarness.HfMamba))
+        {
+            gpu.Eval();
+            gpu.To(Cuda);
+            expected = requests.Select(r => Generator.Greedy(gpu, r.Prompt, r.MaxTokens)[r.Prompt.Length..]).ToArray();
+        }
+        var rng = new Random(9);
+        var histories = Enumerable.Range(0, 4).Select(_ => Enumerable.Range(0, 12).Select(_ => (long)rng.Next(1, 50)).ToArray()).ToArray();
+        // The decoding thread steps the text model while request threads step the recommender: one GPU, one stream.
+        await using var server = await ServerHarness.StartAsync(new ServerOptions
+        {
+            ModelDir = ServerHarness.HfMamba, RecDir = ServerHarness.Rec1, StateDb = Path.Combine(_dir, "both.sqlite"), Device = "cuda", MaxStreams = 4, MaxQueue = 16,
+        });
+        var completions = requests.Select(r => server.CompleteIdsAsync(new { prompt = r.Prompt, max_tokens = r.MaxTokens, temperature = 0 })).ToArray();
+        var events = histories.Select(async (h, u) =>
+        {
+            for (int i = 0; i < h.Length; i += 3)
+            {
+                var (status, _, text) = await server.PostAsync($"/v1/users/both{u}/events", JsonSerializer.Serialize(new { items = h[i..(i + 3)] }));
+                Assert.True(status == 200, text);
+            }
+        }).ToArray();
+        await Task.WhenAll(events);
+        var results = await Task.WhenAll(completions);
+        for (int i = 0; i < requests.Count; i++) Assert.Equal(expected[i], results[i]);
+        for (int u = 0; u < histories.Length; u++)
+        {
+            var (status, body, text) = await server.GetAsync($"/v1/users/both{u}/recommendations?k=10");
+            Assert.True(status == 200, text);
+            var reference = RecServerTests.FullForwardScores(histories[u]);
+            foreach (var n in body!["items"]!.AsArray())
+            {
+                long item = n!["item"]!.GetValue<long>();
+                float score = n["score"]!.GetValue<float>();
+                Assert.True(Math.Abs(reference[item] - score) <= 1e-4, $"user {u}: item {item} scores {score}, the CPU full forward {reference[item]}");
+            }
+        }
+    }
+
+    [Fact]
     public async Task TheServeCommandOnCudaAnswersAsGenerateOnCuda()
     {
         _ = Gpu;

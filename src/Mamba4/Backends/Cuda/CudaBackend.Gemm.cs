@@ -15,13 +15,15 @@ public sealed unsafe partial class CudaBackend
     private nint CublasHandle()
     {
         if (_cublas == 0)
-        {
-            MakeCurrent();
-            nint h;
-            Cublas.Check(Cublas.cublasCreate(&h), "cublasCreate");
-            Cublas.Check(Cublas.cublasSetStream(h, Stream), "cublasSetStream");
-            _cublas = h;
-        }
+            lock (_lock)   // the server's decoding thread and its request threads may get here first together
+                if (_cublas == 0)
+                {
+                    MakeCurrent();
+                    nint h;
+                    Cublas.Check(Cublas.cublasCreate(&h), "cublasCreate");
+                    Cublas.Check(Cublas.cublasSetStream(h, Stream), "cublasSetStream");
+                    _cublas = h;
+                }
         int mode = MatmulPrecision == MatmulPrecision.Tf32 ? Cublas.Tf32TensorOpMath : Cublas.DefaultMath;
         if (mode != _mathMode)
         {

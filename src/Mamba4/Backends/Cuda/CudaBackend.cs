@@ -25,7 +25,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
     private readonly Dictionary<(string File, string Kernel), nint> _functions = new();
     private readonly Lock _lock = new();
     private readonly bool _syncEveryLaunch = Environment.GetEnvironmentVariable("MAMBA4_CUDA_SYNC") is "1" or "true";
-    private nint _cublas;
+    private volatile nint _cublas;
     private readonly byte*[] _staging = new byte*[2];
     private readonly nint[] _stagingDone = new nint[2];
     private string _lastLaunch = "(none)";
