@@ -64,19 +64,22 @@ public sealed class CudaServerTests : IDisposable
         return runs;
     }
 
+    /// <summary><paramref name="count"/> clear greedy runs (<see cref="ClearRuns"/>) and their tokens from the library's Generator on a GPU copy of the model.</summary>
+    private static (List<(long[] Prompt, int MaxTokens)> Requests, long[][] Expected) GreedyOnGpu(int count, int seed)
+    {
+        List<(long[] Prompt, int MaxTokens)> requests;
+        using (var cpu = MambaLM.FromPretrained(ServerHarness.HfMamba)) requests = ClearRuns(cpu, count, seed);
+        using var gpu = MambaLM.FromPretrained(ServerHarness.HfMamba);
+        gpu.Eval();
+        gpu.To(Cuda);
+        return (requests, requests.Select(r => Generator.Greedy(gpu, r.Prompt, r.MaxTokens)[r.Prompt.Length..]).ToArray());
+    }
+
     [Fact]
     public async Task GreedyCompletionsOnTheGpuEqualTheGeneratorOnTheGpuWhileStreamsJoinAndLeave()
     {
         _ = Gpu;
-        List<(long[] Prompt, int MaxTokens)> requests;
-        using (var cpu = MambaLM.FromPretrained(ServerHarness.HfMamba)) requests = ClearRuns(cpu, 10, seed: 11);
-        long[][] expected;
-        using (var gpu = MambaLM.FromPretrained(ServerHarness.HfMamba))
-        {
-            gpu.Eval();
-            gpu.To(Cuda);
-            expected = requests.Select(r => Generator.Greedy(gpu, r.Prompt, r.MaxTokens)[r.Prompt.Length..]).ToArray();
-        }
+        var (requests, expected) = GreedyOnGpu(10, seed: 11);
         // 4 slots for 10 streams arriving 20 ms apart: streams join a batch that is decoding, wait for a slot, leave.
         await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, Device = "cuda", MaxStreams = 4, MaxQueue = 16 });
         var (_, health, _) = await server.GetAsync("/health");
@@ -102,15 +105,7 @@ public sealed class CudaServerTests : IDisposable
     public async Task CompletionsAndUserEventsShareTheGpuAtOnceWithoutErrors()
     {
         _ = Gpu;
-        List<(long[] Prompt, int MaxTokens)> requests;
-        using (var cpu = MambaLM.FromPretrained(ServerHarness.HfMamba)) requests = ClearRuns(cpu, 8, seed: 23);
-        long[][] expected;
-        using (var gpu = MambaLM.FromPretrained(ServerHarness.HfMamba))
-        {
-            gpu.Eval();
-            gpu.To(Cuda);
-            expected = requests.Select(r => Generator.Greedy(gpu, r.Prompt, r.MaxTokens)[r.Prompt.Length..]).ToArray();
-        }
+        var (requests, expected) = GreedyOnGpu(8, seed: 23);
         var rng = new Random(9);
         var histories = Enumerable.Range(0, 4).Select(_ => Enumerable.Range(0, 12).Select(_ => (long)rng.Next(1, 50)).ToArray()).ToArray();
         // The decoding thread steps the text model while request threads step the recommender: one GPU, one stream.
