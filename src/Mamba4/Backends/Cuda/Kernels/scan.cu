@@ -253,7 +253,9 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
 // phase 2 (for the backward): h̃_c, S_c and õ_c in one forward sweep, since
 //   õ_c = a_{t0}(C_{t0}dy_{t0} + a_{t0+1}(C_{t0+1}dy_{t0+1} + …)) = Σ_t P_t·C_t·dy_t,   P_t = Π_{s=t0..t} a_s
 // so one exp per state and step serves both.
-template <int NS, bool SEL, bool GRADS, typename T>
+// POLY > 0 (scan_poly.cu): states i with i % POLY == POLY − 1 take exp2 from poly_exp2 on the FMA pipe instead of the
+// special-function unit (one state in POLY), to balance the two pipes.
+template <int NS, bool SEL, bool GRADS, typename T, int POLY = 0>
 __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 {
     extern __shared__ float4 smem4[];
@@ -331,7 +333,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                float a = fast_exp2(dt * a2[i]);
+                const float a = POLY > 0 && i % POLY == POLY - 1 ? poly_exp2(dt * a2[i]) : fast_exp2(dt * a2[i]);
                 h[i] = fmaf(a, h[i], dtu * (SEL ? bn[i] : bv[i]));
                 float c_ = SEL ? cn[i] : cv[i];
                 if (outputs)
@@ -378,6 +380,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     }
 }
 
+#ifndef SCAN_HELPERS_ONLY   // scan_poly.cu includes this file for its templates only
 // scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk;
 // scan_prepare (phase 2, for the backward): every chunk.
 // Names end in the element type: (none) float, _bf16, _f16.
@@ -392,6 +395,7 @@ SCAN_FORWARD_TYPES(2)
 SCAN_FORWARD_TYPES(4)
 SCAN_FORWARD_TYPES(8)
 SCAN_FORWARD_TYPES(16)
+#endif
 
 // H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH. The chunks are visited CB at a time with
 // their loads issued together (the recurrence over chunks is serial: one memory round trip per CB chunks, not per chunk).
@@ -453,6 +457,7 @@ __device__ __forceinline__ void carry_backward_one(const ScanParams& p, i64 i)
     }
 }
 
+#ifndef SCAN_HELPERS_ONLY
 extern "C" __global__ void scan_carry_forward(ScanParams p)
 {
     GRID_STRIDE(i, (i64)p.batch * p.Dch * p.N) carry_forward_one(p, i);
@@ -467,6 +472,7 @@ extern "C" __global__ void scan_carries(ScanParams p)
         else carry_backward_one(p, i);
     }
 }
+#endif
 
 // ---- backward ----
 
@@ -784,6 +790,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
 
 // _pf: with prefetch, at most 128 registers (two 256-thread blocks per SM); bf16 and f16 (_bf16, _f16) only with prefetch.
 // dB and dC are F32 (summed with atomics; scan_to_bf16 / scan_to_f16 convert them afterwards).
+#ifndef SCAN_HELPERS_ONLY
 #define SCAN_BACKWARD_PF(NS, TPC, T, SUFFIX)                                                                                   \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T>(p); }
@@ -803,3 +810,4 @@ SCAN_BACKWARD(4, 32)
 // dst = src rounded to the element type (the backward's F32 dB, dC for bf16 / f16 inputs)
 extern "C" __global__ void scan_to_bf16(const float* src, bf16_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<bf16_bits>(src[i]); }
 extern "C" __global__ void scan_to_f16(const float* src, half_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<half_bits>(src[i]); }
+#endif

@@ -1,0 +1,16 @@
+// The selective-scan forward of scan.cu with one state in P taking its exponential from poly_exp2 (common.cuh) on the
+// FMA pipe instead of ex2 on the special-function unit: scan_forward_ns{NS}_{sel,lti}_poly{P}{type}, P = 16, 8, 4.
+// Its own file (and module) so that a compile failure here leaves scan.cu's kernels working; CudaBackend picks these
+// kernels by MAMBA4_SCAN_FWD (CudaBackend.SelectiveScan.cs). Everything but the kernels comes from scan.cu.
+#define SCAN_HELPERS_ONLY
+#include "scan.cu"
+
+#define SCAN_FORWARD_POLY(NS, P, T, SUFFIX)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel_poly##P##SUFFIX(ScanParams p, int phase) { scan_forward_impl<NS, true, false, T, P>(p, phase, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti_poly##P##SUFFIX(ScanParams p, int phase) { scan_forward_impl<NS, false, false, T, P>(p, phase, blockIdx.y); }
+#define SCAN_FORWARD_POLY_TYPES(NS, P) SCAN_FORWARD_POLY(NS, P, float, ) SCAN_FORWARD_POLY(NS, P, bf16_bits, _bf16) SCAN_FORWARD_POLY(NS, P, half_bits, _f16)
+#define SCAN_FORWARD_POLY_ALL(P) SCAN_FORWARD_POLY_TYPES(1, P) SCAN_FORWARD_POLY_TYPES(2, P) SCAN_FORWARD_POLY_TYPES(4, P) \
+    SCAN_FORWARD_POLY_TYPES(8, P) SCAN_FORWARD_POLY_TYPES(16, P)
+SCAN_FORWARD_POLY_ALL(16)
+SCAN_FORWARD_POLY_ALL(8)
+SCAN_FORWARD_POLY_ALL(4)
