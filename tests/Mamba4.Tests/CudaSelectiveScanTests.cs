@@ -144,6 +144,80 @@ public class CudaSelectiveScanTests
         Close(lc!, lg, 1e-5, "op last state");
     }
 
+    public static TheoryData<string> ForwardVariants()
+    {
+        var data = new TheoryData<string>();
+        foreach (var v in CudaBackend.ScanForwardVariants) data.Add(v);
+        return data;
+    }
+
+    /// <summary>
+    /// Every forward variant (MAMBA4_SCAN_FWD: polynomial exp2 shares, wave-filling and fixed chunk plans) against the CPU
+    /// kernel: y and the last state on the shapes of <see cref="MatchesCpuKernel"/> (F32, 1e-5) and of
+    /// <see cref="HalfTypesMatchCpuOnRoundedInputs"/> (BF16/F16 inputs rounded for the CPU too), with 32-step chunks once,
+    /// and the mamba_ssm fixtures (forward and gradients) with the variant in force.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ForwardVariants))]
+    public void ForwardVariantMatchesCpu(string variant)
+    {
+        _ = Gpu;
+        string saved = CudaBackend.ScanForwardVariant;
+        try
+        {
+            CudaBackend.ScanForwardVariant = variant;
+            foreach (var (b, l, d, n, sel) in new[] { (2, 1, 5, 16, true), (1, 300, 37, 16, true), (2, 200, 64, 1, true), (1, 129, 40, 64, true),
+                         (3, 333, 24, 7, false), (2, 1000, 130, 16, true), (1, 700, 16, 32, false), (4, 64, 200, 8, true) })
+                CompareForward(variant, DType.F32, b, l, d, n, sel);
+            foreach (var (type, b, l, d, n, sel) in new[] { (DType.BF16, 2, 1, 5, 16, true), (DType.BF16, 1, 300, 37, 16, true),
+                         (DType.F16, 2, 200, 64, 1, true), (DType.BF16, 1, 129, 40, 64, true), (DType.F16, 3, 333, 24, 7, false),
+                         (DType.BF16, 2, 1000, 130, 16, true), (DType.F16, 1, 517, 34, 16, true), (DType.BF16, 4, 64, 200, 8, false) })
+                CompareForward(variant, type, b, l, d, n, sel);
+            CudaBackend.ScanForwardChunkOverride = 32;
+            CompareForward(variant, DType.F32, 2, 517, 33, 16, true);
+            CompareForward(variant, DType.BF16, 2, 517, 48, 16, true);
+            CudaBackend.ScanForwardChunkOverride = 0;
+            FixtureForwardAndAllGradientsOnGpu("selective-scan-selective.safetensors", true);
+            FixtureForwardAndAllGradientsOnGpu("selective-scan-lti.safetensors", false);
+        }
+        finally
+        {
+            CudaBackend.ScanForwardVariant = saved;
+            CudaBackend.ScanForwardChunkOverride = 0;
+        }
+    }
+
+    /// <summary>The GPU forward (the variant in force) against the CPU's on the same (rounded, for 2-byte types) inputs: y, last state.</summary>
+    private static void CompareForward(string variant, DType type, int batch, int l, int d, int n, bool selective)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var c = Make(7, batch, l, d, n, selective, true, true, true, true, Device.Cpu);
+        Tensor R(Tensor t) => type == DType.F32 ? t : t.To(type).To(DType.F32);
+        var ca = c.Args with { U = R(c.Args.U), Delta = R(c.Args.Delta), B = R(c.Args.B), C = R(c.Args.C), Z = R(c.Args.Z!) };
+        Tensor G(Tensor t) => t.To(type, Cuda);
+        var ga = new SelectiveScanArgs(G(ca.U), G(ca.Delta), ca.A.To(Cuda), G(ca.B), G(ca.C), ca.D!.To(Cuda), G(ca.Z!), ca.DeltaBias!.To(Cuda),
+            true, Tensor.Full(ca.Y.Shape, float.NaN).To(type, Cuda), Tensor.Full(ca.LastState!.Shape, float.NaN, Cuda));
+        Cpu.SelectiveScanForward(ca);
+        gpu.SelectiveScanForward(ga);
+        string shape = $"forward {variant}: {type} b{batch} L{l} D{d} N{n} {(selective ? "selective" : "time-invariant")}";
+        Close(ca.Y, ga.Y, type == DType.BF16 ? 1e-2 : type == DType.F16 ? 2e-3 : 1e-5, $"{shape}: y");
+        Close(ca.LastState!, ga.LastState!, 1e-5, $"{shape}: last state");
+    }
+
+    [Fact]
+    public void ScanForwardVariantNamesParse()
+    {
+        Assert.Equal((8, 4, true, 0), CudaBackend.ParseScanForwardVariant("waves+poly8/4"));
+        Assert.Equal((16, 16, false, 1), CudaBackend.ParseScanForwardVariant("chunks1+poly16"));
+        Assert.Equal((0, 0, false, 0), CudaBackend.ParseScanForwardVariant(CudaBackend.DefaultScanForward));
+        foreach (var v in CudaBackend.ScanForwardVariants) _ = CudaBackend.ParseScanForwardVariant(v);
+        var e = Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("poly3"));
+        Assert.Contains("MAMBA4_SCAN_FWD=poly3", e.Message);
+        Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("fast"));
+        Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("chunks0"));
+    }
+
     [Fact]
     public void ForcedChunkingsAgree()
     {

@@ -116,6 +116,64 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     internal static int ScanBackwardVariant = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SCAN_BWD_VARIANT"), out var v) ? v : 0;
 
+    /// <summary>
+    /// Forward variants (MAMBA4_SCAN_FWD; the GPU tests check each, MAMBA4_CUDA_BENCH=scan times each):
+    /// <c>v0</c> = scan.cu's kernels and plan; <c>polyP</c> = scan_poly.cu's kernels, one state in P (16, 8, 4) taking
+    /// exp2 from a polynomial on the FMA pipe; <c>polyP/Q</c> = P in phase 1 (outputs), Q in phase 0 (chunk-end states);
+    /// <c>waves</c> = as many chunks as fill the GPU's block slots once (no second, partial wave in phase 1);
+    /// <c>chunksK</c> = K chunks (<c>chunks1</c>: no phase 0 and no carry, each state and step computed once, one block per
+    /// channel group and batch row running the whole sequence); combined with '+', e.g. <c>waves+poly8/4</c>.
+    /// </summary>
+    internal static readonly string[] ScanForwardVariants = ["v0", "poly16", "poly8", "poly4", "poly8/4", "poly16/8", "waves", "waves+poly8", "waves+poly8/4", "chunks1", "chunks2", "chunks1+poly8"];
+
+    /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
+    internal const string DefaultScanForward = "v0";
+
+    /// <summary>The forward variant in use (see <see cref="ScanForwardVariants"/>); tests and benchmarks set it.</summary>
+    internal static string ScanForwardVariant = Environment.GetEnvironmentVariable("MAMBA4_SCAN_FWD") is { Length: > 0 } fv ? fv : DefaultScanForward;
+
+    /// <summary>The polynomial share of phase 1 and phase 0 (0 = none), the wave-filling plan and a fixed chunk count (0 = plan's) of a forward variant name.</summary>
+    internal static (int Poly1, int Poly0, bool Waves, int Chunks) ParseScanForwardVariant(string variant)
+    {
+        int poly1 = 0, poly0 = 0, chunks = 0;
+        bool waves = false;
+        static int Period(string text, string variant) => text is "16" or "8" or "4" ? int.Parse(text)
+            : throw new NotSupportedException($"MAMBA4_SCAN_FWD={variant}: poly takes 16, 8 or 4 (one state in P), got '{text}'");
+        foreach (var part in variant.Split('+', StringSplitOptions.TrimEntries))
+        {
+            if (part == "v0") continue;
+            if (part == "waves") waves = true;
+            else if (part.StartsWith("chunks", StringComparison.Ordinal))
+            {
+                if (!int.TryParse(part[6..], out chunks) || chunks < 1)
+                    throw new NotSupportedException($"MAMBA4_SCAN_FWD={variant}: chunksK takes a count ≥ 1, got '{part}'");
+            }
+            else if (part.StartsWith("poly", StringComparison.Ordinal))
+            {
+                var periods = part[4..].Split('/');
+                if (periods.Length > 2) throw new NotSupportedException($"MAMBA4_SCAN_FWD={variant}: expected polyP or polyP/Q, got '{part}'");
+                poly1 = Period(periods[0], variant);
+                poly0 = periods.Length == 2 ? Period(periods[1], variant) : poly1;
+            }
+            else throw new NotSupportedException($"MAMBA4_SCAN_FWD={variant}: unknown part '{part}'; expected v0, polyP, polyP/Q, waves or chunksK (joined by '+')");
+        }
+        return (poly1, poly0, waves, chunks);
+    }
+
+    /// <summary>File and kernel of a forward phase: scan.cu's, or scan_poly.cu's with one state in <paramref name="poly"/> on the polynomial.</summary>
+    private static (string File, string Kernel) ForwardKernel(int ns, in ScanParams p, string type, int poly) =>
+        poly == 0 ? ("scan.cu", $"scan_forward_ns{ns}_{Variant(p)}{type}") : ("scan_poly.cu", $"scan_forward_ns{ns}_{Variant(p)}_poly{poly}{type}");
+
+    /// <summary>Blocks of <paramref name="kernel"/> that fit on one SM at once (the driver's occupancy calculator; 1 if it is missing).</summary>
+    internal int BlocksPerMultiprocessor(string file, string kernel, int block, int shared)
+    {
+        var f = Function(file, kernel);
+        if (CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor == null) return 1;
+        int n;
+        CudaDriver.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, f, block, (nuint)shared), $"cuOccupancyMaxActiveBlocksPerMultiprocessor({kernel})");
+        return Math.Max(1, n);
+    }
+
     public void SelectiveScanForward(in SelectiveScanArgs args)
     {
         CheckScanTypes(args, null);
@@ -126,14 +184,28 @@ public sealed unsafe partial class CudaBackend
             return;
         }
         string type = TypeSuffix(args.U.DType);
+        var (poly1, poly0, waves, fixedChunks) = ParseScanForwardVariant(ScanForwardVariant);
         var (ns, tpc, chunkLen) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
         p.Tpc = tpc;
+        int shared = ForwardShared(p, ns, args.U.DType.ElementSize());
+        var (file1, kernel1) = ForwardKernel(ns, p, type, poly1);
+        var (file0, kernel0) = ForwardKernel(ns, p, type, poly0);
+        if (waves && ScanForwardChunkOverride <= 0)
+        {
+            // chunks = the block slots of the GPU (SMs × blocks per SM of the phase-1 kernel) over the blocks of one chunk,
+            // so that phase 1 runs in one full wave (v0 asks for SMs·512 threads and may leave a second, partial wave)
+            long blocksPerChunk = (long)ScanGrid(p, 1).X * p.Batch;
+            long slots = (long)Multiprocessors * BlocksPerMultiprocessor(file1, kernel1, ScanBlock, shared);
+            int chunks = (int)Math.Max(1, slots / blocksPerChunk);
+            chunkLen = Math.Max(256, (p.L + chunks - 1) / chunks);
+            chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
+        }
+        if (fixedChunks > 0 && ScanForwardChunkOverride <= 0)
+            chunkLen = ((p.L + fixedChunks - 1) / fixedChunks + ScanTile - 1) / ScanTile * ScanTile;
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
         p.Y = args.Y.DataPointer;
         p.Last = args.LastState?.DataPointer ?? 0;
-        int shared = ForwardShared(p, ns, args.U.DType.ElementSize());
-        string kernel = $"scan_forward_ns{ns}_{Variant(p)}{type}";
         Storage? carry = null, sums = null;
         try
         {
@@ -143,10 +215,10 @@ public sealed unsafe partial class CudaBackend
                 sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
                 p.CarryH = carry.Pointer;
                 p.SumDt = sums.Pointer;
-                Launch("scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch(file0, kernel0, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
                 Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch("scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+            Launch(file1, kernel1, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
         }
         finally
         {
