@@ -14,3 +14,6 @@
 SCAN_FORWARD_POLY_ALL(16)
 SCAN_FORWARD_POLY_ALL(8)
 SCAN_FORWARD_POLY_ALL(4)
+
+// y = poly_exp2(x): for the GPU test of its accuracy against 2^x in double precision.
+extern "C" __global__ void poly_exp2_values(const float* x, float* y, i64 n) { GRID_STRIDE(i, n) y[i] = poly_exp2(x[i]); }
