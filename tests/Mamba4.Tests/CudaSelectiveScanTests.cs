@@ -235,14 +235,16 @@ public class CudaSelectiveScanTests
     [Fact]
     public void ScanForwardVariantNamesParse()
     {
-        Assert.Equal((8, 4, true, 0), CudaBackend.ParseScanForwardVariant("waves+poly8/4"));
-        Assert.Equal((16, 16, false, 1), CudaBackend.ParseScanForwardVariant("chunks1+poly16"));
-        Assert.Equal((0, 0, false, 0), CudaBackend.ParseScanForwardVariant(CudaBackend.DefaultScanForward));
+        Assert.Equal(new CudaBackend.ScanForwardOptions(8, 4, false, 0, true, false, 0), CudaBackend.ParseScanForwardVariant("waves+poly8/4"));
+        Assert.Equal(new CudaBackend.ScanForwardOptions(16, 16, false, 0, false, false, 1), CudaBackend.ParseScanForwardVariant("chunks1+poly16"));
+        Assert.Equal(new CudaBackend.ScanForwardOptions(4, 4, true, 4, false, true, 0), CudaBackend.ParseScanForwardVariant("fill+ns4+pre+poly4"));
+        Assert.Equal(default, CudaBackend.ParseScanForwardVariant("v0"));
         foreach (var v in CudaBackend.ScanForwardVariants) _ = CudaBackend.ParseScanForwardVariant(v);
         var e = Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("poly3"));
         Assert.Contains("MAMBA4_SCAN_FWD=poly3", e.Message);
         Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("fast"));
         Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("chunks0"));
+        Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("ns3"));
     }
 
     [Fact]
