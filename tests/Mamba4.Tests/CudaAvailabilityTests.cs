@@ -35,7 +35,7 @@ public class CudaAvailabilityTests
         // scan_poly.cu takes scan.cu's templates by #include, which Program expands (NVRTC has no include path)
         var poly = CudaCompiler.Program("scan_poly.cu");
         Assert.Contains("struct ScanParams", poly);
-        Assert.Contains("scan_forward_ns16_sel_poly8", poly);
+        Assert.Contains("SCAN_FORWARD_POLY_ALL(8)", poly);
         Assert.DoesNotContain("#include", poly);
     }
 
