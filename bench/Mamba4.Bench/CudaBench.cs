@@ -253,7 +253,9 @@ public static class CudaBench
             }
         }
         foreach (var (file, k) in new[] { ("scan.cu", "scan_forward_ns16_sel_bf16"), ("scan_poly.cu", "scan_forward_ns16_sel_poly16_bf16"),
-                     ("scan_poly.cu", "scan_forward_ns16_sel_poly8_bf16"), ("scan_poly.cu", "scan_forward_ns16_sel_poly4_bf16") })
+                     ("scan_poly.cu", "scan_forward_ns16_sel_poly8_bf16"), ("scan_poly.cu", "scan_forward_ns16_sel_pre_bf16"),
+                     ("scan.cu", "scan_forward_ns4_sel_bf16"), ("scan_poly.cu", "scan_forward_ns4_sel_pre_bf16"), ("scan_poly.cu", "scan_forward_ns4_sel_poly4_pre_bf16"),
+                     ("scan_poly.cu", "scan_forward_ns8_sel_pre_bf16") })
         {
             try
             {
