@@ -127,8 +127,9 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     internal static readonly string[] ScanForwardVariants =
     [
-        "v0", "poly16", "poly8", "poly8/4", "pre", "pre+poly8/4", "waves", "waves+poly8/4",
-        "fill+ns4+pre", "fill+ns4+pre+poly4", "fill+ns8+pre", "fill+ns8+pre+poly8", "fill+ns4", "chunks1",
+        "v0", "poly16", "poly8", "poly8/4", "pre", "waves", "waves+poly8/4",
+        "fill+ns4+pre", "fill+ns4+pre+poly4", "fill+ns8+pre", "fill+ns4",
+        "waves+ns4+pre", "waves+ns4+pre+poly4", "waves+ns8+pre", "waves+ns8+pre+poly8", "chunks1",
     ];
 
     /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
