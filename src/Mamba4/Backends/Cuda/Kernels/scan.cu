@@ -350,7 +350,8 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                const float a = POLY > 0 && i % POLY == POLY - 1 ? poly_exp2(dt * a2[i]) : fast_exp2(dt * a2[i]);
+                constexpr int period = POLY > 0 ? POLY : 1;   // (no i % 0 in the v0 instance, even unevaluated)
+                const float a = POLY > 0 && i % period == period - 1 ? poly_exp2(dt * a2[i]) : fast_exp2(dt * a2[i]);
                 h[i] = fmaf(a, h[i], dtu * (SEL ? bn[i] : bv[i]));
                 float c_ = SEL ? cn[i] : cv[i];
                 if (outputs)
