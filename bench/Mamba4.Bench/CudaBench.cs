@@ -55,6 +55,8 @@ public static class CudaBench
             Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");
         }
         ScanVariants(gpu);
+        Console.WriteLine();
+        ScanForwardVariants(gpu);
         if (mode == "scan") return;
         Console.WriteLine();
         Generation(gpu);
@@ -199,6 +201,68 @@ public static class CudaBench
                 CudaBackend.ScanBackwardVariant = CudaBackend.ScanBackwardBlockOverride = 0;
                 foreach (var set in sets) set.Dispose();
             }
+        }
+    }
+
+    /// <summary>
+    /// Forward variants (CudaBackend.ScanForwardVariants, MAMBA4_SCAN_FWD) on every row and dtype: interleaved medians
+    /// (v0, poly16, …, v0, poly16, … over 15 rounds), ms and the ratio to mamba_ssm; the fastest per row is marked. The default is
+    /// CudaBackend.DefaultScanForward (CudaBackend.SelectiveScan.cs). Then the registers of the bf16 forward kernels.
+    /// </summary>
+    private static void ScanForwardVariants(CudaBackend gpu)
+    {
+        var variants = CudaBackend.ScanForwardVariants;
+        string saved = CudaBackend.ScanForwardVariant;
+        Console.WriteLine($"scan forward variants (ms, interleaved medians of 15; default now '{CudaBackend.DefaultScanForward}'; * = fastest of the row; ratio = mamba_ssm / fastest):");
+        Console.WriteLine("| b, d_inner, L, d_state | dtype | mamba_ssm | " + string.Join(" | ", variants) + " | fastest | ratio |");
+        Console.WriteLine("|---|---|---|" + string.Concat(variants.Select(_ => "---|")) + "---|---|");
+        foreach (var s in Shapes)
+        {
+            string name = s.DType == DType.F32 ? "fp32" : "bf16";
+            var sets = MakeSets(s.B, s.D, s.L, s.N, s.DType);
+            try
+            {
+                var times = variants.Select(_ => new List<float>()).ToArray();
+                var failed = new string?[variants.Length];
+                for (int r = 0; r < 16; r++)
+                    for (int v = 0; v < variants.Length; v++)
+                    {
+                        if (failed[v] is not null) continue;
+                        CudaBackend.ScanForwardVariant = variants[v];
+                        var set = sets[(r + v) % sets.Length];
+                        try
+                        {
+                            float t = gpu.Time(() => gpu.SelectiveScanForward(set.Args));
+                            if (r > 0) times[v].Add(t);   // round 0 compiles and warms up
+                        }
+                        catch (Exception e) { failed[v] = e.Message.Split('\n')[0]; }
+                    }
+                var med = times.Select((t, v) => failed[v] is null && t.Count > 0 ? Median(t) : double.NaN).ToArray();
+                int best = Enumerable.Range(0, variants.Length).Where(v => !double.IsNaN(med[v])).MinBy(v => med[v]);
+                Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | {s.Fwd:F3} | " +
+                    string.Join(" | ", med.Select((m, v) => double.IsNaN(m) ? "failed" : $"{m:F3}{(v == best ? "*" : "")}")) +
+                    $" | {variants[best]} | {s.Fwd / med[best]:F2}x |");
+                for (int v = 0; v < variants.Length; v++)
+                    if (failed[v] is not null) Console.WriteLine($"  {variants[v]} failed: {failed[v]}");
+            }
+            catch (Exception e) { Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | failed: {e.Message.Split('\n')[0]} |"); }
+            finally
+            {
+                CudaBackend.ScanForwardVariant = saved;
+                foreach (var set in sets) set.Dispose();
+            }
+        }
+        foreach (var (file, k) in new[] { ("scan.cu", "scan_forward_ns16_sel_bf16"), ("scan_poly.cu", "scan_forward_ns16_sel_poly16_bf16"),
+                     ("scan_poly.cu", "scan_forward_ns16_sel_poly8_bf16"), ("scan_poly.cu", "scan_forward_ns16_sel_pre_bf16"),
+                     ("scan.cu", "scan_forward_ns4_sel_bf16"), ("scan_poly.cu", "scan_forward_ns4_sel_pre_bf16"), ("scan_poly.cu", "scan_forward_ns4_sel_poly4_pre_bf16"),
+                     ("scan_poly.cu", "scan_forward_ns8_sel_pre_bf16") })
+        {
+            try
+            {
+                var (regs, local) = gpu.KernelResources(file, k);
+                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor(file, k, 128, 0)} blocks of 128 per SM (registers)");
+            }
+            catch (Exception e) { Console.WriteLine($"{k}: failed: {e.Message.Split('\n')[0]}"); }
         }
     }
 

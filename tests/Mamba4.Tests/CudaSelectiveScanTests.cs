@@ -144,6 +144,109 @@ public class CudaSelectiveScanTests
         Close(lc!, lg, 1e-5, "op last state");
     }
 
+    public static TheoryData<string> ForwardVariants()
+    {
+        var data = new TheoryData<string>();
+        foreach (var v in CudaBackend.ScanForwardVariants) data.Add(v);
+        return data;
+    }
+
+    /// <summary>
+    /// Every forward variant (MAMBA4_SCAN_FWD: polynomial exp2 shares, wave-filling and fixed chunk plans) against the CPU
+    /// kernel: y and the last state on the shapes of <see cref="MatchesCpuKernel"/> (F32, 1e-5) and of
+    /// <see cref="HalfTypesMatchCpuOnRoundedInputs"/> (BF16/F16 inputs rounded for the CPU too), with 32-step chunks once,
+    /// and the mamba_ssm fixtures (forward and gradients) with the variant in force.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ForwardVariants))]
+    public void ForwardVariantMatchesCpu(string variant)
+    {
+        _ = Gpu;
+        string saved = CudaBackend.ScanForwardVariant;
+        try
+        {
+            CudaBackend.ScanForwardVariant = variant;
+            foreach (var (b, l, d, n, sel) in new[] { (2, 1, 5, 16, true), (1, 300, 37, 16, true), (2, 200, 64, 1, true), (1, 129, 40, 64, true),
+                         (3, 333, 24, 7, false), (2, 1000, 130, 16, true), (1, 700, 16, 32, false), (4, 64, 200, 8, true) })
+                CompareForward(variant, DType.F32, b, l, d, n, sel);
+            foreach (var (type, b, l, d, n, sel) in new[] { (DType.BF16, 2, 1, 5, 16, true), (DType.BF16, 1, 300, 37, 16, true),
+                         (DType.F16, 2, 200, 64, 1, true), (DType.BF16, 1, 129, 40, 64, true), (DType.F16, 3, 333, 24, 7, false),
+                         (DType.BF16, 2, 1000, 130, 16, true), (DType.F16, 1, 517, 34, 16, true), (DType.BF16, 4, 64, 200, 8, false) })
+                CompareForward(variant, type, b, l, d, n, sel);
+            CudaBackend.ScanForwardChunkOverride = 32;
+            CompareForward(variant, DType.F32, 2, 517, 33, 16, true);
+            CompareForward(variant, DType.BF16, 2, 517, 48, 16, true);
+            CudaBackend.ScanForwardChunkOverride = 0;
+            FixtureForwardAndAllGradientsOnGpu("selective-scan-selective.safetensors", true);
+            FixtureForwardAndAllGradientsOnGpu("selective-scan-lti.safetensors", false);
+        }
+        finally
+        {
+            CudaBackend.ScanForwardVariant = saved;
+            CudaBackend.ScanForwardChunkOverride = 0;
+        }
+    }
+
+    /// <summary>The GPU forward (the variant in force) against the CPU's on the same (rounded, for 2-byte types) inputs: y, last state.</summary>
+    private static void CompareForward(string variant, DType type, int batch, int l, int d, int n, bool selective)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var c = Make(7, batch, l, d, n, selective, true, true, true, true, Device.Cpu);
+        Tensor R(Tensor t) => type == DType.F32 ? t : t.To(type).To(DType.F32);
+        var ca = c.Args with { U = R(c.Args.U), Delta = R(c.Args.Delta), B = R(c.Args.B), C = R(c.Args.C), Z = R(c.Args.Z!) };
+        Tensor G(Tensor t) => t.To(type, Cuda);
+        var ga = new SelectiveScanArgs(G(ca.U), G(ca.Delta), ca.A.To(Cuda), G(ca.B), G(ca.C), ca.D!.To(Cuda), G(ca.Z!), ca.DeltaBias!.To(Cuda),
+            true, Tensor.Full(ca.Y.Shape, float.NaN).To(type, Cuda), Tensor.Full(ca.LastState!.Shape, float.NaN, Cuda));
+        Cpu.SelectiveScanForward(ca);
+        gpu.SelectiveScanForward(ga);
+        string shape = $"forward {variant}: {type} b{batch} L{l} D{d} N{n} {(selective ? "selective" : "time-invariant")}";
+        Close(ca.Y, ga.Y, type == DType.BF16 ? 1e-2 : type == DType.F16 ? 2e-3 : 1e-5, $"{shape}: y");
+        Close(ca.LastState!, ga.LastState!, 1e-5, $"{shape}: last state");
+    }
+
+    /// <summary>poly_exp2 (common.cuh) on the device against 2^x in double: within 2.5e-7 relative (about 2 ulp, as
+    /// ex2.approx) where 2^x is a normal float, exact at integers, 0 at −127 and below, +inf at 128 and above.</summary>
+    [Fact]
+    public void PolyExp2IsAccurate()
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var xs = new List<float>();
+        for (int i = 0; i <= 200_000; i++) xs.Add(-i / 200_000f);            // [−1, 0], where the scan spends its values
+        for (int i = 0; i <= 200_000; i++) xs.Add(-125f * i / 200_000f);     // every binade down to 2^−125
+        for (int i = -126; i <= 127; i++) xs.Add(i);
+        xs.AddRange([-127f, -127.5f, -200f, float.NegativeInfinity, 128f, 300f, 1e-8f, -1e-8f, 0.4999999f, -0.5000001f]);
+        var x = Tensor.From(xs.ToArray()).To(Cuda);
+        var y = Tensor.Empty(x.Shape, DType.F32, Cuda);
+        gpu.Launch("scan_poly.cu", "poly_exp2_values", gpu.GridFor(xs.Count), 256, 0, x, y, (long)xs.Count);
+        var got = y.ToFloatArray();
+        for (int i = 0; i < xs.Count; i++)
+        {
+            double v = xs[i], want = Math.Pow(2, v);
+            if (v <= -127) Assert.True(got[i] == 0f, $"poly_exp2({v}) = {got[i]}, expected 0");
+            else if (v >= 128) Assert.True(float.IsPositiveInfinity(got[i]), $"poly_exp2({v}) = {got[i]}, expected +inf");
+            else if (v == Math.Round(v) && v >= -126) Assert.True(got[i] == (float)want, $"poly_exp2({v}) = {got[i]:G9}, expected {want:G9} exactly");
+            else if (v >= -125)
+                Assert.True(Math.Abs(got[i] / want - 1) <= 2.5e-7, $"poly_exp2({v:G9}) = {got[i]:G9}, 2^x = {want:G9} (relative error {got[i] / want - 1:G3})");
+        }
+    }
+
+    [Fact]
+    public void ScanForwardVariantNamesParse()
+    {
+        Assert.Equal(new CudaBackend.ScanForwardOptions(8, 4, false, 0, true, false, 0), CudaBackend.ParseScanForwardVariant("waves+poly8/4"));
+        Assert.Equal(new CudaBackend.ScanForwardOptions(16, 16, false, 0, false, false, 1), CudaBackend.ParseScanForwardVariant("chunks1+poly16"));
+        Assert.Equal(new CudaBackend.ScanForwardOptions(4, 4, true, 4, false, true, 0), CudaBackend.ParseScanForwardVariant("fill+ns4+pre+poly4"));
+        Assert.Equal(default, CudaBackend.ParseScanForwardVariant("v0"));
+        foreach (var v in CudaBackend.ScanForwardVariants) _ = CudaBackend.ParseScanForwardVariant(v);
+        var e = Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("poly3"));
+        Assert.Contains("MAMBA4_SCAN_FWD=poly3", e.Message);
+        Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("fast"));
+        Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("chunks0"));
+        Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("ns3"));
+    }
+
     [Fact]
     public void ForcedChunkingsAgree()
     {

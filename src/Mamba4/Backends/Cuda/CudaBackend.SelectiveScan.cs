@@ -81,9 +81,9 @@ public sealed unsafe partial class CudaBackend
     /// Forward plan: NS ≤ 16 states per thread; chunks over L only as far as needed to give the GPU about
     /// Multiprocessors·512 threads, never shorter than 256 steps (each chunk costs a second pass over its steps).
     /// </summary>
-    private (int States, int Tpc, int ChunkLen) ForwardPlan(int batch, int l, int d, int n)
+    private (int States, int Tpc, int ChunkLen) ForwardPlan(int batch, int l, int d, int n, int maxStates = 0)
     {
-        var (ns, tpc) = ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : 16);
+        var (ns, tpc) = ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : maxStates > 0 ? maxStates : 16);
         int chunkLen;
         if (ScanForwardChunkOverride > 0) chunkLen = ScanForwardChunkOverride;
         else
@@ -116,6 +116,74 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     internal static int ScanBackwardVariant = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SCAN_BWD_VARIANT"), out var v) ? v : 0;
 
+    /// <summary>
+    /// Forward variants (MAMBA4_SCAN_FWD; the GPU tests check each, MAMBA4_CUDA_BENCH=scan times each), parts joined by '+':
+    /// <c>v0</c> = scan.cu's kernels and plan; <c>polyP</c> = one state in P (16, 8, 4) takes exp2 from a polynomial on the
+    /// FMA pipe (scan_poly.cu); <c>polyP/Q</c> = P in phase 1 (outputs), Q in phase 0 (chunk-end states); <c>pre</c> = dt and
+    /// the gate computed once per (step, channel) per tile in shared memory; <c>nsK</c> = K states per thread (16, 8, 4);
+    /// <c>waves</c> = as many chunks as fill the block slots once (no partial second wave in phase 1); <c>fill</c> = the fewest
+    /// chunks that give every SM two blocks (with ns4: one chunk, so no phase 0 and no carry — each state and step computed
+    /// once — wherever batch × channels fill the GPU); <c>chunksK</c> = K chunks.
+    /// </summary>
+    internal static readonly string[] ScanForwardVariants =
+    [
+        "v0", "poly16", "poly8", "poly8/4", "pre", "waves", "waves+poly8/4",
+        "fill+ns4+pre", "fill+ns4+pre+poly4", "fill+ns8+pre", "fill+ns4",
+        "waves+ns4+pre", "waves+ns4+pre+poly4", "waves+ns8+pre", "waves+ns8+pre+poly8", "chunks1",
+    ];
+
+    /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
+    internal const string DefaultScanForward = "v0";
+
+    /// <summary>The forward variant in use (see <see cref="ScanForwardVariants"/>); tests and benchmarks set it.</summary>
+    internal static string ScanForwardVariant = Environment.GetEnvironmentVariable("MAMBA4_SCAN_FWD") is { Length: > 0 } fv ? fv : DefaultScanForward;
+
+    /// <summary>A forward variant: polynomial share of phase 1 and phase 0 (0 = none), dt/gate precomputed, states per thread
+    /// (0 = plan's), chunk plan (waves, fill, or a fixed count; 0 = plan's).</summary>
+    internal readonly record struct ScanForwardOptions(int Poly1, int Poly0, bool Pre, int States, bool Waves, bool Fill, int Chunks);
+
+    internal static ScanForwardOptions ParseScanForwardVariant(string variant)
+    {
+        var o = new ScanForwardOptions();
+        NotSupportedException Bad(string why) => new($"MAMBA4_SCAN_FWD={variant}: {why}");
+        int Power(string text, string what) => text is "16" or "8" or "4" ? int.Parse(text) : throw Bad($"{what} takes 16, 8 or 4, got '{text}'");
+        foreach (var part in variant.Split('+', StringSplitOptions.TrimEntries))
+        {
+            if (part == "v0") continue;
+            else if (part == "waves") o = o with { Waves = true };
+            else if (part == "fill") o = o with { Fill = true };
+            else if (part == "pre") o = o with { Pre = true };
+            else if (part.StartsWith("chunks", StringComparison.Ordinal))
+                o = o with { Chunks = int.TryParse(part[6..], out int k) && k >= 1 ? k : throw Bad($"chunksK takes a count ≥ 1, got '{part}'") };
+            else if (part.StartsWith("ns", StringComparison.Ordinal)) o = o with { States = Power(part[2..], "nsK") };
+            else if (part.StartsWith("poly", StringComparison.Ordinal))
+            {
+                var periods = part[4..].Split('/');
+                if (periods.Length > 2) throw Bad($"expected polyP or polyP/Q, got '{part}'");
+                int p1 = Power(periods[0], "polyP");
+                o = o with { Poly1 = p1, Poly0 = periods.Length == 2 ? Power(periods[1], "polyP/Q") : p1 };
+            }
+            else throw Bad($"unknown part '{part}'; expected v0, polyP, polyP/Q, pre, nsK, waves, fill or chunksK (joined by '+')");
+        }
+        return o;
+    }
+
+    /// <summary>File and kernel of a forward phase: scan.cu's, or scan_poly.cu's with one state in <paramref name="poly"/>
+    /// on the polynomial and/or dt and the gate precomputed (<paramref name="pre"/>).</summary>
+    private static (string File, string Kernel) ForwardKernel(int ns, in ScanParams p, string type, int poly, bool pre) =>
+        poly == 0 && !pre ? ("scan.cu", $"scan_forward_ns{ns}_{Variant(p)}{type}")
+            : ("scan_poly.cu", $"scan_forward_ns{ns}_{Variant(p)}{(poly > 0 ? $"_poly{poly}" : "")}{(pre ? "_pre" : "")}{type}");
+
+    /// <summary>Blocks of <paramref name="kernel"/> that fit on one SM at once (the driver's occupancy calculator; 1 if it is missing).</summary>
+    internal int BlocksPerMultiprocessor(string file, string kernel, int block, int shared)
+    {
+        var f = Function(file, kernel);
+        if (CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor == null) return 1;
+        int n;
+        CudaDriver.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, f, block, (nuint)shared), $"cuOccupancyMaxActiveBlocksPerMultiprocessor({kernel})");
+        return Math.Max(1, n);
+    }
+
     public void SelectiveScanForward(in SelectiveScanArgs args)
     {
         CheckScanTypes(args, null);
@@ -126,14 +194,29 @@ public sealed unsafe partial class CudaBackend
             return;
         }
         string type = TypeSuffix(args.U.DType);
-        var (ns, tpc, chunkLen) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
+        var v = ParseScanForwardVariant(ScanForwardVariant);
+        var (ns, tpc, chunkLen) = ForwardPlan(p.Batch, p.L, p.Dch, p.N, v.States);
         p.Tpc = tpc;
+        // PRE adds dt and the gate of a tile [FT, channels of the block] as F32
+        int shared = ForwardShared(p, ns, args.U.DType.ElementSize()) + (v.Pre ? 2 * ScanTile * (ScanBlock / tpc) * sizeof(float) : 0);
+        var (file1, kernel1) = ForwardKernel(ns, p, type, v.Poly1, v.Pre);
+        var (file0, kernel0) = ForwardKernel(ns, p, type, v.Poly0, v.Pre);
+        if (ScanForwardChunkOverride <= 0 && (v.Waves || v.Fill || v.Chunks > 0))
+        {
+            // waves: the GPU's block slots (SMs × blocks per SM of the phase-1 kernel) over the blocks of one chunk, so that
+            // phase 1 runs in one full wave; fill: the fewest chunks that give two blocks per SM (v0 asks for SMs·512 threads)
+            long blocksPerChunk = (long)ScanGrid(p, 1).X * p.Batch;
+            int chunks = v.Chunks > 0 ? v.Chunks
+                : v.Waves ? (int)Math.Max(1, (long)Multiprocessors * BlocksPerMultiprocessor(file1, kernel1, ScanBlock, shared) / blocksPerChunk)
+                : (int)Math.Max(1, (2L * Multiprocessors + blocksPerChunk - 1) / blocksPerChunk);
+            chunkLen = (p.L + chunks - 1) / chunks;
+            if (v.Chunks == 0) chunkLen = Math.Max(256, chunkLen);
+            chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
+        }
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
         p.Y = args.Y.DataPointer;
         p.Last = args.LastState?.DataPointer ?? 0;
-        int shared = ForwardShared(p, ns, args.U.DType.ElementSize());
-        string kernel = $"scan_forward_ns{ns}_{Variant(p)}{type}";
         Storage? carry = null, sums = null;
         try
         {
@@ -143,10 +226,10 @@ public sealed unsafe partial class CudaBackend
                 sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
                 p.CarryH = carry.Pointer;
                 p.SumDt = sums.Pointer;
-                Launch("scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch(file0, kernel0, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
                 Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch("scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+            Launch(file1, kernel1, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
         }
         finally
         {

@@ -253,7 +253,12 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
 // phase 2 (for the backward): h̃_c, S_c and õ_c in one forward sweep, since
 //   õ_c = a_{t0}(C_{t0}dy_{t0} + a_{t0+1}(C_{t0+1}dy_{t0+1} + …)) = Σ_t P_t·C_t·dy_t,   P_t = Π_{s=t0..t} a_s
 // so one exp per state and step serves both.
-template <int NS, bool SEL, bool GRADS, typename T>
+// POLY > 0 (scan_poly.cu): states i with i % POLY == POLY − 1 take exp2 from poly_exp2 on the FMA pipe instead of the
+// special-function unit (one state in POLY), to balance the two pipes.
+// PRE (scan_poly.cu): dt and the gate silu(z) of a tile are computed once per (step, channel) by the whole block into
+// shared memory (after the tile arrives, with the bf16 widening: one barrier), instead of by each of the TPC lanes of a
+// channel at every step — with TPC = 4 that is 4× fewer softplus and silu on the special-function unit.
+template <int NS, bool SEL, bool GRADS, typename T, int POLY = 0, bool PRE = false>
 __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
 {
     extern __shared__ float4 smem4[];
@@ -277,6 +282,8 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     const float skip = p.D ? p.D[s.dc] : 0.f, bias = p.bias ? p.bias[s.dc] : 0.f;
     const bool withZ = (outputs || grads) && p.z, needC = outputs || grads;
     float dtSum = 0.f;
+    // PRE: the channel of the (step, channel) items a thread computes is the same for every tile (blockDim is a multiple of cpb)
+    const float preBias = PRE && p.bias ? p.bias[min(blockIdx.x * cpb + (int)(threadIdx.x & (cpb - 1)), p.Dch - 1)] : 0.f;
     if (s.t0 < s.t1) issue_tile(p, s.b, s.t0, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem);
     for (int tt = s.t0, j = 0; tt < s.t1; tt += FT, j++)
     {
@@ -293,6 +300,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         // thread, one more barrier) instead of in every thread that reads it. (Widening by the threads that copied the
         // rows, without that barrier, was slower: 16-byte copies leave the work to 16 threads.)
         const float *sB, *sC;
+        bool widened = false;
         if constexpr (sizeof(T) == 4)
         {
             sB = reinterpret_cast<const float*>(cur + slabs * FT * cpb);
@@ -305,11 +313,22 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             {
                 const T* raw = cur + slabs * FT * cpb;
                 for (int k = threadIdx.x; k < (needC ? 2 : 1) * FT * np; k += blockDim.x) rowsF[k] = to_f32(raw[k]);
-                __syncthreads();
+                widened = true;
             }
             sB = rowsF;
             sC = rowsF + FT * np;
         }
+        float* preDt = reinterpret_cast<float*>(smem + 2 * buffer) + (sizeof(T) == 2 && SEL ? 2 * FT * np : 0);
+        float* preGate = preDt + FT * cpb;
+        if constexpr (PRE)
+        {
+            for (int k = threadIdx.x; k < FT * cpb; k += blockDim.x)
+            {
+                preDt[k] = scan_dt(to_f32(sd[k]) + preBias, p.softplus);
+                if (withZ) preGate[k] = fast_silu(to_f32(sz[k]));
+            }
+        }
+        if (PRE || widened) __syncthreads();
         const int steps = min(FT, s.t1 - tt);
         const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
         #pragma unroll
@@ -317,7 +336,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         {
             if (k >= steps) break;
             const float uu = to_f32(su[k * cpb + chl]);
-            float dt = scan_dt(to_f32(sd[k * cpb + chl]) + bias, p.softplus), dtu = dt * uu;
+            float dt = PRE ? preDt[k * cpb + chl] : scan_dt(to_f32(sd[k * cpb + chl]) + bias, p.softplus), dtu = dt * uu;
             dtSum += dt;
             float bn[NS], cn[NS];
             if (SEL)
@@ -331,7 +350,8 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                float a = fast_exp2(dt * a2[i]);
+                constexpr int period = POLY > 0 ? POLY : 1;   // (no i % 0 in the v0 instance, even unevaluated)
+                const float a = POLY > 0 && i % period == period - 1 ? poly_exp2(dt * a2[i]) : fast_exp2(dt * a2[i]);
                 h[i] = fmaf(a, h[i], dtu * (SEL ? bn[i] : bv[i]));
                 float c_ = SEL ? cn[i] : cv[i];
                 if (outputs)
@@ -351,7 +371,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
                 if (s.sub == 0 && s.active)
                 {
                     yv = fmaf(skip, uu, yv);
-                    if (withZ) yv *= fast_silu(to_f32(sz[k * cpb + chl]));
+                    if (withZ) yv *= PRE ? preGate[k * cpb + chl] : fast_silu(to_f32(sz[k * cpb + chl]));
                     reinterpret_cast<T*>(p.y)[base + (i64)k * p.Dch] = from_f32<T>(yv);
                 }
             }
@@ -378,6 +398,7 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     }
 }
 
+#ifndef SCAN_HELPERS_ONLY   // scan_poly.cu includes this file for its templates only
 // scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk;
 // scan_prepare (phase 2, for the backward): every chunk.
 // Names end in the element type: (none) float, _bf16, _f16.
@@ -392,6 +413,7 @@ SCAN_FORWARD_TYPES(2)
 SCAN_FORWARD_TYPES(4)
 SCAN_FORWARD_TYPES(8)
 SCAN_FORWARD_TYPES(16)
+#endif
 
 // H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH. The chunks are visited CB at a time with
 // their loads issued together (the recurrence over chunks is serial: one memory round trip per CB chunks, not per chunk).
@@ -453,6 +475,7 @@ __device__ __forceinline__ void carry_backward_one(const ScanParams& p, i64 i)
     }
 }
 
+#ifndef SCAN_HELPERS_ONLY
 extern "C" __global__ void scan_carry_forward(ScanParams p)
 {
     GRID_STRIDE(i, (i64)p.batch * p.Dch * p.N) carry_forward_one(p, i);
@@ -467,6 +490,7 @@ extern "C" __global__ void scan_carries(ScanParams p)
         else carry_backward_one(p, i);
     }
 }
+#endif
 
 // ---- backward ----
 
@@ -784,6 +808,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
 
 // _pf: with prefetch, at most 128 registers (two 256-thread blocks per SM); bf16 and f16 (_bf16, _f16) only with prefetch.
 // dB and dC are F32 (summed with atomics; scan_to_bf16 / scan_to_f16 convert them afterwards).
+#ifndef SCAN_HELPERS_ONLY
 #define SCAN_BACKWARD_PF(NS, TPC, T, SUFFIX)                                                                                   \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T>(p); }
@@ -803,3 +828,4 @@ SCAN_BACKWARD(4, 32)
 // dst = src rounded to the element type (the backward's F32 dB, dC for bf16 / f16 inputs)
 extern "C" __global__ void scan_to_bf16(const float* src, bf16_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<bf16_bits>(src[i]); }
 extern "C" __global__ void scan_to_f16(const float* src, half_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<half_bits>(src[i]); }
+#endif

@@ -46,6 +46,7 @@ internal static unsafe class CudaDriver
     public static delegate* unmanaged<nint*, nint, byte*, int> cuModuleGetFunction;
     public static delegate* unmanaged<nint, int, int, int> cuFuncSetAttribute;
     public static delegate* unmanaged<int*, int, nint, int> cuFuncGetAttribute;
+    public static delegate* unmanaged<int*, nint, int, nuint, int> cuOccupancyMaxActiveBlocksPerMultiprocessor;   // optional
     public static delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int> cuLaunchKernel;
     public static delegate* unmanaged<nint*, uint, int> cuEventCreate;
     public static delegate* unmanaged<nint, nint, int> cuEventRecord;
@@ -102,6 +103,7 @@ internal static unsafe class CudaDriver
         cuEventDestroy = (delegate* unmanaged<nint, int>)CudaLibraries.Export(lib, n, "cuEventDestroy_v2");
         cuGetErrorName = (delegate* unmanaged<int, byte**, int>)CudaLibraries.Export(lib, n, "cuGetErrorName");
         cuGetErrorString = (delegate* unmanaged<int, byte**, int>)CudaLibraries.Export(lib, n, "cuGetErrorString");
+        cuOccupancyMaxActiveBlocksPerMultiprocessor = (delegate* unmanaged<int*, nint, int, nuint, int>)CudaLibraries.OptionalExport(lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor");
         cuStreamBeginCapture = (delegate* unmanaged<nint, int, int>)CudaLibraries.OptionalExport(lib, "cuStreamBeginCapture_v2");
         cuStreamEndCapture = (delegate* unmanaged<nint, nint*, int>)CudaLibraries.OptionalExport(lib, "cuStreamEndCapture");
         cuGraphInstantiateWithFlags = (delegate* unmanaged<nint*, nint, ulong, int>)CudaLibraries.OptionalExport(lib, "cuGraphInstantiateWithFlags");
