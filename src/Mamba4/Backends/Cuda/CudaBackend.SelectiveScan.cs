@@ -133,7 +133,7 @@ public sealed unsafe partial class CudaBackend
     ];
 
     /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
-    internal const string DefaultScanForward = "v0";
+    internal const string DefaultScanForward = "waves";
 
     /// <summary>The forward variant in use (see <see cref="ScanForwardVariants"/>); tests and benchmarks set it.</summary>
     internal static string ScanForwardVariant = Environment.GetEnvironmentVariable("MAMBA4_SCAN_FWD") is { Length: > 0 } fv ? fv : DefaultScanForward;
