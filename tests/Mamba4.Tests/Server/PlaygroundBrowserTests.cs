@@ -47,7 +47,7 @@ public sealed class PlaygroundBrowserTests
             var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             using var http = new HttpClient { BaseAddress = new Uri(address) };
             browser = Process.Start(new ProcessStartInfo(chromium,
-                ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0", "--window-size=1100,900",
+                ["--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0", "--window-size=1100,900",
                  $"--user-data-dir={Path.Combine(tmp, "profile")}", "about:blank"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
             string? endpoint = null;
             using (var startup = CancellationTokenSource.CreateLinkedTokenSource(ct))
