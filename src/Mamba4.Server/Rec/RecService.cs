@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Mamba4.Autograd;
 using Mamba4.Inference;
 using Mamba4.Models;
+using Mamba4.Tasks.Recommendation;
 using Mamba4.Tensors;
 using Microsoft.AspNetCore.Http;
 
@@ -117,18 +118,7 @@ public sealed class RecService : IDisposable
             using var scope = new TensorScope();
             scores = Model.Scores(Tensor.From(seqOutput, 1, seqOutput.Length)).ToFloatArray();
         }
-        var heap = new PriorityQueue<long, (float Score, long NegId)>();
-        for (long i = 1; i < scores.Length; i++)
-        {
-            if (exclude.Contains(i)) continue;
-            var key = (scores[i], -i);
-            if (heap.Count < k) heap.Enqueue(i, key);
-            else if (heap.TryPeek(out _, out var min) && key.CompareTo(min) > 0) heap.EnqueueDequeue(i, key);
-        }
-        var result = new List<ScoredItem>(heap.Count);
-        while (heap.TryDequeue(out var id, out var key)) result.Add(new ScoredItem(id, key.Score));
-        result.Reverse();
-        return result;
+        return RecRecommend.TopK(scores, k, exclude).Select(id => new ScoredItem(id, scores[id])).ToList();
     }
 
     /// <summary>POST /v1/users/{id}/events: appends interactions (one recurrent step each) and commits the new state before answering.</summary>
