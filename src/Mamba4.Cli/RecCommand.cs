@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using Mamba4.Autograd;
 using Mamba4.Data.Recommendation;
+using Mamba4.Evaluation;
 using Mamba4.Models;
 using Mamba4.Tasks.Recommendation;
 using Mamba4.Tensors;
@@ -66,12 +67,14 @@ internal static class RecCommand
         public readonly Option<int?> DState = new("--d-state") { Description = "Mamba4Rec SSM state size (default 32)" };
         public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.2, SASRec 0.5, GRU4Rec 0.3)" };
 
-        public IEnumerable<Option> All => [Model, MaxLen, Hidden, Layers, DState, Dropout];
+        public readonly Option<bool?> Residual = new("--residual") { Description = "Mamba4Rec: residual around the Mamba block (default: the reference's rule, only with 2+ layers)" };
+
+        public IEnumerable<Option> All => [Model, MaxLen, Hidden, Layers, DState, Dropout, Residual];
 
         public RecModelOptions Get(ParseResult parse, string? kind = null) => new()
         {
             Kind = RecModels.ParseKind(kind ?? parse.GetValue(Model)!), MaxLen = parse.GetValue(MaxLen), Hidden = parse.GetValue(Hidden),
-            Layers = parse.GetValue(Layers), DState = parse.GetValue(DState), Dropout = parse.GetValue(Dropout),
+            Layers = parse.GetValue(Layers), DState = parse.GetValue(DState), Dropout = parse.GetValue(Dropout), Residual = kind is null || RecModels.ParseKind(kind) == "mamba4rec" ? parse.GetValue(Residual) : null,   // compare: Mamba4Rec only
         };
     }
 
@@ -260,13 +263,15 @@ internal static class RecCommand
         var kind = KindOpt();
         var maxLen = new Option<int?>("--max-len") { Description = "most recent items a prediction sees (default: the model's)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
+        var breakdown = new Option<bool>("--breakdown") { Description = "also print test hit/ndcg/mrr@10 by history length, by the target's training popularity and by whether the target is already in the history" };
+        var ranksFile = new Option<string?>("--ranks") { Description = "write each test user's rank to this TSV file (user, history_length, target, target_train_count, rank)" };
         var cmd = new Command("eval", """
             Full-ranking test (and validation) metrics of a saved model on a dataset, split leave-one-out as in training.
 
             Example:
-              mamba4 rec eval --checkpoint runs/rec-mamba4rec/model --data Beauty.txt --format seq
+              mamba4 rec eval --checkpoint runs/rec-mamba4rec/model --data Beauty.txt --format seq --breakdown
             """);
-        foreach (var o in d.All.Concat([ckpt, kind, maxLen, json])) cmd.Options.Add(o);
+        foreach (var o in d.All.Concat([ckpt, kind, maxLen, json, breakdown, ranksFile])) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
         cmd.SetAction(parse =>
@@ -278,11 +283,16 @@ internal static class RecCommand
             int len = parse.GetValue(maxLen) ?? model.MaxLen;
             var split = LeaveOneOutSplit.Create(data);
             if (split.Test.Length == 0) throw new InvalidDataException($"{data.Source}: no user has a test sample");
-            var test = RecExperiment.Evaluate(model.Model, data, split.Test, len);
+            var testRanks = RecExperiment.Ranks(model.Model, data, split.Test, len);
+            var acc = new RankingAccumulator();
+            acc.AddRange(testRanks);
+            var test = acc.Result();
             var valid = split.Valid.Length > 0 ? RecExperiment.Evaluate(model.Model, data, split.Valid, len) : new Dictionary<string, double>();
             Console.WriteLine($"{model.Kind}: {split.Test.Length:N0} test users, max_len {len}");
             Console.WriteLine("test   " + string.Join("  ", test.Select(kv => $"{kv.Key} {kv.Value:F4}")));
             if (valid.Count > 0) Console.WriteLine("valid  " + string.Join("  ", valid.Select(kv => $"{kv.Key} {kv.Value:F4}")));
+            if (parse.GetValue(breakdown) || parse.GetValue(ranksFile) is not null)
+                WriteBreakdown(split, testRanks, len, parse.GetValue(breakdown), parse.GetValue(ranksFile));
             if (parse.GetValue(json))
             {
                 var o = new JsonObject { ["model"] = model.Kind, ["users"] = split.Test.Length };
@@ -293,6 +303,55 @@ internal static class RecCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// Test metrics by the user's history length (items before the target), by the target's count in the training parts
+    /// of all sequences, and by how often the target occurs in the last max_len items of the history; or each rank as TSV.
+    /// </summary>
+    private static void WriteBreakdown(LeaveOneOutSplit split, int[] ranks, int maxLen, bool print, string? ranksPath)
+    {
+        var data = split.Data;
+        var trainCount = new long[data.NItems];
+        for (int u = 0; u < data.UserCount; u++)
+            foreach (int item in data.Sequences[u].AsSpan(0, split.TrainLength(u))) trainCount[item]++;
+        int n = split.Test.Length;
+        long[] length = new long[n], popularity = new long[n], repeats = new long[n];
+        for (int i = 0; i < n; i++)
+        {
+            var s = split.Test[i];
+            var history = split.History(s);
+            int target = data.Sequences[s.User][s.End];
+            length[i] = history.Length;
+            popularity[i] = trainCount[target];
+            foreach (int item in history[Math.Max(0, history.Length - maxLen)..]) if (item == target) repeats[i]++;
+        }
+        if (print)
+        {
+            Table("history length", length, [1, 2, 4, 6, 9, 16, 31, 51]);
+            Table("target's training interactions", popularity, [0, 1, 5, 10, 20, 50, 100, 200, 500]);
+            Table("target already in the history (times)", repeats, [0, 1]);
+        }
+        if (ranksPath is not null)
+        {
+            using var w = new StreamWriter(ranksPath);
+            w.WriteLine("user\thistory_length\ttarget\ttarget_train_count\trank");
+            for (int i = 0; i < n; i++)
+            {
+                var s = split.Test[i];
+                w.WriteLine(string.Create(Inv, $"{data.UserTokens[s.User]}\t{length[i]}\t{data.ItemTokens[data.Sequences[s.User][s.End]]}\t{popularity[i]}\t{ranks[i]}"));
+            }
+            Console.WriteLine($"ranks of {n:N0} test users written to {ranksPath}");
+        }
+
+        void Table(string title, long[] keys, long[] edges)
+        {
+            Console.WriteLine($"test by {title}:");
+            Console.WriteLine($"  {"group",-10} {"users",8} {"share",7} {"hit@10",8} {"ndcg@10",8} {"mrr@10",8}");
+            foreach (var g in RankingBreakdown.ByKey(ranks, keys, edges))
+                Console.WriteLine(g.Count == 0 ? string.Create(Inv, $"  {g.Label,-10} {0,8} {0.0,6:F1}% {"-",8} {"-",8} {"-",8}")
+                    : string.Create(Inv, $"  {g.Label,-10} {g.Count,8:N0} {100.0 * g.Count / Math.Max(1, n),6:F1}% {g.Hit,8:F4} {g.Ndcg,8:F4} {g.Mrr,8:F4}"));
+        }
     }
 
     // ---------------- score / recommend ----------------

@@ -223,6 +223,58 @@ public class RecCliTests : IDisposable
     }
 
     [Fact]
+    public void EvalBreakdownAndRanksAgreeWithTheOverallMetrics()
+    {
+        var data = TinyData();
+        var outDir = Path.Combine(_dir, "res");
+        var (code, stdout, stderr) = CliTests.Run(["rec", "train", "--data", data, .. Tiny, "--epochs", "2", "--residual", "--out", outDir, "--json"]);
+        Assert.True(code == 0, stderr);
+        var model = Path.Combine(outDir, "model");
+        Assert.True(JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!["residual"]!.GetValue<bool>());
+        var ranksPath = Path.Combine(_dir, "ranks.tsv");
+        var (ecode, eout, eerr) = CliTests.Run("rec", "eval", "--checkpoint", model, "--data", data, "--format", "pairs", "--breakdown", "--ranks", ranksPath, "--json");
+        Assert.True(ecode == 0, eerr);
+        var overall = LastJson(eout);
+        Assert.Equal(LastJson(stdout)["hit@10"]!.GetValue<double>(), overall["hit@10"]!.GetValue<double>(), 6);   // the residual model reloads
+        Assert.Contains("test by history length:", eout);
+        Assert.Contains("test by target's training interactions:", eout);
+
+        // every test user is in the TSV; hit@10 and mrr@10 recomputed from its ranks equal the printed metrics
+        var rows = File.ReadAllLines(ranksPath).Skip(1).Select(l => l.Split('\t')).ToArray();
+        Assert.Equal(120, rows.Length);
+        var ranks = rows.Select(r => int.Parse(r[4], CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(overall["hit@10"]!.GetValue<double>(), ranks.Average(r => r <= 10 ? 1.0 : 0.0), 6);
+        Assert.Equal(overall["mrr@10"]!.GetValue<double>(), ranks.Average(r => r <= 10 ? 1.0 / r : 0.0), 6);
+        // the history-length table: users in its rows add up to all test users, and their weighted hit@10 is the overall one
+        var table = eout.Split('\n').SkipWhile(l => !l.StartsWith("test by history length")).Skip(2).TakeWhile(l => l.StartsWith("  ")).ToArray();
+        var groups = table.Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f[3] != "-")
+            .Select(f => (Users: int.Parse(f[1], NumberStyles.AllowThousands, CultureInfo.InvariantCulture), Hit: double.Parse(f[3], CultureInfo.InvariantCulture))).ToArray();
+        Assert.Equal(120, groups.Sum(g => g.Users));
+        Assert.Equal(overall["hit@10"]!.GetValue<double>(), groups.Sum(g => g.Users * g.Hit) / 120, 3);
+    }
+
+    [Fact]
+    public void TheResidualOptionChangesOnlyMamba4Rec()
+    {
+        var plain = (Mamba4Rec)RecModels.Create(new RecModelOptions { Hidden = 16, DState = 4 }, 30, seed: 5);
+        var residual = (Mamba4Rec)RecModels.Create(new RecModelOptions { Hidden = 16, DState = 4, Residual = true }, 30, seed: 5);
+        Assert.False(plain.Config.UsesResidual);      // the reference: no residual around a single layer
+        Assert.True(residual.Config.UsesResidual);
+        var back = RecModels.ReadMamba4Rec(JsonNode.Parse(RecModels.WriteMamba4Rec(residual.Config))!.AsObject(), "config.json");
+        Assert.True(back.Residual);
+        Assert.Null(RecModels.ReadMamba4Rec(JsonNode.Parse(RecModels.WriteMamba4Rec(plain.Config))!.AsObject(), "config.json").Residual);
+        plain.Eval();
+        residual.Eval();
+        using var seq = Tensor.From(new long[] { 3, 7, 9, 2 }, 1, 4);
+        var a = plain.SequenceOutput(seq).ToFloatArray();
+        var b = residual.SequenceOutput(seq).ToFloatArray();
+        Assert.True(a.Zip(b).Max(p => Math.Abs(p.First - p.Second)) > 1e-3);   // same weights, another function
+        Assert.Throws<ArgumentException>(() => RecModels.Create(new RecModelOptions { Kind = "sasrec", Residual = true }, 30, seed: 5));
+        plain.Dispose();
+        residual.Dispose();
+    }
+
+    [Fact]
     public void BadInputFailsWithOneClearLine()
     {
         var bad = Path.Combine(_dir, "bad.data");

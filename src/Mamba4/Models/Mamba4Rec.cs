@@ -17,6 +17,9 @@ public sealed record Mamba4RecConfig
     public float Dropout { get; init; } = 0.2f;    // dropout_prob
     public float LayerNormEps { get; init; } = 1e-12f;
     public bool Selective { get; init; } = true;
+    /// <summary>Residual around each Mamba block; null = the reference's rule (only when num_layers > 1).</summary>
+    public bool? Residual { get; init; }
+    public bool UsesResidual => Residual ?? NumLayers > 1;
 
     public MambaConfig Mixer => new()
     {
@@ -40,7 +43,7 @@ public sealed class Mamba4Rec : Module, ISequentialRecommender
         ItemEmbedding = Child("item_embedding", new Nn.Embedding(config.NItems, config.HiddenSize, rng, paddingIndex: 0, std: 0.02));
         Norm = Child("LayerNorm", new Nn.LayerNorm(config.HiddenSize, config.LayerNormEps));
         Layers = Child("mamba_layers", new ModuleList<Mamba4Layer>(Enumerable.Range(0, config.NumLayers).Select(_ =>
-            new Mamba4Layer(config.Mixer, config.InnerSize, config.Dropout, config.LayerNormEps, residual: config.NumLayers > 1, rng))));
+            new Mamba4Layer(config.Mixer, config.InnerSize, config.Dropout, config.LayerNormEps, residual: config.UsesResidual, rng))));
         // The reference re-initialises every Linear weight ~ N(0, 0.02) with zero bias (RecBole's _init_weights).
         foreach (var layer in Layers.Items)
             foreach (var lin in new[] { layer.Mamba.InProj, layer.Mamba.XProj, layer.Mamba.DtProj, layer.Mamba.OutProj, layer.Ffn.W1, layer.Ffn.W2 })

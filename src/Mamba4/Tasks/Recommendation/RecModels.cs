@@ -20,6 +20,8 @@ public sealed record RecModelOptions
     public int? Layers { get; init; }
     public int? DState { get; init; }
     public float? Dropout { get; init; }
+    /// <summary>Mamba4Rec only: residual around the Mamba block (null: the reference's rule, only when stacked).</summary>
+    public bool? Residual { get; init; }
 }
 
 /// <summary>A loaded or created recommender and what it needs beside its weights.</summary>
@@ -63,6 +65,7 @@ public static class RecModels
         if (o.Layers is < 1) throw new ArgumentException($"--layers must be positive, got {o.Layers}");
         if (o.DState is < 1) throw new ArgumentException($"--d-state must be positive, got {o.DState}");
         if (o.Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), got {o.Dropout}");
+        if (o.Residual is not null && kind != "mamba4rec") throw new ArgumentException($"--residual applies to mamba4rec only, not {kind}");
         switch (kind)
         {
             case "mamba4rec":
@@ -72,7 +75,7 @@ public static class RecModels
                 return new Mamba4Rec(new Mamba4RecConfig
                 {
                     NItems = nItems, HiddenSize = hidden, NumLayers = o.Layers ?? d.NumLayers, DState = o.DState ?? d.DState,
-                    InnerSize = 4 * hidden, Dropout = o.Dropout ?? d.Dropout,
+                    InnerSize = 4 * hidden, Dropout = o.Dropout ?? d.Dropout, Residual = o.Residual,
                 }, seed);
             }
             case "sasrec":
@@ -199,6 +202,7 @@ public static class RecModels
         ["dropout_prob"] = c.Dropout,
         ["layer_norm_eps"] = c.LayerNormEps,
         ["selective"] = c.Selective,
+        ["residual"] = c.Residual,
     }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 
     /// <summary>Mamba4Rec's config.json (the fixture's fields; "dropout" or RecBole's "dropout_prob").</summary>
@@ -232,6 +236,7 @@ public static class RecModels
             Dropout = (float)(Num("dropout_prob") ?? Num("dropout") ?? d.Dropout),
             LayerNormEps = (float)(Num("layer_norm_eps") ?? d.LayerNormEps),
             Selective = o["selective"] is JsonValue sel ? (sel.TryGetValue<bool>(out var b) ? b : throw new InvalidDataException($"{source}: 'selective' must be true or false, got {sel.ToJsonString()}")) : true,
+            Residual = o["residual"] is JsonValue res ? (res.TryGetValue<bool>(out var rb) ? rb : throw new InvalidDataException($"{source}: 'residual' must be true, false or null, got {res.ToJsonString()}")) : null,
         };
         foreach (var (name, value) in new[] { ("n_items", c.NItems), ("hidden_size", c.HiddenSize), ("num_layers", c.NumLayers),
                      ("d_state", c.DState), ("d_conv", c.DConv), ("expand", c.Expand), ("inner_size", c.InnerSize) })

@@ -185,18 +185,26 @@ public sealed class RecExperiment : IDisposable
     /// <summary>Full-ranking metrics (padding excluded, ties pessimistic) of the samples' targets.</summary>
     public static IReadOnlyDictionary<string, double> Evaluate(ISequentialRecommender model, SequenceDataset data, IReadOnlyList<SeqSample> samples, int maxLen, int batch = 1024)
     {
+        var acc = new RankingAccumulator();
+        acc.AddRange(Ranks(model, data, samples, maxLen, batch));
+        return acc.Result();
+    }
+
+    /// <summary>Each sample's full-ranking rank of its target (1 = first; padding excluded, ties pessimistic), in sample order.</summary>
+    public static int[] Ranks(ISequentialRecommender model, SequenceDataset data, IReadOnlyList<SeqSample> samples, int maxLen, int batch = 1024)
+    {
         var module = (Module)model;
         bool wasTraining = module.Training;
         module.Eval();
-        var acc = new RankingAccumulator();
+        var ranks = new List<int>(samples.Count);
         using (GradMode.NoGrad())
             foreach (var b in SequenceBatcher.Samples(data, samples, maxLen, batch))
             {
                 using var scope = new TensorScope();
-                using (b) acc.Add(model.Scores(model.Forward(b.ItemSeq, b.ItemSeqLen)), b.PosItems!.ToInt64Array());
+                using (b) ranks.AddRange(RankingMetrics.Ranks(model.Scores(model.Forward(b.ItemSeq, b.ItemSeqLen)), b.PosItems!.ToInt64Array()));
             }
         module.Train(wasTraining);
-        return acc.Result();
+        return ranks.ToArray();
     }
 
     private void OnEpoch(long step, IReadOnlyDictionary<string, double> metrics)
