@@ -97,11 +97,21 @@ public sealed unsafe partial class CudaBackend
         return (ns, tpc, chunkLen);
     }
 
-    /// <summary>Two tile buffers (elements of <paramref name="elementSize"/> bytes): u, Δ, z (and dout for scan_prepare)
-    /// [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC]; for 2-byte elements also the rows widened to F32.</summary>
-    private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false) =>
-        2 * ((prepare ? 4 : 3) * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * elementSize +
-        (elementSize == 2 && p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc * sizeof(float) : 0);
+    /// <summary>Shared memory of scan.cu's forward (elements of <paramref name="elementSize"/> bytes): tile slots of u, Δ, z (and
+    /// dout for scan_prepare) [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC] — three slots when a tile is
+    /// prepared one ahead (2-byte rows widened to F32 [2][2·FT·NS·TPC], or <paramref name="pre"/>: dt and gate [2][2·FT·channels] F32), else two.</summary>
+    private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false, bool pre = false)
+    {
+        int channels = ScanBlock / p.Tpc, rows = ScanTile * ns * p.Tpc;
+        bool widen = elementSize == 2 && p.Selective == 1;
+        int slot = (prepare ? 4 : 3) * ScanTile * channels + (p.Selective == 1 ? 2 * rows : 0);
+        return ((widen || pre) ? 3 : 2) * slot * elementSize + (widen ? 4 * rows * sizeof(float) : 0) + (pre ? 4 * ScanTile * channels * sizeof(float) : 0);
+    }
+
+    /// <summary>TEMPORARY (v13 run): scan_old.cu's shared memory (v12 layout: two slots, rows widened once, PRE's dt and gate once).</summary>
+    private static int OldForwardShared(in ScanParams p, int ns, int elementSize, bool pre) =>
+        2 * (3 * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * elementSize +
+        (elementSize == 2 && p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc * sizeof(float) : 0) + (pre ? 2 * ScanTile * (ScanBlock / p.Tpc) * sizeof(float) : 0);
 
     /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
     private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
@@ -118,18 +128,15 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>
     /// Forward variants (MAMBA4_SCAN_FWD; the GPU tests check each, MAMBA4_CUDA_BENCH=scan times each), parts joined by '+':
-    /// <c>v0</c> = scan.cu's kernels and plan; <c>polyP</c> = one state in P (16, 8, 4) takes exp2 from a polynomial on the
-    /// FMA pipe (scan_poly.cu); <c>polyP/Q</c> = P in phase 1 (outputs), Q in phase 0 (chunk-end states); <c>pre</c> = dt and
-    /// the gate computed once per (step, channel) per tile in shared memory; <c>nsK</c> = K states per thread (16, 8, 4);
-    /// <c>waves</c> = as many chunks as fill the block slots once (no partial second wave in phase 1); <c>fill</c> = the fewest
-    /// chunks that give every SM two blocks (with ns4: one chunk, so no phase 0 and no carry — each state and step computed
-    /// once — wherever batch × channels fill the GPU); <c>chunksK</c> = K chunks.
+    /// <c>waves</c> = as many chunks as fill the block slots once (SMs × blocks per SM of the phase-1 kernel over the blocks of one
+    /// chunk; without it, chunks give about SMs·512 threads); <c>floorK</c> = chunks never shorter than K steps (default 256);
+    /// <c>pre</c> = dt and the gate computed once per (step, channel) per tile in shared memory (for TPC &gt; 1);
+    /// <c>nsK</c> = K states per thread (16, 8, 4); <c>o8</c> = the 64-register kernel (8 blocks per SM; 16 states, one lane
+    /// per channel, selective; others as without); <c>old</c> = TEMPORARY, scan_old.cu's v12 kernels.
     /// </summary>
     internal static readonly string[] ScanForwardVariants =
     [
-        "v0", "poly16", "poly8", "poly8/4", "pre", "waves", "waves+poly8/4",
-        "fill+ns4+pre", "fill+ns4+pre+poly4", "fill+ns8+pre", "fill+ns4",
-        "waves+ns4+pre", "waves+ns4+pre+poly4", "waves+ns8+pre", "waves+ns8+pre+poly8", "chunks1",
+        "old+waves", "waves", "waves+floor128", "waves+o8+floor128", "old+pre", "old+waves+ns4+pre", "waves+ns4+pre",
     ];
 
     /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
@@ -138,41 +145,33 @@ public sealed unsafe partial class CudaBackend
     /// <summary>The forward variant in use (see <see cref="ScanForwardVariants"/>); tests and benchmarks set it.</summary>
     internal static string ScanForwardVariant = Environment.GetEnvironmentVariable("MAMBA4_SCAN_FWD") is { Length: > 0 } fv ? fv : DefaultScanForward;
 
-    /// <summary>A forward variant: polynomial share of phase 1 and phase 0 (0 = none), dt/gate precomputed, states per thread
-    /// (0 = plan's), chunk plan (waves, fill, or a fixed count; 0 = plan's).</summary>
-    internal readonly record struct ScanForwardOptions(int Poly1, int Poly0, bool Pre, int States, bool Waves, bool Fill, int Chunks);
+    /// <summary>A forward variant: v12 kernels, dt/gate precomputed, states per thread (0 = plan's), wave plan, shortest chunk, 64-register kernel.</summary>
+    internal readonly record struct ScanForwardOptions(bool Old, bool Pre, int States, bool Waves, int Floor, bool O8);
 
     internal static ScanForwardOptions ParseScanForwardVariant(string variant)
     {
-        var o = new ScanForwardOptions();
+        var o = new ScanForwardOptions(false, false, 0, false, 256, false);
         NotSupportedException Bad(string why) => new($"MAMBA4_SCAN_FWD={variant}: {why}");
-        int Power(string text, string what) => text is "16" or "8" or "4" ? int.Parse(text) : throw Bad($"{what} takes 16, 8 or 4, got '{text}'");
         foreach (var part in variant.Split('+', StringSplitOptions.TrimEntries))
         {
-            if (part == "v0") continue;
+            if (part == "old") o = o with { Old = true };
             else if (part == "waves") o = o with { Waves = true };
-            else if (part == "fill") o = o with { Fill = true };
             else if (part == "pre") o = o with { Pre = true };
-            else if (part.StartsWith("chunks", StringComparison.Ordinal))
-                o = o with { Chunks = int.TryParse(part[6..], out int k) && k >= 1 ? k : throw Bad($"chunksK takes a count ≥ 1, got '{part}'") };
-            else if (part.StartsWith("ns", StringComparison.Ordinal)) o = o with { States = Power(part[2..], "nsK") };
-            else if (part.StartsWith("poly", StringComparison.Ordinal))
-            {
-                var periods = part[4..].Split('/');
-                if (periods.Length > 2) throw Bad($"expected polyP or polyP/Q, got '{part}'");
-                int p1 = Power(periods[0], "polyP");
-                o = o with { Poly1 = p1, Poly0 = periods.Length == 2 ? Power(periods[1], "polyP/Q") : p1 };
-            }
-            else throw Bad($"unknown part '{part}'; expected v0, polyP, polyP/Q, pre, nsK, waves, fill or chunksK (joined by '+')");
+            else if (part == "o8") o = o with { O8 = true };
+            else if (part.StartsWith("floor", StringComparison.Ordinal))
+                o = o with { Floor = int.TryParse(part[5..], out int k) && k >= ScanTile ? k : throw Bad($"floorK takes a step count ≥ {ScanTile}, got '{part}'") };
+            else if (part.StartsWith("ns", StringComparison.Ordinal))
+                o = o with { States = part[2..] is "16" or "8" or "4" ? int.Parse(part[2..]) : throw Bad($"nsK takes 16, 8 or 4, got '{part}'") };
+            else throw Bad($"unknown part '{part}'; expected waves, floorK, pre, nsK, o8 or old (joined by '+')");
         }
         return o;
     }
 
-    /// <summary>File and kernel of a forward phase: scan.cu's, or scan_poly.cu's with one state in <paramref name="poly"/>
-    /// on the polynomial and/or dt and the gate precomputed (<paramref name="pre"/>).</summary>
-    private static (string File, string Kernel) ForwardKernel(int ns, in ScanParams p, string type, int poly, bool pre) =>
-        poly == 0 && !pre ? ("scan.cu", $"scan_forward_ns{ns}_{Variant(p)}{type}")
-            : ("scan_poly.cu", $"scan_forward_ns{ns}_{Variant(p)}{(poly > 0 ? $"_poly{poly}" : "")}{(pre ? "_pre" : "")}{type}");
+    /// <summary>File and kernel of the forward: scan.cu's (<c>_tpcx</c> when lanes per channel &gt; 1, <c>_pre</c>, <c>_o8</c>), or scan_old.cu's.</summary>
+    private static (string File, string Kernel) ForwardKernel(int ns, in ScanParams p, string type, in ScanForwardOptions v) =>
+        v.Old ? ("scan_old.cu", $"scan_forward_old_ns{ns}_{Variant(p)}{(v.Pre ? "_pre" : "")}{type}")
+        : v.O8 && ns == 16 && p.Tpc == 1 && p.Selective == 1 ? ("scan.cu", $"scan_forward_ns16_sel_o8{type}")
+        : ("scan.cu", $"scan_forward_ns{ns}{(v.Pre ? "_tpcx_pre" : p.Tpc > 1 ? "_tpcx" : "")}_{Variant(p)}{type}");
 
     /// <summary>Blocks of <paramref name="kernel"/> that fit on one SM at once (the driver's occupancy calculator; 1 if it is missing).</summary>
     internal int BlocksPerMultiprocessor(string file, string kernel, int block, int shared)
@@ -197,20 +196,15 @@ public sealed unsafe partial class CudaBackend
         var v = ParseScanForwardVariant(ScanForwardVariant);
         var (ns, tpc, chunkLen) = ForwardPlan(p.Batch, p.L, p.Dch, p.N, v.States);
         p.Tpc = tpc;
-        // PRE adds dt and the gate of a tile [FT, channels of the block] as F32
-        int shared = ForwardShared(p, ns, args.U.DType.ElementSize()) + (v.Pre ? 2 * ScanTile * (ScanBlock / tpc) * sizeof(float) : 0);
-        var (file1, kernel1) = ForwardKernel(ns, p, type, v.Poly1, v.Pre);
-        var (file0, kernel0) = ForwardKernel(ns, p, type, v.Poly0, v.Pre);
-        if (ScanForwardChunkOverride <= 0 && (v.Waves || v.Fill || v.Chunks > 0))
+        int es = args.U.DType.ElementSize();
+        int shared = v.Old ? OldForwardShared(p, ns, es, v.Pre) : ForwardShared(p, ns, es, pre: v.Pre);
+        var (file, kernel) = ForwardKernel(ns, p, type, v);
+        if (ScanForwardChunkOverride <= 0 && v.Waves)
         {
-            // waves: the GPU's block slots (SMs × blocks per SM of the phase-1 kernel) over the blocks of one chunk, so that
-            // phase 1 runs in one full wave; fill: the fewest chunks that give two blocks per SM (v0 asks for SMs·512 threads)
+            // the GPU's block slots (SMs × blocks per SM of the kernel) over the blocks of one chunk, so that phase 1 runs in one full wave
             long blocksPerChunk = (long)ScanGrid(p, 1).X * p.Batch;
-            int chunks = v.Chunks > 0 ? v.Chunks
-                : v.Waves ? (int)Math.Max(1, (long)Multiprocessors * BlocksPerMultiprocessor(file1, kernel1, ScanBlock, shared) / blocksPerChunk)
-                : (int)Math.Max(1, (2L * Multiprocessors + blocksPerChunk - 1) / blocksPerChunk);
-            chunkLen = (p.L + chunks - 1) / chunks;
-            if (v.Chunks == 0) chunkLen = Math.Max(256, chunkLen);
+            int chunks = (int)Math.Max(1, (long)Multiprocessors * BlocksPerMultiprocessor(file, kernel, ScanBlock, shared) / blocksPerChunk);
+            chunkLen = Math.Max(v.Floor, (p.L + chunks - 1) / chunks);
             chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
         }
         p.ChunkLen = chunkLen;
@@ -226,10 +220,10 @@ public sealed unsafe partial class CudaBackend
                 sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
                 p.CarryH = carry.Pointer;
                 p.SumDt = sums.Pointer;
-                Launch(file0, kernel0, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch(file, kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
                 Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch(file1, kernel1, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+            Launch(file, kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
         }
         finally
         {
@@ -313,7 +307,7 @@ public sealed unsafe partial class CudaBackend
                 p.SumDt = sums.Pointer;
                 // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
-                Launch("scan.cu", $"scan_prepare_ns{nsF}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
+                Launch("scan.cu", $"scan_prepare_ns{nsF}{(tpcF > 1 ? "_tpcx" : "")}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
                     ForwardShared(pf, nsF, type.ElementSize(), prepare: true), pf);
                 Launch("scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
