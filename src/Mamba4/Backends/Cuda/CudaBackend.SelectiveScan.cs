@@ -136,7 +136,7 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     internal static readonly string[] ScanForwardVariants =
     [
-        "old+waves", "waves", "waves+floor128", "waves+o8+floor128", "old+pre", "old+waves+ns4+pre", "waves+ns4+pre",
+        "old+waves", "waves", "waves+floor128", "waves+o8", "waves+o8+floor128", "old+pre", "old+waves+ns4+pre", "waves+ns4+pre",
     ];
 
     /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
