@@ -214,8 +214,8 @@ public static class CudaBench
 
     /// <summary>
     /// Forward variants (CudaBackend.ScanForwardVariants, MAMBA4_SCAN_FWD) on every row and dtype: interleaved medians
-    /// (v0, poly16, …, v0, poly16, … over 15 rounds), ms and the ratio to mamba_ssm; the fastest per row is marked. The default is
-    /// CudaBackend.DefaultScanForward (CudaBackend.SelectiveScan.cs). Then the registers of the bf16 forward kernels.
+    /// (A, B, …, A, B, … over 15 rounds), ms and the ratio to mamba_ssm; the fastest per row is marked. The default is
+    /// CudaBackend.DefaultScanForward (CudaBackend.SelectiveScan.cs). Then the registers of the forward kernels.
     /// </summary>
     private static void ScanForwardVariants(CudaBackend gpu)
     {
@@ -260,15 +260,13 @@ public static class CudaBench
                 foreach (var set in sets) set.Dispose();
             }
         }
-        foreach (var (file, k) in new[] { ("scan.cu", "scan_forward_ns16_sel"), ("scan.cu", "scan_forward_ns16_sel_bf16"), ("scan.cu", "scan_forward_ns16_sel_f16"),
-                     ("scan.cu", "scan_forward_ns16_sel_o8"), ("scan.cu", "scan_forward_ns16_sel_o8_bf16"), ("scan.cu", "scan_forward_ns16_tpcx_sel"),
-                     ("scan.cu", "scan_forward_ns4_tpcx_pre_sel"), ("scan.cu", "scan_forward_ns4_tpcx_pre_sel_bf16"),
-                     ("scan_old.cu", "scan_forward_old_ns16_sel"), ("scan_old.cu", "scan_forward_old_ns16_sel_bf16"), ("scan_old.cu", "scan_forward_old_ns4_sel_pre") })
+        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_forward_ns16_sel_bf16", "scan_forward_ns16_sel_f16", "scan_forward_ns16_tpcx_sel",
+                     "scan_forward_ns4_tpcx_pre_sel", "scan_forward_ns4_tpcx_pre_sel_bf16" })
         {
             try
             {
-                var (regs, local) = gpu.KernelResources(file, k);
-                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor(file, k, 128, 0)} blocks of 128 per SM (registers)");
+                var (regs, local) = gpu.KernelResources("scan.cu", k);
+                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor("scan.cu", k, 128, 0)} blocks of 128 per SM (registers)");
             }
             catch (Exception e) { Console.WriteLine($"{k}: failed: {e.Message.Split('\n')[0]}"); }
         }

@@ -152,7 +152,7 @@ public class CudaSelectiveScanTests
     }
 
     /// <summary>
-    /// Every forward variant (MAMBA4_SCAN_FWD: chunk plans, states per thread, precomputed dt and gate) against the CPU
+    /// Every forward variant (MAMBA4_SCAN_FWD: states per thread, precomputed dt and gate) against the CPU
     /// kernel: y and the last state on the shapes of <see cref="MatchesCpuKernel"/> (F32, 1e-5) and of
     /// <see cref="HalfTypesMatchCpuOnRoundedInputs"/> (BF16/F16 inputs rounded for the CPU too), with 32-step chunks once,
     /// and the mamba_ssm fixtures (forward and gradients) with the variant in force.
@@ -208,13 +208,12 @@ public class CudaSelectiveScanTests
     [Fact]
     public void ScanForwardVariantNamesParse()
     {
-        Assert.Equal(new CudaBackend.ScanForwardOptions(false, true, 4, true, 256, false), CudaBackend.ParseScanForwardVariant("waves+ns4+pre"));
-        Assert.Equal(new CudaBackend.ScanForwardOptions(false, false, 0, true, 128, true), CudaBackend.ParseScanForwardVariant("waves+o8+floor128"));
-        Assert.Equal(new CudaBackend.ScanForwardOptions(true, true, 0, false, 256, false), CudaBackend.ParseScanForwardVariant("old+pre"));
+        Assert.Equal(new CudaBackend.ScanForwardOptions(true, 4), CudaBackend.ParseScanForwardVariant("waves+ns4+pre"));
+        Assert.Equal(new CudaBackend.ScanForwardOptions(false, 8), CudaBackend.ParseScanForwardVariant("ns8"));
+        Assert.Equal(default, CudaBackend.ParseScanForwardVariant("waves"));
         foreach (var v in CudaBackend.ScanForwardVariants) _ = CudaBackend.ParseScanForwardVariant(v);
-        var e = Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("poly8"));
-        Assert.Contains("MAMBA4_SCAN_FWD=poly8", e.Message);
-        Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("floor4"));
+        var e = Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("waves+poly8"));
+        Assert.Contains("MAMBA4_SCAN_FWD=waves+poly8", e.Message);
         Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("ns3"));
     }
 

@@ -77,24 +77,27 @@ public sealed unsafe partial class CudaBackend
     private static Dim3 ScanGrid(in ScanParams p, int chunks, int block = ScanBlock) =>
         new((uint)((p.Dch + block / p.Tpc - 1) / (block / p.Tpc)), (uint)chunks, (uint)p.Batch);
 
+    /// <summary>The forward's split: NS ≤ 16 states per thread (or <paramref name="maxStates"/>), TPC lanes per channel.</summary>
+    private static (int States, int Tpc) ForwardSplit(int n, int maxStates = 0) =>
+        ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : maxStates > 0 ? maxStates : 16);
+
+    /// <summary>Shortest forward chunk (steps) of the wave plan.</summary>
+    private const int ScanMinChunk = 128;
+
     /// <summary>
-    /// Forward plan: NS ≤ 16 states per thread; chunks over L only as far as needed to give the GPU about
-    /// Multiprocessors·512 threads, never shorter than 256 steps (each chunk costs a second pass over its steps).
+    /// Forward chunk length (the `waves` plan): as many chunks as fill the GPU's block slots once (SMs × blocks per SM of the
+    /// kernel, over the blocks of one chunk), so that phase 1 runs in one full wave, none shorter than 128 steps; but one chunk
+    /// where that gives fewer than three, since with C chunks the serial path is about 2·L/C steps (phase 0, then phase 1) and
+    /// two more launches: C = 2 gains nothing.
     /// </summary>
-    private (int States, int Tpc, int ChunkLen) ForwardPlan(int batch, int l, int d, int n, int maxStates = 0)
+    private int ForwardChunkLength(in ScanParams p, string file, string kernel, int shared)
     {
-        var (ns, tpc) = ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : maxStates > 0 ? maxStates : 16);
-        int chunkLen;
-        if (ScanForwardChunkOverride > 0) chunkLen = ScanForwardChunkOverride;
-        else
-        {
-            long threads = (long)batch * d * tpc;
-            long wanted = (long)Multiprocessors * 512;
-            int chunks = (int)Math.Max(1, (wanted + threads - 1) / threads);
-            chunkLen = Math.Max(256, (l + chunks - 1) / chunks);
-        }
-        chunkLen = Math.Max(ScanTile, (chunkLen + ScanTile - 1) / ScanTile * ScanTile);
-        return (ns, tpc, chunkLen);
+        static int Tiles(int steps) => Math.Max(ScanTile, (steps + ScanTile - 1) / ScanTile * ScanTile);
+        if (ScanForwardChunkOverride > 0) return Tiles(ScanForwardChunkOverride);
+        long blocksPerChunk = (long)ScanGrid(p, 1).X * p.Batch;
+        int chunks = (int)Math.Max(1, (long)Multiprocessors * BlocksPerMultiprocessor(file, kernel, ScanBlock, shared) / blocksPerChunk);
+        int chunkLen = Tiles(Math.Max(ScanMinChunk, (p.L + chunks - 1) / chunks));
+        return (p.L + chunkLen - 1) / chunkLen < 3 ? Tiles(p.L) : chunkLen;
     }
 
     /// <summary>Shared memory of scan.cu's forward (elements of <paramref name="elementSize"/> bytes): tile slots of u, Δ, z (and
@@ -107,11 +110,6 @@ public sealed unsafe partial class CudaBackend
         int slot = (prepare ? 4 : 3) * ScanTile * channels + (p.Selective == 1 ? 2 * rows : 0);
         return ((widen || pre) ? 3 : 2) * slot * elementSize + (widen ? 4 * rows * sizeof(float) : 0) + (pre ? 4 * ScanTile * channels * sizeof(float) : 0);
     }
-
-    /// <summary>TEMPORARY (v13 run): scan_old.cu's shared memory (v12 layout: two slots, rows widened once, PRE's dt and gate once).</summary>
-    private static int OldForwardShared(in ScanParams p, int ns, int elementSize, bool pre) =>
-        2 * (3 * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * elementSize +
-        (elementSize == 2 && p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc * sizeof(float) : 0) + (pre ? 2 * ScanTile * (ScanBlock / p.Tpc) * sizeof(float) : 0);
 
     /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
     private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
@@ -128,16 +126,11 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>
     /// Forward variants (MAMBA4_SCAN_FWD; the GPU tests check each, MAMBA4_CUDA_BENCH=scan times each), parts joined by '+':
-    /// <c>waves</c> = as many chunks as fill the block slots once (SMs × blocks per SM of the phase-1 kernel over the blocks of one
-    /// chunk; without it, chunks give about SMs·512 threads); <c>floorK</c> = chunks never shorter than K steps (default 256);
-    /// <c>pre</c> = dt and the gate computed once per (step, channel) per tile in shared memory (for TPC &gt; 1);
-    /// <c>nsK</c> = K states per thread (16, 8, 4); <c>o8</c> = the 64-register kernel (8 blocks per SM; 16 states, one lane
-    /// per channel, selective; others as without); <c>old</c> = TEMPORARY, scan_old.cu's v12 kernels.
+    /// <c>waves</c> = the chunk plan (<see cref="ForwardChunkLength"/>; the only one); <c>nsK</c> = K states per thread (16, 8, 4);
+    /// <c>pre</c> = dt and the gate computed once per (step, channel) per tile in shared memory (pays with TPC &gt; 1 lanes per
+    /// channel). `waves` is the default; `waves+ns4+pre` was the faster one on (64, 128, 200, 32) (h100-bench.txt).
     /// </summary>
-    internal static readonly string[] ScanForwardVariants =
-    [
-        "old+waves", "waves", "waves+floor128", "waves+o8", "waves+o8+floor128", "old+pre", "old+waves+ns4+pre", "waves+ns4+pre",
-    ];
+    internal static readonly string[] ScanForwardVariants = ["waves", "waves+ns4+pre"];
 
     /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
     internal const string DefaultScanForward = "waves";
@@ -145,33 +138,25 @@ public sealed unsafe partial class CudaBackend
     /// <summary>The forward variant in use (see <see cref="ScanForwardVariants"/>); tests and benchmarks set it.</summary>
     internal static string ScanForwardVariant = Environment.GetEnvironmentVariable("MAMBA4_SCAN_FWD") is { Length: > 0 } fv ? fv : DefaultScanForward;
 
-    /// <summary>A forward variant: v12 kernels, dt/gate precomputed, states per thread (0 = plan's), wave plan, shortest chunk, 64-register kernel.</summary>
-    internal readonly record struct ScanForwardOptions(bool Old, bool Pre, int States, bool Waves, int Floor, bool O8);
+    /// <summary>A forward variant: dt and gate precomputed, states per thread (0 = the split's).</summary>
+    internal readonly record struct ScanForwardOptions(bool Pre, int States);
 
     internal static ScanForwardOptions ParseScanForwardVariant(string variant)
     {
-        var o = new ScanForwardOptions(false, false, 0, false, 256, false);
-        NotSupportedException Bad(string why) => new($"MAMBA4_SCAN_FWD={variant}: {why}");
+        var o = new ScanForwardOptions();
         foreach (var part in variant.Split('+', StringSplitOptions.TrimEntries))
         {
-            if (part == "old") o = o with { Old = true };
-            else if (part == "waves") o = o with { Waves = true };
+            if (part == "waves") continue;
             else if (part == "pre") o = o with { Pre = true };
-            else if (part == "o8") o = o with { O8 = true };
-            else if (part.StartsWith("floor", StringComparison.Ordinal))
-                o = o with { Floor = int.TryParse(part[5..], out int k) && k >= ScanTile ? k : throw Bad($"floorK takes a step count ≥ {ScanTile}, got '{part}'") };
-            else if (part.StartsWith("ns", StringComparison.Ordinal))
-                o = o with { States = part[2..] is "16" or "8" or "4" ? int.Parse(part[2..]) : throw Bad($"nsK takes 16, 8 or 4, got '{part}'") };
-            else throw Bad($"unknown part '{part}'; expected waves, floorK, pre, nsK, o8 or old (joined by '+')");
+            else if (part is "ns16" or "ns8" or "ns4") o = o with { States = int.Parse(part[2..]) };
+            else throw new NotSupportedException($"MAMBA4_SCAN_FWD={variant}: unknown part '{part}'; expected waves, pre, ns16, ns8 or ns4 (joined by '+')");
         }
         return o;
     }
 
-    /// <summary>File and kernel of the forward: scan.cu's (<c>_tpcx</c> when lanes per channel &gt; 1, <c>_pre</c>, <c>_o8</c>), or scan_old.cu's.</summary>
-    private static (string File, string Kernel) ForwardKernel(int ns, in ScanParams p, string type, in ScanForwardOptions v) =>
-        v.Old ? ("scan_old.cu", $"scan_forward_old_ns{ns}_{Variant(p)}{(v.Pre ? "_pre" : "")}{type}")
-        : v.O8 && ns == 16 && p.Tpc == 1 && p.Selective == 1 ? ("scan.cu", $"scan_forward_ns16_sel_o8{type}")
-        : ("scan.cu", $"scan_forward_ns{ns}{(v.Pre ? "_tpcx_pre" : p.Tpc > 1 ? "_tpcx" : "")}_{Variant(p)}{type}");
+    /// <summary>The forward kernel: one lane per channel, or <c>_tpcx</c> (lanes per channel at run time), or <c>_tpcx_pre</c>.</summary>
+    private static string ForwardKernel(int ns, in ScanParams p, string type, bool pre) =>
+        $"scan_forward_ns{ns}{(pre ? "_tpcx_pre" : p.Tpc > 1 ? "_tpcx" : "")}_{Variant(p)}{type}";
 
     /// <summary>Blocks of <paramref name="kernel"/> that fit on one SM at once (the driver's occupancy calculator; 1 if it is missing).</summary>
     internal int BlocksPerMultiprocessor(string file, string kernel, int block, int shared)
@@ -194,19 +179,11 @@ public sealed unsafe partial class CudaBackend
         }
         string type = TypeSuffix(args.U.DType);
         var v = ParseScanForwardVariant(ScanForwardVariant);
-        var (ns, tpc, chunkLen) = ForwardPlan(p.Batch, p.L, p.Dch, p.N, v.States);
+        var (ns, tpc) = ForwardSplit(p.N, v.States);
         p.Tpc = tpc;
-        int es = args.U.DType.ElementSize();
-        int shared = v.Old ? OldForwardShared(p, ns, es, v.Pre) : ForwardShared(p, ns, es, pre: v.Pre);
-        var (file, kernel) = ForwardKernel(ns, p, type, v);
-        if (ScanForwardChunkOverride <= 0 && v.Waves)
-        {
-            // the GPU's block slots (SMs × blocks per SM of the kernel) over the blocks of one chunk, so that phase 1 runs in one full wave
-            long blocksPerChunk = (long)ScanGrid(p, 1).X * p.Batch;
-            int chunks = (int)Math.Max(1, (long)Multiprocessors * BlocksPerMultiprocessor(file, kernel, ScanBlock, shared) / blocksPerChunk);
-            chunkLen = Math.Max(v.Floor, (p.L + chunks - 1) / chunks);
-            chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
-        }
+        int shared = ForwardShared(p, ns, args.U.DType.ElementSize(), pre: v.Pre);
+        string kernel = ForwardKernel(ns, p, type, v.Pre);
+        int chunkLen = ForwardChunkLength(p, "scan.cu", kernel, shared);
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
         p.Y = args.Y.DataPointer;
@@ -220,10 +197,10 @@ public sealed unsafe partial class CudaBackend
                 sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
                 p.CarryH = carry.Pointer;
                 p.SumDt = sums.Pointer;
-                Launch(file, kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch("scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
                 Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch(file, kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+            Launch("scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
         }
         finally
         {
@@ -248,7 +225,7 @@ public sealed unsafe partial class CudaBackend
             return;
         }
         // the long passes (local states, local gradients) use the forward's split; the main backward 4 states per thread
-        var (nsF, tpcF, _) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
+        var (nsF, tpcF) = ForwardSplit(p.N);
         var (ns, tpc) = ScanSplit(p.N, 4);
         int block = ScanBackwardBlockOverride > 0 ? ScanBackwardBlockOverride : 2 * ScanBlock;
         const int sub = ScanSub;

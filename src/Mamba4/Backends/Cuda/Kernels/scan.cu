@@ -170,8 +170,8 @@ __device__ __forceinline__ void load_row(const T* row, float (&v)[NS])
 
 // ---- forward ----
 
-// Tiles of FT steps, double-buffered in shared memory: while a tile is computed, cp.async already copies the next
-// tile's u, Δ, z (a [FT, channels] slab) and B, C rows, so memory latency hides behind the arithmetic.
+// Tiles of FT steps in shared-memory slots: while a tile is computed, cp.async already copies the next tile's u, Δ, z
+// (a [FT, channels] slab) and B, C rows, so memory latency hides behind the arithmetic (scan_forward_impl).
 __device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid)
 {
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);
@@ -465,14 +465,14 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
     }
 }
 
-#ifndef SCAN_HELPERS_ONLY   // scan_old.cu includes this file for its templates only
 // scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk (both phases compiled into
 // one kernel, chosen once per launch); scan_prepare (phase 2, for the backward): every chunk.
 // Names: _tpcx = lanes per channel at run time (without it: one lane per channel); _pre = PRE; the element type last:
 // (none) float, _bf16, _f16. Registers: selective at most 72 (7 blocks of 128 per SM; unbounded, the unrolled tile takes
-// ~190), time-invariant (B, C in registers too) and scan_prepare at most 128 (4 blocks), _o8 at most 64 (8 blocks).
+// ~190; a 64-register cap for 8 blocks measured 1–3% slower), time-invariant (B, C in registers too) and scan_prepare at
+// most 128 (4 blocks).
 #define SCAN_FORWARD_KERNEL(NAME, NS, TPC, SEL, T, PRE, MINB)                                                                   \
-    extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, MINB) NAME(ScanParams p, int phase)                                       \
+    extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, MINB) NAME(ScanParams p, int phase)                           \
     {                                                                                                                          \
         if (phase == 0) scan_forward_impl<NS, TPC, SEL, 0, T, PRE>(p, blockIdx.y);                                             \
         else scan_forward_impl<NS, TPC, SEL, 1, T, PRE>(p, blockIdx.y);                                                        \
@@ -494,10 +494,6 @@ SCAN_FORWARD_TYPES(2)
 SCAN_FORWARD_TYPES(4)
 SCAN_FORWARD_TYPES(8)
 SCAN_FORWARD_TYPES(16)
-SCAN_FORWARD_KERNEL(scan_forward_ns16_sel_o8, 16, 1, true, float, false, 8)
-SCAN_FORWARD_KERNEL(scan_forward_ns16_sel_o8_bf16, 16, 1, true, bf16_bits, false, 8)
-SCAN_FORWARD_KERNEL(scan_forward_ns16_sel_o8_f16, 16, 1, true, half_bits, false, 8)
-#endif
 
 // H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH. The chunks are visited CB at a time with
 // their loads issued together (the recurrence over chunks is serial: one memory round trip per CB chunks, not per chunk).
@@ -559,7 +555,6 @@ __device__ __forceinline__ void carry_backward_one(const ScanParams& p, i64 i)
     }
 }
 
-#ifndef SCAN_HELPERS_ONLY
 extern "C" __global__ void scan_carry_forward(ScanParams p)
 {
     GRID_STRIDE(i, (i64)p.batch * p.Dch * p.N) carry_forward_one(p, i);
@@ -574,7 +569,6 @@ extern "C" __global__ void scan_carries(ScanParams p)
         else carry_backward_one(p, i);
     }
 }
-#endif
 
 // ---- backward ----
 
@@ -892,7 +886,6 @@ __device__ void scan_backward_impl(const ScanParams& p)
 
 // _pf: with prefetch, at most 128 registers (two 256-thread blocks per SM); bf16 and f16 (_bf16, _f16) only with prefetch.
 // dB and dC are F32 (summed with atomics; scan_to_bf16 / scan_to_f16 convert them afterwards).
-#ifndef SCAN_HELPERS_ONLY
 #define SCAN_BACKWARD_PF(NS, TPC, T, SUFFIX)                                                                                   \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T>(p); }
@@ -912,4 +905,3 @@ SCAN_BACKWARD(4, 32)
 // dst = src rounded to the element type (the backward's F32 dB, dC for bf16 / f16 inputs)
 extern "C" __global__ void scan_to_bf16(const float* src, bf16_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<bf16_bits>(src[i]); }
 extern "C" __global__ void scan_to_f16(const float* src, half_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<half_bits>(src[i]); }
-#endif
