@@ -3,6 +3,8 @@
 # unpacks .NET, runs the GPU tests (trait Category=Cuda) and then the CUDA benchmark. Logs go to $OUT when set.
 #   bash .device/gpu-test.sh [tests|bench|all|profile] [BENCH...]   (default: all, benchmarks "cuda"; profile = ncu over the scan kernels)
 #   e.g. bash .device/gpu-test.sh all cuda-model.  MAMBA4_CUDA_BENCH=scan limits `cuda` to the selective scan (CudaBench.cs).
+#   MAMBA4_SASS=REGEX: at the end, the SASS of the cached kernels whose names match (cuobjdump) into $OUT/sass.txt, with
+#   their registers and spills, and the cached cubins into $OUT/cubins.tar.xz.
 set -uo pipefail
 what=${1:-all}
 shift || true
@@ -35,5 +37,15 @@ if [ "$what" = profile ]; then
     --section InstructionStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
     dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda > "$out/ncu.txt" 2>&1 || rc=1
   grep -E '^  scan_|profiled|failed|Duration|Registers Per|Achieved Occupancy|Theoretical Occupancy|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Compute \(SM\) Throughput|Memory Throughput|Executed Ipc A|Block Limit (Reg|Shared)|Dynamic Shared' "$out/ncu.txt" | head -200
+fi
+if [ -n "${MAMBA4_SASS:-}" ]; then
+  dump=/usr/local/cuda/bin/cuobjdump; [ -x "$dump" ] || dump=$(command -v cuobjdump)
+  for c in "$MAMBA4_CUDA_CACHE"/*.cubin; do
+    for fn in $("$dump" -elf "$c" 2>/dev/null | grep -oE '\.text\.[A-Za-z0-9_]+' | sed 's/^\.text\.//' | sort -u | grep -E "$MAMBA4_SASS"); do
+      echo "== $fn ($(basename "$c"))"; "$dump" -res-usage -fun "$fn" "$c" | grep -E 'REG|STACK'; "$dump" -sass -fun "$fn" "$c" | grep -E '^\s+/\*[0-9a-f]+\*/'
+    done
+  done > "$out/sass.txt" 2>&1
+  grep -E '^== |REG:' "$out/sass.txt" | paste - - | awk '{print $2, $4, $5}' | head -40
+  tar cJf "$out/cubins.tar.xz" -C "$MAMBA4_CUDA_CACHE" . 2>/dev/null || true
 fi
 exit $rc

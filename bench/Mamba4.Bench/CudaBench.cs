@@ -17,15 +17,23 @@ public static class CudaBench
 {
     private static readonly Device Cuda = Device.Cuda(0);
 
-    // mamba_ssm v2 fused kernel on the H100 of the GPU machine (issue 7): fwd, bwd ms
+    // mamba_ssm v2 fused kernel on the H100 of the GPU machine (issue 7): fwd, bwd ms (f16 rows: not measured there, NaN)
     private static readonly (int B, int D, int L, int N, DType DType, double Fwd, double Bwd)[] Shapes =
     [
         (8, 1536, 2048, 16, DType.F32, 0.876, 2.065),
         (8, 1536, 2048, 16, DType.BF16, 0.446, 1.857),
+        (8, 1536, 2048, 16, DType.F16, double.NaN, double.NaN),
         (1, 1536, 16384, 16, DType.F32, 0.997, 2.401),
         (1, 1536, 16384, 16, DType.BF16, 0.563, 2.057),
+        (1, 1536, 16384, 16, DType.F16, double.NaN, double.NaN),
         (64, 128, 200, 32, DType.F32, 0.127, 0.398),
     ];
+
+    private static string TypeName(DType t) => t == DType.F32 ? "fp32" : t == DType.BF16 ? "bf16" : "f16";
+
+    /// <summary>A reference time, or "—" where mamba_ssm was not measured; the ratio reference / ours likewise.</summary>
+    private static string Ref(double ms) => double.IsNaN(ms) ? "—" : $"{ms:F3}";
+    private static string Ratio(double reference, double ours) => double.IsNaN(reference) ? "—" : $"{reference / ours:F2}x";
 
     /// <summary>MAMBA4_CUDA_BENCH: unset = everything; <c>scan</c> = the scan table and variants only; <c>profile</c> = a few scan
     /// calls for Nsight Compute (ncu -k regex:scan_) and nothing else.</summary>
@@ -49,7 +57,7 @@ public static class CudaBench
         Console.WriteLine();
         ScanTable(gpu, copy);
         Console.WriteLine();
-        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_prepare_ns16_sel", "scan_backward_ns4_tpc4_sel", "scan_backward_ns4_tpc4_sel_pf" })
+        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_prepare_ns16_sel", "scan_prepare_ns16_tpcx_sel", "scan_backward_ns4_tpc4_sel", "scan_backward_ns4_tpc4_sel_pf" })
         {
             var (regs, local) = gpu.KernelResources("scan.cu", k);
             Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");
@@ -67,12 +75,12 @@ public static class CudaBench
     /// <summary>The issue's table: each row and dtype, our time, the ratio to mamba_ssm, bytes moved as % of the copy bandwidth.</summary>
     private static void ScanTable(CudaBackend gpu, double copy)
     {
-        Console.WriteLine("selective scan, channels-last (any layout change counted in): ms per call, median; bf16 = u, Δ, B, C, z, dout and their gradients in bf16");
+        Console.WriteLine("selective scan, channels-last (any layout change counted in): ms per call, median; bf16/f16 = u, Δ, B, C, z, dout and their gradients in bf16/f16");
         Console.WriteLine("| b, d_inner, L, d_state | dtype | fwd ms | mamba_ssm | ratio | % copy BW | bwd ms | mamba_ssm | ratio | % copy BW |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var s in Shapes)
         {
-            string name = s.DType == DType.F32 ? "fp32" : "bf16";
+            string name = TypeName(s.DType);
             try
             {
                 var sets = MakeSets(s.B, s.D, s.L, s.N, s.DType);
@@ -82,8 +90,8 @@ public static class CudaBench
                     int es = s.DType.ElementSize();
                     double bld = (double)s.B * s.L * s.D, bln = (double)s.B * s.L * s.N;
                     double fwdBytes = (4 * bld + 2 * bln) * es, bwdBytes = (7 * bld + 4 * bln) * es;
-                    Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | {fwd:F3} | {s.Fwd:F3} | {s.Fwd / fwd:F2}x | {Percent(fwdBytes, fwd, copy)} | " +
-                        $"{bwd:F3} | {s.Bwd:F3} | {s.Bwd / bwd:F2}x | {Percent(bwdBytes, bwd, copy)} |");
+                    Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | {fwd:F3} | {Ref(s.Fwd)} | {Ratio(s.Fwd, fwd)} | {Percent(fwdBytes, fwd, copy)} | " +
+                        $"{bwd:F3} | {Ref(s.Bwd)} | {Ratio(s.Bwd, bwd)} | {Percent(bwdBytes, bwd, copy)} |");
                 }
                 finally
                 {
@@ -206,8 +214,8 @@ public static class CudaBench
 
     /// <summary>
     /// Forward variants (CudaBackend.ScanForwardVariants, MAMBA4_SCAN_FWD) on every row and dtype: interleaved medians
-    /// (v0, poly16, …, v0, poly16, … over 15 rounds), ms and the ratio to mamba_ssm; the fastest per row is marked. The default is
-    /// CudaBackend.DefaultScanForward (CudaBackend.SelectiveScan.cs). Then the registers of the bf16 forward kernels.
+    /// (A, B, …, A, B, … over 15 rounds), ms and the ratio to mamba_ssm; the fastest per row is marked. The default is
+    /// CudaBackend.DefaultScanForward (CudaBackend.SelectiveScan.cs). Then the registers of the forward kernels.
     /// </summary>
     private static void ScanForwardVariants(CudaBackend gpu)
     {
@@ -218,7 +226,7 @@ public static class CudaBench
         Console.WriteLine("|---|---|---|" + string.Concat(variants.Select(_ => "---|")) + "---|---|");
         foreach (var s in Shapes)
         {
-            string name = s.DType == DType.F32 ? "fp32" : "bf16";
+            string name = TypeName(s.DType);
             var sets = MakeSets(s.B, s.D, s.L, s.N, s.DType);
             try
             {
@@ -239,9 +247,9 @@ public static class CudaBench
                     }
                 var med = times.Select((t, v) => failed[v] is null && t.Count > 0 ? Median(t) : double.NaN).ToArray();
                 int best = Enumerable.Range(0, variants.Length).Where(v => !double.IsNaN(med[v])).MinBy(v => med[v]);
-                Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | {s.Fwd:F3} | " +
+                Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | {Ref(s.Fwd)} | " +
                     string.Join(" | ", med.Select((m, v) => double.IsNaN(m) ? "failed" : $"{m:F3}{(v == best ? "*" : "")}")) +
-                    $" | {variants[best]} | {s.Fwd / med[best]:F2}x |");
+                    $" | {variants[best]} | {Ratio(s.Fwd, med[best])} |");
                 for (int v = 0; v < variants.Length; v++)
                     if (failed[v] is not null) Console.WriteLine($"  {variants[v]} failed: {failed[v]}");
             }
@@ -252,15 +260,13 @@ public static class CudaBench
                 foreach (var set in sets) set.Dispose();
             }
         }
-        foreach (var (file, k) in new[] { ("scan.cu", "scan_forward_ns16_sel_bf16"), ("scan_poly.cu", "scan_forward_ns16_sel_poly16_bf16"),
-                     ("scan_poly.cu", "scan_forward_ns16_sel_poly8_bf16"), ("scan_poly.cu", "scan_forward_ns16_sel_pre_bf16"),
-                     ("scan.cu", "scan_forward_ns4_sel_bf16"), ("scan_poly.cu", "scan_forward_ns4_sel_pre_bf16"), ("scan_poly.cu", "scan_forward_ns4_sel_poly4_pre_bf16"),
-                     ("scan_poly.cu", "scan_forward_ns8_sel_pre_bf16") })
+        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_forward_ns16_sel_bf16", "scan_forward_ns16_sel_f16", "scan_forward_ns16_tpcx_sel",
+                     "scan_forward_ns4_tpcx_pre_sel", "scan_forward_ns4_tpcx_pre_sel_bf16" })
         {
             try
             {
-                var (regs, local) = gpu.KernelResources(file, k);
-                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor(file, k, 128, 0)} blocks of 128 per SM (registers)");
+                var (regs, local) = gpu.KernelResources("scan.cu", k);
+                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor("scan.cu", k, 128, 0)} blocks of 128 per SM (registers)");
             }
             catch (Exception e) { Console.WriteLine($"{k}: failed: {e.Message.Split('\n')[0]}"); }
         }
@@ -269,7 +275,7 @@ public static class CudaBench
     /// <summary>For ncu: the first shape forward + backward (both variants) in fp32 and bf16, then the long-L shape's backward.</summary>
     private static void Profile(CudaBackend gpu)
     {
-        foreach (var (shape, dtype) in new[] { (0, DType.F32), (0, DType.BF16), (2, DType.F32) })
+        foreach (var (shape, dtype) in new[] { (0, DType.F32), (0, DType.BF16), (3, DType.F32) })
         {
             var s = Shapes[shape];
             using var set = MakeSet(1, s.B, s.D, s.L, s.N, dtype);

@@ -77,31 +77,39 @@ public sealed unsafe partial class CudaBackend
     private static Dim3 ScanGrid(in ScanParams p, int chunks, int block = ScanBlock) =>
         new((uint)((p.Dch + block / p.Tpc - 1) / (block / p.Tpc)), (uint)chunks, (uint)p.Batch);
 
+    /// <summary>The forward's split: NS ≤ 16 states per thread (or <paramref name="maxStates"/>), TPC lanes per channel.</summary>
+    private static (int States, int Tpc) ForwardSplit(int n, int maxStates = 0) =>
+        ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : maxStates > 0 ? maxStates : 16);
+
+    /// <summary>Shortest forward chunk (steps) of the wave plan.</summary>
+    private const int ScanMinChunk = 128;
+
     /// <summary>
-    /// Forward plan: NS ≤ 16 states per thread; chunks over L only as far as needed to give the GPU about
-    /// Multiprocessors·512 threads, never shorter than 256 steps (each chunk costs a second pass over its steps).
+    /// Forward chunk length (the `waves` plan): as many chunks as fill the GPU's block slots once (SMs × blocks per SM of the
+    /// kernel, over the blocks of one chunk), so that phase 1 runs in one full wave, none shorter than 128 steps; but one chunk
+    /// where that gives fewer than three, since with C chunks the serial path is about 2·L/C steps (phase 0, then phase 1) and
+    /// two more launches: C = 2 gains nothing.
     /// </summary>
-    private (int States, int Tpc, int ChunkLen) ForwardPlan(int batch, int l, int d, int n, int maxStates = 0)
+    private int ForwardChunkLength(in ScanParams p, string file, string kernel, int shared)
     {
-        var (ns, tpc) = ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : maxStates > 0 ? maxStates : 16);
-        int chunkLen;
-        if (ScanForwardChunkOverride > 0) chunkLen = ScanForwardChunkOverride;
-        else
-        {
-            long threads = (long)batch * d * tpc;
-            long wanted = (long)Multiprocessors * 512;
-            int chunks = (int)Math.Max(1, (wanted + threads - 1) / threads);
-            chunkLen = Math.Max(256, (l + chunks - 1) / chunks);
-        }
-        chunkLen = Math.Max(ScanTile, (chunkLen + ScanTile - 1) / ScanTile * ScanTile);
-        return (ns, tpc, chunkLen);
+        static int Tiles(int steps) => Math.Max(ScanTile, (steps + ScanTile - 1) / ScanTile * ScanTile);
+        if (ScanForwardChunkOverride > 0) return Tiles(ScanForwardChunkOverride);
+        long blocksPerChunk = (long)ScanGrid(p, 1).X * p.Batch;
+        int chunks = (int)Math.Max(1, (long)Multiprocessors * BlocksPerMultiprocessor(file, kernel, ScanBlock, shared) / blocksPerChunk);
+        int chunkLen = Tiles(Math.Max(ScanMinChunk, (p.L + chunks - 1) / chunks));
+        return (p.L + chunkLen - 1) / chunkLen < 3 ? Tiles(p.L) : chunkLen;
     }
 
-    /// <summary>Two tile buffers (elements of <paramref name="elementSize"/> bytes): u, Δ, z (and dout for scan_prepare)
-    /// [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC]; for 2-byte elements also the rows widened to F32.</summary>
-    private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false) =>
-        2 * ((prepare ? 4 : 3) * ScanTile * (ScanBlock / p.Tpc) + (p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc : 0)) * elementSize +
-        (elementSize == 2 && p.Selective == 1 ? 2 * ScanTile * ns * p.Tpc * sizeof(float) : 0);
+    /// <summary>Shared memory of scan.cu's forward (elements of <paramref name="elementSize"/> bytes): tile slots of u, Δ, z (and
+    /// dout for scan_prepare) [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC] — three slots when a tile is
+    /// prepared one ahead (2-byte rows widened to F32 [2][2·FT·NS·TPC], or <paramref name="pre"/>: dt and gate [2][2·FT·channels] F32), else two.</summary>
+    private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false, bool pre = false)
+    {
+        int channels = ScanBlock / p.Tpc, rows = ScanTile * ns * p.Tpc;
+        bool widen = elementSize == 2 && p.Selective == 1;
+        int slot = (prepare ? 4 : 3) * ScanTile * channels + (p.Selective == 1 ? 2 * rows : 0);
+        return ((widen || pre) ? 3 : 2) * slot * elementSize + (widen ? 4 * rows * sizeof(float) : 0) + (pre ? 4 * ScanTile * channels * sizeof(float) : 0);
+    }
 
     /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
     private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
@@ -118,19 +126,11 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>
     /// Forward variants (MAMBA4_SCAN_FWD; the GPU tests check each, MAMBA4_CUDA_BENCH=scan times each), parts joined by '+':
-    /// <c>v0</c> = scan.cu's kernels and plan; <c>polyP</c> = one state in P (16, 8, 4) takes exp2 from a polynomial on the
-    /// FMA pipe (scan_poly.cu); <c>polyP/Q</c> = P in phase 1 (outputs), Q in phase 0 (chunk-end states); <c>pre</c> = dt and
-    /// the gate computed once per (step, channel) per tile in shared memory; <c>nsK</c> = K states per thread (16, 8, 4);
-    /// <c>waves</c> = as many chunks as fill the block slots once (no partial second wave in phase 1); <c>fill</c> = the fewest
-    /// chunks that give every SM two blocks (with ns4: one chunk, so no phase 0 and no carry — each state and step computed
-    /// once — wherever batch × channels fill the GPU); <c>chunksK</c> = K chunks.
+    /// <c>waves</c> = the chunk plan (<see cref="ForwardChunkLength"/>; the only one); <c>nsK</c> = K states per thread (16, 8, 4);
+    /// <c>pre</c> = dt and the gate computed once per (step, channel) per tile in shared memory (pays with TPC &gt; 1 lanes per
+    /// channel). `waves` is the default; `waves+ns4+pre` was the faster one on (64, 128, 200, 32) (h100-bench.txt).
     /// </summary>
-    internal static readonly string[] ScanForwardVariants =
-    [
-        "v0", "poly16", "poly8", "poly8/4", "pre", "waves", "waves+poly8/4",
-        "fill+ns4+pre", "fill+ns4+pre+poly4", "fill+ns8+pre", "fill+ns4",
-        "waves+ns4+pre", "waves+ns4+pre+poly4", "waves+ns8+pre", "waves+ns8+pre+poly8", "chunks1",
-    ];
+    internal static readonly string[] ScanForwardVariants = ["waves", "waves+ns4+pre"];
 
     /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
     internal const string DefaultScanForward = "waves";
@@ -138,41 +138,25 @@ public sealed unsafe partial class CudaBackend
     /// <summary>The forward variant in use (see <see cref="ScanForwardVariants"/>); tests and benchmarks set it.</summary>
     internal static string ScanForwardVariant = Environment.GetEnvironmentVariable("MAMBA4_SCAN_FWD") is { Length: > 0 } fv ? fv : DefaultScanForward;
 
-    /// <summary>A forward variant: polynomial share of phase 1 and phase 0 (0 = none), dt/gate precomputed, states per thread
-    /// (0 = plan's), chunk plan (waves, fill, or a fixed count; 0 = plan's).</summary>
-    internal readonly record struct ScanForwardOptions(int Poly1, int Poly0, bool Pre, int States, bool Waves, bool Fill, int Chunks);
+    /// <summary>A forward variant: dt and gate precomputed, states per thread (0 = the split's).</summary>
+    internal readonly record struct ScanForwardOptions(bool Pre, int States);
 
     internal static ScanForwardOptions ParseScanForwardVariant(string variant)
     {
         var o = new ScanForwardOptions();
-        NotSupportedException Bad(string why) => new($"MAMBA4_SCAN_FWD={variant}: {why}");
-        int Power(string text, string what) => text is "16" or "8" or "4" ? int.Parse(text) : throw Bad($"{what} takes 16, 8 or 4, got '{text}'");
         foreach (var part in variant.Split('+', StringSplitOptions.TrimEntries))
         {
-            if (part == "v0") continue;
-            else if (part == "waves") o = o with { Waves = true };
-            else if (part == "fill") o = o with { Fill = true };
+            if (part == "waves") continue;
             else if (part == "pre") o = o with { Pre = true };
-            else if (part.StartsWith("chunks", StringComparison.Ordinal))
-                o = o with { Chunks = int.TryParse(part[6..], out int k) && k >= 1 ? k : throw Bad($"chunksK takes a count ≥ 1, got '{part}'") };
-            else if (part.StartsWith("ns", StringComparison.Ordinal)) o = o with { States = Power(part[2..], "nsK") };
-            else if (part.StartsWith("poly", StringComparison.Ordinal))
-            {
-                var periods = part[4..].Split('/');
-                if (periods.Length > 2) throw Bad($"expected polyP or polyP/Q, got '{part}'");
-                int p1 = Power(periods[0], "polyP");
-                o = o with { Poly1 = p1, Poly0 = periods.Length == 2 ? Power(periods[1], "polyP/Q") : p1 };
-            }
-            else throw Bad($"unknown part '{part}'; expected v0, polyP, polyP/Q, pre, nsK, waves, fill or chunksK (joined by '+')");
+            else if (part is "ns16" or "ns8" or "ns4") o = o with { States = int.Parse(part[2..]) };
+            else throw new NotSupportedException($"MAMBA4_SCAN_FWD={variant}: unknown part '{part}'; expected waves, pre, ns16, ns8 or ns4 (joined by '+')");
         }
         return o;
     }
 
-    /// <summary>File and kernel of a forward phase: scan.cu's, or scan_poly.cu's with one state in <paramref name="poly"/>
-    /// on the polynomial and/or dt and the gate precomputed (<paramref name="pre"/>).</summary>
-    private static (string File, string Kernel) ForwardKernel(int ns, in ScanParams p, string type, int poly, bool pre) =>
-        poly == 0 && !pre ? ("scan.cu", $"scan_forward_ns{ns}_{Variant(p)}{type}")
-            : ("scan_poly.cu", $"scan_forward_ns{ns}_{Variant(p)}{(poly > 0 ? $"_poly{poly}" : "")}{(pre ? "_pre" : "")}{type}");
+    /// <summary>The forward kernel: one lane per channel, or <c>_tpcx</c> (lanes per channel at run time), or <c>_tpcx_pre</c>.</summary>
+    private static string ForwardKernel(int ns, in ScanParams p, string type, bool pre) =>
+        $"scan_forward_ns{ns}{(pre ? "_tpcx_pre" : p.Tpc > 1 ? "_tpcx" : "")}_{Variant(p)}{type}";
 
     /// <summary>Blocks of <paramref name="kernel"/> that fit on one SM at once (the driver's occupancy calculator; 1 if it is missing).</summary>
     internal int BlocksPerMultiprocessor(string file, string kernel, int block, int shared)
@@ -195,24 +179,11 @@ public sealed unsafe partial class CudaBackend
         }
         string type = TypeSuffix(args.U.DType);
         var v = ParseScanForwardVariant(ScanForwardVariant);
-        var (ns, tpc, chunkLen) = ForwardPlan(p.Batch, p.L, p.Dch, p.N, v.States);
+        var (ns, tpc) = ForwardSplit(p.N, v.States);
         p.Tpc = tpc;
-        // PRE adds dt and the gate of a tile [FT, channels of the block] as F32
-        int shared = ForwardShared(p, ns, args.U.DType.ElementSize()) + (v.Pre ? 2 * ScanTile * (ScanBlock / tpc) * sizeof(float) : 0);
-        var (file1, kernel1) = ForwardKernel(ns, p, type, v.Poly1, v.Pre);
-        var (file0, kernel0) = ForwardKernel(ns, p, type, v.Poly0, v.Pre);
-        if (ScanForwardChunkOverride <= 0 && (v.Waves || v.Fill || v.Chunks > 0))
-        {
-            // waves: the GPU's block slots (SMs × blocks per SM of the phase-1 kernel) over the blocks of one chunk, so that
-            // phase 1 runs in one full wave; fill: the fewest chunks that give two blocks per SM (v0 asks for SMs·512 threads)
-            long blocksPerChunk = (long)ScanGrid(p, 1).X * p.Batch;
-            int chunks = v.Chunks > 0 ? v.Chunks
-                : v.Waves ? (int)Math.Max(1, (long)Multiprocessors * BlocksPerMultiprocessor(file1, kernel1, ScanBlock, shared) / blocksPerChunk)
-                : (int)Math.Max(1, (2L * Multiprocessors + blocksPerChunk - 1) / blocksPerChunk);
-            chunkLen = (p.L + chunks - 1) / chunks;
-            if (v.Chunks == 0) chunkLen = Math.Max(256, chunkLen);
-            chunkLen = (chunkLen + ScanTile - 1) / ScanTile * ScanTile;
-        }
+        int shared = ForwardShared(p, ns, args.U.DType.ElementSize(), pre: v.Pre);
+        string kernel = ForwardKernel(ns, p, type, v.Pre);
+        int chunkLen = ForwardChunkLength(p, "scan.cu", kernel, shared);
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
         p.Y = args.Y.DataPointer;
@@ -226,10 +197,10 @@ public sealed unsafe partial class CudaBackend
                 sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
                 p.CarryH = carry.Pointer;
                 p.SumDt = sums.Pointer;
-                Launch(file0, kernel0, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch("scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
                 Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch(file1, kernel1, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+            Launch("scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
         }
         finally
         {
@@ -254,7 +225,7 @@ public sealed unsafe partial class CudaBackend
             return;
         }
         // the long passes (local states, local gradients) use the forward's split; the main backward 4 states per thread
-        var (nsF, tpcF, _) = ForwardPlan(p.Batch, p.L, p.Dch, p.N);
+        var (nsF, tpcF) = ForwardSplit(p.N);
         var (ns, tpc) = ScanSplit(p.N, 4);
         int block = ScanBackwardBlockOverride > 0 ? ScanBackwardBlockOverride : 2 * ScanBlock;
         const int sub = ScanSub;
@@ -313,7 +284,7 @@ public sealed unsafe partial class CudaBackend
                 p.SumDt = sums.Pointer;
                 // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
-                Launch("scan.cu", $"scan_prepare_ns{nsF}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
+                Launch("scan.cu", $"scan_prepare_ns{nsF}{(tpcF > 1 ? "_tpcx" : "")}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
                     ForwardShared(pf, nsF, type.ElementSize(), prepare: true), pf);
                 Launch("scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }

@@ -30,22 +30,9 @@ internal static unsafe class CudaCompiler
             .Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal) && n.EndsWith(".cu", StringComparison.Ordinal))
             .Select(n => n[ResourcePrefix.Length..]);
 
-    /// <summary>common.cuh + the file, with #line so NVRTC's log names the file and line. A line <c>#include "x.cu"</c>
-    /// is replaced by that embedded file (NVRTC has no include path; one level, e.g. scan_poly.cu takes scan.cu's templates).</summary>
+    /// <summary>common.cuh + the file, with #line so NVRTC's log names the file and line.</summary>
     public static string Program(string file) =>
-        "#line 1 \"common.cuh\"\n" + Source("common.cuh") + "\n#line 1 \"" + file + "\"\n" + Expand(file);
-
-    private static string Expand(string file)
-    {
-        var lines = Source(file).Split('\n');
-        for (int i = 0; i < lines.Length; i++)
-            if (lines[i].StartsWith("#include \"", StringComparison.Ordinal) && lines[i].TrimEnd().EndsWith('"'))
-            {
-                string inner = lines[i].TrimEnd()[10..^1];
-                lines[i] = $"#line 1 \"{inner}\"\n{Source(inner)}\n#line {i + 2} \"{file}\"";
-            }
-        return string.Join('\n', lines);
-    }
+        "#line 1 \"common.cuh\"\n" + Source("common.cuh") + "\n#line 1 \"" + file + "\"\n" + Source(file);
 
     public static string[] Options(string arch) => [$"--gpu-architecture={arch}", "--std=c++17", "-DMAMBA4_NVRTC=1"];
 

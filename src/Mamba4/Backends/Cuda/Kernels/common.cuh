@@ -28,24 +28,6 @@ __device__ __forceinline__ float fast_exp2(float x)
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
-// 2^x on the FMA pipe instead of the special-function unit (as FlashAttention-3 does), for kernels that would wait on
-// that unit: x = j + f with j = rint(x) (the 1.5·2²³ rounding trick: j lands in the low mantissa bits of t), f ∈ [−½, ½],
-// 2^f by a degree-5 polynomial (near-minimax relative error, fitted with 2⁰ = 1 exact: ≤ 1.7e-7, about 2 ulp, as
-// ex2.approx), then j added to the exponent field with one integer shift-add. x is clamped to [−127, 128]: 0 at −127
-// and below (ex2.approx.ftz flushes there too), +inf at 128.
-__device__ __forceinline__ float poly_exp2(float x)
-{
-    x = fminf(fmaxf(x, -127.f), 128.f);
-    const float t = x + 12582912.f;
-    const float f = x - (t - 12582912.f);
-    float p = 1.326472615e-3f;
-    p = fmaf(p, f, 9.671512991e-3f);
-    p = fmaf(p, f, 5.550733581e-2f);
-    p = fmaf(p, f, 2.402224243e-1f);
-    p = fmaf(p, f, 6.931470037e-1f);
-    p = fmaf(p, f, 1.f);
-    return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
-}
 __device__ __forceinline__ float fast_sigmoid(float x) { return __fdividef(1.f, 1.f + __expf(-x)); }
 __device__ __forceinline__ float fast_silu(float x) { return x * fast_sigmoid(x); }
 __device__ __forceinline__ float fast_silu_grad(float x) { float s = fast_sigmoid(x); return s * (1.f + x * (1.f - s)); }

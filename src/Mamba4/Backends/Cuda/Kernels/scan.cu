@@ -26,6 +26,7 @@
 // dB_t, dC_t (selective) are summed over the warp's channels with shuffles, over the block in shared memory,
 // and over blocks with atomics; dA, dD, dbias (and time-invariant dB, dC) with one atomic per thread.
 #define FT 8     // forward tile: steps whose inputs are copied in at once
+#define SCAN_FWD_BLOCK 128   // threads per block of the forward kernels (CudaBackend.ScanBlock)
 
 struct ScanParams
 {
@@ -78,6 +79,19 @@ __device__ __forceinline__ float channel_sum(float v, int tpc)
 
 __device__ __forceinline__ float scan_dt(float raw, int softplus) { return softplus ? fast_softplus(raw) : raw; }
 
+// The forward's per-step softplus and silu: 2^x, log2 and 1/x as single special-function instructions (.ftz: no denormal
+// fix-ups; 1 + e ≥ 1, and results that small round to 0 as with __expf), no branches. softplus as fast_softplus.
+__device__ __forceinline__ float lg2_ftz(float x) { float y; asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+__device__ __forceinline__ float rcp_ftz(float x) { float y; asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+__device__ __forceinline__ float step_softplus(float x)
+{
+    const float e = fast_exp2(-fabsf(x) * LOG2E);
+    const float l = e < 0.01f ? e * (1.f - e * (0.5f - e * (1.f / 3.f))) : lg2_ftz(1.f + e) * LN2;
+    return x > 20.f ? x : fmaxf(x, 0.f) + l;
+}
+__device__ __forceinline__ float step_dt(float raw, int softplus) { return softplus ? step_softplus(raw) : raw; }
+__device__ __forceinline__ float step_silu(float x) { return x * rcp_ftz(1.f + fast_exp2(-x * LOG2E)); }
+
 // Where this thread sits: channel d (clamped to a real one when the block overhangs D), its first state, chunk, batch row.
 struct ScanLane
 {
@@ -85,12 +99,11 @@ struct ScanLane
     bool active;
 };
 
-__device__ __forceinline__ ScanLane scan_lane(const ScanParams& p, int chunk)
+__device__ __forceinline__ ScanLane scan_lane(const ScanParams& p, int chunk, int tpc, int cpb)
 {
     ScanLane s;
-    int cpb = blockDim.x / p.tpc;
-    s.sub = threadIdx.x % p.tpc;
-    s.d = blockIdx.x * cpb + threadIdx.x / p.tpc;
+    s.sub = threadIdx.x % tpc;
+    s.d = blockIdx.x * cpb + threadIdx.x / tpc;
     s.active = s.d < p.Dch;
     s.dc = s.active ? s.d : p.Dch - 1;
     s.c = chunk;
@@ -157,8 +170,8 @@ __device__ __forceinline__ void load_row(const T* row, float (&v)[NS])
 
 // ---- forward ----
 
-// Tiles of FT steps, double-buffered in shared memory: while a tile is computed, cp.async already copies the next
-// tile's u, Δ, z (a [FT, channels] slab) and B, C rows, so memory latency hides behind the arithmetic.
+// Tiles of FT steps in shared-memory slots: while a tile is computed, cp.async already copies the next tile's u, Δ, z
+// (a [FT, channels] slab) and B, C rows, so memory latency hides behind the arithmetic (scan_forward_impl).
 __device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid)
 {
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);
@@ -183,7 +196,7 @@ __device__ __forceinline__ void copy_slabs(T* dst, int dstStride, int count, con
 {
     const int per = wide ? 16 / (int)sizeof(T) : sizeof(T) == 2 && pairs ? 2 : 1;
     const int units = cols / per, shift = 31 - __clz(units);
-    for (int k = threadIdx.x; k < FT * units; k += blockDim.x)
+    for (int k = threadIdx.x; k < FT * units; k += SCAN_FWD_BLOCK)
     {
         const int r = k >> shift, c = (k & (units - 1)) * per, o = r * cols + c;
         const bool ok = r < validRows && c < validCols;
@@ -249,24 +262,62 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
     cp_async_commit();
 }
 
-// phase 0: h̃_c, S_c (local end state from zero, Σ dt).  phase 1: outputs y (and the last state) from H_c.
-// phase 2 (for the backward): h̃_c, S_c and õ_c in one forward sweep, since
+// The warp's columns of a tile's outputs y (staged in shared memory over the tile's u slab, [FT, cpb] elements of T) to
+// y [B, L, D]: 16-byte stores where the warp's channels are whole and aligned, else one element per store. A warp
+// covers the 32 / TPC channels of its own lanes, so only __syncwarp is needed between the steps and this.
+template <typename T>
+__device__ __forceinline__ void store_tile_y(const ScanParams& p, const T* sy, int b, int tt, int steps, int cpb, int tpc)
+{
+    constexpr int W = 16 / sizeof(T);
+    const int lane = threadIdx.x & 31, cw = 32 / tpc, c0 = (threadIdx.x >> 5) * cw, d0 = blockIdx.x * cpb + c0;
+    const int valid = min(cw, p.Dch - d0);
+    if (valid <= 0) return;
+    T* y = reinterpret_cast<T*>(p.y) + ((i64)b * p.L + tt) * p.Dch + d0;
+    if (valid == cw && cw % W == 0 && p.Dch % W == 0 && reinterpret_cast<unsigned long long>(y) % 16 == 0)
+    {
+        const int units = cw / W, shift = 31 - __clz(units);   // 16-byte units per row (a power of two)
+        for (int k = lane; k < steps * units; k += 32)
+        {
+            const int r = k >> shift, c = (k & (units - 1)) * W;
+            *reinterpret_cast<uint4*>(y + (i64)r * p.Dch + c) = *reinterpret_cast<const uint4*>(sy + r * cpb + c0 + c);
+        }
+    }
+    else
+        for (int k = lane; k < steps * cw; k += 32)
+        {
+            const int r = k / cw, c = k - r * cw;
+            if (c < valid) y[(i64)r * p.Dch + c] = sy[r * cpb + c0 + c];
+        }
+}
+
+// PHASE 0: h̃_c, S_c (local end state from zero, Σ dt).  1: outputs y (and the last state) from H_c.
+// 2 (scan_prepare, for the backward): h̃_c, S_c and õ_c in one forward sweep, since
 //   õ_c = a_{t0}(C_{t0}dy_{t0} + a_{t0+1}(C_{t0+1}dy_{t0+1} + …)) = Σ_t P_t·C_t·dy_t,   P_t = Π_{s=t0..t} a_s
 // so one exp per state and step serves both.
-// POLY > 0 (scan_poly.cu): states i with i % POLY == POLY − 1 take exp2 from poly_exp2 on the FMA pipe instead of the
-// special-function unit (one state in POLY), to balance the two pipes.
-// PRE (scan_poly.cu): dt and the gate silu(z) of a tile are computed once per (step, channel) by the whole block into
-// shared memory (after the tile arrives, with the bf16 widening: one barrier), instead of by each of the TPC lanes of a
-// channel at every step — with TPC = 4 that is 4× fewer softplus and silu on the special-function unit.
-template <int NS, bool SEL, bool GRADS, typename T, int POLY = 0, bool PRE = false>
-__device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
+// TPC: lanes per channel, 0 = p.tpc at run time (TPC = 1 drops the lane sums and divisions).
+// PRE: dt and the gate silu(z) of a tile are computed once per (step, channel) by the whole block into shared memory
+// instead of by each of the TPC lanes of a channel at every step (with TPC = 4, 4× fewer softplus and silu).
+//
+// One barrier per tile. Tile j's inputs travel by cp.async into slot j % STAGES while tile j − 1 is computed; at the top
+// of tile j a thread waits for its copies and the block meets once; after that barrier the slot of tile j − 1 is free for
+// tile j + 1. When a tile also needs block-wide preparation (2-byte B, C rows widened to F32 once per tile, or PRE), that is
+// done one tile ahead — tile j + 1 after the barrier of tile j, into a second buffer — so the same barrier publishes it:
+// then three slots (j computed, j + 1 prepared, j + 2 in flight). Outputs y of a tile are staged over its u slab (each
+// thread overwrites only the u it has read) and stored after the tile by each warp, 16 bytes per store.
+template <int NS, int TPC, bool SEL, int PHASE, typename T, bool PRE = false>
+__device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk)
 {
     extern __shared__ float4 smem4[];
     T* smem = reinterpret_cast<T*>(smem4);
-    ScanLane s = scan_lane(p, chunk);
-    const int N = p.N, n0 = s.sub * NS, np = NS * p.tpc, cpb = blockDim.x / p.tpc, chl = threadIdx.x / p.tpc;
-    const bool outputs = !GRADS && phase == 1, grads = GRADS;
-    const int slabs = GRADS ? 4 : 3, buffer = slabs * FT * cpb + (SEL ? 2 * FT * np : 0);
+    constexpr bool outputs = PHASE == 1, grads = PHASE == 2, widen = SEL && sizeof(T) == 2, ahead = widen || PRE;
+    constexpr int STAGES = ahead ? 3 : 2;
+    const int tpc = TPC > 0 ? TPC : p.tpc, cpb = SCAN_FWD_BLOCK / tpc;   // compile-time constants when TPC > 0
+    ScanLane s = scan_lane(p, chunk, tpc, cpb);
+    const int N = p.N, n0 = s.sub * NS, np = NS * tpc, chl = threadIdx.x / tpc;
+    const int slabs = grads ? 4 : 3, slot = slabs * FT * cpb + (SEL ? 2 * FT * np : 0);
+    // after the slots (elements of T): rows widened to F32 [2][2·FT·np] (widen), then dt and gate [2][2][FT·cpb] F32 (PRE)
+    float* rowsF = reinterpret_cast<float*>(smem + STAGES * slot);
+    float* preBuf = rowsF + (widen ? 4 * FT * np : 0);
     float a2[NS], h[NS], bv[NS], cv[NS], P[NS], o[NS];
     #pragma unroll
     for (int i = 0; i < NS; i++)
@@ -280,64 +331,69 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
         o[i] = 0.f;
     }
     const float skip = p.D ? p.D[s.dc] : 0.f, bias = p.bias ? p.bias[s.dc] : 0.f;
-    const bool withZ = (outputs || grads) && p.z, needC = outputs || grads;
+    const bool withZ = (outputs || grads) && p.z;
+    constexpr bool needC = outputs || grads;
     float dtSum = 0.f;
+    const int tiles = (s.t1 - s.t0 + FT - 1) / FT;
+    auto issue = [&](int j)
+    {
+        if (j < tiles) issue_tile(p, s.b, s.t0 + j * FT, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem + (j % STAGES) * slot);
+        else cp_async_commit();   // an empty group keeps the wait counts uniform
+    };
     // PRE: the channel of the (step, channel) items a thread computes is the same for every tile (blockDim is a multiple of cpb)
     const float preBias = PRE && p.bias ? p.bias[min(blockIdx.x * cpb + (int)(threadIdx.x & (cpb - 1)), p.Dch - 1)] : 0.f;
-    if (s.t0 < s.t1) issue_tile(p, s.b, s.t0, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem);
-    for (int tt = s.t0, j = 0; tt < s.t1; tt += FT, j++)
+    // block-wide preparation of tile j (its copies complete and visible): rows to F32, dt and gate
+    auto prepare = [&](int j)
     {
-        T* cur = smem + (j & 1) * buffer;
-        if (tt + FT < s.t1)
+        if (j >= tiles) return;
+        const T* cur = smem + (j % STAGES) * slot;
+        if constexpr (widen)
         {
-            issue_tile(p, s.b, tt + FT, s.t1, cpb, np, withZ, grads, SEL, needC, slabs, smem + ((j + 1) & 1) * buffer);
-            cp_async_wait_one();
+            const T* raw = cur + slabs * FT * cpb;
+            float* dst = rowsF + (j & 1) * 2 * FT * np;
+            for (int k = threadIdx.x; k < (needC ? 2 : 1) * FT * np; k += SCAN_FWD_BLOCK) dst[k] = to_f32(raw[k]);
         }
-        else cp_async_wait_all();
-        __syncthreads();
-        const T *su = cur, *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
-        // B, C rows as F32: a 2-byte T is widened once per tile into rowsF by the whole block (one or two elements per
-        // thread, one more barrier) instead of in every thread that reads it. (Widening by the threads that copied the
-        // rows, without that barrier, was slower: 16-byte copies leave the work to 16 threads.)
-        const float *sB, *sC;
-        bool widened = false;
-        if constexpr (sizeof(T) == 4)
-        {
-            sB = reinterpret_cast<const float*>(cur + slabs * FT * cpb);
-            sC = sB + FT * np;
-        }
-        else
-        {
-            float* rowsF = reinterpret_cast<float*>(smem + 2 * buffer);
-            if (SEL)
-            {
-                const T* raw = cur + slabs * FT * cpb;
-                for (int k = threadIdx.x; k < (needC ? 2 : 1) * FT * np; k += blockDim.x) rowsF[k] = to_f32(raw[k]);
-                widened = true;
-            }
-            sB = rowsF;
-            sC = rowsF + FT * np;
-        }
-        float* preDt = reinterpret_cast<float*>(smem + 2 * buffer) + (sizeof(T) == 2 && SEL ? 2 * FT * np : 0);
-        float* preGate = preDt + FT * cpb;
         if constexpr (PRE)
         {
-            for (int k = threadIdx.x; k < FT * cpb; k += blockDim.x)
+            float* pdt = preBuf + (j & 1) * 2 * FT * cpb;
+            for (int k = threadIdx.x; k < FT * cpb; k += SCAN_FWD_BLOCK)
             {
-                preDt[k] = scan_dt(to_f32(sd[k]) + preBias, p.softplus);
-                if (withZ) preGate[k] = fast_silu(to_f32(sz[k]));
+                pdt[k] = step_dt(to_f32(cur[FT * cpb + k]) + preBias, p.softplus);
+                if (outputs && withZ) pdt[FT * cpb + k] = step_silu(to_f32(cur[2 * FT * cpb + k]));
             }
         }
-        if (PRE || widened) __syncthreads();
-        const int steps = min(FT, s.t1 - tt);
-        const i64 base = ((i64)s.b * p.L + tt) * p.Dch + s.dc;
-        #pragma unroll
-        for (int k = 0; k < FT; k++)
+    };
+    issue(0);
+    if (ahead)
+    {
+        issue(1);
+        cp_async_wait_one();
+        __syncthreads();
+        prepare(0);
+    }
+    for (int j = 0; j < tiles; j++)
+    {
+        cp_async_wait_all();   // tile j (tile j + 1 when ahead) has arrived
+        __syncthreads();
+        if (ahead)
         {
-            if (k >= steps) break;
-            const float uu = to_f32(su[k * cpb + chl]);
-            float dt = PRE ? preDt[k * cpb + chl] : scan_dt(to_f32(sd[k * cpb + chl]) + bias, p.softplus), dtu = dt * uu;
-            dtSum += dt;
+            issue(j + 2);
+            prepare(j + 1);
+        }
+        else issue(j + 1);
+        const int tt = s.t0 + j * FT, steps = min(FT, s.t1 - tt);
+        T* cur = smem + (j % STAGES) * slot;
+        T* su = cur;
+        const T *sd = cur + FT * cpb, *sz = cur + 2 * FT * cpb, *so = cur + 3 * FT * cpb;
+        const float* sB = widen ? rowsF + (j & 1) * 2 * FT * np : reinterpret_cast<const float*>(cur + slabs * FT * cpb);
+        const float* sC = sB + FT * np;
+        const float* pdt = preBuf + (j & 1) * 2 * FT * cpb;
+        auto step = [&](int k)
+        {
+            const int at = k * cpb + chl;
+            const float uu = to_f32(su[at]);
+            const float dt = PRE ? pdt[at] : step_dt(to_f32(sd[at]) + bias, p.softplus), dtu = dt * uu;
+            if (!outputs) dtSum += dt;
             float bn[NS], cn[NS];
             if (SEL)
             {
@@ -345,15 +401,14 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
                 if (needC) load_row<NS>(sC + k * np + n0, cn);
             }
             float dy = 0.f;
-            if (grads) dy = withZ ? to_f32(so[k * cpb + chl]) * fast_silu(to_f32(sz[k * cpb + chl])) : to_f32(so[k * cpb + chl]);
+            if (grads) dy = withZ ? to_f32(so[at]) * step_silu(to_f32(sz[at])) : to_f32(so[at]);
             float y0 = 0.f, y1 = 0.f;
             #pragma unroll
             for (int i = 0; i < NS; i++)
             {
-                constexpr int period = POLY > 0 ? POLY : 1;   // (no i % 0 in the v0 instance, even unevaluated)
-                const float a = POLY > 0 && i % period == period - 1 ? poly_exp2(dt * a2[i]) : fast_exp2(dt * a2[i]);
+                const float a = fast_exp2(dt * a2[i]);
                 h[i] = fmaf(a, h[i], dtu * (SEL ? bn[i] : bv[i]));
-                float c_ = SEL ? cn[i] : cv[i];
+                const float c_ = SEL ? cn[i] : cv[i];
                 if (outputs)
                 {
                     if (i & 1) y1 = fmaf(c_, h[i], y1);
@@ -367,16 +422,28 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
             }
             if (outputs)
             {
-                float yv = channel_sum(y0 + y1, p.tpc);
-                if (s.sub == 0 && s.active)
-                {
-                    yv = fmaf(skip, uu, yv);
-                    if (withZ) yv *= PRE ? preGate[k * cpb + chl] : fast_silu(to_f32(sz[k * cpb + chl]));
-                    reinterpret_cast<T*>(p.y)[base + (i64)k * p.Dch] = from_f32<T>(yv);
-                }
+                float yv = fmaf(skip, uu, TPC == 1 ? y0 + y1 : channel_sum(y0 + y1, tpc));
+                if (withZ) yv *= PRE ? pdt[FT * cpb + at] : step_silu(to_f32(sz[at]));
+                // over this channel's u of step k, read above (by every lane of the channel: hence the __syncwarp when TPC > 1)
+                if (TPC != 1) __syncwarp();
+                if (TPC == 1 || s.sub == 0) su[at] = from_f32<T>(yv);
             }
+        };
+        if (steps == FT)
+        {
+            #pragma unroll
+            for (int k = 0; k < FT; k++) step(k);
         }
-        __syncthreads();
+        else
+        {
+            #pragma unroll 1
+            for (int k = 0; k < steps; k++) step(k);
+        }
+        if (outputs)
+        {
+            __syncwarp();
+            store_tile_y(p, su, s.b, tt, steps, cpb, tpc);
+        }
     }
     if (!s.active) return;
     if (!outputs)
@@ -398,22 +465,35 @@ __device__ void scan_forward_impl(const ScanParams& p, int phase, int chunk)
     }
 }
 
-#ifndef SCAN_HELPERS_ONLY   // scan_poly.cu includes this file for its templates only
-// scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk;
-// scan_prepare (phase 2, for the backward): every chunk.
-// Names end in the element type: (none) float, _bf16, _f16.
+// scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk (both phases compiled into
+// one kernel, chosen once per launch); scan_prepare (phase 2, for the backward): every chunk.
+// Names: _tpcx = lanes per channel at run time (without it: one lane per channel); _pre = PRE; the element type last:
+// (none) float, _bf16, _f16. Registers: selective at most 72 (7 blocks of 128 per SM; unbounded, the unrolled tile takes
+// ~190; a 64-register cap for 8 blocks measured 1–3% slower), time-invariant (B, C in registers too) and scan_prepare at
+// most 128 (4 blocks).
+#define SCAN_FORWARD_KERNEL(NAME, NS, TPC, SEL, T, PRE, MINB)                                                                   \
+    extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, MINB) NAME(ScanParams p, int phase)                           \
+    {                                                                                                                          \
+        if (phase == 0) scan_forward_impl<NS, TPC, SEL, 0, T, PRE>(p, blockIdx.y);                                             \
+        else scan_forward_impl<NS, TPC, SEL, 1, T, PRE>(p, blockIdx.y);                                                        \
+    }
 #define SCAN_FORWARD(NS, T, SUFFIX)                                                                                            \
-    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_sel##SUFFIX(ScanParams p, int phase) { scan_forward_impl<NS, true, false, T>(p, phase, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_forward_ns##NS##_lti##SUFFIX(ScanParams p, int phase) { scan_forward_impl<NS, false, false, T>(p, phase, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, true, true, T>(p, 2, blockIdx.y); } \
-    extern "C" __global__ void __launch_bounds__(128) scan_prepare_ns##NS##_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, false, true, T>(p, 2, blockIdx.y); }
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_sel##SUFFIX, NS, 1, true, T, false, 7)                                           \
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_lti##SUFFIX, NS, 1, false, T, false, 4)                                          \
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_sel##SUFFIX, NS, 0, true, T, false, 7)                                      \
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_lti##SUFFIX, NS, 0, false, T, false, 4)                                     \
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_pre_sel##SUFFIX, NS, 0, true, T, true, 7)                                   \
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_pre_lti##SUFFIX, NS, 0, false, T, true, 4)                                  \
+    extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, true, 2, T>(p, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, false, 2, T>(p, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, true, 2, T>(p, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, false, 2, T>(p, blockIdx.y); }
 #define SCAN_FORWARD_TYPES(NS) SCAN_FORWARD(NS, float, ) SCAN_FORWARD(NS, bf16_bits, _bf16) SCAN_FORWARD(NS, half_bits, _f16)
 SCAN_FORWARD_TYPES(1)
 SCAN_FORWARD_TYPES(2)
 SCAN_FORWARD_TYPES(4)
 SCAN_FORWARD_TYPES(8)
 SCAN_FORWARD_TYPES(16)
-#endif
 
 // H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH. The chunks are visited CB at a time with
 // their loads issued together (the recurrence over chunks is serial: one memory round trip per CB chunks, not per chunk).
@@ -475,7 +555,6 @@ __device__ __forceinline__ void carry_backward_one(const ScanParams& p, i64 i)
     }
 }
 
-#ifndef SCAN_HELPERS_ONLY
 extern "C" __global__ void scan_carry_forward(ScanParams p)
 {
     GRID_STRIDE(i, (i64)p.batch * p.Dch * p.N) carry_forward_one(p, i);
@@ -490,7 +569,6 @@ extern "C" __global__ void scan_carries(ScanParams p)
         else carry_backward_one(p, i);
     }
 }
-#endif
 
 // ---- backward ----
 
@@ -537,7 +615,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
     const T* gout = reinterpret_cast<const T*>(p.dout);
     extern __shared__ float4 smem4[];
     float* smem = reinterpret_cast<float*>(smem4);
-    ScanLane s = scan_lane(p, blockIdx.y);
+    ScanLane s = scan_lane(p, blockIdx.y, TPC, blockDim.x / TPC);
     const int N = p.N, n0 = s.sub * NS, TL = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
     const int tn = SEL ? TL * np : 0;
     const int cpb = blockDim.x / TPC, chl = threadIdx.x / TPC;
@@ -808,7 +886,6 @@ __device__ void scan_backward_impl(const ScanParams& p)
 
 // _pf: with prefetch, at most 128 registers (two 256-thread blocks per SM); bf16 and f16 (_bf16, _f16) only with prefetch.
 // dB and dC are F32 (summed with atomics; scan_to_bf16 / scan_to_f16 convert them afterwards).
-#ifndef SCAN_HELPERS_ONLY
 #define SCAN_BACKWARD_PF(NS, TPC, T, SUFFIX)                                                                                   \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T>(p); }
@@ -828,4 +905,3 @@ SCAN_BACKWARD(4, 32)
 // dst = src rounded to the element type (the backward's F32 dB, dC for bf16 / f16 inputs)
 extern "C" __global__ void scan_to_bf16(const float* src, bf16_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<bf16_bits>(src[i]); }
 extern "C" __global__ void scan_to_f16(const float* src, half_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<half_bits>(src[i]); }
-#endif
