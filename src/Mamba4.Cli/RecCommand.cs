@@ -67,14 +67,19 @@ internal static class RecCommand
         public readonly Option<int?> DState = new("--d-state") { Description = "Mamba4Rec SSM state size (default 32)" };
         public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.2, SASRec 0.5, GRU4Rec 0.3)" };
 
-        public readonly Option<bool?> Residual = new("--residual") { Description = "Mamba4Rec: residual around the Mamba block (default: the reference's rule, only with 2+ layers)" };
+        public readonly Option<bool?> Residual = new("--residual")
+        {
+            Description = "Mamba4Rec: residual around the Mamba block (default: the reference's rule, only with 2+ layers); an error for other models, ignored for them by compare",
+        };
 
         public IEnumerable<Option> All => [Model, MaxLen, Hidden, Layers, DState, Dropout, Residual];
 
         public RecModelOptions Get(ParseResult parse, string? kind = null) => new()
         {
             Kind = RecModels.ParseKind(kind ?? parse.GetValue(Model)!), MaxLen = parse.GetValue(MaxLen), Hidden = parse.GetValue(Hidden),
-            Layers = parse.GetValue(Layers), DState = parse.GetValue(DState), Dropout = parse.GetValue(Dropout), Residual = kind is null || RecModels.ParseKind(kind) == "mamba4rec" ? parse.GetValue(Residual) : null,   // compare: Mamba4Rec only
+            Layers = parse.GetValue(Layers), DState = parse.GetValue(DState), Dropout = parse.GetValue(Dropout),
+            // train passes the flag on (Create refuses it for other models); compare applies it to Mamba4Rec only
+            Residual = kind is null || RecModels.ParseKind(kind) == "mamba4rec" ? parse.GetValue(Residual) : null,
         };
     }
 
@@ -263,7 +268,7 @@ internal static class RecCommand
         var kind = KindOpt();
         var maxLen = new Option<int?>("--max-len") { Description = "most recent items a prediction sees (default: the model's)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
-        var breakdown = new Option<bool>("--breakdown") { Description = "also print test hit/ndcg/mrr@10 by history length, by the target's training popularity and by whether the target is already in the history" };
+        var breakdown = new Option<bool>("--breakdown") { Description = "also print test hit/ndcg/mrr@10 by history length, by the target's training popularity and by how often the target occurs in the last max_len items of the history" };
         var ranksFile = new Option<string?>("--ranks") { Description = "write each test user's rank to this TSV file (user, history_length, target, target_train_count, rank)" };
         var cmd = new Command("eval", """
             Full-ranking test (and validation) metrics of a saved model on a dataset, split leave-one-out as in training.
@@ -284,9 +289,7 @@ internal static class RecCommand
             var split = LeaveOneOutSplit.Create(data);
             if (split.Test.Length == 0) throw new InvalidDataException($"{data.Source}: no user has a test sample");
             var testRanks = RecExperiment.Ranks(model.Model, data, split.Test, len);
-            var acc = new RankingAccumulator();
-            acc.AddRange(testRanks);
-            var test = acc.Result();
+            var test = RankingAccumulator.Of(testRanks);
             var valid = split.Valid.Length > 0 ? RecExperiment.Evaluate(model.Model, data, split.Valid, len) : new Dictionary<string, double>();
             Console.WriteLine($"{model.Kind}: {split.Test.Length:N0} test users, max_len {len}");
             Console.WriteLine("test   " + string.Join("  ", test.Select(kv => $"{kv.Key} {kv.Value:F4}")));

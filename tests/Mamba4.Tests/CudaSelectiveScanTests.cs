@@ -68,7 +68,25 @@ public class CudaSelectiveScanTests
     [InlineData(2, 1000, 130, 16, true)]   // several chunks both ways
     [InlineData(1, 700, 16, 32, false)]
     [InlineData(4, 64, 200, 8, true)]
+    [InlineData(1, 150, 24, 128, true)]    // d_state 128: 8 lanes per channel
     public void MatchesCpuKernel(int batch, int l, int d, int n, bool selective) => Compare(batch, l, d, n, selective);
+
+    /// <summary>d_state 512, the forward's largest (32 lanes per channel, 4 channels per block), equals the CPU; the backward
+    /// (4 states per lane) stops at 128 with a clear error instead of launching.</summary>
+    [Fact]
+    public void LargestStateForwardMatchesAndTheBackwardNamesItsLimit()
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var c = Make(42, 2, 70, 9, 512, true, true, true, true, true, Device.Cpu);
+        var g = Make(42, 2, 70, 9, 512, true, true, true, true, true, Cuda);
+        Cpu.SelectiveScanForward(c.Args);
+        gpu.SelectiveScanForward(g.Args);
+        Close(c.Args.Y, g.Args.Y, 1e-5, "N512: y");
+        Close(c.Args.LastState!, g.Args.LastState!, 1e-5, "N512: last state");
+        var e = Assert.Throws<NotSupportedException>(() => gpu.SelectiveScanBackward(g.Args with { LastState = null }, g.Grads));
+        Assert.Contains("d_state up to 128, got 512", e.Message);
+    }
 
     [Theory]
     [InlineData(true, false, false, false, true)]
@@ -123,6 +141,51 @@ public class CudaSelectiveScanTests
         Close(cg.DD!, gg.DD!, 1e-4, $"{shape}: dD");
         Close(cg.DDeltaBias!, gg.DDeltaBias!, 1e-4, $"{shape}: dbias");
         Assert.Equal(type, gg.DB.DType);
+    }
+
+    /// <summary>
+    /// Sequence tensors that are views one element into their buffer (u, Δ, z, B, C and y, so no 16-byte alignment although
+    /// d and N are multiples of 8): the kernels must take their narrow copies and stores, and agree with the CPU as the
+    /// aligned cases do — F32 and BF16, forward and every gradient.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.F32)]
+    [InlineData(DType.BF16)]
+    public void MisalignedViewsMatchCpu(DType type)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var c = Make(11, 2, 300, 48, 16, true, true, true, true, true, Device.Cpu);
+        Tensor R(Tensor t) => type == DType.F32 ? t : t.To(type).To(DType.F32);
+        var ca = c.Args with { U = R(c.Args.U), Delta = R(c.Args.Delta), B = R(c.Args.B), C = R(c.Args.C), Z = R(c.Args.Z!) };
+        var cg = c.Grads with { DY = R(c.Grads.DY) };
+        // t's values on the GPU in the element type, one element after the start of a buffer one element longer
+        Tensor Offset(Tensor t)
+        {
+            var values = t.ToFloatArray();
+            var flat = new float[values.Length + 1];
+            values.CopyTo(flat, 1);
+            return Tensor.From(flat, flat.Length).To(type, Cuda).ViewOf(t.Shape, type.ElementSize());
+        }
+        Tensor Poison(Tensor t, DType dt) => Tensor.Full(t.Shape, float.NaN).To(dt, Cuda);
+        var ga = new SelectiveScanArgs(Offset(ca.U), Offset(ca.Delta), ca.A.To(Cuda), Offset(ca.B), Offset(ca.C), ca.D!.To(Cuda), Offset(ca.Z!),
+            ca.DeltaBias!.To(Cuda), true, Offset(Tensor.Full(ca.Y.Shape, float.NaN)), Poison(ca.LastState!, DType.F32));
+        Assert.NotEqual(0, ga.U.DataPointer % 16);
+        var gg = new SelectiveScanGrads(Offset(cg.DY), Poison(cg.DU, type), Poison(cg.DDelta, type), Poison(cg.DA, DType.F32), Poison(cg.DB, type),
+            Poison(cg.DC, type), Poison(cg.DD!, DType.F32), Poison(cg.DZ!, type), Poison(cg.DDeltaBias!, DType.F32));
+        Cpu.SelectiveScanForward(ca);
+        gpu.SelectiveScanForward(ga);
+        double tol = type == DType.F32 ? 1e-5 : 1e-2, gtol = type == DType.F32 ? 1e-4 : 1e-2;
+        Close(ca.Y, ga.Y, tol, $"{type} misaligned: y");
+        Close(ca.LastState!, ga.LastState!, 1e-5, $"{type} misaligned: last state");
+        Cpu.SelectiveScanBackward(ca with { LastState = null }, cg);
+        gpu.SelectiveScanBackward(ga with { LastState = null }, gg);
+        Close(cg.DU, gg.DU, gtol, $"{type} misaligned: du");
+        Close(cg.DDelta, gg.DDelta, gtol, $"{type} misaligned: ddelta");
+        Close(cg.DB, gg.DB, gtol, $"{type} misaligned: dB");
+        Close(cg.DC, gg.DC, gtol, $"{type} misaligned: dC");
+        Close(cg.DZ!, gg.DZ!, gtol, $"{type} misaligned: dz");
+        Close(cg.DA, gg.DA, 1e-4, $"{type} misaligned: dA");
     }
 
     /// <summary>The op with BF16 tensors on the GPU takes the BF16 kernels and equals the op on the CPU (which computes on F32 copies).</summary>

@@ -242,6 +242,19 @@ public class RecCliTests : IDisposable
         // every test user is in the TSV; hit@10 and mrr@10 recomputed from its ranks equal the printed metrics
         var rows = File.ReadAllLines(ranksPath).Skip(1).Select(l => l.Split('\t')).ToArray();
         Assert.Equal(120, rows.Length);
+        // history_length and target_train_count recounted from the 5-core filtered sequences (as tokens): each user's items in
+        // order, the last is the test target, the second to last the validation target, the rest training
+        var built = SequenceDataset.Build(InteractionReader.Read(data, RecFormat.Pairs), 5, 5);
+        var sequences = Enumerable.Range(0, built.UserCount).ToDictionary(u => built.UserTokens[u], u => built.Sequences[u].Select(i => built.ItemTokens[i]).ToArray());
+        var trainCount = sequences.Values.SelectMany(q => q[..^2]).GroupBy(i => i).ToDictionary(g => g.Key, g => g.Count());
+        foreach (var r in rows)
+        {
+            var q = sequences[r[0]];
+            Assert.Equal(q[^1], r[2]);
+            Assert.Equal(q.Length - 1, int.Parse(r[1], CultureInfo.InvariantCulture));
+            Assert.Equal(trainCount.GetValueOrDefault(q[^1]), int.Parse(r[3], CultureInfo.InvariantCulture));
+        }
+        Assert.Contains("test by target already in the history (times):", eout);
         var ranks = rows.Select(r => int.Parse(r[4], CultureInfo.InvariantCulture)).ToArray();
         Assert.Equal(overall["hit@10"]!.GetValue<double>(), ranks.Average(r => r <= 10 ? 1.0 : 0.0), 6);
         Assert.Equal(overall["mrr@10"]!.GetValue<double>(), ranks.Average(r => r <= 10 ? 1.0 / r : 0.0), 6);

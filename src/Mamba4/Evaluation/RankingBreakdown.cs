@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Mamba4.Evaluation;
 
-/// <summary>One group of a breakdown: users whose key lies in [Low, High] and their metrics at cutoff K.</summary>
+/// <summary>One group of a breakdown: its key range as a label ("4–5", "≥51"), its users, their metrics at cutoff K.</summary>
 public sealed record RankingGroup(string Label, int Count, double Hit, double Ndcg, double Mrr);
 
 /// <summary>
@@ -23,18 +23,11 @@ public static class RankingBreakdown
             if (edges[j] <= edges[j - 1]) throw new ArgumentException($"breakdown: edges must ascend, got {edges[j - 1]} then {edges[j]}");
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "cutoff must be positive");
         int g = edges.Count;
-        var count = new int[g];
-        var hit = new double[g];
-        var ndcg = new double[g];
-        var mrr = new double[g];
+        var members = Enumerable.Range(0, g).Select(_ => new List<int>()).ToArray();
         for (int i = 0; i < ranks.Count; i++)
         {
             int j = Group(keys[i], edges);
-            if (j < 0) continue;
-            count[j]++;
-            hit[j] += RankingMetrics.Hit(ranks[i], k);
-            ndcg[j] += RankingMetrics.Ndcg(ranks[i], k);
-            mrr[j] += RankingMetrics.Mrr(ranks[i], k);
+            if (j >= 0) members[j].Add(ranks[i]);
         }
         var groups = new RankingGroup[g];
         for (int j = 0; j < g; j++)
@@ -42,8 +35,9 @@ public static class RankingBreakdown
             string label = j == g - 1 ? string.Create(CultureInfo.InvariantCulture, $"≥{edges[j]}")
                 : edges[j + 1] - 1 == edges[j] ? edges[j].ToString(CultureInfo.InvariantCulture)
                 : string.Create(CultureInfo.InvariantCulture, $"{edges[j]}–{edges[j + 1] - 1}");
-            double n = count[j];
-            groups[j] = new RankingGroup(label, count[j], hit[j] / n, ndcg[j] / n, mrr[j] / n);
+            if (members[j].Count == 0) { groups[j] = new RankingGroup(label, 0, double.NaN, double.NaN, double.NaN); continue; }
+            var m = RankingAccumulator.Of(members[j], [k]);
+            groups[j] = new RankingGroup(label, members[j].Count, m[RankingMetrics.Name("hit", k)], m[RankingMetrics.Name("ndcg", k)], m[RankingMetrics.Name("mrr", k)]);
         }
         return groups;
     }

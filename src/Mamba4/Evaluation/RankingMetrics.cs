@@ -115,6 +115,14 @@ public sealed class RankingAccumulator
         foreach (var r in ranks) Add(r);
     }
 
+    /// <summary>The metrics (see <see cref="Result"/>) of a set of ranks.</summary>
+    public static IReadOnlyDictionary<string, double> Of(IEnumerable<int> ranks, IReadOnlyList<int>? ks = null)
+    {
+        var acc = new RankingAccumulator(ks);
+        acc.AddRange(ranks);
+        return acc.Result();
+    }
+
     /// <summary>Ranks a batch of scores and adds them (see <see cref="RankingMetrics.Ranks"/>).</summary>
     public void Add(Tensor scores, ReadOnlySpan<long> targets, IReadOnlyList<int[]>? excluded = null) =>
         AddRange(RankingMetrics.Ranks(scores, targets, excluded));

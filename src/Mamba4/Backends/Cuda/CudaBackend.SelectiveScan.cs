@@ -27,6 +27,8 @@ public sealed unsafe partial class CudaBackend
     /// <summary>States per thread NS ≤ <paramref name="max"/> and threads per channel TPC (powers of two, NS·TPC ≥ N, TPC ≤ 32).</summary>
     private static (int States, int ThreadsPerChannel) ScanSplit(int n, int max)
     {
+        // scan.cu indexes tiles with shifts and masks: NS, TPC and the channels of a block (ScanBlock / TPC) are powers of two
+        if (max < 1 || (max & (max - 1)) != 0) throw new ArgumentException($"SelectiveScan on CUDA: states per thread must be a power of two, got {max}");
         int ns = Math.Min(max, NextPowerOfTwo(n));
         int tpc = NextPowerOfTwo((n + ns - 1) / ns);
         if (tpc > 32) throw new NotSupportedException($"SelectiveScan on CUDA supports d_state up to {32 * max}, got {n}");
@@ -111,6 +113,10 @@ public sealed unsafe partial class CudaBackend
         return ((widen || pre) ? 3 : 2) * slot * elementSize + (widen ? 4 * rows * sizeof(float) : 0) + (pre ? 4 * ScanTile * channels * sizeof(float) : 0);
     }
 
+    /// <summary>The bytes, or a clear error where the device cannot give one block that much shared memory.</summary>
+    private int RequireShared(int bytes, string pass, int n) => bytes <= MaxSharedMemoryPerBlock ? bytes
+        : throw new NotSupportedException($"SelectiveScan {pass} on CUDA needs {bytes:N0} B of shared memory per block for d_state {n}; this device allows {MaxSharedMemoryPerBlock:N0}");
+
     /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
     private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
         ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (block / tpc) + (chunkLen + sub - 1) / sub * block * ns) * sizeof(float);
@@ -181,7 +187,7 @@ public sealed unsafe partial class CudaBackend
         var v = ParseScanForwardVariant(ScanForwardVariant);
         var (ns, tpc) = ForwardSplit(p.N, v.States);
         p.Tpc = tpc;
-        int shared = ForwardShared(p, ns, args.U.DType.ElementSize(), pre: v.Pre);
+        int shared = RequireShared(ForwardShared(p, ns, args.U.DType.ElementSize(), pre: v.Pre), "forward", p.N);
         string kernel = ForwardKernel(ns, p, type, v.Pre);
         int chunkLen = ForwardChunkLength(p, "scan.cu", kernel, shared);
         p.ChunkLen = chunkLen;
@@ -256,8 +262,7 @@ public sealed unsafe partial class CudaBackend
             p.Chunks = (p.L + chunkLen - 1) / chunkLen;
             shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub);
         }
-        if (shared > MaxSharedMemoryPerBlock)
-            throw new NotSupportedException($"SelectiveScan backward needs {shared} B of shared memory for d_state {p.N}; the device allows {MaxSharedMemoryPerBlock}");
+        RequireShared(shared, "backward", p.N);
         // dB, dC are sums over channels (atomics): F32, converted to the element type at the end
         DType type = args.U.DType;
         bool half = type != DType.F32;
@@ -285,7 +290,7 @@ public sealed unsafe partial class CudaBackend
                 // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
                 Launch("scan.cu", $"scan_prepare_ns{nsF}{(tpcF > 1 ? "_tpcx" : "")}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
-                    ForwardShared(pf, nsF, type.ElementSize(), prepare: true), pf);
+                    RequireShared(ForwardShared(pf, nsF, type.ElementSize(), prepare: true), "backward (prepare sweep)", p.N), pf);
                 Launch("scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
             Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(ScanBackwardVariant == 1 && !half ? "" : "_pf")}{TypeSuffix(type)}",

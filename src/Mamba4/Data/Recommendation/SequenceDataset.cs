@@ -175,14 +175,19 @@ public sealed class SequenceDataset
     }
 
     /// <summary>A dataset from sequences of item ids already in 1..nItems−1 (tests, generated data); no filtering.</summary>
-    public static SequenceDataset FromSequences(IReadOnlyList<int[]> sequences, int nItems, string source = "sequences")
+    public static SequenceDataset FromSequences(IReadOnlyList<int[]> sequences, int nItems, string source = "sequences",
+        IReadOnlyList<string>? userTokens = null, IReadOnlyList<string>? itemTokens = null)
     {
+        if (userTokens is not null && userTokens.Count != sequences.Count)
+            throw new ArgumentException($"{source}: {userTokens.Count} user tokens for {sequences.Count} sequences");
+        if (itemTokens is not null && itemTokens.Count != nItems)
+            throw new ArgumentException($"{source}: {itemTokens.Count} item tokens for {nItems} items");
         for (int u = 0; u < sequences.Count; u++)
             foreach (var it in sequences[u])
                 if (it < 1 || it >= nItems)
                     throw new ArgumentOutOfRangeException(nameof(sequences), $"{source}: user {u} has item {it} outside [1, {nItems})");
-        var users = Enumerable.Range(0, sequences.Count).Select(u => u.ToString(CultureInfo.InvariantCulture)).ToArray();
-        var items = Enumerable.Range(0, nItems).Select(i => i == 0 ? PaddingToken : i.ToString(CultureInfo.InvariantCulture)).ToArray();
+        var users = userTokens?.ToArray() ?? Enumerable.Range(0, sequences.Count).Select(u => u.ToString(CultureInfo.InvariantCulture)).ToArray();
+        var items = itemTokens?.ToArray() ?? Enumerable.Range(0, nItems).Select(i => i == 0 ? PaddingToken : i.ToString(CultureInfo.InvariantCulture)).ToArray();
         return new SequenceDataset(source, users, items, sequences.Select(s => s.ToArray()).ToArray(), 0, 0);
     }
 }

@@ -184,11 +184,7 @@ public sealed class RecExperiment : IDisposable
 
     /// <summary>Full-ranking metrics (padding excluded, ties pessimistic) of the samples' targets.</summary>
     public static IReadOnlyDictionary<string, double> Evaluate(ISequentialRecommender model, SequenceDataset data, IReadOnlyList<SeqSample> samples, int maxLen, int batch = 1024)
-    {
-        var acc = new RankingAccumulator();
-        acc.AddRange(Ranks(model, data, samples, maxLen, batch));
-        return acc.Result();
-    }
+        => RankingAccumulator.Of(Ranks(model, data, samples, maxLen, batch));
 
     /// <summary>Each sample's full-ranking rank of its target (1 = first; padding excluded, ties pessimistic), in sample order.</summary>
     public static int[] Ranks(ISequentialRecommender model, SequenceDataset data, IReadOnlyList<SeqSample> samples, int maxLen, int batch = 1024)
@@ -318,6 +314,6 @@ public static class RecData
             seqs.Add(mapped.ToArray());
         }
         unknownItems = unknown;
-        return SequenceDataset.FromSequences(seqs, model.NItems, data.Source);
+        return SequenceDataset.FromSequences(seqs, model.NItems, data.Source, data.UserTokens, model.ItemTokens);   // original tokens kept
     }
 }

@@ -3,7 +3,7 @@
 //   dt_t = softplus(delta_t + bias),  a_t[n] = exp(dt_t·A[n]),  h_t = a_t ⊙ h_{t−1} + dt_t·B_t·u_t
 //   y_t = ⟨C_t, h_t⟩ + D·u_t,  out_t = y_t·silu(z_t)
 //
-// Threads: a thread owns NS states (n = sub·NS + i) of one channel of one batch row; TPC = ⌈N/NS⌉ threads
+// Threads: a thread owns NS states (n = sub·NS + i) of one channel of one batch row; TPC = ⌈N/NS⌉ (rounded up to a power of two) threads
 // share a channel (adjacent lanes; ⟨C, h⟩ is summed with shuffles). The state lives in registers; exp is
 // exp2 with A pre-scaled by log2 e. B_t, C_t rows are staged in shared memory (one row serves every channel).
 // Nothing of size [B, L, D, N] is written.
