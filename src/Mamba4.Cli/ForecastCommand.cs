@@ -412,7 +412,7 @@ internal static class ForecastCommand
 
         public static Outcome? TrainOne(ForecastData data, ForecasterConfig config, ForecastTrainOptions training, string outDir, bool resume, bool verbose)
         {
-            PrepareOutput(outDir);
+            TrainingProgress.PrepareOutput(outDir);
             using var run = new ForecastRun(data, config, training, outDir);
             bool hasCheckpoint = File.Exists(Path.Combine(outDir, Checkpoint.FileName));
             if (hasCheckpoint && !resume)
@@ -460,21 +460,6 @@ internal static class ForecastCommand
                 .Select(v => (v / (double)n).ToString("R", CultureInfo.InvariantCulture)));
         }
 
-        private static void PrepareOutput(string outDir)
-        {
-            try
-            {
-                Directory.CreateDirectory(outDir);
-                var probe = Path.Combine(outDir, ".write-test");
-                File.WriteAllText(probe, "");
-                File.Delete(probe);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new IOException($"output folder {outDir} cannot be written: {e.Message}", e);
-            }
-        }
-
         private static ForecastResult WithProgress(string name, ForecastRun run, Func<bool> stop, bool verbose)
         {
             long steps = run.TotalSteps;
@@ -489,23 +474,7 @@ internal static class ForecastCommand
                     run.Trainer.StepDone += r => { if (r.Step % every == 0) Console.Error.WriteLine($"  step {r.Step}/{steps}  {Describe(r)}"); };
                 return run.Run(stop);
             }
-            ForecastResult? result = null;
-            AnsiConsole.Progress()
-                .AutoClear(false)
-                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var bar = ctx.AddTask(Markup.Escape(name), maxValue: steps);
-                    bar.Value = run.Trainer.Step;
-                    run.Trainer.StepDone += r =>
-                    {
-                        bar.Value = r.Step;
-                        bar.Description = Markup.Escape(Describe(r));
-                    };
-                    result = run.Run(stop);
-                    bar.Value = steps;
-                });
-            return result!;
+            return TrainingProgress.Bar(name, run.Trainer, steps, () => run.Run(stop), Describe, fillAtEnd: true);
         }
 
         private static void WriteReport(string outDir, ForecastRun run, ForecastData data, ForecasterConfig config, ForecastResult result)

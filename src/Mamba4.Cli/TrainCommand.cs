@@ -96,7 +96,7 @@ internal static class SyntheticRunner
 
     public static int Run(List<SyntheticOptions> runs, TrainerOptions trainerOptions, string outDir, bool resume, bool json)
     {
-        PrepareOutput(outDir);
+        TrainingProgress.PrepareOutput(outDir);
         var prepared = new List<(SyntheticOptions Options, ISequenceTask Task, MambaLM Model, Trainer Trainer, string Dir)>();
         try
         {
@@ -150,21 +150,6 @@ internal static class SyntheticRunner
         finally
         {
             foreach (var p in prepared) { p.Trainer.Dispose(); p.Model.Dispose(); }
-        }
-    }
-
-    private static void PrepareOutput(string outDir)
-    {
-        try
-        {
-            Directory.CreateDirectory(outDir);
-            var probe = Path.Combine(outDir, ".write-test");
-            File.WriteAllText(probe, "");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IOException($"output folder {outDir} cannot be written: {e.Message}", e);
         }
     }
 

@@ -23,7 +23,14 @@ internal static class TrainingProgress
             };
             return trainer.Run(stop);
         }
-        TrainResult? result = null;
+        return Bar(name, trainer, steps, () => trainer.Run(stop), Describe, fillAtEnd: false);
+    }
+
+    /// <summary>Runs <paramref name="run"/> under an interactive progress bar that follows <paramref name="trainer"/>'s steps;
+    /// <paramref name="fillAtEnd"/> shows the bar full when the run ends early (early stopping).</summary>
+    public static T Bar<T>(string name, Trainer trainer, long steps, Func<T> run, Func<StepReport, string> describe, bool fillAtEnd)
+    {
+        T? result = default;
         AnsiConsole.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
@@ -34,10 +41,27 @@ internal static class TrainingProgress
                 trainer.StepDone += r =>
                 {
                     bar.Value = r.Step;
-                    bar.Description = Markup.Escape(Describe(r));
+                    bar.Description = Markup.Escape(describe(r));
                 };
-                result = trainer.Run(stop);
+                result = run();
+                if (fillAtEnd) bar.Value = steps;
             });
         return result!;
+    }
+
+    /// <summary>Creates the output folder and checks that it can be written, before any training time is spent.</summary>
+    public static void PrepareOutput(string outDir)
+    {
+        try
+        {
+            Directory.CreateDirectory(outDir);
+            var probe = Path.Combine(outDir, ".write-test");
+            File.WriteAllText(probe, "");
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"output folder {outDir} cannot be written: {e.Message}", e);
+        }
     }
 }
