@@ -71,20 +71,7 @@ public sealed class Mamba4Rec : Module, ISequentialRecommender
     }
 
     /// <summary>itemSeq (b, l) I64 right-padded with 0; itemSeqLen (b) → seq_output (b, hidden).</summary>
-    public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen)
-    {
-        int b = itemSeq.Shape[0], l = itemSeq.Shape[1];
-        var h = SequenceOutput(itemSeq);
-        var lens = itemSeqLen.ToInt64Array();
-        var rows = new long[b];
-        for (int i = 0; i < b; i++)
-        {
-            if (lens[i] < 1 || lens[i] > l) throw new ArgumentOutOfRangeException(nameof(itemSeqLen), $"Mamba4Rec: item_seq_len[{i}] = {lens[i]} is outside [1, {l}]");
-            rows[i] = (long)i * l + lens[i] - 1;
-        }
-        // seq_output = h[b, len_b − 1]: a row gather, differentiable as an embedding lookup into h.
-        return Ops.Embedding.Forward(h.Reshape(b * l, Config.HiddenSize), Tensor.From(rows, b));
-    }
+    public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen) => SequentialRecommenderLoss.GatherLast(SequenceOutput(itemSeq), itemSeqLen, "Mamba4Rec");
 
     /// <summary>A fresh recurrent state for <paramref name="batch"/> users.</summary>
     public Inference.MambaState NewState(int batch)
@@ -110,6 +97,5 @@ public sealed class Mamba4Rec : Module, ISequentialRecommender
     /// <summary>Scores over all items: seq_output · item_embeddingᵀ → (b, n_items).</summary>
     public Tensor Scores(Tensor seqOutput) => Ops.Linear.Forward(seqOutput, ItemEmbedding.Weight);
 
-    public Tensor Loss(Tensor itemSeq, Tensor itemSeqLen, Tensor posItems) =>
-        CrossEntropy.Forward(Scores(Forward(itemSeq, itemSeqLen)), posItems);
+    public Tensor Loss(Tensor itemSeq, Tensor itemSeqLen, Tensor posItems) => this.NextItem(itemSeq, itemSeqLen, posItems);
 }
