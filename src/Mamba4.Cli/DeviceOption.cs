@@ -24,15 +24,7 @@ internal static class DeviceOption
     }
 
     /// <summary>The device named by <paramref name="text"/>, or ArgumentException / NotSupportedException saying what is wrong.</summary>
-    public static Device Resolve(string text)
-    {
-        Device device;
-        try { device = Device.Parse(text); }
-        catch (FormatException e) { throw new ArgumentException($"--device: {e.Message}", e); }
-        if (!device.IsCpu && !Backend.IsAvailable(device, out var reason))
-            throw new NotSupportedException($"--device {text}: {reason}");
-        return device;
-    }
+    public static Device Resolve(string text) => Backend.ResolveDeviceOption(text);
 
     /// <summary>For commands that run on the CPU only: accepts cpu, rejects anything else with <paramref name="why"/>.</summary>
     public static void RequireCpu(ParseResult parse, Option<string> option, string why)

@@ -18,6 +18,14 @@ public sealed class ApiException(int status, string message, string? param = nul
     public static ApiException TooLarge(string message, string? param = null) => new(413, message, param);
     public static ApiException TooMany(string message) => new(429, message);
 
+    /// <summary>A stored id from the URL (a user, a series): 1 to 128 characters of letters, digits and - _ . : @, else 400.</summary>
+    public static string CheckId(string? id, string what)
+    {
+        if (string.IsNullOrEmpty(id) || id.Length > 128 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':' or '@'))
+            throw BadRequest($"{what} id must be 1 to 128 characters of letters, digits and - _ . : @, got '{id}'", "id");
+        return id;
+    }
+
     public static string DefaultCode(int status) => status switch
     {
         400 => "invalid_request",

@@ -50,13 +50,5 @@ public sealed record ServerOptions
     }
 
     /// <summary>The device of <see cref="Device"/>: ArgumentException when malformed, NotSupportedException (with the reason) when CUDA cannot be used.</summary>
-    public Tensors.Device ResolveDevice()
-    {
-        Tensors.Device device;
-        try { device = Tensors.Device.Parse(Device); }
-        catch (FormatException e) { throw new ArgumentException($"--device: {e.Message}", e); }
-        if (!device.IsCpu && !Backends.Backend.IsAvailable(device, out var reason))
-            throw new NotSupportedException($"--device {Device}: {reason}");
-        return device;
-    }
+    public Tensors.Device ResolveDevice() => Backends.Backend.ResolveDeviceOption(Device);
 }

@@ -129,12 +129,7 @@ public sealed class ForecastService : IDisposable
         await ctx.Response.WriteAsJsonAsync(Answer(p), JsonBody.Output);
     }
 
-    private static string CheckSeries(string? id)
-    {
-        if (string.IsNullOrEmpty(id) || id.Length > 128 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':' or '@'))
-            throw ApiException.BadRequest($"series id must be 1 to 128 characters of letters, digits and - _ . : @, got '{id}'", "id");
-        return id;
-    }
+    private static string CheckSeries(string? id) => ApiException.CheckId(id, "series");
 
     /// <summary>POST /v1/series/{id}/values: appends rows (a streaming model: one recurrent step each) and commits before answering.</summary>
     public async Task AppendAsync(HttpContext ctx, string? id)

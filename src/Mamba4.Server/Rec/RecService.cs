@@ -66,12 +66,7 @@ public sealed class RecService : IDisposable
         return v;
     }
 
-    private static string CheckUser(string? user)
-    {
-        if (string.IsNullOrEmpty(user) || user.Length > 128 || !user.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':' or '@'))
-            throw ApiException.BadRequest($"user id must be 1 to 128 characters of letters, digits and - _ . : @, got '{user}'", "id");
-        return user;
-    }
+    private static string CheckUser(string? user) => ApiException.CheckId(user, "user");
 
     /// <summary>POST /v1/recommend: top-k after a given history (parallel forward), excluding items on request.</summary>
     public async Task RecommendAsync(HttpContext ctx)

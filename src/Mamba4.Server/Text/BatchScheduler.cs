@@ -293,12 +293,7 @@ public sealed class BatchScheduler : IDisposable
         Volatile.Write(ref _activeCount, _active.Count);
     }
 
-    private long Choose(TextStream s, ReadOnlySpan<float> logits)
-    {
-        var o = s.Options;
-        if (o.Greedy && o.RepetitionPenalty == 1f) return Generator.ArgMax(logits);
-        return Generator.Choose(logits, s.History, o, s.Rng);
-    }
+    private static long Choose(TextStream s, ReadOnlySpan<float> logits) => Generator.Choose(logits, s.History, s.Options, s.Rng);
 
     /// <summary>Stops admitting and ends every stream (queued or active) between steps; the loop thread exits.</summary>
     public void Shutdown()

@@ -33,6 +33,20 @@ public static class Backend
         throw new NotSupportedException($"no backend is available for device {device}");
     }
 
+    /// <summary>
+    /// The device named by the value of a --device option (cpu, cuda, cuda:N), checked usable: ArgumentException when
+    /// malformed, NotSupportedException with the reason when CUDA cannot be used.
+    /// </summary>
+    public static Device ResolveDeviceOption(string text)
+    {
+        Device device;
+        try { device = Device.Parse(text); }
+        catch (FormatException e) { throw new ArgumentException($"--device: {e.Message}", e); }
+        if (!device.IsCpu && !IsAvailable(device, out var reason))
+            throw new NotSupportedException($"--device {text}: {reason}");
+        return device;
+    }
+
     /// <summary>True when <paramref name="device"/> can be used; otherwise <paramref name="reason"/> says why not.</summary>
     public static bool IsAvailable(Device device, out string reason)
     {

@@ -83,6 +83,7 @@ public static class Generator
     /// </summary>
     public static long Choose(ReadOnlySpan<float> logits, IReadOnlyList<long> history, SamplingOptions o, Random rng)
     {
+        if (o.Greedy && o.RepetitionPenalty == 1f) return ArgMax(logits);   // nothing to change in the row: no copy
         int v = logits.Length;
         float[] work = System.Buffers.ArrayPool<float>.Shared.Rent(v);
         try
