@@ -147,13 +147,7 @@ public sealed class BpeTokenizer : ITokenizer
     /// <exception cref="NotSupportedException">A component type this implementation does not have (named, with the file).</exception>
     public static BpeTokenizer FromFile(string path)
     {
-        if (Directory.Exists(path))
-        {
-            var inside = System.IO.Path.Combine(path, "tokenizer.json");
-            if (!File.Exists(inside)) throw new FileNotFoundException($"{path}: the directory has no tokenizer.json", inside);
-            path = inside;
-        }
-        if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer file not found: {path}", path);
+        path = Tokenizer.FilePath(path);
         return FromUtf8(File.ReadAllBytes(path), path);
     }
 

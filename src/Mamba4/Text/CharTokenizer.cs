@@ -143,18 +143,25 @@ public static class Tokenizer
     /// </summary>
     public static ITokenizer Load(string path)
     {
-        if (Directory.Exists(path))
-        {
-            var inside = Path.Combine(path, "tokenizer.json");
-            if (!File.Exists(inside)) throw new FileNotFoundException($"{path}: the directory has no tokenizer.json", inside);
-            path = inside;
-        }
-        if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer file not found: {path}", path);
+        path = FilePath(path);
         using var doc = JsonReader.Parse(File.ReadAllBytes(path), path);
         var root = doc.RootElement;
         if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String
             && t.GetString() == CharTokenizer.TypeName)
             return CharTokenizer.FromJson(root, path);
         return BpeTokenizer.FromJson(root, path);
+    }
+
+    /// <summary>The tokenizer file a path names: the file itself, or a directory's tokenizer.json; FileNotFoundException if absent.</summary>
+    internal static string FilePath(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            var inside = Path.Combine(path, "tokenizer.json");
+            if (!File.Exists(inside)) throw new FileNotFoundException($"{path}: the directory has no tokenizer.json", inside);
+            return inside;
+        }
+        if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer file not found: {path}", path);
+        return path;
     }
 }

@@ -129,21 +129,26 @@ public sealed class ForecastRun : IDisposable
         _trainClock.Stop();
         int epoch = (int)(_trainer.Step / StepsPerEpoch);
         var (mse, mae) = Evaluate(Model, _data.Validation, _o.EvalBatch);
-        bool improved = mse < _bestMse;
+        bool improved = Track(mse);
         if (improved)
         {
-            _bestMse = mse;
-            _bad = 0;
             _best = Model.Parameters().Select(p => p.ToFloatArray()).ToArray();
             if (_dir is not null) Model.SaveSafetensors(Path.Combine(_dir, BestFile), new Dictionary<string, string> { ["format"] = "pt", ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         }
-        else _bad++;
         if (_o.Patience > 0 && _bad >= _o.Patience) _stopEarly = true;
         var report = new EpochReport(epoch, mse, mae, improved, _trainClock.Elapsed.TotalSeconds);
         _trainClock.Reset();
         _epochs.Add(report);
         EpochDone?.Invoke(report);
         return new Dictionary<string, double> { ["epoch"] = epoch, ["val_mse"] = mse, ["val_mae"] = mae, ["train_seconds"] = report.TrainSeconds };
+    }
+
+    /// <summary>Early stopping's count: a validation MSE below the best so far becomes the best and resets it, else it grows.</summary>
+    private bool Track(double mse)
+    {
+        bool improved = mse < _bestMse;
+        if (improved) { _bestMse = mse; _bad = 0; } else _bad++;
+        return improved;
     }
 
     /// <summary>
@@ -159,8 +164,7 @@ public sealed class ForecastRun : IDisposable
             {
                 if (JsonNode.Parse(line)?["eval"] is not JsonObject e || e["val_mse"] is null) continue;
                 double mse = e["val_mse"]!.GetValue<double>();
-                bool improved = mse < _bestMse;
-                if (improved) { _bestMse = mse; _bad = 0; } else _bad++;
+                bool improved = Track(mse);
                 _epochs.Add(new EpochReport((int)e["epoch"]!.GetValue<double>(), mse, e["val_mae"]!.GetValue<double>(), improved, e["train_seconds"]?.GetValue<double>() ?? double.NaN));
             }
         if (_o.Patience > 0 && _bad >= _o.Patience) _stopEarly = true;

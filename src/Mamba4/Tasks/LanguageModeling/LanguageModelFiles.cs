@@ -23,7 +23,7 @@ public static class LanguageModelFiles
         File.WriteAllText(Path.Combine(dir, "config.json"), config);
         var target = Path.Combine(dir, "tokenizer.json");
         if (tokenizer is CharTokenizer c) c.Save(target);
-        else if (tokenizerFile is not null) File.Copy(Directory.Exists(tokenizerFile) ? Path.Combine(tokenizerFile, "tokenizer.json") : tokenizerFile, target, overwrite: true);
+        else if (tokenizerFile is not null) File.Copy(Tokenizer.FilePath(tokenizerFile), target, overwrite: true);
     }
 
     /// <summary>Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory onto <see cref="Backends.Backend.DefaultDevice"/>.</summary>
