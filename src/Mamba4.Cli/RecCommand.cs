@@ -125,7 +125,7 @@ internal static class RecCommand
             var mo = m.Get(parse);
             var outDir = parse.GetValue(output) ?? Path.Combine("runs", "rec-" + mo.Kind);
             var data = d.Load(parse);
-            var (result, _) = TrainOne(parse, d, t, mo, data, outDir);
+            var result = TrainOne(parse, d, t, mo, data, outDir);
             if (result.Interrupted) { Console.Error.WriteLine($"stopped at epoch {result.EpochsRun}; checkpoint written. Continue with --resume."); return 130; }
             Console.WriteLine($"{mo.Kind}: best validation ndcg@10 {result.Valid.GetValueOrDefault("ndcg@10"):F4} at epoch {result.BestEpoch} of {result.EpochsRun}" +
                               $"{(result.EarlyStopped ? " (early stopped)" : "")}; {result.SecondsPerEpoch:F1} s/epoch; model: {Path.Combine(outDir, "model")}");
@@ -165,7 +165,7 @@ internal static class RecCommand
                 $"{kind,-10} {r.Test["hit@10"],8:F4} {r.Test["ndcg@10"],8:F4} {r.Test["mrr@10"],8:F4} {r.BestEpoch,8} {r.EpochsRun,7} {r.SecondsPerEpoch,8:F1} {r.TrainSecondsPerEpoch,8:F1} {r.PeakBytes / 1048576.0,8:F0} {r.InferenceMsPerBatch,9:F1}");
             foreach (var kind in kinds)
             {
-                var (r, _) = TrainOne(parse, d, t, m.Get(parse, kind), data, Path.Combine(outDir, kind));
+                var r = TrainOne(parse, d, t, m.Get(parse, kind), data, Path.Combine(outDir, kind));
                 if (r.Interrupted) { Console.Error.WriteLine($"stopped during {kind}; checkpoint written. Continue with --resume."); return 130; }
                 rows.Add((kind, r));
                 Console.Error.WriteLine(header + "\n" + Row(kind, r)); // each model's row as soon as it is done
@@ -181,7 +181,7 @@ internal static class RecCommand
         return cmd;
     }
 
-    private static (RecTrainResult Result, RecModelOptions Model) TrainOne(ParseResult parse, DataOptions d, TrainOptions t, RecModelOptions mo, SequenceDataset data, string outDir)
+    private static RecTrainResult TrainOne(ParseResult parse, DataOptions d, TrainOptions t, RecModelOptions mo, SequenceDataset data, string outDir)
     {
         var options = new RecTrainOptions
         {
@@ -212,9 +212,8 @@ internal static class RecCommand
                 exp.Resume();
                 Console.Error.WriteLine($"{mo.Kind}: resuming at step {exp.Trainer.Step} (epoch {exp.Trainer.Step / exp.StepsPerEpoch})");
             }
-            int windows = options.Objective == RecObjective.AllPositions ? split.TrainWindows(mo.MaxLen).Length : split.Train.Length;
             Console.Error.WriteLine($"{mo.Kind}: {module.ParameterCount:N0} parameters; {split.Train.Length:N0} training targets " +
-                                    $"({windows:N0} {(options.Objective == RecObjective.AllPositions ? "user windows" : "samples")}, {exp.UnitsPerStep:N0} per step, {exp.StepsPerEpoch} steps/epoch, objective {RecTrainOptions.Name(options.Objective)}), " +
+                                    $"({exp.UnitsPerEpoch:N0} {(options.Objective == RecObjective.AllPositions ? "user windows" : "samples")}, {exp.UnitsPerStep:N0} per step, {exp.StepsPerEpoch} steps/epoch, objective {RecTrainOptions.Name(options.Objective)}), " +
                                     $"{split.Valid.Length:N0} validation / {split.Test.Length:N0} test users, max_len {mo.MaxLen}");
             exp.EpochDone += r =>
             {
@@ -227,7 +226,7 @@ internal static class RecCommand
             using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop = true; });
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop = true; });
             var result = exp.Run(() => stop);
-            return (result, mo);
+            return result;
         }
         finally { module.Dispose(); }
     }
@@ -257,14 +256,14 @@ internal static class RecCommand
 
     // ---------------- eval ----------------
 
-    private static readonly Option<string> CheckpointOpt = new("--checkpoint") { Description = "a model directory (written by `mamba4 rec train`, or a fixture)", Required = true };
+    private static Option<string> CheckpointOpt() => new("--checkpoint") { Description = "a model directory (written by `mamba4 rec train`, or a fixture)", Required = true };
 
     private static Option<string?> KindOpt() => new("--model") { Description = "mamba4rec | sasrec | gru4rec, when config.json does not say" };
 
     private static Command Eval()
     {
         var d = new DataOptions();
-        var ckpt = new Option<string>("--checkpoint") { Description = CheckpointOpt.Description, Required = true };
+        var ckpt = CheckpointOpt();
         var kind = KindOpt();
         var maxLen = new Option<int?>("--max-len") { Description = "most recent items a prediction sees (default: the model's)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
@@ -364,19 +363,13 @@ internal static class RecCommand
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length == 0) throw new ArgumentException("--history must list at least one item, e.g. --history 5,9,2");
-        Dictionary<string, int>? index = null;
-        if (!ids && model.ItemTokens is { } tokens)
-        {
-            index = new Dictionary<string, int>(StringComparer.Ordinal);
-            for (int i = 1; i < tokens.Count; i++) index[tokens[i]] = i;
-        }
+        bool tokens = !ids && model.ItemTokens is not null;
         var result = new long[parts.Length];
         for (int i = 0; i < parts.Length; i++)
         {
-            if (index is not null)
+            if (tokens)
             {
-                result[i] = index.TryGetValue(parts[i], out var id) ? id
-                    : throw new ArgumentException($"--history: item '{parts[i]}' is not one of the model's items (pass --ids to give item ids 1..{model.NItems - 1})");
+                result[i] = model.ItemId(parts[i]) ?? throw new ArgumentException($"--history: item '{parts[i]}' is not one of the model's items (pass --ids to give item ids 1..{model.NItems - 1})");
                 continue;
             }
             if (!long.TryParse(parts[i], NumberStyles.Integer, Inv, out result[i]) || result[i] < 1 || result[i] >= model.NItems)
@@ -387,7 +380,7 @@ internal static class RecCommand
 
     private static Command Score()
     {
-        var ckpt = new Option<string>("--checkpoint") { Description = CheckpointOpt.Description, Required = true };
+        var ckpt = CheckpointOpt();
         var kind = KindOpt();
         var history = new Option<string>("--history") { Description = "the user's items, oldest first, comma-separated", Required = true };
         var ids = new Option<bool>("--ids") { Description = "the history gives item ids, not the original item tokens" };
@@ -418,7 +411,7 @@ internal static class RecCommand
     private static Command Recommend()
     {
         var d = new DataOptions();
-        var ckpt = new Option<string>("--checkpoint") { Description = CheckpointOpt.Description, Required = true };
+        var ckpt = CheckpointOpt();
         var kind = KindOpt();
         var history = new Option<string?>("--history") { Description = "the user's items, oldest first, comma-separated" };
         var user = new Option<string?>("--user") { Description = "a user of --data: the whole history in the file" };

@@ -28,9 +28,6 @@ public static class RankingMetrics
     /// <summary>RecBole's topk: [5, 10, 20] in the Mamba4Rec setup.</summary>
     public static readonly IReadOnlyList<int> DefaultKs = [5, 10, 20];
 
-    /// <summary>The metric families, in RecBole's names.</summary>
-    public static readonly IReadOnlyList<string> Families = ["hit", "ndcg", "mrr"];
-
     /// <summary>Pessimistic 1-based rank of <paramref name="target"/> among items 1..n−1 of one score row.</summary>
     public static int Rank(ReadOnlySpan<float> scores, int target, ReadOnlySpan<int> excluded = default)
     {
@@ -95,7 +92,6 @@ public sealed class RankingAccumulator
         _mrr = new double[_ks.Length];
     }
 
-    public IReadOnlyList<int> Ks => _ks;
     public int Count { get; private set; }
 
     public void Add(int rank)

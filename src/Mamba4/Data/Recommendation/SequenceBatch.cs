@@ -25,8 +25,6 @@ public sealed class SequenceBatch : IDisposable
     public Tensor? Targets { get; }
     /// <summary>The user of each row.</summary>
     public int[] Users { get; }
-    public int Size => Users.Length;
-    public int Length => ItemSeq.Shape[1];
 
     public void Dispose()
     {

@@ -119,7 +119,8 @@ public sealed class SequenceDataset
         return _itemIds.TryGetValue(token, out var id) ? id : null;
     }
 
-    private static Dictionary<string, int> Index(IReadOnlyList<string> tokens, int start)
+    /// <summary>token → its position in <paramref name="tokens"/>, from <paramref name="start"/> on.</summary>
+    internal static Dictionary<string, int> Index(IReadOnlyList<string> tokens, int start)
     {
         var d = new Dictionary<string, int>(tokens.Count, StringComparer.Ordinal);
         for (int i = start; i < tokens.Count; i++) d[tokens[i]] = i;

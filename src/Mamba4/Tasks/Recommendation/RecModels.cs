@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mamba4.Data.Recommendation;
 using Mamba4.IO;
 using Mamba4.Models;
 using Mamba4.Nn;
@@ -36,6 +37,16 @@ public sealed class RecModel(ISequentialRecommender model, string kind, int maxL
     /// <summary>Original item token of each item id ([0] = padding), or null (the fixtures: ids are the items).</summary>
     public IReadOnlyList<string>? ItemTokens { get; } = itemTokens;
     public int NItems => Model.NItems;
+
+    private Dictionary<string, int>? _itemIds;
+
+    /// <summary>The model's id of an original item token, or null when the model does not know it (or has no token map).</summary>
+    public int? ItemId(string token)
+    {
+        if (ItemTokens is null) return null;
+        _itemIds ??= SequenceDataset.Index(ItemTokens, 1);
+        return _itemIds.TryGetValue(token, out var id) ? id : null;
+    }
 
     public void Dispose() => Module.Dispose();
 }
@@ -100,14 +111,6 @@ public static class RecModels
             }
         }
     }
-
-    public static string KindOf(ISequentialRecommender model) => model switch
-    {
-        Mamba4Rec => "mamba4rec",
-        SASRec => "sasrec",
-        GRU4Rec => "gru4rec",
-        _ => throw new NotSupportedException(model.GetType().Name),
-    };
 
     public static string ConfigJson(ISequentialRecommender model, int maxLen)
     {

@@ -140,16 +140,12 @@ public static class RecRecommend
     /// </summary>
     public static List<(string User, long[] History)> ReadHistories(string path, RecModel model, bool ids, bool skipBadLines, out int badLines, out List<string> badMessages, out int unknownItems)
     {
-        var log = InteractionReader.Read(path, RecFormat.Seq, new RecReadOptions { SkipBadLines = skipBadLines });
+        var options = new RecReadOptions { SkipBadLines = skipBadLines };
+        var log = InteractionReader.Read(path, RecFormat.Seq, options);
         badLines = log.BadLines;
         unknownItems = 0;
         badMessages = [.. log.BadLineMessages];
-        Dictionary<string, int>? index = null;
-        if (!ids && model.ItemTokens is { } tokens)
-        {
-            index = new Dictionary<string, int>(StringComparer.Ordinal);
-            for (int i = 1; i < tokens.Count; i++) index[tokens[i]] = i;
-        }
+        bool tokens = !ids && model.ItemTokens is not null;
         var result = new List<(string User, long[] History)>();
         for (int start = 0, end; start < log.Count; start = end)
         {
@@ -161,9 +157,9 @@ public static class RecRecommend
             for (int j = start; j < end && error is null; j++)
             {
                 var item = log.ItemTokens[log.Items[j]];
-                if (index is not null)
+                if (tokens)
                 {
-                    if (index.TryGetValue(item, out var id)) history.Add(id);
+                    if (model.ItemId(item) is int id) history.Add(id);
                     else unknown++;
                 }
                 else if (long.TryParse(item, NumberStyles.Integer, CultureInfo.InvariantCulture, out var id) && id >= 1 && id < model.NItems) history.Add(id);
@@ -174,7 +170,7 @@ public static class RecRecommend
             if (error is not null)
             {
                 if (!skipBadLines) throw new RecDataFormatException(path, line, error);
-                if (badLines++ < 10) badMessages.Add($"{path}:{line}: {error}");
+                if (badLines++ < options.MaxReportedBadLines) badMessages.Add($"{path}:{line}: {error}");
                 continue;
             }
             result.Add((log.UserTokens[log.Users[start]], history.GetRange(Math.Max(0, history.Count - model.MaxLen), Math.Min(history.Count, model.MaxLen)).ToArray()));

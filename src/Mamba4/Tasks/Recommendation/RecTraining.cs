@@ -82,7 +82,7 @@ public sealed class RecExperiment : IDisposable
         (_split, _model, _o, _maxLen) = (split, model, options, maxLen);
         _windows = options.Objective == RecObjective.AllPositions ? split.TrainWindows(maxLen) : [];
         _samples = options.Objective == RecObjective.RecBole ? split.Train : [];
-        int units = options.Objective == RecObjective.AllPositions ? _windows.Length : _samples.Length;
+        int units = UnitsPerEpoch = options.Objective == RecObjective.AllPositions ? _windows.Length : _samples.Length;
         if (units == 0) throw new InvalidDataException($"{split.Data.Source}: no training samples (every user's history is held out)");
         // The batch counts training targets under both objectives, so an epoch takes as many optimizer steps as
         // RecBole's: all-positions packs about Batch targets' worth of windows into each step.
@@ -101,6 +101,8 @@ public sealed class RecExperiment : IDisposable
     }
 
     public int StepsPerEpoch { get; }
+    /// <summary>Samples (RecBole objective) or user windows (all positions) in an epoch.</summary>
+    public int UnitsPerEpoch { get; }
     /// <summary>Samples (RecBole objective) or user windows (all positions) per step.</summary>
     public int UnitsPerStep { get; }
     public string ModelDirectory => Path.Combine(_o.OutputDirectory, "model");
@@ -301,15 +303,13 @@ public static class RecData
                 throw new InvalidDataException($"{data.Source}: {data.NItems - 1} items, more than the model's {model.NItems - 1} (and the model has no item token map)");
             return data;
         }
-        var index = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 1; i < model.ItemTokens.Count; i++) index[model.ItemTokens[i]] = i;
         var seqs = new List<int[]>(data.UserCount);
         int unknown = 0;
         foreach (var s in data.Sequences)
         {
             var mapped = new List<int>(s.Length);
             foreach (var it in s)
-                if (index.TryGetValue(data.ItemTokens[it], out var id)) mapped.Add(id);
+                if (model.ItemId(data.ItemTokens[it]) is int id) mapped.Add(id);
                 else unknown++;
             seqs.Add(mapped.ToArray());
         }
