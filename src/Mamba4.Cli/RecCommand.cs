@@ -319,11 +319,12 @@ internal static class RecCommand
             foreach (int item in data.Sequences[u].AsSpan(0, split.TrainLength(u))) trainCount[item]++;
         int n = split.Test.Length;
         long[] length = new long[n], popularity = new long[n], repeats = new long[n];
+        var targets = new int[n];
         for (int i = 0; i < n; i++)
         {
             var s = split.Test[i];
             var history = split.History(s);
-            int target = data.Sequences[s.User][s.End];
+            int target = targets[i] = data.Sequences[s.User][s.End];
             length[i] = history.Length;
             popularity[i] = trainCount[target];
             foreach (int item in history[Math.Max(0, history.Length - maxLen)..]) if (item == target) repeats[i]++;
@@ -339,10 +340,7 @@ internal static class RecCommand
             using var w = new StreamWriter(ranksPath);
             w.WriteLine("user\thistory_length\ttarget\ttarget_train_count\trank");
             for (int i = 0; i < n; i++)
-            {
-                var s = split.Test[i];
-                w.WriteLine(string.Create(Inv, $"{data.UserTokens[s.User]}\t{length[i]}\t{data.ItemTokens[data.Sequences[s.User][s.End]]}\t{popularity[i]}\t{ranks[i]}"));
-            }
+                w.WriteLine(string.Create(Inv, $"{data.UserTokens[split.Test[i].User]}\t{length[i]}\t{data.ItemTokens[targets[i]]}\t{popularity[i]}\t{ranks[i]}"));
             Console.WriteLine($"ranks of {n:N0} test users written to {ranksPath}");
         }
 

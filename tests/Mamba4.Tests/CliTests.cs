@@ -9,19 +9,33 @@ public class CliTests
     internal static (int ExitCode, string StdOut, string StdErr) Run(params string[] args) => RunWith(null, args);
 
     /// <summary>As <see cref="Run"/> with extra environment variables for the process.</summary>
-    internal static (int ExitCode, string StdOut, string StdErr) RunWith(IReadOnlyDictionary<string, string>? environment, params string[] args)
+    internal static (int ExitCode, string StdOut, string StdErr) RunWith(IReadOnlyDictionary<string, string>? environment, params string[] args) =>
+        Start(environment, null, args);
+
+    /// <summary>As <see cref="Run"/> with <paramref name="input"/> written to the process's standard input, which is then closed.</summary>
+    internal static (int ExitCode, string StdOut, string StdErr) RunWithInput(string input, params string[] args) => Start(null, input, args);
+
+    private static (int ExitCode, string StdOut, string StdErr) Start(IReadOnlyDictionary<string, string>? environment, string? input, string[] args)
     {
         var cli = Path.Combine(AppContext.BaseDirectory, "Mamba4.Cli.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = input is not null, UseShellExecute = false };
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         psi.ArgumentList.Add(cli);
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
+        if (input is not null)
+        {
+            p.StandardInput.Write(input);
+            p.StandardInput.Close();
+        }
         if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException("mamba4 " + string.Join(' ', args)); }
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
+
+    /// <summary>The last line of a command's standard output as a JSON object (the commands' --json result).</summary>
+    internal static System.Text.Json.Nodes.JsonObject LastJson(string stdout) => System.Text.Json.Nodes.JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
 
     [Fact]
     public void InfoPrintsVersionCpuAndBlas()

@@ -186,6 +186,8 @@ public class CudaSelectiveScanTests
         Close(cg.DC, gg.DC, gtol, $"{type} misaligned: dC");
         Close(cg.DZ!, gg.DZ!, gtol, $"{type} misaligned: dz");
         Close(cg.DA, gg.DA, 1e-4, $"{type} misaligned: dA");
+        Close(cg.DD!, gg.DD!, 1e-4, $"{type} misaligned: dD");
+        Close(cg.DDeltaBias!, gg.DDeltaBias!, 1e-4, $"{type} misaligned: dbias");
     }
 
     /// <summary>The op with BF16 tensors on the GPU takes the BF16 kernels and equals the op on the CPU (which computes on F32 copies).</summary>

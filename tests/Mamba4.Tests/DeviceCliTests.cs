@@ -1,7 +1,7 @@
 using System.Globalization;
-using System.Text.Json.Nodes;
 using Mamba4.IO;
 using Mamba4.Tasks.LanguageModeling;
+using static Mamba4.Tests.CliTests;
 
 namespace Mamba4.Tests;
 
@@ -82,7 +82,6 @@ public class CudaCliTests : IDisposable
         return r;
     }
 
-    private static JsonObject LastJson(string stdout) => JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
 
     [Fact]
     public void InfoListsTheGpu()

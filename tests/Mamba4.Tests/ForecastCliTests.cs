@@ -1,8 +1,8 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Mamba4.IO;
 using Mamba4.Tasks.Forecasting;
+using static Mamba4.Tests.CliTests;
 
 namespace Mamba4.Tests;
 
@@ -15,7 +15,6 @@ public class ForecastCliTests : IDisposable
 
     private static readonly string[] Tiny = ["--input-len", "24", "--horizon", "12", "--d-model", "16", "--d-ff", "16", "--layers", "1", "--d-state", "4"];
 
-    private static JsonObject LastJson(string stdout) => JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
 
     [Fact]
     public void TrainEvalPredictOnTheSyntheticSeries()
@@ -141,19 +140,5 @@ public class ForecastCliTests : IDisposable
         Assert.NotEqual(0, code);
         Assert.Contains(expected, stderr);
         Assert.DoesNotContain("   at ", stderr);
-    }
-
-    private static (int Code, string Out, string Err) RunWithInput(string input, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Mamba4.Cli.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.StandardInput.Write(input);
-        p.StandardInput.Close();
-        if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException("mamba4 " + string.Join(' ', args)); }
-        return (p.ExitCode, stdout.Result, stderr.Result);
     }
 }

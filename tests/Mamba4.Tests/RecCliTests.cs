@@ -6,6 +6,7 @@ using Mamba4.IO;
 using Mamba4.Models;
 using Mamba4.Tasks.Recommendation;
 using Mamba4.Tensors;
+using static Mamba4.Tests.CliTests;
 
 namespace Mamba4.Tests;
 
@@ -30,7 +31,6 @@ public class RecCliTests : IDisposable
 
     private static readonly string[] Tiny = ["--format", "pairs", "--hidden", "16", "--d-state", "8", "--batch", "256", "--max-len", "12"];
 
-    private static JsonObject LastJson(string stdout) => JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
 
     [Fact]
     public void TrainPrintsTestMetricsUnderRecBoleNamesAndSavesAModelThatEvalAndRecommendLoad()
@@ -236,6 +236,7 @@ public class RecCliTests : IDisposable
         Assert.True(ecode == 0, eerr);
         var overall = LastJson(eout);
         Assert.Equal(LastJson(stdout)["hit@10"]!.GetValue<double>(), overall["hit@10"]!.GetValue<double>(), 6);   // the residual model reloads
+        Assert.Equal(LastJson(stdout)["ndcg@10"]!.GetValue<double>(), overall["ndcg@10"]!.GetValue<double>(), 6);
         Assert.Contains("test by history length:", eout);
         Assert.Contains("test by target's training interactions:", eout);
 
@@ -255,6 +256,11 @@ public class RecCliTests : IDisposable
             Assert.Equal(trainCount.GetValueOrDefault(q[^1]), int.Parse(r[3], CultureInfo.InvariantCulture));
         }
         Assert.Contains("test by target already in the history (times):", eout);
+        // its first row: users whose target is not among the last max_len (12) items of the history
+        int fresh = rows.Count(r => !sequences[r[0]][..^1].TakeLast(12).Contains(r[2]));
+        var repeatRow = eout.Split('\n').SkipWhile(l => !l.StartsWith("test by target already")).Skip(2).First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("0", repeatRow[0]);
+        Assert.Equal(fresh, int.Parse(repeatRow[1], NumberStyles.AllowThousands, CultureInfo.InvariantCulture));
         var ranks = rows.Select(r => int.Parse(r[4], CultureInfo.InvariantCulture)).ToArray();
         Assert.Equal(overall["hit@10"]!.GetValue<double>(), ranks.Average(r => r <= 10 ? 1.0 : 0.0), 6);
         Assert.Equal(overall["mrr@10"]!.GetValue<double>(), ranks.Average(r => r <= 10 ? 1.0 / r : 0.0), 6);
