@@ -268,8 +268,7 @@ internal static class ForecastCommand
             var dir = p.GetValue(run)!;
             using var saved = SavedForecaster.Load(Path.Combine(dir, "model"));
             bool streaming = p.GetValue(stream);
-            if (streaming && (saved.Model as MambaForecaster)?.CanStream != true)
-                throw new ArgumentException($"{dir}: --stream needs a Mamba forecaster trained with --embedding temporal --revin false (this one: {saved.Config.Model}, embedding {saved.Config.Embedding}, revin {saved.Config.RevIn.ToString().ToLowerInvariant()})");
+            if (streaming && !saved.CanStream) throw new ArgumentException($"{dir}: --stream {saved.StreamRequirement}");
             var source = p.GetValue(data) ?? saved.Info["data"]?.GetValue<string>() ?? throw new ArgumentException($"{dir}: the run does not name its data; pass --data");
             var table = source == SyntheticSeries.Name ? SyntheticSeries.Generate() : saved.ReadCsv(source, TimeSeriesCsvOptions.ParseFill(p.GetValue(fill)!));
             saved.CheckColumns(table);
@@ -328,8 +327,7 @@ internal static class ForecastCommand
             using var saved = SavedForecaster.Load(modelDir);
             bool streaming = p.GetValue(stream);
             if (p.GetValue(follow) && !streaming) throw new ArgumentException("--follow needs --stream");
-            if (streaming && (saved.Model as MambaForecaster)?.CanStream != true)
-                throw new ArgumentException($"{modelDir}: --stream needs a Mamba forecaster trained with --embedding temporal --revin false (this one: {saved.Config.Model}, embedding {saved.Config.Embedding}, revin {saved.Config.RevIn.ToString().ToLowerInvariant()})");
+            if (streaming && !saved.CanStream) throw new ArgumentException($"{modelDir}: --stream {saved.StreamRequirement}");
             var source = p.GetValue(data) ?? saved.Info["data"]?.GetValue<string>() ?? throw new ArgumentException($"{dir}: the run does not name its data; pass --data");
             var table = source == SyntheticSeries.Name ? SyntheticSeries.Generate() : saved.ReadCsv(source, TimeSeriesCsvOptions.ParseFill(p.GetValue(fill)!));
             var outPath = p.GetValue(output);

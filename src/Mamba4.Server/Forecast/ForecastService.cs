@@ -48,7 +48,7 @@ public sealed class ForecastService : IDisposable
     public string Version { get; }
     public SeriesStore Store { get; }
     /// <summary>Whether series advance a recurrent state (else they keep rows for a windowed forecast).</summary>
-    public bool Streaming => (Saved.Model as MambaForecaster)?.CanStream == true;
+    public bool Streaming => Saved.CanStream;
     private int Columns => Saved.Columns.Count;
 
     /// <summary>The rows of a request: row-major values and timestamps, each checked (400 naming the row).</summary>
@@ -118,7 +118,7 @@ public sealed class ForecastService : IDisposable
         var (values, stamps) = ParseRows(r.Values, r.Timestamps);
         bool stream = r.Stream ?? false;
         if (stream && !Streaming)
-            throw ApiException.BadRequest($"stream needs a Mamba forecaster trained with --embedding temporal --revin false (this one: {Saved.Config.Model}, embedding {Saved.Config.Embedding}, revin {Saved.Config.RevIn.ToString().ToLowerInvariant()})", "stream");
+            throw ApiException.BadRequest($"stream {Saved.StreamRequirement}", "stream");
         int rows = values.Length / Columns;
         if (!stream && rows < Saved.Config.InputLength)
             throw ApiException.BadRequest($"values has {rows} rows; the model reads the last {Saved.Config.InputLength} (its input length)", "values");

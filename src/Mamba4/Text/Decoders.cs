@@ -27,13 +27,7 @@ internal abstract class Decoder
                 return new MetaspaceDecoder(r.CharString(e, "replacement", path, "\u2581"), scheme != "never");
             }
             case "Sequence":
-            {
-                var list = r.Array(JsonReader.Member(e, "decoders") ?? throw r.Error($"{path}.decoders", "missing; expected an array of decoders"), $"{path}.decoders");
-                var items = new List<Decoder>();
-                int i = 0;
-                foreach (var item in list.EnumerateArray()) items.Add(Parse(item, r, $"{path}.decoders[{i++}]"));
-                return new SequenceDecoder(items);
-            }
+                return new SequenceDecoder(r.List(e, "decoders", path, "decoders", (item, at) => Parse(item, r, at)));
             default:
                 throw new NotSupportedException($"{r.File}: {path}: decoder type '{type}' is not supported (supported: ByteLevel, ByteFallback, Fuse, Replace, Strip, Metaspace, Sequence)");
         }

@@ -50,6 +50,17 @@ internal sealed class JsonReader(string file)
         return Object(v, $"{path}.{name}");
     }
 
+    /// <summary>The required array member <paramref name="name"/> of <paramref name="e"/>, each element parsed with its path
+    /// (<c>path.name[i]</c>); missing → "expected an array of <paramref name="what"/>".</summary>
+    public List<T> List<T>(JsonElement e, string name, string path, string what, Func<JsonElement, string, T> parse)
+    {
+        var list = Array(Member(e, name) ?? throw Error($"{path}.{name}", $"missing; expected an array of {what}"), $"{path}.{name}");
+        var items = new List<T>();
+        int i = 0;
+        foreach (var item in list.EnumerateArray()) items.Add(parse(item, $"{path}.{name}[{i++}]"));
+        return items;
+    }
+
     public JsonElement Array(JsonElement e, string path)
         => e.ValueKind == JsonValueKind.Array ? e : throw Error(path, $"expected an array, found {Kind(e)}");
 

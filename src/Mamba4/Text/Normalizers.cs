@@ -40,13 +40,7 @@ internal abstract class Normalizer
                 return new BertNormalizer(r.Bool(e, "clean_text", path, true), r.Bool(e, "handle_chinese_chars", path, true), strip ?? lowercase, lowercase);
             }
             case "Sequence":
-            {
-                var list = r.Array(JsonReader.Member(e, "normalizers") ?? throw r.Error($"{path}.normalizers", "missing; expected an array of normalizers"), $"{path}.normalizers");
-                var items = new List<Normalizer>();
-                int i = 0;
-                foreach (var item in list.EnumerateArray()) items.Add(Parse(item, r, $"{path}.normalizers[{i++}]"));
-                return new SequenceNormalizer(items);
-            }
+                return new SequenceNormalizer(r.List(e, "normalizers", path, "normalizers", (item, at) => Parse(item, r, at)));
             default:
                 throw new NotSupportedException($"{r.File}: {path}: normalizer type '{type}' is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, Strip, StripAccents, Replace, Prepend, Nmt, ByteLevel, BertNormalizer, Sequence)");
         }

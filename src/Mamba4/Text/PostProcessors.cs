@@ -41,13 +41,7 @@ internal abstract class PostProcessor
                 return new WrapPostProcessor([.. before], [.. after]);
             }
             case "Sequence":
-            {
-                var list = r.Array(JsonReader.Member(e, "processors") ?? throw r.Error($"{path}.processors", "missing; expected an array of post-processors"), $"{path}.processors");
-                var items = new List<PostProcessor>();
-                int i = 0;
-                foreach (var item in list.EnumerateArray()) items.Add(Parse(item, r, $"{path}.processors[{i++}]"));
-                return new SequencePostProcessor(items);
-            }
+                return new SequencePostProcessor(r.List(e, "processors", path, "post-processors", (item, at) => Parse(item, r, at)));
             default:
                 throw new NotSupportedException($"{r.File}: {path}: post-processor type '{type}' is not supported (supported: ByteLevel, TemplateProcessing, RobertaProcessing, BertProcessing, Sequence)");
         }

@@ -41,13 +41,7 @@ internal abstract class PreTokenizer
                 return new MetaspacePreTokenizer(replacement, scheme, r.Bool(e, "split", path, true));
             }
             case "Sequence":
-            {
-                var list = r.Array(JsonReader.Member(e, "pretokenizers") ?? throw r.Error($"{path}.pretokenizers", "missing; expected an array of pre-tokenizers"), $"{path}.pretokenizers");
-                var items = new List<PreTokenizer>();
-                int i = 0;
-                foreach (var item in list.EnumerateArray()) items.Add(Parse(item, r, $"{path}.pretokenizers[{i++}]"));
-                return new SequencePreTokenizer(items);
-            }
+                return new SequencePreTokenizer(r.List(e, "pretokenizers", path, "pre-tokenizers", (item, at) => Parse(item, r, at)));
             default:
                 throw new NotSupportedException($"{r.File}: {path}: pre-tokenizer type '{type}' is not supported (supported: ByteLevel, Split, Digits, Punctuation, Whitespace, WhitespaceSplit, Metaspace, Sequence)");
         }

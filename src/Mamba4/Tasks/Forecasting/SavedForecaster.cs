@@ -39,6 +39,13 @@ public sealed class SavedForecaster : IDisposable
     public JsonObject Info { get; }
     public ForecasterConfig Config => Model.Config;
 
+    /// <summary>True when the model can read a series through its recurrent state, O(1) per observation.</summary>
+    public bool CanStream => (Model as MambaForecaster)?.CanStream == true;
+
+    /// <summary>What streaming needs, for error messages: "needs a Mamba forecaster trained with … (this one: …)".</summary>
+    public string StreamRequirement =>
+        $"needs a Mamba forecaster trained with --embedding temporal --revin false (this one: {Config.Model}, embedding {Config.Embedding}, revin {Config.RevIn.ToString().ToLowerInvariant()})";
+
     public static void Save(string directory, Forecaster model, ForecastData data, JsonObject? info = null)
     {
         Directory.CreateDirectory(directory);
