@@ -24,7 +24,7 @@ public sealed unsafe partial class CpuBackend
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32;
         long* pad = keyPadding is null ? null : (long*)keyPadding.DataPointer;
         float scale = 1f / MathF.Sqrt(dh), keepScale = 1f / (1f - p);
-        ulong threshold = (ulong)(p * 18446744073709551616.0);
+        ulong threshold = DropoutThreshold(p);
         CpuParallel.For((long)batch * heads, 1, (t0, t1) =>
         {
             var s = new double[len];
@@ -56,7 +56,7 @@ public sealed unsafe partial class CpuBackend
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32, pdy = dy.F32, pdq = dq.F32, pdk = dk.F32, pdv = dv.F32;
         long* pad = keyPadding is null ? null : (long*)keyPadding.DataPointer;
         float scale = 1f / MathF.Sqrt(dh), keepScale = 1f / (1f - p);
-        ulong threshold = (ulong)(p * 18446744073709551616.0);
+        ulong threshold = DropoutThreshold(p);
         CpuParallel.For((long)batch * heads, 1, (t0, t1) =>
         {
             var s = new double[len];

@@ -11,7 +11,7 @@ public sealed unsafe partial class CpuBackend
         float* px = x.F32, py = y.F32;
         byte* pm = (byte*)mask.DataPointer;
         float scale = 1f / (1f - p);
-        ulong threshold = (ulong)(p * 18446744073709551616.0);
+        ulong threshold = DropoutThreshold(p);
         CpuParallel.For(x.NumElements, 1 << 15, (s, e) =>
         {
             for (long i = s; i < e; i++)
@@ -33,6 +33,9 @@ public sealed unsafe partial class CpuBackend
             for (long i = s; i < e; i++) pdx[i] = pm[i] != 0 ? pdy[i] * scale : 0f;
         });
     }
+
+    /// <summary>p·2⁶⁴: an element (or attention weight) is kept iff SplitMix64(seed, index) ≥ this (every backend's masks).</summary>
+    internal static ulong DropoutThreshold(float p) => (ulong)(p * 18446744073709551616.0);
 
     internal static ulong SplitMix64(ulong seed, ulong index)
     {

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Mamba4.Backends.Cpu;
 using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
@@ -16,7 +17,7 @@ public sealed unsafe partial class CudaBackend
         public static readonly AttDropout None = new(0, 0, 1f);
 
         public static AttDropout For(float p, ulong seed) =>
-            p <= 0f ? None : new AttDropout(seed, (ulong)(p * 18446744073709551616.0), 1f / (1f - p));
+            p <= 0f ? None : new AttDropout(seed, CpuBackend.DropoutThreshold(p), 1f / (1f - p));
     }
 
     private static (int B, int L, int Dh) AttentionShape(Tensor q, int heads, Tensor? keyPadding)
@@ -28,13 +29,12 @@ public sealed unsafe partial class CudaBackend
         return (q.Shape[0], q.Rank == 3 ? q.Shape[1] : 1, dh);
     }
 
-    private static uint WarpBlocks(long rows) => (uint)((rows + 7) / 8);
 
     private void AttentionForward(AttDropout drop, Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor? y, nint lse, bool causal)
     {
         var (b, l, dh) = AttentionShape(q, heads, keyPadding);
         long rows = (long)b * heads * l;
-        Launch("attention.cu", "attention_forward", WarpBlocks(rows), 256, 0, drop, q, k, v, keyPadding, y, lse, b, l, heads, dh, causal);
+        Launch("attention.cu", "attention_forward", RowBlocks(rows), 256, 0, drop, q, k, v, keyPadding, y, lse, b, l, heads, dh, causal);
     }
 
     private void AttentionBackward(AttDropout drop, Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, nint lse,
@@ -45,8 +45,8 @@ public sealed unsafe partial class CudaBackend
         var delta = Allocator.Allocate(Math.Max(1, rows) * sizeof(float));
         try
         {
-            Launch("attention.cu", "attention_backward_dq", WarpBlocks(rows), 256, 0, drop, q, k, v, keyPadding, y, lse, dy, dq, delta.Pointer, b, l, heads, dh, causal);
-            Launch("attention.cu", "attention_backward_dkv", WarpBlocks(rows), 256, 0, drop, q, k, v, keyPadding, lse, delta.Pointer, dy, dk, dv, b, l, heads, dh, causal);
+            Launch("attention.cu", "attention_backward_dq", RowBlocks(rows), 256, 0, drop, q, k, v, keyPadding, y, lse, dy, dq, delta.Pointer, b, l, heads, dh, causal);
+            Launch("attention.cu", "attention_backward_dkv", RowBlocks(rows), 256, 0, drop, q, k, v, keyPadding, lse, delta.Pointer, dy, dk, dv, b, l, heads, dh, causal);
         }
         finally { delta.Release(); }
     }
@@ -87,6 +87,6 @@ public sealed unsafe partial class CudaBackend
     public void AttentionStep(Tensor q, Tensor kCache, Tensor vCache, int length, int heads, Tensor y)
     {
         var (b, _, dh) = AttentionShape(q, heads, null);
-        Launch("attention.cu", "attention_step", WarpBlocks((long)b * heads), 256, 0, q, kCache, vCache, y, b, heads, dh, kCache.Shape[1], length);
+        Launch("attention.cu", "attention_step", RowBlocks((long)b * heads), 256, 0, q, kCache, vCache, y, b, heads, dh, kCache.Shape[1], length);
     }
 }

@@ -1,3 +1,4 @@
+using Mamba4.Backends.Cpu;
 using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
@@ -30,7 +31,7 @@ public sealed unsafe partial class CudaBackend
     // Same mask as CpuBackend.DropoutForward: keep iff SplitMix64(seed, i) ≥ p·2⁶⁴.
     public void DropoutForward(Tensor x, float p, ulong seed, Tensor y, Tensor mask)
     {
-        ulong threshold = (ulong)(p * 18446744073709551616.0);
+        ulong threshold = CpuBackend.DropoutThreshold(p);
         Map("dropout.cu", "dropout_forward", x.NumElements, x, y, mask, seed, threshold, 1f / (1f - p), x.NumElements);
     }
 
