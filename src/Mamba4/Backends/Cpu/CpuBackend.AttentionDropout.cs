@@ -22,7 +22,7 @@ public sealed unsafe partial class CpuBackend
     {
         int batch = q.Shape[0], len = q.Shape[1], width = q.Shape[2], dh = width / heads;
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32;
-        long* pad = keyPadding is null ? null : (long*)keyPadding.DataPointer;
+        long* pad = PaddingPointer(keyPadding);
         float scale = 1f / MathF.Sqrt(dh), keepScale = 1f / (1f - p);
         ulong threshold = DropoutThreshold(p);
         CpuParallel.For((long)batch * heads, 1, (t0, t1) =>
@@ -54,7 +54,7 @@ public sealed unsafe partial class CpuBackend
     {
         int batch = q.Shape[0], len = q.Shape[1], width = q.Shape[2], dh = width / heads;
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32, pdy = dy.F32, pdq = dq.F32, pdk = dk.F32, pdv = dv.F32;
-        long* pad = keyPadding is null ? null : (long*)keyPadding.DataPointer;
+        long* pad = PaddingPointer(keyPadding);
         float scale = 1f / MathF.Sqrt(dh), keepScale = 1f / (1f - p);
         ulong threshold = DropoutThreshold(p);
         CpuParallel.For((long)batch * heads, 1, (t0, t1) =>
