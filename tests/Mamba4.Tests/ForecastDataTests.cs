@@ -182,6 +182,7 @@ public class ForecastDataTests : IDisposable
     [InlineData("date,a\n", null, "t.csv: no data rows after the header")]
     [InlineData("date,a,a\n2020-01-01,1,2\n", null, "t.csv:1: the header names column 'a' twice")]
     [InlineData("date,a\n2020-01-01,\"1\n", null, "t.csv:2: a quoted field is not closed")]
+    [InlineData("date,a\n2020-01-01,\"1\"x\n", null, "t.csv:2: text after a closing quote in field 2")]
     public void ReaderErrorsNameFileLineAndColumn(string text, string? column, string expected)
     {
         var e = Assert.Throws<InvalidDataException>(() => Parse(text, new TimeSeriesCsvOptions { Columns = column is null ? null : [column] }));

@@ -154,9 +154,9 @@ public sealed class RecommendationDataTests : IDisposable
     [InlineData("user,item,rating\n1,2,3\n", 1, "expected a timestamp column")]
     [InlineData("uid,product,timestamp\n1,2,3\n", 1, "expected a item column")]
     [InlineData("user,item,timestamp\n1,2,3\n1,2\n", 3, "expected 3 fields as the header")]
-    [InlineData("user,item,timestamp\n1,\"2,3\n", 2, "unterminated quoted field")]
+    [InlineData("user,item,timestamp\n1,\"2,3\n", 2, "unterminated quoted field starting at column 3")]
     [InlineData("user,item,timestamp\n1,2,yesterday\n", 2, "expected a timestamp in column timestamp")]
-    [InlineData("user,item,timestamp\n1,\"2\"x,5\n", 2, "after the closing quote")]
+    [InlineData("user,item,timestamp\n1,\"2\"x,5\n", 2, "unexpected character 'x' after the closing quote at column 6")]
     public void CsvMalformedInput(string content, int line, string expected)
     {
         var path = Write("bad.csv", content);

@@ -251,53 +251,14 @@ public static class InteractionReader
         return false;
     }
 
-    /// <summary>Splits one CSV record (RFC 4180 quoting: "a,b" and "" for a quote inside quotes).</summary>
+    /// <summary>Splits one CSV record (RFC 4180 quoting: "a,b" and "" for a quote inside quotes); error says what is wrong.</summary>
     internal static List<string> SplitCsv(string line, char sep, out string? error)
     {
-        error = null;
-        var fields = new List<string>();
-        var sb = new StringBuilder();
-        int i = 0;
-        while (true)
-        {
-            sb.Clear();
-            // Leading spaces before an opening quote are tolerated.
-            int start = i;
-            while (i < line.Length && line[i] == ' ') i++;
-            if (i < line.Length && line[i] == '"')
-            {
-                i++;
-                while (true)
-                {
-                    if (i >= line.Length)
-                    {
-                        error = $"unterminated quoted field starting at column {start + 1}";
-                        return fields;
-                    }
-                    if (line[i] == '"')
-                    {
-                        if (i + 1 < line.Length && line[i + 1] == '"') { sb.Append('"'); i += 2; continue; }
-                        i++;
-                        break;
-                    }
-                    sb.Append(line[i++]);
-                }
-                while (i < line.Length && line[i] == ' ') i++;
-                if (i < line.Length && line[i] != sep)
-                {
-                    error = $"unexpected character '{line[i]}' after the closing quote at column {i + 1}";
-                    return fields;
-                }
-            }
-            else
-            {
-                i = start;
-                while (i < line.Length && line[i] != sep) sb.Append(line[i++]);
-            }
-            fields.Add(sb.ToString());
-            if (i >= line.Length) return fields;
-            i++; // the separator
-        }
+        var fields = CsvLine.Split(line, sep, out var e);
+        error = e is null ? null
+            : e.Unterminated ? $"unterminated quoted field starting at column {e.Column}"
+            : $"unexpected character '{e.Found}' after the closing quote at column {e.Column}";
+        return fields;
     }
 
     // ---- seq: user item item ... ----

@@ -195,36 +195,9 @@ public static class TimeSeriesCsv
     /// <summary>Splits one CSV line; double-quoted fields may hold the separator and "" for a quote.</summary>
     internal static List<string> SplitLine(string line, char sep, string source, int lineNo)
     {
-        var fields = new List<string>();
-        var sb = new StringBuilder();
-        int i = 0;
-        while (true)
-        {
-            sb.Clear();
-            while (i < line.Length && line[i] == ' ') i++;
-            if (i < line.Length && line[i] == '"')
-            {
-                i++;
-                while (true)
-                {
-                    if (i >= line.Length) throw new InvalidDataException($"{source}:{lineNo}: a quoted field is not closed");
-                    if (line[i] == '"')
-                    {
-                        if (i + 1 < line.Length && line[i + 1] == '"') { sb.Append('"'); i += 2; continue; }
-                        i++;
-                        break;
-                    }
-                    sb.Append(line[i++]);
-                }
-                while (i < line.Length && line[i] == ' ') i++;
-                if (i < line.Length && line[i] != sep) throw new InvalidDataException($"{source}:{lineNo}: text after a closing quote in field {fields.Count + 1}");
-            }
-            else
-                while (i < line.Length && line[i] != sep) sb.Append(line[i++]);
-            fields.Add(sb.ToString());
-            if (i >= line.Length) break;
-            i++; // the separator
-        }
-        return fields;
+        var fields = CsvLine.Split(line, sep, out var e);
+        if (e is null) return fields;
+        throw new InvalidDataException(e.Unterminated ? $"{source}:{lineNo}: a quoted field is not closed"
+            : $"{source}:{lineNo}: text after a closing quote in field {e.Field}");
     }
 }
