@@ -23,6 +23,19 @@ public class CudaAvailabilityTests
         Assert.Throws<NotSupportedException>(() => cpu.To(Device.Cuda(0)));
     }
 
+    /// <summary>The scan's thread split (host-side, no GPU needed): powers of two as the kernels' shifts and masks need,
+    /// NS·TPC ≥ N, and clear errors past the limit or for a split the kernels cannot index.</summary>
+    [Fact]
+    public void ScanSplitIsPowersOfTwoAndNamesItsLimits()
+    {
+        Assert.Equal((16, 1), CudaBackend.ScanSplit(16, 16));
+        Assert.Equal((4, 4), CudaBackend.ScanSplit(16, 4));
+        Assert.Equal((8, 1), CudaBackend.ScanSplit(7, 16));      // N = 7: 8 states, the last one padding
+        Assert.Equal((4, 32), CudaBackend.ScanSplit(100, 4));    // ⌈100/4⌉ = 25 lanes rounded up to 32
+        Assert.Contains("d_state up to 128, got 129", Assert.Throws<NotSupportedException>(() => CudaBackend.ScanSplit(129, 4)).Message);
+        Assert.Contains("power of two, got 3", Assert.Throws<ArgumentException>(() => CudaBackend.ScanSplit(16, 3)).Message);
+    }
+
     [Fact]
     public void EveryKernelFamilyIsEmbedded()
     {

@@ -281,6 +281,17 @@ public sealed class RecommendationDataTests : IDisposable
         Assert.Contains("users 3, items 7, interactions 10", s.ToString());
     }
 
+    [Fact]
+    public void FromSequencesKeepsGivenTokensAndRefusesMismatchedCounts()
+    {
+        var data = SequenceDataset.FromSequences([[1, 2], [2, 1]], 3, "s", ["u1", "u2"], ["[PAD]", "a", "b"]);
+        Assert.Equal(["u1", "u2"], data.UserTokens);
+        Assert.Equal(1, data.UserId("u2"));
+        Assert.Equal(2, data.ItemId("b"));
+        Assert.Contains("1 user tokens for 2 sequences", Assert.Throws<ArgumentException>(() => SequenceDataset.FromSequences([[1], [2]], 3, "s", ["u1"])).Message);
+        Assert.Contains("2 item tokens for 3 items", Assert.Throws<ArgumentException>(() => SequenceDataset.FromSequences([[1]], 3, "s", null, ["[PAD]", "a"])).Message);
+    }
+
     // ---------------------------------------------------------------- split, truncation, batches
 
     [Fact]

@@ -25,7 +25,7 @@ public sealed unsafe partial class CudaBackend
     internal static int NextPowerOfTwo(int v) => v <= 1 ? 1 : 1 << (32 - int.LeadingZeroCount(v - 1));
 
     /// <summary>States per thread NS ≤ <paramref name="max"/> and threads per channel TPC (powers of two, NS·TPC ≥ N, TPC ≤ 32).</summary>
-    private static (int States, int ThreadsPerChannel) ScanSplit(int n, int max)
+    internal static (int States, int ThreadsPerChannel) ScanSplit(int n, int max)
     {
         // scan.cu indexes tiles with shifts and masks: NS, TPC and the channels of a block (ScanBlock / TPC) are powers of two
         if (max < 1 || (max & (max - 1)) != 0) throw new ArgumentException($"SelectiveScan on CUDA: states per thread must be a power of two, got {max}");
