@@ -472,7 +472,7 @@ internal static class ForecastCommand
                     run.Trainer.StepDone += r => { if (r.Step % every == 0) Console.Error.WriteLine($"  step {r.Step}/{steps}  {Describe(r)}"); };
                 return run.Run(stop);
             }
-            return TrainingProgress.Bar(name, run.Trainer, steps, () => run.Run(stop), Describe, fillAtEnd: true);
+            return new TrainingProgress().Follow(name, run.Trainer, steps, () => run.Run(stop), r => Describe(r)[(name.Length + 2)..], fillAtEnd: true);
         }
 
         private static void WriteReport(string outDir, ForecastRun run, ForecastData data, ForecasterConfig config, ForecastResult result)

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using Mamba4.Inference;
 using Mamba4.Models;
+using Mamba4.Tasks;
 using Mamba4.Tasks.LanguageModeling;
 using Mamba4.Tensors;
 using Mamba4.Text;
@@ -22,30 +23,33 @@ internal static class LmCommand
         return lm;
     }
 
-    /// <summary>"char" builds a character vocabulary from the text; anything else is a tokenizer.json (or a folder holding one).</summary>
-    private static ITokenizer TokenizerFor(string spec, string text) => spec == "char" ? CharTokenizer.FromText(text) : Tokenizer.Load(spec);
-
     private static Command Train()
     {
+        var d = new LmTrainSettings();
         var data = new Option<string?>("--data") { Description = "UTF-8 text file (default: a built-in generated corpus)" };
-        var tokenizer = new Option<string>("--tokenizer") { Description = "char (a character vocabulary built from the text) or a Hugging Face tokenizer.json", DefaultValueFactory = _ => "char" };
-        var model = new Option<string>("--model") { Description = "mamba | transformer", DefaultValueFactory = _ => "mamba" };
-        var size = new Option<string>("--size") { Description = $"{string.Join(" | ", LanguageModeling.Sizes)} (width × layers: 64×2, 128×4, 256×6)", DefaultValueFactory = _ => "small" };
-        var seq = new Option<int>("--seq-len") { Description = "training window in tokens", DefaultValueFactory = _ => 128 };
-        var batch = new Option<int>("--batch") { Description = "windows per step", DefaultValueFactory = _ => 16 };
-        var steps = new Option<long>("--steps") { Description = "optimizer steps", DefaultValueFactory = _ => 4000 };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "char (a character vocabulary built from the text) or a Hugging Face tokenizer.json", DefaultValueFactory = _ => d.Tokenizer };
+        var model = new Option<string>("--model") { Description = "mamba | transformer", DefaultValueFactory = _ => d.Model };
+        var size = new Option<string>("--size") { Description = $"{string.Join(" | ", LanguageModeling.Sizes)} (width × layers: 64×2, 128×4, 256×6)", DefaultValueFactory = _ => d.Size };
+        var seq = new Option<int>("--seq-len") { Description = "training window in tokens", DefaultValueFactory = _ => d.SeqLen };
+        var batch = new Option<int>("--batch") { Description = "windows per step", DefaultValueFactory = _ => d.Batch };
+        var steps = new Option<long>("--steps") { Description = "optimizer steps", DefaultValueFactory = _ => d.Steps };
         var minutes = new Option<double?>("--minutes") { Description = "stop (with a checkpoint) after this wall-clock budget" };
-        var lr = new Option<float>("--lr") { Description = "peak learning rate", DefaultValueFactory = _ => 3e-3f };
-        var seed = new Option<long>("--seed") { Description = "seed for weights, batches and dropout", DefaultValueFactory = _ => 1 };
+        var lr = new Option<float>("--lr") { Description = "peak learning rate (linear warm-up, then cosine)", DefaultValueFactory = _ => d.LearningRate };
+        var warmup = new Option<long>("--warmup") { Description = "warm-up steps", DefaultValueFactory = _ => d.WarmupSteps };
+        var weightDecay = new Option<float>("--weight-decay") { Description = "AdamW weight decay", DefaultValueFactory = _ => d.WeightDecay };
+        var clip = new Option<double>("--clip") { Description = "gradient clipping by global norm (0 = off)", DefaultValueFactory = _ => d.ClipNorm };
+        var seed = new Option<long>("--seed") { Description = "seed for weights, batches and dropout", DefaultValueFactory = _ => d.Seed };
         var output = new Option<string?>("--out") { Description = "output folder (default runs/lm-<model>)" };
         var resume = new Option<bool>("--resume") { Description = "continue from the checkpoint in the output folder" };
-        var evalEvery = new Option<int>("--eval-every") { Description = "steps between validation passes", DefaultValueFactory = _ => 250 };
-        var sampleEvery = new Option<int>("--sample-every") { Description = "steps between printed samples (0 = never)", DefaultValueFactory = _ => 1000 };
+        var evalEvery = new Option<int>("--eval-every") { Description = "steps between validation passes", DefaultValueFactory = _ => d.EvalEvery };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "steps between checkpoints (0 = only when stopped)", DefaultValueFactory = _ => d.CheckpointEvery };
+        var sampleEvery = new Option<int>("--sample-every") { Description = "steps between printed samples (0 = never)", DefaultValueFactory = _ => d.SampleEvery };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
+        var device = DeviceOption.Create();
         var cmd = new Command("train", """
             Train a language model on a text file: 90% of it for training, the last 10% for validation.
             Prints validation loss and perplexity as it goes and a sample every --sample-every steps; writes
-            <out>/checkpoint.safetensors (Ctrl-C writes one; --resume continues), metrics.jsonl, report.html
+            <out>/checkpoint.safetensors (Ctrl-C writes one; --resume continues), metrics.jsonl, run.json, report.html
             and <out>/model (config.json + model.safetensors + tokenizer) for `mamba4 lm eval` and `mamba4 generate`.
 
             Examples:
@@ -53,104 +57,27 @@ internal static class LmCommand
               mamba4 lm train --data tinyshakespeare.txt --model transformer --minutes 10
               mamba4 lm train --size tiny --steps 500
             """);
-        foreach (var o in new Option[] { data, tokenizer, model, size, seq, batch, steps, minutes, lr, seed, output, resume, evalEvery, sampleEvery, json }) cmd.Options.Add(o);
-        var device = DeviceOption.Create();
-        cmd.Options.Add(device);
+        foreach (var o in new Option[] { data, tokenizer, model, size, seq, batch, steps, minutes, lr, warmup, weightDecay, clip, seed, output, resume, evalEvery, checkpointEvery, sampleEvery, json, device })
+            cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
-            DeviceOption.Use(parse, device);
-            string kind = parse.GetValue(model)!, sizeName = parse.GetValue(size)!;
-            LanguageModeling.Size(sizeName);
-            if (kind is not ("mamba" or "transformer")) throw new ArgumentException($"--model must be mamba or transformer, got '{kind}'");
-            int seqLen = parse.GetValue(seq), batchSize = parse.GetValue(batch);
-            if (seqLen <= 1 || batchSize <= 0) throw new ArgumentException($"--seq-len must be > 1 and --batch > 0 (got {seqLen}, {batchSize})");
-            var path = parse.GetValue(data);
-            if (path is not null && !File.Exists(path)) throw new FileNotFoundException($"--data: {path} not found", path);
-            string text = path is null ? LanguageModeling.SyntheticCorpus() : File.ReadAllText(path);
-            var tok = TokenizerFor(parse.GetValue(tokenizer)!, text);
-            var stream = new TokenStream(tok.Encode(text));
-            long seedValue = parse.GetValue(seed);
-            var outDir = parse.GetValue(output) ?? Path.Combine("runs", $"lm-{kind}");
-            Directory.CreateDirectory(outDir);
-            var net = LanguageModeling.Create(kind, sizeName, tok.VocabSize, seqLen, (int)seedValue);
-            try
+            var settings = new LmTrainSettings
             {
-                var options = new TrainerOptions
-                {
-                    Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr), WarmupSteps = 100, WeightDecay = 0.1f, Seed = seedValue,
-                    OutputDirectory = outDir, CheckpointEvery = 500, EvalEvery = Math.Max(1, parse.GetValue(evalEvery)),
-                };
-                var config = new JsonObject
-                {
-                    ["data"] = path is null ? "built-in" : Path.GetFullPath(path), ["tokenizer"] = parse.GetValue(tokenizer), ["vocab"] = tok.VocabSize,
-                    ["model"] = kind, ["size"] = sizeName, ["seq_len"] = seqLen, ["batch"] = batchSize, ["steps"] = options.Steps, ["lr"] = options.LearningRate, ["seed"] = seedValue,
-                };
-                double lastVal = double.NaN;
-                using var trainer = new Trainer(net.AsModule, options, config,
-                    (step, _) =>
-                    {
-                        var (x, y) = stream.Batch(seedValue, step, batchSize, seqLen);
-                        return (Ops.CrossEntropy.Forward(net.Logits(Tensor.From(x, batchSize, seqLen)), Tensor.From(y, batchSize, seqLen)), (long)batchSize * seqLen);
-                    },
-                    () =>
-                    {
-                        lastVal = stream.ValidationLoss(net, seqLen);
-                        return new Dictionary<string, double> { ["val_loss"] = lastVal, ["val_ppl"] = Math.Exp(lastVal) };
-                    });
-                if (File.Exists(Path.Combine(outDir, Checkpoint.FileName)))
-                {
-                    if (!parse.GetValue(resume)) throw new IOException($"{outDir} already holds a checkpoint; pass --resume to continue it, or choose another --out");
-                    trainer.Resume();
-                    Console.Error.WriteLine($"resuming at step {trainer.Step}");
-                }
-                int every = parse.GetValue(sampleEvery);
-                if (every > 0)
-                    trainer.Evaluated += (step, _) =>
-                    {
-                        if (step % every != 0) return;
-                        var prompt = stream.Validation.Take(16).Select(i => (long)i).ToArray();
-                        var sample = LanguageModeling.Sample(net, prompt, 160, new SamplingOptions { Temperature = 0.8f, Seed = (int)step }).ToArray();
-                        Console.Error.WriteLine($"--- sample at step {step} ---\n{tok.Decode([.. prompt, .. sample])}\n---");
-                    };
-                Console.Error.WriteLine($"{kind} ({sizeName}): {net.AsModule.ParameterCount:N0} parameters, vocabulary {tok.VocabSize}, {stream.Train.Length:N0} training / {stream.Validation.Length:N0} validation tokens");
-                bool stop = false;
-                var budget = parse.GetValue(minutes);
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop = true; });
-                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop = true; });
-                var device = net.AsModule.Parameters().First().Device;
-                Backends.Backend.ResetPeak(device);
-                var result = TrainingProgress.Run(kind, trainer, options.Steps, () => stop || (budget is { } m && clock.Elapsed.TotalMinutes >= m),
-                    r => $"loss {r.Loss:F3}  val {(double.IsNaN(lastVal) ? "-" : lastVal.ToString("F3", CultureInfo.InvariantCulture))}");
-                if (stop) { Console.Error.WriteLine($"stopped at step {result.Step}; checkpoint written. Continue with --resume."); return 130; }
-                double peakMb = Backends.Backend.PeakBytesInUse(device) / 1e6;   // weights, gradients, AdamW moments and activations
-                double val = stream.ValidationLoss(net, seqLen, maxWindows: 512);
-                LanguageModelFiles.Save(net, tok, Path.Combine(outDir, "model"), parse.GetValue(tokenizer) == "char" ? null : parse.GetValue(tokenizer));
-                WriteReport(outDir, kind);
-                double tokensPerSecond = result.Step * (double)batchSize * seqLen / Math.Max(result.Seconds, 1e-9);
-                Console.WriteLine($"{kind} ({sizeName}, {net.AsModule.ParameterCount:N0} parameters): validation loss {val:F4} nats/token, perplexity {Math.Exp(val):F2}, after {result.Step} steps in {result.Seconds:F0} s ({tokensPerSecond / 1000:F1}k tokens/s, peak tensor memory {peakMb:F0} MB); model: {Path.Combine(outDir, "model")}");
-                if (parse.GetValue(json))
-                    Console.WriteLine(new JsonObject
-                    {
-                        ["model"] = kind, ["size"] = sizeName, ["parameters"] = net.AsModule.ParameterCount, ["steps"] = result.Step,
-                        ["val_loss"] = val, ["val_ppl"] = Math.Exp(val), ["tokens_per_s"] = Math.Round(tokensPerSecond, 1), ["seconds"] = Math.Round(result.Seconds, 2),
-                        ["peak_mb"] = Math.Round(peakMb, 1),
-                    }.ToJsonString());
-                return 0;
-            }
-            finally { net.AsModule.Dispose(); }
+                Data = parse.GetValue(data), Tokenizer = parse.GetValue(tokenizer)!, Model = parse.GetValue(model)!, Size = parse.GetValue(size)!,
+                SeqLen = parse.GetValue(seq), Batch = parse.GetValue(batch), Steps = parse.GetValue(steps), Minutes = parse.GetValue(minutes),
+                LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup), WeightDecay = parse.GetValue(weightDecay), ClipNorm = parse.GetValue(clip),
+                Seed = parse.GetValue(seed), OutputDirectory = parse.GetValue(output), Resume = parse.GetValue(resume),
+                EvalEvery = parse.GetValue(evalEvery), CheckpointEvery = parse.GetValue(checkpointEvery), SampleEvery = parse.GetValue(sampleEvery),
+                Device = DeviceOption.Use(parse, device),
+            };
+            using var stop = new StopSignal();
+            var result = LmTrainingRun.Run(settings, TrainingProgress.ForConsole, stop, Console.Error);
+            if (result.Interrupted) return 130;
+            Console.WriteLine(result.Summary);
+            if (parse.GetValue(json)) Console.WriteLine(result.ToJson().ToJsonString());
+            return 0;
         });
         return cmd;
-    }
-
-    private static void WriteReport(string outDir, string name)
-    {
-        var lines = File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
-        var train = lines.Where(l => l.ContainsKey("loss")).Select(l => (l["step"]!.GetValue<double>(), l["loss"]!.GetValue<double>())).ToList();
-        var val = lines.Where(l => l.ContainsKey("eval")).Select(l => (l["eval"]!["step"]!.GetValue<double>(), l["eval"]!["val_loss"]!.GetValue<double>())).ToList();
-        new HtmlReport($"Mamba4 language model: {name}")
-            .Chart("Loss", "step", "nats per token", [("train", train), ("validation", val)])
-            .Save(Path.Combine(outDir, "report.html"));
     }
 
     private static Command Eval()

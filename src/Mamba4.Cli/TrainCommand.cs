@@ -1,13 +1,7 @@
 using System.CommandLine;
-using System.Globalization;
-using System.Runtime.InteropServices;
-using System.Text.Json;
-using System.Text.Json.Nodes;
-using Mamba4.IO;
-using Mamba4.Models;
 using Mamba4.Tasks.Synthetic;
 using Mamba4.Training;
-using Spectre.Console;
+using Mamba4.Tasks;
 
 namespace Mamba4.Cli;
 
@@ -56,13 +50,12 @@ internal static class TrainCommand
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
-            var options = new SyntheticOptions
+            var model = new SyntheticOptions
             {
                 Task = parse.GetValue(task)!, Length = parse.GetValue(length), DModel = parse.GetValue(dModel), Layers = parse.GetValue(layers),
                 DState = parse.GetValue(dState), Batch = parse.GetValue(batch), Selective = parse.GetValue(selective),
             };
-            options.Validate();
-            DeviceOption.Use(parse, device);
+            model.Validate();
             var trainer = new TrainerOptions
             {
                 Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
@@ -72,130 +65,18 @@ internal static class TrainCommand
             };
             if (trainer.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {trainer.Steps}");
             if (!(trainer.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {trainer.LearningRate}");
-            var outDir = parse.GetValue(output) ?? Path.Combine("runs", options.Task);
-            var runs = new List<SyntheticOptions> { options };
-            if (options.Selective && parse.GetValue(ablation)) runs.Add(options with { Selective = false });
-            return SyntheticRunner.Run(runs, trainer, outDir, parse.GetValue(resume), parse.GetValue(json));
+            var settings = new SyntheticRunSettings
+            {
+                Model = model, Trainer = trainer, Ablation = parse.GetValue(ablation), Device = DeviceOption.Use(parse, device),
+                OutputDirectory = parse.GetValue(output) ?? Path.Combine("runs", model.Task), Resume = parse.GetValue(resume),
+            };
+            using var stop = new StopSignal();
+            var result = SyntheticRun.Run(settings, TrainingProgress.ForConsole, stop, Console.Error);
+            if (result.Interrupted) return 130;
+            Console.WriteLine(result.Summary);
+            if (parse.GetValue(json)) Console.WriteLine(result.ToJson().ToJsonString());
+            return 0;
         });
         return cmd;
-    }
-}
-
-/// <summary>Runs one or more synthetic-task trainings with progress, checkpoints, a report and a summary.</summary>
-internal static class SyntheticRunner
-{
-    public static string RunName(SyntheticOptions o) => o.Selective ? "selective" : "time-invariant";
-
-    public static JsonObject RunConfig(SyntheticOptions o, TrainerOptions t) => new()
-    {
-        ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length) switch { SelectiveCopying copying => copying.RegionLength, var other => other.Length }, ["d_model"] = o.DModel, ["layers"] = o.Layers,
-        ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["batch"] = o.Batch,
-        ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["weight_decay"] = t.WeightDecay,
-        ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
-    };
-
-    public static int Run(List<SyntheticOptions> runs, TrainerOptions trainerOptions, string outDir, bool resume, bool json)
-    {
-        TrainingProgress.PrepareOutput(outDir);
-        var prepared = new List<(SyntheticOptions Options, ISequenceTask Task, MambaLM Model, Trainer Trainer, string Dir)>();
-        try
-        {
-            // Everything is checked (and checkpoints read) before anything is trained or written.
-            foreach (var o in runs)
-            {
-                var dir = Path.Combine(outDir, RunName(o));
-                var task = SyntheticTraining.CreateTask(o.Task, o.Length);
-                var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: (int)trainerOptions.Seed);
-                var config = RunConfig(o, trainerOptions);
-                var trainer = new Trainer(model, trainerOptions with { OutputDirectory = dir }, config,
-                    (step, _) => SyntheticTraining.Loss(model, task, trainerOptions.Seed, step, o.Batch),
-                    () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, trainerOptions.Seed) });
-                prepared.Add((o, task, model, trainer, dir));
-                bool hasCheckpoint = File.Exists(Path.Combine(dir, Checkpoint.FileName));
-                if (hasCheckpoint && !resume)
-                    throw new IOException($"{dir} already holds a checkpoint; pass --resume to continue it, or choose another --out");
-                if (resume && trainer.Resume())
-                    Console.Error.WriteLine($"{RunName(o)}: resuming at step {trainer.Step} from {Path.Combine(dir, Checkpoint.FileName)}");
-            }
-
-            bool stop = false;
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop = true; });
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop = true; });
-            var results = new List<(SyntheticOptions Options, TrainResult Result, Dictionary<string, double> Final)>();
-            foreach (var (o, task, model, trainer, dir) in prepared)
-            {
-                Directory.CreateDirectory(dir);
-                File.WriteAllText(Path.Combine(dir, "run.json"), RunConfig(o, trainerOptions).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-                Console.Error.WriteLine($"{RunName(o)}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers, d_state {o.DState}, {model.ParameterCount:N0} parameters, {trainerOptions.Steps} steps × {o.Batch} sequences");
-                double lastAccuracy = double.NaN;
-                trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
-                var result = TrainingProgress.Run(RunName(o), trainer, trainerOptions.Steps, () => stop,
-                    r => $"loss {r.Loss:F4}  acc {(double.IsNaN(lastAccuracy) ? "-" : lastAccuracy.ToString("P1", CultureInfo.InvariantCulture))}");
-                if (result.Interrupted)
-                {
-                    Console.Error.WriteLine($"{RunName(o)}: stopped at step {result.Step}; checkpoint written to {Path.Combine(dir, Checkpoint.FileName)}. Continue with --resume.");
-                    return 130;
-                }
-                var final = new Dictionary<string, double>();
-                foreach (int scale in task is InductionHeads ? new[] { 1, 4, 16, 64 } : new[] { 1 })
-                    final[scale == 1 ? "accuracy" : $"accuracy_{scale}x"] = SyntheticTraining.Accuracy(model, task, trainerOptions.Seed, scale, samples: scale == 1 ? 512 : 128);
-                SaveModel(model, Path.Combine(dir, "model"));
-                results.Add((o, result, final));
-                Console.Error.WriteLine($"{RunName(o)}: " + string.Join(", ", final.Select(kv => $"{kv.Key} {kv.Value:P1}")) + $" ({result.Seconds:F0} s)");
-            }
-            WriteReport(outDir, results.Select(r => (RunName(r.Options), r.Final)).ToList());
-            PrintSummary(results, outDir, json);
-            return 0;
-        }
-        finally
-        {
-            foreach (var p in prepared) { p.Trainer.Dispose(); p.Model.Dispose(); }
-        }
-    }
-
-    private static void SaveModel(MambaLM model, string dir)
-    {
-        Directory.CreateDirectory(dir);
-        model.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
-        File.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
-    }
-
-    private static void WriteReport(string outDir, List<(string Name, Dictionary<string, double> Final)> finals)
-    {
-        var loss = new List<(string, IReadOnlyList<(double, double)>)>();
-        var accuracy = new List<(string, IReadOnlyList<(double, double)>)>();
-        foreach (var (name, _) in finals)
-        {
-            var lines = File.ReadAllLines(Path.Combine(outDir, name, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
-            loss.Add((name, lines.Where(l => l.ContainsKey("loss")).Select(l => (l["step"]!.GetValue<double>(), l["loss"]!.GetValue<double>())).ToList()));
-            accuracy.Add((name, lines.Where(l => l.ContainsKey("eval")).Select(l => (l["eval"]!["step"]!.GetValue<double>(), l["eval"]!["accuracy"]!.GetValue<double>())).ToList()));
-        }
-        var keys = finals.SelectMany(f => f.Final.Keys).Distinct().ToArray();
-        new HtmlReport("Mamba4 training report")
-            .Paragraph($"Output folder: {Path.GetFullPath(outDir)} — written {DateTime.UtcNow:u}")
-            .Table(["run", .. keys], finals.Select(f => new[] { f.Name }.Concat(keys.Select(k => f.Final.TryGetValue(k, out var v) ? v.ToString("P2", CultureInfo.InvariantCulture) : "-")).ToArray()))
-            .Chart("Training loss", "step", "cross-entropy (log scale)", loss, logY: true)
-            .Chart("Held-out accuracy", "step", "token accuracy", accuracy)
-            .Save(Path.Combine(outDir, "report.html"));
-    }
-
-    private static void PrintSummary(List<(SyntheticOptions Options, TrainResult Result, Dictionary<string, double> Final)> results, string outDir, bool json)
-    {
-        var first = results[0];
-        string line = $"{first.Options.Task}: " + string.Join(" vs ", results.Select(r => $"{RunName(r.Options)} {r.Final["accuracy"]:P1}")) +
-            $" token accuracy after {first.Result.Step} steps ({results.Sum(r => r.Result.Seconds):F0} s); report: {Path.Combine(outDir, "report.html")}";
-        Console.WriteLine(line);
-        if (!json) return;
-        var o = new JsonObject
-        {
-            ["task"] = first.Options.Task,
-            ["model"] = new JsonObject { ["d_model"] = first.Options.DModel, ["layers"] = first.Options.Layers, ["d_state"] = first.Options.DState, ["selective"] = first.Options.Selective },
-            ["steps"] = first.Result.Step,
-            ["seconds"] = Math.Round(results.Sum(r => r.Result.Seconds), 2),
-        };
-        foreach (var (k, v) in first.Final) o[k] = v;
-        foreach (var r in results.Skip(1))
-            foreach (var (k, v) in r.Final) o[$"{RunName(r.Options).Replace('-', '_')}_{k}"] = v;
-        Console.WriteLine(o.ToJsonString());
     }
 }

@@ -1,34 +1,15 @@
+using Mamba4.Tasks;
 using Mamba4.Training;
 using Spectre.Console;
 
 namespace Mamba4.Cli;
 
-/// <summary>A progress bar (interactive terminal) or periodic lines (redirected output) for a training run.</summary>
-internal static class TrainingProgress
+/// <summary>A progress bar in an interactive terminal; the library's status lines when output is redirected.</summary>
+internal sealed class TrainingProgress : IRunProgress
 {
-    /// <param name="describe">The run-specific part of the status (loss, metrics); tokens/s is added here.</param>
-    public static TrainResult Run(string name, Trainer trainer, long steps, Func<bool> stop, Func<StepReport, string> describe)
-    {
-        string Describe(StepReport r) => $"{name}  {describe(r)}  {r.TokensPerSecond / 1000:F1}k tok/s";
-        if (!AnsiConsole.Profile.Capabilities.Interactive)
-        {
-            long every = Math.Max(1, steps / 20);
-            var start = DateTime.UtcNow;
-            long first = trainer.Step;
-            trainer.StepDone += r =>
-            {
-                if (r.Step % every != 0 && r.Step != steps) return;
-                double elapsed = (DateTime.UtcNow - start).TotalSeconds, eta = elapsed / Math.Max(1, r.Step - first) * (steps - r.Step);
-                Console.Error.WriteLine($"  step {r.Step}/{steps}  {Describe(r)}  eta {eta:F0} s{(r.Skipped ? "  (skipped: non-finite)" : "")}");
-            };
-            return trainer.Run(stop);
-        }
-        return Bar(name, trainer, steps, () => trainer.Run(stop), Describe, fillAtEnd: false);
-    }
+    public static IRunProgress ForConsole { get; } = AnsiConsole.Profile.Capabilities.Interactive ? new TrainingProgress() : new LineProgress();
 
-    /// <summary>Runs <paramref name="run"/> under an interactive progress bar that follows <paramref name="trainer"/>'s steps;
-    /// <paramref name="fillAtEnd"/> shows the bar full when the run ends early (early stopping).</summary>
-    public static T Bar<T>(string name, Trainer trainer, long steps, Func<T> run, Func<StepReport, string> describe, bool fillAtEnd)
+    public T Follow<T>(string name, Trainer trainer, long steps, Func<T> run, Func<StepReport, string> describe, bool fillAtEnd = false)
     {
         T? result = default;
         AnsiConsole.Progress()
@@ -38,30 +19,19 @@ internal static class TrainingProgress
             {
                 var bar = ctx.AddTask(Markup.Escape(name), maxValue: steps);
                 bar.Value = trainer.Step;
-                trainer.StepDone += r =>
+                void OnStep(StepReport r)
                 {
                     bar.Value = r.Step;
-                    bar.Description = Markup.Escape(describe(r));
-                };
-                result = run();
+                    bar.Description = Markup.Escape($"{name}  {describe(r)}");
+                }
+                trainer.StepDone += OnStep;
+                try { result = run(); }
+                finally { trainer.StepDone -= OnStep; }
                 if (fillAtEnd) bar.Value = steps;
             });
         return result!;
     }
 
     /// <summary>Creates the output folder and checks that it can be written, before any training time is spent.</summary>
-    public static void PrepareOutput(string outDir)
-    {
-        try
-        {
-            Directory.CreateDirectory(outDir);
-            var probe = Path.Combine(outDir, ".write-test");
-            File.WriteAllText(probe, "");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IOException($"output folder {outDir} cannot be written: {e.Message}", e);
-        }
-    }
+    public static void PrepareOutput(string outDir) => RunDirectory.Create(outDir);
 }

@@ -17,6 +17,12 @@ public static class Backend
     /// </summary>
     public static Device DefaultDevice { get; set; } = Device.Cpu;
 
+    /// <summary>The engine settings this process runs under (<see cref="Configure"/>); defaults until configured.</summary>
+    public static EngineSettings Settings { get; private set; } = EngineSettings.Default;
+
+    /// <summary>Applies <paramref name="settings"/> to the engine (the tool calls it once at start-up, before any kernel runs).</summary>
+    public static void Configure(EngineSettings settings) => Settings = settings;
+
     /// <summary>The backend of <paramref name="device"/>; NotSupportedException (saying why) when the device cannot be used.</summary>
     public static IBackend For(Device device)
     {

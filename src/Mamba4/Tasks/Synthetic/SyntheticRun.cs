@@ -1,0 +1,154 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Mamba4.Models;
+using Mamba4.IO;
+using Mamba4.Tensors;
+using Mamba4.Training;
+
+namespace Mamba4.Tasks.Synthetic;
+
+/// <summary>Everything `mamba4 train` runs: the task and model, the trainer, the ablation twin, the output folder and device.</summary>
+public sealed record SyntheticRunSettings
+{
+    public SyntheticOptions Model { get; init; } = new();
+    public TrainerOptions Trainer { get; init; } = new() { Steps = 2000, LearningRate = 5e-3f, WarmupSteps = 50 };
+    /// <summary>Also train the time-invariant twin (B, C, Δ input-independent) on the same budget.</summary>
+    public bool Ablation { get; init; } = true;
+    /// <summary>Held-out sequences for the final accuracy at the training length, and at each longer length.</summary>
+    public int FinalSamples { get; init; } = 512;
+    public int ExtrapolationSamples { get; init; } = 128;
+    public string OutputDirectory { get; init; } = "";
+    public bool Resume { get; init; }
+    public Device Device { get; init; } = Device.Cpu;
+}
+
+/// <summary>One trained model's outcome: its name, the trainer's result and the final accuracies (by "accuracy", "accuracy_4x", …).</summary>
+public sealed record SyntheticModelResult(string Name, SyntheticOptions Options, TrainResult Train, IReadOnlyDictionary<string, double> Final);
+
+public sealed record SyntheticRunResult(IReadOnlyList<SyntheticModelResult> Models, bool Interrupted, string OutputDirectory)
+{
+    public string ReportPath => Path.Combine(OutputDirectory, RunDirectory.ReportFile);
+
+    public string Summary =>
+        $"{Models[0].Options.Task}: " + string.Join(" vs ", Models.Select(r => $"{r.Name} {r.Final["accuracy"].ToString("P1", CultureInfo.InvariantCulture)}")) +
+        $" token accuracy after {Models[0].Train.Step} steps ({Models.Sum(r => r.Train.Seconds):F0} s); report: {ReportPath}";
+
+    /// <summary>The first model's accuracies under their own names; the others' prefixed with their name.</summary>
+    public JsonObject ToJson()
+    {
+        var first = Models[0];
+        var o = new JsonObject
+        {
+            ["task"] = first.Options.Task,
+            ["model"] = new JsonObject { ["d_model"] = first.Options.DModel, ["layers"] = first.Options.Layers, ["d_state"] = first.Options.DState, ["selective"] = first.Options.Selective },
+            ["steps"] = first.Train.Step,
+            ["seconds"] = Math.Round(Models.Sum(r => r.Train.Seconds), 2),
+        };
+        foreach (var (k, v) in first.Final) o[k] = v;
+        foreach (var r in Models.Skip(1))
+            foreach (var (k, v) in r.Final) o[$"{r.Name.Replace('-', '_')}_{k}"] = v;
+        return o;
+    }
+}
+
+/// <summary>
+/// `mamba4 train`: trains a Mamba on a synthetic task of the Mamba paper (and by default its time-invariant twin), each
+/// in its own sub-folder with checkpoints, metrics and an HF-layout model, then a report comparing them. Everything is
+/// checked (and checkpoints read) before anything is trained; a stop request writes a checkpoint and returns.
+/// </summary>
+public static class SyntheticRun
+{
+    public static string RunName(SyntheticOptions o) => o.Selective ? "selective" : "time-invariant";
+
+    /// <summary>What defines one model's run; a checkpoint resumes only into the same configuration.</summary>
+    public static JsonObject RunConfig(SyntheticOptions o, TrainerOptions t) => new()
+    {
+        ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length) switch { SelectiveCopying copying => copying.RegionLength, var other => other.Length }, ["d_model"] = o.DModel, ["layers"] = o.Layers,
+        ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["batch"] = o.Batch,
+        ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["weight_decay"] = t.WeightDecay,
+        ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
+    };
+
+    public static SyntheticRunResult Run(SyntheticRunSettings s, IRunProgress progress, StopSignal stop, TextWriter log)
+    {
+        s.Model.Validate();
+        var root = RunDirectory.Create(s.OutputDirectory);
+        var runs = new List<SyntheticOptions> { s.Model };
+        if (s.Model.Selective && s.Ablation) runs.Add(s.Model with { Selective = false });
+        var prepared = new List<(SyntheticOptions Options, ISequenceTask Task, MambaLM Model, Trainer Trainer, RunDirectory Dir)>();
+        try
+        {
+            foreach (var o in runs)
+            {
+                var dir = root.Child(RunName(o));
+                var task = SyntheticTraining.CreateTask(o.Task, o.Length);
+                var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: (int)s.Trainer.Seed);
+                model.To(s.Device);
+                var trainer = new Trainer(model, s.Trainer with { OutputDirectory = dir.Path }, RunConfig(o, s.Trainer),
+                    (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch),
+                    () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed) });
+                prepared.Add((o, task, model, trainer, dir));
+                if (dir.HasCheckpoint && !s.Resume) dir.CheckResume(false);
+                if (s.Resume && trainer.Resume())
+                    log.WriteLine($"{RunName(o)}: resuming at step {trainer.Step} from {dir.CheckpointPath}");
+            }
+            if (s.Resume && !prepared.Any(p => p.Dir.HasCheckpoint))
+                throw new IOException($"--resume: {root.Path} holds no {Checkpoint.FileName} in {string.Join(" or ", runs.Select(RunName))} to continue (start without --resume, or name the folder of the interrupted run with --out)");
+
+            var results = new List<SyntheticModelResult>();
+            foreach (var (o, task, model, trainer, dir) in prepared)
+            {
+                string name = RunName(o);
+                dir.WriteRunJson(RunConfig(o, s.Trainer), s.Device, Backends.Backend.Settings);
+                log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers, d_state {o.DState}, {model.ParameterCount:N0} parameters, {s.Trainer.Steps} steps × {o.Batch} sequences");
+                double lastAccuracy = double.NaN;
+                trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
+                var result = progress.Follow(name, trainer, s.Trainer.Steps, () => trainer.Run(() => stop.Requested),
+                    r => $"loss {r.Loss:F4}  acc {(double.IsNaN(lastAccuracy) ? "-" : lastAccuracy.ToString("P1", CultureInfo.InvariantCulture))}  {r.TokensPerSecond / 1000:F1}k tok/s");
+                if (result.Interrupted)
+                {
+                    log.WriteLine($"{name}: stopped at step {result.Step}; checkpoint written to {dir.CheckpointPath}. Continue with --resume.");
+                    return new SyntheticRunResult(results, Interrupted: true, root.Path);
+                }
+                var final = new Dictionary<string, double>();
+                foreach (int scale in task is InductionHeads ? new[] { 1, 4, 16, 64 } : new[] { 1 })
+                    final[scale == 1 ? "accuracy" : $"accuracy_{scale}x"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed, scale, samples: scale == 1 ? s.FinalSamples : s.ExtrapolationSamples);
+                SaveModel(model, dir.ModelPath);
+                results.Add(new SyntheticModelResult(name, o, result, final));
+                log.WriteLine($"{name}: " + string.Join(", ", final.Select(kv => $"{kv.Key} {kv.Value.ToString("P1", CultureInfo.InvariantCulture)}")) + $" ({result.Seconds:F0} s)");
+            }
+            WriteReport(root, results);
+            return new SyntheticRunResult(results, Interrupted: false, root.Path);
+        }
+        finally
+        {
+            foreach (var p in prepared) { p.Trainer.Dispose(); p.Model.Dispose(); }
+        }
+    }
+
+    private static void SaveModel(MambaLM model, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        model.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
+        File.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
+    }
+
+    private static void WriteReport(RunDirectory root, List<SyntheticModelResult> results)
+    {
+        var loss = new List<(string, IReadOnlyList<(double, double)>)>();
+        var accuracy = new List<(string, IReadOnlyList<(double, double)>)>();
+        foreach (var r in results)
+        {
+            var lines = root.Child(r.Name).ReadMetrics();
+            loss.Add((r.Name, lines.Where(l => l.ContainsKey("loss")).Select(l => (l["step"]!.GetValue<double>(), l["loss"]!.GetValue<double>())).ToList()));
+            accuracy.Add((r.Name, lines.Where(l => l.ContainsKey("eval")).Select(l => (l["eval"]!["step"]!.GetValue<double>(), l["eval"]!["accuracy"]!.GetValue<double>())).ToList()));
+        }
+        var keys = results.SelectMany(f => f.Final.Keys).Distinct().ToArray();
+        new HtmlReport("Mamba4 training report")
+            .Paragraph($"Output folder: {Path.GetFullPath(root.Path)} — written {DateTime.UtcNow:u}")
+            .Table(["run", .. keys], results.Select(f => new[] { f.Name }.Concat(keys.Select(k => f.Final.TryGetValue(k, out var v) ? v.ToString("P2", CultureInfo.InvariantCulture) : "-")).ToArray()))
+            .Chart("Training loss", "step", "cross-entropy (log scale)", loss, logY: true)
+            .Chart("Held-out accuracy", "step", "token accuracy", accuracy)
+            .Save(root.ReportPath);
+    }
+}
