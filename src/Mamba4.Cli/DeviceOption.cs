@@ -25,11 +25,4 @@ internal static class DeviceOption
 
     /// <summary>The device named by <paramref name="text"/>, or ArgumentException / NotSupportedException saying what is wrong.</summary>
     public static Device Resolve(string text) => Backend.ResolveDeviceOption(text);
-
-    /// <summary>For commands that run on the CPU only: accepts cpu, rejects anything else with <paramref name="why"/>.</summary>
-    public static void RequireCpu(ParseResult parse, Option<string> option, string why)
-    {
-        var device = Resolve(parse.GetValue(option) ?? "cpu");
-        if (!device.IsCpu) throw new NotSupportedException($"--device {device}: {why}");
-    }
 }

@@ -29,18 +29,6 @@ public static class DTypeExtensions
     /// <summary>The safetensors / PyTorch spelling ("F32", "BF16", "I64", ...).</summary>
     public static string SafetensorsName(this DType dtype) => dtype.ToString();
 
-    public static DType ParseSafetensorsName(string name) => name switch
-    {
-        "F32" => DType.F32,
-        "F64" => DType.F64,
-        "BF16" => DType.BF16,
-        "F16" => DType.F16,
-        "I32" => DType.I32,
-        "I64" => DType.I64,
-        "U8" => DType.U8,
-        _ => throw new NotSupportedException($"dtype '{name}' is not supported (expected one of F64, F32, F16, BF16, I64, I32, U8)"),
-    };
-
     /// <summary>The CLR type that holds one element of <paramref name="dtype"/>.</summary>
     public static Type ClrType(this DType dtype) => dtype switch
     {

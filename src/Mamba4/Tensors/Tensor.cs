@@ -270,10 +270,4 @@ public sealed unsafe class Tensor : IDisposable
 
     private static string FormatValue(double x, bool isFloat) =>
         isFloat ? x.ToString("0.0000##", CultureInfo.InvariantCulture) : x.ToString(CultureInfo.InvariantCulture);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void CheckCompute(string op)
-    {
-        if (DType != DType.F32) throw new ArgumentException($"{op}: expects F32 tensors, got {DType} for {Name ?? "input"}{Shape}");
-    }
 }

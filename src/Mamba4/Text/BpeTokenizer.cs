@@ -305,9 +305,6 @@ public sealed class BpeTokenizer : ITokenizer
     /// <inheritdoc/>
     public bool IsSpecial(int id) => _specialIds.Contains(id);
 
-    /// <summary>The id of a token that must exist (e.g. "&lt;|endoftext|&gt;"), or an exception naming the file.</summary>
-    public int RequireId(string token) => TokenToId(token) ?? throw new KeyNotFoundException($"{Source}: no token '{token}'");
-
     public override string ToString()
         => $"BpeTokenizer({Source}: {ModelVocabCount} tokens, {MergeCount} merges, {AddedTokens.Count} added tokens, vocab size {VocabSize})";
 }

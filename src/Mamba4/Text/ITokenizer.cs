@@ -41,9 +41,6 @@ public interface ITokenizer
 /// <summary>Conveniences over <see cref="ITokenizer"/>: 64-bit ids (as the models use), streaming.</summary>
 public static class TokenizerExtensions
 {
-    /// <summary>The ids of <paramref name="text"/> as 64-bit integers.</summary>
-    public static long[] EncodeToInt64(this ITokenizer tokenizer, string text) => Array.ConvertAll(tokenizer.Encode(text), i => (long)i);
-
     /// <summary>Decodes 64-bit ids; ids outside the int range are unknown and skipped.</summary>
     public static string Decode(this ITokenizer tokenizer, ReadOnlySpan<long> ids, bool skipSpecialTokens = false)
     {

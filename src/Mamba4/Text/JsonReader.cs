@@ -44,12 +44,6 @@ internal sealed class JsonReader(string file)
     public JsonElement Object(JsonElement e, string path)
         => e.ValueKind == JsonValueKind.Object ? e : throw Error(path, $"expected an object, found {Kind(e)}");
 
-    public JsonElement RequiredObject(JsonElement obj, string name, string path)
-    {
-        var v = Member(obj, name) ?? throw Error($"{path}.{name}", "missing; expected an object");
-        return Object(v, $"{path}.{name}");
-    }
-
     /// <summary>The required array member <paramref name="name"/> of <paramref name="e"/>, each element parsed with its path
     /// (<c>path.name[i]</c>); missing → "expected an array of <paramref name="what"/>".</summary>
     public List<T> List<T>(JsonElement e, string name, string path, string what, Func<JsonElement, string, T> parse)
