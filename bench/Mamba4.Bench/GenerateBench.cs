@@ -20,7 +20,7 @@ public static class GenerateBench
 
     public static void Run()
     {
-        int rounds = EnvInt("MAMBA4_GENERATE_ROUNDS", 48), k = EnvInt("MAMBA4_GENERATE_K", 8);
+        int rounds = BenchSettings.Current.GenerateRounds, k = BenchSettings.Current.GenerateSteps;
         Console.WriteLine("== generate: recurrent step, batch 1");
         var sw = Stopwatch.StartNew();
         using (var model = new MambaLM(new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = Vocab }, seed: 1))
@@ -31,7 +31,7 @@ public static class GenerateBench
                 // 64 warm-up steps: the JIT's tiered compilation promotes the step's hot methods after ~30 calls
                 double seconds = TimeSteps(model, state, warmup: 64, count: 64);
                 Console.WriteLine($"fp32: {64 / seconds:F1} tokens/s ({seconds / 64 * 1000:F1} ms/token); weights {model.ParameterCount * 4 / 1e6:F0} MB read per token ≈ {model.ParameterCount * 4 / (seconds / 64) / 1e9:F1} GB/s" +
-                                  $" (mamba.c, 2 threads, on these machines: 40.6–43.9 tokens/s — ../shared/ANCHORS.md)");
+                                  $" (not a same-run baseline: mamba.c measured 40.6–43.9 tokens/s with 2 threads on these machines earlier, ../shared/ANCHORS.md)");
                 Profile(model, state);
             }
             Steady("mamba", Mamba(model), rounds, k, s => $"state {s:N0} bytes at both positions");
@@ -144,8 +144,6 @@ public static class GenerateBench
         int lo = (int)pos;
         return lo + 1 < s.Length ? s[lo] + (pos - lo) * (s[lo + 1] - s[lo]) : s[lo];
     }
-
-    private static int EnvInt(string name, int fallback) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) && v > 0 ? v : fallback;
 
     private sealed class Owners(params IDisposable[] items) : IDisposable
     {

@@ -52,7 +52,7 @@ public static class LmBench
 
     private static string FindShared()
     {
-        if (Environment.GetEnvironmentVariable("MAMBA4_SHARED") is { Length: > 0 } env) return env;
+        if (BenchSettings.Current.Shared is { } env) return env;
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (Directory.Exists(Path.Combine(dir.FullName, "shared", "data"))) return Path.Combine(dir.FullName, "shared");
         throw new DirectoryNotFoundException("shared/data not found above " + AppContext.BaseDirectory);

@@ -26,7 +26,7 @@ public static class ScalingBench
     public static void Run()
     {
         Device device;
-        try { device = Device.Parse(Environment.GetEnvironmentVariable("MAMBA4_DEVICE") is { Length: > 0 } d ? d : "cpu"); }
+        try { device = Device.Parse(BenchSettings.Current.Device); }
         catch (FormatException e) { Console.WriteLine($"== scaling: MAMBA4_DEVICE: {e.Message}"); return; }
         if (!Backend.IsAvailable(device, out var why))
         {
@@ -131,8 +131,7 @@ public static class ScalingBench
 
     private static string Report(Device device, List<Row> rows, List<string[]> notes)
     {
-        var dir = Environment.GetEnvironmentVariable("MAMBA4_REPORT_DIR") is { Length: > 0 } r ? r
-            : Environment.GetEnvironmentVariable("OUT") is { Length: > 0 } o ? o : Path.Combine("runs", "bench");
+        var dir = BenchSettings.Current.ReportDirectory;
         Directory.CreateDirectory(dir);
         var path = Path.GetFullPath(Path.Combine(dir, $"scaling-{device.ToString().Replace(':', '-')}.html"));
         IReadOnlyList<(double, double)> Series(Func<Row, double> f) => rows.Select(x => ((double)x.L, f(x))).ToList();

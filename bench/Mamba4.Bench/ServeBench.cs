@@ -27,12 +27,12 @@ public static class ServeBench
     public static void Run() => RunAsync().GetAwaiter().GetResult();
 
     /// <summary>MAMBA4_SERVE_SAMPLE=1: streams sample (temperature 0.8, top-p 0.95) instead of greedy decoding.</summary>
-    private static readonly bool Sample = Environment.GetEnvironmentVariable("MAMBA4_SERVE_SAMPLE") == "1";
+    private static readonly bool Sample = BenchSettings.Current.ServeSample;
 
     private static async Task RunAsync()
     {
         Device device;
-        try { device = Device.Parse(Environment.GetEnvironmentVariable("MAMBA4_DEVICE") is { Length: > 0 } d ? d : "cpu"); }
+        try { device = Device.Parse(BenchSettings.Current.Device); }
         catch (FormatException e) { Console.WriteLine($"== serve: MAMBA4_DEVICE: {e.Message}"); return; }
         if (!Backend.IsAvailable(device, out var why))
         {
@@ -40,18 +40,18 @@ public static class ServeBench
             return;
         }
         Console.WriteLine($"== serve ({device}): continuous batching over HTTP (loopback, SSE), 130m shape, {(Sample ? "sampling (temperature 0.8, top-p 0.95)" : "greedy")}");
-        int tokens = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SERVE_TOKENS"), out var t) && t > 0 ? t : 128;
-        int[] levels = (Environment.GetEnvironmentVariable("MAMBA4_SERVE_LEVELS") ?? "1,8,32,128").Split(',').Select(int.Parse).ToArray();
+        int tokens = BenchSettings.Current.ServeTokens;
+        int[] levels = BenchSettings.Current.ServeLevels;
         var config = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
         var model = new MambaLM(config, seed: 1);
         model.Eval();
         if (!device.IsCpu) model.To(device);
-        if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS") != "0")
+        if (BenchSettings.Current.ServeSteps)
         {
             if (device.IsCpu) StepTimes(model, levels.Max());
             else DeviceStepTimes(model, levels.Max());
         }
-        if (Environment.GetEnvironmentVariable("MAMBA4_SERVE_STEPS_ONLY") == "1") { model.Dispose(); return; }
+        if (BenchSettings.Current.ServeStepsOnly) { model.Dispose(); return; }
         var options = new ServerOptions { ModelDir = "mamba-130m-shape", Port = 0, MaxStreams = levels.Max(), MaxQueue = 0, Log = false, Device = device.ToString() };
         await using var app = MambaServer.Build(options, null, model);
         await app.StartAsync();

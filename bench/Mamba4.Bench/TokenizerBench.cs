@@ -94,8 +94,7 @@ public static class TokenizerBench
 
     private static string FindShared()
     {
-        var env = Environment.GetEnvironmentVariable("MAMBA4_SHARED");
-        if (!string.IsNullOrEmpty(env)) return env;
+        if (BenchSettings.Current.Shared is { } env) return env;
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
