@@ -2,7 +2,8 @@
 # Runs ON the GPU machine, from the root of a tree that holds .device/ (made by scripts/gpu-pack.sh):
 # unpacks .NET, runs the GPU tests (trait Category=Cuda) and then the CUDA benchmark. Logs go to $OUT when set.
 #   bash .device/gpu-test.sh [tests|bench|all|profile] [BENCH...]   (default: all, benchmarks "cuda"; profile = ncu over the scan kernels)
-#   e.g. bash .device/gpu-test.sh all cuda-model.  MAMBA4_CUDA_BENCH=scan limits `cuda` to the selective scan (CudaBench.cs).
+#   e.g. bash .device/gpu-test.sh all cuda-model. Before `cuda` / `cuda-model`, mamba_ssm's scan / model is built and timed
+#   from ../shared/anchors (when present) in the same call, and the benchmark prints the ratios against it.  MAMBA4_CUDA_BENCH=scan limits `cuda` to the selective scan (CudaBench.cs).
 #   MAMBA4_SASS=REGEX: at the end, the SASS of the cached kernels whose names match (cuobjdump) into $OUT/sass.txt, with
 #   their registers and spills, and the cached cubins into $OUT/cubins.tar.xz.
 set -uo pipefail
@@ -24,7 +25,18 @@ if [ "$what" = all ] || [ "$what" = tests ]; then
   rc=${PIPESTATUS[0]}
 fi
 if [ "$what" = all ] || [ "$what" = bench ]; then
+  # The reference implementation, timed in the same call on the same card (../shared/anchors travels with the tree):
+  # its JSON lines go to the benchmark, which prints our time, its time and the ratio; none where it is not there.
+  anchors=$(cd "$dev/../../shared/anchors" 2>/dev/null && pwd || true)
   for b in "${benches[@]}"; do
+    if [ -n "$anchors" ] && [ "$b" = cuda ] && [ "${MAMBA4_CUDA_BENCH:-}" != profile ]; then
+      python3 "$anchors/scan_anchor.py" > "$out/scan-anchor.jsonl" 2> "$out/scan-anchor.err" && export MAMBA4_SCAN_ANCHOR="$out/scan-anchor.jsonl" \
+        || echo "mamba_ssm scan anchor failed (see scan-anchor.err): no same-run ratios"
+    fi
+    if [ -n "$anchors" ] && [ "$b" = cuda-model ]; then
+      python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" && export MAMBA4_MODEL_ANCHOR="$out/model-anchor.jsonl" \
+        || echo "mamba_ssm model anchor failed (see model-anchor.err): no same-run ratios"
+    fi
     OUT="$out" MAMBA4_DEVICE=cuda dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" "$b" 2>&1 | tee "$out/gpu-bench-$b.log"
     [ "${PIPESTATUS[0]}" = 0 ] || rc=1
   done

@@ -30,8 +30,8 @@ public static class GenerateBench
             {
                 // 64 warm-up steps: the JIT's tiered compilation promotes the step's hot methods after ~30 calls
                 double seconds = TimeSteps(model, state, warmup: 64, count: 64);
-                Console.WriteLine($"fp32: {64 / seconds:F1} tokens/s ({seconds / 64 * 1000:F1} ms/token); weights {model.ParameterCount * 4 / 1e6:F0} MB read per token ≈ {model.ParameterCount * 4 / (seconds / 64) / 1e9:F1} GB/s" +
-                                  $" (not a same-run baseline: mamba.c measured 40.6–43.9 tokens/s with 2 threads on these machines earlier, ../shared/ANCHORS.md)");
+                Console.WriteLine($"fp32: {64 / seconds:F1} tokens/s ({seconds / 64 * 1000:F1} ms/token); weights {model.ParameterCount * 4 / 1e6:F0} MB read per token ≈ {model.ParameterCount * 4 / (seconds / 64) / 1e9:F1} GB/s");
+                PlainC(model, state);
                 Profile(model, state);
             }
             Steady("mamba", Mamba(model), rounds, k, s => $"state {s:N0} bytes at both positions");
@@ -112,6 +112,47 @@ public static class GenerateBench
     {
         Decode(warmup, t => model.Step(Tensor.From([t], 1), state));
         return Decode(count, t => model.Step(Tensor.From([t], 1), state)) * count / 1000;
+    }
+
+    /// <summary>
+    /// The same-run baseline: bench/baselines/mamba_decode.c, a plain C decoding loop of the same shape (OpenMP, 2 threads here),
+    /// compiled with the machine's C compiler; it and our step are timed in alternation (3 rounds of 64 tokens each) and the
+    /// median of the per-round ratios printed. Skipped, saying why, without a C compiler.
+    /// </summary>
+    private static void PlainC(MambaLM model, Inference.MambaState state)
+    {
+        var source = Path.Combine(AppContext.BaseDirectory, "baselines", "mamba_decode.c");
+        var exe = Path.Combine(Path.GetTempPath(), $"mamba4-decode-baseline-{Environment.ProcessId}");
+        try
+        {
+            var cc = Run("cc", $"-O3 -march=native -fopenmp \"{source}\" -lm -o \"{exe}\"");
+            if (cc.Code != 0) { Console.WriteLine($"  plain C baseline: not built ({cc.Output.Trim()})"); return; }
+            var ratios = new List<double>();
+            var ours = new List<double>();
+            var theirs = new List<double>();
+            for (int round = 0; round < 3; round++)
+            {
+                var c = Run(exe, "16 64", ("OMP_NUM_THREADS", Environment.ProcessorCount.ToString()));
+                var json = System.Text.Json.Nodes.JsonNode.Parse(c.Output.Trim().Split('\n')[^1])!;
+                double theirTokens = json["tokens_per_s"]!.GetValue<double>();
+                double ourTokens = 64 / TimeSteps(model, state, warmup: 4, count: 64);
+                theirs.Add(theirTokens); ours.Add(ourTokens); ratios.Add(ourTokens / theirTokens);
+            }
+            Console.WriteLine($"  same run, alternating: ours {Quantile(ours, 0.5):F1} tokens/s, plain C loop (bench/baselines/mamba_decode.c, {Environment.ProcessorCount} OpenMP threads) " +
+                              $"{Quantile(theirs, 0.5):F1} tokens/s; ours / C per round: median {Quantile(ratios, 0.5):F2}× ({string.Join(", ", ratios.Select(r => r.ToString("F2")))})");
+        }
+        catch (System.ComponentModel.Win32Exception e) { Console.WriteLine($"  plain C baseline: no C compiler ({e.Message})"); }
+        finally { File.Delete(exe); }
+    }
+
+    private static (int Code, string Output) Run(string file, string arguments, params (string Name, string Value)[] environment)
+    {
+        var info = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment) info.Environment[name] = value;
+        using var p = Process.Start(info)!;
+        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, output);
     }
 
     /// <summary>Where a step's time goes (kernel share over 16 steps).</summary>
