@@ -356,7 +356,7 @@ internal static class ForecastCommand
         var model = (MambaForecaster)saved.Model;
         int n = saved.Columns.Count, f = saved.Config.TimeFeatures;
         using var stream = model.Stream();
-        var z = saved.Normalizer.Transform(history);
+        var z = saved.Normalize(history);
         var marks = saved.Marks(history);
         for (int r = 0; r < history.Rows; r++) stream.Observe(z.AsSpan(r * n, n), marks is null ? default : marks.AsSpan(r * f, f));
         var stamps = history.Timestamps?.ToList();
@@ -376,10 +376,7 @@ internal static class ForecastCommand
                 throw new InvalidDataException($"stdin:{lineNo}: {one.Timestamps[0]:yyyy-MM-dd HH:mm:ss} does not come after the previous row's {stamps[^1]:yyyy-MM-dd HH:mm:ss}");
             stamps?.Add(one.Timestamps![0]);
             rows.AddRange(one.Values);
-            var zr = new float[n];
-            for (int k = 0; k < n; k++) zr[k] = (float)saved.Normalizer.Normalize(one.Values[k], k);
-            var mk = saved.Marks(one);
-            stream.Observe(zr, mk);
+            stream.Observe(saved.Normalize(one), saved.Marks(one));
             var grown = new TimeSeriesTable(history.Source, history.Columns, rows.ToArray(), stamps?.ToArray(), history.DateColumn);
             WriteCsv(w, saved.ToPrediction(grown, stream.Forecast()), saved.DateColumn, issuedAt: Issued(grown), header: false);
             w.Flush();

@@ -29,6 +29,10 @@ public sealed record ServerOptions
     public long MaxRequestBytes { get; init; } = 1 << 20;
     /// <summary>Longest a completion may take, from arrival to its last token (seconds); past it the stream is cancelled and the client gets a 408 JSON error (an error event once streaming).</summary>
     public double RequestTimeoutSeconds { get; init; } = 600;
+    /// <summary>How long the response of a request with an Idempotency-Key is kept for replay; older keys are forgotten (and may be used again).</summary>
+    public TimeSpan IdempotencyKeyLifetime { get; init; } = TimeSpan.FromHours(24);
+    /// <summary>The clock that dates idempotency keys (tests pass their own).</summary>
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
     /// <summary>Log each request (structured, one line) to the console.</summary>
     public bool Log { get; init; } = true;
 
@@ -45,6 +49,7 @@ public sealed record ServerOptions
         if (MaxPromptTokens < 1) throw new ArgumentException($"--max-prompt-tokens must be ≥ 1, got {MaxPromptTokens}");
         if (MaxHistory < 1) throw new ArgumentException($"--max-history must be ≥ 1, got {MaxHistory}");
         if (!(RequestTimeoutSeconds > 0 && RequestTimeoutSeconds <= 86400)) throw new ArgumentException($"--timeout must be in (0, 86400] seconds, got {RequestTimeoutSeconds}");
+        if (!(IdempotencyKeyLifetime > TimeSpan.Zero && IdempotencyKeyLifetime <= TimeSpan.FromDays(365))) throw new ArgumentException($"the idempotency key lifetime must be in (0, 365 days], got {IdempotencyKeyLifetime}");
         if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
         _ = ResolveDevice();
     }

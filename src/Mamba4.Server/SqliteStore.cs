@@ -22,6 +22,7 @@ public abstract class SqliteStore : IDisposable
             Exec("PRAGMA synchronous=FULL;");
             Exec("PRAGMA busy_timeout=5000;");
             Exec(schema);
+            Exec(IdempotencySchema);
         }
         catch (SqliteException e)
         {
@@ -62,6 +63,34 @@ public abstract class SqliteStore : IDisposable
         tx.Commit();
         return existed;
     }
+
+    /// <summary>Responses kept under Idempotency-Keys (see <see cref="IdempotencyKeys"/>); created_at in Unix milliseconds.</summary>
+    private const string IdempotencySchema = """
+        CREATE TABLE IF NOT EXISTS idempotency_keys (
+            key TEXT PRIMARY KEY, scope TEXT NOT NULL, body_hash BLOB NOT NULL, status INTEGER NOT NULL,
+            response BLOB NOT NULL, created_at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
+        """;
+
+    public StoredResponse? FindResponse(string key)
+    {
+        using var cmd = Db.CreateCommand();
+        cmd.CommandText = "SELECT scope, body_hash, status, response, created_at FROM idempotency_keys WHERE key = $k";
+        cmd.Parameters.AddWithValue("$k", key);
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        return new StoredResponse(r.GetString(0), (byte[])r[1], r.GetInt32(2), (byte[])r[3], DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)));
+    }
+
+    public void SaveResponse(SqliteTransaction tx, string key, StoredResponse response) => Run(tx, """
+        INSERT INTO idempotency_keys (key, scope, body_hash, status, response, created_at) VALUES ($k, $s, $h, $st, $r, $t)
+        ON CONFLICT(key) DO UPDATE SET scope = $s, body_hash = $h, status = $st, response = $r, created_at = $t
+        """, ("$k", key), ("$s", response.Scope), ("$h", response.BodyHash), ("$st", response.Status), ("$r", response.Body), ("$t", response.CreatedAt.ToUnixTimeMilliseconds()));
+
+    /// <summary>Deletes at most <paramref name="limit"/> keys created before <paramref name="createdBefore"/> (bounded work per write).</summary>
+    public void ForgetResponses(SqliteTransaction tx, DateTimeOffset createdBefore, int limit) => Run(tx,
+        "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE created_at < $t ORDER BY created_at LIMIT $n)",
+        ("$t", createdBefore.ToUnixTimeMilliseconds()), ("$n", limit));
 
     internal static byte[] Bytes(float[] v)
     {

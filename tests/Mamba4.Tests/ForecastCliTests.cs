@@ -141,4 +141,34 @@ public class ForecastCliTests : IDisposable
         Assert.Contains(expected, stderr);
         Assert.DoesNotContain("   at ", stderr);
     }
+
+    [Fact]
+    public void PredictRefusesAValueTheModelCannotReadWithOneLineNamingFileLineAndColumn()
+    {
+        var all = SyntheticSeries.Generate();
+        var run = Path.Combine(_dir, "temporal");
+        using (var m = Models.Forecaster.Create(ForecastDefaults.Config("mamba", 24, 12, 3, 0) with { DModel = 8, DFf = 8, Layers = 1, Embedding = "temporal", RevIn = false }))
+            SavedForecaster.Save(run, m, ForecastData.Prepare(all, "ratio", 24, 12, timeFeatures: false));
+        string Row(int r, double? temperature = null) => all.Timestamps![r].ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + "," +
+            string.Join(",", Enumerable.Range(0, 3).Select(c => (c == 1 && temperature is { } t ? t : all[r, c]).ToString("R", CultureInfo.InvariantCulture)));
+        var csv = Path.Combine(_dir, "huge.csv");
+        File.WriteAllLines(csv, new[] { "date,load,temperature,price" }.Concat(Enumerable.Range(0, 30).Select(r => Row(r, r == 10 ? 3.5e38 : null))));
+        foreach (var stream in new[] { false, true })
+        {
+            var (code, stdout, stderr) = CliTests.Run(["forecast", "predict", "--run", run, "--data", csv, .. stream ? new[] { "--stream" } : []]);
+            Assert.Equal(1, code);
+            Assert.Equal("", stdout);
+            Assert.StartsWith($"error: {csv}:12: column 'temperature': 3.5E+38 is ", Assert.Single(stderr.Trim().Split('\n')));
+        }
+        // --follow checks each row arriving on standard input the same way.
+        var history = Path.Combine(_dir, "history.csv");
+        File.WriteAllLines(history, new[] { "date,load,temperature,price" }.Concat(Enumerable.Range(0, 30).Select(r => Row(r))));
+        var (fcode, fout, ferr) = RunWithInput(Row(30, 3.5e38) + "\n", "forecast", "predict", "--run", run, "--data", history, "--stream", "--follow");
+        Assert.Equal(1, fcode);
+        Assert.Equal(13, fout.Trim().Split('\n').Length);   // the forecast after the history only
+        Assert.DoesNotContain("NaN", fout);
+        var line = Assert.Single(ferr.Trim().Split('\n'));
+        Assert.StartsWith("error: stdin:1", line);
+        Assert.Contains("column 'temperature': 3.5E+38 is ", line);
+    }
 }

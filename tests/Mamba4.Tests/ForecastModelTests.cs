@@ -264,4 +264,45 @@ public class ForecastModelTests : IDisposable
         var z = model.Predict(last);
         for (int i = 0; i < z.Length; i++) Assert.Equal(data.Normalizer.Denormalize(z[i], i % 3), p.Values[i], 4);
     }
+
+    [Fact]
+    public void SavedForecasterRefusesValuesItCannotReadNamingFileLineAndColumnAndNeverReturnsANonFiniteForecast()
+    {
+        var table = SyntheticSeries.Generate(rows: 300);
+        var data = ForecastData.Prepare(table, "ratio", 24, 6, timeFeatures: false);
+        var config = ForecastDefaults.Config("mamba", 24, 6, 3, 0) with { DModel = 8, DFf = 8, Layers = 1, Embedding = "temporal", RevIn = false };
+        using (var model = Forecaster.Create(config))
+        {
+            // Weights that overflow float32 on an input 10⁵ standard deviations out, well inside the value bound.
+            var (_, weight) = model.NamedParameters().Single(p => p.Name == "embedding.weight");
+            weight.CopyFrom(Tensor.From(weight.ToFloatArray().Select(w => w * 1e8f).ToArray(), weight.Shape.ToArray()));
+            SavedForecaster.Save(Path.Combine(_dir, "model"), model, data);
+        }
+        using var saved = SavedForecaster.Load(Path.Combine(_dir, "model"));
+        double mean = saved.Normalizer.Mean[1], std = saved.Normalizer.Std[1];
+        Assert.Null(saved.ValueProblem(mean + 0.999e6 * std, 1));
+        Assert.Null(saved.ValueProblem(mean - 0.999e6 * std, 1));
+        Assert.NotNull(saved.ValueProblem(mean + 1.001e6 * std, 1));
+        Assert.NotNull(saved.ValueProblem(double.MaxValue, 1));
+
+        string Csv(double temperature, int row)
+        {
+            // A blank line before the data: row r is line r + 3 of the file.
+            var lines = new List<string> { "date,load,temperature,price", "" };
+            for (int r = 0; r < 30; r++)
+                lines.Add(FormattableString.Invariant($"{table.Timestamps![r]:yyyy-MM-dd HH:mm:ss},{table[r, 0]:R},{(r == row ? temperature : table[r, 1]):R},{table[r, 2]:R}"));
+            var path = Path.Combine(_dir, $"t{row}.csv");
+            File.WriteAllLines(path, lines);
+            return path;
+        }
+        var huge = saved.ReadCsv(Csv(3.5e38, row: 2));
+        foreach (var stream in new[] { false, true })
+        {
+            var e = Assert.Throws<InvalidDataException>(() => saved.Forecast(huge, stream));
+            Assert.StartsWith($"{huge.Source}:5: column 'temperature': 3.5E+38 is ", e.Message);
+        }
+        var overflowing = saved.ReadCsv(Csv(mean + 1e5 * std, row: 29));   // the last row: in the window and the stream's last step
+        foreach (var stream in new[] { false, true })
+            Assert.Contains("the forecast is not finite", Assert.Throws<InvalidDataException>(() => saved.Forecast(overflowing, stream)).Message);
+    }
 }

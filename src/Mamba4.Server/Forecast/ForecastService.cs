@@ -34,6 +34,7 @@ public sealed class SeriesRowsRequest
 public sealed class ForecastService : IDisposable
 {
     private readonly ServerOptions _options;
+    private readonly IdempotencyKeys _keys;
     private readonly SemaphoreSlim _lock = new(1, 1);
 
     public ForecastService(SavedForecaster saved, string version, SeriesStore store, ServerOptions options)
@@ -42,6 +43,7 @@ public sealed class ForecastService : IDisposable
         Version = version;
         Store = store;
         _options = options;
+        _keys = new IdempotencyKeys(options);
     }
 
     public SavedForecaster Saved { get; }
@@ -51,7 +53,7 @@ public sealed class ForecastService : IDisposable
     public bool Streaming => Saved.CanStream;
     private int Columns => Saved.Columns.Count;
 
-    /// <summary>The rows of a request: row-major values and timestamps, each checked (400 naming the row).</summary>
+    /// <summary>The rows of a request: row-major values and timestamps, each checked (400 naming the row; a value the model cannot read, also its column).</summary>
     private (double[] Values, DateTime[]? Timestamps) ParseRows(JsonElement? values, string[]? timestamps)
     {
         if (values is not { ValueKind: JsonValueKind.Array } e)
@@ -63,11 +65,11 @@ public sealed class ForecastService : IDisposable
         int r = 0;
         foreach (var row in e.EnumerateArray())
         {
-            if (row.ValueKind == JsonValueKind.Number && n == 1) result[r] = Finite(row, $"values[{r}]");
+            if (row.ValueKind == JsonValueKind.Number && n == 1) result[r] = Value(row, $"values[{r}]", 0);
             else if (row.ValueKind == JsonValueKind.Array && row.GetArrayLength() == n)
             {
                 int c = 0;
-                foreach (var x in row.EnumerateArray()) { result[r * n + c] = Finite(x, $"values[{r}][{c}]"); c++; }
+                foreach (var x in row.EnumerateArray()) { result[r * n + c] = Value(x, $"values[{r}][{c}]", c); c++; }
             }
             else throw ApiException.BadRequest($"values[{r}] must be an array of {n} numbers ({string.Join(", ", Saved.Columns)}), got {Truncate(row.GetRawText())}", "values");
             r++;
@@ -89,10 +91,13 @@ public sealed class ForecastService : IDisposable
         return (result, stamps);
     }
 
-    private static double Finite(JsonElement x, string field)
+    /// <summary>A value of column <paramref name="column"/>: a finite number within the model's bound (<see cref="SavedForecaster.MaxAbsNormalized"/>).</summary>
+    private double Value(JsonElement x, string field, int column)
     {
         if (x.ValueKind != JsonValueKind.Number || !x.TryGetDouble(out var v) || !double.IsFinite(v))
             throw ApiException.BadRequest($"{field} must be a finite number, got {Truncate(x.GetRawText())}", "values");
+        if (Saved.ValueProblem(v, column) is { } problem)
+            throw ApiException.BadRequest($"{field} (column '{Saved.Columns[column]}'): {problem}", "values");
         return v;
     }
 
@@ -125,36 +130,54 @@ public sealed class ForecastService : IDisposable
         Prediction p;
         await _lock.WaitAsync(ctx.RequestAborted);
         try { p = Saved.Forecast(Table("request", values, stamps), stream); }
+        catch (InvalidDataException e) { throw new ApiException(422, e.Message, "values", "non_finite_forecast"); }
         finally { _lock.Release(); }
         await ctx.Response.WriteAsJsonAsync(Answer(p), JsonBody.Output);
     }
 
     private static string CheckSeries(string? id) => ApiException.CheckId(id, "series");
 
-    /// <summary>POST /v1/series/{id}/values: appends rows (a streaming model: one recurrent step each) and commits before answering.</summary>
+    /// <summary>
+    /// POST /v1/series/{id}/values: appends rows (a streaming model: one recurrent step each) and commits before answering;
+    /// with an Idempotency-Key, a retry gets the first answer and appends nothing.
+    /// </summary>
     public async Task AppendAsync(HttpContext ctx, string? id)
     {
         var series = CheckSeries(id);
-        var r = await JsonBody.ReadAsync<SeriesRowsRequest>(ctx, _options.MaxRequestBytes);
+        var body = await JsonBody.ReadBytesAsync(ctx, _options.MaxRequestBytes);
+        var idempotent = IdempotentRequest.Of(ctx, body);
+        var r = JsonBody.Parse<SeriesRowsRequest>(body);
         var (values, stamps) = ParseRows(r.Values, r.Timestamps);
-        SeriesState next;
+        StoredResponse? replay;
+        byte[] answer = [];
         await _lock.WaitAsync(ctx.RequestAborted);
         try
         {
-            var current = Current(series);
-            if (current is not null)
-            {
-                var (_, last) = Store.Rows(series, Columns, 1);
-                if ((last is null) != (stamps is null))
-                    throw ApiException.BadRequest(stamps is null ? $"series '{series}' has timestamps: send timestamps with its new rows" : $"series '{series}' has no timestamps: send its rows without", "timestamps");
-                if (last is not null && stamps![0] <= last[0])
-                    throw ApiException.BadRequest($"timestamps[0] {stamps[0]:yyyy-MM-dd HH:mm:ss} is not after the series' last row ({last[0]:yyyy-MM-dd HH:mm:ss})", "timestamps");
-            }
-            next = Advance(series, current, values, stamps);
-            Store.Append(next, values, Columns, stamps);
+            replay = _keys.Replay(Store, idempotent);
+            if (replay is null) answer = Append(series, values, stamps, idempotent);
         }
         finally { _lock.Release(); }
-        await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object> { ["series"] = series, ["rows"] = next.Rows, ["added"] = values.Length / Columns, ["model_version"] = Version }, JsonBody.Output);
+        await IdempotencyKeys.WriteAsync(ctx, replay, answer);
+    }
+
+    /// <summary>Under the lock: checks the rows against the series, advances its state and commits rows, state and answer in one transaction; the answer.</summary>
+    private byte[] Append(string series, double[] values, DateTime[]? stamps, IdempotentRequest? idempotent)
+    {
+        var current = Current(series);
+        if (current is not null)
+        {
+            var (_, last) = Store.Rows(series, Columns, 1);
+            if ((last is null) != (stamps is null))
+                throw ApiException.BadRequest(stamps is null ? $"series '{series}' has timestamps: send timestamps with its new rows" : $"series '{series}' has no timestamps: send its rows without", "timestamps");
+            if (last is not null && stamps![0] <= last[0])
+                throw ApiException.BadRequest($"timestamps[0] {stamps[0]:yyyy-MM-dd HH:mm:ss} is not after the series' last row ({last[0]:yyyy-MM-dd HH:mm:ss})", "timestamps");
+        }
+        var (next, badRow) = Advance(series, current, values, stamps);
+        if (badRow >= 0)
+            throw new ApiException(422, $"values[{badRow}]: the series' state would become non-finite after this row (the model's float32 state overflows on these values); nothing was stored", "values", "non_finite_state");
+        var answer = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object> { ["series"] = series, ["rows"] = next.Rows, ["added"] = values.Length / Columns, ["model_version"] = Version }, JsonBody.Output);
+        Store.Append(next, values, Columns, stamps, tx => _keys.Remember(Store, tx, idempotent, StatusCodes.Status200OK, answer));
+        return answer;
     }
 
     /// <summary>GET /v1/series/{id}/forecast: the next horizon after the stored rows.</summary>
@@ -170,18 +193,18 @@ public sealed class ForecastService : IDisposable
             var state = Current(series) ?? throw ApiException.NotFound($"unknown series '{series}': post rows to /v1/series/{series}/values first");
             rows = state.Rows;
             var (tail, stamps) = Store.Rows(series, Columns, Streaming ? 2 : Saved.Config.InputLength);
-            if (Streaming)
+            if (!Streaming && rows < Saved.Config.InputLength)
+                throw ApiException.BadRequest($"series '{series}' has {rows} rows; the model reads the last {Saved.Config.InputLength} (its input length): post more rows first", "id");
+            try
             {
-                using var stream = ((MambaForecaster)Saved.Model).Stream();
-                stream.Import(state.State, state.Hidden, state.Rows);
-                p = Saved.ToPrediction(Table(series, tail, stamps), stream.Forecast()) with { FirstIndex = state.Rows };
+                if (Streaming)
+                {
+                    using var stream = Open(state);
+                    p = Saved.ToPrediction(Table(series, tail, stamps), stream.Forecast()) with { FirstIndex = state.Rows };
+                }
+                else p = Saved.Forecast(Table(series, tail, stamps)) with { FirstIndex = state.Rows };
             }
-            else
-            {
-                if (rows < Saved.Config.InputLength)
-                    throw ApiException.BadRequest($"series '{series}' has {rows} rows; the model reads the last {Saved.Config.InputLength} (its input length): post more rows first", "id");
-                p = Saved.Forecast(Table(series, tail, stamps)) with { FirstIndex = state.Rows };
-            }
+            catch (InvalidDataException e) { throw Unusable(series, e.Message); }
         }
         finally { _lock.Release(); }
         var answer = Answer(p);
@@ -213,33 +236,77 @@ public sealed class ForecastService : IDisposable
         ctx.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 
-    /// <summary>The series' state for this checkpoint: stored, or recomputed from its rows when another checkpoint wrote it. Null for an unknown series.</summary>
+    /// <summary>
+    /// The series' state for this checkpoint: stored, or recomputed from its rows when another checkpoint wrote it. Null for
+    /// an unknown series; 409 for one whose state is not finite (stored by an older server that took any finite value).
+    /// </summary>
     private SeriesState? Current(string series)
     {
         var stored = Store.Get(series);
         if (stored is null) return null;
-        if (stored.ModelVersion == Version) return stored;
+        if (stored.ModelVersion == Version) return IsFinite(stored) ? stored : throw Unusable(series, "its stored state is not finite");
         var (values, stamps) = Store.Rows(series, Columns);
-        var recomputed = Advance(series, null, values, stamps);
+        SeriesState recomputed;
+        int badRow;
+        try { (recomputed, badRow) = Advance(series, null, values, stamps); }
+        catch (InvalidDataException e) { throw Unusable(series, e.Message); }
+        if (badRow >= 0) throw Unusable(series, $"its state becomes non-finite at stored row {badRow}");
         Store.Put(recomputed);
         return recomputed;
     }
 
-    /// <summary>A streaming model: the state after <paramref name="values"/>, from <paramref name="from"/> (or a zero state); a windowed one only counts rows.</summary>
-    private SeriesState Advance(string series, SeriesState? from, double[] values, DateTime[]? stamps)
+    private static ApiException Unusable(string series, string why) => new(409,
+        $"series '{series}' is unusable: {why}; DELETE /v1/series/{series} and post its rows again", "id", "unusable_series");
+
+    private static bool IsFinite(SeriesState s) => Array.TrueForAll(s.State, float.IsFinite) && Array.TrueForAll(s.Hidden, float.IsFinite);
+
+    /// <summary>
+    /// A streaming model: the state after <paramref name="values"/>, from <paramref name="from"/> (or a zero state), and the
+    /// first row after which it is not finite (−1: it is); a windowed one only counts rows.
+    /// </summary>
+    private (SeriesState State, int FirstNonFiniteRow) Advance(string series, SeriesState? from, double[] values, DateTime[]? stamps)
     {
-        int n = Columns, f = Saved.Config.TimeFeatures, rows = values.Length / n;
+        int rows = values.Length / Columns;
         long total = (from?.Rows ?? 0) + rows;
         string now = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
-        if (!Streaming) return new SeriesState(series, Version, total, [], [], now);
+        if (!Streaming) return (new SeriesState(series, Version, total, [], [], now), -1);
         var table = Table(series, values, stamps);
-        var z = Saved.Normalizer.Transform(table);
+        var z = Saved.Normalize(table);
         var marks = Saved.Marks(table);
-        using var stream = ((MambaForecaster)Saved.Model).Stream();
-        if (from is not null) stream.Import(from.State, from.Hidden, from.Rows);
-        for (int r = 0; r < rows; r++) stream.Observe(z.AsSpan(r * n, n), marks is null ? default : marks.AsSpan(r * f, f));
+        using var stream = Open(from);
+        for (int r = 0; r < rows; r++) Observe(stream, z, marks, r);
         var (state, hidden) = stream.Export();
-        return new SeriesState(series, Version, total, state, hidden, now);
+        var next = new SeriesState(series, Version, total, state, hidden, now);
+        return (next, IsFinite(next) ? -1 : FirstNonFiniteRow(from, z, marks, rows));
+    }
+
+    /// <summary>
+    /// The row to blame once the state after all rows is not finite (the rows replayed one at a time): the first after which
+    /// the recurrent state is not (it stays so), else the last (only its hidden vector, which the next row replaces, is not).
+    /// </summary>
+    private int FirstNonFiniteRow(SeriesState? from, float[] z, float[]? marks, int rows)
+    {
+        using var stream = Open(from);
+        for (int r = 0; r < rows - 1; r++)
+        {
+            Observe(stream, z, marks, r);
+            if (!Array.TrueForAll(stream.Export().State, float.IsFinite)) return r;
+        }
+        return rows - 1;
+    }
+
+    /// <summary>A stream of the model, continuing <paramref name="from"/> (or from a zero state).</summary>
+    private ForecastStream Open(SeriesState? from)
+    {
+        var stream = ((MambaForecaster)Saved.Model).Stream();
+        if (from is not null) stream.Import(from.State, from.Hidden, from.Rows);
+        return stream;
+    }
+
+    private void Observe(ForecastStream stream, float[] z, float[]? marks, int row)
+    {
+        int n = Columns, f = Saved.Config.TimeFeatures;
+        stream.Observe(z.AsSpan(row * n, n), marks is null ? default : marks.AsSpan(row * f, f));
     }
 
     public void Dispose()

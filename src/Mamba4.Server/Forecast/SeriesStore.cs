@@ -51,8 +51,8 @@ public sealed class SeriesStore(string path) : SqliteStore(path, "series databas
         return (values, stamps);
     }
 
-    /// <summary>Appends rows (row-major values, optional timestamps) and stores the state they lead to, in one transaction.</summary>
-    public void Append(SeriesState state, double[] values, int columns, DateTime[]? timestamps)
+    /// <summary>Appends rows (row-major values, optional timestamps) and stores the state they lead to, in one transaction (with <paramref name="alsoInTransaction"/>'s writes).</summary>
+    public void Append(SeriesState state, double[] values, int columns, DateTime[]? timestamps, Action<SqliteTransaction>? alsoInTransaction = null)
     {
         int added = values.Length / columns;
         using var tx = Db.BeginTransaction();
@@ -75,6 +75,7 @@ public sealed class SeriesStore(string path) : SqliteStore(path, "series databas
             }
         }
         Put(state, tx);
+        alsoInTransaction?.Invoke(tx);
         tx.Commit();
     }
 

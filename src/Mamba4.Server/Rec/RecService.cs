@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using Mamba4.Autograd;
 using Mamba4.Inference;
@@ -34,6 +35,7 @@ public sealed class RecService : IDisposable
 {
     private readonly ServerOptions _options;
     private readonly ServerMetrics _metrics;
+    private readonly IdempotencyKeys _keys;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly int _stateFloats;
 
@@ -44,6 +46,7 @@ public sealed class RecService : IDisposable
         Store = store;
         _options = options;
         _metrics = metrics;
+        _keys = new IdempotencyKeys(options);
         using var probe = model.NewState(1);
         _stateFloats = (int)(probe.Bytes / sizeof(float));
     }
@@ -116,29 +119,45 @@ public sealed class RecService : IDisposable
         return RecRecommend.TopK(scores, k, exclude).Select(id => new ScoredItem(id, scores[id])).ToList();
     }
 
-    /// <summary>POST /v1/users/{id}/events: appends interactions (one recurrent step each) and commits the new state before answering.</summary>
+    /// <summary>
+    /// POST /v1/users/{id}/events: appends interactions (one recurrent step each) and commits the new state before answering;
+    /// with an Idempotency-Key, a retry gets the first answer and appends nothing.
+    /// </summary>
     public async Task AppendEventsAsync(HttpContext ctx, string? id)
     {
         var user = CheckUser(id);
-        var r = await JsonBody.ReadAsync<EventsRequest>(ctx, _options.MaxRequestBytes);
+        var body = await JsonBody.ReadBytesAsync(ctx, _options.MaxRequestBytes);
+        var idempotent = IdempotentRequest.Of(ctx, body);
+        var r = JsonBody.Parse<EventsRequest>(body);
         var items = r.Items ?? throw ApiException.BadRequest("items is required: the new interactions' item ids, oldest first", "items");
         if (items.Length == 0) throw ApiException.BadRequest("items is empty: send at least one item id", "items");
         if (items.Length > 1024) throw ApiException.TooLarge($"items has {items.Length} ids; at most 1024 per request", "items");
         for (int i = 0; i < items.Length; i++) CheckItem(items[i], $"items[{i}]");
-        UserState next;
+        StoredResponse? replay;
+        byte[] answer = [];
         await _lock.WaitAsync(ctx.RequestAborted);
         try
         {
-            var current = Current(user);
-            next = Advance(user, current, items);
-            Store.Append(next, items);
+            replay = _keys.Replay(Store, idempotent);
+            if (replay is null) answer = Append(user, items, idempotent);
         }
         finally { _lock.Release(); }
-        _metrics.RecEvents(items.Length);
-        await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object>
+        if (replay is null) _metrics.RecEvents(items.Length);
+        await IdempotencyKeys.WriteAsync(ctx, replay, answer);
+    }
+
+    /// <summary>Under the lock: advances the user's state and commits events, state and answer in one transaction; the answer.</summary>
+    private byte[] Append(string user, long[] items, IdempotentRequest? idempotent)
+    {
+        var next = Advance(user, Current(user), items);
+        if (!IsFinite(next))
+            throw new ApiException(422, $"items: the state of user '{user}' would become non-finite (the model's float32 state overflows on these items); nothing was stored", "items", "non_finite_state");
+        var answer = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
         {
             ["user"] = user, ["length"] = next.Length, ["added"] = items.Length, ["model_version"] = Version,
         }, JsonBody.Output);
+        Store.Append(next, items, tx => _keys.Remember(Store, tx, idempotent, StatusCodes.Status200OK, answer));
+        return answer;
     }
 
     /// <summary>GET /v1/users/{id}/recommendations?k=10[&amp;exclude=1,2][&amp;exclude_history=true]: top-k from the stored state.</summary>
@@ -205,19 +224,26 @@ public sealed class RecService : IDisposable
         ctx.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 
-    /// <summary>The user's state for this checkpoint: stored, or recomputed from the event log when another checkpoint (or a damaged row) wrote it. Null for an unknown user.</summary>
+    /// <summary>
+    /// The user's state for this checkpoint: stored, or recomputed from the event log when another checkpoint (or a damaged
+    /// or non-finite row) wrote it. Null for an unknown user; 409 when even the recomputed state is not finite.
+    /// </summary>
     private UserState? Current(string user)
     {
         var stored = Store.Get(user);
         if (stored is null) return null;
-        if (stored.ModelVersion == Version && stored.State.Length == _stateFloats && stored.SeqOutput.Length == Model.Config.HiddenSize)
+        if (stored.ModelVersion == Version && stored.State.Length == _stateFloats && stored.SeqOutput.Length == Model.Config.HiddenSize && IsFinite(stored))
             return stored;
         var events = Store.Events(user);
         if (events.Length == 0) return null;
         var recomputed = Advance(user, null, events);
+        if (!IsFinite(recomputed))
+            throw new ApiException(409, $"user '{user}' is unusable: its stored events lead to a non-finite state under this model; DELETE /v1/users/{user} to start it again", "id", "unusable_user");
         Store.Put(recomputed);
         return recomputed;
     }
+
+    private static bool IsFinite(UserState s) => Array.TrueForAll(s.State, float.IsFinite) && Array.TrueForAll(s.SeqOutput, float.IsFinite);
 
     /// <summary>Runs <paramref name="items"/> through the recurrent step from <paramref name="from"/> (or a zero state).</summary>
     private UserState Advance(string user, UserState? from, IReadOnlyList<long> items)

@@ -42,8 +42,8 @@ public sealed class UserStateStore(string path) : SqliteStore(path, "user state 
         return [.. items];
     }
 
-    /// <summary>Appends <paramref name="newItems"/> (positions previous.Length, …) and stores the state they lead to, atomically.</summary>
-    public void Append(UserState state, IReadOnlyList<long> newItems)
+    /// <summary>Appends <paramref name="newItems"/> (positions previous.Length, …) and stores the state they lead to, atomically (with <paramref name="alsoInTransaction"/>'s writes).</summary>
+    public void Append(UserState state, IReadOnlyList<long> newItems, Action<SqliteTransaction>? alsoInTransaction = null)
     {
         using var tx = Db.BeginTransaction();
         using (var ins = Db.CreateCommand())
@@ -62,6 +62,7 @@ public sealed class UserStateStore(string path) : SqliteStore(path, "user state 
             }
         }
         Put(state, tx);
+        alsoInTransaction?.Invoke(tx);
         tx.Commit();
     }
 

@@ -4,7 +4,9 @@ using System.Text.Json.Nodes;
 using Mamba4.Data.TimeSeries;
 using Mamba4.Server;
 using Mamba4.Tasks.Forecasting;
+using Mamba4.Server.Forecast;
 using Mamba4.Tasks.Synthetic;
+using Mamba4.Tensors;
 using Microsoft.Data.Sqlite;
 
 namespace Mamba4.Tests.Server;
@@ -23,14 +25,23 @@ public sealed class ForecastServerTests : IDisposable
         Directory.Delete(_dir, true);
     }
 
-    /// <summary>An untrained forecaster (random weights suffice for parity) saved with the synthetic series' columns and statistics.</summary>
-    private string Save(string name, bool temporal)
+    /// <summary>
+    /// An untrained forecaster (random weights suffice for parity) saved with the synthetic series' columns and statistics;
+    /// <paramref name="embeddingScale"/> multiplies the temporal value embedding's weights (1e8: the series' own values
+    /// stay finite, one 10⁵ standard deviations out, inside the value bound, overflows the float32 state).
+    /// </summary>
+    private string Save(string name, bool temporal, float embeddingScale = 1)
     {
         var dir = Path.Combine(_dir, name);
         var data = ForecastData.Prepare(Series, "ratio", 24, 12, timeFeatures: false);
         var config = ForecastDefaults.Config("mamba", 24, 12, 3, 0) with { DModel = 8, DFf = 8, Layers = 1 };
         if (temporal) config = config with { Embedding = "temporal", RevIn = false };
-        using (var m = Models.Forecaster.Create(config)) SavedForecaster.Save(dir, m, data);
+        using (var m = Models.Forecaster.Create(config))
+        {
+            var (_, weight) = m.NamedParameters().Single(p => p.Name == "embedding.weight");
+            weight.CopyFrom(Tensor.From(weight.ToFloatArray().Select(w => w * embeddingScale).ToArray(), weight.Shape.ToArray()));
+            SavedForecaster.Save(dir, m, data);
+        }
         return dir;
     }
 
@@ -147,5 +158,117 @@ public sealed class ForecastServerTests : IDisposable
         var empty = Directory.CreateDirectory(Path.Combine(_dir, "empty")).FullName;
         e = await Assert.ThrowsAnyAsync<Exception>(() => ServerHarness.StartAsync(new ServerOptions { ForecastDir = empty }));
         Assert.Contains("forecaster.json", e.Message);
+    }
+    private static void AssertFinite(SeriesState state)
+    {
+        Assert.All(state.State, v => Assert.True(float.IsFinite(v)));
+        Assert.All(state.Hidden, v => Assert.True(float.IsFinite(v)));
+        Assert.NotEmpty(state.Hidden);
+    }
+
+    private static void AssertFiniteForecast(JsonNode answer) =>
+        Assert.All(answer["values"]!.AsArray().SelectMany(row => row!.AsArray()), v => Assert.True(double.IsFinite(v!.GetValue<double>())));
+
+    [Fact]
+    public async Task AHugeFiniteValueIs400NamingRowAndColumnAndTheSeriesStaysUsable()
+    {
+        var model = Save("temporal", temporal: true);
+        var db = Path.Combine(_dir, "huge.sqlite");
+        await using var server = await ServerHarness.StartAsync(new ServerOptions { ForecastDir = model, SeriesDb = db });
+        Assert.Equal(200, (await server.PostAsync("/v1/series/plant/values", JsonSerializer.Serialize(new { values = Rows(0, 30), timestamps = Stamps(0, 30) }))).Status);
+        var bad = Rows(30, 32);
+        bad[1][1] = 3.5e38;
+        var (status, body, text) = await server.PostAsync("/v1/series/plant/values", JsonSerializer.Serialize(new { values = bad, timestamps = Stamps(30, 32) }));
+        Assert.True(status == 400, text);
+        var message = body!["error"]!["message"]!.GetValue<string>();
+        Assert.StartsWith("values[1][1] (column 'temperature'): 3.5E+38 is ", message);
+        Assert.Contains("within 1e6", message);
+        // The stateless forecast refuses it the same way.
+        var window = Rows(0, 30);
+        window[29][1] = 3.5e38;
+        (status, body, text) = await server.PostAsync("/v1/forecast", JsonSerializer.Serialize(new { values = window, timestamps = Stamps(0, 30) }));
+        Assert.True(status == 400, text);
+        Assert.StartsWith("values[29][1] (column 'temperature'): 3.5E+38 is ", body!["error"]!["message"]!.GetValue<string>());
+        // Nothing was stored: the state is still the finite one after 30 rows.
+        using (var store = new SeriesStore(db))
+        {
+            var stored = store.Get("plant")!;
+            Assert.Equal(30, stored.Rows);
+            AssertFinite(stored);
+        }
+        // A normal row and the forecast after it succeed.
+        (status, body, text) = await server.PostAsync("/v1/series/plant/values", JsonSerializer.Serialize(new { values = Rows(30, 31), timestamps = Stamps(30, 31) }));
+        Assert.True(status == 200, text);
+        Assert.Equal(31, body!["rows"]!.GetValue<int>());
+        (status, body, text) = await server.GetAsync("/v1/series/plant/forecast");
+        Assert.True(status == 200, text);
+        AssertFiniteForecast(body!);
+    }
+
+    [Fact]
+    public async Task ARowThatWouldMakeTheStateNonFiniteIs422NamingItAndNothingIsStored()
+    {
+        var model = Save("overflowing", temporal: true, embeddingScale: 1e8f);
+        var db = Path.Combine(_dir, "overflow.sqlite");
+        await using var server = await ServerHarness.StartAsync(new ServerOptions { ForecastDir = model, SeriesDb = db });
+        Assert.Equal(200, (await server.PostAsync("/v1/series/plant/values", JsonSerializer.Serialize(new { values = Rows(0, 30), timestamps = Stamps(0, 30) }))).Status);
+        var bad = Rows(30, 33);
+        bad[2][1] = 4e5;   // about 10⁵ training standard deviations: inside the value bound, beyond what this model's float32 state holds
+        var (status, body, text) = await server.PostAsync("/v1/series/plant/values", JsonSerializer.Serialize(new { values = bad, timestamps = Stamps(30, 33) }));
+        Assert.True(status == 422, text);
+        Assert.StartsWith("values[2]: the series' state would become non-finite after this row", body!["error"]!["message"]!.GetValue<string>());
+        using (var store = new SeriesStore(db))
+        {
+            var stored = store.Get("plant")!;
+            Assert.Equal(30, stored.Rows);
+            AssertFinite(stored);
+            Assert.Equal(30, store.Rows("plant", 3).Values.Length / 3);
+        }
+        // The windowed forecast over such rows is not printed as NaN either.
+        var window = Rows(0, 24);
+        window[23][1] = 4e5;
+        (status, body, text) = await server.PostAsync("/v1/forecast", JsonSerializer.Serialize(new { values = window, timestamps = Stamps(0, 24) }));
+        Assert.True(status == 422, text);
+        Assert.Contains("the forecast is not finite", body!["error"]!["message"]!.GetValue<string>());
+        (status, _, text) = await server.PostAsync("/v1/series/plant/values", JsonSerializer.Serialize(new { values = Rows(30, 31), timestamps = Stamps(30, 31) }));
+        Assert.True(status == 200, text);
+        (status, body, text) = await server.GetAsync("/v1/series/plant/forecast");
+        Assert.True(status == 200, text);
+        AssertFiniteForecast(body!);
+    }
+
+    [Fact]
+    public async Task ASeriesAnOlderServerPoisonedIsA409ThatSaysToDeleteIt()
+    {
+        var model = Save("temporal", temporal: true);
+        var db = Path.Combine(_dir, "poisoned.sqlite");
+        await using (var server = await ServerHarness.StartAsync(new ServerOptions { ForecastDir = model, SeriesDb = db }))
+            Assert.Equal(200, (await server.PostAsync("/v1/series/plant/values", JsonSerializer.Serialize(new { values = Rows(0, 30), timestamps = Stamps(0, 30) }))).Status);
+        // What older versions stored: a non-finite state, and (under another checkpoint) a row no model can read.
+        using (var store = new SeriesStore(db))
+        {
+            var stored = store.Get("plant")!;
+            store.Put(stored with { State = stored.State.Select(_ => float.NaN).ToArray() });
+            store.Append(new SeriesState("older", "another-checkpoint", 2, [], [], "2024-01-01T00:00:00Z"), [10, 20, 50, 10, 3.5e38, 50], 3, null);
+        }
+        await using (var server = await ServerHarness.StartAsync(new ServerOptions { ForecastDir = model, SeriesDb = db }))
+        {
+            var (status, body, text) = await server.GetAsync("/v1/series/plant/forecast");
+            Assert.True(status == 409, text);
+            Assert.Equal("series 'plant' is unusable: its stored state is not finite; DELETE /v1/series/plant and post its rows again", body!["error"]!["message"]!.GetValue<string>());
+            (status, _, text) = await server.PostAsync("/v1/series/plant/values", JsonSerializer.Serialize(new { values = Rows(30, 31), timestamps = Stamps(30, 31) }));
+            Assert.True(status == 409, text);
+            (status, body, text) = await server.GetAsync("/v1/series/older/forecast");
+            Assert.True(status == 409, text);
+            Assert.Contains("row 1: column 'temperature': 3.5E+38 is ", body!["error"]!["message"]!.GetValue<string>());
+            Assert.Contains("DELETE /v1/series/older", body["error"]!["message"]!.GetValue<string>());
+            using var deleted = await server.Client.DeleteAsync("/v1/series/plant", TestContext.Current.CancellationToken);
+            Assert.Equal(204, (int)deleted.StatusCode);
+            (status, _, text) = await server.PostAsync("/v1/series/plant/values", JsonSerializer.Serialize(new { values = Rows(0, 30), timestamps = Stamps(0, 30) }));
+            Assert.True(status == 200, text);
+            (status, body, text) = await server.GetAsync("/v1/series/plant/forecast");
+            Assert.True(status == 200, text);
+            AssertFiniteForecast(body!);
+        }
     }
 }

@@ -163,6 +163,59 @@ public class RecServerTests
         finally { DeleteDb(db); }
     }
 
+    [Fact]
+    public async Task AStoredNonFiniteStateIsRecomputedFromTheEventLog()
+    {
+        var db = TempDb();
+        try
+        {
+            long[] history = [4, 8, 15, 16, 23, 42];
+            await using (var server = await ServerHarness.StartAsync(new ServerOptions { RecDir = ServerHarness.Rec1, StateDb = db }))
+                Assert.Equal(200, (await server.PostAsync("/v1/users/dan/events", JsonSerializer.Serialize(new { items = history }))).Status);
+            // What an older server could have stored: this checkpoint's version, a non-finite state.
+            using (var store = new Mamba4.Server.Rec.UserStateStore(db))
+            {
+                var stored = store.Get("dan")!;
+                store.Put(stored with { State = stored.State.Select(_ => float.NaN).ToArray(), SeqOutput = stored.SeqOutput.Select(_ => float.PositiveInfinity).ToArray() });
+            }
+            await using (var server = await ServerHarness.StartAsync(new ServerOptions { RecDir = ServerHarness.Rec1, StateDb = db }))
+            {
+                var (s, b, t) = await server.GetAsync("/v1/users/dan/recommendations?k=20");
+                Assert.True(s == 200, t);
+                AssertMatchesScores(FullForwardScores(history), Items(b!), 20);
+            }
+            using (var store = new Mamba4.Server.Rec.UserStateStore(db))
+                Assert.All(store.Get("dan")!.State, v => Assert.True(float.IsFinite(v)));
+        }
+        finally { DeleteDb(db); }
+    }
+
+    [Fact]
+    public async Task EventsThatWouldMakeTheStateNonFiniteAre422AndNothingIsStored()
+    {
+        // The fixture with its embedding LayerNorm scaled by 10³⁰: every step overflows float32.
+        var dir = Directory.CreateTempSubdirectory("mamba4-overflowing-rec-").FullName;
+        var db = TempDb();
+        try
+        {
+            File.Copy(Path.Combine(ServerHarness.Rec1, "config.json"), Path.Combine(dir, "config.json"));
+            var weights = SafetensorsFile.LoadAll(Path.Combine(ServerHarness.Rec1, "model.safetensors"));
+            foreach (var name in new[] { "LayerNorm.weight", "LayerNorm.bias" })
+                weights[name] = Tensor.From(weights[name].ToFloatArray().Select(w => w * 1e30f).ToArray(), weights[name].Shape.ToArray());
+            Safetensors.Save(Path.Combine(dir, "model.safetensors"), weights);
+            await using var server = await ServerHarness.StartAsync(new ServerOptions { RecDir = dir, StateDb = db });
+            var (status, body, text) = await server.PostAsync("/v1/users/eve/events", """{"items": [1, 2, 3]}""");
+            Assert.True(status == 422, text);
+            Assert.StartsWith("items: the state of user 'eve' would become non-finite", body!["error"]!["message"]!.GetValue<string>());
+            Assert.Equal(404, (await server.GetAsync("/v1/users/eve")).Status);
+        }
+        finally
+        {
+            DeleteDb(db);
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Theory]
     [InlineData("/v1/recommend", "{}", 400, "history is required")]
     [InlineData("/v1/recommend", "{\"history\": []}", 400, "history is empty")]

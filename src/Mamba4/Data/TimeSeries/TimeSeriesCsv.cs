@@ -94,6 +94,7 @@ public static class TimeSeriesCsv
         var values = new List<double>();
         var stamps = dateIndex >= 0 ? new List<DateTime>() : null;
         var gaps = new List<(int Row, int Column, int Line)>();
+        var lines = new List<int>();
         int lineNo = 1;
         string? line;
         while ((line = reader.ReadLine()) is not null)
@@ -104,6 +105,7 @@ public static class TimeSeriesCsv
             if (fields.Count != header.Length)
                 throw new InvalidDataException($"{source}:{lineNo}: expected {header.Length} fields as in the header, found {fields.Count}");
             int row = values.Count / picked.Length;
+            lines.Add(lineNo);
             if (stamps is not null)
             {
                 var text = fields[dateIndex].Trim();
@@ -134,7 +136,7 @@ public static class TimeSeriesCsv
         if (values.Count == 0) throw new InvalidDataException($"{source}: no data rows after the header");
         var data = values.ToArray();
         if (gaps.Count > 0) FillGaps(data, picked.Length, options.Fill, source, names);
-        return new TimeSeriesTable(source, names, data, stamps?.ToArray(), dateIndex >= 0 ? header[dateIndex] : null);
+        return new TimeSeriesTable(source, names, data, stamps?.ToArray(), dateIndex >= 0 ? header[dateIndex] : null) { Lines = [.. lines] };
     }
 
     /// <summary>Fills the NaN entries of each column in place.</summary>

@@ -29,10 +29,15 @@ public sealed class TimeSeriesTable
     public DateTime[]? Timestamps { get; }
     /// <summary>The name of the date column in the file (null: none).</summary>
     public string? DateColumn { get; }
+    /// <summary>The file line of each row (1-based, the header is line 1); null when the rows do not come from a file.</summary>
+    public int[]? Lines { get; init; }
     public int Rows => Values.Length / Columns.Count;
     public int ColumnCount => Columns.Count;
 
     public double this[int row, int column] => Values[(long)row * Columns.Count + column];
+
+    /// <summary>Where a row is, for messages: "FILE:LINE" when the table knows its lines, else "SOURCE: row R" (0-based).</summary>
+    public string Where(int row) => Lines is { } lines ? $"{Source}:{lines[row]}" : $"{Source}: row {row}";
 
     /// <summary>The index of a column by name (exact match first, then case-insensitive); −1 when absent.</summary>
     public int IndexOf(string name)
@@ -62,6 +67,6 @@ public sealed class TimeSeriesTable
     public TimeSeriesTable Head(int rows)
     {
         if (rows < 0 || rows > Rows) throw new ArgumentOutOfRangeException(nameof(rows), $"{Source}: asked for {rows} of {Rows} rows");
-        return new TimeSeriesTable(Source, Columns, Values[..(rows * Columns.Count)], Timestamps?[..rows], DateColumn);
+        return new TimeSeriesTable(Source, Columns, Values[..(rows * Columns.Count)], Timestamps?[..rows], DateColumn) { Lines = Lines?[..rows] };
     }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mamba4.Data.TimeSeries;
@@ -91,15 +92,43 @@ public sealed class SavedForecaster : IDisposable
         TimeSeriesCsv.Read(path, new TimeSeriesCsvOptions { Columns = Columns, DateColumn = DateColumn, Fill = fill });
 
     /// <summary>
+    /// The largest |z| = |x − mean| / std (distance from the training mean in training standard deviations) of a value
+    /// the model reads. The model computes in float32 and its recurrent state grows about as the cube of its input
+    /// (input × step × B in the selective scan): at 10⁶ it stays many orders below float's 3.4·10³⁸, where 10⁸–10¹⁰
+    /// already overflow; no real reading is a million standard deviations from the training data.
+    /// </summary>
+    public const double MaxAbsNormalized = 1e6;
+
+    /// <summary>Null when the model can read <paramref name="x"/> as a value of column <paramref name="column"/>; else what is wrong with it.</summary>
+    public string? ValueProblem(double x, int column)
+    {
+        if (!double.IsFinite(x)) return $"{x} is not a finite number";
+        double z = Math.Abs(Normalizer.Normalize(x, column));
+        if (z <= MaxAbsNormalized) return null;
+        var c = CultureInfo.InvariantCulture;
+        return string.Create(c, $"{x:G6} is {z:G3} standard deviations from the training mean {Normalizer.Mean[column]:G6} (std {Normalizer.Std[column]:G6}); the model reads values within {MaxAbsNormalized:0e0} of it (|x − mean| / std)");
+    }
+
+    /// <summary>The series normalised for the model, [rows, N] float32; InvalidDataException naming the first value it cannot read (FILE:LINE when the rows come from a file).</summary>
+    public float[] Normalize(TimeSeriesTable series)
+    {
+        CheckColumns(series);
+        int n = Columns.Count;
+        for (int i = 0; i < series.Values.Length; i++)
+            if (ValueProblem(series.Values[i], i % n) is { } problem)
+                throw new InvalidDataException($"{series.Where(i / n)}: column '{Columns[i % n]}': {problem}");
+        return Normalizer.Transform(series);
+    }
+
+    /// <summary>
     /// The next H steps after the end of <paramref name="series"/>, in original units. Windowed (default): from its
     /// last input-length rows. <paramref name="stream"/>: a streaming model reads the whole series through its
     /// recurrent state, one observation at a time.
     /// </summary>
     public Prediction Forecast(TimeSeriesTable series, bool stream = false)
     {
-        CheckColumns(series);
         int n = Columns.Count, l = Config.InputLength, f = Config.TimeFeatures;
-        var z = Normalizer.Transform(series);
+        var z = Normalize(series);
         var marks = Marks(series);
         float[] forecast;
         if (stream)
@@ -119,12 +148,14 @@ public sealed class SavedForecaster : IDisposable
         return ToPrediction(series, forecast);
     }
 
-    /// <summary>Normalised forecast [H, N] → original units with future timestamps.</summary>
+    /// <summary>Normalised forecast [H, N] → original units with future timestamps; InvalidDataException when it is not finite (the model overflowed).</summary>
     public Prediction ToPrediction(TimeSeriesTable series, float[] forecast)
     {
         int n = Columns.Count, h = Config.Horizon;
         var values = new double[h * n];
         for (int i = 0; i < values.Length; i++) values[i] = Normalizer.Denormalize(forecast[i], i % n);
+        if (!values.All(double.IsFinite))
+            throw new InvalidDataException($"{series.Source}: the forecast is not finite: the model's float32 computation overflowed on these values");
         DateTime[]? stamps = null;
         if (series.Timestamps is { Length: > 0 } ts && (series.Step ?? Step) is { } step)
             stamps = Enumerable.Range(1, h).Select(k => ts[^1] + k * step).ToArray();
