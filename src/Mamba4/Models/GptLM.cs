@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Mamba4.Backends;
 using Mamba4.Nn;
 using Mamba4.Ops;
 using Mamba4.Tensors;
@@ -70,7 +71,7 @@ public sealed class GptBlock : Module
         int d = x.Shape.Last;
         var qkv = Concat.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
         if (cache is not null) cache.Append(qkv[1], qkv[2]);
-        var a = Dropout.Forward(CProj.Forward(Attention.Causal(qkv[0], qkv[1], qkv[2], Heads)), DropoutP, seed++, Training);
+        var a = Dropout.Forward(CProj.Forward(Attention.Forward(qkv[0], qkv[1], qkv[2], new AttentionSpec(Heads))), DropoutP, seed++, Training);
         x = Elementwise.Add(x, a);
         var m = Dropout.Forward(MProj.Forward(Activations.Gelu(CFc.Forward(Ln2.Forward(x)))), DropoutP, seed++, Training);
         return Elementwise.Add(x, m);
@@ -82,8 +83,7 @@ public sealed class GptBlock : Module
         int d = x.Shape.Last;
         var qkv = Concat.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
         cache.Append(qkv[1], qkv[2]);
-        var y = Tensor.Empty(x.Shape, DType.F32, x.Device);
-        x.Backend.AttentionStep(qkv[0], cache.K, cache.V, cache.Length, Heads, y);
+        var y = Attention.Step(qkv[0], cache.K, cache.V, cache.Length, Heads);
         x = Elementwise.Add(x, CProj.Forward(y));
         return Elementwise.Add(x, MProj.Forward(Activations.Gelu(CFc.Forward(Ln2.Forward(x)))));
     }

@@ -1,3 +1,4 @@
+using Mamba4.Backends;
 using Mamba4.Nn;
 using Mamba4.Ops;
 using Mamba4.Tensors;
@@ -148,7 +149,8 @@ public sealed class MultiHeadAttention : Module
 
     public Tensor Forward(Tensor h, Tensor itemSeq, ref ulong seed)
     {
-        var context = AttentionDropout.Causal(Query.Forward(h), Key.Forward(h), Value.Forward(h), Heads, itemSeq, AttnDropout, seed++, Training);
+        var spec = new AttentionSpec(Heads, KeyPadding: itemSeq, DropoutP: Training ? AttnDropout : 0f, Seed: seed++);
+        var context = Attention.Forward(Query.Forward(h), Key.Forward(h), Value.Forward(h), spec);
         var o = Dropout.Forward(Dense.Forward(context), HiddenDropout, seed++, Training);
         return Norm.Forward(Elementwise.Add(o, h));
     }

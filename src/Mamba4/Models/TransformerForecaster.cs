@@ -1,3 +1,4 @@
+using Mamba4.Backends;
 using Mamba4.Nn;
 using Mamba4.Ops;
 using Mamba4.Tensors;
@@ -41,7 +42,7 @@ public sealed class TransformerEncoderLayer : Module
 
     public Tensor Forward(Tensor x, ref ulong seed)
     {
-        var a = Out.Forward(Attention.NonCausal(Query.Forward(x), Key.Forward(x), Value.Forward(x), Heads));
+        var a = Out.Forward(Attention.Forward(Query.Forward(x), Key.Forward(x), Value.Forward(x), new AttentionSpec(Heads, Causal: false)));
         x = Norm1.Forward(Elementwise.Add(x, Dropout.Forward(a, DropoutP, seed++, Training)));
         var y = Dropout.Forward(Activations.Gelu(Conv1.Forward(x)), DropoutP, seed++, Training);
         y = Dropout.Forward(Conv2.Forward(y), DropoutP, seed++, Training);

@@ -1,4 +1,5 @@
 using Mamba4.Autograd;
+using Mamba4.Backends;
 using Mamba4.Tensors;
 
 namespace Mamba4.Ops;
@@ -56,7 +57,7 @@ public static class Gru
             OpCheck.SameDevice(op, gi, h0);
         }
 
-        var backend = gi.Backend;
+        var backend = Backend.Require<IGruBackend>(gi.Backend, op);
         var y = Tensor.Empty(new Shape(batch, len, h), DType.F32, gi.Device);
         var gates = Tensor.Empty(new Shape(batch, len, 4 * h), DType.F32, gi.Device);
         backend.GruForward(gi, wHh, bHh, h0, y, gates);
