@@ -59,7 +59,7 @@ public static class CudaBench
         Console.WriteLine();
         foreach (var k in new[] { "scan_forward_ns16_sel", "scan_prepare_ns16_sel", "scan_prepare_ns16_tpcx_sel", "scan_backward_ns4_tpc4_sel", "scan_backward_ns4_tpc4_sel_pf" })
         {
-            var (regs, local) = gpu.KernelResources("scan.cu", k);
+            var (regs, local) = gpu.KernelResources("selective_scan.cu", k);
             Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");
         }
         ScanVariants(gpu);
@@ -265,8 +265,8 @@ public static class CudaBench
         {
             try
             {
-                var (regs, local) = gpu.KernelResources("scan.cu", k);
-                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor("scan.cu", k, 128, 0)} blocks of 128 per SM (registers)");
+                var (regs, local) = gpu.KernelResources("selective_scan.cu", k);
+                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor("selective_scan.cu", k, 128, 0)} blocks of 128 per SM (registers)");
             }
             catch (Exception e) { Console.WriteLine($"{k}: failed: {e.Message.Split('\n')[0]}"); }
         }

@@ -135,7 +135,7 @@ public class CudaFailureTests
         var gpu = Gpu;
         foreach (var file in CudaCompiler.KernelFiles())
             Assert.NotEmpty(CudaCompiler.Cubin(file, CudaCompiler.Program(file), gpu.Architecture));
-        var (regs, local) = gpu.KernelResources("scan.cu", "scan_backward_ns4_tpc4_sel");
+        var (regs, local) = gpu.KernelResources("selective_scan.cu", "scan_backward_ns4_tpc4_sel");
         Console.WriteLine($"scan_backward_ns4_tpc4: {regs} registers, {local} B local memory");
     }
 

@@ -129,10 +129,8 @@ public sealed class MambaMixer : Module
     public Tensor Step(Tensor h, MambaLayerState state)
     {
         int e = Config.DInner, n = Config.DState, r = Config.DtRank;
-        var be = h.Backend;
         var xz = Concat.SplitLastAxis(InProj.Forward(h), e, e);
-        var x = Tensor.Empty(xz[0].Shape, DType.F32, h.Device);
-        be.CausalConv1dStep(xz[0], state.ConvState, Conv1d.Weight, Conv1d.Bias, silu: true, x);
+        var x = Ops.CausalConv1d.Step(xz[0], state.ConvState, Conv1d.Weight, Conv1d.Bias, silu: true);
         Tensor delta, b, c, deltaBias;
         if (Config.Selective)
         {
@@ -142,8 +140,7 @@ public sealed class MambaMixer : Module
         }
         else (delta, b, c, deltaBias) = (Tensor.Zeros(x.Shape, DType.F32, h.Device), B!, C!, DtBias!);
         var a = Elementwise.Scale(Activations.Exp(ALog), -1f);
-        var y = Tensor.Empty(x.Shape, DType.F32, h.Device);
-        be.SelectiveScanStep(x, delta, a, b, c, D, xz[1], deltaBias, deltaSoftplus: true, selective: Config.Selective, state.SsmState, y);
+        var y = Ops.SelectiveScan.Step(x, delta, a, b, c, state.SsmState, Config.Selective, D, xz[1], deltaBias, deltaSoftplus: true);
         return OutProj.Forward(y);
     }
 }

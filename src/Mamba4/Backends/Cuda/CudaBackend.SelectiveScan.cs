@@ -4,12 +4,12 @@ using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
 
-// Kernels/scan.cu: the fused selective scan; the plan (states per thread, chunks over L) is chosen here.
+// Kernels/selective_scan.cu: the fused selective scan; the plan (states per thread, chunks over L) is chosen here.
 public sealed unsafe partial class CudaBackend
 {
-    private const int ScanBlock = 128, ScanTile = 8, ScanSub = 4;   // scan.cu: block, FT, SUB
+    private const int ScanBlock = 128, ScanTile = 8, ScanSub = 4;   // selective_scan.cu: block, FT, SUB
 
-    /// <summary>Mirrors <c>struct ScanParams</c> in scan.cu (22 pointers, then 9 ints).</summary>
+    /// <summary>Mirrors <c>struct ScanParams</c> in selective_scan.cu (22 pointers, then 9 ints).</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct ScanParams
     {
@@ -27,7 +27,7 @@ public sealed unsafe partial class CudaBackend
     /// <summary>States per thread NS ≤ <paramref name="max"/> and threads per channel TPC (powers of two, NS·TPC ≥ N, TPC ≤ 32).</summary>
     internal static (int States, int ThreadsPerChannel) ScanSplit(int n, int max)
     {
-        // scan.cu indexes tiles with shifts and masks: NS, TPC and the channels of a block (ScanBlock / TPC) are powers of two
+        // selective_scan.cu indexes tiles with shifts and masks: NS, TPC and the channels of a block (ScanBlock / TPC) are powers of two
         if (max < 1 || (max & (max - 1)) != 0) throw new ArgumentException($"SelectiveScan on CUDA: states per thread must be a power of two, got {max}");
         int ns = Math.Min(max, NextPowerOfTwo(n));
         int tpc = NextPowerOfTwo((n + ns - 1) / ns);
@@ -35,7 +35,7 @@ public sealed unsafe partial class CudaBackend
         return (ns, tpc);
     }
 
-    /// <summary>Kernel name suffix of the sequence tensors' element type (scan.cu): F32 none, BF16 "_bf16", F16 "_f16".</summary>
+    /// <summary>Kernel name suffix of the sequence tensors' element type (selective_scan.cu): F32 none, BF16 "_bf16", F16 "_f16".</summary>
     private static string TypeSuffix(DType t) => t switch
     {
         DType.F32 => "",
@@ -102,7 +102,7 @@ public sealed unsafe partial class CudaBackend
         return (p.L + chunkLen - 1) / chunkLen < 3 ? Tiles(p.L) : chunkLen;
     }
 
-    /// <summary>Shared memory of scan.cu's forward (elements of <paramref name="elementSize"/> bytes): tile slots of u, Δ, z (and
+    /// <summary>Shared memory of selective_scan.cu's forward (elements of <paramref name="elementSize"/> bytes): tile slots of u, Δ, z (and
     /// dout for scan_prepare) [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC] — three slots when a tile is
     /// prepared one ahead (2-byte rows widened to F32 [2][2·FT·NS·TPC], or <paramref name="pre"/>: dt and gate [2][2·FT·channels] F32), else two.</summary>
     private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false, bool pre = false)
@@ -189,7 +189,7 @@ public sealed unsafe partial class CudaBackend
         p.Tpc = tpc;
         int shared = RequireShared(ForwardShared(p, ns, args.U.DType.ElementSize(), pre: v.Pre), "forward", p.N);
         string kernel = ForwardKernel(ns, p, type, v.Pre);
-        int chunkLen = ForwardChunkLength(p, "scan.cu", kernel, shared);
+        int chunkLen = ForwardChunkLength(p, "selective_scan.cu", kernel, shared);
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
         p.Y = args.Y.DataPointer;
@@ -203,10 +203,10 @@ public sealed unsafe partial class CudaBackend
                 sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
                 p.CarryH = carry.Pointer;
                 p.SumDt = sums.Pointer;
-                Launch("scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
-                Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+                Launch("selective_scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch("selective_scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch("scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+            Launch("selective_scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
         }
         finally
         {
@@ -289,17 +289,17 @@ public sealed unsafe partial class CudaBackend
                 p.SumDt = sums.Pointer;
                 // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
-                Launch("scan.cu", $"scan_prepare_ns{nsF}{(tpcF > 1 ? "_tpcx" : "")}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
+                Launch("selective_scan.cu", $"scan_prepare_ns{nsF}{(tpcF > 1 ? "_tpcx" : "")}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
                     RequireShared(ForwardShared(pf, nsF, type.ElementSize(), prepare: true), "backward (prepare sweep)", p.N), pf);
-                Launch("scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
+                Launch("selective_scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
-            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(ScanBackwardVariant == 1 && !half ? "" : "_pf")}{TypeSuffix(type)}",
+            Launch("selective_scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(ScanBackwardVariant == 1 && !half ? "" : "_pf")}{TypeSuffix(type)}",
                 ScanGrid(p, p.Chunks, block), block, shared, p);
             if (half)
             {
                 string convert = type == DType.BF16 ? "scan_to_bf16" : "scan_to_f16";
-                Launch("scan.cu", convert, GridFor(grads.DB.NumElements), 256, 0, dB32!.Pointer, grads.DB, grads.DB.NumElements);
-                Launch("scan.cu", convert, GridFor(grads.DC.NumElements), 256, 0, dC32!.Pointer, grads.DC, grads.DC.NumElements);
+                Launch("selective_scan.cu", convert, GridFor(grads.DB.NumElements), 256, 0, dB32!.Pointer, grads.DB, grads.DB.NumElements);
+                Launch("selective_scan.cu", convert, GridFor(grads.DC.NumElements), 256, 0, dC32!.Pointer, grads.DC, grads.DC.NumElements);
             }
         }
         finally
@@ -310,5 +310,13 @@ public sealed unsafe partial class CudaBackend
             dB32?.Release();
             dC32?.Release();
         }
+    }
+
+    // ---- recurrent step (decoding) ----
+    public void SelectiveScanStep(Tensor u, Tensor delta, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? z, Tensor? deltaBias,
+        bool deltaSoftplus, bool selective, Tensor ssmState, Tensor y)
+    {
+        int batch = u.Shape[0], dim = u.Shape[1], n = a.Shape[1];
+        Map("selective_scan.cu", "scan_step", (long)batch * dim, u, delta, a, b, c, d, z, deltaBias, deltaSoftplus, selective, ssmState, y, batch, dim, n);
     }
 }

@@ -216,6 +216,40 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
     /// <summary>Blocks for a grid-stride loop over <paramref name="n"/> items: enough to fill the GPU, no more.</summary>
     internal uint GridFor(long n, int block = 256) => (uint)Math.Clamp((n + block - 1) / block, 1, (long)Multiprocessors * 16);
 
+    /// <summary>A device word set to ulong.MaxValue; kernels lower it to the first bad position they meet.</summary>
+    private Tensor BadIndexSlot()
+    {
+        var slot = Tensor.Empty(new Shape(1), DType.I64, Device);
+        MakeCurrent();
+        Native.CudaDriver.Check(Native.CudaDriver.cuMemsetD8Async((ulong)slot.DataPointer, 0xff, 8, Stream), "cuMemsetD8Async");
+        return slot;
+    }
+
+    /// <summary>Reads the slot back (waits for the stream): −1 when every index was valid, else the first bad position.</summary>
+    private long ReadBadIndex(Tensor slot)
+    {
+        long value;
+        CopyToHost(slot, (nint)(&value), 8);
+        slot.Dispose();
+        return value;
+    }
+
+    private static long HostIndex(Tensor ids, long position)
+    {
+        using var one = ids.Reshape(-1).Slice((int)position, 1);
+        return one.ToInt64Array()[0];
+    }
+
+    // one warp per row, 8 rows per block
+    private static uint RowBlocks(long rows) => (uint)((rows + 7) / 8);
+
+    /// <summary>A grid-stride kernel over <paramref name="n"/> items (nothing when n = 0).</summary>
+    private void Map(string file, string kernel, long n, params ReadOnlySpan<KernelArg> args)
+    {
+        if (n == 0) return;
+        Launch(file, kernel, GridFor(n), 256, 0, args);
+    }
+
     // ---- memory ----
 
     public void Fill(Tensor t, float value)

@@ -905,3 +905,33 @@ SCAN_BACKWARD(4, 32)
 // dst = src rounded to the element type (the backward's F32 dB, dC for bf16 / f16 inputs)
 extern "C" __global__ void scan_to_bf16(const float* src, bf16_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<bf16_bits>(src[i]); }
 extern "C" __global__ void scan_to_f16(const float* src, half_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<half_bits>(src[i]); }
+
+// The recurrent step for decoding (IBackend.SelectiveScanStep), one thread per (stream, channel):
+//   dt = softplus(δ + bias);  h ← exp(dt·A)·h + dt·B·u;  y = ⟨C, h⟩ + D·u;  y ·= silu(z)
+extern "C" __global__ void scan_step(const float* u, const float* delta, const float* A, const float* B, const float* C, const float* Dskip,
+    const float* z, const float* bias, int softplus, int selective, float* state, float* y, int batch, int D, int N)
+{
+    i64 n = (i64)batch * D;
+    GRID_STRIDE(i, n)
+    {
+        i64 b = i / D;
+        int c = (int)(i % D);
+        float dt = delta[i] + (bias ? bias[c] : 0.f);
+        if (softplus) dt = softplus_f(dt);
+        float ui = u[i], dtu = dt * ui;
+        float* h = state + i * N;
+        const float* a = A + (i64)c * N;
+        const float* bn = selective ? B + b * N : B + (i64)c * N;
+        const float* cn = selective ? C + b * N : C + (i64)c * N;
+        float acc = 0.f;
+        for (int s = 0; s < N; s++)
+        {
+            float hv = fmaf(expf(dt * a[s]), h[s], dtu * bn[s]);
+            h[s] = hv;
+            acc = fmaf(hv, cn[s], acc);
+        }
+        if (Dskip) acc = fmaf(Dskip[c], ui, acc);
+        if (z) acc *= silu_f(z[i]);
+        y[i] = acc;
+    }
+}
