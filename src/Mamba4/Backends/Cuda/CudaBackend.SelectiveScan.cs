@@ -79,9 +79,8 @@ public sealed unsafe partial class CudaBackend
     private static Dim3 ScanGrid(in ScanParams p, int chunks, int block = ScanBlock) =>
         new((uint)((p.Dch + block / p.Tpc - 1) / (block / p.Tpc)), (uint)chunks, (uint)p.Batch);
 
-    /// <summary>The forward's split: NS ≤ 16 states per thread (or <paramref name="maxStates"/>), TPC lanes per channel.</summary>
-    private static (int States, int Tpc) ForwardSplit(int n, int maxStates = 0) =>
-        ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : maxStates > 0 ? maxStates : 16);
+    /// <summary>The forward's split: NS ≤ 16 states per thread (or <see cref="ScanForwardStatesOverride"/>), TPC lanes per channel.</summary>
+    private static (int States, int Tpc) ForwardSplit(int n) => ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : 16);
 
     /// <summary>Shortest forward chunk (steps) of the wave plan.</summary>
     private const int ScanMinChunk = 128;
@@ -104,13 +103,13 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>Shared memory of selective_scan.cu's forward (elements of <paramref name="elementSize"/> bytes): tile slots of u, Δ, z (and
     /// dout for scan_prepare) [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC] — three slots when a tile is
-    /// prepared one ahead (2-byte rows widened to F32 [2][2·FT·NS·TPC], or <paramref name="pre"/>: dt and gate [2][2·FT·channels] F32), else two.</summary>
-    private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false, bool pre = false)
+    /// prepared one ahead (2-byte rows widened to F32 [2][2·FT·NS·TPC]), else two.</summary>
+    private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false)
     {
         int channels = ScanBlock / p.Tpc, rows = ScanTile * ns * p.Tpc;
         bool widen = elementSize == 2 && p.Selective == 1;
         int slot = (prepare ? 4 : 3) * ScanTile * channels + (p.Selective == 1 ? 2 * rows : 0);
-        return ((widen || pre) ? 3 : 2) * slot * elementSize + (widen ? 4 * rows * sizeof(float) : 0) + (pre ? 4 * ScanTile * channels * sizeof(float) : 0);
+        return (widen ? 3 : 2) * slot * elementSize + (widen ? 4 * rows * sizeof(float) : 0);
     }
 
     /// <summary>The bytes, or a clear error where the device cannot give one block that much shared memory.</summary>
@@ -124,45 +123,9 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Threads per block (128 or 256) of the main backward kernel; 0 = automatic.</summary>
     internal static int ScanBackwardBlockOverride;
 
-    /// <summary>
-    /// Main backward kernel variant (for benchmarks; default from MAMBA4_SCAN_BWD_VARIANT): 0 = the next sub-block's
-    /// inputs prefetched into registers (<c>_pf</c>), 1 = loaded when needed.
-    /// </summary>
-    internal static int ScanBackwardVariant = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SCAN_BWD_VARIANT"), out var v) ? v : 0;
-
-    /// <summary>
-    /// Forward variants (MAMBA4_SCAN_FWD; the GPU tests check each, MAMBA4_CUDA_BENCH=scan times each), parts joined by '+':
-    /// <c>waves</c> = the chunk plan (<see cref="ForwardChunkLength"/>; the only one); <c>nsK</c> = K states per thread (16, 8, 4);
-    /// <c>pre</c> = dt and the gate computed once per (step, channel) per tile in shared memory (pays with TPC &gt; 1 lanes per
-    /// channel). `waves` is the default; `waves+ns4+pre` was the faster one on (64, 128, 200, 32) (h100-bench.txt).
-    /// </summary>
-    internal static readonly string[] ScanForwardVariants = ["waves", "waves+ns4+pre"];
-
-    /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
-    internal const string DefaultScanForward = "waves";
-
-    /// <summary>The forward variant in use (see <see cref="ScanForwardVariants"/>); tests and benchmarks set it.</summary>
-    internal static string ScanForwardVariant = Environment.GetEnvironmentVariable("MAMBA4_SCAN_FWD") is { Length: > 0 } fv ? fv : DefaultScanForward;
-
-    /// <summary>A forward variant: dt and gate precomputed, states per thread (0 = the split's).</summary>
-    internal readonly record struct ScanForwardOptions(bool Pre, int States);
-
-    internal static ScanForwardOptions ParseScanForwardVariant(string variant)
-    {
-        var o = new ScanForwardOptions();
-        foreach (var part in variant.Split('+', StringSplitOptions.TrimEntries))
-        {
-            if (part == "waves") continue;
-            else if (part == "pre") o = o with { Pre = true };
-            else if (part is "ns16" or "ns8" or "ns4") o = o with { States = int.Parse(part[2..]) };
-            else throw new NotSupportedException($"MAMBA4_SCAN_FWD={variant}: unknown part '{part}'; expected waves, pre, ns16, ns8 or ns4 (joined by '+')");
-        }
-        return o;
-    }
-
-    /// <summary>The forward kernel: one lane per channel, or <c>_tpcx</c> (lanes per channel at run time), or <c>_tpcx_pre</c>.</summary>
-    private static string ForwardKernel(int ns, in ScanParams p, string type, bool pre) =>
-        $"scan_forward_ns{ns}{(pre ? "_tpcx_pre" : p.Tpc > 1 ? "_tpcx" : "")}_{Variant(p)}{type}";
+    /// <summary>The forward kernel: one lane per channel, or <c>_tpcx</c> (lanes per channel at run time).</summary>
+    private static string ForwardKernel(int ns, in ScanParams p, string type) =>
+        $"scan_forward_ns{ns}{(p.Tpc > 1 ? "_tpcx" : "")}_{Variant(p)}{type}";
 
     /// <summary>Blocks of <paramref name="kernel"/> that fit on one SM at once (the driver's occupancy calculator; 1 if it is missing).</summary>
     internal int BlocksPerMultiprocessor(string file, string kernel, int block, int shared)
@@ -184,11 +147,10 @@ public sealed unsafe partial class CudaBackend
             return;
         }
         string type = TypeSuffix(args.U.DType);
-        var v = ParseScanForwardVariant(ScanForwardVariant);
-        var (ns, tpc) = ForwardSplit(p.N, v.States);
+        var (ns, tpc) = ForwardSplit(p.N);
         p.Tpc = tpc;
-        int shared = RequireShared(ForwardShared(p, ns, args.U.DType.ElementSize(), pre: v.Pre), "forward", p.N);
-        string kernel = ForwardKernel(ns, p, type, v.Pre);
+        int shared = RequireShared(ForwardShared(p, ns, args.U.DType.ElementSize()), "forward", p.N);
+        string kernel = ForwardKernel(ns, p, type);
         int chunkLen = ForwardChunkLength(p, "selective_scan.cu", kernel, shared);
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
@@ -293,7 +255,7 @@ public sealed unsafe partial class CudaBackend
                     RequireShared(ForwardShared(pf, nsF, type.ElementSize(), prepare: true), "backward (prepare sweep)", p.N), pf);
                 Launch("selective_scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
-            Launch("selective_scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(ScanBackwardVariant == 1 && !half ? "" : "_pf")}{TypeSuffix(type)}",
+            Launch("selective_scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}_pf{TypeSuffix(type)}",
                 ScanGrid(p, p.Chunks, block), block, shared, p);
             if (half)
             {

@@ -467,7 +467,7 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
 
 // scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk (both phases compiled into
 // one kernel, chosen once per launch); scan_prepare (phase 2, for the backward): every chunk.
-// Names: _tpcx = lanes per channel at run time (without it: one lane per channel); _pre = PRE; the element type last:
+// Names: _tpcx = lanes per channel at run time (without it: one lane per channel); the element type last:
 // (none) float, _bf16, _f16. Registers: selective at most 72 (7 blocks of 128 per SM; unbounded, the unrolled tile takes
 // ~190; a 64-register cap for 8 blocks measured 1–3% slower), time-invariant (B, C in registers too) and scan_prepare at
 // most 128 (4 blocks).
@@ -482,8 +482,6 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
     SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_lti##SUFFIX, NS, 1, false, T, false, 4)                                          \
     SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_sel##SUFFIX, NS, 0, true, T, false, 7)                                      \
     SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_lti##SUFFIX, NS, 0, false, T, false, 4)                                     \
-    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_pre_sel##SUFFIX, NS, 0, true, T, true, 7)                                   \
-    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_pre_lti##SUFFIX, NS, 0, false, T, true, 4)                                  \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, true, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, false, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, true, 2, T>(p, blockIdx.y); } \
@@ -890,8 +888,6 @@ __device__ void scan_backward_impl(const ScanParams& p)
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T>(p); }
 #define SCAN_BACKWARD(NS, TPC)                                                                                                 \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, false, float>(p); } \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, false, float>(p); } \
     SCAN_BACKWARD_PF(NS, TPC, float, ) SCAN_BACKWARD_PF(NS, TPC, bf16_bits, _bf16) SCAN_BACKWARD_PF(NS, TPC, half_bits, _f16)
 SCAN_BACKWARD(1, 1)
 SCAN_BACKWARD(2, 1)
