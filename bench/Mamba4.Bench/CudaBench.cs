@@ -57,9 +57,9 @@ public static class CudaBench
         Console.WriteLine();
         ScanTable(gpu, copy);
         Console.WriteLine();
-        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_prepare_ns16_sel", "scan_prepare_ns16_tpcx_sel", "scan_backward_ns4_tpc4_sel_pf" })
+        foreach (var k in new[] { Kernels.SelectiveScan.ScanForwardNs16Sel, Kernels.SelectiveScan.ScanPrepareNs16Sel, Kernels.SelectiveScan.ScanPrepareNs16TpcxSel, Kernels.SelectiveScan.ScanBackwardNs4Tpc4SelPf })
         {
-            var (regs, local) = gpu.KernelResources("selective_scan.cu", k);
+            var (regs, local) = gpu.KernelResources(Kernels.SelectiveScan.File, k);
             Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");
         }
         ScanBackwardBlocks(gpu);
@@ -259,13 +259,13 @@ public static class CudaBench
                 foreach (var set in sets) set.Dispose();
             }
         }
-        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_forward_ns16_sel_bf16", "scan_forward_ns16_sel_f16", "scan_forward_ns16_tpcx_sel",
-                     "scan_forward_ns4_tpcx_sel", "scan_forward_ns4_tpcx_sel_bf16" })
+        foreach (var k in new[] { Kernels.SelectiveScan.ScanForwardNs16Sel, Kernels.SelectiveScan.ScanForwardNs16SelBf16, Kernels.SelectiveScan.ScanForwardNs16SelF16, Kernels.SelectiveScan.ScanForwardNs16TpcxSel,
+                     Kernels.SelectiveScan.ScanForwardNs4TpcxSel, Kernels.SelectiveScan.ScanForwardNs4TpcxSelBf16 })
         {
             try
             {
-                var (regs, local) = gpu.KernelResources("selective_scan.cu", k);
-                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor("selective_scan.cu", k, 128, 0)} blocks of 128 per SM (registers)");
+                var (regs, local) = gpu.KernelResources(Kernels.SelectiveScan.File, k);
+                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor(Kernels.SelectiveScan.File, k, 128, 0)} blocks of 128 per SM (registers)");
             }
             catch (Exception e) { Console.WriteLine($"{k}: failed: {e.Message.Split('\n')[0]}"); }
         }

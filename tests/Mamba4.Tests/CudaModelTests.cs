@@ -129,14 +129,19 @@ public class CudaFailureTests
         Assert.Contains("broken.cu", e.Message);
     }
 
+    /// <summary>Every kernel file compiles, and every name of the generated table (Kernels.ByFile, macro-expanded at build
+    /// time) is a function of its compiled module: the table and the modules agree exactly where it counts.</summary>
     [Fact]
-    public void EveryKernelFileCompilesForThisGpu()
+    public void EveryKernelFileCompilesForThisGpuAndHoldsEveryNameOfTheTable()
     {
         var gpu = Gpu;
         foreach (var file in CudaCompiler.KernelFiles())
             Assert.NotEmpty(CudaCompiler.Cubin(file, CudaCompiler.Program(file), gpu.Architecture));
-        var (regs, local) = gpu.KernelResources("selective_scan.cu", "scan_backward_ns4_tpc4_sel");
-        Console.WriteLine($"scan_backward_ns4_tpc4: {regs} registers, {local} B local memory");
+        Assert.Equal(CudaCompiler.KernelFiles().Order(), Kernels.ByFile.Keys.Order());
+        foreach (var (file, names) in Kernels.ByFile)
+            foreach (var name in names) _ = gpu.KernelResources(file, name);   // cuModuleGetFunction throws on a missing name
+        var (regs, local) = gpu.KernelResources(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanBackwardNs4Tpc4SelPf);
+        Console.WriteLine($"scan_backward_ns4_tpc4_sel_pf: {regs} registers, {local} B local memory");
     }
 
     [Fact]

@@ -6,8 +6,8 @@ namespace Mamba4.Backends.Cuda;
 public sealed unsafe partial class CudaBackend
 {
     public void ActivationForward(Activation kind, Tensor x, Tensor y) =>
-        Map("activations.cu", "activation_forward", x.NumElements, (int)kind, x, y, x.NumElements);
+        Map(Kernels.Activations.File, Kernels.Activations.ActivationForward, x.NumElements, (int)kind, x, y, x.NumElements);
 
     public void ActivationBackward(Activation kind, Tensor x, Tensor dy, Tensor dx) =>
-        Map("activations.cu", "activation_backward", x.NumElements, (int)kind, x, dy, dx, x.NumElements);
+        Map(Kernels.Activations.File, Kernels.Activations.ActivationBackward, x.NumElements, (int)kind, x, dy, dx, x.NumElements);
 }

@@ -31,7 +31,7 @@ public sealed unsafe partial class CudaBackend
     {
         var (b, l, dh) = AttentionShape(q, spec.Heads, spec.KeyPadding);
         long rows = (long)b * spec.Heads * l;
-        Launch("attention.cu", "attention_forward", RowBlocks(rows), 256, 0, AttDropout.For(spec), q, k, v, spec.KeyPadding, y, logSumExp,
+        Launch(Kernels.Attention.File, Kernels.Attention.AttentionForward, RowBlocks(rows), 256, 0, AttDropout.For(spec), q, k, v, spec.KeyPadding, y, logSumExp,
             b, l, spec.Heads, dh, spec.Causal);
     }
 
@@ -46,9 +46,9 @@ public sealed unsafe partial class CudaBackend
         var delta = Allocator.Allocate(Math.Max(1, rows) * sizeof(float));
         try
         {
-            Launch("attention.cu", "attention_backward_dq", RowBlocks(rows), 256, 0, drop, q, k, v, spec.KeyPadding, y, logSumExp, dy, dq, delta.Pointer,
+            Launch(Kernels.Attention.File, Kernels.Attention.AttentionBackwardDq, RowBlocks(rows), 256, 0, drop, q, k, v, spec.KeyPadding, y, logSumExp, dy, dq, delta.Pointer,
                 b, l, spec.Heads, dh, spec.Causal);
-            Launch("attention.cu", "attention_backward_dkv", RowBlocks(rows), 256, 0, drop, q, k, v, spec.KeyPadding, logSumExp, delta.Pointer, dy, dk, dv,
+            Launch(Kernels.Attention.File, Kernels.Attention.AttentionBackwardDkv, RowBlocks(rows), 256, 0, drop, q, k, v, spec.KeyPadding, logSumExp, delta.Pointer, dy, dk, dv,
                 b, l, spec.Heads, dh, spec.Causal);
         }
         finally { delta.Release(); }
@@ -57,6 +57,6 @@ public sealed unsafe partial class CudaBackend
     public void AttentionStep(Tensor q, Tensor kCache, Tensor vCache, int length, int heads, Tensor y)
     {
         var (b, _, dh) = AttentionShape(q, heads, null);
-        Launch("attention.cu", "attention_step", RowBlocks((long)b * heads), 256, 0, q, kCache, vCache, y, b, heads, dh, kCache.Shape[1], length);
+        Launch(Kernels.Attention.File, Kernels.Attention.AttentionStep, RowBlocks((long)b * heads), 256, 0, q, kCache, vCache, y, b, heads, dh, kCache.Shape[1], length);
     }
 }

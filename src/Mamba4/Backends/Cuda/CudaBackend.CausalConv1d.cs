@@ -17,14 +17,14 @@ public sealed unsafe partial class CudaBackend
     {
         CheckKernelWidth(weight);
         int b = x.Shape[0], l = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
-        Map("causal_conv1d.cu", "conv_forward", x.NumElements, x, weight, bias, silu, y, b, l, d, k);
+        Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvForward, x.NumElements, x, weight, bias, silu, y, b, l, d, k);
     }
 
     public void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
     {
         CheckKernelWidth(weight);
         int b = x.Shape[0], l = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
-        Map("causal_conv1d.cu", "conv_backward_dx", x.NumElements, x, weight, bias, silu, dy, dx, b, l, d, k);
+        Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvBackwardDx, x.NumElements, x, weight, bias, silu, dy, dx, b, l, d, k);
         long rows = (long)b * l;
         int columnBlocks = (d + 255) / 256;
         int segments = (int)Math.Clamp(Multiprocessors * 8L / columnBlocks, 1, Math.Max(1, Math.Min(1024, rows / 16 + 1)));
@@ -33,10 +33,10 @@ public sealed unsafe partial class CudaBackend
         var partial = Allocator.Allocate((long)segments * (k + 1) * d * sizeof(double));
         try
         {
-            if (rows == 0) Launch("elementwise.cu", "fill_u64", GridFor((long)segments * (k + 1) * d), 256, 0, partial.Pointer, 0UL, (long)segments * (k + 1) * d);
-            else Launch("causal_conv1d.cu", "conv_params_partials", new Dim3((uint)columnBlocks, (uint)segments), 256, 0,
+            if (rows == 0) Launch(Kernels.Elementwise.File, Kernels.Elementwise.FillU64, GridFor((long)segments * (k + 1) * d), 256, 0, partial.Pointer, 0UL, (long)segments * (k + 1) * d);
+            else Launch(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvParamsPartials, new Dim3((uint)columnBlocks, (uint)segments), 256, 0,
                 x, weight, bias, silu, dy, b, l, d, k, perSegment, partial.Pointer);
-            Map("causal_conv1d.cu", "conv_params_final", (long)d * (k + 1), partial.Pointer, segments, d, k, dWeight, dBias);
+            Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvParamsFinal, (long)d * (k + 1), partial.Pointer, segments, d, k, dWeight, dBias);
         }
         finally { partial.Release(); }
     }
@@ -46,6 +46,6 @@ public sealed unsafe partial class CudaBackend
     public void CausalConv1dStep(Tensor x, Tensor convState, Tensor weight, Tensor? bias, bool silu, Tensor y)
     {
         int batch = x.Shape[0], d = x.Shape[1], k = weight.Shape[2];
-        Map("causal_conv1d.cu", "conv_step", (long)batch * d, x, convState, weight, bias, silu, y, batch, d, k);
+        Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvStep, (long)batch * d, x, convState, weight, bias, silu, y, batch, d, k);
     }
 }

@@ -18,7 +18,7 @@ public sealed unsafe partial class CudaBackend
         CheckTargets(targets, rows);
         if (rows == 0) return;
         var slot = BadIndexSlot();
-        Launch("cross_entropy.cu", "cross_entropy_forward", rows, 256, 0, logits, targets, ignoreIndex, losses, logSumExp, v, slot);
+        Launch(Kernels.CrossEntropy.File, Kernels.CrossEntropy.CrossEntropyForward, rows, 256, 0, logits, targets, ignoreIndex, losses, logSumExp, v, slot);
         long bad = ReadBadIndex(slot);
         if (bad >= 0)
             throw new ArgumentException($"cross-entropy: target {HostIndex(targets, bad)} at row {bad} is outside [0, {v}) and is not the ignore index {ignoreIndex}");
@@ -29,6 +29,6 @@ public sealed unsafe partial class CudaBackend
         long rows = logits.Shape.Rows;
         CheckTargets(targets, rows);
         if (rows == 0) return;
-        Launch("cross_entropy.cu", "cross_entropy_backward", rows, 256, 0, logits, targets, ignoreIndex, logSumExp, scale, dLogits, logits.Shape.Last);
+        Launch(Kernels.CrossEntropy.File, Kernels.CrossEntropy.CrossEntropyBackward, rows, 256, 0, logits, targets, ignoreIndex, logSumExp, scale, dLogits, logits.Shape.Last);
     }
 }

@@ -10,9 +10,9 @@ public sealed unsafe partial class CudaBackend
     public void DropoutForward(Tensor x, float p, ulong seed, Tensor y, Tensor mask)
     {
         ulong threshold = CpuBackend.DropoutThreshold(p);
-        Map("dropout.cu", "dropout_forward", x.NumElements, x, y, mask, seed, threshold, 1f / (1f - p), x.NumElements);
+        Map(Kernels.Dropout.File, Kernels.Dropout.DropoutForward, x.NumElements, x, y, mask, seed, threshold, 1f / (1f - p), x.NumElements);
     }
 
     public void DropoutBackward(Tensor dy, Tensor mask, float p, Tensor dx) =>
-        Map("dropout.cu", "dropout_backward", dy.NumElements, dy, mask, 1f / (1f - p), dx, dy.NumElements);
+        Map(Kernels.Dropout.File, Kernels.Dropout.DropoutBackward, dy.NumElements, dy, mask, 1f / (1f - p), dx, dy.NumElements);
 }

@@ -13,11 +13,11 @@ public sealed unsafe partial class CudaBackend
         if (IsCapturing)
         {
             // nothing can be read back while a graph is captured: out-of-range ids give zero rows there, unreported
-            Launch("embedding.cu", "embedding_forward", GridFor(n), 256, 0, weight, ids, ids.DType == DType.I64, num, dim, y, n, 0);
+            Launch(Kernels.Embedding.File, Kernels.Embedding.EmbeddingForward, GridFor(n), 256, 0, weight, ids, ids.DType == DType.I64, num, dim, y, n, 0);
             return;
         }
         var slot = BadIndexSlot();
-        Launch("embedding.cu", "embedding_forward", GridFor(n), 256, 0, weight, ids, ids.DType == DType.I64, num, dim, y, n, slot);
+        Launch(Kernels.Embedding.File, Kernels.Embedding.EmbeddingForward, GridFor(n), 256, 0, weight, ids, ids.DType == DType.I64, num, dim, y, n, slot);
         long bad = ReadBadIndex(slot);
         if (bad >= 0)
             throw new ArgumentOutOfRangeException(nameof(ids), $"Embedding: id {HostIndex(ids, bad)} at position {bad} of ids {ids.Shape} is outside [0, {num}) for weight {weight.Name}{weight.Shape}");
@@ -27,6 +27,6 @@ public sealed unsafe partial class CudaBackend
     {
         int dim = dWeight.Shape[1];
         long n = ids.NumElements * dim;
-        Map("embedding.cu", "embedding_backward", n, dy, ids, ids.DType == DType.I64, dim, dWeight, paddingIndex, n);
+        Map(Kernels.Embedding.File, Kernels.Embedding.EmbeddingBackward, n, dy, ids, ids.DType == DType.I64, dim, dWeight, paddingIndex, n);
     }
 }

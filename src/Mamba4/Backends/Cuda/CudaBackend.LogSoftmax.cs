@@ -8,12 +8,12 @@ public sealed unsafe partial class CudaBackend
     public void LogSoftmaxForward(Tensor x, Tensor y)
     {
         if (x.Shape.Rows == 0) return;
-        Launch("log_softmax.cu", "log_softmax_forward", x.Shape.Rows, 256, 0, x, y, x.Shape.Last);
+        Launch(Kernels.LogSoftmax.File, Kernels.LogSoftmax.LogSoftmaxForward, x.Shape.Rows, 256, 0, x, y, x.Shape.Last);
     }
 
     public void LogSoftmaxBackward(Tensor y, Tensor dy, Tensor dx)
     {
         if (y.Shape.Rows == 0) return;
-        Launch("log_softmax.cu", "log_softmax_backward", y.Shape.Rows, 256, 0, y, dy, dx, y.Shape.Last);
+        Launch(Kernels.LogSoftmax.File, Kernels.LogSoftmax.LogSoftmaxBackward, y.Shape.Rows, 256, 0, y, dy, dx, y.Shape.Last);
     }
 }

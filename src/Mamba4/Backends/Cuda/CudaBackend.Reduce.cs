@@ -12,15 +12,15 @@ public sealed unsafe partial class CudaBackend
         var partial = Allocator.Allocate(blocks * sizeof(double));
         try
         {
-            Launch("reduce.cu", "sum_partials", blocks, 256, 0, x, n, partial.Pointer);
-            Launch("reduce.cu", "sum_final", 1, 256, 0, partial.Pointer, (int)blocks, y);
+            Launch(Kernels.Reduce.File, Kernels.Reduce.SumPartials, blocks, 256, 0, x, n, partial.Pointer);
+            Launch(Kernels.Reduce.File, Kernels.Reduce.SumFinal, 1, 256, 0, partial.Pointer, (int)blocks, y);
         }
         finally { partial.Release(); }
     }
 
     public void SumRows(Tensor x, Tensor y, bool accumulate) =>
         ColumnSums(x.Shape.Rows, y.Shape.Last, y, accumulate, (segments, perSegment, partial) =>
-            Launch("reduce.cu", "sum_rows_partials", new Dim3((uint)((y.Shape.Last + 255) / 256), (uint)segments), 256, 0,
+            Launch(Kernels.Reduce.File, Kernels.Reduce.SumRowsPartials, new Dim3((uint)((y.Shape.Last + 255) / 256), (uint)segments), 256, 0,
                 x, x.Shape.Rows, y.Shape.Last, perSegment, partial));
 
     /// <summary>
@@ -37,13 +37,13 @@ public sealed unsafe partial class CudaBackend
         var partial = Allocator.Allocate((long)segments * d * sizeof(double));
         try
         {
-            if (rows == 0) Launch("elementwise.cu", "fill_u64", GridFor((long)segments * d), 256, 0, partial.Pointer, 0UL, (long)segments * d);
+            if (rows == 0) Launch(Kernels.Elementwise.File, Kernels.Elementwise.FillU64, GridFor((long)segments * d), 256, 0, partial.Pointer, 0UL, (long)segments * d);
             else partials(segments, perSegment, partial.Pointer);
-            Launch("reduce.cu", "sum_rows_final", (uint)columnBlocks, 256, 0, partial.Pointer, segments, d, y, accumulate);
+            Launch(Kernels.Reduce.File, Kernels.Reduce.SumRowsFinal, (uint)columnBlocks, 256, 0, partial.Pointer, segments, d, y, accumulate);
         }
         finally { partial.Release(); }
     }
 
     public void AddRowVector(Tensor y, Tensor bias) =>
-        Map("reduce.cu", "add_row_vector", y.NumElements, y, bias, y.Shape.Last, y.NumElements);
+        Map(Kernels.Reduce.File, Kernels.Reduce.AddRowVector, y.NumElements, y, bias, y.Shape.Last, y.NumElements);
 }

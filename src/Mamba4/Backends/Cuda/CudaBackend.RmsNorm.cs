@@ -8,16 +8,16 @@ public sealed unsafe partial class CudaBackend
     public void RmsNormForward(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd)
     {
         long rows = x.Shape.Rows;
-        Launch("rms_norm.cu", "rmsnorm_forward", RowBlocks(rows), 256, 0, x, weight, eps, y, rstd, rows, x.Shape.Last);
+        Launch(Kernels.RmsNorm.File, Kernels.RmsNorm.RmsnormForward, RowBlocks(rows), 256, 0, x, weight, eps, y, rstd, rows, x.Shape.Last);
     }
 
     public void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight)
     {
         long rows = x.Shape.Rows;
         int d = x.Shape.Last;
-        Launch("rms_norm.cu", "rmsnorm_backward_dx", RowBlocks(rows), 256, 0, dy, x, weight, rstd, dx, rows, d);
+        Launch(Kernels.RmsNorm.File, Kernels.RmsNorm.RmsnormBackwardDx, RowBlocks(rows), 256, 0, dy, x, weight, rstd, dx, rows, d);
         ColumnSums(rows, d, dWeight, false, (segments, perSegment, partial) =>
-            Launch("rms_norm.cu", "rmsnorm_weight_partials", new Dim3((uint)((d + 255) / 256), (uint)segments), 256, 0,
+            Launch(Kernels.RmsNorm.File, Kernels.RmsNorm.RmsnormWeightPartials, new Dim3((uint)((d + 255) / 256), (uint)segments), 256, 0,
                 dy, x, rstd, rows, d, perSegment, partial));
     }
 }

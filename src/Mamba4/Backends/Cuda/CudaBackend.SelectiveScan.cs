@@ -19,7 +19,7 @@ public sealed unsafe partial class CudaBackend
         public int Batch, L, Dch, N, ChunkLen, Chunks, Tpc, Selective, Softplus;
     }
 
-    /// <summary>Tuning overrides for benchmarks (0 = automatic): forward chunk length, forward states per thread, backward chunk length.</summary>
+    /// <summary>Tuning overrides for benchmarks (0 = automatic): forward chunk length, forward states per thread (1, 2, 4, 8 or 16), backward chunk length.</summary>
     internal static int ScanForwardChunkOverride, ScanForwardStatesOverride, ScanBackwardChunkOverride;
 
     internal static int NextPowerOfTwo(int v) => v <= 1 ? 1 : 1 << (32 - int.LeadingZeroCount(v - 1));
@@ -73,8 +73,21 @@ public sealed unsafe partial class CudaBackend
         Batch = a.Batch, L = a.Length, Dch = a.Channels, N = a.StateSize, Selective = a.Selective ? 1 : 0, Softplus = a.DeltaSoftplus ? 1 : 0,
     };
 
-    /// <summary>Kernel name suffix: selective (B, C per step) or time-invariant.</summary>
-    private static string Variant(in ScanParams p) => p.Selective == 1 ? "sel" : "lti";
+    // The kernel names composed at run time (selective_scan.cu's macros define them; KernelTableTests checks every name these
+    // can give against the generated Kernels.ByFile): scan_{forward,prepare}_ns{NS}[_tpcx]_{sel,lti}{type} and
+    // scan_backward_ns{NS}_tpc{TPC}_{sel,lti}_pf{type}, where _tpcx means lanes per channel read at run time (TPC > 1).
+
+    /// <summary>The forward kernel of a split (NS states per thread, TPC lanes per channel).</summary>
+    internal static string ForwardKernel(int ns, int tpc, bool selective, DType type) =>
+        $"scan_forward_ns{ns}{(tpc > 1 ? "_tpcx" : "")}_{(selective ? "sel" : "lti")}{TypeSuffix(type)}";
+
+    /// <summary>The backward's forward sweep (phase 2) of a split.</summary>
+    internal static string PrepareKernel(int ns, int tpc, bool selective, DType type) =>
+        $"scan_prepare_ns{ns}{(tpc > 1 ? "_tpcx" : "")}_{(selective ? "sel" : "lti")}{TypeSuffix(type)}";
+
+    /// <summary>The main backward kernel of a split (TPC a compile-time constant; with prefetch).</summary>
+    internal static string BackwardKernel(int ns, int tpc, bool selective, DType type) =>
+        $"scan_backward_ns{ns}_tpc{tpc}_{(selective ? "sel" : "lti")}_pf{TypeSuffix(type)}";
 
     private static Dim3 ScanGrid(in ScanParams p, int chunks, int block = ScanBlock) =>
         new((uint)((p.Dch + block / p.Tpc - 1) / (block / p.Tpc)), (uint)chunks, (uint)p.Batch);
@@ -123,10 +136,6 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Threads per block (128 or 256) of the main backward kernel; 0 = automatic.</summary>
     internal static int ScanBackwardBlockOverride;
 
-    /// <summary>The forward kernel: one lane per channel, or <c>_tpcx</c> (lanes per channel at run time).</summary>
-    private static string ForwardKernel(int ns, in ScanParams p, string type) =>
-        $"scan_forward_ns{ns}{(p.Tpc > 1 ? "_tpcx" : "")}_{Variant(p)}{type}";
-
     /// <summary>Blocks of <paramref name="kernel"/> that fit on one SM at once (the driver's occupancy calculator; 1 if it is missing).</summary>
     internal int BlocksPerMultiprocessor(string file, string kernel, int block, int shared)
     {
@@ -146,12 +155,11 @@ public sealed unsafe partial class CudaBackend
             if (args.LastState is { } s) Fill(s, 0f);
             return;
         }
-        string type = TypeSuffix(args.U.DType);
         var (ns, tpc) = ForwardSplit(p.N);
         p.Tpc = tpc;
         int shared = RequireShared(ForwardShared(p, ns, args.U.DType.ElementSize()), "forward", p.N);
-        string kernel = ForwardKernel(ns, p, type);
-        int chunkLen = ForwardChunkLength(p, "selective_scan.cu", kernel, shared);
+        string kernel = ForwardKernel(ns, tpc, p.Selective == 1, args.U.DType);
+        int chunkLen = ForwardChunkLength(p, Kernels.SelectiveScan.File, kernel, shared);
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
         p.Y = args.Y.DataPointer;
@@ -165,10 +173,10 @@ public sealed unsafe partial class CudaBackend
                 sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
                 p.CarryH = carry.Pointer;
                 p.SumDt = sums.Pointer;
-                Launch("selective_scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
-                Launch("selective_scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+                Launch(Kernels.SelectiveScan.File, kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanCarryForward, GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch("selective_scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+            Launch(Kernels.SelectiveScan.File, kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
         }
         finally
         {
@@ -251,17 +259,17 @@ public sealed unsafe partial class CudaBackend
                 p.SumDt = sums.Pointer;
                 // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
-                Launch("selective_scan.cu", $"scan_prepare_ns{nsF}{(tpcF > 1 ? "_tpcx" : "")}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
+                Launch(Kernels.SelectiveScan.File, PrepareKernel(nsF, tpcF, p.Selective == 1, type), ScanGrid(pf, p.Chunks), ScanBlock,
                     RequireShared(ForwardShared(pf, nsF, type.ElementSize(), prepare: true), "backward (prepare sweep)", p.N), pf);
-                Launch("selective_scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
+                Launch(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanCarries, new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
-            Launch("selective_scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}_pf{TypeSuffix(type)}",
+            Launch(Kernels.SelectiveScan.File, BackwardKernel(ns, tpc, p.Selective == 1, type),
                 ScanGrid(p, p.Chunks, block), block, shared, p);
             if (half)
             {
-                string convert = type == DType.BF16 ? "scan_to_bf16" : "scan_to_f16";
-                Launch("selective_scan.cu", convert, GridFor(grads.DB.NumElements), 256, 0, dB32!.Pointer, grads.DB, grads.DB.NumElements);
-                Launch("selective_scan.cu", convert, GridFor(grads.DC.NumElements), 256, 0, dC32!.Pointer, grads.DC, grads.DC.NumElements);
+                string convert = type == DType.BF16 ? Kernels.SelectiveScan.ScanToBf16 : Kernels.SelectiveScan.ScanToF16;
+                Launch(Kernels.SelectiveScan.File, convert, GridFor(grads.DB.NumElements), 256, 0, dB32!.Pointer, grads.DB, grads.DB.NumElements);
+                Launch(Kernels.SelectiveScan.File, convert, GridFor(grads.DC.NumElements), 256, 0, dC32!.Pointer, grads.DC, grads.DC.NumElements);
             }
         }
         finally
@@ -279,6 +287,6 @@ public sealed unsafe partial class CudaBackend
         bool deltaSoftplus, bool selective, Tensor ssmState, Tensor y)
     {
         int batch = u.Shape[0], dim = u.Shape[1], n = a.Shape[1];
-        Map("selective_scan.cu", "scan_step", (long)batch * dim, u, delta, a, b, c, d, z, deltaBias, deltaSoftplus, selective, ssmState, y, batch, dim, n);
+        Map(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanStep, (long)batch * dim, u, delta, a, b, c, d, z, deltaBias, deltaSoftplus, selective, ssmState, y, batch, dim, n);
     }
 }

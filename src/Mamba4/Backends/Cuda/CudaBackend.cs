@@ -264,7 +264,7 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
             case 1: CudaDriver.Check(CudaDriver.cuMemsetD8Async(p, (byte)bits, n, Stream), "cuMemsetD8Async"); break;
             case 2: CudaDriver.Check(CudaDriver.cuMemsetD16Async(p, (ushort)bits, n, Stream), "cuMemsetD16Async"); break;
             case 4: CudaDriver.Check(CudaDriver.cuMemsetD32Async(p, (uint)bits, n, Stream), "cuMemsetD32Async"); break;
-            default: Launch("elementwise.cu", "fill_u64", GridFor(t.NumElements), 256, 0, t, bits, t.NumElements); break;
+            default: Launch(Kernels.Elementwise.File, Kernels.Elementwise.FillU64, GridFor(t.NumElements), 256, 0, t, bits, t.NumElements); break;
         }
     }
 
@@ -289,9 +289,9 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
             CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(d, s, (nuint)(rows * cols * es), Stream), "cuMemcpyDtoDAsync");
             return;
         }
-        string kernel = es switch { 1 => "copy_columns_u8", 2 => "copy_columns_u16", 4 => "copy_columns_u32", 8 => "copy_columns_u64", _ => throw new NotSupportedException($"element size {es}") };
+        string kernel = es switch { 1 => Kernels.Elementwise.CopyColumnsU8, 2 => Kernels.Elementwise.CopyColumnsU16, 4 => Kernels.Elementwise.CopyColumnsU32, 8 => Kernels.Elementwise.CopyColumnsU64, _ => throw new NotSupportedException($"element size {es}") };
         long n = rows * cols;
-        Launch("elementwise.cu", kernel, GridFor(n), 256, 0, src, sLast, srcCol, dst, dLast, dstCol, cols, n);
+        Launch(Kernels.Elementwise.File, kernel, GridFor(n), 256, 0, src, sLast, srcCol, dst, dLast, dstCol, cols, n);
     }
 
     // ---- host transfers (IDeviceMemory) ----
