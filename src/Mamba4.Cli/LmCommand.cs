@@ -8,6 +8,7 @@ using Mamba4.Tasks.LanguageModeling;
 using Mamba4.Tensors;
 using Mamba4.Text;
 using Mamba4.Training;
+using Mamba4.Ops;
 
 namespace Mamba4.Cli;
 
@@ -90,7 +91,7 @@ internal static class LmCommand
                     (step, _) =>
                     {
                         var (x, y) = stream.Batch(seedValue, step, batchSize, seqLen);
-                        return (Ops.CrossEntropy.Forward(net.Logits(Tensor.From(x, batchSize, seqLen)), Tensor.From(y, batchSize, seqLen)), (long)batchSize * seqLen);
+                        return (F.CrossEntropy(net.Logits(Tensor.From(x, batchSize, seqLen)), Tensor.From(y, batchSize, seqLen)), (long)batchSize * seqLen);
                     },
                     () =>
                     {

@@ -28,7 +28,7 @@ public class AttentionDropoutTests
     }
 
     private static Tensor Dropped(Tensor q, Tensor k, Tensor v, Tensor? ids, float p, ulong seed, bool causal = true) =>
-        Attention.Forward(q, k, v, new AttentionSpec(Heads, causal, ids, p, seed));
+        F.Attention(q, k, v, new AttentionSpec(Heads, causal, ids, p, seed));
 
     [Theory]
     [InlineData(true)]
@@ -137,7 +137,7 @@ public class AttentionDropoutTests
         }
         var padded = Assert.Throws<ArgumentException>(() => Dropped(q, k, v, ids, 0f, 3, causal: false));
         Assert.Contains("keyPadding (RecBole's causal mask) needs causal attention", padded.Message);
-        var heads = Assert.Throws<ArgumentException>(() => Attention.Forward(q, k, v, new AttentionSpec(0)));
+        var heads = Assert.Throws<ArgumentException>(() => F.Attention(q, k, v, new AttentionSpec(0)));
         Assert.Contains("heads must be at least 1, got 0", heads.Message);
     }
 }

@@ -9,7 +9,7 @@ public class AttentionTests
 {
     /// <summary>Causal attention, RecBole's padding mask when ids are given.</summary>
     internal static Tensor Causal(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding = null) =>
-        Attention.Forward(q, k, v, new AttentionSpec(heads, KeyPadding: keyPadding));
+        F.Attention(q, k, v, new AttentionSpec(heads, KeyPadding: keyPadding));
 
     /// <summary>
     /// Naive double-precision reference: the explicit [L, L] score matrix per (batch, head), the mask
@@ -131,7 +131,7 @@ public class AttentionTests
         // ∂Σy/∂q0 = p00 p01 (v1 − v0)(k1 − k0) = 50, ∂/∂k = ∓p00 p01 (v1 − v0) q0 = ∓50, ∂/∂v = (½, ½ + 1).
         // Scores of ±5000 leave lse with float32 steps of 5e-4, hence the relative tolerance.
         foreach (var t in new[] { q, k, v }) t.RequiresGrad = true;
-        Reduce.Sum(Causal(q, k, v, 1, Tensor.From(ids, 1, 2))).Backward();
+        F.Sum(Causal(q, k, v, 1, Tensor.From(ids, 1, 2))).Backward();
         double[][] grads = [[50, 0], [-50, 50], [0.5, 1.5]];
         var actual = new[] { q, k, v }.Select(t => t.Grad!.ToFloatArray()).ToArray();
         for (int a = 0; a < 3; a++)
@@ -170,7 +170,7 @@ public class AttentionTests
         var weights = Enumerable.Range(0, b * l * w).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
         foreach (var t in inputs) t.RequiresGrad = true;
         var y = Causal(inputs[0], inputs[1], inputs[2], heads, ids is null ? null : Tensor.From(ids, b, l));
-        var loss = Reduce.Sum(Elementwise.Mul(y, Tensor.From(weights.Select(x => (float)x).ToArray(), b, l, w)));
+        var loss = F.Sum(F.Mul(y, Tensor.From(weights.Select(x => (float)x).ToArray(), b, l, w)));
         loss.Backward();
 
         var x = inputs.Select(Doubles).ToArray();

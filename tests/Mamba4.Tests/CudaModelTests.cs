@@ -6,6 +6,7 @@ using Mamba4.IO;
 using Mamba4.Models;
 using Mamba4.Tensors;
 using static Mamba4.Tests.CudaTest;
+using Mamba4.Ops;
 
 namespace Mamba4.Tests;
 
@@ -82,7 +83,7 @@ public class CudaModelTests
         ModelFixtureTests.AssertClose(reference.Get("seq_output").ToDoubleArray(), seqOutput.ToFloatArray(), 1e-5, 1e-5, "seq_output");
         var scores = model.Scores(seqOutput);
         ModelFixtureTests.AssertClose(reference.Get("scores").ToDoubleArray(), scores.ToFloatArray(), 1e-5, 1e-5, "scores");
-        var loss = Ops.CrossEntropy.Forward(scores, reference.Get("pos_items"));
+        var loss = F.CrossEntropy(scores, reference.Get("pos_items"));
         Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
         loss.Backward();
         foreach (var (name, p) in model.NamedParameters())

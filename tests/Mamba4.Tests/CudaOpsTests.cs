@@ -1,6 +1,7 @@
 using Mamba4.Backends;
 using Mamba4.Tensors;
 using static Mamba4.Tests.CudaTest;
+using Mamba4.Ops;
 
 namespace Mamba4.Tests;
 
@@ -64,8 +65,8 @@ public class CudaOpsTests
         Cpu.CopyColumns(src, 5, c, 11, 17);
         g.Backend.CopyColumns(src.To(Cuda), 5, g, 11, 17);
         Close(c, g, 0, "CopyColumns");
-        var parts = Ops.Concat.SplitLastAxis(src.To(Cuda), 4, 20, 5);
-        Close(src, Ops.Concat.LastAxis(parts), 0, "split + concat");
+        var parts = F.SplitLastAxis(src.To(Cuda), 4, 20, 5);
+        Close(src, F.ConcatLastAxis(parts), 0, "split + concat");
     }
 
     [Fact]

@@ -201,8 +201,8 @@ public class CudaSelectiveScanTests
             c.Args.C.To(DType.BF16, dev), c.Args.D!.To(dev), c.Args.Z!.To(DType.BF16, dev), c.Args.DeltaBias!.To(dev)];
         var cpu = Inputs(Device.Cpu);
         var gpu = Inputs(Cuda);
-        var (yc, lc) = SelectiveScan.Forward(cpu[0], cpu[1], cpu[2], cpu[3], cpu[4], cpu[5], cpu[6], cpu[7], returnLastState: true);
-        var (yg, lg) = SelectiveScan.Forward(gpu[0], gpu[1], gpu[2], gpu[3], gpu[4], gpu[5], gpu[6], gpu[7], returnLastState: true);
+        var (yc, lc) = F.SelectiveScan(cpu[0], cpu[1], cpu[2], cpu[3], cpu[4], cpu[5], cpu[6], cpu[7], returnLastState: true);
+        var (yg, lg) = F.SelectiveScan(gpu[0], gpu[1], gpu[2], gpu[3], gpu[4], gpu[5], gpu[6], gpu[7], returnLastState: true);
         Assert.Equal(DType.BF16, yg.DType);
         Assert.Equal(DType.F32, lg!.DType);
         Close(yc, yg, 1e-2, "op y");
@@ -320,12 +320,12 @@ public class CudaSelectiveScanTests
         var inputs = new[] { Seq("in.u"), Seq("in.delta"), f.Get("in.A", DType.F32).To(Cuda), Bc("in.B"), Bc("in.C"),
             f.Get("in.D", DType.F32).To(Cuda), Seq("in.z"), f.Get("in.delta_bias", DType.F32).To(Cuda) };
         foreach (var t in inputs) t.RequiresGrad = true;
-        var (y, last) = SelectiveScan.Forward(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], inputs[6], inputs[7],
+        var (y, last) = F.SelectiveScan(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], inputs[6], inputs[7],
             deltaSoftplus: true, returnLastState: true);
         Assert.Equal(Cuda, y.Device);
         ModelFixtureTests.AssertClose(f.Get("out.y").ToDoubleArray(), First(y.ToFloatArray(), b, d, l), 1e-5, 1e-5, "out.y");
         ModelFixtureTests.AssertClose(f.Get("out.last_state").ToDoubleArray(), last!.ToFloatArray(), 1e-5, 1e-5, "out.last_state");
-        Reduce.Sum(Elementwise.Mul(y, Seq("dy"))).Backward();
+        F.Sum(F.Mul(y, Seq("dy"))).Backward();
         string[] names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"];
         for (int i = 0; i < names.Length; i++)
         {

@@ -33,7 +33,7 @@ public class ForecastModelTests : IDisposable
             var k = GradCheck.Random(rng, 1f, b, l, w);
             var v = GradCheck.Random(rng, 1f, b, l, w);
             using var _ = GradMode.NoGrad();
-            var y = Attention.Forward(q, k, v, new AttentionSpec(heads, Causal: false)).ToFloatArray();
+            var y = F.Attention(q, k, v, new AttentionSpec(heads, Causal: false)).ToFloatArray();
             var expected = Reference(q.ToDoubleArray(), k.ToDoubleArray(), v.ToDoubleArray(), b, l, heads, d);
             for (int i = 0; i < y.Length; i++) Assert.Equal(expected[i], y[i], 1e-5);
         }
@@ -68,7 +68,7 @@ public class ForecastModelTests : IDisposable
         var q = GradCheck.Random(rng, 1f, 2, 6, 8);
         var k = GradCheck.Random(rng, 1f, 2, 6, 8);
         var v = GradCheck.Random(rng, 1f, 2, 6, 8);
-        GradCheck.Check(x => Attention.Forward(x[0], x[1], x[2], new AttentionSpec(2, Causal: false)), [q, k, v]);
+        GradCheck.Check(x => F.Attention(x[0], x[1], x[2], new AttentionSpec(2, Causal: false)), [q, k, v]);
     }
 
     [Fact]

@@ -17,9 +17,9 @@ namespace Mamba4.Ops;
 /// keys are all padding attends (softly) to every key, as in RecBole. See CpuBackend.Attention.cs.
 /// The forward keeps only the per-row log-sum-exp [batch, heads, L]; the backward recomputes p from it.
 /// </summary>
-public static class Attention
+public static partial class F
 {
-    public static Tensor Forward(Tensor q, Tensor k, Tensor v, AttentionSpec spec)
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, AttentionSpec spec)
     {
         const string op = "Attention";
         if (spec.KeyPadding is { } padding) spec = spec with { KeyPadding = OpCheck.OnDeviceOf(padding, q) };
@@ -49,7 +49,7 @@ public static class Attention
     /// Decoding with a KV cache (no tape): q [batch, heads·dHead] attends causally to the first <paramref name="length"/>
     /// rows of kCache, vCache [batch, capacity, heads·dHead]; returns y [batch, heads·dHead].
     /// </summary>
-    public static Tensor Step(Tensor q, Tensor kCache, Tensor vCache, int length, int heads)
+    public static Tensor AttentionStep(Tensor q, Tensor kCache, Tensor vCache, int length, int heads)
     {
         const string op = "Attention.Step";
         OpCheck.F32(op, "q", q);

@@ -12,9 +12,9 @@ namespace Mamba4.Ops;
 /// Step (decoding, no tape): x, y [batch, D]; convState [batch, D, K−1] holds the previous K−1 inputs, oldest first:
 ///   y[d] = b[d] + Σ_{k&lt;K−1} w[d, k]·state[d, k] + w[d, K−1]·x[d],  then state ← (state[1:], x).
 /// </summary>
-public static class CausalConv1d
+public static partial class F
 {
-    public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias, bool silu = false)
+    public static Tensor CausalConv1d(Tensor x, Tensor weight, Tensor? bias, bool silu = false)
     {
         OpCheck.F32("CausalConv1d", "x", x);
         OpCheck.Rank("CausalConv1d", "x", x, 3);
@@ -39,7 +39,7 @@ public static class CausalConv1d
     }
 
     /// <summary>One token per stream: x [batch, D] → y [batch, D]; <paramref name="convState"/> [batch, D, K−1] is shifted in place.</summary>
-    public static Tensor Step(Tensor x, Tensor convState, Tensor weight, Tensor? bias, bool silu = false)
+    public static Tensor CausalConv1dStep(Tensor x, Tensor convState, Tensor weight, Tensor? bias, bool silu = false)
     {
         const string op = "CausalConv1d.Step";
         OpCheck.F32(op, "x", x);

@@ -14,10 +14,10 @@ namespace Mamba4.Ops;
 /// The input projection for all steps is one Linear op (gi = x W_ihᵀ + b_ih); the recurrence is one fused op
 /// whose backward runs through time (the math is in CpuBackend.Gru.cs). It keeps (r, z, n, W_hn h + b_hn) per step.
 /// </summary>
-public static class Gru
+public static partial class F
 {
     /// <summary>x [batch, L, In] → y [batch, L, H], y[:, t] = h_t.</summary>
-    public static Tensor Forward(Tensor x, Tensor wIh, Tensor wHh, Tensor? bIh = null, Tensor? bHh = null, Tensor? h0 = null)
+    public static Tensor Gru(Tensor x, Tensor wIh, Tensor wHh, Tensor? bIh = null, Tensor? bHh = null, Tensor? h0 = null)
     {
         const string op = "Gru";
         OpCheck.F32(op, "x", x);
@@ -28,12 +28,12 @@ public static class Gru
             throw new ArgumentException($"{op}: weight_ih must have 3·hidden rows (gates r, z, n), got {wIh.Shape}");
         if (wIh.Shape[1] != x.Shape[2])
             throw new ArgumentException($"{op}: x {x.Shape} has {x.Shape[2]} features but weight_ih {wIh.Shape} expects {wIh.Shape[1]}");
-        var gi = Linear.Forward(x, wIh, bIh);
-        return Recurrence(gi, wHh, bHh, h0);
+        var gi = F.Linear(x, wIh, bIh);
+        return GruRecurrence(gi, wHh, bHh, h0);
     }
 
     /// <summary>The recurrence alone, from the input projection gi [batch, L, 3H] (= x W_ihᵀ + b_ih).</summary>
-    public static Tensor Recurrence(Tensor gi, Tensor wHh, Tensor? bHh = null, Tensor? h0 = null)
+    public static Tensor GruRecurrence(Tensor gi, Tensor wHh, Tensor? bHh = null, Tensor? h0 = null)
     {
         const string op = "Gru";
         OpCheck.F32(op, "gi", gi);

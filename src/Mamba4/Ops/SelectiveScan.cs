@@ -21,9 +21,9 @@ namespace Mamba4.Ops;
 /// Step (decoding, no tape): one time step of the same recurrence, u, delta, z, y: [batch, D]; B, C: [batch, N] (selective)
 /// or [D, N] (time-invariant); the state h [batch, D, N] is updated in place. Equals the parallel forward step by step.
 /// </summary>
-public static class SelectiveScan
+public static partial class F
 {
-    public static (Tensor Y, Tensor? LastState) Forward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
+    public static (Tensor Y, Tensor? LastState) SelectiveScan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
         Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true, bool returnLastState = false)
     {
         const string op = "SelectiveScan";
@@ -79,7 +79,7 @@ public static class SelectiveScan
     }
 
     /// <summary>One token per stream: y [batch, D] from u, delta [batch, D]; <paramref name="ssmState"/> [batch, D, N] is updated in place.</summary>
-    public static Tensor Step(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor ssmState, bool selective,
+    public static Tensor SelectiveScanStep(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor ssmState, bool selective,
         Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true)
     {
         const string op = "SelectiveScan.Step";
