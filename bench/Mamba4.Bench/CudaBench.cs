@@ -57,14 +57,14 @@ public static class CudaBench
         Console.WriteLine();
         ScanTable(gpu, copy);
         Console.WriteLine();
-        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_prepare_ns16_sel", "scan_prepare_ns16_tpcx_sel", "scan_backward_ns4_tpc4_sel", "scan_backward_ns4_tpc4_sel_pf" })
+        foreach (var k in new[] { Kernels.SelectiveScan.ScanForwardNs16Sel, Kernels.SelectiveScan.ScanPrepareNs16Sel, Kernels.SelectiveScan.ScanPrepareNs16TpcxSel, Kernels.SelectiveScan.ScanBackwardNs4Tpc4SelPf })
         {
-            var (regs, local) = gpu.KernelResources("scan.cu", k);
+            var (regs, local) = gpu.KernelResources(Kernels.SelectiveScan.File, k);
             Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");
         }
-        ScanVariants(gpu);
+        ScanBackwardBlocks(gpu);
         Console.WriteLine();
-        ScanForwardVariants(gpu);
+        ScanForwardSplits(gpu);
         if (mode == "scan") return;
         Console.WriteLine();
         Generation(gpu);
@@ -180,11 +180,11 @@ public static class CudaBench
         return (Median(fwd), Median(bwd));
     }
 
-    /// <summary>Backward kernel variants and block sizes on each fp32 shape, interleaved (A, B, A, B, …; medians).</summary>
-    private static void ScanVariants(CudaBackend gpu)
+    /// <summary>Backward block sizes on each fp32 shape, interleaved (A, B, A, B, …; medians).</summary>
+    private static void ScanBackwardBlocks(CudaBackend gpu)
     {
-        Console.WriteLine("scan backward variants (ms, interleaved medians; v0 = prefetching main kernel, v1 = loads when needed):");
-        var configs = new (int Variant, int Block)[] { (0, 0), (1, 0), (0, 128) };
+        Console.WriteLine("scan backward block sizes (ms, interleaved medians):");
+        var configs = new[] { 0, 128 };
         foreach (var s in Shapes.Where(s => s.DType == DType.F32))
         {
             var times = configs.Select(_ => new List<float>()).ToArray();
@@ -195,33 +195,32 @@ public static class CudaBench
                 for (int r = 0; r < 9; r++)
                     for (int c = 0; c < configs.Length; c++)
                     {
-                        CudaBackend.ScanBackwardVariant = configs[c].Variant;
-                        CudaBackend.ScanBackwardBlockOverride = configs[c].Block;
+                        CudaBackend.ScanBackwardBlockOverride = configs[c];
                         var set = sets[r % sets.Length];
                         times[c].Add(gpu.Time(() => gpu.SelectiveScanBackward(set.Args, set.Grads)));
                     }
                 Console.WriteLine($"  ({s.B}, {s.D}, {s.L}, {s.N}): " + string.Join("; ",
-                    configs.Select((c, i) => $"v{c.Variant} block {(c.Block == 0 ? "auto" : c.Block)}: {Median(times[i]):F3}")));
+                    configs.Select((c, i) => $"block {(c == 0 ? "auto" : c)}: {Median(times[i]):F3}")));
             }
             catch (Exception e) { Console.WriteLine($"  ({s.B}, {s.D}, {s.L}, {s.N}): failed: {e.Message}"); }
             finally
             {
-                CudaBackend.ScanBackwardVariant = CudaBackend.ScanBackwardBlockOverride = 0;
+                CudaBackend.ScanBackwardBlockOverride = 0;
                 foreach (var set in sets) set.Dispose();
             }
         }
     }
 
     /// <summary>
-    /// Forward variants (CudaBackend.ScanForwardVariants, MAMBA4_SCAN_FWD) on every row and dtype: interleaved medians
-    /// (A, B, …, A, B, … over 15 rounds), ms and the ratio to mamba_ssm; the fastest per row is marked. The default is
-    /// CudaBackend.DefaultScanForward (CudaBackend.SelectiveScan.cs). Then the registers of the forward kernels.
+    /// Forward splits (states per thread: automatic, or 4 with more lanes per channel; CudaBackend.ScanForwardStatesOverride)
+    /// on every row and dtype: interleaved medians (A, B, …, A, B, … over 15 rounds), ms and the ratio to mamba_ssm; the
+    /// fastest per row is marked. Then the registers of the forward kernels.
     /// </summary>
-    private static void ScanForwardVariants(CudaBackend gpu)
+    private static void ScanForwardSplits(CudaBackend gpu)
     {
-        var variants = CudaBackend.ScanForwardVariants;
-        string saved = CudaBackend.ScanForwardVariant;
-        Console.WriteLine($"scan forward variants (ms, interleaved medians of 15; default now '{CudaBackend.DefaultScanForward}'; * = fastest of the row; ratio = mamba_ssm / fastest):");
+        int[] states = [0, 4];
+        string[] variants = ["auto", "ns4"];
+        Console.WriteLine("scan forward splits (ms, interleaved medians of 15; auto is the default; * = fastest of the row; ratio = mamba_ssm / fastest):");
         Console.WriteLine("| b, d_inner, L, d_state | dtype | mamba_ssm | " + string.Join(" | ", variants) + " | fastest | ratio |");
         Console.WriteLine("|---|---|---|" + string.Concat(variants.Select(_ => "---|")) + "---|---|");
         foreach (var s in Shapes)
@@ -236,7 +235,7 @@ public static class CudaBench
                     for (int v = 0; v < variants.Length; v++)
                     {
                         if (failed[v] is not null) continue;
-                        CudaBackend.ScanForwardVariant = variants[v];
+                        CudaBackend.ScanForwardStatesOverride = states[v];
                         var set = sets[(r + v) % sets.Length];
                         try
                         {
@@ -256,23 +255,23 @@ public static class CudaBench
             catch (Exception e) { Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | failed: {e.Message.Split('\n')[0]} |"); }
             finally
             {
-                CudaBackend.ScanForwardVariant = saved;
+                CudaBackend.ScanForwardStatesOverride = 0;
                 foreach (var set in sets) set.Dispose();
             }
         }
-        foreach (var k in new[] { "scan_forward_ns16_sel", "scan_forward_ns16_sel_bf16", "scan_forward_ns16_sel_f16", "scan_forward_ns16_tpcx_sel",
-                     "scan_forward_ns4_tpcx_pre_sel", "scan_forward_ns4_tpcx_pre_sel_bf16" })
+        foreach (var k in new[] { Kernels.SelectiveScan.ScanForwardNs16Sel, Kernels.SelectiveScan.ScanForwardNs16SelBf16, Kernels.SelectiveScan.ScanForwardNs16SelF16, Kernels.SelectiveScan.ScanForwardNs16TpcxSel,
+                     Kernels.SelectiveScan.ScanForwardNs4TpcxSel, Kernels.SelectiveScan.ScanForwardNs4TpcxSelBf16 })
         {
             try
             {
-                var (regs, local) = gpu.KernelResources("scan.cu", k);
-                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor("scan.cu", k, 128, 0)} blocks of 128 per SM (registers)");
+                var (regs, local) = gpu.KernelResources(Kernels.SelectiveScan.File, k);
+                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor(Kernels.SelectiveScan.File, k, 128, 0)} blocks of 128 per SM (registers)");
             }
             catch (Exception e) { Console.WriteLine($"{k}: failed: {e.Message.Split('\n')[0]}"); }
         }
     }
 
-    /// <summary>For ncu: the first shape forward + backward (both variants) in fp32 and bf16, then the long-L shape's backward.</summary>
+    /// <summary>For ncu: the first shape forward + backward in fp32 and bf16, then the long-L shape's backward.</summary>
     private static void Profile(CudaBackend gpu)
     {
         foreach (var (shape, dtype) in new[] { (0, DType.F32), (0, DType.BF16), (3, DType.F32) })
@@ -282,16 +281,11 @@ public static class CudaBench
             try
             {
                 if (shape == 0) gpu.SelectiveScanForward(set.Args);
-                foreach (int variant in shape == 0 && dtype == DType.F32 ? new[] { 0, 1 } : [0])
-                {
-                    CudaBackend.ScanBackwardVariant = variant;
-                    gpu.SelectiveScanBackward(set.Args, set.Grads);
-                }
+                gpu.SelectiveScanBackward(set.Args, set.Grads);
                 gpu.Synchronize();
                 Console.WriteLine($"profiled ({s.B}, {s.D}, {s.L}, {s.N}) {dtype}");
             }
             catch (Exception e) { Console.WriteLine($"({s.B}, {s.D}, {s.L}, {s.N}) {dtype}: failed: {e.Message}"); }
-            finally { CudaBackend.ScanBackwardVariant = 0; }
         }
     }
 

@@ -4,6 +4,7 @@ using Mamba4.Models;
 using Mamba4.Tasks.LanguageModeling;
 using Mamba4.Tensors;
 using Mamba4.Training;
+using Mamba4.Ops;
 
 namespace Mamba4.Bench;
 
@@ -35,7 +36,7 @@ public static class LmBench
             new JsonObject(), (step, _) =>
             {
                 var (x, y) = stream.Batch(1, step, batch, seq);
-                return (Ops.CrossEntropy.Forward(model.Logits(Tensor.From(x, batch, seq)), Tensor.From(y, batch, seq)), (long)batch * seq);
+                return (F.CrossEntropy(model.Logits(Tensor.From(x, batch, seq)), Tensor.From(y, batch, seq)), (long)batch * seq);
             });
         long lastReport = 0;
         trainer.StepDone += r =>

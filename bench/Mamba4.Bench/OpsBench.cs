@@ -27,16 +27,16 @@ public static class OpsBench
         var negA = Tensor.Empty(new Shape(e, n)).Persist();
         negA.AsSpan<float>().Fill(-1f);
 
-        Measure("Linear (x Wᵀ + b)", $"[{b},{l},{d}]→{e}", () => Linear.Forward(x, w, bias));
-        Measure("LayerNorm", $"[{b},{l},{d}]", () => LayerNorm.Forward(x, g, g));
-        Measure("RmsNorm", $"[{b},{l},{d}]", () => RmsNorm.Forward(x, g));
-        Measure("SiLU", $"[{b},{l},{e}]", () => Activations.SiLU(xe));
-        Measure("GELU", $"[{b},{l},{e}]", () => Activations.Gelu(xe));
-        Measure("Gate y·silu(z)", $"[{b},{l},{e}]", () => Gate.Forward(xe, z));
-        Measure("CausalConv1d + SiLU", $"[{b},{l},{e}] k=4", () => CausalConv1d.Forward(xe, cw, cb, silu: true));
-        Measure("Embedding", $"{b}x{l} ids, 1000x{d}", () => Embedding.Forward(emb, ids));
-        Measure("SelectiveScan", $"[{b},{l},{e}] n={n}", () => SelectiveScan.Forward(xe, z, negA, bm, cm, dd, xe, cb).Y);
-        Measure("CrossEntropy", $"[{b * l},1000]", () => CrossEntropy.Forward(Linear.Forward(x, emb), targets));
+        Measure("Linear (x Wᵀ + b)", $"[{b},{l},{d}]→{e}", () => F.Linear(x, w, bias));
+        Measure("LayerNorm", $"[{b},{l},{d}]", () => F.LayerNorm(x, g, g));
+        Measure("RmsNorm", $"[{b},{l},{d}]", () => F.RmsNorm(x, g));
+        Measure("SiLU", $"[{b},{l},{e}]", () => F.SiLU(xe));
+        Measure("GELU", $"[{b},{l},{e}]", () => F.Gelu(xe));
+        Measure("Gate y·silu(z)", $"[{b},{l},{e}]", () => F.Gate(xe, z));
+        Measure("CausalConv1d + SiLU", $"[{b},{l},{e}] k=4", () => F.CausalConv1d(xe, cw, cb, silu: true));
+        Measure("Embedding", $"{b}x{l} ids, 1000x{d}", () => F.Embedding(emb, ids));
+        Measure("SelectiveScan", $"[{b},{l},{e}] n={n}", () => F.SelectiveScan(xe, z, negA, bm, cm, dd, xe, cb).Y);
+        Measure("CrossEntropy", $"[{b * l},1000]", () => F.CrossEntropy(F.Linear(x, emb), targets));
 
         // A whole training step (forward, loss, backward) of a small LM.
         var config = new MambaConfig { DModel = 128, NLayer = 2, DState = 16, VocabSize = 512 };
@@ -52,7 +52,7 @@ public static class OpsBench
         {
             using var scope = new TensorScope();
             var y = forward();
-            (reduce ? Reduce.Sum(y) : y).Backward();
+            (reduce ? F.Sum(y) : y).Backward();
         }
         for (int i = 0; i < 5; i++) Once();
         GC.Collect();

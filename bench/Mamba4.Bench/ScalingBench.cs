@@ -83,7 +83,7 @@ public static class ScalingBench
         return () =>
         {
             using var scope = new TensorScope();
-            CrossEntropy.Forward(model.Logits(Tensor.From(ids, 1, l)), Tensor.From(targets, 1, l)).Backward();
+            F.CrossEntropy(model.Logits(Tensor.From(ids, 1, l)), Tensor.From(targets, 1, l)).Backward();
             model.AsModule.ZeroGrad();
             if (backend is CudaBackend gpu) gpu.Synchronize();
         };

@@ -234,7 +234,7 @@ public static class MambaServer
         try
         {
             model.To(device);
-            var version = Checkpoint.Version(new[] { Path.Combine(dir, "config.json") }.Concat(Mamba4.IO.ModelFiles.WeightFiles(dir)));
+            var version = ModelVersion.Of(new[] { Path.Combine(dir, "config.json") }.Concat(Mamba4.IO.ModelFiles.WeightFiles(dir)));
             store = new UserStateStore(options.StateDb ?? Path.Combine(dir, "user_states.sqlite"));
             return new RecService(model, version, store, options, metrics);
         }
@@ -256,7 +256,7 @@ public static class MambaServer
         try
         {
             saved.Model.To(device);
-            var version = Checkpoint.Version([Path.Combine(modelDir, SavedForecaster.ConfigFile), Path.Combine(modelDir, SavedForecaster.WeightsFile)]);
+            var version = ModelVersion.Of([Path.Combine(modelDir, SavedForecaster.ConfigFile), Path.Combine(modelDir, SavedForecaster.WeightsFile)]);
             store = new SeriesStore(options.SeriesDb ?? Path.Combine(modelDir, "series_states.sqlite"));
             return new ForecastService(saved, version, store, options);
         }

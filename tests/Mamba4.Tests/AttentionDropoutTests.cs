@@ -1,12 +1,14 @@
 using Mamba4.Autograd;
+using Mamba4.Backends;
 using Mamba4.Backends.Cpu;
 using Mamba4.Ops;
 using Mamba4.Tensors;
 
 namespace Mamba4.Tests;
 
-/// <summary>Attention with dropout on the probabilities (SASRec's attn_dropout): against the fused kernel at p = 0,
-/// a double reference with the same mask, finite differences, and the expectation over masks.</summary>
+/// <summary>Attention with dropout on the probabilities (SASRec's attn_dropout; AttentionSpec.DropoutP): against a double
+/// reference with the same mask (causal with RecBole's padding, and non-causal), finite differences, the expectation over
+/// masks, and the spec's checks.</summary>
 public class AttentionDropoutTests
 {
     private const int B = 3, L = 7, Heads = 2, D = 4, W = Heads * D;
@@ -25,37 +27,19 @@ public class AttentionDropoutTests
         return (GradCheck.Random(rng, 1f, B, L, W), GradCheck.Random(rng, 1f, B, L, W), GradCheck.Random(rng, 1f, B, L, W));
     }
 
+    private static Tensor Dropped(Tensor q, Tensor k, Tensor v, Tensor? ids, float p, ulong seed, bool causal = true) =>
+        F.Attention(q, k, v, new AttentionSpec(Heads, causal, ids, p, seed));
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void WithoutDropoutTheKernelEqualsTheFusedAttentionForwardAndBackward(bool padding)
-    {
-        using var scope = new TensorScope();
-        var (q, k, v) = Inputs(1);
-        var ids = padding ? Tensor.From(Ids, B, L) : null;
-        var dy = GradCheck.Random(new Random(2), 1f, B, L, W);
-        float[][] Run(Func<Tensor, Tensor, Tensor, Tensor> f)
-        {
-            foreach (var t in new[] { q, k, v }) { t.RequiresGrad = true; t.Grad?.Dispose(); t.Grad = null; }
-            var y = f(q, k, v);
-            Reduce.Sum(Elementwise.Mul(y, dy)).Backward();
-            return [y.ToFloatArray(), q.Grad!.ToFloatArray(), k.Grad!.ToFloatArray(), v.Grad!.ToFloatArray()];
-        }
-        var fused = Run((a, b, c) => Attention.Causal(a, b, c, Heads, ids));
-        var plain = Run((a, b, c) => AttentionDropout.Forward(a, b, c, Heads, ids, 0f, 123));
-        string[] names = ["y", "dq", "dk", "dv"];
-        for (int i = 0; i < 4; i++)
-            ModelFixtureTests.AssertClose(fused[i].Select(x => (double)x).ToArray(), plain[i], 1e-4, 1e-5, names[i]);
-    }
-
-    [Fact]
-    public void ForwardMatchesADoubleReferenceWithTheSameMask()
+    public void ForwardMatchesADoubleReferenceWithTheSameMask(bool causal)
     {
         const float p = 0.4f;
         const ulong seed = 77;
         using var scope = new TensorScope();
         var (q, k, v) = Inputs(3);
-        var y = AttentionDropout.Forward(q, k, v, Heads, Tensor.From(Ids, B, L), p, seed).ToFloatArray();
+        var y = Dropped(q, k, v, causal ? Tensor.From(Ids, B, L) : null, p, seed, causal).ToFloatArray();
         double[] qd = q.ToDoubleArray(), kd = k.ToDoubleArray(), vd = v.ToDoubleArray();
         ulong threshold = (ulong)(p * 18446744073709551616.0);
         var expected = new double[B * L * W];
@@ -69,7 +53,7 @@ public class AttentionDropoutTests
                     {
                         double dot = 0;
                         for (int c = 0; c < D; c++) dot += qd[(b * L + i) * W + h * D + c] * kd[(b * L + j) * W + h * D + c];
-                        s[j] = dot / Math.Sqrt(D) + (j <= i && Ids[b * L + j] != 0 ? 0 : -10000.0);
+                        s[j] = dot / Math.Sqrt(D) + (!causal || (j <= i && Ids[b * L + j] != 0) ? 0 : -10000.0);
                     }
                     double m = s.Max(), z = s.Sum(x => Math.Exp(x - m));
                     for (int j = 0; j < L; j++)
@@ -86,13 +70,14 @@ public class AttentionDropoutTests
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void GradientsMatchFiniteDifferences(bool padding)
+    [InlineData(true, true)]
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    public void GradientsMatchFiniteDifferences(bool causal, bool padding)
     {
         var (q, k, v) = Inputs(5);
         using var ids = padding ? Tensor.From(Ids, B, L) : null;
-        GradCheck.Check(t => AttentionDropout.Forward(t[0], t[1], t[2], Heads, ids, 0.3f, 99), [q, k, v]);
+        GradCheck.Check(t => Dropped(t[0], t[1], t[2], ids, 0.3f, 99, causal), [q, k, v]);
         q.Dispose();
         k.Dispose();
         v.Dispose();
@@ -105,32 +90,54 @@ public class AttentionDropoutTests
         using var _ = GradMode.NoGrad();
         var (q, k, v) = Inputs(7);
         var ids = Tensor.From(Ids, B, L);
-        var exact = Attention.Causal(q, k, v, Heads, ids).ToFloatArray();
+        var exact = Dropped(q, k, v, ids, 0f, 0).ToFloatArray();
         var mean = new double[exact.Length];
         const int draws = 800;
         for (int s = 0; s < draws; s++)
         {
-            var y = AttentionDropout.Forward(q, k, v, Heads, ids, 0.5f, (ulong)s * 7919 + 1).ToFloatArray();
+            var y = Dropped(q, k, v, ids, 0.5f, (ulong)s * 7919 + 1).ToFloatArray();
             for (int i = 0; i < y.Length; i++) mean[i] += y[i] / draws;
         }
         double worst = exact.Select((e, i) => Math.Abs(e - mean[i])).Max();
         Assert.True(worst < 0.15, $"mean over {draws} masks differs from the exact attention by {worst:G3}");
         // Different seeds give different outputs; the same seed the same.
-        var a = AttentionDropout.Forward(q, k, v, Heads, ids, 0.5f, 1).ToFloatArray();
-        Assert.Equal(a, AttentionDropout.Forward(q, k, v, Heads, ids, 0.5f, 1).ToFloatArray());
-        Assert.NotEqual(a, AttentionDropout.Forward(q, k, v, Heads, ids, 0.5f, 2).ToFloatArray());
+        var a = Dropped(q, k, v, ids, 0.5f, 1).ToFloatArray();
+        Assert.Equal(a, Dropped(q, k, v, ids, 0.5f, 1).ToFloatArray());
+        Assert.NotEqual(a, Dropped(q, k, v, ids, 0.5f, 2).ToFloatArray());
     }
 
     [Fact]
-    public void OutsideTrainingOrAtZeroItIsTheFusedAttention()
+    public void TheLogSumExpIsThatOfTheScoresBeforeDropout()
+    {
+        // The backward of every backend reads the forward's lse as the plain softmax's (the CUDA backward no longer
+        // recomputes it for dropout): dropping probabilities must not change it.
+        using var scope = new TensorScope();
+        var (q, k, v) = Inputs(11);
+        var ids = Tensor.From(Ids, B, L);
+        float[] Lse(float p)
+        {
+            var y = Tensor.Empty(q.Shape);
+            var lse = Tensor.Empty(new Shape(B, Heads, L));
+            CpuBackend.Instance.AttentionForward(new AttentionSpec(Heads, KeyPadding: ids, DropoutP: p, Seed: 5), q, k, v, y, lse);
+            return lse.ToFloatArray();
+        }
+        Assert.Equal(Lse(0f), Lse(0.5f));
+    }
+
+    [Fact]
+    public void TheSpecIsCheckedWithClearMessages()
     {
         using var scope = new TensorScope();
         var (q, k, v) = Inputs(9);
         var ids = Tensor.From(Ids, B, L);
-        var exact = Attention.Causal(q, k, v, Heads, ids).ToFloatArray();
-        Assert.Equal(exact, AttentionDropout.Causal(q, k, v, Heads, ids, 0.5f, 3, training: false).ToFloatArray());
-        Assert.Equal(exact, AttentionDropout.Causal(q, k, v, Heads, ids, 0f, 3).ToFloatArray());
-        Assert.NotEqual(exact, AttentionDropout.Causal(q, k, v, Heads, ids, 0.5f, 3).ToFloatArray());
-        Assert.Throws<ArgumentOutOfRangeException>(() => AttentionDropout.Causal(q, k, v, Heads, ids, 1f, 3));
+        foreach (var p in new[] { 1f, -0.1f, float.NaN })
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => Dropped(q, k, v, ids, p, 3));
+            Assert.Contains("dropout p must be in [0, 1)", e.Message);
+        }
+        var padded = Assert.Throws<ArgumentException>(() => Dropped(q, k, v, ids, 0f, 3, causal: false));
+        Assert.Contains("keyPadding (RecBole's causal mask) needs causal attention", padded.Message);
+        var heads = Assert.Throws<ArgumentException>(() => F.Attention(q, k, v, new AttentionSpec(0)));
+        Assert.Contains("heads must be at least 1, got 0", heads.Message);
     }
 }

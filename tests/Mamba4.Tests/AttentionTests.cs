@@ -1,4 +1,5 @@
 using Mamba4.Autograd;
+using Mamba4.Backends;
 using Mamba4.Ops;
 using Mamba4.Tensors;
 
@@ -6,6 +7,10 @@ namespace Mamba4.Tests;
 
 public class AttentionTests
 {
+    /// <summary>Causal attention, RecBole's padding mask when ids are given.</summary>
+    internal static Tensor Causal(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding = null) =>
+        F.Attention(q, k, v, new AttentionSpec(heads, KeyPadding: keyPadding));
+
     /// <summary>
     /// Naive double-precision reference: the explicit [L, L] score matrix per (batch, head), the mask
     /// (causal exclusion, or RecBole's additive −10000 when ids are given), softmax, weighted sum.
@@ -81,7 +86,7 @@ public class AttentionTests
         var k = GradCheck.Random(rng, 1.5f, b, l, heads * d);
         var v = GradCheck.Random(rng, 1f, b, l, heads * d);
         var ids = padded ? Ids(rng, l) : null;
-        var y = Attention.Causal(q, k, v, heads, ids is null ? null : Tensor.From(ids, b, l)).ToFloatArray();
+        var y = Causal(q, k, v, heads, ids is null ? null : Tensor.From(ids, b, l)).ToFloatArray();
         var expected = Reference(Doubles(q), Doubles(k), Doubles(v), b, l, heads, d, ids);
         for (int i = 0; i < y.Length; i++)
             Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 + 2e-6 * Math.Abs(expected[i]), $"y[{i}] = {y[i]}, reference {expected[i]}");
@@ -96,13 +101,13 @@ public class AttentionTests
         var q = Tensor.From([1f, 2f, 3f, 4f], 1, 4, 1);
         var k = Tensor.Zeros(new Shape(1, 4, 1));
         var v = Tensor.From([1f, 10f, 100f, 1000f], 1, 4, 1);
-        var y = Attention.Causal(q, k, v, 1, Tensor.From([0L, 3L, 0L, 4L], 1, 4)).ToFloatArray();
+        var y = Causal(q, k, v, 1, Tensor.From([0L, 3L, 0L, 4L], 1, 4)).ToFloatArray();
         Assert.Equal(1111f / 4, y[0], 1e-3);
         Assert.Equal(10f, y[1], 1e-5);   // sees key 1 only
         Assert.Equal(10f, y[2], 1e-5);   // key 2 is padding
         Assert.Equal(505f, y[3], 1e-3);  // keys 1 and 3
         // Without ids: plain causal.
-        var yc = Attention.Causal(q, k, v, 1).ToFloatArray();
+        var yc = Causal(q, k, v, 1).ToFloatArray();
         Assert.Equal([1f, 5.5f, 37f, 277.75f], yc);
     }
 
@@ -116,7 +121,7 @@ public class AttentionTests
         var k = Tensor.From([-50f, 50f], 1, 2, 1);
         var v = Tensor.From([2f, 4f], 1, 2, 1);
         var ids = new long[] { 1, 1 };
-        var y = Attention.Causal(q, k, v, 1, Tensor.From(ids, 1, 2)).ToFloatArray();
+        var y = Causal(q, k, v, 1, Tensor.From(ids, 1, 2)).ToFloatArray();
         var expected = Reference(Doubles(q), Doubles(k), Doubles(v), 1, 2, 1, 1, ids);
         Assert.Equal(3.0, expected[0], 1e-9);
         Assert.Equal(expected[0], y[0], 1e-4);
@@ -126,7 +131,7 @@ public class AttentionTests
         // ∂Σy/∂q0 = p00 p01 (v1 − v0)(k1 − k0) = 50, ∂/∂k = ∓p00 p01 (v1 − v0) q0 = ∓50, ∂/∂v = (½, ½ + 1).
         // Scores of ±5000 leave lse with float32 steps of 5e-4, hence the relative tolerance.
         foreach (var t in new[] { q, k, v }) t.RequiresGrad = true;
-        Reduce.Sum(Attention.Causal(q, k, v, 1, Tensor.From(ids, 1, 2))).Backward();
+        F.Sum(Causal(q, k, v, 1, Tensor.From(ids, 1, 2))).Backward();
         double[][] grads = [[50, 0], [-50, 50], [0.5, 1.5]];
         var actual = new[] { q, k, v }.Select(t => t.Grad!.ToFloatArray()).ToArray();
         for (int a = 0; a < 3; a++)
@@ -144,7 +149,7 @@ public class AttentionTests
         var k = Tensor.From([50f, -50f, 50f], 1, 3, 1);
         var v = Tensor.From([2f, 4f, 8f], 1, 3, 1);
         var ids = new long[] { 1, 0, 1 };
-        var y = Attention.Causal(q, k, v, 1, Tensor.From(ids, 1, 3)).ToFloatArray();
+        var y = Causal(q, k, v, 1, Tensor.From(ids, 1, 3)).ToFloatArray();
         var expected = Reference(Doubles(q), Doubles(k), Doubles(v), 1, 3, 1, 1, ids);
         Assert.Equal([2.0, 2.0, 5.0], expected.Select(e => Math.Round(e, 9)));
         for (int i = 0; i < 3; i++) Assert.Equal(expected[i], y[i], 1e-5);
@@ -164,8 +169,8 @@ public class AttentionTests
         var ids = padded ? Ids(rng, l) : null;
         var weights = Enumerable.Range(0, b * l * w).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
         foreach (var t in inputs) t.RequiresGrad = true;
-        var y = Attention.Causal(inputs[0], inputs[1], inputs[2], heads, ids is null ? null : Tensor.From(ids, b, l));
-        var loss = Reduce.Sum(Elementwise.Mul(y, Tensor.From(weights.Select(x => (float)x).ToArray(), b, l, w)));
+        var y = Causal(inputs[0], inputs[1], inputs[2], heads, ids is null ? null : Tensor.From(ids, b, l));
+        var loss = F.Sum(F.Mul(y, Tensor.From(weights.Select(x => (float)x).ToArray(), b, l, w)));
         loss.Backward();
 
         var x = inputs.Select(Doubles).ToArray();
@@ -206,7 +211,7 @@ public class AttentionTests
         using var v = GradCheck.Random(rng, 1f, b, l, heads * d);
         var ids = padded ? Ids(rng, l).Take(b * l).ToArray() : null;
         using var pad = ids is null ? null : Tensor.From(ids, b, l);
-        GradCheck.Check(t => Attention.Causal(t[0], t[1], t[2], heads, pad), [q, k, v]);
+        GradCheck.Check(t => Causal(t[0], t[1], t[2], heads, pad), [q, k, v]);
     }
 
     [Fact]
@@ -216,7 +221,7 @@ public class AttentionTests
         var q = Tensor.Zeros(new Shape(1, 3, 4));
         q.RequiresGrad = true;
         int before = Tape.Count;
-        using (GradMode.NoGrad()) Attention.Causal(q, q, q, 2);
+        using (GradMode.NoGrad()) Causal(q, q, q, 2);
         Assert.Equal(before, Tape.Count);
     }
 
@@ -225,17 +230,17 @@ public class AttentionTests
     {
         using var scope = new TensorScope();
         var q = Tensor.Zeros(new Shape(2, 7, 6));
-        var ex = Assert.Throws<ArgumentException>(() => Attention.Causal(q, Tensor.Zeros(new Shape(2, 6, 6)), q, 2));
+        var ex = Assert.Throws<ArgumentException>(() => Causal(q, Tensor.Zeros(new Shape(2, 6, 6)), q, 2));
         Assert.Contains("k must have shape [2, 7, 6], got [2, 6, 6]", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => Attention.Causal(q, q, Tensor.Zeros(new Shape(2, 7, 3)), 2));
+        ex = Assert.Throws<ArgumentException>(() => Causal(q, q, Tensor.Zeros(new Shape(2, 7, 3)), 2));
         Assert.Contains("v must have shape [2, 7, 6], got [2, 7, 3]", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => Attention.Causal(q, q, q, 4));
+        ex = Assert.Throws<ArgumentException>(() => Causal(q, q, q, 4));
         Assert.Contains("4 heads", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => Attention.Causal(Tensor.Zeros(new Shape(7, 6)), q, q, 2));
+        ex = Assert.Throws<ArgumentException>(() => Causal(Tensor.Zeros(new Shape(7, 6)), q, q, 2));
         Assert.Contains("q must have rank 3", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => Attention.Causal(q, q, q, 2, Tensor.Zeros(new Shape(2, 7), DType.I32)));
+        ex = Assert.Throws<ArgumentException>(() => Causal(q, q, q, 2, Tensor.Zeros(new Shape(2, 7), DType.I32)));
         Assert.Contains("keyPadding must be I64", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => Attention.Causal(q, q, q, 2, Tensor.Zeros(new Shape(2, 6), DType.I64)));
+        ex = Assert.Throws<ArgumentException>(() => Causal(q, q, q, 2, Tensor.Zeros(new Shape(2, 6), DType.I64)));
         Assert.Contains("keyPadding must have shape [2, 7], got [2, 6]", ex.Message);
     }
 }

@@ -40,11 +40,11 @@ public class CudaAvailabilityTests
     public void EveryKernelFamilyIsEmbedded()
     {
         var files = CudaCompiler.KernelFiles().ToHashSet();
-        foreach (var f in new[] { "elementwise.cu", "activations.cu", "gate.cu", "dropout.cu", "reduce.cu", "embedding.cu", "layernorm.cu",
-                     "rmsnorm.cu", "conv.cu", "scan.cu", "step.cu", "loss.cu", "attention.cu" })
+        foreach (var f in new[] { "elementwise.cu", "activations.cu", "gate.cu", "dropout.cu", "reduce.cu", "embedding.cu", "layer_norm.cu",
+                     "rms_norm.cu", "causal_conv1d.cu", "selective_scan.cu", "cross_entropy.cu", "log_softmax.cu", "attention.cu", "gru.cu", "optimizer.cu" })
             Assert.Contains(f, files);
-        Assert.Contains("ScanParams", CudaCompiler.Source("scan.cu"));
-        Assert.Contains("warp_sum", CudaCompiler.Program("loss.cu"));
+        Assert.Contains("ScanParams", CudaCompiler.Source("selective_scan.cu"));
+        Assert.Contains("warp_sum", CudaCompiler.Program("log_softmax.cu"));
     }
 
     [Fact]

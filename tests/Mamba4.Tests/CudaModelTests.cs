@@ -6,6 +6,7 @@ using Mamba4.IO;
 using Mamba4.Models;
 using Mamba4.Tensors;
 using static Mamba4.Tests.CudaTest;
+using Mamba4.Ops;
 
 namespace Mamba4.Tests;
 
@@ -82,7 +83,7 @@ public class CudaModelTests
         ModelFixtureTests.AssertClose(reference.Get("seq_output").ToDoubleArray(), seqOutput.ToFloatArray(), 1e-5, 1e-5, "seq_output");
         var scores = model.Scores(seqOutput);
         ModelFixtureTests.AssertClose(reference.Get("scores").ToDoubleArray(), scores.ToFloatArray(), 1e-5, 1e-5, "scores");
-        var loss = Ops.CrossEntropy.Forward(scores, reference.Get("pos_items"));
+        var loss = F.CrossEntropy(scores, reference.Get("pos_items"));
         Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
         loss.Backward();
         foreach (var (name, p) in model.NamedParameters())
@@ -129,14 +130,19 @@ public class CudaFailureTests
         Assert.Contains("broken.cu", e.Message);
     }
 
+    /// <summary>Every kernel file compiles, and every name of the generated table (Kernels.ByFile, macro-expanded at build
+    /// time) is a function of its compiled module: the table and the modules agree exactly where it counts.</summary>
     [Fact]
-    public void EveryKernelFileCompilesForThisGpu()
+    public void EveryKernelFileCompilesForThisGpuAndHoldsEveryNameOfTheTable()
     {
         var gpu = Gpu;
         foreach (var file in CudaCompiler.KernelFiles())
             Assert.NotEmpty(CudaCompiler.Cubin(file, CudaCompiler.Program(file), gpu.Architecture));
-        var (regs, local) = gpu.KernelResources("scan.cu", "scan_backward_ns4_tpc4_sel");
-        Console.WriteLine($"scan_backward_ns4_tpc4: {regs} registers, {local} B local memory");
+        Assert.Equal(CudaCompiler.KernelFiles().Order(), Kernels.ByFile.Keys.Order());
+        foreach (var (file, names) in Kernels.ByFile)
+            foreach (var name in names) _ = gpu.KernelResources(file, name);   // cuModuleGetFunction throws on a missing name
+        var (regs, local) = gpu.KernelResources(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanBackwardNs4Tpc4SelPf);
+        Console.WriteLine($"scan_backward_ns4_tpc4_sel_pf: {regs} registers, {local} B local memory");
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using Mamba4.Backends;
 using Mamba4.Tensors;
 using static Mamba4.Tests.CudaTest;
+using Mamba4.Ops;
 
 namespace Mamba4.Tests;
 
@@ -64,8 +65,8 @@ public class CudaOpsTests
         Cpu.CopyColumns(src, 5, c, 11, 17);
         g.Backend.CopyColumns(src.To(Cuda), 5, g, 11, 17);
         Close(c, g, 0, "CopyColumns");
-        var parts = Ops.Concat.SplitLastAxis(src.To(Cuda), 4, 20, 5);
-        Close(src, Ops.Concat.LastAxis(parts), 0, "split + concat");
+        var parts = F.SplitLastAxis(src.To(Cuda), 4, 20, 5);
+        Close(src, F.ConcatLastAxis(parts), 0, "split + concat");
     }
 
     [Fact]
@@ -378,15 +379,15 @@ public class CudaOpsTests
         var (gq, gk, gv, gdy, gpad) = (q.To(Cuda), k.To(Cuda), v.To(Cuda), dy.To(Cuda), pad?.To(Cuda));
         var (yc, yg) = Outputs(batch, l, width);
         var (lc, lg) = Outputs(batch, heads, l);
-        Cpu.AttentionForward(q, k, v, heads, pad, yc, lc);
-        gpu.AttentionForward(gq, gk, gv, heads, gpad, yg, lg);
+        Cpu.AttentionForward(new AttentionSpec(heads, KeyPadding: pad), q, k, v, yc, lc);
+        gpu.AttentionForward(new AttentionSpec(heads, KeyPadding: gpad), gq, gk, gv, yg, lg);
         Close(yc, yg, 1e-5, "attention y");
         Close(lc, lg, 1e-5, "attention lse");
         var (dqc, dqg) = Outputs(batch, l, width);
         var (dkc, dkg) = Outputs(batch, l, width);
         var (dvc, dvg) = Outputs(batch, l, width);
-        Cpu.AttentionBackward(q, k, v, heads, pad, yc, lc, dy, dqc, dkc, dvc);
-        gpu.AttentionBackward(gq, gk, gv, heads, gpad, yg, lg, gdy, dqg, dkg, dvg);
+        Cpu.AttentionBackward(new AttentionSpec(heads, KeyPadding: pad), q, k, v, yc, lc, dy, dqc, dkc, dvc);
+        gpu.AttentionBackward(new AttentionSpec(heads, KeyPadding: gpad), gq, gk, gv, yg, lg, gdy, dqg, dkg, dvg);
         Close(dqc, dqg, 1e-4, "attention dq");
         Close(dkc, dkg, 1e-4, "attention dk");
         Close(dvc, dvg, 1e-4, "attention dv");

@@ -201,36 +201,30 @@ public class CudaSelectiveScanTests
             c.Args.C.To(DType.BF16, dev), c.Args.D!.To(dev), c.Args.Z!.To(DType.BF16, dev), c.Args.DeltaBias!.To(dev)];
         var cpu = Inputs(Device.Cpu);
         var gpu = Inputs(Cuda);
-        var (yc, lc) = SelectiveScan.Forward(cpu[0], cpu[1], cpu[2], cpu[3], cpu[4], cpu[5], cpu[6], cpu[7], returnLastState: true);
-        var (yg, lg) = SelectiveScan.Forward(gpu[0], gpu[1], gpu[2], gpu[3], gpu[4], gpu[5], gpu[6], gpu[7], returnLastState: true);
+        var (yc, lc) = F.SelectiveScan(cpu[0], cpu[1], cpu[2], cpu[3], cpu[4], cpu[5], cpu[6], cpu[7], returnLastState: true);
+        var (yg, lg) = F.SelectiveScan(gpu[0], gpu[1], gpu[2], gpu[3], gpu[4], gpu[5], gpu[6], gpu[7], returnLastState: true);
         Assert.Equal(DType.BF16, yg.DType);
         Assert.Equal(DType.F32, lg!.DType);
         Close(yc, yg, 1e-2, "op y");
         Close(lc!, lg, 1e-5, "op last state");
     }
 
-    public static TheoryData<string> ForwardVariants()
-    {
-        var data = new TheoryData<string>();
-        foreach (var v in CudaBackend.ScanForwardVariants) data.Add(v);
-        return data;
-    }
-
     /// <summary>
-    /// Every forward variant (MAMBA4_SCAN_FWD: states per thread, precomputed dt and gate) against the CPU
-    /// kernel: y and the last state on the shapes of <see cref="MatchesCpuKernel"/> (F32, 1e-5) and of
-    /// <see cref="HalfTypesMatchCpuOnRoundedInputs"/> (BF16/F16 inputs rounded for the CPU too), with 32-step chunks once,
-    /// and the mamba_ssm fixtures (forward and gradients) with the variant in force.
+    /// The forward with the automatic split (up to 16 states per thread) and with 4 states per thread (more lanes per
+    /// channel: the _tpcx kernels) against the CPU kernel: y and the last state on the shapes of <see cref="MatchesCpuKernel"/>
+    /// (F32, 1e-5) and of <see cref="HalfTypesMatchCpuOnRoundedInputs"/> (BF16/F16 inputs rounded for the CPU too), with
+    /// 32-step chunks once, and the mamba_ssm fixtures (forward and gradients) with the split in force.
     /// </summary>
     [Theory]
-    [MemberData(nameof(ForwardVariants))]
-    public void ForwardVariantMatchesCpu(string variant)
+    [InlineData(0)]
+    [InlineData(4)]
+    public void ForwardSplitMatchesCpu(int statesPerThread)
     {
         _ = Gpu;
-        string saved = CudaBackend.ScanForwardVariant;
+        string variant = statesPerThread == 0 ? "auto" : $"ns{statesPerThread}";
         try
         {
-            CudaBackend.ScanForwardVariant = variant;
+            CudaBackend.ScanForwardStatesOverride = statesPerThread;
             foreach (var (b, l, d, n, sel) in new[] { (2, 1, 5, 16, true), (1, 300, 37, 16, true), (2, 200, 64, 1, true), (1, 129, 40, 64, true),
                          (3, 333, 24, 7, false), (2, 1000, 130, 16, true), (1, 700, 16, 32, false), (4, 64, 200, 8, true) })
                 CompareForward(variant, DType.F32, b, l, d, n, sel);
@@ -247,12 +241,12 @@ public class CudaSelectiveScanTests
         }
         finally
         {
-            CudaBackend.ScanForwardVariant = saved;
+            CudaBackend.ScanForwardStatesOverride = 0;
             CudaBackend.ScanForwardChunkOverride = 0;
         }
     }
 
-    /// <summary>The GPU forward (the variant in force) against the CPU's on the same (rounded, for 2-byte types) inputs: y, last state.</summary>
+    /// <summary>The GPU forward (the split in force) against the CPU's on the same (rounded, for 2-byte types) inputs: y, last state.</summary>
     private static void CompareForward(string variant, DType type, int batch, int l, int d, int n, bool selective)
     {
         var gpu = Gpu;
@@ -268,18 +262,6 @@ public class CudaSelectiveScanTests
         string shape = $"forward {variant}: {type} b{batch} L{l} D{d} N{n} {(selective ? "selective" : "time-invariant")}";
         Close(ca.Y, ga.Y, type == DType.BF16 ? 1e-2 : type == DType.F16 ? 2e-3 : 1e-5, $"{shape}: y");
         Close(ca.LastState!, ga.LastState!, 1e-5, $"{shape}: last state");
-    }
-
-    [Fact]
-    public void ScanForwardVariantNamesParse()
-    {
-        Assert.Equal(new CudaBackend.ScanForwardOptions(true, 4), CudaBackend.ParseScanForwardVariant("waves+ns4+pre"));
-        Assert.Equal(new CudaBackend.ScanForwardOptions(false, 8), CudaBackend.ParseScanForwardVariant("ns8"));
-        Assert.Equal(default, CudaBackend.ParseScanForwardVariant("waves"));
-        foreach (var v in CudaBackend.ScanForwardVariants) _ = CudaBackend.ParseScanForwardVariant(v);
-        var e = Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("waves+poly8"));
-        Assert.Contains("MAMBA4_SCAN_FWD=waves+poly8", e.Message);
-        Assert.Throws<NotSupportedException>(() => CudaBackend.ParseScanForwardVariant("ns3"));
     }
 
     [Fact]
@@ -300,13 +282,10 @@ public class CudaSelectiveScanTests
             CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = 0;
             CudaBackend.ScanBackwardBlockOverride = 128;
             Compare(2, 517, 33, 16, true);
-            CudaBackend.ScanBackwardVariant = 1;
-            Compare(2, 517, 33, 16, true);
-            Compare(1, 300, 10, 3, false);
         }
         finally
         {
-            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardBlockOverride = CudaBackend.ScanBackwardVariant = 0;
+            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardBlockOverride = 0;
         }
     }
 
@@ -341,12 +320,12 @@ public class CudaSelectiveScanTests
         var inputs = new[] { Seq("in.u"), Seq("in.delta"), f.Get("in.A", DType.F32).To(Cuda), Bc("in.B"), Bc("in.C"),
             f.Get("in.D", DType.F32).To(Cuda), Seq("in.z"), f.Get("in.delta_bias", DType.F32).To(Cuda) };
         foreach (var t in inputs) t.RequiresGrad = true;
-        var (y, last) = SelectiveScan.Forward(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], inputs[6], inputs[7],
+        var (y, last) = F.SelectiveScan(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], inputs[6], inputs[7],
             deltaSoftplus: true, returnLastState: true);
         Assert.Equal(Cuda, y.Device);
         ModelFixtureTests.AssertClose(f.Get("out.y").ToDoubleArray(), First(y.ToFloatArray(), b, d, l), 1e-5, 1e-5, "out.y");
         ModelFixtureTests.AssertClose(f.Get("out.last_state").ToDoubleArray(), last!.ToFloatArray(), 1e-5, 1e-5, "out.last_state");
-        Reduce.Sum(Elementwise.Mul(y, Seq("dy"))).Backward();
+        F.Sum(F.Mul(y, Seq("dy"))).Backward();
         string[] names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"];
         for (int i = 0; i < names.Length; i++)
         {

@@ -17,9 +17,9 @@ public class ElementwiseTests
         var rng = new Random(n);
         var x = GradCheck.Random(rng, 8f, n);
         var xs = x.ToFloatArray();
-        var silu = Activations.SiLU(x).ToFloatArray();
-        var gelu = Activations.Gelu(x).ToFloatArray();
-        var sp = Activations.Softplus(x).ToFloatArray();
+        var silu = F.SiLU(x).ToFloatArray();
+        var gelu = F.Gelu(x).ToFloatArray();
+        var sp = F.Softplus(x).ToFloatArray();
         for (int i = 0; i < n; i++)
         {
             double v = xs[i];
@@ -34,7 +34,7 @@ public class ElementwiseTests
     {
         using var scope = new TensorScope();
         float[] xs = [-6.9f, -10f, -15f, -25f, 25f];
-        var y = Activations.Softplus(Tensor.From(xs, xs.Length)).ToFloatArray();
+        var y = F.Softplus(Tensor.From(xs, xs.Length)).ToFloatArray();
         for (int i = 0; i < xs.Length; i++)
         {
             double exact = xs[i] > 20 ? xs[i] : Math.Log(1 + Math.Exp(xs[i]));
@@ -51,7 +51,7 @@ public class ElementwiseTests
     {
         var rng = new Random(1);
         using var x = GradCheck.Random(rng, 3f, 3, 11);
-        GradCheck.Check(t => Activations.Apply(kind, t[0]), [x]);
+        GradCheck.Check(t => F.Activate(kind, t[0]), [x]);
     }
 
     [Fact]
@@ -60,7 +60,7 @@ public class ElementwiseTests
         var rng = new Random(2);
         using var a = GradCheck.Random(rng, 1f, 5, 9);
         using var b = GradCheck.Random(rng, 1f, 5, 9);
-        GradCheck.Check(t => Elementwise.Add(Elementwise.Mul(t[0], t[1]), Elementwise.Scale(t[0], -1.5f)), [a, b]);
+        GradCheck.Check(t => F.Add(F.Mul(t[0], t[1]), F.Scale(t[0], -1.5f)), [a, b]);
     }
 
     [Fact]
@@ -69,7 +69,7 @@ public class ElementwiseTests
         using var scope = new TensorScope();
         var x = Tensor.From([1f, 2f, 3f], 3);
         x.RequiresGrad = true;
-        var y = Reduce.Sum(Elementwise.Add(Elementwise.Mul(x, x), x)); // Σ x² + x → dx = 2x + 1
+        var y = F.Sum(F.Add(F.Mul(x, x), x)); // Σ x² + x → dx = 2x + 1
         y.Backward();
         Assert.Equal([3f, 5f, 7f], x.Grad!.ToFloatArray());
     }
@@ -80,8 +80,8 @@ public class ElementwiseTests
         using var scope = new TensorScope();
         var x = Tensor.From([1f, -2f], 2);
         x.RequiresGrad = true;
-        Reduce.Sum(Elementwise.Scale(x, 3f)).Backward();
-        Reduce.Mean(x).Backward();
+        F.Sum(F.Scale(x, 3f)).Backward();
+        F.Mean(x).Backward();
         Assert.Equal([3.5f, 3.5f], x.Grad!.ToFloatArray());
     }
 
@@ -90,8 +90,8 @@ public class ElementwiseTests
     {
         var rng = new Random(3);
         using var x = GradCheck.Random(rng, 1f, 4, 3, 5);
-        GradCheck.Check(t => Reduce.SumRows(t[0]), [x]);
-        GradCheck.Check(t => Reduce.Mean(t[0]).Reshape(1), [x]);
+        GradCheck.Check(t => F.SumRows(t[0]), [x]);
+        GradCheck.Check(t => F.Mean(t[0]).Reshape(1), [x]);
     }
 
     [Fact]
@@ -99,7 +99,7 @@ public class ElementwiseTests
     {
         var rng = new Random(4);
         using var x = GradCheck.Random(rng, 1f, 6, 4);
-        GradCheck.Check(t => Activations.SiLU(t[0].Slice(2, 3).Reshape(12)), [x]);
+        GradCheck.Check(t => F.SiLU(t[0].Slice(2, 3).Reshape(12)), [x]);
     }
 
     /// <summary>erf by its Maclaurin series / continued fraction in double (independent of the kernel's approximation).</summary>

@@ -1,6 +1,7 @@
 using Mamba4.Autograd;
 using Mamba4.Models;
 using Mamba4.Tensors;
+using Mamba4.Ops;
 
 namespace Mamba4.Tests;
 
@@ -66,7 +67,7 @@ public class GptTests
             model.ZeroGrad();
             var logits = model.Forward(ids);
             var targets = Tensor.From(new long[] { 2, 3, 4, 5, 6, 7, 8, -100 }, 1, 8);
-            var loss = Ops.CrossEntropy.Forward(logits, targets);
+            var loss = F.CrossEntropy(logits, targets);
             if (i == 0) first = loss.Item();
             last = loss.Item();
             loss.Backward();

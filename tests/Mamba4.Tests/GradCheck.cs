@@ -30,7 +30,7 @@ public static class GradCheck
             var y = f(inputs);
             weights = Enumerable.Range(0, (int)y.NumElements).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
             using var w = Tensor.From(weights.Select(v => (float)v).ToArray(), y.Shape.ToArray());
-            var loss = Reduce.Sum(Elementwise.Mul(y, w));
+            var loss = F.Sum(F.Mul(y, w));
             loss.Backward();
             analytic = inputs.Select(t => t.Grad?.ToFloatArray() ?? new float[t.NumElements]).ToArray();
             foreach (var t in inputs) { t.Grad?.Dispose(); t.Grad = null; t.RequiresGrad = false; }

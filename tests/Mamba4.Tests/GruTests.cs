@@ -1,6 +1,7 @@
 using Mamba4.Autograd;
 using Mamba4.Models;
 using Mamba4.Tensors;
+using Mamba4.Ops;
 
 namespace Mamba4.Tests;
 
@@ -73,12 +74,12 @@ public class GruTests
         var tH0 = h0 is null ? null : F32(h0, b, h);
         var inputs = new[] { tx, tWih, tWhh, tBih, tBhh, tH0 };
         foreach (var t in inputs) if (t is not null) t.RequiresGrad = true;
-        var y = Ops.Gru.Forward(tx, tWih, tWhh, tBih, tBhh, tH0);
+        var y = F.Gru(tx, tWih, tWhh, tBih, tBhh, tH0);
         var expected = ReferenceForward(x, wIh, wHh, bIh, bHh, h0, b, l, inp, h);
         ModelFixtureTests.AssertClose(expected, y.ToFloatArray(), 1e-5, 1e-6, "gru y");
 
         // L = Σ y ⊙ dy; the reference gradient of every input by central differences in double.
-        var loss = Ops.Reduce.Sum(Ops.Elementwise.Mul(y, F32(dy, b, l, h)));
+        var loss = F.Sum(F.Mul(y, F32(dy, b, l, h)));
         loss.Backward();
         double RefLoss() => ReferenceForward(x, wIh, wHh, bIh, bHh, h0, b, l, inp, h).Select((v, i) => v * (double)(float)dy[i]).Sum();
         var arrays = new[] { x, wIh, wHh, bIh, bHh, h0 };
@@ -111,7 +112,7 @@ public class GruTests
         using var bIh = GradCheck.Random(rng, 0.5f, 12);
         using var bHh = GradCheck.Random(rng, 0.5f, 12);
         using var h0 = GradCheck.Random(rng, 0.5f, 2, 4);
-        GradCheck.Check(t => Ops.Gru.Forward(t[0], t[1], t[2], t[3], t[4], t[5]), [x, wIh, wHh, bIh, bHh, h0]);
+        GradCheck.Check(t => F.Gru(t[0], t[1], t[2], t[3], t[4], t[5]), [x, wIh, wHh, bIh, bHh, h0]);
     }
 
     [Fact]
@@ -121,7 +122,7 @@ public class GruTests
         using var x = GradCheck.Random(rng, 1f, 3, 12, 4);
         using var wIh = GradCheck.Random(rng, 0.5f, 15, 4);
         using var wHh = GradCheck.Random(rng, 0.5f, 15, 5);
-        GradCheck.Check(t => Ops.Gru.Forward(t[0], t[1], t[2]), [x, wIh, wHh]);
+        GradCheck.Check(t => F.Gru(t[0], t[1], t[2]), [x, wIh, wHh]);
     }
 
     [Fact]
@@ -134,7 +135,7 @@ public class GruTests
         var wHh = Rand(rng, 3 * h * h, 0.3).Select(d => (double)(float)d).ToArray();
         using var scope = new TensorScope();
         using var _ = GradMode.NoGrad();
-        var y = Ops.Gru.Forward(F32(x, b, l, inp), F32(wIh, 3 * h, inp), F32(wHh, 3 * h, h));
+        var y = F.Gru(F32(x, b, l, inp), F32(wIh, 3 * h, inp), F32(wHh, 3 * h, h));
         ModelFixtureTests.AssertClose(ReferenceForward(x, wIh, wHh, null, null, null, b, l, inp, h), y.ToFloatArray(), 1e-5, 1e-5, "gru y");
     }
 
@@ -143,13 +144,13 @@ public class GruTests
     {
         using var scope = new TensorScope();
         var x = Tensor.Zeros(new Shape(2, 3, 4));
-        var ex = Assert.Throws<ArgumentException>(() => Ops.Gru.Forward(x, Tensor.Zeros(new Shape(9, 5)), Tensor.Zeros(new Shape(9, 3))));
+        var ex = Assert.Throws<ArgumentException>(() => F.Gru(x, Tensor.Zeros(new Shape(9, 5)), Tensor.Zeros(new Shape(9, 3))));
         Assert.Contains("weight_ih", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => Ops.Gru.Forward(x, Tensor.Zeros(new Shape(9, 4)), Tensor.Zeros(new Shape(9, 4))));
+        ex = Assert.Throws<ArgumentException>(() => F.Gru(x, Tensor.Zeros(new Shape(9, 4)), Tensor.Zeros(new Shape(9, 4))));
         Assert.Contains("weight_hh", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => Ops.Gru.Forward(x, Tensor.Zeros(new Shape(8, 4)), Tensor.Zeros(new Shape(8, 3))));
+        ex = Assert.Throws<ArgumentException>(() => F.Gru(x, Tensor.Zeros(new Shape(8, 4)), Tensor.Zeros(new Shape(8, 3))));
         Assert.Contains("3·hidden", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => Ops.Gru.Forward(x, Tensor.Zeros(new Shape(9, 4)), Tensor.Zeros(new Shape(9, 3)), h0: Tensor.Zeros(new Shape(3, 3))));
+        ex = Assert.Throws<ArgumentException>(() => F.Gru(x, Tensor.Zeros(new Shape(9, 4)), Tensor.Zeros(new Shape(9, 3)), h0: Tensor.Zeros(new Shape(3, 3))));
         Assert.Contains("h0", ex.Message);
     }
 
@@ -205,7 +206,7 @@ public class GruTests
         ModelFixtureTests.AssertClose(a.Concat(b).Select(v => (double)v).ToArray(), outA, 1e-6, 1e-6, "seq_output");
         // And it is dense(h_{len−1}) of the raw GRU over the embeddings.
         var emb = model.ItemEmbedding.Forward(Tensor.From(new long[] { 3, 7, 9 }, 1, 3));
-        var g = Ops.Gru.Forward(emb, model.GruLayers.WeightIh(0), model.GruLayers.WeightHh(0));
+        var g = F.Gru(emb, model.GruLayers.WeightIh(0), model.GruLayers.WeightHh(0));
         var last = model.Dense.Forward(g).ToFloatArray().Skip(2 * 8).ToArray();
         ModelFixtureTests.AssertClose(last.Select(v => (double)v).ToArray(), a, 1e-6, 1e-6, "dense(h)");
     }

@@ -18,7 +18,7 @@ public class LayerOpsTests
         var x = GradCheck.Random(rng, 3f, rows, d);
         var w = GradCheck.Random(rng, 1f, d);
         var b = GradCheck.Random(rng, 1f, d);
-        var y = LayerNorm.Forward(x, w, b, 1e-5f).ToFloatArray();
+        var y = F.LayerNorm(x, w, b, 1e-5f).ToFloatArray();
         var xs = x.ToFloatArray(); var ws = w.ToFloatArray(); var bs = b.ToFloatArray();
         for (int r = 0; r < rows; r++)
         {
@@ -44,7 +44,7 @@ public class LayerOpsTests
         var rng = new Random(d);
         var x = GradCheck.Random(rng, 3f, rows, d);
         var w = GradCheck.Random(rng, 1f, d);
-        var y = RmsNorm.Forward(x, w, 1e-6f).ToFloatArray();
+        var y = F.RmsNorm(x, w, 1e-6f).ToFloatArray();
         var xs = x.ToFloatArray(); var ws = w.ToFloatArray();
         for (int r = 0; r < rows; r++)
         {
@@ -62,8 +62,8 @@ public class LayerOpsTests
         using var x = GradCheck.Random(rng, 2f, 2, 3, 9);
         using var w = GradCheck.Random(rng, 1f, 9);
         using var b = GradCheck.Random(rng, 1f, 9);
-        GradCheck.Check(t => LayerNorm.Forward(t[0], t[1], t[2]), [x, w, b], eps: 1e-2);
-        GradCheck.Check(t => RmsNorm.Forward(t[0], t[1]), [x, w], eps: 1e-2);
+        GradCheck.Check(t => F.LayerNorm(t[0], t[1], t[2]), [x, w, b], eps: 1e-2);
+        GradCheck.Check(t => F.RmsNorm(t[0], t[1]), [x, w], eps: 1e-2);
     }
 
     [Fact]
@@ -73,11 +73,11 @@ public class LayerOpsTests
         var weight = Tensor.From([0f, 0f, 1f, 2f, 3f, 4f, 5f, 6f], 4, 2);
         weight.RequiresGrad = true;
         var ids = Tensor.From([2L, 0L, 2L, 3L], 2, 2);
-        var y = Embedding.Forward(weight, ids, paddingIndex: 0);
+        var y = F.Embedding(weight, ids, paddingIndex: 0);
         Assert.Equal(new Shape(2, 2, 2), y.Shape);
         Assert.Equal([3f, 4f, 0f, 0f, 3f, 4f, 5f, 6f], y.ToFloatArray());
         var dy = Tensor.From([1f, 2f, 10f, 20f, 3f, 4f, 5f, 6f], 2, 2, 2);
-        Reduce.Sum(Elementwise.Mul(y, dy)).Backward();
+        F.Sum(F.Mul(y, dy)).Backward();
         // row 0 is padding: no gradient; row 2 used twice: sum; row 1 unused.
         Assert.Equal([0f, 0f, 0f, 0f, 4f, 6f, 5f, 6f], weight.Grad!.ToFloatArray());
     }
@@ -88,7 +88,7 @@ public class LayerOpsTests
         using var scope = new TensorScope();
         var weight = Tensor.Zeros(new Shape(4, 2));
         var ids = Tensor.From([1L, 4L], 2);
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Embedding.Forward(weight, ids));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => F.Embedding(weight, ids));
         Assert.Contains("id 4 at position 1", e.Message);
     }
 
@@ -104,7 +104,7 @@ public class LayerOpsTests
         var x = GradCheck.Random(rng, 2f, batch, len, d);
         var w = GradCheck.Random(rng, 1f, d, 1, k);
         var bias = GradCheck.Random(rng, 1f, d);
-        var y = CausalConv1d.Forward(x, w, bias, silu).ToFloatArray();
+        var y = F.CausalConv1d(x, w, bias, silu).ToFloatArray();
         var xs = x.ToFloatArray(); var ws = w.ToFloatArray(); var bs = bias.ToFloatArray();
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < len; t++)
@@ -130,7 +130,7 @@ public class LayerOpsTests
         using var x = GradCheck.Random(rng, 1f, 2, 6, 5);
         using var w = GradCheck.Random(rng, 1f, 5, 1, 4);
         using var b = GradCheck.Random(rng, 1f, 5);
-        GradCheck.Check(t => CausalConv1d.Forward(t[0], t[1], t[2], silu), [x, w, b]);
+        GradCheck.Check(t => F.CausalConv1d(t[0], t[1], t[2], silu), [x, w, b]);
     }
 
     [Fact]
@@ -139,7 +139,7 @@ public class LayerOpsTests
         var rng = new Random(6);
         using var y = GradCheck.Random(rng, 2f, 3, 13);
         using var z = GradCheck.Random(rng, 3f, 3, 13);
-        GradCheck.Check(t => Gate.Forward(t[0], t[1]), [y, z]);
+        GradCheck.Check(t => F.Gate(t[0], t[1]), [y, z]);
     }
 
     [Fact]
@@ -150,8 +150,8 @@ public class LayerOpsTests
         using var b = GradCheck.Random(rng, 1f, 2, 3, 2);
         GradCheck.Check(t =>
         {
-            var parts = Concat.SplitLastAxis(Concat.LastAxis(t[0], t[1]), 1, 5);
-            return Concat.LastAxis(Activations.SiLU(parts[1]), Elementwise.Scale(parts[0], 2f));
+            var parts = F.SplitLastAxis(F.ConcatLastAxis(t[0], t[1]), 1, 5);
+            return F.ConcatLastAxis(F.SiLU(parts[1]), F.Scale(parts[0], 2f));
         }, [a, b]);
     }
 
@@ -160,19 +160,19 @@ public class LayerOpsTests
     {
         using var scope = new TensorScope();
         var x = Tensor.Ones(new Shape(100_000));
-        var a = Dropout.Forward(x, 0.2f, seed: 42).ToFloatArray();
-        var b = Dropout.Forward(x, 0.2f, seed: 42).ToFloatArray();
-        var c = Dropout.Forward(x, 0.2f, seed: 43).ToFloatArray();
+        var a = F.Dropout(x, 0.2f, seed: 42).ToFloatArray();
+        var b = F.Dropout(x, 0.2f, seed: 42).ToFloatArray();
+        var c = F.Dropout(x, 0.2f, seed: 43).ToFloatArray();
         Assert.Equal(a, b);
         Assert.NotEqual(a, c);
         Assert.All(a, v => Assert.True(v == 0f || Math.Abs(v - 1.25f) < 1e-6));
         double kept = a.Count(v => v != 0) / (double)a.Length;
         Assert.InRange(kept, 0.8 - 0.01, 0.8 + 0.01); // 5σ ≈ 0.0063
-        Assert.Same(x, Dropout.Forward(x, 0.2f, seed: 1, training: false));
+        Assert.Same(x, F.Dropout(x, 0.2f, seed: 1, training: false));
 
         var rng = new Random(9);
         using var v = GradCheck.Random(rng, 1f, 4, 8);
-        GradCheck.Check(t => Dropout.Forward(t[0], 0.5f, seed: 3), [v]);
+        GradCheck.Check(t => F.Dropout(t[0], 0.5f, seed: 3), [v]);
     }
 }
 
@@ -189,7 +189,7 @@ public class LinearOpsTests
         int m = 5, k = 7, n = 3;
         using var a = GradCheck.Random(rng, 1f, transA ? [k, m] : [m, k]);
         using var b = GradCheck.Random(rng, 1f, transB ? [n, k] : [k, n]);
-        GradCheck.Check(t => MatMul.Forward(t[0], t[1], transA, transB), [a, b]);
+        GradCheck.Check(t => F.MatMul(t[0], t[1], transA, transB), [a, b]);
     }
 
     [Fact]
@@ -199,9 +199,9 @@ public class LinearOpsTests
         using var x = GradCheck.Random(rng, 1f, 2, 3, 6);
         using var w = GradCheck.Random(rng, 1f, 4, 6);
         using var b = GradCheck.Random(rng, 1f, 4);
-        GradCheck.Check(t => Linear.Forward(t[0], t[1], t[2]), [x, w, b]);
+        GradCheck.Check(t => F.Linear(t[0], t[1], t[2]), [x, w, b]);
         using var wrong = Tensor.Zeros(new Shape(4, 5));
-        var e = Assert.Throws<ArgumentException>(() => Linear.Forward(x, wrong));
+        var e = Assert.Throws<ArgumentException>(() => F.Linear(x, wrong));
         Assert.Contains("[2, 3, 6]", e.Message);
     }
 
@@ -221,7 +221,7 @@ public class LinearOpsTests
         var x = GradCheck.Random(rng, 1f, rows, inFeatures);
         var w = GradCheck.Random(rng, 1f, outFeatures, inFeatures);
         var b = GradCheck.Random(rng, 1f, outFeatures);
-        var y = Linear.Forward(x, w, b).ToFloatArray();
+        var y = F.Linear(x, w, b).ToFloatArray();
         var xs = x.ToFloatArray(); var ws = w.ToFloatArray(); var bs = b.ToFloatArray();
         for (int i = 0; i < rows; i++)
             for (int o = 0; o < outFeatures; o++)

@@ -54,7 +54,7 @@ public class LossTests
         t[0] = rng.Next(v); // at least one counted row
         var targets = Tensor.From(t, rows);
         logits.RequiresGrad = true;
-        var loss = CrossEntropy.Forward(logits, targets);
+        var loss = F.CrossEntropy(logits, targets);
         loss.Backward();
 
         var (refLoss, refGrad) = Reference(logits.ToFloatArray(), t, v, -100);
@@ -72,7 +72,7 @@ public class LossTests
         var logits = GradCheck.Random(rng, 3f, b, l, v);
         var t = Targets(rng, b * l, v, 0, 0.3); // ignore index 0: a padding item, as in recommendation
         t[1] = 4;
-        var loss = CrossEntropy.Forward(logits, Tensor.From(t, b, l), ignoreIndex: 0);
+        var loss = F.CrossEntropy(logits, Tensor.From(t, b, l), ignoreIndex: 0);
         var (refLoss, _) = Reference(logits.ToFloatArray(), t, v, 0);
         Assert.Equal(refLoss, loss.Item(), 2e-6 * Math.Max(1, Math.Abs(refLoss)));
         Assert.Equal(0, loss.Rank);
@@ -84,7 +84,7 @@ public class LossTests
         using var scope = new TensorScope();
         var logits = Tensor.From([1f, 2f, 3f, 9f, -9f, 0f], 2, 3);
         logits.RequiresGrad = true;
-        var loss = CrossEntropy.Forward(logits, Tensor.From([2L, -100L], 2));
+        var loss = F.CrossEntropy(logits, Tensor.From([2L, -100L], 2));
         // Only row 0 counts: mean over one row.
         double expected = Math.Log(Math.Exp(1) + Math.Exp(2) + Math.Exp(3)) - 3;
         Assert.Equal(expected, loss.Item(), 1e-6);
@@ -99,7 +99,7 @@ public class LossTests
         using var scope = new TensorScope();
         var logits = Tensor.From([1f, 2f, 3f, 4f], 2, 2);
         logits.RequiresGrad = true;
-        var loss = CrossEntropy.Forward(logits, Tensor.From([-100L, -100L], 2));
+        var loss = F.CrossEntropy(logits, Tensor.From([-100L, -100L], 2));
         Assert.True(float.IsNaN(loss.Item()));
         loss.Backward();
         Assert.All(logits.Grad!.ToFloatArray(), g => Assert.Equal(0f, g));
@@ -115,7 +115,7 @@ public class LossTests
         var logits = Tensor.From(x, 2, v);
         logits.RequiresGrad = true;
         long[] t = [1, 3]; // row 0: a −1e4 target among +1e4 logits → loss ≈ 2e4 + log(10)
-        var loss = CrossEntropy.Forward(logits, Tensor.From(t, 2));
+        var loss = F.CrossEntropy(logits, Tensor.From(t, 2));
         loss.Backward();
         var (refLoss, refGrad) = Reference(x, t, v, -100);
         Assert.True(float.IsFinite(loss.Item()));
@@ -128,7 +128,7 @@ public class LossTests
             Assert.True(float.IsFinite(g[i]));
             Assert.Equal(refGrad[i], g[i], 1e-6 + Math.Abs(refGrad[i]) * 1e4 * 1.2e-7);
         }
-        var ls = LogSoftmax.Forward(Tensor.From(x, 2, v)).ToFloatArray();
+        var ls = F.LogSoftmax(Tensor.From(x, 2, v)).ToFloatArray();
         Assert.All(ls, f => Assert.True(float.IsFinite(f)));
         Assert.Equal(-Math.Log(10), ls[0], 1e-5);
     }
@@ -141,7 +141,7 @@ public class LossTests
     {
         using var scope = new TensorScope();
         var logits = Tensor.Zeros(new Shape(3, 5));
-        var ex = Assert.Throws<ArgumentException>(() => CrossEntropy.Forward(logits, Tensor.From([0L, 4L, bad], 3)));
+        var ex = Assert.Throws<ArgumentException>(() => F.CrossEntropy(logits, Tensor.From([0L, 4L, bad], 3)));
         Assert.Contains("row 2", ex.Message);
         Assert.Contains(bad.ToString(), ex.Message);
     }
@@ -151,10 +151,10 @@ public class LossTests
     {
         using var scope = new TensorScope();
         var logits = Tensor.Zeros(new Shape(2, 3, 4));
-        var ex = Assert.Throws<ArgumentException>(() => CrossEntropy.Forward(logits, Tensor.From([0L, 1L, 2L], 3)));
+        var ex = Assert.Throws<ArgumentException>(() => F.CrossEntropy(logits, Tensor.From([0L, 1L, 2L], 3)));
         Assert.Contains("[2, 3]", ex.Message);
         Assert.Contains("[3]", ex.Message);
-        ex = Assert.Throws<ArgumentException>(() => CrossEntropy.Forward(logits, Tensor.From([0, 1, 2, 0, 1, 2], 2, 3)));
+        ex = Assert.Throws<ArgumentException>(() => F.CrossEntropy(logits, Tensor.From([0, 1, 2, 0, 1, 2], 2, 3)));
         Assert.Contains("I64", ex.Message);
     }
 
@@ -166,7 +166,7 @@ public class LossTests
         foreach (var (rows, v) in new[] { (1, 1), (4, 7), (3, 45) })
         {
             var x = GradCheck.Random(rng, 10f, rows, v);
-            var y = LogSoftmax.Forward(x).ToFloatArray();
+            var y = F.LogSoftmax(x).ToFloatArray();
             var xs = x.ToFloatArray();
             for (int r = 0; r < rows; r++)
             {
@@ -183,7 +183,7 @@ public class LossTests
         var rng = new Random(12);
         using var logits = GradCheck.Random(rng, 2f, 2, 3, 11);
         using var targets = Tensor.From([3L, -100L, 0L, 10L, 7L, -100L], 2, 3);
-        GradCheck.Check(t => CrossEntropy.Forward(t[0], targets).Reshape(1), [logits]);
+        GradCheck.Check(t => F.CrossEntropy(t[0], targets).Reshape(1), [logits]);
     }
 
     [Fact]
@@ -191,6 +191,6 @@ public class LossTests
     {
         var rng = new Random(13);
         using var x = GradCheck.Random(rng, 2f, 3, 13);
-        GradCheck.Check(t => LogSoftmax.Forward(t[0]), [x]);
+        GradCheck.Check(t => F.LogSoftmax(t[0]), [x]);
     }
 }

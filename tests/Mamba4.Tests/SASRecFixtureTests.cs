@@ -1,6 +1,7 @@
 using Mamba4.IO;
 using Mamba4.Models;
 using Mamba4.Tensors;
+using Mamba4.Ops;
 
 namespace Mamba4.Tests;
 
@@ -32,7 +33,7 @@ public class SASRecFixtureTests
         ModelFixtureTests.AssertClose(reference.Get("seq_output").ToDoubleArray(), seqOutput.ToFloatArray(), 1e-5, 1e-5, "seq_output");
         var scores = model.Scores(seqOutput);
         ModelFixtureTests.AssertClose(reference.Get("scores").ToDoubleArray(), scores.ToFloatArray(), 1e-5, 1e-5, "scores");
-        var loss = Ops.CrossEntropy.Forward(scores, reference.Get("pos_items"));
+        var loss = F.CrossEntropy(scores, reference.Get("pos_items"));
         Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
         loss.Backward();
         int checkedGrads = 0;
@@ -101,7 +102,7 @@ public class SASRecFixtureTests
         double std = Math.Sqrt(emb.Select(v => (double)v * v).Average());
         Assert.InRange(std, 0.0194, 0.0206);                      // normal(0, 0.02)
         Assert.Contains(emb.Take(64), v => v != 0);               // the padding row is drawn too
-        var attn = model.Encoder.Layers[0].Attention;
+        var attn = model.Encoder.Layers[0].MultiHeadAttention;
         Assert.All(attn.Query.Bias!.ToFloatArray(), b => Assert.Equal(0f, b));
         Assert.All(attn.Norm.Weight.ToFloatArray(), w => Assert.Equal(1f, w));
         Assert.Equal((2, 2, 256, 0.5f, 0.5f), (model.Config.NLayers, model.Config.NHeads, model.Config.InnerSize, model.Config.HiddenDropout, model.Config.AttnDropout));

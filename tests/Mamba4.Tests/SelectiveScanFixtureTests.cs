@@ -48,12 +48,12 @@ public class SelectiveScanFixtureTests
         var inputs = new[] { u, delta, a, bm, cm, dskip, z, bias };
         foreach (var t in inputs) t.RequiresGrad = true;
 
-        var (y, last) = SelectiveScan.Forward(u, delta, a, bm, cm, dskip, z, bias, deltaSoftplus: true, returnLastState: true);
+        var (y, last) = F.SelectiveScan(u, delta, a, bm, cm, dskip, z, bias, deltaSoftplus: true, returnLastState: true);
         ModelFixtureTests.AssertClose(f.Get("out.y").ToDoubleArray(), ChannelsFirst(y.ToFloatArray(), b, d, l).Select(v => (float)v).ToArray(), 1e-5, 1e-5, "out.y");
         ModelFixtureTests.AssertClose(f.Get("out.last_state").ToDoubleArray(), last!.ToFloatArray(), 1e-5, 1e-5, "out.last_state");
 
         var dy = Seq("dy");
-        Reduce.Sum(Elementwise.Mul(y, dy)).Backward();
+        F.Sum(F.Mul(y, dy)).Backward();
         string[] names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"];
         for (int i = 0; i < names.Length; i++)
         {

@@ -244,7 +244,7 @@ public class SelectiveScanTests
         Tensor[] inputs = [a.U, a.Delta, a.A, a.B, a.C, a.D!, a.Z!, a.DeltaBias!];
         string[] names = ["u", "delta", "A", "B", "C", "D", "z", "deltaBias"];
         for (int i = 0; i < inputs.Length; i++) inputs[i].Name = names[i];
-        GradCheck.Check(t => SelectiveScan.Forward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]).Y, inputs,
+        GradCheck.Check(t => F.SelectiveScan(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]).Y, inputs,
             eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxChecksPerInput: 24);
     }
 
@@ -254,13 +254,13 @@ public class SelectiveScanTests
         using var scope = new TensorScope();
         var pr = Problem.Random(8, batch: 2, l: 40, d: 10, n: 4, selective: true, withD: false, withZ: false, withBias: false);
         var a = pr.Args(DType.F32, lastState: true);
-        var (y, last) = SelectiveScan.Forward(a.U, a.Delta, a.A, a.B, a.C, returnLastState: true);
+        var (y, last) = F.SelectiveScan(a.U, a.Delta, a.A, a.B, a.C, returnLastState: true);
         Assert.NotNull(last);
         Assert.Equal(new Shape(2, 10, 4), last!.Shape);
         SelectiveScanReference.Forward(a);
         AssertClose("y", y, a.Y, ForwardTolerance);
         AssertClose("lastState", last, a.LastState, ForwardTolerance);
-        var (_, none) = SelectiveScan.Forward(a.U, a.Delta, a.A, a.B, a.C);
+        var (_, none) = F.SelectiveScan(a.U, a.Delta, a.A, a.B, a.C);
         Assert.Null(none);
     }
 
@@ -277,8 +277,8 @@ public class SelectiveScanTests
         Tensor[] Inputs(DType t) => [a.U.To(t), a.Delta.To(t), a.A, a.B.To(t), a.C.To(t), a.D!, a.Z!.To(t), a.DeltaBias!];
         var half = Inputs(type);
         var wide = half.Select(x => x.To(DType.F32)).ToArray();
-        var (yh, lh) = SelectiveScan.Forward(half[0], half[1], half[2], half[3], half[4], half[5], half[6], half[7], returnLastState: true);
-        var (yw, lw) = SelectiveScan.Forward(wide[0], wide[1], wide[2], wide[3], wide[4], wide[5], wide[6], wide[7], returnLastState: true);
+        var (yh, lh) = F.SelectiveScan(half[0], half[1], half[2], half[3], half[4], half[5], half[6], half[7], returnLastState: true);
+        var (yw, lw) = F.SelectiveScan(wide[0], wide[1], wide[2], wide[3], wide[4], wide[5], wide[6], wide[7], returnLastState: true);
         Assert.Equal(type, yh.DType);
         Assert.Equal(DType.F32, lh!.DType);
         Assert.Equal(yw.To(type).ToFloatArray(), yh.ToFloatArray());
@@ -315,18 +315,18 @@ public class SelectiveScanTests
         var lti = Tensor.Zeros(new Shape(3, 4));
 
         void Throws(string needle, Action f) => Assert.Contains(needle, Assert.Throws<ArgumentException>(f).Message);
-        Throws("delta must have shape [2, 5, 3], got [2, 5, 4]", () => SelectiveScan.Forward(u, Tensor.Zeros(new Shape(2, 5, 4)), a, bc, bc));
-        Throws("A must have shape [3, N]", () => SelectiveScan.Forward(u, u, Tensor.Zeros(new Shape(4, 4)), bc, bc));
-        Throws("B must have shape [2, 5, 4]", () => SelectiveScan.Forward(u, u, a, Tensor.Zeros(new Shape(2, 5, 5)), bc));
-        Throws("C must have shape [2, 5, 4] (selective: [batch, L, N]) or [3, 4]", () => SelectiveScan.Forward(u, u, a, bc, Tensor.Zeros(new Shape(2, 4))));
-        Throws("must both be selective", () => SelectiveScan.Forward(u, u, a, bc, lti));
-        Throws("D must have shape [3], got [4]", () => SelectiveScan.Forward(u, u, a, bc, bc, D: Tensor.Zeros(new Shape(4))));
-        Throws("z must have shape [2, 5, 3]", () => SelectiveScan.Forward(u, u, a, bc, bc, z: Tensor.Zeros(new Shape(5, 3))));
-        Throws("deltaBias must have shape [3]", () => SelectiveScan.Forward(u, u, a, bc, bc, deltaBias: Tensor.Zeros(new Shape(3, 1))));
-        Throws("u must have rank 3", () => SelectiveScan.Forward(Tensor.Zeros(new Shape(5, 3)), u, a, bc, bc));
-        Throws("A must be F32", () => SelectiveScan.Forward(u, u, a.To(DType.F64), bc, bc));
-        Throws("delta must have u's dtype F32, got BF16", () => SelectiveScan.Forward(u, u.To(DType.BF16), a, bc, bc));
-        Throws("u must be F32, BF16 or F16, got F64", () => SelectiveScan.Forward(u.To(DType.F64), u, a, bc, bc));
+        Throws("delta must have shape [2, 5, 3], got [2, 5, 4]", () => F.SelectiveScan(u, Tensor.Zeros(new Shape(2, 5, 4)), a, bc, bc));
+        Throws("A must have shape [3, N]", () => F.SelectiveScan(u, u, Tensor.Zeros(new Shape(4, 4)), bc, bc));
+        Throws("B must have shape [2, 5, 4]", () => F.SelectiveScan(u, u, a, Tensor.Zeros(new Shape(2, 5, 5)), bc));
+        Throws("C must have shape [2, 5, 4] (selective: [batch, L, N]) or [3, 4]", () => F.SelectiveScan(u, u, a, bc, Tensor.Zeros(new Shape(2, 4))));
+        Throws("must both be selective", () => F.SelectiveScan(u, u, a, bc, lti));
+        Throws("D must have shape [3], got [4]", () => F.SelectiveScan(u, u, a, bc, bc, D: Tensor.Zeros(new Shape(4))));
+        Throws("z must have shape [2, 5, 3]", () => F.SelectiveScan(u, u, a, bc, bc, z: Tensor.Zeros(new Shape(5, 3))));
+        Throws("deltaBias must have shape [3]", () => F.SelectiveScan(u, u, a, bc, bc, deltaBias: Tensor.Zeros(new Shape(3, 1))));
+        Throws("u must have rank 3", () => F.SelectiveScan(Tensor.Zeros(new Shape(5, 3)), u, a, bc, bc));
+        Throws("A must be F32", () => F.SelectiveScan(u, u, a.To(DType.F64), bc, bc));
+        Throws("delta must have u's dtype F32, got BF16", () => F.SelectiveScan(u, u.To(DType.BF16), a, bc, bc));
+        Throws("u must be F32, BF16 or F16, got F64", () => F.SelectiveScan(u.To(DType.F64), u, a, bc, bc));
     }
 
     private static Tensor? F64Like(Tensor? t) => t is null ? null : Tensor.Zeros(t.Shape, DType.F64);

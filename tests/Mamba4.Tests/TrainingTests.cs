@@ -4,6 +4,7 @@ using Mamba4.Nn;
 using Mamba4.Tasks.Synthetic;
 using Mamba4.Tensors;
 using Mamba4.Training;
+using Mamba4.Ops;
 
 namespace Mamba4.Tests;
 
@@ -105,7 +106,7 @@ public class TrainingTests : IDisposable
             (step, _) =>
             {
                 var (loss, tokens) = SyntheticTraining.Loss(model, task, seed, step, o.Batch);
-                if (poison?.Invoke(step) is double p) loss = Ops.Elementwise.Scale(loss, (float)p);
+                if (poison?.Invoke(step) is double p) loss = F.Scale(loss, (float)p);
                 return (loss, tokens);
             });
         var losses = new List<double>();

@@ -4,6 +4,7 @@ using Mamba4.Autograd;
 using Mamba4.Inference;
 using Mamba4.Models;
 using Mamba4.Tensors;
+using Mamba4.Ops;
 
 namespace Mamba4.Server.Text;
 
@@ -211,8 +212,8 @@ public sealed class BatchScheduler : IDisposable
         var h = bb.Embeddings.Forward(Tensor.From(ids, g, l));
         for (int i = 0; i < bb.Layers.Count; i++) h = bb.Layers[i].Forward(h, state.Layers[i]);
         var rows = Enumerable.Range(0, g).Select(j => (long)j * l + l - 1).ToArray();
-        var last = Ops.Embedding.Forward(h.Reshape(g * l, _model.Config.DModel), Tensor.From(rows, g));
-        return Ops.Linear.Forward(bb.NormF.Forward(last), _model.LmHead);
+        var last = F.Embedding(h.Reshape(g * l, _model.Config.DModel), Tensor.From(rows, g));
+        return F.Linear(bb.NormF.Forward(last), _model.LmHead);
     }
 
     private void Step()

@@ -69,6 +69,13 @@ public static class Backend
         }
     }
 
+    /// <summary>
+    /// The optional capability <typeparamref name="T"/> (e.g. <see cref="IGruBackend"/>) of <paramref name="backend"/>, or a
+    /// NotSupportedException naming the op, the backend and the capability it lacks.
+    /// </summary>
+    public static T Require<T>(IBackend backend, string op) where T : class, IBackend =>
+        backend as T ?? throw new NotSupportedException($"{op}: the {backend.Name} backend does not implement {typeof(T).Name}");
+
     public static void Register(IBackend backend)
     {
         lock (Gate) Registered[backend.Device] = backend;

@@ -94,36 +94,16 @@ public interface IBackend
     void LogSoftmaxBackward(Tensor y, Tensor dy, Tensor dx);
 
     // ---- attention ----
-    /// <summary>q, k, v, y: [batch, L, heads·dHead]; causal softmax(q kᵀ/√dHead) v; keyPadding [batch, L] (I64 ids, 0 = padding) optional; lse [batch, heads, L].</summary>
-    void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp);
-    void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
+    /// <summary>
+    /// softmax(q kᵀ/√dHead + mask) v as <paramref name="spec"/> says (causal or not, key padding, dropout); q, k, v, y:
+    /// [batch, L, heads·dHead]. Writes y and each row's log-sum-exp [batch, heads, L] (of the scores before dropout),
+    /// which is all the backward needs besides the inputs.
+    /// </summary>
+    void AttentionForward(AttentionSpec spec, Tensor q, Tensor k, Tensor v, Tensor y, Tensor logSumExp);
+    /// <summary>Gradients of <see cref="AttentionForward"/> (same spec, its y and log-sum-exp) given dy: overwrites dq, dk, dv.</summary>
+    void AttentionBackward(AttentionSpec spec, Tensor q, Tensor k, Tensor v, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
     /// <summary>Decoding with a KV cache: q, y [batch, heads·dHead] attend to the first <paramref name="length"/> rows of kCache, vCache [batch, capacity, heads·dHead].</summary>
     void AttentionStep(Tensor q, Tensor kCache, Tensor vCache, int length, int heads, Tensor y);
-
-    // ---- recurrent (GRU4Rec) ----
-    /// <summary>
-    /// The GRU recurrence (torch.nn.GRU, gates ordered r, z, n) given the input projection gi = x W_ihᵀ + b_ih
-    /// [batch, L, 3H]; wHh [3H, H]; bHh [3H] and h0 [batch, H] optional (null: zero). Writes y [batch, L, H]
-    /// (h_t for every t) and gates [batch, L, 4H] = (r, z, n, W_hn h_{t−1} + b_hn) per step, kept for the backward.
-    /// </summary>
-    void GruForward(Tensor gi, Tensor wHh, Tensor? bHh, Tensor? h0, Tensor y, Tensor gates);
-    /// <summary>Backward through time from dy [batch, L, H]: overwrites dGi [batch, L, 3H], dWhh [3H, H], dBhh [3H] and dH0 [batch, H] (each optional where its input was).</summary>
-    void GruBackward(Tensor wHh, Tensor? h0, Tensor y, Tensor gates, Tensor dy, Tensor dGi, Tensor dWhh, Tensor? dBhh, Tensor? dH0);
-
-    // ---- attention with dropout on the probabilities (SASRec training; RecBole's attn_dropout) ----
-    /// <summary>
-    /// As <see cref="AttentionForward"/> (same layout and mask) with the probabilities dropped: y_i = Σ_j p_ij·m_ij/(1−p)·v_j,
-    /// m_ij kept with probability 1 − p by a counter-based hash of (seed, ((b·heads + h)·L + i)·L + j), so the backward
-    /// regenerates the mask. Nothing is stored for the backward beyond y.
-    /// </summary>
-    void AttentionDropoutForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, float p, ulong seed, Tensor y);
-    /// <summary>Gradients of <see cref="AttentionDropoutForward"/> (same p and seed): overwrites dq, dk, dv.</summary>
-    void AttentionDropoutBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, float p, ulong seed, Tensor y, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
-
-    // ---- non-causal attention (Transformer encoders, e.g. the forecasting baseline) ----
-    /// <summary>As <see cref="AttentionForward"/> with no mask at all: every query attends to all L keys.</summary>
-    void AttentionForwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp);
-    void AttentionBackwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp, Tensor dy, Tensor dq, Tensor dk, Tensor dv);
 }
 
 /// <summary>One parameter of an AdamW step: the tensor, its gradient, both moments, its weight decay and the row exempt from it (−1: none).</summary>

@@ -6,7 +6,8 @@ namespace Mamba4.Backends;
 
 /// <summary>
 /// Wraps a backend and times every kernel call by method name (a DispatchProxy: no per-method code).
-/// Enable with <see cref="Backend.EnableProfiling"/>; read with <see cref="Report"/>.
+/// Enable with <see cref="Backend.EnableProfiling"/>; read with <see cref="Report"/>. The proxy implements the optional
+/// capabilities (<see cref="IGruBackend"/>) that the wrapped backend implements.
 /// </summary>
 public class ProfilingBackend : DispatchProxy
 {
@@ -16,7 +17,7 @@ public class ProfilingBackend : DispatchProxy
 
     public static IBackend Wrap(IBackend inner)
     {
-        var proxy = Create<IBackend, ProfilingBackend>();
+        var proxy = inner is IGruBackend ? Create<IGruBackend, ProfilingBackend>() : Create<IBackend, ProfilingBackend>();
         ((ProfilingBackend)(object)proxy)._inner = inner;
         return proxy;
     }

@@ -126,8 +126,8 @@ public abstract class Forecaster : Module
     {
         var prediction = Forward(batch);
         var target = Tensor.From(Layout(batch.Targets ?? throw new ArgumentException("Loss: the batch has no targets"), batch.Size, batch.Horizon, batch.Variables), prediction.Shape.ToArray());
-        var diff = Elementwise.Add(prediction, Elementwise.Scale(target, -1f));
-        return Reduce.Mean(Elementwise.Mul(diff, diff));
+        var diff = F.Add(prediction, F.Scale(target, -1f));
+        return F.Mean(F.Mul(diff, diff));
     }
 
     /// <summary>Forecasts in evaluation mode without recording: time-major [B, H, N] on the normalised scale.</summary>
@@ -222,6 +222,6 @@ public sealed class RevIn
                     shift[o] = Mean[i * Variables + v];
                 }
         var shape = y.Shape.ToArray();
-        return Elementwise.Add(Elementwise.Mul(y, Tensor.From(scale, shape)), Tensor.From(shift, shape));
+        return F.Add(F.Mul(y, Tensor.From(scale, shape)), Tensor.From(shift, shape));
     }
 }

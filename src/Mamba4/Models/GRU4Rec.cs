@@ -61,7 +61,7 @@ public sealed class GRU4Rec : Module, ISequentialRecommender
     {
         if (itemSeq.DType != DType.I64 || itemSeq.Rank != 2)
             throw new ArgumentException($"GRU4Rec: item_seq must be [batch, L] I64, got {itemSeq.DType} {itemSeq.Shape}");
-        var e = Dropout.Forward(ItemEmbedding.Forward(itemSeq), Config.Dropout, DropoutSeed++, Training);
+        var e = F.Dropout(ItemEmbedding.Forward(itemSeq), Config.Dropout, DropoutSeed++, Training);
         var seed = DropoutSeed;
         var output = Dense.Forward(GruLayers.Forward(e, ref seed));
         DropoutSeed = seed;
@@ -71,7 +71,7 @@ public sealed class GRU4Rec : Module, ISequentialRecommender
     public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen) =>
         SequentialRecommenderLoss.GatherLast(SequenceOutput(itemSeq), itemSeqLen, "GRU4Rec");
 
-    public Tensor Scores(Tensor seqOutput) => Ops.Linear.Forward(seqOutput, ItemEmbedding.Weight);
+    public Tensor Scores(Tensor seqOutput) => F.Linear(seqOutput, ItemEmbedding.Weight);
 
     public Tensor Loss(Tensor itemSeq, Tensor itemSeqLen, Tensor posItems) => this.NextItem(itemSeq, itemSeqLen, posItems);
 }

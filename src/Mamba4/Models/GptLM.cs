@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Mamba4.Backends;
 using Mamba4.Nn;
 using Mamba4.Ops;
 using Mamba4.Tensors;
@@ -68,24 +69,23 @@ public sealed class GptBlock : Module
     public Tensor Forward(Tensor x, ref ulong seed, KvLayer? cache = null)
     {
         int d = x.Shape.Last;
-        var qkv = Concat.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
+        var qkv = F.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
         if (cache is not null) cache.Append(qkv[1], qkv[2]);
-        var a = Dropout.Forward(CProj.Forward(Attention.Causal(qkv[0], qkv[1], qkv[2], Heads)), DropoutP, seed++, Training);
-        x = Elementwise.Add(x, a);
-        var m = Dropout.Forward(MProj.Forward(Activations.Gelu(CFc.Forward(Ln2.Forward(x)))), DropoutP, seed++, Training);
-        return Elementwise.Add(x, m);
+        var a = F.Dropout(CProj.Forward(F.Attention(qkv[0], qkv[1], qkv[2], new AttentionSpec(Heads))), DropoutP, seed++, Training);
+        x = F.Add(x, a);
+        var m = F.Dropout(MProj.Forward(F.Gelu(CFc.Forward(Ln2.Forward(x)))), DropoutP, seed++, Training);
+        return F.Add(x, m);
     }
 
     /// <summary>One token per stream with the KV cache: x (b, d) → (b, d).</summary>
     public Tensor Step(Tensor x, KvLayer cache)
     {
         int d = x.Shape.Last;
-        var qkv = Concat.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
+        var qkv = F.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
         cache.Append(qkv[1], qkv[2]);
-        var y = Tensor.Empty(x.Shape, DType.F32, x.Device);
-        x.Backend.AttentionStep(qkv[0], cache.K, cache.V, cache.Length, Heads, y);
-        x = Elementwise.Add(x, CProj.Forward(y));
-        return Elementwise.Add(x, MProj.Forward(Activations.Gelu(CFc.Forward(Ln2.Forward(x)))));
+        var y = F.AttentionStep(qkv[0], cache.K, cache.V, cache.Length, Heads);
+        x = F.Add(x, CProj.Forward(y));
+        return F.Add(x, MProj.Forward(F.Gelu(CFc.Forward(Ln2.Forward(x)))));
     }
 }
 
@@ -170,11 +170,11 @@ public sealed class GptLM : Module, ICausalLanguageModel
         if (l > Config.MaxPositions) throw new ArgumentException($"GptLM: sequence length {l} exceeds n_positions {Config.MaxPositions}");
         var pos = new long[b * l];
         for (int i = 0; i < pos.Length; i++) pos[i] = i % l;
-        var x = Dropout.Forward(Elementwise.Add(Wte.Forward(ids), Wpe.Forward(Tensor.From(pos, b, l))), Config.Dropout, DropoutSeed++, Training);
+        var x = F.Dropout(F.Add(Wte.Forward(ids), Wpe.Forward(Tensor.From(pos, b, l))), Config.Dropout, DropoutSeed++, Training);
         var seed = DropoutSeed;
         for (int i = 0; i < Blocks.Count; i++) x = Blocks[i].Forward(x, ref seed, cache?.Layers[i]);
         DropoutSeed = seed;
-        return Ops.Linear.Forward(LnF.Forward(x), Wte.Weight);
+        return F.Linear(LnF.Forward(x), Wte.Weight);
     }
 
     public KvCache NewCache(int batch, int capacity) =>
@@ -187,9 +187,9 @@ public sealed class GptLM : Module, ICausalLanguageModel
         long position = cache.Layers[0].Length;
         if (position >= Config.MaxPositions) throw new InvalidOperationException($"GptLM: position {position} is beyond n_positions {Config.MaxPositions}");
         var pos = Enumerable.Repeat(position, b).ToArray();
-        var x = Elementwise.Add(Wte.Forward(ids), Wpe.Forward(Tensor.From(pos, b)));
+        var x = F.Add(Wte.Forward(ids), Wpe.Forward(Tensor.From(pos, b)));
         for (int i = 0; i < Blocks.Count; i++) x = Blocks[i].Step(x, cache.Layers[i]);
-        return Ops.Linear.Forward(LnF.Forward(x), Wte.Weight);
+        return F.Linear(LnF.Forward(x), Wte.Weight);
     }
 }
 

@@ -1,4 +1,5 @@
 using Mamba4.Tensors;
+using Mamba4.Ops;
 
 namespace Mamba4.Models;
 
@@ -27,14 +28,14 @@ public static class SequentialRecommenderLoss
 {
     /// <summary>RecBole's objective: cross-entropy of the next item after each sample's last position (posItems [b]).</summary>
     public static Tensor NextItem(this ISequentialRecommender model, Tensor itemSeq, Tensor itemSeqLen, Tensor posItems) =>
-        Ops.CrossEntropy.Forward(model.Scores(model.Forward(itemSeq, itemSeqLen)), posItems);
+        F.CrossEntropy(model.Scores(model.Forward(itemSeq, itemSeqLen)), posItems);
 
     /// <summary>
     /// "All positions": one causal forward, cross-entropy at every position against targets [b, L] (the next item;
     /// −100 at padded positions), averaged over the counted positions.
     /// </summary>
     public static Tensor AllPositions(this ISequentialRecommender model, Tensor itemSeq, Tensor targets) =>
-        Ops.CrossEntropy.Forward(model.Scores(model.SequenceOutput(itemSeq)), targets);
+        F.CrossEntropy(model.Scores(model.SequenceOutput(itemSeq)), targets);
 
     /// <summary>Rows h[b, len_b − 1] of h [b, L, hidden] as a differentiable gather → [b, hidden].</summary>
     public static Tensor GatherLast(Tensor h, Tensor itemSeqLen, string model)
@@ -50,6 +51,6 @@ public static class SequentialRecommenderLoss
                 throw new ArgumentOutOfRangeException(nameof(itemSeqLen), $"{model}: item_seq_len[{i}] = {lens[i]} is outside [1, {l}]");
             rows[i] = (long)i * l + lens[i] - 1;
         }
-        return Ops.Embedding.Forward(h.Reshape(b * l, d), Tensor.From(rows, b));
+        return F.Embedding(h.Reshape(b * l, d), Tensor.From(rows, b));
     }
 }

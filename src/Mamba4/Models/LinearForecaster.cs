@@ -50,9 +50,9 @@ public sealed class LinearForecaster : Forecaster
         var x = batch.Inputs;
         if (Config.RevIn) (stats, x) = RevIn.Apply(x, b, l, n);
         var series = Tensor.From(Transpose(x, b, l, n), b * n, l);              // one row per (window, variable)
-        var trend = MatMul.Forward(series, _movingAverage, transB: true);
-        var seasonal = Elementwise.Add(series, Elementwise.Scale(trend, -1f));
-        var y = Elementwise.Add(LinearSeasonal.Forward(seasonal), LinearTrend.Forward(trend)).Reshape(b, n, Config.Horizon);
+        var trend = F.MatMul(series, _movingAverage, transB: true);
+        var seasonal = F.Add(series, F.Scale(trend, -1f));
+        var y = F.Add(LinearSeasonal.Forward(seasonal), LinearTrend.Forward(trend)).Reshape(b, n, Config.Horizon);
         return stats is null ? y : stats.Denormalize(y, Config.Horizon, variableMajor: true);
     }
 

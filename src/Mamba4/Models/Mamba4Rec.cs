@@ -63,7 +63,7 @@ public sealed class Mamba4Rec : Module, ISequentialRecommender
     /// <summary>The hidden state at every position: itemSeq (b, l) → (b, l, hidden); causal.</summary>
     public Tensor SequenceOutput(Tensor itemSeq)
     {
-        var h = Norm.Forward(Dropout.Forward(ItemEmbedding.Forward(itemSeq), Config.Dropout, DropoutSeed++, Training));
+        var h = Norm.Forward(F.Dropout(ItemEmbedding.Forward(itemSeq), Config.Dropout, DropoutSeed++, Training));
         var seed = DropoutSeed;
         foreach (var layer in Layers.Items) h = layer.Forward(h, ref seed);
         DropoutSeed = seed;
@@ -95,7 +95,7 @@ public sealed class Mamba4Rec : Module, ISequentialRecommender
     }
 
     /// <summary>Scores over all items: seq_output · item_embeddingᵀ → (b, n_items).</summary>
-    public Tensor Scores(Tensor seqOutput) => Ops.Linear.Forward(seqOutput, ItemEmbedding.Weight);
+    public Tensor Scores(Tensor seqOutput) => F.Linear(seqOutput, ItemEmbedding.Weight);
 
     public Tensor Loss(Tensor itemSeq, Tensor itemSeqLen, Tensor posItems) => this.NextItem(itemSeq, itemSeqLen, posItems);
 }

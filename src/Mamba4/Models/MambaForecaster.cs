@@ -2,6 +2,7 @@ using Mamba4.Autograd;
 using Mamba4.Inference;
 using Mamba4.Nn;
 using Mamba4.Tensors;
+using Mamba4.Ops;
 
 namespace Mamba4.Models;
 
@@ -77,7 +78,7 @@ public sealed class MambaForecaster : TokenForecaster
     internal Tensor Step(Tensor token, MambaState state)
     {
         var seed = DropoutSeed;
-        var h = Ops.Dropout.Forward(Embedding.Forward(token), Config.Dropout, seed++, Training);
+        var h = F.Dropout(TokenEmbedding.Forward(token), Config.Dropout, seed++, Training);
         for (int i = 0; i < Layers.Count; i++) h = Layers[i].Step(h, state.Layers[i], ref seed);
         return Norm.Forward(h);
     }

@@ -18,8 +18,8 @@ public sealed class MambaBlock : Module
     public Nn.RmsNorm Norm { get; }
     public MambaMixer Mixer { get; }
 
-    public Tensor Forward(Tensor h, MambaLayerState? state = null) => Elementwise.Add(h, Mixer.Forward(Norm.Forward(h), state));
-    public Tensor Step(Tensor h, MambaLayerState state) => Elementwise.Add(h, Mixer.Step(Norm.Forward(h), state));
+    public Tensor Forward(Tensor h, MambaLayerState? state = null) => F.Add(h, Mixer.Forward(Norm.Forward(h), state));
+    public Tensor Step(Tensor h, MambaLayerState state) => F.Add(h, Mixer.Step(Norm.Forward(h), state));
 }
 
 /// <summary>HF MambaModel: embeddings → layers → norm_f.</summary>
@@ -115,7 +115,7 @@ public sealed class MambaLM : Module, ICausalLanguageModel
         h = Backbone.NormF.Forward(h);
         hiddenStates?.Add(h);
         if (state is not null) state.Position += ids.Shape[1];
-        return Ops.Linear.Forward(h, LmHead);
+        return F.Linear(h, LmHead);
     }
 
     private Tensor Embed(Tensor ids, long position)
@@ -126,9 +126,9 @@ public sealed class MambaLM : Module, ICausalLanguageModel
             int b = ids.Shape[0], l = ids.Rank == 2 ? ids.Shape[1] : 1;
             var p = new long[b * l];
             for (int i = 0; i < p.Length; i++) p[i] = Math.Min(position + i % l, pos.Weight.Shape[0] - 1);
-            h = Elementwise.Add(h, pos.Forward(Tensor.From(p, ids.Shape.ToArray())));
+            h = F.Add(h, pos.Forward(Tensor.From(p, ids.Shape.ToArray())));
         }
-        return Dropout.Forward(h, Config.Dropout, DropoutSeed++, Training);
+        return F.Dropout(h, Config.Dropout, DropoutSeed++, Training);
     }
 
     /// <summary>Mean next-token cross-entropy of logits[:, :-1] against ids[:, 1:].</summary>
@@ -140,7 +140,7 @@ public sealed class MambaLM : Module, ICausalLanguageModel
         var targets = new long[b * l];
         for (int i = 0; i < b; i++)
             for (int t = 0; t < l; t++) targets[i * l + t] = t + 1 < l ? src[i * l + t + 1] : -100;
-        return CrossEntropy.Forward(logits, Tensor.From(targets, b, l), ignoreIndex: -100);
+        return F.CrossEntropy(logits, Tensor.From(targets, b, l), ignoreIndex: -100);
     }
 
     /// <summary>A fresh zero state for <paramref name="batch"/> streams.</summary>
@@ -152,6 +152,6 @@ public sealed class MambaLM : Module, ICausalLanguageModel
         var h = Embed(ids, state.Position);
         for (int i = 0; i < Backbone.Layers.Count; i++) h = Backbone.Layers[i].Step(h, state.Layers[i]);
         state.Position++;
-        return Ops.Linear.Forward(Backbone.NormF.Forward(h), LmHead);
+        return F.Linear(Backbone.NormF.Forward(h), LmHead);
     }
 }

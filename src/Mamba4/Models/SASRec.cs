@@ -1,3 +1,4 @@
+using Mamba4.Backends;
 using Mamba4.Nn;
 using Mamba4.Ops;
 using Mamba4.Tensors;
@@ -68,8 +69,8 @@ public sealed class SASRec : Module, ISequentialRecommender
         var positions = new long[b * l];
         for (int i = 0; i < b; i++)
             for (int t = 0; t < l; t++) positions[i * l + t] = t;
-        var emb = Elementwise.Add(ItemEmbedding.Forward(itemSeq), PositionEmbedding.Forward(Tensor.From(positions, b, l)));
-        var h = Dropout.Forward(Norm.Forward(emb), Config.HiddenDropout, DropoutSeed++, Training);
+        var emb = F.Add(ItemEmbedding.Forward(itemSeq), PositionEmbedding.Forward(Tensor.From(positions, b, l)));
+        var h = F.Dropout(Norm.Forward(emb), Config.HiddenDropout, DropoutSeed++, Training);
         var seed = DropoutSeed;
         var output = Encoder.Forward(h, itemSeq, ref seed);
         DropoutSeed = seed;
@@ -79,7 +80,7 @@ public sealed class SASRec : Module, ISequentialRecommender
     public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen) =>
         SequentialRecommenderLoss.GatherLast(SequenceOutput(itemSeq), itemSeqLen, "SASRec");
 
-    public Tensor Scores(Tensor seqOutput) => Ops.Linear.Forward(seqOutput, ItemEmbedding.Weight);
+    public Tensor Scores(Tensor seqOutput) => F.Linear(seqOutput, ItemEmbedding.Weight);
 
     public Tensor Loss(Tensor itemSeq, Tensor itemSeqLen, Tensor posItems) => this.NextItem(itemSeq, itemSeqLen, posItems);
 }
@@ -107,15 +108,15 @@ public sealed class TransformerLayer : Module
 {
     public TransformerLayer(SASRecConfig config, Random rng)
     {
-        Attention = Child("multi_head_attention", new MultiHeadAttention(config, rng));
+        MultiHeadAttention = Child("multi_head_attention", new MultiHeadAttention(config, rng));
         FeedForward = Child("feed_forward", new PointWiseFeedForward(config, rng));
     }
 
-    public MultiHeadAttention Attention { get; }
+    public MultiHeadAttention MultiHeadAttention { get; }
     public PointWiseFeedForward FeedForward { get; }
 
     public Tensor Forward(Tensor h, Tensor itemSeq, ref ulong seed) =>
-        FeedForward.Forward(Attention.Forward(h, itemSeq, ref seed), ref seed);
+        FeedForward.Forward(MultiHeadAttention.Forward(h, itemSeq, ref seed), ref seed);
 }
 
 /// <summary>
@@ -148,9 +149,10 @@ public sealed class MultiHeadAttention : Module
 
     public Tensor Forward(Tensor h, Tensor itemSeq, ref ulong seed)
     {
-        var context = AttentionDropout.Causal(Query.Forward(h), Key.Forward(h), Value.Forward(h), Heads, itemSeq, AttnDropout, seed++, Training);
-        var o = Dropout.Forward(Dense.Forward(context), HiddenDropout, seed++, Training);
-        return Norm.Forward(Elementwise.Add(o, h));
+        var spec = new AttentionSpec(Heads, KeyPadding: itemSeq, DropoutP: Training ? AttnDropout : 0f, Seed: seed++);
+        var context = F.Attention(Query.Forward(h), Key.Forward(h), Value.Forward(h), spec);
+        var o = F.Dropout(Dense.Forward(context), HiddenDropout, seed++, Training);
+        return Norm.Forward(F.Add(o, h));
     }
 }
 
@@ -172,8 +174,8 @@ public sealed class PointWiseFeedForward : Module
 
     public Tensor Forward(Tensor a, ref ulong seed)
     {
-        var f = Dropout.Forward(Dense2.Forward(Activations.Gelu(Dense1.Forward(a))), DropoutP, seed++, Training);
-        return Norm.Forward(Elementwise.Add(f, a));
+        var f = F.Dropout(Dense2.Forward(F.Gelu(Dense1.Forward(a))), DropoutP, seed++, Training);
+        return Norm.Forward(F.Add(f, a));
     }
 }
 

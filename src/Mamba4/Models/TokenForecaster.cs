@@ -22,7 +22,7 @@ public abstract class TokenForecaster : Forecaster
     protected TokenForecaster(ForecasterConfig config, Random rng) : base(config)
     {
         int tokenIn = config.Temporal ? config.Variables + config.TimeFeatures : config.InputLength;
-        Embedding = Child("embedding", new Nn.Linear(tokenIn, config.DModel, true, rng));
+        TokenEmbedding = Child("embedding", new Nn.Linear(tokenIn, config.DModel, true, rng));
     }
 
     /// <summary>Creates the final norm and the projector; subclasses call it after creating their layers.</summary>
@@ -33,7 +33,7 @@ public abstract class TokenForecaster : Forecaster
         Projector = Child("projector", new Nn.Linear(Config.DModel, outputs, true, rng));
     }
 
-    public Nn.Linear Embedding { get; }
+    public Nn.Linear TokenEmbedding { get; }
     public Nn.LayerNorm Norm { get; private set; } = null!;
     public Nn.Linear Projector { get; private set; } = null!;
     public override bool VariableMajor => !Config.Temporal;
@@ -68,7 +68,7 @@ public abstract class TokenForecaster : Forecaster
     protected Tensor EncodeTokens(float[] tokens, int b, int t)
     {
         var seed = DropoutSeed;
-        var h = Dropout.Forward(Embedding.Forward(Tensor.From(tokens, b, t, Embedding.InFeatures)), Config.Dropout, seed++, Training);
+        var h = F.Dropout(TokenEmbedding.Forward(Tensor.From(tokens, b, t, TokenEmbedding.InFeatures)), Config.Dropout, seed++, Training);
         h = Norm.Forward(Encode(h, ref seed));
         DropoutSeed = seed;
         return h;
@@ -109,7 +109,7 @@ public abstract class TokenForecaster : Forecaster
         int b = h.Shape[0], t = h.Shape[1], d = h.Shape[2];
         var rows = new long[b];
         for (int i = 0; i < b; i++) rows[i] = (long)i * t + t - 1;
-        return Ops.Embedding.Forward(h.Reshape(b * t, d), Tensor.From(rows, b));
+        return F.Embedding(h.Reshape(b * t, d), Tensor.From(rows, b));
     }
 
     /// <summary>h (B, T, d) → h[:, :n] (B, n, d), a differentiable row gather.</summary>
@@ -119,6 +119,6 @@ public abstract class TokenForecaster : Forecaster
         var rows = new long[b * n];
         for (int i = 0; i < b; i++)
             for (int v = 0; v < n; v++) rows[i * n + v] = (long)i * t + v;
-        return Ops.Embedding.Forward(h.Reshape(b * t, d), Tensor.From(rows, b * n)).Reshape(b, n, d);
+        return F.Embedding(h.Reshape(b * t, d), Tensor.From(rows, b * n)).Reshape(b, n, d);
     }
 }

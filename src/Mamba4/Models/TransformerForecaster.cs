@@ -1,3 +1,4 @@
+using Mamba4.Backends;
 using Mamba4.Nn;
 using Mamba4.Ops;
 using Mamba4.Tensors;
@@ -41,11 +42,11 @@ public sealed class TransformerEncoderLayer : Module
 
     public Tensor Forward(Tensor x, ref ulong seed)
     {
-        var a = Out.Forward(Attention.NonCausal(Query.Forward(x), Key.Forward(x), Value.Forward(x), Heads));
-        x = Norm1.Forward(Elementwise.Add(x, Dropout.Forward(a, DropoutP, seed++, Training)));
-        var y = Dropout.Forward(Activations.Gelu(Conv1.Forward(x)), DropoutP, seed++, Training);
-        y = Dropout.Forward(Conv2.Forward(y), DropoutP, seed++, Training);
-        return Norm2.Forward(Elementwise.Add(x, y));
+        var a = Out.Forward(F.Attention(Query.Forward(x), Key.Forward(x), Value.Forward(x), new AttentionSpec(Heads, Causal: false)));
+        x = Norm1.Forward(F.Add(x, F.Dropout(a, DropoutP, seed++, Training)));
+        var y = F.Dropout(F.Gelu(Conv1.Forward(x)), DropoutP, seed++, Training);
+        y = F.Dropout(Conv2.Forward(y), DropoutP, seed++, Training);
+        return Norm2.Forward(F.Add(x, y));
     }
 }
 
@@ -70,7 +71,7 @@ public sealed class TransformerForecaster : TokenForecaster
 
     protected override Tensor Encode(Tensor h, ref ulong seed)
     {
-        if (Config.Temporal) h = Elementwise.Add(h, Positions(h.Shape[0], h.Shape[1], h.Shape[2]));
+        if (Config.Temporal) h = F.Add(h, Positions(h.Shape[0], h.Shape[1], h.Shape[2]));
         foreach (var layer in Layers.Items) h = layer.Forward(h, ref seed);
         return h;
     }

@@ -23,8 +23,8 @@ public sealed class FeedForward : Module
 
     public Tensor Forward(Tensor h, ref ulong seed)
     {
-        var a = Dropout.Forward(Activations.Gelu(W1.Forward(h)), DropoutP, seed++, Training);
-        var b = Dropout.Forward(W2.Forward(a), DropoutP, seed++, Training);
-        return Norm.Forward(Elementwise.Add(b, h));
+        var a = F.Dropout(F.Gelu(W1.Forward(h)), DropoutP, seed++, Training);
+        var b = F.Dropout(W2.Forward(a), DropoutP, seed++, Training);
+        return Norm.Forward(F.Add(b, h));
     }
 }

@@ -1,4 +1,5 @@
 using Mamba4.Tensors;
+using Mamba4.Ops;
 
 namespace Mamba4.Nn;
 
@@ -53,8 +54,8 @@ public sealed class Gru : Module
         var h = x;
         for (int k = 0; k < NumLayers; k++)
         {
-            if (k > 0) h = Ops.Dropout.Forward(h, DropoutP, seed++, Training);
-            h = Ops.Gru.Forward(h, _wIh[k], _wHh[k], _bIh[k], _bHh[k]);
+            if (k > 0) h = F.Dropout(h, DropoutP, seed++, Training);
+            h = F.Gru(h, _wIh[k], _wHh[k], _bIh[k], _bHh[k]);
         }
         return h;
     }

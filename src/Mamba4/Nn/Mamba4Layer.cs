@@ -33,9 +33,9 @@ public sealed class Mamba4Layer : Module
     public Tensor Forward(Tensor h, ref ulong seed, MambaLayerState? state = null)
     {
         var mixed = Mamba.Forward(h, state);
-        if (MambaReverse is not null) mixed = Elementwise.Add(mixed, Reverse(MambaReverse.Forward(Reverse(h))));
-        var m = Dropout.Forward(mixed, DropoutP, seed++, Training);
-        var x = Norm.Forward(Residual ? Elementwise.Add(m, h) : m);
+        if (MambaReverse is not null) mixed = F.Add(mixed, Reverse(MambaReverse.Forward(Reverse(h))));
+        var m = F.Dropout(mixed, DropoutP, seed++, Training);
+        var x = Norm.Forward(Residual ? F.Add(m, h) : m);
         return Ffn.Forward(x, ref seed);
     }
 
@@ -46,8 +46,8 @@ public sealed class Mamba4Layer : Module
     public Tensor Step(Tensor h, MambaLayerState state, ref ulong seed)
     {
         if (MambaReverse is not null) throw new InvalidOperationException("a bidirectional Mamba4 layer has no recurrent step: it also reads the sequence backwards");
-        var m = Dropout.Forward(Mamba.Step(h, state), DropoutP, seed++, Training);
-        var x = Norm.Forward(Residual ? Elementwise.Add(m, h) : m);
+        var m = F.Dropout(Mamba.Step(h, state), DropoutP, seed++, Training);
+        var x = Norm.Forward(Residual ? F.Add(m, h) : m);
         return Ffn.Forward(x, ref seed);
     }
 
@@ -58,6 +58,6 @@ public sealed class Mamba4Layer : Module
         var rows = new long[b * l];
         for (int i = 0; i < b; i++)
             for (int t = 0; t < l; t++) rows[i * l + t] = (long)i * l + (l - 1 - t);
-        return Ops.Embedding.Forward(h.Reshape(b * l, d), Tensor.From(rows, b * l)).Reshape(b, l, d);
+        return F.Embedding(h.Reshape(b * l, d), Tensor.From(rows, b * l)).Reshape(b, l, d);
     }
 }

@@ -81,13 +81,13 @@ public sealed class MambaMixer : Module
     public Tensor Forward(Tensor h, MambaLayerState? state = null)
     {
         int e = Config.DInner, n = Config.DState;
-        var xz = Concat.SplitLastAxis(InProj.Forward(h), e, e);
+        var xz = F.SplitLastAxis(InProj.Forward(h), e, e);
         var (x, z) = (xz[0], xz[1]);
         if (state is not null) SaveConvState(x, state);
         x = Conv1d.Forward(x, silu: true);
         var (delta, b, c, deltaBias) = Projections(x);
-        var a = Elementwise.Scale(Activations.Exp(ALog), -1f);
-        var (y, last) = SelectiveScan.Forward(x, delta, a, b, c, D, z, deltaBias, deltaSoftplus: true, returnLastState: state is not null);
+        var a = F.Scale(F.Exp(ALog), -1f);
+        var (y, last) = F.SelectiveScan(x, delta, a, b, c, D, z, deltaBias, deltaSoftplus: true, returnLastState: state is not null);
         if (state is not null) state.SsmState.CopyFrom(last!);
         return OutProj.Forward(y);
     }
@@ -97,8 +97,8 @@ public sealed class MambaMixer : Module
         if (!Config.Selective)
             return (Tensor.Zeros(x.Shape, x.DType, x.Device), B!, C!, DtBias!);
         int r = Config.DtRank, n = Config.DState;
-        var parts = Concat.SplitLastAxis(XProj!.Forward(x), r, n, n);
-        var delta = Ops.Linear.Forward(parts[0], DtProj!.Weight);
+        var parts = F.SplitLastAxis(XProj!.Forward(x), r, n, n);
+        var delta = F.Linear(parts[0], DtProj!.Weight);
         return (delta, parts[1], parts[2], DtProj.Bias!);
     }
 
@@ -129,21 +129,18 @@ public sealed class MambaMixer : Module
     public Tensor Step(Tensor h, MambaLayerState state)
     {
         int e = Config.DInner, n = Config.DState, r = Config.DtRank;
-        var be = h.Backend;
-        var xz = Concat.SplitLastAxis(InProj.Forward(h), e, e);
-        var x = Tensor.Empty(xz[0].Shape, DType.F32, h.Device);
-        be.CausalConv1dStep(xz[0], state.ConvState, Conv1d.Weight, Conv1d.Bias, silu: true, x);
+        var xz = F.SplitLastAxis(InProj.Forward(h), e, e);
+        var x = F.CausalConv1dStep(xz[0], state.ConvState, Conv1d.Weight, Conv1d.Bias, silu: true);
         Tensor delta, b, c, deltaBias;
         if (Config.Selective)
         {
-            var parts = Concat.SplitLastAxis(XProj!.Forward(x), r, n, n);
-            delta = Ops.Linear.Forward(parts[0], DtProj!.Weight);
+            var parts = F.SplitLastAxis(XProj!.Forward(x), r, n, n);
+            delta = F.Linear(parts[0], DtProj!.Weight);
             (b, c, deltaBias) = (parts[1], parts[2], DtProj.Bias!);
         }
         else (delta, b, c, deltaBias) = (Tensor.Zeros(x.Shape, DType.F32, h.Device), B!, C!, DtBias!);
-        var a = Elementwise.Scale(Activations.Exp(ALog), -1f);
-        var y = Tensor.Empty(x.Shape, DType.F32, h.Device);
-        be.SelectiveScanStep(x, delta, a, b, c, D, xz[1], deltaBias, deltaSoftplus: true, selective: Config.Selective, state.SsmState, y);
+        var a = F.Scale(F.Exp(ALog), -1f);
+        var y = F.SelectiveScanStep(x, delta, a, b, c, state.SsmState, Config.Selective, D, xz[1], deltaBias, deltaSoftplus: true);
         return OutProj.Forward(y);
     }
 }

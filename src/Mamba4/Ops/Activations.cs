@@ -10,14 +10,14 @@ namespace Mamba4.Ops;
 ///   softplus(x) = log(1 + eˣ), x if x>20 softplus'(x) = σ(x)
 ///   exp(x)                               exp'(x) = exp(x)
 /// </summary>
-public static class Activations
+public static partial class F
 {
-    public static Tensor SiLU(Tensor x) => Apply(Activation.SiLU, x);
-    public static Tensor Gelu(Tensor x) => Apply(Activation.Gelu, x);
-    public static Tensor Softplus(Tensor x) => Apply(Activation.Softplus, x);
-    public static Tensor Exp(Tensor x) => Apply(Activation.Exp, x);
+    public static Tensor SiLU(Tensor x) => Activate(Activation.SiLU, x);
+    public static Tensor Gelu(Tensor x) => Activate(Activation.Gelu, x);
+    public static Tensor Softplus(Tensor x) => Activate(Activation.Softplus, x);
+    public static Tensor Exp(Tensor x) => Activate(Activation.Exp, x);
 
-    public static Tensor Apply(Activation kind, Tensor x)
+    public static Tensor Activate(Activation kind, Tensor x)
     {
         OpCheck.F32(kind.ToString(), "x", x);
         var y = Tensor.Empty(x.Shape, x.DType, x.Device);

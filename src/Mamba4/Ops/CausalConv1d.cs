@@ -9,10 +9,12 @@ namespace Mamba4.Ops;
 ///   p_t[d] = b[d] + Σ_{k&lt;K} w[d, k]·x_{t−K+1+k}[d]   (x_s = 0 for s &lt; 0),   y = p or silu(p).
 /// With dp = dy (or dy·silu'(p)):  dx_s[d] = Σ_k w[d, k]·dp_{s+K−1−k}[d];
 ///   dw[d, k] = Σ_{b,t} dp_t[d]·x_{t−K+1+k}[d];   db[d] = Σ_{b,t} dp_t[d].
+/// Step (decoding, no tape): x, y [batch, D]; convState [batch, D, K−1] holds the previous K−1 inputs, oldest first:
+///   y[d] = b[d] + Σ_{k&lt;K−1} w[d, k]·state[d, k] + w[d, K−1]·x[d],  then state ← (state[1:], x).
 /// </summary>
-public static class CausalConv1d
+public static partial class F
 {
-    public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias, bool silu = false)
+    public static Tensor CausalConv1d(Tensor x, Tensor weight, Tensor? bias, bool silu = false)
     {
         OpCheck.F32("CausalConv1d", "x", x);
         OpCheck.Rank("CausalConv1d", "x", x, 3);
@@ -33,6 +35,22 @@ public static class CausalConv1d
                 Tape.Accumulate(weight, dw, owned: true);
                 if (bias is not null) Tape.Accumulate(bias, db!, owned: true);
             }, y);
+        return y;
+    }
+
+    /// <summary>One token per stream: x [batch, D] → y [batch, D]; <paramref name="convState"/> [batch, D, K−1] is shifted in place.</summary>
+    public static Tensor CausalConv1dStep(Tensor x, Tensor convState, Tensor weight, Tensor? bias, bool silu = false)
+    {
+        const string op = "CausalConv1d.Step";
+        OpCheck.F32(op, "x", x);
+        OpCheck.Rank(op, "x", x, 2);
+        int batch = x.Shape[0], d = x.Shape[1];
+        if (weight.Rank != 3 || weight.Shape[0] != d || weight.Shape[1] != 1 || weight.Shape[2] < 1)
+            throw new ArgumentException($"{op}: weight must have shape [{d}, 1, K] for x {x.Shape}, got {weight.Shape}");
+        OpCheck.Shape(op, "convState", convState, batch, d, weight.Shape[2] - 1);
+        if (bias is not null) OpCheck.Shape(op, "bias", bias, d);
+        var y = Tensor.Empty(x.Shape, DType.F32, x.Device);
+        x.Backend.CausalConv1dStep(x, convState, weight, bias, silu, y);
         return y;
     }
 }

@@ -7,9 +7,9 @@ namespace Mamba4.Ops;
 /// Concatenation and splitting along the last axis (x_proj's output splits into dt, B, C; in_proj's into x, z).
 /// y = [a₁ | a₂ | …]:  daᵢ = the columns of dy that aᵢ filled.   Split is the inverse.
 /// </summary>
-public static class Concat
+public static partial class F
 {
-    public static Tensor LastAxis(params Tensor[] parts)
+    public static Tensor ConcatLastAxis(params Tensor[] parts)
     {
         if (parts.Length == 0) throw new ArgumentException("Concat: no tensors");
         var first = parts[0];

@@ -15,9 +15,9 @@ namespace Mamba4.Ops;
 /// (as PyTorch's backward). A target outside [0, V) that is not the ignore index is an ArgumentException.
 /// Targets on another device than the logits (host targets for a GPU model) are copied to the logits' device.
 /// </summary>
-public static class CrossEntropy
+public static partial class F
 {
-    public static Tensor Forward(Tensor logits, Tensor targets, long ignoreIndex = -100)
+    public static Tensor CrossEntropy(Tensor logits, Tensor targets, long ignoreIndex = -100)
     {
         const string op = "CrossEntropy";
         OpCheck.F32(op, "logits", logits);

@@ -8,9 +8,9 @@ namespace Mamba4.Ops;
 /// keyed by <c>seed</c> (same seed ⇒ same mask on any thread count).  dx = dy·m/(1 − p).
 /// Identity when not training or p = 0.
 /// </summary>
-public static class Dropout
+public static partial class F
 {
-    public static Tensor Forward(Tensor x, float p, ulong seed, bool training = true)
+    public static Tensor Dropout(Tensor x, float p, ulong seed, bool training = true)
     {
         if (p is < 0f or >= 1f) throw new ArgumentOutOfRangeException(nameof(p), p, "Dropout: p must be in [0, 1)");
         OpCheck.F32("Dropout", "x", x);

@@ -6,7 +6,7 @@ namespace Mamba4.Ops;
 /// Same-shape element-wise arithmetic.
 ///   y = a + b:  da = dy, db = dy          y = a·b:  da = dy·b, db = dy·a          y = αx:  dx = α·dy
 /// </summary>
-public static class Elementwise
+public static partial class F
 {
     public static Tensor Add(Tensor a, Tensor b)
     {

@@ -8,9 +8,9 @@ namespace Mamba4.Ops;
 /// dweight[i, :] = Σ_{positions p with ids[p] = i} dy[p, :], except the padding row, which gets no gradient.
 /// Ids on another device than the weight (host ids for a GPU model) are copied to the weight's device.
 /// </summary>
-public static class Embedding
+public static partial class F
 {
-    public static Tensor Forward(Tensor weight, Tensor ids, long paddingIndex = -1)
+    public static Tensor Embedding(Tensor weight, Tensor ids, long paddingIndex = -1)
     {
         OpCheck.F32("Embedding", "weight", weight);
         OpCheck.Rank("Embedding", "weight", weight, 2);

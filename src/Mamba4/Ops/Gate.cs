@@ -6,9 +6,9 @@ namespace Mamba4.Ops;
 /// The Mamba output gate: out = y·silu(z).
 /// dy = dout·silu(z);   dz = dout·y·σ(z)(1 + z(1 − σ(z))).
 /// </summary>
-public static class Gate
+public static partial class F
 {
-    public static Tensor Forward(Tensor y, Tensor z)
+    public static Tensor Gate(Tensor y, Tensor z)
     {
         OpCheck.F32("Gate", "y", y);
         OpCheck.F32("Gate", "z", z);

@@ -1,4 +1,5 @@
 using Mamba4.Autograd;
+using Mamba4.Backends;
 using Mamba4.Tensors;
 
 namespace Mamba4.Ops;
@@ -13,10 +14,10 @@ namespace Mamba4.Ops;
 /// The input projection for all steps is one Linear op (gi = x W_ihᵀ + b_ih); the recurrence is one fused op
 /// whose backward runs through time (the math is in CpuBackend.Gru.cs). It keeps (r, z, n, W_hn h + b_hn) per step.
 /// </summary>
-public static class Gru
+public static partial class F
 {
     /// <summary>x [batch, L, In] → y [batch, L, H], y[:, t] = h_t.</summary>
-    public static Tensor Forward(Tensor x, Tensor wIh, Tensor wHh, Tensor? bIh = null, Tensor? bHh = null, Tensor? h0 = null)
+    public static Tensor Gru(Tensor x, Tensor wIh, Tensor wHh, Tensor? bIh = null, Tensor? bHh = null, Tensor? h0 = null)
     {
         const string op = "Gru";
         OpCheck.F32(op, "x", x);
@@ -27,12 +28,12 @@ public static class Gru
             throw new ArgumentException($"{op}: weight_ih must have 3·hidden rows (gates r, z, n), got {wIh.Shape}");
         if (wIh.Shape[1] != x.Shape[2])
             throw new ArgumentException($"{op}: x {x.Shape} has {x.Shape[2]} features but weight_ih {wIh.Shape} expects {wIh.Shape[1]}");
-        var gi = Linear.Forward(x, wIh, bIh);
-        return Recurrence(gi, wHh, bHh, h0);
+        var gi = F.Linear(x, wIh, bIh);
+        return GruRecurrence(gi, wHh, bHh, h0);
     }
 
     /// <summary>The recurrence alone, from the input projection gi [batch, L, 3H] (= x W_ihᵀ + b_ih).</summary>
-    public static Tensor Recurrence(Tensor gi, Tensor wHh, Tensor? bHh = null, Tensor? h0 = null)
+    public static Tensor GruRecurrence(Tensor gi, Tensor wHh, Tensor? bHh = null, Tensor? h0 = null)
     {
         const string op = "Gru";
         OpCheck.F32(op, "gi", gi);
@@ -56,7 +57,7 @@ public static class Gru
             OpCheck.SameDevice(op, gi, h0);
         }
 
-        var backend = gi.Backend;
+        var backend = Backend.Require<IGruBackend>(gi.Backend, op);
         var y = Tensor.Empty(new Shape(batch, len, h), DType.F32, gi.Device);
         var gates = Tensor.Empty(new Shape(batch, len, 4 * h), DType.F32, gi.Device);
         backend.GruForward(gi, wHh, bHh, h0, y, gates);

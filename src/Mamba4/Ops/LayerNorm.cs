@@ -7,9 +7,9 @@ namespace Mamba4.Ops;
 /// Over the last axis: μ = mean x, σ² = mean (x − μ)², x̂ = (x − μ)/√(σ² + ε), y = x̂·w + b.
 /// With g = dy·w:  dx = (g − mean g − x̂·mean(g·x̂)) / √(σ² + ε);  dw = Σ_rows dy·x̂;  db = Σ_rows dy.
 /// </summary>
-public static class LayerNorm
+public static partial class F
 {
-    public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias, float eps = 1e-5f)
+    public static Tensor LayerNorm(Tensor x, Tensor weight, Tensor? bias, float eps = 1e-5f)
     {
         OpCheck.F32("LayerNorm", "x", x);
         int d = x.Shape.Last;

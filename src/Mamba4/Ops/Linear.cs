@@ -7,9 +7,9 @@ namespace Mamba4.Ops;
 /// y = x Wᵀ + b  (PyTorch nn.Linear: x [..., in], weight [out, in], bias [out]).
 /// dx = dy W;   dW = Σ dyᵀ x (over all leading axes);   db = Σ_rows dy.
 /// </summary>
-public static class Linear
+public static partial class F
 {
-    public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias = null)
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
         OpCheck.F32("Linear", "x", x);
         OpCheck.F32("Linear", "weight", weight);

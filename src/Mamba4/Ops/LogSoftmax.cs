@@ -7,9 +7,9 @@ namespace Mamba4.Ops;
 ///   y_j = x_j − lse,  lse = m + log Σ_k exp(x_k − m),  m = max_k x_k   (max-shifted, stable for any finite x)
 ///   dx_j = dy_j − exp(y_j) · Σ_k dy_k                                    (softmax recovered from y itself)
 /// </summary>
-public static class LogSoftmax
+public static partial class F
 {
-    public static Tensor Forward(Tensor x)
+    public static Tensor LogSoftmax(Tensor x)
     {
         const string op = "LogSoftmax";
         OpCheck.F32(op, "x", x);

@@ -10,9 +10,9 @@ namespace Mamba4.Ops;
 ///   C = A Bᵀ:    dA = dC B,       dB = dCᵀ A
 ///   C = Aᵀ Bᵀ:   dA = Bᵀ dCᵀ,     dB = dCᵀ Aᵀ
 /// </summary>
-public static class MatMul
+public static partial class F
 {
-    public static Tensor Forward(Tensor a, Tensor b, bool transA = false, bool transB = false)
+    public static Tensor MatMul(Tensor a, Tensor b, bool transA = false, bool transB = false)
     {
         OpCheck.F32("MatMul", "a", a);
         OpCheck.F32("MatMul", "b", b);

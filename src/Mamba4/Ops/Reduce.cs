@@ -7,7 +7,7 @@ namespace Mamba4.Ops;
 /// Reductions to a scalar.  y = Σ x: dx = dy·1;   y = mean x = Σ x / n: dx = dy/n.
 /// SumRows: y[j] = Σ_r x[r, j] over all leading axes; dx[r, j] = dy[j].
 /// </summary>
-public static class Reduce
+public static partial class F
 {
     public static Tensor Sum(Tensor x) => SumScaled(x, 1f, "Sum");
 

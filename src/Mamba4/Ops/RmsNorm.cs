@@ -7,9 +7,9 @@ namespace Mamba4.Ops;
 /// Over the last axis: r = 1/√(mean x² + ε), x̂ = x·r, y = x̂·w   (HF MambaRMSNorm).
 /// With g = dy·w:  dx = r·(g − x̂·mean(g·x̂));  dw = Σ_rows dy·x̂.
 /// </summary>
-public static class RmsNorm
+public static partial class F
 {
-    public static Tensor Forward(Tensor x, Tensor weight, float eps = 1e-5f)
+    public static Tensor RmsNorm(Tensor x, Tensor weight, float eps = 1e-5f)
     {
         OpCheck.F32("RmsNorm", "x", x);
         OpCheck.Shape("RmsNorm", "weight", weight, x.Shape.Last);

@@ -18,10 +18,12 @@ namespace Mamba4.Ops;
 ///   dC_t += dy·h_t, dB_t += g·dt_t·u_t, dA += g⊙a_t⊙h_{t-1}·dt_t, du_t = D·dy + dt_t⟨g, B_t⟩,
 ///   ddt_t = ⟨g, a_t⊙h_{t-1}⊙A⟩ + u_t⟨g, B_t⟩, ddelta_t = ddt_t·σ(delta_t + bias), g ← a_t⊙g;
 ///   dD = Σ dy·u, dbias = Σ ddelta, dz = dout·y·silu'(z).  (a_t = exp(dt_t·A); reference: SelectiveScanReference.)
+/// Step (decoding, no tape): one time step of the same recurrence, u, delta, z, y: [batch, D]; B, C: [batch, N] (selective)
+/// or [D, N] (time-invariant); the state h [batch, D, N] is updated in place. Equals the parallel forward step by step.
 /// </summary>
-public static class SelectiveScan
+public static partial class F
 {
-    public static (Tensor Y, Tensor? LastState) Forward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
+    public static (Tensor Y, Tensor? LastState) SelectiveScan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
         Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true, bool returnLastState = false)
     {
         const string op = "SelectiveScan";
@@ -74,6 +76,33 @@ public static class SelectiveScan
                 if (dy != y.Grad) dy.Dispose();
             }, y);
         return (y, lastState);
+    }
+
+    /// <summary>One token per stream: y [batch, D] from u, delta [batch, D]; <paramref name="ssmState"/> [batch, D, N] is updated in place.</summary>
+    public static Tensor SelectiveScanStep(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor ssmState, bool selective,
+        Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true)
+    {
+        const string op = "SelectiveScan.Step";
+        OpCheck.F32(op, "u", u);
+        OpCheck.Rank(op, "u", u, 2);
+        int batch = u.Shape[0], channels = u.Shape[1];
+        OpCheck.F32(op, "A", A);
+        OpCheck.Rank(op, "A", A, 2);
+        if (A.Shape[0] != channels)
+            throw new ArgumentException($"{op}: A must have shape [{channels}, N] (one row per channel of u {u.Shape}), got {A.Shape}");
+        int n = A.Shape[1], rows = selective ? batch : channels;
+        foreach (var (arg, t) in (ReadOnlySpan<(string, Tensor?)>)[("delta", delta), ("B", B), ("C", C), ("ssmState", ssmState), ("D", D), ("z", z), ("deltaBias", deltaBias)])
+            if (t is not null) { OpCheck.F32(op, arg, t); OpCheck.SameDevice(op, u, t); }
+        OpCheck.Shape(op, "delta", delta, batch, channels);
+        OpCheck.Shape(op, "B", B, rows, n);
+        OpCheck.Shape(op, "C", C, rows, n);
+        OpCheck.Shape(op, "ssmState", ssmState, batch, channels, n);
+        if (D is not null) OpCheck.Shape(op, "D", D, channels);
+        if (z is not null) OpCheck.Shape(op, "z", z, batch, channels);
+        if (deltaBias is not null) OpCheck.Shape(op, "deltaBias", deltaBias, channels);
+        var y = Tensor.Empty(u.Shape, DType.F32, u.Device);
+        u.Backend.SelectiveScanStep(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, selective, ssmState, y);
+        return y;
     }
 
     private static Tensor Like(Tensor t) => Tensor.Empty(t.Shape, t.DType, t.Device);

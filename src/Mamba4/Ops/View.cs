@@ -5,7 +5,7 @@ namespace Mamba4.Ops;
 
 /// <summary>Free views: reshape and leading-axis slice share storage; their gradient is the
 /// upstream gradient reshaped (or placed into the sliced rows of a zero tensor).</summary>
-public static class View
+public static partial class F
 {
     public static Tensor Reshape(Tensor x, int[] shape)
     {

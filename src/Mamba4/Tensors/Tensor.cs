@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Mamba4.Autograd;
 using Mamba4.Backends;
+using Mamba4.Ops;
 
 namespace Mamba4.Tensors;
 
@@ -196,10 +197,10 @@ public sealed unsafe class Tensor : IDisposable
     public Tensor Clone() => To(DType, Device);
 
     /// <summary>A view of the same storage with a new shape; one dimension may be -1.</summary>
-    public Tensor Reshape(params int[] shape) => Ops.View.Reshape(this, shape);
+    public Tensor Reshape(params int[] shape) => F.Reshape(this, shape);
 
     /// <summary>A view of rows [start, start+length) along axis 0.</summary>
-    public Tensor Slice(int start, int length) => Ops.View.Slice(this, start, length);
+    public Tensor Slice(int start, int length) => F.Slice(this, start, length);
 
     /// <summary>A view that shares storage but is cut from the tape.</summary>
     public Tensor Detach() => ViewOf(Shape, 0);

@@ -149,7 +149,7 @@ public sealed class Trainer : IDisposable
             var value = loss.Item();
             lossSum += value;
             if (!double.IsFinite(value)) continue;
-            (_o.GradientAccumulation == 1 ? loss : Ops.Elementwise.Scale(loss, 1f / _o.GradientAccumulation)).Backward();
+            (_o.GradientAccumulation == 1 ? loss : Ops.F.Scale(loss, 1f / _o.GradientAccumulation)).Backward();
         }
         Tape.Clear();
         double meanLoss = lossSum / _o.GradientAccumulation;

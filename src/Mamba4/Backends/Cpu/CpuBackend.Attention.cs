@@ -6,17 +6,19 @@ using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cpu;
 
-// Causal multi-head attention, one (batch, head) per work item. q, k, v, y: [B, L, H·D]; head h owns
-// columns h·D … h·D + D − 1 of every row (row stride H·D); lse: [B, H, L].
+// Multi-head attention (IBackend.AttentionForward / AttentionBackward / AttentionStep; the spec: AttentionSpec.cs),
+// one (batch, head) per work item. q, k, v, y: [B, L, H·D]; head h owns columns h·D … h·D + D − 1 of every row
+// (row stride H·D); lse: [B, H, L].
 //   s_ij  = (q_i · k_j) / √D + bias_ij
-//   lse_i = log Σ_j exp(s_ij),   p_ij = exp(s_ij − lse_i),   y_i = Σ_j p_ij v_j
+//   lse_i = log Σ_j exp(s_ij),   p_ij = exp(s_ij − lse_i),   a_ij = p_ij · m_ij,   y_i = Σ_j a_ij v_j
+// m_ij = 1 without dropout; with it m_ij = 1/(1 − p) if SplitMix64(seed, ((b·H + h)·L + i)·L + j) ≥ p·2⁶⁴, else 0
+// (RecBole's attn_dropout; the same seed gives the same mask on any thread split, and the backward regenerates it).
 // Backward, flash-attention style: p is recomputed from q, k and lse, four query rows at a time (no [L, L]
 // tensor survives between forward and backward):
-//   D_i = dy_i · y_i,   dp_ij = dy_i · v_j,   ds_ij = p_ij (dp_ij − D_i)
-//   dq_i = Σ_j ds_ij k_j / √D,   dk_j = Σ_i ds_ij q_i / √D,   dv_j = Σ_i p_ij dy_i
+//   D_i = dy_i · y_i,   dp_ij = dy_i · v_j,   ds_ij = p_ij (m_ij dp_ij − D_i)
+//   dq_i = Σ_j ds_ij k_j / √D,   dk_j = Σ_i ds_ij q_i / √D,   dv_j = Σ_i a_ij dy_i
 //
-// The bias. Without keyPadding: keys j > i are excluded (plain causal). The non-causal variant
-// (AttentionForwardNonCausal / AttentionBackwardNonCausal, for Transformer encoders) has no bias at all.
+// The bias. Causal without keyPadding: keys j > i are excluded. Non-causal (Transformer encoders): no bias at all.
 // With keyPadding (RecBole's extended attention mask): bias_ij = 0 if j ≤ i and ids[b, j] ≠ 0, else −10000
 // (added, not −inf), over all L keys. Reproduced as follows, per query row:
 //  * no visible key (every j ≤ i is padding): every key gets the same −10000, which cancels in the softmax;
@@ -33,22 +35,12 @@ namespace Mamba4.Backends.Cpu;
 // for the backward K, dK, dV) are packed as [L, Dp] rows zero-padded to a multiple of 8 floats.
 public sealed unsafe partial class CpuBackend
 {
-    public void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp) =>
-        AttentionForward(q, k, v, heads, keyPadding, y, logSumExp, causal: true);
-
-    public void AttentionForwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp) =>
-        AttentionForward(q, k, v, heads, null, y, logSumExp, causal: false);
-
-    public void AttentionBackwardNonCausal(Tensor q, Tensor k, Tensor v, int heads, Tensor y, Tensor logSumExp,
-        Tensor dy, Tensor dq, Tensor dk, Tensor dv) =>
-        AttentionBackward(q, k, v, heads, null, y, logSumExp, dy, dq, dk, dv, causal: false);
-
-    private void AttentionForward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp, bool causal)
+    public void AttentionForward(AttentionSpec spec, Tensor q, Tensor k, Tensor v, Tensor y, Tensor logSumExp)
     {
-        var shape = new AttentionShape(q.Shape[0], q.Shape[1], q.Shape[2] / heads, heads, causal);
+        var shape = AttentionShape.Of(spec, q);
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32, plse = logSumExp.F32;
-        long* pad = PaddingPointer(keyPadding);
-        CpuParallel.For((long)shape.Batch * heads, 1, (t0, t1) =>
+        long* pad = PaddingPointer(spec.KeyPadding);
+        CpuParallel.For((long)shape.Batch * shape.Heads, 1, (t0, t1) =>
         {
             var buf = ArrayPool<float>.Shared.Rent(shape.ScratchFloats(backward: false));
             fixed (float* scratch = buf)
@@ -61,18 +53,14 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
-    public void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp,
-        Tensor dy, Tensor dq, Tensor dk, Tensor dv) =>
-        AttentionBackward(q, k, v, heads, keyPadding, y, logSumExp, dy, dq, dk, dv, causal: true);
-
-    private void AttentionBackward(Tensor q, Tensor k, Tensor v, int heads, Tensor? keyPadding, Tensor y, Tensor logSumExp,
-        Tensor dy, Tensor dq, Tensor dk, Tensor dv, bool causal)
+    public void AttentionBackward(AttentionSpec spec, Tensor q, Tensor k, Tensor v, Tensor y, Tensor logSumExp,
+        Tensor dy, Tensor dq, Tensor dk, Tensor dv)
     {
-        var shape = new AttentionShape(q.Shape[0], q.Shape[1], q.Shape[2] / heads, heads, causal);
+        var shape = AttentionShape.Of(spec, q);
         float* pq = q.F32, pk = k.F32, pv = v.F32, py = y.F32, plse = logSumExp.F32;
         float* pdy = dy.F32, pdq = dq.F32, pdk = dk.F32, pdv = dv.F32;
-        long* pad = PaddingPointer(keyPadding);
-        CpuParallel.For((long)shape.Batch * heads, 1, (t0, t1) =>
+        long* pad = PaddingPointer(spec.KeyPadding);
+        CpuParallel.For((long)shape.Batch * shape.Heads, 1, (t0, t1) =>
         {
             var buf = ArrayPool<float>.Shared.Rent(shape.ScratchFloats(backward: true));
             fixed (float* scratch = buf)
@@ -86,6 +74,30 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    // One query per stream against the cached keys 0..t−1:  s_j = q·k_j/√D,  p = softmax(s),  y = Σ_j p_j v_j.
+    public void AttentionStep(Tensor q, Tensor kCache, Tensor vCache, int length, int heads, Tensor y)
+    {
+        int batch = q.Shape[0], width = q.Shape[1], d = width / heads, capacity = kCache.Shape[1];
+        float* pq = q.F32, pk = kCache.F32, pv = vCache.F32, py = y.F32;
+        float scale = 1f / MathF.Sqrt(d);
+        CpuParallel.For((long)batch * heads, 1, (s0, s1) =>
+        {
+            var scores = new float[length];
+            for (long item = s0; item < s1; item++)
+            {
+                long b = item / heads, h = item % heads;
+                var qh = new ReadOnlySpan<float>(pq + b * width + h * d, d);
+                float* keys = pk + b * capacity * width + h * d, values = pv + b * capacity * width + h * d;
+                for (int j = 0; j < length; j++) scores[j] = TensorPrimitives.Dot(qh, new ReadOnlySpan<float>(keys + (long)j * width, d)) * scale;
+                TensorPrimitives.SoftMax(scores, scores);
+                var yh = new Span<float>(py + b * width + h * d, d);
+                yh.Clear();
+                for (int j = 0; j < length; j++)
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values + (long)j * width, d), scores[j], yh, yh);
+            }
+        });
+    }
+
     private static long* PaddingPointer(Tensor? keyPadding)
     {
         if (keyPadding is null) return null;
@@ -93,14 +105,20 @@ public sealed unsafe partial class CpuBackend
         return (long*)keyPadding.DataPointer;
     }
 
-    private readonly record struct AttentionShape(int Batch, int L, int D, int Heads, bool Causal)
+    /// <summary>Sizes and spec of one call; DropThreshold 0: no dropout (Keep = 1/(1 − p)).</summary>
+    private readonly record struct AttentionShape(int Batch, int L, int D, int Heads, bool Causal, ulong Seed, ulong DropThreshold, float Keep)
     {
+        public static AttentionShape Of(in AttentionSpec spec, Tensor q) =>
+            new(q.Shape[0], q.Shape[1], q.Shape[2] / spec.Heads, spec.Heads, spec.Causal, spec.Seed,
+                spec.HasDropout ? DropoutThreshold(spec.DropoutP) : 0, spec.HasDropout ? 1f / (1f - spec.DropoutP) : 1f);
+
+
         public int Lp => RoundUp8(Math.Max(1, L));
         public int Dp => RoundUp8(D);
         public int Stride => Heads * D;
 
-        /// <summary>forward: kᵀ, V, S, Out, key bias; backward: kᵀ, vᵀ, K, dK, dV, S, dS, Out, Qb, dYb, key bias.</summary>
-        public int ScratchFloats(bool backward) => Lp + (backward
+        /// <summary>forward: kᵀ, V, S, Out, key bias, mask; backward: kᵀ, vᵀ, K, dK, dV, S, dS, Out, Qb, dYb, key bias, mask.</summary>
+        public int ScratchFloats(bool backward) => 2 * Lp + (backward
             ? 2 * D * Lp + 3 * L * Dp + 2 * Block * Lp + 3 * Block * Dp
             : D * Lp + L * Dp + Block * Lp + Block * Dp);
     }
@@ -112,7 +130,7 @@ public sealed unsafe partial class CpuBackend
     /// <summary>One (batch, head): its strided rows in q, k, v, its packed copies in the scratch, and the score rows.</summary>
     private readonly struct AttentionHead
     {
-        private const float Mask = -10000f;          // RecBole's additive mask value
+        private const float PaddingBias = -10000f;   // RecBole's additive mask value
         private const float NegligibleGap = 120f;    // e^−120 ≈ 8e-53: zero in float32, negligible in float64
 
         public readonly long Offset;                 // element offset of (b, row 0, head h) in [B, L, H·D]
@@ -128,6 +146,9 @@ public sealed unsafe partial class CpuBackend
         private readonly float* _s, _ds;             // [Block, Lp] scores / probabilities, dp / ds
         private readonly float* _out, _qb, _dyb;     // [Block, Dp]
         private readonly float* _keyBias;            // [L]: 0 for a real key, −inf for padding (when skipped)
+        private readonly float* _mask;               // [L]: m_ij of the row being dropped (dropout only)
+        private readonly ulong _seed, _dropThreshold, _firstMaskRow; // _dropThreshold 0: no dropout; row i's mask index is (_firstMaskRow + i)·L + j
+        private readonly float _keep;
 
         public AttentionHead(in AttentionShape shape, long task, float* q, float* k, float* v, long* pad, float* scratch, bool backward)
         {
@@ -144,6 +165,10 @@ public sealed unsafe partial class CpuBackend
             _k = k + Offset;
             _v = v + Offset;
             _pad = pad is null ? null : pad + (long)b * _l;
+            _seed = shape.Seed;
+            _dropThreshold = shape.DropThreshold;
+            _keep = shape.Keep;
+            _firstMaskRow = (ulong)task * (ulong)_l;
 
             float* p = scratch;
             _kT = Take(ref p, _d * _lp);
@@ -187,6 +212,7 @@ public sealed unsafe partial class CpuBackend
             _maxKeyNorm = maxNorm;
             _firstVisible = first;
             _keyBias = Take(ref p, _lp);
+            _mask = Take(ref p, _lp);
             if (_pad is not null)
                 for (int j = 0; j < _l; j++) _keyBias[j] = _pad[j] == 0 ? float.NegativeInfinity : 0f;
         }
@@ -216,6 +242,14 @@ public sealed unsafe partial class CpuBackend
                 new ReadOnlySpan<float>(src + (long)j * _stride, _d).CopyTo(new Span<float>(row, _d));
                 for (int c = _d; c < _dp; c++) row[c] = 0f;
             }
+        }
+
+        /// <summary>m_ij for the keys j &lt; n of query row i, in the mask scratch.</summary>
+        private ReadOnlySpan<float> DropoutMask(int i, int n)
+        {
+            ulong first = (_firstMaskRow + (ulong)i) * (ulong)_l;
+            for (int j = 0; j < n; j++) _mask[j] = SplitMix64(_seed, first + (ulong)j) >= _dropThreshold ? _keep : 0f;
+            return new ReadOnlySpan<float>(_mask, n);
         }
 
         private float* QueryRow(int i0, int nr, int r) => _q + (long)(i0 + Math.Min(r, nr - 1)) * _stride;
@@ -251,12 +285,12 @@ public sealed unsafe partial class CpuBackend
             float* qi = _q + (long)i * _stride;
             float bound = MathF.Sqrt(Dot(qi, qi, _d)) * _maxKeyNorm * _scale; // |s_ij| ≤ bound for every key
             // The largest visible score is ≥ −bound, so 2·bound < 10000 − gap already proves the masked keys negligible.
-            bool negligible = 2f * bound < -Mask - NegligibleGap;
+            bool negligible = 2f * bound < -PaddingBias - NegligibleGap;
             if (!negligible)
             {
                 float maxVisible = float.NegativeInfinity;
                 for (int j = 0; j <= i; j++) if (_pad[j] != 0) maxVisible = MathF.Max(maxVisible, s[j]);
-                negligible = maxVisible - (bound + Mask) > NegligibleGap;
+                negligible = maxVisible - (bound + PaddingBias) > NegligibleGap;
             }
             if (negligible)
             {
@@ -269,8 +303,8 @@ public sealed unsafe partial class CpuBackend
                 ScoreKernel(q0, q1, q2, q3, _d, _kT, _lp, computed, _lp, _scale, _s);
                 computed = _lp;
             }
-            for (int j = 0; j <= i; j++) if (_pad[j] == 0) s[j] += Mask;
-            for (int j = i + 1; j < _l; j++) s[j] += Mask;
+            for (int j = 0; j <= i; j++) if (_pad[j] == 0) s[j] += PaddingBias;
+            for (int j = i + 1; j < _l; j++) s[j] += PaddingBias;
             return _l;
         }
 
@@ -293,6 +327,7 @@ public sealed unsafe partial class CpuBackend
                     float sum = TensorPrimitives.Sum(row);
                     lse[i0 + r] = m + MathF.Log(sum);
                     inv[r] = 1f / sum;
+                    if (_dropThreshold != 0) TensorPrimitives.Multiply(row, DropoutMask(i0 + r, ns[r]), row);
                     new Span<float>(s + ns[r], most - ns[r]).Clear();
                 }
                 MatrixKernel(_s, _lp, most, _vRows, _dp, _out);
@@ -322,18 +357,29 @@ public sealed unsafe partial class CpuBackend
                     new ReadOnlySpan<float>(_q + oi, _d).CopyTo(new Span<float>(qb, _d));
                     new ReadOnlySpan<float>(dy + oi, _d).CopyTo(new Span<float>(dyb, _d));
                 }
-                // dp = dy · vᵀ, then ds = p (dp − D_i) / √D in place
+                // dp = dy · vᵀ, then ds = p (m·dp − D_i) / √D in place; with dropout p becomes a = p·m afterwards
                 ScoreKernel(_dyb, _dyb + _dp, _dyb + 2 * _dp, _dyb + 3 * _dp, _d, _vT, _lp, 0, RoundUp8(most), 1f, _ds);
                 for (int r = 0; r < Block; r++)
                 {
+                    float* p = _s + r * _lp, ds = _ds + r * _lp;
                     float di = r < nr ? Dot(dy + (long)(i0 + r) * _stride, y + (long)(i0 + r) * _stride, _d) : 0f;
-                    SoftmaxGrad(_s + r * _lp, _ds + r * _lp, di, _scale, most);
+                    if (_dropThreshold == 0 || r >= nr)
+                    {
+                        SoftmaxGrad(p, ds, di, _scale, most);
+                        continue;
+                    }
+                    var mask = DropoutMask(i0 + r, ns[r]);
+                    var dpRow = new Span<float>(ds, ns[r]);
+                    TensorPrimitives.Multiply(dpRow, mask, dpRow);
+                    SoftmaxGrad(p, ds, di, _scale, most);
+                    var pRow = new Span<float>(p, ns[r]);
+                    TensorPrimitives.Multiply(pRow, mask, pRow);
                 }
                 MatrixKernel(_ds, _lp, most, _kRows, _dp, _out);        // dq rows
                 for (int r = 0; r < nr; r++)
                     new ReadOnlySpan<float>(_out + r * _dp, _d).CopyTo(new Span<float>(dq + (long)(i0 + r) * _stride, _d));
                 OuterKernel(_ds, _lp, most, _qb, _dp, _dK);             // dK += dsᵀ Q
-                OuterKernel(_s, _lp, most, _dyb, _dp, _dV);             // dV += pᵀ dY
+                OuterKernel(_s, _lp, most, _dyb, _dp, _dV);             // dV += aᵀ dY
             }
             for (int j = 0; j < _l; j++)
             {

@@ -7,7 +7,7 @@ namespace Mamba4.Backends.Cpu;
 /// The reference backend: SIMD kernels (Vector256 / TensorPrimitives) split across cores.
 /// One partial file per kernel family, mirroring <c>Ops/</c>.
 /// </summary>
-public sealed unsafe partial class CpuBackend : IBackend
+public sealed unsafe partial class CpuBackend : IGruBackend
 {
     public static readonly CpuBackend Instance = new();
 
@@ -47,83 +47,38 @@ public sealed unsafe partial class CpuBackend : IBackend
         });
     }
 
-    // ---- elementwise ----
-    private static Span<float> Span(Tensor t, long start, long count) => new((float*)t.DataPointer + start, (int)count);
+    // ---- shared drivers ----
+    /// <summary>Rows per parallel chunk so a chunk holds about 16K elements.</summary>
+    private static long RowGrain(int d) => Math.Max(1, 16384 / Math.Max(1, d));
 
-    private static void Chunked(long n, Action<long, long> body)
+    private delegate void RowBody(long r0, long r1, Span<float> dwPart, Span<float> dbPart, Span<float> scratch1, Span<float> scratch2);
+
+    /// <summary>
+    /// Runs <paramref name="body"/> over row chunks in parallel; each chunk accumulates its own partial
+    /// column sums (dw, db), which are then added in a fixed order (deterministic, race-free).
+    /// </summary>
+    private static void RowsWithColumnSums(long rows, int d, bool withBias, Tensor dWeight, Tensor? dBias, RowBody body)
     {
-        if (n < Simd.ParallelThreshold) body(0, n);
-        else CpuParallel.For(n, Simd.ParallelThreshold / 2, body);
-    }
-
-    public void Add(Tensor a, Tensor b, Tensor y) =>
-        Chunked(y.NumElements, (s, e) => TensorPrimitives.Add(Span(a, s, e - s), Span(b, s, e - s), Span(y, s, e - s)));
-
-    public void Mul(Tensor a, Tensor b, Tensor y) =>
-        Chunked(y.NumElements, (s, e) => TensorPrimitives.Multiply(Span(a, s, e - s), Span(b, s, e - s), Span(y, s, e - s)));
-
-    public void Scale(Tensor x, float alpha, Tensor y) =>
-        Chunked(y.NumElements, (s, e) => TensorPrimitives.Multiply(Span(x, s, e - s), alpha, Span(y, s, e - s)));
-
-    public void AddInPlace(Tensor dst, Tensor src, float alpha) =>
-        Chunked(dst.NumElements, (s, e) =>
+        int chunks = (int)Math.Max(1, Math.Min(CpuParallel.Threads * 2L, (rows + RowGrain(d) - 1) / RowGrain(d)));
+        long per = (rows + chunks - 1) / chunks;
+        using var partials = Tensor.Zeros(new Shape(chunks, 4, d)).Persist();
+        float* pp = partials.F32;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = CpuParallel.Threads }, c =>
         {
-            var d = Span(dst, s, e - s);
-            if (alpha == 1f) TensorPrimitives.Add(d, Span(src, s, e - s), d);
-            else TensorPrimitives.MultiplyAdd(Span(src, s, e - s), alpha, d, d);
+            long r0 = c * per, r1 = Math.Min(rows, r0 + per);
+            float* basePtr = pp + (long)c * 4 * d;
+            if (r0 < r1)
+                body(r0, r1, new Span<float>(basePtr, d), withBias ? new Span<float>(basePtr + d, d) : default,
+                    new Span<float>(basePtr + 2 * d, d), new Span<float>(basePtr + 3 * d, d));
         });
-
-    // ---- reductions ----
-    public void Sum(Tensor x, Tensor y)
-    {
-        var p = x.F32;
-        long n = x.NumElements;
-        double total = 0;
-        const int block = 4096;
-        for (long i = 0; i < n; i += block)
-            total += TensorPrimitives.Sum(new ReadOnlySpan<float>(p + i, (int)Math.Min(block, n - i)));
-        y.F32[0] = (float)total;
-    }
-
-    public void SumRows(Tensor x, Tensor y, bool accumulate)
-    {
-        long rows = x.Shape.Rows;
-        int d = x.Shape.Last;
-        var px = x.F32;
-        var py = y.F32;
-        // Columns split across cores; each core walks all rows for its columns (accumulated in float64 blocks).
-        CpuParallel.For(d, 256, (c0, c1) =>
+        var dw = new Span<float>(dWeight.F32, d);
+        dw.Clear();
+        for (int c = 0; c < chunks; c++) TensorPrimitives.Add(dw, new ReadOnlySpan<float>(pp + (long)c * 4 * d, d), dw);
+        if (dBias is not null)
         {
-            int w = (int)(c1 - c0);
-            var acc = new double[w];
-            var part = new float[w];
-            const int block = 256;
-            for (long r0 = 0; r0 < rows; r0 += block)
-            {
-                Array.Clear(part);
-                long r1 = Math.Min(rows, r0 + block);
-                for (long r = r0; r < r1; r++)
-                    TensorPrimitives.Add(part, new ReadOnlySpan<float>(px + r * d + c0, w), part);
-                for (int j = 0; j < w; j++) acc[j] += part[j];
-            }
-            for (int j = 0; j < w; j++) py[c0 + j] = (float)(accumulate ? py[c0 + j] + acc[j] : acc[j]);
-        });
-    }
-
-    public void AddRowVector(Tensor y, Tensor bias)
-    {
-        long rows = y.Shape.Rows;
-        int d = y.Shape.Last;
-        var py = y.F32;
-        var pb = bias.F32;
-        CpuParallel.For(rows, RowGrain(d), (r0, r1) =>
-        {
-            var b = new ReadOnlySpan<float>(pb, d);
-            for (long r = r0; r < r1; r++)
-            {
-                var row = new Span<float>(py + r * d, d);
-                TensorPrimitives.Add(row, b, row);
-            }
-        });
+            var db = new Span<float>(dBias.F32, d);
+            db.Clear();
+            for (int c = 0; c < chunks; c++) TensorPrimitives.Add(db, new ReadOnlySpan<float>(pp + (long)c * 4 * d + d, d), db);
+        }
     }
 }

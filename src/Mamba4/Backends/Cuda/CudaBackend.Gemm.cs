@@ -82,7 +82,7 @@ public sealed unsafe partial class CudaBackend
     private Storage ToBf16(Tensor x)
     {
         var y = Allocator.Allocate(Math.Max(1, x.NumElements) * 2);
-        Map("elementwise.cu", "f32_to_bf16", x.NumElements, x, y.Pointer, x.NumElements);
+        Map(Kernels.Elementwise.File, Kernels.Elementwise.F32ToBf16, x.NumElements, x, y.Pointer, x.NumElements);
         return y;
     }
 

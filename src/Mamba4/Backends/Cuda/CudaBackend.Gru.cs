@@ -18,7 +18,7 @@ public sealed unsafe partial class CudaBackend
                 nint prev = t > 0 ? y.DataPointer + (nint)((long)(t - 1) * h * 4) : h0?.DataPointer ?? 0;
                 long ldPrev = t > 0 ? (long)len * h : h;
                 if (prev != 0) Sgemm(false, true, batch, g3, h, 1f, prev, (int)ldPrev, wHh.DataPointer, h, 0f, gh.Pointer, g3);
-                Map("gru.cu", "gru_forward_step", (long)batch * h, gi, prev == 0 ? 0 : gh.Pointer, bHh, prev, ldPrev, y, gates, batch, len, h, t);
+                Map(Kernels.Gru.File, Kernels.Gru.GruForwardStep, (long)batch * h, gi, prev == 0 ? 0 : gh.Pointer, bHh, prev, ldPrev, y, gates, batch, len, h, t);
             }
         }
         finally { gh.Release(); }
@@ -34,13 +34,13 @@ public sealed unsafe partial class CudaBackend
         {
             nint prev = t > 0 ? y.DataPointer + (nint)((long)(t - 1) * h * 4) : h0?.DataPointer ?? 0;
             long ldPrev = t > 0 ? (long)len * h : h;
-            Map("gru.cu", "gru_backward_step", (long)batch * h, gates, dy, prev, ldPrev, carry, dGi, dgh, batch, len, h, t);
+            Map(Kernels.Gru.File, Kernels.Gru.GruBackwardStep, (long)batch * h, gates, dy, prev, ldPrev, carry, dGi, dgh, batch, len, h, t);
             // carry += dgh_t W_hh  (not needed at t = 0 without h0)
             if (prev != 0) Sgemm(false, false, batch, h, g3, 1f, dgh.DataPointer + (nint)((long)t * g3 * 4), len * g3, wHh.DataPointer, h, 1f, carry.DataPointer, h);
         }
         if (dH0 is not null) CopyDeviceToDevice(carry, dH0, (long)batch * h * sizeof(float));
         using var prevStates = Tensor.Empty(new Shape(batch * len, h), DType.F32, Device);
-        Map("gru.cu", "gru_previous_states", (long)batch * len * h, y, h0, prevStates, batch, len, h);
+        Map(Kernels.Gru.File, Kernels.Gru.GruPreviousStates, (long)batch * len * h, y, h0, prevStates, batch, len, h);
         Gemm(dgh, true, prevStates, false, dWhh, 1f, 0f);
         if (dBhh is not null) SumRows(dgh, dBhh, accumulate: false);
     }

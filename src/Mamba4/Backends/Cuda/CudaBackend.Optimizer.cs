@@ -52,7 +52,7 @@ public sealed unsafe partial class CudaBackend
         }
         if (chunks.Count == 0) return;
         var table = Upload(chunks);
-        try { Launch("optimizer.cu", "adamw_multi", chunks.Count, 256, 0, table.Pointer, lr, beta1, beta2, eps, bc1, bc2); }
+        try { Launch(Kernels.Optimizer.File, Kernels.Optimizer.AdamwMulti, chunks.Count, 256, 0, table.Pointer, lr, beta1, beta2, eps, bc1, bc2); }
         finally { table.Release(); }
     }
 
@@ -68,8 +68,8 @@ public sealed unsafe partial class CudaBackend
         try
         {
             nint total = partial.Pointer + chunks.Count * sizeof(double);
-            Launch("reduce.cu", "sum_squares_partials", chunks.Count, 256, 0, table.Pointer, partial.Pointer);
-            Launch("reduce.cu", "sum_squares_final", 1, 256, 0, partial.Pointer, chunks.Count, total);
+            Launch(Kernels.Reduce.File, Kernels.Reduce.SumSquaresPartials, chunks.Count, 256, 0, table.Pointer, partial.Pointer);
+            Launch(Kernels.Reduce.File, Kernels.Reduce.SumSquaresFinal, 1, 256, 0, partial.Pointer, chunks.Count, total);
             double result;
             CopyToHost(total, (nint)(&result), sizeof(double));
             return result;

@@ -4,12 +4,12 @@ using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
 
-// Kernels/scan.cu: the fused selective scan; the plan (states per thread, chunks over L) is chosen here.
+// Kernels/selective_scan.cu: the fused selective scan; the plan (states per thread, chunks over L) is chosen here.
 public sealed unsafe partial class CudaBackend
 {
-    private const int ScanBlock = 128, ScanTile = 8, ScanSub = 4;   // scan.cu: block, FT, SUB
+    private const int ScanBlock = 128, ScanTile = 8, ScanSub = 4;   // selective_scan.cu: block, FT, SUB
 
-    /// <summary>Mirrors <c>struct ScanParams</c> in scan.cu (22 pointers, then 9 ints).</summary>
+    /// <summary>Mirrors <c>struct ScanParams</c> in selective_scan.cu (22 pointers, then 9 ints).</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct ScanParams
     {
@@ -19,7 +19,7 @@ public sealed unsafe partial class CudaBackend
         public int Batch, L, Dch, N, ChunkLen, Chunks, Tpc, Selective, Softplus;
     }
 
-    /// <summary>Tuning overrides for benchmarks (0 = automatic): forward chunk length, forward states per thread, backward chunk length.</summary>
+    /// <summary>Tuning overrides for benchmarks (0 = automatic): forward chunk length, forward states per thread (1, 2, 4, 8 or 16), backward chunk length.</summary>
     internal static int ScanForwardChunkOverride, ScanForwardStatesOverride, ScanBackwardChunkOverride;
 
     internal static int NextPowerOfTwo(int v) => v <= 1 ? 1 : 1 << (32 - int.LeadingZeroCount(v - 1));
@@ -27,7 +27,7 @@ public sealed unsafe partial class CudaBackend
     /// <summary>States per thread NS ≤ <paramref name="max"/> and threads per channel TPC (powers of two, NS·TPC ≥ N, TPC ≤ 32).</summary>
     internal static (int States, int ThreadsPerChannel) ScanSplit(int n, int max)
     {
-        // scan.cu indexes tiles with shifts and masks: NS, TPC and the channels of a block (ScanBlock / TPC) are powers of two
+        // selective_scan.cu indexes tiles with shifts and masks: NS, TPC and the channels of a block (ScanBlock / TPC) are powers of two
         if (max < 1 || (max & (max - 1)) != 0) throw new ArgumentException($"SelectiveScan on CUDA: states per thread must be a power of two, got {max}");
         int ns = Math.Min(max, NextPowerOfTwo(n));
         int tpc = NextPowerOfTwo((n + ns - 1) / ns);
@@ -35,7 +35,7 @@ public sealed unsafe partial class CudaBackend
         return (ns, tpc);
     }
 
-    /// <summary>Kernel name suffix of the sequence tensors' element type (scan.cu): F32 none, BF16 "_bf16", F16 "_f16".</summary>
+    /// <summary>Kernel name suffix of the sequence tensors' element type (selective_scan.cu): F32 none, BF16 "_bf16", F16 "_f16".</summary>
     private static string TypeSuffix(DType t) => t switch
     {
         DType.F32 => "",
@@ -73,15 +73,27 @@ public sealed unsafe partial class CudaBackend
         Batch = a.Batch, L = a.Length, Dch = a.Channels, N = a.StateSize, Selective = a.Selective ? 1 : 0, Softplus = a.DeltaSoftplus ? 1 : 0,
     };
 
-    /// <summary>Kernel name suffix: selective (B, C per step) or time-invariant.</summary>
-    private static string Variant(in ScanParams p) => p.Selective == 1 ? "sel" : "lti";
+    // The kernel names composed at run time (selective_scan.cu's macros define them; KernelTableTests checks every name these
+    // can give against the generated Kernels.ByFile): scan_{forward,prepare}_ns{NS}[_tpcx]_{sel,lti}{type} and
+    // scan_backward_ns{NS}_tpc{TPC}_{sel,lti}_pf{type}, where _tpcx means lanes per channel read at run time (TPC > 1).
+
+    /// <summary>The forward kernel of a split (NS states per thread, TPC lanes per channel).</summary>
+    internal static string ForwardKernel(int ns, int tpc, bool selective, DType type) =>
+        $"scan_forward_ns{ns}{(tpc > 1 ? "_tpcx" : "")}_{(selective ? "sel" : "lti")}{TypeSuffix(type)}";
+
+    /// <summary>The backward's forward sweep (phase 2) of a split.</summary>
+    internal static string PrepareKernel(int ns, int tpc, bool selective, DType type) =>
+        $"scan_prepare_ns{ns}{(tpc > 1 ? "_tpcx" : "")}_{(selective ? "sel" : "lti")}{TypeSuffix(type)}";
+
+    /// <summary>The main backward kernel of a split (TPC a compile-time constant; with prefetch).</summary>
+    internal static string BackwardKernel(int ns, int tpc, bool selective, DType type) =>
+        $"scan_backward_ns{ns}_tpc{tpc}_{(selective ? "sel" : "lti")}_pf{TypeSuffix(type)}";
 
     private static Dim3 ScanGrid(in ScanParams p, int chunks, int block = ScanBlock) =>
         new((uint)((p.Dch + block / p.Tpc - 1) / (block / p.Tpc)), (uint)chunks, (uint)p.Batch);
 
-    /// <summary>The forward's split: NS ≤ 16 states per thread (or <paramref name="maxStates"/>), TPC lanes per channel.</summary>
-    private static (int States, int Tpc) ForwardSplit(int n, int maxStates = 0) =>
-        ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : maxStates > 0 ? maxStates : 16);
+    /// <summary>The forward's split: NS ≤ 16 states per thread (or <see cref="ScanForwardStatesOverride"/>), TPC lanes per channel.</summary>
+    private static (int States, int Tpc) ForwardSplit(int n) => ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : 16);
 
     /// <summary>Shortest forward chunk (steps) of the wave plan.</summary>
     private const int ScanMinChunk = 128;
@@ -102,15 +114,15 @@ public sealed unsafe partial class CudaBackend
         return (p.L + chunkLen - 1) / chunkLen < 3 ? Tiles(p.L) : chunkLen;
     }
 
-    /// <summary>Shared memory of scan.cu's forward (elements of <paramref name="elementSize"/> bytes): tile slots of u, Δ, z (and
+    /// <summary>Shared memory of selective_scan.cu's forward (elements of <paramref name="elementSize"/> bytes): tile slots of u, Δ, z (and
     /// dout for scan_prepare) [FT, channels of the block] and (selective) B, C rows [FT, NS·TPC] — three slots when a tile is
-    /// prepared one ahead (2-byte rows widened to F32 [2][2·FT·NS·TPC], or <paramref name="pre"/>: dt and gate [2][2·FT·channels] F32), else two.</summary>
-    private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false, bool pre = false)
+    /// prepared one ahead (2-byte rows widened to F32 [2][2·FT·NS·TPC]), else two.</summary>
+    private static int ForwardShared(in ScanParams p, int ns, int elementSize, bool prepare = false)
     {
         int channels = ScanBlock / p.Tpc, rows = ScanTile * ns * p.Tpc;
         bool widen = elementSize == 2 && p.Selective == 1;
         int slot = (prepare ? 4 : 3) * ScanTile * channels + (p.Selective == 1 ? 2 * rows : 0);
-        return ((widen || pre) ? 3 : 2) * slot * elementSize + (widen ? 4 * rows * sizeof(float) : 0) + (pre ? 4 * ScanTile * channels * sizeof(float) : 0);
+        return (widen ? 3 : 2) * slot * elementSize + (widen ? 4 * rows * sizeof(float) : 0);
     }
 
     /// <summary>The bytes, or a clear error where the device cannot give one block that much shared memory.</summary>
@@ -123,46 +135,6 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>Threads per block (128 or 256) of the main backward kernel; 0 = automatic.</summary>
     internal static int ScanBackwardBlockOverride;
-
-    /// <summary>
-    /// Main backward kernel variant (for benchmarks; default from MAMBA4_SCAN_BWD_VARIANT): 0 = the next sub-block's
-    /// inputs prefetched into registers (<c>_pf</c>), 1 = loaded when needed.
-    /// </summary>
-    internal static int ScanBackwardVariant = int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_SCAN_BWD_VARIANT"), out var v) ? v : 0;
-
-    /// <summary>
-    /// Forward variants (MAMBA4_SCAN_FWD; the GPU tests check each, MAMBA4_CUDA_BENCH=scan times each), parts joined by '+':
-    /// <c>waves</c> = the chunk plan (<see cref="ForwardChunkLength"/>; the only one); <c>nsK</c> = K states per thread (16, 8, 4);
-    /// <c>pre</c> = dt and the gate computed once per (step, channel) per tile in shared memory (pays with TPC &gt; 1 lanes per
-    /// channel). `waves` is the default; `waves+ns4+pre` was the faster one on (64, 128, 200, 32) (h100-bench.txt).
-    /// </summary>
-    internal static readonly string[] ScanForwardVariants = ["waves", "waves+ns4+pre"];
-
-    /// <summary>The forward variant used when MAMBA4_SCAN_FWD is unset.</summary>
-    internal const string DefaultScanForward = "waves";
-
-    /// <summary>The forward variant in use (see <see cref="ScanForwardVariants"/>); tests and benchmarks set it.</summary>
-    internal static string ScanForwardVariant = Environment.GetEnvironmentVariable("MAMBA4_SCAN_FWD") is { Length: > 0 } fv ? fv : DefaultScanForward;
-
-    /// <summary>A forward variant: dt and gate precomputed, states per thread (0 = the split's).</summary>
-    internal readonly record struct ScanForwardOptions(bool Pre, int States);
-
-    internal static ScanForwardOptions ParseScanForwardVariant(string variant)
-    {
-        var o = new ScanForwardOptions();
-        foreach (var part in variant.Split('+', StringSplitOptions.TrimEntries))
-        {
-            if (part == "waves") continue;
-            else if (part == "pre") o = o with { Pre = true };
-            else if (part is "ns16" or "ns8" or "ns4") o = o with { States = int.Parse(part[2..]) };
-            else throw new NotSupportedException($"MAMBA4_SCAN_FWD={variant}: unknown part '{part}'; expected waves, pre, ns16, ns8 or ns4 (joined by '+')");
-        }
-        return o;
-    }
-
-    /// <summary>The forward kernel: one lane per channel, or <c>_tpcx</c> (lanes per channel at run time), or <c>_tpcx_pre</c>.</summary>
-    private static string ForwardKernel(int ns, in ScanParams p, string type, bool pre) =>
-        $"scan_forward_ns{ns}{(pre ? "_tpcx_pre" : p.Tpc > 1 ? "_tpcx" : "")}_{Variant(p)}{type}";
 
     /// <summary>Blocks of <paramref name="kernel"/> that fit on one SM at once (the driver's occupancy calculator; 1 if it is missing).</summary>
     internal int BlocksPerMultiprocessor(string file, string kernel, int block, int shared)
@@ -183,13 +155,11 @@ public sealed unsafe partial class CudaBackend
             if (args.LastState is { } s) Fill(s, 0f);
             return;
         }
-        string type = TypeSuffix(args.U.DType);
-        var v = ParseScanForwardVariant(ScanForwardVariant);
-        var (ns, tpc) = ForwardSplit(p.N, v.States);
+        var (ns, tpc) = ForwardSplit(p.N);
         p.Tpc = tpc;
-        int shared = RequireShared(ForwardShared(p, ns, args.U.DType.ElementSize(), pre: v.Pre), "forward", p.N);
-        string kernel = ForwardKernel(ns, p, type, v.Pre);
-        int chunkLen = ForwardChunkLength(p, "scan.cu", kernel, shared);
+        int shared = RequireShared(ForwardShared(p, ns, args.U.DType.ElementSize()), "forward", p.N);
+        string kernel = ForwardKernel(ns, tpc, p.Selective == 1, args.U.DType);
+        int chunkLen = ForwardChunkLength(p, Kernels.SelectiveScan.File, kernel, shared);
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
         p.Y = args.Y.DataPointer;
@@ -203,10 +173,10 @@ public sealed unsafe partial class CudaBackend
                 sums = Allocator.Allocate((long)p.Batch * p.Chunks * p.Dch * sizeof(float));
                 p.CarryH = carry.Pointer;
                 p.SumDt = sums.Pointer;
-                Launch("scan.cu", kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
-                Launch("scan.cu", "scan_carry_forward", GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
+                Launch(Kernels.SelectiveScan.File, kernel, ScanGrid(p, p.Chunks - 1), ScanBlock, shared, p, 0);
+                Launch(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanCarryForward, GridFor((long)p.Batch * p.Dch * p.N), 256, 0, p);
             }
-            Launch("scan.cu", kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
+            Launch(Kernels.SelectiveScan.File, kernel, ScanGrid(p, p.Chunks), ScanBlock, shared, p, 1);
         }
         finally
         {
@@ -289,17 +259,17 @@ public sealed unsafe partial class CudaBackend
                 p.SumDt = sums.Pointer;
                 // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
-                Launch("scan.cu", $"scan_prepare_ns{nsF}{(tpcF > 1 ? "_tpcx" : "")}_{Variant(p)}{TypeSuffix(type)}", ScanGrid(pf, p.Chunks), ScanBlock,
+                Launch(Kernels.SelectiveScan.File, PrepareKernel(nsF, tpcF, p.Selective == 1, type), ScanGrid(pf, p.Chunks), ScanBlock,
                     RequireShared(ForwardShared(pf, nsF, type.ElementSize(), prepare: true), "backward (prepare sweep)", p.N), pf);
-                Launch("scan.cu", "scan_carries", new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
+                Launch(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanCarries, new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
-            Launch("scan.cu", $"scan_backward_ns{ns}_tpc{tpc}_{Variant(p)}{(ScanBackwardVariant == 1 && !half ? "" : "_pf")}{TypeSuffix(type)}",
+            Launch(Kernels.SelectiveScan.File, BackwardKernel(ns, tpc, p.Selective == 1, type),
                 ScanGrid(p, p.Chunks, block), block, shared, p);
             if (half)
             {
-                string convert = type == DType.BF16 ? "scan_to_bf16" : "scan_to_f16";
-                Launch("scan.cu", convert, GridFor(grads.DB.NumElements), 256, 0, dB32!.Pointer, grads.DB, grads.DB.NumElements);
-                Launch("scan.cu", convert, GridFor(grads.DC.NumElements), 256, 0, dC32!.Pointer, grads.DC, grads.DC.NumElements);
+                string convert = type == DType.BF16 ? Kernels.SelectiveScan.ScanToBf16 : Kernels.SelectiveScan.ScanToF16;
+                Launch(Kernels.SelectiveScan.File, convert, GridFor(grads.DB.NumElements), 256, 0, dB32!.Pointer, grads.DB, grads.DB.NumElements);
+                Launch(Kernels.SelectiveScan.File, convert, GridFor(grads.DC.NumElements), 256, 0, dC32!.Pointer, grads.DC, grads.DC.NumElements);
             }
         }
         finally
@@ -310,5 +280,13 @@ public sealed unsafe partial class CudaBackend
             dB32?.Release();
             dC32?.Release();
         }
+    }
+
+    // ---- recurrent step (decoding) ----
+    public void SelectiveScanStep(Tensor u, Tensor delta, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? z, Tensor? deltaBias,
+        bool deltaSoftplus, bool selective, Tensor ssmState, Tensor y)
+    {
+        int batch = u.Shape[0], dim = u.Shape[1], n = a.Shape[1];
+        Map(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanStep, (long)batch * dim, u, delta, a, b, c, d, z, deltaBias, deltaSoftplus, selective, ssmState, y, batch, dim, n);
     }
 }

@@ -14,7 +14,7 @@ public enum MatmulPrecision { F32, Tf32, Bf16 }
 /// family, mirroring <c>Ops/</c>. All work is asynchronous; host reads (<c>ToFloatArray</c>, <c>Item</c>) wait.
 /// Set MAMBA4_CUDA_SYNC=1 to wait after every launch, so that a fault names the kernel that caused it.
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
+public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
 {
     private const int StagingBytes = 8 << 20;
 
@@ -216,6 +216,40 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
     /// <summary>Blocks for a grid-stride loop over <paramref name="n"/> items: enough to fill the GPU, no more.</summary>
     internal uint GridFor(long n, int block = 256) => (uint)Math.Clamp((n + block - 1) / block, 1, (long)Multiprocessors * 16);
 
+    /// <summary>A device word set to ulong.MaxValue; kernels lower it to the first bad position they meet.</summary>
+    private Tensor BadIndexSlot()
+    {
+        var slot = Tensor.Empty(new Shape(1), DType.I64, Device);
+        MakeCurrent();
+        Native.CudaDriver.Check(Native.CudaDriver.cuMemsetD8Async((ulong)slot.DataPointer, 0xff, 8, Stream), "cuMemsetD8Async");
+        return slot;
+    }
+
+    /// <summary>Reads the slot back (waits for the stream): −1 when every index was valid, else the first bad position.</summary>
+    private long ReadBadIndex(Tensor slot)
+    {
+        long value;
+        CopyToHost(slot, (nint)(&value), 8);
+        slot.Dispose();
+        return value;
+    }
+
+    private static long HostIndex(Tensor ids, long position)
+    {
+        using var one = ids.Reshape(-1).Slice((int)position, 1);
+        return one.ToInt64Array()[0];
+    }
+
+    // one warp per row, 8 rows per block
+    private static uint RowBlocks(long rows) => (uint)((rows + 7) / 8);
+
+    /// <summary>A grid-stride kernel over <paramref name="n"/> items (nothing when n = 0).</summary>
+    private void Map(string file, string kernel, long n, params ReadOnlySpan<KernelArg> args)
+    {
+        if (n == 0) return;
+        Launch(file, kernel, GridFor(n), 256, 0, args);
+    }
+
     // ---- memory ----
 
     public void Fill(Tensor t, float value)
@@ -230,7 +264,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
             case 1: CudaDriver.Check(CudaDriver.cuMemsetD8Async(p, (byte)bits, n, Stream), "cuMemsetD8Async"); break;
             case 2: CudaDriver.Check(CudaDriver.cuMemsetD16Async(p, (ushort)bits, n, Stream), "cuMemsetD16Async"); break;
             case 4: CudaDriver.Check(CudaDriver.cuMemsetD32Async(p, (uint)bits, n, Stream), "cuMemsetD32Async"); break;
-            default: Launch("elementwise.cu", "fill_u64", GridFor(t.NumElements), 256, 0, t, bits, t.NumElements); break;
+            default: Launch(Kernels.Elementwise.File, Kernels.Elementwise.FillU64, GridFor(t.NumElements), 256, 0, t, bits, t.NumElements); break;
         }
     }
 
@@ -255,9 +289,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory
             CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(d, s, (nuint)(rows * cols * es), Stream), "cuMemcpyDtoDAsync");
             return;
         }
-        string kernel = es switch { 1 => "copy_columns_u8", 2 => "copy_columns_u16", 4 => "copy_columns_u32", 8 => "copy_columns_u64", _ => throw new NotSupportedException($"element size {es}") };
+        string kernel = es switch { 1 => Kernels.Elementwise.CopyColumnsU8, 2 => Kernels.Elementwise.CopyColumnsU16, 4 => Kernels.Elementwise.CopyColumnsU32, 8 => Kernels.Elementwise.CopyColumnsU64, _ => throw new NotSupportedException($"element size {es}") };
         long n = rows * cols;
-        Launch("elementwise.cu", kernel, GridFor(n), 256, 0, src, sLast, srcCol, dst, dLast, dstCol, cols, n);
+        Launch(Kernels.Elementwise.File, kernel, GridFor(n), 256, 0, src, sLast, srcCol, dst, dLast, dstCol, cols, n);
     }
 
     // ---- host transfers (IDeviceMemory) ----

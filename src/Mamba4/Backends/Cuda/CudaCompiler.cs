@@ -15,7 +15,7 @@ internal static unsafe class CudaCompiler
 {
     private const string ResourcePrefix = "Mamba4.Cuda.";
 
-    /// <summary>The text of an embedded kernel file (e.g. "scan.cu").</summary>
+    /// <summary>The text of an embedded kernel file (e.g. "selective_scan.cu").</summary>
     public static string Source(string file)
     {
         using var s = Assembly.GetExecutingAssembly().GetManifestResourceStream(ResourcePrefix + file)

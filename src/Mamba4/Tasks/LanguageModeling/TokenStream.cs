@@ -2,6 +2,7 @@ using Mamba4.Autograd;
 using Mamba4.Models;
 using Mamba4.Tensors;
 using Mamba4.Training;
+using Mamba4.Ops;
 
 namespace Mamba4.Tasks.LanguageModeling;
 
@@ -70,7 +71,7 @@ public sealed class TokenStream
                     y[b * length + t] = Validation[(w0 + b) * length + t + 1];
                 }
             using var scope = new TensorScope();
-            var loss = Ops.CrossEntropy.Forward(model.Logits(Tensor.From(x, n, length)), Tensor.From(y, n, length)).Item();
+            var loss = F.CrossEntropy(model.Logits(Tensor.From(x, n, length)), Tensor.From(y, n, length)).Item();
             total += loss * n * length;
             count += n * length;
         }

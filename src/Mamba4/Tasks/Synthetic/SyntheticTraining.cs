@@ -2,6 +2,7 @@ using Mamba4.Autograd;
 using Mamba4.Models;
 using Mamba4.Tensors;
 using Mamba4.Training;
+using Mamba4.Ops;
 
 namespace Mamba4.Tasks.Synthetic;
 
@@ -53,7 +54,7 @@ public static class SyntheticTraining
         var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, step), batch);
         int t = task.Length;
         var logits = model.Forward(Tensor.From(inputs, batch, t));
-        return (Ops.CrossEntropy.Forward(logits, Tensor.From(targets, batch, t)), (long)batch * t);
+        return (F.CrossEntropy(logits, Tensor.From(targets, batch, t)), (long)batch * t);
     }
 
     /// <summary>Fraction of scored tokens predicted correctly (arg-max) on held-out samples, at <paramref name="scale"/>× the training length.</summary>

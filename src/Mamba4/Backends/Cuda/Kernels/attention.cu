@@ -3,10 +3,10 @@
 //   s_ij = q_i·k_j/√Dh + bias_ij,   lse_i = log Σ_j exp(s_ij),   p_ij = exp(s_ij − lse_i),   y_i = Σ_j p_ij v_j
 //   Dlt_i = dy_i·y_i,  ds_ij = p_ij (dy_i·v_j − Dlt_i),  dq_i = Σ_j ds_ij k_j/√Dh,  dk_j = Σ_i ds_ij q_i/√Dh,  dv_j = Σ_i p_ij dy_i
 // Non-causal (causal = 0, no ids): every key j < L, no bias.
-// Dropout on the probabilities (threshold ≠ 0; AttentionDropout): key j of row r = (b·H + h)·L + i is kept iff
+// Dropout on the probabilities (threshold ≠ 0; AttentionSpec.DropoutP): key j of row r = (b·H + h)·L + i is kept iff
 // split_mix64(seed, r·L + j) ≥ threshold, as the CPU backend; kept weights are scaled by keep = 1/(1 − p):
 //   y_i = Σ_j p_ij m_ij keep v_j,   ds_ij = p_ij (m_ij keep dy_i·v_j − Dlt_i),   dv_j = Σ_i p_ij m_ij keep dy_i
-// (Dlt_i = dy_i·y_i with the dropped y; lse is that of the full softmax, recomputed by the forward with y = null.)
+// (Dlt_i = dy_i·y_i with the dropped y; lse is that of the full softmax: the forward sums p_ij before the mask.)
 // Keys of row i: without padding ids, j ≤ i. With ids (RecBole's mask): if some j ≤ i has ids[j] ≠ 0, every key j < L
 // with bias 0 where j ≤ i and ids[j] ≠ 0, else −10000 (masked weights underflow to 0 unless scores are ~10⁴);
 // if none, every key with bias 0 (a plain softmax over all L keys), as the CPU backend.
@@ -77,7 +77,7 @@ __device__ __forceinline__ float att_dot(const float* a, const float* p, int dh)
 }
 
 // warp w → (b, h, i)
-// y may be null (the backward of dropout recomputes lse only)
+// y may be null (lse only)
 extern "C" __global__ void attention_forward(AttDropout drop, const float* q, const float* k, const float* v, const i64* pad, float* y, float* lse,
     int B, int L, int H, int dh, int causal)
 {

@@ -91,3 +91,16 @@ __device__ __forceinline__ i64 load_id(const void* ids, int ids64, i64 p)
 {
     return ids64 ? ((const i64*)ids)[p] : (i64)((const int*)ids)[p];
 }
+
+// m = max_j x_j and logSum = log Σ_j exp(x_j − m) over a row of v values, the whole block cooperating (losses:
+// cross_entropy.cu, log_softmax.cu); logSum = 0 when the row's max is infinite.
+__device__ void max_and_log_sum(const float* x, int v, float& m, float& logSum)
+{
+    float local = NEG_INF;
+    for (int j = threadIdx.x; j < v; j += blockDim.x) local = fmaxf(local, x[j]);
+    m = block_max(local);
+    if (isinf(m)) { logSum = 0.f; return; }
+    float s = 0.f;
+    for (int j = threadIdx.x; j < v; j += blockDim.x) s += expf(x[j] - m);
+    logSum = logf(block_sum(s));
+}

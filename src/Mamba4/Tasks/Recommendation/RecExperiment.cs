@@ -7,6 +7,7 @@ using Mamba4.Models;
 using Mamba4.Nn;
 using Mamba4.Tensors;
 using Mamba4.Training;
+using Mamba4.Ops;
 
 namespace Mamba4.Tasks.Recommendation;
 
@@ -172,8 +173,8 @@ public sealed class RecExperiment : IDisposable
             if (t[i] != SequenceBatcher.IgnoreIndex) { rows.Add(i); tgt.Add(t[i]); }
         var h = model.SequenceOutput(itemSeq);
         int d = h.Shape[2];
-        var picked = Ops.Embedding.Forward(h.Reshape(b * l, d), Tensor.From(rows.ToArray(), rows.Count));
-        return (Ops.CrossEntropy.Forward(model.Scores(picked), Tensor.From(tgt.ToArray(), tgt.Count)), rows.Count);
+        var picked = F.Embedding(h.Reshape(b * l, d), Tensor.From(rows.ToArray(), rows.Count));
+        return (F.CrossEntropy(model.Scores(picked), Tensor.From(tgt.ToArray(), tgt.Count)), rows.Count);
     }
 
     private IReadOnlyDictionary<string, double> Validate()

@@ -2,7 +2,7 @@ using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
 
-// Kernels/loss.cu (cross-entropy, log-softmax: one block per row).
+// Kernels/cross_entropy.cu: one block per row.
 public sealed unsafe partial class CudaBackend
 {
     private static void CheckTargets(Tensor targets, long rows)
@@ -18,7 +18,7 @@ public sealed unsafe partial class CudaBackend
         CheckTargets(targets, rows);
         if (rows == 0) return;
         var slot = BadIndexSlot();
-        Launch("loss.cu", "cross_entropy_forward", rows, 256, 0, logits, targets, ignoreIndex, losses, logSumExp, v, slot);
+        Launch(Kernels.CrossEntropy.File, Kernels.CrossEntropy.CrossEntropyForward, rows, 256, 0, logits, targets, ignoreIndex, losses, logSumExp, v, slot);
         long bad = ReadBadIndex(slot);
         if (bad >= 0)
             throw new ArgumentException($"cross-entropy: target {HostIndex(targets, bad)} at row {bad} is outside [0, {v}) and is not the ignore index {ignoreIndex}");
@@ -29,18 +29,6 @@ public sealed unsafe partial class CudaBackend
         long rows = logits.Shape.Rows;
         CheckTargets(targets, rows);
         if (rows == 0) return;
-        Launch("loss.cu", "cross_entropy_backward", rows, 256, 0, logits, targets, ignoreIndex, logSumExp, scale, dLogits, logits.Shape.Last);
-    }
-
-    public void LogSoftmaxForward(Tensor x, Tensor y)
-    {
-        if (x.Shape.Rows == 0) return;
-        Launch("loss.cu", "log_softmax_forward", x.Shape.Rows, 256, 0, x, y, x.Shape.Last);
-    }
-
-    public void LogSoftmaxBackward(Tensor y, Tensor dy, Tensor dx)
-    {
-        if (y.Shape.Rows == 0) return;
-        Launch("loss.cu", "log_softmax_backward", y.Shape.Rows, 256, 0, y, dy, dx, y.Shape.Last);
+        Launch(Kernels.CrossEntropy.File, Kernels.CrossEntropy.CrossEntropyBackward, rows, 256, 0, logits, targets, ignoreIndex, logSumExp, scale, dLogits, logits.Shape.Last);
     }
 }

@@ -467,7 +467,7 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
 
 // scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk (both phases compiled into
 // one kernel, chosen once per launch); scan_prepare (phase 2, for the backward): every chunk.
-// Names: _tpcx = lanes per channel at run time (without it: one lane per channel); _pre = PRE; the element type last:
+// Names: _tpcx = lanes per channel at run time (without it: one lane per channel); the element type last:
 // (none) float, _bf16, _f16. Registers: selective at most 72 (7 blocks of 128 per SM; unbounded, the unrolled tile takes
 // ~190; a 64-register cap for 8 blocks measured 1–3% slower), time-invariant (B, C in registers too) and scan_prepare at
 // most 128 (4 blocks).
@@ -482,8 +482,6 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
     SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_lti##SUFFIX, NS, 1, false, T, false, 4)                                          \
     SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_sel##SUFFIX, NS, 0, true, T, false, 7)                                      \
     SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_lti##SUFFIX, NS, 0, false, T, false, 4)                                     \
-    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_pre_sel##SUFFIX, NS, 0, true, T, true, 7)                                   \
-    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_pre_lti##SUFFIX, NS, 0, false, T, true, 4)                                  \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, true, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, false, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, true, 2, T>(p, blockIdx.y); } \
@@ -890,8 +888,6 @@ __device__ void scan_backward_impl(const ScanParams& p)
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T>(p); }
 #define SCAN_BACKWARD(NS, TPC)                                                                                                 \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_sel(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, false, float>(p); } \
-    extern "C" __global__ void __launch_bounds__(256) scan_backward_ns##NS##_tpc##TPC##_lti(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, false, float>(p); } \
     SCAN_BACKWARD_PF(NS, TPC, float, ) SCAN_BACKWARD_PF(NS, TPC, bf16_bits, _bf16) SCAN_BACKWARD_PF(NS, TPC, half_bits, _f16)
 SCAN_BACKWARD(1, 1)
 SCAN_BACKWARD(2, 1)
@@ -905,3 +901,33 @@ SCAN_BACKWARD(4, 32)
 // dst = src rounded to the element type (the backward's F32 dB, dC for bf16 / f16 inputs)
 extern "C" __global__ void scan_to_bf16(const float* src, bf16_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<bf16_bits>(src[i]); }
 extern "C" __global__ void scan_to_f16(const float* src, half_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<half_bits>(src[i]); }
+
+// The recurrent step for decoding (IBackend.SelectiveScanStep), one thread per (stream, channel):
+//   dt = softplus(δ + bias);  h ← exp(dt·A)·h + dt·B·u;  y = ⟨C, h⟩ + D·u;  y ·= silu(z)
+extern "C" __global__ void scan_step(const float* u, const float* delta, const float* A, const float* B, const float* C, const float* Dskip,
+    const float* z, const float* bias, int softplus, int selective, float* state, float* y, int batch, int D, int N)
+{
+    i64 n = (i64)batch * D;
+    GRID_STRIDE(i, n)
+    {
+        i64 b = i / D;
+        int c = (int)(i % D);
+        float dt = delta[i] + (bias ? bias[c] : 0.f);
+        if (softplus) dt = softplus_f(dt);
+        float ui = u[i], dtu = dt * ui;
+        float* h = state + i * N;
+        const float* a = A + (i64)c * N;
+        const float* bn = selective ? B + b * N : B + (i64)c * N;
+        const float* cn = selective ? C + b * N : C + (i64)c * N;
+        float acc = 0.f;
+        for (int s = 0; s < N; s++)
+        {
+            float hv = fmaf(expf(dt * a[s]), h[s], dtu * bn[s]);
+            h[s] = hv;
+            acc = fmaf(hv, cn[s], acc);
+        }
+        if (Dskip) acc = fmaf(Dskip[c], ui, acc);
+        if (z) acc *= silu_f(z[i]);
+        y[i] = acc;
+    }
+}

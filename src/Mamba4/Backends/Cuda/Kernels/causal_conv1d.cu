@@ -86,3 +86,23 @@ extern "C" __global__ void conv_params_final(const double* partial, int segments
         else if (db) db[c] = (float)s;
     }
 }
+
+// The recurrent step for decoding (IBackend.CausalConv1dStep), one thread per (stream, channel):
+//   y = b + Σ_{j<K−1} w[c, j]·state[j] + w[c, K−1]·x,  then state ← (state[1:], x);  y = silu(y) optional
+extern "C" __global__ void conv_step(const float* x, float* state, const float* w, const float* bias, int silu, float* y, int batch, int D, int K)
+{
+    i64 n = (i64)batch * D;
+    GRID_STRIDE(i, n)
+    {
+        int c = (int)(i % D), km1 = K - 1;
+        float* st = state + i * km1;
+        const float* wc = w + (i64)c * K;
+        float acc = bias ? bias[c] : 0.f;
+        for (int j = 0; j < km1; j++) acc = fmaf(wc[j], st[j], acc);
+        float xi = x[i];
+        acc = fmaf(wc[km1], xi, acc);
+        for (int j = 0; j + 1 < km1; j++) st[j] = st[j + 1];
+        if (km1 > 0) st[km1 - 1] = xi;
+        y[i] = silu ? silu_f(acc) : acc;
+    }
+}

@@ -97,4 +97,28 @@ public sealed unsafe partial class CpuBackend
         Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = CpuParallel.Threads },
             i => body(i * block, Math.Min(d, (i + 1) * block)));
     }
+
+    // ---- recurrent step (decoding) ----
+    // y[d] = b[d] + Σ_{k<K−1} w[d,k]·state[d,k] + w[d,K−1]·x[d]; then state ← (state[1:], x).
+    public void CausalConv1dStep(Tensor x, Tensor convState, Tensor weight, Tensor? bias, bool silu, Tensor y)
+    {
+        int batch = x.Shape[0], d = x.Shape[1], k = weight.Shape[2], km1 = k - 1;
+        float* px = x.F32, ps = convState.F32, pw = weight.F32, pb = bias is null ? null : bias.F32, py = y.F32;
+        CpuParallel.For((long)batch * d, 4096, (s0, s1) =>
+        {
+            for (long i = s0; i < s1; i++)
+            {
+                long c = i % d;
+                float* st = ps + i * km1;
+                float* w = pw + c * k;
+                float acc = pb != null ? pb[c] : 0f;
+                for (int j = 0; j < km1; j++) acc += w[j] * st[j];
+                float xi = px[i];
+                acc += w[km1] * xi;
+                for (int j = 0; j + 1 < km1; j++) st[j] = st[j + 1];
+                if (km1 > 0) st[km1 - 1] = xi;
+                py[i] = silu ? SiLU.Apply(acc) : acc;
+            }
+        });
+    }
 }

@@ -1,0 +1,71 @@
+using System.Text.RegularExpressions;
+using Mamba4.Backends.Cuda;
+using Mamba4.Tensors;
+
+namespace Mamba4.Tests;
+
+/// <summary>
+/// The kernel name table generated at build time from Kernels/*.cu (Kernels, GenerateKernelTable.cs): the names the CUDA
+/// backend composes at run time all exist, macro-defined kernels are listed, removed variants are gone. Runs without a GPU.
+/// </summary>
+public class KernelTableTests
+{
+    private static IReadOnlySet<string> Scan => Kernels.ByFile[Kernels.SelectiveScan.File];
+
+    private static readonly DType[] ScanTypes = [DType.F32, DType.BF16, DType.F16];
+
+    /// <summary>Every (NS, TPC) that <see cref="CudaBackend.ScanSplit"/> gives for d_state 1 … 600 and the given bound.</summary>
+    private static IEnumerable<(int Ns, int Tpc)> Splits(int max)
+    {
+        for (int n = 1; n <= 600; n++)
+        {
+            (int, int) split;
+            try { split = CudaBackend.ScanSplit(n, max); }
+            catch (NotSupportedException) { continue; }   // d_state beyond 32·max: refused with a clear message, nothing composed
+            yield return split;
+        }
+    }
+
+    [Fact]
+    public void EveryScanKernelNameTheBackendComposesExists()
+    {
+        var missing = new SortedSet<string>();
+        // forward and prepare: the default bound 16 and every states-per-thread override (1, 2, 4, 8, 16)
+        foreach (int max in new[] { 1, 2, 4, 8, 16 })
+            foreach (var (ns, tpc) in Splits(max).Distinct())
+                foreach (bool selective in new[] { true, false })
+                    foreach (var type in ScanTypes)
+                        foreach (var name in new[] { CudaBackend.ForwardKernel(ns, tpc, selective, type), CudaBackend.PrepareKernel(ns, tpc, selective, type) })
+                            if (!Scan.Contains(name)) missing.Add(name);
+        // backward: at most 4 states per thread
+        foreach (var (ns, tpc) in Splits(4).Distinct())
+            foreach (bool selective in new[] { true, false })
+                foreach (var type in ScanTypes)
+                    if (!Scan.Contains(CudaBackend.BackwardKernel(ns, tpc, selective, type))) missing.Add(CudaBackend.BackwardKernel(ns, tpc, selective, type));
+        Assert.Empty(missing);
+    }
+
+    [Fact]
+    public void MacroDefinedKernelsAreListedAndRemovedVariantsAreNot()
+    {
+        Assert.Contains("scan_forward_ns16_tpcx_lti_bf16", Scan);
+        Assert.Contains("scan_backward_ns4_tpc32_sel_pf_f16", Scan);
+        Assert.Equal("copy_columns_u64", Kernels.Elementwise.CopyColumnsU64);
+        Assert.Contains("copy_columns_u8", Kernels.ByFile[Kernels.Elementwise.File]);
+        Assert.DoesNotContain(Scan, n => n.Contains("_tpcx_pre"));
+        Assert.All(Scan.Where(n => n.StartsWith("scan_backward_")), n => Assert.Matches("_pf(_bf16|_f16)?$", n));
+    }
+
+    [Fact]
+    public void EveryEmbeddedKernelFileIsInTheTableWithEveryKernelWrittenOutInIt()
+    {
+        Assert.Equal(CudaCompiler.KernelFiles().Order(), Kernels.ByFile.Keys.Order());
+        var literal = new Regex(@"^extern ""C"" __global__ void (?:__launch_bounds__\([^)]*\) )?(\w+)\(", RegexOptions.Multiline);
+        foreach (var file in CudaCompiler.KernelFiles())
+        {
+            var written = literal.Matches(CudaCompiler.Source(file)).Select(m => m.Groups[1].Value).ToList();
+            Assert.NotEmpty(Kernels.ByFile[file]);
+            Assert.All(written, name => Assert.Contains(name, Kernels.ByFile[file]));
+        }
+    }
+}
