@@ -5,6 +5,7 @@ using Mamba4.Inference;
 using Mamba4.Tensors;
 using Mamba4.Text;
 using Mamba4.Training;
+using Mamba4.Ops;
 
 namespace Mamba4.Tasks.LanguageModeling;
 
@@ -110,7 +111,7 @@ public static class LmTrainingRun
                 (step, _) =>
                 {
                     var (x, y) = stream.Batch(s.Seed, step, s.Batch, s.SeqLen);
-                    return (Ops.CrossEntropy.Forward(net.Logits(Tensor.From(x, s.Batch, s.SeqLen)), Tensor.From(y, s.Batch, s.SeqLen)), (long)s.Batch * s.SeqLen);
+                    return (F.CrossEntropy(net.Logits(Tensor.From(x, s.Batch, s.SeqLen)), Tensor.From(y, s.Batch, s.SeqLen)), (long)s.Batch * s.SeqLen);
                 },
                 () =>
                 {
