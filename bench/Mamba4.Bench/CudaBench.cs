@@ -195,7 +195,7 @@ public static class CudaBench
                 for (int r = 0; r < 9; r++)
                     for (int c = 0; c < configs.Length; c++)
                     {
-                        CudaBackend.ScanBackwardBlockOverride = configs[c];
+                        Backend.Configure(Backend.Settings with { ScanBackwardBlock = configs[c] });
                         var set = sets[r % sets.Length];
                         times[c].Add(gpu.Time(() => gpu.SelectiveScanBackward(set.Args, set.Grads)));
                     }
@@ -205,14 +205,14 @@ public static class CudaBench
             catch (Exception e) { Console.WriteLine($"  ({s.B}, {s.D}, {s.L}, {s.N}): failed: {e.Message}"); }
             finally
             {
-                CudaBackend.ScanBackwardBlockOverride = 0;
+                Backend.Configure(Backend.Settings with { ScanBackwardBlock = 0 });
                 foreach (var set in sets) set.Dispose();
             }
         }
     }
 
     /// <summary>
-    /// Forward splits (states per thread: automatic, or 4 with more lanes per channel; CudaBackend.ScanForwardStatesOverride)
+    /// Forward splits (states per thread: automatic, or 4 with more lanes per channel; EngineSettings.ScanForwardStatesPerThread)
     /// on every row and dtype: interleaved medians (A, B, …, A, B, … over 15 rounds), ms and the ratio to mamba_ssm; the
     /// fastest per row is marked. Then the registers of the forward kernels.
     /// </summary>
@@ -235,7 +235,7 @@ public static class CudaBench
                     for (int v = 0; v < variants.Length; v++)
                     {
                         if (failed[v] is not null) continue;
-                        CudaBackend.ScanForwardStatesOverride = states[v];
+                        Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = states[v] });
                         var set = sets[(r + v) % sets.Length];
                         try
                         {
@@ -255,7 +255,7 @@ public static class CudaBench
             catch (Exception e) { Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | failed: {e.Message.Split('\n')[0]} |"); }
             finally
             {
-                CudaBackend.ScanForwardStatesOverride = 0;
+                Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = 0 });
                 foreach (var set in sets) set.Dispose();
             }
         }

@@ -56,13 +56,13 @@ public static class ScanBench
         int sd = Math.Min(d, 64);
         var (sArgs, sGrads) = Make(1, sd, l, n, seed: 2);
         double sliceElements = (double)l * sd * n;
-        int threads = CpuParallel.Threads;
-        CpuParallel.Threads = 1;
+        var engine = Backend.Settings;
+        Backend.Configure(engine with { Threads = 1 });
         backend.SelectiveScanForward(sArgs);
         backend.SelectiveScanBackward(sArgs, sGrads);
         double fwd1 = Time(() => backend.SelectiveScanForward(sArgs), minSeconds: 1).Best;
         double bwd1 = Time(() => backend.SelectiveScanBackward(sArgs, sGrads), minSeconds: 1).Best;
-        CpuParallel.Threads = threads;
+        Backend.Configure(engine);
         SelectiveScanReference.Forward(sArgs);
         double fwdRef = Time(() => SelectiveScanReference.Forward(sArgs), minSeconds: 1).Best;
         double bwdRef = Time(() => SelectiveScanReference.Backward(sArgs, sGrads), minSeconds: 1).Best;

@@ -20,8 +20,7 @@ internal static class InfoCommand
         cmd.Options.Add(model);
         cmd.SetAction(parse =>
         {
-            var version = typeof(Mamba4.Tensors.Tensor).Assembly.GetName().Version;
-            Console.WriteLine($"mamba4 {version}  (.NET {Environment.Version}, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture})");
+            Console.WriteLine($"mamba4 {EngineSettings.LibraryVersion}  (.NET {Environment.Version}, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture})");
             var features = new List<string>();
             if (Avx.IsSupported) features.Add("AVX");
             if (Avx2.IsSupported) features.Add("AVX2");
@@ -32,6 +31,8 @@ internal static class InfoCommand
             Console.WriteLine($"simd width: {Vector<float>.Count * 32} bits (Vector256 accelerated: {Vector256.IsHardwareAccelerated})");
             Console.WriteLine($"threads: {CpuParallel.Threads} (cores: {Environment.ProcessorCount})");
             Console.WriteLine($"blas: {CpuGemm.BlasDescription}");
+            Console.WriteLine($"numerics (recorded in every run.json and checkpoint): {Backend.Settings.ToJson().ToJsonString()}");
+            Console.WriteLine($"settings from the environment: {string.Join(", ", EngineSettings.Variables)}");
             PrintGpus();
             if (parse.GetValue(model) is { } dir)
             {

@@ -14,6 +14,7 @@ root.Subcommands.Add(ForecastCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
 try
 {
+    Mamba4.Backends.Backend.Configure(Mamba4.Backends.EngineSettings.FromEnvironment());   // the one place the engine's environment is read
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception e) when (e is IOException or FormatException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException

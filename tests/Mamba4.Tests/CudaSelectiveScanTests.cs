@@ -224,7 +224,7 @@ public class CudaSelectiveScanTests
         string variant = statesPerThread == 0 ? "auto" : $"ns{statesPerThread}";
         try
         {
-            CudaBackend.ScanForwardStatesOverride = statesPerThread;
+            Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = statesPerThread });
             foreach (var (b, l, d, n, sel) in new[] { (2, 1, 5, 16, true), (1, 300, 37, 16, true), (2, 200, 64, 1, true), (1, 129, 40, 64, true),
                          (3, 333, 24, 7, false), (2, 1000, 130, 16, true), (1, 700, 16, 32, false), (4, 64, 200, 8, true) })
                 CompareForward(variant, DType.F32, b, l, d, n, sel);
@@ -232,17 +232,17 @@ public class CudaSelectiveScanTests
                          (DType.F16, 2, 200, 64, 1, true), (DType.BF16, 1, 129, 40, 64, true), (DType.F16, 3, 333, 24, 7, false),
                          (DType.BF16, 2, 1000, 130, 16, true), (DType.F16, 1, 517, 34, 16, true), (DType.BF16, 4, 64, 200, 8, false) })
                 CompareForward(variant, type, b, l, d, n, sel);
-            CudaBackend.ScanForwardChunkOverride = 32;
+            Backend.Configure(Backend.Settings with { ScanForwardChunk = 32 });
             CompareForward(variant, DType.F32, 2, 517, 33, 16, true);
             CompareForward(variant, DType.BF16, 2, 517, 48, 16, true);
-            CudaBackend.ScanForwardChunkOverride = 0;
+            Backend.Configure(Backend.Settings with { ScanForwardChunk = 0 });
             FixtureForwardAndAllGradientsOnGpu("selective-scan-selective.safetensors", true);
             FixtureForwardAndAllGradientsOnGpu("selective-scan-lti.safetensors", false);
         }
         finally
         {
-            CudaBackend.ScanForwardStatesOverride = 0;
-            CudaBackend.ScanForwardChunkOverride = 0;
+            Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = 0 });
+            Backend.Configure(Backend.Settings with { ScanForwardChunk = 0 });
         }
     }
 
@@ -272,20 +272,20 @@ public class CudaSelectiveScanTests
         {
             foreach (var (fwd, bwd) in new[] { (32, 32), (64, 96), (4096, 128) })
             {
-                CudaBackend.ScanForwardChunkOverride = fwd;
-                CudaBackend.ScanBackwardChunkOverride = bwd;
+                Backend.Configure(Backend.Settings with { ScanForwardChunk = fwd });
+                Backend.Configure(Backend.Settings with { ScanBackwardChunk = bwd });
                 Compare(2, 517, 33, 16, true);
                 Compare(1, 300, 10, 3, false);
             }
-            CudaBackend.ScanForwardStatesOverride = 4;
+            Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = 4 });
             Compare(2, 100, 20, 16, true);
-            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = 0;
-            CudaBackend.ScanBackwardBlockOverride = 128;
+            Backend.Configure(Backend.Settings with { ScanForwardChunk = 0, ScanBackwardChunk = 0, ScanForwardStatesPerThread = 0 });
+            Backend.Configure(Backend.Settings with { ScanBackwardBlock = 128 });
             Compare(2, 517, 33, 16, true);
         }
         finally
         {
-            CudaBackend.ScanForwardChunkOverride = CudaBackend.ScanBackwardChunkOverride = CudaBackend.ScanForwardStatesOverride = CudaBackend.ScanBackwardBlockOverride = 0;
+            Backend.Configure(Backend.Settings with { ScanForwardChunk = 0, ScanBackwardChunk = 0, ScanForwardStatesPerThread = 0, ScanBackwardBlock = 0 });
         }
     }
 

@@ -18,8 +18,12 @@ public sealed record EngineSettings
     public int Threads { get; init; }
     /// <summary>GPU F32 matrix products. (MAMBA4_CUDA_MATMUL = f32 | tf32 | bf16)</summary>
     public MatmulPrecision CudaMatmul { get; init; } = MatmulPrecision.F32;
-    /// <summary>The CUDA selective-scan forward plan. (MAMBA4_SCAN_FWD)</summary>
-    public string ScanForward { get; init; } = "waves";
+    /// <summary>The CUDA selective scan's plan, 0 = chosen per shape: forward chunk length, forward states per thread,
+    /// backward chunk length, backward block size (tests and benchmarks force them; chunking changes summation order).</summary>
+    public int ScanForwardChunk { get; init; }
+    public int ScanForwardStatesPerThread { get; init; }
+    public int ScanBackwardChunk { get; init; }
+    public int ScanBackwardBlock { get; init; }
     /// <summary>Capture a GPU decoding step as a CUDA graph and replay it. (MAMBA4_CUDA_GRAPH = 0 turns it off)</summary>
     public bool CudaGraph { get; init; } = true;
     /// <summary>Wait after every kernel launch so that a fault names its kernel (slow; debugging). (MAMBA4_CUDA_SYNC)</summary>
@@ -60,7 +64,6 @@ public sealed record EngineSettings
                 ? int.TryParse(t, out var n) && n is > 0 and <= 4096 ? n : throw new ArgumentException($"MAMBA4_THREADS={t}: expected a whole number in [1, 4096]")
                 : d.Threads,
             CudaMatmul = ParseMatmul(Get("MAMBA4_CUDA_MATMUL"), "MAMBA4_CUDA_MATMUL") ?? d.CudaMatmul,
-            ScanForward = Get("MAMBA4_SCAN_FWD") ?? d.ScanForward,
             CudaGraph = Flag("MAMBA4_CUDA_GRAPH", d.CudaGraph),
             CudaSyncEveryLaunch = Flag("MAMBA4_CUDA_SYNC", d.CudaSyncEveryLaunch),
             CudaDisabled = Flag("MAMBA4_DISABLE_CUDA", d.CudaDisabled),
@@ -80,6 +83,9 @@ public sealed record EngineSettings
         var other => throw new ArgumentException($"{source}={other}: expected f32, tf32 or bf16"),
     };
 
+    /// <summary>Environment variables the engine reads (for `mamba4 info`).</summary>
+    public static readonly string[] Variables = ["MAMBA4_BLAS", "MAMBA4_THREADS", "MAMBA4_CUDA_MATMUL", "MAMBA4_CUDA_GRAPH", "MAMBA4_CUDA_SYNC", "MAMBA4_DISABLE_CUDA", "MAMBA4_CUDA_CACHE", "MAMBA4_CUDA_LIBS"];
+
     /// <summary>The library's version and the git commit it was built from ("0.1.0+abc1234…").</summary>
     public static string LibraryVersion =>
         typeof(EngineSettings).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
@@ -93,7 +99,8 @@ public sealed record EngineSettings
         ["cpu_gemm"] = Cpu.CpuGemm.BlasDescription,
         ["threads"] = Cpu.CpuParallel.Threads,
         ["cuda_matmul"] = CudaMatmul.ToString().ToLowerInvariant(),
-        ["scan_forward"] = ScanForward,
+        ["scan_plan"] = ScanForwardChunk == 0 && ScanForwardStatesPerThread == 0 && ScanBackwardChunk == 0 && ScanBackwardBlock == 0 ? "auto"
+            : $"forward chunk {ScanForwardChunk}, states/thread {ScanForwardStatesPerThread}, backward chunk {ScanBackwardChunk}, block {ScanBackwardBlock}",
         ["cuda_graph"] = CudaGraph,
     };
 }

@@ -18,7 +18,7 @@ public sealed class StepGraph : IDisposable
     private readonly Tensor _ids, _logits;
     private readonly CudaGraph _graph;
 
-    public static bool Enabled => Environment.GetEnvironmentVariable("MAMBA4_CUDA_GRAPH") is not ("0" or "false");
+    public static bool Enabled => Backends.Backend.Settings.CudaGraph;
 
     private StepGraph(MambaLM model, MambaState state, int batch, CudaBackend gpu)
     {

@@ -179,7 +179,7 @@ public sealed class Trainer : IDisposable
         var state = new JsonObject
         {
             ["step"] = Step, ["optimizer_steps"] = _optimizer.Steps, ["consecutive_bad_steps"] = _consecutiveBad,
-            ["seed"] = _o.Seed, ["data_position"] = Step, ["seconds"] = _elapsedBefore + seconds, ["config"] = _runConfig.DeepClone(),
+            ["seed"] = _o.Seed, ["data_position"] = Step, ["seconds"] = _elapsedBefore + seconds, ["config"] = _runConfig.DeepClone(), ["numerics"] = Backends.Backend.Settings.ToJson(),
         };
         Checkpoint.Save(path, _model, _optimizer, state);
     }

@@ -33,7 +33,8 @@ public static unsafe class CpuGemm
     static CpuGemm()
     {
         string managed = $"managed {BestKernel switch { Kernel.Avx512 => "AVX-512", Kernel.Avx2 => "AVX2", _ => "scalar" }} kernel";
-        if (string.Equals(Environment.GetEnvironmentVariable("MAMBA4_BLAS"), "managed", StringComparison.OrdinalIgnoreCase))
+        var settings = Backend.Settings;
+        if (settings.Blas == "managed")
         {
             BlasDescription = $"{managed} (MAMBA4_BLAS=managed)";
             return;
@@ -45,10 +46,9 @@ public static unsafe class CpuGemm
             if (!NativeLibrary.TryGetExport(lib, "cblas_sgemm", out var sgemm)) { reason = $"{name} has no cblas_sgemm"; continue; }
             CblasSgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemm;
             // MAMBA4_THREADS, when set, governs OpenBLAS's threads too
-            if (Environment.GetEnvironmentVariable("MAMBA4_THREADS") is not null && NativeLibrary.TryGetExport(lib, "openblas_set_num_threads", out var setThreads))
+            if (settings.Threads > 0 && NativeLibrary.TryGetExport(lib, "openblas_set_num_threads", out var setThreads))
                 ((delegate* unmanaged<int, void>)setThreads)(CpuParallel.Threads);
-            var forced = Environment.GetEnvironmentVariable("MAMBA4_BLAS");
-            PreferManaged = BestKernel == Kernel.Avx512 && !string.Equals(forced, "openblas", StringComparison.OrdinalIgnoreCase);
+            PreferManaged = BestKernel == Kernel.Avx512 && settings.Blas != "openblas";
             BlasDescription = PreferManaged
                 ? $"{managed} (faster here than the loaded {Describe(lib, name)}; MAMBA4_BLAS=openblas to use it)"
                 : Describe(lib, name);

@@ -3,9 +3,8 @@ namespace Mamba4.Backends.Cpu;
 /// <summary>Splits a range of independent work items across the cores.</summary>
 public static class CpuParallel
 {
-    /// <summary>Worker count (MAMBA4_THREADS overrides the core count).</summary>
-    public static int Threads { get; set; } =
-        int.TryParse(Environment.GetEnvironmentVariable("MAMBA4_THREADS"), out var t) && t > 0 ? t : Environment.ProcessorCount;
+    /// <summary>Worker count: <see cref="EngineSettings.Threads"/>, or one per core.</summary>
+    public static int Threads => Backend.Settings.Threads > 0 ? Backend.Settings.Threads : Environment.ProcessorCount;
 
     /// <summary>Runs body(start, end) over [0, count) in chunks of at least <paramref name="grain"/> items.</summary>
     public static void For(long count, long grain, Action<long, long> body)

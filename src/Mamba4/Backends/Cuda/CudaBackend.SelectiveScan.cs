@@ -20,7 +20,6 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Tuning overrides for benchmarks (0 = automatic): forward chunk length, forward states per thread (1, 2, 4, 8 or 16), backward chunk length.</summary>
-    internal static int ScanForwardChunkOverride, ScanForwardStatesOverride, ScanBackwardChunkOverride;
 
     internal static int NextPowerOfTwo(int v) => v <= 1 ? 1 : 1 << (32 - int.LeadingZeroCount(v - 1));
 
@@ -92,8 +91,8 @@ public sealed unsafe partial class CudaBackend
     private static Dim3 ScanGrid(in ScanParams p, int chunks, int block = ScanBlock) =>
         new((uint)((p.Dch + block / p.Tpc - 1) / (block / p.Tpc)), (uint)chunks, (uint)p.Batch);
 
-    /// <summary>The forward's split: NS ≤ 16 states per thread (or <see cref="ScanForwardStatesOverride"/>), TPC lanes per channel.</summary>
-    private static (int States, int Tpc) ForwardSplit(int n) => ScanSplit(n, ScanForwardStatesOverride > 0 ? ScanForwardStatesOverride : 16);
+    /// <summary>The forward's split: NS ≤ 16 states per thread (or <see cref="EngineSettings.ScanForwardStatesPerThread"/>), TPC lanes per channel.</summary>
+    private static (int States, int Tpc) ForwardSplit(int n) => ScanSplit(n, Backend.Settings.ScanForwardStatesPerThread > 0 ? Backend.Settings.ScanForwardStatesPerThread : 16);
 
     /// <summary>Shortest forward chunk (steps) of the wave plan.</summary>
     private const int ScanMinChunk = 128;
@@ -107,7 +106,7 @@ public sealed unsafe partial class CudaBackend
     private int ForwardChunkLength(in ScanParams p, string file, string kernel, int shared)
     {
         static int Tiles(int steps) => Math.Max(ScanTile, (steps + ScanTile - 1) / ScanTile * ScanTile);
-        if (ScanForwardChunkOverride > 0) return Tiles(ScanForwardChunkOverride);
+        if (Backend.Settings.ScanForwardChunk > 0) return Tiles(Backend.Settings.ScanForwardChunk);
         long blocksPerChunk = (long)ScanGrid(p, 1).X * p.Batch;
         int chunks = (int)Math.Max(1, (long)Multiprocessors * BlocksPerMultiprocessor(file, kernel, ScanBlock, shared) / blocksPerChunk);
         int chunkLen = Tiles(Math.Max(ScanMinChunk, (p.L + chunks - 1) / chunks));
@@ -134,7 +133,6 @@ public sealed unsafe partial class CudaBackend
         ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (block / tpc) + (chunkLen + sub - 1) / sub * block * ns) * sizeof(float);
 
     /// <summary>Threads per block (128 or 256) of the main backward kernel; 0 = automatic.</summary>
-    internal static int ScanBackwardBlockOverride;
 
     /// <summary>Blocks of <paramref name="kernel"/> that fit on one SM at once (the driver's occupancy calculator; 1 if it is missing).</summary>
     internal int BlocksPerMultiprocessor(string file, string kernel, int block, int shared)
@@ -203,10 +201,10 @@ public sealed unsafe partial class CudaBackend
         // the long passes (local states, local gradients) use the forward's split; the main backward 4 states per thread
         var (nsF, tpcF) = ForwardSplit(p.N);
         var (ns, tpc) = ScanSplit(p.N, 4);
-        int block = ScanBackwardBlockOverride > 0 ? ScanBackwardBlockOverride : 2 * ScanBlock;
+        int block = Backend.Settings.ScanBackwardBlock > 0 ? Backend.Settings.ScanBackwardBlock : 2 * ScanBlock;
         const int sub = ScanSub;
         // 64 steps per chunk unless its shared memory would leave fewer than four blocks per SM (then 32, 16)
-        int chunkLen = ScanBackwardChunkOverride;
+        int chunkLen = Backend.Settings.ScanBackwardChunk;
         if (chunkLen <= 0)
         {
             chunkLen = 64;

@@ -24,7 +24,7 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
     private readonly Dictionary<string, nint> _modules = new();
     private readonly Dictionary<(string File, string Kernel), nint> _functions = new();
     private readonly Lock _lock = new();
-    private readonly bool _syncEveryLaunch = Environment.GetEnvironmentVariable("MAMBA4_CUDA_SYNC") is "1" or "true";
+    private readonly bool _syncEveryLaunch = Backend.Settings.CudaSyncEveryLaunch;
     private volatile nint _cublas;
     private readonly byte*[] _staging = new byte*[2];
     private readonly nint[] _stagingDone = new nint[2];
@@ -90,7 +90,7 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
     /// tensor cores (operands rounded to BF16, F32 accumulation and output) — mixed precision with F32 master weights,
     /// activations and optimizer state. The environment variable MAMBA4_CUDA_MATMUL=f32|tf32|bf16 sets the default.
     /// </summary>
-    public MatmulPrecision MatmulPrecision { get; set; } = MatmulPrecisionFromEnvironment();
+    public MatmulPrecision MatmulPrecision { get; set; } = Backend.Settings.CudaMatmul;
 
     /// <summary>Lets cuBLAS use TF32 tensor cores for F32 GEMMs (<see cref="MatmulPrecision"/> TF32).</summary>
     public bool AllowTf32
@@ -99,14 +99,6 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
         set => MatmulPrecision = value ? MatmulPrecision.Tf32 : MatmulPrecision.F32;
     }
 
-    private static MatmulPrecision MatmulPrecisionFromEnvironment() =>
-        Environment.GetEnvironmentVariable("MAMBA4_CUDA_MATMUL")?.Trim().ToLowerInvariant() switch
-        {
-            null or "" or "f32" => MatmulPrecision.F32,
-            "tf32" => MatmulPrecision.Tf32,
-            "bf16" => MatmulPrecision.Bf16,
-            var other => throw new NotSupportedException($"MAMBA4_CUDA_MATMUL={other}: expected f32, tf32 or bf16"),
-        };
 
     private int Attribute(int attribute)
     {

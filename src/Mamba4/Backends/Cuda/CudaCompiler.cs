@@ -37,7 +37,7 @@ internal static unsafe class CudaCompiler
     public static string[] Options(string arch) => [$"--gpu-architecture={arch}", "--std=c++17", "-DMAMBA4_NVRTC=1"];
 
     public static string CacheFolder =>
-        Environment.GetEnvironmentVariable("MAMBA4_CUDA_CACHE") is { Length: > 0 } dir ? dir
+        Backend.Settings.CudaCacheDirectory is { } dir ? dir
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "mamba4", "cuda");
 
     /// <summary>The cubin of <paramref name="name"/>'s <paramref name="source"/> for <paramref name="arch"/>, from the cache or compiled.</summary>

@@ -19,7 +19,7 @@ internal static unsafe class CudaRuntime
     private static string? LoadAll()
     {
         if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess) return "the CUDA backend runs on 64-bit Linux only";
-        if (Environment.GetEnvironmentVariable("MAMBA4_DISABLE_CUDA") is "1" or "true") return "CUDA is disabled by MAMBA4_DISABLE_CUDA";
+        if (Backend.Settings.CudaDisabled) return "CUDA is disabled by MAMBA4_DISABLE_CUDA";
         var driver = CudaLibraries.TryLoad("libcuda.so.1", out var tried);
         if (driver == 0) return $"no NVIDIA driver: libcuda.so.1 was not found (tried {tried})";
         try

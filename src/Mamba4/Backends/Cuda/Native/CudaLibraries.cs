@@ -11,16 +11,11 @@ internal static class CudaLibraries
 {
     private static IEnumerable<string> Folders()
     {
-        foreach (var v in new[] { "MAMBA4_CUDA_LIBS", "CUDA_HOME", "CUDA_PATH" })
+        foreach (var part in Backend.Settings.CudaLibraryFolders)
         {
-            var value = Environment.GetEnvironmentVariable(v);
-            if (string.IsNullOrEmpty(value)) continue;
-            foreach (var part in value.Split(':', StringSplitOptions.RemoveEmptyEntries))
-            {
-                yield return part;
-                yield return Path.Combine(part, "lib64");
-                yield return Path.Combine(part, "targets", "x86_64-linux", "lib");
-            }
+            yield return part;
+            yield return Path.Combine(part, "lib64");
+            yield return Path.Combine(part, "targets", "x86_64-linux", "lib");
         }
         yield return "/usr/local/cuda/lib64";
         yield return "/usr/local/cuda/targets/x86_64-linux/lib";
