@@ -10,43 +10,6 @@ using Mamba4.Training;
 
 namespace Mamba4.Tasks.Recommendation;
 
-/// <summary>The training objective: one causal forward per user (every position a target), or RecBole's prefix samples.</summary>
-public enum RecObjective { AllPositions, RecBole }
-
-/// <summary>The protocol of a run; the defaults are RecBole's / Mamba4Rec's reference setup.</summary>
-public sealed record RecTrainOptions
-{
-    public int Epochs { get; init; } = 300;
-    public int Patience { get; init; } = 10;
-    /// <summary>Training targets per step: RecBole samples, or (all positions) about this many targets' worth of user windows.</summary>
-    public int Batch { get; init; } = 2048;
-    public float LearningRate { get; init; } = 1e-3f;
-    public RecObjective Objective { get; init; } = RecObjective.AllPositions;
-    public long Seed { get; init; } = 1;
-    public int EvalBatch { get; init; } = 1024;
-    /// <summary>Folder for checkpoint.safetensors, metrics.jsonl and model/ (required).</summary>
-    public string OutputDirectory { get; init; } = "runs/rec";
-    /// <summary>Stop (with a checkpoint) after this many steps of this invocation, as an interruption would.</summary>
-    public long? StopAfter { get; init; }
-
-    public static RecObjective ParseObjective(string name) => name.Trim().ToLowerInvariant() switch
-    {
-        "all" or "all-positions" or "allpositions" => RecObjective.AllPositions,
-        "recbole" or "prefix" => RecObjective.RecBole,
-        _ => throw new ArgumentException($"unknown objective '{name}'; expected all-positions or recbole"),
-    };
-
-    public static string Name(RecObjective o) => o == RecObjective.AllPositions ? "all-positions" : "recbole";
-}
-
-/// <summary>What one epoch's validation gave.</summary>
-public sealed record RecEpochReport(int Epoch, int Epochs, double Loss, IReadOnlyDictionary<string, double> Valid, double BestNdcg, int BestEpoch,
-    int EpochsWithoutImprovement, double SecondsThisEpoch, double SecondsPerEpoch);
-
-public sealed record RecTrainResult(int EpochsRun, int BestEpoch, bool EarlyStopped, bool Interrupted, double Seconds, double SecondsPerEpoch,
-    double TrainSecondsPerEpoch, IReadOnlyDictionary<string, double> Valid, IReadOnlyDictionary<string, double> Test, long PeakBytes,
-    double InferenceMsPerBatch);
-
 /// <summary>
 /// Epoch-based training of a sequential recommender over the <see cref="Trainer"/> (one Trainer step = one batch;
 /// the epoch is step / steps-per-epoch, each epoch's order a seeded permutation, so a resumed run is exact): Adam
@@ -268,52 +231,4 @@ public sealed class RecExperiment : IDisposable
     }
 
     public void Dispose() => _trainer.Dispose();
-}
-
-/// <summary>Loading interaction data for the recommender commands.</summary>
-public static class RecData
-{
-    /// <summary>The built-in synthetic dataset (Markov-style preferences; 2000 users, 500 items).</summary>
-    public static InteractionLog Synthetic(int seed = 0) => SyntheticRecData.Generate(new SyntheticRecOptions { Seed = seed });
-
-    /// <summary>Reads a file (format named, or guessed from the file name) or generates the built-in data.</summary>
-    public static InteractionLog Read(string? path, string? format, bool skipBadLines = false)
-    {
-        if (path is null)
-        {
-            if (format is not null) RecFormats.Parse(format);
-            return Synthetic();
-        }
-        var f = format is not null ? RecFormats.Parse(format)
-            : RecFormats.Guess(path) ?? throw new ArgumentException($"--format is needed for {Path.GetFileName(path)}: one of {RecFormats.Names}");
-        if (!File.Exists(path)) throw new FileNotFoundException($"--data: {path} not found", path);
-        return InteractionReader.Read(path, f, new RecReadOptions { SkipBadLines = skipBadLines });
-    }
-
-    /// <summary>
-    /// The dataset's sequences in the ids of a saved model (through its token map; items it does not know are dropped),
-    /// or as they are when the model has no map (then the dataset's items must fit the model).
-    /// </summary>
-    public static SequenceDataset ToModelIds(SequenceDataset data, RecModel model, out int unknownItems)
-    {
-        unknownItems = 0;
-        if (model.ItemTokens is null)
-        {
-            if (data.NItems > model.NItems)
-                throw new InvalidDataException($"{data.Source}: {data.NItems - 1} items, more than the model's {model.NItems - 1} (and the model has no item token map)");
-            return data;
-        }
-        var seqs = new List<int[]>(data.UserCount);
-        int unknown = 0;
-        foreach (var s in data.Sequences)
-        {
-            var mapped = new List<int>(s.Length);
-            foreach (var it in s)
-                if (model.ItemId(data.ItemTokens[it]) is int id) mapped.Add(id);
-                else unknown++;
-            seqs.Add(mapped.ToArray());
-        }
-        unknownItems = unknown;
-        return SequenceDataset.FromSequences(seqs, model.NItems, data.Source, data.UserTokens, model.ItemTokens);   // original tokens kept
-    }
 }
