@@ -12,8 +12,8 @@ namespace Mamba4.Tasks.Recommendation;
 
 /// <summary>
 /// Epoch-based training of a sequential recommender over the <see cref="Trainer"/> (one Trainer step = one batch;
-/// the epoch is step / steps-per-epoch, each epoch's order a seeded permutation, so a resumed run is exact): Adam
-/// (AdamW with weight decay 0, no clipping, constant rate), validation with full ranking after every epoch, early
+/// the epoch is step / steps-per-epoch, each epoch's order a seeded permutation, so a resumed run is exact): AdamW
+/// at a constant rate (by default Adam: no weight decay, no clipping), validation with full ranking after every epoch, early
 /// stopping on validation ndcg@10, the best model kept in <c>out/model</c>, test metrics of that model at the end.
 /// </summary>
 public sealed class RecExperiment : IDisposable
@@ -37,10 +37,7 @@ public sealed class RecExperiment : IDisposable
 
     public RecExperiment(LeaveOneOutSplit split, ISequentialRecommender model, int maxLen, RecTrainOptions options, JsonObject runConfig)
     {
-        if (options.Epochs < 1) throw new ArgumentException($"--epochs must be positive, got {options.Epochs}");
-        if (options.Patience < 1) throw new ArgumentException($"--patience must be positive, got {options.Patience}");
-        if (options.Batch < 1) throw new ArgumentException($"--batch must be positive, got {options.Batch}");
-        if (!(options.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {options.LearningRate}");
+        options.Validate();
         if (split.Valid.Length == 0) throw new InvalidDataException($"{split.Data.Source}: no user has the 3 items a validation sample needs");
         (_split, _model, _o, _maxLen) = (split, model, options, maxLen);
         _windows = options.Objective == RecObjective.AllPositions ? split.TrainWindows(maxLen) : [];
@@ -56,7 +53,7 @@ public sealed class RecExperiment : IDisposable
         _trainer = new Trainer((Module)model, new TrainerOptions
         {
             Steps = (long)StepsPerEpoch * options.Epochs, LearningRate = options.LearningRate, WarmupSteps = 0, MinLearningRateRatio = 1f,
-            WeightDecay = 0f, ClipNorm = 0, Seed = options.Seed, CheckpointEvery = StepsPerEpoch, EvalEvery = StepsPerEpoch,
+            WeightDecay = options.WeightDecay, ClipNorm = options.ClipNorm, Seed = options.Seed, CheckpointEvery = StepsPerEpoch, EvalEvery = StepsPerEpoch,
             OutputDirectory = options.OutputDirectory, StopAfter = options.StopAfter, MaxBadSteps = 5,
         }, runConfig, Loss, Validate);
         _trainer.StepDone += r => { _epochLoss += r.Loss; _epochSteps++; };
