@@ -17,7 +17,7 @@ public static class RecEvalRun
 
     public static RecEvalResult Run(RecEvalSettings s, TextWriter output, TextWriter log)
     {
-        if (s.EvalBatch < 1) throw new ArgumentException($"evaluation batch must be positive, got {s.EvalBatch}");
+        s.Validate();
         using var model = RecModels.Load(s.Checkpoint, s.Kind);
         model.Module.To(s.Device);
         var data = RecData.ToModelIds(s.Data.Load(log), model, out int unknown);

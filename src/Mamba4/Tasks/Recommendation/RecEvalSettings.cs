@@ -19,4 +19,9 @@ public sealed record RecEvalSettings
     /// <summary>Users per full-ranking batch (memory, not results).</summary>
     public int EvalBatch { get; init; } = 1024;
     public Device Device { get; init; } = Device.Cpu;
+
+    public void Validate()
+    {
+        if (EvalBatch < 1) throw new ArgumentException($"evaluation batch must be positive, got {EvalBatch}");
+    }
 }
