@@ -51,6 +51,13 @@ public class RecCliTests : IDisposable
         Assert.Equal("mamba4rec", JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!["model"]!.GetValue<string>());
         Assert.True(SafetensorsFile.LoadAll(Path.Combine(model, "model.safetensors")).ContainsKey("item_embedding.weight"));
         Assert.True(File.Exists(Path.Combine(model, RecModels.TokensFile)));
+        // run.json: what defines the run, and the engine settings and device it ran under.
+        var run = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "run.json")))!;
+        Assert.Equal("all-positions", run["objective"]!.GetValue<string>());
+        Assert.Equal(2, run["epochs"]!.GetValue<int>());
+        Assert.Equal(0, run["weight_decay"]!.GetValue<double>());
+        Assert.Equal(5, run["min_user_interactions"]!.GetValue<int>());
+        Assert.Equal("cpu", run["numerics"]!["device"]!.GetValue<string>());
 
         // eval of the saved model on the same file reproduces the test metrics of training.
         var (ecode, eout, eerr) = CliTests.Run("rec", "eval", "--checkpoint", model, "--data", data, "--format", "pairs", "--json");

@@ -60,6 +60,17 @@ public sealed class RunDirectory
             throw new IOException($"--resume: {Path} holds no {Checkpoint.FileName} to continue (start without --resume, or name the folder of the interrupted run with --out)");
     }
 
+    /// <summary>The resume guard of a run made of sub-runs (a comparison, an ablation), checked before any of them trains:
+    /// a checkpoint in any of <paramref name="runs"/> needs <paramref name="resume"/>; <paramref name="resume"/> needs one in at least one.</summary>
+    public void CheckResume(IReadOnlyList<RunDirectory> runs, bool resume)
+    {
+        if (!resume)
+            foreach (var run in runs) run.CheckResume(false);
+        else if (!runs.Any(r => r.HasCheckpoint))
+            throw new IOException($"--resume: {Path} holds no {Checkpoint.FileName} in {string.Join(" or ", runs.Select(r => System.IO.Path.GetFileName(r.Path)))} to continue " +
+                                  "(start without --resume, or name the folder of the interrupted run with --out)");
+    }
+
     /// <summary>A sub-run's folder (e.g. the selective model and its ablation side by side).</summary>
     public RunDirectory Child(string name) => Create(System.IO.Path.Combine(Path, name));
 

@@ -11,47 +11,10 @@ using Mamba4.Ops;
 
 namespace Mamba4.Tasks.Recommendation;
 
-/// <summary>The training objective: one causal forward per user (every position a target), or RecBole's prefix samples.</summary>
-public enum RecObjective { AllPositions, RecBole }
-
-/// <summary>The protocol of a run; the defaults are RecBole's / Mamba4Rec's reference setup.</summary>
-public sealed record RecTrainOptions
-{
-    public int Epochs { get; init; } = 300;
-    public int Patience { get; init; } = 10;
-    /// <summary>Training targets per step: RecBole samples, or (all positions) about this many targets' worth of user windows.</summary>
-    public int Batch { get; init; } = 2048;
-    public float LearningRate { get; init; } = 1e-3f;
-    public RecObjective Objective { get; init; } = RecObjective.AllPositions;
-    public long Seed { get; init; } = 1;
-    public int EvalBatch { get; init; } = 1024;
-    /// <summary>Folder for checkpoint.safetensors, metrics.jsonl and model/ (required).</summary>
-    public string OutputDirectory { get; init; } = "runs/rec";
-    /// <summary>Stop (with a checkpoint) after this many steps of this invocation, as an interruption would.</summary>
-    public long? StopAfter { get; init; }
-
-    public static RecObjective ParseObjective(string name) => name.Trim().ToLowerInvariant() switch
-    {
-        "all" or "all-positions" or "allpositions" => RecObjective.AllPositions,
-        "recbole" or "prefix" => RecObjective.RecBole,
-        _ => throw new ArgumentException($"unknown objective '{name}'; expected all-positions or recbole"),
-    };
-
-    public static string Name(RecObjective o) => o == RecObjective.AllPositions ? "all-positions" : "recbole";
-}
-
-/// <summary>What one epoch's validation gave.</summary>
-public sealed record RecEpochReport(int Epoch, int Epochs, double Loss, IReadOnlyDictionary<string, double> Valid, double BestNdcg, int BestEpoch,
-    int EpochsWithoutImprovement, double SecondsThisEpoch, double SecondsPerEpoch);
-
-public sealed record RecTrainResult(int EpochsRun, int BestEpoch, bool EarlyStopped, bool Interrupted, double Seconds, double SecondsPerEpoch,
-    double TrainSecondsPerEpoch, IReadOnlyDictionary<string, double> Valid, IReadOnlyDictionary<string, double> Test, long PeakBytes,
-    double InferenceMsPerBatch);
-
 /// <summary>
 /// Epoch-based training of a sequential recommender over the <see cref="Trainer"/> (one Trainer step = one batch;
-/// the epoch is step / steps-per-epoch, each epoch's order a seeded permutation, so a resumed run is exact): Adam
-/// (AdamW with weight decay 0, no clipping, constant rate), validation with full ranking after every epoch, early
+/// the epoch is step / steps-per-epoch, each epoch's order a seeded permutation, so a resumed run is exact): AdamW
+/// at a constant rate (by default Adam: no weight decay, no clipping), validation with full ranking after every epoch, early
 /// stopping on validation ndcg@10, the best model kept in <c>out/model</c>, test metrics of that model at the end.
 /// </summary>
 public sealed class RecExperiment : IDisposable
@@ -75,10 +38,7 @@ public sealed class RecExperiment : IDisposable
 
     public RecExperiment(LeaveOneOutSplit split, ISequentialRecommender model, int maxLen, RecTrainOptions options, JsonObject runConfig)
     {
-        if (options.Epochs < 1) throw new ArgumentException($"--epochs must be positive, got {options.Epochs}");
-        if (options.Patience < 1) throw new ArgumentException($"--patience must be positive, got {options.Patience}");
-        if (options.Batch < 1) throw new ArgumentException($"--batch must be positive, got {options.Batch}");
-        if (!(options.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {options.LearningRate}");
+        options.Validate();
         if (split.Valid.Length == 0) throw new InvalidDataException($"{split.Data.Source}: no user has the 3 items a validation sample needs");
         (_split, _model, _o, _maxLen) = (split, model, options, maxLen);
         _windows = options.Objective == RecObjective.AllPositions ? split.TrainWindows(maxLen) : [];
@@ -94,7 +54,7 @@ public sealed class RecExperiment : IDisposable
         _trainer = new Trainer((Module)model, new TrainerOptions
         {
             Steps = (long)StepsPerEpoch * options.Epochs, LearningRate = options.LearningRate, WarmupSteps = 0, MinLearningRateRatio = 1f,
-            WeightDecay = 0f, ClipNorm = 0, Seed = options.Seed, CheckpointEvery = StepsPerEpoch, EvalEvery = StepsPerEpoch,
+            WeightDecay = options.WeightDecay, ClipNorm = options.ClipNorm, Seed = options.Seed, CheckpointEvery = StepsPerEpoch, EvalEvery = StepsPerEpoch,
             OutputDirectory = options.OutputDirectory, StopAfter = options.StopAfter, MaxBadSteps = 5,
         }, runConfig, Loss, Validate);
         _trainer.StepDone += r => { _epochLoss += r.Loss; _epochSteps++; };
@@ -269,52 +229,4 @@ public sealed class RecExperiment : IDisposable
     }
 
     public void Dispose() => _trainer.Dispose();
-}
-
-/// <summary>Loading interaction data for the recommender commands.</summary>
-public static class RecData
-{
-    /// <summary>The built-in synthetic dataset (Markov-style preferences; 2000 users, 500 items).</summary>
-    public static InteractionLog Synthetic(int seed = 0) => SyntheticRecData.Generate(new SyntheticRecOptions { Seed = seed });
-
-    /// <summary>Reads a file (format named, or guessed from the file name) or generates the built-in data.</summary>
-    public static InteractionLog Read(string? path, string? format, bool skipBadLines = false)
-    {
-        if (path is null)
-        {
-            if (format is not null) RecFormats.Parse(format);
-            return Synthetic();
-        }
-        var f = format is not null ? RecFormats.Parse(format)
-            : RecFormats.Guess(path) ?? throw new ArgumentException($"--format is needed for {Path.GetFileName(path)}: one of {RecFormats.Names}");
-        if (!File.Exists(path)) throw new FileNotFoundException($"--data: {path} not found", path);
-        return InteractionReader.Read(path, f, new RecReadOptions { SkipBadLines = skipBadLines });
-    }
-
-    /// <summary>
-    /// The dataset's sequences in the ids of a saved model (through its token map; items it does not know are dropped),
-    /// or as they are when the model has no map (then the dataset's items must fit the model).
-    /// </summary>
-    public static SequenceDataset ToModelIds(SequenceDataset data, RecModel model, out int unknownItems)
-    {
-        unknownItems = 0;
-        if (model.ItemTokens is null)
-        {
-            if (data.NItems > model.NItems)
-                throw new InvalidDataException($"{data.Source}: {data.NItems - 1} items, more than the model's {model.NItems - 1} (and the model has no item token map)");
-            return data;
-        }
-        var seqs = new List<int[]>(data.UserCount);
-        int unknown = 0;
-        foreach (var s in data.Sequences)
-        {
-            var mapped = new List<int>(s.Length);
-            foreach (var it in s)
-                if (model.ItemId(data.ItemTokens[it]) is int id) mapped.Add(id);
-                else unknown++;
-            seqs.Add(mapped.ToArray());
-        }
-        unknownItems = unknown;
-        return SequenceDataset.FromSequences(seqs, model.NItems, data.Source, data.UserTokens, model.ItemTokens);   // original tokens kept
-    }
 }

@@ -23,6 +23,21 @@ public sealed record RecModelOptions
     public float? Dropout { get; init; }
     /// <summary>Mamba4Rec only: residual around the Mamba block (null: the reference's rule, only when stacked).</summary>
     public bool? Residual { get; init; }
+
+    /// <summary>Checks every size (and the kind) before anything is read, created or written.</summary>
+    public void Validate()
+    {
+        string kind = RecModels.ParseKind(Kind);
+        if (MaxLen < 1) throw new ArgumentException($"--max-len must be positive, got {MaxLen}");
+        if (Hidden is < 1) throw new ArgumentException($"--hidden must be positive, got {Hidden}");
+        if (Layers is < 1) throw new ArgumentException($"--layers must be positive, got {Layers}");
+        if (DState is < 1) throw new ArgumentException($"--d-state must be positive, got {DState}");
+        if (Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), got {Dropout}");
+        if (Residual is not null && kind != "mamba4rec") throw new ArgumentException($"--residual applies to mamba4rec only, not {kind}");
+        var sasrec = new SASRecConfig();
+        if (kind == "sasrec" && (Hidden ?? sasrec.HiddenSize) % sasrec.NHeads != 0)
+            throw new ArgumentException($"--hidden must be a multiple of SASRec's {sasrec.NHeads} heads, got {Hidden ?? sasrec.HiddenSize}");
+    }
 }
 
 /// <summary>A loaded or created recommender and what it needs beside its weights.</summary>
@@ -37,6 +52,9 @@ public sealed class RecModel(ISequentialRecommender model, string kind, int maxL
     /// <summary>Original item token of each item id ([0] = padding), or null (the fixtures: ids are the items).</summary>
     public IReadOnlyList<string>? ItemTokens { get; } = itemTokens;
     public int NItems => Model.NItems;
+
+    /// <summary>The original token of an item id, or the id itself when the model has no token map.</summary>
+    public string ItemToken(int id) => ItemTokens?[id] ?? id.ToString(CultureInfo.InvariantCulture);
 
     private Dictionary<string, int>? _itemIds;
 
@@ -70,13 +88,8 @@ public static class RecModels
 
     public static ISequentialRecommender Create(RecModelOptions o, int nItems, int seed)
     {
+        o.Validate();
         string kind = ParseKind(o.Kind);
-        if (o.MaxLen < 1) throw new ArgumentException($"--max-len must be positive, got {o.MaxLen}");
-        if (o.Hidden is < 1) throw new ArgumentException($"--hidden must be positive, got {o.Hidden}");
-        if (o.Layers is < 1) throw new ArgumentException($"--layers must be positive, got {o.Layers}");
-        if (o.DState is < 1) throw new ArgumentException($"--d-state must be positive, got {o.DState}");
-        if (o.Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), got {o.Dropout}");
-        if (o.Residual is not null && kind != "mamba4rec") throw new ArgumentException($"--residual applies to mamba4rec only, not {kind}");
         switch (kind)
         {
             case "mamba4rec":
@@ -93,7 +106,6 @@ public static class RecModels
             {
                 var d = new SASRecConfig();
                 int hidden = o.Hidden ?? d.HiddenSize;
-                if (hidden % d.NHeads != 0) throw new ArgumentException($"--hidden must be a multiple of SASRec's {d.NHeads} heads, got {hidden}");
                 float p = o.Dropout ?? d.HiddenDropout;
                 return new SASRec(new SASRecConfig
                 {

@@ -13,6 +13,29 @@ namespace Mamba4.Tasks.Recommendation;
 /// </summary>
 public static class RecRecommend
 {
+    /// <summary>
+    /// A history given as text (comma-separated, oldest first) → model item ids, cut to the model's max_len most recent:
+    /// through the model's token map when it has one (unless <paramref name="ids"/>), else item ids 1..n_items−1.
+    /// </summary>
+    public static long[] ParseHistory(string text, RecModel model, bool ids)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0) throw new ArgumentException("--history must list at least one item, e.g. --history 5,9,2");
+        bool tokens = !ids && model.ItemTokens is not null;
+        var result = new long[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (tokens)
+            {
+                result[i] = model.ItemId(parts[i]) ?? throw new ArgumentException($"--history: item '{parts[i]}' is not one of the model's items (pass --ids to give item ids 1..{model.NItems - 1})");
+                continue;
+            }
+            if (!long.TryParse(parts[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out result[i]) || result[i] < 1 || result[i] >= model.NItems)
+                throw new ArgumentException($"--history: '{parts[i]}' is not an item id in 1..{model.NItems - 1} (0 is padding)");
+        }
+        return result.Length > model.MaxLen ? result[^model.MaxLen..] : result;
+    }
+
     /// <summary>Scores of every item (0..n_items−1) after one history, by one full forward.</summary>
     public static float[] FullScores(RecModel model, long[] history)
     {
