@@ -57,7 +57,7 @@ internal static class ForecastCommand
         public readonly Option<float?> Lr = new("--lr") { Description = "peak learning rate (warm-up, then cosine)" };
         public readonly Option<long?> Warmup = new("--warmup") { Description = "warm-up steps" };
         public readonly Option<float?> WeightDecay = new("--weight-decay") { Description = "AdamW weight decay" };
-        public readonly Option<double?> Clip = new("--clip") { Description = "gradient clipping by global norm (0 = off; default 1)" };
+        public readonly Option<double?> Clip = new("--clip") { Description = $"gradient clipping by global norm (0 = off; default {new ForecastTrainOptions().ClipNorm})" };
         public readonly Option<int?> Patience = new("--patience") { Description = "epochs without a better validation MSE before stopping (0 = never)" };
         public readonly Option<long> Seed = new("--seed") { Description = "seed for weights, shuffling and dropout", DefaultValueFactory = _ => Defaults.Seed };
         public readonly Option<string?> Out = new("--out") { Description = "output folder (default runs/forecast/<data>-<model>-<input>-<horizon>)" };
