@@ -33,6 +33,7 @@ public class ForecastCliTests : IDisposable
         Assert.Contains("Test window", html);
         Assert.Contains("forecast", html);
         Assert.True(File.Exists(Path.Combine(run, "model", SavedForecaster.ConfigFile)));
+        Assert.Equal("cpu", JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!["numerics"]!["device"]!.GetValue<string>());   // what the numbers ran under
 
         // eval recomputes the same test metrics from the saved model.
         var (ecode, eout, eerr) = CliTests.Run("forecast", "eval", "--run", run, "--json");

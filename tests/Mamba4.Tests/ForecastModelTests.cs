@@ -222,13 +222,13 @@ public class ForecastModelTests : IDisposable
         var z = Enumerable.Range(0, 60 * 2).Select(_ => (float)rng.NextDouble()).ToArray();
         // A range starting at row 0 holding one window: the stream has read exactly that window's input rows.
         var one = new RowRange(0, 16);
-        var windowed = ForecastRun.Evaluate(model, new WindowSet(z, 2, null, 0, one, 12, 4));
-        var streamed = ForecastRun.EvaluateStreaming(model, z, null, one);
+        var windowed = ForecastEvaluation.Evaluate(model, new WindowSet(z, 2, null, 0, one, 12, 4));
+        var streamed = ForecastEvaluation.EvaluateStreaming(model, z, null, one);
         Assert.Equal(windowed.Mse, streamed.Mse, 5);
         Assert.Equal(windowed.Mae, streamed.Mae, 5);
         // Later windows: the streamed forecasts have read more history, so they differ, over the same count of windows.
-        var later = ForecastRun.EvaluateStreaming(model, z, null, new RowRange(30, 60));
-        Assert.True(double.IsFinite(later.Mse) && later.Mse != ForecastRun.Evaluate(model, new WindowSet(z, 2, null, 0, new RowRange(30, 60), 12, 4)).Mse);
+        var later = ForecastEvaluation.EvaluateStreaming(model, z, null, new RowRange(30, 60));
+        Assert.True(double.IsFinite(later.Mse) && later.Mse != ForecastEvaluation.Evaluate(model, new WindowSet(z, 2, null, 0, new RowRange(30, 60), 12, 4)).Mse);
     }
 
     [Fact]

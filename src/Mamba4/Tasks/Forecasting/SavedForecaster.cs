@@ -7,13 +7,6 @@ using Mamba4.Models;
 
 namespace Mamba4.Tasks.Forecasting;
 
-/// <summary>A forecast in original units: rows = future steps, columns = the model's variables.</summary>
-public sealed record Prediction(IReadOnlyList<string> Columns, DateTime[]? Timestamps, long FirstIndex, double[] Values)
-{
-    public int Steps => Values.Length / Columns.Count;
-    public double this[int step, int column] => Values[step * Columns.Count + column];
-}
-
 /// <summary>
 /// A trained forecaster as a folder: forecaster.json (the model configuration, the columns it reads, the
 /// z-score statistics of its training rows, the series step) and model.safetensors (the weights).
@@ -118,6 +111,17 @@ public sealed class SavedForecaster : IDisposable
             if (ValueProblem(series.Values[i], i % n) is { } problem)
                 throw new InvalidDataException($"{series.Where(i / n)}: column '{Columns[i % n]}': {problem}");
         return Normalizer.Transform(series);
+    }
+
+    /// <summary>
+    /// The series at <paramref name="path"/> or, when it is null, the one the model was trained on (the built-in
+    /// synthetic series or its CSV, as stored in <see cref="Info"/>); <paramref name="run"/> names the run in the
+    /// error when it names no data.
+    /// </summary>
+    public TimeSeriesTable ReadSeries(string? path, FillMethod fill, string run)
+    {
+        var source = path ?? Info["data"]?.GetValue<string>() ?? throw new ArgumentException($"{run}: the run does not name its data; pass --data");
+        return source == SyntheticSeries.Name ? SyntheticSeries.Generate() : ReadCsv(source, fill);
     }
 
     /// <summary>

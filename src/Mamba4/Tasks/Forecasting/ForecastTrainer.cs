@@ -8,42 +8,6 @@ using Mamba4.Training;
 
 namespace Mamba4.Tasks.Forecasting;
 
-/// <summary>How a forecaster is trained: epochs over shuffled training windows, early stopping on validation MSE.</summary>
-public sealed record ForecastTrainOptions
-{
-    public int Epochs { get; init; } = 10;
-    public int Batch { get; init; } = 32;
-    public float LearningRate { get; init; } = 1e-3f;
-    /// <summary>Warm-up steps of the learning rate, then cosine decay to a tenth over all epochs.</summary>
-    public long WarmupSteps { get; init; } = 100;
-    public float WeightDecay { get; init; }
-    public double ClipNorm { get; init; } = 1.0;
-    /// <summary>Epochs without a better validation MSE before training stops (0 = never stop early).</summary>
-    public int Patience { get; init; } = 3;
-    public long Seed { get; init; } = 1;
-    public int EvalBatch { get; init; } = 256;
-    public long? StopAfter { get; init; }
-
-    public void Validate()
-    {
-        if (Epochs <= 0) throw new ArgumentException($"--epochs must be positive, got {Epochs}");
-        if (Batch <= 0) throw new ArgumentException($"--batch must be positive, got {Batch}");
-        if (!(LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {LearningRate}");
-        if (WarmupSteps < 0) throw new ArgumentException($"--warmup must be 0 or more, got {WarmupSteps}");
-        if (WeightDecay < 0) throw new ArgumentException($"--weight-decay must be 0 or more, got {WeightDecay}");
-        if (Patience < 0) throw new ArgumentException($"--patience must be 0 or more, got {Patience}");
-        if (EvalBatch <= 0) throw new ArgumentException($"eval batch must be positive, got {EvalBatch}");
-    }
-}
-
-/// <summary>Test metrics (normalised scale, every test window) and what the run took.</summary>
-public sealed record ForecastResult(
-    double Mse, double Mae, double ValidationMse, double ValidationMae, int Epochs, int BestEpoch,
-    double SecondsPerEpoch, double Seconds, long Parameters, bool EarlyStopped, bool Interrupted);
-
-/// <summary>Validation of one epoch.</summary>
-public sealed record EpochReport(int Epoch, double Mse, double Mae, bool Improved, double TrainSeconds);
-
 /// <summary>
 /// Trains one forecaster on <see cref="ForecastData"/> with the generic <see cref="Trainer"/> (AdamW,
 /// warm-up + cosine, clipping, checkpoints, exact resume): the batch of step s is a function of (seed, s)
@@ -52,7 +16,7 @@ public sealed record EpochReport(int Epoch, double Mse, double Mae, bool Improve
 /// measured; the best weights are kept (best.safetensors) and training stops after <c>Patience</c> epochs
 /// without improvement. The test metrics come from the best weights, over every test window.
 /// </summary>
-public sealed class ForecastRun : IDisposable
+public sealed class ForecastTrainer : IDisposable
 {
     public const string BestFile = "best.safetensors";
     private readonly ForecastData _data;
@@ -66,7 +30,9 @@ public sealed class ForecastRun : IDisposable
     private bool _stopEarly;
     private readonly Stopwatch _trainClock = new();
 
-    public ForecastRun(ForecastData data, ForecasterConfig config, ForecastTrainOptions options, string? outputDirectory)
+    /// <param name="outputDirectory">checkpoints, metrics.jsonl and best.safetensors (null: none are written).</param>
+    /// <param name="device">where the model is trained.</param>
+    public ForecastTrainer(ForecastData data, ForecasterConfig config, ForecastTrainOptions options, string? outputDirectory, Device device)
     {
         options.Validate();
         if (config.Variables != data.Variables) throw new ArgumentException($"the model takes {config.Variables} variables, the data has {data.Variables}");
@@ -76,6 +42,7 @@ public sealed class ForecastRun : IDisposable
         if (StepsPerEpoch < 1)
             throw new ArgumentException($"{data.Table.Source}: {data.Train.Count} training windows do not fill one batch of {options.Batch}; lower --batch");
         Model = Forecaster.Create(config, (int)options.Seed);
+        Model.To(device);
         RunConfig = new JsonObject
         {
             ["data"] = data.Table.Source == SyntheticSeries.Name ? SyntheticSeries.Name : Path.GetFullPath(data.Table.Source), ["columns"] = new JsonArray(data.Table.Columns.Select(c => (JsonNode)c).ToArray()),
@@ -128,7 +95,7 @@ public sealed class ForecastRun : IDisposable
     {
         _trainClock.Stop();
         int epoch = (int)(_trainer.Step / StepsPerEpoch);
-        var (mse, mae) = Evaluate(Model, _data.Validation, _o.EvalBatch);
+        var (mse, mae) = ForecastEvaluation.Evaluate(Model, _data.Validation, _o.EvalBatch);
         bool improved = Track(mse);
         if (improved)
         {
@@ -192,8 +159,8 @@ public sealed class ForecastRun : IDisposable
         if (interrupted)
             return new ForecastResult(double.NaN, double.NaN, double.NaN, double.NaN, _epochs.Count, -1, double.NaN, result.Seconds, Model.ParameterCount, false, true);
         RestoreBest();
-        var (valMse, valMae) = Evaluate(Model, _data.Validation, _o.EvalBatch);
-        var (mse, mae) = Evaluate(Model, _data.Test, _o.EvalBatch);
+        var (valMse, valMae) = ForecastEvaluation.Evaluate(Model, _data.Validation, _o.EvalBatch);
+        var (mse, mae) = ForecastEvaluation.Evaluate(Model, _data.Test, _o.EvalBatch);
         var timed = _epochs.Skip(epochsBefore).Where(e => double.IsFinite(e.TrainSeconds)).ToList();
         double perEpoch = timed.Count > 0 ? timed.Average(e => e.TrainSeconds) : double.NaN;
         int bestEpoch = _epochs.Count == 0 ? 0 : _epochs.OrderBy(e => e.Mse).ThenBy(e => e.Epoch).First().Epoch;
@@ -209,38 +176,6 @@ public sealed class ForecastRun : IDisposable
             using var best = Tensor.From(_best[i++], p.Shape.ToArray());
             p.CopyFrom(best);   // host or device parameter alike
         }
-    }
-
-    /// <summary>MSE and MAE on the normalised scale over every window of <paramref name="windows"/> (the last, partial batch included).</summary>
-    public static (double Mse, double Mae) Evaluate(Forecaster model, WindowSet windows, int batch = 256)
-    {
-        var m = new ForecastMetrics();
-        for (int first = 0; first < windows.Count; first += batch)
-        {
-            var b = windows.Batch(first, Math.Min(batch, windows.Count - first));
-            m.Add(model.Predict(b), b.Targets);
-        }
-        return (m.Mse, m.Mae);
-    }
-
-    /// <summary>
-    /// The same windows as <see cref="Evaluate"/>, forecast by a streaming model that has read the whole series from
-    /// row 0 through its recurrent state (not just each window's input rows): values [rows, N] and marks [rows, F]
-    /// normalised; the forecast issued after row r is compared with rows r+1 … r+H, for every window origin in <paramref name="range"/>.
-    /// </summary>
-    public static (double Mse, double Mae) EvaluateStreaming(MambaForecaster model, float[] values, float[]? marks, RowRange range)
-    {
-        var c = model.Config;
-        int n = c.Variables, f = c.TimeFeatures, l = c.InputLength, h = c.Horizon;
-        var m = new ForecastMetrics();
-        using var stream = model.Stream();
-        for (int r = 0; r + h < range.End; r++)
-        {
-            stream.Observe(values.AsSpan(r * n, n), marks is null ? default : marks.AsSpan(r * f, f));
-            if (r < range.Start + l - 1) continue;
-            m.Add(stream.Forecast(), values.AsSpan((r + 1) * n, h * n));
-        }
-        return (m.Mse, m.Mae);
     }
 
     public void Dispose()
