@@ -80,8 +80,8 @@ public static class MambaServer
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = options.MaxRequestBytes;
-            if (options.Host is "localhost") k.ListenLocalhost(options.Port);
-            else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port);
+            if (options.Host is "localhost") k.ListenLocalhost(options.Port, l => l.Use(HalfOpenConnection.Middleware));
+            else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port, l => l.Use(HalfOpenConnection.Middleware));
             else throw new ArgumentException($"--host must be an IP address or localhost, got '{options.Host}'");
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
