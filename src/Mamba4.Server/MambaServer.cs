@@ -70,12 +70,10 @@ public static class MambaServer
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
-        if (options.Log)
-        {
-            builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff "; });
-            builder.Logging.SetMinimumLevel(LogLevel.Information);
-            builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        }
+        // --quiet drops the request log, not the errors.
+        builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff "; });
+        builder.Logging.SetMinimumLevel(options.Log ? LogLevel.Information : LogLevel.Error);
+        builder.Logging.AddFilter("Microsoft", options.Log ? LogLevel.Warning : LogLevel.Error);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -130,8 +128,9 @@ public static class MambaServer
             }
             catch (Exception e) when (!ctx.Response.HasStarted)
             {
-                log.LogError(e, "{Method} {Path} failed", ctx.Request.Method, ctx.Request.Path.Value);
-                await ApiErrors.WriteAsync(ctx, 500, $"internal error: {e.Message}");
+                // The client gets no internal text (paths, types, library messages); the log has it, under the request's id.
+                log.LogError(e, "{Method} {Path} failed (request {Id})", ctx.Request.Method, ctx.Request.Path.Value, ctx.TraceIdentifier);
+                await ApiErrors.WriteAsync(ctx, 500, $"internal error (request {ctx.TraceIdentifier}): the details are in the server's log");
             }
             finally
             {
@@ -142,6 +141,8 @@ public static class MambaServer
                     log.LogInformation("request {Method} {Path} status={Status} ms={Milliseconds:F1}", ctx.Request.Method, ctx.Request.Path.Value, ctx.Response.StatusCode, elapsed * 1000);
             }
         });
+
+        app.Use(new RequestGuard(options).InvokeAsync);   // Host, CORS, API key, JSON bodies
 
         app.MapGet("/", async ctx =>
         {
