@@ -60,7 +60,7 @@ public static class JsonBody
     public static T Parse<T>(ReadOnlySpan<byte> bytes) where T : class
     {
         if (bytes.Trim(" \t\r\n"u8).IsEmpty) throw ApiException.BadRequest("request body is empty: expected a JSON object");
-        RefuseLoneSurrogates(bytes);
+        RefuseInvalidText(bytes);
         try
         {
             return JsonSerializer.Deserialize<T>(bytes, Options) ?? throw ApiException.BadRequest("request body is null: expected a JSON object");
@@ -72,12 +72,15 @@ public static class JsonBody
     }
 
     /// <summary>
-    /// JSON may spell a lone UTF-16 surrogate ("\ud800" without its pair); System.Text.Json reads such a body
-    /// and fails only when the string is taken, as a type error or an InvalidOperationException (a 500).
-    /// Text must be valid Unicode: a 400 naming the top-level field. Malformed JSON is left to the deserializer.
+    /// A body must be UTF-8 text: System.Text.Json reads invalid bytes inside a string, and invalid text spelled
+    /// as escapes (a lone UTF-16 surrogate, "\ud800" without its pair), and fails only when the string is taken:
+    /// as a type error, or an InvalidOperationException (a 500). Refused here: a 400 naming the byte, and the
+    /// top-level field for a surrogate. Malformed JSON is left to the deserializer, which names line and byte.
     /// </summary>
-    private static void RefuseLoneSurrogates(ReadOnlySpan<byte> bytes)
+    private static void RefuseInvalidText(ReadOnlySpan<byte> bytes)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw ApiException.BadRequest($"request body is not UTF-8 text: an invalid byte sequence at byte {FirstInvalidByte(bytes) + 1}");
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = Options.MaxDepth });
         string? field = null;
         try
@@ -98,6 +101,13 @@ public static class JsonBody
             }
         }
         catch (JsonException) { }
+    }
+
+    private static int FirstInvalidByte(ReadOnlySpan<byte> bytes)
+    {
+        int i = 0;
+        while (i < bytes.Length && System.Text.Rune.DecodeFromUtf8(bytes[i..], out _, out int length) == System.Buffers.OperationStatus.Done) i += length;
+        return i;
     }
 
     /// <summary>The top-level field named by a JSON path like <c>$.max_tokens</c> or <c>$.prompt[3]</c>.</summary>
