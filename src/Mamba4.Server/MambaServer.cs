@@ -33,7 +33,10 @@ namespace Mamba4.Server;
 /// GET  /v1/series/{id}/forecast   the next horizon after the stored series;  GET|DELETE /v1/series/{id}
 /// GET  /health, /metrics (Prometheus text), / (a playground page)
 /// </code>
-/// Every refusal is a JSON error {"error": {"message", "type", "param", "code"}} with a 4xx status.
+/// Every refusal is a JSON error {"error": {"message", "type", "param", "code"}} with a 4xx status. Before any
+/// endpoint, <see cref="RequestGuard"/> checks the Host header (421), CORS (--cors), the API key (401) and that a
+/// POST body is JSON (415); Kestrel's connections go through <see cref="HalfOpenConnection"/> (a half-closed
+/// client still gets its response).
 /// </summary>
 public static class MambaServer
 {

@@ -107,7 +107,7 @@ public sealed class RequestGuard
     {
         if (string.IsNullOrWhiteSpace(contentType)) return "the request has no Content-Type: send 'Content-Type: application/json' with a JSON body";
         if (!MediaTypeHeaderValue.TryParse(contentType, out var type) || !type.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
-            return $"Content-Type must be application/json, got '{contentType}'";
+            return $"Content-Type must be application/json, got '{contentType}' (curl -d sends a form: add -H 'Content-Type: application/json')";
         if (type.Charset.HasValue && !(type.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || type.Charset.Equals("utf8", StringComparison.OrdinalIgnoreCase)))
             return $"the body must be UTF-8 JSON, got charset '{type.Charset}'";
         return null;

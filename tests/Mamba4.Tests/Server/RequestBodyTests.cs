@@ -4,6 +4,10 @@ using System.Text;
 using System.Text.Json.Nodes;
 using CsCheck;
 using Mamba4.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.Logging;
 
 namespace Mamba4.Tests.Server;
 
@@ -81,6 +85,45 @@ public sealed class RequestBodyTests : IAsyncLifetime
         Assert.Equal(400, status);
         Assert.DoesNotContain("surrogate", text);
         Assert.Contains("U+1F600", text);
+    }
+
+    [Fact]
+    public async Task AnInternalErrorIsA500WithoutItsTextWhichGoesToTheLog()
+    {
+        var log = new CapturingLogger();
+        await using var app = MambaServer.Build(new ServerOptions { ModelDir = ServerHarness.HfMamba, Log = false }, b =>
+        {
+            b.WebHost.UseTestServer();
+            b.Logging.ClearProviders();
+            b.Logging.AddProvider(log);
+        });
+        app.MapGet("/boom", _ => throw new InvalidOperationException("secret detail at /srv/models/x"));
+        await app.StartAsync(TestContext.Current.CancellationToken);
+        using var client = app.GetTestClient();
+        using var response = await client.GetAsync("/boom", TestContext.Current.CancellationToken);
+        var text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(500, (int)response.StatusCode);
+        var message = (string)JsonNode.Parse(text)!["error"]!["message"]!;
+        Assert.DoesNotContain("secret", text);
+        Assert.DoesNotContain("InvalidOperation", text);
+        var id = System.Text.RegularExpressions.Regex.Match(message, @"request (\S+)\)").Groups[1].Value;
+        Assert.NotEmpty(id);
+        // --quiet (Log = false) still logs the error, with the request's id and the exception.
+        Assert.Contains(log.Lines, l => l.Contains(id) && l.Contains("secret detail at /srv/models/x"));
+        await app.StopAsync(TestContext.Current.CancellationToken);
+    }
+
+    private sealed class CapturingLogger : ILoggerProvider, ILogger
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<string> Lines { get; } = new();
+        public ILogger CreateLogger(string categoryName) => this;
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel >= LogLevel.Error) Lines.Enqueue(formatter(state, exception) + " " + exception?.Message);
+        }
+        public void Dispose() { }
     }
 
     // ---- random bodies ----
