@@ -27,8 +27,12 @@ internal static class ServeCommand
         var maxHistory = new Option<int>("--max-history") { Description = "longest history /v1/recommend takes (413 beyond)", DefaultValueFactory = _ => 8192 };
         var maxBytes = new Option<long>("--max-request-bytes") { Description = "largest request body (413 beyond)", DefaultValueFactory = _ => 1L << 20 };
         var timeout = new Option<double>("--timeout") { Description = "seconds a completion may take; past it the stream is cancelled and the client gets a 408 JSON error", DefaultValueFactory = _ => 600 };
-        var quiet = new Option<bool>("--quiet") { Description = "no request log" };
-        var cmd = new Command("serve", """
+        var quiet = new Option<bool>("--quiet") { Description = "no request log (errors are still logged)" };
+        var apiKey = new Option<string?>("--api-key") { Description = $"require 'Authorization: Bearer KEY' on every request but GET /health and GET / (401 otherwise); default: the {ApiKeyVariable} environment variable" };
+        var insecure = new Option<bool>("--insecure-no-auth") { Description = "serve a non-loopback --host without an API key (refused otherwise)" };
+        var allowedHosts = new Option<string[]>("--allowed-hosts") { Description = "host names (or IPs) requests may name in their Host header besides the bound address and localhost (421 otherwise); comma-separated or repeated; '*' = any. With --host 0.0.0.0, list the server's public names", AllowMultipleArgumentsPerToken = false };
+        var cors = new Option<string[]>("--cors") { Description = "origins (e.g. https://app.example) whose pages may call the server from a browser; comma-separated or repeated; '*' = any. Default: no CORS headers", AllowMultipleArgumentsPerToken = false };
+        var cmd = new Command("serve", $$"""
             Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
             server-sent events; all active streams advance together in one batched recurrent step
             (continuous batching); user states live in SQLite and survive restarts. With --device cuda the
@@ -43,9 +47,16 @@ internal static class ServeCommand
               mamba4 serve --model runs/lm-mamba/model
               mamba4 serve --model ./mamba-130m-hf --rec runs/rec/model --port 9000 --max-streams 64
               mamba4 serve --model ./mamba-130m-hf --device cuda --max-streams 128
-              curl -N localhost:8080/v1/completions -d '{"prompt": "ROMEO:", "max_tokens": 50, "stream": true}'
+              {{ApiKeyVariable}}="$KEY" mamba4 serve --model DIR --host 0.0.0.0 --allowed-hosts lm.example.org
+              curl -N localhost:8080/v1/completions -H 'Content-Type: application/json' -d '{"prompt": "ROMEO:", "max_tokens": 50, "stream": true}'
+
+            Access: the Host header must name the bound address, localhost or an --allowed-hosts entry (421: no DNS
+            rebinding; a wildcard --host such as 0.0.0.0 is no name, so list the public ones, or '*' for any). POST
+            bodies must be Content-Type: application/json (415). With --api-key (or {{ApiKeyVariable}}) every request
+            but GET /health and the playground page needs 'Authorization: Bearer KEY' (401). A --host other than
+            loopback (127.0.0.0/8, ::1, localhost) needs a key, or --insecure-no-auth. No CORS headers unless --cors.
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             DeviceOption.Use(parse, device);   // before loading anything: no usable GPU → the one-line reason
@@ -58,15 +69,25 @@ internal static class ServeCommand
                 MaxPromptTokens = parse.GetValue(maxPrompt), MaxHistory = parse.GetValue(maxHistory), MaxRequestBytes = parse.GetValue(maxBytes),
                 RequestTimeoutSeconds = parse.GetValue(timeout),
                 Log = !parse.GetValue(quiet),
+                ApiKey = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable(ApiKeyVariable), InsecureNoAuth = parse.GetValue(insecure),
+                AllowedHosts = List(parse.GetValue(allowedHosts)), CorsOrigins = List(parse.GetValue(cors)),
             };
             await using var app = MambaServer.Build(options);
             await app.StartAsync(CancellationToken.None);
             var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
             var what = string.Join(", ", new[] { options.ModelDir is null ? null : $"model {options.ModelDir}", options.RecDir is null ? null : $"rec {options.RecDir}", options.ForecastDir is null ? null : $"forecast {options.ForecastDir}" }.OfType<string>());
-            Console.WriteLine($"mamba4 serve: listening on {string.Join(", ", addresses)} ({what}; device {options.ResolveDevice()})");
+            Console.WriteLine($"mamba4 serve: listening on {string.Join(", ", addresses)} ({what}; device {options.ResolveDevice()}; {(options.ApiKey is null ? "no API key" : "API key required")})");
+            if (!options.IsLoopback && options.ApiKey is null) Console.Error.WriteLine($"warning: --insecure-no-auth: anyone who can reach {string.Join(", ", addresses)} can use this server");
             await app.WaitForShutdownAsync(cancel);
             return 0;
         });
         return cmd;
     }
+
+    /// <summary>The environment variable that holds the API key when --api-key is not given (kept out of `ps` and shell history).</summary>
+    public const string ApiKeyVariable = "MAMBA4_API_KEY";
+
+    /// <summary>The values of a repeatable option, each also split at commas.</summary>
+    private static string[] List(string[]? values) =>
+        (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
 }

@@ -29,11 +29,13 @@ public sealed class ApiException(int status, string message, string? param = nul
     public static string DefaultCode(int status) => status switch
     {
         400 => "invalid_request",
+        401 => "invalid_api_key",
         404 => "not_found",
         405 => "method_not_allowed",
         408 => "timeout",
         413 => "too_large",
         415 => "unsupported_media_type",
+        421 => "misdirected_request",
         429 => "too_many_requests",
         503 => "unavailable",
         _ => status >= 500 ? "internal_error" : "error",

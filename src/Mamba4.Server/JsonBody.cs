@@ -52,7 +52,7 @@ public static class JsonBody
 
     public static async Task<T> ReadAsync<T>(HttpContext ctx, long maxBytes) where T : class
     {
-        // The body is JSON whatever its Content-Type says (curl -d sends form-urlencoded by default).
+        // RequestGuard has refused a POST that does not say Content-Type: application/json (415).
         var bytes = await ReadBytesAsync(ctx, maxBytes);
         return Parse<T>(bytes);
     }
@@ -60,6 +60,7 @@ public static class JsonBody
     public static T Parse<T>(ReadOnlySpan<byte> bytes) where T : class
     {
         if (bytes.Trim(" \t\r\n"u8).IsEmpty) throw ApiException.BadRequest("request body is empty: expected a JSON object");
+        RefuseInvalidText(bytes);
         try
         {
             return JsonSerializer.Deserialize<T>(bytes, Options) ?? throw ApiException.BadRequest("request body is null: expected a JSON object");
@@ -68,6 +69,45 @@ public static class JsonBody
         {
             throw ApiException.BadRequest(Describe<T>(e), FieldOf(e.Path));
         }
+    }
+
+    /// <summary>
+    /// A body must be UTF-8 text: System.Text.Json reads invalid bytes inside a string, and invalid text spelled
+    /// as escapes (a lone UTF-16 surrogate, "\ud800" without its pair), and fails only when the string is taken:
+    /// as a type error, or an InvalidOperationException (a 500). Refused here: a 400 naming the byte, and the
+    /// top-level field for a surrogate. Malformed JSON is left to the deserializer, which names line and byte.
+    /// </summary>
+    private static void RefuseInvalidText(ReadOnlySpan<byte> bytes)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw ApiException.BadRequest($"request body is not UTF-8 text: an invalid byte sequence at byte {FirstInvalidByte(bytes) + 1}");
+        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = Options.MaxDepth });
+        string? field = null;
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType is not (JsonTokenType.PropertyName or JsonTokenType.String)) continue;
+                bool topName = reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == 1;
+                if (!reader.ValueIsEscaped && !topName) continue;
+                string text;
+                try { text = reader.GetString()!; }
+                catch (InvalidOperationException)
+                {
+                    var what = topName ? "a field name" : $"field '{field}'";
+                    throw ApiException.BadRequest($"{what} holds a lone UTF-16 surrogate (an escape in \\ud800-\\udfff without its pair, at byte {reader.TokenStartIndex + 1}): text must be valid Unicode", topName ? null : field);
+                }
+                if (topName) field = text;
+            }
+        }
+        catch (JsonException) { }
+    }
+
+    private static int FirstInvalidByte(ReadOnlySpan<byte> bytes)
+    {
+        int i = 0;
+        while (i < bytes.Length && System.Text.Rune.DecodeFromUtf8(bytes[i..], out _, out int length) == System.Buffers.OperationStatus.Done) i += length;
+        return i;
     }
 
     /// <summary>The top-level field named by a JSON path like <c>$.max_tokens</c> or <c>$.prompt[3]</c>.</summary>

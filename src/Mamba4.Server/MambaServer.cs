@@ -33,7 +33,10 @@ namespace Mamba4.Server;
 /// GET  /v1/series/{id}/forecast   the next horizon after the stored series;  GET|DELETE /v1/series/{id}
 /// GET  /health, /metrics (Prometheus text), / (a playground page)
 /// </code>
-/// Every refusal is a JSON error {"error": {"message", "type", "param", "code"}} with a 4xx status.
+/// Every refusal is a JSON error {"error": {"message", "type", "param", "code"}} with a 4xx status. Before any
+/// endpoint, <see cref="RequestGuard"/> checks the Host header (421), CORS (--cors), the API key (401) and that a
+/// POST body is JSON (415); Kestrel's connections go through <see cref="HalfOpenConnection"/> (a half-closed
+/// client still gets its response).
 /// </summary>
 public static class MambaServer
 {
@@ -70,18 +73,16 @@ public static class MambaServer
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
-        if (options.Log)
-        {
-            builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff "; });
-            builder.Logging.SetMinimumLevel(LogLevel.Information);
-            builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        }
+        // --quiet drops the request log, not the errors.
+        builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff "; });
+        builder.Logging.SetMinimumLevel(options.Log ? LogLevel.Information : LogLevel.Error);
+        builder.Logging.AddFilter("Microsoft", options.Log ? LogLevel.Warning : LogLevel.Error);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = options.MaxRequestBytes;
-            if (options.Host is "localhost") k.ListenLocalhost(options.Port);
-            else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port);
+            if (options.Host is "localhost") k.ListenLocalhost(options.Port, l => l.Use(HalfOpenConnection.Middleware));
+            else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port, l => l.Use(HalfOpenConnection.Middleware));
             else throw new ArgumentException($"--host must be an IP address or localhost, got '{options.Host}'");
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
@@ -130,8 +131,9 @@ public static class MambaServer
             }
             catch (Exception e) when (!ctx.Response.HasStarted)
             {
-                log.LogError(e, "{Method} {Path} failed", ctx.Request.Method, ctx.Request.Path.Value);
-                await ApiErrors.WriteAsync(ctx, 500, $"internal error: {e.Message}");
+                // The client gets no internal text (paths, types, library messages); the log has it, under the request's id.
+                log.LogError(e, "{Method} {Path} failed (request {Id})", ctx.Request.Method, ctx.Request.Path.Value, ctx.TraceIdentifier);
+                await ApiErrors.WriteAsync(ctx, 500, $"internal error (request {ctx.TraceIdentifier}): the details are in the server's log");
             }
             finally
             {
@@ -142,6 +144,8 @@ public static class MambaServer
                     log.LogInformation("request {Method} {Path} status={Status} ms={Milliseconds:F1}", ctx.Request.Method, ctx.Request.Path.Value, ctx.Response.StatusCode, elapsed * 1000);
             }
         });
+
+        app.Use(new RequestGuard(options).InvokeAsync);   // Host, CORS, API key, JSON bodies
 
         app.MapGet("/", async ctx =>
         {

@@ -1,6 +1,10 @@
 namespace Mamba4.Server;
 
-/// <summary>The page served at <c>/</c>: type a prompt and watch tokens stream; enter a history and see recommendations.</summary>
+/// <summary>
+/// The page served at <c>/</c>: type a prompt and watch tokens stream; enter a history and see recommendations.
+/// With an API key (its field; kept in sessionStorage) every call sends <c>Authorization: Bearer KEY</c>; every
+/// call sends Content-Type: application/json. Server text (errors, items) goes in as text, never as HTML.
+/// </summary>
 public static class Playground
 {
     public const string Html = """
@@ -28,6 +32,8 @@ public static class Playground
   #output { white-space: pre-wrap; font: 14px ui-monospace, monospace; background: #f8f9fb; border: 1px solid #e3e6ec; border-radius: 5px; padding: 10px; min-height: 80px; }
   #output .prompt { color: #8a93a3; }
   #gen-info, #rec-info { font-size: 12px; color: #5b6475; margin-top: 6px; }
+  #key-row { display: flex; gap: 8px; align-items: center; font-size: 12px; color: #5b6475; margin-bottom: 12px; }
+  #key-row input { width: 260px; }
   table { border-collapse: collapse; margin-top: 10px; font-size: 14px; }
   td, th { padding: 3px 14px 3px 0; text-align: left; }
   th { color: #5b6475; font-weight: 500; }
@@ -38,6 +44,7 @@ public static class Playground
 <body>
 <h1>Mamba4 playground</h1>
 <div id="status">connecting…</div>
+<div id="key-row"><label for="api-key">API key (if the server has --api-key)</label><input id="api-key" type="password" autocomplete="off" placeholder="none"></div>
 
 <section id="text">
   <h2>Text generation <span id="prompt-kind" style="font-weight:400;color:#5b6475"></span></h2>
@@ -75,6 +82,17 @@ public static class Playground
 const $ = id => document.getElementById(id);
 let health = null, abort = null;
 
+// The key stays in this tab (sessionStorage), and goes only to this server.
+$('api-key').value = sessionStorage.getItem('mamba4-api-key') || '';
+$('api-key').oninput = () => sessionStorage.setItem('mamba4-api-key', $('api-key').value);
+function headers() {
+  const h = { 'Content-Type': 'application/json' };
+  if ($('api-key').value) h['Authorization'] = 'Bearer ' + $('api-key').value;
+  return h;
+}
+// Elements from text: server text never becomes HTML.
+function el(tag, className, text) { const e = document.createElement(tag); if (className) e.className = className; if (text !== undefined) e.textContent = text; return e; }
+
 function ids(text) { return text.split(/[\s,]+/).filter(s => s.length).map(Number); }
 function errorText(body, status) { try { return JSON.parse(body).error.message; } catch { return `HTTP ${status}`; } }
 
@@ -97,19 +115,16 @@ $('go').onclick = async () => {
   const out = $('output');
   const promptText = $('prompt').value;
   const prompt = health && health.tokenizer ? promptText : ids(promptText);
-  out.innerHTML = '';
-  const p = document.createElement('span'); p.className = 'prompt';
-  p.textContent = health && health.tokenizer ? promptText : promptText + ' → ';
-  out.appendChild(p);
-  const gen = document.createElement('span'); out.appendChild(gen);
+  const gen = el('span');
+  out.replaceChildren(el('span', 'prompt', health && health.tokenizer ? promptText : promptText + ' → '), gen);
   const body = { prompt, stream: true, max_tokens: +$('max_tokens').value, temperature: +$('temperature').value,
                  top_p: +$('top_p').value, top_k: +$('top_k').value, seed: +$('seed').value };
   abort = new AbortController();
   $('go').disabled = true; $('stop').disabled = false;
   const t0 = performance.now(); let first = 0, count = 0;
   try {
-    const r = await fetch('/v1/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: abort.signal });
-    if (!r.ok) { gen.innerHTML = `<span class="error">${errorText(await r.text(), r.status)}</span>`; return; }
+    const r = await fetch('/v1/completions', { method: 'POST', headers: headers(), body: JSON.stringify(body), signal: abort.signal });
+    if (!r.ok) { gen.replaceChildren(el('span', 'error', errorText(await r.text(), r.status))); return; }
     const reader = r.body.getReader(); const dec = new TextDecoder(); let buf = '';
     for (;;) {
       const { value, done } = await reader.read();
@@ -120,7 +135,7 @@ $('go').onclick = async () => {
         const ev = buf.slice(0, i); buf = buf.slice(i + 2);
         if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
         const chunk = JSON.parse(ev.slice(6));
-        if (chunk.error) { gen.insertAdjacentHTML('beforeend', `<span class="error"> ${chunk.error.message}</span>`); continue; }
+        if (chunk.error) { gen.appendChild(el('span', 'error', ' ' + chunk.error.message)); continue; }
         const c = chunk.choices[0];
         if (!first) first = performance.now();
         count += c.token_ids.length;
@@ -129,21 +144,24 @@ $('go').onclick = async () => {
         $('gen-info').textContent = `${count} tokens · first after ${Math.round(first - t0)} ms` + (count > 1 ? ` · ${((count - 1) / secs).toFixed(1)} tokens/s` : '') + (c.finish_reason ? ` · finished: ${c.finish_reason}` : '');
       }
     }
-  } catch (e) { if (e.name !== 'AbortError') gen.insertAdjacentHTML('beforeend', `<span class="error"> ${e}</span>`); }
+  } catch (e) { if (e.name !== 'AbortError') gen.appendChild(el('span', 'error', ' ' + e)); }
   finally { $('go').disabled = false; $('stop').disabled = true; refresh(); }
 };
 $('stop').onclick = () => abort && abort.abort();
 
 function showItems(result, label) {
   const t = $('rec-table');
-  if (result.error) { $('rec-info').innerHTML = `<span class="error">${result.error}</span>`; t.innerHTML = ''; return; }
+  if (result.error) { $('rec-info').replaceChildren(el('span', 'error', result.error)); t.replaceChildren(); return; }
   $('rec-info').textContent = `${label} · history length ${result.length} · model ${result.model_version}`;
   const max = Math.max(...result.items.map(i => i.score)), min = Math.min(...result.items.map(i => i.score));
-  t.innerHTML = '<tr><th>#</th><th>item</th><th>score</th><th></th></tr>' + result.items.map((it, n) =>
-    `<tr><td>${n + 1}</td><td>${it.item}</td><td>${it.score.toFixed(4)}</td><td><div class="bar" style="width:${20 + 180 * (it.score - min) / ((max - min) || 1)}px"></div></td></tr>`).join('');
+  const row = (tag, cells) => { const tr = el('tr'); for (const c of cells) { const td = el(tag); td.append(c); tr.appendChild(td); } return tr; };
+  t.replaceChildren(row('th', ['#', 'item', 'score', '']), ...result.items.map((it, n) => {
+    const bar = el('div', 'bar'); bar.style.width = `${20 + 180 * (it.score - min) / ((max - min) || 1)}px`;
+    return row('td', [String(n + 1), String(it.item), it.score.toFixed(4), bar]);
+  }));
 }
 async function call(method, url, body) {
-  const r = await fetch(url, { method, headers: { 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+  const r = await fetch(url, { method, headers: headers(), body: body && JSON.stringify(body) });
   const text = await r.text();
   return r.ok ? JSON.parse(text) : { error: errorText(text, r.status) };
 }

@@ -35,6 +35,14 @@ public sealed record ServerOptions
     public TimeProvider Clock { get; init; } = TimeProvider.System;
     /// <summary>Log each request (structured, one line) to the console.</summary>
     public bool Log { get; init; } = true;
+    /// <summary>When set, every request but GET /health and GET / needs <c>Authorization: Bearer ApiKey</c> (else 401).</summary>
+    public string? ApiKey { get; init; }
+    /// <summary>Serve a non-loopback address without an API key (refused otherwise).</summary>
+    public bool InsecureNoAuth { get; init; }
+    /// <summary>Host names (or IPs) that requests may name in their Host header besides the bound address and localhost; "*" = any.</summary>
+    public IReadOnlyList<string> AllowedHosts { get; init; } = [];
+    /// <summary>Origins (scheme://host[:port]) whose pages may call the server from a browser (CORS); "*" = any. None = no CORS headers.</summary>
+    public IReadOnlyList<string> CorsOrigins { get; init; } = [];
 
     public void Validate()
     {
@@ -51,7 +59,29 @@ public sealed record ServerOptions
         if (!(RequestTimeoutSeconds > 0 && RequestTimeoutSeconds <= 86400)) throw new ArgumentException($"--timeout must be in (0, 86400] seconds, got {RequestTimeoutSeconds}");
         if (!(IdempotencyKeyLifetime > TimeSpan.Zero && IdempotencyKeyLifetime <= TimeSpan.FromDays(365))) throw new ArgumentException($"the idempotency key lifetime must be in (0, 365 days], got {IdempotencyKeyLifetime}");
         if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
+        ValidateAccess();
         _ = ResolveDevice();
+    }
+
+    /// <summary>127.0.0.0/8, ::1 and localhost; a wildcard (0.0.0.0, ::) or any other address is reachable from elsewhere.</summary>
+    public bool IsLoopback => Host == "localhost" || (System.Net.IPAddress.TryParse(Host, out var ip) && System.Net.IPAddress.IsLoopback(ip));
+
+    private void ValidateAccess()
+    {
+        if (ApiKey is { } key)
+        {
+            if (key.Length is 0 or > 1024) throw new ArgumentException($"--api-key (or MAMBA4_API_KEY) must hold 1 to 1024 characters, got {key.Length}");
+            if (!key.All(c => c is > ' ' and <= '~'))
+                throw new ArgumentException("--api-key (or MAMBA4_API_KEY) must be printable ASCII without spaces: it travels in the Authorization header");
+        }
+        if (!IsLoopback && ApiKey is null && !InsecureNoAuth)
+            throw new ArgumentException($"--host {Host} is reachable from other machines and no API key is set: give --api-key KEY (or MAMBA4_API_KEY), or --insecure-no-auth to serve it to anyone");
+        foreach (var h in AllowedHosts)
+            if (h != "*" && Uri.CheckHostName(h) is not (UriHostNameType.Dns or UriHostNameType.IPv4 or UriHostNameType.IPv6))
+                throw new ArgumentException($"--allowed-hosts takes host names or IP addresses without scheme or port, or '*', got '{h}'");
+        foreach (var o in CorsOrigins)
+            if (o != "*" && !(Uri.TryCreate(o, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && string.Equals(o, uri.GetLeftPart(UriPartial.Authority), StringComparison.OrdinalIgnoreCase)))
+                throw new ArgumentException($"--cors takes origins like https://example.com or http://localhost:3000 (scheme://host[:port], no path), or '*', got '{o}'");
     }
 
     /// <summary>The device of <see cref="Device"/>: ArgumentException when malformed, NotSupportedException (with the reason) when CUDA cannot be used.</summary>

@@ -115,7 +115,7 @@ public class CompletionServerTests
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
             {
-                Content = new StringContent("""{"prompt": [1, 2], "max_tokens": 1000000, "stream": true, "seed": 1}"""),
+                Content = new StringContent("""{"prompt": [1, 2], "max_tokens": 1000000, "stream": true, "seed": 1}""", System.Text.Encoding.UTF8, "application/json"),
             };
             using var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
@@ -135,7 +135,7 @@ public class CompletionServerTests
     {
         var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxTokens = 1_000_000 });
         var ct = TestContext.Current.CancellationToken;
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 1000000, "stream": true}""") };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 1000000, "stream": true}""", System.Text.Encoding.UTF8, "application/json") };
         using var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
         await reader.ReadLineAsync(ct);
@@ -190,11 +190,11 @@ public class CompletionServerTests
     {
         await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxStreams = 1, MaxQueue = 0, MaxTokens = 1_000_000 });
         using var cts = new CancellationTokenSource();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 1000000, "stream": true}""") };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 1000000, "stream": true}""", System.Text.Encoding.UTF8, "application/json") };
         using var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
         await reader.ReadLineAsync(cts.Token);
-        using var second = await server.Client.PostAsync("/v1/completions", new StringContent("""{"prompt": [1], "max_tokens": 4}"""), TestContext.Current.CancellationToken);
+        using var second = await server.Client.PostAsync("/v1/completions", new StringContent("""{"prompt": [1], "max_tokens": 4}""", System.Text.Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
         Assert.Equal(429, (int)second.StatusCode);
         Assert.Contains("--max-streams", await second.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
         Assert.True(second.Headers.RetryAfter is not null);

@@ -156,7 +156,7 @@ public sealed class CudaServerTests : IDisposable
         lock (server.Output) Assert.Contains("device cuda:0", server.Output.ToString());
         var ct = TestContext.Current.CancellationToken;
         using var response = await server.Client.PostAsync("/v1/completions",
-            new StringContent(JsonSerializer.Serialize(new { prompt, max_tokens = count, temperature = 0 })), ct);
+            new StringContent(JsonSerializer.Serialize(new { prompt, max_tokens = count, temperature = 0 }), System.Text.Encoding.UTF8, "application/json"), ct);
         var text = await response.Content.ReadAsStringAsync(ct);
         Assert.True(response.IsSuccessStatusCode, text);
         Assert.Equal(generated, JsonNode.Parse(text)!["choices"]![0]!["token_ids"]!.AsArray().Select(n => n!.GetValue<long>()));

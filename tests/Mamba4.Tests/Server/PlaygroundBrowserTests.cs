@@ -15,7 +15,9 @@ namespace Mamba4.Tests.Server;
 /// <summary>
 /// The playground page in a real headless browser (Debian's chromium, driven over the DevTools protocol): type a
 /// prompt and watch tokens stream, stop, a greedy run equal to the API's; a history's recommendations; a screenshot
-/// of the page checked (PNG of the window's size, not blank). Skips where no chromium is installed (.ci/run installs it).
+/// of the page checked (PNG of the window's size, not blank). The server has an API key: the page's calls fail with the
+/// server's message (shown as text, never as HTML) until the key is typed in its field. Skips where no chromium is
+/// installed (.ci/run installs it).
 /// </summary>
 public sealed class PlaygroundBrowserTests
 {
@@ -37,7 +39,7 @@ public sealed class PlaygroundBrowserTests
         var options = new ServerOptions
         {
             ModelDir = CompletionServerTests.CharModelDir(), RecDir = ServerHarness.Rec1, StateDb = Path.Combine(tmp, "users.sqlite"),
-            Port = 0, Log = false, MaxTokens = 1_000_000,
+            Port = 0, Log = false, MaxTokens = 1_000_000, ApiKey = "playground-key",
         };
         Process? browser = null;
         await using var app = MambaServer.Build(options);
@@ -46,6 +48,7 @@ public sealed class PlaygroundBrowserTests
             await app.StartAsync(ct);
             var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             using var http = new HttpClient { BaseAddress = new Uri(address) };
+            http.DefaultRequestHeaders.Authorization = new("Bearer", options.ApiKey);
             browser = Process.Start(new ProcessStartInfo(chromium,
                 ["--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0", "--window-size=1100,900",
                  $"--user-data-dir={Path.Combine(tmp, "profile")}", "about:blank"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
@@ -67,6 +70,17 @@ public sealed class PlaygroundBrowserTests
             await cdp.SendAsync("Emulation.setDeviceMetricsOverride", new JsonObject { ["width"] = 1100, ["height"] = 900, ["deviceScaleFactor"] = 1, ["mobile"] = false }, ct);
             await cdp.SendAsync("Page.navigate", new JsonObject { ["url"] = address + "/" }, ct);
             await cdp.WaitForAsync("document.getElementById('status').textContent.includes('streams active')", ct);
+
+            // Without the key: the server's refusal, as text. Then the key, typed into its field.
+            await cdp.EvalAsync("document.getElementById('recommend').click(); true", ct);
+            await cdp.WaitForAsync("document.getElementById('rec-info').textContent.includes('missing API key')", ct);
+            await cdp.EvalAsync("const k = document.getElementById('api-key'); k.value = ''; k.focus(); true", ct);
+            await cdp.SendAsync("Input.insertText", new JsonObject { ["text"] = options.ApiKey }, ct);
+            Assert.Equal(options.ApiKey, (string?)await cdp.EvalAsync("sessionStorage.getItem('mamba4-api-key')", ct));
+            // An error message that quotes markup (a bad user id) stays text: no element, no script.
+            await cdp.EvalAsync("const u = document.getElementById('user'); u.value = '<img src=x onerror=\"window.injected = 1\">'; document.getElementById('user-recs').click(); true", ct);
+            await cdp.WaitForAsync("document.getElementById('rec-info').textContent.includes('<img src=x')", ct);
+            Assert.Equal(true, (bool?)await cdp.EvalAsync("document.querySelector('#rec-info img') === null && window.injected === undefined", ct));
 
             // Type a prompt (real key input into the focused textarea), ask for a long sampled run, watch it stream, stop it.
             await cdp.EvalAsync("const p = document.getElementById('prompt'); p.value = ''; p.focus(); document.getElementById('max_tokens').value = '1000000'; true", ct);

@@ -75,7 +75,7 @@ public class ServeCliTests
         var health = await server.Client.GetFromJsonAsync<JsonObject>("/health", Ct);
         Assert.Equal("ok", health!["status"]!.GetValue<string>());
         using var response = await server.Client.PostAsync("/v1/completions",
-            new StringContent(JsonSerializer.Serialize(new { prompt, max_tokens = count, temperature = 0 })), Ct);
+            new StringContent(JsonSerializer.Serialize(new { prompt, max_tokens = count, temperature = 0 }), Encoding.UTF8, "application/json"), Ct);
         var body = JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!;
         Assert.Equal(generated, body["choices"]![0]!["token_ids"]!.AsArray().Select(n => n!.GetValue<long>()));
 
@@ -94,6 +94,31 @@ public class ServeCliTests
         (code, _, stderr) = CliTests.Run("serve", "--port", "0");
         Assert.Equal(1, code);
         Assert.Contains("--model", stderr);
+    }
+
+    [Fact]
+    public void ServeRefusesANonLoopbackHostWithoutAKeyAndReadsTheKeyFromTheEnvironment()
+    {
+        // No key: one line naming both ways out, before the model is even looked at.
+        var (code, stdout, stderr) = CliTests.RunWith(new Dictionary<string, string> { ["MAMBA4_API_KEY"] = "" }, "serve", "--host", "0.0.0.0", "--model", "/nonexistent/lm", "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("1 to 1024 characters, got 0", stderr);   // an empty MAMBA4_API_KEY is a mistake, not "no key"
+        (code, stdout, stderr) = CliTests.Run("serve", "--host", "0.0.0.0", "--model", "/nonexistent/lm", "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(stderr.Trim().Split('\n'));
+        Assert.Contains("--host 0.0.0.0", line);
+        Assert.Contains("--api-key", line);
+        Assert.Contains("--insecure-no-auth", line);
+        // MAMBA4_API_KEY is the key: the host is accepted, and the missing model is what stops it.
+        (code, _, stderr) = CliTests.RunWith(new Dictionary<string, string> { ["MAMBA4_API_KEY"] = "k3y-from-env" }, "serve", "--host", "0.0.0.0", "--model", "/nonexistent/lm", "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("/nonexistent/lm", stderr);
+        Assert.DoesNotContain("--insecure-no-auth", stderr);
+        // --api-key wins over the environment.
+        (code, _, stderr) = CliTests.RunWith(new Dictionary<string, string> { ["MAMBA4_API_KEY"] = "k3y-from-env" }, "serve", "--api-key", "two words", "--model", "/nonexistent/lm", "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("printable ASCII", stderr);
     }
 
     /// <summary>
@@ -119,7 +144,7 @@ public class ServeCliTests
                     {
                         try
                         {
-                            using var r = await server.Client.PostAsync($"/v1/users/{u}/events", new StringContent($"{{\"items\": [{sent[u][i]}]}}"), stop.Token);
+                            using var r = await server.Client.PostAsync($"/v1/users/{u}/events", new StringContent($"{{\"items\": [{sent[u][i]}]}}", Encoding.UTF8, "application/json"), stop.Token);
                             if (!r.IsSuccessStatusCode) throw new InvalidOperationException($"{(int)r.StatusCode}: {await r.Content.ReadAsStringAsync()}");
                             acked[u] = i + 1;
                         }

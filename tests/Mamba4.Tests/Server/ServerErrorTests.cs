@@ -71,6 +71,7 @@ public class ServerErrorTests : IAsyncLifetime
         Assert.Contains("--max-prompt-tokens", text);
         // A body without Content-Length is counted as it arrives.
         using var content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(big)));
+        content.Headers.ContentType = new("application/json");
         using var response = await _server.Client.PostAsync("/v1/completions", content, TestContext.Current.CancellationToken);
         Assert.Equal(413, (int)response.StatusCode);
     }
