@@ -262,11 +262,13 @@ internal static class ForecastCommand
         foreach (var o in new Option[] { run, data, split, fill, stream, json }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(p =>
         {
             DeviceOption.Use(p, device);
             var dir = p.GetValue(run)!;
-            using var saved = SavedForecaster.Load(Path.Combine(dir, "model"));
+            using var saved = SavedForecaster.Load(Path.Combine(dir, "model"), AllowNonFiniteOption.LoadOptions(p, allowNonFinite));
             bool streaming = p.GetValue(stream);
             if (streaming && !saved.CanStream) throw new ArgumentException($"{dir}: --stream {saved.StreamRequirement}");
             var source = p.GetValue(data) ?? saved.Info["data"]?.GetValue<string>() ?? throw new ArgumentException($"{dir}: the run does not name its data; pass --data");
@@ -319,19 +321,22 @@ internal static class ForecastCommand
         foreach (var o in new Option[] { run, data, output, fill, stream, follow }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(p =>
         {
             DeviceOption.Use(p, device);
             var dir = p.GetValue(run)!;
             var modelDir = File.Exists(Path.Combine(dir, SavedForecaster.ConfigFile)) ? dir : Path.Combine(dir, "model");
-            using var saved = SavedForecaster.Load(modelDir);
+            using var saved = SavedForecaster.Load(modelDir, AllowNonFiniteOption.LoadOptions(p, allowNonFinite));
             bool streaming = p.GetValue(stream);
             if (p.GetValue(follow) && !streaming) throw new ArgumentException("--follow needs --stream");
             if (streaming && !saved.CanStream) throw new ArgumentException($"{modelDir}: --stream {saved.StreamRequirement}");
             var source = p.GetValue(data) ?? saved.Info["data"]?.GetValue<string>() ?? throw new ArgumentException($"{dir}: the run does not name its data; pass --data");
             var table = source == SyntheticSeries.Name ? SyntheticSeries.Generate() : saved.ReadCsv(source, TimeSeriesCsvOptions.ParseFill(p.GetValue(fill)!));
             var outPath = p.GetValue(output);
-            using var writer = outPath is null ? null : new StreamWriter(outPath + ".tmp", false, new UTF8Encoding(false));
+            var tempPath = outPath is null ? null : Mamba4.IO.AtomicFile.TempPath(outPath);
+            using var writer = tempPath is null ? null : new StreamWriter(tempPath, false, new UTF8Encoding(false));
             var w = writer ?? Console.Out;
             if (!p.GetValue(follow))
             {
@@ -342,7 +347,7 @@ internal static class ForecastCommand
             if (writer is not null)
             {
                 writer.Dispose();
-                File.Move(outPath + ".tmp", outPath!, overwrite: true);
+                File.Move(tempPath!, outPath!, overwrite: true);
                 Console.Error.WriteLine($"wrote {saved.Config.Horizon} steps × {saved.Columns.Count} columns to {outPath}");
             }
             return 0;
@@ -410,11 +415,8 @@ internal static class ForecastCommand
 
         public static Outcome? TrainOne(ForecastData data, ForecasterConfig config, ForecastTrainOptions training, string outDir, bool resume, bool verbose)
         {
-            TrainingProgress.PrepareOutput(outDir);
+            RunFolder.Prepare(outDir, resume, Console.Error.WriteLine);
             using var run = new ForecastRun(data, config, training, outDir);
-            bool hasCheckpoint = File.Exists(Path.Combine(outDir, Checkpoint.FileName));
-            if (hasCheckpoint && !resume)
-                throw new IOException($"{outDir} already holds a checkpoint; pass --resume to continue it, or choose another --out");
             if (resume && run.Resume())
                 Console.Error.WriteLine($"resuming at step {run.Trainer.Step} (epoch {run.Trainer.Step / run.StepsPerEpoch}) from {Path.Combine(outDir, Checkpoint.FileName)}");
             var runJson = run.RunConfig.DeepClone().AsObject();

@@ -38,6 +38,8 @@ internal static class GenerateCommand
         foreach (var o in new Option[] { model, promptIds, promptText, stops, maxNew, greedy, temperature, topK, topP, penalty, seed, eos, tokenizerPath }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             DeviceOption.Use(parse, device);
@@ -53,7 +55,7 @@ internal static class GenerateCommand
                 try { prompt = idsText!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray(); }
                 catch (FormatException) { throw new ArgumentException($"--prompt-ids must be comma-separated integers, got '{idsText}'"); }
             }
-            var lm = LanguageModelFiles.Load(dir);
+            var lm = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
             try
             {
                 var options = new SamplingOptions

@@ -64,21 +64,23 @@ internal static class LmCommand
             if (kind is not ("mamba" or "transformer")) throw new ArgumentException($"--model must be mamba or transformer, got '{kind}'");
             int seqLen = parse.GetValue(seq), batchSize = parse.GetValue(batch);
             if (seqLen <= 1 || batchSize <= 0) throw new ArgumentException($"--seq-len must be > 1 and --batch > 0 (got {seqLen}, {batchSize})");
+            Trainer.CheckTokensPerStep(batchSize, seqLen, "--seq-len");
             var path = parse.GetValue(data);
             if (path is not null && !File.Exists(path)) throw new FileNotFoundException($"--data: {path} not found", path);
+            var outDir = parse.GetValue(output) ?? Path.Combine("runs", $"lm-{kind}");
+            bool resuming = parse.GetValue(resume);
+            RunFolder.Prepare(outDir, resuming, Console.Error.WriteLine);
             string text = path is null ? LanguageModeling.SyntheticCorpus() : File.ReadAllText(path);
             var tok = TokenizerFor(parse.GetValue(tokenizer)!, text);
             var stream = new TokenStream(tok.Encode(text));
             long seedValue = parse.GetValue(seed);
-            var outDir = parse.GetValue(output) ?? Path.Combine("runs", $"lm-{kind}");
-            Directory.CreateDirectory(outDir);
             var net = LanguageModeling.Create(kind, sizeName, tok.VocabSize, seqLen, (int)seedValue);
             try
             {
                 var options = new TrainerOptions
                 {
                     Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr), WarmupSteps = 100, WeightDecay = 0.1f, Seed = seedValue,
-                    OutputDirectory = outDir, CheckpointEvery = 500, EvalEvery = Math.Max(1, parse.GetValue(evalEvery)),
+                    OutputDirectory = outDir, CheckpointEvery = 500, EvalEvery = parse.GetValue(evalEvery),
                 };
                 var config = new JsonObject
                 {
@@ -97,9 +99,8 @@ internal static class LmCommand
                         lastVal = stream.ValidationLoss(net, seqLen);
                         return new Dictionary<string, double> { ["val_loss"] = lastVal, ["val_ppl"] = Math.Exp(lastVal) };
                     });
-                if (File.Exists(Path.Combine(outDir, Checkpoint.FileName)))
+                if (resuming)
                 {
-                    if (!parse.GetValue(resume)) throw new IOException($"{outDir} already holds a checkpoint; pass --resume to continue it, or choose another --out");
                     trainer.Resume();
                     Console.Error.WriteLine($"resuming at step {trainer.Step}");
                 }
@@ -169,6 +170,8 @@ internal static class LmCommand
         foreach (var o in new Option[] { model, data, all, seq, json }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             DeviceOption.Use(parse, device);
@@ -179,7 +182,7 @@ internal static class LmCommand
             var text = File.ReadAllText(path);
             var ids = tok.Encode(text);
             var part = parse.GetValue(all) ? ids : ids[(int)(ids.Length * 0.9)..];
-            var net = LanguageModelFiles.Load(dir);
+            var net = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
             try
             {
                 var stream = TokenStream.ForEvaluation(part);

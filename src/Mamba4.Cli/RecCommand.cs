@@ -124,6 +124,7 @@ internal static class RecCommand
             DeviceOption.Use(parse, device);
             var mo = m.Get(parse);
             var outDir = parse.GetValue(output) ?? Path.Combine("runs", "rec-" + mo.Kind);
+            RunFolder.Prepare(outDir, parse.GetValue(t.Resume), Console.Error.WriteLine);
             var data = d.Load(parse);
             var result = TrainOne(parse, d, t, mo, data, outDir);
             if (result.Interrupted) { Console.Error.WriteLine($"stopped at epoch {result.EpochsRun}; checkpoint written. Continue with --resume."); return 130; }
@@ -158,6 +159,7 @@ internal static class RecCommand
             DeviceOption.Use(parse, device);
             var kinds = parse.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(RecModels.ParseKind).ToArray();
             var outDir = parse.GetValue(output) ?? Path.Combine("runs", "rec-compare");
+            RunFolder.Prepare(outDir, parse.GetValue(t.Resume), Console.Error.WriteLine, kinds.Select(k => Path.Combine(outDir, k)).ToArray());
             var data = d.Load(parse);
             var rows = new List<(string Kind, RecTrainResult R)>();
             string header = $"{"model",-10} {"hit@10",8} {"ndcg@10",8} {"mrr@10",8} {"best ep",8} {"epochs",7} {"s/epoch",8} {"train s",8} {"peak MB",8} {"ms/batch",9}";
@@ -206,10 +208,8 @@ internal static class RecCommand
             try { Directory.CreateDirectory(outDir); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new IOException($"--out: {outDir} cannot be written: {e.Message}", e); }
             using var exp = new RecExperiment(split, model, mo.MaxLen, options, config) { ItemTokens = data.ItemTokens };
-            if (File.Exists(Path.Combine(outDir, Checkpoint.FileName)))
+            if (parse.GetValue(t.Resume) && exp.Resume())
             {
-                if (!parse.GetValue(t.Resume)) throw new IOException($"{outDir} already holds a checkpoint; pass --resume to continue it, or choose another --out");
-                exp.Resume();
                 Console.Error.WriteLine($"{mo.Kind}: resuming at step {exp.Trainer.Step} (epoch {exp.Trainer.Step / exp.StepsPerEpoch})");
             }
             Console.Error.WriteLine($"{mo.Kind}: {module.ParameterCount:N0} parameters; {split.Train.Length:N0} training targets " +
@@ -278,10 +278,12 @@ internal static class RecCommand
         foreach (var o in d.All.Concat([ckpt, kind, maxLen, json, breakdown, ranksFile])) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             DeviceOption.Use(parse, device);
-            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
+            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind), options: AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
             var data = RecData.ToModelIds(d.Load(parse), model, out int unknown);
             if (unknown > 0) Console.Error.WriteLine($"{unknown:N0} interaction(s) with items the model does not know were dropped");
             int len = parse.GetValue(maxLen) ?? model.MaxLen;
@@ -393,10 +395,12 @@ internal static class RecCommand
         foreach (var o in new Option[] { ckpt, kind, history, ids }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             DeviceOption.Use(parse, device);
-            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
+            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind), options: AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
             var h = ParseHistory(parse.GetValue(history)!, model, parse.GetValue(ids));
             var scores = RecRecommend.FullScores(model, h);
             Console.Error.WriteLine($"{model.Kind}: {model.NItems} item scores after {h.Length} item(s)");
@@ -433,10 +437,12 @@ internal static class RecCommand
         foreach (var o in d.All.Concat([ckpt, kind, history, user, histories, ids, top, exclude, json])) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             DeviceOption.Use(parse, device);
-            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind));
+            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind), options: AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
             int k = parse.GetValue(top);
             if (k < 1) throw new ArgumentException($"--top must be positive, got {k}");
             if (parse.GetValue(histories) is { } file)

@@ -28,6 +28,7 @@ internal static class ServeCommand
         var maxBytes = new Option<long>("--max-request-bytes") { Description = "largest request body (413 beyond)", DefaultValueFactory = _ => 1L << 20 };
         var timeout = new Option<double>("--timeout") { Description = "seconds a completion may take; past it the stream is cancelled and the client gets a 408 JSON error", DefaultValueFactory = _ => 600 };
         var quiet = new Option<bool>("--quiet") { Description = "no request log" };
+        var allowNonFinite = AllowNonFiniteOption.Create();
         var cmd = new Command("serve", """
             Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
             server-sent events; all active streams advance together in one batched recurrent step
@@ -45,7 +46,7 @@ internal static class ServeCommand
               mamba4 serve --model ./mamba-130m-hf --device cuda --max-streams 128
               curl -N localhost:8080/v1/completions -d '{"prompt": "ROMEO:", "max_tokens": 50, "stream": true}'
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, allowNonFinite }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             DeviceOption.Use(parse, device);   // before loading anything: no usable GPU → the one-line reason
@@ -58,6 +59,7 @@ internal static class ServeCommand
                 MaxPromptTokens = parse.GetValue(maxPrompt), MaxHistory = parse.GetValue(maxHistory), MaxRequestBytes = parse.GetValue(maxBytes),
                 RequestTimeoutSeconds = parse.GetValue(timeout),
                 Log = !parse.GetValue(quiet),
+                Load = AllowNonFiniteOption.LoadOptions(parse, allowNonFinite),
             };
             await using var app = MambaServer.Build(options);
             await app.StartAsync(CancellationToken.None);

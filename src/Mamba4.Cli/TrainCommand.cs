@@ -67,7 +67,7 @@ internal static class TrainCommand
             {
                 Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
                 WeightDecay = parse.GetValue(weightDecay), ClipNorm = parse.GetValue(clip), GradientAccumulation = parse.GetValue(accumulate),
-                Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(checkpointEvery), EvalEvery = Math.Max(1, parse.GetValue(evalEvery)),
+                Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(checkpointEvery), EvalEvery = parse.GetValue(evalEvery),
                 StopAfter = parse.GetValue(stopAfter),
             };
             if (trainer.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {trainer.Steps}");
@@ -96,7 +96,7 @@ internal static class SyntheticRunner
 
     public static int Run(List<SyntheticOptions> runs, TrainerOptions trainerOptions, string outDir, bool resume, bool json)
     {
-        TrainingProgress.PrepareOutput(outDir);
+        RunFolder.Prepare(outDir, resume, Console.Error.WriteLine, runs.Select(o => Path.Combine(outDir, RunName(o))).ToArray());
         var prepared = new List<(SyntheticOptions Options, ISequenceTask Task, MambaLM Model, Trainer Trainer, string Dir)>();
         try
         {
@@ -111,9 +111,6 @@ internal static class SyntheticRunner
                     (step, _) => SyntheticTraining.Loss(model, task, trainerOptions.Seed, step, o.Batch),
                     () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, trainerOptions.Seed) });
                 prepared.Add((o, task, model, trainer, dir));
-                bool hasCheckpoint = File.Exists(Path.Combine(dir, Checkpoint.FileName));
-                if (hasCheckpoint && !resume)
-                    throw new IOException($"{dir} already holds a checkpoint; pass --resume to continue it, or choose another --out");
                 if (resume && trainer.Resume())
                     Console.Error.WriteLine($"{RunName(o)}: resuming at step {trainer.Step} from {Path.Combine(dir, Checkpoint.FileName)}");
             }
@@ -157,7 +154,7 @@ internal static class SyntheticRunner
     {
         Directory.CreateDirectory(dir);
         model.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
-        File.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
     }
 
     private static void WriteReport(string outDir, List<(string Name, Dictionary<string, double> Final)> finals)

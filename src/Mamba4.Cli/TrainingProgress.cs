@@ -48,20 +48,4 @@ internal static class TrainingProgress
             });
         return result!;
     }
-
-    /// <summary>Creates the output folder and checks that it can be written, before any training time is spent.</summary>
-    public static void PrepareOutput(string outDir)
-    {
-        try
-        {
-            Directory.CreateDirectory(outDir);
-            var probe = Path.Combine(outDir, ".write-test");
-            File.WriteAllText(probe, "");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IOException($"output folder {outDir} cannot be written: {e.Message}", e);
-        }
-    }
 }

@@ -31,6 +31,8 @@ public sealed record ServerOptions
     public double RequestTimeoutSeconds { get; init; } = 600;
     /// <summary>Log each request (structured, one line) to the console.</summary>
     public bool Log { get; init; } = true;
+    /// <summary>How the models are loaded (--allow-nonfinite).</summary>
+    public IO.ModelLoadOptions Load { get; init; } = IO.ModelLoadOptions.Default;
 
     public void Validate()
     {

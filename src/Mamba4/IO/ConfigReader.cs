@@ -79,6 +79,14 @@ public sealed class ConfigReader
         throw Error(name, expected, node);
     }
 
+    /// <summary>Any whole number that fits 64 bits (a seed).</summary>
+    public long? Integer(params string[] names)
+    {
+        var (name, node) = Find(names);
+        if (node is null) return null;
+        return node is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<long>(out var n) ? n : throw Error(name, "an integer", node);
+    }
+
     /// <summary>A finite number (numeric strings such as "1e-12" are read too, as RecBole writes them).</summary>
     public double? Number(params string[] names) => Real(names, "a number", _ => true);
 

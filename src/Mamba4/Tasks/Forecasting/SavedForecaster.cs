@@ -60,9 +60,7 @@ public sealed class SavedForecaster : IDisposable
             ["info"] = info?.DeepClone() ?? new JsonObject(),
         };
         model.SaveSafetensors(Path.Combine(directory, WeightsFile), new Dictionary<string, string> { ["format"] = "pt", ["mamba4"] = Format });
-        var path = Path.Combine(directory, ConfigFile);
-        File.WriteAllText(path + ".tmp", o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(path + ".tmp", path, overwrite: true);
+        AtomicFile.WriteAllText(Path.Combine(directory, ConfigFile), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
     /// <summary>Loads a model folder; the configuration is checked against the weights and the memory it needs before the model is built (<see cref="ModelFiles.Load{T}"/>).</summary>

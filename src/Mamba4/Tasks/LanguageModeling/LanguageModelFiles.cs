@@ -19,7 +19,7 @@ public static class LanguageModelFiles
             _ => throw new NotSupportedException(model.GetType().Name),
         };
         model.AsModule.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
-        File.WriteAllText(Path.Combine(dir, "config.json"), config);
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), config);
         var target = Path.Combine(dir, "tokenizer.json");
         if (tokenizer is CharTokenizer c) c.Save(target);
         else if (tokenizerFile is not null) File.Copy(Tokenizer.FilePath(tokenizerFile), target, overwrite: true);

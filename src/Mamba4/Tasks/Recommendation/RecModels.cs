@@ -126,12 +126,11 @@ public static class RecModels
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    /// <summary>Writes the model directory (atomically: a sibling temp directory, then renamed over the old one).</summary>
+    /// <summary>Writes the model directory (a sibling temporary directory named as <see cref="AtomicFile.TempPath"/> names them, then renamed over the old one).</summary>
     public static void Save(ISequentialRecommender model, int maxLen, IReadOnlyList<string>? itemTokens, string dir)
     {
-        var full = Path.GetFullPath(dir);
-        var tmp = full.TrimEnd(Path.DirectorySeparatorChar) + ".tmp";
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir));
+        var tmp = AtomicFile.TempPath(full);
         Directory.CreateDirectory(tmp);
         ((Module)model).SaveSafetensors(Path.Combine(tmp, "model.safetensors"));
         File.WriteAllText(Path.Combine(tmp, "config.json"), ConfigJson(model, maxLen));
