@@ -65,6 +65,8 @@ internal static class LmCommand
             int seqLen = parse.GetValue(seq), batchSize = parse.GetValue(batch);
             if (seqLen <= 1 || batchSize <= 0) throw new ArgumentException($"--seq-len must be > 1 and --batch > 0 (got {seqLen}, {batchSize})");
             Trainer.CheckTokensPerStep(batchSize, seqLen, "--seq-len");
+            if (parse.GetValue(minutes) is <= 0 or double.NaN) throw new ArgumentException($"--minutes must be positive, got {parse.GetValue(minutes)}");
+            if (parse.GetValue(sampleEvery) < 0) throw new ArgumentException($"--sample-every must be 0 (never) or more, got {parse.GetValue(sampleEvery)}");
             var path = parse.GetValue(data);
             if (path is not null && !File.Exists(path)) throw new FileNotFoundException($"--data: {path} not found", path);
             var outDir = parse.GetValue(output) ?? Path.Combine("runs", $"lm-{kind}");

@@ -283,6 +283,7 @@ internal static class RecCommand
         cmd.SetAction(parse =>
         {
             DeviceOption.Use(parse, device);
+            if (parse.GetValue(maxLen) is { } ml) ModelLimits.Check("--max-len", ml, ModelLimits.Positions);
             using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind), options: AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
             var data = RecData.ToModelIds(d.Load(parse), model, out int unknown);
             if (unknown > 0) Console.Error.WriteLine($"{unknown:N0} interaction(s) with items the model does not know were dropped");

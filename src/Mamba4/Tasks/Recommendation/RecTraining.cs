@@ -76,7 +76,8 @@ public sealed class RecExperiment : IDisposable
     {
         if (options.Epochs < 1) throw new ArgumentException($"--epochs must be positive, got {options.Epochs}");
         if (options.Patience < 1) throw new ArgumentException($"--patience must be positive, got {options.Patience}");
-        if (options.Batch < 1) throw new ArgumentException($"--batch must be positive, got {options.Batch}");
+        if (options.Batch < 1 || options.Batch > Trainer.MaxTokensPerStep)
+            throw new ArgumentException($"--batch must be a positive integer ≤ {Trainer.MaxTokensPerStep} (training targets per step), got {options.Batch}");
         if (!(options.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {options.LearningRate}");
         if (split.Valid.Length == 0) throw new InvalidDataException($"{split.Data.Source}: no user has the 3 items a validation sample needs");
         (_split, _model, _o, _maxLen) = (split, model, options, maxLen);
