@@ -67,7 +67,8 @@ public static class ModelFiles
                 foreach (var (name, p) in model.NamedParameters())
                     if (FirstNonFinite(p) is var (index, value) && index >= 0)
                     {
-                        var message = $"{source[name].File.Path}: tensor '{name}' holds {value} at index {index} (its first non-finite value)";
+                        var bad = float.IsNaN(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf";
+                        var message = $"{source[name].File.Path}: tensor '{name}' holds {bad} at index {index} (its first non-finite value)";
                         if (!options.AllowNonFinite) throw new InvalidDataException(message + "; --allow-nonfinite loads such weights with a warning");
                         options.Warn?.Invoke(message + "; loaded as it is (--allow-nonfinite)");
                     }

@@ -152,8 +152,8 @@ public static class RecModels
         var k = kind is not null ? ParseKind(kind) : r.String("model") is { } named ? ParseKind(named)
             : defaultKind is not null ? ParseKind(defaultKind) : Guess(r);
         int? maxLen = r.Size(ModelLimits.Positions, "max_seq_length");
-        var files = ModelFiles.WeightFiles(dir);
-        T Build<T>(ParameterShapes shapes, Func<T> create) where T : Module => ModelFiles.Load(files, shapes, create, options, Backends.Backend.DefaultDevice);
+        T Build<T>(ParameterShapes shapes, Func<T> create) where T : Module =>
+            ModelFiles.Load(ModelFiles.WeightFiles(dir), shapes, create, options, Backends.Backend.DefaultDevice);
         ISequentialRecommender model;
         switch (k)
         {
