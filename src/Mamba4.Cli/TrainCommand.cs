@@ -70,8 +70,7 @@ internal static class TrainCommand
                 Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(checkpointEvery), EvalEvery = parse.GetValue(evalEvery),
                 StopAfter = parse.GetValue(stopAfter),
             };
-            if (trainer.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {trainer.Steps}");
-            if (!(trainer.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {trainer.LearningRate}");
+            trainer.Validate();
             var outDir = parse.GetValue(output) ?? Path.Combine("runs", options.Task);
             var runs = new List<SyntheticOptions> { options };
             if (options.Selective && parse.GetValue(ablation)) runs.Add(options with { Selective = false });

@@ -53,11 +53,11 @@ public static class ModelFiles
             var names = expected.Select(p => p.Name).ToHashSet();
             var source = Open(files, opened, names.Contains);
             var optional = (ignorable ?? []).ToHashSet();
-            var found = expected.Where(p => source.ContainsKey(p.Name)).ToList();
             var report = new LoadReport(
                 expected.Where(p => !source.ContainsKey(p.Name)).Select(p => p.Name).ToList(),
                 source.Keys.Where(k => !names.Contains(k) && !optional.Contains(k)).ToList(),
-                found.Where(p => source[p.Name].Info.Shape != p.Shape).Select(p => $"{p.Name}: expected {p.Shape}, found {source[p.Name].Info.Shape}").ToList());
+                expected.Where(p => source.TryGetValue(p.Name, out var s) && s.Info.Shape != p.Shape)
+                    .Select(p => $"{p.Name}: expected {p.Shape}, found {source[p.Name].Info.Shape}").ToList());
             if (!report.IsClean) throw new InvalidDataException($"{what}: the weights do not match the model's configuration ({report})");
             CheckMemory(expected, target, options, what);
             var model = create();
@@ -108,17 +108,22 @@ public static class ModelFiles
         string model = $"the model needs about {Bytes(need)} ({shapes.Elements:N0} parameters as F32, plus working memory)";
         long host = options.HostMemoryLimit ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         if (need > host) throw new InsufficientMemoryException($"{what}: {model}, more than the {Bytes(host)} of memory available");
-        if (device.IsCpu) return;
-        var (free, _) = ((Backends.Cuda.CudaBackend)Backends.Backend.For(device)).MemoryInfo();
+        if (device.IsCpu || Backends.Backend.For(device) is not Backends.Cuda.CudaBackend gpu) return;
+        var (free, _) = gpu.MemoryInfo();
         if (need > free) throw new InsufficientMemoryException($"{what}: {model}, more than the {Bytes(free)} free on {device}");
     }
 
     private static string Bytes(long n) =>
         n >= 1L << 30 ? $"{n / (double)(1L << 30):F1} GiB" : n >= 1L << 20 ? $"{n / (double)(1L << 20):F0} MiB" : $"{n:N0} bytes";
 
-    /// <summary>The flat index and value of the first NaN or ±Inf of an F32 CPU tensor, or (−1, 0).</summary>
+    /// <summary>The flat index and value of the first NaN or ±Inf of an F32 tensor, or (−1, 0).</summary>
     internal static unsafe (long Index, float Value) FirstNonFinite(Tensor t)
     {
+        if (!t.Device.IsCpu)
+        {
+            using var host = t.To(Device.Cpu);
+            return FirstNonFinite(host);
+        }
         float* p = (float*)t.DataPointer;
         for (long start = 0, n = t.NumElements; start < n; start += int.MaxValue / 2)
         {

@@ -149,8 +149,7 @@ public static class RecModels
         var configPath = Path.Combine(dir, "config.json");
         if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath} not found: {option} must name a model directory (config.json + model.safetensors)", configPath);
         var r = ConfigReader.Load(configPath);
-        var k = kind is not null ? ParseKind(kind) : r.String("model") is { } named ? ParseKind(named)
-            : defaultKind is not null ? ParseKind(defaultKind) : Guess(r);
+        var k = kind is not null ? ParseKind(kind) : r.Choice(Kinds, "model") ?? (defaultKind is not null ? ParseKind(defaultKind) : Guess(r));
         int? maxLen = r.Size(ModelLimits.Positions, "max_seq_length");
         T Build<T>(ParameterShapes shapes, Func<T> create) where T : Module =>
             ModelFiles.Load(ModelFiles.WeightFiles(dir), shapes, create, options, Backends.Backend.DefaultDevice);
