@@ -26,23 +26,28 @@ internal static class EvalCommand
         foreach (var o in new Option[] { run, scales, samples, json }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             DeviceOption.Use(parse, device);
+            if (parse.GetValue(samples) <= 0) throw new ArgumentException($"--samples must be positive, got {parse.GetValue(samples)}");
             var dir = parse.GetValue(run)!;
             var runFile = Path.Combine(dir, "run.json");
             if (!File.Exists(runFile)) throw new FileNotFoundException($"{runFile} not found: --run must name a run folder written by `mamba4 train`", runFile);
-            var config = JsonNode.Parse(File.ReadAllText(runFile)) as JsonObject ?? throw new InvalidDataException($"{runFile}: expected a JSON object");
-            string taskName = config["task"]?.GetValue<string>() ?? throw new InvalidDataException($"{runFile}: 'task' is missing");
-            long seed = config["seed"]?.GetValue<long>() ?? 0;
+            var config = ConfigReader.Load(runFile);
+            string taskName = config.String("task") ?? throw config.Error("field 'task' is missing");
+            long seed = config.Integer("seed") ?? 0;
             var modelDir = Path.Combine(dir, "model");
-            using var model = MambaLM.FromPretrained(modelDir);
+            using var model = MambaLM.FromPretrained(modelDir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
             model.To(Backends.Backend.DefaultDevice);
-            var task = SyntheticTraining.CreateTask(taskName, config["length"]?.GetValue<int>() ?? 0);
+            var task = SyntheticTraining.CreateTask(taskName, config.Count(ModelLimits.Positions, "length") ?? 0);
             var result = new JsonObject { ["task"] = taskName, ["run"] = dir };
             foreach (var s in parse.GetValue(scales)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
                 if (!int.TryParse(s, out int scale) || scale <= 0) throw new ArgumentException($"--scales: '{s}' is not a positive integer");
+                if ((long)task.Length * scale > ModelLimits.Positions)
+                    throw new ArgumentException($"--scales: {scale}× the training length {task.Length} is more than {ModelLimits.Positions:N0} tokens");
                 double acc = SyntheticTraining.Accuracy(model, task, seed, scale, parse.GetValue(samples));
                 Console.WriteLine($"length {task.LengthFor(scale),7} ({scale}×): accuracy {acc:P2}");
                 result[scale == 1 ? "accuracy" : $"accuracy_{scale}x"] = acc;

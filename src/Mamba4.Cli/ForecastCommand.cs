@@ -160,6 +160,7 @@ internal static class ForecastCommand
         var stream = new Option<bool>("--stream") { Description = "also score the streaming forecast: the recurrent state has read the whole series from its first row (temporal Mamba without RevIN)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
         var device = DeviceOption.Create();
+        var allowNonFinite = AllowNonFiniteOption.Create();
         var cmd = new Command("eval", """
             Test a trained forecaster: MSE and MAE on the normalised scale (the model's stored training statistics)
             over every validation and test window of the split.
@@ -169,12 +170,12 @@ internal static class ForecastCommand
               mamba4 forecast eval --run runs/forecast/ETTh1-mamba-96-96 --data ETTh1.csv --json
               mamba4 forecast eval --run runs/temporal --stream
             """);
-        foreach (var o in new Option[] { run, data, split, fill, stream, json, device }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, data, split, fill, stream, json, device, allowNonFinite }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var settings = new ForecastEvalSettings
             {
-                Device = DeviceOption.Use(p, device), Run = p.GetValue(run)!, Data = p.GetValue(data), Split = p.GetValue(split),
+                Device = DeviceOption.Use(p, device), Load = AllowNonFiniteOption.LoadOptions(p, allowNonFinite), Run = p.GetValue(run)!, Data = p.GetValue(data), Split = p.GetValue(split),
                 Fill = TimeSeriesCsvOptions.ParseFill(p.GetValue(fill)!), Stream = p.GetValue(stream),
             };
             var result = ForecastEvaluation.Run(settings, Console.Out);
@@ -193,6 +194,7 @@ internal static class ForecastCommand
         var stream = new Option<bool>("--stream") { Description = "read the whole series through the recurrent state, O(1) per observation (Mamba with --embedding temporal --revin false)" };
         var follow = new Option<bool>("--follow") { Description = "with --stream: then read new rows (CSV, no header) from standard input and print the updated forecast after each" };
         var device = DeviceOption.Create();
+        var allowNonFinite = AllowNonFiniteOption.Create();
         var cmd = new Command("predict", """
             Forecast the next horizon steps after the end of a series, in original units, with timestamps spaced by
             the series' step. Windowed models read the last input-length rows. With --stream a temporal Mamba
@@ -203,12 +205,12 @@ internal static class ForecastCommand
               mamba4 forecast predict --run runs/forecast/ETTh1-mamba-96-96 --data ETTh1.csv --out next.csv
               tail -f live.csv | mamba4 forecast predict --run runs/temporal --data history.csv --stream --follow
             """);
-        foreach (var o in new Option[] { run, data, output, fill, stream, follow, device }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, data, output, fill, stream, follow, device, allowNonFinite }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var settings = new ForecastPredictSettings
             {
-                Device = DeviceOption.Use(p, device), Run = p.GetValue(run)!, Data = p.GetValue(data), OutputPath = p.GetValue(output),
+                Device = DeviceOption.Use(p, device), Load = AllowNonFiniteOption.LoadOptions(p, allowNonFinite), Run = p.GetValue(run)!, Data = p.GetValue(data), OutputPath = p.GetValue(output),
                 Fill = TimeSeriesCsvOptions.ParseFill(p.GetValue(fill)!), Stream = p.GetValue(stream), Follow = p.GetValue(follow),
             };
             ForecastPrediction.Run(settings, Console.In, Console.Out, Console.Error);

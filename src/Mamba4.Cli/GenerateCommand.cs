@@ -38,6 +38,8 @@ internal static class GenerateCommand
         foreach (var o in new Option[] { model, promptIds, promptText, stops, maxNew, greedy, temperature, topK, topP, penalty, seed, eos, tokenizerPath }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             DeviceOption.Use(parse, device);
@@ -51,17 +53,22 @@ internal static class GenerateCommand
             else
             {
                 try { prompt = idsText!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray(); }
-                catch (FormatException) { throw new ArgumentException($"--prompt-ids must be comma-separated integers, got '{idsText}'"); }
+                catch (Exception e) when (e is FormatException or OverflowException) { throw new ArgumentException($"--prompt-ids must be comma-separated integers, got '{idsText}'"); }
             }
-            var lm = LanguageModelFiles.Load(dir);
+            var options = new SamplingOptions
+            {
+                Greedy = parse.GetValue(greedy), Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK),
+                TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(penalty), Seed = parse.GetValue(seed),
+                EosTokenId = parse.GetValue(eos),
+            };
+            options.Validate();
+            int maxTokens = parse.GetValue(maxNew);
+            if (maxTokens < 1) throw new ArgumentException($"--max-new-tokens must be positive, got {maxTokens}");
+            var lm = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
             try
             {
-                var options = new SamplingOptions
-                {
-                    Greedy = parse.GetValue(greedy), Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK),
-                    TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(penalty), Seed = parse.GetValue(seed),
-                    EosTokenId = parse.GetValue(eos),
-                };
+                foreach (var id in prompt.Append(options.EosTokenId ?? 0))
+                    if (id < 0 || id >= lm.VocabSize) throw new ArgumentException($"token id {id} (--prompt-ids / --eos-token-id) is outside the model's vocabulary [0, {lm.VocabSize})");
                 var stopStrings = parse.GetValue(stops) ?? [];
                 var output = new List<long>(prompt);
                 var decoder = tokenizer?.CreateStreamingDecoder();
@@ -69,7 +76,7 @@ internal static class GenerateCommand
                 var sw = Stopwatch.StartNew();
                 int count = 0;
                 if (tokenizer is not null) Console.Write(text);
-                foreach (var token in LanguageModeling.Sample(lm, prompt, parse.GetValue(maxNew), options))
+                foreach (var token in LanguageModeling.Sample(lm, prompt, maxTokens, options))
                 {
                     output.Add(token);
                     count++;

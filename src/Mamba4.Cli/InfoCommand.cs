@@ -18,6 +18,8 @@ internal static class InfoCommand
         var model = new Option<string?>("--model") { Description = "also print this Hugging Face Mamba directory's config and parameter count" };
         var cmd = new Command("info", "Show version, CPU features, SIMD width, threads, whether OpenBLAS was found, and the CUDA GPUs (or why there are none).\n\nExamples:\n  mamba4 info\n  mamba4 info --model ./mamba-130m-hf");
         cmd.Options.Add(model);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             Console.WriteLine($"mamba4 {EngineSettings.LibraryVersion}  (.NET {Environment.Version}, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture})");
@@ -36,7 +38,7 @@ internal static class InfoCommand
             PrintGpus();
             if (parse.GetValue(model) is { } dir)
             {
-                using var lm = Mamba4.Models.MambaLM.FromPretrained(dir);
+                using var lm = Mamba4.Models.MambaLM.FromPretrained(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
                 Console.WriteLine($"model: {Path.GetFullPath(dir)}");
                 Console.WriteLine(lm.Config.ToJson());
                 Console.WriteLine($"parameters: {lm.ParameterCount:N0}");

@@ -96,6 +96,8 @@ internal static class LmCommand
         foreach (var o in new Option[] { model, data, all, seq, json }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
+        var allowNonFinite = AllowNonFiniteOption.Create();
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             DeviceOption.Use(parse, device);
@@ -106,7 +108,7 @@ internal static class LmCommand
             var text = File.ReadAllText(path);
             var ids = tok.Encode(text);
             var part = parse.GetValue(all) ? ids : ids[(int)(ids.Length * 0.9)..];
-            var net = LanguageModelFiles.Load(dir);
+            var net = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
             try
             {
                 var stream = TokenStream.ForEvaluation(part);

@@ -19,6 +19,7 @@ internal static class RecRecommendCommand
         var histories = new Option<string?>("--histories") { Description = "batch mode: a file of user histories, one line per user: user item item ... (oldest first)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object (items, ids, scores) as the last line; batch mode: one JSON object per user" };
         var device = DeviceOption.Create();
+        var allowNonFinite = AllowNonFiniteOption.Create();
         var cmd = new Command("recommend", """
             The top items after a user's history. Mamba4Rec walks the history with its recurrent step (O(1) per
             interaction; equal to a full forward), the others run one forward. The history is the last max_len items.
@@ -32,11 +33,12 @@ internal static class RecRecommendCommand
               mamba4 rec recommend --checkpoint runs/rec-mamba4rec/model --histories users.txt --top 10 > top10.tsv
             """);
         foreach (var o in d.All.Concat([ckpt, kind, history, user, histories, ids, top, exclude, json, device])) cmd.Options.Add(o);
+        cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
             var settings = new RecRecommendSettings
             {
-                Device = DeviceOption.Use(parse, device), Checkpoint = parse.GetValue(ckpt)!, Kind = parse.GetValue(kind), Data = d.Get(parse),
+                Device = DeviceOption.Use(parse, device), Load = AllowNonFiniteOption.LoadOptions(parse, allowNonFinite), Checkpoint = parse.GetValue(ckpt)!, Kind = parse.GetValue(kind), Data = d.Get(parse),
                 History = parse.GetValue(history), User = parse.GetValue(user), Histories = parse.GetValue(histories), Ids = parse.GetValue(ids),
                 Top = parse.GetValue(top), ExcludeHistory = parse.GetValue(exclude), Json = parse.GetValue(json),
             };

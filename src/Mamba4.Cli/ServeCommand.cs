@@ -32,6 +32,7 @@ internal static class ServeCommand
         var insecure = new Option<bool>("--insecure-no-auth") { Description = "serve a non-loopback --host without an API key (refused otherwise)" };
         var allowedHosts = new Option<string[]>("--allowed-hosts") { Description = "host names (or IPs) requests may name in their Host header besides the bound address and localhost (421 otherwise); comma-separated or repeated; '*' = any. With --host 0.0.0.0, list the server's public names", AllowMultipleArgumentsPerToken = false };
         var cors = new Option<string[]>("--cors") { Description = "origins (e.g. https://app.example) whose pages may call the server from a browser; comma-separated or repeated; '*' = any. Default: no CORS headers", AllowMultipleArgumentsPerToken = false };
+        var allowNonFinite = AllowNonFiniteOption.Create();
         var cmd = new Command("serve", $$"""
             Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
             server-sent events; all active streams advance together in one batched recurrent step
@@ -56,7 +57,7 @@ internal static class ServeCommand
             but GET /health and the playground page needs 'Authorization: Bearer KEY' (401). A --host other than
             loopback (127.0.0.0/8, ::1, localhost) needs a key, or --insecure-no-auth. No CORS headers unless --cors.
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors, allowNonFinite }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             DeviceOption.Use(parse, device);   // before loading anything: no usable GPU → the one-line reason
@@ -71,6 +72,7 @@ internal static class ServeCommand
                 Log = !parse.GetValue(quiet),
                 ApiKey = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable(ApiKeyVariable), InsecureNoAuth = parse.GetValue(insecure),
                 AllowedHosts = List(parse.GetValue(allowedHosts)), CorsOrigins = List(parse.GetValue(cors)),
+                Load = AllowNonFiniteOption.LoadOptions(parse, allowNonFinite),
             };
             await using var app = MambaServer.Build(options);
             await app.StartAsync(CancellationToken.None);

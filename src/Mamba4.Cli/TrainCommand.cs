@@ -60,11 +60,10 @@ internal static class TrainCommand
             {
                 Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
                 WeightDecay = parse.GetValue(weightDecay), ClipNorm = parse.GetValue(clip), GradientAccumulation = parse.GetValue(accumulate),
-                Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(checkpointEvery), EvalEvery = Math.Max(1, parse.GetValue(evalEvery)),
+                Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(checkpointEvery), EvalEvery = parse.GetValue(evalEvery),
                 StopAfter = parse.GetValue(stopAfter),
             };
-            if (trainer.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {trainer.Steps}");
-            if (!(trainer.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {trainer.LearningRate}");
+            trainer.Validate();
             var settings = new SyntheticRunSettings
             {
                 Model = model, Trainer = trainer, Ablation = parse.GetValue(ablation), Device = DeviceOption.Use(parse, device),

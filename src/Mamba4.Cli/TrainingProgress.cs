@@ -32,6 +32,4 @@ internal sealed class TrainingProgress : IRunProgress
         return result!;
     }
 
-    /// <summary>Creates the output folder and checks that it can be written, before any training time is spent.</summary>
-    public static void PrepareOutput(string outDir) => RunDirectory.Create(outDir);
 }

@@ -202,7 +202,7 @@ public static class MambaServer
     // (a no-op when they are there already), so that an in-process server on a GPU needs no process-wide setting.
     private static TextService LoadText(string dir, Mamba4.Tensors.Device device, ServerOptions options, ServerMetrics metrics)
     {
-        var lm = LanguageModelFiles.Load(dir);
+        var lm = LanguageModelFiles.Load(dir, options.Load);
         if (lm is not MambaLM mamba)
         {
             lm.AsModule.Dispose();
@@ -228,7 +228,7 @@ public static class MambaServer
     /// <summary>The Mamba4Rec directory through the library's loader (the one `mamba4 rec` uses): the event API needs its recurrent state.</summary>
     private static RecService LoadRec(string dir, Mamba4.Tensors.Device device, ServerOptions options, ServerMetrics metrics)
     {
-        var loaded = RecModels.Load(dir, option: "--rec", defaultKind: "mamba4rec");
+        var loaded = RecModels.Load(dir, option: "--rec", defaultKind: "mamba4rec", options: options.Load);
         if (loaded.Model is not Mamba4Rec model)
         {
             loaded.Dispose();
@@ -255,7 +255,7 @@ public static class MambaServer
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--forecast: directory not found: {dir}");
         var modelDir = File.Exists(Path.Combine(dir, SavedForecaster.ConfigFile)) ? dir : Path.Combine(dir, "model");
-        var saved = SavedForecaster.Load(modelDir);
+        var saved = SavedForecaster.Load(modelDir, options.Load);
         SeriesStore? store = null;
         try
         {

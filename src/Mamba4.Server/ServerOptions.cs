@@ -43,6 +43,8 @@ public sealed record ServerOptions
     public IReadOnlyList<string> AllowedHosts { get; init; } = [];
     /// <summary>Origins (scheme://host[:port]) whose pages may call the server from a browser (CORS); "*" = any. None = no CORS headers.</summary>
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
+    /// <summary>How the models are loaded (--allow-nonfinite).</summary>
+    public IO.ModelLoadOptions Load { get; init; } = IO.ModelLoadOptions.Default;
 
     public void Validate()
     {

@@ -131,8 +131,8 @@ public class SASRecFixtureTests
             Assert.Equal(model.Forward(seq, lens).ToFloatArray(), copy.Forward(seq, lens).ToFloatArray());
         }
         finally { Directory.Delete(outDir, true); }
-        Assert.Contains("'n_items' is required", Assert.Throws<FormatException>(() => RecConfigJson.ReadSASRec("{}", "c.json")).Message);
-        Assert.Contains("'n_heads' must be an integer", Assert.Throws<FormatException>(() => RecConfigJson.ReadSASRec("{\"n_items\": 5, \"n_heads\": \"two\"}")).Message);
+        Assert.Contains("c.json: field 'n_items' is missing", Assert.Throws<FormatException>(() => RecConfigJson.ReadSASRec("{}", "c.json")).Message);
+        Assert.Contains("config.json: field 'n_heads': expected a positive integer ≤ 1024, got \"two\"", Assert.Throws<FormatException>(() => RecConfigJson.ReadSASRec("{\"n_items\": 5, \"n_heads\": \"two\"}")).Message);
         Assert.Contains("not valid JSON", Assert.Throws<FormatException>(() => RecConfigJson.ReadSASRec("{")).Message);
     }
 }

@@ -80,14 +80,22 @@ public class TrainCliTests : IDisposable
 
     [Theory]
     [InlineData("unknown task 'copying'", "--task", "copying")]
-    [InlineData("--d-model must be a positive integer, got -4", "--d-model", "-4")]
+    [InlineData("--d-model must be a positive integer ≤ 65536, got -4", "--d-model", "-4")]
     [InlineData("--steps must be positive, got 0", "--steps", "0")]
+    // batch × length overflowed an int (OverflowException, exit 134) or allocated until the machine ran out
+    [InlineData("--batch must be a positive integer ≤ 1048576, got 100000000", "--batch", "100000000")]
+    [InlineData("--batch 100000 × sequence length 1008 = 100,800,000 tokens per step, more than the 1,048,576 a step may take", "--batch", "100000", "--length", "1000")]
+    [InlineData("--length: the selective-copying region must hold its 8 data tokens, got 1", "--length", "1")]
+    [InlineData("--length: an induction-heads sequence needs at least 4 tokens", "--task", "induction-heads", "--length", "2")]
+    [InlineData("--warmup must be 0 or more, got -5", "--warmup", "-5")]
+    [InlineData("--eval-every must be positive, got 0", "--eval-every", "0")]
+    [InlineData("--clip must be 0 (off) or more, got -1", "--clip", "-1")]
     public void BadArgumentsFailWithOneClearLine(string expected, params string[] args)
     {
         var (code, _, stderr) = CliTests.Run(["train", "--out", Path.Combine(_dir, "bad"), .. args]);
-        Assert.NotEqual(0, code);
+        Assert.Equal(1, code);
         Assert.Contains(expected, stderr);
-        Assert.DoesNotContain("   at ", stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
     }
 
     [Fact]

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Mamba4.Tensors;
@@ -11,7 +10,7 @@ namespace Mamba4.IO;
 /// Reading and writing the safetensors format (Hugging Face): state dicts move between Mamba4 and
 /// PyTorch/transformers with the same names, dtypes and shapes. Reading: <see cref="SafetensorsFile"/>.
 /// </summary>
-public static partial class Safetensors
+public static class Safetensors
 {
     public static SafetensorsFile Open(string path) => SafetensorsFile.Open(path);
 
@@ -28,8 +27,8 @@ public static partial class Safetensors
     /// the 8-byte header length, the JSON header ("__metadata__" first when given, then the tensors in
     /// the given order) padded with spaces so the data starts on an 8-byte boundary, then each tensor's
     /// bytes in the given order, back to back. The file is written to a temporary file in the same
-    /// directory, flushed to disk, and renamed over <paramref name="path"/>: a reader sees the old file
-    /// or the new one, never half of one, and a failed save leaves the old file untouched.
+    /// directory, flushed to disk, and renamed over <paramref name="path"/> (<see cref="AtomicFile.Write"/>): a reader
+    /// sees the old file or the new one, never half of one, and a failed save leaves the old file untouched.
     /// </summary>
     /// <exception cref="ArgumentException">A duplicate or reserved name, a disposed tensor. GPU tensors are written from a host copy.</exception>
     public static void Save(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
@@ -40,25 +39,11 @@ public static partial class Safetensors
         Check(list, metadata);
         var header = BuildHeader(list, metadata);
 
-        var full = System.IO.Path.GetFullPath(path);
-        var dir = System.IO.Path.GetDirectoryName(full) ?? ".";
-        var temp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFile.Write(path, fs =>
         {
-            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
-            {
-                fs.Write(header);
-                foreach (var (_, t) in list) WriteData(fs, t);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
-        SyncDirectory(dir);
+            fs.Write(header);
+            foreach (var (_, t) in list) WriteData(fs, t);
+        }, durable: true);
     }
 
     private static void Check(List<(string Name, Tensor Tensor)> list, IReadOnlyDictionary<string, string>? metadata)
@@ -122,7 +107,7 @@ public static partial class Safetensors
         return header;
     }
 
-    private static unsafe void WriteData(FileStream fs, Tensor t)
+    private static unsafe void WriteData(Stream fs, Tensor t)
     {
         if (!t.Device.IsCpu)
         {
@@ -138,29 +123,4 @@ public static partial class Safetensors
             done += chunk;
         }
     }
-
-    /// <summary>Makes the rename durable (POSIX: fsync the directory). Best effort: a platform without it
-    /// still has a complete file, flushed before the rename.</summary>
-    private static void SyncDirectory(string dir)
-    {
-        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
-        try
-        {
-            int fd = open(dir, 0 /* O_RDONLY */);
-            if (fd < 0) return;
-            fsync(fd);
-            close(fd);
-        }
-        catch (DllNotFoundException) { }
-        catch (EntryPointNotFoundException) { }
-    }
-
-    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int open(string path, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fsync(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 }

@@ -17,6 +17,15 @@ public sealed record SamplingOptions
     public int Seed { get; init; }
     /// <summary>Stop after this token (not emitted twice); null = never.</summary>
     public long? EosTokenId { get; init; }
+
+    /// <summary>Every option in its range; messages name `mamba4 generate`'s options.</summary>
+    public void Validate()
+    {
+        if (!Greedy && !(Temperature > 0 && float.IsFinite(Temperature))) throw new ArgumentException($"--temperature must be a positive number (or pass --greedy), got {Temperature}");
+        if (TopK < 0) throw new ArgumentException($"--top-k must be 0 (all tokens) or more, got {TopK}");
+        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"--top-p must be in (0, 1], got {TopP}");
+        if (!(RepetitionPenalty > 0 && float.IsFinite(RepetitionPenalty))) throw new ArgumentException($"--repetition-penalty must be a positive number (1 = off), got {RepetitionPenalty}");
+    }
 }
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mamba4.Autograd;
+using Mamba4.IO;
 using Mamba4.Data.TimeSeries;
 using Mamba4.Nn;
 using Mamba4.Ops;
@@ -48,24 +49,35 @@ public sealed record ForecasterConfig
 
     public bool Temporal => Embedding == "temporal";
 
+    /// <summary>Checks every size against <see cref="ModelLimits"/>; messages name the command-line options.</summary>
     public void Validate()
     {
-        void Positive(string name, int v) { if (v <= 0) throw new ArgumentException($"--{name} must be a positive integer, got {v}"); }
         if (!Models.Contains(Model)) throw new ArgumentException($"unknown model '{Model}' (expected one of: {string.Join(", ", Models)})");
         if (!Embeddings.Contains(Embedding)) throw new ArgumentException($"unknown embedding '{Embedding}' (expected one of: {string.Join(", ", Embeddings)})");
-        Positive("input-len", InputLength); Positive("horizon", Horizon); Positive("variables", Variables);
-        if (TimeFeatures < 0) throw new ArgumentException($"time features must be 0 or more, got {TimeFeatures}");
+        ModelLimits.Check("--input-len", InputLength, ModelLimits.Positions);
+        ModelLimits.Check("--horizon", Horizon, ModelLimits.Positions);
+        ModelLimits.Check("variables", Variables, ModelLimits.Variables);
+        if (TimeFeatures is < 0 or > ModelLimits.Variables) throw new ArgumentException($"time features must be from 0 to {ModelLimits.Variables}, got {TimeFeatures}");
         if (Model == "linear")
         {
-            Positive("moving-average", MovingAverage);
+            ModelLimits.Check("--moving-average", MovingAverage, ModelLimits.Positions);
             if (MovingAverage % 2 == 0) throw new ArgumentException($"--moving-average must be odd (a centred window), got {MovingAverage}");
             return;
         }
-        Positive("d-model", DModel); Positive("layers", Layers); Positive("d-ff", DFf);
-        if (Model == "mamba") { Positive("d-state", DState); Positive("d-conv", DConv); Positive("expand", Expand); }
+        ModelLimits.Check("--d-model", DModel, ModelLimits.Width);
+        ModelLimits.Check("--layers", Layers, ModelLimits.Layers);
+        ModelLimits.Check("--d-ff", DFf, ModelLimits.InnerWidth);
+        if (Temporal) ModelLimits.Check("--horizon × variables (the outputs of a temporal model)", (long)Horizon * Variables, ModelLimits.Vocabulary);
+        if (Model == "mamba")
+        {
+            ModelLimits.Check("--d-state", DState, ModelLimits.StateSize);
+            ModelLimits.Check("--d-conv", DConv, ModelLimits.ConvKernel);
+            ModelLimits.Check("--expand", Expand, ModelLimits.Expand);
+            ModelLimits.Check("--expand × --d-model", (long)Expand * DModel, ModelLimits.InnerWidth);
+        }
         if (Model == "transformer")
         {
-            Positive("heads", Heads);
+            ModelLimits.Check("--heads", Heads, ModelLimits.Heads);
             if (DModel % Heads != 0) throw new ArgumentException($"--d-model ({DModel}) must be a multiple of --heads ({Heads})");
         }
         if (Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), got {Dropout}");
@@ -73,25 +85,40 @@ public sealed record ForecasterConfig
 
     public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, JsonOptions)!.AsObject();
 
-    public static ForecasterConfig FromJson(JsonNode? node, string source)
+    /// <summary>The "model" section of forecaster.json (written by <see cref="ToJson"/>; a field it does not write is an error).</summary>
+    public static ForecasterConfig FromConfig(ConfigReader r)
     {
-        try
+        var d = new ForecasterConfig();
+        r.RejectUnknown(d.ToJson().Select(kv => kv.Key));
+        var c = new ForecasterConfig
         {
-            var c = node.Deserialize<ForecasterConfig>(JsonOptions) ?? throw new InvalidDataException($"{source}: 'model' is missing");
-            c.Validate();
-            return c;
-        }
-        catch (Exception e) when (e is JsonException or ArgumentException)
-        {
-            throw new InvalidDataException($"{source}: bad model configuration: {e.Message}", e);
-        }
+            Model = r.Choice(Models, "model") ?? d.Model,
+            InputLength = r.Size(ModelLimits.Positions, "input_length") ?? d.InputLength,
+            Horizon = r.Size(ModelLimits.Positions, "horizon") ?? d.Horizon,
+            Variables = r.Size(ModelLimits.Variables, "variables") ?? d.Variables,
+            Embedding = r.Choice(Embeddings, "embedding") ?? d.Embedding,
+            TimeFeatures = r.Count(ModelLimits.Variables, "time_features") ?? d.TimeFeatures,
+            RevIn = r.Bool("revin") ?? d.RevIn,
+            DModel = r.Size(ModelLimits.Width, "d_model") ?? d.DModel,
+            Layers = r.Size(ModelLimits.Layers, "layers") ?? d.Layers,
+            DState = r.Size(ModelLimits.StateSize, "d_state") ?? d.DState,
+            DConv = r.Size(ModelLimits.ConvKernel, "d_conv") ?? d.DConv,
+            Expand = r.Size(ModelLimits.Expand, "expand") ?? d.Expand,
+            DFf = r.Size(ModelLimits.InnerWidth, "d_ff") ?? d.DFf,
+            Heads = r.Size(ModelLimits.Heads, "heads") ?? d.Heads,
+            Dropout = r.Probability("dropout") ?? d.Dropout,
+            Bidirectional = r.Bool("bidirectional") ?? d.Bidirectional,
+            MovingAverage = r.Size(ModelLimits.Positions, "moving_average") ?? d.MovingAverage,
+        };
+        try { c.Validate(); }
+        catch (ArgumentException e) { throw r.Error(e.Message); }
+        return c;
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         IgnoreReadOnlyProperties = true,
-        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
     };
 }
 
@@ -112,6 +139,23 @@ public abstract class Forecaster : Module
     public ForecasterConfig Config { get; }
     public abstract bool VariableMajor { get; }
     public abstract Tensor Forward(ForecastBatch batch);
+
+    /// <summary>The parameters <see cref="Create"/> creates, without creating them.</summary>
+    public static ParameterShapes Shapes(ForecasterConfig c)
+    {
+        var s = new ParameterShapes();
+        if (c.Model == "linear") return s.Linear("Linear_Seasonal", c.InputLength, c.Horizon).Linear("Linear_Trend", c.InputLength, c.Horizon);
+        int d = c.DModel;
+        s.Linear("embedding", c.Temporal ? c.Variables + c.TimeFeatures : c.InputLength, d);
+        for (int i = 0; i < c.Layers; i++)
+        {
+            string l = $"layers.{i}";
+            if (c.Model == "mamba") s.Mamba4Layer(l, MambaForecaster.Mixer(c), c.DFf, c.Bidirectional && !c.Temporal);
+            else s.Linear(l + ".query_projection", d, d).Linear(l + ".key_projection", d, d).Linear(l + ".value_projection", d, d).Linear(l + ".out_projection", d, d)
+                  .LayerNorm(l + ".norm1", d).Linear(l + ".conv1", d, c.DFf).Linear(l + ".conv2", c.DFf, d).LayerNorm(l + ".norm2", d);
+        }
+        return s.LayerNorm("norm", d).Linear("projector", d, c.Temporal ? c.Horizon * c.Variables : c.Horizon);
+    }
 
     public static Forecaster Create(ForecasterConfig config, int seed = 0) => config.Model switch
     {

@@ -51,6 +51,15 @@ public sealed class GRU4Rec : Module, ISequentialRecommender
         Dense = Child("dense", new Nn.Linear(h, e, true, rng));
     }
 
+    /// <summary>The parameters <see cref="GRU4Rec(GRU4RecConfig, int)"/> creates, without creating them.</summary>
+    public static ParameterShapes Shapes(GRU4RecConfig c)
+    {
+        int e = c.EmbeddingSize, h = c.HiddenSize;
+        var s = new ParameterShapes().Embedding("item_embedding", c.NItems, e);
+        for (int k = 0; k < c.NumLayers; k++) s.Add($"gru_layers.weight_ih_l{k}", 3 * h, k == 0 ? e : h).Add($"gru_layers.weight_hh_l{k}", 3 * h, h);
+        return s.Linear("dense", h, e);
+    }
+
     public GRU4RecConfig Config { get; }
     public int NItems => Config.NItems;
     public Nn.Embedding ItemEmbedding { get; }

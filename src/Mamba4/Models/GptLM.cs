@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Mamba4.Backends;
+using Mamba4.IO;
 using Mamba4.Nn;
 using Mamba4.Ops;
 using Mamba4.Tensors;
@@ -19,21 +20,31 @@ public sealed record GptConfig
 
     public void Validate()
     {
-        if (DModel <= 0 || NLayer <= 0 || NHead <= 0 || VocabSize <= 0 || MaxPositions <= 0)
-            throw new ArgumentException($"GPT config: sizes must be positive (d_model {DModel}, n_layer {NLayer}, n_head {NHead}, vocab {VocabSize}, positions {MaxPositions})");
+        ModelLimits.Check("GPT config: d_model", DModel, ModelLimits.Width);
+        ModelLimits.Check("GPT config: n_layer", NLayer, ModelLimits.Layers);
+        ModelLimits.Check("GPT config: n_head", NHead, ModelLimits.Heads);
+        ModelLimits.Check("GPT config: vocab", VocabSize, ModelLimits.Vocabulary);
+        ModelLimits.Check("GPT config: positions", MaxPositions, ModelLimits.Positions);
         if (DModel % NHead != 0) throw new ArgumentException($"GPT config: d_model {DModel} must be a multiple of n_head {NHead}");
     }
 
-    public static GptConfig FromJson(JsonObject o, string source) => new()
+    /// <summary>A config.json with model_type "gpt" (see <see cref="ConfigReader"/> for its errors).</summary>
+    public static GptConfig FromConfig(ConfigReader r)
     {
-        DModel = o["n_embd"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'n_embd' is missing"),
-        NLayer = o["n_layer"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'n_layer' is missing"),
-        NHead = o["n_head"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'n_head' is missing"),
-        VocabSize = o["vocab_size"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'vocab_size' is missing"),
-        MaxPositions = o["n_positions"]?.GetValue<int>() ?? throw new InvalidDataException($"{source}: 'n_positions' is missing"),
-        Dropout = o["dropout"]?.GetValue<float>() ?? 0f,
-        NormEpsilon = o["layer_norm_epsilon"]?.GetValue<float>() ?? 1e-5f,
-    };
+        int Required(int max, string name) => r.Size(max, name) ?? throw r.Error($"field '{name}' is missing");
+        var c = new GptConfig
+        {
+            DModel = Required(ModelLimits.Width, "n_embd"),
+            NLayer = Required(ModelLimits.Layers, "n_layer"),
+            NHead = Required(ModelLimits.Heads, "n_head"),
+            VocabSize = Required(ModelLimits.Vocabulary, "vocab_size"),
+            MaxPositions = Required(ModelLimits.Positions, "n_positions"),
+            Dropout = r.Probability("dropout") ?? 0f,
+            NormEpsilon = (float)(r.Positive("layer_norm_epsilon") ?? 1e-5),
+        };
+        if (c.DModel % c.NHead != 0) throw r.Error($"field 'n_embd' ({c.DModel}) must be a multiple of field 'n_head' ({c.NHead})");
+        return c;
+    }
 
     public JsonObject ToJson() => new()
     {
@@ -155,6 +166,17 @@ public sealed class GptLM : Module, ICausalLanguageModel
                 using (var n = Init.Normal(rng, lin.Weight.Shape, 0, std)) n.AsSpan<float>().CopyTo(lin.Weight.AsSpan<float>());
                 lin.Bias!.AsSpan<float>().Clear();
             }
+    }
+
+    /// <summary>The parameters <see cref="GptLM(GptConfig, int)"/> creates, without creating them.</summary>
+    public static ParameterShapes Shapes(GptConfig c)
+    {
+        int d = c.DModel;
+        var s = new ParameterShapes().Embedding("transformer.wte", c.VocabSize, d).Embedding("transformer.wpe", c.MaxPositions, d);
+        for (int i = 0; i < c.NLayer; i++)
+            s.LayerNorm($"transformer.h.{i}.ln_1", d).Linear($"transformer.h.{i}.attn.c_attn", d, 3 * d).Linear($"transformer.h.{i}.attn.c_proj", d, d)
+             .LayerNorm($"transformer.h.{i}.ln_2", d).Linear($"transformer.h.{i}.mlp.c_fc", d, 4 * d).Linear($"transformer.h.{i}.mlp.c_proj", 4 * d, d);
+        return s.LayerNorm("transformer.ln_f", d);
     }
 
     public GptConfig Config { get; }

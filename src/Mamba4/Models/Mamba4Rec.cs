@@ -55,6 +55,14 @@ public sealed class Mamba4Rec : Module, ISequentialRecommender
             }
     }
 
+    /// <summary>The parameters <see cref="Mamba4Rec(Mamba4RecConfig, int)"/> creates, without creating them.</summary>
+    public static ParameterShapes Shapes(Mamba4RecConfig c)
+    {
+        var s = new ParameterShapes().Embedding("item_embedding", c.NItems, c.HiddenSize).LayerNorm("LayerNorm", c.HiddenSize);
+        for (int i = 0; i < c.NumLayers; i++) s.Mamba4Layer($"mamba_layers.{i}", c.Mixer, c.InnerSize, bidirectional: false);
+        return s;
+    }
+
     public Mamba4RecConfig Config { get; }
     public Nn.Embedding ItemEmbedding { get; }
     public Nn.LayerNorm Norm { get; }

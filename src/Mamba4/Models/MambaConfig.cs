@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mamba4.IO;
 
 namespace Mamba4.Models;
 
@@ -42,103 +43,64 @@ public sealed record MambaConfig
     public int DInner => IntermediateSize ?? Expand * DModel;
     public int DtRank => TimeStepRank ?? (DModel + 15) / 16;
 
+    /// <summary>Checks every size against <see cref="ModelLimits"/> and the options' ranges; errors name <paramref name="source"/> and the field.</summary>
     public void Validate(string source = "config")
     {
-        void Positive(string field, int v) { if (v <= 0) throw new FormatException($"{source}: '{field}' must be a positive integer, got {v}"); }
-        Positive("hidden_size", DModel);
-        Positive("num_hidden_layers", NLayer);
-        Positive("state_size", DState);
-        Positive("conv_kernel", DConv);
-        Positive("intermediate_size", DInner);
-        Positive("time_step_rank", DtRank);
-        Positive("vocab_size", VocabSize);
-        if (DtInit is not ("random" or "constant")) throw new FormatException($"{source}: 'time_step_init_scheme' must be \"random\" or \"constant\", got \"{DtInit}\"");
+        void Size(string field, long v, int max)
+        {
+            if (v < 1 || v > max) throw new FormatException($"{source}: field '{field}': expected a positive integer ≤ {max}, got {v}");
+        }
+        Size("hidden_size", DModel, ModelLimits.Width);
+        Size("num_hidden_layers", NLayer, ModelLimits.Layers);
+        Size("state_size", DState, ModelLimits.StateSize);
+        Size("conv_kernel", DConv, ModelLimits.ConvKernel);
+        Size("expand", Expand, ModelLimits.Expand);
+        Size("intermediate_size", IntermediateSize ?? (long)Expand * DModel, ModelLimits.InnerWidth);
+        Size("time_step_rank", DtRank, ModelLimits.Width);
+        Size("vocab_size", VocabSize, ModelLimits.Vocabulary);
+        if (MaxPositionEmbeddings is < 0 or > ModelLimits.Positions)
+            throw new FormatException($"{source}: field 'max_position_embeddings': expected an integer from 0 to {ModelLimits.Positions}, got {MaxPositionEmbeddings}");
+        if (DtInit is not ("random" or "constant")) throw new FormatException($"{source}: field 'time_step_init_scheme': expected \"random\" or \"constant\", got \"{DtInit}\"");
         if (!(DtMin > 0 && DtMax >= DtMin)) throw new FormatException($"{source}: need 0 < time_step_min ≤ time_step_max, got {DtMin}, {DtMax}");
-        if (Dropout is < 0 or >= 1) throw new FormatException($"{source}: 'dropout' must be in [0, 1), got {Dropout}");
+        if (Dropout is < 0 or >= 1) throw new FormatException($"{source}: field 'dropout': expected a probability, 0 ≤ p < 1, got {Dropout}");
     }
 
-    public static MambaConfig FromJsonFile(string path)
+    /// <summary>Reads a config.json (see <see cref="ConfigReader"/> for its errors).</summary>
+    public static MambaConfig FromJsonFile(string path) => FromConfig(ConfigReader.Load(path));
+
+    public static MambaConfig FromJson(string json, string source = "config") => FromConfig(ConfigReader.Parse(json, source));
+
+    /// <summary>A config.json already opened (see <see cref="ConfigReader"/> for its errors).</summary>
+    public static MambaConfig FromConfig(ConfigReader r)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"config file not found: {path}", path);
-        return FromJson(File.ReadAllText(path), path);
-    }
-
-    public static MambaConfig FromJson(string json, string source = "config")
-    {
-        JsonObject obj;
-        try { obj = JsonNode.Parse(json) as JsonObject ?? throw new FormatException($"{source}: expected a JSON object"); }
-        catch (JsonException e) { throw new FormatException($"{source}: not valid JSON at line {e.LineNumber + 1}, byte {e.BytePositionInLine}: {e.Message}", e); }
-
-        int? Int(params string[] names)
-        {
-            foreach (var n in names)
-                if (obj.TryGetPropertyValue(n, out var v) && v is not null)
-                {
-                    if (v is JsonValue jv && jv.TryGetValue<int>(out var i)) return i;
-                    if (v is JsonValue sv && sv.TryGetValue<string>(out var s) && s == "auto") return null;
-                    throw new FormatException($"{source}: '{n}' must be an integer, got {v.ToJsonString()}");
-                }
-            return null;
-        }
-        double? Num(params string[] names)
-        {
-            foreach (var n in names)
-                if (obj.TryGetPropertyValue(n, out var v) && v is not null)
-                {
-                    if (v is JsonValue jv && jv.TryGetValue<double>(out var d)) return d;
-                    throw new FormatException($"{source}: '{n}' must be a number, got {v.ToJsonString()}");
-                }
-            return null;
-        }
-        bool? Bool(params string[] names)
-        {
-            foreach (var n in names)
-                if (obj.TryGetPropertyValue(n, out var v) && v is not null)
-                {
-                    if (v is JsonValue jv && jv.TryGetValue<bool>(out var b)) return b;
-                    throw new FormatException($"{source}: '{n}' must be true or false, got {v.ToJsonString()}");
-                }
-            return null;
-        }
-        string? Str(params string[] names)
-        {
-            foreach (var n in names)
-                if (obj.TryGetPropertyValue(n, out var v) && v is not null)
-                {
-                    if (v is JsonValue jv && jv.TryGetValue<string>(out var s)) return s;
-                    throw new FormatException($"{source}: '{n}' must be a string, got {v.ToJsonString()}");
-                }
-            return null;
-        }
-
         var d = new MambaConfig();
         var c = new MambaConfig
         {
-            DModel = Int("hidden_size", "d_model") ?? d.DModel,
-            NLayer = Int("num_hidden_layers", "n_layer") ?? d.NLayer,
-            DState = Int("state_size", "d_state") ?? d.DState,
-            DConv = Int("conv_kernel", "d_conv") ?? d.DConv,
-            Expand = Int("expand") ?? d.Expand,
-            IntermediateSize = Int("intermediate_size", "d_inner"),
-            TimeStepRank = Int("time_step_rank", "dt_rank"),
-            DtMin = Num("time_step_min", "dt_min") ?? d.DtMin,
-            DtMax = Num("time_step_max", "dt_max") ?? d.DtMax,
-            DtInit = Str("time_step_init_scheme", "dt_init") ?? d.DtInit,
-            DtScale = Num("time_step_scale", "dt_scale") ?? d.DtScale,
-            DtInitFloor = Num("time_step_floor", "dt_init_floor") ?? d.DtInitFloor,
-            ConvBias = Bool("use_conv_bias", "conv_bias") ?? d.ConvBias,
-            Bias = Bool("use_bias", "bias") ?? d.Bias,
-            VocabSize = Int("vocab_size") ?? d.VocabSize,
-            TieEmbeddings = Bool("tie_word_embeddings", "tie_embeddings") ?? d.TieEmbeddings,
-            NormEpsilon = (float)(Num("layer_norm_epsilon", "norm_epsilon") ?? d.NormEpsilon),
-            ResidualInFp32 = Bool("residual_in_fp32") ?? d.ResidualInFp32,
-            Selective = Bool("selective") ?? d.Selective,
-            MaxPositionEmbeddings = Int("max_position_embeddings") ?? 0,
-            Dropout = (float)(Num("dropout") ?? 0),
-            InitializerRange = Num("initializer_range") ?? d.InitializerRange,
-            RescalePrenormResidual = Bool("rescale_prenorm_residual") ?? d.RescalePrenormResidual,
+            DModel = r.Size(ModelLimits.Width, "hidden_size", "d_model") ?? d.DModel,
+            NLayer = r.Size(ModelLimits.Layers, "num_hidden_layers", "n_layer") ?? d.NLayer,
+            DState = r.Size(ModelLimits.StateSize, "state_size", "d_state") ?? d.DState,
+            DConv = r.Size(ModelLimits.ConvKernel, "conv_kernel", "d_conv") ?? d.DConv,
+            Expand = r.Size(ModelLimits.Expand, "expand") ?? d.Expand,
+            IntermediateSize = r.Size(ModelLimits.InnerWidth, "intermediate_size", "d_inner"),
+            TimeStepRank = r.Holds("auto", "time_step_rank", "dt_rank") ? null : r.Size(ModelLimits.Width, "time_step_rank", "dt_rank"),
+            DtMin = r.Positive("time_step_min", "dt_min") ?? d.DtMin,
+            DtMax = r.Positive("time_step_max", "dt_max") ?? d.DtMax,
+            DtInit = r.Choice(["random", "constant"], "time_step_init_scheme", "dt_init") ?? d.DtInit,
+            DtScale = r.Number("time_step_scale", "dt_scale") ?? d.DtScale,
+            DtInitFloor = r.NonNegative("time_step_floor", "dt_init_floor") ?? d.DtInitFloor,
+            ConvBias = r.Bool("use_conv_bias", "conv_bias") ?? d.ConvBias,
+            Bias = r.Bool("use_bias", "bias") ?? d.Bias,
+            VocabSize = r.Size(ModelLimits.Vocabulary, "vocab_size") ?? d.VocabSize,
+            TieEmbeddings = r.Bool("tie_word_embeddings", "tie_embeddings") ?? d.TieEmbeddings,
+            NormEpsilon = (float)(r.Positive("layer_norm_epsilon", "norm_epsilon") ?? d.NormEpsilon),
+            ResidualInFp32 = r.Bool("residual_in_fp32") ?? d.ResidualInFp32,
+            Selective = r.Bool("selective") ?? d.Selective,
+            MaxPositionEmbeddings = r.Count(ModelLimits.Positions, "max_position_embeddings") ?? 0,
+            Dropout = r.Probability("dropout") ?? 0,
+            InitializerRange = r.NonNegative("initializer_range") ?? d.InitializerRange,
+            RescalePrenormResidual = r.Bool("rescale_prenorm_residual") ?? d.RescalePrenormResidual,
         };
-        c.Validate(source);
+        c.Validate(r.Source);
         return c;
     }
 

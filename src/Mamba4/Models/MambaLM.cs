@@ -73,27 +73,30 @@ public sealed class MambaLM : Module, ICausalLanguageModel
         }
     }
 
+    /// <summary>The parameters <see cref="MambaLM(MambaConfig, int)"/> creates, without creating them.</summary>
+    public static ParameterShapes Shapes(MambaConfig c)
+    {
+        var s = new ParameterShapes().Embedding("backbone.embeddings", c.VocabSize, c.DModel);
+        if (c.MaxPositionEmbeddings > 0) s.Embedding("backbone.position_embeddings", c.MaxPositionEmbeddings, c.DModel);
+        for (int i = 0; i < c.NLayer; i++) s.RmsNorm($"backbone.layers.{i}.norm", c.DModel).MambaMixer($"backbone.layers.{i}.mixer", c);
+        s.RmsNorm("backbone.norm_f", c.DModel);
+        return c.TieEmbeddings ? s : s.Add("lm_head.weight", c.VocabSize, c.DModel);
+    }
+
     /// <summary>
     /// Loads a Hugging Face Mamba directory: config.json and model.safetensors (or a sharded
-    /// model.safetensors.index.json), F32/F16/BF16 weights converted to F32. A missing, unexpected
-    /// or mis-shaped tensor fails with its name.
+    /// model.safetensors.index.json), F32/F16/BF16 weights converted to F32, on the CPU. The configuration is
+    /// checked against the weight files' headers and the memory it needs before anything is allocated (see
+    /// <see cref="ModelFiles.Load{T}"/>); a missing, unexpected or mis-shaped tensor fails with its name.
     /// </summary>
-    public static MambaLM FromPretrained(string directory)
-    {
-        var config = MambaConfig.FromJsonFile(Path.Combine(directory, "config.json"));
-        var model = new MambaLM(config);
-        try
-        {
-            // A tied checkpoint may still carry lm_head.weight (a copy of the embeddings).
-            model.LoadSafetensors(IO.ModelFiles.WeightFiles(directory), strict: true, ignorable: config.TieEmbeddings ? ["lm_head.weight"] : null);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        return model;
-    }
+    public static MambaLM FromPretrained(string directory, ModelLoadOptions? options = null) =>
+        Load(directory, MambaConfig.FromJsonFile(Path.Combine(directory, "config.json")), options, Device.Cpu);
+
+    /// <summary>As <see cref="FromPretrained"/> with the configuration already read, placing the model on <paramref name="device"/>.</summary>
+    internal static MambaLM Load(string directory, MambaConfig config, ModelLoadOptions? options, Device device) =>
+        // A tied checkpoint may still carry lm_head.weight (a copy of the embeddings).
+        ModelFiles.Load(ModelFiles.WeightFiles(directory), Shapes(config), () => new MambaLM(config), options, device,
+            ignorable: config.TieEmbeddings ? ["lm_head.weight"] : null);
 
     public MambaConfig Config { get; }
     public MambaBackbone Backbone { get; }

@@ -1,46 +1,58 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mamba4.IO;
 
 namespace Mamba4.Models;
 
 /// <summary>
 /// config.json for the baselines, in RecBole's field names (the fixtures' config.json reads as is; other keys are
-/// ignored). Written with <c>"model"</c> naming the kind, so a saved directory says what it holds.
+/// ignored). Written with <c>"model"</c> naming the kind, so a saved directory says what it holds. Read through
+/// <see cref="ConfigReader"/>: every size bounded by <see cref="ModelLimits"/>, errors naming the file and field.
 /// </summary>
 public static class RecConfigJson
 {
-    public static SASRecConfig ReadSASRec(string json, string source = "config.json")
+    public static SASRecConfig ReadSASRec(string json, string source = "config.json") => ReadSASRec(ConfigReader.Parse(json, source));
+
+    public static SASRecConfig ReadSASRec(ConfigReader r)
     {
-        var r = new Reader(json, source);
         var d = new SASRecConfig();
-        return new SASRecConfig
+        var c = new SASRecConfig
         {
-            NItems = r.Int("n_items") ?? throw new FormatException($"{source}: 'n_items' is required"),
-            MaxSeqLength = r.Int("max_seq_length", "MAX_ITEM_LIST_LENGTH") ?? d.MaxSeqLength,
-            HiddenSize = r.Int("hidden_size") ?? d.HiddenSize,
-            NLayers = r.Int("n_layers") ?? d.NLayers,
-            NHeads = r.Int("n_heads") ?? d.NHeads,
-            InnerSize = r.Int("inner_size") ?? d.InnerSize,
-            HiddenDropout = (float)(r.Num("hidden_dropout_prob") ?? d.HiddenDropout),
-            AttnDropout = (float)(r.Num("attn_dropout_prob") ?? d.AttnDropout),
-            LayerNormEps = (float)(r.Num("layer_norm_eps") ?? d.LayerNormEps),
-            InitializerRange = r.Num("initializer_range") ?? d.InitializerRange,
+            NItems = Items(r),
+            MaxSeqLength = r.Size(ModelLimits.Positions, "max_seq_length", "MAX_ITEM_LIST_LENGTH") ?? d.MaxSeqLength,
+            HiddenSize = r.Size(ModelLimits.Width, "hidden_size") ?? d.HiddenSize,
+            NLayers = r.Size(ModelLimits.Layers, "n_layers") ?? d.NLayers,
+            NHeads = r.Size(ModelLimits.Heads, "n_heads") ?? d.NHeads,
+            InnerSize = r.Size(ModelLimits.InnerWidth, "inner_size") ?? d.InnerSize,
+            HiddenDropout = r.Probability("hidden_dropout_prob") ?? d.HiddenDropout,
+            AttnDropout = r.Probability("attn_dropout_prob") ?? d.AttnDropout,
+            LayerNormEps = (float)(r.Positive("layer_norm_eps") ?? d.LayerNormEps),
+            InitializerRange = r.NonNegative("initializer_range") ?? d.InitializerRange,
         };
+        if (c.HiddenSize % c.NHeads != 0) throw r.Error($"field 'hidden_size' ({c.HiddenSize}) must be a multiple of field 'n_heads' ({c.NHeads})");
+        return c;
     }
 
-    public static GRU4RecConfig ReadGRU4Rec(string json, string source = "config.json")
+    public static GRU4RecConfig ReadGRU4Rec(string json, string source = "config.json") => ReadGRU4Rec(ConfigReader.Parse(json, source));
+
+    public static GRU4RecConfig ReadGRU4Rec(ConfigReader r)
     {
-        var r = new Reader(json, source);
         var d = new GRU4RecConfig();
         return new GRU4RecConfig
         {
-            NItems = r.Int("n_items") ?? throw new FormatException($"{source}: 'n_items' is required"),
-            EmbeddingSize = r.Int("embedding_size") ?? d.EmbeddingSize,
-            HiddenSize = r.Int("hidden_size") ?? d.HiddenSize,
-            NumLayers = r.Int("num_layers") ?? d.NumLayers,
-            Dropout = (float)(r.Num("dropout_prob") ?? d.Dropout),
+            NItems = Items(r),
+            EmbeddingSize = r.Size(ModelLimits.Width, "embedding_size") ?? d.EmbeddingSize,
+            HiddenSize = r.Size(ModelLimits.Width, "hidden_size") ?? d.HiddenSize,
+            NumLayers = r.Size(ModelLimits.Layers, "num_layers") ?? d.NumLayers,
+            Dropout = r.Probability("dropout_prob") ?? d.Dropout,
         };
+    }
+
+    /// <summary>n_items (required): the items and the padding item 0, so at least 2.</summary>
+    public static int Items(ConfigReader r)
+    {
+        int n = r.Size(ModelLimits.Vocabulary, "n_items") ?? throw r.Error("field 'n_items' is missing (the number of items, padding item 0 included)");
+        return n >= 2 ? n : throw r.Error("n_items", "at least 2 (the padding item 0 and one item)", n);
     }
 
     public static string Write(SASRecConfig c) => Serialize(new JsonObject
@@ -70,54 +82,7 @@ public static class RecConfigJson
     });
 
     /// <summary>The <c>"model"</c> field of a config.json, or null when absent.</summary>
-    public static string? ModelKind(string json, string source = "config.json") => new Reader(json, source).Str("model");
+    public static string? ModelKind(string json, string source = "config.json") => ConfigReader.Parse(json, source).String("model");
 
     private static string Serialize(JsonObject o) => o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
-
-    private sealed class Reader
-    {
-        private readonly JsonObject _obj;
-        private readonly string _source;
-
-        public Reader(string json, string source)
-        {
-            _source = source;
-            try { _obj = JsonNode.Parse(json) as JsonObject ?? throw new FormatException($"{source}: expected a JSON object"); }
-            catch (JsonException e) { throw new FormatException($"{source}: not valid JSON at line {e.LineNumber + 1}, byte {e.BytePositionInLine}: {e.Message}", e); }
-        }
-
-        public int? Int(params string[] names)
-        {
-            foreach (var n in names)
-                if (_obj.TryGetPropertyValue(n, out var v) && v is not null)
-                {
-                    if (v is JsonValue jv && jv.TryGetValue<int>(out var i)) return i;
-                    if (v is JsonValue dv && dv.TryGetValue<double>(out var d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue) return (int)d;
-                    throw new FormatException($"{_source}: '{n}' must be an integer, got {v.ToJsonString()}");
-                }
-            return null;
-        }
-
-        public double? Num(params string[] names)
-        {
-            foreach (var n in names)
-                if (_obj.TryGetPropertyValue(n, out var v) && v is not null)
-                {
-                    if (v is JsonValue jv && jv.TryGetValue<double>(out var d)) return d;
-                    if (v is JsonValue sv && sv.TryGetValue<string>(out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d)) return d;
-                    throw new FormatException($"{_source}: '{n}' must be a number, got {v.ToJsonString()}");
-                }
-            return null;
-        }
-
-        public string? Str(string name)
-        {
-            if (_obj.TryGetPropertyValue(name, out var v) && v is not null)
-            {
-                if (v is JsonValue jv && jv.TryGetValue<string>(out var s)) return s;
-                throw new FormatException($"{_source}: '{name}' must be a string, got {v.ToJsonString()}");
-            }
-            return null;
-        }
-    }
 }

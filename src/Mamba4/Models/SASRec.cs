@@ -52,6 +52,20 @@ public sealed class SASRec : Module, ISequentialRecommender
             w.AsSpan<float>().CopyTo(ItemEmbedding.Weight.AsSpan<float>());
     }
 
+    /// <summary>The parameters <see cref="SASRec(SASRecConfig, int)"/> creates, without creating them.</summary>
+    public static ParameterShapes Shapes(SASRecConfig c)
+    {
+        int d = c.HiddenSize;
+        var s = new ParameterShapes().Embedding("item_embedding", c.NItems, d).Embedding("position_embedding", c.MaxSeqLength, d);
+        for (int i = 0; i < c.NLayers; i++)
+        {
+            string attention = $"trm_encoder.layer.{i}.multi_head_attention", ffn = $"trm_encoder.layer.{i}.feed_forward";
+            s.Linear(attention + ".query", d, d).Linear(attention + ".key", d, d).Linear(attention + ".value", d, d).Linear(attention + ".dense", d, d)
+             .LayerNorm(attention + ".LayerNorm", d).Linear(ffn + ".dense_1", d, c.InnerSize).Linear(ffn + ".dense_2", c.InnerSize, d).LayerNorm(ffn + ".LayerNorm", d);
+        }
+        return s.LayerNorm("LayerNorm", d);
+    }
+
     public SASRecConfig Config { get; }
     public int NItems => Config.NItems;
     public Nn.Embedding ItemEmbedding { get; }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mamba4.IO;
 using Mamba4.Training;
 
 namespace Mamba4.Tasks;
@@ -25,30 +26,54 @@ public sealed class RunDirectory
     public string ModelPath => System.IO.Path.Combine(Path, ModelFolder);
     public bool HasCheckpoint => File.Exists(CheckpointPath);
 
-    /// <summary>Creates the folder and checks that it can be written; nothing about checkpoints is decided here.</summary>
-    public static RunDirectory Create(string path)
+    /// <summary>A run folder at <paramref name="path"/>; nothing is checked or created yet.</summary>
+    public static RunDirectory At(string path) => new(path);
+
+    /// <summary>Creates the folder, checks that it can be written, and removes the temporary files an interrupted write
+    /// of ours left there (<see cref="AtomicFile.RemoveStale"/>), naming each on <paramref name="log"/>.</summary>
+    public static RunDirectory Create(string path, TextWriter? log = null)
+    {
+        var run = new RunDirectory(path);
+        run.Prepare(log);
+        return run;
+    }
+
+    /// <summary>The folder of a run that may be resumed, checked before anything is created: a checkpoint there without
+    /// <paramref name="resume"/>, or <paramref name="resume"/> without one, is an error naming the folder; then
+    /// <see cref="Create"/>.</summary>
+    public static RunDirectory Open(string path, bool resume, TextWriter? log = null)
+    {
+        var run = new RunDirectory(path);
+        run.CheckResume(resume);
+        run.Prepare(log);
+        return run;
+    }
+
+    /// <summary>The folder of a run made of sub-runs (a comparison, an ablation), the guard checked over all of them
+    /// before anything is created or trained; the sub-runs' folders are <see cref="Child"/>ren of it.</summary>
+    public static RunDirectory Open(string path, IReadOnlyList<string> children, bool resume, TextWriter? log = null)
+    {
+        var run = new RunDirectory(path);
+        run.CheckResume(children.Select(run.Child).ToList(), resume);
+        run.Prepare(log);
+        return run;
+    }
+
+    private void Prepare(TextWriter? log)
     {
         try
         {
-            Directory.CreateDirectory(path);
-            var probe = System.IO.Path.Combine(path, ".write-test");
+            Directory.CreateDirectory(Path);
+            var probe = System.IO.Path.Combine(Path, ".write-test");
             File.WriteAllText(probe, "");
             File.Delete(probe);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new IOException($"output folder {path} cannot be written: {e.Message}", e);
+            throw new IOException($"output folder {Path} cannot be written: {e.Message}", e);
         }
-        return new RunDirectory(path);
-    }
-
-    /// <summary>The folder of a run that may be resumed: a checkpoint there without <paramref name="resume"/>, or
-    /// <paramref name="resume"/> without one, is an error naming the folder (nothing is trained or written).</summary>
-    public static RunDirectory Open(string path, bool resume)
-    {
-        var run = Create(path);
-        run.CheckResume(resume);
-        return run;
+        foreach (var stale in AtomicFile.RemoveStale(Path))
+            log?.WriteLine($"removed stale temporary file {stale} (left by an interrupted write)");
     }
 
     /// <summary>The resume guard of one run folder.</summary>
@@ -60,8 +85,8 @@ public sealed class RunDirectory
             throw new IOException($"--resume: {Path} holds no {Checkpoint.FileName} to continue (start without --resume, or name the folder of the interrupted run with --out)");
     }
 
-    /// <summary>The resume guard of a run made of sub-runs (a comparison, an ablation), checked before any of them trains:
-    /// a checkpoint in any of <paramref name="runs"/> needs <paramref name="resume"/>; <paramref name="resume"/> needs one in at least one.</summary>
+    /// <summary>The resume guard of a run made of sub-runs: a checkpoint in any of <paramref name="runs"/> needs
+    /// <paramref name="resume"/>; <paramref name="resume"/> needs one in at least one.</summary>
     public void CheckResume(IReadOnlyList<RunDirectory> runs, bool resume)
     {
         if (!resume)
@@ -71,17 +96,18 @@ public sealed class RunDirectory
                                   "(start without --resume, or name the folder of the interrupted run with --out)");
     }
 
-    /// <summary>A sub-run's folder (e.g. the selective model and its ablation side by side).</summary>
-    public RunDirectory Child(string name) => Create(System.IO.Path.Combine(Path, name));
+    /// <summary>A sub-run's folder (e.g. the selective model and its ablation side by side); created by the first write.</summary>
+    public RunDirectory Child(string name) => new(System.IO.Path.Combine(Path, name));
 
     /// <summary>run.json: the run's configuration, the device and the engine settings it ran under.</summary>
     public void WriteRunJson(JsonObject config, Tensors.Device device, Backends.EngineSettings engine)
     {
+        Directory.CreateDirectory(Path);
         var o = config.DeepClone().AsObject();
         var numerics = engine.ToJson();
         numerics["device"] = device.ToString();
         o["numerics"] = numerics;
-        File.WriteAllText(System.IO.Path.Combine(Path, RunJsonFile), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(System.IO.Path.Combine(Path, RunJsonFile), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
     /// <summary>The metrics.jsonl lines, parsed.</summary>

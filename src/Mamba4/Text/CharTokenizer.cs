@@ -86,13 +86,7 @@ public sealed class CharTokenizer : ITokenizer
         new JsonSerializerOptions { WriteIndented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
 
     /// <summary>Writes the tokenizer as JSON (a temporary file renamed into place, so a reader never sees half a file).</summary>
-    public void Save(string path)
-    {
-        var full = Path.GetFullPath(path);
-        var temp = full + ".tmp-" + Environment.ProcessId;
-        File.WriteAllText(temp, ToJson(), new UTF8Encoding(false));
-        File.Move(temp, full, overwrite: true);
-    }
+    public void Save(string path) => IO.AtomicFile.WriteAllText(path, ToJson());
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">A character that is not in the vocabulary (named, with its index).</exception>

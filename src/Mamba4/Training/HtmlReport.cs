@@ -98,10 +98,5 @@ public sealed class HtmlReport(string title)
         "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>\n" +
         "</head><body>\n<h1>" + WebUtility.HtmlEncode(title) + "</h1>\n" + _body + "</body></html>\n";
 
-    public void Save(string path)
-    {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, ToHtml());
-        File.Move(tmp, path, overwrite: true);
-    }
+    public void Save(string path) => IO.AtomicFile.WriteAllText(path, ToHtml());
 }

@@ -25,6 +25,21 @@ public sealed record TrainerOptions
     public string? OutputDirectory { get; init; }
     /// <summary>Stop (with a checkpoint) after this many steps of this invocation, as an interruption would.</summary>
     public long? StopAfter { get; init; }
+
+    /// <summary>Every option in its range; messages name the command-line options (`mamba4 train`'s).</summary>
+    public void Validate()
+    {
+        if (Steps <= 0) throw new ArgumentException($"--steps must be positive, got {Steps}");
+        if (!(LearningRate > 0 && float.IsFinite(LearningRate))) throw new ArgumentException($"--lr must be a positive number, got {LearningRate}");
+        if (WarmupSteps < 0) throw new ArgumentException($"--warmup must be 0 or more, got {WarmupSteps}");
+        if (!(WeightDecay >= 0 && float.IsFinite(WeightDecay))) throw new ArgumentException($"--weight-decay must be 0 or more, got {WeightDecay}");
+        if (!(ClipNorm >= 0 && double.IsFinite(ClipNorm))) throw new ArgumentException($"--clip must be 0 (off) or more, got {ClipNorm}");
+        if (GradientAccumulation <= 0) throw new ArgumentException($"--accumulate must be positive, got {GradientAccumulation}");
+        if (CheckpointEvery < 0) throw new ArgumentException($"--checkpoint-every must be 0 (only at the end) or more, got {CheckpointEvery}");
+        if (EvalEvery <= 0) throw new ArgumentException($"--eval-every must be positive, got {EvalEvery}");
+        if (StopAfter is <= 0) throw new ArgumentException($"--stop-after must be positive, got {StopAfter}");
+        if (MaxBadSteps <= 0) throw new ArgumentException($"the non-finite step limit must be positive, got {MaxBadSteps}");
+    }
 }
 
 /// <summary>What one optimizer step did.</summary>
@@ -57,13 +72,23 @@ public sealed class Trainer : IDisposable
     public Trainer(Module model, TrainerOptions options, JsonObject runConfig, Func<long, int, (Tensor Loss, long Tokens)> loss,
         Func<IReadOnlyDictionary<string, double>>? evaluate = null)
     {
-        if (options.Steps <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"steps must be positive, got {options.Steps}");
-        if (options.GradientAccumulation <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"gradient accumulation must be positive, got {options.GradientAccumulation}");
-        if (!(options.LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(options), $"learning rate must be positive, got {options.LearningRate}");
+        options.Validate();
         (_model, _o, _runConfig, _loss, _evaluate) = (model, options, runConfig, loss, evaluate);
         if (!Backends.Backend.DefaultDevice.IsCpu && model.Parameters().All(p => p.Device.IsCpu)) model.To(Backends.Backend.DefaultDevice);
         _optimizer = new AdamW(model, options.LearningRate, weightDecay: options.WeightDecay);
         _schedule = new WarmupCosine(options.LearningRate, Math.Min(options.WarmupSteps, options.Steps), options.Steps, options.MinLearningRateRatio);
+    }
+
+    /// <summary>The most tokens (sequences × length) one optimizer step takes; a larger batch goes through gradient accumulation.</summary>
+    public const long MaxTokensPerStep = 1 << 20;
+
+    /// <summary>Refuses a batch of <paramref name="batch"/> sequences of <paramref name="length"/> tokens beyond <see cref="MaxTokensPerStep"/>
+    /// (computed in 64 bits: the product of two valid options can overflow an int).</summary>
+    public static void CheckTokensPerStep(int batch, int length, string lengthName)
+    {
+        long tokens = (long)batch * length;
+        if (tokens > MaxTokensPerStep)
+            throw new ArgumentException($"--batch {batch} × {lengthName} {length} = {tokens:N0} tokens per step, more than the {MaxTokensPerStep:N0} a step may take");
     }
 
     public long Step { get; private set; }
@@ -199,9 +224,7 @@ public sealed class Trainer : IDisposable
             var s = (o?["step"] ?? o?["eval"]?["step"])?.GetValue<long>();
             return s is null || s <= step;
         }).ToList();
-        var tmp = path + ".tmp";
-        File.WriteAllLines(tmp, keep);
-        File.Move(tmp, path, overwrite: true);
+        IO.AtomicFile.WriteAllLines(path, keep);
     }
 
     public void Dispose() => _optimizer.Dispose();

@@ -339,7 +339,7 @@ public class RecServerTests
         {
             File.WriteAllText(Path.Combine(dir, "config.json"), "{\"n_items\": \"many\"}");
             e = await Assert.ThrowsAnyAsync<Exception>(() => ServerHarness.StartAsync(new ServerOptions { RecDir = dir }));
-            Assert.Contains("'n_items' must be an integer", e.Message);
+            Assert.Contains("field 'n_items': expected a positive integer", e.Message);
         }
         finally { Directory.Delete(dir, true); }
     }

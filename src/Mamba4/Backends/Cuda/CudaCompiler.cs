@@ -56,9 +56,7 @@ internal static unsafe class CudaCompiler
         try
         {
             Directory.CreateDirectory(CacheFolder);
-            var tmp = path + "." + Environment.ProcessId + ".tmp";
-            File.WriteAllBytes(tmp, cubin);
-            File.Move(tmp, path, overwrite: true);
+            IO.AtomicFile.Write(path, s => s.Write(cubin));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // the cache is an optimisation
         return cubin;

@@ -18,6 +18,8 @@ public sealed record ForecastEvalSettings
     /// <summary>Windows per forward pass (no effect on the metrics).</summary>
     public int EvalBatch { get; init; } = ForecastEvaluation.DefaultBatch;
     public Device Device { get; init; } = Device.Cpu;
+    /// <summary>How the model is loaded (--allow-nonfinite).</summary>
+    public IO.ModelLoadOptions Load { get; init; } = IO.ModelLoadOptions.Default;
 
     public void Validate()
     {

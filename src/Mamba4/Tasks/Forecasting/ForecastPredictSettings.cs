@@ -18,6 +18,8 @@ public sealed record ForecastPredictSettings
     /// <summary>With <see cref="Stream"/>: then read new rows from the input and write the updated forecast after each.</summary>
     public bool Follow { get; init; }
     public Device Device { get; init; } = Device.Cpu;
+    /// <summary>How the model is loaded (--allow-nonfinite).</summary>
+    public IO.ModelLoadOptions Load { get; init; } = IO.ModelLoadOptions.Default;
 
     public void Validate()
     {

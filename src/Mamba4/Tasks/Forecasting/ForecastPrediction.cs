@@ -20,17 +20,17 @@ public static class ForecastPrediction
     {
         s.Validate();
         var modelDir = File.Exists(Path.Combine(s.Run, SavedForecaster.ConfigFile)) ? s.Run : Path.Combine(s.Run, RunDirectory.ModelFolder);
-        using var saved = SavedForecaster.Load(modelDir);
+        using var saved = SavedForecaster.Load(modelDir, s.Load);
         saved.Model.To(s.Device);
         if (s.Stream && !saved.CanStream) throw new ArgumentException($"{modelDir}: --stream {saved.StreamRequirement}");
         var table = saved.ReadSeries(s.Data, s.Fill, s.Run);
-        using var file = s.OutputPath is null ? null : new StreamWriter(s.OutputPath + ".tmp", false, new UTF8Encoding(false));
+        using var file = s.OutputPath is null ? null : new StreamWriter(IO.AtomicFile.TempPath(s.OutputPath), false, new UTF8Encoding(false));
         var w = file ?? output;
         if (!s.Follow) WriteCsv(w, saved.Forecast(table, s.Stream), saved.DateColumn, issuedAt: null);
         else Follow(saved, table, input, w);
         if (file is null) return;
         file.Dispose();
-        File.Move(s.OutputPath + ".tmp", s.OutputPath!, overwrite: true);
+        File.Move(IO.AtomicFile.TempPath(s.OutputPath!), s.OutputPath!, overwrite: true);
         log.WriteLine($"wrote {saved.Config.Horizon} steps × {saved.Columns.Count} columns to {s.OutputPath}");
     }
 

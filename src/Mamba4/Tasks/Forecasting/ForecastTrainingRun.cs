@@ -33,7 +33,7 @@ public static class ForecastTrainingRun
     {
         var config = s.Config(data);
         var training = s.Training();
-        var dir = RunDirectory.Open(s.OutputOrDefault, s.Resume);
+        var dir = RunDirectory.Open(s.OutputOrDefault, s.Resume, log);
         using var run = new ForecastTrainer(data, config, training, dir.Path, s.Device);
         if (s.Resume && run.Resume())
             log.WriteLine($"resuming at step {run.Trainer.Step} (epoch {run.Trainer.Step / run.StepsPerEpoch}) from {dir.CheckpointPath}");

@@ -54,30 +54,26 @@ public sealed class SavedForecaster : IDisposable
             ["info"] = info?.DeepClone() ?? new JsonObject(),
         };
         model.SaveSafetensors(Path.Combine(directory, WeightsFile), new Dictionary<string, string> { ["format"] = "pt", ["mamba4"] = Format });
-        var path = Path.Combine(directory, ConfigFile);
-        File.WriteAllText(path + ".tmp", o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(path + ".tmp", path, overwrite: true);
+        AtomicFile.WriteAllText(Path.Combine(directory, ConfigFile), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    public static SavedForecaster Load(string directory)
+    /// <summary>Loads a model folder; the configuration is checked against the weights and the memory it needs before the model is built (<see cref="ModelFiles.Load{T}"/>).</summary>
+    public static SavedForecaster Load(string directory, ModelLoadOptions? options = null)
     {
         var path = Path.Combine(directory, ConfigFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} not found: expected a model folder written by `mamba4 forecast train` (forecaster.json + model.safetensors)", path);
-        JsonObject o;
-        try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: expected a JSON object"); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
-        if (o["format"]?.GetValue<string>() != Format) throw new InvalidDataException($"{path}: not a Mamba4 forecaster (format is not \"{Format}\")");
-        var config = ForecasterConfig.FromJson(o["model"], path);
-        var columns = (o["columns"] as JsonArray ?? throw new InvalidDataException($"{path}: 'columns' is missing")).Select(c => c!.GetValue<string>()).ToArray();
-        if (columns.Length != config.Variables) throw new InvalidDataException($"{path}: {columns.Length} columns for a model of {config.Variables} variables");
-        var normalizer = Standardizer.FromJson(o["normalizer"], path);
-        if (normalizer.Columns != columns.Length) throw new InvalidDataException($"{path}: the normaliser has {normalizer.Columns} columns, the model {columns.Length}");
-        double? stepSeconds = o["step_seconds"]?.GetValue<double>();
-        var model = Forecaster.Create(config);
-        try { model.LoadSafetensors(Path.Combine(directory, WeightsFile)); model.To(Backends.Backend.DefaultDevice); }
-        catch { model.Dispose(); throw; }
-        return new SavedForecaster(model, columns, o["date_column"]?.GetValue<string>(), normalizer,
-            stepSeconds is { } s ? TimeSpan.FromSeconds(s) : null, o["info"] as JsonObject ?? new JsonObject());
+        var r = ConfigReader.Load(path);
+        if (r.String("format") != Format) throw r.Error($"not a Mamba4 forecaster (field 'format' is not \"{Format}\")");
+        var config = ForecasterConfig.FromConfig(r.Section("model"));
+        var columns = r.Strings("columns");
+        if (columns.Length != config.Variables) throw r.Error($"{columns.Length} columns for a model of {config.Variables} variables");
+        var normalizer = Standardizer.FromJson(r.Node("normalizer"), path);
+        if (normalizer.Columns != columns.Length) throw r.Error($"the normaliser has {normalizer.Columns} columns, the model {columns.Length}");
+        double? stepSeconds = r.Positive("step_seconds");
+        string? dateColumn = r.String("date_column");
+        var info = r.Node("info") as JsonObject ?? new JsonObject();
+        var model = ModelFiles.Load([Path.Combine(directory, WeightsFile)], Forecaster.Shapes(config), () => Forecaster.Create(config), options, Backends.Backend.DefaultDevice);
+        return new SavedForecaster(model, columns, dateColumn, normalizer, stepSeconds is { } s ? TimeSpan.FromSeconds(s) : null, info);
     }
 
     /// <summary>Reads a CSV with this model's columns (and date column).</summary>

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Mamba4.IO;
 using Mamba4.Models;
 using Mamba4.Text;
@@ -20,28 +19,28 @@ public static class LanguageModelFiles
             _ => throw new NotSupportedException(model.GetType().Name),
         };
         model.AsModule.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
-        File.WriteAllText(Path.Combine(dir, "config.json"), config);
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), config);
         var target = Path.Combine(dir, "tokenizer.json");
         if (tokenizer is CharTokenizer c) c.Save(target);
         else if (tokenizerFile is not null) File.Copy(Tokenizer.FilePath(tokenizerFile), target, overwrite: true);
     }
 
-    /// <summary>Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory onto <see cref="Backends.Backend.DefaultDevice"/>.</summary>
-    public static ICausalLanguageModel Load(string dir)
+    /// <summary>
+    /// Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory onto <see cref="Backends.Backend.DefaultDevice"/>.
+    /// The configuration is checked against the weights and the memory it needs before the model is built (<see cref="ModelFiles.Load{T}"/>).
+    /// </summary>
+    public static ICausalLanguageModel Load(string dir, ModelLoadOptions? options = null)
     {
         var configPath = Path.Combine(dir, "config.json");
         if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath} not found: --model must name a model directory", configPath);
-        var o = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new InvalidDataException($"{configPath}: expected a JSON object");
-        if (o["model_type"]?.GetValue<string>() == "gpt")
+        var r = ConfigReader.Load(configPath);
+        var device = Backends.Backend.DefaultDevice;
+        if (r.String("model_type") == "gpt")
         {
-            var gpt = new GptLM(GptConfig.FromJson(o, configPath));
-            try { gpt.LoadSafetensors(ModelFiles.WeightFiles(dir)); gpt.To(Backends.Backend.DefaultDevice); }
-            catch { gpt.Dispose(); throw; }
-            return gpt;
+            var gpt = GptConfig.FromConfig(r);
+            return ModelFiles.Load(ModelFiles.WeightFiles(dir), GptLM.Shapes(gpt), () => new GptLM(gpt), options, device);
         }
-        var mamba = MambaLM.FromPretrained(dir);
-        mamba.To(Backends.Backend.DefaultDevice);
-        return mamba;
+        return MambaLM.Load(dir, MambaConfig.FromConfig(r), options, device);
     }
 
     /// <summary>The tokenizer stored beside a model (tokenizer.json: HF BPE or Mamba4's char vocabulary), or null.</summary>

@@ -43,7 +43,7 @@ public static class LanguageModeling
         var gpt = (GptLM)model;
         var rng = new Random(options.Seed);
         var history = new List<long>(prompt);
-        int capacity = Math.Min(gpt.Config.MaxPositions, prompt.Length + count);
+        int capacity = (int)Math.Min(gpt.Config.MaxPositions, (long)prompt.Length + count);
         using var cache = gpt.NewCache(1, capacity);
         float[] logits;
         using (GradMode.NoGrad())

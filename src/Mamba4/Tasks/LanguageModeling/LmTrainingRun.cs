@@ -47,9 +47,9 @@ public sealed record LmTrainSettings
     {
         LanguageModeling.Size(Size);
         if (Model is not ("mamba" or "transformer")) throw new ArgumentException($"--model must be mamba or transformer, got '{Model}'");
-        if (SeqLen is <= 1 or > 1 << 20) throw new ArgumentException($"--seq-len must be in [2, {1 << 20}], got {SeqLen}");
-        if (Batch is <= 0 or > 1 << 16) throw new ArgumentException($"--batch must be in [1, {1 << 16}], got {Batch}");
-        if ((long)SeqLen * Batch > int.MaxValue) throw new ArgumentException($"--batch × --seq-len must be at most {int.MaxValue} tokens a step, got {(long)SeqLen * Batch}");
+        if (SeqLen is <= 1 or > Models.ModelLimits.Positions) throw new ArgumentException($"--seq-len must be in [2, {Models.ModelLimits.Positions}], got {SeqLen}");
+        if (Batch <= 0) throw new ArgumentException($"--batch must be positive, got {Batch}");
+        Trainer.CheckTokensPerStep(Batch, SeqLen, "--seq-len");
         if (Steps <= 0) throw new ArgumentException($"--steps must be positive, got {Steps}");
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentException($"--lr must be positive, got {LearningRate}");
         if (WarmupSteps < 0) throw new ArgumentException($"--warmup must be ≥ 0, got {WarmupSteps}");
@@ -87,7 +87,7 @@ public static class LmTrainingRun
     public static LmTrainResult Run(LmTrainSettings s, IRunProgress progress, StopSignal stop, TextWriter log)
     {
         s.Validate();
-        var dir = RunDirectory.Open(s.OutputOrDefault, s.Resume);
+        var dir = RunDirectory.Open(s.OutputOrDefault, s.Resume, log);
         string text = s.Data is null ? LanguageModeling.SyntheticCorpus() : File.ReadAllText(s.Data);
         ITokenizer tok = s.Tokenizer == "char" ? CharTokenizer.FromText(text) : Text.Tokenizer.Load(s.Tokenizer);
         var stream = new TokenStream(tok.Encode(text));

@@ -52,6 +52,7 @@ public sealed class TokenStream
     /// <summary>Mean next-token cross-entropy (nats/token) over up to <paramref name="maxWindows"/> consecutive validation windows.</summary>
     public double ValidationLoss(ICausalLanguageModel model, int length, int batch = 8, int maxWindows = 64)
     {
+        if (length < 1) throw new ArgumentException($"--seq-len must be positive, got {length}");
         var m = model.AsModule;
         m.Eval();
         using var _ = GradMode.NoGrad();

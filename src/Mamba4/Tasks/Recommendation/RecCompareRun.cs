@@ -11,10 +11,9 @@ public static class RecCompareRun
     {
         s.Validate();
         var kinds = s.Models.Select(RecModels.ParseKind).ToArray();
-        var data = s.Shared.Data.Load(log);
-        var root = RunDirectory.Create(s.OutputOrDefault);
+        var root = RunDirectory.Open(s.OutputOrDefault, kinds, s.Shared.Resume, log);
         var dirs = kinds.Select(root.Child).ToArray();
-        root.CheckResume(dirs, s.Shared.Resume);
+        var data = s.Shared.Data.Load(log);
         var done = new List<RecRunResult>();
         for (int i = 0; i < kinds.Length; i++)
         {

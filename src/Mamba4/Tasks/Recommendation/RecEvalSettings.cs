@@ -19,6 +19,8 @@ public sealed record RecEvalSettings
     /// <summary>Users per full-ranking batch (memory, not results).</summary>
     public int EvalBatch { get; init; } = 1024;
     public Device Device { get; init; } = Device.Cpu;
+    /// <summary>How the model is loaded (--allow-nonfinite).</summary>
+    public IO.ModelLoadOptions Load { get; init; } = IO.ModelLoadOptions.Default;
 
     public void Validate()
     {

@@ -15,7 +15,7 @@ public static class RecRecommendRun
     public static void Run(RecRecommendSettings s, TextWriter output, TextWriter log)
     {
         s.Validate();
-        using var model = RecModels.Load(s.Checkpoint, s.Kind);
+        using var model = RecModels.Load(s.Checkpoint, s.Kind, options: s.Load);
         model.Module.To(s.Device);
         if (s.Histories is { } file) RecommendBatch(s, model, file, output, log);
         else RecommendOne(s, model, output, log);

@@ -27,6 +27,8 @@ public sealed record RecRecommendSettings
     /// <summary>Batch mode: users scored together (grouped by history length).</summary>
     public int BatchUsers { get; init; } = 512;
     public Device Device { get; init; } = Device.Cpu;
+    /// <summary>How the model is loaded (--allow-nonfinite).</summary>
+    public IO.ModelLoadOptions Load { get; init; } = IO.ModelLoadOptions.Default;
 
     public void Validate()
     {

@@ -1,3 +1,4 @@
+using Mamba4.Training;
 namespace Mamba4.Tasks.Recommendation;
 
 /// <summary>
@@ -28,7 +29,8 @@ public sealed record RecTrainOptions
     {
         if (Epochs < 1) throw new ArgumentException($"--epochs must be positive, got {Epochs}");
         if (Patience < 1) throw new ArgumentException($"--patience must be positive, got {Patience}");
-        if (Batch < 1) throw new ArgumentException($"--batch must be positive, got {Batch}");
+        if (Batch < 1 || Batch > Trainer.MaxTokensPerStep)
+            throw new ArgumentException($"--batch must be a positive integer ≤ {Trainer.MaxTokensPerStep} (training targets per step), got {Batch}");
         if (!(LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {LearningRate}");
         if (!(WeightDecay >= 0) || !float.IsFinite(WeightDecay)) throw new ArgumentException($"weight decay must be ≥ 0, got {WeightDecay}");
         if (!(ClipNorm >= 0) || !double.IsFinite(ClipNorm)) throw new ArgumentException($"gradient clipping norm must be ≥ 0, got {ClipNorm}");

@@ -17,7 +17,7 @@ public static class RecTrainingRun
     {
         s.Validate();
         var data = s.Data.Load(log);
-        var dir = RunDirectory.Open(s.OutputOrDefault, s.Resume);
+        var dir = RunDirectory.Open(s.OutputOrDefault, s.Resume, log);
         var result = Train(s, data, dir, stop, log);
         if (result.Train.Interrupted) log.WriteLine($"stopped at epoch {result.Train.EpochsRun}; checkpoint written. Continue with --resume.");
         return result;

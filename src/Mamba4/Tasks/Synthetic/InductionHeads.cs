@@ -9,11 +9,14 @@ namespace Mamba4.Tasks.Synthetic;
 /// </summary>
 public sealed class InductionHeads(int length = 64, int vocab = 16) : ISequenceTask
 {
+    private readonly int _length = length >= 4 ? length
+        : throw new ArgumentException($"--length: an induction-heads sequence needs at least 4 tokens (special, key, …, special), got {length}");
+
     public string Name => "induction-heads";
     public int Vocab { get; } = vocab;
     public int VocabSize => Vocab + 1;
     public int Length => LengthFor(1);
-    public int LengthFor(int scale) => length * scale;
+    public int LengthFor(int scale) => _length * scale;
 
     public (long[] Inputs, long[] Targets) Sample(SplitMixRandom rng, int batch, int scale = 1)
     {

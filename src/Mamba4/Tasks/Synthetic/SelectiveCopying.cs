@@ -12,7 +12,8 @@ namespace Mamba4.Tasks.Synthetic;
 public sealed class SelectiveCopying(int regionLength = 64, int dataTokens = 8, int dataVocab = 8) : ISequenceTask
 {
     public string Name => "selective-copying";
-    public int RegionLength { get; } = regionLength;
+    public int RegionLength { get; } = regionLength >= dataTokens ? regionLength
+        : throw new ArgumentException($"--length: the selective-copying region must hold its {dataTokens} data tokens, got {regionLength}");
     public int DataTokens { get; } = dataTokens;
     public int DataVocab { get; } = dataVocab;
     public int VocabSize => DataVocab + 2;

@@ -72,9 +72,9 @@ public static class SyntheticRun
     public static SyntheticRunResult Run(SyntheticRunSettings s, IRunProgress progress, StopSignal stop, TextWriter log)
     {
         s.Model.Validate();
-        var root = RunDirectory.Create(s.OutputDirectory);
         var runs = new List<SyntheticOptions> { s.Model };
         if (s.Model.Selective && s.Ablation) runs.Add(s.Model with { Selective = false });
+        var root = RunDirectory.Open(s.OutputDirectory, runs.Select(RunName).ToList(), s.Resume, log);
         var prepared = new List<(SyntheticOptions Options, ISequenceTask Task, MambaLM Model, Trainer Trainer, RunDirectory Dir)>();
         try
         {
@@ -88,12 +88,9 @@ public static class SyntheticRun
                     (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch),
                     () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed) });
                 prepared.Add((o, task, model, trainer, dir));
-                if (dir.HasCheckpoint && !s.Resume) dir.CheckResume(false);
                 if (s.Resume && trainer.Resume())
                     log.WriteLine($"{RunName(o)}: resuming at step {trainer.Step} from {dir.CheckpointPath}");
             }
-            if (s.Resume && !prepared.Any(p => p.Dir.HasCheckpoint))
-                throw new IOException($"--resume: {root.Path} holds no {Checkpoint.FileName} in {string.Join(" or ", runs.Select(RunName))} to continue (start without --resume, or name the folder of the interrupted run with --out)");
 
             var results = new List<SyntheticModelResult>();
             foreach (var (o, task, model, trainer, dir) in prepared)
@@ -130,7 +127,7 @@ public static class SyntheticRun
     {
         Directory.CreateDirectory(dir);
         model.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
-        File.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
     }
 
     private static void WriteReport(RunDirectory root, List<SyntheticModelResult> results)

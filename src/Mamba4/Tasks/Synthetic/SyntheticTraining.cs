@@ -22,11 +22,14 @@ public sealed record SyntheticOptions
 
     public void Validate()
     {
-        void Positive(string name, int v) { if (v <= 0) throw new ArgumentException($"--{name} must be a positive integer, got {v}"); }
-        Positive("d-model", DModel); Positive("layers", Layers); Positive("d-state", DState); Positive("d-conv", DConv);
-        Positive("expand", Expand); Positive("batch", Batch);
-        if (Length < 0) throw new ArgumentException($"--length must be positive (or 0 for the task's default), got {Length}");
-        SyntheticTraining.CreateTask(Task, Length);
+        ModelLimits.Check("--d-model", DModel, ModelLimits.Width);
+        ModelLimits.Check("--layers", Layers, ModelLimits.Layers);
+        ModelLimits.Check("--d-state", DState, ModelLimits.StateSize);
+        ModelLimits.Check("--d-conv", DConv, ModelLimits.ConvKernel);
+        ModelLimits.Check("--expand", Expand, ModelLimits.Expand);
+        ModelLimits.Check("--batch", Batch, (int)Trainer.MaxTokensPerStep);
+        if (Length is < 0 or > ModelLimits.Positions) throw new ArgumentException($"--length must be from 1 to {ModelLimits.Positions} (or 0 for the task's default), got {Length}");
+        Trainer.CheckTokensPerStep(Batch, SyntheticTraining.CreateTask(Task, Length).Length, "sequence length");
     }
 }
 

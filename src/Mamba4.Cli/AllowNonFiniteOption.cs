@@ -1,0 +1,15 @@
+using System.CommandLine;
+using Mamba4.IO;
+
+namespace Mamba4.Cli;
+
+/// <summary>--allow-nonfinite, on every command that loads a model: weights holding NaN or ±Inf load with a warning
+/// on standard error instead of being refused (<see cref="ModelLoadOptions.AllowNonFinite"/>).</summary>
+internal static class AllowNonFiniteOption
+{
+    public static Option<bool> Create() =>
+        new("--allow-nonfinite") { Description = "load weights holding NaN or ±Inf (each such tensor is reported) instead of refusing them" };
+
+    public static ModelLoadOptions LoadOptions(ParseResult parse, Option<bool> option) =>
+        new() { AllowNonFinite = parse.GetValue(option), Warn = message => Console.Error.WriteLine($"warning: {message}") };
+}
