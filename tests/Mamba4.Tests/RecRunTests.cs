@@ -75,6 +75,8 @@ public class RecRunTests : IDisposable
         var none = Assert.Throws<IOException>(() => RecCompareRun.Run(resumed, stop, TextWriter.Null));
         Assert.Contains($"--resume: {root} holds no checkpoint.safetensors in mamba4rec or sasrec", none.Message);
 
+        Assert.False(Directory.Exists(root));   // refused before anything was created
+        Directory.CreateDirectory(Path.Combine(root, "sasrec"));
         File.WriteAllText(Path.Combine(root, "sasrec", "checkpoint.safetensors"), "");
         var held = Assert.Throws<IOException>(() => RecCompareRun.Run(fresh, stop, TextWriter.Null));
         Assert.Contains($"{Path.Combine(root, "sasrec")} already holds a checkpoint; pass --resume", held.Message);

@@ -24,13 +24,23 @@ public static class ForecastPrediction
         saved.Model.To(s.Device);
         if (s.Stream && !saved.CanStream) throw new ArgumentException($"{modelDir}: --stream {saved.StreamRequirement}");
         var table = saved.ReadSeries(s.Data, s.Fill, s.Run);
-        using var file = s.OutputPath is null ? null : new StreamWriter(IO.AtomicFile.TempPath(s.OutputPath), false, new UTF8Encoding(false));
+        var temp = s.OutputPath is null ? null : IO.AtomicFile.TempPath(s.OutputPath);
+        using var file = temp is null ? null : new StreamWriter(temp, false, new UTF8Encoding(false));
         var w = file ?? output;
-        if (!s.Follow) WriteCsv(w, saved.Forecast(table, s.Stream), saved.DateColumn, issuedAt: null);
-        else Follow(saved, table, input, w);
+        try
+        {
+            if (!s.Follow) WriteCsv(w, saved.Forecast(table, s.Stream), saved.DateColumn, issuedAt: null);
+            else Follow(saved, table, input, w);
+        }
+        catch when (temp is not null)
+        {
+            file!.Dispose();
+            File.Delete(temp);   // a failed forecast leaves neither a partial --out nor its temporary file
+            throw;
+        }
         if (file is null) return;
         file.Dispose();
-        File.Move(IO.AtomicFile.TempPath(s.OutputPath!), s.OutputPath!, overwrite: true);
+        File.Move(temp!, s.OutputPath!, overwrite: true);
         log.WriteLine($"wrote {saved.Config.Horizon} steps × {saved.Columns.Count} columns to {s.OutputPath}");
     }
 

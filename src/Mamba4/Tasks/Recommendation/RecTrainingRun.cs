@@ -16,8 +16,8 @@ public static class RecTrainingRun
     public static RecRunResult Run(RecTrainSettings s, StopSignal stop, TextWriter log)
     {
         s.Validate();
-        var data = s.Data.Load(log);
         var dir = RunDirectory.Open(s.OutputOrDefault, s.Resume, log);
+        var data = s.Data.Load(log);
         var result = Train(s, data, dir, stop, log);
         if (result.Train.Interrupted) log.WriteLine($"stopped at epoch {result.Train.EpochsRun}; checkpoint written. Continue with --resume.");
         return result;
