@@ -160,11 +160,11 @@ public static class CudaModelBench
         Console.WriteLine($"Mamba4Rec epoch (built-in synthetic data: {data.Statistics}; batch 2048, max_len 50, all-positions objective, validation included):");
         foreach (var device in new[] { Cuda, Device.Cpu })
         {
-            Backend.DefaultDevice = device;
             var dir = Directory.CreateTempSubdirectory("mamba4-bench-rec-").FullName;
             try
             {
                 var model = RecModels.Create(new RecModelOptions { Kind = "mamba4rec" }, data.NItems, 1);
+                ((Nn.Module)model).To(device);
                 using var exp = new RecExperiment(split, model, 50, new RecTrainOptions { Epochs = 2, Patience = 5, OutputDirectory = dir }, new JsonObject { ["task"] = "bench" });
                 var seconds = new List<double>();
                 exp.EpochDone += r => seconds.Add(r.SecondsThisEpoch);
@@ -174,7 +174,6 @@ public static class CudaModelBench
             }
             finally
             {
-                Backend.DefaultDevice = Device.Cpu;
                 Directory.Delete(dir, recursive: true);
             }
         }

@@ -10,6 +10,7 @@ internal static class AllowNonFiniteOption
     public static Option<bool> Create() =>
         new("--allow-nonfinite") { Description = "load weights holding NaN or ±Inf (each such tensor is reported) instead of refusing them" };
 
-    public static ModelLoadOptions LoadOptions(ParseResult parse, Option<bool> option) =>
-        new() { AllowNonFinite = parse.GetValue(option), Warn = message => Console.Error.WriteLine($"warning: {message}") };
+    /// <summary>How the command loads its model: onto <paramref name="device"/>, non-finite weights as the option says.</summary>
+    public static ModelLoadOptions LoadOptions(ParseResult parse, Option<bool> option, Tensors.Device? device = null) =>
+        new() { AllowNonFinite = parse.GetValue(option), Warn = message => Console.Error.WriteLine($"warning: {message}"), Device = device ?? Tensors.Device.Cpu };
 }

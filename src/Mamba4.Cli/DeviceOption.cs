@@ -7,7 +7,7 @@ namespace Mamba4.Cli;
 /// <summary>
 /// The --device option of every command that trains or runs a model, parsed and checked in one place:
 /// <c>cpu</c> (default), <c>cuda</c> (GPU 0) or <c>cuda:N</c>. <see cref="Use"/> makes it the device that models are
-/// trained on and loaded to (<see cref="Backend.DefaultDevice"/>), or fails with the reason CUDA cannot be used
+/// trained on and loaded to (each command passes it into its settings), or fails with the reason CUDA cannot be used
 /// (no driver, no GPU, a library missing, no such GPU), which the CLI prints as one line with exit code 1.
 /// </summary>
 internal static class DeviceOption
@@ -18,9 +18,7 @@ internal static class DeviceOption
     /// <summary>Parses and checks the option's value and makes it the default device of this process.</summary>
     public static Device Use(ParseResult parse, Option<string> option)
     {
-        var device = Resolve(parse.GetValue(option) ?? "cpu");
-        Backend.DefaultDevice = device;
-        return device;
+        return Resolve(parse.GetValue(option) ?? "cpu");
     }
 
     /// <summary>The device named by <paramref name="text"/>, or ArgumentException / NotSupportedException saying what is wrong.</summary>

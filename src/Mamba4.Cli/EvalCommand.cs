@@ -30,7 +30,7 @@ internal static class EvalCommand
         cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
-            DeviceOption.Use(parse, device);
+            var target = DeviceOption.Use(parse, device);
             if (parse.GetValue(samples) <= 0) throw new ArgumentException($"--samples must be positive, got {parse.GetValue(samples)}");
             var dir = parse.GetValue(run)!;
             var runFile = Path.Combine(dir, "run.json");
@@ -39,8 +39,7 @@ internal static class EvalCommand
             string taskName = config.String("task") ?? throw config.Error("field 'task' is missing");
             long seed = config.Integer("seed") ?? 0;
             var modelDir = Path.Combine(dir, "model");
-            using var model = MambaLM.FromPretrained(modelDir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
-            model.To(Backends.Backend.DefaultDevice);
+            using var model = MambaLM.FromPretrained(modelDir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
             var task = SyntheticTraining.CreateTask(taskName, config.Count(ModelLimits.Positions, "length") ?? 0);
             var result = new JsonObject { ["task"] = taskName, ["run"] = dir };
             foreach (var s in parse.GetValue(scales)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))

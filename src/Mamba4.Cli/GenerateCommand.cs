@@ -42,7 +42,7 @@ internal static class GenerateCommand
         cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
-            DeviceOption.Use(parse, device);
+            var target = DeviceOption.Use(parse, device);
             var dir = parse.GetValue(model)!;
             string? text = parse.GetValue(promptText), idsText = parse.GetValue(promptIds);
             if ((text is null) == (idsText is null)) throw new ArgumentException("give exactly one of --prompt (text) and --prompt-ids");
@@ -64,7 +64,7 @@ internal static class GenerateCommand
             options.Validate();
             int maxTokens = parse.GetValue(maxNew);
             if (maxTokens < 1) throw new ArgumentException($"--max-new-tokens must be positive, got {maxTokens}");
-            var lm = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
+            var lm = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
             try
             {
                 foreach (var id in prompt.Append(options.EosTokenId ?? 0))

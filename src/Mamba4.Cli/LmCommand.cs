@@ -100,7 +100,7 @@ internal static class LmCommand
         cmd.Options.Add(allowNonFinite);
         cmd.SetAction(parse =>
         {
-            DeviceOption.Use(parse, device);
+            var target = DeviceOption.Use(parse, device);
             var dir = parse.GetValue(model)!;
             var tok = LanguageModelFiles.LoadTokenizer(dir) ?? throw new FileNotFoundException($"{dir} holds no tokenizer.json");
             var path = parse.GetValue(data)!;
@@ -108,7 +108,7 @@ internal static class LmCommand
             var text = File.ReadAllText(path);
             var ids = tok.Encode(text);
             var part = parse.GetValue(all) ? ids : ids[(int)(ids.Length * 0.9)..];
-            var net = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
+            var net = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
             try
             {
                 var stream = TokenStream.ForEvaluation(part);

@@ -27,7 +27,7 @@ internal static class RecScoreCommand
         cmd.SetAction(parse =>
         {
             var target = DeviceOption.Use(parse, device);
-            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind), options: AllowNonFiniteOption.LoadOptions(parse, allowNonFinite));
+            using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind), options: AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
             model.Module.To(target);
             var h = RecRecommend.ParseHistory(parse.GetValue(history)!, model, parse.GetValue(ids));
             var scores = RecRecommend.FullScores(model, h);

@@ -198,11 +198,10 @@ public static class MambaServer
         return app;
     }
 
-    // The loaders place weights on Backend.DefaultDevice (the CLI's --device); the server moves them to its own device
-    // (a no-op when they are there already), so that an in-process server on a GPU needs no process-wide setting.
+    // The loaders place the weights on the server's device (ModelLoadOptions.Device), whose free memory bounds what loads.
     private static TextService LoadText(string dir, Mamba4.Tensors.Device device, ServerOptions options, ServerMetrics metrics)
     {
-        var lm = LanguageModelFiles.Load(dir, options.Load);
+        var lm = LanguageModelFiles.Load(dir, options.Load with { Device = device });
         if (lm is not MambaLM mamba)
         {
             lm.AsModule.Dispose();
@@ -228,7 +227,7 @@ public static class MambaServer
     /// <summary>The Mamba4Rec directory through the library's loader (the one `mamba4 rec` uses): the event API needs its recurrent state.</summary>
     private static RecService LoadRec(string dir, Mamba4.Tensors.Device device, ServerOptions options, ServerMetrics metrics)
     {
-        var loaded = RecModels.Load(dir, option: "--rec", defaultKind: "mamba4rec", options: options.Load);
+        var loaded = RecModels.Load(dir, option: "--rec", defaultKind: "mamba4rec", options: options.Load with { Device = device });
         if (loaded.Model is not Mamba4Rec model)
         {
             loaded.Dispose();
@@ -255,7 +254,7 @@ public static class MambaServer
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--forecast: directory not found: {dir}");
         var modelDir = File.Exists(Path.Combine(dir, SavedForecaster.ConfigFile)) ? dir : Path.Combine(dir, "model");
-        var saved = SavedForecaster.Load(modelDir, options.Load);
+        var saved = SavedForecaster.Load(modelDir, options.Load with { Device = device });
         SeriesStore? store = null;
         try
         {

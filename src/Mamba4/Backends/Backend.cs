@@ -10,13 +10,6 @@ public static class Backend
     private static readonly Dictionary<Device, IBackend> Registered = new() { [Device.Cpu] = CpuBackend.Instance };
     private static readonly Lock Gate = new();
 
-    /// <summary>
-    /// Where models are trained and run when nothing else says so (the CLI's --device sets it): the
-    /// <see cref="Training.Trainer"/> moves a model still on the CPU there, and the model loaders of the tasks
-    /// (LanguageModelFiles, RecModels, SavedForecaster) place what they load there. CPU by default.
-    /// </summary>
-    public static Device DefaultDevice { get; set; } = Device.Cpu;
-
     /// <summary>The engine settings this process runs under (<see cref="Configure"/>); defaults until configured.</summary>
     public static EngineSettings Settings { get; private set; } = EngineSettings.Default;
 

@@ -17,4 +17,7 @@ public sealed record ModelLoadOptions
     /// <summary>The most host memory a model may need, in bytes; null: what the runtime reports available
     /// (<see cref="GC.GetGCMemoryInfo()"/>.TotalAvailableMemoryBytes — physical memory or the container's limit).</summary>
     public long? HostMemoryLimit { get; init; }
+
+    /// <summary>Where the weights go (the --device of the command); its free memory bounds what may be loaded.</summary>
+    public Tensors.Device Device { get; init; } = Tensors.Device.Cpu;
 }

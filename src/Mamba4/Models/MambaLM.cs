@@ -90,7 +90,7 @@ public sealed class MambaLM : Module, ICausalLanguageModel
     /// <see cref="ModelFiles.Load{T}"/>); a missing, unexpected or mis-shaped tensor fails with its name.
     /// </summary>
     public static MambaLM FromPretrained(string directory, ModelLoadOptions? options = null) =>
-        Load(directory, MambaConfig.FromJsonFile(Path.Combine(directory, "config.json")), options, Device.Cpu);
+        Load(directory, MambaConfig.FromJsonFile(Path.Combine(directory, "config.json")), options, (options ?? ModelLoadOptions.Default).Device);
 
     /// <summary>As <see cref="FromPretrained"/> with the configuration already read, placing the model on <paramref name="device"/>.</summary>
     internal static MambaLM Load(string directory, MambaConfig config, ModelLoadOptions? options, Device device) =>

@@ -74,7 +74,6 @@ public sealed class Trainer : IDisposable
     {
         options.Validate();
         (_model, _o, _runConfig, _loss, _evaluate) = (model, options, runConfig, loss, evaluate);
-        if (!Backends.Backend.DefaultDevice.IsCpu && model.Parameters().All(p => p.Device.IsCpu)) model.To(Backends.Backend.DefaultDevice);
         _optimizer = new AdamW(model, options.LearningRate, weightDecay: options.WeightDecay);
         _schedule = new WarmupCosine(options.LearningRate, Math.Min(options.WarmupSteps, options.Steps), options.Steps, options.MinLearningRateRatio);
     }

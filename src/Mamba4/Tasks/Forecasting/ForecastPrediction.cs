@@ -20,7 +20,7 @@ public static class ForecastPrediction
     {
         s.Validate();
         var modelDir = File.Exists(Path.Combine(s.Run, SavedForecaster.ConfigFile)) ? s.Run : Path.Combine(s.Run, RunDirectory.ModelFolder);
-        using var saved = SavedForecaster.Load(modelDir, s.Load);
+        using var saved = SavedForecaster.Load(modelDir, s.Load with { Device = s.Device });
         saved.Model.To(s.Device);
         if (s.Stream && !saved.CanStream) throw new ArgumentException($"{modelDir}: --stream {saved.StreamRequirement}");
         var table = saved.ReadSeries(s.Data, s.Fill, s.Run);

@@ -26,7 +26,7 @@ public static class LanguageModelFiles
     }
 
     /// <summary>
-    /// Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory onto <see cref="Backends.Backend.DefaultDevice"/>.
+    /// Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory onto <see cref="ModelLoadOptions.Device"/>.
     /// The configuration is checked against the weights and the memory it needs before the model is built (<see cref="ModelFiles.Load{T}"/>).
     /// </summary>
     public static ICausalLanguageModel Load(string dir, ModelLoadOptions? options = null)
@@ -34,7 +34,7 @@ public static class LanguageModelFiles
         var configPath = Path.Combine(dir, "config.json");
         if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath} not found: --model must name a model directory", configPath);
         var r = ConfigReader.Load(configPath);
-        var device = Backends.Backend.DefaultDevice;
+        var device = (options ?? ModelLoadOptions.Default).Device;
         if (r.String("model_type") == "gpt")
         {
             var gpt = GptConfig.FromConfig(r);

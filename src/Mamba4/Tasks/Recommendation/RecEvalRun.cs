@@ -18,7 +18,7 @@ public static class RecEvalRun
     public static RecEvalResult Run(RecEvalSettings s, TextWriter output, TextWriter log)
     {
         s.Validate();
-        using var model = RecModels.Load(s.Checkpoint, s.Kind, options: s.Load);
+        using var model = RecModels.Load(s.Checkpoint, s.Kind, options: s.Load with { Device = s.Device });
         model.Module.To(s.Device);
         var data = RecData.ToModelIds(s.Data.Load(log), model, out int unknown);
         if (unknown > 0) log.WriteLine($"{unknown:N0} interaction(s) with items the model does not know were dropped");

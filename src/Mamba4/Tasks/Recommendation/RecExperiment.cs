@@ -219,7 +219,7 @@ public sealed class RecExperiment : IDisposable
         if (!interrupted)
         {
             if (!Directory.Exists(ModelDirectory)) throw new InvalidDataException($"{ModelDirectory}: the best model is missing");
-            using var best = RecModels.Load(ModelDirectory);
+            using var best = RecModels.Load(ModelDirectory, options: IO.ModelLoadOptions.Default with { Device = ((Nn.Module)_model).Parameters().First().Device });
             var sw = Stopwatch.StartNew();
             test = Evaluate(best.Model, _split.Data, _split.Test, _maxLen, _o.EvalBatch);
             msPerBatch = sw.Elapsed.TotalMilliseconds / Math.Max(1, (_split.Test.Length + _o.EvalBatch - 1) / _o.EvalBatch);
