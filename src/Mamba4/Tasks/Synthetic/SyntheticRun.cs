@@ -7,50 +7,6 @@ using Mamba4.Training;
 
 namespace Mamba4.Tasks.Synthetic;
 
-/// <summary>Everything `mamba4 train` runs: the task and model, the trainer, the ablation twin, the output folder and device.</summary>
-public sealed record SyntheticRunSettings
-{
-    public SyntheticOptions Model { get; init; } = new();
-    public TrainerOptions Trainer { get; init; } = new() { Steps = 2000, LearningRate = 5e-3f, WarmupSteps = 50 };
-    /// <summary>Also train the time-invariant twin (B, C, Δ input-independent) on the same budget.</summary>
-    public bool Ablation { get; init; } = true;
-    /// <summary>Held-out sequences for the final accuracy at the training length, and at each longer length.</summary>
-    public int FinalSamples { get; init; } = 512;
-    public int ExtrapolationSamples { get; init; } = 128;
-    public string OutputDirectory { get; init; } = "";
-    public bool Resume { get; init; }
-    public Device Device { get; init; } = Device.Cpu;
-}
-
-/// <summary>One trained model's outcome: its name, the trainer's result and the final accuracies (by "accuracy", "accuracy_4x", …).</summary>
-public sealed record SyntheticModelResult(string Name, SyntheticOptions Options, TrainResult Train, IReadOnlyDictionary<string, double> Final);
-
-public sealed record SyntheticRunResult(IReadOnlyList<SyntheticModelResult> Models, bool Interrupted, string OutputDirectory)
-{
-    public string ReportPath => Path.Combine(OutputDirectory, RunDirectory.ReportFile);
-
-    public string Summary =>
-        $"{Models[0].Options.Task}: " + string.Join(" vs ", Models.Select(r => $"{r.Name} {r.Final["accuracy"].ToString("P1", CultureInfo.InvariantCulture)}")) +
-        $" token accuracy after {Models[0].Train.Step} steps ({Models.Sum(r => r.Train.Seconds):F0} s); report: {ReportPath}";
-
-    /// <summary>The first model's accuracies under their own names; the others' prefixed with their name.</summary>
-    public JsonObject ToJson()
-    {
-        var first = Models[0];
-        var o = new JsonObject
-        {
-            ["task"] = first.Options.Task,
-            ["model"] = new JsonObject { ["d_model"] = first.Options.DModel, ["layers"] = first.Options.Layers, ["d_state"] = first.Options.DState, ["selective"] = first.Options.Selective },
-            ["steps"] = first.Train.Step,
-            ["seconds"] = Math.Round(Models.Sum(r => r.Train.Seconds), 2),
-        };
-        foreach (var (k, v) in first.Final) o[k] = v;
-        foreach (var r in Models.Skip(1))
-            foreach (var (k, v) in r.Final) o[$"{r.Name.Replace('-', '_')}_{k}"] = v;
-        return o;
-    }
-}
-
 /// <summary>
 /// `mamba4 train`: trains a Mamba on a synthetic task of the Mamba paper (and by default its time-invariant twin), each
 /// in its own sub-folder with checkpoints, metrics and an HF-layout model, then a report comparing them. Everything is
