@@ -9,7 +9,7 @@ namespace Mamba4.Bench;
 
 /// <summary>
 /// The CUDA backend on the GPU machine: device copy bandwidth (the yardstick), the fused selective scan forward and
-/// backward on the issue's shapes against mamba_ssm's fused kernel (its table, same H100), with the bytes moved as
+/// backward on the issue's shapes against mamba_ssm's fused kernel (timed in the same call on the same card from ../shared/anchors), with the bytes moved as
 /// a share of the copy bandwidth; scan plan variants; the 130M model's generation and forward throughput.
 /// Times are CUDA-event medians after warm-up; inputs rotate over several sets when one set would fit in L2.
 /// </summary>
@@ -17,17 +17,35 @@ public static class CudaBench
 {
     private static readonly Device Cuda = Device.Cuda(0);
 
-    // mamba_ssm v2 fused kernel on the H100 of the GPU machine (issue 7): fwd, bwd ms (f16 rows: not measured there, NaN)
-    private static readonly (int B, int D, int L, int N, DType DType, double Fwd, double Bwd)[] Shapes =
+    /// <summary>The issue's rows; mamba_ssm's times for each come from <see cref="BenchSettings.ScanAnchorFile"/> (written by
+    /// ../shared/anchors/scan_anchor.py earlier in the same call, on the same card, by scripts/gpu-test.sh), NaN where it
+    /// was not measured (f16: mamba_ssm's script times fp32 and bf16; or no anchor in this run).</summary>
+    private static readonly (int B, int D, int L, int N, DType DType)[] Rows =
     [
-        (8, 1536, 2048, 16, DType.F32, 0.876, 2.065),
-        (8, 1536, 2048, 16, DType.BF16, 0.446, 1.857),
-        (8, 1536, 2048, 16, DType.F16, double.NaN, double.NaN),
-        (1, 1536, 16384, 16, DType.F32, 0.997, 2.401),
-        (1, 1536, 16384, 16, DType.BF16, 0.563, 2.057),
-        (1, 1536, 16384, 16, DType.F16, double.NaN, double.NaN),
-        (64, 128, 200, 32, DType.F32, 0.127, 0.398),
+        (8, 1536, 2048, 16, DType.F32), (8, 1536, 2048, 16, DType.BF16), (8, 1536, 2048, 16, DType.F16),
+        (1, 1536, 16384, 16, DType.F32), (1, 1536, 16384, 16, DType.BF16), (1, 1536, 16384, 16, DType.F16),
+        (64, 128, 200, 32, DType.F32),
     ];
+
+    private static readonly Lazy<(int B, int D, int L, int N, DType DType, double Fwd, double Bwd)[]> ShapesWithAnchor = new(() =>
+    {
+        var anchor = new Dictionary<(int, int, int, int, string), (double Fwd, double Bwd)>();
+        if (BenchSettings.Current.ScanAnchorFile is { } file && File.Exists(file))
+            foreach (var line in File.ReadLines(file))
+            {
+                if (System.Text.Json.Nodes.JsonNode.Parse(line) is not System.Text.Json.Nodes.JsonObject o || o["shape"] is not System.Text.Json.Nodes.JsonArray shape) continue;
+                var dims = shape.Select(v => v!.GetValue<int>()).ToArray();
+                anchor[(dims[0], dims[1], dims[2], dims[3], o["dtype"]!.GetValue<string>())] = (o["fwd_ms"]!.GetValue<double>(), o["bwd_ms"]!.GetValue<double>());
+            }
+        return Rows.Select(r =>
+        {
+            string name = r.DType == DType.F32 ? "float32" : r.DType == DType.BF16 ? "bfloat16" : "float16";
+            var t = anchor.TryGetValue((r.B, r.D, r.L, r.N, name), out var v) ? v : (double.NaN, double.NaN);
+            return (r.B, r.D, r.L, r.N, r.DType, t.Item1, t.Item2);
+        }).ToArray();
+    });
+
+    private static (int B, int D, int L, int N, DType DType, double Fwd, double Bwd)[] Shapes => ShapesWithAnchor.Value;
 
     private static string TypeName(DType t) => t == DType.F32 ? "fp32" : t == DType.BF16 ? "bf16" : "f16";
 
@@ -45,7 +63,7 @@ public static class CudaBench
             return;
         }
         var gpu = (CudaBackend)Backend.For(Cuda);
-        string mode = Environment.GetEnvironmentVariable("MAMBA4_CUDA_BENCH") ?? "";
+        string mode = BenchSettings.Current.CudaMode;
         if (mode == "profile")
         {
             Profile(gpu);
@@ -54,6 +72,9 @@ public static class CudaBench
         Console.WriteLine($"== cuda: {gpu.Name}, {gpu.Multiprocessors} SMs, {gpu.TotalMemory / (1 << 20):N0} MiB, driver {CudaBackend.DriverVersion}, NVRTC {CudaBackend.NvrtcVersion}");
         double copy = CopyBandwidth(gpu);
         Console.WriteLine($"device-to-device copy, 1 GiB: {copy / 1e12:F2} TB/s (bytes read + written)");
+        Console.WriteLine(BenchSettings.Current.ScanAnchorFile is { } anchorFile && File.Exists(anchorFile)
+            ? $"mamba_ssm's fused scan timed in this call on this card: {anchorFile}"
+            : "mamba_ssm was not timed in this call (run through scripts/gpu-test.sh with ../shared/anchors present): no ratios");
         Console.WriteLine();
         ScanTable(gpu, copy);
         Console.WriteLine();

@@ -104,7 +104,11 @@ public static class CudaModelBench
                 Step(gpu, model, optimizer, ids, batch, l);
                 var times = Enumerable.Range(0, 5).Select(_ => Step(gpu, model, optimizer, ids, batch, l)).Order().ToArray();
                 double s = times[times.Length / 2];
-                Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5)");
+                // mamba_ssm's MambaLMHeadModel in the same call: fp32 beside our F32 GEMMs, bf16 autocast beside our BF16 ones
+                string anchorPrecision = precision == MatmulPrecision.F32 ? "fp32" : precision == MatmulPrecision.Bf16 ? "bf16-autocast" : "";
+                var anchor = ModelAnchor(o => o["train"]?.GetValue<string>() == $"{batch}x{l}" && o["precision"]?.GetValue<string>() == anchorPrecision);
+                string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs ? $"; mamba_ssm {anchorPrecision} {theirs:F0} tokens/s, ours / theirs {batch * l / s / theirs:F2}×" : "";
+                Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5){vs}");
             }
         gpu.MatmulPrecision = MatmulPrecision.F32;
     }
@@ -115,8 +119,8 @@ public static class CudaModelBench
         double weightBytes = model.ParameterCount * 4.0;
         double limitPerStep = copy / weightBytes;   // steps/s if a step only read the weights once at copy bandwidth
         Console.WriteLine($"generation, 130M shape fp32: weights {weightBytes / 1e6:F0} MB read per step → at most {limitPerStep:F0} steps/s at {copy / 1e12:F2} TB/s");
-        Console.WriteLine("| batch | CUDA graph | device ms/step | tokens/s (device) | % of weight-read limit | tokens/s with logits to host + argmax | launches/step |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine("| batch | CUDA graph | device ms/step | tokens/s (device) | % of weight-read limit | tokens/s with logits to host + argmax | launches/step | mamba_ssm generate, same call (ours / theirs) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
         using var noGrad = GradMode.NoGrad();
         foreach (int batch in new[] { 1, 64 })
             foreach (bool graphed in new[] { false, true })
@@ -148,9 +152,19 @@ public static class CudaModelBench
                 }
                 double wall = Stopwatch.GetElapsedTime(t0).TotalSeconds / steps;
                 double perSecond = batch / (device / 1000);
-                Console.WriteLine($"| {batch} | {(graphed ? "yes" : "no")} | {device:F3} | {perSecond:F0} | {1000 / device / limitPerStep * 100:F0}% | {batch / wall:F0} | {launches} |");
+                var anchor = ModelAnchor(o => o["generate"]?.GetValue<string>() is { } g && g.StartsWith($"batch {batch},", StringComparison.Ordinal)
+                                              && o["dtype"]?.GetValue<string>() == "float32" && o["cuda_graph"]?.GetValue<bool>() == graphed);
+                string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs ? $" | {theirs:F0} ({batch / wall / theirs:F2}×)" : " | —";
+                Console.WriteLine($"| {batch} | {(graphed ? "yes" : "no")} | {device:F3} | {perSecond:F0} | {1000 / device / limitPerStep * 100:F0}% | {batch / wall:F0} | {launches}{vs} |");
             }
     }
+
+    /// <summary>The first JSON line of ../shared/anchors/model_anchor.py's output from this call (<see cref="BenchSettings.ModelAnchorFile"/>)
+    /// that <paramref name="match"/> accepts; null without one (then no ratio is printed).</summary>
+    private static System.Text.Json.Nodes.JsonObject? ModelAnchor(Func<System.Text.Json.Nodes.JsonObject, bool> match) =>
+        BenchSettings.Current.ModelAnchorFile is { } file && File.Exists(file)
+            ? File.ReadLines(file).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l) as System.Text.Json.Nodes.JsonObject).OfType<System.Text.Json.Nodes.JsonObject>().FirstOrDefault(match)
+            : null;
 
     private static void RecEpoch()
     {
