@@ -92,11 +92,12 @@ public static class ServeBench
     private static void StepTimes(MambaLM model, int maxBatch)
     {
         int saved = Mamba4.Backends.Cpu.CpuGemv.MaxRows;
-        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide, tile = Mamba4.Backends.Cpu.CpuGemv.Tile4x3;
-        var kernels = new List<(string Label, int Rows, bool Wide, bool Tile)> { ("streaming", saved, wide, tile) };
-        if (tile) kernels.Add(("streaming 3×2", saved, wide, false));
-        if (wide) kernels.Add(("streaming 3×1", saved, false, false));
-        kernels.Add(("packed GEMM", Math.Min(4, saved), wide, tile));
+        bool wide = Mamba4.Backends.Cpu.CpuGemv.WideSupported, tile = Mamba4.Backends.Cpu.CpuGemv.Tile4x3Supported;
+        var engine = Mamba4.Backends.Backend.Settings;
+        var kernels = new List<(string Label, int Rows, Mamba4.Backends.CpuGemvTiles Tiles)> { ("streaming", saved, Mamba4.Backends.CpuGemvTiles.Auto) };
+        if (tile) kernels.Add(("streaming 3×2", saved, Mamba4.Backends.CpuGemvTiles.Up3x2));
+        if (wide) kernels.Add(("streaming 3×1", saved, Mamba4.Backends.CpuGemvTiles.Rows));
+        kernels.Add(("packed GEMM", Math.Min(4, saved), Mamba4.Backends.CpuGemvTiles.Auto));
         foreach (int b in new[] { 1, 4, 8, 16, 32, 64 }.Where(b => b <= Math.Max(4, maxBatch)))
         {
             var configs = b <= 4 ? kernels.Take(1).ToList() : kernels;
@@ -105,11 +106,10 @@ public static class ServeBench
             using var _ = Mamba4.Autograd.GradMode.NoGrad();
             var ids = Enumerable.Range(0, b).Select(i => (long)(i * 31 % 50280)).ToArray();
             for (int round = 0; round < 3; round++)
-                foreach (var (label, rows, w, tl) in configs)
+                foreach (var (label, rows, tiles) in configs)
                 {
                     Mamba4.Backends.Cpu.CpuGemv.MaxRows = rows;
-                    Mamba4.Backends.Cpu.CpuGemv.Wide = w;
-                    Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = tl;
+                    Mamba4.Backends.Backend.Configure(engine with { CpuGemvTiles = tiles });
                     using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
                     var sw = Stopwatch.StartNew();
                     for (int i = 0; i < 4; i++) using (var scope = new Mamba4.Tensors.TensorScope()) model.Step(Mamba4.Tensors.Tensor.From(ids, b), state);
@@ -120,8 +120,7 @@ public static class ServeBench
             Console.WriteLine(line);
         }
         Mamba4.Backends.Cpu.CpuGemv.MaxRows = saved;
-        Mamba4.Backends.Cpu.CpuGemv.Wide = wide;
-        Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = tile;
+        Mamba4.Backends.Backend.Configure(engine);
     }
 
     /// <summary>

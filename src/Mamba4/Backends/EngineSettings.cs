@@ -4,6 +4,15 @@ using Mamba4.Backends.Cuda;
 
 namespace Mamba4.Backends;
 
+/// <summary>The few-row CPU matrix kernels allowed (each keeps the single-row dot order, so results are bit-identical):
+/// all that the CPU supports, up to the 3×2 tiles, or the 3×1 rows only.</summary>
+public enum CpuGemvTiles
+{
+    Auto,
+    Up3x2,
+    Rows,
+}
+
 /// <summary>
 /// Every engine-wide setting that changes numerics or where work runs, in one explicit object: the CPU GEMM library and
 /// threads, the GPU matmul precision, the scan variant, CUDA graphs. The environment is read here only
@@ -16,6 +25,8 @@ public sealed record EngineSettings
     public string Blas { get; init; } = "auto";
     /// <summary>CPU worker threads; 0 = one per core. (MAMBA4_THREADS)</summary>
     public int Threads { get; init; }
+    /// <summary>The few-row CPU matrix kernels (decoding, batched steps); tests and benchmarks compare them.</summary>
+    public CpuGemvTiles CpuGemvTiles { get; init; }
     /// <summary>GPU F32 matrix products. (MAMBA4_CUDA_MATMUL = f32 | tf32 | bf16)</summary>
     public MatmulPrecision CudaMatmul { get; init; } = MatmulPrecision.F32;
     /// <summary>The CUDA selective scan's plan, 0 = chosen per shape: forward chunk length, forward states per thread,
@@ -98,6 +109,7 @@ public sealed record EngineSettings
         ["blas"] = Blas,
         ["cpu_gemm"] = Cpu.CpuGemm.BlasDescription,
         ["threads"] = Cpu.CpuParallel.Threads,
+        ["cpu_gemv"] = Cpu.CpuGemv.Tile4x3 ? "4x3 tiles" : Cpu.CpuGemv.Wide ? "3x2 tiles" : "rows",
         ["cuda_matmul"] = CudaMatmul.ToString().ToLowerInvariant(),
         ["scan_plan"] = ScanForwardChunk == 0 && ScanForwardStatesPerThread == 0 && ScanBackwardChunk == 0 && ScanBackwardBlock == 0 ? "auto"
             : $"forward chunk {ScanForwardChunk}, states/thread {ScanForwardStatesPerThread}, backward chunk {ScanBackwardChunk}, block {ScanBackwardBlock}",

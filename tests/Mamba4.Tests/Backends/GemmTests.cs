@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Mamba4.Backends;
 using Mamba4.Backends.Cpu;
 using Mamba4.Tensors;
 
@@ -9,6 +10,7 @@ namespace Mamba4.Tests;
 /// in double: every transpose combination, edge sizes, alpha/beta, padded leading dimensions.
 /// Tolerance: |C − ref| ≤ 1e-5 · (|alpha|·Σ_p |op(A)[i,p]|·|op(B)[p,j]| + |beta·C0[i,j]|).
 /// </summary>
+[Collection(EngineSettingsCollection.Name)]
 public unsafe class GemmTests
 {
     private unsafe delegate void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc);
@@ -79,14 +81,15 @@ public unsafe class GemmTests
     {
         // CpuGemv (A·Wᵀ for few rows): the 4×3 tiles on 512-bit vectors, the 3×2 and 3×1 tiles, with row and
         // weight-row remainders, k below, at and past the 32-wide blocks.
-        bool wide = CpuGemv.Wide, tile = CpuGemv.Tile4x3;
+        var engine = Backend.Settings;
+        try
+        {
         unsafe
         {
             Sgemm few = (transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => CpuGemv.RowsTimesTransposed(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-            foreach (var (useTile, useWide) in new[] { (true, true), (false, true), (false, false) })
+            foreach (var tiles in new[] { CpuGemvTiles.Auto, CpuGemvTiles.Up3x2, CpuGemvTiles.Rows })
             {
-                CpuGemv.Tile4x3 = useTile && tile;
-                CpuGemv.Wide = useWide && wide;
+                Backend.Configure(engine with { CpuGemvTiles = tiles });
                 foreach (int m in new[] { 1, 3, 4, 5, 8, 13 })
                 foreach (int n in new[] { 1, 2, 3, 7, 50 })
                 foreach (int k in new[] { 5, 32, 48, 100, 777 })
@@ -96,8 +99,8 @@ public unsafe class GemmTests
                 }
             }
         }
-        CpuGemv.Wide = wide;
-        CpuGemv.Tile4x3 = tile;
+        }
+        finally { Backend.Configure(engine); }
     }
 
     [Fact]

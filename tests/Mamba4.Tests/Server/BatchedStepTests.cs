@@ -8,6 +8,7 @@ namespace Mamba4.Tests.Server;
 /// Continuous batching must not change what a stream computes: a batched step's logits for each stream are
 /// bit-identical to that stream stepped alone, whatever the batch size (few-row products share one dot order).
 /// </summary>
+[Collection(EngineSettingsCollection.Name)]
 public class BatchedStepTests
 {
     [Fact]
@@ -18,17 +19,19 @@ public class BatchedStepTests
         model.Eval();
         using var _ = GradMode.NoGrad();
         var rng = new Random(3);
-        bool wide = Mamba4.Backends.Cpu.CpuGemv.Wide, tile = Mamba4.Backends.Cpu.CpuGemv.Tile4x3;
+        bool wide = Mamba4.Backends.Cpu.CpuGemv.WideSupported, tile = Mamba4.Backends.Cpu.CpuGemv.Tile4x3Supported;
+        var engine = Mamba4.Backends.Backend.Settings;
         // Every few-row kernel (4×3 tiles on 512-bit vectors with AVX-512F, 3×2 tiles with AVX-512VL, 3×1 without)
         // keeps the single-row dot order.
-        var kernels = new List<(bool Tile, bool Wide)> { (false, false) };
-        if (wide) kernels.Add((false, true));
-        if (tile) kernels.Add((true, wide));
-        foreach (var (useTile, useWide) in kernels)
+        var kernels = new List<Mamba4.Backends.CpuGemvTiles> { Mamba4.Backends.CpuGemvTiles.Rows };
+        if (wide) kernels.Add(Mamba4.Backends.CpuGemvTiles.Up3x2);
+        if (tile) kernels.Add(Mamba4.Backends.CpuGemvTiles.Auto);
+        try
+        {
+        foreach (var tiles in kernels)
         foreach (int batch in new[] { 2, 3, 4, 5, 7, 9, 33 })
         {
-            Mamba4.Backends.Cpu.CpuGemv.Wide = useWide;
-            Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = useTile;
+            Mamba4.Backends.Backend.Configure(engine with { CpuGemvTiles = tiles });
             var ids = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, 6).Select(_ => (long)rng.Next(101)).ToArray()).ToArray();
             var single = new float[batch][];
             for (int s = 0; s < batch; s++)
@@ -46,10 +49,10 @@ public class BatchedStepTests
                 batched = model.Step(Tensor.From(ids.Select(x => x[t]).ToArray(), batch), view).ToFloatArray();
             }
             for (int s = 0; s < batch; s++)
-                Assert.True(single[s].AsSpan().SequenceEqual(batched.AsSpan(s * 101, 101)), $"batch {batch}, stream {s} differs (4×3 kernel: {useTile}, 3×2 kernel: {useWide})");
+                Assert.True(single[s].AsSpan().SequenceEqual(batched.AsSpan(s * 101, 101)), $"batch {batch}, stream {s} differs (kernels: {tiles})");
         }
-        Mamba4.Backends.Cpu.CpuGemv.Wide = wide;
-        Mamba4.Backends.Cpu.CpuGemv.Tile4x3 = tile;
+        }
+        finally { Mamba4.Backends.Backend.Configure(engine); }
     }
 
     [Fact]

@@ -81,11 +81,17 @@ internal static unsafe class CpuGemv
         });
     }
 
-    /// <summary>Whether the 3×2 tile kernel runs (AVX-512VL gives the 32 vector registers it needs); settable for benchmarks.</summary>
-    public static bool Wide { get; set; } = Vector256.IsHardwareAccelerated && Avx512F.VL.IsSupported;
+    /// <summary>The 3×2 tile kernel can run here (AVX-512VL gives the 32 vector registers it needs).</summary>
+    public static bool WideSupported { get; } = Vector256.IsHardwareAccelerated && Avx512F.VL.IsSupported;
 
-    /// <summary>Whether the 4×3 tile kernel on 512-bit vectors runs (AVX-512F); settable for benchmarks and tests.</summary>
-    public static bool Tile4x3 { get; set; } = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+    /// <summary>The 4×3 tile kernel on 512-bit vectors can run here (AVX-512F).</summary>
+    public static bool Tile4x3Supported { get; } = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+
+    /// <summary>Whether the 3×2 tile kernel runs: where supported, unless <see cref="EngineSettings.CpuGemvTiles"/> says otherwise.</summary>
+    public static bool Wide => WideSupported && Backend.Settings.CpuGemvTiles is CpuGemvTiles.Auto or CpuGemvTiles.Up3x2;
+
+    /// <summary>Whether the 4×3 tile kernel runs: where supported, unless <see cref="EngineSettings.CpuGemvTiles"/> says otherwise.</summary>
+    public static bool Tile4x3 => Tile4x3Supported && Backend.Settings.CpuGemvTiles is CpuGemvTiles.Auto;
 
     /// <summary>
     /// Twelve dot products: rows x, x + lda, x + 2·lda, x + 3·lda of A against weight rows y0, y1, y2, each bit-identical

@@ -10,7 +10,7 @@ namespace Mamba4.Tests;
 /// <summary>The fused CUDA selective scan against the CPU kernel (forward, last state, every gradient), odd shapes,
 /// forced chunkings; the op on the mamba_ssm fixtures; device memory not growing with L·N.</summary>
 [Trait("Category", "Cuda")]
-[Collection("Cuda")]
+[Collection(EngineSettingsCollection.Name)]
 public class CudaSelectiveScanTests
 {
     private sealed record Problem(SelectiveScanArgs Args, SelectiveScanGrads Grads);
