@@ -28,12 +28,15 @@ internal static class ServeCommand
         var maxBytes = new Option<long>("--max-request-bytes") { Description = "largest request body (413 beyond)", DefaultValueFactory = _ => 1L << 20 };
         var timeout = new Option<double>("--timeout") { Description = "seconds a completion may take; past it the stream is cancelled and the client gets a 408 JSON error", DefaultValueFactory = _ => 600 };
         var quiet = new Option<bool>("--quiet") { Description = "no request log" };
+        var drain = new Option<double>("--drain") { Description = "on SIGTERM/SIGINT, seconds that running completions may take to finish (new ones get 503); then the rest are cancelled with a \"shutting down\" error event and the server exits 0", DefaultValueFactory = _ => 10 };
+        var stallSeconds = new Option<double>("--stall-seconds") { Description = "a decoding loop with no progress this long while streams are active makes /health answer 503 (and mamba4_decoder_stalled 1)", DefaultValueFactory = _ => 30 };
         var cmd = new Command("serve", """
             Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
             server-sent events; all active streams advance together in one batched recurrent step
             (continuous batching); user states live in SQLite and survive restarts. With --device cuda the
             models and the batched state live on the GPU (user and series states move to it per request). Binds 127.0.0.1
-            unless --host says otherwise. Stop with Ctrl+C (or SIGTERM): streams end, SQLite is flushed.
+            unless --host says otherwise. Stop with Ctrl+C (or SIGTERM): no new requests, running completions get
+            --drain seconds to finish, the rest end with an error event, SQLite is flushed, exit code 0.
 
             Endpoints: POST /v1/completions, /tokenize, /detokenize, /v1/recommend,
             /v1/users/{id}/events, /v1/forecast, /v1/series/{id}/values; GET /v1/users/{id}/recommendations?k=10,
@@ -45,7 +48,7 @@ internal static class ServeCommand
               mamba4 serve --model ./mamba-130m-hf --device cuda --max-streams 128
               curl -N localhost:8080/v1/completions -d '{"prompt": "ROMEO:", "max_tokens": 50, "stream": true}'
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, drain, stallSeconds }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             DeviceOption.Use(parse, device);   // before loading anything: no usable GPU → the one-line reason
@@ -58,13 +61,14 @@ internal static class ServeCommand
                 MaxPromptTokens = parse.GetValue(maxPrompt), MaxHistory = parse.GetValue(maxHistory), MaxRequestBytes = parse.GetValue(maxBytes),
                 RequestTimeoutSeconds = parse.GetValue(timeout),
                 Log = !parse.GetValue(quiet),
+                DrainSeconds = parse.GetValue(drain), StallSeconds = parse.GetValue(stallSeconds),
             };
             await using var app = MambaServer.Build(options);
             await app.StartAsync(CancellationToken.None);
             var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
             var what = string.Join(", ", new[] { options.ModelDir is null ? null : $"model {options.ModelDir}", options.RecDir is null ? null : $"rec {options.RecDir}", options.ForecastDir is null ? null : $"forecast {options.ForecastDir}" }.OfType<string>());
             Console.WriteLine($"mamba4 serve: listening on {string.Join(", ", addresses)} ({what}; device {options.ResolveDevice()})");
-            await app.WaitForShutdownAsync(cancel);
+            await app.WaitForShutdownAsync(cancel);   // SIGTERM/SIGINT: the host's console lifetime drains (--drain), then 0
             return 0;
         });
         return cmd;

@@ -31,6 +31,10 @@ public sealed record ServerOptions
     public double RequestTimeoutSeconds { get; init; } = 600;
     /// <summary>Log each request (structured, one line) to the console.</summary>
     public bool Log { get; init; } = true;
+    /// <summary>On SIGTERM/SIGINT: seconds that accepted completions may go on before the rest are cancelled (their clients get a "shutting down" error); new ones get 503 meanwhile.</summary>
+    public double DrainSeconds { get; init; } = 10;
+    /// <summary>A decoding loop that makes no progress this long while it has streams turns /health into 503 (mamba4_decoder_stalled 1).</summary>
+    public double StallSeconds { get; init; } = 30;
 
     public void Validate()
     {
@@ -46,6 +50,8 @@ public sealed record ServerOptions
         if (MaxHistory < 1) throw new ArgumentException($"--max-history must be ≥ 1, got {MaxHistory}");
         if (!(RequestTimeoutSeconds > 0 && RequestTimeoutSeconds <= 86400)) throw new ArgumentException($"--timeout must be in (0, 86400] seconds, got {RequestTimeoutSeconds}");
         if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
+        if (!(DrainSeconds >= 0 && DrainSeconds <= 3600)) throw new ArgumentException($"--drain must be in [0, 3600] seconds, got {DrainSeconds}");
+        if (!(StallSeconds > 0 && StallSeconds <= 86400)) throw new ArgumentException($"--stall-seconds must be in (0, 86400], got {StallSeconds}");
         _ = ResolveDevice();
     }
 
