@@ -27,6 +27,10 @@ public class DecoderFailureTests
         return false;
     }
 
+    /// <summary>Stops and disposes the server on the thread pool, within the bound: disposal blocks (it joins the
+    /// decoding thread), so awaiting it inline could hang the test before any bound applies.</summary>
+    private static Task DisposeBoundedAsync(ServerHarness server) => Task.Run(() => server.DisposeAsync().AsTask(), Ct).WaitAsync(Bound, Ct);
+
     private static long TokenOf(string streamEvent) => JsonNode.Parse(streamEvent)!["choices"]![0]!["token_ids"]![0]!.GetValue<long>();
 
     private static long[] TokenIds(JsonNode body) => body["choices"]![0]!["token_ids"]!.AsArray().Select(n => n!.GetValue<long>()).ToArray();
@@ -34,21 +38,25 @@ public class DecoderFailureTests
     [Fact]
     public async Task TheIssueRequestAnswersAsGreedyAndTheNextCompletionsStillWork()
     {
-        await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba });
-        var greedy = await server.CompleteIdsAsync(new { prompt = new[] { 1 }, max_tokens = 5, temperature = 0 });
-        // 1e-40 is a float (denormal) below the 1e-5 floor, 1e-50 is 0 as a float: both take the most likely token.
-        foreach (var body in new[] { """{"prompt":[1],"max_tokens":5,"temperature":1e-40,"top_p":0.5}""", """{"prompt":[1],"max_tokens":5,"temperature":1e-50,"top_p":0.5}""" })
+        var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba });
+        try
         {
-            var (status, json, text) = await server.PostAsync("/v1/completions", body).WaitAsync(Bound, Ct);
-            Assert.True(status == 200, text);
-            Assert.Equal(greedy, TokenIds(json!));
+            var greedy = await server.CompleteIdsAsync(new { prompt = new[] { 1 }, max_tokens = 5, temperature = 0 });
+            // 1e-40 is a float (denormal) below the 1e-5 floor, 1e-50 is 0 as a float: both take the most likely token.
+            foreach (var body in new[] { """{"prompt":[1],"max_tokens":5,"temperature":1e-40,"top_p":0.5}""", """{"prompt":[1],"max_tokens":5,"temperature":1e-50,"top_p":0.5}""" })
+            {
+                var (status, json, text) = await server.PostAsync("/v1/completions", body).WaitAsync(Bound, Ct);
+                Assert.True(status == 200, text);
+                Assert.Equal(greedy, TokenIds(json!));
+            }
+            var (code, error, raw) = await server.PostAsync("/v1/completions", """{"prompt":[1],"max_tokens":5,"repetition_penalty":1e-40}""").WaitAsync(Bound, Ct);
+            Assert.True(code == 400, raw);
+            Assert.Equal("repetition_penalty", (string?)error!["error"]!["param"]);
+            Assert.Equal("repetition_penalty must be in [0.1, 10] (1 = off), got 1E-40", (string?)error["error"]!["message"]);
+            Assert.Equal(5, (await server.CompleteIdsAsync(new { prompt = new[] { 1, 2 }, max_tokens = 5, temperature = 0.8, top_p = 0.5, seed = 3 }).WaitAsync(Bound, Ct)).Length);
+            Assert.Equal(200, (await server.GetAsync("/health")).Status);
         }
-        var (code, error, raw) = await server.PostAsync("/v1/completions", """{"prompt":[1],"max_tokens":5,"repetition_penalty":1e-40}""").WaitAsync(Bound, Ct);
-        Assert.True(code == 400, raw);
-        Assert.Equal("repetition_penalty", (string?)error!["error"]!["param"]);
-        Assert.Equal("repetition_penalty must be in [0.1, 10] (1 = off), got 1E-40", (string?)error["error"]!["message"]);
-        Assert.Equal(5, (await server.CompleteIdsAsync(new { prompt = new[] { 1, 2 }, max_tokens = 5, temperature = 0.8, top_p = 0.5, seed = 3 }).WaitAsync(Bound, Ct)).Length);
-        Assert.Equal(200, (await server.GetAsync("/health")).Status);
+        finally { await DisposeBoundedAsync(server); }   // a hung decoding thread hung this too
     }
 
     /// <summary>A small Mamba LM with untied embeddings: a NaN embedding row poisons only the streams that feed that token.</summary>
@@ -146,7 +154,7 @@ public class DecoderFailureTests
         Assert.Equal(7, events.Count);   // all 6 tokens: the drain waited for it
         Assert.Equal("length", (string?)JsonNode.Parse(events[^2])!["choices"]![0]!["finish_reason"]);
         await stopping.WaitAsync(Bound, Ct);
-        await server.DisposeAsync().AsTask().WaitAsync(Bound, Ct);
+        await DisposeBoundedAsync(server);
     }
 
     [Fact]
@@ -163,7 +171,7 @@ public class DecoderFailureTests
             await server.App.StopAsync(Ct).WaitAsync(Bound, Ct);
             var events = await stream.WaitAsync(Bound, Ct);
             Assert.Contains("shutting down", (string?)JsonNode.Parse(events[^1])!["error"]!["message"]);
-            await server.DisposeAsync().AsTask().WaitAsync(Bound, Ct);   // waited for the decoding thread forever before
+            await DisposeBoundedAsync(server);   // waited for the decoding thread forever before
             Assert.True(scheduler.Running);   // still stuck: left behind, its model not disposed under it
         }
         finally { gate.Set(); }
