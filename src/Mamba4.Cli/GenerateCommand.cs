@@ -17,10 +17,10 @@ internal static class GenerateCommand
         var stops = new Option<string[]>("--stop") { Description = "stop when the generated text contains this string (repeatable)", AllowMultipleArgumentsPerToken = false };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "tokens to generate", DefaultValueFactory = _ => 20 };
         var greedy = new Option<bool>("--greedy") { Description = "take the most likely token each step (default: sample)" };
-        var temperature = new Option<float>("--temperature") { Description = "sampling temperature", DefaultValueFactory = _ => 1f };
+        var temperature = new Option<float>("--temperature") { Description = "sampling temperature in [0, 10]; below 1e-5 (0 included) it takes the most likely token, as --greedy", DefaultValueFactory = _ => 1f };
         var topK = new Option<int>("--top-k") { Description = "sample among the k most likely tokens (0 = all)" };
-        var topP = new Option<float>("--top-p") { Description = "nucleus sampling mass", DefaultValueFactory = _ => 1f };
-        var penalty = new Option<float>("--repetition-penalty") { Description = "penalty for tokens already generated (1 = off)", DefaultValueFactory = _ => 1f };
+        var topP = new Option<float>("--top-p") { Description = "nucleus sampling mass, in (0, 1]", DefaultValueFactory = _ => 1f };
+        var penalty = new Option<float>("--repetition-penalty") { Description = "penalty for tokens already generated, in [0.1, 10] (1 = off)", DefaultValueFactory = _ => 1f };
         var seed = new Option<int>("--seed") { Description = "random seed for sampling" };
         var eos = new Option<long?>("--eos-token-id") { Description = "stop after this token" };
         var tokenizerPath = new Option<string?>("--tokenizer") { Description = "tokenizer.json (or a folder holding one) for --prompt, when the model directory has none" };
@@ -61,7 +61,7 @@ internal static class GenerateCommand
                 TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(penalty), Seed = parse.GetValue(seed),
                 EosTokenId = parse.GetValue(eos),
             };
-            options.Validate();
+            if (options.Problem() is { } problem) throw new ArgumentException($"--{problem.Field.Replace('_', '-')} {problem.Rule}");
             int maxTokens = parse.GetValue(maxNew);
             if (maxTokens < 1) throw new ArgumentException($"--max-new-tokens must be positive, got {maxTokens}");
             var lm = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
@@ -76,15 +76,23 @@ internal static class GenerateCommand
                 var sw = Stopwatch.StartNew();
                 int count = 0;
                 if (tokenizer is not null) Console.Write(text);
-                foreach (var token in LanguageModeling.Sample(lm, prompt, maxTokens, options))
+                try
                 {
-                    output.Add(token);
-                    count++;
-                    if (tokenizer is null) { Console.Error.Write(count == 1 ? $"{token}" : $",{token}"); continue; }
-                    var piece = decoder!.Push((int)token);
-                    generatedText.Append(piece);
-                    Console.Write(piece);
-                    if (stopStrings.Any(s => generatedText.ToString().Contains(s, StringComparison.Ordinal))) break;
+                    foreach (var token in LanguageModeling.Sample(lm, prompt, maxTokens, options))
+                    {
+                        output.Add(token);
+                        count++;
+                        if (tokenizer is null) { Console.Error.Write(count == 1 ? $"{token}" : $",{token}"); continue; }
+                        var piece = decoder!.Push((int)token);
+                        generatedText.Append(piece);
+                        Console.Write(piece);
+                        if (stopStrings.Any(s => generatedText.ToString().Contains(s, StringComparison.Ordinal))) break;
+                    }
+                }
+                catch (NonFiniteLogitsException e)
+                {
+                    if (count > 0) Console.Error.WriteLine();   // the error goes on a line of its own, after the tokens so far
+                    throw new InvalidDataException($"{dir}: generation stopped after {count} tokens: {e.Message}", e);   // one line, exit 1
                 }
                 sw.Stop();
                 if (decoder is not null) Console.Write(decoder.Flush());

@@ -32,13 +32,17 @@ internal static class ServeCommand
         var insecure = new Option<bool>("--insecure-no-auth") { Description = "serve a non-loopback --host without an API key (refused otherwise)" };
         var allowedHosts = new Option<string[]>("--allowed-hosts") { Description = "host names (or IPs) requests may name in their Host header besides the bound address and localhost (421 otherwise); comma-separated or repeated; '*' = any. With --host 0.0.0.0, list the server's public names", AllowMultipleArgumentsPerToken = false };
         var cors = new Option<string[]>("--cors") { Description = "origins (e.g. https://app.example) whose pages may call the server from a browser; comma-separated or repeated; '*' = any. Default: no CORS headers", AllowMultipleArgumentsPerToken = false };
+
+        var drain = new Option<double>("--drain") { Description = "on SIGTERM/SIGINT, seconds that running completions may take to finish (new ones get 503); then the rest are cancelled with a \"shutting down\" error event and the server exits 0", DefaultValueFactory = _ => 10 };
+        var stallSeconds = new Option<double>("--stall-seconds") { Description = "a decoding loop with no progress this long while streams are active makes /health answer 503 (and mamba4_decoder_stalled 1)", DefaultValueFactory = _ => 30 };
         var allowNonFinite = AllowNonFiniteOption.Create();
         var cmd = new Command("serve", $$"""
             Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
             server-sent events; all active streams advance together in one batched recurrent step
             (continuous batching); user states live in SQLite and survive restarts. With --device cuda the
             models and the batched state live on the GPU (user and series states move to it per request). Binds 127.0.0.1
-            unless --host says otherwise. Stop with Ctrl+C (or SIGTERM): streams end, SQLite is flushed.
+            unless --host says otherwise. Stop with Ctrl+C (or SIGTERM): no new requests, running completions get
+            --drain seconds to finish, the rest end with an error event, SQLite is flushed, exit code 0.
 
             Endpoints: POST /v1/completions, /tokenize, /detokenize, /v1/recommend,
             /v1/users/{id}/events, /v1/forecast, /v1/series/{id}/values; GET /v1/users/{id}/recommendations?k=10,
@@ -57,7 +61,7 @@ internal static class ServeCommand
             but GET /health and the playground page needs 'Authorization: Bearer KEY' (401). A --host other than
             loopback (127.0.0.0/8, ::1, localhost) needs a key, or --insecure-no-auth. No CORS headers unless --cors.
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors, allowNonFinite }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors, allowNonFinite, drain, stallSeconds }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             DeviceOption.Use(parse, device);   // before loading anything: no usable GPU → the one-line reason
@@ -73,6 +77,7 @@ internal static class ServeCommand
                 ApiKey = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable(ApiKeyVariable), InsecureNoAuth = parse.GetValue(insecure),
                 AllowedHosts = List(parse.GetValue(allowedHosts)), CorsOrigins = List(parse.GetValue(cors)),
                 Load = AllowNonFiniteOption.LoadOptions(parse, allowNonFinite),
+                DrainSeconds = parse.GetValue(drain), StallSeconds = parse.GetValue(stallSeconds),
             };
             await using var app = MambaServer.Build(options);
             await app.StartAsync(CancellationToken.None);
@@ -80,7 +85,7 @@ internal static class ServeCommand
             var what = string.Join(", ", new[] { options.ModelDir is null ? null : $"model {options.ModelDir}", options.RecDir is null ? null : $"rec {options.RecDir}", options.ForecastDir is null ? null : $"forecast {options.ForecastDir}" }.OfType<string>());
             Console.WriteLine($"mamba4 serve: listening on {string.Join(", ", addresses)} ({what}; device {options.ResolveDevice()}; {(options.ApiKey is null ? "no API key" : "API key required")})");
             if (!options.IsLoopback && options.ApiKey is null) Console.Error.WriteLine($"warning: --insecure-no-auth: anyone who can reach {string.Join(", ", addresses)} can use this server");
-            await app.WaitForShutdownAsync(cancel);
+            await app.WaitForShutdownAsync(cancel);   // SIGTERM/SIGINT: the host's console lifetime drains (--drain), then 0
             return 0;
         });
         return cmd;

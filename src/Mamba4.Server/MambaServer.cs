@@ -31,7 +31,7 @@ namespace Mamba4.Server;
 /// POST /v1/forecast               the next horizon after given rows
 /// POST /v1/series/{id}/values     append rows to a growing series (a streaming model: O(1) state update, in SQLite)
 /// GET  /v1/series/{id}/forecast   the next horizon after the stored series;  GET|DELETE /v1/series/{id}
-/// GET  /health, /metrics (Prometheus text), / (a playground page)
+/// GET  /health (503 with a reason while the decoder is stalled, failed or draining), /metrics (Prometheus text), / (a playground page)
 /// </code>
 /// Every refusal is a JSON error {"error": {"message", "type", "param", "code"}} with a 4xx status. Before any
 /// endpoint, <see cref="RequestGuard"/> checks the Host header (421), CORS (--cors), the API key (401) and that a
@@ -85,7 +85,8 @@ public static class MambaServer
             else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port, l => l.Use(HalfOpenConnection.Middleware));
             else throw new ArgumentException($"--host must be an IP address or localhost, got '{options.Host}'");
         });
-        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        // Requests still running at the end of --drain are cancelled by then: the host waits a little longer for them.
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(options.DrainSeconds + 10));
         builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton(options);
         // Factory registrations: the container owns (and disposes) them when the app is disposed.
@@ -99,7 +100,7 @@ public static class MambaServer
         text = app.Services.GetService<TextService>();
         rec = app.Services.GetService<RecService>();
         forecast = app.Services.GetService<ForecastService>();
-        if (text is not null) app.Lifetime.ApplicationStopping.Register(text.Scheduler.Shutdown);
+        if (text is not null) app.Lifetime.ApplicationStopping.Register(() => text.Scheduler.Drain(TimeSpan.FromSeconds(options.DrainSeconds)));
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mamba4.Server");
         var started = Stopwatch.StartNew();
 
@@ -154,9 +155,12 @@ public static class MambaServer
         });
         app.MapGet("/health", async ctx =>
         {
+            // 503 while the decoding loop cannot serve: it failed, it made no progress for --stall-seconds, or it is draining.
+            var problem = text?.Scheduler.Problem;
+            if (problem is not null) ctx.Response.StatusCode = 503;
             var body = new Dictionary<string, object?>
             {
-                ["status"] = "ok", ["uptime_seconds"] = Math.Round(started.Elapsed.TotalSeconds, 1), ["device"] = device.ToString(),
+                ["status"] = problem is null ? "ok" : "unavailable", ["reason"] = problem, ["uptime_seconds"] = Math.Round(started.Elapsed.TotalSeconds, 1), ["device"] = device.ToString(),
                 ["model"] = text?.Name, ["tokenizer"] = text is null ? null : text.Tokenizer is not null,
                 ["active_streams"] = text?.Scheduler.Active, ["queued_streams"] = text?.Scheduler.Queued,
                 ["stream_capacity"] = text?.Scheduler.Capacity, ["state_bytes"] = text?.Scheduler.StateBytes,

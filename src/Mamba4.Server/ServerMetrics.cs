@@ -68,6 +68,9 @@ public sealed class ServerMetrics
     /// <summary>Read at scrape time: streams decoding now, streams waiting for a slot, the last step's batch size.</summary>
     public Func<(int Active, int Queued, int LastBatch, int Capacity)>? Streams { get; set; }
 
+    /// <summary>Read at scrape time: seconds since the decoding loop last made progress (0 while idle), and whether that is past --stall-seconds.</summary>
+    public Func<(double SecondsSinceProgress, bool Stalled)>? Decoder { get; set; }
+
     public long GeneratedTokens => Interlocked.Read(ref _generated);
     public long Steps => Interlocked.Read(ref _steps);
 
@@ -151,6 +154,11 @@ public sealed class ServerMetrics
         Line("mamba4_stream_capacity", capacity);
         Head("mamba4_batch_size", "gauge", "Streams advanced by the last batched decoding step.");
         Line("mamba4_batch_size", lastBatch);
+        var (sinceProgress, stalled) = Decoder?.Invoke() ?? (0, false);
+        Head("mamba4_decoder_last_progress_seconds", "gauge", "Seconds since the decoding loop last made progress (0 while it has nothing to do).");
+        Line("mamba4_decoder_last_progress_seconds", sinceProgress);
+        Head("mamba4_decoder_stalled", "gauge", "1 while the decoding loop has made no progress for longer than --stall-seconds (then /health answers 503).");
+        Line("mamba4_decoder_stalled", stalled ? 1 : 0);
         long steps = Steps;
         Head("mamba4_decode_steps_total", "counter", "Batched decoding steps.");
         Line("mamba4_decode_steps_total", steps);

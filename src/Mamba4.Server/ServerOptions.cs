@@ -45,6 +45,10 @@ public sealed record ServerOptions
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
     /// <summary>How the models are loaded (--allow-nonfinite).</summary>
     public IO.ModelLoadOptions Load { get; init; } = IO.ModelLoadOptions.Default;
+    /// <summary>On SIGTERM/SIGINT: seconds that accepted completions may go on before the rest are cancelled (their clients get a "shutting down" error); new ones get 503 meanwhile.</summary>
+    public double DrainSeconds { get; init; } = 10;
+    /// <summary>A decoding loop that makes no progress this long while it has streams turns /health into 503 (mamba4_decoder_stalled 1).</summary>
+    public double StallSeconds { get; init; } = 30;
 
     public void Validate()
     {
@@ -62,6 +66,8 @@ public sealed record ServerOptions
         if (!(IdempotencyKeyLifetime > TimeSpan.Zero && IdempotencyKeyLifetime <= TimeSpan.FromDays(365))) throw new ArgumentException($"the idempotency key lifetime must be in (0, 365 days], got {IdempotencyKeyLifetime}");
         if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
         ValidateAccess();
+        if (!(DrainSeconds >= 0 && DrainSeconds <= 3600)) throw new ArgumentException($"--drain must be in [0, 3600] seconds, got {DrainSeconds}");
+        if (!(StallSeconds > 0 && StallSeconds <= 86400)) throw new ArgumentException($"--stall-seconds must be in (0, 86400], got {StallSeconds}");
         _ = ResolveDevice();
     }
 

@@ -38,6 +38,8 @@ public sealed class TextStream
     internal long Pending { get; set; }
     internal long EnqueuedAt { get; } = Stopwatch.GetTimestamp();
     internal long LastTokenAt { get; set; }
+    /// <summary>Why its next token could not be chosen (then it ends with a 500 error).</summary>
+    internal Exception? Failure { get; set; }
 }
 
 /// <summary>
@@ -51,6 +53,9 @@ public sealed class TextStream
 /// A finished or cancelled stream leaves between steps:
 /// the last slot's state moves into its hole, so the occupied slots stay contiguous. Memory is fixed at
 /// start: capacity × (conv + ssm state), whatever the streams' lengths.
+/// A stream whose logits cannot be sampled (NaN or ±∞ from the model) ends alone with a 500 error; the others go on.
+/// The loop notes when it last made progress: one that has not for <see cref="StallSeconds"/> while it has work is
+/// <see cref="Stalled"/> (/health answers 503). <see cref="Drain"/> stops taking streams and cancels what is left after a grace time.
 /// On a GPU (a model on a CUDA device) the same code runs there: the batched state and the prefill state live on the
 /// device, a step is one batched <see cref="MambaLM.Step"/> of device kernels, slots are copied device to device, and
 /// each step's logits [n, vocab] come to the host once, into a buffer of capacity × vocab floats allocated at start,
@@ -70,6 +75,8 @@ public sealed class BatchScheduler : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private int _queued, _lastBatch, _activeCount;
     private volatile Exception? _failure;
+    private volatile bool _idle, _draining;
+    private long _progressAt = Stopwatch.GetTimestamp();
 
     public BatchScheduler(MambaLM model, int capacity, int maxQueue, ServerMetrics metrics)
     {
@@ -84,6 +91,7 @@ public sealed class BatchScheduler : IDisposable
         _prefill = model.NewState(1);
         if (!model.LmHead.Device.IsCpu) _hostLogits = Tensor.Empty(new Shape(capacity, model.Config.VocabSize)).Persist();
         metrics.Streams = () => (Volatile.Read(ref _activeCount), Volatile.Read(ref _queued), Volatile.Read(ref _lastBatch), Capacity);
+        metrics.Decoder = () => (SecondsSinceProgress, Stalled);
         _thread = new Thread(Run) { IsBackground = true, Name = "mamba4-decode" };
         _thread.Start();
     }
@@ -98,12 +106,27 @@ public sealed class BatchScheduler : IDisposable
     public int Queued => Volatile.Read(ref _queued);
     /// <summary>Bytes of the batched state: fixed at start.</summary>
     public long StateBytes => _batched.Bytes + _prefill.Bytes;
+    /// <summary>Seconds without progress (a step, or an admission) after which a loop that has work counts as stalled (--stall-seconds).</summary>
+    public double StallSeconds { get; init; } = 30;
+    /// <summary>Seconds since the loop last began a round of admitting and stepping; 0 while it has nothing to do.</summary>
+    public double SecondsSinceProgress => _idle ? 0 : Stopwatch.GetElapsedTime(Volatile.Read(ref _progressAt)).TotalSeconds;
+    public bool Stalled => SecondsSinceProgress > StallSeconds;
+    /// <summary>Why the loop cannot serve (it failed, it is stalled, or it is draining), or null when it can.</summary>
+    public string? Problem =>
+        _failure is { } f ? "the decoding loop has stopped: " + f.Message
+        : Stalled ? FormattableString.Invariant($"the decoding loop has made no progress for {SecondsSinceProgress:F1} s (--stall-seconds {StallSeconds:G}) with {Active} streams decoding and {Queued} waiting")
+        : _draining ? "the server is shutting down"
+        : null;
+    /// <summary>Cancelled when decoding ends for good (at once by Dispose, after the grace time by <see cref="Drain"/>): requests link it, so that they end with a "shutting down" error even if a step never returns.</summary>
+    public CancellationToken Stopping => _stop.Token;
+    /// <summary>Test seam: runs on the decoding thread before each batched step (a test blocks it to stall the loop).</summary>
+    internal Action? BeforeStep { get; set; }
 
     /// <summary>Queues a stream; refuses (429) when every slot is taken and the queue is full.</summary>
     public void Submit(TextStream stream)
     {
         if (_failure is { } f) throw new InvalidOperationException("the decoding loop has stopped: " + f.Message, f);
-        if (_stop.IsCancellationRequested) throw new ApiException(503, "the server is shutting down");
+        if (_stop.IsCancellationRequested || _draining) throw new ApiException(503, "the server is shutting down");
         int queued = Interlocked.Increment(ref _queued);
         if (Active + queued > Capacity + MaxQueue)
         {
@@ -124,10 +147,14 @@ public sealed class BatchScheduler : IDisposable
         {
             while (!_stop.IsCancellationRequested)
             {
+                Volatile.Write(ref _progressAt, Stopwatch.GetTimestamp());
                 if (_active.Count == 0)
                 {
-                    try { if (!_queue.Reader.WaitToReadAsync(_stop.Token).AsTask().GetAwaiter().GetResult()) break; }
+                    _idle = true;
+                    try { if (!_queue.Reader.WaitToReadAsync(_stop.Token).AsTask().GetAwaiter().GetResult()) break; }   // false: drained
                     catch (OperationCanceledException) { break; }
+                    Volatile.Write(ref _progressAt, Stopwatch.GetTimestamp());
+                    _idle = false;
                 }
                 // Admit waiting streams, but prefill at most PrefillBudget prompt tokens between two steps
                 // (always at least one stream) so that the active streams keep decoding while a queue drains.
@@ -164,6 +191,7 @@ public sealed class BatchScheduler : IDisposable
         }
         finally
         {
+            _idle = true;   // not working any more: not stalled either
             while (_queue.Reader.TryRead(out var s)) s.Events.Writer.TryComplete(new OperationCanceledException("the server is shutting down"));
             foreach (var s in _active) s.Events.Writer.TryComplete(new OperationCanceledException("the server is shutting down"));
             _active.Clear();
@@ -187,8 +215,11 @@ public sealed class BatchScheduler : IDisposable
             {
                 var s = group[j];
                 long token = Choose(s, logits.Slice(j * vocab, vocab));
-                _metrics.TimeToFirstToken.Observe(Stopwatch.GetElapsedTime(s.EnqueuedAt).TotalSeconds);
-                _metrics.Tokens(1);
+                if (token >= 0)
+                {
+                    _metrics.TimeToFirstToken.Observe(Stopwatch.GetElapsedTime(s.EnqueuedAt).TotalSeconds);
+                    _metrics.Tokens(1);
+                }
                 s.LastTokenAt = Stopwatch.GetTimestamp();
                 if (Emit(s, token)) continue;
                 _batched.CopySlot(_active.Count, state, j);
@@ -218,6 +249,7 @@ public sealed class BatchScheduler : IDisposable
 
     private void Step()
     {
+        BeforeStep?.Invoke();
         int n = _active.Count;
         var ids = new long[n];
         for (int i = 0; i < n; i++) ids[i] = _active[i].Pending;
@@ -232,7 +264,7 @@ public sealed class BatchScheduler : IDisposable
             Volatile.Write(ref _lastBatch, n);
             // Sampling costs O(vocab) per stream: the streams' choices are split across the cores (each stream owns its generator).
             var tokens = new long[n];
-            bool sampling = _active.Any(s => !s.Options.Greedy || s.Options.RepetitionPenalty != 1f);
+            bool sampling = _active.Any(s => !s.Options.IsGreedy || s.Options.RepetitionPenalty != 1f);
             Mamba4.Backends.Cpu.CpuParallel.For(n, sampling ? 1 : n, (a, b) =>
             {
                 var all = logits.AsSpan<float>();
@@ -258,9 +290,14 @@ public sealed class BatchScheduler : IDisposable
         return host;
     }
 
-    /// <summary>Hands a token to the stream; true when the stream is finished (and completed).</summary>
+    /// <summary>Hands a token to the stream; true when the stream is finished (and completed). Token −1 (<see cref="Choose"/> failed): the stream ends with its error.</summary>
     private static bool Emit(TextStream s, long token)
     {
+        if (token < 0)
+        {
+            s.Events.Writer.TryComplete(new ApiException(500, $"generation stopped after {s.Generated} tokens: {s.Failure!.Message}"));
+            return true;
+        }
         s.Generated++;
         if (s.Options.RepetitionPenalty != 1f) s.History.Add(token);
         string? finish = s.StopTokenIds?.Contains(token) == true ? "stop" : s.Generated >= s.MaxTokens ? "length" : null;
@@ -294,23 +331,43 @@ public sealed class BatchScheduler : IDisposable
         Volatile.Write(ref _activeCount, _active.Count);
     }
 
-    private static long Choose(TextStream s, ReadOnlySpan<float> logits) => Generator.Choose(logits, s.History, s.Options, s.Rng);
-
-    /// <summary>Stops admitting and ends every stream (queued or active) between steps; the loop thread exits.</summary>
-    public void Shutdown()
+    /// <summary>The stream's next token, or −1 when its logits cannot be sampled (NaN or ±∞): that failure is the stream's alone (kept for <see cref="Emit"/>).</summary>
+    private static long Choose(TextStream s, ReadOnlySpan<float> logits)
     {
-        _stop.Cancel();
-        _queue.Writer.TryComplete();
+        try { return Generator.Choose(logits, s.History, s.Options, s.Rng); }
+        catch (Exception e) when (e is NonFiniteLogitsException or ArgumentException)
+        {
+            s.Failure = e;
+            return -1;
+        }
     }
 
+    /// <summary>
+    /// Stops taking streams (Submit answers 503); those already taken — decoding or waiting — go on for up to
+    /// <paramref name="grace"/>, then <see cref="Stopping"/> is cancelled and the rest end with a "shutting down" error.
+    /// Returns at once; the loop exits when the last stream has finished.
+    /// </summary>
+    public void Drain(TimeSpan grace)
+    {
+        _draining = true;
+        _queue.Writer.TryComplete();
+        if (grace > TimeSpan.Zero) _stop.CancelAfter(grace);
+        else _stop.Cancel();
+    }
+
+    /// <summary>Ends every stream at once and waits for the loop, at most until it would count as stalled: a loop stuck
+    /// in a step is left behind (a background thread: the process still exits), and then nothing it uses is disposed.</summary>
     public void Dispose()
     {
         _stop.Cancel();
         _queue.Writer.TryComplete();
-        _thread.Join();
+        if (!_thread.Join(TimeSpan.FromSeconds(Math.Max(0, StallSeconds - SecondsSinceProgress)))) return;
         _batched.Dispose();
         _prefill.Dispose();
         _hostLogits?.Dispose();
         _stop.Dispose();
     }
+
+    /// <summary>False once the loop thread has exited (after <see cref="Dispose"/>, unless it was stuck).</summary>
+    public bool Running => _thread.IsAlive;
 }

@@ -22,7 +22,7 @@ public sealed class TextService : IDisposable
         Name = name;
         _options = options;
         _metrics = metrics;
-        Scheduler = new BatchScheduler(model, options.MaxStreams, options.MaxQueue, metrics);
+        Scheduler = new BatchScheduler(model, options.MaxStreams, options.MaxQueue, metrics) { StallSeconds = options.StallSeconds };
     }
 
     public MambaLM Model { get; }
@@ -33,21 +33,21 @@ public sealed class TextService : IDisposable
 
     private sealed record Plan(long[] Prompt, SamplingOptions Sampling, int MaxTokens, IReadOnlySet<long>? StopIds, string[] Stops, bool Stream);
 
-    /// <summary>Checks every field; each problem is a 400 (or 413 for a prompt over the limit) naming the field.</summary>
+    /// <summary>Checks every field; each problem is a 400 (or 413 for a prompt over the limit) naming the field. The sampling
+    /// fields are checked as the floats the sampler reads (<see cref="SamplingOptions.Problem"/>): a temperature below
+    /// 1e-5 (0 included) takes the most likely token; one that is 0 only as a float (1e-50) does too.</summary>
     private Plan Validate(CompletionRequest r)
     {
         if (r.N is int n && n != 1) throw ApiException.BadRequest($"n must be 1 (one completion per request), got {n}", "n");
         int maxTokens = r.MaxTokens ?? Math.Min(16, _options.MaxTokens);
         if (maxTokens < 1 || maxTokens > _options.MaxTokens)
             throw ApiException.BadRequest($"max_tokens must be in [1, {_options.MaxTokens}] (--max-tokens), got {maxTokens}", "max_tokens");
-        double temperature = r.Temperature ?? 1.0;
-        if (!(temperature >= 0 && temperature <= 10)) throw ApiException.BadRequest($"temperature must be in [0, 10] (0 = greedy), got {temperature}", "temperature");
-        double topP = r.TopP ?? 1.0;
-        if (!(topP > 0 && topP <= 1)) throw ApiException.BadRequest($"top_p must be in (0, 1], got {topP}", "top_p");
-        int topK = r.TopK ?? 0;
-        if (topK < 0) throw ApiException.BadRequest($"top_k must be ≥ 0 (0 = all tokens), got {topK}", "top_k");
-        double penalty = r.RepetitionPenalty ?? 1.0;
-        if (!(penalty > 0 && penalty <= 10)) throw ApiException.BadRequest($"repetition_penalty must be in (0, 10] (1 = off), got {penalty}", "repetition_penalty");
+        var sampling = new SamplingOptions
+        {
+            Temperature = (float)(r.Temperature ?? 1.0), TopK = r.TopK ?? 0, TopP = (float)(r.TopP ?? 1.0),
+            RepetitionPenalty = (float)(r.RepetitionPenalty ?? 1.0), Seed = r.Seed ?? Random.Shared.Next(),
+        };
+        if (sampling.Problem() is { } problem) throw ApiException.BadRequest($"{problem.Field} {problem.Rule}", problem.Field);
 
         var stops = ParseStops(r.Stop);
         HashSet<long>? stopIds = null;
@@ -58,11 +58,6 @@ public sealed class TextService : IDisposable
             stopIds = [.. ids];
         }
         var prompt = ParsePrompt(r.Prompt);
-        var sampling = new SamplingOptions
-        {
-            Greedy = temperature == 0, Temperature = temperature == 0 ? 1f : (float)temperature, TopK = topK, TopP = (float)topP,
-            RepetitionPenalty = (float)penalty, Seed = r.Seed ?? Random.Shared.Next(),
-        };
         return new Plan(prompt, sampling, maxTokens, stopIds, stops, r.Stream ?? false);
     }
 
@@ -128,8 +123,11 @@ public sealed class TextService : IDisposable
     {
         var request = await JsonBody.ReadAsync<CompletionRequest>(ctx, _options.MaxRequestBytes);
         var plan = Validate(request);
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
-        cts.CancelAfter(TimeSpan.FromSeconds(_options.RequestTimeoutSeconds));   // cancels the stream (it leaves the batch) and ends the request
+        // Ends the request (and cancels the stream: it leaves the batch) when the client goes, at --timeout, and when the
+        // server stops decoding (the end of --drain), whatever the decoding loop is doing.
+        var stopping = Scheduler.Stopping;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, stopping);
+        cts.CancelAfter(TimeSpan.FromSeconds(_options.RequestTimeoutSeconds));
         var stream = new TextStream(plan.Prompt, plan.Sampling, plan.MaxTokens, plan.StopIds, cts.Token);
         Scheduler.Submit(stream);
         var assembler = Tokenizer is null ? null : new TextAssembler(Tokenizer, plan.Stops);
@@ -189,29 +187,29 @@ public sealed class TextService : IDisposable
         {
             // The client went away: the linked token cancels the stream, the scheduler frees its slot.
         }
-        catch (OperationCanceledException) when (!ctx.RequestAborted.IsCancellationRequested && cts.IsCancellationRequested)
+        catch (Exception e) when (ctx.Response.HasStarted || e is OperationCanceledException or ApiException)
         {
-            _metrics.Timeout();
-            string message = $"the completion took longer than the server's limit of {_options.RequestTimeoutSeconds:G} s (--timeout) and was cancelled after {count} tokens";
-            if (!ctx.Response.HasStarted) throw new ApiException(408, message);
-            await WriteErrorEventAsync(ctx, 408, message);
-        }
-        catch (Exception e) when (ctx.Response.HasStarted && e is not OperationCanceledException)
-        {
-            await WriteErrorEventAsync(ctx, 503, e.Message);
-        }
-        catch (OperationCanceledException e) when (ctx.Response.HasStarted)
-        {
-            await WriteErrorEventAsync(ctx, 503, e.Message);
-        }
-        catch (OperationCanceledException e)
-        {
-            throw new ApiException(503, e.Message);
+            // The stream ended early: a JSON error (an error event once streaming) says why.
+            var error = e switch
+            {
+                OperationCanceledException when stopping.IsCancellationRequested => new ApiException(503, "the server is shutting down"),
+                OperationCanceledException when cts.IsCancellationRequested => TimedOut(count),
+                ApiException api => api,   // the model's logits could not be sampled (500)
+                _ => new ApiException(503, e.Message),
+            };
+            if (!ctx.Response.HasStarted) throw error;
+            await WriteErrorEventAsync(ctx, error.Status, error.Message);
         }
         finally
         {
             cts.Cancel();   // a finished stream is already gone; a stopped or abandoned one leaves the batch
         }
+    }
+
+    private ApiException TimedOut(int count)
+    {
+        _metrics.Timeout();
+        return new ApiException(408, $"the completion took longer than the server's limit of {_options.RequestTimeoutSeconds:G} s (--timeout) and was cancelled after {count} tokens");
     }
 
     /// <summary>One server-sent event: "data: {json}\n\n" serialized straight into the response pipe and flushed once
@@ -261,6 +259,6 @@ public sealed class TextService : IDisposable
     public void Dispose()
     {
         Scheduler.Dispose();
-        Model.Dispose();
+        if (!Scheduler.Running) Model.Dispose();   // a decoding thread stuck in a step keeps using it: left to the process's exit
     }
 }

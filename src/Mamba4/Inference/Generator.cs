@@ -4,10 +4,19 @@ using Mamba4.Tensors;
 
 namespace Mamba4.Inference;
 
-/// <summary>How the next token is chosen. Greedy takes the arg-max; otherwise logits are divided by
-/// the temperature, filtered by top-k and top-p (nucleus), and sampled with a seeded generator.</summary>
+/// <summary>
+/// How the next token is chosen. Greedy takes the arg-max; otherwise logits are divided by the temperature, filtered
+/// by top-k and top-p (nucleus), and sampled with a seeded generator. The ranges (<see cref="Problem"/>) hold for the
+/// float values the sampler reads: a temperature below <see cref="MinTemperature"/> (0 included) takes the arg-max,
+/// as <see cref="Greedy"/> does.
+/// </summary>
 public sealed record SamplingOptions
 {
+    /// <summary>Temperatures below this take the most likely token: 1/T must stay finite in float, and at T = 1e-5 a logit gap of 0.001 is already a factor e^-100.</summary>
+    public const float MinTemperature = 1e-5f;
+    public const float MaxTemperature = 10f;
+    public const float MinRepetitionPenalty = 0.1f, MaxRepetitionPenalty = 10f;
+
     public bool Greedy { get; init; }
     public float Temperature { get; init; } = 1f;
     public int TopK { get; init; }
@@ -18,15 +27,31 @@ public sealed record SamplingOptions
     /// <summary>Stop after this token (not emitted twice); null = never.</summary>
     public long? EosTokenId { get; init; }
 
-    /// <summary>Every option in its range; messages name `mamba4 generate`'s options.</summary>
+    /// <summary>True when the next token is the arg-max: <see cref="Greedy"/>, or a temperature below <see cref="MinTemperature"/>.</summary>
+    public bool IsGreedy => Greedy || Temperature < MinTemperature;
+
+    /// <summary>The first option outside its range — its API name (temperature, top_p, top_k, repetition_penalty) and the
+    /// rule, e.g. ("top_p", "must be in (0, 1], got 2") — or null when every option is usable. NaN is outside every range.</summary>
+    public (string Field, string Rule)? Problem() =>
+        !(Temperature >= 0 && Temperature <= MaxTemperature)
+            ? ("temperature", Invariant($"must be in [0, {MaxTemperature}] (below {MinTemperature} it takes the most likely token, as 0 does), got {Temperature}"))
+        : !(TopP > 0 && TopP <= 1) ? ("top_p", Invariant($"must be in (0, 1], got {TopP}"))
+        : TopK < 0 ? ("top_k", Invariant($"must be ≥ 0 (0 = all tokens), got {TopK}"))
+        : !(RepetitionPenalty >= MinRepetitionPenalty && RepetitionPenalty <= MaxRepetitionPenalty)
+            ? ("repetition_penalty", Invariant($"must be in [{MinRepetitionPenalty}, {MaxRepetitionPenalty}] (1 = off), got {RepetitionPenalty}"))
+        : null;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first option outside its range (<see cref="Problem"/>).</summary>
     public void Validate()
     {
-        if (!Greedy && !(Temperature > 0 && float.IsFinite(Temperature))) throw new ArgumentException($"--temperature must be a positive number (or pass --greedy), got {Temperature}");
-        if (TopK < 0) throw new ArgumentException($"--top-k must be 0 (all tokens) or more, got {TopK}");
-        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"--top-p must be in (0, 1], got {TopP}");
-        if (!(RepetitionPenalty > 0 && float.IsFinite(RepetitionPenalty))) throw new ArgumentException($"--repetition-penalty must be a positive number (1 = off), got {RepetitionPenalty}");
+        if (Problem() is { } p) throw new ArgumentException($"{p.Field} {p.Rule}");
     }
+
+    private static string Invariant(FormattableString s) => FormattableString.Invariant(s);
 }
+
+/// <summary>The logits to sample from hold NaN or ±∞ (a model whose weights or state hold them): generation cannot go on.</summary>
+public sealed class NonFiniteLogitsException(string message) : ArithmeticException(message);
 
 /// <summary>
 /// Text generation on the recurrent path: the prompt is prefilled with the parallel scan (which hands
@@ -41,7 +66,7 @@ public static class Generator
     public static IEnumerable<long> Stream(MambaLM model, long[] prompt, int maxNewTokens, SamplingOptions options)
     {
         if (prompt.Length == 0) throw new ArgumentException("generation needs a prompt of at least one token");
-        if (options.Temperature <= 0 && !options.Greedy) throw new ArgumentOutOfRangeException(nameof(options), "temperature must be > 0 (or use greedy)");
+        options.Validate();
         long vocab = model.Config.VocabSize;
         foreach (var t in prompt)
             if (t < 0 || t >= vocab) throw new ArgumentOutOfRangeException(nameof(prompt), $"prompt token {t} is outside the vocabulary [0, {vocab})");
@@ -83,16 +108,20 @@ public static class Generator
     public static long Choose(float[] logits, IReadOnlyList<long> history, SamplingOptions o, Random rng) => Choose(logits.AsSpan(), history, o, rng);
 
     /// <summary>
-    /// Picks the next token from one row of logits (not modified). Greedy: the arg-max. Otherwise
-    /// w_i = exp(l_i/T − max/T); top-k keeps the k largest (ties: lower id); top-p keeps the smallest prefix of the
-    /// tokens in descending order (ties: lower id first) whose share of Σw reaches p; one uniform draw picks among
-    /// what is kept, in proportion to w (walking top-k's candidates in descending order, other kept tokens in id
-    /// order). O(V) expected work per token, no sort of the vocabulary — the server runs it for every sampling
-    /// stream at every step.
+    /// Picks the next token from one row of logits (not modified). Greedy (or a temperature below
+    /// <see cref="SamplingOptions.MinTemperature"/>): the arg-max. Otherwise w_i = exp((l_i − max)/T); top-k keeps the k
+    /// largest (ties: lower id); top-p keeps the smallest prefix of the tokens in descending order (ties: lower id first)
+    /// whose share of Σw reaches p; one uniform draw picks among what is kept, in proportion to w (walking top-k's
+    /// candidates in descending order, other kept tokens in id order). O(V) expected work per token, no sort of the
+    /// vocabulary — the server runs it for every sampling stream at every step.
+    /// Every loop is bounded: options outside their ranges are an <see cref="ArgumentException"/>, a row holding NaN or
+    /// ±∞ a <see cref="NonFiniteLogitsException"/>; a repetition penalty that overflows a logit saturates it at ±float.MaxValue.
     /// </summary>
     public static long Choose(ReadOnlySpan<float> logits, IReadOnlyList<long> history, SamplingOptions o, Random rng)
     {
-        if (o.Greedy && o.RepetitionPenalty == 1f) return ArgMax(logits);   // nothing to change in the row: no copy
+        o.Validate();
+        CheckFinite(logits);
+        if (o.IsGreedy && o.RepetitionPenalty == 1f) return ArgMax(logits);   // nothing to change in the row: no copy
         int v = logits.Length;
         float[] work = System.Buffers.ArrayPool<float>.Shared.Rent(v);
         try
@@ -101,15 +130,19 @@ public static class Generator
             logits.CopyTo(l);
             if (o.RepetitionPenalty != 1f)
                 foreach (var t in history.Distinct())
-                    l[(int)t] = l[(int)t] > 0 ? l[(int)t] / o.RepetitionPenalty : l[(int)t] * o.RepetitionPenalty;
-            if (o.Greedy) return ArgMax(l);
+                {
+                    float x = l[(int)t] > 0 ? l[(int)t] / o.RepetitionPenalty : l[(int)t] * o.RepetitionPenalty;
+                    l[(int)t] = Math.Clamp(x, -float.MaxValue, float.MaxValue);
+                }
             int best = ArgMax(l);
-            double t0 = o.Temperature, max = l[best] / t0;
+            if (o.IsGreedy) return best;
+            float max = l[best];
             if (o.TopK > 0 && o.TopK < v) return SampleTopK(l, o, rng, max);
-            // w_i = exp(l_i/T − max) in place, Σw in id order.
+            // w_i = exp((l_i − max)/T) in place: every l_i is finite, so l_i − max is in [−∞, 0] (−∞ when the gap
+            // overflows), 1/T ≤ 1e5, and every w_i is in [0, 1] with w_best = 1: no NaN, Σw in [1, V].
             var w = l;
-            System.Numerics.Tensors.TensorPrimitives.Multiply(w, (float)(1 / t0), w);
-            System.Numerics.Tensors.TensorPrimitives.Subtract(w, (float)max, w);
+            System.Numerics.Tensors.TensorPrimitives.Subtract(w, max, w);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(w, 1f / o.Temperature, w);
             System.Numerics.Tensors.TensorPrimitives.Exp(w, w);
             double sum = 0;
             foreach (var x in w) sum += x;
@@ -145,10 +178,21 @@ public static class Generator
         finally { System.Buffers.ArrayPool<float>.Shared.Return(work); }
     }
 
+    /// <summary>Throws <see cref="NonFiniteLogitsException"/> naming the first NaN or ±∞ of the row (and an empty row).</summary>
+    private static void CheckFinite(ReadOnlySpan<float> logits)
+    {
+        if (logits.IsEmpty) throw new ArgumentException("the row of logits is empty: there is no token to choose");
+        if (System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(logits)) return;
+        int i = 0;
+        while (float.IsFinite(logits[i])) i++;
+        throw new NonFiniteLogitsException($"the model produced a non-finite logit ({logits[i]} for token {i} of {logits.Length}): its weights or its state hold NaN or infinity");
+    }
+
     /// <summary>
-    /// The nucleus of weights <paramref name="w"/> for a mass <paramref name="target"/>: the weight t of the last token
-    /// when tokens are taken heaviest first, and how many tokens of weight exactly t it takes (the mass of the heavier
-    /// ones falls short of the target; adding them reaches it). Quickselect-style partitioning on a copy.
+    /// The nucleus of weights <paramref name="w"/> (finite, not negative) for a mass <paramref name="target"/>: the weight t
+    /// of the last token when tokens are taken heaviest first, and how many tokens of weight exactly t it takes (the mass
+    /// of the heavier ones falls short of the target; adding them reaches it). Quickselect-style partitioning on a copy:
+    /// each round drops at least the pivot from the range, so at most w.Length rounds.
     /// </summary>
     private static (float T, int Ties) NucleusThreshold(ReadOnlySpan<float> w, double target)
     {
@@ -159,7 +203,7 @@ public static class Generator
             w.CopyTo(a);
             double above = 0;   // mass of the tokens known to be heavier than everything left in a
             var rng = new Random(a.Length);
-            while (true)
+            for (int round = 0; round < w.Length; round++)
             {
                 float pivot = a[rng.Next(a.Length)];
                 int gt = 0, eq = 0;
@@ -184,12 +228,13 @@ public static class Generator
                 above += sumGt + (double)eq * pivot;
                 a = a[mid..];
             }
+            throw new InvalidOperationException($"the nucleus search did not converge in {w.Length} rounds (a weight is NaN)");
         }
         finally { System.Buffers.ArrayPool<float>.Shared.Return(buffer); }
     }
 
     /// <summary>Top-k (then top-p among them): the k largest logits by a size-k heap (ties: lower id), sorted descending.</summary>
-    private static long SampleTopK(ReadOnlySpan<float> l, SamplingOptions o, Random rng, double max)
+    private static long SampleTopK(ReadOnlySpan<float> l, SamplingOptions o, Random rng, float max)
     {
         int k = o.TopK;
         var heap = new PriorityQueue<int, (float Logit, int NegId)>(k + 1);
@@ -203,7 +248,7 @@ public static class Generator
         for (int i = order.Length - 1; i >= 0; i--) order[i] = heap.Dequeue();
         var probs = new double[order.Length];
         double sum = 0;
-        for (int i = 0; i < order.Length; i++) sum += probs[i] = Math.Exp(l[order[i]] / o.Temperature - max);
+        for (int i = 0; i < order.Length; i++) sum += probs[i] = Math.Exp(((double)l[order[i]] - max) / o.Temperature);
         int keep = order.Length;
         if (o.TopP < 1f)
         {

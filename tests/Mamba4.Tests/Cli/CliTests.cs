@@ -68,4 +68,44 @@ public class CliTests
         Assert.NotEqual(0, code);
         Assert.Contains("/nonexistent/model", stderr);
     }
+
+    [Fact]
+    public void GenerateWithATemperatureBelowTheFloorIsGreedyAndABadPenaltyIsNamed()
+    {
+        // Issue 16: --temperature 1e-40 --top-p 0.5 hung (1/T overflowed float, the weights turned NaN, the nucleus search never ended).
+        var dir = Fixtures.Path_("hf-mamba");
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        var prompt = reference.Get("generate.prompt").ToInt64Array();
+        var expected = reference.Get("generate.output").ToInt64Array();
+        var (code, stdout, stderr) = Run("generate", "--model", dir, "--prompt-ids", string.Join(",", prompt),
+            "--max-new-tokens", (expected.Length - prompt.Length).ToString(), "--temperature", "1e-40", "--top-p", "0.5");
+        Assert.True(code == 0, stderr);
+        Assert.Equal(string.Join(",", expected), stdout.Trim().Split('\n')[^1]);
+
+        (code, _, stderr) = Run("generate", "--model", dir, "--prompt-ids", "1,2", "--repetition-penalty", "1e-40");
+        Assert.Equal(1, code);
+        Assert.Equal("error: --repetition-penalty must be in [0.1, 10] (1 = off), got 1E-40", stderr.Trim());
+    }
+
+    [Fact]
+    public void GenerateFromAModelWithNaNWeightsIsAOneLineError()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "mamba4-nan-lm-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var tokenizer = Mamba4.Text.CharTokenizer.FromText("abcdefgh");
+            using (var model = new Mamba4.Models.MambaLM(new Mamba4.Models.MambaConfig { DModel = 8, NLayer = 1, DState = 4, VocabSize = tokenizer.VocabSize }, seed: 1))
+            {
+                model.Backbone.Embeddings.Weight.AsSpan<float>().Fill(float.NaN);
+                Mamba4.Tasks.LanguageModeling.LanguageModelFiles.Save(model, tokenizer, dir);
+            }
+            var (code, _, stderr) = Run("generate", "--model", dir, "--prompt-ids", "1,2", "--max-new-tokens", "3");
+            Assert.Equal(1, code);
+            var line = Assert.Single(stderr.Trim().Split('\n'));
+            Assert.StartsWith("error: ", line);
+            Assert.Contains("non-finite", line);
+            Assert.Contains(dir, line);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
 }

@@ -131,9 +131,9 @@ public class CompletionServerTests
     }
 
     [Fact]
-    public async Task ShutdownEndsActiveStreamsPromptly()
+    public async Task ShutdownWithoutDrainEndsActiveStreamsPromptly()
     {
-        var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxTokens = 1_000_000 });
+        var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxTokens = 1_000_000, DrainSeconds = 0 });
         var ct = TestContext.Current.CancellationToken;
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 1000000, "stream": true}""", System.Text.Encoding.UTF8, "application/json") };
         using var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);

@@ -85,6 +85,31 @@ public class ServeCliTests
         Assert.Equal(0, server.Process.ExitCode);
     }
 
+    /// <summary>
+    /// SIGTERM or SIGINT while a completion streams: the port closes, the stream gets --drain seconds, then an error
+    /// event says the server is shutting down, and the process exits 0.
+    /// </summary>
+    [Theory]
+    [InlineData("TERM", "1")]
+    [InlineData("INT", "0.5")]
+    public async Task ASignalDrainsTheStreamsForTheDrainTimeThenExitsZero(string signal, string drain)
+    {
+        using var server = ServeProcess.Start("--model", ServerHarness.HfMamba, "--max-tokens", "100000000", "--drain", drain);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 100000000, "stream": true}""") };
+        using var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
+        Assert.StartsWith("data: ", await reader.ReadLineAsync(Ct));
+
+        using (var kill = Process.Start("kill", [$"-{signal}", server.Process.Id.ToString()])) await kill.WaitForExitAsync(Ct);
+        string? last = null;
+        try { while (await reader.ReadLineAsync(Ct) is { } line) if (line.Length > 0) last = line; }
+        catch (IOException) { }
+        catch (HttpRequestException) { }
+        Assert.True(server.Process.WaitForExit(30_000), $"mamba4 serve did not exit after SIG{signal}: " + server.Output);
+        Assert.Equal(0, server.Process.ExitCode);
+        Assert.Contains("shutting down", last ?? "");
+    }
+
     [Fact]
     public void ServeRefusesAMissingModelDirectoryWithItsName()
     {

@@ -45,6 +45,10 @@ public class ServerErrorTests : IAsyncLifetime
     [InlineData("{\"prompt\": [1], \"top_p\": 1.5}", 400, "top_p must be")]
     [InlineData("{\"prompt\": [1], \"top_k\": -5}", 400, "top_k must be")]
     [InlineData("{\"prompt\": [1], \"repetition_penalty\": 0}", 400, "repetition_penalty")]
+    [InlineData("{\"prompt\": [1], \"repetition_penalty\": 1e-40}", 400, "repetition_penalty must be in [0.1, 10]")]
+    [InlineData("{\"prompt\": [1], \"repetition_penalty\": 1e30}", 400, "repetition_penalty must be in [0.1, 10]")]
+    [InlineData("{\"prompt\": [1], \"temperature\": 1e39}", 400, "temperature must be in [0, 10]")]   // +inf as a float
+    [InlineData("{\"prompt\": [1], \"top_p\": 1e-50}", 400, "top_p must be in (0, 1], got 0")]   // 0 as a float
     [InlineData("{\"prompt\": [1], \"n\": 2}", 400, "n must be 1")]
     [InlineData("{\"prompt\": [1], \"seed\": 99999999999}", 400, "field 'seed'")]
     [InlineData("{\"prompt\": [1], \"stream\": \"yes\"}", 400, "field 'stream'")]

@@ -2,7 +2,9 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mamba4.Models;
 using Mamba4.Server;
+using Mamba4.Server.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.TestHost;
 
@@ -20,14 +22,18 @@ public sealed class ServerHarness : IAsyncDisposable
     public WebApplication App { get; }
     public HttpClient Client { get; }
 
-    public static async Task<ServerHarness> StartAsync(ServerOptions options)
+    /// <summary>Serves <paramref name="model"/> (owned by the server from here on) when given, else options.ModelDir.</summary>
+    public static async Task<ServerHarness> StartAsync(ServerOptions options, MambaLM? model = null)
     {
-        var app = MambaServer.Build(options with { Log = false }, b => b.WebHost.UseTestServer());
+        var app = MambaServer.Build(options with { Log = false }, b => b.WebHost.UseTestServer(), model);
         await app.StartAsync();
         var client = app.GetTestClient();
         client.Timeout = TimeSpan.FromSeconds(60);
         return new ServerHarness(app, client);
     }
+
+    /// <summary>The text service's continuous-batching scheduler (its test seams).</summary>
+    public BatchScheduler Scheduler => App.Services.GetService(typeof(TextService)) is TextService t ? t.Scheduler : throw new InvalidOperationException("no language model is served");
 
     public static string HfMamba => Fixtures.Path_("hf-mamba");
     public static string Rec1 => Fixtures.Path_("mamba4rec-1layer");
