@@ -95,7 +95,7 @@ public class ServeCliTests
     public async Task ASignalDrainsTheStreamsForTheDrainTimeThenExitsZero(string signal, string drain)
     {
         using var server = ServeProcess.Start("--model", ServerHarness.HfMamba, "--max-tokens", "100000000", "--drain", drain);
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 100000000, "stream": true}""") };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 100000000, "stream": true}""", System.Text.Encoding.UTF8, "application/json") };
         using var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
         Assert.StartsWith("data: ", await reader.ReadLineAsync(Ct));
