@@ -35,6 +35,7 @@ internal static class ServeCommand
 
         var drain = new Option<double>("--drain") { Description = "on SIGTERM/SIGINT, seconds that running completions may take to finish (new ones get 503); then the rest are cancelled with a \"shutting down\" error event and the server exits 0", DefaultValueFactory = _ => 10 };
         var stallSeconds = new Option<double>("--stall-seconds") { Description = "a decoding loop with no progress this long while streams are active makes /health answer 503 (and mamba4_decoder_stalled 1)", DefaultValueFactory = _ => 30 };
+        var idempotencyHours = new Option<double>("--idempotency-hours") { Description = "how long a write's Idempotency-Key (and its stored reply) is kept for retries", DefaultValueFactory = _ => 24 };
         var allowNonFinite = AllowNonFiniteOption.Create();
         var cmd = new Command("serve", $$"""
             Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
@@ -61,7 +62,7 @@ internal static class ServeCommand
             but GET /health and the playground page needs 'Authorization: Bearer KEY' (401). A --host other than
             loopback (127.0.0.0/8, ::1, localhost) needs a key, or --insecure-no-auth. No CORS headers unless --cors.
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors, allowNonFinite, drain, stallSeconds }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors, allowNonFinite, drain, stallSeconds, idempotencyHours }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             DeviceOption.Use(parse, device);   // before loading anything: no usable GPU → the one-line reason
@@ -78,6 +79,8 @@ internal static class ServeCommand
                 AllowedHosts = List(parse.GetValue(allowedHosts)), CorsOrigins = List(parse.GetValue(cors)),
                 Load = AllowNonFiniteOption.LoadOptions(parse, allowNonFinite),
                 DrainSeconds = parse.GetValue(drain), StallSeconds = parse.GetValue(stallSeconds),
+                IdempotencyKeyLifetime = parse.GetValue(idempotencyHours) is var h && double.IsFinite(h) && h > 0 && h <= 24 * 365
+                    ? TimeSpan.FromHours(h) : throw new ArgumentException($"--idempotency-hours must be in (0, {24 * 365}], got {parse.GetValue(idempotencyHours)}"),
             };
             await using var app = MambaServer.Build(options);
             await app.StartAsync(CancellationToken.None);

@@ -63,7 +63,7 @@ public sealed record ServerOptions
         if (MaxPromptTokens < 1) throw new ArgumentException($"--max-prompt-tokens must be ≥ 1, got {MaxPromptTokens}");
         if (MaxHistory < 1) throw new ArgumentException($"--max-history must be ≥ 1, got {MaxHistory}");
         if (!(RequestTimeoutSeconds > 0 && RequestTimeoutSeconds <= 86400)) throw new ArgumentException($"--timeout must be in (0, 86400] seconds, got {RequestTimeoutSeconds}");
-        if (!(IdempotencyKeyLifetime > TimeSpan.Zero && IdempotencyKeyLifetime <= TimeSpan.FromDays(365))) throw new ArgumentException($"the idempotency key lifetime must be in (0, 365 days], got {IdempotencyKeyLifetime}");
+        if (!(IdempotencyKeyLifetime > TimeSpan.Zero && IdempotencyKeyLifetime <= TimeSpan.FromDays(365))) throw new ArgumentException($"--idempotency-hours: the key lifetime must be in (0, 365 days], got {IdempotencyKeyLifetime}");
         if (MaxRequestBytes < 64) throw new ArgumentException($"--max-request-bytes must be ≥ 64, got {MaxRequestBytes}");
         ValidateAccess();
         if (!(DrainSeconds >= 0 && DrainSeconds <= 3600)) throw new ArgumentException($"--drain must be in [0, 3600] seconds, got {DrainSeconds}");

@@ -121,6 +121,18 @@ public class ServeCliTests
         Assert.Contains("--model", stderr);
     }
 
+    [Theory]
+    [InlineData("--idempotency-hours", "0", "error: --idempotency-hours must be in (0, 8760], got 0")]
+    [InlineData("--drain", "-1", "error: --drain must be in [0, 3600] seconds, got -1")]
+    [InlineData("--stall-seconds", "0", "error: --stall-seconds must be in (0, 86400], got 0")]
+    public void ServeRefusesAnOutOfRangeOptionInOneLine(string option, string value, string expected)
+    {
+        var (code, stdout, stderr) = CliTests.Run("serve", "--model", ServerHarness.HfMamba, "--port", "0", option, value);
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal(expected, stderr.Trim());
+    }
+
     [Fact]
     public void ServeRefusesANonLoopbackHostWithoutAKeyAndReadsTheKeyFromTheEnvironment()
     {
