@@ -11,7 +11,7 @@ internal sealed record BenchSettings
     public string ReportDirectory { get; init; } = Path.Combine("runs", "bench");
     /// <summary>cuda benchmark: "" = everything, "scan" = the scan tables only, "profile" = a few scan calls for Nsight Compute. (MAMBA4_CUDA_BENCH)</summary>
     public string CudaMode { get; init; } = "";
-    /// <summary>JSON lines written by ../shared/anchors/scan_anchor.py earlier in the same call (scripts/gpu-bench.sh). (MAMBA4_SCAN_ANCHOR)</summary>
+    /// <summary>JSON lines written by ../shared/anchors/scan_anchor.py earlier in the same call (scripts/gpu-test.sh). (MAMBA4_SCAN_ANCHOR)</summary>
     public string? ScanAnchorFile { get; init; }
     /// <summary>JSON lines written by ../shared/anchors/model_anchor.py earlier in the same call. (MAMBA4_MODEL_ANCHOR)</summary>
     public string? ModelAnchorFile { get; init; }

@@ -1,5 +1,8 @@
 using Mamba4.Bench;
 
+// The engine's environment (MAMBA4_BLAS, MAMBA4_THREADS, MAMBA4_CUDA_*), read once as the tool does.
+Mamba4.Backends.Backend.Configure(Mamba4.Backends.EngineSettings.FromEnvironment());
+
 // dotnet run --project bench/Mamba4.Bench -c Release -- <name>   (name: all, or one of the keys below)
 var benchmarks = new Dictionary<string, Action>
 {

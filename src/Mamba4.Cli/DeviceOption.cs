@@ -15,7 +15,7 @@ internal static class DeviceOption
     public static Option<string> Create() =>
         new("--device") { Description = "where the model runs: cpu, cuda (GPU 0) or cuda:N", DefaultValueFactory = _ => "cpu" };
 
-    /// <summary>Parses and checks the option's value and makes it the default device of this process.</summary>
+    /// <summary>Parses and checks the option's value and returns it (each command puts it into its settings).</summary>
     public static Device Use(ParseResult parse, Option<string> option)
     {
         return Resolve(parse.GetValue(option) ?? "cpu");

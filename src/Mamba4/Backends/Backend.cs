@@ -13,7 +13,10 @@ public static class Backend
     /// <summary>The engine settings this process runs under (<see cref="Configure"/>); defaults until configured.</summary>
     public static EngineSettings Settings { get; private set; } = EngineSettings.Default;
 
-    /// <summary>Applies <paramref name="settings"/> to the engine (the tool calls it once at start-up, before any kernel runs).</summary>
+    /// <summary>Applies <paramref name="settings"/> to the engine: the tool, the test run and the benchmarks call it once at
+    /// start-up, before any kernel runs. The CPU GEMM library (Blas, and OpenBLAS's thread count) is chosen at the first
+    /// matrix product and a CUDA backend takes CudaSyncEveryLaunch/CudaMatmul when it is created; the other settings are
+    /// read at each use, so tests and benchmarks may switch them (the GEMV tiles, the scan plan, Threads).</summary>
     public static void Configure(EngineSettings settings) => Settings = settings;
 
     /// <summary>The backend of <paramref name="device"/>; NotSupportedException (saying why) when the device cannot be used.</summary>

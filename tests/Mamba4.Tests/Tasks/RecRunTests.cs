@@ -49,6 +49,15 @@ public class RecRunTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(0, "--max-len must be a positive integer ≤ 1048576, got 0")]
+    [InlineData(2000000000, "--max-len must be a positive integer ≤ 1048576, got 2000000000")]
+    public void EvalRefusesAMaxLenOutOfRangeBeforeLoadingAnything(int maxLen, string expected)
+    {
+        var s = new RecEvalSettings { Checkpoint = "/nonexistent", MaxLen = maxLen };
+        Assert.Equal(expected, Assert.Throws<ArgumentException>(s.Validate).Message);
+    }
+
     [Fact]
     public void ResumeWithoutACheckpointIsRefusedAndNothingIsTrained()
     {

@@ -57,7 +57,7 @@ public static class ForecastTrainingRun
         var info = runJson.DeepClone().AsObject();
         info["test"] = json.DeepClone();
         SavedForecaster.Save(dir.ModelPath, run.Model, data, info);
-        File.WriteAllText(Path.Combine(dir.Path, ResultFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        IO.AtomicFile.WriteAllText(Path.Combine(dir.Path, ResultFile), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         WriteReport(dir, run, data, config, result);
         return outcome;
     }

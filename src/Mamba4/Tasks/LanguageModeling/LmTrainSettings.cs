@@ -41,6 +41,13 @@ public sealed record LmTrainSettings
     public bool Resume { get; init; }
     public Device Device { get; init; } = Device.Cpu;
 
+    /// <summary>The trainer's share of these settings (its checks are the trainer's own: one wording for every command).</summary>
+    public TrainerOptions Trainer => new()
+    {
+        Steps = Steps, LearningRate = LearningRate, WarmupSteps = WarmupSteps, WeightDecay = WeightDecay, ClipNorm = ClipNorm,
+        Seed = Seed, CheckpointEvery = CheckpointEvery, EvalEvery = EvalEvery,
+    };
+
     public string OutputOrDefault => OutputDirectory ?? Path.Combine("runs", $"lm-{Model}");
 
     public void Validate()
@@ -49,14 +56,8 @@ public sealed record LmTrainSettings
         if (Model is not ("mamba" or "transformer")) throw new ArgumentException($"--model must be mamba or transformer, got '{Model}'");
         if (SeqLen is <= 1 or > Models.ModelLimits.Positions) throw new ArgumentException($"--seq-len must be in [2, {Models.ModelLimits.Positions}], got {SeqLen}");
         if (Batch <= 0) throw new ArgumentException($"--batch must be positive, got {Batch}");
-        Trainer.CheckTokensPerStep(Batch, SeqLen, "--seq-len");
-        if (Steps <= 0) throw new ArgumentException($"--steps must be positive, got {Steps}");
-        if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentException($"--lr must be positive, got {LearningRate}");
-        if (WarmupSteps < 0) throw new ArgumentException($"--warmup must be ≥ 0, got {WarmupSteps}");
-        if (!(WeightDecay >= 0) || !float.IsFinite(WeightDecay)) throw new ArgumentException($"--weight-decay must be ≥ 0, got {WeightDecay}");
-        if (!(ClipNorm >= 0) || !double.IsFinite(ClipNorm)) throw new ArgumentException($"--clip must be ≥ 0, got {ClipNorm}");
-        if (EvalEvery <= 0) throw new ArgumentException($"--eval-every must be positive, got {EvalEvery}");
-        if (CheckpointEvery < 0) throw new ArgumentException($"--checkpoint-every must be ≥ 0, got {CheckpointEvery}");
+        Training.Trainer.CheckTokensPerStep(Batch, SeqLen, "--seq-len");
+        Trainer.Validate();
         if (SampleEvery < 0) throw new ArgumentException($"--sample-every must be ≥ 0, got {SampleEvery}");
         if (Minutes is { } m && !(m > 0)) throw new ArgumentException($"--minutes must be positive, got {m}");
         if (Data is not null && !File.Exists(Data)) throw new FileNotFoundException($"--data: {Data} not found", Data);

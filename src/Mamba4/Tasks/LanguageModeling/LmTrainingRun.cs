@@ -26,11 +26,7 @@ public static class LmTrainingRun
         try
         {
             net.AsModule.To(s.Device);
-            var options = new TrainerOptions
-            {
-                Steps = s.Steps, LearningRate = s.LearningRate, WarmupSteps = s.WarmupSteps, WeightDecay = s.WeightDecay, ClipNorm = s.ClipNorm,
-                Seed = s.Seed, OutputDirectory = dir.Path, CheckpointEvery = s.CheckpointEvery, EvalEvery = s.EvalEvery,
-            };
+            var options = s.Trainer with { OutputDirectory = dir.Path };
             var config = new JsonObject
             {
                 ["data"] = s.Data is null ? "built-in" : Path.GetFullPath(s.Data), ["tokenizer"] = s.Tokenizer, ["vocab"] = tok.VocabSize,

@@ -25,5 +25,6 @@ public sealed record RecEvalSettings
     public void Validate()
     {
         if (EvalBatch < 1) throw new ArgumentException($"evaluation batch must be positive, got {EvalBatch}");
+        if (MaxLen is { } maxLen) Models.ModelLimits.Check("--max-len", maxLen, Models.ModelLimits.Positions);
     }
 }
