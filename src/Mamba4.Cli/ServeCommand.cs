@@ -33,7 +33,7 @@ internal static class ServeCommand
         var allowedHosts = new Option<string[]>("--allowed-hosts") { Description = "host names (or IPs) requests may name in their Host header besides the bound address and localhost (421 otherwise); comma-separated or repeated; '*' = any. With --host 0.0.0.0, list the server's public names", AllowMultipleArgumentsPerToken = false };
         var cors = new Option<string[]>("--cors") { Description = "origins (e.g. https://app.example) whose pages may call the server from a browser; comma-separated or repeated; '*' = any. Default: no CORS headers", AllowMultipleArgumentsPerToken = false };
 
-        var drain = new Option<double>("--drain") { Description = "on SIGTERM/SIGINT, seconds that running completions may take to finish (new ones get 503); then the rest are cancelled with a \"shutting down\" error event and the server exits 0", DefaultValueFactory = _ => 10 };
+        var drain = new Option<double>("--drain") { Description = "on SIGTERM/SIGINT, seconds that running completions may take to finish (new ones get 503); then the rest are cancelled with a \"shutting down\" error event and the server exits 0", DefaultValueFactory = _ => new ServerOptions().DrainSeconds };
         var stallSeconds = new Option<double>("--stall-seconds") { Description = "a decoding loop with no progress this long while streams are active makes /health answer 503 (and mamba4_decoder_stalled 1)", DefaultValueFactory = _ => 30 };
         var idempotencyHours = new Option<double>("--idempotency-hours") { Description = "how long a write's Idempotency-Key (and its stored reply) is kept for retries", DefaultValueFactory = _ => 24 };
         var allowNonFinite = AllowNonFiniteOption.Create();

@@ -46,7 +46,7 @@ public sealed record ServerOptions
     /// <summary>How the models are loaded (--allow-nonfinite).</summary>
     public IO.ModelLoadOptions Load { get; init; } = IO.ModelLoadOptions.Default;
     /// <summary>On SIGTERM/SIGINT: seconds that accepted completions may go on before the rest are cancelled (their clients get a "shutting down" error); new ones get 503 meanwhile.</summary>
-    public double DrainSeconds { get; init; } = 10;
+    public double DrainSeconds { get; init; } = 8;
     /// <summary>A decoding loop that makes no progress this long while it has streams turns /health into 503 (mamba4_decoder_stalled 1).</summary>
     public double StallSeconds { get; init; } = 30;
 
