@@ -20,6 +20,7 @@ public static class ForecastTrainingRun
     public static ForecastTrainResult Run(ForecastTrainSettings s, IRunProgress progress, StopSignal stop, TextWriter log)
     {
         s.Validate();
+        RunDirectory.At(s.OutputOrDefault).CheckResume(s.Resume);   // before the series is read and prepared
         var table = s.ReadTable();
         return Train(s, s.Prepare(table), progress, stop, log);
     }
