@@ -27,7 +27,9 @@ fi
 if [ "$what" = all ] || [ "$what" = bench ]; then
   # The reference implementation, timed in the same call on the same card (../shared/anchors travels with the tree):
   # its JSON lines go to the benchmark, which prints our time, its time and the ratio; none where it is not there.
-  anchors=$(cd "$dev/../../shared/anchors" 2>/dev/null && pwd || true)
+  # (../shared/anchors beside the checkout, or a copy carried into the checkout as .anchors/: the device tool sends only the checkout)
+  anchors=""
+  for a in "$dev/../../shared/anchors" "$dev/../.anchors"; do [ -z "$anchors" ] && [ -f "$a/scan_anchor.py" ] && anchors=$(cd "$a" && pwd); done
   for b in "${benches[@]}"; do
     if [ -n "$anchors" ] && [ "$b" = cuda ] && [ "${MAMBA4_CUDA_BENCH:-}" != profile ]; then
       python3 "$anchors/scan_anchor.py" > "$out/scan-anchor.jsonl" 2> "$out/scan-anchor.err" && export MAMBA4_SCAN_ANCHOR="$out/scan-anchor.jsonl" \
