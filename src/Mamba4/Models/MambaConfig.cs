@@ -39,6 +39,14 @@ public sealed record MambaConfig
     public float Dropout { get; init; }
     public double InitializerRange { get; init; } = 0.02;
     public bool RescalePrenormResidual { get; init; } = true;
+    /// <summary>
+    /// Falcon-Mamba (HF model_type "falcon_mamba", <c>mixer_rms_eps</c>): ε of the weightless RMS norms on dt, B and C
+    /// after x_proj. null = plain Mamba.
+    /// </summary>
+    public float? MixerRmsEps { get; init; }
+
+    /// <summary>The HF model_type this config reads as and writes: "falcon_mamba" when <see cref="MixerRmsEps"/> is set, else "mamba".</summary>
+    public string ModelType => MixerRmsEps is null ? "mamba" : "falcon_mamba";
 
     public int DInner => IntermediateSize ?? Expand * DModel;
     public int DtRank => TimeStepRank ?? (DModel + 15) / 16;
@@ -62,6 +70,8 @@ public sealed record MambaConfig
             throw new FormatException($"{source}: field 'max_position_embeddings': expected an integer from 0 to {ModelLimits.Positions}, got {MaxPositionEmbeddings}");
         if (DtInit is not ("random" or "constant")) throw new FormatException($"{source}: field 'time_step_init_scheme': expected \"random\" or \"constant\", got \"{DtInit}\"");
         if (!(DtMin > 0 && DtMax >= DtMin)) throw new FormatException($"{source}: need 0 < time_step_min ≤ time_step_max, got {DtMin}, {DtMax}");
+        if (MixerRmsEps is not null && !(MixerRmsEps > 0)) throw new FormatException($"{source}: field 'mixer_rms_eps': expected a positive number, got {MixerRmsEps}");
+        if (MixerRmsEps is not null && !Selective) throw new FormatException($"{source}: field 'mixer_rms_eps' needs a selective model (selective: true)");
         if (Dropout is < 0 or >= 1) throw new FormatException($"{source}: field 'dropout': expected a probability, 0 ≤ p < 1, got {Dropout}");
     }
 
@@ -74,6 +84,9 @@ public sealed record MambaConfig
     public static MambaConfig FromConfig(ConfigReader r)
     {
         var d = new MambaConfig();
+        // Falcon-Mamba is Mamba-1 plus mixer_rms_eps (HF's default 1e-6 when the field is absent).
+        bool falcon = r.Has("model_type") && r.String("model_type") == "falcon_mamba";
+        double? rmsEps = r.Positive("mixer_rms_eps");
         var c = new MambaConfig
         {
             DModel = r.Size(ModelLimits.Width, "hidden_size", "d_model") ?? d.DModel,
@@ -99,18 +112,19 @@ public sealed record MambaConfig
             Dropout = r.Probability("dropout") ?? 0,
             InitializerRange = r.NonNegative("initializer_range") ?? d.InitializerRange,
             RescalePrenormResidual = r.Bool("rescale_prenorm_residual") ?? d.RescalePrenormResidual,
+            MixerRmsEps = (float?)rmsEps ?? (falcon ? 1e-6f : null),
         };
         c.Validate(r.Source);
         return c;
     }
 
-    /// <summary>HF-compatible config.json (model_type "mamba"), plus Mamba4's own fields.</summary>
+    /// <summary>HF-compatible config.json (model_type "mamba", or "falcon_mamba" with mixer_rms_eps), plus Mamba4's own fields.</summary>
     public string ToJson()
     {
         var o = new JsonObject
         {
-            ["architectures"] = new JsonArray("MambaForCausalLM"),
-            ["model_type"] = "mamba",
+            ["architectures"] = new JsonArray(MixerRmsEps is null ? "MambaForCausalLM" : "FalconMambaForCausalLM"),
+            ["model_type"] = ModelType,
             ["hidden_size"] = DModel,
             ["num_hidden_layers"] = NLayer,
             ["state_size"] = DState,
@@ -136,6 +150,7 @@ public sealed record MambaConfig
             ["max_position_embeddings"] = MaxPositionEmbeddings,
             ["dropout"] = Dropout,
         };
+        if (MixerRmsEps is float eps) o["mixer_rms_eps"] = eps;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }

@@ -19,6 +19,8 @@ namespace Mamba4.Nn;
 /// </code>
 /// With <see cref="MambaConfig.Selective"/> = false, B, C (parameters "B", "C" of shape (e, n)) and
 /// Δ = softplus(dt_bias) are learned but input-independent: the time-invariant (S4-style) ablation.
+/// With <see cref="MambaConfig.MixerRmsEps"/> set (Falcon-Mamba, HF <c>FalconMambaMixer</c>), dt, B and C are each
+/// RMS-normalised over their last axis without a weight, x / √(mean x² + ε), right after the x_proj split.
 /// </summary>
 public sealed class MambaMixer : Module
 {
@@ -97,9 +99,36 @@ public sealed class MambaMixer : Module
         if (!Config.Selective)
             return (Tensor.Zeros(x.Shape, x.DType, x.Device), B!, C!, DtBias!);
         int r = Config.DtRank, n = Config.DState;
-        var parts = F.SplitLastAxis(XProj!.Forward(x), r, n, n);
+        var parts = RmsNormed(F.SplitLastAxis(XProj!.Forward(x), r, n, n));
         var delta = F.Linear(parts[0], DtProj!.Weight);
         return (delta, parts[1], parts[2], DtProj.Bias!);
+    }
+
+    // Falcon-Mamba's weightless RMS norms: F.RmsNorm with a constant ones weight per width, kept per mixer on the
+    // input's device (not a parameter: absent from StateDict, never trained, remade when the model changes device).
+    private readonly Dictionary<int, Tensor> _ones = new();
+
+    private Tensor[] RmsNormed(Tensor[] parts)
+    {
+        if (Config.MixerRmsEps is not float eps) return parts;
+        var normed = new Tensor[parts.Length];
+        for (int i = 0; i < parts.Length; i++) normed[i] = F.RmsNorm(parts[i], Ones(parts[i].Shape.Last, parts[i].Device), eps);
+        return normed;
+    }
+
+    private Tensor Ones(int width, Device device)
+    {
+        if (_ones.TryGetValue(width, out var ones) && ones.Device == device) return ones;
+        ones?.Dispose();
+        ones = Tensor.Ones(new Shape(width), device).Persist();
+        return _ones[width] = ones;
+    }
+
+    public override void Dispose()
+    {
+        foreach (var ones in _ones.Values) ones.Dispose();
+        _ones.Clear();
+        base.Dispose();
     }
 
     /// <summary>conv_state ← the last d_conv − 1 conv inputs of each sequence (zeros before the start).</summary>
@@ -134,7 +163,7 @@ public sealed class MambaMixer : Module
         Tensor delta, b, c, deltaBias;
         if (Config.Selective)
         {
-            var parts = F.SplitLastAxis(XProj!.Forward(x), r, n, n);
+            var parts = RmsNormed(F.SplitLastAxis(XProj!.Forward(x), r, n, n));
             delta = F.Linear(parts[0], DtProj!.Weight);
             (b, c, deltaBias) = (parts[1], parts[2], DtProj.Bias!);
         }

@@ -213,4 +213,36 @@ public class ModelConfigTests : IDisposable
         span[index] = 1e38f;
         Assert.Equal(index + 1 < span.Length ? 1026L : -1L, ModelFiles.FirstNonFinite(t).Index);
     }
+
+    [Fact]
+    public void FalconMambaConfigRoundTripsItsRmsEpsilonAndModelType()
+    {
+        var config = MambaConfig.FromJsonFile(Fixtures.Repo("falcon-mamba", "config.json"));
+        Assert.Equal(1e-6f, config.MixerRmsEps);
+        Assert.Equal("falcon_mamba", config.ModelType);
+        var json = config.ToJson();
+        var o = JsonNode.Parse(json)!.AsObject();
+        Assert.Equal("falcon_mamba", (string?)o["model_type"]);
+        Assert.Equal("FalconMambaForCausalLM", (string?)o["architectures"]![0]);
+        var again = MambaConfig.FromJson(json);
+        Assert.Equal(config, again);
+        Assert.Equal(1e-6f, again.MixerRmsEps);
+        Assert.Equal("falcon_mamba", again.ModelType);
+        // model_type falcon_mamba without the field takes transformers' default; plain Mamba stays without norms.
+        Assert.Equal(1e-6f, MambaConfig.FromJson("{\"model_type\": \"falcon_mamba\"}").MixerRmsEps);
+        var plain = MambaConfig.FromJsonFile(Fixtures.Path_("hf-mamba", "config.json"));
+        Assert.Null(plain.MixerRmsEps);
+        Assert.Equal("mamba", (string?)JsonNode.Parse(plain.ToJson())!["model_type"]);
+        Assert.Null(JsonNode.Parse(plain.ToJson())!["mixer_rms_eps"]);
+    }
+
+    [Fact]
+    public void FalconMambaHasNoExtraParameters()
+    {
+        var config = MambaConfig.FromJsonFile(Fixtures.Repo("falcon-mamba", "config.json"));
+        using var model = new MambaLM(config);
+        using var plain = new MambaLM(config with { MixerRmsEps = null });
+        Assert.Equal(plain.NamedParameters().Select(p => (p.Name, p.Tensor.Shape)), model.NamedParameters().Select(p => (p.Name, p.Tensor.Shape)));
+        Assert.Equal(MambaLM.Shapes(config).Select(s => s.Name).Order(), model.NamedParameters().Select(p => p.Name).Order());
+    }
 }

@@ -31,31 +31,51 @@ public class ModelFixtureTests
     }
 
     [Fact]
-    public void HfMambaLogitsHiddenStatesLossAndEveryGradient()
+    public void HfMambaLogitsHiddenStatesLossAndEveryGradient() => CausalLmMatchesFixture(Fixtures.Path_("hf-mamba"));
+
+    [Fact]
+    public void HfMambaGreedyGenerationMatchesTokenForToken() => GreedyGenerationMatchesFixture(Fixtures.Path_("hf-mamba"));
+
+    /// <summary>Falcon-Mamba (transformers FalconMambaForCausalLM, tests/fixtures/falcon-mamba): RMS norms on dt, B, C.</summary>
+    [Fact]
+    public void FalconMambaLogitsHiddenStatesLossAndEveryGradient()
     {
-        var dir = Fixtures.Path_("hf-mamba");
+        var dir = Fixtures.Repo("falcon-mamba");
+        Assert.Equal(1e-6f, MambaConfig.FromJsonFile(Path.Combine(dir, "config.json")).MixerRmsEps);
+        CausalLmMatchesFixture(dir);
+    }
+
+    [Fact]
+    public void FalconMambaGreedyGenerationMatchesTokenForToken() => GreedyGenerationMatchesFixture(Fixtures.Repo("falcon-mamba"));
+
+    /// <summary>
+    /// A MambaLM directory against its reference.safetensors (the hf-mamba format): logits, every hidden state and
+    /// every parameter's gradient within 1e-5 / 1e-4 relative, the loss within 1e-5.
+    /// </summary>
+    internal static void CausalLmMatchesFixture(string dir)
+    {
         using var model = MambaLM.FromPretrained(dir);
         using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
         using var scope = new TensorScope();
+        var fixture = Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)) + ": ";
         var ids = reference.Get("input_ids");
         var hidden = new List<Tensor>();
         var logits = model.Forward(ids, hiddenStates: hidden);
-        AssertClose(reference.Get("logits").ToDoubleArray(), logits.ToFloatArray(), 1e-5, 1e-5, "logits");
+        AssertClose(reference.Get("logits").ToDoubleArray(), logits.ToFloatArray(), 1e-5, 1e-5, fixture + "logits");
         Assert.Equal(model.Config.NLayer + 1, hidden.Count);
         for (int i = 0; i < hidden.Count; i++)
-            AssertClose(reference.Get($"hidden_states.{i}").ToDoubleArray(), hidden[i].ToFloatArray(), 1e-5, 1e-5, $"hidden_states.{i}");
+            AssertClose(reference.Get($"hidden_states.{i}").ToDoubleArray(), hidden[i].ToFloatArray(), 1e-5, 1e-5, fixture + $"hidden_states.{i}");
         var loss = model.Loss(ids, logits);
         Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
         loss.Backward();
         foreach (var (name, p) in model.NamedParameters())
-            AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, "grad." + name);
+            AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, fixture + "grad." + name);
         model.ZeroGrad();
     }
 
-    [Fact]
-    public void HfMambaGreedyGenerationMatchesTokenForToken()
+    /// <summary>Greedy decoding through the recurrent step reproduces generate.prompt → generate.output exactly.</summary>
+    internal static void GreedyGenerationMatchesFixture(string dir)
     {
-        var dir = Fixtures.Path_("hf-mamba");
         using var model = MambaLM.FromPretrained(dir);
         using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
         var prompt = reference.Get("generate.prompt").ToInt64Array();

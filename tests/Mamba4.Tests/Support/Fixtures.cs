@@ -21,4 +21,15 @@ public static class Fixtures
     }
 
     public static string Path_(params string[] parts) => Path.Combine([SharedDir, "fixtures", .. parts]);
+
+    /// <summary>A fixture committed in this repository under tests/fixtures (made by scripts/fixtures), found above the test binary.</summary>
+    public static string Repo(params string[] parts)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "tests", "fixtures");
+            if (File.Exists(Path.Combine(candidate, "README.md"))) return Path.Combine([candidate, .. parts]);
+        }
+        throw new DirectoryNotFoundException("could not find tests/fixtures above " + AppContext.BaseDirectory);
+    }
 }
