@@ -15,11 +15,16 @@ namespace Mamba4.Tests;
 [Collection("Cuda")]
 public class CudaModelTests
 {
-    [Fact]
-    public void HfMambaLogitsLossAndEveryGradientOnGpu()
+    /// <summary>transformers' fixtures: HF Mamba (../shared/fixtures) and Falcon-Mamba (tests/fixtures, issue 18).</summary>
+    private static string LmFixture(string name) => name == "hf-mamba" ? Fixtures.Path_(name) : Fixtures.Repo(name);
+
+    [Theory]
+    [InlineData("hf-mamba")]
+    [InlineData("falcon-mamba")]
+    public void LogitsLossAndEveryGradientOnGpu(string fixture)
     {
         _ = Gpu;
-        var dir = Fixtures.Path_("hf-mamba");
+        var dir = LmFixture(fixture);
         using var model = MambaLM.FromPretrained(dir);
         var names = model.NamedParameters().Select(p => (p.Name, p.Tensor)).ToList();
         model.To(Cuda);
@@ -47,11 +52,13 @@ public class CudaModelTests
         model.ZeroGrad();
     }
 
-    [Fact]
-    public void HfMambaGreedyGenerationIdenticalOnGpu()
+    [Theory]
+    [InlineData("hf-mamba")]
+    [InlineData("falcon-mamba")]
+    public void GreedyGenerationIdenticalOnGpu(string fixture)
     {
         _ = Gpu;
-        var dir = Fixtures.Path_("hf-mamba");
+        var dir = LmFixture(fixture);
         using var model = MambaLM.FromPretrained(dir);
         model.To(Cuda);
         using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
