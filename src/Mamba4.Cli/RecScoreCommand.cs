@@ -28,7 +28,6 @@ internal static class RecScoreCommand
         {
             var target = DeviceOption.Use(parse, device);
             using var model = RecModels.Load(parse.GetValue(ckpt)!, parse.GetValue(kind), options: AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
-            model.Module.To(target);
             var h = RecRecommend.ParseHistory(parse.GetValue(history)!, model, parse.GetValue(ids));
             var scores = RecRecommend.FullScores(model, h);
             Console.Error.WriteLine($"{model.Kind}: {model.NItems} item scores after {h.Length} item(s)");

@@ -54,7 +54,6 @@ public static class ForecastEvaluation
     {
         s.Validate();
         using var saved = SavedForecaster.Load(Path.Combine(s.Run, RunDirectory.ModelFolder), s.Load with { Device = s.Device });
-        saved.Model.To(s.Device);
         if (s.Stream && !saved.CanStream) throw new ArgumentException($"{s.Run}: --stream {saved.StreamRequirement}");
         var table = saved.ReadSeries(s.Data, s.Fill, s.Run);
         saved.CheckColumns(table);

@@ -21,26 +21,24 @@ public static class ForecastPrediction
         s.Validate();
         var modelDir = File.Exists(Path.Combine(s.Run, SavedForecaster.ConfigFile)) ? s.Run : Path.Combine(s.Run, RunDirectory.ModelFolder);
         using var saved = SavedForecaster.Load(modelDir, s.Load with { Device = s.Device });
-        saved.Model.To(s.Device);
         if (s.Stream && !saved.CanStream) throw new ArgumentException($"{modelDir}: --stream {saved.StreamRequirement}");
         var table = saved.ReadSeries(s.Data, s.Fill, s.Run);
-        var temp = s.OutputPath is null ? null : IO.AtomicFile.TempPath(s.OutputPath);
-        using var file = temp is null ? null : new StreamWriter(temp, false, new UTF8Encoding(false));
-        var w = file ?? output;
-        try
+        void Write(TextWriter w)
         {
             if (!s.Follow) WriteCsv(w, saved.Forecast(table, s.Stream), saved.DateColumn, issuedAt: null);
             else Follow(saved, table, input, w);
         }
-        catch when (temp is not null)
+        if (s.OutputPath is null)
         {
-            file!.Dispose();
-            File.Delete(temp);   // a failed forecast leaves neither a partial --out nor its temporary file
-            throw;
+            Write(output);
+            return;
         }
-        if (file is null) return;
-        file.Dispose();
-        File.Move(temp!, s.OutputPath!, overwrite: true);
+        // a failed forecast leaves neither a partial --out nor its temporary file
+        IO.AtomicFile.Write(s.OutputPath, stream =>
+        {
+            using var w = new StreamWriter(stream, new UTF8Encoding(false), leaveOpen: true);
+            Write(w);
+        });
         log.WriteLine($"wrote {saved.Config.Horizon} steps × {saved.Columns.Count} columns to {s.OutputPath}");
     }
 

@@ -19,7 +19,6 @@ public static class RecEvalRun
     {
         s.Validate();
         using var model = RecModels.Load(s.Checkpoint, s.Kind, options: s.Load with { Device = s.Device });
-        model.Module.To(s.Device);
         var data = RecData.ToModelIds(s.Data.Load(log), model, out int unknown);
         if (unknown > 0) log.WriteLine($"{unknown:N0} interaction(s) with items the model does not know were dropped");
         int len = s.MaxLen ?? model.MaxLen;

@@ -16,7 +16,6 @@ public static class RecRecommendRun
     {
         s.Validate();
         using var model = RecModels.Load(s.Checkpoint, s.Kind, options: s.Load with { Device = s.Device });
-        model.Module.To(s.Device);
         if (s.Histories is { } file) RecommendBatch(s, model, file, output, log);
         else RecommendOne(s, model, output, log);
     }
