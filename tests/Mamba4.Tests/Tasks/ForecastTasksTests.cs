@@ -21,6 +21,9 @@ public class ForecastTasksTests : IDisposable
     [Fact]
     public void BadSettingsAreRefusedWithTheOptionNamed()
     {
+        // finite as text, infinite as the float the option holds
+        Assert.Equal("--lr must be positive, got Infinity", Assert.Throws<ArgumentException>(() => new ForecastTrainSettings { LearningRate = float.Parse("1e39", System.Globalization.CultureInfo.InvariantCulture) }.Validate()).Message);
+        Assert.Equal("--weight-decay must be 0 or more, got Infinity", Assert.Throws<ArgumentException>(() => new ForecastTrainSettings { WeightDecay = float.Parse("1e39", System.Globalization.CultureInfo.InvariantCulture) }.Validate()).Message);
         Assert.Equal("--clip must be 0 or more, got -1", Assert.Throws<ArgumentException>(() => new ForecastTrainSettings { ClipNorm = -1 }.Validate()).Message);
         Assert.Equal("--models is empty", Assert.Throws<ArgumentException>(() => new ForecastCompareSettings { Models = [] }.Validate()).Message);
         Assert.Equal("--horizons: '0' is not a positive integer", Assert.Throws<ArgumentException>(() => new ForecastCompareSettings { Horizons = [96, 0] }.Validate()).Message);

@@ -35,6 +35,7 @@ public class RecRunTests : IDisposable
         var cases = new (string Expected, RecTrainSettings Settings)[]
         {
             ("--patience must be positive, got 0", s with { Training = s.Training with { Patience = 0 } }),
+            ("--lr must be positive, got Infinity", s with { Training = s.Training with { LearningRate = float.Parse("1e39", System.Globalization.CultureInfo.InvariantCulture) } }),   // finite as text, infinite as a float
             ("weight decay must be ≥ 0, got -1", s with { Training = s.Training with { WeightDecay = -1 } }),
             ("gradient clipping norm must be ≥ 0, got NaN", s with { Training = s.Training with { ClipNorm = double.NaN } }),
             ("--hidden must be a multiple of SASRec's 2 heads, got 9", s with { Model = s.Model with { Kind = "sasrec", Hidden = 9 } }),

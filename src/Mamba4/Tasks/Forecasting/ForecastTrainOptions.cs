@@ -22,10 +22,10 @@ public sealed record ForecastTrainOptions
     {
         if (Epochs <= 0) throw new ArgumentException($"--epochs must be positive, got {Epochs}");
         if (Batch <= 0) throw new ArgumentException($"--batch must be positive, got {Batch}");
-        if (!(LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {LearningRate}");
+        if (!(LearningRate > 0 && float.IsFinite(LearningRate))) throw new ArgumentException($"--lr must be positive, got {LearningRate}");
         if (WarmupSteps < 0) throw new ArgumentException($"--warmup must be 0 or more, got {WarmupSteps}");
         if (!(ClipNorm >= 0) || !double.IsFinite(ClipNorm)) throw new ArgumentException($"--clip must be 0 or more, got {ClipNorm}");
-        if (WeightDecay < 0) throw new ArgumentException($"--weight-decay must be 0 or more, got {WeightDecay}");
+        if (!(WeightDecay >= 0 && float.IsFinite(WeightDecay))) throw new ArgumentException($"--weight-decay must be 0 or more, got {WeightDecay}");
         if (Patience < 0) throw new ArgumentException($"--patience must be 0 or more, got {Patience}");
         if (EvalBatch <= 0) throw new ArgumentException($"eval batch must be positive, got {EvalBatch}");
     }

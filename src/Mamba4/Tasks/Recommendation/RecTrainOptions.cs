@@ -31,7 +31,7 @@ public sealed record RecTrainOptions
         if (Patience < 1) throw new ArgumentException($"--patience must be positive, got {Patience}");
         if (Batch < 1 || Batch > Trainer.MaxTokensPerStep)
             throw new ArgumentException($"--batch must be a positive integer ≤ {Trainer.MaxTokensPerStep} (training targets per step), got {Batch}");
-        if (!(LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {LearningRate}");
+        if (!(LearningRate > 0 && float.IsFinite(LearningRate))) throw new ArgumentException($"--lr must be positive, got {LearningRate}");
         if (!(WeightDecay >= 0) || !float.IsFinite(WeightDecay)) throw new ArgumentException($"weight decay must be ≥ 0, got {WeightDecay}");
         if (!(ClipNorm >= 0) || !double.IsFinite(ClipNorm)) throw new ArgumentException($"gradient clipping norm must be ≥ 0, got {ClipNorm}");
         if (EvalBatch < 1) throw new ArgumentException($"evaluation batch must be positive, got {EvalBatch}");
