@@ -110,6 +110,15 @@ public sealed class RunDirectory
         AtomicFile.WriteAllText(System.IO.Path.Combine(Path, RunJsonFile), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
+    /// <summary>The report's two curves from one read of metrics.jsonl: (step, training loss) of every logged step, and
+    /// (step, value) of the evaluation metric <paramref name="evalMetric"/> each time one was logged.</summary>
+    public (List<(double Step, double Value)> Loss, List<(double Step, double Value)> Eval) Curves(string evalMetric)
+    {
+        var lines = ReadMetrics();
+        return (lines.Where(l => l.ContainsKey("loss")).Select(l => (l["step"]!.GetValue<double>(), l["loss"]!.GetValue<double>())).ToList(),
+                lines.Where(l => l.ContainsKey("eval")).Select(l => (l["eval"]!["step"]!.GetValue<double>(), l["eval"]![evalMetric]!.GetValue<double>())).ToList());
+    }
+
     /// <summary>The metrics.jsonl lines, parsed.</summary>
     public List<JsonObject> ReadMetrics() =>
         File.Exists(MetricsPath) ? File.ReadAllLines(MetricsPath).Where(l => l.Length > 0).Select(l => JsonNode.Parse(l)!.AsObject()).ToList() : [];

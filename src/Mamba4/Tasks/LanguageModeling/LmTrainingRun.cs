@@ -82,9 +82,7 @@ public static class LmTrainingRun
 
     private static void WriteReport(RunDirectory dir, string name)
     {
-        var lines = dir.ReadMetrics();
-        var train = lines.Where(l => l.ContainsKey("loss")).Select(l => (l["step"]!.GetValue<double>(), l["loss"]!.GetValue<double>())).ToList();
-        var val = lines.Where(l => l.ContainsKey("eval")).Select(l => (l["eval"]!["step"]!.GetValue<double>(), l["eval"]!["val_loss"]!.GetValue<double>())).ToList();
+        var (train, val) = dir.Curves("val_loss");
         new HtmlReport($"Mamba4 language model: {name}")
             .Chart("Loss", "step", "nats per token", [("train", train), ("validation", val)])
             .Save(dir.ReportPath);

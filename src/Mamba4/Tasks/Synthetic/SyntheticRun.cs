@@ -92,9 +92,9 @@ public static class SyntheticRun
         var accuracy = new List<(string, IReadOnlyList<(double, double)>)>();
         foreach (var r in results)
         {
-            var lines = root.Child(r.Name).ReadMetrics();
-            loss.Add((r.Name, lines.Where(l => l.ContainsKey("loss")).Select(l => (l["step"]!.GetValue<double>(), l["loss"]!.GetValue<double>())).ToList()));
-            accuracy.Add((r.Name, lines.Where(l => l.ContainsKey("eval")).Select(l => (l["eval"]!["step"]!.GetValue<double>(), l["eval"]!["accuracy"]!.GetValue<double>())).ToList()));
+            var (trainLoss, heldOutAccuracy) = root.Child(r.Name).Curves("accuracy");
+            loss.Add((r.Name, trainLoss));
+            accuracy.Add((r.Name, heldOutAccuracy));
         }
         var keys = results.SelectMany(f => f.Final.Keys).Distinct().ToArray();
         new HtmlReport("Mamba4 training report")
