@@ -85,7 +85,7 @@ public sealed record EngineSettings
     }
 
     /// <summary>f32 | tf32 | bf16 (null → null); anything else is an ArgumentException naming <paramref name="source"/>.</summary>
-    public static MatmulPrecision? ParseMatmul(string? text, string source) => text?.Trim().ToLowerInvariant() switch
+    private static MatmulPrecision? ParseMatmul(string? text, string source) => text?.Trim().ToLowerInvariant() switch
     {
         null or "" => null,
         "f32" => MatmulPrecision.F32,

@@ -29,18 +29,10 @@ public sealed class RunDirectory
     /// <summary>A run folder at <paramref name="path"/>; nothing is checked or created yet.</summary>
     public static RunDirectory At(string path) => new(path);
 
-    /// <summary>Creates the folder, checks that it can be written, and removes the temporary files an interrupted write
-    /// of ours left there (<see cref="AtomicFile.RemoveStale"/>), naming each on <paramref name="log"/>.</summary>
-    public static RunDirectory Create(string path, TextWriter? log = null)
-    {
-        var run = new RunDirectory(path);
-        run.Prepare(log);
-        return run;
-    }
-
     /// <summary>The folder of a run that may be resumed, checked before anything is created: a checkpoint there without
-    /// <paramref name="resume"/>, or <paramref name="resume"/> without one, is an error naming the folder; then
-    /// <see cref="Create"/>.</summary>
+    /// <paramref name="resume"/>, or <paramref name="resume"/> without one, is an error naming the folder; then the folder is created, checked writable,
+    /// and cleared of the temporary files an interrupted write of ours left there (<see cref="AtomicFile.RemoveStale"/>),
+    /// each named on <paramref name="log"/>.</summary>
     public static RunDirectory Open(string path, bool resume, TextWriter? log = null)
     {
         var run = new RunDirectory(path);

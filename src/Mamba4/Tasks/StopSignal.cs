@@ -19,9 +19,6 @@ public sealed class StopSignal : IDisposable
 
     public bool Requested => _requested;
 
-    /// <summary>Asks the run to stop as a signal would (tests, a wall-clock budget).</summary>
-    public void Request() => _requested = true;
-
     private void Handle(PosixSignalContext context)
     {
         context.Cancel = true;
