@@ -78,12 +78,17 @@ public interface IBackend
     void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias);
     void SelectiveScanForward(in SelectiveScanArgs args);
     void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads);
+    /// <summary>Mamba-2's SSD scan (Ops/SsdScan.cs has the math); writes Y and, when given, LastState.</summary>
+    void SsdScanForward(in SsdScanArgs args);
+    void SsdScanBackward(in SsdScanArgs args, in SsdScanGrads grads);
 
     // ---- recurrent step (inference: O(1) per token, state updated in place) ----
     /// <summary>x, y: [batch, D]; convState [batch, D, K−1] holds the previous K−1 inputs (oldest first) and is shifted in place.</summary>
     void CausalConv1dStep(Tensor x, Tensor convState, Tensor weight, Tensor? bias, bool silu, Tensor y);
     /// <summary>One scan step: u, delta, z, y: [batch, D]; B, C: [batch, N] (selective) or [D, N] (time-invariant); ssmState [batch, D, N] updated in place.</summary>
     void SelectiveScanStep(Tensor u, Tensor delta, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? z, Tensor? deltaBias, bool deltaSoftplus, bool selective, Tensor ssmState, Tensor y);
+    /// <summary>One SSD step: x, y: [batch, H, P]; dt: [batch, H]; B, C: [batch, G, N]; ssmState [batch, H, P, N] updated in place.</summary>
+    void SsdScanStep(Tensor x, Tensor dt, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? dtBias, bool dtSoftplus, float dtMin, float dtMax, Tensor ssmState, Tensor y);
 
     // ---- losses ----
     /// <summary>Per-row log-sum-exp and loss = lse − logit[target] (0 where target == ignoreIndex).</summary>
@@ -128,3 +133,23 @@ public readonly record struct SelectiveScanArgs(
 /// <summary>Gradients of the selective scan given dY; every non-null tensor is overwritten.</summary>
 public readonly record struct SelectiveScanGrads(
     Tensor DY, Tensor DU, Tensor DDelta, Tensor DA, Tensor DB, Tensor DC, Tensor? DD, Tensor? DZ, Tensor? DDeltaBias);
+
+/// <summary>
+/// Inputs and outputs of Mamba-2's SSD scan (Ops/SsdScan.cs): x, y: [batch, L, H, P]; dt: [batch, L, H] (before dtBias,
+/// softplus and the clamp to [DtMin, DtMax]); A, D, dtBias: [H]; B, C: [batch, L, G, N]; lastState: [batch, H, P, N].
+/// </summary>
+public readonly record struct SsdScanArgs(
+    Tensor X, Tensor Dt, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? DtBias,
+    bool DtSoftplus, float DtMin, float DtMax, int ChunkSize, Tensor Y, Tensor? LastState)
+{
+    public int Batch => X.Shape[0];
+    public int Length => X.Shape[1];
+    public int Heads => X.Shape[2];
+    public int HeadDim => X.Shape[3];
+    public int Groups => B.Shape[2];
+    public int StateSize => B.Shape[3];
+}
+
+/// <summary>Gradients of the SSD scan given dY; every non-null tensor is overwritten.</summary>
+public readonly record struct SsdScanGrads(
+    Tensor DY, Tensor DX, Tensor DDt, Tensor DA, Tensor DB, Tensor DC, Tensor? DD, Tensor? DDtBias);
