@@ -40,7 +40,7 @@ public sealed class ConfigReader
         JsonNode? root;
         try
         {
-            root = JsonNode.Parse(json, null, new JsonDocumentOptions { AllowDuplicateProperties = false });
+            root = JsonNode.Parse(QuoteNonFiniteLiterals(json), null, new JsonDocumentOptions { AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {
@@ -50,6 +50,42 @@ public sealed class ConfigReader
         return root is JsonObject obj ? new ConfigReader(obj, source, "")
             : throw new FormatException($"{source}: expected a JSON object {{ … }}, got {Describe(root)}");
     }
+
+    /// <summary>
+    /// Python's json writes float("inf") as a bare Infinity (transformers' Mamba2Config time_step_limit default), which
+    /// JSON does not have: outside strings, Infinity, -Infinity and NaN become the strings "Infinity", "-Infinity" and
+    /// "NaN", which the numeric reads refuse as not finite unless a field allows them (<see cref="Real(JsonNode?)"/>).
+    /// </summary>
+    private static string QuoteNonFiniteLiterals(string json)
+    {
+        if (!json.Contains("Infinity", StringComparison.Ordinal) && !json.Contains("NaN", StringComparison.Ordinal)) return json;
+        var sb = new System.Text.StringBuilder(json.Length + 8);
+        bool inString = false;
+        for (int i = 0; i < json.Length; i++)
+        {
+            char ch = json[i];
+            if (inString)
+            {
+                sb.Append(ch);
+                if (ch == '\\' && i + 1 < json.Length) sb.Append(json[++i]);
+                else if (ch == '"') inString = false;
+                continue;
+            }
+            if (ch == '"') inString = true;
+            string? literal = null;
+            foreach (var l in (ReadOnlySpan<string>)["-Infinity", "Infinity", "NaN"])
+                if (string.CompareOrdinal(json, i, l, 0, l.Length) == 0) { literal = l; break; }
+            if (literal is null) { sb.Append(ch); continue; }
+            sb.Append('"').Append(literal).Append('"');
+            i += literal.Length - 1;
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>A number node, or a string holding one ("1e-5", "Infinity"), as a double; null for anything else.</summary>
+    public static double? Real(JsonNode? node) =>
+        node is JsonValue v && (v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<double>(out var d)
+            || v.TryGetValue<string>(out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d)) ? d : null;
 
     /// <summary>The nested object <paramref name="name"/> (required); its fields are named "name.field" in errors.</summary>
     public ConfigReader Section(string name) => Find([name]) switch

@@ -1,18 +1,21 @@
+using Mamba4.Models;
 using Mamba4.Tensors;
 
 namespace Mamba4.Inference;
 
 /// <summary>
 /// The fixed-size recurrent state of one Mamba layer for a batch of independent streams:
-/// conv_state [batch, d_inner, d_conv − 1] (the last inputs of the causal conv, oldest first) and
-/// ssm_state [batch, d_inner, d_state]. Its size does not depend on how many tokens were seen.
+/// conv_state [batch, conv channels, d_conv − 1] (the last inputs of the causal conv, oldest first) and
+/// ssm_state — Mamba-1: [batch, d_inner, d_state]; Mamba-2: [batch, heads, head_dim, d_state], with the conv over
+/// d_inner + 2·n_groups·d_state channels (x, B and C). Its size does not depend on how many tokens were seen.
 /// </summary>
 public sealed class MambaLayerState : IDisposable
 {
-    public MambaLayerState(int batch, int dInner, int dConv, int dState, Device? device = null)
+    public MambaLayerState(int batch, MambaConfig mixer, Device? device = null)
     {
-        ConvState = Tensor.Zeros(new Shape(batch, dInner, dConv - 1), DType.F32, device).Persist();
-        SsmState = Tensor.Zeros(new Shape(batch, dInner, dState), DType.F32, device).Persist();
+        ConvState = Tensor.Zeros(new Shape(batch, mixer.ConvDim, mixer.DConv - 1), DType.F32, device).Persist();
+        var ssm = mixer.Mixer == MixerKind.Mamba2 ? new Shape(batch, mixer.Heads, mixer.HeadDim, mixer.DState) : new Shape(batch, mixer.DInner, mixer.DState);
+        SsmState = Tensor.Zeros(ssm, DType.F32, device).Persist();
     }
 
     private MambaLayerState(Tensor convState, Tensor ssmState)
@@ -56,9 +59,10 @@ public sealed class MambaLayerState : IDisposable
 /// <summary>Per-layer states of a whole model (see <see cref="MambaLayerState"/>), plus the number of tokens consumed.</summary>
 public sealed unsafe class MambaState : IDisposable
 {
-    public MambaState(int layers, int batch, int dInner, int dConv, int dState, Device? device = null)
+    /// <param name="mixer">The mixer's sizes (and kind), which fix each layer's state shapes.</param>
+    public MambaState(int layers, int batch, MambaConfig mixer, Device? device = null)
     {
-        Layers = Enumerable.Range(0, layers).Select(_ => new MambaLayerState(batch, dInner, dConv, dState, device)).ToArray();
+        Layers = Enumerable.Range(0, layers).Select(_ => new MambaLayerState(batch, mixer, device)).ToArray();
     }
 
     private MambaState(MambaLayerState[] layers) => Layers = layers;

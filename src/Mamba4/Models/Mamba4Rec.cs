@@ -46,9 +46,8 @@ public sealed class Mamba4Rec : Module, ISequentialRecommender
             new Mamba4Layer(config.Mixer, config.InnerSize, config.Dropout, config.LayerNormEps, residual: config.UsesResidual, rng))));
         // The reference re-initialises every Linear weight ~ N(0, 0.02) with zero bias (RecBole's _init_weights).
         foreach (var layer in Layers.Items)
-            foreach (var lin in new[] { layer.Mamba.InProj, layer.Mamba.XProj, layer.Mamba.DtProj, layer.Mamba.OutProj, layer.Ffn.W1, layer.Ffn.W2 })
+            foreach (var lin in layer.Mamba.Linears.Concat([layer.Ffn.W1, layer.Ffn.W2]))
             {
-                if (lin is null) continue;
                 var w = lin.Weight.AsSpan<float>();
                 using (var n = Init.Normal(rng, lin.Weight.Shape, 0, 0.02)) n.AsSpan<float>().CopyTo(w);
                 lin.Bias?.AsSpan<float>().Clear();
@@ -83,10 +82,7 @@ public sealed class Mamba4Rec : Module, ISequentialRecommender
 
     /// <summary>A fresh recurrent state for <paramref name="batch"/> users.</summary>
     public Inference.MambaState NewState(int batch)
-    {
-        var m = Config.Mixer;
-        return new Inference.MambaState(Config.NumLayers, batch, m.DInner, m.DConv, m.DState, ItemEmbedding.Weight.Device);
-    }
+        => new(Config.NumLayers, batch, Config.Mixer, ItemEmbedding.Weight.Device);
 
     /// <summary>
     /// Appends one interaction per user at O(1) cost: items (b) → that position's seq_output (b, hidden), which

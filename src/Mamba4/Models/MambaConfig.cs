@@ -4,13 +4,23 @@ using Mamba4.IO;
 
 namespace Mamba4.Models;
 
+/// <summary>Which mixer the blocks hold: Mamba-1's selective scan (<see cref="Nn.MambaMixer"/>) or Mamba-2's SSD (<see cref="Nn.Mamba2Mixer"/>).</summary>
+public enum MixerKind { Mamba1, Mamba2 }
+
 /// <summary>
 /// Sizes and options of a Mamba model. Reads and writes the Hugging Face <c>config.json</c> field
 /// names (hidden_size, state_size, conv_kernel, time_step_rank, intermediate_size, use_bias, ...);
-/// mamba_ssm's names (d_model, n_layer, d_state, d_conv, dt_rank, ...) are accepted on read too.
+/// mamba_ssm's names (d_model, n_layer, d_state, d_conv, dt_rank, ...) are accepted on read too, at the top level or
+/// in its <c>ssm_cfg</c> (whose <c>layer</c>, "Mamba1" or "Mamba2", picks the mixer when there is no model_type).
+/// Mamba-2 (HF model_type "mamba2", <c>Mamba2Config</c>) adds heads, head_dim, n_groups, chunk_size,
+/// time_step_limit and the gated RMSNorm; the backbone, block, state and generation are the same code.
 /// </summary>
 public sealed record MambaConfig
 {
+    /// <summary>The model types this code implements (config.json "model_type").</summary>
+    public static readonly string[] ModelTypes = ["mamba", "falcon_mamba", "mamba2"];
+
+    public MixerKind Mixer { get; init; } = MixerKind.Mamba1;
     public int DModel { get; init; } = 768;
     public int NLayer { get; init; } = 24;
     public int DState { get; init; } = 16;
@@ -45,11 +55,34 @@ public sealed record MambaConfig
     /// </summary>
     public float? MixerRmsEps { get; init; }
 
-    /// <summary>The HF model_type this config reads as and writes: "falcon_mamba" when <see cref="MixerRmsEps"/> is set, else "mamba".</summary>
-    public string ModelType => MixerRmsEps is null ? "mamba" : "falcon_mamba";
+    /// <summary>Mamba-2: the width of a head (head_dim / headdim); the heads are d_inner / head_dim unless <see cref="NumHeads"/> says.</summary>
+    public int HeadDim { get; init; } = 64;
+    /// <summary>Mamba-2: num_heads (HF requires num_heads · head_dim = expand · hidden_size); null = d_inner / head_dim.</summary>
+    public int? NumHeads { get; init; }
+    /// <summary>Mamba-2: groups of heads sharing B and C (n_groups / ngroups).</summary>
+    public int NGroups { get; init; } = 1;
+    /// <summary>Mamba-2: chunk length of the SSD scan (the result does not depend on it beyond rounding).</summary>
+    public int ChunkSize { get; init; } = 256;
+    /// <summary>Mamba-2: time_step_limit / dt_limit, the clamp of Δ after the softplus; (0, ∞) = none.</summary>
+    public double TimeStepLimitMin { get; init; }
+    public double TimeStepLimitMax { get; init; } = double.PositiveInfinity;
+    /// <summary>Mamba-2 gated RMSNorm: false (HF's, mamba_ssm's default) = norm(y·silu(z)); true = norm(y)·silu(z).</summary>
+    public bool NormBeforeGate { get; init; }
+    /// <summary>
+    /// Mamba-2 gated RMSNorm: how many groups the mean square is taken over. transformers' MambaRMSNormGated takes it
+    /// over the whole d_inner (1); mamba_ssm's Mamba2 per group of heads (ngroups), which its configs get.
+    /// </summary>
+    public int NormGroups { get; init; } = 1;
+
+    /// <summary>The HF model_type this config reads as and writes: "mamba2", "falcon_mamba" when <see cref="MixerRmsEps"/> is set, else "mamba".</summary>
+    public string ModelType => Mixer == MixerKind.Mamba2 ? "mamba2" : MixerRmsEps is null ? "mamba" : "falcon_mamba";
 
     public int DInner => IntermediateSize ?? Expand * DModel;
     public int DtRank => TimeStepRank ?? (DModel + 15) / 16;
+    /// <summary>Mamba-2 heads.</summary>
+    public int Heads => NumHeads ?? DInner / HeadDim;
+    /// <summary>Channels of the causal conv: d_inner for Mamba-1; x, B and C (d_inner + 2·n_groups·state_size) for Mamba-2.</summary>
+    public int ConvDim => Mixer == MixerKind.Mamba2 ? DInner + 2 * NGroups * DState : DInner;
 
     /// <summary>Checks every size against <see cref="ModelLimits"/> and the options' ranges; errors name <paramref name="source"/> and the field.</summary>
     public void Validate(string source = "config")
@@ -73,6 +106,24 @@ public sealed record MambaConfig
         if (MixerRmsEps is not null && !(MixerRmsEps > 0)) throw new FormatException($"{source}: field 'mixer_rms_eps': expected a positive number, got {MixerRmsEps}");
         if (MixerRmsEps is not null && !Selective) throw new FormatException($"{source}: field 'mixer_rms_eps' needs a selective model (selective: true)");
         if (Dropout is < 0 or >= 1) throw new FormatException($"{source}: field 'dropout': expected a probability, 0 ≤ p < 1, got {Dropout}");
+        if (Mixer == MixerKind.Mamba2) ValidateMamba2(source, Size);
+    }
+
+    private void ValidateMamba2(string source, Action<string, long, int> size)
+    {
+        size("head_dim", HeadDim, ModelLimits.InnerWidth);
+        size("num_heads", Heads, ModelLimits.Heads);
+        size("n_groups", NGroups, ModelLimits.Heads);
+        size("chunk_size", ChunkSize, ModelLimits.Positions);
+        if ((long)Heads * HeadDim != DInner)
+            throw new FormatException($"{source}: field 'num_heads': num_heads · head_dim = {Heads} · {HeadDim} must equal expand · hidden_size = {DInner}");
+        if (Heads % NGroups != 0) throw new FormatException($"{source}: field 'n_groups': the {Heads} heads must be a multiple of n_groups = {NGroups}");
+        if (NormGroups < 1 || NGroups % NormGroups != 0)
+            throw new FormatException($"{source}: field 'norm_groups': expected a divisor of n_groups = {NGroups}, got {NormGroups}");
+        if (!(TimeStepLimitMin >= 0 && TimeStepLimitMax >= TimeStepLimitMin) || double.IsNaN(TimeStepLimitMax))
+            throw new FormatException($"{source}: field 'time_step_limit': need 0 ≤ min ≤ max, got ({TimeStepLimitMin}, {TimeStepLimitMax})");
+        if (MixerRmsEps is not null) throw new FormatException($"{source}: field 'mixer_rms_eps' is Falcon-Mamba's (Mamba-1); a Mamba-2 model has none");
+        if (!Selective) throw new FormatException($"{source}: field 'selective': a Mamba-2 model is always selective");
     }
 
     /// <summary>Reads a config.json (see <see cref="ConfigReader"/> for its errors).</summary>
@@ -80,42 +131,107 @@ public sealed record MambaConfig
 
     public static MambaConfig FromJson(string json, string source = "config") => FromConfig(ConfigReader.Parse(json, source));
 
-    /// <summary>A config.json already opened (see <see cref="ConfigReader"/> for its errors).</summary>
+    /// <summary>
+    /// A config.json already opened (see <see cref="ConfigReader"/> for its errors). An unknown model_type, an unknown
+    /// ssm_cfg.layer or a field whose value this code does not implement is a one-line error naming the field.
+    /// </summary>
     public static MambaConfig FromConfig(ConfigReader r)
     {
         var d = new MambaConfig();
+        // mamba_ssm keeps the mixer's fields in ssm_cfg (its layer picks Mamba1 or Mamba2); they win over the top level.
+        var ssm = r.Has("ssm_cfg") ? r.Section("ssm_cfg") : null;
+        var type = r.Choice(ModelTypes, "model_type");
+        var layer = ssm?.Choice(["Mamba1", "Mamba2"], "layer");
+        if (type is not null && layer is not null && (type == "mamba2") != (layer == "Mamba2"))
+            throw r.Error($"field 'ssm_cfg.layer': \"{layer}\" contradicts model_type \"{type}\"");
+        bool mamba2 = type == "mamba2" || layer == "Mamba2";
+        bool mambaSsm = type is null && ssm is not null;
+        Unsupported(r, ssm, mamba2);
         // Falcon-Mamba is Mamba-1 plus mixer_rms_eps (HF's default 1e-6 when the field is absent).
-        bool falcon = r.Has("model_type") && r.String("model_type") == "falcon_mamba";
         double? rmsEps = r.Positive("mixer_rms_eps");
+        int? Size(int max, params string[] names) => ssm?.Size(max, names) ?? r.Size(max, names);
+        double? Positive(params string[] names) => ssm?.Positive(names) ?? r.Positive(names);
+        bool? Bool(params string[] names) => ssm?.Bool(names) ?? r.Bool(names);
+        var nGroups = Size(ModelLimits.Heads, "n_groups", "ngroups") ?? (mamba2 && !mambaSsm ? 8 : 1);
+        var limit = TimeStepLimit(ssm is not null && ssm.Has("dt_limit") ? ssm : r);
         var c = new MambaConfig
         {
+            Mixer = mamba2 ? MixerKind.Mamba2 : MixerKind.Mamba1,
             DModel = r.Size(ModelLimits.Width, "hidden_size", "d_model") ?? d.DModel,
             NLayer = r.Size(ModelLimits.Layers, "num_hidden_layers", "n_layer") ?? d.NLayer,
-            DState = r.Size(ModelLimits.StateSize, "state_size", "d_state") ?? d.DState,
-            DConv = r.Size(ModelLimits.ConvKernel, "conv_kernel", "d_conv") ?? d.DConv,
-            Expand = r.Size(ModelLimits.Expand, "expand") ?? d.Expand,
+            DState = Size(ModelLimits.StateSize, "state_size", "d_state") ?? (mamba2 ? 128 : d.DState),
+            DConv = Size(ModelLimits.ConvKernel, "conv_kernel", "d_conv") ?? d.DConv,
+            Expand = Size(ModelLimits.Expand, "expand") ?? d.Expand,
             IntermediateSize = r.Size(ModelLimits.InnerWidth, "intermediate_size", "d_inner"),
-            TimeStepRank = r.Holds("auto", "time_step_rank", "dt_rank") ? null : r.Size(ModelLimits.Width, "time_step_rank", "dt_rank"),
-            DtMin = r.Positive("time_step_min", "dt_min") ?? d.DtMin,
-            DtMax = r.Positive("time_step_max", "dt_max") ?? d.DtMax,
-            DtInit = r.Choice(["random", "constant"], "time_step_init_scheme", "dt_init") ?? d.DtInit,
-            DtScale = r.Number("time_step_scale", "dt_scale") ?? d.DtScale,
-            DtInitFloor = r.NonNegative("time_step_floor", "dt_init_floor") ?? d.DtInitFloor,
-            ConvBias = r.Bool("use_conv_bias", "conv_bias") ?? d.ConvBias,
-            Bias = r.Bool("use_bias", "bias") ?? d.Bias,
+            TimeStepRank = r.Holds("auto", "time_step_rank", "dt_rank") || ssm?.Holds("auto", "dt_rank") == true ? null
+                : Size(ModelLimits.Width, "time_step_rank", "dt_rank"),
+            DtMin = Positive("time_step_min", "dt_min") ?? d.DtMin,
+            DtMax = Positive("time_step_max", "dt_max") ?? d.DtMax,
+            DtInit = ssm?.Choice(["random", "constant"], "dt_init") ?? r.Choice(["random", "constant"], "time_step_init_scheme", "dt_init") ?? d.DtInit,
+            DtScale = ssm?.Number("dt_scale") ?? r.Number("time_step_scale", "dt_scale") ?? d.DtScale,
+            DtInitFloor = ssm?.NonNegative("dt_init_floor") ?? r.NonNegative("time_step_floor", "dt_init_floor") ?? d.DtInitFloor,
+            ConvBias = Bool("use_conv_bias", "conv_bias") ?? d.ConvBias,
+            Bias = Bool("use_bias", "bias") ?? d.Bias,
             VocabSize = r.Size(ModelLimits.Vocabulary, "vocab_size") ?? d.VocabSize,
-            TieEmbeddings = r.Bool("tie_word_embeddings", "tie_embeddings") ?? d.TieEmbeddings,
+            TieEmbeddings = r.Bool("tie_word_embeddings", "tie_embeddings") ?? !(mamba2 && !mambaSsm),
             NormEpsilon = (float)(r.Positive("layer_norm_epsilon", "norm_epsilon") ?? d.NormEpsilon),
             ResidualInFp32 = r.Bool("residual_in_fp32") ?? d.ResidualInFp32,
             Selective = r.Bool("selective") ?? d.Selective,
             MaxPositionEmbeddings = r.Count(ModelLimits.Positions, "max_position_embeddings") ?? 0,
             Dropout = r.Probability("dropout") ?? 0,
-            InitializerRange = r.NonNegative("initializer_range") ?? d.InitializerRange,
-            RescalePrenormResidual = r.Bool("rescale_prenorm_residual") ?? d.RescalePrenormResidual,
-            MixerRmsEps = (float?)rmsEps ?? (falcon ? 1e-6f : null),
+            InitializerRange = r.NonNegative("initializer_range") ?? (mamba2 ? 0.1 : d.InitializerRange),
+            RescalePrenormResidual = r.Bool("rescale_prenorm_residual") ?? !mamba2,
+            MixerRmsEps = (float?)rmsEps ?? (type == "falcon_mamba" ? 1e-6f : null),
+            HeadDim = Size(ModelLimits.InnerWidth, "head_dim", "headdim") ?? d.HeadDim,
+            NumHeads = r.Size(ModelLimits.Heads, "num_heads"),
+            NGroups = nGroups,
+            ChunkSize = Size(ModelLimits.Positions, "chunk_size") ?? d.ChunkSize,
+            TimeStepLimitMin = limit.Min,
+            TimeStepLimitMax = limit.Max,
+            NormBeforeGate = Bool("norm_before_gate") ?? false,
+            NormGroups = r.Size(ModelLimits.Heads, "norm_groups") ?? (mambaSsm ? nGroups : 1),
         };
+        if (c.IntermediateSize is int e && e != (long)c.Expand * c.DModel && mamba2)
+            throw r.Error($"field 'intermediate_size': a Mamba-2 model's d_inner is expand · hidden_size = {(long)c.Expand * c.DModel}, got {e}");
         c.Validate(r.Source);
         return c;
+    }
+
+    /// <summary>Fields with values the reference has but this code does not implement: refused by name, never a silently different model.</summary>
+    private static void Unsupported(ConfigReader r, ConfigReader? ssm, bool mamba2)
+    {
+        if (r.Bool("rms_norm") == false)
+            throw r.Error("field 'rms_norm': false is not implemented (the blocks' and the gated norm are RMSNorm here)");
+        if (r.Count(ModelLimits.InnerWidth, "d_intermediate") is > 0)
+            throw r.Error("field 'd_intermediate': an MLP after each mixer is not implemented (expected 0)");
+        if (r.Node("attn_layer_idx") is System.Text.Json.Nodes.JsonArray { Count: > 0 })
+            throw r.Error("field 'attn_layer_idx': attention layers are not implemented (expected [])");
+        if (r.String("hidden_act") is { } act && act is not ("silu" or "swish"))
+            throw r.Error($"field 'hidden_act': expected \"silu\", got \"{act}\"");
+        if (ssm is null) return;
+        string[] known = ["layer", "d_state", "d_conv", "expand", "dt_rank", "dt_min", "dt_max", "dt_init", "dt_scale", "dt_init_floor",
+            "conv_bias", "bias", "use_fast_path", "headdim", "ngroups", "chunk_size", "dt_limit", "rmsnorm", "norm_before_gate",
+            "A_init_range", "D_has_hdim", "d_ssm", "activation", "learnable_init_states"];
+        ssm.RejectUnknown(known);
+        if (ssm.Bool("rmsnorm") == false) throw ssm.Error("field 'ssm_cfg.rmsnorm': false is not implemented (Mamba-2 without the gated norm)");
+        if (ssm.Bool("D_has_hdim") == true) throw ssm.Error("field 'ssm_cfg.D_has_hdim': true (D per channel) is not implemented");
+        if (ssm.Bool("learnable_init_states") == true) throw ssm.Error("field 'ssm_cfg.learnable_init_states': true is not implemented");
+        if (ssm.String("activation") is { } a && a is not ("silu" or "swish")) throw ssm.Error($"field 'ssm_cfg.activation': expected \"silu\", got \"{a}\"");
+        if (ssm.Has("d_ssm")) throw ssm.Error("field 'ssm_cfg.d_ssm': an SSM narrower than d_inner (with a gated MLP beside it) is not implemented");
+        if (!mamba2 && (ssm.Has("headdim") || ssm.Has("ngroups") || ssm.Has("chunk_size")))
+            throw ssm.Error("field 'ssm_cfg.layer': Mamba-2 fields (headdim, ngroups, chunk_size) need layer \"Mamba2\"");
+    }
+
+    /// <summary>time_step_limit / dt_limit: [min, max], max possibly Infinity (as Python's json writes transformers' default).</summary>
+    private static (double Min, double Max) TimeStepLimit(ConfigReader r)
+    {
+        string name = r.Has("time_step_limit") ? "time_step_limit" : "dt_limit";
+        var node = r.Node(name);
+        if (node is null) return (0, double.PositiveInfinity);
+        if (node is System.Text.Json.Nodes.JsonArray { Count: 2 } a && ConfigReader.Real(a[0]) is double lo && ConfigReader.Real(a[1]) is double hi
+            && lo >= 0 && hi >= lo && !double.IsPositiveInfinity(lo))
+            return (lo, hi);
+        throw r.Error(name, "[min, max] with 0 ≤ min ≤ max (max may be Infinity)", node);
     }
 
     /// <summary>HF-compatible config.json (model_type "mamba", or "falcon_mamba" with mixer_rms_eps), plus Mamba4's own fields.</summary>
@@ -151,6 +267,21 @@ public sealed record MambaConfig
             ["dropout"] = Dropout,
         };
         if (MixerRmsEps is float eps) o["mixer_rms_eps"] = eps;
+        if (Mixer == MixerKind.Mamba2)
+        {
+            o["architectures"] = new JsonArray("Mamba2ForCausalLM");
+            o["num_heads"] = Heads;
+            o["head_dim"] = HeadDim;
+            o["n_groups"] = NGroups;
+            o["chunk_size"] = ChunkSize;
+            o["rms_norm"] = true;
+            o["norm_before_gate"] = NormBeforeGate;
+            o["norm_groups"] = NormGroups;
+            // transformers' default (0, ∞) is what an absent field means; JSON has no Infinity.
+            if (TimeStepLimitMin != 0 || !double.IsPositiveInfinity(TimeStepLimitMax))
+                o["time_step_limit"] = new JsonArray(TimeStepLimitMin, double.IsPositiveInfinity(TimeStepLimitMax) ? "Infinity" : TimeStepLimitMax);
+            o.Remove("selective");
+        }
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }

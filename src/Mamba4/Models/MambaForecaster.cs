@@ -100,8 +100,7 @@ public sealed class ForecastStream : IDisposable
     {
         model.RequireStreaming();
         _model = model;
-        var m = MambaForecaster.Mixer(model.Config);
-        _state = new MambaState(model.Config.Layers, 1, m.DInner, m.DConv, m.DState, model.Projector.Weight.Device);
+        _state = new MambaState(model.Config.Layers, 1, MambaForecaster.Mixer(model.Config), model.Projector.Weight.Device);
     }
 
     public long Observations => _state.Position;

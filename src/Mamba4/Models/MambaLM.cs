@@ -12,11 +12,11 @@ public sealed class MambaBlock : Module
     public MambaBlock(MambaConfig config, Random rng)
     {
         Norm = Child("norm", new Nn.RmsNorm(config.DModel, config.NormEpsilon));
-        Mixer = Child("mixer", new MambaMixer(config, rng));
+        Mixer = Child("mixer", SsmMixer.Create(config, rng));
     }
 
     public Nn.RmsNorm Norm { get; }
-    public MambaMixer Mixer { get; }
+    public SsmMixer Mixer { get; }
 
     public Tensor Forward(Tensor h, MambaLayerState? state = null) => F.Add(h, Mixer.Forward(Norm.Forward(h), state));
     public Tensor Step(Tensor h, MambaLayerState state) => F.Add(h, Mixer.Step(Norm.Forward(h), state));
@@ -62,8 +62,8 @@ public sealed class MambaLM : Module, ICausalLanguageModel
         foreach (var layer in Backbone.Layers.Items)
         {
             var m = layer.Mixer;
-            foreach (var lin in new[] { m.InProj, m.XProj, m.OutProj })
-                if (lin?.Bias is { } b) b.AsSpan<float>().Clear();
+            foreach (var lin in new[] { m.InProj, m.OutProj })
+                if (lin.Bias is { } b) b.AsSpan<float>().Clear();
             if (config.RescalePrenormResidual)
             {
                 var w = m.OutProj.Weight.AsSpan<float>();
@@ -147,7 +147,7 @@ public sealed class MambaLM : Module, ICausalLanguageModel
     }
 
     /// <summary>A fresh zero state for <paramref name="batch"/> streams.</summary>
-    public MambaState NewState(int batch) => new(Config.NLayer, batch, Config.DInner, Config.DConv, Config.DState, LmHead.Device);
+    public MambaState NewState(int batch) => new(Config.NLayer, batch, Config, LmHead.Device);
 
     /// <summary>One token per stream: ids (b) → logits (b, vocab); O(1) in the tokens already seen.</summary>
     public Tensor Step(Tensor ids, MambaState state)

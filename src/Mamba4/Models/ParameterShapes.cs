@@ -43,9 +43,10 @@ public sealed class ParameterShapes : IEnumerable<(string Name, Shape Shape)>
     /// <summary><see cref="Nn.RmsNorm"/>: weight [dim].</summary>
     public ParameterShapes RmsNorm(string name, int dim) => Add(name + ".weight", dim);
 
-    /// <summary><see cref="Nn.MambaMixer"/>.</summary>
+    /// <summary><see cref="Nn.MambaMixer"/>, or <see cref="Nn.Mamba2Mixer"/> for a Mamba-2 config.</summary>
     public ParameterShapes MambaMixer(string name, MambaConfig c)
     {
+        if (c.Mixer == MixerKind.Mamba2) return Mamba2Mixer(name, c);
         int d = c.DModel, e = c.DInner, n = c.DState, r = c.DtRank;
         Linear(name + ".in_proj", d, 2 * e, c.Bias);
         Add(name + ".conv1d.weight", e, 1, c.DConv);
@@ -57,6 +58,17 @@ public sealed class ParameterShapes : IEnumerable<(string Name, Shape Shape)>
         }
         else Add(name + ".B", e, n).Add(name + ".C", e, n).Add(name + ".dt_bias", e);
         Add(name + ".A_log", e, n).Add(name + ".D", e);
+        return Linear(name + ".out_proj", e, d, c.Bias);
+    }
+
+    /// <summary><see cref="Nn.Mamba2Mixer"/>.</summary>
+    private ParameterShapes Mamba2Mixer(string name, MambaConfig c)
+    {
+        int d = c.DModel, e = c.DInner, h = c.Heads, conv = c.ConvDim;
+        Linear(name + ".in_proj", d, e + conv + h, c.Bias);
+        Add(name + ".conv1d.weight", conv, 1, c.DConv);
+        if (c.ConvBias) Add(name + ".conv1d.bias", conv);
+        Add(name + ".dt_bias", h).Add(name + ".A_log", h).Add(name + ".D", h).Add(name + ".norm.weight", e);
         return Linear(name + ".out_proj", e, d, c.Bias);
     }
 

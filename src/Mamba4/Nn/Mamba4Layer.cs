@@ -15,16 +15,16 @@ public sealed class Mamba4Layer : Module
 {
     public Mamba4Layer(MambaConfig mixer, int innerSize, float dropout, float eps, bool residual, Random rng, bool bidirectional = false)
     {
-        Mamba = Child("mamba", new MambaMixer(mixer, rng));
-        if (bidirectional) MambaReverse = Child("mamba_r", new MambaMixer(mixer, rng));
+        Mamba = Child("mamba", SsmMixer.Create(mixer, rng));
+        if (bidirectional) MambaReverse = Child("mamba_r", SsmMixer.Create(mixer, rng));
         Norm = Child("LayerNorm", new LayerNorm(mixer.DModel, eps));
         Ffn = Child("ffn", new FeedForward(mixer.DModel, innerSize, dropout, eps, rng));
         DropoutP = dropout;
         Residual = residual;
     }
 
-    public MambaMixer Mamba { get; }
-    public MambaMixer? MambaReverse { get; }
+    public SsmMixer Mamba { get; }
+    public SsmMixer? MambaReverse { get; }
     public LayerNorm Norm { get; }
     public FeedForward Ffn { get; }
     public float DropoutP { get; }

@@ -22,7 +22,7 @@ namespace Mamba4.Nn;
 /// With <see cref="MambaConfig.MixerRmsEps"/> set (Falcon-Mamba, HF <c>FalconMambaMixer</c>), dt, B and C are each
 /// RMS-normalised over their last axis without a weight, x / √(mean x² + ε), right after the x_proj split.
 /// </summary>
-public sealed class MambaMixer : Module
+public sealed class MambaMixer : SsmMixer
 {
     public MambaMixer(MambaConfig config, Random rng)
     {
@@ -68,7 +68,7 @@ public sealed class MambaMixer : Module
     }
 
     public MambaConfig Config { get; }
-    public Linear InProj { get; }
+    public override Linear InProj { get; }
     public CausalConv1d Conv1d { get; }
     public Linear? XProj { get; }
     public Linear? DtProj { get; }
@@ -76,11 +76,11 @@ public sealed class MambaMixer : Module
     public Tensor? C { get; }
     public Tensor? DtBias { get; }
     public Tensor ALog { get; }
-    public Tensor D { get; }
-    public Linear OutProj { get; }
+    public override Tensor D { get; }
+    public override IEnumerable<Linear> Linears => XProj is null ? [InProj, OutProj] : [InProj, XProj, DtProj!, OutProj];
+    public override Linear OutProj { get; }
 
-    /// <summary>Parallel forward over a whole sequence: h (b, l, d) → (b, l, d). With <paramref name="state"/>, leaves the final recurrent state there (prefill).</summary>
-    public Tensor Forward(Tensor h, MambaLayerState? state = null)
+    public override Tensor Forward(Tensor h, MambaLayerState? state = null)
     {
         int e = Config.DInner, n = Config.DState;
         var xz = F.SplitLastAxis(InProj.Forward(h), e, e);
@@ -131,31 +131,7 @@ public sealed class MambaMixer : Module
         base.Dispose();
     }
 
-    /// <summary>conv_state ← the last d_conv − 1 conv inputs of each sequence (zeros before the start).</summary>
-    private static void SaveConvState(Tensor x, MambaLayerState state)
-    {
-        // conv_state[b, ch, j] = x[b, len − (d_conv − 1) + j, ch] (zero before the sequence starts). Only those last
-        // rows travel to the host: copying all of x made prefill allocate L·d_inner floats per layer.
-        int batch = x.Shape[0], len = x.Shape[1], e = x.Shape[2];
-        int km1 = state.ConvState.Shape[2];
-        int first = Math.Max(0, len - km1), rows = len - first;
-        var cs = new float[batch * e * km1];
-        for (int b = 0; b < batch; b++)
-        {
-            using var tail = x.ViewOf(new Shape(rows, e), ((long)b * len + first) * e * x.DType.ElementSize());
-            var xs = tail.ToFloatArray();
-            for (int r = 0; r < rows; r++)
-            {
-                int j = km1 - rows + r;
-                for (int ch = 0; ch < e; ch++) cs[((long)b * e + ch) * km1 + j] = xs[(long)r * e + ch];
-            }
-        }
-        using var src = Tensor.From(cs, batch, e, km1);
-        state.ConvState.CopyFrom(src);
-    }
-
-    /// <summary>One token per stream: h (b, d) → (b, d), updating <paramref name="state"/> in place. O(1) in the tokens seen.</summary>
-    public Tensor Step(Tensor h, MambaLayerState state)
+    public override Tensor Step(Tensor h, MambaLayerState state)
     {
         int e = Config.DInner, n = Config.DState, r = Config.DtRank;
         var xz = F.SplitLastAxis(InProj.Forward(h), e, e);

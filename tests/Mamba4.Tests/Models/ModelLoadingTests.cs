@@ -46,7 +46,7 @@ public class ModelLoadingTests : IDisposable
     {
         var config = new MambaConfig { DModel = 64, NLayer = 2, DState = 16, VocabSize = 100, DtMin = 0.001, DtMax = 0.1 };
         using var model = new MambaLM(config, seed: 4);
-        var mixer = model.Backbone.Layers[0].Mixer;
+        var mixer = (MambaMixer)model.Backbone.Layers[0].Mixer;
         // A_log = log(1..N) in every channel; D = 1.
         var aLog = mixer.ALog.ToFloatArray();
         for (int c = 0; c < config.DInner; c++)
