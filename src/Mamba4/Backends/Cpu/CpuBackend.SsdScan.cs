@@ -2,11 +2,14 @@ using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cpu;
 
-// Mamba-2's SSD scan on the CPU (Ops/SsdScan.cs has the math). Work in progress: the interface is fixed, the kernels land next.
+// Mamba-2's SSD scan on the CPU (Ops/SsdScan.cs has the math). For now the plain double-precision twin,
+// SsdScanReference; the chunked kernel replaces it here and keeps the twin for the tests.
 public sealed unsafe partial class CpuBackend
 {
-    public void SsdScanForward(in SsdScanArgs args) => throw new NotImplementedException("SsdScan on the CPU: not implemented yet");
-    public void SsdScanBackward(in SsdScanArgs args, in SsdScanGrads grads) => throw new NotImplementedException("SsdScan on the CPU: not implemented yet");
+    public void SsdScanForward(in SsdScanArgs args) => SsdScanReference.Forward(args);
+
+    public void SsdScanBackward(in SsdScanArgs args, in SsdScanGrads grads) => SsdScanReference.Backward(args, grads);
+
     public void SsdScanStep(Tensor x, Tensor dt, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? dtBias, bool dtSoftplus, float dtMin, float dtMax, Tensor ssmState, Tensor y) =>
-        throw new NotImplementedException("SsdScan on the CPU: not implemented yet");
+        SsdScanReference.Step(x, dt, a, b, c, d, dtBias, dtSoftplus, dtMin, dtMax, ssmState, y);
 }
