@@ -49,6 +49,22 @@ public class ModelFixtureTests
     public void FalconMambaGreedyGenerationMatchesTokenForToken() => GreedyGenerationMatchesFixture(Fixtures.Repo("falcon-mamba"));
 
     /// <summary>
+    /// Mamba-2 (transformers Mamba2ForCausalLM, tests/fixtures/mamba2): n_groups 2, three chunks of 8 over 21 tokens (the
+    /// last partial), a clamping time_step_limit, the gated RMSNorm, an untied head.
+    /// </summary>
+    [Fact]
+    public void Mamba2LogitsHiddenStatesLossAndEveryGradient()
+    {
+        var dir = Fixtures.Repo("mamba2");
+        var config = MambaConfig.FromJsonFile(Path.Combine(dir, "config.json"));
+        Assert.Equal((MixerKind.Mamba2, 8, 2, 8), (config.Mixer, config.Heads, config.NGroups, config.ChunkSize));
+        CausalLmMatchesFixture(dir);
+    }
+
+    [Fact]
+    public void Mamba2GreedyGenerationMatchesTokenForToken() => GreedyGenerationMatchesFixture(Fixtures.Repo("mamba2"));
+
+    /// <summary>
     /// A MambaLM directory against its reference.safetensors (the hf-mamba format): logits, every hidden state and
     /// every parameter's gradient within 1e-5 / 1e-4 relative, the loss within 1e-5.
     /// </summary>
