@@ -47,10 +47,13 @@ public class CliTests
         Assert.Contains("blas:", stdout);
     }
 
-    [Fact]
-    public void GenerateReproducesTheHfGreedyOutput()
+    /// <summary>`mamba4 generate --greedy` reproduces transformers' greedy ids (hf-mamba: ../shared/fixtures; mamba2: tests/fixtures).</summary>
+    [Theory]
+    [InlineData("hf-mamba")]
+    [InlineData("mamba2")]
+    public void GenerateReproducesTheHfGreedyOutput(string fixture)
     {
-        var dir = Fixtures.Path_("hf-mamba");
+        var dir = fixture == "hf-mamba" ? Fixtures.Path_(fixture) : Fixtures.Repo(fixture);
         using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
         var prompt = reference.Get("generate.prompt").ToInt64Array();
         var expected = reference.Get("generate.output").ToInt64Array();
@@ -59,6 +62,19 @@ public class CliTests
         Assert.True(code == 0, stderr);
         var last = stdout.Trim().Split('\n')[^1];
         Assert.Equal(string.Join(",", expected), last);
+    }
+
+    [Fact]
+    public void InfoShowsAMamba2Model()
+    {
+        var (code, stdout, stderr) = Run("info", "--model", Fixtures.Repo("mamba2"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("\"model_type\": \"mamba2\"", stdout);
+        Assert.Contains("\"n_groups\": 2", stdout);
+        // 2 layers of in_proj 32·(64 + 128 + 8), conv 128·4 + 128, dt_bias/A_log/D 3·8, norm 64, out_proj 64·32;
+        // embeddings and the untied head 2·96·32; the blocks' norms 2·32 and norm_f 32.
+        long perLayer = 32 * 200 + 128 * 5 + 24 + 64 + 64 * 32 + 32;
+        Assert.Contains($"parameters: {2 * perLayer + 2 * 96 * 32 + 32:N0}", stdout);
     }
 
     [Fact]

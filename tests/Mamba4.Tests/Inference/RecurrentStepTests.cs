@@ -35,10 +35,23 @@ public class RecurrentStepTests
         Assert.Equal(length, state.Position);
     }
 
-    [Fact]
-    public void PrefillThenStepEqualsParallelForward()
+    /// <summary>A small model of either mixer; the Mamba-2 ones have 4 heads in 2 groups and chunks of 4 (prefills span several).</summary>
+    internal static MambaConfig Small(string mixer, int vocab) => mixer switch
     {
-        var config = new MambaConfig { DModel = 16, NLayer = 2, DState = 8, DConv = 4, VocabSize = 23 };
+        "mamba1" => new MambaConfig { DModel = 16, NLayer = 2, DState = 8, DConv = 4, VocabSize = vocab },
+        "mamba2" => new MambaConfig { Mixer = MixerKind.Mamba2, DModel = 16, NLayer = 2, DState = 8, DConv = 4, VocabSize = vocab, HeadDim = 8, NGroups = 2, ChunkSize = 4, TimeStepLimitMin = 0.01, TimeStepLimitMax = 0.5 },
+        // mamba_ssm's variants of the gated norm: per group of heads, and the norm before the gate.
+        "mamba2-ssm" => Small("mamba2", vocab) with { NormGroups = 2, NormBeforeGate = true },
+        _ => throw new ArgumentException(mixer),
+    };
+
+    [Theory]
+    [InlineData("mamba1")]
+    [InlineData("mamba2")]
+    [InlineData("mamba2-ssm")]
+    public void PrefillThenStepEqualsParallelForward(string mixer)
+    {
+        var config = Small(mixer, 23);
         using var model = new MambaLM(config, seed: 5);
         var rng = new Random(2);
         var ids = Enumerable.Range(0, 40).Select(_ => (long)rng.Next(23)).ToArray();
@@ -57,10 +70,12 @@ public class RecurrentStepTests
         }
     }
 
-    [Fact]
-    public void BatchedPrefillThenStepEqualsEachStreamsParallelForward()
+    [Theory]
+    [InlineData("mamba1")]
+    [InlineData("mamba2")]
+    public void BatchedPrefillThenStepEqualsEachStreamsParallelForward(string mixer)
     {
-        var config = new MambaConfig { DModel = 16, NLayer = 2, DState = 8, DConv = 4, VocabSize = 23 };
+        var config = Small(mixer, 23);
         using var model = new MambaLM(config, seed: 6);
         var rng = new Random(4);
         long[][] seqs = [Enumerable.Range(0, 12).Select(_ => (long)rng.Next(23)).ToArray(), Enumerable.Range(0, 12).Select(_ => (long)rng.Next(23)).ToArray()];

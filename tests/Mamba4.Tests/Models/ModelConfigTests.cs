@@ -113,7 +113,7 @@ public class ModelConfigTests : IDisposable
     }
 
     public static TheoryData<string> ModelKinds() =>
-        ["mamba-lm", "mamba-lm-lti-untied", "gpt", "mamba4rec", "mamba4rec-2", "sasrec", "gru4rec-2", "forecast-mamba", "forecast-mamba-temporal", "forecast-transformer", "forecast-linear"];
+        ["mamba-lm", "mamba-lm-lti-untied", "mamba2-lm", "gpt", "mamba4rec", "mamba4rec-2", "sasrec", "gru4rec-2", "forecast-mamba", "forecast-mamba-temporal", "forecast-transformer", "forecast-linear"];
 
     [Theory]
     [MemberData(nameof(ModelKinds))]
@@ -124,6 +124,8 @@ public class ModelConfigTests : IDisposable
         {
             "mamba-lm" => Pair(new MambaConfig { DModel = 16, NLayer = 2, DState = 4, VocabSize = 30 }, c => new MambaLM(c), MambaLM.Shapes),
             "mamba-lm-lti-untied" => Pair(new MambaConfig { DModel = 16, NLayer = 1, DState = 4, VocabSize = 30, Selective = false, TieEmbeddings = false, Bias = true, ConvBias = false, MaxPositionEmbeddings = 9 },
+                c => new MambaLM(c), MambaLM.Shapes),
+            "mamba2-lm" => Pair(new MambaConfig { Mixer = MixerKind.Mamba2, DModel = 16, NLayer = 2, DState = 4, VocabSize = 30, HeadDim = 8, NGroups = 2, Bias = true, TieEmbeddings = false },
                 c => new MambaLM(c), MambaLM.Shapes),
             "gpt" => Pair(new GptConfig { DModel = 16, NLayer = 2, NHead = 2, VocabSize = 30, MaxPositions = 12 }, c => new GptLM(c), GptLM.Shapes),
             "mamba4rec" => Pair(new Mamba4RecConfig { NItems = 20, HiddenSize = 8, DState = 4, InnerSize = 32 }, c => new Mamba4Rec(c), Mamba4Rec.Shapes),

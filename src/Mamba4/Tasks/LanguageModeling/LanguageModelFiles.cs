@@ -26,7 +26,8 @@ public static class LanguageModelFiles
     }
 
     /// <summary>
-    /// Loads a Mamba (model_type "mamba") or GPT (model_type "gpt") directory onto <see cref="ModelLoadOptions.Device"/>.
+    /// Loads a Mamba (model_type "mamba", "falcon_mamba", "mamba2", or none with mamba_ssm's fields) or GPT (model_type
+    /// "gpt") directory onto <see cref="ModelLoadOptions.Device"/>; any other model_type is refused, naming the field.
     /// The configuration is checked against the weights and the memory it needs before the model is built (<see cref="ModelFiles.Load{T}"/>).
     /// </summary>
     public static ICausalLanguageModel Load(string dir, ModelLoadOptions? options = null)
@@ -35,7 +36,7 @@ public static class LanguageModelFiles
         if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath} not found: --model must name a model directory", configPath);
         var r = ConfigReader.Load(configPath);
         var device = (options ?? ModelLoadOptions.Default).Device;
-        if (r.String("model_type") == "gpt")
+        if (r.Choice([.. MambaConfig.ModelTypes, "gpt"], "model_type") == "gpt")
         {
             var gpt = GptConfig.FromConfig(r);
             return ModelFiles.Load(ModelFiles.WeightFiles(dir), GptLM.Shapes(gpt), () => new GptLM(gpt), options, device);
