@@ -12,13 +12,16 @@ namespace Mamba4.Tests.Server;
 /// <summary>POST /v1/completions, /tokenize, /detokenize and continuous batching, in-process.</summary>
 public class CompletionServerTests
 {
-    [Fact]
-    public async Task GreedyCompletionEqualsTheHfReference()
+    [Theory]
+    [InlineData("hf-mamba")]
+    [InlineData("mamba2")]
+    public async Task GreedyCompletionEqualsTheHfReference(string fixture)
     {
-        using var reference = SafetensorsFile.Open(Path.Combine(ServerHarness.HfMamba, "reference.safetensors"));
+        var dir = ServerHarness.Lm(fixture);
+        using var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
         var prompt = reference.Get("generate.prompt").ToInt64Array();
         var expected = reference.Get("generate.output").ToInt64Array();
-        await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba });
+        await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = dir });
         var (status, body, text) = await server.PostAsync("/v1/completions", JsonSerializer.Serialize(new
         {
             prompt, max_tokens = expected.Length - prompt.Length, temperature = 0,
@@ -33,17 +36,21 @@ public class CompletionServerTests
         Assert.Equal(expected.Length, body["usage"]!["total_tokens"]!.GetValue<int>());
     }
 
-    [Fact]
-    public async Task ConcurrentStreamsJoinAndLeaveTheBatchAndEachEqualsItsOwnGreedyRun()
+    /// <summary>Continuous batching (the batched state's Slice/CopySlot) for Mamba-1 and Mamba-2 alike.</summary>
+    [Theory]
+    [InlineData("hf-mamba")]
+    [InlineData("mamba2")]
+    public async Task ConcurrentStreamsJoinAndLeaveTheBatchAndEachEqualsItsOwnGreedyRun(string fixture)
     {
-        using var model = MambaLM.FromPretrained(ServerHarness.HfMamba);
+        var dir = ServerHarness.Lm(fixture);
+        using var model = MambaLM.FromPretrained(dir);
         var rng = new Random(11);
         var requests = Enumerable.Range(0, 10).Select(i => (
             Prompt: Enumerable.Range(0, 1 + rng.Next(12)).Select(_ => (long)rng.Next(96)).ToArray(),
             MaxTokens: 3 + rng.Next(25))).ToArray();
         var expected = requests.Select(r => Generator.Greedy(model, r.Prompt, r.MaxTokens)[r.Prompt.Length..]).ToArray();
         // 4 slots for 10 streams: some wait in the queue, and streams join and leave between steps.
-        await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = ServerHarness.HfMamba, MaxStreams = 4, MaxQueue = 16 });
+        await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = dir, MaxStreams = 4, MaxQueue = 16 });
         var results = await Task.WhenAll(requests.Select(r => server.CompleteIdsAsync(new { prompt = r.Prompt, max_tokens = r.MaxTokens, temperature = 0 })));
         for (int i = 0; i < requests.Length; i++) Assert.Equal(expected[i], results[i]);
         double steps = await server.MetricAsync("mamba4_decode_steps_total");

@@ -36,6 +36,10 @@ public sealed class ServerHarness : IAsyncDisposable
     public BatchScheduler Scheduler => App.Services.GetService(typeof(TextService)) is TextService t ? t.Scheduler : throw new InvalidOperationException("no language model is served");
 
     public static string HfMamba => Fixtures.Path_("hf-mamba");
+    /// <summary>transformers' Mamba2ForCausalLM fixture (tests/fixtures/mamba2), same vocabulary (96) as hf-mamba.</summary>
+    public static string Mamba2 => Fixtures.Repo("mamba2");
+    /// <summary>"hf-mamba" or "mamba2" → its directory.</summary>
+    public static string Lm(string fixture) => fixture == "mamba2" ? Mamba2 : HfMamba;
     public static string Rec1 => Fixtures.Path_("mamba4rec-1layer");
 
     public async Task<(int Status, JsonNode? Body, string Text)> PostAsync(string path, string json)

@@ -21,6 +21,7 @@ public class CudaModelTests
     [Theory]
     [InlineData("hf-mamba")]
     [InlineData("falcon-mamba")]
+    [InlineData("mamba2")]
     public void LogitsLossAndEveryGradientOnGpu(string fixture)
     {
         _ = Gpu;
@@ -55,6 +56,7 @@ public class CudaModelTests
     [Theory]
     [InlineData("hf-mamba")]
     [InlineData("falcon-mamba")]
+    [InlineData("mamba2")]
     public void GreedyGenerationIdenticalOnGpu(string fixture)
     {
         _ = Gpu;
@@ -97,11 +99,13 @@ public class CudaModelTests
             ModelFixtureTests.AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, "grad." + name);
     }
 
-    [Fact]
-    public void RecurrentStepEqualsParallelForwardOnGpu()
+    [Theory]
+    [InlineData("mamba1")]
+    [InlineData("mamba2")]
+    public void RecurrentStepEqualsParallelForwardOnGpu(string mixer)
     {
         _ = Gpu;
-        var config = new MambaConfig { DModel = 16, NLayer = 2, DState = 16, DConv = 4, VocabSize = 37 };
+        var config = mixer == "mamba1" ? new MambaConfig { DModel = 16, NLayer = 2, DState = 16, DConv = 4, VocabSize = 37 } : RecurrentStepTests.Small(mixer, 37);
         using var model = new MambaLM(config, seed: 3);
         model.To(Cuda);
         var rng = new Random(1);
