@@ -29,6 +29,8 @@ internal static class LmCommand
         var data = new Option<string?>("--data") { Description = "UTF-8 text file (default: a built-in generated corpus)" };
         var tokenizer = new Option<string>("--tokenizer") { Description = "char (a character vocabulary built from the text) or a Hugging Face tokenizer.json", DefaultValueFactory = _ => d.Tokenizer };
         var model = new Option<string>("--model") { Description = "mamba | transformer", DefaultValueFactory = _ => d.Model };
+        var mixer = new Option<string>("--mixer") { Description = "Mamba's mixer: mamba1 (selective scan) | mamba2 (SSD, multi-head)", DefaultValueFactory = _ => d.Mixer };
+        var headDim = new Option<int?>("--head-dim") { Description = "Mamba-2 head width (default: ≤ 64 dividing expand·width, at least 4 heads)" };
         var size = new Option<string>("--size") { Description = $"{string.Join(" | ", LanguageModeling.Sizes)} (width × layers: 64×2, 128×4, 256×6)", DefaultValueFactory = _ => d.Size };
         var seq = new Option<int>("--seq-len") { Description = "training window in tokens", DefaultValueFactory = _ => d.SeqLen };
         var batch = new Option<int>("--batch") { Description = "windows per step", DefaultValueFactory = _ => d.Batch };
@@ -56,14 +58,16 @@ internal static class LmCommand
               mamba4 lm train --data tinyshakespeare.txt
               mamba4 lm train --data tinyshakespeare.txt --model transformer --minutes 10
               mamba4 lm train --size tiny --steps 500
+              mamba4 lm train --data tinyshakespeare.txt --mixer mamba2
             """);
-        foreach (var o in new Option[] { data, tokenizer, model, size, seq, batch, steps, minutes, lr, warmup, weightDecay, clip, seed, output, resume, evalEvery, checkpointEvery, sampleEvery, json, device })
+        foreach (var o in new Option[] { data, tokenizer, model, mixer, headDim, size, seq, batch, steps, minutes, lr, warmup, weightDecay, clip, seed, output, resume, evalEvery, checkpointEvery, sampleEvery, json, device })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             var settings = new LmTrainSettings
             {
                 Data = parse.GetValue(data), Tokenizer = parse.GetValue(tokenizer)!, Model = parse.GetValue(model)!, Size = parse.GetValue(size)!,
+                Mixer = parse.GetValue(mixer)!, HeadDim = parse.GetValue(headDim),
                 SeqLen = parse.GetValue(seq), Batch = parse.GetValue(batch), Steps = parse.GetValue(steps), Minutes = parse.GetValue(minutes),
                 LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup), WeightDecay = parse.GetValue(weightDecay), ClipNorm = parse.GetValue(clip),
                 Seed = parse.GetValue(seed), OutputDirectory = parse.GetValue(output), Resume = parse.GetValue(resume),

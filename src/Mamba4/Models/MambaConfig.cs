@@ -84,6 +84,39 @@ public sealed record MambaConfig
     /// <summary>Channels of the causal conv: d_inner for Mamba-1; x, B and C (d_inner + 2·n_groups·state_size) for Mamba-2.</summary>
     public int ConvDim => Mixer == MixerKind.Mamba2 ? DInner + 2 * NGroups * DState : DInner;
 
+    /// <summary>What `--mixer` accepts on the training commands.</summary>
+    public static readonly string[] MixerNames = ["mamba1", "mamba2"];
+
+    /// <summary>"mamba1" / "mamba2" (the `--mixer` option, and the "mixer" field of the rec and forecast configs).</summary>
+    public static MixerKind ParseMixer(string name, string option = "--mixer") => name switch
+    {
+        "mamba1" => MixerKind.Mamba1,
+        "mamba2" => MixerKind.Mamba2,
+        _ => throw new ArgumentException($"{option} must be mamba1 or mamba2, got '{name}'"),
+    };
+
+    public static string MixerName(MixerKind kind) => kind == MixerKind.Mamba2 ? "mamba2" : "mamba1";
+
+    /// <summary>
+    /// This configuration with the mixer a training command chose. Mamba-2 gets one group, chunks of 256 capped to
+    /// <paramref name="maxLength"/>, and <paramref name="headDim"/> or, when null, <see cref="DefaultHeadDim"/>.
+    /// </summary>
+    public MambaConfig WithMixer(MixerKind kind, int? headDim = null, int maxLength = 256, string option = "--head-dim")
+    {
+        if (kind == MixerKind.Mamba1) return this with { Mixer = kind };
+        int h = headDim ?? DefaultHeadDim(DInner);
+        if (h < 1 || DInner % h != 0) throw new ArgumentException($"{option} must divide the mixer's width expand · d_model = {DInner}, got {h}");
+        return this with { Mixer = kind, HeadDim = h, NumHeads = null, NGroups = 1, ChunkSize = Math.Clamp(maxLength, 1, 256) };
+    }
+
+    /// <summary>Mamba-2 head width for a model made here: the largest divisor of d_inner ≤ min(64, d_inner / 4) (64 as mamba_ssm, at least 4 heads for small widths).</summary>
+    public static int DefaultHeadDim(int dInner)
+    {
+        for (int h = Math.Max(1, Math.Min(64, dInner / 4)); h > 1; h--)
+            if (dInner % h == 0) return h;
+        return 1;
+    }
+
     /// <summary>Checks every size against <see cref="ModelLimits"/> and the options' ranges; errors name <paramref name="source"/> and the field.</summary>
     public void Validate(string source = "config")
     {

@@ -11,16 +11,21 @@ public class LmCliTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Theory]
-    [InlineData("mamba")]
-    [InlineData("transformer")]
-    public void TrainEvalAndGenerateFromText(string model)
+    [InlineData("mamba", "mamba1")]
+    [InlineData("mamba", "mamba2")]
+    [InlineData("transformer", null)]
+    public void TrainEvalAndGenerateFromText(string model, string? mixer)
     {
         var data = Path.Combine(_dir, "corpus.txt");
         File.WriteAllText(data, LanguageModeling.SyntheticCorpus(sentences: 800));
         var outDir = Path.Combine(_dir, model);
-        var (code, stdout, stderr) = CliTests.Run("lm", "train", "--data", data, "--model", model, "--size", "tiny", "--steps", "60",
-            "--seq-len", "32", "--batch", "8", "--eval-every", "30", "--sample-every", "60", "--out", outDir, "--json");
+        string[] mixerArgs = mixer is null ? [] : ["--mixer", mixer];
+        var (code, stdout, stderr) = CliTests.Run(["lm", "train", "--data", data, "--model", model, .. mixerArgs, "--size", "tiny", "--steps", "60",
+            "--seq-len", "32", "--batch", "8", "--eval-every", "30", "--sample-every", "60", "--out", outDir, "--json"]);
         Assert.True(code == 0, stderr);
+        // The saved config names the mixer, so eval and generate below rebuild the same model.
+        var modelType = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "model", "config.json")))!["model_type"]!.GetValue<string>();
+        Assert.Equal(mixer switch { "mamba1" => "mamba", "mamba2" => "mamba2", _ => "gpt" }, modelType);
         var result = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
         double val = result["val_loss"]!.GetValue<double>();
         Assert.True(val < Math.Log(CharTokenizer.FromText(File.ReadAllText(data)).VocabSize) * 0.8, $"validation loss {val} did not fall well below uniform");
@@ -62,5 +67,10 @@ public class LmCliTests : IDisposable
         (code, _, err) = CliTests.Run("lm", "train", "--model", "rnn", "--out", _dir);
         Assert.NotEqual(0, code);
         Assert.Contains("--model must be mamba or transformer", err);
+        (code, _, err) = CliTests.Run("lm", "train", "--mixer", "mamba3", "--out", _dir);
+        Assert.Equal("error: --mixer must be mamba1 or mamba2, got 'mamba3'", err.Trim());
+        (code, _, err) = CliTests.Run("lm", "train", "--mixer", "mamba2", "--head-dim", "48", "--size", "tiny", "--steps", "1", "--out", Path.Combine(_dir, "h"));
+        Assert.Equal(1, code);
+        Assert.Equal("error: --head-dim must divide the mixer's width expand · d_model = 128, got 48", err.Trim());
     }
 }

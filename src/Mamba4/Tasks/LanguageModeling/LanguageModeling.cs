@@ -20,12 +20,14 @@ public static class LanguageModeling
         _ => throw new ArgumentException($"unknown size '{size}' (expected one of: {string.Join(", ", Sizes)})"),
     };
 
-    public static ICausalLanguageModel Create(string kind, string size, int vocab, int maxLength, int seed)
+    /// <param name="mixer">Mamba's mixer, "mamba1" or "mamba2" (<see cref="MambaConfig.WithMixer"/>, with <paramref name="headDim"/>).</param>
+    public static ICausalLanguageModel Create(string kind, string size, int vocab, int maxLength, int seed, string mixer = "mamba1", int? headDim = null)
     {
         var (d, layers) = Size(size);
         return kind switch
         {
-            "mamba" => new MambaLM(new MambaConfig { DModel = d, NLayer = layers, DState = 16, VocabSize = vocab }, seed),
+            "mamba" => new MambaLM(new MambaConfig { DModel = d, NLayer = layers, DState = 16, VocabSize = vocab }
+                .WithMixer(MambaConfig.ParseMixer(mixer), headDim, maxLength), seed),
             // A GPT block (12·d²) has about twice a Mamba block's parameters (≈ 6·d² at expand 2): half the layers.
             "transformer" => new GptLM(new GptConfig { DModel = d, NLayer = Math.Max(1, layers / 2), NHead = Math.Max(1, d / 64), VocabSize = vocab, MaxPositions = maxLength }, seed),
             _ => throw new ArgumentException($"unknown model '{kind}' (expected mamba or transformer)"),

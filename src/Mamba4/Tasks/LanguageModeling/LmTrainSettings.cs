@@ -18,6 +18,10 @@ public sealed record LmTrainSettings
     public string Tokenizer { get; init; } = "char";
     /// <summary>mamba | transformer.</summary>
     public string Model { get; init; } = "mamba";
+    /// <summary>Mamba's mixer: mamba1 (selective scan) or mamba2 (SSD); saved in config.json (model_type mamba / mamba2).</summary>
+    public string Mixer { get; init; } = "mamba1";
+    /// <summary>Mamba-2 head width; null = <see cref="Models.MambaConfig.DefaultHeadDim"/>.</summary>
+    public int? HeadDim { get; init; }
     /// <summary>A preset of <see cref="LanguageModeling.Sizes"/>.</summary>
     public string Size { get; init; } = "small";
     public int SeqLen { get; init; } = 128;
@@ -54,6 +58,8 @@ public sealed record LmTrainSettings
     {
         LanguageModeling.Size(Size);
         if (Model is not ("mamba" or "transformer")) throw new ArgumentException($"--model must be mamba or transformer, got '{Model}'");
+        Models.MambaConfig.ParseMixer(Mixer);
+        if (Model != "mamba" && (Mixer != "mamba1" || HeadDim is not null)) throw new ArgumentException("--mixer and --head-dim apply to --model mamba only");
         if (SeqLen is <= 1 or > Models.ModelLimits.Positions) throw new ArgumentException($"--seq-len must be in [2, {Models.ModelLimits.Positions}], got {SeqLen}");
         if (Batch <= 0) throw new ArgumentException($"--batch must be positive, got {Batch}");
         Training.Trainer.CheckTokensPerStep(Batch, SeqLen, "--seq-len");

@@ -22,7 +22,7 @@ public static class LmTrainingRun
         string text = s.Data is null ? LanguageModeling.SyntheticCorpus() : File.ReadAllText(s.Data);
         ITokenizer tok = s.Tokenizer == "char" ? CharTokenizer.FromText(text) : Text.Tokenizer.Load(s.Tokenizer);
         var stream = new TokenStream(tok.Encode(text));
-        var net = LanguageModeling.Create(s.Model, s.Size, tok.VocabSize, s.SeqLen, (int)s.Seed);
+        var net = LanguageModeling.Create(s.Model, s.Size, tok.VocabSize, s.SeqLen, (int)s.Seed, s.Mixer, s.HeadDim);
         try
         {
             net.AsModule.To(s.Device);
@@ -30,7 +30,7 @@ public static class LmTrainingRun
             var config = new JsonObject
             {
                 ["data"] = s.Data is null ? "built-in" : Path.GetFullPath(s.Data), ["tokenizer"] = s.Tokenizer, ["vocab"] = tok.VocabSize,
-                ["model"] = s.Model, ["size"] = s.Size, ["seq_len"] = s.SeqLen, ["batch"] = s.Batch, ["steps"] = s.Steps, ["lr"] = s.LearningRate, ["seed"] = s.Seed,
+                ["model"] = s.Model, ["mixer"] = s.Model == "mamba" ? s.Mixer : null, ["size"] = s.Size, ["seq_len"] = s.SeqLen, ["batch"] = s.Batch, ["steps"] = s.Steps, ["lr"] = s.LearningRate, ["seed"] = s.Seed,
                 ["warmup"] = s.WarmupSteps, ["weight_decay"] = s.WeightDecay, ["clip"] = s.ClipNorm,
             };
             double lastVal = double.NaN;
