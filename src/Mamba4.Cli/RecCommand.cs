@@ -50,13 +50,17 @@ internal static class RecCommand
             Description = "Mamba4Rec: residual around the Mamba block (default: the reference's rule, only with 2+ layers); an error for other models, ignored for them by compare",
         };
 
+        public readonly Option<string> Mixer = new("--mixer") { Description = "Mamba4Rec's mixer: mamba1 | mamba2 (SSD, multi-head)", DefaultValueFactory = _ => D.Mixer };
+        public readonly Option<int?> HeadDim = new("--head-dim") { Description = "Mamba4Rec with --mixer mamba2: head width (default: ≤ 64 dividing 2·hidden, at least 4 heads)" };
+
         /// <summary>The sizes, without --model (compare trains several).</summary>
-        public IEnumerable<Option> Sizes => [MaxLen, Hidden, Layers, DState, Dropout, Residual];
+        public IEnumerable<Option> Sizes => [MaxLen, Hidden, Layers, DState, Dropout, Residual, Mixer, HeadDim];
 
         public RecModelOptions Get(ParseResult parse, bool withKind) => new()
         {
             Kind = withKind ? parse.GetValue(Model)! : D.Kind, MaxLen = parse.GetValue(MaxLen), Hidden = parse.GetValue(Hidden),
             Layers = parse.GetValue(Layers), DState = parse.GetValue(DState), Dropout = parse.GetValue(Dropout), Residual = parse.GetValue(Residual),
+            Mixer = parse.GetValue(Mixer)!, HeadDim = parse.GetValue(HeadDim),
         };
     }
 

@@ -20,12 +20,15 @@ public sealed record Mamba4RecConfig
     /// <summary>Residual around each Mamba block; null = the reference's rule (only when num_layers > 1).</summary>
     public bool? Residual { get; init; }
     public bool UsesResidual => Residual ?? NumLayers > 1;
+    /// <summary>The layers' mixer: Mamba-1 (the reference's) or Mamba-2's SSD with heads of <see cref="HeadDim"/> (null = <see cref="MambaConfig.DefaultHeadDim"/>).</summary>
+    public MixerKind MixerKind { get; init; }
+    public int? HeadDim { get; init; }
 
-    public MambaConfig Mixer => new()
+    public MambaConfig Mixer => new MambaConfig
     {
         DModel = HiddenSize, DState = DState, DConv = DConv, Expand = Expand, NLayer = NumLayers,
         Bias = false, ConvBias = true, Selective = Selective, VocabSize = NItems,
-    };
+    }.WithMixer(MixerKind, HeadDim);
 }
 
 /// <summary>

@@ -72,6 +72,28 @@ public class RecCliTests : IDisposable
         Assert.All(items, i => Assert.StartsWith("i", i));
     }
 
+    /// <summary>--mixer mamba2: Mamba4Rec's layer with the SSD mixer; the saved config names it, so eval reloads the same model.</summary>
+    [Fact]
+    public void TrainWithTheMamba2MixerSavesAModelThatEvalAndRecommendReload()
+    {
+        var data = TinyData();
+        var outDir = Path.Combine(_dir, "m2");
+        var (code, stdout, stderr) = CliTests.Run(["rec", "train", "--data", data, .. Tiny, "--epochs", "1", "--mixer", "mamba2", "--layers", "2", "--out", outDir, "--json"]);
+        Assert.True(code == 0, stderr);
+        var model = Path.Combine(outDir, "model");
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!;
+        Assert.Equal(("mamba2", 8), (config["mixer"]!.GetValue<string>(), config["head_dim"]!.GetValue<int>()));   // 32 channels: 4 heads of 8
+        Assert.True(SafetensorsFile.LoadAll(Path.Combine(model, "model.safetensors")).ContainsKey("mamba_layers.1.mamba.norm.weight"));
+        var (ecode, eout, eerr) = CliTests.Run("rec", "eval", "--checkpoint", model, "--data", data, "--format", "pairs", "--json");
+        Assert.True(ecode == 0, eerr);
+        Assert.Equal(LastJson(stdout)["ndcg@10"]!.GetValue<double>(), LastJson(eout)["ndcg@10"]!.GetValue<double>(), 6);
+        var (rcode, rout, rerr) = CliTests.Run("rec", "recommend", "--checkpoint", model, "--data", data, "--format", "pairs", "--user", "u7", "--top", "5", "--json");
+        Assert.True(rcode == 0, rerr);
+        Assert.Equal(5, LastJson(rout)["items"]!.AsArray().Count);
+        (code, _, stderr) = CliTests.Run(["rec", "train", "--data", data, .. Tiny, "--model", "sasrec", "--mixer", "mamba2"]);
+        Assert.Equal("error: --mixer and --head-dim apply to mamba4rec only, not sasrec", stderr.Trim());
+    }
+
     [Theory]
     [InlineData("mamba4rec-1layer")]
     [InlineData("sasrec")]

@@ -15,7 +15,8 @@ public sealed record RecCompareSettings
     public RecTrainSettings For(string kind)
     {
         kind = RecModels.ParseKind(kind);
-        return Shared with { Model = Shared.Model with { Kind = kind, Residual = kind == "mamba4rec" ? Shared.Model.Residual : null } };
+        return Shared with { Model = Shared.Model with { Kind = kind, Residual = kind == "mamba4rec" ? Shared.Model.Residual : null,
+            Mixer = kind == "mamba4rec" ? Shared.Model.Mixer : "mamba1", HeadDim = kind == "mamba4rec" ? Shared.Model.HeadDim : null } };
     }
 
     public void Validate()

@@ -23,6 +23,9 @@ public sealed record RecModelOptions
     public float? Dropout { get; init; }
     /// <summary>Mamba4Rec only: residual around the Mamba block (null: the reference's rule, only when stacked).</summary>
     public bool? Residual { get; init; }
+    /// <summary>Mamba4Rec only: the layers' mixer, mamba1 or mamba2 (with <see cref="HeadDim"/>, null = the default).</summary>
+    public string Mixer { get; init; } = "mamba1";
+    public int? HeadDim { get; init; }
 
     /// <summary>Checks every size (and the kind) before anything is read, created or written.</summary>
     public void Validate()
@@ -34,6 +37,8 @@ public sealed record RecModelOptions
         if (DState is { } n) ModelLimits.Check("--d-state", n, ModelLimits.StateSize);
         if (Dropout is < 0 or >= 1) throw new ArgumentException($"--dropout must be in [0, 1), got {Dropout}");
         if (Residual is not null && kind != "mamba4rec") throw new ArgumentException($"--residual applies to mamba4rec only, not {kind}");
+        MambaConfig.ParseMixer(Mixer);
+        if ((Mixer != "mamba1" || HeadDim is not null) && kind != "mamba4rec") throw new ArgumentException($"--mixer and --head-dim apply to mamba4rec only, not {kind}");
         var sasrec = new SASRecConfig();
         if (kind == "sasrec" && (Hidden ?? sasrec.HiddenSize) % sasrec.NHeads != 0)
             throw new ArgumentException($"--hidden must be a multiple of SASRec's {sasrec.NHeads} heads, got {Hidden ?? sasrec.HiddenSize}");
@@ -100,6 +105,7 @@ public static class RecModels
                 {
                     NItems = nItems, HiddenSize = hidden, NumLayers = o.Layers ?? d.NumLayers, DState = o.DState ?? d.DState,
                     InnerSize = 4 * hidden, Dropout = o.Dropout ?? d.Dropout, Residual = o.Residual,
+                    MixerKind = MambaConfig.ParseMixer(o.Mixer), HeadDim = o.HeadDim,
                 }, seed);
             }
             case "sasrec":
@@ -215,6 +221,8 @@ public static class RecModels
         ["layer_norm_eps"] = c.LayerNormEps,
         ["selective"] = c.Selective,
         ["residual"] = c.Residual,
+        ["mixer"] = MambaConfig.MixerName(c.MixerKind),
+        ["head_dim"] = c.MixerKind == MixerKind.Mamba2 ? c.Mixer.HeadDim : null,
     }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 
     /// <summary>Mamba4Rec's config.json (the fixture's fields; "dropout" or RecBole's "dropout_prob").</summary>
@@ -235,9 +243,13 @@ public static class RecModels
             LayerNormEps = (float)(r.Positive("layer_norm_eps") ?? d.LayerNormEps),
             Selective = r.Bool("selective") ?? true,
             Residual = r.Bool("residual"),
+            MixerKind = MambaConfig.ParseMixer(r.Choice(MambaConfig.MixerNames, "mixer") ?? "mamba1"),
+            HeadDim = r.Size(ModelLimits.InnerWidth, "head_dim"),
         };
         if ((long)c.Expand * c.HiddenSize > ModelLimits.InnerWidth)
             throw r.Error($"field 'expand' × field 'hidden_size' = {(long)c.Expand * c.HiddenSize} exceeds {ModelLimits.InnerWidth}, the largest inner width");
+        if (c.HeadDim is int h && (c.MixerKind != MixerKind.Mamba2 || c.Expand * c.HiddenSize % h != 0))
+            throw r.Error($"field 'head_dim': expected a divisor of expand · hidden_size = {c.Expand * c.HiddenSize} with \"mixer\": \"mamba2\", got {h}");
         // dt_rank is ⌈hidden_size/16⌉ in Mamba4Rec (the fixture writes its value); another value cannot load.
         if (r.Size(ModelLimits.Width, "dt_rank") is int rank && rank != c.Mixer.DtRank)
             throw r.Error($"field 'dt_rank': {rank} is not supported (Mamba4Rec uses ⌈hidden_size/16⌉ = {c.Mixer.DtRank})");
