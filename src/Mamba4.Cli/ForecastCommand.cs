@@ -52,6 +52,8 @@ internal static class ForecastCommand
         public readonly Option<int?> Heads = new("--heads") { Description = "attention heads (transformer)" };
         public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout probability" };
         public readonly Option<bool?> Bidirectional = new("--bidirectional") { Description = "mamba with variate tokens: also read the tokens in reverse, as S-Mamba (default off)" };
+        public readonly Option<string?> Mixer = new("--mixer") { Description = "mamba's mixer: mamba1 (default) | mamba2 (SSD, multi-head)" };
+        public readonly Option<int?> HeadDim = new("--head-dim") { Description = "mamba2: head width (default: ≤ 64 dividing expand·d_model, at least 4 heads)" };
         public readonly Option<int?> Epochs = new("--epochs") { Description = "maximum epochs" };
         public readonly Option<int?> Batch = new("--batch") { Description = "windows per step" };
         public readonly Option<float?> Lr = new("--lr") { Description = "peak learning rate (warm-up, then cosine)" };
@@ -64,7 +66,7 @@ internal static class ForecastCommand
         public readonly Option<bool> Json = new("--json") { Description = "print one JSON object with the results as the last line" };
         public readonly Option<string> Device = DeviceOption.Create();
 
-        public IEnumerable<Option> All => [Data, Target, DateColumn, Fill, Split, InputLen, Embedding, TimeFeatures, RevIn, DModel, Layers, DState, DConv, Expand, DFf, Heads, Dropout, Bidirectional,
+        public IEnumerable<Option> All => [Data, Target, DateColumn, Fill, Split, InputLen, Embedding, TimeFeatures, RevIn, DModel, Layers, DState, DConv, Expand, DFf, Heads, Dropout, Bidirectional, Mixer, HeadDim,
             Epochs, Batch, Lr, Warmup, WeightDecay, Clip, Patience, Seed, Out, Json];
 
         public ForecastTrainSettings Settings(ParseResult p) => new()
@@ -73,7 +75,7 @@ internal static class ForecastCommand
             Split = p.GetValue(Split)!, InputLength = p.GetValue(InputLen), TimeFeatures = p.GetValue(TimeFeatures),
             Embedding = p.GetValue(Embedding), RevIn = p.GetValue(RevIn), DModel = p.GetValue(DModel), Layers = p.GetValue(Layers), DState = p.GetValue(DState),
             DConv = p.GetValue(DConv), Expand = p.GetValue(Expand), DFf = p.GetValue(DFf), Heads = p.GetValue(Heads), Dropout = p.GetValue(Dropout), Bidirectional = p.GetValue(Bidirectional),
-            Epochs = p.GetValue(Epochs), Batch = p.GetValue(Batch), LearningRate = p.GetValue(Lr), WarmupSteps = p.GetValue(Warmup), WeightDecay = p.GetValue(WeightDecay),
+            Mixer = p.GetValue(Mixer), HeadDim = p.GetValue(HeadDim), Epochs = p.GetValue(Epochs), Batch = p.GetValue(Batch), LearningRate = p.GetValue(Lr), WarmupSteps = p.GetValue(Warmup), WeightDecay = p.GetValue(WeightDecay),
             ClipNorm = p.GetValue(Clip), Patience = p.GetValue(Patience), Seed = p.GetValue(Seed), Device = DeviceOption.Use(p, Device),
         };
     }

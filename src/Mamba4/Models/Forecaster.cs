@@ -44,6 +44,9 @@ public sealed record ForecasterConfig
     public float Dropout { get; init; } = 0.1f;
     /// <summary>Mamba with variate tokens: a second mixer reads the tokens in reverse (S-Mamba); temporal tokens are always causal.</summary>
     public bool Bidirectional { get; init; }
+    /// <summary>Mamba: the layers' mixer, mamba1 or mamba2 (SSD heads of <see cref="HeadDim"/>; null = <see cref="MambaConfig.DefaultHeadDim"/>).</summary>
+    public string Mixer { get; init; } = "mamba1";
+    public int? HeadDim { get; init; }
     /// <summary>DLinear: moving-average kernel of the trend.</summary>
     public int MovingAverage { get; init; } = 25;
 
@@ -74,7 +77,9 @@ public sealed record ForecasterConfig
             ModelLimits.Check("--d-conv", DConv, ModelLimits.ConvKernel);
             ModelLimits.Check("--expand", Expand, ModelLimits.Expand);
             ModelLimits.Check("--expand × --d-model", (long)Expand * DModel, ModelLimits.InnerWidth);
+            _ = MambaForecaster.Mixer(this);   // --mixer and --head-dim
         }
+        else if (Mixer != "mamba1" || HeadDim is not null) throw new ArgumentException($"--mixer and --head-dim apply to the mamba model only, not {Model}");
         if (Model == "transformer")
         {
             ModelLimits.Check("--heads", Heads, ModelLimits.Heads);
@@ -109,6 +114,8 @@ public sealed record ForecasterConfig
             Dropout = r.Probability("dropout") ?? d.Dropout,
             Bidirectional = r.Bool("bidirectional") ?? d.Bidirectional,
             MovingAverage = r.Size(ModelLimits.Positions, "moving_average") ?? d.MovingAverage,
+            Mixer = r.Choice(MambaConfig.MixerNames, "mixer") ?? d.Mixer,
+            HeadDim = r.Size(ModelLimits.InnerWidth, "head_dim"),
         };
         try { c.Validate(); }
         catch (ArgumentException e) { throw r.Error(e.Message); }

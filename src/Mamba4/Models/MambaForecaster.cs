@@ -26,11 +26,11 @@ public sealed class MambaForecaster : TokenForecaster
         CreateHead(rng);
     }
 
-    public static MambaConfig Mixer(ForecasterConfig c) => new()
+    public static MambaConfig Mixer(ForecasterConfig c) => new MambaConfig
     {
         DModel = c.DModel, NLayer = c.Layers, DState = c.DState, DConv = c.DConv, Expand = c.Expand,
         Bias = false, ConvBias = true, VocabSize = 1,
-    };
+    }.WithMixer(MambaConfig.ParseMixer(c.Mixer), c.HeadDim);
 
     public ModuleList<Mamba4Layer> Layers { get; }
 

@@ -56,6 +56,34 @@ public class ForecastCliTests : IDisposable
         Assert.InRange(price, 30, 70);   // the price series lives around 50, not around 0
     }
 
+    /// <summary>--mixer mamba2: the layers' mixer is the SSD; forecaster.json records it, so eval rebuilds the same model and the stream steps it.</summary>
+    [Fact]
+    public void TrainEvalAndStreamWithTheMamba2Mixer()
+    {
+        var run = Path.Combine(_dir, "m2");
+        var (code, stdout, stderr) = CliTests.Run(["forecast", "train", "--out", run, .. Tiny, "--mixer", "mamba2", "--embedding", "temporal", "--revin", "false", "--epochs", "1", "--json"]);
+        Assert.True(code == 0, stderr);
+        var model = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "model", SavedForecaster.ConfigFile)))!["model"]!;
+        Assert.Equal(("mamba2", null), (model["mixer"]!.GetValue<string>(), model["head_dim"]?.GetValue<int>()));
+        var (ecode, eout, eerr) = CliTests.Run("forecast", "eval", "--run", run, "--json");
+        Assert.True(ecode == 0, eerr);
+        Assert.Equal(LastJson(stdout)["mse"]!.GetValue<double>(), LastJson(eout)["mse"]!.GetValue<double>(), 6);
+        // The streamed forecast after a history equals the parallel recompute (the SSD step against the SSD scan).
+        using var saved = SavedForecaster.Load(Path.Combine(run, "model"));
+        var mamba = (Models.MambaForecaster)saved.Model;
+        Assert.IsType<Nn.Mamba2Mixer>(mamba.Layers[0].Mamba);
+        var all = SyntheticSeries.Generate();
+        var values = new float[40 * 3];
+        for (int r = 0; r < 40; r++) for (int c = 0; c < 3; c++) values[r * 3 + c] = (float)all[r, c] / 100f;
+        var recomputed = mamba.ForecastHistory(values, null);
+        using var stream = mamba.Stream();
+        for (int r = 0; r < 40; r++) stream.Observe(values.AsSpan(r * 3, 3));
+        var streamed = stream.Forecast();
+        for (int i = 0; i < recomputed.Length; i++) Assert.Equal(recomputed[i], streamed[i], 1e-4 * (1 + Math.Abs(recomputed[i])));
+        (code, _, stderr) = CliTests.Run(["forecast", "train", "--out", Path.Combine(_dir, "bad"), .. Tiny, "--mixer", "mamba2", "--head-dim", "5"]);
+        Assert.Equal("error: --head-dim must divide the mixer's width expand · d_model = 16, got 5", stderr.Trim());
+    }
+
     [Fact]
     public void StreamingPredictFollowsNewRowsInConstantTimePerRow()
     {

@@ -40,6 +40,9 @@ public sealed record ForecastTrainSettings
     public int? Heads { get; init; }
     public float? Dropout { get; init; }
     public bool? Bidirectional { get; init; }
+    /// <summary>mamba1 or mamba2 (the mamba model's mixer), and Mamba-2's head width (null: the default).</summary>
+    public string? Mixer { get; init; }
+    public int? HeadDim { get; init; }
 
     // ---- training (null: the kind's default) ----
     public int? Epochs { get; init; }
@@ -92,7 +95,7 @@ public sealed record ForecastTrainSettings
         {
             Embedding = Embedding ?? d.Embedding, RevIn = RevIn ?? d.RevIn, DModel = DModel ?? d.DModel, Layers = Layers ?? d.Layers,
             DState = DState ?? d.DState, DConv = DConv ?? d.DConv, Expand = Expand ?? d.Expand, DFf = DFf ?? d.DFf, Heads = Heads ?? d.Heads,
-            Dropout = Dropout ?? d.Dropout, Bidirectional = Bidirectional ?? d.Bidirectional,
+            Dropout = Dropout ?? d.Dropout, Bidirectional = Bidirectional ?? d.Bidirectional, Mixer = Mixer ?? d.Mixer, HeadDim = HeadDim ?? d.HeadDim,
         };
         if (Model == "linear" && data.MarkFeatures > 0) throw new ArgumentException("--time-features: the linear model (DLinear) takes none");
         c.Validate();
