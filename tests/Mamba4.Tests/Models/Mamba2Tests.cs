@@ -121,6 +121,37 @@ public class Mamba2Tests : IDisposable
         Assert.Equal((MixerKind.Mamba1, 8, 96), (m1.Mixer, m1.DState, m1.DInner));
     }
 
+    [Fact]
+    public void AShardedMamba2DirectoryLoadsAsTheSingleFileOne()
+    {
+        using var reference = MambaLM.FromPretrained(Fixtures.Repo("mamba2"));
+        File.Copy(Fixtures.Repo("mamba2", "config.json"), Path.Combine(_dir, "config.json"));
+        var all = reference.NamedParameters().ToList();
+        var map = new JsonObject();
+        for (int i = 0; i < 2; i++)
+        {
+            var file = $"model-0000{i + 1}-of-00002.safetensors";
+            var shard = all.Where((_, k) => k % 2 == i).Select(p => (p.Name, p.Tensor)).ToList();
+            IO.Safetensors.Save(Path.Combine(_dir, file), shard);
+            foreach (var (n, _) in shard) map[n] = file;
+        }
+        File.WriteAllText(Path.Combine(_dir, "model.safetensors.index.json"), new JsonObject { ["weight_map"] = map }.ToJsonString());
+        using var loaded = (MambaLM)LanguageModelFiles.Load(_dir);
+        Assert.Equal(MixerKind.Mamba2, loaded.Config.Mixer);
+        foreach (var ((name, r), (_, l)) in reference.NamedParameters().Zip(loaded.NamedParameters()))
+            Assert.True(r.ToFloatArray().SequenceEqual(l.ToFloatArray()), name);
+    }
+
+    [Fact]
+    public void AConfigThatContradictsTheMamba2WeightsNamesTheTensorBeforeBuilding()
+    {
+        // n_groups 1 instead of 2: in_proj and conv1d have fewer channels than the file's.
+        File.Copy(Fixtures.Repo("mamba2", "model.safetensors"), Path.Combine(_dir, "model.safetensors"));
+        Write(FixtureConfigWith(("n_groups", "1")));
+        var e = Assert.Throws<InvalidDataException>(() => MambaLM.FromPretrained(_dir));
+        Assert.Contains("backbone.layers.0.mixer.in_proj.weight: expected [168, 32], found [200, 32]", e.Message);
+    }
+
     /// <summary>What ToJson writes reads back as the same model (the sizes it derives are written out explicitly).</summary>
     private static void AssertRoundTrips(MambaConfig c)
     {
