@@ -8,6 +8,7 @@ var benchmarks = new Dictionary<string, Action>
 {
     ["gemm"] = GemmBench.Run,
     ["scan"] = ScanBench.Run,
+    ["ssd"] = SsdScanBench.Run,
     ["ops"] = OpsBench.Run,
     ["generate"] = GenerateBench.Run,
     ["train"] = TrainBench.Run,

@@ -79,7 +79,7 @@ public static class ScanBench
                           $"{ratio,10:F0}x / {ratioOneCore,4:F0}x {managed,31}");
 
     /// <summary>Seconds per call: best and median wall clock, and CPU time of the process (all threads).</summary>
-    private readonly record struct Timing(double Best, double Median, double Cpu);
+    internal readonly record struct Timing(double Best, double Median, double Cpu);
 
     private static (SelectiveScanArgs, SelectiveScanGrads) Make(int batch, int d, int l, int n, int seed)
     {
@@ -108,7 +108,7 @@ public static class ScanBench
     }
 
     /// <summary>Calls <paramref name="f"/> at least 5 times and for at least <paramref name="minSeconds"/>.</summary>
-    private static Timing Time(Action f, double minSeconds = 3)
+    internal static Timing Time(Action f, double minSeconds = 3)
     {
         var times = new List<double>();
         var process = Process.GetCurrentProcess();
@@ -127,7 +127,7 @@ public static class ScanBench
         return new Timing(times[0], times[times.Count / 2], cpu);
     }
 
-    private static long ManagedBytesPerCall(Action f, int calls = 5)
+    internal static long ManagedBytesPerCall(Action f, int calls = 5)
     {
         long before = GC.GetTotalAllocatedBytes(precise: true);
         for (int i = 0; i < calls; i++) f();

@@ -12,7 +12,7 @@ namespace Mamba4.Tests;
 public class SsdScanTests
 {
     /// <summary>Inputs of one SSD problem as float32 values (also usable as float64): x [b, l, h, p], dt [b, l, h], B, C [b, l, g, n].</summary>
-    private sealed record Problem(int Batch, int L, int H, int P, int G, int N, bool Softplus, float DtMin, float DtMax,
+    internal sealed record Problem(int Batch, int L, int H, int P, int G, int N, bool Softplus, float DtMin, float DtMax,
         float[] X, float[] Dt, float[] A, float[] B, float[] C, float[]? D, float[]? DtBias, float[] DY)
     {
         /// <summary>With <paramref name="clamp"/> the limits [0.1, 0.6] cut dt on both sides; no dt lies within 1e-3 of a limit
@@ -197,15 +197,88 @@ public class SsdScanTests
             Assert.Contains(0.0, grads.DDt.ToDoubleArray());
     }
 
+    // ---- the chunked kernel against the reference ----
+
+    /// <summary>Forward tolerance: max |kernel − reference| ≤ 2e-6 · max |reference| per output (float32 vs double;
+    /// observed ≤ 4.2e-7 over the cases below).</summary>
+    public const double ForwardTolerance = 2e-6;
+    /// <summary>Gradient tolerance: max |kernel − reference| ≤ 5e-5 · max |reference| per gradient (float32 sums over
+    /// chunks and streams for dA, dD, dDtBias). Observed ≤ 1e-6, except dA: 9.3e-6.</summary>
+    public const double GradientTolerance = 5e-5;
+
+    public static TheoryData<int, int, int, int, int, int, int> KernelCases() => new()
+    {
+        // batch, L, h, g, p, n, chunk
+        { 2, 7, 2, 1, 3, 5, 1 },        // chunk 1: every step its own chunk
+        { 1, 10, 4, 2, 5, 3, 4 },       // a chunk not dividing L; h/g = 2
+        { 2, 5, 3, 3, 17, 19, 16 },     // L < chunk; h/g = 1; p, n not multiples of 8 or 16
+        { 1, 24, 4, 1, 16, 32, 8 },     // chunk divides L; p, n multiples of 16; batch 1, one group: split heads
+        { 3, 70, 2, 2, 9, 13, 32 },     // several chunks, last one short
+        { 1, 33, 6, 2, 8, 8, 256 },     // the default chunk
+        { 2, 0, 2, 1, 3, 4, 8 },        // an empty sequence: y empty, the last state and dA, dD, dDtBias zero
+    };
+
+    [Theory]
+    [MemberData(nameof(KernelCases))]
+    public void KernelMatchesReference(int batch, int l, int h, int g, int p, int n, int chunk)
+    {
+        // The optional inputs and the clamp rotate with the case.
+        int k = batch + l + h + p + n + chunk;
+        bool withD = k % 2 == 0, withBias = k % 3 != 0, softplus = k % 5 != 1, clamp = k % 4 < 2;
+        using var scope = new TensorScope();
+        var pr = Problem.Random(100 * l + n, batch, l, h, p, g, n, withD, withBias, softplus, clamp);
+        AssertKernelMatchesReference(pr, chunk);
+    }
+
+    internal static void AssertKernelMatchesReference(Problem pr, int chunk)
+    {
+        var fast = pr.Args(DType.F32, chunk);
+        var fastGrads = pr.Grads(fast);
+        foreach (var t in new[] { fastGrads.DX, fastGrads.DDt, fastGrads.DA, fastGrads.DB, fastGrads.DC, fastGrads.DD, fastGrads.DDtBias })
+            if (t is not null) CpuBackend.Instance.Fill(t, float.NaN);   // every gradient must be overwritten
+        CpuBackend.Instance.SsdScanForward(fast);
+        CpuBackend.Instance.SsdScanBackward(fast, fastGrads);
+
+        var reference = pr.Args(DType.F64, chunk);
+        var refGrads = pr.Grads(reference);
+        SsdScanReference.Forward(reference);
+        SsdScanReference.Backward(reference, refGrads);
+
+        void Close(string what, Tensor? actual, Tensor? expected, double tol)
+        {
+            Assert.Equal(expected is null, actual is null);
+            if (actual is not null) AssertClose($"{what} (chunk {chunk})", actual.ToDoubleArray(), expected!.ToDoubleArray(), tol);
+        }
+        Close("y", fast.Y, reference.Y, ForwardTolerance);
+        Close("lastState", fast.LastState, reference.LastState, ForwardTolerance);
+        Close("dx", fastGrads.DX, refGrads.DX, GradientTolerance);
+        Close("ddt", fastGrads.DDt, refGrads.DDt, GradientTolerance);
+        Close("dA", fastGrads.DA, refGrads.DA, GradientTolerance);
+        Close("dB", fastGrads.DB, refGrads.DB, GradientTolerance);
+        Close("dC", fastGrads.DC, refGrads.DC, GradientTolerance);
+        Close("dD", fastGrads.DD, refGrads.DD, GradientTolerance);
+        Close("dDtBias", fastGrads.DDtBias, refGrads.DDtBias, GradientTolerance);
+    }
+
+    [Fact]
+    public void KernelMatchesReferenceWhenDecaysUnderflow()
+    {
+        // dt·A far below −87 within a chunk: exp(cum_j − cum_s) and the state's decay underflow.
+        using var scope = new TensorScope();
+        var pr = Problem.Random(21, batch: 2, l: 40, h: 2, p: 5, g: 1, n: 6, softplus: false);
+        for (int i = 0; i < pr.Dt.Length; i++) pr.Dt[i] *= 40;
+        AssertKernelMatchesReference(pr, chunk: 16);
+    }
+
     // ---- the op on the CPU backend ----
 
     [Theory]
-    [InlineData(4, 2, true, true, true)]
-    [InlineData(3, 1, false, false, false)]
-    public void StepByStepEqualsParallelForward(int h, int g, bool withD, bool withBias, bool clamp)
+    [InlineData(4, 2, 5, true, true, true)]
+    [InlineData(3, 1, 19, false, false, false)]      // n = 19: the step's vector loop and its tail
+    public void StepByStepEqualsParallelForward(int h, int g, int n, bool withD, bool withBias, bool clamp)
     {
         using var scope = new TensorScope();
-        var pr = Problem.Random(23, batch: 2, l: 7, h, p: 3, g, n: 5, withD, withBias, clamp: clamp);
+        var pr = Problem.Random(23, batch: 2, l: 7, h, p: 3, g, n, withD, withBias, clamp: clamp);
         var a = pr.Args(DType.F32);
         var (y, last) = F.SsdScan(a.X, a.Dt, a.A, a.B, a.C, a.D, a.DtBias, dtMin: pr.DtMin, dtMax: pr.DtMax, returnLastState: true);
 
@@ -262,6 +335,7 @@ public class SsdScanTests
     private static void AssertClose(string what, double[] actual, double[] expected, double tol)
     {
         Assert.Equal(expected.Length, actual.Length);
+        if (expected.Length == 0) return;
         double scale = expected.Select(Math.Abs).DefaultIfEmpty(0).Max(), worst = 0;
         int at = 0;
         for (int i = 0; i < expected.Length; i++)
@@ -271,5 +345,28 @@ public class SsdScanTests
         }
         Assert.True(worst <= tol * Math.Max(scale, 1e-30),
             $"{what}: max |actual − expected| = {worst:G3} at {at} (actual {actual[at]:G6}, expected {expected[at]:G6}), max |expected| = {scale:G3}, relative {worst / Math.Max(scale, 1e-30):G3} > {tol}");
+    }
+}
+
+/// <summary>The SSD backward splits a group's heads over the workers (each split adding into its own dB, dC copy): the
+/// kernel against the reference with 1, 3 and 8 workers, which changes the number of splits.</summary>
+[Collection(EngineSettingsCollection.Name)]
+public class SsdScanThreadTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void KernelMatchesReferenceForAnyWorkerCount(int threads)
+    {
+        var engine = Backend.Settings;
+        try
+        {
+            Backend.Configure(engine with { Threads = threads });
+            using var scope = new TensorScope();
+            var pr = SsdScanTests.Problem.Random(31, batch: 1, l: 20, h: 6, p: 4, g: 2, n: 5);
+            SsdScanTests.AssertKernelMatchesReference(pr, chunk: 8);
+        }
+        finally { Backend.Configure(engine); }
     }
 }
