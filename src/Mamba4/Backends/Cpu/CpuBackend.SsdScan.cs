@@ -19,8 +19,8 @@ namespace Mamba4.Backends.Cpu;
 // then through the clamp and softplus as the reference does.
 //
 // States are kept transposed, Sᵀ [N, P], so that every product is C[i, :] += Σ_k a[i, k]·b[k, :] with b's rows
-// contiguous: one register-blocked kernel (SsdGemm, 4 rows × 16 columns of Vector256 accumulators). Scratch rows are
-// padded to 16 floats (Pp, Np, Qp); the kernel's depth is always the exact size, so pad columns never reach real ones.
+// contiguous (a read by rows, or by columns for Mᵀ and dCBᵀ): one register-blocked kernel (SsdGemm, 4 rows × 16
+// columns of Vector256 accumulators). Scratch rows are padded to 16 floats (Pp, Np, Qp); the kernel's depth is always the exact size, so pad columns never reach real ones.
 // Work units, forward and backward, are (stream b, group g, split of the group's heads), splits ≤ ⌈threads / (b·G)⌉
 // (1 when b·G fills the machine). Forward: chunk by chunk, C·Bᵀ once for the unit's heads (as mamba_ssm computes it
 // per group), then each head with its own state; per worker O(chunk) scratch plus one N·P state per head of the unit.
@@ -57,7 +57,7 @@ public sealed unsafe partial class CpuBackend
     {
         public float* Dt, RawGrad, Cum, Ec, W, DCum, DdtDirect;
         public float* Xd, Bt, Cc, Cb, M, Y, States;                               // forward
-        public float* XdT, Bc, Ct, Mt, DCbT, DYc, DYs, DXd, T, DCc, DBc, XdDs, Sp, DSt, DS, Checkpoints;
+        public float* XdT, Bc, Ct, DYc, DYs, DXd, T, DCc, DBc, XdDs, Sp, DSt, DS, Checkpoints;
 
         /// <summary>Lays the buffers out from <paramref name="at"/>; returns the end (from null: the size in floats).</summary>
         public static float* Carve(float* at, in SsdPlan p, bool backward, out SsdWork w)
@@ -75,7 +75,6 @@ public sealed unsafe partial class CpuBackend
             }
             w.RawGrad = Take(qp); w.DCum = Take(qp); w.DdtDirect = Take(qp);
             w.XdT = Take(p.P * qp); w.Bc = Take(qNp); w.Ct = Take(p.N * qp);
-            w.Mt = Take(qQp); w.DCbT = Take(qQp);
             w.DYc = Take(qPp); w.DYs = Take(qPp); w.DXd = Take(qPp); w.T = Take(qPp);
             w.DCc = Take(qNp); w.DBc = Take(qNp); w.XdDs = Take(qNp);
             w.Sp = Take((long)p.P * p.Np); w.DS = Take((long)p.P * p.Np); w.DSt = Take((long)p.N * p.Pp);
@@ -338,11 +337,10 @@ public sealed unsafe partial class CpuBackend
                 for (int i = 0; i < p.P; i++) { w.DYc[j * p.Pp + i] = dy[i]; w.DYs[j * p.Pp + i] = w.Ec[j] * dy[i]; }
             }
 
-            // M = CB ∘ decay (CB kept), Mᵀ for dXd = Mᵀ·dY (+ w ∘ B·dSᵀ).
+            // M = CB ∘ decay (CB kept); dXd = Mᵀ·dY (+ w ∘ B·dSᵀ).
             SsdGemm(SsdTriangle.LowerColumns, q, q, p.N, w.Cc, p.Np, w.Bt, p.Qp, w.Cb, p.Qp, accumulate: false);
             for (int j = 0; j < q; j++) SsdDecayRow(w.Cb + j * p.Qp, w.M + j * p.Qp, w.Cum, j, q);
-            SsdTranspose(w.M, q, q, p.Qp, w.Mt, p.Qp);
-            SsdGemm(SsdTriangle.UpperDepth, q, p.P, q, w.Mt, p.Qp, w.DYc, p.Pp, w.DXd, p.Pp, accumulate: false);
+            SsdGemm(SsdTriangle.UpperDepth, q, p.P, q, w.M, p.Qp, w.DYc, p.Pp, w.DXd, p.Pp, accumulate: false, aTransposed: true);
             if (hasStateGrad)
             {
                 SsdGemm(SsdTriangle.None, q, p.P, p.N, w.Bc, p.Np, w.DSt, p.Pp, w.T, p.Pp, accumulate: false);
@@ -366,14 +364,13 @@ public sealed unsafe partial class CpuBackend
             // dM = dY·Xdᵀ → dCB (in place of dM) and the decay's dcum; dC = ec ∘ (dY·S_prev) + dCB·B; dB = dCBᵀ·C + w ∘ (Xd·dS).
             SsdGemm(SsdTriangle.LowerColumns, q, q, p.P, w.DYc, p.Pp, w.XdT, p.Qp, w.M, p.Qp, accumulate: false);
             for (int j = 0; j < q; j++) SsdDecayRowBackward(w.M + j * p.Qp, w.Cb + j * p.Qp, w.Cum, w.DCum, j, q);
-            SsdTranspose(w.M, q, q, p.Qp, w.DCbT, p.Qp);
             if (hasState)
             {
                 SsdGemm(SsdTriangle.None, q, p.N, p.P, w.DYs, p.Pp, w.Sp, p.Np, w.DCc, p.Np, accumulate: false);
                 for (int j = 0; j < q; j++) w.DCum[j] += Dot(w.Cc + j * p.Np, w.DCc + j * p.Np, p.N);
             }
             SsdGemm(SsdTriangle.LowerDepth, q, p.N, q, w.M, p.Qp, w.Bc, p.Np, w.DCc, p.Np, accumulate: hasState);
-            SsdGemm(SsdTriangle.UpperDepth, q, p.N, q, w.DCbT, p.Qp, w.Cc, p.Np, w.DBc, p.Np, accumulate: false);
+            SsdGemm(SsdTriangle.UpperDepth, q, p.N, q, w.M, p.Qp, w.Cc, p.Np, w.DBc, p.Np, accumulate: false, aTransposed: true);
             if (hasStateGrad)
             {
                 SsdGemm(SsdTriangle.None, q, p.N, p.P, w.Xd, p.Pp, w.DS, p.Np, w.XdDs, p.Np, accumulate: false);
@@ -476,13 +473,16 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>
-    /// c[i, 0..cols) (+)= Σ_k a[i·lda + k]·b[k·ldb + 0..cols), for i &lt; rows: 4 rows × 16 columns per block in
+    /// c[i, 0..cols) (+)= Σ_k a(i, k)·b[k·ldb + 0..cols), for i &lt; rows, with a(i, k) = a[i·lda + k] (a[k·lda + i] when
+    /// <paramref name="aTransposed"/>): 4 rows × 16 columns per block in
     /// Vector256 accumulators. b's and c's rows must hold cols rounded up to 16 (the pad columns get what the pad
     /// columns of b give). <paramref name="triangle"/> limits columns or depth per block of 4 rows (a superset of the
     /// triangle: the entries outside it must be 0 in a, or are not read from c).
     /// </summary>
-    private static void SsdGemm(SsdTriangle triangle, int rows, int cols, int depth, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+    private static void SsdGemm(SsdTriangle triangle, int rows, int cols, int depth, float* a, int lda, float* b, int ldb, float* c, int ldc,
+        bool accumulate, bool aTransposed = false)
     {
+        long rowStride = aTransposed ? 1 : lda, depthStride = aTransposed ? lda : 1;
         for (int i0 = 0; i0 < rows; i0 += 4)
         {
             int valid = Math.Min(4, rows - i0);
@@ -490,7 +490,7 @@ public sealed unsafe partial class CpuBackend
             int k0 = triangle == SsdTriangle.UpperDepth ? Math.Min(i0, depth) : 0;
             int k1 = triangle == SsdTriangle.LowerDepth ? Math.Min(depth, i0 + 4) : depth;
             // Rows past the end repeat row i0 and are not stored.
-            float* a0 = a + (long)i0 * lda, a1 = valid > 1 ? a0 + lda : a0, a2 = valid > 2 ? a0 + 2L * lda : a0, a3 = valid > 3 ? a0 + 3L * lda : a0;
+            long o1 = valid > 1 ? rowStride : 0, o2 = valid > 2 ? 2 * rowStride : 0, o3 = valid > 3 ? 3 * rowStride : 0;
             float* c0 = c + (long)i0 * ldc, c1 = valid > 1 ? c0 + ldc : c0, c2 = valid > 2 ? c0 + 2L * ldc : c0, c3 = valid > 3 ? c0 + 3L * ldc : c0;
             for (int j0 = 0; j0 < colEnd; j0 += 16)
             {
@@ -503,18 +503,18 @@ public sealed unsafe partial class CpuBackend
                     (r30, r31) = (Vector256.Load(c3 + j0), Vector256.Load(c3 + j0 + 8));
                 }
                 else r00 = r01 = r10 = r11 = r20 = r21 = r30 = r31 = Vector256<float>.Zero;
-                float* bk = b + (long)k0 * ldb + j0;
-                for (int k = k0; k < k1; k++, bk += ldb)
+                float* bk = b + (long)k0 * ldb + j0, ak = a + i0 * rowStride + k0 * depthStride;
+                for (int k = k0; k < k1; k++, bk += ldb, ak += depthStride)
                 {
                     var b0 = Vector256.Load(bk);
                     var b1 = Vector256.Load(bk + 8);
-                    var v = Vector256.Create(a0[k]);
+                    var v = Vector256.Create(ak[0]);
                     r00 = Vector256.FusedMultiplyAdd(v, b0, r00); r01 = Vector256.FusedMultiplyAdd(v, b1, r01);
-                    v = Vector256.Create(a1[k]);
+                    v = Vector256.Create(ak[o1]);
                     r10 = Vector256.FusedMultiplyAdd(v, b0, r10); r11 = Vector256.FusedMultiplyAdd(v, b1, r11);
-                    v = Vector256.Create(a2[k]);
+                    v = Vector256.Create(ak[o2]);
                     r20 = Vector256.FusedMultiplyAdd(v, b0, r20); r21 = Vector256.FusedMultiplyAdd(v, b1, r21);
-                    v = Vector256.Create(a3[k]);
+                    v = Vector256.Create(ak[o3]);
                     r30 = Vector256.FusedMultiplyAdd(v, b0, r30); r31 = Vector256.FusedMultiplyAdd(v, b1, r31);
                 }
                 // Stored last row first, so that repeated rows (valid < 4) end with row i0's own values.
