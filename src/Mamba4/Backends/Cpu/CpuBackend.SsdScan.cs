@@ -20,7 +20,8 @@ namespace Mamba4.Backends.Cpu;
 //
 // States are kept transposed, Sᵀ [N, P], so that every product is C[i, :] += Σ_k a[i, k]·b[k, :] with b's rows
 // contiguous (a read by rows, or by columns for Mᵀ and dCBᵀ): one register-blocked kernel (SsdGemm, 4 rows × 16
-// columns of Vector256 accumulators). Scratch rows are padded to 16 floats (Pp, Np, Qp); the kernel's depth is always the exact size, so pad columns never reach real ones.
+// columns of Vector256 accumulators). Scratch rows are padded to 16 floats (Pp, Np, Qp); the kernel's depth is always
+// the exact size, so pad columns never reach real ones.
 // Work units, forward and backward, are (stream b, group g, split of the group's heads), splits ≤ ⌈threads / (b·G)⌉
 // (1 when b·G fills the machine). Forward: chunk by chunk, C·Bᵀ once for the unit's heads (as mamba_ssm computes it
 // per group), then each head with its own state; per worker O(chunk) scratch plus one N·P state per head of the unit.
