@@ -7,7 +7,9 @@ namespace Mamba4.Tests;
 
 /// <summary>
 /// Mamba-2's SSD scan: the double-precision reference against the quadratic (attention-like) form written here
-/// and against finite differences (the math), the step against the parallel forward, and the op through the tape.
+/// and against finite differences (the math); the chunked CPU kernel against the reference (forward and every
+/// gradient: chunk sizes 1, not dividing L, above L; groups; sizes off the vector width; underflowing decays); the
+/// step against the parallel forward; and the op through the tape.
 /// </summary>
 public class SsdScanTests
 {
