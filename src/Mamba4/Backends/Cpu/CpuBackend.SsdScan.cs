@@ -248,10 +248,15 @@ public sealed unsafe partial class CpuBackend
     {
         var plan = PlanSsd(args);
         plan.DY = grads.DY.F32; plan.DX = grads.DX.F32; plan.DDt = grads.DDt.F32; plan.DB = grads.DB.F32; plan.DC = grads.DC.F32;
-        foreach (var t in new[] { grads.DX, grads.DDt, grads.DA, grads.DB, grads.DC, grads.DD, grads.DDtBias })
-            if (t is not null) Fill(t, 0f);
+        Fill(grads.DB, 0f);   // the heads of a group add into dB, dC; everything else is written once
+        Fill(grads.DC, 0f);
         long units = SsdUnits(plan);
-        if (units == 0 || plan.H == 0 || plan.L == 0) return;
+        if (units == 0 || plan.H == 0 || plan.L == 0)
+        {
+            foreach (var t in new[] { grads.DX, grads.DDt, grads.DA, grads.DD, grads.DDtBias })
+                if (t is not null) Fill(t, 0f);
+            return;
+        }
         int slots = (int)Math.Min(units, CpuParallel.Threads);
         long headSums = 3L * plan.Batch * plan.H, partials = 2 * (plan.Splits - 1) * plan.BcSize;
         var sums = CpuAllocator.Shared.Allocate((headSums + partials) * sizeof(float));
