@@ -7,7 +7,9 @@ namespace Mamba4.Tests;
 
 /// <summary>
 /// Mamba-2's SSD scan: the double-precision reference against the quadratic (attention-like) form written here
-/// and against finite differences (the math), the step against the parallel forward, and the op through the tape.
+/// and against finite differences (the math); the chunked CPU kernel against the reference (forward and every
+/// gradient: chunk sizes 1, not dividing L, above L; groups; sizes off the vector width; underflowing decays); the
+/// step against the parallel forward; and the op through the tape.
 /// </summary>
 public class SsdScanTests
 {
@@ -280,7 +282,7 @@ public class SsdScanTests
         using var scope = new TensorScope();
         var pr = Problem.Random(23, batch: 2, l: 7, h, p: 3, g, n, withD, withBias, clamp: clamp);
         var a = pr.Args(DType.F32);
-        var (y, last) = F.SsdScan(a.X, a.Dt, a.A, a.B, a.C, a.D, a.DtBias, dtMin: pr.DtMin, dtMax: pr.DtMax, returnLastState: true);
+        var (y, last) = F.SsdScan(a.X, a.Dt, a.A, a.B, a.C, a.D, a.DtBias, dtMin: pr.DtMin, dtMax: pr.DtMax, chunkSize: 3, returnLastState: true);
 
         var state = Tensor.Zeros(new Shape(pr.Batch, h, pr.P, pr.N));
         var yAll = y.ToFloatArray();
@@ -306,7 +308,7 @@ public class SsdScanTests
         Tensor[] inputs = [a.X, a.Dt, a.A, a.B, a.C, a.D!, a.DtBias!];
         string[] names = ["x", "dt", "A", "B", "C", "D", "dtBias"];
         for (int i = 0; i < inputs.Length; i++) inputs[i].Name = names[i];
-        GradCheck.Check(t => F.SsdScan(t[0], t[1], t[2], t[3], t[4], t[5], t[6]).Y, inputs,
+        GradCheck.Check(t => F.SsdScan(t[0], t[1], t[2], t[3], t[4], t[5], t[6], chunkSize: 2).Y, inputs,   // 3 chunks
             eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxChecksPerInput: 24);
     }
 

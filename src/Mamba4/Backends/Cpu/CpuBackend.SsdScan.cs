@@ -10,7 +10,7 @@ namespace Mamba4.Backends.Cpu;
 // with cum_j = A·Σ_{r≤j} dt_r (inclusive, within the chunk), ec_j = exp(cum_j), w_s = exp(cum_{q−1} − cum_s):
 //   M    = (C·Bᵀ) ∘ [exp(cum_j − cum_s)]_{s≤j}              the within-chunk quadratic form (causal decay mask)
 //   Y    = M·Xd + ec ∘ (C·S_prevᵀ) + D·x                     Xd = dt ∘ x; the second term: the previous chunks' state
-//   Sᵀ   ← exp(cum_{q−1})·Sᵀ + (Bᵀ ∘ w)·Xd                   the state passed on to the next chunk
+//   Sᵀ   ← exp(cum_{q−1})·Sᵀ + Bᵀ·(w ∘ Xd)                   the state passed on to the next chunk
 // Backward per chunk, last to first, with dSᵀ = ∂loss/∂(state leaving the chunk):
 //   dXd  = Mᵀ·dY + w ∘ (B·dSᵀ)           dx = D·dY + dt ∘ dXd        ddt += Σ_p dXd ∘ x
 //   dM   = dY·Xdᵀ,  dCB = dM ∘ decay      dC = dCB·B + ec ∘ (dY·S_prev)   dB = dCBᵀ·C + w ∘ (Xd·dS)
@@ -19,13 +19,16 @@ namespace Mamba4.Backends.Cpu;
 // then through the clamp and softplus as the reference does.
 //
 // States are kept transposed, Sᵀ [N, P], so that every product is C[i, :] += Σ_k a[i, k]·b[k, :] with b's rows
-// contiguous: one register-blocked kernel (SsdGemm, 4 rows × 16 columns of Vector256 accumulators). Scratch rows are
-// padded to 16 floats (Pp, Np, Qp); the kernel's depth is always the exact size, so pad columns never reach real ones.
-// Forward: parallel over (b, h); per worker O(chunk) scratch. Backward: a first pass keeps the state entering each
-// chunk (L/q · N · P floats per worker), the second walks the chunks back. Parallel over (b, group, split of the
-// group's heads): heads of one group add into the same dB, dC, so each split but the first accumulates into its own
-// copy ([b, L, G, N] each; splits ≤ ⌈threads / (b·G)⌉, 1 when b·G fills the machine), summed at the end — race-free
-// and deterministic. dA, dD, dDtBias are summed per stream, then over streams.
+// contiguous (a read by rows, or by columns for Mᵀ and dCBᵀ): one register-blocked kernel (SsdGemm, 4 rows × 16
+// columns of Vector256 accumulators). Scratch rows are padded to 16 floats (Pp, Np, Qp); the kernel's depth is always
+// the exact size, so pad columns never reach real ones.
+// Work units, forward and backward, are (stream b, group g, split of the group's heads), splits ≤ ⌈threads / (b·G)⌉
+// (1 when b·G fills the machine). Forward: chunk by chunk, C·Bᵀ once for the unit's heads (as mamba_ssm computes it
+// per group), then each head with its own state; per worker O(chunk) scratch plus one N·P state per head of the unit.
+// Backward, head by head: a first pass keeps the state entering each chunk (L/q · N · P floats per worker), the second
+// walks the chunks back. Heads of one group add into the same dB, dC, so each split but the first accumulates into
+// its own copy ([b, L, G, N] each), summed at the end — race-free and deterministic. dA, dD, dDtBias are summed per
+// stream, then over streams.
 public sealed unsafe partial class CpuBackend
 {
     /// <summary>The CPU kernel's largest chunk: the q×q buffers stay ≤ 4 MiB each (the result does not depend on it beyond rounding).</summary>
@@ -41,7 +44,9 @@ public sealed unsafe partial class CpuBackend
         public float* Partials;
         public float* Scratch;
         public long ScratchPerSlot;
-        public int Batch, L, H, P, G, N, HeadsPerGroup, Q, Chunks, Pp, Np, Qp, Splits;
+        public int Batch, L, H, P, G, N, HeadsPerGroup, Q, Chunks, Pp, Np, Qp;
+        /// <summary>Work units are (stream, group, split of the group's heads): enough of them for the workers.</summary>
+        public int Splits, HeadsPerSplit;
         public bool Softplus;
         public float DtMin, DtMax;
 
@@ -52,8 +57,8 @@ public sealed unsafe partial class CpuBackend
     private struct SsdWork
     {
         public float* Dt, RawGrad, Cum, Ec, W, DCum, DdtDirect;
-        public float* Xd, Bt, Cc, M, Y, State;                                   // forward
-        public float* XdT, Bc, Ct, Cb, Mt, DCbT, DYc, DYs, DXd, T, DCc, DBc, XdDs, Sp, DSt, DS, Checkpoints;
+        public float* Xd, Bt, Cc, Cb, M, Y, States;                               // forward
+        public float* XdT, Bc, Ct, DYc, DYs, DXd, T, DCc, DBc, XdDs, Sp, DSt, DS, Checkpoints;
 
         /// <summary>Lays the buffers out from <paramref name="at"/>; returns the end (from null: the size in floats).</summary>
         public static float* Carve(float* at, in SsdPlan p, bool backward, out SsdWork w)
@@ -62,16 +67,15 @@ public sealed unsafe partial class CpuBackend
             float* Take(long floats) { var r = at; at += floats; return r; }
             long qp = p.Qp, qPp = (long)p.Q * p.Pp, qNp = (long)p.Q * p.Np, qQp = (long)p.Q * p.Qp;
             w.Dt = Take(qp); w.Cum = Take(qp); w.Ec = Take(qp); w.W = Take(qp);
-            w.Xd = Take(qPp); w.Bt = Take(p.N * qp); w.Cc = Take(qNp); w.M = Take(qQp);
+            w.Xd = Take(qPp); w.Bt = Take(p.N * qp); w.Cc = Take(qNp); w.Cb = Take(qQp); w.M = Take(qQp);
             if (!backward)
             {
                 w.Y = Take(qPp);
-                w.State = Take((long)p.N * p.Pp);
+                w.States = Take((long)p.HeadsPerSplit * p.N * p.Pp);
                 return at;
             }
             w.RawGrad = Take(qp); w.DCum = Take(qp); w.DdtDirect = Take(qp);
             w.XdT = Take(p.P * qp); w.Bc = Take(qNp); w.Ct = Take(p.N * qp);
-            w.Cb = Take(qQp); w.Mt = Take(qQp); w.DCbT = Take(qQp);
             w.DYc = Take(qPp); w.DYs = Take(qPp); w.DXd = Take(qPp); w.T = Take(qPp);
             w.DCc = Take(qNp); w.DBc = Take(qNp); w.XdDs = Take(qNp);
             w.Sp = Take((long)p.P * p.Np); w.DS = Take((long)p.P * p.Np); w.DSt = Take((long)p.N * p.Pp);
@@ -93,7 +97,19 @@ public sealed unsafe partial class CpuBackend
         p.Q = Math.Max(1, Math.Min(Math.Min(a.ChunkSize, SsdMaxChunk), p.L));
         p.Chunks = (p.L + p.Q - 1) / p.Q;
         (p.Pp, p.Np, p.Qp) = (RoundUp16(p.P), RoundUp16(p.N), RoundUp16(p.Q));
+        long streamsTimesGroups = Math.Max(1L, (long)p.Batch * p.G);
+        p.Splits = (int)Math.Clamp((CpuParallel.Threads + streamsTimesGroups - 1) / streamsTimesGroups, 1, Math.Max(1, p.HeadsPerGroup));
+        p.HeadsPerSplit = (p.HeadsPerGroup + p.Splits - 1) / p.Splits;
         return p;
+    }
+
+    private static long SsdUnits(in SsdPlan p) => (long)p.Batch * p.G * p.Splits;
+
+    /// <summary>Work unit u: stream b, group g, its heads r0 ≤ r &lt; r1 (head g·H/G + r).</summary>
+    private static (int B, int G, int R0, int R1) SsdUnit(in SsdPlan p, long u)
+    {
+        int split = (int)(u % p.Splits), g = (int)(u / p.Splits % p.G), b = (int)(u / p.Splits / p.G);
+        return (b, g, p.HeadsPerGroup * split / p.Splits, p.HeadsPerGroup * (split + 1) / p.Splits);
     }
 
     private static int RoundUp16(int n) => (n + 15) / 16 * 16;
@@ -114,9 +130,9 @@ public sealed unsafe partial class CpuBackend
         plan.Y = args.Y.F32;
         plan.LastState = args.LastState is { } ls ? ls.F32 : null;
         if (args.LastState is { } last) Fill(last, 0f);
-        long items = (long)plan.Batch * plan.H;
-        if (items == 0 || plan.L == 0) return;
-        int slots = (int)Math.Min(items, CpuParallel.Threads);
+        long units = SsdUnits(plan);
+        if (units == 0 || plan.H == 0 || plan.L == 0) return;
+        int slots = (int)Math.Min(units, CpuParallel.Threads);
         var scratch = AllocateSsdScratch(ref plan, slots, backward: false);
         try
         {
@@ -126,50 +142,57 @@ public sealed unsafe partial class CpuBackend
                 for (long s = s0; s < s1; s++)
                 {
                     SsdWork.Carve(p.Scratch + s * p.ScratchPerSlot, p, backward: false, out var w);
-                    for (long i = items * s / slots; i < items * (s + 1) / slots; i++)
-                        SsdForwardHead(p, w, (int)(i / p.H), (int)(i % p.H));
+                    for (long u = units * s / slots; u < units * (s + 1) / slots; u++)
+                        SsdForwardHeads(p, w, SsdUnit(p, u));
                 }
             });
         }
         finally { scratch.Release(); }
     }
 
-    private static void SsdForwardHead(in SsdPlan p, in SsdWork w, int b, int h)
+    /// <summary>Heads r0..r1 of group g of stream b, chunk by chunk: C·Bᵀ once per chunk for all of them.</summary>
+    private static void SsdForwardHeads(in SsdPlan p, in SsdWork w, (int B, int G, int R0, int R1) unit)
     {
-        new Span<float>(w.State, p.N * p.Pp).Clear();
-        float skip = p.D != null ? p.D[h] : 0f;
+        var (b, g, r0, r1) = unit;
+        long stateSize = (long)p.N * p.Pp;
+        new Span<float>(w.States, (int)(stateSize * (r1 - r0))).Clear();
         for (int c = 0; c < p.Chunks; c++)
         {
             int t0 = c * p.Q, q = Math.Min(p.Q, p.L - t0);
-            SsdLoadChunk(p, w, b, h, t0, q, backward: false);
-            // M = (C·Bᵀ) ∘ decay; Y = ec ∘ (C·S_prevᵀ) + M·Xd.
-            SsdGemm(SsdTriangle.LowerColumns, q, q, p.N, w.Cc, p.Np, w.Bt, p.Qp, w.M, p.Qp, accumulate: false);
-            for (int j = 0; j < q; j++) SsdDecayRow(w.M + j * p.Qp, w.Cum, j, q);
-            if (c > 0)
+            SsdLoadGroupChunk(p, w, b, g, t0, q, backward: false);
+            SsdGemm(SsdTriangle.LowerColumns, q, q, p.N, w.Cc, p.Np, w.Bt, p.Qp, w.Cb, p.Qp, accumulate: false);
+            for (int r = r0; r < r1; r++)
             {
-                SsdGemm(SsdTriangle.None, q, p.P, p.N, w.Cc, p.Np, w.State, p.Pp, w.Y, p.Pp, accumulate: false);
-                for (int j = 0; j < q; j++) Scale(w.Y + j * p.Pp, w.Ec[j], p.P);
+                int h = g * p.HeadsPerGroup + r;
+                float* state = w.States + (r - r0) * stateSize;
+                float skip = p.D != null ? p.D[h] : 0f;
+                SsdLoadHeadChunk(p, w, b, h, t0, q, backward: false);
+                // M = CB ∘ decay; Y = ec ∘ (C·S_prevᵀ) + M·Xd.
+                for (int j = 0; j < q; j++) SsdDecayRow(w.Cb + j * p.Qp, w.M + j * p.Qp, w.Cum, j, q);
+                if (c > 0)
+                {
+                    SsdGemm(SsdTriangle.None, q, p.P, p.N, w.Cc, p.Np, state, p.Pp, w.Y, p.Pp, accumulate: false);
+                    for (int j = 0; j < q; j++) Scale(w.Y + j * p.Pp, w.Ec[j], p.P);
+                }
+                SsdGemm(SsdTriangle.LowerDepth, q, p.P, q, w.M, p.Qp, w.Xd, p.Pp, w.Y, p.Pp, accumulate: c > 0);
+                for (int j = 0; j < q; j++)
+                {
+                    long row = (((long)b * p.L + t0 + j) * p.H + h) * p.P;
+                    for (int i = 0; i < p.P; i++) p.Y[row + i] = w.Y[j * p.Pp + i] + skip * p.X[row + i];
+                }
+                if (c + 1 < p.Chunks || p.LastState != null) SsdAdvanceState(p, w, q, state);
             }
-            SsdGemm(SsdTriangle.LowerDepth, q, p.P, q, w.M, p.Qp, w.Xd, p.Pp, w.Y, p.Pp, accumulate: c > 0);
-            for (int j = 0; j < q; j++)
-            {
-                long row = (((long)b * p.L + t0 + j) * p.H + h) * p.P;
-                for (int i = 0; i < p.P; i++) p.Y[row + i] = w.Y[j * p.Pp + i] + skip * p.X[row + i];
-            }
-            if (c + 1 < p.Chunks || p.LastState != null) SsdAdvanceState(p, w, q, w.State);
         }
-        if (p.LastState != null) SsdTranspose(w.State, p.N, p.P, p.Pp, p.LastState + ((long)b * p.H + h) * p.P * p.N, p.N);
+        if (p.LastState == null) return;
+        for (int r = r0; r < r1; r++)
+            SsdTranspose(w.States + (r - r0) * stateSize, p.N, p.P, p.Pp, p.LastState + ((long)b * p.H + g * p.HeadsPerGroup + r) * p.P * p.N, p.N);
     }
 
-    /// <summary>Sᵀ ← exp(cum_{q−1})·Sᵀ + (Bᵀ ∘ w)·Xd (scales the chunk's Bᵀ in place).</summary>
+    /// <summary>Sᵀ ← exp(cum_{q−1})·Sᵀ + Bᵀ·(w ∘ Xd) (scales the head's Xd in place).</summary>
     private static void SsdAdvanceState(in SsdPlan p, in SsdWork w, int q, float* stateT)
     {
         Scale(stateT, MathF.Exp(w.Cum[q - 1]), p.N * p.Pp);
-        for (int n = 0; n < p.N; n++)
-        {
-            float* row = w.Bt + n * p.Qp;
-            for (int s = 0; s < q; s++) row[s] *= w.W[s];
-        }
+        for (int s = 0; s < q; s++) Scale(w.Xd + s * p.Pp, w.W[s], p.P);
         SsdGemm(SsdTriangle.None, p.N, p.P, q, w.Bt, p.Qp, w.Xd, p.Pp, stateT, p.Pp, accumulate: true);
     }
 
@@ -182,13 +205,24 @@ public sealed unsafe partial class CpuBackend
         return Math.Clamp(v, dtMin, dtMax);
     }
 
-    /// <summary>
-    /// One chunk's dt, cum, ec, w, Xd = dt ∘ x [q, Pp], Bᵀ [N, Qp], C [q, Np]; for the backward also the raw-dt
-    /// gradient factor, Xdᵀ [P, Qp], B [q, Np] and Cᵀ [N, Qp].
-    /// </summary>
-    private static void SsdLoadChunk(in SsdPlan p, in SsdWork w, int b, int h, int t0, int q, bool backward)
+    /// <summary>One chunk of group g's B and C: Bᵀ [N, Qp], C [q, Np]; for the backward also B [q, Np] and Cᵀ [N, Qp].</summary>
+    private static void SsdLoadGroupChunk(in SsdPlan p, in SsdWork w, int b, int g, int t0, int q, bool backward)
     {
-        int g = h / p.HeadsPerGroup;
+        for (int j = 0; j < q; j++)
+        {
+            long row = (long)b * p.L + t0 + j;
+            float* bRow = p.B + (row * p.G + g) * p.N, cRow = p.C + (row * p.G + g) * p.N;
+            new ReadOnlySpan<float>(cRow, p.N).CopyTo(new Span<float>(w.Cc + j * p.Np, p.N));
+            for (int n = 0; n < p.N; n++) w.Bt[n * p.Qp + j] = bRow[n];
+            if (!backward) continue;
+            new ReadOnlySpan<float>(bRow, p.N).CopyTo(new Span<float>(w.Bc + j * p.Np, p.N));
+            for (int n = 0; n < p.N; n++) w.Ct[n * p.Qp + j] = cRow[n];
+        }
+    }
+
+    /// <summary>One chunk of head h: dt, cum, ec, w and Xd = dt ∘ x [q, Pp]; for the backward also the raw-dt gradient factor and Xdᵀ [P, Qp].</summary>
+    private static void SsdLoadHeadChunk(in SsdPlan p, in SsdWork w, int b, int h, int t0, int q, bool backward)
+    {
         float a = p.A[h], bias = p.DtBias != null ? p.DtBias[h] : 0f, cum = 0f;
         for (int j = 0; j < q; j++)
         {
@@ -198,16 +232,10 @@ public sealed unsafe partial class CpuBackend
             if (backward) w.RawGrad[j] = rawGrad;
             cum += dt * a;
             w.Cum[j] = cum;
-
             float* x = p.X + (row * p.H + h) * p.P, xd = w.Xd + j * p.Pp;
-            float* bRow = p.B + (row * p.G + g) * p.N, cRow = p.C + (row * p.G + g) * p.N;
             for (int i = 0; i < p.P; i++) xd[i] = dt * x[i];
-            new ReadOnlySpan<float>(cRow, p.N).CopyTo(new Span<float>(w.Cc + j * p.Np, p.N));
-            for (int n = 0; n < p.N; n++) w.Bt[n * p.Qp + j] = bRow[n];
-            if (!backward) continue;
-            new ReadOnlySpan<float>(bRow, p.N).CopyTo(new Span<float>(w.Bc + j * p.Np, p.N));
-            for (int n = 0; n < p.N; n++) w.Ct[n * p.Qp + j] = cRow[n];
-            for (int i = 0; i < p.P; i++) w.XdT[i * p.Qp + j] = xd[i];
+            if (backward)
+                for (int i = 0; i < p.P; i++) w.XdT[i * p.Qp + j] = xd[i];
         }
         for (int j = 0; j < q; j++)
         {
@@ -220,13 +248,15 @@ public sealed unsafe partial class CpuBackend
     {
         var plan = PlanSsd(args);
         plan.DY = grads.DY.F32; plan.DX = grads.DX.F32; plan.DDt = grads.DDt.F32; plan.DB = grads.DB.F32; plan.DC = grads.DC.F32;
-        foreach (var t in new[] { grads.DX, grads.DDt, grads.DA, grads.DB, grads.DC, grads.DD, grads.DDtBias })
-            if (t is not null) Fill(t, 0f);
-        if ((long)plan.Batch * plan.H == 0 || plan.L == 0) return;
-
-        long streamsTimesGroups = (long)plan.Batch * plan.G;
-        plan.Splits = (int)Math.Clamp((CpuParallel.Threads + streamsTimesGroups - 1) / streamsTimesGroups, 1, plan.HeadsPerGroup);
-        long units = streamsTimesGroups * plan.Splits;
+        Fill(grads.DB, 0f);   // the heads of a group add into dB, dC; everything else is written once
+        Fill(grads.DC, 0f);
+        long units = SsdUnits(plan);
+        if (units == 0 || plan.H == 0 || plan.L == 0)
+        {
+            foreach (var t in new[] { grads.DX, grads.DDt, grads.DA, grads.DD, grads.DDtBias })
+                if (t is not null) Fill(t, 0f);
+            return;
+        }
         int slots = (int)Math.Min(units, CpuParallel.Threads);
         long headSums = 3L * plan.Batch * plan.H, partials = 2 * (plan.Splits - 1) * plan.BcSize;
         var sums = CpuAllocator.Shared.Allocate((headSums + partials) * sizeof(float));
@@ -244,10 +274,10 @@ public sealed unsafe partial class CpuBackend
                     SsdWork.Carve(p.Scratch + s * p.ScratchPerSlot, p, backward: true, out var w);
                     for (long u = units * s / slots; u < units * (s + 1) / slots; u++)
                     {
-                        int split = (int)(u % p.Splits), g = (int)(u / p.Splits % p.G), b = (int)(u / p.Splits / p.G);
+                        var (b, g, r0, r1) = SsdUnit(p, u);
+                        long split = u % p.Splits;
                         float* dB = split == 0 ? p.DB : p.Partials + 2 * (split - 1) * p.BcSize;
                         float* dC = split == 0 ? p.DC : dB + p.BcSize;
-                        int r0 = p.HeadsPerGroup * split / p.Splits, r1 = p.HeadsPerGroup * (split + 1) / p.Splits;
                         for (int r = r0; r < r1; r++) SsdBackwardHead(p, w, b, g * p.HeadsPerGroup + r, dB, dC);
                     }
                 }
@@ -282,18 +312,19 @@ public sealed unsafe partial class CpuBackend
     /// <summary>The backward of one (stream, head): the states entering each chunk, then the chunks last to first.</summary>
     private static void SsdBackwardHead(in SsdPlan p, in SsdWork w, int b, int h, float* dB, float* dC)
     {
+        int g = h / p.HeadsPerGroup;
         long stateSize = (long)p.N * p.Pp;
         new Span<float>(w.Checkpoints, (int)stateSize).Clear();
         for (int c = 0; c + 1 < p.Chunks; c++)
         {
             int t0 = c * p.Q, q = Math.Min(p.Q, p.L - t0);
-            SsdLoadChunk(p, w, b, h, t0, q, backward: false);
+            SsdLoadGroupChunk(p, w, b, g, t0, q, backward: false);
+            SsdLoadHeadChunk(p, w, b, h, t0, q, backward: false);
             float* next = w.Checkpoints + (c + 1) * stateSize;
             new Span<float>(w.Checkpoints + c * stateSize, (int)stateSize).CopyTo(new Span<float>(next, (int)stateSize));
             SsdAdvanceState(p, w, q, next);
         }
 
-        int g = h / p.HeadsPerGroup;
         float a = p.A[h], skip = p.D != null ? p.D[h] : 0f;
         double dA = 0, dD = 0, dBias = 0;
         for (int c = p.Chunks - 1; c >= 0; c--)
@@ -301,7 +332,8 @@ public sealed unsafe partial class CpuBackend
             int t0 = c * p.Q, q = Math.Min(p.Q, p.L - t0);
             bool hasState = c > 0, hasStateGrad = c + 1 < p.Chunks;
             float* statePrevT = w.Checkpoints + c * stateSize;
-            SsdLoadChunk(p, w, b, h, t0, q, backward: true);
+            SsdLoadGroupChunk(p, w, b, g, t0, q, backward: true);
+            SsdLoadHeadChunk(p, w, b, h, t0, q, backward: true);
             new Span<float>(w.DCum, p.Qp).Clear();
             if (hasState) SsdTranspose(statePrevT, p.N, p.P, p.Pp, w.Sp, p.Np);
             if (hasStateGrad) SsdTranspose(w.DSt, p.N, p.P, p.Pp, w.DS, p.Np);
@@ -311,15 +343,10 @@ public sealed unsafe partial class CpuBackend
                 for (int i = 0; i < p.P; i++) { w.DYc[j * p.Pp + i] = dy[i]; w.DYs[j * p.Pp + i] = w.Ec[j] * dy[i]; }
             }
 
-            // M = CB ∘ decay (CB kept), Mᵀ for dXd = Mᵀ·dY (+ w ∘ B·dSᵀ).
+            // M = CB ∘ decay (CB kept); dXd = Mᵀ·dY (+ w ∘ B·dSᵀ).
             SsdGemm(SsdTriangle.LowerColumns, q, q, p.N, w.Cc, p.Np, w.Bt, p.Qp, w.Cb, p.Qp, accumulate: false);
-            for (int j = 0; j < q; j++)
-            {
-                new Span<float>(w.Cb + j * p.Qp, j + 1).CopyTo(new Span<float>(w.M + j * p.Qp, j + 1));
-                SsdDecayRow(w.M + j * p.Qp, w.Cum, j, q);
-            }
-            SsdTranspose(w.M, q, q, p.Qp, w.Mt, p.Qp);
-            SsdGemm(SsdTriangle.UpperDepth, q, p.P, q, w.Mt, p.Qp, w.DYc, p.Pp, w.DXd, p.Pp, accumulate: false);
+            for (int j = 0; j < q; j++) SsdDecayRow(w.Cb + j * p.Qp, w.M + j * p.Qp, w.Cum, j, q);
+            SsdGemm(SsdTriangle.UpperDepth, q, p.P, q, w.M, p.Qp, w.DYc, p.Pp, w.DXd, p.Pp, accumulate: false, aTransposed: true);
             if (hasStateGrad)
             {
                 SsdGemm(SsdTriangle.None, q, p.P, p.N, w.Bc, p.Np, w.DSt, p.Pp, w.T, p.Pp, accumulate: false);
@@ -343,14 +370,13 @@ public sealed unsafe partial class CpuBackend
             // dM = dY·Xdᵀ → dCB (in place of dM) and the decay's dcum; dC = ec ∘ (dY·S_prev) + dCB·B; dB = dCBᵀ·C + w ∘ (Xd·dS).
             SsdGemm(SsdTriangle.LowerColumns, q, q, p.P, w.DYc, p.Pp, w.XdT, p.Qp, w.M, p.Qp, accumulate: false);
             for (int j = 0; j < q; j++) SsdDecayRowBackward(w.M + j * p.Qp, w.Cb + j * p.Qp, w.Cum, w.DCum, j, q);
-            SsdTranspose(w.M, q, q, p.Qp, w.DCbT, p.Qp);
             if (hasState)
             {
                 SsdGemm(SsdTriangle.None, q, p.N, p.P, w.DYs, p.Pp, w.Sp, p.Np, w.DCc, p.Np, accumulate: false);
                 for (int j = 0; j < q; j++) w.DCum[j] += Dot(w.Cc + j * p.Np, w.DCc + j * p.Np, p.N);
             }
             SsdGemm(SsdTriangle.LowerDepth, q, p.N, q, w.M, p.Qp, w.Bc, p.Np, w.DCc, p.Np, accumulate: hasState);
-            SsdGemm(SsdTriangle.UpperDepth, q, p.N, q, w.DCbT, p.Qp, w.Cc, p.Np, w.DBc, p.Np, accumulate: false);
+            SsdGemm(SsdTriangle.UpperDepth, q, p.N, q, w.M, p.Qp, w.Cc, p.Np, w.DBc, p.Np, accumulate: false, aTransposed: true);
             if (hasStateGrad)
             {
                 SsdGemm(SsdTriangle.None, q, p.N, p.P, w.Xd, p.Pp, w.DS, p.Np, w.XdDs, p.Np, accumulate: false);
@@ -400,8 +426,8 @@ public sealed unsafe partial class CpuBackend
         p.HeadSums[(2L * p.Batch + b) * p.H + h] = (float)dBias;
     }
 
-    /// <summary>row[s] ·= exp(cum_j − cum_s) for s ≤ j, 0 for j &lt; s &lt; q: the causal decay mask of row j.</summary>
-    private static void SsdDecayRow(float* row, float* cum, int j, int q)
+    /// <summary>m[s] = cb[s]·exp(cum_j − cum_s) for s ≤ j, 0 for j &lt; s &lt; q: row j of CB under the causal decay mask.</summary>
+    private static void SsdDecayRow(float* cb, float* m, float* cum, int j, int q)
     {
         var cj = Vector256.Create(cum[j]);
         int s = 0;
@@ -409,9 +435,9 @@ public sealed unsafe partial class CpuBackend
         {
             var keep = SsdLanesUpTo(s, j);
             var e = Simd.Exp(cj - Vector256.Load(cum + s));
-            Vector256.Store(Vector256.ConditionalSelect(keep, e * Vector256.Load(row + s), Vector256<float>.Zero), row + s);
+            Vector256.Store(Vector256.ConditionalSelect(keep, e * Vector256.Load(cb + s), Vector256<float>.Zero), m + s);
         }
-        if (s < q) new Span<float>(row + s, q - s).Clear();
+        if (s < q) new Span<float>(m + s, q - s).Clear();
     }
 
     /// <summary>
@@ -453,13 +479,16 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>
-    /// c[i, 0..cols) (+)= Σ_k a[i·lda + k]·b[k·ldb + 0..cols), for i &lt; rows: 4 rows × 16 columns per block in
+    /// c[i, 0..cols) (+)= Σ_k a(i, k)·b[k·ldb + 0..cols), for i &lt; rows, with a(i, k) = a[i·lda + k] (a[k·lda + i] when
+    /// <paramref name="aTransposed"/>): 4 rows × 16 columns per block in
     /// Vector256 accumulators. b's and c's rows must hold cols rounded up to 16 (the pad columns get what the pad
     /// columns of b give). <paramref name="triangle"/> limits columns or depth per block of 4 rows (a superset of the
     /// triangle: the entries outside it must be 0 in a, or are not read from c).
     /// </summary>
-    private static void SsdGemm(SsdTriangle triangle, int rows, int cols, int depth, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+    private static void SsdGemm(SsdTriangle triangle, int rows, int cols, int depth, float* a, int lda, float* b, int ldb, float* c, int ldc,
+        bool accumulate, bool aTransposed = false)
     {
+        long rowStride = aTransposed ? 1 : lda, depthStride = aTransposed ? lda : 1;
         for (int i0 = 0; i0 < rows; i0 += 4)
         {
             int valid = Math.Min(4, rows - i0);
@@ -467,7 +496,7 @@ public sealed unsafe partial class CpuBackend
             int k0 = triangle == SsdTriangle.UpperDepth ? Math.Min(i0, depth) : 0;
             int k1 = triangle == SsdTriangle.LowerDepth ? Math.Min(depth, i0 + 4) : depth;
             // Rows past the end repeat row i0 and are not stored.
-            float* a0 = a + (long)i0 * lda, a1 = valid > 1 ? a0 + lda : a0, a2 = valid > 2 ? a0 + 2L * lda : a0, a3 = valid > 3 ? a0 + 3L * lda : a0;
+            long o1 = valid > 1 ? rowStride : 0, o2 = valid > 2 ? 2 * rowStride : 0, o3 = valid > 3 ? 3 * rowStride : 0;
             float* c0 = c + (long)i0 * ldc, c1 = valid > 1 ? c0 + ldc : c0, c2 = valid > 2 ? c0 + 2L * ldc : c0, c3 = valid > 3 ? c0 + 3L * ldc : c0;
             for (int j0 = 0; j0 < colEnd; j0 += 16)
             {
@@ -480,18 +509,18 @@ public sealed unsafe partial class CpuBackend
                     (r30, r31) = (Vector256.Load(c3 + j0), Vector256.Load(c3 + j0 + 8));
                 }
                 else r00 = r01 = r10 = r11 = r20 = r21 = r30 = r31 = Vector256<float>.Zero;
-                float* bk = b + (long)k0 * ldb + j0;
-                for (int k = k0; k < k1; k++, bk += ldb)
+                float* bk = b + (long)k0 * ldb + j0, ak = a + i0 * rowStride + k0 * depthStride;
+                for (int k = k0; k < k1; k++, bk += ldb, ak += depthStride)
                 {
                     var b0 = Vector256.Load(bk);
                     var b1 = Vector256.Load(bk + 8);
-                    var v = Vector256.Create(a0[k]);
+                    var v = Vector256.Create(ak[0]);
                     r00 = Vector256.FusedMultiplyAdd(v, b0, r00); r01 = Vector256.FusedMultiplyAdd(v, b1, r01);
-                    v = Vector256.Create(a1[k]);
+                    v = Vector256.Create(ak[o1]);
                     r10 = Vector256.FusedMultiplyAdd(v, b0, r10); r11 = Vector256.FusedMultiplyAdd(v, b1, r11);
-                    v = Vector256.Create(a2[k]);
+                    v = Vector256.Create(ak[o2]);
                     r20 = Vector256.FusedMultiplyAdd(v, b0, r20); r21 = Vector256.FusedMultiplyAdd(v, b1, r21);
-                    v = Vector256.Create(a3[k]);
+                    v = Vector256.Create(ak[o3]);
                     r30 = Vector256.FusedMultiplyAdd(v, b0, r30); r31 = Vector256.FusedMultiplyAdd(v, b1, r31);
                 }
                 // Stored last row first, so that repeated rows (valid < 4) end with row i0's own values.
