@@ -429,17 +429,18 @@ extern "C" __global__ void ssd_finalize(SsdParams p)
         i64 bh = (i64)b * p.H + h, hl = bh * p.L, n = SSD_HL(p);
         int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
         const float *yOff = p.scal, *yDiag = p.scal + n, *gxOff = p.scal + 2 * n, *gxDiag = p.scal + 3 * n, *dyx = p.scal + 4 * n, *cb = p.scal + 5 * n;
-        float k = 0.f;
+        // the running sums cancel (∂loss/∂a_t is small beside its terms): double, as they are few (one thread per chunk)
+        double k = 0.0;
         for (int tile = 0; tile < p.tiles; tile++) k += p.chunkDot[(bh * p.chunks + c) * p.tiles + tile];
-        float suffix = 0.f;   // Σ_{u≥t} dy_u·y_off_u
+        double suffix = 0.0;   // Σ_{u≥t} dy_u·y_off_u
         for (int t = t0; t < t1; t++) suffix += yOff[hl + t];
         float a = p.A[h], bias = p.dtBias ? p.dtBias[h] : 0.f;
-        float prefixR = 0.f, inside = 0.f, dA = 0.f, dD = 0.f, dBias = 0.f;
+        double prefixR = 0.0, inside = 0.0, dA = 0.0, dD = 0.0, dBias = 0.0;
         for (int t = t0; t < t1; t++)
         {
-            float dt = p.dtp[hl + t], mDiag = dt * dyx[hl + t] * cb[hl + t];
-            float dLda = k + suffix + prefixR + inside;
-            float ddt = a * dLda + gxOff[hl + t] + gxDiag[hl + t];
+            double dt = p.dtp[hl + t], mDiag = dt * dyx[hl + t] * cb[hl + t];
+            double dLda = k + suffix + prefixR + inside;
+            float ddt = (float)(a * dLda + gxOff[hl + t] + gxDiag[hl + t]);
             dA += dt * dLda;
             dD += dyx[hl + t];
             float raw = p.dt[((i64)b * p.L + t) * p.H + h] + bias;
@@ -452,9 +453,9 @@ extern "C" __global__ void ssd_finalize(SsdParams p)
             inside += (dt * gxDiag[hl + t] - mDiag) - (yDiag[hl + t] - mDiag);
         }
         i64 at = bh * p.chunks + c, parts = (i64)p.batch * p.H * p.chunks;
-        p.partials[at] = dA;
-        p.partials[parts + at] = dD;
-        p.partials[2 * parts + at] = dBias;
+        p.partials[at] = (float)dA;
+        p.partials[parts + at] = (float)dD;
+        p.partials[2 * parts + at] = (float)dBias;
     }
 }
 
@@ -464,16 +465,16 @@ extern "C" __global__ void ssd_reduce(SsdParams p)
     GRID_STRIDE(h, (i64)p.H)
     {
         i64 parts = (i64)p.batch * p.H * p.chunks;
-        float dA = 0.f, dD = 0.f, dBias = 0.f;
+        double dA = 0.0, dD = 0.0, dBias = 0.0;
         for (int b = 0; b < p.batch; b++)
             for (int c = 0; c < p.chunks; c++)
             {
                 i64 at = ((i64)b * p.H + h) * p.chunks + c;
                 dA += p.partials[at]; dD += p.partials[parts + at]; dBias += p.partials[2 * parts + at];
             }
-        p.dA[h] = dA;
-        if (p.dD) p.dD[h] = dD;
-        if (p.dDtBias) p.dDtBias[h] = dBias;
+        p.dA[h] = (float)dA;
+        if (p.dD) p.dD[h] = (float)dD;
+        if (p.dDtBias) p.dDtBias[h] = (float)dBias;
     }
 }
 
