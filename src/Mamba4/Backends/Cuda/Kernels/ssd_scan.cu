@@ -14,7 +14,7 @@
 //     both outside the chunk  K_c = exp(cumEnd)·⟨R, S0⟩                (ssd_state_passing_backward, per tile of P·N)
 //     s before, u ≥ t inside  Σ_{u≥t} dy_u·y_off_u                        (ssd_mix_bf: the forward's two parts dotted with dy)
 //     s < t inside, u after   Σ_{s<t} dt_s·x_s·(exp(cumEnd − cum_s)·R B_s)  (ssd_mix_bx)
-//     both inside             Σ_{t'<t} (Σ_{u>t'} M[u, t'] − Σ_{s<t'} M[t', s])  (row and column sums of M from bf and bx)
+//     both inside             Σ_{t'<t} (Σ_{u>t'} M[u, t'] − Σ_{s<t'} M[t', s])  (strict column and row sums of M from bx and bf)
 //   ddt_t = A·∂loss/∂a_t + x_t·G_t B_t, dA = Σ dt_t·∂loss/∂a_t, then the clamp and softplus (ssd_finalize per chunk, ssd_reduce).
 // Every sum is written by one thread or block in a fixed order: the backward is deterministic (no atomics).
 // ssd_step: one decoding step, a warp per (b, h, p) row of the state.
@@ -160,23 +160,25 @@ extern "C" __global__ void __launch_bounds__(256) ssd_state_passing_backward(Ssd
 //   BX    B   C   dy  R[j, k]   n  p  s ≥ t   exp(cum_s − cum_t)
 //   DB    x   dy  C   R[k, j]   p  n  s ≥ t   exp(cum_s − cum_t)
 //   DC    dy  x   B   S0[k, j]  p  n  s ≤ t   exp(cum_t − cum_s)·dt_s
-// Block 256 = 32 lanes (columns j = lane + 32·jj, jj < JT) × 8 warps (rows t = tBase + warp + 8·i, i < 4).
+// Block 256 = 32 lanes (columns j = lane + 32·jj, jj < JT) × 8 warps (rows t = tBase + 4·warp + i, i < 4).
 #define MODE_FWD 0
 #define MODE_BF 1
 #define MODE_BX 2
 #define MODE_DB 3
 #define MODE_DC 4
-#define SSD_SMEM (3 * 32 * 33 + 256 * 33)
+#define SSD_SMEM (3 * 32 * 36 + 256 * 33)   // floats; a multiple of 4 (float4 storage)
 
 template <int MODE, int JT> __device__ __forceinline__ void mix_head(const SsdParams& p, int b, int h, int c, int tBase,
     float (&accOff)[4][JT], float (&accDiag)[4][JT], float* sm)
 {
     constexpr bool forward = MODE == MODE_FWD || MODE == MODE_BF || MODE == MODE_DC;
     constexpr bool headV = MODE == MODE_DB || MODE == MODE_DC;   // V, W are head rows (x, dy), k over P; Z group rows, j over N
-    float* Vs = sm;               // [32 t][33]
-    float* Ws = sm + 32 * 33;     // [32 s][33]
-    float* Wt = sm + 2 * 32 * 33; // [32 t][33 s]
-    float* big = sm + 3 * 32 * 33;  // S as [j][33 k] (off part), then Z as [32 s][32·JT j] (diagonal part)
+    constexpr bool strict = MODE == MODE_BF || MODE == MODE_BX;  // without s = t (see mix_head_kernel)
+    // a thread's 4 rows are consecutive (4·warp + i), so Vs and Wt keep t innermost and are read 4 rows at a time (float4)
+    float* Vs = sm;               // [32 k][36 t]
+    float* Ws = sm + 32 * 36;     // [32 s][33 k]
+    float* Wt = sm + 2 * 32 * 36; // [32 s][36 t]
+    float* big = sm + 3 * 32 * 36;  // S as [j][33 k] (off part), then Z as [32 s][32·JT j] (diagonal part)
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int g = h / (p.H / p.G);
     i64 bh = (i64)b * p.H + h;
@@ -207,7 +209,7 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head(const SsdPa
         for (int e = threadIdx.x; e < 32 * 32; e += 256)
         {
             int r = e >> 5, k = e & 31, t = tBase + r;
-            Vs[r * 33 + k] = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
+            Vs[k * 36 + r] = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
         }
         for (int e = threadIdx.x; e < 32 * JT * 32; e += 256)
         {
@@ -222,9 +224,8 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head(const SsdPa
 #pragma unroll 4
         for (int k = 0; k < 32; k++)
         {
-            float v[4];
-#pragma unroll
-            for (int i = 0; i < 4; i++) v[i] = Vs[(warp + 8 * i) * 33 + k];
+            float4 v4 = *reinterpret_cast<const float4*>(Vs + k * 36 + 4 * warp);
+            float v[4] = {v4.x, v4.y, v4.z, v4.w};
 #pragma unroll
             for (int jj = 0; jj < JT; jj++)
             {
@@ -247,7 +248,7 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head(const SsdPa
             {
                 int r = e >> 5, k = e & 31, t = tBase + r, s = s0 + r;
                 bool kin = k0 + k < K;
-                Vs[r * 33 + k] = t < t1 && kin ? V[t * vRow + k0 + k] : 0.f;
+                Vs[k * 36 + r] = t < t1 && kin ? V[t * vRow + k0 + k] : 0.f;
                 Ws[r * 33 + k] = s < t1 && kin ? W[s * vRow + k0 + k] : 0.f;
             }
             __syncthreads();
@@ -255,22 +256,22 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head(const SsdPa
             for (int k = 0; k < 32; k++)
             {
                 float w = Ws[lane * 33 + k];
-#pragma unroll
-                for (int i = 0; i < 4; i++) cb[i] += Vs[(warp + 8 * i) * 33 + k] * w;
+                float4 v4 = *reinterpret_cast<const float4*>(Vs + k * 36 + 4 * warp);
+                cb[0] += v4.x * w; cb[1] += v4.y * w; cb[2] += v4.z * w; cb[3] += v4.w * w;
             }
         }
         int s = s0 + lane;
 #pragma unroll
         for (int i = 0; i < 4; i++)
         {
-            int t = tBase + warp + 8 * i;
+            int t = tBase + 4 * warp + i;
             float w = 0.f;
             if (t < t1 && s < t1)
             {
-                if (forward) { if (s <= t) w = cb[i] * expf((float)(cum[t] - cum[s])) * dtp[s]; }
-                else if (s >= t) w = cb[i] * expf((float)(cum[s] - cum[t]));
+                if (forward) { if (strict ? s < t : s <= t) w = cb[i] * expf((float)(cum[t] - cum[s])) * dtp[s]; }
+                else if (strict ? s > t : s >= t) w = cb[i] * expf((float)(cum[s] - cum[t]));
             }
-            Wt[(warp + 8 * i) * 33 + lane] = w;
+            Wt[lane * 36 + 4 * warp + i] = w;
         }
         for (int e = threadIdx.x; e < 32 * 32 * JT; e += 256)
         {
@@ -284,13 +285,12 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head(const SsdPa
             float z[JT];
 #pragma unroll
             for (int jj = 0; jj < JT; jj++) z[jj] = big[sr * 32 * JT + lane + 32 * jj];
+            float4 w4 = *reinterpret_cast<const float4*>(Wt + sr * 36 + 4 * warp);
+            float w[4] = {w4.x, w4.y, w4.z, w4.w};
 #pragma unroll
             for (int i = 0; i < 4; i++)
-            {
-                float w = Wt[(warp + 8 * i) * 33 + sr];
 #pragma unroll
-                for (int jj = 0; jj < JT; jj++) accDiag[i][jj] += w * z[jj];
-            }
+                for (int jj = 0; jj < JT; jj++) accDiag[i][jj] += w[i] * z[jj];
         }
     }
 }
@@ -304,11 +304,14 @@ __device__ __forceinline__ float off_factor(const SsdParams& p, i64 bh, int c, i
     return expf((float)(cum[tEnd] - cum[t]));
 }
 
-// Grid (⌈chunk/32⌉, chunks, b·H); FWD writes y; BF writes scal[0] = dy·y_off, scal[1] = dy·y_diag;
-// BX writes dx and scal[2] = x·(G B)_off, scal[3] = x·(G B)_diag, scal[4] = dy·x, scal[5] = C·B.
+// Grid (⌈chunk/32⌉, chunks, b·H); FWD writes y; BF writes scal[0] = dy·y_off, scal[1] = dy·y_diag without s = t
+// (Σ_{s<t} M[t, s]); BX writes dx and scal[2] = x·(G B)_off, scal[3] = x·(G B)_diag without u = t (Σ_{u>t} M[u, t] / dt_t),
+// scal[4] = dy·x, scal[5] = C_t·B_t. BF and BX leave the diagonal M[t, t] out of their sums: it dominates them where
+// dt·A decays fast, and subtracting it afterwards would cancel away the strict sums' precision.
 template <int MODE, int JT> __device__ __forceinline__ void mix_head_kernel(const SsdParams& p)
 {
-    __shared__ float sm[SSD_SMEM];
+    __shared__ float4 sm4[SSD_SMEM / 4];   // float4: 16-byte aligned
+    float* sm = reinterpret_cast<float*>(sm4);
     int c = blockIdx.y, bh = blockIdx.z, h = bh % p.H, b = bh / p.H;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + blockIdx.x * 32;
     if (tBase >= t1) return;
@@ -320,11 +323,18 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head_kernel(cons
 #pragma unroll
     for (int i = 0; i < 4; i++)
     {
-        int t = tBase + warp + 8 * i;
+        int t = tBase + 4 * warp + i;
         if (t >= t1) continue;   // uniform over the warp
         i64 row = ((i64)b * p.L + t) * p.H * p.P + (i64)h * p.P;
         float off = off_factor(p, bh, c, t, MODE != MODE_BX);
-        float s1 = 0.f, s2 = 0.f, s3 = 0.f;
+        float s1 = 0.f, s2 = 0.f, s3 = 0.f, cbt = 0.f;
+        if (MODE == MODE_BX)
+        {
+            const float* Bt = p.B + (((i64)b * p.L + t) * p.G + g) * p.N;
+            const float* Ct = p.C + (((i64)b * p.L + t) * p.G + g) * p.N;
+            for (int n = lane; n < p.N; n += 32) cbt += Ct[n] * Bt[n];
+            cbt = warp_sum(cbt);
+        }
 #pragma unroll
         for (int jj = 0; jj < JT; jj++)
         {
@@ -336,7 +346,7 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head_kernel(cons
             if (MODE == MODE_BX)
             {
                 float dy = p.dy[row + j], xv = p.x[row + j];
-                p.dx[row + j] = d * dy + p.dtp[hl + t] * (o + dg);
+                p.dx[row + j] = d * dy + p.dtp[hl + t] * (o + dg + cbt * dy);
                 s1 += xv * o; s2 += xv * dg; s3 += dy * xv;
             }
         }
@@ -347,17 +357,13 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head_kernel(cons
         }
         if (MODE == MODE_BX)
         {
-            const float* Bt = p.B + (((i64)b * p.L + t) * p.G + g) * p.N;
-            const float* Ct = p.C + (((i64)b * p.L + t) * p.G + g) * p.N;
-            float cb = 0.f;
-            for (int n = lane; n < p.N; n += 32) cb += Ct[n] * Bt[n];
-            s1 = warp_sum(s1); s2 = warp_sum(s2); s3 = warp_sum(s3); cb = warp_sum(cb);
+            s1 = warp_sum(s1); s2 = warp_sum(s2); s3 = warp_sum(s3);
             if (lane == 0)
             {
                 p.scal[2 * SSD_HL(p) + hl + t] = s1;
                 p.scal[3 * SSD_HL(p) + hl + t] = s2;
                 p.scal[4 * SSD_HL(p) + hl + t] = s3;
-                p.scal[5 * SSD_HL(p) + hl + t] = cb;
+                p.scal[5 * SSD_HL(p) + hl + t] = cbt;
             }
         }
     }
@@ -366,7 +372,8 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head_kernel(cons
 // dB (MODE_DB) or dC (MODE_DC) of one group: the heads of the group summed in order. Grid (⌈chunk/32⌉, chunks, b·G).
 template <int MODE, int JT> __device__ __forceinline__ void mix_group_kernel(const SsdParams& p)
 {
-    __shared__ float sm[SSD_SMEM];
+    __shared__ float4 sm4[SSD_SMEM / 4];   // float4: 16-byte aligned
+    float* sm = reinterpret_cast<float*>(sm4);
     int c = blockIdx.y, g = blockIdx.z % p.G, b = blockIdx.z / p.G, heads = p.H / p.G;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + blockIdx.x * 32;
     if (tBase >= t1) return;
@@ -383,7 +390,7 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_group_kernel(con
 #pragma unroll
         for (int i = 0; i < 4; i++)
         {
-            int t = min(tBase + warp + 8 * i, t1 - 1);
+            int t = min(tBase + 4 * warp + i, t1 - 1);
             float off = off_factor(p, bh, c, t, MODE == MODE_DC);
             float scale = MODE == MODE_DB ? p.dtp[bh * p.L + t] : 1.f;
 #pragma unroll
@@ -394,7 +401,7 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_group_kernel(con
 #pragma unroll
     for (int i = 0; i < 4; i++)
     {
-        int t = tBase + warp + 8 * i;
+        int t = tBase + 4 * warp + i;
         if (t >= t1) continue;
         i64 row = (((i64)b * p.L + t) * p.G + g) * p.N;
 #pragma unroll
@@ -438,9 +445,9 @@ extern "C" __global__ void ssd_finalize(SsdParams p)
         double prefixR = 0.0, inside = 0.0, dA = 0.0, dD = 0.0, dBias = 0.0;
         for (int t = t0; t < t1; t++)
         {
-            double dt = p.dtp[hl + t], mDiag = dt * dyx[hl + t] * cb[hl + t];
+            double dt = p.dtp[hl + t];
             double dLda = k + suffix + prefixR + inside;
-            float ddt = (float)(a * dLda + gxOff[hl + t] + gxDiag[hl + t]);
+            float ddt = (float)(a * dLda + gxOff[hl + t] + gxDiag[hl + t] + (double)cb[hl + t] * dyx[hl + t]);
             dA += dt * dLda;
             dD += dyx[hl + t];
             float raw = p.dt[((i64)b * p.L + t) * p.H + h] + bias;
@@ -450,7 +457,7 @@ extern "C" __global__ void ssd_finalize(SsdParams p)
             dBias += grad;
             suffix -= yOff[hl + t];
             prefixR += dt * gxOff[hl + t];
-            inside += (dt * gxDiag[hl + t] - mDiag) - (yDiag[hl + t] - mDiag);
+            inside += dt * gxDiag[hl + t] - yDiag[hl + t];
         }
         i64 at = bh * p.chunks + c, parts = (i64)p.batch * p.H * p.chunks;
         p.partials[at] = (float)dA;
