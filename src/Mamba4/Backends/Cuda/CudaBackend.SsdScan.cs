@@ -5,10 +5,11 @@ namespace Mamba4.Backends.Cuda;
 
 // Mamba-2's SSD scan on CUDA (Ops/SsdScan.cs has the math; Kernels/ssd_scan.cu's header the chunked plan; the plain twin is
 // Cpu/SsdScanReference.cs). F32 tensors; scratch: dt, cum [b, H, L], the chunk-start states [b, chunks, H, P, N] (and in the
-// backward the gradient states of the same size, six per-step scalars [b, H, L]): nothing of size [b, L, H, P, N].
+// backward the gradient states of the same size, six per-step scalars [b, H, L]), C·B within each chunk [b, chunks, G, Qp, Qp]:
+// nothing of size [b, L, H, P, N].
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>Mirrors <c>struct SsdParams</c> in ssd_scan.cu (24 pointers, 2 floats, 10 ints).</summary>
+    /// <summary>Mirrors <c>struct SsdParams</c> in ssd_scan.cu (25 pointers, 2 floats, 10 ints).</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct SsdParams
     {
@@ -16,7 +17,7 @@ public sealed unsafe partial class CudaBackend
         public nint Y, LastState;
         public nint DtP, Cum;
         public nint States, RStates;
-        public nint Scal, ChunkDot, Partials;
+        public nint Scal, ChunkDot, Partials, Cbm;
         public nint DX, DDt, DA, DB, DC, DD, DDtBias;
         public float DtMin, DtMax;
         public int Batch, L, H, P, G, N, Chunk, Chunks, Softplus, Tiles;
@@ -58,7 +59,8 @@ public sealed unsafe partial class CudaBackend
     private static Dim3 SsdStateGrid(in SsdParams p) => new((uint)((p.N + 31) / 32 * ((p.P + 31) / 32)), (uint)p.Chunks, (uint)(p.Batch * p.H));
     private static Dim3 SsdChunkGrid(in SsdParams p, int streams) => new((uint)((p.Chunk + 31) / 32), (uint)p.Chunks, (uint)streams);
 
-    /// <summary>dt after bias/softplus/clamp and its chunk cumsum, then the state at each chunk's start (and the last state when asked).</summary>
+    /// <summary>dt after bias/softplus/clamp and its chunk cumsum, the state at each chunk's start (and the last state when asked),
+    /// and C_t·B_s within each chunk and group.</summary>
     private void SsdChunkStates(ref SsdParams p, List<Storage> scratch)
     {
         long steps = (long)p.Batch * p.H * p.L;
@@ -69,6 +71,9 @@ public sealed unsafe partial class CudaBackend
         Launch(file, Kernels.SsdScan.SsdDtCumsum, GridFor((long)p.Batch * p.Chunks * p.H), SsdBlock, 0, p);
         Launch(file, Kernels.SsdScan.SsdChunkState, SsdStateGrid(p), SsdBlock, 0, p);
         Launch(file, Kernels.SsdScan.SsdStatePassing, new Dim3((uint)p.Tiles, (uint)(p.Batch * p.H)), SsdBlock, 0, p);
+        int tiles = (p.Chunk + 31) / 32;
+        p.Cbm = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.G * tiles * tiles * 32 * 32);
+        Launch(file, Kernels.SsdScan.SsdBmm, new Dim3((uint)(tiles * tiles), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
     }
 
     public void SsdScanForward(in SsdScanArgs args)

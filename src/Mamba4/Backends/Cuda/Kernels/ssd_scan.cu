@@ -4,6 +4,7 @@
 //   ssd_dt_cumsum      dt_t = clamp(softplus(dt_t + dtBias), dtMin, dtMax) and cum_t            → dtp, cum [b, H, L]
 //   ssd_chunk_state    X_c = Σ_s exp(cumEnd − cum_s)·dt_s·x_s ⊗ B_s                            → states [b, chunks, H, P, N]
 //   ssd_state_passing  S0_c = exp(cumEnd_{c−1})·S0_{c−1} + X_{c−1} (the state at each chunk's start; S0_0 = 0), lastState
+//   ssd_bmm            C_t·B_s within each chunk, once per group
 //   ssd_mix_fwd        y_t = exp(cum_t)·S0 C_t  +  Σ_{s≤t} exp(cum_t − cum_s)·dt_s·(C_t·B_s)·x_s  +  D·x_t
 // Backward (G_t = ∂loss/∂S_t): the forward states again, then R_c = the gradient entering chunk c from later chunks,
 //   ssd_chunk_dstate   Y_c = Σ_u exp(cum_u)·dy_u ⊗ C_u;  ssd_state_passing_backward  R_c = exp(cumEnd_{c+1})·R_{c+1} + Y_{c+1}
@@ -29,6 +30,7 @@ struct SsdParams
     float *scal;             // [6][b, H, L]: backward per-step scalars (see ssd_mix_bf / ssd_mix_bx)
     float *chunkDot;         // [b, H, chunks, tiles]: K_c per tile of 256 state elements
     float *partials;         // [3][b, H, chunks]: dA, dD, dDtBias of each chunk
+    float *cbm;              // [b, chunks, G, Qp, Qp]: C_t·B_s within each chunk (Qp = chunk rounded up to 32), shared by the group's heads
     float *dx, *ddt, *dA, *dB, *dC, *dD, *dDtBias;
     float dtMin, dtMax;
     int batch, L, H, P, G, N, chunk, chunks, softplus, tiles;
@@ -153,6 +155,47 @@ extern "C" __global__ void __launch_bounds__(256) ssd_state_passing_backward(Ssd
     }
 }
 
+// C_t·B_s of one chunk and group (mamba_ssm's bmm_chunk), tiles of 32 × 32 with s-tile ≤ t-tile; grid (⌈chunk/32⌉², chunks, b·G).
+// The fwd, bf and bx chunk kernels of every head of the group read it instead of each computing it again.
+extern "C" __global__ void __launch_bounds__(256) ssd_bmm(SsdParams p)
+{
+    __shared__ float4 sm4[(32 * 36 + 32 * 36) / 4];
+    float* Cs = reinterpret_cast<float*>(sm4);   // [32 k][36 t]
+    float* Bs = Cs + 32 * 36;                    // [32 s][33 k]
+    int qt = (p.chunk + 31) / 32, tTile = blockIdx.x / qt, sTile = blockIdx.x % qt;
+    int c = blockIdx.y, g = blockIdx.z % p.G, b = blockIdx.z / p.G;
+    int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + 32 * tTile, sBase = t0 + 32 * sTile;
+    if (sTile > tTile || tBase >= t1) return;   // uniform over the block
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const float* Cg = p.C + ((i64)b * p.L * p.G + g) * p.N;
+    const float* Bg = p.B + ((i64)b * p.L * p.G + g) * p.N;
+    i64 row = (i64)p.G * p.N;
+    float cb[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int k0 = 0; k0 < p.N; k0 += 32)
+    {
+        __syncthreads();
+        for (int e = threadIdx.x; e < 32 * 32; e += 256)
+        {
+            int r = e >> 5, k = e & 31, t = tBase + r, s = sBase + r;
+            bool kin = k0 + k < p.N;
+            Cs[k * 36 + r] = t < t1 && kin ? Cg[t * row + k0 + k] : 0.f;
+            Bs[r * 33 + k] = s < t1 && kin ? Bg[s * row + k0 + k] : 0.f;
+        }
+        __syncthreads();
+#pragma unroll 8
+        for (int k = 0; k < 32; k++)
+        {
+            float w = Bs[lane * 33 + k];
+            float4 v4 = *reinterpret_cast<const float4*>(Cs + k * 36 + 4 * warp);
+            cb[0] += v4.x * w; cb[1] += v4.y * w; cb[2] += v4.z * w; cb[3] += v4.w * w;
+        }
+    }
+    int qp = qt * 32;
+    float* out = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
+#pragma unroll
+    for (int i = 0; i < 4; i++) out[(i64)(32 * tTile + 4 * warp + i) * qp + 32 * sTile + lane] = cb[i];
+}
+
 // ---- the chunk's two parts, for 32 rows t of one chunk and all J columns ----
 // out[t, j] = off_t·Σ_k V_t[k]·S[j, k]  (accOff, off_t applied by the caller)  +  Σ_{s in window(t)} w(t, s)·(V_t·W_s)·Z_s[j]  (accDiag)
 //   MODE  V   W   Z   S         k  j  window  w(t, s)
@@ -241,6 +284,24 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head(const SsdPa
     for (int s0 = sBegin; s0 < sEnd; s0 += 32)
     {
         float cb[4] = {0.f, 0.f, 0.f, 0.f};
+        __syncthreads();   // the last tile's Wt and Z are read
+        if (!headV)
+        {
+            // C·B from ssd_bmm: fwd, bf C_t·B_s = cbm[t][s]; bx B_t·C_u = cbm[u][t]
+            int qp = (p.chunk + 31) / 32 * 32, tl = tBase - t0 + 4 * warp, sl = s0 - t0 + lane;
+            const float* cbm = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
+            if (MODE == MODE_BX)
+            {
+                float4 v = *reinterpret_cast<const float4*>(cbm + (i64)sl * qp + tl);
+                cb[0] = v.x; cb[1] = v.y; cb[2] = v.z; cb[3] = v.w;
+            }
+            else
+            {
+#pragma unroll
+                for (int i = 0; i < 4; i++) cb[i] = cbm[(i64)(tl + i) * qp + sl];
+            }
+        }
+        else
         for (int k0 = 0; k0 < K; k0 += 32)
         {
             __syncthreads();
