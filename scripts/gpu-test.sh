@@ -35,6 +35,10 @@ if [ "$what" = all ] || [ "$what" = bench ]; then
       python3 "$anchors/scan_anchor.py" > "$out/scan-anchor.jsonl" 2> "$out/scan-anchor.err" && export MAMBA4_SCAN_ANCHOR="$out/scan-anchor.jsonl" \
         || echo "mamba_ssm scan anchor failed (see scan-anchor.err): no same-run ratios"
     fi
+    if [ -n "$anchors" ] && [ "$b" = cuda-ssd ]; then
+      python3 "$dev/ssd_anchor.py" "$anchors" > "$out/ssd-anchor.jsonl" 2> "$out/ssd-anchor.err" && export MAMBA4_SSD_ANCHOR="$out/ssd-anchor.jsonl" \
+        || echo "mamba_ssm SSD anchor failed (see ssd-anchor.err): no same-run ratios"
+    fi
     if [ -n "$anchors" ] && [ "$b" = cuda-model ]; then
       python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" && export MAMBA4_MODEL_ANCHOR="$out/model-anchor.jsonl" \
         || echo "mamba_ssm model anchor failed (see model-anchor.err): no same-run ratios"

@@ -15,6 +15,8 @@ internal sealed record BenchSettings
     public string? ScanAnchorFile { get; init; }
     /// <summary>JSON lines written by ../shared/anchors/model_anchor.py earlier in the same call. (MAMBA4_MODEL_ANCHOR)</summary>
     public string? ModelAnchorFile { get; init; }
+    /// <summary>JSON lines written by scripts/ssd_anchor.py (mamba_ssm's Triton SSD) earlier in the same call. (MAMBA4_SSD_ANCHOR)</summary>
+    public string? SsdAnchorFile { get; init; }
     /// <summary>generate: interleaved rounds and decode steps per timing. (MAMBA4_GENERATE_ROUNDS, MAMBA4_GENERATE_K)</summary>
     public int GenerateRounds { get; init; } = 48;
     public int GenerateSteps { get; init; } = 8;
@@ -40,6 +42,7 @@ internal sealed record BenchSettings
             CudaMode = Get("MAMBA4_CUDA_BENCH") ?? d.CudaMode,
             ScanAnchorFile = Get("MAMBA4_SCAN_ANCHOR"),
             ModelAnchorFile = Get("MAMBA4_MODEL_ANCHOR"),
+            SsdAnchorFile = Get("MAMBA4_SSD_ANCHOR"),
             GenerateRounds = Positive("MAMBA4_GENERATE_ROUNDS", d.GenerateRounds),
             GenerateSteps = Positive("MAMBA4_GENERATE_K", d.GenerateSteps),
             ServeSample = Get("MAMBA4_SERVE_SAMPLE") == "1",

@@ -17,6 +17,7 @@ var benchmarks = new Dictionary<string, Action>
     ["tokenizer"] = TokenizerBench.Run,
     ["cuda"] = CudaBench.Run,
     ["cuda-model"] = CudaModelBench.Run,
+    ["cuda-ssd"] = CudaSsdBench.Run,
     ["serve"] = ServeBench.Run,
     ["reclen"] = () => RecLenBench.Run(args),
 };

@@ -45,6 +45,18 @@ public class KernelTableTests
         Assert.Empty(missing);
     }
 
+    /// <summary>The SSD scan's chunk kernels for every head dim 1..128 (fwd, bf, bx) and d_state 1..256 (db, dc) exist.</summary>
+    [Fact]
+    public void EverySsdChunkKernelNameTheBackendComposesExists()
+    {
+        var ssd = Kernels.ByFile[Kernels.SsdScan.File];
+        var missing = new SortedSet<string>();
+        foreach (var (mode, max) in new[] { ("fwd", 128), ("bf", 128), ("bx", 128), ("db", 256), ("dc", 256) })
+            for (int columns = 1; columns <= max; columns++)
+                if (!ssd.Contains(CudaBackend.SsdMixKernel(mode, columns))) missing.Add(CudaBackend.SsdMixKernel(mode, columns));
+        Assert.Empty(missing);
+    }
+
     [Fact]
     public void MacroDefinedKernelsAreListedAndRemovedVariantsAreNot()
     {

@@ -1,12 +1,155 @@
+using System.Runtime.InteropServices;
 using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
 
-// Mamba-2's SSD scan on CUDA (Ops/SsdScan.cs has the math; Kernels/ssd_scan.cu). Work in progress: the interface is fixed, the kernels land next.
+// Mamba-2's SSD scan on CUDA (Ops/SsdScan.cs has the math; Kernels/ssd_scan.cu's header the chunked plan; the plain twin is
+// Cpu/SsdScanReference.cs). F32 tensors; scratch: dt, cum [b, H, L], the chunk-start states [b, chunks, H, P, N] (and in the
+// backward the gradient states of the same size, six per-step scalars [b, H, L]), C·B within each chunk [b, chunks, G, Qp, Qp]:
+// nothing of size [b, L, H, P, N].
 public sealed unsafe partial class CudaBackend
 {
-    public void SsdScanForward(in SsdScanArgs args) => throw new NotImplementedException("SsdScan on CUDA: not implemented yet");
-    public void SsdScanBackward(in SsdScanArgs args, in SsdScanGrads grads) => throw new NotImplementedException("SsdScan on CUDA: not implemented yet");
-    public void SsdScanStep(Tensor x, Tensor dt, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? dtBias, bool dtSoftplus, float dtMin, float dtMax, Tensor ssmState, Tensor y) =>
-        throw new NotImplementedException("SsdScan on CUDA: not implemented yet");
+    /// <summary>Mirrors <c>struct SsdParams</c> in ssd_scan.cu (25 pointers, 2 floats, 10 ints).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct SsdParams
+    {
+        public nint X, Dt, A, B, C, D, DtBias, DY;
+        public nint Y, LastState;
+        public nint DtP, Cum;
+        public nint States, RStates;
+        public nint Scal, ChunkDot, Partials, Cbm;
+        public nint DX, DDt, DA, DB, DC, DD, DDtBias;
+        public float DtMin, DtMax;
+        public int Batch, L, H, P, G, N, Chunk, Chunks, Softplus, Tiles;
+    }
+
+    /// <summary>ssd_scan.cu's chunk kernels hold up to 4 columns of 32 per lane for P and 8 for N.</summary>
+    private const int SsdMaxHeadDim = 128, SsdMaxStateSize = 256, SsdBlock = 256;
+
+    /// <summary>The chunk kernel of a mode (fwd, bf, bx over P columns; db, dc over N) for <paramref name="columns"/> columns.</summary>
+    internal static string SsdMixKernel(string mode, int columns) => $"ssd_mix_{mode}_j{NextPowerOfTwo((columns + 31) / 32)}";
+
+    private static SsdParams SsdInputs(in SsdScanArgs a)
+    {
+        if (a.HeadDim < 1 || a.HeadDim > SsdMaxHeadDim)
+            throw new NotSupportedException($"SsdScan on CUDA supports head dims 1..{SsdMaxHeadDim}, got x {a.X.Shape}");
+        if (a.StateSize < 1 || a.StateSize > SsdMaxStateSize)
+            throw new NotSupportedException($"SsdScan on CUDA supports d_state 1..{SsdMaxStateSize}, got B {a.B.Shape}");
+        int chunk = Math.Max(1, Math.Min(a.ChunkSize, a.Length));
+        int chunks = (a.Length + chunk - 1) / chunk;
+        if ((long)a.Batch * a.Heads > 65535 || chunks > 65535)
+            throw new NotSupportedException($"SsdScan on CUDA: batch·heads ({a.Batch}·{a.Heads}) and chunks ({chunks}) must each be at most 65,535");
+        return new SsdParams
+        {
+            X = a.X.DataPointer, Dt = a.Dt.DataPointer, A = a.A.DataPointer, B = a.B.DataPointer, C = a.C.DataPointer,
+            D = a.D?.DataPointer ?? 0, DtBias = a.DtBias?.DataPointer ?? 0,
+            DtMin = a.DtMin, DtMax = a.DtMax, Softplus = a.DtSoftplus ? 1 : 0,
+            Batch = a.Batch, L = a.Length, H = a.Heads, P = a.HeadDim, G = a.Groups, N = a.StateSize,
+            Chunk = chunk, Chunks = chunks, Tiles = (a.HeadDim * a.StateSize + SsdBlock - 1) / SsdBlock,
+        };
+    }
+
+    private nint SsdScratch(List<Storage> scratch, long floats)
+    {
+        var s = Allocator.Allocate(Math.Max(1, floats) * sizeof(float));
+        scratch.Add(s);
+        return s.Pointer;
+    }
+
+    private static Dim3 SsdStateGrid(in SsdParams p) => new((uint)((p.N + 31) / 32 * ((p.P + 31) / 32)), (uint)p.Chunks, (uint)(p.Batch * p.H));
+    private static Dim3 SsdChunkGrid(in SsdParams p, int streams) => new((uint)((p.Chunk + 31) / 32), (uint)p.Chunks, (uint)streams);
+
+    /// <summary>dt after bias/softplus/clamp and its chunk cumsum, the state at each chunk's start (and the last state when asked),
+    /// and C_t·B_s within each chunk and group.</summary>
+    private void SsdChunkStates(ref SsdParams p, List<Storage> scratch)
+    {
+        long steps = (long)p.Batch * p.H * p.L;
+        p.DtP = SsdScratch(scratch, steps);
+        p.Cum = SsdScratch(scratch, 2 * steps);   // double
+        p.States = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.H * p.P * p.N);
+        const string file = Kernels.SsdScan.File;
+        Launch(file, Kernels.SsdScan.SsdDtCumsum, GridFor((long)p.Batch * p.Chunks * p.H), SsdBlock, 0, p);
+        Launch(file, Kernels.SsdScan.SsdChunkState, SsdStateGrid(p), SsdBlock, 0, p);
+        Launch(file, Kernels.SsdScan.SsdStatePassing, new Dim3((uint)p.Tiles, (uint)(p.Batch * p.H)), SsdBlock, 0, p);
+        int tiles = (p.Chunk + 31) / 32;
+        p.Cbm = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.G * tiles * tiles * 32 * 32);
+        Launch(file, Kernels.SsdScan.SsdBmm, new Dim3((uint)(tiles * tiles), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
+    }
+
+    public void SsdScanForward(in SsdScanArgs args)
+    {
+        var p = SsdInputs(args);
+        if (p.Batch == 0 || p.L == 0)
+        {
+            if (args.LastState is { } s) Fill(s, 0f);
+            return;
+        }
+        p.Y = args.Y.DataPointer;
+        p.LastState = args.LastState?.DataPointer ?? 0;
+        var scratch = new List<Storage>();
+        try
+        {
+            SsdChunkStates(ref p, scratch);
+            Launch(Kernels.SsdScan.File, SsdMixKernel("fwd", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
+        }
+        finally
+        {
+            foreach (var s in scratch) s.Release();
+        }
+    }
+
+    public void SsdScanBackward(in SsdScanArgs args, in SsdScanGrads grads)
+    {
+        var p = SsdInputs(args);
+        if (p.Batch == 0 || p.L == 0)
+        {
+            foreach (var g in new[] { grads.DX, grads.DDt, grads.DA, grads.DB, grads.DC, grads.DD, grads.DDtBias })
+                if (g is not null) Fill(g, 0f);
+            return;
+        }
+        p.DY = grads.DY.DataPointer;
+        p.DX = grads.DX.DataPointer;
+        p.DDt = grads.DDt.DataPointer;
+        p.DA = grads.DA.DataPointer;
+        p.DB = grads.DB.DataPointer;
+        p.DC = grads.DC.DataPointer;
+        p.DD = grads.DD?.DataPointer ?? 0;
+        p.DDtBias = grads.DDtBias?.DataPointer ?? 0;
+        const string file = Kernels.SsdScan.File;
+        var scratch = new List<Storage>();
+        try
+        {
+            SsdChunkStates(ref p, scratch);
+            long streamChunks = (long)p.Batch * p.H * p.Chunks;
+            p.RStates = SsdScratch(scratch, streamChunks * p.P * p.N);
+            p.Scal = SsdScratch(scratch, 6L * p.Batch * p.H * p.L);
+            p.ChunkDot = SsdScratch(scratch, streamChunks * p.Tiles);
+            p.Partials = SsdScratch(scratch, 3 * streamChunks);
+            // the gradient states entering each chunk from the later ones, and K_c
+            Launch(file, Kernels.SsdScan.SsdChunkDstate, SsdStateGrid(p), SsdBlock, 0, p);
+            Launch(file, Kernels.SsdScan.SsdStatePassingBackward, new Dim3((uint)p.Tiles, (uint)(p.Batch * p.H)), SsdBlock, 0, p);
+            // per step: the forward's two parts dotted with dy; dx and x·G B; then dB, dC summed over each group's heads
+            Launch(file, SsdMixKernel("bf", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
+            Launch(file, SsdMixKernel("bx", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
+            Launch(file, SsdMixKernel("db", p.N), SsdChunkGrid(p, p.Batch * p.G), SsdBlock, 0, p);
+            Launch(file, SsdMixKernel("dc", p.N), SsdChunkGrid(p, p.Batch * p.G), SsdBlock, 0, p);
+            // ddt, and dA, dD, dDtBias by chunk, then by head
+            Launch(file, Kernels.SsdScan.SsdFinalize, GridFor(streamChunks), SsdBlock, 0, p);
+            Launch(file, Kernels.SsdScan.SsdReduce, GridFor(p.H), SsdBlock, 0, p);
+        }
+        finally
+        {
+            foreach (var s in scratch) s.Release();
+        }
+    }
+
+    // ---- recurrent step (decoding): a warp per (b, h, p) row of the state ----
+    public void SsdScanStep(Tensor x, Tensor dt, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? dtBias, bool dtSoftplus, float dtMin, float dtMax, Tensor ssmState, Tensor y)
+    {
+        int batch = x.Shape[0], heads = x.Shape[1], headDim = x.Shape[2], groups = b.Shape[1], n = b.Shape[2];
+        long rows = (long)batch * heads * headDim;
+        if (rows == 0) return;
+        Launch(Kernels.SsdScan.File, Kernels.SsdScan.SsdStep, (uint)((rows + 7) / 8), SsdBlock, 0,
+            x, dt, a, b, c, d, dtBias, dtSoftplus, dtMin, dtMax, ssmState, y, batch, heads, headDim, groups, n);
+    }
 }
