@@ -118,7 +118,7 @@ public static class ModelFiles
     }
 
     /// <summary>The weights that may stay narrow: every nn.Linear and nn.Embedding weight, and a model's own lm_head.weight.</summary>
-    private static HashSet<Tensor> NarrowCandidates(Module model)
+    public static HashSet<Tensor> NarrowCandidates(Module model)
     {
         var set = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         foreach (var m in model.Modules())
