@@ -107,6 +107,50 @@ public class NarrowWeightTests
         finally { Backend.Configure(engine); }
     }
 
+    /// <summary>Each output is the same bits whether its weight row went through the four-row tile or alone, and whatever
+    /// the number of rows of x (a stream's logits do not depend on the batch it is decoded in).</summary>
+    [Theory]
+    [InlineData(DType.BF16)]
+    [InlineData(DType.I8)]
+    public void OutputsDoNotDependOnTilingOrBatch(DType dtype)
+    {
+        const int n = 9, k = 150;
+        var rng = new Random(5);
+        var values = new float[n * k];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1);
+        var xs = new float[3 * k];
+        for (int i = 0; i < xs.Length; i++) xs[i] = (float)(rng.NextDouble() * 2 - 1);
+        Tensor Narrow(float[] v, int rows)
+        {
+            using var f32 = Tensor.From(v, rows, k);
+            var w = Tensor.Empty(new Shape(rows, k)).Persist();
+            if (dtype == DType.BF16) w.ReplaceWith(f32.To(DType.BF16));
+            else
+            {
+                var (q, sc) = WeightQuantization.Quantize(f32, "w");
+                w.ReplaceWith(q, sc);
+            }
+            return w;
+        }
+        using var _ = GradMode.NoGrad();
+        using var full = Narrow(values, n);
+        using var x3 = Tensor.From(xs, 3, k);
+        using var y3 = F.Linear(x3, full);
+        var all = y3.ToFloatArray();
+        for (int r = 0; r < 3; r++)
+        {
+            using var x1 = Tensor.From(xs.AsSpan(r * k, k).ToArray(), 1, k);
+            using var y1 = F.Linear(x1, full);
+            Assert.Equal(all.AsSpan(r * n, n).ToArray(), y1.ToFloatArray());
+            for (int o = 0; o < n; o++)
+            {
+                using var single = Narrow(values.AsSpan(o * k, k).ToArray(), 1);
+                using var yo = F.Linear(x1, single);
+                Assert.Equal(all[r * n + o], yo.ToFloatArray()[0]);
+            }
+        }
+    }
+
     [Fact]
     public void ForcedKernelsAreTheOnesThatRun()
     {
