@@ -121,7 +121,7 @@ public sealed record EngineSettings
         ["cpu_gemm"] = Cpu.CpuGemm.BlasDescription,
         ["threads"] = Cpu.CpuParallel.Threads,
         ["cpu_gemv"] = Cpu.CpuGemv.Tile4x3 ? "4x3 tiles" : Cpu.CpuGemv.Wide ? "3x2 tiles" : "rows",
-        ["cpu_narrow"] = Cpu.CpuNarrowGemm.Kernel.ToString().ToLowerInvariant(),
+        ["cpu_narrow"] = Cpu.CpuNarrowGemm.Kernel switch { CpuNarrowKernel.Auto => "avx-512", CpuNarrowKernel.Vector256 => "vector256", _ => "scalar" },
         ["cuda_matmul"] = CudaMatmul.ToString().ToLowerInvariant(),
         ["scan_plan"] = ScanForwardChunk == 0 && ScanForwardStatesPerThread == 0 && ScanBackwardChunk == 0 && ScanBackwardBlock == 0 ? "auto"
             : $"forward chunk {ScanForwardChunk}, states/thread {ScanForwardStatesPerThread}, backward chunk {ScanBackwardChunk}, block {ScanBackwardBlock}",
