@@ -198,6 +198,23 @@ public class WeightPrecisionTests : IDisposable
         FailsNaming(dir, "quantization_config.quant_method", "gptq");
     }
 
+    /// <summary>`serve` with int8 weights (the checkpoint's own) and with --dtype bf16: the batched step's greedy completion is the fixture's.</summary>
+    [Theory]
+    [InlineData("int8")]
+    [InlineData("bf16")]
+    public async Task ServeGreedyCompletionWithNarrowWeightsIsTheFixtures(string precision)
+    {
+        var dir = precision == "int8" ? Quantized("int8", int8: true) : Fixture;
+        using var reference = SafetensorsFile.Open(Path.Combine(Fixture, "reference.safetensors"));
+        var prompt = reference.Get("generate.prompt").ToInt64Array();
+        var expected = reference.Get("generate.output").ToInt64Array();
+        var options = new Mamba4.Server.ServerOptions { ModelDir = dir, Load = new ModelLoadOptions { WeightDType = precision == "bf16" ? DType.BF16 : null } };
+        await using var server = await Server.ServerHarness.StartAsync(options);
+        var (status, body, text) = await server.PostAsync("/v1/completions", System.Text.Json.JsonSerializer.Serialize(new { prompt, max_tokens = expected.Length - prompt.Length, temperature = 0 }));
+        Assert.True(status == 200, text);
+        Assert.Equal(expected[prompt.Length..], body!["choices"]![0]!["token_ids"]!.AsArray().Select(n => n!.GetValue<long>()));
+    }
+
     [Fact]
     public void CliQuantizesAndGeneratesWithEachDType()
     {
