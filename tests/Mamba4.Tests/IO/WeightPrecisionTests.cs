@@ -108,6 +108,21 @@ public class WeightPrecisionTests : IDisposable
         Assert.False(bf16.Backbone.Layers[0].Mixer.OutProj.Weight.RequiresGrad);
     }
 
+    /// <summary>The memory check counts the matrices at the type they will be kept in: a limit that refuses the model in F32
+    /// admits it in BF16 (estimate: 2 bytes a matrix element, 4 for the rest and for the largest tensor's conversion buffer).</summary>
+    [Fact]
+    public void TheMemoryEstimateCountsTheKeptType()
+    {
+        var shapes = MambaLM.Shapes(MambaConfig.FromJsonFile(Path.Combine(Fixture, "config.json")));
+        long matrices = shapes.Where(p => p.Shape.Rank == 2 && p.Name.EndsWith("weight")).Sum(p => p.Shape.NumElements);
+        long bf16 = ModelFiles.EstimateBytes(shapes) - 2 * matrices;
+        Assert.Equal(bf16, ModelFiles.EstimateBytes(shapes, (name, shape) => shape.Rank == 2 && name.EndsWith("weight") ? 2 : 4));
+        var e = Assert.Throws<InsufficientMemoryException>(() => MambaLM.FromPretrained(Fixture, new ModelLoadOptions { HostMemoryLimit = bf16 }));
+        Assert.Contains("parameters as F32", e.Message);
+        using var model = MambaLM.FromPretrained(Fixture, new ModelLoadOptions { HostMemoryLimit = bf16, WeightDType = DType.BF16 });
+        Assert.Equal(DType.BF16, model.LmHead.DType);
+    }
+
     /// <summary>
     /// The fixture's greedy continuation (transformers, float64 from the F32 weights) with the weights kept in BF16, F16
     /// and int8: the same ids. (The fixture model's top logits are far enough apart for rounding not to flip them;
