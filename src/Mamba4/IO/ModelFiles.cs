@@ -67,7 +67,8 @@ public static class ModelFiles
             CheckMemory(expected, target, options, what, (name, shape) =>
                 shape.Rank == 2 && name.EndsWith("weight", StringComparison.Ordinal) && source.TryGetValue(name, out var s)
                     ? WeightType(s.Info.DType!.Value, options.WeightDType, target).ElementSize() : sizeof(float));
-            var model = create();
+            T model;
+            using (Init.SkipValues()) model = create();   // every parameter is read below: no random values to draw
             try
             {
                 var narrow = NarrowCandidates(model);
