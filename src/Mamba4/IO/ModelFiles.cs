@@ -226,10 +226,24 @@ public static class ModelFiles
     internal static unsafe (long Index, float Value) FirstNonFinite(Tensor t)
     {
         if (t.DType == DType.I8) return (-1, 0);
-        if (!t.Device.IsCpu || t.DType != DType.F32)
+        if (!t.Device.IsCpu)
         {
-            using var host = t.To(DType.F32, Device.Cpu);
+            using var host = t.To(Device.Cpu);
             return FirstNonFinite(host);
+        }
+        if (t.DType != DType.F32)
+        {
+            // A BF16/F16 weight is scanned through a small F32 buffer: a widened copy of it would touch (and, pooled, keep) its F32 size.
+            var buffer = new float[65536];
+            for (long start = 0, n = t.NumElements; start < n; start += buffer.Length)
+            {
+                int count = (int)Math.Min(buffer.Length, n - start);
+                fixed (float* b = buffer)
+                    DTypeConvert.Convert((byte*)t.DataPointer + start * t.DType.ElementSize(), t.DType, b, DType.F32, count);
+                int i = FirstNonFinite(buffer.AsSpan(0, count));
+                if (i >= 0) return (start + i, buffer[i]);
+            }
+            return (-1, 0);
         }
         float* p = (float*)t.DataPointer;
         for (long start = 0, n = t.NumElements; start < n; start += int.MaxValue / 2)

@@ -172,6 +172,24 @@ public class WeightPrecisionTests : IDisposable
     }
 
     [Fact]
+    public void ANaNInABf16WeightKeptBf16IsRefusedWithItsIndex()
+    {
+        var src = Quantized("bf16", int8: false, DType.BF16);
+        var dir = Path.Combine(_dir, "nan");
+        Directory.CreateDirectory(dir);
+        File.Copy(Path.Combine(src, "config.json"), Path.Combine(dir, "config.json"));
+        var tensors = Safetensors.LoadAll(Path.Combine(src, "model.safetensors"));
+        const string name = "backbone.layers.1.mixer.in_proj.weight";
+        try
+        {
+            tensors[name].AsSpan<BFloat16>()[77] = (BFloat16)float.NaN;
+            Safetensors.Save(Path.Combine(dir, "model.safetensors"), tensors);
+        }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+        FailsNaming(dir, $"tensor '{name}' holds NaN at index 77");
+    }
+
+    [Fact]
     public void AScaleOfTheWrongShapeIsRefusedNamingIt()
     {
         const string name = "backbone.layers.0.mixer.out_proj.weight_scale";
