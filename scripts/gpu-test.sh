@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, from the root of a tree that holds .device/ (made by scripts/gpu-pack.sh):
 # unpacks .NET, runs the GPU tests (trait Category=Cuda) and then the CUDA benchmark. Logs go to $OUT when set.
-#   bash .device/gpu-test.sh [tests|bench|all|profile] [BENCH...]   (default: all, benchmarks "cuda"; profile = ncu over the scan kernels)
+#   bash .device/gpu-test.sh [tests|bench|all|profile] [BENCH...]   or   bash .device/gpu-test.sh cli ARGS... (the mamba4 CLI, e.g. generate --device cuda ...)   (default: all, benchmarks "cuda"; profile = ncu over the scan kernels)
 #   e.g. bash .device/gpu-test.sh all cuda-model. Before `cuda` / `cuda-model`, mamba_ssm's scan / model is built and timed
 #   from ../shared/anchors (when present) in the same call, and the benchmark prints the ratios against it.  MAMBA4_CUDA_BENCH=scan limits `cuda` to the selective scan (CudaBench.cs).
 #   MAMBA4_SASS=REGEX: at the end, the SASS of the cached kernels whose names match (cuobjdump) into $OUT/sass.txt, with
@@ -19,6 +19,10 @@ export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export MAMBA4_SHARED="$dev/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 rc=0
+if [ "$what" = cli ]; then
+  dotnet "$dev/Mamba4.Tests/Mamba4.Cli.dll" "$@"
+  exit $?
+fi
 if [ "$what" = all ] || [ "$what" = tests ]; then
   # MAMBA4_TEST_CLASS=Mamba4.Tests.SomeClass runs one class only
   "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" ${MAMBA4_TEST_CLASS:+-class "$MAMBA4_TEST_CLASS"} -parallel none 2>&1 | tee "$out/gpu-tests.log" | grep -vE '^\s*$' | grep -E 'FAIL|Error|error|Assert|expected|GPU|CPU|Total:|scan|registers|^\s+at Mamba4' | head -150
