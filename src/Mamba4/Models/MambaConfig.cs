@@ -153,8 +153,10 @@ public sealed record MambaConfig
         if (Heads % NGroups != 0) throw new FormatException($"{source}: field 'n_groups': the {Heads} heads must be a multiple of n_groups = {NGroups}");
         if (NormGroups < 1 || NGroups % NormGroups != 0)
             throw new FormatException($"{source}: field 'norm_groups': expected a divisor of n_groups = {NGroups}, got {NormGroups}");
-        if (!(TimeStepLimitMin >= 0 && TimeStepLimitMax >= TimeStepLimitMin) || double.IsNaN(TimeStepLimitMax))
-            throw new FormatException($"{source}: field 'time_step_limit': need 0 ≤ min ≤ max, got ({TimeStepLimitMin}, {TimeStepLimitMax})");
+        // The kernels take the limits as floats: beyond float.MaxValue they would be ∞ (every Δ ∞, NaN outputs).
+        if (!(TimeStepLimitMin >= 0 && TimeStepLimitMax >= TimeStepLimitMin && TimeStepLimitMin <= float.MaxValue)
+            || !(TimeStepLimitMax <= float.MaxValue || double.IsPositiveInfinity(TimeStepLimitMax)))
+            throw new FormatException($"{source}: field 'time_step_limit': need 0 ≤ min ≤ max ≤ {float.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture)} (max may be Infinity), got ({TimeStepLimitMin}, {TimeStepLimitMax})");
         if (MixerRmsEps is not null) throw new FormatException($"{source}: field 'mixer_rms_eps' is Falcon-Mamba's (Mamba-1); a Mamba-2 model has none");
         if (!Selective) throw new FormatException($"{source}: field 'selective': a Mamba-2 model is always selective");
     }

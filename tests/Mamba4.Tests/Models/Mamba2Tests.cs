@@ -39,6 +39,8 @@ public class Mamba2Tests : IDisposable
     [InlineData("hidden_act", "\"gelu\"", "field 'hidden_act': expected \"silu\", got \"gelu\"")]
     [InlineData("time_step_limit", "[0.5, 0.1]", "field 'time_step_limit': expected [min, max] with 0 ≤ min ≤ max")]
     [InlineData("time_step_limit", "0.1", "field 'time_step_limit': expected [min, max] with 0 ≤ min ≤ max")]
+    // Beyond float: the kernels' float limits would be ∞ and every Δ ∞ (NaN outputs), not the model the file describes.
+    [InlineData("time_step_limit", "[1e39, 1e40]", "field 'time_step_limit': need 0 ≤ min ≤ max ≤ 3.4028235E+38 (max may be Infinity)")]
     [InlineData("chunk_size", "0", "field 'chunk_size': expected a positive integer ≤ 1048576, got 0")]
     [InlineData("mixer_rms_eps", "1e-6", "field 'mixer_rms_eps' is Falcon-Mamba's (Mamba-1); a Mamba-2 model has none")]
     [InlineData("intermediate_size", "48", "field 'intermediate_size': a Mamba-2 model's d_inner is expand · hidden_size = 64, got 48")]
