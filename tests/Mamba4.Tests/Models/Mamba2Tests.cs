@@ -154,6 +154,19 @@ public class Mamba2Tests : IDisposable
         Assert.Contains("backbone.layers.0.mixer.in_proj.weight: expected [168, 32], found [200, 32]", e.Message);
     }
 
+    [Fact]
+    public void AConfigFarLargerThanItsWeightsIsRefusedInOneShortLine()
+    {
+        // 1,000 layers against the fixture's 2: ~9,000 missing tensors, which once made a 400 KB message.
+        File.Copy(Fixtures.Repo("mamba2", "model.safetensors"), Path.Combine(_dir, "model.safetensors"));
+        Write(FixtureConfigWith(("num_hidden_layers", "1000")));
+        var e = Assert.Throws<InvalidDataException>(() => MambaLM.FromPretrained(_dir));
+        Assert.Contains("missing: backbone.layers.2.norm.weight, backbone.layers.2.mixer.in_proj.weight", e.Message);
+        Assert.Contains($"… and {998 * 9 - 10} more", e.Message);
+        Assert.True(e.Message.Length < 2000, $"{e.Message.Length} characters");
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
     /// <summary>What ToJson writes reads back as the same model (the sizes it derives are written out explicitly).</summary>
     private static void AssertRoundTrips(MambaConfig c)
     {
