@@ -66,7 +66,11 @@ public sealed record MambaConfig
     /// <summary>Mamba-2: time_step_limit / dt_limit, the clamp of Δ after the softplus; (0, ∞) = none.</summary>
     public double TimeStepLimitMin { get; init; }
     public double TimeStepLimitMax { get; init; } = double.PositiveInfinity;
-    /// <summary>Mamba-2 gated RMSNorm: false (HF's, mamba_ssm's default) = norm(y·silu(z)); true = norm(y)·silu(z).</summary>
+    /// <summary>
+    /// Mamba-2 gated RMSNorm: false (transformers', mamba_ssm's default) = norm(y·silu(z)); true = norm(y)·silu(z). Read
+    /// from mamba_ssm's <c>ssm_cfg.norm_before_gate</c> only: transformers ignores a top-level one (Mamba-Codestral's
+    /// config.json says true), and so does this code.
+    /// </summary>
     public bool NormBeforeGate { get; init; }
     /// <summary>
     /// Mamba-2 gated RMSNorm: how many groups the mean square is taken over. transformers' MambaRMSNormGated takes it
@@ -223,7 +227,7 @@ public sealed record MambaConfig
             ChunkSize = Size(ModelLimits.Positions, "chunk_size") ?? d.ChunkSize,
             TimeStepLimitMin = limit.Min,
             TimeStepLimitMax = limit.Max,
-            NormBeforeGate = Bool("norm_before_gate") ?? false,
+            NormBeforeGate = ssm?.Bool("norm_before_gate") ?? false,
             NormGroups = r.Size(ModelLimits.Heads, "norm_groups") ?? (mambaSsm ? nGroups : 1),
         };
         if (c.IntermediateSize is int e && e != (long)c.Expand * c.DModel && mamba2)
@@ -310,7 +314,7 @@ public sealed record MambaConfig
             o["n_groups"] = NGroups;
             o["chunk_size"] = ChunkSize;
             o["rms_norm"] = true;
-            o["norm_before_gate"] = NormBeforeGate;
+            if (NormBeforeGate) o["ssm_cfg"] = new JsonObject { ["norm_before_gate"] = true };   // mamba_ssm's, the one read
             o["norm_groups"] = NormGroups;
             // transformers' default (0, ∞) is what an absent field means; JSON has no Infinity.
             if (TimeStepLimitMin != 0 || !double.IsPositiveInfinity(TimeStepLimitMax))

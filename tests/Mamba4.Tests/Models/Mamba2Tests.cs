@@ -154,6 +154,42 @@ public class Mamba2Tests : IDisposable
         Assert.Contains("backbone.layers.0.mixer.in_proj.weight: expected [168, 32], found [200, 32]", e.Message);
     }
 
+    /// <summary>
+    /// Mamba-Codestral-7B's config.json (written by transformers 4.44) says "norm_before_gate": true, which transformers
+    /// ignores: its MambaRMSNormGated always gates before the norm (as mamba_ssm's default, which Codestral was trained
+    /// with). Honouring it gave another model; the fixture's logits and gradients, made by transformers, must still hold.
+    /// </summary>
+    [Fact]
+    public void AnHfConfigsNormBeforeGateIsIgnoredAsTransformersIgnoresIt()
+    {
+        foreach (var file in new[] { "model.safetensors", "reference.safetensors" })
+            File.Copy(Fixtures.Repo("mamba2", file), Path.Combine(_dir, file));
+        Write(FixtureConfigWith(("norm_before_gate", "true")));
+        Assert.False(MambaConfig.FromJsonFile(Path.Combine(_dir, "config.json")).NormBeforeGate);
+        ModelFixtureTests.CausalLmMatchesFixture(_dir);
+    }
+
+    [Fact]
+    public void MambaCodestralsConfigReadsAsTransformersBuildsIt()
+    {
+        // mistralai/Mamba-Codestral-7B-v0.1's config.json as transformers 4.44 wrote it (bare Infinity included).
+        var c = MambaConfig.FromJson("""
+            {"architectures": ["Mamba2ForCausalLM"], "bos_token_id": 0, "chunk_size": 256, "conv_kernel": 4, "eos_token_id": 0,
+             "expand": 2, "head_dim": 64, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.1,
+             "intermediate_size": 8192, "layer_norm_epsilon": 1e-05, "model_type": "mamba2", "n_groups": 8,
+             "norm_before_gate": true, "num_heads": 128, "num_hidden_layers": 64, "pad_token_id": 0,
+             "rescale_prenorm_residual": false, "residual_in_fp32": true, "rms_norm": true, "state_size": 128,
+             "tie_word_embeddings": false, "time_step_floor": 0.0001, "time_step_init_scheme": "random",
+             "time_step_limit": [0.0, Infinity], "time_step_max": 0.1, "time_step_min": 0.001, "time_step_rank": 256,
+             "time_step_scale": 1.0, "torch_dtype": "bfloat16", "transformers_version": "4.44.0.dev0", "use_bias": false,
+             "use_cache": true, "use_conv_bias": true, "vocab_size": 32768}
+            """);
+        Assert.Equal((MixerKind.Mamba2, 4096, 64, 32768, 128, 64, 8, 128), (c.Mixer, c.DModel, c.NLayer, c.VocabSize, c.Heads, c.HeadDim, c.NGroups, c.DState));
+        Assert.Equal((0.0, double.PositiveInfinity, false, 1, false, true, false), (c.TimeStepLimitMin, c.TimeStepLimitMax,
+            c.NormBeforeGate, c.NormGroups, c.TieEmbeddings, c.ConvBias, c.Bias));
+        Assert.Equal(8192 + 2 * 8 * 128, c.ConvDim);
+    }
+
     [Fact]
     public void AConfigFarLargerThanItsWeightsIsRefusedInOneShortLine()
     {
