@@ -250,7 +250,8 @@ public sealed record MambaConfig
         if (ssm is null) return;
         string[] known = ["layer", "d_state", "d_conv", "expand", "dt_rank", "dt_min", "dt_max", "dt_init", "dt_scale", "dt_init_floor",
             "conv_bias", "bias", "use_fast_path", "headdim", "ngroups", "chunk_size", "dt_limit", "rmsnorm", "norm_before_gate",
-            "A_init_range", "D_has_hdim", "d_ssm", "activation", "learnable_init_states"];
+            "A_init_range", "D_has_hdim", "d_ssm", "activation", "learnable_init_states",
+            "conv_init", "use_mem_eff_path", "sequence_parallel"];   // an init and code paths: the same model
         ssm.RejectUnknown(known);
         if (ssm.Bool("rmsnorm") == false) throw ssm.Error("field 'ssm_cfg.rmsnorm': false is not implemented (Mamba-2 without the gated norm)");
         if (ssm.Bool("D_has_hdim") == true) throw ssm.Error("field 'ssm_cfg.D_has_hdim': true (D per channel) is not implemented");

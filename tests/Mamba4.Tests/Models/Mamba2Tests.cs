@@ -118,6 +118,12 @@ public class Mamba2Tests : IDisposable
         Assert.Equal((MixerKind.Mamba2, 16, 8, 8, 2, 64), (c.Mixer, c.DState, c.Heads, c.HeadDim, c.NGroups, c.ChunkSize));
         Assert.Equal((0.001, 1.0, true, 2, true), (c.TimeStepLimitMin, c.TimeStepLimitMax, c.NormBeforeGate, c.NormGroups, c.TieEmbeddings));
         AssertRoundTrips(c);
+        // mamba_ssm's Mamba2 arguments that choose a code path or an init, not the model, are accepted.
+        var paths = MambaConfig.FromJson("""
+            {"d_model": 32, "n_layer": 2, "vocab_size": 96,
+             "ssm_cfg": {"layer": "Mamba2", "headdim": 8, "use_mem_eff_path": false, "sequence_parallel": true, "conv_init": 0.5}}
+            """);
+        Assert.Equal((MixerKind.Mamba2, 8), (paths.Mixer, paths.Heads));
         // A Mamba-1 mamba_ssm config keeps its mixer fields in ssm_cfg too (they used to be ignored).
         var m1 = MambaConfig.FromJson("""{"d_model": 32, "n_layer": 2, "vocab_size": 96, "ssm_cfg": {"d_state": 8, "expand": 3}}""");
         Assert.Equal((MixerKind.Mamba1, 8, 96), (m1.Mixer, m1.DState, m1.DInner));
