@@ -274,6 +274,9 @@ public sealed record MambaConfig
         throw r.Error(name, "[min, max] with 0 ≤ min ≤ max (max may be Infinity)", node);
     }
 
+    /// <summary>Stands for the bare Infinity token in the JSON ToJson builds (no field's value can be this string).</summary>
+    private const string InfinityMark = "(mamba4: bare Infinity)";
+
     /// <summary>HF-compatible config.json (model_type "mamba", or "falcon_mamba" with mixer_rms_eps), plus Mamba4's own fields.</summary>
     public string ToJson()
     {
@@ -317,11 +320,12 @@ public sealed record MambaConfig
             o["rms_norm"] = true;
             if (NormBeforeGate) o["ssm_cfg"] = new JsonObject { ["norm_before_gate"] = true };   // mamba_ssm's, the one read
             o["norm_groups"] = NormGroups;
-            // transformers' default (0, ∞) is what an absent field means; JSON has no Infinity.
+            // transformers' default (0, ∞) is what an absent field means. An infinite max is written as Python's json
+            // writes it, a bare Infinity (not JSON; transformers and ConfigReader read it; a quoted one is a string).
             if (TimeStepLimitMin != 0 || !double.IsPositiveInfinity(TimeStepLimitMax))
-                o["time_step_limit"] = new JsonArray(TimeStepLimitMin, double.IsPositiveInfinity(TimeStepLimitMax) ? "Infinity" : TimeStepLimitMax);
+                o["time_step_limit"] = new JsonArray(TimeStepLimitMin, double.IsPositiveInfinity(TimeStepLimitMax) ? InfinityMark : TimeStepLimitMax);
             o.Remove("selective");
         }
-        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }).Replace($"\"{InfinityMark}\"", "Infinity");
     }
 }
