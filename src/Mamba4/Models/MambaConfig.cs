@@ -110,6 +110,8 @@ public sealed record MambaConfig
         if (kind == MixerKind.Mamba1) return this with { Mixer = kind };
         int h = headDim ?? DefaultHeadDim(DInner);
         if (h < 1 || DInner % h != 0) throw new ArgumentException($"{option} must divide the mixer's width expand · d_model = {DInner}, got {h}");
+        if (DInner / h > ModelLimits.Heads)
+            throw new ArgumentException($"{option} {h} makes {DInner / h} heads of the mixer's width {DInner}; at most {ModelLimits.Heads}");
         return this with { Mixer = kind, HeadDim = h, NumHeads = null, NGroups = 1, ChunkSize = Math.Clamp(maxLength, 1, 256) };
     }
 

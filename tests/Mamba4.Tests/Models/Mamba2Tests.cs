@@ -212,6 +212,16 @@ public class Mamba2Tests : IDisposable
         Assert.DoesNotContain('\n', e.Message);
     }
 
+    [Fact]
+    public void AHeadWidthGivingMoreHeadsThanTheLimitIsRefusedNamingTheOption()
+    {
+        // rec/forecast configs and --head-dim reach the mixer through WithMixer, not through a config.json's Validate.
+        var wide = new MambaConfig { DModel = 1024 };   // d_inner 2048
+        Assert.Equal(1024, wide.WithMixer(MixerKind.Mamba2, headDim: 2).Heads);
+        var e = Assert.Throws<ArgumentException>(() => wide.WithMixer(MixerKind.Mamba2, headDim: 1));
+        Assert.Equal($"--head-dim 1 makes 2048 heads of the mixer's width 2048; at most {ModelLimits.Heads}", e.Message);
+    }
+
     /// <summary>What ToJson writes reads back as the same model (the sizes it derives are written out explicitly).</summary>
     private static void AssertRoundTrips(MambaConfig c)
     {
