@@ -222,6 +222,15 @@ public class Mamba2Tests : IDisposable
         Assert.Equal($"--head-dim 1 makes 2048 heads of the mixer's width 2048; at most {ModelLimits.Heads}", e.Message);
     }
 
+    [Fact]
+    public void AMamba4RecConfigsHeadDimGivingTooManyHeadsNamesTheFileAndField()
+    {
+        var r = IO.ConfigReader.Parse("""{"n_items": 10, "hidden_size": 1024, "mixer": "mamba2", "head_dim": 1}""", "rec.json");
+        var e = Assert.Throws<FormatException>(() => Tasks.Recommendation.RecModels.ReadMamba4Rec(r));
+        Assert.StartsWith("rec.json: field 'head_dim': ", e.Message);
+        Assert.Contains($"at most {ModelLimits.Heads} heads", e.Message);
+    }
+
     /// <summary>What ToJson writes reads back as the same model (the sizes it derives are written out explicitly).</summary>
     private static void AssertRoundTrips(MambaConfig c)
     {
