@@ -279,7 +279,7 @@ public sealed record MambaConfig
     /// <summary>Stands for the bare Infinity token in the JSON ToJson builds (no field's value can be this string).</summary>
     private const string InfinityMark = "(mamba4: bare Infinity)";
 
-    /// <summary>HF-compatible config.json (model_type "mamba", or "falcon_mamba" with mixer_rms_eps), plus Mamba4's own fields.</summary>
+    /// <summary>HF-compatible config.json (model_type <see cref="ModelType"/>: "mamba", "falcon_mamba" or "mamba2"), plus Mamba4's own fields.</summary>
     public string ToJson()
     {
         var o = new JsonObject
