@@ -66,7 +66,11 @@ public sealed record MambaConfig
     /// <summary>Mamba-2: time_step_limit / dt_limit, the clamp of Δ after the softplus; (0, ∞) = none.</summary>
     public double TimeStepLimitMin { get; init; }
     public double TimeStepLimitMax { get; init; } = double.PositiveInfinity;
-    /// <summary>Mamba-2 gated RMSNorm: false (HF's, mamba_ssm's default) = norm(y·silu(z)); true = norm(y)·silu(z).</summary>
+    /// <summary>
+    /// Mamba-2 gated RMSNorm: false (transformers', mamba_ssm's default) = norm(y·silu(z)); true = norm(y)·silu(z). Read
+    /// from mamba_ssm's <c>ssm_cfg.norm_before_gate</c> only: transformers ignores a top-level one (Mamba-Codestral's
+    /// config.json says true), and so does this code.
+    /// </summary>
     public bool NormBeforeGate { get; init; }
     /// <summary>
     /// Mamba-2 gated RMSNorm: how many groups the mean square is taken over. transformers' MambaRMSNormGated takes it
@@ -106,6 +110,8 @@ public sealed record MambaConfig
         if (kind == MixerKind.Mamba1) return this with { Mixer = kind };
         int h = headDim ?? DefaultHeadDim(DInner);
         if (h < 1 || DInner % h != 0) throw new ArgumentException($"{option} must divide the mixer's width expand · d_model = {DInner}, got {h}");
+        if (DInner / h > ModelLimits.Heads)
+            throw new ArgumentException($"{option} {h} makes {DInner / h} heads of the mixer's width {DInner}; at most {ModelLimits.Heads}");
         return this with { Mixer = kind, HeadDim = h, NumHeads = null, NGroups = 1, ChunkSize = Math.Clamp(maxLength, 1, 256) };
     }
 
@@ -153,8 +159,10 @@ public sealed record MambaConfig
         if (Heads % NGroups != 0) throw new FormatException($"{source}: field 'n_groups': the {Heads} heads must be a multiple of n_groups = {NGroups}");
         if (NormGroups < 1 || NGroups % NormGroups != 0)
             throw new FormatException($"{source}: field 'norm_groups': expected a divisor of n_groups = {NGroups}, got {NormGroups}");
-        if (!(TimeStepLimitMin >= 0 && TimeStepLimitMax >= TimeStepLimitMin) || double.IsNaN(TimeStepLimitMax))
-            throw new FormatException($"{source}: field 'time_step_limit': need 0 ≤ min ≤ max, got ({TimeStepLimitMin}, {TimeStepLimitMax})");
+        // The kernels take the limits as floats: beyond float.MaxValue they would be ∞ (every Δ ∞, NaN outputs).
+        if (!(TimeStepLimitMin >= 0 && TimeStepLimitMax >= TimeStepLimitMin && TimeStepLimitMin <= float.MaxValue)
+            || !(TimeStepLimitMax <= float.MaxValue || double.IsPositiveInfinity(TimeStepLimitMax)))
+            throw new FormatException($"{source}: field 'time_step_limit': need 0 ≤ min ≤ max ≤ {float.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture)} (max may be Infinity), got ({TimeStepLimitMin}, {TimeStepLimitMax})");
         if (MixerRmsEps is not null) throw new FormatException($"{source}: field 'mixer_rms_eps' is Falcon-Mamba's (Mamba-1); a Mamba-2 model has none");
         if (!Selective) throw new FormatException($"{source}: field 'selective': a Mamba-2 model is always selective");
     }
@@ -221,7 +229,7 @@ public sealed record MambaConfig
             ChunkSize = Size(ModelLimits.Positions, "chunk_size") ?? d.ChunkSize,
             TimeStepLimitMin = limit.Min,
             TimeStepLimitMax = limit.Max,
-            NormBeforeGate = Bool("norm_before_gate") ?? false,
+            NormBeforeGate = ssm?.Bool("norm_before_gate") ?? false,
             NormGroups = r.Size(ModelLimits.Heads, "norm_groups") ?? (mambaSsm ? nGroups : 1),
         };
         if (c.IntermediateSize is int e && e != (long)c.Expand * c.DModel && mamba2)
@@ -244,7 +252,8 @@ public sealed record MambaConfig
         if (ssm is null) return;
         string[] known = ["layer", "d_state", "d_conv", "expand", "dt_rank", "dt_min", "dt_max", "dt_init", "dt_scale", "dt_init_floor",
             "conv_bias", "bias", "use_fast_path", "headdim", "ngroups", "chunk_size", "dt_limit", "rmsnorm", "norm_before_gate",
-            "A_init_range", "D_has_hdim", "d_ssm", "activation", "learnable_init_states"];
+            "A_init_range", "D_has_hdim", "d_ssm", "activation", "learnable_init_states",
+            "conv_init", "use_mem_eff_path", "sequence_parallel"];   // an init and code paths: the same model
         ssm.RejectUnknown(known);
         if (ssm.Bool("rmsnorm") == false) throw ssm.Error("field 'ssm_cfg.rmsnorm': false is not implemented (Mamba-2 without the gated norm)");
         if (ssm.Bool("D_has_hdim") == true) throw ssm.Error("field 'ssm_cfg.D_has_hdim': true (D per channel) is not implemented");
@@ -267,7 +276,10 @@ public sealed record MambaConfig
         throw r.Error(name, "[min, max] with 0 ≤ min ≤ max (max may be Infinity)", node);
     }
 
-    /// <summary>HF-compatible config.json (model_type "mamba", or "falcon_mamba" with mixer_rms_eps), plus Mamba4's own fields.</summary>
+    /// <summary>Stands for the bare Infinity token in the JSON ToJson builds (no field's value can be this string).</summary>
+    private const string InfinityMark = "(mamba4: bare Infinity)";
+
+    /// <summary>HF-compatible config.json (model_type <see cref="ModelType"/>: "mamba", "falcon_mamba" or "mamba2"), plus Mamba4's own fields.</summary>
     public string ToJson()
     {
         var o = new JsonObject
@@ -308,13 +320,14 @@ public sealed record MambaConfig
             o["n_groups"] = NGroups;
             o["chunk_size"] = ChunkSize;
             o["rms_norm"] = true;
-            o["norm_before_gate"] = NormBeforeGate;
+            if (NormBeforeGate) o["ssm_cfg"] = new JsonObject { ["norm_before_gate"] = true };   // mamba_ssm's, the one read
             o["norm_groups"] = NormGroups;
-            // transformers' default (0, ∞) is what an absent field means; JSON has no Infinity.
+            // transformers' default (0, ∞) is what an absent field means. An infinite max is written as Python's json
+            // writes it, a bare Infinity (not JSON; transformers and ConfigReader read it; a quoted one is a string).
             if (TimeStepLimitMin != 0 || !double.IsPositiveInfinity(TimeStepLimitMax))
-                o["time_step_limit"] = new JsonArray(TimeStepLimitMin, double.IsPositiveInfinity(TimeStepLimitMax) ? "Infinity" : TimeStepLimitMax);
+                o["time_step_limit"] = new JsonArray(TimeStepLimitMin, double.IsPositiveInfinity(TimeStepLimitMax) ? InfinityMark : TimeStepLimitMax);
             o.Remove("selective");
         }
-        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }).Replace($"\"{InfinityMark}\"", "Infinity");
     }
 }

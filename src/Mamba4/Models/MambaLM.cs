@@ -41,8 +41,9 @@ public sealed class MambaBackbone : Module
 }
 
 /// <summary>
-/// The Hugging Face <c>MambaForCausalLM</c>: parameter names backbone.embeddings.weight,
-/// backbone.layers.i.{norm, mixer.*}, backbone.norm_f.weight, lm_head.weight (tied to the embeddings).
+/// The Hugging Face <c>MambaForCausalLM</c> (and <c>FalconMambaForCausalLM</c>, <c>Mamba2ForCausalLM</c>: the mixer
+/// differs): parameter names backbone.embeddings.weight, backbone.layers.i.{norm, mixer.*}, backbone.norm_f.weight,
+/// lm_head.weight (unless tied to the embeddings).
 /// </summary>
 public sealed class MambaLM : Module, ICausalLanguageModel
 {

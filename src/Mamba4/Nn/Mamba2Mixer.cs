@@ -55,8 +55,9 @@ public sealed class Mamba2Mixer : SsmMixer
     public override Linear OutProj { get; }
     public override IEnumerable<Linear> Linears => [InProj, OutProj];
 
-    private float DtMin => (float)Config.TimeStepLimitMin;
-    private float DtMax => (float)Config.TimeStepLimitMax;
+    // time_step_limit, the clamp of Δ (not time_step_min/max, DtMin/DtMax of the config, which only set dt_bias's init).
+    private float DtLimitMin => (float)Config.TimeStepLimitMin;
+    private float DtLimitMax => (float)Config.TimeStepLimitMax;
 
     public override Tensor Forward(Tensor hs, MambaLayerState? state = null)
     {
@@ -69,7 +70,7 @@ public sealed class Mamba2Mixer : SsmMixer
         var (y, last) = F.SsdScan(
             F.Reshape(xbc[0], [b, l, c.Heads, c.HeadDim]), dt, A(),
             F.Reshape(xbc[1], [b, l, c.NGroups, c.DState]), F.Reshape(xbc[2], [b, l, c.NGroups, c.DState]),
-            D, DtBias, dtSoftplus: true, DtMin, DtMax, Math.Min(c.ChunkSize, Math.Max(1, l)), returnLastState: state is not null);
+            D, DtBias, dtSoftplus: true, DtLimitMin, DtLimitMax, Math.Min(c.ChunkSize, Math.Max(1, l)), returnLastState: state is not null);
         if (state is not null) state.SsmState.CopyFrom(last!);
         return OutProj.Forward(Norm.Forward(F.Reshape(y, [b, l, c.DInner]), z));
     }
@@ -84,7 +85,7 @@ public sealed class Mamba2Mixer : SsmMixer
         var y = F.SsdScanStep(
             F.Reshape(xbc[0], [b, c.Heads, c.HeadDim]), parts[2], A(),
             F.Reshape(xbc[1], [b, c.NGroups, c.DState]), F.Reshape(xbc[2], [b, c.NGroups, c.DState]),
-            state.SsmState, D, DtBias, dtSoftplus: true, DtMin, DtMax);
+            state.SsmState, D, DtBias, dtSoftplus: true, DtLimitMin, DtLimitMax);
         return OutProj.Forward(Norm.Forward(F.Reshape(y, [b, c.DInner]), parts[0]));
     }
 

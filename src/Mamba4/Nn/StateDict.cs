@@ -7,14 +7,21 @@ public sealed record LoadReport(IReadOnlyList<string> Missing, IReadOnlyList<str
 {
     public bool IsClean => Missing.Count == 0 && Unexpected.Count == 0 && Mismatched.Count == 0;
 
+    /// <summary>How many names of each kind the message lists: a config far from its weights must not make a megabyte line.</summary>
+    public const int NamesListed = 10;
+
     public override string ToString()
     {
         var parts = new List<string>();
-        if (Missing.Count > 0) parts.Add($"missing: {string.Join(", ", Missing)}");
-        if (Unexpected.Count > 0) parts.Add($"unexpected: {string.Join(", ", Unexpected)}");
-        if (Mismatched.Count > 0) parts.Add($"wrong shape: {string.Join("; ", Mismatched)}");
+        if (Missing.Count > 0) parts.Add($"missing: {Names(Missing, ", ")}");
+        if (Unexpected.Count > 0) parts.Add($"unexpected: {Names(Unexpected, ", ")}");
+        if (Mismatched.Count > 0) parts.Add($"wrong shape: {Names(Mismatched, "; ")}");
         return parts.Count == 0 ? "all tensors loaded" : string.Join(" | ", parts);
     }
+
+    private static string Names(IReadOnlyList<string> names, string separator) => names.Count <= NamesListed
+        ? string.Join(separator, names)
+        : $"{string.Join(separator, names.Take(NamesListed))}{separator}… and {names.Count - NamesListed} more";
 }
 
 /// <summary>Loads and saves a module's parameters by their PyTorch names.</summary>

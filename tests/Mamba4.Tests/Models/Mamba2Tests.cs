@@ -39,6 +39,8 @@ public class Mamba2Tests : IDisposable
     [InlineData("hidden_act", "\"gelu\"", "field 'hidden_act': expected \"silu\", got \"gelu\"")]
     [InlineData("time_step_limit", "[0.5, 0.1]", "field 'time_step_limit': expected [min, max] with 0 ≤ min ≤ max")]
     [InlineData("time_step_limit", "0.1", "field 'time_step_limit': expected [min, max] with 0 ≤ min ≤ max")]
+    // Beyond float: the kernels' float limits would be ∞ and every Δ ∞ (NaN outputs), not the model the file describes.
+    [InlineData("time_step_limit", "[1e39, 1e40]", "field 'time_step_limit': need 0 ≤ min ≤ max ≤ 3.4028235E+38 (max may be Infinity)")]
     [InlineData("chunk_size", "0", "field 'chunk_size': expected a positive integer ≤ 1048576, got 0")]
     [InlineData("mixer_rms_eps", "1e-6", "field 'mixer_rms_eps' is Falcon-Mamba's (Mamba-1); a Mamba-2 model has none")]
     [InlineData("intermediate_size", "48", "field 'intermediate_size': a Mamba-2 model's d_inner is expand · hidden_size = 64, got 48")]
@@ -100,7 +102,10 @@ public class Mamba2Tests : IDisposable
         Assert.Equal(64 + 2 * 2 * 16, c.ConvDim);
         AssertRoundTrips(c);
         AssertRoundTrips(c with { TimeStepLimitMin = 0, TimeStepLimitMax = double.PositiveInfinity });
-        var lowerOnly = MambaConfig.FromJson((c with { TimeStepLimitMin = 0.01, TimeStepLimitMax = double.PositiveInfinity }).ToJson());
+        var lowerOnlyJson = (c with { TimeStepLimitMin = 0.01, TimeStepLimitMax = double.PositiveInfinity }).ToJson();
+        // As Python's json writes float("inf"), which transformers reads back as a number (a quoted one is a string).
+        Assert.Matches("\"time_step_limit\": \\[\\s*0.01,\\s*Infinity\\s*\\]", lowerOnlyJson);
+        var lowerOnly = MambaConfig.FromJson(lowerOnlyJson);
         Assert.Equal((0.01, double.PositiveInfinity), (lowerOnly.TimeStepLimitMin, lowerOnly.TimeStepLimitMax));
     }
 
@@ -116,6 +121,12 @@ public class Mamba2Tests : IDisposable
         Assert.Equal((MixerKind.Mamba2, 16, 8, 8, 2, 64), (c.Mixer, c.DState, c.Heads, c.HeadDim, c.NGroups, c.ChunkSize));
         Assert.Equal((0.001, 1.0, true, 2, true), (c.TimeStepLimitMin, c.TimeStepLimitMax, c.NormBeforeGate, c.NormGroups, c.TieEmbeddings));
         AssertRoundTrips(c);
+        // mamba_ssm's Mamba2 arguments that choose a code path or an init, not the model, are accepted.
+        var paths = MambaConfig.FromJson("""
+            {"d_model": 32, "n_layer": 2, "vocab_size": 96,
+             "ssm_cfg": {"layer": "Mamba2", "headdim": 8, "use_mem_eff_path": false, "sequence_parallel": true, "conv_init": 0.5}}
+            """);
+        Assert.Equal((MixerKind.Mamba2, 8), (paths.Mixer, paths.Heads));
         // A Mamba-1 mamba_ssm config keeps its mixer fields in ssm_cfg too (they used to be ignored).
         var m1 = MambaConfig.FromJson("""{"d_model": 32, "n_layer": 2, "vocab_size": 96, "ssm_cfg": {"d_state": 8, "expand": 3}}""");
         Assert.Equal((MixerKind.Mamba1, 8, 96), (m1.Mixer, m1.DState, m1.DInner));
@@ -150,6 +161,74 @@ public class Mamba2Tests : IDisposable
         Write(FixtureConfigWith(("n_groups", "1")));
         var e = Assert.Throws<InvalidDataException>(() => MambaLM.FromPretrained(_dir));
         Assert.Contains("backbone.layers.0.mixer.in_proj.weight: expected [168, 32], found [200, 32]", e.Message);
+    }
+
+    /// <summary>
+    /// Mamba-Codestral-7B's config.json (written by transformers 4.44) says "norm_before_gate": true, which transformers
+    /// ignores: its MambaRMSNormGated always gates before the norm (as mamba_ssm's default, which Codestral was trained
+    /// with). Honouring it gave another model; the fixture's logits and gradients, made by transformers, must still hold.
+    /// </summary>
+    [Fact]
+    public void AnHfConfigsNormBeforeGateIsIgnoredAsTransformersIgnoresIt()
+    {
+        foreach (var file in new[] { "model.safetensors", "reference.safetensors" })
+            File.Copy(Fixtures.Repo("mamba2", file), Path.Combine(_dir, file));
+        Write(FixtureConfigWith(("norm_before_gate", "true")));
+        Assert.False(MambaConfig.FromJsonFile(Path.Combine(_dir, "config.json")).NormBeforeGate);
+        ModelFixtureTests.CausalLmMatchesFixture(_dir);
+    }
+
+    [Fact]
+    public void MambaCodestralsConfigReadsAsTransformersBuildsIt()
+    {
+        // mistralai/Mamba-Codestral-7B-v0.1's config.json as transformers 4.44 wrote it (bare Infinity included).
+        var c = MambaConfig.FromJson("""
+            {"architectures": ["Mamba2ForCausalLM"], "bos_token_id": 0, "chunk_size": 256, "conv_kernel": 4, "eos_token_id": 0,
+             "expand": 2, "head_dim": 64, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.1,
+             "intermediate_size": 8192, "layer_norm_epsilon": 1e-05, "model_type": "mamba2", "n_groups": 8,
+             "norm_before_gate": true, "num_heads": 128, "num_hidden_layers": 64, "pad_token_id": 0,
+             "rescale_prenorm_residual": false, "residual_in_fp32": true, "rms_norm": true, "state_size": 128,
+             "tie_word_embeddings": false, "time_step_floor": 0.0001, "time_step_init_scheme": "random",
+             "time_step_limit": [0.0, Infinity], "time_step_max": 0.1, "time_step_min": 0.001, "time_step_rank": 256,
+             "time_step_scale": 1.0, "torch_dtype": "bfloat16", "transformers_version": "4.44.0.dev0", "use_bias": false,
+             "use_cache": true, "use_conv_bias": true, "vocab_size": 32768}
+            """);
+        Assert.Equal((MixerKind.Mamba2, 4096, 64, 32768, 128, 64, 8, 128), (c.Mixer, c.DModel, c.NLayer, c.VocabSize, c.Heads, c.HeadDim, c.NGroups, c.DState));
+        Assert.Equal((0.0, double.PositiveInfinity, false, 1, false, true, false), (c.TimeStepLimitMin, c.TimeStepLimitMax,
+            c.NormBeforeGate, c.NormGroups, c.TieEmbeddings, c.ConvBias, c.Bias));
+        Assert.Equal(8192 + 2 * 8 * 128, c.ConvDim);
+    }
+
+    [Fact]
+    public void AConfigFarLargerThanItsWeightsIsRefusedInOneShortLine()
+    {
+        // 1,000 layers against the fixture's 2: ~9,000 missing tensors, which once made a 400 KB message.
+        File.Copy(Fixtures.Repo("mamba2", "model.safetensors"), Path.Combine(_dir, "model.safetensors"));
+        Write(FixtureConfigWith(("num_hidden_layers", "1000")));
+        var e = Assert.Throws<InvalidDataException>(() => MambaLM.FromPretrained(_dir));
+        Assert.Contains("missing: backbone.layers.2.norm.weight, backbone.layers.2.mixer.in_proj.weight", e.Message);
+        Assert.Contains($"… and {998 * 9 - 10} more", e.Message);
+        Assert.True(e.Message.Length < 2000, $"{e.Message.Length} characters");
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void AHeadWidthGivingMoreHeadsThanTheLimitIsRefusedNamingTheOption()
+    {
+        // rec/forecast configs and --head-dim reach the mixer through WithMixer, not through a config.json's Validate.
+        var wide = new MambaConfig { DModel = 1024 };   // d_inner 2048
+        Assert.Equal(1024, wide.WithMixer(MixerKind.Mamba2, headDim: 2).Heads);
+        var e = Assert.Throws<ArgumentException>(() => wide.WithMixer(MixerKind.Mamba2, headDim: 1));
+        Assert.Equal($"--head-dim 1 makes 2048 heads of the mixer's width 2048; at most {ModelLimits.Heads}", e.Message);
+    }
+
+    [Fact]
+    public void AMamba4RecConfigsHeadDimGivingTooManyHeadsNamesTheFileAndField()
+    {
+        var r = IO.ConfigReader.Parse("""{"n_items": 10, "hidden_size": 1024, "mixer": "mamba2", "head_dim": 1}""", "rec.json");
+        var e = Assert.Throws<FormatException>(() => Tasks.Recommendation.RecModels.ReadMamba4Rec(r));
+        Assert.StartsWith("rec.json: field 'head_dim': ", e.Message);
+        Assert.Contains($"at most {ModelLimits.Heads} heads", e.Message);
     }
 
     /// <summary>What ToJson writes reads back as the same model (the sizes it derives are written out explicitly).</summary>

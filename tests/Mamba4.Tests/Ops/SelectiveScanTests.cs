@@ -94,25 +94,7 @@ public class SelectiveScanTests
             ("u", args.U, grads.DU), ("delta", args.Delta, grads.DDelta), ("A", args.A, grads.DA), ("B", args.B, grads.DB),
             ("C", args.C, grads.DC), ("D", args.D, grads.DD), ("z", args.Z, grads.DZ), ("deltaBias", args.DeltaBias, grads.DDeltaBias),
         };
-        const double eps = 1e-6;
-        foreach (var (name, input, grad) in pairs)
-        {
-            if (input is null) continue;
-            var analytic = grad!.ToDoubleArray();
-            var x = input.AsSpan<double>();
-            for (int i = 0; i < x.Length; i++)
-            {
-                double orig = x[i];
-                x[i] = orig + eps;
-                double plus = Loss();
-                x[i] = orig - eps;
-                double minus = Loss();
-                x[i] = orig;
-                double numeric = (plus - minus) / (2 * eps);
-                Assert.True(Math.Abs(numeric - analytic[i]) <= 1e-7 + 1e-6 * Math.Abs(numeric),
-                    $"d{name}[{i}]: reference backward {analytic[i]:G10}, finite difference {numeric:G10}");
-            }
-        }
+        GradCheck.ReferenceBackward(Loss, pairs);
     }
 
     // ---- the fused kernel against the reference ----

@@ -175,26 +175,7 @@ public class SsdScanTests
             ("x", args.X, grads.DX), ("dt", args.Dt, grads.DDt), ("A", args.A, grads.DA), ("B", args.B, grads.DB),
             ("C", args.C, grads.DC), ("D", args.D, grads.DD), ("dtBias", args.DtBias, grads.DDtBias),
         };
-        const double eps = 1e-6;
-        foreach (var (name, input, grad) in pairs)
-        {
-            Assert.Equal(input is null, grad is null);
-            if (input is null) continue;
-            var analytic = grad!.ToDoubleArray();
-            var x = input.AsSpan<double>();
-            for (int i = 0; i < x.Length; i++)
-            {
-                double orig = x[i];
-                x[i] = orig + eps;
-                double plus = Loss();
-                x[i] = orig - eps;
-                double minus = Loss();
-                x[i] = orig;
-                double numeric = (plus - minus) / (2 * eps);
-                Assert.True(Math.Abs(numeric - analytic[i]) <= 1e-7 + 1e-6 * Math.Abs(numeric),
-                    $"d{name}[{i}]: reference backward {analytic[i]:G10}, finite difference {numeric:G10}");
-            }
-        }
+        GradCheck.ReferenceBackward(Loss, pairs);
         if (clamp)   // a clamped dt passes no gradient: some ddt are exactly 0
             Assert.Contains(0.0, grads.DDt.ToDoubleArray());
     }

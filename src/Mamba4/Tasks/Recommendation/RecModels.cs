@@ -248,8 +248,8 @@ public static class RecModels
         };
         if ((long)c.Expand * c.HiddenSize > ModelLimits.InnerWidth)
             throw r.Error($"field 'expand' × field 'hidden_size' = {(long)c.Expand * c.HiddenSize} exceeds {ModelLimits.InnerWidth}, the largest inner width");
-        if (c.HeadDim is int h && (c.MixerKind != MixerKind.Mamba2 || c.Expand * c.HiddenSize % h != 0))
-            throw r.Error($"field 'head_dim': expected a divisor of expand · hidden_size = {c.Expand * c.HiddenSize} with \"mixer\": \"mamba2\", got {h}");
+        if (c.HeadDim is int h && (c.MixerKind != MixerKind.Mamba2 || c.Expand * c.HiddenSize % h != 0 || c.Expand * c.HiddenSize / h > ModelLimits.Heads))
+            throw r.Error($"field 'head_dim': expected a divisor of expand · hidden_size = {c.Expand * c.HiddenSize} giving at most {ModelLimits.Heads} heads, with \"mixer\": \"mamba2\", got {h}");
         // dt_rank is ⌈hidden_size/16⌉ in Mamba4Rec (the fixture writes its value); another value cannot load.
         if (r.Size(ModelLimits.Width, "dt_rank") is int rank && rank != c.Mixer.DtRank)
             throw r.Error($"field 'dt_rank': {rank} is not supported (Mamba4Rec uses ⌈hidden_size/16⌉ = {c.Mixer.DtRank})");
