@@ -40,8 +40,11 @@ internal static class GenerateCommand
         cmd.Options.Add(device);
         var allowNonFinite = AllowNonFiniteOption.Create();
         cmd.Options.Add(allowNonFinite);
+        var dtype = DTypeOption.Create();
+        cmd.Options.Add(dtype);
         cmd.SetAction(parse =>
         {
+            var weightType = DTypeOption.Get(parse, dtype);
             var target = DeviceOption.Use(parse, device);
             var dir = parse.GetValue(model)!;
             string? text = parse.GetValue(promptText), idsText = parse.GetValue(promptIds);
@@ -64,7 +67,7 @@ internal static class GenerateCommand
             if (options.Problem() is { } problem) throw new ArgumentException($"--{problem.Field.Replace('_', '-')} {problem.Rule}");
             int maxTokens = parse.GetValue(maxNew);
             if (maxTokens < 1) throw new ArgumentException($"--max-new-tokens must be positive, got {maxTokens}");
-            var lm = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
+            var lm = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target) with { WeightDType = weightType });
             try
             {
                 foreach (var id in prompt.Append(options.EosTokenId ?? 0))

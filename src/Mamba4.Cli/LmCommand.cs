@@ -102,8 +102,11 @@ internal static class LmCommand
         cmd.Options.Add(device);
         var allowNonFinite = AllowNonFiniteOption.Create();
         cmd.Options.Add(allowNonFinite);
+        var dtype = DTypeOption.Create();
+        cmd.Options.Add(dtype);
         cmd.SetAction(parse =>
         {
+            var weightType = DTypeOption.Get(parse, dtype);
             var target = DeviceOption.Use(parse, device);
             var dir = parse.GetValue(model)!;
             var tok = LanguageModelFiles.LoadTokenizer(dir) ?? throw new FileNotFoundException($"{dir} holds no tokenizer.json");
@@ -112,7 +115,7 @@ internal static class LmCommand
             var text = File.ReadAllText(path);
             var ids = tok.Encode(text);
             var part = parse.GetValue(all) ? ids : ids[(int)(ids.Length * 0.9)..];
-            var net = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
+            var net = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target) with { WeightDType = weightType });
             try
             {
                 var stream = TokenStream.ForEvaluation(part);

@@ -37,6 +37,7 @@ internal static class ServeCommand
         var stallSeconds = new Option<double>("--stall-seconds") { Description = "a decoding loop with no progress this long while streams are active makes /health answer 503 (and mamba4_decoder_stalled 1)", DefaultValueFactory = _ => 30 };
         var idempotencyHours = new Option<double>("--idempotency-hours") { Description = "how long a write's Idempotency-Key (and its stored reply) is kept for retries", DefaultValueFactory = _ => 24 };
         var allowNonFinite = AllowNonFiniteOption.Create();
+        var dtype = DTypeOption.Create();
         var cmd = new Command("serve", $$"""
             Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
             server-sent events; all active streams advance together in one batched recurrent step
@@ -62,7 +63,7 @@ internal static class ServeCommand
             but GET /health and the playground page needs 'Authorization: Bearer KEY' (401). A --host other than
             loopback (127.0.0.0/8, ::1, localhost) needs a key, or --insecure-no-auth. No CORS headers unless --cors.
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors, allowNonFinite, drain, stallSeconds, idempotencyHours }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors, allowNonFinite, dtype, drain, stallSeconds, idempotencyHours }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             DeviceOption.Use(parse, device);   // before loading anything: no usable GPU → the one-line reason
@@ -77,7 +78,7 @@ internal static class ServeCommand
                 Log = !parse.GetValue(quiet),
                 ApiKey = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable(ApiKeyVariable), InsecureNoAuth = parse.GetValue(insecure),
                 AllowedHosts = List(parse.GetValue(allowedHosts)), CorsOrigins = List(parse.GetValue(cors)),
-                Load = AllowNonFiniteOption.LoadOptions(parse, allowNonFinite),
+                Load = AllowNonFiniteOption.LoadOptions(parse, allowNonFinite) with { WeightDType = DTypeOption.Get(parse, dtype) },   // the LM's; recommenders and forecasters load F32
                 DrainSeconds = parse.GetValue(drain), StallSeconds = parse.GetValue(stallSeconds),
                 IdempotencyKeyLifetime = parse.GetValue(idempotencyHours) is var h && double.IsFinite(h) && h > 0 && h <= 24 * 365
                     ? TimeSpan.FromHours(h) : throw new ArgumentException($"--idempotency-hours must be in (0, {24 * 365}], got {parse.GetValue(idempotencyHours)}"),

@@ -13,6 +13,15 @@ public enum CpuGemvTiles
     Rows,
 }
 
+/// <summary>The CPU kernels that multiply by BF16/F16/I8 weights (<see cref="Cpu.CpuNarrowGemm"/>): the widest this CPU has
+/// (AVX-512 where present), the portable 256-bit vector path, or the scalar loop. Tests and benchmarks force the last two.</summary>
+public enum CpuNarrowKernel
+{
+    Auto,
+    Vector256,
+    Scalar,
+}
+
 /// <summary>
 /// Every engine-wide setting that changes numerics or where work runs, in one explicit object: the CPU GEMM library and
 /// threads, the GPU matmul precision, the scan variant, CUDA graphs. The environment is read here only
@@ -27,6 +36,8 @@ public sealed record EngineSettings
     public int Threads { get; init; }
     /// <summary>The few-row CPU matrix kernels (decoding, batched steps); tests and benchmarks compare them.</summary>
     public CpuGemvTiles CpuGemvTiles { get; init; }
+    /// <summary>The CPU kernels for BF16/F16/I8 weights; tests and benchmarks compare them.</summary>
+    public CpuNarrowKernel CpuNarrowKernel { get; init; }
     /// <summary>GPU F32 matrix products. (MAMBA4_CUDA_MATMUL = f32 | tf32 | bf16)</summary>
     public MatmulPrecision CudaMatmul { get; init; } = MatmulPrecision.F32;
     /// <summary>The CUDA selective scan's plan, 0 = chosen per shape: forward chunk length, forward states per thread,
@@ -110,6 +121,7 @@ public sealed record EngineSettings
         ["cpu_gemm"] = Cpu.CpuGemm.BlasDescription,
         ["threads"] = Cpu.CpuParallel.Threads,
         ["cpu_gemv"] = Cpu.CpuGemv.Tile4x3 ? "4x3 tiles" : Cpu.CpuGemv.Wide ? "3x2 tiles" : "rows",
+        ["cpu_narrow"] = Cpu.CpuNarrowGemm.Kernel switch { CpuNarrowKernel.Auto => "avx-512", CpuNarrowKernel.Vector256 => "vector256", _ => "scalar" },
         ["cuda_matmul"] = CudaMatmul.ToString().ToLowerInvariant(),
         ["scan_plan"] = ScanForwardChunk == 0 && ScanForwardStatesPerThread == 0 && ScanBackwardChunk == 0 && ScanBackwardBlock == 0 ? "auto"
             : $"forward chunk {ScanForwardChunk}, states/thread {ScanForwardStatesPerThread}, backward chunk {ScanBackwardChunk}, block {ScanBackwardBlock}",

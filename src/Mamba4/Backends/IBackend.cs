@@ -65,8 +65,12 @@ public interface IBackend
     // ---- matrix products ----
     /// <summary>C = alpha · op(A) · op(B) + beta · C, with A, B, C viewed as matrices [rows, last].</summary>
     void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta);
+    /// <summary>y = x · Wᵀ with x [rows, in] and y [rows, out] F32 and W [out, in] BF16, F16 or I8 (scaled by
+    /// <see cref="Tensor.RowScale"/>): the weights are read in their own type, the sums are F32.</summary>
+    void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y);
 
     // ---- layers ----
+    /// <summary>y[p, :] = weight[ids[p], :] widened to F32 (times the row's scale for an I8 weight).</summary>
     void EmbeddingForward(Tensor weight, Tensor ids, Tensor y);
     void EmbeddingBackward(Tensor dy, Tensor ids, Tensor dWeight, long paddingIndex);
     void LayerNormForward(Tensor x, Tensor weight, Tensor? bias, float eps, Tensor y, Tensor mean, Tensor rstd);

@@ -18,6 +18,10 @@ public sealed record ModelLoadOptions
     /// (<see cref="GC.GetGCMemoryInfo()"/>.TotalAvailableMemoryBytes — physical memory or the container's limit).</summary>
     public long? HostMemoryLimit { get; init; }
 
+    /// <summary>The type nn.Linear / nn.Embedding weights (and lm_head) are kept in: F32, BF16 or F16 (--dtype); null keeps the
+    /// checkpoint's own (BF16 stays BF16, F32 F32, a quantized checkpoint I8). Everything else is F32. See <see cref="ModelFiles.WeightType"/>.</summary>
+    public Tensors.DType? WeightDType { get; init; }
+
     /// <summary>Where the weights go (the --device of the command); its free memory bounds what may be loaded.</summary>
     public Tensors.Device Device { get; init; } = Tensors.Device.Cpu;
 }

@@ -15,7 +15,7 @@ internal static class SafetensorsDTypes
     {
         var d = new Dictionary<string, (int, DType?)>(StringComparer.Ordinal)
         {
-            ["BOOL"] = (8, null), ["I8"] = (8, null), ["F8_E5M2"] = (8, null), ["F8_E4M3"] = (8, null),
+            ["BOOL"] = (8, null), ["F8_E5M2"] = (8, null), ["F8_E4M3"] = (8, null),
             ["F8_E8M0"] = (8, null), ["I16"] = (16, null), ["U16"] = (16, null), ["U32"] = (32, null),
             ["U64"] = (64, null), ["C64"] = (64, null), ["F4"] = (4, null), ["F6_E2M3"] = (6, null), ["F6_E3M2"] = (6, null),
         };

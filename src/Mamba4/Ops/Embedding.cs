@@ -6,18 +6,20 @@ namespace Mamba4.Ops;
 /// <summary>
 /// y[..., :] = weight[ids[...], :]   (ids I64 or I32, weight [num, dim]).
 /// dweight[i, :] = Σ_{positions p with ids[p] = i} dy[p, :], except the padding row, which gets no gradient.
+/// A BF16, F16 or I8 weight (inference only) gives F32 rows (an I8 row times its scale).
 /// Ids on another device than the weight (host ids for a GPU model) are copied to the weight's device.
 /// </summary>
 public static partial class F
 {
     public static Tensor Embedding(Tensor weight, Tensor ids, long paddingIndex = -1)
     {
-        OpCheck.F32("Embedding", "weight", weight);
+        if (weight.DType.IsNarrowWeight()) NarrowWeightCheck("Embedding", weight);
+        else OpCheck.F32("Embedding", "weight", weight);
         OpCheck.Rank("Embedding", "weight", weight, 2);
         if (ids.DType is not (DType.I64 or DType.I32))
             throw new ArgumentException($"Embedding: ids must be I64 or I32, got {ids.DType} {ids.Shape}");
         if (ids.Device != weight.Device) ids = ids.To(weight.Device);
-        var y = Tensor.Empty(new Shape([.. ids.Shape.Dims, weight.Shape[1]]), weight.DType, weight.Device);
+        var y = Tensor.Empty(new Shape([.. ids.Shape.Dims, weight.Shape[1]]), DType.F32, weight.Device);
         weight.Backend.EmbeddingForward(weight, ids, y);
         if (Tape.ShouldRecord(weight))
             Tape.Record("Embedding", () =>

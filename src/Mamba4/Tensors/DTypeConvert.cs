@@ -53,6 +53,10 @@ internal static unsafe class DTypeConvert
                 var u = (byte*)src + offset;
                 for (int i = 0; i < n; i++) dst[i] = u[i];
                 break;
+            case DType.I8:
+                var q = (sbyte*)src + offset;
+                for (int i = 0; i < n; i++) dst[i] = q[i];
+                break;
             default: throw new NotSupportedException(t.ToString());
         }
     }
@@ -71,6 +75,10 @@ internal static unsafe class DTypeConvert
             case DType.U8:
                 var u = (byte*)dst + offset;
                 for (int i = 0; i < n; i++) u[i] = (byte)src[i];
+                break;
+            case DType.I8:
+                var q = (sbyte*)dst + offset;
+                for (int i = 0; i < n; i++) q[i] = (sbyte)src[i];
                 break;
             default: throw new NotSupportedException(t.ToString());
         }

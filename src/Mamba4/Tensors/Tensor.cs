@@ -29,7 +29,7 @@ public sealed unsafe class Tensor : IDisposable
     }
 
     public Shape Shape { get; }
-    public DType DType { get; }
+    public DType DType { get; private set; }
     public Device Device => Storage.Device;
     public int Rank => Shape.Rank;
     public long NumElements => Shape.NumElements;
@@ -41,6 +41,12 @@ public sealed unsafe class Tensor : IDisposable
 
     /// <summary>Address of the first element (host or device address depending on <see cref="Device"/>).</summary>
     public nint DataPointer => Storage.Pointer + (nint)ByteOffset;
+
+    /// <summary>
+    /// The per-row F32 scales of an I8 weight [rows, cols] (weight-only int8): element [o, i] stands for
+    /// this[o, i] · RowScale[o]. Null for every other tensor. Owned by this tensor (moved and disposed with it).
+    /// </summary>
+    public Tensor? RowScale { get; private set; }
 
     /// <summary>Optional name (parameter name) used in error messages and printing.</summary>
     public string? Name { get; set; }
@@ -189,6 +195,33 @@ public sealed unsafe class Tensor : IDisposable
         var old = Interlocked.Exchange(ref _storage, storage);
         ByteOffset = 0;
         old?.Release();
+        RowScale?.MoveTo(device);
+        Grad?.Dispose();
+        Grad = null;
+    }
+
+    /// <summary>
+    /// Makes this tensor (the same object: name, identity for tied parameters) hold <paramref name="source"/>'s storage,
+    /// dtype and row scales instead of its own — how a loaded model's weights become BF16/F16/I8 in place, without a
+    /// widened copy. The shapes must match; <paramref name="source"/> gives up its storage (it is disposed) and its
+    /// <paramref name="rowScale"/> becomes this tensor's.
+    /// </summary>
+    internal void ReplaceWith(Tensor source, Tensor? rowScale = null)
+    {
+        if (source.Shape != Shape) throw new ArgumentException($"cannot replace {Name}{Shape} with a tensor of shape {source.Shape}");
+        if ((rowScale is not null) != (source.DType == DType.I8))
+            throw new ArgumentException($"{Name}: an I8 weight needs its row scales and only an I8 weight has them");
+        var storage = source.Storage;
+        storage.AddReference();
+        long offset = source.ByteOffset;
+        var dtype = source.DType;
+        source.Dispose();
+        var old = Interlocked.Exchange(ref _storage, storage);
+        ByteOffset = offset;
+        DType = dtype;
+        old?.Release();
+        RowScale?.Dispose();
+        RowScale = rowScale?.Persist();
         Grad?.Dispose();
         Grad = null;
     }
@@ -225,6 +258,8 @@ public sealed unsafe class Tensor : IDisposable
     {
         var s = Interlocked.Exchange(ref _storage, null);
         s?.Release();
+        RowScale?.Dispose();
+        RowScale = null;
         Grad?.Dispose();
         Grad = null;
     }

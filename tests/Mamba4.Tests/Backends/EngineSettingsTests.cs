@@ -49,7 +49,7 @@ public class EngineSettingsTests
     public void RunJsonRecordsTheSettings()
     {
         var json = EngineSettings.Default.ToJson();
-        foreach (var key in new[] { "library_version", "blas", "cpu_gemm", "threads", "cpu_gemv", "cuda_matmul", "scan_plan", "cuda_graph" })
+        foreach (var key in new[] { "library_version", "blas", "cpu_gemm", "threads", "cpu_gemv", "cpu_narrow", "cuda_matmul", "scan_plan", "cuda_graph" })
             Assert.True(json.ContainsKey(key), key);
         Assert.Contains("+", json["library_version"]!.GetValue<string>());   // the git commit the library was built from
     }

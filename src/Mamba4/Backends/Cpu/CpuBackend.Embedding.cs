@@ -9,7 +9,7 @@ public sealed unsafe partial class CpuBackend
     {
         int num = weight.Shape[0], dim = weight.Shape[1];
         long count = ids.NumElements;
-        float* pw = weight.F32, py = y.F32;
+        float* py = y.F32;
         nint pid = ids.DataPointer;
         bool i64 = ids.DType == DType.I64;
         for (long p = 0; p < count; p++)
@@ -18,10 +18,22 @@ public sealed unsafe partial class CpuBackend
             if ((ulong)id >= (ulong)num)
                 throw new ArgumentOutOfRangeException(nameof(ids), $"Embedding: id {id} at position {p} of ids {ids.Shape} is outside [0, {num}) for weight {weight.Name}{weight.Shape}");
         }
+        nint pw = weight.DataPointer;
+        var dtype = weight.DType;
+        float* scale = dtype == DType.I8 ? NarrowScale(weight).F32 : null;
         CpuParallel.For(count, Math.Max(1, 8192 / Math.Max(1, dim)), (s, e) =>
         {
             for (long p = s; p < e; p++)
-                new ReadOnlySpan<float>(pw + Id(pid, i64, p) * dim, dim).CopyTo(new Span<float>(py + p * dim, dim));
+            {
+                long id = Id(pid, i64, p);
+                var row = new Span<float>(py + p * dim, dim);
+                if (dtype == DType.F32) new ReadOnlySpan<float>((float*)pw + id * dim, dim).CopyTo(row);
+                else
+                {
+                    DTypeConvert.Convert((void*)(pw + (nint)(id * dim * dtype.ElementSize())), dtype, py + p * dim, DType.F32, dim);
+                    if (scale != null) TensorPrimitives.Multiply(row, scale[id], row);
+                }
+            }
         });
     }
 

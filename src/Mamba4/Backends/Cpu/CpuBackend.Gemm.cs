@@ -1,4 +1,5 @@
 using Mamba4.Ops;
+using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cpu;
 
@@ -27,6 +28,22 @@ public sealed unsafe partial class CpuBackend
         else
             CpuGemm.Sgemm(transA, transB, m, n, k, alpha, a.F32, Math.Max(1, aCols), b.F32, Math.Max(1, bCols), beta, c.F32, Math.Max(1, n));
     }
+
+    public void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y)
+    {
+        OpCheck.F32("gemm", "x", x);
+        OpCheck.F32("gemm", "y", y);
+        int m = checked((int)x.Shape.Rows), k = x.Shape.Last, n = weight.Shape[0];
+        if (weight.Rank != 2 || weight.Shape[1] != k || y.Shape.Rows != m || y.Shape.Last != n)
+            throw new ArgumentException($"gemm: x{x.Shape} · W{weight.Shape}ᵀ into y{y.Shape}: W must be [{y.Shape.Last}, {k}] and y [{m}, {n}]");
+        float* scale = weight.DType == DType.I8 ? NarrowScale(weight).F32 : null;
+        CpuNarrowGemm.RowsTimesTransposed(m, n, k, x.F32, Math.Max(1, k), weight.DataPointer, weight.DType, scale, y.F32, Math.Max(1, n));
+    }
+
+    /// <summary>The row scales of an I8 weight (F32, one per row), or a one-line error naming the weight.</summary>
+    internal static Tensor NarrowScale(Tensor weight) =>
+        weight.RowScale is { DType: DType.F32 } s && s.NumElements == weight.Shape[0]
+            ? s : throw new ArgumentException($"the I8 weight {weight.Name}{weight.Shape} has no F32 row scale of {weight.Shape[0]} values");
 
     private static bool Overlaps(Tensor x, Tensor y) =>
         x.ByteLength > 0 && y.ByteLength > 0 && x.DataPointer < y.DataPointer + (nint)y.ByteLength && y.DataPointer < x.DataPointer + (nint)x.ByteLength;

@@ -79,6 +79,48 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
+    /// <summary>y (F32) = x·Wᵀ with W [out, in] BF16 or F16 kept narrow in GPU memory: x is rounded to W's type and
+    /// cublasGemmEx multiplies on the tensor cores with F32 accumulation. (I8 weights are widened to BF16 when a model
+    /// is loaded onto the GPU, so none reach here.)</summary>
+    public void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y)
+    {
+        int kind = NarrowKind(weight);
+        int m = checked((int)x.Shape.Rows), k = x.Shape.Last, n = weight.Shape[0];
+        if (weight.Rank != 2 || weight.Shape[1] != k || y.Shape.Rows != m || y.Shape.Last != n)
+            throw new ArgumentException($"gemm: x{x.Shape} · W{weight.Shape}ᵀ into y{y.Shape}: W must be [{y.Shape.Last}, {k}] and y [{m}, {n}]");
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            Fill(y, 0f);
+            return;
+        }
+        var x16 = Allocator.Allocate(x.NumElements * 2);
+        try
+        {
+            Map(Kernels.Elementwise.File, kind == 0 ? Kernels.Elementwise.F32ToBf16 : Kernels.Elementwise.F32ToF16, x.NumElements, x, x16.Pointer, x.NumElements);
+            int type = kind == 0 ? Cublas.R16BF : Cublas.R16F;
+            float alpha = 1f, beta = 0f;
+            var h = CublasHandle();
+            MakeCurrent();
+            Cublas.Check(Cublas.cublasGemmEx(h, Cublas.OpT, Cublas.OpN, n, m, k,
+                &alpha, weight.DataPointer, type, k, x16.Pointer, type, k,
+                &beta, y.DataPointer, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault),
+                $"cublasGemmEx {weight.DType} weight {weight.Name} (y[{m}×{n}] = x·Wᵀ, k = {k})");
+        }
+        finally
+        {
+            x16.Release();
+        }
+    }
+
+    /// <summary>0 for a BF16 weight, 1 for F16 (the kernels' weight kind); anything else is an error naming the weight.</summary>
+    private static int NarrowKind(Tensor weight) => weight.DType switch
+    {
+        DType.BF16 => 0,
+        DType.F16 => 1,
+        _ => throw new ArgumentException($"weight {weight.Name}{weight.Shape} is {weight.DType}; on the GPU narrow weights are BF16 or F16 (I8 is widened to BF16 at load)"),
+    };
+
     private Storage ToBf16(Tensor x)
     {
         var y = Allocator.Allocate(Math.Max(1, x.NumElements) * 2);

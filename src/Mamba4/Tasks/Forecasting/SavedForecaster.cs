@@ -72,7 +72,7 @@ public sealed class SavedForecaster : IDisposable
         double? stepSeconds = r.Positive("step_seconds");
         string? dateColumn = r.String("date_column");
         var info = r.Node("info") as JsonObject ?? new JsonObject();
-        var model = ModelFiles.Load([Path.Combine(directory, WeightsFile)], Forecaster.Shapes(config), () => Forecaster.Create(config), options, (options ?? ModelLoadOptions.Default).Device);
+        var model = ModelFiles.Load([Path.Combine(directory, WeightsFile)], Forecaster.Shapes(config), () => Forecaster.Create(config), (options ?? ModelLoadOptions.Default) with { WeightDType = Tensors.DType.F32 }, (options ?? ModelLoadOptions.Default).Device);
         return new SavedForecaster(model, columns, dateColumn, normalizer, stepSeconds is { } s ? TimeSpan.FromSeconds(s) : null, info);
     }
 

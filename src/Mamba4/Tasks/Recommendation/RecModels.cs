@@ -170,7 +170,7 @@ public static class RecModels
         var k = kind is not null ? ParseKind(kind) : r.Choice(Kinds, "model") ?? (defaultKind is not null ? ParseKind(defaultKind) : Guess(r));
         int? maxLen = r.Size(ModelLimits.Positions, "max_seq_length");
         T Build<T>(ParameterShapes shapes, Func<T> create) where T : Module =>
-            ModelFiles.Load(ModelFiles.WeightFiles(dir), shapes, create, options, (options ?? ModelLoadOptions.Default).Device);
+            ModelFiles.Load(ModelFiles.WeightFiles(dir), shapes, create, (options ?? ModelLoadOptions.Default) with { WeightDType = Tensors.DType.F32 }, (options ?? ModelLoadOptions.Default).Device);   // F32: recommenders train and score with F.MatMul
         ISequentialRecommender model;
         switch (k)
         {

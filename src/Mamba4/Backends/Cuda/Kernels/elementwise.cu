@@ -52,3 +52,14 @@ extern "C" __global__ void f32_to_bf16(const float* x, unsigned short* y, i64 n)
         y[i] = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)((u >> 16) | 0x40u) : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
     }
 }
+
+// F32 → F16, round to nearest even (PTX cvt.rn): the activations multiplied by F16 weights (GemmNarrowWeight)
+extern "C" __global__ void f32_to_f16(const float* x, unsigned short* y, i64 n)
+{
+    GRID_STRIDE(i, n)
+    {
+        unsigned short h;
+        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x[i]));
+        y[i] = h;
+    }
+}

@@ -14,7 +14,7 @@ internal static unsafe class Cublas
     public static delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, nint, int, float*, nint, int, int> cublasSgemm;
     public static delegate* unmanaged<int, byte*> cublasGetStatusString;
     /// <summary>cudaDataType_t and cublasComputeType_t values used with cublasGemmEx.</summary>
-    public const int R32F = 0, R16BF = 14, Compute32F = 68, GemmDefault = -1;
+    public const int R32F = 0, R16F = 2, R16BF = 14, Compute32F = 68, GemmDefault = -1;
     public static delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, int, nint, int, int, float*, nint, int, int, int, int, int> cublasGemmEx;
 
     public static void Bind(nint lib)

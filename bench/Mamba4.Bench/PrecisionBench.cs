@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using Mamba4.Autograd;
+using Mamba4.IO;
+using Mamba4.Models;
+using Mamba4.Tensors;
+
+namespace Mamba4.Bench;
+
+/// <summary>
+/// Batch-1 decoding by weight type: the same random weights (seed 1) of a real shape with the Linear/Embedding/lm_head
+/// weights kept F32, BF16, F16 or int8 (per-row scales), everything else F32. Each round times 32 greedy steps of every
+/// model, the order rotated round to round; the ratios to F32 are taken within each round (so slow drifts in the
+/// machine's load cancel) and their median printed. Shapes: 130m (d_model 768, 24 layers) and 1.4b (2048, 48), vocab 50280.
+/// <c>dotnet run --project bench/Mamba4.Bench -c Release -- precision [130m|1.4b] [rounds]</c>
+/// </summary>
+public static class PrecisionBench
+{
+    private const int Steps = 32, Vocab = 50280;
+
+    public static void Run(string[] args)
+    {
+        string shape = args.Length > 1 ? args[1] : "130m";
+        int rounds = args.Length > 2 ? int.Parse(args[2]) : 7;
+        var config = shape switch
+        {
+            "130m" => new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = Vocab },
+            "1.4b" => new MambaConfig { DModel = 2048, NLayer = 48, DState = 16, VocabSize = Vocab },
+            _ => throw new ArgumentException($"precision: shape '{shape}': expected 130m or 1.4b"),
+        };
+        string[] types = shape == "130m" ? ["f32", "bf16", "f16", "int8"] : ["f32", "bf16", "int8"];
+        Console.WriteLine($"== precision: decode at batch 1, mamba-{shape} shape (d_model {config.DModel}, {config.NLayer} layers, vocab {Vocab}), {rounds} interleaved rounds of {Steps} steps");
+        var models = new List<(string Type, MambaLM Model)>();
+        try
+        {
+            foreach (var type in types)
+            {
+                var sw = Stopwatch.StartNew();
+                var model = Build(config, type);
+                models.Add((type, model));
+                long bytes = model.Parameters().Sum(p => p.ByteLength + (p.RowScale?.ByteLength ?? 0));
+                Console.WriteLine($"  {type}: {bytes / 1e6:F0} MB of weights read per token (built in {sw.Elapsed.TotalSeconds:F0} s)");
+            }
+            foreach (var (_, model) in models) TokensPerSecond(model, 64);   // JIT warm-up (tiered compilation)
+            var speed = types.ToDictionary(t => t, _ => new List<double>());
+            var ratio = types.ToDictionary(t => t, _ => new List<double>());
+            for (int r = 0; r < rounds; r++)
+            {
+                var round = new Dictionary<string, double>();
+                for (int i = 0; i < models.Count; i++)
+                {
+                    var (type, model) = models[(i + r) % models.Count];
+                    round[type] = TokensPerSecond(model, Steps);
+                }
+                foreach (var t in types)
+                {
+                    speed[t].Add(round[t]);
+                    ratio[t].Add(round[t] / round["f32"]);
+                }
+                Console.WriteLine($"  round {r + 1}: " + string.Join(", ", types.Select(t => $"{t} {round[t]:F1}")) + " tokens/s");
+            }
+            foreach (var t in types)
+                Console.WriteLine($"  {t}: median {Median(speed[t]):F1} tokens/s (range {speed[t].Min():F1}–{speed[t].Max():F1}); per-round ratio to f32: median {Median(ratio[t]):F2}× " +
+                                  $"(range {ratio[t].Min():F2}–{ratio[t].Max():F2})");
+        }
+        finally
+        {
+            foreach (var (_, model) in models) model.Dispose();
+        }
+        Console.WriteLine();
+    }
+
+    /// <summary>The model of <paramref name="config"/> (seed 1) with its Linear/Embedding/lm_head weights converted in place.</summary>
+    private static MambaLM Build(MambaConfig config, string type)
+    {
+        var model = new MambaLM(config, seed: 1);
+        model.Eval();
+        foreach (var w in ModelFiles.NarrowCandidates(model))
+        {
+            switch (type)
+            {
+                case "bf16": w.ReplaceWith(w.To(DType.BF16)); break;
+                case "f16": w.ReplaceWith(w.To(DType.F16)); break;
+                case "int8":
+                    var (q, s) = WeightQuantization.Quantize(w, w.Name ?? "weight");
+                    w.ReplaceWith(q, s);
+                    break;
+            }
+            w.RequiresGrad = type == "f32";
+        }
+        return model;
+    }
+
+    private static double TokensPerSecond(MambaLM model, int steps)
+    {
+        using var _ = GradMode.NoGrad();
+        using var state = model.NewState(1);
+        long token = 1;
+        long t0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < steps; i++)
+            using (new TensorScope())
+            {
+                var logits = model.Step(Tensor.From([token], 1), state).AsSpan<float>();
+                int best = 0;
+                for (int j = 1; j < logits.Length; j++) if (logits[j] > logits[best]) best = j;
+                token = best;
+            }
+        return steps / Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var s = xs.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+}
