@@ -93,7 +93,7 @@ public class WeightPrecisionTests : IDisposable
         Assert.Equal(expected, inProj.DType);
         Assert.Equal(expected, model.LmHead.DType);   // tied: the embeddings
         Assert.Equal(expected == DType.I8, inProj.RowScale is not null);
-        Assert.Equal(DType.F32, model.Backbone.Layers[0].Mixer.ALog.DType);
+        Assert.Equal(DType.F32, ((Mamba4.Nn.MambaMixer)model.Backbone.Layers[0].Mixer).ALog.DType);
         Assert.Equal(DType.F32, model.Backbone.NormF.Weight.DType);
     }
 
