@@ -67,7 +67,8 @@ public static class ModelFiles
             CheckMemory(expected, target, options, what, (name, shape) =>
                 shape.Rank == 2 && name.EndsWith("weight", StringComparison.Ordinal) && source.TryGetValue(name, out var s)
                     ? WeightType(s.Info.DType!.Value, options.WeightDType, target).ElementSize() : sizeof(float));
-            var model = create();
+            T model;
+            using (Init.SkipValues()) model = create();   // every parameter is filled from the files below: no init drawn, no page touched
             try
             {
                 var narrow = NarrowCandidates(model);
@@ -88,6 +89,8 @@ public static class ModelFiles
                     p.ReplaceWith(value, scale);
                     p.RequiresGrad = false;
                 }
+                // The F32 blocks the narrow weights replaced (never touched) and the conversion buffers go back to the system.
+                if (model.Parameters().Any(p => p.DType != DType.F32)) CpuAllocator.Shared.Trim();
                 model.To(target);
                 return model;
             }

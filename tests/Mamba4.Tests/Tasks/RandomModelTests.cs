@@ -201,3 +201,25 @@ public class RandomModelTests : IDisposable
         ModelFiles.CheckMemory(falcon, Device.Cpu, machine, "falcon-mamba-7b", (name, shape) => shape.Rank == 2 && name.EndsWith(".weight") ? 2 : 4);
     }
 }
+
+/// <summary>Init.SkipValues: the initialisers allocate without drawing (the generator is not advanced), and the scope nests.</summary>
+public class InitSkipValuesTests
+{
+    [Fact]
+    public void InitialisersDrawNothingWhileSkipping()
+    {
+        var skipped = new Random(7);
+        using (Nn.Init.SkipValues())
+        {
+            using (Nn.Init.SkipValues()) { }
+            Assert.True(Nn.Init.SkippingValues);   // the inner scope restored the outer one
+            using var t = Nn.Init.Normal(skipped, new Shape(64, 64), 0, 1);
+            using var u = Nn.Init.KaimingUniform(skipped, new Shape(64, 64), 64);
+            Assert.Equal(new Shape(64, 64), t.Shape);
+        }
+        Assert.False(Nn.Init.SkippingValues);
+        Assert.Equal(new Random(7).NextDouble(), skipped.NextDouble());
+        using var drawn = Nn.Init.Uniform(skipped, new Shape(1000), -1, 1);
+        Assert.Contains(drawn.ToFloatArray(), v => v != 0);
+    }
+}
