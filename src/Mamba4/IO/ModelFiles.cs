@@ -77,6 +77,13 @@ public static class ModelFiles
                     var (file, info) = source.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"{what}: tensor '{name}' is missing");
                     var fileType = info.DType!.Value;
                     var type = narrow.Contains(p) ? WeightType(fileType, options.WeightDType, target) : DType.F32;
+                    if (type == DType.F32 && fileType == DType.F32 && narrow.Contains(p))
+                    {
+                        // A large F32 weight stored as F32 is the mapped file too (copy-on-write: training writes private pages).
+                        p.ReplaceWith(file.GetView(name));
+                        CheckFinite(p, file, name, options);
+                        continue;
+                    }
                     if (type == DType.F32)
                     {
                         using (var t = ReadF32(file, name, scales)) p.CopyFrom(t);
@@ -228,6 +235,7 @@ public static class ModelFiles
     internal static unsafe (long Index, float Value) FirstNonFinite(Tensor t)
     {
         if (t.DType == DType.I8) return (-1, 0);
+        if (t.Device.IsCpu && t.DType is DType.BF16 or DType.F16) return FirstNonFiniteHalf(t);
         if (!t.Device.IsCpu || t.DType != DType.F32)
         {
             using var host = t.To(DType.F32, Device.Cpu);
@@ -240,6 +248,28 @@ public static class ModelFiles
             int i = FirstNonFinite(chunk);
             if (i >= 0) return (start + i, chunk[i]);
         }
+        return (-1, 0);
+    }
+
+    /// <summary>
+    /// A BF16 or F16 tensor scanned in place (no F32 copy: a 7B model's weights are checked without widening them): a value is
+    /// NaN or ±Inf when its exponent bits are all ones (BF16 0x7F80, F16 0x7C00).
+    /// </summary>
+    private static unsafe (long Index, float Value) FirstNonFiniteHalf(Tensor t)
+    {
+        ushort exponent = t.DType == DType.BF16 ? (ushort)0x7F80 : (ushort)0x7C00;
+        ushort* p = (ushort*)t.DataPointer;
+        long i = 0, n = t.NumElements;
+        var mask = new Vector<ushort>(exponent);
+        for (; i <= n - Vector<ushort>.Count; i += Vector<ushort>.Count)
+            if (Vector.EqualsAny(Vector.BitwiseAnd(Vector.Load(p + i), mask), mask)) break;   // the scalar loop below finds which
+        for (; i < n; i++)
+            if ((p[i] & exponent) == exponent)
+            {
+                float value = 0;
+                DTypeConvert.Convert(p + i, t.DType, &value, DType.F32, 1);
+                return (i, value);
+            }
         return (-1, 0);
     }
 

@@ -138,6 +138,27 @@ public class RandomModelTests : IDisposable
         Assert.Empty(Directory.GetFiles(dir, "*.tmp", new EnumerationOptions { AttributesToSkip = 0 }));
     }
 
+    /// <summary>BF16 weights are checked for NaN/±Inf in place (no F32 copy): the first bad value's index and kind, past the vector blocks.</summary>
+    [Theory]
+    [InlineData((ushort)0x7F80, 1234, "+Inf")]
+    [InlineData((ushort)0xFF80, 0, "-Inf")]
+    [InlineData((ushort)0x7FC1, 2047, "NaN")]
+    public void NonFiniteBf16WeightsAreRefusedNamingTheIndex(ushort bits, int index, string kind)
+    {
+        var dir = Init(TinyMamba, DType.BF16, shardBytes: 1L << 30, name: "nonfinite");
+        var shard = ModelFiles.WeightFiles(dir).Single();
+        const string name = "backbone.layers.2.mixer.in_proj.weight";   // [128, 32]: 4,096 values
+        long offset;
+        using (var f = SafetensorsFile.Open(shard)) offset = f.Info(name).FileOffset;
+        using (var fs = new FileStream(shard, FileMode.Open, FileAccess.Write))
+        {
+            fs.Position = offset + 2L * index;
+            fs.Write([(byte)bits, (byte)(bits >> 8)]);
+        }
+        var e = Assert.Throws<InvalidDataException>(() => LanguageModelFiles.Load(dir));
+        Assert.Contains($"tensor '{name}' holds {kind} at index {index}", e.Message);
+    }
+
     [Fact]
     public void ANonEmptyDirectoryIsRefusedWithoutForce()
     {
