@@ -20,6 +20,11 @@ public static class PrecisionBench
     public static void Run(string[] args)
     {
         string shape = args.Length > 1 ? args[1] : "130m";
+        if (shape == "kernels")
+        {
+            Kernels(args.Length > 2 ? int.Parse(args[2]) : 7);
+            return;
+        }
         int rounds = args.Length > 2 ? int.Parse(args[2]) : 7;
         var config = shape switch
         {
@@ -67,6 +72,58 @@ public static class PrecisionBench
             foreach (var (_, model) in models) model.Dispose();
         }
         Console.WriteLine();
+    }
+
+    /// <summary>
+    /// One matrix-vector product of the lm_head shape (50,280 × 768: 154 MB in F32) per weight type and CPU kernel, 8 calls a
+    /// timing, interleaved rounds: the kernels' cost apart from the rest of a decoding step.
+    /// </summary>
+    private static void Kernels(int rounds)
+    {
+        var engine = Backends.Backend.Settings;
+        var rng = new Random(1);
+        var values = new float[Vocab * 768];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1);
+        using var f32 = Tensor.From(values, Vocab, 768);
+        using var x = Tensor.From(values.AsSpan(0, 768).ToArray(), 1, 768);
+        var cases = new List<(string Name, Tensor Weight, Backends.CpuNarrowKernel Kernel)> { ("f32", f32, Backends.CpuNarrowKernel.Auto) };
+        foreach (var type in new[] { "bf16", "f16", "int8" })
+        {
+            var w = Tensor.Empty(f32.Shape).Persist();
+            w.Name = type;
+            if (type == "int8")
+            {
+                var (q, s) = WeightQuantization.Quantize(f32, type);
+                w.ReplaceWith(q, s);
+            }
+            else w.ReplaceWith(f32.To(type == "bf16" ? DType.BF16 : DType.F16));
+            w.RequiresGrad = false;
+            cases.Add((type + " avx-512", w, Backends.CpuNarrowKernel.Auto));
+            cases.Add((type + " vector256", w, Backends.CpuNarrowKernel.Vector256));
+        }
+        var times = cases.ToDictionary(c => c.Name, _ => new List<double>());
+        using var _ = GradMode.NoGrad();
+        try
+        {
+            for (int r = -1; r < rounds; r++)
+                foreach (var (name, w, kernel) in cases)
+                {
+                    Backends.Backend.Configure(engine with { CpuNarrowKernel = kernel });
+                    long t0 = Stopwatch.GetTimestamp();
+                    for (int i = 0; i < 8; i++)
+                        using (new TensorScope()) Ops.F.Linear(x, w);
+                    if (r >= 0) times[name].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds / 8);
+                }
+        }
+        finally { Backends.Backend.Configure(engine); }
+        Console.WriteLine($"== precision kernels: y = x·Wᵀ, W {Vocab} × 768, one row of x; median ms per call over {rounds} rounds (F32 weights: CpuGemv)");
+        foreach (var (name, w, _) in cases)
+        {
+            double ms = Median(times[name]);
+            long bytes = w.ByteLength;
+            Console.WriteLine($"  {name,-16} {ms,7:F2} ms  {bytes / ms / 1e6,6:F1} GB/s of weights  {Median(times["f32"]) / ms:F2}× f32");
+        }
+        foreach (var (_, w, _) in cases.Skip(1).Where((_, i) => i % 2 == 0)) w.Dispose();
     }
 
     /// <summary>The model of <paramref name="config"/> (seed 1) with its Linear/Embedding/lm_head weights converted in place.</summary>

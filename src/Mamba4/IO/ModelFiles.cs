@@ -68,7 +68,7 @@ public static class ModelFiles
                 shape.Rank == 2 && name.EndsWith("weight", StringComparison.Ordinal) && source.TryGetValue(name, out var s)
                     ? WeightType(s.Info.DType!.Value, options.WeightDType, target).ElementSize() : sizeof(float));
             T model;
-            using (Init.SkipValues()) model = create();   // every parameter is filled from the files below: no init drawn, no page touched
+            using (Init.SkipValues()) model = create();   // every parameter is read below: no random values to draw
             try
             {
                 var narrow = NarrowCandidates(model);
@@ -235,11 +235,24 @@ public static class ModelFiles
     internal static unsafe (long Index, float Value) FirstNonFinite(Tensor t)
     {
         if (t.DType == DType.I8) return (-1, 0);
-        if (t.Device.IsCpu && t.DType is DType.BF16 or DType.F16) return FirstNonFiniteHalf(t);
-        if (!t.Device.IsCpu || t.DType != DType.F32)
+        if (!t.Device.IsCpu)
         {
-            using var host = t.To(DType.F32, Device.Cpu);
+            using var host = t.To(Device.Cpu);
             return FirstNonFinite(host);
+        }
+        if (t.DType != DType.F32)
+        {
+            // A BF16/F16 weight is scanned through a small F32 buffer: a widened copy of it would touch (and, pooled, keep) its F32 size.
+            var buffer = new float[65536];
+            for (long start = 0, n = t.NumElements; start < n; start += buffer.Length)
+            {
+                int count = (int)Math.Min(buffer.Length, n - start);
+                fixed (float* b = buffer)
+                    DTypeConvert.Convert((byte*)t.DataPointer + start * t.DType.ElementSize(), t.DType, b, DType.F32, count);
+                int i = FirstNonFinite(buffer.AsSpan(0, count));
+                if (i >= 0) return (start + i, buffer[i]);
+            }
+            return (-1, 0);
         }
         float* p = (float*)t.DataPointer;
         for (long start = 0, n = t.NumElements; start < n; start += int.MaxValue / 2)
@@ -248,28 +261,6 @@ public static class ModelFiles
             int i = FirstNonFinite(chunk);
             if (i >= 0) return (start + i, chunk[i]);
         }
-        return (-1, 0);
-    }
-
-    /// <summary>
-    /// A BF16 or F16 tensor scanned in place (no F32 copy: a 7B model's weights are checked without widening them): a value is
-    /// NaN or ±Inf when its exponent bits are all ones (BF16 0x7F80, F16 0x7C00).
-    /// </summary>
-    private static unsafe (long Index, float Value) FirstNonFiniteHalf(Tensor t)
-    {
-        ushort exponent = t.DType == DType.BF16 ? (ushort)0x7F80 : (ushort)0x7C00;
-        ushort* p = (ushort*)t.DataPointer;
-        long i = 0, n = t.NumElements;
-        var mask = new Vector<ushort>(exponent);
-        for (; i <= n - Vector<ushort>.Count; i += Vector<ushort>.Count)
-            if (Vector.EqualsAny(Vector.BitwiseAnd(Vector.Load(p + i), mask), mask)) break;   // the scalar loop below finds which
-        for (; i < n; i++)
-            if ((p[i] & exponent) == exponent)
-            {
-                float value = 0;
-                DTypeConvert.Convert(p + i, t.DType, &value, DType.F32, 1);
-                return (i, value);
-            }
         return (-1, 0);
     }
 

@@ -5,33 +5,32 @@ namespace Mamba4.Nn;
 /// <summary>Parameter initialisers (seeded; the same seed gives the same weights).</summary>
 public static class Init
 {
-    [ThreadStatic] private static bool t_skipValues;
+    [ThreadStatic] private static bool _skipValues;
 
     /// <summary>
-    /// While the returned scope is open, <see cref="Uniform"/>, <see cref="Normal"/> and <see cref="KaimingUniform"/> only
-    /// allocate: nothing is drawn and no page of the new tensor is touched (the operating system commits it on first write).
-    /// ModelFiles.Load builds a model this way, since the weight files then fill every parameter: a 7B model kept in BF16
-    /// never holds its F32 initialisation in memory.
+    /// While the returned scope is open (on this thread), <see cref="Uniform"/> and <see cref="Normal"/> allocate without
+    /// writing values: for a model whose every parameter is about to be read from a checkpoint (<see cref="IO.ModelFiles.Load{T}"/>).
+    /// Building is then nearly free, and the F32 memory of a weight that loading replaces by a BF16/F16/I8 one is never touched.
     /// </summary>
-    public static IDisposable SkipValues()
+    /// <summary>Whether values are being skipped (constructors leave their own value loops alone then, touching no memory).</summary>
+    internal static bool ValuesSkipped => _skipValues;
+
+    internal static IDisposable SkipValues()
     {
-        bool outer = t_skipValues;
-        t_skipValues = true;
-        return new Restore(() => t_skipValues = outer);
+        bool previous = _skipValues;
+        _skipValues = true;
+        return new Restore(previous);
     }
 
-    /// <summary>Whether a <see cref="SkipValues"/> scope is open on this thread (constructors skip their own value loops too).</summary>
-    public static bool SkippingValues => t_skipValues;
-
-    private sealed class Restore(Action restore) : IDisposable
+    private sealed class Restore(bool previous) : IDisposable
     {
-        public void Dispose() => restore();
+        public void Dispose() => _skipValues = previous;
     }
 
     public static Tensor Uniform(Random rng, Shape shape, double low, double high)
     {
         var t = Tensor.Empty(shape).Persist();
-        if (t_skipValues) return t;
+        if (_skipValues) return t;
         var s = t.AsSpan<float>();
         for (int i = 0; i < s.Length; i++) s[i] = (float)(low + (high - low) * rng.NextDouble());
         return t;
@@ -41,7 +40,7 @@ public static class Init
     public static Tensor Normal(Random rng, Shape shape, double mean, double std)
     {
         var t = Tensor.Empty(shape).Persist();
-        if (t_skipValues) return t;
+        if (_skipValues) return t;
         var s = t.AsSpan<float>();
         for (int i = 0; i < s.Length; i++)
         {

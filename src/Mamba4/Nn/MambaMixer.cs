@@ -37,7 +37,7 @@ public sealed class MambaMixer : SsmMixer
             // dt_proj: weight U(±r^−½·dt_scale) (or constant), bias = softplus⁻¹(dt), dt log-uniform in [dt_min, dt_max].
             double std = Math.Pow(r, -0.5) * config.DtScale;
             var w = DtProj.Weight.AsSpan<float>();
-            if (!Init.SkippingValues)
+            if (!Init.ValuesSkipped)
                 for (int i = 0; i < w.Length; i++) w[i] = (float)(config.DtInit == "constant" ? std : (rng.NextDouble() * 2 - 1) * std);
             InitDtBias(DtProj.Bias!.AsSpan<float>(), config, rng);
         }

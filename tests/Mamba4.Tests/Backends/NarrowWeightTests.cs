@@ -107,8 +107,8 @@ public class NarrowWeightTests
         finally { Backend.Configure(engine); }
     }
 
-    /// <summary>Each output is the same bits whether its weight row went through the four-row tile or alone, and whatever
-    /// the number of rows of x (a stream's logits do not depend on the batch it is decoded in).</summary>
+    /// <summary>Each output is the same bits whether its weight row is multiplied with others or alone, and whatever the
+    /// number of rows of x (a stream's logits do not depend on the batch it is decoded in).</summary>
     [Theory]
     [InlineData(DType.BF16)]
     [InlineData(DType.I8)]

@@ -108,6 +108,21 @@ public class WeightPrecisionTests : IDisposable
         Assert.False(bf16.Backbone.Layers[0].Mixer.OutProj.Weight.RequiresGrad);
     }
 
+    /// <summary>The memory check counts the matrices at the type they will be kept in: a limit that refuses the model in F32
+    /// admits it in BF16 (estimate: 2 bytes a matrix element, 4 for the rest and for the largest tensor's conversion buffer).</summary>
+    [Fact]
+    public void TheMemoryEstimateCountsTheKeptType()
+    {
+        var shapes = MambaLM.Shapes(MambaConfig.FromJsonFile(Path.Combine(Fixture, "config.json")));
+        long matrices = shapes.Where(p => p.Shape.Rank == 2 && p.Name.EndsWith("weight")).Sum(p => p.Shape.NumElements);
+        long bf16 = ModelFiles.EstimateBytes(shapes) - 2 * matrices;
+        Assert.Equal(bf16, ModelFiles.EstimateBytes(shapes, (name, shape) => shape.Rank == 2 && name.EndsWith("weight") ? 2 : 4));
+        var e = Assert.Throws<InsufficientMemoryException>(() => MambaLM.FromPretrained(Fixture, new ModelLoadOptions { HostMemoryLimit = bf16 }));
+        Assert.Contains("parameters as F32", e.Message);
+        using var model = MambaLM.FromPretrained(Fixture, new ModelLoadOptions { HostMemoryLimit = bf16, WeightDType = DType.BF16 });
+        Assert.Equal(DType.BF16, model.LmHead.DType);
+    }
+
     /// <summary>
     /// The fixture's greedy continuation (transformers, float64 from the F32 weights) with the weights kept in BF16, F16
     /// and int8: the same ids. (The fixture model's top logits are far enough apart for rounding not to flip them;
@@ -154,6 +169,24 @@ public class WeightPrecisionTests : IDisposable
         Assert.True(e is InvalidDataException or FormatException, e.GetType().Name + ": " + e.Message);
         Assert.DoesNotContain('\n', e.Message);
         foreach (var part in expected) Assert.Contains(part, e.Message);
+    }
+
+    [Fact]
+    public void ANaNInABf16WeightKeptBf16IsRefusedWithItsIndex()
+    {
+        var src = Quantized("bf16", int8: false, DType.BF16);
+        var dir = Path.Combine(_dir, "nan");
+        Directory.CreateDirectory(dir);
+        File.Copy(Path.Combine(src, "config.json"), Path.Combine(dir, "config.json"));
+        var tensors = Safetensors.LoadAll(Path.Combine(src, "model.safetensors"));
+        const string name = "backbone.layers.1.mixer.in_proj.weight";
+        try
+        {
+            tensors[name].AsSpan<BFloat16>()[77] = (BFloat16)float.NaN;
+            Safetensors.Save(Path.Combine(dir, "model.safetensors"), tensors);
+        }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+        FailsNaming(dir, $"tensor '{name}' holds NaN at index 77");
     }
 
     [Fact]

@@ -121,6 +121,21 @@ public class RandomModelTests : IDisposable
         Assert.InRange(MambaLM.Shapes(config).Elements, parameters * (1 - tolerance), parameters * (1 + tolerance));
     }
 
+    /// <summary>The Mamba-1 shapes' parameter counts from the block's formula, counted here (independently of ParameterShapes).</summary>
+    [Theory]
+    [InlineData("mamba-130m", 768, 24, 50280, true)]
+    [InlineData("mamba-1.4b", 2048, 48, 50280, true)]
+    [InlineData("mamba-2.8b", 2560, 64, 50280, true)]
+    [InlineData("falcon-mamba-7b", 4096, 64, 65024, false)]
+    public void Mamba1ShapesHaveTheBlockFormulasCount(string shape, int d, int layers, int vocab, bool tied)
+    {
+        var config = MambaConfig.FromJson(ModelShapes.Config(shape, "bfloat16"), shape);
+        long e = 2L * d, n = 16, r = shape == "falcon-mamba-7b" ? 256 : (d + 15) / 16;
+        // in_proj, conv1d weight and bias, x_proj, dt_proj weight and bias, A_log, D, out_proj, the block's norm
+        long block = d * 2 * e + e * 4 + e + e * (r + 2 * n) + r * e + e + e * n + e + e * d + d;
+        Assert.Equal(layers * block + vocab * (long)d * (tied ? 1 : 2) + d, MambaLM.Shapes(config).Elements);
+    }
+
     [Fact]
     public void AnInterruptedInitResumesWithTheSameBytes()
     {
@@ -233,12 +248,12 @@ public class InitSkipValuesTests
         using (Nn.Init.SkipValues())
         {
             using (Nn.Init.SkipValues()) { }
-            Assert.True(Nn.Init.SkippingValues);   // the inner scope restored the outer one
+            Assert.True(Nn.Init.ValuesSkipped);   // the inner scope restored the outer one
             using var t = Nn.Init.Normal(skipped, new Shape(64, 64), 0, 1);
             using var u = Nn.Init.KaimingUniform(skipped, new Shape(64, 64), 64);
             Assert.Equal(new Shape(64, 64), t.Shape);
         }
-        Assert.False(Nn.Init.SkippingValues);
+        Assert.False(Nn.Init.ValuesSkipped);
         Assert.Equal(new Random(7).NextDouble(), skipped.NextDouble());
         using var drawn = Nn.Init.Uniform(skipped, new Shape(1000), -1, 1);
         Assert.Contains(drawn.ToFloatArray(), v => v != 0);

@@ -10,8 +10,8 @@ namespace Mamba4.Backends.Cpu;
 /// row scale, 1 otherwise): nn.Linear with narrow weights, read as they are, every sum in F32.
 /// <list type="bullet">
 /// <item>m ≤ <see cref="CpuGemv.MaxRows"/> (decoding): each weight row is streamed once from memory, widened in registers
-/// and dotted with every row of x (four weight rows at once on AVX-512, <see cref="Dot4{T}"/>); every y[r, o] is the same
-/// <see cref="Dot{T}"/> whatever m is, so a stream's logits do not depend on the batch it shares.</item>
+/// and dotted with every row of x; every y[r, o] is the same <see cref="Dot{T}"/> whatever m is, so a stream's logits do
+/// not depend on the batch it shares. (A four-weight-rows-per-x-load tile measured 2.3× slower here: it spills registers.)</item>
 /// <item>larger m (prefill): blocks of <see cref="BlockRows"/> weight rows are widened into a small F32 buffer and
 /// multiplied by <see cref="CpuGemm.Sgemm"/>; no widened copy of the whole weight exists.</item>
 /// </list>
@@ -52,19 +52,7 @@ internal static unsafe class CpuNarrowGemm
             var kernel = Kernel;
             CpuParallel.For(n, Math.Max(16, 65536 / Math.Max(1, k * Math.Min(m, 8))), (o0, o1) =>
             {
-                long o = o0;
-                if (kernel == CpuNarrowKernel.Auto && k >= 64)
-                    for (; o + 4 <= o1; o += 4)   // four weight rows share each load of x
-                    {
-                        nint row = w + (nint)(o * k * T.Size), stride = (nint)k * T.Size;
-                        for (int r = 0; r < m; r++)
-                        {
-                            var (d0, d1, d2, d3) = Dot4<T>(x + (long)r * ldx, row, stride, k);
-                            float* yr = y + (long)r * ldy + o;
-                            yr[0] = Scale(scale, o) * d0; yr[1] = Scale(scale, o + 1) * d1; yr[2] = Scale(scale, o + 2) * d2; yr[3] = Scale(scale, o + 3) * d3;
-                        }
-                    }
-                for (; o < o1; o++)
+                for (long o = o0; o < o1; o++)
                 {
                     nint row = w + (nint)(o * k * T.Size);
                     float s = Scale(scale, o);
@@ -90,45 +78,6 @@ internal static unsafe class CpuNarrowGemm
     }
 
     private static float Scale(float* scale, long o) => scale == null ? 1f : scale[o];
-
-    /// <summary>
-    /// Four <see cref="Dot{T}"/>s (AVX-512, k ≥ 64) of x against weight rows w, w + stride, w + 2·stride, w + 3·stride, each
-    /// bit-identical to Dot's: the same four accumulators per row over the 64-blocks, the 16-step into the first, the
-    /// same reduction and tail. Decoding's m = 1 product loads each x vector once for four rows.
-    /// </summary>
-    private static (float, float, float, float) Dot4<T>(float* x, nint w, nint stride, int k) where T : struct, INarrow
-    {
-        nint w1 = w + stride, w2 = w1 + stride, w3 = w2 + stride;
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, d0 = default, d1 = default, d2 = default, d3 = default;
-        int i = 0;
-        for (; i <= k - 64; i += 64)
-        {
-            var x0 = Vector512.Load(x + i); var x1 = Vector512.Load(x + i + 16); var x2 = Vector512.Load(x + i + 32); var x3 = Vector512.Load(x + i + 48);
-            a0 = Vector512.FusedMultiplyAdd(x0, T.Load16(w, i), a0); a1 = Vector512.FusedMultiplyAdd(x1, T.Load16(w, i + 16), a1);
-            a2 = Vector512.FusedMultiplyAdd(x2, T.Load16(w, i + 32), a2); a3 = Vector512.FusedMultiplyAdd(x3, T.Load16(w, i + 48), a3);
-            b0 = Vector512.FusedMultiplyAdd(x0, T.Load16(w1, i), b0); b1 = Vector512.FusedMultiplyAdd(x1, T.Load16(w1, i + 16), b1);
-            b2 = Vector512.FusedMultiplyAdd(x2, T.Load16(w1, i + 32), b2); b3 = Vector512.FusedMultiplyAdd(x3, T.Load16(w1, i + 48), b3);
-            c0 = Vector512.FusedMultiplyAdd(x0, T.Load16(w2, i), c0); c1 = Vector512.FusedMultiplyAdd(x1, T.Load16(w2, i + 16), c1);
-            c2 = Vector512.FusedMultiplyAdd(x2, T.Load16(w2, i + 32), c2); c3 = Vector512.FusedMultiplyAdd(x3, T.Load16(w2, i + 48), c3);
-            d0 = Vector512.FusedMultiplyAdd(x0, T.Load16(w3, i), d0); d1 = Vector512.FusedMultiplyAdd(x1, T.Load16(w3, i + 16), d1);
-            d2 = Vector512.FusedMultiplyAdd(x2, T.Load16(w3, i + 32), d2); d3 = Vector512.FusedMultiplyAdd(x3, T.Load16(w3, i + 48), d3);
-        }
-        for (; i <= k - 16; i += 16)
-        {
-            var xv = Vector512.Load(x + i);
-            a0 = Vector512.FusedMultiplyAdd(xv, T.Load16(w, i), a0); b0 = Vector512.FusedMultiplyAdd(xv, T.Load16(w1, i), b0);
-            c0 = Vector512.FusedMultiplyAdd(xv, T.Load16(w2, i), c0); d0 = Vector512.FusedMultiplyAdd(xv, T.Load16(w3, i), d0);
-        }
-        float sa = Vector512.Sum((a0 + a1) + (a2 + a3)), sb = Vector512.Sum((b0 + b1) + (b2 + b3));
-        float sc = Vector512.Sum((c0 + c1) + (c2 + c3)), sd = Vector512.Sum((d0 + d1) + (d2 + d3));
-        for (; i < k; i++)
-        {
-            sa += x[i] * T.At(w, i); sb += x[i] * T.At(w1, i);
-            sc += x[i] * T.At(w2, i); sd += x[i] * T.At(w3, i);
-        }
-        return (sa, sb, sc, sd);
-    }
 
     /// <summary>dst[i] = s · widen(w[i]).</summary>
     private static void Widen<T>(CpuNarrowKernel kernel, nint w, float* dst, int k, float s) where T : struct, INarrow
