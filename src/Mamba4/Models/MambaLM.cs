@@ -64,7 +64,7 @@ public sealed class MambaLM : Module, ICausalLanguageModel
             var m = layer.Mixer;
             foreach (var lin in new[] { m.InProj, m.OutProj })
                 if (lin.Bias is { } b) b.AsSpan<float>().Clear();
-            if (config.RescalePrenormResidual && !Init.ValuesSkipped)
+            if (config.RescalePrenormResidual && !Init.ValuesSkipped)   // skipped: the weights are about to be loaded
             {
                 var w = m.OutProj.Weight.AsSpan<float>();
                 float s = 1f / MathF.Sqrt(config.NLayer);
