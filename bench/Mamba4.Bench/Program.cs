@@ -21,13 +21,14 @@ var benchmarks = new Dictionary<string, Action>
     ["serve"] = ServeBench.Run,
     ["reclen"] = () => RecLenBench.Run(args),
     ["precision"] = () => PrecisionBench.Run(args),
+    ["scale"] = () => ScaleBench.Run(args),
 };
 
 var name = args.Length > 0 ? args[0] : "all";
 if (name == "all")
     foreach (var (key, run) in benchmarks)
     {
-        if (key is "lm" or "serve" or "reclen" or "precision") continue; // a training run with a wall-clock budget, a server under load, minutes of long histories: ask for them by name
+        if (key is "lm" or "serve" or "reclen" or "precision" or "scale") continue; // a training run with a wall-clock budget, a server under load, minutes of long histories: ask for them by name
         run();
     }
 else if (benchmarks.TryGetValue(name, out var run)) run();

@@ -13,7 +13,7 @@ root.Subcommands.Add(RecCommand.Create());
 root.Subcommands.Add(ForecastCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(QuantizeCommand.Create());
-root.Subcommands.Add(RandomModelCommand.Create());
+root.Subcommands.Add(InitCommand.Create());
 try
 {
     Mamba4.Backends.Backend.Configure(Mamba4.Backends.EngineSettings.FromEnvironment());   // the one place the engine's environment is read

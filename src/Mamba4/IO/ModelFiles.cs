@@ -77,6 +77,13 @@ public static class ModelFiles
                     var (file, info) = source.TryGetValue(name, out var s) ? s : throw new InvalidDataException($"{what}: tensor '{name}' is missing");
                     var fileType = info.DType!.Value;
                     var type = narrow.Contains(p) ? WeightType(fileType, options.WeightDType, target) : DType.F32;
+                    if (type == DType.F32 && fileType == DType.F32 && narrow.Contains(p))
+                    {
+                        // A large F32 weight stored as F32 is the mapped file too (copy-on-write: training writes private pages).
+                        p.ReplaceWith(file.GetView(name));
+                        CheckFinite(p, file, name, options);
+                        continue;
+                    }
                     if (type == DType.F32)
                     {
                         using (var t = ReadF32(file, name, scales)) p.CopyFrom(t);
@@ -89,6 +96,8 @@ public static class ModelFiles
                     p.ReplaceWith(value, scale);
                     p.RequiresGrad = false;
                 }
+                // The F32 blocks the narrow weights replaced (never touched) and the conversion buffers go back to the system.
+                if (model.Parameters().Any(p => p.DType != DType.F32)) CpuAllocator.Shared.Trim();
                 model.To(target);
                 return model;
             }

@@ -46,6 +46,34 @@ public static class Safetensors
         }, durable: true);
     }
 
+    /// <summary>
+    /// Writes a safetensors file whose tensors are produced one at a time, never all in memory: the header comes from
+    /// <paramref name="entries"/> (name, type, shape), then <paramref name="writeData"/>(i, stream) writes entry i's bytes,
+    /// in order; a callback that writes another number of bytes than its entry needs fails the write. Atomic and durable
+    /// as <see cref="Save(string, IEnumerable{ValueTuple{string, Tensor}}, IReadOnlyDictionary{string, string}?)"/>.
+    /// </summary>
+    public static void SaveStreaming(string path, IReadOnlyList<SafetensorsEntry> entries, Action<int, Stream> writeData,
+        IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in entries)
+            if (e.Name == SafetensorsHeader.MetadataKey || !names.Add(e.Name))
+                throw new ArgumentException($"tensor name {SafetensorsHeader.Q(e.Name)} is reserved or appears twice", nameof(entries));
+        var header = BuildHeader(entries, metadata);
+        AtomicFile.Write(path, fs =>
+        {
+            fs.Write(header);
+            for (int i = 0; i < entries.Count; i++)
+            {
+                long start = fs.Position;
+                writeData(i, fs);
+                if (fs.Position - start != entries[i].ByteLength)
+                    throw new InvalidOperationException($"{path}: tensor '{entries[i].Name}' got {fs.Position - start} bytes, expected {entries[i].ByteLength}");
+            }
+        }, durable: true);
+    }
+
     private static void Check(List<(string Name, Tensor Tensor)> list, IReadOnlyDictionary<string, string>? metadata)
     {
         var first = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -67,7 +95,10 @@ public static class Safetensors
     }
 
     /// <summary>Length prefix + JSON + space padding to a multiple of 8 bytes.</summary>
-    private static byte[] BuildHeader(List<(string Name, Tensor Tensor)> list, IReadOnlyDictionary<string, string>? metadata)
+    private static byte[] BuildHeader(List<(string Name, Tensor Tensor)> list, IReadOnlyDictionary<string, string>? metadata) =>
+        BuildHeader(list.Select(t => new SafetensorsEntry(t.Name, t.Tensor.DType, t.Tensor.Shape)).ToList(), metadata);
+
+    private static byte[] BuildHeader(IReadOnlyList<SafetensorsEntry> list, IReadOnlyDictionary<string, string>? metadata)
     {
         var json = new ArrayBufferWriter<byte>();
         // Relaxed escaping keeps non-ASCII names readable (still valid JSON; this is not HTML).
@@ -81,10 +112,10 @@ public static class Safetensors
                 w.WriteEndObject();
             }
             long offset = 0;
-            foreach (var (name, t) in list)
+            foreach (var t in list)
             {
-                try { w.WriteStartObject(name); }
-                catch (ArgumentException e) { throw new ArgumentException($"tensor name {SafetensorsHeader.Q(name)} cannot be written as JSON: {e.Message}", "tensors", e); }
+                try { w.WriteStartObject(t.Name); }
+                catch (ArgumentException e) { throw new ArgumentException($"tensor name {SafetensorsHeader.Q(t.Name)} cannot be written as JSON: {e.Message}", "tensors", e); }
                 w.WriteString("dtype", t.DType.SafetensorsName());
                 w.WriteStartArray("shape");
                 foreach (var d in t.Shape.Dims) w.WriteNumberValue(d);
@@ -123,4 +154,10 @@ public static class Safetensors
             done += chunk;
         }
     }
+}
+
+/// <summary>One tensor of a file written by <see cref="Safetensors.SaveStreaming"/>: its name, type and shape (the bytes come later).</summary>
+public readonly record struct SafetensorsEntry(string Name, DType DType, Shape Shape)
+{
+    public long ByteLength => Shape.NumElements * DType.ElementSize();
 }
