@@ -26,7 +26,6 @@ internal static class InitCommand
               mamba4 init --shape falcon-mamba-7b --dtype int8 --out /tmp/falcon-int8 --seed 1
               mamba4 generate --model /tmp/mamba-2.8b --prompt-ids 1,2,3 --max-new-tokens 16 --greedy
             """);
-        cmd.Aliases.Add("random-model");   // the name scripts/gpu-scale.sh and earlier docs use
         foreach (var o in new Option[] { shape, config, output, dtype, seed, force, shardBytes }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
