@@ -25,13 +25,13 @@ public static class PrecisionBench
             Kernels(args.Length > 2 ? int.Parse(args[2]) : 7);
             return;
         }
-        int rounds = args.Length > 2 ? int.Parse(args[2]) : 7;
-        var config = shape switch
+        if (shape == "profile")
         {
-            "130m" => new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = Vocab },
-            "1.4b" => new MambaConfig { DModel = 2048, NLayer = 48, DState = 16, VocabSize = Vocab },
-            _ => throw new ArgumentException($"precision: shape '{shape}': expected 130m or 1.4b"),
-        };
+            Profile(args.Length > 2 ? args[2] : "130m");
+            return;
+        }
+        int rounds = args.Length > 2 ? int.Parse(args[2]) : 7;
+        var config = Shape(shape);
         string[] types = shape == "130m" ? ["f32", "bf16", "f16", "int8"] : ["f32", "bf16", "int8"];
         Console.WriteLine($"== precision: decode at batch 1, mamba-{shape} shape (d_model {config.DModel}, {config.NLayer} layers, vocab {Vocab}), {rounds} interleaved rounds of {Steps} steps");
         var models = new List<(string Type, MambaLM Model)>();
@@ -70,6 +70,51 @@ public static class PrecisionBench
         finally
         {
             foreach (var (_, model) in models) model.Dispose();
+        }
+        Console.WriteLine();
+    }
+
+    private static MambaConfig Shape(string shape) => shape switch
+    {
+        "130m" => new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = Vocab },
+        "1.4b" => new MambaConfig { DModel = 2048, NLayer = 48, DState = 16, VocabSize = Vocab },
+        _ => throw new ArgumentException($"precision: shape '{shape}': expected 130m or 1.4b"),
+    };
+
+    /// <summary>
+    /// Where one decoding step's time goes, per weight type: wall time per token without and with the per-kernel timer
+    /// (<see cref="Backends.ProfilingBackend"/>, which itself adds a reflection call per kernel), each kernel's calls and
+    /// ms per token, the fork/joins of <see cref="Backends.Cpu.CpuParallel"/>, the tensors taken from the pool and the
+    /// managed bytes allocated per token.
+    /// </summary>
+    private static void Profile(string shape)
+    {
+        var config = Shape(shape);
+        const int steps = 32;
+        Console.WriteLine($"== precision profile: one decoding step of the mamba-{shape} shape at batch 1, {steps} steps per type");
+        foreach (var type in new[] { "f32", "bf16", "int8" })
+        {
+            using var model = Build(config, type);
+            TokensPerSecond(model, 64);
+            double plain = 1000 / Median(Enumerable.Range(0, 5).Select(_ => TokensPerSecond(model, steps)).ToList());
+            long forks = Backends.Cpu.CpuParallel.Forks, pooled = CpuAllocator.Shared.PoolHits + CpuAllocator.Shared.NativeAllocations;
+            long managed = GC.GetTotalAllocatedBytes(precise: true);
+            TokensPerSecond(model, steps);
+            forks = Backends.Cpu.CpuParallel.Forks - forks;
+            pooled = CpuAllocator.Shared.PoolHits + CpuAllocator.Shared.NativeAllocations - pooled;
+            managed = GC.GetTotalAllocatedBytes(precise: true) - managed;
+            Backends.Backend.EnableProfiling();
+            Backends.ProfilingBackend.Reset();
+            long t0 = Stopwatch.GetTimestamp();
+            TokensPerSecond(model, steps);
+            double profiled = Stopwatch.GetElapsedTime(t0).TotalMilliseconds / steps;
+            var rows = Backends.ProfilingBackend.Report();
+            Backends.Backend.DisableProfiling();
+            double kernels = rows.Sum(r => r.Seconds) * 1000 / steps;
+            Console.WriteLine($"  {type}: {plain:F2} ms/token ({profiled:F2} profiled, of which kernels {kernels:F2}); per token: {(double)forks / steps:F0} fork/joins, " +
+                              $"{(double)pooled / steps:F0} tensors from the pool, {managed / steps / 1024.0:F1} KB managed");
+            foreach (var (kernel, calls, seconds) in rows)
+                Console.WriteLine($"    {kernel,-28} {(double)calls / steps,6:F0} calls {seconds * 1000 / steps,8:F3} ms {seconds * 1000 / steps / profiled,7:P1}");
         }
         Console.WriteLine();
     }
