@@ -25,6 +25,11 @@ public static class PrecisionBench
             Kernels(args.Length > 2 ? int.Parse(args[2]) : 7);
             return;
         }
+        if (shape == "products")
+        {
+            Products(args.Length > 2 ? int.Parse(args[2]) : 7);
+            return;
+        }
         if (shape == "profile")
         {
             Profile(args.Length > 2 ? args[2] : "130m");
@@ -171,24 +176,77 @@ public static class PrecisionBench
         foreach (var (_, w, _) in cases.Skip(1).Where((_, i) => i % 2 == 0)) w.Dispose();
     }
 
+    /// <summary>
+    /// Each matrix-vector product of a 130M decoding step (in_proj, x_proj, dt_proj, out_proj of one layer, lm_head) per
+    /// weight type, interleaved rounds: ms per call, the ratio to F32, and the products of one token (24 layers + lm_head).
+    /// </summary>
+    private static void Products(int rounds)
+    {
+        (string Name, int Out, int In, int PerToken)[] shapes =
+            [("in_proj", 3072, 768, 24), ("x_proj", 80, 1536, 24), ("dt_proj", 1536, 48, 24), ("out_proj", 768, 1536, 24), ("lm_head", Vocab, 768, 1)];
+        string[] types = ["f32", "bf16", "int8"];
+        var rng = new Random(1);
+        var weights = new Dictionary<(string, string), Tensor>();
+        var inputs = new Dictionary<string, Tensor>();
+        foreach (var (name, o, i, _) in shapes)
+        {
+            var values = new float[(long)o * i];
+            for (long j = 0; j < values.Length; j++) values[j] = (float)(rng.NextDouble() * 2 - 1);
+            inputs[name] = Tensor.From(values.AsSpan(0, i).ToArray(), 1, i).Persist();
+            foreach (var type in types) weights[(name, type)] = Narrowed(Tensor.From(values, o, i).Persist(), type);
+        }
+        var times = weights.Keys.ToDictionary(k => k, _ => new List<double>());
+        using var _ = GradMode.NoGrad();
+        for (int r = -1; r < rounds; r++)
+            foreach (var (name, _, _, _) in shapes)
+                foreach (var type in types.Skip(r < 0 ? 0 : r % types.Length).Concat(types.Take(r < 0 ? 0 : r % types.Length)))
+                {
+                    int calls = name == "lm_head" ? 4 : 48;
+                    long t0 = Stopwatch.GetTimestamp();
+                    for (int c = 0; c < calls; c++)
+                        using (new TensorScope()) Ops.F.Linear(inputs[name], weights[(name, type)]);
+                    if (r >= 0) times[(name, type)].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds / calls);
+                }
+        Console.WriteLine($"== precision products: the matrix-vector products of a mamba-130m step, one row of x; median ms per call over {rounds} rounds");
+        var token = types.ToDictionary(t => t, _ => 0.0);
+        foreach (var (name, o, i, perToken) in shapes)
+        {
+            Console.Write($"  {name,-9} {o,5} × {i,-5}");
+            foreach (var type in types)
+            {
+                double ms = Median(times[(name, type)]);
+                token[type] += perToken * ms;
+                Console.Write($"  {type} {ms,8:F4} ms ({Median(times[(name, "f32")]) / ms:F2}×)");
+            }
+            Console.WriteLine();
+        }
+        Console.WriteLine("  per token (24 layers + lm_head): " + string.Join(", ", types.Select(t => $"{t} {token[t]:F2} ms ({token["f32"] / token[t]:F2}×)")));
+        foreach (var t in weights.Values.Concat(inputs.Values)) t.Dispose();
+    }
+
+    /// <summary><paramref name="w"/> converted in place to BF16, F16 or int8 (per-row scales); F32 left as it is.</summary>
+    private static Tensor Narrowed(Tensor w, string type)
+    {
+        w.Name ??= type;
+        switch (type)
+        {
+            case "bf16": w.ReplaceWith(w.To(DType.BF16)); break;
+            case "f16": w.ReplaceWith(w.To(DType.F16)); break;
+            case "int8":
+                var (q, s) = WeightQuantization.Quantize(w, w.Name);
+                w.ReplaceWith(q, s);
+                break;
+        }
+        w.RequiresGrad = type == "f32";
+        return w;
+    }
+
     /// <summary>The model of <paramref name="config"/> (seed 1) with its Linear/Embedding/lm_head weights converted in place.</summary>
     private static MambaLM Build(MambaConfig config, string type)
     {
         var model = new MambaLM(config, seed: 1);
         model.Eval();
-        foreach (var w in ModelFiles.NarrowCandidates(model))
-        {
-            switch (type)
-            {
-                case "bf16": w.ReplaceWith(w.To(DType.BF16)); break;
-                case "f16": w.ReplaceWith(w.To(DType.F16)); break;
-                case "int8":
-                    var (q, s) = WeightQuantization.Quantize(w, w.Name ?? "weight");
-                    w.ReplaceWith(q, s);
-                    break;
-            }
-            w.RequiresGrad = type == "f32";
-        }
+        foreach (var w in ModelFiles.NarrowCandidates(model)) Narrowed(w, type);
         return model;
     }
 
