@@ -25,13 +25,18 @@ public static class PrecisionBench
             Kernels(args.Length > 2 ? int.Parse(args[2]) : 7);
             return;
         }
-        int rounds = args.Length > 2 ? int.Parse(args[2]) : 7;
-        var config = shape switch
+        if (shape == "products")
         {
-            "130m" => new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = Vocab },
-            "1.4b" => new MambaConfig { DModel = 2048, NLayer = 48, DState = 16, VocabSize = Vocab },
-            _ => throw new ArgumentException($"precision: shape '{shape}': expected 130m or 1.4b"),
-        };
+            Products(args.Length > 2 ? int.Parse(args[2]) : 7);
+            return;
+        }
+        if (shape == "profile")
+        {
+            Profile(args.Length > 2 ? args[2] : "130m");
+            return;
+        }
+        int rounds = args.Length > 2 ? int.Parse(args[2]) : 7;
+        var config = Shape(shape);
         string[] types = shape == "130m" ? ["f32", "bf16", "f16", "int8"] : ["f32", "bf16", "int8"];
         Console.WriteLine($"== precision: decode at batch 1, mamba-{shape} shape (d_model {config.DModel}, {config.NLayer} layers, vocab {Vocab}), {rounds} interleaved rounds of {Steps} steps");
         var models = new List<(string Type, MambaLM Model)>();
@@ -70,6 +75,51 @@ public static class PrecisionBench
         finally
         {
             foreach (var (_, model) in models) model.Dispose();
+        }
+        Console.WriteLine();
+    }
+
+    private static MambaConfig Shape(string shape) => shape switch
+    {
+        "130m" => new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = Vocab },
+        "1.4b" => new MambaConfig { DModel = 2048, NLayer = 48, DState = 16, VocabSize = Vocab },
+        _ => throw new ArgumentException($"precision: shape '{shape}': expected 130m or 1.4b"),
+    };
+
+    /// <summary>
+    /// Where one decoding step's time goes, per weight type: wall time per token without and with the per-kernel timer
+    /// (<see cref="Backends.ProfilingBackend"/>, which itself adds a reflection call per kernel), each kernel's calls and
+    /// ms per token, the fork/joins of <see cref="Backends.Cpu.CpuParallel"/>, the tensors taken from the pool and the
+    /// managed bytes allocated per token.
+    /// </summary>
+    private static void Profile(string shape)
+    {
+        var config = Shape(shape);
+        const int steps = 32;
+        Console.WriteLine($"== precision profile: one decoding step of the mamba-{shape} shape at batch 1, {steps} steps per type");
+        foreach (var type in new[] { "f32", "bf16", "int8" })
+        {
+            using var model = Build(config, type);
+            TokensPerSecond(model, 64);
+            double plain = 1000 / Median(Enumerable.Range(0, 5).Select(_ => TokensPerSecond(model, steps)).ToList());
+            long forks = Backends.Cpu.CpuParallel.Forks, pooled = CpuAllocator.Shared.PoolHits + CpuAllocator.Shared.NativeAllocations;
+            long managed = GC.GetTotalAllocatedBytes(precise: true);
+            TokensPerSecond(model, steps);
+            forks = Backends.Cpu.CpuParallel.Forks - forks;
+            pooled = CpuAllocator.Shared.PoolHits + CpuAllocator.Shared.NativeAllocations - pooled;
+            managed = GC.GetTotalAllocatedBytes(precise: true) - managed;
+            Backends.Backend.EnableProfiling();
+            Backends.ProfilingBackend.Reset();
+            long t0 = Stopwatch.GetTimestamp();
+            TokensPerSecond(model, steps);
+            double profiled = Stopwatch.GetElapsedTime(t0).TotalMilliseconds / steps;
+            var rows = Backends.ProfilingBackend.Report();
+            Backends.Backend.DisableProfiling();
+            double kernels = rows.Sum(r => r.Seconds) * 1000 / steps;
+            Console.WriteLine($"  {type}: {plain:F2} ms/token ({profiled:F2} profiled, of which kernels {kernels:F2}); per token: {(double)forks / steps:F0} fork/joins, " +
+                              $"{(double)pooled / steps:F0} tensors from the pool, {managed / steps / 1024.0:F1} KB managed");
+            foreach (var (kernel, calls, seconds) in rows)
+                Console.WriteLine($"    {kernel,-28} {(double)calls / steps,6:F0} calls {seconds * 1000 / steps,8:F3} ms {seconds * 1000 / steps / profiled,7:P1}");
         }
         Console.WriteLine();
     }
@@ -126,24 +176,77 @@ public static class PrecisionBench
         foreach (var (_, w, _) in cases.Skip(1).Where((_, i) => i % 2 == 0)) w.Dispose();
     }
 
+    /// <summary>
+    /// Each matrix-vector product of a 130M decoding step (in_proj, x_proj, dt_proj, out_proj of one layer, lm_head) per
+    /// weight type, interleaved rounds: ms per call, the ratio to F32, and the products of one token (24 layers + lm_head).
+    /// </summary>
+    private static void Products(int rounds)
+    {
+        (string Name, int Out, int In, int PerToken)[] shapes =
+            [("in_proj", 3072, 768, 24), ("x_proj", 80, 1536, 24), ("dt_proj", 1536, 48, 24), ("out_proj", 768, 1536, 24), ("lm_head", Vocab, 768, 1)];
+        string[] types = ["f32", "bf16", "int8"];
+        var rng = new Random(1);
+        var weights = new Dictionary<(string, string), Tensor>();
+        var inputs = new Dictionary<string, Tensor>();
+        foreach (var (name, o, i, _) in shapes)
+        {
+            var values = new float[(long)o * i];
+            for (long j = 0; j < values.Length; j++) values[j] = (float)(rng.NextDouble() * 2 - 1);
+            inputs[name] = Tensor.From(values.AsSpan(0, i).ToArray(), 1, i).Persist();
+            foreach (var type in types) weights[(name, type)] = Narrowed(Tensor.From(values, o, i).Persist(), type);
+        }
+        var times = weights.Keys.ToDictionary(k => k, _ => new List<double>());
+        using var _ = GradMode.NoGrad();
+        for (int r = -1; r < rounds; r++)
+            foreach (var (name, _, _, _) in shapes)
+                foreach (var type in types.Skip(r < 0 ? 0 : r % types.Length).Concat(types.Take(r < 0 ? 0 : r % types.Length)))
+                {
+                    int calls = name == "lm_head" ? 4 : 48;
+                    long t0 = Stopwatch.GetTimestamp();
+                    for (int c = 0; c < calls; c++)
+                        using (new TensorScope()) Ops.F.Linear(inputs[name], weights[(name, type)]);
+                    if (r >= 0) times[(name, type)].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds / calls);
+                }
+        Console.WriteLine($"== precision products: the matrix-vector products of a mamba-130m step, one row of x; median ms per call over {rounds} rounds");
+        var token = types.ToDictionary(t => t, _ => 0.0);
+        foreach (var (name, o, i, perToken) in shapes)
+        {
+            Console.Write($"  {name,-9} {o,5} × {i,-5}");
+            foreach (var type in types)
+            {
+                double ms = Median(times[(name, type)]);
+                token[type] += perToken * ms;
+                Console.Write($"  {type} {ms,8:F4} ms ({Median(times[(name, "f32")]) / ms:F2}×)");
+            }
+            Console.WriteLine();
+        }
+        Console.WriteLine("  per token (24 layers + lm_head): " + string.Join(", ", types.Select(t => $"{t} {token[t]:F2} ms ({token["f32"] / token[t]:F2}×)")));
+        foreach (var t in weights.Values.Concat(inputs.Values)) t.Dispose();
+    }
+
+    /// <summary><paramref name="w"/> converted in place to BF16, F16 or int8 (per-row scales); F32 left as it is.</summary>
+    private static Tensor Narrowed(Tensor w, string type)
+    {
+        w.Name ??= type;
+        switch (type)
+        {
+            case "bf16": w.ReplaceWith(w.To(DType.BF16)); break;
+            case "f16": w.ReplaceWith(w.To(DType.F16)); break;
+            case "int8":
+                var (q, s) = WeightQuantization.Quantize(w, w.Name);
+                w.ReplaceWith(q, s);
+                break;
+        }
+        w.RequiresGrad = type == "f32";
+        return w;
+    }
+
     /// <summary>The model of <paramref name="config"/> (seed 1) with its Linear/Embedding/lm_head weights converted in place.</summary>
     private static MambaLM Build(MambaConfig config, string type)
     {
         var model = new MambaLM(config, seed: 1);
         model.Eval();
-        foreach (var w in ModelFiles.NarrowCandidates(model))
-        {
-            switch (type)
-            {
-                case "bf16": w.ReplaceWith(w.To(DType.BF16)); break;
-                case "f16": w.ReplaceWith(w.To(DType.F16)); break;
-                case "int8":
-                    var (q, s) = WeightQuantization.Quantize(w, w.Name ?? "weight");
-                    w.ReplaceWith(q, s);
-                    break;
-            }
-            w.RequiresGrad = type == "f32";
-        }
+        foreach (var w in ModelFiles.NarrowCandidates(model)) Narrowed(w, type);
         return model;
     }
 

@@ -129,7 +129,33 @@ public sealed class MambaMixer : SsmMixer
     {
         foreach (var ones in _ones.Values) ones.Dispose();
         _ones.Clear();
+        lock (_stepALock) _stepA?.A.Dispose();
+        _stepA = null;
         base.Dispose();
+    }
+
+    // The decoding step's A = −exp(A_log), kept on the CPU between steps with a copy of the A_log values it was made
+    // from and remade when they differ (training, loading): a compare of e·n floats instead of the Exp and Scale ops
+    // (an exp per element and two tensors per layer and token).
+    private (float[] ALog, Tensor A)? _stepA;
+    private readonly object _stepALock = new();
+
+    private Tensor StepA()
+    {
+        if (!ALog.Device.IsCpu || ALog.DType != DType.F32) return F.Scale(F.Exp(ALog), -1f);
+        lock (_stepALock)
+        {
+            var aLog = ALog.AsSpan<float>();
+            if (_stepA is not { } cached || !aLog.SequenceEqual(cached.ALog))
+            {
+                _stepA?.A.Dispose();
+                using var scope = new TensorScope();
+                using var _ = Autograd.GradMode.NoGrad();
+                cached = (aLog.ToArray(), F.Scale(F.Exp(ALog), -1f).Persist());
+                _stepA = cached;
+            }
+            return cached.A;
+        }
     }
 
     public override Tensor Step(Tensor h, MambaLayerState state)
@@ -145,8 +171,7 @@ public sealed class MambaMixer : SsmMixer
             (b, c, deltaBias) = (parts[1], parts[2], DtProj.Bias!);
         }
         else (delta, b, c, deltaBias) = (Tensor.Zeros(x.Shape, DType.F32, h.Device), B!, C!, DtBias!);
-        var a = F.Scale(F.Exp(ALog), -1f);
-        var y = F.SelectiveScanStep(x, delta, a, b, c, state.SsmState, Config.Selective, D, xz[1], deltaBias, deltaSoftplus: true);
+        var y = F.SelectiveScanStep(x, delta, StepA(), b, c, state.SsmState, Config.Selective, D, xz[1], deltaBias, deltaSoftplus: true);
         return OutProj.Forward(y);
     }
 }

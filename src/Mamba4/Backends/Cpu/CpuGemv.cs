@@ -22,9 +22,20 @@ internal static unsafe class CpuGemv
     /// </summary>
     public static int MaxRows { get; set; } = 64;
 
+    /// <summary>
+    /// Products of fewer multiply-adds (m·n·k) run on the calling thread: a fork/join costs about as much as such a product
+    /// itself (x_proj, 1536 → 80, and dt_proj, 48 → 1536, of the 130M shape at batch 1: 48 of its 97 fork/joins a token).
+    /// </summary>
+    public static long SerialWork { get; set; } = 1 << 18;
+
+    /// <summary>Weight rows per parallel chunk of an m-row product: about 64K multiply-adds, or all n rows (one chunk, no
+    /// fork) below <see cref="SerialWork"/>. The split never changes a result: every output is one Dot whatever the chunk.</summary>
+    internal static long RowGrain(int m, int n, int k) =>
+        (long)m * n * k < SerialWork ? Math.Max(1, n) : Math.Max(16, 65536 / Math.Max(1, k * Math.Min(m, 8)));
+
     public static void RowsTimesTransposed(int m, int n, int k, float alpha, float* a, int lda, float* w, int ldw, float beta, float* c, int ldc)
     {
-        CpuParallel.For(n, Math.Max(16, 65536 / Math.Max(1, k * Math.Min(m, 8))), (o0, o1) =>
+        CpuParallel.For(n, RowGrain(m, n, k), (o0, o1) =>
         {
             for (long o = o0; o < o1; o++)
             {

@@ -50,7 +50,7 @@ internal static unsafe class CpuNarrowGemm
         if (m <= CpuGemv.MaxRows)
         {
             var kernel = Kernel;
-            CpuParallel.For(n, Math.Max(16, 65536 / Math.Max(1, k * Math.Min(m, 8))), (o0, o1) =>
+            CpuParallel.For(n, CpuGemv.RowGrain(m, n, k), (o0, o1) =>
             {
                 for (long o = o0; o < o1; o++)
                 {
