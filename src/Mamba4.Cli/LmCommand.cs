@@ -112,7 +112,7 @@ internal static class LmCommand
             var tok = LanguageModelFiles.LoadTokenizer(dir) ?? throw new FileNotFoundException($"{dir} holds no tokenizer.json");
             var path = parse.GetValue(data)!;
             if (!File.Exists(path)) throw new FileNotFoundException($"--data: {path} not found", path);
-            var text = File.ReadAllText(path);
+            var text = Mamba4.IO.DataFile.ReadAllText(path);   // plain or gzip
             var ids = tok.Encode(text);
             var part = parse.GetValue(all) ? ids : ids[(int)(ids.Length * 0.9)..];
             var net = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target) with { WeightDType = weightType });

@@ -67,7 +67,7 @@ internal static class TokenizeCommand
         else
         {
             if (!File.Exists(path)) throw new FileNotFoundException($"text file not found: {path}", path);
-            bytes = File.ReadAllBytes(path);
+            bytes = Mamba4.IO.DataFile.ReadAllBytes(path);   // plain or gzip
         }
         try
         {
