@@ -20,7 +20,7 @@ internal static class TokenizeCommand
     {
         var tokenizer = TokenizerOption();
         var text = new Option<string?>("--text") { Description = "the text to tokenize" };
-        var file = new Option<string?>("--file") { Description = "a UTF-8 file to tokenize (- for standard input)" };
+        var file = new Option<string?>("--file") { Description = "a UTF-8 file to tokenize, plain or gzip (- for standard input)" };
         var json = new Option<bool>("--json") { Description = "print {\"ids\": [...]} instead of comma-separated ids" };
         var special = new Option<bool>("--add-special-tokens") { Description = "add the special tokens of the tokenizer's post-processor (e.g. a BOS token)" };
         var cmd = new Command("tokenize", """
