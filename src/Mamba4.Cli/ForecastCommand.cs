@@ -34,7 +34,7 @@ internal static class ForecastCommand
     /// <summary>The options shared by train and compare: the series, the model's sizes and training (null: the model kind's defaults).</summary>
     private sealed class Common
     {
-        public readonly Option<string?> Data = new("--data") { Description = "CSV file: a date column and numeric columns (default: a built-in synthetic series)" };
+        public readonly Option<string?> Data = new("--data") { Description = "CSV file (or .csv.gz): a date column and numeric columns (default: a built-in synthetic series)" };
         public readonly Option<string?> Target = new("--target") { Description = "columns to read and forecast, comma-separated (default: every column but the date)" };
         public readonly Option<string?> DateColumn = new("--date-column") { Description = "the timestamp column (default: date, datetime, timestamp or time when present)" };
         public readonly Option<string> Fill = new("--fill") { Description = "missing values: none (an error), ffill, linear or zero", DefaultValueFactory = _ => "none" };

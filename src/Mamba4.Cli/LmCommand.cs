@@ -26,7 +26,7 @@ internal static class LmCommand
     private static Command Train()
     {
         var d = new LmTrainSettings();
-        var data = new Option<string?>("--data") { Description = "UTF-8 text file (default: a built-in generated corpus)" };
+        var data = new Option<string?>("--data") { Description = "UTF-8 text file, plain or gzip (default: a built-in generated corpus)" };
         var tokenizer = new Option<string>("--tokenizer") { Description = "char (a character vocabulary built from the text) or a Hugging Face tokenizer.json", DefaultValueFactory = _ => d.Tokenizer };
         var model = new Option<string>("--model") { Description = "mamba | transformer", DefaultValueFactory = _ => d.Model };
         var mixer = new Option<string>("--mixer") { Description = "Mamba's mixer: mamba1 (selective scan) | mamba2 (SSD, multi-head)", DefaultValueFactory = _ => d.Mixer };
@@ -87,7 +87,7 @@ internal static class LmCommand
     private static Command Eval()
     {
         var model = new Option<string>("--model") { Description = "a model directory written by `mamba4 lm train`", Required = true };
-        var data = new Option<string>("--data") { Description = "UTF-8 text file", Required = true };
+        var data = new Option<string>("--data") { Description = "UTF-8 text file, plain or gzip", Required = true };
         var all = new Option<bool>("--all") { Description = "evaluate the whole file (default: its last 10%, the validation split)" };
         var seq = new Option<int>("--seq-len") { Description = "evaluation window", DefaultValueFactory = _ => 128 };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
@@ -112,7 +112,7 @@ internal static class LmCommand
             var tok = LanguageModelFiles.LoadTokenizer(dir) ?? throw new FileNotFoundException($"{dir} holds no tokenizer.json");
             var path = parse.GetValue(data)!;
             if (!File.Exists(path)) throw new FileNotFoundException($"--data: {path} not found", path);
-            var text = File.ReadAllText(path);
+            var text = Mamba4.IO.DataFile.ReadAllText(path);   // plain or gzip
             var ids = tok.Encode(text);
             var part = parse.GetValue(all) ? ids : ids[(int)(ids.Length * 0.9)..];
             var net = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target) with { WeightDType = weightType });

@@ -26,7 +26,7 @@ internal static class RecCommand
 
     internal sealed class DataOptions
     {
-        public readonly Option<string?> Data = new("--data") { Description = "interaction file (default: the built-in synthetic dataset)" };
+        public readonly Option<string?> Data = new("--data") { Description = "interaction file, plain or gzip (default: the built-in synthetic dataset)" };
         public readonly Option<string?> Format = new("--format") { Description = $"{RecFormats.Names.Replace(", ", " | ")} (default: guessed from the file name)" };
         public readonly Option<bool> SkipBad = new("--skip-bad-lines") { Description = "skip (and count) malformed lines instead of failing" };
 

@@ -20,7 +20,7 @@ internal static class TokenizeCommand
     {
         var tokenizer = TokenizerOption();
         var text = new Option<string?>("--text") { Description = "the text to tokenize" };
-        var file = new Option<string?>("--file") { Description = "a UTF-8 file to tokenize (- for standard input)" };
+        var file = new Option<string?>("--file") { Description = "a UTF-8 file to tokenize, plain or gzip (- for standard input)" };
         var json = new Option<bool>("--json") { Description = "print {\"ids\": [...]} instead of comma-separated ids" };
         var special = new Option<bool>("--add-special-tokens") { Description = "add the special tokens of the tokenizer's post-processor (e.g. a BOS token)" };
         var cmd = new Command("tokenize", """
@@ -67,7 +67,7 @@ internal static class TokenizeCommand
         else
         {
             if (!File.Exists(path)) throw new FileNotFoundException($"text file not found: {path}", path);
-            bytes = File.ReadAllBytes(path);
+            bytes = Mamba4.IO.DataFile.ReadAllBytes(path);   // plain or gzip
         }
         try
         {

@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Text;
+using Mamba4.IO;
 
 namespace Mamba4.Data.Recommendation;
 
@@ -14,7 +14,7 @@ public static class InteractionReader
     public static InteractionLog Read(string path, RecFormat format, RecReadOptions? options = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"interaction file not found: {path}", path);
-        using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        using var reader = DataFile.OpenText(path);   // plain or gzip
         return Read(reader, path, format, options);
     }
 

@@ -32,10 +32,11 @@ public static class RecFormats
         _ => throw new ArgumentException($"unknown data format '{name}'; expected one of {Names}"),
     };
 
-    /// <summary>The format a file name suggests (<c>.inter</c>, <c>.csv</c>, <c>ratings.dat</c>, <c>u.data</c>), or null.</summary>
+    /// <summary>The format a file name suggests (<c>.inter</c>, <c>.csv</c>, <c>ratings.dat</c>, <c>u.data</c>, each also with <c>.gz</c>), or null.</summary>
     public static RecFormat? Guess(string path)
     {
         var name = Path.GetFileName(path).ToLowerInvariant();
+        if (name.EndsWith(".gz", StringComparison.Ordinal)) name = name[..^3];   // ratings.dat.gz is ml
         if (name.EndsWith(".inter", StringComparison.Ordinal)) return RecFormat.Atomic;
         if (name.EndsWith(".csv", StringComparison.Ordinal)) return RecFormat.Csv;
         if (name is "u.data" or "ratings.dat" || name.EndsWith(".dat", StringComparison.Ordinal)) return RecFormat.Ml;

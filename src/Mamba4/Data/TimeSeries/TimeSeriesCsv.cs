@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Mamba4.IO;
 
 namespace Mamba4.Data.TimeSeries;
 
@@ -45,7 +46,7 @@ public static class TimeSeriesCsv
     public static TimeSeriesTable Read(string path, TimeSeriesCsvOptions? options = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found", path);
-        using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        using var reader = DataFile.OpenText(path);   // plain or gzip
         return Parse(reader, path, options);
     }
 

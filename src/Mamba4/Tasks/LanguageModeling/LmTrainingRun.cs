@@ -19,7 +19,7 @@ public static class LmTrainingRun
     {
         s.Validate();
         var dir = RunDirectory.Open(s.OutputOrDefault, s.Resume, log);
-        string text = s.Data is null ? LanguageModeling.SyntheticCorpus() : File.ReadAllText(s.Data);
+        string text = s.Data is null ? LanguageModeling.SyntheticCorpus() : IO.DataFile.ReadAllText(s.Data);
         ITokenizer tok = s.Tokenizer == "char" ? CharTokenizer.FromText(text) : Text.Tokenizer.Load(s.Tokenizer);
         var stream = new TokenStream(tok.Encode(text));
         var net = LanguageModeling.Create(s.Model, s.Size, tok.VocabSize, s.SeqLen, (int)s.Seed, s.Mixer, s.HeadDim);
