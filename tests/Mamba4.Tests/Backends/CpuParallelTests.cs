@@ -1,0 +1,106 @@
+using Mamba4.Backends;
+using Mamba4.Backends.Cpu;
+
+namespace Mamba4.Tests;
+
+/// <summary>
+/// CpuParallel.For hands chunks to spinning worker threads: every index once, exceptions surfaced as Parallel.For
+/// surfaces them, nested and concurrent forks, and workers that went to sleep woken again. Each wait is bounded so a
+/// lost wake-up fails instead of hanging the suite.
+/// </summary>
+[Collection(EngineSettingsCollection.Name)]
+public class CpuParallelTests
+{
+    private static void WithThreads(int threads, Action test)
+    {
+        var engine = Backend.Settings;
+        try
+        {
+            Backend.Configure(engine with { Threads = threads });
+            test();
+        }
+        finally { Backend.Configure(engine); }
+    }
+
+    private static void Bounded(Action test)
+    {
+        var run = Task.Run(test);
+        Assert.True(run.Wait(TimeSpan.FromSeconds(60)), "CpuParallel.For did not finish within 60 s (a lost wake-up?)");
+    }
+
+    private static int[] Visits(long count, long grain)
+    {
+        var visits = new int[count];
+        CpuParallel.For(count, grain, (s, e) => { for (long i = s; i < e; i++) Interlocked.Increment(ref visits[i]); });
+        return visits;
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void EveryIndexIsVisitedExactlyOnce(int threads) => WithThreads(threads, () => Bounded(() =>
+    {
+        var rng = new Random(threads);
+        for (int trial = 0; trial < 2000; trial++)
+        {
+            long count = rng.Next(0, 300), grain = rng.Next(1, 40);
+            Assert.All(Visits(count, grain), v => Assert.Equal(1, v));
+        }
+    }));
+
+    [Fact]
+    public void WorkersThatFellAsleepAreWokenForTheNextFork() => WithThreads(2, () => Bounded(() =>
+    {
+        // The caller takes chunks too, so a worker that never woke would not show as a wrong result: count the forks in
+        // which a chunk ran on another thread. Each chunk sleeps 5 ms, so a woken worker claims one of the 8 long before
+        // the caller could finish them all alone (40 ms).
+        int shared = 0;
+        for (int trial = 0; trial < 10; trial++)
+        {
+            Thread.Sleep(CpuParallel.SpinMicroseconds / 1000 + 3);   // longer than the workers spin: they sleep
+            int caller = Environment.CurrentManagedThreadId, elsewhere = 0;
+            CpuParallel.For(8, 1, (_, _) =>
+            {
+                if (Environment.CurrentManagedThreadId != caller) Interlocked.Increment(ref elsewhere);
+                Thread.Sleep(5);
+            });
+            if (elsewhere > 0) shared++;
+        }
+        Assert.True(shared >= 8, $"a sleeping worker took part in only {shared} of 10 forks");
+    }));
+
+    [Fact]
+    public void AChunksExceptionIsThrownAsParallelForThrowsItAndTheWorkersGoOn() => WithThreads(2, () => Bounded(() =>
+    {
+        var e = Assert.Throws<AggregateException>(() =>
+            CpuParallel.For(64, 1, (s, _) => { if (s == 40) throw new InvalidOperationException("chunk 40"); }));
+        Assert.Equal("chunk 40", Assert.IsType<InvalidOperationException>(e.InnerException).Message);
+        Assert.All(Visits(500, 1), v => Assert.Equal(1, v));
+    }));
+
+    [Fact]
+    public void AForkInsideAChunkRunsInline() => WithThreads(2, () => Bounded(() =>
+    {
+        var visits = new int[16 * 50];
+        CpuParallel.For(16, 1, (s, e) =>
+        {
+            for (long i = s; i < e; i++)
+            {
+                long row = i;
+                CpuParallel.For(50, 1, (a, b) => { for (long j = a; j < b; j++) Interlocked.Increment(ref visits[row * 50 + j]); });
+            }
+        });
+        Assert.All(visits, v => Assert.Equal(1, v));
+    }));
+
+    [Fact]
+    public void ForksFromSeveralThreadsAtOnceAllComplete() => WithThreads(2, () => Bounded(() =>
+    {
+        var callers = Enumerable.Range(0, 4).Select(t => Task.Run(() =>
+        {
+            for (int k = 0; k < 300; k++) Assert.All(Visits(257, 3), v => Assert.Equal(1, v));
+        })).ToArray();
+        Task.WaitAll(callers);
+    }));
+}
