@@ -141,6 +141,13 @@ public static class RecModels
         }
     }
 
+    /// <summary>The kind name of a model (mamba4rec, sasrec, bert4rec, gru4rec).</summary>
+    public static string KindOf(ISequentialRecommender model) => model switch
+    {
+        Mamba4Rec => "mamba4rec", SASRec => "sasrec", BERT4Rec => "bert4rec", GRU4Rec => "gru4rec",
+        _ => throw new NotSupportedException(model.GetType().Name),
+    };
+
     public static string ConfigJson(ISequentialRecommender model, int maxLen)
     {
         var json = model switch
