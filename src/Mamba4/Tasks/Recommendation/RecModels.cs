@@ -41,7 +41,7 @@ public sealed record RecModelOptions
         if ((Mixer != "mamba1" || HeadDim is not null) && kind != "mamba4rec") throw new ArgumentException($"--mixer and --head-dim apply to mamba4rec only, not {kind}");
         var sasrec = new SASRecConfig();
         if (kind is "sasrec" or "bert4rec" && (Hidden ?? sasrec.HiddenSize) % sasrec.NHeads != 0)
-            throw new ArgumentException($"--hidden must be a multiple of {kind}'s {sasrec.NHeads} heads, got {Hidden ?? sasrec.HiddenSize}");
+            throw new ArgumentException($"--hidden must be a multiple of {(kind == "sasrec" ? "SASRec" : "BERT4Rec")}'s {sasrec.NHeads} heads, got {Hidden ?? sasrec.HiddenSize}");
     }
 }
 
