@@ -372,7 +372,7 @@ public class RecCliTests : IDisposable
         var cases = new (string Expected, string[] Args)[]
         {
             ("unknown data format 'xml'", ["rec", "train", "--data", bad, "--format", "xml"]),
-            ("unknown model 'bert4rec'", ["rec", "train", "--model", "bert4rec"]),
+            ("unknown model 'caser'", ["rec", "train", "--model", "caser"]),
             ($"{bad}:3: expected 4 fields", ["rec", "train", "--data", bad, "--format", "ml", "--out", Path.Combine(_dir, "o")]),
             ("model directory not found", ["rec", "score", "--checkpoint", Path.Combine(_dir, "nope"), "--history", "1,2"]),
             ("not an item id in 1..49", ["rec", "score", "--checkpoint", Fixtures.Path_("mamba4rec-1layer"), "--history", "1,50"]),
