@@ -10,7 +10,7 @@ internal static class RecCommand
     public static Command Create()
     {
         var cmd = new Command("rec", """
-            Sequential recommendation: Mamba4Rec (and the SASRec / GRU4Rec baselines) trained and evaluated as RecBole does
+            Sequential recommendation: Mamba4Rec (and the SASRec / BERT4Rec / GRU4Rec baselines) trained and evaluated as RecBole does
             (5-core filter, leave-one-out split, full ranking over all items, hit/ndcg/mrr@5,10,20).
             Without --data every command uses a built-in synthetic dataset.
             """);
@@ -38,12 +38,12 @@ internal static class RecCommand
     internal sealed class ModelOptions
     {
         private static readonly RecModelOptions D = new();
-        public readonly Option<string> Model = new("--model") { Description = "mamba4rec | sasrec | gru4rec", DefaultValueFactory = _ => D.Kind };
+        public readonly Option<string> Model = new("--model") { Description = "mamba4rec | sasrec | bert4rec | gru4rec", DefaultValueFactory = _ => D.Kind };
         public readonly Option<int> MaxLen = new("--max-len") { Description = "most recent items a prediction sees (MAX_ITEM_LIST_LENGTH; 200 for MovieLens)", DefaultValueFactory = _ => D.MaxLen };
         public readonly Option<int?> Hidden = new("--hidden") { Description = "hidden size (GRU4Rec: embedding size); default 64" };
-        public readonly Option<int?> Layers = new("--layers") { Description = "layers (default: Mamba4Rec 1, SASRec 2, GRU4Rec 1)" };
+        public readonly Option<int?> Layers = new("--layers") { Description = "layers (default: Mamba4Rec 1, SASRec 2, BERT4Rec 2, GRU4Rec 1)" };
         public readonly Option<int?> DState = new("--d-state") { Description = "Mamba4Rec SSM state size (default 32)" };
-        public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.2, SASRec 0.5, GRU4Rec 0.3)" };
+        public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.2, SASRec 0.5, BERT4Rec 0.2, GRU4Rec 0.3)" };
 
         public readonly Option<bool?> Residual = new("--residual")
         {
@@ -98,5 +98,5 @@ internal static class RecCommand
 
     public static Option<string> CheckpointOpt() => new("--checkpoint") { Description = "a model directory (written by `mamba4 rec train`, or a fixture)", Required = true };
 
-    public static Option<string?> KindOpt() => new("--model") { Description = "mamba4rec | sasrec | gru4rec, when config.json does not say" };
+    public static Option<string?> KindOpt() => new("--model") { Description = "mamba4rec | sasrec | bert4rec | gru4rec, when config.json does not say" };
 }

@@ -4,7 +4,7 @@ using Mamba4.Tasks.Recommendation;
 
 namespace Mamba4.Cli;
 
-/// <summary>`mamba4 rec compare`: Mamba4Rec, SASRec and GRU4Rec on the same data and protocol, one table.</summary>
+/// <summary>`mamba4 rec compare`: Mamba4Rec, SASRec, BERT4Rec and GRU4Rec on the same data and protocol, one table.</summary>
 internal static class RecCompareCommand
 {
     public static Command Create()
@@ -15,7 +15,7 @@ internal static class RecCompareCommand
         var output = new Option<string?>("--out") { Description = "output folder (default runs/rec-compare; one sub-folder per model)" };
         var models = new Option<string>("--models") { Description = "comma-separated models to train", DefaultValueFactory = _ => string.Join(",", new RecCompareSettings().Models) };
         var cmd = new Command("compare", """
-            Train Mamba4Rec, SASRec and GRU4Rec on the same data and protocol and print one table: test
+            Train Mamba4Rec, SASRec, BERT4Rec and GRU4Rec on the same data and protocol and print one table: test
             hit/ndcg/mrr@10, epochs to the best validation, seconds per epoch, peak memory, inference ms per batch.
 
             Example:

@@ -190,10 +190,12 @@ public static class MambaServer
             ["data"] = text is null ? Array.Empty<object>() : [new Dictionary<string, object> { ["id"] = text.Name, ["object"] = "model", ["owned_by"] = "mamba4" }],
         }, JsonBody.Output));
         app.MapPost("/v1/recommend", rec is null ? NoRec : rec.RecommendAsync);
-        app.MapPost("/v1/users/{id}/events", rec is null ? NoRec : ctx => rec.AppendEventsAsync(ctx, Id(ctx)));
-        app.MapGet("/v1/users/{id}/recommendations", rec is null ? NoRec : ctx => rec.UserRecommendationsAsync(ctx, Id(ctx)));
-        app.MapGet("/v1/users/{id}", rec is null ? NoRec : ctx => rec.UserInfoAsync(ctx, Id(ctx)));
-        app.MapDelete("/v1/users/{id}", rec is null ? NoRec : ctx => rec.DeleteUserAsync(ctx, Id(ctx)));
+        RequestDelegate? NoEvents = rec is { Recurrent: null } ? _ => throw ApiException.NotFound(
+            $"the served {RecModels.KindOf(rec.Model)} model has no per-user state (only Mamba4Rec's recurrent step has one): use POST /v1/recommend with the history") : null;
+        app.MapPost("/v1/users/{id}/events", rec is null ? NoRec : NoEvents ?? (ctx => rec.AppendEventsAsync(ctx, Id(ctx))));
+        app.MapGet("/v1/users/{id}/recommendations", rec is null ? NoRec : NoEvents ?? (ctx => rec.UserRecommendationsAsync(ctx, Id(ctx))));
+        app.MapGet("/v1/users/{id}", rec is null ? NoRec : NoEvents ?? (ctx => rec.UserInfoAsync(ctx, Id(ctx))));
+        app.MapDelete("/v1/users/{id}", rec is null ? NoRec : NoEvents ?? (ctx => rec.DeleteUserAsync(ctx, Id(ctx))));
         app.MapPost("/v1/forecast", forecast is null ? NoForecast : forecast.ForecastAsync);
         app.MapPost("/v1/series/{id}/values", forecast is null ? NoForecast : ctx => forecast.AppendAsync(ctx, Id(ctx)));
         app.MapGet("/v1/series/{id}/forecast", forecast is null ? NoForecast : ctx => forecast.SeriesForecastAsync(ctx, Id(ctx)));
@@ -228,22 +230,18 @@ public static class MambaServer
         }
     }
 
-    /// <summary>The Mamba4Rec directory through the library's loader (the one `mamba4 rec` uses): the event API needs its recurrent state.</summary>
+    /// <summary>The recommender directory through the library's loader (the one `mamba4 rec` uses); the event API needs Mamba4Rec's recurrent state.</summary>
     private static RecService LoadRec(string dir, Mamba4.Tensors.Device device, ServerOptions options, ServerMetrics metrics)
     {
         var loaded = RecModels.Load(dir, option: "--rec", defaultKind: "mamba4rec", options: options.Load with { Device = device });
-        if (loaded.Model is not Mamba4Rec model)
-        {
-            loaded.Dispose();
-            throw new NotSupportedException($"--rec {dir} holds a {loaded.Kind} model: `mamba4 serve` serves Mamba4Rec (its per-user state has a fixed size and each event is one O(1) step)");
-        }
+        var model = loaded.Module;
         UserStateStore? store = null;
         try
         {
             model.To(device);
             var version = ModelVersion.Of(new[] { Path.Combine(dir, "config.json") }.Concat(Mamba4.IO.ModelFiles.WeightFiles(dir)));
             store = new UserStateStore(options.StateDb ?? Path.Combine(dir, "user_states.sqlite"));
-            return new RecService(model, version, store, options, metrics);
+            return new RecService(loaded.Model, version, store, options, metrics, loaded.Model is Mamba4Rec ? null : loaded.MaxLen);
         }
         catch
         {

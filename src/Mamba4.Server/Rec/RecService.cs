@@ -26,8 +26,8 @@ public sealed class EventsRequest
 public sealed record ScoredItem([property: JsonPropertyName("item")] long Item, [property: JsonPropertyName("score")] float Score);
 
 /// <summary>
-/// Recommendation over a Mamba4Rec model: a stateless top-k over a given history (the parallel forward),
-/// and per-user states that each event advances by one O(1) <see cref="Mamba4Rec.Step"/>, stored in SQLite.
+/// Recommendation over a sequential recommender: a stateless top-k over a given history (the parallel forward), and,
+/// for a Mamba4Rec model, per-user states that each event advances by one O(1) <see cref="Mamba4Rec.Step"/>, stored in SQLite.
 /// Model calls hold the model's monitor; a user's read-advance-commit holds one async lock (the SQLite
 /// connection is single-threaded, and two event batches of a user must not interleave).
 /// </summary>
@@ -39,22 +39,29 @@ public sealed class RecService : IDisposable
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly int _stateFloats;
 
-    public RecService(Mamba4Rec model, string version, UserStateStore store, ServerOptions options, ServerMetrics metrics)
+    public RecService(ISequentialRecommender model, string version, UserStateStore store, ServerOptions options, ServerMetrics metrics, int? window = null)
     {
         Model = model;
+        Window = window;
+        Recurrent = model as Mamba4Rec;
         Version = version;
         Store = store;
         _options = options;
         _metrics = metrics;
         _keys = new IdempotencyKeys(options);
-        using var probe = model.NewState(1);
+        if (Recurrent is null) return;
+        using var probe = Recurrent.NewState(1);
         _stateFloats = (int)(probe.Bytes / sizeof(float));
     }
 
-    public Mamba4Rec Model { get; }
+    public ISequentialRecommender Model { get; }
+    /// <summary>The model as Mamba4Rec (the event API's recurrent step), or null: then only POST /v1/recommend is served.</summary>
+    public Mamba4Rec? Recurrent { get; }
+    /// <summary>The most recent items a position-embedding model looks at (its max_seq_length); null: the whole history.</summary>
+    public int? Window { get; }
     public string Version { get; }
     public UserStateStore Store { get; }
-    public int NItems => Model.Config.NItems;
+    public int NItems => Model.NItems;
     private int MaxK => Math.Min(1000, NItems - 1);
 
     private void CheckItem(long item, string field)
@@ -87,7 +94,8 @@ public sealed class RecService : IDisposable
         {
             using var noGrad = GradMode.NoGrad();
             using var scope = new TensorScope();
-            seqOutput = Model.Forward(Tensor.From(history, 1, history.Length), Tensor.From([(long)history.Length], 1)).ToFloatArray();
+            var input = Window is int w && history.Length > w ? history[^w..] : history;
+            seqOutput = Model.Forward(Tensor.From(input, 1, input.Length), Tensor.From([(long)input.Length], 1)).ToFloatArray();
         }
         var items = TopK(seqOutput, k, exclude);
         _metrics.RecRequest();
@@ -232,7 +240,7 @@ public sealed class RecService : IDisposable
     {
         var stored = Store.Get(user);
         if (stored is null) return null;
-        if (stored.ModelVersion == Version && stored.State.Length == _stateFloats && stored.SeqOutput.Length == Model.Config.HiddenSize && IsFinite(stored))
+        if (stored.ModelVersion == Version && stored.State.Length == _stateFloats && stored.SeqOutput.Length == Recurrent!.Config.HiddenSize && IsFinite(stored))
             return stored;
         var events = Store.Events(user);
         if (events.Length == 0) return null;
@@ -250,12 +258,12 @@ public sealed class RecService : IDisposable
     {
         using var noGrad = GradMode.NoGrad();
         using var scope = new TensorScope();
-        using var state = Model.NewState(1);
+        using var state = Recurrent!.NewState(1);
         if (from is not null) state.Load(from.State);
         float[] seqOutput = [];
         lock (Model)
         {
-            foreach (var item in items) seqOutput = Model.Step(Tensor.From([item], 1), state).ToFloatArray();
+            foreach (var item in items) seqOutput = Recurrent.Step(Tensor.From([item], 1), state).ToFloatArray();
         }
         return new UserState(user, Version, (from?.Length ?? 0) + items.Count, state.ToArray(), seqOutput, DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
     }
@@ -264,6 +272,6 @@ public sealed class RecService : IDisposable
     {
         Store.Dispose();
         _lock.Dispose();
-        Model.Dispose();
+        ((Mamba4.Nn.Module)Model).Dispose();
     }
 }

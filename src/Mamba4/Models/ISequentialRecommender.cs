@@ -13,10 +13,10 @@ public interface ISequentialRecommender
     /// <summary>Number of items including the padding item 0 (RecBole's n_items, the rows of item_embedding).</summary>
     int NItems { get; }
 
-    /// <summary>Hidden state at every position: itemSeq [b, L] I64 → [b, L, hidden]. Causal: position t sees items 0..t only.</summary>
+    /// <summary>Hidden state at every position: itemSeq [b, L] I64 → [b, L, hidden]. Causal (position t sees items 0..t only), except BERT4Rec's (bidirectional).</summary>
     Tensor SequenceOutput(Tensor itemSeq);
 
-    /// <summary>seq_output: the hidden state at position itemSeqLen[b] − 1 → [b, hidden].</summary>
+    /// <summary>seq_output: the hidden state that predicts the item after the history (at position itemSeqLen[b] − 1; BERT4Rec: its appended [mask]) → [b, hidden].</summary>
     Tensor Forward(Tensor itemSeq, Tensor itemSeqLen);
 
     /// <summary>seqOutput [..., hidden] · item_embeddingᵀ → [..., n_items].</summary>

@@ -33,6 +33,25 @@ public static class RecConfigJson
         return c;
     }
 
+    public static BERT4RecConfig ReadBERT4Rec(string json, string source = "config.json") => ReadBERT4Rec(ConfigReader.Parse(json, source));
+
+    /// <summary>BERT4Rec: SASRec's encoder fields (its defaults for dropout are RecBole's BERT4Rec ones) and mask_ratio.</summary>
+    public static BERT4RecConfig ReadBERT4Rec(ConfigReader r)
+    {
+        var d = new BERT4RecConfig();
+        var e = ReadSASRec(r);
+        var c = new BERT4RecConfig
+        {
+            NItems = e.NItems, MaxSeqLength = e.MaxSeqLength, HiddenSize = e.HiddenSize, NLayers = e.NLayers, NHeads = e.NHeads, InnerSize = e.InnerSize,
+            HiddenDropout = r.Probability("hidden_dropout_prob") ?? d.HiddenDropout,
+            AttnDropout = r.Probability("attn_dropout_prob") ?? d.AttnDropout,
+            LayerNormEps = e.LayerNormEps, InitializerRange = e.InitializerRange,
+            MaskRatio = r.Probability("mask_ratio") ?? d.MaskRatio,
+        };
+        if (c.MaskRatio <= 0) throw r.Error($"field 'mask_ratio': expected a probability above 0 (some items must be masked), got {c.MaskRatio}");
+        return c;
+    }
+
     public static GRU4RecConfig ReadGRU4Rec(string json, string source = "config.json") => ReadGRU4Rec(ConfigReader.Parse(json, source));
 
     public static GRU4RecConfig ReadGRU4Rec(ConfigReader r)
@@ -69,6 +88,24 @@ public static class RecConfigJson
         ["layer_norm_eps"] = c.LayerNormEps,
         ["initializer_range"] = c.InitializerRange,
         ["hidden_act"] = "gelu",
+    });
+
+    public static string Write(BERT4RecConfig c) => Serialize(new JsonObject
+    {
+        ["model"] = "bert4rec",
+        ["n_items"] = c.NItems,
+        ["max_seq_length"] = c.MaxSeqLength,
+        ["hidden_size"] = c.HiddenSize,
+        ["n_layers"] = c.NLayers,
+        ["n_heads"] = c.NHeads,
+        ["inner_size"] = c.InnerSize,
+        ["hidden_dropout_prob"] = c.HiddenDropout,
+        ["attn_dropout_prob"] = c.AttnDropout,
+        ["layer_norm_eps"] = c.LayerNormEps,
+        ["initializer_range"] = c.InitializerRange,
+        ["hidden_act"] = "gelu",
+        ["mask_ratio"] = c.MaskRatio,
+        ["loss_type"] = "CE",
     });
 
     public static string Write(GRU4RecConfig c) => Serialize(new JsonObject

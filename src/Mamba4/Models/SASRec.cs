@@ -99,12 +99,12 @@ public sealed class SASRec : Module, ISequentialRecommender
     public Tensor Loss(Tensor itemSeq, Tensor itemSeqLen, Tensor posItems) => this.NextItem(itemSeq, itemSeqLen, posItems);
 }
 
-/// <summary>RecBole's TransformerEncoder: children <c>layer.0</c>, <c>layer.1</c>, …</summary>
+/// <summary>RecBole's TransformerEncoder: children <c>layer.0</c>, <c>layer.1</c>, …; causal (SASRec) or bidirectional (BERT4Rec).</summary>
 public sealed class TransformerEncoder : Module
 {
-    public TransformerEncoder(SASRecConfig config, Random rng)
+    public TransformerEncoder(SASRecConfig config, Random rng, bool causal = true)
     {
-        Layers = Child("layer", new ModuleList<TransformerLayer>(Enumerable.Range(0, config.NLayers).Select(_ => new TransformerLayer(config, rng))));
+        Layers = Child("layer", new ModuleList<TransformerLayer>(Enumerable.Range(0, config.NLayers).Select(_ => new TransformerLayer(config, rng, causal))));
     }
 
     public ModuleList<TransformerLayer> Layers { get; }
@@ -120,9 +120,9 @@ public sealed class TransformerEncoder : Module
 /// <summary>RecBole's TransformerLayer: <c>multi_head_attention</c> then <c>feed_forward</c>, each post-LayerNorm with a residual.</summary>
 public sealed class TransformerLayer : Module
 {
-    public TransformerLayer(SASRecConfig config, Random rng)
+    public TransformerLayer(SASRecConfig config, Random rng, bool causal = true)
     {
-        MultiHeadAttention = Child("multi_head_attention", new MultiHeadAttention(config, rng));
+        MultiHeadAttention = Child("multi_head_attention", new MultiHeadAttention(config, rng, causal));
         FeedForward = Child("feed_forward", new PointWiseFeedForward(config, rng));
     }
 
@@ -135,12 +135,14 @@ public sealed class TransformerLayer : Module
 
 /// <summary>
 /// RecBole's MultiHeadAttention: out = LayerNorm(dropout(dense(attn_dropout(softmax(q kᵀ/√d + mask)) v)) + h),
-/// q, k, v = query(h), key(h), value(h); the heads split the hidden size.
+/// q, k, v = query(h), key(h), value(h); the heads split the hidden size. The mask is RecBole's get_attention_mask:
+/// causal (SASRec) or bidirectional (BERT4Rec: every real key, padding keys −10000).
 /// </summary>
 public sealed class MultiHeadAttention : Module
 {
-    public MultiHeadAttention(SASRecConfig config, Random rng)
+    public MultiHeadAttention(SASRecConfig config, Random rng, bool causal = true)
     {
+        Causal = causal;
         int d = config.HiddenSize;
         Query = Child("query", RecBoleInit.Linear(d, d, rng, config.InitializerRange));
         Key = Child("key", RecBoleInit.Linear(d, d, rng, config.InitializerRange));
@@ -158,12 +160,13 @@ public sealed class MultiHeadAttention : Module
     public Nn.Linear Dense { get; }
     public Nn.LayerNorm Norm { get; }
     public int Heads { get; }
+    public bool Causal { get; }
     public float AttnDropout { get; }
     public float HiddenDropout { get; }
 
     public Tensor Forward(Tensor h, Tensor itemSeq, ref ulong seed)
     {
-        var spec = new AttentionSpec(Heads, KeyPadding: itemSeq, DropoutP: Training ? AttnDropout : 0f, Seed: seed++);
+        var spec = new AttentionSpec(Heads, Causal, KeyPadding: itemSeq, DropoutP: Training ? AttnDropout : 0f, Seed: seed++);
         var context = F.Attention(Query.Forward(h), Key.Forward(h), Value.Forward(h), spec);
         var o = F.Dropout(Dense.Forward(context), HiddenDropout, seed++, Training);
         return Norm.Forward(F.Add(o, h));

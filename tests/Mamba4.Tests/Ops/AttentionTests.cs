@@ -15,7 +15,7 @@ public class AttentionTests
     /// Naive double-precision reference: the explicit [L, L] score matrix per (batch, head), the mask
     /// (causal exclusion, or RecBole's additive −10000 when ids are given), softmax, weighted sum.
     /// </summary>
-    internal static double[] Reference(double[] q, double[] k, double[] v, int b, int l, int heads, int d, long[]? ids)
+    internal static double[] Reference(double[] q, double[] k, double[] v, int b, int l, int heads, int d, long[]? ids, bool causal = true)
     {
         int w = heads * d;
         var y = new double[b * l * w];
@@ -29,7 +29,8 @@ public class AttentionTests
                         double dot = 0;
                         for (int c = 0; c < d; c++) dot += q[(bb * l + i) * w + h * d + c] * k[(bb * l + j) * w + h * d + c];
                         dot /= Math.Sqrt(d);
-                        if (ids is null) s[i, j] = j <= i ? dot : double.NegativeInfinity;
+                        if (!causal) s[i, j] = dot + (ids is null || ids[bb * l + j] != 0 ? 0 : -10000.0);   // RecBole's bidirectional mask
+                        else if (ids is null) s[i, j] = j <= i ? dot : double.NegativeInfinity;
                         else s[i, j] = dot + (j <= i && ids[bb * l + j] != 0 ? 0 : -10000.0);
                     }
                 for (int i = 0; i < l; i++)
@@ -156,9 +157,30 @@ public class AttentionTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void GradientsMatchDoubleFiniteDifferencesOfTheReference(bool padded)
+    [InlineData(1, 2, 5)]
+    [InlineData(7, 2, 16)]
+    [InlineData(33, 3, 5)]
+    public void BidirectionalWithPaddingMatchesNaiveDoubleReference(int l, int heads, int d)
+    {
+        // BERT4Rec's encoder: every query sees every real key, padding keys get −10000 (a row of only padding: none).
+        using var scope = new TensorScope();
+        var rng = new Random(l * 100 + heads * 10 + d + 7);
+        const int b = 3;
+        var q = GradCheck.Random(rng, 1.5f, b, l, heads * d);
+        var k = GradCheck.Random(rng, 1.5f, b, l, heads * d);
+        var v = GradCheck.Random(rng, 1f, b, l, heads * d);
+        var ids = Ids(rng, l);
+        var y = F.Attention(q, k, v, new AttentionSpec(heads, Causal: false, KeyPadding: Tensor.From(ids, b, l))).ToFloatArray();
+        var expected = Reference(Doubles(q), Doubles(k), Doubles(v), b, l, heads, d, ids, causal: false);
+        for (int i = 0; i < y.Length; i++)
+            Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 + 2e-6 * Math.Abs(expected[i]), $"y[{i}] = {y[i]}, reference {expected[i]}");
+    }
+
+    [Theory]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    [InlineData(true, false)]
+    public void GradientsMatchDoubleFiniteDifferencesOfTheReference(bool padded, bool causal)
     {
         // Tight check: the kernel's gradients against central differences of the double reference.
         using var scope = new TensorScope();
@@ -169,14 +191,14 @@ public class AttentionTests
         var ids = padded ? Ids(rng, l) : null;
         var weights = Enumerable.Range(0, b * l * w).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
         foreach (var t in inputs) t.RequiresGrad = true;
-        var y = Causal(inputs[0], inputs[1], inputs[2], heads, ids is null ? null : Tensor.From(ids, b, l));
+        var y = F.Attention(inputs[0], inputs[1], inputs[2], new AttentionSpec(heads, causal, ids is null ? null : Tensor.From(ids, b, l)));
         var loss = F.Sum(F.Mul(y, Tensor.From(weights.Select(x => (float)x).ToArray(), b, l, w)));
         loss.Backward();
 
         var x = inputs.Select(Doubles).ToArray();
         double Loss()
         {
-            var r = Reference(x[0], x[1], x[2], b, l, heads, d, ids);
+            var r = Reference(x[0], x[1], x[2], b, l, heads, d, ids, causal);
             double s = 0;
             for (int i = 0; i < r.Length; i++) s += weights[i] * r[i];
             return s;

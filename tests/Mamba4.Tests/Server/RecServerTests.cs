@@ -306,18 +306,35 @@ public class RecServerTests
     }
 
     [Fact]
-    public async Task ARecDirectoryOfAnotherKindIsRefusedAtStart()
+    public async Task ABert4RecDirectoryAnswersRecommendButHasNoEventApi()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "mamba4-sasrec-" + Guid.NewGuid().ToString("N")[..8]);
+        // A model without a recurrent state: POST /v1/recommend is its full forward over the last max_seq_length items;
+        // the per-user event API says why it is not there.
+        var dir = Path.Combine(Path.GetTempPath(), "mamba4-bert4rec-" + Guid.NewGuid().ToString("N")[..8]);
+        var db = TempDb();
         try
         {
-            using (var m = new Mamba4.Models.SASRec(new Mamba4.Models.SASRecConfig { NItems = 20, HiddenSize = 8, InnerSize = 16, NLayers = 1, MaxSeqLength = 10 }))
-                Mamba4.Tasks.Recommendation.RecModels.Save(m, 10, null, dir);
-            var e = await Assert.ThrowsAsync<NotSupportedException>(() => ServerHarness.StartAsync(new ServerOptions { RecDir = dir }));
-            Assert.Contains("sasrec", e.Message);
-            Assert.Contains("--rec", e.Message);
+            using (var m = new BERT4Rec(new BERT4RecConfig { NItems = 20, HiddenSize = 8, InnerSize = 16, NLayers = 1, MaxSeqLength = 6 }, seed: 4))
+                Mamba4.Tasks.Recommendation.RecModels.Save(m, 6, null, dir);
+            long[] history = [3, 17, 4, 9, 11, 8, 2, 5];
+            float[] scores;
+            using (var loaded = Mamba4.Tasks.Recommendation.RecModels.Load(dir))
+                scores = Mamba4.Tasks.Recommendation.RecRecommend.FullScores(loaded, history[^6..]);
+            await using var server = await ServerHarness.StartAsync(new ServerOptions { RecDir = dir, StateDb = db });
+            var (status, body, text) = await server.PostAsync("/v1/recommend", JsonSerializer.Serialize(new { history, k = 5 }));
+            Assert.True(status == 200, text);
+            var items = Items(body!);
+            Assert.Equal(Enumerable.Range(1, 19).OrderByDescending(i => scores[i]).ThenBy(i => i).Take(5).Select(i => (long)i), items.Select(i => i.Item));
+            Assert.Equal(items.Select(i => scores[i.Item]), items.Select(i => i.Score));
+            (status, _, text) = await server.PostAsync("/v1/users/alice/events", JsonSerializer.Serialize(new { items = new[] { 3 } }));
+            Assert.Equal(404, status);
+            Assert.Contains("bert4rec model has no per-user state", text);
         }
-        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+        finally
+        {
+            DeleteDb(db);
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        }
     }
 
     [Fact]

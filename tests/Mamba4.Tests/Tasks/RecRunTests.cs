@@ -39,7 +39,8 @@ public class RecRunTests : IDisposable
             ("weight decay must be ≥ 0, got -1", s with { Training = s.Training with { WeightDecay = -1 } }),
             ("gradient clipping norm must be ≥ 0, got NaN", s with { Training = s.Training with { ClipNorm = double.NaN } }),
             ("--hidden must be a multiple of SASRec's 2 heads, got 9", s with { Model = s.Model with { Kind = "sasrec", Hidden = 9 } }),
-            ("unknown model 'bert4rec'", s with { Model = s.Model with { Kind = "bert4rec" } }),
+            ("--hidden must be a multiple of BERT4Rec's 2 heads, got 9", s with { Model = s.Model with { Kind = "bert4rec", Hidden = 9 } }),
+            ("unknown model 'caser'", s with { Model = s.Model with { Kind = "caser" } }),
         };
         foreach (var (expected, settings) in cases)
         {
@@ -93,8 +94,8 @@ public class RecRunTests : IDisposable
         Assert.False(File.Exists(Path.Combine(root, "mamba4rec", RunDirectory.MetricsFile)));
 
         var log = new StringWriter();
-        var bad = Assert.Throws<ArgumentException>(() => RecCompareRun.Run(fresh with { Models = ["mamba4rec", "bert4rec"] }, stop, log));
-        Assert.Contains("unknown model 'bert4rec'", bad.Message);
+        var bad = Assert.Throws<ArgumentException>(() => RecCompareRun.Run(fresh with { Models = ["mamba4rec", "caser"] }, stop, log));
+        Assert.Contains("unknown model 'caser'", bad.Message);
         Assert.Equal("", log.ToString());   // refused before the data was read
     }
 }

@@ -18,7 +18,8 @@ namespace Mamba4.Backends.Cpu;
 //   D_i = dy_i · y_i,   dp_ij = dy_i · v_j,   ds_ij = p_ij (m_ij dp_ij − D_i)
 //   dq_i = Σ_j ds_ij k_j / √D,   dk_j = Σ_i ds_ij q_i / √D,   dv_j = Σ_i a_ij dy_i
 //
-// The bias. Causal without keyPadding: keys j > i are excluded. Non-causal (Transformer encoders): no bias at all.
+// The bias. Causal without keyPadding: keys j > i are excluded. Non-causal (Transformer encoders): no bias, or with
+// keyPadding RecBole's bidirectional mask: bias_ij = −10000 where ids[b, j] = 0, else 0 (none when every id is padding).
 // With keyPadding (RecBole's extended attention mask): bias_ij = 0 if j ≤ i and ids[b, j] ≠ 0, else −10000
 // (added, not −inf), over all L keys. Reproduced as follows, per query row:
 //  * no visible key (every j ≤ i is padding): every key gets the same −10000, which cancels in the softmax;
@@ -277,7 +278,14 @@ public sealed unsafe partial class CpuBackend
         /// <summary>Applies the bias to the raw scores s of query i (see the top of the file); returns the key count.</summary>
         private int Plan(int i, float* s, ref int computed, float* q0, float* q1, float* q2, float* q3)
         {
-            if (!_causal) return _l;
+            if (!_causal)
+            {
+                // Bidirectional with ids (RecBole's bidirectional mask): −10000 on every padding key, literally (all L
+                // keys are computed anyway); with no real key at all the common −10000 cancels and is left out.
+                if (_pad is not null && _firstVisible < _l)
+                    for (int j = 0; j < _l; j++) if (_pad[j] == 0) s[j] += PaddingBias;
+                return _l;
+            }
             if (_pad is null) return i + 1;
             // Every key carries the same −10000: it cancels; all L keys take part (computed covers them).
             if (_firstVisible > i) return _l;

@@ -110,13 +110,19 @@ public sealed class RecExperiment : IDisposable
             var chunk = new SeqSample[count];
             for (int i = 0; i < count; i++) chunk[i] = _samples[_perm[start + i]];
             var b = SequenceBatcher.FromSamples(_split.Data, chunk, _maxLen);
+            if (_model is BERT4Rec bert) return bert.ClozeLoss(b.ItemSeq, ClozeRandom(_o.Seed, epoch, index));
             return (_model.NextItem(b.ItemSeq, b.ItemSeqLen, b.PosItems!), count);
         }
         var windows = new SeqWindow[count];
         for (int i = 0; i < count; i++) windows[i] = _windows[_perm[start + i]];
         var batch = SequenceBatcher.FromWindows(_split.Data, windows, _maxLen);
+        if (_model is BERT4Rec cloze) return cloze.ClozeLoss(batch.ItemSeq, ClozeRandom(_o.Seed, epoch, index));
         return AllPositionsLoss(_model, batch.ItemSeq, batch.Targets!);
     }
+
+    /// <summary>BERT4Rec's masks: a generator seeded by (seed, epoch, batch), so a resumed run masks exactly as the uninterrupted one.</summary>
+    public static Random ClozeRandom(long seed, int epoch, int batch) =>
+        new(unchecked((int)(((seed * 1_000_003L + epoch) * 7_919L + batch) * 31L + 5)));
 
     /// <summary>
     /// The all-positions loss over the counted positions only: h = SequenceOutput(seq) [b, L, d], the rows with a

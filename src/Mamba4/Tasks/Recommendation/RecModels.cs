@@ -10,7 +10,7 @@ namespace Mamba4.Tasks.Recommendation;
 
 /// <summary>
 /// The sizes a user chooses for a recommender; null means the model's own default (Mamba4Rec: hidden 64, 1 layer,
-/// d_state 32, dropout 0.2 — the Mamba4Rec paper; SASRec: RecBole's 64, 2 layers, 2 heads, dropout 0.5; GRU4Rec:
+/// d_state 32, dropout 0.2 — the Mamba4Rec paper; SASRec: RecBole's 64, 2 layers, 2 heads, dropout 0.5; BERT4Rec: RecBole's 64, 2 layers, 2 heads, dropout 0.2; GRU4Rec:
 /// RecBole's embedding 64, hidden 128, dropout 0.3). <see cref="Hidden"/> is GRU4Rec's embedding_size.
 /// </summary>
 public sealed record RecModelOptions
@@ -40,8 +40,8 @@ public sealed record RecModelOptions
         MambaConfig.ParseMixer(Mixer);
         if ((Mixer != "mamba1" || HeadDim is not null) && kind != "mamba4rec") throw new ArgumentException($"--mixer and --head-dim apply to mamba4rec only, not {kind}");
         var sasrec = new SASRecConfig();
-        if (kind == "sasrec" && (Hidden ?? sasrec.HiddenSize) % sasrec.NHeads != 0)
-            throw new ArgumentException($"--hidden must be a multiple of SASRec's {sasrec.NHeads} heads, got {Hidden ?? sasrec.HiddenSize}");
+        if (kind is "sasrec" or "bert4rec" && (Hidden ?? sasrec.HiddenSize) % sasrec.NHeads != 0)
+            throw new ArgumentException($"--hidden must be a multiple of {(kind == "sasrec" ? "SASRec" : "BERT4Rec")}'s {sasrec.NHeads} heads, got {Hidden ?? sasrec.HiddenSize}");
     }
 }
 
@@ -50,7 +50,7 @@ public sealed class RecModel(ISequentialRecommender model, string kind, int maxL
 {
     public ISequentialRecommender Model { get; } = model;
     public Module Module => (Module)Model;
-    /// <summary>mamba4rec, sasrec or gru4rec.</summary>
+    /// <summary>mamba4rec, sasrec, bert4rec or gru4rec.</summary>
     public string Kind { get; } = kind;
     /// <summary>The most recent items a prediction looks at (MAX_ITEM_LIST_LENGTH).</summary>
     public int MaxLen { get; } = maxLen;
@@ -82,7 +82,7 @@ public sealed class RecModel(ISequentialRecommender model, string kind, int maxL
 /// </summary>
 public static class RecModels
 {
-    public static readonly string[] Kinds = ["mamba4rec", "sasrec", "gru4rec"];
+    public static readonly string[] Kinds = ["mamba4rec", "sasrec", "bert4rec", "gru4rec"];
     public const string TokensFile = "item_tokens.json";
 
     public static string ParseKind(string kind)
@@ -119,6 +119,17 @@ public static class RecModels
                     HiddenDropout = p, AttnDropout = p,
                 }, seed);
             }
+            case "bert4rec":
+            {
+                var d = new BERT4RecConfig();
+                int hidden = o.Hidden ?? d.HiddenSize;
+                float p = o.Dropout ?? d.HiddenDropout;
+                return new BERT4Rec(new BERT4RecConfig
+                {
+                    NItems = nItems, MaxSeqLength = o.MaxLen, HiddenSize = hidden, NLayers = o.Layers ?? d.NLayers, InnerSize = 4 * hidden,
+                    HiddenDropout = p, AttnDropout = p,
+                }, seed);
+            }
             default:
             {
                 var d = new GRU4RecConfig();
@@ -130,12 +141,20 @@ public static class RecModels
         }
     }
 
+    /// <summary>The kind name of a model (mamba4rec, sasrec, bert4rec, gru4rec).</summary>
+    public static string KindOf(ISequentialRecommender model) => model switch
+    {
+        Mamba4Rec => "mamba4rec", SASRec => "sasrec", BERT4Rec => "bert4rec", GRU4Rec => "gru4rec",
+        _ => throw new NotSupportedException(model.GetType().Name),
+    };
+
     public static string ConfigJson(ISequentialRecommender model, int maxLen)
     {
         var json = model switch
         {
             Mamba4Rec m => WriteMamba4Rec(m.Config),
             SASRec s => RecConfigJson.Write(s.Config),
+            BERT4Rec b => RecConfigJson.Write(b.Config),
             GRU4Rec g => RecConfigJson.Write(g.Config),
             _ => throw new NotSupportedException(model.GetType().Name),
         };
@@ -176,6 +195,7 @@ public static class RecModels
         {
             case "mamba4rec": { var c = ReadMamba4Rec(r); model = Build(Mamba4Rec.Shapes(c), () => new Mamba4Rec(c)); break; }
             case "sasrec": { var c = RecConfigJson.ReadSASRec(r); model = Build(SASRec.Shapes(c), () => new SASRec(c)); break; }
+            case "bert4rec": { var c = RecConfigJson.ReadBERT4Rec(r); model = Build(BERT4Rec.Shapes(c), () => new BERT4Rec(c)); break; }
             default: { var c = RecConfigJson.ReadGRU4Rec(r); model = Build(GRU4Rec.Shapes(c), () => new GRU4Rec(c)); break; }
         }
         try
@@ -190,7 +210,7 @@ public static class RecModels
                     throw new InvalidDataException($"{tokensPath}: {tokens.Count} item tokens for a model of {model.NItems} items");
             }
             ((Module)model).Eval();
-            return new RecModel(model, k, maxLen ?? (model is SASRec s ? s.Config.MaxSeqLength : 50), tokens);
+            return new RecModel(model, k, maxLen ?? model switch { SASRec s => s.Config.MaxSeqLength, BERT4Rec b => b.Config.MaxSeqLength, _ => 50 }, tokens);
         }
         catch
         {
@@ -202,6 +222,7 @@ public static class RecModels
     private static string Guess(ConfigReader r)
     {
         if (r.Has("d_state")) return "mamba4rec";
+        if (r.Has("mask_ratio")) return "bert4rec";
         if (r.Has("n_heads")) return "sasrec";
         if (r.Has("embedding_size")) return "gru4rec";
         throw r.Error($"no \"model\" field and the kind cannot be told from the fields; pass --model {string.Join("|", Kinds)}");

@@ -162,28 +162,32 @@ public class CudaKernelTests
     }
 
     [Theory]
-    [InlineData(1, 1, 1, 8)]
-    [InlineData(2, 37, 2, 24)]
-    [InlineData(3, 96, 4, 32)]
-    public void NonCausalAttentionForwardBackward(int batch, int l, int heads, int dh)
+    [InlineData(1, 1, 1, 8, false)]
+    [InlineData(2, 37, 2, 24, false)]
+    [InlineData(3, 96, 4, 32, false)]
+    [InlineData(2, 37, 2, 24, true)]
+    [InlineData(1, 2, 1, 8, true)]
+    public void NonCausalAttentionForwardBackward(int batch, int l, int heads, int dh, bool padded)
     {
         var gpu = Gpu;
         using var scope = new TensorScope();
         var rng = new Random(26);
         int width = heads * dh;
-        var (q, k, v, dy, _) = AttentionInputs(rng, batch, l, width, false);
+        var (q, k, v, dy, pad) = AttentionInputs(rng, batch, l, width, padded);
         var (gq, gk, gv, gdy) = (q.To(Cuda), k.To(Cuda), v.To(Cuda), dy.To(Cuda));
+        var cpuSpec = new AttentionSpec(heads, Causal: false, KeyPadding: pad);
+        var gpuSpec = cpuSpec with { KeyPadding = pad?.To(Cuda) };
         var (yc, yg) = Outputs(batch, l, width);
         var (lc, lg) = Outputs(batch, heads, l);
-        Cpu.AttentionForward(new AttentionSpec(heads, Causal: false), q, k, v, yc, lc);
-        gpu.AttentionForward(new AttentionSpec(heads, Causal: false), gq, gk, gv, yg, lg);
+        Cpu.AttentionForward(cpuSpec, q, k, v, yc, lc);
+        gpu.AttentionForward(gpuSpec, gq, gk, gv, yg, lg);
         Close(yc, yg, 1e-5, "non-causal y");
         Close(lc, lg, 1e-5, "non-causal lse");
         var (dqc, dqg) = Outputs(batch, l, width);
         var (dkc, dkg) = Outputs(batch, l, width);
         var (dvc, dvg) = Outputs(batch, l, width);
-        Cpu.AttentionBackward(new AttentionSpec(heads, Causal: false), q, k, v, yc, lc, dy, dqc, dkc, dvc);
-        gpu.AttentionBackward(new AttentionSpec(heads, Causal: false), gq, gk, gv, yg, lg, gdy, dqg, dkg, dvg);
+        Cpu.AttentionBackward(cpuSpec, q, k, v, yc, lc, dy, dqc, dkc, dvc);
+        gpu.AttentionBackward(gpuSpec, gq, gk, gv, yg, lg, gdy, dqg, dkg, dvg);
         Close(dqc, dqg, 1e-5, "non-causal dq");
         Close(dkc, dkg, 1e-5, "non-causal dk");
         Close(dvc, dvg, 1e-5, "non-causal dv");

@@ -2,7 +2,8 @@
 // each lane holds up to 4 of the head's dHead ≤ 128 features. q, k, v, y: [B, L, H·Dh]; lse [B, H, L].
 //   s_ij = q_i·k_j/√Dh + bias_ij,   lse_i = log Σ_j exp(s_ij),   p_ij = exp(s_ij − lse_i),   y_i = Σ_j p_ij v_j
 //   Dlt_i = dy_i·y_i,  ds_ij = p_ij (dy_i·v_j − Dlt_i),  dq_i = Σ_j ds_ij k_j/√Dh,  dk_j = Σ_i ds_ij q_i/√Dh,  dv_j = Σ_i p_ij dy_i
-// Non-causal (causal = 0, no ids): every key j < L, no bias.
+// Non-causal (causal = 0): every key j < L; with ids, RecBole's bidirectional mask: −10000 where ids[j] = 0 (no bias
+// when every id is padding), as the CPU backend.
 // Dropout on the probabilities (threshold ≠ 0; AttentionSpec.DropoutP): key j of row r = (b·H + h)·L + i is kept iff
 // split_mix64(seed, r·L + j) ≥ threshold, as the CPU backend; kept weights are scaled by keep = 1/(1 − p):
 //   y_i = Σ_j p_ij m_ij keep v_j,   ds_ij = p_ij (m_ij keep dy_i·v_j − Dlt_i),   dv_j = Σ_i p_ij m_ij keep dy_i
@@ -17,6 +18,7 @@ struct AttRow
 {
     int keys;         // keys 0 … keys−1 are considered
     bool biased;      // apply the −10000 bias to masked keys
+    bool future;      // keys j > i are masked too (causal)
 };
 
 // first position of batch row b whose id is not padding (L if none)
@@ -48,7 +50,8 @@ __device__ __forceinline__ float att_keep(const AttDropout& d, i64 row, int L, i
 __device__ __forceinline__ AttRow att_row(const i64* pad, int firstVisible, int i, int L, int causal)
 {
     AttRow r;
-    if (!causal) { r.keys = L; r.biased = false; }
+    r.future = causal != 0;
+    if (!causal) { r.keys = L; r.biased = pad && firstVisible < L; }
     else if (!pad) { r.keys = i + 1; r.biased = false; }
     else if (firstVisible > i) { r.keys = L; r.biased = false; }
     else { r.keys = L; r.biased = true; }
@@ -57,7 +60,7 @@ __device__ __forceinline__ AttRow att_row(const i64* pad, int firstVisible, int 
 
 __device__ __forceinline__ float att_bias(const i64* pad, const AttRow& r, int i, int j)
 {
-    return (r.biased && (j > i || pad[j] == 0)) ? ATT_MASK : 0.f;
+    return (r.biased && ((r.future && j > i) || pad[j] == 0)) ? ATT_MASK : 0.f;
 }
 
 __device__ __forceinline__ void att_load(const float* p, int dh, float* out)
