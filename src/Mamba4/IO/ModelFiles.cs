@@ -91,7 +91,7 @@ public static class ModelFiles
                         continue;
                     }
                     var value = type == fileType ? file.GetView(name) : ConvertTo(ReadF32(file, name, scales), type);
-                    var scale = type == DType.I8 ? scales[name].File.Get(name + WeightQuantization.ScaleSuffix, DType.F32) : null;
+                    var scale = type == DType.I8 ? ReadScale(scales[name].File, name) : null;
                     CheckFinite(scale ?? value, file, scale is null ? name : name + WeightQuantization.ScaleSuffix, options);
                     p.ReplaceWith(value, scale);
                     p.RequiresGrad = false;
@@ -144,13 +144,28 @@ public static class ModelFiles
     {
         var t = file.Get(name, DType.F32);
         if (!scales.TryGetValue(name, out var s)) return t;
-        using var scale = s.File.Get(name + WeightQuantization.ScaleSuffix, DType.F32);
+        using var scale = ReadScale(s.File, name);
         var values = t.AsSpan<float>();
         var rowScale = scale.AsSpan<float>();
         int cols = t.Shape[1];
         for (int r = 0; r < rowScale.Length; r++)
             for (int i = 0; i < cols; i++) values[r * cols + i] *= rowScale[r];
         return t;
+    }
+
+    /// <summary>The row scales of I8 weight <paramref name="name"/>; a negative one is refused (s = max |W[o, :]| / 127 ≥ 0).</summary>
+    private static Tensor ReadScale(SafetensorsFile file, string name)
+    {
+        var scale = file.Get(name + WeightQuantization.ScaleSuffix, DType.F32);
+        var values = scale.AsSpan<float>();
+        for (int row = 0; row < values.Length; row++)
+        {
+            if (!(values[row] < 0)) continue;   // NaN and ±Inf are left to the finiteness check (--allow-nonfinite)
+            float value = values[row];
+            scale.Dispose();
+            throw new InvalidDataException($"{file.Path}: tensor '{name}{WeightQuantization.ScaleSuffix}' holds {value} at index {row}; a row scale is max |W[row, :]| / 127, never negative");
+        }
+        return scale;
     }
 
     private static Tensor ConvertTo(Tensor f32, DType type)

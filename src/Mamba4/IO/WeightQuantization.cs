@@ -44,6 +44,11 @@ public static class WeightQuantization
             throw new FormatException($"{configPath}: field 'quantization_config.quant_method': expected \"{Method}\" (the int8 layout of `mamba4 quantize`), got \"{method}\"");
         if (q.Has("bits") && q.Size(8, "bits") != 8)
             throw new FormatException($"{configPath}: field 'quantization_config.bits': expected 8");
+        // The layout is fixed: a config that says otherwise describes tensors this reader would misread.
+        q.Choice(["per_output_channel"], "granularity");
+        q.Choice([ScaleSuffix], "scale_suffix");
+        if (q.Bool("symmetric") == false)
+            throw new FormatException($"{configPath}: field 'quantization_config.symmetric': expected true (q · s, no zero point)");
         return true;
     }
 

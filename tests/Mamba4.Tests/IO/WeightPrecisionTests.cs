@@ -231,6 +231,32 @@ public class WeightPrecisionTests : IDisposable
         FailsNaming(dir, "quantization_config.quant_method", "gptq");
     }
 
+    [Theory]
+    [InlineData("granularity", "\"per_tensor\"")]
+    [InlineData("scale_suffix", "\"_s\"")]
+    [InlineData("symmetric", "false")]
+    public void AQuantizationConfigFieldThatDescribesAnotherLayoutIsRefusedNamingIt(string field, string value)
+    {
+        var dir = Int8With(_ => { });
+        var path = Path.Combine(dir, "config.json");
+        var config = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        config["quantization_config"]![field] = JsonNode.Parse(value);
+        File.WriteAllText(path, config.ToJsonString());
+        FailsNaming(dir, $"quantization_config.{field}");
+    }
+
+    [Theory]
+    [InlineData(null)]          // kept as I8
+    [InlineData(DType.F32)]     // widened at load (the GPU's path too)
+    public void ANegativeRowScaleIsRefusedNamingTheTensorAndRow(DType? requested)
+    {
+        const string name = "backbone.layers.1.mixer.out_proj.weight_scale";
+        var dir = Int8With(t => t[name].AsSpan<float>()[2] = -0.5f);
+        var e = Assert.Throws<InvalidDataException>(() => MambaLM.FromPretrained(dir, new ModelLoadOptions { WeightDType = requested }).Dispose());
+        Assert.Contains($"tensor '{name}' holds -0.5 at index 2", e.Message);
+        Assert.Contains("never negative", e.Message);
+    }
+
     /// <summary>`serve` with int8 weights (the checkpoint's own) and with --dtype bf16: the batched step's greedy completion is the fixture's.</summary>
     [Theory]
     [InlineData("int8")]
