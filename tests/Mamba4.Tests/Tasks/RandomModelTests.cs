@@ -185,6 +185,22 @@ public class RandomModelTests : IDisposable
         Assert.Equal(["notes.txt"], Directory.GetFileSystemEntries(output).Select(Path.GetFileName));
     }
 
+    [Fact]
+    public void ForceRefusesADirectoryHoldingACheckpointInitDidNotWrite()
+    {
+        var output = Path.Combine(_dir, "someones");
+        Directory.CreateDirectory(output);
+        File.WriteAllText(Path.Combine(output, "config.json"), "{\"model_type\": \"mamba\"}");
+        using (var t = Tensor.Ones(new Shape(4))) Safetensors.Save(Path.Combine(output, "model.safetensors"), new[] { ("w", t) });
+        var configFile = Path.Combine(_dir, "tiny.config.json");
+        File.WriteAllText(configFile, TinyMamba);
+        var before = Directory.GetFiles(output).Order().Select(f => (Path.GetFileName(f), File.ReadAllText(f))).ToArray();
+        var e = Assert.Throws<IOException>(() => RandomModel.Write(
+            new InitSettings { ConfigFile = configFile, Out = output, DType = DType.BF16, ShardBytes = 20_000, Force = true }, TextWriter.Null));
+        Assert.Contains("model.safetensors is a checkpoint mamba4 init did not write", e.Message);
+        Assert.Equal(before, Directory.GetFiles(output).Order().Select(f => (Path.GetFileName(f), File.ReadAllText(f))).ToArray());
+    }
+
     [Theory]
     [InlineData("unknown shape", "--shape", "mamba-9b", "--out", "{0}")]
     [InlineData("exactly one of --shape and --config", "--out", "{0}")]

@@ -194,6 +194,7 @@ public static class RandomModel
     public static InitResult Write(InitSettings settings, TextWriter log)
     {
         settings.Validate();
+        if (settings.Force) RefuseForeignWeights(settings.Out);
         string torchDtype = settings.DType switch { DType.F32 => "float32", DType.BF16 => "bfloat16", _ => "int8" };
         string configText = settings.Shape is { } shape ? ModelShapes.Config(shape, torchDtype) : ReadConfig(settings.ConfigFile!);
         var config = MambaConfig.FromJson(configText, settings.Shape ?? settings.ConfigFile!);
@@ -281,6 +282,27 @@ public static class RandomModel
             size += need;
         }
         return shards;
+    }
+
+    /// <summary>
+    /// --force resumes an init: a weight file that opens and lacks init's metadata is someone's checkpoint, which the
+    /// shards, config.json and the index would overwrite (an unreadable one is a broken shard, rewritten).
+    /// </summary>
+    private static void RefuseForeignWeights(string dir)
+    {
+        if (!Directory.Exists(dir)) return;
+        foreach (var path in Directory.EnumerateFiles(dir, "*.safetensors"))
+        {
+            bool ours;
+            try
+            {
+                using var f = SafetensorsFile.Open(path);
+                ours = f.Metadata.ContainsKey(MetadataKey);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or FormatException or SafetensorsFormatException) { continue; }
+            if (!ours)
+                throw new IOException($"--out {dir}: {Path.GetFileName(path)} is a checkpoint mamba4 init did not write; --force only resumes an init (choose another directory)");
+        }
     }
 
     /// <summary>A shard an earlier run finished: its full size, these tensors, and the same settings in its metadata.</summary>
