@@ -91,23 +91,9 @@ public sealed class BERT4Rec : Module, ISequentialRecommender
     public Tensor OutputBias { get; }
 
     /// <summary>itemSeq [b, L] I64 (items, [mask] = n_items, 0 = padding) → [b, L, hidden]; every position sees every real item.</summary>
-    public Tensor SequenceOutput(Tensor itemSeq)
-    {
-        if (itemSeq.DType != DType.I64 || itemSeq.Rank != 2)
-            throw new ArgumentException($"BERT4Rec: item_seq must be [batch, L] I64, got {itemSeq.DType} {itemSeq.Shape}");
-        int b = itemSeq.Shape[0], l = itemSeq.Shape[1];
-        if (l > Config.MaxSeqLength)
-            throw new ArgumentException($"BERT4Rec: sequences of length {l} exceed max_seq_length {Config.MaxSeqLength} (the rows of position_embedding)");
-        var positions = new long[b * l];
-        for (int i = 0; i < b; i++)
-            for (int t = 0; t < l; t++) positions[i * l + t] = t;
-        var emb = F.Add(ItemEmbedding.Forward(itemSeq), PositionEmbedding.Forward(Tensor.From(positions, b, l)));
-        var h = F.Dropout(Norm.Forward(emb), Config.HiddenDropout, DropoutSeed++, Training);
-        var seed = DropoutSeed;
-        h = Encoder.Forward(h, itemSeq, ref seed);
-        DropoutSeed = seed;
-        return OutputLn.Forward(F.Gelu(OutputFfn.Forward(h)));
-    }
+    public Tensor SequenceOutput(Tensor itemSeq) =>
+        OutputLn.Forward(F.Gelu(OutputFfn.Forward(
+            SASRec.Encode(this, "BERT4Rec", itemSeq, Config.MaxSeqLength, Config.HiddenDropout, ItemEmbedding, PositionEmbedding, Norm, Encoder))));
 
     /// <summary>RecBole's full_sort_predict before the scores: [mask] appended after each history (first column dropped), its output → [b, hidden].</summary>
     public Tensor Forward(Tensor itemSeq, Tensor itemSeqLen)

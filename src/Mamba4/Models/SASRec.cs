@@ -73,21 +73,29 @@ public sealed class SASRec : Module, ISequentialRecommender
     public TransformerEncoder Encoder { get; }
     public Nn.LayerNorm Norm { get; }
 
-    public Tensor SequenceOutput(Tensor itemSeq)
+    public Tensor SequenceOutput(Tensor itemSeq) =>
+        Encode(this, "SASRec", itemSeq, Config.MaxSeqLength, Config.HiddenDropout, ItemEmbedding, PositionEmbedding, Norm, Encoder);
+
+    /// <summary>
+    /// RecBole's transformer recommenders' trunk (SASRec, BERT4Rec): item + learned position embeddings, LayerNorm,
+    /// dropout, then the encoder over itemSeq [b, L] I64 (0 = padding) → [b, L, hidden]; the model's dropout seed advances.
+    /// </summary>
+    internal static Tensor Encode(Module model, string name, Tensor itemSeq, int maxSeqLength, float hiddenDropout,
+        Nn.Embedding items, Nn.Embedding positions, Nn.LayerNorm norm, TransformerEncoder encoder)
     {
         if (itemSeq.DType != DType.I64 || itemSeq.Rank != 2)
-            throw new ArgumentException($"SASRec: item_seq must be [batch, L] I64, got {itemSeq.DType} {itemSeq.Shape}");
+            throw new ArgumentException($"{name}: item_seq must be [batch, L] I64, got {itemSeq.DType} {itemSeq.Shape}");
         int b = itemSeq.Shape[0], l = itemSeq.Shape[1];
-        if (l > Config.MaxSeqLength)
-            throw new ArgumentException($"SASRec: sequences of length {l} exceed max_seq_length {Config.MaxSeqLength} (the rows of position_embedding)");
-        var positions = new long[b * l];
+        if (l > maxSeqLength)
+            throw new ArgumentException($"{name}: sequences of length {l} exceed max_seq_length {maxSeqLength} (the rows of position_embedding)");
+        var ids = new long[b * l];
         for (int i = 0; i < b; i++)
-            for (int t = 0; t < l; t++) positions[i * l + t] = t;
-        var emb = F.Add(ItemEmbedding.Forward(itemSeq), PositionEmbedding.Forward(Tensor.From(positions, b, l)));
-        var h = F.Dropout(Norm.Forward(emb), Config.HiddenDropout, DropoutSeed++, Training);
-        var seed = DropoutSeed;
-        var output = Encoder.Forward(h, itemSeq, ref seed);
-        DropoutSeed = seed;
+            for (int t = 0; t < l; t++) ids[i * l + t] = t;
+        var emb = F.Add(items.Forward(itemSeq), positions.Forward(Tensor.From(ids, b, l)));
+        var h = F.Dropout(norm.Forward(emb), hiddenDropout, model.DropoutSeed++, model.Training);
+        var seed = model.DropoutSeed;
+        var output = encoder.Forward(h, itemSeq, ref seed);
+        model.DropoutSeed = seed;
         return output;
     }
 
