@@ -14,7 +14,7 @@ public enum MatmulPrecision { F32, Tf32, Bf16 }
 /// family, mirroring <c>Ops/</c>. All work is asynchronous; host reads (<c>ToFloatArray</c>, <c>Item</c>) wait.
 /// Set MAMBA4_CUDA_SYNC=1 to wait after every launch, so that a fault names the kernel that caused it.
 /// </summary>
-public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
+public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend, IDeviceMemory
 {
     private const int StagingBytes = 8 << 20;
 
