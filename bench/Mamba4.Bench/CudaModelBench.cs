@@ -121,6 +121,7 @@ public static class CudaModelBench
         Console.WriteLine();
         Console.WriteLine("generation, 130M shape: per step, each weight read once at the copy bandwidth is the limit; \"end to end\" = as generate runs,");
         Console.WriteLine("greedy: the fused step's arg-max ids read back (8 bytes a stream), the unfused step's logits read back and arg-max on the host");
+        Console.WriteLine("PDL = programmatic dependent launch: each fused kernel starts while the one before runs, loading its first weights");
         Console.WriteLine("| weights | batch | step | CUDA graph | device ms/step | tokens/s (device) | % of weight-read limit | tokens/s end to end | launches/step | mamba_ssm generate(cg=True), same call | ours end to end / theirs |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         using var noGrad = GradMode.NoGrad();
@@ -138,17 +139,19 @@ public static class CudaModelBench
             double limitPerStep = copy / weightBytes;   // steps/s if a step only read the weights once at copy bandwidth
             Console.WriteLine($"| {weights}: {weightBytes / 1e6:F0} MB of weights → at most {limitPerStep:F0} steps/s at {copy / 1e12:F2} TB/s |||||||||||");
             foreach (int batch in new[] { 1, 64 })
-                foreach (var (fused, graphed) in new[] { (false, true), (true, false), (true, true) })
+                foreach (var (fused, graphed, early) in new[] { (false, true, false), (true, false, true), (true, true, false), (true, true, true) })
                 {
                     if (batch == 64 && !graphed) continue;
                     Backend.Configure(settings with { CudaFusedStep = fused });
-                    GenerationRow(gpu, model, weights, batch, fused, graphed, limitPerStep);
+                    gpu.ProgrammaticLaunch = early;
+                    GenerationRow(gpu, model, weights, batch, fused ? early ? "fused + PDL" : "fused" : "unfused", graphed, limitPerStep);
                 }
         }
         Backend.Configure(settings);
+        gpu.ProgrammaticLaunch = true;
     }
 
-    private static void GenerationRow(CudaBackend gpu, MambaLM model, string weights, int batch, bool fused, bool graphed, double limitPerStep)
+    private static void GenerationRow(CudaBackend gpu, MambaLM model, string weights, int batch, string kind, bool graphed, double limitPerStep)
     {
         using var state = model.NewState(batch);
         var tokens = RandomIds(batch, Config130M.VocabSize, 3);
@@ -189,7 +192,7 @@ public static class CudaModelBench
         var anchor = ModelAnchor(o => o["generate"]?.GetValue<string>() is { } g && g.StartsWith($"batch {batch},", StringComparison.Ordinal)
                                       && o["dtype"]?.GetValue<string>() == dtype && o["cuda_graph"]?.GetValue<bool>() == true);
         string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs ? $" | {theirs:F0} | {batch / wall / theirs:F2}×" : " | — | —";
-        Console.WriteLine($"| {weights} | {batch} | {(fused ? "fused" : "unfused")} | {(graphed ? "yes" : "no")} | {device:F3} | {perSecond:F0} | {1000 / device / limitPerStep * 100:F0}% | {batch / wall:F0} | {launches}{vs} |");
+        Console.WriteLine($"| {weights} | {batch} | {kind} | {(graphed ? "yes" : "no")} | {device:F3} | {perSecond:F0} | {1000 / device / limitPerStep * 100:F0}% | {batch / wall:F0} | {launches}{vs} |");
     }
 
     /// <summary>The first JSON line of ../shared/anchors/model_anchor.py's output from this call (<see cref="BenchSettings.ModelAnchorFile"/>)

@@ -22,7 +22,7 @@ public sealed unsafe partial class CudaBackend
         using var y = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
         bool fused = Fits(batch, d) && Fits(batch, e);
         if (fused)
-            Launch(file, StepKernel(w.InProj, Kernels.MambaStep.MambaStepInProjF32, Kernels.MambaStep.MambaStepInProjBf16, Kernels.MambaStep.MambaStepInProjF16),
+            LaunchEarly(file, StepKernel(w.InProj, Kernels.MambaStep.MambaStepInProjF32, Kernels.MambaStep.MambaStepInProjBf16, Kernels.MambaStep.MambaStepInProjF16),
                 GemvGrid(2 * e), GemvThreads, batch * d * sizeof(float),
                 h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, xz, batch, d, 2 * e, Vec(w.InProj));
         else
@@ -32,14 +32,14 @@ public sealed unsafe partial class CudaBackend
             RmsNormForward(h, w.NormWeight, w.NormEps, normed, rstd);
             Project(normed, w.InProj, w.InProjBias, xz);
         }
-        Launch(file, StepKernel(w.XProj, Kernels.MambaStep.MambaStepXProjF32, Kernels.MambaStep.MambaStepXProjBf16, Kernels.MambaStep.MambaStepXProjF16),
+        LaunchEarly(file, StepKernel(w.XProj, Kernels.MambaStep.MambaStepXProjF32, Kernels.MambaStep.MambaStepXProjBf16, Kernels.MambaStep.MambaStepXProjF16),
             GemvGrid(xRows), GemvThreads, Math.Min(batch, StepRows) * e * sizeof(float),
             xz, convState, w.ConvWeight, w.ConvBias, w.XProj, dbc, batch, e, k, xRows, Vec(w.XProj));
-        Launch(file, StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16),
+        LaunchEarly(file, StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16),
             (uint)(((long)batch * e * 16 + 255) / 256), 256, 0,
             xz, convState, w.ConvWeight, w.ConvBias, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, batch, e, k, r, n);
         if (fused)
-            Launch(file, StepKernel(w.OutProj, Kernels.MambaStep.MambaStepOutProjF32, Kernels.MambaStep.MambaStepOutProjBf16, Kernels.MambaStep.MambaStepOutProjF16),
+            LaunchEarly(file, StepKernel(w.OutProj, Kernels.MambaStep.MambaStepOutProjF32, Kernels.MambaStep.MambaStepOutProjBf16, Kernels.MambaStep.MambaStepOutProjF16),
                 GemvGrid(d), GemvThreads, batch * e * sizeof(float),
                 y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));
         else
@@ -62,7 +62,7 @@ public sealed unsafe partial class CudaBackend
             {
                 blocks = GemvGrid(vocab);
                 partials = Allocator.Allocate((long)batch * blocks * 8);
-                Launch(file, StepKernel(lmHead, Kernels.MambaStep.MambaStepHeadF32, Kernels.MambaStep.MambaStepHeadBf16, Kernels.MambaStep.MambaStepHeadF16),
+                LaunchEarly(file, StepKernel(lmHead, Kernels.MambaStep.MambaStepHeadF32, Kernels.MambaStep.MambaStepHeadBf16, Kernels.MambaStep.MambaStepHeadF16),
                     blocks, GemvThreads, batch * d * sizeof(float), h, normWeight, eps, lmHead, logits, partials.Pointer, batch, d, vocab, Vec(lmHead));
             }
             else
@@ -76,10 +76,10 @@ public sealed unsafe partial class CudaBackend
                 if (ids is null) return;
                 blocks = (uint)Math.Max(1, (vocab + 2047) / 2048);
                 partials = Allocator.Allocate((long)batch * blocks * 8);
-                Launch(file, Kernels.MambaStep.MambaStepArgMaxPartials, new Dim3(blocks, (uint)batch), 256, 0, logits, partials.Pointer, vocab);
+                LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxPartials, new Dim3(blocks, (uint)batch), 256, 0, logits, partials.Pointer, vocab);
             }
             if (ids is not null)
-                Launch(file, Kernels.MambaStep.MambaStepArgMaxFinish, (uint)((batch + 7) / 8), 256, 0, partials.Pointer, (int)blocks, ids, batch);
+                LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxFinish, (uint)((batch + 7) / 8), 256, 0, partials.Pointer, (int)blocks, ids, batch);
         }
         finally { partials?.Release(); }
     }

@@ -114,12 +114,16 @@ public class CudaMambaStepTests
         Assert.All(ids.ToInt64Array(), id => Assert.Equal(-1, id));
     }
 
-    [Fact]
-    public void FusedModelStepEqualsTheUnfusedStepOverManyTokens()
+    [Theory]
+    [InlineData(true)]    // each kernel started early (programmatic dependent launch), as decoding runs
+    [InlineData(false)]   // plain launches
+    public void FusedModelStepEqualsTheUnfusedStepOverManyTokens(bool early)
     {
-        _ = Gpu;
+        var gpu = Gpu;
         var (model, fusedState) = MambaStepTests.RandomModel(64, 2, 3, Cuda);
         var (_, unfusedState) = MambaStepTests.RandomModel(64, 2, 3, Cuda);
+        gpu.ProgrammaticLaunch = early;
+        using var restore = new Restore(() => gpu.ProgrammaticLaunch = true);
         using (model)
         using (fusedState)
         using (unfusedState)
@@ -166,5 +170,10 @@ public class CudaMambaStepTests
                 next = chosen;
             }
         }
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 }

@@ -9,6 +9,9 @@
 // of the blocks' (argmax_finish: −1 for a stream whose logits hold NaN or ±∞, so the host can name the bad logit).
 // Weights are F32, BF16 or F16 (KIND 0, 1, 2), read 16 bytes at a time where the rows allow (row length a multiple
 // of 8, 16-byte aligned: `vec`) and widened in registers; activations, the state and every sum are F32.
+// Every kernel is launched with programmatic dependent launch where the GPU has it (sm_90, CudaBackend.LaunchEarly): it
+// may start while the kernel before it still runs, loads its first weights (which nothing writes) into registers, then
+// waits in grid_wait() for the previous kernels' results; it writes nothing before that wait.
 // Kernels 1, 4 and head_step take at most MAX_ROWS streams (x̂ or y of all of them in shared memory); larger batches
 // use cuBLAS for those products (CudaBackend.MambaStep.cs).
 
@@ -55,26 +58,47 @@ template <int KIND> __device__ __forceinline__ void load_w8(const void* w, i64 i
     }
 }
 
+// Programmatic dependent launch (sm_90): let the next kernel start, and wait for the previous one's writes.
+__device__ __forceinline__ void grid_launch_dependents()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+__device__ __forceinline__ void grid_wait()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// The first UNITS·32 units of 8 weights of a row, lane l taking units l, l + 32, … (16-byte loads; `vec` rows only).
+template <int KIND> __device__ __forceinline__ void load_units(const void* w, i64 row, int K, int u0, float v[UNITS][8])
+{
+    int lane = threadIdx.x & 31, units = K >> 3;
+#pragma unroll
+    for (int q = 0; q < UNITS; q++)
+    {
+        int u = u0 + lane + 32 * q;
+        if (u < units) load_w8<KIND>(w, row * K + (i64)u * 8, v[q]);
+    }
+}
+
 // acc[b] = Σ_i W[row, i]·xs[b·K + i] for the nb ≤ MAX_ROWS streams of xs (shared memory), the whole warp cooperating;
-// every lane gets the sums. Up to UNITS 16-byte loads per lane are issued before the first multiply.
-template <int KIND> __device__ __forceinline__ void warp_dot(const void* w, i64 row, int K, int vec, const float* xs, int nb, float acc[MAX_ROWS])
+// every lane gets the sums. Up to UNITS 16-byte loads per lane are issued before the first multiply; with `preloaded`
+// the first UNITS·32 units are already in v (load_units, issued before grid_wait).
+template <int KIND> __device__ __forceinline__ void warp_dot(const void* w, i64 row, int K, int vec, const float* xs, int nb,
+    float acc[MAX_ROWS], float v[UNITS][8], bool preloaded)
 {
     int lane = threadIdx.x & 31;
 #pragma unroll
     for (int b = 0; b < MAX_ROWS; b++) acc[b] = 0.f;
-    i64 base = row * K;
     if (vec)
     {
         int units = K >> 3;
         for (int u0 = 0; u0 < units; u0 += 32 * UNITS)
         {
-            float v[UNITS][8];
-#pragma unroll
-            for (int q = 0; q < UNITS; q++)
-            {
-                int u = u0 + lane + 32 * q;
-                if (u < units) load_w8<KIND>(w, base + (i64)u * 8, v[q]);
-            }
+            if (!(preloaded && u0 == 0)) load_units<KIND>(w, row, K, u0, v);
 #pragma unroll
             for (int q = 0; q < UNITS; q++)
             {
@@ -97,13 +121,22 @@ template <int KIND> __device__ __forceinline__ void warp_dot(const void* w, i64 
     else
         for (int i = lane; i < K; i += 32)
         {
-            float wv = load_w<KIND>(w, base + i);
+            float wv = load_w<KIND>(w, row * K + i);
 #pragma unroll
             for (int b = 0; b < MAX_ROWS; b++)
                 if (b < nb) acc[b] = fmaf(wv, xs[b * K + i], acc[b]);
         }
 #pragma unroll
     for (int b = 0; b < MAX_ROWS; b++) acc[b] = warp_sum(acc[b]);
+}
+
+// The warp's first row, whose first weights it loads before waiting for the previous kernel (`pre`: there is one, and
+// its rows are read 16 bytes at a time).
+__device__ __forceinline__ int first_row(int rows, int vec, bool& pre)
+{
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    pre = vec && row < rows;
+    return row;
 }
 
 // xs[b, :] = h[b, :]·r_b·w, r_b = 1/√(mean h[b]² + ε), for the nb streams (the whole block; xs in shared memory).
@@ -135,12 +168,17 @@ template <int KIND> __device__ void in_proj(const float* h, const float* normW, 
     float* xz, int batch, int d, int rows, int vec)
 {
     extern __shared__ __align__(16) float xs[];
+    bool pre;
+    float v[UNITS][8];
+    int row = first_row(rows, vec, pre);
+    if (pre) load_units<KIND>(w, row, d, 0, v);
+    grid_launch_dependents();
+    grid_wait();
     rms_norm_rows(h, normW, eps, xs, batch, d);
-    int warps = blockDim.x >> 5;
-    for (int row = blockIdx.x * warps + (threadIdx.x >> 5); row < rows; row += gridDim.x * warps)
+    for (; row < rows; row += gridDim.x * (blockDim.x >> 5), pre = false)
     {
         float acc[MAX_ROWS];
-        warp_dot<KIND>(w, row, d, vec, xs, batch, acc);
+        warp_dot<KIND>(w, row, d, vec, xs, batch, acc, v, pre);
         if ((threadIdx.x & 31) == 0)
             for (int b = 0; b < batch; b++) xz[(i64)b * rows + row] = acc[b] + (bias ? bias[row] : 0.f);
     }
@@ -153,6 +191,12 @@ template <int KIND> __device__ void x_proj(const float* xz, const float* convSta
 {
     extern __shared__ __align__(16) float xs[];
     int warps = blockDim.x >> 5;
+    bool pre;
+    float v[UNITS][8];
+    int first = first_row(rows, vec, pre);
+    if (pre) load_units<KIND>(w, first, e, 0, v);
+    grid_launch_dependents();
+    grid_wait();
     for (int b0 = 0; b0 < batch; b0 += MAX_ROWS)
     {
         int nb = min(MAX_ROWS, batch - b0);
@@ -163,10 +207,10 @@ template <int KIND> __device__ void x_proj(const float* xz, const float* convSta
             xs[i] = silu_f(conv_at(xz, convState, convW, convB, b0 + b, c, e, K));
         }
         __syncthreads();
-        for (int row = blockIdx.x * warps + (threadIdx.x >> 5); row < rows; row += gridDim.x * warps)
+        for (int row = first; row < rows; row += gridDim.x * warps, pre = false)
         {
             float acc[MAX_ROWS];
-            warp_dot<KIND>(w, row, e, vec, xs, nb, acc);
+            warp_dot<KIND>(w, row, e, vec, xs, nb, acc, v, pre);
             if ((threadIdx.x & 31) == 0)
                 for (int b = 0; b < nb; b++) dbc[(i64)(b0 + b) * rows + row] = acc[b];
         }
@@ -185,22 +229,44 @@ template <int KIND> __device__ void scan(const float* xz, float* convState, cons
     float* ssm, float* y, int batch, int e, int K, int r, int n)
 {
     i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 4;
+    grid_launch_dependents();
     if (g >= (i64)batch * e) return;   // whole 16-lane groups leave together
     int lane = threadIdx.x & 15;
     unsigned mask = 0xffffu << (threadIdx.x & 16);
     int b = (int)(g / e), c = (int)(g - (i64)b * e);
+    // Before the wait, what no kernel writes: the first dt_proj weights and A = −exp(A_log) of this lane (r, n ≤ 64 here).
+    float wd[4], a[4];
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+    {
+        int j = lane + 16 * q;
+        wd[q] = j < r ? load_w<KIND>(dtW, (i64)c * r + j) : 0.f;
+        a[q] = j < n ? -expf(aLog[(i64)c * n + j]) : 0.f;
+    }
+    grid_wait();
     const float* row = dbc + (i64)b * (r + 2 * n);
     float dt = 0.f;
-    for (int j = lane; j < r; j += 16) dt = fmaf(load_w<KIND>(dtW, (i64)c * r + j), row[j], dt);
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+        if (lane + 16 * q < r) dt = fmaf(wd[q], row[lane + 16 * q], dt);
+    for (int j = lane + 64; j < r; j += 16) dt = fmaf(load_w<KIND>(dtW, (i64)c * r + j), row[j], dt);
     dt = softplus_f(group16_sum(dt, mask) + dtBias[c]);
     float x = xz[(i64)b * 2 * e + c];
     float u = silu_f(conv_at(xz, convState, convW, convB, b, c, e, K));
     float acc = 0.f;
     float* hs = ssm + g * n;
-    for (int s = lane; s < n; s += 16)
+#pragma unroll
+    for (int q = 0; q < 4; q++)
     {
-        float a = -expf(aLog[(i64)c * n + s]);
-        float hv = fmaf(expf(dt * a), hs[s], dt * row[r + s] * u);
+        int s = lane + 16 * q;
+        if (s >= n) break;
+        float hv = fmaf(expf(dt * a[q]), hs[s], dt * row[r + s] * u);
+        hs[s] = hv;
+        acc = fmaf(hv, row[r + n + s], acc);
+    }
+    for (int s = lane + 64; s < n; s += 16)
+    {
+        float hv = fmaf(expf(dt * -expf(aLog[(i64)c * n + s])), hs[s], dt * row[r + s] * u);
         hs[s] = hv;
         acc = fmaf(hv, row[r + n + s], acc);
     }
@@ -220,13 +286,18 @@ template <int KIND> __device__ void out_proj(const float* y, const void* w, cons
     int batch, int e, int d, int vec)
 {
     extern __shared__ __align__(16) float xs[];
+    bool pre;
+    float v[UNITS][8];
+    int row = first_row(d, vec, pre);
+    if (pre) load_units<KIND>(w, row, e, 0, v);
+    grid_launch_dependents();
+    grid_wait();
     for (int i = threadIdx.x; i < batch * e; i += blockDim.x) xs[i] = y[i];
     __syncthreads();
-    int warps = blockDim.x >> 5;
-    for (int row = blockIdx.x * warps + (threadIdx.x >> 5); row < d; row += gridDim.x * warps)
+    for (; row < d; row += gridDim.x * (blockDim.x >> 5), pre = false)
     {
         float acc[MAX_ROWS];
-        warp_dot<KIND>(w, row, e, vec, xs, batch, acc);
+        warp_dot<KIND>(w, row, e, vec, xs, batch, acc, v, pre);
         if ((threadIdx.x & 31) == 0)
             for (int b = 0; b < batch; b++) out[(i64)b * d + row] = h[(i64)b * d + row] + acc[b] + (bias ? bias[row] : 0.f);
     }
@@ -264,16 +335,21 @@ template <int KIND> __device__ void head(const float* h, const float* normW, flo
     int2* partials, int batch, int d, int rows, int vec)
 {
     extern __shared__ __align__(16) float xs[];
+    bool pre;
+    float v[UNITS][8];
+    int row = first_row(rows, vec, pre);
+    if (pre) load_units<KIND>(w, row, d, 0, v);
+    grid_launch_dependents();
+    grid_wait();
     rms_norm_rows(h, normW, eps, xs, batch, d);
     float best[MAX_ROWS];
     int bestAt[MAX_ROWS], bad[MAX_ROWS];
 #pragma unroll
     for (int b = 0; b < MAX_ROWS; b++) { best[b] = NEG_INF; bestAt[b] = 0x7fffffff; bad[b] = 0x7fffffff; }
-    int warps = blockDim.x >> 5;
-    for (int row = blockIdx.x * warps + (threadIdx.x >> 5); row < rows; row += gridDim.x * warps)
+    for (; row < rows; row += gridDim.x * (blockDim.x >> 5), pre = false)
     {
         float acc[MAX_ROWS];
-        warp_dot<KIND>(w, row, d, vec, xs, batch, acc);
+        warp_dot<KIND>(w, row, d, vec, xs, batch, acc, v, pre);
 #pragma unroll
         for (int b = 0; b < MAX_ROWS; b++)
         {
@@ -311,6 +387,8 @@ MAMBA_STEP_KERNELS(f16, 2)
 // Large batches: each block's arg-max per stream over logits [batch, vocab] already computed (grid (blocks, batch)).
 extern "C" __global__ void mamba_step_arg_max_partials(const float* logits, int2* partials, int vocab)
 {
+    grid_launch_dependents();
+    grid_wait();
     int b = blockIdx.y;
     const float* row = logits + (i64)b * vocab;
     float best = NEG_INF;
@@ -343,6 +421,8 @@ extern "C" __global__ void mamba_step_arg_max_partials(const float* logits, int2
 // ids[b] = the arg-max over the blocks' partials of stream b (one warp per stream); −1 when a logit was not finite.
 extern "C" __global__ void mamba_step_arg_max_finish(const int2* partials, int blocks, i64* ids, int batch)
 {
+    grid_launch_dependents();
+    grid_wait();
     int b = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (b >= batch) return;
     float best = NEG_INF;
