@@ -2,11 +2,11 @@ using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
 
-// Kernels/mamba_step.cu: the fused Mamba-1 decoding step (Ops/MambaStep.cs has the math). Up to 8 streams (x̂ or y of
-// every stream in one block's shared memory) run four kernels a layer — in_proj with the RMSNorm, conv + x_proj, the
-// scan update with dt_proj, out_proj with the residual — and the head with its arg-max partials, each weight read once,
-// 16 bytes at a time, by one warp per row. Larger batches run in_proj, out_proj and the head as cuBLAS GEMMs (the
-// weights are then read once per GEMM) around the same x_proj and scan kernels, and the arg-max over the logits.
+// Kernels/mamba_step.cu: the fused Mamba-1 decoding step (Ops/MambaStep.cs has the math). Up to 8 streams (x̂, u or y
+// of every stream in one block's shared memory) run four kernels a layer — in_proj with the RMSNorm and the conv, x_proj,
+// the scan update with dt_proj, out_proj with the residual — and the head with its arg-max partials, each weight read
+// once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
+// then read once per GEMM) around the conv and scan kernels, and the arg-max over the logits.
 public sealed unsafe partial class CudaBackend
 {
     private const int StepRows = 8;        // MAX_ROWS of mamba_step.cu
@@ -18,26 +18,32 @@ public sealed unsafe partial class CudaBackend
         if (batch == 0) return;
         const string file = Kernels.MambaStep.File;
         using var xz = Tensor.Empty(new Shape(batch, 2 * e), DType.F32, Device);
+        using var u = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
         using var dbc = Tensor.Empty(new Shape(batch, xRows), DType.F32, Device);
         using var y = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
         bool fused = Fits(batch, d) && Fits(batch, e);
         if (fused)
+        {
             LaunchEarly(file, StepKernel(w.InProj, Kernels.MambaStep.MambaStepInProjF32, Kernels.MambaStep.MambaStepInProjBf16, Kernels.MambaStep.MambaStepInProjF16),
                 GemvGrid(2 * e), GemvThreads, batch * d * sizeof(float),
-                h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, xz, batch, d, 2 * e, Vec(w.InProj));
+                h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, batch, d, 2 * e, k, Vec(w.InProj));
+            LaunchEarly(file, StepKernel(w.XProj, Kernels.MambaStep.MambaStepXProjF32, Kernels.MambaStep.MambaStepXProjBf16, Kernels.MambaStep.MambaStepXProjF16),
+                GemvGrid(xRows), GemvThreads, batch * e * sizeof(float), u, w.XProj, dbc, batch, e, xRows, Vec(w.XProj));
+        }
         else
         {
-            using var normed = Tensor.Empty(h.Shape, DType.F32, Device);
-            using var rstd = Tensor.Empty(new Shape(batch), DType.F32, Device);
-            RmsNormForward(h, w.NormWeight, w.NormEps, normed, rstd);
-            Project(normed, w.InProj, w.InProjBias, xz);
+            using (var normed = Tensor.Empty(h.Shape, DType.F32, Device))
+            using (var rstd = Tensor.Empty(new Shape(batch), DType.F32, Device))
+            {
+                RmsNormForward(h, w.NormWeight, w.NormEps, normed, rstd);
+                Project(normed, w.InProj, w.InProjBias, xz);
+            }
+            LaunchEarly(file, Kernels.MambaStep.MambaStepConv, GridFor((long)batch * e), 256, 0, xz, convState, w.ConvWeight, w.ConvBias, u, batch, e, k);
+            Project(u, w.XProj, null, dbc);
         }
-        LaunchEarly(file, StepKernel(w.XProj, Kernels.MambaStep.MambaStepXProjF32, Kernels.MambaStep.MambaStepXProjBf16, Kernels.MambaStep.MambaStepXProjF16),
-            GemvGrid(xRows), GemvThreads, Math.Min(batch, StepRows) * e * sizeof(float),
-            xz, convState, w.ConvWeight, w.ConvBias, w.XProj, dbc, batch, e, k, xRows, Vec(w.XProj));
         LaunchEarly(file, StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16),
             (uint)(((long)batch * e * 16 + 255) / 256), 256, 0,
-            xz, convState, w.ConvWeight, w.ConvBias, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, batch, e, k, r, n);
+            xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, batch, e, k, r, n);
         if (fused)
             LaunchEarly(file, StepKernel(w.OutProj, Kernels.MambaStep.MambaStepOutProjF32, Kernels.MambaStep.MambaStepOutProjBf16, Kernels.MambaStep.MambaStepOutProjF16),
                 GemvGrid(d), GemvThreads, batch * e * sizeof(float),
@@ -79,7 +85,7 @@ public sealed unsafe partial class CudaBackend
                 LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxPartials, new Dim3(blocks, (uint)batch), 256, 0, logits, partials.Pointer, vocab);
             }
             if (ids is not null)
-                LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxFinish, (uint)((batch + 7) / 8), 256, 0, partials.Pointer, (int)blocks, ids, batch);
+                LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxFinish, batch, 512, 0, partials.Pointer, (int)blocks, ids);
         }
         finally { partials?.Release(); }
     }

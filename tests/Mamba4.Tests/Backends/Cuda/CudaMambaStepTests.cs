@@ -57,12 +57,14 @@ public class CudaMambaStepTests
                 var cpu = F.MambaStep(h, ((Nn.MambaMixer)block.Mixer).StepWeights(block.Norm), cpuState.Layers[i].ConvState, cpuState.Layers[i].SsmState);
                 var gpu = F.MambaStep(hg, ((Nn.MambaMixer)gblock.Mixer).StepWeights(gblock.Norm), gpuState.Layers[i].ConvState, gpuState.Layers[i].SsmState);
                 var unfused = gblock.Step(hg, unfusedState.Layers[i]);
-                // F32: summation order only. BF16: the same narrow weights; the CPU and the fused kernels keep x̂ and y in
-                // F32, the unfused GPU path rounds them to BF16 before cuBLAS.
-                Close(cpu, gpu, bf16 ? 1e-4 : 2e-5, $"layer {i} output vs the CPU twin");
+                // F32: summation order only. BF16: the same narrow weights; the CPU and the fused kernels (≤ 8 streams) keep
+                // x̂, u and y in F32, while cuBLAS (the unfused GPU path, and the fused step's products beyond 8 streams)
+                // rounds them to BF16 first (CudaNarrowWeightTests allows 2e-2 for that).
+                double twin = !bf16 ? 2e-5 : batch <= 8 ? 1e-4 : 3e-2;
+                Close(cpu, gpu, twin, $"layer {i} output vs the CPU twin");
                 Close(unfused, gpu, bf16 ? 3e-2 : 2e-5, $"layer {i} output vs the unfused GPU step");
-                Close(cpuState.Layers[i].SsmState, gpuState.Layers[i].SsmState, bf16 ? 1e-4 : 2e-5, $"layer {i} ssm_state");
-                Close(cpuState.Layers[i].ConvState, gpuState.Layers[i].ConvState, bf16 ? 1e-4 : 2e-5, $"layer {i} conv_state");
+                Close(cpuState.Layers[i].SsmState, gpuState.Layers[i].SsmState, twin, $"layer {i} ssm_state");
+                Close(cpuState.Layers[i].ConvState, gpuState.Layers[i].ConvState, twin, $"layer {i} conv_state");
                 Close(unfusedState.Layers[i].ConvState, gpuState.Layers[i].ConvState, bf16 ? 3e-2 : 2e-5, $"layer {i} conv_state vs unfused");
                 (h, hg) = (cpu, gpu);
             }
@@ -92,7 +94,7 @@ public class CudaMambaStepTests
             var idsGpu = Tensor.From(Enumerable.Repeat(-7L, batch).ToArray(), batch).To(Cuda);
             var cpu = F.MambaHeadStep(h, cpuModel.Backbone.NormF.Weight, 1e-5f, cpuModel.LmHead);
             var gpu = F.MambaHeadStep(h.To(Cuda), gpuModel.Backbone.NormF.Weight, 1e-5f, gpuModel.LmHead, idsGpu);
-            Close(cpu, gpu, bf16 ? 1e-4 : 2e-5, "logits");
+            Close(cpu, gpu, !bf16 ? 2e-5 : batch <= 8 ? 1e-4 : 2e-2, "logits");   // beyond 8 streams cuBLAS rounds x̂ to BF16
             var logits = gpu.ToFloatArray();
             var chosen = idsGpu.ToInt64Array();
             for (int r = 0; r < batch; r++) Assert.Equal(Generator.ArgMax(logits.AsSpan(r * 53, 53)), chosen[r]);

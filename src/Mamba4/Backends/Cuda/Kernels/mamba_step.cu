@@ -1,9 +1,10 @@
 // The fused Mamba-1 decoding step (Ops/MambaStep.cs has the math; CpuBackend.MambaStep.cs is the reference twin).
 // One layer, h (batch, d) → h + out_proj(mixer(RMSNorm(h))), in four kernels, each reading its weights once:
-//   1. in_proj:  every block recomputes x̂ = RMSNorm(h)·w (d values per stream), then xz = x̂·W_inᵀ, one warp per row
-//   2. x_proj:   every block recomputes u = silu(conv(conv_state, x) + b) for all channels, then dbc = u·W_xᵀ per warp row
+//   1. in_proj:  every block recomputes x̂ = RMSNorm(h)·w (d values per stream), then xz = x̂·W_inᵀ, one warp per row;
+//                the warp of row c < e also computes u_c = silu(conv(conv_state_c, x_c) + b_c)
+//   2. x_proj:   dbc = u·W_xᵀ, one warp per row
 //   3. scan:     16 lanes per (stream, channel): Δ = softplus(dbc[:r]·W_dt[c] + b_dt), h_s = e^{ΔA_s} h_s + Δ B_s u,
-//                y = (Σ_s C_s h_s + D u)·silu(z); lane 0 shifts the conv state (kernel 2 only reads it)
+//                y = (Σ_s C_s h_s + D u)·silu(z); lane 0 shifts the conv state (kernel 1 only reads it)
 //   4. out_proj: h' = h + y·W_outᵀ (+ b), one warp per row
 // The head: x̂ = RMSNorm(h)·w_f, logits = x̂·W_headᵀ, each block's arg-max per stream (head_step), then the arg-max
 // of the blocks' (argmax_finish: −1 for a stream whose logits hold NaN or ±∞, so the host can name the bad logit).
@@ -12,8 +13,8 @@
 // Every kernel is launched with programmatic dependent launch where the GPU has it (sm_90, CudaBackend.LaunchEarly): it
 // may start while the kernel before it still runs, loads its first weights (which nothing writes) into registers, then
 // waits in grid_wait() for the previous kernels' results; it writes nothing before that wait.
-// Kernels 1, 4 and head_step take at most MAX_ROWS streams (x̂ or y of all of them in shared memory); larger batches
-// use cuBLAS for those products (CudaBackend.MambaStep.cs).
+// Kernels 1, 2, 4 and head_step take at most MAX_ROWS streams (x̂, u or y of all of them in shared memory); larger
+// batches use cuBLAS for those products and conv_step for u (CudaBackend.MambaStep.cs).
 
 #define MAX_ROWS 8
 #define UNITS 6   // 8-weight units in flight per lane (e = 1536: one pass)
@@ -139,33 +140,45 @@ __device__ __forceinline__ int first_row(int rows, int vec, bool& pre)
     return row;
 }
 
+// xs[0, n) = x[0, n) into shared memory by the whole block, 16 bytes at a time where n is a multiple of 4 (x aligned).
+__device__ __forceinline__ void to_shared(const float* x, float* xs, int n)
+{
+    if ((n & 3) == 0 && ((u64)x & 15) == 0)
+        for (int i = threadIdx.x; i < (n >> 2); i += blockDim.x) ((float4*)xs)[i] = ((const float4*)x)[i];
+    else
+        for (int i = threadIdx.x; i < n; i += blockDim.x) xs[i] = x[i];
+    __syncthreads();
+}
+
 // xs[b, :] = h[b, :]·r_b·w, r_b = 1/√(mean h[b]² + ε), for the nb streams (the whole block; xs in shared memory).
 __device__ void rms_norm_rows(const float* h, const float* w, float eps, float* xs, int nb, int d)
 {
+    to_shared(h, xs, nb * d);
     for (int b = 0; b < nb; b++)
     {
-        const float* hb = h + (i64)b * d;
+        float* xb = xs + b * d;
         float s = 0.f;
-        for (int i = threadIdx.x; i < d; i += blockDim.x) s += hb[i] * hb[i];
+        for (int i = threadIdx.x; i < d; i += blockDim.x) s += xb[i] * xb[i];
         float r = 1.f / sqrtf(block_sum(s) / d + eps);
-        for (int i = threadIdx.x; i < d; i += blockDim.x) xs[b * d + i] = hb[i] * r * w[i];
+        for (int i = threadIdx.x; i < d; i += blockDim.x) xb[i] *= r * w[i];
     }
     __syncthreads();
 }
 
-// The causal conv at the new position of stream b, channel c: b_c + Σ_{j<K−1} w[c, j]·state[b, c, j] + w[c, K−1]·x.
-__device__ __forceinline__ float conv_at(const float* xz, const float* convState, const float* convW, const float* convB, int b, int c, int e, int K)
+// u = silu(the causal conv at the new position x of stream b, channel c): b_c + Σ_{j<K−1} w[c, j]·state[b, c, j] + w[c, K−1]·x.
+__device__ __forceinline__ float conv_silu(const float* convState, const float* convW, const float* convB, int b, int c, int e, int K, float x)
 {
     const float* st = convState + ((i64)b * e + c) * (K - 1);
     const float* wc = convW + (i64)c * K;
     float acc = convB ? convB[c] : 0.f;
     for (int j = 0; j < K - 1; j++) acc = fmaf(wc[j], st[j], acc);
-    return fmaf(wc[K - 1], xz[(i64)b * 2 * e + c], acc);
+    return silu_f(fmaf(wc[K - 1], x, acc));
 }
 
-// 1. xz[b, row] = x̂_b·W_in[row] (+ bias[row]), x̂ = RMSNorm(h)·norm_w; rows = 2e. Dynamic shared memory: batch·d floats.
+// 1. xz[b, row] = x̂_b·W_in[row] (+ bias[row]), x̂ = RMSNorm(h)·norm_w; rows = 2e; u[b, c] = silu(conv(…, x = xz[b, c]))
+// for c < e. Dynamic shared memory: batch·d floats.
 template <int KIND> __device__ void in_proj(const float* h, const float* normW, float eps, const void* w, const float* bias,
-    float* xz, int batch, int d, int rows, int vec)
+    const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec)
 {
     extern __shared__ __align__(16) float xs[];
     bool pre;
@@ -179,41 +192,48 @@ template <int KIND> __device__ void in_proj(const float* h, const float* normW, 
     {
         float acc[MAX_ROWS];
         warp_dot<KIND>(w, row, d, vec, xs, batch, acc, v, pre);
-        if ((threadIdx.x & 31) == 0)
-            for (int b = 0; b < batch; b++) xz[(i64)b * rows + row] = acc[b] + (bias ? bias[row] : 0.f);
+        int lane = threadIdx.x & 31, e = rows >> 1;
+#pragma unroll
+        for (int b = 0; b < MAX_ROWS; b++)
+            if (b < batch && lane == b)   // lane b writes stream b (a compile-time index into acc)
+            {
+                float x = acc[b] + (bias ? bias[row] : 0.f);
+                xz[(i64)b * rows + row] = x;
+                if (row < e) u[(i64)b * e + row] = conv_silu(convState, convW, convB, b, row, e, K, x);
+            }
     }
 }
 
-// 2. dbc[b, row] = u_b·W_x[row], u = silu(conv(state, x)) over the e channels; rows = r + 2n; any batch, in chunks of
-// MAX_ROWS streams. Dynamic shared memory: MAX_ROWS·e floats (or batch·e when smaller).
-template <int KIND> __device__ void x_proj(const float* xz, const float* convState, const float* convW, const float* convB,
-    const void* w, float* dbc, int batch, int e, int K, int rows, int vec)
+// 2. dbc[b, row] = u_b·W_x[row]; rows = r + 2n. Dynamic shared memory: batch·e floats.
+template <int KIND> __device__ void x_proj(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec)
 {
     extern __shared__ __align__(16) float xs[];
-    int warps = blockDim.x >> 5;
     bool pre;
     float v[UNITS][8];
-    int first = first_row(rows, vec, pre);
-    if (pre) load_units<KIND>(w, first, e, 0, v);
+    int row = first_row(rows, vec, pre);
+    if (pre) load_units<KIND>(w, row, e, 0, v);
     grid_launch_dependents();
     grid_wait();
-    for (int b0 = 0; b0 < batch; b0 += MAX_ROWS)
+    to_shared(u, xs, batch * e);
+    for (; row < rows; row += gridDim.x * (blockDim.x >> 5), pre = false)
     {
-        int nb = min(MAX_ROWS, batch - b0);
-        __syncthreads();
-        for (int i = threadIdx.x; i < nb * e; i += blockDim.x)
-        {
-            int b = i / e, c = i - b * e;
-            xs[i] = silu_f(conv_at(xz, convState, convW, convB, b0 + b, c, e, K));
-        }
-        __syncthreads();
-        for (int row = first; row < rows; row += gridDim.x * warps, pre = false)
-        {
-            float acc[MAX_ROWS];
-            warp_dot<KIND>(w, row, e, vec, xs, nb, acc, v, pre);
-            if ((threadIdx.x & 31) == 0)
-                for (int b = 0; b < nb; b++) dbc[(i64)(b0 + b) * rows + row] = acc[b];
-        }
+        float acc[MAX_ROWS];
+        warp_dot<KIND>(w, row, e, vec, xs, batch, acc, v, pre);
+        if ((threadIdx.x & 31) == 0)
+            for (int b = 0; b < batch; b++) dbc[(i64)b * rows + row] = acc[b];
+    }
+}
+
+// Larger batches (in_proj by cuBLAS): u[b, c] = silu(conv(…, x = xz[b, c])).
+extern "C" __global__ void mamba_step_conv(const float* xz, const float* convState, const float* convW, const float* convB, float* u,
+    int batch, int e, int K)
+{
+    grid_launch_dependents();
+    grid_wait();
+    GRID_STRIDE(i, (i64)batch * e)
+    {
+        int b = (int)(i / e), c = (int)(i - (i64)b * e);
+        u[i] = conv_silu(convState, convW, convB, b, c, e, K, xz[(i64)b * 2 * e + c]);
     }
 }
 
@@ -224,7 +244,7 @@ __device__ __forceinline__ float group16_sum(float v, unsigned mask)
 }
 
 // 3. The scan update of (stream b, channel c), 16 lanes each: lane l takes dt terms j ≡ l and states s ≡ l (mod 16).
-template <int KIND> __device__ void scan(const float* xz, float* convState, const float* convW, const float* convB,
+template <int KIND> __device__ void scan(const float* xz, float* convState, const float* uu,
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
     float* ssm, float* y, int batch, int e, int K, int r, int n)
 {
@@ -252,7 +272,7 @@ template <int KIND> __device__ void scan(const float* xz, float* convState, cons
     for (int j = lane + 64; j < r; j += 16) dt = fmaf(load_w<KIND>(dtW, (i64)c * r + j), row[j], dt);
     dt = softplus_f(group16_sum(dt, mask) + dtBias[c]);
     float x = xz[(i64)b * 2 * e + c];
-    float u = silu_f(conv_at(xz, convState, convW, convB, b, c, e, K));
+    float u = uu[g];
     float acc = 0.f;
     float* hs = ssm + g * n;
 #pragma unroll
@@ -292,8 +312,7 @@ template <int KIND> __device__ void out_proj(const float* y, const void* w, cons
     if (pre) load_units<KIND>(w, row, e, 0, v);
     grid_launch_dependents();
     grid_wait();
-    for (int i = threadIdx.x; i < batch * e; i += blockDim.x) xs[i] = y[i];
-    __syncthreads();
+    to_shared(y, xs, batch * e);
     for (; row < d; row += gridDim.x * (blockDim.x >> 5), pre = false)
     {
         float acc[MAX_ROWS];
@@ -364,15 +383,14 @@ template <int KIND> __device__ void head(const float* h, const float* normW, flo
 
 #define MAMBA_STEP_KERNELS(SUFFIX, KIND) \
 extern "C" __global__ void mamba_step_in_proj_##SUFFIX(const float* h, const float* normW, float eps, const void* w, const float* bias, \
-    float* xz, int batch, int d, int rows, int vec) \
-{ in_proj<KIND>(h, normW, eps, w, bias, xz, batch, d, rows, vec); } \
-extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* xz, const float* convState, const float* convW, const float* convB, \
-    const void* w, float* dbc, int batch, int e, int K, int rows, int vec) \
-{ x_proj<KIND>(xz, convState, convW, convB, w, dbc, batch, e, K, rows, vec); } \
-extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* convW, const float* convB, \
+    const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec) \
+{ in_proj<KIND>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec); } \
+extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec) \
+{ x_proj<KIND>(u, w, dbc, batch, e, rows, vec); } \
+extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* u, \
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
     int batch, int e, int K, int r, int n) \
-{ scan<KIND>(xz, convState, convW, convB, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
+{ scan<KIND>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
     int batch, int e, int d, int vec) \
 { out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec); } \
@@ -418,16 +436,16 @@ extern "C" __global__ void mamba_step_arg_max_partials(const float* logits, int2
     }
 }
 
-// ids[b] = the arg-max over the blocks' partials of stream b (one warp per stream); −1 when a logit was not finite.
-extern "C" __global__ void mamba_step_arg_max_finish(const int2* partials, int blocks, i64* ids, int batch)
+// ids[b] = the arg-max over the blocks' partials of stream b (one block per stream: a few loads per thread, then the
+// block's reduction); −1 when a logit was not finite.
+extern "C" __global__ void mamba_step_arg_max_finish(const int2* partials, int blocks, i64* ids)
 {
     grid_launch_dependents();
     grid_wait();
-    int b = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (b >= batch) return;
+    int b = blockIdx.x;
     float best = NEG_INF;
     int at = 0x7fffffff, bad = 0;
-    for (int k = lane; k < blocks; k += 32)
+    for (int k = threadIdx.x; k < blocks; k += blockDim.x)
     {
         int2 p = partials[(i64)b * blocks + k];
         if (p.y < 0) bad = 1;
@@ -440,5 +458,14 @@ extern "C" __global__ void mamba_step_arg_max_finish(const int2* partials, int b
         arg_max_merge(best, at, v2, i2);
         bad |= __shfl_xor_sync(FULL_MASK, bad, o);
     }
-    if (lane == 0) ids[b] = bad || at == 0x7fffffff ? -1 : (i64)at;
+    __shared__ float sv[32];
+    __shared__ int si[32], sb[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { sv[warp] = best; si[warp] = at; sb[warp] = bad; }
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++) { arg_max_merge(best, at, sv[k], si[k]); bad |= sb[k]; }
+        ids[b] = bad || at == 0x7fffffff ? -1 : (i64)at;
+    }
 }
