@@ -38,7 +38,7 @@ public class CudaMambaStepTests
         _ = Gpu;
         var (cpuModel, cpuState) = MambaStepTests.RandomModel(dModel, batch, 5);
         var (gpuModel, gpuState) = MambaStepTests.RandomModel(dModel, batch, 5, Cuda);
-        var (_, unfusedState) = MambaStepTests.RandomModel(dModel, batch, 5, Cuda);
+        var unfusedState = MambaStepTests.RandomState(gpuModel, batch, 5);
         if (bf16) { Narrow(cpuModel); Narrow(gpuModel); }
         using (cpuModel)
         using (gpuModel)
@@ -123,7 +123,7 @@ public class CudaMambaStepTests
     {
         var gpu = Gpu;
         var (model, fusedState) = MambaStepTests.RandomModel(64, 2, 3, Cuda);
-        var (_, unfusedState) = MambaStepTests.RandomModel(64, 2, 3, Cuda);
+        var unfusedState = MambaStepTests.RandomState(model, 2, 3);
         gpu.ProgrammaticLaunch = early;
         using var restore = new Restore(() => gpu.ProgrammaticLaunch = true);
         using (model)
@@ -151,7 +151,7 @@ public class CudaMambaStepTests
     {
         _ = Gpu;
         var (model, state) = MambaStepTests.RandomModel(64, 1, 6, Cuda);
-        var (_, plain) = MambaStepTests.RandomModel(64, 1, 6, Cuda);
+        var plain = MambaStepTests.RandomState(model, 1, 6);
         using (model)
         using (state)
         using (plain)
