@@ -36,11 +36,14 @@ public static class CudaModelBench
         using (var model = new MambaLM(Config130M, seed: 1))
         {
             model.To(Cuda);
-            Memory(gpu, model);
-            Training(gpu, model);
+            if (BenchSettings.Current.CudaMode != "generation")
+            {
+                Memory(gpu, model);
+                Training(gpu, model);
+            }
             Generation(gpu, model, copy);
         }
-        RecEpoch();
+        if (BenchSettings.Current.CudaMode != "generation") RecEpoch();
         Console.WriteLine($"allocator: {gpu.Allocator}");
     }
 
@@ -116,47 +119,80 @@ public static class CudaModelBench
     private static void Generation(CudaBackend gpu, MambaLM model, double copy)
     {
         Console.WriteLine();
-        double weightBytes = model.ParameterCount * 4.0;
-        double limitPerStep = copy / weightBytes;   // steps/s if a step only read the weights once at copy bandwidth
-        Console.WriteLine($"generation, 130M shape fp32: weights {weightBytes / 1e6:F0} MB read per step → at most {limitPerStep:F0} steps/s at {copy / 1e12:F2} TB/s");
-        Console.WriteLine("| batch | CUDA graph | device ms/step | tokens/s (device) | % of weight-read limit | tokens/s with logits to host + argmax | launches/step | mamba_ssm generate, same call (ours / theirs) |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("generation, 130M shape: per step, each weight read once at the copy bandwidth is the limit; \"end to end\" = as generate runs,");
+        Console.WriteLine("greedy: the fused step's arg-max ids read back (8 bytes a stream), the unfused step's logits read back and arg-max on the host");
+        Console.WriteLine("PDL = programmatic dependent launch: each fused kernel starts while the one before runs, loading its first weights");
+        Console.WriteLine("| weights | batch | step | CUDA graph | device ms/step | tokens/s (device) | % of weight-read limit | tokens/s end to end | launches/step | mamba_ssm generate(cg=True), same call | ours end to end / theirs |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         using var noGrad = GradMode.NoGrad();
-        foreach (int batch in new[] { 1, 64 })
-            foreach (bool graphed in new[] { false, true })
+        var settings = Backend.Settings;
+        foreach (var weights in new[] { "f32", "bf16" })
+        {
+            if (weights == "bf16")
             {
-                using var state = model.NewState(batch);
-                var tokens = RandomIds(batch, Config130M.VocabSize, 3);
-                using (new TensorScope()) model.Step(Tensor.From(tokens, batch), state);
-                using var graph = graphed ? StepGraph.TryCreate(model, state, batch) : null;
-                using var idsDevice = Tensor.From(tokens, batch).To(Cuda);
-                long launches = gpu.LaunchCount;
-                Action step = graph is not null ? () => graph.Step(tokens) : () => { using var s = new TensorScope(); model.Step(idsDevice, state); };
-                step();
-                launches = graph is not null ? graph.Kernels : gpu.LaunchCount - launches;
-                for (int i = 0; i < 5; i++) step();
-                var device = Enumerable.Range(0, 9).Select(_ => gpu.Time(() => { for (int i = 0; i < 20; i++) step(); }) / 20).Order().ToArray()[4];
-                // as generation runs: logits read back and the next token chosen on the host
-                const int steps = 40;
-                long t0 = Stopwatch.GetTimestamp();
-                for (int i = 0; i < steps; i++)
-                {
-                    using var scope = new TensorScope();
-                    var logits = (graph is not null ? graph.Step(tokens) : model.Step(Tensor.From(tokens, batch), state)).ToFloatArray();
-                    Parallel.For(0, batch, r =>
-                    {
-                        int best = 0, o = r * Config130M.VocabSize;
-                        for (int v = 1; v < Config130M.VocabSize; v++) if (logits[o + v] > logits[o + best]) best = v;
-                        tokens[r] = best;
-                    });
-                }
-                double wall = Stopwatch.GetElapsedTime(t0).TotalSeconds / steps;
-                double perSecond = batch / (device / 1000);
-                var anchor = ModelAnchor(o => o["generate"]?.GetValue<string>() is { } g && g.StartsWith($"batch {batch},", StringComparison.Ordinal)
-                                              && o["dtype"]?.GetValue<string>() == "float32" && o["cuda_graph"]?.GetValue<bool>() == graphed);
-                string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs ? $" | {theirs:F0} ({batch / wall / theirs:F2}×)" : " | —";
-                Console.WriteLine($"| {batch} | {(graphed ? "yes" : "no")} | {device:F3} | {perSecond:F0} | {1000 / device / limitPerStep * 100:F0}% | {batch / wall:F0} | {launches}{vs} |");
+                // every projection and the (tied) embedding / lm_head in BF16, as `generate --dtype bf16` loads them
+                foreach (var layer in model.Backbone.Layers.Items)
+                    foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(DType.BF16));
+                model.LmHead.ReplaceWith(model.LmHead.To(DType.BF16));
             }
+            double weightBytes = model.Parameters().Sum(p => (double)p.ByteLength);
+            double limitPerStep = copy / weightBytes;   // steps/s if a step only read the weights once at copy bandwidth
+            Console.WriteLine($"| {weights}: {weightBytes / 1e6:F0} MB of weights → at most {limitPerStep:F0} steps/s at {copy / 1e12:F2} TB/s |||||||||||");
+            foreach (int batch in new[] { 1, 64 })
+                foreach (var (fused, graphed, early) in new[] { (false, true, false), (true, true, false), (true, true, true) })
+                {
+                    if (batch == 64 && fused && !early) continue;
+                    Backend.Configure(settings with { CudaFusedStep = fused });
+                    gpu.ProgrammaticLaunch = early;
+                    GenerationRow(gpu, model, weights, batch, fused ? early ? "fused + PDL" : "fused" : "unfused", graphed, limitPerStep);
+                }
+        }
+        Backend.Configure(settings);
+        gpu.ProgrammaticLaunch = true;
+    }
+
+    private static void GenerationRow(CudaBackend gpu, MambaLM model, string weights, int batch, string kind, bool graphed, double limitPerStep)
+    {
+        using var state = model.NewState(batch);
+        var tokens = RandomIds(batch, Config130M.VocabSize, 3);
+        using (new TensorScope()) model.Step(Tensor.From(tokens, batch), state);
+        using var graph = graphed ? StepGraph.TryCreate(model, state, batch) : null;
+        using var idsDevice = Tensor.From(tokens, batch).To(Cuda);
+        long launches = gpu.LaunchCount;
+        Action step = graph is not null ? () => graph.Step(tokens) : () => { using var s = new TensorScope(); model.Step(idsDevice, state); };
+        step();
+        launches = graph is not null ? graph.Kernels : gpu.LaunchCount - launches;
+        for (int i = 0; i < 5; i++) step();
+        var device = Enumerable.Range(0, 9).Select(_ => gpu.Time(() => { for (int i = 0; i < 20; i++) step(); }) / 20).Order().ToArray()[4];
+        // as generation runs: the next tokens chosen each step and read back to the host (greedy)
+        const int steps = 64;
+        long t0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < steps; i++)
+        {
+            using var scope = new TensorScope();
+            if (graph is { GreedyOnDevice: true })
+            {
+                var next = graph.StepGreedy(tokens);
+                next.CopyTo(tokens, 0);
+                continue;
+            }
+            if (model.UsesFusedStep)
+            {
+                var ids = Tensor.Zeros(new Shape(batch), DType.I64, Cuda);
+                model.Step(Tensor.From(tokens, batch), state, ids);
+                ids.ToInt64Array().CopyTo(tokens, 0);
+                continue;
+            }
+            var logits = (graph is not null ? graph.Step(tokens) : model.Step(Tensor.From(tokens, batch), state)).ToFloatArray();
+            Parallel.For(0, batch, r => tokens[r] = Generator.ArgMax(logits.AsSpan(r * Config130M.VocabSize, Config130M.VocabSize)));
+        }
+        double wall = Stopwatch.GetElapsedTime(t0).TotalSeconds / steps;
+        double perSecond = batch / (device / 1000);
+        string dtype = weights == "f32" ? "float32" : "bfloat16";
+        var anchor = ModelAnchor(o => o["generate"]?.GetValue<string>() is { } g && g.StartsWith($"batch {batch},", StringComparison.Ordinal)
+                                      && o["dtype"]?.GetValue<string>() == dtype && o["cuda_graph"]?.GetValue<bool>() == true);
+        string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs ? $" | {theirs:F0} | {batch / wall / theirs:F2}×" : " | — | —";
+        Console.WriteLine($"| {weights} | {batch} | {kind} | {(graphed ? "yes" : "no")} | {device:F3} | {perSecond:F0} | {1000 / device / limitPerStep * 100:F0}% | {batch / wall:F0} | {launches}{vs} |");
     }
 
     /// <summary>The first JSON line of ../shared/anchors/model_anchor.py's output from this call (<see cref="BenchSettings.ModelAnchorFile"/>)

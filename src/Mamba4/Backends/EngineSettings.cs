@@ -48,6 +48,9 @@ public sealed record EngineSettings
     public int ScanBackwardBlock { get; init; }
     /// <summary>Capture a GPU decoding step as a CUDA graph and replay it. (MAMBA4_CUDA_GRAPH = 0 turns it off)</summary>
     public bool CudaGraph { get; init; } = true;
+    /// <summary>Decode Mamba-1 layers on a GPU with the fused step (F.MambaStep: four kernels a layer) and the head with its
+    /// arg-max on the device (F.MambaHeadStep). (MAMBA4_CUDA_FUSED_STEP = 0 runs the unfused ops)</summary>
+    public bool CudaFusedStep { get; init; } = true;
     /// <summary>Wait after every kernel launch so that a fault names its kernel (slow; debugging). (MAMBA4_CUDA_SYNC)</summary>
     public bool CudaSyncEveryLaunch { get; init; }
     /// <summary>Never use a GPU, even where one is present. (MAMBA4_DISABLE_CUDA)</summary>
@@ -87,6 +90,7 @@ public sealed record EngineSettings
                 : d.Threads,
             CudaMatmul = ParseMatmul(Get("MAMBA4_CUDA_MATMUL"), "MAMBA4_CUDA_MATMUL") ?? d.CudaMatmul,
             CudaGraph = Flag("MAMBA4_CUDA_GRAPH", d.CudaGraph),
+            CudaFusedStep = Flag("MAMBA4_CUDA_FUSED_STEP", d.CudaFusedStep),
             CudaSyncEveryLaunch = Flag("MAMBA4_CUDA_SYNC", d.CudaSyncEveryLaunch),
             CudaDisabled = Flag("MAMBA4_DISABLE_CUDA", d.CudaDisabled),
             CudaCacheDirectory = Get("MAMBA4_CUDA_CACHE"),
@@ -106,7 +110,7 @@ public sealed record EngineSettings
     };
 
     /// <summary>Environment variables the engine reads (for `mamba4 info`).</summary>
-    public static readonly string[] Variables = ["MAMBA4_BLAS", "MAMBA4_THREADS", "MAMBA4_CUDA_MATMUL", "MAMBA4_CUDA_GRAPH", "MAMBA4_CUDA_SYNC", "MAMBA4_DISABLE_CUDA", "MAMBA4_CUDA_CACHE", "MAMBA4_CUDA_LIBS"];
+    public static readonly string[] Variables = ["MAMBA4_BLAS", "MAMBA4_THREADS", "MAMBA4_CUDA_MATMUL", "MAMBA4_CUDA_GRAPH", "MAMBA4_CUDA_FUSED_STEP", "MAMBA4_CUDA_SYNC", "MAMBA4_DISABLE_CUDA", "MAMBA4_CUDA_CACHE", "MAMBA4_CUDA_LIBS"];
 
     /// <summary>The library's version and the git commit it was built from ("0.1.0+abc1234…").</summary>
     public static string LibraryVersion =>
@@ -126,5 +130,6 @@ public sealed record EngineSettings
         ["scan_plan"] = ScanForwardChunk == 0 && ScanForwardStatesPerThread == 0 && ScanBackwardChunk == 0 && ScanBackwardBlock == 0 ? "auto"
             : $"forward chunk {ScanForwardChunk}, states/thread {ScanForwardStatesPerThread}, backward chunk {ScanBackwardChunk}, block {ScanBackwardBlock}",
         ["cuda_graph"] = CudaGraph,
+        ["cuda_fused_step"] = CudaFusedStep,
     };
 }

@@ -80,13 +80,16 @@ public static class Generator
             var all = model.Forward(Tensor.From(prompt, 1, prompt.Length), state);
             logits = all.Slice(0, 1).Reshape(prompt.Length, (int)vocab).Slice(prompt.Length - 1, 1).ToFloatArray();
         }
-        // On a GPU, steps after the first replay one captured CUDA graph (StepGraph) instead of launching every kernel.
+        // On a GPU, steps after the first replay one captured CUDA graph (StepGraph) instead of launching every kernel;
+        // greedy decoding (no repetition penalty) then takes the arg-max the graph computed on the device.
         StepGraph? graph = null;
+        bool greedyOnDevice = options.IsGreedy && options.RepetitionPenalty == 1f;
+        long? chosen = null;   // the next token, when the device already picked it
         try
         {
             for (int i = 0; i < maxNewTokens; i++)
             {
-                long next = Choose(logits, history, options, rng);
+                long next = chosen ?? Choose(logits, history, options, rng);
                 history.Add(next);
                 yield return next;
                 if (next == options.EosTokenId || i == maxNewTokens - 1) yield break;
@@ -94,7 +97,14 @@ public static class Generator
                 using (var scope = new TensorScope())
                 {
                     if (i == 1 && !model.LmHead.Device.IsCpu) graph = StepGraph.TryCreate(model, state, 1);
-                    logits = graph is not null ? graph.Step([next]).ToFloatArray() : model.Step(Tensor.From([next], 1), state).ToFloatArray();
+                    chosen = null;
+                    if (greedyOnDevice && graph is { GreedyOnDevice: true })
+                    {
+                        long id = graph.StepGreedy([next])[0];
+                        if (id >= 0) chosen = id;
+                        else logits = graph.Logits.ToFloatArray();   // a NaN or ±∞ logit: Choose names it
+                    }
+                    else logits = graph is not null ? graph.Step([next]).ToFloatArray() : model.Step(Tensor.From([next], 1), state).ToFloatArray();
                 }
             }
         }

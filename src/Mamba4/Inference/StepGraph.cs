@@ -28,11 +28,13 @@ public sealed class StepGraph : IDisposable
         {
             Tensor? logits = null;
             long position = state.Position;
-            // Capturing records the step without running it: the state is untouched, its position restored.
+            GreedyOnDevice = model.UsesFusedStep;
+            // Capturing records the step without running it: the state is untouched, its position restored. With the fused
+            // head, the step's arg-max goes back into the ids it read: the next greedy step needs no upload.
             _graph = gpu.Capture(() =>
             {
                 using var scope = new TensorScope();
-                logits = model.Step(_ids, state).Persist();
+                logits = model.Step(_ids, state, GreedyOnDevice ? _ids : null).Persist();
             });
             state.Position = position;
             _logits = logits!;
@@ -41,6 +43,12 @@ public sealed class StepGraph : IDisposable
     }
 
     public int Batch { get; }
+
+    /// <summary>Whether each replay also leaves every stream's arg-max on the device (<see cref="StepGreedy"/>).</summary>
+    public bool GreedyOnDevice { get; }
+
+    /// <summary>The logits [batch, vocab] of the last replay (device tensor, valid until the next call).</summary>
+    public Tensor Logits => _logits;
 
     /// <summary>Kernels one replay runs (cuBLAS GEMMs not counted).</summary>
     public long Kernels => _graph.Kernels;
@@ -59,11 +67,33 @@ public sealed class StepGraph : IDisposable
     /// <summary>One step of every stream: <paramref name="tokens"/> (one per stream) in, logits [batch, vocab] out (device tensor, valid until the next call).</summary>
     public Tensor Step(ReadOnlySpan<long> tokens)
     {
-        if (tokens.Length != Batch) throw new ArgumentException($"StepGraph: {tokens.Length} tokens for {Batch} streams");
-        using (var host = Tensor.From(tokens.ToArray(), Batch)) _ids.CopyFrom(host);
+        Upload(tokens);
         _graph.Launch();
         _state.Position++;
         return _logits;
+    }
+
+    /// <summary>
+    /// One greedy step (<see cref="GreedyOnDevice"/>): <paramref name="tokens"/> in, each stream's arg-max out — 8 bytes a
+    /// stream cross to the host instead of the logits; −1 for a stream whose logits hold NaN or ±∞ (read
+    /// <see cref="Logits"/> to name it). Tokens equal to the ids the last replay chose are already on the device.
+    /// </summary>
+    public long[] StepGreedy(ReadOnlySpan<long> tokens)
+    {
+        if (!GreedyOnDevice) throw new InvalidOperationException("StepGreedy: this graph's step does not compute the arg-max on the device");
+        if (_chosen is null || !tokens.SequenceEqual(_chosen)) Upload(tokens);
+        _graph.Launch();
+        _state.Position++;
+        return _chosen = _ids.ToInt64Array();
+    }
+
+    private long[]? _chosen;
+
+    private void Upload(ReadOnlySpan<long> tokens)
+    {
+        if (tokens.Length != Batch) throw new ArgumentException($"StepGraph: {tokens.Length} tokens for {Batch} streams");
+        using (var host = Tensor.From(tokens.ToArray(), Batch)) _ids.CopyFrom(host);
+        _chosen = null;
     }
 
     public void Dispose()

@@ -151,11 +151,34 @@ public sealed class MambaLM : Module, ICausalLanguageModel
     public MambaState NewState(int batch) => new(Config.NLayer, batch, Config, LmHead.Device);
 
     /// <summary>One token per stream: ids (b) → logits (b, vocab); O(1) in the tokens already seen.</summary>
-    public Tensor Step(Tensor ids, MambaState state)
+    public Tensor Step(Tensor ids, MambaState state) => Step(ids, state, null);
+
+    /// <summary>
+    /// One token per stream: ids (b) → logits (b, vocab), and with <paramref name="greedyIds"/> (I64 [b] on the model's
+    /// device) each stream's arg-max written there, −1 where a logit is NaN or ±∞ (F.MambaHeadStep), so that greedy
+    /// decoding on a GPU reads back ids, not logits. On a GPU without gradients (<see cref="UsesFusedStep"/>) Mamba-1
+    /// layers run the fused step (F.MambaStep); Mamba-2, Falcon-Mamba and the time-invariant mixer keep the unfused ops.
+    /// </summary>
+    public Tensor Step(Tensor ids, MambaState state, Tensor? greedyIds)
     {
         var h = Embed(ids, state.Position);
-        for (int i = 0; i < Backbone.Layers.Count; i++) h = Backbone.Layers[i].Step(h, state.Layers[i]);
+        bool fused = UsesFusedStep;
+        for (int i = 0; i < Backbone.Layers.Count; i++)
+        {
+            var layer = Backbone.Layers[i];
+            h = fused && layer.Mixer is MambaMixer { FusedStepSupported: true } m
+                ? F.MambaStep(h, m.StepWeights(layer.Norm), state.Layers[i].ConvState, state.Layers[i].SsmState)
+                : layer.Step(h, state.Layers[i]);
+        }
         state.Position++;
+        if (fused || greedyIds is not null)
+            using (Autograd.GradMode.NoGrad())
+                return F.MambaHeadStep(h, Backbone.NormF.Weight, Backbone.NormF.Eps, LmHead, greedyIds);
         return F.Linear(Backbone.NormF.Forward(h), LmHead);
     }
+
+    /// <summary>Whether <see cref="Step(Tensor, MambaState, Tensor?)"/> runs the fused kernels: the model on a GPU whose
+    /// backend has them, no gradients recorded, and <see cref="Backends.EngineSettings.CudaFusedStep"/> on.</summary>
+    public bool UsesFusedStep => !LmHead.Device.IsCpu && !Autograd.GradMode.IsEnabled && Backends.Backend.Settings.CudaFusedStep
+                                 && Backends.Backend.For(LmHead.Device) is Backends.IMambaStepBackend;
 }

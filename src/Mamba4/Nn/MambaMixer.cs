@@ -158,6 +158,14 @@ public sealed class MambaMixer : SsmMixer
         }
     }
 
+    /// <summary>Whether <see cref="Ops.F.MambaStep"/> computes this mixer's step: the selective mixer without Falcon-Mamba's
+    /// inner RMS norms (those, and the time-invariant ablation, keep the unfused ops).</summary>
+    public bool FusedStepSupported => Config.Selective && Config.MixerRmsEps is null;
+
+    /// <summary>The weights of the fused decoding step of the block made of <paramref name="norm"/> and this mixer.</summary>
+    public Backends.MambaStepWeights StepWeights(RmsNorm norm) => new(norm.Weight, norm.Eps, InProj.Weight, InProj.Bias,
+        Conv1d.Weight, Conv1d.Bias, XProj!.Weight, DtProj!.Weight, DtProj.Bias!, ALog, D, OutProj.Weight, OutProj.Bias);
+
     public override Tensor Step(Tensor h, MambaLayerState state)
     {
         int e = Config.DInner, n = Config.DState, r = Config.DtRank;

@@ -16,11 +16,13 @@ public class EngineSettingsTests
     public void EachVariableSetsItsSetting()
     {
         var s = Parse(("MAMBA4_BLAS", "OpenBLAS"), ("MAMBA4_THREADS", "3"), ("MAMBA4_CUDA_MATMUL", "bf16"), ("MAMBA4_CUDA_GRAPH", "0"),
-            ("MAMBA4_CUDA_SYNC", "true"), ("MAMBA4_DISABLE_CUDA", "1"), ("MAMBA4_CUDA_CACHE", "/tmp/k"), ("MAMBA4_CUDA_LIBS", "/a:/b"), ("CUDA_HOME", "/c"));
+            ("MAMBA4_CUDA_FUSED_STEP", "0"), ("MAMBA4_CUDA_SYNC", "true"), ("MAMBA4_DISABLE_CUDA", "1"), ("MAMBA4_CUDA_CACHE", "/tmp/k"), ("MAMBA4_CUDA_LIBS", "/a:/b"), ("CUDA_HOME", "/c"));
         Assert.Equal("openblas", s.Blas);
         Assert.Equal(3, s.Threads);
         Assert.Equal(MatmulPrecision.Bf16, s.CudaMatmul);
         Assert.False(s.CudaGraph);
+        Assert.False(s.CudaFusedStep);
+        Assert.True(EngineSettings.Default.CudaFusedStep);
         Assert.True(s.CudaSyncEveryLaunch);
         Assert.True(s.CudaDisabled);
         Assert.Equal("/tmp/k", s.CudaCacheDirectory);
@@ -49,7 +51,7 @@ public class EngineSettingsTests
     public void RunJsonRecordsTheSettings()
     {
         var json = EngineSettings.Default.ToJson();
-        foreach (var key in new[] { "library_version", "blas", "cpu_gemm", "threads", "cpu_gemv", "cpu_narrow", "cuda_matmul", "scan_plan", "cuda_graph" })
+        foreach (var key in new[] { "library_version", "blas", "cpu_gemm", "threads", "cpu_gemv", "cpu_narrow", "cuda_matmul", "scan_plan", "cuda_graph", "cuda_fused_step" })
             Assert.True(json.ContainsKey(key), key);
         Assert.Contains("+", json["library_version"]!.GetValue<string>());   // the git commit the library was built from
     }

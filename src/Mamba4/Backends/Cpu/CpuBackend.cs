@@ -7,7 +7,7 @@ namespace Mamba4.Backends.Cpu;
 /// The reference backend: SIMD kernels (Vector256 / TensorPrimitives) split across cores.
 /// One partial file per kernel family, mirroring <c>Ops/</c>.
 /// </summary>
-public sealed unsafe partial class CpuBackend : IGruBackend
+public sealed unsafe partial class CpuBackend : IGruBackend, IMambaStepBackend
 {
     public static readonly CpuBackend Instance = new();
 

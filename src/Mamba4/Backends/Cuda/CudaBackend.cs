@@ -14,7 +14,7 @@ public enum MatmulPrecision { F32, Tf32, Bf16 }
 /// family, mirroring <c>Ops/</c>. All work is asynchronous; host reads (<c>ToFloatArray</c>, <c>Item</c>) wait.
 /// Set MAMBA4_CUDA_SYNC=1 to wait after every launch, so that a fault names the kernel that caused it.
 /// </summary>
-public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
+public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend, IDeviceMemory
 {
     private const int StagingBytes = 8 << 20;
 
@@ -162,7 +162,21 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
     }
 
     /// <summary>Queues <paramref name="kernel"/>&lt;&lt;&lt;grid, block, sharedBytes&gt;&gt;&gt;(args) on the stream.</summary>
-    internal void Launch(string file, string kernel, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args)
+    internal void Launch(string file, string kernel, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        LaunchOn(false, file, kernel, grid, block, sharedBytes, args);
+
+    /// <summary>
+    /// As <see cref="Launch"/>, with programmatic dependent launch where the GPU and driver have it (sm_90+,
+    /// <see cref="ProgrammaticLaunch"/>): the kernel may start while the previous one still runs, so it must read nothing
+    /// the previous kernels write, and write nothing, before its griddepcontrol.wait (Kernels/mamba_step.cu: grid_wait).
+    /// </summary>
+    internal void LaunchEarly(string file, string kernel, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        LaunchOn(ProgrammaticLaunch && ComputeCapability.Major >= 9 && CudaDriver.cuLaunchKernelEx != null, file, kernel, grid, block, sharedBytes, args);
+
+    /// <summary>Whether <see cref="LaunchEarly"/> uses programmatic dependent launch (benchmarks turn it off to compare).</summary>
+    internal bool ProgrammaticLaunch { get; set; } = true;
+
+    private void LaunchOn(bool early, string file, string kernel, Dim3 grid, Dim3 block, int sharedBytes, ReadOnlySpan<KernelArg> args)
     {
         if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;
         var f = Function(file, kernel);
@@ -171,7 +185,18 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IDeviceMemory
         fixed (KernelArg* a = args)
         {
             for (int i = 0; i < args.Length; i++) ptrs[i] = a + i;
-            int r = CudaDriver.cuLaunchKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, Stream, ptrs, null);
+            int r;
+            if (early)
+            {
+                var attribute = new LaunchAttribute { Id = LaunchAttribute.ProgrammaticStreamSerialization, Value = 1 };
+                var config = new LaunchConfig
+                {
+                    GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = block.X, BlockY = block.Y, BlockZ = block.Z,
+                    SharedBytes = (uint)sharedBytes, Stream = Stream, Attributes = &attribute, AttributeCount = 1,
+                };
+                r = CudaDriver.cuLaunchKernelEx(&config, f, ptrs, null);
+            }
+            else r = CudaDriver.cuLaunchKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, Stream, ptrs, null);
             AfterLaunch(r, file, kernel, grid, block, sharedBytes);
         }
     }

@@ -48,6 +48,7 @@ internal static unsafe class CudaDriver
     public static delegate* unmanaged<int*, int, nint, int> cuFuncGetAttribute;
     public static delegate* unmanaged<int*, nint, int, nuint, int> cuOccupancyMaxActiveBlocksPerMultiprocessor;   // optional
     public static delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int> cuLaunchKernel;
+    public static delegate* unmanaged<LaunchConfig*, nint, void**, void**, int> cuLaunchKernelEx;   // optional (CUDA 12+)
     public static delegate* unmanaged<nint*, uint, int> cuEventCreate;
     public static delegate* unmanaged<nint, nint, int> cuEventRecord;
     public static delegate* unmanaged<nint, int> cuEventSynchronize;
@@ -103,6 +104,7 @@ internal static unsafe class CudaDriver
         cuEventDestroy = (delegate* unmanaged<nint, int>)CudaLibraries.Export(lib, n, "cuEventDestroy_v2");
         cuGetErrorName = (delegate* unmanaged<int, byte**, int>)CudaLibraries.Export(lib, n, "cuGetErrorName");
         cuGetErrorString = (delegate* unmanaged<int, byte**, int>)CudaLibraries.Export(lib, n, "cuGetErrorString");
+        cuLaunchKernelEx = (delegate* unmanaged<LaunchConfig*, nint, void**, void**, int>)CudaLibraries.OptionalExport(lib, "cuLaunchKernelEx");
         cuOccupancyMaxActiveBlocksPerMultiprocessor = (delegate* unmanaged<int*, nint, int, nuint, int>)CudaLibraries.OptionalExport(lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor");
         cuStreamBeginCapture = (delegate* unmanaged<nint, int, int>)CudaLibraries.OptionalExport(lib, "cuStreamBeginCapture_v2");
         cuStreamEndCapture = (delegate* unmanaged<nint, nint*, int>)CudaLibraries.OptionalExport(lib, "cuStreamEndCapture");
@@ -127,4 +129,25 @@ internal static unsafe class CudaDriver
     {
         if (result != 0) throw new CudaException($"{call} failed: {Describe(result)}", result);
     }
+}
+
+/// <summary>CUlaunchConfig (cuda.h): grid, block, dynamic shared bytes, stream and the launch attributes.</summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+public unsafe struct LaunchConfig
+{
+    public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedBytes;
+    public nint Stream;
+    public LaunchAttribute* Attributes;
+    public uint AttributeCount;
+}
+
+/// <summary>CUlaunchAttribute (cuda.h): an id, padding to 8 bytes, a 64-byte value of which the first int is used here.</summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 72)]
+public struct LaunchAttribute
+{
+    /// <summary>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION: the kernel may start before the previous one on the stream
+    /// has finished; it waits for it with griddepcontrol.wait (programmatic dependent launch, sm_90+).</summary>
+    public const int ProgrammaticStreamSerialization = 6;
+    [System.Runtime.InteropServices.FieldOffset(0)] public int Id;
+    [System.Runtime.InteropServices.FieldOffset(8)] public int Value;
 }

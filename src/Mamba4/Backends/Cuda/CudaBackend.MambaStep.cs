@@ -1,0 +1,118 @@
+using Mamba4.Tensors;
+
+namespace Mamba4.Backends.Cuda;
+
+// Kernels/mamba_step.cu: the fused Mamba-1 decoding step (Ops/MambaStep.cs has the math). Up to 8 streams (x̂, u or y
+// of every stream in one block's shared memory) run four kernels a layer — in_proj with the RMSNorm and the conv, x_proj,
+// the scan update with dt_proj, out_proj with the residual — and the head with its arg-max partials, each weight read
+// once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
+// then read once per GEMM) around the conv and scan kernels, and the arg-max over the logits.
+public sealed unsafe partial class CudaBackend
+{
+    private const int StepRows = 8;        // MAX_ROWS of mamba_step.cu
+    private const int GemvThreads = 128;   // 4 warps, one weight row each at a time
+
+    public void MambaLayerStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor output)
+    {
+        int batch = h.Shape[0], d = w.DModel, e = w.DInner, k = w.DConv, r = w.DtRank, n = w.DState, xRows = r + 2 * n;
+        if (batch == 0) return;
+        const string file = Kernels.MambaStep.File;
+        using var xz = Tensor.Empty(new Shape(batch, 2 * e), DType.F32, Device);
+        using var u = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
+        using var dbc = Tensor.Empty(new Shape(batch, xRows), DType.F32, Device);
+        using var y = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
+        bool fused = Fits(batch, d) && Fits(batch, e);
+        if (fused)
+        {
+            LaunchEarly(file, StepKernel(w.InProj, Kernels.MambaStep.MambaStepInProjF32, Kernels.MambaStep.MambaStepInProjBf16, Kernels.MambaStep.MambaStepInProjF16),
+                GemvGrid(2 * e), GemvThreads, batch * d * sizeof(float),
+                h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, batch, d, 2 * e, k, Vec(w.InProj));
+            LaunchEarly(file, StepKernel(w.XProj, Kernels.MambaStep.MambaStepXProjF32, Kernels.MambaStep.MambaStepXProjBf16, Kernels.MambaStep.MambaStepXProjF16),
+                GemvGrid(xRows), GemvThreads, batch * e * sizeof(float), u, w.XProj, dbc, batch, e, xRows, Vec(w.XProj));
+        }
+        else
+        {
+            using (var normed = Tensor.Empty(h.Shape, DType.F32, Device))
+            using (var rstd = Tensor.Empty(new Shape(batch), DType.F32, Device))
+            {
+                RmsNormForward(h, w.NormWeight, w.NormEps, normed, rstd);
+                Project(normed, w.InProj, w.InProjBias, xz);
+            }
+            LaunchEarly(file, Kernels.MambaStep.MambaStepConv, GridFor((long)batch * e), 256, 0, xz, convState, w.ConvWeight, w.ConvBias, u, batch, e, k);
+            Project(u, w.XProj, null, dbc);
+        }
+        LaunchEarly(file, StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16),
+            (uint)(((long)batch * e * 16 + 255) / 256), 256, 0,
+            xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, batch, e, k, r, n);
+        if (fused)
+            LaunchEarly(file, StepKernel(w.OutProj, Kernels.MambaStep.MambaStepOutProjF32, Kernels.MambaStep.MambaStepOutProjBf16, Kernels.MambaStep.MambaStepOutProjF16),
+                GemvGrid(d), GemvThreads, batch * e * sizeof(float),
+                y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));
+        else
+        {
+            Project(y, w.OutProj, w.OutProjBias, output);
+            Add(h, output, output);
+        }
+    }
+
+    public void MambaHeadStep(Tensor h, Tensor normWeight, float eps, Tensor lmHead, Tensor logits, Tensor? ids)
+    {
+        int batch = h.Shape[0], d = h.Shape[1], vocab = lmHead.Shape[0];
+        if (batch == 0) return;
+        const string file = Kernels.MambaStep.File;
+        uint blocks;
+        Storage? partials = null;
+        try
+        {
+            if (Fits(batch, d))
+            {
+                blocks = GemvGrid(vocab);
+                partials = Allocator.Allocate((long)batch * blocks * 8);
+                LaunchEarly(file, StepKernel(lmHead, Kernels.MambaStep.MambaStepHeadF32, Kernels.MambaStep.MambaStepHeadBf16, Kernels.MambaStep.MambaStepHeadF16),
+                    blocks, GemvThreads, batch * d * sizeof(float), h, normWeight, eps, lmHead, logits, partials.Pointer, batch, d, vocab, Vec(lmHead));
+            }
+            else
+            {
+                using (var normed = Tensor.Empty(h.Shape, DType.F32, Device))
+                using (var rstd = Tensor.Empty(new Shape(batch), DType.F32, Device))
+                {
+                    RmsNormForward(h, normWeight, eps, normed, rstd);
+                    Project(normed, lmHead, null, logits);
+                }
+                if (ids is null) return;
+                blocks = (uint)Math.Max(1, (vocab + 2047) / 2048);
+                partials = Allocator.Allocate((long)batch * blocks * 8);
+                LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxPartials, new Dim3(blocks, (uint)batch), 256, 0, logits, partials.Pointer, vocab);
+            }
+            if (ids is not null)
+                LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxFinish, batch, 512, 0, partials.Pointer, (int)blocks, ids);
+        }
+        finally { partials?.Release(); }
+    }
+
+    /// <summary>Whether <paramref name="batch"/> rows of <paramref name="width"/> floats go through the fused GEMV kernels:
+    /// at most 8 streams, all in one block's shared memory.</summary>
+    private bool Fits(int batch, int width) => batch <= StepRows && (long)batch * width * sizeof(float) <= MaxSharedMemoryPerBlock;
+
+    /// <summary>Blocks of the one-warp-per-row kernels: every row its warp, at most 16 blocks per multiprocessor (then the warps loop).</summary>
+    private uint GemvGrid(int rows) => (uint)Math.Clamp((rows + GemvThreads / 32 - 1) / (GemvThreads / 32), 1, Multiprocessors * 16);
+
+    /// <summary>1 when every row of <paramref name="weight"/> can be read 16 bytes at a time (a multiple of 8 values, 16-byte aligned).</summary>
+    private static int Vec(Tensor weight) => weight.Shape[1] % 8 == 0 && weight.DataPointer % 16 == 0 ? 1 : 0;
+
+    private static string StepKernel(Tensor weight, string f32, string bf16, string f16) => weight.DType switch
+    {
+        DType.F32 => f32,
+        DType.BF16 => bf16,
+        DType.F16 => f16,
+        _ => throw new ArgumentException($"weight {weight.Name}{weight.Shape} is {weight.DType}; the fused step reads F32, BF16 or F16 weights"),
+    };
+
+    /// <summary>y = x·Wᵀ (+ bias) through cuBLAS, W F32 (at <see cref="MatmulPrecision"/>) or BF16/F16 (F.Linear's products).</summary>
+    private void Project(Tensor x, Tensor weight, Tensor? bias, Tensor y)
+    {
+        if (weight.DType.IsNarrowWeight()) GemmNarrowWeight(x, weight, y);
+        else Gemm(x, false, weight, true, y, 1f, 0f);
+        if (bias is not null) AddRowVector(y, bias);
+    }
+}

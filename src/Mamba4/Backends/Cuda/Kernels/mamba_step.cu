@@ -1,0 +1,471 @@
+// The fused Mamba-1 decoding step (Ops/MambaStep.cs has the math; CpuBackend.MambaStep.cs is the reference twin).
+// One layer, h (batch, d) → h + out_proj(mixer(RMSNorm(h))), in four kernels, each reading its weights once:
+//   1. in_proj:  every block recomputes x̂ = RMSNorm(h)·w (d values per stream), then xz = x̂·W_inᵀ, one warp per row;
+//                the warp of row c < e also computes u_c = silu(conv(conv_state_c, x_c) + b_c)
+//   2. x_proj:   dbc = u·W_xᵀ, one warp per row
+//   3. scan:     16 lanes per (stream, channel): Δ = softplus(dbc[:r]·W_dt[c] + b_dt), h_s = e^{ΔA_s} h_s + Δ B_s u,
+//                y = (Σ_s C_s h_s + D u)·silu(z); lane 0 shifts the conv state (kernel 1 only reads it)
+//   4. out_proj: h' = h + y·W_outᵀ (+ b), one warp per row
+// The head: x̂ = RMSNorm(h)·w_f, logits = x̂·W_headᵀ, each block's arg-max per stream (head_step), then the arg-max
+// of the blocks' (argmax_finish: −1 for a stream whose logits hold NaN or ±∞, so the host can name the bad logit).
+// Weights are F32, BF16 or F16 (KIND 0, 1, 2), read 16 bytes at a time where the rows allow (row length a multiple
+// of 8, 16-byte aligned: `vec`) and widened in registers; activations, the state and every sum are F32.
+// Every kernel is launched with programmatic dependent launch where the GPU has it (sm_90, CudaBackend.LaunchEarly): it
+// may start while the kernel before it still runs, loads its first weights (which nothing writes) into registers, then
+// waits in grid_wait() for the previous kernels' results; it writes nothing before that wait.
+// Kernels 1, 2, 4 and head_step take at most MAX_ROWS streams (x̂, u or y of all of them in shared memory); larger
+// batches use cuBLAS for those products and conv_step for u (CudaBackend.MambaStep.cs).
+
+#define MAX_ROWS 8
+#define UNITS 6   // 8-weight units in flight per lane (e = 1536: one pass)
+
+__device__ __forceinline__ float f16_to_f32(unsigned short h)
+{
+    float v;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(v) : "h"(h));
+    return v;
+}
+
+template <int KIND> __device__ __forceinline__ float narrow_to_f32(unsigned short h)
+{
+    return KIND == 1 ? __uint_as_float((unsigned)h << 16) : f16_to_f32(h);
+}
+
+template <int KIND> __device__ __forceinline__ float load_w(const void* w, i64 i)
+{
+    if (KIND == 0) return __ldg((const float*)w + i);
+    return narrow_to_f32<KIND>(__ldg((const unsigned short*)w + i));
+}
+
+// Weights i .. i+7 (i a multiple of 8, the row 16-byte aligned) widened to F32.
+template <int KIND> __device__ __forceinline__ void load_w8(const void* w, i64 i, float v[8])
+{
+    if (KIND == 0)
+    {
+        const float4* p = (const float4*)((const float*)w + i);
+        float4 a = __ldg(p), b = __ldg(p + 1);
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    }
+    else
+    {
+        uint4 q = __ldg((const uint4*)((const unsigned short*)w + i));
+        unsigned u[4] = { q.x, q.y, q.z, q.w };
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+        {
+            v[2 * k] = narrow_to_f32<KIND>((unsigned short)(u[k] & 0xffffu));
+            v[2 * k + 1] = narrow_to_f32<KIND>((unsigned short)(u[k] >> 16));
+        }
+    }
+}
+
+// Programmatic dependent launch (sm_90): let the next kernel start, and wait for the previous one's writes.
+__device__ __forceinline__ void grid_launch_dependents()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+__device__ __forceinline__ void grid_wait()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// The first UNITS·32 units of 8 weights of a row, lane l taking units l, l + 32, … (16-byte loads; `vec` rows only).
+template <int KIND> __device__ __forceinline__ void load_units(const void* w, i64 row, int K, int u0, float v[UNITS][8])
+{
+    int lane = threadIdx.x & 31, units = K >> 3;
+#pragma unroll
+    for (int q = 0; q < UNITS; q++)
+    {
+        int u = u0 + lane + 32 * q;
+        if (u < units) load_w8<KIND>(w, row * K + (i64)u * 8, v[q]);
+    }
+}
+
+// acc[b] = Σ_i W[row, i]·xs[b·K + i] for the nb ≤ MAX_ROWS streams of xs (shared memory), the whole warp cooperating;
+// every lane gets the sums. Up to UNITS 16-byte loads per lane are issued before the first multiply; with `preloaded`
+// the first UNITS·32 units are already in v (load_units, issued before grid_wait).
+template <int KIND> __device__ __forceinline__ void warp_dot(const void* w, i64 row, int K, int vec, const float* xs, int nb,
+    float acc[MAX_ROWS], float v[UNITS][8], bool preloaded)
+{
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int b = 0; b < MAX_ROWS; b++) acc[b] = 0.f;
+    if (vec)
+    {
+        int units = K >> 3;
+        for (int u0 = 0; u0 < units; u0 += 32 * UNITS)
+        {
+            if (!(preloaded && u0 == 0)) load_units<KIND>(w, row, K, u0, v);
+#pragma unroll
+            for (int q = 0; q < UNITS; q++)
+            {
+                int u = u0 + lane + 32 * q;
+                if (u >= units) continue;
+#pragma unroll
+                for (int b = 0; b < MAX_ROWS; b++)
+                {
+                    if (b >= nb) break;
+                    const float4* x4 = (const float4*)(xs + b * K + u * 8);
+                    float4 x0 = x4[0], x1 = x4[1];
+                    float s = acc[b];
+                    s = fmaf(v[q][0], x0.x, s); s = fmaf(v[q][1], x0.y, s); s = fmaf(v[q][2], x0.z, s); s = fmaf(v[q][3], x0.w, s);
+                    s = fmaf(v[q][4], x1.x, s); s = fmaf(v[q][5], x1.y, s); s = fmaf(v[q][6], x1.z, s); s = fmaf(v[q][7], x1.w, s);
+                    acc[b] = s;
+                }
+            }
+        }
+    }
+    else
+        for (int i = lane; i < K; i += 32)
+        {
+            float wv = load_w<KIND>(w, row * K + i);
+#pragma unroll
+            for (int b = 0; b < MAX_ROWS; b++)
+                if (b < nb) acc[b] = fmaf(wv, xs[b * K + i], acc[b]);
+        }
+#pragma unroll
+    for (int b = 0; b < MAX_ROWS; b++) acc[b] = warp_sum(acc[b]);
+}
+
+// The warp's first row, whose first weights it loads before waiting for the previous kernel (`pre`: there is one, and
+// its rows are read 16 bytes at a time).
+__device__ __forceinline__ int first_row(int rows, int vec, bool& pre)
+{
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    pre = vec && row < rows;
+    return row;
+}
+
+// xs[0, n) = x[0, n) into shared memory by the whole block, 16 bytes at a time where n is a multiple of 4 (x aligned).
+__device__ __forceinline__ void to_shared(const float* x, float* xs, int n)
+{
+    if ((n & 3) == 0 && ((u64)x & 15) == 0)
+        for (int i = threadIdx.x; i < (n >> 2); i += blockDim.x) ((float4*)xs)[i] = ((const float4*)x)[i];
+    else
+        for (int i = threadIdx.x; i < n; i += blockDim.x) xs[i] = x[i];
+    __syncthreads();
+}
+
+// xs[b, :] = h[b, :]·r_b·w, r_b = 1/√(mean h[b]² + ε), for the nb streams (the whole block; xs in shared memory).
+__device__ void rms_norm_rows(const float* h, const float* w, float eps, float* xs, int nb, int d)
+{
+    to_shared(h, xs, nb * d);
+    for (int b = 0; b < nb; b++)
+    {
+        float* xb = xs + b * d;
+        float s = 0.f;
+        for (int i = threadIdx.x; i < d; i += blockDim.x) s += xb[i] * xb[i];
+        float r = 1.f / sqrtf(block_sum(s) / d + eps);
+        for (int i = threadIdx.x; i < d; i += blockDim.x) xb[i] *= r * w[i];
+    }
+    __syncthreads();
+}
+
+// u = silu(the causal conv at the new position x of stream b, channel c): b_c + Σ_{j<K−1} w[c, j]·state[b, c, j] + w[c, K−1]·x.
+__device__ __forceinline__ float conv_silu(const float* convState, const float* convW, const float* convB, int b, int c, int e, int K, float x)
+{
+    const float* st = convState + ((i64)b * e + c) * (K - 1);
+    const float* wc = convW + (i64)c * K;
+    float acc = convB ? convB[c] : 0.f;
+    for (int j = 0; j < K - 1; j++) acc = fmaf(wc[j], st[j], acc);
+    return silu_f(fmaf(wc[K - 1], x, acc));
+}
+
+// 1. xz[b, row] = x̂_b·W_in[row] (+ bias[row]), x̂ = RMSNorm(h)·norm_w; rows = 2e; u[b, c] = silu(conv(…, x = xz[b, c]))
+// for c < e. Dynamic shared memory: batch·d floats.
+template <int KIND> __device__ void in_proj(const float* h, const float* normW, float eps, const void* w, const float* bias,
+    const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec)
+{
+    extern __shared__ __align__(16) float xs[];
+    bool pre;
+    float v[UNITS][8];
+    int row = first_row(rows, vec, pre);
+    if (pre) load_units<KIND>(w, row, d, 0, v);
+    grid_launch_dependents();
+    grid_wait();
+    rms_norm_rows(h, normW, eps, xs, batch, d);
+    for (; row < rows; row += gridDim.x * (blockDim.x >> 5), pre = false)
+    {
+        float acc[MAX_ROWS];
+        warp_dot<KIND>(w, row, d, vec, xs, batch, acc, v, pre);
+        int lane = threadIdx.x & 31, e = rows >> 1;
+#pragma unroll
+        for (int b = 0; b < MAX_ROWS; b++)
+            if (b < batch && lane == b)   // lane b writes stream b (a compile-time index into acc)
+            {
+                float x = acc[b] + (bias ? bias[row] : 0.f);
+                xz[(i64)b * rows + row] = x;
+                if (row < e) u[(i64)b * e + row] = conv_silu(convState, convW, convB, b, row, e, K, x);
+            }
+    }
+}
+
+// 2. dbc[b, row] = u_b·W_x[row]; rows = r + 2n. Dynamic shared memory: batch·e floats.
+template <int KIND> __device__ void x_proj(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec)
+{
+    extern __shared__ __align__(16) float xs[];
+    bool pre;
+    float v[UNITS][8];
+    int row = first_row(rows, vec, pre);
+    if (pre) load_units<KIND>(w, row, e, 0, v);
+    grid_launch_dependents();
+    grid_wait();
+    to_shared(u, xs, batch * e);
+    for (; row < rows; row += gridDim.x * (blockDim.x >> 5), pre = false)
+    {
+        float acc[MAX_ROWS];
+        warp_dot<KIND>(w, row, e, vec, xs, batch, acc, v, pre);
+        if ((threadIdx.x & 31) == 0)
+            for (int b = 0; b < batch; b++) dbc[(i64)b * rows + row] = acc[b];
+    }
+}
+
+// Larger batches (in_proj by cuBLAS): u[b, c] = silu(conv(…, x = xz[b, c])).
+extern "C" __global__ void mamba_step_conv(const float* xz, const float* convState, const float* convW, const float* convB, float* u,
+    int batch, int e, int K)
+{
+    grid_launch_dependents();
+    grid_wait();
+    GRID_STRIDE(i, (i64)batch * e)
+    {
+        int b = (int)(i / e), c = (int)(i - (i64)b * e);
+        u[i] = conv_silu(convState, convW, convB, b, c, e, K, xz[(i64)b * 2 * e + c]);
+    }
+}
+
+__device__ __forceinline__ float group16_sum(float v, unsigned mask)
+{
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(mask, v, o, 16);
+    return v;
+}
+
+// 3. The scan update of (stream b, channel c), 16 lanes each: lane l takes dt terms j ≡ l and states s ≡ l (mod 16).
+template <int KIND> __device__ void scan(const float* xz, float* convState, const float* uu,
+    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
+    float* ssm, float* y, int batch, int e, int K, int r, int n)
+{
+    i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 4;
+    grid_launch_dependents();
+    if (g >= (i64)batch * e) return;   // whole 16-lane groups leave together
+    int lane = threadIdx.x & 15;
+    unsigned mask = 0xffffu << (threadIdx.x & 16);
+    int b = (int)(g / e), c = (int)(g - (i64)b * e);
+    // Before the wait, what no kernel writes: the first dt_proj weights and A = −exp(A_log) of this lane (r, n ≤ 64 here).
+    float wd[4], a[4];
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+    {
+        int j = lane + 16 * q;
+        wd[q] = j < r ? load_w<KIND>(dtW, (i64)c * r + j) : 0.f;
+        a[q] = j < n ? -expf(aLog[(i64)c * n + j]) : 0.f;
+    }
+    grid_wait();
+    const float* row = dbc + (i64)b * (r + 2 * n);
+    float dt = 0.f;
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+        if (lane + 16 * q < r) dt = fmaf(wd[q], row[lane + 16 * q], dt);
+    for (int j = lane + 64; j < r; j += 16) dt = fmaf(load_w<KIND>(dtW, (i64)c * r + j), row[j], dt);
+    dt = softplus_f(group16_sum(dt, mask) + dtBias[c]);
+    float x = xz[(i64)b * 2 * e + c];
+    float u = uu[g];
+    float acc = 0.f;
+    float* hs = ssm + g * n;
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+    {
+        int s = lane + 16 * q;
+        if (s >= n) break;
+        float hv = fmaf(expf(dt * a[q]), hs[s], dt * row[r + s] * u);
+        hs[s] = hv;
+        acc = fmaf(hv, row[r + n + s], acc);
+    }
+    for (int s = lane + 64; s < n; s += 16)
+    {
+        float hv = fmaf(expf(dt * -expf(aLog[(i64)c * n + s])), hs[s], dt * row[r + s] * u);
+        hs[s] = hv;
+        acc = fmaf(hv, row[r + n + s], acc);
+    }
+    acc = group16_sum(acc, mask);   // also orders every lane's conv-state read before lane 0's shift below
+    if (lane == 0)
+    {
+        if (Dskip) acc = fmaf(Dskip[c], u, acc);
+        y[g] = acc * silu_f(xz[(i64)b * 2 * e + e + c]);
+        float* st = convState + g * (K - 1);
+        for (int j = 0; j + 1 < K - 1; j++) st[j] = st[j + 1];
+        if (K > 1) st[K - 2] = x;
+    }
+}
+
+// 4. out[b, row] = h[b, row] + y_b·W_out[row] (+ bias[row]); rows = d. Dynamic shared memory: batch·e floats.
+template <int KIND> __device__ void out_proj(const float* y, const void* w, const float* bias, const float* h, float* out,
+    int batch, int e, int d, int vec)
+{
+    extern __shared__ __align__(16) float xs[];
+    bool pre;
+    float v[UNITS][8];
+    int row = first_row(d, vec, pre);
+    if (pre) load_units<KIND>(w, row, e, 0, v);
+    grid_launch_dependents();
+    grid_wait();
+    to_shared(y, xs, batch * e);
+    for (; row < d; row += gridDim.x * (blockDim.x >> 5), pre = false)
+    {
+        float acc[MAX_ROWS];
+        warp_dot<KIND>(w, row, e, vec, xs, batch, acc, v, pre);
+        if ((threadIdx.x & 31) == 0)
+            for (int b = 0; b < batch; b++) out[(i64)b * d + row] = h[(i64)b * d + row] + acc[b] + (bias ? bias[row] : 0.f);
+    }
+}
+
+// (value, index) of the larger; equal values: the lower index (the host's arg-max takes the first).
+__device__ __forceinline__ void arg_max_merge(float& v, int& i, float v2, int i2)
+{
+    if (v2 > v || (v2 == v && i2 < i)) { v = v2; i = i2; }
+}
+
+// The block's arg-max per stream from each warp's (value, index) (and the first non-finite logit it saw), written to
+// partials[b·gridDim.x + block] as (value bits, index), index −1 − (bad logit) when one was not finite.
+__device__ void block_arg_max(float best[MAX_ROWS], int bestAt[MAX_ROWS], int bad[MAX_ROWS], int nb, int2* partials)
+{
+    __shared__ float sv[32][MAX_ROWS];
+    __shared__ int si[32][MAX_ROWS], sb[32][MAX_ROWS];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0)
+        for (int b = 0; b < nb; b++) { sv[warp][b] = best[b]; si[warp][b] = bestAt[b]; sb[warp][b] = bad[b]; }
+    __syncthreads();
+    if ((int)threadIdx.x < nb)
+    {
+        int b = threadIdx.x;
+        float v = sv[0][b];
+        int at = si[0][b], worst = sb[0][b];
+        for (int k = 1; k < warps; k++) { arg_max_merge(v, at, sv[k][b], si[k][b]); worst = min(worst, sb[k][b]); }
+        partials[(i64)b * gridDim.x + blockIdx.x] = make_int2(__float_as_int(v), worst < 0x7fffffff ? -1 - worst : at);
+    }
+}
+
+// Head: logits[b, row] = x̂_b·W[row], x̂ = RMSNorm(h)·norm_w; rows = vocab; each block's arg-max per stream.
+template <int KIND> __device__ void head(const float* h, const float* normW, float eps, const void* w, float* logits,
+    int2* partials, int batch, int d, int rows, int vec)
+{
+    extern __shared__ __align__(16) float xs[];
+    bool pre;
+    float v[UNITS][8];
+    int row = first_row(rows, vec, pre);
+    if (pre) load_units<KIND>(w, row, d, 0, v);
+    grid_launch_dependents();
+    grid_wait();
+    rms_norm_rows(h, normW, eps, xs, batch, d);
+    float best[MAX_ROWS];
+    int bestAt[MAX_ROWS], bad[MAX_ROWS];
+#pragma unroll
+    for (int b = 0; b < MAX_ROWS; b++) { best[b] = NEG_INF; bestAt[b] = 0x7fffffff; bad[b] = 0x7fffffff; }
+    for (; row < rows; row += gridDim.x * (blockDim.x >> 5), pre = false)
+    {
+        float acc[MAX_ROWS];
+        warp_dot<KIND>(w, row, d, vec, xs, batch, acc, v, pre);
+#pragma unroll
+        for (int b = 0; b < MAX_ROWS; b++)
+        {
+            if (b >= batch) break;
+            if (isfinite(acc[b])) arg_max_merge(best[b], bestAt[b], acc[b], row);
+            else bad[b] = min(bad[b], row);
+            if ((threadIdx.x & 31) == 0) logits[(i64)b * rows + row] = acc[b];
+        }
+    }
+    block_arg_max(best, bestAt, bad, batch, partials);
+}
+
+#define MAMBA_STEP_KERNELS(SUFFIX, KIND) \
+extern "C" __global__ void mamba_step_in_proj_##SUFFIX(const float* h, const float* normW, float eps, const void* w, const float* bias, \
+    const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec) \
+{ in_proj<KIND>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec); } \
+extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec) \
+{ x_proj<KIND>(u, w, dbc, batch, e, rows, vec); } \
+extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* u, \
+    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
+    int batch, int e, int K, int r, int n) \
+{ scan<KIND>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
+extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
+    int batch, int e, int d, int vec) \
+{ out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec); } \
+extern "C" __global__ void mamba_step_head_##SUFFIX(const float* h, const float* normW, float eps, const void* w, float* logits, \
+    int2* partials, int batch, int d, int rows, int vec) \
+{ head<KIND>(h, normW, eps, w, logits, partials, batch, d, rows, vec); }
+
+MAMBA_STEP_KERNELS(f32, 0)
+MAMBA_STEP_KERNELS(bf16, 1)
+MAMBA_STEP_KERNELS(f16, 2)
+
+// Large batches: each block's arg-max per stream over logits [batch, vocab] already computed (grid (blocks, batch)).
+extern "C" __global__ void mamba_step_arg_max_partials(const float* logits, int2* partials, int vocab)
+{
+    grid_launch_dependents();
+    grid_wait();
+    int b = blockIdx.y;
+    const float* row = logits + (i64)b * vocab;
+    float best = NEG_INF;
+    int at = 0x7fffffff, bad = 0x7fffffff;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < vocab; i += gridDim.x * blockDim.x)
+    {
+        float v = row[i];
+        if (isfinite(v)) arg_max_merge(best, at, v, i);
+        else bad = min(bad, i);
+    }
+    for (int o = 16; o > 0; o >>= 1)
+    {
+        float v2 = __shfl_xor_sync(FULL_MASK, best, o);
+        int i2 = __shfl_xor_sync(FULL_MASK, at, o);
+        arg_max_merge(best, at, v2, i2);
+        bad = min(bad, __shfl_xor_sync(FULL_MASK, bad, o));
+    }
+    __shared__ float sv[32];
+    __shared__ int si[32], sb[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { sv[warp] = best; si[warp] = at; sb[warp] = bad; }
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++) { arg_max_merge(best, at, sv[k], si[k]); bad = min(bad, sb[k]); }
+        partials[(i64)b * gridDim.x + blockIdx.x] = make_int2(__float_as_int(best), bad < 0x7fffffff ? -1 - bad : at);
+    }
+}
+
+// ids[b] = the arg-max over the blocks' partials of stream b (one block per stream: a few loads per thread, then the
+// block's reduction); −1 when a logit was not finite.
+extern "C" __global__ void mamba_step_arg_max_finish(const int2* partials, int blocks, i64* ids)
+{
+    grid_launch_dependents();
+    grid_wait();
+    int b = blockIdx.x;
+    float best = NEG_INF;
+    int at = 0x7fffffff, bad = 0;
+    for (int k = threadIdx.x; k < blocks; k += blockDim.x)
+    {
+        int2 p = partials[(i64)b * blocks + k];
+        if (p.y < 0) bad = 1;
+        else arg_max_merge(best, at, __int_as_float(p.x), p.y);
+    }
+    for (int o = 16; o > 0; o >>= 1)
+    {
+        float v2 = __shfl_xor_sync(FULL_MASK, best, o);
+        int i2 = __shfl_xor_sync(FULL_MASK, at, o);
+        arg_max_merge(best, at, v2, i2);
+        bad |= __shfl_xor_sync(FULL_MASK, bad, o);
+    }
+    __shared__ float sv[32];
+    __shared__ int si[32], sb[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { sv[warp] = best; si[warp] = at; sb[warp] = bad; }
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++) { arg_max_merge(best, at, sv[k], si[k]); bad |= sb[k]; }
+        ids[b] = bad || at == 0x7fffffff ? -1 : (i64)at;
+    }
+}

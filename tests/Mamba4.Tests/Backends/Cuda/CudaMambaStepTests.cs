@@ -1,0 +1,181 @@
+using Mamba4.Autograd;
+using Mamba4.Inference;
+using Mamba4.Models;
+using Mamba4.Ops;
+using Mamba4.Tensors;
+using static Mamba4.Tests.CudaTest;
+
+namespace Mamba4.Tests;
+
+/// <summary>
+/// The fused decoding step on the GPU (Kernels/mamba_step.cu) against its CPU reference twin and against the unfused
+/// GPU step: the layer's output and both states, F32 and BF16 weights, the fused small-batch kernels (≤ 8 streams, rows
+/// read 16 bytes at a time or one by one) and the cuBLAS path of larger batches; the head's logits and greedy ids.
+/// </summary>
+[Trait("Category", "Cuda")]
+[Collection("Cuda")]
+public class CudaMambaStepTests
+{
+    /// <summary>Every projection of the model made BF16 in place (as loading with --dtype bf16 does).</summary>
+    private static void Narrow(MambaLM model)
+    {
+        foreach (var layer in model.Backbone.Layers.Items)
+            foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(DType.BF16));
+        model.LmHead.ReplaceWith(model.LmHead.To(DType.BF16));
+        foreach (var p in model.Parameters()) p.RequiresGrad = false;
+    }
+
+    [Theory]
+    [InlineData(64, 1, false)]    // d, e multiples of 8: 16-byte rows
+    [InlineData(36, 3, false)]    // d = 36: in_proj rows one weight at a time
+    [InlineData(64, 8, false)]
+    [InlineData(64, 13, false)]   // over 8 streams: cuBLAS in_proj / out_proj around the fused x_proj and scan
+    [InlineData(64, 1, true)]
+    [InlineData(36, 5, true)]
+    [InlineData(64, 13, true)]
+    public void LayerStepMatchesTheCpuTwinAndTheUnfusedGpuStep(int dModel, int batch, bool bf16)
+    {
+        _ = Gpu;
+        var (cpuModel, cpuState) = MambaStepTests.RandomModel(dModel, batch, 5);
+        var (gpuModel, gpuState) = MambaStepTests.RandomModel(dModel, batch, 5, Cuda);
+        var unfusedState = MambaStepTests.RandomState(gpuModel, batch, 5);
+        if (bf16) { Narrow(cpuModel); Narrow(gpuModel); }
+        using (cpuModel)
+        using (gpuModel)
+        using (cpuState)
+        using (gpuState)
+        using (unfusedState)
+        using (GradMode.NoGrad())
+        using (var scope = new TensorScope())
+        {
+            var h = MambaStepTests.RandomHidden(batch, dModel, 9);
+            var hg = h.To(Cuda);
+            for (int i = 0; i < 2; i++)   // two layers, two steps of the state
+            {
+                var block = cpuModel.Backbone.Layers[i];
+                var gblock = gpuModel.Backbone.Layers[i];
+                var cpu = F.MambaStep(h, ((Nn.MambaMixer)block.Mixer).StepWeights(block.Norm), cpuState.Layers[i].ConvState, cpuState.Layers[i].SsmState);
+                var gpu = F.MambaStep(hg, ((Nn.MambaMixer)gblock.Mixer).StepWeights(gblock.Norm), gpuState.Layers[i].ConvState, gpuState.Layers[i].SsmState);
+                var unfused = gblock.Step(hg, unfusedState.Layers[i]);
+                // F32: summation order only. BF16: the same narrow weights; the CPU and the fused kernels (≤ 8 streams) keep
+                // x̂, u and y in F32, while cuBLAS (the unfused GPU path, and the fused step's products beyond 8 streams)
+                // rounds them to BF16 first (CudaNarrowWeightTests allows 2e-2 for that).
+                double twin = !bf16 ? 2e-5 : batch <= 8 ? 1e-4 : 3e-2;
+                Close(cpu, gpu, twin, $"layer {i} output vs the CPU twin");
+                Close(unfused, gpu, bf16 ? 3e-2 : 2e-5, $"layer {i} output vs the unfused GPU step");
+                Close(cpuState.Layers[i].SsmState, gpuState.Layers[i].SsmState, twin, $"layer {i} ssm_state");
+                Close(cpuState.Layers[i].ConvState, gpuState.Layers[i].ConvState, twin, $"layer {i} conv_state");
+                Close(unfusedState.Layers[i].ConvState, gpuState.Layers[i].ConvState, bf16 ? 3e-2 : 2e-5, $"layer {i} conv_state vs unfused");
+                (h, hg) = (cpu, gpu);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(5, false)]
+    [InlineData(13, false)]
+    [InlineData(1, true)]
+    [InlineData(13, true)]
+    public void HeadStepMatchesTheCpuAndItsIdsAreTheArgMaxOfItsLogits(int batch, bool bf16)
+    {
+        _ = Gpu;
+        var (cpuModel, cpuState) = MambaStepTests.RandomModel(64, 1, 4);
+        var (gpuModel, gpuState) = MambaStepTests.RandomModel(64, 1, 4, Cuda);
+        if (bf16) { Narrow(cpuModel); Narrow(gpuModel); }
+        using (cpuModel)
+        using (gpuModel)
+        using (cpuState)
+        using (gpuState)
+        using (GradMode.NoGrad())
+        using (var scope = new TensorScope())
+        {
+            var h = MambaStepTests.RandomHidden(batch, 64, 2);
+            var idsGpu = Tensor.From(Enumerable.Repeat(-7L, batch).ToArray(), batch).To(Cuda);
+            var cpu = F.MambaHeadStep(h, cpuModel.Backbone.NormF.Weight, 1e-5f, cpuModel.LmHead);
+            var gpu = F.MambaHeadStep(h.To(Cuda), gpuModel.Backbone.NormF.Weight, 1e-5f, gpuModel.LmHead, idsGpu);
+            Close(cpu, gpu, !bf16 ? 2e-5 : batch <= 8 ? 1e-4 : 2e-2, "logits");   // beyond 8 streams cuBLAS rounds x̂ to BF16
+            var logits = gpu.ToFloatArray();
+            var chosen = idsGpu.ToInt64Array();
+            for (int r = 0; r < batch; r++) Assert.Equal(Generator.ArgMax(logits.AsSpan(r * 53, 53)), chosen[r]);
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(13)]
+    public void HeadStepMarksARowWithANonFiniteLogit(int batch)
+    {
+        _ = Gpu;
+        using var scope = new TensorScope();
+        using var noGrad = GradMode.NoGrad();
+        var head = MambaStepTests.RandomHidden(300, 64, 2);
+        head.AsSpan<float>()[211 * 64] = float.PositiveInfinity;
+        var ids = Tensor.From(new long[batch], batch).To(Cuda);
+        F.MambaHeadStep(MambaStepTests.RandomHidden(batch, 64, 1).To(Cuda), Tensor.Ones(new Shape(64), Cuda), 1e-5f, head.To(Cuda), ids);
+        Assert.All(ids.ToInt64Array(), id => Assert.Equal(-1, id));
+    }
+
+    [Theory]
+    [InlineData(true)]    // each kernel started early (programmatic dependent launch), as decoding runs
+    [InlineData(false)]   // plain launches
+    public void FusedModelStepEqualsTheUnfusedStepOverManyTokens(bool early)
+    {
+        var gpu = Gpu;
+        var (model, fusedState) = MambaStepTests.RandomModel(64, 2, 3, Cuda);
+        var unfusedState = MambaStepTests.RandomState(model, 2, 3);
+        gpu.ProgrammaticLaunch = early;
+        using var restore = new Restore(() => gpu.ProgrammaticLaunch = true);
+        using (model)
+        using (fusedState)
+        using (unfusedState)
+        using (GradMode.NoGrad())
+        {
+            Assert.True(model.UsesFusedStep);
+            var rng = new Random(4);
+            for (int t = 0; t < 40; t++)
+            {
+                using var scope = new TensorScope();
+                var ids = Tensor.From(new long[] { rng.Next(53), rng.Next(53) }, 2);
+                var fused = model.Step(ids, fusedState);
+                var h = model.Backbone.Embeddings.Forward(ids.To(Cuda));
+                for (int i = 0; i < 2; i++) h = model.Backbone.Layers[i].Step(h, unfusedState.Layers[i]);
+                var unfused = F.Linear(model.Backbone.NormF.Forward(h), model.LmHead);
+                Close(unfused, fused, 1e-4, $"logits at step {t}");
+            }
+        }
+    }
+
+    [Fact]
+    public void GreedyGraphFeedsItsArgMaxBackAndMatchesTheHostArgMax()
+    {
+        _ = Gpu;
+        var (model, state) = MambaStepTests.RandomModel(64, 1, 6, Cuda);
+        var plain = MambaStepTests.RandomState(model, 1, 6);
+        using (model)
+        using (state)
+        using (plain)
+        using (GradMode.NoGrad())
+        {
+            using (new TensorScope()) model.Step(Tensor.From([5L], 1), state);
+            using (new TensorScope()) model.Step(Tensor.From([5L], 1), plain);
+            using var graph = StepGraph.TryCreate(model, state, 1);
+            Assert.NotNull(graph);
+            Assert.True(graph!.GreedyOnDevice);
+            long next = 9;
+            for (int t = 0; t < 20; t++)
+            {
+                using var scope = new TensorScope();
+                var expected = Generator.ArgMax(model.Step(Tensor.From([next], 1), plain).ToFloatArray());
+                long chosen = graph.StepGreedy([next])[0];
+                Assert.Equal(expected, chosen);
+                next = chosen;
+            }
+        }
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
+    }
+}
