@@ -22,6 +22,7 @@ namespace Mamba4.Server;
 /// bound, with a message naming the file), then maps the endpoints:
 /// <code>
 /// POST /v1/completions            OpenAI completions (stream → server-sent events), continuous batching
+/// POST /v1/chat/completions       OpenAI chat: the messages through the model's chat_template (or the default), then as a completion
 /// POST /tokenize, /detokenize     with a tokenizer in the model directory
 /// GET  /v1/models                 the served model
 /// POST /v1/recommend              top-k after a given history
@@ -103,6 +104,7 @@ public static class MambaServer
         if (text is not null) app.Lifetime.ApplicationStopping.Register(() => text.Scheduler.Drain(TimeSpan.FromSeconds(options.DrainSeconds)));
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mamba4.Server");
         var started = Stopwatch.StartNew();
+        long startedAt = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
         app.Use(async (ctx, next) =>
         {
@@ -182,12 +184,13 @@ public static class MambaServer
         static string? Id(HttpContext ctx) => ctx.Request.RouteValues["id"] as string;
 
         app.MapPost("/v1/completions", text is null ? NoText : text.CompleteAsync);
+        app.MapPost("/v1/chat/completions", text is null ? NoText : text.ChatAsync);
         app.MapPost("/tokenize", text is null ? NoText : text.TokenizeAsync);
         app.MapPost("/detokenize", text is null ? NoText : text.DetokenizeAsync);
         app.MapGet("/v1/models", async ctx => await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object>
         {
             ["object"] = "list",
-            ["data"] = text is null ? Array.Empty<object>() : [new Dictionary<string, object> { ["id"] = text.Name, ["object"] = "model", ["owned_by"] = "mamba4" }],
+            ["data"] = text is null ? Array.Empty<object>() : [new Dictionary<string, object> { ["id"] = text.Name, ["object"] = "model", ["created"] = startedAt, ["owned_by"] = "mamba4" }],
         }, JsonBody.Output));
         app.MapPost("/v1/recommend", rec is null ? NoRec : rec.RecommendAsync);
         RequestDelegate? NoEvents = rec is { Recurrent: null } ? _ => throw ApiException.NotFound(
@@ -221,7 +224,7 @@ public static class MambaServer
             if (tokenizer is not null && tokenizer.VocabSize > mamba.Config.VocabSize)
                 throw new InvalidDataException($"{dir}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary has {mamba.Config.VocabSize}");
             var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
-            return new TextService(mamba, tokenizer, name, options, metrics);
+            return new TextService(mamba, tokenizer, name, options, metrics, dir);
         }
         catch
         {
