@@ -116,7 +116,7 @@ public static class MambaServer
     }
 
     /// <summary>
-    /// Maps the endpoints of the services <see cref="AddMamba4"/> registered, under <paramref name="pathPrefix"/> (e.g.
+    /// Maps the endpoints of the services <see cref="AddMamba4(IServiceCollection, ServerOptions)"/> registered, under <paramref name="pathPrefix"/> (e.g.
     /// "/mamba4": then /mamba4/v1/chat/completions; an OpenAI client's endpoint is http://host/mamba4/v1). The error
     /// handling (JSON errors, the request log, metrics) and <see cref="RequestGuard"/> (Host, CORS, API key, JSON bodies)
     /// apply to the paths under the prefix — to every path without one, as in `mamba4 serve`.
