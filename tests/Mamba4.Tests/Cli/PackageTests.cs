@@ -32,7 +32,10 @@ public class PackageTests
             // A package folder of its own: the global cache may hold an older build of the same version.
             var env = new Dictionary<string, string> { ["NUGET_PACKAGES"] = Path.Combine(temp, "packages"), ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" };
             var tools = Path.Combine(temp, "tools");
-            var (code, output) = Run("dotnet", ["tool", "install", "Mamba4.Cli", "--version", Version, "--tool-path", tools, "--add-source", feed], env);
+            // The local feed alone: the package must come from there, not from a registry that might hold a same-named one.
+            var config = Path.Combine(temp, "nuget.config");
+            File.WriteAllText(config, $"""<configuration><packageSources><clear /><add key="local" value="{feed}" /></packageSources></configuration>""");
+            var (code, output) = Run("dotnet", ["tool", "install", "Mamba4.Cli", "--version", Version, "--tool-path", tools, "--configfile", config], env);
             Assert.True(code == 0, output);
             (code, output) = Run(Path.Combine(tools, "mamba4"), ["info"], env);
             Assert.True(code == 0, output);
