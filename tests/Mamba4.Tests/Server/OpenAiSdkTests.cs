@@ -8,6 +8,7 @@ using Mamba4.Tests.AI;
 using Mamba4.Text;
 using OpenAI;
 using OpenAI.Chat;
+using MEAI = Microsoft.Extensions.AI;
 
 namespace Mamba4.Tests.Server;
 
@@ -125,6 +126,22 @@ public sealed class OpenAiSdkTests : IDisposable
             Assert.Equal(eosAt + 1, c.Usage.OutputTokenCount);
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>Microsoft.Extensions.AI's OpenAI adapter over the SDK's client: the server as an IChatClient.</summary>
+    [Fact]
+    public async Task MicrosoftExtensionsAIsOpenAIAdapterServesAsAnIChatClient()
+    {
+        var (prompt, reply, _, _) = Reference();
+        await using var server = await Start();
+        using var chat = MEAI.OpenAIClientExtensions.AsIChatClient(Sdk(server).GetChatClient("m"));
+        var options = new MEAI.ChatOptions { Temperature = 0, MaxOutputTokens = reply.Length };
+        var response = await chat.GetResponseAsync([new MEAI.ChatMessage(MEAI.ChatRole.User, prompt)], options, Ct);
+        Assert.Equal(reply, response.Text);
+        Assert.Equal(reply.Length, response.Usage!.OutputTokenCount);
+        var streamed = new System.Text.StringBuilder();
+        await foreach (var u in chat.GetStreamingResponseAsync([new MEAI.ChatMessage(MEAI.ChatRole.User, prompt)], options, Ct)) streamed.Append(u.Text);
+        Assert.Equal(reply, streamed.ToString());
     }
 
     [Fact]
