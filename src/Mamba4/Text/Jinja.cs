@@ -9,11 +9,11 @@ public sealed class ChatTemplateException(string message) : FormatException(mess
 /// <summary>
 /// The Jinja subset that Hugging Face chat templates use, rendered as transformers renders them (trim_blocks and
 /// lstrip_blocks on; whitespace control with '-'). Statements: for (loop.index, index0, first, last, length,
-/// revindex, revindex0), if/elif/else, set. Expressions: string/number/true/false/none literals, lists, variables,
+/// revindex, revindex0), if/elif/else, set (a variable, or a namespace()'s attribute). Expressions: string/number/true/false/none literals, lists, variables,
 /// x.attr, x['key'], x[i], x[a:b], + - * / // %, ~, comparisons, in / not in, and/or/not, `a if c else b`,
 /// tests (is [not] defined/undefined/none/string/number/boolean/mapping/iterable/sequence/even/odd), filters (trim, length, count,
-/// lower, upper, string, first, last, default), string methods (strip, lstrip, rstrip, startswith, endswith, lower, upper,
-/// title), raise_exception(msg). Any other construct (macro, call, include, namespace, …) is refused at parse time
+/// lower, upper, string, first, last, default, join), namespace(name=value, …), string methods (strip, lstrip, rstrip, startswith, endswith, lower, upper,
+/// title), raise_exception(msg). Any other construct (macro, call, include, map, tojson, …) is refused at parse time
 /// with a <see cref="ChatTemplateException"/> naming it. Rendering is bounded: loops run over finite lists and the
 /// output is capped at <see cref="MaxOutputChars"/>.
 /// </summary>
@@ -84,7 +84,8 @@ internal sealed class Jinja
     private sealed record OutputNode(Expr Value) : Node;
     private sealed record IfNode(List<(Expr Condition, List<Node> Body)> Branches, List<Node>? Else) : Node;
     private sealed record ForNode(string[] Targets, Expr Items, List<Node> Body) : Node;
-    private sealed record SetNode(string Name, Expr Value) : Node;
+    /// <summary>{% set name = v %}, or {% set name.attribute = v %} on a namespace.</summary>
+    private sealed record SetNode(string Name, string? Attribute, Expr Value) : Node;
 
     private abstract record Expr;
     private sealed record Literal(object? Value) : Expr;
@@ -94,13 +95,14 @@ internal sealed class Jinja
     private sealed record Index(Expr Target, Expr Key) : Expr;
     private sealed record SliceExpr(Expr Target, Expr? Start, Expr? Stop) : Expr;
     private sealed record Call(Expr Target, List<Expr> Args) : Expr;
+    private sealed record NamespaceExpr(List<(string Name, Expr Value)> Fields) : Expr;
     private sealed record Unary(string Op, Expr Operand) : Expr;
     private sealed record Binary(string Op, Expr Left, Expr Right) : Expr;
     private sealed record Test(Expr Operand, string Name, bool Negated) : Expr;
     private sealed record Filter(Expr Operand, string Name, List<Expr> Args) : Expr;
     private sealed record Conditional(Expr Condition, Expr Then, Expr? Else) : Expr;
 
-    private static readonly HashSet<string> Filters = ["trim", "length", "count", "lower", "upper", "string", "first", "last", "default", "d"];
+    private static readonly HashSet<string> Filters = ["trim", "length", "count", "lower", "upper", "string", "first", "last", "default", "d", "join"];
     private static readonly HashSet<string> Tests = ["defined", "undefined", "none", "string", "number", "integer", "boolean", "mapping", "iterable", "sequence", "even", "odd", "true", "false"];
     private static readonly HashSet<string> Methods = ["strip", "lstrip", "rstrip", "startswith", "endswith", "lower", "upper", "title"];
 
@@ -174,9 +176,10 @@ internal sealed class Jinja
         {
             int eq = rest.IndexOf('=');
             if (eq < 0) throw new ChatTemplateException("'{% set x %}…{% endset %}' (a block set) is not supported: use {% set x = expression %}");
-            var name = rest[..eq].Trim();
-            if (!IsIdentifier(name)) throw new ChatTemplateException($"'{{% set {name} = … %}}' is not supported: only a plain variable name can be set (no namespace attributes, no tuples)");
-            return new SetNode(name, ParseAll(rest[(eq + 1)..]));
+            var target = rest[..eq].Trim().Split('.');
+            if (target.Length > 2 || !target.All(IsIdentifier))
+                throw new ChatTemplateException($"'{{% set {rest[..eq].Trim()} = … %}}' is not supported: only a variable or a namespace's attribute (ns.x) can be set (no tuples)");
+            return new SetNode(target[0], target.Length == 2 ? target[1] : null, ParseAll(rest[(eq + 1)..]));
         }
 
         private static Expr ParseAll(string text)
@@ -356,6 +359,23 @@ internal sealed class Jinja
             return args;
         }
 
+        /// <summary>namespace(name=value, …): keyword arguments only.</summary>
+        private Expr Namespace()
+        {
+            lx.Expect("(");
+            var fields = new List<(string, Expr)>();
+            if (lx.Accept(")")) return new NamespaceExpr(fields);
+            do
+            {
+                if (!(lx.Peek is string s && IsIdentifier(s) && lx.PeekIs("=", 1))) throw new ChatTemplateException("namespace(…) takes keyword arguments only (namespace(found=false))");
+                var name = lx.ExpectName();
+                lx.Expect("=");
+                fields.Add((name, Expression(true)));
+            } while (lx.Accept(","));
+            lx.Expect(")");
+            return new NamespaceExpr(fields);
+        }
+
         private Expr Primary()
         {
             var t = lx.Next();
@@ -375,13 +395,17 @@ internal sealed class Jinja
                 "true" or "True" => new Literal(true),
                 "false" or "False" => new Literal(false),
                 "none" or "None" => new Literal(null),
-                "namespace" or "range" or "dict" or "cycler" or "joiner" or "lipsum" => throw new ChatTemplateException($"{s}() is not supported"),
+                "namespace" => Namespace(),
+                "range" or "dict" or "cycler" or "joiner" or "lipsum" => throw new ChatTemplateException($"{s}() is not supported"),
                 _ => new Name(s),
             };
         }
     }
 
     // ---- rendering ----
+
+    /// <summary>A namespace(): attributes that {% set ns.x = … %} changes from inside a loop (a plain set there is local to the loop).</summary>
+    private sealed class Namespace { public readonly Dictionary<string, object?> Fields = []; }
 
     /// <summary>What a missing variable, key or attribute is: renders as nothing, is false, fails when used further.</summary>
     private sealed class Undefined(string what) { public string What { get; } = what; }
@@ -411,7 +435,11 @@ internal sealed class Jinja
             {
                 case TextNode t: ctx.Write(t.Text); break;
                 case OutputNode o: ctx.Write(Str(Eval(o.Value, ctx))); break;
-                case SetNode s: ctx.Scopes[^1][s.Name] = Eval(s.Value, ctx); break;
+                case SetNode { Attribute: null } s: ctx.Scopes[^1][s.Name] = Eval(s.Value, ctx); break;
+                case SetNode s:
+                    if (ctx.Lookup(s.Name) is not Namespace ns) throw new ChatTemplateException($"cannot set {s.Name}.{s.Attribute}: {s.Name} is not a namespace()");
+                    ns.Fields[s.Attribute!] = Eval(s.Value, ctx);
+                    break;
                 case IfNode i:
                     var branch = i.Branches.FirstOrDefault(b => Truthy(Eval(b.Condition, ctx))).Body ?? i.Else;
                     if (branch is not null) Exec(branch, ctx);
@@ -469,6 +497,12 @@ internal sealed class Jinja
                 };
             }
             case Call c: return Invoke(c, ctx);
+            case NamespaceExpr n:
+            {
+                var ns = new Namespace();
+                foreach (var (name, value) in n.Fields) ns.Fields[name] = Eval(value, ctx);
+                return ns;
+            }
             case Unary { Op: "not" } u: return !Truthy(Eval(u.Operand, ctx));
             case Unary u:
                 return Eval(u.Operand, ctx) switch { long x => (object)(-x), double x => -x, var other => throw new ChatTemplateException($"cannot negate {TypeName(other)}") };
@@ -495,6 +529,7 @@ internal sealed class Jinja
     private static object? Member(object? target, object? key) => target switch
     {
         Dictionary<string, object?> d => key is string k && d.TryGetValue(k, out var v) ? v : new Undefined($"key {Repr(key)}"),
+        Namespace ns => key is string k && ns.Fields.TryGetValue(k, out var v) ? v : new Undefined($"namespace attribute {Repr(key)}"),
         List<object?> l when key is long i => (i < 0 ? i + l.Count : i) is var j && j >= 0 && j < l.Count ? l[(int)j] : new Undefined($"index {i}"),
         string s when key is long i => (i < 0 ? i + s.Length : i) is var j && j >= 0 && j < s.Length ? s[(int)j].ToString() : new Undefined($"index {i}"),
         Undefined u => throw new ChatTemplateException($"{u.What} is undefined, so it has no {Repr(key)}"),
@@ -571,6 +606,12 @@ internal sealed class Jinja
             string s => (long)s.Length, List<object?> l => (long)l.Count, Dictionary<string, object?> d => (long)d.Count,
             _ => throw new ChatTemplateException($"|{name} needs a string, list or mapping, got {TypeName(v)}"),
         },
+        "join" => v switch
+        {
+            List<object?> l => string.Join(args.Count > 0 ? Str(args[0]) : "", l.Select(Str)),
+            string s => string.Join(args.Count > 0 ? Str(args[0]) : "", s.Select(c => c.ToString())),
+            _ => throw new ChatTemplateException($"|join needs a list or a string, got {TypeName(v)}"),
+        },
         "first" => v is List<object?> { Count: > 0 } l ? l[0] : v is string { Length: > 0 } s ? s[..1] : new Undefined("the first item"),
         "last" => v is List<object?> { Count: > 0 } l ? l[^1] : v is string { Length: > 0 } s ? s[^1..] : new Undefined("the last item"),
         _ => v is Undefined || (args.Count > 1 && Truthy(args[1]) && !Truthy(v)) ? (args.Count > 0 ? args[0] : "") : v,   // default / d
@@ -639,6 +680,6 @@ internal sealed class Jinja
     private static string TypeName(object? v) => v switch
     {
         null => "none", Undefined u => $"undefined ({u.What})", string => "a string", long => "an integer", double => "a float", bool => "a boolean",
-        List<object?> => "a list", Dictionary<string, object?> => "a mapping", _ => v.GetType().Name,
+        List<object?> => "a list", Dictionary<string, object?> => "a mapping", Namespace => "a namespace", _ => v.GetType().Name,
     };
 }
