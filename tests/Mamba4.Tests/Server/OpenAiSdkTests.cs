@@ -144,6 +144,38 @@ public sealed class OpenAiSdkTests : IDisposable
         Assert.Equal(reply, streamed.ToString());
     }
 
+    /// <summary>The event sequence OpenAI documents: a role chunk, content chunks, a finish chunk, a usage chunk with empty choices, [DONE].</summary>
+    [Fact]
+    public async Task StreamedChunksHaveOpenAIsShapesAndOrder()
+    {
+        var (prompt, reply, _, _) = Reference();
+        await using var server = await Start();
+        server.Client.DefaultRequestHeaders.Authorization = new("Bearer", Key);
+        var body = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = new JsonArray(new JsonObject { ["type"] = "text", ["text"] = prompt }) }),
+            ["max_completion_tokens"] = reply.Length, ["temperature"] = 0, ["stream"] = true, ["stream_options"] = new JsonObject { ["include_usage"] = true },
+        };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json") };
+        using var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        var events = (await response.Content.ReadAsStringAsync(Ct)).Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(e => e["data: ".Length..]).ToList();
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events[..^1].Select(e => JsonNode.Parse(e)!).ToList();
+        Assert.All(chunks, c => Assert.Equal("chat.completion.chunk", c["object"]!.GetValue<string>()));
+        Assert.All(chunks, c => Assert.Equal(chunks[0]["id"]!.GetValue<string>(), c["id"]!.GetValue<string>()));
+        Assert.Equal("assistant", chunks[0]["choices"]![0]!["delta"]!["role"]!.GetValue<string>());
+        var usage = chunks[^1];
+        Assert.Empty(usage["choices"]!.AsArray());
+        Assert.Equal(reply.Length, usage["usage"]!["completion_tokens"]!.GetValue<int>());
+        Assert.Equal(prompt.Length, usage["usage"]!["prompt_tokens"]!.GetValue<int>());
+        var finish = chunks[^2]["choices"]![0]!;
+        Assert.Equal("length", finish["finish_reason"]!.GetValue<string>());
+        var content = chunks[1..^1].Select(c => c["choices"]![0]!["delta"]!["content"]?.GetValue<string>() ?? "");
+        Assert.Equal(reply, string.Concat(content));
+        Assert.All(chunks[..^2], c => Assert.Null(c["choices"]![0]!["finish_reason"]?.GetValue<string>()));
+    }
+
     [Fact]
     public async Task TheModelListNamesTheServedDirectory()
     {
