@@ -221,6 +221,15 @@ public sealed class OpenAiSdkTests : IDisposable
     }
 
     [Fact]
+    public async Task AChatPastTheTimeoutIsA408AsForCompletions()
+    {
+        await using var server = await ServerHarness.StartAsync(new ServerOptions { ModelDir = _dir, ApiKey = Key, MaxTokens = 100_000_000, RequestTimeoutSeconds = 1 });
+        var e = await Assert.ThrowsAsync<ClientResultException>(() => Sdk(server).GetChatClient("m").CompleteChatAsync([new UserChatMessage("ab")], new ChatCompletionOptions { MaxOutputTokenCount = 100_000_000 }, Ct));
+        Assert.Equal(408, e.Status);
+        Assert.Contains("--timeout", e.Message);
+    }
+
+    [Fact]
     public async Task ATemplatesRaiseExceptionIsA400AndAnUnsupportedTemplateA501NamingTheConstructWhileCompletionsStillWork()
     {
         var strict = ModelDir("{% for m in messages %}{% if m.role != 'user' %}{{ raise_exception('only user messages, got ' + m.role) }}{% endif %}{{ m.content }}{% endfor %}");
