@@ -24,6 +24,7 @@ internal static class ServeCommand
         var maxQueue = new Option<int>("--max-queue") { Description = "streams that may wait for a slot; beyond, 429", DefaultValueFactory = _ => 64 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "largest max_tokens a completion may ask for", DefaultValueFactory = _ => 4096 };
         var maxPrompt = new Option<int>("--max-prompt-tokens") { Description = "longest prompt, in tokens (413 beyond)", DefaultValueFactory = _ => 8192 };
+        var maxMessages = new Option<int>("--max-messages") { Description = "most messages a chat completion may hold (413 beyond)", DefaultValueFactory = _ => new ServerOptions().MaxMessages };
         var maxHistory = new Option<int>("--max-history") { Description = "longest history /v1/recommend takes (413 beyond)", DefaultValueFactory = _ => 8192 };
         var maxBytes = new Option<long>("--max-request-bytes") { Description = "largest request body (413 beyond)", DefaultValueFactory = _ => 1L << 20 };
         var timeout = new Option<double>("--timeout") { Description = "seconds a completion may take; past it the stream is cancelled and the client gets a 408 JSON error", DefaultValueFactory = _ => 600 };
@@ -46,7 +47,7 @@ internal static class ServeCommand
             unless --host says otherwise. Stop with Ctrl+C (or SIGTERM): no new requests, running completions get
             --drain seconds to finish, the rest end with an error event, SQLite is flushed, exit code 0.
 
-            Endpoints: POST /v1/completions, /tokenize, /detokenize, /v1/recommend,
+            Endpoints: POST /v1/completions, /v1/chat/completions, /tokenize, /detokenize, /v1/recommend,
             /v1/users/{id}/events, /v1/forecast, /v1/series/{id}/values; GET /v1/users/{id}/recommendations?k=10,
             /v1/series/{id}/forecast, /v1/models, /health, /metrics
 
@@ -63,7 +64,7 @@ internal static class ServeCommand
             but GET /health and the playground page needs 'Authorization: Bearer KEY' (401). A --host other than
             loopback (127.0.0.0/8, ::1, localhost) needs a key, or --insecure-no-auth. No CORS headers unless --cors.
             """);
-        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors, allowNonFinite, dtype, drain, stallSeconds, idempotencyHours }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, rec, stateDb, forecast, seriesDb, host, port, device, maxStreams, maxQueue, maxTokens, maxPrompt, maxMessages, maxHistory, maxBytes, timeout, quiet, apiKey, insecure, allowedHosts, cors, allowNonFinite, dtype, drain, stallSeconds, idempotencyHours }) cmd.Options.Add(o);
         cmd.SetAction(async (parse, cancel) =>
         {
             DeviceOption.Use(parse, device);   // before loading anything: no usable GPU → the one-line reason
@@ -73,7 +74,7 @@ internal static class ServeCommand
                 ForecastDir = parse.GetValue(forecast), SeriesDb = parse.GetValue(seriesDb),
                 Host = parse.GetValue(host)!, Port = parse.GetValue(port), Device = parse.GetValue(device) ?? "cpu",
                 MaxStreams = parse.GetValue(maxStreams), MaxQueue = parse.GetValue(maxQueue), MaxTokens = parse.GetValue(maxTokens),
-                MaxPromptTokens = parse.GetValue(maxPrompt), MaxHistory = parse.GetValue(maxHistory), MaxRequestBytes = parse.GetValue(maxBytes),
+                MaxPromptTokens = parse.GetValue(maxPrompt), MaxMessages = parse.GetValue(maxMessages), MaxHistory = parse.GetValue(maxHistory), MaxRequestBytes = parse.GetValue(maxBytes),
                 RequestTimeoutSeconds = parse.GetValue(timeout),
                 Log = !parse.GetValue(quiet),
                 ApiKey = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable(ApiKeyVariable), InsecureNoAuth = parse.GetValue(insecure),

@@ -22,6 +22,7 @@ namespace Mamba4.Server;
 /// bound, with a message naming the file), then maps the endpoints:
 /// <code>
 /// POST /v1/completions            OpenAI completions (stream → server-sent events), continuous batching
+/// POST /v1/chat/completions       OpenAI chat: the messages through the model's chat_template (or the default), then as a completion
 /// POST /tokenize, /detokenize     with a tokenizer in the model directory
 /// GET  /v1/models                 the served model
 /// POST /v1/recommend              top-k after a given history
@@ -44,6 +45,41 @@ public static class MambaServer
 
     /// <summary>As <see cref="Build(ServerOptions, Action{WebApplicationBuilder}?)"/>, serving <paramref name="model"/> (owned from here on) instead of loading ModelDir (benchmarks).</summary>
     internal static WebApplication Build(ServerOptions options, Action<WebApplicationBuilder>? configure, MambaLM? model)
+    {
+        options.Validate();
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        // --quiet drops the request log, not the errors.
+        builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff "; });
+        builder.Logging.SetMinimumLevel(options.Log ? LogLevel.Information : LogLevel.Error);
+        builder.Logging.AddFilter("Microsoft", options.Log ? LogLevel.Warning : LogLevel.Error);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = options.MaxRequestBytes;
+            if (options.Host is "localhost") k.ListenLocalhost(options.Port, l => l.Use(HalfOpenConnection.Middleware));
+            else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port, l => l.Use(HalfOpenConnection.Middleware));
+            else throw new ArgumentException($"--host must be an IP address or localhost, got '{options.Host}'");
+        });
+        // Requests still running at the end of --drain are cancelled by then: the host waits a little longer for them.
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(options.DrainSeconds + 10));
+        builder.Services.AddMamba4(options, model);
+        configure?.Invoke(builder);
+        var app = builder.Build();
+        app.MapMamba4();
+        return app;
+    }
+
+    /// <summary>
+    /// Loads the models of <paramref name="options"/> now (a bad directory fails here, naming the file) and registers
+    /// the services that <see cref="MapMamba4"/> serves; the container owns (and disposes) them. For any ASP.NET Core
+    /// app: <c>builder.Services.AddMamba4(new ServerOptions { ModelDir = "…" })</c>, then <c>app.MapMamba4()</c>.
+    /// The options' Host/Port/Log are `mamba4 serve`'s own (Kestrel and logging stay the host app's); the Host-header
+    /// check allows localhost, the options' Host and AllowedHosts (add the app's names, or "*").
+    /// </summary>
+    public static IServiceCollection AddMamba4(this IServiceCollection services, ServerOptions options) => services.AddMamba4(options, null);
+
+    private static IServiceCollection AddMamba4(this IServiceCollection services, ServerOptions options, MambaLM? model)
     {
         options.Validate();
         var device = options.ResolveDevice();
@@ -70,41 +106,38 @@ public static class MambaServer
             forecast?.Dispose();
             throw;
         }
-
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.Logging.ClearProviders();
-        // --quiet drops the request log, not the errors.
-        builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff "; });
-        builder.Logging.SetMinimumLevel(options.Log ? LogLevel.Information : LogLevel.Error);
-        builder.Logging.AddFilter("Microsoft", options.Log ? LogLevel.Warning : LogLevel.Error);
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = options.MaxRequestBytes;
-            if (options.Host is "localhost") k.ListenLocalhost(options.Port, l => l.Use(HalfOpenConnection.Middleware));
-            else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port, l => l.Use(HalfOpenConnection.Middleware));
-            else throw new ArgumentException($"--host must be an IP address or localhost, got '{options.Host}'");
-        });
-        // Requests still running at the end of --drain are cancelled by then: the host waits a little longer for them.
-        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(options.DrainSeconds + 10));
-        builder.Services.AddSingleton(metrics);
-        builder.Services.AddSingleton(options);
+        services.AddSingleton(metrics);
+        services.AddSingleton(options);
         // Factory registrations: the container owns (and disposes) them when the app is disposed.
-        if (text is not null) builder.Services.AddSingleton(_ => text);
-        if (rec is not null) builder.Services.AddSingleton(_ => rec);
-        if (forecast is not null) builder.Services.AddSingleton(_ => forecast);
-        configure?.Invoke(builder);
+        if (text is not null) services.AddSingleton(_ => text);
+        if (rec is not null) services.AddSingleton(_ => rec);
+        if (forecast is not null) services.AddSingleton(_ => forecast);
+        return services;
+    }
 
-        var app = builder.Build();
+    /// <summary>
+    /// Maps the endpoints of the services <see cref="AddMamba4(IServiceCollection, ServerOptions)"/> registered, under <paramref name="pathPrefix"/> (e.g.
+    /// "/mamba4": then /mamba4/v1/chat/completions; an OpenAI client's endpoint is http://host/mamba4/v1). The error
+    /// handling (JSON errors, the request log, metrics) and <see cref="RequestGuard"/> (Host, CORS, API key, JSON bodies)
+    /// apply to the paths under the prefix — to every path without one, as in `mamba4 serve`.
+    /// </summary>
+    public static WebApplication MapMamba4(this WebApplication app, string pathPrefix = "")
+    {
+        var options = app.Services.GetService<ServerOptions>() ?? throw new InvalidOperationException("MapMamba4 needs builder.Services.AddMamba4(options) first");
+        var prefix = new PathString(pathPrefix.TrimEnd('/'));
+        var metrics = app.Services.GetRequiredService<ServerMetrics>();
+        var device = options.ResolveDevice();
         // Resolve now so that the container disposes them even if no request ever asks.
-        text = app.Services.GetService<TextService>();
-        rec = app.Services.GetService<RecService>();
-        forecast = app.Services.GetService<ForecastService>();
+        var text = app.Services.GetService<TextService>();
+        var rec = app.Services.GetService<RecService>();
+        var forecast = app.Services.GetService<ForecastService>();
         if (text is not null) app.Lifetime.ApplicationStopping.Register(() => text.Scheduler.Drain(TimeSpan.FromSeconds(options.DrainSeconds)));
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mamba4.Server");
         var started = Stopwatch.StartNew();
 
-        app.Use(async (ctx, next) =>
+        long startedAt = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var guard = new RequestGuard(options, prefix);
+        app.UseWhen(ctx => !prefix.HasValue || ctx.Request.Path.StartsWithSegments(prefix), branch => branch.Use(async (ctx, next) =>
         {
             long start = Stopwatch.GetTimestamp();
             try
@@ -141,19 +174,18 @@ public static class MambaServer
                 var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
                 var route = (ctx.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
                 metrics.Request(route, ctx.Response.StatusCode, elapsed);
-                if (route != "/metrics" && route != "/health")
+                if (route != prefix + "/metrics" && route != prefix + "/health")
                     log.LogInformation("request {Method} {Path} status={Status} ms={Milliseconds:F1}", ctx.Request.Method, ctx.Request.Path.Value, ctx.Response.StatusCode, elapsed * 1000);
             }
-        });
+        }).Use(guard.InvokeAsync));   // Host, CORS, API key, JSON bodies
 
-        app.Use(new RequestGuard(options).InvokeAsync);   // Host, CORS, API key, JSON bodies
-
-        app.MapGet("/", async ctx =>
+        var routes = app.MapGroup(prefix);
+        routes.MapGet("/", async ctx =>
         {
             ctx.Response.ContentType = "text/html; charset=utf-8";
             await ctx.Response.WriteAsync(Playground.Html);
         });
-        app.MapGet("/health", async ctx =>
+        routes.MapGet("/health", async ctx =>
         {
             // 503 while the decoding loop cannot serve: it failed, it made no progress for --stall-seconds, or it is draining.
             var problem = text?.Scheduler.Problem;
@@ -170,7 +202,7 @@ public static class MambaServer
             };
             await ctx.Response.WriteAsJsonAsync(body, JsonBody.Output);
         });
-        app.MapGet("/metrics", async ctx =>
+        routes.MapGet("/metrics", async ctx =>
         {
             ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await ctx.Response.WriteAsync(metrics.Render());
@@ -181,26 +213,27 @@ public static class MambaServer
         RequestDelegate NoForecast = _ => throw ApiException.NotFound("no forecasting model is served: start `mamba4 serve` with --forecast DIR");
         static string? Id(HttpContext ctx) => ctx.Request.RouteValues["id"] as string;
 
-        app.MapPost("/v1/completions", text is null ? NoText : text.CompleteAsync);
-        app.MapPost("/tokenize", text is null ? NoText : text.TokenizeAsync);
-        app.MapPost("/detokenize", text is null ? NoText : text.DetokenizeAsync);
-        app.MapGet("/v1/models", async ctx => await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object>
+        routes.MapPost("/v1/completions", text is null ? NoText : text.CompleteAsync);
+        routes.MapPost("/v1/chat/completions", text is null ? NoText : text.ChatAsync);
+        routes.MapPost("/tokenize", text is null ? NoText : text.TokenizeAsync);
+        routes.MapPost("/detokenize", text is null ? NoText : text.DetokenizeAsync);
+        routes.MapGet("/v1/models", async ctx => await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object>
         {
             ["object"] = "list",
-            ["data"] = text is null ? Array.Empty<object>() : [new Dictionary<string, object> { ["id"] = text.Name, ["object"] = "model", ["owned_by"] = "mamba4" }],
+            ["data"] = text is null ? Array.Empty<object>() : [new Dictionary<string, object> { ["id"] = text.Name, ["object"] = "model", ["created"] = startedAt, ["owned_by"] = "mamba4" }],
         }, JsonBody.Output));
-        app.MapPost("/v1/recommend", rec is null ? NoRec : rec.RecommendAsync);
+        routes.MapPost("/v1/recommend", rec is null ? NoRec : rec.RecommendAsync);
         RequestDelegate? NoEvents = rec is { Recurrent: null } ? _ => throw ApiException.NotFound(
             $"the served {RecModels.KindOf(rec.Model)} model has no per-user state (only Mamba4Rec's recurrent step has one): use POST /v1/recommend with the history") : null;
-        app.MapPost("/v1/users/{id}/events", rec is null ? NoRec : NoEvents ?? (ctx => rec.AppendEventsAsync(ctx, Id(ctx))));
-        app.MapGet("/v1/users/{id}/recommendations", rec is null ? NoRec : NoEvents ?? (ctx => rec.UserRecommendationsAsync(ctx, Id(ctx))));
-        app.MapGet("/v1/users/{id}", rec is null ? NoRec : NoEvents ?? (ctx => rec.UserInfoAsync(ctx, Id(ctx))));
-        app.MapDelete("/v1/users/{id}", rec is null ? NoRec : NoEvents ?? (ctx => rec.DeleteUserAsync(ctx, Id(ctx))));
-        app.MapPost("/v1/forecast", forecast is null ? NoForecast : forecast.ForecastAsync);
-        app.MapPost("/v1/series/{id}/values", forecast is null ? NoForecast : ctx => forecast.AppendAsync(ctx, Id(ctx)));
-        app.MapGet("/v1/series/{id}/forecast", forecast is null ? NoForecast : ctx => forecast.SeriesForecastAsync(ctx, Id(ctx)));
-        app.MapGet("/v1/series/{id}", forecast is null ? NoForecast : ctx => forecast.InfoAsync(ctx, Id(ctx)));
-        app.MapDelete("/v1/series/{id}", forecast is null ? NoForecast : ctx => forecast.DeleteAsync(ctx, Id(ctx)));
+        routes.MapPost("/v1/users/{id}/events", rec is null ? NoRec : NoEvents ?? (ctx => rec.AppendEventsAsync(ctx, Id(ctx))));
+        routes.MapGet("/v1/users/{id}/recommendations", rec is null ? NoRec : NoEvents ?? (ctx => rec.UserRecommendationsAsync(ctx, Id(ctx))));
+        routes.MapGet("/v1/users/{id}", rec is null ? NoRec : NoEvents ?? (ctx => rec.UserInfoAsync(ctx, Id(ctx))));
+        routes.MapDelete("/v1/users/{id}", rec is null ? NoRec : NoEvents ?? (ctx => rec.DeleteUserAsync(ctx, Id(ctx))));
+        routes.MapPost("/v1/forecast", forecast is null ? NoForecast : forecast.ForecastAsync);
+        routes.MapPost("/v1/series/{id}/values", forecast is null ? NoForecast : ctx => forecast.AppendAsync(ctx, Id(ctx)));
+        routes.MapGet("/v1/series/{id}/forecast", forecast is null ? NoForecast : ctx => forecast.SeriesForecastAsync(ctx, Id(ctx)));
+        routes.MapGet("/v1/series/{id}", forecast is null ? NoForecast : ctx => forecast.InfoAsync(ctx, Id(ctx)));
+        routes.MapDelete("/v1/series/{id}", forecast is null ? NoForecast : ctx => forecast.DeleteAsync(ctx, Id(ctx)));
         return app;
     }
 
@@ -221,7 +254,7 @@ public static class MambaServer
             if (tokenizer is not null && tokenizer.VocabSize > mamba.Config.VocabSize)
                 throw new InvalidDataException($"{dir}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary has {mamba.Config.VocabSize}");
             var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
-            return new TextService(mamba, tokenizer, name, options, metrics);
+            return new TextService(mamba, tokenizer, name, options, metrics, dir);
         }
         catch
         {

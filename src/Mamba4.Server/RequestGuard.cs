@@ -28,8 +28,12 @@ public sealed class RequestGuard
     private readonly bool _anyOrigin;
     private readonly byte[]? _keyDigest;
 
-    public RequestGuard(ServerOptions options)
+    private readonly PathString _prefix;
+
+    /// <param name="prefix">Where the endpoints are mapped (MapMamba4's pathPrefix): GET prefix/ and prefix/health stay open.</param>
+    public RequestGuard(ServerOptions options, PathString prefix = default)
     {
+        _prefix = prefix;
         _hosts = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "localhost", "127.0.0.1", "::1" };
         if (!IsWildcard(options.Host)) _hosts.Add(HostName(options.Host));
         foreach (var h in options.AllowedHosts) _hosts.Add(HostName(h));
@@ -98,9 +102,14 @@ public sealed class RequestGuard
         await next(ctx);
     }
 
-    private static bool IsOpen(HttpRequest request) =>
-        (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
-        && (request.Path.Equals("/", StringComparison.Ordinal) || request.Path.Equals("/health", StringComparison.OrdinalIgnoreCase));
+    /// <summary>GET (or HEAD) of the playground page and /health, under the prefix.</summary>
+    private bool IsOpen(HttpRequest request)
+    {
+        if (!(HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))) return false;
+        var path = request.Path;
+        if (_prefix.HasValue && !path.StartsWithSegments(_prefix, out path)) return false;
+        return !path.HasValue || path.Equals("/", StringComparison.Ordinal) || path.Equals("/health", StringComparison.OrdinalIgnoreCase);
+    }
 
     /// <summary>Null for application/json (in UTF-8, if a charset is named), else why not.</summary>
     private static string? JsonProblem(string? contentType)

@@ -24,6 +24,8 @@ public sealed record ServerOptions
     /// <summary>Largest max_tokens a request may ask for.</summary>
     public int MaxTokens { get; init; } = 4096;
     public int MaxPromptTokens { get; init; } = 8192;
+    /// <summary>Most messages a /v1/chat/completions request may hold (413 beyond).</summary>
+    public int MaxMessages { get; init; } = 256;
     /// <summary>Largest history /v1/recommend accepts.</summary>
     public int MaxHistory { get; init; } = 8192;
     public long MaxRequestBytes { get; init; } = 1 << 20;
@@ -61,6 +63,7 @@ public sealed record ServerOptions
         if (MaxQueue < 0) throw new ArgumentException($"--max-queue must be ≥ 0, got {MaxQueue}");
         if (MaxTokens < 1) throw new ArgumentException($"--max-tokens must be ≥ 1, got {MaxTokens}");
         if (MaxPromptTokens < 1) throw new ArgumentException($"--max-prompt-tokens must be ≥ 1, got {MaxPromptTokens}");
+        if (MaxMessages < 1 || MaxMessages > 1_000_000) throw new ArgumentException($"--max-messages must be in [1, 1000000], got {MaxMessages}");
         if (MaxHistory < 1) throw new ArgumentException($"--max-history must be ≥ 1, got {MaxHistory}");
         if (!(RequestTimeoutSeconds > 0 && RequestTimeoutSeconds <= 86400)) throw new ArgumentException($"--timeout must be in (0, 86400] seconds, got {RequestTimeoutSeconds}");
         if (!(IdempotencyKeyLifetime > TimeSpan.Zero && IdempotencyKeyLifetime <= TimeSpan.FromDays(365))) throw new ArgumentException($"--idempotency-hours: the key lifetime must be in (0, 365 days], got {IdempotencyKeyLifetime}");

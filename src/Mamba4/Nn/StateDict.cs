@@ -29,7 +29,7 @@ public static class StateDict
 {
     /// <summary>
     /// Copies tensors into the module's parameters by name (converting F16/BF16/F64 to the parameter's dtype).
-    /// <paramref name="aliases"/> maps a parameter name to other names it may be stored under (tied weights).
+    /// <paramref name="optional"/> names stored tensors that may be present without a parameter to load into (such as a tied head's copy): they are not unexpected.
     /// With <paramref name="strict"/>, any missing, unexpected or mis-shaped tensor throws, naming them all.
     /// </summary>
     public static LoadReport Load(Module module, IReadOnlyDictionary<string, (Shape Shape, Func<Tensor> Read)> source, string sourceName,

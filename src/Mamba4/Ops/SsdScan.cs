@@ -13,7 +13,7 @@ namespace Mamba4.Ops;
 ///   y_t   = S_t C_t + D·x_t                                    (S_t C_t)[p] = Σ_n S_t[p, n] C_t[n]
 ///   lastState = S_{L−1}: (b, h, p, n), returned on request, not differentiated.
 /// Computed in chunks of <c>chunkSize</c> steps (the result does not depend on it beyond rounding): within a chunk the
-/// quadratic form y_t = Σ_{s≤t} (C_t·B_s) exp(Σ_{s<r≤t} dt_r A) dt_s x_s, between chunks the state is passed on.
+/// quadratic form y_t = Σ_{s≤t} (C_t·B_s) exp(Σ_{s&lt;r≤t} dt_r A) dt_s x_s, between chunks the state is passed on.
 /// Backward (G_t = ∂loss/∂S_t, from t = L−1 down: G_t = dy_t ⊗ C_t + exp(dt_{t+1}A) G_{t+1}):
 ///   dx_t = D·dy_t + dt_t G_t B_t,   dB_t += dt_t G_tᵀ x_t,   dC_t += S_tᵀ dy_t   (B, C summed over the group's heads)
 ///   ddt_t = ⟨G_t, A·exp(dt_t A) S_{t−1} + x_t ⊗ B_t⟩,   dA += dt_t ⟨G_t, exp(dt_t A) S_{t−1}⟩,   dD = Σ ⟨dy_t, x_t⟩

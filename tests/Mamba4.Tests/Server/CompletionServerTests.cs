@@ -290,12 +290,12 @@ public class CompletionServerTests
     public void TextAssemblerWaitsForWholeCharactersAndStopsAcrossTokens()
     {
         var tok = new ByteTokenizer();
-        var a = new Mamba4.Server.Text.TextAssembler(tok, []);
+        var a = new Mamba4.Text.TextAssembler(tok, []);
         var deltas = tok.Encode("héllo wörld ✓").Select(id => a.Add(id)).ToList();
         deltas.Add(a.Flush());
         Assert.DoesNotContain(deltas, d => d.Contains('\uFFFD'));
         Assert.Equal("héllo wörld ✓", string.Concat(deltas));
-        var b = new Mamba4.Server.Text.TextAssembler(tok, ["ö"]);
+        var b = new Mamba4.Text.TextAssembler(tok, ["ö"]);
         var text = string.Concat(tok.Encode("héllo wörld").Select(id => b.Add(id)));
         Assert.True(b.Stopped);
         Assert.Equal("héllo w", text + b.Flush());
@@ -305,7 +305,7 @@ public class CompletionServerTests
     public void TextAssemblerHoldsBackPossibleStopStrings()
     {
         var tok = new CharTokenizer("abcdefgh".Select(c => c.ToString()));
-        var a = new Mamba4.Server.Text.TextAssembler(tok, ["cde"]);
+        var a = new Mamba4.Text.TextAssembler(tok, ["cde"]);
         Assert.Equal("a", a.Add(0));
         Assert.Equal("b", a.Add(1));
         Assert.Equal("", a.Add(2));      // "c" may start "cde"
@@ -316,7 +316,7 @@ public class CompletionServerTests
         Assert.Equal("", a.Add(4));      // "cde": stop
         Assert.True(a.Stopped);
         Assert.Equal("abcdf", a.Emitted);
-        var b = new Mamba4.Server.Text.TextAssembler(tok, ["cde"]);
+        var b = new Mamba4.Text.TextAssembler(tok, ["cde"]);
         b.Add(0); b.Add(2);
         Assert.Equal("c", b.Flush());
         Assert.Equal("ac", b.Emitted);

@@ -1,7 +1,6 @@
 using System.Text;
-using Mamba4.Text;
 
-namespace Mamba4.Server.Text;
+namespace Mamba4.Text;
 
 /// <summary>
 /// Turns generated ids into text deltas for a stream, in O(1) work per token: the library's
