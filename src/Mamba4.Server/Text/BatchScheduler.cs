@@ -47,7 +47,7 @@ public sealed class TextStream
 /// active streams occupy slots [0, n). A new stream is prefilled alone with the parallel path (its state
 /// lands in a batch-1 state), its first token is sampled from the prefill's last logits, then its state is
 /// copied into slot n. Every step advances all n streams by one token with one batched
-/// <see cref="MambaLM.Step"/> over the view [0, n); between two steps at most <see cref="PrefillBudget"/> prompt
+/// <see cref="MambaLM.Step(Tensor, MambaState)"/> over the view [0, n); between two steps at most <see cref="PrefillBudget"/> prompt
 /// tokens are prefilled, so a burst of arrivals does not stall the streams already decoding. Few-row products
 /// read each weight once for the whole batch, and a stream's logits are bit-identical whatever shares its step.
 /// A finished or cancelled stream leaves between steps:
@@ -57,7 +57,7 @@ public sealed class TextStream
 /// The loop notes when it last made progress: one that has not for <see cref="StallSeconds"/> while it has work is
 /// <see cref="Stalled"/> (/health answers 503). <see cref="Drain"/> stops taking streams and cancels what is left after a grace time.
 /// On a GPU (a model on a CUDA device) the same code runs there: the batched state and the prefill state live on the
-/// device, a step is one batched <see cref="MambaLM.Step"/> of device kernels, slots are copied device to device, and
+/// device, a step is one batched <see cref="MambaLM.Step(Tensor, MambaState)"/> of device kernels, slots are copied device to device, and
 /// each step's logits [n, vocab] come to the host once, into a buffer of capacity × vocab floats allocated at start,
 /// for sampling.
 /// </summary>

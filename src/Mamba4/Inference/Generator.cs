@@ -55,7 +55,7 @@ public sealed class NonFiniteLogitsException(string message) : ArithmeticExcepti
 
 /// <summary>
 /// Text generation on the recurrent path: the prompt is prefilled with the parallel scan (which hands
-/// back the state), then each new token costs one O(1) <see cref="MambaLM.Step"/>.
+/// back the state), then each new token costs one O(1) <see cref="MambaLM.Step(Tensor, MambaState)"/>.
 /// </summary>
 public static class Generator
 {

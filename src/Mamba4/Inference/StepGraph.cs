@@ -7,7 +7,7 @@ using Mamba4.Tensors;
 namespace Mamba4.Inference;
 
 /// <summary>
-/// <see cref="MambaLM.Step"/> for a model on a CUDA GPU, captured once as a CUDA graph and replayed per token: the
+/// <see cref="MambaLM.Step(Tensor, MambaState)"/> for a model on a CUDA GPU, captured once as a CUDA graph and replayed per token: the
 /// ~150–270 kernel launches of a decoding step become one graph launch. The graph reads the token ids from a fixed
 /// device buffer and writes the logits to a fixed device tensor; the state is updated in place as by Step (so the
 /// graph is bound to that state). Set MAMBA4_CUDA_GRAPH=0 to decode without graphs.
