@@ -38,6 +38,7 @@ public sealed partial class PostgresStateDb : StateDb
     }
 
     public override string Name { get; }
+    public override string System => "postgresql";
 
     /// <summary>postgres://user:password@host[:port]/database[?connect_timeout=S&amp;sslmode=M] → Npgsql's settings; a malformed URL is one line (without the password).</summary>
     public static NpgsqlConnectionStringBuilder ConnectionString(string url, string option)

@@ -20,6 +20,9 @@ public abstract class StateDb : IDisposable
     /// <summary>What the database is, for messages (a path, or the URL without its password).</summary>
     public abstract string Name { get; }
 
+    /// <summary>sqlite or postgresql (OpenTelemetry's db.system).</summary>
+    public abstract string System { get; }
+
     private DbTransaction? _tx;
 
     /// <summary>
@@ -34,6 +37,8 @@ public abstract class StateDb : IDisposable
             Lock(_tx, key);
             return work();
         }
+        using var activity = ServerTracing.Source.StartActivity("state_db transaction");
+        activity?.SetTag("db.system", System);
         _tx = Begin();
         var connection = _tx.Connection;   // (a committed transaction forgets it)
         try
@@ -166,6 +171,7 @@ public sealed class SqliteStateDb : StateDb
     }
 
     public override string Name { get; }
+    public override string System => "sqlite";
 
     protected override DbTransaction Begin() => _db.BeginTransaction(deferred: false);   // BEGIN IMMEDIATE
     protected override void Lock(DbTransaction tx, string key) { }   // the transaction already holds the file's write lock
