@@ -139,6 +139,39 @@ public class PostgresStoreTests(PostgresServer postgres)
     }
 
     [Fact]
+    public async Task OneIdempotencyKeySentToTwoReplicasAtOnceAppliesOnce()
+    {
+        var url = await postgres.NewDatabaseAsync();
+        var options = new ServerOptions { RecDir = ServerHarness.Rec1, StateDb = url };
+        await using var a = await ServerHarness.StartAsync(options);
+        await using var b = await ServerHarness.StartAsync(options);
+        async Task<(int Status, bool Replayed, string Text)> Send(ServerHarness server, string user, string key, int batch)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/users/{user}/events")
+            {
+                Content = new StringContent(JsonSerializer.Serialize(new { items = Batch(batch) }), Encoding.UTF8, "application/json"),
+            };
+            request.Headers.Add("Idempotency-Key", key);
+            using var response = await server.Client.SendAsync(request, Ct);
+            return ((int)response.StatusCode, response.Headers.Contains("Idempotent-Replayed"), await response.Content.ReadAsStringAsync(Ct));
+        }
+        for (int round = 0; round < 8; round++)
+        {
+            // One key and one request, sent to both replicas at once: applied once, the other gets the stored reply.
+            var same = await Task.WhenAll(Task.Run(() => Send(a, "cy", $"same-{round}", round), Ct), Task.Run(() => Send(b, "cy", $"same-{round}", round), Ct));
+            Assert.All(same, r => Assert.Equal(200, r.Status));
+            Assert.Single(same, r => r.Replayed);
+            Assert.Equal(same[0].Text, same[1].Text);
+            // One key for two users' requests at once (they lock different users): one applies, the other is a 422.
+            var two = await Task.WhenAll(Task.Run(() => Send(a, "dee", $"two-{round}", 100 + round), Ct), Task.Run(() => Send(b, "eve", $"two-{round}", 200 + round), Ct));
+            Assert.Equal([200, 422], two.Select(r => r.Status).Order());
+        }
+        using var store = new UserStateStore(url);
+        AssertEachBatchOnceAndWhole(store.Events("cy"), Enumerable.Range(0, 8).ToArray(), []);
+        Assert.Equal(16, store.Events("dee").Length + store.Events("eve").Length);   // 8 two-item batches between them
+    }
+
+    [Fact]
     public async Task TheStoresRoundTripOnPostgres()
     {
         var url = await postgres.NewDatabaseAsync();
