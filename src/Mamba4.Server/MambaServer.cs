@@ -92,7 +92,7 @@ public static class MambaServer
         // Requests still running at the end of --drain are cancelled by then: the host waits a little longer for them.
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(options.DrainSeconds + 10));
         builder.Services.AddSingleton(_ => metrics);   // (a factory registration: disposed with the app)
-        builder.Services.AddOpenTelemetry()
+        var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("mamba4"))
             .WithMetrics(m => m.AddMeter(metrics.MeterName)
                 .AddView(i => i.Meter.Name == metrics.MeterName && i is Histogram<double> ? new ExplicitBucketHistogramConfiguration { Boundaries = ServerMetrics.SecondsBuckets } : null)
@@ -100,13 +100,10 @@ public static class MambaServer
                 {
                     p.ScrapeResponseCacheDurationMilliseconds = 0;   // every scrape reads the instruments now
                     p.ScopeInfoEnabled = false;   // no otel_scope_name label: the series keep the names and labels they always had
-                }))
-            .WithTracing(t =>
-            {
-                t.AddSource(ServerTracing.SourceName);
-                // Traces leave the process only where an OTLP collector is named (the standard variable).
-                if (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 }) t.AddOtlpExporter();
-            });
+                }));
+        // Traces leave the process where an OTLP collector is named (the standard variable); else only an ActivityListener sees them.
+        if (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 })
+            telemetry.WithTracing(t => t.AddSource(ServerTracing.SourceName).AddOtlpExporter());
         builder.Services.AddSingleton(options);
         // Factory registrations: the container owns (and disposes) them when the app is disposed.
         if (text is not null) builder.Services.AddSingleton(_ => text);

@@ -70,6 +70,24 @@ public abstract class StateDb : IDisposable
     /// <summary>Runs one statement with named parameters (in the open transaction, if any); the rows it changed.</summary>
     public int Run(string sql, params (string Name, object? Value)[] parameters) => With(sql, parameters, cmd => cmd.ExecuteNonQuery());
 
+    /// <summary>Inserts <paramref name="rows"/> (values in <paramref name="columns"/>' order), 256 rows to a statement: one round trip each, on a server.</summary>
+    public void Insert(string table, string[] columns, IReadOnlyList<object?[]> rows)
+    {
+        const int PerStatement = 256;
+        for (int start = 0; start < rows.Count; start += PerStatement)
+        {
+            int n = Math.Min(PerStatement, rows.Count - start);
+            var tuples = new string[n];
+            var parameters = new (string Name, object? Value)[n * columns.Length];
+            for (int r = 0; r < n; r++)
+            {
+                for (int c = 0; c < columns.Length; c++) parameters[r * columns.Length + c] = ($"@p{r}_{c}", rows[start + r][c]);
+                tuples[r] = "(" + string.Join(", ", Enumerable.Range(0, columns.Length).Select(c => $"@p{r}_{c}")) + ")";
+            }
+            Run($"INSERT INTO {table} ({string.Join(", ", columns)}) VALUES {string.Join(", ", tuples)}", parameters);
+        }
+    }
+
     /// <summary>The rows of one query, each read by <paramref name="row"/>.</summary>
     public List<T> Query<T>(string sql, Func<DbDataReader, T> row, params (string Name, object? Value)[] parameters) => With(sql, parameters, cmd =>
     {

@@ -48,12 +48,12 @@ public sealed class SeriesStore(string target) : IDisposable
     {
         int added = values.Length / columns;
         long first = state.Rows - added;
-        for (int k = 0; k < added; k++)
+        Db.Insert("series_rows", ["series_id", "seq", "vals", "at"], [.. Enumerable.Range(0, added).Select(k =>
         {
             var b = new byte[columns * sizeof(double)];
             Buffer.BlockCopy(values, k * columns * sizeof(double), b, 0, b.Length);
-            Db.Run("INSERT INTO series_rows (series_id, seq, vals, at) VALUES (@id, @s, @v, @t)", ("@id", state.Id), ("@s", first + k), ("@v", b), ("@t", timestamps?[k].Ticks));
-        }
+            return new object?[] { state.Id, first + k, b, timestamps?[k].Ticks };
+        })]);
         Put(state);
         alsoInTransaction?.Invoke();
         return 0;

@@ -35,8 +35,7 @@ public sealed class UserStateStore(string target) : IDisposable
     public void Append(UserState state, IReadOnlyList<long> newItems, Action? alsoInTransaction = null) => Locked(state.User, () =>
     {
         long first = state.Length - newItems.Count;
-        for (int k = 0; k < newItems.Count; k++)
-            Db.Run("INSERT INTO events (user_id, seq, item, at) VALUES (@u, @s, @i, @t)", ("@u", state.User), ("@s", first + k), ("@i", newItems[k]), ("@t", state.UpdatedAt));
+        Db.Insert("events", ["user_id", "seq", "item", "at"], [.. newItems.Select((item, k) => new object?[] { state.User, first + k, item, state.UpdatedAt })]);
         Put(state);
         alsoInTransaction?.Invoke();
         return 0;

@@ -185,6 +185,10 @@ public class PostgresStoreTests(PostgresServer postgres)
             Assert.Equal(s.SeqOutput, got.SeqOutput);
             Assert.Equal([7L, 8, 9], users.Events("u"));
             Assert.Equal(1, users.UserCount());
+            long[] many = [.. Enumerable.Range(1, 600).Select(i => (long)i)];   // more than one INSERT statement's 256 rows
+            users.Append(new UserState("big", "v1", many.Length, [], [], "t"), many);
+            Assert.Equal(many, users.Events("big"));
+            Assert.True(users.Delete("big"));
             Assert.True(users.Delete("u"));
             Assert.False(users.Delete("u"));
             Assert.Null(users.Get("u"));
