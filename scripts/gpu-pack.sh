@@ -20,7 +20,7 @@ for proj in tests/Mamba4.Tests/Mamba4.Tests.csproj bench/Mamba4.Bench/Mamba4.Ben
   name=$(basename "$proj" .csproj)
   rm -rf "$target/$name"
   dotnet publish "$proj" -c Release -r linux-x64 --no-self-contained -o "$target/$name" -v q -nologo | grep -E "error|warn" || true
-  (cd "$target/$name" && rm -rf CodeCoverage alpine ubuntu macos arm64 x86 InstrumentationEngine)
+  (cd "$target/$name" && rm -rf CodeCoverage alpine ubuntu macos arm64 x86 InstrumentationEngine .playwright)   # .playwright: the browser test's driver (135 MB; no chromium there)
 done
 shared=${MAMBA4_SHARED:-}
 for c in ../shared ../../shared; do [ -z "$shared" ] && [ -d "$c/fixtures" ] && shared=$c; done

@@ -77,7 +77,7 @@ public static class ServeBench
             Console.WriteLine($"     server side: batched step mean {(step1.Sum - step0.Sum) / Math.Max(1, step1.Count - step0.Count) * 1000:F1} ms over {step1.Count - step0.Count} steps; " +
                 $"inter-token mean {(itl1.Sum - itl0.Sum) / Math.Max(1, itl1.Count - itl0.Count) * 1000:F1} ms; GCs gen0 {GC.CollectionCount(0) - gc0}, gen2 {GC.CollectionCount(2) - gc2}");
         }
-        var metrics = await client.GetStringAsync("/metrics");
+        var metrics = (await client.GetStringAsync("/metrics")).Replace("{} ", " ");   // OpenTelemetry's exporter: name{} value
         var steps = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("mamba4_decode_steps_total ", StringComparison.Ordinal));
         var generated = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("mamba4_generated_tokens_total ", StringComparison.Ordinal));
         Console.WriteLine($"server: {steps}; {generated}");

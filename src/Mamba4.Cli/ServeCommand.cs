@@ -14,9 +14,9 @@ internal static class ServeCommand
     {
         var model = new Option<string?>("--model") { Description = "language model directory (HF Mamba, or written by `mamba4 lm train`)" };
         var rec = new Option<string?>("--rec") { Description = "Mamba4Rec model directory (config.json + model.safetensors)" };
-        var stateDb = new Option<string?>("--state-db") { Description = "SQLite file of the users' states (default: user_states.sqlite in the --rec directory)" };
+        var stateDb = new Option<string?>("--state-db") { Description = "the users' states: a SQLite file (default: user_states.sqlite in the --rec directory), or postgres://user:password@host[:port]/database for several replicas on one PostgreSQL database" };
         var forecast = new Option<string?>("--forecast") { Description = "forecaster saved by `mamba4 forecast train` (its run folder or model folder)" };
-        var seriesDb = new Option<string?>("--series-db") { Description = "SQLite file of the growing series (default: series_states.sqlite in the forecaster's model folder)" };
+        var seriesDb = new Option<string?>("--series-db") { Description = "the growing series: a SQLite file (default: series_states.sqlite in the forecaster's model folder), or a postgres:// URL as for --state-db" };
         var host = new Option<string>("--host") { Description = "address to bind (an IP, or localhost)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port)", DefaultValueFactory = _ => 8080 };
         var device = DeviceOption.Create();
@@ -42,7 +42,7 @@ internal static class ServeCommand
         var cmd = new Command("serve", $$"""
             Serve a language model, a Mamba4Rec recommender and/or a forecaster over HTTP. Completions stream as
             server-sent events; all active streams advance together in one batched recurrent step
-            (continuous batching); user states live in SQLite and survive restarts. With --device cuda the
+            (continuous batching); user states live in SQLite (or PostgreSQL: --state-db postgres://…) and survive restarts. With --device cuda the
             models and the batched state live on the GPU (user and series states move to it per request). Binds 127.0.0.1
             unless --host says otherwise. Stop with Ctrl+C (or SIGTERM): no new requests, running completions get
             --drain seconds to finish, the rest end with an error event, SQLite is flushed, exit code 0.

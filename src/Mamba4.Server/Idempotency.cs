@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Data.Sqlite;
 
 namespace Mamba4.Server;
 
@@ -28,12 +27,12 @@ public sealed record IdempotentRequest(string Key, string Scope, byte[] BodyHash
 
 /// <summary>
 /// Idempotency-Key on the state-changing POSTs (a user's events, a series' values), as Stripe's API has it: the
-/// response of the first request with a key is stored beside the state it wrote, in the same SQLite transaction,
+/// response of the first request with a key is stored beside the state it wrote, in the same database transaction,
 /// so it survives a restart; a retry with the same key and the same body gets that response again (header
 /// Idempotent-Replayed: true) and applies nothing; the same key with another request is a 422. Keys are kept
 /// for <see cref="ServerOptions.IdempotencyKeyLifetime"/>; every write forgets at most 64 expired ones. The
-/// caller holds the lock that serialises its writes around <see cref="Replay"/> and the write, so two
-/// concurrent requests with one key apply once.
+/// caller runs <see cref="Replay"/> and the write in one <see cref="StateDb.Locked{T}"/> transaction, and
+/// <see cref="Replay"/> takes the key's lock in it, so two concurrent requests with one key apply once, on any replica.
 /// </summary>
 public sealed class IdempotencyKeys(ServerOptions options)
 {
@@ -41,10 +40,11 @@ public sealed class IdempotencyKeys(ServerOptions options)
     public const int ForgetPerWrite = 64;
 
     /// <summary>The live stored response of an earlier request with this key, or null; 422 when the key answered another request.</summary>
-    public StoredResponse? Replay(SqliteStore store, IdempotentRequest? request)
+    public StoredResponse? Replay(StateDb db, IdempotentRequest? request)
     {
         if (request is null) return null;
-        var stored = store.FindResponse(request.Key);
+        // Inside the write's transaction: the key's lock too, so that requests with one key for different users or series apply once.
+        var stored = db.Locked("idempotency/" + request.Key, () => db.FindResponse(request.Key));
         if (stored is null || stored.CreatedAt <= options.Clock.GetUtcNow() - options.IdempotencyKeyLifetime) return null;
         if (stored.Scope != request.Scope || !stored.BodyHash.AsSpan().SequenceEqual(request.BodyHash))
             throw new ApiException(422, $"Idempotency-Key reused with a different request: key '{request.Key}' already answered {stored.Scope} with another body; use a new key for a new request",
@@ -53,11 +53,11 @@ public sealed class IdempotencyKeys(ServerOptions options)
     }
 
     /// <summary>Inside the transaction of a state write: keeps its response under the request's key (when it has one) and forgets expired keys.</summary>
-    public void Remember(SqliteStore store, SqliteTransaction tx, IdempotentRequest? request, int status, byte[] body)
+    public void Remember(StateDb db, IdempotentRequest? request, int status, byte[] body)
     {
         var now = options.Clock.GetUtcNow();
-        store.ForgetResponses(tx, now - options.IdempotencyKeyLifetime, ForgetPerWrite);
-        if (request is not null) store.SaveResponse(tx, request.Key, new StoredResponse(request.Scope, request.BodyHash, status, body, now));
+        db.ForgetResponses(now - options.IdempotencyKeyLifetime, ForgetPerWrite);
+        if (request is not null) db.SaveResponse(request.Key, new StoredResponse(request.Scope, request.BodyHash, status, body, now));
     }
 
     /// <summary>Writes the stored response of a replay (with Idempotent-Replayed: true), else <paramref name="answer"/> as a 200.</summary>

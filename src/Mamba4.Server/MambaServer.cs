@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Net;
 using Mamba4.Models;
 using Mamba4.Server.Forecast;
@@ -14,6 +15,9 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 
 namespace Mamba4.Server;
 
@@ -32,7 +36,7 @@ namespace Mamba4.Server;
 /// POST /v1/forecast               the next horizon after given rows
 /// POST /v1/series/{id}/values     append rows to a growing series (a streaming model: O(1) state update, in SQLite)
 /// GET  /v1/series/{id}/forecast   the next horizon after the stored series;  GET|DELETE /v1/series/{id}
-/// GET  /health (503 with a reason while the decoder is stalled, failed or draining), /metrics (Prometheus text), / (a playground page)
+/// GET  /health (503 with a reason while the decoder is stalled, failed or draining), /metrics (Prometheus text, OpenTelemetry's exporter), / (a playground page)
 /// </code>
 /// Every refusal is a JSON error {"error": {"message", "type", "param", "code"}} with a 4xx status. Before any
 /// endpoint, <see cref="RequestGuard"/> checks the Host header (421), CORS (--cors), the API key (401) and that a
@@ -106,7 +110,19 @@ public static class MambaServer
             forecast?.Dispose();
             throw;
         }
-        services.AddSingleton(metrics);
+        services.AddSingleton(_ => metrics);   // (a factory registration: disposed with the app)
+        var telemetry = services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("mamba4"))
+            .WithMetrics(m => m.AddMeter(metrics.MeterName)
+                .AddView(i => i.Meter.Name == metrics.MeterName && i is Histogram<double> ? new ExplicitBucketHistogramConfiguration { Boundaries = ServerMetrics.SecondsBuckets } : null)
+                .AddPrometheusExporter(p =>
+                {
+                    p.ScrapeResponseCacheDurationMilliseconds = 0;   // every scrape reads the instruments now
+                    p.ScopeInfoEnabled = false;   // no otel_scope_name label: the series keep the names and labels they always had
+                }));
+        // Traces leave the process where an OTLP collector is named (the standard variable); else only an ActivityListener sees them.
+        if (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 })
+            telemetry.WithTracing(t => t.AddSource(ServerTracing.SourceName).AddOtlpExporter());
         services.AddSingleton(options);
         // Factory registrations: the container owns (and disposes) them when the app is disposed.
         if (text is not null) services.AddSingleton(_ => text);
@@ -140,6 +156,7 @@ public static class MambaServer
         app.UseWhen(ctx => !prefix.HasValue || ctx.Request.Path.StartsWithSegments(prefix), branch => branch.Use(async (ctx, next) =>
         {
             long start = Stopwatch.GetTimestamp();
+            using var activity = ServerTracing.Source.StartActivity($"{ctx.Request.Method}", ActivityKind.Server);
             try
             {
                 await next(ctx);
@@ -174,6 +191,7 @@ public static class MambaServer
                 var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
                 var route = (ctx.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
                 metrics.Request(route, ctx.Response.StatusCode, elapsed);
+                ServerTracing.EndRequest(activity, ctx, route);
                 if (route != prefix + "/metrics" && route != prefix + "/health")
                     log.LogInformation("request {Method} {Path} status={Status} ms={Milliseconds:F1}", ctx.Request.Method, ctx.Request.Path.Value, ctx.Response.StatusCode, elapsed * 1000);
             }
@@ -202,11 +220,7 @@ public static class MambaServer
             };
             await ctx.Response.WriteAsJsonAsync(body, JsonBody.Output);
         });
-        routes.MapGet("/metrics", async ctx =>
-        {
-            ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-            await ctx.Response.WriteAsync(metrics.Render());
-        });
+        routes.MapPrometheusScrapingEndpoint("/metrics");
 
         RequestDelegate NoText = _ => throw ApiException.NotFound("no language model is served: start `mamba4 serve` with --model DIR");
         RequestDelegate NoRec = _ => throw ApiException.NotFound("no recommendation model is served: start `mamba4 serve` with --rec DIR");

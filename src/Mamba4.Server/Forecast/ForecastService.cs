@@ -153,8 +153,11 @@ public sealed class ForecastService : IDisposable
         await _lock.WaitAsync(ctx.RequestAborted);
         try
         {
-            replay = _keys.Replay(Store, idempotent);
-            if (replay is null) answer = Append(series, values, stamps, idempotent);
+            (replay, answer) = Store.Locked(series, () =>
+            {
+                var stored = _keys.Replay(Store.Db, idempotent);
+                return (stored, stored is null ? Append(series, values, stamps, idempotent) : []);
+            });
         }
         finally { _lock.Release(); }
         await IdempotencyKeys.WriteAsync(ctx, replay, answer);
@@ -176,7 +179,7 @@ public sealed class ForecastService : IDisposable
         if (badRow >= 0)
             throw new ApiException(422, $"values[{badRow}]: the series' state would become non-finite after this row (the model's float32 state overflows on these values); nothing was stored", "values", "non_finite_state");
         var answer = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object> { ["series"] = series, ["rows"] = next.Rows, ["added"] = values.Length / Columns, ["model_version"] = Version }, JsonBody.Output);
-        Store.Append(next, values, Columns, stamps, tx => _keys.Remember(Store, tx, idempotent, StatusCodes.Status200OK, answer));
+        Store.Append(next, values, Columns, stamps, () => _keys.Remember(Store.Db, idempotent, StatusCodes.Status200OK, answer));
         return answer;
     }
 
@@ -190,9 +193,13 @@ public sealed class ForecastService : IDisposable
         await _lock.WaitAsync(ctx.RequestAborted);
         try
         {
-            var state = Current(series) ?? throw ApiException.NotFound($"unknown series '{series}': post rows to /v1/series/{series}/values first");
+            var (state, tail, stamps) = Store.Locked(series, () =>
+            {
+                var current = Current(series) ?? throw ApiException.NotFound($"unknown series '{series}': post rows to /v1/series/{series}/values first");
+                var (v, t) = Store.Rows(series, Columns, Streaming ? 2 : Saved.Config.InputLength);
+                return (current, v, t);
+            });
             rows = state.Rows;
-            var (tail, stamps) = Store.Rows(series, Columns, Streaming ? 2 : Saved.Config.InputLength);
             if (!Streaming && rows < Saved.Config.InputLength)
                 throw ApiException.BadRequest($"series '{series}' has {rows} rows; the model reads the last {Saved.Config.InputLength} (its input length): post more rows first", "id");
             try
@@ -219,7 +226,7 @@ public sealed class ForecastService : IDisposable
         var series = CheckSeries(id);
         SeriesState state;
         await _lock.WaitAsync(ctx.RequestAborted);
-        try { state = Current(series) ?? throw ApiException.NotFound($"unknown series '{series}'"); }
+        try { state = Store.Locked(series, () => Current(series)) ?? throw ApiException.NotFound($"unknown series '{series}'"); }
         finally { _lock.Release(); }
         await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object> { ["series"] = series, ["rows"] = state.Rows, ["model_version"] = state.ModelVersion, ["updated_at"] = state.UpdatedAt }, JsonBody.Output);
     }

@@ -27,9 +27,10 @@ public sealed record ScoredItem([property: JsonPropertyName("item")] long Item, 
 
 /// <summary>
 /// Recommendation over a sequential recommender: a stateless top-k over a given history (the parallel forward), and,
-/// for a Mamba4Rec model, per-user states that each event advances by one O(1) <see cref="Mamba4Rec.Step"/>, stored in SQLite.
-/// Model calls hold the model's monitor; a user's read-advance-commit holds one async lock (the SQLite
-/// connection is single-threaded, and two event batches of a user must not interleave).
+/// for a Mamba4Rec model, per-user states that each event advances by one O(1) <see cref="Mamba4Rec.Step"/>, stored in SQLite or PostgreSQL.
+/// Model calls hold the model's monitor; a user's read-advance-commit holds one async lock (the store is
+/// single-threaded) and runs in one transaction holding the user's write lock in the database (two event batches
+/// of a user must not interleave, from this replica or another on the same database).
 /// </summary>
 public sealed class RecService : IDisposable
 {
@@ -146,8 +147,11 @@ public sealed class RecService : IDisposable
         await _lock.WaitAsync(ctx.RequestAborted);
         try
         {
-            replay = _keys.Replay(Store, idempotent);
-            if (replay is null) answer = Append(user, items, idempotent);
+            (replay, answer) = Store.Locked(user, () =>
+            {
+                var stored = _keys.Replay(Store.Db, idempotent);
+                return (stored, stored is null ? Append(user, items, idempotent) : []);
+            });
         }
         finally { _lock.Release(); }
         if (replay is null) _metrics.RecEvents(items.Length);
@@ -164,7 +168,7 @@ public sealed class RecService : IDisposable
         {
             ["user"] = user, ["length"] = next.Length, ["added"] = items.Length, ["model_version"] = Version,
         }, JsonBody.Output);
-        Store.Append(next, items, tx => _keys.Remember(Store, tx, idempotent, StatusCodes.Status200OK, answer));
+        Store.Append(next, items, () => _keys.Remember(Store.Db, idempotent, StatusCodes.Status200OK, answer));
         return answer;
     }
 
@@ -194,8 +198,11 @@ public sealed class RecService : IDisposable
         await _lock.WaitAsync(ctx.RequestAborted);
         try
         {
-            state = Current(user) ?? throw ApiException.NotFound($"unknown user '{user}': post events to /v1/users/{user}/events first");
-            if (excludeHistory) history = Store.Events(user);
+            (state, history) = Store.Locked(user, () =>
+            {
+                var current = Current(user) ?? throw ApiException.NotFound($"unknown user '{user}': post events to /v1/users/{user}/events first");
+                return (current, excludeHistory ? Store.Events(user) : null);
+            });
         }
         finally { _lock.Release(); }
         var items = TopK(state.SeqOutput, kk, Excluded(exclude, history));
@@ -212,7 +219,7 @@ public sealed class RecService : IDisposable
         var user = CheckUser(id);
         UserState state;
         await _lock.WaitAsync(ctx.RequestAborted);
-        try { state = Current(user) ?? throw ApiException.NotFound($"unknown user '{user}'"); }
+        try { state = Store.Locked(user, () => Current(user)) ?? throw ApiException.NotFound($"unknown user '{user}'"); }
         finally { _lock.Release(); }
         await ctx.Response.WriteAsJsonAsync(new Dictionary<string, object>
         {

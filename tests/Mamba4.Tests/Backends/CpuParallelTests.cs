@@ -1,3 +1,4 @@
+using CsCheck;
 using Mamba4.Backends;
 using Mamba4.Backends.Cpu;
 
@@ -40,12 +41,8 @@ public class CpuParallelTests
     [InlineData(8)]
     public void EveryIndexIsVisitedExactlyOnce(int threads) => WithThreads(threads, () => Bounded(() =>
     {
-        var rng = new Random(threads);
-        for (int trial = 0; trial < 2000; trial++)
-        {
-            long count = rng.Next(0, 300), grain = rng.Next(1, 40);
-            Assert.All(Visits(count, grain), v => Assert.Equal(1, v));
-        }
+        Gen.Select(Gen.Long[0, 299], Gen.Long[1, 39]).Sample((count, grain) =>
+            Assert.All(Visits(count, grain), v => Assert.Equal(1, v)), iter: 2000, threads: 1);   // one caller: the pool's threads are what is tested
     }));
 
     [Fact]

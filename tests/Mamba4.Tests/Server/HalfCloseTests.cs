@@ -55,8 +55,7 @@ public class HalfCloseTests
         Assert.Equal(0, ActiveStreams(metrics));
     }
 
-    private static double ActiveStreams(ServerMetrics metrics) =>
-        double.Parse(metrics.Render().Split('\n').First(l => l.StartsWith("mamba4_active_streams ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+    private static double ActiveStreams(ServerMetrics metrics) => metrics.ActiveStreams;
 
     private static async Task<WebApplication> StartAsync(ServerOptions options)
     {

@@ -1,23 +1,21 @@
-using System.Diagnostics;
 using System.IO.Compression;
-using System.Net.WebSockets;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mamba4.Server;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
 
 namespace Mamba4.Tests.Server;
 
 /// <summary>
-/// The playground page in a real headless browser (Debian's chromium, driven over the DevTools protocol): type a
-/// prompt and watch tokens stream, stop, a greedy run equal to the API's; a history's recommendations; a screenshot
-/// of the page checked (PNG of the window's size, not blank). The server has an API key: the page's calls fail with the
-/// server's message (shown as text, never as HTML) until the key is typed in its field. Skips where no chromium is
-/// installed (.ci/run installs it).
+/// The playground page in a real headless browser (Debian's chromium, driven by Microsoft.Playwright through its
+/// ExecutablePath: no browser download): type a prompt and watch tokens stream, stop, a greedy run equal to the API's;
+/// a history's recommendations; a screenshot of the page checked (PNG of the window's size, not blank). The server has
+/// an API key: the page's calls fail with the server's message (shown as text, never as HTML) until the key is typed in
+/// its field. Skips where no chromium is installed (.ci/run installs it).
 /// </summary>
 public sealed class PlaygroundBrowserTests
 {
@@ -41,7 +39,6 @@ public sealed class PlaygroundBrowserTests
             ModelDir = CompletionServerTests.CharModelDir(), RecDir = ServerHarness.Rec1, StateDb = Path.Combine(tmp, "users.sqlite"),
             Port = 0, Log = false, MaxTokens = 1_000_000, ApiKey = "playground-key",
         };
-        Process? browser = null;
         await using var app = MambaServer.Build(options);
         try
         {
@@ -49,70 +46,66 @@ public sealed class PlaygroundBrowserTests
             var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             using var http = new HttpClient { BaseAddress = new Uri(address) };
             http.DefaultRequestHeaders.Authorization = new("Bearer", options.ApiKey);
-            browser = Process.Start(new ProcessStartInfo(chromium,
-                ["--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0", "--window-size=1100,900",
-                 $"--user-data-dir={Path.Combine(tmp, "profile")}", "about:blank"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-            string? endpoint = null;
-            using (var startup = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            using var playwright = await Playwright.CreateAsync();
+            // The flags this machine's chromium needs (no sandbox as root; no background connections on a closed network).
+            await using var browser = await playwright.Chromium.LaunchAsync(new()
             {
-                startup.CancelAfter(TimeSpan.FromSeconds(60));
-                while (endpoint is null && await browser.StandardError.ReadLineAsync(startup.Token) is { } line)
-                    if (line.StartsWith("DevTools listening on ", StringComparison.Ordinal)) endpoint = line["DevTools listening on ".Length..];
-            }
-            Assert.NotNull(endpoint);
-            _ = browser.StandardError.ReadToEndAsync(ct);   // keep draining
-            var debug = new Uri(endpoint);
-            var targets = JsonNode.Parse(await http.GetStringAsync($"http://{debug.Authority}/json/list", ct))!.AsArray();
-            var page = targets.First(t => (string?)t!["type"] == "page")!;
-            await using var cdp = await Cdp.ConnectAsync(new Uri((string)page["webSocketDebuggerUrl"]!), ct);
-
-            await cdp.SendAsync("Page.enable", new JsonObject(), ct);
-            await cdp.SendAsync("Emulation.setDeviceMetricsOverride", new JsonObject { ["width"] = 1100, ["height"] = 900, ["deviceScaleFactor"] = 1, ["mobile"] = false }, ct);
-            await cdp.SendAsync("Page.navigate", new JsonObject { ["url"] = address + "/" }, ct);
-            await cdp.WaitForAsync("document.getElementById('status').textContent.includes('streams active')", ct);
+                ExecutablePath = chromium, Headless = true,
+                Args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            });
+            var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1100, Height = 900 } });
+            page.SetDefaultTimeout(60_000);   // the machine may be busy
+            var expect = new LocatorAssertionsToContainTextOptions { Timeout = 60_000 };
+            await page.GotoAsync(address + "/");
+            await Assertions.Expect(page.Locator("#status")).ToContainTextAsync("streams active", expect);
 
             // Without the key: the server's refusal, as text. Then the key, typed into its field.
-            await cdp.EvalAsync("document.getElementById('recommend').click(); true", ct);
-            await cdp.WaitForAsync("document.getElementById('rec-info').textContent.includes('missing API key')", ct);
-            await cdp.EvalAsync("const k = document.getElementById('api-key'); k.value = ''; k.focus(); true", ct);
-            await cdp.SendAsync("Input.insertText", new JsonObject { ["text"] = options.ApiKey }, ct);
-            Assert.Equal(options.ApiKey, (string?)await cdp.EvalAsync("sessionStorage.getItem('mamba4-api-key')", ct));
+            await page.ClickAsync("#recommend");
+            await Assertions.Expect(page.Locator("#rec-info")).ToContainTextAsync("missing API key", expect);
+            await page.FillAsync("#api-key", "");
+            await page.Locator("#api-key").PressSequentiallyAsync(options.ApiKey);
+            Assert.Equal(options.ApiKey, await page.EvaluateAsync<string>("sessionStorage.getItem('mamba4-api-key')"));
             // An error message that quotes markup (a bad user id) stays text: no element, no script.
-            await cdp.EvalAsync("const u = document.getElementById('user'); u.value = '<img src=x onerror=\"window.injected = 1\">'; document.getElementById('user-recs').click(); true", ct);
-            await cdp.WaitForAsync("document.getElementById('rec-info').textContent.includes('<img src=x')", ct);
-            Assert.Equal(true, (bool?)await cdp.EvalAsync("document.querySelector('#rec-info img') === null && window.injected === undefined", ct));
+            await page.FillAsync("#user", "<img src=x onerror=\"window.injected = 1\">");
+            await page.ClickAsync("#user-recs");
+            await Assertions.Expect(page.Locator("#rec-info")).ToContainTextAsync("<img src=x", expect);
+            Assert.True(await page.EvaluateAsync<bool>("document.querySelector('#rec-info img') === null && window.injected === undefined"));
 
-            // Type a prompt (real key input into the focused textarea), ask for a long sampled run, watch it stream, stop it.
-            await cdp.EvalAsync("const p = document.getElementById('prompt'); p.value = ''; p.focus(); document.getElementById('max_tokens').value = '1000000'; true", ct);
-            await cdp.SendAsync("Input.insertText", new JsonObject { ["text"] = "the cat sat" }, ct);
-            Assert.Equal("the cat sat", (string?)await cdp.EvalAsync("document.getElementById('prompt').value", ct));
-            await cdp.EvalAsync("document.getElementById('go').click(); true", ct);
-            await cdp.WaitForAsync("document.getElementById('gen-info').textContent.includes('tokens/s')", ct);
-            int first = TokenCount((string)(await cdp.EvalAsync("document.getElementById('gen-info').textContent", ct))!);
-            await cdp.WaitForAsync($"parseInt(document.getElementById('gen-info').textContent) > {first + 5}", ct);   // more tokens arrived: it streams
-            await cdp.EvalAsync("document.getElementById('stop').click(); true", ct);
-            await cdp.WaitForAsync("!document.getElementById('go').disabled", ct);
-            var streamed = (string)(await cdp.EvalAsync("document.querySelector('#output span:not(.prompt)').textContent", ct))!;
+            // Type a prompt (key by key into the textarea), ask for a long sampled run, watch it stream, stop it.
+            await page.FillAsync("#prompt", "");
+            await page.Locator("#prompt").PressSequentiallyAsync("the cat sat");
+            Assert.Equal("the cat sat", await page.InputValueAsync("#prompt"));
+            await page.FillAsync("#max_tokens", "1000000");
+            await page.ClickAsync("#go");
+            await Assertions.Expect(page.Locator("#gen-info")).ToContainTextAsync("tokens/s", expect);
+            int first = TokenCount(await page.TextContentAsync("#gen-info") ?? "");
+            await page.WaitForFunctionAsync($"parseInt(document.getElementById('gen-info').textContent) > {first + 5}");   // more tokens arrived: it streams
+            await page.ClickAsync("#stop");
+            await Assertions.Expect(page.Locator("#go")).ToBeEnabledAsync(new() { Timeout = 60_000 });
+            var streamed = await page.TextContentAsync("#output span:not(.prompt)") ?? "";
             Assert.True(streamed.Length > first, $"only {streamed.Length} characters streamed");
             Assert.All(streamed, c => Assert.Contains(c, "abcdefghijklmnopqrstuvwxyz .,!?\n"));
 
             // A greedy run of 30 tokens shows exactly the API's completion.
-            await cdp.EvalAsync("document.getElementById('max_tokens').value = '30'; document.getElementById('temperature').value = '0'; document.getElementById('go').click(); true", ct);
-            await cdp.WaitForAsync("document.getElementById('gen-info').textContent.includes('finished: length')", ct);
-            var shown = (string)(await cdp.EvalAsync("document.querySelector('#output span:not(.prompt)').textContent", ct))!;
+            await page.FillAsync("#max_tokens", "30");
+            await page.FillAsync("#temperature", "0");
+            await page.ClickAsync("#go");
+            await Assertions.Expect(page.Locator("#gen-info")).ToContainTextAsync("finished: length", expect);
+            var shown = await page.TextContentAsync("#output span:not(.prompt)");
             using (var response = await http.PostAsync("/v1/completions", new StringContent("""{"prompt": "the cat sat", "max_tokens": 30, "temperature": 0}""", Encoding.UTF8, "application/json"), ct))
                 Assert.Equal((string?)JsonNode.Parse(await response.Content.ReadAsStringAsync(ct))!["choices"]![0]!["text"], shown);
 
             // A history's recommendations: the table lists k items, the first the API's best.
-            await cdp.EvalAsync("document.getElementById('history').value = '5, 9, 2, 17'; document.getElementById('k').value = '7'; document.getElementById('recommend').click(); true", ct);
-            await cdp.WaitForAsync("document.querySelectorAll('#rec-table tr').length === 8", ct);
-            var firstItem = (string)(await cdp.EvalAsync("document.querySelector('#rec-table tr:nth-child(2) td:nth-child(2)').textContent", ct))!;
+            await page.FillAsync("#history", "5, 9, 2, 17");
+            await page.FillAsync("#k", "7");
+            await page.ClickAsync("#recommend");
+            await Assertions.Expect(page.Locator("#rec-table tr")).ToHaveCountAsync(8, new() { Timeout = 60_000 });
+            var firstItem = await page.TextContentAsync("#rec-table tr:nth-child(2) td:nth-child(2)");
             using (var response = await http.PostAsync("/v1/recommend", new StringContent("""{"history": [5, 9, 2, 17], "k": 7}""", Encoding.UTF8, "application/json"), ct))
                 Assert.Equal(JsonNode.Parse(await response.Content.ReadAsStringAsync(ct))!["items"]![0]!["item"]!.GetValue<long>().ToString(), firstItem);
 
             // The screenshot: a PNG of the window's size whose pixels are not all alike.
-            var shot = await cdp.SendAsync("Page.captureScreenshot", new JsonObject { ["format"] = "png" }, ct);
-            var png = Convert.FromBase64String((string)shot["data"]!);
+            var png = await page.ScreenshotAsync(new() { Type = ScreenshotType.Png });
             File.WriteAllBytes(Path.Combine(Path.GetTempPath(), "mamba4-playground.png"), png);
             var (width, height, distinct) = Png(png);
             Assert.Equal((1100, 900), (width, height));
@@ -120,8 +113,6 @@ public sealed class PlaygroundBrowserTests
         }
         finally
         {
-            if (browser is not null && !browser.HasExited) browser.Kill(entireProcessTree: true);
-            browser?.Dispose();
             await app.StopAsync(CancellationToken.None);
             SqliteConnection.ClearAllPools();
             try { Directory.Delete(tmp, true); } catch (IOException) { }
@@ -170,71 +161,5 @@ public sealed class PlaygroundBrowserTests
             (prev, cur) = (cur, prev);
         }
         return (width, height, colours.Count);
-    }
-
-    /// <summary>A minimal DevTools-protocol client: commands by id, events ignored.</summary>
-    private sealed class Cdp : IAsyncDisposable
-    {
-        private readonly ClientWebSocket _ws;
-        private int _id;
-
-        private Cdp(ClientWebSocket ws) => _ws = ws;
-
-        public static async Task<Cdp> ConnectAsync(Uri uri, CancellationToken ct)
-        {
-            var ws = new ClientWebSocket();
-            await ws.ConnectAsync(uri, ct);
-            return new Cdp(ws);
-        }
-
-        public async Task<JsonNode> SendAsync(string method, JsonObject parameters, CancellationToken ct)
-        {
-            int id = ++_id;
-            var bytes = Encoding.UTF8.GetBytes(new JsonObject { ["id"] = id, ["method"] = method, ["params"] = parameters }.ToJsonString());
-            await _ws.SendAsync(bytes, WebSocketMessageType.Text, true, ct);
-            var buffer = new byte[1 << 16];
-            while (true)
-            {
-                using var message = new MemoryStream();
-                WebSocketReceiveResult r;
-                do
-                {
-                    r = await _ws.ReceiveAsync(buffer, ct);
-                    message.Write(buffer, 0, r.Count);
-                } while (!r.EndOfMessage);
-                var node = JsonNode.Parse(message.ToArray())!;
-                if ((int?)node["id"] != id) continue;
-                if (node["error"] is { } error) throw new InvalidOperationException($"{method}: {error.ToJsonString()}");
-                return node["result"]!;
-            }
-        }
-
-        /// <summary>Evaluates a JavaScript expression in the page; its value (awaited when a promise).</summary>
-        public async Task<JsonNode?> EvalAsync(string expression, CancellationToken ct)
-        {
-            var r = await SendAsync("Runtime.evaluate", new JsonObject { ["expression"] = expression, ["returnByValue"] = true, ["awaitPromise"] = true }, ct);
-            if (r["exceptionDetails"] is { } e) throw new InvalidOperationException($"{expression}: {e.ToJsonString()}");
-            return r["result"]?["value"];
-        }
-
-        /// <summary>Polls a JavaScript condition until it holds (60 s at most: the machine may be busy); an exception (page still loading) counts as not yet.</summary>
-        public async Task WaitForAsync(string condition, CancellationToken ct)
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (true)
-            {
-                string? last = null;
-                try { if ((await EvalAsync(condition, ct))?.GetValue<bool>() == true) return; }
-                catch (InvalidOperationException e) { last = e.Message; }   // e.g. the page is still loading
-                if (DateTime.UtcNow > deadline) throw new TimeoutException($"the page never satisfied: {condition} {last}");
-                await Task.Delay(20, ct);
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            try { await _ws.CloseAsync(WebSocketCloseStatus.NormalClosure, "", CancellationToken.None); } catch (WebSocketException) { }
-            _ws.Dispose();
-        }
     }
 }

@@ -23,18 +23,25 @@ public class RecServerTests
     /// <summary>Scores over all items after a full forward over the history, with the model loaded as the fixture tests load it.</summary>
     internal static float[] FullForwardScores(long[] history)
     {
+        using var model = FixtureModel();
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        return model.Scores(model.Forward(Tensor.From(history, 1, history.Length), Tensor.From([(long)history.Length], 1))).ToFloatArray();
+    }
+
+    /// <summary>The rec fixture's model, built from its tensors' shapes and the fixture's known config (not through the server's loader), in eval mode.</summary>
+    internal static Mamba4Rec FixtureModel()
+    {
         var dir = ServerHarness.Rec1;
         using var weights = SafetensorsFile.Open(Path.Combine(dir, "model.safetensors"));
         var items = weights.Info("item_embedding.weight").Shape;
-        using var model = new Mamba4Rec(new Mamba4RecConfig
+        var model = new Mamba4Rec(new Mamba4RecConfig
         {
             NItems = items[0], HiddenSize = items[1], NumLayers = 1, DState = 8, DConv = 4, Expand = 2, InnerSize = 64, Dropout = 0f, LayerNormEps = 1e-12f,
         });
         model.LoadSafetensors(Path.Combine(dir, "model.safetensors"));
         model.Eval();
-        using var _ = GradMode.NoGrad();
-        using var scope = new TensorScope();
-        return model.Scores(model.Forward(Tensor.From(history, 1, history.Length), Tensor.From([(long)history.Length], 1))).ToFloatArray();
+        return model;
     }
 
     private static (long Item, float Score)[] Items(JsonNode body) =>

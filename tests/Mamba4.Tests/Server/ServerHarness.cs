@@ -88,7 +88,8 @@ public sealed class ServerHarness : IAsyncDisposable
     public async Task<double> MetricAsync(string name)
     {
         var text = await Client.GetStringAsync("/metrics");
-        foreach (var line in text.Split('\n'))
+        // (OpenTelemetry's exporter writes a series without labels with an empty label set: name{} value.)
+        foreach (var line in text.Replace("{} ", " ").Split('\n'))
             if (line.StartsWith(name + " ", StringComparison.Ordinal)) return double.Parse(line[(name.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
         throw new KeyNotFoundException($"metric {name} not in /metrics");
     }

@@ -1,4 +1,5 @@
 using System.Text;
+using CsCheck;
 using System.Text.Json;
 using Mamba4.Text;
 
@@ -129,24 +130,12 @@ public sealed class TokenizerTests : IDisposable
         "𝐀𝐁", "𠀀", "\u00a0", "\u3000", "\u2028", "’", "“", "—", "…", "<|endoftext|>", "<|padding|>", "<|endoftext", "Ω", "ß", "İ",
     ];
 
-    private static string RandomText(Random rng)
-    {
-        var sb = new StringBuilder();
-        int n = rng.Next(0, 30);
-        for (int i = 0; i < n; i++)
-        {
-            if (rng.Next(6) == 0)
-            {
-                // Any code point: BMP or astral, no surrogates, no U+FFFD.
-                int cp;
-                do cp = rng.Next(4) == 0 ? rng.Next(0x10000, 0x30000) : rng.Next(0x20, 0x10000);
-                while (cp is >= 0xD800 and <= 0xDFFF or 0xFFFD);
-                sb.Append(char.ConvertFromUtf32(cp));
-            }
-            else sb.Append(Parts[rng.Next(Parts.Length)]);
-        }
-        return sb.ToString();
-    }
+    /// <summary>Any code point but surrogates and U+FFFD: in the BMP (3 in 4) or astral.</summary>
+    private static readonly Gen<string> AnyCodePoint = Gen.Frequency((3, Gen.Int[0x20, 0xFFFF]), (1, Gen.Int[0x10000, 0x2FFFF]))
+        .Where(cp => cp is not (>= 0xD800 and <= 0xDFFF or 0xFFFD)).Select(char.ConvertFromUtf32);
+
+    /// <summary>Up to 29 pieces: the tricky <see cref="Parts"/> (5 in 6) or any code point. CsCheck shrinks a failing text to a small one.</summary>
+    private static readonly Gen<string> Texts = Gen.Frequency((5, Gen.OneOf(Parts)), (1, AnyCodePoint)).Array[0, 29].Select(string.Concat);
 
     /// <summary>What decoding the encoded text gives back: NFC of each stretch between special tokens (which are not normalized).</summary>
     private static string ExpectedRoundTrip(string text)
@@ -158,10 +147,8 @@ public sealed class TokenizerTests : IDisposable
     [Fact]
     public void DecodeOfEncodeIsTheNfcText()
     {
-        var rng = new Random(1234);
-        for (int trial = 0; trial < 400; trial++)
+        Texts.Sample(text =>
         {
-            var text = RandomText(rng);
             var ids = Neox.Encode(text);
             Assert.All(ids, id => Assert.InRange(id, 0, Neox.VocabSize - 1));
             var back = Neox.Decode(ids);
@@ -170,7 +157,7 @@ public sealed class TokenizerTests : IDisposable
             // Without special tokens in the text, the round trip is exactly NFC(text).
             if (!text.Contains("<|endoftext|>") && !text.Contains("<|padding|>"))
                 Assert.Equal(UnicodeNormalization.Normalize(text, NormalizationKind.Nfc), back);
-        }
+        }, iter: 400);
     }
 
     [Fact]
@@ -178,14 +165,12 @@ public sealed class TokenizerTests : IDisposable
     {
         var cold = BpeTokenizer.FromFile(NeoxPath);
         cold.CacheCapacity = 0;
-        var rng = new Random(7);
-        for (int trial = 0; trial < 200; trial++)
+        Texts.Sample(text =>
         {
-            var text = RandomText(rng);
             var expected = cold.Encode(text);
             Assert.Equal(expected, Neox.Encode(text));
             Assert.Equal(expected, Neox.Encode(text)); // now from the cache
-        }
+        }, iter: 200, threads: 1);   // one thread: the cache counted below is this thread's
         Assert.Equal(0, cold.CacheCount);
         Assert.True(Neox.CacheCount > 0);
     }
@@ -193,8 +178,11 @@ public sealed class TokenizerTests : IDisposable
     [Fact]
     public void EncodingFromManyThreadsAgrees()
     {
-        var rng = new Random(21);
-        var texts = Enumerable.Range(0, 200).Select(_ => RandomText(rng)).ToArray();
+        Texts.Array[200].Sample(texts => ManyThreadsAgree(texts), iter: 1);
+    }
+
+    private static void ManyThreadsAgree(string[] texts)
+    {
         var reference = BpeTokenizer.FromFile(NeoxPath);
         reference.CacheCapacity = 0;
         var expected = texts.Select(reference.Encode).ToArray();
@@ -224,20 +212,16 @@ public sealed class TokenizerTests : IDisposable
     {
         // Words above the scan limit take the priority-queue path; both must give Hugging Face's order of merges.
         var model = Neox.Model;
-        var rng = new Random(3);
-        for (int trial = 0; trial < 300; trial++)
+        Gen.OneOf(Parts).Array[1, 199].Sample(parts =>
         {
-            var word = new StringBuilder();
-            int n = rng.Next(1, 200);
-            for (int i = 0; i < n; i++) word.Append(Parts[rng.Next(Parts.Length)].Replace(" ", ""));
-            var bytes = Encoding.UTF8.GetBytes(word.ToString());
+            var bytes = Encoding.UTF8.GetBytes(string.Concat(parts).Replace(" ", ""));
             var symbols = bytes.Select(b => Neox.TokenToId(ByteLevel.ByteToChar(b).ToString())!.Value).ToArray();
             var byScan = new List<int>();
             var byQueue = new List<int>();
             model.MergeByScan((int[])symbols.Clone(), byScan);
             model.MergeWithQueue((int[])symbols.Clone(), symbols.Length, byQueue);
             Assert.Equal(byScan, byQueue);
-        }
+        }, iter: 300);
         // A long word (well above the limit) through the tokenizer.
         var longWord = string.Concat(Enumerable.Repeat("abracadabra", 100));
         Assert.Equal(longWord, Neox.Decode(Neox.Encode(longWord)));
@@ -257,11 +241,9 @@ public sealed class TokenizerTests : IDisposable
     [Fact]
     public void StreamingDecodeEqualsFullDecodeAndNeverBreaksACharacter()
     {
-        var rng = new Random(99);
         int held = 0;
-        for (int trial = 0; trial < 300; trial++)
+        Texts.Sample(text =>
         {
-            var text = RandomText(rng);
             var ids = Neox.Encode(text);
             var full = Neox.Decode(ids);
             var stream = Neox.CreateStreamingDecoder();
@@ -269,14 +251,14 @@ public sealed class TokenizerTests : IDisposable
             foreach (var id in ids)
             {
                 var chunk = stream.Push(id);
-                if (chunk.Length == 0) held++;
+                if (chunk.Length == 0) Interlocked.Increment(ref held);
                 AssertWholeCharacters(chunk);
                 Assert.DoesNotContain('\uFFFD', chunk); // valid text: nothing is ever emitted half-done
                 sb.Append(chunk);
             }
             sb.Append(stream.Flush());
             Assert.Equal(full, sb.ToString());
-        }
+        }, iter: 300);
         Assert.True(held > 0, "no token ended inside a character");
     }
 
@@ -298,11 +280,9 @@ public sealed class TokenizerTests : IDisposable
     [Fact]
     public void StreamingRandomIdsMatchesFullDecodeIncludingInvalidBytes()
     {
-        var rng = new Random(5);
-        for (int trial = 0; trial < 300; trial++)
+        Gen.Select(Gen.Int[0, Neox.VocabSize - 1].Array[1, 19], Gen.Bool).Sample((ids, skipSpecial) =>
         {
-            var ids = Enumerable.Range(0, rng.Next(1, 20)).Select(_ => rng.Next(0, Neox.VocabSize)).ToArray();
-            var stream = new StreamingDecoder(Neox, skipSpecialTokens: trial % 2 == 0);
+            var stream = new StreamingDecoder(Neox, skipSpecialTokens: skipSpecial);
             var sb = new StringBuilder();
             foreach (var id in ids)
             {
@@ -311,8 +291,8 @@ public sealed class TokenizerTests : IDisposable
                 sb.Append(chunk);
             }
             sb.Append(stream.Flush());
-            Assert.Equal(Neox.Decode(ids, skipSpecialTokens: trial % 2 == 0), sb.ToString());
-        }
+            Assert.Equal(Neox.Decode(ids, skipSpecialTokens: skipSpecial), sb.ToString());
+        }, iter: 300);
     }
 
     // ------------------------------------------------------------------ pieces: byte alphabet, GPT-2 split, normalization
@@ -503,13 +483,11 @@ public sealed class TokenizerTests : IDisposable
         var digits = BpeTokenizer.FromJson(ByteLevelJson(MaskMerges).Replace(
             """{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}""",
             """{"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}]}"""));
-        var rng = new Random(11);
-        for (int trial = 0; trial < 100; trial++)
+        Texts.Sample(text =>
         {
-            var text = RandomText(rng);
             Assert.Equal(plain.Encode(text), sequence.Encode(text));
             Assert.Equal(text, digits.Decode(digits.Encode(text)));
-        }
+        }, iter: 100);
         Assert.Equal(["1", "2", "3"], Tokens(digits, "123"));
     }
 
