@@ -17,11 +17,11 @@ public static class InductionEvaluation
     public static readonly long[] PaperLengths = Enumerable.Range(6, 15).Select(k => 1L << k).ToArray();
 
     /// <summary>
-    /// Held-out sequences per length: 400 while that costs at most 2^24 tokens (up to 2^15), so that at an observed
-    /// 100 % the 95 % Wilson interval is [99.05 %, 100 %] (±1 %); beyond, 2^24 tokens per length (256 at 2^16 … 16 at
-    /// 2^20), which keeps each length to about the same time on two CPU cores.
+    /// Held-out sequences per length: 400 while that costs at most 2^22 tokens (up to 2^13), so that at an observed
+    /// 100 % the 95 % Wilson interval is [99.05 %, 100 %] (±1 %); beyond, 2^22 tokens per length (256 at 2^14 … 4 at
+    /// 2^20), which keeps each length to the same cost on two shared CPU cores; `mamba4 eval --samples` asks for more.
     /// </summary>
-    public static int SamplesFor(long length) => (int)Math.Clamp((1L << 24) / length, 16, 400);
+    public static int SamplesFor(long length) => (int)Math.Clamp((1L << 22) / length, 4, 400);
 
     /// <summary>Sequence <paramref name="index"/> of the held-out set at <paramref name="length"/> (a stream training never uses).</summary>
     public static InductionSequence HeldOut(InductionHeads task, long seed, long length, int index) =>

@@ -48,7 +48,8 @@ public static class SyntheticRun
                 var task = SyntheticTraining.CreateTask(o.Task, o.Length);
                 var model = SyntheticTraining.CreateModel(o, task, seed: (int)s.Trainer.Seed);
                 model.AsModule.To(s.Device);
-                var trainer = new Trainer(model.AsModule, s.Trainer with { OutputDirectory = dir.Path }, RunConfig(o, s.Trainer),
+                var options = SyntheticTraining.TrainerFor(o, s.Trainer);
+                var trainer = new Trainer(model.AsModule, options with { OutputDirectory = dir.Path }, RunConfig(o, options),
                     (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch),
                     () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed) });
                 prepared.Add((o, task, model, trainer, dir));
@@ -60,8 +61,8 @@ public static class SyntheticRun
             foreach (var (o, task, model, trainer, dir) in prepared)
             {
                 string name = RunName(o);
-                dir.WriteRunJson(RunConfig(o, s.Trainer), s.Device, Backends.Backend.Settings);
-                log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {s.Trainer.Steps} steps × {o.Batch} sequences");
+                dir.WriteRunJson(RunConfig(o, SyntheticTraining.TrainerFor(o, s.Trainer)), s.Device, Backends.Backend.Settings);
+                log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {s.Trainer.Steps} steps × {o.Batch} sequences, lr {SyntheticTraining.TrainerFor(o, s.Trainer).LearningRate:G3}");
                 double lastAccuracy = double.NaN;
                 trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
                 var result = progress.Follow(name, trainer, s.Trainer.Steps, () => trainer.Run(() => stop.Requested),
