@@ -11,8 +11,8 @@ namespace Mamba4.Bench;
 /// <summary>
 /// Why a Mamba trained on induction heads does or does not extrapolate (docs/induction-heads.md):
 /// 1. Δ per layer on each kind of position (ordinary, trigger, key, final query) of held-out sequences, and the memory
-///    horizon it implies: the key is kept in the channels whose Δ is largest at the key; between the key and the query
-///    those channels decay by exp(Σ Δ_t·A) per state entry, so a channel keeps it over ~1 / (mean ordinary Δ · |A|min) tokens.
+///    horizon it implies: between the key and the query a channel's state decays by exp(Σ Δ_t·A), so it keeps what it
+///    wrote for about 1 / (mean ordinary Δ · |A|min) tokens; a key recalled L tokens later needs channels with horizons ≫ L.
 /// 2. The SSM state's norm along one long sequence (recurrent step), per layer.
 /// dotnet run --project bench/Mamba4.Bench -c Release -- induction-probe RUN_DIR [long length, default 2^20]
 /// </summary>
@@ -73,14 +73,14 @@ public static class InductionProbe
                 values.Sort();
                 Console.WriteLine($"  layer {layer} {kind,-9} median {values[values.Count / 2],10:G3}  p99 {values[(int)(values.Count * 0.99)],10:G3}  max {values[^1],10:G3}");
             }
-            // The channels that write at the key (largest mean Δ there) and how long they keep what they wrote.
-            var writers = Enumerable.Range(0, e).OrderByDescending(c => perChannelKey[c]).Take(8).ToArray();
-            Console.WriteLine($"  layer {layer} the 8 channels with the largest Δ at the key: Δ_key / mean Δ_ordinary, horizon 1/(mean Δ_ordinary·|A|min) in tokens:");
-            Console.WriteLine("    " + string.Join("  ", writers.Select(c =>
-            {
-                double ord = perChannelOrdinary[c] / ordinaryCount;
-                return string.Create(CultureInfo.InvariantCulture, $"c{c}: {perChannelKey[c] / ord:G3}×, {1 / (ord * aMin[c]):G3}");
-            })));
+            // Memory lives in the channels that decay slowest between writes: horizon 1/(mean ordinary Δ · |A|min) tokens.
+            var horizon = Enumerable.Range(0, e).Select(c => 1 / (perChannelOrdinary[c] / ordinaryCount * aMin[c])).ToArray();
+            var longest = Enumerable.Range(0, e).OrderByDescending(c => horizon[c]).Take(6).ToArray();
+            var sorted = horizon.Order().ToArray();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  layer {layer} horizon over channels: median {sorted[e / 2]:G3}, 90th percentile {sorted[e * 9 / 10]:G3}, longest {sorted[^1]:G3} tokens; the longest, with Δ at the key ÷ mean ordinary Δ:"));
+            Console.WriteLine("    " + string.Join("  ", longest.Select(c =>
+                string.Create(CultureInfo.InvariantCulture, $"c{c}: {horizon[c]:G3} tokens, key {perChannelKey[c] / (perChannelOrdinary[c] / ordinaryCount):G3}×"))));
         }
     }
 

@@ -17,6 +17,7 @@ internal static class TrainCommand
         var dState = new Option<int>("--d-state") { Description = "SSM state size per channel", DefaultValueFactory = _ => 16 };
         var selective = new Option<bool>("--selective") { Description = "input-dependent B, C, Δ (false: the time-invariant S4-style ablation)", DefaultValueFactory = _ => true };
         var ablation = new Option<bool>("--ablation") { Description = "also train the time-invariant twin and compare", DefaultValueFactory = _ => true };
+        var modelKind = new Option<string>("--model") { Description = "mamba | transformer (train the GPT twin alone)", DefaultValueFactory = _ => "mamba" };
         var transformer = new Option<bool?>("--transformer") { Description = "also train the GPT twin (same size, data and budget) and compare (default: for induction heads)" };
         var (copying, induction) = (SyntheticTraining.Preset("selective-copying"), SyntheticTraining.Preset("induction-heads"));
         string Defaults<T>(Func<(SyntheticOptions Model, TrainerOptions Trainer), T> f) => $"(default {f(copying)}; induction heads {f(induction)})";
@@ -53,15 +54,17 @@ internal static class TrainCommand
               mamba4 train --selective false --out runs/lti
               mamba4 train --resume --out runs/selective-copying
             """);
-        foreach (var o in new Option[] { task, length, dModel, layers, dState, selective, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
+        foreach (var o in new Option[] { task, length, modelKind, dModel, layers, dState, selective, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             var preset = SyntheticTraining.Preset(parse.GetValue(task)!);
+            string kind = parse.GetValue(modelKind)!;
+            if (kind is not ("mamba" or "transformer")) throw new ArgumentException($"--model must be mamba or transformer, got '{kind}'");
             var model = preset.Model with
             {
                 Length = parse.GetValue(length), DModel = parse.GetValue(dModel), Layers = parse.GetValue(layers),
-                DState = parse.GetValue(dState), Batch = parse.GetValue(batch) ?? preset.Model.Batch, Selective = parse.GetValue(selective),
+                DState = parse.GetValue(dState), Batch = parse.GetValue(batch) ?? preset.Model.Batch, Selective = parse.GetValue(selective), Transformer = kind == "transformer",
             };
             model.Validate();
             var trainer = preset.Trainer with

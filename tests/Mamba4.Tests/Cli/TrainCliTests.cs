@@ -119,6 +119,7 @@ public class TrainCliTests : IDisposable
     [InlineData("--length: an induction-heads sequence needs at least 4 tokens", "--task", "induction-heads", "--length", "2")]
     [InlineData("--warmup must be 0 or more, got -5", "--warmup", "-5")]
     [InlineData("--min-lr-ratio must be from 0 to 1, got 2", "--min-lr-ratio", "2")]
+    [InlineData("--model must be mamba or transformer, got 'rnn'", "--model", "rnn")]
     [InlineData("--lengths: '3' is not a length from 4 to 1048576", "--task", "induction-heads", "--lengths", "64,3")]
     [InlineData("--eval-every must be positive, got 0", "--eval-every", "0")]
     [InlineData("--clip must be 0 (off) or more, got -1", "--clip", "-1")]
