@@ -32,7 +32,7 @@ public sealed record SyntheticRunResult(IReadOnlyList<SyntheticModelResult> Mode
         var o = new JsonObject
         {
             ["task"] = first.Options.Task,
-            ["model"] = new JsonObject { ["d_model"] = first.Options.DModel, ["layers"] = first.Options.Layers, ["d_state"] = first.Options.DState, ["selective"] = first.Options.Selective },
+            ["model"] = new JsonObject { ["d_model"] = first.Options.DModel, ["layers"] = first.Options.Layers, ["d_state"] = first.Options.DState, ["selective"] = first.Options.Selective, ["transformer"] = first.Options.Transformer },
             ["steps"] = first.Train.Step,
             ["seconds"] = Math.Round(Models.Sum(r => r.Train.Seconds), 2),
         };
