@@ -39,7 +39,7 @@ public static class SyntheticRun
         s.Model.Validate();
         var runs = Runs(s);
         var root = RunDirectory.Open(s.OutputDirectory, runs.Select(RunName).ToList(), s.Resume, log);
-        var prepared = new List<(SyntheticOptions Options, ISequenceTask Task, ICausalLanguageModel Model, Trainer Trainer, RunDirectory Dir)>();
+        var prepared = new List<(SyntheticOptions Options, TrainerOptions Training, ISequenceTask Task, ICausalLanguageModel Model, Trainer Trainer, RunDirectory Dir)>();
         try
         {
             foreach (var o in runs)
@@ -52,17 +52,17 @@ public static class SyntheticRun
                 var trainer = new Trainer(model.AsModule, options with { OutputDirectory = dir.Path }, RunConfig(o, options),
                     (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch),
                     () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed) });
-                prepared.Add((o, task, model, trainer, dir));
+                prepared.Add((o, options, task, model, trainer, dir));
                 if (s.Resume && trainer.Resume())
                     log.WriteLine($"{RunName(o)}: resuming at step {trainer.Step} from {dir.CheckpointPath}");
             }
 
             var results = new List<SyntheticModelResult>();
-            foreach (var (o, task, model, trainer, dir) in prepared)
+            foreach (var (o, options, task, model, trainer, dir) in prepared)
             {
                 string name = RunName(o);
-                dir.WriteRunJson(RunConfig(o, SyntheticTraining.TrainerFor(o, s.Trainer)), s.Device, Backends.Backend.Settings);
-                log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {s.Trainer.Steps} steps × {o.Batch} sequences, lr {SyntheticTraining.TrainerFor(o, s.Trainer).LearningRate:G3}");
+                dir.WriteRunJson(RunConfig(o, options), s.Device, Backends.Backend.Settings);
+                log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {options.Steps} steps × {o.Batch} sequences, lr {options.LearningRate:G3}");
                 double lastAccuracy = double.NaN;
                 trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
                 var result = progress.Follow(name, trainer, s.Trainer.Steps, () => trainer.Run(() => stop.Requested),
@@ -77,13 +77,10 @@ public static class SyntheticRun
                 var byLength = new SortedDictionary<long, LengthAccuracy>();
                 if (task is InductionHeads induction)
                 {
-                    foreach (long length in s.Lengths ?? InductionEvaluation.PaperLengths)
+                    foreach (var row in ByLength(model, induction, o, s))
                     {
-                        if (o.Transformer && length > SyntheticTraining.TransformerPositions(task)) break;   // L² cost: not run
-                        var row = LengthAccuracy.Measure(model, induction, s.Trainer.Seed, length, s.Samples);
-                        byLength[length] = row;
-                        log.WriteLine($"{name}: length {length,7}: {row}");
-                        if (length > task.Length && row.Accuracy < 2.0 / induction.Vocab) break;   // at chance: longer lengths are not run
+                        byLength[row.Length] = row;
+                        log.WriteLine($"{name}: length {row.Length,7}: {row}");
                     }
                     final["accuracy"] = byLength.TryGetValue(task.Length, out var atTraining) ? atTraining.Accuracy
                         : InductionEvaluation.Accuracy(model, induction, s.Trainer.Seed, task.Length, InductionEvaluation.SamplesFor(task.Length));
@@ -98,6 +95,21 @@ public static class SyntheticRun
         finally
         {
             foreach (var p in prepared) { p.Trainer.Dispose(); p.Model.AsModule.Dispose(); }
+        }
+    }
+
+    /// <summary>
+    /// Induction heads: accuracy at each test length in turn. The Transformer stops at its positions (16× the training
+    /// length: its cost grows with L²); a model below twice chance beyond the training length is not run further.
+    /// </summary>
+    private static IEnumerable<LengthAccuracy> ByLength(ICausalLanguageModel model, InductionHeads task, SyntheticOptions o, SyntheticRunSettings s)
+    {
+        foreach (long length in s.Lengths ?? InductionEvaluation.PaperLengths)
+        {
+            if (o.Transformer && length > SyntheticTraining.TransformerPositions(task)) yield break;
+            var row = LengthAccuracy.Measure(model, task, s.Trainer.Seed, length, s.Samples);
+            yield return row;
+            if (length > task.Length && row.Accuracy < 2.0 / task.Vocab) yield break;
         }
     }
 
