@@ -22,13 +22,14 @@ var benchmarks = new Dictionary<string, Action>
     ["reclen"] = () => RecLenBench.Run(args),
     ["precision"] = () => PrecisionBench.Run(args),
     ["scale"] = () => ScaleBench.Run(args),
+    ["induction-probe"] = () => InductionProbe.Run(args),
 };
 
 var name = args.Length > 0 ? args[0] : "all";
 if (name == "all")
     foreach (var (key, run) in benchmarks)
     {
-        if (key is "lm" or "serve" or "reclen" or "precision" or "scale") continue; // a training run with a wall-clock budget, a server under load, minutes of long histories: ask for them by name
+        if (key is "lm" or "serve" or "reclen" or "precision" or "scale" or "induction-probe") continue; // a training run with a wall-clock budget, a server under load, minutes of long histories: ask for them by name
         run();
     }
 else if (benchmarks.TryGetValue(name, out var run)) run();

@@ -1,7 +1,9 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json.Nodes;
 using Mamba4.IO;
 using Mamba4.Models;
+using Mamba4.Tasks.LanguageModeling;
 using Mamba4.Tasks.Synthetic;
 
 namespace Mamba4.Cli;
@@ -12,18 +14,20 @@ internal static class EvalCommand
     public static Command Create()
     {
         var run = new Option<string>("--run") { Description = "a run folder written by `mamba4 train` (holds run.json and model/)", Required = true };
-        var scales = new Option<string>("--scales") { Description = "lengths to evaluate, as multiples of the training length", DefaultValueFactory = _ => "1,4,16,64" };
-        var samples = new Option<int>("--samples") { Description = "held-out sequences per length", DefaultValueFactory = _ => 256 };
+        var scales = new Option<string>("--scales") { Description = "lengths to evaluate, as multiples of the training length (selective copying; induction heads: see --lengths)", DefaultValueFactory = _ => "1,4,16,64" };
+        var lengths = new Option<string?>("--lengths") { Description = "induction heads: test lengths in tokens, comma-separated (default: every power of two from 64 to 1048576)" };
+        var samples = new Option<int?>("--samples") { Description = "held-out sequences per length (induction heads: default as `train`, 400 up to 8192 tokens, then 2^22 tokens per length; else 256)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
         var cmd = new Command("eval", """
-            Evaluate a model trained by `mamba4 train` on fresh samples of its task, at the training
-            length and at longer lengths (extrapolation).
+            Evaluate a model trained by `mamba4 train` on held-out samples of its task, at the training
+            length and at longer lengths (extrapolation). Induction heads: the same held-out sequences as
+            `train` used (fixed by the run's seed and the length), so its table's rows are reproduced.
 
             Examples:
-              mamba4 eval --run runs/induction-heads/selective
+              mamba4 eval --run runs/induction-heads/selective --lengths 64,1024,1048576
               mamba4 eval --run runs/selective-copying/time-invariant --scales 1 --samples 1024
             """);
-        foreach (var o in new Option[] { run, scales, samples, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, scales, lengths, samples, json }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
         var allowNonFinite = AllowNonFiniteOption.Create();
@@ -31,26 +35,40 @@ internal static class EvalCommand
         cmd.SetAction(parse =>
         {
             var target = DeviceOption.Use(parse, device);
-            if (parse.GetValue(samples) <= 0) throw new ArgumentException($"--samples must be positive, got {parse.GetValue(samples)}");
+            if (parse.GetValue(samples) is <= 0) throw new ArgumentException($"--samples must be positive, got {parse.GetValue(samples)}");
             var dir = parse.GetValue(run)!;
             var runFile = Path.Combine(dir, "run.json");
             if (!File.Exists(runFile)) throw new FileNotFoundException($"{runFile} not found: --run must name a run folder written by `mamba4 train`", runFile);
             var config = ConfigReader.Load(runFile);
             string taskName = config.String("task") ?? throw config.Error("field 'task' is missing");
             long seed = config.Integer("seed") ?? 0;
-            var modelDir = Path.Combine(dir, "model");
-            using var model = MambaLM.FromPretrained(modelDir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
             var task = SyntheticTraining.CreateTask(taskName, config.Count(ModelLimits.Positions, "length") ?? 0);
+            var model = LanguageModelFiles.Load(Path.Combine(dir, "model"), AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target));
+            using var owned = model.AsModule;
+            if (model.VocabSize != task.VocabSize)
+                throw new ArgumentException($"{Path.Combine(dir, "model", "config.json")}: vocab_size {model.VocabSize} does not match the task's {task.VocabSize} tokens (run.json: {taskName})");
             var result = new JsonObject { ["task"] = taskName, ["run"] = dir };
-            foreach (var s in parse.GetValue(scales)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (task is InductionHeads induction)
             {
-                if (!int.TryParse(s, out int scale) || scale <= 0) throw new ArgumentException($"--scales: '{s}' is not a positive integer");
-                if ((long)task.Length * scale > ModelLimits.Positions)
-                    throw new ArgumentException($"--scales: {scale}× the training length {task.Length} is more than {ModelLimits.Positions:N0} tokens");
-                double acc = SyntheticTraining.Accuracy(model, task, seed, scale, parse.GetValue(samples));
-                Console.WriteLine($"length {task.LengthFor(scale),7} ({scale}×): accuracy {acc:P2}");
-                result[scale == 1 ? "accuracy" : $"accuracy_{scale}x"] = acc;
+                var byLength = new JsonObject();
+                foreach (long length in parse.GetValue(lengths) is { } list ? TrainCommand.ParseLengths("--lengths", list) : InductionEvaluation.PaperLengths)
+                {
+                    var row = LengthAccuracy.Measure(model, induction, seed, length, parse.GetValue(samples) ?? 0);
+                    Console.WriteLine($"length {length,7}: accuracy {row}");
+                    byLength[length.ToString(CultureInfo.InvariantCulture)] = row.Accuracy;
+                }
+                result["accuracy_by_length"] = byLength;
             }
+            else
+                foreach (var s in parse.GetValue(scales)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                {
+                    if (!int.TryParse(s, out int scale) || scale <= 0) throw new ArgumentException($"--scales: '{s}' is not a positive integer");
+                    if ((long)task.Length * scale > ModelLimits.Positions)
+                        throw new ArgumentException($"--scales: {scale}× the training length {task.Length} is more than {ModelLimits.Positions:N0} tokens");
+                    double acc = SyntheticTraining.Accuracy(model, task, seed, scale, parse.GetValue(samples) ?? 256);
+                    Console.WriteLine($"length {task.LengthFor(scale),7} ({scale}×): accuracy {acc:P2}");
+                    result[scale == 1 ? "accuracy" : $"accuracy_{scale}x"] = acc;
+                }
             if (parse.GetValue(json)) Console.WriteLine(result.ToJsonString());
             return 0;
         });

@@ -32,6 +32,7 @@ public sealed record TrainerOptions
         if (Steps <= 0) throw new ArgumentException($"--steps must be positive, got {Steps}");
         if (!(LearningRate > 0 && float.IsFinite(LearningRate))) throw new ArgumentException($"--lr must be a positive number, got {LearningRate}");
         if (WarmupSteps < 0) throw new ArgumentException($"--warmup must be 0 or more, got {WarmupSteps}");
+        if (!(MinLearningRateRatio is >= 0 and <= 1)) throw new ArgumentException($"--min-lr-ratio must be from 0 to 1, got {MinLearningRateRatio}");
         if (!(WeightDecay >= 0 && float.IsFinite(WeightDecay))) throw new ArgumentException($"--weight-decay must be 0 or more, got {WeightDecay}");
         if (!(ClipNorm >= 0 && double.IsFinite(ClipNorm))) throw new ArgumentException($"--clip must be 0 (off) or more, got {ClipNorm}");
         if (GradientAccumulation <= 0) throw new ArgumentException($"--accumulate must be positive, got {GradientAccumulation}");

@@ -39,6 +39,36 @@ public class TrainCliTests : IDisposable
     }
 
     [Fact]
+    public void InductionHeadsReportsAccuracyByLengthAndEvalReproducesItsRows()
+    {
+        var outDir = Path.Combine(_dir, "ih");
+        var (code, stdout, stderr) = CliTests.Run(["train", "--task", "induction-heads", "--out", outDir, "--d-model", "16", "--layers", "1", "--d-state", "4",
+            "--batch", "4", "--length", "16", "--steps", "3", "--eval-every", "3", "--lengths", "8,16,64", "--samples", "40", "--json"]);
+        Assert.True(code == 0, stderr);
+        var result = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
+        Assert.Equal("accuracy_by_length", result.Last().Key);   // the last key of the last line, as the issue asks
+        foreach (var prefix in new[] { "", "time_invariant_", "transformer_" })
+        {
+            var byLength = result[prefix + "accuracy_by_length"]!.AsObject();
+            Assert.Equal(["8", "16", "64"], byLength.Select(kv => kv.Key));
+            Assert.All(byLength, kv => Assert.InRange(kv.Value!.GetValue<double>(), 0, 1));
+            Assert.Equal(40, result[prefix + "samples_by_length"]!["64"]!.GetValue<int>());
+            Assert.Equal(byLength["16"]!.GetValue<double>(), result[prefix + "accuracy"]!.GetValue<double>());
+        }
+        // The saved runs (Mamba through its recurrent step, the GPT through its forward) give the same rows again.
+        foreach (var (run, prefix, length) in new[] { ("selective", "", "64"), ("transformer", "transformer_", "16"), ("time-invariant", "time_invariant_", "8") })
+        {
+            var (ecode, eout, eerr) = CliTests.Run("eval", "--run", Path.Combine(outDir, run), "--lengths", length, "--samples", "40", "--json");
+            Assert.True(ecode == 0, eerr);
+            var ev = JsonNode.Parse(eout.Trim().Split('\n')[^1])!.AsObject();
+            Assert.Equal(result[prefix + "accuracy_by_length"]![length]!.GetValue<double>(), ev["accuracy_by_length"]![length]!.GetValue<double>());
+        }
+        var (bad, _, badErr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--lengths", "64,x");
+        Assert.Equal(1, bad);
+        Assert.Contains("--lengths: 'x' is not a length from 4 to 1048576", badErr);
+    }
+
+    [Fact]
     public void StopAndResumeEqualsAnUninterruptedRun()
     {
         var a = Path.Combine(_dir, "a");
@@ -88,6 +118,9 @@ public class TrainCliTests : IDisposable
     [InlineData("--length: the selective-copying region must hold its 8 data tokens, got 1", "--length", "1")]
     [InlineData("--length: an induction-heads sequence needs at least 4 tokens", "--task", "induction-heads", "--length", "2")]
     [InlineData("--warmup must be 0 or more, got -5", "--warmup", "-5")]
+    [InlineData("--min-lr-ratio must be from 0 to 1, got 2", "--min-lr-ratio", "2")]
+    [InlineData("--model must be mamba or transformer, got 'rnn'", "--model", "rnn")]
+    [InlineData("--lengths: '3' is not a length from 4 to 1048576", "--task", "induction-heads", "--lengths", "64,3")]
     [InlineData("--eval-every must be positive, got 0", "--eval-every", "0")]
     [InlineData("--clip must be 0 (off) or more, got -1", "--clip", "-1")]
     public void BadArgumentsFailWithOneClearLine(string expected, params string[] args)

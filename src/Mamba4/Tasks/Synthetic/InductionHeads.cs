@@ -3,11 +3,13 @@ using Mamba4.Training;
 namespace Mamba4.Tasks.Synthetic;
 
 /// <summary>
-/// Induction heads (Olsson et al.; Mamba paper §4.1): a random token sequence contains a special token
-/// followed by a key; the sequence ends with the special token again and the model must output the key
-/// (recall by association). Tokens 0..vocab−1 are ordinary, <c>vocab</c> is the special token.
+/// Induction heads (Olsson et al.; Mamba paper §4.1 and appendix E.1, as in the H3/safari synthetic tasks): a random
+/// sequence over <c>vocab</c> ordinary tokens holds the special (trigger) token once, followed by a key; the sequence
+/// ends with the special token again, where the model must output the key. Only that last position is scored.
+/// Tokens 0..vocab−1 are ordinary, <c>vocab</c> is the special token. The paper's setting: vocabulary 16, training
+/// length 2^8 = 256, test lengths 2^6 … 2^20.
 /// </summary>
-public sealed class InductionHeads(int length = 64, int vocab = 16) : ISequenceTask
+public sealed class InductionHeads(int length = 256, int vocab = 16) : ISequenceTask
 {
     private readonly int _length = length >= 4 ? length
         : throw new ArgumentException($"--length: an induction-heads sequence needs at least 4 tokens (special, key, …, special), got {length}");
@@ -20,21 +22,52 @@ public sealed class InductionHeads(int length = 64, int vocab = 16) : ISequenceT
 
     public (long[] Inputs, long[] Targets) Sample(SplitMixRandom rng, int batch, int scale = 1)
     {
-        int t = LengthFor(scale), special = Vocab;
+        int t = LengthFor(scale);
         var inputs = new long[batch * t];
         var targets = new long[batch * t];
         Array.Fill(targets, -100L);
         for (int b = 0; b < batch; b++)
         {
-            long row = (long)b * t;
-            for (int i = 0; i < t; i++) inputs[row + i] = rng.Next(Vocab);
-            int p = rng.Next(t - 3);               // special at p, key at p + 1, both before the final query
-            long key = rng.Next(Vocab);
-            inputs[row + p] = special;
-            inputs[row + p + 1] = key;
-            inputs[row + t - 1] = special;
-            targets[row + t - 1] = key;
+            var sequence = Sequence(rng, t);
+            sequence.Read(inputs.AsSpan(b * t, t));
+            targets[b * t + t - 1] = sequence.Key;
         }
         return (inputs, targets);
+    }
+
+    /// <summary>One sequence of <paramref name="length"/> tokens, drawn from <paramref name="rng"/> and read in order.</summary>
+    public InductionSequence Sequence(SplitMixRandom rng, long length)
+    {
+        if (length < 4) throw new ArgumentException($"an induction-heads sequence needs at least 4 tokens, got {length}");
+        long trigger = (long)(rng.NextDouble() * (length - 3));   // special at trigger, key at trigger + 1, both before the final query
+        int key = rng.Next(Vocab);
+        return new InductionSequence(length, trigger, key, Vocab, new SplitMixRandom(rng.NextUInt64()));
+    }
+}
+
+/// <summary>
+/// An induction-heads sequence produced position by position, so that a million-token sequence never exists whole:
+/// ordinary tokens from its own random stream, the special token at <see cref="Trigger"/> and at the last position,
+/// <see cref="Key"/> right after the trigger.
+/// </summary>
+public sealed class InductionSequence(long length, long trigger, int key, int vocab, SplitMixRandom noise)
+{
+    public long Length { get; } = length;
+    public long Trigger { get; } = trigger;
+    public int Key { get; } = key;
+    public int Special => vocab;
+    /// <summary>Tokens read so far.</summary>
+    public long Position { get; private set; }
+
+    /// <summary>The next <c>destination.Length</c> tokens.</summary>
+    public void Read(Span<long> destination)
+    {
+        if (Position + destination.Length > Length)
+            throw new InvalidOperationException($"reading {destination.Length} tokens at position {Position} passes the sequence's end ({Length})");
+        for (int i = 0; i < destination.Length; i++, Position++)
+        {
+            long noiseToken = noise.Next(vocab);   // drawn at every position, so the stream never depends on the chunking
+            destination[i] = Position == Trigger || Position == Length - 1 ? Special : Position == Trigger + 1 ? Key : noiseToken;
+        }
     }
 }

@@ -14,46 +14,55 @@ namespace Mamba4.Tasks.Synthetic;
 /// </summary>
 public static class SyntheticRun
 {
-    public static string RunName(SyntheticOptions o) => o.Selective ? "selective" : "time-invariant";
+    public static string RunName(SyntheticOptions o) => o.Transformer ? "transformer" : o.Selective ? "selective" : "time-invariant";
 
     /// <summary>What defines one model's run; a checkpoint resumes only into the same configuration.</summary>
     public static JsonObject RunConfig(SyntheticOptions o, TrainerOptions t) => new()
     {
         ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length) switch { SelectiveCopying copying => copying.RegionLength, var other => other.Length }, ["d_model"] = o.DModel, ["layers"] = o.Layers,
-        ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["batch"] = o.Batch,
-        ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["weight_decay"] = t.WeightDecay,
+        ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["transformer"] = o.Transformer, ["batch"] = o.Batch,
+        ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["min_lr_ratio"] = t.MinLearningRateRatio, ["weight_decay"] = t.WeightDecay,
         ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
     };
+
+    /// <summary>The runs of a settings record: the model, then its time-invariant twin and the Transformer where asked.</summary>
+    public static List<SyntheticOptions> Runs(SyntheticRunSettings s)
+    {
+        var runs = new List<SyntheticOptions> { s.Model };
+        if (s.Model is { Selective: true, Transformer: false } && s.Ablation) runs.Add(s.Model with { Selective = false });
+        if (!s.Model.Transformer && (s.TransformerBaseline ?? s.Model.Task == "induction-heads")) runs.Add(s.Model with { Transformer = true });
+        return runs;
+    }
 
     public static SyntheticRunResult Run(SyntheticRunSettings s, IRunProgress progress, StopSignal stop, TextWriter log)
     {
         s.Model.Validate();
-        var runs = new List<SyntheticOptions> { s.Model };
-        if (s.Model.Selective && s.Ablation) runs.Add(s.Model with { Selective = false });
+        var runs = Runs(s);
         var root = RunDirectory.Open(s.OutputDirectory, runs.Select(RunName).ToList(), s.Resume, log);
-        var prepared = new List<(SyntheticOptions Options, ISequenceTask Task, MambaLM Model, Trainer Trainer, RunDirectory Dir)>();
+        var prepared = new List<(SyntheticOptions Options, TrainerOptions Training, ISequenceTask Task, ICausalLanguageModel Model, Trainer Trainer, RunDirectory Dir)>();
         try
         {
             foreach (var o in runs)
             {
                 var dir = root.Child(RunName(o));
                 var task = SyntheticTraining.CreateTask(o.Task, o.Length);
-                var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: (int)s.Trainer.Seed);
-                model.To(s.Device);
-                var trainer = new Trainer(model, s.Trainer with { OutputDirectory = dir.Path }, RunConfig(o, s.Trainer),
+                var model = SyntheticTraining.CreateModel(o, task, seed: (int)s.Trainer.Seed);
+                model.AsModule.To(s.Device);
+                var options = SyntheticTraining.TrainerFor(o, s.Trainer);
+                var trainer = new Trainer(model.AsModule, options with { OutputDirectory = dir.Path }, RunConfig(o, options),
                     (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch),
                     () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed) });
-                prepared.Add((o, task, model, trainer, dir));
+                prepared.Add((o, options, task, model, trainer, dir));
                 if (s.Resume && trainer.Resume())
                     log.WriteLine($"{RunName(o)}: resuming at step {trainer.Step} from {dir.CheckpointPath}");
             }
 
             var results = new List<SyntheticModelResult>();
-            foreach (var (o, task, model, trainer, dir) in prepared)
+            foreach (var (o, options, task, model, trainer, dir) in prepared)
             {
                 string name = RunName(o);
-                dir.WriteRunJson(RunConfig(o, s.Trainer), s.Device, Backends.Backend.Settings);
-                log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers, d_state {o.DState}, {model.ParameterCount:N0} parameters, {s.Trainer.Steps} steps × {o.Batch} sequences");
+                dir.WriteRunJson(RunConfig(o, options), s.Device, Backends.Backend.Settings);
+                log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {options.Steps} steps × {o.Batch} sequences, lr {options.LearningRate:G3}");
                 double lastAccuracy = double.NaN;
                 trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
                 var result = progress.Follow(name, trainer, s.Trainer.Steps, () => trainer.Run(() => stop.Requested),
@@ -63,27 +72,57 @@ public static class SyntheticRun
                     log.WriteLine($"{name}: stopped at step {result.Step}; checkpoint written to {dir.CheckpointPath}. Continue with --resume.");
                     return new SyntheticRunResult(results, Interrupted: true, root.Path);
                 }
-                var final = new Dictionary<string, double>();
-                foreach (int scale in task is InductionHeads ? new[] { 1, 4, 16, 64 } : new[] { 1 })
-                    final[scale == 1 ? "accuracy" : $"accuracy_{scale}x"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed, scale, samples: scale == 1 ? s.FinalSamples : s.ExtrapolationSamples);
                 SaveModel(model, dir.ModelPath);
-                results.Add(new SyntheticModelResult(name, o, result, final));
-                log.WriteLine($"{name}: " + string.Join(", ", final.Select(kv => $"{kv.Key} {kv.Value.ToString("P1", CultureInfo.InvariantCulture)}")) + $" ({result.Seconds:F0} s)");
+                var final = new Dictionary<string, double>();
+                var byLength = new SortedDictionary<long, LengthAccuracy>();
+                if (task is InductionHeads induction)
+                {
+                    foreach (var row in ByLength(model, induction, o, s))
+                    {
+                        byLength[row.Length] = row;
+                        log.WriteLine($"{name}: length {row.Length,7}: {row}");
+                    }
+                    final["accuracy"] = byLength.TryGetValue(task.Length, out var atTraining) ? atTraining.Accuracy
+                        : InductionEvaluation.Accuracy(model, induction, s.Trainer.Seed, task.Length, InductionEvaluation.SamplesFor(task.Length));
+                }
+                else final["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed, samples: s.FinalSamples);
+                results.Add(new SyntheticModelResult(name, o, result, final, byLength));
+                log.WriteLine($"{name}: " + string.Join(", ", final.Select(kv => $"{kv.Key} {kv.Value.ToString("P1", CultureInfo.InvariantCulture)}")) + $" ({result.Seconds:F0} s training)");
             }
             WriteReport(root, results);
             return new SyntheticRunResult(results, Interrupted: false, root.Path);
         }
         finally
         {
-            foreach (var p in prepared) { p.Trainer.Dispose(); p.Model.Dispose(); }
+            foreach (var p in prepared) { p.Trainer.Dispose(); p.Model.AsModule.Dispose(); }
         }
     }
 
-    private static void SaveModel(MambaLM model, string dir)
+    /// <summary>
+    /// Induction heads: accuracy at each test length in turn. The Transformer stops at its positions (16× the training
+    /// length: its cost grows with L²); a model below twice chance beyond the training length is not run further.
+    /// </summary>
+    private static IEnumerable<LengthAccuracy> ByLength(ICausalLanguageModel model, InductionHeads task, SyntheticOptions o, SyntheticRunSettings s)
+    {
+        foreach (long length in s.Lengths ?? InductionEvaluation.PaperLengths)
+        {
+            if (o.Transformer && length > SyntheticTraining.TransformerPositions(task)) yield break;
+            var row = LengthAccuracy.Measure(model, task, s.Trainer.Seed, length, s.Samples);
+            yield return row;
+            if (length > task.Length && row.Accuracy < 2.0 / task.Vocab) yield break;
+        }
+    }
+
+    private static void SaveModel(ICausalLanguageModel model, string dir)
     {
         Directory.CreateDirectory(dir);
-        model.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
-        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
+        model.AsModule.SaveSafetensors(Path.Combine(dir, "model.safetensors"));
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), model switch
+        {
+            MambaLM m => m.Config.ToJson(),
+            GptLM g => g.Config.ToJson().ToJsonString(),
+            _ => throw new NotSupportedException(model.GetType().Name),
+        });
     }
 
     private static void WriteReport(RunDirectory root, List<SyntheticModelResult> results)
@@ -97,9 +136,15 @@ public static class SyntheticRun
             accuracy.Add((r.Name, heldOutAccuracy));
         }
         var keys = results.SelectMany(f => f.Final.Keys).Distinct().ToArray();
-        new HtmlReport("Mamba4 training report")
+        var lengths = results.SelectMany(f => f.ByLength.Keys).Distinct().Order().ToArray();
+        var report = new HtmlReport("Mamba4 training report")
             .Paragraph($"Output folder: {Path.GetFullPath(root.Path)} — written {DateTime.UtcNow:u}")
-            .Table(["run", .. keys], results.Select(f => new[] { f.Name }.Concat(keys.Select(k => f.Final.TryGetValue(k, out var v) ? v.ToString("P2", CultureInfo.InvariantCulture) : "-")).ToArray()))
+            .Table(["run", .. keys], results.Select(f => new[] { f.Name }.Concat(keys.Select(k => f.Final.TryGetValue(k, out var v) ? v.ToString("P2", CultureInfo.InvariantCulture) : "-")).ToArray()));
+        if (lengths.Length > 0)
+            report.Paragraph("Accuracy by test length (held-out sequences; '-' not run):")
+                .Table(["run", .. lengths.Select(l => l.ToString(CultureInfo.InvariantCulture))],
+                    results.Select(f => new[] { f.Name }.Concat(lengths.Select(l => f.ByLength.TryGetValue(l, out var r) ? r.Accuracy.ToString("P1", CultureInfo.InvariantCulture) : "-")).ToArray()));
+        report
             .Chart("Training loss", "step", "cross-entropy (log scale)", loss, logY: true)
             .Chart("Held-out accuracy", "step", "token accuracy", accuracy)
             .Save(root.ReportPath);

@@ -11,12 +11,16 @@ namespace Mamba4.Tasks.Synthetic;
 public sealed record SyntheticRunSettings
 {
     public SyntheticOptions Model { get; init; } = new();
-    public TrainerOptions Trainer { get; init; } = new() { Steps = 2000, LearningRate = 5e-3f, WarmupSteps = 50 };
+    public TrainerOptions Trainer { get; init; } = SyntheticTraining.Preset("selective-copying").Trainer;
     /// <summary>Also train the time-invariant twin (B, C, Δ input-independent) on the same budget.</summary>
     public bool Ablation { get; init; } = true;
-    /// <summary>Held-out sequences for the final accuracy at the training length, and at each longer length.</summary>
+    /// <summary>Also train the GPT twin (same width, depth, data and budget); null = for induction heads only.</summary>
+    public bool? TransformerBaseline { get; init; }
+    /// <summary>Induction heads: the test lengths (null = 2^6 … 2^20) and held-out sequences per length (0 = <see cref="InductionEvaluation.SamplesFor"/>).</summary>
+    public IReadOnlyList<long>? Lengths { get; init; }
+    public int Samples { get; init; }
+    /// <summary>Selective copying: held-out sequences for the final accuracy.</summary>
     public int FinalSamples { get; init; } = 512;
-    public int ExtrapolationSamples { get; init; } = 128;
     public string OutputDirectory { get; init; } = "";
     public bool Resume { get; init; }
     public Device Device { get; init; } = Device.Cpu;

@@ -18,6 +18,8 @@ public sealed record SyntheticOptions
     public int DConv { get; init; } = 4;
     public int Expand { get; init; } = 2;
     public bool Selective { get; init; } = true;
+    /// <summary>The in-tree GPT (learned absolute positions, d_model/16 heads) instead of Mamba, same width and depth.</summary>
+    public bool Transformer { get; init; }
     public int Batch { get; init; } = 32;
 
     public void Validate()
@@ -41,9 +43,35 @@ public static class SyntheticTraining
     public static ISequenceTask CreateTask(string name, int length = 0) => name switch
     {
         "selective-copying" => new SelectiveCopying(regionLength: length > 0 ? length : 32),
-        "induction-heads" => new InductionHeads(length: length > 0 ? length : 64),
+        "induction-heads" => new InductionHeads(length: length > 0 ? length : 256),
         _ => throw new ArgumentException($"unknown task '{name}' (expected one of: {string.Join(", ", Tasks)})"),
     };
+
+    /// <summary>
+    /// Each task's defaults. Selective copying: the quick start (a few minutes on 2 cores). Induction heads: the Mamba
+    /// paper's setting (appendix E.1: length 2^8, vocabulary 16, 2 layers of d_model 64, Adam without weight decay at a
+    /// constant learning rate) on the budget of two CPU cores — see docs/induction-heads.md.
+    /// </summary>
+    public static (SyntheticOptions Model, TrainerOptions Trainer) Preset(string task) => task switch
+    {
+        "induction-heads" => (new SyntheticOptions { Task = task, Batch = InductionBatch },
+            new TrainerOptions { Steps = InductionSteps, LearningRate = InductionLearningRate, WarmupSteps = 0, MinLearningRateRatio = 1, WeightDecay = 0, EvalEvery = 250 }),
+        _ => (new SyntheticOptions { Task = task }, new TrainerOptions { Steps = 2000, LearningRate = 5e-3f, WarmupSteps = 50 }),
+    };
+
+    private const int InductionBatch = 32;
+    private const long InductionSteps = 3000;
+    private const float InductionLearningRate = 5e-3f;
+
+    /// <summary>
+    /// The Transformer's learning rate as a fraction of the run's: the paper trained attention at 2e-4 and Mamba at 1e-3
+    /// ("the attention models did not learn at 1e-3"), so the GPT twin gets the same ratio.
+    /// </summary>
+    public const float TransformerLearningRateRatio = 0.2f;
+
+    /// <summary>The trainer options of one run: the settings', with the Transformer's learning rate scaled.</summary>
+    public static TrainerOptions TrainerFor(SyntheticOptions o, TrainerOptions t) =>
+        o.Transformer ? t with { LearningRate = t.LearningRate * TransformerLearningRateRatio } : t;
 
     public static MambaConfig ModelConfig(SyntheticOptions o, ISequenceTask task) => new()
     {
@@ -51,18 +79,36 @@ public static class SyntheticTraining
         VocabSize = task.VocabSize, Selective = o.Selective, TieEmbeddings = true,
     };
 
+    /// <summary>The GPT twin: same width, depth and vocabulary, positions enough for <paramref name="maxLength"/>.</summary>
+    public static GptConfig TransformerConfig(SyntheticOptions o, ISequenceTask task, int maxLength) => new()
+    {
+        DModel = o.DModel, NLayer = o.Layers, NHead = Math.Max(1, o.DModel / 16), VocabSize = task.VocabSize, MaxPositions = maxLength,
+    };
+
+    /// <summary>The model of one run: Mamba (selective or not) or the Transformer.</summary>
+    public static ICausalLanguageModel CreateModel(SyntheticOptions o, ISequenceTask task, int seed) =>
+        o.Transformer ? new GptLM(TransformerConfig(o, task, TransformerPositions(task)), seed) : new MambaLM(ModelConfig(o, task), seed);
+
+    /// <summary>Positions the Transformer is built with: up to 16× the training length (the longest it is evaluated at).</summary>
+    public static int TransformerPositions(ISequenceTask task) =>
+        (int)Math.Min(ModelLimits.Positions, (long)task.Length * (task is InductionHeads ? TransformerMaxScale : 64));
+
+    /// <summary>The longest Transformer evaluation, as a multiple of the training length (its cost grows with L²).</summary>
+    public const int TransformerMaxScale = 16;
+
     /// <summary>The batch of <paramref name="step"/> (a function of seed and step only) and its mean cross-entropy over scored positions.</summary>
-    public static (Tensor Loss, long Tokens) Loss(MambaLM model, ISequenceTask task, long seed, long step, int batch)
+    public static (Tensor Loss, long Tokens) Loss(ICausalLanguageModel model, ISequenceTask task, long seed, long step, int batch)
     {
         var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, step), batch);
         int t = task.Length;
-        var logits = model.Forward(Tensor.From(inputs, batch, t));
+        var logits = model.Logits(Tensor.From(inputs, batch, t));
         return (F.CrossEntropy(logits, Tensor.From(targets, batch, t)), (long)batch * t);
     }
 
     /// <summary>Fraction of scored tokens predicted correctly (arg-max) on held-out samples, at <paramref name="scale"/>× the training length.</summary>
-    public static double Accuracy(MambaLM model, ISequenceTask task, long seed, int scale = 1, int samples = 256, int batch = 32)
+    public static double Accuracy(ICausalLanguageModel icm, ISequenceTask task, long seed, int scale = 1, int samples = 256, int batch = 32)
     {
+        var model = icm.AsModule;
         model.Eval();
         using var _ = GradMode.NoGrad();
         long correct = 0, total = 0;
@@ -74,7 +120,7 @@ public static class SyntheticTraining
             // Evaluation data: a stream of its own, never seen in training.
             var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, i, stream: 7_000 + scale), n, scale);
             using var scope = new TensorScope();
-            var output = model.Forward(Tensor.From(inputs, n, t));
+            var output = icm.Logits(Tensor.From(inputs, n, t));
             Span<float> logits = output.Device.IsCpu ? output.AsSpan<float>() : output.ToFloatArray();
             for (long p = 0; p < targets.Length; p++)
             {

@@ -1,0 +1,125 @@
+using Mamba4.Autograd;
+using Mamba4.Models;
+using Mamba4.Tasks.Synthetic;
+using Mamba4.Tensors;
+using Mamba4.Training;
+
+namespace Mamba4.Tests;
+
+/// <summary>Induction heads: the streamed sequences, the recurrent evaluation against the full forward, the interval.</summary>
+public class InductionHeadsTests
+{
+    [Fact]
+    public void SequenceReadInChunksEqualsOneRead()
+    {
+        var task = new InductionHeads(length: 20, vocab: 5);
+        var whole = new long[1000];
+        task.Sequence(SplitMixRandom.ForStep(3, 1), 1000).Read(whole);
+        var chunked = new long[1000];
+        var s = task.Sequence(SplitMixRandom.ForStep(3, 1), 1000);
+        for (int start = 0; start < 1000; start += 37) s.Read(chunked.AsSpan(start, Math.Min(37, 1000 - start)));
+        Assert.Equal(whole, chunked);
+        // The structure: special (5) exactly at the trigger and the end, the key right after the trigger.
+        Assert.Equal(5, whole[^1]);
+        Assert.Equal(2, whole.Count(t => t == 5));
+        int trigger = Array.IndexOf(whole, 5L);
+        Assert.Equal(s.Trigger, trigger);
+        Assert.Equal(s.Key, whole[trigger + 1]);
+        Assert.All(whole, t => Assert.InRange(t, 0, 5));
+        Assert.Throws<InvalidOperationException>(() => s.Read(new long[1]));
+    }
+
+    [Fact]
+    public void TriggerIsSpreadOverTheWholeSequenceAtAMillionTokens()
+    {
+        // The trigger is uniform over the sequence, so long test lengths really test long memory.
+        var task = new InductionHeads();
+        var triggers = Enumerable.Range(0, 400).Select(i => InductionEvaluation.HeldOut(task, 1, 1 << 20, i).Trigger).ToArray();
+        Assert.All(triggers, p => Assert.InRange(p, 0, (1 << 20) - 4));
+        Assert.InRange(triggers.Count(p => p < 1 << 19), 160, 240);
+        Assert.InRange(triggers.Count(p => p < 1 << 16), 10, 45);   // 1/16 of 400 = 25
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void RecurrentEvaluationEqualsTheFullForward(bool selective)
+    {
+        var task = new InductionHeads(length: 16, vocab: 6);
+        var o = new SyntheticOptions { Task = "induction-heads", DModel = 16, Layers = 2, DState = 4, Selective = selective };
+        using var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 4);
+        PerturbWeights(model);
+        const int length = 45, n = 5;
+        var recurrent = InductionEvaluation.LastLogitsRecurrent(model, Sequences(task, length, n), chunk: 8);   // chunks of 8 do not divide 45
+        var ids = new long[n * length];
+        var sequences = Sequences(task, length, n);
+        for (int s = 0; s < n; s++) sequences[s].Read(ids.AsSpan(s * length, length));
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        var full = model.Forward(Tensor.From(ids, n, length)).ToFloatArray();
+        int v = task.VocabSize;
+        for (int s = 0; s < n; s++)
+            for (int k = 0; k < v; k++)
+                Assert.Equal(full[((s + 1) * length - 1) * v + k], recurrent[s * v + k], 1e-4);
+        Assert.True(model.Training, "the evaluation restores training mode");
+    }
+
+    [Fact]
+    public void TransformerEvaluationTakesTheLastPositionOfEachSequence()
+    {
+        var task = new InductionHeads(length: 16, vocab: 6);
+        var o = new SyntheticOptions { Task = "induction-heads", DModel = 16, Layers = 1, Transformer = true };
+        var model = (GptLM)SyntheticTraining.CreateModel(o, task, seed: 2);
+        using var owned = model;
+        const int length = 40, n = 3;
+        var last = InductionEvaluation.LastLogitsFull(model, Sequences(task, length, n));
+        var sequences = Sequences(task, length, n);
+        using var _ = GradMode.NoGrad();
+        for (int s = 0; s < n; s++)
+        {
+            var ids = new long[length];
+            sequences[s].Read(ids);
+            using var scope = new TensorScope();
+            var one = model.Forward(Tensor.From(ids, 1, length)).ToFloatArray();
+            for (int k = 0; k < task.VocabSize; k++) Assert.Equal(one[(length - 1) * task.VocabSize + k], last[s * task.VocabSize + k], 1e-4);
+        }
+    }
+
+    [Theory]
+    // Wilson score intervals (95 %) as tabulated by Newcombe (1998), Statistics in Medicine 17:857, table I.
+    [InlineData(81, 263, 0.2553, 0.3662)]
+    [InlineData(15, 148, 0.0624, 0.1605)]
+    [InlineData(0, 20, 0.0, 0.1611)]
+    [InlineData(1, 29, 0.0061, 0.1718)]
+    public void WilsonIntervalMatchesPublishedValues(long correct, long n, double low, double high)
+    {
+        var (l, h) = InductionEvaluation.Wilson(correct, n);
+        Assert.Equal(low, l, 3e-4);
+        Assert.Equal(high, h, 3e-4);
+    }
+
+    [Fact]
+    public void SamplesPerLengthGiveAnIntervalWithinOnePercentUpToTwoToTheThirteen()
+    {
+        foreach (long length in InductionEvaluation.PaperLengths.Where(l => l <= 1 << 13))
+        {
+            int n = InductionEvaluation.SamplesFor(length);
+            Assert.True(InductionEvaluation.Wilson(n, n).Low >= 0.99, $"{n} sequences at {length}");
+        }
+        Assert.Equal(4, InductionEvaluation.SamplesFor(1 << 20));
+    }
+
+    private static InductionSequence[] Sequences(InductionHeads task, long length, int n) =>
+        Enumerable.Range(0, n).Select(i => InductionEvaluation.HeldOut(task, 9, length, i)).ToArray();
+
+    /// <summary>Random weights of a larger scale than the init, so that Δ, the state and the logits all vary.</summary>
+    private static void PerturbWeights(MambaLM model)
+    {
+        var rng = new Random(7);
+        foreach (var p in model.Parameters())
+        {
+            var w = p.AsSpan<float>();
+            for (int i = 0; i < w.Length; i++) w[i] += (float)(rng.NextDouble() - 0.5) * 0.5f;
+        }
+    }
+}
