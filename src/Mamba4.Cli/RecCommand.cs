@@ -41,9 +41,19 @@ internal static class RecCommand
         public readonly Option<string> Model = new("--model") { Description = "mamba4rec | sasrec | bert4rec | gru4rec", DefaultValueFactory = _ => D.Kind };
         public readonly Option<int> MaxLen = new("--max-len") { Description = "most recent items a prediction sees (MAX_ITEM_LIST_LENGTH; 200 for MovieLens)", DefaultValueFactory = _ => D.MaxLen };
         public readonly Option<int?> Hidden = new("--hidden") { Description = "hidden size (GRU4Rec: embedding size); default 64" };
-        public readonly Option<int?> Layers = new("--layers") { Description = "layers (default: Mamba4Rec 1, SASRec 2, BERT4Rec 2, GRU4Rec 1)" };
+        public readonly Option<int?> Layers = new("--layers") { Description = "layers (default: Mamba4Rec 2 — 1 with --preset paper, SASRec 2, BERT4Rec 2, GRU4Rec 1)" };
         public readonly Option<int?> DState = new("--d-state") { Description = "Mamba4Rec SSM state size (default 32)" };
-        public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.2, SASRec 0.5, BERT4Rec 0.2, GRU4Rec 0.3)" };
+        public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.5 — 0.2 with --preset paper, SASRec 0.5, BERT4Rec 0.2, GRU4Rec 0.3)" };
+        public readonly Option<string> Preset = new("--preset")
+        {
+            Description = "default | paper: the Mamba4Rec paper's configuration (1 layer, dropout 0.2; hidden 64, d_state 32, Adam 1e-3, batch 2048, 300 epochs, patience 10; baselines at RecBole's defaults under both)",
+            DefaultValueFactory = _ => D.Preset,
+        };
+        public readonly Option<string> Attention = new("--attention")
+        {
+            Description = "SASRec / BERT4Rec attention: fused (no L×L tensor kept) | naive (RecBole's materialised L×L scores and probabilities: same results, L² memory)",
+            DefaultValueFactory = _ => D.Attention,
+        };
 
         public readonly Option<bool?> Residual = new("--residual")
         {
@@ -54,13 +64,14 @@ internal static class RecCommand
         public readonly Option<int?> HeadDim = new("--head-dim") { Description = "Mamba4Rec with --mixer mamba2: head width (default: ≤ 64 dividing 2·hidden, at least 4 heads)" };
 
         /// <summary>The sizes, without --model (compare trains several).</summary>
-        public IEnumerable<Option> Sizes => [MaxLen, Hidden, Layers, DState, Dropout, Residual, Mixer, HeadDim];
+        public IEnumerable<Option> Sizes => [MaxLen, Hidden, Layers, DState, Dropout, Residual, Mixer, HeadDim, Preset, Attention];
 
         public RecModelOptions Get(ParseResult parse, bool withKind) => new()
         {
             Kind = withKind ? parse.GetValue(Model)! : D.Kind, MaxLen = parse.GetValue(MaxLen), Hidden = parse.GetValue(Hidden),
             Layers = parse.GetValue(Layers), DState = parse.GetValue(DState), Dropout = parse.GetValue(Dropout), Residual = parse.GetValue(Residual),
-            Mixer = parse.GetValue(Mixer)!, HeadDim = parse.GetValue(HeadDim),
+            Mixer = parse.GetValue(Mixer)!, HeadDim = parse.GetValue(HeadDim), Preset = parse.GetValue(Preset)!.Trim().ToLowerInvariant(),
+            Attention = parse.GetValue(Attention)!.Trim().ToLowerInvariant(),
         };
     }
 
