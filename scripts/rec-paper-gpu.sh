@@ -9,7 +9,11 @@
 #      every run interrupted after LIMIT seconds if it has not early-stopped (its best model so far is still evaluated);
 #   3. alone on the GPU: the efficiency table (Mamba4.Bench receff: peak memory, s/epoch under both objectives,
 #      inference s per batch of 4,096 users; SASRec/BERT4Rec with fused and naive attention).
-#   bash PACK/rec-paper-gpu.sh           env: LIMIT (training seconds, default 400), OUT (logs; default /tmp/rec-paper)
+#   bash PACK/rec-paper-gpu.sh    env: LIMIT (training seconds, default 400), OUT (logs; default /tmp/rec-paper),
+#                                 ML1M_GRID / BEAUTY_GRID (lines "name|arguments" replacing a grid below; "none" skips it),
+#                                 EFFICIENCY=0 (skip step 3). The run logs, evaluations and ranks come back as OUT/logs.tar.gz.
+# Measured (bench/results/rec-ml1m-h100.txt): 18 processes on one GPU slow each ML-1M epoch ~30× (1–2 s alone, ~40 s
+# shared: the GPU time-slices between processes), so run few at once.
 set -uo pipefail
 pack=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/rec-paper}
@@ -53,21 +57,23 @@ mamba4rec-paper|--model mamba4rec --preset paper
 mamba4rec-default|--model mamba4rec
 EOF
 )
+ml1m_grid=${ML1M_GRID:-$ml1m_grid}
+beauty_grid=${BEAUTY_GRID:-$beauty_grid}
 export MAMBA4_THREADS=1   # many processes share 16 cores; each mostly launches GPU kernels
 stamp "accuracy runs: ML-1M ($(echo "$ml1m_grid" | wc -l) runs) and Beauty ($(echo "$beauty_grid" | wc -l) runs) at once, each capped at $limit s of training"
-GRID=$ml1m_grid JOBS=16 DEVICE=cuda LIMIT=$limit CLI=$cli OUT=$out/ml1m EXTRA="--max-len 200" \
+[ "$ml1m_grid" = none ] || GRID=$ml1m_grid JOBS=16 DEVICE=cuda LIMIT=$limit CLI=$cli OUT=$out/ml1m EXTRA="--max-len 200" \
   bash "$pack/rec-ablation.sh" "$pack/ml-1m.sequences.txt.gz" pairs > "$out/ml1m.txt" 2>&1 &
 ml1m=$!
-GRID=$beauty_grid JOBS=16 DEVICE=cuda LIMIT=$limit CLI=$cli OUT=$out/beauty \
+[ "$beauty_grid" = none ] || GRID=$beauty_grid JOBS=16 DEVICE=cuda LIMIT=$limit CLI=$cli OUT=$out/beauty \
   bash "$pack/rec-ablation.sh" "$pack/Beauty.txt" seq > "$out/beauty.txt" 2>&1 &
 beauty=$!
 wait $ml1m $beauty
 stamp "accuracy runs done"
-grep -A100 "^run " "$out/ml1m.txt"
-grep -A100 "^run " "$out/beauty.txt"
-rm -rf "$out"/*/*/checkpoint.safetensors
+grep -h -A100 "^run " "$out/ml1m.txt" "$out/beauty.txt" 2>/dev/null
+(cd "$out" && tar czf logs.tar.gz --exclude='*.safetensors' --exclude='*.json' */*.log */*.eval.txt */*.ranks.tsv */*/metrics.jsonl 2>/dev/null && rm -rf ml1m beauty)
 
 unset MAMBA4_THREADS
+[ "${EFFICIENCY:-1}" = 0 ] && { stamp "done"; exit 0; }
 stamp "efficiency (alone on the GPU)"
 MAMBA4_DEVICE=cuda timeout 170 dotnet "$pack/Mamba4.Bench/Mamba4.Bench.dll" receff "$pack/ml-1m.sequences.txt.gz" pairs 200 20 2>&1 | tee "$out/receff.txt"
 stamp "done"

@@ -41,12 +41,12 @@ internal static class RecCommand
         public readonly Option<string> Model = new("--model") { Description = "mamba4rec | sasrec | bert4rec | gru4rec", DefaultValueFactory = _ => D.Kind };
         public readonly Option<int> MaxLen = new("--max-len") { Description = "most recent items a prediction sees (MAX_ITEM_LIST_LENGTH; 200 for MovieLens)", DefaultValueFactory = _ => D.MaxLen };
         public readonly Option<int?> Hidden = new("--hidden") { Description = "hidden size (GRU4Rec: embedding size); default 64" };
-        public readonly Option<int?> Layers = new("--layers") { Description = "layers (default: Mamba4Rec 2 — 1 with --preset paper, SASRec 2, BERT4Rec 2, GRU4Rec 1)" };
+        public readonly Option<int?> Layers = new("--layers") { Description = "layers (default: Mamba4Rec 1, SASRec 2, BERT4Rec 2, GRU4Rec 1)" };
         public readonly Option<int?> DState = new("--d-state") { Description = "Mamba4Rec SSM state size (default 32)" };
-        public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.5 — 0.2 with --preset paper, SASRec 0.5, BERT4Rec 0.2, GRU4Rec 0.3)" };
+        public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.2, SASRec 0.5, BERT4Rec 0.2, GRU4Rec 0.3)" };
         public readonly Option<string> Preset = new("--preset")
         {
-            Description = "default | paper: the Mamba4Rec paper's configuration (1 layer, dropout 0.2; hidden 64, d_state 32, Adam 1e-3, batch 2048, 300 epochs, patience 10; baselines at RecBole's defaults under both)",
+            Description = "default | paper: Mamba4Rec pinned to the paper's configuration (hidden 64, 1 layer, d_state 32, d_conv 4, expand 2, dropout 0.2; the defaults equal it today); baselines at RecBole's defaults under both; explicit size options still apply",
             DefaultValueFactory = _ => D.Preset,
         };
         public readonly Option<string> Attention = new("--attention")
