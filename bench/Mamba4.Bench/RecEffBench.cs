@@ -38,13 +38,13 @@ public static class RecEffBench
         (string Name, RecModelOptions Options)[] models =
         [
             ("mamba4rec (paper)", new() { Kind = "mamba4rec", MaxLen = maxLen, Preset = "paper" }),
-            ("mamba4rec (default)", new() { Kind = "mamba4rec", MaxLen = maxLen }),
+            ("mamba4rec --layers 2 --dropout 0.5", new() { Kind = "mamba4rec", MaxLen = maxLen, Layers = 2, Dropout = 0.5f }),
             ("sasrec", new() { Kind = "sasrec", MaxLen = maxLen }),
             ("sasrec --attention naive", new() { Kind = "sasrec", MaxLen = maxLen, Attention = "naive" }),
             ("bert4rec", new() { Kind = "bert4rec", MaxLen = maxLen }),
             ("bert4rec --attention naive", new() { Kind = "bert4rec", MaxLen = maxLen, Attention = "naive" }),
         ];
-        Console.WriteLine($"{"model",-28} {"objective",-14} {"steps/ep",8} {"s/step",8} {"s/epoch",8} {"peak train MB",13} {"s/infer batch",13} {"peak infer MB",13}");
+        Console.WriteLine($"{"model",-36} {"objective",-14} {"steps/ep",8} {"s/step",8} {"s/epoch",8} {"peak train MB",13} {"s/infer batch",13} {"peak infer MB",13}");
         foreach (var (name, options) in models)
             foreach (var objective in new[] { RecObjective.AllPositions, RecObjective.RecBole })
             {
@@ -55,7 +55,7 @@ public static class RecEffBench
                     module.To(device);
                     var train = Train(model, split, maxLen, objective, timed, memory);
                     var (inferSeconds, inferPeak) = Infer(model, split, maxLen, memory);
-                    Console.WriteLine($"{name,-28} {RecTrainOptions.Name(objective),-14} {train.StepsPerEpoch,8} {train.SecondsPerStep,8:F4} " +
+                    Console.WriteLine($"{name,-36} {RecTrainOptions.Name(objective),-14} {train.StepsPerEpoch,8} {train.SecondsPerStep,8:F4} " +
                                       $"{train.SecondsPerStep * train.StepsPerEpoch,8:F1} {train.PeakBytes / 1e6,13:F0} {inferSeconds,13:F4} {inferPeak / 1e6,13:F0}");
                     Console.WriteLine(new JsonObject
                     {
