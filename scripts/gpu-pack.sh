@@ -26,6 +26,6 @@ shared=${MAMBA4_SHARED:-}
 for c in ../shared ../../shared; do [ -z "$shared" ] && [ -d "$c/fixtures" ] && shared=$c; done
 [ -n "$shared" ] || { echo "no shared/fixtures found (set MAMBA4_SHARED)"; exit 1; }
 rm -rf "$target/shared" && mkdir -p "$target/shared" && cp -r "$shared/fixtures" "$target/shared/"
-cp scripts/gpu-test.sh scripts/gpu-scale.sh scripts/gpu-decode.sh "$target/"
+cp scripts/gpu-test.sh scripts/gpu-scale.sh scripts/gpu-decode.sh scripts/rec-ablation.sh scripts/rec-paper-gpu.sh "$target/"
 cp scripts/ssd_anchor.py "$target/ssd_anchor.py"
 du -sh "$target" | sed 's/^/packed: /'

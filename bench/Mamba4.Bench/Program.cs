@@ -20,6 +20,7 @@ var benchmarks = new Dictionary<string, Action>
     ["cuda-ssd"] = CudaSsdBench.Run,
     ["serve"] = ServeBench.Run,
     ["reclen"] = () => RecLenBench.Run(args),
+    ["receff"] = () => RecEffBench.Run(args),
     ["precision"] = () => PrecisionBench.Run(args),
     ["scale"] = () => ScaleBench.Run(args),
     ["induction-probe"] = () => InductionProbe.Run(args),
@@ -29,7 +30,7 @@ var name = args.Length > 0 ? args[0] : "all";
 if (name == "all")
     foreach (var (key, run) in benchmarks)
     {
-        if (key is "lm" or "serve" or "reclen" or "precision" or "scale" or "induction-probe") continue; // a training run with a wall-clock budget, a server under load, minutes of long histories: ask for them by name
+        if (key is "lm" or "serve" or "reclen" or "receff" or "precision" or "scale" or "induction-probe") continue; // a training run with a wall-clock budget, a server under load, minutes of long histories: ask for them by name
         run();
     }
 else if (benchmarks.TryGetValue(name, out var run)) run();

@@ -44,6 +44,16 @@ internal static class RecCommand
         public readonly Option<int?> Layers = new("--layers") { Description = "layers (default: Mamba4Rec 1, SASRec 2, BERT4Rec 2, GRU4Rec 1)" };
         public readonly Option<int?> DState = new("--d-state") { Description = "Mamba4Rec SSM state size (default 32)" };
         public readonly Option<float?> Dropout = new("--dropout") { Description = "dropout (default: Mamba4Rec 0.2, SASRec 0.5, BERT4Rec 0.2, GRU4Rec 0.3)" };
+        public readonly Option<string> Preset = new("--preset")
+        {
+            Description = "default | paper: Mamba4Rec pinned to the paper's configuration (hidden 64, 1 layer, d_state 32, d_conv 4, expand 2, dropout 0.2; the defaults equal it today); baselines at RecBole's defaults under both; explicit size options still apply",
+            DefaultValueFactory = _ => D.Preset,
+        };
+        public readonly Option<string> Attention = new("--attention")
+        {
+            Description = "SASRec / BERT4Rec attention: fused (no L×L tensor kept) | naive (RecBole's materialised L×L scores and probabilities: same results, L² memory)",
+            DefaultValueFactory = _ => D.Attention,
+        };
 
         public readonly Option<bool?> Residual = new("--residual")
         {
@@ -54,13 +64,14 @@ internal static class RecCommand
         public readonly Option<int?> HeadDim = new("--head-dim") { Description = "Mamba4Rec with --mixer mamba2: head width (default: ≤ 64 dividing 2·hidden, at least 4 heads)" };
 
         /// <summary>The sizes, without --model (compare trains several).</summary>
-        public IEnumerable<Option> Sizes => [MaxLen, Hidden, Layers, DState, Dropout, Residual, Mixer, HeadDim];
+        public IEnumerable<Option> Sizes => [MaxLen, Hidden, Layers, DState, Dropout, Residual, Mixer, HeadDim, Preset, Attention];
 
         public RecModelOptions Get(ParseResult parse, bool withKind) => new()
         {
             Kind = withKind ? parse.GetValue(Model)! : D.Kind, MaxLen = parse.GetValue(MaxLen), Hidden = parse.GetValue(Hidden),
             Layers = parse.GetValue(Layers), DState = parse.GetValue(DState), Dropout = parse.GetValue(Dropout), Residual = parse.GetValue(Residual),
-            Mixer = parse.GetValue(Mixer)!, HeadDim = parse.GetValue(HeadDim),
+            Mixer = parse.GetValue(Mixer)!, HeadDim = parse.GetValue(HeadDim), Preset = parse.GetValue(Preset)!.Trim().ToLowerInvariant(),
+            Attention = parse.GetValue(Attention)!.Trim().ToLowerInvariant(),
         };
     }
 

@@ -65,6 +65,9 @@ public interface IBackend
     // ---- matrix products ----
     /// <summary>C = alpha · op(A) · op(B) + beta · C, with A, B, C viewed as matrices [rows, last].</summary>
     void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta);
+    /// <summary>As <see cref="Gemm"/> for each i of a batch: C[i] = alpha · op(A[i]) · op(B[i]) + beta · C[i], with A, B, C
+    /// [batch, rows, last] (contiguous).</summary>
+    void GemmBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta);
     /// <summary>y = x · Wᵀ with x [rows, in] and y [rows, out] F32 and W [out, in] BF16, F16 or I8 (scaled by
     /// <see cref="Tensor.RowScale"/>): the weights are read in their own type, the sums are F32.</summary>
     void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y);

@@ -18,6 +18,8 @@ public sealed record BERT4RecConfig
     public float LayerNormEps { get; init; } = 1e-12f;    // layer_norm_eps
     public double InitializerRange { get; init; } = 0.02; // initializer_range
     public float MaskRatio { get; init; } = 0.2f;         // mask_ratio
+    /// <summary>As <see cref="SASRecConfig.NaiveAttention"/>.</summary>
+    public bool NaiveAttention { get; init; }
 
     /// <summary>RecBole's mask_item_length = int(mask_ratio · max_seq_length): the most masked positions a sequence's loss counts (at least 1).</summary>
     public int MaskItemLength => Math.Max(1, (int)(MaskRatio * MaxSeqLength));
@@ -27,6 +29,7 @@ public sealed record BERT4RecConfig
     {
         NItems = NItems, MaxSeqLength = MaxSeqLength, HiddenSize = HiddenSize, NLayers = NLayers, NHeads = NHeads, InnerSize = InnerSize,
         HiddenDropout = HiddenDropout, AttnDropout = AttnDropout, LayerNormEps = LayerNormEps, InitializerRange = InitializerRange,
+        NaiveAttention = NaiveAttention,
     };
 }
 

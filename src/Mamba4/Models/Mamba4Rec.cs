@@ -24,6 +24,10 @@ public sealed record Mamba4RecConfig
     public MixerKind MixerKind { get; init; }
     public int? HeadDim { get; init; }
 
+    /// <summary>The Mamba4Rec paper's configuration (its config.yaml: hidden 64, 1 layer, d_state 32, d_conv 4, expand 2,
+    /// dropout 0.2), pinned here so `--preset paper` keeps it whatever the defaults above become.</summary>
+    public static Mamba4RecConfig Paper => new() { HiddenSize = 64, NumLayers = 1, DState = 32, DConv = 4, Expand = 2, InnerSize = 256, Dropout = 0.2f };
+
     public MambaConfig Mixer => new MambaConfig
     {
         DModel = HiddenSize, DState = DState, DConv = DConv, Expand = Expand, NLayer = NumLayers,

@@ -18,6 +18,9 @@ public sealed record SASRecConfig
     public float AttnDropout { get; init; } = 0.5f;       // attn_dropout_prob (on the attention probabilities)
     public float LayerNormEps { get; init; } = 1e-12f;    // layer_norm_eps
     public double InitializerRange { get; init; } = 0.02; // initializer_range
+    /// <summary>Materialise the [L × L] attention scores and probabilities as RecBole does (F.AttentionMaterialized)
+    /// instead of the fused op; same results, L² memory. A run setting (`--attention naive`), not saved in config.json.</summary>
+    public bool NaiveAttention { get; init; }
 }
 
 /// <summary>
@@ -158,6 +161,7 @@ public sealed class MultiHeadAttention : Module
         Dense = Child("dense", RecBoleInit.Linear(d, d, rng, config.InitializerRange));
         Norm = Child("LayerNorm", new Nn.LayerNorm(d, config.LayerNormEps));
         Heads = config.NHeads;
+        Naive = config.NaiveAttention;
         AttnDropout = config.AttnDropout;
         HiddenDropout = config.HiddenDropout;
     }
@@ -169,13 +173,16 @@ public sealed class MultiHeadAttention : Module
     public Nn.LayerNorm Norm { get; }
     public int Heads { get; }
     public bool Causal { get; }
+    /// <summary>F.AttentionMaterialized (RecBole's way, L² memory) instead of the fused F.Attention.</summary>
+    public bool Naive { get; }
     public float AttnDropout { get; }
     public float HiddenDropout { get; }
 
     public Tensor Forward(Tensor h, Tensor itemSeq, ref ulong seed)
     {
         var spec = new AttentionSpec(Heads, Causal, KeyPadding: itemSeq, DropoutP: Training ? AttnDropout : 0f, Seed: seed++);
-        var context = F.Attention(Query.Forward(h), Key.Forward(h), Value.Forward(h), spec);
+        var (q, k, v) = (Query.Forward(h), Key.Forward(h), Value.Forward(h));
+        var context = Naive ? F.AttentionMaterialized(q, k, v, spec, Training) : F.Attention(q, k, v, spec);
         var o = F.Dropout(Dense.Forward(context), HiddenDropout, seed++, Training);
         return Norm.Forward(F.Add(o, h));
     }

@@ -47,6 +47,53 @@ public static partial class F
     }
 
     /// <summary>
+    /// The same attention computed the plain way, as RecBole's MultiHeadAttention does (its reference twin): per head h,
+    /// from existing ops, s = q_h k_hᵀ/√dHead + bias [batch, L, L], p = exp(log_softmax(s)), y_h = dropout(p) v_h, the heads
+    /// concatenated. The [L × L] scores and probabilities are materialised and kept by the tape for the backward, so
+    /// memory grows with L² (what `--attention naive` measures). The bias is additive −10000 wherever the fused op
+    /// excludes or masks a key (causal: keys j &gt; i; keyPadding: RecBole's mask as in <see cref="Attention"/>), so the
+    /// results agree with <see cref="Attention"/> within float rounding. Dropout masks are drawn by <see cref="Dropout"/>
+    /// (seeded by the spec's seed and the head), not the fused op's: same distribution, different draws.
+    /// </summary>
+    public static Tensor AttentionMaterialized(Tensor q, Tensor k, Tensor v, AttentionSpec spec, bool training)
+    {
+        const string op = "AttentionMaterialized";
+        if (spec.KeyPadding is { } padding) spec = spec with { KeyPadding = OpCheck.OnDeviceOf(padding, q) };
+        var (batch, l) = CheckArguments(op, q, k, v, spec);
+        int heads = spec.Heads, dHead = q.Shape[2] / heads;
+        var sizes = Enumerable.Repeat(dHead, heads).ToArray();
+        Tensor[] qs = SplitLastAxis(q, sizes), ks = SplitLastAxis(k, sizes), vs = SplitLastAxis(v, sizes);
+        var bias = Tensor.From(MaskBias(spec, batch, l), batch, l, l);
+        var context = new Tensor[heads];
+        for (int h = 0; h < heads; h++)
+        {
+            var scores = Add(Scale(BatchedMatMul(qs[h], ks[h], transB: true), 1f / MathF.Sqrt(dHead)), bias);
+            var p = Exp(LogSoftmax(scores));
+            context[h] = BatchedMatMul(Dropout(p, spec.DropoutP, unchecked(spec.Seed * 1_000_003UL + (ulong)h), training), vs[h]);
+        }
+        return heads == 1 ? context[0] : ConcatLastAxis(context);
+    }
+
+    /// <summary>The additive mask [batch, L, L] of <see cref="AttentionMaterialized"/>: 0 where the key is seen, −10000 where it is not.</summary>
+    private static float[] MaskBias(AttentionSpec spec, int batch, int l)
+    {
+        const float masked = -10000f;
+        var ids = spec.KeyPadding?.ToInt64Array();
+        var bias = new float[(long)batch * l * l];
+        for (int b = 0; b < batch; b++)
+        {
+            bool allPadding = ids is not null && Enumerable.Range(0, l).All(j => ids[b * l + j] == 0);
+            for (int i = 0; i < l; i++)
+                for (int j = 0; j < l; j++)
+                {
+                    bool padded = ids is not null && ids[b * l + j] == 0 && !(allPadding && !spec.Causal);   // BERT4Rec's mask: none when every key is padding
+                    if ((spec.Causal && j > i) || padded) bias[((long)b * l + i) * l + j] = masked;
+                }
+        }
+        return bias;
+    }
+
+    /// <summary>
     /// Decoding with a KV cache (no tape): q [batch, heads·dHead] attends causally to the first <paramref name="length"/>
     /// rows of kCache, vCache [batch, capacity, heads·dHead]; returns y [batch, heads·dHead].
     /// </summary>

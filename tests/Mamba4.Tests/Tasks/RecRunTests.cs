@@ -98,4 +98,24 @@ public class RecRunTests : IDisposable
         Assert.Contains("unknown model 'caser'", bad.Message);
         Assert.Equal("", log.ToString());   // refused before the data was read
     }
+
+    /// <summary>`--attention naive` reaches run.json (with compare: the transformers only; the saved model, whose config.json
+    /// has no attention field, is loaded back for the test metrics); `--preset paper` gives Mamba4Rec the paper's configuration.</summary>
+    [Fact]
+    public void AttentionAndPresetReachTheModelsAndRunJson()
+    {
+        var root = Path.Combine(_dir, "naive");
+        using var stop = new StopSignal();
+        var shared = Tiny(TinyData(), root) with { Model = new RecModelOptions { Hidden = 8, MaxLen = 8, Attention = "naive", Preset = "paper" } };
+        var result = RecCompareRun.Run(new RecCompareSettings { Models = ["sasrec", "mamba4rec"], Shared = shared }, stop, TextWriter.Null);
+        Assert.Equal(2, result.Models.Count);
+        var run = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(root, "sasrec", "run.json")))!;
+        Assert.Equal("naive", run["attention"]!.GetValue<string>());
+        var mamba = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(root, "mamba4rec", "run.json")))!;
+        Assert.Null(mamba["attention"]);   // compare leaves it to the transformers
+        var model = System.Text.Json.Nodes.JsonNode.Parse(mamba["model_config"]!.GetValue<string>())!;
+        Assert.Equal((1, 32, 4, 2, 0.2), (model["num_layers"]!.GetValue<int>(), model["d_state"]!.GetValue<int>(), model["d_conv"]!.GetValue<int>(),
+            model["expand"]!.GetValue<int>(), Math.Round(model["dropout_prob"]!.GetValue<double>(), 6)));
+        Assert.Contains("--preset", Assert.Throws<ArgumentException>(() => new RecModelOptions { Preset = "recbole" }.Validate()).Message);
+    }
 }

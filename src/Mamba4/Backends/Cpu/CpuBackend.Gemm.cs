@@ -29,6 +29,24 @@ public sealed unsafe partial class CpuBackend
             CpuGemm.Sgemm(transA, transB, m, n, k, alpha, a.F32, Math.Max(1, aCols), b.F32, Math.Max(1, bCols), beta, c.F32, Math.Max(1, n));
     }
 
+    /// <summary>C[i] = alpha·op(A[i])·op(B[i]) + beta·C[i] for every i of [batch, rows, last] tensors: one <see cref="Gemm"/> per matrix.</summary>
+    public void GemmBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta)
+    {
+        int batch = BatchOf(a, b, c);
+        for (int i = 0; i < batch; i++)
+        {
+            using Tensor ai = Matrix(a, i), bi = Matrix(b, i), ci = Matrix(c, i);
+            Gemm(ai, transA, bi, transB, ci, alpha, beta);
+        }
+    }
+
+    /// <summary>The batch of a batched GEMM: A, B and C rank 3 with the same leading size, or a one-line error naming the shapes.</summary>
+    internal static int BatchOf(Tensor a, Tensor b, Tensor c) =>
+        a.Rank == 3 && b.Rank == 3 && c.Rank == 3 && a.Shape[0] == b.Shape[0] && a.Shape[0] == c.Shape[0]
+            ? a.Shape[0] : throw new ArgumentException($"gemm (batched): A{a.Shape}, B{b.Shape} and C{c.Shape} must be [batch, rows, cols] with one batch");
+
+    private static Tensor Matrix(Tensor x, int i) => x.ViewOf(new Shape(x.Shape[1], x.Shape[2]), (long)i * x.Shape[1] * x.Shape[2] * sizeof(float));
+
     public void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y)
     {
         OpCheck.F32("gemm", "x", x);

@@ -58,6 +58,31 @@ public sealed unsafe partial class CudaBackend
         Sgemm(transA, transB, m, n, k, alpha, a.DataPointer, Math.Max(1, aCols), b.DataPointer, Math.Max(1, bCols), beta, c.DataPointer, Math.Max(1, n));
     }
 
+    /// <summary>C[i] = α·op(A[i])·op(B[i]) + β·C[i] over [batch, rows, last] tensors: one cublasSgemmStridedBatched
+    /// (F32; the matmul precision applies as for <see cref="Gemm"/>, except BF16, which runs as F32 here).</summary>
+    public void GemmBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta)
+    {
+        int batch = Cpu.CpuBackend.BatchOf(a, b, c);
+        int aRows = a.Shape[1], aCols = a.Shape[2], bRows = b.Shape[1], bCols = b.Shape[2];
+        int m = transA ? aCols : aRows, k = transA ? aRows : aCols;
+        int bk = transB ? bCols : bRows, n = transB ? bRows : bCols;
+        if (bk != k || c.Shape[1] != m || c.Shape[2] != n)
+            throw new ArgumentException($"gemm (batched): A{a.Shape}{(transA ? "ᵀ" : "")} · B{b.Shape}{(transB ? "ᵀ" : "")} into C{c.Shape}: op(A) is {m}×{k}, op(B) is {bk}×{n}, so C must be [{batch}, {m}, {n}]");
+        if (batch == 0 || m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (beta == 0f) Fill(c, 0f);
+            else Scale(c, beta, c);
+            return;
+        }
+        var h = CublasHandle();
+        MakeCurrent();
+        Cublas.Check(Cublas.cublasSgemmStridedBatched(h, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
+            &alpha, b.DataPointer, Math.Max(1, bCols), (long)bRows * bCols, a.DataPointer, Math.Max(1, aCols), (long)aRows * aCols,
+            &beta, c.DataPointer, Math.Max(1, n), (long)m * n, batch),
+            $"cublasSgemmStridedBatched ({batch} × C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
+    }
+
     /// <summary>C (F32) = α·op(A)·op(B) + β·C with A and B rounded to BF16 first (tensor cores, F32 accumulation).</summary>
     private void GemmBf16(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, Tensor b, float beta, Tensor c)
     {

@@ -16,7 +16,8 @@ public sealed record RecCompareSettings
     {
         kind = RecModels.ParseKind(kind);
         return Shared with { Model = Shared.Model with { Kind = kind, Residual = kind == "mamba4rec" ? Shared.Model.Residual : null,
-            Mixer = kind == "mamba4rec" ? Shared.Model.Mixer : "mamba1", HeadDim = kind == "mamba4rec" ? Shared.Model.HeadDim : null } };
+            Mixer = kind == "mamba4rec" ? Shared.Model.Mixer : "mamba1", HeadDim = kind == "mamba4rec" ? Shared.Model.HeadDim : null,
+            Attention = kind is "sasrec" or "bert4rec" ? Shared.Model.Attention : "fused" } };
     }
 
     public void Validate()

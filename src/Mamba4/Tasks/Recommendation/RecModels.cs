@@ -26,6 +26,17 @@ public sealed record RecModelOptions
     /// <summary>Mamba4Rec only: the layers' mixer, mamba1 or mamba2 (with <see cref="HeadDim"/>, null = the default).</summary>
     public string Mixer { get; init; } = "mamba1";
     public int? HeadDim { get; init; }
+    /// <summary>SASRec and BERT4Rec: "fused" (F.Attention, no [L × L] tensor kept) or "naive" (RecBole's materialised
+    /// scores and probabilities, F.AttentionMaterialized: same results, L² memory).</summary>
+    public string Attention { get; init; } = "fused";
+    /// <summary>Where Mamba4Rec's unset sizes come from: "default" (<see cref="Mamba4RecConfig"/>'s defaults) or "paper"
+    /// (<see cref="Mamba4RecConfig.Paper"/>, pinned). They are the same today: on validation metrics the `--layers 2
+    /// --dropout 0.5` candidate did not beat the paper's configuration on ML-100K or ML-1M (docs/recommendation.md,
+    /// "Defaults"). The baselines keep RecBole's defaults under both.</summary>
+    public string Preset { get; init; } = "default";
+
+    public static readonly string[] AttentionKinds = ["fused", "naive"];
+    public static readonly string[] Presets = ["default", "paper"];
 
     /// <summary>Checks every size (and the kind) before anything is read, created or written.</summary>
     public void Validate()
@@ -39,6 +50,9 @@ public sealed record RecModelOptions
         if (Residual is not null && kind != "mamba4rec") throw new ArgumentException($"--residual applies to mamba4rec only, not {kind}");
         MambaConfig.ParseMixer(Mixer);
         if ((Mixer != "mamba1" || HeadDim is not null) && kind != "mamba4rec") throw new ArgumentException($"--mixer and --head-dim apply to mamba4rec only, not {kind}");
+        if (!Presets.Contains(Preset)) throw new ArgumentException($"--preset must be {string.Join(" or ", Presets)}, got '{Preset}'");
+        if (!AttentionKinds.Contains(Attention)) throw new ArgumentException($"--attention must be {string.Join(" or ", AttentionKinds)}, got '{Attention}'");
+        if (Attention != "fused" && kind is not ("sasrec" or "bert4rec")) throw new ArgumentException($"--attention applies to sasrec and bert4rec only, not {kind}");
         var sasrec = new SASRecConfig();
         if (kind is "sasrec" or "bert4rec" && (Hidden ?? sasrec.HiddenSize) % sasrec.NHeads != 0)
             throw new ArgumentException($"--hidden must be a multiple of {(kind == "sasrec" ? "SASRec" : "BERT4Rec")}'s {sasrec.NHeads} heads, got {Hidden ?? sasrec.HiddenSize}");
@@ -99,12 +113,12 @@ public static class RecModels
         {
             case "mamba4rec":
             {
-                var d = new Mamba4RecConfig();
+                var d = o.Preset == "paper" ? Mamba4RecConfig.Paper : new Mamba4RecConfig();
                 int hidden = o.Hidden ?? d.HiddenSize;
                 return new Mamba4Rec(new Mamba4RecConfig
                 {
                     NItems = nItems, HiddenSize = hidden, NumLayers = o.Layers ?? d.NumLayers, DState = o.DState ?? d.DState,
-                    InnerSize = 4 * hidden, Dropout = o.Dropout ?? d.Dropout, Residual = o.Residual,
+                    DConv = d.DConv, Expand = d.Expand, InnerSize = 4 * hidden, Dropout = o.Dropout ?? d.Dropout, Residual = o.Residual,
                     MixerKind = MambaConfig.ParseMixer(o.Mixer), HeadDim = o.HeadDim,
                 }, seed);
             }
@@ -116,7 +130,7 @@ public static class RecModels
                 return new SASRec(new SASRecConfig
                 {
                     NItems = nItems, MaxSeqLength = o.MaxLen, HiddenSize = hidden, NLayers = o.Layers ?? d.NLayers, InnerSize = 4 * hidden,
-                    HiddenDropout = p, AttnDropout = p,
+                    HiddenDropout = p, AttnDropout = p, NaiveAttention = o.Attention == "naive",
                 }, seed);
             }
             case "bert4rec":
@@ -127,7 +141,7 @@ public static class RecModels
                 return new BERT4Rec(new BERT4RecConfig
                 {
                     NItems = nItems, MaxSeqLength = o.MaxLen, HiddenSize = hidden, NLayers = o.Layers ?? d.NLayers, InnerSize = 4 * hidden,
-                    HiddenDropout = p, AttnDropout = p,
+                    HiddenDropout = p, AttnDropout = p, NaiveAttention = o.Attention == "naive",
                 }, seed);
             }
             default:

@@ -64,6 +64,7 @@ public static class RecTrainingRun
         o["model"] = kind;
         o["model_config"] = RecModels.ConfigJson(model, s.Model.MaxLen);
         o["max_len"] = s.Model.MaxLen;
+        if (kind is "sasrec" or "bert4rec") o["attention"] = s.Model.Attention;
         o["epochs"] = t.Epochs;
         o["patience"] = t.Patience;
         o["batch"] = t.Batch;

@@ -13,6 +13,8 @@ internal static unsafe class Cublas
     public static delegate* unmanaged<nint, int, int> cublasSetMathMode;
     public static delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, nint, int, float*, nint, int, int> cublasSgemm;
     public static delegate* unmanaged<int, byte*> cublasGetStatusString;
+    /// <summary>cublasSgemmStridedBatched: as cublasSgemm, then the count of matrices and, after each of A, B, C, its stride in elements.</summary>
+    public static delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, long, nint, int, long, float*, nint, int, long, int, int> cublasSgemmStridedBatched;
     /// <summary>cudaDataType_t and cublasComputeType_t values used with cublasGemmEx.</summary>
     public const int R32F = 0, R16F = 2, R16BF = 14, Compute32F = 68, GemmDefault = -1;
     public static delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, int, nint, int, int, float*, nint, int, int, int, int, int> cublasGemmEx;
@@ -25,6 +27,7 @@ internal static unsafe class Cublas
         cublasSetStream = (delegate* unmanaged<nint, nint, int>)CudaLibraries.Export(lib, n, "cublasSetStream_v2");
         cublasSetMathMode = (delegate* unmanaged<nint, int, int>)CudaLibraries.Export(lib, n, "cublasSetMathMode");
         cublasSgemm = (delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, nint, int, float*, nint, int, int>)CudaLibraries.Export(lib, n, "cublasSgemm_v2");
+        cublasSgemmStridedBatched = (delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, long, nint, int, long, float*, nint, int, long, int, int>)CudaLibraries.Export(lib, n, "cublasSgemmStridedBatched");
         cublasGetStatusString = (delegate* unmanaged<int, byte*>)CudaLibraries.Export(lib, n, "cublasGetStatusString");
         cublasGemmEx = (delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, int, nint, int, int, float*, nint, int, int, int, int, int>)CudaLibraries.Export(lib, n, "cublasGemmEx");
     }

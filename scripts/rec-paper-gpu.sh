@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The Mamba4Rec paper's tables in one GPU call (runs ON the GPU machine, from the root of a tree that holds the pack
+# folder made by scripts/gpu-pack.sh, which copies this script and rec-ablation.sh; copy ml-1m.sequences.txt.gz and
+# Beauty.txt from ../shared/data into it too; device tool: carry the pack folder):
+#   1. the GPU test of the materialised attention (a few seconds);
+#   2. concurrently on the one GPU (tiny models leave it mostly idle): ML-1M at the paper's settings (max_len 200;
+#      Mamba4Rec --preset paper, SASRec/BERT4Rec/GRU4Rec at RecBole's defaults) with seeds, and the --layers 2
+#      --dropout 0.5 recipe; Amazon Beauty at the paper's Amazon setting (max_len 50, dropout 0.4), the reference setup and the
+#      recipe — each through scripts/rec-ablation.sh (train, then `rec eval --breakdown --ranks` of the best model),
+#      every run interrupted after LIMIT seconds if it has not early-stopped (its best model so far is still evaluated);
+#   3. alone on the GPU: the efficiency table (Mamba4.Bench receff: peak memory, s/epoch under both objectives,
+#      inference s per batch of 4,096 users; SASRec/BERT4Rec with fused and naive attention).
+#   bash PACK/rec-paper-gpu.sh    env: LIMIT (training seconds, default 400), OUT (logs; default /tmp/rec-paper),
+#                                 ML1M_GRID / BEAUTY_GRID (lines "name|arguments" replacing a grid below; "none" skips it),
+#                                 EFFICIENCY=0 (skip step 3). The run logs, evaluations and ranks come back as OUT/logs.tar.gz.
+#                                 JOBS (runs at once per dataset, default 3).
+# Measured (bench/results/rec-ml1m-h100.txt): 18 processes on one GPU slowed each ML-1M epoch 15–20× (2–3 s alone, ~35–40 s
+# shared: the GPU time-slices between processes), and on a fresh machine every Mamba4Rec process first spends ~85 s in NVRTC
+# (selective_scan.cu; cached afterwards): run few at once. The full protocol of the default grids needs more than one call.
+set -uo pipefail
+pack=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-/tmp/rec-paper}
+limit=${LIMIT:-400}
+mkdir -p /tmp/dotnet "$out"
+[ -x /tmp/dotnet/dotnet ] || tar xJf "$pack/dotnet.tar.xz" -C /tmp/dotnet
+export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export MAMBA4_SHARED="$pack/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+nproc | sed 's/^/CPU cores: /' | tee -a "$out/gpu.txt"
+start=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
+
+stamp "GPU test: materialised attention"
+"$pack/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class Mamba4.Tests.AttentionMaterializedTests -parallel none > "$out/gpu-test-attention.log" 2>&1
+grep -E "Total:|FAIL" "$out/gpu-test-attention.log"
+
+cli="dotnet $pack/Mamba4.Tests/Mamba4.Cli.dll"
+ml1m_grid=$(cat <<'EOF'
+mamba4rec-paper|--model mamba4rec --preset paper
+sasrec|--model sasrec
+bert4rec|--model bert4rec
+gru4rec|--model gru4rec
+mamba4rec-paper-seed2|--model mamba4rec --preset paper --seed 2
+sasrec-seed2|--model sasrec --seed 2
+bert4rec-seed2|--model bert4rec --seed 2
+mamba4rec-paper-seed3|--model mamba4rec --preset paper --seed 3
+sasrec-seed3|--model sasrec --seed 3
+bert4rec-seed3|--model bert4rec --seed 3
+mamba4rec-recipe|--model mamba4rec --layers 2 --dropout 0.5
+EOF
+)
+beauty_grid=$(cat <<'EOF'
+mamba4rec-amazon|--model mamba4rec --preset paper --dropout 0.4
+sasrec-amazon|--model sasrec --dropout 0.4
+bert4rec-amazon|--model bert4rec --dropout 0.4
+gru4rec-amazon|--model gru4rec --dropout 0.4
+bert4rec|--model bert4rec
+mamba4rec-paper|--model mamba4rec --preset paper
+mamba4rec-recipe|--model mamba4rec --layers 2 --dropout 0.5
+EOF
+)
+ml1m_grid=${ML1M_GRID:-$ml1m_grid}
+beauty_grid=${BEAUTY_GRID:-$beauty_grid}
+export MAMBA4_THREADS=1   # many processes share 16 cores; each mostly launches GPU kernels
+stamp "accuracy runs: ML-1M ($(echo "$ml1m_grid" | wc -l) runs) and Beauty ($(echo "$beauty_grid" | wc -l) runs) at once, each capped at $limit s of training"
+[ "$ml1m_grid" = none ] || GRID=$ml1m_grid JOBS=${JOBS:-3} DEVICE=cuda LIMIT=$limit CLI=$cli OUT=$out/ml1m EXTRA="--max-len 200" \
+  bash "$pack/rec-ablation.sh" "$pack/ml-1m.sequences.txt.gz" pairs > "$out/ml1m.txt" 2>&1 &
+ml1m=$!
+[ "$beauty_grid" = none ] || GRID=$beauty_grid JOBS=${JOBS:-3} DEVICE=cuda LIMIT=$limit CLI=$cli OUT=$out/beauty \
+  bash "$pack/rec-ablation.sh" "$pack/Beauty.txt" seq > "$out/beauty.txt" 2>&1 &
+beauty=$!
+wait $ml1m $beauty
+stamp "accuracy runs done"
+grep -h -A100 "^run " "$out/ml1m.txt" "$out/beauty.txt" 2>/dev/null
+(cd "$out" && tar czf logs.tar.gz --exclude='*.safetensors' --exclude='*.json' */*.log */*.eval.txt */*.ranks.tsv */*/metrics.jsonl 2>/dev/null && rm -rf ml1m beauty)
+
+unset MAMBA4_THREADS
+[ "${EFFICIENCY:-1}" = 0 ] && { stamp "done"; exit 0; }
+stamp "efficiency (alone on the GPU)"
+MAMBA4_DEVICE=cuda timeout 170 dotnet "$pack/Mamba4.Bench/Mamba4.Bench.dll" receff "$pack/ml-1m.sequences.txt.gz" pairs 200 20 2>&1 | tee "$out/receff.txt"
+stamp "done"
