@@ -30,7 +30,6 @@ public static class RecEffBench
         int maxLen = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 200;
         int timed = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 20;
         var device = Device.Parse(BenchSettings.Current.Device);
-        var memory = Memory.For(device);
         var dataset = new RecDataSettings { Path = data, Format = format }.Load(Console.Out);
         var split = LeaveOneOutSplit.Create(dataset);
         Console.WriteLine($"== receff: {data}, max_len {maxLen}, batch {Batch} (training), {EvalBatch} users (inference), device {device}; " +
@@ -53,8 +52,8 @@ public static class RecEffBench
                 try
                 {
                     module.To(device);
-                    var train = Train(model, split, maxLen, objective, timed, memory);
-                    var (inferSeconds, inferPeak) = Infer(model, split, maxLen, memory);
+                    var train = Train(model, split, maxLen, objective, timed, device);
+                    var (inferSeconds, inferPeak) = Infer(model, split, maxLen, device);
                     Console.WriteLine($"{name,-36} {RecTrainOptions.Name(objective),-14} {train.StepsPerEpoch,8} {train.SecondsPerStep,8:F4} " +
                                       $"{train.SecondsPerStep * train.StepsPerEpoch,8:F1} {train.PeakBytes / 1e6,13:F0} {inferSeconds,13:F4} {inferPeak / 1e6,13:F0}");
                     Console.WriteLine(new JsonObject
@@ -71,7 +70,7 @@ public static class RecEffBench
 
     /// <summary>Warm-up steps, then <paramref name="timed"/> timed ones through the real training loop (RecExperiment: batching, loss, backward, Adam).</summary>
     private static (int StepsPerEpoch, double SecondsPerStep, long PeakBytes) Train(ISequentialRecommender model, LeaveOneOutSplit split, int maxLen,
-        RecObjective objective, int timed, Memory memory)
+        RecObjective objective, int timed, Device device)
     {
         var dir = Path.Combine(Path.GetTempPath(), "mamba4-receff-" + Environment.ProcessId);
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
@@ -80,9 +79,9 @@ public static class RecEffBench
         var stamps = new List<double>();
         var clock = Stopwatch.StartNew();
         exp.Trainer.StepDone += _ => stamps.Add(clock.Elapsed.TotalSeconds);   // the step's loss has been read back: the device is done with it
-        memory.ResetPeak();
+        Backend.ResetPeak(device);
         exp.Run();
-        long peak = memory.Peak();
+        long peak = Backend.PeakBytesInUse(device);
         Directory.Delete(dir, recursive: true);
         int n = Math.Min(stamps.Count - 1, timed);
         double perStep = n < 1 ? double.NaN : (stamps[^1] - stamps[^(n + 1)]) / n;
@@ -90,11 +89,11 @@ public static class RecEffBench
     }
 
     /// <summary>Full ranking of the first 4,096 test users (one batch), after one warm-up pass: median of 3 seconds, and the peak memory.</summary>
-    private static (double Seconds, long PeakBytes) Infer(ISequentialRecommender model, LeaveOneOutSplit split, int maxLen, Memory memory)
+    private static (double Seconds, long PeakBytes) Infer(ISequentialRecommender model, LeaveOneOutSplit split, int maxLen, Device device)
     {
         var users = split.Test.Take(EvalBatch).ToArray();
         RecExperiment.Ranks(model, split.Data, users, maxLen, EvalBatch);
-        memory.ResetPeak();
+        Backend.ResetPeak(device);
         var times = new List<double>();
         for (int r = 0; r < 3; r++)
         {
@@ -103,20 +102,6 @@ public static class RecEffBench
             times.Add(sw.Elapsed.TotalSeconds);
         }
         times.Sort();
-        return (times[1], memory.Peak());
-    }
-
-    /// <summary>The allocator of the device the models run on: CUDA's pool, or the CPU allocator.</summary>
-    private sealed record Memory(Action ResetPeak, Func<long> Peak)
-    {
-        public static Memory For(Device device)
-        {
-            if (device.Kind == DeviceKind.Cuda)
-            {
-                var gpu = (CudaBackend)Backend.For(device);
-                return new Memory(gpu.Allocator.ResetPeak, () => gpu.Allocator.PeakBytesInUse);
-            }
-            return new Memory(CpuAllocator.Shared.ResetPeak, () => CpuAllocator.Shared.PeakBytesInUse);
-        }
+        return (times[1], Backend.PeakBytesInUse(device));
     }
 }

@@ -18,7 +18,7 @@ public sealed record RecCompareResult(IReadOnlyList<RecRunResult> Models, bool I
     }
 
     /// <summary>What the table's columns measure.</summary>
-    public string Legend => "(s/epoch: training + validation; train s: training only; peak MB: peak tensor memory during that model's run; " +
+    public string Legend => "(s/epoch: training + validation; train s: training only; peak MB: peak tensor memory on the model's device (GPU memory on a GPU) during its run; " +
                             $"ms/batch: full-ranking test inference per batch of {EvalBatch} users)";
 
     public void WriteTable(TextWriter output)

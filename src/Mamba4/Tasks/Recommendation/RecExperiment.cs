@@ -206,7 +206,8 @@ public sealed class RecExperiment : IDisposable
     public RecTrainResult Run(Func<bool>? stop = null)
     {
         bool interrupted = false;
-        CpuAllocator.Shared.ResetPeak(); // this run's peak, not the process's (compare trains several models in one process)
+        var device = ((Nn.Module)_model).Parameters().First().Device;
+        Backends.Backend.ResetPeak(device); // this run's peak on the model's device, not the process's (compare trains several models in one process)
         _runClock.Restart();
         _epochClock.Restart();
         var result = _trainer.Run(() =>
@@ -225,13 +226,13 @@ public sealed class RecExperiment : IDisposable
         if (!interrupted)
         {
             if (!Directory.Exists(ModelDirectory)) throw new InvalidDataException($"{ModelDirectory}: the best model is missing");
-            using var best = RecModels.Load(ModelDirectory, options: IO.ModelLoadOptions.Default with { Device = ((Nn.Module)_model).Parameters().First().Device });
+            using var best = RecModels.Load(ModelDirectory, options: IO.ModelLoadOptions.Default with { Device = device });
             var sw = Stopwatch.StartNew();
             test = Evaluate(best.Model, _split.Data, _split.Test, _maxLen, _o.EvalBatch);
             msPerBatch = sw.Elapsed.TotalMilliseconds / Math.Max(1, (_split.Test.Length + _o.EvalBatch - 1) / _o.EvalBatch);
         }
         return new RecTrainResult(epochs, _bestEpoch, EarlyStopped, interrupted, total, perEpoch, trainPerEpoch, _bestValid, test,
-            CpuAllocator.Shared.PeakBytesInUse, msPerBatch);
+            Backends.Backend.PeakBytesInUse(device), msPerBatch);
     }
 
     public void Dispose() => _trainer.Dispose();
