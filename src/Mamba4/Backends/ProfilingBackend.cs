@@ -7,7 +7,8 @@ namespace Mamba4.Backends;
 /// <summary>
 /// Wraps a backend and times every kernel call by method name (a DispatchProxy: no per-method code).
 /// Enable with <see cref="Backend.EnableProfiling"/>; read with <see cref="Report"/>. The proxy implements the optional
-/// capabilities (<see cref="IGruBackend"/>) that the wrapped backend implements.
+/// capabilities (<see cref="IGruBackend"/>, <see cref="IMambaStepBackend"/>) that the wrapped backend implements, so a
+/// profiled model takes the same paths (the fused decoding step) as an unprofiled one.
 /// </summary>
 public class ProfilingBackend : DispatchProxy
 {
@@ -15,9 +16,18 @@ public class ProfilingBackend : DispatchProxy
     internal IBackend Inner => _inner;
     private static readonly ConcurrentDictionary<string, (long Calls, long Ticks)> Totals = new();
 
+    /// <summary>Both optional capabilities (a DispatchProxy implements one interface).</summary>
+    public interface IGruAndMambaStepBackend : IGruBackend, IMambaStepBackend;
+
     public static IBackend Wrap(IBackend inner)
     {
-        var proxy = inner is IGruBackend ? Create<IGruBackend, ProfilingBackend>() : Create<IBackend, ProfilingBackend>();
+        var proxy = inner switch
+        {
+            IGruBackend and IMambaStepBackend => Create<IGruAndMambaStepBackend, ProfilingBackend>(),
+            IGruBackend => Create<IGruBackend, ProfilingBackend>(),
+            IMambaStepBackend => Create<IMambaStepBackend, ProfilingBackend>(),
+            _ => Create<IBackend, ProfilingBackend>(),
+        };
         ((ProfilingBackend)(object)proxy)._inner = inner;
         return proxy;
     }

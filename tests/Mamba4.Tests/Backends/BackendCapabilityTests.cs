@@ -4,7 +4,7 @@ using Mamba4.Backends.Cpu;
 
 namespace Mamba4.Tests;
 
-/// <summary>Optional backend capabilities (IGruBackend): asked for by the ops, kept by the profiling wrapper, and a clear
+/// <summary>Optional backend capabilities (IGruBackend, IMambaStepBackend): asked for by the ops, kept by the profiling wrapper, and a clear
 /// error where a backend lacks one.</summary>
 public class BackendCapabilityTests
 {
@@ -32,5 +32,15 @@ public class BackendCapabilityTests
         // Profiling must not take the capability away (GRU4Rec training under TrainBench's profiler).
         Assert.IsAssignableFrom<IGruBackend>(ProfilingBackend.Wrap(CpuBackend.Instance));
         Assert.False(ProfilingBackend.Wrap(CoreOnly.Create()) is IGruBackend);
+    }
+
+    [Fact]
+    public void TheProfilingWrapperKeepsTheFusedDecodingStepCapability()
+    {
+        // Without it a profiled model silently decodes through the unfused ops.
+        var wrapped = ProfilingBackend.Wrap(CpuBackend.Instance);
+        Assert.IsAssignableFrom<IMambaStepBackend>(wrapped);
+        Assert.IsAssignableFrom<IGruBackend>(wrapped);
+        Assert.False(ProfilingBackend.Wrap(CoreOnly.Create()) is IMambaStepBackend);
     }
 }
