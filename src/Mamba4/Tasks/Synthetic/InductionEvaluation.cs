@@ -53,7 +53,7 @@ public static class InductionEvaluation
 
     /// <summary>
     /// Logits at the last position, (n, vocab), of sequences of one length fed one token per step through
-    /// <see cref="MambaLM.Step"/> (conv and SSM state carried; memory O(n), not O(n·L)).
+    /// <see cref="MambaLM.Step(Mamba4.Tensors.Tensor, Mamba4.Inference.MambaState)"/> (conv and SSM state carried; memory O(n), not O(n·L)).
     /// </summary>
     public static float[] LastLogitsRecurrent(MambaLM model, IReadOnlyList<InductionSequence> sequences, int chunk = 256)
     {
