@@ -3,12 +3,10 @@ using System.Text.Json.Serialization;
 
 namespace Mamba4.Server.Text;
 
-/// <summary>POST /v1/completions — the OpenAI completions body (plus llama.cpp's top_k and vLLM's stop_token_ids).</summary>
-public sealed class CompletionRequest
+/// <summary>The fields /v1/completions and /v1/chat/completions share: model, sampling, stop, stream, n, user.</summary>
+public abstract class SamplingRequest
 {
     [JsonPropertyName("model")] public string? Model { get; set; }
-    /// <summary>A string (needs a tokenizer) or an array of token ids.</summary>
-    [JsonPropertyName("prompt")] public JsonElement? Prompt { get; set; }
     [JsonPropertyName("max_tokens")] public int? MaxTokens { get; set; }
     [JsonPropertyName("temperature")] public double? Temperature { get; set; }
     [JsonPropertyName("top_p")] public double? TopP { get; set; }
@@ -17,10 +15,17 @@ public sealed class CompletionRequest
     [JsonPropertyName("seed")] public int? Seed { get; set; }
     /// <summary>A string or an array of up to 4 strings.</summary>
     [JsonPropertyName("stop")] public JsonElement? Stop { get; set; }
-    [JsonPropertyName("stop_token_ids")] public long[]? StopTokenIds { get; set; }
     [JsonPropertyName("stream")] public bool? Stream { get; set; }
     [JsonPropertyName("n")] public int? N { get; set; }
     [JsonPropertyName("user")] public string? User { get; set; }
+}
+
+/// <summary>POST /v1/completions — the OpenAI completions body (plus llama.cpp's top_k and vLLM's stop_token_ids).</summary>
+public sealed class CompletionRequest : SamplingRequest
+{
+    /// <summary>A string (needs a tokenizer) or an array of token ids.</summary>
+    [JsonPropertyName("prompt")] public JsonElement? Prompt { get; set; }
+    [JsonPropertyName("stop_token_ids")] public long[]? StopTokenIds { get; set; }
 }
 
 /// <summary>POST /tokenize (llama.cpp shape).</summary>
@@ -56,24 +61,13 @@ public sealed record CompletionResponse(
 
 /// <summary>POST /v1/chat/completions — OpenAI's chat body (plus top_k and repetition_penalty). messages and
 /// stream_options are read field by field (<see cref="TextService"/>), so errors name e.g. messages[2].content.</summary>
-public sealed class ChatCompletionRequest
+public sealed class ChatCompletionRequest : SamplingRequest
 {
-    [JsonPropertyName("model")] public string? Model { get; set; }
     /// <summary>[{"role": "user", "content": "text" or [{"type": "text", "text": "…"}]}, …]</summary>
     [JsonPropertyName("messages")] public JsonElement? Messages { get; set; }
-    [JsonPropertyName("max_tokens")] public int? MaxTokens { get; set; }
     [JsonPropertyName("max_completion_tokens")] public int? MaxCompletionTokens { get; set; }
-    [JsonPropertyName("temperature")] public double? Temperature { get; set; }
-    [JsonPropertyName("top_p")] public double? TopP { get; set; }
-    [JsonPropertyName("top_k")] public int? TopK { get; set; }
-    [JsonPropertyName("repetition_penalty")] public double? RepetitionPenalty { get; set; }
-    [JsonPropertyName("seed")] public int? Seed { get; set; }
-    [JsonPropertyName("stop")] public JsonElement? Stop { get; set; }
-    [JsonPropertyName("stream")] public bool? Stream { get; set; }
     /// <summary>{"include_usage": true}: one more chunk before [DONE], with empty choices and the usage.</summary>
     [JsonPropertyName("stream_options")] public JsonElement? StreamOptions { get; set; }
-    [JsonPropertyName("n")] public int? N { get; set; }
-    [JsonPropertyName("user")] public string? User { get; set; }
 }
 
 public sealed record ChatMessageOut(

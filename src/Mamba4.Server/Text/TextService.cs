@@ -48,27 +48,25 @@ public sealed class TextService : IDisposable
     /// 1e-5 (0 included) takes the most likely token; one that is 0 only as a float (1e-50) does too.</summary>
     private Plan Validate(CompletionRequest r)
     {
-        if (r.N is int n && n != 1) throw ApiException.BadRequest($"n must be 1 (one completion per request), got {n}", "n");
-        return NewPlan(r.MaxTokens, "max_tokens", Math.Min(16, _options.MaxTokens), r.Temperature, r.TopP, r.TopK, r.RepetitionPenalty, r.Seed, r.Stop, r.Stream ?? false,
-            () => StopIds(r.StopTokenIds), () => ParsePrompt(r.Prompt));
+        return NewPlan(r, r.MaxTokens, "max_tokens", Math.Min(16, _options.MaxTokens), () => StopIds(r.StopTokenIds), () => ParsePrompt(r.Prompt));
     }
 
-    /// <summary>The fields both endpoints share, checked in this order: max tokens, sampling, stop, then the stop ids and the prompt.</summary>
-    private Plan NewPlan(int? maxTokens, string maxTokensField, int defaultMaxTokens, double? temperature, double? topP, int? topK, double? repetitionPenalty, int? seed,
-        JsonElement? stop, bool stream, Func<HashSet<long>?> stopIds, Func<long[]> prompt)
+    /// <summary>The fields both endpoints share, checked in this order: n, max tokens, sampling, stop, then the stop ids and the prompt.</summary>
+    private Plan NewPlan(SamplingRequest r, int? maxTokens, string maxTokensField, int defaultMaxTokens, Func<HashSet<long>?> stopIds, Func<long[]> prompt)
     {
+        if (r.N is int n && n != 1) throw ApiException.BadRequest($"n must be 1 (one completion per request), got {n}", "n");
         int max = maxTokens ?? defaultMaxTokens;
         if (max < 1 || max > _options.MaxTokens)
             throw ApiException.BadRequest($"{maxTokensField} must be in [1, {_options.MaxTokens}] (--max-tokens), got {max}", maxTokensField);
         var sampling = new SamplingOptions
         {
-            Temperature = (float)(temperature ?? 1.0), TopK = topK ?? 0, TopP = (float)(topP ?? 1.0),
-            RepetitionPenalty = (float)(repetitionPenalty ?? 1.0), Seed = seed ?? Random.Shared.Next(),
+            Temperature = (float)(r.Temperature ?? 1.0), TopK = r.TopK ?? 0, TopP = (float)(r.TopP ?? 1.0),
+            RepetitionPenalty = (float)(r.RepetitionPenalty ?? 1.0), Seed = r.Seed ?? Random.Shared.Next(),
         };
         if (sampling.Problem() is { } problem) throw ApiException.BadRequest($"{problem.Field} {problem.Rule}", problem.Field);
-        var stops = ParseStops(stop);
+        var stops = ParseStops(r.Stop);
         var ids = stopIds();
-        return new Plan(prompt(), sampling, max, ids, stops, stream);
+        return new Plan(prompt(), sampling, max, ids, stops, r.Stream ?? false);
     }
 
     private HashSet<long>? StopIds(long[]? ids)
@@ -84,12 +82,10 @@ public sealed class TextService : IDisposable
     {
         if (Tokenizer is null) throw ApiException.NotFound("this model directory has no tokenizer (tokenizer.json): chat needs one; send token ids to /v1/completions");
         if (Template is null) throw new ApiException(501, $"the model's chat template cannot be used: {_templateProblem}");
-        if (r.N is int n && n != 1) throw ApiException.BadRequest($"n must be 1 (one completion per request), got {n}", "n");
         var turns = ParseMessages(r.Messages);
         bool includeUsage = ParseStreamOptions(r.StreamOptions);
-        var plan = NewPlan(r.MaxCompletionTokens ?? r.MaxTokens, r.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens",
-            Math.Min(Mamba4.AI.MambaChatClient.DefaultMaxOutputTokens, _options.MaxTokens), r.Temperature, r.TopP, r.TopK, r.RepetitionPenalty, r.Seed, r.Stop,
-            r.Stream ?? false, () => _chatStopIds, () => ChatPrompt(turns));
+        var plan = NewPlan(r, r.MaxCompletionTokens ?? r.MaxTokens, r.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens",
+            Math.Min(Mamba4.AI.MambaChatClient.DefaultMaxOutputTokens, _options.MaxTokens), () => _chatStopIds, () => ChatPrompt(turns));
         return (plan, includeUsage);
     }
 
