@@ -16,6 +16,8 @@ internal static class TrainCommand
         var layers = new Option<int>("--layers") { Description = "Mamba layers", DefaultValueFactory = _ => 2 };
         var dState = new Option<int>("--d-state") { Description = "SSM state size per channel", DefaultValueFactory = _ => 16 };
         var selective = new Option<bool>("--selective") { Description = "input-dependent B, C, Δ (false: the time-invariant S4-style ablation)", DefaultValueFactory = _ => true };
+        var dtMin = new Option<double>("--dt-min") { Description = "smallest initial Δ (time_step_min; dt_bias is drawn so Δ is log-uniform in [dt-min, dt-max])", DefaultValueFactory = _ => 0.001 };
+        var dtMax = new Option<double>("--dt-max") { Description = "largest initial Δ (time_step_max)", DefaultValueFactory = _ => 0.1 };
         var ablation = new Option<bool>("--ablation") { Description = "also train the time-invariant twin and compare", DefaultValueFactory = _ => true };
         var modelKind = new Option<string>("--model") { Description = "mamba | transformer (train the GPT twin alone)", DefaultValueFactory = _ => "mamba" };
         var transformer = new Option<bool?>("--transformer") { Description = "also train the GPT twin (same size, data and budget) and compare (default: for induction heads)" };
@@ -54,7 +56,7 @@ internal static class TrainCommand
               mamba4 train --selective false --out runs/lti
               mamba4 train --resume --out runs/selective-copying
             """);
-        foreach (var o in new Option[] { task, length, modelKind, dModel, layers, dState, selective, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
+        foreach (var o in new Option[] { task, length, modelKind, dModel, layers, dState, selective, dtMin, dtMax, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -64,7 +66,8 @@ internal static class TrainCommand
             var model = preset.Model with
             {
                 Length = parse.GetValue(length), DModel = parse.GetValue(dModel), Layers = parse.GetValue(layers),
-                DState = parse.GetValue(dState), Batch = parse.GetValue(batch) ?? preset.Model.Batch, Selective = parse.GetValue(selective), Transformer = kind == "transformer",
+                DState = parse.GetValue(dState), Batch = parse.GetValue(batch) ?? preset.Model.Batch, Selective = parse.GetValue(selective),
+                DtMin = parse.GetValue(dtMin), DtMax = parse.GetValue(dtMax), Transformer = kind == "transformer",
             };
             model.Validate();
             var trainer = preset.Trainer with

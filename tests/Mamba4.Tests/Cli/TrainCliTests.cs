@@ -108,8 +108,28 @@ public class TrainCliTests : IDisposable
         Assert.Contains(ckpt, err2);
     }
 
+    /// <summary>--dt-min/--dt-max reach run.json (so --resume checks them), the saved config.json and the initial Δ =
+    /// softplus(dt_proj.bias), here in [1e-4, 1e-3] (the default range starts at 1e-3), after one step of lr 1e-6.</summary>
+    [Fact]
+    public void DtRangeIsRecordedAndSetsTheInitialDelta()
+    {
+        var outDir = Path.Combine(_dir, "dt");
+        var (code, _, stderr) = Train(outDir, "--steps", "1", "--lr", "1e-6", "--ablation", "false", "--dt-min", "1e-4", "--dt-max", "1e-3");
+        Assert.True(code == 0, stderr);
+        var run = Path.Combine(outDir, "selective");
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!;
+        Assert.Equal(1e-4, json["dt_min"]!.GetValue<double>());
+        Assert.Equal(1e-3, json["dt_max"]!.GetValue<double>());
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "model", "config.json")))!;
+        Assert.Equal(1e-4, config["time_step_min"]!.GetValue<double>());
+        var bias = SafetensorsFile.LoadAll(Path.Combine(run, "model", "model.safetensors")).Single(kv => kv.Key.EndsWith("dt_proj.bias")).Value.ToFloatArray();
+        Assert.All(bias, b => Assert.InRange(Math.Log(1 + Math.Exp(b)), 0.99e-4, 1.01e-3));
+    }
+
     [Theory]
     [InlineData("unknown task 'copying'", "--task", "copying")]
+    [InlineData("--dt-min/--dt-max: need 0 < dt-min ≤ dt-max < 1000, got 0.1, 0.01", "--dt-min", "0.1", "--dt-max", "0.01")]
+    [InlineData("--dt-min/--dt-max: need 0 < dt-min ≤ dt-max < 1000, got 0, 0.1", "--dt-min", "0")]
     [InlineData("--d-model must be a positive integer ≤ 65536, got -4", "--d-model", "-4")]
     [InlineData("--steps must be positive, got 0", "--steps", "0")]
     // batch × length overflowed an int (OverflowException, exit 134) or allocated until the machine ran out

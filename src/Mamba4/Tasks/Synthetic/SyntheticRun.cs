@@ -21,6 +21,7 @@ public static class SyntheticRun
     {
         ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length) switch { SelectiveCopying copying => copying.RegionLength, var other => other.Length }, ["d_model"] = o.DModel, ["layers"] = o.Layers,
         ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["transformer"] = o.Transformer, ["batch"] = o.Batch,
+        ["dt_min"] = o.DtMin, ["dt_max"] = o.DtMax,
         ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["min_lr_ratio"] = t.MinLearningRateRatio, ["weight_decay"] = t.WeightDecay,
         ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
     };

@@ -18,6 +18,9 @@ public sealed record SyntheticOptions
     public int DConv { get; init; } = 4;
     public int Expand { get; init; } = 2;
     public bool Selective { get; init; } = true;
+    /// <summary>Δ's initial range (time_step_min/max: dt_bias is drawn so that Δ is log-uniform in it), as MambaConfig's.</summary>
+    public double DtMin { get; init; } = 0.001;
+    public double DtMax { get; init; } = 0.1;
     /// <summary>The in-tree GPT (learned absolute positions, d_model/16 heads) instead of Mamba, same width and depth.</summary>
     public bool Transformer { get; init; }
     public int Batch { get; init; } = 32;
@@ -30,6 +33,7 @@ public sealed record SyntheticOptions
         ModelLimits.Check("--d-conv", DConv, ModelLimits.ConvKernel);
         ModelLimits.Check("--expand", Expand, ModelLimits.Expand);
         ModelLimits.Check("--batch", Batch, (int)Trainer.MaxTokensPerStep);
+        if (!(DtMin > 0 && DtMin <= DtMax && DtMax < 1e3)) throw new ArgumentException($"--dt-min/--dt-max: need 0 < dt-min ≤ dt-max < 1000, got {DtMin}, {DtMax}");
         if (Length is < 0 or > ModelLimits.Positions) throw new ArgumentException($"--length must be from 1 to {ModelLimits.Positions} (or 0 for the task's default), got {Length}");
         Trainer.CheckTokensPerStep(Batch, SyntheticTraining.CreateTask(Task, Length).Length, "sequence length");
     }
@@ -76,7 +80,7 @@ public static class SyntheticTraining
     public static MambaConfig ModelConfig(SyntheticOptions o, ISequenceTask task) => new()
     {
         DModel = o.DModel, NLayer = o.Layers, DState = o.DState, DConv = o.DConv, Expand = o.Expand,
-        VocabSize = task.VocabSize, Selective = o.Selective, TieEmbeddings = true,
+        VocabSize = task.VocabSize, Selective = o.Selective, TieEmbeddings = true, DtMin = o.DtMin, DtMax = o.DtMax,
     };
 
     /// <summary>The GPT twin: same width, depth and vocabulary, positions enough for <paramref name="maxLength"/>.</summary>
