@@ -74,25 +74,20 @@ public static class RecConfigJson
         return n >= 2 ? n : throw r.Error("n_items", "at least 2 (the padding item 0 and one item)", n);
     }
 
-    public static string Write(SASRecConfig c) => Serialize(new JsonObject
-    {
-        ["model"] = "sasrec",
-        ["n_items"] = c.NItems,
-        ["max_seq_length"] = c.MaxSeqLength,
-        ["hidden_size"] = c.HiddenSize,
-        ["n_layers"] = c.NLayers,
-        ["n_heads"] = c.NHeads,
-        ["inner_size"] = c.InnerSize,
-        ["hidden_dropout_prob"] = c.HiddenDropout,
-        ["attn_dropout_prob"] = c.AttnDropout,
-        ["layer_norm_eps"] = c.LayerNormEps,
-        ["initializer_range"] = c.InitializerRange,
-        ["hidden_act"] = "gelu",
-    });
+    public static string Write(SASRecConfig c) => Serialize(TransformerFields("sasrec", c));
 
-    public static string Write(BERT4RecConfig c) => Serialize(new JsonObject
+    /// <summary>BERT4Rec: its encoder's fields under SASRec's names, then mask_ratio and loss_type.</summary>
+    public static string Write(BERT4RecConfig c)
     {
-        ["model"] = "bert4rec",
+        var o = TransformerFields("bert4rec", c.Encoder);
+        o["mask_ratio"] = c.MaskRatio;
+        o["loss_type"] = "CE";
+        return Serialize(o);
+    }
+
+    private static JsonObject TransformerFields(string model, SASRecConfig c) => new()
+    {
+        ["model"] = model,
         ["n_items"] = c.NItems,
         ["max_seq_length"] = c.MaxSeqLength,
         ["hidden_size"] = c.HiddenSize,
@@ -104,9 +99,7 @@ public static class RecConfigJson
         ["layer_norm_eps"] = c.LayerNormEps,
         ["initializer_range"] = c.InitializerRange,
         ["hidden_act"] = "gelu",
-        ["mask_ratio"] = c.MaskRatio,
-        ["loss_type"] = "CE",
-    });
+    };
 
     public static string Write(GRU4RecConfig c) => Serialize(new JsonObject
     {
