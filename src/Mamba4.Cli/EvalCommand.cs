@@ -35,7 +35,8 @@ internal static class EvalCommand
         cmd.SetAction(parse =>
         {
             var target = DeviceOption.Use(parse, device);
-            if (parse.GetValue(samples) is <= 0) throw new ArgumentException($"--samples must be positive, got {parse.GetValue(samples)}");
+            if (parse.GetValue(samples) is <= 0 or > InductionEvaluation.MaxSamples)
+                throw new ArgumentException($"--samples must be in [1, {InductionEvaluation.MaxSamples:N0}], got {parse.GetValue(samples)}");
             var dir = parse.GetValue(run)!;
             var runFile = Path.Combine(dir, "run.json");
             if (!File.Exists(runFile)) throw new FileNotFoundException($"{runFile} not found: --run must name a run folder written by `mamba4 train`", runFile);
@@ -51,9 +52,13 @@ internal static class EvalCommand
             if (task is InductionHeads induction)
             {
                 var byLength = new JsonObject();
-                foreach (long length in parse.GetValue(lengths) is { } list ? TrainCommand.ParseLengths("--lengths", list) : InductionEvaluation.PaperLengths)
+                var asked = parse.GetValue(lengths) is { } list ? TrainCommand.ParseLengths("--lengths", list) : null;
+                long longest = InductionEvaluation.MaxLength(model);
+                if (asked?.FirstOrDefault(l => l > longest) is long tooLong and > 0)
+                    throw new ArgumentException($"--lengths: {tooLong:N0} tokens is more than this model's {longest:N0} positions");
+                foreach (var row in InductionEvaluation.ByLength(model, induction, seed, asked ?? InductionEvaluation.PaperLengths, parse.GetValue(samples) ?? 0))
                 {
-                    var row = LengthAccuracy.Measure(model, induction, seed, length, parse.GetValue(samples) ?? 0);
+                    long length = row.Length;
                     Console.WriteLine($"length {length,7}: accuracy {row}");
                     byLength[length.ToString(CultureInfo.InvariantCulture)] = row.Accuracy;
                 }

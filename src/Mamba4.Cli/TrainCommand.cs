@@ -79,7 +79,8 @@ internal static class TrainCommand
                 StopAfter = parse.GetValue(stopAfter),
             };
             trainer.Validate();
-            if (parse.GetValue(samples) < 0) throw new ArgumentException($"--samples must be positive, got {parse.GetValue(samples)}");
+            if (parse.GetValue(samples) is < 0 or > InductionEvaluation.MaxSamples)
+                throw new ArgumentException($"--samples must be in [1, {InductionEvaluation.MaxSamples:N0}] (0 = the default), got {parse.GetValue(samples)}");
             var settings = new SyntheticRunSettings
             {
                 Model = model, Trainer = trainer, Ablation = parse.GetValue(ablation), TransformerBaseline = parse.GetValue(transformer),

@@ -66,6 +66,14 @@ public class TrainCliTests : IDisposable
         var (bad, _, badErr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--lengths", "64,x");
         Assert.Equal(1, bad);
         Assert.Contains("--lengths: 'x' is not a length from 4 to 1048576", badErr);
+        // Beyond the GPT's positions (16 × 16 = 256) is one clear line, before any row is computed.
+        var (far, farOut, farErr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "transformer"), "--lengths", "16,512");
+        Assert.Equal(1, far);
+        Assert.Contains("--lengths: 512 tokens is more than this model's 256 positions", farErr);
+        Assert.DoesNotContain("length", farOut);
+        var (many, _, manyErr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--samples", "65537");
+        Assert.Equal(1, many);
+        Assert.Contains("--samples must be in [1, 65,536], got 65537", manyErr);
     }
 
     [Fact]
@@ -140,6 +148,7 @@ public class TrainCliTests : IDisposable
     [InlineData("--warmup must be 0 or more, got -5", "--warmup", "-5")]
     [InlineData("--min-lr-ratio must be from 0 to 1, got 2", "--min-lr-ratio", "2")]
     [InlineData("--model must be mamba or transformer, got 'rnn'", "--model", "rnn")]
+    [InlineData("--samples must be in [1, 65,536] (0 = the default), got 70000", "--task", "induction-heads", "--samples", "70000")]
     [InlineData("--lengths: '3' is not a length from 4 to 1048576", "--task", "induction-heads", "--lengths", "64,3")]
     [InlineData("--eval-every must be positive, got 0", "--eval-every", "0")]
     [InlineData("--clip must be 0 (off) or more, got -1", "--clip", "-1")]

@@ -36,19 +36,39 @@ public static class InductionEvaluation
     }
 
     /// <summary>Fraction of the first <paramref name="samples"/> held-out sequences whose key is the arg-max at the last position.</summary>
-    public static double Accuracy(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples)
+    public static double Accuracy(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples) =>
+        Correct(model, task, seed, length, samples) / (double)samples;
+
+    /// <summary>How many of the first <paramref name="samples"/> held-out sequences have their key as the arg-max at the last position.</summary>
+    public static int Correct(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples)
     {
         var sequences = Enumerable.Range(0, samples).Select(i => HeldOut(task, seed, length, i)).ToArray();
         var logits = model is MambaLM mamba ? LastLogitsRecurrent(mamba, sequences) : LastLogitsFull(model, sequences);
         int v = model.VocabSize, correct = 0;
         for (int s = 0; s < samples; s++)
+            correct += Inference.Generator.ArgMax(logits.AsSpan(s * v, v)) == sequences[s].Key ? 1 : 0;
+        return correct;
+    }
+
+    /// <summary>The most held-out sequences one length may take (--samples): they are evaluated side by side.</summary>
+    public const int MaxSamples = 65_536;
+
+    /// <summary>The longest sequence the model is evaluated on: a GPT's positions; the recurrent models have no limit.</summary>
+    public static long MaxLength(ICausalLanguageModel model) => model is GptLM g ? g.Config.MaxPositions : long.MaxValue;
+
+    /// <summary>
+    /// Accuracy at each length in turn, up to the model's <see cref="MaxLength"/>; a model below twice chance beyond
+    /// the training length is not run further (the longer lengths cost more and cannot do better).
+    /// </summary>
+    public static IEnumerable<LengthAccuracy> ByLength(ICausalLanguageModel model, InductionHeads task, long seed, IEnumerable<long> lengths, int samples)
+    {
+        foreach (long length in lengths)
         {
-            var row = logits.AsSpan(s * v, v);
-            int best = 0;
-            for (int k = 1; k < v; k++) if (row[k] > row[best]) best = k;
-            correct += best == sequences[s].Key ? 1 : 0;
+            if (length > MaxLength(model)) yield break;
+            var row = LengthAccuracy.Measure(model, task, seed, length, samples);
+            yield return row;
+            if (length > task.Length && row.Accuracy < 2.0 / task.Vocab) yield break;
         }
-        return correct / (double)samples;
     }
 
     /// <summary>
@@ -61,6 +81,12 @@ public static class InductionEvaluation
         long length = SameLength(sequences);
         bool training = model.Training;
         model.Eval();
+        try { return LastLogitsRecurrentEval(model, sequences, n, length, chunk); }
+        finally { if (training) model.Train(); }
+    }
+
+    private static float[] LastLogitsRecurrentEval(MambaLM model, IReadOnlyList<InductionSequence> sequences, int n, long length, int chunk)
+    {
         using var _ = GradMode.NoGrad();
         using var state = model.NewState(n);
         var tokens = new long[n * chunk];
@@ -78,7 +104,6 @@ public static class InductionEvaluation
                 if (start + j == length - 1) last = logits.ToFloatArray();
             }
         }
-        if (training) model.Train();
         return last;
     }
 
@@ -89,6 +114,12 @@ public static class InductionEvaluation
         int length = checked((int)SameLength(sequences));
         bool training = model.AsModule.Training;
         model.AsModule.Eval();
+        try { return LastLogitsFullEval(model, sequences, n, v, length); }
+        finally { if (training) model.AsModule.Train(); }
+    }
+
+    private static float[] LastLogitsFullEval(ICausalLanguageModel model, IReadOnlyList<InductionSequence> sequences, int n, int v, int length)
+    {
         using var _ = GradMode.NoGrad();
         var last = new float[n * v];
         int batch = Math.Max(1, 16384 / length);
@@ -102,7 +133,6 @@ public static class InductionEvaluation
             for (int s = 0; s < count; s++)
                 logits.AsSpan(((s + 1) * length - 1) * v, v).CopyTo(last.AsSpan((first + s) * v, v));
         }
-        if (training) model.AsModule.Train();
         return last;
     }
 
@@ -124,9 +154,9 @@ public sealed record LengthAccuracy(long Length, double Accuracy, int Samples, d
     {
         if (samples <= 0) samples = InductionEvaluation.SamplesFor(length);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        double accuracy = InductionEvaluation.Accuracy(model, task, seed, length, samples);
-        var (low, high) = InductionEvaluation.Wilson((long)Math.Round(accuracy * samples), samples);
-        return new LengthAccuracy(length, accuracy, samples, low, high, clock.Elapsed.TotalSeconds);
+        int correct = InductionEvaluation.Correct(model, task, seed, length, samples);
+        var (low, high) = InductionEvaluation.Wilson(correct, samples);
+        return new LengthAccuracy(length, correct / (double)samples, samples, low, high, clock.Elapsed.TotalSeconds);
     }
 
     public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,

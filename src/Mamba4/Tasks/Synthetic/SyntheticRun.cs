@@ -78,7 +78,7 @@ public static class SyntheticRun
                 var byLength = new SortedDictionary<long, LengthAccuracy>();
                 if (task is InductionHeads induction)
                 {
-                    foreach (var row in ByLength(model, induction, o, s))
+                    foreach (var row in InductionEvaluation.ByLength(model, induction, s.Trainer.Seed, s.Lengths ?? InductionEvaluation.PaperLengths, s.Samples))
                     {
                         byLength[row.Length] = row;
                         log.WriteLine($"{name}: length {row.Length,7}: {row}");
@@ -96,21 +96,6 @@ public static class SyntheticRun
         finally
         {
             foreach (var p in prepared) { p.Trainer.Dispose(); p.Model.AsModule.Dispose(); }
-        }
-    }
-
-    /// <summary>
-    /// Induction heads: accuracy at each test length in turn. The Transformer stops at its positions (16× the training
-    /// length: its cost grows with L²); a model below twice chance beyond the training length is not run further.
-    /// </summary>
-    private static IEnumerable<LengthAccuracy> ByLength(ICausalLanguageModel model, InductionHeads task, SyntheticOptions o, SyntheticRunSettings s)
-    {
-        foreach (long length in s.Lengths ?? InductionEvaluation.PaperLengths)
-        {
-            if (o.Transformer && length > SyntheticTraining.TransformerPositions(task)) yield break;
-            var row = LengthAccuracy.Measure(model, task, s.Trainer.Seed, length, s.Samples);
-            yield return row;
-            if (length > task.Length && row.Accuracy < 2.0 / task.Vocab) yield break;
         }
     }
 
