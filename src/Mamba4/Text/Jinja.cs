@@ -20,6 +20,32 @@ public sealed class ChatTemplateException(string message) : FormatException(mess
 internal sealed class Jinja
 {
     public const int MaxOutputChars = 4 << 20;
+
+    /// <summary>The deepest nesting of blocks ({% if %}, {% for %}) and of expressions (parentheses, lists, unary
+    /// operators) a template may have: real templates nest a few levels; deeper would only exhaust the stack.</summary>
+    public const int MaxNesting = 64;
+
+    private static int Deeper(ref int depth) =>
+        ++depth <= MaxNesting ? depth : throw new ChatTemplateException($"the template nests deeper than {MaxNesting} levels");
+
+    /// <summary>A string the template builds (~, +, join) is held to the output's bound, checked before it is built, so
+    /// repeated doubling stops at once.</summary>
+    private static string Concat(string a, string b)
+    {
+        CheckLength((long)a.Length + b.Length);
+        return a + b;
+    }
+
+    private static string Join(string separator, List<string> parts)
+    {
+        CheckLength(parts.Sum(p => (long)p.Length) + (long)separator.Length * Math.Max(0, parts.Count - 1));
+        return string.Join(separator, parts);
+    }
+
+    private static void CheckLength(long length)
+    {
+        if (length > MaxOutputChars) throw new ChatTemplateException($"the template builds a string longer than {MaxOutputChars} characters");
+    }
     private readonly List<Node> _body;
 
     private Jinja(List<Node> body) => _body = body;
@@ -112,8 +138,17 @@ internal sealed class Jinja
     {
         private int _at;
 
+        private int _depth;
+
         /// <summary>Nodes up to a statement that closes the block (endfor, elif, else, endif) or the end; that statement's text in <paramref name="closer"/>.</summary>
         public List<Node> Block(out string? closer)
+        {
+            Deeper(ref _depth);
+            try { return BlockBody(out closer); }
+            finally { _depth--; }
+        }
+
+        private List<Node> BlockBody(out string? closer)
         {
             var nodes = new List<Node>();
             while (_at < segments.Count)
@@ -266,7 +301,16 @@ internal sealed class Jinja
     /// <summary>Precedence, low to high: a if c else b; or; and; not; comparisons, in, is; ~; + -; * / // %; unary -; filters; .attr [i] (call); primary.</summary>
     private sealed class ExprParser(ExprLexer lx)
     {
+        private int _depth;
+
         public Expr Expression(bool allowConditional)
+        {
+            Deeper(ref _depth);
+            try { return ExpressionBody(allowConditional); }
+            finally { _depth--; }
+        }
+
+        private Expr ExpressionBody(bool allowConditional)
         {
             var e = Or();
             if (allowConditional && lx.AcceptWord("if"))
@@ -280,7 +324,14 @@ internal sealed class Jinja
 
         private Expr Or() { var e = And(); while (lx.AcceptWord("or")) e = new Binary("or", e, And()); return e; }
         private Expr And() { var e = Not(); while (lx.AcceptWord("and")) e = new Binary("and", e, Not()); return e; }
-        private Expr Not() => lx.AcceptWord("not") ? new Unary("not", Not()) : Compare();
+        private Expr Not() => lx.AcceptWord("not") ? new Unary("not", Nested(Not)) : Compare();
+
+        private Expr Nested(Func<Expr> parse)
+        {
+            Deeper(ref _depth);
+            try { return parse(); }
+            finally { _depth--; }
+        }
 
         private Expr Compare()
         {
@@ -304,7 +355,7 @@ internal sealed class Jinja
         private Expr Concat() { var e = Sum(); while (lx.Accept("~")) e = new Binary("~", e, Sum()); return e; }
         private Expr Sum() { var e = Product(); while (lx.Peek is "+" or "-") e = new Binary((string)lx.Next(), e, Product()); return e; }
         private Expr Product() { var e = Unary(); while (lx.Peek is "*" or "/" or "//" or "%") e = new Binary((string)lx.Next(), e, Unary()); return e; }
-        private Expr Unary() => lx.Accept("-") ? new Unary("-", Unary()) : Filters(Postfix(Primary()));
+        private Expr Unary() => lx.Accept("-") ? new Unary("-", Nested(Unary)) : Filters(Postfix(Primary()));
 
         private Expr Filters(Expr e)
         {
@@ -562,7 +613,7 @@ internal sealed class Jinja
         {
             case "==": return Equal(l, r);
             case "!=": return !Equal(l, r);
-            case "~": return Str(l) + Str(r);
+            case "~": return Concat(Str(l), Str(r));
             case "in":
                 return r switch
                 {
@@ -571,8 +622,10 @@ internal sealed class Jinja
                     Dictionary<string, object?> d => l is string k && d.ContainsKey(k),
                     _ => throw new ChatTemplateException($"'in' needs a string, list or mapping on its right, got {TypeName(r)}"),
                 };
-            case "+" when l is string a && r is string b: return a + b;
-            case "+" when l is List<object?> a && r is List<object?> b: return a.Concat(b).ToList();
+            case "+" when l is string a && r is string b: return Concat(a, b);
+            case "+" when l is List<object?> a && r is List<object?> b:
+                return (long)a.Count + b.Count <= MaxOutputChars ? a.Concat(b).ToList()
+                    : throw new ChatTemplateException($"the template builds a list longer than {MaxOutputChars} items");
             case "<" or "<=" or ">" or ">=" when l is string a && r is string b:
                 int c = string.CompareOrdinal(a, b);
                 return op switch { "<" => c < 0, "<=" => c <= 0, ">" => c > 0, _ => c >= 0 };
@@ -608,8 +661,8 @@ internal sealed class Jinja
         },
         "join" => v switch
         {
-            List<object?> l => string.Join(args.Count > 0 ? Str(args[0]) : "", l.Select(Str)),
-            string s => string.Join(args.Count > 0 ? Str(args[0]) : "", s.Select(c => c.ToString())),
+            List<object?> l => Join(args.Count > 0 ? Str(args[0]) : "", [.. l.Select(Str)]),
+            string s => Join(args.Count > 0 ? Str(args[0]) : "", [.. s.Select(c => c.ToString())]),
             _ => throw new ChatTemplateException($"|join needs a list or a string, got {TypeName(v)}"),
         },
         "first" => v is List<object?> { Count: > 0 } l ? l[0] : v is string { Length: > 0 } s ? s[..1] : new Undefined("the first item"),

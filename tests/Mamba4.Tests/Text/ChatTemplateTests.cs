@@ -86,4 +86,38 @@ public class ChatTemplateTests
         var e = Assert.Throws<ChatTemplateException>(() => t.Render(messages));
         Assert.Contains("longer than", e.Message);
     }
+
+    [Theory]
+    [InlineData("{% set ns = namespace(s='ab') %}{% for m in messages %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}")]
+    [InlineData("{% set ns = namespace(s='ab') %}{% for m in messages %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}")]
+    [InlineData("{% set ns = namespace(s='ab') %}{% for m in messages %}{% set ns.s = [ns.s, ns.s]|join(ns.s) %}{% endfor %}{{ ns.s|length }}")]
+    public void AStringTheTemplateBuildsIsBoundedBeforeItIsBuilt(string source)
+    {
+        // Doubling once per message: 40 messages would be 2^41 characters; the bound stops it at 4 Mi, not at the output.
+        var messages = Enumerable.Range(0, 40).Select(_ => new ChatTurn("user", "hi")).ToList();
+        var e = Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(source).Render(messages));
+        Assert.Contains("builds a string longer than 4194304 characters", e.Message);
+    }
+
+    [Theory]
+    [InlineData("(", ")")]
+    [InlineData("[", "]")]
+    [InlineData("-", "")]
+    [InlineData("not ", "")]
+    public void DeepNestingIsOneErrorNotAStackOverflow(string open, string close)
+    {
+        string deep = "{{ " + string.Concat(Enumerable.Repeat(open, 100_000)) + "1" + string.Concat(Enumerable.Repeat(close, 100_000)) + " }}";
+        var e = Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(deep));
+        Assert.Contains("nests deeper than 64 levels", e.Message);
+        string blocks = string.Concat(Enumerable.Repeat("{% if true %}", 100_000)) + "x" + string.Concat(Enumerable.Repeat("{% endif %}", 100_000));
+        e = Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(blocks));
+        Assert.Contains("nests deeper than 64 levels", e.Message);
+    }
+
+    [Fact]
+    public void NestingWithinTheBoundStillRenders()
+    {
+        string nested = "{{ " + new string('(', 30) + "1 + 2" + new string(')', 30) + " }}";
+        Assert.Equal("3", ChatTemplate.Parse(nested).Render([]));
+    }
 }
