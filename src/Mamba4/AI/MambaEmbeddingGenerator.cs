@@ -71,10 +71,8 @@ public sealed class MambaEmbeddingGenerator(MambaLM model, ITokenizer tokenizer,
     {
         using var _ = GradMode.NoGrad();
         using var scope = new TensorScope();
-        var hidden = new List<Tensor>();
-        model.Forward(Tensor.From(ids.Select(i => (long)i).ToArray(), 1, ids.Length), hiddenStates: hidden);
+        var h = model.Hidden(Tensor.From(ids.Select(i => (long)i).ToArray(), 1, ids.Length)).ToFloatArray();
         int d = model.Config.DModel;
-        var h = hidden[^1].ToFloatArray();
         if (pooling == EmbeddingPooling.Last) return h.AsSpan((ids.Length - 1) * d, d).ToArray();
         var sum = new double[d];
         for (int t = 0; t < ids.Length; t++)

@@ -107,7 +107,11 @@ public sealed class MambaLM : Module, ICausalLanguageModel
     /// ids (b, l) I64 → logits (b, l, vocab). <paramref name="hiddenStates"/> receives what transformers 5.x
     /// returns as output_hidden_states for Mamba: the residual stream after each block, then norm_f of the last.
     /// </summary>
-    public Tensor Forward(Tensor ids, MambaState? state = null, List<Tensor>? hiddenStates = null)
+    public Tensor Forward(Tensor ids, MambaState? state = null, List<Tensor>? hiddenStates = null) =>
+        F.Linear(Hidden(ids, state, hiddenStates), LmHead);
+
+    /// <summary>ids (b, l) I64 → the final hidden state norm_f(h) (b, l, d_model): <see cref="Forward"/> without the head.</summary>
+    public Tensor Hidden(Tensor ids, MambaState? state = null, List<Tensor>? hiddenStates = null)
     {
         if (ids.Rank != 2) throw new ArgumentException($"MambaLM: ids must be [batch, length], got {ids.Shape}");
         var h = Embed(ids, state?.Position ?? 0);
@@ -119,7 +123,7 @@ public sealed class MambaLM : Module, ICausalLanguageModel
         h = Backbone.NormF.Forward(h);
         hiddenStates?.Add(h);
         if (state is not null) state.Position += ids.Shape[1];
-        return F.Linear(h, LmHead);
+        return h;
     }
 
     private Tensor Embed(Tensor ids, long position)
