@@ -87,17 +87,4 @@ public static class WeightQuantization
         }
         return (q, s);
     }
-
-    /// <summary>q · s[row] as F32 (an I8 weight with its row scales, read back).</summary>
-    public static Tensor Dequantize(Tensor q, Tensor scale)
-    {
-        int rows = q.Shape[0], cols = q.Shape[1];
-        var w = Tensor.Empty(q.Shape);
-        var ws = w.AsSpan<float>();
-        var qs = q.AsSpan<sbyte>();
-        var ss = scale.AsSpan<float>();
-        for (int r = 0; r < rows; r++)
-            for (int i = 0; i < cols; i++) ws[r * cols + i] = qs[r * cols + i] * ss[r];
-        return w;
-    }
 }

@@ -7,14 +7,14 @@ public static class Init
 {
     [ThreadStatic] private static bool _skipValues;
 
+    /// <summary>Whether values are being skipped (constructors leave their own value loops alone then, touching no memory).</summary>
+    internal static bool ValuesSkipped => _skipValues;
+
     /// <summary>
     /// While the returned scope is open (on this thread), <see cref="Uniform"/> and <see cref="Normal"/> allocate without
     /// writing values: for a model whose every parameter is about to be read from a checkpoint (<see cref="IO.ModelFiles.Load{T}"/>).
     /// Building is then nearly free, and the F32 memory of a weight that loading replaces by a BF16/F16/I8 one is never touched.
     /// </summary>
-    /// <summary>Whether values are being skipped (constructors leave their own value loops alone then, touching no memory).</summary>
-    internal static bool ValuesSkipped => _skipValues;
-
     internal static IDisposable SkipValues()
     {
         bool previous = _skipValues;
