@@ -1,4 +1,5 @@
 using Mamba4.Nn;
+using Mamba4.Ops;
 
 namespace Mamba4.Models;
 
@@ -7,5 +8,8 @@ public interface ICausalLanguageModel
 {
     int VocabSize { get; }
     Tensor Logits(Tensor ids);
+    /// <summary>Mean cross-entropy of the logits at every position against <paramref name="targets"/> (b, l) I64, −100
+    /// ignored: <c>F.CrossEntropy(Logits(ids), targets)</c>; a model may fuse its head with the loss.</summary>
+    Tensor CrossEntropy(Tensor ids, Tensor targets) => F.CrossEntropy(Logits(ids), targets);
     Module AsModule { get; }
 }

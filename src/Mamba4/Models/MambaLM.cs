@@ -139,17 +139,22 @@ public sealed class MambaLM : Module, ICausalLanguageModel
         return F.Dropout(h, Config.Dropout, DropoutSeed++, Training);
     }
 
-    /// <summary>Mean next-token cross-entropy of logits[:, :-1] against ids[:, 1:].</summary>
+    /// <summary>Mean next-token cross-entropy of logits[:, :-1] against ids[:, 1:] (without <paramref name="logits"/>:
+    /// the head fused with the loss, <see cref="CrossEntropy"/>).</summary>
     public Tensor Loss(Tensor ids, Tensor? logits = null)
     {
-        logits ??= Forward(ids);
         int b = ids.Shape[0], l = ids.Shape[1];
         var src = ids.ToInt64Array();
         var targets = new long[b * l];
         for (int i = 0; i < b; i++)
             for (int t = 0; t < l; t++) targets[i * l + t] = t + 1 < l ? src[i * l + t + 1] : -100;
-        return F.CrossEntropy(logits, Tensor.From(targets, b, l), ignoreIndex: -100);
+        var target = Tensor.From(targets, b, l);
+        return logits is null ? CrossEntropy(ids, target) : F.CrossEntropy(logits, target, ignoreIndex: -100);
     }
+
+    /// <summary>Mean cross-entropy of the head's logits against <paramref name="targets"/> (b, l), −100 ignored, with the
+    /// head fused into the loss (<see cref="F.LinearCrossEntropy"/>: the [tokens × vocab] logits are never held whole).</summary>
+    public Tensor CrossEntropy(Tensor ids, Tensor targets) => F.LinearCrossEntropy(Hidden(ids), LmHead, targets);
 
     /// <summary>A fresh zero state for <paramref name="batch"/> streams.</summary>
     public MambaState NewState(int batch) => new(Config.NLayer, batch, Config, LmHead.Device);

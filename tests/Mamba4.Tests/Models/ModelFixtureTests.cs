@@ -81,12 +81,16 @@ public class ModelFixtureTests
         Assert.Equal(model.Config.NLayer + 1, hidden.Count);
         for (int i = 0; i < hidden.Count; i++)
             AssertClose(reference.Get($"hidden_states.{i}").ToDoubleArray(), hidden[i].ToFloatArray(), 1e-5, 1e-5, fixture + $"hidden_states.{i}");
-        var loss = model.Loss(ids, logits);
-        Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
-        loss.Backward();
-        foreach (var (name, p) in model.NamedParameters())
-            AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, fixture + "grad." + name);
-        model.ZeroGrad();
+        // The loss from the logits, then the head fused with the loss (no logits): the same loss and gradients.
+        foreach (var (makeLoss, path) in new (Func<Tensor>, string)[] { (() => model.Loss(ids, logits), "unfused "), (() => model.Loss(ids), "fused ") })
+        {
+            var loss = makeLoss();
+            Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
+            loss.Backward();
+            foreach (var (name, p) in model.NamedParameters())
+                AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, fixture + path + "grad." + name);
+            model.ZeroGrad();
+        }
     }
 
     /// <summary>Greedy decoding through the recurrent step reproduces generate.prompt → generate.output exactly.</summary>

@@ -38,7 +38,7 @@ public static class LmTrainingRun
                 (step, _) =>
                 {
                     var (x, y) = stream.Batch(s.Seed, step, s.Batch, s.SeqLen);
-                    return (F.CrossEntropy(net.Logits(Tensor.From(x, s.Batch, s.SeqLen)), Tensor.From(y, s.Batch, s.SeqLen)), (long)s.Batch * s.SeqLen);
+                    return (net.CrossEntropy(Tensor.From(x, s.Batch, s.SeqLen), Tensor.From(y, s.Batch, s.SeqLen)), (long)s.Batch * s.SeqLen);
                 },
                 () =>
                 {

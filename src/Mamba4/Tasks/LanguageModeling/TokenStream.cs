@@ -72,7 +72,7 @@ public sealed class TokenStream
                     y[b * length + t] = Validation[(w0 + b) * length + t + 1];
                 }
             using var scope = new TensorScope();
-            var loss = F.CrossEntropy(model.Logits(Tensor.From(x, n, length)), Tensor.From(y, n, length)).Item();
+            var loss = model.CrossEntropy(Tensor.From(x, n, length), Tensor.From(y, n, length)).Item();
             total += loss * n * length;
             count += n * length;
         }

@@ -43,15 +43,19 @@ public class CudaModelTests
         ModelFixtureTests.AssertClose(reference.Get("logits").ToDoubleArray(), logits.ToFloatArray(), 1e-5, 1e-5, "logits");
         for (int i = 0; i < hidden.Count; i++)
             ModelFixtureTests.AssertClose(reference.Get($"hidden_states.{i}").ToDoubleArray(), hidden[i].ToFloatArray(), 1e-5, 1e-5, $"hidden_states.{i}");
-        var loss = model.Loss(ids, logits);
-        Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
-        loss.Backward();
-        foreach (var (name, p) in model.NamedParameters())
+        // The loss from the logits, then the head fused with the loss (no logits): the same loss and gradients.
+        foreach (var (makeLoss, path) in new (Func<Tensor>, string)[] { (() => model.Loss(ids, logits), "unfused "), (() => model.Loss(ids), "fused ") })
         {
-            Assert.Equal(Cuda, p.Grad!.Device);
-            ModelFixtureTests.AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, "grad." + name);
+            var loss = makeLoss();
+            Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
+            loss.Backward();
+            foreach (var (name, p) in model.NamedParameters())
+            {
+                Assert.Equal(Cuda, p.Grad!.Device);
+                ModelFixtureTests.AssertClose(reference.Get("grad." + name).ToDoubleArray(), p.Grad!.ToFloatArray(), 1e-4, 1e-5, path + "grad." + name);
+            }
+            model.ZeroGrad();
         }
-        model.ZeroGrad();
     }
 
     [Theory]

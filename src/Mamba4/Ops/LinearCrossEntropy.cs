@@ -1,0 +1,106 @@
+using Mamba4.Autograd;
+using Mamba4.Tensors;
+
+namespace Mamba4.Ops;
+
+/// <summary>
+/// The language-model head fused with its loss: <c>CrossEntropy(Linear(hidden, weight), targets)</c> without ever holding
+/// the [rows × V] logits whole. hidden [..., D] (F32), weight [V, D] (F32), targets [...] (I64, hidden's leading shape).
+/// Rows are taken <c>chunkRows</c> at a time; for each chunk r:
+///   logits_r = hidden_r Wᵀ,   lse, loss as <see cref="CrossEntropy"/> (mean over the N rows whose target ≠ ignore)
+/// and, when a gradient is wanted, the chunk's share of it at once (the loss is a scalar, so only its upstream factor g
+/// is unknown until the backward; Liger-Kernel's fused linear cross-entropy does the same):
+///   dlogits_r = (softmax(logits_r) − onehot(t_r)) / N,   dhidden_r = dlogits_r W,   dW += dlogits_rᵀ hidden_r
+/// The backward multiplies dhidden and dW by g. Memory: two [chunkRows × V] buffers and the [rows × D] + [V × D]
+/// gradients, instead of the [rows × V] logits and their gradient; the GEMM work is the same as Linear then CrossEntropy.
+/// A narrow (BF16/F16/I8, inference-only) weight takes the unfused path. Every target ignored: NaN loss, zero gradient.
+/// </summary>
+public static partial class F
+{
+    /// <summary>Rows per chunk by default: about 2^25 logits (128 MiB of F32) at a time.</summary>
+    public static int DefaultCrossEntropyChunkRows(int vocab) => Math.Max(1, (1 << 25) / Math.Max(1, vocab));
+
+    public static Tensor LinearCrossEntropy(Tensor hidden, Tensor weight, Tensor targets, long ignoreIndex = -100, int chunkRows = 0)
+    {
+        const string op = "LinearCrossEntropy";
+        if (weight.DType.IsNarrowWeight()) return CrossEntropy(Linear(hidden, weight), targets, ignoreIndex);
+        OpCheck.F32(op, "hidden", hidden);
+        OpCheck.F32(op, "weight", weight);
+        OpCheck.Rank(op, "weight", weight, 2);
+        hidden = OpCheck.OnDeviceOf(hidden, weight);
+        int vocab = weight.Shape[0], dim = weight.Shape[1];
+        if (hidden.Rank < 1 || hidden.Shape.Last != dim)
+            throw new ArgumentException($"{op}: hidden {hidden.Shape} must end in {dim} features to match weight {weight.Shape}");
+        if (targets.DType != DType.I64)
+            throw new ArgumentException($"{op}: targets must be I64 class indices, got {targets.DType} {targets.Shape}");
+        var lead = hidden.Shape.ToArray()[..^1];
+        if (targets.Shape != new Shape(lead))
+            throw new ArgumentException($"{op}: targets must have shape [{string.Join(", ", lead)}] (hidden {hidden.Shape} without its last axis), got {targets.Shape}");
+        if (chunkRows < 0) throw new ArgumentOutOfRangeException(nameof(chunkRows), chunkRows, $"{op}: chunkRows must be ≥ 0 (0 = default)");
+
+        int rows = (int)(hidden.NumElements / dim);
+        long counted = CountCounted(targets, ignoreIndex);
+        if (targets.Device != hidden.Device) targets = targets.To(hidden.Device);
+        int chunk = Math.Min(Math.Max(1, rows), chunkRows > 0 ? chunkRows : DefaultCrossEntropyChunkRows(vocab));
+        bool wantGrad = Tape.ShouldRecord(hidden, weight);
+        var backend = hidden.Backend;
+        var h2 = hidden.ViewOf(new Shape(rows, dim), 0);
+        var t1 = targets.ViewOf(new Shape(rows), 0);
+        var dHidden = wantGrad && hidden.RequiresGrad ? Tensor.Empty(new Shape(rows, dim), DType.F32, hidden.Device) : null;
+        var dWeight = wantGrad && weight.RequiresGrad ? Tensor.Zeros(weight.Shape, DType.F32, weight.Device) : null;
+        var y = Tensor.Empty(new Shape(), DType.F32, hidden.Device);
+        float scale = counted == 0 ? 0f : (float)(1.0 / counted);
+        using (var losses = Tensor.Empty(new Shape(rows), DType.F32, hidden.Device))
+        using (var logits = Tensor.Empty(new Shape(chunk, vocab), DType.F32, hidden.Device))
+        using (var lse = Tensor.Empty(new Shape(chunk), DType.F32, hidden.Device))
+        using (var dLogits = wantGrad ? Tensor.Empty(new Shape(chunk, vocab), DType.F32, hidden.Device) : null)
+        {
+            for (int r0 = 0; r0 < rows; r0 += chunk)
+            {
+                int n = Math.Min(chunk, rows - r0);
+                using var h = h2.ViewOf(new Shape(n, dim), (long)r0 * dim * sizeof(float));
+                using var t = t1.ViewOf(new Shape(n), (long)r0 * sizeof(long));
+                using var z = logits.ViewOf(new Shape(n, vocab), 0);
+                using var l = losses.ViewOf(new Shape(n), (long)r0 * sizeof(float));
+                using var m = lse.ViewOf(new Shape(n), 0);
+                backend.Gemm(h, false, weight, true, z, 1f, 0f);
+                backend.CrossEntropyForward(z, t, ignoreIndex, l, m);
+                if (!wantGrad) continue;
+                using var dz = dLogits!.ViewOf(new Shape(n, vocab), 0);
+                backend.CrossEntropyBackward(z, t, ignoreIndex, m, scale, dz);
+                if (dHidden is not null)
+                {
+                    using var dh = dHidden.ViewOf(new Shape(n, dim), (long)r0 * dim * sizeof(float));
+                    backend.Gemm(dz, false, weight, false, dh, 1f, 0f);
+                }
+                if (dWeight is not null) backend.Gemm(dz, true, h, false, dWeight, 1f, 1f);
+            }
+            if (counted == 0) backend.Fill(y, float.NaN);
+            else
+            {
+                backend.Sum(losses, y);
+                backend.Scale(y, scale, y);
+            }
+        }
+        h2.Dispose();
+        t1.Dispose();
+
+        if (wantGrad)
+            Tape.Record(op, () =>
+            {
+                float g = y.Grad!.Item();
+                if (dHidden is not null)
+                {
+                    if (g != 1f) backend.Scale(dHidden, g, dHidden);
+                    Tape.Accumulate(hidden, dHidden.ViewOf(hidden.Shape, 0), owned: true);
+                    dHidden.Dispose();
+                }
+                if (dWeight is not null)
+                {
+                    if (g != 1f) backend.Scale(dWeight, g, dWeight);
+                    Tape.Accumulate(weight, dWeight, owned: true);
+                }
+            }, y);
+        return y;
+    }
+}
