@@ -23,7 +23,7 @@ namespace Mamba4.Ops;
 /// </summary>
 public static partial class F
 {
-    public static Tensor MambaStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState)
+    public static Tensor MambaStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor? prefetch = null)
     {
         const string op = "MambaStep";
         OpCheck.F32(op, "h", h);
@@ -54,7 +54,7 @@ public static partial class F
         }
         InferenceOnly(op);
         var output = Tensor.Empty(h.Shape, DType.F32, h.Device);
-        Backend.Require<IMambaStepBackend>(h.Backend, op).MambaLayerStep(h, w, convState, ssmState, output);
+        Backend.Require<IMambaStepBackend>(h.Backend, op).MambaLayerStep(h, w, convState, ssmState, output, prefetch);
         return output;
     }
 
