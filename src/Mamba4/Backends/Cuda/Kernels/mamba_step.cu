@@ -211,8 +211,9 @@ __device__ __forceinline__ float conv_silu(const float* convState, const float* 
 
 // 1. xz[b, row] = x̂_b·W_in[row] (+ bias[row]), x̂ = RMSNorm(h)·norm_w; rows = 2e; u[b, c] = silu(conv(…, x = xz[b, c]))
 // for c < e. Dynamic shared memory: batch·d floats.
-// v, pre: preload's of (w, rows, d); the caller has waited for h.
-template <int KIND> __device__ void in_proj(const float* h, const float* normW, float eps, const void* w, const float* bias,
+// v, pre: preload's of (w, rows, d); the caller has waited for h. (v lives in the caller's registers: these phases are
+// inlined, so that no array goes to local memory.)
+template <int KIND> __device__ __forceinline__ void in_proj(const float* h, const float* normW, float eps, const void* w, const float* bias,
     const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec,
     float v[UNITS][8], bool pre)
 {
@@ -235,7 +236,7 @@ template <int KIND> __device__ void in_proj(const float* h, const float* normW, 
 }
 
 // 2. dbc[b, row] = u_b·W_x[row]; rows = r + 2n. Dynamic shared memory: batch·e floats.
-template <int KIND> __device__ void x_proj(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec,
+template <int KIND> __device__ __forceinline__ void x_proj(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec,
     float v[UNITS][8], bool pre)
 {
     extern __shared__ __align__(16) float xs[];
@@ -283,7 +284,7 @@ template <int KIND> __device__ __forceinline__ void scan_weights(const void* dtW
     }
 }
 
-template <int KIND> __device__ void scan_group(i64 g, const float* xz, float* convState, const float* uu,
+template <int KIND> __device__ __forceinline__ void scan_group(i64 g, const float* xz, float* convState, const float* uu,
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
     float* ssm, float* y, int e, int K, int r, int n, const float wd[4], const float a[4])
 {
@@ -342,7 +343,7 @@ template <int KIND> __device__ void scan(const float* xz, float* convState, cons
 }
 
 // 4. out[b, row] = h[b, row] + y_b·W_out[row] (+ bias[row]); rows = d. Dynamic shared memory: batch·e floats.
-template <int KIND> __device__ void out_proj(const float* y, const void* w, const float* bias, const float* h, float* out,
+template <int KIND> __device__ __forceinline__ void out_proj(const float* y, const void* w, const float* bias, const float* h, float* out,
     int batch, int e, int d, int vec, float v[UNITS][8], bool pre)
 {
     extern __shared__ __align__(16) float xs[];
@@ -368,7 +369,7 @@ template <int KIND> __device__ void out_proj(const float* y, const void* w, cons
 // W_dt and W_out while it streams W_in, phase 2 for `next` (nextBytes: the next layer's W_in, or nothing). The next
 // kernel may launch once every block has passed the last barrier (all resident, so its early blocks cannot keep one of
 // ours from starting). Dynamic shared memory: batch·max(d, e) floats.
-template <int KIND> __device__ void layer(const float* h, const float* normW, float eps, const void* inW, const float* inBias,
+template <int KIND> __device__ __forceinline__ void layer(const float* h, const float* normW, float eps, const void* inW, const float* inBias,
     float* convState, const float* convW, const float* convB, float* xz, float* u, const void* xW, float* dbc,
     const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y,
     const void* outW, const float* outBias, float* out, unsigned* barrier, const void* next, i64 nextBytes,
