@@ -153,7 +153,7 @@ public static class CudaModelBench
                 }
         }
         Backend.Configure(settings);
-        gpu.PersistentLayerStep = true;
+        gpu.PersistentLayerStep = false;
         foreach (var kernel in new[] { Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepLayerF32, Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepLayerBf16 })
         {
             var (registers, local) = gpu.KernelResources(Mamba4.Backends.Cuda.Kernels.MambaStep.File, kernel);
@@ -185,7 +185,7 @@ public static class CudaModelBench
                 Console.WriteLine($"profiled: {weights}, {(persistent ? "1 kernel" : "4 kernels")} a layer, 1 step");
             }
         }
-        gpu.PersistentLayerStep = true;
+        gpu.PersistentLayerStep = false;
     }
 
     private static void GenerationRow(CudaBackend gpu, MambaLM model, string weights, int batch, string kind, bool graphed, double limitPerStep)

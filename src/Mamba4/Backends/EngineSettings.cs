@@ -48,7 +48,7 @@ public sealed record EngineSettings
     public int ScanBackwardBlock { get; init; }
     /// <summary>Capture a GPU decoding step as a CUDA graph and replay it. (MAMBA4_CUDA_GRAPH = 0 turns it off)</summary>
     public bool CudaGraph { get; init; } = true;
-    /// <summary>Decode Mamba-1 layers on a GPU with the fused step (F.MambaStep: one persistent kernel a layer) and the head with its
+    /// <summary>Decode Mamba-1 layers on a GPU with the fused step (F.MambaStep: four kernels a layer) and the head with its
     /// arg-max on the device (F.MambaHeadStep). (MAMBA4_CUDA_FUSED_STEP = 0 runs the unfused ops)</summary>
     public bool CudaFusedStep { get; init; } = true;
     /// <summary>Wait after every kernel launch so that a fault names its kernel (slow; debugging). (MAMBA4_CUDA_SYNC)</summary>

@@ -18,8 +18,8 @@ public readonly record struct MambaStepWeights(
 
 /// <summary>
 /// An optional capability: the fused decoding step of a Mamba-1 block and of the LM head (Ops/MambaStep.cs has the
-/// math). The CPU backend runs it as the composition of the unfused ops (the reference twin); the CUDA backend as one
-/// persistent kernel a layer that reads each weight once (Kernels/mamba_step.cu).
+/// math). The CPU backend runs it as the composition of the unfused ops (the reference twin); the CUDA backend as four
+/// kernels a layer (or one persistent kernel) that read each weight once (Kernels/mamba_step.cu).
 /// </summary>
 public interface IMambaStepBackend : IBackend
 {

@@ -4,10 +4,10 @@ using Mamba4.Tensors;
 namespace Mamba4.Backends.Cuda;
 
 // Kernels/mamba_step.cu: the fused Mamba-1 decoding step (Ops/MambaStep.cs has the math). Up to 8 streams (x̂, u or y
-// of every stream in one block's shared memory) run one persistent kernel a layer (mamba_step_layer: in_proj with the
-// RMSNorm and the conv, x_proj, the scan update with dt_proj, out_proj with the residual, a grid-wide barrier between
-// them) — or, with projections of different kinds or PersistentLayerStep off, the four as kernels of their own — and
-// the head with its arg-max partials, each weight read once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
+// of every stream in one block's shared memory) run four kernels a layer — in_proj with the RMSNorm and the conv, x_proj,
+// the scan update with dt_proj, out_proj with the residual — or, with PersistentLayerStep, the four as phases of one
+// persistent kernel (mamba_step_layer, grid-wide barriers between them); then the head with its arg-max partials; each
+// weight read once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
 // then read once per GEMM) around the conv and scan kernels, and the arg-max over the logits.
 public sealed unsafe partial class CudaBackend
 {
@@ -15,8 +15,11 @@ public sealed unsafe partial class CudaBackend
     private const int GemvThreads = 128;   // 4 warps, one weight row each at a time
     private const int LayerThreads = 256;  // mamba_step_layer: 8 warps
 
-    /// <summary>Whether up to 8 streams run a layer as one persistent kernel rather than four (benchmarks and tests turn it off to compare).</summary>
-    internal bool PersistentLayerStep { get; set; } = true;
+    /// <summary>Whether up to 8 streams run a layer as one persistent kernel rather than four. Off: on an H100 at the 130M
+    /// shape it measured 0.700 ms a step against 0.604 (F32; docs/cuda-kernel-notes.md, "Decoding step": its 166 registers
+    /// leave one block of 8 warps a multiprocessor, so each warp runs three in_proj rows one after another). Tests and
+    /// benchmarks turn it on.</summary>
+    internal bool PersistentLayerStep { get; set; }
 
     /// <summary>The grid barrier's counter of mamba_step_layer (one word, zero between barriers; see grid_barrier).</summary>
     private Storage? _gridBarrier;

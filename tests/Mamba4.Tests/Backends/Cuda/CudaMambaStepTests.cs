@@ -41,7 +41,7 @@ public class CudaMambaStepTests
     {
         var backend = Gpu;
         backend.PersistentLayerStep = persistent;
-        using var restore = new Restore(() => backend.PersistentLayerStep = true);
+        using var restore = new Restore(() => backend.PersistentLayerStep = false);
         var (cpuModel, cpuState) = MambaStepTests.RandomModel(dModel, batch, 5);
         var (gpuModel, gpuState) = MambaStepTests.RandomModel(dModel, batch, 5, Cuda);
         var unfusedState = MambaStepTests.RandomState(gpuModel, batch, 5);
@@ -133,7 +133,7 @@ public class CudaMambaStepTests
         var unfusedState = MambaStepTests.RandomState(model, 2, 3);
         gpu.ProgrammaticLaunch = early;
         gpu.PersistentLayerStep = persistent;
-        using var restore = new Restore(() => (gpu.ProgrammaticLaunch, gpu.PersistentLayerStep) = (true, true));
+        using var restore = new Restore(() => (gpu.ProgrammaticLaunch, gpu.PersistentLayerStep) = (true, false));
         using (model)
         using (fusedState)
         using (unfusedState)
@@ -154,10 +154,14 @@ public class CudaMambaStepTests
         }
     }
 
-    [Fact]
-    public void GreedyGraphFeedsItsArgMaxBackAndMatchesTheHostArgMax()
+    [Theory]
+    [InlineData(false)]   // four kernels a layer
+    [InlineData(true)]    // one persistent kernel a layer (its grid barriers replayed by the graph)
+    public void GreedyGraphFeedsItsArgMaxBackAndMatchesTheHostArgMax(bool persistent)
     {
-        _ = Gpu;
+        var gpu = Gpu;
+        gpu.PersistentLayerStep = persistent;
+        using var restore = new Restore(() => gpu.PersistentLayerStep = false);
         var (model, state) = MambaStepTests.RandomModel(64, 1, 6, Cuda);
         var plain = MambaStepTests.RandomState(model, 1, 6);
         using (model)

@@ -14,8 +14,8 @@
 // may start while the kernel before it still runs, loads its first weights (which nothing writes) into registers, then
 // waits in grid_wait() for the previous kernels' results; it writes nothing before that wait.
 // mamba_step_layer runs the four as phases of one persistent kernel (every block resident at once, grid_barrier between
-// phases), with the weights of phases 2–4 asked into L2 while phase 1 streams W_in; the four kernels stay for mixed
-// weight kinds and for larger batches (scan).
+// phases), with the weights of phases 2–4 asked into L2 while phase 1 streams W_in (CudaBackend.PersistentLayerStep; off
+// by default: slower than the four kernels so far, see docs/cuda-kernel-notes.md).
 // Kernels 1, 2, 4 and head_step take at most MAX_ROWS streams (x̂, u or y of all of them in shared memory); larger
 // batches use cuBLAS for those products and conv_step for u (CudaBackend.MambaStep.cs).
 
