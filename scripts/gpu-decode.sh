@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs ON the GPU machine from the checkout root: [anchor] tests of the fused step + generation bench + ncu of the fused kernels.
+# Runs ON the GPU machine from the checkout root: the fused step's tests, then [final: all GPU tests beside mamba_ssm's
+# build, then its anchor] the generation bench, then [NCU=1] Nsight Compute over one eager step of each fused path.
 #   scripts/gpu-pack.sh .device && (on the GPU machine) bash .device/gpu-decode.sh quick|final
 set -uo pipefail
 what=${1:-quick}
@@ -11,27 +12,35 @@ export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export MAMBA4_SHARED="$dev/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 anchors=$(cd "$dev/../.anchors" 2>/dev/null && pwd)
+tests="$dev/Mamba4.Tests/Mamba4.Tests"
 if [ "$what" = final ] && [ -n "$anchors" ]; then
   (ANCHOR_BUILD_ONLY=1 python3 "$anchors/model_anchor.py" > "$out/anchor-build.log" 2>&1) &
   build=$!
-  "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
+fi
+# the fused step's tests first: they compile mamba_step.cu, so a broken kernel shows within seconds (and ends the run)
+timeout 150 "$tests" -trait "Category=Cuda" -class Mamba4.Tests.CudaMambaStepTests -parallel none > "$out/step-tests.log" 2>&1
+echo "step tests rc=$?"; grep -E "FAIL|rror|Total:" "$out/step-tests.log" | head -30
+if grep -q "CudaCompileException" "$out/step-tests.log"; then grep -E -A12 "CudaCompileException" "$out/step-tests.log" | head -60; exit 1; fi
+if [ "$what" = final ] && [ -n "$anchors" ]; then
+  timeout 300 "$tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
   echo "tests rc=$?"; grep -E "FAIL|Total:" "$out/gpu-tests.log" | head -40
   wait $build
   python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" && export MAMBA4_MODEL_ANCHOR="$out/model-anchor.jsonl" || { echo "anchor failed"; tail -5 "$out/model-anchor.err"; }
-  cat "$out/model-anchor.jsonl"
+  grep generate "$out/model-anchor.jsonl"
 else
-  for c in Mamba4.Tests.CudaMambaStepTests Mamba4.Tests.CudaModelTests; do
-    "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class $c -parallel none 2>&1 | tee -a "$out/gpu-tests.log" | grep -E "FAIL|Assert|rror|Total:|^\s+at Mamba4" | head -40
-  done
+  timeout 150 "$tests" -trait "Category=Cuda" -class Mamba4.Tests.CudaModelTests -parallel none 2>&1 | tee -a "$out/gpu-tests.log" | grep -E "FAIL|Assert|rror|Total:|^\s+at Mamba4" | head -40
 fi
-MAMBA4_CUDA_BENCH=generation MAMBA4_DEVICE=cuda dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda-model 2>&1 | tee "$out/gpu-bench-generation.log"
+MAMBA4_CUDA_BENCH=generation MAMBA4_DEVICE=cuda timeout 200 dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda-model 2>&1 | tee "$out/gpu-bench-generation.log"
 left=$((560 - SECONDS)); echo "elapsed ${SECONDS}s"
-if [ "${NCU:-0}" = 1 ] && [ "$left" -gt 60 ]; then
+if [ "${NCU:-0}" = 1 ] && [ "$left" -gt 40 ]; then
+  # one eager step per path and weight kind (MAMBA4_CUDA_BENCH=generation-profile), every fused kernel profiled at the card's own clocks
   ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
-  MAMBA4_CUDA_BENCH=generation MAMBA4_DEVICE=cuda timeout $left "$ncu" -k regex:mamba_step --launch-count 100 \
+  MAMBA4_CUDA_BENCH=generation-profile MAMBA4_DEVICE=cuda timeout $left "$ncu" --clock-control none -k regex:mamba_step \
     --section SpeedOfLight --section Occupancy --section LaunchStats \
     dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda-model > "$out/ncu.txt" 2>&1
+  echo "ncu rc=$?"
   # one line per profiled kernel: name, duration, DRAM and memory throughput, registers, achieved occupancy
-  awk '/^  mamba_step/ {if (k) print k, d, dr, m, r, o; k=$1; d=dr=m=r=o=""} /Duration/ {d=$(NF-1)$NF} /DRAM Throughput/ {dr="dram "$NF"%"} /^ +Memory Throughput/ {m="mem "$NF"%"} /Registers Per Thread/ {r="regs "$NF} /Achieved Occupancy/ {o="occ "$NF"%"} END {print k, d, dr, m, r, o}' "$out/ncu.txt" | tee "$out/ncu-summary.txt" | awk '{c[$1]++; if (c[$1] <= 3) print}'
+  awk '/^  mamba_step/ {if (k) print k, d, dr, m, r, o; k=$1; d=dr=m=r=o=""} /Duration/ {d=$(NF-1)$NF} /DRAM Throughput/ {dr="dram "$NF"%"} /^ +Memory Throughput/ {m="mem "$NF"%"} /Registers Per Thread/ {r="regs "$NF} /Achieved Occupancy/ {o="occ "$NF"%"} END {print k, d, dr, m, r, o}' "$out/ncu.txt" > "$out/ncu-summary.txt"
+  awk '{c[$1]++; if (c[$1] <= 2) print}' "$out/ncu-summary.txt"
   grep -E "==PROF==|==ERROR==|==WARNING==" "$out/ncu.txt" | sort | uniq -c | head -5
 fi

@@ -25,6 +25,15 @@ for proj in $projects; do
   dotnet publish "$proj" -c Release -r linux-x64 --no-self-contained -o "$target/$name" -v q -nologo | grep -E "error|warn" || true
   (cd "$target/$name" && rm -rf CodeCoverage alpine ubuntu macos arm64 x86 InstrumentationEngine .playwright)   # .playwright: the browser test's driver (135 MB; no chromium there)
 done
+# The benchmarks share most of their files with the tests: link those (relative links travel with the device tool) and
+# leave out the XML docs, so that both fit the 64 MiB the tool carries.
+rm -f "$target"/Mamba4.*/*.xml
+if [ -d "$target/Mamba4.Bench" ] && [ -d "$target/Mamba4.Tests" ]; then
+  for f in "$target"/Mamba4.Bench/*; do
+    name=$(basename "$f")
+    [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$f" "$target/Mamba4.Tests/$name" && ln -sf "../Mamba4.Tests/$name" "$f"
+  done
+fi
 shared=${MAMBA4_SHARED:-}
 for c in ../shared ../../shared; do [ -z "$shared" ] && [ -d "$c/fixtures" ] && shared=$c; done
 [ -n "$shared" ] || { echo "no shared/fixtures found (set MAMBA4_SHARED)"; exit 1; }

@@ -36,6 +36,11 @@ public static class CudaModelBench
         using (var model = new MambaLM(Config130M, seed: 1))
         {
             model.To(Cuda);
+            if (BenchSettings.Current.CudaMode == "generation-profile")
+            {
+                GenerationProfile(gpu, model);
+                return;
+            }
             if (BenchSettings.Current.CudaMode != "generation")
             {
                 Memory(gpu, model);
@@ -139,16 +144,48 @@ public static class CudaModelBench
             double limitPerStep = copy / weightBytes;   // steps/s if a step only read the weights once at copy bandwidth
             Console.WriteLine($"| {weights}: {weightBytes / 1e6:F0} MB of weights → at most {limitPerStep:F0} steps/s at {copy / 1e12:F2} TB/s |||||||||||");
             foreach (int batch in new[] { 1, 64 })
-                foreach (var (fused, graphed, early) in new[] { (false, true, false), (true, true, false), (true, true, true) })
+                foreach (var (fused, persistent, name) in new[] { (false, false, "unfused"), (true, false, "fused, 4 kernels a layer + PDL"), (true, true, "fused, 1 kernel a layer + PDL") })
                 {
-                    if (batch == 64 && fused && !early) continue;
+                    if (batch == 64 && persistent) continue;   // beyond 8 streams the step has no persistent kernel
                     Backend.Configure(settings with { CudaFusedStep = fused });
-                    gpu.ProgrammaticLaunch = early;
-                    GenerationRow(gpu, model, weights, batch, fused ? early ? "fused + PDL" : "fused" : "unfused", graphed, limitPerStep);
+                    gpu.PersistentLayerStep = persistent;
+                    GenerationRow(gpu, model, weights, batch, batch == 64 && fused ? "fused (cuBLAS products) + PDL" : name, true, limitPerStep);
                 }
         }
         Backend.Configure(settings);
-        gpu.ProgrammaticLaunch = true;
+        gpu.PersistentLayerStep = false;
+        foreach (var kernel in new[] { Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepLayerF32, Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepLayerBf16 })
+        {
+            var (registers, local) = gpu.KernelResources(Mamba4.Backends.Cuda.Kernels.MambaStep.File, kernel);
+            int resident = gpu.BlocksPerMultiprocessor(Mamba4.Backends.Cuda.Kernels.MambaStep.File, kernel, 256, 768 * sizeof(float) * 2);
+            Console.WriteLine($"{kernel}: {registers} registers, {local} B local a thread; {resident} blocks of 256 threads a multiprocessor ({gpu.Multiprocessors} multiprocessors)");
+        }
+    }
+
+    /// <summary>For Nsight Compute (`ncu -k regex:mamba_step`): one eager batch-1 step of the fused step with one kernel a
+    /// layer, then one with four, F32 then BF16 weights; nothing timed.</summary>
+    private static void GenerationProfile(CudaBackend gpu, MambaLM model)
+    {
+        using var noGrad = GradMode.NoGrad();
+        foreach (var weights in new[] { "f32", "bf16" })
+        {
+            if (weights == "bf16")
+            {
+                foreach (var layer in model.Backbone.Layers.Items)
+                    foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(DType.BF16));
+                model.LmHead.ReplaceWith(model.LmHead.To(DType.BF16));
+            }
+            foreach (bool persistent in new[] { true, false })
+            {
+                gpu.PersistentLayerStep = persistent;
+                using var state = model.NewState(1);
+                using (var scope = new TensorScope())
+                    model.Step(Tensor.From(RandomIds(1, Config130M.VocabSize, 5), 1), state, Tensor.Zeros(new Shape(1), DType.I64, Cuda));
+                gpu.Synchronize();
+                Console.WriteLine($"profiled: {weights}, {(persistent ? "1 kernel" : "4 kernels")} a layer, 1 step");
+            }
+        }
+        gpu.PersistentLayerStep = false;
     }
 
     private static void GenerationRow(CudaBackend gpu, MambaLM model, string weights, int batch, string kind, bool graphed, double limitPerStep)

@@ -19,13 +19,14 @@ public readonly record struct MambaStepWeights(
 /// <summary>
 /// An optional capability: the fused decoding step of a Mamba-1 block and of the LM head (Ops/MambaStep.cs has the
 /// math). The CPU backend runs it as the composition of the unfused ops (the reference twin); the CUDA backend as four
-/// kernels a layer that read each weight once (Kernels/mamba_step.cu).
+/// kernels a layer (or one persistent kernel) that read each weight once (Kernels/mamba_step.cu).
 /// </summary>
 public interface IMambaStepBackend : IBackend
 {
     /// <summary>output (batch, d) = h + out_proj(mixer_step(RMSNorm(h))); convState [batch, e, K−1] and ssmState [batch, e, n]
-    /// are updated in place.</summary>
-    void MambaLayerStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor output);
+    /// are updated in place. <paramref name="prefetch"/>: a weight the next layer reads first (its in_proj), which a GPU
+    /// may bring into its cache meanwhile; it changes no result.</summary>
+    void MambaLayerStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor output, Tensor? prefetch);
 
     /// <summary>logits (batch, vocab) = RMSNorm(h)·normWeight·lmHeadᵀ and, when given, ids (I64 [batch]) = each row's
     /// arg-max (the first of equal largest), −1 for a row holding NaN or ±∞.</summary>

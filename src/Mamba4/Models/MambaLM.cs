@@ -176,7 +176,7 @@ public sealed class MambaLM : Module, ICausalLanguageModel
         {
             var layer = Backbone.Layers[i];
             h = fused && layer.Mixer is MambaMixer { FusedStepSupported: true } m
-                ? F.MambaStep(h, m.StepWeights(layer.Norm), state.Layers[i].ConvState, state.Layers[i].SsmState)
+                ? F.MambaStep(h, m.StepWeights(layer.Norm), state.Layers[i].ConvState, state.Layers[i].SsmState, NextInProj(i))
                 : layer.Step(h, state.Layers[i]);
         }
         state.Position++;
@@ -185,6 +185,11 @@ public sealed class MambaLM : Module, ICausalLanguageModel
                 return F.MambaHeadStep(h, Backbone.NormF.Weight, Backbone.NormF.Eps, LmHead, greedyIds);
         return F.Linear(Backbone.NormF.Forward(h), LmHead);
     }
+
+    /// <summary>The in_proj weight of the Mamba-1 layer after layer <paramref name="i"/> (its fused step asks the GPU's cache
+    /// for it), or null.</summary>
+    private Tensor? NextInProj(int i) =>
+        i + 1 < Backbone.Layers.Count && Backbone.Layers[i + 1].Mixer is MambaMixer next ? next.InProj.Weight : null;
 
     /// <summary>Whether <see cref="Step(Tensor, MambaState, Tensor?)"/> runs the fused kernels: the model on a GPU whose
     /// backend has them, no gradients recorded, and <see cref="Backends.EngineSettings.CudaFusedStep"/> on.</summary>

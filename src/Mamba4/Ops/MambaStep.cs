@@ -18,12 +18,13 @@ namespace Mamba4.Ops;
 /// h'      = h + y · out_projᵀ + b_out
 /// </code>
 /// Exactly MambaBlock.Step (the unfused ops), which the CPU backend runs as the reference twin; the CUDA backend reads
-/// each weight once in four kernels. The head: logits = RMSNorm(h)·norm_f.weight · lm_headᵀ, and the greedy ids (each
+/// each weight once in four kernels (or one persistent kernel, which asks the GPU's L2 for `prefetch`, the next layer's
+/// in_proj weight, while it runs; a hint that changes no result). The head: logits = RMSNorm(h)·norm_f.weight · lm_headᵀ, and the greedy ids (each
 /// row's arg-max, the first of equal largest; −1 for a row holding NaN or ±∞) computed where the logits are.
 /// </summary>
 public static partial class F
 {
-    public static Tensor MambaStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState)
+    public static Tensor MambaStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor? prefetch = null)
     {
         const string op = "MambaStep";
         OpCheck.F32(op, "h", h);
@@ -52,9 +53,10 @@ public static partial class F
             OpCheck.Shape(op, arg, t, shape);
             OpCheck.SameDevice(op, h, t);
         }
+        if (prefetch is not null) OpCheck.SameDevice(op, h, prefetch);
         InferenceOnly(op);
         var output = Tensor.Empty(h.Shape, DType.F32, h.Device);
-        Backend.Require<IMambaStepBackend>(h.Backend, op).MambaLayerStep(h, w, convState, ssmState, output);
+        Backend.Require<IMambaStepBackend>(h.Backend, op).MambaLayerStep(h, w, convState, ssmState, output, prefetch);
         return output;
     }
 

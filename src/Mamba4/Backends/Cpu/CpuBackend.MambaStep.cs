@@ -6,7 +6,7 @@ namespace Mamba4.Backends.Cpu;
 // fused kernels): the composition of the unfused ops, in MambaBlock.Step's order, so it equals the unfused path.
 public sealed unsafe partial class CpuBackend
 {
-    public void MambaLayerStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor output)
+    public void MambaLayerStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor output, Tensor? prefetch)
     {
         int batch = h.Shape[0], e = w.DInner, r = w.DtRank, n = w.DState;
         using var normed = Tensor.Empty(h.Shape);

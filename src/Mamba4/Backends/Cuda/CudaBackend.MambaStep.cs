@@ -1,18 +1,30 @@
+using Mamba4.Backends.Cuda.Native;
 using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
 
 // Kernels/mamba_step.cu: the fused Mamba-1 decoding step (Ops/MambaStep.cs has the math). Up to 8 streams (x̂, u or y
 // of every stream in one block's shared memory) run four kernels a layer — in_proj with the RMSNorm and the conv, x_proj,
-// the scan update with dt_proj, out_proj with the residual — and the head with its arg-max partials, each weight read
-// once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
+// the scan update with dt_proj, out_proj with the residual — or, with PersistentLayerStep, the four as phases of one
+// persistent kernel (mamba_step_layer, grid-wide barriers between them); then the head with its arg-max partials; each
+// weight read once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
 // then read once per GEMM) around the conv and scan kernels, and the arg-max over the logits.
 public sealed unsafe partial class CudaBackend
 {
     private const int StepRows = 8;        // MAX_ROWS of mamba_step.cu
     private const int GemvThreads = 128;   // 4 warps, one weight row each at a time
+    private const int LayerThreads = 256;  // mamba_step_layer: 8 warps
 
-    public void MambaLayerStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor output)
+    /// <summary>Whether up to 8 streams run a layer as one persistent kernel rather than four. Off: on an H100 at the 130M
+    /// shape it measured 0.700 ms a step against 0.604 (F32; docs/cuda-kernel-notes.md, "Decoding step": its 166 registers
+    /// leave one block of 8 warps a multiprocessor, so each warp runs three in_proj rows one after another). Tests and
+    /// benchmarks turn it on.</summary>
+    internal bool PersistentLayerStep { get; set; }
+
+    /// <summary>The grid barrier's counter of mamba_step_layer (one word, zero between barriers; see grid_barrier).</summary>
+    private Storage? _gridBarrier;
+
+    public void MambaLayerStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor output, Tensor? prefetch)
     {
         int batch = h.Shape[0], d = w.DModel, e = w.DInner, k = w.DConv, r = w.DtRank, n = w.DState, xRows = r + 2 * n;
         if (batch == 0) return;
@@ -22,6 +34,15 @@ public sealed unsafe partial class CudaBackend
         using var dbc = Tensor.Empty(new Shape(batch, xRows), DType.F32, Device);
         using var y = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
         bool fused = Fits(batch, d) && Fits(batch, e);
+        if (fused && LayerKernel(w) is { } layer)
+        {
+            int shared = batch * Math.Max(d, e) * sizeof(float);
+            LaunchEarly(file, layer, LayerGrid(layer, shared, 2 * e), LayerThreads, shared,
+                h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, w.XProj, dbc,
+                w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, w.OutProj, w.OutProjBias, output, GridBarrier(), prefetch, prefetch?.ByteLength ?? 0L,
+                batch, d, e, k, r, n, Vec(w.InProj), Vec(w.XProj), Vec(w.OutProj));
+            return;
+        }
         if (fused)
         {
             LaunchEarly(file, StepKernel(w.InProj, Kernels.MambaStep.MambaStepInProjF32, Kernels.MambaStep.MambaStepInProjBf16, Kernels.MambaStep.MambaStepInProjF16),
@@ -88,6 +109,34 @@ public sealed unsafe partial class CudaBackend
                 LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxFinish, batch, 512, 0, partials.Pointer, (int)blocks, ids);
         }
         finally { partials?.Release(); }
+    }
+
+    /// <summary>mamba_step_layer of the projections' kind, or null when they differ in kind, <see cref="PersistentLayerStep"/>
+    /// is off, or a graph is being captured before any eager layer step made the barrier's counter.</summary>
+    private string? LayerKernel(in MambaStepWeights w)
+    {
+        var kind = w.InProj.DType;
+        if (!PersistentLayerStep || (_gridBarrier is null && IsCapturing) || w.XProj.DType != kind || w.DtProj.DType != kind || w.OutProj.DType != kind) return null;
+        return StepKernel(w.InProj, Kernels.MambaStep.MambaStepLayerF32, Kernels.MambaStep.MambaStepLayerBf16, Kernels.MambaStep.MambaStepLayerF16);
+    }
+
+    /// <summary>Blocks of mamba_step_layer: no more than fit on the GPU at once (its grid barrier waits for every block), and
+    /// no more than give each of the <paramref name="rows"/> rows of in_proj its own warp.</summary>
+    private uint LayerGrid(string kernel, int shared, int rows)
+    {
+        long resident = (long)Multiprocessors * BlocksPerMultiprocessor(Kernels.MambaStep.File, kernel, LayerThreads, shared);
+        return (uint)Math.Clamp((rows + LayerThreads / 32 - 1) / (LayerThreads / 32), 1, resident);
+    }
+
+    /// <summary>The counter of the grid barrier, made and zeroed at the first eager layer step (kept for the backend's life).</summary>
+    private nint GridBarrier()
+    {
+        if (_gridBarrier is null)
+        {
+            _gridBarrier = Allocator.Allocate(sizeof(uint));
+            CudaDriver.Check(CudaDriver.cuMemsetD32Async((ulong)_gridBarrier.Pointer, 0, 1, Stream), "cuMemsetD32Async");
+        }
+        return _gridBarrier.Pointer;
     }
 
     /// <summary>Whether <paramref name="batch"/> rows of <paramref name="width"/> floats go through the fused GEMV kernels:

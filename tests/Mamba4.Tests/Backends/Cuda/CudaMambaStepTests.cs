@@ -10,7 +10,8 @@ namespace Mamba4.Tests;
 /// <summary>
 /// The fused decoding step on the GPU (Kernels/mamba_step.cu) against its CPU reference twin and against the unfused
 /// GPU step: the layer's output and both states, F32 and BF16 weights, the fused small-batch kernels (≤ 8 streams, rows
-/// read 16 bytes at a time or one by one) and the cuBLAS path of larger batches; the head's logits and greedy ids.
+/// read 16 bytes at a time or one by one; the persistent layer kernel with its grid barriers and the four kernels it
+/// replaces) and the cuBLAS path of larger batches; the head's logits and greedy ids.
 /// </summary>
 [Trait("Category", "Cuda")]
 [Collection("Cuda")]
@@ -26,16 +27,21 @@ public class CudaMambaStepTests
     }
 
     [Theory]
-    [InlineData(64, 1, false)]    // d, e multiples of 8: 16-byte rows
-    [InlineData(36, 3, false)]    // d = 36: in_proj rows one weight at a time
-    [InlineData(64, 8, false)]
-    [InlineData(64, 13, false)]   // over 8 streams: cuBLAS in_proj / out_proj around the fused x_proj and scan
-    [InlineData(64, 1, true)]
-    [InlineData(36, 5, true)]
-    [InlineData(64, 13, true)]
-    public void LayerStepMatchesTheCpuTwinAndTheUnfusedGpuStep(int dModel, int batch, bool bf16)
+    [InlineData(64, 1, false, true)]    // d, e multiples of 8: 16-byte rows; one persistent kernel
+    [InlineData(64, 1, false, false)]   // the four kernels
+    [InlineData(36, 3, false, true)]    // d = 36: in_proj rows one weight at a time
+    [InlineData(36, 3, false, false)]
+    [InlineData(64, 8, false, true)]
+    [InlineData(64, 13, false, true)]   // over 8 streams: cuBLAS in_proj / out_proj around the fused x_proj and scan
+    [InlineData(64, 1, true, true)]
+    [InlineData(64, 8, true, false)]
+    [InlineData(36, 5, true, true)]
+    [InlineData(64, 13, true, true)]
+    public void LayerStepMatchesTheCpuTwinAndTheUnfusedGpuStep(int dModel, int batch, bool bf16, bool persistent)
     {
-        _ = Gpu;
+        var backend = Gpu;
+        backend.PersistentLayerStep = persistent;
+        using var restore = new Restore(() => backend.PersistentLayerStep = false);
         var (cpuModel, cpuState) = MambaStepTests.RandomModel(dModel, batch, 5);
         var (gpuModel, gpuState) = MambaStepTests.RandomModel(dModel, batch, 5, Cuda);
         var unfusedState = MambaStepTests.RandomState(gpuModel, batch, 5);
@@ -117,15 +123,17 @@ public class CudaMambaStepTests
     }
 
     [Theory]
-    [InlineData(true)]    // each kernel started early (programmatic dependent launch), as decoding runs
-    [InlineData(false)]   // plain launches
-    public void FusedModelStepEqualsTheUnfusedStepOverManyTokens(bool early)
+    [InlineData(true, true)]     // each kernel started early (programmatic dependent launch), as decoding runs; a layer one kernel
+    [InlineData(false, true)]    // plain launches
+    [InlineData(true, false)]    // four kernels a layer
+    public void FusedModelStepEqualsTheUnfusedStepOverManyTokens(bool early, bool persistent)
     {
         var gpu = Gpu;
         var (model, fusedState) = MambaStepTests.RandomModel(64, 2, 3, Cuda);
         var unfusedState = MambaStepTests.RandomState(model, 2, 3);
         gpu.ProgrammaticLaunch = early;
-        using var restore = new Restore(() => gpu.ProgrammaticLaunch = true);
+        gpu.PersistentLayerStep = persistent;
+        using var restore = new Restore(() => (gpu.ProgrammaticLaunch, gpu.PersistentLayerStep) = (true, false));
         using (model)
         using (fusedState)
         using (unfusedState)
@@ -146,10 +154,14 @@ public class CudaMambaStepTests
         }
     }
 
-    [Fact]
-    public void GreedyGraphFeedsItsArgMaxBackAndMatchesTheHostArgMax()
+    [Theory]
+    [InlineData(false)]   // four kernels a layer
+    [InlineData(true)]    // one persistent kernel a layer (its grid barriers replayed by the graph)
+    public void GreedyGraphFeedsItsArgMaxBackAndMatchesTheHostArgMax(bool persistent)
     {
-        _ = Gpu;
+        var gpu = Gpu;
+        gpu.PersistentLayerStep = persistent;
+        using var restore = new Restore(() => gpu.PersistentLayerStep = false);
         var (model, state) = MambaStepTests.RandomModel(64, 1, 6, Cuda);
         var plain = MambaStepTests.RandomState(model, 1, 6);
         using (model)

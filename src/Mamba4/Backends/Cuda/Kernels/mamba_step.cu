@@ -13,6 +13,9 @@
 // Every kernel is launched with programmatic dependent launch where the GPU has it (sm_90, CudaBackend.LaunchEarly): it
 // may start while the kernel before it still runs, loads its first weights (which nothing writes) into registers, then
 // waits in grid_wait() for the previous kernels' results; it writes nothing before that wait.
+// mamba_step_layer runs the four as phases of one persistent kernel (every block resident at once, grid_barrier between
+// phases), with the weights of phases 2–4 asked into L2 while phase 1 streams W_in (CudaBackend.PersistentLayerStep; off
+// by default: slower than the four kernels so far, see docs/cuda-kernel-notes.md).
 // Kernels 1, 2, 4 and head_step take at most MAX_ROWS streams (x̂, u or y of all of them in shared memory); larger
 // batches use cuBLAS for those products and conv_step for u (CudaBackend.MambaStep.cs).
 
@@ -131,13 +134,44 @@ template <int KIND> __device__ __forceinline__ void warp_dot(const void* w, i64 
     for (int b = 0; b < MAX_ROWS; b++) acc[b] = warp_sum(acc[b]);
 }
 
-// The warp's first row, whose first weights it loads before waiting for the previous kernel (`pre`: there is one, and
-// its rows are read 16 bytes at a time).
-__device__ __forceinline__ int first_row(int rows, int vec, bool& pre)
+__device__ __forceinline__ int warp_index() { return blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); }
+__device__ __forceinline__ int warp_count() { return gridDim.x * (blockDim.x >> 5); }
+
+// The first weights of this warp's first row (warp_index()) into v, issued before waiting for earlier work (nothing
+// writes weights); whether it did (rows read 16 bytes at a time only).
+template <int KIND> __device__ __forceinline__ bool preload(const void* w, int rows, int K, int vec, float v[UNITS][8])
 {
-    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    pre = vec && row < rows;
-    return row;
+    int row = warp_index();
+    bool pre = vec && row < rows;
+    if (pre) load_units<KIND>(w, row, K, 0, v);
+    return pre;
+}
+
+// Asks L2 for the bytes at w, the grid's threads one 128-byte line each at a time, so that a later phase's loads hit L2
+// while this phase keeps HBM busy.
+__device__ __forceinline__ void prefetch_l2(const void* w, i64 bytes)
+{
+    for (i64 at = ((i64)blockIdx.x * blockDim.x + threadIdx.x) * 128; at < bytes; at += (i64)gridDim.x * blockDim.x * 128)
+        asm volatile("prefetch.global.L2 [%0];" :: "l"((const char*)w + at));
+}
+
+// Every block of the grid waits here for all the others (the host launches no more blocks than fit on the GPU at once).
+// The top bit of *count flips when the last block arrives: block 0 adds 2^31 − (blocks − 1), the others 1, so the low
+// bits come back to 0 and the counter needs no reset between barriers or launches. __threadfence before the arrival
+// publishes the block's writes, the one after the wait orders the reads that follow.
+__device__ void grid_barrier(unsigned* count)
+{
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+        __threadfence();
+        unsigned old = atomicAdd(count, add);
+        for (unsigned spins = 0; ((old ^ *(volatile unsigned*)count) & 0x80000000u) == 0; spins++)
+            if (spins > (1u << 24)) __trap();   // a block never came: fail the launch rather than hang
+        __threadfence();
+    }
+    __syncthreads();
 }
 
 // xs[0, n) = x[0, n) into shared memory by the whole block, 16 bytes at a time where n is a multiple of 4 (x aligned).
@@ -177,18 +211,15 @@ __device__ __forceinline__ float conv_silu(const float* convState, const float* 
 
 // 1. xz[b, row] = x̂_b·W_in[row] (+ bias[row]), x̂ = RMSNorm(h)·norm_w; rows = 2e; u[b, c] = silu(conv(…, x = xz[b, c]))
 // for c < e. Dynamic shared memory: batch·d floats.
-template <int KIND> __device__ void in_proj(const float* h, const float* normW, float eps, const void* w, const float* bias,
-    const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec)
+// v, pre: preload's of (w, rows, d); the caller has waited for h. (v lives in the caller's registers: these phases are
+// inlined, so that no array goes to local memory.)
+template <int KIND> __device__ __forceinline__ void in_proj(const float* h, const float* normW, float eps, const void* w, const float* bias,
+    const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec,
+    float v[UNITS][8], bool pre)
 {
     extern __shared__ __align__(16) float xs[];
-    bool pre;
-    float v[UNITS][8];
-    int row = first_row(rows, vec, pre);
-    if (pre) load_units<KIND>(w, row, d, 0, v);
-    grid_launch_dependents();
-    grid_wait();
     rms_norm_rows(h, normW, eps, xs, batch, d);
-    for (; row < rows; row += gridDim.x * (blockDim.x >> 5), pre = false)
+    for (int row = warp_index(); row < rows; row += warp_count(), pre = false)
     {
         float acc[MAX_ROWS];
         warp_dot<KIND>(w, row, d, vec, xs, batch, acc, v, pre);
@@ -205,17 +236,12 @@ template <int KIND> __device__ void in_proj(const float* h, const float* normW, 
 }
 
 // 2. dbc[b, row] = u_b·W_x[row]; rows = r + 2n. Dynamic shared memory: batch·e floats.
-template <int KIND> __device__ void x_proj(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec)
+template <int KIND> __device__ __forceinline__ void x_proj(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec,
+    float v[UNITS][8], bool pre)
 {
     extern __shared__ __align__(16) float xs[];
-    bool pre;
-    float v[UNITS][8];
-    int row = first_row(rows, vec, pre);
-    if (pre) load_units<KIND>(w, row, e, 0, v);
-    grid_launch_dependents();
-    grid_wait();
     to_shared(u, xs, batch * e);
-    for (; row < rows; row += gridDim.x * (blockDim.x >> 5), pre = false)
+    for (int row = warp_index(); row < rows; row += warp_count(), pre = false)
     {
         float acc[MAX_ROWS];
         warp_dot<KIND>(w, row, e, vec, xs, batch, acc, v, pre);
@@ -243,19 +269,12 @@ __device__ __forceinline__ float group16_sum(float v, unsigned mask)
     return v;
 }
 
-// 3. The scan update of (stream b, channel c), 16 lanes each: lane l takes dt terms j ≡ l and states s ≡ l (mod 16).
-template <int KIND> __device__ void scan(const float* xz, float* convState, const float* uu,
-    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
-    float* ssm, float* y, int batch, int e, int K, int r, int n)
+// 3. The scan update of (stream b, channel c) = group g = b·e + c, 16 lanes each: lane l takes dt terms j ≡ l and states
+// s ≡ l (mod 16). scan_weights loads what no kernel writes (before the wait): the first dt_proj weights and A = −exp(A_log)
+// of this lane (r, n ≤ 64 here; scan_group reads the rest).
+template <int KIND> __device__ __forceinline__ void scan_weights(const void* dtW, const float* aLog, int c, int r, int n, int lane,
+    float wd[4], float a[4])
 {
-    i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 4;
-    grid_launch_dependents();
-    if (g >= (i64)batch * e) return;   // whole 16-lane groups leave together
-    int lane = threadIdx.x & 15;
-    unsigned mask = 0xffffu << (threadIdx.x & 16);
-    int b = (int)(g / e), c = (int)(g - (i64)b * e);
-    // Before the wait, what no kernel writes: the first dt_proj weights and A = −exp(A_log) of this lane (r, n ≤ 64 here).
-    float wd[4], a[4];
 #pragma unroll
     for (int q = 0; q < 4; q++)
     {
@@ -263,7 +282,15 @@ template <int KIND> __device__ void scan(const float* xz, float* convState, cons
         wd[q] = j < r ? load_w<KIND>(dtW, (i64)c * r + j) : 0.f;
         a[q] = j < n ? -expf(aLog[(i64)c * n + j]) : 0.f;
     }
-    grid_wait();
+}
+
+template <int KIND> __device__ __forceinline__ void scan_group(i64 g, const float* xz, float* convState, const float* uu,
+    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
+    float* ssm, float* y, int e, int K, int r, int n, const float wd[4], const float a[4])
+{
+    int lane = threadIdx.x & 15;
+    unsigned mask = 0xffffu << (threadIdx.x & 16);
+    int b = (int)(g / e), c = (int)(g - (i64)b * e);
     const float* row = dbc + (i64)b * (r + 2 * n);
     float dt = 0.f;
 #pragma unroll
@@ -301,25 +328,78 @@ template <int KIND> __device__ void scan(const float* xz, float* convState, cons
     }
 }
 
+// One group per 16 lanes of the grid.
+template <int KIND> __device__ void scan(const float* xz, float* convState, const float* uu,
+    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
+    float* ssm, float* y, int batch, int e, int K, int r, int n)
+{
+    i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 4;
+    grid_launch_dependents();
+    if (g >= (i64)batch * e) return;   // whole 16-lane groups leave together
+    float wd[4], a[4];
+    scan_weights<KIND>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & 15, wd, a);
+    grid_wait();
+    scan_group<KIND>(g, xz, convState, uu, dbc, dtW, dtBias, aLog, Dskip, ssm, y, e, K, r, n, wd, a);
+}
+
 // 4. out[b, row] = h[b, row] + y_b·W_out[row] (+ bias[row]); rows = d. Dynamic shared memory: batch·e floats.
-template <int KIND> __device__ void out_proj(const float* y, const void* w, const float* bias, const float* h, float* out,
-    int batch, int e, int d, int vec)
+template <int KIND> __device__ __forceinline__ void out_proj(const float* y, const void* w, const float* bias, const float* h, float* out,
+    int batch, int e, int d, int vec, float v[UNITS][8], bool pre)
 {
     extern __shared__ __align__(16) float xs[];
-    bool pre;
-    float v[UNITS][8];
-    int row = first_row(d, vec, pre);
-    if (pre) load_units<KIND>(w, row, e, 0, v);
-    grid_launch_dependents();
-    grid_wait();
     to_shared(y, xs, batch * e);
-    for (; row < d; row += gridDim.x * (blockDim.x >> 5), pre = false)
+    for (int row = warp_index(); row < d; row += warp_count(), pre = false)
     {
         float acc[MAX_ROWS];
         warp_dot<KIND>(w, row, e, vec, xs, batch, acc, v, pre);
         if ((threadIdx.x & 31) == 0)
             for (int b = 0; b < batch; b++) out[(i64)b * d + row] = h[(i64)b * d + row] + acc[b] + (bias ? bias[row] : 0.f);
     }
+}
+
+// One GEMV kernel: its first weights loaded before the wait.
+#define GEMV_KERNEL_PROLOGUE(KIND, W, ROWS, K, VEC) \
+    float v[UNITS][8]; \
+    bool pre = preload<KIND>(W, ROWS, K, VEC, v); \
+    grid_launch_dependents(); \
+    grid_wait();
+
+// The whole layer in one persistent kernel: phases 1–4 above with a grid_barrier between them. Each phase loads its
+// first weights (or the scan its dt_proj weights and A) before the barrier that precedes it; phase 1 asks L2 for W_x,
+// W_dt and W_out while it streams W_in, phase 2 for `next` (nextBytes: the next layer's W_in, or nothing). The next
+// kernel may launch once every block has passed the last barrier (all resident, so its early blocks cannot keep one of
+// ours from starting). Dynamic shared memory: batch·max(d, e) floats.
+template <int KIND> __device__ __forceinline__ void layer(const float* h, const float* normW, float eps, const void* inW, const float* inBias,
+    float* convState, const float* convW, const float* convB, float* xz, float* u, const void* xW, float* dbc,
+    const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y,
+    const void* outW, const float* outBias, float* out, unsigned* barrier, const void* next, i64 nextBytes,
+    int batch, int d, int e, int K, int r, int n, int vecIn, int vecX, int vecOut)
+{
+    int xRows = r + 2 * n, size = KIND == 0 ? 4 : 2;
+    float v[UNITS][8];
+    bool pre = preload<KIND>(inW, 2 * e, d, vecIn, v);
+    prefetch_l2(xW, (i64)xRows * e * size);
+    prefetch_l2(dtW, (i64)e * r * size);
+    prefetch_l2(outW, (i64)d * e * size);
+    grid_wait();
+    in_proj<KIND>(h, normW, eps, inW, inBias, convState, convW, convB, xz, u, batch, d, 2 * e, K, vecIn, v, pre);
+    pre = preload<KIND>(xW, xRows, e, vecX, v);
+    grid_barrier(barrier);
+    prefetch_l2(next, nextBytes);   // the next layer's W_in, while phases 2–4 read L2
+    x_proj<KIND>(u, xW, dbc, batch, e, xRows, vecX, v, pre);
+    i64 groups = (i64)batch * e, g0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 4, stride = ((i64)gridDim.x * blockDim.x) >> 4;
+    float wd[4], a[4];
+    if (g0 < groups) scan_weights<KIND>(dtW, aLog, (int)(g0 % e), r, n, threadIdx.x & 15, wd, a);
+    grid_barrier(barrier);
+    for (i64 g = g0; g < groups; g += stride)
+    {
+        if (g != g0) scan_weights<KIND>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & 15, wd, a);
+        scan_group<KIND>(g, xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, e, K, r, n, wd, a);
+    }
+    pre = preload<KIND>(outW, d, e, vecOut, v);
+    grid_barrier(barrier);
+    grid_launch_dependents();
+    out_proj<KIND>(y, outW, outBias, h, out, batch, e, d, vecOut, v, pre);
 }
 
 // (value, index) of the larger; equal values: the lower index (the host's arg-max takes the first).
@@ -354,10 +434,8 @@ template <int KIND> __device__ void head(const float* h, const float* normW, flo
     int2* partials, int batch, int d, int rows, int vec)
 {
     extern __shared__ __align__(16) float xs[];
-    bool pre;
     float v[UNITS][8];
-    int row = first_row(rows, vec, pre);
-    if (pre) load_units<KIND>(w, row, d, 0, v);
+    bool pre = preload<KIND>(w, rows, d, vec, v);
     grid_launch_dependents();
     grid_wait();
     rms_norm_rows(h, normW, eps, xs, batch, d);
@@ -365,7 +443,7 @@ template <int KIND> __device__ void head(const float* h, const float* normW, flo
     int bestAt[MAX_ROWS], bad[MAX_ROWS];
 #pragma unroll
     for (int b = 0; b < MAX_ROWS; b++) { best[b] = NEG_INF; bestAt[b] = 0x7fffffff; bad[b] = 0x7fffffff; }
-    for (; row < rows; row += gridDim.x * (blockDim.x >> 5), pre = false)
+    for (int row = warp_index(); row < rows; row += warp_count(), pre = false)
     {
         float acc[MAX_ROWS];
         warp_dot<KIND>(w, row, d, vec, xs, batch, acc, v, pre);
@@ -384,16 +462,23 @@ template <int KIND> __device__ void head(const float* h, const float* normW, flo
 #define MAMBA_STEP_KERNELS(SUFFIX, KIND) \
 extern "C" __global__ void mamba_step_in_proj_##SUFFIX(const float* h, const float* normW, float eps, const void* w, const float* bias, \
     const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec) \
-{ in_proj<KIND>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec); } \
+{ GEMV_KERNEL_PROLOGUE(KIND, w, rows, d, vec) in_proj<KIND>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec, v, pre); } \
 extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec) \
-{ x_proj<KIND>(u, w, dbc, batch, e, rows, vec); } \
+{ GEMV_KERNEL_PROLOGUE(KIND, w, rows, e, vec) x_proj<KIND>(u, w, dbc, batch, e, rows, vec, v, pre); } \
 extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* u, \
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
     int batch, int e, int K, int r, int n) \
 { scan<KIND>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
     int batch, int e, int d, int vec) \
-{ out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec); } \
+{ GEMV_KERNEL_PROLOGUE(KIND, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre); } \
+extern "C" __global__ void mamba_step_layer_##SUFFIX(const float* h, const float* normW, float eps, const void* inW, const float* inBias, \
+    float* convState, const float* convW, const float* convB, float* xz, float* u, const void* xW, float* dbc, \
+    const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
+    const void* outW, const float* outBias, float* out, unsigned* barrier, const void* next, i64 nextBytes, \
+    int batch, int d, int e, int K, int r, int n, int vecIn, int vecX, int vecOut) \
+{ layer<KIND>(h, normW, eps, inW, inBias, convState, convW, convB, xz, u, xW, dbc, dtW, dtBias, aLog, Dskip, ssm, y, \
+    outW, outBias, out, barrier, next, nextBytes, batch, d, e, K, r, n, vecIn, vecX, vecOut); } \
 extern "C" __global__ void mamba_step_head_##SUFFIX(const float* h, const float* normW, float eps, const void* w, float* logits, \
     int2* partials, int batch, int d, int rows, int vec) \
 { head<KIND>(h, normW, eps, w, logits, partials, batch, d, rows, vec); }
