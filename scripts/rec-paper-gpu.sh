@@ -26,9 +26,10 @@
 #                                 OUT/cuda-cache.tar.gz: unpacked into the next pack, the ~85 s scan compile is skipped on a
 #                                 machine with the same NVRTC and driver (files are checked by their SHA-256).
 #                                 With PACK/Mamba4.Cli (MAMBA4_PACK=cli scripts/gpu-pack.sh) instead of Mamba4.Tests, step 1 is skipped.
-# Measured (bench/results/rec-ml1m-h100.txt): 18 processes on one GPU slowed each ML-1M epoch 15–20× (2–3 s alone, ~35–40 s
-# shared: the GPU time-slices between processes), and on a fresh machine every Mamba4Rec process first spends ~85 s in NVRTC
-# (selective_scan.cu; cached afterwards): run few at once. The full protocol of the default grids needs more than one call.
+# Measured (bench/results/rec-ml1m-h100.txt): without MPS, 18 processes on one GPU slowed each ML-1M epoch 15–20× (2–3 s
+# alone, ~35–40 s shared: the GPU time-slices between processes); with MPS (rec-ml1m-converged-h100.txt) 7 processes ran
+# ML-1M epochs in 1.2 s (Mamba4Rec) to 3.1 s (SASRec) each. On a fresh machine without PACK/cuda-cache every Mamba4Rec
+# process first spends 85–135 s in NVRTC (selective_scan.cu). The full protocol of the default grids needs more than one call.
 set -uo pipefail
 pack=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/rec-paper}
