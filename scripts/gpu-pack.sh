@@ -16,9 +16,11 @@ if [ ! -s "$target/dotnet.tar.xz" ]; then
   echo "packing the .NET runtime from $root ..."
   tar cJf "$target/dotnet.tar.xz" -C "$root" dotnet host shared/Microsoft.NETCore.App shared/Microsoft.AspNetCore.App
 fi
-# MAMBA4_PACK=tests leaves the benchmarks out (the device tool carries at most 64 MiB with the tree).
+# MAMBA4_PACK=tests leaves the benchmarks out (the device tool carries at most 64 MiB with the tree); MAMBA4_PACK=cli
+# packs only the mamba4 command (Mamba4.Cli/, ~10 MB: room for data and run folders beside it, as rec-paper-gpu.sh uses).
 projects="tests/Mamba4.Tests/Mamba4.Tests.csproj bench/Mamba4.Bench/Mamba4.Bench.csproj"
 [ "${MAMBA4_PACK:-}" = tests ] && projects="tests/Mamba4.Tests/Mamba4.Tests.csproj" && rm -rf "$target/Mamba4.Bench"
+[ "${MAMBA4_PACK:-}" = cli ] && projects="src/Mamba4.Cli/Mamba4.Cli.csproj" && rm -rf "$target/Mamba4.Bench" "$target/Mamba4.Tests"
 for proj in $projects; do
   name=$(basename "$proj" .csproj)
   rm -rf "$target/$name"

@@ -11,6 +11,8 @@
 #        LIMIT (seconds before every run is interrupted with a checkpoint; its best model so far is still evaluated),
 #        EXTRA (arguments added to every run, e.g. "--epochs 1" for a smoke test),
 #        GRID (lines "name|arguments" replacing the grid below)
+# A run whose folder OUT/NAME holds a checkpoint (interrupted by LIMIT or Ctrl-C) is resumed with --resume; note that
+# the checkpoint records the data file's full path, so resume with the data at the same path.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 command -v python3 > /dev/null || { echo "rec-ablation.sh: python3 is needed for the summary table" >&2; exit 1; }
@@ -50,8 +52,10 @@ run() {   # one grid line: train, then evaluate the best model with the breakdow
   read -r -a cli <<< "$REC_CLI"
   read -r -a extra <<< "$REC_EXTRA"
   local train=("${cli[@]}" rec train --data "$REC_DATA" --format "$REC_FORMAT" --device "$REC_DEVICE" --out "$REC_OUT/$name" --json "${args[@]}" "${extra[@]}")
+  [ -f "$REC_OUT/$name/checkpoint.safetensors" ] && train+=(--resume)   # an interrupted run continues (its log is appended to)
+  [ -f "$REC_OUT/$name/checkpoint.safetensors" ] || : > "$REC_OUT/$name.log"
   echo "start $name: ${train[*]}"
-  if [ "$REC_LIMIT" -gt 0 ]; then timeout -s INT "$REC_LIMIT" "${train[@]}" > "$REC_OUT/$name.log" 2>&1; else "${train[@]}" > "$REC_OUT/$name.log" 2>&1; fi
+  if [ "$REC_LIMIT" -gt 0 ]; then timeout -s INT "$REC_LIMIT" "${train[@]}" >> "$REC_OUT/$name.log" 2>&1; else "${train[@]}" >> "$REC_OUT/$name.log" 2>&1; fi
   echo "done  $name (exit $?)"
   [ -f "$REC_OUT/$name/model/config.json" ] || return 0
   "${cli[@]}" rec eval --checkpoint "$REC_OUT/$name/model" --data "$REC_DATA" --format "$REC_FORMAT" --device "$REC_DEVICE" \
@@ -68,6 +72,6 @@ for entry in "${grid[@]}"; do
     "{"*) python3 -c 'import json, sys
 j = json.loads(sys.argv[2])
 print("%-35s %.4f  %.4f  %.4f  %10s  %6s" % (sys.argv[1], j["hit@10"], j["ndcg@10"], j["mrr@10"], j.get("best_epoch", "?"), j.get("epochs", "?")))' "$name" "$line" ;;
-    *) echo "$name: unfinished after $(grep -c ' epoch ' "$out/$name.log" 2>/dev/null) epochs; best model so far: $(grep '^test ' "$out/$name.eval.txt" 2>/dev/null | grep -o 'hit@10 [0-9.]*  ndcg@10 [0-9.]*  mrr@10 [0-9.]*')" ;;
+    *) echo "$name: unfinished after $(grep -o ' epoch [0-9]*/' "$out/$name.log" 2>/dev/null | tail -n 1 | tr -dc 0-9) epochs; best model so far: $(grep '^test ' "$out/$name.eval.txt" 2>/dev/null | grep -o 'hit@10 [0-9.]*  ndcg@10 [0-9.]*  mrr@10 [0-9.]*')" ;;
   esac
 done

@@ -14,9 +14,22 @@
 #                                 ML1M_GRID / BEAUTY_GRID (lines "name|arguments" replacing a grid below; "none" skips it),
 #                                 EFFICIENCY=0 (skip step 3). The run logs, evaluations and ranks come back as OUT/logs.tar.gz.
 #                                 JOBS (runs at once per dataset, default 3).
-# Measured (bench/results/rec-ml1m-h100.txt): 18 processes on one GPU slowed each ML-1M epoch 15–20× (2–3 s alone, ~35–40 s
-# shared: the GPU time-slices between processes), and on a fresh machine every Mamba4Rec process first spends ~85 s in NVRTC
-# (selective_scan.cu; cached afterwards): run few at once. The full protocol of the default grids needs more than one call.
+#                                 KEEP_RUNS=1: the whole run folders (checkpoints, models) come back instead, as
+#                                 OUT/runs.tar.gz.00, .01, … (15 MB parts: cat runs.tar.gz.* | tar xz); PACK/runs.tar.gz, if
+#                                 there, is unpacked into OUT first, so its ml1m/NAME and beauty/NAME runs resume (--resume).
+#                                 ML1M_DATA, BEAUTY_DATA: the data files' paths (a checkpoint resumes only from the path it
+#                                 was made with; ../shared/data/… as on the development machine keeps runs movable both ways).
+#                                 DEVICE=cpu: a smoke test of this script on a machine without a GPU.
+#                                 MPS=0: no CUDA MPS daemon (by default one is started, and checked, so that the processes run
+#                                 on the GPU at once instead of time-slicing it; without a working one, they time-slice).
+#                                 NVRTC's cubins are cached in PACK/cuda-cache (MAMBA4_CUDA_CACHE) and come back as
+#                                 OUT/cuda-cache.tar.gz: unpacked into the next pack, the ~85 s scan compile is skipped on a
+#                                 machine with the same NVRTC and driver (files are checked by their SHA-256).
+#                                 With PACK/Mamba4.Cli (MAMBA4_PACK=cli scripts/gpu-pack.sh) instead of Mamba4.Tests, step 1 is skipped.
+# Measured (bench/results/rec-ml1m-h100.txt): without MPS, 18 processes on one GPU slowed each ML-1M epoch 15–20× (2–3 s
+# alone, ~35–40 s shared: the GPU time-slices between processes); with MPS (rec-ml1m-converged-h100.txt) 7 processes ran
+# ML-1M epochs in 1.2 s (Mamba4Rec) to 3.1 s (SASRec) each. On a fresh machine without PACK/cuda-cache every Mamba4Rec
+# process first spends 85–135 s in NVRTC (selective_scan.cu). The full protocol of the default grids needs more than one call.
 set -uo pipefail
 pack=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/rec-paper}
@@ -25,17 +38,37 @@ mkdir -p /tmp/dotnet "$out"
 [ -x /tmp/dotnet/dotnet ] || tar xJf "$pack/dotnet.tar.xz" -C /tmp/dotnet
 export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export MAMBA4_SHARED="$pack/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
+export MAMBA4_SHARED="$pack/shared" MAMBA4_CUDA_CACHE=${MAMBA4_CUDA_CACHE:-$pack/cuda-cache}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 nproc | sed 's/^/CPU cores: /' | tee -a "$out/gpu.txt"
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
 
-stamp "GPU test: materialised attention"
-"$pack/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class Mamba4.Tests.AttentionMaterializedTests -parallel none > "$out/gpu-test-attention.log" 2>&1
-grep -E "Total:|FAIL" "$out/gpu-test-attention.log"
+if [ -d "$pack/Mamba4.Tests" ]; then
+  stamp "GPU test: materialised attention"
+  "$pack/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class Mamba4.Tests.AttentionMaterializedTests -parallel none > "$out/gpu-test-attention.log" 2>&1
+  grep -E "Total:|FAIL" "$out/gpu-test-attention.log"
+  cli="dotnet $pack/Mamba4.Tests/Mamba4.Cli.dll"
+else
+  cli="dotnet $pack/Mamba4.Cli/Mamba4.Cli.dll"
+fi
 
-cli="dotnet $pack/Mamba4.Tests/Mamba4.Cli.dll"
+# CUDA MPS: one server runs every process's kernels, so small processes share the GPU instead of taking turns. Checked
+# by creating a context through it (a client that cannot reach the server fails there); otherwise it is stopped again.
+mps_off() { echo quit | nvidia-cuda-mps-control > /dev/null 2>&1; }
+if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d; then
+  if timeout 60 python3 -c 'import ctypes; c = ctypes.CDLL("libcuda.so.1"); d = ctypes.c_int(); x = ctypes.c_void_p(); p = ctypes.c_void_p()
+assert c.cuInit(0) == 0 and c.cuDeviceGet(ctypes.byref(d), 0) == 0
+r = c.cuCtxCreate_v2(ctypes.byref(x), 0, d); assert r == 0, r
+assert c.cuMemAlloc_v2(ctypes.byref(p), 1 << 20) == 0' && [ -n "$(echo get_server_list | nvidia-cuda-mps-control)" ]; then
+    stamp "MPS: on (server $(echo get_server_list | nvidia-cuda-mps-control | tr '\n' ' '))"
+  else
+    mps_off; stamp "MPS: did not work here; processes time-slice the GPU"
+  fi
+else
+  stamp "MPS: off"
+fi
+[ -f "$pack/runs.tar.gz" ] && tar xzf "$pack/runs.tar.gz" -C "$out" && stamp "resuming: $(cd "$out" && ls -d */*/checkpoint.safetensors 2>/dev/null | xargs -r -n1 dirname | tr '\n' ' ')"
 ml1m_grid=$(cat <<'EOF'
 mamba4rec-paper|--model mamba4rec --preset paper
 sasrec|--model sasrec
@@ -64,16 +97,23 @@ ml1m_grid=${ML1M_GRID:-$ml1m_grid}
 beauty_grid=${BEAUTY_GRID:-$beauty_grid}
 export MAMBA4_THREADS=1   # many processes share 16 cores; each mostly launches GPU kernels
 stamp "accuracy runs: ML-1M ($(echo "$ml1m_grid" | wc -l) runs) and Beauty ($(echo "$beauty_grid" | wc -l) runs) at once, each capped at $limit s of training"
-[ "$ml1m_grid" = none ] || GRID=$ml1m_grid JOBS=${JOBS:-3} DEVICE=cuda LIMIT=$limit CLI=$cli OUT=$out/ml1m EXTRA="--max-len 200" \
-  bash "$pack/rec-ablation.sh" "$pack/ml-1m.sequences.txt.gz" pairs > "$out/ml1m.txt" 2>&1 &
+[ "$ml1m_grid" = none ] || GRID=$ml1m_grid JOBS=${JOBS:-3} DEVICE=${DEVICE:-cuda} LIMIT=$limit CLI=$cli OUT=$out/ml1m EXTRA="--max-len 200 ${ML1M_EXTRA:-}" \
+  bash "$pack/rec-ablation.sh" "${ML1M_DATA:-$pack/ml-1m.sequences.txt.gz}" pairs > "$out/ml1m.txt" 2>&1 &
 ml1m=$!
-[ "$beauty_grid" = none ] || GRID=$beauty_grid JOBS=${JOBS:-3} DEVICE=cuda LIMIT=$limit CLI=$cli OUT=$out/beauty \
-  bash "$pack/rec-ablation.sh" "$pack/Beauty.txt" seq > "$out/beauty.txt" 2>&1 &
+[ "$beauty_grid" = none ] || GRID=$beauty_grid JOBS=${JOBS:-3} DEVICE=${DEVICE:-cuda} LIMIT=$limit CLI=$cli OUT=$out/beauty EXTRA=${BEAUTY_EXTRA:-} \
+  bash "$pack/rec-ablation.sh" "${BEAUTY_DATA:-$pack/Beauty.txt}" seq > "$out/beauty.txt" 2>&1 &
 beauty=$!
 wait $ml1m $beauty
 stamp "accuracy runs done"
 grep -h -A100 "^run " "$out/ml1m.txt" "$out/beauty.txt" 2>/dev/null
-(cd "$out" && tar czf logs.tar.gz --exclude='*.safetensors' --exclude='*.json' */*.log */*.eval.txt */*.ranks.tsv */*/metrics.jsonl 2>/dev/null && rm -rf ml1m beauty)
+for f in "$out"/*/*.log; do echo "-- $f"; grep -E " epoch |^stopped|^resum" "$f" | cut -c1-140 | tail -n 3; done
+if [ "${KEEP_RUNS:-0}" = 1 ]; then   # everything (logs with every epoch's validation, run folders) in few files
+  (cd "$out" && tar czf - $(ls -d ml1m beauty *.txt 2>/dev/null) | split -b 15m -d - runs.tar.gz. && rm -rf ml1m beauty *.txt)
+else
+  (cd "$out" && tar czf logs.tar.gz --exclude='*.safetensors' --exclude='*.json' */*.log */*.eval.txt */*.ranks.tsv */*/metrics.jsonl 2>/dev/null && rm -rf ml1m beauty)
+fi
+[ -d "$MAMBA4_CUDA_CACHE" ] && tar czf "$out/cuda-cache.tar.gz" -C "$(dirname "$MAMBA4_CUDA_CACHE")" "$(basename "$MAMBA4_CUDA_CACHE")"
+mps_off
 
 unset MAMBA4_THREADS
 [ "${EFFICIENCY:-1}" = 0 ] && { stamp "done"; exit 0; }

@@ -8,8 +8,10 @@ namespace Mamba4.Backends.Cuda;
 /// <summary>
 /// Compiles the embedded kernel sources (<c>Kernels/*.cu</c>, each prefixed with <c>common.cuh</c>) with NVRTC
 /// for one architecture (sm_XX), straight to a cubin. Cubins are cached on disk under
-/// $MAMBA4_CUDA_CACHE (default ~/.cache/mamba4/cuda) by a hash of source, options, NVRTC and driver
-/// version, written atomically; a compile error throws <see cref="CudaCompileException"/> with the log.
+/// $MAMBA4_CUDA_CACHE (default ~/.cache/mamba4/cuda), named by the architecture and a hash of source, options, NVRTC
+/// and driver version, each file the cubin's SHA-256 followed by the cubin, written atomically; so processes (and
+/// machines, with the folder copied) share one compile, and a file whose hash does not match is compiled again and
+/// replaced. A compile error throws <see cref="CudaCompileException"/> with the log.
 /// </summary>
 internal static unsafe class CudaCompiler
 {
@@ -47,19 +49,38 @@ internal static unsafe class CudaCompiler
         var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(
             $"{source}\n--\n{string.Join(' ', options)}\n--\nnvrtc {CudaRuntime.NvrtcVersion} driver {CudaRuntime.DriverVersion}")))[..32];
         var path = Path.Combine(CacheFolder, $"{Path.GetFileNameWithoutExtension(name)}-{arch}-{key}.cubin");
+        return Cached(path, () => Compile(name, source, options));
+    }
+
+    /// <summary>The cubin cached at <paramref name="path"/> when its hash checks, else <paramref name="compile"/>'s, written
+    /// there for the next process (a folder that cannot be written only loses the cache).</summary>
+    internal static byte[] Cached(string path, Func<byte[]> compile)
+    {
+        if (ReadCached(path) is { } cached) return cached;
+        var cubin = compile();
         try
         {
-            if (File.Exists(path)) return File.ReadAllBytes(path);
-        }
-        catch (IOException) { }
-        var cubin = Compile(name, source, options);
-        try
-        {
-            Directory.CreateDirectory(CacheFolder);
-            IO.AtomicFile.Write(path, s => s.Write(cubin));
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            IO.AtomicFile.Write(path, s => { s.Write(SHA256.HashData(cubin)); s.Write(cubin); });
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // the cache is an optimisation
         return cubin;
+    }
+
+    /// <summary>The cubin of a cache file (SHA-256 of the cubin, then the cubin), or null when the file is missing,
+    /// unreadable, too short or its hash does not match (torn, corrupted, or written by an older version without one).</summary>
+    internal static byte[]? ReadCached(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            if (!File.Exists(path)) return null;
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        const int h = SHA256.HashSizeInBytes;
+        if (bytes.Length <= h || !SHA256.HashData(bytes.AsSpan(h)).AsSpan().SequenceEqual(bytes.AsSpan(0, h))) return null;
+        return bytes[h..];
     }
 
     public static byte[] Compile(string name, string source, string[] options)
