@@ -28,6 +28,13 @@ public sealed class MambaLayerState : IDisposable
     public Tensor SsmState { get; }
     public int Batch => SsmState.Shape[0];
 
+    /// <summary>
+    /// A whole-sequence forward (Mamba-1) starts its scan from <see cref="SsmState"/> instead of zero (training-time state
+    /// passing: a sequence continues where the previous one ended); the conv still starts from zeros. Off: the forward is a
+    /// prefill that only writes the final states. <see cref="Models.MambaLM.Step(Tensor, MambaState)"/> always continues.
+    /// </summary>
+    public bool ForwardContinues { get; set; }
+
     /// <summary>Streams [start, start + count) as a view that shares this state's memory.</summary>
     public MambaLayerState Slice(int start, int count) =>
         new(ConvState.Slice(start, count).Persist(), SsmState.Slice(start, count).Persist());

@@ -24,8 +24,8 @@ public static class InductionEvaluation
     public static int SamplesFor(long length) => (int)Math.Clamp((1L << 22) / length, 4, 400);
 
     /// <summary>Sequence <paramref name="index"/> of the held-out set at <paramref name="length"/> (a stream training never uses).</summary>
-    public static InductionSequence HeldOut(InductionHeads task, long seed, long length, int index) =>
-        task.Sequence(SplitMixRandom.ForStep(seed, index, stream: 10_000_000 + length), length);
+    public static InductionSequence HeldOut(InductionHeads task, long seed, long length, int index, InductionTrigger placement = InductionTrigger.Uniform) =>
+        task.Sequence(SplitMixRandom.ForStep(seed, index, stream: 10_000_000 + length), length, placement);
 
     /// <summary>The 95 % Wilson score interval of <paramref name="correct"/> out of <paramref name="n"/>.</summary>
     public static (double Low, double High) Wilson(long correct, long n, double z = 1.959964)
@@ -36,13 +36,13 @@ public static class InductionEvaluation
     }
 
     /// <summary>Fraction of the first <paramref name="samples"/> held-out sequences whose key is the arg-max at the last position.</summary>
-    public static double Accuracy(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples) =>
-        Correct(model, task, seed, length, samples) / (double)samples;
+    public static double Accuracy(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples, InductionTrigger placement = InductionTrigger.Uniform) =>
+        Correct(model, task, seed, length, samples, placement) / (double)samples;
 
     /// <summary>How many of the first <paramref name="samples"/> held-out sequences have their key as the arg-max at the last position.</summary>
-    public static int Correct(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples)
+    public static int Correct(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples, InductionTrigger placement = InductionTrigger.Uniform)
     {
-        var sequences = Enumerable.Range(0, samples).Select(i => HeldOut(task, seed, length, i)).ToArray();
+        var sequences = Enumerable.Range(0, samples).Select(i => HeldOut(task, seed, length, i, placement)).ToArray();
         var logits = model is MambaLM mamba ? LastLogitsRecurrent(mamba, sequences) : LastLogitsFull(model, sequences);
         int v = model.VocabSize, correct = 0;
         for (int s = 0; s < samples; s++)
@@ -60,12 +60,13 @@ public static class InductionEvaluation
     /// Accuracy at each length in turn, up to the model's <see cref="MaxLength"/>; a model below twice chance beyond
     /// the training length is not run further (the longer lengths cost more and cannot do better).
     /// </summary>
-    public static IEnumerable<LengthAccuracy> ByLength(ICausalLanguageModel model, InductionHeads task, long seed, IEnumerable<long> lengths, int samples)
+    public static IEnumerable<LengthAccuracy> ByLength(ICausalLanguageModel model, InductionHeads task, long seed, IEnumerable<long> lengths, int samples,
+        InductionTrigger placement = InductionTrigger.Uniform)
     {
         foreach (long length in lengths)
         {
             if (length > MaxLength(model)) yield break;
-            var row = LengthAccuracy.Measure(model, task, seed, length, samples);
+            var row = LengthAccuracy.Measure(model, task, seed, length, samples, placement);
             yield return row;
             if (length > task.Length && row.Accuracy < 2.0 / task.Vocab) yield break;
         }
@@ -150,11 +151,12 @@ public static class InductionEvaluation
 public sealed record LengthAccuracy(long Length, double Accuracy, int Samples, double Low, double High, double Seconds)
 {
     /// <param name="samples">Sequences; 0 = <see cref="InductionEvaluation.SamplesFor"/>.</param>
-    public static LengthAccuracy Measure(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples = 0)
+    public static LengthAccuracy Measure(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples = 0,
+        InductionTrigger placement = InductionTrigger.Uniform)
     {
         if (samples <= 0) samples = InductionEvaluation.SamplesFor(length);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        int correct = InductionEvaluation.Correct(model, task, seed, length, samples);
+        int correct = InductionEvaluation.Correct(model, task, seed, length, samples, placement);
         var (low, high) = InductionEvaluation.Wilson(correct, samples);
         return new LengthAccuracy(length, correct / (double)samples, samples, low, high, clock.Elapsed.TotalSeconds);
     }
