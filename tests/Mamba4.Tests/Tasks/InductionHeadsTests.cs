@@ -85,8 +85,8 @@ public class InductionHeadsTests
 
     /// <summary>
     /// State passing: a continuing row's logits equal the recurrent step run over the previous batch's row and then this
-    /// one, with the conv window emptied between them (the scan's h0 against MambaLM.Step, an independent path); the other
-    /// rows equal a forward from zero.
+    /// one (the forward's conv window and h0 against MambaLM.Step, an independent path); the other rows equal a forward
+    /// from zero.
     /// </summary>
     [Fact]
     public void StatePassingContinuesTheFirstRowsFromThePreviousBatchesStates()
@@ -110,7 +110,6 @@ public class InductionHeadsTests
         float[] last = [];
         foreach (var ids in new[] { first, second })
         {
-            foreach (var layer in state.Layers) layer.ConvState.Backend.Fill(layer.ConvState, 0f);
             for (int j = 0; j < t; j++)
                 last = model.Step(Tensor.From(Enumerable.Range(0, batch).Select(b => ids[b * t + j]).ToArray(), batch), state).ToFloatArray();
         }
@@ -122,6 +121,26 @@ public class InductionHeadsTests
                 Assert.Equal(b < passing.Rows ? last[b * v + k] : fresh[((b + 1) * t - 1) * v + k], got, 1e-4);
             }
         Assert.NotEqual(fresh[(t - 1) * v], logits[(t - 1) * v], 1e-4);   // row 0 really continued
+    }
+
+    /// <summary>The chunked scan (forwards over consecutive chunks, each continuing from the conv window and SSM state the
+    /// previous left) equals the recurrent step, for chunks that do not divide the length and chunks shorter than the conv window.</summary>
+    [Theory]
+    [InlineData(true, 8)]
+    [InlineData(true, 2)]
+    [InlineData(false, 13)]
+    public void ChunkedEvaluationEqualsTheRecurrentStep(bool selective, int chunk)
+    {
+        var task = new InductionHeads(length: 16, vocab: 6);
+        var o = new SyntheticOptions { Task = "induction-heads", DModel = 16, Layers = 2, DState = 4, Selective = selective };
+        using var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 5);
+        PerturbWeights(model);
+        const int length = 45, n = 5;
+        var chunked = InductionEvaluation.LastLogitsChunked(model, Sequences(task, length, n), chunk);
+        var recurrent = InductionEvaluation.LastLogitsRecurrent(model, Sequences(task, length, n));
+        Assert.Equal(recurrent.Length, chunked.Length);
+        for (int i = 0; i < recurrent.Length; i++) Assert.Equal(recurrent[i], chunked[i], 1e-4);
+        Assert.True(model.Training, "the evaluation restores training mode");
     }
 
     [Theory]

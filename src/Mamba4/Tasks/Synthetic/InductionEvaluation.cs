@@ -7,9 +7,9 @@ namespace Mamba4.Tasks.Synthetic;
 
 /// <summary>
 /// Induction-heads accuracy at any test length (the Mamba paper tests 2^6 … 2^20 after training at 2^8), on held-out
-/// sequences fixed by (seed, length, index). A Mamba reads them through its O(1) recurrent step, all sequences of a
-/// length in lock-step, so a million-token sequence costs seconds and memory independent of its length; a Transformer
-/// (whose cost grows with L²) runs the full forward.
+/// sequences fixed by (seed, length, index). A Mamba reads them through its chunked scan — the forward over 2,048 tokens
+/// at a time, each chunk continuing from the conv window and SSM state the previous one left — so a million-token sequence
+/// costs memory independent of its length; a Transformer (whose cost grows with L²) runs the full forward.
 /// </summary>
 public static class InductionEvaluation
 {
@@ -43,7 +43,7 @@ public static class InductionEvaluation
     public static int Correct(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples, InductionTrigger placement = InductionTrigger.Uniform)
     {
         var sequences = Enumerable.Range(0, samples).Select(i => HeldOut(task, seed, length, i, placement)).ToArray();
-        var logits = model is MambaLM mamba ? LastLogitsRecurrent(mamba, sequences) : LastLogitsFull(model, sequences);
+        var logits = model is MambaLM mamba ? LastLogitsChunked(mamba, sequences) : LastLogitsFull(model, sequences);
         int v = model.VocabSize, correct = 0;
         for (int s = 0; s < samples; s++)
             correct += Inference.Generator.ArgMax(logits.AsSpan(s * v, v)) == sequences[s].Key ? 1 : 0;
@@ -70,6 +70,48 @@ public static class InductionEvaluation
             yield return row;
             if (length > task.Length && row.Accuracy < 2.0 / task.Vocab) yield break;
         }
+    }
+
+    /// <summary>Tokens per chunk of the chunked evaluation (fixed, so a sequence's result does not depend on how many are evaluated).</summary>
+    public const int ChunkLength = 2048;
+
+    /// <summary>
+    /// Logits at the last position, (n, vocab), of sequences of one length read <paramref name="chunk"/> tokens at a time by
+    /// <see cref="MambaLM.Forward"/> with a continuing state (<see cref="Inference.MambaLayerState.ForwardContinues"/>): equal
+    /// to the full forward (and to <see cref="LastLogitsRecurrent"/>) at a memory of (sequences at once) × chunk tokens.
+    /// Sequences go side by side in groups of 2^15 / chunk on the CPU, 2^19 / chunk on a GPU.
+    /// </summary>
+    public static float[] LastLogitsChunked(MambaLM model, IReadOnlyList<InductionSequence> sequences, int chunk = ChunkLength)
+    {
+        long length = SameLength(sequences);
+        int v = model.Config.VocabSize, group = Math.Max(1, (model.LmHead.Device.IsCpu ? 1 << 15 : 1 << 19) / chunk);
+        bool training = model.Training;
+        model.Eval();
+        using var _ = GradMode.NoGrad();
+        try
+        {
+            var last = new float[sequences.Count * v];
+            for (int first = 0; first < sequences.Count; first += group)
+            {
+                int n = Math.Min(group, sequences.Count - first);
+                using var state = model.NewState(n);
+                foreach (var layer in state.Layers) layer.ForwardContinues = true;
+                for (long start = 0; start < length; start += chunk)
+                {
+                    int width = (int)Math.Min(chunk, length - start);
+                    var ids = new long[n * width];
+                    for (int s = 0; s < n; s++) sequences[first + s].Read(ids.AsSpan(s * width, width));
+                    using var scope = new TensorScope();
+                    state.Position = 0;
+                    var logits = model.Forward(Tensor.From(ids, n, width), state);
+                    if (start + width < length) continue;
+                    var all = logits.ToFloatArray();
+                    for (int s = 0; s < n; s++) all.AsSpan(((s + 1) * width - 1) * v, v).CopyTo(last.AsSpan((first + s) * v, v));
+                }
+            }
+            return last;
+        }
+        finally { if (training) model.Train(); }
     }
 
     /// <summary>

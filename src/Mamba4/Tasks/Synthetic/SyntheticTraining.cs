@@ -160,8 +160,8 @@ public static class SyntheticTraining
 /// models"): the first <see cref="Rows"/> sequences of every batch start each layer's SSM scan from the final state the same
 /// row reached in the previous batch (detached: no gradient crosses steps), so a row's chain of states runs through every
 /// step of the run (up to steps × length tokens) and training sees the states of long sequences at the cost of short ones;
-/// the other rows start from zero. The conv window starts from zeros in every sequence. The states live only in memory:
-/// a resumed run starts its chains from zero again.
+/// the other rows start from zero. A continuing row is the previous one's sequence carried on (conv window and SSM state),
+/// cut from the tape at the boundary. The states live only in memory: a resumed run starts its chains from zero again.
 /// </summary>
 public sealed class StatePassing : IDisposable
 {
@@ -186,8 +186,9 @@ public sealed class StatePassing : IDisposable
         if (ids.Shape[0] != batch) throw new ArgumentException($"state passing: the batch has {ids.Shape[0]} rows, the carried states {batch}");
         if (Rows < batch)
             foreach (var layer in _state.Layers)
-                using (var fresh = layer.SsmState.Slice(Rows, batch - Rows).Persist())
-                    fresh.Backend.Fill(fresh, 0f);
+                foreach (var t in new[] { layer.SsmState, layer.ConvState })
+                    using (var fresh = t.Slice(Rows, batch - Rows).Persist())
+                        fresh.Backend.Fill(fresh, 0f);
         _state.Position = 0;   // tokens seen are not counted across steps (no position embeddings depend on them here)
         return _model.Forward(ids, _state);
     }
