@@ -16,7 +16,7 @@ internal static class EvalCommand
         var run = new Option<string>("--run") { Description = "a run folder written by `mamba4 train` (holds run.json and model/)", Required = true };
         var scales = new Option<string>("--scales") { Description = "lengths to evaluate, as multiples of the training length (selective copying; induction heads: see --lengths)", DefaultValueFactory = _ => "1,4,16,64" };
         var lengths = new Option<string?>("--lengths") { Description = "induction heads: test lengths in tokens, comma-separated (default: every power of two from 64 to 1048576)" };
-        var samples = new Option<int?>("--samples") { Description = "held-out sequences per length (induction heads: default as `train`, 400 up to 8192 tokens, then 2^22 tokens per length; else 256)" };
+        var samples = new Option<int?>("--samples") { Description = "held-out sequences per length (induction heads: default as `train`, 400 up to 8192 tokens, then 2^22 tokens per length; 400 at every length on a GPU; else 256)" };
         var trigger = TrainCommand.TriggerOption("induction heads: where the held-out sequences put the first special token: uniform (the table's) | early (the first 16 positions: the key is held over the whole sequence) | mixed");
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
         var cmd = new Command("eval", """

@@ -32,7 +32,7 @@ internal static class TrainCommand
         var warmup = new Option<long?>("--warmup") { Description = $"warm-up steps {Defaults(p => p.Trainer.WarmupSteps)}" };
         var weightDecay = new Option<float?>("--weight-decay") { Description = $"AdamW weight decay {Defaults(p => p.Trainer.WeightDecay)}" };
         var lengths = new Option<string?>("--lengths") { Description = "induction heads: test lengths, comma-separated (default every power of two from 64 to 1048576)" };
-        var samples = new Option<int>("--samples") { Description = "induction heads: held-out sequences per test length (default 400, fewer beyond 8192 tokens: 2^22 tokens per length)" };
+        var samples = new Option<int>("--samples") { Description = "induction heads: held-out sequences per test length (default 400, fewer beyond 8192 tokens on the CPU: 2^22 tokens per length; 400 at every length on a GPU)" };
         var clip = new Option<double>("--clip") { Description = "gradient clipping by global norm (0 = off)", DefaultValueFactory = _ => 1.0 };
         var accumulate = new Option<int>("--accumulate") { Description = "micro-batches per step (gradient accumulation)", DefaultValueFactory = _ => 1 };
         var seed = new Option<long>("--seed") { Description = "seed for weights, data and dropout", DefaultValueFactory = _ => 1 };

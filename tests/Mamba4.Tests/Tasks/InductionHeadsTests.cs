@@ -210,6 +210,7 @@ public class InductionHeadsTests
             Assert.True(InductionEvaluation.Wilson(n, n).Low >= 0.99, $"{n} sequences at {length}");
         }
         Assert.Equal(4, InductionEvaluation.SamplesFor(1 << 20));
+        Assert.All(InductionEvaluation.PaperLengths, l => Assert.Equal(400, InductionEvaluation.SamplesFor(l, gpu: true)));
     }
 
     private static InductionSequence[] Sequences(InductionHeads task, long length, int n) =>

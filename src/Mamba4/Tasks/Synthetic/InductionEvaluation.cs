@@ -19,9 +19,14 @@ public static class InductionEvaluation
     /// <summary>
     /// Held-out sequences per length: 400 while that costs at most 2^22 tokens (up to 2^13), so that at an observed
     /// 100 % the 95 % Wilson interval is [99.05 %, 100 %] (±1 %); beyond, 2^22 tokens per length (256 at 2^14 … 4 at
-    /// 2^20), which keeps each length to the same cost on two shared CPU cores; `mamba4 eval --samples` asks for more.
+    /// 2^20), which keeps each length to the same cost on two shared CPU cores; on a GPU (<paramref name="gpu"/>) 400 at
+    /// every length (the chunked scan reads 400 sequences of 2^20 tokens in about 11 s on an H100). `mamba4 eval --samples`
+    /// asks for more.
     /// </summary>
-    public static int SamplesFor(long length) => (int)Math.Clamp((1L << 22) / length, 4, 400);
+    public static int SamplesFor(long length, bool gpu = false) => gpu ? 400 : (int)Math.Clamp((1L << 22) / length, 4, 400);
+
+    /// <summary>Whether <paramref name="model"/>'s weights are on a GPU (where every length gets 400 sequences).</summary>
+    public static bool OnGpu(ICausalLanguageModel model) => model.AsModule.Parameters().FirstOrDefault() is { Device.IsCpu: false };
 
     /// <summary>Sequence <paramref name="index"/> of the held-out set at <paramref name="length"/> (a stream training never uses).</summary>
     public static InductionSequence HeldOut(InductionHeads task, long seed, long length, int index, InductionTrigger placement = InductionTrigger.Uniform) =>
@@ -196,7 +201,7 @@ public sealed record LengthAccuracy(long Length, double Accuracy, int Samples, d
     public static LengthAccuracy Measure(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples = 0,
         InductionTrigger placement = InductionTrigger.Uniform)
     {
-        if (samples <= 0) samples = InductionEvaluation.SamplesFor(length);
+        if (samples <= 0) samples = InductionEvaluation.SamplesFor(length, InductionEvaluation.OnGpu(model));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int correct = InductionEvaluation.Correct(model, task, seed, length, samples, placement);
         var (low, high) = InductionEvaluation.Wilson(correct, samples);
