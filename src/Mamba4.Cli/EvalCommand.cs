@@ -49,6 +49,8 @@ internal static class EvalCommand
             using var owned = model.AsModule;
             if (model.VocabSize != task.VocabSize)
                 throw new ArgumentException($"{Path.Combine(dir, "model", "config.json")}: vocab_size {model.VocabSize} does not match the task's {task.VocabSize} tokens (run.json: {taskName})");
+            if (task is not InductionHeads && parse.GetValue(trigger) != "uniform")
+                throw new ArgumentException($"--trigger: only induction heads has a trigger token (run.json: {taskName})");
             var result = new JsonObject { ["task"] = taskName, ["run"] = dir };
             if (task is InductionHeads induction)
             {

@@ -36,6 +36,9 @@ public class TrainCliTests : IDisposable
         Assert.True(ecode == 0, eerr);
         var ev = JsonNode.Parse(eout.Trim().Split('\n')[^1])!.AsObject();
         Assert.InRange(ev["accuracy_2x"]!.GetValue<double>(), 0, 1);
+        var (tcode, _, terr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--trigger", "early");
+        Assert.Equal(1, tcode);
+        Assert.Contains("--trigger: only induction heads has a trigger token (run.json: selective-copying)", terr);
     }
 
     [Fact]
