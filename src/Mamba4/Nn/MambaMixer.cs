@@ -95,7 +95,7 @@ public sealed class MambaMixer : SsmMixer
         var (delta, b, c, deltaBias) = Projections(x);
         var a = F.Scale(F.Exp(ALog), -1f);
         var (y, last) = F.SelectiveScan(x, delta, a, b, c, D, z, deltaBias, deltaSoftplus: true, returnLastState: state is not null,
-            initialState: state is { ForwardContinues: true } ? state.SsmState.Clone() : null);   // a copy: the backward recomputes from it after SsmState is overwritten
+            initialState: continues ? state!.SsmState.Clone() : null);   // a copy: the backward recomputes from it after SsmState is overwritten
         if (state is not null) state.SsmState.CopyFrom(last!);
         return OutProj.Forward(y);
     }

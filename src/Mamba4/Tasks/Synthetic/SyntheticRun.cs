@@ -39,9 +39,9 @@ public static class SyntheticRun
     {
         s.Model.Validate();
         var runs = Runs(s);
-        var root = RunDirectory.Open(s.OutputDirectory, runs.Select(RunName).ToList(), s.Resume, log);
         if (s.Model.StatePassing > 0 && s.Trainer.GradientAccumulation > 1)
             throw new ArgumentException("--state-passing carries each row's state from one step to the next: use it with --accumulate 1");
+        var root = RunDirectory.Open(s.OutputDirectory, runs.Select(RunName).ToList(), s.Resume, log);
         var prepared = new List<(SyntheticOptions Options, TrainerOptions Training, ISequenceTask Task, ICausalLanguageModel Model, Trainer Trainer, RunDirectory Dir)>();
         var passings = new List<StatePassing>();
         try
