@@ -16,7 +16,8 @@ internal static class EvalCommand
         var run = new Option<string>("--run") { Description = "a run folder written by `mamba4 train` (holds run.json and model/)", Required = true };
         var scales = new Option<string>("--scales") { Description = "lengths to evaluate, as multiples of the training length (selective copying; induction heads: see --lengths)", DefaultValueFactory = _ => "1,4,16,64" };
         var lengths = new Option<string?>("--lengths") { Description = "induction heads: test lengths in tokens, comma-separated (default: every power of two from 64 to 1048576)" };
-        var samples = new Option<int?>("--samples") { Description = "held-out sequences per length (induction heads: default as `train`, 400 up to 8192 tokens, then 2^22 tokens per length; else 256)" };
+        var samples = new Option<int?>("--samples") { Description = "held-out sequences per length (induction heads: default as `train`, 400 up to 8192 tokens, then 2^22 tokens per length; 400 at every length on a GPU; else 256)" };
+        var trigger = TrainCommand.TriggerOption("induction heads: where the held-out sequences put the first special token: uniform (the table's) | early (the first 16 positions: the key is held over the whole sequence) | mixed");
         var json = new Option<bool>("--json") { Description = "print one JSON object with the results as the last line" };
         var cmd = new Command("eval", """
             Evaluate a model trained by `mamba4 train` on held-out samples of its task, at the training
@@ -27,7 +28,7 @@ internal static class EvalCommand
               mamba4 eval --run runs/induction-heads/selective --lengths 64,1024,1048576
               mamba4 eval --run runs/selective-copying/time-invariant --scales 1 --samples 1024
             """);
-        foreach (var o in new Option[] { run, scales, lengths, samples, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { run, scales, lengths, samples, trigger, json }) cmd.Options.Add(o);
         var device = DeviceOption.Create();
         cmd.Options.Add(device);
         var allowNonFinite = AllowNonFiniteOption.Create();
@@ -48,6 +49,8 @@ internal static class EvalCommand
             using var owned = model.AsModule;
             if (model.VocabSize != task.VocabSize)
                 throw new ArgumentException($"{Path.Combine(dir, "model", "config.json")}: vocab_size {model.VocabSize} does not match the task's {task.VocabSize} tokens (run.json: {taskName})");
+            if (task is not InductionHeads && parse.GetValue(trigger) != "uniform")
+                throw new ArgumentException($"--trigger: only induction heads has a trigger token (run.json: {taskName})");
             var result = new JsonObject { ["task"] = taskName, ["run"] = dir };
             if (task is InductionHeads induction)
             {
@@ -56,7 +59,9 @@ internal static class EvalCommand
                 long longest = InductionEvaluation.MaxLength(model);
                 if (asked?.FirstOrDefault(l => l > longest) is long tooLong and > 0)
                     throw new ArgumentException($"--lengths: {tooLong:N0} tokens is more than this model's {longest:N0} positions");
-                foreach (var row in InductionEvaluation.ByLength(model, induction, seed, asked ?? InductionEvaluation.PaperLengths, parse.GetValue(samples) ?? 0))
+                var placement = TrainCommand.ParseTrigger(parse.GetValue(trigger)!);
+                result["trigger"] = parse.GetValue(trigger);
+                foreach (var row in InductionEvaluation.ByLength(model, induction, seed, asked ?? InductionEvaluation.PaperLengths, parse.GetValue(samples) ?? 0, placement))
                 {
                     long length = row.Length;
                     Console.WriteLine($"length {length,7}: accuracy {row}");

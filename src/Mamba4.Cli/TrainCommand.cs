@@ -18,6 +18,8 @@ internal static class TrainCommand
         var selective = new Option<bool>("--selective") { Description = "input-dependent B, C, Δ (false: the time-invariant S4-style ablation)", DefaultValueFactory = _ => true };
         var dtMin = new Option<double>("--dt-min") { Description = "smallest initial Δ (time_step_min; dt_bias is drawn so Δ is log-uniform in [dt-min, dt-max])", DefaultValueFactory = _ => 0.001 };
         var dtMax = new Option<double>("--dt-max") { Description = "largest initial Δ (time_step_max)", DefaultValueFactory = _ => 0.1 };
+        var trigger = TriggerOption("where training sequences put the first special token (induction heads): uniform | early (the first 16 positions) | mixed (half each)");
+        var statePassing = new Option<double>("--state-passing") { Description = "share of each batch that starts its SSM scans from the final states of the previous step's sequences (training-time state passing; 0 = off)" };
         var ablation = new Option<bool>("--ablation") { Description = "also train the time-invariant twin and compare", DefaultValueFactory = _ => true };
         var modelKind = new Option<string>("--model") { Description = "mamba | transformer (train the GPT twin alone)", DefaultValueFactory = _ => "mamba" };
         var transformer = new Option<bool?>("--transformer") { Description = "also train the GPT twin (same size, data and budget) and compare (default: for induction heads)" };
@@ -30,7 +32,7 @@ internal static class TrainCommand
         var warmup = new Option<long?>("--warmup") { Description = $"warm-up steps {Defaults(p => p.Trainer.WarmupSteps)}" };
         var weightDecay = new Option<float?>("--weight-decay") { Description = $"AdamW weight decay {Defaults(p => p.Trainer.WeightDecay)}" };
         var lengths = new Option<string?>("--lengths") { Description = "induction heads: test lengths, comma-separated (default every power of two from 64 to 1048576)" };
-        var samples = new Option<int>("--samples") { Description = "induction heads: held-out sequences per test length (default 400, fewer beyond 8192 tokens: 2^22 tokens per length)" };
+        var samples = new Option<int>("--samples") { Description = "induction heads: held-out sequences per test length (default 400, fewer beyond 8192 tokens on the CPU: 2^22 tokens per length; 400 at every length on a GPU)" };
         var clip = new Option<double>("--clip") { Description = "gradient clipping by global norm (0 = off)", DefaultValueFactory = _ => 1.0 };
         var accumulate = new Option<int>("--accumulate") { Description = "micro-batches per step (gradient accumulation)", DefaultValueFactory = _ => 1 };
         var seed = new Option<long>("--seed") { Description = "seed for weights, data and dropout", DefaultValueFactory = _ => 1 };
@@ -56,7 +58,7 @@ internal static class TrainCommand
               mamba4 train --selective false --out runs/lti
               mamba4 train --resume --out runs/selective-copying
             """);
-        foreach (var o in new Option[] { task, length, modelKind, dModel, layers, dState, selective, dtMin, dtMax, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
+        foreach (var o in new Option[] { task, length, modelKind, dModel, layers, dState, selective, dtMin, dtMax, trigger, statePassing, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -68,6 +70,7 @@ internal static class TrainCommand
                 Length = parse.GetValue(length), DModel = parse.GetValue(dModel), Layers = parse.GetValue(layers),
                 DState = parse.GetValue(dState), Batch = parse.GetValue(batch) ?? preset.Model.Batch, Selective = parse.GetValue(selective),
                 DtMin = parse.GetValue(dtMin), DtMax = parse.GetValue(dtMax), Transformer = kind == "transformer",
+                Trigger = ParseTrigger(parse.GetValue(trigger)!), StatePassing = parse.GetValue(statePassing),
             };
             model.Validate();
             var trainer = preset.Trainer with
@@ -96,6 +99,18 @@ internal static class TrainCommand
         });
         return cmd;
     }
+
+    /// <summary>--trigger: the placement of an induction-heads sequence's first special token (default uniform).</summary>
+    public static Option<string> TriggerOption(string description) =>
+        new("--trigger") { Description = description, DefaultValueFactory = _ => "uniform" };
+
+    public static InductionTrigger ParseTrigger(string value) => value switch
+    {
+        "uniform" => InductionTrigger.Uniform,
+        "early" => InductionTrigger.Early,
+        "mixed" => InductionTrigger.Mixed,
+        _ => throw new ArgumentException($"--trigger must be uniform, early or mixed, got '{value}'"),
+    };
 
     /// <summary>"64,1024,…" → lengths, each from 4 tokens to <see cref="ModelLimits.Positions"/>.</summary>
     public static long[] ParseLengths(string option, string list) =>

@@ -124,11 +124,11 @@ public readonly record struct AdamWParameter(Tensor Param, Tensor Grad, Tensor M
 /// <summary>
 /// Inputs and outputs of the fused selective scan (layout channels-last, as the model produces them):
 /// u, delta, z, y: [batch, L, D]; A: [D, N]; B, C: [batch, L, N] (selective) or [D, N] (time-invariant);
-/// D: [D]; deltaBias: [D]; lastState: [batch, D, N].
+/// D: [D]; deltaBias: [D]; lastState and initialState (h_{-1}, F32; null = zeros): [batch, D, N].
 /// </summary>
 public readonly record struct SelectiveScanArgs(
     Tensor U, Tensor Delta, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? Z, Tensor? DeltaBias,
-    bool DeltaSoftplus, Tensor Y, Tensor? LastState)
+    bool DeltaSoftplus, Tensor Y, Tensor? LastState, Tensor? InitialState = null)
 {
     public int Batch => U.Shape[0];
     public int Length => U.Shape[1];
@@ -137,9 +137,9 @@ public readonly record struct SelectiveScanArgs(
     public bool Selective => B.Rank == 3;
 }
 
-/// <summary>Gradients of the selective scan given dY; every non-null tensor is overwritten.</summary>
+/// <summary>Gradients of the selective scan given dY; every non-null tensor is overwritten (DInitialState: ∂loss/∂h_{-1}, F32 [batch, D, N]).</summary>
 public readonly record struct SelectiveScanGrads(
-    Tensor DY, Tensor DU, Tensor DDelta, Tensor DA, Tensor DB, Tensor DC, Tensor? DD, Tensor? DZ, Tensor? DDeltaBias);
+    Tensor DY, Tensor DU, Tensor DDelta, Tensor DA, Tensor DB, Tensor DC, Tensor? DD, Tensor? DZ, Tensor? DDeltaBias, Tensor? DInitialState = null);
 
 /// <summary>
 /// Inputs and outputs of Mamba-2's SSD scan (Ops/SsdScan.cs): x, y: [batch, L, H, P]; dt: [batch, L, H] (before dtBias,

@@ -28,6 +28,15 @@ public sealed class MambaLayerState : IDisposable
     public Tensor SsmState { get; }
     public int Batch => SsmState.Shape[0];
 
+    /// <summary>
+    /// A whole-sequence forward (Mamba-1) continues from this state instead of starting from zero: its conv reads the
+    /// window in <see cref="ConvState"/> before the sequence's first inputs and its scan starts from <see cref="SsmState"/>
+    /// (h0), so forwards over consecutive chunks equal one over the whole sequence (the chunked evaluation; training-time
+    /// state passing). Off: the forward is a prefill that only writes the final states.
+    /// <see cref="Models.MambaLM.Step(Tensor, MambaState)"/> always continues.
+    /// </summary>
+    public bool ForwardContinues { get; set; }
+
     /// <summary>Streams [start, start + count) as a view that shares this state's memory.</summary>
     public MambaLayerState Slice(int start, int count) =>
         new(ConvState.Slice(start, count).Persist(), SsmState.Slice(start, count).Persist());

@@ -65,6 +65,7 @@ public sealed class Mamba2Mixer : SsmMixer
         int b = hs.Shape[0], l = hs.Shape[1], gn = c.NGroups * c.DState;
         var parts = F.SplitLastAxis(InProj.Forward(hs), c.DInner, c.ConvDim, c.Heads);
         var (z, xBC, dt) = (parts[0], parts[1], parts[2]);
+        if (state is { ForwardContinues: true }) throw new NotSupportedException("Mamba-2: a forward that continues from the state (ForwardContinues) is not supported; the SSD scan starts from zero");
         if (state is not null) SaveConvState(xBC, state);
         var xbc = F.SplitLastAxis(Conv1d.Forward(xBC, silu: true), c.DInner, gn, gn);
         var (y, last) = F.SsdScan(

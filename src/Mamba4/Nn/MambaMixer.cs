@@ -86,13 +86,38 @@ public sealed class MambaMixer : SsmMixer
         int e = Config.DInner, n = Config.DState;
         var xz = F.SplitLastAxis(InProj.Forward(h), e, e);
         var (x, z) = (xz[0], xz[1]);
+        bool continues = state is { ForwardContinues: true };
+        int window = Config.DConv - 1;
+        if (continues) x = Prepend(state!.ConvState, x);   // [b, d_conv − 1 + l, e]: the conv inputs before this sequence, then x
         if (state is not null) SaveConvState(x, state);
         x = Conv1d.Forward(x, silu: true);
+        if (continues) x = DropFirst(x, window);
         var (delta, b, c, deltaBias) = Projections(x);
         var a = F.Scale(F.Exp(ALog), -1f);
-        var (y, last) = F.SelectiveScan(x, delta, a, b, c, D, z, deltaBias, deltaSoftplus: true, returnLastState: state is not null);
+        var (y, last) = F.SelectiveScan(x, delta, a, b, c, D, z, deltaBias, deltaSoftplus: true, returnLastState: state is not null,
+            initialState: continues ? state!.SsmState.Clone() : null);   // a copy: the backward recomputes from it after SsmState is overwritten
         if (state is not null) state.SsmState.CopyFrom(last!);
         return OutProj.Forward(y);
+    }
+
+    /// <summary>[window rows of convState (b, e, window), transposed; then x (b, l, e)] → (b, window + l, e); convState is a constant.</summary>
+    private static Tensor Prepend(Tensor convState, Tensor x)
+    {
+        int b = x.Shape[0], l = x.Shape[1], e = x.Shape[2], window = convState.Shape[2];
+        var cs = convState.ToFloatArray();
+        var rows = new float[cs.Length];
+        for (int i = 0; i < b; i++)
+            for (int ch = 0; ch < e; ch++)
+                for (int j = 0; j < window; j++) rows[((long)i * window + j) * e + ch] = cs[((long)i * e + ch) * window + j];
+        var before = Tensor.From(rows, b, window * e).To(x.Device);
+        return F.Reshape(F.ConcatLastAxis(before, F.Reshape(x, [b, l * e])), [b, window + l, e]);
+    }
+
+    /// <summary>(b, window + l, e) → (b, l, e): the outputs of the sequence's own positions.</summary>
+    private static Tensor DropFirst(Tensor x, int window)
+    {
+        int b = x.Shape[0], l = x.Shape[1] - window, e = x.Shape[2];
+        return F.Reshape(F.SplitLastAxis(F.Reshape(x, [b, (window + l) * e]), window * e, l * e)[1], [b, l, e]);
     }
 
     private (Tensor Delta, Tensor B, Tensor C, Tensor DeltaBias) Projections(Tensor x)

@@ -9,7 +9,7 @@ namespace Mamba4.Ops;
 /// the states; nothing of size [batch, L, D, N] is kept). Layout channels-last:
 /// u, delta, z, out: (b, l, d);  A: (d, n);  B, C: (b, l, n) selective or (d, n) time-invariant.
 ///   dt_t   = softplus(delta_t + deltaBias)          (delta_t + deltaBias when deltaSoftplus is false)
-///   h_t    = exp(dt_t·A) ⊙ h_{t-1} + dt_t·B_t·u_t    h_{-1} = 0, per channel d: h is (n)
+///   h_t    = exp(dt_t·A) ⊙ h_{t-1} + dt_t·B_t·u_t    h_{-1} = initialState (b, d, n) or 0, per channel d: h is (n)
 ///   y_t    = ⟨C_t, h_t⟩ + D·u_t;      out_t = y_t·silu(z_t)   (z optional)
 ///   lastState = h_{L-1}: (b, d, n), returned on request, not differentiated.
 /// Types: u, delta, B, C, z (and out and their gradients) share one of F32, BF16, F16; A, D, deltaBias and lastState are
@@ -17,14 +17,16 @@ namespace Mamba4.Ops;
 /// Backward (per channel, t from L−1 down, g = ∂loss/∂h_t): dy = dout·silu(z), g += C_t·dy,
 ///   dC_t += dy·h_t, dB_t += g·dt_t·u_t, dA += g⊙a_t⊙h_{t-1}·dt_t, du_t = D·dy + dt_t⟨g, B_t⟩,
 ///   ddt_t = ⟨g, a_t⊙h_{t-1}⊙A⟩ + u_t⟨g, B_t⟩, ddelta_t = ddt_t·σ(delta_t + bias), g ← a_t⊙g;
-///   dD = Σ dy·u, dbias = Σ ddelta, dz = dout·y·silu'(z).  (a_t = exp(dt_t·A); reference: SelectiveScanReference.)
+///   dD = Σ dy·u, dbias = Σ ddelta, dz = dout·y·silu'(z), dinitialState = g after t = 0 (= ∂loss/∂h_{-1}).
+///   (a_t = exp(dt_t·A); reference: SelectiveScanReference.) scan(x1‖x2) = scan(x2, initialState = lastState(scan(x1))).
 /// Step (decoding, no tape): one time step of the same recurrence, u, delta, z, y: [batch, D]; B, C: [batch, N] (selective)
 /// or [D, N] (time-invariant); the state h [batch, D, N] is updated in place. Equals the parallel forward step by step.
 /// </summary>
 public static partial class F
 {
     public static (Tensor Y, Tensor? LastState) SelectiveScan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
-        Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true, bool returnLastState = false)
+        Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true, bool returnLastState = false,
+        Tensor? initialState = null)
     {
         const string op = "SelectiveScan";
         if (u.DType is not (DType.F32 or DType.BF16 or DType.F16))
@@ -45,15 +47,16 @@ public static partial class F
         if (D is not null) { OpCheck.F32(op, "D", D); OpCheck.Shape(op, "D", D, channels); }
         if (z is not null) { SameType(op, "z", z, u); OpCheck.Shape(op, "z", z, batch, length, channels); }
         if (deltaBias is not null) { OpCheck.F32(op, "deltaBias", deltaBias); OpCheck.Shape(op, "deltaBias", deltaBias, channels); }
-        foreach (var t in (ReadOnlySpan<Tensor?>)[delta, A, B, C, D, z, deltaBias])
+        if (initialState is not null) { OpCheck.F32(op, "initialState", initialState); OpCheck.Shape(op, "initialState", initialState, batch, channels, n); }
+        foreach (var t in (ReadOnlySpan<Tensor?>)[delta, A, B, C, D, z, deltaBias, initialState])
             if (t is not null) OpCheck.SameDevice(op, u, t);
 
         var y = Tensor.Empty(u.Shape, u.DType, u.Device);
         var lastState = returnLastState ? Tensor.Empty(new Shape(batch, channels, n), DType.F32, u.Device) : null;
-        var args = new SelectiveScanArgs(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, y, lastState);
+        var args = new SelectiveScanArgs(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, y, lastState, initialState);
         u.Backend.SelectiveScanForward(args);
 
-        if (Tape.ShouldRecord(u, delta, A, B, C, D, z, deltaBias))
+        if (Tape.ShouldRecord(u, delta, A, B, C, D, z, deltaBias, initialState))
             Tape.Record(op, () =>
             {
                 var backArgs = args with { LastState = null };
@@ -63,7 +66,8 @@ public static partial class F
                     DU: Like(u), DDelta: Like(delta), DA: Like(A), DB: Like(B), DC: Like(C),
                     DD: D is not null ? Like(D) : null,
                     DZ: z is { RequiresGrad: true } ? Like(z) : null,
-                    DDeltaBias: deltaBias is not null ? Like(deltaBias) : null);
+                    DDeltaBias: deltaBias is not null ? Like(deltaBias) : null,
+                    DInitialState: initialState is { RequiresGrad: true } ? Like(initialState) : null);
                 u.Backend.SelectiveScanBackward(backArgs, grads);
                 Tape.Accumulate(u, grads.DU, owned: true);
                 Tape.Accumulate(delta, grads.DDelta, owned: true);
@@ -73,6 +77,7 @@ public static partial class F
                 if (D is not null) Tape.Accumulate(D, grads.DD!, owned: true);
                 if (grads.DZ is { } dz) Tape.Accumulate(z!, dz, owned: true);
                 if (deltaBias is not null) Tape.Accumulate(deltaBias, grads.DDeltaBias!, owned: true);
+                if (grads.DInitialState is { } dh0) Tape.Accumulate(initialState!, dh0, owned: true);
                 if (dy != y.Grad) dy.Dispose();
             }, y);
         return (y, lastState);

@@ -36,6 +36,9 @@ public class TrainCliTests : IDisposable
         Assert.True(ecode == 0, eerr);
         var ev = JsonNode.Parse(eout.Trim().Split('\n')[^1])!.AsObject();
         Assert.InRange(ev["accuracy_2x"]!.GetValue<double>(), 0, 1);
+        var (tcode, _, terr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--trigger", "early");
+        Assert.Equal(1, tcode);
+        Assert.Contains("--trigger: only induction heads has a trigger token (run.json: selective-copying)", terr);
     }
 
     [Fact]
@@ -134,6 +137,26 @@ public class TrainCliTests : IDisposable
         Assert.All(bias, b => Assert.InRange(Math.Log(1 + Math.Exp(b)), 0.99e-4, 1.01e-3));
     }
 
+    /// <summary>--trigger and --state-passing reach run.json (so --resume checks them) and the log; the GPT twin passes no state.</summary>
+    [Fact]
+    public void TriggerAndStatePassingAreRecorded()
+    {
+        var outDir = Path.Combine(_dir, "sp");
+        var (code, _, stderr) = CliTests.Run(["train", "--task", "induction-heads", "--out", outDir, "--d-model", "16", "--layers", "1", "--d-state", "4",
+            "--batch", "4", "--length", "16", "--steps", "2", "--eval-every", "2", "--lengths", "16", "--samples", "8", "--ablation", "false",
+            "--trigger", "mixed", "--state-passing", "0.5"]);
+        Assert.True(code == 0, stderr);
+        var selective = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "selective", "run.json")))!;
+        Assert.Equal("mixed", selective["trigger"]!.GetValue<string>());
+        Assert.Equal(0.5, selective["state_passing"]!.GetValue<double>());
+        var transformer = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "transformer", "run.json")))!;
+        Assert.Equal(0.0, transformer["state_passing"]!.GetValue<double>());
+        Assert.Contains("trigger mixed, state passing 0.5", stderr);
+        var (ecode, eout, eerr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--lengths", "16", "--samples", "8", "--trigger", "early", "--json");
+        Assert.True(ecode == 0, eerr);
+        Assert.Equal("early", JsonNode.Parse(eout.Trim().Split('\n')[^1])!["trigger"]!.GetValue<string>());
+    }
+
     [Theory]
     [InlineData("unknown task 'copying'", "--task", "copying")]
     [InlineData("--dt-min/--dt-max: need 0 < dt-min ≤ dt-max < 1000, got 0.1, 0.01", "--dt-min", "0.1", "--dt-max", "0.01")]
@@ -152,6 +175,11 @@ public class TrainCliTests : IDisposable
     [InlineData("--lengths: '3' is not a length from 4 to 1048576", "--task", "induction-heads", "--lengths", "64,3")]
     [InlineData("--eval-every must be positive, got 0", "--eval-every", "0")]
     [InlineData("--clip must be 0 (off) or more, got -1", "--clip", "-1")]
+    [InlineData("--trigger must be uniform, early or mixed, got 'late'", "--task", "induction-heads", "--trigger", "late")]
+    [InlineData("--trigger: only induction heads has a trigger token (task is selective-copying)", "--trigger", "early")]
+    [InlineData("--state-passing must be a share from 0 to 1, got 1.5", "--state-passing", "1.5")]
+    [InlineData("--state-passing: only a Mamba has a state to pass (not --model transformer)", "--model", "transformer", "--state-passing", "0.5")]
+    [InlineData("--state-passing carries each row's state from one step to the next: use it with --accumulate 1", "--state-passing", "0.5", "--accumulate", "2")]
     public void BadArgumentsFailWithOneClearLine(string expected, params string[] args)
     {
         var (code, _, stderr) = CliTests.Run(["train", "--out", Path.Combine(_dir, "bad"), .. args]);

@@ -45,6 +45,34 @@ public class RecurrentStepTests
         _ => throw new ArgumentException(mixer),
     };
 
+    /// <summary>ForwardContinues: forwards over consecutive pieces (one token, shorter than the conv window, longer)
+    /// equal the forward over the whole sequence; Mamba-2 refuses it with one clear line.</summary>
+    [Fact]
+    public void ContinuingForwardsOverPiecesEqualOneForward()
+    {
+        using var model = new MambaLM(Small("mamba1", 23), seed: 6);
+        var rng = new Random(3);
+        var ids = Enumerable.Range(0, 40).Select(_ => (long)rng.Next(23)).ToArray();
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        var whole = model.Forward(Tensor.From(ids, 1, 40)).ToFloatArray();
+        using var state = model.NewState(1);
+        foreach (var layer in state.Layers) layer.ForwardContinues = true;
+        int start = 0;
+        foreach (int piece in new[] { 1, 2, 12, 25 })
+        {
+            var logits = model.Forward(Tensor.From(ids[start..(start + piece)], 1, piece), state).ToFloatArray();
+            for (int i = 0; i < piece * 23; i++) Assert.Equal(whole[start * 23 + i], logits[i], 1e-4);
+            start += piece;
+        }
+
+        using var mamba2 = new MambaLM(Small("mamba2", 23), seed: 6);
+        using var state2 = mamba2.NewState(1);
+        state2.Layers[0].ForwardContinues = true;
+        var e = Assert.Throws<NotSupportedException>(() => mamba2.Forward(Tensor.From(ids[..4], 1, 4), state2));
+        Assert.Contains("Mamba-2: a forward that continues from the state", e.Message);
+    }
+
     [Theory]
     [InlineData("mamba1")]
     [InlineData("mamba2")]

@@ -311,6 +311,138 @@ public class SelectiveScanTests
         Throws("u must be F32, BF16 or F16, got F64", () => F.SelectiveScan(u.To(DType.F64), u, a, bc, bc));
     }
 
+    // ---- the initial state h_{-1} (training-time state passing) ----
+
+    /// <summary>A random h_{-1} [batch, D, N] of the problem's size, of <paramref name="dtype"/>.</summary>
+    private static Tensor RandomInitialState(Problem pr, int seed, DType dtype)
+    {
+        var rng = new Random(seed);
+        var h0 = Enumerable.Range(0, pr.Batch * pr.D * pr.N).Select(_ => 4 * rng.NextDouble() - 2).ToArray();
+        var t = Tensor.From(h0, pr.Batch, pr.D, pr.N);
+        return dtype == DType.F64 ? t : t.To(dtype);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ReferenceInitialStateGradientMatchesFiniteDifferences(bool selective)
+    {
+        using var scope = new TensorScope();
+        var pr = Problem.Random(12, batch: 2, l: 5, d: 3, n: 4, selective);
+        var args = pr.Args(DType.F64) with { InitialState = RandomInitialState(pr, 1, DType.F64) };
+        var grads = pr.Grads(args) with { DInitialState = Tensor.Zeros(args.InitialState!.Shape, DType.F64) };
+        SelectiveScanReference.Backward(args, grads);
+        var w = grads.DY.ToDoubleArray();
+        double Loss()
+        {
+            SelectiveScanReference.Forward(args);
+            var y = args.Y.AsSpan<double>();
+            double s = 0;
+            for (int i = 0; i < y.Length; i++) s += w[i] * y[i];
+            return s;
+        }
+        GradCheck.ReferenceBackward(Loss, [("initialState", args.InitialState, grads.DInitialState), ("delta", args.Delta, grads.DDelta), ("A", args.A, grads.DA)]);
+    }
+
+    [Theory]
+    [InlineData(1, 7, 1, 4, true)]
+    [InlineData(2, 33, 100, 16, true)]    // channel tail, several backward chunks
+    [InlineData(3, 9, 70, 5, false)]
+    [InlineData(1, 16, 0, 4, true)]       // no steps: the last state is h0, dh0 is 0
+    public void KernelWithInitialStateMatchesReference(int batch, int d, int l, int n, bool selective)
+    {
+        using var scope = new TensorScope();
+        var pr = Problem.Random(77 + l, batch, l, d, n, selective);
+        var fast = pr.Args(DType.F32, lastState: true) with { InitialState = RandomInitialState(pr, l, DType.F32) };
+        var fastGrads = pr.Grads(fast) with { DInitialState = Tensor.Full(fast.InitialState!.Shape, float.NaN) };
+        CpuBackend.Instance.SelectiveScanForward(fast);
+        CpuBackend.Instance.SelectiveScanBackward(fast with { LastState = null }, fastGrads);
+
+        var reference = fast with { Y = Tensor.Empty(fast.Y.Shape, DType.F64), LastState = Tensor.Empty(fast.LastState!.Shape, DType.F64) };
+        var refGrads = new SelectiveScanGrads(fastGrads.DY, F64Like(fastGrads.DU)!, F64Like(fastGrads.DDelta)!, F64Like(fastGrads.DA)!,
+            F64Like(fastGrads.DB)!, F64Like(fastGrads.DC)!, F64Like(fastGrads.DD), F64Like(fastGrads.DZ), F64Like(fastGrads.DDeltaBias), F64Like(fastGrads.DInitialState));
+        SelectiveScanReference.Forward(reference);
+        SelectiveScanReference.Backward(reference, refGrads);
+
+        AssertClose("lastState", fast.LastState, reference.LastState, ForwardTolerance);
+        if (l == 0)
+        {
+            Assert.Equal(fast.InitialState!.ToFloatArray(), fast.LastState!.ToFloatArray());
+            Assert.All(fastGrads.DInitialState!.ToFloatArray(), v => Assert.Equal(0f, v));
+            return;
+        }
+        AssertClose("y", fast.Y, reference.Y, ForwardTolerance);
+        AssertClose("dh0", fastGrads.DInitialState, refGrads.DInitialState, GradientTolerance);
+        AssertClose("du", fastGrads.DU, refGrads.DU, GradientTolerance);
+        AssertClose("ddelta", fastGrads.DDelta, refGrads.DDelta, GradientTolerance);
+        AssertClose("dA", fastGrads.DA, refGrads.DA, GradientTolerance);
+        AssertClose("dB", fastGrads.DB, refGrads.DB, GradientTolerance);
+        Assert.Contains(fastGrads.DInitialState!.ToFloatArray(), v => v != 0);
+    }
+
+    /// <summary>The identity state passing rests on: scanning x1‖x2 equals scanning x2 from the state scan(x1) ends in —
+    /// y of the second part and the final state; and with no gradient on x1's outputs, the gradients of x2's u and Δ are
+    /// the same either way.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ScanOfAConcatenationEqualsTheScanOfItsSecondPartFromTheFirstPartsLastState(bool selective)
+    {
+        using var scope = new TensorScope();
+        const int b = 2, l1 = 37, l2 = 29, d = 11, n = 6;
+        var pr = Problem.Random(21, b, l1 + l2, d, n, selective);
+        var a = pr.Args(DType.F32);
+        Tensor Part(Tensor t, int start, int length)   // [b, L, x] → [b, start … start + length, x]
+        {
+            if (t.Rank != 3) return t;
+            int x = t.Shape[2];
+            var src = t.ToFloatArray();
+            var dst = new float[b * length * x];
+            for (int i = 0; i < b; i++) Array.Copy(src, (i * (l1 + l2) + start) * x, dst, i * length * x, length * x);
+            return Tensor.From(dst, b, length, x);
+        }
+        SelectiveScanArgs Slice(int start, int length) => a with { U = Part(a.U, start, length), Delta = Part(a.Delta, start, length),
+            B = Part(a.B, start, length), C = Part(a.C, start, length), Z = Part(a.Z!, start, length) };
+
+        var (whole, wholeLast) = F.SelectiveScan(a.U, a.Delta, a.A, a.B, a.C, a.D, a.Z, a.DeltaBias, returnLastState: true);
+        var first = Slice(0, l1);
+        var (_, h1) = F.SelectiveScan(first.U, first.Delta, first.A, first.B, first.C, first.D, first.Z, first.DeltaBias, returnLastState: true);
+        var second = Slice(l1, l2);
+        var (y2, last2) = F.SelectiveScan(second.U, second.Delta, second.A, second.B, second.C, second.D, second.Z, second.DeltaBias,
+            returnLastState: true, initialState: h1);
+        AssertClose("y of the second part", y2, Part(whole, l1, l2), ForwardTolerance);
+        AssertClose("last state", last2, wholeLast, ForwardTolerance);
+
+        // Backward with dy = 0 on the first part: du, dΔ of the second part and dh0 = the gradient reaching h_{l1−1}.
+        var dy = (float[])pr.DY.Clone();
+        for (int i = 0; i < b; i++) Array.Clear(dy, i * (l1 + l2) * d, l1 * d);
+        var gWhole = pr.Grads(a) with { DY = Tensor.From(dy, b, l1 + l2, d) };
+        CpuBackend.Instance.SelectiveScanBackward(a with { Y = Tensor.Empty(a.Y.Shape) }, gWhole);
+        var s2 = second with { Y = Tensor.Empty(second.U.Shape), LastState = null, InitialState = h1 };
+        var gSecond = new SelectiveScanGrads(Part(gWhole.DY, l1, l2), Tensor.Empty(s2.U.Shape), Tensor.Empty(s2.Delta.Shape), Tensor.Empty(a.A.Shape),
+            Tensor.Empty(s2.B.Shape), Tensor.Empty(s2.C.Shape), Tensor.Empty(a.D!.Shape), Tensor.Empty(s2.Z!.Shape), Tensor.Empty(a.DeltaBias!.Shape),
+            Tensor.Empty(h1!.Shape));
+        CpuBackend.Instance.SelectiveScanBackward(s2, gSecond);
+        AssertClose("du of the second part", gSecond.DU, Part(gWhole.DU, l1, l2), GradientTolerance);
+        AssertClose("ddelta of the second part", gSecond.DDelta, Part(gWhole.DDelta, l1, l2), GradientTolerance);
+    }
+
+    [Fact]
+    public void OpInitialStateGetsItsGradientThroughTheTape()
+    {
+        var pr = Problem.Random(4, batch: 2, l: 6, d: 5, n: 3, selective: true);
+        using var root = new TensorScope();
+        var a = pr.Args(DType.F32);
+        var h0 = RandomInitialState(pr, 2, DType.F32);
+        h0.Name = "initialState";
+        a.Delta.Name = "delta";
+        GradCheck.Check(t => F.SelectiveScan(a.U, t[0], a.A, a.B, a.C, a.D, a.Z, a.DeltaBias, initialState: t[1]).Y, [a.Delta, h0],
+            eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxChecksPerInput: 24);
+        void Throws(string needle, Action f) => Assert.Contains(needle, Assert.Throws<ArgumentException>(f).Message);
+        Throws("initialState must have shape [2, 5, 3]", () => F.SelectiveScan(a.U, a.Delta, a.A, a.B, a.C, initialState: Tensor.Zeros(new Shape(2, 3, 5))));
+        Throws("initialState must be F32", () => F.SelectiveScan(a.U, a.Delta, a.A, a.B, a.C, initialState: Tensor.Zeros(new Shape(2, 5, 3), DType.F64)));
+    }
+
     private static Tensor? F64Like(Tensor? t) => t is null ? null : Tensor.Zeros(t.Shape, DType.F64);
 
     /// <summary>max |actual − expected| ≤ tol · max |expected| (tensor-relative, so near-zero elements do not dominate).</summary>

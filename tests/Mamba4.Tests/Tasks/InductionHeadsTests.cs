@@ -40,6 +40,109 @@ public class InductionHeadsTests
         Assert.InRange(triggers.Count(p => p < 1 << 16), 10, 45);   // 1/16 of 400 = 25
     }
 
+    [Fact]
+    public void EarlyTriggerIsInTheFirstSixteenPositionsWithTheSameKeyAndOrdinaryTokens()
+    {
+        var task = new InductionHeads();
+        const int length = 4096;
+        for (int i = 0; i < 200; i++)
+        {
+            var uniform = InductionEvaluation.HeldOut(task, 1, length, i);
+            var early = InductionEvaluation.HeldOut(task, 1, length, i, InductionTrigger.Early);
+            Assert.InRange(early.Trigger, 0, InductionHeads.EarlyPositions - 1);
+            Assert.Equal(uniform.Key, early.Key);
+            var (u, e) = (new long[length], new long[length]);
+            uniform.Read(u);
+            early.Read(e);
+            for (int p = 0; p < length - 1; p++)
+                if (p != uniform.Trigger && p != uniform.Trigger + 1 && p != early.Trigger && p != early.Trigger + 1) Assert.Equal(u[p], e[p]);
+            Assert.Equal(task.Vocab, e[early.Trigger]);
+            Assert.Equal(early.Key, e[early.Trigger + 1]);
+        }
+        // Short sequences: the early window is cut to the positions a trigger may take (before key and query).
+        Assert.All(Enumerable.Range(0, 100), i => Assert.InRange(InductionEvaluation.HeldOut(task, 2, 8, i, InductionTrigger.Early).Trigger, 0, 4));
+    }
+
+    [Fact]
+    public void TrainingBatchesFollowTheTasksTriggerPlacement()
+    {
+        int[] Triggers(InductionTrigger placement)
+        {
+            var task = new InductionHeads(length: 256, trigger: placement);
+            var (inputs, _) = task.Sample(SplitMixRandom.ForStep(5, 3), 2000);
+            return Enumerable.Range(0, 2000).Select(b => Array.IndexOf(inputs, (long)task.Vocab, b * 256) - b * 256).ToArray();
+        }
+        var uniform = Triggers(InductionTrigger.Uniform);
+        var early = Triggers(InductionTrigger.Early);
+        var mixed = Triggers(InductionTrigger.Mixed);
+        Assert.All(early, p => Assert.InRange(p, 0, 15));
+        Assert.InRange(uniform.Count(p => p < 16), 80, 170);   // 16/253 of 2000 = 126
+        Assert.InRange(uniform.Average(), 115, 137);            // mean 126
+        // Mixed: half early, half uniform: 1000 + 63 expected in the first 16 positions.
+        Assert.InRange(mixed.Count(p => p < 16), 970, 1160);
+        Assert.InRange(mixed.Count(p => p >= 128), 440, 560);
+    }
+
+    /// <summary>
+    /// State passing: a continuing row's logits equal the recurrent step run over the previous batch's row and then this
+    /// one (the forward's conv window and h0 against MambaLM.Step, an independent path); the other rows equal a forward
+    /// from zero.
+    /// </summary>
+    [Fact]
+    public void StatePassingContinuesTheFirstRowsFromThePreviousBatchesStates()
+    {
+        var task = new InductionHeads(length: 12, vocab: 5);
+        var o = new SyntheticOptions { Task = "induction-heads", DModel = 16, Layers = 2, DState = 4 };
+        using var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 3);
+        PerturbWeights(model);
+        const int batch = 4, t = 12;
+        var first = task.Sample(SplitMixRandom.ForStep(1, 0), batch).Inputs;
+        var second = task.Sample(SplitMixRandom.ForStep(1, 1), batch).Inputs;
+        using var passing = new StatePassing(model, batch, share: 0.5);
+        Assert.Equal(2, passing.Rows);
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        passing.Logits(Tensor.From(first, batch, t));
+        var logits = passing.Logits(Tensor.From(second, batch, t)).ToFloatArray();
+        var fresh = model.Forward(Tensor.From(second, batch, t)).ToFloatArray();
+
+        using var state = model.NewState(batch);
+        float[] last = [];
+        foreach (var ids in new[] { first, second })
+        {
+            for (int j = 0; j < t; j++)
+                last = model.Step(Tensor.From(Enumerable.Range(0, batch).Select(b => ids[b * t + j]).ToArray(), batch), state).ToFloatArray();
+        }
+        int v = task.VocabSize;
+        for (int b = 0; b < batch; b++)
+            for (int k = 0; k < v; k++)
+            {
+                float got = logits[((b + 1) * t - 1) * v + k];
+                Assert.Equal(b < passing.Rows ? last[b * v + k] : fresh[((b + 1) * t - 1) * v + k], got, 1e-4);
+            }
+        Assert.NotEqual(fresh[(t - 1) * v], logits[(t - 1) * v], 1e-4);   // row 0 really continued
+    }
+
+    /// <summary>The chunked scan (forwards over consecutive chunks, each continuing from the conv window and SSM state the
+    /// previous left) equals the recurrent step, for chunks that do not divide the length and chunks shorter than the conv window.</summary>
+    [Theory]
+    [InlineData(true, 8)]
+    [InlineData(true, 2)]
+    [InlineData(false, 13)]
+    public void ChunkedEvaluationEqualsTheRecurrentStep(bool selective, int chunk)
+    {
+        var task = new InductionHeads(length: 16, vocab: 6);
+        var o = new SyntheticOptions { Task = "induction-heads", DModel = 16, Layers = 2, DState = 4, Selective = selective };
+        using var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 5);
+        PerturbWeights(model);
+        const int length = 45, n = 5;
+        var chunked = InductionEvaluation.LastLogitsChunked(model, Sequences(task, length, n), chunk);
+        var recurrent = InductionEvaluation.LastLogitsRecurrent(model, Sequences(task, length, n));
+        Assert.Equal(recurrent.Length, chunked.Length);
+        for (int i = 0; i < recurrent.Length; i++) Assert.Equal(recurrent[i], chunked[i], 1e-4);
+        Assert.True(model.Training, "the evaluation restores training mode");
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -107,6 +210,7 @@ public class InductionHeadsTests
             Assert.True(InductionEvaluation.Wilson(n, n).Low >= 0.99, $"{n} sequences at {length}");
         }
         Assert.Equal(4, InductionEvaluation.SamplesFor(1 << 20));
+        Assert.All(InductionEvaluation.PaperLengths, l => Assert.Equal(400, InductionEvaluation.SamplesFor(l, gpu: true)));
     }
 
     private static InductionSequence[] Sequences(InductionHeads task, long length, int n) =>

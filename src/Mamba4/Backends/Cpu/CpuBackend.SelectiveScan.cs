@@ -75,6 +75,8 @@ public sealed unsafe partial class CpuBackend
     private struct ScanPlan
     {
         public float* U, Delta, Z, Y, B, C, LastState;
+        /// <summary>h_{-1} [Batch, D, N] (null: zeros) and its gradient (backward; null: not wanted).</summary>
+        public float* H0, DH0;
         /// <summary>Aᵀ [N, Dp]; for time-invariant B, C also Bᵀ, Cᵀ [N, Dp]; D and bias [Dp] (zeros when absent).</summary>
         public float* At, Bt, Ct, Skip, Bias;
         public int Batch, L, D, N, Dp, Blocks;
@@ -104,7 +106,7 @@ public sealed unsafe partial class CpuBackend
             long items = (long)plan.Batch * plan.Blocks;
             if (items == 0)
             {
-                if (args.LastState is { } s) Fill(s, 0f);
+                if (args.LastState is { } s) Fill(s, 0f);   // no channels or no sequences: nothing to carry
                 return;
             }
             int slots = (int)Math.Min(items, 4L * CpuParallel.Threads);
@@ -154,12 +156,13 @@ public sealed unsafe partial class CpuBackend
             plan.DD = grads.DD is { } dd ? dd.F32 : null;
             plan.DZ = plan.HasZ && grads.DZ is { } dz ? dz.F32 : null;
             plan.DBias = grads.DDeltaBias is { } db ? db.F32 : null;
+            plan.DH0 = grads.DInitialState is { } dh0 ? dh0.F32 : null;
             Fill(grads.DB, 0f);
             Fill(grads.DC, 0f);
             if (plan.Blocks == 0 || plan.L == 0 || plan.Batch == 0)
             {
                 // Nothing flows: every gradient is zero (or empty).
-                foreach (var g in new[] { grads.DU, grads.DDelta, grads.DA, grads.DD, grads.DZ, grads.DDeltaBias })
+                foreach (var g in new[] { grads.DU, grads.DDelta, grads.DA, grads.DD, grads.DZ, grads.DDeltaBias, grads.DInitialState })
                     if (g is not null) Fill(g, 0f);
                 return;
             }
@@ -242,6 +245,7 @@ public sealed unsafe partial class CpuBackend
             U = a.U.F32, Delta = a.Delta.F32, B = a.B.F32, C = a.C.F32, Z = a.Z is { } z ? z.F32 : null,
             Batch = a.Batch, L = a.Length, D = a.Channels, N = a.StateSize,
             Selective = a.Selective, Softplus = a.DeltaSoftplus, HasZ = a.Z is not null,
+            H0 = a.InitialState is { } h0 ? h0.F32 : null,
         };
         p.Dp = (p.D + ScanLanes - 1) / ScanLanes * ScanLanes;
         p.Blocks = p.Dp / ScanLanes;
@@ -294,7 +298,7 @@ public sealed unsafe partial class CpuBackend
         var gateTile = dtTile + ScanTile;               // [ScanTile]
         var bias = Vector256.Load(p.Bias + d0);
         var skip = Vector256.Load(p.Skip + d0);
-        for (int j = 0; j < n; j++) h[j] = Vector256<float>.Zero;
+        for (int j = 0; j < n; j++) h[j] = InitialLanes(p, b, d0, w, j);
 
         for (int t0 = 0; t0 < L; t0 += ScanTile)
         {
@@ -381,7 +385,7 @@ public sealed unsafe partial class CpuBackend
             var raw = LoadLanes(delta + (rowBase + t) * D + d0, w) + bias;
             dts[t] = softplus ? Simd.Softplus(raw) : raw;
         }
-        for (int j = 0; j < n; j++) ckpt[j] = Vector256<float>.Zero;
+        for (int j = 0; j < n; j++) ckpt[j] = InitialLanes(p, b, d0, w, j);
         for (int c = 0; c + 1 < chunks; c++)
         {
             var h = ckpt + (long)(c + 1) * n;
@@ -500,6 +504,19 @@ public sealed unsafe partial class CpuBackend
 
         acc[3 * n] = accD;
         acc[3 * n + 1] = accBias;
+        if (p.DH0 != null)   // dh now holds ∂loss/∂h_{-1}
+            for (int j = 0; j < n; j++)
+                for (int l = 0; l < w; l++)
+                    p.DH0[((long)b * D + d0 + l) * n + j] = dh[j].GetElement(l);
+    }
+
+    /// <summary>h_{-1}[b, d0 … d0+w−1, j] as one vector (zeros without an initial state; padded lanes 0).</summary>
+    private static Vector256<float> InitialLanes(in ScanPlan p, int b, int d0, int w, int j)
+    {
+        var v = Vector256<float>.Zero;
+        if (p.H0 == null) return v;
+        for (int l = 0; l < w; l++) v = v.WithElement(l, p.H0[((long)b * p.D + d0 + l) * p.N + j]);
+        return v;
     }
 
     /// <summary>Vectors of accumulators per block: dA, dB, dC [N] (dB, dC used when time-invariant), dD, dbias.</summary>

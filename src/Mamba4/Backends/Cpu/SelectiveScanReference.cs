@@ -8,7 +8,7 @@ namespace Mamba4.Backends.Cpu;
 /// as mamba_ssm keeps <c>selective_scan_ref</c> beside its CUDA kernel. Slow on purpose; reads like the math.
 /// <code>
 /// dt_t     = softplus(delta_t[d] + bias[d])        (delta_t[d] + bias[d] without softplus)
-/// h_t[n]   = exp(dt_t·A[d,n])·h_{t-1}[n] + dt_t·B_t[n]·u_t[d]      h_{-1} = 0;  lti: B[d,n]
+/// h_t[n]   = exp(dt_t·A[d,n])·h_{t-1}[n] + dt_t·B_t[n]·u_t[d]      h_{-1} = h0[b,d,n] (0 without h0);  lti: B[d,n]
 /// y_t[d]   = Σ_n C_t[n]·h_t[n] + D[d]·u_t[d];     out_t[d] = y_t[d]·silu(z_t[d])   (z optional)
 /// </code>
 /// Backward, walking t from L−1 down to 0 with g[n] = ∂loss/∂h_t[n] (0 beyond the end):
@@ -19,6 +19,7 @@ namespace Mamba4.Backends.Cpu;
 /// dA[n]   += g[n]·a_t[n]·h_{t-1}[n]·dt_t     ddt_t    = Σ_n g[n]·(a_t[n]·h_{t-1}[n]·A[n] + B_t[n]·u_t)
 /// dD      += dy_t·u_t                        ddelta_t = ddt_t·σ(delta_t + bias)   (ddt_t without softplus)
 /// dbias   += ddelta_t                        g[n]     = a_t[n]·g[n]          (now ∂loss/∂h_{t-1})
+/// dh0[b,d,n] = g[n] after t = 0.
 /// </code>
 /// with a_t[n] = exp(dt_t·A[n]). The tensors may be F32 or F64; everything is computed in double.
 /// </summary>
@@ -33,7 +34,7 @@ public static class SelectiveScanReference
         for (int b = 0; b < p.Batch; b++)
             for (int d = 0; d < p.D; d++)
             {
-                var h = new double[p.N];                                  // h[n], the state of channel d
+                var h = p.InitialState(b, d);                             // h[n], the state of channel d
                 for (int t = 0; t < p.L; t++)
                 {
                     double dt = p.Dt(b, t, d), u = p.U[p.I(b, t, d)];
@@ -59,14 +60,14 @@ public static class SelectiveScanReference
         var dOut = grads.DY.ToDoubleArray();
         double[] du = new double[bld], dDelta = new double[bld], dz = new double[bld];
         double[] dA = new double[p.D * p.N], dD = new double[p.D], dBias = new double[p.D];
-        double[] dB = new double[p.B.Length], dC = new double[p.C.Length];
+        double[] dB = new double[p.B.Length], dC = new double[p.C.Length], dH0 = new double[p.Batch * p.D * p.N];
 
         for (int b = 0; b < p.Batch; b++)
             for (int d = 0; d < p.D; d++)
             {
-                // Forward again, keeping every state: hs[t + 1] = h_t, hs[0] = h_{-1} = 0.
+                // Forward again, keeping every state: hs[t + 1] = h_t, hs[0] = h_{-1} = h0.
                 var hs = new double[p.L + 1][];
-                hs[0] = new double[p.N];
+                hs[0] = p.InitialState(b, d);
                 var ys = new double[p.L];
                 for (int t = 0; t < p.L; t++)
                 {
@@ -109,6 +110,7 @@ public static class SelectiveScanReference
                     dDelta[i] = p.Softplus ? ddt * SoftplusGrad(raw) : ddt;
                     dBias[d] += dDelta[i];
                 }
+                g.CopyTo(dH0, (b * p.D + d) * p.N);
             }
 
         Write(grads.DU, du);
@@ -119,6 +121,7 @@ public static class SelectiveScanReference
         if (grads.DD is { } gd) Write(gd, dD);
         if (grads.DZ is { } gz) Write(gz, dz);
         if (grads.DDeltaBias is { } gb) Write(gb, dBias);
+        if (grads.DInitialState is { } gh) Write(gh, dH0);
     }
 
     public static double Softplus(double x) => x > 20 ? x : Math.Log(1 + Math.Exp(x));
@@ -133,7 +136,7 @@ public static class SelectiveScanReference
         public readonly int Batch, L, D, N;
         public readonly bool Selective, Softplus;
         public readonly double[] U, Delta, A, B, C;
-        public readonly double[]? SkipD, Z, DeltaBias;
+        public readonly double[]? SkipD, Z, DeltaBias, H0;
 
         public Problem(in SelectiveScanArgs a)
         {
@@ -146,7 +149,11 @@ public static class SelectiveScanReference
             SkipD = a.D?.ToDoubleArray();
             Z = a.Z?.ToDoubleArray();
             DeltaBias = a.DeltaBias?.ToDoubleArray();
+            H0 = a.InitialState?.ToDoubleArray();
         }
+
+        /// <summary>A copy of h_{-1} of (b, d): h0[b, d, :], or zeros.</summary>
+        public double[] InitialState(int b, int d) => H0?.AsSpan((b * D + d) * N, N).ToArray() ?? new double[N];
 
         /// <summary>Index of [b, t, d] in u, delta, z, y.</summary>
         public int I(int b, int t, int d) => (b * L + t) * D + d;

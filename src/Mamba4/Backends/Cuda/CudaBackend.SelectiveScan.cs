@@ -9,13 +9,14 @@ public sealed unsafe partial class CudaBackend
 {
     private const int ScanBlock = 128, ScanTile = 8, ScanSub = 4;   // selective_scan.cu: block, FT, SUB
 
-    /// <summary>Mirrors <c>struct ScanParams</c> in selective_scan.cu (22 pointers, then 9 ints).</summary>
+    /// <summary>Mirrors <c>struct ScanParams</c> in selective_scan.cu (24 pointers, then 9 ints).</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct ScanParams
     {
         public nint U, Delta, A, B, C, D, Z, Bias;
         public nint Y, Last, CarryH, SumDt, CarryG;
         public nint DOut, DU, DDelta, DA, DB, DC, DD, DZ, DBias;
+        public nint H0, DH0;
         public int Batch, L, Dch, N, ChunkLen, Chunks, Tpc, Selective, Softplus;
     }
 
@@ -57,18 +58,18 @@ public sealed unsafe partial class CudaBackend
             if (x is not null && x.DType != DType.F32) throw new ArgumentException($"SelectiveScan on CUDA: {name} is {x.DType}; it must be F32");
         }
         Same("delta", a.Delta); Same("B", a.B); Same("C", a.C); Same("z", a.Z); Same("y", a.Y);
-        F32("A", a.A); F32("D", a.D); F32("deltaBias", a.DeltaBias); F32("lastState", a.LastState);
+        F32("A", a.A); F32("D", a.D); F32("deltaBias", a.DeltaBias); F32("lastState", a.LastState); F32("initialState", a.InitialState);
         if (g is { } d)
         {
             Same("dy", d.DY); Same("du", d.DU); Same("ddelta", d.DDelta); Same("dB", d.DB); Same("dC", d.DC); Same("dz", d.DZ);
-            F32("dA", d.DA); F32("dD", d.DD); F32("ddeltaBias", d.DDeltaBias);
+            F32("dA", d.DA); F32("dD", d.DD); F32("ddeltaBias", d.DDeltaBias); F32("dinitialState", d.DInitialState);
         }
     }
 
     private static ScanParams ScanInputs(in SelectiveScanArgs a) => new()
     {
         U = a.U.DataPointer, Delta = a.Delta.DataPointer, A = a.A.DataPointer, B = a.B.DataPointer, C = a.C.DataPointer,
-        D = a.D?.DataPointer ?? 0, Z = a.Z?.DataPointer ?? 0, Bias = a.DeltaBias?.DataPointer ?? 0,
+        D = a.D?.DataPointer ?? 0, Z = a.Z?.DataPointer ?? 0, Bias = a.DeltaBias?.DataPointer ?? 0, H0 = a.InitialState?.DataPointer ?? 0,
         Batch = a.Batch, L = a.Length, Dch = a.Channels, N = a.StateSize, Selective = a.Selective ? 1 : 0, Softplus = a.DeltaSoftplus ? 1 : 0,
     };
 
@@ -150,7 +151,11 @@ public sealed unsafe partial class CudaBackend
         var p = ScanInputs(args);
         if (p.Batch == 0 || p.L == 0 || p.Dch == 0)
         {
-            if (args.LastState is { } s) Fill(s, 0f);
+            if (args.LastState is { } s)
+            {
+                if (args.InitialState is { } h0) s.CopyFrom(h0);   // no steps: the state is where it started
+                else Fill(s, 0f);
+            }
             return;
         }
         var (ns, tpc) = ForwardSplit(p.N);
@@ -194,7 +199,7 @@ public sealed unsafe partial class CudaBackend
         if (grads.DDeltaBias is { } db0) Fill(db0, 0f);
         if (p.Batch == 0 || p.L == 0 || p.Dch == 0)
         {
-            foreach (var g in new[] { grads.DU, grads.DDelta, grads.DZ })
+            foreach (var g in new[] { grads.DU, grads.DDelta, grads.DZ, grads.DInitialState })
                 if (g is not null) Fill(g, 0f);
             return;
         }
@@ -221,6 +226,7 @@ public sealed unsafe partial class CudaBackend
         p.DD = grads.DD?.DataPointer ?? 0;
         p.DZ = args.Z is null ? 0 : grads.DZ?.DataPointer ?? 0;
         p.DBias = grads.DDeltaBias?.DataPointer ?? 0;
+        p.DH0 = grads.DInitialState?.DataPointer ?? 0;
 
         int shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub);
         while (shared > MaxSharedMemoryPerBlock && chunkLen > 8)

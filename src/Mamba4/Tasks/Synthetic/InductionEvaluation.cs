@@ -7,9 +7,9 @@ namespace Mamba4.Tasks.Synthetic;
 
 /// <summary>
 /// Induction-heads accuracy at any test length (the Mamba paper tests 2^6 … 2^20 after training at 2^8), on held-out
-/// sequences fixed by (seed, length, index). A Mamba reads them through its O(1) recurrent step, all sequences of a
-/// length in lock-step, so a million-token sequence costs seconds and memory independent of its length; a Transformer
-/// (whose cost grows with L²) runs the full forward.
+/// sequences fixed by (seed, length, index). A Mamba reads them through its chunked scan — the forward over 2,048 tokens
+/// at a time, each chunk continuing from the conv window and SSM state the previous one left — so a million-token sequence
+/// costs memory independent of its length; a Transformer (whose cost grows with L²) runs the full forward.
 /// </summary>
 public static class InductionEvaluation
 {
@@ -19,13 +19,18 @@ public static class InductionEvaluation
     /// <summary>
     /// Held-out sequences per length: 400 while that costs at most 2^22 tokens (up to 2^13), so that at an observed
     /// 100 % the 95 % Wilson interval is [99.05 %, 100 %] (±1 %); beyond, 2^22 tokens per length (256 at 2^14 … 4 at
-    /// 2^20), which keeps each length to the same cost on two shared CPU cores; `mamba4 eval --samples` asks for more.
+    /// 2^20), which keeps each length to the same cost on two shared CPU cores; on a GPU (<paramref name="gpu"/>) 400 at
+    /// every length (the chunked scan reads 400 sequences of 2^20 tokens in about 11 s on an H100). `mamba4 eval --samples`
+    /// asks for more.
     /// </summary>
-    public static int SamplesFor(long length) => (int)Math.Clamp((1L << 22) / length, 4, 400);
+    public static int SamplesFor(long length, bool gpu = false) => gpu ? 400 : (int)Math.Clamp((1L << 22) / length, 4, 400);
+
+    /// <summary>Whether <paramref name="model"/>'s weights are on a GPU (where every length gets 400 sequences).</summary>
+    public static bool OnGpu(ICausalLanguageModel model) => model.AsModule.Parameters().FirstOrDefault() is { Device.IsCpu: false };
 
     /// <summary>Sequence <paramref name="index"/> of the held-out set at <paramref name="length"/> (a stream training never uses).</summary>
-    public static InductionSequence HeldOut(InductionHeads task, long seed, long length, int index) =>
-        task.Sequence(SplitMixRandom.ForStep(seed, index, stream: 10_000_000 + length), length);
+    public static InductionSequence HeldOut(InductionHeads task, long seed, long length, int index, InductionTrigger placement = InductionTrigger.Uniform) =>
+        task.Sequence(SplitMixRandom.ForStep(seed, index, stream: 10_000_000 + length), length, placement);
 
     /// <summary>The 95 % Wilson score interval of <paramref name="correct"/> out of <paramref name="n"/>.</summary>
     public static (double Low, double High) Wilson(long correct, long n, double z = 1.959964)
@@ -36,14 +41,14 @@ public static class InductionEvaluation
     }
 
     /// <summary>Fraction of the first <paramref name="samples"/> held-out sequences whose key is the arg-max at the last position.</summary>
-    public static double Accuracy(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples) =>
-        Correct(model, task, seed, length, samples) / (double)samples;
+    public static double Accuracy(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples, InductionTrigger placement = InductionTrigger.Uniform) =>
+        Correct(model, task, seed, length, samples, placement) / (double)samples;
 
     /// <summary>How many of the first <paramref name="samples"/> held-out sequences have their key as the arg-max at the last position.</summary>
-    public static int Correct(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples)
+    public static int Correct(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples, InductionTrigger placement = InductionTrigger.Uniform)
     {
-        var sequences = Enumerable.Range(0, samples).Select(i => HeldOut(task, seed, length, i)).ToArray();
-        var logits = model is MambaLM mamba ? LastLogitsRecurrent(mamba, sequences) : LastLogitsFull(model, sequences);
+        var sequences = Enumerable.Range(0, samples).Select(i => HeldOut(task, seed, length, i, placement)).ToArray();
+        var logits = model is MambaLM mamba ? LastLogitsChunked(mamba, sequences) : LastLogitsFull(model, sequences);
         int v = model.VocabSize, correct = 0;
         for (int s = 0; s < samples; s++)
             correct += Inference.Generator.ArgMax(logits.AsSpan(s * v, v)) == sequences[s].Key ? 1 : 0;
@@ -60,15 +65,58 @@ public static class InductionEvaluation
     /// Accuracy at each length in turn, up to the model's <see cref="MaxLength"/>; a model below twice chance beyond
     /// the training length is not run further (the longer lengths cost more and cannot do better).
     /// </summary>
-    public static IEnumerable<LengthAccuracy> ByLength(ICausalLanguageModel model, InductionHeads task, long seed, IEnumerable<long> lengths, int samples)
+    public static IEnumerable<LengthAccuracy> ByLength(ICausalLanguageModel model, InductionHeads task, long seed, IEnumerable<long> lengths, int samples,
+        InductionTrigger placement = InductionTrigger.Uniform)
     {
         foreach (long length in lengths)
         {
             if (length > MaxLength(model)) yield break;
-            var row = LengthAccuracy.Measure(model, task, seed, length, samples);
+            var row = LengthAccuracy.Measure(model, task, seed, length, samples, placement);
             yield return row;
             if (length > task.Length && row.Accuracy < 2.0 / task.Vocab) yield break;
         }
+    }
+
+    /// <summary>Tokens per chunk of the chunked evaluation (fixed, so a sequence's result does not depend on how many are evaluated).</summary>
+    public const int ChunkLength = 2048;
+
+    /// <summary>
+    /// Logits at the last position, (n, vocab), of sequences of one length read <paramref name="chunk"/> tokens at a time by
+    /// <see cref="MambaLM.Forward"/> with a continuing state (<see cref="Inference.MambaLayerState.ForwardContinues"/>): equal
+    /// to the full forward (and to <see cref="LastLogitsRecurrent"/>) at a memory of (sequences at once) × chunk tokens.
+    /// Sequences go side by side in groups of 2^15 / chunk on the CPU, 2^19 / chunk on a GPU.
+    /// </summary>
+    public static float[] LastLogitsChunked(MambaLM model, IReadOnlyList<InductionSequence> sequences, int chunk = ChunkLength)
+    {
+        long length = SameLength(sequences);
+        int v = model.Config.VocabSize, group = Math.Max(1, (model.LmHead.Device.IsCpu ? 1 << 15 : 1 << 19) / chunk);
+        bool training = model.Training;
+        model.Eval();
+        using var _ = GradMode.NoGrad();
+        try
+        {
+            var last = new float[sequences.Count * v];
+            for (int first = 0; first < sequences.Count; first += group)
+            {
+                int n = Math.Min(group, sequences.Count - first);
+                using var state = model.NewState(n);
+                foreach (var layer in state.Layers) layer.ForwardContinues = true;
+                for (long start = 0; start < length; start += chunk)
+                {
+                    int width = (int)Math.Min(chunk, length - start);
+                    var ids = new long[n * width];
+                    for (int s = 0; s < n; s++) sequences[first + s].Read(ids.AsSpan(s * width, width));
+                    using var scope = new TensorScope();
+                    state.Position = 0;
+                    var logits = model.Forward(Tensor.From(ids, n, width), state);
+                    if (start + width < length) continue;
+                    var all = logits.ToFloatArray();
+                    for (int s = 0; s < n; s++) all.AsSpan(((s + 1) * width - 1) * v, v).CopyTo(last.AsSpan((first + s) * v, v));
+                }
+            }
+            return last;
+        }
+        finally { if (training) model.Train(); }
     }
 
     /// <summary>
@@ -150,11 +198,12 @@ public static class InductionEvaluation
 public sealed record LengthAccuracy(long Length, double Accuracy, int Samples, double Low, double High, double Seconds)
 {
     /// <param name="samples">Sequences; 0 = <see cref="InductionEvaluation.SamplesFor"/>.</param>
-    public static LengthAccuracy Measure(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples = 0)
+    public static LengthAccuracy Measure(ICausalLanguageModel model, InductionHeads task, long seed, long length, int samples = 0,
+        InductionTrigger placement = InductionTrigger.Uniform)
     {
-        if (samples <= 0) samples = InductionEvaluation.SamplesFor(length);
+        if (samples <= 0) samples = InductionEvaluation.SamplesFor(length, InductionEvaluation.OnGpu(model));
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        int correct = InductionEvaluation.Correct(model, task, seed, length, samples);
+        int correct = InductionEvaluation.Correct(model, task, seed, length, samples, placement);
         var (low, high) = InductionEvaluation.Wilson(correct, samples);
         return new LengthAccuracy(length, correct / (double)samples, samples, low, high, clock.Elapsed.TotalSeconds);
     }

@@ -7,9 +7,10 @@ namespace Mamba4.Tasks.Synthetic;
 /// sequence over <c>vocab</c> ordinary tokens holds the special (trigger) token once, followed by a key; the sequence
 /// ends with the special token again, where the model must output the key. Only that last position is scored.
 /// Tokens 0..vocab−1 are ordinary, <c>vocab</c> is the special token. The paper's setting: vocabulary 16, training
-/// length 2^8 = 256, test lengths 2^6 … 2^20.
+/// length 2^8 = 256, test lengths 2^6 … 2^20. <paramref name="trigger"/>: where the training sequences put the first
+/// special token (held-out sequences choose their own placement, uniform for the table).
 /// </summary>
-public sealed class InductionHeads(int length = 256, int vocab = 16) : ISequenceTask
+public sealed class InductionHeads(int length = 256, int vocab = 16, InductionTrigger trigger = InductionTrigger.Uniform) : ISequenceTask
 {
     private readonly int _length = length >= 4 ? length
         : throw new ArgumentException($"--length: an induction-heads sequence needs at least 4 tokens (special, key, …, special), got {length}");
@@ -17,6 +18,8 @@ public sealed class InductionHeads(int length = 256, int vocab = 16) : ISequence
     public string Name => "induction-heads";
     public int Vocab { get; } = vocab;
     public int VocabSize => Vocab + 1;
+    /// <summary>Placement of the first special token in training sequences.</summary>
+    public InductionTrigger Trigger { get; } = trigger;
     public int Length => LengthFor(1);
     public int LengthFor(int scale) => _length * scale;
 
@@ -28,22 +31,36 @@ public sealed class InductionHeads(int length = 256, int vocab = 16) : ISequence
         Array.Fill(targets, -100L);
         for (int b = 0; b < batch; b++)
         {
-            var sequence = Sequence(rng, t);
+            var sequence = Sequence(rng, t, Trigger);
             sequence.Read(inputs.AsSpan(b * t, t));
             targets[b * t + t - 1] = sequence.Key;
         }
         return (inputs, targets);
     }
 
-    /// <summary>One sequence of <paramref name="length"/> tokens, drawn from <paramref name="rng"/> and read in order.</summary>
-    public InductionSequence Sequence(SplitMixRandom rng, long length)
+    /// <summary>Positions the first special token may take under <see cref="InductionTrigger.Early"/>: the first 16.</summary>
+    public const int EarlyPositions = 16;
+
+    /// <summary>
+    /// One sequence of <paramref name="length"/> tokens, drawn from <paramref name="rng"/> and read in order. The special
+    /// token goes at a position uniform over [0, length − 3) (the query is the last token, the key follows the trigger),
+    /// or over the first <see cref="EarlyPositions"/> of them (Early: the key must be held over the whole sequence), or,
+    /// Mixed, one of the two with probability ½ each. Uniform and Early draw the same numbers, so the same sequence
+    /// index gives the same key and ordinary tokens under both.
+    /// </summary>
+    public InductionSequence Sequence(SplitMixRandom rng, long length, InductionTrigger placement = InductionTrigger.Uniform)
     {
         if (length < 4) throw new ArgumentException($"an induction-heads sequence needs at least 4 tokens, got {length}");
-        long trigger = (long)(rng.NextDouble() * (length - 3));   // special at trigger, key at trigger + 1, both before the final query
+        bool early = placement == InductionTrigger.Early || (placement == InductionTrigger.Mixed && rng.NextDouble() < 0.5);
+        long span = early ? Math.Min(EarlyPositions, length - 3) : length - 3;
+        long trigger = (long)(rng.NextDouble() * span);   // special at trigger, key at trigger + 1, both before the final query
         int key = rng.Next(Vocab);
         return new InductionSequence(length, trigger, key, Vocab, new SplitMixRandom(rng.NextUInt64()));
     }
 }
+
+/// <summary>Where an induction-heads sequence puts its first special token (see <see cref="InductionHeads.Sequence"/>).</summary>
+public enum InductionTrigger { Uniform, Early, Mixed }
 
 /// <summary>
 /// An induction-heads sequence produced position by position, so that a million-token sequence never exists whole:

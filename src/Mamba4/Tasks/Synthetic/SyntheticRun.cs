@@ -19,9 +19,9 @@ public static class SyntheticRun
     /// <summary>What defines one model's run; a checkpoint resumes only into the same configuration.</summary>
     public static JsonObject RunConfig(SyntheticOptions o, TrainerOptions t) => new()
     {
-        ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length) switch { SelectiveCopying copying => copying.RegionLength, var other => other.Length }, ["d_model"] = o.DModel, ["layers"] = o.Layers,
+        ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length, o.Trigger) switch { SelectiveCopying copying => copying.RegionLength, var other => other.Length }, ["d_model"] = o.DModel, ["layers"] = o.Layers,
         ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["transformer"] = o.Transformer, ["batch"] = o.Batch,
-        ["dt_min"] = o.DtMin, ["dt_max"] = o.DtMax,
+        ["dt_min"] = o.DtMin, ["dt_max"] = o.DtMax, ["trigger"] = o.Trigger.ToString().ToLowerInvariant(), ["state_passing"] = o.StatePassing,
         ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["min_lr_ratio"] = t.MinLearningRateRatio, ["weight_decay"] = t.WeightDecay,
         ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
     };
@@ -31,7 +31,7 @@ public static class SyntheticRun
     {
         var runs = new List<SyntheticOptions> { s.Model };
         if (s.Model is { Selective: true, Transformer: false } && s.Ablation) runs.Add(s.Model with { Selective = false });
-        if (!s.Model.Transformer && (s.TransformerBaseline ?? s.Model.Task == "induction-heads")) runs.Add(s.Model with { Transformer = true });
+        if (!s.Model.Transformer && (s.TransformerBaseline ?? s.Model.Task == "induction-heads")) runs.Add(s.Model with { Transformer = true, StatePassing = 0 });
         return runs;
     }
 
@@ -39,23 +39,28 @@ public static class SyntheticRun
     {
         s.Model.Validate();
         var runs = Runs(s);
+        if (s.Model.StatePassing > 0 && s.Trainer.GradientAccumulation > 1)
+            throw new ArgumentException("--state-passing carries each row's state from one step to the next: use it with --accumulate 1");
         var root = RunDirectory.Open(s.OutputDirectory, runs.Select(RunName).ToList(), s.Resume, log);
         var prepared = new List<(SyntheticOptions Options, TrainerOptions Training, ISequenceTask Task, ICausalLanguageModel Model, Trainer Trainer, RunDirectory Dir)>();
+        var passings = new List<StatePassing>();
         try
         {
             foreach (var o in runs)
             {
                 var dir = root.Child(RunName(o));
-                var task = SyntheticTraining.CreateTask(o.Task, o.Length);
+                var task = SyntheticTraining.CreateTask(o.Task, o.Length, o.Trigger);
                 var model = SyntheticTraining.CreateModel(o, task, seed: (int)s.Trainer.Seed);
                 model.AsModule.To(s.Device);
                 var options = SyntheticTraining.TrainerFor(o, s.Trainer);
+                var passing = o.StatePassing > 0 && model is MambaLM mamba ? new StatePassing(mamba, o.Batch, o.StatePassing) : null;
+                if (passing is not null) passings.Add(passing);
                 var trainer = new Trainer(model.AsModule, options with { OutputDirectory = dir.Path }, RunConfig(o, options),
-                    (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch),
+                    (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch, passing),
                     () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed) });
                 prepared.Add((o, options, task, model, trainer, dir));
                 if (s.Resume && trainer.Resume())
-                    log.WriteLine($"{RunName(o)}: resuming at step {trainer.Step} from {dir.CheckpointPath}");
+                    log.WriteLine($"{RunName(o)}: resuming at step {trainer.Step} from {dir.CheckpointPath}" + (passing is null ? "" : " (the passed states start from zero again)"));
             }
 
             var results = new List<SyntheticModelResult>();
@@ -63,7 +68,8 @@ public static class SyntheticRun
             {
                 string name = RunName(o);
                 dir.WriteRunJson(RunConfig(o, options), s.Device, Backends.Backend.Settings);
-                log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {options.Steps} steps × {o.Batch} sequences, lr {options.LearningRate:G3}");
+                log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {options.Steps} steps × {o.Batch} sequences, lr {options.LearningRate:G3}"
+                    + (task is InductionHeads ih ? $", trigger {ih.Trigger.ToString().ToLowerInvariant()}" : "") + (o.StatePassing > 0 && !o.Transformer ? $", state passing {o.StatePassing:G3}" : ""));
                 double lastAccuracy = double.NaN;
                 trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
                 var result = progress.Follow(name, trainer, s.Trainer.Steps, () => trainer.Run(() => stop.Requested),
@@ -95,6 +101,7 @@ public static class SyntheticRun
         }
         finally
         {
+            foreach (var p in passings) p.Dispose();
             foreach (var p in prepared) { p.Trainer.Dispose(); p.Model.AsModule.Dispose(); }
         }
     }

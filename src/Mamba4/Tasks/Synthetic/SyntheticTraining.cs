@@ -24,6 +24,13 @@ public sealed record SyntheticOptions
     /// <summary>The in-tree GPT (learned absolute positions, d_model/16 heads) instead of Mamba, same width and depth.</summary>
     public bool Transformer { get; init; }
     public int Batch { get; init; } = 32;
+    /// <summary>Induction heads: where training sequences put the first special token (uniform, early: the first 16 positions, mixed: half each).</summary>
+    public InductionTrigger Trigger { get; init; } = InductionTrigger.Uniform;
+    /// <summary>
+    /// Training-time state passing (Buitrago Ruiz &amp; Gu 2025): this share of each batch's sequences starts its SSM scans from
+    /// the final states the same rows reached in the previous step (detached); 0 = off. Mamba only.
+    /// </summary>
+    public double StatePassing { get; init; }
 
     public void Validate()
     {
@@ -34,6 +41,9 @@ public sealed record SyntheticOptions
         ModelLimits.Check("--expand", Expand, ModelLimits.Expand);
         ModelLimits.Check("--batch", Batch, (int)Trainer.MaxTokensPerStep);
         if (!(DtMin > 0 && DtMin <= DtMax && DtMax < 1e3)) throw new ArgumentException($"--dt-min/--dt-max: need 0 < dt-min ≤ dt-max < 1000, got {DtMin}, {DtMax}");
+        if (!(StatePassing is >= 0 and <= 1)) throw new ArgumentException($"--state-passing must be a share from 0 to 1, got {StatePassing}");
+        if (StatePassing > 0 && Transformer) throw new ArgumentException("--state-passing: only a Mamba has a state to pass (not --model transformer)");
+        if (Trigger != InductionTrigger.Uniform && Task != "induction-heads") throw new ArgumentException($"--trigger: only induction heads has a trigger token (task is {Task})");
         if (Length is < 0 or > ModelLimits.Positions) throw new ArgumentException($"--length must be from 1 to {ModelLimits.Positions} (or 0 for the task's default), got {Length}");
         Trainer.CheckTokensPerStep(Batch, SyntheticTraining.CreateTask(Task, Length).Length, "sequence length");
     }
@@ -44,10 +54,10 @@ public static class SyntheticTraining
 {
     public static readonly string[] Tasks = ["selective-copying", "induction-heads"];
 
-    public static ISequenceTask CreateTask(string name, int length = 0) => name switch
+    public static ISequenceTask CreateTask(string name, int length = 0, InductionTrigger trigger = InductionTrigger.Uniform) => name switch
     {
         "selective-copying" => new SelectiveCopying(regionLength: length > 0 ? length : 32),
-        "induction-heads" => new InductionHeads(length: length > 0 ? length : 256),
+        "induction-heads" => new InductionHeads(length: length > 0 ? length : 256, trigger: trigger),
         _ => throw new ArgumentException($"unknown task '{name}' (expected one of: {string.Join(", ", Tasks)})"),
     };
 
@@ -100,12 +110,16 @@ public static class SyntheticTraining
     /// <summary>The longest Transformer evaluation, as a multiple of the training length (its cost grows with L²).</summary>
     public const int TransformerMaxScale = 16;
 
-    /// <summary>The batch of <paramref name="step"/> (a function of seed and step only) and its mean cross-entropy over scored positions.</summary>
-    public static (Tensor Loss, long Tokens) Loss(ICausalLanguageModel model, ISequenceTask task, long seed, long step, int batch)
+    /// <summary>
+    /// The batch of <paramref name="step"/> (a function of seed and step only) and its mean cross-entropy over scored positions;
+    /// with <paramref name="passing"/>, its first rows continue from the states the previous call left.
+    /// </summary>
+    public static (Tensor Loss, long Tokens) Loss(ICausalLanguageModel model, ISequenceTask task, long seed, long step, int batch, StatePassing? passing = null)
     {
         var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, step), batch);
         int t = task.Length;
-        var logits = model.Logits(Tensor.From(inputs, batch, t));
+        var ids = Tensor.From(inputs, batch, t);
+        var logits = passing is not null ? passing.Logits(ids) : model.Logits(ids);
         return (F.CrossEntropy(logits, Tensor.From(targets, batch, t)), (long)batch * t);
     }
 
@@ -139,4 +153,45 @@ public static class SyntheticTraining
         model.Train();
         return total == 0 ? double.NaN : correct / (double)total;
     }
+}
+
+/// <summary>
+/// Training-time state passing (Buitrago Ruiz &amp; Gu 2025, "Understanding and improving length generalization in recurrent
+/// models"): the first <see cref="Rows"/> sequences of every batch start each layer's SSM scan from the final state the same
+/// row reached in the previous batch (detached: no gradient crosses steps), so a row's chain of states runs through every
+/// step of the run (up to steps × length tokens) and training sees the states of long sequences at the cost of short ones;
+/// the other rows start from zero. A continuing row is the previous one's sequence carried on (conv window and SSM state),
+/// cut from the tape at the boundary. The states live only in memory: a resumed run starts its chains from zero again.
+/// </summary>
+public sealed class StatePassing : IDisposable
+{
+    private readonly MambaLM _model;
+    private readonly Inference.MambaState _state;
+
+    public StatePassing(MambaLM model, int batch, double share)
+    {
+        _model = model;
+        Rows = (int)Math.Round(share * batch);
+        _state = model.NewState(batch);
+        foreach (var layer in _state.Layers) layer.ForwardContinues = true;
+    }
+
+    /// <summary>Rows of each batch that continue from the previous batch's final states.</summary>
+    public int Rows { get; }
+
+    /// <summary>Logits of <paramref name="ids"/> [batch, L]: rows below <see cref="Rows"/> from the carried states, the rest from zero; the final states are kept.</summary>
+    public Tensor Logits(Tensor ids)
+    {
+        int batch = _state.Batch;
+        if (ids.Shape[0] != batch) throw new ArgumentException($"state passing: the batch has {ids.Shape[0]} rows, the carried states {batch}");
+        if (Rows < batch)
+            foreach (var layer in _state.Layers)
+                foreach (var t in new[] { layer.SsmState, layer.ConvState })
+                    using (var fresh = t.Slice(Rows, batch - Rows).Persist())
+                        fresh.Backend.Fill(fresh, 0f);
+        _state.Position = 0;   // tokens seen are not counted across steps (no position embeddings depend on them here)
+        return _model.Forward(ids, _state);
+    }
+
+    public void Dispose() => _state.Dispose();
 }

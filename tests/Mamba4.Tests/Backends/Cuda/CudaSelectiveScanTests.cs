@@ -73,6 +73,39 @@ public class CudaSelectiveScanTests
 
     /// <summary>d_state 512, the forward's largest (32 lanes per channel, 4 channels per block), equals the CPU; the backward
     /// (4 states per lane) stops at 128 with a clear error instead of launching.</summary>
+    /// <summary>h_{-1} given (state passing): it enters chunk 0 and, through the carries, every later chunk; dh0 comes out of chunk 0.</summary>
+    [Theory]
+    [InlineData(2, 1, 5, 16, true)]
+    [InlineData(1, 300, 37, 16, true)]
+    [InlineData(2, 1000, 130, 16, true)]   // several chunks both ways
+    [InlineData(3, 333, 24, 7, false)]
+    [InlineData(1, 150, 24, 128, true)]    // 8 lanes per channel
+    public void InitialStateMatchesCpu(int batch, int l, int d, int n, bool selective)
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var h0 = Uniform(new Random(7), -2, 2, batch, d, n);
+        Problem WithH0(Device device)
+        {
+            var p = Make(43, batch, l, d, n, selective, true, true, true, true, device);
+            return new Problem(p.Args with { InitialState = h0.To(device) }, p.Grads with { DInitialState = Tensor.Full(h0.Shape, float.NaN, device) });
+        }
+        var c = WithH0(Device.Cpu);
+        var g = WithH0(Cuda);
+        Cpu.SelectiveScanForward(c.Args);
+        gpu.SelectiveScanForward(g.Args);
+        string shape = $"b{batch} L{l} D{d} N{n} {(selective ? "selective" : "time-invariant")} from h0";
+        Close(c.Args.Y, g.Args.Y, 1e-5, $"{shape}: y");
+        Close(c.Args.LastState!, g.Args.LastState!, 1e-5, $"{shape}: last state");
+        Cpu.SelectiveScanBackward(c.Args with { LastState = null }, c.Grads);
+        gpu.SelectiveScanBackward(g.Args with { LastState = null }, g.Grads);
+        Close(c.Grads.DInitialState!, g.Grads.DInitialState!, 1e-4, $"{shape}: dh0");
+        Close(c.Grads.DU, g.Grads.DU, 1e-4, $"{shape}: du");
+        Close(c.Grads.DDelta, g.Grads.DDelta, 1e-4, $"{shape}: ddelta");
+        Close(c.Grads.DA, g.Grads.DA, 1e-4, $"{shape}: dA");
+        Close(c.Grads.DB, g.Grads.DB, 1e-4, $"{shape}: dB");
+    }
+
     [Fact]
     public void LargestStateForwardMatchesAndTheBackwardNamesItsLimit()
     {

@@ -10,7 +10,7 @@
 //
 // Chunks over L (for parallelism and for the backward's memory): chunk c covers steps [c·T, (c+1)·T). The
 // recurrence is linear, so with S_c = Σ_{t∈c} dt_t and h̃_c the chunk's end state started from zero,
-//   H_{c+1} = exp(A·S_c) ⊙ H_c + h̃_c     (H_c: the state before chunk c, H_0 = 0)
+//   H_{c+1} = exp(A·S_c) ⊙ H_c + h̃_c     (H_c: the state before chunk c, H_0 = h0 or 0)
 // forward: phase 0 (local) writes h̃_c and S_c, scan_carry_forward turns them into H_c, phase 1 runs each
 // chunk from H_c writing y (and the last state).
 //
@@ -18,7 +18,7 @@
 //   g_t = C_t·dy_t + a_{t+1} ⊙ g_{t+1}
 //   dC_t += dy_t·h_t,  dB_t += g_t·dt_t·u_t,  dA += g_t ⊙ a_t ⊙ h_{t−1}·dt_t,  du_t = D·dy_t + dt_t⟨g_t, B_t⟩
 //   ddt_t = ⟨g_t, a_t ⊙ h_{t−1} ⊙ A⟩ + u_t⟨g_t, B_t⟩,  ddelta_t = ddt_t·σ(delta_t + bias),  dD = Σ dy·u,  dbias = Σ ddelta
-//   dz_t = dout_t·y_t·silu'(z_t)
+//   dz_t = dout_t·y_t·silu'(z_t),  dh0 = g_{−1} = a_0 ⊙ g_0 (chunk 0 writes it after its reverse sweep)
 // Chunks in reverse: õ_c = a_{t0}·g_{t0} of chunk c with nothing coming from later chunks (forward phase 2, together
 // with h̃_c); the gradient entering chunk c from the later ones is E_c = õ_{c+1} + exp(A·S_{c+1}) ⊙ E_{c+1} (scan_carries, with H_c).
 // scan_backward then runs each chunk from H_c and E_c: pass 1 keeps h every SUB steps in shared memory, pass 2
@@ -37,6 +37,8 @@ struct ScanParams
     float *carryG;    // [B, chunks, D, N]: õ_c, then E_c
     const float *dout;
     float *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;
+    const float* h0;  // [B, D, N]: h_{-1} (null: zeros)
+    float* dh0;       // [B, D, N]: ∂loss/∂h_{-1} (null: not wanted)
     int batch, L, Dch, N, chunkLen, chunks, tpc, selective, softplus;
 };
 
@@ -98,6 +100,13 @@ struct ScanLane
     int sub, d, dc, n0, valid, c, b, t0, t1;
     bool active;
 };
+
+// The state before chunk c of (b, d), element n: H_c from the carries for c > 0, else h0 (0 without it).
+__device__ __forceinline__ float scan_start(const ScanParams& p, int b, int c, int d, int n)
+{
+    if (c > 0) return p.carryH[(((i64)b * p.chunks + c) * p.Dch + d) * p.N + n];
+    return p.h0 ? p.h0[((i64)b * p.Dch + d) * p.N + n] : 0.f;
+}
 
 __device__ __forceinline__ ScanLane scan_lane(const ScanParams& p, int chunk, int tpc, int cpb)
 {
@@ -326,7 +335,7 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
         a2[i] = ok ? p.A[(i64)s.dc * N + n0 + i] * LOG2E : 0.f;
         bv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.B)[(i64)s.dc * N + n0 + i]) : 0.f;
         cv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.C)[(i64)s.dc * N + n0 + i]) : 0.f;
-        h[i] = ok && outputs && s.c > 0 ? p.carryH[(((i64)s.b * p.chunks + s.c) * p.Dch + s.dc) * N + n0 + i] : 0.f;
+        h[i] = ok && outputs ? scan_start(p, s.b, s.c, s.dc, n0 + i) : 0.f;
         P[i] = 1.f;
         o[i] = 0.f;
     }
@@ -502,7 +511,7 @@ __device__ __forceinline__ void carry_forward_one(const ScanParams& p, i64 i)
     const i64 b = i / p.N / p.Dch, stride = (i64)p.Dch * p.N, first = (b * p.chunks * p.Dch + d) * p.N + s;
     const float* sums = p.sumDt + b * p.chunks * p.Dch + d;
     const float a2 = p.A[(i64)d * p.N + s] * LOG2E;
-    float H = 0.f;
+    float H = p.h0 ? p.h0[(b * p.Dch + d) * p.N + s] : 0.f;
     for (int c0 = 0; c0 < p.chunks - 1; c0 += CB)
     {
         float local[CB], sd[CB];
@@ -629,7 +638,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
         a2[i] = ok ? p.A[pn] * LOG2E : 0.f;
         bv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.B)[pn]) : 0.f;
         cv[i] = ok && !SEL ? to_f32(reinterpret_cast<const T*>(p.C)[pn]) : 0.f;
-        h[i] = ok && s.c > 0 ? p.carryH[cn] : 0.f;
+        h[i] = ok ? scan_start(p, s.b, s.c, s.dc, n0 + i) : 0.f;
         g[i] = ok && s.c < p.chunks - 1 ? p.carryG[cn] : 0.f;
         accA[i] = accB[i] = accC[i] = 0.f;
     }
@@ -865,6 +874,12 @@ __device__ void scan_backward_impl(const ScanParams& p)
         {
             if (p.dD) atomicAdd(&p.dD[s.d], accD);
             if (p.dbias) atomicAdd(&p.dbias[s.d], accBias);
+        }
+        if (p.dh0 && s.c == 0)   // g is now ∂loss/∂h_{-1}: chunk 0 started from E_0, the gradient of the later chunks
+        {
+            #pragma unroll
+            for (int i = 0; i < NS; i++)
+                if (n0 + i < N) p.dh0[((i64)s.b * p.Dch + s.d) * N + n0 + i] = g[i];
         }
     }
     if (SEL)
