@@ -70,11 +70,13 @@ public sealed class Trainer : IDisposable
 
     /// <param name="loss">(step, micro-batch) → the scalar loss of that micro-batch and how many tokens it covered.</param>
     /// <param name="runConfig">Everything that defines the run (task, sizes, options); a checkpoint resumes only into the same configuration.</param>
+    /// <param name="absentMeans">Run-configuration keys added after older checkpoints were written, with the value a
+    /// checkpoint without the key stands for (e.g. a new option's default), so those checkpoints still resume.</param>
     public Trainer(Module model, TrainerOptions options, JsonObject runConfig, Func<long, int, (Tensor Loss, long Tokens)> loss,
-        Func<IReadOnlyDictionary<string, double>>? evaluate = null)
+        Func<IReadOnlyDictionary<string, double>>? evaluate = null, JsonObject? absentMeans = null)
     {
         options.Validate();
-        (_model, _o, _runConfig, _loss, _evaluate) = (model, options, runConfig, loss, evaluate);
+        (_model, _o, _runConfig, _loss, _evaluate, _absentMeans) = (model, options, runConfig, loss, evaluate, absentMeans);
         _optimizer = new AdamW(model, options.LearningRate, weightDecay: options.WeightDecay);
         _schedule = new WarmupCosine(options.LearningRate, Math.Min(options.WarmupSteps, options.Steps), options.Steps, options.MinLearningRateRatio);
     }
@@ -96,6 +98,7 @@ public sealed class Trainer : IDisposable
     public event Action<StepReport>? StepDone;
     public event Action<long, IReadOnlyDictionary<string, double>>? Evaluated;
 
+    private readonly JsonObject? _absentMeans;
     private string? CheckpointPath => _o.OutputDirectory is null ? null : Path.Combine(_o.OutputDirectory, Checkpoint.FileName);
     private string? MetricsPath => _o.OutputDirectory is null ? null : Path.Combine(_o.OutputDirectory, "metrics.jsonl");
 
@@ -110,7 +113,7 @@ public sealed class Trainer : IDisposable
         var savedConfig = saved["config"] as JsonObject ?? throw new InvalidDataException($"{path}: trainer state has no 'config'");
         foreach (var (key, value) in _runConfig)
         {
-            var other = savedConfig[key];
+            var other = savedConfig.ContainsKey(key) ? savedConfig[key] : _absentMeans?[key];
             if (!JsonNode.DeepEquals(value, other))
                 throw new InvalidDataException($"{path}: the checkpoint was written by a different run: '{key}' is {other?.ToJsonString() ?? "absent"} there, {value?.ToJsonString() ?? "null"} now");
         }

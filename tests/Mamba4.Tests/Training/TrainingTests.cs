@@ -96,19 +96,22 @@ public class TrainingTests : IDisposable
         Assert.Equal(0.6f, m.W.Grad!.ToFloatArray()[0], 1e-5);
     }
 
-    private (MambaLM Model, Trainer Trainer, List<double> Losses) Setup(string? dir, long steps, long? stopAfter = null, long seed = 3, Func<long, double>? poison = null)
+    private (MambaLM Model, Trainer Trainer, List<double> Losses) Setup(string? dir, long steps, long? stopAfter = null, long seed = 3, Func<long, double>? poison = null,
+        double? added = null, JsonObject? absentMeans = null)
     {
         var task = new SelectiveCopying(regionLength: 12, dataTokens: 3, dataVocab: 4);
         var o = new SyntheticOptions { DModel = 16, Layers = 1, DState = 4, Batch = 4, Length = 12 };
         var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 5);
         var options = new TrainerOptions { Steps = steps, WarmupSteps = 3, LearningRate = 5e-3f, Seed = seed, OutputDirectory = dir, CheckpointEvery = 4, EvalEvery = 1000, StopAfter = stopAfter };
-        var trainer = new Trainer(model, options, new JsonObject { ["task"] = task.Name, ["seed"] = seed },
+        var config = new JsonObject { ["task"] = task.Name, ["seed"] = seed };
+        if (added is { } a) config["added"] = a;
+        var trainer = new Trainer(model, options, config,
             (step, _) =>
             {
                 var (loss, tokens) = SyntheticTraining.Loss(model, task, seed, step, o.Batch);
                 if (poison?.Invoke(step) is double p) loss = F.Scale(loss, (float)p);
                 return (loss, tokens);
-            });
+            }, absentMeans: absentMeans);
         var losses = new List<double>();
         trainer.StepDone += r => losses.Add(r.Loss);
         return (model, trainer, losses);
@@ -189,6 +192,31 @@ public class TrainingTests : IDisposable
         var (m3, t3, _) = Setup(dir, 4);
         Assert.Throws<IO.SafetensorsFormatException>(() => t3.Resume());
         t3.Dispose(); m3.Dispose();
+    }
+
+    /// <summary>A key added to the run configuration after a checkpoint was written: the checkpoint resumes when the run
+    /// asks for the value the missing key stands for, and is refused (untouched) otherwise or when nothing is said.</summary>
+    [Fact]
+    public void ACheckpointWithoutANewerKeyResumesAtThatKeysDefaultOnly()
+    {
+        var dir = Path.Combine(_dir, "older");
+        var (m1, t1, _) = Setup(dir, 8, stopAfter: 4);
+        t1.Run();
+        t1.Dispose(); m1.Dispose();
+        var path = Path.Combine(dir, Checkpoint.FileName);
+        var before = File.ReadAllBytes(path);
+        var absent = new JsonObject { ["added"] = 0.0 };
+        var (m2, t2, _) = Setup(dir, 8, added: 0.5, absentMeans: absent);
+        Assert.Contains("'added' is 0 there, 0.5 now", Assert.Throws<InvalidDataException>(() => t2.Resume()).Message);
+        t2.Dispose(); m2.Dispose();
+        var (m3, t3, _) = Setup(dir, 8, added: 0.0);
+        Assert.Contains("'added' is absent there, 0 now", Assert.Throws<InvalidDataException>(() => t3.Resume()).Message);
+        t3.Dispose(); m3.Dispose();
+        Assert.Equal(before, File.ReadAllBytes(path));
+        var (m4, t4, _) = Setup(dir, 8, added: 0.0, absentMeans: absent);
+        Assert.True(t4.Resume());
+        Assert.Equal(4, t4.Step);
+        t4.Dispose(); m4.Dispose();
     }
 
     [Fact]

@@ -26,6 +26,13 @@ public static class SyntheticRun
         ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
     };
 
+    /// <summary>What a checkpoint written before these keys existed stands for: the options' defaults.</summary>
+    public static JsonObject RunConfigAbsentMeans() => new()
+    {
+        ["dt_min"] = new SyntheticOptions().DtMin, ["dt_max"] = new SyntheticOptions().DtMax,
+        ["trigger"] = InductionTrigger.Uniform.ToString().ToLowerInvariant(), ["state_passing"] = 0.0,
+    };
+
     /// <summary>The runs of a settings record: the model, then its time-invariant twin and the Transformer where asked.</summary>
     public static List<SyntheticOptions> Runs(SyntheticRunSettings s)
     {
@@ -57,7 +64,8 @@ public static class SyntheticRun
                 if (passing is not null) passings.Add(passing);
                 var trainer = new Trainer(model.AsModule, options with { OutputDirectory = dir.Path }, RunConfig(o, options),
                     (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch, passing),
-                    () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed) });
+                    () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed) },
+                    RunConfigAbsentMeans());
                 prepared.Add((o, options, task, model, trainer, dir));
                 if (s.Resume && trainer.Resume())
                     log.WriteLine($"{RunName(o)}: resuming at step {trainer.Step} from {dir.CheckpointPath}" + (passing is null ? "" : " (the passed states start from zero again)"));
