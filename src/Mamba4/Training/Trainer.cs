@@ -113,9 +113,13 @@ public sealed class Trainer : IDisposable
         var savedConfig = saved["config"] as JsonObject ?? throw new InvalidDataException($"{path}: trainer state has no 'config'");
         foreach (var (key, value) in _runConfig)
         {
-            var other = savedConfig.ContainsKey(key) ? savedConfig[key] : _absentMeans?[key];
+            bool absent = !savedConfig.ContainsKey(key);
+            var other = absent ? _absentMeans?[key] : savedConfig[key];
             if (!JsonNode.DeepEquals(value, other))
-                throw new InvalidDataException($"{path}: the checkpoint was written by a different run: '{key}' is {other?.ToJsonString() ?? "absent"} there, {value?.ToJsonString() ?? "null"} now");
+            {
+                string there = !absent ? other?.ToJsonString() ?? "null" : other is null ? "absent" : $"absent (standing for {other.ToJsonString()})";
+                throw new InvalidDataException($"{path}: the checkpoint was written by a different run: '{key}' is {there} there, {value?.ToJsonString() ?? "null"} now");
+            }
         }
         foreach (var (key, _) in savedConfig)
             if (!_runConfig.ContainsKey(key)) throw new InvalidDataException($"{path}: the checkpoint was written by a different run: it has '{key}', this run does not");

@@ -169,6 +169,7 @@ public class TrainCliTests : IDisposable
     [InlineData("--length: the selective-copying region must hold its 8 data tokens, got 1", "--length", "1")]
     [InlineData("--length: an induction-heads sequence needs at least 4 tokens", "--task", "induction-heads", "--length", "2")]
     [InlineData("--warmup must be 0 or more, got -5", "--warmup", "-5")]
+    [InlineData("--state-passing 0.01 of --batch 32 is no row", "--task", "induction-heads", "--state-passing", "0.01")]
     [InlineData("--min-lr-ratio must be from 0 to 1, got 2", "--min-lr-ratio", "2")]
     [InlineData("--model must be mamba or transformer, got 'rnn'", "--model", "rnn")]
     [InlineData("--samples must be in [1, 65,536] (0 = the default), got 70000", "--task", "induction-heads", "--samples", "70000")]

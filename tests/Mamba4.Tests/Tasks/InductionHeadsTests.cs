@@ -123,6 +123,34 @@ public class InductionHeadsTests
         Assert.NotEqual(fresh[(t - 1) * v], logits[(t - 1) * v], 1e-4);   // row 0 really continued
     }
 
+    /// <summary>A step that went non-finite (here: NaN weights for one batch) leaves NaN in the carried states; the next
+    /// batch starts those rows from zero again instead of carrying the NaN on, so its logits equal a fresh forward.</summary>
+    [Fact]
+    public void StatePassingStartsAgainFromZeroAfterANonFiniteStep()
+    {
+        var task = new InductionHeads(length: 12, vocab: 5);
+        var o = new SyntheticOptions { Task = "induction-heads", DModel = 16, Layers = 2, DState = 4 };
+        using var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 3);
+        PerturbWeights(model);
+        const int batch = 4, t = 12;
+        var first = task.Sample(SplitMixRandom.ForStep(1, 0), batch).Inputs;
+        var second = task.Sample(SplitMixRandom.ForStep(1, 1), batch).Inputs;
+        using var passing = new StatePassing(model, batch, share: 0.5);
+        using var _ = GradMode.NoGrad();
+        using var scope = new TensorScope();
+        var w = model.Backbone.Layers[0].Mixer.Parameters().First();
+        var saved = w.Clone();
+        w.Backend.Fill(w, float.NaN);
+        Assert.Contains(passing.Logits(Tensor.From(first, batch, t)).ToFloatArray(), float.IsNaN);
+        w.Backend.Fill(w, 0f);
+        w.Backend.AddInPlace(w, saved, 1f);
+        var logits = passing.Logits(Tensor.From(second, batch, t)).ToFloatArray();
+        Assert.Equal(1, passing.ResetCount);
+        Assert.Equal(model.Forward(Tensor.From(second, batch, t)).ToFloatArray(), logits);
+        passing.Logits(Tensor.From(first, batch, t));
+        Assert.Equal(1, passing.ResetCount);   // finite states are carried on as before
+    }
+
     /// <summary>The chunked scan (forwards over consecutive chunks, each continuing from the conv window and SSM state the
     /// previous left) equals the recurrent step, for chunks that do not divide the length and chunks shorter than the conv window.</summary>
     [Theory]

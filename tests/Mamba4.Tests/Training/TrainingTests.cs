@@ -207,7 +207,7 @@ public class TrainingTests : IDisposable
         var before = File.ReadAllBytes(path);
         var absent = new JsonObject { ["added"] = 0.0 };
         var (m2, t2, _) = Setup(dir, 8, added: 0.5, absentMeans: absent);
-        Assert.Contains("'added' is 0 there, 0.5 now", Assert.Throws<InvalidDataException>(() => t2.Resume()).Message);
+        Assert.Contains("'added' is absent (standing for 0) there, 0.5 now", Assert.Throws<InvalidDataException>(() => t2.Resume()).Message);
         t2.Dispose(); m2.Dispose();
         var (m3, t3, _) = Setup(dir, 8, added: 0.0);
         Assert.Contains("'added' is absent there, 0 now", Assert.Throws<InvalidDataException>(() => t3.Resume()).Message);

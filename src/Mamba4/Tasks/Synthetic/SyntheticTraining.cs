@@ -43,6 +43,8 @@ public sealed record SyntheticOptions
         if (!(DtMin > 0 && DtMin <= DtMax && DtMax < 1e3)) throw new ArgumentException($"--dt-min/--dt-max: need 0 < dt-min ≤ dt-max < 1000, got {DtMin}, {DtMax}");
         if (!(StatePassing is >= 0 and <= 1)) throw new ArgumentException($"--state-passing must be a share from 0 to 1, got {StatePassing}");
         if (StatePassing > 0 && Transformer) throw new ArgumentException("--state-passing: only a Mamba has a state to pass (not --model transformer)");
+        if (StatePassing > 0 && Math.Round(StatePassing * Batch) < 1)
+            throw new ArgumentException($"--state-passing {StatePassing} of --batch {Batch} is no row: the share must give at least one continuing sequence (≥ {0.5 / Batch:G3})");
         if (Trigger != InductionTrigger.Uniform && Task != "induction-heads") throw new ArgumentException($"--trigger: only induction heads has a trigger token (task is {Task})");
         if (Length is < 0 or > ModelLimits.Positions) throw new ArgumentException($"--length must be from 1 to {ModelLimits.Positions} (or 0 for the task's default), got {Length}");
         Trainer.CheckTokensPerStep(Batch, SyntheticTraining.CreateTask(Task, Length).Length, "sequence length");
@@ -184,13 +186,39 @@ public sealed class StatePassing : IDisposable
     {
         int batch = _state.Batch;
         if (ids.Shape[0] != batch) throw new ArgumentException($"state passing: the batch has {ids.Shape[0]} rows, the carried states {batch}");
-        if (Rows < batch)
-            foreach (var layer in _state.Layers)
-                foreach (var t in new[] { layer.SsmState, layer.ConvState })
-                    using (var fresh = t.Slice(Rows, batch - Rows).Persist())
-                        fresh.Backend.Fill(fresh, 0f);
+        // A skipped (non-finite) step may have left NaN/Inf in the carried states; they would poison every later step.
+        if (!CarriedStatesFinite())
+        {
+            ResetCount++;
+            ZeroRows(0, Rows);
+        }
+        if (Rows < batch) ZeroRows(Rows, batch - Rows);
         _state.Position = 0;   // tokens seen are not counted across steps (no position embeddings depend on them here)
         return _model.Forward(ids, _state);
+    }
+
+    /// <summary>How often the carried states were non-finite and started again from zero.</summary>
+    public int ResetCount { get; private set; }
+
+    private bool CarriedStatesFinite()
+    {
+        foreach (var layer in _state.Layers)
+            foreach (var t in new[] { layer.SsmState, layer.ConvState })
+            {
+                using var rows = t.Slice(0, Rows).Persist();
+                using var sum = Tensor.Empty(new Shape(), DType.F32, rows.Device);
+                rows.Backend.Sum(rows, sum);
+                if (!float.IsFinite(sum.Item())) return false;
+            }
+        return true;
+    }
+
+    private void ZeroRows(int start, int count)
+    {
+        foreach (var layer in _state.Layers)
+            foreach (var t in new[] { layer.SsmState, layer.ConvState })
+                using (var rows = t.Slice(start, count).Persist())
+                    rows.Backend.Fill(rows, 0f);
     }
 
     public void Dispose() => _state.Dispose();
