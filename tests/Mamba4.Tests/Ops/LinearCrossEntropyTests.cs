@@ -78,6 +78,7 @@ public class LinearCrossEntropyTests
         var (refLoss, _, _) = Reference(hidden.ToFloatArray(), weight.ToFloatArray(), t, 6, 11, -100);
         var loss = F.LinearCrossEntropy(hidden, weight, Tensor.From(t, 2, 5), chunkRows: 3);
         Assert.Equal(refLoss, loss.Item(), 2e-5);
+        Assert.False(loss.RequiresGrad);   // no input wants a gradient: nothing recorded, no gradient buffers made
     }
 
     [Fact]
@@ -104,6 +105,8 @@ public class LinearCrossEntropyTests
         Assert.Contains("must end in 4 features", e.Message);
         e = Assert.Throws<ArgumentException>(() => F.LinearCrossEntropy(Tensor.Zeros(new Shape(3, 4)), weight, Tensor.From(new long[2], 2)));
         Assert.Contains("targets must have shape [3]", e.Message);
-        Assert.Throws<ArgumentException>(() => F.LinearCrossEntropy(Tensor.Zeros(new Shape(3, 4)), weight, Tensor.From(new long[] { 0, 5, 1 }, 3)).Item());
+        // The row is counted among all rows, not within a chunk (chunks of 2: row 3 is the second chunk's row 1).
+        e = Assert.Throws<ArgumentException>(() => F.LinearCrossEntropy(Tensor.Zeros(new Shape(4, 4)), weight, Tensor.From(new long[] { 0, 1, 2, 5 }, 4), chunkRows: 2));
+        Assert.Contains("target 5 at row 3 is outside [0, 5)", e.Message);
     }
 }
