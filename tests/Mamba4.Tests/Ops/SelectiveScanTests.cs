@@ -413,7 +413,8 @@ public class SelectiveScanTests
         AssertClose("y of the second part", y2, Part(whole, l1, l2), ForwardTolerance);
         AssertClose("last state", last2, wholeLast, ForwardTolerance);
 
-        // Backward with dy = 0 on the first part: du, dΔ of the second part and dh0 = the gradient reaching h_{l1−1}.
+        // Backward with dy = 0 on the first part: du and dΔ of the second part equal the whole's (dh0 itself is checked
+        // against finite differences in OpInitialStateGetsItsGradientThroughTheTape and the reference tests above).
         var dy = (float[])pr.DY.Clone();
         for (int i = 0; i < b; i++) Array.Clear(dy, i * (l1 + l2) * d, l1 * d);
         var gWhole = pr.Grads(a) with { DY = Tensor.From(dy, b, l1 + l2, d) };
