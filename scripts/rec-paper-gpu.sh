@@ -56,7 +56,7 @@ fi
 # CUDA MPS: one server runs every process's kernels, so small processes share the GPU instead of taking turns. Checked
 # by creating a context through it (a client that cannot reach the server fails there); otherwise it is stopped again.
 mps_off() { echo quit | nvidia-cuda-mps-control > /dev/null 2>&1; }
-if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d; then
+if [ "${MPS:-1}" = 1 ] && [ "${DEVICE:-cuda}" != cpu ] && command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d; then
   if timeout 60 python3 -c 'import ctypes; c = ctypes.CDLL("libcuda.so.1"); d = ctypes.c_int(); x = ctypes.c_void_p(); p = ctypes.c_void_p()
 assert c.cuInit(0) == 0 and c.cuDeviceGet(ctypes.byref(d), 0) == 0
 r = c.cuCtxCreate_v2(ctypes.byref(x), 0, d); assert r == 0, r
@@ -117,6 +117,9 @@ mps_off
 
 unset MAMBA4_THREADS
 [ "${EFFICIENCY:-1}" = 0 ] && { stamp "done"; exit 0; }
+# the efficiency benchmark needs a GPU and the benchmarks in the pack (MAMBA4_PACK=cli packs none)
+[ "${DEVICE:-cuda}" = cpu ] && { stamp "done (DEVICE=cpu: no efficiency benchmark)"; exit 0; }
+[ -f "$pack/Mamba4.Bench/Mamba4.Bench.dll" ] || { stamp "done (no Mamba4.Bench in the pack: no efficiency benchmark; pack without MAMBA4_PACK=cli for it)"; exit 0; }
 stamp "efficiency (alone on the GPU)"
-MAMBA4_DEVICE=cuda timeout 170 dotnet "$pack/Mamba4.Bench/Mamba4.Bench.dll" receff "$pack/ml-1m.sequences.txt.gz" pairs 200 20 2>&1 | tee "$out/receff.txt"
+MAMBA4_DEVICE=cuda timeout 170 dotnet "$pack/Mamba4.Bench/Mamba4.Bench.dll" receff "${ML1M_DATA:-$pack/ml-1m.sequences.txt.gz}" pairs 200 20 2>&1 | tee "$out/receff.txt"
 stamp "done"
