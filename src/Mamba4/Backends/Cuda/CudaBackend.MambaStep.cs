@@ -18,7 +18,9 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Whether up to 8 streams run a layer as one persistent kernel rather than four. Off: on an H100 at the 130M
     /// shape it measured 0.700 ms a step against 0.604 (F32; docs/cuda-kernel-notes.md, "Decoding step": its 166 registers
     /// leave one block of 8 warps a multiprocessor, so each warp runs three in_proj rows one after another). Tests and
-    /// benchmarks turn it on.</summary>
+    /// benchmarks turn it on. It needs the GPU to itself: its grid barrier waits for every block, so blocks kept out by
+    /// another context (other MPS clients, say) leave the others polling until the poll limit traps; a cooperative
+    /// launch, which refuses such a grid, would be the safe form before it could be a default.</summary>
     internal bool PersistentLayerStep { get; set; }
 
     /// <summary>The grid barrier's counter of mamba_step_layer (one word, zero between barriers; see grid_barrier).</summary>
@@ -34,10 +36,10 @@ public sealed unsafe partial class CudaBackend
         using var dbc = Tensor.Empty(new Shape(batch, xRows), DType.F32, Device);
         using var y = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
         bool fused = Fits(batch, d) && Fits(batch, e);
-        if (fused && LayerKernel(w) is { } layer)
+        int layerShared = batch * Math.Max(d, e) * sizeof(float);
+        if (fused && LayerKernel(w) is { } layer && LayerGrid(layer, layerShared, 2 * e) is var layerGrid and > 0)
         {
-            int shared = batch * Math.Max(d, e) * sizeof(float);
-            LaunchEarly(file, layer, LayerGrid(layer, shared, 2 * e), LayerThreads, shared,
+            LaunchEarly(file, layer, layerGrid, LayerThreads, layerShared,
                 h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, w.XProj, dbc,
                 w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, w.OutProj, w.OutProjBias, output, GridBarrier(), prefetch, prefetch?.ByteLength ?? 0L,
                 batch, d, e, k, r, n, Vec(w.InProj), Vec(w.XProj), Vec(w.OutProj));
@@ -121,11 +123,12 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Blocks of mamba_step_layer: no more than fit on the GPU at once (its grid barrier waits for every block), and
-    /// no more than give each of the <paramref name="rows"/> rows of in_proj its own warp.</summary>
+    /// no more than give each of the <paramref name="rows"/> rows of in_proj its own warp; 0 when no block fits (the four
+    /// kernels run instead).</summary>
     private uint LayerGrid(string kernel, int shared, int rows)
     {
         long resident = (long)Multiprocessors * BlocksPerMultiprocessor(Kernels.MambaStep.File, kernel, LayerThreads, shared);
-        return (uint)Math.Clamp((rows + LayerThreads / 32 - 1) / (LayerThreads / 32), 1, resident);
+        return resident < 1 ? 0u : (uint)Math.Clamp((rows + LayerThreads / 32 - 1) / (LayerThreads / 32), 1, resident);
     }
 
     /// <summary>The counter of the grid barrier, made and zeroed at the first eager layer step (kept for the backend's life).</summary>
