@@ -83,6 +83,18 @@ public class InductionHeadsTests
         Assert.InRange(mixed.Count(p => p >= 128), 440, 560);
     }
 
+    private const int StatePassingBatch = 4;
+
+    /// <summary>A small perturbed induction-heads Mamba and two consecutive training batches of 4 sequences of 12 tokens.</summary>
+    private static (InductionHeads Task, MambaLM Model, long[] First, long[] Second) StatePassingSetup()
+    {
+        var task = new InductionHeads(length: 12, vocab: 5);
+        var o = new SyntheticOptions { Task = "induction-heads", DModel = 16, Layers = 2, DState = 4 };
+        var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 3);
+        PerturbWeights(model);
+        return (task, model, task.Sample(SplitMixRandom.ForStep(1, 0), StatePassingBatch).Inputs, task.Sample(SplitMixRandom.ForStep(1, 1), StatePassingBatch).Inputs);
+    }
+
     /// <summary>
     /// State passing: a continuing row's logits equal the recurrent step run over the previous batch's row and then this
     /// one (the forward's conv window and h0 against MambaLM.Step, an independent path); the other rows equal a forward
@@ -91,13 +103,9 @@ public class InductionHeadsTests
     [Fact]
     public void StatePassingContinuesTheFirstRowsFromThePreviousBatchesStates()
     {
-        var task = new InductionHeads(length: 12, vocab: 5);
-        var o = new SyntheticOptions { Task = "induction-heads", DModel = 16, Layers = 2, DState = 4 };
-        using var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 3);
-        PerturbWeights(model);
-        const int batch = 4, t = 12;
-        var first = task.Sample(SplitMixRandom.ForStep(1, 0), batch).Inputs;
-        var second = task.Sample(SplitMixRandom.ForStep(1, 1), batch).Inputs;
+        var (task, model, first, second) = StatePassingSetup();
+        using var _model = model;
+        const int batch = StatePassingBatch, t = 12;
         using var passing = new StatePassing(model, batch, share: 0.5);
         Assert.Equal(2, passing.Rows);
         using var _ = GradMode.NoGrad();
@@ -128,13 +136,9 @@ public class InductionHeadsTests
     [Fact]
     public void StatePassingStartsAgainFromZeroAfterANonFiniteStep()
     {
-        var task = new InductionHeads(length: 12, vocab: 5);
-        var o = new SyntheticOptions { Task = "induction-heads", DModel = 16, Layers = 2, DState = 4 };
-        using var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 3);
-        PerturbWeights(model);
-        const int batch = 4, t = 12;
-        var first = task.Sample(SplitMixRandom.ForStep(1, 0), batch).Inputs;
-        var second = task.Sample(SplitMixRandom.ForStep(1, 1), batch).Inputs;
+        var (_, model, first, second) = StatePassingSetup();
+        using var _model = model;
+        const int batch = StatePassingBatch, t = 12;
         using var passing = new StatePassing(model, batch, share: 0.5);
         using var _ = GradMode.NoGrad();
         using var scope = new TensorScope();
