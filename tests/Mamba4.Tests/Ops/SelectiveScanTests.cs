@@ -79,15 +79,7 @@ public class SelectiveScanTests
         var grads = pr.Grads(args);
         SelectiveScanReference.Backward(args, grads);
 
-        var w = grads.DY.ToDoubleArray();
-        double Loss()
-        {
-            SelectiveScanReference.Forward(args);
-            var y = args.Y.AsSpan<double>();
-            double s = 0;
-            for (int i = 0; i < y.Length; i++) s += w[i] * y[i];
-            return s;
-        }
+        var Loss = WeightedReferenceLoss(args, grads.DY);
 
         var pairs = new (string Name, Tensor? Input, Tensor? Grad)[]
         {
@@ -332,15 +324,7 @@ public class SelectiveScanTests
         var args = pr.Args(DType.F64) with { InitialState = RandomInitialState(pr, 1, DType.F64) };
         var grads = pr.Grads(args) with { DInitialState = Tensor.Zeros(args.InitialState!.Shape, DType.F64) };
         SelectiveScanReference.Backward(args, grads);
-        var w = grads.DY.ToDoubleArray();
-        double Loss()
-        {
-            SelectiveScanReference.Forward(args);
-            var y = args.Y.AsSpan<double>();
-            double s = 0;
-            for (int i = 0; i < y.Length; i++) s += w[i] * y[i];
-            return s;
-        }
+        var Loss = WeightedReferenceLoss(args, grads.DY);
         GradCheck.ReferenceBackward(Loss, [("initialState", args.InitialState, grads.DInitialState), ("delta", args.Delta, grads.DDelta), ("A", args.A, grads.DA)]);
     }
 
@@ -465,5 +449,19 @@ public class SelectiveScanTests
         }
         Assert.True(worst <= tol * Math.Max(scale, 1e-30),
             $"{what}{expected.Shape}: max |fast − reference| = {worst:G3} at {at} (fast {x[Math.Max(at, 0)]:G6}, reference {r[Math.Max(at, 0)]:G6}), max |reference| = {scale:G3}, relative {worst / Math.Max(scale, 1e-30):G3} > {tol}");
+    }
+
+    /// <summary>Σ w·y of the float64 reference forward, w = the upstream gradient: the loss the reference backward differentiates.</summary>
+    private static Func<double> WeightedReferenceLoss(SelectiveScanArgs args, Tensor dy)
+    {
+        var w = dy.ToDoubleArray();
+        return () =>
+        {
+            SelectiveScanReference.Forward(args);
+            var y = args.Y.AsSpan<double>();
+            double s = 0;
+            for (int i = 0; i < y.Length; i++) s += w[i] * y[i];
+            return s;
+        };
     }
 }
