@@ -46,6 +46,9 @@ if [ "$what" = all ] || [ "$what" = bench ]; then
     if [ -n "$anchors" ] && [ "$b" = cuda-model ]; then
       python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" && export MAMBA4_MODEL_ANCHOR="$out/model-anchor.jsonl" \
         || echo "mamba_ssm model anchor failed (see model-anchor.err): no same-run ratios"
+      # prefill and 8 × 2048 training, which model_anchor.py does not time (its extensions, already built, are reused)
+      [ "${MAMBA4_CUDA_BENCH:-}" = generation ] || python3 "$dev/model_anchor_more.py" "$anchors" >> "$out/model-anchor.jsonl" 2> "$out/model-anchor-more.err" \
+        || echo "mamba_ssm prefill/8x2048 anchor failed (see model-anchor-more.err): no same-run ratios for those rows"
     fi
     OUT="$out" MAMBA4_DEVICE=cuda dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" "$b" 2>&1 | tee "$out/gpu-bench-$b.log"
     [ "${PIPESTATUS[0]}" = 0 ] || rc=1

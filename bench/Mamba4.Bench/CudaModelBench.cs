@@ -6,6 +6,7 @@ using Mamba4.Backends.Cuda;
 using Mamba4.Data.Recommendation;
 using Mamba4.Inference;
 using Mamba4.Models;
+using Mamba4.Ops;
 using Mamba4.Tasks.Recommendation;
 using Mamba4.Tensors;
 using Mamba4.Training;
@@ -45,6 +46,7 @@ public static class CudaModelBench
             {
                 Memory(gpu, model);
                 Training(gpu, model);
+                Prefill(gpu, model);
             }
             Generation(gpu, model, copy);
         }
@@ -104,19 +106,58 @@ public static class CudaModelBench
         using var optimizer = new AdamW(model, 1e-4f);
         // GEMM arithmetic: F32, TF32 tensor cores, BF16 tensor cores (F32 master weights, activations, optimizer state)
         foreach (var precision in new[] { MatmulPrecision.F32, MatmulPrecision.Tf32, MatmulPrecision.Bf16 })
-            foreach (int batch in new[] { 1, 4 })
+            foreach (int batch in new[] { 1, 4, 8 })
             {
                 const int l = 2048;
                 gpu.MatmulPrecision = precision;
                 var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
                 Step(gpu, model, optimizer, ids, batch, l);
+                gpu.Synchronize();
+                gpu.Allocator.ResetPeak();
                 var times = Enumerable.Range(0, 5).Select(_ => Step(gpu, model, optimizer, ids, batch, l)).Order().ToArray();
                 double s = times[times.Length / 2];
+                double peakGb = gpu.Allocator.PeakBytesInUse / 1e9;
                 // mamba_ssm's MambaLMHeadModel in the same call: fp32 beside our F32 GEMMs, bf16 autocast beside our BF16 ones
                 string anchorPrecision = precision == MatmulPrecision.F32 ? "fp32" : precision == MatmulPrecision.Bf16 ? "bf16-autocast" : "";
                 var anchor = ModelAnchor(o => o["train"]?.GetValue<string>() == $"{batch}x{l}" && o["precision"]?.GetValue<string>() == anchorPrecision);
-                string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs ? $"; mamba_ssm {anchorPrecision} {theirs:F0} tokens/s, ours / theirs {batch * l / s / theirs:F2}×" : "";
-                Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5){vs}");
+                string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs
+                    ? $"; mamba_ssm {anchorPrecision} {theirs:F0} tokens/s, ours / theirs {batch * l / s / theirs:F2}×" + (anchor["peak_gb"]?.GetValue<double>() is { } theirPeak ? $", peak {theirPeak:F2} GB" : "")
+                    : "";
+                Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5), peak {peakGb:F2} GB{vs}");
+            }
+        gpu.MatmulPrecision = MatmulPrecision.F32;
+    }
+
+    /// <summary>Prefill (issue 19, target 4): the forward over one sequence of 2,048 and 16,384 tokens without gradients,
+    /// the head on the last position only (as a prefill before decoding; mamba_ssm's num_last_tokens = 1), tokens/s,
+    /// beside mamba_ssm's forward from the same call (scripts/model_anchor_more.py).</summary>
+    private static void Prefill(CudaBackend gpu, MambaLM model)
+    {
+        Console.WriteLine();
+        foreach (var precision in new[] { MatmulPrecision.F32, MatmulPrecision.Bf16 })
+            foreach (int l in new[] { 2048, 16384 })
+            {
+                gpu.MatmulPrecision = precision;
+                var ids = RandomIds(l, Config130M.VocabSize, 11);
+                double Once()
+                {
+                    long t0 = Stopwatch.GetTimestamp();
+                    using (GradMode.NoGrad())
+                    using (new TensorScope())
+                    {
+                        var hidden = model.Hidden(Tensor.From(ids, 1, l));
+                        F.Linear(F.Reshape(hidden, [l, Config130M.DModel]).Slice(l - 1, 1), model.LmHead);
+                    }
+                    gpu.Synchronize();
+                    return Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                }
+                Once();
+                var times = Enumerable.Range(0, 5).Select(_ => Once()).Order().ToArray();
+                double s = times[times.Length / 2];
+                string anchorPrecision = precision == MatmulPrecision.F32 ? "fp32" : "bf16-autocast";
+                var anchor = ModelAnchor(o => o["prefill"]?.GetValue<string>() == $"1x{l}" && o["precision"]?.GetValue<string>() == anchorPrecision);
+                string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs ? $"; mamba_ssm {anchorPrecision} {theirs:F0} tokens/s, ours / theirs {l / s / theirs:F2}×" : "";
+                Console.WriteLine($"prefill, 130M shape, GEMMs {precision}, 1 × {l} (forward, no gradients, last logits): {l / s:F0} tokens/s ({s * 1000:F1} ms, median of 5){vs}");
             }
         gpu.MatmulPrecision = MatmulPrecision.F32;
     }
