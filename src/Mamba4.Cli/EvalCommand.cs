@@ -59,7 +59,7 @@ internal static class EvalCommand
                 long longest = InductionEvaluation.MaxLength(model);
                 if (asked?.FirstOrDefault(l => l > longest) is long tooLong and > 0)
                     throw new ArgumentException($"--lengths: {tooLong:N0} tokens is more than this model's {longest:N0} positions");
-                var placement = TrainCommand.ParseTrigger(parse.GetValue(trigger)!);
+                var placement = InductionTriggers.Parse(parse.GetValue(trigger)!);
                 result["trigger"] = parse.GetValue(trigger);
                 foreach (var row in InductionEvaluation.ByLength(model, induction, seed, asked ?? InductionEvaluation.PaperLengths, parse.GetValue(samples) ?? 0, placement))
                 {

@@ -70,7 +70,7 @@ internal static class TrainCommand
                 Length = parse.GetValue(length), DModel = parse.GetValue(dModel), Layers = parse.GetValue(layers),
                 DState = parse.GetValue(dState), Batch = parse.GetValue(batch) ?? preset.Model.Batch, Selective = parse.GetValue(selective),
                 DtMin = parse.GetValue(dtMin), DtMax = parse.GetValue(dtMax), Transformer = kind == "transformer",
-                Trigger = ParseTrigger(parse.GetValue(trigger)!), StatePassing = parse.GetValue(statePassing),
+                Trigger = InductionTriggers.Parse(parse.GetValue(trigger)!), StatePassing = parse.GetValue(statePassing),
             };
             model.Validate();
             var trainer = preset.Trainer with
@@ -103,14 +103,6 @@ internal static class TrainCommand
     /// <summary>--trigger: the placement of an induction-heads sequence's first special token (default uniform).</summary>
     public static Option<string> TriggerOption(string description) =>
         new("--trigger") { Description = description, DefaultValueFactory = _ => "uniform" };
-
-    public static InductionTrigger ParseTrigger(string value) => value switch
-    {
-        "uniform" => InductionTrigger.Uniform,
-        "early" => InductionTrigger.Early,
-        "mixed" => InductionTrigger.Mixed,
-        _ => throw new ArgumentException($"--trigger must be uniform, early or mixed, got '{value}'"),
-    };
 
     /// <summary>"64,1024,…" → lengths, each from 4 tokens to <see cref="ModelLimits.Positions"/>.</summary>
     public static long[] ParseLengths(string option, string list) =>

@@ -62,6 +62,20 @@ public sealed class InductionHeads(int length = 256, int vocab = 16, InductionTr
 /// <summary>Where an induction-heads sequence puts its first special token (see <see cref="InductionHeads.Sequence"/>).</summary>
 public enum InductionTrigger { Uniform, Early, Mixed }
 
+/// <summary>The placements' names as options and run.json write them ("uniform", "early", "mixed").</summary>
+public static class InductionTriggers
+{
+    public static string Name(InductionTrigger trigger) => trigger.ToString().ToLowerInvariant();
+
+    public static InductionTrigger Parse(string value) => value switch
+    {
+        "uniform" => InductionTrigger.Uniform,
+        "early" => InductionTrigger.Early,
+        "mixed" => InductionTrigger.Mixed,
+        _ => throw new ArgumentException($"--trigger must be uniform, early or mixed, got '{value}'"),
+    };
+}
+
 /// <summary>
 /// An induction-heads sequence produced position by position, so that a million-token sequence never exists whole:
 /// ordinary tokens from its own random stream, the special token at <see cref="Trigger"/> and at the last position,

@@ -21,7 +21,7 @@ public static class SyntheticRun
     {
         ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length, o.Trigger) switch { SelectiveCopying copying => copying.RegionLength, var other => other.Length }, ["d_model"] = o.DModel, ["layers"] = o.Layers,
         ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["transformer"] = o.Transformer, ["batch"] = o.Batch,
-        ["dt_min"] = o.DtMin, ["dt_max"] = o.DtMax, ["trigger"] = o.Trigger.ToString().ToLowerInvariant(), ["state_passing"] = o.StatePassing,
+        ["dt_min"] = o.DtMin, ["dt_max"] = o.DtMax, ["trigger"] = InductionTriggers.Name(o.Trigger), ["state_passing"] = o.StatePassing,
         ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["min_lr_ratio"] = t.MinLearningRateRatio, ["weight_decay"] = t.WeightDecay,
         ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
     };
@@ -30,7 +30,7 @@ public static class SyntheticRun
     public static JsonObject RunConfigAbsentMeans() => new()
     {
         ["dt_min"] = new SyntheticOptions().DtMin, ["dt_max"] = new SyntheticOptions().DtMax,
-        ["trigger"] = InductionTrigger.Uniform.ToString().ToLowerInvariant(), ["state_passing"] = 0.0,
+        ["trigger"] = InductionTriggers.Name(InductionTrigger.Uniform), ["state_passing"] = 0.0,
     };
 
     /// <summary>The runs of a settings record: the model, then its time-invariant twin and the Transformer where asked.</summary>
@@ -77,7 +77,7 @@ public static class SyntheticRun
                 string name = RunName(o);
                 dir.WriteRunJson(RunConfig(o, options), s.Device, Backends.Backend.Settings);
                 log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {options.Steps} steps × {o.Batch} sequences, lr {options.LearningRate:G3}"
-                    + (task is InductionHeads ih ? $", trigger {ih.Trigger.ToString().ToLowerInvariant()}" : "") + (o.StatePassing > 0 && !o.Transformer ? $", state passing {o.StatePassing:G3}" : ""));
+                    + (task is InductionHeads ih ? $", trigger {InductionTriggers.Name(ih.Trigger)}" : "") + (o.StatePassing > 0 && !o.Transformer ? $", state passing {o.StatePassing:G3}" : ""));
                 double lastAccuracy = double.NaN;
                 trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
                 var result = progress.Follow(name, trainer, s.Trainer.Steps, () => trainer.Run(() => stop.Requested),
