@@ -200,25 +200,28 @@ public sealed class StatePassing : IDisposable
     /// <summary>How often the carried states were non-finite and started again from zero.</summary>
     public int ResetCount { get; private set; }
 
+    /// <summary>Every layer's conv window and SSM state.</summary>
+    private IEnumerable<Tensor> States => _state.Layers.SelectMany(layer => new[] { layer.SsmState, layer.ConvState });
+
+    /// <summary>Whether the continuing rows' states are all finite: each state's sum into one small buffer, read back once.</summary>
     private bool CarriedStatesFinite()
     {
-        foreach (var layer in _state.Layers)
-            foreach (var t in new[] { layer.SsmState, layer.ConvState })
-            {
-                using var rows = t.Slice(0, Rows).Persist();
-                using var sum = Tensor.Empty(new Shape(), DType.F32, rows.Device);
-                rows.Backend.Sum(rows, sum);
-                if (!float.IsFinite(sum.Item())) return false;
-            }
-        return true;
+        var states = States.ToArray();
+        using var sums = Tensor.Empty(new Shape(states.Length), DType.F32, states[0].Device);
+        for (int i = 0; i < states.Length; i++)
+        {
+            using var rows = states[i].Slice(0, Rows).Persist();
+            using var sum = sums.ViewOf(new Shape(), (long)i * sizeof(float));
+            rows.Backend.Sum(rows, sum);
+        }
+        return sums.ToFloatArray().All(float.IsFinite);
     }
 
     private void ZeroRows(int start, int count)
     {
-        foreach (var layer in _state.Layers)
-            foreach (var t in new[] { layer.SsmState, layer.ConvState })
-                using (var rows = t.Slice(start, count).Persist())
-                    rows.Backend.Fill(rows, 0f);
+        foreach (var t in States)
+            using (var rows = t.Slice(start, count).Persist())
+                rows.Backend.Fill(rows, 0f);
     }
 
     public void Dispose() => _state.Dispose();
