@@ -29,7 +29,7 @@ public static partial class F
         if (targets.Shape != new Shape(lead))
             throw new ArgumentException($"{op}: targets must have shape [{string.Join(", ", lead)}] (logits {logits.Shape} without its last axis), got {targets.Shape}");
 
-        long counted = CountCounted(targets, ignoreIndex);
+        long counted = CountCheckedTargets(op, targets, ignoreIndex, logits.Shape.Last);
         if (targets.Device != logits.Device) targets = targets.To(logits.Device);
         var backend = logits.Backend;
         var lse = Tensor.Empty(targets.Shape, DType.F32, logits.Device);
@@ -57,17 +57,18 @@ public static partial class F
         return y;
     }
 
-    /// <summary>Number of targets that are not the ignore index (reads the targets on the host).</summary>
-    private static long CountCounted(Tensor targets, long ignoreIndex)
+    /// <summary>Number of targets that are not the ignore index, after checking each is in [0, vocab) (on the host, once;
+    /// the row named is the row among all of them, also where the logits are made a chunk at a time).</summary>
+    private static long CountCheckedTargets(string op, Tensor targets, long ignoreIndex, int vocab)
     {
+        var t = targets.Device.IsCpu ? targets.AsSpan<long>() : targets.ToInt64Array();
         long n = 0;
-        if (targets.Device.IsCpu)
+        for (int r = 0; r < t.Length; r++)
         {
-            foreach (var t in targets.AsSpan<long>()) if (t != ignoreIndex) n++;
-        }
-        else
-        {
-            foreach (var t in targets.ToInt64Array()) if (t != ignoreIndex) n++;
+            if (t[r] == ignoreIndex) continue;
+            if (t[r] < 0 || t[r] >= vocab)
+                throw new ArgumentException($"{op}: target {t[r]} at row {r} is outside [0, {vocab}) and is not the ignore index {ignoreIndex}");
+            n++;
         }
         return n;
     }

@@ -20,22 +20,6 @@ public static partial class F
     /// <summary>Rows per chunk by default: about 2^25 logits (128 MiB of F32) at a time.</summary>
     public static int DefaultCrossEntropyChunkRows(int vocab) => Math.Max(1, (1 << 25) / Math.Max(1, vocab));
 
-    /// <summary>Targets that are not the ignore index, after checking each is in [0, vocab) (on the host, once: the
-    /// chunks' own checks would name a row within the chunk). ArgumentException names the row among all of them.</summary>
-    private static long CountCheckedTargets(string op, Tensor targets, long ignoreIndex, int vocab)
-    {
-        var t = targets.ToInt64Array();
-        long n = 0;
-        for (int r = 0; r < t.Length; r++)
-        {
-            if (t[r] == ignoreIndex) continue;
-            if (t[r] < 0 || t[r] >= vocab)
-                throw new ArgumentException($"{op}: target {t[r]} at row {r} is outside [0, {vocab}) and is not the ignore index {ignoreIndex}");
-            n++;
-        }
-        return n;
-    }
-
     public static Tensor LinearCrossEntropy(Tensor hidden, Tensor weight, Tensor targets, long ignoreIndex = -100, int chunkRows = 0)
     {
         const string op = "LinearCrossEntropy";
