@@ -40,7 +40,7 @@ shared=${MAMBA4_SHARED:-}
 for c in ../shared ../../shared; do [ -z "$shared" ] && [ -d "$c/fixtures" ] && shared=$c; done
 [ -n "$shared" ] || { echo "no shared/fixtures found (set MAMBA4_SHARED)"; exit 1; }
 rm -rf "$target/shared" && mkdir -p "$target/shared" && cp -r "$shared/fixtures" "$target/shared/"
-cp scripts/gpu-test.sh scripts/gpu-scale.sh scripts/gpu-decode.sh scripts/rec-ablation.sh scripts/rec-paper-gpu.sh "$target/"
+cp scripts/gpu-*.sh scripts/rec-ablation.sh scripts/rec-paper-gpu.sh scripts/induction-gpu.sh "$target/"
 cp scripts/ssd_anchor.py "$target/ssd_anchor.py"
 cp scripts/model_anchor_more.py "$target/model_anchor_more.py"
 du -sh "$target" | sed 's/^/packed: /'

@@ -53,21 +53,9 @@ else
   cli="dotnet $pack/Mamba4.Cli/Mamba4.Cli.dll"
 fi
 
-# CUDA MPS: one server runs every process's kernels, so small processes share the GPU instead of taking turns. Checked
-# by creating a context through it (a client that cannot reach the server fails there); otherwise it is stopped again.
-mps_off() { echo quit | nvidia-cuda-mps-control > /dev/null 2>&1; }
-if [ "${MPS:-1}" = 1 ] && [ "${DEVICE:-cuda}" != cpu ] && command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d; then
-  if timeout 60 python3 -c 'import ctypes; c = ctypes.CDLL("libcuda.so.1"); d = ctypes.c_int(); x = ctypes.c_void_p(); p = ctypes.c_void_p()
-assert c.cuInit(0) == 0 and c.cuDeviceGet(ctypes.byref(d), 0) == 0
-r = c.cuCtxCreate_v2(ctypes.byref(x), 0, d); assert r == 0, r
-assert c.cuMemAlloc_v2(ctypes.byref(p), 1 << 20) == 0' && [ -n "$(echo get_server_list | nvidia-cuda-mps-control)" ]; then
-    stamp "MPS: on (server $(echo get_server_list | nvidia-cuda-mps-control | tr '\n' ' '))"
-  else
-    mps_off; stamp "MPS: did not work here; processes time-slice the GPU"
-  fi
-else
-  stamp "MPS: off"
-fi
+# CUDA MPS (scripts/gpu-mps.sh): the small processes share the GPU instead of taking turns
+. "$pack/gpu-mps.sh"
+if [ "${MPS:-1}" = 1 ] && [ "${DEVICE:-cuda}" != cpu ]; then stamp "$(mps_on)"; else stamp "MPS: off"; fi
 [ -f "$pack/runs.tar.gz" ] && tar xzf "$pack/runs.tar.gz" -C "$out" && stamp "resuming: $(cd "$out" && ls -d */*/checkpoint.safetensors 2>/dev/null | xargs -r -n1 dirname | tr '\n' ' ')"
 ml1m_grid=$(cat <<'EOF'
 mamba4rec-paper|--model mamba4rec --preset paper

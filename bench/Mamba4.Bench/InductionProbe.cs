@@ -5,6 +5,7 @@ using Mamba4.Nn;
 using Mamba4.Ops;
 using Mamba4.Tasks.Synthetic;
 using Mamba4.Tensors;
+using Mamba4.Training;
 
 namespace Mamba4.Bench;
 
@@ -14,6 +15,12 @@ namespace Mamba4.Bench;
 ///    horizon it implies: between the key and the query a channel's state decays by exp(Σ Δ_t·A), so it keeps what it
 ///    wrote for about 1 / (mean ordinary Δ · |A|min) tokens; a key recalled L tokens later needs channels with horizons ≫ L.
 /// 2. The SSM state's norm along one long sequence (recurrent step), per layer.
+/// 3. The key's trace (`induction-probe RUN_DIR trace [LENGTH] [SEQUENCES]`): one sequence per key value (the same
+///    noise tokens, the first trigger at position 8), read through the chunked scan; at distances 2^k from the key, per
+///    layer, the part of the state that depends on the key (std over the key values, per state entry) against the part
+///    that does not (their mean), the share of the key's trace held by the top 1 % of entries, and at the end
+///    whether each variant's query is answered — so a failure can be told apart as a lost key (trace gone) or a
+///    key that is there but not read (trace kept, answer wrong).
 /// dotnet run --project bench/Mamba4.Bench -c Release -- induction-probe RUN_DIR [long length, default 2^20]
 /// </summary>
 public static class InductionProbe
@@ -22,11 +29,19 @@ public static class InductionProbe
     {
         if (args.Length < 2) throw new ArgumentException("usage: induction-probe RUN_DIR [LENGTH]  (RUN_DIR: runs/induction-heads/selective)");
         var dir = args[1];
-        long longLength = args.Length > 2 ? long.Parse(args[2], CultureInfo.InvariantCulture) : 1 << 20;
+        bool trace = args.Length > 2 && args[2] == "trace";
+        int rest = trace ? 3 : 2;
+        long longLength = args.Length > rest ? long.Parse(args[rest], CultureInfo.InvariantCulture) : 1 << 20;
         using var model = MambaLM.FromPretrained(Path.Combine(dir, "model"));
         var task = new InductionHeads(vocab: model.Config.VocabSize - 1);
         using var _ = GradMode.NoGrad();
         model.Eval();
+        if (trace)
+        {
+            int sequences = args.Length > rest + 1 ? int.Parse(args[rest + 1], CultureInfo.InvariantCulture) : 4;
+            for (int i = 0; i < sequences; i++) KeyTrace(model, task, longLength, i);
+            return;
+        }
         DeltaByPosition(model, task);
         StateNorm(model, task, longLength);
     }
@@ -124,5 +139,68 @@ public static class InductionProbe
             });
             Console.WriteLine($"  {t + 1,8}: " + string.Join("  ", norms.Select((v, i) => $"layer {i} {v,9:G4}")) + $"   ({clock.Elapsed.TotalSeconds:F0} s)");
         }
+    }
+
+    private static void KeyTrace(MambaLM model, InductionHeads task, long length, int index)
+    {
+        const long trigger = 8;
+        int keys = task.Vocab, chunk = InductionEvaluation.ChunkLength;
+        ulong noiseSeed = 0x5EEDUL + (ulong)index * 0x9E3779B97F4A7C15UL;
+        var variants = Enumerable.Range(0, keys).Select(k => new InductionSequence(length, trigger, k, task.Vocab, new SplitMixRandom(noiseSeed))).ToArray();
+        using var state = model.NewState(keys);
+        foreach (var layer in state.Layers) layer.ForwardContinues = true;
+        Console.WriteLine($"key trace, sequence {index}: {keys} variants (key 0…{keys - 1}) of {length} tokens, trigger at {trigger}; per layer: " +
+                          "trace = ‖std over keys‖, background = ‖mean over keys‖, top 1 % = share of the trace in the largest 1 % of entries");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        float[] last = [];
+        long position = 0, report = 256;   // tokens read; the next report position (the last is just before the query)
+        while (position < length)
+        {
+            int width = (int)Math.Min(chunk, Math.Min(length, report) - position);
+            var ids = new long[keys * width];
+            for (int k = 0; k < keys; k++) variants[k].Read(ids.AsSpan(k * width, width));
+            using var scope = new TensorScope();
+            state.Position = 0;
+            var logits = model.Forward(Tensor.From(ids, keys, width), state);
+            position += width;
+            if (position == length) { last = logits.ToFloatArray(); break; }   // width 1: the query
+            if (position < report) continue;
+            var parts = state.Layers.Select((l, i) =>
+            {
+                var h = l.SsmState.ToFloatArray();
+                int per = h.Length / keys;
+                double trace = 0, background = 0;
+                var spread = new double[per];
+                for (int j = 0; j < per; j++)
+                {
+                    double mean = 0, sq = 0;
+                    for (int k = 0; k < keys; k++) mean += h[k * per + j] / keys;
+                    for (int k = 0; k < keys; k++) sq += (h[k * per + j] - mean) * (h[k * per + j] - mean) / keys;
+                    spread[j] = sq;
+                    trace += sq;
+                    background += mean * mean;
+                }
+                double top = spread.OrderDescending().Take(Math.Max(1, per / 100)).Sum() / Math.Max(trace, 1e-300);
+                return string.Create(CultureInfo.InvariantCulture, $"layer {i}: trace {Math.Sqrt(trace),9:G3} background {Math.Sqrt(background),9:G3} top 1 % {top,4:P0}");
+            });
+            Console.WriteLine($"  {position - trigger - 2,8} tokens after the key: " + string.Join("   ", parts) + $"   ({clock.Elapsed.TotalSeconds:F0} s)");
+            report = report == length - 1 ? length : Math.Min(report * 2, length - 1);
+        }
+        int v = model.Config.VocabSize, right = 0;
+        var answers = new int[keys];
+        for (int k = 0; k < keys; k++)
+        {
+            var row = last.AsSpan(k * v, v);
+            answers[k] = row.IndexOf(MaxOf(row));
+            if (answers[k] == k) right++;
+        }
+        Console.WriteLine($"  answers at the query (key → predicted): {string.Join(" ", answers.Select((a, k) => $"{k}→{a}"))}; {right} of {keys} right");
+    }
+
+    private static float MaxOf(ReadOnlySpan<float> row)
+    {
+        float best = float.NegativeInfinity;
+        foreach (var x in row) if (x > best) best = x;
+        return best;
     }
 }

@@ -20,6 +20,7 @@ internal static class TrainCommand
         var dtMax = new Option<double>("--dt-max") { Description = "largest initial Δ (time_step_max)", DefaultValueFactory = _ => 0.1 };
         var trigger = TriggerOption("where training sequences put the first special token (induction heads): uniform | early (the first 16 positions) | mixed (half each)");
         var statePassing = new Option<double>("--state-passing") { Description = "share of each batch that starts its SSM scans from the final states of the previous step's sequences (training-time state passing; 0 = off)" };
+        var hold = new Option<double>("--hold") { Description = "induction heads with --state-passing: chance that a continuing row's sequence holds (no special token, no query), so later queries ask for keys written sequences before (0 = off)" };
         var ablation = new Option<bool>("--ablation") { Description = "also train the time-invariant twin and compare", DefaultValueFactory = _ => true };
         var modelKind = new Option<string>("--model") { Description = "mamba | transformer (train the GPT twin alone)", DefaultValueFactory = _ => "mamba" };
         var transformer = new Option<bool?>("--transformer") { Description = "also train the GPT twin (same size, data and budget) and compare (default: for induction heads)" };
@@ -33,6 +34,7 @@ internal static class TrainCommand
         var weightDecay = new Option<float?>("--weight-decay") { Description = $"AdamW weight decay {Defaults(p => p.Trainer.WeightDecay)}" };
         var lengths = new Option<string?>("--lengths") { Description = "induction heads: test lengths, comma-separated (default every power of two from 64 to 1048576)" };
         var samples = new Option<int>("--samples") { Description = "induction heads: held-out sequences per test length (default 400, fewer beyond 8192 tokens on the CPU: 2^22 tokens per length; 400 at every length on a GPU)" };
+        var adamEps = new Option<float>("--adam-eps") { Description = "Adam's epsilon (added to the root of the second moment)", DefaultValueFactory = _ => new TrainerOptions().AdamEps };
         var clip = new Option<double>("--clip") { Description = "gradient clipping by global norm (0 = off)", DefaultValueFactory = _ => 1.0 };
         var accumulate = new Option<int>("--accumulate") { Description = "micro-batches per step (gradient accumulation)", DefaultValueFactory = _ => 1 };
         var seed = new Option<long>("--seed") { Description = "seed for weights, data and dropout", DefaultValueFactory = _ => 1 };
@@ -58,7 +60,7 @@ internal static class TrainCommand
               mamba4 train --selective false --out runs/lti
               mamba4 train --resume --out runs/selective-copying
             """);
-        foreach (var o in new Option[] { task, length, modelKind, dModel, layers, dState, selective, dtMin, dtMax, trigger, statePassing, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
+        foreach (var o in new Option[] { task, length, modelKind, dModel, layers, dState, selective, dtMin, dtMax, trigger, statePassing, hold, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, adamEps, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -70,14 +72,14 @@ internal static class TrainCommand
                 Length = parse.GetValue(length), DModel = parse.GetValue(dModel), Layers = parse.GetValue(layers),
                 DState = parse.GetValue(dState), Batch = parse.GetValue(batch) ?? preset.Model.Batch, Selective = parse.GetValue(selective),
                 DtMin = parse.GetValue(dtMin), DtMax = parse.GetValue(dtMax), Transformer = kind == "transformer",
-                Trigger = InductionTriggers.Parse(parse.GetValue(trigger)!), StatePassing = parse.GetValue(statePassing),
+                Trigger = InductionTriggers.Parse(parse.GetValue(trigger)!), StatePassing = parse.GetValue(statePassing), Hold = parse.GetValue(hold),
             };
             model.Validate();
             var trainer = preset.Trainer with
             {
                 Steps = parse.GetValue(steps) ?? preset.Trainer.Steps, LearningRate = parse.GetValue(lr) ?? preset.Trainer.LearningRate,
                 WarmupSteps = parse.GetValue(warmup) ?? preset.Trainer.WarmupSteps, MinLearningRateRatio = parse.GetValue(minLr) ?? preset.Trainer.MinLearningRateRatio,
-                WeightDecay = parse.GetValue(weightDecay) ?? preset.Trainer.WeightDecay, ClipNorm = parse.GetValue(clip), GradientAccumulation = parse.GetValue(accumulate),
+                WeightDecay = parse.GetValue(weightDecay) ?? preset.Trainer.WeightDecay, AdamEps = parse.GetValue(adamEps), ClipNorm = parse.GetValue(clip), GradientAccumulation = parse.GetValue(accumulate),
                 Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(checkpointEvery), EvalEvery = parse.GetValue(evalEvery) ?? preset.Trainer.EvalEvery,
                 StopAfter = parse.GetValue(stopAfter),
             };

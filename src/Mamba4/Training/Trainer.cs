@@ -14,6 +14,8 @@ public sealed record TrainerOptions
     public long WarmupSteps { get; init; } = 50;
     public float MinLearningRateRatio { get; init; } = 0.1f;
     public float WeightDecay { get; init; } = 0.1f;
+    /// <summary>Adam's ε (added to √v): gradients far below it take steps smaller than the learning rate.</summary>
+    public float AdamEps { get; init; } = 1e-8f;
     public double ClipNorm { get; init; } = 1.0;
     public int GradientAccumulation { get; init; } = 1;
     public long Seed { get; init; }
@@ -34,6 +36,7 @@ public sealed record TrainerOptions
         if (WarmupSteps < 0) throw new ArgumentException($"--warmup must be 0 or more, got {WarmupSteps}");
         if (!(MinLearningRateRatio is >= 0 and <= 1)) throw new ArgumentException($"--min-lr-ratio must be from 0 to 1, got {MinLearningRateRatio}");
         if (!(WeightDecay >= 0 && float.IsFinite(WeightDecay))) throw new ArgumentException($"--weight-decay must be 0 or more, got {WeightDecay}");
+        if (!(AdamEps > 0 && float.IsFinite(AdamEps))) throw new ArgumentException($"--adam-eps must be a positive number, got {AdamEps}");
         if (!(ClipNorm >= 0 && double.IsFinite(ClipNorm))) throw new ArgumentException($"--clip must be 0 (off) or more, got {ClipNorm}");
         if (GradientAccumulation <= 0) throw new ArgumentException($"--accumulate must be positive, got {GradientAccumulation}");
         if (CheckpointEvery < 0) throw new ArgumentException($"--checkpoint-every must be 0 (only at the end) or more, got {CheckpointEvery}");
@@ -77,7 +80,7 @@ public sealed class Trainer : IDisposable
     {
         options.Validate();
         (_model, _o, _runConfig, _loss, _evaluate, _absentMeans) = (model, options, runConfig, loss, evaluate, absentMeans);
-        _optimizer = new AdamW(model, options.LearningRate, weightDecay: options.WeightDecay);
+        _optimizer = new AdamW(model, options.LearningRate, eps: options.AdamEps, weightDecay: options.WeightDecay);
         _schedule = new WarmupCosine(options.LearningRate, Math.Min(options.WarmupSteps, options.Steps), options.Steps, options.MinLearningRateRatio);
     }
 

@@ -131,6 +131,51 @@ public class InductionHeadsTests
         Assert.NotEqual(fresh[(t - 1) * v], logits[(t - 1) * v], 1e-4);   // row 0 really continued
     }
 
+    /// <summary>
+    /// Held keys: over 300 steps of a batch of 8 (6 continuing rows, hold 0.6), every scored target equals the token after
+    /// the most recent special token before the query in that row's whole stream — found here by scanning the
+    /// concatenated stream, independently of the bookkeeping — hold sequences have no special token and no target, the
+    /// fresh rows are exactly as drawn, and keys held across several sequences occur (distances beyond one length).
+    /// </summary>
+    [Fact]
+    public void HeldKeysFollowTheTasksRuleOverEachRowsWholeStream()
+    {
+        var task = new InductionHeads(length: 12, vocab: 5);
+        var o = new SyntheticOptions { Task = "induction-heads", DModel = 8, Layers = 1, DState = 2 };
+        using var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 3);
+        const int batch = 8, t = 12, special = 5;
+        using var passing = new StatePassing(model, batch, share: 0.75, hold: 0.6);
+        var streams = Enumerable.Range(0, passing.Rows).Select(_ => new List<long>()).ToArray();
+        int scored = 0, holds = 0, recalls = 0, longest = 0;
+        for (int step = 0; step < 300; step++)
+        {
+            var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(1, step), batch);
+            var (drawnInputs, drawnTargets) = ((long[])inputs.Clone(), (long[])targets.Clone());
+            passing.HoldAndRecall(inputs, targets, t, task.Vocab, SplitMixRandom.ForStep(1, step, stream: 11));
+            Assert.Equal(drawnInputs[(passing.Rows * t)..], inputs[(passing.Rows * t)..]);
+            Assert.Equal(drawnTargets[(passing.Rows * t)..], targets[(passing.Rows * t)..]);
+            for (int r = 0; r < passing.Rows; r++)
+            {
+                var row = inputs.AsSpan(r * t, t);
+                var stream = streams[r];
+                stream.AddRange(row.ToArray());
+                long target = targets[r * t + t - 1];
+                Assert.All(targets.AsSpan(r * t, t - 1).ToArray(), x => Assert.Equal(-100, x));
+                if (row.IndexOf((long)special) < 0) { holds++; Assert.Equal(-100, target); continue; }
+                Assert.Equal(special, row[t - 1]);   // every other sequence ends with the query
+                int query = stream.Count - 1, previous = stream.LastIndexOf(special, query - 1);
+                if (target == -100) { Assert.True(previous < 0 || previous + 1 == query); continue; }   // a recall before any key
+                Assert.True(previous >= 0 && previous + 1 < query);
+                Assert.Equal(stream[previous + 1], target);
+                scored++;
+                if (previous < query - t) { recalls++; longest = Math.Max(longest, query - previous); }
+            }
+        }
+        Assert.InRange(holds, 0.5 * 0.6 * 1800, 1.5 * 0.6 * 1800);
+        Assert.True(scored > 400 && recalls > 100, $"{scored} scored, {recalls} held across sequences");
+        Assert.True(longest > 5 * t, $"longest key-to-query distance {longest}");
+    }
+
     /// <summary>A step that went non-finite (here: NaN weights for one batch) leaves NaN in the carried states; the next
     /// batch starts those rows from zero again instead of carrying the NaN on, so its logits equal a fresh forward.</summary>
     [Fact]

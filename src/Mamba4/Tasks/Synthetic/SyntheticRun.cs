@@ -21,16 +21,16 @@ public static class SyntheticRun
     {
         ["task"] = o.Task, ["length"] = SyntheticTraining.CreateTask(o.Task, o.Length, o.Trigger) switch { SelectiveCopying copying => copying.RegionLength, var other => other.Length }, ["d_model"] = o.DModel, ["layers"] = o.Layers,
         ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["transformer"] = o.Transformer, ["batch"] = o.Batch,
-        ["dt_min"] = o.DtMin, ["dt_max"] = o.DtMax, ["trigger"] = InductionTriggers.Name(o.Trigger), ["state_passing"] = o.StatePassing,
+        ["dt_min"] = o.DtMin, ["dt_max"] = o.DtMax, ["trigger"] = InductionTriggers.Name(o.Trigger), ["state_passing"] = o.StatePassing, ["hold"] = o.Hold,
         ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["min_lr_ratio"] = t.MinLearningRateRatio, ["weight_decay"] = t.WeightDecay,
-        ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
+        ["adam_eps"] = t.AdamEps, ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
     };
 
     /// <summary>What a checkpoint written before these keys existed stands for: the options' defaults.</summary>
     public static JsonObject RunConfigAbsentMeans() => new()
     {
         ["dt_min"] = new SyntheticOptions().DtMin, ["dt_max"] = new SyntheticOptions().DtMax,
-        ["trigger"] = InductionTriggers.Name(InductionTrigger.Uniform), ["state_passing"] = 0.0,
+        ["trigger"] = InductionTriggers.Name(InductionTrigger.Uniform), ["state_passing"] = 0.0, ["hold"] = 0.0, ["adam_eps"] = new TrainerOptions().AdamEps,
     };
 
     /// <summary>The runs of a settings record: the model, then its time-invariant twin and the Transformer where asked.</summary>
@@ -38,7 +38,7 @@ public static class SyntheticRun
     {
         var runs = new List<SyntheticOptions> { s.Model };
         if (s.Model is { Selective: true, Transformer: false } && s.Ablation) runs.Add(s.Model with { Selective = false });
-        if (!s.Model.Transformer && (s.TransformerBaseline ?? s.Model.Task == "induction-heads")) runs.Add(s.Model with { Transformer = true, StatePassing = 0 });
+        if (!s.Model.Transformer && (s.TransformerBaseline ?? s.Model.Task == "induction-heads")) runs.Add(s.Model with { Transformer = true, StatePassing = 0, Hold = 0 });
         return runs;
     }
 
@@ -60,7 +60,7 @@ public static class SyntheticRun
                 var model = SyntheticTraining.CreateModel(o, task, seed: (int)s.Trainer.Seed);
                 model.AsModule.To(s.Device);
                 var options = SyntheticTraining.TrainerFor(o, s.Trainer);
-                var passing = o.StatePassing > 0 && model is MambaLM mamba ? new StatePassing(mamba, o.Batch, o.StatePassing) : null;
+                var passing = o.StatePassing > 0 && model is MambaLM mamba ? new StatePassing(mamba, o.Batch, o.StatePassing, o.Hold) : null;
                 if (passing is not null) passings.Add(passing);
                 var trainer = new Trainer(model.AsModule, options with { OutputDirectory = dir.Path }, RunConfig(o, options),
                     (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch, passing),
@@ -77,7 +77,7 @@ public static class SyntheticRun
                 string name = RunName(o);
                 dir.WriteRunJson(RunConfig(o, options), s.Device, Backends.Backend.Settings);
                 log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {options.Steps} steps × {o.Batch} sequences, lr {options.LearningRate:G3}"
-                    + (task is InductionHeads ih ? $", trigger {InductionTriggers.Name(ih.Trigger)}" : "") + (o.StatePassing > 0 && !o.Transformer ? $", state passing {o.StatePassing:G3}" : ""));
+                    + (task is InductionHeads ih ? $", trigger {InductionTriggers.Name(ih.Trigger)}" : "") + (o.StatePassing > 0 && !o.Transformer ? $", state passing {o.StatePassing:G3}" + (o.Hold > 0 ? $", hold {o.Hold:G3}" : "") : ""));
                 double lastAccuracy = double.NaN;
                 trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
                 var result = progress.Follow(name, trainer, s.Trainer.Steps, () => trainer.Run(() => stop.Requested),

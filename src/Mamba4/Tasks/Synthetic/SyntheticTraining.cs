@@ -31,6 +31,12 @@ public sealed record SyntheticOptions
     /// the final states the same rows reached in the previous step (detached); 0 = off. Mamba only.
     /// </summary>
     public double StatePassing { get; init; }
+    /// <summary>
+    /// Induction heads with state passing: the chance that a continuing row's sequence holds (no special token, no query,
+    /// no loss), so that a later query of that row asks for a key written one or more sequences before (see
+    /// <see cref="Synthetic.StatePassing"/>); 0 = off.
+    /// </summary>
+    public double Hold { get; init; }
 
     public void Validate()
     {
@@ -45,6 +51,8 @@ public sealed record SyntheticOptions
         if (StatePassing > 0 && Transformer) throw new ArgumentException("--state-passing: only a Mamba has a state to pass (not --model transformer)");
         if (StatePassing > 0 && Math.Round(StatePassing * Batch) < 1)
             throw new ArgumentException($"--state-passing {StatePassing} of --batch {Batch} is no row: the share must give at least one continuing sequence (≥ {0.5 / Batch:G3})");
+        if (!(Hold is >= 0 and < 1)) throw new ArgumentException($"--hold must be a share from 0 to below 1, got {Hold}");
+        if (Hold > 0 && (StatePassing == 0 || Task != "induction-heads")) throw new ArgumentException("--hold: needs induction heads with --state-passing (the held keys live in the passed states)");
         if (Trigger != InductionTrigger.Uniform && Task != "induction-heads") throw new ArgumentException($"--trigger: only induction heads has a trigger token (task is {Task})");
         if (Length is < 0 or > ModelLimits.Positions) throw new ArgumentException($"--length must be from 1 to {ModelLimits.Positions} (or 0 for the task's default), got {Length}");
         Trainer.CheckTokensPerStep(Batch, SyntheticTraining.CreateTask(Task, Length).Length, "sequence length");
@@ -120,6 +128,8 @@ public static class SyntheticTraining
     {
         var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, step), batch);
         int t = task.Length;
+        if (passing is { Hold: > 0 } && task is InductionHeads induction)
+            passing.HoldAndRecall(inputs, targets, t, induction.Vocab, SplitMixRandom.ForStep(seed, step, stream: 11));
         var ids = Tensor.From(inputs, batch, t);
         var logits = passing is not null ? passing.Logits(ids) : model.Logits(ids);
         return (F.CrossEntropy(logits, Tensor.From(targets, batch, t)), (long)batch * t);
@@ -170,12 +180,55 @@ public sealed class StatePassing : IDisposable
     private readonly MambaLM _model;
     private readonly Inference.MambaState _state;
 
-    public StatePassing(MambaLM model, int batch, double share)
+    public StatePassing(MambaLM model, int batch, double share, double hold = 0)
     {
         _model = model;
         Rows = (int)Math.Round(share * batch);
+        Hold = hold;
         _state = model.NewState(batch);
         foreach (var layer in _state.Layers) layer.ForwardContinues = true;
+        _heldKey = new int[Rows];
+        _keyIsNextFirst = new bool[Rows];
+        Array.Fill(_heldKey, -1);
+    }
+
+    /// <summary>Induction heads: the chance that a continuing row's sequence holds (see <see cref="HoldAndRecall"/>).</summary>
+    public double Hold { get; }
+
+    // Per continuing row, the token that followed its most recent special token (−1: none yet), or, when its last
+    // sequence ended with the (query) special token, the first token of the next sequence.
+    private readonly int[] _heldKey;
+    private readonly bool[] _keyIsNextFirst;
+
+    /// <summary>
+    /// Held keys (induction heads): each continuing row's sequence of this step, [batch, t] in <paramref name="inputs"/>,
+    /// becomes with chance <see cref="Hold"/> a *hold* sequence — its special tokens replaced by ordinary ones, no target —
+    /// and otherwise, with chance ½, a *recall* sequence — its special tokens but the final query replaced, and the target
+    /// the key the row holds: the token after its most recent special token, written one or more sequences before (when
+    /// the previous sequence ended with the query, that is this sequence's first token). Otherwise it stays as drawn. So the
+    /// rule of the task (the query asks for the token after the previous special token) holds over the row's whole stream,
+    /// and the distance from key to query grows to many training lengths. Fresh rows are untouched.
+    /// </summary>
+    public void HoldAndRecall(long[] inputs, long[] targets, int t, int vocab, SplitMixRandom rng)
+    {
+        for (int r = 0; r < Rows; r++)
+        {
+            var row = inputs.AsSpan(r * t, t);
+            double u = rng.NextDouble();
+            bool hold = u < Hold, recall = !hold && rng.NextDouble() < 0.5;
+            if (hold || recall)
+            {
+                for (int i = 0; i < (hold ? t : t - 1); i++)
+                    if (row[i] == vocab) row[i] = rng.Next(vocab);
+                int held = _keyIsNextFirst[r] ? (int)row[0] : _heldKey[r];
+                targets[r * t + t - 1] = hold || held < 0 ? -100 : held;   // a recall with no key held yet is not scored
+            }
+            // what the row holds after this sequence: the token after its last special token
+            int last = row.LastIndexOf((long)vocab);
+            if (last == t - 1) _keyIsNextFirst[r] = true;
+            else if (last >= 0) (_heldKey[r], _keyIsNextFirst[r]) = ((int)row[last + 1], false);
+            else if (_keyIsNextFirst[r]) (_heldKey[r], _keyIsNextFirst[r]) = ((int)row[0], false);
+        }
     }
 
     /// <summary>Rows of each batch that continue from the previous batch's final states.</summary>
@@ -191,6 +244,8 @@ public sealed class StatePassing : IDisposable
         {
             ResetCount++;
             ZeroRows(0, Rows);
+            Array.Fill(_heldKey, -1);
+            Array.Fill(_keyIsNextFirst, false);
         }
         if (Rows < batch) ZeroRows(Rows, batch - Rows);
         _state.Position = 0;   // tokens seen are not counted across steps (no position embeddings depend on them here)
