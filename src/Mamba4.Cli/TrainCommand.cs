@@ -20,7 +20,7 @@ internal static class TrainCommand
         var dtMax = new Option<double>("--dt-max") { Description = "largest initial Δ (time_step_max)", DefaultValueFactory = _ => 0.1 };
         var trigger = TriggerOption("where training sequences put the first special token (induction heads): uniform | early (the first 16 positions) | mixed (half each)");
         var statePassing = new Option<double>("--state-passing") { Description = "share of each batch that starts its SSM scans from the final states of the previous step's sequences (training-time state passing; 0 = off)" };
-        var hold = new Option<double>("--hold") { Description = "induction heads with --state-passing: chance that a continuing row's sequence holds (no special token, no query), so later queries ask for keys written sequences before (0 = off)" };
+        var hold = new Option<double>("--hold") { Description = "induction heads with --state-passing: chance that a continuing row's sequence holds (no special token, no query), so later queries ask for keys written sequences before; from the first evaluation at 99 % on (0 = off)" };
         var ablation = new Option<bool>("--ablation") { Description = "also train the time-invariant twin and compare", DefaultValueFactory = _ => true };
         var modelKind = new Option<string>("--model") { Description = "mamba | transformer (train the GPT twin alone)", DefaultValueFactory = _ => "mamba" };
         var transformer = new Option<bool?>("--transformer") { Description = "also train the GPT twin (same size, data and budget) and compare (default: for induction heads)" };

@@ -64,7 +64,12 @@ public static class SyntheticRun
                 if (passing is not null) passings.Add(passing);
                 var trainer = new Trainer(model.AsModule, options with { OutputDirectory = dir.Path }, RunConfig(o, options),
                     (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch, passing),
-                    () => new Dictionary<string, double> { ["accuracy"] = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed) },
+                    () =>
+                    {
+                        double accuracy = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed);
+                        if (passing is { Hold: > 0 } && accuracy >= 0.99) passing.Holding = true;
+                        return new Dictionary<string, double> { ["accuracy"] = accuracy };
+                    },
                     RunConfigAbsentMeans());
                 prepared.Add((o, options, task, model, trainer, dir));
                 if (s.Resume && trainer.Resume())
@@ -77,7 +82,7 @@ public static class SyntheticRun
                 string name = RunName(o);
                 dir.WriteRunJson(RunConfig(o, options), s.Device, Backends.Backend.Settings);
                 log.WriteLine($"{name}: {o.Task}, length {task.Length}, d_model {o.DModel}, {o.Layers} layers{(o.Transformer ? "" : $", d_state {o.DState}")}, {model.AsModule.ParameterCount:N0} parameters, {options.Steps} steps × {o.Batch} sequences, lr {options.LearningRate:G3}"
-                    + (task is InductionHeads ih ? $", trigger {InductionTriggers.Name(ih.Trigger)}" : "") + (o.StatePassing > 0 && !o.Transformer ? $", state passing {o.StatePassing:G3}" + (o.Hold > 0 ? $", hold {o.Hold:G3}" : "") : ""));
+                    + (task is InductionHeads ih ? $", trigger {InductionTriggers.Name(ih.Trigger)}" : "") + (o.StatePassing > 0 && !o.Transformer ? $", state passing {o.StatePassing:G3}" + (o.Hold > 0 ? $", hold {o.Hold:G3} once learnt" : "") : ""));
                 double lastAccuracy = double.NaN;
                 trainer.Evaluated += (_, m) => lastAccuracy = m.TryGetValue("accuracy", out var a) ? a : double.NaN;
                 var result = progress.Follow(name, trainer, s.Trainer.Steps, () => trainer.Run(() => stop.Requested),

@@ -34,7 +34,8 @@ public sealed record SyntheticOptions
     /// <summary>
     /// Induction heads with state passing: the chance that a continuing row's sequence holds (no special token, no query,
     /// no loss), so that a later query of that row asks for a key written one or more sequences before (see
-    /// <see cref="Synthetic.StatePassing"/>); 0 = off.
+    /// <see cref="Synthetic.StatePassing"/>), from the first evaluation at ≥ 99 % on (the task is learnt on short
+    /// distances first); 0 = off.
     /// </summary>
     public double Hold { get; init; }
 
@@ -128,7 +129,7 @@ public static class SyntheticTraining
     {
         var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, step), batch);
         int t = task.Length;
-        if (passing is { Hold: > 0 } && task is InductionHeads induction)
+        if (passing is { Hold: > 0, Holding: true } && task is InductionHeads induction)
             passing.HoldAndRecall(inputs, targets, t, induction.Vocab, SplitMixRandom.ForStep(seed, step, stream: 11));
         var ids = Tensor.From(inputs, batch, t);
         var logits = passing is not null ? passing.Logits(ids) : model.Logits(ids);
@@ -194,6 +195,12 @@ public sealed class StatePassing : IDisposable
 
     /// <summary>Induction heads: the chance that a continuing row's sequence holds (see <see cref="HoldAndRecall"/>).</summary>
     public double Hold { get; }
+    /// <summary>
+    /// Whether sequences hold and recall now: set by the run once an evaluation at the training length reaches 99 %
+    /// (long-distance recalls from the first step keep the task from being found at all, as the early trigger does).
+    /// A resumed run sets it again at its first such evaluation.
+    /// </summary>
+    public bool Holding { get; set; }
 
     // Per continuing row, the token that followed its most recent special token (−1: none yet), or, when its last
     // sequence ended with the (query) special token, the first token of the next sequence.
