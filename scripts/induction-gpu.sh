@@ -5,7 +5,8 @@
 # Settings (environment):
 #   GRID      lines "name|train options" (default below: the preset and --state-passing 0.9, seeds 1-4)
 #   DEADLINE  seconds for the whole script (default 540); runs still going are stopped with a checkpoint 20 s before it
-#   LENGTHS   test lengths (default 256,4096,65536,262144,1048576); SAMPLES held-out sequences per length (default 128)
+#   LENGTHS   test lengths (default 256,4096,65536,262144,1048576); SAMPLES held-out sequences per length (default 128);
+#             a run whose options name --lengths or --samples keeps its own
 #   KEEP_RUNS=1  the run folders come back in $OUT/runs.tar.gz; a runs.tar.gz beside this script is unpacked first, and
 #                every run whose folder holds a checkpoint resumes (--resume) instead of starting again
 # Each run's log is $OUT/<name>.log; the summary prints each run's accuracy by length.
@@ -38,7 +39,8 @@ while IFS='|' read -r name opts; do
   ( s=$(date +%s)
     # SIGTERM at the deadline: the trainer writes a checkpoint and stops (a later call resumes it)
     timeout -k 30 $(( $(left) - 20 )) $cli train --task induction-heads --ablation false --transformer false --device cuda \
-      --checkpoint-every 1000 --lengths "${LENGTHS:-256,4096,65536,262144,1048576}" --samples "${SAMPLES:-128}" --json \
+      --checkpoint-every 1000 $([[ "$opts" == *--lengths* ]] || echo "--lengths ${LENGTHS:-256,4096,65536,262144,1048576}") \
+      $([[ "$opts" == *--samples* ]] || echo "--samples ${SAMPLES:-128}") --json \
       --out "$runs/$name" $resume $opts >> "$out/$name.log" 2>&1
     echo "$name: rc $?, $(( $(date +%s) - s )) s wall ${resume:+(resumed)}" >> "$out/$name.log" ) &
 done <<< "$grid"

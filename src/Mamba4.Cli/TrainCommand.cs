@@ -19,13 +19,13 @@ internal static class TrainCommand
         var dtMin = new Option<double>("--dt-min") { Description = "smallest initial Δ (time_step_min; dt_bias is drawn so Δ is log-uniform in [dt-min, dt-max])", DefaultValueFactory = _ => 0.001 };
         var dtMax = new Option<double>("--dt-max") { Description = "largest initial Δ (time_step_max)", DefaultValueFactory = _ => 0.1 };
         var trigger = TriggerOption("where training sequences put the first special token (induction heads): uniform | early (the first 16 positions) | mixed (half each)");
-        var statePassing = new Option<double>("--state-passing") { Description = "share of each batch that starts its SSM scans from the final states of the previous step's sequences (training-time state passing; 0 = off)" };
-        var hold = new Option<double>("--hold") { Description = "induction heads with --state-passing: chance that a continuing row's sequence holds (no special token, no query), so later queries ask for keys written sequences before; from the first evaluation at 99 % on (0 = off)" };
         var ablation = new Option<bool>("--ablation") { Description = "also train the time-invariant twin and compare", DefaultValueFactory = _ => true };
         var modelKind = new Option<string>("--model") { Description = "mamba | transformer (train the GPT twin alone)", DefaultValueFactory = _ => "mamba" };
         var transformer = new Option<bool?>("--transformer") { Description = "also train the GPT twin (same size, data and budget) and compare (default: for induction heads)" };
         var (copying, induction) = (SyntheticTraining.Preset("selective-copying"), SyntheticTraining.Preset("induction-heads"));
         string Defaults<T>(Func<(SyntheticOptions Model, TrainerOptions Trainer), T> f) => $"(default {f(copying)}; induction heads {f(induction)})";
+        var statePassing = new Option<double?>("--state-passing") { Description = $"share of each batch that starts its SSM scans from the final states of the previous step's sequences (training-time state passing; 0 = off) {Defaults(p => p.Model.StatePassing)}" };
+        var hold = new Option<double?>("--hold") { Description = $"induction heads with --state-passing: chance that a continuing row's sequence holds (no special token, no query), so later queries ask for keys written sequences before; from the first evaluation at 99 % on (0 = off) {Defaults(p => p.Model.Hold)}" };
         var steps = new Option<long?>("--steps") { Description = $"optimizer steps {Defaults(p => p.Trainer.Steps)}" };
         var batch = new Option<int?>("--batch") { Description = $"sequences per step {Defaults(p => p.Model.Batch)}" };
         var lr = new Option<float?>("--lr") { Description = $"peak learning rate {Defaults(p => p.Trainer.LearningRate)}" };
@@ -67,12 +67,14 @@ internal static class TrainCommand
             var preset = SyntheticTraining.Preset(parse.GetValue(task)!);
             string kind = parse.GetValue(modelKind)!;
             if (kind is not ("mamba" or "transformer")) throw new ArgumentException($"--model must be mamba or transformer, got '{kind}'");
+            // the preset's state passing and held keys are the Mamba's: the GPT has no state, and no passing means no hold
+            double passing = parse.GetValue(statePassing) ?? (kind == "transformer" ? 0 : preset.Model.StatePassing);
             var model = preset.Model with
             {
                 Length = parse.GetValue(length), DModel = parse.GetValue(dModel), Layers = parse.GetValue(layers),
                 DState = parse.GetValue(dState), Batch = parse.GetValue(batch) ?? preset.Model.Batch, Selective = parse.GetValue(selective),
                 DtMin = parse.GetValue(dtMin), DtMax = parse.GetValue(dtMax), Transformer = kind == "transformer",
-                Trigger = InductionTriggers.Parse(parse.GetValue(trigger)!), StatePassing = parse.GetValue(statePassing), Hold = parse.GetValue(hold),
+                Trigger = InductionTriggers.Parse(parse.GetValue(trigger)!), StatePassing = passing, Hold = parse.GetValue(hold) ?? (passing > 0 ? preset.Model.Hold : 0),
             };
             model.Validate();
             var trainer = preset.Trainer with

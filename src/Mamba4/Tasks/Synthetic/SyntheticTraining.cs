@@ -75,17 +75,20 @@ public static class SyntheticTraining
     /// <summary>
     /// Each task's defaults. Selective copying: the quick start (a few minutes on 2 cores). Induction heads: the Mamba
     /// paper's setting (appendix E.1: length 2^8, vocabulary 16, 2 layers of d_model 64, Adam without weight decay at a
-    /// constant learning rate) on the budget of two CPU cores — see docs/induction-heads.md.
+    /// constant learning rate) on the budget of two CPU cores, trained with state passing and held keys (what makes it
+    /// extrapolate to 2^20) — see docs/induction-heads.md.
     /// </summary>
     public static (SyntheticOptions Model, TrainerOptions Trainer) Preset(string task) => task switch
     {
-        "induction-heads" => (new SyntheticOptions { Task = task, Batch = InductionBatch },
+        "induction-heads" => (new SyntheticOptions { Task = task, Batch = InductionBatch, StatePassing = InductionStatePassing, Hold = InductionHold },
             new TrainerOptions { Steps = InductionSteps, LearningRate = InductionLearningRate, WarmupSteps = 0, MinLearningRateRatio = 1, WeightDecay = 0, EvalEvery = 250 }),
         _ => (new SyntheticOptions { Task = task }, new TrainerOptions { Steps = 2000, LearningRate = 5e-3f, WarmupSteps = 50 }),
     };
 
     private const int InductionBatch = 32;
-    private const long InductionSteps = 3000;
+    private const long InductionSteps = 5000;
+    // Held keys over state passing: the recipe that extrapolates from 2^8 to 2^20 (docs/induction-heads.md, "Held keys").
+    private const double InductionStatePassing = 0.9, InductionHold = 0.75;
     private const float InductionLearningRate = 5e-3f;
 
     /// <summary>
