@@ -29,6 +29,7 @@ if [ "$what" = final ] && [ -n "$anchors" ]; then
   grep generate "$out/model-anchor.jsonl"
 else
   timeout 150 "$tests" -trait "Category=Cuda" -class Mamba4.Tests.CudaModelTests -parallel none 2>&1 | tee -a "$out/gpu-tests.log" | grep -E "FAIL|Assert|rror|Total:|^\s+at Mamba4" | head -40
+  timeout 60 "$tests" -trait "Category=Cuda" -method Mamba4.Tests.CudaKernelTests.CapturedDecodeStepEqualsTheOrdinaryStep -parallel none 2>&1 | tee -a "$out/gpu-tests.log" | grep -E "FAIL|Assert|rror|Total:|^\s+at Mamba4" | head -20
 fi
 MAMBA4_CUDA_BENCH=generation MAMBA4_DEVICE=cuda timeout 200 dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda-model 2>&1 | tee "$out/gpu-bench-generation.log"
 left=$((560 - SECONDS)); echo "elapsed ${SECONDS}s"
