@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine from the checkout root: the fused step's tests, then the GPU tests (final: all of them, beside
 # mamba_ssm's build; quick: the model tests and the captured step), [NCU=1] Nsight Compute over one eager step of each
-# fused path (NCU_KERNELS: a regex of the kernels, NCU_S: its seconds), [final] mamba_ssm's anchor, the generation bench.
-#   scripts/gpu-pack.sh .device && (on the GPU machine) bash .device/gpu-decode.sh quick|final
+# fused path (NCU_KERNELS: a regex of the kernels, NCU_S: its seconds), [final] mamba_ssm's anchor, the generation bench
+# (with the ratios), [measure: the quick tests, the bench while mamba_ssm builds, then its anchor (ratios by hand); the
+# shortest run that times both in one call].
+#   scripts/gpu-pack.sh .device && (on the GPU machine) bash .device/gpu-decode.sh quick|final|measure
 set -uo pipefail
 what=${1:-quick}
 dev=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +16,7 @@ export MAMBA4_SHARED="$dev/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 anchors=$(cd "$dev/../.anchors" 2>/dev/null && pwd)
 tests="$dev/Mamba4.Tests/Mamba4.Tests"
-if [ "$what" = final ] && [ -n "$anchors" ]; then
+if [ "$what" != quick ] && [ -n "$anchors" ]; then
   (ANCHOR_BUILD_ONLY=1 python3 "$anchors/model_anchor.py" > "$out/anchor-build.log" 2>&1) &
   build=$!
 fi
@@ -48,4 +50,9 @@ if [ "$what" = final ] && [ -n "$anchors" ]; then
   grep generate "$out/model-anchor.jsonl"
 fi
 MAMBA4_CUDA_BENCH=generation MAMBA4_DEVICE=cuda timeout 200 dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda-model 2>&1 | tee "$out/gpu-bench-generation.log"
+if [ "$what" = measure ] && [ -n "$anchors" ]; then
+  wait $build
+  python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" || { echo "anchor failed"; tail -5 "$out/model-anchor.err"; }
+  grep generate "$out/model-anchor.jsonl"
+fi
 echo "elapsed ${SECONDS}s"
