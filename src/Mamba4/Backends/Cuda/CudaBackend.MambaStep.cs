@@ -98,8 +98,8 @@ public sealed unsafe partial class CudaBackend
                 int shared = batch * d * sizeof(float);
                 blocks = HeadGrid(kernel, shared, vocab, batch == 1 ? 2 : 1);
                 partials = Allocator.Allocate((long)batch * blocks * 8);
-                nint done = ids is null ? 0 : StepCounter(HeadCounter);
-                finished = done != 0;
+                nint done = StepCounter(HeadCounter);   // made at any eager step, so that a graph captured after one folds the finish too
+                finished = ids is not null && done != 0;
                 LaunchEarly(file, kernel, blocks, GemvThreads, shared,
                     h, normWeight, eps, lmHead, logits, partials.Pointer, done, finished ? ids : null, batch, d, vocab, Vec(lmHead));
             }
