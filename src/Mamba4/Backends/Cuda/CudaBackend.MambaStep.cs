@@ -6,8 +6,8 @@ namespace Mamba4.Backends.Cuda;
 // Kernels/mamba_step.cu: the fused Mamba-1 decoding step (Ops/MambaStep.cs has the math). Up to 8 streams (x̂, u or y
 // of every stream in one block's shared memory) run four kernels a layer — in_proj with the RMSNorm and the conv, x_proj,
 // the scan update with dt_proj, out_proj with the residual — or, with PersistentLayerStep, the four as phases of one
-// persistent kernel (mamba_step_layer, grid-wide barriers between them); then the head with its arg-max partials; each
-// weight read once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
+// persistent kernel (mamba_step_layer, grid-wide barriers between them); then the head (one stream: mamba_step_head1) with
+// the greedy arg-max, finished by its last block; each weight read once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
 // then read once per GEMM) around the conv and scan kernels, and the arg-max over the logits.
 public sealed unsafe partial class CudaBackend
 {

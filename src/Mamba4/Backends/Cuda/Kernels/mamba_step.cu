@@ -6,8 +6,9 @@
 //   3. scan:     16 lanes per (stream, channel): Δ = softplus(dbc[:r]·W_dt[c] + b_dt), h_s = e^{ΔA_s} h_s + Δ B_s u,
 //                y = (Σ_s C_s h_s + D u)·silu(z); lane 0 shifts the conv state (kernel 1 only reads it)
 //   4. out_proj: h' = h + y·W_outᵀ (+ b), one warp per row
-// The head: x̂ = RMSNorm(h)·w_f, logits = x̂·W_headᵀ, each block's arg-max per stream (head_step), then the arg-max
-// of the blocks' (argmax_finish: −1 for a stream whose logits hold NaN or ±∞, so the host can name the bad logit).
+// The head: x̂ = RMSNorm(h)·w_f, logits = x̂·W_headᵀ, each block's arg-max per stream, then the arg-max of the blocks'
+// (finish_arg_max: −1 for a stream whose logits hold NaN or ±∞, so the host can name the bad logit), by the head's last
+// block to finish (mamba_step_head, and mamba_step_head1 for one stream) or, beyond 8 streams, mamba_step_arg_max_finish.
 // Weights are F32, BF16 or F16 (KIND 0, 1, 2), read 16 bytes at a time where the rows allow (row length a multiple
 // of 8, 16-byte aligned: `vec`) and widened in registers; activations, the state and every sum are F32.
 // Every kernel is launched with programmatic dependent launch where the GPU has it (sm_90, CudaBackend.LaunchEarly): it
@@ -16,7 +17,7 @@
 // mamba_step_layer runs the four as phases of one persistent kernel (every block resident at once, grid_barrier between
 // phases), with the weights of phases 2–4 asked into L2 while phase 1 streams W_in (CudaBackend.PersistentLayerStep; off
 // by default: slower than the four kernels so far, see docs/cuda-kernel-notes.md).
-// Kernels 1, 2, 4 and head_step take at most MAX_ROWS streams (x̂, u or y of all of them in shared memory); larger
+// Kernels 1, 2, 4 and the head take at most MAX_ROWS streams (x̂, u or y of all of them in shared memory); larger
 // batches use cuBLAS for those products and conv_step for u (CudaBackend.MambaStep.cs).
 
 #define MAX_ROWS 8
