@@ -22,7 +22,8 @@
 
 #define MAX_ROWS 8
 #define UNITS 6      // 8-weight units in flight per lane (e = 1536: one pass)
-#define IN_UNITS 3   // in_proj's (d = 768: one pass; the registers of 6 would leave 130M's 768 blocks 1.16 waves)
+#define IN_UNITS 3   // in_proj's (d = 768: one pass); with __launch_bounds__(128, 6), 80 registers: 130M's 768 blocks
+                     // in one wave (6 units took 96 registers: 5 blocks a multiprocessor, 1.16 waves)
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h)
 {
@@ -524,6 +525,7 @@ template <int KIND, int R, int UH> __device__ __forceinline__ void load_rows(con
 // across the warp, so a warp has a load in flight nearly all the time (R = 2 at one stream: 6 units of 16 bytes a lane
 // at d = 768; the 8-stream instance keeps R = 1, its accumulators already take the registers). The host launches no more
 // blocks than are resident at once, so the RMSNorm is done once a block. Rows longer than 32·UH units take several passes.
+// mamba_step_head1's __launch_bounds__ cap it at 80 registers F32 (6 blocks of 128 threads a multiprocessor), 64 BF16/F16 (8).
 template <int KIND, int NB> __device__ void head(const float* h, const float* normW, float eps, const void* w, float* logits,
     int2* partials, unsigned* done, i64* ids, int batch, int d, int rows, int vec)
 {
