@@ -195,11 +195,17 @@ public static class CudaModelBench
         }
         Backend.Configure(settings);
         gpu.PersistentLayerStep = false;
-        foreach (var kernel in new[] { Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepLayerF32, Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepLayerBf16 })
+        // registers and residency at batch 1 (shared memory: the layer kernel batch·max(d, e) floats, the others batch·d)
+        foreach (var (kernel, threads, shared) in new[]
+        {
+            (Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepLayerF32, 256, 1536 * sizeof(float)), (Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepLayerBf16, 256, 1536 * sizeof(float)),
+            (Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepInProjF32, 128, 768 * sizeof(float)), (Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepInProjBf16, 128, 768 * sizeof(float)),
+            (Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepHead1F32, 128, 768 * sizeof(float)), (Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepHead1Bf16, 128, 768 * sizeof(float)),
+        })
         {
             var (registers, local) = gpu.KernelResources(Mamba4.Backends.Cuda.Kernels.MambaStep.File, kernel);
-            int resident = gpu.BlocksPerMultiprocessor(Mamba4.Backends.Cuda.Kernels.MambaStep.File, kernel, 256, 768 * sizeof(float) * 2);
-            Console.WriteLine($"{kernel}: {registers} registers, {local} B local a thread; {resident} blocks of 256 threads a multiprocessor ({gpu.Multiprocessors} multiprocessors)");
+            int resident = gpu.BlocksPerMultiprocessor(Mamba4.Backends.Cuda.Kernels.MambaStep.File, kernel, threads, shared);
+            Console.WriteLine($"{kernel}: {registers} registers, {local} B local a thread; {resident} blocks of {threads} threads a multiprocessor ({gpu.Multiprocessors} multiprocessors)");
         }
     }
 

@@ -6,8 +6,8 @@ namespace Mamba4.Backends.Cuda;
 // Kernels/mamba_step.cu: the fused Mamba-1 decoding step (Ops/MambaStep.cs has the math). Up to 8 streams (x̂, u or y
 // of every stream in one block's shared memory) run four kernels a layer — in_proj with the RMSNorm and the conv, x_proj,
 // the scan update with dt_proj, out_proj with the residual — or, with PersistentLayerStep, the four as phases of one
-// persistent kernel (mamba_step_layer, grid-wide barriers between them); then the head with its arg-max partials; each
-// weight read once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
+// persistent kernel (mamba_step_layer, grid-wide barriers between them); then the head (one stream: mamba_step_head1) with
+// the greedy arg-max, finished by its last block; each weight read once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
 // then read once per GEMM) around the conv and scan kernels, and the arg-max over the logits.
 public sealed unsafe partial class CudaBackend
 {
@@ -23,8 +23,10 @@ public sealed unsafe partial class CudaBackend
     /// launch, which refuses such a grid, would be the safe form before it could be a default.</summary>
     internal bool PersistentLayerStep { get; set; }
 
-    /// <summary>The grid barrier's counter of mamba_step_layer (one word, zero between barriers; see grid_barrier).</summary>
-    private Storage? _gridBarrier;
+    /// <summary>Two words, each zero between launches: mamba_step_layer's grid barrier (grid_barrier) and the head's count of
+    /// finished blocks (last_block).</summary>
+    private Storage? _stepCounters;
+    private const int GridBarrierCounter = 0, HeadCounter = 1;
 
     public void MambaLayerStep(Tensor h, in MambaStepWeights w, Tensor convState, Tensor ssmState, Tensor output, Tensor? prefetch)
     {
@@ -41,7 +43,7 @@ public sealed unsafe partial class CudaBackend
         {
             LaunchEarly(file, layer, layerGrid, LayerThreads, layerShared,
                 h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, w.XProj, dbc,
-                w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, w.OutProj, w.OutProjBias, output, GridBarrier(), prefetch, prefetch?.ByteLength ?? 0L,
+                w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, w.OutProj, w.OutProjBias, output, StepCounter(GridBarrierCounter), prefetch, prefetch?.ByteLength ?? 0L,
                 batch, d, e, k, r, n, Vec(w.InProj), Vec(w.XProj), Vec(w.OutProj));
             return;
         }
@@ -84,15 +86,22 @@ public sealed unsafe partial class CudaBackend
         if (batch == 0) return;
         const string file = Kernels.MambaStep.File;
         uint blocks;
+        bool finished = false;   // the head's last block wrote the ids
         Storage? partials = null;
         try
         {
             if (Fits(batch, d))
             {
-                blocks = GemvGrid(vocab);
+                string kernel = batch == 1
+                    ? StepKernel(lmHead, Kernels.MambaStep.MambaStepHead1F32, Kernels.MambaStep.MambaStepHead1Bf16, Kernels.MambaStep.MambaStepHead1F16)
+                    : StepKernel(lmHead, Kernels.MambaStep.MambaStepHeadF32, Kernels.MambaStep.MambaStepHeadBf16, Kernels.MambaStep.MambaStepHeadF16);
+                int shared = batch * d * sizeof(float);
+                blocks = HeadGrid(kernel, shared, vocab, batch == 1 ? 2 : 1);
                 partials = Allocator.Allocate((long)batch * blocks * 8);
-                LaunchEarly(file, StepKernel(lmHead, Kernels.MambaStep.MambaStepHeadF32, Kernels.MambaStep.MambaStepHeadBf16, Kernels.MambaStep.MambaStepHeadF16),
-                    blocks, GemvThreads, batch * d * sizeof(float), h, normWeight, eps, lmHead, logits, partials.Pointer, batch, d, vocab, Vec(lmHead));
+                nint done = StepCounter(HeadCounter);   // made at any eager step, so that a graph captured after one folds the finish too
+                finished = ids is not null && done != 0;
+                LaunchEarly(file, kernel, blocks, GemvThreads, shared,
+                    h, normWeight, eps, lmHead, logits, partials.Pointer, done, finished ? ids : null, batch, d, vocab, Vec(lmHead));
             }
             else
             {
@@ -107,10 +116,19 @@ public sealed unsafe partial class CudaBackend
                 partials = Allocator.Allocate((long)batch * blocks * 8);
                 LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxPartials, new Dim3(blocks, (uint)batch), 256, 0, logits, partials.Pointer, vocab);
             }
-            if (ids is not null)
+            if (ids is not null && !finished)
                 LaunchEarly(file, Kernels.MambaStep.MambaStepArgMaxFinish, batch, 512, 0, partials.Pointer, (int)blocks, ids);
         }
         finally { partials?.Release(); }
+    }
+
+    /// <summary>Blocks of the fused head: no more than are resident at once (each block normalises h once, then its warps
+    /// stream rows), and no more than give each warp <paramref name="rowsInFlight"/> rows.</summary>
+    private uint HeadGrid(string kernel, int shared, int rows, int rowsInFlight)
+    {
+        long resident = (long)Multiprocessors * BlocksPerMultiprocessor(Kernels.MambaStep.File, kernel, GemvThreads, shared);
+        long perBlock = GemvThreads / 32 * rowsInFlight;
+        return (uint)Math.Clamp((rows + perBlock - 1) / perBlock, 1, Math.Max(1, resident));
     }
 
     /// <summary>mamba_step_layer of the projections' kind, or null when they differ in kind, <see cref="PersistentLayerStep"/>
@@ -118,7 +136,7 @@ public sealed unsafe partial class CudaBackend
     private string? LayerKernel(in MambaStepWeights w)
     {
         var kind = w.InProj.DType;
-        if (!PersistentLayerStep || (_gridBarrier is null && IsCapturing) || w.XProj.DType != kind || w.DtProj.DType != kind || w.OutProj.DType != kind) return null;
+        if (!PersistentLayerStep || (_stepCounters is null && IsCapturing) || w.XProj.DType != kind || w.DtProj.DType != kind || w.OutProj.DType != kind) return null;
         return StepKernel(w.InProj, Kernels.MambaStep.MambaStepLayerF32, Kernels.MambaStep.MambaStepLayerBf16, Kernels.MambaStep.MambaStepLayerF16);
     }
 
@@ -131,15 +149,18 @@ public sealed unsafe partial class CudaBackend
         return resident < 1 ? 0u : (uint)Math.Clamp((rows + LayerThreads / 32 - 1) / (LayerThreads / 32), 1, resident);
     }
 
-    /// <summary>The counter of the grid barrier, made and zeroed at the first eager layer step (kept for the backend's life).</summary>
-    private nint GridBarrier()
+    /// <summary>The address of counter <paramref name="index"/> (<see cref="GridBarrierCounter"/>, <see cref="HeadCounter"/>),
+    /// the counters made and zeroed at the first eager use (kept for the backend's life: each kernel sets its counter back
+    /// to 0); 0 while a graph is captured before that (the caller then runs without it).</summary>
+    private nint StepCounter(int index)
     {
-        if (_gridBarrier is null)
+        if (_stepCounters is null)
         {
-            _gridBarrier = Allocator.Allocate(sizeof(uint));
-            CudaDriver.Check(CudaDriver.cuMemsetD32Async((ulong)_gridBarrier.Pointer, 0, 1, Stream), "cuMemsetD32Async");
+            if (IsCapturing) return 0;
+            _stepCounters = Allocator.Allocate(2 * sizeof(uint));
+            CudaDriver.Check(CudaDriver.cuMemsetD32Async((ulong)_stepCounters.Pointer, 0, 2, Stream), "cuMemsetD32Async");
         }
-        return _gridBarrier.Pointer;
+        return _stepCounters.Pointer + index * sizeof(uint);
     }
 
     /// <summary>Whether <paramref name="batch"/> rows of <paramref name="width"/> floats go through the fused GEMV kernels:

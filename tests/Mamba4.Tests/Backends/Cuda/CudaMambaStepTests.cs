@@ -107,8 +107,64 @@ public class CudaMambaStepTests
         }
     }
 
+    /// <summary>The head at a width of two passes a row (1,040 = 130 units of 8 weights; a lane loads 96 units a pass) and a
+    /// vocabulary of many blocks, each warp several groups of rows: the logits against a float64 loop written here, and
+    /// a maximum tied between two rows in different blocks (stream b: rows 100 + b and 5000 + b hold the same weights,
+    /// 0.05·h_b) taken at the lower one, by the single-stream and the 8-stream kernels, twice (the count of finished
+    /// blocks starts again at 0).</summary>
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(1, true)]
+    [InlineData(3, false)]
+    [InlineData(3, true)]
+    public void HeadStepOverManyBlocksTakesTheLowestOfTiedMaxima(int batch, bool bf16)
+    {
+        _ = Gpu;
+        const int d = 1040, vocab = 6007;
+        using var scope = new TensorScope();
+        using var noGrad = GradMode.NoGrad();
+        var h = MambaStepTests.RandomHidden(batch, d, 3);
+        var head = MambaStepTests.RandomHidden(vocab, d, 4);
+        var hv = h.AsSpan<float>();
+        var w = head.AsSpan<float>();
+        for (int i = 0; i < w.Length; i++) w[i] *= 0.05f;
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < d; i++) w[(100 + b) * d + i] = w[(5000 + b) * d + i] = 0.05f * hv[b * d + i];
+        if (bf16) head = head.To(DType.BF16);
+        var seen = head.To(DType.F32).ToFloatArray();   // the weights as the kernel reads them (BF16: rounded)
+        var expected = new float[batch * vocab];
+        for (int b = 0; b < batch; b++)
+        {
+            double ss = 0;
+            for (int i = 0; i < d; i++) ss += (double)hv[b * d + i] * hv[b * d + i];
+            double r = 1 / Math.Sqrt(ss / d + 1e-5);
+            for (int row = 0; row < vocab; row++)
+            {
+                double dot = 0;
+                for (int i = 0; i < d; i++) dot += hv[b * d + i] * r * seen[(long)row * d + i];
+                expected[b * vocab + row] = (float)dot;
+            }
+        }
+        var gpuHead = head.To(Cuda);
+        for (int round = 0; round < 2; round++)
+        {
+            var ids = Tensor.From(Enumerable.Repeat(-7L, batch).ToArray(), batch).To(Cuda);
+            var logits = F.MambaHeadStep(h.To(Cuda), Tensor.Ones(new Shape(d), Cuda), 1e-5f, gpuHead, ids);
+            Close(Tensor.From(expected, batch, vocab), logits, 1e-5, "logits");
+            var got = logits.ToFloatArray();
+            var chosen = ids.ToInt64Array();
+            for (int b = 0; b < batch; b++)
+            {
+                Assert.Equal(got[b * vocab + 100 + b], got[b * vocab + 5000 + b]);   // a tie, bit for bit
+                Assert.Equal(100 + b, chosen[b]);
+                Assert.Equal(Generator.ArgMax(got.AsSpan(b * vocab, vocab)), chosen[b]);
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1)]
+    [InlineData(3)]
     [InlineData(13)]
     public void HeadStepMarksARowWithANonFiniteLogit(int batch)
     {
@@ -155,33 +211,39 @@ public class CudaMambaStepTests
     }
 
     [Theory]
-    [InlineData(false)]   // four kernels a layer
-    [InlineData(true)]    // one persistent kernel a layer (its grid barriers replayed by the graph)
-    public void GreedyGraphFeedsItsArgMaxBackAndMatchesTheHostArgMax(bool persistent)
+    [InlineData(1, false, false)]   // four kernels a layer; the single-stream head
+    [InlineData(1, true, false)]    // one persistent kernel a layer (its grid barriers replayed by the graph)
+    [InlineData(3, false, false)]   // the 8-stream head
+    [InlineData(1, false, true)]    // BF16 weights
+    [InlineData(3, false, true)]
+    public void GreedyGraphFeedsItsArgMaxBackAndMatchesTheHostArgMax(int batch, bool persistent, bool bf16)
     {
         var gpu = Gpu;
         gpu.PersistentLayerStep = persistent;
         using var restore = new Restore(() => gpu.PersistentLayerStep = false);
-        var (model, state) = MambaStepTests.RandomModel(64, 1, 6, Cuda);
-        var plain = MambaStepTests.RandomState(model, 1, 6);
+        var (model, state) = MambaStepTests.RandomModel(64, batch, 6, Cuda);
+        if (bf16) Narrow(model);
+        var plain = MambaStepTests.RandomState(model, batch, 6);
         using (model)
         using (state)
         using (plain)
         using (GradMode.NoGrad())
         {
-            using (new TensorScope()) model.Step(Tensor.From([5L], 1), state);
-            using (new TensorScope()) model.Step(Tensor.From([5L], 1), plain);
-            using var graph = StepGraph.TryCreate(model, state, 1);
+            var first = Enumerable.Range(0, batch).Select(b => 5L + b).ToArray();
+            using (new TensorScope()) model.Step(Tensor.From(first, batch), state);
+            using (new TensorScope()) model.Step(Tensor.From(first, batch), plain);
+            using var graph = StepGraph.TryCreate(model, state, batch);
             Assert.NotNull(graph);
             Assert.True(graph!.GreedyOnDevice);
-            long next = 9;
+            var next = Enumerable.Range(0, batch).Select(b => 9L + 7 * b).ToArray();
             for (int t = 0; t < 20; t++)
             {
                 using var scope = new TensorScope();
-                var expected = Generator.ArgMax(model.Step(Tensor.From([next], 1), plain).ToFloatArray());
-                long chosen = graph.StepGreedy([next])[0];
-                Assert.Equal(expected, chosen);
-                next = chosen;
+                var logits = model.Step(Tensor.From(next, batch), plain).ToFloatArray();
+                int vocab = logits.Length / batch;
+                var chosen = graph.StepGreedy(next);
+                for (int b = 0; b < batch; b++) Assert.Equal(Generator.ArgMax(logits.AsSpan(b * vocab, vocab)), chosen[b]);
+                next = chosen.ToArray();
             }
         }
     }

@@ -6,8 +6,9 @@
 //   3. scan:     16 lanes per (stream, channel): Δ = softplus(dbc[:r]·W_dt[c] + b_dt), h_s = e^{ΔA_s} h_s + Δ B_s u,
 //                y = (Σ_s C_s h_s + D u)·silu(z); lane 0 shifts the conv state (kernel 1 only reads it)
 //   4. out_proj: h' = h + y·W_outᵀ (+ b), one warp per row
-// The head: x̂ = RMSNorm(h)·w_f, logits = x̂·W_headᵀ, each block's arg-max per stream (head_step), then the arg-max
-// of the blocks' (argmax_finish: −1 for a stream whose logits hold NaN or ±∞, so the host can name the bad logit).
+// The head: x̂ = RMSNorm(h)·w_f, logits = x̂·W_headᵀ, each block's arg-max per stream, then the arg-max of the blocks'
+// (finish_arg_max: −1 for a stream whose logits hold NaN or ±∞, so the host can name the bad logit), by the head's last
+// block to finish (mamba_step_head, and mamba_step_head1 for one stream) or, beyond 8 streams, mamba_step_arg_max_finish.
 // Weights are F32, BF16 or F16 (KIND 0, 1, 2), read 16 bytes at a time where the rows allow (row length a multiple
 // of 8, 16-byte aligned: `vec`) and widened in registers; activations, the state and every sum are F32.
 // Every kernel is launched with programmatic dependent launch where the GPU has it (sm_90, CudaBackend.LaunchEarly): it
@@ -16,11 +17,13 @@
 // mamba_step_layer runs the four as phases of one persistent kernel (every block resident at once, grid_barrier between
 // phases), with the weights of phases 2–4 asked into L2 while phase 1 streams W_in (CudaBackend.PersistentLayerStep; off
 // by default: slower than the four kernels so far, see docs/cuda-kernel-notes.md).
-// Kernels 1, 2, 4 and head_step take at most MAX_ROWS streams (x̂, u or y of all of them in shared memory); larger
+// Kernels 1, 2, 4 and the head take at most MAX_ROWS streams (x̂, u or y of all of them in shared memory); larger
 // batches use cuBLAS for those products and conv_step for u (CudaBackend.MambaStep.cs).
 
 #define MAX_ROWS 8
-#define UNITS 6   // 8-weight units in flight per lane (e = 1536: one pass)
+#define UNITS 6      // 8-weight units in flight per lane (e = 1536: one pass)
+#define IN_UNITS 3   // in_proj's (d = 768: one pass); with __launch_bounds__(128, 6), 80 registers: 130M's 768 blocks
+                     // in one wave (6 units took 96 registers: 5 blocks a multiprocessor, 1.16 waves)
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h)
 {
@@ -40,19 +43,28 @@ template <int KIND> __device__ __forceinline__ float load_w(const void* w, i64 i
     return narrow_to_f32<KIND>(__ldg((const unsigned short*)w + i));
 }
 
-// Weights i .. i+7 (i a multiple of 8, the row 16-byte aligned) widened to F32.
-template <int KIND> __device__ __forceinline__ void load_w8(const void* w, i64 i, float v[8])
+// 8 weights as loaded (F32: two 16-byte words; BF16, F16: one), widened to F32 only where they are multiplied, so that
+// weights kept in flight across a loop take 4 registers a unit in BF16, not 8.
+template <int KIND> struct Raw8 { uint4 q[KIND == 0 ? 2 : 1]; };
+
+// Weights i .. i+7 (i a multiple of 8, the row 16-byte aligned), as loaded.
+template <int KIND> __device__ __forceinline__ void load_raw8(const void* w, i64 i, Raw8<KIND>& r)
 {
-    if (KIND == 0)
+    const uint4* p = (const uint4*)((const char*)w + i * (KIND == 0 ? 4 : 2));
+    r.q[0] = __ldg(p);
+    if constexpr (KIND == 0) r.q[1] = __ldg(p + 1);
+}
+
+template <int KIND> __device__ __forceinline__ void widen8(const Raw8<KIND>& r, float v[8])
+{
+    if constexpr (KIND == 0)
     {
-        const float4* p = (const float4*)((const float*)w + i);
-        float4 a = __ldg(p), b = __ldg(p + 1);
-        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+        v[0] = __uint_as_float(r.q[0].x); v[1] = __uint_as_float(r.q[0].y); v[2] = __uint_as_float(r.q[0].z); v[3] = __uint_as_float(r.q[0].w);
+        v[4] = __uint_as_float(r.q[1].x); v[5] = __uint_as_float(r.q[1].y); v[6] = __uint_as_float(r.q[1].z); v[7] = __uint_as_float(r.q[1].w);
     }
     else
     {
-        uint4 q = __ldg((const uint4*)((const unsigned short*)w + i));
-        unsigned u[4] = { q.x, q.y, q.z, q.w };
+        unsigned u[4] = { r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w };
 #pragma unroll
         for (int k = 0; k < 4; k++)
         {
@@ -60,6 +72,23 @@ template <int KIND> __device__ __forceinline__ void load_w8(const void* w, i64 i
             v[2 * k + 1] = narrow_to_f32<KIND>((unsigned short)(u[k] >> 16));
         }
     }
+}
+
+// Weights i .. i+7 widened to F32.
+template <int KIND> __device__ __forceinline__ void load_w8(const void* w, i64 i, float v[8])
+{
+    Raw8<KIND> r;
+    load_raw8<KIND>(w, i, r);
+    widen8<KIND>(r, v);
+}
+
+// s + Σ_k v[k]·x[k] over 8 values, x 16-byte aligned (shared memory).
+__device__ __forceinline__ float fma8(const float v[8], const float* x, float s)
+{
+    float4 x0 = ((const float4*)x)[0], x1 = ((const float4*)x)[1];
+    s = fmaf(v[0], x0.x, s); s = fmaf(v[1], x0.y, s); s = fmaf(v[2], x0.z, s); s = fmaf(v[3], x0.w, s);
+    s = fmaf(v[4], x1.x, s); s = fmaf(v[5], x1.y, s); s = fmaf(v[6], x1.z, s); s = fmaf(v[7], x1.w, s);
+    return s;
 }
 
 // Programmatic dependent launch (sm_90): let the next kernel start, and wait for the previous one's writes.
@@ -76,12 +105,12 @@ __device__ __forceinline__ void grid_wait()
 #endif
 }
 
-// The first UNITS·32 units of 8 weights of a row, lane l taking units l, l + 32, … (16-byte loads; `vec` rows only).
-template <int KIND> __device__ __forceinline__ void load_units(const void* w, i64 row, int K, int u0, float v[UNITS][8])
+// The first U·32 units of 8 weights of a row, lane l taking units l, l + 32, … (16-byte loads; `vec` rows only).
+template <int KIND, int U> __device__ __forceinline__ void load_units(const void* w, i64 row, int K, int u0, float v[U][8])
 {
     int lane = threadIdx.x & 31, units = K >> 3;
 #pragma unroll
-    for (int q = 0; q < UNITS; q++)
+    for (int q = 0; q < U; q++)
     {
         int u = u0 + lane + 32 * q;
         if (u < units) load_w8<KIND>(w, row * K + (i64)u * 8, v[q]);
@@ -89,10 +118,10 @@ template <int KIND> __device__ __forceinline__ void load_units(const void* w, i6
 }
 
 // acc[b] = Σ_i W[row, i]·xs[b·K + i] for the nb ≤ MAX_ROWS streams of xs (shared memory), the whole warp cooperating;
-// every lane gets the sums. Up to UNITS 16-byte loads per lane are issued before the first multiply; with `preloaded`
-// the first UNITS·32 units are already in v (load_units, issued before grid_wait).
-template <int KIND> __device__ __forceinline__ void warp_dot(const void* w, i64 row, int K, int vec, const float* xs, int nb,
-    float acc[MAX_ROWS], float v[UNITS][8], bool preloaded)
+// every lane gets the sums. Up to U 16-byte loads per lane are issued before the first multiply; with `preloaded`
+// the first U·32 units are already in v (load_units, issued before grid_wait).
+template <int KIND, int U> __device__ __forceinline__ void warp_dot(const void* w, i64 row, int K, int vec, const float* xs, int nb,
+    float acc[MAX_ROWS], float v[U][8], bool preloaded)
 {
     int lane = threadIdx.x & 31;
 #pragma unroll
@@ -100,11 +129,11 @@ template <int KIND> __device__ __forceinline__ void warp_dot(const void* w, i64 
     if (vec)
     {
         int units = K >> 3;
-        for (int u0 = 0; u0 < units; u0 += 32 * UNITS)
+        for (int u0 = 0; u0 < units; u0 += 32 * U)
         {
-            if (!(preloaded && u0 == 0)) load_units<KIND>(w, row, K, u0, v);
+            if (!(preloaded && u0 == 0)) load_units<KIND, U>(w, row, K, u0, v);
 #pragma unroll
-            for (int q = 0; q < UNITS; q++)
+            for (int q = 0; q < U; q++)
             {
                 int u = u0 + lane + 32 * q;
                 if (u >= units) continue;
@@ -112,12 +141,7 @@ template <int KIND> __device__ __forceinline__ void warp_dot(const void* w, i64 
                 for (int b = 0; b < MAX_ROWS; b++)
                 {
                     if (b >= nb) break;
-                    const float4* x4 = (const float4*)(xs + b * K + u * 8);
-                    float4 x0 = x4[0], x1 = x4[1];
-                    float s = acc[b];
-                    s = fmaf(v[q][0], x0.x, s); s = fmaf(v[q][1], x0.y, s); s = fmaf(v[q][2], x0.z, s); s = fmaf(v[q][3], x0.w, s);
-                    s = fmaf(v[q][4], x1.x, s); s = fmaf(v[q][5], x1.y, s); s = fmaf(v[q][6], x1.z, s); s = fmaf(v[q][7], x1.w, s);
-                    acc[b] = s;
+                    acc[b] = fma8(v[q], xs + b * K + u * 8, acc[b]);
                 }
             }
         }
@@ -139,11 +163,11 @@ __device__ __forceinline__ int warp_count() { return gridDim.x * (blockDim.x >> 
 
 // The first weights of this warp's first row (warp_index()) into v, issued before waiting for earlier work (nothing
 // writes weights); whether it did (rows read 16 bytes at a time only).
-template <int KIND> __device__ __forceinline__ bool preload(const void* w, int rows, int K, int vec, float v[UNITS][8])
+template <int KIND, int U> __device__ __forceinline__ bool preload(const void* w, int rows, int K, int vec, float v[U][8])
 {
     int row = warp_index();
     bool pre = vec && row < rows;
-    if (pre) load_units<KIND>(w, row, K, 0, v);
+    if (pre) load_units<KIND, U>(w, row, K, 0, v);
     return pre;
 }
 
@@ -213,16 +237,16 @@ __device__ __forceinline__ float conv_silu(const float* convState, const float* 
 // for c < e. Dynamic shared memory: batch·d floats.
 // v, pre: preload's of (w, rows, d); the caller has waited for h. (v lives in the caller's registers: these phases are
 // inlined, so that no array goes to local memory.)
-template <int KIND> __device__ __forceinline__ void in_proj(const float* h, const float* normW, float eps, const void* w, const float* bias,
+template <int KIND, int U> __device__ __forceinline__ void in_proj(const float* h, const float* normW, float eps, const void* w, const float* bias,
     const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec,
-    float v[UNITS][8], bool pre)
+    float v[U][8], bool pre)
 {
     extern __shared__ __align__(16) float xs[];
     rms_norm_rows(h, normW, eps, xs, batch, d);
     for (int row = warp_index(); row < rows; row += warp_count(), pre = false)
     {
         float acc[MAX_ROWS];
-        warp_dot<KIND>(w, row, d, vec, xs, batch, acc, v, pre);
+        warp_dot<KIND, U>(w, row, d, vec, xs, batch, acc, v, pre);
         int lane = threadIdx.x & 31, e = rows >> 1;
 #pragma unroll
         for (int b = 0; b < MAX_ROWS; b++)
@@ -244,7 +268,7 @@ template <int KIND> __device__ __forceinline__ void x_proj(const float* u, const
     for (int row = warp_index(); row < rows; row += warp_count(), pre = false)
     {
         float acc[MAX_ROWS];
-        warp_dot<KIND>(w, row, e, vec, xs, batch, acc, v, pre);
+        warp_dot<KIND, UNITS>(w, row, e, vec, xs, batch, acc, v, pre);
         if ((threadIdx.x & 31) == 0)
             for (int b = 0; b < batch; b++) dbc[(i64)b * rows + row] = acc[b];
     }
@@ -351,16 +375,16 @@ template <int KIND> __device__ __forceinline__ void out_proj(const float* y, con
     for (int row = warp_index(); row < d; row += warp_count(), pre = false)
     {
         float acc[MAX_ROWS];
-        warp_dot<KIND>(w, row, e, vec, xs, batch, acc, v, pre);
+        warp_dot<KIND, UNITS>(w, row, e, vec, xs, batch, acc, v, pre);
         if ((threadIdx.x & 31) == 0)
             for (int b = 0; b < batch; b++) out[(i64)b * d + row] = h[(i64)b * d + row] + acc[b] + (bias ? bias[row] : 0.f);
     }
 }
 
 // One GEMV kernel: its first weights loaded before the wait.
-#define GEMV_KERNEL_PROLOGUE(KIND, W, ROWS, K, VEC) \
-    float v[UNITS][8]; \
-    bool pre = preload<KIND>(W, ROWS, K, VEC, v); \
+#define GEMV_KERNEL_PROLOGUE(KIND, U, W, ROWS, K, VEC) \
+    float v[U][8]; \
+    bool pre = preload<KIND, U>(W, ROWS, K, VEC, v); \
     grid_launch_dependents(); \
     grid_wait();
 
@@ -377,13 +401,13 @@ template <int KIND> __device__ __forceinline__ void layer(const float* h, const 
 {
     int xRows = r + 2 * n, size = KIND == 0 ? 4 : 2;
     float v[UNITS][8];
-    bool pre = preload<KIND>(inW, 2 * e, d, vecIn, v);
+    bool pre = preload<KIND, UNITS>(inW, 2 * e, d, vecIn, v);
     prefetch_l2(xW, (i64)xRows * e * size);
     prefetch_l2(dtW, (i64)e * r * size);
     prefetch_l2(outW, (i64)d * e * size);
     grid_wait();
-    in_proj<KIND>(h, normW, eps, inW, inBias, convState, convW, convB, xz, u, batch, d, 2 * e, K, vecIn, v, pre);
-    pre = preload<KIND>(xW, xRows, e, vecX, v);
+    in_proj<KIND, UNITS>(h, normW, eps, inW, inBias, convState, convW, convB, xz, u, batch, d, 2 * e, K, vecIn, v, pre);
+    pre = preload<KIND, UNITS>(xW, xRows, e, vecX, v);
     grid_barrier(barrier);
     prefetch_l2(next, nextBytes);   // the next layer's W_in, while phases 2–4 read L2
     x_proj<KIND>(u, xW, dbc, batch, e, xRows, vecX, v, pre);
@@ -396,7 +420,7 @@ template <int KIND> __device__ __forceinline__ void layer(const float* h, const 
         if (g != g0) scan_weights<KIND>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & 15, wd, a);
         scan_group<KIND>(g, xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, e, K, r, n, wd, a);
     }
-    pre = preload<KIND>(outW, d, e, vecOut, v);
+    pre = preload<KIND, UNITS>(outW, d, e, vecOut, v);
     grid_barrier(barrier);
     grid_launch_dependents();
     out_proj<KIND>(y, outW, outBias, h, out, batch, e, d, vecOut, v, pre);
@@ -410,14 +434,16 @@ __device__ __forceinline__ void arg_max_merge(float& v, int& i, float v2, int i2
 
 // The block's arg-max per stream from each warp's (value, index) (and the first non-finite logit it saw), written to
 // partials[b·gridDim.x + block] as (value bits, index), index −1 − (bad logit) when one was not finite.
-__device__ void block_arg_max(float best[MAX_ROWS], int bestAt[MAX_ROWS], int bad[MAX_ROWS], int nb, int2* partials)
+template <int NB> __device__ void block_arg_max(const float best[NB], const int bestAt[NB], const int bad[NB], int nb, int2* partials)
 {
-    __shared__ float sv[32][MAX_ROWS];
-    __shared__ int si[32][MAX_ROWS], sb[32][MAX_ROWS];
+    __shared__ float sv[32][NB];
+    __shared__ int si[32][NB], sb[32][NB];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     __syncthreads();
     if (lane == 0)
-        for (int b = 0; b < nb; b++) { sv[warp][b] = best[b]; si[warp][b] = bestAt[b]; sb[warp][b] = bad[b]; }
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+            if (b < nb) { sv[warp][b] = best[b]; si[warp][b] = bestAt[b]; sb[warp][b] = bad[b]; }
     __syncthreads();
     if ((int)threadIdx.x < nb)
     {
@@ -429,49 +455,171 @@ __device__ void block_arg_max(float best[MAX_ROWS], int bestAt[MAX_ROWS], int ba
     }
 }
 
-// Head: logits[b, row] = x̂_b·W[row], x̂ = RMSNorm(h)·norm_w; rows = vocab; each block's arg-max per stream.
-template <int KIND> __device__ void head(const float* h, const float* normW, float eps, const void* w, float* logits,
-    int2* partials, int batch, int d, int rows, int vec)
+// *id = the arg-max of one stream over its blocks' partials (the whole block: a few loads a thread, then the block's
+// reduction); −1 when a logit was not finite. The partials are read from L2 (__ldcg): other blocks of the same grid may
+// have just written them (head's last block).
+__device__ void finish_arg_max(const int2* partials, int blocks, i64* id)
 {
+    __shared__ float sv[32];
+    __shared__ int si[32], sb[32];
+    float best = NEG_INF;
+    int at = 0x7fffffff, bad = 0;
+    for (int k = threadIdx.x; k < blocks; k += blockDim.x)
+    {
+        int2 p = __ldcg(partials + k);
+        if (p.y < 0) bad = 1;
+        else arg_max_merge(best, at, __int_as_float(p.x), p.y);
+    }
+    for (int o = 16; o > 0; o >>= 1)
+    {
+        float v2 = __shfl_xor_sync(FULL_MASK, best, o);
+        int i2 = __shfl_xor_sync(FULL_MASK, at, o);
+        arg_max_merge(best, at, v2, i2);
+        bad |= __shfl_xor_sync(FULL_MASK, bad, o);
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();   // an earlier call's thread 0 may still read sv, si, sb
+    if (lane == 0) { sv[warp] = best; si[warp] = at; sb[warp] = bad; }
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++) { arg_max_merge(best, at, sv[k], si[k]); bad |= sb[k]; }
+        *id = bad || at == 0x7fffffff ? -1 : (i64)at;
+    }
+}
+
+// Whether this block is the last of the grid to get here, counted in *done (which that block sets back to 0 when it has
+// finished, so the next launch, a graph's replay too, starts from 0). The fence before the count publishes this block's
+// writes; the one after it, in the last block, orders its reads of the others' after their counts.
+__device__ bool last_block(unsigned* done)
+{
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (last) __threadfence();
+    return last;
+}
+
+// Pass p of this warp's rows row0 + k·step (k < R) into v: lane l loads units p·32·UH + l + 32·q (q < UH) of each row
+// (rows past `rows` and units past a row's end are left as they were).
+template <int KIND, int R, int UH> __device__ __forceinline__ void load_rows(const void* w, int row0, int step, int rows, int d, int p,
+    Raw8<KIND> v[R][UH])
+{
+    int lane = threadIdx.x & 31, units = d >> 3;
+#pragma unroll
+    for (int k = 0; k < R; k++)
+#pragma unroll
+        for (int q = 0; q < UH; q++)
+        {
+            int row = row0 + k * step, u = p * 32 * UH + lane + 32 * q;
+            if (row < rows && u < units) load_raw8<KIND>(w, (i64)row * d + (i64)u * 8, v[k][q]);
+        }
+}
+
+// Head: logits[b, row] = x̂_b·W[row], x̂ = RMSNorm(h)·norm_w; rows = vocab; each block's arg-max per stream into partials;
+// with ids, the last block to finish reduces them into ids[b] (finish_arg_max; *done counts the blocks). NB: the streams
+// an instance holds (1, or up to MAX_ROWS). Warp w takes rows w, w + W, w + 2W, … (W warps in the grid) R at a time; the
+// next R rows' loads are issued as soon as the current ones' weights are multiplied, before their sums are reduced
+// across the warp, so a warp has a load in flight nearly all the time (R = 2 at one stream: 6 units of 16 bytes a lane
+// at d = 768; the 8-stream instance keeps R = 1, its accumulators already take the registers). The host launches no more
+// blocks than are resident at once, so the RMSNorm is done once a block. Rows longer than 32·UH units take several passes.
+// mamba_step_head1's __launch_bounds__ cap it at 80 registers F32 (6 blocks of 128 threads a multiprocessor), 64 BF16/F16 (8).
+template <int KIND, int NB> __device__ void head(const float* h, const float* normW, float eps, const void* w, float* logits,
+    int2* partials, unsigned* done, i64* ids, int batch, int d, int rows, int vec)
+{
+    constexpr int R = NB == 1 ? 2 : 1, UH = 3;
     extern __shared__ __align__(16) float xs[];
-    float v[UNITS][8];
-    bool pre = preload<KIND>(w, rows, d, vec, v);
+    int lane = threadIdx.x & 31, first = warp_index(), warps = warp_count(), units = d >> 3;
+    int passes = vec ? (units + 32 * UH - 1) / (32 * UH) : 1;
+    int groups = first < rows ? (rows - first + R * warps - 1) / (R * warps) : 0, items = groups * passes;
+    Raw8<KIND> v[R][UH];
+    if (vec && items > 0) load_rows<KIND, R, UH>(w, first, warps, rows, d, 0, v);   // weights: nothing writes them
     grid_launch_dependents();
     grid_wait();
     rms_norm_rows(h, normW, eps, xs, batch, d);
-    float best[MAX_ROWS];
-    int bestAt[MAX_ROWS], bad[MAX_ROWS];
+    float best[NB], acc[R][NB];
+    int bestAt[NB], bad[NB];
 #pragma unroll
-    for (int b = 0; b < MAX_ROWS; b++) { best[b] = NEG_INF; bestAt[b] = 0x7fffffff; bad[b] = 0x7fffffff; }
-    for (int row = warp_index(); row < rows; row += warp_count(), pre = false)
+    for (int b = 0; b < NB; b++)
     {
-        float acc[MAX_ROWS];
-        warp_dot<KIND>(w, row, d, vec, xs, batch, acc, v, pre);
+        best[b] = NEG_INF; bestAt[b] = 0x7fffffff; bad[b] = 0x7fffffff;
 #pragma unroll
-        for (int b = 0; b < MAX_ROWS; b++)
+        for (int k = 0; k < R; k++) acc[k][b] = 0.f;
+    }
+    for (int t = 0; t < items; t++)
+    {
+        int g = t / passes, p = t - g * passes, row0 = first + g * R * warps;
+        if (vec)
         {
-            if (b >= batch) break;
-            if (isfinite(acc[b])) arg_max_merge(best[b], bestAt[b], acc[b], row);
-            else bad[b] = min(bad[b], row);
-            if ((threadIdx.x & 31) == 0) logits[(i64)b * rows + row] = acc[b];
+#pragma unroll
+            for (int k = 0; k < R; k++)
+#pragma unroll
+                for (int q = 0; q < UH; q++)
+                {
+                    int u = p * 32 * UH + lane + 32 * q;
+                    if (row0 + k * warps >= rows || u >= units) continue;
+                    float wv[8];
+                    widen8<KIND>(v[k][q], wv);
+#pragma unroll
+                    for (int b = 0; b < NB; b++)
+                        if (b < batch) acc[k][b] = fma8(wv, xs + b * d + u * 8, acc[k][b]);
+                }
+            if (t + 1 < items)
+            {
+                int gn = (t + 1) / passes;
+                load_rows<KIND, R, UH>(w, first + gn * R * warps, warps, rows, d, t + 1 - gn * passes, v);
+            }
+        }
+        else
+            for (int i = lane; i < d; i += 32)
+#pragma unroll
+                for (int k = 0; k < R; k++)
+                {
+                    int row = row0 + k * warps;
+                    if (row >= rows) continue;
+                    float wv = load_w<KIND>(w, (i64)row * d + i);
+#pragma unroll
+                    for (int b = 0; b < NB; b++)
+                        if (b < batch) acc[k][b] = fmaf(wv, xs[b * d + i], acc[k][b]);
+                }
+        if (p < passes - 1) continue;
+#pragma unroll
+        for (int k = 0; k < R; k++)
+        {
+            int row = row0 + k * warps;
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+            {
+                float s = warp_sum(acc[k][b]);
+                acc[k][b] = 0.f;
+                if (b >= batch || row >= rows) continue;
+                if (isfinite(s)) arg_max_merge(best[b], bestAt[b], s, row);
+                else bad[b] = min(bad[b], row);
+                if (lane == 0) logits[(i64)b * rows + row] = s;
+            }
         }
     }
-    block_arg_max(best, bestAt, bad, batch, partials);
+    block_arg_max<NB>(best, bestAt, bad, batch, partials);
+    if (ids == nullptr || !last_block(done)) return;
+    for (int b = 0; b < batch; b++) finish_arg_max(partials + (i64)b * gridDim.x, gridDim.x, ids + b);
+    if (threadIdx.x == 0) *done = 0;
 }
 
 #define MAMBA_STEP_KERNELS(SUFFIX, KIND) \
-extern "C" __global__ void mamba_step_in_proj_##SUFFIX(const float* h, const float* normW, float eps, const void* w, const float* bias, \
+extern "C" __global__ void __launch_bounds__(128, 6) mamba_step_in_proj_##SUFFIX(const float* h, const float* normW, float eps, const void* w, const float* bias, \
     const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec) \
-{ GEMV_KERNEL_PROLOGUE(KIND, w, rows, d, vec) in_proj<KIND>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec, v, pre); } \
+{ GEMV_KERNEL_PROLOGUE(KIND, IN_UNITS, w, rows, d, vec) in_proj<KIND, IN_UNITS>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec, v, pre); } \
 extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec) \
-{ GEMV_KERNEL_PROLOGUE(KIND, w, rows, e, vec) x_proj<KIND>(u, w, dbc, batch, e, rows, vec, v, pre); } \
+{ GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, rows, e, vec) x_proj<KIND>(u, w, dbc, batch, e, rows, vec, v, pre); } \
 extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* u, \
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
     int batch, int e, int K, int r, int n) \
 { scan<KIND>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
     int batch, int e, int d, int vec) \
-{ GEMV_KERNEL_PROLOGUE(KIND, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre); } \
+{ GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre); } \
 extern "C" __global__ void mamba_step_layer_##SUFFIX(const float* h, const float* normW, float eps, const void* inW, const float* inBias, \
     float* convState, const float* convW, const float* convB, float* xz, float* u, const void* xW, float* dbc, \
     const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
@@ -480,8 +628,11 @@ extern "C" __global__ void mamba_step_layer_##SUFFIX(const float* h, const float
 { layer<KIND>(h, normW, eps, inW, inBias, convState, convW, convB, xz, u, xW, dbc, dtW, dtBias, aLog, Dskip, ssm, y, \
     outW, outBias, out, barrier, next, nextBytes, batch, d, e, K, r, n, vecIn, vecX, vecOut); } \
 extern "C" __global__ void mamba_step_head_##SUFFIX(const float* h, const float* normW, float eps, const void* w, float* logits, \
-    int2* partials, int batch, int d, int rows, int vec) \
-{ head<KIND>(h, normW, eps, w, logits, partials, batch, d, rows, vec); }
+    int2* partials, unsigned* done, i64* ids, int batch, int d, int rows, int vec) \
+{ head<KIND, MAX_ROWS>(h, normW, eps, w, logits, partials, done, ids, batch, d, rows, vec); } \
+extern "C" __global__ void __launch_bounds__(128, KIND == 0 ? 6 : 8) mamba_step_head1_##SUFFIX(const float* h, const float* normW, float eps, const void* w, float* logits, \
+    int2* partials, unsigned* done, i64* ids, int batch, int d, int rows, int vec) \
+{ head<KIND, 1>(h, normW, eps, w, logits, partials, done, ids, batch, d, rows, vec); }
 
 MAMBA_STEP_KERNELS(f32, 0)
 MAMBA_STEP_KERNELS(bf16, 1)
@@ -521,36 +672,10 @@ extern "C" __global__ void mamba_step_arg_max_partials(const float* logits, int2
     }
 }
 
-// ids[b] = the arg-max over the blocks' partials of stream b (one block per stream: a few loads per thread, then the
-// block's reduction); −1 when a logit was not finite.
+// ids[b] = the arg-max over the blocks' partials of stream b (one block per stream); −1 when a logit was not finite.
 extern "C" __global__ void mamba_step_arg_max_finish(const int2* partials, int blocks, i64* ids)
 {
     grid_launch_dependents();
     grid_wait();
-    int b = blockIdx.x;
-    float best = NEG_INF;
-    int at = 0x7fffffff, bad = 0;
-    for (int k = threadIdx.x; k < blocks; k += blockDim.x)
-    {
-        int2 p = partials[(i64)b * blocks + k];
-        if (p.y < 0) bad = 1;
-        else arg_max_merge(best, at, __int_as_float(p.x), p.y);
-    }
-    for (int o = 16; o > 0; o >>= 1)
-    {
-        float v2 = __shfl_xor_sync(FULL_MASK, best, o);
-        int i2 = __shfl_xor_sync(FULL_MASK, at, o);
-        arg_max_merge(best, at, v2, i2);
-        bad |= __shfl_xor_sync(FULL_MASK, bad, o);
-    }
-    __shared__ float sv[32];
-    __shared__ int si[32], sb[32];
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) { sv[warp] = best; si[warp] = at; sb[warp] = bad; }
-    __syncthreads();
-    if (threadIdx.x == 0)
-    {
-        for (int k = 1; k < (int)(blockDim.x >> 5); k++) { arg_max_merge(best, at, sv[k], si[k]); bad |= sb[k]; }
-        ids[b] = bad || at == 0x7fffffff ? -1 : (i64)at;
-    }
+    finish_arg_max(partials + (i64)blockIdx.x * blocks, blocks, ids + blockIdx.x);
 }
