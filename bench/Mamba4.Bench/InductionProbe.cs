@@ -163,7 +163,14 @@ public static class InductionProbe
             state.Position = 0;
             var logits = model.Forward(Tensor.From(ids, keys, width), state);
             position += width;
-            if (position == length) { last = logits.ToFloatArray(); break; }   // width 1: the query
+            if (position == length)   // the query: each variant's last position
+            {
+                var all = logits.ToFloatArray();
+                int vocab = model.Config.VocabSize;
+                last = new float[keys * vocab];
+                for (int k = 0; k < keys; k++) all.AsSpan(((k + 1) * width - 1) * vocab, vocab).CopyTo(last.AsSpan(k * vocab, vocab));
+                break;
+            }
             if (position < report) continue;
             var parts = state.Layers.Select((l, i) =>
             {
