@@ -1,5 +1,6 @@
 using System.Globalization;
 using Mamba4.Autograd;
+using Mamba4.Inference;
 using Mamba4.Models;
 using Mamba4.Nn;
 using Mamba4.Ops;
@@ -27,7 +28,7 @@ public static class InductionProbe
 {
     public static void Run(string[] args)
     {
-        if (args.Length < 2) throw new ArgumentException("usage: induction-probe RUN_DIR [LENGTH]  (RUN_DIR: runs/induction-heads/selective)");
+        if (args.Length < 2) throw new ArgumentException("usage: induction-probe RUN_DIR [LENGTH] | induction-probe RUN_DIR trace [LENGTH] [SEQUENCES]  (RUN_DIR: runs/induction-heads/selective)");
         var dir = args[1];
         bool trace = args.Length > 2 && args[2] == "trace";
         int rest = trace ? 3 : 2;
@@ -198,16 +199,9 @@ public static class InductionProbe
         for (int k = 0; k < keys; k++)
         {
             var row = last.AsSpan(k * v, v);
-            answers[k] = row.IndexOf(MaxOf(row));
+            answers[k] = Generator.ArgMax(row);
             if (answers[k] == k) right++;
         }
         Console.WriteLine($"  answers at the query (key → predicted): {string.Join(" ", answers.Select((a, k) => $"{k}→{a}"))}; {right} of {keys} right");
-    }
-
-    private static float MaxOf(ReadOnlySpan<float> row)
-    {
-        float best = float.NegativeInfinity;
-        foreach (var x in row) if (x > best) best = x;
-        return best;
     }
 }

@@ -46,7 +46,7 @@ public class TrainCliTests : IDisposable
     {
         var outDir = Path.Combine(_dir, "ih");
         var (code, stdout, stderr) = CliTests.Run(["train", "--task", "induction-heads", "--out", outDir, "--d-model", "16", "--layers", "1", "--d-state", "4",
-            "--batch", "4", "--length", "16", "--steps", "3", "--eval-every", "3", "--lengths", "8,16,64", "--samples", "40", "--json"]);
+            "--batch", "8", "--length", "16", "--steps", "3", "--eval-every", "3", "--lengths", "8,16,64", "--samples", "40", "--json"]);
         Assert.True(code == 0, stderr);
         var result = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
         Assert.Equal("accuracy_by_length", result.Last().Key);   // the last key of the last line, as the issue asks
@@ -137,7 +137,8 @@ public class TrainCliTests : IDisposable
         Assert.All(bias, b => Assert.InRange(Math.Log(1 + Math.Exp(b)), 0.99e-4, 1.01e-3));
     }
 
-    /// <summary>--trigger and --state-passing reach run.json (so --resume checks them) and the log; the GPT twin passes no state.</summary>
+    /// <summary>--trigger, --state-passing, the preset's --hold and --adam-eps reach run.json (so --resume checks them) and the
+    /// log; the GPT twin passes no state and holds no key.</summary>
     [Fact]
     public void TriggerAndStatePassingAreRecorded()
     {
@@ -151,6 +152,9 @@ public class TrainCliTests : IDisposable
         Assert.Equal(0.5, selective["state_passing"]!.GetValue<double>());
         var transformer = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "transformer", "run.json")))!;
         Assert.Equal(0.0, transformer["state_passing"]!.GetValue<double>());
+        Assert.Equal(0.75, selective["hold"]!.GetValue<double>());   // the preset's held keys come with state passing
+        Assert.Equal(0.0, transformer["hold"]!.GetValue<double>());
+        Assert.Equal(1e-8, selective["adam_eps"]!.GetValue<double>(), 1e-12);
         Assert.Contains("trigger mixed, state passing 0.5", stderr);
         var (ecode, eout, eerr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--lengths", "16", "--samples", "8", "--trigger", "early", "--json");
         Assert.True(ecode == 0, eerr);
@@ -181,6 +185,11 @@ public class TrainCliTests : IDisposable
     [InlineData("--state-passing must be a share from 0 to 1, got 1.5", "--state-passing", "1.5")]
     [InlineData("--state-passing: only a Mamba has a state to pass (not --model transformer)", "--model", "transformer", "--state-passing", "0.5")]
     [InlineData("--state-passing carries each row's state from one step to the next: use it with --accumulate 1", "--state-passing", "0.5", "--accumulate", "2")]
+    [InlineData("--hold must be a share from 0 to below 1, got 1", "--task", "induction-heads", "--hold", "1")]
+    [InlineData("--hold: needs induction heads with --state-passing", "--task", "induction-heads", "--state-passing", "0", "--hold", "0.5")]
+    [InlineData("--hold: a Mamba only", "--task", "induction-heads", "--model", "transformer", "--hold", "0.5")]
+    [InlineData("--state-passing 0.9 of --batch 4 continues every row", "--task", "induction-heads", "--batch", "4")]
+    [InlineData("--adam-eps must be a positive number, got 0", "--adam-eps", "0")]
     public void BadArgumentsFailWithOneClearLine(string expected, params string[] args)
     {
         var (code, _, stderr) = CliTests.Run(["train", "--out", Path.Combine(_dir, "bad"), .. args]);

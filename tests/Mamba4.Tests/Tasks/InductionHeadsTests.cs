@@ -176,6 +176,25 @@ public class InductionHeadsTests
         Assert.True(longest > 5 * t, $"longest key-to-query distance {longest}");
     }
 
+    /// <summary>Gradient accumulation: the micro-batches of a step train on different generated batches (they used to
+    /// repeat the step's one batch k times), and one micro-batch a step keeps the step's own batch.</summary>
+    [Fact]
+    public void MicroBatchesOfAStepDrawBatchesOfTheirOwn()
+    {
+        var task = new InductionHeads(length: 12, vocab: 5);
+        for (int accumulate = 1; accumulate <= 4; accumulate++)
+        {
+            var seen = new HashSet<string>();
+            for (long step = 0; step < 6; step++)
+                for (int micro = 0; micro < accumulate; micro++)
+                {
+                    var (inputs, _) = task.Sample(SplitMixRandom.ForStep(1, SyntheticTraining.BatchIndex(step, micro, accumulate)), 2);
+                    Assert.True(seen.Add(string.Join(",", inputs)), $"accumulate {accumulate}: step {step} micro {micro} repeats a batch");
+                }
+        }
+        Assert.Equal(7, SyntheticTraining.BatchIndex(7, 0, 1));
+    }
+
     /// <summary>A step that went non-finite (here: NaN weights for one batch) leaves NaN in the carried states; the next
     /// batch starts those rows from zero again instead of carrying the NaN on, so its logits equal a fresh forward.</summary>
     [Fact]

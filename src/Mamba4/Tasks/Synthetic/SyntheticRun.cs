@@ -63,11 +63,15 @@ public static class SyntheticRun
                 var passing = o.StatePassing > 0 && model is MambaLM mamba ? new StatePassing(mamba, o.Batch, o.StatePassing, o.Hold) : null;
                 if (passing is not null) passings.Add(passing);
                 var trainer = new Trainer(model.AsModule, options with { OutputDirectory = dir.Path }, RunConfig(o, options),
-                    (step, _) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, step, o.Batch, passing),
+                    (step, micro) => SyntheticTraining.Loss(model, task, s.Trainer.Seed, SyntheticTraining.BatchIndex(step, micro, options.GradientAccumulation), o.Batch, passing),
                     () =>
                     {
                         double accuracy = SyntheticTraining.Accuracy(model, task, s.Trainer.Seed);
-                        if (passing is { Hold: > 0 } && accuracy >= 0.99) passing.Holding = true;
+                        if (passing is { Hold: > 0, Holding: false } && accuracy >= 0.99)
+                        {
+                            passing.Holding = true;
+                            log.WriteLine($"{RunName(o)}: {accuracy:P1} at the training length: sequences hold and recall from here on (--hold {o.Hold:G3})");
+                        }
                         return new Dictionary<string, double> { ["accuracy"] = accuracy };
                     },
                     RunConfigAbsentMeans());

@@ -52,7 +52,10 @@ public sealed record SyntheticOptions
         if (StatePassing > 0 && Transformer) throw new ArgumentException("--state-passing: only a Mamba has a state to pass (not --model transformer)");
         if (StatePassing > 0 && Math.Round(StatePassing * Batch) < 1)
             throw new ArgumentException($"--state-passing {StatePassing} of --batch {Batch} is no row: the share must give at least one continuing sequence (≥ {0.5 / Batch:G3})");
+        if (StatePassing is > 0 and < 1 && Math.Round(StatePassing * Batch) >= Batch)
+            throw new ArgumentException($"--state-passing {StatePassing} of --batch {Batch} continues every row (none starts from zero, as every evaluation does): use a larger --batch, or --state-passing 1 to mean it");
         if (!(Hold is >= 0 and < 1)) throw new ArgumentException($"--hold must be a share from 0 to below 1, got {Hold}");
+        if (Hold > 0 && Transformer) throw new ArgumentException("--hold: a Mamba only (the held keys live in its passed states)");
         if (Hold > 0 && (StatePassing == 0 || Task != "induction-heads")) throw new ArgumentException("--hold: needs induction heads with --state-passing (the held keys live in the passed states)");
         if (Trigger != InductionTrigger.Uniform && Task != "induction-heads") throw new ArgumentException($"--trigger: only induction heads has a trigger token (task is {Task})");
         if (Length is < 0 or > ModelLimits.Positions) throw new ArgumentException($"--length must be from 1 to {ModelLimits.Positions} (or 0 for the task's default), got {Length}");
@@ -124,6 +127,10 @@ public static class SyntheticTraining
     /// <summary>The longest Transformer evaluation, as a multiple of the training length (its cost grows with L²).</summary>
     public const int TransformerMaxScale = 16;
 
+    /// <summary>Which generated batch micro-batch <paramref name="micro"/> of <paramref name="step"/> trains on: each its own
+    /// (with --accumulate k a step sums k different batches), and the step's own index when there is one micro-batch.</summary>
+    public static long BatchIndex(long step, int micro, int accumulate) => step * accumulate + micro;
+
     /// <summary>
     /// The batch of <paramref name="step"/> (a function of seed and step only) and its mean cross-entropy over scored positions;
     /// with <paramref name="passing"/>, its first rows continue from the states the previous call left.
@@ -133,7 +140,10 @@ public static class SyntheticTraining
         var (inputs, targets) = task.Sample(SplitMixRandom.ForStep(seed, step), batch);
         int t = task.Length;
         if (passing is { Hold: > 0, Holding: true } && task is InductionHeads induction)
+        {
+            passing.RestartIfNotFinite();   // before the held keys are chosen: a restart forgets them
             passing.HoldAndRecall(inputs, targets, t, induction.Vocab, SplitMixRandom.ForStep(seed, step, stream: 11));
+        }
         var ids = Tensor.From(inputs, batch, t);
         var logits = passing is not null ? passing.Logits(ids) : model.Logits(ids);
         return (F.CrossEntropy(logits, Tensor.From(targets, batch, t)), (long)batch * t);
@@ -249,17 +259,23 @@ public sealed class StatePassing : IDisposable
     {
         int batch = _state.Batch;
         if (ids.Shape[0] != batch) throw new ArgumentException($"state passing: the batch has {ids.Shape[0]} rows, the carried states {batch}");
-        // A skipped (non-finite) step may have left NaN/Inf in the carried states; they would poison every later step.
-        if (!CarriedStatesFinite())
-        {
-            ResetCount++;
-            ZeroRows(0, Rows);
-            Array.Fill(_heldKey, -1);
-            Array.Fill(_keyIsNextFirst, false);
-        }
+        RestartIfNotFinite();
         if (Rows < batch) ZeroRows(Rows, batch - Rows);
         _state.Position = 0;   // tokens seen are not counted across steps (no position embeddings depend on them here)
         return _model.Forward(ids, _state);
+    }
+
+    /// <summary>
+    /// A skipped (non-finite) step may have left NaN/Inf in the carried states, which would poison every later step: the
+    /// continuing rows then start again from zero (and hold no key).
+    /// </summary>
+    public void RestartIfNotFinite()
+    {
+        if (CarriedStatesFinite()) return;
+        ResetCount++;
+        ZeroRows(0, Rows);
+        Array.Fill(_heldKey, -1);
+        Array.Fill(_keyIsNextFirst, false);
     }
 
     /// <summary>How often the carried states were non-finite and started again from zero.</summary>

@@ -111,16 +111,21 @@ public class CudaMambaStepTests
     /// vocabulary of many blocks, each warp several groups of rows: the logits against a float64 loop written here, and
     /// a maximum tied between two rows in different blocks (stream b: rows 100 + b and 5000 + b hold the same weights,
     /// 0.05·h_b) taken at the lower one, by the single-stream and the 8-stream kernels, twice (the count of finished
-    /// blocks starts again at 0).</summary>
+    /// blocks starts again at 0).
+    /// Widths 36 and 1,036 (not a multiple of 8) take the kernels' unvectorised path.</summary>
     [Theory]
-    [InlineData(1, false)]
-    [InlineData(1, true)]
-    [InlineData(3, false)]
-    [InlineData(3, true)]
-    public void HeadStepOverManyBlocksTakesTheLowestOfTiedMaxima(int batch, bool bf16)
+    [InlineData(1, false, 1040)]
+    [InlineData(1, true, 1040)]
+    [InlineData(3, false, 1040)]
+    [InlineData(3, true, 1040)]
+    [InlineData(1, false, 36)]
+    [InlineData(1, true, 1036)]
+    [InlineData(3, false, 1036)]
+    [InlineData(3, true, 36)]
+    public void HeadStepOverManyBlocksTakesTheLowestOfTiedMaxima(int batch, bool bf16, int d)
     {
         _ = Gpu;
-        const int d = 1040, vocab = 6007;
+        const int vocab = 6007;
         using var scope = new TensorScope();
         using var noGrad = GradMode.NoGrad();
         var h = MambaStepTests.RandomHidden(batch, d, 3);

@@ -496,7 +496,11 @@ __device__ bool last_block(unsigned* done)
     __shared__ bool last;
     __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x - 1;
+    if (threadIdx.x == 0)
+    {
+        __threadfence();   // the counting thread's own release (the block's writes, ordered before it by the barrier)
+        last = atomicAdd(done, 1u) == gridDim.x - 1;
+    }
     __syncthreads();
     if (last) __threadfence();
     return last;
