@@ -31,11 +31,19 @@ else
   timeout 150 "$tests" -trait "Category=Cuda" -class Mamba4.Tests.CudaModelTests -parallel none 2>&1 | tee -a "$out/gpu-tests.log" | grep -E "FAIL|Assert|rror|Total:|^\s+at Mamba4" | head -40
   timeout 60 "$tests" -trait "Category=Cuda" -method Mamba4.Tests.CudaKernelTests.CapturedDecodeStepEqualsTheOrdinaryStep -parallel none 2>&1 | tee -a "$out/gpu-tests.log" | grep -E "FAIL|Assert|rror|Total:|^\s+at Mamba4" | head -20
 fi
-if [ "${NCU:-0}" = 1 ]; then
+# mamba_ssm's timing (after its build), then its generate rows
+anchor_timing() {
+  wait $build
+  python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" || { echo "anchor failed"; tail -5 "$out/model-anchor.err"; }
+  grep generate "$out/model-anchor.jsonl"
+}
+# Nsight Compute gets at most what leaves the anchor and the bench ~180 s of the 600 s a call may run
+ncu_s=$(( 420 - SECONDS )); [ "$ncu_s" -gt "${NCU_S:-200}" ] && ncu_s=${NCU_S:-200}
+if [ "${NCU:-0}" = 1 ] && [ "$ncu_s" -gt 20 ]; then
   # while mamba_ssm builds (final): one eager step per path and weight kind (MAMBA4_CUDA_BENCH=generation-profile), the
   # fused kernels matching $NCU_KERNELS (default every one) profiled at the card's own clocks, for at most $NCU_S seconds
   ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
-  MAMBA4_CUDA_BENCH=generation-profile MAMBA4_DEVICE=cuda timeout "${NCU_S:-200}" "$ncu" --clock-control none -k "regex:${NCU_KERNELS:-mamba_step}" \
+  MAMBA4_CUDA_BENCH=generation-profile MAMBA4_DEVICE=cuda timeout "$ncu_s" "$ncu" --clock-control none -k "regex:${NCU_KERNELS:-mamba_step}" \
     --section SpeedOfLight --section Occupancy --section LaunchStats \
     dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda-model > "$out/ncu.txt" 2>&1
   echo "ncu rc=$?"
@@ -45,14 +53,10 @@ if [ "${NCU:-0}" = 1 ]; then
   grep -E "==PROF==|==ERROR==|==WARNING==" "$out/ncu.txt" | sort | uniq -c | head -5
 fi
 if [ "$what" = final ] && [ -n "$anchors" ]; then
-  wait $build
-  python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" && export MAMBA4_MODEL_ANCHOR="$out/model-anchor.jsonl" || { echo "anchor failed"; tail -5 "$out/model-anchor.err"; }
-  grep generate "$out/model-anchor.jsonl"
+  anchor_timing && export MAMBA4_MODEL_ANCHOR="$out/model-anchor.jsonl"
 fi
 MAMBA4_CUDA_BENCH=generation MAMBA4_DEVICE=cuda timeout 200 dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda-model 2>&1 | tee "$out/gpu-bench-generation.log"
 if [ "$what" = measure ] && [ -n "$anchors" ]; then
-  wait $build
-  python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" || { echo "anchor failed"; tail -5 "$out/model-anchor.err"; }
-  grep generate "$out/model-anchor.jsonl"
+  anchor_timing
 fi
 echo "elapsed ${SECONDS}s"
