@@ -176,6 +176,36 @@ public class InductionHeadsTests
         Assert.True(longest > 5 * t, $"longest key-to-query distance {longest}");
     }
 
+    /// <summary>Held keys wait for <see cref="StatePassing.Holding"/>: until the run sets it, a step's loss with --hold
+    /// equals the loss without (the batches are left as drawn); once set, the batches change and so does the loss.</summary>
+    [Fact]
+    public void HeldKeysStartOnlyOnceHolding()
+    {
+        var task = new InductionHeads(length: 12, vocab: 5);
+        var o = new SyntheticOptions { Task = "induction-heads", DModel = 8, Layers = 1, DState = 2 };
+        using var model = new MambaLM(SyntheticTraining.ModelConfig(o, task), seed: 3);
+        using var _ = GradMode.NoGrad();
+        float[] Losses(StatePassing passing, bool holding)
+        {
+            passing.Holding = holding;
+            var losses = new float[6];
+            for (int step = 0; step < losses.Length; step++)
+            {
+                using var scope = new TensorScope();
+                losses[step] = SyntheticTraining.Loss(model, task, 1, step, 8, passing).Loss.ToFloatArray()[0];
+            }
+            return losses;
+        }
+        using (var plain = new StatePassing(model, 8, 0.75))
+        using (var waiting = new StatePassing(model, 8, 0.75, hold: 0.6))
+        using (var holding = new StatePassing(model, 8, 0.75, hold: 0.6))
+        {
+            var expected = Losses(plain, holding: false);
+            Assert.Equal(expected, Losses(waiting, holding: false));
+            Assert.NotEqual(expected, Losses(holding, holding: true));
+        }
+    }
+
     /// <summary>Gradient accumulation: the micro-batches of a step train on different generated batches (they used to
     /// repeat the step's one batch k times), and one micro-batch a step keeps the step's own batch.</summary>
     [Fact]
