@@ -23,11 +23,7 @@ public static partial class F
         OpCheck.F32(op, "logits", logits);
         if (logits.Rank < 1 || logits.Shape.Last < 1)
             throw new ArgumentException($"{op}: logits must have shape [..., V] with V ≥ 1, got {logits.Shape}");
-        if (targets.DType != DType.I64)
-            throw new ArgumentException($"{op}: targets must be I64 class indices, got {targets.DType} {targets.Shape}");
-        var lead = logits.Shape.ToArray()[..^1];
-        if (targets.Shape != new Shape(lead))
-            throw new ArgumentException($"{op}: targets must have shape [{string.Join(", ", lead)}] (logits {logits.Shape} without its last axis), got {targets.Shape}");
+        CheckTargetShape(op, targets, "logits", logits);
 
         long counted = CountCheckedTargets(op, targets, ignoreIndex, logits.Shape.Last);
         if (targets.Device != logits.Device) targets = targets.To(logits.Device);
@@ -55,6 +51,16 @@ public static partial class F
             }, y);
         else lse.Dispose();
         return y;
+    }
+
+    /// <summary>Targets are I64 class indices, one for each row of <paramref name="input"/> (its shape without the last axis).</summary>
+    private static void CheckTargetShape(string op, Tensor targets, string inputName, Tensor input)
+    {
+        if (targets.DType != DType.I64)
+            throw new ArgumentException($"{op}: targets must be I64 class indices, got {targets.DType} {targets.Shape}");
+        var lead = input.Shape.ToArray()[..^1];
+        if (targets.Shape != new Shape(lead))
+            throw new ArgumentException($"{op}: targets must have shape [{string.Join(", ", lead)}] ({inputName} {input.Shape} without its last axis), got {targets.Shape}");
     }
 
     /// <summary>Number of targets that are not the ignore index, after checking each is in [0, vocab) (on the host, once;

@@ -31,11 +31,7 @@ public static partial class F
         int vocab = weight.Shape[0], dim = weight.Shape[1];
         if (hidden.Rank < 1 || hidden.Shape.Last != dim)
             throw new ArgumentException($"{op}: hidden {hidden.Shape} must end in {dim} features to match weight {weight.Shape}");
-        if (targets.DType != DType.I64)
-            throw new ArgumentException($"{op}: targets must be I64 class indices, got {targets.DType} {targets.Shape}");
-        var lead = hidden.Shape.ToArray()[..^1];
-        if (targets.Shape != new Shape(lead))
-            throw new ArgumentException($"{op}: targets must have shape [{string.Join(", ", lead)}] (hidden {hidden.Shape} without its last axis), got {targets.Shape}");
+        CheckTargetShape(op, targets, "hidden", hidden);
         if (chunkRows < 0) throw new ArgumentOutOfRangeException(nameof(chunkRows), chunkRows, $"{op}: chunkRows must be ≥ 0 (0 = default)");
 
         int rows = (int)(hidden.NumElements / dim);
