@@ -124,12 +124,8 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>Blocks of the fused head: no more than are resident at once (each block normalises h once, then its warps
     /// stream rows), and no more than give each warp <paramref name="rowsInFlight"/> rows.</summary>
-    private uint HeadGrid(string kernel, int shared, int rows, int rowsInFlight)
-    {
-        long resident = (long)Multiprocessors * BlocksPerMultiprocessor(Kernels.MambaStep.File, kernel, GemvThreads, shared);
-        long perBlock = GemvThreads / 32 * rowsInFlight;
-        return (uint)Math.Clamp((rows + perBlock - 1) / perBlock, 1, Math.Max(1, resident));
-    }
+    private uint HeadGrid(string kernel, int shared, int rows, int rowsInFlight) =>
+        Math.Max(1u, ResidentGrid(kernel, GemvThreads, shared, rows, GemvThreads / 32 * rowsInFlight));
 
     /// <summary>mamba_step_layer of the projections' kind, or null when they differ in kind, <see cref="PersistentLayerStep"/>
     /// is off, or a graph is being captured before any eager layer step made the barrier's counter.</summary>
@@ -143,10 +139,14 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Blocks of mamba_step_layer: no more than fit on the GPU at once (its grid barrier waits for every block), and
     /// no more than give each of the <paramref name="rows"/> rows of in_proj its own warp; 0 when no block fits (the four
     /// kernels run instead).</summary>
-    private uint LayerGrid(string kernel, int shared, int rows)
+    private uint LayerGrid(string kernel, int shared, int rows) => ResidentGrid(kernel, LayerThreads, shared, rows, LayerThreads / 32);
+
+    /// <summary>Blocks enough for <paramref name="rows"/> at <paramref name="rowsPerBlock"/> each, but no more than are
+    /// resident at once on the GPU (at least 1); 0 when no block of the kernel fits.</summary>
+    private uint ResidentGrid(string kernel, int threads, int shared, int rows, long rowsPerBlock)
     {
-        long resident = (long)Multiprocessors * BlocksPerMultiprocessor(Kernels.MambaStep.File, kernel, LayerThreads, shared);
-        return resident < 1 ? 0u : (uint)Math.Clamp((rows + LayerThreads / 32 - 1) / (LayerThreads / 32), 1, resident);
+        long resident = (long)Multiprocessors * BlocksPerMultiprocessor(Kernels.MambaStep.File, kernel, threads, shared);
+        return resident < 1 ? 0u : (uint)Math.Clamp((rows + rowsPerBlock - 1) / rowsPerBlock, 1, resident);
     }
 
     /// <summary>The address of counter <paramref name="index"/> (<see cref="GridBarrierCounter"/>, <see cref="HeadCounter"/>),
