@@ -145,6 +145,7 @@ public static class InductionProbe
     private static void KeyTrace(MambaLM model, InductionHeads task, long length, int index)
     {
         const long trigger = 8;
+        if (length < 16) throw new ArgumentException($"induction-probe trace: the length must be at least 16 (the key is at {trigger + 1}), got {length}");
         int keys = task.Vocab, chunk = InductionEvaluation.ChunkLength;
         ulong noiseSeed = 0x5EEDUL + (ulong)index * 0x9E3779B97F4A7C15UL;
         var variants = Enumerable.Range(0, keys).Select(k => new InductionSequence(length, trigger, k, task.Vocab, new SplitMixRandom(noiseSeed))).ToArray();
@@ -153,7 +154,7 @@ public static class InductionProbe
         Console.WriteLine($"key trace, sequence {index}: {keys} variants (key 0…{keys - 1}) of {length} tokens, trigger at {trigger}; per layer: " +
                           "trace = ‖std over keys‖, background = ‖mean over keys‖, top 1 % = share of the trace in the largest 1 % of entries");
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        float[] last = [];
+        var answers = new int[keys];
         long position = 0, report = 256;   // tokens read; the next report position (the last is just before the query)
         while (position < length)
         {
@@ -164,12 +165,11 @@ public static class InductionProbe
             state.Position = 0;
             var logits = model.Forward(Tensor.From(ids, keys, width), state);
             position += width;
-            if (position == length)   // the query: each variant's last position
+            if (position == length)   // the query: each variant's answer at its last position
             {
                 var all = logits.ToFloatArray();
-                int vocab = model.Config.VocabSize;
-                last = new float[keys * vocab];
-                for (int k = 0; k < keys; k++) all.AsSpan(((k + 1) * width - 1) * vocab, vocab).CopyTo(last.AsSpan(k * vocab, vocab));
+                int v = model.Config.VocabSize;
+                for (int k = 0; k < keys; k++) answers[k] = Generator.ArgMax(all.AsSpan(((k + 1) * width - 1) * v, v));
                 break;
             }
             if (position < report) continue;
@@ -194,14 +194,7 @@ public static class InductionProbe
             Console.WriteLine($"  {position - trigger - 2,8} tokens after the key: " + string.Join("   ", parts) + $"   ({clock.Elapsed.TotalSeconds:F0} s)");
             report = report == length - 1 ? length : Math.Min(report * 2, length - 1);
         }
-        int v = model.Config.VocabSize, right = 0;
-        var answers = new int[keys];
-        for (int k = 0; k < keys; k++)
-        {
-            var row = last.AsSpan(k * v, v);
-            answers[k] = Generator.ArgMax(row);
-            if (answers[k] == k) right++;
-        }
+        int right = answers.Where((a, k) => a == k).Count();
         Console.WriteLine($"  answers at the query (key → predicted): {string.Join(" ", answers.Select((a, k) => $"{k}→{a}"))}; {right} of {keys} right");
     }
 }
