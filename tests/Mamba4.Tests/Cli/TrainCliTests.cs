@@ -190,6 +190,9 @@ public class TrainCliTests : IDisposable
     [InlineData("--hold: a Mamba only", "--task", "induction-heads", "--model", "transformer", "--hold", "0.5")]
     [InlineData("--state-passing 0.9 of --batch 4 continues every row", "--task", "induction-heads", "--batch", "4")]
     [InlineData("--adam-eps must be a positive number, got 0", "--adam-eps", "0")]
+    [InlineData("--adam-eps must be a positive number, got Infinity", "--adam-eps", "1e50")]   // overflows a float
+    [InlineData("--adam-eps must be a positive number, got 0", "--adam-eps", "1e-50")]        // underflows to 0
+    [InlineData("--hold must be a share from 0 to below 1, got NaN", "--task", "induction-heads", "--hold", "NaN")]
     public void BadArgumentsFailWithOneClearLine(string expected, params string[] args)
     {
         var (code, _, stderr) = CliTests.Run(["train", "--out", Path.Combine(_dir, "bad"), .. args]);
