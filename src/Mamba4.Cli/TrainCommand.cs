@@ -35,6 +35,7 @@ internal static class TrainCommand
         var lengths = new Option<string?>("--lengths") { Description = "induction heads: test lengths, comma-separated (default every power of two from 64 to 1048576)" };
         var samples = new Option<int>("--samples") { Description = "induction heads: held-out sequences per test length (default 400, fewer beyond 8192 tokens on the CPU: 2^22 tokens per length; 400 at every length on a GPU)" };
         var adamEps = new Option<float>("--adam-eps") { Description = "Adam's epsilon (added to the root of the second moment)", DefaultValueFactory = _ => new TrainerOptions().AdamEps };
+        var adamBeta2 = new Option<float?>("--adam-beta2") { Description = $"Adam's beta2 (the second moment's decay) {Defaults(p => p.Trainer.AdamBeta2)}" };
         var clip = new Option<double>("--clip") { Description = "gradient clipping by global norm (0 = off)", DefaultValueFactory = _ => 1.0 };
         var accumulate = new Option<int>("--accumulate") { Description = "micro-batches per step (gradient accumulation)", DefaultValueFactory = _ => 1 };
         var seed = new Option<long>("--seed") { Description = "seed for weights, data and dropout", DefaultValueFactory = _ => 1 };
@@ -60,7 +61,7 @@ internal static class TrainCommand
               mamba4 train --selective false --out runs/lti
               mamba4 train --resume --out runs/selective-copying
             """);
-        foreach (var o in new Option[] { task, length, modelKind, dModel, layers, dState, selective, dtMin, dtMax, trigger, statePassing, hold, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, adamEps, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
+        foreach (var o in new Option[] { task, length, modelKind, dModel, layers, dState, selective, dtMin, dtMax, trigger, statePassing, hold, ablation, transformer, steps, batch, lr, minLr, warmup, weightDecay, adamEps, adamBeta2, clip, accumulate, seed, device, output, resume, checkpointEvery, evalEvery, stopAfter, lengths, samples, json })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -81,7 +82,8 @@ internal static class TrainCommand
             {
                 Steps = parse.GetValue(steps) ?? preset.Trainer.Steps, LearningRate = parse.GetValue(lr) ?? preset.Trainer.LearningRate,
                 WarmupSteps = parse.GetValue(warmup) ?? preset.Trainer.WarmupSteps, MinLearningRateRatio = parse.GetValue(minLr) ?? preset.Trainer.MinLearningRateRatio,
-                WeightDecay = parse.GetValue(weightDecay) ?? preset.Trainer.WeightDecay, AdamEps = parse.GetValue(adamEps), ClipNorm = parse.GetValue(clip), GradientAccumulation = parse.GetValue(accumulate),
+                WeightDecay = parse.GetValue(weightDecay) ?? preset.Trainer.WeightDecay, AdamEps = parse.GetValue(adamEps),
+                AdamBeta2 = parse.GetValue(adamBeta2) ?? preset.Trainer.AdamBeta2, ClipNorm = parse.GetValue(clip), GradientAccumulation = parse.GetValue(accumulate),
                 Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(checkpointEvery), EvalEvery = parse.GetValue(evalEvery) ?? preset.Trainer.EvalEvery,
                 StopAfter = parse.GetValue(stopAfter),
             };

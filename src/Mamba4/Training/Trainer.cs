@@ -16,6 +16,9 @@ public sealed record TrainerOptions
     public float WeightDecay { get; init; } = 0.1f;
     /// <summary>Adam's ε (added to √v): gradients far below it take steps smaller than the learning rate.</summary>
     public float AdamEps { get; init; } = 1e-8f;
+    /// <summary>Adam's β2 (the second moment's decay): lower forgets small past gradients sooner, so a sudden large
+    /// gradient after many tiny ones takes a step nearer the learning rate instead of several times it.</summary>
+    public float AdamBeta2 { get; init; } = 0.999f;
     public double ClipNorm { get; init; } = 1.0;
     public int GradientAccumulation { get; init; } = 1;
     public long Seed { get; init; }
@@ -37,6 +40,7 @@ public sealed record TrainerOptions
         if (!(MinLearningRateRatio is >= 0 and <= 1)) throw new ArgumentException($"--min-lr-ratio must be from 0 to 1, got {MinLearningRateRatio}");
         if (!(WeightDecay >= 0 && float.IsFinite(WeightDecay))) throw new ArgumentException($"--weight-decay must be 0 or more, got {WeightDecay}");
         if (!(AdamEps > 0 && float.IsFinite(AdamEps))) throw new ArgumentException($"--adam-eps must be a positive number, got {AdamEps}");
+        if (!(AdamBeta2 is > 0 and < 1)) throw new ArgumentException($"--adam-beta2 must be above 0 and below 1, got {AdamBeta2}");
         if (!(ClipNorm >= 0 && double.IsFinite(ClipNorm))) throw new ArgumentException($"--clip must be 0 (off) or more, got {ClipNorm}");
         if (GradientAccumulation <= 0) throw new ArgumentException($"--accumulate must be positive, got {GradientAccumulation}");
         if (CheckpointEvery < 0) throw new ArgumentException($"--checkpoint-every must be 0 (only at the end) or more, got {CheckpointEvery}");
@@ -80,7 +84,7 @@ public sealed class Trainer : IDisposable
     {
         options.Validate();
         (_model, _o, _runConfig, _loss, _evaluate, _absentMeans) = (model, options, runConfig, loss, evaluate, absentMeans);
-        _optimizer = new AdamW(model, options.LearningRate, eps: options.AdamEps, weightDecay: options.WeightDecay);
+        _optimizer = new AdamW(model, options.LearningRate, beta2: options.AdamBeta2, eps: options.AdamEps, weightDecay: options.WeightDecay);
         _schedule = new WarmupCosine(options.LearningRate, Math.Min(options.WarmupSteps, options.Steps), options.Steps, options.MinLearningRateRatio);
     }
 

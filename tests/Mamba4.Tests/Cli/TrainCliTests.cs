@@ -155,6 +155,7 @@ public class TrainCliTests : IDisposable
         Assert.Equal(0.75, selective["hold"]!.GetValue<double>());   // the preset's held keys come with state passing
         Assert.Equal(0.0, transformer["hold"]!.GetValue<double>());
         Assert.Equal(1e-8, selective["adam_eps"]!.GetValue<double>(), 1e-12);
+        Assert.Equal(0.999, selective["adam_beta2"]!.GetValue<double>(), 1e-6);
         Assert.Contains("trigger mixed, state passing 0.5", stderr);
         var (ecode, eout, eerr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--lengths", "16", "--samples", "8", "--trigger", "early", "--json");
         Assert.True(ecode == 0, eerr);
@@ -192,6 +193,9 @@ public class TrainCliTests : IDisposable
     [InlineData("--adam-eps must be a positive number, got 0", "--adam-eps", "0")]
     [InlineData("--adam-eps must be a positive number, got Infinity", "--adam-eps", "1e50")]   // overflows a float
     [InlineData("--adam-eps must be a positive number, got 0", "--adam-eps", "1e-50")]        // underflows to 0
+    [InlineData("--adam-beta2 must be above 0 and below 1, got 1", "--adam-beta2", "1")]
+    [InlineData("--adam-beta2 must be above 0 and below 1, got 0", "--adam-beta2", "0")]
+    [InlineData("--adam-beta2 must be above 0 and below 1, got NaN", "--adam-beta2", "NaN")]
     [InlineData("--hold must be a share from 0 to below 1, got NaN", "--task", "induction-heads", "--hold", "NaN")]
     public void BadArgumentsFailWithOneClearLine(string expected, params string[] args)
     {

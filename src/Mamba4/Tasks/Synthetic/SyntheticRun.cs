@@ -23,7 +23,7 @@ public static class SyntheticRun
         ["d_state"] = o.DState, ["d_conv"] = o.DConv, ["expand"] = o.Expand, ["selective"] = o.Selective, ["transformer"] = o.Transformer, ["batch"] = o.Batch,
         ["dt_min"] = o.DtMin, ["dt_max"] = o.DtMax, ["trigger"] = InductionTriggers.Name(o.Trigger), ["state_passing"] = o.StatePassing, ["hold"] = o.Hold,
         ["steps"] = t.Steps, ["lr"] = t.LearningRate, ["warmup"] = t.WarmupSteps, ["min_lr_ratio"] = t.MinLearningRateRatio, ["weight_decay"] = t.WeightDecay,
-        ["adam_eps"] = t.AdamEps, ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
+        ["adam_eps"] = t.AdamEps, ["adam_beta2"] = t.AdamBeta2, ["clip"] = t.ClipNorm, ["accumulate"] = t.GradientAccumulation, ["seed"] = t.Seed,
     };
 
     /// <summary>What a checkpoint written before these keys existed stands for: the options' defaults.</summary>
@@ -31,6 +31,7 @@ public static class SyntheticRun
     {
         ["dt_min"] = new SyntheticOptions().DtMin, ["dt_max"] = new SyntheticOptions().DtMax,
         ["trigger"] = InductionTriggers.Name(InductionTrigger.Uniform), ["state_passing"] = 0.0, ["hold"] = 0.0, ["adam_eps"] = new TrainerOptions().AdamEps,
+        ["adam_beta2"] = new TrainerOptions().AdamBeta2,
     };
 
     /// <summary>The runs of a settings record: the model, then its time-invariant twin and the Transformer where asked.</summary>
