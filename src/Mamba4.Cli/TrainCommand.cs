@@ -34,7 +34,7 @@ internal static class TrainCommand
         var weightDecay = new Option<float?>("--weight-decay") { Description = $"AdamW weight decay {Defaults(p => p.Trainer.WeightDecay)}" };
         var lengths = new Option<string?>("--lengths") { Description = "induction heads: test lengths, comma-separated (default every power of two from 64 to 1048576)" };
         var samples = new Option<int>("--samples") { Description = "induction heads: held-out sequences per test length (default 400, fewer beyond 8192 tokens on the CPU: 2^22 tokens per length; 400 at every length on a GPU)" };
-        var adamEps = new Option<float>("--adam-eps") { Description = "Adam's epsilon (added to the root of the second moment)", DefaultValueFactory = _ => new TrainerOptions().AdamEps };
+        var adamEps = new Option<float?>("--adam-eps") { Description = $"Adam's epsilon (added to the root of the second moment) {Defaults(p => p.Trainer.AdamEps)}" };
         var adamBeta2 = new Option<float?>("--adam-beta2") { Description = $"Adam's beta2 (the second moment's decay) {Defaults(p => p.Trainer.AdamBeta2)}" };
         var clip = new Option<double>("--clip") { Description = "gradient clipping by global norm (0 = off)", DefaultValueFactory = _ => 1.0 };
         var accumulate = new Option<int>("--accumulate") { Description = "micro-batches per step (gradient accumulation)", DefaultValueFactory = _ => 1 };
@@ -82,7 +82,7 @@ internal static class TrainCommand
             {
                 Steps = parse.GetValue(steps) ?? preset.Trainer.Steps, LearningRate = parse.GetValue(lr) ?? preset.Trainer.LearningRate,
                 WarmupSteps = parse.GetValue(warmup) ?? preset.Trainer.WarmupSteps, MinLearningRateRatio = parse.GetValue(minLr) ?? preset.Trainer.MinLearningRateRatio,
-                WeightDecay = parse.GetValue(weightDecay) ?? preset.Trainer.WeightDecay, AdamEps = parse.GetValue(adamEps),
+                WeightDecay = parse.GetValue(weightDecay) ?? preset.Trainer.WeightDecay, AdamEps = parse.GetValue(adamEps) ?? preset.Trainer.AdamEps,
                 AdamBeta2 = parse.GetValue(adamBeta2) ?? preset.Trainer.AdamBeta2, ClipNorm = parse.GetValue(clip), GradientAccumulation = parse.GetValue(accumulate),
                 Seed = parse.GetValue(seed), CheckpointEvery = parse.GetValue(checkpointEvery), EvalEvery = parse.GetValue(evalEvery) ?? preset.Trainer.EvalEvery,
                 StopAfter = parse.GetValue(stopAfter),
