@@ -152,10 +152,11 @@ public class TrainCliTests : IDisposable
         Assert.Equal(0.5, selective["state_passing"]!.GetValue<double>());
         var transformer = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "transformer", "run.json")))!;
         Assert.Equal(0.0, transformer["state_passing"]!.GetValue<double>());
-        Assert.Equal(0.75, selective["hold"]!.GetValue<double>());   // the preset's held keys come with state passing
+        Assert.Equal(0.9, selective["hold"]!.GetValue<double>());   // the preset's held keys come with state passing
         Assert.Equal(0.0, transformer["hold"]!.GetValue<double>());
         Assert.Equal(1e-8, selective["adam_eps"]!.GetValue<double>(), 1e-12);
-        Assert.Equal(0.999, selective["adam_beta2"]!.GetValue<double>(), 1e-6);
+        Assert.Equal(0.95, selective["adam_beta2"]!.GetValue<double>(), 1e-6);   // the preset's
+        Assert.Equal(0.95, transformer["adam_beta2"]!.GetValue<double>(), 1e-6);
         Assert.Contains("trigger mixed, state passing 0.5", stderr);
         var (ecode, eout, eerr) = CliTests.Run("eval", "--run", Path.Combine(outDir, "selective"), "--lengths", "16", "--samples", "8", "--trigger", "early", "--json");
         Assert.True(ecode == 0, eerr);
