@@ -57,6 +57,34 @@ public class TrainingTests : IDisposable
         for (int i = 0; i < 2; i++) Assert.Equal(b[i], gotB[i], 1e-6);
     }
 
+    /// <summary>
+    /// After 2,000 steps of near-zero gradients a sudden gradient moves a weight by lr·(1 − β1)/√((1 − β2)/(1 − β2^t))
+    /// (the moments hold only the new gradient; bias corrections at t = 2,001): ~2.9 × lr at β2 = 0.999 and ~0.45 × lr at
+    /// 0.95 — the step behind the induction-heads preset's β2 (docs/induction-heads.md, "Adam's β2").
+    /// </summary>
+    [Theory]
+    [InlineData(0.999f)]
+    [InlineData(0.95f)]
+    public void ASuddenGradientAfterTinyOnesMovesAWeightByTheBetaBound(float beta2)
+    {
+        using var m = new TwoParams();
+        using var opt = new AdamW(m, lr: 0.01f, beta1: 0.9f, beta2: beta2, eps: 1e-8f, weightDecay: 0f);
+        void StepWith(float g)
+        {
+            m.W.Grad?.Dispose(); m.B.Grad?.Dispose();
+            typeof(Tensor).GetProperty("Grad")!.SetValue(m.W, Tensor.From([g, g, g, g], 2, 2).Persist());
+            typeof(Tensor).GetProperty("Grad")!.SetValue(m.B, Tensor.From([g, g], 2).Persist());
+            opt.Step();
+        }
+        for (int t = 0; t < 2000; t++) StepWith(t % 2 == 0 ? 1e-6f : -1e-6f);
+        float before = m.W.ToFloatArray()[0];
+        StepWith(1f);
+        double moved = (before - m.W.ToFloatArray()[0]) / 0.01, t1 = 2001;
+        double bound = (1 - 0.9) / Math.Sqrt((1 - beta2) / (1 - Math.Pow(beta2, t1))) / (1 - Math.Pow(0.9, t1));
+        Assert.Equal(bound, moved, bound * 2e-3);   // the tiny gradients add < 1e-4 of it
+        Assert.True(beta2 < 0.99 ? moved < 0.5 : moved > 2.5, $"β2 {beta2}: moved {moved:F3} × lr");
+    }
+
     [Fact]
     public void PaddingRowAndALogGetNoDecay()
     {
