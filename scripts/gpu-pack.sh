@@ -42,7 +42,7 @@ for c in ../shared ../../shared; do [ -z "$shared" ] && [ -d "$c/fixtures" ] && 
 rm -rf "$target/shared" && mkdir -p "$target/shared" && cp -r "$shared/fixtures" "$target/shared/"
 cp scripts/gpu-*.sh scripts/rec-ablation.sh scripts/rec-paper-gpu.sh scripts/induction-gpu.sh "$target/"
 cp scripts/ssd_anchor.py "$target/ssd_anchor.py"
-cp scripts/model_anchor_more.py "$target/model_anchor_more.py"
+cp scripts/model_anchor_more.py scripts/model_anchor_profile.py scripts/ncu_kernel_times.py "$target/"
 du -sh "$target" | sed 's/^/packed: /'
 kb=$(du -sk "$target" | cut -f1)
 [ "$kb" -gt 60000 ] && echo "warning: $((kb / 1024)) MiB packed; the device tool carries at most 64 MiB with the tree (MAMBA4_PACK=tests leaves the benchmarks out)"

@@ -42,6 +42,11 @@ public static class CudaModelBench
                 GenerationProfile(gpu, model);
                 return;
             }
+            if (BenchSettings.Current.CudaMode.StartsWith("region-"))
+            {
+                ProfileRegion(gpu, model, BenchSettings.Current.CudaMode["region-".Length..]);
+                return;
+            }
             if (BenchSettings.Current.CudaMode != "generation")
             {
                 Memory(gpu, model);
@@ -207,6 +212,66 @@ public static class CudaModelBench
             int resident = gpu.BlocksPerMultiprocessor(Mamba4.Backends.Cuda.Kernels.MambaStep.File, kernel, threads, shared);
             Console.WriteLine($"{kernel}: {registers} registers, {local} B local a thread; {resident} blocks of {threads} threads a multiprocessor ({gpu.Multiprocessors} multiprocessors)");
         }
+    }
+
+    /// <summary>For a profiler started with --profile-from-start off (scripts/gpu-profile.sh): after warm-up, exactly one
+    /// piece of work between cuProfilerStart and cuProfilerStop. <paramref name="region"/>: train-f32 | train-bf16 (one
+    /// training step at 4 × 2048, GEMMs F32 or BF16), prefill-f32 | prefill-bf16 (1 × 2048, no gradients), decode64-f32 |
+    /// decode64-bf16 (one eager step of 64 streams, weights F32 or BF16).</summary>
+    private static void ProfileRegion(CudaBackend gpu, MambaLM model, string region)
+    {
+        var parts = region.Split('-');
+        if (parts.Length != 2 || parts[1] is not ("f32" or "bf16"))
+            throw new ArgumentException($"MAMBA4_CUDA_BENCH=region-{region}: expected region-(train|prefill|decode64)-(f32|bf16)");
+        bool bf16 = parts[1] == "bf16";
+        gpu.MatmulPrecision = bf16 ? MatmulPrecision.Bf16 : MatmulPrecision.F32;
+        switch (parts[0])
+        {
+            case "train":
+            {
+                using var optimizer = new AdamW(model, 1e-4f);
+                var ids = RandomIds(4 * 2048, Config130M.VocabSize, 7);
+                for (int i = 0; i < 3; i++) Step(gpu, model, optimizer, ids, 4, 2048);
+                gpu.Profiled(() => Step(gpu, model, optimizer, ids, 4, 2048));
+                break;
+            }
+            case "prefill":
+            {
+                var ids = RandomIds(2048, Config130M.VocabSize, 11);
+                void Once()
+                {
+                    using (GradMode.NoGrad())
+                    using (new TensorScope())
+                    {
+                        var hidden = model.Hidden(Tensor.From(ids, 1, 2048));
+                        F.Linear(F.Reshape(hidden, [2048, Config130M.DModel]).Slice(2047, 1), model.LmHead);
+                    }
+                }
+                for (int i = 0; i < 3; i++) { Once(); gpu.Synchronize(); }
+                gpu.Profiled(Once);
+                break;
+            }
+            case "decode64":
+            {
+                using var noGrad = GradMode.NoGrad();
+                if (bf16)
+                {
+                    foreach (var layer in model.Backbone.Layers.Items)
+                        foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(DType.BF16));
+                    model.LmHead.ReplaceWith(model.LmHead.To(DType.BF16));
+                }
+                using var state = model.NewState(64);
+                using var ids = Tensor.From(RandomIds(64, Config130M.VocabSize, 3), 64).To(Cuda);
+                using var next = Tensor.Zeros(new Shape(64), DType.I64, Cuda);
+                for (int i = 0; i < 3; i++) using (new TensorScope()) model.Step(ids, state, next);
+                gpu.Profiled(() => { using (new TensorScope()) model.Step(ids, state, next); });
+                break;
+            }
+            default:
+                throw new ArgumentException($"MAMBA4_CUDA_BENCH=region-{region}: expected region-(train|prefill|decode64)-(f32|bf16)");
+        }
+        gpu.MatmulPrecision = MatmulPrecision.F32;
+        Console.WriteLine($"profiled region {region}");
     }
 
     /// <summary>For Nsight Compute (`ncu -k regex:mamba_step`): one eager batch-1 step of the fused step with one kernel a

@@ -465,6 +465,16 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
         }
     }
 
+    /// <summary>Runs <paramref name="work"/> between cuProfilerStart and cuProfilerStop (after the stream is idle, waiting
+    /// for it at the end), so that a profiler started with --profile-from-start off collects exactly its kernels.</summary>
+    public void Profiled(Action work)
+    {
+        Synchronize();
+        if (CudaDriver.cuProfilerStart != null) CudaDriver.Check(CudaDriver.cuProfilerStart(), "cuProfilerStart");
+        try { work(); Synchronize(); }
+        finally { if (CudaDriver.cuProfilerStop != null) CudaDriver.cuProfilerStop(); }
+    }
+
     /// <summary>Free and total device memory as the driver reports them.</summary>
     public (long Free, long Total) MemoryInfo()
     {

@@ -63,6 +63,9 @@ internal static unsafe class CudaDriver
     public static delegate* unmanaged<nint, nint, int> cuGraphLaunch;
     public static delegate* unmanaged<nint, int> cuGraphExecDestroy;
     public static delegate* unmanaged<nint, int> cuGraphDestroy;
+    /// <summary>Where Nsight Compute / Systems start and stop collecting under --profile-from-start off (null: no such export).</summary>
+    public static delegate* unmanaged<int> cuProfilerStart;
+    public static delegate* unmanaged<int> cuProfilerStop;
 
     public static bool IsBound { get; private set; }
 
@@ -112,6 +115,8 @@ internal static unsafe class CudaDriver
         cuGraphLaunch = (delegate* unmanaged<nint, nint, int>)CudaLibraries.OptionalExport(lib, "cuGraphLaunch");
         cuGraphExecDestroy = (delegate* unmanaged<nint, int>)CudaLibraries.OptionalExport(lib, "cuGraphExecDestroy");
         cuGraphDestroy = (delegate* unmanaged<nint, int>)CudaLibraries.OptionalExport(lib, "cuGraphDestroy");
+        cuProfilerStart = (delegate* unmanaged<int>)CudaLibraries.OptionalExport(lib, "cuProfilerStart");
+        cuProfilerStop = (delegate* unmanaged<int>)CudaLibraries.OptionalExport(lib, "cuProfilerStop");
         IsBound = true;
     }
 

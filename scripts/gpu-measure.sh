@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine from the checkout root (scripts/gpu-pack.sh .device; carry [".device", ".anchors"]): issue 19's
+# measurements in one call, everything against mamba_ssm on the same card:
+#   1. mamba_ssm's extensions build in the background (ANCHOR_BUILD_ONLY) while
+#   2. the GPU tests run (all of Category=Cuda) and
+#   3. Nsight Compute times every kernel of one region of ours (MAMBA4_CUDA_BENCH=region-..., REGIONS), summed by name
+#      (ncu_kernel_times.py);
+#   4. mamba_ssm's model is timed (model_anchor.py, model_anchor_more.py), then ours beside it (bench cuda-model: the
+#      ratios); 5. the same regions of mamba_ssm under Nsight Compute (ANCHOR_REGIONS), if the deadline allows.
+#   OUT=... [DEADLINE=570] [REGIONS="train-bf16 ..."] [ANCHOR_REGIONS="train-bf16 ..."] bash .device/gpu-measure.sh
+set -uo pipefail
+dev=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-/tmp/out}; mkdir -p "$out" /tmp/dotnet
+deadline=${DEADLINE:-570}
+[ -x /tmp/dotnet/dotnet ] || tar xJf "$dev/dotnet.tar.xz" -C /tmp/dotnet
+export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export MAMBA4_SHARED="$dev/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+anchors=$(cd "$dev/../.anchors" 2>/dev/null && pwd)
+ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
+bench="$dev/Mamba4.Bench/Mamba4.Bench.dll"
+left() { echo $((deadline - SECONDS)); }
+ncu_region() {   # name, command...: one region's kernels under ncu, summed by name
+  local name=$1; shift
+  timeout "$(( $(left) < 90 ? $(left) : 90 ))" "$ncu" --profile-from-start off --metrics gpu__time_duration.sum --cache-control none \
+    --clock-control none --csv --print-units base --print-kernel-base function "$@" > "$out/ncu-$name.csv" 2> "$out/ncu-$name.err"
+  python3 "$dev/ncu_kernel_times.py" "$out/ncu-$name.csv" 18 || tail -3 "$out/ncu-$name.err"
+}
+if [ -n "$anchors" ]; then
+  (ANCHOR_BUILD_ONLY=1 python3 "$anchors/model_anchor.py" > "$out/anchor-build.log" 2>&1) &
+  build=$!
+fi
+echo "[$SECONDS s] GPU tests"
+timeout 260 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
+echo "tests rc=$?"; grep -E "^\s*\[FAIL\]|Total:" "$out/gpu-tests.log" | head -40
+for r in ${REGIONS-train-f32 train-bf16 decode64-bf16 prefill-bf16}; do
+  [ "$(left)" -gt 200 ] || { echo "skipped region $r (deadline)"; continue; }
+  echo "[$SECONDS s] ours, region $r"
+  MAMBA4_CUDA_BENCH=region-$r MAMBA4_DEVICE=cuda ncu_region "ours-$r" dotnet "$bench" cuda-model
+done
+if [ -n "$anchors" ]; then
+  wait $build; echo "[$SECONDS s] mamba_ssm built: $(head -c 200 "$out/anchor-build.log")"
+  timeout 160 python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" || echo "model_anchor.py failed: $(tail -2 "$out/model-anchor.err")"
+  timeout 120 python3 "$dev/model_anchor_more.py" "$anchors" >> "$out/model-anchor.jsonl" 2> "$out/model-anchor-more.err" || echo "model_anchor_more.py failed: $(tail -2 "$out/model-anchor-more.err")"
+  export MAMBA4_MODEL_ANCHOR="$out/model-anchor.jsonl"
+  echo "[$SECONDS s] mamba_ssm timed"; cat "$out/model-anchor.jsonl"
+fi
+echo "[$SECONDS s] ours: bench cuda-model"
+MAMBA4_DEVICE=cuda timeout "$(( $(left) > 30 ? $(left) : 30 ))" dotnet "$bench" cuda-model > "$out/gpu-bench-cuda-model.log" 2>&1
+echo "bench rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-model.log" | head -80
+if [ -n "$anchors" ]; then
+  for r in ${ANCHOR_REGIONS-train-bf16 train-f32}; do
+    [ "$(left)" -gt 45 ] || { echo "skipped mamba_ssm region $r (deadline)"; continue; }
+    echo "[$SECONDS s] mamba_ssm, region $r"
+    ncu_region "mamba_ssm-$r" python3 "$dev/model_anchor_profile.py" "$anchors" "$r"
+  done
+fi
+echo "elapsed ${SECONDS}s"
