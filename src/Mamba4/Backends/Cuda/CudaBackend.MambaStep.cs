@@ -37,7 +37,10 @@ public sealed unsafe partial class CudaBackend
         using var u = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
         using var dbc = Tensor.Empty(new Shape(batch, xRows), DType.F32, Device);
         using var y = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
-        bool fused = Fits(batch, d) && Fits(batch, e);
+        string inProjKernel = StepKernel(w.InProj, Kernels.MambaStep.MambaStepInProjF32, Kernels.MambaStep.MambaStepInProjBf16, Kernels.MambaStep.MambaStepInProjF16);
+        string xProjKernel = StepKernel(w.XProj, Kernels.MambaStep.MambaStepXProjF32, Kernels.MambaStep.MambaStepXProjBf16, Kernels.MambaStep.MambaStepXProjF16);
+        string outProjKernel = StepKernel(w.OutProj, Kernels.MambaStep.MambaStepOutProjF32, Kernels.MambaStep.MambaStepOutProjBf16, Kernels.MambaStep.MambaStepOutProjF16);
+        bool fused = Fits(inProjKernel, batch, d) && Fits(xProjKernel, batch, e) && Fits(outProjKernel, batch, e);
         int layerShared = batch * Math.Max(d, e) * sizeof(float);
         if (fused && LayerKernel(w) is { } layer && LayerGrid(layer, layerShared, 2 * e) is var layerGrid and > 0)
         {
@@ -49,11 +52,9 @@ public sealed unsafe partial class CudaBackend
         }
         if (fused)
         {
-            LaunchEarly(file, StepKernel(w.InProj, Kernels.MambaStep.MambaStepInProjF32, Kernels.MambaStep.MambaStepInProjBf16, Kernels.MambaStep.MambaStepInProjF16),
-                GemvGrid(2 * e), GemvThreads, batch * d * sizeof(float),
+            LaunchEarly(file, inProjKernel, GemvGrid(2 * e), GemvThreads, batch * d * sizeof(float),
                 h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, batch, d, 2 * e, k, Vec(w.InProj));
-            LaunchEarly(file, StepKernel(w.XProj, Kernels.MambaStep.MambaStepXProjF32, Kernels.MambaStep.MambaStepXProjBf16, Kernels.MambaStep.MambaStepXProjF16),
-                GemvGrid(xRows), GemvThreads, batch * e * sizeof(float), u, w.XProj, dbc, batch, e, xRows, Vec(w.XProj));
+            LaunchEarly(file, xProjKernel, GemvGrid(xRows), GemvThreads, batch * e * sizeof(float), u, w.XProj, dbc, batch, e, xRows, Vec(w.XProj));
         }
         else
         {
@@ -70,8 +71,7 @@ public sealed unsafe partial class CudaBackend
             (uint)(((long)batch * e * 16 + 255) / 256), 256, 0,
             xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, batch, e, k, r, n);
         if (fused)
-            LaunchEarly(file, StepKernel(w.OutProj, Kernels.MambaStep.MambaStepOutProjF32, Kernels.MambaStep.MambaStepOutProjBf16, Kernels.MambaStep.MambaStepOutProjF16),
-                GemvGrid(d), GemvThreads, batch * e * sizeof(float),
+            LaunchEarly(file, outProjKernel, GemvGrid(d), GemvThreads, batch * e * sizeof(float),
                 y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));
         else
         {
@@ -90,11 +90,11 @@ public sealed unsafe partial class CudaBackend
         Storage? partials = null;
         try
         {
-            if (Fits(batch, d))
+            string kernel = batch == 1
+                ? StepKernel(lmHead, Kernels.MambaStep.MambaStepHead1F32, Kernels.MambaStep.MambaStepHead1Bf16, Kernels.MambaStep.MambaStepHead1F16)
+                : StepKernel(lmHead, Kernels.MambaStep.MambaStepHeadF32, Kernels.MambaStep.MambaStepHeadBf16, Kernels.MambaStep.MambaStepHeadF16);
+            if (Fits(kernel, batch, d))
             {
-                string kernel = batch == 1
-                    ? StepKernel(lmHead, Kernels.MambaStep.MambaStepHead1F32, Kernels.MambaStep.MambaStepHead1Bf16, Kernels.MambaStep.MambaStepHead1F16)
-                    : StepKernel(lmHead, Kernels.MambaStep.MambaStepHeadF32, Kernels.MambaStep.MambaStepHeadBf16, Kernels.MambaStep.MambaStepHeadF16);
                 int shared = batch * d * sizeof(float);
                 blocks = HeadGrid(kernel, shared, vocab, batch == 1 ? 2 : 1);
                 partials = Allocator.Allocate((long)batch * blocks * 8);
@@ -163,9 +163,10 @@ public sealed unsafe partial class CudaBackend
         return _stepCounters.Pointer + index * sizeof(uint);
     }
 
-    /// <summary>Whether <paramref name="batch"/> rows of <paramref name="width"/> floats go through the fused GEMV kernels:
-    /// at most 8 streams, all in one block's shared memory.</summary>
-    private bool Fits(int batch, int width) => batch <= StepRows && (long)batch * width * sizeof(float) <= MaxSharedMemoryPerBlock;
+    /// <summary>Whether <paramref name="batch"/> rows of <paramref name="width"/> floats go through the fused GEMV kernel
+    /// <paramref name="kernel"/>: at most 8 streams, all in one block's dynamic shared memory (beside the kernel's static).</summary>
+    private bool Fits(string kernel, int batch, int width) =>
+        batch <= StepRows && (long)batch * width * sizeof(float) <= DynamicSharedLimit(Kernels.MambaStep.File, kernel);
 
     /// <summary>Blocks of the one-warp-per-row kernels: every row its warp, at most 16 blocks per multiprocessor (then the warps loop).</summary>
     private uint GemvGrid(int rows) => (uint)Math.Clamp((rows + GemvThreads / 32 - 1) / (GemvThreads / 32), 1, Multiprocessors * 16);

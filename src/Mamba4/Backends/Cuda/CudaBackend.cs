@@ -23,6 +23,7 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
     private readonly nint _context;
     private readonly Dictionary<string, nint> _modules = new();
     private readonly Dictionary<(string File, string Kernel), nint> _functions = new();
+    private readonly Dictionary<(string File, string Kernel), int> _dynamicSharedLimits = new();
     private readonly Lock _lock = new();
     private readonly bool _syncEveryLaunch = Backend.Settings.CudaSyncEveryLaunch;
     private volatile nint _cublas;
@@ -144,11 +145,26 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
             }
             var name = Encoding.UTF8.GetBytes(kernel + "\0");
             fixed (byte* n = name) CudaDriver.Check(CudaDriver.cuModuleGetFunction(&f, module, n), $"cuModuleGetFunction({file}: {kernel})");
-            if (MaxSharedMemoryPerBlock > 48 * 1024)
-                CudaDriver.cuFuncSetAttribute(f, CudaDriver.FuncAttrMaxDynamicSharedSizeBytes, MaxSharedMemoryPerBlock);
+            // dynamic shared memory up to the opt-in maximum less the kernel's static shared memory (the two share it)
+            int staticShared;
+            CudaDriver.Check(CudaDriver.cuFuncGetAttribute(&staticShared, CudaDriver.FuncAttrSharedSizeBytes, f), "cuFuncGetAttribute");
+            int dynamicLimit = Math.Max(0, MaxSharedMemoryPerBlock - staticShared);
+            if (dynamicLimit > 48 * 1024 - staticShared)
+                CudaDriver.Check(CudaDriver.cuFuncSetAttribute(f, CudaDriver.FuncAttrMaxDynamicSharedSizeBytes, dynamicLimit),
+                    $"cuFuncSetAttribute({file}: {kernel}, max dynamic shared {dynamicLimit:N0} B)");
+            else dynamicLimit = Math.Max(0, 48 * 1024 - staticShared);
             _functions[(file, kernel)] = f;
+            _dynamicSharedLimits[(file, kernel)] = dynamicLimit;
             return f;
         }
+    }
+
+    /// <summary>The most dynamic shared memory a block of <paramref name="kernel"/> may ask for: the device's opt-in
+    /// maximum less the kernel's static shared memory.</summary>
+    internal int DynamicSharedLimit(string file, string kernel)
+    {
+        Function(file, kernel);
+        lock (_lock) return _dynamicSharedLimits[(file, kernel)];
     }
 
     /// <summary>Registers and local-memory bytes per thread of a kernel (the compiler's resource report).</summary>

@@ -14,6 +14,7 @@ internal static unsafe class CudaDriver
     public const int AttrComputeCapabilityMajor = 75;
     public const int AttrComputeCapabilityMinor = 76;
     public const int AttrMaxSharedMemoryPerBlockOptin = 97;
+    public const int FuncAttrSharedSizeBytes = 1;
     public const int FuncAttrLocalSizeBytes = 3;
     public const int FuncAttrNumRegs = 4;
     public const int FuncAttrMaxDynamicSharedSizeBytes = 8;
