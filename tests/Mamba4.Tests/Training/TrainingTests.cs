@@ -14,6 +14,13 @@ public class TrainingTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    /// <summary>Sets a parameter's gradient as a backward pass would (Tensor.Grad has no public setter), freeing the old one.</summary>
+    private static void SetGrad(Tensor parameter, Tensor grad)
+    {
+        parameter.Grad?.Dispose();
+        typeof(Tensor).GetProperty("Grad")!.SetValue(parameter, grad.Persist());
+    }
+
     private sealed class TwoParams : Module
     {
         public TwoParams()
@@ -35,9 +42,8 @@ public class TrainingTests : IDisposable
         float[][] grads = [[0.1f, -0.2f, 0.3f, 0f], [1f, 2f, -3f, 0.5f]];
         for (int t = 1; t <= 2; t++)
         {
-            m.W.Grad?.Dispose(); m.B.Grad?.Dispose();
-            typeof(Tensor).GetProperty("Grad")!.SetValue(m.W, Tensor.From(grads[t - 1], 2, 2).Persist());
-            typeof(Tensor).GetProperty("Grad")!.SetValue(m.B, Tensor.From(grads[t - 1][..2], 2).Persist());
+            SetGrad(m.W, Tensor.From(grads[t - 1], 2, 2));
+            SetGrad(m.B, Tensor.From(grads[t - 1][..2], 2));
             opt.Step();
             void Ref(double[] p, double[] mm, double[] vv, float[] g, double wd)
             {
@@ -71,9 +77,8 @@ public class TrainingTests : IDisposable
         using var opt = new AdamW(m, lr: 0.01f, beta1: 0.9f, beta2: beta2, eps: 1e-8f, weightDecay: 0f);
         void StepWith(float g)
         {
-            m.W.Grad?.Dispose(); m.B.Grad?.Dispose();
-            typeof(Tensor).GetProperty("Grad")!.SetValue(m.W, Tensor.From([g, g, g, g], 2, 2).Persist());
-            typeof(Tensor).GetProperty("Grad")!.SetValue(m.B, Tensor.From([g, g], 2).Persist());
+            SetGrad(m.W, Tensor.From([g, g, g, g], 2, 2));
+            SetGrad(m.B, Tensor.From([g, g], 2));
             opt.Step();
         }
         for (int t = 0; t < 2000; t++) StepWith(t % 2 == 0 ? 1e-6f : -1e-6f);
@@ -95,7 +100,7 @@ public class TrainingTests : IDisposable
         // A zero gradient leaves only the decay: every embedding row shrinks except the padding row 0.
         var emb = model.ItemEmbedding.Weight;
         emb.AsSpan<float>().Fill(1f);
-        foreach (var p in model.Parameters()) typeof(Tensor).GetProperty("Grad")!.SetValue(p, Tensor.Zeros(p.Shape).Persist());
+        foreach (var p in model.Parameters()) SetGrad(p, Tensor.Zeros(p.Shape));
         opt.Step();
         var e = emb.ToFloatArray();
         Assert.All(e.Take(8), v => Assert.Equal(1f, v));
@@ -117,8 +122,8 @@ public class TrainingTests : IDisposable
     public void ClipByGlobalNormScalesAllGradients()
     {
         using var m = new TwoParams();
-        typeof(Tensor).GetProperty("Grad")!.SetValue(m.W, Tensor.From([3f, 0f, 0f, 0f], 2, 2).Persist());
-        typeof(Tensor).GetProperty("Grad")!.SetValue(m.B, Tensor.From([0f, 4f], 2).Persist());
+        SetGrad(m.W, Tensor.From([3f, 0f, 0f, 0f], 2, 2));
+        SetGrad(m.B, Tensor.From([0f, 4f], 2));
         Assert.Equal(5.0, Gradients.ClipByGlobalNorm(m, 1.0), 1e-9);
         Assert.Equal(1.0, Gradients.GlobalNorm(m), 1e-5);
         Assert.Equal(0.6f, m.W.Grad!.ToFloatArray()[0], 1e-5);
