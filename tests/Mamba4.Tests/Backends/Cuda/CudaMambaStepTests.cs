@@ -167,6 +167,31 @@ public class CudaMambaStepTests
         }
     }
 
+    /// <summary>8 streams whose x̂ fill exactly the device's opt-in shared memory: the head keeps ~3 KB of static shared
+    /// memory for its arg-max, so its block cannot also take that much dynamic memory (the launch would fail): it must take
+    /// the cuBLAS path, and still match the CPU. The GEMV kernels without static shared memory may use it all.</summary>
+    [Fact]
+    public void AHeadWhoseStreamsFillTheOptInSharedMemoryRunsThroughCublas()
+    {
+        var gpu = Gpu;
+        const string file = Mamba4.Backends.Cuda.Kernels.MambaStep.File;
+        Assert.True(gpu.DynamicSharedLimit(file, Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepHeadF32) < gpu.MaxSharedMemoryPerBlock);
+        Assert.Equal(gpu.MaxSharedMemoryPerBlock, gpu.DynamicSharedLimit(file, Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepInProjF32));
+        const int batch = 8, vocab = 53;
+        int d = gpu.MaxSharedMemoryPerBlock / (batch * sizeof(float));
+        using var scope = new TensorScope();
+        using var noGrad = GradMode.NoGrad();
+        var h = MambaStepTests.RandomHidden(batch, d, 5);
+        var head = MambaStepTests.RandomHidden(vocab, d, 6);
+        var cpu = F.MambaHeadStep(h, Tensor.Ones(new Shape(d)), 1e-5f, head);
+        var ids = Tensor.From(new long[batch], batch).To(Cuda);
+        var logits = F.MambaHeadStep(h.To(Cuda), Tensor.Ones(new Shape(d), Cuda), 1e-5f, head.To(Cuda), ids);
+        Close(cpu, logits, 1e-4, "logits");
+        var got = logits.ToFloatArray();
+        var chosen = ids.ToInt64Array();
+        for (int b = 0; b < batch; b++) Assert.Equal(Generator.ArgMax(got.AsSpan(b * vocab, vocab)), chosen[b]);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
