@@ -196,6 +196,13 @@ public static class CudaModelBench
                     Backend.Configure(settings with { CudaFusedStep = fused });
                     gpu.PersistentLayerStep = persistent;
                     GenerationRow(gpu, model, weights, batch, batch == 64 && fused ? "fused (cuBLAS products) + PDL" : name, true, limitPerStep);
+                    if (batch == 64 && fused)
+                    {
+                        // the scan as it ran before: 16 lanes a (stream, channel) at any batch
+                        gpu.SixteenLaneScanAtLargeBatch = true;
+                        GenerationRow(gpu, model, weights, batch, "fused (cuBLAS products) + PDL, scan 16 lanes (before)", true, limitPerStep);
+                        gpu.SixteenLaneScanAtLargeBatch = false;
+                    }
                 }
         }
         Backend.Configure(settings);

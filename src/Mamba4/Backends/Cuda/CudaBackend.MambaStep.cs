@@ -23,6 +23,10 @@ public sealed unsafe partial class CudaBackend
     /// launch, which refuses such a grid, would be the safe form before it could be a default.</summary>
     internal bool PersistentLayerStep { get; set; }
 
+    /// <summary>Whether batches over 8 streams keep the scan's 16 lanes a (stream, channel) instead of 4 (benchmarks compare
+    /// the two in one run; off by default).</summary>
+    internal bool SixteenLaneScanAtLargeBatch { get; set; }
+
     /// <summary>Two words, each zero between launches: mamba_step_layer's grid barrier (grid_barrier) and the head's count of
     /// finished blocks (last_block).</summary>
     private Storage? _stepCounters;
@@ -67,8 +71,12 @@ public sealed unsafe partial class CudaBackend
             LaunchEarly(file, Kernels.MambaStep.MambaStepConv, GridFor((long)batch * e), 256, 0, xz, convState, w.ConvWeight, w.ConvBias, u, batch, e, k);
             Project(u, w.XProj, null, dbc);
         }
-        LaunchEarly(file, StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16),
-            (uint)(((long)batch * e * 16 + 255) / 256), 256, 0,
+        // 16 lanes a (stream, channel) for up to 8 streams; 4 beyond (fewer, longer threads: one wave instead of ~6 at 64)
+        int scanLanes = batch <= StepRows || SixteenLaneScanAtLargeBatch ? 16 : 4;
+        LaunchEarly(file, scanLanes == 16
+                ? StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16)
+                : StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScan4F32, Kernels.MambaStep.MambaStepScan4Bf16, Kernels.MambaStep.MambaStepScan4F16),
+            (uint)(((long)batch * e * scanLanes + 255) / 256), 256, 0,
             xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, batch, e, k, r, n);
         if (fused)
             LaunchEarly(file, outProjKernel, GemvGrid(d), GemvThreads, batch * e * sizeof(float),

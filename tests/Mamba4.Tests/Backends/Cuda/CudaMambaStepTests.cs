@@ -37,6 +37,7 @@ public class CudaMambaStepTests
     [InlineData(64, 8, true, false)]
     [InlineData(36, 5, true, true)]
     [InlineData(64, 13, true, true)]
+    [InlineData(36, 13, false, false)]  // r = 3 dt terms over the 4-lane scan groups of large batches
     public void LayerStepMatchesTheCpuTwinAndTheUnfusedGpuStep(int dModel, int batch, bool bf16, bool persistent)
     {
         var backend = Gpu;
@@ -167,16 +168,15 @@ public class CudaMambaStepTests
         }
     }
 
-    /// <summary>8 streams whose x̂ fill exactly the device's opt-in shared memory: the head keeps ~3 KB of static shared
-    /// memory for its arg-max, so its block cannot also take that much dynamic memory (the launch would fail): it must take
-    /// the cuBLAS path, and still match the CPU. The GEMV kernels without static shared memory may use it all.</summary>
+    /// <summary>8 streams whose x̂ fill exactly the device's opt-in shared memory: the head keeps 3 KB of static shared
+    /// memory for its arg-max (32 warps × 8 streams × value, index, bad index), so its block cannot also take that much
+    /// dynamic memory (the launch would fail): it must take the cuBLAS path, and still match the CPU.</summary>
     [Fact]
     public void AHeadWhoseStreamsFillTheOptInSharedMemoryRunsThroughCublas()
     {
         var gpu = Gpu;
         const string file = Mamba4.Backends.Cuda.Kernels.MambaStep.File;
-        Assert.True(gpu.DynamicSharedLimit(file, Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepHeadF32) < gpu.MaxSharedMemoryPerBlock);
-        Assert.Equal(gpu.MaxSharedMemoryPerBlock, gpu.DynamicSharedLimit(file, Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepInProjF32));
+        Assert.True(gpu.DynamicSharedLimit(file, Mamba4.Backends.Cuda.Kernels.MambaStep.MambaStepHeadF32) <= gpu.MaxSharedMemoryPerBlock - 32 * 8 * 12);
         const int batch = 8, vocab = 53;
         int d = gpu.MaxSharedMemoryPerBlock / (batch * sizeof(float));
         using var scope = new TensorScope();

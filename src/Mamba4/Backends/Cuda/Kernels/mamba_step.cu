@@ -287,61 +287,69 @@ extern "C" __global__ void mamba_step_conv(const float* xz, const float* convSta
     }
 }
 
-__device__ __forceinline__ float group16_sum(float v, unsigned mask)
+// Sum over the G lanes of a group (G a power of two ≤ 32; mask: the group's lanes).
+template <int G> __device__ __forceinline__ float group_sum(float v, unsigned mask)
 {
-    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(mask, v, o, 16);
+    for (int o = G / 2; o > 0; o >>= 1) v += __shfl_xor_sync(mask, v, o, G);
     return v;
 }
 
-// 3. The scan update of (stream b, channel c) = group g = b·e + c, 16 lanes each: lane l takes dt terms j ≡ l and states
-// s ≡ l (mod 16). scan_weights loads what no kernel writes (before the wait): the first dt_proj weights and A = −exp(A_log)
-// of this lane (r, n ≤ 64 here; scan_group reads the rest).
-template <int KIND> __device__ __forceinline__ void scan_weights(const void* dtW, const float* aLog, int c, int r, int n, int lane,
-    float wd[4], float a[4])
+// The lanes of this thread's G-lane group.
+template <int G> __device__ __forceinline__ unsigned group_mask()
+{
+    return G == 32 ? FULL_MASK : ((1u << G) - 1) << (threadIdx.x & (32 - G));
+}
+
+// 3. The scan update of (stream b, channel c) = group g = b·e + c, G lanes each (16 up to 8 streams; 4 beyond, where
+// 16 lanes a channel made ~6 waves of short dependent chains — 32 µs a layer at 64 streams): lane l takes dt terms
+// j ≡ l and states s ≡ l (mod G). scan_weights loads what no kernel writes (before the wait): the first dt_proj weights
+// and A = −exp(A_log) of this lane (r, n ≤ 64 here; scan_group reads the rest).
+template <int KIND, int G> __device__ __forceinline__ void scan_weights(const void* dtW, const float* aLog, int c, int r, int n, int lane,
+    float wd[64 / G], float a[64 / G])
 {
 #pragma unroll
-    for (int q = 0; q < 4; q++)
+    for (int q = 0; q < 64 / G; q++)
     {
-        int j = lane + 16 * q;
+        int j = lane + G * q;
         wd[q] = j < r ? load_w<KIND>(dtW, (i64)c * r + j) : 0.f;
         a[q] = j < n ? -expf(aLog[(i64)c * n + j]) : 0.f;
     }
 }
 
-template <int KIND> __device__ __forceinline__ void scan_group(i64 g, const float* xz, float* convState, const float* uu,
+template <int KIND, int G> __device__ __forceinline__ void scan_group(i64 g, const float* xz, float* convState, const float* uu,
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
-    float* ssm, float* y, int e, int K, int r, int n, const float wd[4], const float a[4])
+    float* ssm, float* y, int e, int K, int r, int n, const float wd[64 / G], const float a[64 / G])
 {
-    int lane = threadIdx.x & 15;
-    unsigned mask = 0xffffu << (threadIdx.x & 16);
+    int lane = threadIdx.x & (G - 1);
+    unsigned mask = group_mask<G>();
     int b = (int)(g / e), c = (int)(g - (i64)b * e);
     const float* row = dbc + (i64)b * (r + 2 * n);
     float dt = 0.f;
 #pragma unroll
-    for (int q = 0; q < 4; q++)
-        if (lane + 16 * q < r) dt = fmaf(wd[q], row[lane + 16 * q], dt);
-    for (int j = lane + 64; j < r; j += 16) dt = fmaf(load_w<KIND>(dtW, (i64)c * r + j), row[j], dt);
-    dt = softplus_f(group16_sum(dt, mask) + dtBias[c]);
+    for (int q = 0; q < 64 / G; q++)
+        if (lane + G * q < r) dt = fmaf(wd[q], row[lane + G * q], dt);
+    for (int j = lane + 64; j < r; j += G) dt = fmaf(load_w<KIND>(dtW, (i64)c * r + j), row[j], dt);
+    dt = softplus_f(group_sum<G>(dt, mask) + dtBias[c]);
     float x = xz[(i64)b * 2 * e + c];
     float u = uu[g];
     float acc = 0.f;
     float* hs = ssm + g * n;
 #pragma unroll
-    for (int q = 0; q < 4; q++)
+    for (int q = 0; q < 64 / G; q++)
     {
-        int s = lane + 16 * q;
+        int s = lane + G * q;
         if (s >= n) break;
         float hv = fmaf(expf(dt * a[q]), hs[s], dt * row[r + s] * u);
         hs[s] = hv;
         acc = fmaf(hv, row[r + n + s], acc);
     }
-    for (int s = lane + 64; s < n; s += 16)
+    for (int s = lane + 64; s < n; s += G)
     {
         float hv = fmaf(expf(dt * -expf(aLog[(i64)c * n + s])), hs[s], dt * row[r + s] * u);
         hs[s] = hv;
         acc = fmaf(hv, row[r + n + s], acc);
     }
-    acc = group16_sum(acc, mask);   // also orders every lane's conv-state read before lane 0's shift below
+    acc = group_sum<G>(acc, mask);   // also orders every lane's conv-state read before lane 0's shift below
     if (lane == 0)
     {
         if (Dskip) acc = fmaf(Dskip[c], u, acc);
@@ -352,18 +360,18 @@ template <int KIND> __device__ __forceinline__ void scan_group(i64 g, const floa
     }
 }
 
-// One group per 16 lanes of the grid.
-template <int KIND> __device__ void scan(const float* xz, float* convState, const float* uu,
+// One group per G lanes of the grid.
+template <int KIND, int G> __device__ void scan(const float* xz, float* convState, const float* uu,
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
     float* ssm, float* y, int batch, int e, int K, int r, int n)
 {
-    i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 4;
+    i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) / G;
     grid_launch_dependents();
-    if (g >= (i64)batch * e) return;   // whole 16-lane groups leave together
-    float wd[4], a[4];
-    scan_weights<KIND>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & 15, wd, a);
+    if (g >= (i64)batch * e) return;   // whole G-lane groups leave together
+    float wd[64 / G], a[64 / G];
+    scan_weights<KIND, G>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & (G - 1), wd, a);
     grid_wait();
-    scan_group<KIND>(g, xz, convState, uu, dbc, dtW, dtBias, aLog, Dskip, ssm, y, e, K, r, n, wd, a);
+    scan_group<KIND, G>(g, xz, convState, uu, dbc, dtW, dtBias, aLog, Dskip, ssm, y, e, K, r, n, wd, a);
 }
 
 // 4. out[b, row] = h[b, row] + y_b·W_out[row] (+ bias[row]); rows = d. Dynamic shared memory: batch·e floats.
@@ -413,12 +421,12 @@ template <int KIND> __device__ __forceinline__ void layer(const float* h, const 
     x_proj<KIND>(u, xW, dbc, batch, e, xRows, vecX, v, pre);
     i64 groups = (i64)batch * e, g0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 4, stride = ((i64)gridDim.x * blockDim.x) >> 4;
     float wd[4], a[4];
-    if (g0 < groups) scan_weights<KIND>(dtW, aLog, (int)(g0 % e), r, n, threadIdx.x & 15, wd, a);
+    if (g0 < groups) scan_weights<KIND, 16>(dtW, aLog, (int)(g0 % e), r, n, threadIdx.x & 15, wd, a);
     grid_barrier(barrier);
     for (i64 g = g0; g < groups; g += stride)
     {
-        if (g != g0) scan_weights<KIND>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & 15, wd, a);
-        scan_group<KIND>(g, xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, e, K, r, n, wd, a);
+        if (g != g0) scan_weights<KIND, 16>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & 15, wd, a);
+        scan_group<KIND, 16>(g, xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, e, K, r, n, wd, a);
     }
     pre = preload<KIND, UNITS>(outW, d, e, vecOut, v);
     grid_barrier(barrier);
@@ -620,7 +628,11 @@ extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void
 extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* u, \
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
     int batch, int e, int K, int r, int n) \
-{ scan<KIND>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
+{ scan<KIND, 16>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
+extern "C" __global__ void mamba_step_scan4_##SUFFIX(const float* xz, float* convState, const float* u, \
+    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
+    int batch, int e, int K, int r, int n) \
+{ scan<KIND, 4>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
     int batch, int e, int d, int vec) \
 { GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre); } \
