@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine from the checkout root (scripts/gpu-pack.sh .device; carry [".device", ".anchors"]): issue 19's
 # measurements in one call, everything against mamba_ssm on the same card:
-#   1. mamba_ssm's extensions build in the background (ANCHOR_BUILD_ONLY) while
-#   2. the GPU tests run (all of Category=Cuda) and
-#   3. Nsight Compute times every kernel of one region of ours (MAMBA4_CUDA_BENCH=region-..., REGIONS), summed by name
-#      (ncu_kernel_times.py);
-#   4. mamba_ssm's model is timed (model_anchor.py, model_anchor_more.py), then ours beside it (bench cuda-model: the
-#      ratios); 5. the same regions of mamba_ssm under Nsight Compute (ANCHOR_REGIONS), if the deadline allows.
+#   1. mamba_ssm's extensions build in the background (ANCHOR_BUILD_ONLY) while 2. the GPU tests run (all of Category=Cuda;
+#      TESTS=0 skips them); 3. mamba_ssm's model is timed (model_anchor.py, model_anchor_more.py), then ours beside it
+#      (bench cuda-model: the ratios); 4. Nsight Compute times every kernel of one region of ours (MAMBA4_CUDA_BENCH=
+#      region-..., REGIONS) and of mamba_ssm (ANCHOR_REGIONS), summed by name (ncu_kernel_times.py), as the deadline allows.
+#   Timing comes before profiling: in the first run the profiled processes left the host busy and slowed mamba_ssm's
+#   host-bound rows by up to 2x (bench/results/gpu-measure-h100-2026-12-06-s7.txt); each profile now ends its processes.
+#   mamba_ssm's build takes 260-480 s on a fresh machine: with the tests beside it the whole call needs ~600 s.
 #   OUT=... [DEADLINE=570] [REGIONS="train-bf16 ..."] [ANCHOR_REGIONS="train-bf16 ..."] bash .device/gpu-measure.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
@@ -26,19 +27,17 @@ ncu_region() {   # name, command...: one region's kernels under ncu, summed by n
   timeout "$(( $(left) < 90 ? $(left) : 90 ))" "$ncu" --profile-from-start off --metrics gpu__time_duration.sum --cache-control none \
     --clock-control none --csv --print-units base --print-kernel-base function "$@" > "$out/ncu-$name.csv" 2> "$out/ncu-$name.err"
   python3 "$dev/ncu_kernel_times.py" "$out/ncu-$name.csv" 18 || tail -3 "$out/ncu-$name.err"
+  pkill -f "Mamba4.Bench.dll|model_anchor_profile.py" 2>/dev/null; sleep 1   # nothing profiled outlives its region
 }
 if [ -n "$anchors" ]; then
   (ANCHOR_BUILD_ONLY=1 python3 "$anchors/model_anchor.py" > "$out/anchor-build.log" 2>&1) &
   build=$!
 fi
-echo "[$SECONDS s] GPU tests"
-timeout 260 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
-echo "tests rc=$?"; grep -E "^\s*\[FAIL\]|Total:" "$out/gpu-tests.log" | head -40
-for r in ${REGIONS-train-f32 train-bf16 decode64-bf16 prefill-bf16}; do
-  [ "$(left)" -gt 200 ] || { echo "skipped region $r (deadline)"; continue; }
-  echo "[$SECONDS s] ours, region $r"
-  MAMBA4_CUDA_BENCH=region-$r MAMBA4_DEVICE=cuda ncu_region "ours-$r" dotnet "$bench" cuda-model
-done
+if [ "${TESTS:-1}" = 1 ]; then
+  echo "[$SECONDS s] GPU tests"
+  timeout 260 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
+  echo "tests rc=$?"; grep -E "^\s*\[FAIL\]|Total:" "$out/gpu-tests.log" | head -40
+fi
 if [ -n "$anchors" ]; then
   wait $build; echo "[$SECONDS s] mamba_ssm built: $(head -c 200 "$out/anchor-build.log")"
   timeout 160 python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" || echo "model_anchor.py failed: $(tail -2 "$out/model-anchor.err")"
@@ -49,9 +48,14 @@ fi
 echo "[$SECONDS s] ours: bench cuda-model"
 MAMBA4_DEVICE=cuda timeout "$(( $(left) > 30 ? $(left) : 30 ))" dotnet "$bench" cuda-model > "$out/gpu-bench-cuda-model.log" 2>&1
 echo "bench rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-model.log" | head -80
+for r in ${REGIONS-decode64-bf16 train-bf16}; do
+  [ "$(left)" -gt 60 ] || { echo "skipped region $r (deadline)"; continue; }
+  echo "[$SECONDS s] ours, region $r"
+  MAMBA4_CUDA_BENCH=region-$r MAMBA4_DEVICE=cuda ncu_region "ours-$r" dotnet "$bench" cuda-model
+done
 if [ -n "$anchors" ]; then
-  for r in ${ANCHOR_REGIONS-train-bf16 train-f32}; do
-    [ "$(left)" -gt 45 ] || { echo "skipped mamba_ssm region $r (deadline)"; continue; }
+  for r in ${ANCHOR_REGIONS-train-bf16}; do
+    [ "$(left)" -gt 60 ] || { echo "skipped mamba_ssm region $r (deadline)"; continue; }
     echo "[$SECONDS s] mamba_ssm, region $r"
     ncu_region "mamba_ssm-$r" python3 "$dev/model_anchor_profile.py" "$anchors" "$r"
   done
