@@ -360,17 +360,14 @@ template <int KIND, int G> __device__ __forceinline__ void scan_group(i64 g, con
     }
 }
 
-// One group per G lanes of the grid. With 16 lanes (up to 8 streams) the groups follow the state's layout (stream-major);
-// with 4 (larger batches) the streams of one channel are neighbours, so a warp's 8 groups read the same dt_proj row and
-// A (one 32-byte sector a load instead of eight: at 64 streams those rows were re-read 64 times, 8 sectors at a time).
+// One group per G lanes of the grid.
 template <int KIND, int G> __device__ void scan(const float* xz, float* convState, const float* uu,
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
     float* ssm, float* y, int batch, int e, int K, int r, int n)
 {
-    i64 t = ((i64)blockIdx.x * blockDim.x + threadIdx.x) / G;
+    i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) / G;
     grid_launch_dependents();
-    if (t >= (i64)batch * e) return;   // whole G-lane groups leave together
-    i64 g = G == 16 ? t : (t % batch) * e + t / batch;
+    if (g >= (i64)batch * e) return;   // whole G-lane groups leave together
     float wd[64 / G], a[64 / G];
     scan_weights<KIND, G>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & (G - 1), wd, a);
     grid_wait();
