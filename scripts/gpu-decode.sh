@@ -8,11 +8,8 @@
 set -uo pipefail
 what=${1:-quick}
 dev=$(cd "$(dirname "$0")" && pwd)
-out=${OUT:-/tmp/out}; mkdir -p "$out" /tmp/dotnet
-[ -x /tmp/dotnet/dotnet ] || tar xJf "$dev/dotnet.tar.xz" -C /tmp/dotnet
-export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export MAMBA4_SHARED="$dev/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
+out=${OUT:-/tmp/out}; mkdir -p "$out"
+. "$dev/gpu-env.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 anchors=$(cd "$dev/../.anchors" 2>/dev/null && pwd)
 tests="$dev/Mamba4.Tests/Mamba4.Tests"

@@ -11,12 +11,9 @@
 #   OUT=... [DEADLINE=570] [REGIONS="train-bf16 ..."] [ANCHOR_REGIONS="train-bf16 ..."] bash .device/gpu-measure.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
-out=${OUT:-/tmp/out}; mkdir -p "$out" /tmp/dotnet
+out=${OUT:-/tmp/out}; mkdir -p "$out"
 deadline=${DEADLINE:-570}
-[ -x /tmp/dotnet/dotnet ] || tar xJf "$dev/dotnet.tar.xz" -C /tmp/dotnet
-export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export MAMBA4_SHARED="$dev/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
+. "$dev/gpu-env.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 anchors=$(cd "$dev/../.anchors" 2>/dev/null && pwd)
 ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)

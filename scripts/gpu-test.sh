@@ -12,11 +12,8 @@ shift || true
 benches=("${@:-cuda}")
 dev=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/mamba4-gpu}
-mkdir -p /tmp/dotnet "$out"
-[ -x /tmp/dotnet/dotnet ] || tar xJf "$dev/dotnet.tar.xz" -C /tmp/dotnet
-export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export MAMBA4_SHARED="$dev/shared" MAMBA4_CUDA_CACHE=/tmp/mamba4-cuda-cache
+mkdir -p "$out"
+. "$dev/gpu-env.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 rc=0
 if [ "$what" = cli ]; then

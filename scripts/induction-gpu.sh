@@ -13,14 +13,11 @@
 # Each run's log is $OUT/<name>.log; the summary prints each run's accuracy by length.
 set -u
 pack=$(cd "$(dirname "$0")" && pwd)
-out=${OUT:-/tmp/induction-out}; mkdir -p "$out" /tmp/dotnet /tmp/induction-runs
+out=${OUT:-/tmp/induction-out}; mkdir -p "$out" /tmp/induction-runs
 deadline=${DEADLINE:-540}; t0=$(date +%s)
 left() { echo $(( deadline - ($(date +%s) - t0) )); }
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-[ -x /tmp/dotnet/dotnet ] || tar xJf "$pack/dotnet.tar.xz" -C /tmp/dotnet
-export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export MAMBA4_CUDA_CACHE=${MAMBA4_CUDA_CACHE:-/tmp/mamba4-cuda-cache}
+. "$pack/gpu-env.sh"
 cli="dotnet $pack/Mamba4.Tests/Mamba4.Cli.dll"; [ -d "$pack/Mamba4.Tests" ] || cli="dotnet $pack/Mamba4.Cli/Mamba4.Cli.dll"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 . "$pack/gpu-mps.sh"; stamp "$(mps_on)"

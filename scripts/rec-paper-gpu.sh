@@ -34,11 +34,9 @@ set -uo pipefail
 pack=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/rec-paper}
 limit=${LIMIT:-400}
-mkdir -p /tmp/dotnet "$out"
-[ -x /tmp/dotnet/dotnet ] || tar xJf "$pack/dotnet.tar.xz" -C /tmp/dotnet
-export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export MAMBA4_SHARED="$pack/shared" MAMBA4_CUDA_CACHE=${MAMBA4_CUDA_CACHE:-$pack/cuda-cache}
+mkdir -p "$out"
+export MAMBA4_CUDA_CACHE=${MAMBA4_CUDA_CACHE:-$pack/cuda-cache}
+. "$pack/gpu-env.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 nproc | sed 's/^/CPU cores: /' | tee -a "$out/gpu.txt"
 start=$(date +%s)

@@ -1,0 +1,10 @@
+# Sourced (`. "$(dirname "$0")/gpu-env.sh"`) by the scripts that run ON the GPU machine from a pack made by
+# scripts/gpu-pack.sh (gpu-test.sh, gpu-decode.sh, gpu-measure.sh, induction-gpu.sh, rec-paper-gpu.sh): unpacks the .NET
+# runtime once and exports what the tests, benchmarks and CLI need — the CUDA libraries, the pack's shared fixtures and
+# NVRTC's cubin cache (/tmp/mamba4-cuda-cache unless MAMBA4_CUDA_CACHE is set before).
+gpu_pack=$(cd "$(dirname "$0")" && pwd)
+mkdir -p /tmp/dotnet
+[ -x /tmp/dotnet/dotnet ] || tar xJf "$gpu_pack/dotnet.tar.xz" -C /tmp/dotnet
+export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export MAMBA4_SHARED="$gpu_pack/shared" MAMBA4_CUDA_CACHE=${MAMBA4_CUDA_CACHE:-/tmp/mamba4-cuda-cache}
