@@ -17,7 +17,10 @@ root.Subcommands.Add(InitCommand.Create());
 try
 {
     Mamba4.Backends.Backend.Configure(Mamba4.Backends.EngineSettings.FromEnvironment());   // the one place the engine's environment is read
-    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    // ProcessTerminationTimeout null: System.CommandLine does not handle SIGINT/SIGTERM. Each command that stops on a signal
+    // owns it (training and the other long runs: Tasks/StopSignal; serve: the host's console lifetime, which drains), instead
+    // of two handlers on one signal, the first of which blocked the second for up to 2 s and then forced exit code 130.
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
 }
 catch (Exception e) when (e is IOException or FormatException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException
                            or OutOfMemoryException or Mamba4.Backends.Cuda.Native.CudaException)

@@ -90,7 +90,7 @@ internal static class ServeCommand
             var what = string.Join(", ", new[] { options.ModelDir is null ? null : $"model {options.ModelDir}", options.RecDir is null ? null : $"rec {options.RecDir}", options.ForecastDir is null ? null : $"forecast {options.ForecastDir}" }.OfType<string>());
             Console.WriteLine($"mamba4 serve: listening on {string.Join(", ", addresses)} ({what}; device {options.ResolveDevice()}; {(options.ApiKey is null ? "no API key" : "API key required")})");
             if (!options.IsLoopback && options.ApiKey is null) Console.Error.WriteLine($"warning: --insecure-no-auth: anyone who can reach {string.Join(", ", addresses)} can use this server");
-            await app.WaitForShutdownAsync(cancel);   // SIGTERM/SIGINT: the host's console lifetime drains (--drain), then 0
+            await app.WaitForShutdownAsync(cancel);   // SIGTERM/SIGINT: the host's console lifetime (their only handler) drains (--drain), then 0
             return 0;
         });
         return cmd;
