@@ -36,16 +36,10 @@ internal static class GenerateCommand
               mamba4 generate --model runs/lm-mamba/model --prompt "ROMEO:" --max-new-tokens 200 --stop "\n\n"
             """);
         foreach (var o in new Option[] { model, promptIds, promptText, stops, maxNew, greedy, temperature, topK, topP, penalty, seed, eos, tokenizerPath }) cmd.Options.Add(o);
-        var device = DeviceOption.Create();
-        cmd.Options.Add(device);
-        var allowNonFinite = AllowNonFiniteOption.Create();
-        cmd.Options.Add(allowNonFinite);
-        var dtype = DTypeOption.Create();
-        cmd.Options.Add(dtype);
+        var loadArguments = LoadArguments.AddTo(cmd);
         cmd.SetAction(parse =>
         {
-            var weightType = DTypeOption.Get(parse, dtype);
-            var target = DeviceOption.Use(parse, device);
+            var load = loadArguments.Parse(parse);
             var dir = parse.GetValue(model)!;
             string? text = parse.GetValue(promptText), idsText = parse.GetValue(promptIds);
             if ((text is null) == (idsText is null)) throw new ArgumentException("give exactly one of --prompt (text) and --prompt-ids");
@@ -67,7 +61,7 @@ internal static class GenerateCommand
             if (options.Problem() is { } problem) throw new ArgumentException($"--{problem.Field.Replace('_', '-')} {problem.Rule}");
             int maxTokens = parse.GetValue(maxNew);
             if (maxTokens < 1) throw new ArgumentException($"--max-new-tokens must be positive, got {maxTokens}");
-            var lm = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target) with { WeightDType = weightType });
+            var lm = LanguageModelFiles.Load(dir, load);
             try
             {
                 foreach (var id in prompt.Append(options.EosTokenId ?? 0))

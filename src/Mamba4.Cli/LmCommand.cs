@@ -98,16 +98,10 @@ internal static class LmCommand
               mamba4 lm eval --model runs/lm-mamba/model --data tinyshakespeare.txt
             """);
         foreach (var o in new Option[] { model, data, all, seq, json }) cmd.Options.Add(o);
-        var device = DeviceOption.Create();
-        cmd.Options.Add(device);
-        var allowNonFinite = AllowNonFiniteOption.Create();
-        cmd.Options.Add(allowNonFinite);
-        var dtype = DTypeOption.Create();
-        cmd.Options.Add(dtype);
+        var loadArguments = LoadArguments.AddTo(cmd);
         cmd.SetAction(parse =>
         {
-            var weightType = DTypeOption.Get(parse, dtype);
-            var target = DeviceOption.Use(parse, device);
+            var load = loadArguments.Parse(parse);
             var dir = parse.GetValue(model)!;
             var tok = LanguageModelFiles.LoadTokenizer(dir) ?? throw new FileNotFoundException($"{dir} holds no tokenizer.json");
             var path = parse.GetValue(data)!;
@@ -115,7 +109,7 @@ internal static class LmCommand
             var text = Mamba4.IO.DataFile.ReadAllText(path);   // plain or gzip
             var ids = tok.Encode(text);
             var part = parse.GetValue(all) ? ids : ids[(int)(ids.Length * 0.9)..];
-            var net = LanguageModelFiles.Load(dir, AllowNonFiniteOption.LoadOptions(parse, allowNonFinite, target) with { WeightDType = weightType });
+            var net = LanguageModelFiles.Load(dir, load);
             try
             {
                 var stream = TokenStream.ForEvaluation(part);
