@@ -5,6 +5,21 @@ namespace Mamba4.Ops;
 /// <summary>Shape and dtype validation shared by the ops: errors name the op, the argument and what was expected.</summary>
 internal static class OpCheck
 {
+    /// <summary>C = α·op(A)·op(B) + β·C over the tensors' rows × last axis: (m, n, k) of op(A) m×k and op(B) k×n, or a
+    /// one-line error naming the three shapes when C is not m×n or the inner sizes differ (every backend's Gemm).</summary>
+    public static (int M, int N, int K) GemmSizes(Tensor a, bool transA, Tensor b, bool transB, Tensor c)
+    {
+        int aRows = checked((int)a.Shape.Rows), aCols = a.Shape.Last;
+        int bRows = checked((int)b.Shape.Rows), bCols = b.Shape.Last;
+        int m = transA ? aCols : aRows, k = transA ? aRows : aCols;
+        int bk = transB ? bCols : bRows, n = transB ? bRows : bCols;
+        if (bk != k || c.Shape.Rows != m || c.Shape.Last != n)
+            throw new ArgumentException(
+                $"gemm: A{a.Shape}{(transA ? "ᵀ" : "")} · B{b.Shape}{(transB ? "ᵀ" : "")} into C{c.Shape}: " +
+                $"op(A) is {m}×{k}, op(B) is {bk}×{n}, so C must be {m}×{n}{(bk != k ? " and the inner sizes must agree" : "")}");
+        return (m, n, k);
+    }
+
     public static void F32(string op, string arg, Tensor t)
     {
         if (t.DType != DType.F32) throw new ArgumentException($"{op}: {arg} must be F32, got {t.DType} {t.Shape}");

@@ -14,14 +14,8 @@ public sealed unsafe partial class CpuBackend
         OpCheck.F32("gemm", "A", a);
         OpCheck.F32("gemm", "B", b);
         OpCheck.F32("gemm", "C", c);
-        int aRows = checked((int)a.Shape.Rows), aCols = a.Shape.Last;
-        int bRows = checked((int)b.Shape.Rows), bCols = b.Shape.Last;
-        int m = transA ? aCols : aRows, k = transA ? aRows : aCols;
-        int bk = transB ? bCols : bRows, n = transB ? bRows : bCols;
-        if (bk != k || c.Shape.Rows != m || c.Shape.Last != n)
-            throw new ArgumentException(
-                $"gemm: A{a.Shape}{(transA ? "ᵀ" : "")} · B{b.Shape}{(transB ? "ᵀ" : "")} into C{c.Shape}: " +
-                $"op(A) is {m}×{k}, op(B) is {bk}×{n}, so C must be {m}×{n}{(bk != k ? " and the inner sizes must agree" : "")}");
+        var (m, n, k) = OpCheck.GemmSizes(a, transA, b, transB, c);
+        int aCols = a.Shape.Last, bCols = b.Shape.Last;   // the leading dimensions
         if (Overlaps(c, a) || Overlaps(c, b)) throw new ArgumentException($"gemm: C{c.Shape} must not share memory with A{a.Shape} or B{b.Shape}");
         if (!transA && transB && m <= CpuGemv.MaxRows && k > 0)
             CpuGemv.RowsTimesTransposed(m, n, k, alpha, a.F32, Math.Max(1, aCols), b.F32, Math.Max(1, bCols), beta, c.F32, Math.Max(1, n));

@@ -35,14 +35,8 @@ public sealed unsafe partial class CudaBackend
 
     public void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta)
     {
-        int aRows = checked((int)a.Shape.Rows), aCols = a.Shape.Last;
-        int bRows = checked((int)b.Shape.Rows), bCols = b.Shape.Last;
-        int m = transA ? aCols : aRows, k = transA ? aRows : aCols;
-        int bk = transB ? bCols : bRows, n = transB ? bRows : bCols;
-        if (bk != k || c.Shape.Rows != m || c.Shape.Last != n)
-            throw new ArgumentException(
-                $"gemm: A{a.Shape}{(transA ? "ᵀ" : "")} · B{b.Shape}{(transB ? "ᵀ" : "")} into C{c.Shape}: " +
-                $"op(A) is {m}×{k}, op(B) is {bk}×{n}, so C must be {m}×{n}");
+        var (m, n, k) = Ops.OpCheck.GemmSizes(a, transA, b, transB, c);
+        int aCols = a.Shape.Last, bCols = b.Shape.Last;   // the leading dimensions
         if (m == 0 || n == 0) return;
         if (k == 0)
         {
