@@ -149,10 +149,9 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
             int staticShared;
             CudaDriver.Check(CudaDriver.cuFuncGetAttribute(&staticShared, CudaDriver.FuncAttrSharedSizeBytes, f), "cuFuncGetAttribute");
             int dynamicLimit = Math.Max(0, MaxSharedMemoryPerBlock - staticShared);
-            if (dynamicLimit > 48 * 1024 - staticShared)
+            if (MaxSharedMemoryPerBlock > 48 * 1024)   // beyond the default 48 KB a kernel must opt in
                 CudaDriver.Check(CudaDriver.cuFuncSetAttribute(f, CudaDriver.FuncAttrMaxDynamicSharedSizeBytes, dynamicLimit),
                     $"cuFuncSetAttribute({file}: {kernel}, max dynamic shared {dynamicLimit:N0} B)");
-            else dynamicLimit = Math.Max(0, 48 * 1024 - staticShared);
             _functions[(file, kernel)] = f;
             _dynamicSharedLimits[(file, kernel)] = dynamicLimit;
             return f;
