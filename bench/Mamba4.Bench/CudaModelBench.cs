@@ -147,12 +147,7 @@ public static class CudaModelBench
                 double Once()
                 {
                     long t0 = Stopwatch.GetTimestamp();
-                    using (GradMode.NoGrad())
-                    using (new TensorScope())
-                    {
-                        var hidden = model.Hidden(Tensor.From(ids, 1, l));
-                        F.Linear(F.Reshape(hidden, [l, Config130M.DModel]).Slice(l - 1, 1), model.LmHead);
-                    }
+                    PrefillLastLogits(model, ids);
                     gpu.Synchronize();
                     return Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 }
@@ -179,13 +174,7 @@ public static class CudaModelBench
         var settings = Backend.Settings;
         foreach (var weights in new[] { "f32", "bf16" })
         {
-            if (weights == "bf16")
-            {
-                // every projection and the (tied) embedding / lm_head in BF16, as `generate --dtype bf16` loads them
-                foreach (var layer in model.Backbone.Layers.Items)
-                    foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(DType.BF16));
-                model.LmHead.ReplaceWith(model.LmHead.To(DType.BF16));
-            }
+            if (weights == "bf16") NarrowToBf16(model);
             double weightBytes = model.Parameters().Sum(p => (double)p.ByteLength);
             double limitPerStep = copy / weightBytes;   // steps/s if a step only read the weights once at copy bandwidth
             Console.WriteLine($"| {weights}: {weightBytes / 1e6:F0} MB of weights → at most {limitPerStep:F0} steps/s at {copy / 1e12:F2} TB/s |||||||||||");
@@ -221,14 +210,35 @@ public static class CudaModelBench
         }
     }
 
-    /// <summary>For a profiler started with --profile-from-start off (scripts/gpu-profile.sh): after warm-up, exactly one
+    /// <summary>Every projection and the (tied) embedding / lm_head in BF16, as `generate --dtype bf16` loads them.</summary>
+    private static void NarrowToBf16(MambaLM model)
+    {
+        foreach (var layer in model.Backbone.Layers.Items)
+            foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(DType.BF16));
+        model.LmHead.ReplaceWith(model.LmHead.To(DType.BF16));
+    }
+
+    /// <summary>A prefill of one sequence: the forward without gradients, the head on the last position only (queued; the
+    /// caller waits).</summary>
+    private static void PrefillLastLogits(MambaLM model, long[] ids)
+    {
+        int l = ids.Length;
+        using (GradMode.NoGrad())
+        using (new TensorScope())
+        {
+            var hidden = model.Hidden(Tensor.From(ids, 1, l));
+            F.Linear(F.Reshape(hidden, [l, Config130M.DModel]).Slice(l - 1, 1), model.LmHead);
+        }
+    }
+
+    /// <summary>For a profiler started with --profile-from-start off (scripts/gpu-measure.sh): after warm-up, exactly one
     /// piece of work between cuProfilerStart and cuProfilerStop. <paramref name="region"/>: train-f32 | train-bf16 (one
     /// training step at 4 × 2048, GEMMs F32 or BF16), prefill-f32 | prefill-bf16 (1 × 2048, no gradients), decode64-f32 |
     /// decode64-bf16 (one eager step of 64 streams, weights F32 or BF16).</summary>
     private static void ProfileRegion(CudaBackend gpu, MambaLM model, string region)
     {
         var parts = region.Split('-');
-        if (parts.Length != 2 || parts[1] is not ("f32" or "bf16"))
+        if (parts.Length != 2 || parts[0] is not ("train" or "prefill" or "decode64") || parts[1] is not ("f32" or "bf16"))
             throw new ArgumentException($"MAMBA4_CUDA_BENCH=region-{region}: expected region-(train|prefill|decode64)-(f32|bf16)");
         bool bf16 = parts[1] == "bf16";
         gpu.MatmulPrecision = bf16 ? MatmulPrecision.Bf16 : MatmulPrecision.F32;
@@ -245,28 +255,14 @@ public static class CudaModelBench
             case "prefill":
             {
                 var ids = RandomIds(2048, Config130M.VocabSize, 11);
-                void Once()
-                {
-                    using (GradMode.NoGrad())
-                    using (new TensorScope())
-                    {
-                        var hidden = model.Hidden(Tensor.From(ids, 1, 2048));
-                        F.Linear(F.Reshape(hidden, [2048, Config130M.DModel]).Slice(2047, 1), model.LmHead);
-                    }
-                }
-                for (int i = 0; i < 3; i++) { Once(); gpu.Synchronize(); }
-                gpu.Profiled(Once);
+                for (int i = 0; i < 3; i++) { PrefillLastLogits(model, ids); gpu.Synchronize(); }
+                gpu.Profiled(() => PrefillLastLogits(model, ids));
                 break;
             }
             case "decode64":
             {
                 using var noGrad = GradMode.NoGrad();
-                if (bf16)
-                {
-                    foreach (var layer in model.Backbone.Layers.Items)
-                        foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(DType.BF16));
-                    model.LmHead.ReplaceWith(model.LmHead.To(DType.BF16));
-                }
+                if (bf16) NarrowToBf16(model);
                 using var state = model.NewState(64);
                 using var ids = Tensor.From(RandomIds(64, Config130M.VocabSize, 3), 64).To(Cuda);
                 using var next = Tensor.Zeros(new Shape(64), DType.I64, Cuda);
@@ -274,8 +270,6 @@ public static class CudaModelBench
                 gpu.Profiled(() => { using (new TensorScope()) model.Step(ids, state, next); });
                 break;
             }
-            default:
-                throw new ArgumentException($"MAMBA4_CUDA_BENCH=region-{region}: expected region-(train|prefill|decode64)-(f32|bf16)");
         }
         gpu.MatmulPrecision = MatmulPrecision.F32;
         Console.WriteLine($"profiled region {region}");
@@ -288,12 +282,7 @@ public static class CudaModelBench
         using var noGrad = GradMode.NoGrad();
         foreach (var weights in new[] { "f32", "bf16" })
         {
-            if (weights == "bf16")
-            {
-                foreach (var layer in model.Backbone.Layers.Items)
-                    foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(DType.BF16));
-                model.LmHead.ReplaceWith(model.LmHead.To(DType.BF16));
-            }
+            if (weights == "bf16") NarrowToBf16(model);
             foreach (bool persistent in new[] { true, false })
             {
                 gpu.PersistentLayerStep = persistent;
