@@ -185,12 +185,12 @@ public static class CudaModelBench
                     Backend.Configure(settings with { CudaFusedStep = fused });
                     gpu.PersistentLayerStep = persistent;
                     GenerationRow(gpu, model, weights, batch, batch == 64 && fused ? "fused (cuBLAS products) + PDL" : name, true, limitPerStep);
-                    if (batch == 64 && fused)
+                    if (batch == 64 && fused && weights == "bf16")
                     {
-                        // the scan as it ran before: 16 lanes a (stream, channel) at any batch
-                        gpu.SixteenLaneScanAtLargeBatch = true;
-                        GenerationRow(gpu, model, weights, batch, "fused (cuBLAS products) + PDL, scan 16 lanes (before)", true, limitPerStep);
-                        gpu.SixteenLaneScanAtLargeBatch = false;
+                        // as before: the products' inputs written in F32, then converted to BF16 by a pass before each GEMM
+                        gpu.ConvertProductInputs = true;
+                        GenerationRow(gpu, model, weights, batch, "fused (cuBLAS products) + PDL, inputs converted (before)", true, limitPerStep);
+                        gpu.ConvertProductInputs = false;
                     }
                 }
         }

@@ -104,10 +104,9 @@ public sealed unsafe partial class CudaBackend
     public void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y)
     {
         int kind = NarrowKind(weight);
-        int m = checked((int)x.Shape.Rows), k = x.Shape.Last, n = weight.Shape[0];
-        if (weight.Rank != 2 || weight.Shape[1] != k || y.Shape.Rows != m || y.Shape.Last != n)
-            throw new ArgumentException($"gemm: x{x.Shape} · W{weight.Shape}ᵀ into y{y.Shape}: W must be [{y.Shape.Last}, {k}] and y [{m}, {n}]");
-        if (m == 0 || n == 0) return;
+        int m = checked((int)x.Shape.Rows), k = x.Shape.Last;
+        CheckNarrowGemm(x, weight, y);
+        if (m == 0 || weight.Shape[0] == 0) return;
         if (k == 0)
         {
             Fill(y, 0f);
@@ -117,19 +116,46 @@ public sealed unsafe partial class CudaBackend
         try
         {
             Map(Kernels.Elementwise.File, kind == 0 ? Kernels.Elementwise.F32ToBf16 : Kernels.Elementwise.F32ToF16, x.NumElements, x, x16.Pointer, x.NumElements);
-            int type = kind == 0 ? Cublas.R16BF : Cublas.R16F;
-            float alpha = 1f, beta = 0f;
-            var h = CublasHandle();
-            MakeCurrent();
-            Cublas.Check(Cublas.cublasGemmEx(h, Cublas.OpT, Cublas.OpN, n, m, k,
-                &alpha, weight.DataPointer, type, k, x16.Pointer, type, k,
-                &beta, y.DataPointer, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault),
-                $"cublasGemmEx {weight.DType} weight {weight.Name} (y[{m}×{n}] = x·Wᵀ, k = {k})");
+            GemmNarrow(x16.Pointer, m, k, weight, y);
         }
         finally
         {
             x16.Release();
         }
+    }
+
+    /// <summary>y = x·Wᵀ with x already in W's 2-byte type (written so by the kernel that made it: the decoding step's
+    /// RMSNorm, conv and scan beyond 8 streams), so no conversion pass precedes the product.</summary>
+    internal void GemmNarrowInput(Tensor x, Tensor weight, Tensor y)
+    {
+        NarrowKind(weight);
+        if (x.DType != weight.DType)
+            throw new ArgumentException($"gemm: x{x.Shape} is {x.DType}, the weight {weight.Name}{weight.Shape} {weight.DType}; a narrow product's input must be in the weight's type");
+        CheckNarrowGemm(x, weight, y);
+        int m = checked((int)x.Shape.Rows), k = x.Shape.Last;
+        if (m == 0 || weight.Shape[0] == 0) return;
+        if (k == 0) Fill(y, 0f);
+        else GemmNarrow(x.DataPointer, m, k, weight, y);
+    }
+
+    private static void CheckNarrowGemm(Tensor x, Tensor weight, Tensor y)
+    {
+        int k = x.Shape.Last;
+        if (weight.Rank != 2 || weight.Shape[1] != k || y.Shape.Rows != x.Shape.Rows || y.Shape.Last != weight.Shape[0])
+            throw new ArgumentException($"gemm: x{x.Shape} · W{weight.Shape}ᵀ into y{y.Shape}: W must be [{y.Shape.Last}, {k}] and y [{x.Shape.Rows}, {weight.Shape[0]}]");
+    }
+
+    /// <summary>y [m, n] F32 = x16 [m, k]·Wᵀ by cuBLAS, x16 in W's 2-byte type, F32 accumulation.</summary>
+    private void GemmNarrow(nint x16, int m, int k, Tensor weight, Tensor y)
+    {
+        int type = NarrowKind(weight) == 0 ? Cublas.R16BF : Cublas.R16F, n = weight.Shape[0];
+        float alpha = 1f, beta = 0f;
+        var h = CublasHandle();
+        MakeCurrent();
+        Cublas.Check(Cublas.cublasGemmEx(h, Cublas.OpT, Cublas.OpN, n, m, k,
+            &alpha, weight.DataPointer, type, k, x16, type, k,
+            &beta, y.DataPointer, Cublas.R32F, n, Cublas.Compute32F, Cublas.GemmDefault),
+            $"cublasGemmEx {weight.DType} weight {weight.Name} (y[{m}×{n}] = x·Wᵀ, k = {k})");
     }
 
     /// <summary>0 for a BF16 weight, 1 for F16 (the kernels' weight kind); anything else is an error naming the weight.</summary>

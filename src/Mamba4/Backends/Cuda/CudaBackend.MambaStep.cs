@@ -7,8 +7,10 @@ namespace Mamba4.Backends.Cuda;
 // of every stream in one block's shared memory) run four kernels a layer — in_proj with the RMSNorm and the conv, x_proj,
 // the scan update with dt_proj, out_proj with the residual — or, with PersistentLayerStep, the four as phases of one
 // persistent kernel (mamba_step_layer, grid-wide barriers between them); then the head (one stream: mamba_step_head1) with
-// the greedy arg-max, finished by its last block; each weight read once, 16 bytes at a time, by one warp per row. Larger batches run the four products as cuBLAS GEMMs (the weights are
-// then read once per GEMM) around the conv and scan kernels, and the arg-max over the logits.
+// the greedy arg-max, finished by its last block; each weight read once, 16 bytes at a time, by one warp per row. Larger
+// batches run the four products as cuBLAS GEMMs (the weights are then read once per GEMM) around the conv and scan
+// kernels, and the arg-max over the logits; with BF16/F16 weights the RMSNorm, conv and scan write the GEMMs' inputs in
+// that type themselves.
 public sealed unsafe partial class CudaBackend
 {
     private const int StepRows = 8;        // MAX_ROWS of mamba_step.cu
@@ -23,9 +25,9 @@ public sealed unsafe partial class CudaBackend
     /// launch, which refuses such a grid, would be the safe form before it could be a default.</summary>
     internal bool PersistentLayerStep { get; set; }
 
-    /// <summary>Whether batches over 8 streams keep the scan's 16 lanes a (stream, channel) instead of 4 (benchmarks compare
-    /// the two in one run; off by default).</summary>
-    internal bool SixteenLaneScanAtLargeBatch { get; set; }
+    /// <summary>Whether batches over 8 streams with 2-byte weights write the cuBLAS products' inputs in F32 and convert them by
+    /// a pass before each product, as before the kernels wrote them narrow (benchmarks compare the two in one run; off by default).</summary>
+    internal bool ConvertProductInputs { get; set; }
 
     /// <summary>Two words, each zero between launches: mamba_step_layer's grid barrier (grid_barrier) and the head's count of
     /// finished blocks (last_block).</summary>
@@ -37,14 +39,15 @@ public sealed unsafe partial class CudaBackend
         int batch = h.Shape[0], d = w.DModel, e = w.DInner, k = w.DConv, r = w.DtRank, n = w.DState, xRows = r + 2 * n;
         if (batch == 0) return;
         const string file = Kernels.MambaStep.File;
-        using var xz = Tensor.Empty(new Shape(batch, 2 * e), DType.F32, Device);
-        using var u = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
-        using var dbc = Tensor.Empty(new Shape(batch, xRows), DType.F32, Device);
-        using var y = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
         string inProjKernel = StepKernel(w.InProj, Kernels.MambaStep.MambaStepInProjF32, Kernels.MambaStep.MambaStepInProjBf16, Kernels.MambaStep.MambaStepInProjF16);
         string xProjKernel = StepKernel(w.XProj, Kernels.MambaStep.MambaStepXProjF32, Kernels.MambaStep.MambaStepXProjBf16, Kernels.MambaStep.MambaStepXProjF16);
         string outProjKernel = StepKernel(w.OutProj, Kernels.MambaStep.MambaStepOutProjF32, Kernels.MambaStep.MambaStepOutProjBf16, Kernels.MambaStep.MambaStepOutProjF16);
         bool fused = Fits(inProjKernel, batch, d) && Fits(xProjKernel, batch, e) && Fits(outProjKernel, batch, e);
+        using var xz = Tensor.Empty(new Shape(batch, 2 * e), DType.F32, Device);
+        using var u = Tensor.Empty(new Shape(batch, e), DType.F32, Device);
+        using var dbc = Tensor.Empty(new Shape(batch, xRows), DType.F32, Device);
+        // y in out_proj's input type: F32 for the fused kernel; for cuBLAS, the weight's 2-byte type where it has one
+        using var y = Tensor.Empty(new Shape(batch, e), fused ? DType.F32 : ProductInput(w.OutProj), Device);
         int layerShared = batch * Math.Max(d, e) * sizeof(float);
         if (fused && LayerKernel(w) is { } layer && LayerGrid(layer, layerShared, 2 * e) is var layerGrid and > 0)
         {
@@ -62,22 +65,25 @@ public sealed unsafe partial class CudaBackend
         }
         else
         {
-            using (var normed = Tensor.Empty(h.Shape, DType.F32, Device))
-            using (var rstd = Tensor.Empty(new Shape(batch), DType.F32, Device))
+            // cuBLAS products; with 2-byte weights the kernel that makes a product's input writes it in their type (RMSNorm
+            // here, the conv a copy of u, the scan y), so no conversion pass runs before each product
+            using (var normed = Tensor.Empty(h.Shape, ProductInput(w.InProj), Device))
             {
-                RmsNormForward(h, w.NormWeight, w.NormEps, normed, rstd);
+                RmsNormForwardAs(h, w.NormWeight, w.NormEps, normed);
                 Project(normed, w.InProj, w.InProjBias, xz);
             }
-            LaunchEarly(file, Kernels.MambaStep.MambaStepConv, GridFor((long)batch * e), 256, 0, xz, convState, w.ConvWeight, w.ConvBias, u, batch, e, k);
-            Project(u, w.XProj, null, dbc);
+            using var uNarrow = ProductInput(w.XProj) == DType.F32 ? null : Tensor.Empty(u.Shape, ProductInput(w.XProj), Device);
+            LaunchEarly(file, Kernels.MambaStep.MambaStepConv, GridFor((long)batch * e), 256, 0, xz, convState, w.ConvWeight, w.ConvBias, u,
+                uNarrow, StepKind(uNarrow), batch, e, k);
+            Project(uNarrow ?? u, w.XProj, null, dbc);
         }
         // 16 lanes a (stream, channel) for up to 8 streams; 4 beyond (fewer, longer threads: one wave instead of ~6 at 64)
-        int scanLanes = batch <= StepRows || SixteenLaneScanAtLargeBatch ? 16 : 4;
+        int scanLanes = batch <= StepRows ? 16 : 4;
         LaunchEarly(file, scanLanes == 16
                 ? StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16)
                 : StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScan4F32, Kernels.MambaStep.MambaStepScan4Bf16, Kernels.MambaStep.MambaStepScan4F16),
             (uint)(((long)batch * e * scanLanes + 255) / 256), 256, 0,
-            xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, batch, e, k, r, n);
+            xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n);
         if (fused)
             LaunchEarly(file, outProjKernel, GemvGrid(d), GemvThreads, batch * e * sizeof(float),
                 y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));
@@ -113,10 +119,9 @@ public sealed unsafe partial class CudaBackend
             }
             else
             {
-                using (var normed = Tensor.Empty(h.Shape, DType.F32, Device))
-                using (var rstd = Tensor.Empty(new Shape(batch), DType.F32, Device))
+                using (var normed = Tensor.Empty(h.Shape, ProductInput(lmHead), Device))
                 {
-                    RmsNormForward(h, normWeight, eps, normed, rstd);
+                    RmsNormForwardAs(h, normWeight, eps, normed);
                     Project(normed, lmHead, null, logits);
                 }
                 if (ids is null) return;
@@ -190,10 +195,18 @@ public sealed unsafe partial class CudaBackend
         _ => throw new ArgumentException($"weight {weight.Name}{weight.Shape} is {weight.DType}; the fused step reads F32, BF16 or F16 weights"),
     };
 
-    /// <summary>y = x·Wᵀ (+ bias) through cuBLAS, W F32 (at <see cref="MatmulPrecision"/>) or BF16/F16 (F.Linear's products).</summary>
+    /// <summary>The type a cuBLAS product with <paramref name="weight"/> reads its input in: the weight's own if BF16/F16, else F32.</summary>
+    private DType ProductInput(Tensor weight) => !ConvertProductInputs && (weight.DType is DType.BF16 or DType.F16) ? weight.DType : DType.F32;
+
+    /// <summary>A step kernel's code for a buffer's type (0 F32 or none, 1 BF16, 2 F16; KIND of mamba_step.cu).</summary>
+    private static int StepKind(Tensor? t) => t?.DType switch { DType.BF16 => 1, DType.F16 => 2, _ => 0 };
+
+    /// <summary>y = x·Wᵀ (+ bias) through cuBLAS: W F32 (at <see cref="MatmulPrecision"/>), or BF16/F16 with x F32 (converted
+    /// first, as F.Linear's products) or already in W's type.</summary>
     private void Project(Tensor x, Tensor weight, Tensor? bias, Tensor y)
     {
-        if (weight.DType.IsNarrowWeight()) GemmNarrowWeight(x, weight, y);
+        if (x.DType != DType.F32) GemmNarrowInput(x, weight, y);
+        else if (weight.DType.IsNarrowWeight()) GemmNarrowWeight(x, weight, y);
         else Gemm(x, false, weight, true, y, 1f, 0f);
         if (bias is not null) AddRowVector(y, bias);
     }

@@ -11,6 +11,21 @@ public sealed unsafe partial class CudaBackend
         Launch(Kernels.RmsNorm.File, Kernels.RmsNorm.RmsnormForward, RowBlocks(rows), 256, 0, x, weight, eps, y, rstd, rows, x.Shape.Last);
     }
 
+    /// <summary>y = RMSNorm(x)·weight written in y's type (F32, BF16 or F16: the input of a product with such weights, rounded
+    /// from the same F32 values <see cref="RmsNormForward"/> gives), without the 1/rms a backward would need.</summary>
+    internal void RmsNormForwardAs(Tensor x, Tensor weight, float eps, Tensor y)
+    {
+        long rows = x.Shape.Rows;
+        string kernel = y.DType switch
+        {
+            DType.F32 => Kernels.RmsNorm.RmsnormForward,
+            DType.BF16 => Kernels.RmsNorm.RmsnormForwardBf16,
+            DType.F16 => Kernels.RmsNorm.RmsnormForwardF16,
+            _ => throw new ArgumentException($"RMSNorm writes F32, BF16 or F16, not {y.DType}"),
+        };
+        Launch(Kernels.RmsNorm.File, kernel, RowBlocks(rows), 256, 0, x, weight, eps, y, (nint)0, rows, x.Shape.Last);
+    }
+
     public void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight)
     {
         long rows = x.Shape.Rows;

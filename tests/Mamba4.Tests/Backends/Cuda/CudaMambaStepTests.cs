@@ -17,36 +17,61 @@ namespace Mamba4.Tests;
 [Collection("Cuda")]
 public class CudaMambaStepTests
 {
-    /// <summary>Every projection of the model made BF16 in place (as loading with --dtype bf16 does).</summary>
-    private static void Narrow(MambaLM model)
+    /// <summary>Every projection of the model made BF16 (or F16) in place (as loading with --dtype bf16 does).</summary>
+    private static void Narrow(MambaLM model, DType type = DType.BF16)
     {
         foreach (var layer in model.Backbone.Layers.Items)
-            foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(DType.BF16));
-        model.LmHead.ReplaceWith(model.LmHead.To(DType.BF16));
+            foreach (var lin in layer.Mixer.Linears) lin.Weight.ReplaceWith(lin.Weight.To(type));
+        model.LmHead.ReplaceWith(model.LmHead.To(type));
         foreach (var p in model.Parameters()) p.RequiresGrad = false;
     }
 
+    /// <summary>Beyond 8 streams with 2-byte weights, the step's RMSNorm writes x̂ in the weight's type for cuBLAS: the very
+    /// F32 values of <see cref="Backends.Cuda.CudaBackend.RmsNormForward"/>, rounded to nearest even (4 values at a time
+    /// for rows of multiples of 4, else one at a time).</summary>
     [Theory]
-    [InlineData(64, 1, false, true)]    // d, e multiples of 8: 16-byte rows; one persistent kernel
-    [InlineData(64, 1, false, false)]   // the four kernels
-    [InlineData(36, 3, false, true)]    // d = 36: in_proj rows one weight at a time
-    [InlineData(36, 3, false, false)]
-    [InlineData(64, 8, false, true)]
-    [InlineData(64, 13, false, true)]   // over 8 streams: cuBLAS in_proj / out_proj around the fused x_proj and scan
-    [InlineData(64, 1, true, true)]
-    [InlineData(64, 8, true, false)]
-    [InlineData(36, 5, true, true)]
-    [InlineData(64, 13, true, true)]
-    [InlineData(36, 13, false, false)]  // r = 3 dt terms over the 4-lane scan groups of large batches
-    public void LayerStepMatchesTheCpuTwinAndTheUnfusedGpuStep(int dModel, int batch, bool bf16, bool persistent)
+    [InlineData(64, DType.BF16)]
+    [InlineData(38, DType.BF16)]
+    [InlineData(64, DType.F16)]
+    [InlineData(38, DType.F16)]
+    public void RmsNormWritesTheNarrowProductInputAsItsF32OutputRounded(int d, DType type)
     {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(3);
+        var x = Random(rng, 13, d).To(Cuda);
+        var w = Random(rng, d).To(Cuda);
+        var f32 = Tensor.Empty(new Shape(13, d), DType.F32, Cuda);
+        gpu.RmsNormForward(x, w, 1e-5f, f32, Tensor.Empty(new Shape(13), DType.F32, Cuda));
+        var narrow = Tensor.Full(new Shape(13, d), float.NaN).To(type).To(Cuda);   // NaN where a value is not written
+        gpu.RmsNormForwardAs(x, w, 1e-5f, narrow);
+        Assert.Equal(f32.To(Device.Cpu).To(type).To(DType.F32).ToFloatArray(), narrow.To(Device.Cpu).To(DType.F32).ToFloatArray());
+    }
+
+    [Theory]
+    [InlineData(64, 1, DType.F32, true)]    // d, e multiples of 8: 16-byte rows; one persistent kernel
+    [InlineData(64, 1, DType.F32, false)]   // the four kernels
+    [InlineData(36, 3, DType.F32, true)]    // d = 36: in_proj rows one weight at a time
+    [InlineData(36, 3, DType.F32, false)]
+    [InlineData(64, 8, DType.F32, true)]
+    [InlineData(64, 13, DType.F32, true)]   // over 8 streams: cuBLAS in_proj / out_proj around the fused x_proj and scan
+    [InlineData(64, 1, DType.BF16, true)]
+    [InlineData(64, 8, DType.BF16, false)]
+    [InlineData(36, 5, DType.BF16, true)]
+    [InlineData(64, 13, DType.BF16, true)]
+    [InlineData(36, 13, DType.F32, false)]  // r = 3 dt terms over the 4-lane scan groups of large batches
+    [InlineData(64, 13, DType.F16, false)]  // F16 weights: RMSNorm, conv and scan write the products' inputs as F16
+    [InlineData(36, 13, DType.BF16, false)] // rows of 36 weights (not 16-byte units) with BF16 inputs
+    public void LayerStepMatchesTheCpuTwinAndTheUnfusedGpuStep(int dModel, int batch, DType weights, bool persistent)
+    {
+        bool narrow = weights != DType.F32;   // BF16 or F16
         var backend = Gpu;
         backend.PersistentLayerStep = persistent;
         using var restore = new Restore(() => backend.PersistentLayerStep = false);
         var (cpuModel, cpuState) = MambaStepTests.RandomModel(dModel, batch, 5);
         var (gpuModel, gpuState) = MambaStepTests.RandomModel(dModel, batch, 5, Cuda);
         var unfusedState = MambaStepTests.RandomState(gpuModel, batch, 5);
-        if (bf16) { Narrow(cpuModel); Narrow(gpuModel); }
+        if (narrow) { Narrow(cpuModel, weights); Narrow(gpuModel, weights); }
         using (cpuModel)
         using (gpuModel)
         using (cpuState)
@@ -67,12 +92,12 @@ public class CudaMambaStepTests
                 // F32: summation order only. BF16: the same narrow weights; the CPU and the fused kernels (≤ 8 streams) keep
                 // x̂, u and y in F32, while cuBLAS (the unfused GPU path, and the fused step's products beyond 8 streams)
                 // rounds them to BF16 first (CudaNarrowWeightTests allows 2e-2 for that).
-                double twin = !bf16 ? 2e-5 : batch <= 8 ? 1e-4 : 3e-2;
+                double twin = !narrow ? 2e-5 : batch <= 8 ? 1e-4 : 3e-2;
                 Close(cpu, gpu, twin, $"layer {i} output vs the CPU twin");
-                Close(unfused, gpu, bf16 ? 3e-2 : 2e-5, $"layer {i} output vs the unfused GPU step");
+                Close(unfused, gpu, narrow ? 3e-2 : 2e-5, $"layer {i} output vs the unfused GPU step");
                 Close(cpuState.Layers[i].SsmState, gpuState.Layers[i].SsmState, twin, $"layer {i} ssm_state");
                 Close(cpuState.Layers[i].ConvState, gpuState.Layers[i].ConvState, twin, $"layer {i} conv_state");
-                Close(unfusedState.Layers[i].ConvState, gpuState.Layers[i].ConvState, bf16 ? 3e-2 : 2e-5, $"layer {i} conv_state vs unfused");
+                Close(unfusedState.Layers[i].ConvState, gpuState.Layers[i].ConvState, narrow ? 3e-2 : 2e-5, $"layer {i} conv_state vs unfused");
                 (h, hg) = (cpu, gpu);
             }
         }

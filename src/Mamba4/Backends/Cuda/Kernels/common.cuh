@@ -39,6 +39,36 @@ __device__ __forceinline__ float fast_softplus(float x)
     return fmaxf(x, 0.f) + l;
 }
 
+// 2-byte element types as raw bits (NVRTC has no cuda_bf16.h without an include path), widened by to_f32 and rounded by
+// from_f32<T> (to nearest even; a NaN stays a NaN). store_as<OUT> writes element i of a buffer of kind OUT: 0 F32,
+// 1 BF16, 2 F16 (the fused step's weight kinds).
+struct bf16_bits { unsigned short v; };
+struct half_bits { unsigned short v; };
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(bf16_bits x) { return __uint_as_float((unsigned)x.v << 16); }
+__device__ __forceinline__ float to_f32(half_bits x) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.v)); return f; }
+template <typename T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+// round to nearest even (a NaN stays a NaN): one instruction from sm_80 on
+template <> __device__ __forceinline__ bf16_bits from_f32<bf16_bits>(float x)
+{
+    bf16_bits r;
+#if __CUDA_ARCH__ >= 800
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.v) : "f"(x));
+#else
+    unsigned u = __float_as_uint(x);
+    r.v = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)((u >> 16) | 0x40u) : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+#endif
+    return r;
+}
+template <> __device__ __forceinline__ half_bits from_f32<half_bits>(float x) { half_bits r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.v) : "f"(x)); return r; }
+template <int OUT> __device__ __forceinline__ void store_as(void* y, i64 i, float v)
+{
+    if (OUT == 0) ((float*)y)[i] = v;
+    else if (OUT == 1) ((bf16_bits*)y)[i] = from_f32<bf16_bits>(v);
+    else ((half_bits*)y)[i] = from_f32<half_bits>(v);
+}
+
 template <typename T> __device__ __forceinline__ T warp_sum(T v)
 {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);

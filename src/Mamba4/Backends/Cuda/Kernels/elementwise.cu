@@ -46,20 +46,11 @@ extern "C" __global__ void add_in_place(float* dst, const float* src, float alph
 // F32 → BF16, round to nearest even (NaN stays NaN): the operands of the BF16 GEMM (MatmulPrecision.Bf16)
 extern "C" __global__ void f32_to_bf16(const float* x, unsigned short* y, i64 n)
 {
-    GRID_STRIDE(i, n)
-    {
-        unsigned u = __float_as_uint(x[i]);
-        y[i] = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)((u >> 16) | 0x40u) : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
+    GRID_STRIDE(i, n) store_as<1>(y, i, x[i]);
 }
 
 // F32 → F16, round to nearest even (PTX cvt.rn): the activations multiplied by F16 weights (GemmNarrowWeight)
 extern "C" __global__ void f32_to_f16(const float* x, unsigned short* y, i64 n)
 {
-    GRID_STRIDE(i, n)
-    {
-        unsigned short h;
-        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x[i]));
-        y[i] = h;
-    }
+    GRID_STRIDE(i, n) store_as<2>(y, i, x[i]);
 }

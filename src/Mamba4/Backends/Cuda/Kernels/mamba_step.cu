@@ -18,7 +18,9 @@
 // phases), with the weights of phases 2–4 asked into L2 while phase 1 streams W_in (CudaBackend.PersistentLayerStep; off
 // by default: slower than the four kernels so far, see docs/cuda-kernel-notes.md).
 // Kernels 1, 2, 4 and the head take at most MAX_ROWS streams (x̂, u or y of all of them in shared memory); larger
-// batches use cuBLAS for those products and conv_step for u (CudaBackend.MambaStep.cs).
+// batches use cuBLAS for those products and mamba_step_conv for u (CudaBackend.MambaStep.cs); with 2-byte weights the
+// products' inputs are written in the weights' type by the kernels that make them (rmsnorm_forward_bf16/f16, the conv's
+// copy of u, the scan's y), rounded from the same F32 values, so no conversion pass runs before a product.
 
 #define MAX_ROWS 8
 #define UNITS 6      // 8-weight units in flight per lane (e = 1536: one pass)
@@ -274,16 +276,27 @@ template <int KIND> __device__ __forceinline__ void x_proj(const float* u, const
     }
 }
 
-// Larger batches (in_proj by cuBLAS): u[b, c] = silu(conv(…, x = xz[b, c])).
+// Element i of y, a buffer of kind 0 F32, 1 BF16 or 2 F16 (the kind of the weights the next cuBLAS product reads).
+__device__ __forceinline__ void store_kind(void* y, i64 i, float v, int kind)
+{
+    if (kind == 0) store_as<0>(y, i, v);
+    else if (kind == 1) store_as<1>(y, i, v);
+    else store_as<2>(y, i, v);
+}
+
+// Larger batches (in_proj by cuBLAS): u[b, c] = silu(conv(…, x = xz[b, c])), and (uNarrow not null) the same values
+// rounded to uKind (1 BF16, 2 F16) for x_proj's cuBLAS product with 2-byte weights.
 extern "C" __global__ void mamba_step_conv(const float* xz, const float* convState, const float* convW, const float* convB, float* u,
-    int batch, int e, int K)
+    void* uNarrow, int uKind, int batch, int e, int K)
 {
     grid_launch_dependents();
     grid_wait();
     GRID_STRIDE(i, (i64)batch * e)
     {
         int b = (int)(i / e), c = (int)(i - (i64)b * e);
-        u[i] = conv_silu(convState, convW, convB, b, c, e, K, xz[(i64)b * 2 * e + c]);
+        float v = conv_silu(convState, convW, convB, b, c, e, K, xz[(i64)b * 2 * e + c]);
+        u[i] = v;
+        if (uNarrow) store_kind(uNarrow, i, v, uKind);
     }
 }
 
@@ -318,7 +331,7 @@ template <int KIND, int G> __device__ __forceinline__ void scan_weights(const vo
 
 template <int KIND, int G> __device__ __forceinline__ void scan_group(i64 g, const float* xz, float* convState, const float* uu,
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
-    float* ssm, float* y, int e, int K, int r, int n, const float wd[64 / G], const float a[64 / G])
+    float* ssm, void* y, int yKind, int e, int K, int r, int n, const float wd[64 / G], const float a[64 / G])
 {
     int lane = threadIdx.x & (G - 1);
     unsigned mask = group_mask<G>();
@@ -353,7 +366,7 @@ template <int KIND, int G> __device__ __forceinline__ void scan_group(i64 g, con
     if (lane == 0)
     {
         if (Dskip) acc = fmaf(Dskip[c], u, acc);
-        y[g] = acc * silu_f(xz[(i64)b * 2 * e + e + c]);
+        store_kind(y, g, acc * silu_f(xz[(i64)b * 2 * e + e + c]), yKind);
         float* st = convState + g * (K - 1);
         for (int j = 0; j + 1 < K - 1; j++) st[j] = st[j + 1];
         if (K > 1) st[K - 2] = x;
@@ -363,7 +376,7 @@ template <int KIND, int G> __device__ __forceinline__ void scan_group(i64 g, con
 // One group per G lanes of the grid.
 template <int KIND, int G> __device__ void scan(const float* xz, float* convState, const float* uu,
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
-    float* ssm, float* y, int batch, int e, int K, int r, int n)
+    float* ssm, void* y, int yKind, int batch, int e, int K, int r, int n)
 {
     i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) / G;
     grid_launch_dependents();
@@ -371,7 +384,7 @@ template <int KIND, int G> __device__ void scan(const float* xz, float* convStat
     float wd[64 / G], a[64 / G];
     scan_weights<KIND, G>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & (G - 1), wd, a);
     grid_wait();
-    scan_group<KIND, G>(g, xz, convState, uu, dbc, dtW, dtBias, aLog, Dskip, ssm, y, e, K, r, n, wd, a);
+    scan_group<KIND, G>(g, xz, convState, uu, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, e, K, r, n, wd, a);
 }
 
 // 4. out[b, row] = h[b, row] + y_b·W_out[row] (+ bias[row]); rows = d. Dynamic shared memory: batch·e floats.
@@ -426,7 +439,7 @@ template <int KIND> __device__ __forceinline__ void layer(const float* h, const 
     for (i64 g = g0; g < groups; g += stride)
     {
         if (g != g0) scan_weights<KIND, 16>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & 15, wd, a);
-        scan_group<KIND, 16>(g, xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, e, K, r, n, wd, a);
+        scan_group<KIND, 16>(g, xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, 0, e, K, r, n, wd, a);
     }
     pre = preload<KIND, UNITS>(outW, d, e, vecOut, v);
     grid_barrier(barrier);
@@ -626,13 +639,13 @@ extern "C" __global__ void __launch_bounds__(128, 6) mamba_step_in_proj_##SUFFIX
 extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec) \
 { GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, rows, e, vec) x_proj<KIND>(u, w, dbc, batch, e, rows, vec, v, pre); } \
 extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* u, \
-    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
+    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, void* y, int yKind, \
     int batch, int e, int K, int r, int n) \
-{ scan<KIND, 16>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
+{ scan<KIND, 16>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_scan4_##SUFFIX(const float* xz, float* convState, const float* u, \
-    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
+    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, void* y, int yKind, \
     int batch, int e, int K, int r, int n) \
-{ scan<KIND, 4>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, batch, e, K, r, n); } \
+{ scan<KIND, 4>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
     int batch, int e, int d, int vec) \
 { GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre); } \

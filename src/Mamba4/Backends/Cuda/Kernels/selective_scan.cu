@@ -42,28 +42,8 @@ struct ScanParams
     int batch, L, Dch, N, chunkLen, chunks, tpc, selective, softplus;
 };
 
-// Element types T of the sequence tensors (u, Δ, z, y, B, C, dout and their gradients): float, bf16 or f16 (raw bits;
-// NVRTC has no cuda_bf16.h without an include path). A, D, Δ-bias, the state, the chunk carries and every sum stay F32.
-struct bf16_bits { unsigned short v; };
-struct half_bits { unsigned short v; };
-__device__ __forceinline__ float to_f32(float x) { return x; }
-__device__ __forceinline__ float to_f32(bf16_bits x) { return __uint_as_float((unsigned)x.v << 16); }
-__device__ __forceinline__ float to_f32(half_bits x) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.v)); return f; }
-template <typename T> __device__ __forceinline__ T from_f32(float x);
-template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
-// round to nearest even (a NaN stays a NaN): one instruction from sm_80 on
-template <> __device__ __forceinline__ bf16_bits from_f32<bf16_bits>(float x)
-{
-    bf16_bits r;
-#if __CUDA_ARCH__ >= 800
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.v) : "f"(x));
-#else
-    unsigned u = __float_as_uint(x);
-    r.v = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)((u >> 16) | 0x40u) : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-#endif
-    return r;
-}
-template <> __device__ __forceinline__ half_bits from_f32<half_bits>(float x) { half_bits r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.v) : "f"(x)); return r; }
+// Element types T of the sequence tensors (u, Δ, z, y, B, C, dout and their gradients): float, bf16_bits or half_bits
+// (common.cuh). A, D, Δ-bias, the state, the chunk carries and every sum stay F32.
 // the two 16-bit values of a 32-bit word (low address first)
 __device__ __forceinline__ void unpack2(unsigned w, bf16_bits, float& lo, float& hi) { lo = __uint_as_float(w << 16); hi = __uint_as_float(w & 0xffff0000u); }
 __device__ __forceinline__ void unpack2(unsigned w, half_bits, float& lo, float& hi)
