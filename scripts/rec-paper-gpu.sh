@@ -99,6 +99,8 @@ else
   (cd "$out" && tar czf logs.tar.gz --exclude='*.safetensors' --exclude='*.json' */*.log */*.eval.txt */*.ranks.tsv */*/metrics.jsonl 2>/dev/null && rm -rf ml1m beauty)
 fi
 [ -d "$MAMBA4_CUDA_CACHE" ] && tar czf "$out/cuda-cache.tar.gz" -C "$(dirname "$MAMBA4_CUDA_CACHE")" "$(basename "$MAMBA4_CUDA_CACHE")"
+# the device tool returns at most 8 files (16 MiB each) from $OUT: more, and some (run parts among them) stay behind
+files=$(find "$out" -type f | wc -l); [ "$files" -gt 8 ] && stamp "warning: $files files under $out; the device tool returns at most 8"
 mps_off
 
 unset MAMBA4_THREADS

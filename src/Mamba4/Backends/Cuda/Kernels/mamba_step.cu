@@ -27,16 +27,10 @@
 #define IN_UNITS 3   // in_proj's (d = 768: one pass); with __launch_bounds__(128, 6), 80 registers: 130M's 768 blocks
                      // in one wave (6 units took 96 registers: 5 blocks a multiprocessor, 1.16 waves)
 
-__device__ __forceinline__ float f16_to_f32(unsigned short h)
-{
-    float v;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(v) : "h"(h));
-    return v;
-}
-
+// A 2-byte weight widened (KIND 1 BF16, 2 F16; common.cuh's to_f32).
 template <int KIND> __device__ __forceinline__ float narrow_to_f32(unsigned short h)
 {
-    return KIND == 1 ? __uint_as_float((unsigned)h << 16) : f16_to_f32(h);
+    return KIND == 1 ? to_f32(bf16_bits{h}) : to_f32(half_bits{h});
 }
 
 template <int KIND> __device__ __forceinline__ float load_w(const void* w, i64 i)
