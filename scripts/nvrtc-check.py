@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+# Compile-checks the CUDA kernels without a GPU: each Kernels/*.cu with common.cuh prepended (as CudaCompiler does), for
+# sm_90 with CudaCompiler's options, by whatever NVRTC this machine has (NVRTC 11.8 on the development machine: the
+# GPU machine's 13.0 may accept more, so this finds errors, it does not prove a kernel right). No GPU and no driver needed.
+#   python3 scripts/nvrtc-check.py [FILE.cu ...] [--ptx DIR]      (default: every kernel file; --ptx writes each file's PTX,
+#                                                                  e.g. to compare two versions of a kernel instruction for instruction)
+import ctypes, glob, os, sys
+kernels = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "Mamba4", "Backends", "Cuda", "Kernels")
+args, ptx_dir = sys.argv[1:], None
+if "--ptx" in args:
+    i = args.index("--ptx"); ptx_dir = args[i + 1]; del args[i:i + 2]; os.makedirs(ptx_dir, exist_ok=True)
+libs = sorted(glob.glob("/usr/local/cuda/lib64/libnvrtc.so*") + glob.glob("/usr/lib/x86_64-linux-gnu/libnvrtc.so*"))
+libs = [l for l in libs if "builtins" not in l]
+if not libs: sys.exit("nvrtc-check: no libnvrtc found (apt: libnvrtc11.2 / nvidia-cuda-toolkit, or a CUDA toolkit)")
+nvrtc = ctypes.CDLL(libs[-1])
+files = args or sorted(os.path.basename(f) for f in glob.glob(os.path.join(kernels, "*.cu")))
+common = open(os.path.join(kernels, "common.cuh"), encoding="utf-8").read()
+failed = 0
+for name in files:
+    source = '#line 1 "common.cuh"\n' + common + '\n#line 1 "' + name + '"\n' + open(os.path.join(kernels, name), encoding="utf-8").read()
+    prog = ctypes.c_void_p()
+    if nvrtc.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0, None, None) != 0: sys.exit("nvrtcCreateProgram failed")
+    arch = b"compute_90" if ptx_dir else b"sm_90"
+    opts = [b"--gpu-architecture=" + arch, b"--std=c++17", b"-DMAMBA4_NVRTC=1"]
+    rc = nvrtc.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+    size = ctypes.c_size_t(); nvrtc.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value); nvrtc.nvrtcGetProgramLog(prog, log)
+    text = log.value.decode().strip()
+    print(f"{name}: {'ok' if rc == 0 else 'FAILED'}" + (f"\n{text}" if text else ""))
+    failed += rc != 0
+    if rc == 0 and ptx_dir:
+        nvrtc.nvrtcGetPTXSize(prog, ctypes.byref(size)); buf = ctypes.create_string_buffer(size.value); nvrtc.nvrtcGetPTX(prog, buf)
+        open(os.path.join(ptx_dir, name.replace(".cu", ".ptx")), "w").write(buf.value.decode())
+print(f"{len(files) - failed} compiled, {failed} failed ({os.path.basename(libs[-1])})")
+sys.exit(1 if failed else 0)
