@@ -3,8 +3,12 @@
 # runtime once and exports what the tests, benchmarks and CLI need — the CUDA libraries, the pack's shared fixtures and
 # NVRTC's cubin cache (/tmp/mamba4-cuda-cache unless MAMBA4_CUDA_CACHE is set before).
 gpu_pack=$(cd "$(dirname "$0")" && pwd)
-mkdir -p /tmp/dotnet
-[ -x /tmp/dotnet/dotnet ] || tar xJf "$gpu_pack/dotnet.tar.xz" -C /tmp/dotnet
+# unpacked beside, then renamed into place: two scripts started together (a session's own script beside rec-paper-gpu.sh)
+# never see a half-unpacked runtime; the one whose rename loses drops its copy
+if [ ! -x /tmp/dotnet/dotnet ]; then
+  gpu_tmp=$(mktemp -d /tmp/dotnet.XXXXXX)
+  tar xJf "$gpu_pack/dotnet.tar.xz" -C "$gpu_tmp" && mv -T "$gpu_tmp" /tmp/dotnet 2>/dev/null || rm -rf "$gpu_tmp"
+fi
 export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export MAMBA4_SHARED="$gpu_pack/shared" MAMBA4_CUDA_CACHE=${MAMBA4_CUDA_CACHE:-/tmp/mamba4-cuda-cache}

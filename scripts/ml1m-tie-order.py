@@ -13,12 +13,16 @@ with open(ratings, encoding="latin-1") as f:
         fields = line.rstrip("\n").split("::")
         if len(fields) != 4:
             sys.exit(f"{ratings}:{n}: expected UserID::MovieID::Rating::Timestamp, found {line[:60]!r}")
+        if not all(fields[i].isdigit() for i in (0, 1, 3)):
+            sys.exit(f"{ratings}:{n}: expected whole numbers for UserID, MovieID and Timestamp, found {line[:60]!r}")
         original[int(fields[0])].append((int(fields[3]), int(fields[1])))
 ours = collections.defaultdict(list)
 with gzip.open(sequences, "rt") as f:
-    for line in f:
-        user, movie = line.split()
-        ours[int(user)].append(int(movie))
+    for n, line in enumerate(f, 1):
+        fields = line.split()
+        if len(fields) != 2 or not all(x.isdigit() for x in fields):
+            sys.exit(f"{sequences}:{n}: expected 'UserID MovieID', found {line[:60]!r}")
+        ours[int(fields[0])].append(int(fields[1]))
 moved_test = moved_valid = 0
 with gzip.open(out, "wt") as f:
     for user in sorted(ours):

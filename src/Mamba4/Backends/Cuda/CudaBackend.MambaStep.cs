@@ -72,7 +72,8 @@ public sealed unsafe partial class CudaBackend
                 RmsNormForwardAs(h, w.NormWeight, w.NormEps, normed);
                 Project(normed, w.InProj, w.InProjBias, xz);
             }
-            using var uNarrow = ProductInput(w.XProj) == DType.F32 ? null : Tensor.Empty(u.Shape, ProductInput(w.XProj), Device);
+            var uType = ProductInput(w.XProj);
+            using var uNarrow = uType == DType.F32 ? null : Tensor.Empty(u.Shape, uType, Device);
             LaunchEarly(file, Kernels.MambaStep.MambaStepConv, GridFor((long)batch * e), 256, 0, xz, convState, w.ConvWeight, w.ConvBias, u,
                 uNarrow, StepKind(uNarrow), batch, e, k);
             Project(uNarrow ?? u, w.XProj, null, dbc);
