@@ -122,6 +122,12 @@ $('go').onclick = async () => {
   abort = new AbortController();
   $('go').disabled = true; $('stop').disabled = false;
   const t0 = performance.now(); let first = 0, count = 0;
+  // The DOM changes at most once a frame (text appended, not re-set), and the read loop yields every 50 ms: a stream
+  // faster than the page renders must not starve the page (Stop stays clickable, the cost stays linear in the text).
+  const text = document.createTextNode(''); gen.appendChild(text);
+  let pending = '', info = '', frame = 0, lastYield = t0;
+  const flush = () => { frame = 0; if (pending) { text.appendData(pending); pending = ''; } if (info) $('gen-info').textContent = info; };
+  const show = () => { if (!frame) frame = requestAnimationFrame(flush); };
   try {
     const r = await fetch('/v1/completions', { method: 'POST', headers: headers(), body: JSON.stringify(body), signal: abort.signal });
     if (!r.ok) { gen.replaceChildren(el('span', 'error', errorText(await r.text(), r.status))); return; }
@@ -135,17 +141,19 @@ $('go').onclick = async () => {
         const ev = buf.slice(0, i); buf = buf.slice(i + 2);
         if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
         const chunk = JSON.parse(ev.slice(6));
-        if (chunk.error) { gen.appendChild(el('span', 'error', ' ' + chunk.error.message)); continue; }
+        if (chunk.error) { flush(); gen.appendChild(el('span', 'error', ' ' + chunk.error.message)); continue; }
         const c = chunk.choices[0];
         if (!first) first = performance.now();
         count += c.token_ids.length;
-        gen.textContent += c.text !== undefined ? c.text : (count > 1 ? ', ' : '') + c.token_ids.join(', ');
+        pending += c.text !== undefined ? c.text : (count > 1 ? ', ' : '') + c.token_ids.join(', ');
         const secs = (performance.now() - first) / 1000;
-        $('gen-info').textContent = `${count} tokens · first after ${Math.round(first - t0)} ms` + (count > 1 ? ` · ${((count - 1) / secs).toFixed(1)} tokens/s` : '') + (c.finish_reason ? ` · finished: ${c.finish_reason}` : '');
+        info = `${count} tokens · first after ${Math.round(first - t0)} ms` + (count > 1 ? ` · ${((count - 1) / secs).toFixed(1)} tokens/s` : '') + (c.finish_reason ? ` · finished: ${c.finish_reason}` : '');
+        show();
       }
+      if (performance.now() - lastYield > 50) { await new Promise(r => setTimeout(r, 0)); lastYield = performance.now(); }
     }
-  } catch (e) { if (e.name !== 'AbortError') gen.appendChild(el('span', 'error', ' ' + e)); }
-  finally { $('go').disabled = false; $('stop').disabled = true; refresh(); }
+  } catch (e) { if (e.name !== 'AbortError') { flush(); gen.appendChild(el('span', 'error', ' ' + e)); } }
+  finally { if (frame) cancelAnimationFrame(frame); flush(); $('go').disabled = false; $('stop').disabled = true; refresh(); }
 };
 $('stop').onclick = () => abort && abort.abort();
 
