@@ -10,12 +10,22 @@ public static class GradMode
     /// <summary>Ops inside run without recording (inference, evaluation, optimizer updates).</summary>
     public static Restore NoGrad()
     {
+        var restore = new Restore(_disabledDepth);
         _disabledDepth++;
-        return new Restore();
+        return restore;
     }
 
-    public readonly struct Restore : IDisposable
+    /// <summary>Ops inside record again, even within <see cref="NoGrad"/> (torch.enable_grad): a checkpointed segment's rerun
+    /// during the backward.</summary>
+    public static Restore EnableGrad()
     {
-        public void Dispose() => _disabledDepth--;
+        var restore = new Restore(_disabledDepth);
+        _disabledDepth = 0;
+        return restore;
+    }
+
+    public readonly struct Restore(int depth) : IDisposable
+    {
+        public void Dispose() => _disabledDepth = depth;
     }
 }

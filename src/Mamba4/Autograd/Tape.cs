@@ -51,19 +51,46 @@ public static class Tape
         {
             var seed = Tensor.Full(loss.Shape, 1f, loss.Device);
             Accumulate(loss, seed, owned: true);
-            var nodes = Nodes;
-            for (int i = nodes.Count - 1; i >= 0; i--)
+            RunNodes(0);
+            Nodes.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Backpropagates <paramref name="grad"/> (borrowed: neither kept nor freed) from <paramref name="output"/> through the
+    /// nodes recorded from index <paramref name="start"/> on, then drops those nodes: the backward of a segment rerun
+    /// inside the backward (<see cref="Checkpoint"/>). Runs without recording, as <see cref="Backward"/> does.
+    /// </summary>
+    internal static void BackwardSegment(int start, Tensor output, Tensor grad)
+    {
+        using (GradMode.NoGrad())
+        {
+            if (output.RequiresGrad)
             {
-                var node = nodes[i];
-                bool any = false;
-                foreach (var o in node.Outputs) any |= o.Grad is not null;
-                if (!any) continue;
-                node.BackwardFn();
-                // An intermediate's gradient is dead once its producer has consumed it.
-                foreach (var o in node.Outputs)
-                    if (!o.RetainGrad && o.Grad is { } g) { o.Grad = null; g.Dispose(); }
+                bool retained = output.RetainGrad;
+                output.Grad = grad;
+                output.RetainGrad = true;
+                try { RunNodes(start); }
+                finally { output.Grad = null; output.RetainGrad = retained; }
             }
-            nodes.Clear();
+            Truncate(start);
+        }
+    }
+
+    /// <summary>The nodes from the last down to index <paramref name="start"/>, each whose outputs received a gradient.</summary>
+    private static void RunNodes(int start)
+    {
+        var nodes = Nodes;
+        for (int i = nodes.Count - 1; i >= start; i--)
+        {
+            var node = nodes[i];
+            bool any = false;
+            foreach (var o in node.Outputs) any |= o.Grad is not null;
+            if (!any) continue;
+            node.BackwardFn();
+            // An intermediate's gradient is dead once its producer has consumed it.
+            foreach (var o in node.Outputs)
+                if (!o.RetainGrad && o.Grad is { } g) { o.Grad = null; g.Dispose(); }
         }
     }
 

@@ -101,6 +101,15 @@ public sealed class MambaLM : Module, ICausalLanguageModel
 
     public MambaConfig Config { get; }
     public MambaBackbone Backbone { get; }
+
+    /// <summary>Training memory for time (gradient checkpointing): every Mamba-1 mixer keeps only its in_proj output and
+    /// scan output and reruns the rest in the backward (<see cref="MambaMixer.Recompute"/>); same gradients. Mamba-2
+    /// mixers keep every intermediate.</summary>
+    public bool Recompute
+    {
+        get => Backbone.Layers.Items.Any(l => l.Mixer is MambaMixer { Recompute: true });
+        set { foreach (var layer in Backbone.Layers.Items) if (layer.Mixer is MambaMixer m) m.Recompute = value; }
+    }
     public Tensor LmHead { get; }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Mamba4.Autograd;
 using Mamba4.Inference;
 using Mamba4.Models;
 using Mamba4.Ops;
@@ -81,10 +82,28 @@ public sealed class MambaMixer : SsmMixer
     public override IEnumerable<Linear> Linears => XProj is null ? [InProj, OutProj] : [InProj, XProj, DtProj!, OutProj];
     public override Linear OutProj { get; }
 
+    /// <summary>
+    /// Training keeps only in_proj's output and the gated scan output of this mixer for the backward, which runs the
+    /// split, conv, x_proj and dt_proj again (not the scan: its backward recomputes the states from its inputs), as
+    /// mamba_ssm's fused inner function does; off, every intermediate is kept. Same gradients either way.
+    /// Sequences continued from a state (<see cref="Forward"/> with a state) always keep everything.
+    /// </summary>
+    public bool Recompute { get; set; }
+
     public override Tensor Forward(Tensor h, MambaLayerState? state = null)
     {
-        int e = Config.DInner, n = Config.DState;
-        var xz = F.SplitLastAxis(InProj.Forward(h), e, e);
+        var xz = InProj.Forward(h);
+        var y = Recompute && state is null
+            ? Checkpoint.Run("MambaMixer.Inner", () => Inner(xz, null, outputNeeded: !Checkpoint.IsRerunning), [xz, .. Parameters()])
+            : Inner(xz, state, outputNeeded: true);
+        return OutProj.Forward(y);
+    }
+
+    /// <summary>in_proj's output (b, l, 2e) → the gated scan output y (b, l, e).</summary>
+    private Tensor Inner(Tensor xzJoined, MambaLayerState? state, bool outputNeeded)
+    {
+        int e = Config.DInner;
+        var xz = F.SplitLastAxis(xzJoined, e, e);
         var (x, z) = (xz[0], xz[1]);
         bool continues = state is { ForwardContinues: true };
         int window = Config.DConv - 1;
@@ -95,9 +114,10 @@ public sealed class MambaMixer : SsmMixer
         var (delta, b, c, deltaBias) = Projections(x);
         var a = F.Scale(F.Exp(ALog), -1f);
         var (y, last) = F.SelectiveScan(x, delta, a, b, c, D, z, deltaBias, deltaSoftplus: true, returnLastState: state is not null,
-            initialState: continues ? state!.SsmState.Clone() : null);   // a copy: the backward recomputes from it after SsmState is overwritten
+            initialState: continues ? state!.SsmState.Clone() : null,   // a copy: the backward recomputes from it after SsmState is overwritten
+            outputNeeded);
         if (state is not null) state.SsmState.CopyFrom(last!);
-        return OutProj.Forward(y);
+        return y;
     }
 
     /// <summary>[window rows of convState (b, e, window), transposed; then x (b, l, e)] → (b, window + l, e); convState is a constant.</summary>

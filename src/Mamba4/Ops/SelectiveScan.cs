@@ -27,8 +27,16 @@ public static partial class F
     public static (Tensor Y, Tensor? LastState) SelectiveScan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
         Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true, bool returnLastState = false,
         Tensor? initialState = null)
+        => SelectiveScan(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, returnLastState, initialState, outputNeeded: true);
+
+    /// <param name="outputNeeded">False where only the node is wanted (a checkpointed segment's rerun, whose last op this
+    /// is): the forward kernel is skipped and Y holds no values; the backward recomputes the states from the inputs alone.</param>
+    internal static (Tensor Y, Tensor? LastState) SelectiveScan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
+        Tensor? D, Tensor? z, Tensor? deltaBias, bool deltaSoftplus, bool returnLastState, Tensor? initialState, bool outputNeeded)
     {
         const string op = "SelectiveScan";
+        if (!outputNeeded && returnLastState)
+            throw new ArgumentException($"{op}: the last state is an output: it needs the forward");
         if (u.DType is not (DType.F32 or DType.BF16 or DType.F16))
             throw new ArgumentException($"{op}: u must be F32, BF16 or F16, got {u.DType} {u.Shape}");
         OpCheck.Rank(op, "u", u, 3);
@@ -54,7 +62,7 @@ public static partial class F
         var y = Tensor.Empty(u.Shape, u.DType, u.Device);
         var lastState = returnLastState ? Tensor.Empty(new Shape(batch, channels, n), DType.F32, u.Device) : null;
         var args = new SelectiveScanArgs(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, y, lastState, initialState);
-        u.Backend.SelectiveScanForward(args);
+        if (outputNeeded) u.Backend.SelectiveScanForward(args);
 
         if (Tape.ShouldRecord(u, delta, A, B, C, D, z, deltaBias, initialState))
             Tape.Record(op, () =>

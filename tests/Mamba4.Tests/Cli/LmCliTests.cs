@@ -58,6 +58,26 @@ public class LmCliTests : IDisposable
         Assert.Equal(gout, tout);
     }
 
+    /// <summary>--recompute changes memory and time, not the numbers: the same validation loss as without it, bit for bit;
+    /// run.json records it; a checkpoint written without it resumes with it (the run's settings otherwise must match).</summary>
+    [Fact]
+    public void RecomputeTrainsTheSameModelAndResumesEitherWay()
+    {
+        var data = Path.Combine(_dir, "corpus.txt");
+        File.WriteAllText(data, LanguageModeling.SyntheticCorpus(sentences: 300));
+        double Train(string name, long steps, params string[] extra)
+        {
+            var (code, stdout, stderr) = CliTests.Run(["lm", "train", "--data", data, "--size", "tiny", "--steps", steps.ToString(), "--seq-len", "32",
+                "--batch", "4", "--eval-every", "10", "--checkpoint-every", "10", "--sample-every", "0", "--out", Path.Combine(_dir, name), "--json", .. extra]);
+            Assert.True(code == 0, stderr);
+            return JsonNode.Parse(stdout.Trim().Split('\n')[^1])!["val_loss"]!.GetValue<double>();
+        }
+        double kept = Train("kept", 20), recomputed = Train("recomputed", 20, "--recompute");
+        Assert.Equal(kept, recomputed);
+        Assert.True(JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "recomputed", "run.json")))!["recompute"]!.GetValue<bool>());
+        Assert.Equal(kept, Train("kept", 20, "--recompute", "--resume"));   // its checkpoint (written without) is taken
+    }
+
     [Fact]
     public void BadLmArgumentsFailClearly()
     {
@@ -72,5 +92,7 @@ public class LmCliTests : IDisposable
         (code, _, err) = CliTests.Run("lm", "train", "--mixer", "mamba2", "--head-dim", "48", "--size", "tiny", "--steps", "1", "--out", Path.Combine(_dir, "h"));
         Assert.Equal(1, code);
         Assert.Equal("error: --head-dim must divide the mixer's width expand · d_model = 128, got 48", err.Trim());
+        (code, _, err) = CliTests.Run("lm", "train", "--model", "transformer", "--recompute", "--out", _dir);
+        Assert.Equal("error: --recompute applies to --model mamba --mixer mamba1 only (the layers that rerun their inner ops)", err.Trim());
     }
 }

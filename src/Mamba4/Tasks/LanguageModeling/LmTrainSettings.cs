@@ -44,6 +44,9 @@ public sealed record LmTrainSettings
     public string? OutputDirectory { get; init; }
     public bool Resume { get; init; }
     public Device Device { get; init; } = Device.Cpu;
+    /// <summary>Gradient checkpointing of the Mamba-1 mixers (<see cref="Models.MambaLM.Recompute"/>): less activation
+    /// memory, one more run of their conv and projections in the backward; the same gradients.</summary>
+    public bool Recompute { get; init; }
 
     /// <summary>The trainer's share of these settings (its checks are the trainer's own: one wording for every command).</summary>
     public TrainerOptions Trainer => new()
@@ -60,6 +63,7 @@ public sealed record LmTrainSettings
         if (Model is not ("mamba" or "transformer")) throw new ArgumentException($"--model must be mamba or transformer, got '{Model}'");
         Models.MambaConfig.ParseMixer(Mixer);
         if (Model != "mamba" && (Mixer != "mamba1" || HeadDim is not null)) throw new ArgumentException("--mixer and --head-dim apply to --model mamba only");
+        if (Recompute && (Model != "mamba" || Mixer != "mamba1")) throw new ArgumentException("--recompute applies to --model mamba --mixer mamba1 only (the layers that rerun their inner ops)");
         if (SeqLen is <= 1 or > Models.ModelLimits.Positions) throw new ArgumentException($"--seq-len must be in [2, {Models.ModelLimits.Positions}], got {SeqLen}");
         if (Batch <= 0) throw new ArgumentException($"--batch must be positive, got {Batch}");
         Training.Trainer.CheckTokensPerStep(Batch, SeqLen, "--seq-len");

@@ -26,6 +26,7 @@ public static class LmTrainingRun
         try
         {
             net.AsModule.To(s.Device);
+            if (net is Models.MambaLM mamba) mamba.Recompute = s.Recompute;
             var options = s.Trainer with { OutputDirectory = dir.Path };
             var config = new JsonObject
             {
@@ -50,7 +51,10 @@ public static class LmTrainingRun
                 trainer.Resume();
                 log.WriteLine($"resuming at step {trainer.Step}");
             }
-            dir.WriteRunJson(config, s.Device, Backends.Backend.Settings);
+            // Recompute changes memory and time, not the numbers: in run.json, but a checkpoint resumes with or without it.
+            var runJson = (JsonObject)config.DeepClone();
+            runJson["recompute"] = s.Recompute;
+            dir.WriteRunJson(runJson, s.Device, Backends.Backend.Settings);
             if (s.SampleEvery > 0)
                 trainer.Evaluated += (step, _) =>
                 {
