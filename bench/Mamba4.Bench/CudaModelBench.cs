@@ -110,11 +110,15 @@ public static class CudaModelBench
         Console.WriteLine();
         using var optimizer = new AdamW(model, 1e-4f);
         // GEMM arithmetic: F32, TF32 tensor cores, BF16 tensor cores (F32 master weights, activations, optimizer state)
+        // Each row with every intermediate kept, then with MambaLM.Recompute (mamba_ssm's default likewise reruns the
+        // conv and Δ in its backward: its peak is the one to compare with the second).
         foreach (var precision in new[] { MatmulPrecision.F32, MatmulPrecision.Tf32, MatmulPrecision.Bf16 })
             foreach (int batch in new[] { 1, 4, 8 })
+            foreach (bool recompute in new[] { false, true })
             {
                 const int l = 2048;
                 gpu.MatmulPrecision = precision;
+                model.Recompute = recompute;
                 var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
                 Step(gpu, model, optimizer, ids, batch, l);
                 gpu.Synchronize();
@@ -128,9 +132,10 @@ public static class CudaModelBench
                 string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs
                     ? $"; mamba_ssm {anchorPrecision} {theirs:F0} tokens/s, ours / theirs {batch * l / s / theirs:F2}×" + (anchor["peak_gb"]?.GetValue<double>() is { } theirPeak ? $", peak {theirPeak:F2} GB" : "")
                     : "";
-                Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5), peak {peakGb:F2} GB{vs}");
+                Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}{(recompute ? ", recompute" : "")} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5), peak {peakGb:F2} GB{vs}");
             }
         gpu.MatmulPrecision = MatmulPrecision.F32;
+        model.Recompute = false;
     }
 
     /// <summary>Prefill (issue 19, target 4): the forward over one sequence of 2,048 and 16,384 tokens without gradients,

@@ -43,9 +43,11 @@ public class CudaModelTests
         ModelFixtureTests.AssertClose(reference.Get("logits").ToDoubleArray(), logits.ToFloatArray(), 1e-5, 1e-5, "logits");
         for (int i = 0; i < hidden.Count; i++)
             ModelFixtureTests.AssertClose(reference.Get($"hidden_states.{i}").ToDoubleArray(), hidden[i].ToFloatArray(), 1e-5, 1e-5, $"hidden_states.{i}");
-        // The loss from the logits, then the head fused with the loss (no logits): the same loss and gradients.
-        foreach (var (makeLoss, path) in new (Func<Tensor>, string)[] { (() => model.Loss(ids, logits), "unfused "), (() => model.Loss(ids), "fused ") })
+        // The loss from the logits, then the head fused with the loss (no logits), then that with the mixers' inner ops
+        // rerun in the backward (Recompute): the same loss and gradients.
+        foreach (var (makeLoss, path) in new (Func<Tensor>, string)[] { (() => model.Loss(ids, logits), "unfused "), (() => model.Loss(ids), "fused "), (() => model.Loss(ids), "recomputed ") })
         {
+            model.Recompute = path == "recomputed ";
             var loss = makeLoss();
             Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
             loss.Backward();
