@@ -80,7 +80,7 @@ public sealed class GptBlock : Module
     public Tensor Forward(Tensor x, ref ulong seed, KvLayer? cache = null)
     {
         int d = x.Shape.Last;
-        var qkv = F.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
+        var qkv = F.LinearSplit(Ln1.Forward(x), CAttn.Weight, CAttn.Bias, d, d, d);
         if (cache is not null) cache.Append(qkv[1], qkv[2]);
         var a = F.Dropout(CProj.Forward(F.Attention(qkv[0], qkv[1], qkv[2], new AttentionSpec(Heads))), DropoutP, seed++, Training);
         x = F.Add(x, a);
@@ -92,7 +92,7 @@ public sealed class GptBlock : Module
     public Tensor Step(Tensor x, KvLayer cache)
     {
         int d = x.Shape.Last;
-        var qkv = F.SplitLastAxis(CAttn.Forward(Ln1.Forward(x)), d, d, d);
+        var qkv = F.LinearSplit(Ln1.Forward(x), CAttn.Weight, CAttn.Bias, d, d, d);
         cache.Append(qkv[1], qkv[2]);
         var y = F.AttentionStep(qkv[0], cache.K, cache.V, cache.Length, Heads);
         x = F.Add(x, CProj.Forward(y));

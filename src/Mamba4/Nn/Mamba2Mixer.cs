@@ -63,7 +63,7 @@ public sealed class Mamba2Mixer : SsmMixer
     {
         var c = Config;
         int b = hs.Shape[0], l = hs.Shape[1], gn = c.NGroups * c.DState;
-        var parts = F.SplitLastAxis(InProj.Forward(hs), c.DInner, c.ConvDim, c.Heads);
+        var parts = F.LinearSplit(hs, InProj.Weight, InProj.Bias, c.DInner, c.ConvDim, c.Heads);
         var (z, xBC, dt) = (parts[0], parts[1], parts[2]);
         if (state is { ForwardContinues: true }) throw new NotSupportedException("Mamba-2: a forward that continues from the state (ForwardContinues) is not supported; the SSD scan starts from zero");
         if (state is not null) SaveConvState(xBC, state);
@@ -80,7 +80,7 @@ public sealed class Mamba2Mixer : SsmMixer
     {
         var c = Config;
         int b = hs.Shape[0], gn = c.NGroups * c.DState;
-        var parts = F.SplitLastAxis(InProj.Forward(hs), c.DInner, c.ConvDim, c.Heads);
+        var parts = F.LinearSplit(hs, InProj.Weight, InProj.Bias, c.DInner, c.ConvDim, c.Heads);
         var xBC = F.CausalConv1dStep(parts[1], state.ConvState, Conv1d.Weight, Conv1d.Bias, silu: true);
         var xbc = F.SplitLastAxis(xBC, c.DInner, gn, gn);
         var y = F.SsdScanStep(

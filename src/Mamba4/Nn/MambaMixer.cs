@@ -83,8 +83,8 @@ public sealed class MambaMixer : SsmMixer
     public override Linear OutProj { get; }
 
     /// <summary>
-    /// Training keeps only in_proj's output and the gated scan output of this mixer for the backward, which runs the
-    /// split, conv, x_proj and dt_proj again (not the scan: its backward recomputes the states from its inputs), as
+    /// Training keeps only in_proj's outputs (x, z) and the gated scan output of this mixer for the backward, which runs
+    /// the conv, x_proj and dt_proj again (not the scan: its backward recomputes the states from its inputs), as
     /// mamba_ssm's fused inner function does; off, every intermediate is kept. Same gradients either way.
     /// Sequences continued from a state (<see cref="Forward"/> with a state) always keep everything.
     /// </summary>
@@ -92,19 +92,17 @@ public sealed class MambaMixer : SsmMixer
 
     public override Tensor Forward(Tensor h, MambaLayerState? state = null)
     {
-        var xz = InProj.Forward(h);
+        var xz = F.LinearSplit(h, InProj.Weight, InProj.Bias, Config.DInner, Config.DInner);
+        var (x, z) = (xz[0], xz[1]);
         var y = Recompute && state is null
-            ? Checkpoint.Run("MambaMixer.Inner", () => Inner(xz, null, outputNeeded: !Checkpoint.IsRerunning), [xz, .. Parameters()])
-            : Inner(xz, state, outputNeeded: true);
+            ? Checkpoint.Run("MambaMixer.Inner", () => Inner(x, z, null, outputNeeded: !Checkpoint.IsRerunning), [x, z, .. Parameters()])
+            : Inner(x, z, state, outputNeeded: true);
         return OutProj.Forward(y);
     }
 
-    /// <summary>in_proj's output (b, l, 2e) → the gated scan output y (b, l, e).</summary>
-    private Tensor Inner(Tensor xzJoined, MambaLayerState? state, bool outputNeeded)
+    /// <summary>in_proj's two outputs x, z (b, l, e) → the gated scan output y (b, l, e).</summary>
+    private Tensor Inner(Tensor x, Tensor z, MambaLayerState? state, bool outputNeeded)
     {
-        int e = Config.DInner;
-        var xz = F.SplitLastAxis(xzJoined, e, e);
-        var (x, z) = (xz[0], xz[1]);
         bool continues = state is { ForwardContinues: true };
         int window = Config.DConv - 1;
         if (continues) x = Prepend(state!.ConvState, x);   // [b, d_conv − 1 + l, e]: the conv inputs before this sequence, then x
@@ -145,7 +143,7 @@ public sealed class MambaMixer : SsmMixer
         if (!Config.Selective)
             return (Tensor.Zeros(x.Shape, x.DType, x.Device), B!, C!, DtBias!);
         int r = Config.DtRank, n = Config.DState;
-        var parts = RmsNormed(F.SplitLastAxis(XProj!.Forward(x), r, n, n));
+        var parts = RmsNormed(F.LinearSplit(x, XProj!.Weight, null, r, n, n));
         var delta = F.Linear(parts[0], DtProj!.Weight);
         return (delta, parts[1], parts[2], DtProj.Bias!);
     }
@@ -214,12 +212,12 @@ public sealed class MambaMixer : SsmMixer
     public override Tensor Step(Tensor h, MambaLayerState state)
     {
         int e = Config.DInner, n = Config.DState, r = Config.DtRank;
-        var xz = F.SplitLastAxis(InProj.Forward(h), e, e);
+        var xz = F.LinearSplit(h, InProj.Weight, InProj.Bias, e, e);
         var x = F.CausalConv1dStep(xz[0], state.ConvState, Conv1d.Weight, Conv1d.Bias, silu: true);
         Tensor delta, b, c, deltaBias;
         if (Config.Selective)
         {
-            var parts = RmsNormed(F.SplitLastAxis(XProj!.Forward(x), r, n, n));
+            var parts = RmsNormed(F.LinearSplit(x, XProj!.Weight, null, r, n, n));
             delta = F.Linear(parts[0], DtProj!.Weight);
             (b, c, deltaBias) = (parts[1], parts[2], DtProj.Bias!);
         }

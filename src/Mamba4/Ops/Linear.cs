@@ -52,6 +52,77 @@ public static partial class F
         return y;
     }
 
+    /// <summary>
+    /// nn.Linear with its output split along the last axis, without the joined output or the copies: part i is
+    /// y_i = x W_iᵀ (+ b_i), W_i the rows [o_i, o_i + sizes[i]) of weight (a view), b_i those of bias. Backward:
+    /// dx = Σ_i dy_i W_i (parts without a gradient skipped), dW_i = Σ dy_iᵀ x into the rows of one dW, db_i = Σ_rows dy_i.
+    /// Equals SplitLastAxis(Linear(x, weight, bias), sizes), which a BF16/F16/I8 weight takes.
+    /// </summary>
+    public static Tensor[] LinearSplit(Tensor x, Tensor weight, Tensor? bias, params int[] sizes)
+    {
+        if (weight.DType.IsNarrowWeight()) return SplitLastAxis(Linear(x, weight, bias), sizes);
+        OpCheck.F32("Linear", "x", x);
+        OpCheck.F32("Linear", "weight", weight);
+        OpCheck.Rank("Linear", "weight", weight, 2);
+        x = OpCheck.OnDeviceOf(x, weight);
+        OpCheck.SameDevice("Linear", x, weight);
+        int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
+        if (x.Rank == 0 || x.Shape.Last != inFeatures)
+            throw new ArgumentException($"Linear: x {x.Shape} must end in {inFeatures} features to match weight {weight.Shape}{(weight.Name is null ? "" : $" ({weight.Name})")}");
+        if (bias is not null) OpCheck.Shape("Linear", "bias", bias, outFeatures);
+        if (sizes.Sum() != outFeatures || sizes.Any(s => s <= 0))
+            throw new ArgumentException($"LinearSplit: sizes [{string.Join(", ", sizes)}] must be positive and add up to weight {weight.Shape}'s {outFeatures} outputs");
+        var (rows, biases, parts) = (new Tensor[sizes.Length], new Tensor?[sizes.Length], new Tensor[sizes.Length]);
+        var firstRow = new long[sizes.Length];
+        for (int i = 1; i < sizes.Length; i++) firstRow[i] = firstRow[i - 1] + sizes[i - 1];
+        int elementSize = weight.DType.ElementSize();
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            rows[i] = weight.ViewOf(new Shape(sizes[i], inFeatures), firstRow[i] * inFeatures * elementSize);
+            biases[i] = bias?.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize);
+            parts[i] = Tensor.Empty(x.Shape.WithLast(sizes[i]), x.DType, x.Device);
+            x.Backend.Gemm(x, false, rows[i], true, parts[i], 1f, 0f);
+            if (biases[i] is { } b) x.Backend.AddRowVector(parts[i], b);
+        }
+        if (!Tape.ShouldRecord(x, weight, bias))
+        {
+            foreach (var view in rows) view.Dispose();
+            foreach (var view in biases) view?.Dispose();
+            return parts;
+        }
+        Tape.Record("LinearSplit", () =>
+        {
+            if (x.RequiresGrad)
+            {
+                var dx = Tensor.Empty(x.Shape, x.DType, x.Device);
+                bool written = false;
+                for (int i = 0; i < parts.Length; i++)
+                    if (parts[i].Grad is { } dy) { x.Backend.Gemm(dy, false, rows[i], false, dx, 1f, written ? 1f : 0f); written = true; }
+                Tape.Accumulate(x, dx, owned: true);
+            }
+            if (weight.RequiresGrad || bias is { RequiresGrad: true })
+            {
+                // rows of parts that received no gradient stay zero
+                Tensor Rows(Shape shape) => parts.All(p => p.Grad is not null) ? Tensor.Empty(shape, DType.F32, x.Device) : Tensor.Zeros(shape, DType.F32, x.Device);
+                var dw = weight.RequiresGrad ? Rows(weight.Shape) : null;
+                var db = bias is { RequiresGrad: true } ? Rows(bias.Shape) : null;
+                for (int i = 0; i < parts.Length; i++)
+                {
+                    if (parts[i].Grad is not { } dy) continue;
+                    if (dw is not null)
+                        using (var dwRows = dw.ViewOf(rows[i].Shape, firstRow[i] * inFeatures * elementSize))
+                            x.Backend.Gemm(dy, true, x, false, dwRows, 1f, 0f);
+                    if (db is not null)
+                        using (var dbRows = db.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize))
+                            x.Backend.SumRows(dy, dbRows, accumulate: false);
+                }
+                if (dw is not null) Tape.Accumulate(weight, dw, owned: true);
+                if (db is not null) Tape.Accumulate(bias!, db, owned: true);
+            }
+        }, parts);
+        return parts;
+    }
+
     private static Tensor NarrowLinear(Tensor x, Tensor weight, Tensor? bias)
     {
         OpCheck.Rank("Linear", "weight", weight, 2);
