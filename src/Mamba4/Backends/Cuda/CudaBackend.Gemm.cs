@@ -78,8 +78,26 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>C (F32) = α·op(A)·op(B) + β·C with A and B rounded to BF16 first (tensor cores, F32 accumulation).</summary>
+    /// <summary>
+    /// Bench knob (session 9, not yet timed on a GPU): with <see cref="MatmulPrecision"/> BF16, hand the F32 operands to
+    /// cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF, which lets cuBLAS down-convert them to BF16 (or TF32) inside the
+    /// product, instead of two f32_to_bf16 passes a call (about 13 ms of a 4 × 2048 training step, estimated in
+    /// docs/cuda-kernel-notes.md). Off: the operands are rounded first, as tested bit for bit.
+    /// </summary>
+    public bool Bf16RoundedByCublas { get; set; }
+
     private void GemmBf16(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, Tensor b, float beta, Tensor c)
     {
+        if (Bf16RoundedByCublas)
+        {
+            var handle = CublasHandle();
+            MakeCurrent();
+            Cublas.Check(Cublas.cublasGemmEx(handle, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
+                &alpha, b.DataPointer, Cublas.R32F, Math.Max(1, b.Shape.Last), a.DataPointer, Cublas.R32F, Math.Max(1, a.Shape.Last),
+                &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), Cublas.Compute32FFast16BF, Cublas.GemmDefault),
+                $"cublasGemmEx F32 with BF16 compute (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
+            return;
+        }
         var a16 = ToBf16(a);
         var b16 = ToBf16(b);
         try
