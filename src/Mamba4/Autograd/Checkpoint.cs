@@ -29,6 +29,8 @@ public static class Checkpoint
         using (var scope = new TensorScope())
         {
             using (GradMode.NoGrad()) y = segment();
+            if (y.Scope != scope)
+                throw new InvalidOperationException($"Checkpoint '{op}': the segment returned a tensor it did not make (an input, or one made outside it); return a new tensor (e.g. a copy)");
             scope.Keep(y);
         }
         Tape.Record(op, () =>

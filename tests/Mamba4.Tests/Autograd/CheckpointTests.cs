@@ -84,6 +84,16 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void ASegmentThatReturnsAnInputIsRefused()
+    {
+        using var x = Random(1, 3, 4); x.RequiresGrad = true;
+        using var scope = new TensorScope();
+        var e = Assert.Throws<InvalidOperationException>(() => Checkpoint.Run("identity", () => x, x));
+        Assert.Equal("Checkpoint 'identity': the segment returned a tensor it did not make (an input, or one made outside it); return a new tensor (e.g. a copy)", e.Message);
+        Assert.True(x.IsLeaf);   // its producer was not replaced
+    }
+
+    [Fact]
     public void EnableGradInsideNoGradRestoresTheOuterMode()
     {
         using (GradMode.NoGrad())
