@@ -11,7 +11,7 @@ if "--ptx" in args:
     i = args.index("--ptx"); ptx_dir = args[i + 1]; del args[i:i + 2]; os.makedirs(ptx_dir, exist_ok=True)
 libs = sorted(glob.glob("/usr/local/cuda/lib64/libnvrtc.so*") + glob.glob("/usr/lib/x86_64-linux-gnu/libnvrtc.so*"))
 libs = [l for l in libs if "builtins" not in l]
-if not libs: sys.exit("nvrtc-check: no libnvrtc found (apt: libnvrtc11.2 / nvidia-cuda-toolkit, or a CUDA toolkit)")
+if not libs: sys.exit("nvrtc-check: no libnvrtc found (Debian: add \"contrib non-free\" to the Components of /etc/apt/sources.list.d/debian.sources, then apt-get install libnvrtc11.2; or a CUDA toolkit)")
 nvrtc = ctypes.CDLL(libs[-1])
 files = args or sorted(os.path.basename(f) for f in glob.glob(os.path.join(kernels, "*.cu")))
 common = open(os.path.join(kernels, "common.cuh"), encoding="utf-8").read()

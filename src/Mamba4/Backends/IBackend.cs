@@ -92,6 +92,11 @@ public interface IBackend
     // ---- recurrent step (inference: O(1) per token, state updated in place) ----
     /// <summary>x, y: [batch, D]; convState [batch, D, K−1] holds the previous K−1 inputs (oldest first) and is shifted in place.</summary>
     void CausalConv1dStep(Tensor x, Tensor convState, Tensor weight, Tensor? bias, bool silu, Tensor y);
+    /// <summary>convState [batch, D, W] ← the last W rows of x [batch, L, D] per stream, transposed, oldest first; zeros
+    /// before the sequence's start where L &lt; W (the state a prefill leaves).</summary>
+    void CausalConv1dSaveState(Tensor x, Tensor convState);
+    /// <summary>rows [batch, W, D] ← convState [batch, D, W] transposed (the inputs before a sequence that continues from it).</summary>
+    void CausalConv1dStateRows(Tensor convState, Tensor rows);
     /// <summary>One scan step: u, delta, z, y: [batch, D]; B, C: [batch, N] (selective) or [D, N] (time-invariant); ssmState [batch, D, N] updated in place.</summary>
     void SelectiveScanStep(Tensor u, Tensor delta, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? z, Tensor? deltaBias, bool deltaSoftplus, bool selective, Tensor ssmState, Tensor y);
     /// <summary>One SSD step: x, y: [batch, H, P]; dt: [batch, H]; B, C: [batch, G, N]; ssmState [batch, H, P, N] updated in place.</summary>

@@ -122,12 +122,7 @@ public sealed class MambaMixer : SsmMixer
     private static Tensor Prepend(Tensor convState, Tensor x)
     {
         int b = x.Shape[0], l = x.Shape[1], e = x.Shape[2], window = convState.Shape[2];
-        var cs = convState.ToFloatArray();
-        var rows = new float[cs.Length];
-        for (int i = 0; i < b; i++)
-            for (int ch = 0; ch < e; ch++)
-                for (int j = 0; j < window; j++) rows[((long)i * window + j) * e + ch] = cs[((long)i * e + ch) * window + j];
-        var before = Tensor.From(rows, b, window * e).To(x.Device);
+        var before = F.Reshape(F.CausalConv1dStateRows(convState), [b, window * e]);
         return F.Reshape(F.ConcatLastAxis(before, F.Reshape(x, [b, l * e])), [b, window + l, e]);
     }
 

@@ -27,26 +27,7 @@ public abstract class SsmMixer : Module
     /// <summary>One token per stream: h (b, d) → (b, d), updating <paramref name="state"/> in place. O(1) in the tokens seen.</summary>
     public abstract Tensor Step(Tensor h, MambaLayerState state);
 
-    /// <summary>conv_state ← the last d_conv − 1 conv inputs x (b, l, channels) of each sequence (zeros before the start).</summary>
-    protected static void SaveConvState(Tensor x, MambaLayerState state)
-    {
-        // conv_state[b, ch, j] = x[b, len − (d_conv − 1) + j, ch] (zero before the sequence starts). Only those last
-        // rows travel to the host: copying all of x made prefill allocate L·channels floats per layer.
-        int batch = x.Shape[0], len = x.Shape[1], e = x.Shape[2];
-        int km1 = state.ConvState.Shape[2];
-        int first = Math.Max(0, len - km1), rows = len - first;
-        var cs = new float[batch * e * km1];
-        for (int b = 0; b < batch; b++)
-        {
-            using var tail = x.ViewOf(new Shape(rows, e), ((long)b * len + first) * e * x.DType.ElementSize());
-            var xs = tail.ToFloatArray();
-            for (int r = 0; r < rows; r++)
-            {
-                int j = km1 - rows + r;
-                for (int ch = 0; ch < e; ch++) cs[((long)b * e + ch) * km1 + j] = xs[(long)r * e + ch];
-            }
-        }
-        using var src = Tensor.From(cs, batch, e, km1);
-        state.ConvState.CopyFrom(src);
-    }
+    /// <summary>conv_state ← the last d_conv − 1 conv inputs x (b, l, channels) of each sequence (zeros before the start),
+    /// made on x's device.</summary>
+    protected static void SaveConvState(Tensor x, MambaLayerState state) => Ops.F.CausalConv1dSaveState(x, state.ConvState);
 }

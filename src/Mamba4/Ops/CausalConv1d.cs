@@ -53,4 +53,29 @@ public static partial class F
         x.Backend.CausalConv1dStep(x, convState, weight, bias, silu, y);
         return y;
     }
+
+    /// <summary>convState [batch, D, W] ← x [batch, L, D]'s last W rows per stream, transposed (zeros before the start when
+    /// L &lt; W): the conv state after a prefill, made where x is (no tape).</summary>
+    public static void CausalConv1dSaveState(Tensor x, Tensor convState)
+    {
+        const string op = "CausalConv1d.SaveState";
+        OpCheck.F32(op, "x", x);
+        OpCheck.Rank(op, "x", x, 3);
+        OpCheck.F32(op, "convState", convState);
+        OpCheck.Rank(op, "convState", convState, 3);
+        OpCheck.Shape(op, "convState", convState, x.Shape[0], x.Shape[2], convState.Shape[2]);
+        OpCheck.SameDevice(op, x, convState);
+        x.Backend.CausalConv1dSaveState(x, convState);
+    }
+
+    /// <summary>convState [batch, D, W] → its inputs as rows [batch, W, D], oldest first (no tape: a constant).</summary>
+    public static Tensor CausalConv1dStateRows(Tensor convState)
+    {
+        const string op = "CausalConv1d.StateRows";
+        OpCheck.F32(op, "convState", convState);
+        OpCheck.Rank(op, "convState", convState, 3);
+        var rows = Tensor.Empty(new Shape(convState.Shape[0], convState.Shape[2], convState.Shape[1]), DType.F32, convState.Device);
+        convState.Backend.CausalConv1dStateRows(convState, rows);
+        return rows;
+    }
 }

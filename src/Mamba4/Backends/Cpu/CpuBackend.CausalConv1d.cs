@@ -122,4 +122,28 @@ public sealed unsafe partial class CpuBackend
             if (silu) Simd.Map<SiLU>(py + s0, py + s0, s1 - s0);   // 8 channels at a time (Simd.Sigmoid's vector exp)
         });
     }
+
+    // state[b, c, j] = x[b, L − W + j, c] (0 before the start)
+    public void CausalConv1dSaveState(Tensor x, Tensor convState)
+    {
+        int batch = x.Shape[0], l = x.Shape[1], d = x.Shape[2], w = convState.Shape[2];
+        float* px = x.F32, ps = convState.F32;
+        for (long b = 0; b < batch; b++)
+            for (int c = 0; c < d; c++)
+                for (int j = 0; j < w; j++)
+                {
+                    int t = l - w + j;
+                    ps[(b * d + c) * w + j] = t >= 0 ? px[(b * l + t) * d + c] : 0f;
+                }
+    }
+
+    // rows[b, j, c] = state[b, c, j]
+    public void CausalConv1dStateRows(Tensor convState, Tensor rows)
+    {
+        int batch = convState.Shape[0], d = convState.Shape[1], w = convState.Shape[2];
+        float* ps = convState.F32, pr = rows.F32;
+        for (long b = 0; b < batch; b++)
+            for (int j = 0; j < w; j++)
+                for (int c = 0; c < d; c++) pr[(b * w + j) * d + c] = ps[(b * d + c) * w + j];
+    }
 }

@@ -2,7 +2,8 @@ using Mamba4.Tensors;
 
 namespace Mamba4.Backends.Cuda;
 
-// Kernels/causal_conv1d.cu: forward, backward (dx, then the weight and bias sums in segments) and the decoding step.
+// Kernels/causal_conv1d.cu: forward, backward (dx, then the weight and bias sums in segments), the decoding step, and the
+// conv state to and from rows of inputs (prefill, continued sequences).
 public sealed unsafe partial class CudaBackend
 {
     private const int MaxConvKernel = 8;
@@ -47,5 +48,17 @@ public sealed unsafe partial class CudaBackend
     {
         int batch = x.Shape[0], d = x.Shape[1], k = weight.Shape[2];
         Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvStep, (long)batch * d, x, convState, weight, bias, silu, y, batch, d, k);
+    }
+
+    public void CausalConv1dSaveState(Tensor x, Tensor convState)
+    {
+        int batch = x.Shape[0], l = x.Shape[1], d = x.Shape[2], w = convState.Shape[2];
+        Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvSaveState, convState.NumElements, x, convState, batch, l, d, w);
+    }
+
+    public void CausalConv1dStateRows(Tensor convState, Tensor rows)
+    {
+        int batch = convState.Shape[0], d = convState.Shape[1], w = convState.Shape[2];
+        Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvStateRows, rows.NumElements, convState, rows, batch, d, w);
     }
 }

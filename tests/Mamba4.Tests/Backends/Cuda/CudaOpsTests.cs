@@ -282,6 +282,23 @@ public class CudaOpsTests
         if (bias) Close(dbc, dbg, 1e-5, "conv db");
     }
 
+    /// <summary>The conv state from a sequence's last inputs (fewer inputs than slots too) and back to rows: equal to the CPU's, exactly.</summary>
+    [Theory]
+    [InlineData(2, 9, 37, 3)]
+    [InlineData(3, 2, 16, 3)]
+    [InlineData(1, 1, 5, 7)]
+    public void CausalConv1dStateToAndFromRows(int batch, int l, int d, int w)
+    {
+        _ = Gpu;
+        using var scope = new TensorScope();
+        var x = Random(new Random(5), batch, l, d);
+        var (sc, sg) = (Tensor.Full(new Shape(batch, d, w), 9f), Tensor.Full(new Shape(batch, d, w), 9f, Cuda));
+        F.CausalConv1dSaveState(x, sc);
+        F.CausalConv1dSaveState(x.To(Cuda), sg);
+        Assert.Equal(sc.ToFloatArray(), sg.ToFloatArray());
+        Assert.Equal(F.CausalConv1dStateRows(sc).ToFloatArray(), F.CausalConv1dStateRows(sg).ToFloatArray());
+    }
+
     [Theory]
     [InlineData(1, 8, 4, true, true)]
     [InlineData(3, 37, 16, true, false)]

@@ -106,3 +106,30 @@ extern "C" __global__ void conv_step(const float* x, float* state, const float* 
         y[i] = silu ? silu_f(acc) : acc;
     }
 }
+
+// The conv state a prefill leaves (IBackend.CausalConv1dSaveState), one thread per (stream, channel, slot):
+//   state[b, c, j] = x[b, L − W + j, c]   (0 where L − W + j < 0: fewer inputs than slots)
+extern "C" __global__ void conv_save_state(const float* x, float* state, int batch, int L, int D, int W)
+{
+    i64 n = (i64)batch * D * W;
+    GRID_STRIDE(i, n)
+    {
+        int j = (int)(i % W), c = (int)((i / W) % D);
+        i64 b = i / ((i64)W * D);
+        int t = L - W + j;
+        state[i] = t >= 0 ? x[(b * L + t) * D + c] : 0.f;
+    }
+}
+
+// The state's inputs as rows before a continued sequence (IBackend.CausalConv1dStateRows), one thread per (stream, slot, channel):
+//   rows[b, j, c] = state[b, c, j]
+extern "C" __global__ void conv_state_rows(const float* state, float* rows, int batch, int D, int W)
+{
+    i64 n = (i64)batch * W * D;
+    GRID_STRIDE(i, n)
+    {
+        int c = (int)(i % D), j = (int)((i / D) % W);
+        i64 b = i / ((i64)D * W);
+        rows[i] = state[(b * D + c) * W + j];
+    }
+}
