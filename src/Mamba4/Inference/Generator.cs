@@ -1,5 +1,6 @@
 using Mamba4.Autograd;
 using Mamba4.Models;
+using Mamba4.Ops;
 using Mamba4.Tensors;
 
 namespace Mamba4.Inference;
@@ -77,8 +78,9 @@ public static class Generator
         using (GradMode.NoGrad())
         using (var scope = new TensorScope())
         {
-            var all = model.Forward(Tensor.From(prompt, 1, prompt.Length), state);
-            logits = all.Slice(0, 1).Reshape(prompt.Length, (int)vocab).Slice(prompt.Length - 1, 1).ToFloatArray();
+            // the head on the last position only: the prompt's other logits ([L × vocab]) are never needed
+            var hidden = model.Hidden(Tensor.From(prompt, 1, prompt.Length), state);
+            logits = F.Linear(hidden.Reshape(prompt.Length, model.Config.DModel).Slice(prompt.Length - 1, 1), model.LmHead).ToFloatArray();
         }
         // On a GPU, steps after the first replay one captured CUDA graph (StepGraph) instead of launching every kernel;
         // greedy decoding (no repetition penalty) then takes the arg-max the graph computed on the device.

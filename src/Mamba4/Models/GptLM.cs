@@ -186,7 +186,10 @@ public sealed class GptLM : Module, ICausalLanguageModel
     public Nn.LayerNorm LnF { get; }
 
     /// <summary>ids (b, l) → logits (b, l, vocab). With an empty <paramref name="cache"/>, also fills it (prefill).</summary>
-    public Tensor Forward(Tensor ids, KvCache? cache = null)
+    public Tensor Forward(Tensor ids, KvCache? cache = null) => F.Linear(Hidden(ids, cache), Wte.Weight);
+
+    /// <summary>ids (b, l) → the final hidden state ln_f(x) (b, l, d_model): <see cref="Forward"/> without the head.</summary>
+    public Tensor Hidden(Tensor ids, KvCache? cache = null)
     {
         int b = ids.Shape[0], l = ids.Shape[1];
         if (l > Config.MaxPositions) throw new ArgumentException($"GptLM: sequence length {l} exceeds n_positions {Config.MaxPositions}");
@@ -196,7 +199,7 @@ public sealed class GptLM : Module, ICausalLanguageModel
         var seed = DropoutSeed;
         for (int i = 0; i < Blocks.Count; i++) x = Blocks[i].Forward(x, ref seed, cache?.Layers[i]);
         DropoutSeed = seed;
-        return F.Linear(LnF.Forward(x), Wte.Weight);
+        return LnF.Forward(x);
     }
 
     public KvCache NewCache(int batch, int capacity) =>

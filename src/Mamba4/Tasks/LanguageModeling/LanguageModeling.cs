@@ -2,6 +2,7 @@ using System.Text;
 using Mamba4.Autograd;
 using Mamba4.Inference;
 using Mamba4.Models;
+using Mamba4.Ops;
 using Mamba4.Tensors;
 
 namespace Mamba4.Tasks.LanguageModeling;
@@ -50,7 +51,7 @@ public static class LanguageModeling
         float[] logits;
         using (GradMode.NoGrad())
         using (var scope = new TensorScope())
-            logits = gpt.Forward(Tensor.From(prompt, 1, prompt.Length), cache).Reshape(prompt.Length, gpt.Config.VocabSize).Slice(prompt.Length - 1, 1).ToFloatArray();
+            logits = F.Linear(gpt.Hidden(Tensor.From(prompt, 1, prompt.Length), cache).Reshape(prompt.Length, gpt.Config.DModel).Slice(prompt.Length - 1, 1), gpt.Wte.Weight).ToFloatArray();   // the head on the last position only
         for (int i = 0; i < count; i++)
         {
             long next = Generator.Choose(logits, history, options, rng);
