@@ -1,5 +1,6 @@
 using Mamba4.Autograd;
 using Mamba4.Models;
+using Mamba4.Ops;
 using Mamba4.Tensors;
 using Mamba4.Training;
 
@@ -108,10 +109,12 @@ public static class InductionEvaluation
                     for (int s = 0; s < n; s++) sequences[first + s].Read(ids.AsSpan(s * width, width));
                     using var scope = new TensorScope();
                     state.Position = 0;
-                    var logits = model.Forward(Tensor.From(ids, n, width), state);
+                    var hidden = model.Hidden(Tensor.From(ids, n, width), state);
                     if (start + width < length) continue;
-                    var all = logits.ToFloatArray();
-                    for (int s = 0; s < n; s++) all.AsSpan(((s + 1) * width - 1) * v, v).CopyTo(last.AsSpan((first + s) * v, v));
+                    // the head on each sequence's last position only (rows gathered as the server's prefill does)
+                    var rows = Enumerable.Range(0, n).Select(s => (long)(s + 1) * width - 1).ToArray();
+                    var lastHidden = F.Embedding(hidden.Reshape(n * width, model.Config.DModel), Tensor.From(rows, n));
+                    F.Linear(lastHidden, model.LmHead).ToFloatArray().CopyTo(last.AsSpan(first * v, n * v));
                 }
             }
             return last;
