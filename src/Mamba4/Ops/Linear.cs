@@ -16,13 +16,8 @@ public static partial class F
         OpCheck.F32("Linear", "x", x);
         if (weight.DType.IsNarrowWeight()) return NarrowLinear(x, weight, bias);
         OpCheck.F32("Linear", "weight", weight);
-        OpCheck.Rank("Linear", "weight", weight, 2);
-        x = OpCheck.OnDeviceOf(x, weight);
-        OpCheck.SameDevice("Linear", x, weight);
-        int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
-        if (x.Rank == 0 || x.Shape.Last != inFeatures)
-            throw new ArgumentException($"Linear: x {x.Shape} must end in {inFeatures} features to match weight {weight.Shape}{(weight.Name is null ? "" : $" ({weight.Name})")}");
-        if (bias is not null) OpCheck.Shape("Linear", "bias", bias, outFeatures);
+        x = CheckLinear(x, weight, bias);
+        int outFeatures = weight.Shape[0];
         var y = Tensor.Empty(x.Shape.WithLast(outFeatures), x.DType, x.Device);
         x.Backend.Gemm(x, false, weight, true, y, 1f, 0f);
         if (bias is not null) x.Backend.AddRowVector(y, bias);
@@ -63,13 +58,8 @@ public static partial class F
         if (weight.DType.IsNarrowWeight()) return SplitLastAxis(Linear(x, weight, bias), sizes);
         OpCheck.F32("Linear", "x", x);
         OpCheck.F32("Linear", "weight", weight);
-        OpCheck.Rank("Linear", "weight", weight, 2);
-        x = OpCheck.OnDeviceOf(x, weight);
-        OpCheck.SameDevice("Linear", x, weight);
+        x = CheckLinear(x, weight, bias);
         int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
-        if (x.Rank == 0 || x.Shape.Last != inFeatures)
-            throw new ArgumentException($"Linear: x {x.Shape} must end in {inFeatures} features to match weight {weight.Shape}{(weight.Name is null ? "" : $" ({weight.Name})")}");
-        if (bias is not null) OpCheck.Shape("Linear", "bias", bias, outFeatures);
         if (sizes.Sum() != outFeatures || sizes.Any(s => s <= 0))
             throw new ArgumentException($"LinearSplit: sizes [{string.Join(", ", sizes)}] must be positive and add up to weight {weight.Shape}'s {outFeatures} outputs");
         var (rows, biases, parts) = (new Tensor[sizes.Length], new Tensor?[sizes.Length], new Tensor[sizes.Length]);
@@ -123,17 +113,24 @@ public static partial class F
         return parts;
     }
 
-    private static Tensor NarrowLinear(Tensor x, Tensor weight, Tensor? bias)
+    /// <summary>A weight [out, in] (and bias [out]) for x [..., in]: x on the weight's device (copied there if needed).</summary>
+    private static Tensor CheckLinear(Tensor x, Tensor weight, Tensor? bias)
     {
         OpCheck.Rank("Linear", "weight", weight, 2);
-        NarrowWeightCheck("Linear", weight, x, bias);
         x = OpCheck.OnDeviceOf(x, weight);
         OpCheck.SameDevice("Linear", x, weight);
         int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
         if (x.Rank == 0 || x.Shape.Last != inFeatures)
             throw new ArgumentException($"Linear: x {x.Shape} must end in {inFeatures} features to match weight {weight.Shape}{(weight.Name is null ? "" : $" ({weight.Name})")}");
         if (bias is not null) OpCheck.Shape("Linear", "bias", bias, outFeatures);
-        var y = Tensor.Empty(x.Shape.WithLast(outFeatures), DType.F32, x.Device);
+        return x;
+    }
+
+    private static Tensor NarrowLinear(Tensor x, Tensor weight, Tensor? bias)
+    {
+        NarrowWeightCheck("Linear", weight, x, bias);
+        x = CheckLinear(x, weight, bias);
+        var y = Tensor.Empty(x.Shape.WithLast(weight.Shape[0]), DType.F32, x.Device);
         x.Backend.GemmNarrowWeight(x, weight, y);
         if (bias is not null) x.Backend.AddRowVector(y, bias);
         return y;

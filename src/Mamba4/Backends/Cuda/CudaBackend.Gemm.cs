@@ -88,31 +88,23 @@ public sealed unsafe partial class CudaBackend
 
     private void GemmBf16(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, Tensor b, float beta, Tensor c)
     {
-        if (Bf16RoundedByCublas)
-        {
-            var handle = CublasHandle();
-            MakeCurrent();
-            Cublas.Check(Cublas.cublasGemmEx(handle, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
-                &alpha, b.DataPointer, Cublas.R32F, Math.Max(1, b.Shape.Last), a.DataPointer, Cublas.R32F, Math.Max(1, a.Shape.Last),
-                &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), Cublas.Compute32FFast16BF, Cublas.GemmDefault),
-                $"cublasGemmEx F32 with BF16 compute (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
-            return;
-        }
-        var a16 = ToBf16(a);
-        var b16 = ToBf16(b);
+        // the operands rounded to BF16 copies first, or handed over in F32 for cuBLAS to round (Bf16RoundedByCublas)
+        bool inside = Bf16RoundedByCublas;
+        Storage? a16 = inside ? null : ToBf16(a), b16 = inside ? null : ToBf16(b);
         try
         {
             var h = CublasHandle();
             MakeCurrent();
+            int type = inside ? Cublas.R32F : Cublas.R16BF;
             Cublas.Check(Cublas.cublasGemmEx(h, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
-                &alpha, b16.Pointer, Cublas.R16BF, Math.Max(1, b.Shape.Last), a16.Pointer, Cublas.R16BF, Math.Max(1, a.Shape.Last),
-                &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), Cublas.Compute32F, Cublas.GemmDefault),
-                $"cublasGemmEx BF16 (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
+                &alpha, b16?.Pointer ?? b.DataPointer, type, Math.Max(1, b.Shape.Last), a16?.Pointer ?? a.DataPointer, type, Math.Max(1, a.Shape.Last),
+                &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), inside ? Cublas.Compute32FFast16BF : Cublas.Compute32F, Cublas.GemmDefault),
+                $"cublasGemmEx BF16{(inside ? " inside cuBLAS" : "")} (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
         }
         finally
         {
-            a16.Release();
-            b16.Release();
+            a16?.Release();
+            b16?.Release();
         }
     }
 
