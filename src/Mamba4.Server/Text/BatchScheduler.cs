@@ -240,8 +240,7 @@ public sealed class BatchScheduler : IDisposable
         int g = group.Length, l = group[0].Prompt.Length;
         var ids = new long[g * l];
         for (int j = 0; j < g; j++) group[j].Prompt.CopyTo(ids, j * l);
-        var h = bb.Embeddings.Forward(Tensor.From(ids, g, l));
-        for (int i = 0; i < bb.Layers.Count; i++) h = bb.Layers[i].Forward(h, state.Layers[i]);
+        var h = _model.Blocks(bb.Embeddings.Forward(Tensor.From(ids, g, l)), state);   // one block's activations at a time
         var rows = Enumerable.Range(0, g).Select(j => (long)j * l + l - 1).ToArray();
         var last = F.Embedding(h.Reshape(g * l, _model.Config.DModel), Tensor.From(rows, g));
         return F.Linear(bb.NormF.Forward(last), _model.LmHead);

@@ -1,3 +1,4 @@
+using Mamba4.Autograd;
 using Mamba4.Inference;
 using Mamba4.IO;
 using Mamba4.Nn;
@@ -123,15 +124,32 @@ public sealed class MambaLM : Module, ICausalLanguageModel
     public Tensor Hidden(Tensor ids, MambaState? state = null, List<Tensor>? hiddenStates = null)
     {
         if (ids.Rank != 2) throw new ArgumentException($"MambaLM: ids must be [batch, length], got {ids.Shape}");
-        var h = Embed(ids, state?.Position ?? 0);
-        for (int i = 0; i < Backbone.Layers.Count; i++)
-        {
-            h = Backbone.Layers[i].Forward(h, state?.Layers[i]);
-            hiddenStates?.Add(h);
-        }
-        h = Backbone.NormF.Forward(h);
+        var h = Backbone.NormF.Forward(Blocks(Embed(ids, state?.Position ?? 0), state, hiddenStates));
         hiddenStates?.Add(h);
         if (state is not null) state.Position += ids.Shape[1];
+        return h;
+    }
+
+    /// <summary>
+    /// The residual stream h (b, l, d_model) through every block (before norm_f), each leaving its state in
+    /// <paramref name="state"/>. Without gradients a block's intermediates are freed as soon as it returns and its input
+    /// once the next block has read it (not <paramref name="h"/> itself, nor what <paramref name="hiddenStates"/> keeps):
+    /// a prefill holds one block's activations at a time, not every block's.
+    /// </summary>
+    public Tensor Blocks(Tensor h, MambaState? state = null, List<Tensor>? hiddenStates = null)
+    {
+        bool free = !GradMode.IsEnabled && hiddenStates is null;
+        for (int i = 0; i < Backbone.Layers.Count; i++)
+        {
+            var input = h;
+            if (!free) h = Backbone.Layers[i].Forward(input, state?.Layers[i]);
+            else
+            {
+                using (var scope = new TensorScope()) h = scope.Keep(Backbone.Layers[i].Forward(input, state?.Layers[i]));
+                if (i > 0) input.Dispose();   // the previous block's output
+            }
+            hiddenStates?.Add(h);
+        }
         return h;
     }
 
