@@ -124,10 +124,13 @@ $('go').onclick = async () => {
   const t0 = performance.now(); let first = 0, count = 0;
   // The DOM changes at most once a frame (text appended, not re-set), and the read loop yields every 50 ms: a stream
   // faster than the page renders must not starve the page (Stop stays clickable, the cost stays linear in the text).
-  const text = document.createTextNode(''); gen.appendChild(text);
+  let text = document.createTextNode(''); gen.appendChild(text);
   let pending = '', info = '', frame = 0, lastYield = t0;
+  $('gen-info').textContent = '';
   const flush = () => { frame = 0; if (pending) { text.appendData(pending); pending = ''; } if (info) $('gen-info').textContent = info; };
   const show = () => { if (!frame) frame = requestAnimationFrame(flush); };
+  // an error in the stream: shown where it happened, later text after it
+  const error = message => { flush(); gen.appendChild(el('span', 'error', ' ' + message)); text = document.createTextNode(''); gen.appendChild(text); };
   try {
     const r = await fetch('/v1/completions', { method: 'POST', headers: headers(), body: JSON.stringify(body), signal: abort.signal });
     if (!r.ok) { gen.replaceChildren(el('span', 'error', errorText(await r.text(), r.status))); return; }
@@ -141,7 +144,7 @@ $('go').onclick = async () => {
         const ev = buf.slice(0, i); buf = buf.slice(i + 2);
         if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
         const chunk = JSON.parse(ev.slice(6));
-        if (chunk.error) { flush(); gen.appendChild(el('span', 'error', ' ' + chunk.error.message)); continue; }
+        if (chunk.error) { error(chunk.error.message); continue; }
         const c = chunk.choices[0];
         if (!first) first = performance.now();
         count += c.token_ids.length;
@@ -152,7 +155,7 @@ $('go').onclick = async () => {
       }
       if (performance.now() - lastYield > 50) { await new Promise(r => setTimeout(r, 0)); lastYield = performance.now(); }
     }
-  } catch (e) { if (e.name !== 'AbortError') { flush(); gen.appendChild(el('span', 'error', ' ' + e)); } }
+  } catch (e) { if (e.name !== 'AbortError') error(e); }
   finally { if (frame) cancelAnimationFrame(frame); flush(); $('go').disabled = false; $('stop').disabled = true; refresh(); }
 };
 $('stop').onclick = () => abort && abort.abort();

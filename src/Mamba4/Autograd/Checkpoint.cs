@@ -26,9 +26,12 @@ public static class Checkpoint
     {
         if (!Tape.ShouldRecord(inputs)) return segment();
         Tensor y;
+        bool rerunning = _rerunning;
         using (var scope = new TensorScope())
         {
-            using (GradMode.NoGrad()) y = segment();
+            _rerunning = false;   // a checkpoint inside another's rerun runs its own first pass in full
+            try { using (GradMode.NoGrad()) y = segment(); }
+            finally { _rerunning = rerunning; }
             if (y.Scope != scope)
                 throw new InvalidOperationException($"Checkpoint '{op}': the segment returned a tensor it did not make (an input, or one made outside it); return a new tensor (e.g. a copy)");
             scope.Keep(y);
@@ -38,10 +41,10 @@ public static class Checkpoint
             using var scope = new TensorScope();   // the rerun's intermediates and their gradients end here
             int start = Tape.Count;
             Tensor again;
-            bool rerunning = _rerunning;
+            bool outer = _rerunning;
             _rerunning = true;
             try { using (GradMode.EnableGrad()) again = segment(); }
-            finally { _rerunning = rerunning; }
+            finally { _rerunning = outer; }
             Tape.BackwardSegment(start, again, y.Grad!);
         }, y);
         return y;

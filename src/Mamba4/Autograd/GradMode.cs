@@ -10,9 +10,8 @@ public static class GradMode
     /// <summary>Ops inside run without recording (inference, evaluation, optimizer updates).</summary>
     public static Restore NoGrad()
     {
-        var restore = new Restore(_disabledDepth);
         _disabledDepth++;
-        return restore;
+        return new Restore(-1);
     }
 
     /// <summary>Ops inside record again, even within <see cref="NoGrad"/> (torch.enable_grad): a checkpointed segment's rerun
@@ -24,8 +23,9 @@ public static class GradMode
         return restore;
     }
 
-    public readonly struct Restore(int depth) : IDisposable
+    /// <summary>Ends a <see cref="NoGrad"/> (one level less, as counted) or an <see cref="EnableGrad"/> (the depth it saved).</summary>
+    public readonly struct Restore(int savedDepth) : IDisposable
     {
-        public void Dispose() => _disabledDepth = depth;
+        public void Dispose() => _disabledDepth = savedDepth < 0 ? _disabledDepth - 1 : savedDepth;
     }
 }

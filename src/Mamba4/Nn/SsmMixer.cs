@@ -28,6 +28,12 @@ public abstract class SsmMixer : Module
     public abstract Tensor Step(Tensor h, MambaLayerState state);
 
     /// <summary>conv_state ← the last d_conv − 1 conv inputs x (b, l, channels) of each sequence (zeros before the start),
-    /// made on x's device.</summary>
-    protected static void SaveConvState(Tensor x, MambaLayerState state) => Ops.F.CausalConv1dSaveState(x, state.ConvState);
+    /// made on x's device (and copied where the state lives elsewhere).</summary>
+    protected static void SaveConvState(Tensor x, MambaLayerState state)
+    {
+        if (state.ConvState.Device == x.Device) { Ops.F.CausalConv1dSaveState(x, state.ConvState); return; }
+        using var onX = Tensor.Empty(state.ConvState.Shape, DType.F32, x.Device);
+        Ops.F.CausalConv1dSaveState(x, onX);
+        state.ConvState.CopyFrom(onX);
+    }
 }

@@ -60,8 +60,8 @@ public static partial class F
         OpCheck.F32("Linear", "weight", weight);
         x = CheckLinear(x, weight, bias);
         int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
-        if (sizes.Sum() != outFeatures || sizes.Any(s => s <= 0))
-            throw new ArgumentException($"LinearSplit: sizes [{string.Join(", ", sizes)}] must be positive and add up to weight {weight.Shape}'s {outFeatures} outputs");
+        if (sizes.Sum() != outFeatures || sizes.Any(s => s < 0))
+            throw new ArgumentException($"LinearSplit: sizes [{string.Join(", ", sizes)}] must be ≥ 0 and add up to weight {weight.Shape}'s {outFeatures} outputs");
         var (rows, biases, parts) = (new Tensor[sizes.Length], new Tensor?[sizes.Length], new Tensor[sizes.Length]);
         var firstRow = new long[sizes.Length];
         for (int i = 1; i < sizes.Length; i++) firstRow[i] = firstRow[i - 1] + sizes[i - 1];
@@ -72,12 +72,11 @@ public static partial class F
             biases[i] = bias?.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize);
             parts[i] = Tensor.Empty(x.Shape.WithLast(sizes[i]), x.DType, x.Device);
             x.Backend.Gemm(x, false, rows[i], true, parts[i], 1f, 0f);
-            if (biases[i] is { } b) x.Backend.AddRowVector(parts[i], b);
+            if (biases[i] is { } b) { x.Backend.AddRowVector(parts[i], b); b.Dispose(); }
         }
         if (!Tape.ShouldRecord(x, weight, bias))
         {
             foreach (var view in rows) view.Dispose();
-            foreach (var view in biases) view?.Dispose();
             return parts;
         }
         Tape.Record("LinearSplit", () =>
@@ -109,6 +108,7 @@ public static partial class F
                 if (dw is not null) Tape.Accumulate(weight, dw, owned: true);
                 if (db is not null) Tape.Accumulate(bias!, db, owned: true);
             }
+            foreach (var view in rows) view.Dispose();   // the weight's views: no reference on its storage outlives the backward
         }, parts);
         return parts;
     }

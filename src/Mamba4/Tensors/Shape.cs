@@ -30,7 +30,15 @@ public readonly struct Shape : IEquatable<Shape>
     }
 
     /// <summary>Product of all dimensions but the last (the number of rows of a [..., d] tensor).</summary>
-    public long Rows => Rank == 0 ? 1 : NumElements / Math.Max(1, this[-1]);
+    public long Rows
+    {
+        get
+        {
+            long n = 1;
+            for (int i = 0; i + 1 < Rank; i++) n *= _dims[i];   // also for a last dimension of 0: [2, 0] has 2 empty rows
+            return n;
+        }
+    }
 
     public int Last => Rank == 0 ? 1 : this[-1];
 

@@ -83,6 +83,40 @@ public class CheckpointTests
         Assert.Equal(0, Tape.Count);
     }
 
+    /// <summary>A Recompute mixer inside another checkpoint's segment: the outer rerun must not make the inner first run
+    /// skip its scan (the inner segment's output is used).</summary>
+    [Fact]
+    public void ACheckpointInsideAnothersRerunRunsItsFirstPassInFull()
+    {
+        var config = new MambaConfig { DModel = 16, NLayer = 1, DState = 4, VocabSize = 23 };
+        var ids = Tensor.From(Enumerable.Range(0, 9).Select(i => (long)(i * 7 % 23)).ToArray(), 1, 9);
+        var grads = new List<Dictionary<string, float[]>>();
+        foreach (bool nested in new[] { false, true })
+        {
+            using var model = new MambaLM(config, seed: 3);
+            model.Recompute = nested;
+            using var scope = new TensorScope();
+            var block = model.Backbone.Layers[0];
+            var h0 = model.Backbone.Embeddings.Forward(ids);
+            var h = nested ? Checkpoint.Run("block", () => block.Forward(h0), [h0, .. block.Parameters()]) : block.Forward(h0);
+            F.Sum(F.Mul(h, h)).Backward();
+            grads.Add(model.NamedParameters().Where(p => p.Tensor.Grad is not null).ToDictionary(p => p.Name, p => p.Tensor.Grad!.ToFloatArray()));
+        }
+        Assert.Equal(grads[0].Keys.Order(), grads[1].Keys.Order());
+        foreach (var (name, g) in grads[0]) Assert.True(g.SequenceEqual(grads[1][name]), $"grad.{name} differs with the mixer's checkpoint inside a block's");
+    }
+
+    [Fact]
+    public void NoGradDisposedOutOfOrderStillBalances()
+    {
+        var a = GradMode.NoGrad();
+        var b = GradMode.NoGrad();
+        a.Dispose();   // e.g. two iterators, each holding one
+        Assert.False(GradMode.IsEnabled);
+        b.Dispose();
+        Assert.True(GradMode.IsEnabled);
+    }
+
     [Fact]
     public void ASegmentThatReturnsAnInputIsRefused()
     {

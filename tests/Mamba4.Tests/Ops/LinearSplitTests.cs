@@ -82,7 +82,9 @@ public class LinearSplitTests
         var x = Tensor.Zeros(new Shape(2, 6));
         var w = Tensor.Zeros(new Shape(5, 6));
         var e = Assert.Throws<ArgumentException>(() => F.LinearSplit(x, w, null, 2, 2));
-        Assert.Equal("LinearSplit: sizes [2, 2] must be positive and add up to weight [5, 6]'s 5 outputs", e.Message);
-        Assert.Throws<ArgumentException>(() => F.LinearSplit(x, w, null, 5, 0));
+        Assert.Equal("LinearSplit: sizes [2, 2] must be ≥ 0 and add up to weight [5, 6]'s 5 outputs", e.Message);
+        Assert.Throws<ArgumentException>(() => F.LinearSplit(x, w, null, 6, -1));
+        var parts = F.LinearSplit(x, w, null, 5, 0);   // an empty part, as SplitLastAxis allows
+        Assert.Equal(new Shape(2, 0), parts[1].Shape);
     }
 }

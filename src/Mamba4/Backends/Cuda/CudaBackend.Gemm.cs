@@ -77,7 +77,6 @@ public sealed unsafe partial class CudaBackend
             $"cublasSgemmStridedBatched ({batch} × C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
     }
 
-    /// <summary>C (F32) = α·op(A)·op(B) + β·C with A and B rounded to BF16 first (tensor cores, F32 accumulation).</summary>
     /// <summary>
     /// Bench knob (session 9, not yet timed on a GPU): with <see cref="MatmulPrecision"/> BF16, hand the F32 operands to
     /// cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF, which lets cuBLAS down-convert them to BF16 (or TF32) inside the
@@ -86,6 +85,8 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     public bool Bf16RoundedByCublas { get; set; }
 
+    /// <summary>C (F32) = α·op(A)·op(B) + β·C with A and B rounded to BF16 (tensor cores, F32 accumulation): by
+    /// f32_to_bf16 passes first, or inside cuBLAS with <see cref="Bf16RoundedByCublas"/>.</summary>
     private void GemmBf16(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, Tensor b, float beta, Tensor c)
     {
         // the operands rounded to BF16 copies first, or handed over in F32 for cuBLAS to round (Bf16RoundedByCublas)
