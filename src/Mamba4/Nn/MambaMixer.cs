@@ -138,7 +138,7 @@ public sealed class MambaMixer : SsmMixer
         if (!Config.Selective)
             return (Tensor.Zeros(x.Shape, x.DType, x.Device), B!, C!, DtBias!);
         int r = Config.DtRank, n = Config.DState;
-        var parts = RmsNormed(F.LinearSplit(x, XProj!.Weight, XProj.Bias, r, n, n));
+        var parts = RmsNormed(F.SplitLastAxis(XProj!.Forward(x), r, n, n));
         var delta = F.Linear(parts[0], DtProj!.Weight);
         return (delta, parts[1], parts[2], DtProj.Bias!);
     }
@@ -212,7 +212,7 @@ public sealed class MambaMixer : SsmMixer
         Tensor delta, b, c, deltaBias;
         if (Config.Selective)
         {
-            var parts = RmsNormed(F.LinearSplit(x, XProj!.Weight, XProj.Bias, r, n, n));
+            var parts = RmsNormed(F.SplitLastAxis(XProj!.Forward(x), r, n, n));
             delta = F.Linear(parts[0], DtProj!.Weight);
             (b, c, deltaBias) = (parts[1], parts[2], DtProj.Bias!);
         }
