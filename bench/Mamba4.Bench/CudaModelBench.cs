@@ -65,21 +65,6 @@ public static class CudaModelBench
         return Enumerable.Range(0, n).Select(_ => (long)rng.Next(vocab)).ToArray();
     }
 
-    /// <summary>One training step (forward, backward, AdamW); returns seconds (waits for the GPU).</summary>
-    private static double Step(CudaBackend gpu, MambaLM model, AdamW optimizer, long[] ids, int batch, int length)
-    {
-        long t0 = Stopwatch.GetTimestamp();
-        using (var scope = new TensorScope())
-        {
-            model.Loss(Tensor.From(ids, batch, length)).Backward();
-            Gradients.ClipByGlobalNorm(model, 1.0);
-            optimizer.Step();
-        }
-        model.ZeroGrad();
-        gpu.Synchronize();
-        return Stopwatch.GetElapsedTime(t0).TotalSeconds;
-    }
-
     private static void Memory(CudaBackend gpu, MambaLM model)
     {
         Console.WriteLine();
@@ -93,11 +78,11 @@ public static class CudaModelBench
         foreach (int l in new[] { 1024, 4096, 16384 })
         {
             var ids = RandomIds(l, Config130M.VocabSize, l);
-            Step(gpu, model, optimizer, ids, 1, l);   // warm-up (kernels, cuBLAS, optimizer state)
+            TrainMemoryBench.Step(model, optimizer, ids, 1, l);   // warm-up (kernels, cuBLAS, optimizer state)
             gpu.Synchronize();
             long resident = gpu.Allocator.BytesInUse;
             gpu.Allocator.ResetPeak();
-            Step(gpu, model, optimizer, ids, 1, l);
+            TrainMemoryBench.Step(model, optimizer, ids, 1, l);
             long peak = gpu.Allocator.PeakBytesInUse, step = peak - resident;
             first ??= (double)step / l;
             Console.WriteLine($"| {l} | {peak:N0} | {step:N0} | {step / (double)l:N0} ({step / (double)l / first:F2}× L=1K) |");
@@ -122,10 +107,10 @@ public static class CudaModelBench
                 gpu.Bf16RoundedByCublas = inCublas;
                 model.Recompute = recompute;
                 var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
-                Step(gpu, model, optimizer, ids, batch, l);
+                TrainMemoryBench.Step(model, optimizer, ids, batch, l);
                 gpu.Synchronize();
                 gpu.Allocator.ResetPeak();
-                var times = Enumerable.Range(0, 5).Select(_ => Step(gpu, model, optimizer, ids, batch, l)).Order().ToArray();
+                var times = Enumerable.Range(0, 5).Select(_ => TrainMemoryBench.Step(model, optimizer, ids, batch, l)).Order().ToArray();
                 double s = times[times.Length / 2];
                 double peakGb = gpu.Allocator.PeakBytesInUse / 1e9;
                 // mamba_ssm's MambaLMHeadModel in the same call: fp32 beside our F32 GEMMs, bf16 autocast beside our BF16 ones
@@ -230,13 +215,9 @@ public static class CudaModelBench
     /// caller waits).</summary>
     private static void PrefillLastLogits(MambaLM model, long[] ids)
     {
-        int l = ids.Length;
         using (GradMode.NoGrad())
         using (new TensorScope())
-        {
-            var hidden = model.Hidden(Tensor.From(ids, 1, l));
-            F.Linear(F.Reshape(hidden, [l, Config130M.DModel]).Slice(l - 1, 1), model.LmHead);
-        }
+            F.Linear(F.LastPosition(model.Hidden(Tensor.From(ids, 1, ids.Length))), model.LmHead);
     }
 
     /// <summary>For a profiler started with --profile-from-start off (scripts/gpu-measure.sh): after warm-up, exactly one
@@ -256,8 +237,8 @@ public static class CudaModelBench
             {
                 using var optimizer = new AdamW(model, 1e-4f);
                 var ids = RandomIds(4 * 2048, Config130M.VocabSize, 7);
-                for (int i = 0; i < 3; i++) Step(gpu, model, optimizer, ids, 4, 2048);
-                gpu.Profiled(() => Step(gpu, model, optimizer, ids, 4, 2048));
+                for (int i = 0; i < 3; i++) TrainMemoryBench.Step(model, optimizer, ids, 4, 2048);
+                gpu.Profiled(() => TrainMemoryBench.Step(model, optimizer, ids, 4, 2048));
                 break;
             }
             case "prefill":

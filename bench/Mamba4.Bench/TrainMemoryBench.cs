@@ -40,10 +40,10 @@ public static class TrainMemoryBench
                 foreach (bool recompute in new[] { false, true })
                 {
                     model.Recompute = recompute;
-                    Step(model, optimizer, ids, batch, length, device);   // warm-up: kernels, AdamW state
+                    Step(model, optimizer, ids, batch, length);   // warm-up: kernels, AdamW state
                     long resident = Backend.BytesInUse(device);
                     Backend.ResetPeak(device);
-                    Step(model, optimizer, ids, batch, length, device);
+                    Step(model, optimizer, ids, batch, length);
                     bytes[recompute] = Backend.PeakBytesInUse(device) - resident;
                     perToken[(layers, batch, recompute)] = bytes[recompute] / (double)(batch * length);
                 }
@@ -51,7 +51,7 @@ public static class TrainMemoryBench
                     foreach (bool recompute in new[] { false, true })
                     {
                         model.Recompute = recompute;
-                        times[recompute].Add(Step(model, optimizer, ids, batch, length, device));
+                        times[recompute].Add(Step(model, optimizer, ids, batch, length));
                     }
                 double Median(List<double> t) => t.Order().ElementAt(t.Count / 2) * 1000;
                 double tokens = batch * length;
@@ -67,8 +67,9 @@ public static class TrainMemoryBench
         Console.WriteLine();
     }
 
-    /// <summary>One step in its own scope; seconds, after the device has finished.</summary>
-    private static double Step(MambaLM model, AdamW optimizer, long[] ids, int batch, int length, Device device)
+    /// <summary>One training step (forward, backward, clip, AdamW) in its own scope; seconds, after the model's device has
+    /// finished (cuda-model's training rows too).</summary>
+    internal static double Step(MambaLM model, AdamW optimizer, long[] ids, int batch, int length)
     {
         long t0 = Stopwatch.GetTimestamp();
         using (new TensorScope())
@@ -78,7 +79,7 @@ public static class TrainMemoryBench
             optimizer.Step();
         }
         model.ZeroGrad();
-        if (Backend.For(device) is Mamba4.Backends.Cuda.CudaBackend gpu) gpu.Synchronize();
+        if (Backend.For(model.LmHead.Device) is Mamba4.Backends.Cuda.CudaBackend gpu) gpu.Synchronize();
         return Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 }

@@ -241,9 +241,7 @@ public sealed class BatchScheduler : IDisposable
         var ids = new long[g * l];
         for (int j = 0; j < g; j++) group[j].Prompt.CopyTo(ids, j * l);
         var h = _model.Blocks(bb.Embeddings.Forward(Tensor.From(ids, g, l)), state);   // one block's activations at a time
-        var rows = Enumerable.Range(0, g).Select(j => (long)j * l + l - 1).ToArray();
-        var last = F.Embedding(h.Reshape(g * l, _model.Config.DModel), Tensor.From(rows, g));
-        return F.Linear(bb.NormF.Forward(last), _model.LmHead);
+        return F.Linear(bb.NormF.Forward(F.LastPosition(h)), _model.LmHead);
     }
 
     private void Step()

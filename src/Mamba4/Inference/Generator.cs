@@ -79,8 +79,7 @@ public static class Generator
         using (var scope = new TensorScope())
         {
             // the head on the last position only: the prompt's other logits ([L × vocab]) are never needed
-            var hidden = model.Hidden(Tensor.From(prompt, 1, prompt.Length), state);
-            logits = F.Linear(hidden.Reshape(prompt.Length, model.Config.DModel).Slice(prompt.Length - 1, 1), model.LmHead).ToFloatArray();
+            logits = F.Linear(F.LastPosition(model.Hidden(Tensor.From(prompt, 1, prompt.Length), state)), model.LmHead).ToFloatArray();
         }
         // On a GPU, steps after the first replay one captured CUDA graph (StepGraph) instead of launching every kernel;
         // greedy decoding (no repetition penalty) then takes the arg-max the graph computed on the device.

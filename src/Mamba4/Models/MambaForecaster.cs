@@ -59,7 +59,7 @@ public sealed class MambaForecaster : TokenForecaster
             using var _ = GradMode.NoGrad();
             using var scope = new TensorScope();
             var h = EncodeTokens(TemporalTokens(values, marks, 1, t, n, f), 1, t);
-            return Projector.Forward(LastStep(h)).ToFloatArray();
+            return Projector.Forward(F.LastPosition(h)).ToFloatArray();
         }
         finally { Train(training); }
     }

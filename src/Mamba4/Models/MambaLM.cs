@@ -103,8 +103,8 @@ public sealed class MambaLM : Module, ICausalLanguageModel
     public MambaConfig Config { get; }
     public MambaBackbone Backbone { get; }
 
-    /// <summary>Training memory for time (gradient checkpointing): every Mamba-1 mixer keeps only its in_proj output and
-    /// scan output and reruns the rest in the backward (<see cref="MambaMixer.Recompute"/>); same gradients. Mamba-2
+    /// <summary>Training memory for time (gradient checkpointing): every Mamba-1 mixer keeps only its in_proj outputs and
+    /// gated scan output and reruns the rest in the backward (<see cref="MambaMixer.Recompute"/>); same gradients. Mamba-2
     /// mixers keep every intermediate.</summary>
     public bool Recompute
     {

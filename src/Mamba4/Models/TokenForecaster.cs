@@ -52,7 +52,7 @@ public abstract class TokenForecaster : Forecaster
         if (Config.Temporal)
         {
             var h = EncodeTokens(TemporalTokens(x, batch.InputMarks, b, l, n, f), b, l);
-            y = Projector.Forward(LastStep(h)).Reshape(b, horizon, n);
+            y = Projector.Forward(F.LastPosition(h)).Reshape(b, horizon, n);
         }
         else
         {
@@ -101,15 +101,6 @@ public abstract class TokenForecaster : Forecaster
                 for (int v = 0; v < f; v++) t[((long)i * tk + n + v) * l + s] = marks![((long)i * l + s) * f + v];
             }
         return t;
-    }
-
-    /// <summary>h (B, T, d) → h[:, T−1] (B, d), a differentiable row gather.</summary>
-    protected static Tensor LastStep(Tensor h)
-    {
-        int b = h.Shape[0], t = h.Shape[1], d = h.Shape[2];
-        var rows = new long[b];
-        for (int i = 0; i < b; i++) rows[i] = (long)i * t + t - 1;
-        return F.Embedding(h.Reshape(b * t, d), Tensor.From(rows, b));
     }
 
     /// <summary>h (B, T, d) → h[:, :n] (B, n, d), a differentiable row gather.</summary>

@@ -30,4 +30,16 @@ public static partial class F
             }, y);
         return y;
     }
+
+    /// <summary>h (b, l, d) → h[:, l − 1] (b, d): each sequence's last position, a differentiable row gather (the head of a
+    /// prefill or of a forecast needs no other).</summary>
+    public static Tensor LastPosition(Tensor h)
+    {
+        OpCheck.Rank("LastPosition", "h", h, 3);
+        int b = h.Shape[0], l = h.Shape[1], d = h.Shape[2];
+        if (l == 0) throw new ArgumentException($"LastPosition: h {h.Shape} has no positions");
+        var rows = new long[b];
+        for (int i = 0; i < b; i++) rows[i] = (long)i * l + l - 1;
+        return Embedding(h.Reshape(b * l, d), Tensor.From(rows, b));
+    }
 }

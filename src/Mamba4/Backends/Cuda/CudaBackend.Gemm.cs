@@ -115,19 +115,12 @@ public sealed unsafe partial class CudaBackend
     public void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y)
     {
         int kind = NarrowKind(weight);
-        int m = checked((int)x.Shape.Rows), k = x.Shape.Last;
-        CheckNarrowGemm(x, weight, y);
-        if (m == 0 || weight.Shape[0] == 0) return;
-        if (k == 0)
-        {
-            Fill(y, 0f);
-            return;
-        }
+        if (EmptyNarrowGemm(x, weight, y)) return;
         var x16 = Allocator.Allocate(x.NumElements * 2);
         try
         {
             Map(Kernels.Elementwise.File, kind == 0 ? Kernels.Elementwise.F32ToBf16 : Kernels.Elementwise.F32ToF16, x.NumElements, x, x16.Pointer, x.NumElements);
-            GemmNarrow(x16.Pointer, m, k, weight, y);
+            GemmNarrow(x16.Pointer, checked((int)x.Shape.Rows), x.Shape.Last, weight, y);
         }
         finally
         {
@@ -142,18 +135,18 @@ public sealed unsafe partial class CudaBackend
         NarrowKind(weight);
         if (x.DType != weight.DType)
             throw new ArgumentException($"gemm: x{x.Shape} is {x.DType}, the weight {weight.Name}{weight.Shape} {weight.DType}; a narrow product's input must be in the weight's type");
-        CheckNarrowGemm(x, weight, y);
-        int m = checked((int)x.Shape.Rows), k = x.Shape.Last;
-        if (m == 0 || weight.Shape[0] == 0) return;
-        if (k == 0) Fill(y, 0f);
-        else GemmNarrow(x.DataPointer, m, k, weight, y);
+        if (!EmptyNarrowGemm(x, weight, y)) GemmNarrow(x.DataPointer, checked((int)x.Shape.Rows), x.Shape.Last, weight, y);
     }
 
-    private static void CheckNarrowGemm(Tensor x, Tensor weight, Tensor y)
+    /// <summary>Checks y = x·Wᵀ's shapes; for an empty product does its whole work (nothing, or y = 0 when k = 0) and says so.</summary>
+    private bool EmptyNarrowGemm(Tensor x, Tensor weight, Tensor y)
     {
         int k = x.Shape.Last;
         if (weight.Rank != 2 || weight.Shape[1] != k || y.Shape.Rows != x.Shape.Rows || y.Shape.Last != weight.Shape[0])
             throw new ArgumentException($"gemm: x{x.Shape} · W{weight.Shape}ᵀ into y{y.Shape}: W must be [{y.Shape.Last}, {k}] and y [{x.Shape.Rows}, {weight.Shape[0]}]");
+        if (x.Shape.Rows == 0 || weight.Shape[0] == 0) return true;
+        if (k == 0) { Fill(y, 0f); return true; }
+        return false;
     }
 
     /// <summary>y [m, n] F32 = x16 [m, k]·Wᵀ by cuBLAS, x16 in W's 2-byte type, F32 accumulation.</summary>

@@ -51,7 +51,7 @@ public static class LanguageModeling
         float[] logits;
         using (GradMode.NoGrad())
         using (var scope = new TensorScope())
-            logits = F.Linear(gpt.Hidden(Tensor.From(prompt, 1, prompt.Length), cache).Reshape(prompt.Length, gpt.Config.DModel).Slice(prompt.Length - 1, 1), gpt.Wte.Weight).ToFloatArray();   // the head on the last position only
+            logits = F.Linear(F.LastPosition(gpt.Hidden(Tensor.From(prompt, 1, prompt.Length), cache)), gpt.Wte.Weight).ToFloatArray();   // the head on the last position only
         for (int i = 0; i < count; i++)
         {
             long next = Generator.Choose(logits, history, options, rng);

@@ -111,10 +111,8 @@ public static class InductionEvaluation
                     state.Position = 0;
                     var hidden = model.Hidden(Tensor.From(ids, n, width), state);
                     if (start + width < length) continue;
-                    // the head on each sequence's last position only (rows gathered as the server's prefill does)
-                    var rows = Enumerable.Range(0, n).Select(s => (long)(s + 1) * width - 1).ToArray();
-                    var lastHidden = F.Embedding(hidden.Reshape(n * width, model.Config.DModel), Tensor.From(rows, n));
-                    F.Linear(lastHidden, model.LmHead).ToFloatArray().CopyTo(last.AsSpan(first * v, n * v));
+                    // the head on each sequence's last position only
+                    F.Linear(F.LastPosition(hidden), model.LmHead).ToFloatArray().CopyTo(last.AsSpan(first * v, n * v));
                 }
             }
             return last;
