@@ -52,8 +52,9 @@ public static partial class F
     /// y_i = x W_iᵀ (+ b_i), W_i the rows [o_i, o_i + sizes[i]) of weight (a view), b_i those of bias. Backward:
     /// dx = Σ_i dy_i W_i (parts without a gradient skipped), dW_i = Σ dy_iᵀ x into the rows of one dW, db_i = Σ_rows dy_i.
     /// Equals SplitLastAxis(Linear(x, weight, bias), sizes), which a BF16/F16/I8 weight takes. Each part's product reads x
-    /// again: worth it where the outputs are wide beside x (in_proj, qkv: 0.83–0.95× the time of Linear + split, forward
-    /// and backward on the CPU), not for narrow ones (x_proj's 48 + 16 + 16 from 1,536: 1.2–1.5×, so it keeps the split).
+    /// again: worth it where the outputs are wide beside x (in_proj, Mamba-2's in_proj, qkv: 0.96–0.97× the time of Linear
+    /// + split, forward and backward, `bench prefill` on the CPU), not for narrow ones (x_proj's 48 + 16 + 16 from 1,536:
+    /// 1.26×, so it keeps the split).
     /// </summary>
     public static Tensor[] LinearSplit(Tensor x, Tensor weight, Tensor? bias, params int[] sizes)
     {
