@@ -105,7 +105,8 @@ public interface IBackend
     // ---- losses ----
     /// <summary>Per-row log-sum-exp and loss = lse − logit[target] (0 where target == ignoreIndex).</summary>
     void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp);
-    /// <summary>dlogits = scale · (softmax − onehot(target)), zero rows for ignored targets.</summary>
+    /// <summary>dlogits = scale · (softmax − onehot(target)), zero rows for ignored targets. dLogits may be logits itself
+    /// (an elementwise rewrite; LinearCrossEntropy overwrites its chunk so).</summary>
     void CrossEntropyBackward(Tensor logits, Tensor targets, long ignoreIndex, Tensor logSumExp, float scale, Tensor dLogits);
     void LogSoftmaxForward(Tensor x, Tensor y);
     void LogSoftmaxBackward(Tensor y, Tensor dy, Tensor dx);

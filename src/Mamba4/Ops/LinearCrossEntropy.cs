@@ -11,7 +11,8 @@ namespace Mamba4.Ops;
 /// and, when a gradient is wanted, the chunk's share of it at once (the loss is a scalar, so only its upstream factor g
 /// is unknown until the backward; Liger-Kernel's fused linear cross-entropy does the same):
 ///   dlogits_r = (softmax(logits_r) − onehot(t_r)) / N,   dhidden_r = dlogits_r W,   dW += dlogits_rᵀ hidden_r
-/// The backward multiplies dhidden and dW by g. Memory: two [chunkRows × V] buffers and the [rows × D] + [V × D]
+/// The backward multiplies dhidden and dW by g. Memory: one [chunkRows × V] buffer (dlogits overwrite the chunk's logits,
+/// an elementwise rewrite in both backends) and the [rows × D] + [V × D]
 /// gradients, instead of the [rows × V] logits and their gradient; the GEMM work is the same as Linear then CrossEntropy.
 /// A narrow (BF16/F16/I8, inference-only) weight takes the unfused path. Every target ignored: NaN loss, zero gradient.
 /// </summary>
@@ -49,7 +50,6 @@ public static partial class F
         using (var losses = Tensor.Empty(new Shape(rows), DType.F32, hidden.Device))
         using (var logits = Tensor.Empty(new Shape(chunk, vocab), DType.F32, hidden.Device))
         using (var lse = Tensor.Empty(new Shape(chunk), DType.F32, hidden.Device))
-        using (var dLogits = wantGrad ? Tensor.Empty(new Shape(chunk, vocab), DType.F32, hidden.Device) : null)
         {
             for (int r0 = 0; r0 < rows; r0 += chunk)
             {
@@ -62,7 +62,7 @@ public static partial class F
                 backend.Gemm(h, false, weight, true, z, 1f, 0f);
                 backend.CrossEntropyForward(z, t, ignoreIndex, l, m);
                 if (!wantGrad) continue;
-                using var dz = dLogits!.ViewOf(new Shape(n, vocab), 0);
+                var dz = z;   // in place: each element of dlogits is made from the same element of the logits
                 backend.CrossEntropyBackward(z, t, ignoreIndex, m, scale, dz);
                 if (dHidden is not null)
                 {
