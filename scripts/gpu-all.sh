@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine from the checkout root (scripts/gpu-pack.sh .device; carry [".device", ".anchors"]): issue 19's
+# tables in ONE call of at most ~590 s, for sessions where a machine is rarely lent. Every comparison is against
+# mamba_ssm timed in this call on this card:
+#   t = 0      mamba_ssm's CUDA extensions build in the background (nvcc, ~260-480 s) while
+#              1. the GPU tests run (Category=Cuda), then
+#              2. mamba_ssm's Triton SSD (no nvcc build) and ours (bench cuda-ssd);
+#   build done 3. mamba_ssm's model (model_anchor.py, model_anchor_more.py), then ours (bench cuda-model: training,
+#              prefill, decoding), then
+#              4. mamba_ssm's fused scan (scan_anchor.py, build reused) and ours (bench cuda, MAMBA4_CUDA_BENCH=scan),
+#              as the deadline allows (each step is skipped, not started, when too little time is left).
+# Logs to $OUT (at most 8 files come back): gpu-tests.log, anchors.jsonl (every mamba_ssm line), anchor-build.log and
+# gpu-bench-{cuda-ssd,cuda-model,cuda}.log.
+#   OUT=... [DEADLINE=585] bash .device/gpu-all.sh
+set -uo pipefail
+dev=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-/tmp/out}; mkdir -p "$out"
+deadline=${DEADLINE:-585}
+. "$dev/gpu-env.sh"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+anchors=$(cd "$dev/../.anchors" 2>/dev/null && pwd)
+bench="$dev/Mamba4.Bench/Mamba4.Bench.dll"
+tmp=$(mktemp -d)
+left() { echo $((deadline - SECONDS)); }
+at() { echo "[$SECONDS s] $*"; }
+if [ -n "$anchors" ]; then
+  (ANCHOR_BUILD_ONLY=1 python3 "$anchors/model_anchor.py" > "$out/anchor-build.log" 2>&1) &
+  build=$!
+fi
+
+at "GPU tests"
+timeout 240 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
+echo "tests rc=$?"; grep -E "^\s*\[FAIL\]|Total:" "$out/gpu-tests.log" | head -40
+
+if [ -n "$anchors" ]; then
+  at "mamba_ssm SSD (Triton)"
+  timeout 120 python3 "$dev/ssd_anchor.py" "$anchors" > "$tmp/ssd.jsonl" 2> "$tmp/ssd.err" || tail -2 "$tmp/ssd.err"
+  cat "$tmp/ssd.jsonl" >> "$out/anchors.jsonl"
+fi
+at "ours: bench cuda-ssd"
+MAMBA4_SSD_ANCHOR="$tmp/ssd.jsonl" MAMBA4_DEVICE=cuda timeout 90 dotnet "$bench" cuda-ssd > "$out/gpu-bench-cuda-ssd.log" 2>&1
+echo "rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-ssd.log" | tail -12
+
+if [ -n "$anchors" ]; then
+  wait $build; at "mamba_ssm built: $(head -c 200 "$out/anchor-build.log")"
+  if [ "$(left)" -gt 200 ]; then
+    timeout $(( $(left) - 170 > 150 ? 150 : $(left) - 170 )) python3 "$anchors/model_anchor.py" > "$tmp/model.jsonl" 2> "$tmp/model.err" || echo "model_anchor.py: $(tail -2 "$tmp/model.err")"
+    [ "$(left)" -gt 150 ] && { timeout $(( $(left) - 120 > 100 ? 100 : $(left) - 120 )) python3 "$dev/model_anchor_more.py" "$anchors" >> "$tmp/model.jsonl" 2> "$tmp/more.err" || echo "model_anchor_more.py: $(tail -2 "$tmp/more.err")"; }
+    cat "$tmp/model.jsonl" >> "$out/anchors.jsonl"
+    at "mamba_ssm model timed"; cat "$tmp/model.jsonl"
+  else echo "mamba_ssm's model skipped (deadline)"; fi
+fi
+if [ "$(left)" -gt 40 ]; then
+  at "ours: bench cuda-model"
+  MAMBA4_MODEL_ANCHOR="$tmp/model.jsonl" MAMBA4_DEVICE=cuda timeout "$(left)" dotnet "$bench" cuda-model > "$out/gpu-bench-cuda-model.log" 2>&1
+  echo "rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-model.log" | head -90
+fi
+if [ -n "$anchors" ] && [ "$(left)" -gt 60 ]; then
+  at "mamba_ssm scan"
+  timeout 40 python3 "$anchors/scan_anchor.py" > "$tmp/scan.jsonl" 2> "$tmp/scan.err" || tail -2 "$tmp/scan.err"
+  cat "$tmp/scan.jsonl" >> "$out/anchors.jsonl"
+fi
+if [ "$(left)" -gt 20 ]; then
+  at "ours: bench cuda (scan)"
+  MAMBA4_SCAN_ANCHOR="$tmp/scan.jsonl" MAMBA4_CUDA_BENCH=scan MAMBA4_DEVICE=cuda timeout "$(left)" dotnet "$bench" cuda > "$out/gpu-bench-cuda.log" 2>&1
+  echo "rc=$?"; grep -E "^\|" "$out/gpu-bench-cuda.log" | head -24
+fi
+at "done"
