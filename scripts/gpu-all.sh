@@ -5,12 +5,14 @@
 #   t = 0      mamba_ssm's CUDA extensions build in the background (nvcc, ~260-480 s) while
 #              1. the GPU tests run (Category=Cuda), then
 #              2. mamba_ssm's Triton SSD (no nvcc build) and ours (bench cuda-ssd);
+#              2b. while the build goes on, Tiny Shakespeare's char model trained in F32 and with BF16 products side by side
+#              (the issue's exactness mark: BF16 within 1 % of F32's validation loss);
 #   build done 3. mamba_ssm's model (model_anchor.py, model_anchor_more.py), then ours (bench cuda-model: training,
 #              prefill, decoding), then
 #              4. mamba_ssm's fused scan (scan_anchor.py, build reused) and ours (bench cuda, MAMBA4_CUDA_BENCH=scan),
 #              as the deadline allows (each step is skipped, not started, when too little time is left).
-# Logs to $OUT (at most 8 files come back): gpu-tests.log, anchors.jsonl (every mamba_ssm line), anchor-build.log and
-# gpu-bench-{cuda-ssd,cuda-model,cuda}.log.
+# Logs to $OUT (at most 8 files come back): gpu-tests.log, anchors.jsonl (every mamba_ssm line), anchor-build.log,
+# shakespeare.txt and gpu-bench-{cuda-ssd,cuda-model,cuda}.log.
 #   OUT=... [DEADLINE=585] bash .device/gpu-all.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
@@ -41,6 +43,18 @@ at "ours: bench cuda-ssd"
 MAMBA4_SSD_ANCHOR="$tmp/ssd.jsonl" MAMBA4_DEVICE=cuda timeout 90 dotnet "$bench" cuda-ssd > "$out/gpu-bench-cuda-ssd.log" 2>&1
 echo "rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-ssd.log" | tail -12
 
+text="$dev/data/tinyshakespeare.txt.gz"
+if [ -f "$text" ] && [ -n "$anchors" ] && kill -0 $build 2>/dev/null; then
+  at "Tiny Shakespeare, char model, F32 and BF16 products (side by side, while mamba_ssm builds)"
+  pids=()
+  for p in f32 bf16; do
+    MAMBA4_CUDA_MATMUL=$p timeout 150 dotnet "$dev/Mamba4.Tests/Mamba4.Cli.dll" lm train --data "$text" --tokenizer char --size base \
+      --seq-len 256 --batch 32 --steps 1500 --eval-every 100000 --seed 1 --device cuda --out "$tmp/ts-$p" --json > "$tmp/ts-$p.log" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  for p in f32 bf16; do echo "$p: $(tail -1 "$tmp/ts-$p.log")"; done | tee "$out/shakespeare.txt"
+fi
 if [ -n "$anchors" ]; then
   wait $build; at "mamba_ssm built: $(head -c 200 "$out/anchor-build.log")"
   if [ "$(left)" -gt 200 ]; then
