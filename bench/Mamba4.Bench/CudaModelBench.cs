@@ -94,17 +94,15 @@ public static class CudaModelBench
     {
         Console.WriteLine();
         using var optimizer = new AdamW(model, 1e-4f);
-        // GEMM arithmetic: F32, TF32 tensor cores, BF16 tensor cores (F32 master weights, activations, optimizer state),
-        // the last with the operands rounded by f32_to_bf16 passes or inside cuBLAS (Bf16RoundedByCublas, same run).
+        // GEMM arithmetic: F32, TF32 tensor cores, BF16 tensor cores (F32 master weights, activations, optimizer state).
         // Each row with every intermediate kept, then with MambaLM.Recompute (mamba_ssm's default likewise reruns the
         // conv and Δ in its backward: its peak is the one to compare with the second).
-        foreach (var (precision, inCublas) in new[] { (MatmulPrecision.F32, false), (MatmulPrecision.Tf32, false), (MatmulPrecision.Bf16, false), (MatmulPrecision.Bf16, true) })
+        foreach (var precision in new[] { MatmulPrecision.F32, MatmulPrecision.Tf32, MatmulPrecision.Bf16 })
             foreach (int batch in new[] { 1, 4, 8 })
             foreach (bool recompute in new[] { false, true })
             {
                 const int l = 2048;
                 gpu.MatmulPrecision = precision;
-                gpu.Bf16RoundedByCublas = inCublas;
                 model.Recompute = recompute;
                 var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
                 TrainMemoryBench.Step(model, optimizer, ids, batch, l);
@@ -119,10 +117,9 @@ public static class CudaModelBench
                 string vs = anchor?["tokens_per_s"]?.GetValue<double>() is { } theirs
                     ? $"; mamba_ssm {anchorPrecision} {theirs:F0} tokens/s, ours / theirs {batch * l / s / theirs:F2}×" + (anchor["peak_gb"]?.GetValue<double>() is { } theirPeak ? $", peak {theirPeak:F2} GB" : "")
                     : "";
-                Console.WriteLine($"training, 130M shape, GEMMs {precision}{(inCublas ? " (rounded in cuBLAS)" : "")}, {batch} × {l}{(recompute ? ", recompute" : "")} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5), peak {peakGb:F2} GB{vs}");
+                Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}{(recompute ? ", recompute" : "")} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5), peak {peakGb:F2} GB{vs}");
             }
         gpu.MatmulPrecision = MatmulPrecision.F32;
-        gpu.Bf16RoundedByCublas = false;
         model.Recompute = false;
     }
 

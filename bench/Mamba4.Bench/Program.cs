@@ -13,6 +13,7 @@ var benchmarks = new Dictionary<string, Action>
     ["generate"] = GenerateBench.Run,
     ["train"] = TrainBench.Run,
     ["train-memory"] = TrainMemoryBench.Run,
+    ["train-traffic"] = TrainTrafficBench.Run,
     ["prefill"] = () => PrefillBench.Run(args),
     ["scaling"] = ScalingBench.Run,
     ["lm"] = () => LmBench.Run(args),
@@ -32,7 +33,7 @@ var name = args.Length > 0 ? args[0] : "all";
 if (name == "all")
     foreach (var (key, run) in benchmarks)
     {
-        if (key is "lm" or "train-memory" or "prefill" or "serve" or "reclen" or "receff" or "precision" or "scale" or "induction-probe") continue; // a training run with a wall-clock budget, a server under load, minutes of long histories: ask for them by name
+        if (key is "lm" or "train-memory" or "train-traffic" or "prefill" or "serve" or "reclen" or "receff" or "precision" or "scale" or "induction-probe") continue; // a training run with a wall-clock budget, a server under load, minutes of long histories: ask for them by name
         run();
     }
 else if (benchmarks.TryGetValue(name, out var run)) run();

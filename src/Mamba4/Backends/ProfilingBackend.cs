@@ -15,6 +15,7 @@ public class ProfilingBackend : DispatchProxy
     private IBackend _inner = null!;
     internal IBackend Inner => _inner;
     private static readonly ConcurrentDictionary<string, (long Calls, long Ticks)> Totals = new();
+    private static readonly ConcurrentDictionary<string, long> TensorBytes = new();
 
     /// <summary>Both optional capabilities (a DispatchProxy implements one interface).</summary>
     public interface IGruAndMambaStepBackend : IGruBackend, IMambaStepBackend;
@@ -48,11 +49,26 @@ public class ProfilingBackend : DispatchProxy
         {
             long dt = Stopwatch.GetTimestamp() - t0;
             if (method!.Name is not ("get_Device" or "get_Name"))
+            {
                 Totals.AddOrUpdate(method.Name, (1, dt), (_, v) => (v.Calls + 1, v.Ticks + dt));
+                long bytes = 0;
+                foreach (var a in args ?? [])
+                    if (a is Tensor t) bytes += t.ByteLength;
+                TensorBytes.AddOrUpdate(method.Name, bytes, (_, v) => v + bytes);
+            }
         }
     }
 
-    public static void Reset() => Totals.Clear();
+    public static void Reset()
+    {
+        Totals.Clear();
+        TensorBytes.Clear();
+    }
+
+    /// <summary>Kernel name, calls and the bytes of its tensor arguments summed over the calls (each read or written once:
+    /// what a memory-bound kernel moves; tensors inside argument structs, as the scan's, are not counted) — largest first.</summary>
+    public static IReadOnlyList<(string Kernel, long Calls, long Bytes)> Traffic() =>
+        TensorBytes.Select(kv => (kv.Key, Totals.TryGetValue(kv.Key, out var t) ? t.Calls : 0, kv.Value)).OrderByDescending(r => r.Item3).ToList();
 
     /// <summary>Kernel name, calls, total seconds — largest first.</summary>
     public static IReadOnlyList<(string Kernel, long Calls, double Seconds)> Report() =>

@@ -77,35 +77,25 @@ public sealed unsafe partial class CudaBackend
             $"cublasSgemmStridedBatched ({batch} × C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
     }
 
-    /// <summary>
-    /// Bench knob (session 9, not yet timed on a GPU): with <see cref="MatmulPrecision"/> BF16, hand the F32 operands to
-    /// cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF, which lets cuBLAS down-convert them to BF16 (or TF32) inside the
-    /// product, instead of two f32_to_bf16 passes a call (about 13 ms of a 4 × 2048 training step, estimated in
-    /// docs/cuda-kernel-notes.md). Off: the operands are rounded first, as tested bit for bit.
-    /// </summary>
-    public bool Bf16RoundedByCublas { get; set; }
-
-    /// <summary>C (F32) = α·op(A)·op(B) + β·C with A and B rounded to BF16 (tensor cores, F32 accumulation): by
-    /// f32_to_bf16 passes first, or inside cuBLAS with <see cref="Bf16RoundedByCublas"/>.</summary>
+    /// <summary>C (F32) = α·op(A)·op(B) + β·C with A and B rounded to BF16 copies first (tensor cores, F32 accumulation).
+    /// (Handing cuBLAS the F32 operands with CUBLAS_COMPUTE_32F_FAST_16BF instead was timed in session 10: 0.99–1.03× the
+    /// training step, within the noise, with less defined rounding; not kept. docs/cuda-kernel-notes.md, "Training step".)</summary>
     private void GemmBf16(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, Tensor b, float beta, Tensor c)
     {
-        // the operands rounded to BF16 copies first, or handed over in F32 for cuBLAS to round (Bf16RoundedByCublas)
-        bool inside = Bf16RoundedByCublas;
-        Storage? a16 = inside ? null : ToBf16(a), b16 = inside ? null : ToBf16(b);
+        Storage a16 = ToBf16(a), b16 = ToBf16(b);
         try
         {
             var h = CublasHandle();
             MakeCurrent();
-            int type = inside ? Cublas.R32F : Cublas.R16BF;
             Cublas.Check(Cublas.cublasGemmEx(h, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
-                &alpha, b16?.Pointer ?? b.DataPointer, type, Math.Max(1, b.Shape.Last), a16?.Pointer ?? a.DataPointer, type, Math.Max(1, a.Shape.Last),
-                &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), inside ? Cublas.Compute32FFast16BF : Cublas.Compute32F, Cublas.GemmDefault),
-                $"cublasGemmEx BF16{(inside ? " inside cuBLAS" : "")} (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
+                &alpha, b16.Pointer, Cublas.R16BF, Math.Max(1, b.Shape.Last), a16.Pointer, Cublas.R16BF, Math.Max(1, a.Shape.Last),
+                &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), Cublas.Compute32F, Cublas.GemmDefault),
+                $"cublasGemmEx BF16 (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
         }
         finally
         {
-            a16?.Release();
-            b16?.Release();
+            a16.Release();
+            b16.Release();
         }
     }
 

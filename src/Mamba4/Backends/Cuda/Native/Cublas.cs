@@ -16,7 +16,7 @@ internal static unsafe class Cublas
     /// <summary>cublasSgemmStridedBatched: as cublasSgemm, then the count of matrices and, after each of A, B, C, its stride in elements.</summary>
     public static delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, long, nint, int, long, float*, nint, int, long, int, int> cublasSgemmStridedBatched;
     /// <summary>cudaDataType_t and cublasComputeType_t values used with cublasGemmEx.</summary>
-    public const int R32F = 0, R16F = 2, R16BF = 14, Compute32F = 68, Compute32FFast16BF = 75, GemmDefault = -1;
+    public const int R32F = 0, R16F = 2, R16BF = 14, Compute32F = 68, GemmDefault = -1;
     public static delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, int, nint, int, int, float*, nint, int, int, int, int, int> cublasGemmEx;
 
     public static void Bind(nint lib)
