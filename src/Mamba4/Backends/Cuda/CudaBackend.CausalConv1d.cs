@@ -14,10 +14,41 @@ public sealed unsafe partial class CudaBackend
             throw new NotSupportedException($"CausalConv1d on CUDA supports kernel widths up to {MaxConvKernel}, got {weight.Shape[2]}");
     }
 
+    /// <summary>
+    /// Runs the conv's forward and backward as tiled kernels (conv_forward_k{K}, conv_backward_k{K}: a thread walks a run of
+    /// steps of one channel with the last K inputs in registers, each input loaded and each pre-activation computed once)
+    /// instead of the per-element kernels, which stay as their reference twins. Off until the tiled kernels have passed
+    /// the GPU tests and been timed beside the per-element ones (written in session 10 without a GPU: checked by an
+    /// off-line emulation, scripts/conv_tiled_emulation.py, and NVRTC compilation; docs/cuda-kernel-notes.md, "Training step").
+    /// </summary>
+    public bool TiledConv { get; set; }
+
+    private static readonly string[] ConvForwardTiled = [Kernels.CausalConv1d.ConvForwardK1, Kernels.CausalConv1d.ConvForwardK2,
+        Kernels.CausalConv1d.ConvForwardK3, Kernels.CausalConv1d.ConvForwardK4, Kernels.CausalConv1d.ConvForwardK5,
+        Kernels.CausalConv1d.ConvForwardK6, Kernels.CausalConv1d.ConvForwardK7, Kernels.CausalConv1d.ConvForwardK8];
+    private static readonly string[] ConvBackwardTiled = [Kernels.CausalConv1d.ConvBackwardK1, Kernels.CausalConv1d.ConvBackwardK2,
+        Kernels.CausalConv1d.ConvBackwardK3, Kernels.CausalConv1d.ConvBackwardK4, Kernels.CausalConv1d.ConvBackwardK5,
+        Kernels.CausalConv1d.ConvBackwardK6, Kernels.CausalConv1d.ConvBackwardK7, Kernels.CausalConv1d.ConvBackwardK8];
+
+    /// <summary>The tiled kernels' run (steps a thread) and grid: about SMs·2048 threads' worth of (channel, run) tiles, so
+    /// the backward's per-tile partial sums stay near SMs·2048·(K + 1) doubles whatever the length; runs of at least 16.</summary>
+    private (int Run, Dim3 Grid) ConvTiles(int b, int l, int d)
+    {
+        long rows = (long)b * l, tiles = Math.Max(1, Multiprocessors * 2048L / Math.Max(1, d));
+        int run = (int)Math.Clamp((rows + tiles - 1) / tiles, 16, Math.Max(16, l));
+        return (run, new Dim3((uint)((long)b * ((l + run - 1) / run)), (uint)((d + 127) / 128)));
+    }
+
     public void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y)
     {
         CheckKernelWidth(weight);
         int b = x.Shape[0], l = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
+        if (TiledConv && k >= 1 && x.NumElements > 0)
+        {
+            var (run, grid) = ConvTiles(b, l, d);
+            Launch(Kernels.CausalConv1d.File, ConvForwardTiled[k - 1], grid, 128, 0, x, weight, bias, silu, y, l, d, run);
+            return;
+        }
         Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvForward, x.NumElements, x, weight, bias, silu, y, b, l, d, k);
     }
 
@@ -25,8 +56,20 @@ public sealed unsafe partial class CudaBackend
     {
         CheckKernelWidth(weight);
         int b = x.Shape[0], l = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
-        Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvBackwardDx, x.NumElements, x, weight, bias, silu, dy, dx, b, l, d, k);
         long rows = (long)b * l;
+        if (TiledConv && k >= 1 && rows > 0 && d > 0)
+        {
+            var (run, grid) = ConvTiles(b, l, d);
+            var tiles = Allocator.Allocate((long)grid.X * (k + 1) * d * sizeof(double));
+            try
+            {
+                Launch(Kernels.CausalConv1d.File, ConvBackwardTiled[k - 1], grid, 128, 0, x, weight, bias, silu, dy, dx, l, d, run, tiles.Pointer);
+                Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvParamsFinal, (long)d * (k + 1), tiles.Pointer, (int)grid.X, d, k, dWeight, dBias);
+            }
+            finally { tiles.Release(); }
+            return;
+        }
+        Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvBackwardDx, x.NumElements, x, weight, bias, silu, dy, dx, b, l, d, k);
         int columnBlocks = (d + 255) / 256;
         int segments = (int)Math.Clamp(Multiprocessors * 8L / columnBlocks, 1, Math.Max(1, Math.Min(1024, rows / 16 + 1)));
         long perSegment = Math.Max(1, (rows + segments - 1) / segments);

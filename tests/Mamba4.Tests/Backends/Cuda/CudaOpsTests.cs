@@ -258,7 +258,16 @@ public class CudaOpsTests
     [InlineData(3, 50, 37, 2, false, true)]
     [InlineData(1, 333, 130, 3, true, false)]
     [InlineData(4, 17, 8, 4, false, false)]
+    [InlineData(2, 300, 40, 8, true, true)]
+    [InlineData(3, 70, 129, 1, true, true)]
     public void CausalConv1dForwardBackward(int batch, int l, int d, int k, bool silu, bool bias)
+    {
+        CausalConv1dMatchesCpu(batch, l, d, k, silu, bias, tiled: false);
+        CausalConv1dMatchesCpu(batch, l, d, k, silu, bias, tiled: true);
+    }
+
+    /// <summary>The per-element kernels, or the tiled ones (CudaBackend.TiledConv), against the CPU backend.</summary>
+    private void CausalConv1dMatchesCpu(int batch, int l, int d, int k, bool silu, bool bias, bool tiled)
     {
         var gpu = Gpu;
         using var scope = new TensorScope();
@@ -269,17 +278,22 @@ public class CudaOpsTests
         var dy = Random(rng, batch, l, d);
         var (gx, gw, gbias, gdy) = (x.To(Cuda), w.To(Cuda), b?.To(Cuda), dy.To(Cuda));
         var (yc, yg) = Outputs(batch, l, d);
-        Cpu.CausalConv1dForward(x, w, b, silu, yc);
-        gpu.CausalConv1dForward(gx, gw, gbias, silu, yg);
-        Close(yc, yg, 1e-5, "conv y");
         var (dxc, dxg) = Outputs(batch, l, d);
         var (dwc, dwg) = Outputs(d, 1, k);
         var (dbc, dbg) = Outputs(d);
+        Cpu.CausalConv1dForward(x, w, b, silu, yc);
         Cpu.CausalConv1dBackward(x, w, b, silu, dy, dxc, dwc, bias ? dbc : null);
-        gpu.CausalConv1dBackward(gx, gw, gbias, silu, gdy, dxg, dwg, bias ? dbg : null);
-        Close(dxc, dxg, 1e-5, "conv dx");
-        Close(dwc, dwg, 1e-5, "conv dw");
-        if (bias) Close(dbc, dbg, 1e-5, "conv db");
+        try
+        {
+            gpu.TiledConv = tiled;
+            gpu.CausalConv1dForward(gx, gw, gbias, silu, yg);
+            gpu.CausalConv1dBackward(gx, gw, gbias, silu, gdy, dxg, dwg, bias ? dbg : null);
+        }
+        finally { gpu.TiledConv = false; }
+        Close(yc, yg, 1e-5, $"conv y{(tiled ? " (tiled)" : "")}");
+        Close(dxc, dxg, 1e-5, $"conv dx{(tiled ? " (tiled)" : "")}");
+        Close(dwc, dwg, 1e-5, $"conv dw{(tiled ? " (tiled)" : "")}");
+        if (bias) Close(dbc, dbg, 1e-5, $"conv db{(tiled ? " (tiled)" : "")}");
     }
 
     /// <summary>The conv state from a sequence's last inputs (fewer inputs than slots too) and back to rows: equal to the CPU's, exactly.</summary>

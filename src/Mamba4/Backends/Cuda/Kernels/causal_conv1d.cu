@@ -87,6 +87,119 @@ extern "C" __global__ void conv_params_final(const double* partial, int segments
     }
 }
 
+// ---- tiled forms (session 10; CudaBackend.TiledConv picks them, the per-element kernels above are their reference twins) ----
+// The per-element kernels divide a 64-bit index four ways per element and rebuild each pre-activation from K loads, K
+// times over in dx (conv_dp per tap) and again in the parameter sums. Here a thread owns channel c of batch row b over a
+// run of `run` consecutive steps [t0, t1): the last K inputs sit in registers (win[j] = x_{t−K+1+j}), so each input is
+// loaded once (plus K − 1 before the run), each pre-activation computed once (same FMA order as conv_pre: equal values).
+// Grid: x = b·runs + r (runs = ⌈L/run⌉), y = channel blocks. K is a template parameter (1…8): the windows are registers.
+template <int K> __device__ __forceinline__ bool conv_tile(int L, int D, int run, int& b, int& t0, int& t1, int& c)
+{
+    int runs = (L + run - 1) / run;
+    b = blockIdx.x / runs;
+    t0 = (blockIdx.x - b * runs) * run;
+    t1 = min(L, t0 + run);
+    c = blockIdx.y * blockDim.x + threadIdx.x;
+    return c < D;
+}
+
+template <int K> __device__ __forceinline__ float conv_window_pre(const float (&win)[K], const float (&wc)[K], float bc)
+{
+    float acc = bc;
+#pragma unroll
+    for (int j = 0; j < K; j++) acc = fmaf(win[j], wc[j], acc);
+    return acc;
+}
+
+template <int K> __device__ void conv_forward_tiled(const float* x, const float* w, const float* bias, int silu, float* y, int L, int D, int run)
+{
+    int b, t0, t1, c;
+    if (!conv_tile<K>(L, D, run, b, t0, t1, c)) return;
+    float wc[K], win[K];
+#pragma unroll
+    for (int j = 0; j < K; j++) wc[j] = w[(i64)c * K + j];
+    const float bc = bias ? bias[c] : 0.f;
+    const float* xb = x + (i64)b * L * D + c;
+    float* yb = y + (i64)b * L * D + c;
+#pragma unroll
+    for (int j = 0; j < K - 1; j++) { int s = t0 - K + 1 + j; win[j] = s >= 0 ? xb[(i64)s * D] : 0.f; }
+    for (int t = t0; t < t1; t++)
+    {
+        win[K - 1] = xb[(i64)t * D];
+        float p = conv_window_pre<K>(win, wc, bc);
+        yb[(i64)t * D] = silu ? silu_f(p) : p;
+#pragma unroll
+        for (int j = 0; j < K - 1; j++) win[j] = win[j + 1];
+    }
+}
+
+// Backward of one tile, streaming forward in t: dp_t (dy_t, or dy_t·silu'(p_t) with p_t from the window) adds w[j]·dp_t to
+// dx_{t−K+1+j}; dx_s is whole once dp_{s+K−1} is in, so acc[m] holds dx_{t−K+1+m} and acc[0] leaves at every step. The tile
+// runs K − 1 steps past t1 (clipped at L) for its last dx; its steps [t0, t1) add dp_t·x_{t−K+1+j} to dw[j] and dp_t to db
+// (double, as conv_params_partials), written to partial[tile, j, c] for conv_params_final.
+template <int K> __device__ void conv_backward_tiled(const float* x, const float* w, const float* bias, int silu, const float* dy,
+    float* dx, int L, int D, int run, double* partial)
+{
+    int b, t0, t1, c;
+    if (!conv_tile<K>(L, D, run, b, t0, t1, c)) return;
+    float wc[K], win[K], acc[K];
+    double sw[K], sb = 0;
+#pragma unroll
+    for (int j = 0; j < K; j++) { wc[j] = w[(i64)c * K + j]; acc[j] = 0.f; sw[j] = 0; }
+    const float bc = bias ? bias[c] : 0.f;
+    const i64 base = (i64)b * L * D + c;
+    const float *xb = x + base, *dyb = dy + base;
+    float* dxb = dx + base;
+#pragma unroll
+    for (int j = 0; j < K - 1; j++) { int s = t0 - K + 1 + j; win[j] = s >= 0 ? xb[(i64)s * D] : 0.f; }
+    const int tEnd = min(L, t1 + K - 1);
+    for (int t = t0; t < tEnd; t++)
+    {
+        win[K - 1] = xb[(i64)t * D];
+        float g = dyb[(i64)t * D];
+        float dp = silu ? g * silu_grad_f(conv_window_pre<K>(win, wc, bc)) : g;
+#pragma unroll
+        for (int j = 0; j < K; j++) acc[j] = fmaf(wc[j], dp, acc[j]);
+        if (t < t1)
+        {
+#pragma unroll
+            for (int j = 0; j < K; j++) sw[j] += (double)(dp * win[j]);
+            sb += dp;
+        }
+        int s = t - K + 1;
+        if (s >= t0) dxb[(i64)s * D] = acc[0];
+#pragma unroll
+        for (int j = 0; j < K - 1; j++) { acc[j] = acc[j + 1]; win[j] = win[j + 1]; }
+        acc[K - 1] = 0.f;
+    }
+    // clipped at L: the dx whose later taps fall past the sequence's end are whole now (acc[m] holds dx_{tEnd−K+1+m})
+#pragma unroll
+    for (int m = 0; m < K - 1; m++)
+    {
+        int s = tEnd - K + 1 + m;
+        if (s >= t0 && s < t1) dxb[(i64)s * D] = acc[m];
+    }
+    double* out = partial + (i64)blockIdx.x * (K + 1) * D;
+#pragma unroll
+    for (int j = 0; j < K; j++) out[(i64)j * D + c] = sw[j];
+    out[(i64)K * D + c] = sb;
+}
+
+#define CONV_TILED(K) \
+extern "C" __global__ void conv_forward_k##K(const float* x, const float* w, const float* bias, int silu, float* y, int L, int D, int run) \
+{ conv_forward_tiled<K>(x, w, bias, silu, y, L, D, run); } \
+extern "C" __global__ void conv_backward_k##K(const float* x, const float* w, const float* bias, int silu, const float* dy, float* dx, \
+    int L, int D, int run, double* partial) \
+{ conv_backward_tiled<K>(x, w, bias, silu, dy, dx, L, D, run, partial); }
+CONV_TILED(1)
+CONV_TILED(2)
+CONV_TILED(3)
+CONV_TILED(4)
+CONV_TILED(5)
+CONV_TILED(6)
+CONV_TILED(7)
+CONV_TILED(8)
+
 // The recurrent step for decoding (IBackend.CausalConv1dStep), one thread per (stream, channel):
 //   y = b + Σ_{j<K−1} w[c, j]·state[j] + w[c, K−1]·x,  then state ← (state[1:], x);  y = silu(y) optional
 extern "C" __global__ void conv_step(const float* x, float* state, const float* w, const float* bias, int silu, float* y, int batch, int D, int K)
