@@ -16,12 +16,9 @@
 #   OUT=... [DEADLINE=585] bash .device/gpu-all.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
-out=${OUT:-/tmp/out}; mkdir -p "$out"
 deadline=${DEADLINE:-585}
-. "$dev/gpu-env.sh"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-anchors=$(cd "$dev/../.anchors" 2>/dev/null && pwd)
-bench="$dev/Mamba4.Bench/Mamba4.Bench.dll"
+. "$dev/gpu-env.sh" && gpu_measuring
+out=$gpu_out anchors=$gpu_anchors bench=$gpu_bench
 tmp=$(mktemp -d)
 left() { echo $((deadline - SECONDS)); }
 at() { echo "[$SECONDS s] $*"; }

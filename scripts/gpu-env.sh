@@ -12,3 +12,12 @@ fi
 export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export MAMBA4_SHARED="$gpu_pack/shared" MAMBA4_CUDA_CACHE=${MAMBA4_CUDA_CACHE:-/tmp/mamba4-cuda-cache}
+
+# For the measuring scripts (gpu-measure.sh, gpu-all.sh): the card's name, where logs go ($OUT), mamba_ssm's sources when
+# carried as .anchors/ beside the pack, and the benchmark.
+gpu_measuring() {
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  gpu_out=${OUT:-/tmp/out}; mkdir -p "$gpu_out"
+  gpu_anchors=$(cd "$gpu_pack/../.anchors" 2>/dev/null && pwd)
+  gpu_bench="$gpu_pack/Mamba4.Bench/Mamba4.Bench.dll"
+}

@@ -11,13 +11,10 @@
 #   OUT=... [DEADLINE=570] [REGIONS="train-bf16 ..."] [ANCHOR_REGIONS="train-bf16 ..."] bash .device/gpu-measure.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
-out=${OUT:-/tmp/out}; mkdir -p "$out"
 deadline=${DEADLINE:-570}
-. "$dev/gpu-env.sh"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-anchors=$(cd "$dev/../.anchors" 2>/dev/null && pwd)
+. "$dev/gpu-env.sh" && gpu_measuring
+out=$gpu_out anchors=$gpu_anchors bench=$gpu_bench
 ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
-bench="$dev/Mamba4.Bench/Mamba4.Bench.dll"
 left() { echo $((deadline - SECONDS)); }
 ncu_region() {   # name, command...: one region's kernels under ncu, summed by name
   local name=$1; shift
