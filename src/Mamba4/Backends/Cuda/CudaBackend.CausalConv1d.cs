@@ -30,23 +30,31 @@ public sealed unsafe partial class CudaBackend
         Kernels.CausalConv1d.ConvBackwardK3, Kernels.CausalConv1d.ConvBackwardK4, Kernels.CausalConv1d.ConvBackwardK5,
         Kernels.CausalConv1d.ConvBackwardK6, Kernels.CausalConv1d.ConvBackwardK7, Kernels.CausalConv1d.ConvBackwardK8];
 
-    /// <summary>The tiled kernels' run (steps a thread) and grid: about SMs·2048 threads' worth of (channel, run) tiles, so
-    /// the backward's per-tile partial sums stay near SMs·2048·(K + 1) doubles whatever the length; runs of at least 16.</summary>
+    /// <summary>The tiled kernels' run (steps a tile) and grid: about SMs·2048 (channel, run) tiles, runs of at least 16
+    /// steps; blocks of 128 channels, at most SMs·16 blocks' worth and 1,024 along the tiles, each thread walking its tiles
+    /// with that stride — so the backward's partial sums (one row of K + 1 doubles a channel per block along x) stay under
+    /// SMs·16·128·(K + 1) doubles whatever the batch, length and width.</summary>
     private (int Run, Dim3 Grid) ConvTiles(int b, int l, int d)
     {
-        long rows = (long)b * l, tiles = Math.Max(1, Multiprocessors * 2048L / Math.Max(1, d));
-        int run = (int)Math.Clamp((rows + tiles - 1) / tiles, 16, Math.Max(16, l));
-        return (run, new Dim3((uint)((long)b * ((l + run - 1) / run)), (uint)((d + 127) / 128)));
+        long rows = (long)b * l, target = Math.Max(1, Multiprocessors * 2048L / Math.Max(1, d));
+        int run = (int)Math.Clamp((rows + target - 1) / target, 16, Math.Max(16, l));
+        long tiles = b * (long)((l + run - 1) / run), channelBlocks = (d + 127) / 128;
+        long along = Math.Clamp(Multiprocessors * 16L / channelBlocks, 1, 1024);
+        return (run, new Dim3((uint)Math.Min(tiles, along), (uint)channelBlocks));
     }
+
+    /// <summary>Whether the tiled kernels take this conv: <see cref="TiledConv"/>, a width they have (1…8), something to do,
+    /// and channel blocks within the grid's y limit.</summary>
+    private bool UseTiledConv(int b, int l, int d, int k) => TiledConv && k >= 1 && b > 0 && l > 0 && d > 0 && (d + 127) / 128 <= 65535 && (long)b * l <= int.MaxValue;
 
     public void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y)
     {
         CheckKernelWidth(weight);
         int b = x.Shape[0], l = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
-        if (TiledConv && k >= 1 && x.NumElements > 0)
+        if (UseTiledConv(b, l, d, k))
         {
             var (run, grid) = ConvTiles(b, l, d);
-            Launch(Kernels.CausalConv1d.File, ConvForwardTiled[k - 1], grid, 128, 0, x, weight, bias, silu, y, l, d, run);
+            Launch(Kernels.CausalConv1d.File, ConvForwardTiled[k - 1], grid, 128, 0, x, weight, bias, silu, y, b, l, d, run);
             return;
         }
         Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvForward, x.NumElements, x, weight, bias, silu, y, b, l, d, k);
@@ -57,13 +65,13 @@ public sealed unsafe partial class CudaBackend
         CheckKernelWidth(weight);
         int b = x.Shape[0], l = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
         long rows = (long)b * l;
-        if (TiledConv && k >= 1 && rows > 0 && d > 0)
+        if (UseTiledConv(b, l, d, k))
         {
             var (run, grid) = ConvTiles(b, l, d);
             var tiles = Allocator.Allocate((long)grid.X * (k + 1) * d * sizeof(double));
             try
             {
-                Launch(Kernels.CausalConv1d.File, ConvBackwardTiled[k - 1], grid, 128, 0, x, weight, bias, silu, dy, dx, l, d, run, tiles.Pointer);
+                Launch(Kernels.CausalConv1d.File, ConvBackwardTiled[k - 1], grid, 128, 0, x, weight, bias, silu, dy, dx, b, l, d, run, tiles.Pointer);
                 Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvParamsFinal, (long)d * (k + 1), tiles.Pointer, (int)grid.X, d, k, dWeight, dBias);
             }
             finally { tiles.Release(); }

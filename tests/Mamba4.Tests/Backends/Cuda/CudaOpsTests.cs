@@ -260,6 +260,8 @@ public class CudaOpsTests
     [InlineData(4, 17, 8, 4, false, false)]
     [InlineData(2, 300, 40, 8, true, true)]
     [InlineData(3, 70, 129, 1, true, true)]
+    [InlineData(1, 45, 33, 5, true, false)]
+    [InlineData(2, 3000, 1024, 4, true, true)]   // tiled on an H100 (132 multiprocessors): runs of 23 steps, 262 tiles
     public void CausalConv1dForwardBackward(int batch, int l, int d, int k, bool silu, bool bias)
     {
         CausalConv1dMatchesCpu(batch, l, d, k, silu, bias, tiled: false);

@@ -90,17 +90,17 @@ extern "C" __global__ void conv_params_final(const double* partial, int segments
 // ---- tiled forms (session 10; CudaBackend.TiledConv picks them, the per-element kernels above are their reference twins) ----
 // The per-element kernels divide a 64-bit index four ways per element and rebuild each pre-activation from K loads, K
 // times over in dx (conv_dp per tap) and again in the parameter sums. Here a thread owns channel c of batch row b over a
-// run of `run` consecutive steps [t0, t1): the last K inputs sit in registers (win[j] = x_{t−K+1+j}), so each input is
-// loaded once (plus K − 1 before the run), each pre-activation computed once (same FMA order as conv_pre: equal values).
-// Grid: x = b·runs + r (runs = ⌈L/run⌉), y = channel blocks. K is a template parameter (1…8): the windows are registers.
-template <int K> __device__ __forceinline__ bool conv_tile(int L, int D, int run, int& b, int& t0, int& t1, int& c)
+// run of `run` consecutive steps [t0, t1) (a tile): the last K inputs sit in registers (win[j] = x_{t−K+1+j}), so each
+// input is loaded once (plus K − 1 before the run), each pre-activation computed once; the next step's loads are issued
+// before the current step's arithmetic. Grid: x walks the tiles b·runs + r (runs = ⌈L/run⌉) with stride gridDim.x,
+// y = channel blocks. K is a template parameter (1…8): the windows are registers. Pointers are __restrict__: y and dx
+// never alias the inputs (F.CausalConv1d allocates them).
+__device__ __forceinline__ void conv_tile(int tile, int L, int run, int& b, int& t0, int& t1)
 {
     int runs = (L + run - 1) / run;
-    b = blockIdx.x / runs;
-    t0 = (blockIdx.x - b * runs) * run;
+    b = tile / runs;
+    t0 = (tile - b * runs) * run;
     t1 = min(L, t0 + run);
-    c = blockIdx.y * blockDim.x + threadIdx.x;
-    return c < D;
 }
 
 template <int K> __device__ __forceinline__ float conv_window_pre(const float (&win)[K], const float (&wc)[K], float bc)
@@ -111,73 +111,91 @@ template <int K> __device__ __forceinline__ float conv_window_pre(const float (&
     return acc;
 }
 
-template <int K> __device__ void conv_forward_tiled(const float* x, const float* w, const float* bias, int silu, float* y, int L, int D, int run)
+template <int K> __device__ void conv_forward_tiled(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+    int silu, float* __restrict__ y, int B, int L, int D, int run)
 {
-    int b, t0, t1, c;
-    if (!conv_tile<K>(L, D, run, b, t0, t1, c)) return;
+    const int c = blockIdx.y * blockDim.x + threadIdx.x, tiles = B * ((L + run - 1) / run);
+    if (c >= D) return;
     float wc[K], win[K];
 #pragma unroll
     for (int j = 0; j < K; j++) wc[j] = w[(i64)c * K + j];
     const float bc = bias ? bias[c] : 0.f;
-    const float* xb = x + (i64)b * L * D + c;
-    float* yb = y + (i64)b * L * D + c;
-#pragma unroll
-    for (int j = 0; j < K - 1; j++) { int s = t0 - K + 1 + j; win[j] = s >= 0 ? xb[(i64)s * D] : 0.f; }
-    for (int t = t0; t < t1; t++)
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
     {
-        win[K - 1] = xb[(i64)t * D];
-        float p = conv_window_pre<K>(win, wc, bc);
-        yb[(i64)t * D] = silu ? silu_f(p) : p;
+        int b, t0, t1;
+        conv_tile(tile, L, run, b, t0, t1);
+        const float* xb = x + (i64)b * L * D + c;
+        float* yb = y + (i64)b * L * D + c;
 #pragma unroll
-        for (int j = 0; j < K - 1; j++) win[j] = win[j + 1];
+        for (int j = 0; j < K - 1; j++) { int s = t0 - K + 1 + j; win[j] = s >= 0 ? xb[(i64)s * D] : 0.f; }
+        float next = xb[(i64)t0 * D];
+        for (int t = t0; t < t1; t++)
+        {
+            win[K - 1] = next;
+            if (t + 1 < t1) next = xb[(i64)(t + 1) * D];
+            float p = conv_window_pre<K>(win, wc, bc);
+            yb[(i64)t * D] = silu ? silu_f(p) : p;
+#pragma unroll
+            for (int j = 0; j < K - 1; j++) win[j] = win[j + 1];
+        }
     }
 }
 
-// Backward of one tile, streaming forward in t: dp_t (dy_t, or dy_t·silu'(p_t) with p_t from the window) adds w[j]·dp_t to
-// dx_{t−K+1+j}; dx_s is whole once dp_{s+K−1} is in, so acc[m] holds dx_{t−K+1+m} and acc[0] leaves at every step. The tile
+// Backward of a tile, streaming forward in t: dp_t (dy_t, or dy_t·silu'(p_t) with p_t from the window) adds w[j]·dp_t to
+// dx_{t−K+1+j}; dx_s is whole once dp_{s+K−1} is in, so acc[m] holds dx_{t−K+1+m} and acc[0] leaves at every step. A tile
 // runs K − 1 steps past t1 (clipped at L) for its last dx; its steps [t0, t1) add dp_t·x_{t−K+1+j} to dw[j] and dp_t to db
-// (double, as conv_params_partials), written to partial[tile, j, c] for conv_params_final.
-template <int K> __device__ void conv_backward_tiled(const float* x, const float* w, const float* bias, int silu, const float* dy,
-    float* dx, int L, int D, int run, double* partial)
+// (double, as conv_params_partials), summed over the thread's tiles and written to partial[blockIdx.x, j, c] for
+// conv_params_final (gridDim.x rows, in order: deterministic).
+template <int K> __device__ void conv_backward_tiled(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+    int silu, const float* __restrict__ dy, float* __restrict__ dx, int B, int L, int D, int run, double* __restrict__ partial)
 {
-    int b, t0, t1, c;
-    if (!conv_tile<K>(L, D, run, b, t0, t1, c)) return;
+    const int c = blockIdx.y * blockDim.x + threadIdx.x, tiles = B * ((L + run - 1) / run);
+    if (c >= D) return;
     float wc[K], win[K], acc[K];
     double sw[K], sb = 0;
 #pragma unroll
-    for (int j = 0; j < K; j++) { wc[j] = w[(i64)c * K + j]; acc[j] = 0.f; sw[j] = 0; }
+    for (int j = 0; j < K; j++) { wc[j] = w[(i64)c * K + j]; sw[j] = 0; }
     const float bc = bias ? bias[c] : 0.f;
-    const i64 base = (i64)b * L * D + c;
-    const float *xb = x + base, *dyb = dy + base;
-    float* dxb = dx + base;
-#pragma unroll
-    for (int j = 0; j < K - 1; j++) { int s = t0 - K + 1 + j; win[j] = s >= 0 ? xb[(i64)s * D] : 0.f; }
-    const int tEnd = min(L, t1 + K - 1);
-    for (int t = t0; t < tEnd; t++)
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x)
     {
-        win[K - 1] = xb[(i64)t * D];
-        float g = dyb[(i64)t * D];
-        float dp = silu ? g * silu_grad_f(conv_window_pre<K>(win, wc, bc)) : g;
+        int b, t0, t1;
+        conv_tile(tile, L, run, b, t0, t1);
+        const i64 base = (i64)b * L * D + c;
+        const float *xb = x + base, *dyb = dy + base;
+        float* dxb = dx + base;
 #pragma unroll
-        for (int j = 0; j < K; j++) acc[j] = fmaf(wc[j], dp, acc[j]);
-        if (t < t1)
+        for (int j = 0; j < K; j++) acc[j] = 0.f;
+#pragma unroll
+        for (int j = 0; j < K - 1; j++) { int s = t0 - K + 1 + j; win[j] = s >= 0 ? xb[(i64)s * D] : 0.f; }
+        const int tEnd = min(L, t1 + K - 1);
+        float nx = xb[(i64)t0 * D], ng = dyb[(i64)t0 * D];
+        for (int t = t0; t < tEnd; t++)
         {
+            win[K - 1] = nx;
+            float g = ng;
+            if (t + 1 < tEnd) { nx = xb[(i64)(t + 1) * D]; ng = dyb[(i64)(t + 1) * D]; }
+            float dp = silu ? g * silu_grad_f(conv_window_pre<K>(win, wc, bc)) : g;
 #pragma unroll
-            for (int j = 0; j < K; j++) sw[j] += (double)(dp * win[j]);
-            sb += dp;
+            for (int j = 0; j < K; j++) acc[j] = fmaf(wc[j], dp, acc[j]);
+            if (t < t1)
+            {
+#pragma unroll
+                for (int j = 0; j < K; j++) sw[j] += (double)(dp * win[j]);
+                sb += dp;
+            }
+            int s = t - K + 1;
+            if (s >= t0) dxb[(i64)s * D] = acc[0];
+#pragma unroll
+            for (int j = 0; j < K - 1; j++) { acc[j] = acc[j + 1]; win[j] = win[j + 1]; }
+            acc[K - 1] = 0.f;
         }
-        int s = t - K + 1;
-        if (s >= t0) dxb[(i64)s * D] = acc[0];
+        // clipped at L: the dx whose later taps fall past the sequence's end are whole now (acc[m] holds dx_{tEnd−K+1+m})
 #pragma unroll
-        for (int j = 0; j < K - 1; j++) { acc[j] = acc[j + 1]; win[j] = win[j + 1]; }
-        acc[K - 1] = 0.f;
-    }
-    // clipped at L: the dx whose later taps fall past the sequence's end are whole now (acc[m] holds dx_{tEnd−K+1+m})
-#pragma unroll
-    for (int m = 0; m < K - 1; m++)
-    {
-        int s = tEnd - K + 1 + m;
-        if (s >= t0 && s < t1) dxb[(i64)s * D] = acc[m];
+        for (int m = 0; m < K - 1; m++)
+        {
+            int s = tEnd - K + 1 + m;
+            if (s >= t0 && s < t1) dxb[(i64)s * D] = acc[m];
+        }
     }
     double* out = partial + (i64)blockIdx.x * (K + 1) * D;
 #pragma unroll
@@ -186,11 +204,11 @@ template <int K> __device__ void conv_backward_tiled(const float* x, const float
 }
 
 #define CONV_TILED(K) \
-extern "C" __global__ void conv_forward_k##K(const float* x, const float* w, const float* bias, int silu, float* y, int L, int D, int run) \
-{ conv_forward_tiled<K>(x, w, bias, silu, y, L, D, run); } \
+extern "C" __global__ void conv_forward_k##K(const float* x, const float* w, const float* bias, int silu, float* y, int B, int L, int D, int run) \
+{ conv_forward_tiled<K>(x, w, bias, silu, y, B, L, D, run); } \
 extern "C" __global__ void conv_backward_k##K(const float* x, const float* w, const float* bias, int silu, const float* dy, float* dx, \
-    int L, int D, int run, double* partial) \
-{ conv_backward_tiled<K>(x, w, bias, silu, dy, dx, L, D, run, partial); }
+    int B, int L, int D, int run, double* partial) \
+{ conv_backward_tiled<K>(x, w, bias, silu, dy, dx, B, L, D, run, partial); }
 CONV_TILED(1)
 CONV_TILED(2)
 CONV_TILED(3)
