@@ -119,6 +119,27 @@ public static class CudaModelBench
                     : "";
                 Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}{(recompute ? ", recompute" : "")} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5), peak {peakGb:F2} GB{vs}");
             }
+        // the conv's tiled kernels (CudaBackend.TiledConv) against the per-element ones at 8 × 2048, interleaved step by step
+        foreach (var precision in new[] { MatmulPrecision.F32, MatmulPrecision.Bf16 })
+        {
+            const int batch = 8, l = 2048;
+            gpu.MatmulPrecision = precision;
+            var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
+            var times = new[] { new List<double>(), new List<double>() };
+            try
+            {
+                for (int r = -1; r < 5; r++)
+                    for (int v = 0; v < 2; v++)
+                    {
+                        gpu.TiledConv = v == 1;
+                        double t = TrainMemoryBench.Step(model, optimizer, ids, batch, l);
+                        if (r >= 0) times[v].Add(t);
+                    }
+            }
+            finally { gpu.TiledConv = false; }
+            double per = times[0].Order().ElementAt(2), tiled = times[1].Order().ElementAt(2);
+            Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}, conv per-element vs tiled (interleaved medians of 5): {per * 1000:F1} vs {tiled * 1000:F1} ms/step, {per / tiled:F3}×");
+        }
         gpu.MatmulPrecision = MatmulPrecision.F32;
         model.Recompute = false;
     }
