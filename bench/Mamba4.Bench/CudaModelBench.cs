@@ -196,6 +196,13 @@ public static class CudaModelBench
                     Backend.Configure(settings with { CudaFusedStep = fused });
                     gpu.PersistentLayerStep = persistent;
                     GenerationRow(gpu, model, weights, batch, batch == 64 && fused ? "fused (cuBLAS products) + PDL" : name, true, limitPerStep);
+                    if (batch == 1 && fused && !persistent)
+                    {
+                        // the next GEMVs' weights asked of L2 by the small kernels before them (CudaBackend.StepL2Prefetch)
+                        gpu.StepL2Prefetch = true;
+                        GenerationRow(gpu, model, weights, batch, name + " + L2 prefetch", true, limitPerStep);
+                        gpu.StepL2Prefetch = false;
+                    }
                     if (batch == 64 && fused && weights == "bf16")
                     {
                         // as before: the products' inputs written in F32, then converted to BF16 by a pass before each GEMM

@@ -29,6 +29,12 @@ public sealed unsafe partial class CudaBackend
     /// a pass before each product, as before the kernels wrote them narrow (benchmarks compare the two in one run; off by default).</summary>
     internal bool ConvertProductInputs { get; set; }
 
+    /// <summary>Whether the four-kernel step asks L2 ahead for the weights of the kernel after next: x_proj for this layer's
+    /// W_out, the scan for the next layer's W_in (`prefetch`), so that the two large GEMVs read L2 rather than HBM (the
+    /// per-kernel latency, not the bytes, bounds them: docs/cuda-kernel-notes.md, "Decoding step"). Off until timed beside
+    /// the plain step (written in session 10 without a GPU; `bench cuda-model` prints both rows).</summary>
+    internal bool StepL2Prefetch { get; set; }
+
     /// <summary>Two words, each zero between launches: mamba_step_layer's grid barrier (grid_barrier) and the head's count of
     /// finished blocks (last_block).</summary>
     private Storage? _stepCounters;
@@ -61,7 +67,8 @@ public sealed unsafe partial class CudaBackend
         {
             LaunchEarly(file, inProjKernel, GemvGrid(2 * e), GemvThreads, batch * d * sizeof(float),
                 h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, batch, d, 2 * e, k, Vec(w.InProj));
-            LaunchEarly(file, xProjKernel, GemvGrid(xRows), GemvThreads, batch * e * sizeof(float), u, w.XProj, dbc, batch, e, xRows, Vec(w.XProj));
+            LaunchEarly(file, xProjKernel, GemvGrid(xRows), GemvThreads, batch * e * sizeof(float), u, w.XProj, dbc, batch, e, xRows, Vec(w.XProj),
+                StepL2Prefetch ? w.OutProj : null, StepL2Prefetch ? w.OutProj.ByteLength : 0L);
         }
         else
         {
@@ -84,7 +91,8 @@ public sealed unsafe partial class CudaBackend
                 ? StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16)
                 : StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScan4F32, Kernels.MambaStep.MambaStepScan4Bf16, Kernels.MambaStep.MambaStepScan4F16),
             (uint)(((long)batch * e * scanLanes + 255) / 256), 256, 0,
-            xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n);
+            xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n,
+            StepL2Prefetch && fused ? prefetch : null, StepL2Prefetch && fused ? prefetch?.ByteLength ?? 0L : 0L);
         if (fused)
             LaunchEarly(file, outProjKernel, GemvGrid(d), GemvThreads, batch * e * sizeof(float),
                 y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));

@@ -168,7 +168,9 @@ template <int KIND, int U> __device__ __forceinline__ bool preload(const void* w
 }
 
 // Asks L2 for the bytes at w, the grid's threads one 128-byte line each at a time, so that a later phase's loads hit L2
-// while this phase keeps HBM busy.
+// while this phase keeps HBM busy. The four-kernel step does it too where CudaBackend.StepL2Prefetch asks (x_proj for
+// this layer's W_out, the scan for the next layer's W_in: both small kernels, so HBM is otherwise idle while they run);
+// nothing (null, 0) otherwise. A hint: no kernel writes the weights, so it may be issued before griddepcontrol.wait.
 __device__ __forceinline__ void prefetch_l2(const void* w, i64 bytes)
 {
     for (i64 at = ((i64)blockIdx.x * blockDim.x + threadIdx.x) * 128; at < bytes; at += (i64)gridDim.x * blockDim.x * 128)
@@ -630,16 +632,17 @@ template <int KIND, int NB> __device__ void head(const float* h, const float* no
 extern "C" __global__ void __launch_bounds__(128, 6) mamba_step_in_proj_##SUFFIX(const float* h, const float* normW, float eps, const void* w, const float* bias, \
     const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec) \
 { GEMV_KERNEL_PROLOGUE(KIND, IN_UNITS, w, rows, d, vec) in_proj<KIND, IN_UNITS>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec, v, pre); } \
-extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec) \
-{ GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, rows, e, vec) x_proj<KIND>(u, w, dbc, batch, e, rows, vec, v, pre); } \
+extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec, \
+    const void* next, i64 nextBytes) \
+{ prefetch_l2(next, nextBytes); GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, rows, e, vec) x_proj<KIND>(u, w, dbc, batch, e, rows, vec, v, pre); } \
 extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* u, \
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, void* y, int yKind, \
-    int batch, int e, int K, int r, int n) \
-{ scan<KIND, 16>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
+    int batch, int e, int K, int r, int n, const void* next, i64 nextBytes) \
+{ prefetch_l2(next, nextBytes); scan<KIND, 16>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_scan4_##SUFFIX(const float* xz, float* convState, const float* u, \
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, void* y, int yKind, \
-    int batch, int e, int K, int r, int n) \
-{ scan<KIND, 4>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
+    int batch, int e, int K, int r, int n, const void* next, i64 nextBytes) \
+{ prefetch_l2(next, nextBytes); scan<KIND, 4>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
     int batch, int e, int d, int vec) \
 { GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre); } \
