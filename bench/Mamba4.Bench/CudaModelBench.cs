@@ -42,6 +42,11 @@ public static class CudaModelBench
                 GenerationProfile(gpu, model);
                 return;
             }
+            if (BenchSettings.Current.CudaMode == "flags")
+            {
+                Flags(gpu, model, copy);
+                return;
+            }
             if (BenchSettings.Current.CudaMode.StartsWith("region-"))
             {
                 ProfileRegion(gpu, model, BenchSettings.Current.CudaMode["region-".Length..]);
@@ -119,7 +124,15 @@ public static class CudaModelBench
                     : "";
                 Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}{(recompute ? ", recompute" : "")} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5), peak {peakGb:F2} GB{vs}");
             }
-        // the conv's tiled kernels (CudaBackend.TiledConv) against the per-element ones at 8 × 2048, interleaved step by step
+        ConvTiledSteps(gpu, model, optimizer);
+        gpu.MatmulPrecision = MatmulPrecision.F32;
+        model.Recompute = false;
+    }
+
+    /// <summary>The training step at 8 × 2048 with the conv's per-element and tiled kernels (CudaBackend.TiledConv),
+    /// interleaved step by step, F32 and BF16 products.</summary>
+    private static void ConvTiledSteps(CudaBackend gpu, MambaLM model, AdamW optimizer)
+    {
         foreach (var precision in new[] { MatmulPrecision.F32, MatmulPrecision.Bf16 })
         {
             const int batch = 8, l = 2048;
@@ -141,7 +154,32 @@ public static class CudaModelBench
             Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}, conv per-element vs tiled (interleaved medians of 5): {per * 1000:F1} vs {tiled * 1000:F1} ms/step, {per / tiled:F3}×");
         }
         gpu.MatmulPrecision = MatmulPrecision.F32;
-        model.Recompute = false;
+    }
+
+    /// <summary>MAMBA4_CUDA_BENCH=flags: only what decides the defaults written without a GPU in session 10 — the training
+    /// step with the tiled conv (<see cref="ConvTiledSteps"/>) and the batch-1 decoding step with the next weights asked of
+    /// L2 (CudaBackend.StepL2Prefetch), each beside the present default in the same run (generation rows alternated twice).
+    /// No mamba_ssm needed: a minute or two of device time.</summary>
+    private static void Flags(CudaBackend gpu, MambaLM model, double copy)
+    {
+        Console.WriteLine();
+        using (var optimizer = new AdamW(model, 1e-4f)) ConvTiledSteps(gpu, model, optimizer);
+        Console.WriteLine();
+        Console.WriteLine("| weights | batch | step | CUDA graph | device ms/step | tokens/s (device) | % of weight-read limit | tokens/s end to end | launches/step | mamba_ssm generate(cg=True), same call | ours end to end / theirs |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        using var noGrad = GradMode.NoGrad();
+        foreach (var weights in new[] { "f32", "bf16" })
+        {
+            if (weights == "bf16") NarrowToBf16(model);
+            double limitPerStep = copy / model.Parameters().Sum(p => (double)p.ByteLength);
+            for (int round = 0; round < 2; round++)
+                foreach (bool ahead in new[] { false, true })
+                {
+                    gpu.StepL2Prefetch = ahead;
+                    GenerationRow(gpu, model, weights, 1, "fused, 4 kernels a layer + PDL" + (ahead ? " + L2 prefetch" : ""), true, limitPerStep);
+                }
+            gpu.StepL2Prefetch = false;
+        }
     }
 
     /// <summary>Prefill (issue 19, target 4): the forward over one sequence of 2,048 and 16,384 tokens without gradients,

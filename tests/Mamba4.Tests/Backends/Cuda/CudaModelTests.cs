@@ -44,13 +44,17 @@ public class CudaModelTests
         for (int i = 0; i < hidden.Count; i++)
             ModelFixtureTests.AssertClose(reference.Get($"hidden_states.{i}").ToDoubleArray(), hidden[i].ToFloatArray(), 1e-5, 1e-5, $"hidden_states.{i}");
         // The loss from the logits, then the head fused with the loss (no logits), then that with the mixers' inner ops
-        // rerun in the backward (Recompute): the same loss and gradients.
-        foreach (var (makeLoss, path) in new (Func<Tensor>, string)[] { (() => model.Loss(ids, logits), "unfused "), (() => model.Loss(ids), "fused "), (() => model.Loss(ids), "recomputed ") })
+        // rerun in the backward (Recompute), then with the conv's tiled kernels (CudaBackend.TiledConv): the same loss and
+        // gradients, each against transformers' float64 reference.
+        var gpu = Gpu;
+        foreach (var (makeLoss, path) in new (Func<Tensor>, string)[] { (() => model.Loss(ids, logits), "unfused "), (() => model.Loss(ids), "fused "), (() => model.Loss(ids), "recomputed "), (() => model.Loss(ids), "tiled conv ") })
         {
             model.Recompute = path == "recomputed ";
-            var loss = makeLoss();
+            gpu.TiledConv = path == "tiled conv ";
+            Tensor loss;
+            try { loss = makeLoss(); loss.Backward(); }
+            finally { gpu.TiledConv = false; }
             Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
-            loss.Backward();
             foreach (var (name, p) in model.NamedParameters())
             {
                 Assert.Equal(Cuda, p.Grad!.Device);
