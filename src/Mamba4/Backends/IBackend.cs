@@ -65,6 +65,10 @@ public interface IBackend
     // ---- matrix products ----
     /// <summary>C = alpha · op(A) · op(B) + beta · C, with A, B, C viewed as matrices [rows, last].</summary>
     void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta);
+    /// <summary>x rounded as this backend rounds a product's operands, made once to serve several products: on CUDA with
+    /// MatmulPrecision Bf16 a BF16 copy, which <see cref="Gemm"/> takes as it is (the same bits its own rounding pass would
+    /// give); null where products read F32 as it is (the CPU; CUDA in F32 or TF32). The caller disposes it.</summary>
+    Tensor? ProductOperand(Tensor x);
     /// <summary>As <see cref="Gemm"/> for each i of a batch: C[i] = alpha · op(A[i]) · op(B[i]) + beta · C[i], with A, B, C
     /// [batch, rows, last] (contiguous).</summary>
     void GemmBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta);

@@ -25,16 +25,18 @@ public static partial class F
             Tape.Record("Linear", () =>
             {
                 var dy = y.Grad!;
+                // rounded once for both products where the backend rounds operands (BF16 products), else null
+                using var dy16 = x.RequiresGrad && weight.RequiresGrad ? x.Backend.ProductOperand(dy) : null;
                 if (x.RequiresGrad)
                 {
                     var dx = Tensor.Empty(x.Shape, x.DType, x.Device);
-                    x.Backend.Gemm(dy, false, weight, false, dx, 1f, 0f);
+                    x.Backend.Gemm(dy16 ?? dy, false, weight, false, dx, 1f, 0f);
                     Tape.Accumulate(x, dx, owned: true);
                 }
                 if (weight.RequiresGrad)
                 {
                     var dw = Tensor.Empty(weight.Shape, weight.DType, weight.Device);
-                    x.Backend.Gemm(dy, true, x, false, dw, 1f, 0f);
+                    x.Backend.Gemm(dy16 ?? dy, true, x, false, dw, 1f, 0f);
                     Tape.Accumulate(weight, dw, owned: true);
                 }
                 if (bias is { RequiresGrad: true })
@@ -84,12 +86,17 @@ public static partial class F
         }
         Tape.Record("LinearSplit", () =>
         {
+            // operands used by two products or more, rounded once where the backend rounds them (BF16 products): each part's
+            // gradient (dx and dW), x (every part's dW); null elsewhere
+            bool both = x.RequiresGrad && weight.RequiresGrad;
+            var dy16 = parts.Select(p => both && p.Grad is { } g ? x.Backend.ProductOperand(g) : null).ToArray();
+            using var x16 = weight.RequiresGrad && parts.Count(p => p.Grad is not null) > 1 ? x.Backend.ProductOperand(x) : null;
             if (x.RequiresGrad)
             {
                 var dx = Tensor.Empty(x.Shape, x.DType, x.Device);
                 bool written = false;
                 for (int i = 0; i < parts.Length; i++)
-                    if (parts[i].Grad is { } dy) { x.Backend.Gemm(dy, false, rows[i], false, dx, 1f, written ? 1f : 0f); written = true; }
+                    if (parts[i].Grad is { } dy) { x.Backend.Gemm(dy16[i] ?? dy, false, rows[i], false, dx, 1f, written ? 1f : 0f); written = true; }
                 Tape.Accumulate(x, dx, owned: true);
             }
             if (weight.RequiresGrad || bias is { RequiresGrad: true })
@@ -103,7 +110,7 @@ public static partial class F
                     if (parts[i].Grad is not { } dy) continue;
                     if (dw is not null)
                         using (var dwRows = dw.ViewOf(rows[i].Shape, firstRow[i] * inFeatures * elementSize))
-                            x.Backend.Gemm(dy, true, x, false, dwRows, 1f, 0f);
+                            x.Backend.Gemm(dy16[i] ?? dy, true, x16 ?? x, false, dwRows, 1f, 0f);
                     if (db is not null)
                         using (var dbRows = db.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize))
                             x.Backend.SumRows(dy, dbRows, accumulate: false);
@@ -112,6 +119,7 @@ public static partial class F
                 if (db is not null) Tape.Accumulate(bias!, db, owned: true);
             }
             foreach (var view in rows) view.Dispose();   // the weight's views: no reference on its storage outlives the backward
+            foreach (var copy in dy16) copy?.Dispose();
         }, parts);
         return parts;
     }

@@ -47,6 +47,9 @@ public static partial class F
         var dWeight = wantGrad && weight.RequiresGrad ? Tensor.Zeros(weight.Shape, DType.F32, weight.Device) : null;
         var y = Tensor.Empty(new Shape(), DType.F32, hidden.Device);
         float scale = counted == 0 ? 0f : (float)(1.0 / counted);
+        // the weight serves two products a chunk (logits, dhidden): rounded once where the backend rounds operands, else null
+        using var w16 = backend.ProductOperand(weight);
+        var w = w16 ?? weight;
         using (var losses = Tensor.Empty(new Shape(rows), DType.F32, hidden.Device))
         using (var logits = Tensor.Empty(new Shape(chunk, vocab), DType.F32, hidden.Device))
         using (var lse = Tensor.Empty(new Shape(chunk), DType.F32, hidden.Device))
@@ -59,17 +62,19 @@ public static partial class F
                 using var z = logits.ViewOf(new Shape(n, vocab), 0);
                 using var l = losses.ViewOf(new Shape(n), (long)r0 * sizeof(float));
                 using var m = lse.ViewOf(new Shape(n), 0);
-                backend.Gemm(h, false, weight, true, z, 1f, 0f);
+                using var h16 = wantGrad && dWeight is not null ? backend.ProductOperand(h) : null;   // logits and dW
+                backend.Gemm(h16 ?? h, false, w, true, z, 1f, 0f);
                 backend.CrossEntropyForward(z, t, ignoreIndex, l, m);
                 if (!wantGrad) continue;
                 var dz = z;   // in place: each element of dlogits is made from the same element of the logits
                 backend.CrossEntropyBackward(z, t, ignoreIndex, m, scale, dz);
+                using var dz16 = dHidden is not null && dWeight is not null ? backend.ProductOperand(dz) : null;   // dhidden and dW
                 if (dHidden is not null)
                 {
                     using var dh = dHidden.ViewOf(new Shape(n, dim), (long)r0 * dim * sizeof(float));
-                    backend.Gemm(dz, false, weight, false, dh, 1f, 0f);
+                    backend.Gemm(dz16 ?? dz, false, w, false, dh, 1f, 0f);
                 }
-                if (dWeight is not null) backend.Gemm(dz, true, h, false, dWeight, 1f, 1f);
+                if (dWeight is not null) backend.Gemm(dz16 ?? dz, true, h16 ?? h, false, dWeight, 1f, 1f);
             }
             if (counted == 0) backend.Fill(y, float.NaN);
             else

@@ -44,7 +44,7 @@ public sealed unsafe partial class CudaBackend
             else Scale(c, beta, c);
             return;
         }
-        if (MatmulPrecision == MatmulPrecision.Bf16)
+        if (MatmulPrecision == MatmulPrecision.Bf16 || a.DType == DType.BF16 || b.DType == DType.BF16)
         {
             GemmBf16(transA, transB, m, n, k, alpha, a, b, beta, c);
             return;
@@ -77,26 +77,43 @@ public sealed unsafe partial class CudaBackend
             $"cublasSgemmStridedBatched ({batch} × C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
     }
 
-    /// <summary>C (F32) = α·op(A)·op(B) + β·C with A and B rounded to BF16 copies first (tensor cores, F32 accumulation).
-    /// (Handing cuBLAS the F32 operands with CUBLAS_COMPUTE_32F_FAST_16BF instead was timed in session 10: 0.99–1.03× the
-    /// training step, within the noise, with less defined rounding; not kept. docs/cuda-kernel-notes.md, "Training step".)</summary>
+    /// <summary>C (F32) = α·op(A)·op(B) + β·C with A and B rounded to BF16 (tensor cores, F32 accumulation): an F32 operand
+    /// by a pass into a BF16 copy first, a BF16 one (<see cref="ProductOperand"/>: rounded once for several products) as it
+    /// is. (Handing cuBLAS the F32 operands with CUBLAS_COMPUTE_32F_FAST_16BF instead was timed in session 10: 0.99–1.03×
+    /// the training step, within the noise, with less defined rounding; not kept. docs/cuda-kernel-notes.md.)</summary>
     private void GemmBf16(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, Tensor b, float beta, Tensor c)
     {
-        Storage a16 = ToBf16(a), b16 = ToBf16(b);
+        Storage? a16 = Bf16Operand(a, "A"), b16 = Bf16Operand(b, "B");
         try
         {
             var h = CublasHandle();
             MakeCurrent();
             Cublas.Check(Cublas.cublasGemmEx(h, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
-                &alpha, b16.Pointer, Cublas.R16BF, Math.Max(1, b.Shape.Last), a16.Pointer, Cublas.R16BF, Math.Max(1, a.Shape.Last),
+                &alpha, b16?.Pointer ?? b.DataPointer, Cublas.R16BF, Math.Max(1, b.Shape.Last), a16?.Pointer ?? a.DataPointer, Cublas.R16BF, Math.Max(1, a.Shape.Last),
                 &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), Cublas.Compute32F, Cublas.GemmDefault),
                 $"cublasGemmEx BF16 (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
         }
         finally
         {
-            a16.Release();
-            b16.Release();
+            a16?.Release();
+            b16?.Release();
         }
+    }
+
+    /// <summary>A BF16 product operand: null for one already BF16 (read as it is), an F32 one's rounded copy, else an error.</summary>
+    private Storage? Bf16Operand(Tensor x, string which) => x.DType switch
+    {
+        DType.BF16 => null,
+        DType.F32 => ToBf16(x),
+        _ => throw new ArgumentException($"gemm: {which}{x.Shape} is {x.DType}; BF16 products take F32 or BF16 operands"),
+    };
+
+    public Tensor? ProductOperand(Tensor x)
+    {
+        if (MatmulPrecision != MatmulPrecision.Bf16 || x.DType != DType.F32) return null;
+        var y = Tensor.Empty(x.Shape, DType.BF16, x.Device);
+        if (x.NumElements > 0) Map(Kernels.Elementwise.File, Kernels.Elementwise.F32ToBf16, x.NumElements, x, y, x.NumElements);
+        return y;
     }
 
     /// <summary>y (F32) = x·Wᵀ with W [out, in] BF16 or F16 kept narrow in GPU memory: x is rounded to W's type and

@@ -282,6 +282,49 @@ public class CudaMixedPrecisionTests
         Assert.Equal(a2.To(DType.BF16).To(DType.F32).ToFloatArray(), rounded.ToFloatArray());
     }
 
+    /// <summary>With BF16 products, Linear's and LinearSplit's backward and LinearCrossEntropy round an operand used by
+    /// several products once (IBackend.ProductOperand) instead of once a product: the same bits as the products rounding
+    /// their F32 operands themselves.</summary>
+    [Fact]
+    public void OperandsRoundedOnceGiveTheSameProductsAsRoundedEachTime()
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(44);
+        var x = Random(rng, 37, 96).To(Cuda);
+        var w = Random(rng, 80, 96).To(Cuda);
+        var dy = Random(rng, 37, 80).To(Cuda);
+        try
+        {
+            gpu.MatmulPrecision = MatmulPrecision.Bf16;
+            using var dy16 = gpu.ProductOperand(dy);
+            Assert.NotNull(dy16);
+            Assert.Equal(DType.BF16, dy16!.DType);
+            Assert.Equal(dy.To(DType.BF16).ToFloatArray(), dy16.ToFloatArray());   // the CPU's round-to-nearest-even
+            foreach (var (a, ta, b, tb, rows, cols) in new[] { (dy, false, w, false, 37, 96), (dy, true, x, false, 80, 96) })
+            {
+                var each = Tensor.Zeros(new Shape(rows, cols), DType.F32, Cuda);
+                var once = Tensor.Zeros(new Shape(rows, cols), DType.F32, Cuda);
+                gpu.Gemm(a, ta, b, tb, each, 1f, 0f);
+                gpu.Gemm(dy16, ta, b, tb, once, 1f, 0f);
+                Assert.Equal(each.ToFloatArray(), once.ToFloatArray());
+            }
+            // through the ops: Linear's gradients equal the products on F32 operands
+            var xp = x.Clone(); xp.RequiresGrad = true;
+            var wp = w.Clone(); wp.RequiresGrad = true;
+            var y = Ops.F.Linear(xp, wp);
+            Ops.F.Sum(Ops.F.Mul(y, dy)).Backward();
+            var dx = Tensor.Zeros(new Shape(37, 96), DType.F32, Cuda);
+            var dw = Tensor.Zeros(new Shape(80, 96), DType.F32, Cuda);
+            gpu.Gemm(dy, false, w, false, dx, 1f, 0f);
+            gpu.Gemm(dy, true, x, false, dw, 1f, 0f);
+            Assert.Equal(dx.ToFloatArray(), xp.Grad!.ToFloatArray());
+            Assert.Equal(dw.ToFloatArray(), wp.Grad!.ToFloatArray());
+        }
+        finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
+        Assert.Null(gpu.ProductOperand(dy));   // F32 products: nothing to round
+    }
+
     [Fact]
     public void Bf16TrainingKeepsF32MasterWeightsAndLearns()
     {
