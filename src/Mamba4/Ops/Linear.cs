@@ -86,40 +86,37 @@ public static partial class F
         }
         Tape.Record("LinearSplit", () =>
         {
-            // operands used by two products or more, rounded once where the backend rounds them (BF16 products): each part's
-            // gradient (dx and dW), x (every part's dW); null elsewhere
-            bool both = x.RequiresGrad && weight.RequiresGrad;
-            var dy16 = parts.Select(p => both && p.Grad is { } g ? x.Backend.ProductOperand(g) : null).ToArray();
-            using var x16 = weight.RequiresGrad && parts.Count(p => p.Grad is not null) > 1 ? x.Backend.ProductOperand(x) : null;
-            if (x.RequiresGrad)
+            // a part at a time: its gradient rounded once for dx and dW where the backend rounds operands (BF16 products),
+            // x once for every part's dW; null elsewhere. dx sums the parts in order, as one product each.
+            var dx = x.RequiresGrad ? Tensor.Empty(x.Shape, x.DType, x.Device) : null;
+            // rows of parts that received no gradient stay zero
+            Tensor Rows(Shape shape) => parts.All(p => p.Grad is not null) ? Tensor.Empty(shape, DType.F32, x.Device) : Tensor.Zeros(shape, DType.F32, x.Device);
+            var dw = weight.RequiresGrad ? Rows(weight.Shape) : null;
+            var db = bias is { RequiresGrad: true } ? Rows(bias.Shape) : null;
+            try
             {
-                var dx = Tensor.Empty(x.Shape, x.DType, x.Device);
+                using var x16 = dw is not null && parts.Count(p => p.Grad is not null) > 1 ? x.Backend.ProductOperand(x) : null;
                 bool written = false;
-                for (int i = 0; i < parts.Length; i++)
-                    if (parts[i].Grad is { } dy) { x.Backend.Gemm(dy16[i] ?? dy, false, rows[i], false, dx, 1f, written ? 1f : 0f); written = true; }
-                Tape.Accumulate(x, dx, owned: true);
-            }
-            if (weight.RequiresGrad || bias is { RequiresGrad: true })
-            {
-                // rows of parts that received no gradient stay zero
-                Tensor Rows(Shape shape) => parts.All(p => p.Grad is not null) ? Tensor.Empty(shape, DType.F32, x.Device) : Tensor.Zeros(shape, DType.F32, x.Device);
-                var dw = weight.RequiresGrad ? Rows(weight.Shape) : null;
-                var db = bias is { RequiresGrad: true } ? Rows(bias.Shape) : null;
                 for (int i = 0; i < parts.Length; i++)
                 {
                     if (parts[i].Grad is not { } dy) continue;
+                    using var dy16 = dx is not null && dw is not null ? x.Backend.ProductOperand(dy) : null;
+                    if (dx is not null) { x.Backend.Gemm(dy16 ?? dy, false, rows[i], false, dx, 1f, written ? 1f : 0f); written = true; }
                     if (dw is not null)
                         using (var dwRows = dw.ViewOf(rows[i].Shape, firstRow[i] * inFeatures * elementSize))
-                            x.Backend.Gemm(dy16[i] ?? dy, true, x16 ?? x, false, dwRows, 1f, 0f);
+                            x.Backend.Gemm(dy16 ?? dy, true, x16 ?? x, false, dwRows, 1f, 0f);
                     if (db is not null)
                         using (var dbRows = db.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize))
                             x.Backend.SumRows(dy, dbRows, accumulate: false);
                 }
+                if (dx is not null) Tape.Accumulate(x, dx, owned: true);
                 if (dw is not null) Tape.Accumulate(weight, dw, owned: true);
                 if (db is not null) Tape.Accumulate(bias!, db, owned: true);
             }
-            foreach (var view in rows) view.Dispose();   // the weight's views: no reference on its storage outlives the backward
-            foreach (var copy in dy16) copy?.Dispose();
+            finally
+            {
+                foreach (var view in rows) view.Dispose();   // the weight's views: no reference on its storage outlives the backward
+            }
         }, parts);
         return parts;
     }

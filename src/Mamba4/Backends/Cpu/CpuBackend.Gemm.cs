@@ -5,13 +5,13 @@ namespace Mamba4.Backends.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <summary>The CPU's products read F32 as it is: nothing to round ahead.</summary>
+    public Tensor? ProductOperand(Tensor x) => null;
+
     /// <summary>
     /// C = alpha·op(A)·op(B) + beta·C with A, B, C viewed as matrices [rows, last]; op(X) = Xᵀ when asked.
     /// op(A): m×k, op(B): k×n, C: m×n. beta == 0 overwrites C.
     /// </summary>
-    /// <summary>The CPU's products read F32 as it is: nothing to round ahead.</summary>
-    public Tensor? ProductOperand(Tensor x) => null;
-
     public void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta)
     {
         OpCheck.F32("gemm", "A", a);

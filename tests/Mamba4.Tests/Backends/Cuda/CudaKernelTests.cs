@@ -282,9 +282,9 @@ public class CudaMixedPrecisionTests
         Assert.Equal(a2.To(DType.BF16).To(DType.F32).ToFloatArray(), rounded.ToFloatArray());
     }
 
-    /// <summary>With BF16 products, Linear's and LinearSplit's backward and LinearCrossEntropy round an operand used by
-    /// several products once (IBackend.ProductOperand) instead of once a product: the same bits as the products rounding
-    /// their F32 operands themselves.</summary>
+    /// <summary>With BF16 products, Linear's and LinearSplit's backward (and LinearCrossEntropy, not checked bit for bit here)
+    /// round an operand used by several products once (IBackend.ProductOperand) instead of once a product: the same bits as
+    /// the products rounding their F32 operands themselves, as A or as B.</summary>
     [Fact]
     public void OperandsRoundedOnceGiveTheSameProductsAsRoundedEachTime()
     {
@@ -301,12 +301,13 @@ public class CudaMixedPrecisionTests
             Assert.NotNull(dy16);
             Assert.Equal(DType.BF16, dy16!.DType);
             Assert.Equal(dy.To(DType.BF16).ToFloatArray(), dy16.ToFloatArray());   // the CPU's round-to-nearest-even
-            foreach (var (a, ta, b, tb, rows, cols) in new[] { (dy, false, w, false, 37, 96), (dy, true, x, false, 80, 96) })
+            using var x16 = gpu.ProductOperand(x);
+            foreach (var (a, a16, ta, b, b16, tb, rows, cols) in new[] { (dy, dy16, false, w, (Tensor?)null, false, 37, 96), (dy, dy16, true, x, x16, false, 80, 96) })
             {
                 var each = Tensor.Zeros(new Shape(rows, cols), DType.F32, Cuda);
                 var once = Tensor.Zeros(new Shape(rows, cols), DType.F32, Cuda);
                 gpu.Gemm(a, ta, b, tb, each, 1f, 0f);
-                gpu.Gemm(dy16, ta, b, tb, once, 1f, 0f);
+                gpu.Gemm(a16!, ta, b16 ?? b, tb, once, 1f, 0f);
                 Assert.Equal(each.ToFloatArray(), once.ToFloatArray());
             }
             // through the ops: Linear's gradients equal the products on F32 operands
@@ -320,6 +321,24 @@ public class CudaMixedPrecisionTests
             gpu.Gemm(dy, true, x, false, dw, 1f, 0f);
             Assert.Equal(dx.ToFloatArray(), xp.Grad!.ToFloatArray());
             Assert.Equal(dw.ToFloatArray(), wp.Grad!.ToFloatArray());
+
+            // LinearSplit into three parts, the middle one without a gradient: dx = Σ dy_i W_i in order, dW_i = dy_iᵀ x
+            var xs = x.Clone(); xs.RequiresGrad = true;
+            var ws = w.Clone(); ws.RequiresGrad = true;
+            var parts = Ops.F.LinearSplit(xs, ws, null, 30, 20, 30);
+            var g0 = Random(rng, 37, 30).To(Cuda);
+            var g2 = Random(rng, 37, 30).To(Cuda);
+            Ops.F.Add(Ops.F.Sum(Ops.F.Mul(parts[0], g0)), Ops.F.Sum(Ops.F.Mul(parts[2], g2))).Backward();
+            var w0 = w.ViewOf(new Shape(30, 96), 0);
+            var w2 = w.ViewOf(new Shape(30, 96), 50L * 96 * sizeof(float));
+            var dxs = Tensor.Zeros(new Shape(37, 96), DType.F32, Cuda);
+            gpu.Gemm(g0, false, w0, false, dxs, 1f, 0f);
+            gpu.Gemm(g2, false, w2, false, dxs, 1f, 1f);
+            var dws = Tensor.Zeros(new Shape(80, 96), DType.F32, Cuda);
+            gpu.Gemm(g0, true, x, false, dws.ViewOf(new Shape(30, 96), 0), 1f, 0f);
+            gpu.Gemm(g2, true, x, false, dws.ViewOf(new Shape(30, 96), 50L * 96 * sizeof(float)), 1f, 0f);
+            Assert.Equal(dxs.ToFloatArray(), xs.Grad!.ToFloatArray());
+            Assert.Equal(dws.ToFloatArray(), ws.Grad!.ToFloatArray());
         }
         finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
         Assert.Null(gpu.ProductOperand(dy));   // F32 products: nothing to round
