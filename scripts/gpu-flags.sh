@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine (scripts/gpu-pack.sh .device; carry [".device"]): what decides the defaults written without a GPU
-# in session 10, in a few minutes and without mamba_ssm — the GPU tests of the ops concerned (CudaOpsTests: the tiled conv
+# in session 10, in a few minutes and without mamba_ssm — the GPU tests of the ops concerned (CudaOpsTests: the tiled conv;
+# CudaKernelTests: the BF16 operands rounded once, bit for bit
 # against the CPU; CudaMambaStepTests: the L2 prefetch bit for bit; the model gradients), `bench cuda` in its scan mode
 # (its conv table: per-element vs tiled, and their largest difference) and `bench cuda-model` in its flags mode (the 8 × 2048
 # training step with each conv, the batch-1 decoding step with and without the prefetch, interleaved). Logs to $OUT.
@@ -9,7 +10,7 @@ set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
 . "$dev/gpu-env.sh" && gpu_measuring
 out=$gpu_out bench=$gpu_bench
-for c in CudaOpsTests CudaMambaStepTests CudaModelTests; do
+for c in CudaOpsTests CudaKernelTests CudaMambaStepTests CudaModelTests; do
   timeout 200 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$out/tests-$c.log" 2>&1
   echo "$c rc=$?: $(grep -E 'Total:' "$out/tests-$c.log")"; grep -E "^\s*\[FAIL\]" "$out/tests-$c.log" | head -10
 done
