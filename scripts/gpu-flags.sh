@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine (scripts/gpu-pack.sh .device; carry [".device"]): what decides the defaults written without a GPU
-# in session 10, in a few minutes and without mamba_ssm — the GPU tests of the ops concerned (CudaOpsTests: the tiled conv;
-# CudaKernelTests: the BF16 operands rounded once, bit for bit
-# against the CPU; CudaMambaStepTests: the L2 prefetch bit for bit; the model gradients), `bench cuda` in its scan mode
+# in session 10, in a few minutes and without mamba_ssm — the GPU tests of the ops concerned (CudaOpsTests: the tiled conv
+# against the CPU; CudaKernelTests: the BF16 operands rounded once, bit for bit; CudaMambaStepTests: the L2 prefetch bit for
+# bit; CudaModelTests: the model gradients with the tiled conv), `bench cuda` in its scan mode
 # (its conv table: per-element vs tiled, and their largest difference) and `bench cuda-model` in its flags mode (the 8 × 2048
 # training step with each conv, the batch-1 decoding step with and without the prefetch, interleaved). Logs to $OUT.
 #   OUT=... bash .device/gpu-flags.sh
