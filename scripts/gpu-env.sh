@@ -21,3 +21,14 @@ gpu_measuring() {
   gpu_anchors=$(cd "$gpu_pack/../.anchors" 2>/dev/null && pwd)
   gpu_bench="$gpu_pack/Mamba4.Bench/Mamba4.Bench.dll"
 }
+
+# One region's kernels under Nsight Compute, their times summed by name (ncu_kernel_times.py): seconds, name, command...;
+# the CSV and its errors go to $gpu_out/ncu-NAME.*, and nothing profiled outlives the region.
+gpu_ncu_region() {
+  local limit=$1 name=$2; shift 2
+  local ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
+  timeout "$limit" "$ncu" --profile-from-start off --metrics gpu__time_duration.sum --cache-control none \
+    --clock-control none --csv --print-units base --print-kernel-base function "$@" > "$gpu_out/ncu-$name.csv" 2> "$gpu_out/ncu-$name.err"
+  python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-$name.csv" 18 || tail -3 "$gpu_out/ncu-$name.err"
+  pkill -f "Mamba4.Bench.dll|model_anchor_profile.py" 2>/dev/null; sleep 1
+}

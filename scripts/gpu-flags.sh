@@ -4,7 +4,8 @@
 # against the CPU; CudaKernelTests: the BF16 operands rounded once, bit for bit; CudaMambaStepTests: the L2 prefetch bit for
 # bit; CudaModelTests: the model gradients with the tiled conv), `bench cuda` in its scan mode
 # (its conv table: per-element vs tiled, and their largest difference) and `bench cuda-model` in its flags mode (the 8 × 2048
-# training step with each conv, the batch-1 decoding step with and without the prefetch, interleaved). Logs to $OUT.
+# training step with each conv, the batch-1 decoding step with and without the prefetch, interleaved), then our BF16
+# training step's kernels under Nsight Compute (region train-bf16). Logs to $OUT.
 #   OUT=... bash .device/gpu-flags.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
@@ -18,4 +19,6 @@ MAMBA4_CUDA_BENCH=scan MAMBA4_DEVICE=cuda timeout 150 dotnet "$bench" cuda > "$o
 echo "bench cuda rc=$?"; grep -A6 "causal conv1d" "$out/gpu-bench-cuda.log"
 MAMBA4_CUDA_BENCH=flags MAMBA4_DEVICE=cuda timeout 200 dotnet "$bench" cuda-model > "$out/gpu-bench-flags.log" 2>&1
 echo "bench cuda-model (flags) rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-flags.log"
+# our BF16 training step, kernel by kernel (Nsight Compute; for the autocast decision: the rounding passes' share)
+echo "ours, region train-bf16"; MAMBA4_CUDA_BENCH=region-train-bf16 MAMBA4_DEVICE=cuda gpu_ncu_region 150 ours-train-bf16 dotnet "$bench" cuda-model
 echo "elapsed ${SECONDS}s"

@@ -14,15 +14,8 @@ dev=$(cd "$(dirname "$0")" && pwd)
 deadline=${DEADLINE:-570}
 . "$dev/gpu-env.sh" && gpu_measuring
 out=$gpu_out anchors=$gpu_anchors bench=$gpu_bench
-ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
 left() { echo $((deadline - SECONDS)); }
-ncu_region() {   # name, command...: one region's kernels under ncu, summed by name
-  local name=$1; shift
-  timeout "$(( $(left) < 90 ? $(left) : 90 ))" "$ncu" --profile-from-start off --metrics gpu__time_duration.sum --cache-control none \
-    --clock-control none --csv --print-units base --print-kernel-base function "$@" > "$out/ncu-$name.csv" 2> "$out/ncu-$name.err"
-  python3 "$dev/ncu_kernel_times.py" "$out/ncu-$name.csv" 18 || tail -3 "$out/ncu-$name.err"
-  pkill -f "Mamba4.Bench.dll|model_anchor_profile.py" 2>/dev/null; sleep 1   # nothing profiled outlives its region
-}
+ncu_region() { gpu_ncu_region "$(( $(left) < 90 ? $(left) : 90 ))" "$@"; }
 if [ -n "$anchors" ]; then
   (ANCHOR_BUILD_ONLY=1 python3 "$anchors/model_anchor.py" > "$out/anchor-build.log" 2>&1) &
   build=$!
