@@ -71,14 +71,15 @@ public static partial class F
         var firstRow = new long[sizes.Length];
         for (int i = 1; i < sizes.Length; i++) firstRow[i] = firstRow[i - 1] + sizes[i - 1];
         int elementSize = weight.DType.ElementSize();
-        for (int i = 0; i < sizes.Length; i++)
-        {
-            rows[i] = weight.ViewOf(new Shape(sizes[i], inFeatures), firstRow[i] * inFeatures * elementSize);
-            biases[i] = bias?.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize);
-            parts[i] = Tensor.Empty(x.Shape.WithLast(sizes[i]), x.DType, x.Device);
-            x.Backend.Gemm(x, false, rows[i], true, parts[i], 1f, 0f);
-            if (biases[i] is { } b) { x.Backend.AddRowVector(parts[i], b); b.Dispose(); }
-        }
+        using (var x16 = sizes.Length > 1 ? x.Backend.ProductOperand(x) : null)   // rounded once for every part (BF16 products)
+            for (int i = 0; i < sizes.Length; i++)
+            {
+                rows[i] = weight.ViewOf(new Shape(sizes[i], inFeatures), firstRow[i] * inFeatures * elementSize);
+                biases[i] = bias?.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize);
+                parts[i] = Tensor.Empty(x.Shape.WithLast(sizes[i]), x.DType, x.Device);
+                x.Backend.Gemm(x16 ?? x, false, rows[i], true, parts[i], 1f, 0f);
+                if (biases[i] is { } b) { x.Backend.AddRowVector(parts[i], b); b.Dispose(); }
+            }
         if (!Tape.ShouldRecord(x, weight, bias))
         {
             foreach (var view in rows) view.Dispose();

@@ -322,7 +322,7 @@ public class CudaMixedPrecisionTests
             Assert.Equal(dx.ToFloatArray(), xp.Grad!.ToFloatArray());
             Assert.Equal(dw.ToFloatArray(), wp.Grad!.ToFloatArray());
 
-            // LinearSplit into three parts, the middle one without a gradient: dx = Σ dy_i W_i in order, dW_i = dy_iᵀ x
+            // LinearSplit into three parts, the middle one without a gradient: y_i = x W_iᵀ; dx = Σ dy_i W_i in order, dW_i = dy_iᵀ x
             var xs = x.Clone(); xs.RequiresGrad = true;
             var ws = w.Clone(); ws.RequiresGrad = true;
             var parts = Ops.F.LinearSplit(xs, ws, null, 30, 20, 30);
@@ -331,6 +331,9 @@ public class CudaMixedPrecisionTests
             Ops.F.Add(Ops.F.Sum(Ops.F.Mul(parts[0], g0)), Ops.F.Sum(Ops.F.Mul(parts[2], g2))).Backward();
             var w0 = w.ViewOf(new Shape(30, 96), 0);
             var w2 = w.ViewOf(new Shape(30, 96), 50L * 96 * sizeof(float));
+            var p2 = Tensor.Zeros(new Shape(37, 30), DType.F32, Cuda);   // the forward: x rounded once for the three parts
+            gpu.Gemm(x, false, w2, true, p2, 1f, 0f);
+            Assert.Equal(p2.ToFloatArray(), parts[2].ToFloatArray());
             var dxs = Tensor.Zeros(new Shape(37, 96), DType.F32, Cuda);
             gpu.Gemm(g0, false, w0, false, dxs, 1f, 0f);
             gpu.Gemm(g2, false, w2, false, dxs, 1f, 1f);
