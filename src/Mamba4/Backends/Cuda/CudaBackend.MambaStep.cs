@@ -35,6 +35,10 @@ public sealed unsafe partial class CudaBackend
     /// the plain step (written in session 10 without a GPU; `bench cuda-model` prints both rows).</summary>
     internal bool StepL2Prefetch { get; set; }
 
+    /// <summary>The bytes of <paramref name="weights"/> a kernel asks L2 to hold ahead: all of them up to half the L2 (more
+    /// would evict what the kernels between read, and the weights' own first lines before they are used), else that half.</summary>
+    private long L2Ahead(Tensor? weights) => weights is null ? 0 : Math.Min(weights.ByteLength, L2CacheBytes / 2);
+
     /// <summary>Two words, each zero between launches: mamba_step_layer's grid barrier (grid_barrier) and the head's count of
     /// finished blocks (last_block).</summary>
     private Storage? _stepCounters;
@@ -59,7 +63,7 @@ public sealed unsafe partial class CudaBackend
         {
             LaunchEarly(file, layer, layerGrid, LayerThreads, layerShared,
                 h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, w.XProj, dbc,
-                w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, w.OutProj, w.OutProjBias, output, StepCounter(GridBarrierCounter), prefetch, prefetch?.ByteLength ?? 0L,
+                w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, w.OutProj, w.OutProjBias, output, StepCounter(GridBarrierCounter), prefetch, L2Ahead(prefetch),
                 batch, d, e, k, r, n, Vec(w.InProj), Vec(w.XProj), Vec(w.OutProj));
             return;
         }
@@ -68,7 +72,7 @@ public sealed unsafe partial class CudaBackend
             LaunchEarly(file, inProjKernel, GemvGrid(2 * e), GemvThreads, batch * d * sizeof(float),
                 h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, batch, d, 2 * e, k, Vec(w.InProj));
             LaunchEarly(file, xProjKernel, GemvGrid(xRows), GemvThreads, batch * e * sizeof(float), u, w.XProj, dbc, batch, e, xRows, Vec(w.XProj),
-                StepL2Prefetch ? w.OutProj : null, StepL2Prefetch ? w.OutProj.ByteLength : 0L);
+                StepL2Prefetch ? w.OutProj : null, StepL2Prefetch ? L2Ahead(w.OutProj) : 0L);
         }
         else
         {
@@ -92,7 +96,7 @@ public sealed unsafe partial class CudaBackend
                 : StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScan4F32, Kernels.MambaStep.MambaStepScan4Bf16, Kernels.MambaStep.MambaStepScan4F16),
             (uint)(((long)batch * e * scanLanes + 255) / 256), 256, 0,
             xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n,
-            StepL2Prefetch && fused ? prefetch : null, StepL2Prefetch && fused ? prefetch?.ByteLength ?? 0L : 0L);
+            StepL2Prefetch && fused ? prefetch : null, StepL2Prefetch && fused ? L2Ahead(prefetch) : 0L);
         if (fused)
             LaunchEarly(file, outProjKernel, GemvGrid(d), GemvThreads, batch * e * sizeof(float),
                 y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));

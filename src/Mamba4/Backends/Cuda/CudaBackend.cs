@@ -50,6 +50,7 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
         ComputeCapability = (Attribute(CudaDriver.AttrComputeCapabilityMajor), Attribute(CudaDriver.AttrComputeCapabilityMinor));
         Multiprocessors = Attribute(CudaDriver.AttrMultiprocessorCount);
         MaxSharedMemoryPerBlock = Attribute(CudaDriver.AttrMaxSharedMemoryPerBlockOptin);
+        L2CacheBytes = Attribute(CudaDriver.AttrL2CacheSize);
         nuint total;
         CudaDriver.Check(CudaDriver.cuDeviceTotalMem(&total, dev), "cuDeviceTotalMem");
         TotalMemory = (long)total;
@@ -74,6 +75,8 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
     public string Architecture => $"sm_{ComputeCapability.Major}{ComputeCapability.Minor}";
     public int Multiprocessors { get; }
     public int MaxSharedMemoryPerBlock { get; }
+    /// <summary>The GPU's L2 cache (bytes): what the decoding step may ask it to hold ahead (<see cref="L2Ahead"/>).</summary>
+    public int L2CacheBytes { get; }
     public long TotalMemory { get; }
     public nint Stream { get; }
     public CudaAllocator Allocator { get; }
