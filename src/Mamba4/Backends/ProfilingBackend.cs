@@ -14,8 +14,8 @@ public class ProfilingBackend : DispatchProxy
 {
     private IBackend _inner = null!;
     internal IBackend Inner => _inner;
-    private static readonly ConcurrentDictionary<string, (long Calls, long Ticks)> Totals = new();
-    private static readonly ConcurrentDictionary<string, long> TensorBytes = new();
+    /// <summary>Per kernel: calls, time, and the bytes of its tensor arguments.</summary>
+    private static readonly ConcurrentDictionary<string, (long Calls, long Ticks, long Bytes)> Totals = new();
 
     /// <summary>Both optional capabilities (a DispatchProxy implements one interface).</summary>
     public interface IGruAndMambaStepBackend : IGruBackend, IMambaStepBackend;
@@ -36,9 +36,10 @@ public class ProfilingBackend : DispatchProxy
     protected override object? Invoke(MethodInfo? method, object?[]? args)
     {
         long t0 = Stopwatch.GetTimestamp();
+        object? result = null;
         try
         {
-            return method!.Invoke(_inner, args);
+            return result = method!.Invoke(_inner, args);
         }
         catch (TargetInvocationException e) when (e.InnerException is not null)
         {
@@ -48,27 +49,23 @@ public class ProfilingBackend : DispatchProxy
         finally
         {
             long dt = Stopwatch.GetTimestamp() - t0;
-            if (method!.Name is not ("get_Device" or "get_Name"))
+            // not the properties, nor a query that did nothing (ProductOperand's null: no operand to round on this backend)
+            if (method!.Name is not ("get_Device" or "get_Name") && (result is not null || method.ReturnType == typeof(void)))
             {
-                Totals.AddOrUpdate(method.Name, (1, dt), (_, v) => (v.Calls + 1, v.Ticks + dt));
                 long bytes = 0;
                 foreach (var a in args ?? [])
                     if (a is Tensor t) bytes += t.ByteLength;
-                TensorBytes.AddOrUpdate(method.Name, bytes, (_, v) => v + bytes);
+                Totals.AddOrUpdate(method.Name, (1, dt, bytes), (_, v) => (v.Calls + 1, v.Ticks + dt, v.Bytes + bytes));
             }
         }
     }
 
-    public static void Reset()
-    {
-        Totals.Clear();
-        TensorBytes.Clear();
-    }
+    public static void Reset() => Totals.Clear();
 
     /// <summary>Kernel name, calls and the bytes of its tensor arguments summed over the calls (each read or written once:
     /// what a memory-bound kernel moves; tensors inside argument structs, as the scan's, are not counted) — largest first.</summary>
     public static IReadOnlyList<(string Kernel, long Calls, long Bytes)> Traffic() =>
-        TensorBytes.Select(kv => (kv.Key, Totals.TryGetValue(kv.Key, out var t) ? t.Calls : 0, kv.Value)).OrderByDescending(r => r.Item3).ToList();
+        Totals.Select(kv => (kv.Key, kv.Value.Calls, kv.Value.Bytes)).OrderByDescending(r => r.Item3).ToList();
 
     /// <summary>Kernel name, calls, total seconds — largest first.</summary>
     public static IReadOnlyList<(string Kernel, long Calls, double Seconds)> Report() =>

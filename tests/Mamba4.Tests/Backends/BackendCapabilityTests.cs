@@ -1,6 +1,7 @@
 using System.Reflection;
 using Mamba4.Backends;
 using Mamba4.Backends.Cpu;
+using Mamba4.Tensors;
 
 namespace Mamba4.Tests;
 
@@ -42,5 +43,24 @@ public class BackendCapabilityTests
         Assert.IsAssignableFrom<IMambaStepBackend>(wrapped);
         Assert.IsAssignableFrom<IGruBackend>(wrapped);
         Assert.False(ProfilingBackend.Wrap(CoreOnly.Create()) is IMambaStepBackend);
+    }
+    [Fact]
+    public void TheProfilingWrapperCountsEachKernelsTensorBytesAndNotAQueryThatDidNothing()
+    {
+        var wrapped = ProfilingBackend.Wrap(CpuBackend.Instance);
+        ProfilingBackend.Reset();
+        using var a = Tensor.Zeros(new Shape(3, 4));
+        using var b = Tensor.Zeros(new Shape(4, 5));
+        using var c = Tensor.Zeros(new Shape(3, 5));
+        wrapped.Gemm(a, false, b, false, c, 1f, 0f);
+        wrapped.Gemm(a, false, b, false, c, 1f, 0f);
+        Assert.Null(wrapped.ProductOperand(a));   // the CPU rounds nothing ahead: no work, so no row
+        var traffic = ProfilingBackend.Traffic();
+        var gemm = Assert.Single(traffic, r => r.Kernel == "Gemm");
+        Assert.Equal(2, gemm.Calls);
+        Assert.Equal(2L * (12 + 20 + 15) * sizeof(float), gemm.Bytes);   // A, B and C of each call
+        Assert.DoesNotContain(traffic, r => r.Kernel == "ProductOperand");
+        Assert.DoesNotContain(ProfilingBackend.Report(), r => r.Kernel == "ProductOperand");
+        ProfilingBackend.Reset();
     }
 }
