@@ -83,34 +83,28 @@ public sealed unsafe partial class CudaBackend
     /// the training step, within the noise, with less defined rounding; not kept. docs/cuda-kernel-notes.md.)</summary>
     private void GemmBf16(bool transA, bool transB, int m, int n, int k, float alpha, Tensor a, Tensor b, float beta, Tensor c)
     {
-        Storage? a16 = Bf16Operand(a, "A"), b16 = Bf16Operand(b, "B");
-        try
-        {
-            var h = CublasHandle();
-            MakeCurrent();
-            Cublas.Check(Cublas.cublasGemmEx(h, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
-                &alpha, b16?.Pointer ?? b.DataPointer, Cublas.R16BF, Math.Max(1, b.Shape.Last), a16?.Pointer ?? a.DataPointer, Cublas.R16BF, Math.Max(1, a.Shape.Last),
-                &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), Cublas.Compute32F, Cublas.GemmDefault),
-                $"cublasGemmEx BF16 (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
-        }
-        finally
-        {
-            a16?.Release();
-            b16?.Release();
-        }
+        using Tensor? a16 = Bf16Operand(a, "A"), b16 = Bf16Operand(b, "B");
+        var h = CublasHandle();
+        MakeCurrent();
+        Cublas.Check(Cublas.cublasGemmEx(h, transB ? Cublas.OpT : Cublas.OpN, transA ? Cublas.OpT : Cublas.OpN, n, m, k,
+            &alpha, (b16 ?? b).DataPointer, Cublas.R16BF, Math.Max(1, b.Shape.Last), (a16 ?? a).DataPointer, Cublas.R16BF, Math.Max(1, a.Shape.Last),
+            &beta, c.DataPointer, Cublas.R32F, Math.Max(1, n), Cublas.Compute32F, Cublas.GemmDefault),
+            $"cublasGemmEx BF16 (C[{m}×{n}] = A{(transA ? "ᵀ" : "")}·B{(transB ? "ᵀ" : "")}, k = {k})");
     }
 
     /// <summary>A BF16 product operand: null for one already BF16 (read as it is), an F32 one's rounded copy, else an error.</summary>
-    private Storage? Bf16Operand(Tensor x, string which) => x.DType switch
+    private Tensor? Bf16Operand(Tensor x, string which) => x.DType switch
     {
         DType.BF16 => null,
-        DType.F32 => ToBf16(x),
+        DType.F32 => RoundedToBf16(x),
         _ => throw new ArgumentException($"gemm: {which}{x.Shape} is {x.DType}; BF16 products take F32 or BF16 operands"),
     };
 
-    public Tensor? ProductOperand(Tensor x)
+    public Tensor? ProductOperand(Tensor x) => MatmulPrecision == MatmulPrecision.Bf16 && x.DType == DType.F32 ? RoundedToBf16(x) : null;
+
+    /// <summary>A BF16 copy of F32 x, rounded to nearest even (elementwise.cu: f32_to_bf16).</summary>
+    private Tensor RoundedToBf16(Tensor x)
     {
-        if (MatmulPrecision != MatmulPrecision.Bf16 || x.DType != DType.F32) return null;
         var y = Tensor.Empty(x.Shape, DType.BF16, x.Device);
         if (x.NumElements > 0) Map(Kernels.Elementwise.File, Kernels.Elementwise.F32ToBf16, x.NumElements, x, y, x.NumElements);
         return y;
@@ -176,13 +170,6 @@ public sealed unsafe partial class CudaBackend
         DType.F16 => 1,
         _ => throw new ArgumentException($"weight {weight.Name}{weight.Shape} is {weight.DType}; on the GPU narrow weights are BF16 or F16 (I8 is widened to BF16 at load)"),
     };
-
-    private Storage ToBf16(Tensor x)
-    {
-        var y = Allocator.Allocate(Math.Max(1, x.NumElements) * 2);
-        Map(Kernels.Elementwise.File, Kernels.Elementwise.F32ToBf16, x.NumElements, x, y.Pointer, x.NumElements);
-        return y;
-    }
 
     /// <summary>Row-major C[m×n] = α·op(A)·op(B) + β·C on device addresses, each matrix with its own row stride (ld).</summary>
     internal void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, nint a, int lda, nint b, int ldb, float beta, nint c, int ldc)
