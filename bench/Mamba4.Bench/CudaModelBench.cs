@@ -280,7 +280,7 @@ public static class CudaModelBench
     {
         using (GradMode.NoGrad())
         using (new TensorScope())
-            F.Linear(F.LastPosition(model.Hidden(Tensor.From(ids, 1, ids.Length))), model.LmHead);
+            model.LastLogits(Tensor.From(ids, 1, ids.Length));
     }
 
     /// <summary>For a profiler started with --profile-from-start off (scripts/gpu-measure.sh): after warm-up, exactly one

@@ -1,6 +1,5 @@
 using Mamba4.Autograd;
 using Mamba4.Models;
-using Mamba4.Ops;
 using Mamba4.Tensors;
 
 namespace Mamba4.Inference;
@@ -79,7 +78,7 @@ public static class Generator
         using (var scope = new TensorScope())
         {
             // the head on the last position only: the prompt's other logits ([L × vocab]) are never needed
-            logits = F.Linear(F.LastPosition(model.Hidden(Tensor.From(prompt, 1, prompt.Length), state)), model.LmHead).ToFloatArray();
+            logits = model.LastLogits(Tensor.From(prompt, 1, prompt.Length), state).ToFloatArray();
         }
         // On a GPU, steps after the first replay one captured CUDA graph (StepGraph) instead of launching every kernel;
         // greedy decoding (no repetition penalty) then takes the arg-max the graph computed on the device.

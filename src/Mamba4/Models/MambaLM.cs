@@ -130,6 +130,10 @@ public sealed class MambaLM : Module, ICausalLanguageModel
         return h;
     }
 
+    /// <summary>ids (b, l) → the logits of each sequence's last position (b, vocab): the head on that row only (a prefill's
+    /// next-token logits; the [l × vocab] others are never made).</summary>
+    public Tensor LastLogits(Tensor ids, MambaState? state = null) => F.Linear(F.LastPosition(Hidden(ids, state)), LmHead);
+
     /// <summary>
     /// The residual stream h (b, l, d_model) through every block (before norm_f), each leaving its state in
     /// <paramref name="state"/>. Without gradients a block's intermediates are freed as soon as it returns and its input

@@ -62,7 +62,7 @@ public static partial class F
                 using var z = logits.ViewOf(new Shape(n, vocab), 0);
                 using var l = losses.ViewOf(new Shape(n), (long)r0 * sizeof(float));
                 using var m = lse.ViewOf(new Shape(n), 0);
-                using var h16 = wantGrad && dWeight is not null ? backend.ProductOperand(h) : null;   // logits and dW
+                using var h16 = dWeight is not null ? backend.ProductOperand(h) : null;   // logits and dW
                 backend.Gemm(h16 ?? h, false, w, true, z, 1f, 0f);
                 backend.CrossEntropyForward(z, t, ignoreIndex, l, m);
                 if (!wantGrad) continue;
