@@ -3,8 +3,19 @@ namespace Mamba4.Bench;
 /// <summary>Every knob of the benchmarks, read from the environment here and nowhere else in the benchmark project.</summary>
 internal sealed record BenchSettings
 {
-    /// <summary>Where the device-aware benchmarks run (scaling, serve): cpu, cuda, cuda:N. (MAMBA4_DEVICE)</summary>
+    /// <summary>Where the device-aware benchmarks run (scaling, serve, train-memory, train-traffic): cpu, cuda, cuda:N. (MAMBA4_DEVICE)</summary>
     public string Device { get; init; } = "cpu";
+
+    /// <summary>The device <see cref="Device"/> names, when it parses and its backend is available; otherwise a line
+    /// saying why under the benchmark's name, and false (the benchmark is skipped).</summary>
+    public bool UsableDevice(string bench, out Mamba4.Tensors.Device device)
+    {
+        try { device = Mamba4.Tensors.Device.Parse(Device); }
+        catch (FormatException e) { Console.WriteLine($"== {bench}: MAMBA4_DEVICE: {e.Message}"); device = default; return false; }
+        if (Mamba4.Backends.Backend.IsAvailable(device, out var why)) return true;
+        Console.WriteLine($"== {bench} ({device}): skipped ({why})");
+        return false;
+    }
     /// <summary>The shared folder with data and anchors; null = searched upward from here. (MAMBA4_SHARED)</summary>
     public string? Shared { get; init; }
     /// <summary>Where HTML reports go. (MAMBA4_REPORT_DIR, else $OUT, else runs/bench)</summary>

@@ -25,14 +25,7 @@ public static class ScalingBench
 
     public static void Run()
     {
-        Device device;
-        try { device = Device.Parse(BenchSettings.Current.Device); }
-        catch (FormatException e) { Console.WriteLine($"== scaling: MAMBA4_DEVICE: {e.Message}"); return; }
-        if (!Backend.IsAvailable(device, out var why))
-        {
-            Console.WriteLine($"== scaling ({device}): skipped ({why})");
-            return;
-        }
+        if (!BenchSettings.Current.UsableDevice("scaling", out var device)) return;
         Console.WriteLine($"== scaling ({device}): forward+backward per sequence, d_model {D}, {Layers} layers (the GPT: {Layers} layers, 2 heads), batch 1");
         Console.WriteLine($"{"L",7} {"mamba ms",10} {"mamba peak MB",14} {"gpt ms",10} {"gpt peak MB",12} {"gpt/mamba",10}");
         using var mamba = new MambaLM(new MambaConfig { DModel = D, NLayer = Layers, DState = 16, VocabSize = Vocab }, seed: 1);

@@ -31,14 +31,7 @@ public static class ServeBench
 
     private static async Task RunAsync()
     {
-        Device device;
-        try { device = Device.Parse(BenchSettings.Current.Device); }
-        catch (FormatException e) { Console.WriteLine($"== serve: MAMBA4_DEVICE: {e.Message}"); return; }
-        if (!Backend.IsAvailable(device, out var why))
-        {
-            Console.WriteLine($"== serve ({device}): skipped ({why})");
-            return;
-        }
+        if (!BenchSettings.Current.UsableDevice("serve", out var device)) return;
         Console.WriteLine($"== serve ({device}): continuous batching over HTTP (loopback, SSE), 130m shape, {(Sample ? "sampling (temperature 0.8, top-p 0.95)" : "greedy")}");
         int tokens = BenchSettings.Current.ServeTokens;
         int[] levels = BenchSettings.Current.ServeLevels;

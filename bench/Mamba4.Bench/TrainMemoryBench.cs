@@ -17,10 +17,7 @@ public static class TrainMemoryBench
 {
     public static void Run()
     {
-        Device device;
-        try { device = Device.Parse(BenchSettings.Current.Device); }
-        catch (FormatException e) { Console.WriteLine($"== train-memory: MAMBA4_DEVICE: {e.Message}"); return; }
-        if (!Backend.IsAvailable(device, out var why)) { Console.WriteLine($"== train-memory ({device}): skipped ({why})"); return; }
+        if (!BenchSettings.Current.UsableDevice("train-memory", out var device)) return;
         var (depths, shapes, reps) = device.IsCpu ? (new[] { 2, 4 }, new[] { (1, 1024) }, 3) : (new[] { 12, 24 }, new[] { (1, 2048), (4, 2048), (8, 2048) }, 5);
         Console.WriteLine($"== train-memory ({device}): one training step (forward, backward, clip, AdamW), 130M widths, F32; keep = every intermediate, recompute = MambaLM.Recompute");
         Console.WriteLine("| layers | batch × L | keep: step bytes / token | recompute | ratio | keep: ms/step | recompute | ratio |");

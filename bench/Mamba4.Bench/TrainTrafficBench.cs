@@ -17,10 +17,7 @@ public static class TrainTrafficBench
 {
     public static void Run()
     {
-        Device device;
-        try { device = Device.Parse(BenchSettings.Current.Device); }
-        catch (FormatException e) { Console.WriteLine($"== train-traffic: MAMBA4_DEVICE: {e.Message}"); return; }
-        if (!Backend.IsAvailable(device, out var why)) { Console.WriteLine($"== train-traffic ({device}): skipped ({why})"); return; }
+        if (!BenchSettings.Current.UsableDevice("train-traffic", out var device)) return;
         var config = new MambaConfig { DModel = 768, NLayer = 24, DState = 16, VocabSize = 50280 };
         using var model = new MambaLM(config, seed: 1);
         if (!device.IsCpu) model.To(device);
