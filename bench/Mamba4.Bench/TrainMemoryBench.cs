@@ -72,8 +72,7 @@ public static class TrainMemoryBench
         using (new TensorScope())
         {
             model.Loss(Tensor.From(ids, batch, length)).Backward();
-            Gradients.ClipByGlobalNorm(model, 1.0);
-            optimizer.Step();
+            optimizer.Step(Gradients.ClipFactor(model, 1.0).Scale);
         }
         model.ZeroGrad();
         if (Backend.For(model.LmHead.Device) is Mamba4.Backends.Cuda.CudaBackend gpu) gpu.Synchronize();

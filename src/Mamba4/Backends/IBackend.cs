@@ -56,11 +56,12 @@ public interface IBackend
 
     // ---- optimizer ----
     /// <summary>
-    /// One AdamW update in place of every parameter (one multi-tensor kernel on a GPU):
-    /// m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²; p −= lr·wd·p; p −= (lr/bc₁)·m / (√v/√bc₂ + ε), with bc₁ = 1 − β₁ᵗ,
+    /// One AdamW update in place of every parameter (one multi-tensor kernel on a GPU), each gradient read as
+    /// g = gradScale·grad (gradient clipping's factor, applied here instead of by a pass over every gradient; the same F32
+    /// product): m = β₁m + (1−β₁)g; v = β₂v + (1−β₂)g²; p −= lr·wd·p; p −= (lr/bc₁)·m / (√v/√bc₂ + ε), with bc₁ = 1 − β₁ᵗ,
     /// bc₂ = 1 − β₂ᵗ. A parameter's row <see cref="AdamWParameter.SkipDecayRow"/> (−1: none) gets no weight decay.
     /// </summary>
-    void AdamWStep(IReadOnlyList<AdamWParameter> parameters, float lr, float beta1, float beta2, float eps, float bc1, float bc2);
+    void AdamWStep(IReadOnlyList<AdamWParameter> parameters, float lr, float beta1, float beta2, float eps, float bc1, float bc2, float gradScale = 1f);
 
     // ---- matrix products ----
     /// <summary>C = alpha · op(A) · op(B) + beta · C, with A, B, C viewed as matrices [rows, last].</summary>

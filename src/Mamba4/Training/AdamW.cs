@@ -40,14 +40,16 @@ public sealed class AdamW : IDisposable
     /// <summary>Names of parameters that receive weight decay.</summary>
     public IEnumerable<string> Decayed => _slots.Where(s => s.Decay).Select(s => s.Name);
 
-    public void Step()
+    /// <summary>One update from the parameters' gradients, each read times <paramref name="gradScale"/> (clipping's factor,
+    /// <see cref="Gradients.ClipFactor"/>: the same F32 products as scaling the gradients first, without their pass).</summary>
+    public void Step(float gradScale = 1f)
     {
         Steps++;
         float bc1 = 1 - MathF.Pow(Beta1, Steps), bc2 = 1 - MathF.Pow(Beta2, Steps);
         foreach (var group in _slots.Where(s => s.Param.Grad is not null).GroupBy(s => s.Param.Device))
             group.First().Param.Backend.AdamWStep(
                 group.Select(s => new AdamWParameter(s.Param, s.Param.Grad!, s.M, s.V, s.Decay ? WeightDecay : 0f, s.PaddingRow)).ToList(),
-                LearningRate, Beta1, Beta2, Eps, bc1, bc2);
+                LearningRate, Beta1, Beta2, Eps, bc1, bc2, gradScale);
     }
 
     /// <summary>The moments by name ("exp_avg.NAME", "exp_avg_sq.NAME") for checkpoints.</summary>

@@ -193,7 +193,7 @@ public sealed class Trainer : IDisposable
         Tape.Clear();
         double meanLoss = lossSum / _o.GradientAccumulation;
         float lr = _schedule.At(Step);
-        double norm = Gradients.ClipByGlobalNorm(_model, _o.ClipNorm);
+        var (norm, clipScale) = Gradients.ClipFactor(_model, _o.ClipNorm);
         bool skipped = !double.IsFinite(meanLoss) || !double.IsFinite(norm);
         if (skipped)
         {
@@ -205,7 +205,7 @@ public sealed class Trainer : IDisposable
         {
             _consecutiveBad = 0;
             _optimizer.LearningRate = lr;
-            _optimizer.Step();
+            _optimizer.Step(clipScale);
         }
         Step++;
         double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;

@@ -129,6 +129,36 @@ public class TrainingTests : IDisposable
         Assert.Equal(0.6f, m.W.Grad!.ToFloatArray()[0], 1e-5);
     }
 
+    [Fact]
+    public void AdamWTakingTheClipFactorEqualsClippingFirstBitForBit()
+    {
+        // Two identical models with the same gradients (vector and tail lanes: 5 × 37 weights, 5 biases): one clipped by a
+        // pass and stepped, the other stepped with the factor; parameters and moments must agree exactly, over three steps.
+        var rng = new Random(5);
+        using var a = new Linear(37, 5, true, new Random(1));
+        using var b = new Linear(37, 5, true, new Random(1));
+        using var optA = new AdamW(a, lr: 0.01f, weightDecay: 0.1f);
+        using var optB = new AdamW(b, lr: 0.01f, weightDecay: 0.1f);
+        for (int step = 0; step < 3; step++)
+        {
+            foreach (var (pa, pb) in a.Parameters().Zip(b.Parameters()))
+            {
+                var g = Enumerable.Range(0, (int)pa.NumElements).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+                SetGrad(pa, Tensor.From(g, pa.Shape.ToArray()));
+                SetGrad(pb, Tensor.From(g, pb.Shape.ToArray()));
+            }
+            double normA = Gradients.ClipByGlobalNorm(a, 0.5);
+            optA.Step();
+            var (normB, scale) = Gradients.ClipFactor(b, 0.5);
+            Assert.Equal(normA, normB);
+            Assert.True(scale < 1f, $"the gradients (norm {normB}) should be clipped to 0.5");
+            optB.Step(scale);
+        }
+        foreach (var ((name, ta), (_, tb)) in a.NamedParameters().Concat(optA.State()).Zip(b.NamedParameters().Concat(optB.State())))
+            Assert.True(ta.ToFloatArray().SequenceEqual(tb.ToFloatArray()), $"{name} differs");
+        Assert.Equal(1f, Gradients.ClipFactor(b, 0).Scale);   // 0: no clipping
+    }
+
     private (MambaLM Model, Trainer Trainer, List<double> Losses) Setup(string? dir, long steps, long? stopAfter = null, long seed = 3, Func<long, double>? poison = null,
         double? added = null, JsonObject? absentMeans = null)
     {

@@ -18,12 +18,12 @@ public sealed unsafe partial class CpuBackend
         return total;
     }
 
-    public void AdamWStep(IReadOnlyList<AdamWParameter> parameters, float lr, float beta1, float beta2, float eps, float bc1, float bc2)
+    public void AdamWStep(IReadOnlyList<AdamWParameter> parameters, float lr, float beta1, float beta2, float eps, float bc1, float bc2, float gradScale = 1f)
     {
-        foreach (var p in parameters) AdamWStep(p.Param, p.Grad, p.M, p.V, lr, beta1, beta2, eps, p.WeightDecay, bc1, bc2, p.SkipDecayRow);
+        foreach (var p in parameters) AdamWStep(p.Param, p.Grad, p.M, p.V, lr, beta1, beta2, eps, p.WeightDecay, bc1, bc2, p.SkipDecayRow, gradScale);
     }
 
-    private static void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps, float weightDecay, float bc1, float bc2, long skipDecayRow)
+    private static void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps, float weightDecay, float bc1, float bc2, long skipDecayRow, float gradScale)
     {
         float* pp = param.F32, pg = grad.F32, pm = m.F32, pv = v.F32;
         long n = param.NumElements;
@@ -37,10 +37,11 @@ public sealed unsafe partial class CpuBackend
                 var b1 = Vector256.Create(beta1); var b1c = Vector256.Create(1 - beta1);
                 var b2 = Vector256.Create(beta2); var b2c = Vector256.Create(1 - beta2);
                 var vStep = Vector256.Create(stepSize); var vRoot = Vector256.Create(rootBc2); var vEps = Vector256.Create(eps);
+                var vScale = Vector256.Create(gradScale);
                 for (; i <= e - 8; i += 8)
                 {
                     if (skipDecayRow >= 0 && i / rowLength <= skipDecayRow && (i + 7) / rowLength >= skipDecayRow) break;
-                    var g = Vector256.Load(pg + i);
+                    var g = Vector256.Load(pg + i) * vScale;
                     var mm = b1 * Vector256.Load(pm + i) + b1c * g;
                     var vv = b2 * Vector256.Load(pv + i) + b2c * g * g;
                     Vector256.Store(mm, pm + i);
@@ -53,7 +54,7 @@ public sealed unsafe partial class CpuBackend
             }
             for (; i < e; i++)
             {
-                float g = pg[i];
+                float g = pg[i] * gradScale;
                 float mm = pm[i] = beta1 * pm[i] + (1 - beta1) * g;
                 float vv = pv[i] = beta2 * pv[i] + (1 - beta2) * g * g;
                 float p = pp[i];

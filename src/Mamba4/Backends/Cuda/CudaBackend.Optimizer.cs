@@ -34,7 +34,7 @@ public sealed unsafe partial class CudaBackend
         return block;
     }
 
-    public void AdamWStep(IReadOnlyList<AdamWParameter> parameters, float lr, float beta1, float beta2, float eps, float bc1, float bc2)
+    public void AdamWStep(IReadOnlyList<AdamWParameter> parameters, float lr, float beta1, float beta2, float eps, float bc1, float bc2, float gradScale = 1f)
     {
         var chunks = new List<AdamWChunk>();
         foreach (var (p, g, m, v, wd, skip) in parameters)
@@ -52,7 +52,7 @@ public sealed unsafe partial class CudaBackend
         }
         if (chunks.Count == 0) return;
         var table = Upload(chunks);
-        try { Launch(Kernels.Optimizer.File, Kernels.Optimizer.AdamwMulti, chunks.Count, 256, 0, table.Pointer, lr, beta1, beta2, eps, bc1, bc2); }
+        try { Launch(Kernels.Optimizer.File, Kernels.Optimizer.AdamwMulti, chunks.Count, 256, 0, table.Pointer, lr, beta1, beta2, eps, bc1, bc2, gradScale); }
         finally { table.Release(); }
     }
 

@@ -1,5 +1,5 @@
 // AdamW (Training/AdamW.cs) over every parameter in one launch: a table of chunks (≤ ADAMW_CHUNK elements of one
-// tensor each), one block per chunk. Per element, as CpuBackend.AdamWStep:
+// tensor each), one block per chunk. Per element, as CpuBackend.AdamWStep (g = gradScale·grad: clipping's factor):
 //   m = β₁m + (1−β₁)g,   v = β₂v + (1−β₂)g²,   p −= lr·wd·p (not in the tensor's skip row),
 //   p −= (lr/bc₁)·m / (√v/√bc₂ + ε)
 struct AdamWChunk
@@ -16,13 +16,13 @@ struct AdamWChunk
     int pad;
 };
 
-extern "C" __global__ void adamw_multi(const AdamWChunk* chunks, float lr, float beta1, float beta2, float eps, float bc1, float bc2)
+extern "C" __global__ void adamw_multi(const AdamWChunk* chunks, float lr, float beta1, float beta2, float eps, float bc1, float bc2, float gradScale)
 {
     const AdamWChunk c = chunks[blockIdx.x];
     float stepSize = lr / bc1, rootBc2 = sqrtf(bc2), decay = lr * c.weightDecay;
     for (i64 i = threadIdx.x; i < c.n; i += blockDim.x)
     {
-        float g = c.g[i];
+        float g = c.g[i] * gradScale;
         float m = beta1 * c.m[i] + (1 - beta1) * g;
         float v = beta2 * c.v[i] + (1 - beta2) * g * g;
         c.m[i] = m;
