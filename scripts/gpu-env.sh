@@ -29,6 +29,7 @@ gpu_ncu_region() {
   local ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
   timeout "$limit" "$ncu" --profile-from-start off --metrics gpu__time_duration.sum --cache-control none \
     --clock-control none --csv --print-units base --print-kernel-base function "$@" > "$gpu_out/ncu-$name.csv" 2> "$gpu_out/ncu-$name.err"
-  python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-$name.csv" 18 || tail -3 "$gpu_out/ncu-$name.err"
+  python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-$name.csv" 30 || tail -3 "$gpu_out/ncu-$name.err"
+  grep -h "warm-up" "$gpu_out/ncu-$name.csv"
   pkill -f "Mamba4.Bench.dll|model_anchor_profile.py" 2>/dev/null; sleep 1
 }

@@ -38,8 +38,12 @@ elif kind == "prefill":
             model(ids, num_last_tokens=1)
 else:
     sys.exit(f"region {region}: expected train-f32|train-bf16|prefill-f32|prefill-bf16")
-for _ in range(3): work()
-torch.cuda.synchronize()
+import time
+warm = []
+for _ in range(3):
+    t0 = time.perf_counter(); work(); torch.cuda.synchronize(); warm.append((time.perf_counter() - t0) * 1000)
+# wall time of the unprofiled steps, to set beside the profiled step's kernel-time sum (the gap: host, launches)
+print("warm-up steps (wall, under the profiler but not profiled): " + ", ".join(f"{t:.1f}" for t in warm) + " ms", flush=True)
 torch.cuda.profiler.start()
 work()
 torch.cuda.synchronize()

@@ -300,7 +300,9 @@ public static class CudaModelBench
             {
                 using var optimizer = new AdamW(model, 1e-4f);
                 var ids = RandomIds(4 * 2048, Config130M.VocabSize, 7);
-                for (int i = 0; i < 3; i++) TrainMemoryBench.Step(model, optimizer, ids, 4, 2048);
+                var warm = Enumerable.Range(0, 3).Select(_ => TrainMemoryBench.Step(model, optimizer, ids, 4, 2048) * 1000).ToArray();
+                // wall time of the unprofiled steps, to set beside the profiled step's kernel-time sum (the gap: host, launches)
+                Console.WriteLine($"warm-up steps, 4 × 2048 (wall, under the profiler but not profiled): {string.Join(", ", warm.Select(t => t.ToString("F1")))} ms");
                 gpu.Profiled(() => TrainMemoryBench.Step(model, optimizer, ids, 4, 2048));
                 break;
             }
