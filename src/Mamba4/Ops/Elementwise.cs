@@ -17,8 +17,16 @@ public static partial class F
         if (Tape.ShouldRecord(a, b))
             Tape.Record("Add", () =>
             {
-                Tape.Accumulate(a, y.Grad!, owned: false);
-                Tape.Accumulate(b, y.Grad!, owned: false);
+                // y's gradient dies with this node unless retained: a takes it over instead of a copy (b is served first,
+                // so the tensor is intact when b reads it; a = b adds it to the copy b made)
+                var g = y.Grad!;
+                Tape.Accumulate(b, g, owned: false);
+                if (y.RetainGrad) Tape.Accumulate(a, g, owned: false);
+                else
+                {
+                    y.Grad = null;
+                    Tape.Accumulate(a, g, owned: true);
+                }
             }, y);
         return y;
     }

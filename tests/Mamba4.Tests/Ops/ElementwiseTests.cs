@@ -75,6 +75,34 @@ public class ElementwiseTests
     }
 
     [Fact]
+    public void AddHandsItsGradientToAnInputWithoutChangingAnyGradient()
+    {
+        // F.Add's backward gives y's gradient to a (no copy) unless y keeps it: x + x, a kept output, and an input whose
+        // taken-over gradient is added to later (a used before the Add) must all still get the exact sums.
+        using var scope = new TensorScope();
+        var x = Tensor.From([1f, 2f, 3f], 3);
+        x.RequiresGrad = true;
+        F.Sum(F.Mul(F.Add(x, x), Tensor.From([1f, 10f, 100f], 3))).Backward();
+        Assert.Equal([2f, 20f, 200f], x.Grad!.ToFloatArray());
+
+        var a = Tensor.From([1f, -2f], 2);
+        var b = Tensor.From([0.5f, 4f], 2);
+        a.RequiresGrad = b.RequiresGrad = true;
+        var c = Tensor.From([3f, 5f], 2);
+        var y = F.Add(a, F.Mul(a, b));   // a + a·b
+        y.RetainGrad = true;
+        F.Sum(F.Mul(y, c)).Backward();   // dy = c, da = c·(1 + b), db = c·a
+        Assert.Equal([3f, 5f], y.Grad!.ToFloatArray());
+        Assert.Equal([4.5f, 25f], a.Grad!.ToFloatArray());
+        Assert.Equal([3f, -10f], b.Grad!.ToFloatArray());
+
+        var p = Tensor.From([2f, 3f], 2);
+        p.RequiresGrad = true;
+        F.Sum(F.Mul(F.Add(p, F.Mul(p, p)), c)).Backward();   // not kept: da = c·(1 + 2p)
+        Assert.Equal([15f, 35f], p.Grad!.ToFloatArray());
+    }
+
+    [Fact]
     public void GradientsAccumulateAcrossBackwardCalls()
     {
         using var scope = new TensorScope();
