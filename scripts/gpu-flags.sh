@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Runs ON the GPU machine (scripts/gpu-pack.sh .device; carry [".device"]): what decides the defaults written without a GPU
-# in session 10, in a few minutes and without mamba_ssm — the GPU tests of the ops concerned (CudaOpsTests: the tiled conv
-# against the CPU; CudaKernelTests: the BF16 operands rounded once, bit for bit; CudaMambaStepTests: the L2 prefetch bit for
-# bit; CudaModelTests: the model gradients with the tiled conv), `bench cuda` in its scan mode
-# (its conv table: per-element vs tiled, and their largest difference) and `bench cuda-model` in its flags mode (the 8 × 2048
-# training step with each conv, the batch-1 decoding step with and without the prefetch, interleaved), then our BF16
-# training step's kernels under Nsight Compute (region train-bf16). With .anchors carried too, mamba_ssm's extensions build
-# in the background from the start (so a second call on the warm machine finds them cached) and, when the build is done
-# in time, its BF16 step is profiled the same way. Logs to $OUT.
+# Runs ON the GPU machine (scripts/gpu-pack.sh .device; carry [".device"]): a training-step change's quick check in a few
+# minutes without mamba_ssm (session 11 decided the tiled conv and the decoding L2 prefetch with it:
+# bench/results/gpu-flags-h100-2026-12-07.txt) — the GPU tests of the ops (CudaOpsTests, CudaKernelTests,
+# CudaMambaStepTests, CudaModelTests: the model's gradients against transformers' float64 reference), `bench cuda` in its
+# scan mode (with its conv table: per-element vs tiled, and their largest difference), `bench cuda-model` in its flags mode
+# (the 8 × 2048 training step with each conv, interleaved), then our BF16 training step's kernels under Nsight Compute
+# (region train-bf16, with the wall time of its unprofiled warm-up steps). With .anchors carried too, mamba_ssm's extensions
+# build in the background from the start (so a second call on the warm machine finds them cached) and, when the build is
+# done in time, its BF16 step is profiled the same way. Logs to $OUT (at most 8 files).
 #   OUT=... [DEADLINE=580] bash .device/gpu-flags.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)

@@ -266,7 +266,7 @@ public static class CudaBench
                         if (r >= 0) { fwd[v].Add(f); bwd[v].Add(g); }
                     }
             }
-            finally { gpu.TiledConv = false; }
+            finally { gpu.TiledConv = true; }
             double diff = 0;
             foreach (var (p, q) in new[] { (outs[0].Y, outs[1].Y), (outs[0].Dx, outs[1].Dx), (outs[0].Dw, outs[1].Dw), (outs[0].Db, outs[1].Db) })
             {

@@ -44,7 +44,7 @@ public static class CudaModelBench
             }
             if (BenchSettings.Current.CudaMode == "flags")
             {
-                Flags(gpu, model, copy);
+                Flags(gpu, model);
                 return;
             }
             if (BenchSettings.Current.CudaMode.StartsWith("region-"))
@@ -149,37 +149,21 @@ public static class CudaModelBench
                         if (r >= 0) times[v].Add(t);
                     }
             }
-            finally { gpu.TiledConv = false; }
+            finally { gpu.TiledConv = true; }
             double per = times[0].Order().ElementAt(2), tiled = times[1].Order().ElementAt(2);
             Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}, conv per-element vs tiled (interleaved medians of 5): {per * 1000:F1} vs {tiled * 1000:F1} ms/step, {per / tiled:F3}×");
         }
         gpu.MatmulPrecision = MatmulPrecision.F32;
     }
 
-    /// <summary>MAMBA4_CUDA_BENCH=flags: only what decides the defaults written without a GPU in session 10 — the training
-    /// step with the tiled conv (<see cref="ConvTiledSteps"/>) and the batch-1 decoding step with the next weights asked of
-    /// L2 (CudaBackend.StepL2Prefetch), each beside the present default in the same run (generation rows alternated twice).
-    /// No mamba_ssm needed: a minute or two of device time.</summary>
-    private static void Flags(CudaBackend gpu, MambaLM model, double copy)
+    /// <summary>MAMBA4_CUDA_BENCH=flags: the training step with the conv's tiled and per-element kernels
+    /// (<see cref="ConvTiledSteps"/>) beside each other in the same run, for a change's quick check without mamba_ssm
+    /// (a minute or two of device time).</summary>
+    private static void Flags(CudaBackend gpu, MambaLM model)
     {
         Console.WriteLine();
-        using (var optimizer = new AdamW(model, 1e-4f)) ConvTiledSteps(gpu, model, optimizer);
-        Console.WriteLine();
-        Console.WriteLine("| weights | batch | step | CUDA graph | device ms/step | tokens/s (device) | % of weight-read limit | tokens/s end to end | launches/step | mamba_ssm generate(cg=True), same call | ours end to end / theirs |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
-        using var noGrad = GradMode.NoGrad();
-        foreach (var weights in new[] { "f32", "bf16" })
-        {
-            if (weights == "bf16") NarrowToBf16(model);
-            double limitPerStep = copy / model.Parameters().Sum(p => (double)p.ByteLength);
-            for (int round = 0; round < 2; round++)
-                foreach (bool ahead in new[] { false, true })
-                {
-                    gpu.StepL2Prefetch = ahead;
-                    GenerationRow(gpu, model, weights, 1, "fused, 4 kernels a layer + PDL" + (ahead ? " + L2 prefetch" : ""), true, limitPerStep);
-                }
-            gpu.StepL2Prefetch = false;
-        }
+        using var optimizer = new AdamW(model, 1e-4f);
+        ConvTiledSteps(gpu, model, optimizer);
     }
 
     /// <summary>Prefill (issue 19, target 4): the forward over one sequence of 2,048 and 16,384 tokens without gradients,
@@ -234,13 +218,6 @@ public static class CudaModelBench
                     Backend.Configure(settings with { CudaFusedStep = fused });
                     gpu.PersistentLayerStep = persistent;
                     GenerationRow(gpu, model, weights, batch, batch == 64 && fused ? "fused (cuBLAS products) + PDL" : name, true, limitPerStep);
-                    if (batch == 1 && fused && !persistent)
-                    {
-                        // the next GEMVs' weights asked of L2 by the small kernels before them (CudaBackend.StepL2Prefetch)
-                        gpu.StepL2Prefetch = true;
-                        GenerationRow(gpu, model, weights, batch, name + " + L2 prefetch", true, limitPerStep);
-                        gpu.StepL2Prefetch = false;
-                    }
                     if (batch == 64 && fused && weights == "bf16")
                     {
                         // as before: the products' inputs written in F32, then converted to BF16 by a pass before each GEMM

@@ -29,14 +29,10 @@ public sealed unsafe partial class CudaBackend
     /// a pass before each product, as before the kernels wrote them narrow (benchmarks compare the two in one run; off by default).</summary>
     internal bool ConvertProductInputs { get; set; }
 
-    /// <summary>Whether the four-kernel step asks L2 ahead for the weights of the kernel after next: x_proj for this layer's
-    /// W_out, the scan for the next layer's W_in (`prefetch`), so that the two large GEMVs read L2 rather than HBM (the
-    /// per-kernel latency, not the bytes, bounds them: docs/cuda-kernel-notes.md, "Decoding step"). Off until timed beside
-    /// the plain step (written in session 10 without a GPU; `bench cuda-model` prints both rows).</summary>
-    internal bool StepL2Prefetch { get; set; }
-
-    /// <summary>The bytes of <paramref name="weights"/> a kernel asks L2 to hold ahead: all of them up to half the L2 (more
-    /// would evict what the kernels between read, and the weights' own first lines before they are used), else that half.</summary>
+    /// <summary>The bytes of <paramref name="weights"/> the persistent kernel asks L2 to hold ahead: all of them up to half the
+    /// L2 (more would evict what the kernels between read, and the weights' own first lines before they are used), else that
+    /// half. (The four-kernel step asking the same ahead — x_proj for W_out, the scan for the next W_in — was timed in
+    /// session 11 at 0.99–1.00× and removed: docs/cuda-kernel-notes.md, "Decoding step", round 6.)</summary>
     private long L2Ahead(Tensor? weights) => weights is null ? 0 : Math.Min(weights.ByteLength, L2CacheBytes / 2);
 
     /// <summary>Two words, each zero between launches: mamba_step_layer's grid barrier (grid_barrier) and the head's count of
@@ -71,8 +67,7 @@ public sealed unsafe partial class CudaBackend
         {
             LaunchEarly(file, inProjKernel, GemvGrid(2 * e), GemvThreads, batch * d * sizeof(float),
                 h, w.NormWeight, w.NormEps, w.InProj, w.InProjBias, convState, w.ConvWeight, w.ConvBias, xz, u, batch, d, 2 * e, k, Vec(w.InProj));
-            LaunchEarly(file, xProjKernel, GemvGrid(xRows), GemvThreads, batch * e * sizeof(float), u, w.XProj, dbc, batch, e, xRows, Vec(w.XProj),
-                StepL2Prefetch ? w.OutProj : null, StepL2Prefetch ? L2Ahead(w.OutProj) : 0L);
+            LaunchEarly(file, xProjKernel, GemvGrid(xRows), GemvThreads, batch * e * sizeof(float), u, w.XProj, dbc, batch, e, xRows, Vec(w.XProj));
         }
         else
         {
@@ -95,8 +90,7 @@ public sealed unsafe partial class CudaBackend
                 ? StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16)
                 : StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScan4F32, Kernels.MambaStep.MambaStepScan4Bf16, Kernels.MambaStep.MambaStepScan4F16),
             (uint)(((long)batch * e * scanLanes + 255) / 256), 256, 0,
-            xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n,
-            StepL2Prefetch && fused ? prefetch : null, StepL2Prefetch && fused ? L2Ahead(prefetch) : 0L);
+            xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n);
         if (fused)
             LaunchEarly(file, outProjKernel, GemvGrid(d), GemvThreads, batch * e * sizeof(float),
                 y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));

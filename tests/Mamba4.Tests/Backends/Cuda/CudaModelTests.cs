@@ -44,16 +44,16 @@ public class CudaModelTests
         for (int i = 0; i < hidden.Count; i++)
             ModelFixtureTests.AssertClose(reference.Get($"hidden_states.{i}").ToDoubleArray(), hidden[i].ToFloatArray(), 1e-5, 1e-5, $"hidden_states.{i}");
         // The loss from the logits, then the head fused with the loss (no logits), then that with the mixers' inner ops
-        // rerun in the backward (Recompute), then with the conv's tiled kernels (CudaBackend.TiledConv): the same loss and
-        // gradients, each against transformers' float64 reference.
+        // rerun in the backward (Recompute), then with the conv's per-element kernels (CudaBackend.TiledConv off; the tiled
+        // ones are the default): the same loss and gradients, each against transformers' float64 reference.
         var gpu = Gpu;
-        foreach (var (makeLoss, path) in new (Func<Tensor>, string)[] { (() => model.Loss(ids, logits), "unfused "), (() => model.Loss(ids), "fused "), (() => model.Loss(ids), "recomputed "), (() => model.Loss(ids), "tiled conv ") })
+        foreach (var (makeLoss, path) in new (Func<Tensor>, string)[] { (() => model.Loss(ids, logits), "unfused "), (() => model.Loss(ids), "fused "), (() => model.Loss(ids), "recomputed "), (() => model.Loss(ids), "per-element conv ") })
         {
             model.Recompute = path == "recomputed ";
-            gpu.TiledConv = path == "tiled conv ";
+            gpu.TiledConv = path != "per-element conv ";
             Tensor loss;
             try { loss = makeLoss(); loss.Backward(); }
-            finally { gpu.TiledConv = false; }
+            finally { gpu.TiledConv = true; }
             Assert.Equal(reference.Get("loss").ToDoubleArray()[0], loss.Item(), 1e-5);
             foreach (var (name, p) in model.NamedParameters())
             {

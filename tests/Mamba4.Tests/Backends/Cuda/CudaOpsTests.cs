@@ -291,7 +291,7 @@ public class CudaOpsTests
             gpu.CausalConv1dForward(gx, gw, gbias, silu, yg);
             gpu.CausalConv1dBackward(gx, gw, gbias, silu, gdy, dxg, dwg, bias ? dbg : null);
         }
-        finally { gpu.TiledConv = false; }
+        finally { gpu.TiledConv = true; }
         Close(yc, yg, 1e-5, $"conv y{(tiled ? " (tiled)" : "")}");
         Close(dxc, dxg, 1e-5, $"conv dx{(tiled ? " (tiled)" : "")}");
         Close(dwc, dwg, 1e-5, $"conv dw{(tiled ? " (tiled)" : "")}");

@@ -168,9 +168,7 @@ template <int KIND, int U> __device__ __forceinline__ bool preload(const void* w
 }
 
 // Asks L2 for the bytes at w, the grid's threads one 128-byte line each at a time, so that a later phase's loads hit L2
-// while this phase keeps HBM busy. The four-kernel step does it too where CudaBackend.StepL2Prefetch asks (x_proj for
-// this layer's W_out, the scan for the next layer's W_in: both small kernels, so HBM is otherwise idle while they run);
-// nothing (null, 0) otherwise. A hint: no kernel writes the weights, so it may be issued before griddepcontrol.wait.
+// while this phase keeps HBM busy.
 __device__ __forceinline__ void prefetch_l2(const void* w, i64 bytes)
 {
     for (i64 at = ((i64)blockIdx.x * blockDim.x + threadIdx.x) * 128; at < bytes; at += (i64)gridDim.x * blockDim.x * 128)
@@ -370,18 +368,15 @@ template <int KIND, int G> __device__ __forceinline__ void scan_group(i64 g, con
 }
 
 // One group per G lanes of the grid.
-// `next` (nextBytes; none: null, 0) is asked of L2 by every thread of the grid after its own first loads are issued.
 template <int KIND, int G> __device__ void scan(const float* xz, float* convState, const float* uu,
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
-    float* ssm, void* y, int yKind, int batch, int e, int K, int r, int n, const void* next, i64 nextBytes)
+    float* ssm, void* y, int yKind, int batch, int e, int K, int r, int n)
 {
     i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) / G;
     grid_launch_dependents();
-    const bool live = g < (i64)batch * e;
+    if (g >= (i64)batch * e) return;   // whole G-lane groups leave together
     float wd[64 / G], a[64 / G];
-    if (live) scan_weights<KIND, G>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & (G - 1), wd, a);
-    prefetch_l2(next, nextBytes);
-    if (!live) return;   // whole G-lane groups leave together
+    scan_weights<KIND, G>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & (G - 1), wd, a);
     grid_wait();
     scan_group<KIND, G>(g, xz, convState, uu, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, e, K, r, n, wd, a);
 }
@@ -402,13 +397,10 @@ template <int KIND> __device__ __forceinline__ void out_proj(const float* y, con
 }
 
 // One GEMV kernel: its first weights loaded before the wait.
-#define GEMV_KERNEL_PROLOGUE(KIND, U, W, ROWS, K, VEC) GEMV_KERNEL_PROLOGUE_AHEAD(KIND, U, W, ROWS, K, VEC, nullptr, 0)
-// ... and, after its own first loads, asks L2 for NEXT (BYTES; x_proj: this layer's W_out under StepL2Prefetch)
-#define GEMV_KERNEL_PROLOGUE_AHEAD(KIND, U, W, ROWS, K, VEC, NEXT, BYTES) \
+#define GEMV_KERNEL_PROLOGUE(KIND, U, W, ROWS, K, VEC) \
     float v[U][8]; \
     bool pre = preload<KIND, U>(W, ROWS, K, VEC, v); \
     grid_launch_dependents(); \
-    prefetch_l2(NEXT, BYTES); \
     grid_wait();
 
 // The whole layer in one persistent kernel: phases 1–4 above with a grid_barrier between them. Each phase loads its
@@ -638,17 +630,16 @@ template <int KIND, int NB> __device__ void head(const float* h, const float* no
 extern "C" __global__ void __launch_bounds__(128, 6) mamba_step_in_proj_##SUFFIX(const float* h, const float* normW, float eps, const void* w, const float* bias, \
     const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec) \
 { GEMV_KERNEL_PROLOGUE(KIND, IN_UNITS, w, rows, d, vec) in_proj<KIND, IN_UNITS>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec, v, pre); } \
-extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec, \
-    const void* next, i64 nextBytes) \
-{ GEMV_KERNEL_PROLOGUE_AHEAD(KIND, UNITS, w, rows, e, vec, next, nextBytes) x_proj<KIND>(u, w, dbc, batch, e, rows, vec, v, pre); } \
+extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec) \
+{ GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, rows, e, vec) x_proj<KIND>(u, w, dbc, batch, e, rows, vec, v, pre); } \
 extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* u, \
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, void* y, int yKind, \
-    int batch, int e, int K, int r, int n, const void* next, i64 nextBytes) \
-{ scan<KIND, 16>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n, next, nextBytes); } \
+    int batch, int e, int K, int r, int n) \
+{ scan<KIND, 16>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_scan4_##SUFFIX(const float* xz, float* convState, const float* u, \
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, void* y, int yKind, \
-    int batch, int e, int K, int r, int n, const void* next, i64 nextBytes) \
-{ scan<KIND, 4>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n, next, nextBytes); } \
+    int batch, int e, int K, int r, int n) \
+{ scan<KIND, 4>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
 extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
     int batch, int e, int d, int vec) \
 { GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre); } \
