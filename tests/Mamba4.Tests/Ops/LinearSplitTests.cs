@@ -13,6 +13,24 @@ public class LinearSplitTests
     private static Tensor Random(Random rng, params int[] shape) =>
         Tensor.From(Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape);
 
+    /// <summary>x's gradient written by the products themselves: when x already has a gradient (its other use recorded after
+    /// the product, so its backward runs first) Linear's and LinearSplit's dx add to it with β = 1 instead of a new tensor
+    /// and an addition; against finite differences.</summary>
+    [Fact]
+    public void DxAddsToAGradientTheInputAlreadyHas()
+    {
+        var rng = new Random(4);
+        using var x = GradCheck.Random(rng, 1f, 3, 5);
+        using var w = GradCheck.Random(rng, 1f, 5, 5);
+        using var b = GradCheck.Random(rng, 1f, 5);
+        GradCheck.Check(t => F.Add(F.Linear(t[0], t[1], t[2]), F.Mul(t[0], t[0])), [x, w, b]);
+        GradCheck.Check(t =>
+        {
+            var parts = F.LinearSplit(t[0], t[1], t[2], 2, 3);
+            return F.Add(F.ConcatLastAxis(parts[0], parts[1]), F.Mul(t[0], t[0]));
+        }, [x, w, b]);
+    }
+
     [Theory]
     [InlineData(true, new[] { 0, 1, 2 })]
     [InlineData(false, new[] { 0, 1, 2 })]
