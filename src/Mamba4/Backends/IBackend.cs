@@ -84,7 +84,9 @@ public interface IBackend
     void LayerNormForward(Tensor x, Tensor weight, Tensor? bias, float eps, Tensor y, Tensor mean, Tensor rstd);
     void LayerNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx, Tensor dWeight, Tensor? dBias);
     void RmsNormForward(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd);
-    void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight);
+    /// <summary>dx = r·(g − x̂·mean(g·x̂)), g = dy·w, written (or with <paramref name="accumulate"/> added to dx's values: the
+    /// residual stream's gradient, which the block's addition gave it first); dWeight = Σ_rows dy·x̂.</summary>
+    void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight, bool accumulate = false);
     /// <summary>x, y: [batch, L, D] (channels last); weight [D, 1, K]; y_t = Σ_k w[k] x_{t-K+1+k} + b, optional SiLU.</summary>
     void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y);
     void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias);

@@ -64,6 +64,8 @@ public class LayerOpsTests
         using var b = GradCheck.Random(rng, 1f, 9);
         GradCheck.Check(t => F.LayerNorm(t[0], t[1], t[2]), [x, w, b], eps: 1e-2);
         GradCheck.Check(t => F.RmsNorm(t[0], t[1]), [x, w], eps: 1e-2);
+        // x's other use recorded after the norm, so x already has a gradient when the norm's backward adds its dx to it
+        GradCheck.Check(t => F.Add(F.RmsNorm(t[0], t[1]), F.Mul(t[0], t[0])), [x, w], eps: 1e-2);
     }
 
     [Fact]

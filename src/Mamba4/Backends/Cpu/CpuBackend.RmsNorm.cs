@@ -23,7 +23,7 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
-    public void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight)
+    public void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight, bool accumulate = false)
     {
         int d = x.Shape.Last;
         float* pdy = dy.F32, px = x.F32, pw = weight.F32, pr = rstd.F32, pdx = dx.F32;
@@ -38,8 +38,9 @@ public sealed unsafe partial class CpuBackend
                 TensorPrimitives.Multiply(dyr, w, g);
                 float meanGx = TensorPrimitives.Dot(g, xhat) / d;
                 var dxr = new Span<float>(pdx + r * d, d);
-                TensorPrimitives.MultiplyAdd(xhat, -meanGx, g, dxr);            // dx = r·(g − x̂·mean(g·x̂))
-                TensorPrimitives.Multiply(dxr, pr[r], dxr);
+                TensorPrimitives.MultiplyAdd(xhat, -meanGx, g, g);              // dx = r·(g − x̂·mean(g·x̂)) (+ dx)
+                if (accumulate) TensorPrimitives.MultiplyAdd(g, pr[r], dxr, dxr);
+                else TensorPrimitives.Multiply(g, pr[r], dxr);
             }
         });
     }

@@ -26,11 +26,11 @@ public sealed unsafe partial class CudaBackend
         Launch(Kernels.RmsNorm.File, kernel, RowBlocks(rows), 256, 0, x, weight, eps, y, (nint)0, rows, x.Shape.Last);
     }
 
-    public void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight)
+    public void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight, bool accumulate = false)
     {
         long rows = x.Shape.Rows;
         int d = x.Shape.Last;
-        Launch(Kernels.RmsNorm.File, Kernels.RmsNorm.RmsnormBackwardDx, RowBlocks(rows), 256, 0, dy, x, weight, rstd, dx, rows, d);
+        Launch(Kernels.RmsNorm.File, Kernels.RmsNorm.RmsnormBackwardDx, RowBlocks(rows), 256, 0, dy, x, weight, rstd, dx, accumulate, rows, d);
         ColumnSums(rows, d, dWeight, false, (segments, perSegment, partial) =>
             Launch(Kernels.RmsNorm.File, Kernels.RmsNorm.RmsnormWeightPartials, new Dim3((uint)((d + 255) / 256), (uint)segments), 256, 0,
                 dy, x, rstd, rows, d, perSegment, partial));

@@ -251,6 +251,10 @@ public class CudaOpsTests
         gpu.RmsNormBackward(gdy, gx, gw, rg, dxg, dwg);
         Close(dxc, dxg, 1e-5, "rmsnorm dx");
         Close(dwc, dwg, 1e-5, "rmsnorm dw");
+        // added to dx's values (the residual stream's gradient): dx again on top of the dx just written, i.e. 2·dx
+        Cpu.RmsNormBackward(dy, x, w, rc, dxc, dwc, accumulate: true);
+        gpu.RmsNormBackward(gdy, gx, gw, rg, dxg, dwg, accumulate: true);
+        Close(dxc, dxg, 1e-5, "rmsnorm dx (accumulated)");
     }
 
     [Theory]

@@ -1,6 +1,7 @@
 // RMSNorm over the last axis (Ops/RmsNorm.cs), one warp per row:
 //   r = 1/√(mean x² + ε),  x̂ = x·r,  y = x̂·w
-// Backward, g = dy·w:  dx = r·(g − x̂·mean(g·x̂));  dw = Σ_rows dy·x̂ (segments, then sum_rows_final).
+// Backward, g = dy·w:  dx = r·(g − x̂·mean(g·x̂)) (added to dx's values with `accumulate`);  dw = Σ_rows dy·x̂ (segments,
+// then sum_rows_final).
 
 // Rows of 4-float multiples with x, w 16-byte aligned (and y aligned to 4 of its elements) are read and written 4 values
 // at a time, the loads of a row issued together (unrolled): with few rows (a decoding step: one warp per stream) the
@@ -66,7 +67,7 @@ extern "C" __global__ void rmsnorm_forward_f16(const float* x, const float* w, f
     rmsnorm_rows<2>(x, w, eps, y, rstd, rows, d);
 }
 
-extern "C" __global__ void rmsnorm_backward_dx(const float* dy, const float* x, const float* w, const float* rstd, float* dx, i64 rows, int d)
+extern "C" __global__ void rmsnorm_backward_dx(const float* dy, const float* x, const float* w, const float* rstd, float* dx, int accumulate, i64 rows, int d)
 {
     i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (row >= rows) return;
@@ -77,7 +78,7 @@ extern "C" __global__ void rmsnorm_backward_dx(const float* dy, const float* x, 
     for (int j = lane; j < d; j += 32) sgx += dyr[j] * w[j] * (xr[j] * rs);
     float meanGx = warp_sum(sgx) / d;
     float* dxr = dx + row * d;
-    for (int j = lane; j < d; j += 32) dxr[j] = (dyr[j] * w[j] - xr[j] * rs * meanGx) * rs;
+    for (int j = lane; j < d; j += 32) dxr[j] = (dyr[j] * w[j] - xr[j] * rs * meanGx) * rs + (accumulate ? dxr[j] : 0.f);
 }
 
 extern "C" __global__ void rmsnorm_weight_partials(const float* dy, const float* x, const float* rstd, i64 rows, int d, i64 rowsPerSegment, double* pw)
