@@ -110,8 +110,10 @@ public interface IBackend
     void SsdScanStep(Tensor x, Tensor dt, Tensor a, Tensor b, Tensor c, Tensor? d, Tensor? dtBias, bool dtSoftplus, float dtMin, float dtMax, Tensor ssmState, Tensor y);
 
     // ---- losses ----
-    /// <summary>Per-row log-sum-exp and loss = lse − logit[target] (0 where target == ignoreIndex).</summary>
-    void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp);
+    /// <summary>Per-row log-sum-exp and loss = lse − logit[target] (0 where target == ignoreIndex). A target outside [0, V)
+    /// that is not ignored is an error naming its row; with <paramref name="targetsChecked"/> (the caller checked them on
+    /// the host) a GPU skips its own check, a read that waits for the device (the CPU always checks: it indexes by them).</summary>
+    void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp, bool targetsChecked = false);
     /// <summary>dlogits = scale · (softmax − onehot(target)), zero rows for ignored targets. dLogits may be logits itself
     /// (an elementwise rewrite; LinearCrossEntropy overwrites its chunk so).</summary>
     void CrossEntropyBackward(Tensor logits, Tensor targets, long ignoreIndex, Tensor logSumExp, float scale, Tensor dLogits);

@@ -32,7 +32,7 @@ public static partial class F
         var y = Tensor.Empty(new Shape(), DType.F32, logits.Device);
         using (var losses = Tensor.Empty(targets.Shape, DType.F32, logits.Device))
         {
-            backend.CrossEntropyForward(logits, targets, ignoreIndex, losses, lse);
+            backend.CrossEntropyForward(logits, targets, ignoreIndex, losses, lse, targetsChecked: true);   // by CountCheckedTargets
             if (counted == 0) backend.Fill(y, float.NaN);
             else
             {

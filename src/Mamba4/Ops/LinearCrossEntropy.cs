@@ -64,7 +64,7 @@ public static partial class F
                 using var m = lse.ViewOf(new Shape(n), 0);
                 using var h16 = dWeight is not null ? backend.ProductOperand(h) : null;   // logits and dW
                 backend.Gemm(h16 ?? h, false, w, true, z, 1f, 0f);
-                backend.CrossEntropyForward(z, t, ignoreIndex, l, m);
+                backend.CrossEntropyForward(z, t, ignoreIndex, l, m, targetsChecked: true);   // by CountCheckedTargets
                 if (!wantGrad) continue;
                 var dz = z;   // in place: each element of dlogits is made from the same element of the logits
                 backend.CrossEntropyBackward(z, t, ignoreIndex, m, scale, dz);

@@ -12,7 +12,7 @@ namespace Mamba4.Backends.Cpu;
 // The row max and log-sum come from CpuBackend.LogSoftmax.cs (MaxAndLogSum).
 public sealed unsafe partial class CpuBackend
 {
-    public void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp)
+    public void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp, bool targetsChecked = false)
     {
         long rows = logits.Shape.Rows;
         int v = logits.Shape.Last;

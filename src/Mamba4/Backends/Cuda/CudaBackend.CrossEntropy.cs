@@ -11,12 +11,18 @@ public sealed unsafe partial class CudaBackend
         if (targets.NumElements != rows) throw new ArgumentException($"cross-entropy: {targets.NumElements} targets for {rows} rows of logits");
     }
 
-    public void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp)
+    public void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp, bool targetsChecked = false)
     {
         long rows = logits.Shape.Rows;
         int v = logits.Shape.Last;
         CheckTargets(targets, rows);
         if (rows == 0) return;
+        if (targetsChecked)
+        {
+            // no slot to read back: the head's chunks (F.LinearCrossEntropy) no longer wait for the device one by one
+            Launch(Kernels.CrossEntropy.File, Kernels.CrossEntropy.CrossEntropyForward, rows, 256, 0, logits, targets, ignoreIndex, losses, logSumExp, v, (nint)0);
+            return;
+        }
         var slot = BadIndexSlot();
         Launch(Kernels.CrossEntropy.File, Kernels.CrossEntropy.CrossEntropyForward, rows, 256, 0, logits, targets, ignoreIndex, losses, logSumExp, v, slot);
         long bad = ReadBadIndex(slot);

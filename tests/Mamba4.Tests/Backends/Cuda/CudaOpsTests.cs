@@ -373,6 +373,10 @@ public class CudaOpsTests
         gpu.CrossEntropyForward(gx, gt, -100, lg, sg);
         Close(lc, lg, 1e-5, "cross-entropy losses");
         Close(sc, sg, 1e-6, "cross-entropy lse");
+        var (lg2, sg2) = (Outputs(rows).Item2, Outputs(rows).Item2);   // targets checked on the host: no device check, same values
+        gpu.CrossEntropyForward(gx, gt, -100, lg2, sg2, targetsChecked: true);
+        Close(lc, lg2, 1e-5, "cross-entropy losses (targets checked)");
+        Close(sc, sg2, 1e-6, "cross-entropy lse (targets checked)");
         var (dc, dg) = Outputs(rows, v);
         Cpu.CrossEntropyBackward(x, t, -100, sc, 0.25f, dc);
         gpu.CrossEntropyBackward(gx, gt, -100, sg, 0.25f, dg);

@@ -2,7 +2,8 @@
 //   m = max_j x_j,  lse = m + log Σ_j exp(x_j − m)
 //   loss = (m − x_t) + log Σ_j exp(x_j − m)   (0 when t == ignore)
 //   dx_j = scale·(exp(x_j − lse) − [j = t])   (zero row when ignored)
-// A target outside [0, V) that is not the ignore index: the smallest such row goes to *bad.
+// A target outside [0, V) that is not the ignore index: the smallest such row goes to *bad (unless bad is null: the
+// targets were checked on the host); its loss and gradient row are 0.
 
 extern "C" __global__ void cross_entropy_forward(const float* logits, const i64* targets, i64 ignore, float* losses, float* lse, int v, u64* bad)
 {
@@ -14,7 +15,7 @@ extern "C" __global__ void cross_entropy_forward(const float* logits, const i64*
     i64 t = targets[r];
     lse[r] = m + logSum;
     if (t == ignore) losses[r] = 0.f;
-    else if (t < 0 || t >= v) { atomicMin(bad, (u64)r); losses[r] = 0.f; }
+    else if (t < 0 || t >= v) { if (bad) atomicMin(bad, (u64)r); losses[r] = 0.f; }
     else losses[r] = (m - x[t]) + logSum;
 }
 
