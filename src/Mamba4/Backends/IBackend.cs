@@ -70,6 +70,9 @@ public interface IBackend
     /// MatmulPrecision Bf16 a BF16 copy, which <see cref="Gemm"/> takes as it is (the same bits its own rounding pass would
     /// give); null where products read F32 as it is (the CPU; CUDA in F32 or TF32). The caller disposes it.</summary>
     Tensor? ProductOperand(Tensor x);
+    /// <summary>The type <see cref="ProductOperand"/> rounds to: BF16 on CUDA with MatmulPrecision Bf16, else F32 (products
+    /// read F32 as it is). A kernel that makes a product's operand may write it in this type directly.</summary>
+    DType ProductOperandType { get; }
     /// <summary>As <see cref="Gemm"/> for each i of a batch: C[i] = alpha · op(A[i]) · op(B[i]) + beta · C[i], with A, B, C
     /// [batch, rows, last] (contiguous).</summary>
     void GemmBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta);
@@ -116,6 +119,8 @@ public interface IBackend
     void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp, bool targetsChecked = false);
     /// <summary>dlogits = scale · (softmax − onehot(target)), zero rows for ignored targets. dLogits may be logits itself
     /// (an elementwise rewrite; LinearCrossEntropy overwrites its chunk so).</summary>
+    /// <summary>dlogits = scale·(softmax − one-hot) (a zero row where ignored), written in dLogits' type: F32, or on a
+    /// backend whose <see cref="ProductOperandType"/> is BF16 also BF16 (the operand of the products that follow).</summary>
     void CrossEntropyBackward(Tensor logits, Tensor targets, long ignoreIndex, Tensor logSumExp, float scale, Tensor dLogits);
     void LogSoftmaxForward(Tensor x, Tensor y);
     void LogSoftmaxBackward(Tensor y, Tensor dy, Tensor dx);

@@ -50,8 +50,12 @@ public static partial class F
         // the weight serves two products a chunk (logits, dhidden): rounded once where the backend rounds operands, else null
         using var w16 = backend.ProductOperand(weight);
         var w = w16 ?? weight;
+        // where the products round their operands (BF16), the cross-entropy writes dlogits in that type itself: the bits a
+        // rounding pass over F32 dlogits would give, without the pass or the F32 write
+        bool narrowGrad = wantGrad && backend.ProductOperandType != DType.F32;
         using (var losses = Tensor.Empty(new Shape(rows), DType.F32, hidden.Device))
         using (var logits = Tensor.Empty(new Shape(chunk, vocab), DType.F32, hidden.Device))
+        using (var narrowLogits = narrowGrad ? Tensor.Empty(new Shape(chunk, vocab), backend.ProductOperandType, hidden.Device) : null)
         using (var lse = Tensor.Empty(new Shape(chunk), DType.F32, hidden.Device))
         {
             for (int r0 = 0; r0 < rows; r0 += chunk)
@@ -66,9 +70,11 @@ public static partial class F
                 backend.Gemm(h16 ?? h, false, w, true, z, 1f, 0f);
                 backend.CrossEntropyForward(z, t, ignoreIndex, l, m, targetsChecked: true);   // by CountCheckedTargets
                 if (!wantGrad) continue;
-                var dz = z;   // in place: each element of dlogits is made from the same element of the logits
+                // F32: in place (each element of dlogits is made from the same element of the logits); else the products' type
+                using var dzNarrow = narrowLogits?.ViewOf(new Shape(n, vocab), 0);
+                var dz = dzNarrow ?? z;
                 backend.CrossEntropyBackward(z, t, ignoreIndex, m, scale, dz);
-                using var dz16 = dHidden is not null && dWeight is not null ? backend.ProductOperand(dz) : null;   // dhidden and dW
+                using var dz16 = dzNarrow is null && dHidden is not null && dWeight is not null ? backend.ProductOperand(dz) : null;   // dhidden and dW
                 if (dHidden is not null)
                 {
                     using var dh = dHidden.ViewOf(new Shape(n, dim), (long)r0 * dim * sizeof(float));

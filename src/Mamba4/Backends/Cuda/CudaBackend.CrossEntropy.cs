@@ -35,6 +35,12 @@ public sealed unsafe partial class CudaBackend
         long rows = logits.Shape.Rows;
         CheckTargets(targets, rows);
         if (rows == 0) return;
-        Launch(Kernels.CrossEntropy.File, Kernels.CrossEntropy.CrossEntropyBackward, rows, 256, 0, logits, targets, ignoreIndex, logSumExp, scale, dLogits, logits.Shape.Last);
+        string kernel = dLogits.DType switch
+        {
+            DType.F32 => Kernels.CrossEntropy.CrossEntropyBackward,
+            DType.BF16 => Kernels.CrossEntropy.CrossEntropyBackwardBf16,   // the head's BF16 products' operand, written directly
+            _ => throw new ArgumentException($"cross-entropy: dlogits are written in F32 or BF16, not {dLogits.DType}"),
+        };
+        Launch(Kernels.CrossEntropy.File, kernel, rows, 256, 0, logits, targets, ignoreIndex, logSumExp, scale, dLogits, logits.Shape.Last);
     }
 }

@@ -100,7 +100,8 @@ public sealed unsafe partial class CudaBackend
         _ => throw new ArgumentException($"gemm: {which}{x.Shape} is {x.DType}; BF16 products take F32 or BF16 operands"),
     };
 
-    public Tensor? ProductOperand(Tensor x) => MatmulPrecision == MatmulPrecision.Bf16 && x.DType == DType.F32 ? RoundedToBf16(x) : null;
+    public Tensor? ProductOperand(Tensor x) => ProductOperandType == DType.BF16 && x.DType == DType.F32 ? RoundedToBf16(x) : null;
+    public DType ProductOperandType => MatmulPrecision == MatmulPrecision.Bf16 ? DType.BF16 : DType.F32;
 
     /// <summary>A BF16 copy of F32 x, rounded to nearest even (elementwise.cu: f32_to_bf16).</summary>
     private Tensor RoundedToBf16(Tensor x)

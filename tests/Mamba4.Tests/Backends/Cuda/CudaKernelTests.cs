@@ -348,6 +348,49 @@ public class CudaMixedPrecisionTests
         Assert.Null(gpu.ProductOperand(dy));   // F32 products: nothing to round
     }
 
+    /// <summary>With BF16 products, LinearCrossEntropy's cross-entropy writes dlogits in BF16 itself (no F32 dlogits, no
+    /// rounding pass): its gradients equal, bit for bit, the products on the F32 dlogits the unfused ops give (which the
+    /// products round themselves), over several chunks.</summary>
+    [Fact]
+    public void HeadGradientsFromBf16DlogitsEqualTheProductsOnF32Dlogits()
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var rng = new Random(45);
+        int rows = 23, dim = 32, vocab = 70, chunk = 8;
+        var h = Random(rng, rows, dim).To(Cuda);
+        var w = Random(rng, vocab, dim).To(Cuda);
+        var targets = Enumerable.Range(0, rows).Select(i => i % 5 == 4 ? -100L : rng.Next(vocab)).ToArray();
+        try
+        {
+            gpu.MatmulPrecision = MatmulPrecision.Bf16;
+            var hp = h.Clone(); hp.RequiresGrad = true;
+            var wp = w.Clone(); wp.RequiresGrad = true;
+            Ops.F.LinearCrossEntropy(hp, wp, Tensor.From(targets, rows), chunkRows: chunk).Backward();
+            float scale = 1f / targets.Count(t => t != -100);
+            var dh = Tensor.Zeros(new Shape(rows, dim), DType.F32, Cuda);
+            var dw = Tensor.Zeros(new Shape(vocab, dim), DType.F32, Cuda);
+            var t = Tensor.From(targets, rows).To(Cuda);
+            for (int r0 = 0; r0 < rows; r0 += chunk)
+            {
+                int n = Math.Min(chunk, rows - r0);
+                var hc = h.ViewOf(new Shape(n, dim), (long)r0 * dim * sizeof(float));
+                var tc = t.ViewOf(new Shape(n), (long)r0 * sizeof(long));
+                var z = Tensor.Empty(new Shape(n, vocab), DType.F32, Cuda);
+                gpu.Gemm(hc, false, w, true, z, 1f, 0f);
+                var (loss, lse) = (Tensor.Empty(new Shape(n), DType.F32, Cuda), Tensor.Empty(new Shape(n), DType.F32, Cuda));
+                gpu.CrossEntropyForward(z, tc, -100, loss, lse);
+                var dz = Tensor.Empty(new Shape(n, vocab), DType.F32, Cuda);
+                gpu.CrossEntropyBackward(z, tc, -100, lse, scale, dz);
+                gpu.Gemm(dz, false, w, false, dh.ViewOf(new Shape(n, dim), (long)r0 * dim * sizeof(float)), 1f, 0f);
+                gpu.Gemm(dz, true, hc, false, dw, 1f, 1f);
+            }
+            Assert.Equal(dh.ToFloatArray(), hp.Grad!.ToFloatArray());
+            Assert.Equal(dw.ToFloatArray(), wp.Grad!.ToFloatArray());
+        }
+        finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
+    }
+
     [Fact]
     public void Bf16TrainingKeepsF32MasterWeightsAndLearns()
     {

@@ -381,6 +381,10 @@ public class CudaOpsTests
         Cpu.CrossEntropyBackward(x, t, -100, sc, 0.25f, dc);
         gpu.CrossEntropyBackward(gx, gt, -100, sg, 0.25f, dg);
         Close(dc, dg, 1e-5, "cross-entropy dlogits");
+        // written in BF16 (the operand of the head's BF16 products): the GPU's own F32 dlogits rounded to nearest even
+        var dg16 = Tensor.Empty(new Shape(rows, v), DType.BF16, Cuda);
+        gpu.CrossEntropyBackward(gx, gt, -100, sg, 0.25f, dg16);
+        Assert.Equal(dg.To(Device.Cpu).To(DType.BF16).To(DType.F32).ToFloatArray(), dg16.To(Device.Cpu).To(DType.F32).ToFloatArray());
         var (yc, yg) = Outputs(rows, v);
         Cpu.LogSoftmaxForward(x, yc);
         gpu.LogSoftmaxForward(gx, yg);

@@ -19,18 +19,29 @@ extern "C" __global__ void cross_entropy_forward(const float* logits, const i64*
     else losses[r] = (m - x[t]) + logSum;
 }
 
-extern "C" __global__ void cross_entropy_backward(const float* logits, const i64* targets, i64 ignore, const float* lse, float scale, float* dlogits, int v)
+// dlogits written as OUT (store_as: 0 F32; 1 BF16, the operand of the head's BF16 products, rounded from the same F32
+// value as the F32 kernel writes: the bits a rounding pass over the F32 gradient would give, without that pass).
+template <int OUT> __device__ void cross_entropy_backward_rows(const float* logits, const i64* targets, i64 ignore, const float* lse, float scale, void* dlogits, int v)
 {
     i64 r = blockIdx.x;
     i64 t = targets[r];
     const float* x = logits + r * v;
-    float* d = dlogits + r * v;
     bool skip = t == ignore || t < 0 || t >= v;
     float l = lse[r];
     for (int j = threadIdx.x; j < v; j += blockDim.x)
     {
-        if (skip) { d[j] = 0.f; continue; }
+        if (skip) { store_as<OUT>(dlogits, r * v + j, 0.f); continue; }
         float g = expf(x[j] - l) * scale;
-        d[j] = j == t ? g - scale : g;
+        store_as<OUT>(dlogits, r * v + j, j == t ? g - scale : g);
     }
+}
+
+extern "C" __global__ void cross_entropy_backward(const float* logits, const i64* targets, i64 ignore, const float* lse, float scale, float* dlogits, int v)
+{
+    cross_entropy_backward_rows<0>(logits, targets, ignore, lse, scale, dlogits, v);
+}
+
+extern "C" __global__ void cross_entropy_backward_bf16(const float* logits, const i64* targets, i64 ignore, const float* lse, float scale, void* dlogits, int v)
+{
+    cross_entropy_backward_rows<1>(logits, targets, ignore, lse, scale, dlogits, v);
 }
