@@ -117,10 +117,9 @@ public interface IBackend
     /// that is not ignored is an error naming its row; with <paramref name="targetsChecked"/> (the caller checked them on
     /// the host) a GPU skips its own check, a read that waits for the device (the CPU always checks: it indexes by them).</summary>
     void CrossEntropyForward(Tensor logits, Tensor targets, long ignoreIndex, Tensor losses, Tensor logSumExp, bool targetsChecked = false);
-    /// <summary>dlogits = scale · (softmax − onehot(target)), zero rows for ignored targets. dLogits may be logits itself
-    /// (an elementwise rewrite; LinearCrossEntropy overwrites its chunk so).</summary>
-    /// <summary>dlogits = scale·(softmax − one-hot) (a zero row where ignored), written in dLogits' type: F32, or on a
-    /// backend whose <see cref="ProductOperandType"/> is BF16 also BF16 (the operand of the products that follow).</summary>
+    /// <summary>dlogits = scale·(softmax − one-hot(target)) (a zero row where ignored), written in dLogits' type: F32 — then
+    /// dLogits may be logits itself (an elementwise rewrite; LinearCrossEntropy overwrites its chunk so) — or, on a backend
+    /// whose <see cref="ProductOperandType"/> is BF16, BF16 (the operand of the products that follow).</summary>
     void CrossEntropyBackward(Tensor logits, Tensor targets, long ignoreIndex, Tensor logSumExp, float scale, Tensor dLogits);
     void LogSoftmaxForward(Tensor x, Tensor y);
     void LogSoftmaxBackward(Tensor y, Tensor dy, Tensor dx);

@@ -34,6 +34,8 @@ public sealed unsafe partial class CudaBackend
     {
         long rows = logits.Shape.Rows;
         CheckTargets(targets, rows);
+        if (dLogits.Shape != logits.Shape)
+            throw new ArgumentException($"cross-entropy: dlogits {dLogits.Shape} must have the logits' shape {logits.Shape}");
         if (rows == 0) return;
         string kernel = dLogits.DType switch
         {
