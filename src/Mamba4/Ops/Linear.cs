@@ -29,9 +29,9 @@ public static partial class F
                 using var dy16 = x.RequiresGrad && weight.RequiresGrad ? x.Backend.ProductOperand(dy) : null;
                 if (x.RequiresGrad)
                 {
-                    var (dx, beta) = Tape.GradientDestination(x, out bool fresh);   // added to x's gradient by the product where it has one
+                    var (dx, beta) = Tape.GradientDestination(x);   // added to x's gradient by the product where it has one
                     x.Backend.Gemm(dy16 ?? dy, false, weight, false, dx, 1f, beta);
-                    if (fresh) Tape.Accumulate(x, dx, owned: true);
+                    if (beta == 0f) Tape.Accumulate(x, dx, owned: true);
                 }
                 if (weight.RequiresGrad)
                 {
@@ -89,8 +89,7 @@ public static partial class F
         {
             // a part at a time: its gradient rounded once for dx and dW where the backend rounds operands (BF16 products),
             // x once for every part's dW; null elsewhere. dx sums the parts in order, as one product each.
-            bool fresh = false;
-            var (dx, beta) = x.RequiresGrad ? Tape.GradientDestination(x, out fresh) : (null, 0f);   // as Linear's dx
+            var (dx, beta) = x.RequiresGrad ? Tape.GradientDestination(x) : (null, 0f);   // as Linear's dx
             // rows of parts that received no gradient stay zero
             Tensor Rows(Shape shape) => parts.All(p => p.Grad is not null) ? Tensor.Empty(shape, DType.F32, x.Device) : Tensor.Zeros(shape, DType.F32, x.Device);
             var dw = weight.RequiresGrad ? Rows(weight.Shape) : null;
@@ -111,7 +110,7 @@ public static partial class F
                         using (var dbRows = db.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize))
                             x.Backend.SumRows(dy, dbRows, accumulate: false);
                 }
-                if (dx is not null && fresh) Tape.Accumulate(x, dx, owned: true);   // (the node runs only when a part has a gradient)
+                if (dx is not null && beta == 0f) Tape.Accumulate(x, dx, owned: true);   // (the node runs only when a part has a gradient)
                 if (dw is not null) Tape.Accumulate(weight, dw, owned: true);
                 if (db is not null) Tape.Accumulate(bias!, db, owned: true);
             }

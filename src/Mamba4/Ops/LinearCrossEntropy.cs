@@ -70,17 +70,17 @@ public static partial class F
                 backend.Gemm(h16 ?? h, false, w, true, z, 1f, 0f);
                 backend.CrossEntropyForward(z, t, ignoreIndex, l, m, targetsChecked: true);   // by CountCheckedTargets
                 if (!wantGrad) continue;
-                // F32: in place (each element of dlogits is made from the same element of the logits); else the products' type
+                // F32: in place (each element of dlogits is made from the same element of the logits); else in the products'
+                // operand type, which both products (dhidden, dW) read as it is
                 using var dzNarrow = narrowLogits?.ViewOf(new Shape(n, vocab), 0);
                 var dz = dzNarrow ?? z;
                 backend.CrossEntropyBackward(z, t, ignoreIndex, m, scale, dz);
-                using var dz16 = dzNarrow is null && dHidden is not null && dWeight is not null ? backend.ProductOperand(dz) : null;   // dhidden and dW
                 if (dHidden is not null)
                 {
                     using var dh = dHidden.ViewOf(new Shape(n, dim), (long)r0 * dim * sizeof(float));
-                    backend.Gemm(dz16 ?? dz, false, w, false, dh, 1f, 0f);
+                    backend.Gemm(dz, false, w, false, dh, 1f, 0f);
                 }
-                if (dWeight is not null) backend.Gemm(dz16 ?? dz, true, h16 ?? h, false, dWeight, 1f, 1f);
+                if (dWeight is not null) backend.Gemm(dz, true, h16 ?? h, false, dWeight, 1f, 1f);
             }
             if (counted == 0) backend.Fill(y, float.NaN);
             else

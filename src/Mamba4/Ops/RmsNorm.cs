@@ -20,7 +20,7 @@ public static partial class F
             Tape.Record("RmsNorm", () =>
             {
                 // x's gradient added to where it has one (the residual stream's, from the block's addition)
-                var (dx, beta) = x.RequiresGrad ? Tape.GradientDestination(x, out bool fresh) : (Tensor.Empty(x.Shape, x.DType, x.Device), 0f);
+                var (dx, beta) = x.RequiresGrad ? Tape.GradientDestination(x) : (Tensor.Empty(x.Shape, x.DType, x.Device), 0f);
                 var dw = Tensor.Empty(weight.Shape, x.DType, x.Device);
                 x.Backend.RmsNormBackward(y.Grad!, x, weight, rstd, dx, dw, accumulate: beta == 1f);
                 if (beta == 0f) Tape.Accumulate(x, dx, owned: true);

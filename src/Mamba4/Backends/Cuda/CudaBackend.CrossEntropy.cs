@@ -17,14 +17,11 @@ public sealed unsafe partial class CudaBackend
         int v = logits.Shape.Last;
         CheckTargets(targets, rows);
         if (rows == 0) return;
-        if (targetsChecked)
-        {
-            // no slot to read back: the head's chunks (F.LinearCrossEntropy) no longer wait for the device one by one
-            Launch(Kernels.CrossEntropy.File, Kernels.CrossEntropy.CrossEntropyForward, rows, 256, 0, logits, targets, ignoreIndex, losses, logSumExp, v, (nint)0);
-            return;
-        }
-        var slot = BadIndexSlot();
+        // targets checked on the host: no slot to read back, so the head's chunks (F.LinearCrossEntropy) do not wait for
+        // the device one by one
+        Tensor? slot = targetsChecked ? null : BadIndexSlot();
         Launch(Kernels.CrossEntropy.File, Kernels.CrossEntropy.CrossEntropyForward, rows, 256, 0, logits, targets, ignoreIndex, losses, logSumExp, v, slot);
+        if (slot is null) return;
         long bad = ReadBadIndex(slot);
         if (bad >= 0)
             throw new ArgumentException($"cross-entropy: target {HostIndex(targets, bad)} at row {bad} is outside [0, {v}) and is not the ignore index {ignoreIndex}");
