@@ -124,46 +124,53 @@ public static class CudaModelBench
                     : "";
                 Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}{(recompute ? ", recompute" : "")} (forward + backward + clip + AdamW): {batch * l / s:F0} tokens/s ({s * 1000:F0} ms/step, median of 5), peak {peakGb:F2} GB{vs}");
             }
-        ConvTiledSteps(gpu, model, optimizer);
+        FlagSteps(gpu, model, optimizer);
         gpu.MatmulPrecision = MatmulPrecision.F32;
         model.Recompute = false;
     }
 
-    /// <summary>The training step at 8 × 2048 with the conv's per-element and tiled kernels (CudaBackend.TiledConv),
-    /// interleaved step by step, F32 and BF16 products.</summary>
-    private static void ConvTiledSteps(CudaBackend gpu, MambaLM model, AdamW optimizer)
+    /// <summary>The training step at 8 × 2048 with a setting off and on, interleaved step by step (medians of 5): the conv's
+    /// per-element and tiled kernels (CudaBackend.TiledConv) with F32 and BF16 products, and with BF16 products the F32
+    /// activations rounded by the products and the BF16 ones written by their makers (CudaBackend.Bf16Activations).</summary>
+    private static void FlagSteps(CudaBackend gpu, MambaLM model, AdamW optimizer)
     {
-        foreach (var precision in new[] { MatmulPrecision.F32, MatmulPrecision.Bf16 })
-        {
-            const int batch = 8, l = 2048;
-            gpu.MatmulPrecision = precision;
-            var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
-            var times = new[] { new List<double>(), new List<double>() };
-            try
-            {
-                for (int r = -1; r < 5; r++)
-                    for (int v = 0; v < 2; v++)
-                    {
-                        gpu.TiledConv = v == 1;
-                        double t = TrainMemoryBench.Step(model, optimizer, ids, batch, l);
-                        if (r >= 0) times[v].Add(t);
-                    }
-            }
-            finally { gpu.TiledConv = true; }
-            double per = times[0].Order().ElementAt(2), tiled = times[1].Order().ElementAt(2);
-            Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}, conv per-element vs tiled (interleaved medians of 5): {per * 1000:F1} vs {tiled * 1000:F1} ms/step, {per / tiled:F3}×");
-        }
-        gpu.MatmulPrecision = MatmulPrecision.F32;
+        InterleavedSteps(gpu, model, optimizer, MatmulPrecision.F32, "conv per-element vs tiled", on => gpu.TiledConv = on);
+        InterleavedSteps(gpu, model, optimizer, MatmulPrecision.Bf16, "conv per-element vs tiled", on => gpu.TiledConv = on);
+        InterleavedSteps(gpu, model, optimizer, MatmulPrecision.Bf16, "F32 activations rounded by the products vs BF16 activations", on => gpu.Bf16Activations = on);
     }
 
-    /// <summary>MAMBA4_CUDA_BENCH=flags: the training step with the conv's tiled and per-element kernels
-    /// (<see cref="ConvTiledSteps"/>) beside each other in the same run, for a change's quick check without mamba_ssm
-    /// (a minute or two of device time).</summary>
+    private static void InterleavedSteps(CudaBackend gpu, MambaLM model, AdamW optimizer, MatmulPrecision precision, string what, Action<bool> set)
+    {
+        const int batch = 8, l = 2048;
+        gpu.MatmulPrecision = precision;
+        var ids = RandomIds(batch * l, Config130M.VocabSize, 7);
+        var times = new[] { new List<double>(), new List<double>() };
+        try
+        {
+            for (int r = -1; r < 5; r++)
+                for (int v = 0; v < 2; v++)
+                {
+                    set(v == 1);
+                    double t = TrainMemoryBench.Step(model, optimizer, ids, batch, l);
+                    if (r >= 0) times[v].Add(t);
+                }
+        }
+        finally
+        {
+            set(true);
+            gpu.MatmulPrecision = MatmulPrecision.F32;
+        }
+        double off = times[0].Order().ElementAt(2), on = times[1].Order().ElementAt(2);
+        Console.WriteLine($"training, 130M shape, GEMMs {precision}, {batch} × {l}, {what} (interleaved medians of 5): {off * 1000:F1} vs {on * 1000:F1} ms/step, {off / on:F3}×");
+    }
+
+    /// <summary>MAMBA4_CUDA_BENCH=flags: the training step with each setting off and on (<see cref="FlagSteps"/>) beside
+    /// each other in the same run, for a change's quick check without mamba_ssm (a minute or two of device time).</summary>
     private static void Flags(CudaBackend gpu, MambaLM model)
     {
         Console.WriteLine();
         using var optimizer = new AdamW(model, 1e-4f);
-        ConvTiledSteps(gpu, model, optimizer);
+        FlagSteps(gpu, model, optimizer);
     }
 
     /// <summary>Prefill (issue 19, target 4): the forward over one sequence of 2,048 and 16,384 tokens without gradients,

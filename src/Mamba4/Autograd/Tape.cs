@@ -98,12 +98,13 @@ public static class Tape
     /// Where a product (<c>Gemm</c> with β) may write <paramref name="target"/>'s gradient itself: into the gradient it already
     /// has, with β = 1, so that the product adds to it and no addition pass follows (a Mamba block's conv output gets the
     /// scan's gradient first, then x_proj's); else into a new tensor with β = 0, which the caller then hands to
-    /// <see cref="Accumulate"/>.
+    /// <see cref="Accumulate"/>. The gradient is of <paramref name="type"/> (default: the target's; F32 for a BF16 activation
+    /// whose gradient stays F32).
     /// </summary>
-    internal static (Tensor Destination, float Beta) GradientDestination(Tensor target) =>
-        target.Grad is { } g && g.Shape == target.Shape && g.DType == target.DType
+    internal static (Tensor Destination, float Beta) GradientDestination(Tensor target, DType? type = null) =>
+        target.Grad is { } g && g.Shape == target.Shape && g.DType == (type ?? target.DType)
             ? (g, 1f)
-            : (Tensor.Empty(target.Shape, target.DType, target.Device), 0f);
+            : (Tensor.Empty(target.Shape, type ?? target.DType, target.Device), 0f);
 
     /// <summary>
     /// Adds <paramref name="grad"/> into <paramref name="target"/>.Grad (if target requires grad).

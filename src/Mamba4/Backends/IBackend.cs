@@ -73,6 +73,10 @@ public interface IBackend
     /// <summary>The type <see cref="ProductOperand"/> rounds to: BF16 on CUDA with MatmulPrecision Bf16, else F32 (products
     /// read F32 as it is). A kernel that makes a product's operand may write it in this type directly.</summary>
     DType ProductOperandType { get; }
+    /// <summary>The type an activation whose only reader is a product is written in by the op that makes it (the block's
+    /// RMSNorm for in_proj, the scan for out_proj): BF16 on CUDA with BF16 products (and <c>Bf16Activations</c>), so that no
+    /// F32 copy exists and nothing rounds it twice; else F32. Its gradient stays F32.</summary>
+    DType ActivationType { get; }
     /// <summary>As <see cref="Gemm"/> for each i of a batch: C[i] = alpha · op(A[i]) · op(B[i]) + beta · C[i], with A, B, C
     /// [batch, rows, last] (contiguous).</summary>
     void GemmBatched(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha, float beta);
@@ -86,6 +90,8 @@ public interface IBackend
     void EmbeddingBackward(Tensor dy, Tensor ids, Tensor dWeight, long paddingIndex);
     void LayerNormForward(Tensor x, Tensor weight, Tensor? bias, float eps, Tensor y, Tensor mean, Tensor rstd);
     void LayerNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx, Tensor dWeight, Tensor? dBias);
+    /// <summary>y = x·r·w, r = 1/√(mean x² + ε) per row (into rstd); y F32, or BF16 rounded from the same F32 values (the
+    /// operand of BF16 products).</summary>
     void RmsNormForward(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd);
     /// <summary>dx = r·(g − x̂·mean(g·x̂)), g = dy·w, written (or with <paramref name="accumulate"/> added to dx's values: the
     /// residual stream's gradient, which the block's addition gave it first); dWeight = Σ_rows dy·x̂.</summary>

@@ -19,7 +19,7 @@ public sealed class MambaBlock : Module
     public Nn.RmsNorm Norm { get; }
     public SsmMixer Mixer { get; }
 
-    public Tensor Forward(Tensor h, MambaLayerState? state = null) => F.Add(h, Mixer.Forward(Norm.Forward(h), state));
+    public Tensor Forward(Tensor h, MambaLayerState? state = null) => F.Add(h, Mixer.Forward(Norm.Forward(h, Mixer.InputType(h)), state));
     public Tensor Step(Tensor h, MambaLayerState state) => F.Add(h, Mixer.Step(Norm.Forward(h), state));
 }
 

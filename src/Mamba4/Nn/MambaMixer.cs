@@ -113,7 +113,7 @@ public sealed class MambaMixer : SsmMixer
         var a = F.Scale(F.Exp(ALog), -1f);
         var (y, last) = F.SelectiveScan(x, delta, a, b, c, D, z, deltaBias, deltaSoftplus: true, returnLastState: state is not null,
             initialState: continues ? state!.SsmState.Clone() : null,   // a copy: the backward recomputes from it after SsmState is overwritten
-            outputNeeded);
+            outputNeeded, ProductInputType(x, OutProj.Weight));   // BF16 where out_proj, y's only reader, multiplies in BF16
         if (state is not null) state.SsmState.CopyFrom(last!);
         return y;
     }

@@ -15,5 +15,6 @@ public sealed class RmsNorm : Module
     public Tensor Weight { get; }
     public float Eps { get; }
 
-    public Tensor Forward(Tensor x) => F.RmsNorm(x, Weight, Eps);
+    /// <param name="outputType">BF16 where the only reader multiplies in BF16 (<see cref="SsmMixer.InputType"/>); default x's.</param>
+    public Tensor Forward(Tensor x, DType? outputType = null) => F.RmsNorm(x, Weight, Eps, outputType);
 }

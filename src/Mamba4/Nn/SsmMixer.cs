@@ -21,6 +21,16 @@ public abstract class SsmMixer : Module
     /// <summary>The skip weight (per channel for Mamba-1, per head for Mamba-2).</summary>
     public abstract Tensor D { get; }
 
+    /// <summary>The type <see cref="Forward"/>'s input may be written in: BF16 where in_proj, its only reader, multiplies in
+    /// BF16 (see <see cref="ProductInputType"/>), else h's. The block's RMSNorm writes it so.</summary>
+    public DType InputType(Tensor h) => ProductInputType(h, InProj.Weight);
+
+    /// <summary>The type to write <paramref name="x"/> in when a product with <paramref name="weight"/> is its only reader: the
+    /// backend's <see cref="Backends.IBackend.ActivationType"/> (BF16 with BF16 products: the product would round an F32 x
+    /// first, and again for the weight's gradient) for an F32 x and weight, else x's own.</summary>
+    protected static DType ProductInputType(Tensor x, Tensor weight) =>
+        x.DType == DType.F32 && weight.DType == DType.F32 ? x.Backend.ActivationType : x.DType;
+
     /// <summary>Parallel forward over a whole sequence: h (b, l, d) → (b, l, d). With <paramref name="state"/>, leaves the final recurrent state there (prefill).</summary>
     public abstract Tensor Forward(Tensor h, MambaLayerState? state = null);
 

@@ -6,6 +6,7 @@ namespace Mamba4.Ops;
 /// <summary>
 /// y = x Wᵀ + b  (PyTorch nn.Linear: x [..., in], weight [out, in], bias [out]).
 /// dx = dy W;   dW = Σ dyᵀ x (over all leading axes);   db = Σ_rows dy.
+/// x is F32, or BF16 (an activation its producer wrote in BF16 for BF16 products: y and dx stay F32).
 /// A BF16, F16 or I8 weight (inference only: <see cref="NarrowWeightCheck"/>) is read in its own type with F32 sums:
 /// y[r, o] = s[o] · Σ_i x[r, i] · W[o, i], s the I8 weight's <see cref="Tensor.RowScale"/> (1 otherwise).
 /// </summary>
@@ -13,39 +14,52 @@ public static partial class F
 {
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
-        OpCheck.F32("Linear", "x", x);
-        if (weight.DType.IsNarrowWeight()) return NarrowLinear(x, weight, bias);
+        if (x.DType != DType.BF16) OpCheck.F32("Linear", "x", x);
+        if (weight.DType.IsNarrowWeight())
+        {
+            if (x.DType != DType.BF16) return NarrowLinear(x, weight, bias);
+            using var wide = x.To(DType.F32);   // (inference only: NarrowLinear refuses the tape)
+            return NarrowLinear(wide, weight, bias);
+        }
         OpCheck.F32("Linear", "weight", weight);
         x = CheckLinear(x, weight, bias);
         int outFeatures = weight.Shape[0];
-        var y = Tensor.Empty(x.Shape.WithLast(outFeatures), x.DType, x.Device);
-        x.Backend.Gemm(x, false, weight, true, y, 1f, 0f);
+        // a BF16 x (an activation written in BF16 for BF16 products: the scan's output) is the products' operand as it is;
+        // a backend whose products take F32 reads its F32 copy. y and x's gradient are F32 either way.
+        var operand = x.DType == DType.BF16 && x.Backend.ProductOperandType != DType.BF16 ? x.To(DType.F32) : x;
+        var y = Tensor.Empty(x.Shape.WithLast(outFeatures), DType.F32, x.Device);
+        x.Backend.Gemm(operand, false, weight, true, y, 1f, 0f);
         if (bias is not null) x.Backend.AddRowVector(y, bias);
-        if (Tape.ShouldRecord(x, weight, bias))
-            Tape.Record("Linear", () =>
+        if (!Tape.ShouldRecord(x, weight, bias))
+        {
+            if (operand != x) operand.Dispose();
+            return y;
+        }
+        Tape.Record("Linear", () =>
+        {
+            var dy = y.Grad!;
+            // rounded once for both products where the backend rounds operands (BF16 products), else null
+            using var dy16 = x.RequiresGrad && weight.RequiresGrad ? x.Backend.ProductOperand(dy) : null;
+            if (x.RequiresGrad)
             {
-                var dy = y.Grad!;
-                // rounded once for both products where the backend rounds operands (BF16 products), else null
-                using var dy16 = x.RequiresGrad && weight.RequiresGrad ? x.Backend.ProductOperand(dy) : null;
-                if (x.RequiresGrad)
-                {
-                    var (dx, beta) = Tape.GradientDestination(x);   // added to x's gradient by the product where it has one
-                    x.Backend.Gemm(dy16 ?? dy, false, weight, false, dx, 1f, beta);
-                    if (beta == 0f) Tape.Accumulate(x, dx, owned: true);
-                }
-                if (weight.RequiresGrad)
-                {
-                    var dw = Tensor.Empty(weight.Shape, weight.DType, weight.Device);
-                    x.Backend.Gemm(dy16 ?? dy, true, x, false, dw, 1f, 0f);
-                    Tape.Accumulate(weight, dw, owned: true);
-                }
-                if (bias is { RequiresGrad: true })
-                {
-                    var db = Tensor.Empty(bias.Shape, bias.DType, bias.Device);
-                    x.Backend.SumRows(dy, db, accumulate: false);
-                    Tape.Accumulate(bias, db, owned: true);
-                }
-            }, y);
+                var (dx, beta) = Tape.GradientDestination(x, DType.F32);   // added to x's gradient by the product where it has one
+                x.Backend.Gemm(dy16 ?? dy, false, weight, false, dx, 1f, beta);
+                if (beta == 0f) Tape.Accumulate(x, dx, owned: true);
+            }
+            if (weight.RequiresGrad)
+            {
+                var dw = Tensor.Empty(weight.Shape, weight.DType, weight.Device);
+                x.Backend.Gemm(dy16 ?? dy, true, operand, false, dw, 1f, 0f);
+                Tape.Accumulate(weight, dw, owned: true);
+            }
+            if (bias is { RequiresGrad: true })
+            {
+                var db = Tensor.Empty(bias.Shape, bias.DType, bias.Device);
+                x.Backend.SumRows(dy, db, accumulate: false);
+                Tape.Accumulate(bias, db, owned: true);
+            }
+            if (operand != x) operand.Dispose();
+        }, y);
         return y;
     }
 
@@ -53,7 +67,7 @@ public static partial class F
     /// nn.Linear with its output split along the last axis, without the joined output or the copies: part i is
     /// y_i = x W_iᵀ (+ b_i), W_i the rows [o_i, o_i + sizes[i]) of weight (a view), b_i those of bias. Backward:
     /// dx = Σ_i dy_i W_i (parts without a gradient skipped), dW_i = Σ dy_iᵀ x into the rows of one dW, db_i = Σ_rows dy_i.
-    /// Equals SplitLastAxis(Linear(x, weight, bias), sizes), which a BF16/F16/I8 weight takes. Each part's product reads x
+    /// Equals SplitLastAxis(Linear(x, weight, bias), sizes), which a BF16/F16/I8 weight takes; x F32 or BF16 as Linear's. Each part's product reads x
     /// again: worth it where the outputs are wide beside x (in_proj, Mamba-2's in_proj, qkv: 0.96–0.97× the time of Linear
     /// + split, forward and backward, `bench prefill` on the CPU), not for narrow ones (x_proj's 48 + 16 + 16 from 1,536:
     /// 1.26×, so it keeps the split).
@@ -61,7 +75,7 @@ public static partial class F
     public static Tensor[] LinearSplit(Tensor x, Tensor weight, Tensor? bias, params int[] sizes)
     {
         if (weight.DType.IsNarrowWeight()) return SplitLastAxis(Linear(x, weight, bias), sizes);
-        OpCheck.F32("Linear", "x", x);
+        if (x.DType != DType.BF16) OpCheck.F32("Linear", "x", x);
         OpCheck.F32("Linear", "weight", weight);
         x = CheckLinear(x, weight, bias);
         int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
@@ -71,32 +85,34 @@ public static partial class F
         var firstRow = new long[sizes.Length];
         for (int i = 1; i < sizes.Length; i++) firstRow[i] = firstRow[i - 1] + sizes[i - 1];
         int elementSize = weight.DType.ElementSize();
-        using (var x16 = sizes.Length > 1 ? x.Backend.ProductOperand(x) : null)   // rounded once for every part (BF16 products)
+        var operand = x.DType == DType.BF16 && x.Backend.ProductOperandType != DType.BF16 ? x.To(DType.F32) : x;   // as Linear's
+        using (var x16 = sizes.Length > 1 ? x.Backend.ProductOperand(operand) : null)   // rounded once for every part (BF16 products)
             for (int i = 0; i < sizes.Length; i++)
             {
                 rows[i] = weight.ViewOf(new Shape(sizes[i], inFeatures), firstRow[i] * inFeatures * elementSize);
                 biases[i] = bias?.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize);
-                parts[i] = Tensor.Empty(x.Shape.WithLast(sizes[i]), x.DType, x.Device);
-                x.Backend.Gemm(x16 ?? x, false, rows[i], true, parts[i], 1f, 0f);
+                parts[i] = Tensor.Empty(x.Shape.WithLast(sizes[i]), DType.F32, x.Device);
+                x.Backend.Gemm(x16 ?? operand, false, rows[i], true, parts[i], 1f, 0f);
                 if (biases[i] is { } b) { x.Backend.AddRowVector(parts[i], b); b.Dispose(); }
             }
         if (!Tape.ShouldRecord(x, weight, bias))
         {
             foreach (var view in rows) view.Dispose();
+            if (operand != x) operand.Dispose();
             return parts;
         }
         Tape.Record("LinearSplit", () =>
         {
             // a part at a time: its gradient rounded once for dx and dW where the backend rounds operands (BF16 products),
             // x once for every part's dW; null elsewhere. dx sums the parts in order, as one product each.
-            var (dx, beta) = x.RequiresGrad ? Tape.GradientDestination(x) : (null, 0f);   // as Linear's dx
+            var (dx, beta) = x.RequiresGrad ? Tape.GradientDestination(x, DType.F32) : (null, 0f);   // as Linear's dx
             // rows of parts that received no gradient stay zero
             Tensor Rows(Shape shape) => parts.All(p => p.Grad is not null) ? Tensor.Empty(shape, DType.F32, x.Device) : Tensor.Zeros(shape, DType.F32, x.Device);
             var dw = weight.RequiresGrad ? Rows(weight.Shape) : null;
             var db = bias is { RequiresGrad: true } ? Rows(bias.Shape) : null;
             try
             {
-                using var x16 = dw is not null && parts.Count(p => p.Grad is not null) > 1 ? x.Backend.ProductOperand(x) : null;
+                using var x16 = dw is not null && parts.Count(p => p.Grad is not null) > 1 ? x.Backend.ProductOperand(operand) : null;
                 bool written = false;
                 for (int i = 0; i < parts.Length; i++)
                 {
@@ -105,7 +121,7 @@ public static partial class F
                     if (dx is not null) { x.Backend.Gemm(dy16 ?? dy, false, rows[i], false, dx, 1f, written ? 1f : beta); written = true; }
                     if (dw is not null)
                         using (var dwRows = dw.ViewOf(rows[i].Shape, firstRow[i] * inFeatures * elementSize))
-                            x.Backend.Gemm(dy16 ?? dy, true, x16 ?? x, false, dwRows, 1f, 0f);
+                            x.Backend.Gemm(dy16 ?? dy, true, x16 ?? operand, false, dwRows, 1f, 0f);
                     if (db is not null)
                         using (var dbRows = db.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize))
                             x.Backend.SumRows(dy, dbRows, accumulate: false);
@@ -117,6 +133,7 @@ public static partial class F
             finally
             {
                 foreach (var view in rows) view.Dispose();   // the weight's views: no reference on its storage outlives the backward
+                if (operand != x) operand.Dispose();
             }
         }, parts);
         return parts;

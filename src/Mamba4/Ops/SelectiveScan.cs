@@ -13,7 +13,9 @@ namespace Mamba4.Ops;
 ///   y_t    = ⟨C_t, h_t⟩ + D·u_t;      out_t = y_t·silu(z_t)   (z optional)
 ///   lastState = h_{L-1}: (b, d, n), returned on request, not differentiated.
 /// Types: u, delta, B, C, z (and out and their gradients) share one of F32, BF16, F16; A, D, deltaBias and lastState are
-/// F32, and the state and every sum are F32 (the CPU backend computes BF16/F16 inputs on F32 copies).
+/// F32, and the state and every sum are F32 (the CPU backend computes BF16/F16 inputs on F32 copies). With F32 inputs, out
+/// may be asked in BF16 (<c>outputType</c>): the F32 out rounded to nearest even as it is written — for BF16 products, whose
+/// operand it then is — with its gradient still F32.
 /// Backward (per channel, t from L−1 down, g = ∂loss/∂h_t): dy = dout·silu(z), g += C_t·dy,
 ///   dC_t += dy·h_t, dB_t += g·dt_t·u_t, dA += g⊙a_t⊙h_{t-1}·dt_t, du_t = D·dy + dt_t⟨g, B_t⟩,
 ///   ddt_t = ⟨g, a_t⊙h_{t-1}⊙A⟩ + u_t⟨g, B_t⟩, ddelta_t = ddt_t·σ(delta_t + bias), g ← a_t⊙g;
@@ -26,13 +28,14 @@ public static partial class F
 {
     public static (Tensor Y, Tensor? LastState) SelectiveScan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
         Tensor? D = null, Tensor? z = null, Tensor? deltaBias = null, bool deltaSoftplus = true, bool returnLastState = false,
-        Tensor? initialState = null)
-        => SelectiveScan(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, returnLastState, initialState, outputNeeded: true);
+        Tensor? initialState = null, DType? outputType = null)
+        => SelectiveScan(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, returnLastState, initialState, outputNeeded: true, outputType);
 
     /// <param name="outputNeeded">False where only the node is wanted (a checkpointed segment's rerun, whose last op this
     /// is): the forward kernel is skipped and Y holds no values; the backward recomputes the states from the inputs alone.</param>
     internal static (Tensor Y, Tensor? LastState) SelectiveScan(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C,
-        Tensor? D, Tensor? z, Tensor? deltaBias, bool deltaSoftplus, bool returnLastState, Tensor? initialState, bool outputNeeded)
+        Tensor? D, Tensor? z, Tensor? deltaBias, bool deltaSoftplus, bool returnLastState, Tensor? initialState, bool outputNeeded,
+        DType? outputType = null)
     {
         const string op = "SelectiveScan";
         if (!outputNeeded && returnLastState)
@@ -58,8 +61,11 @@ public static partial class F
         if (initialState is not null) { OpCheck.F32(op, "initialState", initialState); OpCheck.Shape(op, "initialState", initialState, batch, channels, n); }
         foreach (var t in (ReadOnlySpan<Tensor?>)[delta, A, B, C, D, z, deltaBias, initialState])
             if (t is not null) OpCheck.SameDevice(op, u, t);
+        var yType = outputType ?? u.DType;
+        if (yType != u.DType && !(u.DType == DType.F32 && yType == DType.BF16))
+            throw new ArgumentException($"{op}: outputType {yType} with u {u.DType}: the output is u's type, or BF16 beside F32 inputs");
 
-        var y = Tensor.Empty(u.Shape, u.DType, u.Device);
+        var y = Tensor.Empty(u.Shape, yType, u.Device);
         var lastState = returnLastState ? Tensor.Empty(new Shape(batch, channels, n), DType.F32, u.Device) : null;
         var args = new SelectiveScanArgs(u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, y, lastState, initialState);
         if (outputNeeded) u.Backend.SelectiveScanForward(args);
@@ -68,7 +74,7 @@ public static partial class F
             Tape.Record(op, () =>
             {
                 var backArgs = args with { LastState = null };
-                var dy = y.Grad!.DType == y.DType ? y.Grad! : y.Grad!.To(y.DType);
+                var dy = y.Grad!.DType == u.DType ? y.Grad! : y.Grad!.To(u.DType);   // in the inputs' type
                 var grads = new SelectiveScanGrads(
                     DY: dy,
                     DU: Like(u), DDelta: Like(delta), DA: Like(A), DB: Like(B), DC: Like(C),

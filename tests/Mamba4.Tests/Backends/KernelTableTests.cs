@@ -35,8 +35,13 @@ public class KernelTableTests
             foreach (var (ns, tpc) in Splits(max).Distinct())
                 foreach (bool selective in new[] { true, false })
                     foreach (var type in ScanTypes)
-                        foreach (var name in new[] { CudaBackend.ForwardKernel(ns, tpc, selective, type), CudaBackend.PrepareKernel(ns, tpc, selective, type) })
+                        foreach (var name in new[] { CudaBackend.ForwardKernel(ns, tpc, selective, type, type), CudaBackend.PrepareKernel(ns, tpc, selective, type) })
                             if (!Scan.Contains(name)) missing.Add(name);
+        // the forward writing y in BF16 from F32 inputs
+        foreach (int max in new[] { 1, 2, 4, 8, 16 })
+            foreach (var (ns, tpc) in Splits(max).Distinct())
+                foreach (bool selective in new[] { true, false })
+                    if (CudaBackend.ForwardKernel(ns, tpc, selective, DType.F32, DType.BF16) is var name && !Scan.Contains(name)) missing.Add(name);
         // backward: at most 4 states per thread
         foreach (var (ns, tpc) in Splits(4).Distinct())
             foreach (bool selective in new[] { true, false })

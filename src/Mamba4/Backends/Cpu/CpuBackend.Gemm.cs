@@ -8,6 +8,7 @@ public sealed unsafe partial class CpuBackend
     /// <summary>The CPU's products read F32 as it is: nothing to round ahead.</summary>
     public Tensor? ProductOperand(Tensor x) => null;
     public DType ProductOperandType => DType.F32;
+    public DType ActivationType => DType.F32;
 
     /// <summary>
     /// C = alpha·op(A)·op(B) + beta·C with A, B, C viewed as matrices [rows, last]; op(X) = Xᵀ when asked.

@@ -8,17 +8,24 @@ public sealed unsafe partial class CpuBackend
     public void RmsNormForward(Tensor x, Tensor weight, float eps, Tensor y, Tensor rstd)
     {
         int d = x.Shape.Last;
-        float* px = x.F32, py = y.F32, pw = weight.F32, pr = rstd.F32;
+        float* px = x.F32, pw = weight.F32, pr = rstd.F32;
+        bool wide = y.DType == DType.F32;
+        nint py = y.DataPointer;
+        long size = y.DType.ElementSize();
         CpuParallel.For(x.Shape.Rows, RowGrain(d), (r0, r1) =>
         {
+            // a y of another type (BF16: a product's operand) is the F32 row rounded
+            float[]? row = wide ? null : new float[d];
             for (long r = r0; r < r1; r++)
             {
                 var xr = new ReadOnlySpan<float>(px + r * d, d);
-                var yr = new Span<float>(py + r * d, d);
+                var yr = wide ? new Span<float>((float*)py + r * d, d) : row;
                 float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(xr) / d + eps);
                 pr[r] = rs;
                 TensorPrimitives.Multiply(xr, rs, yr);
                 TensorPrimitives.Multiply(yr, new ReadOnlySpan<float>(pw, d), yr);
+                if (!wide)
+                    fixed (float* src = row) DTypeConvert.Convert(src, DType.F32, (void*)(py + (nint)(r * d * size)), y.DType, d);
             }
         });
     }

@@ -34,30 +34,30 @@ public sealed unsafe partial class CpuBackend
     private const int ScanTile = 64;
 
     /// <summary>
-    /// BF16 / F16 sequence tensors (u, Δ, B, C, z, y, dout and their gradients; A, D, Δ-bias and the state are F32):
-    /// the F32 kernel on converted copies, the results rounded back to the input's type. Backward when
+    /// BF16 / F16 sequence tensors (u, Δ, B, C, z, y, dout and their gradients; A, D, Δ-bias and the state are F32), or a BF16
+    /// y beside F32 inputs: the F32 kernel on converted copies, the results rounded back to their tensors' types. Backward when
     /// <paramref name="grads"/> is given, else forward.
     /// </summary>
     private void ScanViaF32(in SelectiveScanArgs a, SelectiveScanGrads? grads)
     {
         var temps = new List<Tensor>();
-        Tensor F(Tensor t)
+        Tensor F(Tensor t, bool values = true)
         {
             if (t.DType == DType.F32) return t;
-            var c = t.To(DType.F32);
+            var c = values ? t.To(DType.F32) : Tensor.Empty(t.Shape, DType.F32, t.Device);
             temps.Add(c);
             return c;
         }
         try
         {
-            var args = a with { U = F(a.U), Delta = F(a.Delta), B = F(a.B), C = F(a.C), Z = a.Z is null ? null : F(a.Z), Y = F(a.Y) };
+            var args = a with { U = F(a.U), Delta = F(a.Delta), B = F(a.B), C = F(a.C), Z = a.Z is null ? null : F(a.Z), Y = F(a.Y, values: false) };
             if (grads is not { } g)
             {
                 SelectiveScanForward(args);
                 a.Y.CopyFrom(args.Y);
                 return;
             }
-            var g32 = g with { DY = F(g.DY), DU = F(g.DU), DDelta = F(g.DDelta), DB = F(g.DB), DC = F(g.DC), DZ = g.DZ is null ? null : F(g.DZ) };
+            var g32 = g with { DY = F(g.DY), DU = F(g.DU, false), DDelta = F(g.DDelta, false), DB = F(g.DB, false), DC = F(g.DC, false), DZ = g.DZ is null ? null : F(g.DZ, false) };
             SelectiveScanBackward(args, g32);
             g.DU.CopyFrom(g32.DU);
             g.DDelta.CopyFrom(g32.DDelta);
@@ -93,7 +93,7 @@ public sealed unsafe partial class CpuBackend
 
     public void SelectiveScanForward(in SelectiveScanArgs args)
     {
-        if (args.U.DType != DType.F32)
+        if (args.U.DType != DType.F32 || args.Y.DType != DType.F32)
         {
             ScanViaF32(args, null);
             return;

@@ -102,6 +102,12 @@ public sealed unsafe partial class CudaBackend
 
     public Tensor? ProductOperand(Tensor x) => ProductOperandType == DType.BF16 && x.DType == DType.F32 ? RoundedToBf16(x) : null;
     public DType ProductOperandType => MatmulPrecision == MatmulPrecision.Bf16 ? DType.BF16 : DType.F32;
+    public DType ActivationType => Bf16Activations ? ProductOperandType : DType.F32;
+
+    /// <summary>With BF16 products, the activations a product alone reads are written in BF16 by their makers (the block's
+    /// RMSNorm output for in_proj, the scan's output for out_proj: <see cref="ActivationType"/>) instead of in F32 and
+    /// rounded by a pass before each product; the same bits (GPU tests). Off: the F32 activations, for timing the two in one run.</summary>
+    public bool Bf16Activations { get; set; } = true;
 
     /// <summary>A BF16 copy of F32 x, rounded to nearest even (elementwise.cu: f32_to_bf16).</summary>
     private Tensor RoundedToBf16(Tensor x)

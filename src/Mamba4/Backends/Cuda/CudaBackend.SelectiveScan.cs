@@ -44,7 +44,8 @@ public sealed unsafe partial class CudaBackend
         _ => throw new NotSupportedException($"SelectiveScan on CUDA: u is {t}; expected F32, BF16 or F16"),
     };
 
-    /// <summary>u, Δ, B, C, z, y (and dout, du, dΔ, dB, dC, dz) share one element type; A, D, Δ-bias, the last state and their gradients are F32.</summary>
+    /// <summary>u, Δ, B, C, z, y (and dout, du, dΔ, dB, dC, dz) share one element type — except y, which may be BF16 beside F32
+    /// inputs (<see cref="ForwardKernel"/>'s _obf16) — A, D, Δ-bias, the last state and their gradients are F32.</summary>
     private static void CheckScanTypes(in SelectiveScanArgs a, in SelectiveScanGrads? g)
     {
         DType t = a.U.DType;
@@ -57,7 +58,8 @@ public sealed unsafe partial class CudaBackend
         {
             if (x is not null && x.DType != DType.F32) throw new ArgumentException($"SelectiveScan on CUDA: {name} is {x.DType}; it must be F32");
         }
-        Same("delta", a.Delta); Same("B", a.B); Same("C", a.C); Same("z", a.Z); Same("y", a.Y);
+        Same("delta", a.Delta); Same("B", a.B); Same("C", a.C); Same("z", a.Z);
+        if (!(t == DType.F32 && a.Y.DType == DType.BF16)) Same("y", a.Y);
         F32("A", a.A); F32("D", a.D); F32("deltaBias", a.DeltaBias); F32("lastState", a.LastState); F32("initialState", a.InitialState);
         if (g is { } d)
         {
@@ -77,9 +79,10 @@ public sealed unsafe partial class CudaBackend
     // can give against the generated Kernels.ByFile): scan_{forward,prepare}_ns{NS}[_tpcx]_{sel,lti}{type} and
     // scan_backward_ns{NS}_tpc{TPC}_{sel,lti}_pf{type}, where _tpcx means lanes per channel read at run time (TPC > 1).
 
-    /// <summary>The forward kernel of a split (NS states per thread, TPC lanes per channel).</summary>
-    internal static string ForwardKernel(int ns, int tpc, bool selective, DType type) =>
-        $"scan_forward_ns{ns}{(tpc > 1 ? "_tpcx" : "")}_{(selective ? "sel" : "lti")}{TypeSuffix(type)}";
+    /// <summary>The forward kernel of a split (NS states per thread, TPC lanes per channel) for inputs of <paramref name="type"/>
+    /// and y of <paramref name="outputType"/> (the same, or BF16 beside F32 inputs: "_obf16").</summary>
+    internal static string ForwardKernel(int ns, int tpc, bool selective, DType type, DType outputType) =>
+        $"scan_forward_ns{ns}{(tpc > 1 ? "_tpcx" : "")}_{(selective ? "sel" : "lti")}{(outputType == type ? TypeSuffix(type) : "_obf16")}";
 
     /// <summary>The backward's forward sweep (phase 2) of a split.</summary>
     internal static string PrepareKernel(int ns, int tpc, bool selective, DType type) =>
@@ -161,7 +164,7 @@ public sealed unsafe partial class CudaBackend
         var (ns, tpc) = ForwardSplit(p.N);
         p.Tpc = tpc;
         int shared = RequireShared(ForwardShared(p, ns, args.U.DType.ElementSize()), "forward", p.N);
-        string kernel = ForwardKernel(ns, tpc, p.Selective == 1, args.U.DType);
+        string kernel = ForwardKernel(ns, tpc, p.Selective == 1, args.U.DType, args.Y.DType);
         int chunkLen = ForwardChunkLength(p, Kernels.SelectiveScan.File, kernel, shared);
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;

@@ -391,6 +391,49 @@ public class CudaMixedPrecisionTests
         finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
     }
 
+    /// <summary>With BF16 products, the block's RMSNorm and the scan write in_proj's and out_proj's operands in BF16
+    /// (CudaBackend.Bf16Activations) instead of F32 activations that the products round: the same products, so the loss and
+    /// every gradient agree up to the order of atomic sums (the scan's, which varies by run) — with and without the rerun of
+    /// the mixer in the backward (Recompute).</summary>
+    [Fact]
+    public void Bf16ActivationsGiveTheStepOfRoundedF32Activations()
+    {
+        var gpu = Gpu;
+        var config = new MambaConfig { DModel = 64, NLayer = 2, DState = 16, VocabSize = 50 };
+        using var model = new MambaLM(config, seed: 4);
+        model.To(Cuda);
+        var rng = new Random(33);
+        var ids = Tensor.From(Enumerable.Range(0, 3 * 70).Select(_ => (long)rng.Next(config.VocabSize)).ToArray(), 3, 70);
+        var results = new List<(float Loss, float[][] Grads)>();
+        try
+        {
+            gpu.MatmulPrecision = MatmulPrecision.Bf16;
+            foreach (var (narrow, recompute) in new[] { (false, false), (true, false), (true, true) })
+            {
+                gpu.Bf16Activations = narrow;
+                model.Recompute = recompute;
+                using var scope = new TensorScope();
+                var loss = model.Loss(ids);
+                loss.Backward();
+                results.Add((loss.Item(), model.Parameters().Select(p => p.Grad!.ToFloatArray()).ToArray()));
+                model.ZeroGrad();
+            }
+        }
+        finally
+        {
+            gpu.MatmulPrecision = MatmulPrecision.F32;
+            gpu.Bf16Activations = true;
+            model.Recompute = false;
+        }
+        var names = model.Parameters().Select(p => p.Name).ToArray();
+        foreach (var (loss, grads) in results.Skip(1))
+        {
+            Assert.True(Math.Abs(loss - results[0].Loss) <= 1e-6 * Math.Abs(results[0].Loss), $"loss {loss:G9} vs {results[0].Loss:G9}");
+            for (int k = 0; k < grads.Length; k++)
+                Close(Tensor.From(results[0].Grads[k], grads[k].Length), Tensor.From(grads[k], grads[k].Length), 1e-4, $"{names[k]}'s gradient");
+        }
+    }
+
     [Fact]
     public void Bf16TrainingKeepsF32MasterWeightsAndLearns()
     {

@@ -247,6 +247,12 @@ public class CudaOpsTests
         gpu.RmsNormForward(gx, gw, 1e-5f, yg, rg);
         Close(yc, yg, 1e-5, "rmsnorm y");
         Close(rc, rg, 1e-5, "rmsnorm rstd");
+        // y in BF16 (the operand of BF16 products): the F32 y rounded to nearest even, bit for bit, and the same rstd
+        var y16 = Tensor.Empty(new Shape(rows, d), DType.BF16, Cuda);
+        var r16 = Tensor.Empty(new Shape(rows), DType.F32, Cuda);
+        gpu.RmsNormForward(gx, gw, 1e-5f, y16, r16);
+        Assert.Equal(yg.To(DType.BF16).ToFloatArray(), y16.ToFloatArray());
+        Assert.Equal(rg.ToFloatArray(), r16.ToFloatArray());
         Cpu.RmsNormBackward(dy, x, w, rc, dxc, dwc);
         gpu.RmsNormBackward(gdy, gx, gw, rg, dxg, dwg);
         Close(dxc, dxg, 1e-5, "rmsnorm dx");

@@ -242,6 +242,74 @@ public class CudaSelectiveScanTests
         Close(lc!, lg, 1e-5, "op last state");
     }
 
+    /// <summary>y written in BF16 beside F32 inputs (the scan_forward_*_obf16 kernels: rounded at the store) is the F32
+    /// forward's y rounded to nearest even, bit for bit — the automatic split and 4 states per thread (lanes per channel at
+    /// run time), selective and time-invariant, 16-byte stores and the channel tail — and the last state is the same.</summary>
+    [Fact]
+    public void Bf16OutputIsTheRoundedF32Output()
+    {
+        var gpu = Gpu;
+        try
+        {
+            foreach (int statesPerThread in new[] { 0, 4 })
+            {
+                Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = statesPerThread });
+                foreach (var (b, l, d, n, sel) in new[] { (2, 1, 5, 16, true), (1, 300, 37, 16, true), (2, 1000, 130, 16, true),
+                             (3, 333, 24, 7, false), (1, 129, 40, 64, true), (4, 64, 200, 8, true), (1, 700, 16, 32, false) })
+                {
+                    using var scope = new TensorScope();
+                    var g = Make(11, b, l, d, n, sel, true, true, true, true, Cuda);
+                    var narrow = g.Args with { Y = Tensor.Full(g.Args.Y.Shape, float.NaN).To(DType.BF16, Cuda), LastState = Tensor.Full(g.Args.LastState!.Shape, float.NaN, Cuda) };
+                    gpu.SelectiveScanForward(g.Args);
+                    gpu.SelectiveScanForward(narrow);
+                    string shape = $"ns {statesPerThread}: b{b} L{l} D{d} N{n} {(sel ? "selective" : "time-invariant")}";
+                    var (expected, actual) = (g.Args.Y.To(DType.BF16).ToFloatArray(), narrow.Y.ToFloatArray());
+                    int differ = expected.Zip(actual).Count(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));
+                    Assert.True(differ == 0, $"{shape}: {differ} of {expected.Length} BF16 outputs differ from the rounded F32 ones");
+                    Assert.Equal(g.Args.LastState!.ToFloatArray(), narrow.LastState.ToFloatArray());
+                }
+            }
+        }
+        finally { Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = 0 }); }
+    }
+
+    /// <summary>With BF16 products, the scan's output written in BF16 and read by Linear as it is gives the same bits as
+    /// the F32 output rounded by the product (and again for the weight's gradient): forward and every gradient (those summed
+    /// with atomics to 1e-5).</summary>
+    [Fact]
+    public void Bf16OutputFeedsBf16ProductsWithTheSameBits()
+    {
+        var gpu = Gpu;
+        var results = new List<float[][]>();
+        try
+        {
+            gpu.MatmulPrecision = MatmulPrecision.Bf16;
+            foreach (var outputType in new[] { DType.F32, DType.BF16 })
+            {
+                using var scope = new TensorScope();
+                var g = Make(12, 2, 600, 96, 16, true, true, true, true, true, Cuda);
+                var rng = new Random(13);
+                var w = Random(rng, 48, 96).To(Cuda);
+                var r = Random(rng, 2, 600, 48).To(Cuda);
+                Tensor[] inputs = [g.Args.U, g.Args.Delta, g.Args.A, g.Args.B, g.Args.C, g.Args.D!, g.Args.Z!, g.Args.DeltaBias!, w];
+                foreach (var t in inputs) t.RequiresGrad = true;
+                var (y, _) = F.SelectiveScan(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], inputs[6], inputs[7], outputType: outputType);
+                Assert.Equal(outputType, y.DType);
+                var output = F.Linear(y, w);
+                F.Sum(F.Mul(output, r)).Backward();
+                results.Add([output.ToFloatArray(), .. inputs.Select(t => t.Grad!.ToFloatArray())]);
+            }
+        }
+        finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
+        // bit for bit where each element has one writer; dA, dB, dC, dD, dbias are summed with atomics (order varies by run)
+        string[] names = ["output", "du", "ddelta", "dA", "dB", "dC", "dD", "dz", "dbias", "dW"];
+        for (int k = 0; k < names.Length; k++)
+            if (names[k] is "dA" or "dB" or "dC" or "dD" or "dbias")
+                Close(Tensor.From(results[0][k], results[0][k].Length), Tensor.From(results[1][k], results[1][k].Length), 1e-5, names[k]);
+            else
+                Assert.True(results[0][k].SequenceEqual(results[1][k]), $"{names[k]} differs between the F32 output rounded by the product and the BF16 output");
+    }
+
     /// <summary>
     /// The forward with the automatic split (up to 16 states per thread) and with 4 states per thread (more lanes per
     /// channel: the _tpcx kernels) against the CPU kernel: y and the last state on the shapes of <see cref="MatchesCpuKernel"/>

@@ -251,31 +251,46 @@ __device__ __forceinline__ void issue_tile(const ScanParams& p, int b, int tt, i
     cp_async_commit();
 }
 
+// 16 bytes of outputs from the staging buffer: as they are when the output type TO is the staging type T, else (T float,
+// TO 2-byte) eight F32 values rounded to TO (to nearest even) and packed, low address first.
+template <typename T, typename TO>
+__device__ __forceinline__ uint4 staged16(const T* src)
+{
+    if constexpr (sizeof(T) == sizeof(TO)) return *reinterpret_cast<const uint4*>(src);
+    else
+    {
+        const float4 a = reinterpret_cast<const float4*>(src)[0], b = reinterpret_cast<const float4*>(src)[1];
+        auto two = [](float lo, float hi) { return (unsigned)from_f32<TO>(lo).v | ((unsigned)from_f32<TO>(hi).v << 16); };
+        return make_uint4(two(a.x, a.y), two(a.z, a.w), two(b.x, b.y), two(b.z, b.w));
+    }
+}
+
 // The warp's columns of a tile's outputs y (staged in shared memory over the tile's u slab, [FT, cpb] elements of T) to
-// y [B, L, D]: 16-byte stores where the warp's channels are whole and aligned, else one element per store. A warp
-// covers the 32 / TPC channels of its own lanes, so only __syncwarp is needed between the steps and this.
-template <typename T>
+// y [B, L, D] of type TO (T, or BF16 from F32 staging: the scan_forward_*_obf16 kernels): 16-byte stores where the warp's
+// channels are whole and aligned, else one element per store. A warp covers the 32 / TPC channels of its own lanes, so
+// only __syncwarp is needed between the steps and this.
+template <typename T, typename TO>
 __device__ __forceinline__ void store_tile_y(const ScanParams& p, const T* sy, int b, int tt, int steps, int cpb, int tpc)
 {
-    constexpr int W = 16 / sizeof(T);
+    constexpr int W = 16 / sizeof(TO);
     const int lane = threadIdx.x & 31, cw = 32 / tpc, c0 = (threadIdx.x >> 5) * cw, d0 = blockIdx.x * cpb + c0;
     const int valid = min(cw, p.Dch - d0);
     if (valid <= 0) return;
-    T* y = reinterpret_cast<T*>(p.y) + ((i64)b * p.L + tt) * p.Dch + d0;
+    TO* y = reinterpret_cast<TO*>(p.y) + ((i64)b * p.L + tt) * p.Dch + d0;
     if (valid == cw && cw % W == 0 && p.Dch % W == 0 && reinterpret_cast<unsigned long long>(y) % 16 == 0)
     {
         const int units = cw / W, shift = 31 - __clz(units);   // 16-byte units per row (a power of two)
         for (int k = lane; k < steps * units; k += 32)
         {
             const int r = k >> shift, c = (k & (units - 1)) * W;
-            *reinterpret_cast<uint4*>(y + (i64)r * p.Dch + c) = *reinterpret_cast<const uint4*>(sy + r * cpb + c0 + c);
+            *reinterpret_cast<uint4*>(y + (i64)r * p.Dch + c) = staged16<T, TO>(sy + r * cpb + c0 + c);
         }
     }
     else
         for (int k = lane; k < steps * cw; k += 32)
         {
             const int r = k / cw, c = k - r * cw;
-            if (c < valid) y[(i64)r * p.Dch + c] = sy[r * cpb + c0 + c];
+            if (c < valid) y[(i64)r * p.Dch + c] = from_f32<TO>(to_f32(sy[r * cpb + c0 + c]));
         }
 }
 
@@ -293,7 +308,7 @@ __device__ __forceinline__ void store_tile_y(const ScanParams& p, const T* sy, i
 // done one tile ahead — tile j + 1 after the barrier of tile j, into a second buffer — so the same barrier publishes it:
 // then three slots (j computed, j + 1 prepared, j + 2 in flight). Outputs y of a tile are staged over its u slab (each
 // thread overwrites only the u it has read) and stored after the tile by each warp, 16 bytes per store.
-template <int NS, int TPC, bool SEL, int PHASE, typename T, bool PRE = false>
+template <int NS, int TPC, bool SEL, int PHASE, typename T, bool PRE = false, typename TO = T>
 __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk)
 {
     extern __shared__ float4 smem4[];
@@ -431,7 +446,7 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
         if (outputs)
         {
             __syncwarp();
-            store_tile_y(p, su, s.b, tt, steps, cpb, tpc);
+            store_tile_y<T, TO>(p, su, s.b, tt, steps, cpb, tpc);
         }
     }
     if (!s.active) return;
@@ -457,25 +472,29 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
 // scan_forward: phase 0 on chunks 0 … chunks−2 (grid.y = chunks − 1), phase 1 on every chunk (both phases compiled into
 // one kernel, chosen once per launch); scan_prepare (phase 2, for the backward): every chunk.
 // Names: _tpcx = lanes per channel at run time (without it: one lane per channel); the element type last:
-// (none) float, _bf16, _f16. Registers: selective at most 72 (7 blocks of 128 per SM; unbounded, the unrolled tile takes
-// ~190; a 64-register cap for 8 blocks measured 1–3% slower), time-invariant (B, C in registers too) and scan_prepare at
-// most 128 (4 blocks).
-#define SCAN_FORWARD_KERNEL(NAME, NS, TPC, SEL, T, PRE, MINB)                                                                   \
+// (none) float, _bf16, _f16; _obf16: F32 inputs, y written in BF16 (for BF16 products: out_proj's operand, rounded once
+// at the store instead of by a pass over an F32 y). Registers: selective at most 72 (7 blocks of 128 per SM; unbounded,
+// the unrolled tile takes ~190; a 64-register cap for 8 blocks measured 1–3% slower), time-invariant (B, C in registers
+// too) and scan_prepare at most 128 (4 blocks).
+#define SCAN_FORWARD_KERNEL(NAME, NS, TPC, SEL, T, TO, MINB)                                                                    \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, MINB) NAME(ScanParams p, int phase)                           \
     {                                                                                                                          \
-        if (phase == 0) scan_forward_impl<NS, TPC, SEL, 0, T, PRE>(p, blockIdx.y);                                             \
-        else scan_forward_impl<NS, TPC, SEL, 1, T, PRE>(p, blockIdx.y);                                                        \
+        if (phase == 0) scan_forward_impl<NS, TPC, SEL, 0, T, false, TO>(p, blockIdx.y);                                       \
+        else scan_forward_impl<NS, TPC, SEL, 1, T, false, TO>(p, blockIdx.y);                                                  \
     }
+#define SCAN_FORWARD_OUT(NS, T, TO, SUFFIX)                                                                                    \
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_sel##SUFFIX, NS, 1, true, T, TO, 7)                                              \
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_lti##SUFFIX, NS, 1, false, T, TO, 4)                                             \
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_sel##SUFFIX, NS, 0, true, T, TO, 7)                                         \
+    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_lti##SUFFIX, NS, 0, false, T, TO, 4)
 #define SCAN_FORWARD(NS, T, SUFFIX)                                                                                            \
-    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_sel##SUFFIX, NS, 1, true, T, false, 7)                                           \
-    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_lti##SUFFIX, NS, 1, false, T, false, 4)                                          \
-    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_sel##SUFFIX, NS, 0, true, T, false, 7)                                      \
-    SCAN_FORWARD_KERNEL(scan_forward_ns##NS##_tpcx_lti##SUFFIX, NS, 0, false, T, false, 4)                                     \
+    SCAN_FORWARD_OUT(NS, T, T, SUFFIX)                                                                                         \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, true, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, false, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, true, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, false, 2, T>(p, blockIdx.y); }
-#define SCAN_FORWARD_TYPES(NS) SCAN_FORWARD(NS, float, ) SCAN_FORWARD(NS, bf16_bits, _bf16) SCAN_FORWARD(NS, half_bits, _f16)
+#define SCAN_FORWARD_TYPES(NS) SCAN_FORWARD(NS, float, ) SCAN_FORWARD(NS, bf16_bits, _bf16) SCAN_FORWARD(NS, half_bits, _f16) \
+    SCAN_FORWARD_OUT(NS, float, bf16_bits, _obf16)
 SCAN_FORWARD_TYPES(1)
 SCAN_FORWARD_TYPES(2)
 SCAN_FORWARD_TYPES(4)
