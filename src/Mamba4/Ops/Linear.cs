@@ -24,13 +24,18 @@ public static partial class F
         OpCheck.F32("Linear", "weight", weight);
         x = CheckLinear(x, weight, bias);
         int outFeatures = weight.Shape[0];
-        // a BF16 x (an activation written in BF16 for BF16 products: the scan's output) is the products' operand as it is;
-        // a backend whose products take F32 reads its F32 copy. y and x's gradient are F32 either way.
-        var operand = x.DType == DType.BF16 && x.Backend.ProductOperandType != DType.BF16 ? x.To(DType.F32) : x;
+        bool record = Tape.ShouldRecord(x, weight, bias);
+        // The products' operand: a BF16 x (an activation written in BF16 for BF16 products: the scan's output) as it is, or
+        // its F32 copy where products read F32; an F32 x whose weight gradient will be wanted rounded once here where the
+        // products are BF16 (ProductOperand), and that copy kept for the weight gradient instead of a second rounding pass;
+        // else x. y and x's gradient are F32 either way.
+        var operand = x.DType == DType.BF16
+            ? x.Backend.ProductOperandType != DType.BF16 ? x.To(DType.F32) : x
+            : record && weight.RequiresGrad ? x.Backend.ProductOperand(x) ?? x : x;
         var y = Tensor.Empty(x.Shape.WithLast(outFeatures), DType.F32, x.Device);
         x.Backend.Gemm(operand, false, weight, true, y, 1f, 0f);
         if (bias is not null) x.Backend.AddRowVector(y, bias);
-        if (!Tape.ShouldRecord(x, weight, bias))
+        if (!record)
         {
             if (operand != x) operand.Dispose();
             return y;
@@ -85,17 +90,20 @@ public static partial class F
         var firstRow = new long[sizes.Length];
         for (int i = 1; i < sizes.Length; i++) firstRow[i] = firstRow[i - 1] + sizes[i - 1];
         int elementSize = weight.DType.ElementSize();
-        var operand = x.DType == DType.BF16 && x.Backend.ProductOperandType != DType.BF16 ? x.To(DType.F32) : x;   // as Linear's
-        using (var x16 = sizes.Length > 1 ? x.Backend.ProductOperand(operand) : null)   // rounded once for every part (BF16 products)
-            for (int i = 0; i < sizes.Length; i++)
-            {
-                rows[i] = weight.ViewOf(new Shape(sizes[i], inFeatures), firstRow[i] * inFeatures * elementSize);
-                biases[i] = bias?.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize);
-                parts[i] = Tensor.Empty(x.Shape.WithLast(sizes[i]), DType.F32, x.Device);
-                x.Backend.Gemm(x16 ?? operand, false, rows[i], true, parts[i], 1f, 0f);
-                if (biases[i] is { } b) { x.Backend.AddRowVector(parts[i], b); b.Dispose(); }
-            }
-        if (!Tape.ShouldRecord(x, weight, bias))
+        bool record = Tape.ShouldRecord(x, weight, bias);
+        // as Linear's operand; an F32 x is rounded once (BF16 products) for every part and, kept, for every part's dW
+        var operand = x.DType == DType.BF16
+            ? x.Backend.ProductOperandType != DType.BF16 ? x.To(DType.F32) : x
+            : sizes.Length > 1 || (record && weight.RequiresGrad) ? x.Backend.ProductOperand(x) ?? x : x;
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            rows[i] = weight.ViewOf(new Shape(sizes[i], inFeatures), firstRow[i] * inFeatures * elementSize);
+            biases[i] = bias?.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize);
+            parts[i] = Tensor.Empty(x.Shape.WithLast(sizes[i]), DType.F32, x.Device);
+            x.Backend.Gemm(operand, false, rows[i], true, parts[i], 1f, 0f);
+            if (biases[i] is { } b) { x.Backend.AddRowVector(parts[i], b); b.Dispose(); }
+        }
+        if (!record)
         {
             foreach (var view in rows) view.Dispose();
             if (operand != x) operand.Dispose();
@@ -104,7 +112,7 @@ public static partial class F
         Tape.Record("LinearSplit", () =>
         {
             // a part at a time: its gradient rounded once for dx and dW where the backend rounds operands (BF16 products),
-            // x once for every part's dW; null elsewhere. dx sums the parts in order, as one product each.
+            // else null; x's operand is the forward's. dx sums the parts in order, as one product each.
             var (dx, beta) = x.RequiresGrad ? Tape.GradientDestination(x, DType.F32) : (null, 0f);   // as Linear's dx
             // rows of parts that received no gradient stay zero
             Tensor Rows(Shape shape) => parts.All(p => p.Grad is not null) ? Tensor.Empty(shape, DType.F32, x.Device) : Tensor.Zeros(shape, DType.F32, x.Device);
@@ -112,7 +120,6 @@ public static partial class F
             var db = bias is { RequiresGrad: true } ? Rows(bias.Shape) : null;
             try
             {
-                using var x16 = dw is not null && parts.Count(p => p.Grad is not null) > 1 ? x.Backend.ProductOperand(operand) : null;
                 bool written = false;
                 for (int i = 0; i < parts.Length; i++)
                 {
@@ -121,7 +128,7 @@ public static partial class F
                     if (dx is not null) { x.Backend.Gemm(dy16 ?? dy, false, rows[i], false, dx, 1f, written ? 1f : beta); written = true; }
                     if (dw is not null)
                         using (var dwRows = dw.ViewOf(rows[i].Shape, firstRow[i] * inFeatures * elementSize))
-                            x.Backend.Gemm(dy16 ?? dy, true, x16 ?? operand, false, dwRows, 1f, 0f);
+                            x.Backend.Gemm(dy16 ?? dy, true, operand, false, dwRows, 1f, 0f);
                     if (db is not null)
                         using (var dbRows = db.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize))
                             x.Backend.SumRows(dy, dbRows, accumulate: false);
