@@ -106,8 +106,14 @@ public static class Tape
             ? (g, 1f)
             : (Tensor.Empty(target.Shape, type ?? target.DType, target.Device), 0f);
 
+    /// <summary>The type an op may make <paramref name="target"/>'s gradient in: BF16 where the tensor allows it
+    /// (<see cref="Tensor.NarrowGradient"/>) and has no gradient yet, else <paramref name="otherwise"/>.</summary>
+    internal static DType GradientType(Tensor target, DType otherwise) =>
+        target.NarrowGradient is { } t && target.Grad is null ? t : otherwise;
+
     /// <summary>
-    /// Adds <paramref name="grad"/> into <paramref name="target"/>.Grad (if target requires grad).
+    /// Adds <paramref name="grad"/> into <paramref name="target"/>.Grad (if target requires grad). Gradients of different
+    /// types (a BF16 one made for a product's operand beside an F32 one) are added in F32.
     /// With <paramref name="owned"/> the caller hands over a fresh tensor that may become the gradient itself.
     /// </summary>
     public static void Accumulate(Tensor target, Tensor grad, bool owned)
@@ -123,7 +129,17 @@ public static class Tape
         }
         else
         {
-            target.Backend.AddInPlace(target.Grad, grad, 1f);
+            // a narrow gradient (NarrowGradient) meeting another: the sum in F32
+            bool widen = target.Grad.DType != grad.DType || target.Grad.DType == target.NarrowGradient;
+            if (widen && target.Grad.DType != DType.F32)
+            {
+                var wide = target.Grad.To(DType.F32);
+                TensorScope.Adopt(wide, target.Scope);
+                target.Grad.Dispose();
+                target.Grad = wide;
+            }
+            using (var wideGrad = widen && grad.DType != DType.F32 ? grad.To(DType.F32) : null)
+                target.Backend.AddInPlace(target.Grad, wideGrad ?? grad, 1f);
             if (owned) grad.Dispose();
         }
     }

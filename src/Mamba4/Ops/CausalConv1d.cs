@@ -27,7 +27,8 @@ public static partial class F
         if (Tape.ShouldRecord(x, weight, bias))
             Tape.Record("CausalConv1d", () =>
             {
-                var dx = Tensor.Empty(x.Shape, x.DType, x.Device);
+                // in BF16 where x allows it (a Linear's output read back only by BF16 products: in_proj's x part)
+                var dx = Tensor.Empty(x.Shape, Tape.GradientType(x, x.DType), x.Device);
                 var dw = Tensor.Empty(weight.Shape, x.DType, x.Device);
                 var db = bias is null ? null : Tensor.Empty(bias.Shape, x.DType, x.Device);
                 x.Backend.CausalConv1dBackward(x, weight, bias, silu, y.Grad!, dx, dw, db);

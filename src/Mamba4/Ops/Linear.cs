@@ -6,7 +6,9 @@ namespace Mamba4.Ops;
 /// <summary>
 /// y = x Wᵀ + b  (PyTorch nn.Linear: x [..., in], weight [out, in], bias [out]).
 /// dx = dy W;   dW = Σ dyᵀ x (over all leading axes);   db = Σ_rows dy.
-/// x is F32, or BF16 (an activation its producer wrote in BF16 for BF16 products: y and dx stay F32).
+/// x is F32, or BF16 (an activation its producer wrote in BF16 for BF16 products: y and dx stay F32). With BF16 products
+/// (IBackend.ActivationType BF16) and no bias gradient, y's gradient may be made in BF16 by the op that makes it
+/// (Tensor.NarrowGradient): the backward only multiplies with it, and would round an F32 one to BF16 first.
 /// A BF16, F16 or I8 weight (inference only: <see cref="NarrowWeightCheck"/>) is read in its own type with F32 sums:
 /// y[r, o] = s[o] · Σ_i x[r, i] · W[o, i], s the I8 weight's <see cref="Tensor.RowScale"/> (1 otherwise).
 /// </summary>
@@ -40,6 +42,7 @@ public static partial class F
             if (operand != x) operand.Dispose();
             return y;
         }
+        if (bias is not { RequiresGrad: true } && x.Backend.ActivationType == DType.BF16) y.NarrowGradient = DType.BF16;   // dy: products only
         Tape.Record("Linear", () =>
         {
             var dy = y.Grad!;
@@ -109,6 +112,8 @@ public static partial class F
             if (operand != x) operand.Dispose();
             return parts;
         }
+        if (bias is not { RequiresGrad: true } && x.Backend.ActivationType == DType.BF16)
+            foreach (var part in parts) part.NarrowGradient = DType.BF16;   // as Linear's y
         Tape.Record("LinearSplit", () =>
         {
             // a part at a time: its gradient rounded once for dx and dW where the backend rounds operands (BF16 products),

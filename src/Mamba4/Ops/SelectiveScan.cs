@@ -15,7 +15,8 @@ namespace Mamba4.Ops;
 /// Types: u, delta, B, C, z (and out and their gradients) share one of F32, BF16, F16; A, D, deltaBias and lastState are
 /// F32, and the state and every sum are F32 (the CPU backend computes BF16/F16 inputs on F32 copies). With F32 inputs, out
 /// may be asked in BF16 (<c>outputType</c>): the F32 out rounded to nearest even as it is written — for BF16 products, whose
-/// operand it then is — with its gradient still F32.
+/// operand it then is — with its gradient still F32. Likewise dΔ and dz may be written in BF16 beside F32 inputs, where
+/// delta and z allow it (Tensor.NarrowGradient: Linear outputs whose backward only multiplies with them).
 /// Backward (per channel, t from L−1 down, g = ∂loss/∂h_t): dy = dout·silu(z), g += C_t·dy,
 ///   dC_t += dy·h_t, dB_t += g·dt_t·u_t, dA += g⊙a_t⊙h_{t-1}·dt_t, du_t = D·dy + dt_t⟨g, B_t⟩,
 ///   ddt_t = ⟨g, a_t⊙h_{t-1}⊙A⟩ + u_t⟨g, B_t⟩, ddelta_t = ddt_t·σ(delta_t + bias), g ← a_t⊙g;
@@ -75,11 +76,15 @@ public static partial class F
             {
                 var backArgs = args with { LastState = null };
                 var dy = y.Grad!.DType == u.DType ? y.Grad! : y.Grad!.To(u.DType);   // in the inputs' type
+                // dΔ and dz in BF16 beside F32 inputs where both tensors allow it (Linear outputs read back only by BF16 products)
+                bool narrow = u.DType == DType.F32 && Tape.GradientType(delta, DType.F32) == DType.BF16
+                    && (z is not { RequiresGrad: true } || Tape.GradientType(z, DType.F32) == DType.BF16);
+                Tensor Gradient(Tensor t) => narrow ? Tensor.Empty(t.Shape, DType.BF16, t.Device) : Like(t);
                 var grads = new SelectiveScanGrads(
                     DY: dy,
-                    DU: Like(u), DDelta: Like(delta), DA: Like(A), DB: Like(B), DC: Like(C),
+                    DU: Like(u), DDelta: Gradient(delta), DA: Like(A), DB: Like(B), DC: Like(C),
                     DD: D is not null ? Like(D) : null,
-                    DZ: z is { RequiresGrad: true } ? Like(z) : null,
+                    DZ: z is { RequiresGrad: true } ? Gradient(z) : null,
                     DDeltaBias: deltaBias is not null ? Like(deltaBias) : null,
                     DInitialState: initialState is { RequiresGrad: true } ? Like(initialState) : null);
                 u.Backend.SelectiveScanBackward(backArgs, grads);

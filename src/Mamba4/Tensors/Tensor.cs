@@ -60,6 +60,10 @@ public sealed unsafe class Tensor : IDisposable
     public bool IsLeaf => GradFn is null;
     /// <summary>Keep <see cref="Grad"/> of a non-leaf after backward (as PyTorch's retain_grad()).</summary>
     public bool RetainGrad { get; set; }
+    /// <summary>BF16 where this tensor's gradient is only read as a BF16 product's operand (a Linear's output without a bias
+    /// gradient, with BF16 products: its backward rounds the gradient to BF16 first), so an op that makes the gradient may
+    /// write it in BF16 itself (<see cref="Autograd.Tape.GradientType"/>); null: F32 (or the tensor's own type).</summary>
+    internal DType? NarrowGradient { get; set; }
     internal TensorScope? Scope { get; set; }
 
     // ---- creation ----

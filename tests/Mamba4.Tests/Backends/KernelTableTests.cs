@@ -46,7 +46,8 @@ public class KernelTableTests
         foreach (var (ns, tpc) in Splits(4).Distinct())
             foreach (bool selective in new[] { true, false })
                 foreach (var type in ScanTypes)
-                    if (!Scan.Contains(CudaBackend.BackwardKernel(ns, tpc, selective, type))) missing.Add(CudaBackend.BackwardKernel(ns, tpc, selective, type));
+                    foreach (var gradientType in type == DType.F32 ? new[] { type, DType.BF16 } : [type])   // F32 inputs: dΔ, dz also in BF16
+                        if (CudaBackend.BackwardKernel(ns, tpc, selective, type, gradientType) is var name && !Scan.Contains(name)) missing.Add(name);
         Assert.Empty(missing);
     }
 
@@ -70,7 +71,7 @@ public class KernelTableTests
         Assert.Equal("copy_columns_u64", Kernels.Elementwise.CopyColumnsU64);
         Assert.Contains("copy_columns_u8", Kernels.ByFile[Kernels.Elementwise.File]);
         Assert.DoesNotContain(Scan, n => n.Contains("_tpcx_pre"));
-        Assert.All(Scan.Where(n => n.StartsWith("scan_backward_")), n => Assert.Matches("_pf(_bf16|_f16)?$", n));
+        Assert.All(Scan.Where(n => n.StartsWith("scan_backward_")), n => Assert.Matches("_pf(_bf16|_f16|_gbf16)?$", n));
     }
 
     [Fact]

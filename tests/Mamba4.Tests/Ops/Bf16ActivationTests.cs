@@ -144,4 +144,67 @@ public class Bf16ActivationTests
         for (int k = 0; k < names.Length; k++)
             Assert.True(results[0][k].SequenceEqual(results[1][k]), $"{names[k]} differs between the F32 and the BF16 input");
     }
+
+    /// <summary>Gradients a product alone reads (Tensor.NarrowGradient, set by Linear with BF16 products): the scan writes dΔ
+    /// and dz in BF16, the conv its dx, each the F32 gradient rounded; every other gradient unchanged.</summary>
+    [Fact]
+    public void ScanAndConvWriteNarrowGradientsAsTheRoundedF32Ones()
+    {
+        const int batch = 2, l = 23, d = 6, n = 4;
+        var results = new List<(DType[] Types, float[][] Grads)>();
+        foreach (bool narrow in new[] { false, true })
+        {
+            var rng = new Random(15);
+            using var scope = new TensorScope();
+            var xin = Random(rng, 1, batch, l, d);
+            var convW = Random(rng, 0.7, d, 1, 4);
+            var convB = Random(rng, 0.2, d);
+            var delta = Random(rng, 1.5, batch, l, d);
+            var a = F.Scale(F.Exp(Random(rng, 1, d, n)), -1f);
+            var b = Random(rng, 1, batch, l, n);
+            var c = Random(rng, 1, batch, l, n);
+            var skip = Random(rng, 1, d);
+            var z = Random(rng, 2, batch, l, d);
+            var bias = Random(rng, 0.5, d);
+            var r = Random(rng, 1, batch, l, d);
+            Tensor[] inputs = [xin, convW, convB, delta, a, b, c, skip, z, bias];
+            foreach (var t in inputs) t.RequiresGrad = true;
+            if (narrow) xin.NarrowGradient = delta.NarrowGradient = z.NarrowGradient = DType.BF16;
+            var u = F.CausalConv1d(xin, convW, convB, silu: true);
+            var (y, _) = F.SelectiveScan(u, delta, a, b, c, skip, z, bias);
+            F.Sum(F.Mul(y, r)).Backward();
+            results.Add((inputs.Select(t => t.Grad!.DType).ToArray(), inputs.Select(t => t.Grad!.ToFloatArray()).ToArray()));
+        }
+        string[] names = ["dx (conv input)", "dconv.weight", "dconv.bias", "ddelta", "dA", "dB", "dC", "dD", "dz", "dbias"];
+        int[] narrowed = [0, 3, 8];
+        for (int k = 0; k < names.Length; k++)
+        {
+            var wide = results[0].Grads[k];
+            var expected = narrowed.Contains(k) ? Tensor.From(wide, wide.Length).To(DType.BF16).ToFloatArray() : wide;
+            Assert.Equal(narrowed.Contains(k) ? DType.BF16 : DType.F32, results[1].Types[k]);
+            Assert.True(expected.SequenceEqual(results[1].Grads[k]), $"{names[k]} is not the {(narrowed.Contains(k) ? "rounded " : "")}F32 gradient");
+        }
+    }
+
+    /// <summary>A narrow gradient meeting another is summed in F32: x (NarrowGradient BF16) read by x ⊙ x and then by the conv
+    /// (whose backward runs first and writes BF16); x's gradient is F32 and equals the conv's rounded dx plus x, plus x.</summary>
+    [Fact]
+    public void ANarrowGradientMeetingAnotherIsSummedInF32()
+    {
+        using var scope = new TensorScope();
+        var rng = new Random(16);
+        var x = Random(rng, 1, 2, 9, 5);
+        var w = Random(rng, 0.7, 5, 1, 3);
+        var r = Random(rng, 1, 2, 9, 5);
+        var x2 = x.Clone();
+        foreach (var t in new[] { x, x2, w }) t.RequiresGrad = true;
+        x.NarrowGradient = DType.BF16;
+        F.Add(F.Sum(F.Mul(x, x)), F.Sum(F.Mul(F.CausalConv1d(x, w, null, silu: true), r))).Backward();
+        F.Sum(F.Mul(F.CausalConv1d(x2, w, null, silu: true), r)).Backward();   // the conv's F32 dx alone
+        Assert.Equal(DType.F32, x.Grad!.DType);
+        var convDx = x2.Grad!.To(DType.BF16).ToFloatArray();
+        var xs = x.ToFloatArray();
+        var expected = convDx.Select((g, i) => (g + xs[i]) + xs[i]).ToArray();   // x ⊙ x's two terms, one at a time
+        Assert.Equal(expected, x.Grad.ToFloatArray());
+    }
 }

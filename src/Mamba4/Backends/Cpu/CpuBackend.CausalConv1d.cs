@@ -31,6 +31,13 @@ public sealed unsafe partial class CpuBackend
 
     public void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
     {
+        if (dx.DType != DType.F32)   // (BF16: a product's operand) the F32 dx rounded
+        {
+            using var dx32 = Tensor.Empty(x.Shape).Persist();
+            CausalConv1dBackward(x, weight, bias, silu, dy, dx32, dWeight, dBias);
+            dx.CopyFrom(dx32);
+            return;
+        }
         int batch = x.Shape[0], len = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
         // dp = dy·silu'(p): recompute the pre-activation p, then overwrite it with dp.
         using var dp = Tensor.Empty(x.Shape).Persist();

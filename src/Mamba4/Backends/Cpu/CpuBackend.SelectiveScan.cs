@@ -35,7 +35,7 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>
     /// BF16 / F16 sequence tensors (u, Δ, B, C, z, y, dout and their gradients; A, D, Δ-bias and the state are F32), or a BF16
-    /// y beside F32 inputs: the F32 kernel on converted copies, the results rounded back to their tensors' types. Backward when
+    /// y, dΔ, dz beside F32 inputs: the F32 kernel on converted copies, the results rounded back to their tensors' types. Backward when
     /// <paramref name="grads"/> is given, else forward.
     /// </summary>
     private void ScanViaF32(in SelectiveScanArgs a, SelectiveScanGrads? grads)
@@ -138,7 +138,7 @@ public sealed unsafe partial class CpuBackend
 
     public void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads)
     {
-        if (args.U.DType != DType.F32)
+        if (args.U.DType != DType.F32 || grads.DDelta.DType != DType.F32 || grads.DZ is { DType: not DType.F32 })
         {
             ScanViaF32(args, grads);
             return;

@@ -29,6 +29,9 @@ public sealed unsafe partial class CudaBackend
     private static readonly string[] ConvBackwardTiled = [Kernels.CausalConv1d.ConvBackwardK1, Kernels.CausalConv1d.ConvBackwardK2,
         Kernels.CausalConv1d.ConvBackwardK3, Kernels.CausalConv1d.ConvBackwardK4, Kernels.CausalConv1d.ConvBackwardK5,
         Kernels.CausalConv1d.ConvBackwardK6, Kernels.CausalConv1d.ConvBackwardK7, Kernels.CausalConv1d.ConvBackwardK8];
+    private static readonly string[] ConvBackwardTiledBf16 = [Kernels.CausalConv1d.ConvBackwardK1Gbf16, Kernels.CausalConv1d.ConvBackwardK2Gbf16,
+        Kernels.CausalConv1d.ConvBackwardK3Gbf16, Kernels.CausalConv1d.ConvBackwardK4Gbf16, Kernels.CausalConv1d.ConvBackwardK5Gbf16,
+        Kernels.CausalConv1d.ConvBackwardK6Gbf16, Kernels.CausalConv1d.ConvBackwardK7Gbf16, Kernels.CausalConv1d.ConvBackwardK8Gbf16];
 
     /// <summary>The tiled kernels' run (steps a tile) and grid: about SMs·2048 (channel, run) tiles, runs of at least 16
     /// steps; blocks of 128 channels, at most SMs·16 blocks' worth and 1,024 along the tiles, each thread walking its tiles
@@ -60,9 +63,12 @@ public sealed unsafe partial class CudaBackend
         Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvForward, x.NumElements, x, weight, bias, silu, y, b, l, d, k);
     }
 
+    /// <summary>dx is F32, or BF16 (rounded as it is written: the tiled kernels' _gbf16 forms; the per-element kernels write
+    /// an F32 copy that is then rounded).</summary>
     public void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
     {
         CheckKernelWidth(weight);
+        if (dx.DType is not (DType.F32 or DType.BF16)) throw new ArgumentException($"CausalConv1d on CUDA: dx is {dx.DType}; expected F32 or BF16");
         int b = x.Shape[0], l = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
         long rows = (long)b * l;
         if (UseTiledConv(b, l, d, k))
@@ -71,13 +77,20 @@ public sealed unsafe partial class CudaBackend
             var tiles = Allocator.Allocate((long)grid.X * (k + 1) * d * sizeof(double));
             try
             {
-                Launch(Kernels.CausalConv1d.File, ConvBackwardTiled[k - 1], grid, 128, 0, x, weight, bias, silu, dy, dx, b, l, d, run, tiles.Pointer);
+                string kernel = dx.DType == DType.BF16 ? ConvBackwardTiledBf16[k - 1] : ConvBackwardTiled[k - 1];
+                Launch(Kernels.CausalConv1d.File, kernel, grid, 128, 0, x, weight, bias, silu, dy, dx, b, l, d, run, tiles.Pointer);
                 Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvParamsFinal, (long)d * (k + 1), tiles.Pointer, (int)grid.X, d, k, dWeight, dBias);
             }
             finally { tiles.Release(); }
             return;
         }
-        Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvBackwardDx, x.NumElements, x, weight, bias, silu, dy, dx, b, l, d, k);
+        if (dx.DType == DType.F32) Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvBackwardDx, x.NumElements, x, weight, bias, silu, dy, dx, b, l, d, k);
+        else
+            using (var dx32 = Tensor.Empty(x.Shape, DType.F32, x.Device))
+            {
+                Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvBackwardDx, x.NumElements, x, weight, bias, silu, dy, dx32, b, l, d, k);
+                if (x.NumElements > 0) Map(Kernels.Elementwise.File, Kernels.Elementwise.F32ToBf16, x.NumElements, dx32, dx, x.NumElements);
+            }
         int columnBlocks = (d + 255) / 256;
         int segments = (int)Math.Clamp(Multiprocessors * 8L / columnBlocks, 1, Math.Max(1, Math.Min(1024, rows / 16 + 1)));
         long perSegment = Math.Max(1, (rows + segments - 1) / segments);

@@ -105,8 +105,9 @@ public sealed unsafe partial class CudaBackend
     public DType ActivationType => Bf16Activations ? ProductOperandType : DType.F32;
 
     /// <summary>With BF16 products, the activations a product alone reads are written in BF16 by their makers (the block's
-    /// RMSNorm output for in_proj, the scan's output for out_proj: <see cref="ActivationType"/>) instead of in F32 and
-    /// rounded by a pass before each product; the same bits (GPU tests). Off: the F32 activations, for timing the two in one run.</summary>
+    /// RMSNorm output for in_proj, the scan's output for out_proj: <see cref="ActivationType"/>), and so are the gradients
+    /// a product alone reads (the scan's dΔ and dz, the conv's dx: Tensor.NarrowGradient), instead of in F32 and rounded
+    /// by a pass before each product; the same bits (GPU tests). Off: all in F32, for timing the two in one run.</summary>
     public bool Bf16Activations { get; set; } = true;
 
     /// <summary>A BF16 copy of F32 x, rounded to nearest even (elementwise.cu: f32_to_bf16).</summary>

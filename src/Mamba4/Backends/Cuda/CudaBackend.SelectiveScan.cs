@@ -45,7 +45,8 @@ public sealed unsafe partial class CudaBackend
     };
 
     /// <summary>u, Δ, B, C, z, y (and dout, du, dΔ, dB, dC, dz) share one element type — except y, which may be BF16 beside F32
-    /// inputs (<see cref="ForwardKernel"/>'s _obf16) — A, D, Δ-bias, the last state and their gradients are F32.</summary>
+    /// inputs (<see cref="ForwardKernel"/>'s _obf16), and dΔ with dz (<see cref="BackwardKernel"/>'s _gbf16) — A, D, Δ-bias,
+    /// the last state and their gradients are F32.</summary>
     private static void CheckScanTypes(in SelectiveScanArgs a, in SelectiveScanGrads? g)
     {
         DType t = a.U.DType;
@@ -63,7 +64,12 @@ public sealed unsafe partial class CudaBackend
         F32("A", a.A); F32("D", a.D); F32("deltaBias", a.DeltaBias); F32("lastState", a.LastState); F32("initialState", a.InitialState);
         if (g is { } d)
         {
-            Same("dy", d.DY); Same("du", d.DU); Same("ddelta", d.DDelta); Same("dB", d.DB); Same("dC", d.DC); Same("dz", d.DZ);
+            Same("dy", d.DY); Same("du", d.DU); Same("dB", d.DB); Same("dC", d.DC);
+            if (t == DType.F32 && d.DDelta.DType == DType.BF16)   // the _gbf16 kernels: dΔ and dz in BF16
+            {
+                if (d.DZ is { } dz && dz.DType != DType.BF16) throw new ArgumentException($"SelectiveScan on CUDA: dz is {dz.DType}; with a BF16 dΔ it must be BF16");
+            }
+            else { Same("ddelta", d.DDelta); Same("dz", d.DZ); }
             F32("dA", d.DA); F32("dD", d.DD); F32("ddeltaBias", d.DDeltaBias); F32("dinitialState", d.DInitialState);
         }
     }
@@ -88,9 +94,10 @@ public sealed unsafe partial class CudaBackend
     internal static string PrepareKernel(int ns, int tpc, bool selective, DType type) =>
         $"scan_prepare_ns{ns}{(tpc > 1 ? "_tpcx" : "")}_{(selective ? "sel" : "lti")}{TypeSuffix(type)}";
 
-    /// <summary>The main backward kernel of a split (TPC a compile-time constant; with prefetch).</summary>
-    internal static string BackwardKernel(int ns, int tpc, bool selective, DType type) =>
-        $"scan_backward_ns{ns}_tpc{tpc}_{(selective ? "sel" : "lti")}_pf{TypeSuffix(type)}";
+    /// <summary>The main backward kernel of a split (TPC a compile-time constant; with prefetch) for inputs of
+    /// <paramref name="type"/> and dΔ, dz of <paramref name="gradientType"/> (the same, or BF16 beside F32 inputs: "_gbf16").</summary>
+    internal static string BackwardKernel(int ns, int tpc, bool selective, DType type, DType gradientType) =>
+        $"scan_backward_ns{ns}_tpc{tpc}_{(selective ? "sel" : "lti")}_pf{(gradientType == type ? TypeSuffix(type) : "_gbf16")}";
 
     private static Dim3 ScanGrid(in ScanParams p, int chunks, int block = ScanBlock) =>
         new((uint)((p.Dch + block / p.Tpc - 1) / (block / p.Tpc)), (uint)chunks, (uint)p.Batch);
@@ -270,7 +277,7 @@ public sealed unsafe partial class CudaBackend
                     RequireShared(ForwardShared(pf, nsF, type.ElementSize(), prepare: true), "backward (prepare sweep)", p.N), pf);
                 Launch(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanCarries, new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
-            Launch(Kernels.SelectiveScan.File, BackwardKernel(ns, tpc, p.Selective == 1, type),
+            Launch(Kernels.SelectiveScan.File, BackwardKernel(ns, tpc, p.Selective == 1, type, grads.DDelta.DType),
                 ScanGrid(p, p.Chunks, block), block, shared, p);
             if (half)
             {

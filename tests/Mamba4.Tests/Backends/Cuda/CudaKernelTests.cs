@@ -391,8 +391,9 @@ public class CudaMixedPrecisionTests
         finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
     }
 
-    /// <summary>With BF16 products, the block's RMSNorm and the scan write in_proj's and out_proj's operands in BF16
-    /// (CudaBackend.Bf16Activations) instead of F32 activations that the products round: the same products, so the loss and
+    /// <summary>With BF16 products, the block's RMSNorm and the scan write in_proj's and out_proj's operands in BF16, and the
+    /// scan and the conv the gradients dt_proj's and in_proj's backward multiply with (CudaBackend.Bf16Activations), instead
+    /// of F32 tensors that the products round: the same products, so the loss and
     /// every gradient agree up to the order of atomic sums (the scan's, which varies by run) — with and without the rerun of
     /// the mixer in the backward (Recompute).</summary>
     [Fact]

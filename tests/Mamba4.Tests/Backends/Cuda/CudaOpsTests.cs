@@ -300,6 +300,10 @@ public class CudaOpsTests
             gpu.TiledConv = tiled;
             gpu.CausalConv1dForward(gx, gw, gbias, silu, yg);
             gpu.CausalConv1dBackward(gx, gw, gbias, silu, gdy, dxg, dwg, bias ? dbg : null);
+            // dx in BF16 (a product's operand: the _gbf16 kernels, or the per-element dx rounded): the F32 dx rounded, bit for bit
+            var dx16 = Tensor.Empty(new Shape(batch, l, d), DType.BF16, Cuda);
+            gpu.CausalConv1dBackward(gx, gw, gbias, silu, gdy, dx16, Tensor.Empty(new Shape(d, 1, k), DType.F32, Cuda), bias ? Tensor.Empty(new Shape(d), DType.F32, Cuda) : null);
+            Assert.Equal(dxg.To(DType.BF16).ToFloatArray(), dx16.ToFloatArray());
         }
         finally { gpu.TiledConv = true; }
         Close(yc, yg, 1e-5, $"conv y{(tiled ? " (tiled)" : "")}");

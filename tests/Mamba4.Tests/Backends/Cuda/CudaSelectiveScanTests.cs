@@ -273,6 +273,36 @@ public class CudaSelectiveScanTests
         finally { Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = 0 }); }
     }
 
+    /// <summary>dΔ and dz written in BF16 beside F32 inputs (the scan_backward_*_gbf16 kernels) are the F32 backward's rounded,
+    /// bit for bit; du is the same, and the atomically summed gradients agree to 1e-5.</summary>
+    [Fact]
+    public void NarrowGradientsAreTheRoundedF32Ones()
+    {
+        var gpu = Gpu;
+        foreach (var (b, l, d, n, sel) in new[] { (2, 1, 5, 16, true), (1, 300, 37, 16, true), (2, 1000, 130, 16, true),
+                     (3, 333, 24, 7, false), (1, 150, 24, 128, true) })
+        {
+            using var scope = new TensorScope();
+            var g = Make(14, b, l, d, n, sel, true, true, true, true, Cuda);
+            var args = g.Args with { LastState = null };
+            gpu.SelectiveScanBackward(args, g.Grads);
+            Tensor Narrow(Tensor t) => Tensor.Full(t.Shape, float.NaN).To(DType.BF16, Cuda);
+            Tensor Like(Tensor t) => Tensor.Full(t.Shape, float.NaN, Cuda);
+            var n16 = new SelectiveScanGrads(g.Grads.DY, Like(g.Grads.DU), Narrow(g.Grads.DDelta), Like(g.Grads.DA), Like(g.Grads.DB), Like(g.Grads.DC),
+                Like(g.Grads.DD!), Narrow(g.Grads.DZ!), Like(g.Grads.DDeltaBias!));
+            gpu.SelectiveScanBackward(args, n16);
+            string shape = $"b{b} L{l} D{d} N{n} {(sel ? "selective" : "time-invariant")}";
+            Assert.True(g.Grads.DDelta.To(DType.BF16).ToFloatArray().SequenceEqual(n16.DDelta.ToFloatArray()), $"{shape}: dΔ is not the rounded F32 one");
+            Assert.True(g.Grads.DZ!.To(DType.BF16).ToFloatArray().SequenceEqual(n16.DZ!.ToFloatArray()), $"{shape}: dz is not the rounded F32 one");
+            Assert.True(g.Grads.DU.ToFloatArray().SequenceEqual(n16.DU.ToFloatArray()), $"{shape}: du differs");
+            Close(g.Grads.DA, n16.DA, 1e-5, $"{shape}: dA");
+            Close(g.Grads.DB, n16.DB, 1e-5, $"{shape}: dB");
+            Close(g.Grads.DC, n16.DC, 1e-5, $"{shape}: dC");
+            Close(g.Grads.DD!, n16.DD!, 1e-5, $"{shape}: dD");
+            Close(g.Grads.DDeltaBias!, n16.DDeltaBias!, 1e-5, $"{shape}: dbias");
+        }
+    }
+
     /// <summary>With BF16 products, the scan's output written in BF16 and read by Linear as it is gives the same bits as
     /// the F32 output rounded by the product (and again for the weight's gradient): forward and every gradient (those summed
     /// with atomics to 1e-5).</summary>

@@ -146,8 +146,9 @@ template <int K> __device__ void conv_forward_tiled(const float* __restrict__ x,
 // runs K − 1 steps past t1 (clipped at L) for its last dx; its steps [t0, t1) add dp_t·x_{t−K+1+j} to dw[j] and dp_t to db
 // (double, as conv_params_partials), summed over the thread's tiles and written to partial[blockIdx.x, j, c] for
 // conv_params_final (gridDim.x rows, in order: deterministic).
-template <int K> __device__ void conv_backward_tiled(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
-    int silu, const float* __restrict__ dy, float* __restrict__ dx, int B, int L, int D, int run, double* __restrict__ partial)
+// dx is written as DX: float, or BF16 (rounded at the store: the operand of in_proj's backward products).
+template <int K, typename DX> __device__ void conv_backward_tiled(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+    int silu, const float* __restrict__ dy, DX* __restrict__ dx, int B, int L, int D, int run, double* __restrict__ partial)
 {
     const int c = blockIdx.y * blockDim.x + threadIdx.x, tiles = B * ((L + run - 1) / run);
     if (c >= D) return;
@@ -162,7 +163,7 @@ template <int K> __device__ void conv_backward_tiled(const float* __restrict__ x
         conv_tile(tile, L, run, b, t0, t1);
         const i64 base = (i64)b * L * D + c;
         const float *xb = x + base, *dyb = dy + base;
-        float* dxb = dx + base;
+        DX* dxb = dx + base;
 #pragma unroll
         for (int j = 0; j < K; j++) acc[j] = 0.f;
 #pragma unroll
@@ -184,7 +185,7 @@ template <int K> __device__ void conv_backward_tiled(const float* __restrict__ x
                 sb += dp;
             }
             int s = t - K + 1;
-            if (s >= t0) dxb[(i64)s * D] = acc[0];
+            if (s >= t0) dxb[(i64)s * D] = from_f32<DX>(acc[0]);
 #pragma unroll
             for (int j = 0; j < K - 1; j++) { acc[j] = acc[j + 1]; win[j] = win[j + 1]; }
             acc[K - 1] = 0.f;
@@ -194,7 +195,7 @@ template <int K> __device__ void conv_backward_tiled(const float* __restrict__ x
         for (int m = 0; m < K - 1; m++)
         {
             int s = tEnd - K + 1 + m;
-            if (s >= t0 && s < t1) dxb[(i64)s * D] = acc[m];
+            if (s >= t0 && s < t1) dxb[(i64)s * D] = from_f32<DX>(acc[m]);
         }
     }
     double* out = partial + (i64)blockIdx.x * (K + 1) * D;
@@ -208,7 +209,10 @@ extern "C" __global__ void conv_forward_k##K(const float* x, const float* w, con
 { conv_forward_tiled<K>(x, w, bias, silu, y, B, L, D, run); } \
 extern "C" __global__ void conv_backward_k##K(const float* x, const float* w, const float* bias, int silu, const float* dy, float* dx, \
     int B, int L, int D, int run, double* partial) \
-{ conv_backward_tiled<K>(x, w, bias, silu, dy, dx, B, L, D, run, partial); }
+{ conv_backward_tiled<K, float>(x, w, bias, silu, dy, dx, B, L, D, run, partial); } \
+extern "C" __global__ void conv_backward_k##K##_gbf16(const float* x, const float* w, const float* bias, int silu, const float* dy, \
+    bf16_bits* dx, int B, int L, int D, int run, double* partial) \
+{ conv_backward_tiled<K, bf16_bits>(x, w, bias, silu, dy, dx, B, L, D, run, partial); }
 CONV_TILED(1)
 CONV_TILED(2)
 CONV_TILED(3)

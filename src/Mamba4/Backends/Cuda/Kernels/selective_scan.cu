@@ -614,7 +614,7 @@ __device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& ba
 // checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
 // PF: the next sub-block's u, Δ (pass 1) and u, dout, z (pass 2) are loaded into registers before the current one is
 // computed, so their memory latency overlaps the arithmetic.
-template <int NS, int TPC, bool SEL, int SUB, bool PF, typename T>
+template <int NS, int TPC, bool SEL, int SUB, bool PF, typename T, typename TG = T>
 __device__ void scan_backward_impl(const ScanParams& p)
 {
     const T *u = reinterpret_cast<const T*>(p.u), *delta = reinterpret_cast<const T*>(p.delta), *z = reinterpret_cast<const T*>(p.z);
@@ -829,8 +829,8 @@ __device__ void scan_backward_impl(const ScanParams& p)
             if (s.sub == 0 && s.active)
             {
                 reinterpret_cast<T*>(p.du)[off] = from_f32<T>(du);
-                reinterpret_cast<T*>(p.ddelta)[off] = from_f32<T>(dd);
-                if (p.dz) reinterpret_cast<T*>(p.dz)[off] = from_f32<T>(dzs[k] * fmaf(skip, uu, yv));
+                reinterpret_cast<TG*>(p.ddelta)[off] = from_f32<TG>(dd);
+                if (p.dz) reinterpret_cast<TG*>(p.dz)[off] = from_f32<TG>(dzs[k] * fmaf(skip, uu, yv));
             }
             if (SEL)
             {
@@ -897,12 +897,15 @@ __device__ void scan_backward_impl(const ScanParams& p)
 }
 
 // _pf: with prefetch, at most 128 registers (two 256-thread blocks per SM); bf16 and f16 (_bf16, _f16) only with prefetch.
-// dB and dC are F32 (summed with atomics; scan_to_bf16 / scan_to_f16 convert them afterwards).
-#define SCAN_BACKWARD_PF(NS, TPC, T, SUFFIX)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T>(p); } \
-    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T>(p); }
+// _gbf16: F32 inputs, dΔ and dz written in BF16 (for BF16 products: the operands of dt_proj's and in_proj's backward
+// products, rounded at the store instead of by a pass). dB and dC are F32 (summed with atomics; scan_to_bf16 /
+// scan_to_f16 convert them afterwards).
+#define SCAN_BACKWARD_PF(NS, TPC, T, TG, SUFFIX)                                                                               \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T, TG>(p); } \
+    extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T, TG>(p); }
 #define SCAN_BACKWARD(NS, TPC)                                                                                                 \
-    SCAN_BACKWARD_PF(NS, TPC, float, ) SCAN_BACKWARD_PF(NS, TPC, bf16_bits, _bf16) SCAN_BACKWARD_PF(NS, TPC, half_bits, _f16)
+    SCAN_BACKWARD_PF(NS, TPC, float, float, ) SCAN_BACKWARD_PF(NS, TPC, bf16_bits, bf16_bits, _bf16)                           \
+    SCAN_BACKWARD_PF(NS, TPC, half_bits, half_bits, _f16) SCAN_BACKWARD_PF(NS, TPC, float, bf16_bits, _gbf16)
 SCAN_BACKWARD(1, 1)
 SCAN_BACKWARD(2, 1)
 SCAN_BACKWARD(4, 1)
