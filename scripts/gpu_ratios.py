@@ -19,18 +19,19 @@ def ratio(ours, base, higher_is_better=True):
     return f"{(ours / base if higher_is_better else base / ours):.2f}×"
 
 print("Target 1, training step (forward, backward, clipping, AdamW), 130M shape, tokens/s and peak GB")
-print("| batch × L | ours F32 | mamba_ssm fp32 | ratio | ours BF16 GEMMs | mamba_ssm bf16 autocast | ratio | our peak, kept / recomputed | mamba_ssm peak fp32 / bf16 |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| batch × L | ours F32 | mamba_ssm fp32 | ratio | ours BF16 | mamba_ssm bf16 autocast | ratio | our peak F32, kept / recomputed | our peak BF16, kept / recomputed | mamba_ssm peak fp32 / bf16 |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 train = {}
 for m in re.finditer(r"training, 130M shape, GEMMs (\w+)( \(rounded in cuBLAS\))?, (\d+) × 2048(, recompute)? .*?: (\d+) tokens/s .*?peak ([\d.]+) GB", text):
     train[(m.group(1) + ("-cublas" if m.group(2) else ""), int(m.group(3)), bool(m.group(4)))] = (int(m.group(5)), float(m.group(6)))
 for b in (1, 4, 8):
-    f32 = train.get(("F32", b, False)); bf = train.get(("Bf16", b, False)); rec = train.get(("F32", b, True))
+    f32 = train.get(("F32", b, False)); bf = train.get(("Bf16", b, False)); rec = train.get(("F32", b, True)); bfrec = train.get(("Bf16", b, True))
     tf = theirs(train=f"{b}x2048", precision="fp32"); tb = theirs(train=f"{b}x2048", precision="bf16-autocast")
     if not f32:
         continue
     print(f"| {b} × 2048 | {f32[0]:,} | {tf['tokens_per_s']:,} | {ratio(f32[0], tf['tokens_per_s'])} | {bf[0]:,} | {tb['tokens_per_s']:,} | "
-          f"{ratio(bf[0], tb['tokens_per_s'])} | {f32[1]:.2f} / {rec[1]:.2f} | {tf['peak_gb']:.2f} / {tb['peak_gb']:.2f} |")
+          f"{ratio(bf[0], tb['tokens_per_s'])} | {f32[1]:.2f} / {rec[1]:.2f} | {bf[1]:.2f} / {bfrec[1] if bfrec else float('nan'):.2f} | "
+          f"{tf['peak_gb']:.2f} / {tb['peak_gb']:.2f} |")
 
 print()
 print("Target 2, fused selective scan, ms (ratio = mamba_ssm's time / ours)")
