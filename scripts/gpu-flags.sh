@@ -8,7 +8,7 @@
 # (region train-bf16, with the wall time of its unprofiled warm-up steps). With .anchors carried too, mamba_ssm's extensions
 # build in the background from the start (so a second call on the warm machine finds them cached) and, when the build is
 # done in time, its BF16 step is profiled the same way. Logs to $OUT (at most 8 files).
-#   OUT=... [DEADLINE=580] bash .device/gpu-flags.sh
+#   OUT=... [DEADLINE=580] [BENCH=0] bash .device/gpu-flags.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
 . "$dev/gpu-env.sh" && gpu_measuring
@@ -23,10 +23,12 @@ for c in CudaOpsTests CudaKernelTests CudaMambaStepTests CudaModelTests; do
   timeout 200 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$out/t.log" 2>&1
   echo "$c rc=$?: $(grep -E 'Total:' "$out/t.log")"; grep -E "^\s*\[FAIL\]" "$out/t.log" | head -10; cat "$out/t.log" >> "$out/tests.log"
 done
-MAMBA4_CUDA_BENCH=scan MAMBA4_DEVICE=cuda timeout 150 dotnet "$bench" cuda > "$out/gpu-bench-cuda.log" 2>&1
-echo "bench cuda rc=$?"; grep -A6 "causal conv1d" "$out/gpu-bench-cuda.log"
-MAMBA4_CUDA_BENCH=flags MAMBA4_DEVICE=cuda timeout 200 dotnet "$bench" cuda-model > "$out/gpu-bench-flags.log" 2>&1
-echo "bench cuda-model (flags) rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-flags.log"
+if [ "${BENCH:-1}" = 1 ]; then   # BENCH=0: the tests and the profile only (a last call with little device time left)
+  MAMBA4_CUDA_BENCH=scan MAMBA4_DEVICE=cuda timeout 150 dotnet "$bench" cuda > "$out/gpu-bench-cuda.log" 2>&1
+  echo "bench cuda rc=$?"; grep -A6 "causal conv1d" "$out/gpu-bench-cuda.log"
+  MAMBA4_CUDA_BENCH=flags MAMBA4_DEVICE=cuda timeout 200 dotnet "$bench" cuda-model > "$out/gpu-bench-flags.log" 2>&1
+  echo "bench cuda-model (flags) rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-flags.log"
+fi
 # our BF16 training step, kernel by kernel (Nsight Compute; for the autocast decision: the rounding passes' share)
 echo "[$SECONDS s] ours, region train-bf16"
 MAMBA4_CUDA_BENCH=region-train-bf16 MAMBA4_DEVICE=cuda gpu_ncu_region "$(( $(left) < 150 ? $(left) : 150 ))" ours-train-bf16 dotnet "$bench" cuda-model
