@@ -8,7 +8,7 @@
 # (region train-bf16, with the wall time of its unprofiled warm-up steps). With .anchors carried too, mamba_ssm's extensions
 # build in the background from the start (so a second call on the warm machine finds them cached) and, when the build is
 # done in time, its BF16 step is profiled the same way. Logs to $OUT (at most 8 files).
-#   OUT=... [DEADLINE=580] [BENCH=0] bash .device/gpu-flags.sh
+#   OUT=... [DEADLINE=580] [BENCH=0] [CLASSES="CudaOpsTests ..."] bash .device/gpu-flags.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
 . "$dev/gpu-env.sh" && gpu_measuring
@@ -19,7 +19,7 @@ if [ -n "$anchors" ]; then
   (MAX_JOBS=6 ANCHOR_BUILD_ONLY=1 nice -n 10 python3 "$anchors/model_anchor.py" > "$out/anchor-build.log" 2>&1) &
   build=$!
 fi
-for c in CudaOpsTests CudaKernelTests CudaMambaStepTests CudaModelTests; do
+for c in ${CLASSES:-CudaOpsTests CudaKernelTests CudaMambaStepTests CudaModelTests}; do
   timeout 200 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$out/t.log" 2>&1
   echo "$c rc=$?: $(grep -E 'Total:' "$out/t.log")"; grep -E "^\s*\[FAIL\]" "$out/t.log" | head -10; cat "$out/t.log" >> "$out/tests.log"
 done
