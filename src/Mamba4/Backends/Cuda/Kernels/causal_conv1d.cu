@@ -81,8 +81,7 @@ extern "C" __global__ void conv_params_final(const double* partial, int segments
     {
         int j = (int)(i / D), c = (int)(i % D);
         double s = 0;
-#pragma unroll 8
-        for (int g = 0; g < segments; g++) s += partial[((i64)g * (K + 1) + j) * D + c];   // (unrolled: eight loads in flight, the same sums)
+        for (int g = 0; g < segments; g++) s += partial[((i64)g * (K + 1) + j) * D + c];
         if (j < K) dw[(i64)c * K + j] = (float)s;
         else if (db) db[c] = (float)s;
     }

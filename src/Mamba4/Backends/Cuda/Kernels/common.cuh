@@ -68,16 +68,6 @@ template <int OUT> __device__ __forceinline__ void store_as(void* y, i64 i, floa
     else if (OUT == 1) ((bf16_bits*)y)[i] = from_f32<bf16_bits>(v);
     else ((half_bits*)y)[i] = from_f32<half_bits>(v);
 }
-// store4_as<OUT>: elements 4j … 4j + 3 at once (16 bytes of F32, 8 of BF16 / F16: y aligned to that)
-template <int OUT> __device__ __forceinline__ unsigned narrow_bits(float v)
-{
-    return OUT == 1 ? from_f32<bf16_bits>(v).v : from_f32<half_bits>(v).v;
-}
-template <int OUT> __device__ __forceinline__ void store4_as(void* y, i64 j, float4 v)
-{
-    if (OUT == 0) ((float4*)y)[j] = v;
-    else ((uint2*)y)[j] = make_uint2(narrow_bits<OUT>(v.x) | narrow_bits<OUT>(v.y) << 16, narrow_bits<OUT>(v.z) | narrow_bits<OUT>(v.w) << 16);
-}
 
 template <typename T> __device__ __forceinline__ T warp_sum(T v)
 {
@@ -132,48 +122,15 @@ __device__ __forceinline__ i64 load_id(const void* ids, int ids64, i64 p)
     return ids64 ? ((const i64*)ids)[p] : (i64)((const int*)ids)[p];
 }
 
-// The running pair (m, s), s = Σ exp(x − m) over the values seen, after one more x: rescaled when x is a new maximum (from
-// m = −∞ that gives s = 1); a −∞ adds nothing, a NaN makes s NaN. (m1, s1) ⊕ (m2, s2) = (M, s1·e^{m1−M} + s2·e^{m2−M}),
-// a side that saw no finite value (m = −∞, s 0 or NaN) kept as it is.
-__device__ __forceinline__ void online_log_sum(float& m, float& s, float x)
-{
-    if (x > m) { s = fmaf(s, expf(m - x), 1.f); m = x; }
-    else if (x > NEG_INF || x != x) s += expf(x - m);
-}
-__device__ __forceinline__ void combine_log_sum(float& m, float& s, float m2, float s2)
-{
-    float M = fmaxf(m, m2);
-    s = (m > NEG_INF ? s * expf(m - M) : s) + (m2 > NEG_INF ? s2 * expf(m2 - M) : s2);
-    m = M;
-}
-
 // m = max_j x_j and logSum = log Σ_j exp(x_j − m) over a row of v values, the whole block cooperating (losses:
-// cross_entropy.cu, log_softmax.cu); logSum = 0 when the row's max is infinite. One pass over the row (online: each thread
-// keeps its running max and sum, the block combines the pairs), four values a load where the row is 16-byte aligned.
+// cross_entropy.cu, log_softmax.cu); logSum = 0 when the row's max is infinite.
 __device__ void max_and_log_sum(const float* x, int v, float& m, float& logSum)
 {
-    __shared__ float pm[32], ps[32];
-    float lm = NEG_INF, ls = 0.f;
-    if ((v & 3) == 0 && ((u64)x & 15) == 0)
-    {
-        const float4* x4 = (const float4*)x;
-#pragma unroll 4
-        for (int j = threadIdx.x; j < (v >> 2); j += blockDim.x)
-        {
-            float4 q = x4[j];
-            online_log_sum(lm, ls, q.x); online_log_sum(lm, ls, q.y); online_log_sum(lm, ls, q.z); online_log_sum(lm, ls, q.w);
-        }
-    }
-    else
-        for (int j = threadIdx.x; j < v; j += blockDim.x) online_log_sum(lm, ls, x[j]);
-    for (int o = 16; o > 0; o >>= 1) combine_log_sum(lm, ls, __shfl_xor_sync(FULL_MASK, lm, o), __shfl_xor_sync(FULL_MASK, ls, o));
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0) { pm[warp] = lm; ps[warp] = ls; }
-    __syncthreads();
-    lm = lane < warps ? pm[lane] : NEG_INF;
-    ls = lane < warps ? ps[lane] : 0.f;
-    for (int o = 16; o > 0; o >>= 1) combine_log_sum(lm, ls, __shfl_xor_sync(FULL_MASK, lm, o), __shfl_xor_sync(FULL_MASK, ls, o));
-    m = lm;
-    logSum = isinf(m) ? 0.f : logf(ls);
+    float local = NEG_INF;
+    for (int j = threadIdx.x; j < v; j += blockDim.x) local = fmaxf(local, x[j]);
+    m = block_max(local);
+    if (isinf(m)) { logSum = 0.f; return; }
+    float s = 0.f;
+    for (int j = threadIdx.x; j < v; j += blockDim.x) s += expf(x[j] - m);
+    logSum = logf(block_sum(s));
 }

@@ -28,19 +28,12 @@ template <int OUT> __device__ void cross_entropy_backward_rows(const float* logi
     const float* x = logits + r * v;
     bool skip = t == ignore || t < 0 || t >= v;
     float l = lse[r];
-    auto grad = [&](int j, float xj) { float g = expf(xj - l) * scale; return skip ? 0.f : j == t ? g - scale : g; };
-    if ((v & 3) == 0 && ((u64)x & 15) == 0 && ((u64)dlogits & (OUT == 0 ? 15 : 7)) == 0)   // four values a load and a store (the same values)
+    for (int j = threadIdx.x; j < v; j += blockDim.x)
     {
-        const float4* x4 = (const float4*)x;
-#pragma unroll 4
-        for (int j = threadIdx.x; j < (v >> 2); j += blockDim.x)
-        {
-            float4 q = x4[j];
-            store4_as<OUT>(dlogits, r * (v >> 2) + j, make_float4(grad(4 * j, q.x), grad(4 * j + 1, q.y), grad(4 * j + 2, q.z), grad(4 * j + 3, q.w)));
-        }
-        return;
+        if (skip) { store_as<OUT>(dlogits, r * v + j, 0.f); continue; }
+        float g = expf(x[j] - l) * scale;
+        store_as<OUT>(dlogits, r * v + j, j == t ? g - scale : g);
     }
-    for (int j = threadIdx.x; j < v; j += blockDim.x) store_as<OUT>(dlogits, r * v + j, grad(j, x[j]));
 }
 
 extern "C" __global__ void cross_entropy_backward(const float* logits, const i64* targets, i64 ignore, const float* lse, float scale, float* dlogits, int v)

@@ -7,6 +7,17 @@
 // at a time, the loads of a row issued together (unrolled): with few rows (a decoding step: one warp per stream) the
 // kernel is one memory round trip, not d/32. y is written as OUT (store_as: 0 F32; 1 BF16, 2 F16 for a decoding step's
 // cuBLAS product with 2-byte weights, CudaBackend.MambaStep.cs), rounded from the same F32 value; rstd may be null.
+template <int OUT> __device__ __forceinline__ unsigned narrow_bits(float v)
+{
+    return OUT == 1 ? from_f32<bf16_bits>(v).v : from_f32<half_bits>(v).v;
+}
+
+template <int OUT> __device__ __forceinline__ void store4_as(void* y, i64 j, float4 v)
+{
+    if (OUT == 0) ((float4*)y)[j] = v;
+    else ((uint2*)y)[j] = make_uint2(narrow_bits<OUT>(v.x) | narrow_bits<OUT>(v.y) << 16, narrow_bits<OUT>(v.z) | narrow_bits<OUT>(v.w) << 16);
+}
+
 template <int OUT> __device__ void rmsnorm_rows(const float* x, const float* w, float eps, void* y, float* rstd, i64 rows, int d)
 {
     i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
