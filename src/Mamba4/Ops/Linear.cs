@@ -20,7 +20,8 @@ public static partial class F
         if (weight.DType.IsNarrowWeight())
         {
             if (x.DType != DType.BF16) return NarrowLinear(x, weight, bias);
-            using var wide = x.To(DType.F32);   // (inference only: NarrowLinear refuses the tape)
+            NarrowWeightCheck("Linear", weight, x, bias);   // (inference only: the tape is refused for x itself, not its copy)
+            using var wide = x.To(DType.F32);
             return NarrowLinear(wide, weight, bias);
         }
         OpCheck.F32("Linear", "weight", weight);
@@ -45,6 +46,7 @@ public static partial class F
         if (bias is not { RequiresGrad: true } && x.Backend.ActivationType == DType.BF16) y.NarrowGradient = DType.BF16;   // dy: products only
         Tape.Record("Linear", () =>
         {
+            using var kept = operand != x ? operand : null;   // the forward's copy, released with this node
             var dy = y.Grad!;
             // rounded once for both products where the backend rounds operands (BF16 products), else null
             using var dy16 = x.RequiresGrad && weight.RequiresGrad ? x.Backend.ProductOperand(dy) : null;
@@ -66,7 +68,6 @@ public static partial class F
                 x.Backend.SumRows(dy, db, accumulate: false);
                 Tape.Accumulate(bias, db, owned: true);
             }
-            if (operand != x) operand.Dispose();
         }, y);
         return y;
     }
@@ -111,6 +112,11 @@ public static partial class F
             foreach (var view in rows) view.Dispose();
             if (operand != x) operand.Dispose();
             return parts;
+        }
+        if (operand != x && x.DType == DType.F32 && !weight.RequiresGrad)
+        {
+            operand.Dispose();   // rounded for the parts only: no weight gradient will read it
+            operand = x;
         }
         if (bias is not { RequiresGrad: true } && x.Backend.ActivationType == DType.BF16)
             foreach (var part in parts) part.NarrowGradient = DType.BF16;   // as Linear's y

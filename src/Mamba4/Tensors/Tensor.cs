@@ -53,7 +53,9 @@ public sealed unsafe class Tensor : IDisposable
 
     // ---- autograd ----
     public bool RequiresGrad { get; set; }
-    /// <summary>Accumulated gradient (same shape and device), or null.</summary>
+    /// <summary>Accumulated gradient (same shape and device), or null. Its type is F32 for F32 and BF16 activations, except
+    /// a BF16 one where only BF16 products read it (<see cref="NarrowGradient"/>: a Linear's output on CUDA with BF16
+    /// products, e.g. with <see cref="RetainGrad"/>).</summary>
     public Tensor? Grad { get; internal set; }
     /// <summary>The tape node that produced this tensor; null for leaves.</summary>
     internal Node? GradFn { get; set; }

@@ -120,6 +120,21 @@ public class Bf16ActivationTests
             F.RmsNorm(Tensor.Zeros(new Shape(2, 4)), Tensor.Zeros(new Shape(4)), 1e-5f, DType.F16)).Message);
     }
 
+    /// <summary>Low-precision weights are for inference: a BF16 x that wants a gradient is refused as an F32 one is, not
+    /// widened into a copy the tape does not see (which would leave x without a gradient).</summary>
+    [Fact]
+    public void ANarrowWeightRefusesABf16InputThatWantsAGradient()
+    {
+        using var scope = new TensorScope();
+        var rng = new Random(10);
+        var w = Random(rng, 1, 4, 6).To(DType.BF16);
+        var x = Random(rng, 1, 3, 6).To(DType.BF16);
+        Assert.Equal(new Shape(3, 4), F.Linear(x, w).Shape);   // no gradient wanted: inference
+        x.RequiresGrad = true;
+        Assert.Contains("inference only", Assert.Throws<InvalidOperationException>(() => F.Linear(x, w)).Message);
+        Assert.Contains("inference only", Assert.Throws<InvalidOperationException>(() => F.LinearSplit(x, w, null, 2, 2)).Message);
+    }
+
     [Fact]
     public void LinearSplitReadsABf16InputAsItsF32Widening()
     {

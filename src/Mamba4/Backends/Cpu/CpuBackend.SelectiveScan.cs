@@ -59,11 +59,8 @@ public sealed unsafe partial class CpuBackend
             }
             var g32 = g with { DY = F(g.DY), DU = F(g.DU, false), DDelta = F(g.DDelta, false), DB = F(g.DB, false), DC = F(g.DC, false), DZ = g.DZ is null ? null : F(g.DZ, false) };
             SelectiveScanBackward(args, g32);
-            g.DU.CopyFrom(g32.DU);
-            g.DDelta.CopyFrom(g32.DDelta);
-            g.DB.CopyFrom(g32.DB);
-            g.DC.CopyFrom(g32.DC);
-            g.DZ?.CopyFrom(g32.DZ!);
+            foreach (var (to, from) in new[] { (g.DU, g32.DU), (g.DDelta, g32.DDelta), (g.DB, g32.DB), (g.DC, g32.DC), (g.DZ, g32.DZ) })
+                if (to is not null && to != from) to.CopyFrom(from!);   // (an F32 gradient was written in place)
         }
         finally
         {
