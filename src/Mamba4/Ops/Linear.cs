@@ -27,23 +27,14 @@ public static partial class F
         OpCheck.F32("Linear", "weight", weight);
         x = CheckLinear(x, weight, bias);
         int outFeatures = weight.Shape[0];
-        bool record = Tape.ShouldRecord(x, weight, bias);
-        // The products' operand: a BF16 x (an activation written in BF16 for BF16 products: the scan's output) as it is, or
-        // its F32 copy where products read F32; an F32 x whose weight gradient will be wanted rounded once here where the
-        // products are BF16 (ProductOperand), and that copy kept for the weight gradient instead of a second rounding pass;
-        // else x. y and x's gradient are F32 either way.
-        var operand = x.DType == DType.BF16
-            ? x.Backend.ProductOperandType != DType.BF16 ? x.To(DType.F32) : x
-            : record && weight.RequiresGrad ? x.Backend.ProductOperand(x) ?? x : x;
-        var y = Tensor.Empty(x.Shape.WithLast(outFeatures), DType.F32, x.Device);
+        bool record = Tape.ShouldRecord(x, weight, bias), keep = record && weight.RequiresGrad;
+        var operand = ProductInput(x, round: keep);
+        var y = Tensor.Empty(x.Shape.WithLast(outFeatures), DType.F32, x.Device);   // y and x's gradient are F32 either way
         x.Backend.Gemm(operand, false, weight, true, y, 1f, 0f);
         if (bias is not null) x.Backend.AddRowVector(y, bias);
-        if (!record)
-        {
-            if (operand != x) operand.Dispose();
-            return y;
-        }
-        if (bias is not { RequiresGrad: true } && x.Backend.ActivationType == DType.BF16) y.NarrowGradient = DType.BF16;   // dy: products only
+        operand = KeptForWeightGradient(x, operand, keep);
+        if (!record) return y;
+        AllowNarrowGradients(x, bias, y);
         Tape.Record("Linear", () =>
         {
             using var kept = operand != x ? operand : null;   // the forward's copy, released with this node
@@ -94,11 +85,8 @@ public static partial class F
         var firstRow = new long[sizes.Length];
         for (int i = 1; i < sizes.Length; i++) firstRow[i] = firstRow[i - 1] + sizes[i - 1];
         int elementSize = weight.DType.ElementSize();
-        bool record = Tape.ShouldRecord(x, weight, bias);
-        // as Linear's operand; an F32 x is rounded once (BF16 products) for every part and, kept, for every part's dW
-        var operand = x.DType == DType.BF16
-            ? x.Backend.ProductOperandType != DType.BF16 ? x.To(DType.F32) : x
-            : sizes.Length > 1 || (record && weight.RequiresGrad) ? x.Backend.ProductOperand(x) ?? x : x;
+        bool record = Tape.ShouldRecord(x, weight, bias), keep = record && weight.RequiresGrad;
+        var operand = ProductInput(x, round: sizes.Length > 1 || keep);   // an F32 x rounded once for every part (and dW)
         for (int i = 0; i < sizes.Length; i++)
         {
             rows[i] = weight.ViewOf(new Shape(sizes[i], inFeatures), firstRow[i] * inFeatures * elementSize);
@@ -107,19 +95,13 @@ public static partial class F
             x.Backend.Gemm(operand, false, rows[i], true, parts[i], 1f, 0f);
             if (biases[i] is { } b) { x.Backend.AddRowVector(parts[i], b); b.Dispose(); }
         }
+        operand = KeptForWeightGradient(x, operand, keep);
         if (!record)
         {
             foreach (var view in rows) view.Dispose();
-            if (operand != x) operand.Dispose();
             return parts;
         }
-        if (operand != x && x.DType == DType.F32 && !weight.RequiresGrad)
-        {
-            operand.Dispose();   // rounded for the parts only: no weight gradient will read it
-            operand = x;
-        }
-        if (bias is not { RequiresGrad: true } && x.Backend.ActivationType == DType.BF16)
-            foreach (var part in parts) part.NarrowGradient = DType.BF16;   // as Linear's y
+        AllowNarrowGradients(x, bias, parts);
         Tape.Record("LinearSplit", () =>
         {
             // a part at a time: its gradient rounded once for dx and dW where the backend rounds operands (BF16 products),
@@ -155,6 +137,30 @@ public static partial class F
             }
         }, parts);
         return parts;
+    }
+
+    /// <summary>The products' operand for x: a BF16 x (an activation written in BF16 for BF16 products: the scan's output) as
+    /// it is, or its F32 copy where the backend's products read F32; an F32 x rounded once here where the products are BF16
+    /// and <paramref name="round"/> (several products, or a weight gradient to come, which then reads the same copy instead
+    /// of rounding x again); else x. Not x: the caller's to dispose.</summary>
+    private static Tensor ProductInput(Tensor x, bool round) =>
+        x.DType == DType.BF16 ? x.Backend.ProductOperandType != DType.BF16 ? x.To(DType.F32) : x
+        : round ? x.Backend.ProductOperand(x) ?? x : x;
+
+    /// <summary>The forward's operand, kept for the weight gradient when <paramref name="keep"/>, else released now (x).</summary>
+    private static Tensor KeptForWeightGradient(Tensor x, Tensor operand, bool keep)
+    {
+        if (keep || operand == x) return operand;
+        operand.Dispose();
+        return x;
+    }
+
+    /// <summary>With BF16 products and no bias gradient (whose row sums want F32), the backward only multiplies with the
+    /// outputs' gradients, rounding F32 ones first: the ops that make them may write them in BF16 (Tensor.NarrowGradient).</summary>
+    private static void AllowNarrowGradients(Tensor x, Tensor? bias, params ReadOnlySpan<Tensor> outputs)
+    {
+        if (bias is { RequiresGrad: true } || x.Backend.ActivationType != DType.BF16) return;
+        foreach (var y in outputs) y.NarrowGradient = DType.BF16;
     }
 
     /// <summary>A weight [out, in] (and bias [out]) for x [..., in]: x on the weight's device (copied there if needed).</summary>

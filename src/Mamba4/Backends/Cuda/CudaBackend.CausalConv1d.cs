@@ -89,7 +89,7 @@ public sealed unsafe partial class CudaBackend
             using (var dx32 = Tensor.Empty(x.Shape, DType.F32, x.Device))
             {
                 Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvBackwardDx, x.NumElements, x, weight, bias, silu, dy, dx32, b, l, d, k);
-                if (x.NumElements > 0) Map(Kernels.Elementwise.File, Kernels.Elementwise.F32ToBf16, x.NumElements, dx32, dx, x.NumElements);
+                RoundToBf16(dx32, dx);
             }
         int columnBlocks = (d + 255) / 256;
         int segments = (int)Math.Clamp(Multiprocessors * 8L / columnBlocks, 1, Math.Max(1, Math.Min(1024, rows / 16 + 1)));

@@ -114,8 +114,14 @@ public sealed unsafe partial class CudaBackend
     private Tensor RoundedToBf16(Tensor x)
     {
         var y = Tensor.Empty(x.Shape, DType.BF16, x.Device);
-        if (x.NumElements > 0) Map(Kernels.Elementwise.File, Kernels.Elementwise.F32ToBf16, x.NumElements, x, y, x.NumElements);
+        RoundToBf16(x, y);
         return y;
+    }
+
+    /// <summary>y (BF16) = F32 x rounded to nearest even.</summary>
+    private void RoundToBf16(Tensor x, Tensor y)
+    {
+        if (x.NumElements > 0) Map(Kernels.Elementwise.File, Kernels.Elementwise.F32ToBf16, x.NumElements, x, y, x.NumElements);
     }
 
     /// <summary>y (F32) = x·Wᵀ with W [out, in] BF16 or F16 kept narrow in GPU memory: x is rounded to W's type and
