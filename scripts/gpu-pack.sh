@@ -43,7 +43,7 @@ rm -rf "$target/shared" && mkdir -p "$target/shared" && cp -r "$shared/fixtures"
 # Tiny Shakespeare (gzip, ~0.4 MB) for gpu-all.sh's F32-vs-BF16 training check
 [ -f "$shared/data/text/tinyshakespeare.txt" ] && mkdir -p "$target/data" && gzip -9c "$shared/data/text/tinyshakespeare.txt" > "$target/data/tinyshakespeare.txt.gz"
 cp scripts/gpu-*.sh scripts/rec-ablation.sh scripts/rec-paper-gpu.sh scripts/induction-gpu.sh "$target/"
-cp scripts/ssd_anchor.py "$target/ssd_anchor.py"
+cp scripts/ssd_anchor.py scripts/ssd_anchor_profile.py "$target/"
 cp scripts/model_anchor_more.py scripts/model_anchor_profile.py scripts/ncu_kernel_times.py "$target/"
 du -sh "$target" | sed 's/^/packed: /'
 kb=$(du -sk "$target" | cut -f1)

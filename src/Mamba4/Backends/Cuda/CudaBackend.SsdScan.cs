@@ -23,11 +23,14 @@ public sealed unsafe partial class CudaBackend
         public int Batch, L, H, P, G, N, Chunk, Chunks, Softplus, Tiles;
     }
 
-    /// <summary>ssd_scan.cu's chunk kernels hold up to 4 columns of 32 per lane for P and 8 for N.</summary>
+    /// <summary>ssd_scan.cu's chunk kernels hold all P columns in one block (up to 128) and N in blocks of up to 128.</summary>
     private const int SsdMaxHeadDim = 128, SsdMaxStateSize = 256, SsdBlock = 256;
 
-    /// <summary>The chunk kernel of a mode (fwd, bf, bx over P columns; db, dc over N) for <paramref name="columns"/> columns.</summary>
-    internal static string SsdMixKernel(string mode, int columns) => $"ssd_mix_{mode}_j{NextPowerOfTwo((columns + 31) / 32)}";
+    /// <summary>The chunk kernel of a mode (fwd, bf, bx over P columns; db, dc over N) for <paramref name="columns"/> columns:
+    /// 16 threads of 4 (up to 64 columns) or 8 (up to 128, and blocks of 128 beyond) across.</summary>
+    internal static string SsdMixKernel(string mode, int columns) => $"ssd_mix_{mode}_c{SsdMixColumnsPerThread(columns)}";
+
+    private static int SsdMixColumnsPerThread(int columns) => columns <= 64 ? 4 : 8;
 
     private static SsdParams SsdInputs(in SsdScanArgs a)
     {
@@ -56,8 +59,10 @@ public sealed unsafe partial class CudaBackend
         return s.Pointer;
     }
 
-    private static Dim3 SsdStateGrid(in SsdParams p) => new((uint)((p.N + 31) / 32 * ((p.P + 31) / 32)), (uint)p.Chunks, (uint)(p.Batch * p.H));
-    private static Dim3 SsdChunkGrid(in SsdParams p, int streams) => new((uint)((p.Chunk + 31) / 32), (uint)p.Chunks, (uint)streams);
+    private static Dim3 SsdStateGrid(in SsdParams p) => new((uint)((p.N + 63) / 64 * ((p.P + 63) / 64)), (uint)p.Chunks, (uint)(p.Batch * p.H));   // 64 × 64 tiles of (P, N)
+    /// <summary>The chunk kernels' grid: 64-row tiles of each chunk (times the column blocks of N for db, dc), chunks, streams.</summary>
+    private static Dim3 SsdChunkGrid(in SsdParams p, int streams, int columnBlocks = 1) =>
+        new((uint)((p.Chunk + 63) / 64 * columnBlocks), (uint)p.Chunks, (uint)streams);
 
     /// <summary>dt after bias/softplus/clamp and its chunk cumsum, the state at each chunk's start (and the last state when asked),
     /// and C_t·B_s within each chunk and group.</summary>
@@ -68,11 +73,11 @@ public sealed unsafe partial class CudaBackend
         p.Cum = SsdScratch(scratch, 2 * steps);   // double
         p.States = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.H * p.P * p.N);
         const string file = Kernels.SsdScan.File;
-        Launch(file, Kernels.SsdScan.SsdDtCumsum, GridFor((long)p.Batch * p.Chunks * p.H), SsdBlock, 0, p);
+        Launch(file, Kernels.SsdScan.SsdDtCumsum, GridFor(32L * p.Batch * p.Chunks * p.H), SsdBlock, 0, p);   // a warp per (b, c, h)
         Launch(file, Kernels.SsdScan.SsdChunkState, SsdStateGrid(p), SsdBlock, 0, p);
         Launch(file, Kernels.SsdScan.SsdStatePassing, new Dim3((uint)p.Tiles, (uint)(p.Batch * p.H)), SsdBlock, 0, p);
-        int tiles = (p.Chunk + 31) / 32;
-        p.Cbm = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.G * tiles * tiles * 32 * 32);
+        int tiles = (p.Chunk + 31) / 32, stride = (p.Chunk + 63) / 64 * 64;   // ssd_scan.cu's SSD_QP
+        p.Cbm = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.G * stride * stride);
         Launch(file, Kernels.SsdScan.SsdBmm, new Dim3((uint)(tiles * tiles), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
     }
 
@@ -131,10 +136,11 @@ public sealed unsafe partial class CudaBackend
             // per step: the forward's two parts dotted with dy; dx and x·G B; then dB, dC summed over each group's heads
             Launch(file, SsdMixKernel("bf", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
             Launch(file, SsdMixKernel("bx", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
-            Launch(file, SsdMixKernel("db", p.N), SsdChunkGrid(p, p.Batch * p.G), SsdBlock, 0, p);
-            Launch(file, SsdMixKernel("dc", p.N), SsdChunkGrid(p, p.Batch * p.G), SsdBlock, 0, p);
+            int columnBlocks = (p.N + 16 * SsdMixColumnsPerThread(p.N) - 1) / (16 * SsdMixColumnsPerThread(p.N));
+            Launch(file, SsdMixKernel("db", p.N), SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
+            Launch(file, SsdMixKernel("dc", p.N), SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
             // ddt, and dA, dD, dDtBias by chunk, then by head
-            Launch(file, Kernels.SsdScan.SsdFinalize, GridFor(streamChunks), SsdBlock, 0, p);
+            Launch(file, Kernels.SsdScan.SsdFinalize, GridFor(32 * streamChunks), SsdBlock, 0, p);   // a warp per (b, c, h)
             Launch(file, Kernels.SsdScan.SsdReduce, GridFor(p.H), SsdBlock, 0, p);
         }
         finally

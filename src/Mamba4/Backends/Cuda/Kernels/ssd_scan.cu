@@ -38,21 +38,54 @@ struct SsdParams
 
 #define SSD_HL(p) ((i64)(p).batch * (p).H * (p).L)
 
-// dt after bias, softplus and the clamp, and the within-chunk cumulative sum of dt·A; a thread per (b, c, h).
+// A chunk's steps split among a warp's lanes: lane l takes [t0 + l·seg, t0 + (l + 1)·seg) ∩ [t0, t1).
+__device__ __forceinline__ void lane_segment(int t0, int t1, int lane, int& a, int& e)
+{
+    int seg = (t1 - t0 + 31) / 32;
+    a = min(t1, t0 + lane * seg);
+    e = min(t1, a + seg);
+}
+
+// Exclusive prefix sum over the warp's lanes (lane 0 gets 0).
+__device__ __forceinline__ double warp_exclusive_sum(double v)
+{
+    int lane = threadIdx.x & 31;
+    double inclusive = v;
+    for (int o = 1; o < 32; o <<= 1)
+    {
+        double u = __shfl_up_sync(FULL_MASK, inclusive, o);
+        if (lane >= o) inclusive += u;
+    }
+    return inclusive - v;
+}
+
+#define SSD_WARP_STRIDE(i, n) for (i64 i = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5; i < (n); i += ((i64)gridDim.x * blockDim.x) >> 5)
+
+__device__ __forceinline__ float ssd_dt(const SsdParams& p, int b, int t, int h, float bias)
+{
+    float v = p.dt[((i64)b * p.L + t) * p.H + h] + bias;
+    if (p.softplus) v = softplus_f(v);
+    return fminf(fmaxf(v, p.dtMin), p.dtMax);
+}
+
+// dt after bias, softplus and the clamp, and the within-chunk cumulative sum of dt·A; a warp per (b, c, h): each lane sums
+// its segment of steps, a warp scan gives the segment's start, then the lane writes its steps in order.
 extern "C" __global__ void ssd_dt_cumsum(SsdParams p)
 {
-    GRID_STRIDE(i, (i64)p.batch * p.chunks * p.H)
+    int lane = threadIdx.x & 31;
+    SSD_WARP_STRIDE(i, (i64)p.batch * p.chunks * p.H)
     {
         int h = (int)(i % p.H), c = (int)((i / p.H) % p.chunks), b = (int)(i / ((i64)p.H * p.chunks));
         i64 bh = (i64)b * p.H + h;
         float a = p.A[h], bias = p.dtBias ? p.dtBias[h] : 0.f;
-        double sum = 0.0;
-        int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
-        for (int t = t0; t < t1; t++)
+        int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), ta, te;
+        lane_segment(t0, t1, lane, ta, te);
+        double local = 0.0;
+        for (int t = ta; t < te; t++) local += (double)(ssd_dt(p, b, t, h, bias) * a);
+        double sum = warp_exclusive_sum(local);
+        for (int t = ta; t < te; t++)
         {
-            float v = p.dt[((i64)b * p.L + t) * p.H + h] + bias;
-            if (p.softplus) v = softplus_f(v);
-            v = fminf(fmaxf(v, p.dtMin), p.dtMax);
+            float v = ssd_dt(p, b, t, h, bias);
             sum += (double)(v * a);
             p.dtp[bh * p.L + t] = v;
             p.cum[bh * p.L + t] = sum;
@@ -60,15 +93,20 @@ extern "C" __global__ void ssd_dt_cumsum(SsdParams p)
     }
 }
 
-// out[j1, j2] = Σ_{s in chunk} w_s·Z1_s[j1]·Z2_s[j2] over a 32 × 32 tile of (P, N); block 256 = 32 (n) × 8 (p, 4 rows each).
+// out[j1, j2] = Σ_{s in chunk} w_s·Z1_s[j1]·Z2_s[j2] over a 64 × 64 tile of (P, N): block 256 = 16 × 16 threads of 4 × 4
+// outputs each (rows j1 = 4·ty + i, columns j2 = 4·tx + j), steps staged 32 at a time with w_s folded into Z1.
 // MODE 0: X_c (Z1 = x, Z2 = B, w = exp(cumEnd − cum_s)·dt_s); MODE 1: Y_c (Z1 = dy, Z2 = C, w = exp(cum_u)).
+#define SSD_TILE 64
+#define SSD_TILE_LD (SSD_TILE + 4)   // row stride of a staged tile (floats; 16-byte rows)
 template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams& p)
 {
-    __shared__ float z1s[32][33], z2s[32][33], ws[32];
-    int nTiles = (p.N + 31) / 32;
-    int n0 = (blockIdx.x % nTiles) * 32, p0 = (blockIdx.x / nTiles) * 32;
+    __shared__ float4 sm4[2 * 32 * SSD_TILE_LD / 4];
+    float* z1s = reinterpret_cast<float*>(sm4);   // [32 s][SSD_TILE_LD]
+    float* z2s = z1s + 32 * SSD_TILE_LD;
+    int nTiles = (p.N + SSD_TILE - 1) / SSD_TILE;
+    int n0 = (blockIdx.x % nTiles) * SSD_TILE, p0 = (blockIdx.x / nTiles) * SSD_TILE;
     int c = blockIdx.y, bh = blockIdx.z, h = bh % p.H, b = bh / p.H, g = h / (p.H / p.G);
-    int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
     const float* z1 = (MODE == 0 ? p.x : p.dy) + ((i64)b * p.L * p.H + h) * p.P;
     const float* z2 = (MODE == 0 ? p.B : p.C) + ((i64)b * p.L * p.G + g) * p.N;
@@ -76,87 +114,131 @@ template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams&
     const double* cum = p.cum + (i64)bh * p.L;
     const float* dtp = p.dtp + (i64)bh * p.L;
     double cumEnd = cum[t1 - 1];
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    float acc[4][4] = {};
     for (int s0 = t0; s0 < t1; s0 += 32)
     {
-        __syncthreads();
-        for (int k = threadIdx.x; k < 32 * 32; k += 256)
+        __syncthreads();   // the last block of steps is read
+        for (int k = threadIdx.x; k < 32 * SSD_TILE; k += 256)
         {
-            int s = k >> 5, j = k & 31, t = s0 + s;
-            z1s[s][j] = t < t1 && p0 + j < p.P ? z1[t * z1Row + p0 + j] : 0.f;
-            z2s[s][j] = t < t1 && n0 + j < p.N ? z2[t * z2Row + n0 + j] : 0.f;
-        }
-        if (threadIdx.x < 32)
-        {
-            int t = s0 + threadIdx.x;
-            ws[threadIdx.x] = t < t1 ? (MODE == 0 ? expf((float)(cumEnd - cum[t])) * dtp[t] : expf((float)cum[t])) : 0.f;
+            int r = k / SSD_TILE, j = k % SSD_TILE, t = s0 + r;
+            float w = 0.f, v1 = 0.f, v2 = 0.f;
+            if (t < t1)
+            {
+                w = MODE == 0 ? expf((float)(cumEnd - cum[t])) * dtp[t] : expf((float)cum[t]);
+                if (p0 + j < p.P) v1 = z1[t * z1Row + p0 + j];
+                if (n0 + j < p.N) v2 = z2[t * z2Row + n0 + j];
+            }
+            z1s[r * SSD_TILE_LD + j] = w * v1;
+            z2s[r * SSD_TILE_LD + j] = v2;
         }
         __syncthreads();
 #pragma unroll 8
-        for (int s = 0; s < 32; s++)
+        for (int r = 0; r < 32; r++)
         {
-            float v = z2s[s][tx] * ws[s];
+            float4 u = *reinterpret_cast<const float4*>(z1s + r * SSD_TILE_LD + 4 * ty);
+            float4 v = *reinterpret_cast<const float4*>(z2s + r * SSD_TILE_LD + 4 * tx);
+            float ui[4] = {u.x, u.y, u.z, u.w}, vj[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-            for (int i = 0; i < 4; i++) acc[i] += z1s[s][ty + 8 * i] * v;
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] += ui[i] * vj[j];
         }
     }
     float* out = (MODE == 0 ? p.states : p.rstates) + (((i64)b * p.chunks + c) * p.H + h) * p.P * p.N;
 #pragma unroll
     for (int i = 0; i < 4; i++)
-    {
-        int row = p0 + ty + 8 * i, col = n0 + tx;
-        if (row < p.P && col < p.N) out[(i64)row * p.N + col] = acc[i];
-    }
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+        {
+            int row = p0 + 4 * ty + i, col = n0 + 4 * tx + j;
+            if (row < p.P && col < p.N) out[(i64)row * p.N + col] = acc[i][j];
+        }
 }
 
 extern "C" __global__ void __launch_bounds__(256) ssd_chunk_state(SsdParams p) { chunk_state<0>(p); }
 extern "C" __global__ void __launch_bounds__(256) ssd_chunk_dstate(SsdParams p) { chunk_state<1>(p); }
 
-// X_c → S0_c in place (chunk order), the last state after the final chunk; a thread per (b, h, state element).
+// X_c → S0_c in place (chunk order), the last state after the final chunk; a thread per (b, h, state element), which loads
+// SSD_PASS chunks' values before their serial part (one memory round trip per SSD_PASS chunks, not one per chunk).
 // Grid (tiles of 256 elements, b·H).
+#define SSD_PASS 8
+__device__ __forceinline__ float chunk_end_decay(const SsdParams& p, i64 bh, int c)
+{
+    return expf((float)p.cum[bh * p.L + min(p.L, (c + 1) * p.chunk) - 1]);
+}
+
 extern "C" __global__ void __launch_bounds__(256) ssd_state_passing(SsdParams p)
 {
     i64 pn = (i64)p.P * p.N, e = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     int bh = blockIdx.y, h = bh % p.H, b = bh / p.H;
     if (e >= pn) return;
+    float* base = p.states + ((i64)b * p.chunks * p.H + h) * pn + e;
+    i64 chunkStride = (i64)p.H * pn;
     float s = 0.f;
-    for (int c = 0; c < p.chunks; c++)
+    for (int c0 = 0; c0 < p.chunks; c0 += SSD_PASS)
     {
-        float* at = p.states + (((i64)b * p.chunks + c) * p.H + h) * pn + e;
-        float local = *at;
-        *at = s;
-        int tEnd = min(p.L, (c + 1) * p.chunk) - 1;
-        s = expf((float)p.cum[(i64)bh * p.L + tEnd]) * s + local;
+        float local[SSD_PASS], decay[SSD_PASS];
+#pragma unroll
+        for (int j = 0; j < SSD_PASS; j++)
+            if (c0 + j < p.chunks) { local[j] = base[(c0 + j) * chunkStride]; decay[j] = chunk_end_decay(p, bh, c0 + j); }
+#pragma unroll
+        for (int j = 0; j < SSD_PASS; j++)
+            if (c0 + j < p.chunks) { base[(c0 + j) * chunkStride] = s; s = decay[j] * s + local[j]; }
     }
     if (p.lastState) p.lastState[(i64)bh * pn + e] = s;
 }
 
-// Y_c → R_c in place (reverse chunk order; R of the last chunk is 0), and K_c = exp(cumEnd_c)·⟨R_c, S0_c⟩ per tile.
+// Y_c → R_c in place (reverse chunk order; R of the last chunk is 0), and K_c = exp(cumEnd_c)·⟨R_c, S0_c⟩ per tile; loads
+// batched as in ssd_state_passing, the SSD_PASS chunks' dot products reduced over the block together.
 extern "C" __global__ void __launch_bounds__(256) ssd_state_passing_backward(SsdParams p)
 {
+    __shared__ float partial[SSD_PASS][8];
     i64 pn = (i64)p.P * p.N, e = (i64)blockIdx.x * blockDim.x + threadIdx.x;
-    int bh = blockIdx.y, h = bh % p.H, b = bh / p.H;
+    int bh = blockIdx.y, h = bh % p.H, b = bh / p.H, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     bool in = e < pn;
-    float r = 0.f, next = 0.f;   // R_{c+1} and Y_{c+1}
-    for (int c = p.chunks - 1; c >= 0; c--)
+    i64 first = ((i64)b * p.chunks * p.H + h) * pn + (in ? e : 0), chunkStride = (i64)p.H * pn;
+    float r = 0.f;   // R_c, built from R_{c+1} and Y_{c+1}
+    float next = 0.f, nextDecay = 0.f;
+    for (int c0 = p.chunks - 1; c0 >= 0; c0 -= SSD_PASS)
     {
-        if (c < p.chunks - 1)
+        float local[SSD_PASS], fwd[SSD_PASS], decay[SSD_PASS], dot[SSD_PASS];
+#pragma unroll
+        for (int j = 0; j < SSD_PASS; j++)
         {
-            int tEnd = min(p.L, (c + 2) * p.chunk) - 1;
-            r = expf((float)p.cum[(i64)bh * p.L + tEnd]) * r + next;
+            int c = c0 - j;
+            local[j] = fwd[j] = 0.f;
+            decay[j] = c >= 0 ? chunk_end_decay(p, bh, c) : 0.f;
+            if (c >= 0 && in) { local[j] = p.rstates[first + c * chunkStride]; fwd[j] = p.states[first + c * chunkStride]; }
         }
-        i64 at = (((i64)b * p.chunks + c) * p.H + h) * pn + e;
-        float local = in ? p.rstates[at] : 0.f;
-        if (in) p.rstates[at] = r;
-        float dot = block_sum(in ? r * p.states[at] : 0.f);
-        int tEnd = min(p.L, (c + 1) * p.chunk) - 1;
-        if (threadIdx.x == 0) p.chunkDot[((i64)bh * p.chunks + c) * p.tiles + blockIdx.x] = expf((float)p.cum[(i64)bh * p.L + tEnd]) * dot;
-        next = local;
+#pragma unroll
+        for (int j = 0; j < SSD_PASS; j++)
+        {
+            int c = c0 - j;
+            if (c < 0) { dot[j] = 0.f; continue; }
+            if (c < p.chunks - 1) r = nextDecay * r + next;
+            if (in) p.rstates[first + c * chunkStride] = r;
+            dot[j] = warp_sum(r * fwd[j]);
+            next = local[j];
+            nextDecay = decay[j];
+        }
+        __syncthreads();   // the last batch's partials are read
+        if (lane == 0)
+#pragma unroll
+            for (int j = 0; j < SSD_PASS; j++) partial[j][warp] = dot[j];
+        __syncthreads();
+        if (threadIdx.x < SSD_PASS && c0 - (int)threadIdx.x >= 0)
+        {
+            int c = c0 - threadIdx.x;
+            float sum = 0.f;
+            for (int w = 0; w < (int)(blockDim.x >> 5); w++) sum += partial[threadIdx.x][w];
+            p.chunkDot[((i64)bh * p.chunks + c) * p.tiles + blockIdx.x] = chunk_end_decay(p, bh, c) * sum;
+        }
     }
 }
 
 // C_t·B_s of one chunk and group (mamba_ssm's bmm_chunk), tiles of 32 × 32 with s-tile ≤ t-tile; grid (⌈chunk/32⌉², chunks, b·G).
 // The fwd, bf and bx chunk kernels of every head of the group read it instead of each computing it again.
+#define SSD_QP(p) (((p).chunk + 63) / 64 * 64)   // row stride of cbm: the chunk rounded up to the mix kernels' 64-row tiles
 extern "C" __global__ void __launch_bounds__(256) ssd_bmm(SsdParams p)
 {
     __shared__ float4 sm4[(32 * 36 + 32 * 36) / 4];
@@ -190,39 +272,76 @@ extern "C" __global__ void __launch_bounds__(256) ssd_bmm(SsdParams p)
             cb[0] += v4.x * w; cb[1] += v4.y * w; cb[2] += v4.z * w; cb[3] += v4.w * w;
         }
     }
-    int qp = qt * 32;
+    int qp = SSD_QP(p);
     float* out = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
 #pragma unroll
     for (int i = 0; i < 4; i++) out[(i64)(32 * tTile + 4 * warp + i) * qp + 32 * sTile + lane] = cb[i];
 }
 
-// ---- the chunk's two parts, for 32 rows t of one chunk and all J columns ----
-// out[t, j] = off_t·Σ_k V_t[k]·S[j, k]  (accOff, off_t applied by the caller)  +  Σ_{s in window(t)} w(t, s)·(V_t·W_s)·Z_s[j]  (accDiag)
+// ---- the chunk's two parts, for 64 rows t of one chunk and 16·CN columns j from j0 ----
+// out[t, j] = off_t·Σ_k V_t[k]·S[j, k]  (accOff)  +  Σ_{s in window(t)} w(t, s)·(V_t·W_s)·Z_s[j]  (accDiag)
 //   MODE  V   W   Z   S         k  j  window  w(t, s)
 //   FWD   C   B   x   S0[j, k]  n  p  s ≤ t   exp(cum_t − cum_s)·dt_s      (BF: the same, dotted with dy)
 //   BX    B   C   dy  R[j, k]   n  p  s ≥ t   exp(cum_s − cum_t)
 //   DB    x   dy  C   R[k, j]   p  n  s ≥ t   exp(cum_s − cum_t)
 //   DC    dy  x   B   S0[k, j]  p  n  s ≤ t   exp(cum_t − cum_s)·dt_s
-// Block 256 = 32 lanes (columns j = lane + 32·jj, jj < JT) × 8 warps (rows t = tBase + 4·warp + i, i < 4).
+// Both parts are products of staged tiles, [32 k][64 rows] by [32 k][16·CN columns]: block 256 = 16 (tx) × 16 (ty) threads,
+// each 4 rows (4·ty + i) × CN columns (4·tx + 64·q + jj, float4 reads of both tiles), as a register-tiled GEMM. For DB and DC
+// the 64 × 32 tile of V_t·W_s is such a product too (over P; each thread 4 rows × 2 steps s = 2·tx + q); FWD, BF, BX read it
+// from ssd_bmm. The sums are added to accOff and accDiag (the caller zeroes them). FWD, DB and DC fold the row factors into the
+// operands (off_t, and dt_t for DB, into the staged V rows of the off part; dt_t into w) so that the caller passes one array
+// as both: y, dB and dC are off_t·accOff + accDiag (times dt_t for DB); BF and BX need the two parts apart.
 #define MODE_FWD 0
 #define MODE_BF 1
 #define MODE_BX 2
 #define MODE_DB 3
 #define MODE_DC 4
-#define SSD_SMEM (3 * 32 * 36 + 256 * 33)   // floats; a multiple of 4 (float4 storage)
+#define MIX_ROWS 64
+#define MIX_LD (MIX_ROWS + 4)   // row stride of a staged [k][rows] tile (floats; 16-byte rows)
+#define MIX_SMEM(CN) (32 * MIX_LD + 32 * (16 * (CN) + 4) + 32 * 36)   // floats
 
-template <int MODE, int JT> __device__ __forceinline__ void mix_head(const SsdParams& p, int b, int h, int c, int tBase,
-    float (&accOff)[4][JT], float (&accDiag)[4][JT], float* sm)
+// off_t: exp(cum_t) (forward window) or exp(cumEnd − cum_t) (backward window)
+__device__ __forceinline__ float off_factor(const SsdParams& p, i64 bh, int c, int t, bool forward)
+{
+    const double* cum = p.cum + bh * p.L;
+    if (forward) return expf((float)cum[t]);
+    int tEnd = min(p.L, (c + 1) * p.chunk) - 1;
+    return expf((float)(cum[tEnd] - cum[t]));
+}
+
+// acc[i][4q + jj] += Σ_k A[k][4·ty + i]·B[k][4·tx + 64·q + jj] over the 32 staged k
+template <int CN> __device__ __forceinline__ void mix_product(const float* A, const float* Bt, int ldb, int tx, int ty, float (&acc)[4][CN])
+{
+#pragma unroll 4
+    for (int k = 0; k < 32; k++)
+    {
+        float4 a4 = *reinterpret_cast<const float4*>(A + k * MIX_LD + 4 * ty);
+        float a[4] = {a4.x, a4.y, a4.z, a4.w};
+#pragma unroll
+        for (int q = 0; q < CN / 4; q++)
+        {
+            float4 b4 = *reinterpret_cast<const float4*>(Bt + k * ldb + 4 * tx + 64 * q);
+            float bq[4] = {b4.x, b4.y, b4.z, b4.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int jj = 0; jj < 4; jj++) acc[i][4 * q + jj] += a[i] * bq[jj];
+        }
+    }
+}
+
+template <int MODE, int CN> __device__ __forceinline__ void mix_tile(const SsdParams& p, int b, int h, int c, int tBase, int j0,
+    float (&accOff)[4][CN], float (&accDiag)[4][CN], float* sm)
 {
     constexpr bool forward = MODE == MODE_FWD || MODE == MODE_BF || MODE == MODE_DC;
     constexpr bool headV = MODE == MODE_DB || MODE == MODE_DC;   // V, W are head rows (x, dy), k over P; Z group rows, j over N
     constexpr bool strict = MODE == MODE_BF || MODE == MODE_BX;  // without s = t (see mix_head_kernel)
-    // a thread's 4 rows are consecutive (4·warp + i), so Vs and Wt keep t innermost and are read 4 rows at a time (float4)
-    float* Vs = sm;               // [32 k][36 t]
-    float* Ws = sm + 32 * 36;     // [32 s][33 k]
-    float* Wt = sm + 2 * 32 * 36; // [32 s][36 t]
-    float* big = sm + 3 * 32 * 36;  // S as [j][33 k] (off part), then Z as [32 s][32·JT j] (diagonal part)
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    constexpr bool fold = MODE == MODE_FWD || headV;
+    constexpr int COLS = 16 * CN, LDB = COLS + 4;
+    float* As = sm;                    // [32 k][MIX_LD]: V rows (off part), then w(t, s)·(V_t·W_s) as [32 s][MIX_LD]
+    float* Bs = sm + 32 * MIX_LD;      // [32 k][LDB]: S (off part), then Z rows as [32 s][LDB]
+    float* Ws = Bs + 32 * LDB;         // [32 k][36 s]: W rows (DB, DC)
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     int g = h / (p.H / p.G);
     i64 bh = (i64)b * p.H + h;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
@@ -240,186 +359,186 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head(const SsdPa
     const double* cum = p.cum + bh * p.L;
     const float* dtp = p.dtp + bh * p.L;
 
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int jj = 0; jj < JT; jj++) accOff[i][jj] = accDiag[i][jj] = 0.f;
-
     // off part: Σ_k V_t[k]·S[j, k]
     for (int k0 = 0; k0 < K; k0 += 32)
     {
         __syncthreads();
-        for (int e = threadIdx.x; e < 32 * 32; e += 256)
+        for (int e = threadIdx.x; e < 32 * MIX_ROWS; e += 256)
         {
             int r = e >> 5, k = e & 31, t = tBase + r;
-            Vs[k * 36 + r] = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
+            float v = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
+            if (fold && t < t1) v *= off_factor(p, bh, c, t, forward) * (MODE == MODE_DB ? dtp[t] : 1.f);
+            As[k * MIX_LD + r] = v;
         }
-        for (int e = threadIdx.x; e < 32 * JT * 32; e += 256)
+        for (int e = threadIdx.x; e < 32 * COLS; e += 256)
         {
             int j, k;
-            if (headV) { j = e % (32 * JT); k = e / (32 * JT); }   // S[k, j]: j contiguous
-            else { j = e >> 5; k = e & 31; }                        // S[j, k]: k contiguous
+            if (headV) { j = e % COLS; k = e / COLS; }   // S[k, j]: j contiguous
+            else { j = e >> 5; k = e & 31; }             // S[j, k]: k contiguous
             float v = 0.f;
-            if (j < J && k0 + k < K) v = headV ? S[(i64)(k0 + k) * p.N + j] : S[(i64)j * p.N + k0 + k];
-            big[j * 33 + k] = v;
+            if (j0 + j < J && k0 + k < K) v = headV ? S[(i64)(k0 + k) * p.N + j0 + j] : S[(i64)(j0 + j) * p.N + k0 + k];
+            Bs[k * LDB + j] = v;
         }
         __syncthreads();
-#pragma unroll 4
-        for (int k = 0; k < 32; k++)
-        {
-            float4 v4 = *reinterpret_cast<const float4*>(Vs + k * 36 + 4 * warp);
-            float v[4] = {v4.x, v4.y, v4.z, v4.w};
-#pragma unroll
-            for (int jj = 0; jj < JT; jj++)
-            {
-                float s = big[(lane + 32 * jj) * 33 + k];
-#pragma unroll
-                for (int i = 0; i < 4; i++) accOff[i][jj] += v[i] * s;
-            }
-        }
+        mix_product<CN>(As, Bs, LDB, tx, ty, accOff);
     }
 
     // diagonal part, one tile of 32 steps s at a time
-    int sBegin = forward ? t0 : tBase, sEnd = forward ? min(t1, tBase + 32) : t1;
+    double cumRow[4];
+    float dtRow[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+    {
+        int t = min(tBase + 4 * ty + i, t1 - 1);
+        cumRow[i] = cum[t];
+        dtRow[i] = dtp[t];
+    }
+    int qp = SSD_QP(p);
+    const float* cbm = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
+    int sBegin = forward ? t0 : tBase, sEnd = forward ? min(t1, tBase + MIX_ROWS) : t1;
     for (int s0 = sBegin; s0 < sEnd; s0 += 32)
     {
-        float cb[4] = {0.f, 0.f, 0.f, 0.f};
-        __syncthreads();   // the last tile's Wt and Z are read
+        float cb[4][2] = {};
+        int tl = tBase - t0 + 4 * ty, sl = s0 - t0 + 2 * tx;   // within the chunk; < qp
+        __syncthreads();   // the last tile's As and Bs are read
         if (!headV)
         {
-            // C·B from ssd_bmm: fwd, bf C_t·B_s = cbm[t][s]; bx B_t·C_u = cbm[u][t]
-            int qp = (p.chunk + 31) / 32 * 32, tl = tBase - t0 + 4 * warp, sl = s0 - t0 + lane;
-            const float* cbm = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
-            if (MODE == MODE_BX)
-            {
-                float4 v = *reinterpret_cast<const float4*>(cbm + (i64)sl * qp + tl);
-                cb[0] = v.x; cb[1] = v.y; cb[2] = v.z; cb[3] = v.w;
-            }
-            else
-            {
-#pragma unroll
-                for (int i = 0; i < 4; i++) cb[i] = cbm[(i64)(tl + i) * qp + sl];
-            }
-        }
-        else
-        for (int k0 = 0; k0 < K; k0 += 32)
-        {
-            __syncthreads();
-            for (int e = threadIdx.x; e < 32 * 32; e += 256)
-            {
-                int r = e >> 5, k = e & 31, t = tBase + r, s = s0 + r;
-                bool kin = k0 + k < K;
-                Vs[k * 36 + r] = t < t1 && kin ? V[t * vRow + k0 + k] : 0.f;
-                Ws[r * 33 + k] = s < t1 && kin ? W[s * vRow + k0 + k] : 0.f;
-            }
-            __syncthreads();
-#pragma unroll 4
-            for (int k = 0; k < 32; k++)
-            {
-                float w = Ws[lane * 33 + k];
-                float4 v4 = *reinterpret_cast<const float4*>(Vs + k * 36 + 4 * warp);
-                cb[0] += v4.x * w; cb[1] += v4.y * w; cb[2] += v4.z * w; cb[3] += v4.w * w;
-            }
-        }
-        int s = s0 + lane;
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-        {
-            int t = tBase + 4 * warp + i;
-            float w = 0.f;
-            if (t < t1 && s < t1)
-            {
-                if (forward) { if (strict ? s < t : s <= t) w = cb[i] * expf((float)(cum[t] - cum[s])) * dtp[s]; }
-                else if (strict ? s > t : s >= t) w = cb[i] * expf((float)(cum[s] - cum[t]));
-            }
-            Wt[lane * 36 + 4 * warp + i] = w;
-        }
-        for (int e = threadIdx.x; e < 32 * 32 * JT; e += 256)
-        {
-            int r = e / (32 * JT), j = e % (32 * JT), sr = s0 + r;
-            big[e] = sr < t1 && j < J ? Z[sr * zRow + j] : 0.f;
-        }
-        __syncthreads();
-#pragma unroll 4
-        for (int sr = 0; sr < 32; sr++)
-        {
-            float z[JT];
-#pragma unroll
-            for (int jj = 0; jj < JT; jj++) z[jj] = big[sr * 32 * JT + lane + 32 * jj];
-            float4 w4 = *reinterpret_cast<const float4*>(Wt + sr * 36 + 4 * warp);
-            float w[4] = {w4.x, w4.y, w4.z, w4.w};
+            // C·B from ssd_bmm: fwd, bf C_t·B_s = cbm[t][s]; bx B_t·C_u = cbm[u][t] (entries above the diagonal tiles are
+            // not written there: masked out below, never multiplied)
 #pragma unroll
             for (int i = 0; i < 4; i++)
 #pragma unroll
-                for (int jj = 0; jj < JT; jj++) accDiag[i][jj] += w[i] * z[jj];
+                for (int q = 0; q < 2; q++) cb[i][q] = MODE == MODE_BX ? cbm[(i64)(sl + q) * qp + tl + i] : cbm[(i64)(tl + i) * qp + sl + q];
         }
+        else
+            for (int k0 = 0; k0 < K; k0 += 32)
+            {
+                __syncthreads();
+                for (int e = threadIdx.x; e < 32 * MIX_ROWS; e += 256)
+                {
+                    int r = e >> 5, k = e & 31, t = tBase + r;
+                    As[k * MIX_LD + r] = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
+                }
+                for (int e = threadIdx.x; e < 32 * 32; e += 256)
+                {
+                    int r = e >> 5, k = e & 31, sr = s0 + r;
+                    Ws[k * 36 + r] = sr < t1 && k0 + k < K ? W[sr * vRow + k0 + k] : 0.f;
+                }
+                __syncthreads();
+#pragma unroll 4
+                for (int k = 0; k < 32; k++)
+                {
+                    float4 a4 = *reinterpret_cast<const float4*>(As + k * MIX_LD + 4 * ty);
+                    float2 w2 = *reinterpret_cast<const float2*>(Ws + k * 36 + 2 * tx);
+                    float a[4] = {a4.x, a4.y, a4.z, a4.w};
+#pragma unroll
+                    for (int i = 0; i < 4; i++) { cb[i][0] += a[i] * w2.x; cb[i][1] += a[i] * w2.y; }
+                }
+                __syncthreads();   // As is rewritten below
+            }
+#pragma unroll
+        for (int q = 0; q < 2; q++)
+        {
+            int sr = s0 + 2 * tx + q;
+            double cumS = sr < t1 ? cum[sr] : 0.0;
+            float dtS = sr < t1 ? dtp[sr] : 0.f;
+            float w[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+            {
+                int t = tBase + 4 * ty + i;
+                w[i] = 0.f;
+                if (t < t1 && sr < t1)
+                {
+                    if (forward) { if (strict ? sr < t : sr <= t) w[i] = cb[i][q] * expf((float)(cumRow[i] - cumS)) * dtS; }
+                    else if (strict ? sr > t : sr >= t) w[i] = cb[i][q] * expf((float)(cumS - cumRow[i]));
+                    if (MODE == MODE_DB) w[i] *= dtRow[i];
+                }
+            }
+            *reinterpret_cast<float4*>(As + (2 * tx + q) * MIX_LD + 4 * ty) = make_float4(w[0], w[1], w[2], w[3]);
+        }
+        for (int e = threadIdx.x; e < 32 * COLS; e += 256)
+        {
+            int r = e / COLS, j = e % COLS, sr = s0 + r;
+            Bs[r * LDB + j] = sr < t1 && j0 + j < J ? Z[sr * zRow + j0 + j] : 0.f;
+        }
+        __syncthreads();
+        mix_product<CN>(As, Bs, LDB, tx, ty, accDiag);
     }
 }
 
-// off_t: exp(cum_t) (forward window) or exp(cumEnd − cum_t) (backward window)
-__device__ __forceinline__ float off_factor(const SsdParams& p, i64 bh, int c, int t, bool forward)
+// Sum over the 16 threads (tx) of a row.
+__device__ __forceinline__ float row_sum16(float v)
 {
-    const double* cum = p.cum + bh * p.L;
-    if (forward) return expf((float)cum[t]);
-    int tEnd = min(p.L, (c + 1) * p.chunk) - 1;
-    return expf((float)(cum[tEnd] - cum[t]));
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+    return v;
 }
 
-// Grid (⌈chunk/32⌉, chunks, b·H); FWD writes y; BF writes scal[0] = dy·y_off, scal[1] = dy·y_diag without s = t
+// Grid (⌈chunk/64⌉, chunks, b·H); FWD writes y; BF writes scal[0] = dy·y_off, scal[1] = dy·y_diag without s = t
 // (Σ_{s<t} M[t, s]); BX writes dx and scal[2] = x·(G B)_off, scal[3] = x·(G B)_diag without u = t (Σ_{u>t} M[u, t] / dt_t),
 // scal[4] = dy·x, scal[5] = C_t·B_t. BF and BX leave the diagonal M[t, t] out of their sums: it dominates them where
-// dt·A decays fast, and subtracting it afterwards would cancel away the strict sums' precision.
-template <int MODE, int JT> __device__ __forceinline__ void mix_head_kernel(const SsdParams& p)
+// dt·A decays fast, and subtracting it afterwards would cancel away the strict sums' precision. All P columns in one block.
+template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(const SsdParams& p)
 {
-    __shared__ float4 sm4[SSD_SMEM / 4];   // float4: 16-byte aligned
+    __shared__ float4 sm4[MIX_SMEM(CN) / 4];   // float4: 16-byte aligned
     float* sm = reinterpret_cast<float*>(sm4);
     int c = blockIdx.y, bh = blockIdx.z, h = bh % p.H, b = bh / p.H;
-    int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + blockIdx.x * 32;
+    int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + blockIdx.x * MIX_ROWS;
     if (tBase >= t1) return;
-    float accOff[4][JT], accDiag[4][JT];
-    mix_head<MODE, JT>(p, b, h, c, tBase, accOff, accDiag, sm);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = h / (p.H / p.G);
+    float accOff[4][CN], accDiag[4][CN];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < CN; j++) accOff[i][j] = accDiag[i][j] = 0.f;
+    if (MODE == MODE_FWD) mix_tile<MODE, CN>(p, b, h, c, tBase, 0, accDiag, accDiag, sm);   // off_t folded in
+    else mix_tile<MODE, CN>(p, b, h, c, tBase, 0, accOff, accDiag, sm);
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, g = h / (p.H / p.G);
     float d = p.D ? p.D[h] : 0.f;
     i64 hl = (i64)bh * p.L;
 #pragma unroll
     for (int i = 0; i < 4; i++)
     {
-        int t = tBase + 4 * warp + i;
-        if (t >= t1) continue;   // uniform over the warp
-        i64 row = ((i64)b * p.L + t) * p.H * p.P + (i64)h * p.P;
-        float off = off_factor(p, bh, c, t, MODE != MODE_BX);
+        int t = tBase + 4 * ty + i;
+        bool in = t < t1;   // the row sums below run on every lane
+        i64 row = ((i64)b * p.L + (in ? t : t0)) * p.H * p.P + (i64)h * p.P;
+        float off = MODE == MODE_FWD || !in ? 0.f : off_factor(p, bh, c, t, MODE != MODE_BX);
         float s1 = 0.f, s2 = 0.f, s3 = 0.f, cbt = 0.f;
         if (MODE == MODE_BX)
         {
-            const float* Bt = p.B + (((i64)b * p.L + t) * p.G + g) * p.N;
-            const float* Ct = p.C + (((i64)b * p.L + t) * p.G + g) * p.N;
-            for (int n = lane; n < p.N; n += 32) cbt += Ct[n] * Bt[n];
-            cbt = warp_sum(cbt);
+            if (in)
+            {
+                const float* Bt = p.B + (((i64)b * p.L + t) * p.G + g) * p.N;
+                const float* Ct = p.C + (((i64)b * p.L + t) * p.G + g) * p.N;
+                for (int n = tx; n < p.N; n += 16) cbt += Ct[n] * Bt[n];
+            }
+            cbt = row_sum16(cbt);
         }
 #pragma unroll
-        for (int jj = 0; jj < JT; jj++)
-        {
-            int j = lane + 32 * jj;
-            if (j >= p.P) continue;
-            float o = off * accOff[i][jj], dg = accDiag[i][jj];
-            if (MODE == MODE_FWD) p.y[row + j] = o + dg + d * p.x[row + j];
-            if (MODE == MODE_BF) { float dy = p.dy[row + j]; s1 += dy * o; s2 += dy * dg; }
-            if (MODE == MODE_BX)
+        for (int q = 0; q < CN / 4; q++)
+#pragma unroll
+            for (int jj = 0; jj < 4; jj++)
             {
-                float dy = p.dy[row + j], xv = p.x[row + j];
-                p.dx[row + j] = d * dy + p.dtp[hl + t] * (o + dg + cbt * dy);
-                s1 += xv * o; s2 += xv * dg; s3 += dy * xv;
+                int j = 4 * tx + 64 * q + jj;
+                if (!in || j >= p.P) continue;
+                float o = off * accOff[i][4 * q + jj], dg = accDiag[i][4 * q + jj];
+                if (MODE == MODE_FWD) p.y[row + j] = dg + d * p.x[row + j];
+                if (MODE == MODE_BF) { float dy = p.dy[row + j]; s1 += dy * o; s2 += dy * dg; }
+                if (MODE == MODE_BX)
+                {
+                    float dy = p.dy[row + j], xv = p.x[row + j];
+                    p.dx[row + j] = d * dy + p.dtp[hl + t] * (o + dg + cbt * dy);
+                    s1 += xv * o; s2 += xv * dg; s3 += dy * xv;
+                }
             }
-        }
         if (MODE == MODE_BF)
         {
-            s1 = warp_sum(s1); s2 = warp_sum(s2);
-            if (lane == 0) { p.scal[hl + t] = s1; p.scal[SSD_HL(p) + hl + t] = s2; }
+            s1 = row_sum16(s1); s2 = row_sum16(s2);
+            if (in && tx == 0) { p.scal[hl + t] = s1; p.scal[SSD_HL(p) + hl + t] = s2; }
         }
         if (MODE == MODE_BX)
         {
-            s1 = warp_sum(s1); s2 = warp_sum(s2); s3 = warp_sum(s3);
-            if (lane == 0)
+            s1 = row_sum16(s1); s2 = row_sum16(s2); s3 = row_sum16(s3);
+            if (in && tx == 0)
             {
                 p.scal[2 * SSD_HL(p) + hl + t] = s1;
                 p.scal[3 * SSD_HL(p) + hl + t] = s2;
@@ -430,81 +549,82 @@ template <int MODE, int JT> __device__ __forceinline__ void mix_head_kernel(cons
     }
 }
 
-// dB (MODE_DB) or dC (MODE_DC) of one group: the heads of the group summed in order. Grid (⌈chunk/32⌉, chunks, b·G).
-template <int MODE, int JT> __device__ __forceinline__ void mix_group_kernel(const SsdParams& p)
+// dB (MODE_DB) or dC (MODE_DC) of one group: the heads of the group summed in order. Grid (⌈chunk/64⌉·column blocks,
+// chunks, b·G), a column block being 16·CN of the N columns.
+template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(const SsdParams& p)
 {
-    __shared__ float4 sm4[SSD_SMEM / 4];   // float4: 16-byte aligned
+    __shared__ float4 sm4[MIX_SMEM(CN) / 4];   // float4: 16-byte aligned
     float* sm = reinterpret_cast<float*>(sm4);
+    int colBlocks = (p.N + 16 * CN - 1) / (16 * CN), j0 = (blockIdx.x % colBlocks) * 16 * CN;
     int c = blockIdx.y, g = blockIdx.z % p.G, b = blockIdx.z / p.G, heads = p.H / p.G;
-    int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + blockIdx.x * 32;
+    int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + (blockIdx.x / colBlocks) * MIX_ROWS;
     if (tBase >= t1) return;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float total[4][JT], accOff[4][JT], accDiag[4][JT];
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    float total[4][CN];
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
-        for (int jj = 0; jj < JT; jj++) total[i][jj] = 0.f;
-    for (int h = g * heads; h < (g + 1) * heads; h++)
-    {
-        mix_head<MODE, JT>(p, b, h, c, tBase, accOff, accDiag, sm);
-        i64 bh = (i64)b * p.H + h;
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-        {
-            int t = min(tBase + 4 * warp + i, t1 - 1);
-            float off = off_factor(p, bh, c, t, MODE == MODE_DC);
-            float scale = MODE == MODE_DB ? p.dtp[bh * p.L + t] : 1.f;
-#pragma unroll
-            for (int jj = 0; jj < JT; jj++) total[i][jj] += scale * (off * accOff[i][jj] + accDiag[i][jj]);
-        }
-    }
+        for (int j = 0; j < CN; j++) total[i][j] = 0.f;
+    for (int h = g * heads; h < (g + 1) * heads; h++) mix_tile<MODE, CN>(p, b, h, c, tBase, j0, total, total, sm);   // row factors folded in
     float* out = MODE == MODE_DB ? p.dB : p.dC;
 #pragma unroll
     for (int i = 0; i < 4; i++)
     {
-        int t = tBase + 4 * warp + i;
+        int t = tBase + 4 * ty + i;
         if (t >= t1) continue;
         i64 row = (((i64)b * p.L + t) * p.G + g) * p.N;
 #pragma unroll
-        for (int jj = 0; jj < JT; jj++)
-        {
-            int j = lane + 32 * jj;
-            if (j < p.N) out[row + j] = total[i][jj];
-        }
+        for (int q = 0; q < CN / 4; q++)
+#pragma unroll
+            for (int jj = 0; jj < 4; jj++)
+            {
+                int j = j0 + 4 * tx + 64 * q + jj;
+                if (j < p.N) out[row + j] = total[i][4 * q + jj];
+            }
     }
 }
 
-// Kernels ssd_mix_{fwd,bf,bx}_j{1,2,4} (J = P ≤ 32·JT) and ssd_mix_{db,dc}_j{1,2,4,8} (J = N ≤ 32·JT).
-#define SSD_MIX_HEAD(name, MODE, JT) \
-    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_j##JT(SsdParams p) { mix_head_kernel<MODE, JT>(p); }
-#define SSD_MIX_GROUP(name, MODE, JT) \
-    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_j##JT(SsdParams p) { mix_group_kernel<MODE, JT>(p); }
-#define SSD_MIX_HEAD_ALL(name, MODE) SSD_MIX_HEAD(name, MODE, 1) SSD_MIX_HEAD(name, MODE, 2) SSD_MIX_HEAD(name, MODE, 4)
-#define SSD_MIX_GROUP_ALL(name, MODE) SSD_MIX_GROUP(name, MODE, 1) SSD_MIX_GROUP(name, MODE, 2) SSD_MIX_GROUP(name, MODE, 4) SSD_MIX_GROUP(name, MODE, 8)
-SSD_MIX_HEAD_ALL(fwd, MODE_FWD)
-SSD_MIX_HEAD_ALL(bf, MODE_BF)
-SSD_MIX_HEAD_ALL(bx, MODE_BX)
-SSD_MIX_GROUP_ALL(db, MODE_DB)
-SSD_MIX_GROUP_ALL(dc, MODE_DC)
+// Kernels ssd_mix_{fwd,bf,bx,db,dc}_c{4,8}: CN = 4 for up to 64 columns (P for fwd, bf, bx; a block of N for db, dc), 8 for 128.
+#define SSD_MIX_HEAD(name, MODE, CN) \
+    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_c##CN(SsdParams p) { mix_head_kernel<MODE, CN>(p); }
+#define SSD_MIX_GROUP(name, MODE, CN) \
+    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_c##CN(SsdParams p) { mix_group_kernel<MODE, CN>(p); }
+SSD_MIX_HEAD(fwd, MODE_FWD, 4) SSD_MIX_HEAD(fwd, MODE_FWD, 8)
+SSD_MIX_HEAD(bf, MODE_BF, 4) SSD_MIX_HEAD(bf, MODE_BF, 8)
+SSD_MIX_HEAD(bx, MODE_BX, 4) SSD_MIX_HEAD(bx, MODE_BX, 8)
+SSD_MIX_GROUP(db, MODE_DB, 4) SSD_MIX_GROUP(db, MODE_DB, 8)
+SSD_MIX_GROUP(dc, MODE_DC, 4) SSD_MIX_GROUP(dc, MODE_DC, 8)
 
 // ∂loss/∂a_t within each chunk from the per-step scalars (header comment), then ddt through the clamp and softplus;
-// dA, dD, dDtBias of the chunk into partials. A thread per (b, c, h), walking the chunk's steps in order.
+// dA, dD, dDtBias of the chunk into partials. A warp per (b, c, h): each lane sums its segment of steps, warp scans give
+// the running sums at the segment's start, then the lane walks its steps in order.
 extern "C" __global__ void ssd_finalize(SsdParams p)
 {
-    GRID_STRIDE(i, (i64)p.batch * p.chunks * p.H)
+    int lane = threadIdx.x & 31;
+    SSD_WARP_STRIDE(i, (i64)p.batch * p.chunks * p.H)
     {
         int h = (int)(i % p.H), c = (int)((i / p.H) % p.chunks), b = (int)(i / ((i64)p.H * p.chunks));
         i64 bh = (i64)b * p.H + h, hl = bh * p.L, n = SSD_HL(p);
-        int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
+        int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), ta, te;
+        lane_segment(t0, t1, lane, ta, te);
         const float *yOff = p.scal, *yDiag = p.scal + n, *gxOff = p.scal + 2 * n, *gxDiag = p.scal + 3 * n, *dyx = p.scal + 4 * n, *cb = p.scal + 5 * n;
-        // the running sums cancel (∂loss/∂a_t is small beside its terms): double, as they are few (one thread per chunk)
+        // the running sums cancel (∂loss/∂a_t is small beside its terms): double
         double k = 0.0;
-        for (int tile = 0; tile < p.tiles; tile++) k += p.chunkDot[(bh * p.chunks + c) * p.tiles + tile];
-        double suffix = 0.0;   // Σ_{u≥t} dy_u·y_off_u
-        for (int t = t0; t < t1; t++) suffix += yOff[hl + t];
+        for (int tile = lane; tile < p.tiles; tile += 32) k += p.chunkDot[(bh * p.chunks + c) * p.tiles + tile];
+        k = warp_sum(k);
+        double segY = 0.0, segR = 0.0, segIn = 0.0;
+        for (int t = ta; t < te; t++)
+        {
+            double dt = p.dtp[hl + t];
+            segY += yOff[hl + t];
+            segR += dt * gxOff[hl + t];
+            segIn += dt * gxDiag[hl + t] - yDiag[hl + t];
+        }
+        double suffix = warp_sum(segY) - warp_exclusive_sum(segY);   // Σ_{u≥t} dy_u·y_off_u at the segment's start
+        double prefixR = warp_exclusive_sum(segR), inside = warp_exclusive_sum(segIn);
         float a = p.A[h], bias = p.dtBias ? p.dtBias[h] : 0.f;
-        double prefixR = 0.0, inside = 0.0, dA = 0.0, dD = 0.0, dBias = 0.0;
-        for (int t = t0; t < t1; t++)
+        double dA = 0.0, dD = 0.0, dBias = 0.0;
+        for (int t = ta; t < te; t++)
         {
             double dt = p.dtp[hl + t];
             double dLda = k + suffix + prefixR + inside;
@@ -520,10 +640,14 @@ extern "C" __global__ void ssd_finalize(SsdParams p)
             prefixR += dt * gxOff[hl + t];
             inside += dt * gxDiag[hl + t] - yDiag[hl + t];
         }
-        i64 at = bh * p.chunks + c, parts = (i64)p.batch * p.H * p.chunks;
-        p.partials[at] = (float)dA;
-        p.partials[parts + at] = (float)dD;
-        p.partials[2 * parts + at] = (float)dBias;
+        dA = warp_sum(dA); dD = warp_sum(dD); dBias = warp_sum(dBias);
+        if (lane == 0)
+        {
+            i64 at = bh * p.chunks + c, parts = (i64)p.batch * p.H * p.chunks;
+            p.partials[at] = (float)dA;
+            p.partials[parts + at] = (float)dD;
+            p.partials[2 * parts + at] = (float)dBias;
+        }
     }
 }
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine from the checkout root (scripts/gpu-pack.sh .device; carry [".device", ".anchors"]): the SSD scan
+# (issue 19 target 5) in one call — its GPU tests (CudaSsdScanTests), mamba_ssm's Triton SSD timed (scripts/ssd_anchor.py)
+# then ours (bench cuda-ssd, with the ratios), our kernels' times under Nsight Compute (one forward, one backward) and
+# mamba_ssm's by torch.profiler (scripts/ssd_anchor_profile.py), all on the same card. SECTIONS=1 adds ncu's main sections
+# of each of our kernels (occupancy, throughput, stalls) to $OUT/ncu-ssd-sections.txt.
+. "$(dirname "$0")/gpu-env.sh" && gpu_measuring
+ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
+echo "[$SECONDS s] tests"
+timeout 200 "$gpu_pack/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class Mamba4.Tests.CudaSsdScanTests -parallel none > "$gpu_out/tests.log" 2>&1
+echo "CudaSsdScanTests rc=$?: $(grep -E 'Total:' "$gpu_out/tests.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/tests.log" | head -20
+echo "[$SECONDS s] mamba_ssm SSD (Triton), then ours"
+if [ -n "$gpu_anchors" ]; then
+  timeout 240 python3 "$gpu_pack/ssd_anchor.py" "$gpu_anchors" > "$gpu_out/ssd-anchor.jsonl" 2> "$gpu_out/ssd-anchor.err" || tail -2 "$gpu_out/ssd-anchor.err"
+  export MAMBA4_SSD_ANCHOR="$gpu_out/ssd-anchor.jsonl"
+fi
+# with a base build carried as .device/base/ (Mamba4.dll and Mamba4.Bench.dll of another commit beside links to the
+# pack's other files), the base and this build alternate twice: before and after on the same card in one call
+for run in 1 2; do
+  if [ -f "$gpu_pack/base/Mamba4.Bench.dll" ]; then
+    echo "-- base build (run $run)"; MAMBA4_DEVICE=cuda timeout 120 dotnet "$gpu_pack/base/Mamba4.Bench.dll" cuda-ssd 2>&1 | grep -E "^\| [0-9]"
+  fi
+  echo "-- this build (run $run)"; MAMBA4_DEVICE=cuda timeout 120 dotnet "$gpu_bench" cuda-ssd 2>&1 | grep -vE "^\s*$" | tee -a "$gpu_out/bench-cuda-ssd.log"
+  [ -f "$gpu_pack/base/Mamba4.Bench.dll" ] || break
+done
+echo "[$SECONDS s] ours under ncu"
+# cuda-ssd runs 23 forwards (5 kernels each) then 23 backwards (12): skip to the last forward and the first backward
+timeout 200 "$ncu" -k regex:ssd_ --launch-skip 110 --launch-count 17 --metrics gpu__time_duration.sum --cache-control all \
+  --clock-control none --csv --print-units base --print-kernel-base function dotnet "$gpu_bench" cuda-ssd > "$gpu_out/ncu-ssd.csv" 2> "$gpu_out/ncu-ssd.err"
+python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-ssd.csv" 30 || tail -5 "$gpu_out/ncu-ssd.err"
+if [ "${SECTIONS:-0}" = 1 ]; then
+  timeout 240 "$ncu" -k regex:ssd_ --launch-skip 110 --launch-count 17 --section SpeedOfLight --section Occupancy \
+    --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    dotnet "$gpu_bench" cuda-ssd > "$gpu_out/ncu-ssd-sections.txt" 2>&1
+  grep -E "^  ssd_|Duration|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Mem Busy" "$gpu_out/ncu-ssd-sections.txt" | head -120
+fi
+echo "[$SECONDS s] mamba_ssm under torch.profiler"
+[ -n "$gpu_anchors" ] && timeout 200 python3 "$gpu_pack/ssd_anchor_profile.py" "$gpu_anchors" 2>&1 | grep -v Warn | tail -25
+echo "[$SECONDS s] done"
