@@ -2,7 +2,7 @@
 # Runs ON the GPU machine from the checkout root (scripts/gpu-pack.sh .device; carry [".device", ".anchors"]): the SSD scan
 # (issue 19 target 5) in one call — its GPU tests (CudaSsdScanTests), mamba_ssm's Triton SSD timed (scripts/ssd_anchor.py)
 # then ours (bench cuda-ssd, with the ratios), our kernels' times under Nsight Compute (one forward, one backward) and
-# mamba_ssm's by torch.profiler (scripts/ssd_anchor_profile.py), all on the same card. SECTIONS=1 adds ncu's main sections
+# mamba_ssm's by torch.profiler (scripts/ssd_anchor_profile.py; PROFILE=0 leaves it out), all on the same card. SECTIONS=1 adds ncu's main sections
 # of each of our kernels (occupancy, throughput, stalls) to $OUT/ncu-ssd-sections.txt.
 . "$(dirname "$0")/gpu-env.sh" && gpu_measuring
 ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
@@ -35,5 +35,5 @@ if [ "${SECTIONS:-0}" = 1 ]; then
   grep -E "^  ssd_|Duration|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Mem Busy" "$gpu_out/ncu-ssd-sections.txt" | head -120
 fi
 echo "[$SECONDS s] mamba_ssm under torch.profiler"
-[ -n "$gpu_anchors" ] && timeout 200 python3 "$gpu_pack/ssd_anchor_profile.py" "$gpu_anchors" 2>&1 | grep -v Warn | tail -25
+[ -n "$gpu_anchors" ] && [ "${PROFILE:-1}" = 1 ] && timeout 200 python3 "$gpu_pack/ssd_anchor_profile.py" "$gpu_anchors" 2>&1 | grep -v Warn | tail -25
 echo "[$SECONDS s] done"

@@ -5,11 +5,12 @@ namespace Mamba4.Backends.Cuda;
 
 // Mamba-2's SSD scan on CUDA (Ops/SsdScan.cs has the math; Kernels/ssd_scan.cu's header the chunked plan; the plain twin is
 // Cpu/SsdScanReference.cs). F32 tensors; scratch: dt, cum [b, H, L], the chunk-start states [b, chunks, H, P, N] (and in the
-// backward the gradient states of the same size, six per-step scalars [b, H, L]), C·B within each chunk [b, chunks, G, Qp, Qp]:
+// backward the gradient states of the same size, six per-step scalars [b, H, L]), C·B within each chunk [b, chunks, G, Qp, Qp]
+// (and in the backward its gradient summed over the group's heads, of the same size):
 // nothing of size [b, L, H, P, N].
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>Mirrors <c>struct SsdParams</c> in ssd_scan.cu (25 pointers, 2 floats, 10 ints).</summary>
+    /// <summary>Mirrors <c>struct SsdParams</c> in ssd_scan.cu (26 pointers, 2 floats, 10 ints).</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct SsdParams
     {
@@ -17,7 +18,7 @@ public sealed unsafe partial class CudaBackend
         public nint Y, LastState;
         public nint DtP, Cum;
         public nint States, RStates;
-        public nint Scal, ChunkDot, Partials, Cbm;
+        public nint Scal, ChunkDot, Partials, Cbm, Dcb;
         public nint DX, DDt, DA, DB, DC, DD, DDtBias;
         public float DtMin, DtMax;
         public int Batch, L, H, P, G, N, Chunk, Chunks, Softplus, Tiles;
@@ -133,9 +134,14 @@ public sealed unsafe partial class CudaBackend
             // the gradient states entering each chunk from the later ones, and K_c
             Launch(file, Kernels.SsdScan.SsdChunkDstate, SsdStateGrid(p), SsdBlock, 0, p);
             Launch(file, Kernels.SsdScan.SsdStatePassingBackward, new Dim3((uint)p.Tiles, (uint)(p.Batch * p.H)), SsdBlock, 0, p);
-            // per step: the forward's two parts dotted with dy; dx and x·G B; then dB, dC summed over each group's heads
+            // per step: the forward's two parts dotted with dy; dx and x·G B
             Launch(file, SsdMixKernel("bf", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
             Launch(file, SsdMixKernel("bx", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
+            // the diagonal part's ∂loss/∂(C_t·B_s) summed over each group's heads, then dB and dC: the heads' off parts and the
+            // group's diagonal part
+            int qt = (p.Chunk + 63) / 64;
+            p.Dcb = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.G * qt * qt * 64 * 64);
+            Launch(file, Kernels.SsdScan.SsdDcb, new Dim3((uint)(qt * qt), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
             int columnBlocks = (p.N + 16 * SsdMixColumnsPerThread(p.N) - 1) / (16 * SsdMixColumnsPerThread(p.N));
             Launch(file, SsdMixKernel("db", p.N), SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
             Launch(file, SsdMixKernel("dc", p.N), SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);

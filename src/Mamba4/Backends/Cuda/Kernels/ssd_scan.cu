@@ -1,5 +1,5 @@
 // Mamba-2's SSD scan (Ops/SsdScan.cs has the math; SsdScanReference is the plain twin), chunked as mamba_ssm's
-// ssd_combined, F32 throughout with plain FMA. Layout: x, y, dy, dx [b, L, H, P]; dt [b, L, H]; B, C [b, L, G, N];
+// ssd_combined, F32 throughout with plain FMA (register-tiled products of staged tiles). Layout: x, y, dy, dx [b, L, H, P]; dt [b, L, H]; B, C [b, L, G, N];
 // head h reads group h / (H/G). Within chunk c (steps t0 ≤ t < t1), a_t = dt_t·A, cum_t = Σ_{t0≤r≤t} a_r:
 //   ssd_dt_cumsum      dt_t = clamp(softplus(dt_t + dtBias), dtMin, dtMax) and cum_t            → dtp, cum [b, H, L]
 //   ssd_chunk_state    X_c = Σ_s exp(cumEnd − cum_s)·dt_s·x_s ⊗ B_s                            → states [b, chunks, H, P, N]
@@ -10,7 +10,9 @@
 //   ssd_chunk_dstate   Y_c = Σ_u exp(cum_u)·dy_u ⊗ C_u;  ssd_state_passing_backward  R_c = exp(cumEnd_{c+1})·R_{c+1} + Y_{c+1}
 //   so that within the chunk G_t = exp(cumEnd − cum_t)·R + Σ_{u≥t} exp(cum_u − cum_t)·dy_u ⊗ C_u, and
 //   ssd_mix_bx   dx_t = D·dy_t + dt_t·G_t B_t   (G_t B_t = exp(cumEnd − cum_t)·R B_t + Σ_{u≥t} exp(cum_u − cum_t)(C_u·B_t)·dy_u)
-//   ssd_mix_db   dB_t = Σ_h dt_t·G_tᵀ x_t      ssd_mix_dc  dC_t = Σ_h S_tᵀ dy_t (S_t = exp(cum_t)·S0 + the in-chunk part)
+//   ssd_mix_db   dB_t = Σ_h dt_t·G_tᵀ x_t      ssd_mix_dc  dC_t = Σ_h S_tᵀ dy_t (S_t = exp(cum_t)·S0 + the in-chunk part):
+//   the off parts per head, the in-chunk parts once per group from ssd_dcb's dCB[t, s] = Σ_h exp(cum_t − cum_s)·dt_s·(dy_t·x_s)
+//   (= ∂loss/∂(C_t·B_s), s ≤ t), as dC_t += Σ_{s≤t} dCB[t, s]·B_s and dB_t += Σ_{u≥t} dCB[u, t]·C_u (mamba_ssm's dcb route)
 //   ∂loss/∂a_t = Σ over pairs s < t ≤ u of M[u, s] = exp(cum_u − cum_s)·dt_s·(dy_u·x_s)(C_u·B_s), split by where s, u lie:
 //     both outside the chunk  K_c = exp(cumEnd)·⟨R, S0⟩                (ssd_state_passing_backward, per tile of P·N)
 //     s before, u ≥ t inside  Σ_{u≥t} dy_u·y_off_u                        (ssd_mix_bf: the forward's two parts dotted with dy)
@@ -30,7 +32,8 @@ struct SsdParams
     float *scal;             // [6][b, H, L]: backward per-step scalars (see ssd_mix_bf / ssd_mix_bx)
     float *chunkDot;         // [b, H, chunks, tiles]: K_c per tile of 256 state elements
     float *partials;         // [3][b, H, chunks]: dA, dD, dDtBias of each chunk
-    float *cbm;              // [b, chunks, G, Qp, Qp]: C_t·B_s within each chunk (Qp = chunk rounded up to 32), shared by the group's heads
+    float *cbm;              // [b, chunks, G, Qp, Qp]: C_t·B_s within each chunk (Qp = chunk rounded up to 64), shared by the group's heads
+    float *dcb;              // [b, chunks, G, Qp, Qp]: the backward's ∂loss/∂(C_t·B_s), summed over the group's heads (ssd_dcb)
     float *dx, *ddt, *dA, *dB, *dC, *dD, *dDtBias;
     float dtMin, dtMax;
     int batch, L, H, P, G, N, chunk, chunks, softplus, tiles;
@@ -94,13 +97,15 @@ extern "C" __global__ void ssd_dt_cumsum(SsdParams p)
 }
 
 // out[j1, j2] = Σ_{s in chunk} w_s·Z1_s[j1]·Z2_s[j2] over a 64 × 64 tile of (P, N): block 256 = 16 × 16 threads of 4 × 4
-// outputs each (rows j1 = 4·ty + i, columns j2 = 4·tx + j), steps staged 32 at a time with w_s folded into Z1.
+// outputs each (rows j1 = 4·ty + i, columns j2 = 4·tx + j), steps staged 32 at a time with w_s folded into Z1 (the weights of
+// 256 steps at a time computed once, a thread each).
 // MODE 0: X_c (Z1 = x, Z2 = B, w = exp(cumEnd − cum_s)·dt_s); MODE 1: Y_c (Z1 = dy, Z2 = C, w = exp(cum_u)).
 #define SSD_TILE 64
 #define SSD_TILE_LD (SSD_TILE + 4)   // row stride of a staged tile (floats; 16-byte rows)
 template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams& p)
 {
     __shared__ float4 sm4[2 * 32 * SSD_TILE_LD / 4];
+    __shared__ float ws[256];
     float* z1s = reinterpret_cast<float*>(sm4);   // [32 s][SSD_TILE_LD]
     float* z2s = z1s + 32 * SSD_TILE_LD;
     int nTiles = (p.N + SSD_TILE - 1) / SSD_TILE;
@@ -117,18 +122,22 @@ template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams&
     float acc[4][4] = {};
     for (int s0 = t0; s0 < t1; s0 += 32)
     {
-        __syncthreads();   // the last block of steps is read
+        if (((s0 - t0) & 255) == 0)   // ws was last read before the previous product's barrier
+        {
+            int t = s0 + threadIdx.x;
+            ws[threadIdx.x] = t >= t1 ? 0.f : MODE == 0 ? expf((float)(cumEnd - cum[t])) * dtp[t] : expf((float)cum[t]);
+        }
+        __syncthreads();   // the last block of steps is read; ws is written
         for (int k = threadIdx.x; k < 32 * SSD_TILE; k += 256)
         {
             int r = k / SSD_TILE, j = k % SSD_TILE, t = s0 + r;
-            float w = 0.f, v1 = 0.f, v2 = 0.f;
+            float v1 = 0.f, v2 = 0.f;
             if (t < t1)
             {
-                w = MODE == 0 ? expf((float)(cumEnd - cum[t])) * dtp[t] : expf((float)cum[t]);
                 if (p0 + j < p.P) v1 = z1[t * z1Row + p0 + j];
                 if (n0 + j < p.N) v2 = z2[t * z2Row + n0 + j];
             }
-            z1s[r * SSD_TILE_LD + j] = w * v1;
+            z1s[r * SSD_TILE_LD + j] = ws[((s0 - t0) & 255) + r] * v1;
             z2s[r * SSD_TILE_LD + j] = v2;
         }
         __syncthreads();
@@ -279,18 +288,17 @@ extern "C" __global__ void __launch_bounds__(256) ssd_bmm(SsdParams p)
 }
 
 // ---- the chunk's two parts, for 64 rows t of one chunk and 16·CN columns j from j0 ----
-// out[t, j] = off_t·Σ_k V_t[k]·S[j, k]  (accOff)  +  Σ_{s in window(t)} w(t, s)·(V_t·W_s)·Z_s[j]  (accDiag)
-//   MODE  V   W   Z   S         k  j  window  w(t, s)
-//   FWD   C   B   x   S0[j, k]  n  p  s ≤ t   exp(cum_t − cum_s)·dt_s      (BF: the same, dotted with dy)
-//   BX    B   C   dy  R[j, k]   n  p  s ≥ t   exp(cum_s − cum_t)
-//   DB    x   dy  C   R[k, j]   p  n  s ≥ t   exp(cum_s − cum_t)
-//   DC    dy  x   B   S0[k, j]  p  n  s ≤ t   exp(cum_t − cum_s)·dt_s
-// Both parts are products of staged tiles, [32 k][64 rows] by [32 k][16·CN columns]: block 256 = 16 (tx) × 16 (ty) threads,
-// each 4 rows (4·ty + i) × CN columns (4·tx + 64·q + jj, float4 reads of both tiles), as a register-tiled GEMM. For DB and DC
-// the 64 × 32 tile of V_t·W_s is such a product too (over P; each thread 4 rows × 2 steps s = 2·tx + q); FWD, BF, BX read it
-// from ssd_bmm. The sums are added to accOff and accDiag (the caller zeroes them). FWD, DB and DC fold the row factors into the
-// operands (off_t, and dt_t for DB, into the staged V rows of the off part; dt_t into w) so that the caller passes one array
-// as both: y, dB and dC are off_t·accOff + accDiag (times dt_t for DB); BF and BX need the two parts apart.
+// out[t, j] = off_t·Σ_k V_t[k]·S[j, k]  (mix_off)  +  Σ_{s in window(t)} w(t, s)·M[t, s]·Z_s[j]  (mix_diag)
+//   MODE  V   S         k  j  M                    Z   window  w(t, s)
+//   FWD   C   S0[j, k]  n  p  C_t·B_s (ssd_bmm)    x   s ≤ t   exp(cum_t − cum_s)·dt_s     (BF: the same, dotted with dy)
+//   BX    B   R[j, k]   n  p  C_s·B_t (ssd_bmm)    dy  s ≥ t   exp(cum_s − cum_t)
+//   DB    x   R[k, j]   p  n  dCB[s, t] (ssd_dcb)  C   s ≥ t   1 (in dCB)
+//   DC    dy  S0[k, j]  p  n  dCB[t, s] (ssd_dcb)  B   s ≤ t   1 (in dCB)
+// FWD, BF, BX run both parts for one head; DB and DC sum the off part over the group's heads and add the group's diagonal
+// part once (dCB holds the heads' sum). Both parts are products of staged tiles, [32 k][64 rows] by [32 k][16·CN columns]:
+// block 256 = 16 (tx) × 16 (ty) threads, each 4 rows (4·ty + i) × CN columns (4·tx + 64·q + jj, float4 reads of both tiles),
+// a register-tiled GEMM. The sums are added to the caller's accumulators. FWD, DB and DC fold the row factors into the staged
+// V rows (off_t, times dt_t for DB), so that one accumulator holds y, dB or dC; BF and BX keep the two parts apart.
 #define MODE_FWD 0
 #define MODE_BF 1
 #define MODE_BX 2
@@ -298,7 +306,7 @@ extern "C" __global__ void __launch_bounds__(256) ssd_bmm(SsdParams p)
 #define MODE_DC 4
 #define MIX_ROWS 64
 #define MIX_LD (MIX_ROWS + 4)   // row stride of a staged [k][rows] tile (floats; 16-byte rows)
-#define MIX_SMEM(CN) (32 * MIX_LD + 32 * (16 * (CN) + 4) + 32 * 36)   // floats
+#define MIX_SMEM(CN) (32 * MIX_LD + 32 * (16 * (CN) + 4) + MIX_ROWS)   // floats
 
 // off_t: exp(cum_t) (forward window) or exp(cumEnd − cum_t) (backward window)
 __device__ __forceinline__ float off_factor(const SsdParams& p, i64 bh, int c, int t, bool forward)
@@ -330,44 +338,39 @@ template <int CN> __device__ __forceinline__ void mix_product(const float* A, co
     }
 }
 
-template <int MODE, int CN> __device__ __forceinline__ void mix_tile(const SsdParams& p, int b, int h, int c, int tBase, int j0,
-    float (&accOff)[4][CN], float (&accDiag)[4][CN], float* sm)
+// The off part of one head: acc += off_t·Σ_k V_t[k]·S[j, k] (off_t folded in for FWD, DB, DC; applied by the caller for BF, BX).
+template <int MODE, int CN> __device__ __forceinline__ void mix_off(const SsdParams& p, int b, int h, int c, int tBase, int j0,
+    float (&acc)[4][CN], float* sm)
 {
     constexpr bool forward = MODE == MODE_FWD || MODE == MODE_BF || MODE == MODE_DC;
-    constexpr bool headV = MODE == MODE_DB || MODE == MODE_DC;   // V, W are head rows (x, dy), k over P; Z group rows, j over N
-    constexpr bool strict = MODE == MODE_BF || MODE == MODE_BX;  // without s = t (see mix_head_kernel)
+    constexpr bool headV = MODE == MODE_DB || MODE == MODE_DC;   // V is a head row (x, dy), k over P; j over N
     constexpr bool fold = MODE == MODE_FWD || headV;
     constexpr int COLS = 16 * CN, LDB = COLS + 4;
-    float* As = sm;                    // [32 k][MIX_LD]: V rows (off part), then w(t, s)·(V_t·W_s) as [32 s][MIX_LD]
-    float* Bs = sm + 32 * MIX_LD;      // [32 k][LDB]: S (off part), then Z rows as [32 s][LDB]
-    float* Ws = Bs + 32 * LDB;         // [32 k][36 s]: W rows (DB, DC)
+    float* As = sm;                 // [32 k][MIX_LD]: V rows
+    float* Bs = sm + 32 * MIX_LD;   // [32 k][LDB]: S
+    float* rowFactor = Bs + 32 * LDB;   // [MIX_ROWS]: off_t (times dt_t for DB) where folded
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     int g = h / (p.H / p.G);
     i64 bh = (i64)b * p.H + h;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
-    const float* headX = p.x + ((i64)b * p.L * p.H + h) * p.P;
-    const float* headDy = p.dy + ((i64)b * p.L * p.H + h) * p.P;
-    const float* grpB = p.B + ((i64)b * p.L * p.G + g) * p.N;
-    const float* grpC = p.C + ((i64)b * p.L * p.G + g) * p.N;
-    i64 headRow = (i64)p.H * p.P, grpRow = (i64)p.G * p.N;
-    const float* V = MODE == MODE_BX ? grpB : MODE == MODE_DB ? headX : MODE == MODE_DC ? headDy : grpC;
-    const float* W = MODE == MODE_BX ? grpC : MODE == MODE_DB ? headDy : MODE == MODE_DC ? headX : grpB;
-    const float* Z = MODE == MODE_BX ? headDy : MODE == MODE_DB ? grpC : MODE == MODE_DC ? grpB : headX;
-    i64 vRow = headV ? headRow : grpRow, zRow = headV ? grpRow : headRow;
+    const float* V = MODE == MODE_BX ? p.B : MODE == MODE_DB ? p.x : MODE == MODE_DC ? p.dy : p.C;
+    V += headV ? ((i64)b * p.L * p.H + h) * p.P : ((i64)b * p.L * p.G + g) * p.N;
+    i64 vRow = headV ? (i64)p.H * p.P : (i64)p.G * p.N;
     int K = headV ? p.P : p.N, J = headV ? p.N : p.P;
     const float* S = (MODE == MODE_BX || MODE == MODE_DB ? p.rstates : p.states) + (((i64)b * p.chunks + c) * p.H + h) * p.P * p.N;
-    const double* cum = p.cum + bh * p.L;
-    const float* dtp = p.dtp + bh * p.L;
-
-    // off part: Σ_k V_t[k]·S[j, k]
+    if (fold && threadIdx.x < MIX_ROWS)   // rowFactor was last read before the previous product's barrier
+    {
+        int t = tBase + threadIdx.x;
+        rowFactor[threadIdx.x] = t < t1 ? off_factor(p, bh, c, t, forward) * (MODE == MODE_DB ? p.dtp[bh * p.L + t] : 1.f) : 0.f;
+    }
     for (int k0 = 0; k0 < K; k0 += 32)
     {
-        __syncthreads();
+        __syncthreads();   // the tiles are read; rowFactor is written
         for (int e = threadIdx.x; e < 32 * MIX_ROWS; e += 256)
         {
             int r = e >> 5, k = e & 31, t = tBase + r;
             float v = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
-            if (fold && t < t1) v *= off_factor(p, bh, c, t, forward) * (MODE == MODE_DB ? dtp[t] : 1.f);
+            if (fold) v *= rowFactor[r];
             As[k * MIX_LD + r] = v;
         }
         for (int e = threadIdx.x; e < 32 * COLS; e += 256)
@@ -380,80 +383,59 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_tile(const SsdPa
             Bs[k * LDB + j] = v;
         }
         __syncthreads();
-        mix_product<CN>(As, Bs, LDB, tx, ty, accOff);
+        mix_product<CN>(As, Bs, LDB, tx, ty, acc);
     }
+}
 
-    // diagonal part, one tile of 32 steps s at a time
+// The diagonal part: acc += Σ_{s in window(t)} w(t, s)·M[t, s]·Z_s[j], one tile of 32 steps s at a time. FWD, BF, BX: head h
+// (M from ssd_bmm, w from the head's cum and dt); DB, DC: the group of head h (M = dCB, the heads' sum, w = 1).
+template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdParams& p, int b, int h, int c, int tBase, int j0,
+    float (&acc)[4][CN], float* sm)
+{
+    constexpr bool forward = MODE == MODE_FWD || MODE == MODE_BF || MODE == MODE_DC;
+    constexpr bool group = MODE == MODE_DB || MODE == MODE_DC;
+    constexpr bool strict = MODE == MODE_BF || MODE == MODE_BX;  // without s = t (see mix_head_kernel)
+    constexpr bool transposed = MODE == MODE_BX || MODE == MODE_DB;   // M[t, s] read as mat[s][t]
+    constexpr int COLS = 16 * CN, LDB = COLS + 4;
+    float* As = sm;                 // [32 s][MIX_LD]: w(t, s)·M[t, s]
+    float* Bs = sm + 32 * MIX_LD;   // [32 s][LDB]: Z rows
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    int g = h / (p.H / p.G);
+    i64 bh = (i64)b * p.H + h;
+    int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
+    const float* Z = MODE == MODE_BX ? p.dy : MODE == MODE_DB ? p.C : MODE == MODE_DC ? p.B : p.x;
+    Z += group ? ((i64)b * p.L * p.G + g) * p.N : ((i64)b * p.L * p.H + h) * p.P;
+    i64 zRow = group ? (i64)p.G * p.N : (i64)p.H * p.P;
+    int J = group ? p.N : p.P, qp = SSD_QP(p);
+    const float* mat = (group ? p.dcb : p.cbm) + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
+    const double* cum = p.cum + bh * p.L;
+    const float* dtp = p.dtp + bh * p.L;
     double cumRow[4];
-    float dtRow[4];
 #pragma unroll
-    for (int i = 0; i < 4; i++)
-    {
-        int t = min(tBase + 4 * ty + i, t1 - 1);
-        cumRow[i] = cum[t];
-        dtRow[i] = dtp[t];
-    }
-    int qp = SSD_QP(p);
-    const float* cbm = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
+    for (int i = 0; i < 4; i++) cumRow[i] = group ? 0.0 : cum[min(tBase + 4 * ty + i, t1 - 1)];
     int sBegin = forward ? t0 : tBase, sEnd = forward ? min(t1, tBase + MIX_ROWS) : t1;
     for (int s0 = sBegin; s0 < sEnd; s0 += 32)
     {
-        float cb[4][2] = {};
         int tl = tBase - t0 + 4 * ty, sl = s0 - t0 + 2 * tx;   // within the chunk; < qp
         __syncthreads();   // the last tile's As and Bs are read
-        if (!headV)
-        {
-            // C·B from ssd_bmm: fwd, bf C_t·B_s = cbm[t][s]; bx B_t·C_u = cbm[u][t] (entries above the diagonal tiles are
-            // not written there: masked out below, never multiplied)
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int q = 0; q < 2; q++) cb[i][q] = MODE == MODE_BX ? cbm[(i64)(sl + q) * qp + tl + i] : cbm[(i64)(tl + i) * qp + sl + q];
-        }
-        else
-            for (int k0 = 0; k0 < K; k0 += 32)
-            {
-                __syncthreads();
-                for (int e = threadIdx.x; e < 32 * MIX_ROWS; e += 256)
-                {
-                    int r = e >> 5, k = e & 31, t = tBase + r;
-                    As[k * MIX_LD + r] = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
-                }
-                for (int e = threadIdx.x; e < 32 * 32; e += 256)
-                {
-                    int r = e >> 5, k = e & 31, sr = s0 + r;
-                    Ws[k * 36 + r] = sr < t1 && k0 + k < K ? W[sr * vRow + k0 + k] : 0.f;
-                }
-                __syncthreads();
-#pragma unroll 4
-                for (int k = 0; k < 32; k++)
-                {
-                    float4 a4 = *reinterpret_cast<const float4*>(As + k * MIX_LD + 4 * ty);
-                    float2 w2 = *reinterpret_cast<const float2*>(Ws + k * 36 + 2 * tx);
-                    float a[4] = {a4.x, a4.y, a4.z, a4.w};
-#pragma unroll
-                    for (int i = 0; i < 4; i++) { cb[i][0] += a[i] * w2.x; cb[i][1] += a[i] * w2.y; }
-                }
-                __syncthreads();   // As is rewritten below
-            }
 #pragma unroll
         for (int q = 0; q < 2; q++)
         {
             int sr = s0 + 2 * tx + q;
-            double cumS = sr < t1 ? cum[sr] : 0.0;
-            float dtS = sr < t1 ? dtp[sr] : 0.f;
+            double cumS = !group && sr < t1 ? cum[sr] : 0.0;
+            float dtS = !group && forward && sr < t1 ? dtp[sr] : 0.f;
             float w[4];
 #pragma unroll
             for (int i = 0; i < 4; i++)
             {
                 int t = tBase + 4 * ty + i;
-                w[i] = 0.f;
-                if (t < t1 && sr < t1)
-                {
-                    if (forward) { if (strict ? sr < t : sr <= t) w[i] = cb[i][q] * expf((float)(cumRow[i] - cumS)) * dtS; }
-                    else if (strict ? sr > t : sr >= t) w[i] = cb[i][q] * expf((float)(cumS - cumRow[i]));
-                    if (MODE == MODE_DB) w[i] *= dtRow[i];
-                }
+                // entries outside the window may be unwritten there (ssd_bmm and ssd_dcb write the tiles on and below the
+                // diagonal): never read into a product
+                bool in = t < t1 && sr < t1 && (forward ? (strict ? sr < t : sr <= t) : (strict ? sr > t : sr >= t));
+                float m = in ? (transposed ? mat[(i64)(sl + q) * qp + tl + i] : mat[(i64)(tl + i) * qp + sl + q]) : 0.f;
+                if (group || !in) w[i] = m;
+                else if (forward) w[i] = m * expf((float)(cumRow[i] - cumS)) * dtS;
+                else w[i] = m * expf((float)(cumS - cumRow[i]));
             }
             *reinterpret_cast<float4*>(As + (2 * tx + q) * MIX_LD + 4 * ty) = make_float4(w[0], w[1], w[2], w[3]);
         }
@@ -463,8 +445,65 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_tile(const SsdPa
             Bs[r * LDB + j] = sr < t1 && j0 + j < J ? Z[sr * zRow + j0 + j] : 0.f;
         }
         __syncthreads();
-        mix_product<CN>(As, Bs, LDB, tx, ty, accDiag);
+        mix_product<CN>(As, Bs, LDB, tx, ty, acc);
     }
+}
+
+// dCB[t, s] = Σ_{h in group} exp(cum_t − cum_s)·dt_s·(dy_t·x_s) for s ≤ t within each chunk (∂loss/∂(C_t·B_s) of the diagonal
+// part; zero above the diagonal within the tiles written), for the group's dB and dC (mix_diag of DB and DC). Grid (⌈chunk/64⌉²
+// tile pairs, chunks, b·G), tiles of 64 × 64 with s-tile ≤ t-tile, each thread 4 t × 4 s, the product over P staged 32 at a time.
+extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
+{
+    __shared__ float4 sm4[2 * 32 * MIX_LD / 4];
+    float* As = reinterpret_cast<float*>(sm4);   // [32 k][MIX_LD]: dy_t
+    float* Bs = As + 32 * MIX_LD;                 // [32 k][MIX_LD]: x_s
+    int qt = (p.chunk + 63) / 64, tTile = blockIdx.x / qt, sTile = blockIdx.x % qt;
+    int c = blockIdx.y, g = blockIdx.z % p.G, b = blockIdx.z / p.G, heads = p.H / p.G;
+    int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + 64 * tTile, sBase = t0 + 64 * sTile;
+    if (sTile > tTile || tBase >= t1) return;   // uniform over the block
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    i64 headRow = (i64)p.H * p.P;
+    float total[4][4] = {};
+    for (int h = g * heads; h < (g + 1) * heads; h++)
+    {
+        const float* dy = p.dy + ((i64)b * p.L * p.H + h) * p.P;
+        const float* x = p.x + ((i64)b * p.L * p.H + h) * p.P;
+        float acc[4][4] = {};
+        for (int k0 = 0; k0 < p.P; k0 += 32)
+        {
+            __syncthreads();
+            for (int e = threadIdx.x; e < 32 * 64; e += 256)
+            {
+                int r = e >> 5, k = e & 31, t = tBase + r, s = sBase + r;
+                bool kin = k0 + k < p.P;
+                As[k * MIX_LD + r] = t < t1 && kin ? dy[t * headRow + k0 + k] : 0.f;
+                Bs[k * MIX_LD + r] = s < t1 && kin ? x[s * headRow + k0 + k] : 0.f;
+            }
+            __syncthreads();
+            mix_product<4>(As, Bs, MIX_LD, tx, ty, acc);
+        }
+        i64 hl = ((i64)b * p.H + h) * p.L;
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+        {
+            int s = sBase + 4 * tx + j;
+            if (s >= t1) continue;
+            double cumS = p.cum[hl + s];
+            float dtS = p.dtp[hl + s];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+            {
+                int t = tBase + 4 * ty + i;
+                if (t < t1 && s <= t) total[i][j] += acc[i][j] * expf((float)(p.cum[hl + t] - cumS)) * dtS;
+            }
+        }
+    }
+    int qp = SSD_QP(p);
+    float* out = p.dcb + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        *reinterpret_cast<float4*>(out + (i64)(64 * tTile + 4 * ty + i) * qp + 64 * sTile + 4 * tx) =
+            make_float4(total[i][0], total[i][1], total[i][2], total[i][3]);
 }
 
 // Sum over the 16 threads (tx) of a row.
@@ -490,8 +529,8 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(cons
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < CN; j++) accOff[i][j] = accDiag[i][j] = 0.f;
-    if (MODE == MODE_FWD) mix_tile<MODE, CN>(p, b, h, c, tBase, 0, accDiag, accDiag, sm);   // off_t folded in
-    else mix_tile<MODE, CN>(p, b, h, c, tBase, 0, accOff, accDiag, sm);
+    mix_off<MODE, CN>(p, b, h, c, tBase, 0, MODE == MODE_FWD ? accDiag : accOff, sm);   // FWD: off_t folded in, one accumulator
+    mix_diag<MODE, CN>(p, b, h, c, tBase, 0, accDiag, sm);
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, g = h / (p.H / p.G);
     float d = p.D ? p.D[h] : 0.f;
     i64 hl = (i64)bh * p.L;
@@ -565,7 +604,8 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(con
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < CN; j++) total[i][j] = 0.f;
-    for (int h = g * heads; h < (g + 1) * heads; h++) mix_tile<MODE, CN>(p, b, h, c, tBase, j0, total, total, sm);   // row factors folded in
+    for (int h = g * heads; h < (g + 1) * heads; h++) mix_off<MODE, CN>(p, b, h, c, tBase, j0, total, sm);   // row factors folded in
+    mix_diag<MODE, CN>(p, b, g * heads, c, tBase, j0, total, sm);   // the group's dCB
     float* out = MODE == MODE_DB ? p.dB : p.dC;
 #pragma unroll
     for (int i = 0; i < 4; i++)
