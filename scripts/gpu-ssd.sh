@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine from the checkout root (scripts/gpu-pack.sh .device; carry [".device", ".anchors"]): the SSD scan
-# (issue 19 target 5) in one call — its GPU tests (CudaSsdScanTests), mamba_ssm's Triton SSD timed (scripts/ssd_anchor.py)
+# (issue 19 target 5) in one call — its GPU tests (CudaSsdScanTests, or the classes in CLASSES), mamba_ssm's Triton SSD timed (scripts/ssd_anchor.py)
 # then ours (bench cuda-ssd, with the ratios), our kernels' times under Nsight Compute (one forward, one backward) and
 # mamba_ssm's by torch.profiler (scripts/ssd_anchor_profile.py; PROFILE=0 leaves it out), all on the same card. SECTIONS=1 adds ncu's main sections
 # of each of our kernels (occupancy, throughput, stalls) to $OUT/ncu-ssd-sections.txt.
 . "$(dirname "$0")/gpu-env.sh" && gpu_measuring
 ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
 echo "[$SECONDS s] tests"
-timeout 200 "$gpu_pack/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class Mamba4.Tests.CudaSsdScanTests -parallel none > "$gpu_out/tests.log" 2>&1
-echo "CudaSsdScanTests rc=$?: $(grep -E 'Total:' "$gpu_out/tests.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/tests.log" | head -20
+for c in ${CLASSES:-CudaSsdScanTests}; do   # e.g. CLASSES="CudaSsdScanTests CudaModelTests" (the Mamba-2 model against transformers)
+  timeout 200 "$gpu_pack/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$gpu_out/t.log" 2>&1
+  echo "$c rc=$?: $(grep -E 'Total:' "$gpu_out/t.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/t.log" | head -20; cat "$gpu_out/t.log" >> "$gpu_out/tests.log"
+done
 echo "[$SECONDS s] mamba_ssm SSD (Triton), then ours"
 if [ -n "$gpu_anchors" ]; then
   timeout 240 python3 "$gpu_pack/ssd_anchor.py" "$gpu_anchors" > "$gpu_out/ssd-anchor.jsonl" 2> "$gpu_out/ssd-anchor.err" || tail -2 "$gpu_out/ssd-anchor.err"

@@ -410,9 +410,6 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
     const float* mat = (group ? p.dcb : p.cbm) + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
     const double* cum = p.cum + bh * p.L;
     const float* dtp = p.dtp + bh * p.L;
-    double cumRow[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) cumRow[i] = group ? 0.0 : cum[min(tBase + 4 * ty + i, t1 - 1)];
     int sBegin = forward ? t0 : tBase, sEnd = forward ? min(t1, tBase + MIX_ROWS) : t1;
     for (int s0 = sBegin; s0 < sEnd; s0 += 32)
     {
@@ -434,8 +431,8 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
                 bool in = t < t1 && sr < t1 && (forward ? (strict ? sr < t : sr <= t) : (strict ? sr > t : sr >= t));
                 float m = in ? (transposed ? mat[(i64)(sl + q) * qp + tl + i] : mat[(i64)(tl + i) * qp + sl + q]) : 0.f;
                 if (group || !in) w[i] = m;
-                else if (forward) w[i] = m * expf((float)(cumRow[i] - cumS)) * dtS;
-                else w[i] = m * expf((float)(cumS - cumRow[i]));
+                else if (forward) w[i] = m * expf((float)(cum[t] - cumS)) * dtS;   // cum[t] read again (L1): registers
+                else w[i] = m * expf((float)(cumS - cum[t]));                      // are what limits the blocks per SM
             }
             *reinterpret_cast<float4*>(As + (2 * tx + q) * MIX_LD + 4 * ty) = make_float4(w[0], w[1], w[2], w[3]);
         }
