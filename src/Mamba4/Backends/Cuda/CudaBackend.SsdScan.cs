@@ -5,12 +5,12 @@ namespace Mamba4.Backends.Cuda;
 
 // Mamba-2's SSD scan on CUDA (Ops/SsdScan.cs has the math; Kernels/ssd_scan.cu's header the chunked plan; the plain twin is
 // Cpu/SsdScanReference.cs). F32 tensors; scratch: dt, cum [b, H, L], the chunk-start states [b, chunks, H, P, N] (and in the
-// backward the gradient states of the same size, six per-step scalars [b, H, L]), C·B within each chunk [b, chunks, G, Qp, Qp]
+// backward the gradient states of the same size, five per-step scalars [b, H, L] and a sum by 64-step tile [b, H, L, ⌈chunk/64⌉]), C·B within each chunk [b, chunks, G, Qp, Qp]
 // (and in the backward its gradient summed over the group's heads, of the same size):
 // nothing of size [b, L, H, P, N].
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>Mirrors <c>struct SsdParams</c> in ssd_scan.cu (26 pointers, 2 floats, 10 ints).</summary>
+    /// <summary>Mirrors <c>struct SsdParams</c> in ssd_scan.cu (27 pointers, 2 floats, 10 ints).</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct SsdParams
     {
@@ -18,7 +18,7 @@ public sealed unsafe partial class CudaBackend
         public nint Y, LastState;
         public nint DtP, Cum;
         public nint States, RStates;
-        public nint Scal, ChunkDot, Partials, Cbm, Dcb;
+        public nint Scal, ChunkDot, Partials, Cbm, Dcb, DiagParts;
         public nint DX, DDt, DA, DB, DC, DD, DDtBias;
         public float DtMin, DtMax;
         public int Batch, L, H, P, G, N, Chunk, Chunks, Softplus, Tiles;
@@ -128,19 +128,20 @@ public sealed unsafe partial class CudaBackend
             SsdChunkStates(ref p, scratch);
             long streamChunks = (long)p.Batch * p.H * p.Chunks;
             p.RStates = SsdScratch(scratch, streamChunks * p.P * p.N);
-            p.Scal = SsdScratch(scratch, 6L * p.Batch * p.H * p.L);
+            p.Scal = SsdScratch(scratch, 5L * p.Batch * p.H * p.L);
             p.ChunkDot = SsdScratch(scratch, streamChunks * p.Tiles);
             p.Partials = SsdScratch(scratch, 3 * streamChunks);
             // the gradient states entering each chunk from the later ones, and K_c
             Launch(file, Kernels.SsdScan.SsdChunkDstate, SsdStateGrid(p), SsdBlock, 0, p);
             Launch(file, Kernels.SsdScan.SsdStatePassingBackward, new Dim3((uint)p.Tiles, (uint)(p.Batch * p.H)), SsdBlock, 0, p);
-            // per step: the forward's two parts dotted with dy; dx and x·G B
+            // per step: the forward's off part dotted with dy; dx and x·G B
             Launch(file, SsdMixKernel("bf", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
             Launch(file, SsdMixKernel("bx", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
             // the diagonal part's ∂loss/∂(C_t·B_s) summed over each group's heads, then dB and dC: the heads' off parts and the
             // group's diagonal part
             int qt = (p.Chunk + 63) / 64;
             p.Dcb = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.G * qt * qt * 64 * 64);
+            p.DiagParts = SsdScratch(scratch, (long)p.Batch * p.H * p.L * qt);
             Launch(file, Kernels.SsdScan.SsdDcb, new Dim3((uint)(qt * qt), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
             int columnBlocks = (p.N + 16 * SsdMixColumnsPerThread(p.N) - 1) / (16 * SsdMixColumnsPerThread(p.N));
             Launch(file, SsdMixKernel("db", p.N), SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);

@@ -15,9 +15,9 @@
 //   (= ∂loss/∂(C_t·B_s), s ≤ t), as dC_t += Σ_{s≤t} dCB[t, s]·B_s and dB_t += Σ_{u≥t} dCB[u, t]·C_u (mamba_ssm's dcb route)
 //   ∂loss/∂a_t = Σ over pairs s < t ≤ u of M[u, s] = exp(cum_u − cum_s)·dt_s·(dy_u·x_s)(C_u·B_s), split by where s, u lie:
 //     both outside the chunk  K_c = exp(cumEnd)·⟨R, S0⟩                (ssd_state_passing_backward, per tile of P·N)
-//     s before, u ≥ t inside  Σ_{u≥t} dy_u·y_off_u                        (ssd_mix_bf: the forward's two parts dotted with dy)
+//     s before, u ≥ t inside  Σ_{u≥t} dy_u·y_off_u                        (ssd_mix_bf: the forward's off part dotted with dy)
 //     s < t inside, u after   Σ_{s<t} dt_s·x_s·(exp(cumEnd − cum_s)·R B_s)  (ssd_mix_bx)
-//     both inside             Σ_{t'<t} (Σ_{u>t'} M[u, t'] − Σ_{s<t'} M[t', s])  (strict column and row sums of M from bx and bf)
+//     both inside             Σ_{t'<t} (Σ_{u>t'} M[u, t'] − Σ_{s<t'} M[t', s])  (strict column sums of M from bx, row sums from dcb)
 //   ddt_t = A·∂loss/∂a_t + x_t·G_t B_t, dA = Σ dt_t·∂loss/∂a_t, then the clamp and softplus (ssd_finalize per chunk, ssd_reduce).
 // Every sum is written by one thread or block in a fixed order: the backward is deterministic (no atomics).
 // ssd_step: one decoding step, a warp per (b, h, p) row of the state.
@@ -29,11 +29,12 @@ struct SsdParams
     float *dtp;              // [b, H, L]: dt after bias, softplus, clamp
     double *cum;             // [b, H, L]: Σ dt·A within the chunk, in double so that cum_t − cum_s keeps F32 precision in long chunks
     float *states, *rstates; // [b, chunks, H, P, N]: X_c then S0_c; Y_c then R_c
-    float *scal;             // [6][b, H, L]: backward per-step scalars (see ssd_mix_bf / ssd_mix_bx)
+    float *scal;             // [5][b, H, L]: backward per-step scalars (see ssd_mix_bf / ssd_mix_bx)
     float *chunkDot;         // [b, H, chunks, tiles]: K_c per tile of 256 state elements
     float *partials;         // [3][b, H, chunks]: dA, dD, dDtBias of each chunk
     float *cbm;              // [b, chunks, G, Qp, Qp]: C_t·B_s within each chunk (Qp = chunk rounded up to 64), shared by the group's heads
     float *dcb;              // [b, chunks, G, Qp, Qp]: the backward's ∂loss/∂(C_t·B_s), summed over the group's heads (ssd_dcb)
+    float *diagParts;        // [b, H, L, ⌈chunk/64⌉]: dy_t·y_diag_t without s = t, by 64-step tile of s (ssd_dcb; summed in ssd_finalize)
     float *dx, *ddt, *dA, *dB, *dC, *dD, *dDtBias;
     float dtMin, dtMax;
     int batch, L, H, P, G, N, chunk, chunks, softplus, tiles;
@@ -317,6 +318,13 @@ __device__ __forceinline__ float off_factor(const SsdParams& p, i64 bh, int c, i
     return expf((float)(cum[tEnd] - cum[t]));
 }
 
+// Sum over the 16 threads (tx) of a row.
+__device__ __forceinline__ float row_sum16(float v)
+{
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+    return v;
+}
+
 // acc[i][4q + jj] += Σ_k A[k][4·ty + i]·B[k][4·tx + 64·q + jj] over the 32 staged k
 template <int CN> __device__ __forceinline__ void mix_product(const float* A, const float* Bt, int ldb, int tx, int ty, float (&acc)[4][CN])
 {
@@ -449,6 +457,8 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
 // dCB[t, s] = Σ_{h in group} exp(cum_t − cum_s)·dt_s·(dy_t·x_s) for s ≤ t within each chunk (∂loss/∂(C_t·B_s) of the diagonal
 // part; zero above the diagonal within the tiles written), for the group's dB and dC (mix_diag of DB and DC). Grid (⌈chunk/64⌉²
 // tile pairs, chunks, b·G), tiles of 64 × 64 with s-tile ≤ t-tile, each thread 4 t × 4 s, the product over P staged 32 at a time.
+// Each head's terms M_h[t, s] = exp(cum_t − cum_s)·dt_s·(dy_t·x_s)·(C_t·B_s) summed over s < t of the tile give dy_t·y_diag_t
+// (without s = t) by s-tile: diagParts, summed in order by ssd_finalize.
 extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
 {
     __shared__ float4 sm4[2 * 32 * MIX_LD / 4];
@@ -460,6 +470,8 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
     if (sTile > tTile || tBase >= t1) return;   // uniform over the block
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     i64 headRow = (i64)p.H * p.P;
+    int qp = SSD_QP(p);
+    const float* cb = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;   // C_t·B_s (ssd_bmm)
     float total[4][4] = {};
     for (int h = g * heads; h < (g + 1) * heads; h++)
     {
@@ -480,6 +492,7 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
             mix_product<4>(As, Bs, MIX_LD, tx, ty, acc);
         }
         i64 hl = ((i64)b * p.H + h) * p.L;
+        float rowPart[4] = {};
 #pragma unroll
         for (int j = 0; j < 4; j++)
         {
@@ -491,11 +504,20 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
             for (int i = 0; i < 4; i++)
             {
                 int t = tBase + 4 * ty + i;
-                if (t < t1 && s <= t) total[i][j] += acc[i][j] * expf((float)(p.cum[hl + t] - cumS)) * dtS;
+                if (t >= t1 || s > t) continue;
+                float m = acc[i][j] * expf((float)(p.cum[hl + t] - cumS)) * dtS;
+                total[i][j] += m;
+                if (s < t) rowPart[i] += cb[(i64)(64 * tTile + 4 * ty + i) * qp + 64 * sTile + 4 * tx + j] * m;
             }
         }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+        {
+            float r = row_sum16(rowPart[i]);
+            int t = tBase + 4 * ty + i;
+            if (tx == 0 && t < t1) p.diagParts[(hl + t) * qt + sTile] = r;
+        }
     }
-    int qp = SSD_QP(p);
     float* out = p.dcb + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
 #pragma unroll
     for (int i = 0; i < 4; i++)
@@ -503,17 +525,10 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
             make_float4(total[i][0], total[i][1], total[i][2], total[i][3]);
 }
 
-// Sum over the 16 threads (tx) of a row.
-__device__ __forceinline__ float row_sum16(float v)
-{
-    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-    return v;
-}
-
-// Grid (⌈chunk/64⌉, chunks, b·H); FWD writes y; BF writes scal[0] = dy·y_off, scal[1] = dy·y_diag without s = t
-// (Σ_{s<t} M[t, s]); BX writes dx and scal[2] = x·(G B)_off, scal[3] = x·(G B)_diag without u = t (Σ_{u>t} M[u, t] / dt_t),
-// scal[4] = dy·x, scal[5] = C_t·B_t. BF and BX leave the diagonal M[t, t] out of their sums: it dominates them where
-// dt·A decays fast, and subtracting it afterwards would cancel away the strict sums' precision. All P columns in one block.
+// Grid (⌈chunk/64⌉, chunks, b·H); FWD writes y; BF writes scal[0] = dy·y_off (its in-chunk twin, dy·y_diag without s = t,
+// is ssd_dcb's); BX writes dx and scal[1] = x·(G B)_off, scal[2] = x·(G B)_diag without u = t (Σ_{u>t} M[u, t] / dt_t),
+// scal[3] = dy·x, scal[4] = C_t·B_t. The strict sums leave the diagonal M[t, t] out: it dominates them where dt·A decays
+// fast, and subtracting it afterwards would cancel away their precision. All P columns in one block.
 template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(const SsdParams& p)
 {
     __shared__ float4 sm4[MIX_SMEM(CN) / 4];   // float4: 16-byte aligned
@@ -527,7 +542,7 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(cons
 #pragma unroll
         for (int j = 0; j < CN; j++) accOff[i][j] = accDiag[i][j] = 0.f;
     mix_off<MODE, CN>(p, b, h, c, tBase, 0, MODE == MODE_FWD ? accDiag : accOff, sm);   // FWD: off_t folded in, one accumulator
-    mix_diag<MODE, CN>(p, b, h, c, tBase, 0, accDiag, sm);
+    if (MODE != MODE_BF) mix_diag<MODE, CN>(p, b, h, c, tBase, 0, accDiag, sm);   // BF's in-chunk sum comes from ssd_dcb
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, g = h / (p.H / p.G);
     float d = p.D ? p.D[h] : 0.f;
     i64 hl = (i64)bh * p.L;
@@ -558,7 +573,7 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(cons
                 if (!in || j >= p.P) continue;
                 float o = off * accOff[i][4 * q + jj], dg = accDiag[i][4 * q + jj];
                 if (MODE == MODE_FWD) p.y[row + j] = dg + d * p.x[row + j];
-                if (MODE == MODE_BF) { float dy = p.dy[row + j]; s1 += dy * o; s2 += dy * dg; }
+                if (MODE == MODE_BF) s1 += p.dy[row + j] * o;
                 if (MODE == MODE_BX)
                 {
                     float dy = p.dy[row + j], xv = p.x[row + j];
@@ -568,18 +583,18 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(cons
             }
         if (MODE == MODE_BF)
         {
-            s1 = row_sum16(s1); s2 = row_sum16(s2);
-            if (in && tx == 0) { p.scal[hl + t] = s1; p.scal[SSD_HL(p) + hl + t] = s2; }
+            s1 = row_sum16(s1);
+            if (in && tx == 0) p.scal[hl + t] = s1;
         }
         if (MODE == MODE_BX)
         {
             s1 = row_sum16(s1); s2 = row_sum16(s2); s3 = row_sum16(s3);
             if (in && tx == 0)
             {
-                p.scal[2 * SSD_HL(p) + hl + t] = s1;
-                p.scal[3 * SSD_HL(p) + hl + t] = s2;
-                p.scal[4 * SSD_HL(p) + hl + t] = s3;
-                p.scal[5 * SSD_HL(p) + hl + t] = cbt;
+                p.scal[SSD_HL(p) + hl + t] = s1;
+                p.scal[2 * SSD_HL(p) + hl + t] = s2;
+                p.scal[3 * SSD_HL(p) + hl + t] = s3;
+                p.scal[4 * SSD_HL(p) + hl + t] = cbt;
             }
         }
     }
@@ -644,7 +659,13 @@ extern "C" __global__ void ssd_finalize(SsdParams p)
         i64 bh = (i64)b * p.H + h, hl = bh * p.L, n = SSD_HL(p);
         int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), ta, te;
         lane_segment(t0, t1, lane, ta, te);
-        const float *yOff = p.scal, *yDiag = p.scal + n, *gxOff = p.scal + 2 * n, *gxDiag = p.scal + 3 * n, *dyx = p.scal + 4 * n, *cb = p.scal + 5 * n;
+        const float *yOff = p.scal, *gxOff = p.scal + n, *gxDiag = p.scal + 2 * n, *dyx = p.scal + 3 * n, *cb = p.scal + 4 * n;
+        int qt = (p.chunk + 63) / 64;
+        auto yDiag = [&](int t) {   // dy_t·y_diag_t without s = t: ssd_dcb's parts by s-tile, in order
+            float sum = 0.f;
+            for (int k = 0; k <= (t - t0) / 64; k++) sum += p.diagParts[(hl + t) * qt + k];
+            return sum;
+        };
         // the running sums cancel (∂loss/∂a_t is small beside its terms): double
         double k = 0.0;
         for (int tile = lane; tile < p.tiles; tile += 32) k += p.chunkDot[(bh * p.chunks + c) * p.tiles + tile];
@@ -655,7 +676,7 @@ extern "C" __global__ void ssd_finalize(SsdParams p)
             double dt = p.dtp[hl + t];
             segY += yOff[hl + t];
             segR += dt * gxOff[hl + t];
-            segIn += dt * gxDiag[hl + t] - yDiag[hl + t];
+            segIn += dt * gxDiag[hl + t] - yDiag(t);
         }
         double suffix = warp_sum(segY) - warp_exclusive_sum(segY);   // Σ_{u≥t} dy_u·y_off_u at the segment's start
         double prefixR = warp_exclusive_sum(segR), inside = warp_exclusive_sum(segIn);
@@ -675,7 +696,7 @@ extern "C" __global__ void ssd_finalize(SsdParams p)
             dBias += grad;
             suffix -= yOff[hl + t];
             prefixR += dt * gxOff[hl + t];
-            inside += dt * gxDiag[hl + t] - yDiag[hl + t];
+            inside += dt * gxDiag[hl + t] - yDiag(t);
         }
         dA = warp_sum(dA); dD = warp_sum(dD); dBias = warp_sum(dBias);
         if (lane == 0)
