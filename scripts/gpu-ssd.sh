@@ -18,7 +18,7 @@ if [ -n "$gpu_anchors" ]; then
 fi
 # with a base build carried as .device/base/ (Mamba4.dll and Mamba4.Bench.dll of another commit beside links to the
 # pack's other files), the base and this build alternate twice: before and after on the same card in one call
-for run in 1 2; do
+for run in $(seq "${ROUNDS:-2}"); do   # ROUNDS=1: one of each
   if [ -f "$gpu_pack/base/Mamba4.Bench.dll" ]; then
     echo "-- base build (run $run)"; MAMBA4_DEVICE=cuda timeout 120 dotnet "$gpu_pack/base/Mamba4.Bench.dll" cuda-ssd 2>&1 | grep -E "^\| [0-9]"
   fi

@@ -471,8 +471,16 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     i64 headRow = (i64)p.H * p.P;
     int qp = SSD_QP(p);
-    const float* cb = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;   // C_t·B_s (ssd_bmm)
-    float total[4][4] = {};
+    const float* cbm = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
+    float cb[4][4], total[4][4] = {};   // C_t·B_s (ssd_bmm) where s < t, read once for the group's heads
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+        {
+            int t = tBase + 4 * ty + i, s = sBase + 4 * tx + j;
+            cb[i][j] = t < t1 && s < t ? cbm[(i64)(64 * tTile + 4 * ty + i) * qp + 64 * sTile + 4 * tx + j] : 0.f;
+        }
     for (int h = g * heads; h < (g + 1) * heads; h++)
     {
         const float* dy = p.dy + ((i64)b * p.L * p.H + h) * p.P;
@@ -507,7 +515,7 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
                 if (t >= t1 || s > t) continue;
                 float m = acc[i][j] * expf((float)(p.cum[hl + t] - cumS)) * dtS;
                 total[i][j] += m;
-                if (s < t) rowPart[i] += cb[(i64)(64 * tTile + 4 * ty + i) * qp + 64 * sTile + 4 * tx + j] * m;
+                rowPart[i] += cb[i][j] * m;   // 0 where s = t
             }
         }
 #pragma unroll
@@ -554,15 +562,10 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(cons
         i64 row = ((i64)b * p.L + (in ? t : t0)) * p.H * p.P + (i64)h * p.P;
         float off = MODE == MODE_FWD || !in ? 0.f : off_factor(p, bh, c, t, MODE != MODE_BX);
         float s1 = 0.f, s2 = 0.f, s3 = 0.f, cbt = 0.f;
-        if (MODE == MODE_BX)
+        if (MODE == MODE_BX && in)   // C_t·B_t: ssd_bmm's diagonal
         {
-            if (in)
-            {
-                const float* Bt = p.B + (((i64)b * p.L + t) * p.G + g) * p.N;
-                const float* Ct = p.C + (((i64)b * p.L + t) * p.G + g) * p.N;
-                for (int n = tx; n < p.N; n += 16) cbt += Ct[n] * Bt[n];
-            }
-            cbt = row_sum16(cbt);
+            int qp = SSD_QP(p);
+            cbt = p.cbm[(((i64)b * p.chunks + c) * p.G + g) * qp * qp + (i64)(t - t0) * qp + (t - t0)];
         }
 #pragma unroll
         for (int q = 0; q < CN / 4; q++)
