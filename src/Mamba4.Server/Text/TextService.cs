@@ -269,7 +269,7 @@ public sealed class TextService : IDisposable
                 assembler?.Flush();
                 var response = format.Whole(id, created, assembler?.Emitted, tokens, finish ?? "length", new Usage(plan.Prompt.Length, tokens.Count, plan.Prompt.Length + tokens.Count));
                 ctx.Response.ContentType = "application/json; charset=utf-8";
-                await JsonSerializer.SerializeAsync(ctx.Response.Body, response, JsonBody.Output, cts.Token);
+                await JsonSerializer.SerializeAsync(ctx.Response.Body, response, JsonBody.Output, ctx.RequestAborted);   // done decoding: the answer goes out whole (see below)
                 return;
             }
 
@@ -277,10 +277,15 @@ public sealed class TextService : IDisposable
             ctx.Response.Headers.CacheControl = "no-cache";
             ctx.Response.Headers["X-Accel-Buffering"] = "no";
             await ctx.Response.StartAsync(cts.Token);
-            if (format.First(id, created) is { } first) await WriteEventAsync(ctx, first, cts.Token);
+            // Writes wait on the client (ctx.RequestAborted), never on cts: Kestrel aborts the connection when a write's token is
+            // cancelled mid-flush, and a client reading slowly would lose the error event that says why its stream ended (the
+            // drain's end, --timeout). The loop looks at cts between events; Kestrel's minimum response data rate cuts off a
+            // client that stops reading.
+            if (format.First(id, created) is { } first) await WriteEventAsync(ctx, first, ctx.RequestAborted);
             // a stream keeps no list of its tokens: each goes out as it comes
             await foreach (var ev in stream.Events.Reader.ReadAllAsync(cts.Token))
             {
+                cts.Token.ThrowIfCancellationRequested();   // ReadAllAsync hands out queued tokens without looking at cts
                 count++;
                 finish = ev.FinishReason;
                 string? delta = null;
@@ -293,11 +298,11 @@ public sealed class TextService : IDisposable
                     else if (finish is not null) delta += assembler.Flush();
                 }
                 var usage = finish is null ? null : new Usage(plan.Prompt.Length, count, plan.Prompt.Length + count);
-                foreach (var chunk in format.Chunk(id, created, delta, ev.Token, finish, usage)) await WriteEventAsync(ctx, chunk, cts.Token);
+                foreach (var chunk in format.Chunk(id, created, delta, ev.Token, finish, usage)) await WriteEventAsync(ctx, chunk, ctx.RequestAborted);
                 if (finish is not null) break;
             }
             ctx.Response.BodyWriter.Write("data: [DONE]\n\n"u8);
-            await ctx.Response.BodyWriter.FlushAsync(cts.Token);
+            await ctx.Response.BodyWriter.FlushAsync(ctx.RequestAborted);
         }
         catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
         {

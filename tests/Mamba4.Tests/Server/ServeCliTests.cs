@@ -117,6 +117,45 @@ public class ServeCliTests
         Assert.Contains("shutting down", last ?? "");
     }
 
+    /// <summary>
+    /// The drain ends while a stream's write waits on a client that reads slowly (a 4 KB receive buffer, 3 s without
+    /// reading): the client still gets every event it was sent and then the "shutting down" one. A write cancelled by the
+    /// drain mid-flush made Kestrel reset the connection, and the tokens still queued for the stream kept it going past the
+    /// drain.
+    /// </summary>
+    [Fact]
+    public async Task TheDrainsEndReachesAClientThatReadsSlowly()
+    {
+        using var server = ServeProcess.Start("--model", ServerHarness.HfMamba, "--max-tokens", "100000000", "--drain", "0.5");
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+                try { await socket.ConnectAsync(context.DnsEndPoint, ct); }
+                catch { socket.Dispose(); throw; }
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        };
+        using var client = new HttpClient(handler) { BaseAddress = server.BaseUrl, Timeout = TimeSpan.FromSeconds(60) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent("""{"prompt": [1], "max_tokens": 100000000, "stream": true}""", Encoding.UTF8, "application/json") };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
+        Assert.StartsWith("data: ", await reader.ReadLineAsync(Ct));
+        await Task.Delay(3000, Ct);   // not reading: the buffers fill and the server's write waits (Kestrel allows 5 s of that)
+        using (var kill = Process.Start("kill", ["-TERM", server.Process.Id.ToString()])) await kill.WaitForExitAsync(Ct);
+        await Task.Delay(1500, Ct);   // the drain (0.5 s) ends while that write waits
+        string? last = null;
+        var events = 0;
+        using var readLimit = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        readLimit.CancelAfter(TimeSpan.FromSeconds(60));
+        try { while (await reader.ReadLineAsync(readLimit.Token) is { } line) if (line.Length > 0) { last = line; events++; } }
+        catch (Exception e) when (e is IOException or HttpRequestException) { Assert.Fail($"the stream broke after {events} events ({e.Message}); the last: {last}"); }
+        Assert.True(server.Process.WaitForExit(30_000), "mamba4 serve did not exit after SIGTERM: " + server.Output);
+        Assert.Equal(0, server.Process.ExitCode);
+        Assert.Contains("shutting down", last ?? "");
+    }
+
     /// <summary>Whether signal <paramref name="number"/> is ignored in this process (Linux: /proc/self/status, SigIgn).</summary>
     private static bool SignalIgnored(int number)
     {
