@@ -60,10 +60,17 @@ public sealed unsafe partial class CudaBackend
         return s.Pointer;
     }
 
+    /// <summary>A chunk's 64-step tiles (ssd_scan.cu's MIX_ROWS): the chunk kernels' row tiles; 64 of them is the row stride
+    /// of the chunk matrices C·B and dCB (SSD_QP).</summary>
+    private static int SsdRowTiles(in SsdParams p) => (p.Chunk + 63) / 64;
+
+    /// <summary>Floats of a [b, chunks, G, Qp, Qp] chunk matrix (C·B, or its gradient dCB), Qp = 64 · <see cref="SsdRowTiles"/>.</summary>
+    private static long SsdChunkMatrixFloats(in SsdParams p) => (long)p.Batch * p.Chunks * p.G * SsdRowTiles(p) * SsdRowTiles(p) * 64 * 64;
+
     private static Dim3 SsdStateGrid(in SsdParams p) => new((uint)((p.N + 63) / 64 * ((p.P + 63) / 64)), (uint)p.Chunks, (uint)(p.Batch * p.H));   // 64 × 64 tiles of (P, N)
     /// <summary>The chunk kernels' grid: 64-row tiles of each chunk (times the column blocks of N for db, dc), chunks, streams.</summary>
     private static Dim3 SsdChunkGrid(in SsdParams p, int streams, int columnBlocks = 1) =>
-        new((uint)((p.Chunk + 63) / 64 * columnBlocks), (uint)p.Chunks, (uint)streams);
+        new((uint)(SsdRowTiles(p) * columnBlocks), (uint)p.Chunks, (uint)streams);
 
     /// <summary>dt after bias/softplus/clamp and its chunk cumsum, the state at each chunk's start (and the last state when asked),
     /// and C_t·B_s within each chunk and group.</summary>
@@ -77,8 +84,8 @@ public sealed unsafe partial class CudaBackend
         Launch(file, Kernels.SsdScan.SsdDtCumsum, GridFor(32L * p.Batch * p.Chunks * p.H), SsdBlock, 0, p);   // a warp per (b, c, h)
         Launch(file, Kernels.SsdScan.SsdChunkState, SsdStateGrid(p), SsdBlock, 0, p);
         Launch(file, Kernels.SsdScan.SsdStatePassing, new Dim3((uint)p.Tiles, (uint)(p.Batch * p.H)), SsdBlock, 0, p);
-        int tiles = (p.Chunk + 31) / 32, stride = (p.Chunk + 63) / 64 * 64;   // ssd_scan.cu's SSD_QP
-        p.Cbm = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.G * stride * stride);
+        int tiles = (p.Chunk + 31) / 32;   // ssd_bmm's 32 × 32 tiles
+        p.Cbm = SsdScratch(scratch, SsdChunkMatrixFloats(p));
         Launch(file, Kernels.SsdScan.SsdBmm, new Dim3((uint)(tiles * tiles), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
     }
 
@@ -139,8 +146,8 @@ public sealed unsafe partial class CudaBackend
             Launch(file, SsdMixKernel("bx", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
             // the diagonal part's ∂loss/∂(C_t·B_s) summed over each group's heads, then dB and dC: the heads' off parts and the
             // group's diagonal part
-            int qt = (p.Chunk + 63) / 64;
-            p.Dcb = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.G * qt * qt * 64 * 64);
+            int qt = SsdRowTiles(p);
+            p.Dcb = SsdScratch(scratch, SsdChunkMatrixFloats(p));
             p.DiagParts = SsdScratch(scratch, (long)p.Batch * p.H * p.L * qt);
             Launch(file, Kernels.SsdScan.SsdDcb, new Dim3((uint)(qt * qt), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
             int columnBlocks = (p.N + 16 * SsdMixColumnsPerThread(p.N) - 1) / (16 * SsdMixColumnsPerThread(p.N));
