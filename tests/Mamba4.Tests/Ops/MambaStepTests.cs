@@ -14,9 +14,9 @@ namespace Mamba4.Tests;
 public class MambaStepTests
 {
     /// <summary>A small Mamba-1 model (on <paramref name="device"/>) and a random state for it (<see cref="RandomState"/>).</summary>
-    internal static (MambaLM Model, MambaState State) RandomModel(int dModel, int batch, int seed, Device? device = null)
+    internal static (MambaLM Model, MambaState State) RandomModel(int dModel, int batch, int seed, Device? device = null, int dState = 16)
     {
-        var model = new MambaLM(new MambaConfig { DModel = dModel, NLayer = 2, DState = 16, DConv = 4, VocabSize = 53 }, seed);
+        var model = new MambaLM(new MambaConfig { DModel = dModel, NLayer = 2, DState = dState, DConv = 4, VocabSize = 53 }, seed);
         if (device is { } d) model.To(d);
         return (model, RandomState(model, batch, seed));
     }

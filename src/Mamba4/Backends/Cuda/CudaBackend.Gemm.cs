@@ -126,16 +126,18 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>y (F32) = x·Wᵀ with W [out, in] BF16 or F16 kept narrow in GPU memory: x is rounded to W's type and
     /// cublasGemmEx multiplies on the tensor cores with F32 accumulation. (I8 weights are widened to BF16 when a model
-    /// is loaded onto the GPU, so none reach here.)</summary>
-    public void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y)
+    /// is loaded onto the GPU, so none reach here.) The overload with β (1: y += x·Wᵀ) serves the decoding step.</summary>
+    public void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y) => GemmNarrowWeight(x, weight, y, 0f);
+
+    internal void GemmNarrowWeight(Tensor x, Tensor weight, Tensor y, float beta)
     {
         int kind = NarrowKind(weight);
-        if (EmptyNarrowGemm(x, weight, y)) return;
+        if (EmptyNarrowGemm(x, weight, y, beta)) return;
         var x16 = Allocator.Allocate(x.NumElements * 2);
         try
         {
             Map(Kernels.Elementwise.File, kind == 0 ? Kernels.Elementwise.F32ToBf16 : Kernels.Elementwise.F32ToF16, x.NumElements, x, x16.Pointer, x.NumElements);
-            GemmNarrow(x16.Pointer, checked((int)x.Shape.Rows), x.Shape.Last, weight, y);
+            GemmNarrow(x16.Pointer, checked((int)x.Shape.Rows), x.Shape.Last, weight, y, beta);
         }
         finally
         {
@@ -144,31 +146,36 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>y = x·Wᵀ with x already in W's 2-byte type (written so by the kernel that made it: the decoding step's
-    /// RMSNorm, conv and scan beyond 8 streams), so no conversion pass precedes the product.</summary>
-    internal void GemmNarrowInput(Tensor x, Tensor weight, Tensor y)
+    /// RMSNorm, conv and scan beyond 8 streams), so no conversion pass precedes the product. With <paramref name="beta"/> 1, y += x·Wᵀ.</summary>
+    internal void GemmNarrowInput(Tensor x, Tensor weight, Tensor y, float beta = 0f)
     {
         NarrowKind(weight);
         if (x.DType != weight.DType)
             throw new ArgumentException($"gemm: x{x.Shape} is {x.DType}, the weight {weight.Name}{weight.Shape} {weight.DType}; a narrow product's input must be in the weight's type");
-        if (!EmptyNarrowGemm(x, weight, y)) GemmNarrow(x.DataPointer, checked((int)x.Shape.Rows), x.Shape.Last, weight, y);
+        if (!EmptyNarrowGemm(x, weight, y, beta)) GemmNarrow(x.DataPointer, checked((int)x.Shape.Rows), x.Shape.Last, weight, y, beta);
     }
 
-    /// <summary>Checks y = x·Wᵀ's shapes; for an empty product does its whole work (nothing, or y = 0 when k = 0) and says so.</summary>
-    private bool EmptyNarrowGemm(Tensor x, Tensor weight, Tensor y)
+    /// <summary>Checks y = x·Wᵀ's shapes; for an empty product does its whole work (nothing, or y = β·y when k = 0) and says so.</summary>
+    private bool EmptyNarrowGemm(Tensor x, Tensor weight, Tensor y, float beta)
     {
         int k = x.Shape.Last;
         if (weight.Rank != 2 || weight.Shape[1] != k || y.Shape.Rows != x.Shape.Rows || y.Shape.Last != weight.Shape[0])
             throw new ArgumentException($"gemm: x{x.Shape} · W{weight.Shape}ᵀ into y{y.Shape}: W must be [{y.Shape.Last}, {k}] and y [{x.Shape.Rows}, {weight.Shape[0]}]");
         if (x.Shape.Rows == 0 || weight.Shape[0] == 0) return true;
-        if (k == 0) { Fill(y, 0f); return true; }
+        if (k == 0)
+        {
+            if (beta == 0f) Fill(y, 0f);
+            else Scale(y, beta, y);
+            return true;
+        }
         return false;
     }
 
-    /// <summary>y [m, n] F32 = x16 [m, k]·Wᵀ by cuBLAS, x16 in W's 2-byte type, F32 accumulation.</summary>
-    private void GemmNarrow(nint x16, int m, int k, Tensor weight, Tensor y)
+    /// <summary>y [m, n] F32 = x16 [m, k]·Wᵀ + β·y by cuBLAS, x16 in W's 2-byte type, F32 accumulation.</summary>
+    private void GemmNarrow(nint x16, int m, int k, Tensor weight, Tensor y, float beta)
     {
         int type = NarrowKind(weight) == 0 ? Cublas.R16BF : Cublas.R16F, n = weight.Shape[0];
-        float alpha = 1f, beta = 0f;
+        float alpha = 1f;
         var h = CublasHandle();
         MakeCurrent();
         Cublas.Check(Cublas.cublasGemmEx(h, Cublas.OpT, Cublas.OpN, n, m, k,

@@ -80,26 +80,31 @@ public sealed unsafe partial class CudaBackend
             }
             var uType = ProductInput(w.XProj);
             using var uNarrow = uType == DType.F32 ? null : Tensor.Empty(u.Shape, uType, Device);
+            // the conv also copies h into output, which out_proj's product adds to
             LaunchEarly(file, Kernels.MambaStep.MambaStepConv, GridFor((long)batch * e), 256, 0, xz, convState, w.ConvWeight, w.ConvBias, u,
-                uNarrow, StepKind(uNarrow), batch, e, k);
+                uNarrow, StepKind(uNarrow), h, output, h.NumElements, batch, e, k);
             Project(uNarrow ?? u, w.XProj, null, dbc);
         }
-        // 16 lanes a (stream, channel) for up to 8 streams; 4 beyond (fewer, longer threads: one wave instead of ~6 at 64)
-        int scanLanes = batch <= StepRows ? 16 : 4;
-        LaunchEarly(file, scanLanes == 16
-                ? StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16)
-                : StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScan4F32, Kernels.MambaStep.MambaStepScan4Bf16, Kernels.MambaStep.MambaStepScan4F16),
-            (uint)(((long)batch * e * scanLanes + 255) / 256), 256, 0,
-            xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n);
+        if (fused)
+            LaunchEarly(file, StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16),
+                (uint)(((long)batch * e * 16 + 255) / 256), 256, 0,
+                xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n);
+        else
+            LaunchEarly(file, StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanWideF32, Kernels.MambaStep.MambaStepScanWideBf16, Kernels.MambaStep.MambaStepScanWideF16),
+                (uint)(((long)batch * e + 255) / 256), 256, 0,
+                xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n, WideScanVec(w, dbc, ssmState));
         if (fused)
             LaunchEarly(file, outProjKernel, GemvGrid(d), GemvThreads, batch * e * sizeof(float),
                 y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));
         else
-        {
-            Project(y, w.OutProj, w.OutProjBias, output);
-            Add(h, output, output);
-        }
+            Project(y, w.OutProj, w.OutProjBias, output, accumulate: true);
     }
+
+    /// <summary>1 when mamba_step_scan_wide may read dt_proj's rows, A, the dbc rows and the state 16 bytes at a time: r a
+    /// multiple of 8, n of 4, each buffer 16-byte aligned.</summary>
+    private static int WideScanVec(in MambaStepWeights w, Tensor dbc, Tensor ssmState) =>
+        Vec(w.DtProj) == 1 && w.DtRank % 8 == 0 && w.DState % 4 == 0
+        && (w.ALog.DataPointer | dbc.DataPointer | ssmState.DataPointer) % 16 == 0 ? 1 : 0;
 
     public void MambaHeadStep(Tensor h, Tensor normWeight, float eps, Tensor lmHead, Tensor logits, Tensor? ids)
     {
@@ -208,13 +213,14 @@ public sealed unsafe partial class CudaBackend
     /// <summary>A step kernel's code for a buffer's type (0 F32 or none, 1 BF16, 2 F16; KIND of mamba_step.cu).</summary>
     private static int StepKind(Tensor? t) => t?.DType switch { DType.BF16 => 1, DType.F16 => 2, _ => 0 };
 
-    /// <summary>y = x·Wᵀ (+ bias) through cuBLAS: W F32 (at <see cref="MatmulPrecision"/>), or BF16/F16 with x F32 (converted
-    /// first, as F.Linear's products) or already in W's type.</summary>
-    private void Project(Tensor x, Tensor weight, Tensor? bias, Tensor y)
+    /// <summary>y = x·Wᵀ (+ bias) through cuBLAS — y += … with <paramref name="accumulate"/> (β = 1 in the product) — W F32 (at
+    /// <see cref="MatmulPrecision"/>), or BF16/F16 with x F32 (converted first, as F.Linear's products) or already in W's type.</summary>
+    private void Project(Tensor x, Tensor weight, Tensor? bias, Tensor y, bool accumulate = false)
     {
-        if (x.DType != DType.F32) GemmNarrowInput(x, weight, y);
-        else if (weight.DType.IsNarrowWeight()) GemmNarrowWeight(x, weight, y);
-        else Gemm(x, false, weight, true, y, 1f, 0f);
+        float beta = accumulate ? 1f : 0f;
+        if (x.DType != DType.F32) GemmNarrowInput(x, weight, y, beta);
+        else if (weight.DType.IsNarrowWeight()) GemmNarrowWeight(x, weight, y, beta);
+        else Gemm(x, false, weight, true, y, 1f, beta);
         if (bias is not null) AddRowVector(y, bias);
     }
 }

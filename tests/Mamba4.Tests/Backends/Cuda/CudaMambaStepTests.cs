@@ -59,17 +59,21 @@ public class CudaMambaStepTests
     [InlineData(64, 8, DType.BF16, false)]
     [InlineData(36, 5, DType.BF16, true)]
     [InlineData(64, 13, DType.BF16, true)]
-    [InlineData(36, 13, DType.F32, false)]  // r = 3 dt terms over the 4-lane scan groups of large batches
+    [InlineData(36, 13, DType.F32, false)]  // r = 3 dt terms, one at a time in the wide scan of large batches
     [InlineData(64, 13, DType.F16, false)]  // F16 weights: RMSNorm, conv and scan write the products' inputs as F16
     [InlineData(36, 13, DType.BF16, false)] // rows of 36 weights (not 16-byte units) with BF16 inputs
-    public void LayerStepMatchesTheCpuTwinAndTheUnfusedGpuStep(int dModel, int batch, DType weights, bool persistent)
+    [InlineData(128, 13, DType.F32, false)] // r = 8, n = 16: the wide scan reads dt_proj, A, dbc and the state 16 bytes at a time
+    [InlineData(128, 13, DType.BF16, false)]
+    [InlineData(128, 13, DType.BF16, false, 24)]   // n = 24: 16 states' A read before the wait, 8 after
+    [InlineData(64, 13, DType.F32, false, 6)]      // n = 6: one state at a time, the last group of 4 cut at n
+    public void LayerStepMatchesTheCpuTwinAndTheUnfusedGpuStep(int dModel, int batch, DType weights, bool persistent, int dState = 16)
     {
         bool narrow = weights != DType.F32;   // BF16 or F16
         var backend = Gpu;
         backend.PersistentLayerStep = persistent;
         using var restore = new Restore(() => backend.PersistentLayerStep = false);
-        var (cpuModel, cpuState) = MambaStepTests.RandomModel(dModel, batch, 5);
-        var (gpuModel, gpuState) = MambaStepTests.RandomModel(dModel, batch, 5, Cuda);
+        var (cpuModel, cpuState) = MambaStepTests.RandomModel(dModel, batch, 5, dState: dState);
+        var (gpuModel, gpuState) = MambaStepTests.RandomModel(dModel, batch, 5, Cuda, dState);
         var unfusedState = MambaStepTests.RandomState(gpuModel, batch, 5);
         if (narrow) { Narrow(cpuModel, weights); Narrow(gpuModel, weights); }
         using (cpuModel)

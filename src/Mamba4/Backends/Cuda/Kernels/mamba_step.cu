@@ -279,9 +279,10 @@ __device__ __forceinline__ void store_kind(void* y, i64 i, float v, int kind)
 }
 
 // Larger batches (in_proj by cuBLAS): u[b, c] = silu(conv(…, x = xz[b, c])), and (uNarrow not null) the same values
-// rounded to uKind (1 BF16, 2 F16) for x_proj's cuBLAS product with 2-byte weights.
+// rounded to uKind (1 BF16, 2 F16) for x_proj's cuBLAS product with 2-byte weights; and out[0, hCount) = h, the
+// residual that out_proj's product then adds to (β = 1), so that no separate pass adds it.
 extern "C" __global__ void mamba_step_conv(const float* xz, const float* convState, const float* convW, const float* convB, float* u,
-    void* uNarrow, int uKind, int batch, int e, int K)
+    void* uNarrow, int uKind, const float* h, float* out, i64 hCount, int batch, int e, int K)
 {
     grid_launch_dependents();
     grid_wait();
@@ -292,6 +293,7 @@ extern "C" __global__ void mamba_step_conv(const float* xz, const float* convSta
         u[i] = v;
         if (uNarrow) store_kind(uNarrow, i, v, uKind);
     }
+    GRID_STRIDE(i, hCount) out[i] = h[i];
 }
 
 // Sum over the G lanes of a group (G a power of two ≤ 32; mask: the group's lanes).
@@ -307,9 +309,8 @@ template <int G> __device__ __forceinline__ unsigned group_mask()
     return G == 32 ? FULL_MASK : ((1u << G) - 1) << (threadIdx.x & (32 - G));
 }
 
-// 3. The scan update of (stream b, channel c) = group g = b·e + c, G lanes each (16 up to 8 streams; 4 beyond, where
-// 16 lanes a channel made ~6 waves of short dependent chains — 32 µs a layer at 64 streams): lane l takes dt terms
-// j ≡ l and states s ≡ l (mod G). scan_weights loads what no kernel writes (before the wait): the first dt_proj weights
+// 3. The scan update of (stream b, channel c) = group g = b·e + c, G lanes each (16, up to 8 streams; beyond, scan_wide):
+// lane l takes dt terms j ≡ l and states s ≡ l (mod G). scan_weights loads what no kernel writes (before the wait): the first dt_proj weights
 // and A = −exp(A_log) of this lane (r, n ≤ 64 here; scan_group reads the rest).
 template <int KIND, int G> __device__ __forceinline__ void scan_weights(const void* dtW, const float* aLog, int c, int r, int n, int lane,
     float wd[64 / G], float a[64 / G])
@@ -379,6 +380,104 @@ template <int KIND, int G> __device__ void scan(const float* xz, float* convStat
     scan_weights<KIND, G>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & (G - 1), wd, a);
     grid_wait();
     scan_group<KIND, G>(g, xz, convState, uu, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, e, K, r, n, wd, a);
+}
+
+// v[0, 4) = p[0, min(m, 4)), 0 beyond; one 16-byte load when `vec` (p 16-byte aligned) and m ≥ 4.
+__device__ __forceinline__ void load4(const float* p, int m, int vec, float v[4])
+{
+    if (vec && m >= 4)
+    {
+        float4 q = *(const float4*)p;
+        v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+    }
+    else
+        for (int k = 0; k < 4; k++) v[k] = k < m ? p[k] : 0.f;
+}
+
+__device__ __forceinline__ void store4(float* p, int m, int vec, const float v[4])
+{
+    if (vec && m >= 4) *(float4*)p = make_float4(v[0], v[1], v[2], v[3]);
+    else
+        for (int k = 0; k < 4 && k < m; k++) p[k] = v[k];
+}
+
+#define WIDE_STATES 16   // scan_wide's states whose A is read before the wait (Mamba-1's n); more are read after it
+
+// 3b. The scan update beyond 8 streams (the products by cuBLAS): one thread a (stream b, channel c) = g = b·e + c, the
+// same math as scan_group. A warp is 32 channels of one stream, so a dbc row is one uniform load for all of them, and a
+// thread reads its dt_proj row, A and state 16 bytes at a time (`vec`: r a multiple of 8, n of 4, every row 16-byte
+// aligned). At 64 streams of e = 1536, 98 K threads in one wave (__launch_bounds__(256, 3): ≤ 85 registers, 396 blocks
+// resident on an H100), each one chain — A before the wait, then the step's loads issued together — where 4 lanes a
+// pair (scan<4>) ran 393 K threads in ~3 waves, 20.6 µs a layer under Nsight Compute.
+template <int KIND> __device__ void scan_wide(const float* xz, float* convState, const float* uu,
+    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
+    float* ssm, void* y, int yKind, int batch, int e, int K, int r, int n, int vec)
+{
+    i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    grid_launch_dependents();
+    if (g >= (i64)batch * e) return;
+    int b = (int)(g / e), c = (int)(g - (i64)b * e);
+    const float* aRow = aLog + (i64)c * n;
+    float a[WIDE_STATES];
+#pragma unroll
+    for (int q = 0; q < WIDE_STATES; q += 4)
+    {
+        float v[4];
+        load4(aRow + q, n - q, vec, v);
+#pragma unroll
+        for (int k = 0; k < 4; k++) a[q + k] = -expf(v[k]);
+    }
+    grid_wait();
+    const float* row = dbc + (i64)b * (r + 2 * n);
+    float dt = 0.f;
+    if (vec)
+    {
+#pragma unroll 6
+        for (int j = 0; j < r; j += 8)
+        {
+            float w[8], x[8];
+            load_w8<KIND>(dtW, (i64)c * r + j, w);
+            load4(row + j, 4, 1, x);
+            load4(row + j + 4, 4, 1, x + 4);
+#pragma unroll
+            for (int k = 0; k < 8; k++) dt = fmaf(w[k], x[k], dt);
+        }
+    }
+    else
+        for (int j = 0; j < r; j++) dt = fmaf(load_w<KIND>(dtW, (i64)c * r + j), row[j], dt);
+    dt = softplus_f(dt + dtBias[c]);
+    float x = xz[(i64)b * 2 * e + c], u = uu[g], du = dt * u;
+    float* hs = ssm + g * n;
+    const float* B = row + r;
+    const float* C = row + r + n;
+    float acc = 0.f;
+#pragma unroll
+    for (int q = 0; q < WIDE_STATES; q += 4)
+    {
+        if (q >= n) break;
+        float h[4], bq[4], cq[4];
+        load4(hs + q, n - q, vec, h);
+        load4(B + q, n - q, vec, bq);
+        load4(C + q, n - q, vec, cq);
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+        {
+            h[k] = fmaf(expf(dt * a[q + k]), h[k], du * bq[k]);
+            acc = fmaf(h[k], cq[k], acc);   // past n: h, C are 0
+        }
+        store4(hs + q, n - q, vec, h);
+    }
+    for (int s = WIDE_STATES; s < n; s++)
+    {
+        float hv = fmaf(expf(dt * -expf(aRow[s])), hs[s], du * B[s]);
+        hs[s] = hv;
+        acc = fmaf(hv, C[s], acc);
+    }
+    if (Dskip) acc = fmaf(Dskip[c], u, acc);
+    store_kind(y, g, acc * silu_f(xz[(i64)b * 2 * e + e + c]), yKind);
+    float* st = convState + g * (K - 1);
+    for (int j = 0; j + 1 < K - 1; j++) st[j] = st[j + 1];
+    if (K > 1) st[K - 2] = x;
 }
 
 // 4. out[b, row] = h[b, row] + y_b·W_out[row] (+ bias[row]); rows = d. Dynamic shared memory: batch·e floats.
@@ -636,10 +735,10 @@ extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* conv
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, void* y, int yKind, \
     int batch, int e, int K, int r, int n) \
 { scan<KIND, 16>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
-extern "C" __global__ void mamba_step_scan4_##SUFFIX(const float* xz, float* convState, const float* u, \
+extern "C" __global__ void __launch_bounds__(256, 3) mamba_step_scan_wide_##SUFFIX(const float* xz, float* convState, const float* u, \
     const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, void* y, int yKind, \
-    int batch, int e, int K, int r, int n) \
-{ scan<KIND, 4>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n); } \
+    int batch, int e, int K, int r, int n, int vec) \
+{ scan_wide<KIND>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n, vec); } \
 extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
     int batch, int e, int d, int vec) \
 { GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre); } \
