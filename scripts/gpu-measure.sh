@@ -8,7 +8,10 @@
 #   Timing comes before profiling: in the first run the profiled processes left the host busy and slowed mamba_ssm's
 #   host-bound rows by up to 2x (bench/results/gpu-measure-h100-2026-12-06-s7.txt); each profile now ends its processes.
 #   mamba_ssm's build takes 260-480 s on a fresh machine: with the tests beside it the whole call needs ~600 s.
-#   OUT=... [DEADLINE=570] [REGIONS="train-bf16 ..."] [ANCHOR_REGIONS="train-bf16 ..."] bash .device/gpu-measure.sh
+#   A probe between full runs: TESTS="CudaMambaStepTests CudaModelTests" runs those classes only, MODEL_ANCHOR=0 skips
+#   mamba_ssm's model timing (its build still runs, for ANCHOR_REGIONS), BENCH=generation times only that part of ours.
+#   OUT=... [DEADLINE=570] [TESTS=1|0|"Class ..."] [MODEL_ANCHOR=1|0] [BENCH=mode] [REGIONS="train-bf16 ..."]
+#   [ANCHOR_REGIONS="train-bf16 ..."] bash .device/gpu-measure.sh
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
 deadline=${DEADLINE:-570}
@@ -20,12 +23,14 @@ if [ -n "$anchors" ]; then
   (ANCHOR_BUILD_ONLY=1 python3 "$anchors/model_anchor.py" > "$out/anchor-build.log" 2>&1) &
   build=$!
 fi
-if [ "${TESTS:-1}" = 1 ]; then
-  echo "[$SECONDS s] GPU tests"
-  timeout 260 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
+tests=${TESTS:-1}
+if [ "$tests" != 0 ]; then
+  echo "[$SECONDS s] GPU tests ($tests)"
+  if [ "$tests" = 1 ]; then filter=(-trait "Category=Cuda"); else filter=(); for c in $tests; do filter+=(-class "Mamba4.Tests.$c"); done; fi
+  timeout 260 "$dev/Mamba4.Tests/Mamba4.Tests" "${filter[@]}" -parallel none > "$out/gpu-tests.log" 2>&1
   echo "tests rc=$?"; grep -E "^\s*\[FAIL\]|Total:" "$out/gpu-tests.log" | head -40
 fi
-if [ -n "$anchors" ]; then
+if [ -n "$anchors" ] && [ "${MODEL_ANCHOR:-1}" = 1 ]; then
   wait $build; echo "[$SECONDS s] mamba_ssm built: $(head -c 200 "$out/anchor-build.log")"
   timeout 160 python3 "$anchors/model_anchor.py" > "$out/model-anchor.jsonl" 2> "$out/model-anchor.err" || echo "model_anchor.py failed: $(tail -2 "$out/model-anchor.err")"
   timeout 120 python3 "$dev/model_anchor_more.py" "$anchors" >> "$out/model-anchor.jsonl" 2> "$out/model-anchor-more.err" || echo "model_anchor_more.py failed: $(tail -2 "$out/model-anchor-more.err")"
@@ -33,7 +38,7 @@ if [ -n "$anchors" ]; then
   echo "[$SECONDS s] mamba_ssm timed"; cat "$out/model-anchor.jsonl"
 fi
 echo "[$SECONDS s] ours: bench cuda-model"
-MAMBA4_DEVICE=cuda timeout "$(( $(left) > 30 ? $(left) : 30 ))" dotnet "$bench" cuda-model > "$out/gpu-bench-cuda-model.log" 2>&1
+MAMBA4_CUDA_BENCH=${BENCH:-} MAMBA4_DEVICE=cuda timeout "$(( $(left) > 30 ? $(left) : 30 ))" dotnet "$bench" cuda-model > "$out/gpu-bench-cuda-model.log" 2>&1
 echo "bench rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-model.log" | head -80
 for r in ${REGIONS-decode64-bf16 train-bf16}; do
   [ "$(left)" -gt 60 ] || { echo "skipped region $r (deadline)"; continue; }
@@ -41,6 +46,7 @@ for r in ${REGIONS-decode64-bf16 train-bf16}; do
   MAMBA4_CUDA_BENCH=region-$r MAMBA4_DEVICE=cuda ncu_region "ours-$r" dotnet "$bench" cuda-model
 done
 if [ -n "$anchors" ]; then
+  kill -0 $build 2>/dev/null && { echo "[$SECONDS s] waiting for mamba_ssm's build"; wait $build; }
   for r in ${ANCHOR_REGIONS-train-bf16}; do
     [ "$(left)" -gt 60 ] || { echo "skipped mamba_ssm region $r (deadline)"; continue; }
     echo "[$SECONDS s] mamba_ssm, region $r"

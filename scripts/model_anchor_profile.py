@@ -1,9 +1,9 @@
 # mamba_ssm's MambaLMHeadModel (130M shape, random weights) doing exactly one piece of work between
 # cudaProfilerStart and cudaProfilerStop, for a profiler run with --profile-from-start off (scripts/gpu-measure.sh), beside
 # Mamba4.Bench's region mode (MAMBA4_CUDA_BENCH=region-...): the same regions, so the two kernel lists compare.
-#   python3 scripts/model_anchor_profile.py ANCHORS_DIR train-f32|train-bf16|prefill-f32|prefill-bf16
+#   python3 scripts/model_anchor_profile.py ANCHORS_DIR train-f32|train-bf16|prefill-f32|prefill-bf16|prefill16k-f32|prefill16k-bf16
 # train: one step at 4 x 2048 (forward, cross-entropy, backward, clipping, fused AdamW; bf16 = autocast, as model_anchor.py);
-# prefill: the forward over 1 x 2048 without gradients, last logits only. The extensions come from the anchors' own
+# prefill: the forward over 1 x 2048 (prefill16k: 1 x 16384) without gradients, last logits only. The extensions come from the anchors' own
 # model_anchor.py (ANCHOR_BUILD_ONLY: built once, then cached by torch).
 import os, runpy, sys, torch
 
@@ -30,14 +30,14 @@ if kind == "train":
             logits = model(ids[:, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
         loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
-elif kind == "prefill":
+elif kind in ("prefill", "prefill16k"):
     model.eval()
-    ids = torch.randint(0, 50280, (1, 2048), device="cuda")
+    ids = torch.randint(0, 50280, (1, 2048 if kind == "prefill" else 16384), device="cuda")
     def work():
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             model(ids, num_last_tokens=1)
 else:
-    sys.exit(f"region {region}: expected train-f32|train-bf16|prefill-f32|prefill-bf16")
+    sys.exit(f"region {region}: expected (train|prefill|prefill16k)-(f32|bf16)")
 import time
 warm = []
 for _ in range(3):

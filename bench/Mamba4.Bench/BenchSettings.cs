@@ -21,7 +21,7 @@ internal sealed record BenchSettings
     /// <summary>Where HTML reports go. (MAMBA4_REPORT_DIR, else $OUT, else runs/bench)</summary>
     public string ReportDirectory { get; init; } = Path.Combine("runs", "bench");
     /// <summary>cuda benchmark: "" = everything, "scan" = the scan tables only, "profile" = a few scan calls for Nsight Compute;
-    /// cuda-model: "generation" = the decoding table only, "flags" = the training step with the tiled and the per-element conv, interleaved,
+    /// cuda-model: "generation" / "prefill" = that table only, "flags" = the training step with the tiled and the per-element conv, interleaved,
     /// "region-…" = one region for Nsight Compute. (MAMBA4_CUDA_BENCH)</summary>
     public string CudaMode { get; init; } = "";
     /// <summary>JSON lines written by ../shared/anchors/scan_anchor.py earlier in the same call (scripts/gpu-test.sh). (MAMBA4_SCAN_ANCHOR)</summary>

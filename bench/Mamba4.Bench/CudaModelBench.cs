@@ -52,15 +52,16 @@ public static class CudaModelBench
                 ProfileRegion(gpu, model, BenchSettings.Current.CudaMode["region-".Length..]);
                 return;
             }
-            if (BenchSettings.Current.CudaMode != "generation")
+            string mode = BenchSettings.Current.CudaMode;   // "" everything; "generation" or "prefill": that table alone
+            if (mode == "")
             {
                 Memory(gpu, model);
                 Training(gpu, model);
-                Prefill(gpu, model);
             }
-            Generation(gpu, model, copy);
+            if (mode is "" or "prefill") Prefill(gpu, model);
+            if (mode is "" or "generation") Generation(gpu, model, copy);
         }
-        if (BenchSettings.Current.CudaMode != "generation") RecEpoch();
+        if (BenchSettings.Current.CudaMode == "") RecEpoch();
         Console.WriteLine($"allocator: {gpu.Allocator}");
     }
 
@@ -269,13 +270,13 @@ public static class CudaModelBench
 
     /// <summary>For a profiler started with --profile-from-start off (scripts/gpu-measure.sh): after warm-up, exactly one
     /// piece of work between cuProfilerStart and cuProfilerStop. <paramref name="region"/>: train-f32 | train-bf16 (one
-    /// training step at 4 × 2048, GEMMs F32 or BF16), prefill-f32 | prefill-bf16 (1 × 2048, no gradients), decode64-f32 |
+    /// training step at 4 × 2048, GEMMs F32 or BF16), prefill-f32 | prefill-bf16 (1 × 2048, no gradients; prefill16k-*: 1 × 16,384), decode64-f32 |
     /// decode64-bf16 (one eager step of 64 streams, weights F32 or BF16).</summary>
     private static void ProfileRegion(CudaBackend gpu, MambaLM model, string region)
     {
         var parts = region.Split('-');
-        if (parts.Length != 2 || parts[0] is not ("train" or "prefill" or "decode64") || parts[1] is not ("f32" or "bf16"))
-            throw new ArgumentException($"MAMBA4_CUDA_BENCH=region-{region}: expected region-(train|prefill|decode64)-(f32|bf16)");
+        if (parts.Length != 2 || parts[0] is not ("train" or "prefill" or "prefill16k" or "decode64") || parts[1] is not ("f32" or "bf16"))
+            throw new ArgumentException($"MAMBA4_CUDA_BENCH=region-{region}: expected region-(train|prefill|prefill16k|decode64)-(f32|bf16)");
         bool bf16 = parts[1] == "bf16";
         gpu.MatmulPrecision = bf16 ? MatmulPrecision.Bf16 : MatmulPrecision.F32;
         switch (parts[0])
@@ -290,9 +291,9 @@ public static class CudaModelBench
                 gpu.Profiled(() => TrainMemoryBench.Step(model, optimizer, ids, 4, 2048));
                 break;
             }
-            case "prefill":
+            case "prefill" or "prefill16k":
             {
-                var ids = RandomIds(2048, Config130M.VocabSize, 11);
+                var ids = RandomIds(parts[0] == "prefill" ? 2048 : 16384, Config130M.VocabSize, 11);
                 for (int i = 0; i < 3; i++) { PrefillLastLogits(model, ids); gpu.Synchronize(); }
                 gpu.Profiled(() => PrefillLastLogits(model, ids));
                 break;
