@@ -96,8 +96,9 @@ public interface IBackend
     /// <summary>dx = r·(g − x̂·mean(g·x̂)), g = dy·w, written (or with <paramref name="accumulate"/> added to dx's values: the
     /// residual stream's gradient, which the block's addition gave it first); dWeight = Σ_rows dy·x̂.</summary>
     void RmsNormBackward(Tensor dy, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight, bool accumulate = false);
-    /// <summary>x, y: [batch, L, D] (channels last); weight [D, 1, K]; y_t = Σ_k w[k] x_{t-K+1+k} + b, optional SiLU.</summary>
-    void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y);
+    /// <summary>x, y: [batch, L, D] (channels last); weight [D, 1, K]; y_t = Σ_k w[k] x_{t-K+1+k} + b, optional SiLU; and, where
+    /// <paramref name="yBf16"/> is given, y rounded to BF16 there too (for a product that multiplies y in BF16).</summary>
+    void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y, Tensor? yBf16 = null);
     void CausalConv1dBackward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias);
     void SelectiveScanForward(in SelectiveScanArgs args);
     void SelectiveScanBackward(in SelectiveScanArgs args, in SelectiveScanGrads grads);

@@ -20,6 +20,10 @@ public sealed class MambaBlock : Module
     public SsmMixer Mixer { get; }
 
     public Tensor Forward(Tensor h, MambaLayerState? state = null) => F.Add(h, Mixer.Forward(Norm.Forward(h, Mixer.InputType(h)), state));
+
+    /// <summary><see cref="Forward"/> written into h itself, without gradients, for a caller that owns h and needs it no more:
+    /// the mixer's out_proj adds onto h (F.LinearAccumulate) and no pass adds the two.</summary>
+    internal Tensor ForwardInPlace(Tensor h, MambaLayerState? state = null) => Mixer.Forward(Norm.Forward(h, Mixer.InputType(h)), state, residual: h);
     public Tensor Step(Tensor h, MambaLayerState state) => F.Add(h, Mixer.Step(Norm.Forward(h), state));
 }
 
@@ -136,22 +140,20 @@ public sealed class MambaLM : Module, ICausalLanguageModel
 
     /// <summary>
     /// The residual stream h (b, l, d_model) through every block (before norm_f), each leaving its state in
-    /// <paramref name="state"/>. Without gradients a block's intermediates are freed as soon as it returns and its input
-    /// once the next block has read it (not <paramref name="h"/> itself, nor what <paramref name="hiddenStates"/> keeps):
-    /// a prefill holds one block's activations at a time, not every block's.
+    /// <paramref name="state"/>. Without gradients a block's intermediates are freed as soon as it returns, and every block
+    /// after the first adds onto the previous block's output in place (MambaBlock.ForwardInPlace; not <paramref name="h"/>
+    /// itself, nor when <paramref name="hiddenStates"/> keeps them): a prefill holds one block's activations at a time.
     /// </summary>
     public Tensor Blocks(Tensor h, MambaState? state = null, List<Tensor>? hiddenStates = null)
     {
         bool free = !GradMode.IsEnabled && hiddenStates is null;
         for (int i = 0; i < Backbone.Layers.Count; i++)
         {
-            var input = h;
-            if (!free) h = Backbone.Layers[i].Forward(input, state?.Layers[i]);
+            if (!free) h = Backbone.Layers[i].Forward(h, state?.Layers[i]);
+            else if (i == 0)
+                using (var scope = new TensorScope()) h = scope.Keep(Backbone.Layers[i].Forward(h, state?.Layers[i]));
             else
-            {
-                using (var scope = new TensorScope()) h = scope.Keep(Backbone.Layers[i].Forward(input, state?.Layers[i]));
-                if (i > 0) input.Dispose();   // the previous block's output
-            }
+                using (new TensorScope()) Backbone.Layers[i].ForwardInPlace(h, state?.Layers[i]);   // the previous block's output: ours
             hiddenStates?.Add(h);
         }
         return h;

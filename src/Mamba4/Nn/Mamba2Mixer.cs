@@ -59,7 +59,7 @@ public sealed class Mamba2Mixer : SsmMixer
     private float DtLimitMin => (float)Config.TimeStepLimitMin;
     private float DtLimitMax => (float)Config.TimeStepLimitMax;
 
-    public override Tensor Forward(Tensor hs, MambaLayerState? state = null)
+    public override Tensor Forward(Tensor hs, MambaLayerState? state = null, Tensor? residual = null)
     {
         var c = Config;
         int b = hs.Shape[0], l = hs.Shape[1], gn = c.NGroups * c.DState;
@@ -73,7 +73,7 @@ public sealed class Mamba2Mixer : SsmMixer
             F.Reshape(xbc[1], [b, l, c.NGroups, c.DState]), F.Reshape(xbc[2], [b, l, c.NGroups, c.DState]),
             D, DtBias, dtSoftplus: true, DtLimitMin, DtLimitMax, Math.Min(c.ChunkSize, Math.Max(1, l)), returnLastState: state is not null);
         if (state is not null) state.SsmState.CopyFrom(last!);
-        return OutProj.Forward(Norm.Forward(F.Reshape(y, [b, l, c.DInner]), z));
+        return OutProjection(Norm.Forward(F.Reshape(y, [b, l, c.DInner]), z), residual);
     }
 
     public override Tensor Step(Tensor hs, MambaLayerState state)

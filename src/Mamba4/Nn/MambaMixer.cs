@@ -90,14 +90,14 @@ public sealed class MambaMixer : SsmMixer
     /// </summary>
     public bool Recompute { get; set; }
 
-    public override Tensor Forward(Tensor h, MambaLayerState? state = null)
+    public override Tensor Forward(Tensor h, MambaLayerState? state = null, Tensor? residual = null)
     {
         var xz = F.LinearSplit(h, InProj.Weight, InProj.Bias, Config.DInner, Config.DInner);
         var (x, z) = (xz[0], xz[1]);
         var y = Recompute && state is null
             ? Checkpoint.Run("MambaMixer.Inner", () => Inner(x, z, null, outputNeeded: !Checkpoint.IsRerunning), [x, z, .. Parameters()])
             : Inner(x, z, state, outputNeeded: true);
-        return OutProj.Forward(y);
+        return OutProjection(y, residual);
     }
 
     /// <summary>in_proj's two outputs x, z (b, l, e) → the gated scan output y (b, l, e).</summary>
@@ -107,9 +107,12 @@ public sealed class MambaMixer : SsmMixer
         int window = Config.DConv - 1;
         if (continues) x = Prepend(state!.ConvState, x);   // [b, d_conv − 1 + l, e]: the conv inputs before this sequence, then x
         if (state is not null) SaveConvState(x, state);
-        x = Conv1d.Forward(x, silu: true);
-        if (continues) x = DropFirst(x, window);
-        var (delta, b, c, deltaBias) = Projections(x);
+        // u, and beside it (no gradients, BF16 products) its BF16 copy for x_proj, written by the conv itself
+        var (u, u16) = continues || !Config.Selective || ProductInputType(x, XProj!.Weight) != DType.BF16
+            ? (Conv1d.Forward(x, silu: true), null)
+            : F.CausalConv1dWithBf16Copy(x, Conv1d.Weight, Conv1d.Bias, silu: true);
+        x = continues ? DropFirst(u, window) : u;
+        var (delta, b, c, deltaBias) = Projections(x, u16);
         var a = F.Scale(F.Exp(ALog), -1f);
         var (y, last) = F.SelectiveScan(x, delta, a, b, c, D, z, deltaBias, deltaSoftplus: true, returnLastState: state is not null,
             initialState: continues ? state!.SsmState.Clone() : null,   // a copy: the backward recomputes from it after SsmState is overwritten
@@ -133,12 +136,13 @@ public sealed class MambaMixer : SsmMixer
         return F.Reshape(F.SplitLastAxis(F.Reshape(x, [b, (window + l) * e]), window * e, l * e)[1], [b, l, e]);
     }
 
-    private (Tensor Delta, Tensor B, Tensor C, Tensor DeltaBias) Projections(Tensor x)
+    /// <summary>Δ (before the bias), B, C of u — x_proj multiplying <paramref name="u16"/>, u's BF16 copy, where there is one.</summary>
+    private (Tensor Delta, Tensor B, Tensor C, Tensor DeltaBias) Projections(Tensor x, Tensor? u16 = null)
     {
         if (!Config.Selective)
             return (Tensor.Zeros(x.Shape, x.DType, x.Device), B!, C!, DtBias!);
         int r = Config.DtRank, n = Config.DState;
-        var parts = RmsNormed(F.SplitLastAxis(XProj!.Forward(x), r, n, n));
+        var parts = RmsNormed(F.SplitLastAxis(XProj!.Forward(u16 ?? x), r, n, n));
         var delta = F.Linear(parts[0], DtProj!.Weight);
         return (delta, parts[1], parts[2], DtProj.Bias!);
     }

@@ -31,8 +31,14 @@ public abstract class SsmMixer : Module
     protected static DType ProductInputType(Tensor x, Tensor weight) =>
         x.DType == DType.F32 && weight.DType == DType.F32 ? x.Backend.ActivationType : x.DType;
 
-    /// <summary>Parallel forward over a whole sequence: h (b, l, d) → (b, l, d). With <paramref name="state"/>, leaves the final recurrent state there (prefill).</summary>
-    public abstract Tensor Forward(Tensor h, MambaLayerState? state = null);
+    /// <summary>Parallel forward over a whole sequence: h (b, l, d) → (b, l, d). With <paramref name="state"/>, leaves the final
+    /// recurrent state there (prefill). With <paramref name="residual"/> (no gradients), out_proj adds its product onto it in
+    /// place and returns it: residual + mixer(h) without a pass adding the two (F.LinearAccumulate).</summary>
+    public abstract Tensor Forward(Tensor h, MambaLayerState? state = null, Tensor? residual = null);
+
+    /// <summary>out_proj(y), or added onto <paramref name="residual"/> in place (<see cref="Forward"/>).</summary>
+    protected Tensor OutProjection(Tensor y, Tensor? residual) =>
+        residual is null ? OutProj.Forward(y) : Ops.F.LinearAccumulate(y, OutProj.Weight, OutProj.Bias, residual);
 
     /// <summary>One token per stream: h (b, d) → (b, d), updating <paramref name="state"/> in place. O(1) in the tokens seen.</summary>
     public abstract Tensor Step(Tensor h, MambaLayerState state);

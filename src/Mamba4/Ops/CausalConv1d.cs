@@ -14,7 +14,15 @@ namespace Mamba4.Ops;
 /// </summary>
 public static partial class F
 {
-    public static Tensor CausalConv1d(Tensor x, Tensor weight, Tensor? bias, bool silu = false)
+    public static Tensor CausalConv1d(Tensor x, Tensor weight, Tensor? bias, bool silu = false) => Conv(x, weight, bias, silu, false).Y;
+
+    /// <summary><see cref="CausalConv1d"/>, and where no gradient is recorded and the backend's products multiply in BF16
+    /// (<see cref="Backends.IBackend.ActivationType"/>), y's BF16 copy written by the same kernel — for a product among y's
+    /// readers (x_proj reads u so, the scan reads it in F32), which would otherwise round y in a pass of its own; else null.</summary>
+    public static (Tensor Y, Tensor? Bf16) CausalConv1dWithBf16Copy(Tensor x, Tensor weight, Tensor? bias, bool silu) =>
+        Conv(x, weight, bias, silu, x.Backend.ActivationType == DType.BF16 && !Tape.ShouldRecord(x, weight, bias));
+
+    private static (Tensor Y, Tensor? Bf16) Conv(Tensor x, Tensor weight, Tensor? bias, bool silu, bool bf16Copy)
     {
         OpCheck.F32("CausalConv1d", "x", x);
         OpCheck.Rank("CausalConv1d", "x", x, 3);
@@ -23,7 +31,8 @@ public static partial class F
             throw new ArgumentException($"CausalConv1d: weight must have shape [{d}, 1, K] for x {x.Shape}, got {weight.Shape}");
         if (bias is not null) OpCheck.Shape("CausalConv1d", "bias", bias, d);
         var y = Tensor.Empty(x.Shape, x.DType, x.Device);
-        x.Backend.CausalConv1dForward(x, weight, bias, silu, y);
+        var y16 = bf16Copy ? Tensor.Empty(x.Shape, DType.BF16, x.Device) : null;
+        x.Backend.CausalConv1dForward(x, weight, bias, silu, y, y16);
         if (Tape.ShouldRecord(x, weight, bias))
             Tape.Record("CausalConv1d", () =>
             {
@@ -36,7 +45,7 @@ public static partial class F
                 Tape.Accumulate(weight, dw, owned: true);
                 if (bias is not null) Tape.Accumulate(bias, db!, owned: true);
             }, y);
-        return y;
+        return (y, y16);
     }
 
     /// <summary>One token per stream: x [batch, D] → y [batch, D]; <paramref name="convState"/> [batch, D, K−1] is shifted in place.</summary>

@@ -87,12 +87,14 @@ public static partial class F
         int elementSize = weight.DType.ElementSize();
         bool record = Tape.ShouldRecord(x, weight, bias), keep = record && weight.RequiresGrad;
         var operand = ProductInput(x, round: sizes.Length > 1 || keep);   // an F32 x rounded once for every part (and dW)
+        using var weight16 = sizes.Length > 1 ? x.Backend.ProductOperand(weight) : null;   // and the weight (BF16 products)
         for (int i = 0; i < sizes.Length; i++)
         {
             rows[i] = weight.ViewOf(new Shape(sizes[i], inFeatures), firstRow[i] * inFeatures * elementSize);
             biases[i] = bias?.ViewOf(new Shape(sizes[i]), firstRow[i] * elementSize);
             parts[i] = Tensor.Empty(x.Shape.WithLast(sizes[i]), DType.F32, x.Device);
-            x.Backend.Gemm(operand, false, rows[i], true, parts[i], 1f, 0f);
+            using (var rows16 = weight16?.ViewOf(new Shape(sizes[i], inFeatures), firstRow[i] * inFeatures * DType.BF16.ElementSize()))
+                x.Backend.Gemm(operand, false, rows16 ?? rows[i], true, parts[i], 1f, 0f);
             if (biases[i] is { } b) { x.Backend.AddRowVector(parts[i], b); b.Dispose(); }
         }
         operand = KeptForWeightGradient(x, operand, keep);
@@ -164,6 +166,36 @@ public static partial class F
     }
 
     /// <summary>A weight [out, in] (and bias [out]) for x [..., in]: x on the weight's device (copied there if needed).</summary>
+    /// <summary>
+    /// into += x·Wᵀ (+ b), in place, without gradients: the residual stream of a prefill, where out_proj's product adds onto h
+    /// in cuBLAS's epilogue (β = 1; the GEMM reads h once more) instead of writing its own output for a pass that adds the two
+    /// — Add(into, Linear(x, W, b)) but for the order of the last addition. A BF16/F16/I8 weight takes Linear, then Add.
+    /// </summary>
+    public static Tensor LinearAccumulate(Tensor x, Tensor weight, Tensor? bias, Tensor into)
+    {
+        const string op = "LinearAccumulate";
+        if (Tape.ShouldRecord(x, weight, bias, into))
+            throw new InvalidOperationException($"{op}: it writes {into.Shape} in place, which a gradient cannot pass through; use Add(h, Linear(x, W))");
+        OpCheck.F32(op, "into", into);
+        OpCheck.SameDevice(op, into, weight);
+        if (weight.DType.IsNarrowWeight())
+        {
+            using var y = Linear(x, weight, bias);
+            OpCheck.Shape(op, "into", into, y.Shape.ToArray());
+            into.Backend.Add(into, y, into);
+            return into;
+        }
+        if (x.DType != DType.BF16) OpCheck.F32(op, "x", x);
+        OpCheck.F32(op, "weight", weight);
+        x = CheckLinear(x, weight, bias);
+        OpCheck.Shape(op, "into", into, x.Shape.WithLast(weight.Shape[0]).ToArray());
+        var operand = ProductInput(x, round: false);
+        try { x.Backend.Gemm(operand, false, weight, true, into, 1f, 1f); }
+        finally { if (operand != x) operand.Dispose(); }
+        if (bias is not null) x.Backend.AddRowVector(into, bias);
+        return into;
+    }
+
     private static Tensor CheckLinear(Tensor x, Tensor weight, Tensor? bias)
     {
         OpCheck.Rank("Linear", "weight", weight, 2);

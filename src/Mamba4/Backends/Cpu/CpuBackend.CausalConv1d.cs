@@ -7,7 +7,14 @@ public sealed unsafe partial class CpuBackend
 {
     // Channels last: every inner step is a SIMD multiply-add across a block of channels; workers own
     // disjoint channel blocks, so the weight-gradient sums need no synchronisation.
-    public void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y)
+    public void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y, Tensor? yBf16 = null)
+    {
+        ConvForward(x, weight, bias, silu, y);
+        if (yBf16 is not null)
+            using (var rounded = y.To(DType.BF16)) yBf16.CopyFrom(rounded);
+    }
+
+    private void ConvForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y)
     {
         int batch = x.Shape[0], len = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
         using var wt = TransposeConvWeight(weight);
@@ -43,7 +50,7 @@ public sealed unsafe partial class CpuBackend
         using var dp = Tensor.Empty(x.Shape).Persist();
         if (silu)
         {
-            CausalConv1dForward(x, weight, bias, false, dp);
+            ConvForward(x, weight, bias, false, dp);
             Simd.ParallelMap<SiLUGrad>(dp.F32, dy.F32, dp.F32, dp.NumElements);
         }
         else Buffer.MemoryCopy((void*)dy.DataPointer, (void*)dp.DataPointer, dp.ByteLength, dp.ByteLength);

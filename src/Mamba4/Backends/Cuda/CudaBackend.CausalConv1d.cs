@@ -50,17 +50,18 @@ public sealed unsafe partial class CudaBackend
     /// and channel blocks within the grid's y limit.</summary>
     private bool UseTiledConv(int b, int l, int d, int k) => TiledConv && k >= 1 && b > 0 && l > 0 && d > 0 && (d + 127) / 128 <= 65535 && (long)b * l <= int.MaxValue;
 
-    public void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y)
+    public void CausalConv1dForward(Tensor x, Tensor weight, Tensor? bias, bool silu, Tensor y, Tensor? yBf16 = null)
     {
         CheckKernelWidth(weight);
         int b = x.Shape[0], l = x.Shape[1], d = x.Shape[2], k = weight.Shape[2];
         if (UseTiledConv(b, l, d, k))
         {
             var (run, grid) = ConvTiles(b, l, d);
-            Launch(Kernels.CausalConv1d.File, ConvForwardTiled[k - 1], grid, 128, 0, x, weight, bias, silu, y, b, l, d, run);
+            Launch(Kernels.CausalConv1d.File, ConvForwardTiled[k - 1], grid, 128, 0, x, weight, bias, silu, y, yBf16, b, l, d, run);
             return;
         }
         Map(Kernels.CausalConv1d.File, Kernels.CausalConv1d.ConvForward, x.NumElements, x, weight, bias, silu, y, b, l, d, k);
+        if (yBf16 is not null) RoundToBf16(y, yBf16);
     }
 
     /// <summary>dx is F32, or BF16 (rounded as it is written: the tiled kernels' _gbf16 forms; the per-element kernels write

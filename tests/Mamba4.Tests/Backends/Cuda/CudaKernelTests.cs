@@ -391,6 +391,65 @@ public class CudaMixedPrecisionTests
         finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
     }
 
+    /// <summary>Without gradients (a prefill) and with BF16 products, the conv writes u's BF16 copy for x_proj beside u
+    /// (F.CausalConv1dWithBf16Copy) instead of x_proj rounding u in a pass: the same logits as with every activation written
+    /// in F32 and rounded by the products (CudaBackend.Bf16Activations off), at the first and every later position.</summary>
+    [Fact]
+    public void Bf16ActivationsGiveThePrefillOfRoundedF32Activations()
+    {
+        var gpu = Gpu;
+        var config = new MambaConfig { DModel = 64, NLayer = 2, DState = 16, VocabSize = 50 };
+        using var model = new MambaLM(config, seed: 6);
+        model.To(Cuda);
+        var rng = new Random(35);
+        var ids = Tensor.From(Enumerable.Range(0, 2 * 90).Select(_ => (long)rng.Next(config.VocabSize)).ToArray(), 2, 90);
+        var logits = new List<float[]>();
+        try
+        {
+            gpu.MatmulPrecision = MatmulPrecision.Bf16;
+            foreach (bool narrow in new[] { false, true })
+            {
+                gpu.Bf16Activations = narrow;
+                using var noGrad = GradMode.NoGrad();
+                using var scope = new TensorScope();
+                logits.Add(model.Forward(ids).ToFloatArray());
+            }
+        }
+        finally
+        {
+            gpu.MatmulPrecision = MatmulPrecision.F32;
+            gpu.Bf16Activations = true;
+        }
+        Assert.Equal(logits[0], logits[1]);
+    }
+
+    /// <summary>Without gradients every block after the first adds onto the previous block's output in place (out_proj's
+    /// cuBLAS product with β = 1: MambaBlock.ForwardInPlace): the hidden state of the forward that adds in a pass of its own
+    /// (kept when the hidden states are asked for), with F32 and BF16 products, to the last rounding of each addition.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ThePrefillAddsOntoTheResidualStreamInPlaceAndComputesTheSame(bool bf16)
+    {
+        var gpu = Gpu;
+        var config = new MambaConfig { DModel = 64, NLayer = 3, DState = 16, VocabSize = 50 };
+        using var model = new MambaLM(config, seed: 8);
+        model.To(Cuda);
+        var rng = new Random(36);
+        var ids = Tensor.From(Enumerable.Range(0, 2 * 77).Select(_ => (long)rng.Next(config.VocabSize)).ToArray(), 2, 77);
+        var hidden = new List<Tensor>();
+        try
+        {
+            gpu.MatmulPrecision = bf16 ? MatmulPrecision.Bf16 : MatmulPrecision.F32;
+            using var noGrad = GradMode.NoGrad();
+            using var scope = new TensorScope();
+            foreach (bool keep in new[] { true, false })
+                hidden.Add(scope.Keep(model.Hidden(ids, null, keep ? new List<Tensor>() : null)));
+            Close(hidden[0], hidden[1], 1e-6, "final hidden state, in place vs added in a pass");
+        }
+        finally { gpu.MatmulPrecision = MatmulPrecision.F32; foreach (var t in hidden) t.Dispose(); }
+    }
+
     /// <summary>With BF16 products, the block's RMSNorm and the scan write in_proj's and out_proj's operands in BF16, and the
     /// scan and the conv the gradients dt_proj's and in_proj's backward multiply with (CudaBackend.Bf16Activations), instead
     /// of F32 tensors that the products round: the same products, so the loss and

@@ -272,6 +272,7 @@ public class CudaOpsTests
     [InlineData(3, 70, 129, 1, true, true)]
     [InlineData(1, 45, 33, 5, true, false)]
     [InlineData(2, 3000, 1024, 4, true, true)]   // tiled on an H100 (132 multiprocessors): runs of 23 steps, 262 tiles
+    [InlineData(1, 16384, 1536, 4, true, true)]  // the 130M prefill's conv: runs of 94 steps, 8 loads ahead
     public void CausalConv1dForwardBackward(int batch, int l, int d, int k, bool silu, bool bias)
     {
         CausalConv1dMatchesCpu(batch, l, d, k, silu, bias, tiled: false);
@@ -304,6 +305,11 @@ public class CudaOpsTests
             var dx16 = Tensor.Empty(new Shape(batch, l, d), DType.BF16, Cuda);
             gpu.CausalConv1dBackward(gx, gw, gbias, silu, gdy, dx16, Tensor.Empty(new Shape(d, 1, k), DType.F32, Cuda), bias ? Tensor.Empty(new Shape(d), DType.F32, Cuda) : null);
             Assert.Equal(dxg.To(DType.BF16).ToFloatArray(), dx16.ToFloatArray());
+            // y with its BF16 copy (x_proj's operand when no gradient is recorded): y unchanged, the copy y rounded, bit for bit
+            var (y2, y16) = (Tensor.Empty(new Shape(batch, l, d), DType.F32, Cuda), Tensor.Empty(new Shape(batch, l, d), DType.BF16, Cuda));
+            gpu.CausalConv1dForward(gx, gw, gbias, silu, y2, y16);
+            Assert.Equal(yg.ToFloatArray(), y2.ToFloatArray());
+            Assert.Equal(yg.To(DType.BF16).ToFloatArray(), y16.ToFloatArray());
         }
         finally { gpu.TiledConv = true; }
         Close(yc, yg, 1e-5, $"conv y{(tiled ? " (tiled)" : "")}");

@@ -111,8 +111,13 @@ template <int K> __device__ __forceinline__ float conv_window_pre(const float (&
     return acc;
 }
 
+// The forward of a tile: CONV_AHEAD inputs of the channel loaded together, the next group's loads issued before the
+// current group's arithmetic, so a thread keeps CONV_AHEAD loads in flight (one ahead left the HBM half idle: 116 µs at
+// 1 × 16,384 × 1,536 F32, 1.7 TB/s; docs/cuda-kernel-notes.md, "Prefill"). y16 (may be null): y's BF16 copy, rounded to
+// nearest even at the store, for a product that multiplies y in BF16 (x_proj reads u so).
+#define CONV_AHEAD 8
 template <int K> __device__ void conv_forward_tiled(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
-    int silu, float* __restrict__ y, int B, int L, int D, int run)
+    int silu, float* __restrict__ y, bf16_bits* __restrict__ y16, int B, int L, int D, int run)
 {
     const int c = blockIdx.y * blockDim.x + threadIdx.x, tiles = B * ((L + run - 1) / run);
     if (c >= D) return;
@@ -124,19 +129,33 @@ template <int K> __device__ void conv_forward_tiled(const float* __restrict__ x,
     {
         int b, t0, t1;
         conv_tile(tile, L, run, b, t0, t1);
-        const float* xb = x + (i64)b * L * D + c;
-        float* yb = y + (i64)b * L * D + c;
+        const i64 base = (i64)b * L * D + c;
+        const float* xb = x + base;
 #pragma unroll
         for (int j = 0; j < K - 1; j++) { int s = t0 - K + 1 + j; win[j] = s >= 0 ? xb[(i64)s * D] : 0.f; }
-        float next = xb[(i64)t0 * D];
-        for (int t = t0; t < t1; t++)
-        {
-            win[K - 1] = next;
-            if (t + 1 < t1) next = xb[(i64)(t + 1) * D];
-            float p = conv_window_pre<K>(win, wc, bc);
-            yb[(i64)t * D] = silu ? silu_f(p) : p;
+        float cur[CONV_AHEAD];
 #pragma unroll
-            for (int j = 0; j < K - 1; j++) win[j] = win[j + 1];
+        for (int u = 0; u < CONV_AHEAD; u++) cur[u] = t0 + u < t1 ? xb[(i64)(t0 + u) * D] : 0.f;
+        for (int t = t0; t < t1; t += CONV_AHEAD)
+        {
+            float next[CONV_AHEAD];
+#pragma unroll
+            for (int u = 0; u < CONV_AHEAD; u++) { int s = t + CONV_AHEAD + u; next[u] = s < t1 ? xb[(i64)s * D] : 0.f; }
+#pragma unroll
+            for (int u = 0; u < CONV_AHEAD; u++)
+            {
+                if (t + u >= t1) break;
+                win[K - 1] = cur[u];
+                float p = conv_window_pre<K>(win, wc, bc);
+                float v = silu ? silu_f(p) : p;
+                i64 at = base + (i64)(t + u) * D;
+                y[at] = v;
+                if (y16) y16[at] = from_f32<bf16_bits>(v);
+#pragma unroll
+                for (int j = 0; j < K - 1; j++) win[j] = win[j + 1];
+            }
+#pragma unroll
+            for (int u = 0; u < CONV_AHEAD; u++) cur[u] = next[u];
         }
     }
 }
@@ -205,8 +224,9 @@ template <int K, typename DX> __device__ void conv_backward_tiled(const float* _
 }
 
 #define CONV_TILED(K) \
-extern "C" __global__ void conv_forward_k##K(const float* x, const float* w, const float* bias, int silu, float* y, int B, int L, int D, int run) \
-{ conv_forward_tiled<K>(x, w, bias, silu, y, B, L, D, run); } \
+extern "C" __global__ void conv_forward_k##K(const float* x, const float* w, const float* bias, int silu, float* y, bf16_bits* y16, \
+    int B, int L, int D, int run) \
+{ conv_forward_tiled<K>(x, w, bias, silu, y, y16, B, L, D, run); } \
 extern "C" __global__ void conv_backward_k##K(const float* x, const float* w, const float* bias, int silu, const float* dy, float* dx, \
     int B, int L, int D, int run, double* partial) \
 { conv_backward_tiled<K, float>(x, w, bias, silu, dy, dx, B, L, D, run, partial); } \
