@@ -391,6 +391,15 @@ public class CudaMixedPrecisionTests
         finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
     }
 
+    /// <summary>A Mamba-1 LM of d_model 64 and 16 states on the GPU, and random ids (batch × length) for it.</summary>
+    private static (MambaLM Model, Tensor Ids) SmallModel(int layers, int seed, int idsSeed, int batch, int length)
+    {
+        var model = new MambaLM(new MambaConfig { DModel = 64, NLayer = layers, DState = 16, VocabSize = 50 }, seed);
+        model.To(Cuda);
+        var rng = new Random(idsSeed);
+        return (model, Tensor.From(Enumerable.Range(0, batch * length).Select(_ => (long)rng.Next(50)).ToArray(), batch, length));
+    }
+
     /// <summary>Without gradients (a prefill) and with BF16 products, the conv writes u's BF16 copy for x_proj beside u
     /// (F.CausalConv1dWithBf16Copy) instead of x_proj rounding u in a pass: the same logits as with every activation written
     /// in F32 and rounded by the products (CudaBackend.Bf16Activations off), at the first and every later position.</summary>
@@ -398,11 +407,8 @@ public class CudaMixedPrecisionTests
     public void Bf16ActivationsGiveThePrefillOfRoundedF32Activations()
     {
         var gpu = Gpu;
-        var config = new MambaConfig { DModel = 64, NLayer = 2, DState = 16, VocabSize = 50 };
-        using var model = new MambaLM(config, seed: 6);
-        model.To(Cuda);
-        var rng = new Random(35);
-        var ids = Tensor.From(Enumerable.Range(0, 2 * 90).Select(_ => (long)rng.Next(config.VocabSize)).ToArray(), 2, 90);
+        var (model, ids) = SmallModel(layers: 2, seed: 6, idsSeed: 35, batch: 2, length: 90);
+        using var owned = model;
         var logits = new List<float[]>();
         try
         {
@@ -432,11 +438,8 @@ public class CudaMixedPrecisionTests
     public void ThePrefillAddsOntoTheResidualStreamInPlaceAndComputesTheSame(bool bf16)
     {
         var gpu = Gpu;
-        var config = new MambaConfig { DModel = 64, NLayer = 3, DState = 16, VocabSize = 50 };
-        using var model = new MambaLM(config, seed: 8);
-        model.To(Cuda);
-        var rng = new Random(36);
-        var ids = Tensor.From(Enumerable.Range(0, 2 * 77).Select(_ => (long)rng.Next(config.VocabSize)).ToArray(), 2, 77);
+        var (model, ids) = SmallModel(layers: 3, seed: 8, idsSeed: 36, batch: 2, length: 77);
+        using var owned = model;
         var hidden = new List<Tensor>();
         try
         {
@@ -459,11 +462,8 @@ public class CudaMixedPrecisionTests
     public void Bf16ActivationsGiveTheStepOfRoundedF32Activations()
     {
         var gpu = Gpu;
-        var config = new MambaConfig { DModel = 64, NLayer = 2, DState = 16, VocabSize = 50 };
-        using var model = new MambaLM(config, seed: 4);
-        model.To(Cuda);
-        var rng = new Random(33);
-        var ids = Tensor.From(Enumerable.Range(0, 3 * 70).Select(_ => (long)rng.Next(config.VocabSize)).ToArray(), 3, 70);
+        var (model, ids) = SmallModel(layers: 2, seed: 4, idsSeed: 33, batch: 3, length: 70);
+        using var owned = model;
         var results = new List<(float Loss, float[][] Grads)>();
         try
         {
