@@ -24,6 +24,7 @@ public sealed class MambaBlock : Module
     /// <summary><see cref="Forward"/> written into h itself, without gradients, for a caller that owns h and needs it no more:
     /// the mixer's out_proj adds onto h (F.LinearAccumulate) and no pass adds the two.</summary>
     internal Tensor ForwardInPlace(Tensor h, MambaLayerState? state = null) => Mixer.Forward(Norm.Forward(h, Mixer.InputType(h)), state, residual: h);
+
     public Tensor Step(Tensor h, MambaLayerState state) => F.Add(h, Mixer.Step(Norm.Forward(h), state));
 }
 

@@ -165,7 +165,6 @@ public static partial class F
         foreach (var y in outputs) y.NarrowGradient = DType.BF16;
     }
 
-    /// <summary>A weight [out, in] (and bias [out]) for x [..., in]: x on the weight's device (copied there if needed).</summary>
     /// <summary>
     /// into += x·Wᵀ (+ b), in place, without gradients: the residual stream of a prefill, where out_proj's product adds onto h
     /// in cuBLAS's epilogue (β = 1; the GEMM reads h once more) instead of writing its own output for a pass that adds the two
@@ -196,6 +195,7 @@ public static partial class F
         return into;
     }
 
+    /// <summary>A weight [out, in] (and bias [out]) for x [..., in]: x on the weight's device (copied there if needed).</summary>
     private static Tensor CheckLinear(Tensor x, Tensor weight, Tensor? bias)
     {
         OpCheck.Rank("Linear", "weight", weight, 2);

@@ -86,18 +86,20 @@ public sealed unsafe partial class CudaBackend
             Project(uNarrow ?? u, w.XProj, null, dbc);
         }
         if (fused)
+        {
             LaunchEarly(file, StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanF32, Kernels.MambaStep.MambaStepScanBf16, Kernels.MambaStep.MambaStepScanF16),
                 (uint)(((long)batch * e * 16 + 255) / 256), 256, 0,
                 xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n);
+            LaunchEarly(file, outProjKernel, GemvGrid(d), GemvThreads, batch * e * sizeof(float),
+                y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));
+        }
         else
+        {
             LaunchEarly(file, StepKernel(w.DtProj, Kernels.MambaStep.MambaStepScanWideF32, Kernels.MambaStep.MambaStepScanWideBf16, Kernels.MambaStep.MambaStepScanWideF16),
                 (uint)(((long)batch * e + 255) / 256), 256, 0,
                 xz, convState, u, dbc, w.DtProj, w.DtBias, w.ALog, w.D, ssmState, y, StepKind(y), batch, e, k, r, n, WideScanVec(w, dbc, ssmState));
-        if (fused)
-            LaunchEarly(file, outProjKernel, GemvGrid(d), GemvThreads, batch * e * sizeof(float),
-                y, w.OutProj, w.OutProjBias, h, output, batch, e, d, Vec(w.OutProj));
-        else
-            Project(y, w.OutProj, w.OutProjBias, output, accumulate: true);
+            Project(y, w.OutProj, w.OutProjBias, output, accumulate: true);   // onto h, which the conv copied there
+        }
     }
 
     /// <summary>1 when mamba_step_scan_wide may read dt_proj's rows, A, the dbc rows and the state 16 bytes at a time: r a
