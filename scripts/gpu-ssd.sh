@@ -16,14 +16,22 @@ if [ -n "$gpu_anchors" ]; then
   timeout 240 python3 "$gpu_pack/ssd_anchor.py" "$gpu_anchors" > "$gpu_out/ssd-anchor.jsonl" 2> "$gpu_out/ssd-anchor.err" || tail -2 "$gpu_out/ssd-anchor.err"
   export MAMBA4_SSD_ANCHOR="$gpu_out/ssd-anchor.jsonl"
 fi
-# with a base build carried as .device/base/ (Mamba4.dll and Mamba4.Bench.dll of another commit beside links to the
-# pack's other files), the base and this build alternate twice: before and after on the same card in one call
+# with base builds carried as .device/base*/Mamba4.dll.xz (Mamba4.dll of other commits, xz'd to fit the 64 MiB the tool
+# carries; unpacked here beside links to the pack's benchmark), each base and this build alternate twice: before and
+# after on the same card in one call
+bases=()
+for d in "$gpu_pack"/base*/; do
+  [ -f "$d/Mamba4.dll.xz" ] || continue
+  xz -dc "$d/Mamba4.dll.xz" > "$d/Mamba4.dll"
+  for f in "$gpu_pack"/Mamba4.Bench/*; do [ -e "$d/$(basename "$f")" ] || ln -s "../Mamba4.Bench/$(basename "$f")" "$d/"; done
+  bases+=("$d")
+done
 for run in $(seq "${ROUNDS:-2}"); do   # ROUNDS=1: one of each
-  if [ -f "$gpu_pack/base/Mamba4.Bench.dll" ]; then
-    echo "-- base build (run $run)"; MAMBA4_DEVICE=cuda timeout 120 dotnet "$gpu_pack/base/Mamba4.Bench.dll" cuda-ssd 2>&1 | grep -E "^\| [0-9]"
-  fi
+  for d in "${bases[@]}"; do
+    echo "-- base build $(basename "$d") (run $run)"; MAMBA4_DEVICE=cuda timeout 120 dotnet "$d/Mamba4.Bench.dll" cuda-ssd 2>&1 | grep -E "^\| [0-9]|registers"
+  done
   echo "-- this build (run $run)"; MAMBA4_DEVICE=cuda timeout 120 dotnet "$gpu_bench" cuda-ssd 2>&1 | grep -vE "^\s*$" | tee -a "$gpu_out/bench-cuda-ssd.log"
-  [ -f "$gpu_pack/base/Mamba4.Bench.dll" ] || break
+  [ ${#bases[@]} -gt 0 ] || break
 done
 echo "[$SECONDS s] ours under ncu"
 # cuda-ssd runs 23 forwards (5 kernels each) then 23 backwards (12): skip to the last forward and the first backward
