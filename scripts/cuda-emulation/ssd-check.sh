@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs Kernels/ssd_scan.cu on the CPU, without a GPU: every kernel of the SSD forward and backward, in the order and
+# grids of CudaBackend.SsdScan.cs, with a CUDA block as 256 threads (shim.h: barriers, warp shuffles, mma.sync.m16n8k8
+# tf32 by the PTX ISA's fragment layout, cvt.rna.tf32), scratch poisoned with NaN. For each shape it checks y and the
+# last state against a float64 recurrence (1e-5 of max |ref|), and — given a second version of ssd_scan.cu — every output
+# of that version against main's (1e-5 for y and the state, 1e-4 for the gradients; no NaN). It checks logic and index
+# math; it is no substitute for the GPU tests (the card's own rounding, timings, resources).
+#   bash scripts/cuda-emulation/ssd-check.sh                   main against main + docs/pending/ssd-tensor-cores-*.patch
+#   bash scripts/cuda-emulation/ssd-check.sh OTHER_ssd_scan.cu main against that file
+# Needs g++ (C++20) and python3 with numpy; ~1 minute on two cores.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+here="$root/scripts/cuda-emulation"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+kernels="$root/src/Mamba4/Backends/Cuda/Kernels"
+py=python3; $py -c "import numpy" 2>/dev/null || py=/usr/bin/python3   # a python with numpy (Debian: python3-numpy)
+other=${1:-}
+if [ -z "$other" ]; then
+  cp "$kernels/ssd_scan.cu" "$work/ssd_scan.cu"
+  for p in "$root"/docs/pending/ssd-tensor-cores-*.patch; do
+    (cd "$work" && patch -s -p6 ssd_scan.cu < "$p")   # a/src/Mamba4/Backends/Cuda/Kernels/ssd_scan.cu
+  done
+  other="$work/ssd_scan.cu"
+fi
+$py "$here/prep.py" "$kernels/common.cuh" "$kernels/ssd_scan.cu" "$work/main.inc"
+$py "$here/prep.py" "$kernels/common.cuh" "$other" "$work/other.inc"
+g++ -std=c++20 -O2 -pthread -I"$here" -DKERNELS="\"$work/main.inc\"" "$here/run.cpp" -o "$work/run_main"
+g++ -std=c++20 -O2 -pthread -I"$here" -DKERNELS="\"$work/other.inc\"" "$here/run.cpp" -o "$work/run_other"
+failed=0
+# the shapes of CudaSsdScanTests.MatchesCpuReference (P, N up to 128 / 256, groups, short last chunks, chunk 256, a chunk no
+# multiple of 32) and one with the benchmark's P 64, N 128, chunk 256
+for s in "2 37 4 2 8 16 8" "1 100 3 1 16 32 32" "1 70 2 2 64 64 64" "1 50 2 1 128 16 16" "1 40 2 2 32 256 16" \
+         "2 300 2 1 24 48 256" "1 1 2 1 8 16 8" "1 90 2 1 40 24 100" "1 512 2 1 64 128 256"; do
+  echo "shape b L H G P N chunk = $s"
+  "$work/run_main" $s "$work/main.bin" && "$work/run_other" $s "$work/other.bin"
+  $py "$here/compare.py" $s "$work/main.bin" "$work/other.bin" || failed=$((failed + 1))
+done
+echo "$failed shape(s) failed"
+[ "$failed" = 0 ]
