@@ -16,13 +16,15 @@ if [ -n "$gpu_anchors" ]; then
   timeout 240 python3 "$gpu_pack/ssd_anchor.py" "$gpu_anchors" > "$gpu_out/ssd-anchor.jsonl" 2> "$gpu_out/ssd-anchor.err" || tail -2 "$gpu_out/ssd-anchor.err"
   export MAMBA4_SSD_ANCHOR="$gpu_out/ssd-anchor.jsonl"
 fi
-# with base builds carried as .device/base*/Mamba4.dll.xz (Mamba4.dll of other commits, xz'd to fit the 64 MiB the tool
-# carries; unpacked here beside links to the pack's benchmark), each base and this build alternate twice: before and
-# after on the same card in one call
+# with base builds carried as .device/base*/Mamba4.dll(.xz) (Mamba4.dll of other commits, xz'd to fit the 64 MiB the tool
+# carries), each base and this build alternate twice: before and after on the same card in one call. A base gets real
+# copies of the benchmark's own files (the .NET host resolves a symlinked app to its target's folder and would load that
+# folder's Mamba4.dll) and links to the rest of the pack's benchmark folder.
 bases=()
 for d in "$gpu_pack"/base*/; do
-  [ -f "$d/Mamba4.dll.xz" ] || continue
-  xz -dc "$d/Mamba4.dll.xz" > "$d/Mamba4.dll"
+  [ -f "$d/Mamba4.dll.xz" ] && xz -dc "$d/Mamba4.dll.xz" > "$d/Mamba4.dll"
+  [ -f "$d/Mamba4.dll" ] || continue
+  for f in "$gpu_pack"/Mamba4.Bench/Mamba4.Bench.*; do [ -e "$d/$(basename "$f")" ] || cp -L "$f" "$d/"; done
   for f in "$gpu_pack"/Mamba4.Bench/*; do [ -e "$d/$(basename "$f")" ] || ln -s "../Mamba4.Bench/$(basename "$f")" "$d/"; done
   bases+=("$d")
 done

@@ -12,7 +12,10 @@ cu=src/Mamba4/Backends/Cuda/Kernels/ssd_scan.cu
 git diff --quiet -- "$cu" || { echo "prepare-gpu-call: $cu has local changes; commit or stash them first"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"; git checkout -q -- "$cu"' EXIT
-publish() { dotnet publish src/Mamba4/Mamba4.csproj -c Release -r linux-x64 --no-self-contained -o "$work/$1" -v q -nologo | grep -E " error" || true; }
+publish() {
+  dotnet publish src/Mamba4/Mamba4.csproj -c Release -r linux-x64 --no-self-contained -o "$work/$1" -v q -nologo > "$work/$1.log" 2>&1 \
+    || { grep -E " error" "$work/$1.log" | head; echo "prepare-gpu-call: dotnet publish failed ($1)"; exit 1; }
+}
 echo "main's Mamba4.dll"; publish fma
 git apply docs/pending/ssd-tensor-cores-1-mma.patch
 echo "main + patch 1"; publish mma

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Off-line check of the index math in ssd-tensor-cores.patch (no GPU): mix_product's fragment reads for every staging
+# Off-line check of the index math in the ssd-tensor-cores-*.patch files (no GPU): mix_product's fragment reads for every staging
 # layout (A as [k][rows] or [rows][k], B as [k][cols] or [cols][k], with the patch's strides), the mma.m16n8k8 tf32
 # fragment layout as the PTX ISA gives it (A 16x8: a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); B 8x8: b0 (t, g),
 # b1 (t+4, g); D 16x8: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1); lane = 4g + t), the per-lane row scales, and mix_rows'
