@@ -1,7 +1,8 @@
 # ssd-check.sh's judge: y and the last state of the second run against a float64 recurrence, every output of it against the
-# first run's (main's kernels).   compare.py B L H G P N CHUNK MAIN.bin OTHER.bin
+# first run's (main's kernels).   compare.py B L H G P N CHUNK MAIN.bin OTHER.bin [plain|clamp]   (run.cpp's modes)
 import sys, numpy as np
 b, L, H, G, P, N, chunk = map(int, sys.argv[1:8]); fm, fp = sys.argv[8:10]
+mode = sys.argv[10] if len(sys.argv) > 10 else ""
 def parse(f):
     v = np.fromfile(f, dtype=np.float32); o = 0; out = {}
     for name, n in [("y", b*L*H*P), ("last", b*H*P*N), ("dx", b*L*H*P), ("ddt", b*L*H), ("dA", H), ("dB", b*L*G*N), ("dC", b*L*G*N), ("dD", H), ("dDtBias", H),
@@ -15,7 +16,9 @@ for bi in range(b):
     for h in range(H):
         g = h // (H // G); s = np.zeros((P, N))
         for t in range(L):
-            v = dt[bi, t, h] + m["bias"][h]; v = v if v > 20 else np.log1p(np.exp(v))
+            v = dt[bi, t, h] + m["bias"][h]
+            if mode != "plain": v = v if v > 20 else np.log1p(np.exp(v))
+            if mode == "clamp": v = min(max(v, 0.1), 0.6)
             s = np.exp(v * m["A"][h]) * s + v * np.outer(x[bi, t, h], Bm[bi, t, g])
             y[bi, t, h] = s @ Cm[bi, t, g] + m["D"][h] * x[bi, t, h]
         last[bi, h] = s

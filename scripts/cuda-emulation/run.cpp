@@ -1,6 +1,7 @@
 // ssd-check.sh's driver: random inputs (as Mamba4.Bench cuda-ssd), the SSD forward then backward by ssd_scan.cu's kernels
 // (KERNELS: the prepared source) in CudaBackend.SsdScan.cs's order and grids, scratch and outputs poisoned with NaN;
-// writes the outputs, then the inputs, as F32 to the file named last.  run B L H G P N CHUNK OUT
+// writes the outputs, then the inputs, as F32 to the file named OUT.  run B L H G P N CHUNK OUT [plain|clamp]
+// (plain: no D, no dt bias, no softplus, dt in [0.02, 0.8]; clamp: dt clamped to [0.1, 0.6]; as CudaSsdScanTests)
 #include "shim.h"
 #include KERNELS
 #include <cstdio>
@@ -11,15 +12,19 @@ static unsigned cdiv(long a, long b) { return (unsigned)((a + b - 1) / b); }
 int main(int argc, char** argv)
 {
     int b = atoi(argv[1]), L = atoi(argv[2]), H = atoi(argv[3]), G = atoi(argv[4]), P = atoi(argv[5]), N = atoi(argv[6]), chunk = atoi(argv[7]);
-    std::string out = argv[8];
+    std::string out = argv[8], mode = argc > 9 ? argv[9] : "";
+    bool plain = mode == "plain", clamp = mode == "clamp";
     std::mt19937 rng(7);
     auto U = [&](size_t n, float lo, float hi) { std::uniform_real_distribution<float> d(lo, hi); float* p = buf<float>(n, 0.f); for (size_t i = 0; i < n; i++) p[i] = d(rng); return p; };
     const float nan = NAN;
+    std::vector<float> zeroVec(std::max(H, 1), 0.f);
+    const float* zeros = zeroVec.data();
     size_t bl = (size_t)b * L;
     SsdParams p{};
-    p.x = U(bl * H * P, -1, 1); p.dt = U(bl * H, -4, 0); p.A = U(H, -4.5f, -0.5f); p.B = U(bl * G * N, -1, 1); p.C = U(bl * G * N, -1, 1);
+    p.x = U(bl * H * P, -1, 1); p.dt = plain ? U(bl * H, 0.02f, 0.8f) : U(bl * H, -4, 0); p.A = U(H, -4.5f, -0.5f); p.B = U(bl * G * N, -1, 1); p.C = U(bl * G * N, -1, 1);
     p.D = U(H, -1, 1); p.dtBias = U(H, -0.1f, 0.1f); p.dy = U(bl * H * P, -1, 1);
-    p.dtMin = 0.f; p.dtMax = INFINITY; p.softplus = 1;
+    if (plain) { p.D = nullptr; p.dtBias = nullptr; }
+    p.dtMin = clamp ? 0.1f : 0.f; p.dtMax = clamp ? 0.6f : INFINITY; p.softplus = plain ? 0 : 1;
     p.batch = b; p.L = L; p.H = H; p.P = P; p.G = G; p.N = N;
     p.chunk = std::max(1, std::min(chunk, L)); p.chunks = (L + p.chunk - 1) / p.chunk; p.tiles = (P * N + 255) / 256;
     int rowTiles = (p.chunk + 63) / 64, qp = 64 * rowTiles, chunks = p.chunks;
@@ -45,7 +50,7 @@ int main(int argc, char** argv)
     p.lastState = nullptr;
     p.dtp = buf<float>(steps, nan); p.cum = buf<double>(steps, nan); p.states = buf<float>(states, nan); p.cbm = buf<float>(mats, nan);
     p.dx = buf<float>(bl * H * P, nan); p.ddt = buf<float>(bl * H, nan); p.dA = buf<float>(H, nan); p.dB = buf<float>(bl * G * N, nan);
-    p.dC = buf<float>(bl * G * N, nan); p.dD = buf<float>(H, nan); p.dDtBias = buf<float>(H, nan);
+    p.dC = buf<float>(bl * G * N, nan); p.dD = plain ? nullptr : buf<float>(H, nan); p.dDtBias = plain ? nullptr : buf<float>(H, nan);
     chunkStates();
     size_t streamChunks = (size_t)b * H * chunks;
     p.rstates = buf<float>(states, nan); p.scal = buf<float>(5 * steps, nan); p.chunkDot = buf<float>(streamChunks * p.tiles, nan);
@@ -60,9 +65,9 @@ int main(int argc, char** argv)
     launch({(unsigned)(rowTiles * colBlocks), (unsigned)chunks, (unsigned)(b * G)}, [&] { if (cnN == 4) ssd_mix_dc_c4(p); else ssd_mix_dc_c8(p); });
     launch({cdiv(32L * streamChunks, 256), 1, 1}, [&] { ssd_finalize(p); });
     launch({cdiv(H, 256), 1, 1}, [&] { ssd_reduce(p); });
-    dump(p.dx, bl * H * P); dump(p.ddt, bl * H); dump(p.dA, H); dump(p.dB, bl * G * N); dump(p.dC, bl * G * N); dump(p.dD, H); dump(p.dDtBias, H);
+    dump(p.dx, bl * H * P); dump(p.ddt, bl * H); dump(p.dA, H); dump(p.dB, bl * G * N); dump(p.dC, bl * G * N); dump(plain ? zeros : p.dD, H); dump(plain ? zeros : p.dDtBias, H);
     // inputs, for the F64 reference
-    dump(p.x, bl * H * P); dump(p.dt, bl * H); dump(p.A, H); dump(p.B, bl * G * N); dump(p.C, bl * G * N); dump(p.D, H); dump(p.dtBias, H); dump(p.dy, bl * H * P);
+    dump(p.x, bl * H * P); dump(p.dt, bl * H); dump(p.A, H); dump(p.B, bl * G * N); dump(p.C, bl * G * N); dump(plain ? zeros : p.D, H); dump(plain ? zeros : p.dtBias, H); dump(p.dy, bl * H * P);
     fclose(f);
     return 0;
 }

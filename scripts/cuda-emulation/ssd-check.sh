@@ -29,12 +29,14 @@ g++ -std=c++20 -O2 -pthread -I"$here" -DKERNELS="\"$work/main.inc\"" "$here/run.
 g++ -std=c++20 -O2 -pthread -I"$here" -DKERNELS="\"$work/other.inc\"" "$here/run.cpp" -o "$work/run_other"
 failed=0
 # the shapes of CudaSsdScanTests.MatchesCpuReference (P, N up to 128 / 256, groups, short last chunks, chunk 256, a chunk no
-# multiple of 32) and one with the benchmark's P 64, N 128, chunk 256
+# multiple of 32), one with the benchmark's P 64, N 128, chunk 256, and the tests' no-D/bias/softplus and clamped cases
 for s in "2 37 4 2 8 16 8" "1 100 3 1 16 32 32" "1 70 2 2 64 64 64" "1 50 2 1 128 16 16" "1 40 2 2 32 256 16" \
-         "2 300 2 1 24 48 256" "1 1 2 1 8 16 8" "1 90 2 1 40 24 100" "1 512 2 1 64 128 256"; do
-  echo "shape b L H G P N chunk = $s"
-  "$work/run_main" $s "$work/main.bin" && "$work/run_other" $s "$work/other.bin"
-  $py "$here/compare.py" $s "$work/main.bin" "$work/other.bin" || failed=$((failed + 1))
+         "2 300 2 1 24 48 256" "1 1 2 1 8 16 8" "1 90 2 1 40 24 100" "1 512 2 1 64 128 256" \
+         "1 129 4 4 8 16 128 plain" "2 60 2 1 16 16 16 clamp"; do
+  echo "shape b L H G P N chunk [mode] = $s"
+  set -- $s
+  "$work/run_main" "${@:1:7}" "$work/main.bin" ${8:-} && "$work/run_other" "${@:1:7}" "$work/other.bin" ${8:-}
+  $py "$here/compare.py" "${@:1:7}" "$work/main.bin" "$work/other.bin" ${8:-} || failed=$((failed + 1))
 done
 echo "$failed shape(s) failed"
 [ "$failed" = 0 ]
