@@ -24,7 +24,7 @@ for bi in range(b):
         last[bi, h] = s
 def rel(a, r): return np.max(np.abs(a - r)) / max(np.max(np.abs(r)), 1e-3)
 ok = True
-print(f"  F64 reference: y main {rel(m['y'], y.ravel()):.1e}, patched {rel(q['y'], y.ravel()):.1e}; last state main {rel(m['last'], last.ravel()):.1e}, patched {rel(q['last'], last.ravel()):.1e}")
+print(f"  F64 reference: y main {rel(m['y'], y.ravel()):.1e}, other {rel(q['y'], y.ravel()):.1e}; last state main {rel(m['last'], last.ravel()):.1e}, other {rel(q['last'], last.ravel()):.1e}")
 ok &= rel(q['y'], y.ravel()) < 1e-5 and rel(q['last'], last.ravel()) < 1e-5
 for k in ["y", "last", "dx", "ddt", "dA", "dB", "dC", "dD", "dDtBias"]:
     nanm, nanq = np.isnan(m[k]).sum(), np.isnan(q[k]).sum()
@@ -32,5 +32,5 @@ for k in ["y", "last", "dx", "ddt", "dA", "dB", "dC", "dD", "dDtBias"]:
     tol = 1e-5 if k in ("y", "last") else 1e-4
     bad = nanm or nanq or not r <= tol
     ok &= not bad
-    print(f"  {k}: patched vs main {r:.1e}{'  NaN main %d patched %d' % (nanm, nanq) if nanm or nanq else ''}{'  <-- BAD' if bad else ''}")
+    print(f"  {k}: other vs main {r:.1e}{'  NaN main %d other %d' % (nanm, nanq) if nanm or nanq else ''}{'  <-- BAD' if bad else ''}")
 print("  OK" if ok else "  FAILED"); raise SystemExit(0 if ok else 1)

@@ -1,5 +1,6 @@
 // Mamba-2's SSD scan (Ops/SsdScan.cs has the math; SsdScanReference is the plain twin), chunked as mamba_ssm's
-// ssd_combined, F32 throughout with plain FMA (register-tiled products of staged tiles). Layout: x, y, dy, dx [b, L, H, P]; dt [b, L, H]; B, C [b, L, G, N];
+// ssd_combined, F32 throughout: products of staged tiles on the tensor cores by the 3xTF32 split (F32 accuracy), sums and
+// exponents in F32 (cum in double). Layout: x, y, dy, dx [b, L, H, P]; dt [b, L, H]; B, C [b, L, G, N];
 // head h reads group h / (H/G). Within chunk c (steps t0 ≤ t < t1), a_t = dt_t·A, cum_t = Σ_{t0≤r≤t} a_r:
 //   ssd_dt_cumsum      dt_t = clamp(softplus(dt_t + dtBias), dtMin, dtMax) and cum_t            → dtp, cum [b, H, L]
 //   ssd_chunk_state    X_c = Σ_s exp(cumEnd − cum_s)·dt_s·x_s ⊗ B_s                            → states [b, chunks, H, P, N]
@@ -97,12 +98,102 @@ extern "C" __global__ void ssd_dt_cumsum(SsdParams p)
     }
 }
 
-// out[j1, j2] = Σ_{s in chunk} w_s·Z1_s[j1]·Z2_s[j2] over a 64 × 64 tile of (P, N): block 256 = 16 × 16 threads of 4 × 4
-// outputs each (rows j1 = 4·ty + i, columns j2 = 4·tx + j), steps staged 32 at a time with w_s folded into Z1 (the weights of
-// 256 steps at a time computed once, a thread each).
+// ---- products on the tensor cores, F32-accurate by the 3xTF32 split ----
+// a = hi + lo with hi = tf32(a), lo = tf32(a − hi); a·b ≈ hi_a·hi_b + hi_a·lo_b + lo_a·hi_b (the dropped lo_a·lo_b is ~2⁻²²
+// of a·b): F32 accuracy from TF32 mma (TF32 alone, as mamba_ssm's tl.dot, is ~1e-3 relative; the tests ask 1e-5).
+__device__ __forceinline__ void tf32_split(float v, unsigned& hi, unsigned& lo)
+{
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(hi) : "f"(v));
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(lo) : "f"(v - __uint_as_float(hi)));
+}
+
+// d += a·b for one 16 × 8 tile over 8 k (mma.m16n8k8; lane = 4·g + t: a = (g, t), (g + 8, t), (g, t + 4), (g + 8, t + 4);
+// b = (t, g), (t + 4, g); d = (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1))
+__device__ __forceinline__ void mma_tf32(float& d0, float& d1, float& d2, float& d3, const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d0), "+f"(d1), "+f"(d2), "+f"(d3) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// acc += Σ_k A(row, k)·B(k, col) over 32 staged k, for 64 rows × 16·CN columns: warp w takes rows 16·(w % 4) + [0, 16) and
+// columns (w / 4)·8·CN + [0, 8·CN) as CN mma tiles; acc[r][nt] is register r of tile nt (mix_rows turns it into rows).
+// Each tile staged as its source runs, with k contiguous (A_ROWS: A[row·lda + k]; B_COLS: B[col·ldb + k]; stride ≡ 4 mod 32
+// floats, MIX_LDK) or not (A[k·lda + row], B[k·ldb + col]; stride ≡ 8 mod 32, MIX_LD): the fragment reads are then free of
+// bank conflicts, and so are the staging writes of consecutive source elements.
+// rowScale: factors of this lane's two rows (mix_rows_of), applied to A as it is read (1 where there are none).
+template <int CN, bool A_ROWS, bool B_COLS> __device__ __forceinline__ void mix_product(const float* A, int lda, const float* Bt,
+    int ldb, float (&acc)[4][CN], float rowScale0 = 1.f, float rowScale8 = 1.f)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    int row = 16 * (warp & 3) + g, col = (warp >> 2) * 8 * CN + g;
+    auto at = [&](int r, int k) { return (r ? rowScale8 : rowScale0) * (A_ROWS ? A[(row + r) * lda + k + t] : A[(k + t) * lda + row + r]); };
+    auto bt = [&](int k, int c) { return B_COLS ? Bt[(col + c) * ldb + k + t] : Bt[(k + t) * ldb + col + c]; };
+#pragma unroll
+    for (int k = 0; k < 32; k += 8)
+    {
+        unsigned ah[4], al[4];
+        tf32_split(at(0, k), ah[0], al[0]);
+        tf32_split(at(8, k), ah[1], al[1]);
+        tf32_split(at(0, k + 4), ah[2], al[2]);
+        tf32_split(at(8, k + 4), ah[3], al[3]);
+#pragma unroll
+        for (int n = 0; n < CN; n++)
+        {
+            unsigned bh0, bl0, bh1, bl1;
+            tf32_split(bt(k, 8 * n), bh0, bl0);
+            tf32_split(bt(k + 4, 8 * n), bh1, bl1);
+            mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], al, bh0, bh1);   // the small terms first
+            mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], ah, bl0, bl1);
+            mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], ah, bh0, bh1);
+        }
+    }
+}
+
+// The two rows of A this lane reads in mix_product (the second is the first + 8).
+__device__ __forceinline__ int mix_row_of() { return 16 * ((threadIdx.x >> 5) & 3) + ((threadIdx.x & 31) >> 2); }
+
+// An accumulator of mix_product to rows: afterwards acc[i][4q + jj] holds row 4·ty + i, column 4·tx + 64·q + jj (ty, tx =
+// thread / 16, thread % 16), as the epilogues read it. Through shared memory sm (32·(16·CN + 4) floats), 32 rows at a time;
+// the caller's staged tiles in sm must be read (the first barrier here sees to it) and sm is free again after the return
+// for writes behind a barrier.
+template <int CN> __device__ __forceinline__ void mix_rows(float (&acc)[4][CN], float* sm)
+{
+    constexpr int LD = 16 * CN + 4;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    float rows[4][CN];
+#pragma unroll
+    for (int half = 0; half < 2; half++)
+    {
+        __syncthreads();   // sm is free
+        if ((warp & 3) >> 1 == half)
+#pragma unroll
+            for (int n = 0; n < CN; n++)
+#pragma unroll
+                for (int r = 0; r < 4; r++)
+                    sm[(16 * (warp & 1) + g + 8 * (r >> 1)) * LD + (warp >> 2) * 8 * CN + 8 * n + 2 * t + (r & 1)] = acc[r][n];
+        __syncthreads();
+        if (ty >> 3 == half)
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int q = 0; q < CN / 4; q++)
+                {
+                    float4 v = *reinterpret_cast<const float4*>(sm + (4 * (ty & 7) + i) * LD + 4 * tx + 64 * q);
+                    rows[i][4 * q] = v.x; rows[i][4 * q + 1] = v.y; rows[i][4 * q + 2] = v.z; rows[i][4 * q + 3] = v.w;
+                }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < CN; j++) acc[i][j] = rows[i][j];
+}
+
+// out[j1, j2] = Σ_{s in chunk} w_s·Z1_s[j1]·Z2_s[j2] over a 64 × 64 tile of (P, N): block 256, mix_product over steps staged
+// 32 at a time with w_s folded into Z1 (the weights of 256 steps at a time computed once, a thread each).
 // MODE 0: X_c (Z1 = x, Z2 = B, w = exp(cumEnd − cum_s)·dt_s); MODE 1: Y_c (Z1 = dy, Z2 = C, w = exp(cum_u)).
 #define SSD_TILE 64
-#define SSD_TILE_LD (SSD_TILE + 4)   // row stride of a staged tile (floats; 16-byte rows)
+#define SSD_TILE_LD (SSD_TILE + 8)   // row stride of a staged tile (floats; ≡ 8 mod 32, see mix_product)
 template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams& p)
 {
     __shared__ float4 sm4[2 * 32 * SSD_TILE_LD / 4];
@@ -120,7 +211,17 @@ template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams&
     const double* cum = p.cum + (i64)bh * p.L;
     const float* dtp = p.dtp + (i64)bh * p.L;
     double cumEnd = cum[t1 - 1];
-    float acc[4][4] = {};
+    float acc[4][4] = {}, v1[8], v2[8];   // v1, v2: the next 32 steps' loads, issued before the product of the last
+    auto fetch = [&](int s0) {
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+        {
+            int k = threadIdx.x + 256 * i, r = k / SSD_TILE, j = k % SSD_TILE, t = s0 + r;
+            v1[i] = t < t1 && p0 + j < p.P ? z1[t * z1Row + p0 + j] : 0.f;
+            v2[i] = t < t1 && n0 + j < p.N ? z2[t * z2Row + n0 + j] : 0.f;
+        }
+    };
+    fetch(t0);
     for (int s0 = t0; s0 < t1; s0 += 32)
     {
         if (((s0 - t0) & 255) == 0)   // ws was last read before the previous product's barrier
@@ -129,31 +230,18 @@ template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams&
             ws[threadIdx.x] = t >= t1 ? 0.f : MODE == 0 ? expf((float)(cumEnd - cum[t])) * dtp[t] : expf((float)cum[t]);
         }
         __syncthreads();   // the last block of steps is read; ws is written
-        for (int k = threadIdx.x; k < 32 * SSD_TILE; k += 256)
+#pragma unroll
+        for (int i = 0; i < 8; i++)
         {
-            int r = k / SSD_TILE, j = k % SSD_TILE, t = s0 + r;
-            float v1 = 0.f, v2 = 0.f;
-            if (t < t1)
-            {
-                if (p0 + j < p.P) v1 = z1[t * z1Row + p0 + j];
-                if (n0 + j < p.N) v2 = z2[t * z2Row + n0 + j];
-            }
-            z1s[r * SSD_TILE_LD + j] = ws[((s0 - t0) & 255) + r] * v1;
-            z2s[r * SSD_TILE_LD + j] = v2;
+            int k = threadIdx.x + 256 * i, r = k / SSD_TILE, j = k % SSD_TILE;
+            z1s[r * SSD_TILE_LD + j] = ws[((s0 - t0) & 255) + r] * v1[i];
+            z2s[r * SSD_TILE_LD + j] = v2[i];
         }
         __syncthreads();
-#pragma unroll 8
-        for (int r = 0; r < 32; r++)
-        {
-            float4 u = *reinterpret_cast<const float4*>(z1s + r * SSD_TILE_LD + 4 * ty);
-            float4 v = *reinterpret_cast<const float4*>(z2s + r * SSD_TILE_LD + 4 * tx);
-            float ui[4] = {u.x, u.y, u.z, u.w}, vj[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) acc[i][j] += ui[i] * vj[j];
-        }
+        if (s0 + 32 < t1) fetch(s0 + 32);
+        mix_product<4, false, false>(z1s, SSD_TILE_LD, z2s, SSD_TILE_LD, acc);
     }
+    mix_rows<4>(acc, z1s);
     float* out = (MODE == 0 ? p.states : p.rstates) + (((i64)b * p.chunks + c) * p.H + h) * p.P * p.N;
 #pragma unroll
     for (int i = 0; i < 4; i++)
@@ -297,8 +385,8 @@ extern "C" __global__ void __launch_bounds__(256) ssd_bmm(SsdParams p)
 //   DC    dy  S0[k, j]  p  n  dCB[t, s] (ssd_dcb)  B   s ≤ t   1 (in dCB)
 // FWD, BF, BX run both parts for one head; DB and DC sum the off part over the group's heads and add the group's diagonal
 // part once (dCB holds the heads' sum). Both parts are products of staged tiles, [32 k][64 rows] by [32 k][16·CN columns]:
-// block 256 = 16 (tx) × 16 (ty) threads, each 4 rows (4·ty + i) × CN columns (4·tx + 64·q + jj, float4 reads of both tiles),
-// a register-tiled GEMM. The sums are added to the caller's accumulators. FWD, DB and DC fold the row factors into the staged
+// block 256, mix_product's mma tiles; mix_rows hands the epilogues each thread's 4 rows (4·ty + i) × CN columns
+// (4·tx + 64·q + jj). The sums are added to the caller's accumulators. FWD, DB and DC fold the row factors into the staged
 // V rows (off_t, times dt_t for DB), so that one accumulator holds y, dB or dC; BF and BX keep the two parts apart.
 #define MODE_FWD 0
 #define MODE_BF 1
@@ -306,8 +394,10 @@ extern "C" __global__ void __launch_bounds__(256) ssd_bmm(SsdParams p)
 #define MODE_DB 3
 #define MODE_DC 4
 #define MIX_ROWS 64
-#define MIX_LD (MIX_ROWS + 4)   // row stride of a staged [k][rows] tile (floats; 16-byte rows)
-#define MIX_SMEM(CN) (32 * MIX_LD + 32 * (16 * (CN) + 4) + MIX_ROWS)   // floats
+#define MIX_LD (MIX_ROWS + 8)   // row stride of a staged [32 k][64 rows] tile (floats; ≡ 8 mod 32, 16-byte rows)
+#define MIX_LDK (32 + 4)        // row stride of a tile staged [rows][32 k] (floats; ≡ 4 mod 32)
+#define MIX_A (32 * MIX_LD)     // floats of the staged A tile, either way (= MIX_ROWS · MIX_LDK)
+#define MIX_SMEM(CN) (MIX_A + 16 * (CN) * MIX_LDK)   // floats: A, B either way (≥ 32 · (16·CN + 8))
 
 // off_t: exp(cum_t) (forward window) or exp(cumEnd − cum_t) (backward window)
 __device__ __forceinline__ float off_factor(const SsdParams& p, i64 bh, int c, int t, bool forward)
@@ -325,73 +415,69 @@ __device__ __forceinline__ float row_sum16(float v)
     return v;
 }
 
-// acc[i][4q + jj] += Σ_k A[k][4·ty + i]·B[k][4·tx + 64·q + jj] over the 32 staged k
-template <int CN> __device__ __forceinline__ void mix_product(const float* A, const float* Bt, int ldb, int tx, int ty, float (&acc)[4][CN])
-{
-#pragma unroll 4
-    for (int k = 0; k < 32; k++)
-    {
-        float4 a4 = *reinterpret_cast<const float4*>(A + k * MIX_LD + 4 * ty);
-        float a[4] = {a4.x, a4.y, a4.z, a4.w};
-#pragma unroll
-        for (int q = 0; q < CN / 4; q++)
-        {
-            float4 b4 = *reinterpret_cast<const float4*>(Bt + k * ldb + 4 * tx + 64 * q);
-            float bq[4] = {b4.x, b4.y, b4.z, b4.w};
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int jj = 0; jj < 4; jj++) acc[i][4 * q + jj] += a[i] * bq[jj];
-        }
-    }
-}
-
-// The off part of one head: acc += off_t·Σ_k V_t[k]·S[j, k] (off_t folded in for FWD, DB, DC; applied by the caller for BF, BX).
-template <int MODE, int CN> __device__ __forceinline__ void mix_off(const SsdParams& p, int b, int h, int c, int tBase, int j0,
-    float (&acc)[4][CN], float* sm)
+// The off part, summed over heads [h0, h1): acc += Σ_h off_t·Σ_k V_t[k]·S_h[j, k] (off_t, times dt_t for DB, applied to the
+// V rows as mix_product reads them for FWD, DB, DC; applied by the caller for BF, BX, one head each). The stages (head,
+// 32 k) run as one sequence, each stage's global loads issued into registers before the product of the stage before.
+template <int MODE, int CN> __device__ __forceinline__ void mix_off(const SsdParams& p, int b, int h0, int h1, int c, int tBase,
+    int j0, float (&acc)[4][CN], float* sm)
 {
     constexpr bool forward = MODE == MODE_FWD || MODE == MODE_BF || MODE == MODE_DC;
     constexpr bool headV = MODE == MODE_DB || MODE == MODE_DC;   // V is a head row (x, dy), k over P; j over N
     constexpr bool fold = MODE == MODE_FWD || headV;
-    constexpr int COLS = 16 * CN, LDB = COLS + 4;
-    float* As = sm;                 // [32 k][MIX_LD]: V rows
-    float* Bs = sm + 32 * MIX_LD;   // [32 k][LDB]: S
-    float* rowFactor = Bs + 32 * LDB;   // [MIX_ROWS]: off_t (times dt_t for DB) where folded
-    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-    int g = h / (p.H / p.G);
-    i64 bh = (i64)b * p.H + h;
+    constexpr int COLS = 16 * CN, LDB = COLS + 8, AN = 32 * MIX_ROWS / 256, BN = 32 * COLS / 256;
+    float* As = sm;            // [64 rows][MIX_LDK]: V rows
+    float* Bs = sm + MIX_A;    // S: [32 k][LDB] (headV) or [COLS][MIX_LDK]
+    int g = h0 / (p.H / p.G);
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
-    const float* V = MODE == MODE_BX ? p.B : MODE == MODE_DB ? p.x : MODE == MODE_DC ? p.dy : p.C;
-    V += headV ? ((i64)b * p.L * p.H + h) * p.P : ((i64)b * p.L * p.G + g) * p.N;
     i64 vRow = headV ? (i64)p.H * p.P : (i64)p.G * p.N;
-    int K = headV ? p.P : p.N, J = headV ? p.N : p.P;
-    const float* S = (MODE == MODE_BX || MODE == MODE_DB ? p.rstates : p.states) + (((i64)b * p.chunks + c) * p.H + h) * p.P * p.N;
-    if (fold && threadIdx.x < MIX_ROWS)   // rowFactor was last read before the previous product's barrier
-    {
-        int t = tBase + threadIdx.x;
-        rowFactor[threadIdx.x] = t < t1 ? off_factor(p, bh, c, t, forward) * (MODE == MODE_DB ? p.dtp[bh * p.L + t] : 1.f) : 0.f;
-    }
-    for (int k0 = 0; k0 < K; k0 += 32)
-    {
-        __syncthreads();   // the tiles are read; rowFactor is written
-        for (int e = threadIdx.x; e < 32 * MIX_ROWS; e += 256)
+    int K = headV ? p.P : p.N, J = headV ? p.N : p.P, kStages = (K + 31) / 32, stages = (h1 - h0) * kStages;
+    float va[AN], sb[BN];
+    auto fetch = [&](int stage) {
+        int h = h0 + stage / kStages, k0 = stage % kStages * 32;
+        const float* V = MODE == MODE_BX ? p.B : MODE == MODE_DB ? p.x : MODE == MODE_DC ? p.dy : p.C;
+        V += headV ? ((i64)b * p.L * p.H + h) * p.P : ((i64)b * p.L * p.G + g) * p.N;
+        const float* S = (MODE == MODE_BX || MODE == MODE_DB ? p.rstates : p.states) + (((i64)b * p.chunks + c) * p.H + h) * p.P * p.N;
+#pragma unroll
+        for (int i = 0; i < AN; i++)
         {
-            int r = e >> 5, k = e & 31, t = tBase + r;
-            float v = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
-            if (fold) v *= rowFactor[r];
-            As[k * MIX_LD + r] = v;
+            int e = threadIdx.x + 256 * i, r = e >> 5, k = e & 31, t = tBase + r;
+            va[i] = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
         }
-        for (int e = threadIdx.x; e < 32 * COLS; e += 256)
+#pragma unroll
+        for (int i = 0; i < BN; i++)
         {
-            int j, k;
+            int e = threadIdx.x + 256 * i, j, k;
             if (headV) { j = e % COLS; k = e / COLS; }   // S[k, j]: j contiguous
             else { j = e >> 5; k = e & 31; }             // S[j, k]: k contiguous
-            float v = 0.f;
-            if (j0 + j < J && k0 + k < K) v = headV ? S[(i64)(k0 + k) * p.N + j0 + j] : S[(i64)(j0 + j) * p.N + k0 + k];
-            Bs[k * LDB + j] = v;
+            sb[i] = j0 + j < J && k0 + k < K ? (headV ? S[(i64)(k0 + k) * p.N + j0 + j] : S[(i64)(j0 + j) * p.N + k0 + k]) : 0.f;
+        }
+    };
+    auto rowScale = [&](int h, int r) {
+        i64 bh = (i64)b * p.H + h;
+        int t = tBase + r;
+        return !fold ? 1.f : t < t1 ? off_factor(p, bh, c, t, forward) * (MODE == MODE_DB ? p.dtp[bh * p.L + t] : 1.f) : 0.f;
+    };
+    float scale0 = 1.f, scale8 = 1.f;
+    fetch(0);
+    for (int stage = 0; stage < stages; stage++)
+    {
+        if (stage % kStages == 0) { int h = h0 + stage / kStages; scale0 = rowScale(h, mix_row_of()); scale8 = rowScale(h, mix_row_of() + 8); }
+        __syncthreads();   // the last stage's tiles are read
+#pragma unroll
+        for (int i = 0; i < AN; i++)
+        {
+            int e = threadIdx.x + 256 * i;
+            As[(e >> 5) * MIX_LDK + (e & 31)] = va[i];
+        }
+#pragma unroll
+        for (int i = 0; i < BN; i++)
+        {
+            int e = threadIdx.x + 256 * i;
+            Bs[headV ? e / COLS * LDB + e % COLS : (e >> 5) * MIX_LDK + (e & 31)] = sb[i];
         }
         __syncthreads();
-        mix_product<CN>(As, Bs, LDB, tx, ty, acc);
+        if (stage + 1 < stages) fetch(stage + 1);   // in flight during the product
+        mix_product<CN, true, !headV>(As, MIX_LDK, Bs, headV ? LDB : MIX_LDK, acc, scale0, scale8);
     }
 }
 
@@ -404,9 +490,9 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
     constexpr bool group = MODE == MODE_DB || MODE == MODE_DC;
     constexpr bool strict = MODE == MODE_BF || MODE == MODE_BX;  // without s = t (see mix_head_kernel)
     constexpr bool transposed = MODE == MODE_BX || MODE == MODE_DB;   // M[t, s] read as mat[s][t]
-    constexpr int COLS = 16 * CN, LDB = COLS + 4;
-    float* As = sm;                 // [32 s][MIX_LD]: w(t, s)·M[t, s]
-    float* Bs = sm + 32 * MIX_LD;   // [32 s][LDB]: Z rows
+    constexpr int COLS = 16 * CN, LDB = COLS + 8;
+    float* As = sm;            // [32 s][MIX_LD]: w(t, s)·M[t, s]
+    float* Bs = sm + MIX_A;    // [32 s][LDB]: Z rows
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     int g = h / (p.H / p.G);
     i64 bh = (i64)b * p.H + h;
@@ -419,17 +505,17 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
     const double* cum = p.cum + bh * p.L;
     const float* dtp = p.dtp + bh * p.L;
     int sBegin = forward ? t0 : tBase, sEnd = forward ? min(t1, tBase + MIX_ROWS) : t1;
-    for (int s0 = sBegin; s0 < sEnd; s0 += 32)
-    {
+    constexpr int BN = 32 * COLS / 256;
+    float m[2][4], z[BN], dtS[2];   // the next tile's loads, issued before the product of the last
+    double cumS[2];
+    auto fetch = [&](int s0) {
         int tl = tBase - t0 + 4 * ty, sl = s0 - t0 + 2 * tx;   // within the chunk; < qp
-        __syncthreads();   // the last tile's As and Bs are read
 #pragma unroll
         for (int q = 0; q < 2; q++)
         {
             int sr = s0 + 2 * tx + q;
-            double cumS = !group && sr < t1 ? cum[sr] : 0.0;
-            float dtS = !group && forward && sr < t1 ? dtp[sr] : 0.f;
-            float w[4];
+            cumS[q] = !group && sr < t1 ? cum[sr] : 0.0;
+            dtS[q] = !group && forward && sr < t1 ? dtp[sr] : 0.f;
 #pragma unroll
             for (int i = 0; i < 4; i++)
             {
@@ -437,20 +523,43 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
                 // entries outside the window may be unwritten there (ssd_bmm and ssd_dcb write the tiles on and below the
                 // diagonal): never read into a product
                 bool in = t < t1 && sr < t1 && (forward ? (strict ? sr < t : sr <= t) : (strict ? sr > t : sr >= t));
-                float m = in ? (transposed ? mat[(i64)(sl + q) * qp + tl + i] : mat[(i64)(tl + i) * qp + sl + q]) : 0.f;
-                if (group || !in) w[i] = m;
-                else if (forward) w[i] = m * expf((float)(cum[t] - cumS)) * dtS;   // cum[t] read again (L1): registers
-                else w[i] = m * expf((float)(cumS - cum[t]));                      // are what limits the blocks per SM
+                m[q][i] = in ? (transposed ? mat[(i64)(sl + q) * qp + tl + i] : mat[(i64)(tl + i) * qp + sl + q]) : 0.f;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < BN; i++)
+        {
+            int e = threadIdx.x + 256 * i, r = e / COLS, j = e % COLS, sr = s0 + r;
+            z[i] = sr < t1 && j0 + j < J ? Z[sr * zRow + j0 + j] : 0.f;
+        }
+    };
+    if (sBegin < sEnd) fetch(sBegin);
+    for (int s0 = sBegin; s0 < sEnd; s0 += 32)
+    {
+        __syncthreads();   // the last tile's As and Bs are read
+#pragma unroll
+        for (int q = 0; q < 2; q++)
+        {
+            float w[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+            {
+                int t = tBase + 4 * ty + i;
+                if (group || m[q][i] == 0.f) w[i] = m[q][i];   // 0 outside the window
+                else if (forward) w[i] = m[q][i] * expf((float)(cum[t] - cumS[q])) * dtS[q];   // cum[t] read again (L1):
+                else w[i] = m[q][i] * expf((float)(cumS[q] - cum[t]));                      // registers limit the blocks
             }
             *reinterpret_cast<float4*>(As + (2 * tx + q) * MIX_LD + 4 * ty) = make_float4(w[0], w[1], w[2], w[3]);
         }
-        for (int e = threadIdx.x; e < 32 * COLS; e += 256)
+#pragma unroll
+        for (int i = 0; i < BN; i++)
         {
-            int r = e / COLS, j = e % COLS, sr = s0 + r;
-            Bs[r * LDB + j] = sr < t1 && j0 + j < J ? Z[sr * zRow + j0 + j] : 0.f;
+            int e = threadIdx.x + 256 * i;
+            Bs[e / COLS * LDB + e % COLS] = z[i];
         }
         __syncthreads();
-        mix_product<CN>(As, Bs, LDB, tx, ty, acc);
+        if (s0 + 32 < sEnd) fetch(s0 + 32);
+        mix_product<CN, false, false>(As, MIX_LD, Bs, LDB, acc);
     }
 }
 
@@ -461,9 +570,9 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
 // (without s = t) by s-tile: diagParts, summed in order by ssd_finalize.
 extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
 {
-    __shared__ float4 sm4[2 * 32 * MIX_LD / 4];
-    float* As = reinterpret_cast<float*>(sm4);   // [32 k][MIX_LD]: dy_t
-    float* Bs = As + 32 * MIX_LD;                 // [32 k][MIX_LD]: x_s
+    __shared__ float4 sm4[2 * MIX_A / 4];
+    float* As = reinterpret_cast<float*>(sm4);   // [64 t][MIX_LDK]: dy_t
+    float* Bs = As + MIX_A;                       // [64 s][MIX_LDK]: x_s
     int qt = (p.chunk + 63) / 64, tTile = blockIdx.x / qt, sTile = blockIdx.x % qt;
     int c = blockIdx.y, g = blockIdx.z % p.G, b = blockIdx.z / p.G, heads = p.H / p.G;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + 64 * tTile, sBase = t0 + 64 * sTile;
@@ -481,24 +590,40 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
             int t = tBase + 4 * ty + i, s = sBase + 4 * tx + j;
             cb[i][j] = t < t1 && s < t ? cbm[(i64)(64 * tTile + 4 * ty + i) * qp + 64 * sTile + 4 * tx + j] : 0.f;
         }
-    for (int h = g * heads; h < (g + 1) * heads; h++)
-    {
+    // stages (head, 32 of P) in one sequence, each stage's loads issued before the product of the stage before
+    int kStages = (p.P + 31) / 32, stages = heads * kStages;
+    float dyv[8], xv[8];
+    auto fetch = [&](int stage) {
+        int h = g * heads + stage / kStages, k0 = stage % kStages * 32;
         const float* dy = p.dy + ((i64)b * p.L * p.H + h) * p.P;
         const float* x = p.x + ((i64)b * p.L * p.H + h) * p.P;
-        float acc[4][4] = {};
-        for (int k0 = 0; k0 < p.P; k0 += 32)
+#pragma unroll
+        for (int i = 0; i < 8; i++)
         {
-            __syncthreads();
-            for (int e = threadIdx.x; e < 32 * 64; e += 256)
-            {
-                int r = e >> 5, k = e & 31, t = tBase + r, s = sBase + r;
-                bool kin = k0 + k < p.P;
-                As[k * MIX_LD + r] = t < t1 && kin ? dy[t * headRow + k0 + k] : 0.f;
-                Bs[k * MIX_LD + r] = s < t1 && kin ? x[s * headRow + k0 + k] : 0.f;
-            }
-            __syncthreads();
-            mix_product<4>(As, Bs, MIX_LD, tx, ty, acc);
+            int e = threadIdx.x + 256 * i, r = e >> 5, k = e & 31, t = tBase + r, s = sBase + r;
+            bool kin = k0 + k < p.P;
+            dyv[i] = t < t1 && kin ? dy[t * headRow + k0 + k] : 0.f;
+            xv[i] = s < t1 && kin ? x[s * headRow + k0 + k] : 0.f;
         }
+    };
+    fetch(0);
+    float acc[4][4] = {};
+    for (int stage = 0; stage < stages; stage++)
+    {
+        int h = g * heads + stage / kStages;
+        __syncthreads();   // the last stage's tiles (or mix_rows' rows) are read
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+        {
+            int e = threadIdx.x + 256 * i;
+            As[(e >> 5) * MIX_LDK + (e & 31)] = dyv[i];
+            Bs[(e >> 5) * MIX_LDK + (e & 31)] = xv[i];
+        }
+        __syncthreads();
+        if (stage + 1 < stages) fetch(stage + 1);
+        mix_product<4, true, true>(As, MIX_LDK, Bs, MIX_LDK, acc);
+        if ((stage + 1) % kStages) continue;
+        mix_rows<4>(acc, As);   // the head's products are done: its terms
         i64 hl = ((i64)b * p.H + h) * p.L;
         float rowPart[4] = {};
 #pragma unroll
@@ -525,6 +650,10 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
             int t = tBase + 4 * ty + i;
             if (tx == 0 && t < t1) p.diagParts[(hl + t) * qt + sTile] = r;
         }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[i][j] = 0.f;   // the next head's
     }
     float* out = p.dcb + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
 #pragma unroll
@@ -549,8 +678,10 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(cons
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < CN; j++) accOff[i][j] = accDiag[i][j] = 0.f;
-    mix_off<MODE, CN>(p, b, h, c, tBase, 0, MODE == MODE_FWD ? accDiag : accOff, sm);   // FWD: off_t folded in, one accumulator
+    mix_off<MODE, CN>(p, b, h, h + 1, c, tBase, 0, MODE == MODE_FWD ? accDiag : accOff, sm);   // FWD: off_t folded in, one accumulator
     if (MODE != MODE_BF) mix_diag<MODE, CN>(p, b, h, c, tBase, 0, accDiag, sm);   // BF's in-chunk sum comes from ssd_dcb
+    if (MODE != MODE_FWD) mix_rows<CN>(accOff, sm);
+    if (MODE != MODE_BF) mix_rows<CN>(accDiag, sm);
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, g = h / (p.H / p.G);
     float d = p.D ? p.D[h] : 0.f;
     i64 hl = (i64)bh * p.L;
@@ -619,8 +750,9 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(con
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < CN; j++) total[i][j] = 0.f;
-    for (int h = g * heads; h < (g + 1) * heads; h++) mix_off<MODE, CN>(p, b, h, c, tBase, j0, total, sm);   // row factors folded in
+    mix_off<MODE, CN>(p, b, g * heads, (g + 1) * heads, c, tBase, j0, total, sm);   // row factors folded in
     mix_diag<MODE, CN>(p, b, g * heads, c, tBase, j0, total, sm);   // the group's dCB
+    mix_rows<CN>(total, sm);
     float* out = MODE == MODE_DB ? p.dB : p.dC;
 #pragma unroll
     for (int i = 0; i < 4; i++)

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-# Off-line check of the index math in the ssd-tensor-cores-*.patch files (no GPU): mix_product's fragment reads for every staging
-# layout (A as [k][rows] or [rows][k], B as [k][cols] or [cols][k], with the patch's strides), the mma.m16n8k8 tf32
+# Off-line check of the index math of ssd_scan.cu's tensor-core products (no GPU): mix_product's fragment reads for every staging
+# layout (A as [k][rows] or [rows][k], B as [k][cols] or [cols][k], with the kernel's strides), the mma.m16n8k8 tf32
 # fragment layout as the PTX ISA gives it (A 16x8: a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); B 8x8: b0 (t, g),
 # b1 (t+4, g); D 16x8: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1); lane = 4g + t), the per-lane row scales, and mix_rows'
 # two-pass trip through shared memory back to the epilogues' rows (thread = 16 ty + tx: rows 4 ty + i, columns
 # 4 tx + 64 q + jj). Each warp's tile product is done exactly (float64), so this checks where values go, not rounding.
 # Also counts shared-memory bank conflicts of the fragment reads (32 banks of 4 bytes).
-#   python3 docs/pending/ssd_mma_layout_check.py        (numpy)
+#   python3 scripts/cuda-emulation/ssd_mma_layout_check.py        (numpy)
 import numpy as np
 
 def check(CN, a_rows, b_cols):
