@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine from the checkout root (scripts/gpu-pack.sh .device; carry [".device", ".anchors"]): the SSD scan
 # (issue 19 target 5) in one call — its GPU tests (CudaSsdScanTests, or the classes in CLASSES), mamba_ssm's Triton SSD timed (scripts/ssd_anchor.py)
-# then ours (bench cuda-ssd, with the ratios), our kernels' times under Nsight Compute (one forward, one backward) and
+# then ours (bench cuda-ssd, with the ratios; BASE_TESTS=1 runs the test classes on each carried base build too), our kernels' times under Nsight Compute (one forward, one backward) and
 # mamba_ssm's by torch.profiler (scripts/ssd_anchor_profile.py; PROFILE=0 leaves it out), all on the same card. SECTIONS=1 adds ncu's main sections
 # of each of our kernels (occupancy, throughput, stalls) to $OUT/ncu-ssd-sections.txt.
 . "$(dirname "$0")/gpu-env.sh" && gpu_measuring
@@ -28,6 +28,15 @@ for d in "$gpu_pack"/base*/; do
   for f in "$gpu_pack"/Mamba4.Bench/*; do [ -e "$d/$(basename "$f")" ] || ln -s "../Mamba4.Bench/$(basename "$f")" "$d/"; done
   bases+=("$d")
 done
+if [ "${BASE_TESTS:-0}" = 1 ]; then   # the same test classes on each base build: a copy of the tests with its Mamba4.dll
+  for d in "${bases[@]}"; do
+    rm -rf "$d/tests" && cp -r "$gpu_pack/Mamba4.Tests" "$d/tests" && cp "$d/Mamba4.dll" "$d/tests/Mamba4.dll"
+    for c in ${CLASSES:-CudaSsdScanTests}; do
+      timeout 200 "$d/tests/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$gpu_out/t.log" 2>&1
+      echo "$(basename "$d") $c rc=$?: $(grep -E 'Total:' "$gpu_out/t.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/t.log" | head -20
+    done
+  done
+fi
 for run in $(seq "${ROUNDS:-2}"); do   # ROUNDS=1: one of each
   for d in "${bases[@]}"; do
     echo "-- base build $(basename "$d") (run $run)"; MAMBA4_DEVICE=cuda timeout 120 dotnet "$d/Mamba4.Bench.dll" cuda-ssd 2>&1 | grep -E "^\| [0-9]|registers"
@@ -37,9 +46,14 @@ for run in $(seq "${ROUNDS:-2}"); do   # ROUNDS=1: one of each
 done
 echo "[$SECONDS s] ours under ncu"
 # cuda-ssd runs 23 forwards (5 kernels each) then 23 backwards (12): skip to the last forward and the first backward
-timeout 200 "$ncu" -k regex:ssd_ --launch-skip 110 --launch-count 17 --metrics gpu__time_duration.sum --cache-control all \
-  --clock-control none --csv --print-units base --print-kernel-base function dotnet "$gpu_bench" cuda-ssd > "$gpu_out/ncu-ssd.csv" 2> "$gpu_out/ncu-ssd.err"
-python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-ssd.csv" 30 || tail -5 "$gpu_out/ncu-ssd.err"
+# NCU_BASES=1: each carried base build's kernels too
+targets=("$gpu_bench"); [ "${NCU_BASES:-0}" = 1 ] && for d in "${bases[@]}"; do targets+=("$d/Mamba4.Bench.dll"); done
+for bench in "${targets[@]}"; do
+  name=$(basename "$(dirname "$bench")"); [ "$bench" = "$gpu_bench" ] && name=ssd || echo "-- base build $name"
+  timeout 200 "$ncu" -k regex:ssd_ --launch-skip 110 --launch-count 17 --metrics gpu__time_duration.sum --cache-control all \
+    --clock-control none --csv --print-units base --print-kernel-base function dotnet "$bench" cuda-ssd > "$gpu_out/ncu-$name.csv" 2> "$gpu_out/ncu-$name.err"
+  python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-$name.csv" 30 || tail -5 "$gpu_out/ncu-$name.err"
+done
 if [ "${SECTIONS:-0}" = 1 ]; then
   timeout 240 "$ncu" -k regex:ssd_ --launch-skip 110 --launch-count 17 --section SpeedOfLight --section Occupancy \
     --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \

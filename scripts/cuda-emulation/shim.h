@@ -16,6 +16,8 @@ inline thread_local uint3_ threadIdx, blockIdx;
 inline dim3_ blockDim, gridDim;
 struct float4 { float x, y, z, w; };
 inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+struct float2 { float x, y; };
+inline float2 make_float2(float a, float b) { return {a, b}; }
 #define __global__
 #define __device__
 #define __forceinline__ inline
