@@ -32,7 +32,7 @@ int main(int argc, char** argv)
     p.y = buf<float>(bl * H * P, nan); p.lastState = buf<float>((size_t)b * H * P * N, nan);
     p.dtp = buf<float>(steps, nan); p.cum = buf<double>(steps, nan); p.states = buf<float>(states, nan);
     p.cbm = buf<float>(mats, nan);
-    int cnP = P <= 64 ? 4 : 8, cnN = N <= 64 ? 4 : 8, colBlocks = (N + 16 * cnN - 1) / (16 * cnN);
+    int cnP = P <= 64 ? 4 : 8, colBlocks = (N + 63) / 64;   // db, dc: N in blocks of 64
     // forward (CudaBackend.SsdScan.cs's order and grids)
     auto chunkStates = [&] {
         launch({cdiv(32L * b * chunks * H, 256), 1, 1}, [&] { ssd_dt_cumsum(p); });
@@ -61,8 +61,8 @@ int main(int argc, char** argv)
     launch({(unsigned)rowTiles, (unsigned)chunks, (unsigned)(b * H)}, [&] { if (cnP == 4) ssd_mix_bx_c4(p); else ssd_mix_bx_c8(p); });
     p.dcb = buf<float>(mats, nan); p.diagParts = buf<float>(steps * rowTiles, nan);
     launch({(unsigned)(rowTiles * rowTiles), (unsigned)chunks, (unsigned)(b * G)}, [&] { ssd_dcb(p); });
-    launch({(unsigned)(rowTiles * colBlocks), (unsigned)chunks, (unsigned)(b * G)}, [&] { if (cnN == 4) ssd_mix_db_c4(p); else ssd_mix_db_c8(p); });
-    launch({(unsigned)(rowTiles * colBlocks), (unsigned)chunks, (unsigned)(b * G)}, [&] { if (cnN == 4) ssd_mix_dc_c4(p); else ssd_mix_dc_c8(p); });
+    launch({(unsigned)(rowTiles * colBlocks), (unsigned)chunks, (unsigned)(b * G)}, [&] { ssd_mix_db_c4(p); });
+    launch({(unsigned)(rowTiles * colBlocks), (unsigned)chunks, (unsigned)(b * G)}, [&] { ssd_mix_dc_c4(p); });
     launch({cdiv(32L * streamChunks, 256), 1, 1}, [&] { ssd_finalize(p); });
     launch({cdiv(H, 256), 1, 1}, [&] { ssd_reduce(p); });
     dump(p.dx, bl * H * P); dump(p.ddt, bl * H); dump(p.dA, H); dump(p.dB, bl * G * N); dump(p.dC, bl * G * N); dump(plain ? zeros : p.dD, H); dump(plain ? zeros : p.dDtBias, H);

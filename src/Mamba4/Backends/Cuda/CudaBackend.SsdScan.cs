@@ -24,11 +24,11 @@ public sealed unsafe partial class CudaBackend
         public int Batch, L, H, P, G, N, Chunk, Chunks, Softplus, Tiles;
     }
 
-    /// <summary>ssd_scan.cu's chunk kernels hold all P columns in one block (up to 128) and N in blocks of up to 128.</summary>
+    /// <summary>ssd_scan.cu's chunk kernels hold all P columns in one block (up to 128) and N in blocks of 64.</summary>
     private const int SsdMaxHeadDim = 128, SsdMaxStateSize = 256, SsdBlock = 256;
 
-    /// <summary>The chunk kernel of a mode (fwd, bf, bx over P columns; db, dc over N) for <paramref name="columns"/> columns:
-    /// 16 threads of 4 (up to 64 columns) or 8 (up to 128, and blocks of 128 beyond) across.</summary>
+    /// <summary>The chunk kernel of a mode over P columns (fwd, bf, bx) for <paramref name="columns"/> columns: 16 threads of
+    /// 4 (up to 64 columns) or 8 (up to 128) across.</summary>
     internal static string SsdMixKernel(string mode, int columns) => $"ssd_mix_{mode}_c{SsdMixColumnsPerThread(columns)}";
 
     private static int SsdMixColumnsPerThread(int columns) => columns <= 64 ? 4 : 8;
@@ -150,9 +150,10 @@ public sealed unsafe partial class CudaBackend
             p.Dcb = SsdScratch(scratch, SsdChunkMatrixFloats(p));
             p.DiagParts = SsdScratch(scratch, (long)p.Batch * p.H * p.L * qt);
             Launch(file, Kernels.SsdScan.SsdDcb, new Dim3((uint)(qt * qt), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
-            int columnBlocks = (p.N + 16 * SsdMixColumnsPerThread(p.N) - 1) / (16 * SsdMixColumnsPerThread(p.N));
-            Launch(file, SsdMixKernel("db", p.N), SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
-            Launch(file, SsdMixKernel("dc", p.N), SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
+            // N in blocks of 64 columns: twice the blocks of 128, and half the registers (128 columns held 255 and spilled)
+            int columnBlocks = (p.N + 63) / 64;
+            Launch(file, "ssd_mix_db_c4", SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
+            Launch(file, "ssd_mix_dc_c4", SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
             // ddt, and dA, dD, dDtBias by chunk, then by head
             Launch(file, Kernels.SsdScan.SsdFinalize, GridFor(32 * streamChunks), SsdBlock, 0, p);   // a warp per (b, c, h)
             Launch(file, Kernels.SsdScan.SsdReduce, GridFor(p.H), SsdBlock, 0, p);

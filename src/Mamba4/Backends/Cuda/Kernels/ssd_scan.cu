@@ -99,12 +99,15 @@ extern "C" __global__ void ssd_dt_cumsum(SsdParams p)
 }
 
 // ---- products on the tensor cores, F32-accurate by the 3xTF32 split ----
-// a = hi + lo with hi = tf32(a), lo = tf32(a − hi); a·b ≈ hi_a·hi_b + hi_a·lo_b + lo_a·hi_b (the dropped lo_a·lo_b is ~2⁻²²
-// of a·b): F32 accuracy from TF32 mma (TF32 alone, as mamba_ssm's tl.dot, is ~1e-3 relative; the tests ask 1e-5).
+// a = hi + lo with hi = a rounded to TF32's 10 mantissa bits, lo = a − hi (exact in F32, |lo| ≤ 2⁻¹¹|a|), which the mma reads
+// truncated to its top 19 bits; a·b ≈ hi_a·hi_b + hi_a·lo_b + lo_a·hi_b, each term's error ≤ ~2⁻²¹ of a·b: F32 accuracy from
+// TF32 mma (TF32 alone, as mamba_ssm's tl.dot, is ~1e-3 relative; the tests ask 1e-5). hi by integer arithmetic (round half
+// away from zero, as cvt.rna.tf32, which compiles to four instructions with its ±∞/NaN check; two here): the split is most
+// of the product's instructions. An input of ±∞ gives NaN (∞ − ∞ in lo) where F32 FMA would give ±∞.
 __device__ __forceinline__ void tf32_split(float v, unsigned& hi, unsigned& lo)
 {
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(hi) : "f"(v));
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(lo) : "f"(v - __uint_as_float(hi)));
+    hi = (__float_as_uint(v) + 0x1000u) & 0xffffe000u;
+    lo = __float_as_uint(v - __uint_as_float(hi));
 }
 
 // d += a·b for one 16 × 8 tile over 8 k (mma.m16n8k8; lane = 4·g + t: a = (g, t), (g + 8, t), (g, t + 4), (g + 8, t + 4);
@@ -212,13 +215,18 @@ template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams&
     const float* dtp = p.dtp + (i64)bh * p.L;
     double cumEnd = cum[t1 - 1];
     float acc[4][4] = {}, v1[8], v2[8];   // v1, v2: the next 32 steps' loads, issued before the product of the last
+    // element i of a thread: step s0 + r0 + 4·i, column j (the loads as a base pointer and a stride: few address instructions)
+    int r0 = threadIdx.x / SSD_TILE, j = threadIdx.x % SSD_TILE;
+    bool in1 = p0 + j < p.P, in2 = n0 + j < p.N;
     auto fetch = [&](int s0) {
+        const float* a1 = z1 + (i64)(s0 + r0) * z1Row + p0 + j;
+        const float* a2 = z2 + (i64)(s0 + r0) * z2Row + n0 + j;
 #pragma unroll
         for (int i = 0; i < 8; i++)
         {
-            int k = threadIdx.x + 256 * i, r = k / SSD_TILE, j = k % SSD_TILE, t = s0 + r;
-            v1[i] = t < t1 && p0 + j < p.P ? z1[t * z1Row + p0 + j] : 0.f;
-            v2[i] = t < t1 && n0 + j < p.N ? z2[t * z2Row + n0 + j] : 0.f;
+            bool t = s0 + r0 + 4 * i < t1;
+            v1[i] = t && in1 ? a1[4 * i * z1Row] : 0.f;
+            v2[i] = t && in2 ? a2[4 * i * z2Row] : 0.f;
         }
     };
     fetch(t0);
@@ -437,19 +445,24 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_off(const SsdPar
         const float* V = MODE == MODE_BX ? p.B : MODE == MODE_DB ? p.x : MODE == MODE_DC ? p.dy : p.C;
         V += headV ? ((i64)b * p.L * p.H + h) * p.P : ((i64)b * p.L * p.G + g) * p.N;
         const float* S = (MODE == MODE_BX || MODE == MODE_DB ? p.rstates : p.states) + (((i64)b * p.chunks + c) * p.H + h) * p.P * p.N;
+        // element i of a thread: row r0 + 8·i, k = lane (V); S likewise (or, headV, k r0' + (256/COLS)·i, column j'): a base
+        // pointer and a stride each, so that the loads take few address instructions
+        int r0 = threadIdx.x >> 5, k = threadIdx.x & 31;
+        const float* va0 = V + (i64)(tBase + r0) * vRow + k0 + k;
 #pragma unroll
-        for (int i = 0; i < AN; i++)
+        for (int i = 0; i < AN; i++) va[i] = tBase + r0 + 8 * i < t1 && k0 + k < K ? va0[8 * i * vRow] : 0.f;
+        if (headV)   // S[k, j]: j contiguous
         {
-            int e = threadIdx.x + 256 * i, r = e >> 5, k = e & 31, t = tBase + r;
-            va[i] = t < t1 && k0 + k < K ? V[t * vRow + k0 + k] : 0.f;
+            int kb = threadIdx.x / COLS, j = threadIdx.x % COLS;
+            const float* sb0 = S + (i64)(k0 + kb) * p.N + j0 + j;
+#pragma unroll
+            for (int i = 0; i < BN; i++) sb[i] = j0 + j < J && k0 + kb + 256 / COLS * i < K ? sb0[(i64)(256 / COLS * i) * p.N] : 0.f;
         }
-#pragma unroll
-        for (int i = 0; i < BN; i++)
+        else         // S[j, k]: k contiguous
         {
-            int e = threadIdx.x + 256 * i, j, k;
-            if (headV) { j = e % COLS; k = e / COLS; }   // S[k, j]: j contiguous
-            else { j = e >> 5; k = e & 31; }             // S[j, k]: k contiguous
-            sb[i] = j0 + j < J && k0 + k < K ? (headV ? S[(i64)(k0 + k) * p.N + j0 + j] : S[(i64)(j0 + j) * p.N + k0 + k]) : 0.f;
+            const float* sb0 = S + (i64)(j0 + r0) * p.N + k0 + k;
+#pragma unroll
+            for (int i = 0; i < BN; i++) sb[i] = j0 + r0 + 8 * i < J && k0 + k < K ? sb0[(i64)(8 * i) * p.N] : 0.f;
         }
     };
     auto rowScale = [&](int h, int r) {
@@ -526,11 +539,12 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
                 m[q][i] = in ? (transposed ? mat[(i64)(sl + q) * qp + tl + i] : mat[(i64)(tl + i) * qp + sl + q]) : 0.f;
             }
         }
+        int r0 = threadIdx.x / COLS, j = threadIdx.x % COLS;   // element i: step s0 + r0 + (256/COLS)·i, column j
+        const float* z0 = Z + (i64)(s0 + r0) * zRow + j0 + j;
 #pragma unroll
         for (int i = 0; i < BN; i++)
         {
-            int e = threadIdx.x + 256 * i, r = e / COLS, j = e % COLS, sr = s0 + r;
-            z[i] = sr < t1 && j0 + j < J ? Z[sr * zRow + j0 + j] : 0.f;
+            z[i] = s0 + r0 + 256 / COLS * i < t1 && j0 + j < J ? z0[256 / COLS * i * zRow] : 0.f;
         }
     };
     if (sBegin < sEnd) fetch(sBegin);
@@ -595,15 +609,15 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
     float dyv[8], xv[8];
     auto fetch = [&](int stage) {
         int h = g * heads + stage / kStages, k0 = stage % kStages * 32;
-        const float* dy = p.dy + ((i64)b * p.L * p.H + h) * p.P;
-        const float* x = p.x + ((i64)b * p.L * p.H + h) * p.P;
+        int r0 = threadIdx.x >> 5, k = threadIdx.x & 31;   // element i: row r0 + 8·i, k = lane
+        bool kin = k0 + k < p.P;
+        const float* dy = p.dy + ((i64)b * p.L * p.H + h) * p.P + (tBase + r0) * headRow + k0 + k;
+        const float* x = p.x + ((i64)b * p.L * p.H + h) * p.P + (sBase + r0) * headRow + k0 + k;
 #pragma unroll
         for (int i = 0; i < 8; i++)
         {
-            int e = threadIdx.x + 256 * i, r = e >> 5, k = e & 31, t = tBase + r, s = sBase + r;
-            bool kin = k0 + k < p.P;
-            dyv[i] = t < t1 && kin ? dy[t * headRow + k0 + k] : 0.f;
-            xv[i] = s < t1 && kin ? x[s * headRow + k0 + k] : 0.f;
+            dyv[i] = tBase + r0 + 8 * i < t1 && kin ? dy[8 * i * headRow] : 0.f;
+            xv[i] = sBase + r0 + 8 * i < t1 && kin ? x[8 * i * headRow] : 0.f;
         }
     };
     fetch(0);
@@ -771,7 +785,7 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(con
     }
 }
 
-// Kernels ssd_mix_{fwd,bf,bx,db,dc}_c{4,8}: CN = 4 for up to 64 columns (P for fwd, bf, bx; a block of N for db, dc), 8 for 128.
+// Kernels ssd_mix_{fwd,bf,bx}_c{4,8}: CN = 4 for up to 64 of P columns, 8 for 128; ssd_mix_{db,dc}_c4: N in blocks of 64 columns.
 #define SSD_MIX_HEAD(name, MODE, CN) \
     extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_c##CN(SsdParams p) { mix_head_kernel<MODE, CN>(p); }
 #define SSD_MIX_GROUP(name, MODE, CN) \
@@ -779,8 +793,8 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(con
 SSD_MIX_HEAD(fwd, MODE_FWD, 4) SSD_MIX_HEAD(fwd, MODE_FWD, 8)
 SSD_MIX_HEAD(bf, MODE_BF, 4) SSD_MIX_HEAD(bf, MODE_BF, 8)
 SSD_MIX_HEAD(bx, MODE_BX, 4) SSD_MIX_HEAD(bx, MODE_BX, 8)
-SSD_MIX_GROUP(db, MODE_DB, 4) SSD_MIX_GROUP(db, MODE_DB, 8)
-SSD_MIX_GROUP(dc, MODE_DC, 4) SSD_MIX_GROUP(dc, MODE_DC, 8)
+SSD_MIX_GROUP(db, MODE_DB, 4)
+SSD_MIX_GROUP(dc, MODE_DC, 4)
 
 // ∂loss/∂a_t within each chunk from the per-step scalars (header comment), then ddt through the clamp and softplus;
 // dA, dD, dDtBias of the chunk into partials. A warp per (b, c, h): each lane sums its segment of steps, warp scans give
