@@ -2,13 +2,40 @@
 # Compile-checks the CUDA kernels without a GPU: each Kernels/*.cu with common.cuh prepended (as CudaCompiler does), for
 # sm_90 with CudaCompiler's options, by whatever NVRTC this machine has (NVRTC 11.8 on the development machine: the
 # GPU machine's 13.0 may accept more, so this finds errors, it does not prove a kernel right). No GPU and no driver needed.
-#   python3 scripts/nvrtc-check.py [FILE.cu ...] [--ptx DIR]      (default: every kernel file; --ptx writes each file's PTX,
-#                                                                  e.g. to compare two versions of a kernel instruction for instruction)
-import ctypes, glob, os, sys
+#   python3 scripts/nvrtc-check.py [FILE.cu ...] [--ptx DIR] [--regs]   (default: every kernel file; --ptx writes each file's PTX,
+#       e.g. to compare two versions of a kernel instruction for instruction; --regs lists each kernel's registers and stack
+#       frame (spills) from the sm_90 cubin — this NVRTC's ptxas, which may allocate a few registers apart from the driver's)
+import ctypes, glob, os, struct, sys
 kernels = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "Mamba4", "Backends", "Cuda", "Kernels")
 args, ptx_dir = sys.argv[1:], None
 if "--ptx" in args:
     i = args.index("--ptx"); ptx_dir = args[i + 1]; del args[i:i + 2]; os.makedirs(ptx_dir, exist_ok=True)
+regs = "--regs" in args
+if regs: args.remove("--regs")
+
+def kernel_resources(elf):
+    """(kernel, registers, frame bytes) of each kernel in a CUDA ELF, from .nv.info's EIATTR_REGCOUNT (0x2f) and
+    EIATTR_FRAME_SIZE (0x11) entries (format 4: u16 size, then u32 symbol index, u32 value)."""
+    shoff, = struct.unpack_from("<Q", elf, 0x28); shentsize, shnum, shstrndx = struct.unpack_from("<HHH", elf, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize) for i in range(shnum)]
+    cstr = lambda at: elf[at:elf.index(b"\0", at)].decode()
+    name = lambda sec: cstr(sections[shstrndx][4] + sec[0])
+    symtab = next(sec for sec in sections if name(sec) == ".symtab")
+    symbol = lambda i: cstr(sections[symtab[6]][4] + struct.unpack_from("<I", elf, symtab[4] + 24 * i)[0])
+    info = next(sec for sec in sections if name(sec) == ".nv.info")
+    data, i, found = elf[info[4]:info[4] + info[5]], 0, {}
+    while i < len(data):
+        fmt, attr = data[i], data[i + 1]
+        if fmt == 4:
+            size, = struct.unpack_from("<H", data, i + 2)
+            if attr in (0x2F, 0x11) and size == 8:
+                index, value = struct.unpack_from("<II", data, i + 4)
+                found.setdefault(symbol(index), {})[attr] = value
+            i += 4 + size
+        else:
+            i += {3: 4, 2: 3}.get(fmt, 2)
+    return [(k, v.get(0x2F, 0), v.get(0x11, 0)) for k, v in found.items() if 0x2F in v]
+
 libs = sorted(glob.glob("/usr/local/cuda/lib64/libnvrtc.so*") + glob.glob("/usr/lib/x86_64-linux-gnu/libnvrtc.so*"))
 libs = [l for l in libs if "builtins" not in l]
 if not libs: sys.exit("nvrtc-check: no libnvrtc found (Debian: add \"contrib non-free\" to the Components of /etc/apt/sources.list.d/debian.sources, then apt-get install libnvrtc11.2; or a CUDA toolkit)")
@@ -28,6 +55,9 @@ for name in files:
     text = log.value.decode().strip()
     print(f"{name}: {'ok' if rc == 0 else 'FAILED'}" + (f"\n{text}" if text else ""))
     failed += rc != 0
+    if rc == 0 and regs:
+        nvrtc.nvrtcGetCUBINSize(prog, ctypes.byref(size)); buf = ctypes.create_string_buffer(size.value); nvrtc.nvrtcGetCUBIN(prog, buf)
+        for kernel, r, frame in sorted(kernel_resources(buf.raw)): print(f"  {kernel}: {r} registers, {frame} B stack frame")
     if rc == 0 and ptx_dir:
         nvrtc.nvrtcGetPTXSize(prog, ctypes.byref(size)); buf = ctypes.create_string_buffer(size.value); nvrtc.nvrtcGetPTX(prog, buf)
         open(os.path.join(ptx_dir, name.replace(".cu", ".ptx")), "w").write(buf.value.decode())
