@@ -59,7 +59,7 @@ int main(int argc, char** argv)
     launch({(unsigned)p.tiles, (unsigned)(b * H), 1}, [&] { ssd_state_passing_backward(p); });
     launch({(unsigned)rowTiles, (unsigned)chunks, (unsigned)(b * H)}, [&] { if (cnP == 4) ssd_mix_bf_c4(p); else ssd_mix_bf_c8(p); });
     launch({(unsigned)rowTiles, (unsigned)chunks, (unsigned)(b * H)}, [&] { if (cnP == 4) ssd_mix_bx_c4(p); else ssd_mix_bx_c8(p); });
-    p.dcb = buf<float>(mats, nan); p.diagParts = buf<float>(steps * rowTiles, nan);
+    p.dcb = buf<float>(mats, nan); p.diagParts = buf<float>(steps * 2 * rowTiles, nan);
     launch({(unsigned)(rowTiles * rowTiles), (unsigned)chunks, (unsigned)(b * G)}, [&] { ssd_dcb(p); });
     launch({(unsigned)(rowTiles * colBlocks), (unsigned)chunks, (unsigned)(b * G)}, [&] { ssd_mix_db_c4(p); });
     launch({(unsigned)(rowTiles * colBlocks), (unsigned)chunks, (unsigned)(b * G)}, [&] { ssd_mix_dc_c4(p); });

@@ -148,7 +148,7 @@ public sealed unsafe partial class CudaBackend
             // group's diagonal part
             int qt = SsdRowTiles(p);
             p.Dcb = SsdScratch(scratch, SsdChunkMatrixFloats(p));
-            p.DiagParts = SsdScratch(scratch, (long)p.Batch * p.H * p.L * qt);
+            p.DiagParts = SsdScratch(scratch, (long)p.Batch * p.H * p.L * 2 * qt);   // by 32 steps of s
             Launch(file, Kernels.SsdScan.SsdDcb, new Dim3((uint)(qt * qt), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
             // N in blocks of 64 columns: twice the blocks of 128, and half the registers (128 columns held 255 and spilled)
             int columnBlocks = (p.N + 63) / 64;

@@ -35,7 +35,7 @@ struct SsdParams
     float *partials;         // [3][b, H, chunks]: dA, dD, dDtBias of each chunk
     float *cbm;              // [b, chunks, G, Qp, Qp]: C_t·B_s within each chunk (Qp = chunk rounded up to 64), shared by the group's heads
     float *dcb;              // [b, chunks, G, Qp, Qp]: the backward's ∂loss/∂(C_t·B_s), summed over the group's heads (ssd_dcb)
-    float *diagParts;        // [b, H, L, ⌈chunk/64⌉]: dy_t·y_diag_t without s = t, by 64-step tile of s (ssd_dcb; summed in ssd_finalize)
+    float *diagParts;        // [b, H, L, 2⌈chunk/64⌉]: dy_t·y_diag_t without s = t, by 32 steps of s (ssd_dcb; summed in ssd_finalize)
     float *dx, *ddt, *dA, *dB, *dC, *dD, *dDtBias;
     float dtMin, dtMax;
     int batch, L, H, P, G, N, chunk, chunks, softplus, tiles;
@@ -261,8 +261,8 @@ template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams&
         }
 }
 
-extern "C" __global__ void __launch_bounds__(256) ssd_chunk_state(SsdParams p) { chunk_state<0>(p); }
-extern "C" __global__ void __launch_bounds__(256) ssd_chunk_dstate(SsdParams p) { chunk_state<1>(p); }
+extern "C" __global__ void __launch_bounds__(256, 3) ssd_chunk_state(SsdParams p) { chunk_state<0>(p); }
+extern "C" __global__ void __launch_bounds__(256, 3) ssd_chunk_dstate(SsdParams p) { chunk_state<1>(p); }
 
 // X_c → S0_c in place (chunk order), the last state after the final chunk; a thread per (b, h, state element), which loads
 // SSD_PASS chunks' values before their serial part (one memory round trip per SSD_PASS chunks, not one per chunk).
@@ -579,10 +579,20 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
 
 // dCB[t, s] = Σ_{h in group} exp(cum_t − cum_s)·dt_s·(dy_t·x_s) for s ≤ t within each chunk (∂loss/∂(C_t·B_s) of the diagonal
 // part; zero above the diagonal within the tiles written), for the group's dB and dC (mix_diag of DB and DC). Grid (⌈chunk/64⌉²
-// tile pairs, chunks, b·G), tiles of 64 × 64 with s-tile ≤ t-tile, each thread 4 t × 4 s, the product over P staged 32 at a time.
-// Each head's terms M_h[t, s] = exp(cum_t − cum_s)·dt_s·(dy_t·x_s)·(C_t·B_s) summed over s < t of the tile give dy_t·y_diag_t
-// (without s = t) by s-tile: diagParts, summed in order by ssd_finalize.
-extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
+// tile pairs, chunks, b·G), tiles of 64 × 64 with s-tile ≤ t-tile, the product over P staged 32 at a time (mix_product).
+// Each head's factors exp(cum_t − cum_s)·dt_s are applied in the product's own register layout (no mix_rows a head): a lane
+// holds rows r0, r0 + 8 and columns c0 + 8·n + {0, 1} of the tile (dcb_element). The group's running sums live in shared
+// memory and C·B is read from L1 by each head, so that two blocks fit a multiprocessor (with all in registers: ~175, one).
+// Each head's terms M_h[t, s] = exp(cum_t − cum_s)·dt_s·(dy_t·x_s)·(C_t·B_s) summed over s < t of half a tile give dy_t·y_diag_t
+// (without s = t) by 32-step part of s: diagParts, summed in order by ssd_finalize.
+__device__ __forceinline__ void dcb_element(int r, int n, int& row, int& col)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    row = mix_row_of() + 8 * (r >> 1);
+    col = 32 * (warp >> 2) + 2 * (lane & 3) + 8 * n + (r & 1);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2) ssd_dcb(SsdParams p)
 {
     __shared__ float4 sm4[2 * MIX_A / 4];
     float* As = reinterpret_cast<float*>(sm4);   // [64 t][MIX_LDK]: dy_t
@@ -591,19 +601,13 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
     int c = blockIdx.y, g = blockIdx.z % p.G, b = blockIdx.z / p.G, heads = p.H / p.G;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + 64 * tTile, sBase = t0 + 64 * sTile;
     if (sTile > tTile || tBase >= t1) return;   // uniform over the block
-    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     i64 headRow = (i64)p.H * p.P;
     int qp = SSD_QP(p);
-    const float* cbm = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
-    float cb[4][4], total[4][4] = {};   // C_t·B_s (ssd_bmm) where s < t, read once for the group's heads
+    const float* cbm = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;   // C_t·B_s (ssd_bmm), read by each head (L1)
+    // the group's sum so far, [4·r + n][thread]: in shared memory, not registers, so that two blocks fit a multiprocessor
+    __shared__ float total[16][256];
 #pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-        {
-            int t = tBase + 4 * ty + i, s = sBase + 4 * tx + j;
-            cb[i][j] = t < t1 && s < t ? cbm[(i64)(64 * tTile + 4 * ty + i) * qp + 64 * sTile + 4 * tx + j] : 0.f;
-        }
+    for (int e = 0; e < 16; e++) total[e][threadIdx.x] = 0.f;
     // stages (head, 32 of P) in one sequence, each stage's loads issued before the product of the stage before
     int kStages = (p.P + 31) / 32, stages = heads * kStages;
     float dyv[8], xv[8];
@@ -622,10 +626,11 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
     };
     fetch(0);
     float acc[4][4] = {};
+    int parts = 2 * qt, half = threadIdx.x >> 7;   // diagParts by 32 steps of s; warps 4..7 hold the tile's second half
     for (int stage = 0; stage < stages; stage++)
     {
         int h = g * heads + stage / kStages;
-        __syncthreads();   // the last stage's tiles (or mix_rows' rows) are read
+        __syncthreads();   // the last stage's tiles are read
 #pragma unroll
         for (int i = 0; i < 8; i++)
         {
@@ -637,43 +642,60 @@ extern "C" __global__ void __launch_bounds__(256) ssd_dcb(SsdParams p)
         if (stage + 1 < stages) fetch(stage + 1);
         mix_product<4, true, true>(As, MIX_LDK, Bs, MIX_LDK, acc);
         if ((stage + 1) % kStages) continue;
-        mix_rows<4>(acc, As);   // the head's products are done: its terms
+        // the head's products are done: its terms, in the accumulators' layout
         i64 hl = ((i64)b * p.H + h) * p.L;
-        float rowPart[4] = {};
+        double cumT[2];
+        float rowPart[2] = {};
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int q = 0; q < 2; q++)
         {
-            int s = sBase + 4 * tx + j;
-            if (s >= t1) continue;
-            double cumS = p.cum[hl + s];
-            float dtS = p.dtp[hl + s];
+            int t = tBase + mix_row_of() + 8 * q;
+            cumT[q] = t < t1 ? p.cum[hl + t] : 0.0;
+        }
 #pragma unroll
-            for (int i = 0; i < 4; i++)
+        for (int n = 0; n < 4; n++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
             {
-                int t = tBase + 4 * ty + i;
-                if (t >= t1 || s > t) continue;
-                float m = acc[i][j] * expf((float)(p.cum[hl + t] - cumS)) * dtS;
-                total[i][j] += m;
-                rowPart[i] += cb[i][j] * m;   // 0 where s = t
+                int row, col;
+                dcb_element(e, n, row, col);
+                int s = sBase + col;
+                double cumS = s < t1 ? p.cum[hl + s] : 0.0;
+                float dtS = s < t1 ? p.dtp[hl + s] : 0.f;
+#pragma unroll
+                for (int q = 0; q < 2; q++)
+                {
+                    int r = 2 * q + e, t = tBase + row + 8 * q;
+                    if (t >= t1 || s > t) continue;
+                    float m = acc[r][n] * expf((float)(cumT[q] - cumS)) * dtS;
+                    total[4 * r + n][threadIdx.x] += m;
+                    if (s < t) rowPart[q] += cbm[(i64)(t - t0) * qp + s - t0] * m;
+                }
             }
-        }
 #pragma unroll
-        for (int i = 0; i < 4; i++)
+        for (int q = 0; q < 2; q++)
         {
-            float r = row_sum16(rowPart[i]);
-            int t = tBase + 4 * ty + i;
-            if (tx == 0 && t < t1) p.diagParts[(hl + t) * qt + sTile] = r;
+            float v = rowPart[q];   // the row's sum over this warp's 32 columns: the lane's 8, then the quad's 4 lanes
+            v += __shfl_xor_sync(FULL_MASK, v, 1);
+            v += __shfl_xor_sync(FULL_MASK, v, 2);
+            int t = tBase + mix_row_of() + 8 * q;
+            if ((threadIdx.x & 3) == 0 && t < t1) p.diagParts[(hl + t) * parts + 2 * sTile + half] = v;
         }
 #pragma unroll
-        for (int i = 0; i < 4; i++)
+        for (int r = 0; r < 4; r++)
 #pragma unroll
-            for (int j = 0; j < 4; j++) acc[i][j] = 0.f;   // the next head's
+            for (int n = 0; n < 4; n++) acc[r][n] = 0.f;   // the next head's
     }
     float* out = p.dcb + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
 #pragma unroll
-    for (int i = 0; i < 4; i++)
-        *reinterpret_cast<float4*>(out + (i64)(64 * tTile + 4 * ty + i) * qp + 64 * sTile + 4 * tx) =
-            make_float4(total[i][0], total[i][1], total[i][2], total[i][3]);
+    for (int q = 0; q < 2; q++)
+#pragma unroll
+        for (int n = 0; n < 4; n++)
+        {
+            int row, col;
+            dcb_element(2 * q, n, row, col);
+            *reinterpret_cast<float2*>(out + (i64)(64 * tTile + row) * qp + 64 * sTile + col) = make_float2(total[8 * q + n][threadIdx.x], total[8 * q + 4 + n][threadIdx.x]);
+        }
 }
 
 // Grid (⌈chunk/64⌉, chunks, b·H); FWD writes y; BF writes scal[0] = dy·y_off (its in-chunk twin, dy·y_diag without s = t,
@@ -786,10 +808,12 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(con
 }
 
 // Kernels ssd_mix_{fwd,bf,bx}_c{4,8}: CN = 4 for up to 64 of P columns, 8 for 128; ssd_mix_{db,dc}_c4: N in blocks of 64 columns.
+// The 64-column kernels (and chunk_state) are held to 80 registers, 3 blocks a multiprocessor: issue-bound at 2 blocks, they ran
+// 3-10 % faster so on the H100 despite up to 24 B of spills (docs/cuda-kernel-notes.md, session 16).
 #define SSD_MIX_HEAD(name, MODE, CN) \
-    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_c##CN(SsdParams p) { mix_head_kernel<MODE, CN>(p); }
+    extern "C" __global__ void __launch_bounds__(256, (CN) == 4 ? 3 : 1) ssd_mix_##name##_c##CN(SsdParams p) { mix_head_kernel<MODE, CN>(p); }
 #define SSD_MIX_GROUP(name, MODE, CN) \
-    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_c##CN(SsdParams p) { mix_group_kernel<MODE, CN>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 3) ssd_mix_##name##_c##CN(SsdParams p) { mix_group_kernel<MODE, CN>(p); }
 SSD_MIX_HEAD(fwd, MODE_FWD, 4) SSD_MIX_HEAD(fwd, MODE_FWD, 8)
 SSD_MIX_HEAD(bf, MODE_BF, 4) SSD_MIX_HEAD(bf, MODE_BF, 8)
 SSD_MIX_HEAD(bx, MODE_BX, 4) SSD_MIX_HEAD(bx, MODE_BX, 8)
@@ -809,10 +833,10 @@ extern "C" __global__ void ssd_finalize(SsdParams p)
         int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), ta, te;
         lane_segment(t0, t1, lane, ta, te);
         const float *yOff = p.scal, *gxOff = p.scal + n, *gxDiag = p.scal + 2 * n, *dyx = p.scal + 3 * n, *cb = p.scal + 4 * n;
-        int qt = (p.chunk + 63) / 64;
-        auto yDiag = [&](int t) {   // dy_t·y_diag_t without s = t: ssd_dcb's parts by s-tile, in order
+        int parts = 2 * ((p.chunk + 63) / 64);
+        auto yDiag = [&](int t) {   // dy_t·y_diag_t without s = t: ssd_dcb's parts by 32 steps of s, in order
             float sum = 0.f;
-            for (int k = 0; k <= (t - t0) / 64; k++) sum += p.diagParts[(hl + t) * qt + k];
+            for (int k = 0; k <= (t - t0) / 32; k++) sum += p.diagParts[(hl + t) * parts + k];
             return sum;
         };
         // the running sums cancel (∂loss/∂a_t is small beside its terms): double
