@@ -33,7 +33,7 @@ if [ "${BASE_TESTS:-0}" = 1 ]; then   # the same test classes on each base build
     rm -rf "$d/tests" && cp -r "$gpu_pack/Mamba4.Tests" "$d/tests" && cp "$d/Mamba4.dll" "$d/tests/Mamba4.dll"
     for c in ${CLASSES:-CudaSsdScanTests}; do
       timeout 200 "$d/tests/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$gpu_out/t.log" 2>&1
-      echo "$(basename "$d") $c rc=$?: $(grep -E 'Total:' "$gpu_out/t.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/t.log" | head -20
+      rc=$?; echo "$(basename "$d") $c rc=$rc: $(grep -E 'Total:' "$gpu_out/t.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/t.log" | head -20
     done
   done
 fi

@@ -5,8 +5,10 @@
 # last state against a float64 recurrence (1e-5 of max |ref|), and — given a second version of ssd_scan.cu — every output
 # of that version against main's (1e-5 for y and the state, 1e-4 for the gradients; no NaN). It checks logic and index
 # math; it is no substitute for the GPU tests (the card's own rounding, timings, resources).
-#   bash scripts/cuda-emulation/ssd-check.sh                   main against the float64 recurrence
-#   bash scripts/cuda-emulation/ssd-check.sh OTHER_ssd_scan.cu that too, and main against that file (a kernel change)
+#   bash scripts/cuda-emulation/ssd-check.sh                   main's y and last state against the float64 recurrence
+#   bash scripts/cuda-emulation/ssd-check.sh OTHER_ssd_scan.cu that too, and every output of main, the gradients included,
+#                                                              against that file (a kernel change: the backward has no
+#                                                              float64 twin here, only the other version)
 # Needs g++ (C++20) and python3 with numpy; ~1 minute on two cores.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

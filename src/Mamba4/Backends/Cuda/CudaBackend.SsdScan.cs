@@ -5,7 +5,7 @@ namespace Mamba4.Backends.Cuda;
 
 // Mamba-2's SSD scan on CUDA (Ops/SsdScan.cs has the math; Kernels/ssd_scan.cu's header the chunked plan; the plain twin is
 // Cpu/SsdScanReference.cs). F32 tensors; scratch: dt, cum [b, H, L], the chunk-start states [b, chunks, H, P, N] (and in the
-// backward the gradient states of the same size, five per-step scalars [b, H, L] and a sum by 64-step tile [b, H, L, ⌈chunk/64⌉]), C·B within each chunk [b, chunks, G, Qp, Qp]
+// backward the gradient states of the same size, five per-step scalars [b, H, L] and a sum by 32 steps of s [b, H, L, 2⌈chunk/64⌉]), C·B within each chunk [b, chunks, G, Qp, Qp]
 // (and in the backward its gradient summed over the group's heads, of the same size):
 // nothing of size [b, L, H, P, N].
 public sealed unsafe partial class CudaBackend

@@ -808,12 +808,13 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(con
 }
 
 // Kernels ssd_mix_{fwd,bf,bx}_c{4,8}: CN = 4 for up to 64 of P columns, 8 for 128; ssd_mix_{db,dc}_c4: N in blocks of 64 columns.
-// The 64-column kernels (and chunk_state) are held to 80 registers, 3 blocks a multiprocessor: issue-bound at 2 blocks, they ran
-// 3-10 % faster so on the H100 despite up to 24 B of spills (docs/cuda-kernel-notes.md, session 16).
+// fwd, bf, bx of 64 columns and chunk_state are held to 80 registers, 3 blocks a multiprocessor: issue-bound at 2 blocks, bx and
+// fwd ran 9 and 7 % faster so on the H100 despite 16-24 B of spills (bf, chunk_state: no change; chunk_state needs no more
+// than 80 anyway). db and dc gained nothing from it (24 B spilled) and keep their registers (docs/cuda-kernel-notes.md).
 #define SSD_MIX_HEAD(name, MODE, CN) \
     extern "C" __global__ void __launch_bounds__(256, (CN) == 4 ? 3 : 1) ssd_mix_##name##_c##CN(SsdParams p) { mix_head_kernel<MODE, CN>(p); }
 #define SSD_MIX_GROUP(name, MODE, CN) \
-    extern "C" __global__ void __launch_bounds__(256, 3) ssd_mix_##name##_c##CN(SsdParams p) { mix_group_kernel<MODE, CN>(p); }
+    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_c##CN(SsdParams p) { mix_group_kernel<MODE, CN>(p); }
 SSD_MIX_HEAD(fwd, MODE_FWD, 4) SSD_MIX_HEAD(fwd, MODE_FWD, 8)
 SSD_MIX_HEAD(bf, MODE_BF, 4) SSD_MIX_HEAD(bf, MODE_BF, 8)
 SSD_MIX_HEAD(bx, MODE_BX, 4) SSD_MIX_HEAD(bx, MODE_BX, 8)
