@@ -6,11 +6,18 @@
 # of each of our kernels (occupancy, throughput, stalls) to $OUT/ncu-ssd-sections.txt.
 . "$(dirname "$0")/gpu-env.sh" && gpu_measuring
 ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
+# run_tests TESTS_DIR LABEL: the GPU test classes (CLASSES, e.g. "CudaSsdScanTests CudaModelTests": the Mamba-2 model against
+# transformers) of one build, each class's totals and failures printed, its log added to tests.log
+run_tests() {
+  for c in ${CLASSES:-CudaSsdScanTests}; do
+    timeout 200 "$1/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$gpu_out/t.log" 2>&1
+    local rc=$?
+    echo "$2$c rc=$rc: $(grep -E 'Total:' "$gpu_out/t.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/t.log" | head -20
+    cat "$gpu_out/t.log" >> "$gpu_out/tests.log"
+  done
+}
 echo "[$SECONDS s] tests"
-for c in ${CLASSES:-CudaSsdScanTests}; do   # e.g. CLASSES="CudaSsdScanTests CudaModelTests" (the Mamba-2 model against transformers)
-  timeout 200 "$gpu_pack/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$gpu_out/t.log" 2>&1
-  echo "$c rc=$?: $(grep -E 'Total:' "$gpu_out/t.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/t.log" | head -20; cat "$gpu_out/t.log" >> "$gpu_out/tests.log"
-done
+run_tests "$gpu_pack/Mamba4.Tests" ""
 echo "[$SECONDS s] mamba_ssm SSD (Triton), then ours"
 if [ -n "$gpu_anchors" ]; then
   timeout 240 python3 "$gpu_pack/ssd_anchor.py" "$gpu_anchors" > "$gpu_out/ssd-anchor.jsonl" 2> "$gpu_out/ssd-anchor.err" || tail -2 "$gpu_out/ssd-anchor.err"
@@ -31,10 +38,7 @@ done
 if [ "${BASE_TESTS:-0}" = 1 ]; then   # the same test classes on each base build: a copy of the tests with its Mamba4.dll
   for d in "${bases[@]}"; do
     rm -rf "$d/tests" && cp -r "$gpu_pack/Mamba4.Tests" "$d/tests" && cp "$d/Mamba4.dll" "$d/tests/Mamba4.dll"
-    for c in ${CLASSES:-CudaSsdScanTests}; do
-      timeout 200 "$d/tests/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$gpu_out/t.log" 2>&1
-      rc=$?; echo "$(basename "$d") $c rc=$rc: $(grep -E 'Total:' "$gpu_out/t.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/t.log" | head -20
-    done
+    run_tests "$d/tests" "$(basename "$d") "
   done
 fi
 for run in $(seq "${ROUNDS:-2}"); do   # ROUNDS=1: one of each
