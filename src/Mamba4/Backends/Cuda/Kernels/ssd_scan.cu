@@ -155,6 +155,13 @@ template <int CN, bool A_ROWS, bool B_COLS> __device__ __forceinline__ void mix_
 // The two rows of A this lane reads in mix_product (the second is the first + 8).
 __device__ __forceinline__ int mix_row_of() { return 16 * ((threadIdx.x >> 5) & 3) + ((threadIdx.x & 31) >> 2); }
 
+// Where mix_product's acc[r][n] of this lane lies in the 64 × 16·CN result: row, col.
+template <int CN> __device__ __forceinline__ void mma_element(int r, int n, int& row, int& col)
+{
+    row = mix_row_of() + 8 * (r >> 1);
+    col = (threadIdx.x >> 7) * 8 * CN + 8 * n + 2 * (threadIdx.x & 3) + (r & 1);
+}
+
 // An accumulator of mix_product to rows: afterwards acc[i][4q + jj] holds row 4·ty + i, column 4·tx + 64·q + jj (ty, tx =
 // thread / 16, thread % 16), as the epilogues read it. Through shared memory sm (32·(16·CN + 4) floats), 32 rows at a time;
 // the caller's staged tiles in sm must be read (the first barrier here sees to it) and sm is free again after the return
@@ -162,19 +169,22 @@ __device__ __forceinline__ int mix_row_of() { return 16 * ((threadIdx.x >> 5) & 
 template <int CN> __device__ __forceinline__ void mix_rows(float (&acc)[4][CN], float* sm)
 {
     constexpr int LD = 16 * CN + 4;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     float rows[4][CN];
 #pragma unroll
     for (int half = 0; half < 2; half++)
     {
         __syncthreads();   // sm is free
-        if ((warp & 3) >> 1 == half)
+        if ((threadIdx.x >> 6 & 1) == half)   // rows 32·half + [0, 32)
 #pragma unroll
             for (int n = 0; n < CN; n++)
 #pragma unroll
                 for (int r = 0; r < 4; r++)
-                    sm[(16 * (warp & 1) + g + 8 * (r >> 1)) * LD + (warp >> 2) * 8 * CN + 8 * n + 2 * t + (r & 1)] = acc[r][n];
+                {
+                    int row, col;
+                    mma_element<CN>(r, n, row, col);
+                    sm[(row - 32 * half) * LD + col] = acc[r][n];
+                }
         __syncthreads();
         if (ty >> 3 == half)
 #pragma unroll
@@ -581,17 +591,10 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
 // part; zero above the diagonal within the tiles written), for the group's dB and dC (mix_diag of DB and DC). Grid (⌈chunk/64⌉²
 // tile pairs, chunks, b·G), tiles of 64 × 64 with s-tile ≤ t-tile, the product over P staged 32 at a time (mix_product).
 // Each head's factors exp(cum_t − cum_s)·dt_s are applied in the product's own register layout (no mix_rows a head): a lane
-// holds rows r0, r0 + 8 and columns c0 + 8·n + {0, 1} of the tile (dcb_element). The group's running sums live in shared
+// holds rows r0, r0 + 8 and columns c0 + 8·n + {0, 1} of the tile (mma_element). The group's running sums live in shared
 // memory and C·B is read from L1 by each head, so that two blocks fit a multiprocessor (with all in registers: ~175, one).
 // Each head's terms M_h[t, s] = exp(cum_t − cum_s)·dt_s·(dy_t·x_s)·(C_t·B_s) summed over s < t of half a tile give dy_t·y_diag_t
 // (without s = t) by 32-step part of s: diagParts, summed in order by ssd_finalize.
-__device__ __forceinline__ void dcb_element(int r, int n, int& row, int& col)
-{
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    row = mix_row_of() + 8 * (r >> 1);
-    col = 32 * (warp >> 2) + 2 * (lane & 3) + 8 * n + (r & 1);
-}
-
 extern "C" __global__ void __launch_bounds__(256, 2) ssd_dcb(SsdParams p)
 {
     __shared__ float4 sm4[2 * MIX_A / 4];
@@ -658,7 +661,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) ssd_dcb(SsdParams p)
             for (int e = 0; e < 2; e++)
             {
                 int row, col;
-                dcb_element(e, n, row, col);
+                mma_element<4>(e, n, row, col);
                 int s = sBase + col;
                 double cumS = s < t1 ? p.cum[hl + s] : 0.0;
                 float dtS = s < t1 ? p.dtp[hl + s] : 0.f;
@@ -693,7 +696,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) ssd_dcb(SsdParams p)
         for (int n = 0; n < 4; n++)
         {
             int row, col;
-            dcb_element(2 * q, n, row, col);
+            mma_element<4>(2 * q, n, row, col);
             *reinterpret_cast<float2*>(out + (i64)(64 * tTile + row) * qp + 64 * sTile + col) = make_float2(total[8 * q + n][threadIdx.x], total[8 * q + 4 + n][threadIdx.x]);
         }
 }
