@@ -47,7 +47,8 @@ public static class CudaSsdBench
             Console.WriteLine($"| {r.B}, {r.L}, {r.H}, {r.P}, {r.G}, {r.N}, {r.Chunk} | {fwd:F3} | {Ref(aF)} | {Ratio(aF, fwd)} | {bwd:F3} | {Ref(aB)} | {Ratio(aB, bwd)} | {step:F1} |");
         }
         Console.WriteLine("(ratio = mamba_ssm time / ours: above 1 we are faster; both F32, ours 3xTF32 mma (F32-accurate), mamba_ssm's Triton tl.dot as it defaults)");
-        foreach (var k in new[] { "ssd_mix_fwd_c4", "ssd_mix_bf_c4", "ssd_mix_bx_c4", "ssd_mix_db_c4", "ssd_mix_dc_c4", "ssd_chunk_state", "ssd_dcb" })
+        foreach (var k in new[] { Kernels.SsdScan.SsdMixFwdC4, Kernels.SsdScan.SsdMixBfC4, Kernels.SsdScan.SsdMixBxC4, Kernels.SsdScan.SsdMixDbC4,
+            Kernels.SsdScan.SsdMixDcC4, Kernels.SsdScan.SsdChunkState, Kernels.SsdScan.SsdDcb })
         {
             var (regs, local) = gpu.KernelResources(Kernels.SsdScan.File, k);
             Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread");

@@ -152,8 +152,8 @@ public sealed unsafe partial class CudaBackend
             Launch(file, Kernels.SsdScan.SsdDcb, new Dim3((uint)(qt * qt), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
             // N in blocks of 64 columns: twice the blocks of 128, and half the registers (128 columns held 255 and spilled)
             int columnBlocks = (p.N + 63) / 64;
-            Launch(file, "ssd_mix_db_c4", SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
-            Launch(file, "ssd_mix_dc_c4", SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
+            Launch(file, Kernels.SsdScan.SsdMixDbC4, SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
+            Launch(file, Kernels.SsdScan.SsdMixDcC4, SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
             // ddt, and dA, dD, dDtBias by chunk, then by head
             Launch(file, Kernels.SsdScan.SsdFinalize, GridFor(32 * streamChunks), SsdBlock, 0, p);   // a warp per (b, c, h)
             Launch(file, Kernels.SsdScan.SsdReduce, GridFor(p.H), SsdBlock, 0, p);
