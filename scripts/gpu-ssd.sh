@@ -3,7 +3,7 @@
 # (issue 19 target 5) in one call — its GPU tests (CudaSsdScanTests, or the classes in CLASSES), mamba_ssm's Triton SSD timed (scripts/ssd_anchor.py)
 # then ours (bench cuda-ssd, with the ratios; BASE_TESTS=1 runs the test classes on each carried base build too), our kernels' times under Nsight Compute (one forward, one backward) and
 # mamba_ssm's by torch.profiler (scripts/ssd_anchor_profile.py; PROFILE=0 leaves it out), all on the same card. SECTIONS=1 adds ncu's main sections
-# of each of our kernels (occupancy, throughput, stalls) to $OUT/ncu-ssd-sections.txt.
+# of each of our kernels (occupancy, throughput, stalls) to $OUT/ncu-ssd-sections.txt (SECTIONS_SKIP=547: the TF32 kernels').
 . "$(dirname "$0")/gpu-env.sh" && gpu_measuring
 ncu=/usr/local/cuda/bin/ncu; [ -x "$ncu" ] || ncu=$(command -v ncu)
 # run_tests TESTS_DIR LABEL: the GPU test classes (CLASSES, e.g. "CudaSsdScanTests CudaModelTests": the Mamba-2 model against
@@ -21,6 +21,7 @@ run_tests "$gpu_pack/Mamba4.Tests" ""
 echo "[$SECONDS s] mamba_ssm SSD (Triton), then ours"
 if [ -n "$gpu_anchors" ]; then
   timeout 240 python3 "$gpu_pack/ssd_anchor.py" "$gpu_anchors" > "$gpu_out/ssd-anchor.jsonl" 2> "$gpu_out/ssd-anchor.err" || tail -2 "$gpu_out/ssd-anchor.err"
+  cat "$gpu_out/ssd-anchor.jsonl"
   export MAMBA4_SSD_ANCHOR="$gpu_out/ssd-anchor.jsonl"
 fi
 # with base builds carried as .device/base*/Mamba4.dll(.xz) (Mamba4.dll of other commits, xz'd to fit the 64 MiB the tool
@@ -49,7 +50,8 @@ for run in $(seq "${ROUNDS:-2}"); do   # ROUNDS=1: one of each
   [ ${#bases[@]} -gt 0 ] || break
 done
 echo "[$SECONDS s] ours under ncu"
-# cuda-ssd runs 23 forwards (5 kernels each) then 23 backwards (12): skip to the last forward and the first backward
+# cuda-ssd runs 23 forwards (5 kernels each), 23 backwards (13) and 23 steps with F32-accurate products, then the same with
+# TF32 products (437 launches later): skip to the last forward and the first backward (less ssd_reduce) of each
 # NCU_BASES=1: each carried base build's kernels too
 targets=("$gpu_bench"); [ "${NCU_BASES:-0}" = 1 ] && for d in "${bases[@]}"; do targets+=("$d/Mamba4.Bench.dll"); done
 for bench in "${targets[@]}"; do
@@ -57,9 +59,13 @@ for bench in "${targets[@]}"; do
   timeout 200 "$ncu" -k regex:ssd_ --launch-skip 110 --launch-count 17 --metrics gpu__time_duration.sum --cache-control all \
     --clock-control none --csv --print-units base --print-kernel-base function dotnet "$bench" cuda-ssd > "$gpu_out/ncu-$name.csv" 2> "$gpu_out/ncu-$name.err"
   python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-$name.csv" 30 || tail -5 "$gpu_out/ncu-$name.err"
+  [ "$bench" = "$gpu_bench" ] || continue   # TF32 products: this build's
+  timeout 200 "$ncu" -k regex:ssd_ --launch-skip 547 --launch-count 17 --metrics gpu__time_duration.sum --cache-control all \
+    --clock-control none --csv --print-units base --print-kernel-base function dotnet "$bench" cuda-ssd > "$gpu_out/ncu-$name-tf32.csv" 2> "$gpu_out/ncu-$name-tf32.err"
+  python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-$name-tf32.csv" 30 || tail -5 "$gpu_out/ncu-$name-tf32.err"
 done
 if [ "${SECTIONS:-0}" = 1 ]; then
-  timeout 240 "$ncu" -k regex:ssd_ --launch-skip 110 --launch-count 17 --section SpeedOfLight --section Occupancy \
+  timeout 240 "$ncu" -k regex:ssd_ --launch-skip "${SECTIONS_SKIP:-110}" --launch-count 17 --section SpeedOfLight --section Occupancy \
     --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
     dotnet "$gpu_bench" cuda-ssd > "$gpu_out/ncu-ssd-sections.txt" 2>&1
   grep -E "^  ssd_|Duration|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Mem Busy" "$gpu_out/ncu-ssd-sections.txt" | head -120

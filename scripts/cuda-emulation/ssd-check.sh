@@ -9,6 +9,9 @@
 #   bash scripts/cuda-emulation/ssd-check.sh OTHER_ssd_scan.cu that too, and every output of main, the gradients included,
 #                                                              against that file (a kernel change: the backward has no
 #                                                              float64 twin here, only the other version)
+#   TF32=1 bash scripts/cuda-emulation/ssd-check.sh            main's TF32-product kernels (…_tf32) as the other version:
+#                                                              against float64 and main's F32-accurate ones at TF32's
+#                                                              tolerance (TOL, default 2e-3 for y and the state, 5e-3 for the gradients)
 # Needs g++ (C++20) and python3 with numpy; ~1 minute on two cores.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,13 +35,16 @@ for s in "2 37 4 2 8 16 8" "1 100 3 1 16 32 32" "1 70 2 2 64 64 64" "1 50 2 1 12
          "1 129 4 4 8 16 128 plain" "2 60 2 1 16 16 16 clamp"; do
   echo "shape b L H G P N chunk [mode] = $s"
   set -- $s
-  "$work/run_main" "${@:1:7}" "$work/main.bin" ${8:-} || { failed=$((failed + 1)); continue; }
+  SSD_TF32=0 "$work/run_main" "${@:1:7}" "$work/main.bin" ${8:-} || { failed=$((failed + 1)); continue; }
   otherBin="$work/main.bin"   # no second version: main against itself (the float64 check alone)
-  if [ -n "$other" ]; then
+  if [ "${TF32:-0}" = 1 ]; then
+    SSD_TF32=1 "$work/run_main" "${@:1:7}" "$work/other.bin" ${8:-} || { failed=$((failed + 1)); continue; }
+    otherBin="$work/other.bin"
+  elif [ -n "$other" ]; then
     "$work/run_other" "${@:1:7}" "$work/other.bin" ${8:-} || { failed=$((failed + 1)); continue; }
     otherBin="$work/other.bin"
   fi
-  $py "$here/compare.py" "${@:1:7}" "$work/main.bin" "$otherBin" ${8:-} || failed=$((failed + 1))
+  TOL=${TOL:-$([ "${TF32:-0}" = 1 ] && echo 2e-3,5e-3)} $py "$here/compare.py" "${@:1:7}" "$work/main.bin" "$otherBin" ${8:-} || failed=$((failed + 1))
 done
 echo "$failed shape(s) failed"
 [ "$failed" = 0 ]

@@ -52,7 +52,8 @@ public class KernelTableTests
     }
 
     /// <summary>The SSD scan's chunk kernels for every head dim 1..128 (fwd, bf, bx) exist, and db, dc's one width (N in blocks
-    /// of 64).</summary>
+    /// of 64); and every kernel with chunk products but bx and dcb (F32-accurate in every mode) has its TF32 twin
+    /// (CudaBackend.SsdProducts appends _tf32).</summary>
     [Fact]
     public void EverySsdChunkKernelNameTheBackendComposesExists()
     {
@@ -63,6 +64,9 @@ public class KernelTableTests
                 if (!ssd.Contains(CudaBackend.SsdMixKernel(mode, columns))) missing.Add(CudaBackend.SsdMixKernel(mode, columns));
         foreach (var name in new[] { "ssd_mix_db_c4", "ssd_mix_dc_c4" })
             if (!ssd.Contains(name)) missing.Add(name);
+        foreach (var name in ssd.Where(k => k.StartsWith("ssd_mix_") && !k.StartsWith("ssd_mix_bx") && !k.EndsWith("_tf32")).Concat(
+                     [Kernels.SsdScan.SsdChunkState, Kernels.SsdScan.SsdChunkDstate]))
+            if (!ssd.Contains(name + "_tf32")) missing.Add(name + "_tf32");
         Assert.Empty(missing);
     }
 

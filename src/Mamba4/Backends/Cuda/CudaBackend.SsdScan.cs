@@ -33,6 +33,12 @@ public sealed unsafe partial class CudaBackend
 
     private static int SsdMixColumnsPerThread(int columns) => columns <= 64 ? 4 : 8;
 
+    /// <summary>A kernel with chunk products as <see cref="MatmulPrecision"/> asks: F32 → the F32-accurate one (3xTF32 on the
+    /// tensor cores), TF32 or BF16 → its twin with single TF32 products (…_tf32: ~1e-3 relative, as mamba_ssm's Triton
+    /// <c>tl.dot</c> on F32 inputs; the scan's sums, exponents and states stay F32). bx and ssd_dcb, which make the gradients
+    /// of dt and A (sums that cancel), stay F32-accurate in every mode and have no twin.</summary>
+    internal string SsdProducts(string kernel) => MatmulPrecision == MatmulPrecision.F32 ? kernel : kernel + "_tf32";
+
     private static SsdParams SsdInputs(in SsdScanArgs a)
     {
         if (a.HeadDim < 1 || a.HeadDim > SsdMaxHeadDim)
@@ -82,7 +88,7 @@ public sealed unsafe partial class CudaBackend
         p.States = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.H * p.P * p.N);
         const string file = Kernels.SsdScan.File;
         Launch(file, Kernels.SsdScan.SsdDtCumsum, GridFor(32L * p.Batch * p.Chunks * p.H), SsdBlock, 0, p);   // a warp per (b, c, h)
-        Launch(file, Kernels.SsdScan.SsdChunkState, SsdStateGrid(p), SsdBlock, 0, p);
+        Launch(file, SsdProducts(Kernels.SsdScan.SsdChunkState), SsdStateGrid(p), SsdBlock, 0, p);
         Launch(file, Kernels.SsdScan.SsdStatePassing, new Dim3((uint)p.Tiles, (uint)(p.Batch * p.H)), SsdBlock, 0, p);
         int tiles = (p.Chunk + 31) / 32;   // ssd_bmm's 32 × 32 tiles
         p.Cbm = SsdScratch(scratch, SsdChunkMatrixFloats(p));
@@ -103,7 +109,7 @@ public sealed unsafe partial class CudaBackend
         try
         {
             SsdChunkStates(ref p, scratch);
-            Launch(Kernels.SsdScan.File, SsdMixKernel("fwd", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
+            Launch(Kernels.SsdScan.File, SsdProducts(SsdMixKernel("fwd", p.P)), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
         }
         finally
         {
@@ -139,10 +145,10 @@ public sealed unsafe partial class CudaBackend
             p.ChunkDot = SsdScratch(scratch, streamChunks * p.Tiles);
             p.Partials = SsdScratch(scratch, 3 * streamChunks);
             // the gradient states entering each chunk from the later ones, and K_c
-            Launch(file, Kernels.SsdScan.SsdChunkDstate, SsdStateGrid(p), SsdBlock, 0, p);
+            Launch(file, SsdProducts(Kernels.SsdScan.SsdChunkDstate), SsdStateGrid(p), SsdBlock, 0, p);
             Launch(file, Kernels.SsdScan.SsdStatePassingBackward, new Dim3((uint)p.Tiles, (uint)(p.Batch * p.H)), SsdBlock, 0, p);
             // per step: the forward's off part dotted with dy; dx and x·G B
-            Launch(file, SsdMixKernel("bf", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
+            Launch(file, SsdProducts(SsdMixKernel("bf", p.P)), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
             Launch(file, SsdMixKernel("bx", p.P), SsdChunkGrid(p, p.Batch * p.H), SsdBlock, 0, p);
             // the diagonal part's ∂loss/∂(C_t·B_s) summed over each group's heads, then dB and dC: the heads' off parts and the
             // group's diagonal part
@@ -152,8 +158,8 @@ public sealed unsafe partial class CudaBackend
             Launch(file, Kernels.SsdScan.SsdDcb, new Dim3((uint)(qt * qt), (uint)p.Chunks, (uint)(p.Batch * p.G)), SsdBlock, 0, p);
             // N in blocks of 64 columns: twice the blocks of 128, and half the registers (128 columns held 255 and spilled)
             int columnBlocks = (p.N + 63) / 64;
-            Launch(file, Kernels.SsdScan.SsdMixDbC4, SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
-            Launch(file, Kernels.SsdScan.SsdMixDcC4, SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
+            Launch(file, SsdProducts(Kernels.SsdScan.SsdMixDbC4), SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
+            Launch(file, SsdProducts(Kernels.SsdScan.SsdMixDcC4), SsdChunkGrid(p, p.Batch * p.G, columnBlocks), SsdBlock, 0, p);
             // ddt, and dA, dD, dDtBias by chunk, then by head
             Launch(file, Kernels.SsdScan.SsdFinalize, GridFor(32 * streamChunks), SsdBlock, 0, p);   // a warp per (b, c, h)
             Launch(file, Kernels.SsdScan.SsdReduce, GridFor(p.H), SsdBlock, 0, p);

@@ -98,7 +98,14 @@ extern "C" __global__ void ssd_dt_cumsum(SsdParams p)
     }
 }
 
-// ---- products on the tensor cores, F32-accurate by the 3xTF32 split ----
+// ---- products on the tensor cores: F32-accurate by the 3xTF32 split (X3), or TF32 alone (as mamba_ssm's tl.dot) ----
+// v rounded to TF32 (10 mantissa bits, half away from zero) by integer arithmetic, as the bits the mma reads.
+__device__ __forceinline__ unsigned tf32_round(float v) { return (__float_as_uint(v) + 0x1000u) & 0xffffe000u; }
+
+// A value as it is staged for mix_product: as it is (X3: split as read) or already rounded to TF32 (ROUND), so that the
+// single-TF32 product reads it as it is, once per staged element instead of once per warp that reads it.
+template <bool ROUND> __device__ __forceinline__ float staged(float v) { return ROUND ? __uint_as_float(tf32_round(v)) : v; }
+
 // a = hi + lo with hi = a rounded to TF32's 10 mantissa bits, lo = a − hi (exact in F32, |lo| ≤ 2⁻¹¹|a|), which the mma reads
 // truncated to its top 19 bits; a·b ≈ hi_a·hi_b + hi_a·lo_b + lo_a·hi_b, each term's error ≤ ~2⁻²¹ of a·b: F32 accuracy from
 // TF32 mma (TF32 alone, as mamba_ssm's tl.dot, is ~1e-3 relative; the tests ask 1e-5). hi by integer arithmetic (round half
@@ -106,7 +113,7 @@ extern "C" __global__ void ssd_dt_cumsum(SsdParams p)
 // of the product's instructions. An input of ±∞ gives NaN (∞ − ∞ in lo) where F32 FMA would give ±∞.
 __device__ __forceinline__ void tf32_split(float v, unsigned& hi, unsigned& lo)
 {
-    hi = (__float_as_uint(v) + 0x1000u) & 0xffffe000u;
+    hi = tf32_round(v);
     lo = __float_as_uint(v - __uint_as_float(hi));
 }
 
@@ -124,8 +131,10 @@ __device__ __forceinline__ void mma_tf32(float& d0, float& d1, float& d2, float&
 // floats, MIX_LDK) or not (A[k·lda + row], B[k·ldb + col]; stride ≡ 8 mod 32, MIX_LD): the fragment reads are then free of
 // bank conflicts, and so are the staging writes of consecutive source elements.
 // rowScale: factors of this lane's two rows (mix_rows_of), applied to A as it is read (1 where there are none).
-template <int CN, bool A_ROWS, bool B_COLS> __device__ __forceinline__ void mix_product(const float* A, int lda, const float* Bt,
-    int ldb, float (&acc)[4][CN], float rowScale0 = 1.f, float rowScale8 = 1.f)
+// X3 = false: one TF32 product; the caller stages B and (unless ROUND_A) A through staged<true>, and A is rounded as it is
+// read where its row factors are applied then (ROUND_A).
+template <int CN, bool A_ROWS, bool B_COLS, bool X3, bool ROUND_A = false> __device__ __forceinline__ void mix_product(const float* A,
+    int lda, const float* Bt, int ldb, float (&acc)[4][CN], float rowScale0 = 1.f, float rowScale8 = 1.f)
 {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     int row = 16 * (warp & 3) + g, col = (warp >> 2) * 8 * CN + g;
@@ -134,20 +143,31 @@ template <int CN, bool A_ROWS, bool B_COLS> __device__ __forceinline__ void mix_
 #pragma unroll
     for (int k = 0; k < 32; k += 8)
     {
-        unsigned ah[4], al[4];
-        tf32_split(at(0, k), ah[0], al[0]);
-        tf32_split(at(8, k), ah[1], al[1]);
-        tf32_split(at(0, k + 4), ah[2], al[2]);
-        tf32_split(at(8, k + 4), ah[3], al[3]);
-#pragma unroll
-        for (int n = 0; n < CN; n++)
+        if constexpr (!X3)
         {
-            unsigned bh0, bl0, bh1, bl1;
-            tf32_split(bt(k, 8 * n), bh0, bl0);
-            tf32_split(bt(k + 4, 8 * n), bh1, bl1);
-            mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], al, bh0, bh1);   // the small terms first
-            mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], ah, bl0, bl1);
-            mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], ah, bh0, bh1);
+            auto ab = [&](int r, int kk) { return ROUND_A ? tf32_round(at(r, kk)) : __float_as_uint(at(r, kk)); };
+            unsigned a[4] = {ab(0, k), ab(8, k), ab(0, k + 4), ab(8, k + 4)};
+#pragma unroll
+            for (int n = 0; n < CN; n++)
+                mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], a, __float_as_uint(bt(k, 8 * n)), __float_as_uint(bt(k + 4, 8 * n)));
+        }
+        else
+        {
+            unsigned ah[4], al[4];
+            tf32_split(at(0, k), ah[0], al[0]);
+            tf32_split(at(8, k), ah[1], al[1]);
+            tf32_split(at(0, k + 4), ah[2], al[2]);
+            tf32_split(at(8, k + 4), ah[3], al[3]);
+#pragma unroll
+            for (int n = 0; n < CN; n++)
+            {
+                unsigned bh0, bl0, bh1, bl1;
+                tf32_split(bt(k, 8 * n), bh0, bl0);
+                tf32_split(bt(k + 4, 8 * n), bh1, bl1);
+                mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], al, bh0, bh1);   // the small terms first
+                mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], ah, bl0, bl1);
+                mma_tf32(acc[0][n], acc[1][n], acc[2][n], acc[3][n], ah, bh0, bh1);
+            }
         }
     }
 }
@@ -207,7 +227,7 @@ template <int CN> __device__ __forceinline__ void mix_rows(float (&acc)[4][CN], 
 // MODE 0: X_c (Z1 = x, Z2 = B, w = exp(cumEnd − cum_s)·dt_s); MODE 1: Y_c (Z1 = dy, Z2 = C, w = exp(cum_u)).
 #define SSD_TILE 64
 #define SSD_TILE_LD (SSD_TILE + 8)   // row stride of a staged tile (floats; ≡ 8 mod 32, see mix_product)
-template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams& p)
+template <int MODE, bool X3> __device__ __forceinline__ void chunk_state(const SsdParams& p)
 {
     __shared__ float4 sm4[2 * 32 * SSD_TILE_LD / 4];
     __shared__ float ws[256];
@@ -252,12 +272,12 @@ template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams&
         for (int i = 0; i < 8; i++)
         {
             int k = threadIdx.x + 256 * i, r = k / SSD_TILE, j = k % SSD_TILE;
-            z1s[r * SSD_TILE_LD + j] = ws[((s0 - t0) & 255) + r] * v1[i];
-            z2s[r * SSD_TILE_LD + j] = v2[i];
+            z1s[r * SSD_TILE_LD + j] = staged<!X3>(ws[((s0 - t0) & 255) + r] * v1[i]);
+            z2s[r * SSD_TILE_LD + j] = staged<!X3>(v2[i]);
         }
         __syncthreads();
         if (s0 + 32 < t1) fetch(s0 + 32);
-        mix_product<4, false, false>(z1s, SSD_TILE_LD, z2s, SSD_TILE_LD, acc);
+        mix_product<4, false, false, X3>(z1s, SSD_TILE_LD, z2s, SSD_TILE_LD, acc);
     }
     mix_rows<4>(acc, z1s);
     float* out = (MODE == 0 ? p.states : p.rstates) + (((i64)b * p.chunks + c) * p.H + h) * p.P * p.N;
@@ -271,8 +291,12 @@ template <int MODE> __device__ __forceinline__ void chunk_state(const SsdParams&
         }
 }
 
-extern "C" __global__ void __launch_bounds__(256, 3) ssd_chunk_state(SsdParams p) { chunk_state<0>(p); }
-extern "C" __global__ void __launch_bounds__(256, 3) ssd_chunk_dstate(SsdParams p) { chunk_state<1>(p); }
+// The kernels with products come twice (but bx and ssd_dcb, below): F32-accurate (3xTF32) and, named …_tf32, with TF32
+// products (CudaBackend's MatmulPrecision TF32 or BF16).
+extern "C" __global__ void __launch_bounds__(256, 3) ssd_chunk_state(SsdParams p) { chunk_state<0, true>(p); }
+extern "C" __global__ void __launch_bounds__(256, 3) ssd_chunk_dstate(SsdParams p) { chunk_state<1, true>(p); }
+extern "C" __global__ void __launch_bounds__(256, 3) ssd_chunk_state_tf32(SsdParams p) { chunk_state<0, false>(p); }
+extern "C" __global__ void __launch_bounds__(256, 3) ssd_chunk_dstate_tf32(SsdParams p) { chunk_state<1, false>(p); }
 
 // X_c → S0_c in place (chunk order), the last state after the final chunk; a thread per (b, h, state element), which loads
 // SSD_PASS chunks' values before their serial part (one memory round trip per SSD_PASS chunks, not one per chunk).
@@ -436,8 +460,8 @@ __device__ __forceinline__ float row_sum16(float v)
 // The off part, summed over heads [h0, h1): acc += Σ_h off_t·Σ_k V_t[k]·S_h[j, k] (off_t, times dt_t for DB, applied to the
 // V rows as mix_product reads them for FWD, DB, DC; applied by the caller for BF, BX, one head each). The stages (head,
 // 32 k) run as one sequence, each stage's global loads issued into registers before the product of the stage before.
-template <int MODE, int CN> __device__ __forceinline__ void mix_off(const SsdParams& p, int b, int h0, int h1, int c, int tBase,
-    int j0, float (&acc)[4][CN], float* sm)
+template <int MODE, int CN, bool X3> __device__ __forceinline__ void mix_off(const SsdParams& p, int b, int h0, int h1, int c,
+    int tBase, int j0, float (&acc)[4][CN], float* sm)
 {
     constexpr bool forward = MODE == MODE_FWD || MODE == MODE_BF || MODE == MODE_DC;
     constexpr bool headV = MODE == MODE_DB || MODE == MODE_DC;   // V is a head row (x, dy), k over P; j over N
@@ -490,24 +514,24 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_off(const SsdPar
         for (int i = 0; i < AN; i++)
         {
             int e = threadIdx.x + 256 * i;
-            As[(e >> 5) * MIX_LDK + (e & 31)] = va[i];
+            As[(e >> 5) * MIX_LDK + (e & 31)] = staged<!X3 && !fold>(va[i]);   // folded: rounded as read, after its factor
         }
 #pragma unroll
         for (int i = 0; i < BN; i++)
         {
             int e = threadIdx.x + 256 * i;
-            Bs[headV ? e / COLS * LDB + e % COLS : (e >> 5) * MIX_LDK + (e & 31)] = sb[i];
+            Bs[headV ? e / COLS * LDB + e % COLS : (e >> 5) * MIX_LDK + (e & 31)] = staged<!X3>(sb[i]);
         }
         __syncthreads();
         if (stage + 1 < stages) fetch(stage + 1);   // in flight during the product
-        mix_product<CN, true, !headV>(As, MIX_LDK, Bs, headV ? LDB : MIX_LDK, acc, scale0, scale8);
+        mix_product<CN, true, !headV, X3, !X3 && fold>(As, MIX_LDK, Bs, headV ? LDB : MIX_LDK, acc, scale0, scale8);
     }
 }
 
 // The diagonal part: acc += Σ_{s in window(t)} w(t, s)·M[t, s]·Z_s[j], one tile of 32 steps s at a time. FWD, BF, BX: head h
 // (M from ssd_bmm, w from the head's cum and dt); DB, DC: the group of head h (M = dCB, the heads' sum, w = 1).
-template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdParams& p, int b, int h, int c, int tBase, int j0,
-    float (&acc)[4][CN], float* sm)
+template <int MODE, int CN, bool X3> __device__ __forceinline__ void mix_diag(const SsdParams& p, int b, int h, int c, int tBase,
+    int j0, float (&acc)[4][CN], float* sm)
 {
     constexpr bool forward = MODE == MODE_FWD || MODE == MODE_BF || MODE == MODE_DC;
     constexpr bool group = MODE == MODE_DB || MODE == MODE_DC;
@@ -573,17 +597,17 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_diag(const SsdPa
                 else if (forward) w[i] = m[q][i] * expf((float)(cum[t] - cumS[q])) * dtS[q];   // cum[t] read again (L1):
                 else w[i] = m[q][i] * expf((float)(cumS[q] - cum[t]));                      // registers limit the blocks
             }
-            *reinterpret_cast<float4*>(As + (2 * tx + q) * MIX_LD + 4 * ty) = make_float4(w[0], w[1], w[2], w[3]);
+            *reinterpret_cast<float4*>(As + (2 * tx + q) * MIX_LD + 4 * ty) = make_float4(staged<!X3>(w[0]), staged<!X3>(w[1]), staged<!X3>(w[2]), staged<!X3>(w[3]));
         }
 #pragma unroll
         for (int i = 0; i < BN; i++)
         {
             int e = threadIdx.x + 256 * i;
-            Bs[e / COLS * LDB + e % COLS] = z[i];
+            Bs[e / COLS * LDB + e % COLS] = staged<!X3>(z[i]);
         }
         __syncthreads();
         if (s0 + 32 < sEnd) fetch(s0 + 32);
-        mix_product<CN, false, false>(As, MIX_LD, Bs, LDB, acc);
+        mix_product<CN, false, false, X3>(As, MIX_LD, Bs, LDB, acc);
     }
 }
 
@@ -643,7 +667,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) ssd_dcb(SsdParams p)
         }
         __syncthreads();
         if (stage + 1 < stages) fetch(stage + 1);
-        mix_product<4, true, true>(As, MIX_LDK, Bs, MIX_LDK, acc);
+        mix_product<4, true, true, true>(As, MIX_LDK, Bs, MIX_LDK, acc);
         if ((stage + 1) % kStages) continue;
         // the head's products are done: its terms, in the accumulators' layout
         i64 hl = ((i64)b * p.H + h) * p.L;
@@ -705,7 +729,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) ssd_dcb(SsdParams p)
 // is ssd_dcb's); BX writes dx and scal[1] = x·(G B)_off, scal[2] = x·(G B)_diag without u = t (Σ_{u>t} M[u, t] / dt_t),
 // scal[3] = dy·x, scal[4] = C_t·B_t. The strict sums leave the diagonal M[t, t] out: it dominates them where dt·A decays
 // fast, and subtracting it afterwards would cancel away their precision. All P columns in one block.
-template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(const SsdParams& p)
+template <int MODE, int CN, bool X3> __device__ __forceinline__ void mix_head_kernel(const SsdParams& p)
 {
     __shared__ float4 sm4[MIX_SMEM(CN) / 4];   // float4: 16-byte aligned
     float* sm = reinterpret_cast<float*>(sm4);
@@ -717,8 +741,8 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(cons
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < CN; j++) accOff[i][j] = accDiag[i][j] = 0.f;
-    mix_off<MODE, CN>(p, b, h, h + 1, c, tBase, 0, MODE == MODE_FWD ? accDiag : accOff, sm);   // FWD: off_t folded in, one accumulator
-    if (MODE != MODE_BF) mix_diag<MODE, CN>(p, b, h, c, tBase, 0, accDiag, sm);   // BF's in-chunk sum comes from ssd_dcb
+    mix_off<MODE, CN, X3>(p, b, h, h + 1, c, tBase, 0, MODE == MODE_FWD ? accDiag : accOff, sm);   // FWD: off_t folded in, one accumulator
+    if (MODE != MODE_BF) mix_diag<MODE, CN, X3>(p, b, h, c, tBase, 0, accDiag, sm);   // BF's in-chunk sum comes from ssd_dcb
     if (MODE != MODE_FWD) mix_rows<CN>(accOff, sm);
     if (MODE != MODE_BF) mix_rows<CN>(accDiag, sm);
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, g = h / (p.H / p.G);
@@ -775,7 +799,7 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_head_kernel(cons
 
 // dB (MODE_DB) or dC (MODE_DC) of one group: the heads of the group summed in order. Grid (⌈chunk/64⌉·column blocks,
 // chunks, b·G), a column block being 16·CN of the N columns.
-template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(const SsdParams& p)
+template <int MODE, int CN, bool X3> __device__ __forceinline__ void mix_group_kernel(const SsdParams& p)
 {
     __shared__ float4 sm4[MIX_SMEM(CN) / 4];   // float4: 16-byte aligned
     float* sm = reinterpret_cast<float*>(sm4);
@@ -789,8 +813,8 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(con
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < CN; j++) total[i][j] = 0.f;
-    mix_off<MODE, CN>(p, b, g * heads, (g + 1) * heads, c, tBase, j0, total, sm);   // row factors folded in
-    mix_diag<MODE, CN>(p, b, g * heads, c, tBase, j0, total, sm);   // the group's dCB
+    mix_off<MODE, CN, X3>(p, b, g * heads, (g + 1) * heads, c, tBase, j0, total, sm);   // row factors folded in
+    mix_diag<MODE, CN, X3>(p, b, g * heads, c, tBase, j0, total, sm);   // the group's dCB
     mix_rows<CN>(total, sm);
     float* out = MODE == MODE_DB ? p.dB : p.dC;
 #pragma unroll
@@ -814,15 +838,19 @@ template <int MODE, int CN> __device__ __forceinline__ void mix_group_kernel(con
 // fwd, bf, bx of 64 columns and chunk_state are held to 80 registers, 3 blocks a multiprocessor: issue-bound at 2 blocks, bx and
 // fwd ran 9 and 7 % faster so on the H100 despite 16-24 B of spills (bf, chunk_state: no change; chunk_state needs no more
 // than 80 anyway). db and dc gained nothing from it (24 B spilled) and keep their registers (docs/cuda-kernel-notes.md).
-#define SSD_MIX_HEAD(name, MODE, CN) \
-    extern "C" __global__ void __launch_bounds__(256, (CN) == 4 ? 3 : 1) ssd_mix_##name##_c##CN(SsdParams p) { mix_head_kernel<MODE, CN>(p); }
-#define SSD_MIX_GROUP(name, MODE, CN) \
-    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_c##CN(SsdParams p) { mix_group_kernel<MODE, CN>(p); }
-SSD_MIX_HEAD(fwd, MODE_FWD, 4) SSD_MIX_HEAD(fwd, MODE_FWD, 8)
-SSD_MIX_HEAD(bf, MODE_BF, 4) SSD_MIX_HEAD(bf, MODE_BF, 8)
-SSD_MIX_HEAD(bx, MODE_BX, 4) SSD_MIX_HEAD(bx, MODE_BX, 8)
-SSD_MIX_GROUP(db, MODE_DB, 4)
-SSD_MIX_GROUP(dc, MODE_DC, 4)
+// bx and ssd_dcb have no TF32 twin: they make dt's gradient (and A's), sums of terms that cancel, where each TF32 product's
+// ~5e-4 would survive (dDtBias 3e-2 from F64 with them in TF32, 2e-3 for mamba_ssm's; with them F32-accurate, 2e-5).
+#define SSD_MIX_HEAD(name, MODE, CN, X3, suffix) \
+    extern "C" __global__ void __launch_bounds__(256, (CN) == 4 ? 3 : 1) ssd_mix_##name##_c##CN##suffix(SsdParams p) { mix_head_kernel<MODE, CN, X3>(p); }
+#define SSD_MIX_GROUP(name, MODE, CN, X3, suffix) \
+    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_c##CN##suffix(SsdParams p) { mix_group_kernel<MODE, CN, X3>(p); }
+SSD_MIX_HEAD(fwd, MODE_FWD, 4, true, ) SSD_MIX_HEAD(fwd, MODE_FWD, 8, true, )
+SSD_MIX_HEAD(fwd, MODE_FWD, 4, false, _tf32) SSD_MIX_HEAD(fwd, MODE_FWD, 8, false, _tf32)
+SSD_MIX_HEAD(bf, MODE_BF, 4, true, ) SSD_MIX_HEAD(bf, MODE_BF, 8, true, )
+SSD_MIX_HEAD(bf, MODE_BF, 4, false, _tf32) SSD_MIX_HEAD(bf, MODE_BF, 8, false, _tf32)
+SSD_MIX_HEAD(bx, MODE_BX, 4, true, ) SSD_MIX_HEAD(bx, MODE_BX, 8, true, )
+SSD_MIX_GROUP(db, MODE_DB, 4, true, ) SSD_MIX_GROUP(db, MODE_DB, 4, false, _tf32)
+SSD_MIX_GROUP(dc, MODE_DC, 4, true, ) SSD_MIX_GROUP(dc, MODE_DC, 4, false, _tf32)
 
 // ∂loss/∂a_t within each chunk from the per-step scalars (header comment), then ddt through the clamp and softplus;
 // dA, dD, dDtBias of the chunk into partials. A warp per (b, c, h): each lane sums its segment of steps, warp scans give
