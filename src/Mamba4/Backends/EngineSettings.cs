@@ -38,7 +38,7 @@ public sealed record EngineSettings
     public CpuGemvTiles CpuGemvTiles { get; init; }
     /// <summary>The CPU kernels for BF16/F16/I8 weights; tests and benchmarks compare them.</summary>
     public CpuNarrowKernel CpuNarrowKernel { get; init; }
-    /// <summary>GPU F32 matrix products. (MAMBA4_CUDA_MATMUL = f32 | tf32 | bf16)</summary>
+    /// <summary>GPU F32 matrix products, and the SSD scan's chunk products (TF32 under tf32 or bf16). (MAMBA4_CUDA_MATMUL = f32 | tf32 | bf16)</summary>
     public MatmulPrecision CudaMatmul { get; init; } = MatmulPrecision.F32;
     /// <summary>The CUDA selective scan's plan, 0 = chosen per shape: forward chunk length, forward states per thread,
     /// backward chunk length, backward block size (tests and benchmarks force them; chunking changes summation order).</summary>

@@ -93,6 +93,7 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
     /// How F32 GEMMs (<see cref="Gemm"/>) are computed: F32 (default: results match the CPU), TF32 tensor cores, or BF16
     /// tensor cores (operands rounded to BF16, F32 accumulation and output) — mixed precision with F32 master weights,
     /// activations and optimizer state. The environment variable MAMBA4_CUDA_MATMUL=f32|tf32|bf16 sets the default.
+    /// The SSD scan's chunk products follow it too: F32-accurate (3xTF32) under F32, single TF32 otherwise (<see cref="SsdProducts"/>).
     /// </summary>
     public MatmulPrecision MatmulPrecision { get; set; } = Backend.Settings.CudaMatmul;
 
