@@ -4,12 +4,17 @@
 # GPU machine's 13.0 may accept more, so this finds errors, it does not prove a kernel right). No GPU and no driver needed.
 #   python3 scripts/nvrtc-check.py [FILE.cu ...] [--ptx DIR] [--regs]   (default: every kernel file; --ptx writes each file's PTX,
 #       e.g. to compare two versions of a kernel instruction for instruction; --regs lists each kernel's registers and stack
-#       frame (spills) from the sm_90 cubin — this NVRTC's ptxas, which may allocate a few registers apart from the driver's)
+#       frame (spills) from the sm_90 cubin — this NVRTC's ptxas, which may allocate a few registers apart from the driver's;
+#       --cubin DIR writes each file's sm_90 cubin, for `cuobjdump -sass` / `nvdisasm` without a GPU: both are in Debian's
+#       nvidia-cuda-toolkit package, usable unpacked: apt-get download nvidia-cuda-toolkit && dpkg -x nvidia-cuda-toolkit*.deb x)
 import ctypes, glob, os, struct, sys
 kernels = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "Mamba4", "Backends", "Cuda", "Kernels")
 args, ptx_dir = sys.argv[1:], None
 if "--ptx" in args:
     i = args.index("--ptx"); ptx_dir = args[i + 1]; del args[i:i + 2]; os.makedirs(ptx_dir, exist_ok=True)
+cubin_dir = None
+if "--cubin" in args:
+    i = args.index("--cubin"); cubin_dir = args[i + 1]; del args[i:i + 2]; os.makedirs(cubin_dir, exist_ok=True)
 regs = "--regs" in args
 if regs: args.remove("--regs")
 
@@ -55,9 +60,11 @@ for name in files:
     text = log.value.decode().strip()
     print(f"{name}: {'ok' if rc == 0 else 'FAILED'}" + (f"\n{text}" if text else ""))
     failed += rc != 0
-    if rc == 0 and regs:
+    if rc == 0 and (regs or cubin_dir):
         nvrtc.nvrtcGetCUBINSize(prog, ctypes.byref(size)); buf = ctypes.create_string_buffer(size.value); nvrtc.nvrtcGetCUBIN(prog, buf)
-        for kernel, r, frame in sorted(kernel_resources(buf.raw)): print(f"  {kernel}: {r} registers, {frame} B stack frame")
+        if regs:
+            for kernel, r, frame in sorted(kernel_resources(buf.raw)): print(f"  {kernel}: {r} registers, {frame} B stack frame")
+        if cubin_dir: open(os.path.join(cubin_dir, name.replace(".cu", ".cubin")), "wb").write(buf.raw)
     if rc == 0 and ptx_dir:
         nvrtc.nvrtcGetPTXSize(prog, ctypes.byref(size)); buf = ctypes.create_string_buffer(size.value); nvrtc.nvrtcGetPTX(prog, buf)
         open(os.path.join(ptx_dir, name.replace(".cu", ".ptx")), "w").write(buf.value.decode())

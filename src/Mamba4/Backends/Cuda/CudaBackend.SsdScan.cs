@@ -49,6 +49,13 @@ public sealed unsafe partial class CudaBackend
         int chunks = (a.Length + chunk - 1) / chunk;
         if ((long)a.Batch * a.Heads > 65535 || chunks > 65535)
             throw new NotSupportedException($"SsdScan on CUDA: batch·heads ({a.Batch}·{a.Heads}) and chunks ({chunks}) must each be at most 65,535");
+        // the chunk kernels index x, dy, B, C, the chunk states and the C·B matrices by 32-bit offsets
+        long qp = (chunk + 63) / 64 * 64;
+        long largest = Math.Max(Math.Max((long)a.Batch * a.Length * a.Heads * a.HeadDim, (long)a.Batch * a.Length * a.Groups * a.StateSize),
+            Math.Max((long)a.Batch * chunks * a.Heads * a.HeadDim * a.StateSize, (long)a.Batch * chunks * a.Groups * qp * qp));
+        if (largest > int.MaxValue)
+            throw new NotSupportedException($"SsdScan on CUDA: x {a.X.Shape}, B {a.B.Shape}, chunk {chunk} need a tensor of {largest:N0} elements; " +
+                $"at most {int.MaxValue:N0} — split the batch");
         return new SsdParams
         {
             X = a.X.DataPointer, Dt = a.Dt.DataPointer, A = a.A.DataPointer, B = a.B.DataPointer, C = a.C.DataPointer,

@@ -238,9 +238,9 @@ template <int MODE, bool X3> __device__ __forceinline__ void chunk_state(const S
     int c = blockIdx.y, bh = blockIdx.z, h = bh % p.H, b = bh / p.H, g = h / (p.H / p.G);
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
-    const float* z1 = (MODE == 0 ? p.x : p.dy) + ((i64)b * p.L * p.H + h) * p.P;
-    const float* z2 = (MODE == 0 ? p.B : p.C) + ((i64)b * p.L * p.G + g) * p.N;
-    i64 z1Row = (i64)p.H * p.P, z2Row = (i64)p.G * p.N;
+    const float* z1 = MODE == 0 ? p.x : p.dy;
+    const float* z2 = MODE == 0 ? p.B : p.C;
+    unsigned z1Row = p.H * p.P, z2Row = p.G * p.N;   // offsets in 32 bits (the host keeps every SSD tensor under 2³¹ elements)
     const double* cum = p.cum + (i64)bh * p.L;
     const float* dtp = p.dtp + (i64)bh * p.L;
     double cumEnd = cum[t1 - 1];
@@ -248,15 +248,16 @@ template <int MODE, bool X3> __device__ __forceinline__ void chunk_state(const S
     // element i of a thread: step s0 + r0 + 4·i, column j (the loads as a base pointer and a stride: few address instructions)
     int r0 = threadIdx.x / SSD_TILE, j = threadIdx.x % SSD_TILE;
     bool in1 = p0 + j < p.P, in2 = n0 + j < p.N;
+    unsigned base1 = (unsigned)((b * p.L * p.H + h) * p.P) + (unsigned)r0 * z1Row + p0 + j;
+    unsigned base2 = (unsigned)((b * p.L * p.G + g) * p.N) + (unsigned)r0 * z2Row + n0 + j;
     auto fetch = [&](int s0) {
-        const float* a1 = z1 + (i64)(s0 + r0) * z1Row + p0 + j;
-        const float* a2 = z2 + (i64)(s0 + r0) * z2Row + n0 + j;
+        unsigned a1 = base1 + (unsigned)s0 * z1Row, a2 = base2 + (unsigned)s0 * z2Row;
 #pragma unroll
         for (int i = 0; i < 8; i++)
         {
             bool t = s0 + r0 + 4 * i < t1;
-            v1[i] = t && in1 ? a1[4 * i * z1Row] : 0.f;
-            v2[i] = t && in2 ? a2[4 * i * z2Row] : 0.f;
+            v1[i] = t && in1 ? z1[a1 + 4 * i * z1Row] : 0.f;
+            v2[i] = t && in2 ? z2[a2 + 4 * i * z2Row] : 0.f;
         }
     };
     fetch(t0);
@@ -472,59 +473,57 @@ template <int MODE, int CN, bool X3> __device__ __forceinline__ void mix_off(con
     int g = h0 / (p.H / p.G);
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
     i64 vRow = headV ? (i64)p.H * p.P : (i64)p.G * p.N;
-    int K = headV ? p.P : p.N, J = headV ? p.N : p.P, kStages = (K + 31) / 32, stages = (h1 - h0) * kStages;
+    int K = headV ? p.P : p.N, J = headV ? p.N : p.P;
     float va[AN], sb[BN];
-    auto fetch = [&](int stage) {
-        int h = h0 + stage / kStages, k0 = stage % kStages * 32;
-        const float* V = MODE == MODE_BX ? p.B : MODE == MODE_DB ? p.x : MODE == MODE_DC ? p.dy : p.C;
-        V += headV ? ((i64)b * p.L * p.H + h) * p.P : ((i64)b * p.L * p.G + g) * p.N;
-        const float* S = (MODE == MODE_BX || MODE == MODE_DB ? p.rstates : p.states) + (((i64)b * p.chunks + c) * p.H + h) * p.P * p.N;
-        // element i of a thread: row r0 + 8·i, k = lane (V); S likewise (or, headV, k r0' + (256/COLS)·i, column j'): a base
-        // pointer and a stride each, so that the loads take few address instructions
-        int r0 = threadIdx.x >> 5, k = threadIdx.x & 31;
-        const float* va0 = V + (i64)(tBase + r0) * vRow + k0 + k;
+    // Each thread's element i: V row r0 + 8·i at k = lane; S likewise (or, headV, k kb + (256/COLS)·i, column jj). The bases,
+    // the rows' bounds and the strides are fixed before the stages, which add only the head's and k0's offsets: the address
+    // arithmetic of a stage (a division by the stage count, 64-bit products of the indices, the parameters reread from the
+    // constant bank) was most of its instructions once the products were TF32 (the SASS: ~400 of 531).
+    int r0 = threadIdx.x >> 5, lane = threadIdx.x & 31, kb = threadIdx.x / COLS, jj = threadIdx.x % COLS;
+    const float* V = MODE == MODE_BX ? p.B : MODE == MODE_DB ? p.x : MODE == MODE_DC ? p.dy : p.C;
+    const float* S = MODE == MODE_BX || MODE == MODE_DB ? p.rstates : p.states;
+    // offsets in 32 bits (the host keeps every SSD tensor under 2³¹ elements): one multiply-add an address
+    unsigned vBase = (headV ? (unsigned)((b * p.L * p.H + h0) * p.P) : (unsigned)((b * p.L * p.G + g) * p.N)) + (unsigned)(tBase + r0) * (unsigned)vRow + lane;
+    unsigned sBase = (unsigned)(((b * p.chunks + c) * p.H + h0) * p.P * p.N) + (headV ? (unsigned)(kb * p.N + j0 + jj) : (unsigned)((j0 + r0) * p.N + lane));
+    const unsigned vHead = headV ? p.P : 0, sHead = p.P * p.N, sK = headV ? p.N : 1, v8 = 8 * (unsigned)vRow, sStep = headV ? (256 / COLS) * p.N : 8 * p.N;
+    auto fetch = [&](int hi, int k0) {
+        unsigned va0 = vBase + hi * vHead + k0, sb0 = sBase + hi * sHead + k0 * sK;
+        bool kIn = k0 + lane < K;
 #pragma unroll
-        for (int i = 0; i < AN; i++) va[i] = tBase + r0 + 8 * i < t1 && k0 + k < K ? va0[8 * i * vRow] : 0.f;
-        if (headV)   // S[k, j]: j contiguous
-        {
-            int kb = threadIdx.x / COLS, j = threadIdx.x % COLS;
-            const float* sb0 = S + (i64)(k0 + kb) * p.N + j0 + j;
+        for (int i = 0; i < AN; i++) va[i] = tBase + r0 + 8 * i < t1 && kIn ? V[va0 + i * v8] : 0.f;
 #pragma unroll
-            for (int i = 0; i < BN; i++) sb[i] = j0 + j < J && k0 + kb + 256 / COLS * i < K ? sb0[(i64)(256 / COLS * i) * p.N] : 0.f;
-        }
-        else         // S[j, k]: k contiguous
-        {
-            const float* sb0 = S + (i64)(j0 + r0) * p.N + k0 + k;
-#pragma unroll
-            for (int i = 0; i < BN; i++) sb[i] = j0 + r0 + 8 * i < J && k0 + k < K ? sb0[(i64)(8 * i) * p.N] : 0.f;
-        }
+        for (int i = 0; i < BN; i++)
+            sb[i] = (headV ? j0 + jj < J && k0 + kb + 256 / COLS * i < K : j0 + r0 + 8 * i < J && kIn) ? S[sb0 + i * sStep] : 0.f;
     };
     auto rowScale = [&](int h, int r) {
         i64 bh = (i64)b * p.H + h;
         int t = tBase + r;
         return !fold ? 1.f : t < t1 ? off_factor(p, bh, c, t, forward) * (MODE == MODE_DB ? p.dtp[bh * p.L + t] : 1.f) : 0.f;
     };
-    float scale0 = 1.f, scale8 = 1.f;
-    fetch(0);
-    for (int stage = 0; stage < stages; stage++)
+    fetch(0, 0);
+    for (int hi = 0; hi < h1 - h0; hi++)
     {
-        if (stage % kStages == 0) { int h = h0 + stage / kStages; scale0 = rowScale(h, mix_row_of()); scale8 = rowScale(h, mix_row_of() + 8); }
-        __syncthreads();   // the last stage's tiles are read
-#pragma unroll
-        for (int i = 0; i < AN; i++)
+        float scale0 = rowScale(h0 + hi, mix_row_of()), scale8 = rowScale(h0 + hi, mix_row_of() + 8);
+        for (int k0 = 0; k0 < K; k0 += 32)
         {
-            int e = threadIdx.x + 256 * i;
-            As[(e >> 5) * MIX_LDK + (e & 31)] = staged<!X3 && !fold>(va[i]);   // folded: rounded as read, after its factor
-        }
+            __syncthreads();   // the last stage's tiles are read
 #pragma unroll
-        for (int i = 0; i < BN; i++)
-        {
-            int e = threadIdx.x + 256 * i;
-            Bs[headV ? e / COLS * LDB + e % COLS : (e >> 5) * MIX_LDK + (e & 31)] = staged<!X3>(sb[i]);
+            for (int i = 0; i < AN; i++)
+            {
+                int e = threadIdx.x + 256 * i;
+                As[(e >> 5) * MIX_LDK + (e & 31)] = staged<!X3 && !fold>(va[i]);   // folded: rounded as read, after its factor
+            }
+#pragma unroll
+            for (int i = 0; i < BN; i++)
+            {
+                int e = threadIdx.x + 256 * i;
+                Bs[headV ? e / COLS * LDB + e % COLS : (e >> 5) * MIX_LDK + (e & 31)] = staged<!X3>(sb[i]);
+            }
+            __syncthreads();
+            if (k0 + 32 < K) fetch(hi, k0 + 32);   // the next stage's loads, in flight during the product
+            else if (hi + 1 < h1 - h0) fetch(hi + 1, 0);
+            mix_product<CN, true, !headV, X3, !X3 && fold>(As, MIX_LDK, Bs, headV ? LDB : MIX_LDK, acc, scale0, scale8);
         }
-        __syncthreads();
-        if (stage + 1 < stages) fetch(stage + 1);   // in flight during the product
-        mix_product<CN, true, !headV, X3, !X3 && fold>(As, MIX_LDK, Bs, headV ? LDB : MIX_LDK, acc, scale0, scale8);
     }
 }
 
@@ -542,27 +541,29 @@ template <int MODE, int CN, bool X3> __device__ __forceinline__ void mix_diag(co
     float* Bs = sm + MIX_A;    // [32 s][LDB]: Z rows
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     int g = h / (p.H / p.G);
-    i64 bh = (i64)b * p.H + h;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk);
     const float* Z = MODE == MODE_BX ? p.dy : MODE == MODE_DB ? p.C : MODE == MODE_DC ? p.B : p.x;
-    Z += group ? ((i64)b * p.L * p.G + g) * p.N : ((i64)b * p.L * p.H + h) * p.P;
-    i64 zRow = group ? (i64)p.G * p.N : (i64)p.H * p.P;
+    const float* mat = group ? p.dcb : p.cbm;
+    // offsets in 32 bits, fixed before the tiles where they can be (as mix_off)
+    unsigned zRow = group ? p.G * p.N : p.H * p.P;
     int J = group ? p.N : p.P, qp = SSD_QP(p);
-    const float* mat = (group ? p.dcb : p.cbm) + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;
-    const double* cum = p.cum + bh * p.L;
-    const float* dtp = p.dtp + bh * p.L;
+    unsigned hl = (unsigned)((b * p.H + h) * p.L);   // cum, dtp of this head
+    int tl = tBase - t0 + 4 * ty;   // the thread's first row within the chunk; < qp
+    unsigned mBase = (unsigned)(((b * p.chunks + c) * p.G + g) * qp * qp) + (transposed ? (unsigned)(2 * tx) * qp + tl : (unsigned)tl * qp + 2 * tx);
     int sBegin = forward ? t0 : tBase, sEnd = forward ? min(t1, tBase + MIX_ROWS) : t1;
     constexpr int BN = 32 * COLS / 256;
+    int r0 = threadIdx.x / COLS, j = threadIdx.x % COLS;   // Z's element i: step s0 + r0 + (256/COLS)·i, column j
+    unsigned zBase = (group ? (unsigned)((b * p.L * p.G + g) * p.N) : (unsigned)((b * p.L * p.H + h) * p.P)) + (unsigned)r0 * zRow + j0 + j;
     float m[2][4], z[BN], dtS[2];   // the next tile's loads, issued before the product of the last
     double cumS[2];
     auto fetch = [&](int s0) {
-        int tl = tBase - t0 + 4 * ty, sl = s0 - t0 + 2 * tx;   // within the chunk; < qp
+        unsigned m0 = mBase + (unsigned)(s0 - t0) * (transposed ? qp : 1), z0 = zBase + (unsigned)s0 * zRow;
 #pragma unroll
         for (int q = 0; q < 2; q++)
         {
             int sr = s0 + 2 * tx + q;
-            cumS[q] = !group && sr < t1 ? cum[sr] : 0.0;
-            dtS[q] = !group && forward && sr < t1 ? dtp[sr] : 0.f;
+            cumS[q] = !group && sr < t1 ? p.cum[hl + sr] : 0.0;
+            dtS[q] = !group && forward && sr < t1 ? p.dtp[hl + sr] : 0.f;
 #pragma unroll
             for (int i = 0; i < 4; i++)
             {
@@ -570,16 +571,12 @@ template <int MODE, int CN, bool X3> __device__ __forceinline__ void mix_diag(co
                 // entries outside the window may be unwritten there (ssd_bmm and ssd_dcb write the tiles on and below the
                 // diagonal): never read into a product
                 bool in = t < t1 && sr < t1 && (forward ? (strict ? sr < t : sr <= t) : (strict ? sr > t : sr >= t));
-                m[q][i] = in ? (transposed ? mat[(i64)(sl + q) * qp + tl + i] : mat[(i64)(tl + i) * qp + sl + q]) : 0.f;
+                m[q][i] = in ? mat[m0 + (transposed ? q * qp + i : i * qp + q)] : 0.f;
             }
         }
-        int r0 = threadIdx.x / COLS, j = threadIdx.x % COLS;   // element i: step s0 + r0 + (256/COLS)·i, column j
-        const float* z0 = Z + (i64)(s0 + r0) * zRow + j0 + j;
 #pragma unroll
         for (int i = 0; i < BN; i++)
-        {
-            z[i] = s0 + r0 + 256 / COLS * i < t1 && j0 + j < J ? z0[256 / COLS * i * zRow] : 0.f;
-        }
+            z[i] = s0 + r0 + 256 / COLS * i < t1 && j0 + j < J ? Z[z0 + (unsigned)(256 / COLS * i) * zRow] : 0.f;
     };
     if (sBegin < sEnd) fetch(sBegin);
     for (int s0 = sBegin; s0 < sEnd; s0 += 32)
@@ -594,8 +591,8 @@ template <int MODE, int CN, bool X3> __device__ __forceinline__ void mix_diag(co
             {
                 int t = tBase + 4 * ty + i;
                 if (group || m[q][i] == 0.f) w[i] = m[q][i];   // 0 outside the window
-                else if (forward) w[i] = m[q][i] * expf((float)(cum[t] - cumS[q])) * dtS[q];   // cum[t] read again (L1):
-                else w[i] = m[q][i] * expf((float)(cumS[q] - cum[t]));                      // registers limit the blocks
+                else if (forward) w[i] = m[q][i] * expf((float)(p.cum[hl + t] - cumS[q])) * dtS[q];   // cum[t] read again (L1):
+                else w[i] = m[q][i] * expf((float)(cumS[q] - p.cum[hl + t]));                      // registers limit the blocks
             }
             *reinterpret_cast<float4*>(As + (2 * tx + q) * MIX_LD + 4 * ty) = make_float4(staged<!X3>(w[0]), staged<!X3>(w[1]), staged<!X3>(w[2]), staged<!X3>(w[3]));
         }
@@ -628,7 +625,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) ssd_dcb(SsdParams p)
     int c = blockIdx.y, g = blockIdx.z % p.G, b = blockIdx.z / p.G, heads = p.H / p.G;
     int t0 = c * p.chunk, t1 = min(p.L, t0 + p.chunk), tBase = t0 + 64 * tTile, sBase = t0 + 64 * sTile;
     if (sTile > tTile || tBase >= t1) return;   // uniform over the block
-    i64 headRow = (i64)p.H * p.P;
+    unsigned headRow = p.H * p.P;   // offsets in 32 bits (the host keeps every SSD tensor under 2³¹ elements)
     int qp = SSD_QP(p);
     const float* cbm = p.cbm + (((i64)b * p.chunks + c) * p.G + g) * qp * qp;   // C_t·B_s (ssd_bmm), read by each head (L1)
     // the group's sum so far, [4·r + n][thread]: in shared memory, not registers, so that two blocks fit a multiprocessor
@@ -642,13 +639,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) ssd_dcb(SsdParams p)
         int h = g * heads + stage / kStages, k0 = stage % kStages * 32;
         int r0 = threadIdx.x >> 5, k = threadIdx.x & 31;   // element i: row r0 + 8·i, k = lane
         bool kin = k0 + k < p.P;
-        const float* dy = p.dy + ((i64)b * p.L * p.H + h) * p.P + (tBase + r0) * headRow + k0 + k;
-        const float* x = p.x + ((i64)b * p.L * p.H + h) * p.P + (sBase + r0) * headRow + k0 + k;
+        unsigned head = (unsigned)((b * p.L * p.H + h) * p.P) + k0 + k;
+        unsigned dy = head + (unsigned)(tBase + r0) * headRow, x = head + (unsigned)(sBase + r0) * headRow;
 #pragma unroll
         for (int i = 0; i < 8; i++)
         {
-            dyv[i] = tBase + r0 + 8 * i < t1 && kin ? dy[8 * i * headRow] : 0.f;
-            xv[i] = sBase + r0 + 8 * i < t1 && kin ? x[8 * i * headRow] : 0.f;
+            dyv[i] = tBase + r0 + 8 * i < t1 && kin ? p.dy[dy + 8 * i * headRow] : 0.f;
+            xv[i] = sBase + r0 + 8 * i < t1 && kin ? p.x[x + 8 * i * headRow] : 0.f;
         }
     };
     fetch(0);
@@ -837,13 +834,14 @@ template <int MODE, int CN, bool X3> __device__ __forceinline__ void mix_group_k
 // Kernels ssd_mix_{fwd,bf,bx}_c{4,8}: CN = 4 for up to 64 of P columns, 8 for 128; ssd_mix_{db,dc}_c4: N in blocks of 64 columns.
 // fwd, bf, bx of 64 columns and chunk_state are held to 80 registers, 3 blocks a multiprocessor: issue-bound at 2 blocks, bx and
 // fwd ran 9 and 7 % faster so on the H100 despite 16-24 B of spills (bf, chunk_state: no change; chunk_state needs no more
-// than 80 anyway). db and dc gained nothing from it (24 B spilled) and keep their registers (docs/cuda-kernel-notes.md).
+// than 80 anyway). db and dc gained nothing from 3 (24 B spilled): they are held to 2 blocks, 128 registers (which they
+// needed before their loads took 32-bit offsets; the TF32 twins asked ~140 without the bound: one block).
 // bx and ssd_dcb have no TF32 twin: they make dt's gradient (and A's), sums of terms that cancel, where each TF32 product's
 // ~5e-4 would survive (dDtBias 3e-2 from F64 with them in TF32, 2e-3 for mamba_ssm's; with them F32-accurate, 2e-5).
 #define SSD_MIX_HEAD(name, MODE, CN, X3, suffix) \
     extern "C" __global__ void __launch_bounds__(256, (CN) == 4 ? 3 : 1) ssd_mix_##name##_c##CN##suffix(SsdParams p) { mix_head_kernel<MODE, CN, X3>(p); }
 #define SSD_MIX_GROUP(name, MODE, CN, X3, suffix) \
-    extern "C" __global__ void __launch_bounds__(256) ssd_mix_##name##_c##CN##suffix(SsdParams p) { mix_group_kernel<MODE, CN, X3>(p); }
+    extern "C" __global__ void __launch_bounds__(256, 2) ssd_mix_##name##_c##CN##suffix(SsdParams p) { mix_group_kernel<MODE, CN, X3>(p); }
 SSD_MIX_HEAD(fwd, MODE_FWD, 4, true, ) SSD_MIX_HEAD(fwd, MODE_FWD, 8, true, )
 SSD_MIX_HEAD(fwd, MODE_FWD, 4, false, _tf32) SSD_MIX_HEAD(fwd, MODE_FWD, 8, false, _tf32)
 SSD_MIX_HEAD(bf, MODE_BF, 4, true, ) SSD_MIX_HEAD(bf, MODE_BF, 8, true, )
