@@ -154,6 +154,19 @@ public class CudaSsdScanTests
         Close(state, stateGpu, 1e-5, $"step b{batch} h{h} g{g} p{p} n{n}: state");
     }
 
+    /// <summary>The chunk kernels index by 32-bit offsets: a problem whose chunk states would reach 2³¹ elements (chunk 1 over
+    /// 65,535 steps, 2 heads of 128 × 256: 4.3 G) is refused in one line before anything is allocated, not run with offsets
+    /// that wrap.</summary>
+    [Fact]
+    public void ProblemsBeyondThirtyTwoBitOffsetsAreRefusedClearly()
+    {
+        var gpu = Gpu;
+        using var scope = new TensorScope();
+        var d = Make(1, 1, 65535, 2, 1, 128, 256, 1, Cuda, withD: false, withBias: false);
+        var e = Assert.Throws<NotSupportedException>(() => gpu.SsdScanForward(d.Args));
+        Assert.Contains("split the batch", e.Message);
+    }
+
     [Fact]
     public void HeadDimBeyondTheKernelsIsRefusedClearly()
     {
