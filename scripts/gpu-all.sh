@@ -30,7 +30,7 @@ fi
 
 at "GPU tests"
 MAMBA4_THREADS=4 timeout 240 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
-echo "tests rc=$?"; grep -E "^\s*\[FAIL\]|Total:" "$out/gpu-tests.log" | head -40
+echo "tests rc=$?"; grep -E "Total:" "$out/gpu-tests.log"; gpu_failures "$out/gpu-tests.log" 40
 
 text="$dev/data/tinyshakespeare.txt.gz"
 if [ -f "$text" ] && [ -n "$anchors" ] && kill -0 $build 2>/dev/null; then

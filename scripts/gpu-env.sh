@@ -13,6 +13,10 @@ export DOTNET_ROOT=/tmp/dotnet PATH=/tmp/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOU
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export MAMBA4_SHARED="$gpu_pack/shared" MAMBA4_CUDA_CACHE=${MAMBA4_CUDA_CACHE:-/tmp/mamba4-cuda-cache}
 
+# The failed tests of an xunit v3 log: each "Name [FAIL]" line (v3 puts the tag after the name) and the message under it,
+# colour codes stripped. gpu_failures LOG [LINES]
+gpu_failures() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E -A1 "\[FAIL\]\s*$" | grep -v "^--$" | head -"${2:-20}"; }
+
 # For the measuring scripts (gpu-measure.sh, gpu-all.sh): the card's name, where logs go ($OUT), mamba_ssm's sources when
 # carried as .anchors/ beside the pack, and the benchmark.
 gpu_measuring() {

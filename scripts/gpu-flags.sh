@@ -21,7 +21,7 @@ if [ -n "$anchors" ]; then
 fi
 for c in ${CLASSES:-CudaOpsTests CudaKernelTests CudaMambaStepTests CudaModelTests}; do
   timeout 200 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$out/t.log" 2>&1
-  echo "$c rc=$?: $(grep -E 'Total:' "$out/t.log")"; grep -E "^\s*\[FAIL\]" "$out/t.log" | head -10; cat "$out/t.log" >> "$out/tests.log"
+  echo "$c rc=$?: $(grep -E 'Total:' "$out/t.log")"; gpu_failures "$out/t.log"; cat "$out/t.log" >> "$out/tests.log"
 done
 if [ "${BENCH:-1}" = 1 ]; then   # BENCH=0: the tests and the profile only (a last call with little device time left)
   MAMBA4_CUDA_BENCH=scan MAMBA4_DEVICE=cuda timeout 150 dotnet "$bench" cuda > "$out/gpu-bench-cuda.log" 2>&1

@@ -28,7 +28,7 @@ if [ "$tests" != 0 ]; then
   echo "[$SECONDS s] GPU tests ($tests)"
   if [ "$tests" = 1 ]; then filter=(-trait "Category=Cuda"); else filter=(); for c in $tests; do filter+=(-class "Mamba4.Tests.$c"); done; fi
   timeout 260 "$dev/Mamba4.Tests/Mamba4.Tests" "${filter[@]}" -parallel none > "$out/gpu-tests.log" 2>&1
-  echo "tests rc=$?"; grep -E "^\s*\[FAIL\]|Total:" "$out/gpu-tests.log" | head -40
+  echo "tests rc=$?"; grep -E "Total:" "$out/gpu-tests.log"; gpu_failures "$out/gpu-tests.log" 40
 fi
 if [ -n "$anchors" ] && [ "${MODEL_ANCHOR:-1}" = 1 ]; then
   wait $build; echo "[$SECONDS s] mamba_ssm built: $(head -c 200 "$out/anchor-build.log")"

@@ -12,7 +12,7 @@ run_tests() {
   for c in ${CLASSES:-CudaSsdScanTests}; do
     timeout 200 "$1/Mamba4.Tests" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$gpu_out/t.log" 2>&1
     local rc=$?
-    echo "$2$c rc=$rc: $(grep -E 'Total:' "$gpu_out/t.log")"; grep -E "^\s*\[FAIL\]|Assert|Expected|Actual" "$gpu_out/t.log" | head -20
+    echo "$2$c rc=$rc: $(grep -E 'Total:' "$gpu_out/t.log")"; gpu_failures "$gpu_out/t.log"
     cat "$gpu_out/t.log" >> "$gpu_out/tests.log"
   done
 }
