@@ -55,7 +55,7 @@ public sealed unsafe partial class CudaBackend
             Math.Max((long)a.Batch * chunks * a.Heads * a.HeadDim * a.StateSize, (long)a.Batch * chunks * a.Groups * qp * qp));
         if (largest > int.MaxValue)
             throw new NotSupportedException($"SsdScan on CUDA: x {a.X.Shape}, B {a.B.Shape}, chunk {chunk} need a tensor of {largest:N0} elements; " +
-                $"at most {int.MaxValue:N0} — split the batch");
+                $"the chunk kernels index by 32-bit offsets (at most {int.MaxValue:N0}): split the batch or the sequence, or use a larger chunk");
         return new SsdParams
         {
             X = a.X.DataPointer, Dt = a.Dt.DataPointer, A = a.A.DataPointer, B = a.B.DataPointer, C = a.C.DataPointer,

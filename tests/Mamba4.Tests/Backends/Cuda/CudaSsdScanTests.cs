@@ -34,10 +34,24 @@ public class CudaSsdScanTests
         return new Problem(args, grads);
     }
 
-    private static void Compare(int batch, int l, int h, int g, int p, int n, int chunk,
-        bool withD = true, bool withBias = true, bool softplus = true, bool clamp = false, Tolerance? tolerance = null)
+    /// <summary>Runs <paramref name="work"/> with the backend's MatmulPrecision (which picks the SSD products) set, then puts
+    /// back what it was: the F32 tests hold whatever MAMBA4_CUDA_MATMUL says.</summary>
+    private static void WithPrecision(MatmulPrecision precision, Action work)
     {
-        var tol = tolerance ?? F32Tolerance;
+        var gpu = Gpu;
+        var before = gpu.MatmulPrecision;
+        try { gpu.MatmulPrecision = precision; work(); }
+        finally { gpu.MatmulPrecision = before; }
+    }
+
+    private static void Compare(int batch, int l, int h, int g, int p, int n, int chunk,
+        bool withD = true, bool withBias = true, bool softplus = true, bool clamp = false, Tolerance? tolerance = null) =>
+        WithPrecision(tolerance == Tf32Tolerance ? MatmulPrecision.Tf32 : MatmulPrecision.F32,
+            () => CompareAtPrecision(batch, l, h, g, p, n, chunk, withD, withBias, softplus, clamp, tolerance ?? F32Tolerance));
+
+    private static void CompareAtPrecision(int batch, int l, int h, int g, int p, int n, int chunk,
+        bool withD, bool withBias, bool softplus, bool clamp, Tolerance tol)
+    {
         var gpu = Gpu;
         using var scope = new TensorScope();
         var c = Make(7, batch, l, h, g, p, n, chunk, Device.Cpu, withD, withBias, softplus, clamp);
@@ -83,15 +97,35 @@ public class CudaSsdScanTests
     [InlineData(1, 40, 2, 2, 32, 256, 16)]
     [InlineData(1, 90, 2, 1, 40, 24, 100)]
     [InlineData(1, 512, 2, 1, 64, 128, 256)]
-    public void Tf32ProductsMatchCpuReferenceToTf32Accuracy(int batch, int l, int h, int g, int p, int n, int chunk)
+    public void Tf32ProductsMatchCpuReferenceToTf32Accuracy(int batch, int l, int h, int g, int p, int n, int chunk) =>
+        Compare(batch, l, h, g, p, n, chunk, tolerance: Tf32Tolerance);
+
+    /// <summary>A NaN in x or C reaches y at the same places with TF32 products as with F32-accurate ones (rounding to TF32 by
+    /// integer arithmetic alone would turn 0x7fffffff into −0 and lose it).</summary>
+    [Theory]
+    [InlineData("x")]
+    [InlineData("C")]
+    public void NanInputsReachTheSameOutputsWithTf32Products(string input)
     {
         var gpu = Gpu;
-        try
+        using var scope = new TensorScope();
+        var d = Make(3, 1, 70, 2, 1, 16, 32, 32, Cuda);
+        Tensor Poisoned(Tensor t)
         {
-            gpu.MatmulPrecision = MatmulPrecision.Tf32;
-            Compare(batch, l, h, g, p, n, chunk, tolerance: Tf32Tolerance);
+            var v = t.ToFloatArray();
+            v[100] = float.NaN;
+            return Tensor.From(v, [.. t.Shape.Dims]).To(Cuda);
         }
-        finally { gpu.MatmulPrecision = MatmulPrecision.F32; }
+        var args = input == "x" ? d.Args with { X = Poisoned(d.Args.X) } : d.Args with { C = Poisoned(d.Args.C) };
+        bool[] NanMask(MatmulPrecision precision)
+        {
+            WithPrecision(precision, () => gpu.SsdScanForward(args));
+            return args.Y.ToFloatArray().Select(float.IsNaN).ToArray();
+        }
+        var f32 = NanMask(MatmulPrecision.F32);
+        var tf32 = NanMask(MatmulPrecision.Tf32);
+        Assert.Contains(true, f32);
+        Assert.Equal(f32, tf32);
     }
 
     /// <summary>Tolerances (relative to the largest reference value) of y and the last state, dx/dB/dC/dD, ddt, dA/dDtBias.</summary>
@@ -113,7 +147,7 @@ public class CudaSsdScanTests
         var c = Make(11, 1, 4096, 2, 1, 16, 32, 256, Device.Cpu);
         var d = Make(11, 1, 4096, 2, 1, 16, 32, 256, Cuda);
         Cpu.SsdScanForward(c.Args);
-        gpu.SsdScanForward(d.Args);
+        WithPrecision(MatmulPrecision.F32, () => gpu.SsdScanForward(d.Args));
         Close(c.Args.Y, d.Args.Y, 1e-5, "L4096: y");
         Close(c.Args.LastState!, d.Args.LastState!, 1e-5, "L4096: last state");
     }
@@ -164,7 +198,7 @@ public class CudaSsdScanTests
         using var scope = new TensorScope();
         var d = Make(1, 1, 65535, 2, 1, 128, 256, 1, Cuda, withD: false, withBias: false);
         var e = Assert.Throws<NotSupportedException>(() => gpu.SsdScanForward(d.Args));
-        Assert.Contains("split the batch", e.Message);
+        Assert.Contains("32-bit offsets", e.Message);
     }
 
     [Fact]

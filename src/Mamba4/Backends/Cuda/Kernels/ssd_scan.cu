@@ -102,9 +102,19 @@ extern "C" __global__ void ssd_dt_cumsum(SsdParams p)
 // v rounded to TF32 (10 mantissa bits, half away from zero) by integer arithmetic, as the bits the mma reads.
 __device__ __forceinline__ unsigned tf32_round(float v) { return (__float_as_uint(v) + 0x1000u) & 0xffffe000u; }
 
+// The same for a single-TF32 product, which reads nothing else of v: a NaN stays NaN (0x7fffffff, whose top 19 bits are a
+// NaN too); tf32_round alone would carry a NaN's mantissa into its sign (0x7fffffff → −0) or, with only low bits set, leave
+// ±∞, and a diverging run would hide it. ±∞ and overflow to ∞ round as in tf32_round. (tf32_split needs no check: its lo
+// is v − hi, NaN whenever v is.)
+__device__ __forceinline__ unsigned tf32_round_nan(float v)
+{
+    unsigned u = __float_as_uint(v);
+    return (u & 0x7fffffffu) > 0x7f800000u ? 0x7fffffffu : (u + 0x1000u) & 0xffffe000u;
+}
+
 // A value as it is staged for mix_product: as it is (X3: split as read) or already rounded to TF32 (ROUND), so that the
 // single-TF32 product reads it as it is, once per staged element instead of once per warp that reads it.
-template <bool ROUND> __device__ __forceinline__ float staged(float v) { return ROUND ? __uint_as_float(tf32_round(v)) : v; }
+template <bool ROUND> __device__ __forceinline__ float staged(float v) { return ROUND ? __uint_as_float(tf32_round_nan(v)) : v; }
 
 // a = hi + lo with hi = a rounded to TF32's 10 mantissa bits, lo = a − hi (exact in F32, |lo| ≤ 2⁻¹¹|a|), which the mma reads
 // truncated to its top 19 bits; a·b ≈ hi_a·hi_b + hi_a·lo_b + lo_a·hi_b, each term's error ≤ ~2⁻²¹ of a·b: F32 accuracy from
@@ -145,7 +155,7 @@ template <int CN, bool A_ROWS, bool B_COLS, bool X3, bool ROUND_A = false> __dev
     {
         if constexpr (!X3)
         {
-            auto ab = [&](int r, int kk) { return ROUND_A ? tf32_round(at(r, kk)) : __float_as_uint(at(r, kk)); };
+            auto ab = [&](int r, int kk) { return ROUND_A ? tf32_round_nan(at(r, kk)) : __float_as_uint(at(r, kk)); };
             unsigned a[4] = {ab(0, k), ab(8, k), ab(0, k + 4), ab(8, k + 4)};
 #pragma unroll
             for (int n = 0; n < CN; n++)
