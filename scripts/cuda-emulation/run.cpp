@@ -3,9 +3,11 @@
 // writes the outputs, then the inputs, as F32 to the file named OUT.  run B L H G P N CHUNK OUT [plain|clamp]
 // (plain: no D, no dt bias, no softplus, dt in [0.02, 0.8]; clamp: dt clamped to [0.1, 0.6]; as CudaSsdScanTests).
 // SSD_TF32=1 in the environment: the kernels with TF32 products (…_tf32) wherever there are two (not bx, dcb).
+// NAN_IN=x|C NAN_AT=i: element i of x or C set to NaN (0x7fffffff, as GPU arithmetic makes it) before the run.
 #include "shim.h"
 #include KERNELS
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 template <class T> T* buf(size_t n, T fill) { T* p = new T[std::max<size_t>(n, 1)]; std::fill(p, p + std::max<size_t>(n, 1), fill); return p; }
@@ -27,6 +29,11 @@ int main(int argc, char** argv)
     p.x = U(bl * H * P, -1, 1); p.dt = plain ? U(bl * H, 0.02f, 0.8f) : U(bl * H, -4, 0); p.A = U(H, -4.5f, -0.5f); p.B = U(bl * G * N, -1, 1); p.C = U(bl * G * N, -1, 1);
     p.D = U(H, -1, 1); p.dtBias = U(H, -0.1f, 0.1f); p.dy = U(bl * H * P, -1, 1);
     if (plain) { p.D = nullptr; p.dtBias = nullptr; }
+    if (getenv("NAN_IN") && getenv("NAN_AT"))
+    {
+        unsigned bits = 0x7fffffffu;
+        std::memcpy((void*)((std::string(getenv("NAN_IN")) == "x" ? p.x : p.C) + atol(getenv("NAN_AT"))), &bits, 4);
+    }
     p.dtMin = clamp ? 0.1f : 0.f; p.dtMax = clamp ? 0.6f : INFINITY; p.softplus = plain ? 0 : 1;
     p.batch = b; p.L = L; p.H = H; p.P = P; p.G = G; p.N = N;
     p.chunk = std::max(1, std::min(chunk, L)); p.chunks = (L + p.chunk - 1) / p.chunk; p.tiles = (P * N + 255) / 256;
