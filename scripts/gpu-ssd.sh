@@ -53,16 +53,17 @@ echo "[$SECONDS s] ours under ncu"
 # cuda-ssd runs 23 forwards (5 kernels each), 23 backwards (13) and 23 steps with F32-accurate products, then the same with
 # TF32 products (437 launches later): skip to the last forward and the first backward (less ssd_reduce) of each
 # NCU_BASES=1: each carried base build's kernels too
+# kernel_times BENCH NAME SKIP: the 17 ssd_ kernels from launch SKIP of one benchmark run, times summed by name
+kernel_times() {
+  timeout 200 "$ncu" -k regex:ssd_ --launch-skip "$3" --launch-count 17 --metrics gpu__time_duration.sum --cache-control all \
+    --clock-control none --csv --print-units base --print-kernel-base function dotnet "$1" cuda-ssd > "$gpu_out/ncu-$2.csv" 2> "$gpu_out/ncu-$2.err"
+  python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-$2.csv" 30 || tail -5 "$gpu_out/ncu-$2.err"
+}
 targets=("$gpu_bench"); [ "${NCU_BASES:-0}" = 1 ] && for d in "${bases[@]}"; do targets+=("$d/Mamba4.Bench.dll"); done
 for bench in "${targets[@]}"; do
   name=$(basename "$(dirname "$bench")"); [ "$bench" = "$gpu_bench" ] && name=ssd || echo "-- base build $name"
-  timeout 200 "$ncu" -k regex:ssd_ --launch-skip 110 --launch-count 17 --metrics gpu__time_duration.sum --cache-control all \
-    --clock-control none --csv --print-units base --print-kernel-base function dotnet "$bench" cuda-ssd > "$gpu_out/ncu-$name.csv" 2> "$gpu_out/ncu-$name.err"
-  python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-$name.csv" 30 || tail -5 "$gpu_out/ncu-$name.err"
-  [ "$bench" = "$gpu_bench" ] || continue   # TF32 products: this build's
-  timeout 200 "$ncu" -k regex:ssd_ --launch-skip 547 --launch-count 17 --metrics gpu__time_duration.sum --cache-control all \
-    --clock-control none --csv --print-units base --print-kernel-base function dotnet "$bench" cuda-ssd > "$gpu_out/ncu-$name-tf32.csv" 2> "$gpu_out/ncu-$name-tf32.err"
-  python3 "$gpu_pack/ncu_kernel_times.py" "$gpu_out/ncu-$name-tf32.csv" 30 || tail -5 "$gpu_out/ncu-$name-tf32.err"
+  kernel_times "$bench" "$name" 110
+  [ "$bench" = "$gpu_bench" ] && kernel_times "$bench" "$name-tf32" 547   # TF32 products: this build's
 done
 if [ "${SECTIONS:-0}" = 1 ]; then
   timeout 240 "$ncu" -k regex:ssd_ --launch-skip "${SECTIONS_SKIP:-110}" --launch-count 17 --section SpeedOfLight --section Occupancy \

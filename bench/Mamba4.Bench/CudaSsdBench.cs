@@ -19,6 +19,9 @@ public static class CudaSsdBench
     // or another warm-up count moves them.
     private static readonly (int B, int L, int H, int P, int G, int N, int Chunk)[] Rows = [(8, 2048, 24, 64, 1, 128, 256)];
 
+    /// <summary>The two precisions of the chunk products, timed and checked in this order.</summary>
+    private static readonly (MatmulPrecision Precision, string Label)[] Products = [(MatmulPrecision.F32, "3xTF32 (F32)"), (MatmulPrecision.Tf32, "TF32")];
+
     public static void Run()
     {
         if (!Backend.IsAvailable(Cuda, out var why))
@@ -32,7 +35,7 @@ public static class CudaSsdBench
         Console.WriteLine("| b, L, h, p, g, n, chunk | products | fwd ms | mamba_ssm | ratio | bwd ms | mamba_ssm | ratio | step µs (batch b) |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         var precision = gpu.MatmulPrecision;
-        foreach (var products in new[] { MatmulPrecision.F32, MatmulPrecision.Tf32 })
+        foreach (var (products, label) in Products)
         foreach (var r in Rows)
         {
             gpu.MatmulPrecision = products;
@@ -51,7 +54,6 @@ public static class CudaSsdBench
             double step = Median(gpu, () => gpu.SsdScanStep(x, dt, args.A, b, c, args.D, args.DtBias, true, 0f, float.PositiveInfinity, state, y)) * 1000;
             var key = $"{r.B},{r.L},{r.H},{r.P},{r.G},{r.N},{r.Chunk}";
             var (aF, aB) = anchor.TryGetValue(key, out var t) ? t : (double.NaN, double.NaN);
-            string label = products == MatmulPrecision.F32 ? "3xTF32 (F32)" : "TF32";
             Console.WriteLine($"| {r.B}, {r.L}, {r.H}, {r.P}, {r.G}, {r.N}, {r.Chunk} | {label} | {fwd:F3} | {Ref(aF)} | {Ratio(aF, fwd)} | {bwd:F3} | {Ref(aB)} | {Ratio(aB, bwd)} | {step:F1} |");
         }
         gpu.MatmulPrecision = precision;
@@ -60,7 +62,7 @@ public static class CudaSsdBench
             "single TF32; mamba_ssm's Triton tl.dot as it defaults on F32 inputs: TF32)");
         foreach (var k in new[] { Kernels.SsdScan.SsdMixFwdC4, Kernels.SsdScan.SsdMixBfC4, Kernels.SsdScan.SsdMixBxC4, Kernels.SsdScan.SsdMixDbC4,
             Kernels.SsdScan.SsdMixDcC4, Kernels.SsdScan.SsdChunkState, Kernels.SsdScan.SsdDcb })
-        foreach (var name in k == Kernels.SsdScan.SsdMixBxC4 || k == Kernels.SsdScan.SsdDcb ? [k] : new[] { k, k + "_tf32" })
+        foreach (var name in new[] { k, k + "_tf32" }.Where(Kernels.ByFile[Kernels.SsdScan.File].Contains))   // bx, dcb: no twin
         {
             var (regs, local) = gpu.KernelResources(Kernels.SsdScan.File, name);
             Console.WriteLine($"{name}: {regs} registers, {local} B local memory per thread");
@@ -94,12 +96,12 @@ public static class CudaSsdBench
         Console.WriteLine($"accuracy at b {b}, L {l}, h {h}, p {p}, g {g}, n {n}, chunk {chunk} against the CPU's float64 recurrence (max |err| / max |ref|):");
         Console.WriteLine($"| products | {string.Join(" | ", names)} |");
         var precision = gpu.MatmulPrecision;
-        foreach (var products in new[] { MatmulPrecision.F32, MatmulPrecision.Tf32 })
+        foreach (var (products, label) in Products)
         {
             gpu.MatmulPrecision = products;
             var ours = Run(gpu, Cuda).Select(t => t.ToFloatArray()).ToArray();
             var errors = ours.Select((o, i) => o.Zip(reference[i], (x, r) => Math.Abs((double)x - r)).Max() / Math.Max(reference[i].Max(Math.Abs), 1e-3));
-            Console.WriteLine($"| {(products == MatmulPrecision.F32 ? "3xTF32 (F32)" : "TF32")} | {string.Join(" | ", errors.Select(e => e.ToString("0.0e+0")))} |");
+            Console.WriteLine($"| {label} | {string.Join(" | ", errors.Select(e => e.ToString("0.0e+0")))} |");
         }
         gpu.MatmulPrecision = precision;
     }

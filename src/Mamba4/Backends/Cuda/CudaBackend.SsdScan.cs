@@ -49,14 +49,7 @@ public sealed unsafe partial class CudaBackend
         int chunks = (a.Length + chunk - 1) / chunk;
         if ((long)a.Batch * a.Heads > 65535 || chunks > 65535)
             throw new NotSupportedException($"SsdScan on CUDA: batch·heads ({a.Batch}·{a.Heads}) and chunks ({chunks}) must each be at most 65,535");
-        // the chunk kernels index x, dy, B, C, the chunk states and the C·B matrices by 32-bit offsets
-        long qp = (chunk + 63) / 64 * 64;
-        long largest = Math.Max(Math.Max((long)a.Batch * a.Length * a.Heads * a.HeadDim, (long)a.Batch * a.Length * a.Groups * a.StateSize),
-            Math.Max((long)a.Batch * chunks * a.Heads * a.HeadDim * a.StateSize, (long)a.Batch * chunks * a.Groups * qp * qp));
-        if (largest > int.MaxValue)
-            throw new NotSupportedException($"SsdScan on CUDA: x {a.X.Shape}, B {a.B.Shape}, chunk {chunk} need a tensor of {largest:N0} elements; " +
-                $"the chunk kernels index by 32-bit offsets (at most {int.MaxValue:N0}): split the batch or the sequence, or use a larger chunk");
-        return new SsdParams
+        var p = new SsdParams
         {
             X = a.X.DataPointer, Dt = a.Dt.DataPointer, A = a.A.DataPointer, B = a.B.DataPointer, C = a.C.DataPointer,
             D = a.D?.DataPointer ?? 0, DtBias = a.DtBias?.DataPointer ?? 0,
@@ -64,6 +57,13 @@ public sealed unsafe partial class CudaBackend
             Batch = a.Batch, L = a.Length, H = a.Heads, P = a.HeadDim, G = a.Groups, N = a.StateSize,
             Chunk = chunk, Chunks = chunks, Tiles = (a.HeadDim * a.StateSize + SsdBlock - 1) / SsdBlock,
         };
+        // the chunk kernels index x, dy, B, C, the chunk states and the C·B matrices by 32-bit offsets
+        long largest = Math.Max(Math.Max((long)a.Batch * a.Length * a.Heads * a.HeadDim, (long)a.Batch * a.Length * a.Groups * a.StateSize),
+            Math.Max(SsdStateFloats(p), SsdChunkMatrixFloats(p)));
+        if (largest > int.MaxValue)
+            throw new NotSupportedException($"SsdScan on CUDA: x {a.X.Shape}, B {a.B.Shape}, chunk {chunk} need a tensor of {largest:N0} elements; " +
+                $"the chunk kernels index by 32-bit offsets (at most {int.MaxValue:N0}): split the batch or the sequence, or use a larger chunk");
+        return p;
     }
 
     private nint SsdScratch(List<Storage> scratch, long floats)
@@ -76,6 +76,9 @@ public sealed unsafe partial class CudaBackend
     /// <summary>A chunk's 64-step tiles (ssd_scan.cu's MIX_ROWS): the chunk kernels' row tiles; 64 of them is the row stride
     /// of the chunk matrices C·B and dCB (SSD_QP).</summary>
     private static int SsdRowTiles(in SsdParams p) => (p.Chunk + 63) / 64;
+
+    /// <summary>Floats of the [b, chunks, H, P, N] chunk states (and of their gradients).</summary>
+    private static long SsdStateFloats(in SsdParams p) => (long)p.Batch * p.Chunks * p.H * p.P * p.N;
 
     /// <summary>Floats of a [b, chunks, G, Qp, Qp] chunk matrix (C·B, or its gradient dCB), Qp = 64 · <see cref="SsdRowTiles"/>.</summary>
     private static long SsdChunkMatrixFloats(in SsdParams p) => (long)p.Batch * p.Chunks * p.G * SsdRowTiles(p) * SsdRowTiles(p) * 64 * 64;
@@ -92,7 +95,7 @@ public sealed unsafe partial class CudaBackend
         long steps = (long)p.Batch * p.H * p.L;
         p.DtP = SsdScratch(scratch, steps);
         p.Cum = SsdScratch(scratch, 2 * steps);   // double
-        p.States = SsdScratch(scratch, (long)p.Batch * p.Chunks * p.H * p.P * p.N);
+        p.States = SsdScratch(scratch, SsdStateFloats(p));
         const string file = Kernels.SsdScan.File;
         Launch(file, Kernels.SsdScan.SsdDtCumsum, GridFor(32L * p.Batch * p.Chunks * p.H), SsdBlock, 0, p);   // a warp per (b, c, h)
         Launch(file, SsdProducts(Kernels.SsdScan.SsdChunkState), SsdStateGrid(p), SsdBlock, 0, p);
@@ -147,7 +150,7 @@ public sealed unsafe partial class CudaBackend
         {
             SsdChunkStates(ref p, scratch);
             long streamChunks = (long)p.Batch * p.H * p.Chunks;
-            p.RStates = SsdScratch(scratch, streamChunks * p.P * p.N);
+            p.RStates = SsdScratch(scratch, SsdStateFloats(p));
             p.Scal = SsdScratch(scratch, 5L * p.Batch * p.H * p.L);
             p.ChunkDot = SsdScratch(scratch, streamChunks * p.Tiles);
             p.Partials = SsdScratch(scratch, 3 * streamChunks);

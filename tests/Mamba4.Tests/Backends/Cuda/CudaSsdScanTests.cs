@@ -45,9 +45,11 @@ public class CudaSsdScanTests
     }
 
     private static void Compare(int batch, int l, int h, int g, int p, int n, int chunk,
-        bool withD = true, bool withBias = true, bool softplus = true, bool clamp = false, Tolerance? tolerance = null) =>
-        WithPrecision(tolerance == Tf32Tolerance ? MatmulPrecision.Tf32 : MatmulPrecision.F32,
-            () => CompareAtPrecision(batch, l, h, g, p, n, chunk, withD, withBias, softplus, clamp, tolerance ?? F32Tolerance));
+        bool withD = true, bool withBias = true, bool softplus = true, bool clamp = false, Tolerance? tolerance = null)
+    {
+        var tol = tolerance ?? F32Tolerance;
+        WithPrecision(tol.Precision, () => CompareAtPrecision(batch, l, h, g, p, n, chunk, withD, withBias, softplus, clamp, tol));
+    }
 
     private static void CompareAtPrecision(int batch, int l, int h, int g, int p, int n, int chunk,
         bool withD, bool withBias, bool softplus, bool clamp, Tolerance tol)
@@ -128,9 +130,11 @@ public class CudaSsdScanTests
         Assert.Equal(f32, tf32);
     }
 
-    /// <summary>Tolerances (relative to the largest reference value) of y and the last state, dx/dB/dC/dD, ddt, dA/dDtBias.</summary>
-    private sealed record Tolerance(double Y, double Grad, double Ddt, double Sums);
-    private static readonly Tolerance F32Tolerance = new(1e-5, 1e-4, 1e-4, 1e-3), Tf32Tolerance = new(2e-3, 2e-3, 1e-3, 5e-3);
+    /// <summary>The products' precision and its tolerances (relative to the largest reference value) of y and the last state,
+    /// dx/dB/dC/dD, ddt, dA/dDtBias.</summary>
+    private sealed record Tolerance(MatmulPrecision Precision, double Y, double Grad, double Ddt, double Sums);
+    private static readonly Tolerance F32Tolerance = new(MatmulPrecision.F32, 1e-5, 1e-4, 1e-4, 1e-3),
+        Tf32Tolerance = new(MatmulPrecision.Tf32, 2e-3, 2e-3, 1e-3, 5e-3);
 
     [Fact]
     public void WithoutDAndBiasAndSoftplus() => Compare(1, 129, 4, 4, 8, 16, 128, withD: false, withBias: false, softplus: false);
