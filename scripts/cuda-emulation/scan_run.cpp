@@ -1,0 +1,54 @@
+// scan-check.sh's driver: random inputs, then selective_scan.cu's main backward kernel (KERNELS: the prepared source) on a
+// grid as CudaBackend.SelectiveScan.cs launches it (256 threads, chunks over L), with the chunk carries H_c and E_c given
+// as random inputs (both versions read the same), every output poisoned with NaN where the kernel writes it whole.
+// Writes du, dΔ, dz, dA, dB, dC, dD, dbias, dh0 as F32 to OUT.   scan_run B L D N CHUNK OUT [lti]
+#include "shim.h"
+#include <atomic>
+struct uint4 { unsigned x, y, z, w; };
+inline int min(unsigned a, int b) { return std::min((int)a, b); }
+inline float emu_half(unsigned short h) { return 0.f; }   // the f16 kernels are not run here
+inline float4 emu_smem[232448 / 16];
+template <class T> T __shfl_sync(unsigned, T v, int src) { return exch(v, [](int, int o) { return o; }, src & 31); }
+inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned)x); }
+inline size_t __cvta_generic_to_shared(const void* p) { return (size_t)p; }
+inline unsigned short emu_bf16(float x) { unsigned u = __float_as_uint(x); return (unsigned short)((u + 0x7fff + ((u >> 16) & 1)) >> 16); }
+#include KERNELS
+#include <cstdio>
+#include <random>
+#include <string>
+template <class T> T* buf(size_t n, T fill) { T* p = new T[std::max<size_t>(n, 1)]; std::fill(p, p + std::max<size_t>(n, 1), fill); return p; }
+int main(int argc, char** argv)
+{
+    int B = atoi(argv[1]), L = atoi(argv[2]), D = atoi(argv[3]), N = atoi(argv[4]), chunk = atoi(argv[5]);
+    std::string out = argv[6];
+    bool sel = !(argc > 7 && std::string(argv[7]) == "lti");
+    int ns = 1; while (ns < N && ns < 4) ns *= 2;
+    int tpc = 1; while (tpc * ns < N) tpc *= 2;
+    std::mt19937 rng(11);
+    auto U = [&](size_t n, float lo, float hi) { std::uniform_real_distribution<float> d(lo, hi); float* p = buf<float>(n, 0.f); for (size_t i = 0; i < n; i++) p[i] = d(rng); return p; };
+    size_t bld = (size_t)B * L * D, bln = (size_t)B * L * N;
+    int chunks = (L + chunk - 1) / chunk;
+    ScanParams p{};
+    p.u = U(bld, -1, 1); p.delta = U(bld, -3, 1); p.A = U((size_t)D * N, -2, -0.2f);
+    p.B = sel ? U(bln, -1, 1) : U((size_t)D * N, -1, 1); p.C = sel ? U(bln, -1, 1) : U((size_t)D * N, -1, 1);
+    p.D = U(D, -1, 1); p.z = U(bld, -2, 2); p.bias = U(D, -0.5f, 0.5f); p.dout = U(bld, -1, 1);
+    p.h0 = U((size_t)B * D * N, -1, 1);
+    p.carryH = U((size_t)B * chunks * D * N, -1, 1); p.carryG = U((size_t)B * chunks * D * N, -1, 1);
+    p.sumDt = U((size_t)B * chunks * D, 0, 1);
+    const float nan = NAN;
+    p.du = buf<float>(bld, nan); p.ddelta = buf<float>(bld, nan); p.dz = buf<float>(bld, nan);
+    p.dA = buf<float>((size_t)D * N, 0.f); p.dB = buf<float>(sel ? bln : (size_t)D * N, 0.f); p.dC = buf<float>(sel ? bln : (size_t)D * N, 0.f);
+    p.dD = buf<float>(D, 0.f); p.dbias = buf<float>(D, 0.f); p.dh0 = buf<float>((size_t)B * D * N, nan);
+    p.batch = B; p.L = L; p.Dch = D; p.N = N; p.chunkLen = chunk; p.chunks = chunks; p.tpc = tpc; p.selective = sel; p.softplus = 1;
+    dim3_ grid{(unsigned)((D + 256 / tpc - 1) / (256 / tpc)), (unsigned)chunks, (unsigned)B};
+    std::string name = std::to_string(ns) + "_" + std::to_string(tpc);
+#define K(NS, TPC) if (name == #NS "_" #TPC) launch(grid, [&] { if (sel) scan_backward_ns##NS##_tpc##TPC##_sel_pf(p); else scan_backward_ns##NS##_tpc##TPC##_lti_pf(p); });
+    K(1, 1) K(2, 1) K(4, 1) K(4, 2) K(4, 4) K(4, 8) K(4, 16) K(4, 32)
+    FILE* f = fopen(out.c_str(), "wb");
+    auto dump = [&](const float* v, size_t n) { fwrite(v, 4, n, f); };
+    dump(p.du, bld); dump(p.ddelta, bld); dump(p.dz, bld); dump(p.dA, (size_t)D * N); dump(p.dB, sel ? bln : (size_t)D * N);
+    dump(p.dC, sel ? bln : (size_t)D * N); dump(p.dD, D); dump(p.dbias, D); dump(p.dh0, (size_t)B * D * N);
+    fclose(f);
+    printf("ns %d tpc %d chunks %d\n", ns, tpc, chunks);
+}
