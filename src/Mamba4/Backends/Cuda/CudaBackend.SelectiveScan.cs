@@ -139,14 +139,9 @@ public sealed unsafe partial class CudaBackend
     private int RequireShared(int bytes, string pass, int n) => bytes <= MaxSharedMemoryPerBlock ? bytes
         : throw new NotSupportedException($"SelectiveScan {pass} on CUDA needs {bytes:N0} B of shared memory per block for d_state {n}; this device allows {MaxSharedMemoryPerBlock:N0}");
 
-    /// <summary>The backward's shared memory: B, C rows [T, NS·TPC] and each warp's dB, dC rows [F, 2·NS·TPC] (selective; F =
-    /// a quarter of the chunk in whole sub-blocks, as selective_scan.cu's backward_flush_subs), dt [T, channels], checkpoints
-    /// [T/SUB, block, NS].</summary>
-    private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub)
-    {
-        int subs = (chunkLen + sub - 1) / sub, flushRows = Math.Max(1, subs / 4) * sub, np = ns * tpc;
-        return ((selective ? 2 * chunkLen * np + block / 32 * flushRows * 2 * np : 0) + chunkLen * (block / tpc) + subs * block * ns) * sizeof(float);
-    }
+    /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
+    private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
+        ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (block / tpc) + (chunkLen + sub - 1) / sub * block * ns) * sizeof(float);
 
     /// <summary>Threads per block (128 or 256) of the main backward kernel; 0 = automatic.</summary>
 

@@ -23,9 +23,8 @@
 // with h̃_c); the gradient entering chunk c from the later ones is E_c = õ_{c+1} + exp(A·S_{c+1}) ⊙ E_{c+1} (scan_carries, with H_c).
 // scan_backward then runs each chunk from H_c and E_c: pass 1 keeps h every SUB steps in shared memory, pass 2
 // visits those sub-blocks last to first, recomputes SUB steps of h and a into registers and sweeps them in reverse.
-// dB_t, dC_t (selective) are summed over the warp's channels with shuffles, written to the warp's own rows in shared
-// memory, summed over the block's warps every quarter chunk (backward_flush) and over blocks with atomics; dA, dD,
-// dbias (and time-invariant dB, dC) with one atomic per thread.
+// dB_t, dC_t (selective) are summed over the warp's channels with shuffles, over the block in shared memory,
+// and over blocks with atomics; dA, dD, dbias (and time-invariant dB, dC) with one atomic per thread.
 #define FT 8     // forward tile: steps whose inputs are copied in at once
 #define SCAN_FWD_BLOCK 128   // threads per block of the forward kernels (CudaBackend.ScanBlock)
 
@@ -111,26 +110,13 @@ __device__ __forceinline__ void stage_rows(const ScanParams& p, const float* x, 
 {
     const T* gx = reinterpret_cast<const T*>(x) + ((i64)b * p.L + t0) * p.N;
     const T* gy = reinterpret_cast<const T*>(y) + ((i64)b * p.L + t0) * p.N;
-    const int rows = max(0, min(count, t1 - t0)), total = count * np;
-    for (int k0 = threadIdx.x; k0 < total; k0 += 4 * blockDim.x)
+    int rows = max(0, min(count, t1 - t0));
+    for (int k = threadIdx.x; k < count * np; k += blockDim.x)
     {
-        T vx[4], vy[4];   // four elements' loads issued before the first store waits on one
-        #pragma unroll
-        for (int j = 0; j < 4; j++)
-        {
-            const int k = k0 + j * blockDim.x, r = k / np, c = k - r * np;
-            const bool ok = k < total && r < rows && c < p.N;
-            vx[j] = ok ? gx[r * p.N + c] : T{};
-            vy[j] = ok && sy ? gy[r * p.N + c] : T{};
-        }
-        #pragma unroll
-        for (int j = 0; j < 4; j++)
-        {
-            const int k = k0 + j * blockDim.x;
-            if (k >= total) break;
-            sx[k] = to_f32(vx[j]);
-            if (sy) sy[k] = to_f32(vy[j]);
-        }
+        int r = k / np, c = k - r * np;
+        bool ok = r < rows && c < p.N;
+        sx[k] = ok ? to_f32(gx[r * p.N + c]) : 0.f;
+        if (sy) sy[k] = ok ? to_f32(gy[r * p.N + c]) : 0.f;
     }
 }
 
@@ -624,33 +610,8 @@ __device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& ba
     }
 }
 
-// The warps' dB_t, dC_t rows are added into the global sums every FS sub-blocks: a quarter of the chunk (at least one
-// sub-block), so that they take at most twice the shared memory one set of rows for the chunk would (CudaBackend's
-// BackwardShared uses the same rule).
-__device__ __forceinline__ int backward_flush_subs(int chunkLen, int sub) { return max(1, (chunkLen + sub - 1) / sub / 4); }
-
-// Rows [r0, r0 + F) of the chunk (those before its end): the block's warps' dB_t, dC_t rows summed and added to dB, dC
-// (one atomic per value and block). Barriers before (every warp has written the rows) and after (none writes them again
-// before all are read).
-__device__ void backward_flush(const ScanParams& p, const ScanLane& s, const float* wd, int r0, int F, int np)
-{
-    __syncthreads();
-    const int rows = min(F, s.t1 - s.t0 - r0), width = 2 * np, warps = blockDim.x / 32, N = p.N;
-    float* gB = p.dB + ((i64)s.b * p.L + s.t0 + r0) * N;
-    float* gC = p.dC + ((i64)s.b * p.L + s.t0 + r0) * N;
-    for (int k = threadIdx.x; k < rows * width; k += blockDim.x)
-    {
-        const int r = k / width, c = k - r * width, n = c < np ? c : c - np;
-        if (n >= N) continue;
-        float sum = 0.f;
-        for (int w = 0; w < warps; w++) sum += wd[(w * F + r) * width + c];
-        atomicAdd(&(c < np ? gB : gC)[r * N + n], sum);
-    }
-    __syncthreads();
-}
-
-// Shared memory: sB, sC [T, np] (selective), the warps' dB_t, dC_t rows [warps, F, 2·np] (selective; F = backward_flush_subs · SUB),
-// dt [T, channels of the block], checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
+// Shared memory: sB, sC [T, np] (selective), sdB, sdC [T, np] (selective), dt [T, channels of the block],
+// checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
 // PF: the next sub-block's u, Δ (pass 1) and u, dout, z (pass 2) are loaded into registers before the current one is
 // computed, so their memory latency overlaps the arithmetic.
 template <int NS, int TPC, bool SEL, int SUB, bool PF, typename T, typename TG = T>
@@ -664,11 +625,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
     const int N = p.N, n0 = s.sub * NS, TL = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
     const int tn = SEL ? TL * np : 0;
     const int cpb = blockDim.x / TPC, chl = threadIdx.x / TPC;
-    // dB_t, dC_t: each warp writes its sums over its channels into rows of its own (no atomics), and every F steps the
-    // block adds the warps' rows into the global sums
-    const int FS = backward_flush_subs(TL, SUB), F = FS * SUB;
-    float *sB = smem, *sC = sB + tn, *wd = sC + tn, *sdt = wd + (SEL ? (blockDim.x / 32) * F * 2 * np : 0), *ckpt = sdt + TL * cpb;
-    float* wrows = wd + (threadIdx.x / 32) * F * 2 * np;
+    float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *sdt = sdC + tn, *ckpt = sdt + TL * cpb;
 
     float a2[NS], h[NS], g[NS], bv[NS], cv[NS], accA[NS], accB[NS], accC[NS];
     #pragma unroll
@@ -689,6 +646,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
     if (SEL)
     {
         stage_rows<T>(p, p.B, p.C, s.b, s.t0, TL, s.t1, np, sB, sC);
+        for (int k = threadIdx.x; k < tn; k += blockDim.x) sdB[k] = sdC[k] = 0.f;
     }
     __syncthreads();
 
@@ -773,9 +731,6 @@ __device__ void scan_backward_impl(const ScanParams& p)
     };
     T nus[SUB], ndo[PER], nzs[PER];
     if (PF && subs > 0) fetch2(subs - 1, nus, ndo, nzs);
-    int inGroup = (subs - 1) % FS;   // = sb % FS, counted down with sb
-    // TPC ≥ 4: lanes 0, 1, 2 of a channel store du, dΔ, dz (null: nothing to store)
-    T* const mine = !s.active || s.sub > 2 ? nullptr : reinterpret_cast<T*>(s.sub == 0 ? p.du : s.sub == 1 ? p.ddelta : p.dz);
     for (int sb = subs - 1; sb >= 0; sb--)
     {
         const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
@@ -819,7 +774,6 @@ __device__ void scan_backward_impl(const ScanParams& p)
         const float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
         #pragma unroll
         for (int i = 0; i < NS; i++) h0[i] = ck[i];
-        float* wsub = wrows + inGroup * SUB * 2 * np;   // this sub-block's first row of the warp's dB, dC rows
         #pragma unroll
         for (int k = 0; k < SUB; k++)
         {
@@ -872,15 +826,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
             accD = fmaf(dy, uu, accD);
             accBias += dd;
             if (p.dz) yv = channel_sum(yv, TPC);
-            if constexpr (TPC >= 4 && sizeof(T) == sizeof(TG))   // three lanes of the channel store one each: one store a step
-            {
-                if (mine)
-                {
-                    const float v = s.sub == 0 ? du : s.sub == 1 ? dd : dzs[k] * fmaf(skip, uu, yv);
-                    mine[off] = from_f32<T>(v);
-                }
-            }
-            else if (s.sub == 0 && s.active)
+            if (s.sub == 0 && s.active)
             {
                 reinterpret_cast<T*>(p.du)[off] = from_f32<T>(du);
                 reinterpret_cast<TG*>(p.ddelta)[off] = from_f32<TG>(dd);
@@ -888,7 +834,7 @@ __device__ void scan_backward_impl(const ScanParams& p)
             }
             if (SEL)
             {
-                // this step's dB_t, dC_t summed over the warp's channels, scattered over its lanes, written to the warp's row
+                // this step's dB_t, dC_t summed over the warp's channels, scattered over its lanes, added to the block's rows
                 #pragma unroll
                 for (int i = 0; i < 2 * NS; i++) vals[i] = s.active ? vals[i] : 0.f;
                 int first = 0, dup = 0;
@@ -896,12 +842,12 @@ __device__ void scan_backward_impl(const ScanParams& p)
                 constexpr int R = 2 * NS > 32 / TPC ? 2 * NS / (32 / TPC) : 1;
                 if ((lane & dup) == 0)
                 {
-                    float* row = wsub + k * 2 * np + n0;
                     #pragma unroll
                     for (int j = 0; j < R; j++)
                     {
                         int idx = first + j;
-                        row[idx < NS ? idx : np + idx - NS] = vals[j];
+                        float* row = idx < NS ? sdB : sdC;
+                        atomicAdd(&row[r * np + n0 + (idx < NS ? idx : idx - NS)], vals[j]);
                     }
                 }
             }
@@ -911,8 +857,6 @@ __device__ void scan_backward_impl(const ScanParams& p)
                 for (int i = 0; i < NS; i++) { accB[i] += vals[i]; accC[i] += vals[NS + i]; }
             }
         }
-        if (SEL && inGroup == 0) backward_flush(p, s, wd, sb * SUB, F, np);
-        inGroup = inGroup == 0 ? FS - 1 : inGroup - 1;
     }
 
     if (s.active)
@@ -935,6 +879,19 @@ __device__ void scan_backward_impl(const ScanParams& p)
             #pragma unroll
             for (int i = 0; i < NS; i++)
                 if (n0 + i < N) p.dh0[((i64)s.b * p.Dch + s.d) * N + n0 + i] = g[i];
+        }
+    }
+    if (SEL)
+    {
+        __syncthreads();
+        float* gB = p.dB + ((i64)s.b * p.L + s.t0) * N;
+        float* gC = p.dC + ((i64)s.b * p.L + s.t0) * N;
+        int valid = (s.t1 - s.t0) * N;
+        for (int k = threadIdx.x; k < valid; k += blockDim.x)
+        {
+            int r = k / N, c = k - r * N;
+            atomicAdd(&gB[k], sdB[r * np + c]);
+            atomicAdd(&gC[k], sdC[r * np + c]);
         }
     }
 }
