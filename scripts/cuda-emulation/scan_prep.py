@@ -1,18 +1,16 @@
 # scan-check.sh's preprocessor: common.cuh + selective_scan.cu as C++ for shim.h — the main backward kernels only (the
-# forward's and phase 2's instantiations dropped, their cp.async helpers stubbed), the special-function PTX replaced by
-# libm (ex2 → exp2f, lg2 → log2f, rcp → 1/x), the dynamic shared memory a static buffer.
+# forward's and phase 2's instantiations dropped, their cp.async PTX removed), the special-function PTX replaced by libm
+# (ex2 → exp2f, lg2 → log2f, rcp → 1/x; prep.py's common_replacements), the dynamic shared memory a static buffer.
 import re, sys
+from prep import common_replacements
 common, scan, out = sys.argv[1:4]
 src = open(common).read() + "\n" + open(scan).read()
-src = src.replace('asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', 'y = exp2f(x);')
+src = common_replacements(src, f16_input=True)   # unpack2(…, half_bits, …) must compile
 src = src.replace('asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', 'y = log2f(x);')
 src = src.replace('asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', 'y = 1.f / x;')
-src = src.replace('asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.v));', 'f = emu_half(x.v);')
-src = src.replace('asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.v) : "f"(x));', 'r.v = 0;')
 src = src.replace('asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.v) : "f"(x));', 'r.v = emu_bf16(x);')
 src = re.sub(r'asm volatile\("cp\.async.*?\);', '', src, flags=re.S)
 src = src.replace('extern __shared__ float4 smem4[];', 'float4* smem4 = emu_smem;')
-src = src.replace('extern "C"', '')
 # only the float backward kernels are instantiated
 src = re.sub(r'\nSCAN_(FORWARD|PREPARE)\w*\([^)]*\)', '\n', src)
 src = re.sub(r'#define SCAN_BACKWARD\(NS, TPC\).*?\n(?=SCAN_BACKWARD\(1, 1\))',
