@@ -1,7 +1,7 @@
 // scan-check.sh's driver: random inputs, then selective_scan.cu's main backward kernel (KERNELS: the prepared source) on a
 // grid as CudaBackend.SelectiveScan.cs launches it (256 threads, chunks over L), with the chunk carries H_c and E_c given
 // as random inputs (both versions read the same), every output poisoned with NaN where the kernel writes it whole.
-// Writes du, dΔ, dz, dA, dB, dC, dD, dbias, dh0 as F32 to OUT.   scan_run B L D N CHUNK OUT [lti]
+// Writes du, dΔ, dz, dA, dB, dC, dD, dbias, dh0 as F32 to OUT.   [FLUSH_SUBS=k] scan_run B L D N CHUNK OUT [lti]
 #include "shim.h"
 #include <atomic>
 struct uint4 { unsigned x, y, z, w; };
@@ -17,6 +17,8 @@ inline unsigned short emu_bf16(float x) { unsigned u = __float_as_uint(x); retur
 #include <cstdio>
 #include <random>
 #include <string>
+// flushSubs where the kernel file's ScanParams has it (CudaBackend's FlushSubs: a quarter chunk; FLUSH_SUBS overrides)
+template <class P> void set_flush_subs(P& p, int fs) { if constexpr (requires { p.flushSubs; }) p.flushSubs = fs; }
 template <class T> T* buf(size_t n, T fill) { T* p = new T[std::max<size_t>(n, 1)]; std::fill(p, p + std::max<size_t>(n, 1), fill); return p; }
 int main(int argc, char** argv)
 {
@@ -40,6 +42,7 @@ int main(int argc, char** argv)
     p.du = buf<float>(bld, nan); p.ddelta = buf<float>(bld, nan); p.dz = buf<float>(bld, nan);
     p.dA = buf<float>((size_t)D * N, 0.f); p.dB = buf<float>(sel ? bln : (size_t)D * N, 0.f); p.dC = buf<float>(sel ? bln : (size_t)D * N, 0.f);
     p.dD = buf<float>(D, 0.f); p.dbias = buf<float>(D, 0.f); p.dh0 = buf<float>((size_t)B * D * N, nan);
+    set_flush_subs(p, getenv("FLUSH_SUBS") ? atoi(getenv("FLUSH_SUBS")) : std::max(1, (chunk + 3) / 4 / 4));
     p.batch = B; p.L = L; p.Dch = D; p.N = N; p.chunkLen = chunk; p.chunks = chunks; p.tpc = tpc; p.selective = sel; p.softplus = 1;
     dim3_ grid{(unsigned)((D + 256 / tpc - 1) / (256 / tpc)), (unsigned)chunks, (unsigned)B};
     std::string name = std::to_string(ns) + "_" + std::to_string(tpc);
