@@ -3,7 +3,9 @@
 # change: main's kernel file against another (OTHER, e.g. the version before the change, `git show HEAD~1:…`), both from
 # the same random inputs and chunk carries, over shapes that cover every states-per-thread split (N 1 … 128), partial
 # sub-blocks and chunks, flush groups of 1, 2 and 4 sub-blocks, channels that overhang the last block, and the time-invariant form. Every output must agree to
-# 1e-5 of its largest value (atomic sums differ in order) with no NaN. It checks logic and index math, not timing.
+# 1e-5 of its largest value (atomic sums differ in order) with no NaN. Then main's _gbf16 kernel (dΔ, dz written in BF16)
+# against its float one: du the same bits, dΔ and dz the rounded F32 ones (the GPU test NarrowGradientsAreTheRoundedF32Ones).
+# It checks logic and index math, not timing.
 #   bash scripts/cuda-emulation/scan-check.sh OTHER_selective_scan.cu
 # Needs g++ (C++20) and python3 with numpy; ~1 minute on two cores.
 set -euo pipefail
@@ -28,6 +30,8 @@ while read -r shape; do
   env $fs "$work/run_main" $1 $2 $3 $4 $5 "$work/a.bin" ${6:-} > /dev/null
   env $fs "$work/run_other" $1 $2 $3 $4 $5 "$work/b.bin" ${6:-} > /dev/null
   printf '%-36s ' "$shape"; $py "$here/scan_compare.py" "$work/a.bin" "$work/b.bin" $1 $2 $3 $4 ${6:-} || failed=1
+  env $fs GRAD=bf16 "$work/run_main" $1 $2 $3 $4 $5 "$work/c.bin" ${6:-} > /dev/null
+  printf '%-36s ' "  main's _gbf16 kernel"; $py "$here/scan_narrow.py" "$work/a.bin" "$work/c.bin" $1 $2 $3 || failed=1
 done <<'SHAPES'
 2 100 70 16 32
 1 200 64 16 64

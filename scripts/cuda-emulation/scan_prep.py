@@ -11,9 +11,10 @@ src = src.replace('asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', 'y = 
 src = src.replace('asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.v) : "f"(x));', 'r.v = emu_bf16(x);')
 src = re.sub(r'asm volatile\("cp\.async.*?\);', '', src, flags=re.S)
 src = src.replace('extern __shared__ float4 smem4[];', 'float4* smem4 = emu_smem;')
-# only the float backward kernels are instantiated
+# only the float backward kernels are instantiated, and their _gbf16 twins (F32 inputs, dΔ and dz written in BF16)
 src = re.sub(r'\nSCAN_(FORWARD|PREPARE)\w*\([^)]*\)', '\n', src)
 src = re.sub(r'#define SCAN_BACKWARD\(NS, TPC\).*?\n(?=SCAN_BACKWARD\(1, 1\))',
-             '#define SCAN_BACKWARD(NS, TPC) SCAN_BACKWARD_PF(NS, TPC, float, float, )\n', src, flags=re.S)
+             '#define SCAN_BACKWARD(NS, TPC) SCAN_BACKWARD_PF(NS, TPC, float, float, ) '
+             'SCAN_BACKWARD_PF(NS, TPC, float, bf16_bits, _gbf16)\n', src, flags=re.S)
 assert 'asm(' not in src.replace('//', ''), [l for l in src.split('\n') if 'asm(' in l]
 open(out, 'w').write(src)

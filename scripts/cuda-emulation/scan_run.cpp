@@ -1,7 +1,8 @@
 // scan-check.sh's driver: random inputs, then selective_scan.cu's main backward kernel (KERNELS: the prepared source) on a
 // grid as CudaBackend.SelectiveScan.cs launches it (256 threads, chunks over L), with the chunk carries H_c and E_c given
 // as random inputs (both versions read the same), every output poisoned with NaN where the kernel writes it whole.
-// Writes du, dΔ, dz, dA, dB, dC, dD, dbias, dh0 as F32 to OUT.   [FLUSH_SUBS=k] scan_run B L D N CHUNK OUT [lti]
+// Writes du, dΔ, dz, dA, dB, dC, dD, dbias, dh0 as F32 to OUT.   [FLUSH_SUBS=k] [GRAD=bf16] scan_run B L D N CHUNK OUT [lti]
+// GRAD=bf16 runs the _gbf16 kernel (dΔ and dz written in BF16; widened to F32 for OUT).
 #include "shim.h"
 #include <atomic>
 struct uint4 { unsigned x, y, z, w; };
@@ -46,8 +47,17 @@ int main(int argc, char** argv)
     p.batch = B; p.L = L; p.Dch = D; p.N = N; p.chunkLen = chunk; p.chunks = chunks; p.tpc = tpc; p.selective = sel; p.softplus = 1;
     dim3_ grid{(unsigned)((D + 256 / tpc - 1) / (256 / tpc)), (unsigned)chunks, (unsigned)B};
     std::string name = std::to_string(ns) + "_" + std::to_string(tpc);
-#define K(NS, TPC) if (name == #NS "_" #TPC) launch(grid, [&] { if (sel) scan_backward_ns##NS##_tpc##TPC##_sel_pf(p); else scan_backward_ns##NS##_tpc##TPC##_lti_pf(p); });
+    const bool narrow = getenv("GRAD") && std::string(getenv("GRAD")) == "bf16";
+#define K(NS, TPC) if (name == #NS "_" #TPC) launch(grid, [&] {                                                        \
+        if (narrow) { if (sel) scan_backward_ns##NS##_tpc##TPC##_sel_pf_gbf16(p); else scan_backward_ns##NS##_tpc##TPC##_lti_pf_gbf16(p); } \
+        else if (sel) scan_backward_ns##NS##_tpc##TPC##_sel_pf(p); else scan_backward_ns##NS##_tpc##TPC##_lti_pf(p); });
     K(1, 1) K(2, 1) K(4, 1) K(4, 2) K(4, 4) K(4, 8) K(4, 16) K(4, 32)
+    if (narrow)   // the BF16 dΔ, dz widened in place, last to first
+        for (float* g : {p.ddelta, p.dz})
+        {
+            const unsigned short* h = reinterpret_cast<const unsigned short*>(g);
+            for (size_t i = bld; i-- > 0;) g[i] = __uint_as_float((unsigned)h[i] << 16);
+        }
     FILE* f = fopen(out.c_str(), "wb");
     auto dump = [&](const float* v, size_t n) { fwrite(v, 4, n, f); };
     dump(p.du, bld); dump(p.ddelta, bld); dump(p.dz, bld); dump(p.dA, (size_t)D * N); dump(p.dB, sel ? bln : (size_t)D * N);
