@@ -2,7 +2,8 @@
 # Runs ON the GPU machine (packed by scripts/scan-pending-pack.sh; carry [".device", ".anchors"]): a pending scan change
 # tested and timed against main in one call.
 #   1. In the background: mamba_ssm's scan extension builds (scan_anchor.py's first 21 lines), and every var-* build
-#      compiles its kernels once (NVRTC takes ~70-100 s for selective_scan.cu: cold, a benchmark would spend its time there).
+#      compiles its kernels once (selective_scan.cu takes NVRTC ~20-30 s per element type: cold, a benchmark would spend
+#      its time there).
 #   2. The GPU tests of the scan run on the full stack (CudaSelectiveScanTests, CudaMixedPrecisionTests).
 #   3. mamba_ssm's fused scan is timed alone (scan_anchor.py), then the scan table of main and the stack in the order
 #      main, stack, stack, main, then the intermediate builds, while the deadline allows; then CudaModelTests.

@@ -2,7 +2,7 @@
 # Compile-checks the CUDA kernels without a GPU: each Kernels/*.cu with common.cuh prepended (as CudaCompiler does), for
 # sm_90 with CudaCompiler's options, by whatever NVRTC this machine has (NVRTC 11.8 on the development machine: the
 # GPU machine's 13.0 may accept more, so this finds errors, it does not prove a kernel right). No GPU and no driver needed.
-#   python3 scripts/nvrtc-check.py [FILE.cu ...] [--ptx DIR] [--regs]   (default: every kernel file; --ptx writes each file's PTX,
+#   python3 scripts/nvrtc-check.py [FILE.cu ...] [--ptx DIR] [--regs] [--group G]   (default: every kernel file; --ptx writes each file's PTX,
 #       e.g. to compare two versions of a kernel instruction for instruction; --regs lists each kernel's registers and stack
 #       frame (spills) from the sm_90 cubin — this NVRTC's ptxas, which may allocate a few registers apart from the driver's;
 #       --cubin DIR writes each file's sm_90 cubin, for `cuobjdump -sass` / `nvdisasm` without a GPU: both are in Debian's
@@ -17,6 +17,9 @@ if "--cubin" in args:
     i = args.index("--cubin"); cubin_dir = args[i + 1]; del args[i:i + 2]; os.makedirs(cubin_dir, exist_ok=True)
 regs = "--regs" in args
 if regs: args.remove("--regs")
+group = None   # --group G: only compile group G of a file that splits its instantiations (-DKERNEL_GROUP=G, common.cuh)
+if "--group" in args:
+    i = args.index("--group"); group = int(args[i + 1]); del args[i:i + 2]
 
 def kernel_resources(elf):
     """(kernel, registers, frame bytes) of each kernel in a CUDA ELF, from .nv.info's EIATTR_REGCOUNT (0x2f) and
@@ -54,6 +57,7 @@ for name in files:
     if nvrtc.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0, None, None) != 0: sys.exit("nvrtcCreateProgram failed")
     arch = b"compute_90" if ptx_dir else b"sm_90"
     opts = [b"--gpu-architecture=" + arch, b"--std=c++17", b"-DMAMBA4_NVRTC=1"]
+    if group: opts.append(b"-DKERNEL_GROUP=%d" % group)
     rc = nvrtc.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
     size = ctypes.c_size_t(); nvrtc.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
     log = ctypes.create_string_buffer(size.value); nvrtc.nvrtcGetProgramLog(prog, log)

@@ -11,10 +11,15 @@ src = src.replace('asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', 'y = 
 src = src.replace('asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.v) : "f"(x));', 'r.v = emu_bf16(x);')
 src = re.sub(r'asm volatile\("cp\.async.*?\);', '', src, flags=re.S)
 src = src.replace('extern __shared__ float4 smem4[];', 'float4* smem4 = emu_smem;')
-# only the float backward kernels are instantiated, and their _gbf16 twins (F32 inputs, dΔ and dz written in BF16)
-src = re.sub(r'\nSCAN_(FORWARD|PREPARE)\w*\([^)]*\)', '\n', src)
-src = re.sub(r'#define SCAN_BACKWARD\(NS, TPC\).*?\n(?=SCAN_BACKWARD\(1, 1\))',
-             '#define SCAN_BACKWARD(NS, TPC) SCAN_BACKWARD_PF(NS, TPC, float, float, ) '
-             'SCAN_BACKWARD_PF(NS, TPC, float, bf16_bits, _gbf16)\n', src, flags=re.S)
+# only the float backward kernels are instantiated, and their _gbf16 twins (F32 inputs, dΔ and dz written in BF16):
+# the forward's instantiation lines and the backward's BF16 / F16 ones dropped
+src = re.sub(r'^SCAN_FORWARD\w*\(.*$', '', src, flags=re.M)
+src = re.sub(r'^SCAN_BACKWARD\((bf16_bits|half_bits), .*$', '', src, flags=re.M)
+if re.search(r'#define SCAN_BACKWARD\(NS, TPC\)', src):   # a kernel file from before the compile groups: one line a split
+    src = re.sub(r'#define SCAN_BACKWARD\(NS, TPC\).*?\n(?=SCAN_BACKWARD\(1, 1\))',
+                 '#define SCAN_BACKWARD(NS, TPC) SCAN_BACKWARD_PF(NS, TPC, float, float, ) '
+                 'SCAN_BACKWARD_PF(NS, TPC, float, bf16_bits, _gbf16)\n', src, flags=re.S)
+else:
+    assert re.search(r'^SCAN_BACKWARD\(float, float, \)$', src, re.M) and re.search(r'^SCAN_BACKWARD\(float, bf16_bits, _gbf16\)$', src, re.M)
 assert 'asm(' not in src.replace('//', ''), [l for l in src.split('\n') if 'asm(' in l]
 open(out, 'w').write(src)

@@ -81,6 +81,24 @@ public class KernelTableTests
         Assert.All(Scan.Where(n => n.StartsWith("scan_backward_")), n => Assert.Matches("_pf(_bf16|_f16|_gbf16)?$", n));
     }
 
+    /// <summary>The scan's kernels are split in compile groups by element type (the backend compiles only the groups a run
+    /// needs): the table reads each kernel's group from the `#if KERNEL_GROUP_IS(g)` around it, and every typed kernel sits
+    /// in the group of its type suffix — 1 F32, 2 BF16, 3 F16, 4 F32 inputs with BF16 outputs or gradients — while the
+    /// untyped ones (carries, conversions, the decode step) are outside every group, so in all of them.</summary>
+    [Fact]
+    public void ScanKernelsAreGroupedByElementType()
+    {
+        var groups = Kernels.Groups[Kernels.SelectiveScan.File];
+        Assert.Equal(Scan.Order(), groups.Keys.Order());
+        static int Expected(string name) =>
+            !(name.StartsWith("scan_forward_") || name.StartsWith("scan_prepare_") || name.StartsWith("scan_backward_")) ? 0
+            : name.EndsWith("_obf16") || name.EndsWith("_gbf16") ? 4 : name.EndsWith("_bf16") ? 2 : name.EndsWith("_f16") ? 3 : 1;
+        Assert.All(groups, kv => Assert.True(Expected(kv.Key) == kv.Value, $"{kv.Key}: group {kv.Value}, expected {Expected(kv.Key)}"));
+        Assert.Equal([0, 1, 2, 3, 4], groups.Values.Distinct().Order());
+        Assert.Equal(5, groups.Count(kv => kv.Value == 0));
+        Assert.DoesNotContain(Kernels.SsdScan.File, Kernels.Groups.Keys);   // files without groups compile whole
+    }
+
     [Fact]
     public void EveryEmbeddedKernelFileIsInTheTableWithEveryKernelWrittenOutInIt()
     {

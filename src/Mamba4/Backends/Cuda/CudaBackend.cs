@@ -21,7 +21,7 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
     [ThreadStatic] private static nint _currentContext;
 
     private readonly nint _context;
-    private readonly Dictionary<string, nint> _modules = new();
+    private readonly Dictionary<(string File, int Group), nint> _modules = new();
     private readonly Dictionary<(string File, string Kernel), nint> _functions = new();
     private readonly Dictionary<(string File, string Kernel), int> _dynamicSharedLimits = new();
     private readonly Lock _lock = new();
@@ -141,12 +141,7 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
         {
             if (_functions.TryGetValue((file, kernel), out var f)) return f;
             MakeCurrent();
-            if (!_modules.TryGetValue(file, out var module))
-            {
-                var cubin = CudaCompiler.Cubin(file, CudaCompiler.Program(file), Architecture);
-                fixed (byte* image = cubin) CudaDriver.Check(CudaDriver.cuModuleLoadData(&module, image), $"cuModuleLoadData({file})");
-                _modules[file] = module;
-            }
+            var module = Module(file, kernel);
             var name = Encoding.UTF8.GetBytes(kernel + "\0");
             fixed (byte* n = name) CudaDriver.Check(CudaDriver.cuModuleGetFunction(&f, module, n), $"cuModuleGetFunction({file}: {kernel})");
             // dynamic shared memory up to the opt-in maximum less the kernel's static shared memory (the two share it)
@@ -160,6 +155,26 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
             _dynamicSharedLimits[(file, kernel)] = dynamicLimit;
             return f;
         }
+    }
+
+    /// <summary>The module that holds <paramref name="kernel"/> (under the lock), compiled and loaded at first use. A file that
+    /// splits its instantiations in compile groups (<see cref="Kernels.Groups"/>) is compiled once per group asked for; a
+    /// kernel outside every group (so in all of them) comes from a group already loaded, else from the first.</summary>
+    private nint Module(string file, string kernel)
+    {
+        int group = 0;
+        if (Kernels.Groups.TryGetValue(file, out var groups) && (group = groups.GetValueOrDefault(kernel)) == 0)
+        {
+            foreach (var (key, loaded) in _modules)
+                if (key.File == file) return loaded;
+            group = groups.Values.Where(g => g > 0).Min();
+        }
+        if (_modules.TryGetValue((file, group), out var module)) return module;
+        var cubin = CudaCompiler.Cubin(file, CudaCompiler.Program(file), Architecture, group);
+        string what = group > 0 ? $"{file}, group {group}" : file;
+        fixed (byte* image = cubin) CudaDriver.Check(CudaDriver.cuModuleLoadData(&module, image), $"cuModuleLoadData({what})");
+        _modules[(file, group)] = module;
+        return module;
     }
 
     /// <summary>The most dynamic shared memory a block of <paramref name="kernel"/> may ask for: the device's opt-in

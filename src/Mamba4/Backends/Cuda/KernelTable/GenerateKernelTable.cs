@@ -1,7 +1,8 @@
 // MSBuild task (compiled by RoslynCodeTaskFactory, see Mamba4.csproj; not part of the library): reads Kernels/*.cu and
 // writes KernelTable.g.cs, a C# class per kernel file holding its name and one constant per `extern "C" __global__`
 // kernel, with the kernels that macros define expanded (function-like #defines of the file, `##` pasting), plus the set
-// of every kernel name per file. The CUDA backend launches by these constants, so a misspelt kernel fails the build;
+// of every kernel name per file and, for a file that splits its instantiations in compile groups (`#if
+// KERNEL_GROUP_IS(g)` … `#endif`, common.cuh), each kernel's group (0: outside every group, so in all of them). The CUDA backend launches by these constants, so a misspelt kernel fails the build;
 // the names it composes at run time (the scan's variants) are checked against the set by a CPU test (KernelTableTests).
 using System;
 using System.Collections.Generic;
@@ -29,14 +30,14 @@ public class GenerateKernelTable : Task
 
     public override bool Execute()
     {
-        var files = new SortedDictionary<string, List<string>>(StringComparer.Ordinal);
+        var files = new SortedDictionary<string, List<KeyValuePair<string, int>>>(StringComparer.Ordinal);
         foreach (var item in Sources)
         {
             string path = item.ItemSpec, file = Path.GetFileName(path);
-            List<string> names;
-            try { names = KernelNames(File.ReadAllText(path)); }
+            List<KeyValuePair<string, int>> names;
+            try { names = GroupedKernelNames(File.ReadAllText(path)); }
             catch (Exception e) { Log.LogError("{0}: {1}", path, e.Message); return false; }
-            var duplicate = names.GroupBy(n => n).FirstOrDefault(g => g.Count() > 1);
+            var duplicate = names.GroupBy(n => n.Key).FirstOrDefault(g => g.Count() > 1);
             if (duplicate != null) { Log.LogError("{0}: kernel {1} is defined twice", path, duplicate.Key); return false; }
             if (names.Count == 0) { Log.LogError("{0}: no extern \"C\" __global__ kernel found", path); return false; }
             files[file] = names;
@@ -51,16 +52,36 @@ public class GenerateKernelTable : Task
     }
 
     /// <summary>The kernels of one .cu file, in source order, with its function-like macros expanded.</summary>
-    public static List<string> KernelNames(string source)
+    public static List<string> KernelNames(string source) => GroupedKernelNames(source).Select(k => k.Key).ToList();
+
+    private static readonly Regex GroupIf = new Regex(@"^\s*#\s*if\s+KERNEL_GROUP_IS\((\d+)\)\s*$", RegexOptions.Compiled);
+    private static readonly Regex AnyIf = new Regex(@"^\s*#\s*if", RegexOptions.Compiled);
+    private static readonly Regex EndIf = new Regex(@"^\s*#\s*endif", RegexOptions.Compiled);
+
+    /// <summary>The kernels of one .cu file with their compile group (the innermost `#if KERNEL_GROUP_IS(g)` around the
+    /// line that defines them; 0 outside every group).</summary>
+    public static List<KeyValuePair<string, int>> GroupedKernelNames(string source)
     {
         string joined = Regex.Replace(source.Replace("\r\n", "\n"), @"\\\n", " ");
         joined = Regex.Replace(joined, @"/\*.*?\*/", " ", RegexOptions.Singleline);
         joined = Regex.Replace(joined, @"//[^\n]*", "");
         var macros = new Dictionary<string, Macro>(StringComparer.Ordinal);
-        var body = new StringBuilder();
+        var segments = new List<KeyValuePair<int, StringBuilder>> { new KeyValuePair<int, StringBuilder>(0, new StringBuilder()) };
+        var open = new Stack<int>();   // the group of each open #if (0 for a condition that is not a group)
         foreach (var line in joined.Split('\n'))
         {
-            if (!line.TrimStart().StartsWith("#")) { body.Append(line).Append('\n'); continue; }
+            if (!line.TrimStart().StartsWith("#")) { segments[segments.Count - 1].Value.Append(line).Append('\n'); continue; }
+            var g = GroupIf.Match(line);
+            bool changed = false;
+            if (g.Success) { open.Push(int.Parse(g.Groups[1].Value)); changed = true; }
+            else if (AnyIf.IsMatch(line)) open.Push(open.Count > 0 ? open.Peek() : 0);
+            else if (EndIf.IsMatch(line))
+            {
+                if (open.Count == 0) throw new InvalidOperationException("#endif without #if");
+                open.Pop();
+                changed = true;
+            }
+            if (changed) segments.Add(new KeyValuePair<int, StringBuilder>(open.Count > 0 ? open.Peek() : 0, new StringBuilder()));
             var m = Define.Match(line);
             if (m.Success)
                 macros[m.Groups[1].Value] = new Macro
@@ -69,8 +90,8 @@ public class GenerateKernelTable : Task
                     Body = m.Groups[3].Value,
                 };
         }
-        string expanded = Expand(body.ToString(), macros, 0);
-        return Kernel.Matches(expanded).Cast<Match>().Select(m => m.Groups[1].Value).ToList();
+        return segments.SelectMany(seg => Kernel.Matches(Expand(seg.Value.ToString(), macros, 0)).Cast<Match>()
+            .Select(m => new KeyValuePair<string, int>(m.Groups[1].Value, seg.Key))).ToList();
     }
 
     private static string Expand(string text, Dictionary<string, Macro> macros, int depth)
@@ -185,7 +206,7 @@ public class GenerateKernelTable : Task
     private static string Pascal(string snake) =>
         string.Concat(snake.Split(new[] { '_' }, StringSplitOptions.RemoveEmptyEntries).Select(p => char.ToUpperInvariant(p[0]) + p.Substring(1)));
 
-    private static string Render(SortedDictionary<string, List<string>> files)
+    private static string Render(SortedDictionary<string, List<KeyValuePair<string, int>>> files)
     {
         var s = new StringBuilder();
         s.Append("// <auto-generated>\n");
@@ -199,7 +220,7 @@ public class GenerateKernelTable : Task
             s.AppendFormat("    /// <summary>Kernels/{0}</summary>\n", file.Key);
             s.AppendFormat("    internal static class {0}\n    {{\n", Pascal(Path.GetFileNameWithoutExtension(file.Key)));
             s.AppendFormat("        public const string File = \"{0}\";\n", file.Key);
-            foreach (var name in file.Value) s.AppendFormat("        public const string {0} = \"{1}\";\n", Pascal(name), name);
+            foreach (var name in file.Value) s.AppendFormat("        public const string {0} = \"{1}\";\n", Pascal(name.Key), name.Key);
             s.Append("    }\n\n");
         }
         s.Append("    /// <summary>Every kernel name of every file (macro-defined ones expanded).</summary>\n");
@@ -207,7 +228,15 @@ public class GenerateKernelTable : Task
         s.Append("        new global::System.Collections.Generic.Dictionary<string, global::System.Collections.Generic.IReadOnlySet<string>>\n        {\n");
         foreach (var file in files)
             s.AppendFormat("            [\"{0}\"] = new global::System.Collections.Generic.HashSet<string> {{ {1} }},\n", file.Key,
-                string.Join(", ", file.Value.Select(n => "\"" + n + "\"")));
+                string.Join(", ", file.Value.Select(n => "\"" + n.Key + "\"")));
+        s.Append("        };\n\n");
+        s.Append("    /// <summary>The compile group of every kernel of each file that splits its instantiations in groups (#if\n");
+        s.Append("    /// KERNEL_GROUP_IS(g), common.cuh; 0 = outside every group, in all of them); files without groups are absent.</summary>\n");
+        s.Append("    public static readonly global::System.Collections.Generic.IReadOnlyDictionary<string, global::System.Collections.Generic.IReadOnlyDictionary<string, int>> Groups =\n");
+        s.Append("        new global::System.Collections.Generic.Dictionary<string, global::System.Collections.Generic.IReadOnlyDictionary<string, int>>\n        {\n");
+        foreach (var file in files.Where(f => f.Value.Any(n => n.Value > 0)))
+            s.AppendFormat("            [\"{0}\"] = new global::System.Collections.Generic.Dictionary<string, int> {{ {1} }},\n", file.Key,
+                string.Join(", ", file.Value.Select(n => "[\"" + n.Key + "\"] = " + n.Value)));
         s.Append("        };\n}\n");
         return s.ToString();
     }

@@ -8,6 +8,14 @@ typedef unsigned long long u64;
 #define LN2 0.6931471805599453f
 #define NEG_INF __int_as_float(0xff800000)
 
+// Compile groups: a file may split its template instantiations into groups (`#if KERNEL_GROUP_IS(g)` … `#endif` at top
+// level; KernelTable records each kernel's group); the backend then compiles the file once per group it needs, with
+// -DKERNEL_GROUP=g. Without KERNEL_GROUP (nvrtc-check.py, the emulators) every group is compiled.
+#ifndef KERNEL_GROUP
+#define KERNEL_GROUP 0
+#endif
+#define KERNEL_GROUP_IS(g) (KERNEL_GROUP == 0 || KERNEL_GROUP == (g))
+
 // Grid-stride loop over n items.
 #define GRID_STRIDE(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
 

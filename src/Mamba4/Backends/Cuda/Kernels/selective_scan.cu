@@ -493,13 +493,24 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, false, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, true, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, false, 2, T>(p, blockIdx.y); }
-#define SCAN_FORWARD_TYPES(NS) SCAN_FORWARD(NS, float, ) SCAN_FORWARD(NS, bf16_bits, _bf16) SCAN_FORWARD(NS, half_bits, _f16) \
-    SCAN_FORWARD_OUT(NS, float, bf16_bits, _obf16)
-SCAN_FORWARD_TYPES(1)
-SCAN_FORWARD_TYPES(2)
-SCAN_FORWARD_TYPES(4)
-SCAN_FORWARD_TYPES(8)
-SCAN_FORWARD_TYPES(16)
+// Compiled in four groups (KERNEL_GROUP, common.cuh), one per element type, so that a run compiles only the kernels of
+// its types (the whole file takes ~100 s, the forward's instantiations most of it): 1 F32, 2 BF16, 3 F16, 4 F32 inputs
+// with BF16 outputs or gradients (_obf16, _gbf16). The backward's instantiations are below; the other kernels are in every group.
+#define SCAN_FORWARD_SPLITS(T, SUFFIX) \
+    SCAN_FORWARD(1, T, SUFFIX) SCAN_FORWARD(2, T, SUFFIX) SCAN_FORWARD(4, T, SUFFIX) SCAN_FORWARD(8, T, SUFFIX) SCAN_FORWARD(16, T, SUFFIX)
+#if KERNEL_GROUP_IS(1)
+SCAN_FORWARD_SPLITS(float, )
+#endif
+#if KERNEL_GROUP_IS(2)
+SCAN_FORWARD_SPLITS(bf16_bits, _bf16)
+#endif
+#if KERNEL_GROUP_IS(3)
+SCAN_FORWARD_SPLITS(half_bits, _f16)
+#endif
+#if KERNEL_GROUP_IS(4)
+SCAN_FORWARD_OUT(1, float, bf16_bits, _obf16) SCAN_FORWARD_OUT(2, float, bf16_bits, _obf16) SCAN_FORWARD_OUT(4, float, bf16_bits, _obf16)
+SCAN_FORWARD_OUT(8, float, bf16_bits, _obf16) SCAN_FORWARD_OUT(16, float, bf16_bits, _obf16)
+#endif
 
 // H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH. The chunks are visited CB at a time with
 // their loads issued together (the recurrence over chunks is serial: one memory round trip per CB chunks, not per chunk).
@@ -903,17 +914,23 @@ __device__ void scan_backward_impl(const ScanParams& p)
 #define SCAN_BACKWARD_PF(NS, TPC, T, TG, SUFFIX)                                                                               \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_sel_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, true, 4, true, T, TG>(p); } \
     extern "C" __global__ void __launch_bounds__(256, 2) scan_backward_ns##NS##_tpc##TPC##_lti_pf##SUFFIX(ScanParams p) { scan_backward_impl<NS, TPC, false, 4, true, T, TG>(p); }
-#define SCAN_BACKWARD(NS, TPC)                                                                                                 \
-    SCAN_BACKWARD_PF(NS, TPC, float, float, ) SCAN_BACKWARD_PF(NS, TPC, bf16_bits, bf16_bits, _bf16)                           \
-    SCAN_BACKWARD_PF(NS, TPC, half_bits, half_bits, _f16) SCAN_BACKWARD_PF(NS, TPC, float, bf16_bits, _gbf16)
-SCAN_BACKWARD(1, 1)
-SCAN_BACKWARD(2, 1)
-SCAN_BACKWARD(4, 1)
-SCAN_BACKWARD(4, 2)
-SCAN_BACKWARD(4, 4)
-SCAN_BACKWARD(4, 8)
-SCAN_BACKWARD(4, 16)
-SCAN_BACKWARD(4, 32)
+// every (states per thread, lanes per channel) split of ScanSplit(N, 4), in the groups of the forward's
+#define SCAN_BACKWARD(T, TG, SUFFIX)                                                                                           \
+    SCAN_BACKWARD_PF(1, 1, T, TG, SUFFIX) SCAN_BACKWARD_PF(2, 1, T, TG, SUFFIX) SCAN_BACKWARD_PF(4, 1, T, TG, SUFFIX)          \
+    SCAN_BACKWARD_PF(4, 2, T, TG, SUFFIX) SCAN_BACKWARD_PF(4, 4, T, TG, SUFFIX) SCAN_BACKWARD_PF(4, 8, T, TG, SUFFIX)          \
+    SCAN_BACKWARD_PF(4, 16, T, TG, SUFFIX) SCAN_BACKWARD_PF(4, 32, T, TG, SUFFIX)
+#if KERNEL_GROUP_IS(1)
+SCAN_BACKWARD(float, float, )
+#endif
+#if KERNEL_GROUP_IS(2)
+SCAN_BACKWARD(bf16_bits, bf16_bits, _bf16)
+#endif
+#if KERNEL_GROUP_IS(3)
+SCAN_BACKWARD(half_bits, half_bits, _f16)
+#endif
+#if KERNEL_GROUP_IS(4)
+SCAN_BACKWARD(float, bf16_bits, _gbf16)
+#endif
 
 // dst = src rounded to the element type (the backward's F32 dB, dC for bf16 / f16 inputs)
 extern "C" __global__ void scan_to_bf16(const float* src, bf16_bits* dst, i64 n) { GRID_STRIDE(i, n) dst[i] = from_f32<bf16_bits>(src[i]); }
