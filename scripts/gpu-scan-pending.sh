@@ -2,8 +2,8 @@
 # Runs ON the GPU machine (packed by scripts/scan-pending-pack.sh; carry [".device", ".anchors"]): a pending scan change
 # tested and timed against main in one call.
 #   1. In the background: mamba_ssm's scan extension builds (scan_anchor.py's first 21 lines), and every var-* build
-#      compiles its kernels once (selective_scan.cu takes NVRTC ~20-30 s per element type: cold, a benchmark would spend
-#      its time there).
+#      compiles its kernels by one untimed run of the scan table (selective_scan.cu takes NVRTC ~20-30 s per element type,
+#      three types in the table: cold, a timed run would spend its time there).
 #   2. The GPU tests of the scan run on the full stack (CudaSelectiveScanTests, CudaMixedPrecisionTests).
 #   3. mamba_ssm's fused scan is timed alone (scan_anchor.py), then the scan table of main and the stack in the order
 #      main, stack, stack, main, then the intermediate builds, while the deadline allows; then CudaModelTests.
@@ -19,7 +19,7 @@ for v in $vars; do
   d="$dev/$v"; xz -dc "$d/Mamba4.dll.xz" > "$d/Mamba4.dll"
   for f in "$dev"/Mamba4.Bench/Mamba4.Bench.*; do cp -L "$f" "$d/"; done
   for f in "$dev"/Mamba4.Bench/*; do [ -e "$d/$(basename "$f")" ] || ln -s "../Mamba4.Bench/$(basename "$f")" "$d/"; done
-  (MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=profile timeout 250 dotnet "$d/Mamba4.Bench.dll" cuda > "$out/warm-$v.log" 2>&1; echo "[$SECONDS s] $v compiled: rc=$?") &
+  (MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 250 dotnet "$d/Mamba4.Bench.dll" cuda > "$out/warm-$v.log" 2>&1; echo "[$SECONDS s] $v compiled: rc=$?") &
 done
 T="$dev/Mamba4.Tests/Mamba4.Tests"
 for c in CudaSelectiveScanTests CudaMixedPrecisionTests; do
