@@ -17,7 +17,7 @@ if "--cubin" in args:
     i = args.index("--cubin"); cubin_dir = args[i + 1]; del args[i:i + 2]; os.makedirs(cubin_dir, exist_ok=True)
 regs = "--regs" in args
 if regs: args.remove("--regs")
-group = None   # --group G: only compile group G of a file that splits its instantiations (-DKERNEL_GROUP=G, common.cuh)
+group = None   # --group G: only compile group G of a file that splits its instantiations (-DKERNEL_GROUP=G, common.cuh; -1: none)
 if "--group" in args:
     i = args.index("--group"); group = int(args[i + 1]); del args[i:i + 2]
 
@@ -68,9 +68,9 @@ for name in files:
         nvrtc.nvrtcGetCUBINSize(prog, ctypes.byref(size)); buf = ctypes.create_string_buffer(size.value); nvrtc.nvrtcGetCUBIN(prog, buf)
         if regs:
             for kernel, r, frame in sorted(kernel_resources(buf.raw)): print(f"  {kernel}: {r} registers, {frame} B stack frame")
-        if cubin_dir: open(os.path.join(cubin_dir, name.replace(".cu", ".cubin")), "wb").write(buf.raw)
+        if cubin_dir: open(os.path.join(cubin_dir, name.replace(".cu", f"-g{group}.cubin" if group else ".cubin")), "wb").write(buf.raw)
     if rc == 0 and ptx_dir:
         nvrtc.nvrtcGetPTXSize(prog, ctypes.byref(size)); buf = ctypes.create_string_buffer(size.value); nvrtc.nvrtcGetPTX(prog, buf)
-        open(os.path.join(ptx_dir, name.replace(".cu", ".ptx")), "w").write(buf.value.decode())
+        open(os.path.join(ptx_dir, name.replace(".cu", f"-g{group}.ptx" if group else ".ptx")), "w").write(buf.value.decode())
 print(f"{len(files) - failed} compiled, {failed} failed ({os.path.basename(libs[-1])})")
 sys.exit(1 if failed else 0)

@@ -159,7 +159,8 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
 
     /// <summary>The module that holds <paramref name="kernel"/> (under the lock), compiled and loaded at first use. A file that
     /// splits its instantiations in compile groups (<see cref="Kernels.Groups"/>) is compiled once per group asked for; a
-    /// kernel outside every group (so in all of them) comes from a group already loaded, else from the first.</summary>
+    /// kernel outside every group (so in all of them) comes from a module of the file already loaded, else from a compile of
+    /// those kernels alone (group −1: seconds, where a group takes 20–30).</summary>
     private nint Module(string file, string kernel)
     {
         int group = 0;
@@ -167,11 +168,11 @@ public sealed unsafe partial class CudaBackend : IGruBackend, IMambaStepBackend,
         {
             foreach (var (key, loaded) in _modules)
                 if (key.File == file) return loaded;
-            group = groups.Values.Where(g => g > 0).Min();
+            group = -1;
         }
         if (_modules.TryGetValue((file, group), out var module)) return module;
         var cubin = CudaCompiler.Cubin(file, CudaCompiler.Program(file), Architecture, group);
-        string what = group > 0 ? $"{file}, group {group}" : file;
+        string what = group > 0 ? $"{file}, group {group}" : group < 0 ? $"{file}, shared kernels" : file;
         fixed (byte* image = cubin) CudaDriver.Check(CudaDriver.cuModuleLoadData(&module, image), $"cuModuleLoadData({what})");
         _modules[(file, group)] = module;
         return module;

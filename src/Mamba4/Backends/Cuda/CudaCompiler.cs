@@ -43,10 +43,11 @@ internal static unsafe class CudaCompiler
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "mamba4", "cuda");
 
     /// <summary>The cubin of <paramref name="name"/>'s <paramref name="source"/> for <paramref name="arch"/>, from the cache or compiled;
-    /// <paramref name="group"/> &gt; 0: only that compile group's instantiations (-DKERNEL_GROUP, common.cuh).</summary>
+    /// <paramref name="group"/> &gt; 0: only that compile group's instantiations (-DKERNEL_GROUP, common.cuh); −1: none of them
+    /// (the kernels outside every group alone).</summary>
     public static byte[] Cubin(string name, string source, string arch, int group = 0)
     {
-        var options = group > 0 ? [.. Options(arch), $"-DKERNEL_GROUP={group}"] : Options(arch);
+        var options = group != 0 ? [.. Options(arch), $"-DKERNEL_GROUP={group}"] : Options(arch);
         var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(
             $"{source}\n--\n{string.Join(' ', options)}\n--\nnvrtc {CudaRuntime.NvrtcVersion} driver {CudaRuntime.DriverVersion}")))[..32];
         var path = Path.Combine(CacheFolder, $"{Path.GetFileNameWithoutExtension(name)}-{arch}-{key}.cubin");

@@ -169,6 +169,25 @@ public class CudaFailureTests
         Console.WriteLine($"scan_backward_ns4_tpc4_sel_pf: {regs} registers, {local} B local memory");
     }
 
+    /// <summary>Each compile group's cubin defines exactly the kernels the table gives it and the shared ones (group −1: the
+    /// shared ones alone), so -DKERNEL_GROUP reaches NVRTC and no kernel labelled shared is missing from a group. A kernel
+    /// is found by its name as a string of the cubin's ELF string tables: alone (the symbol) or after ".text." etc.</summary>
+    [Fact]
+    public void EachCompileGroupDefinesExactlyItsKernelsAndTheSharedOnes()
+    {
+        var gpu = Gpu;
+        foreach (var (file, groups) in Kernels.Groups)
+            foreach (int group in groups.Values.Where(g => g > 0).Distinct().Append(-1))
+            {
+                string strings = System.Text.Encoding.Latin1.GetString(CudaCompiler.Cubin(file, CudaCompiler.Program(file), gpu.Architecture, group));
+                foreach (var (name, of) in groups)
+                {
+                    bool defined = strings.Contains("\0" + name + "\0") || strings.Contains("." + name + "\0");
+                    Assert.True(defined == (of == 0 || of == group), $"{file}, group {group}: {name} (group {of}) is {(defined ? "" : "not ")}in the cubin");
+                }
+            }
+    }
+
     [Fact]
     public void OutOfDeviceMemoryIsAClearException()
     {

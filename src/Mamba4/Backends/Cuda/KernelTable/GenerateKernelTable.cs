@@ -57,6 +57,7 @@ public class GenerateKernelTable : Task
     private static readonly Regex GroupIf = new Regex(@"^\s*#\s*if\s+KERNEL_GROUP_IS\((\d+)\)\s*$", RegexOptions.Compiled);
     private static readonly Regex AnyIf = new Regex(@"^\s*#\s*if", RegexOptions.Compiled);
     private static readonly Regex EndIf = new Regex(@"^\s*#\s*endif", RegexOptions.Compiled);
+    private static readonly Regex ElseOrElif = new Regex(@"^\s*#\s*(else|elif)", RegexOptions.Compiled);
 
     /// <summary>The kernels of one .cu file with their compile group (the innermost `#if KERNEL_GROUP_IS(g)` around the
     /// line that defines them; 0 outside every group).</summary>
@@ -73,6 +74,11 @@ public class GenerateKernelTable : Task
             if (!line.TrimStart().StartsWith("#")) { segments[segments.Count - 1].Value.Append(line).Append('\n'); continue; }
             var g = GroupIf.Match(line);
             bool changed = false;
+            // only the plain form is understood: anything else would label kernels wrongly without a word
+            if (!g.Success && line.Contains("KERNEL_GROUP"))
+                throw new InvalidOperationException("a compile group must be opened as `#if KERNEL_GROUP_IS(<digits>)` alone: " + line.Trim());
+            if (ElseOrElif.IsMatch(line) && open.Any(o => o > 0))
+                throw new InvalidOperationException("#else / #elif inside a compile group is not supported: " + line.Trim());
             if (g.Success) { open.Push(int.Parse(g.Groups[1].Value)); changed = true; }
             else if (AnyIf.IsMatch(line)) open.Push(open.Count > 0 ? open.Peek() : 0);
             else if (EndIf.IsMatch(line))
@@ -90,6 +96,7 @@ public class GenerateKernelTable : Task
                     Body = m.Groups[3].Value,
                 };
         }
+        if (open.Count > 0) throw new InvalidOperationException("an #if is not closed by the end of the file");
         return segments.SelectMany(seg => Kernel.Matches(Expand(seg.Value.ToString(), macros, 0)).Cast<Match>()
             .Select(m => new KeyValuePair<string, int>(m.Groups[1].Value, seg.Key))).ToList();
     }
