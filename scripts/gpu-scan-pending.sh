@@ -6,11 +6,12 @@
 #      three types in the table: cold, a timed run would spend its time there).
 #   2. The GPU tests of the scan run on the full stack (CudaSelectiveScanTests, CudaMixedPrecisionTests).
 #   3. mamba_ssm's fused scan is timed alone (scan_anchor.py), then the scan table of main and the stack in the order
-#      main, stack, stack, main, then the intermediate builds, while the deadline allows; then CudaModelTests.
-#   OUT=... [DEADLINE=420] bash .device/gpu-scan-pending.sh
+#      main, stack, stack, main, then the intermediate builds, while the deadline allows; then CudaModelTests (which also
+#      checks the compile groups on the card), then a profile (4. below).
+#   OUT=... [DEADLINE=540] bash .device/gpu-scan-pending.sh   (device tool timeout_s 600)
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
-deadline=${DEADLINE:-420}
+deadline=${DEADLINE:-540}
 . "$dev/gpu-env.sh" && gpu_measuring
 out=$gpu_out anchors=$gpu_anchors
 [ -n "$anchors" ] && { head -21 "$anchors/scan_anchor.py" > /tmp/build_anchor.py; (cd "$anchors" && python3 /tmp/build_anchor.py > "$out/anchor-build.log" 2>&1) & }
@@ -43,6 +44,20 @@ done
 if [ $SECONDS -lt $((deadline - 60)) ]; then
   s=$SECONDS; timeout $((deadline - SECONDS)) "$T" -trait "Category=Cuda" -class Mamba4.Tests.CudaModelTests -parallel none > "$out/t-model.log" 2>&1
   echo "CudaModelTests rc=$? $((SECONDS - s)) s: $(grep -E 'Total:' "$out/t-model.log" | sed 's/\x1b\[[0-9;]*m//g')"; gpu_failures "$out/t-model.log" 30
+fi
+# 4. As the deadline allows: Nsight Compute (--set full, per-instruction samples) of the stack's forward and main backward,
+#    row 1, F32 and BF16 (MAMBA4_CUDA_BENCH=profile), the source pages as CSV (kernel notes: how to read them)
+if [ $SECONDS -lt $((deadline - 90)) ]; then
+  ncu=/usr/local/cuda/bin/ncu; s=$SECONDS
+  MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=profile timeout $((deadline - SECONDS - 20)) $ncu -k "regex:scan_forward_ns16_sel|scan_backward_ns4_tpc4_sel_pf" \
+    --launch-count 6 --set full --import-source no -o "$out/scan" dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda > "$out/ncu-run.log" 2>&1
+  echo "ncu rc=$? $((SECONDS - s)) s"
+  if [ -f "$out/scan.ncu-rep" ]; then
+    $ncu --import "$out/scan.ncu-rep" --page source --csv --print-source sass > "$out/scan-source.csv" 2> /dev/null
+    $ncu --import "$out/scan.ncu-rep" --page details > "$out/scan-details.txt" 2>&1
+    grep -E "^  scan_|Duration|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy" "$out/scan-details.txt" | head -40
+    rm -f "$out/scan.ncu-rep"; gzip -f "$out/scan-source.csv"
+  fi
 fi
 (cd "$out" && tar czf tests.tgz t-*.log && rm -f t-*.log) 2>/dev/null
 echo "done [$SECONDS s]"
