@@ -2,8 +2,9 @@
 // writes KernelTable.g.cs, a C# class per kernel file holding its name and one constant per `extern "C" __global__`
 // kernel, with the kernels that macros define expanded (function-like #defines of the file, `##` pasting), plus the set
 // of every kernel name per file and, for a file that splits its instantiations in compile groups (`#if
-// KERNEL_GROUP_IS(g)` … `#endif`, common.cuh), each kernel's group (0: outside every group, so in all of them). The CUDA backend launches by these constants, so a misspelt kernel fails the build;
-// the names it composes at run time (the scan's variants) are checked against the set by a CPU test (KernelTableTests).
+// KERNEL_GROUP_IS(g)` … `#endif`, common.cuh), each kernel's group (0: outside every group, so in all of them). The CUDA
+// backend launches by these constants, so a misspelt kernel fails the build; the names it composes at run time (the
+// scan's variants) are checked against the set by a CPU test (KernelTableTests).
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -35,7 +36,7 @@ public class GenerateKernelTable : Task
         {
             string path = item.ItemSpec, file = Path.GetFileName(path);
             List<KeyValuePair<string, int>> names;
-            try { names = GroupedKernelNames(File.ReadAllText(path)); }
+            try { names = KernelNames(File.ReadAllText(path)); }
             catch (Exception e) { Log.LogError("{0}: {1}", path, e.Message); return false; }
             var duplicate = names.GroupBy(n => n.Key).FirstOrDefault(g => g.Count() > 1);
             if (duplicate != null) { Log.LogError("{0}: kernel {1} is defined twice", path, duplicate.Key); return false; }
@@ -51,17 +52,14 @@ public class GenerateKernelTable : Task
         return !Log.HasLoggedErrors;
     }
 
-    /// <summary>The kernels of one .cu file, in source order, with its function-like macros expanded.</summary>
-    public static List<string> KernelNames(string source) => GroupedKernelNames(source).Select(k => k.Key).ToList();
-
     private static readonly Regex GroupIf = new Regex(@"^\s*#\s*if\s+KERNEL_GROUP_IS\((\d+)\)\s*$", RegexOptions.Compiled);
     private static readonly Regex AnyIf = new Regex(@"^\s*#\s*if", RegexOptions.Compiled);
     private static readonly Regex EndIf = new Regex(@"^\s*#\s*endif", RegexOptions.Compiled);
     private static readonly Regex ElseOrElif = new Regex(@"^\s*#\s*(else|elif)", RegexOptions.Compiled);
 
-    /// <summary>The kernels of one .cu file with their compile group (the innermost `#if KERNEL_GROUP_IS(g)` around the
-    /// line that defines them; 0 outside every group).</summary>
-    public static List<KeyValuePair<string, int>> GroupedKernelNames(string source)
+    /// <summary>The kernels of one .cu file, in source order, with its function-like macros expanded, and their compile
+    /// group (the innermost `#if KERNEL_GROUP_IS(g)` around the line that defines them; 0 outside every group).</summary>
+    public static List<KeyValuePair<string, int>> KernelNames(string source)
     {
         string joined = Regex.Replace(source.Replace("\r\n", "\n"), @"\\\n", " ");
         joined = Regex.Replace(joined, @"/\*.*?\*/", " ", RegexOptions.Singleline);
