@@ -17,9 +17,7 @@ out=$gpu_out anchors=$gpu_anchors
 [ -n "$anchors" ] && { head -21 "$anchors/scan_anchor.py" > /tmp/build_anchor.py; (cd "$anchors" && python3 /tmp/build_anchor.py > "$out/anchor-build.log" 2>&1) & }
 vars=$(cd "$dev" && ls -d var-* 2>/dev/null)
 for v in $vars; do
-  d="$dev/$v"; xz -dc "$d/Mamba4.dll.xz" > "$d/Mamba4.dll"
-  for f in "$dev"/Mamba4.Bench/Mamba4.Bench.*; do cp -L "$f" "$d/"; done
-  for f in "$dev"/Mamba4.Bench/*; do [ -e "$d/$(basename "$f")" ] || ln -s "../Mamba4.Bench/$(basename "$f")" "$d/"; done
+  d="$dev/$v"; gpu_base_build "$d"
   (MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 250 dotnet "$d/Mamba4.Bench.dll" cuda > "$out/warm-$v.log" 2>&1; echo "[$SECONDS s] $v compiled: rc=$?") &
 done
 T="$dev/Mamba4.Tests/Mamba4.Tests"

@@ -25,17 +25,9 @@ if [ -n "$gpu_anchors" ]; then
   export MAMBA4_SSD_ANCHOR="$gpu_out/ssd-anchor.jsonl"
 fi
 # with base builds carried as .device/base*/Mamba4.dll(.xz) (Mamba4.dll of other commits, xz'd to fit the 64 MiB the tool
-# carries), each base and this build alternate twice: before and after on the same card in one call. A base gets real
-# copies of the benchmark's own files (the .NET host resolves a symlinked app to its target's folder and would load that
-# folder's Mamba4.dll) and links to the rest of the pack's benchmark folder.
+# carries), each base and this build alternate twice: before and after on the same card in one call (gpu_base_build).
 bases=()
-for d in "$gpu_pack"/base*/; do
-  [ -f "$d/Mamba4.dll.xz" ] && xz -dc "$d/Mamba4.dll.xz" > "$d/Mamba4.dll"
-  [ -f "$d/Mamba4.dll" ] || continue
-  for f in "$gpu_pack"/Mamba4.Bench/Mamba4.Bench.*; do [ -e "$d/$(basename "$f")" ] || cp -L "$f" "$d/"; done
-  for f in "$gpu_pack"/Mamba4.Bench/*; do [ -e "$d/$(basename "$f")" ] || ln -s "../Mamba4.Bench/$(basename "$f")" "$d/"; done
-  bases+=("$d")
-done
+for d in "$gpu_pack"/base*/; do gpu_base_build "$d" && bases+=("$d"); done
 if [ "${BASE_TESTS:-0}" = 1 ]; then   # the same test classes on each base build: a copy of the tests with its Mamba4.dll
   for d in "${bases[@]}"; do
     rm -rf "$d/tests" && cp -r "$gpu_pack/Mamba4.Tests" "$d/tests" && cp "$d/Mamba4.dll" "$d/tests/Mamba4.dll"
