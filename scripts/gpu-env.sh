@@ -17,12 +17,13 @@ export MAMBA4_SHARED="$gpu_pack/shared" MAMBA4_CUDA_CACHE=${MAMBA4_CUDA_CACHE:-/
 # colour codes stripped. gpu_failures LOG [LINES]
 gpu_failures() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E -A1 "\[FAIL\]\s*$" | grep -v "^--$" | head -"${2:-20}"; }
 
-# A build of another commit carried as DIR/Mamba4.dll(.xz) beside the pack (Mamba4.dll xz'd to fit the 64 MiB the tool
-# carries), made runnable as a benchmark: real copies of the benchmark's own files (the .NET host resolves a symlinked app
-# to its target's folder and would load that folder's Mamba4.dll) and links to the rest of the pack's benchmark folder.
+# A build of another commit carried as DIR/Mamba4.dll(.xz) beside the pack (xz'd to fit the 64 MiB the tool carries; with
+# its own Mamba4.Bench.dll(.xz) where the benchmark changed too), made runnable as a benchmark: real copies of the
+# benchmark's own files (the .NET host resolves a symlinked app to its target's folder and would load that folder's
+# Mamba4.dll) and links to the rest of the pack's benchmark folder.
 # Fails when DIR holds no Mamba4.dll.   gpu_base_build DIR
 gpu_base_build() {
-  [ -f "$1/Mamba4.dll.xz" ] && xz -dc "$1/Mamba4.dll.xz" > "$1/Mamba4.dll"
+  for f in Mamba4 Mamba4.Bench; do [ -f "$1/$f.dll.xz" ] && xz -dc "$1/$f.dll.xz" > "$1/$f.dll"; done
   [ -f "$1/Mamba4.dll" ] || return 1
   for f in "$gpu_pack"/Mamba4.Bench/Mamba4.Bench.*; do [ -e "$1/$(basename "$f")" ] || cp -L "$f" "$1/"; done
   for f in "$gpu_pack"/Mamba4.Bench/*; do [ -e "$1/$(basename "$f")" ] || ln -s "../Mamba4.Bench/$(basename "$f")" "$1/"; done

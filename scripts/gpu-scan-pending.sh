@@ -31,7 +31,7 @@ if [ -n "$anchors" ]; then
   timeout 120 python3 "$anchors/scan_anchor.py" > "$out/scan-anchor.jsonl" 2> "$out/scan-anchor.err" || echo "scan_anchor.py: $(tail -2 "$out/scan-anchor.err")"
   export MAMBA4_SCAN_ANCHOR="$out/scan-anchor.jsonl"
 fi
-bench() { echo "-- $1 (run $2) [$SECONDS s]"; MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 80 dotnet "$3/Mamba4.Bench.dll" cuda 2>&1 | tee "$out/bench-$2-$1.log" | grep -E "^\| [0-9]" | head -7; }
+bench() { echo "-- $1 (run $2) [$SECONDS s]"; MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 120 dotnet "$3/Mamba4.Bench.dll" cuda 2>&1 | tee "$out/bench-$2-$1.log" | grep -E "^\| [0-9]" | head -7; }
 timed() { for v in $1; do
   n=$((n + 1)); [ $SECONDS -gt $((deadline - 40)) ] && break
   dir="$dev/$v"; [ $v = stack ] && dir="$dev/Mamba4.Bench"; bench $v $n "$dir"
@@ -45,7 +45,7 @@ fi
 #    row 1, F32 and BF16 (MAMBA4_CUDA_BENCH=profile), the source pages as CSV (kernel notes: how to read them)
 if [ $SECONDS -lt $((deadline - 90)) ]; then
   ncu=/usr/local/cuda/bin/ncu; s=$SECONDS
-  MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=profile timeout $((deadline - SECONDS - 20)) $ncu -k "regex:scan_forward_ns16_sel|scan_backward_ns4_tpc4_sel_pf" \
+  MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=profile timeout $((deadline - SECONDS - 20)) $ncu -k "regex:scan_forward_lanes|scan_forward_ns16_sel|scan_backward_ns4_tpc4_sel_pf" \
     --launch-count 6 --set full --import-source no -o "$out/scan" dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda > "$out/ncu-run.log" 2>&1
   echo "ncu rc=$? $((SECONDS - s)) s"
   if [ -f "$out/scan.ncu-rep" ]; then
