@@ -8,14 +8,14 @@
 #   3. mamba_ssm's fused scan is timed alone (scan_anchor.py), then the scan table of main and the stack in the order
 #      main, stack, stack, main; then the two CudaModelTests that check the compile groups on the card, a profile (4.
 #      below) and the intermediate builds' tables (5.), while the deadline allows.
-#   OUT=... [DEADLINE=540] bash .device/gpu-scan-pending.sh   (device tool timeout_s 600)
+#   OUT=... [DEADLINE=540] [VARS=var-0-main] bash .device/gpu-scan-pending.sh   (device tool timeout_s 600)
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
 deadline=${DEADLINE:-540}
 . "$dev/gpu-env.sh" && gpu_measuring
 out=$gpu_out anchors=$gpu_anchors
 [ -n "$anchors" ] && { head -21 "$anchors/scan_anchor.py" > /tmp/build_anchor.py; (cd "$anchors" && python3 /tmp/build_anchor.py > "$out/anchor-build.log" 2>&1) & }
-vars=$(cd "$dev" && ls -d var-* 2>/dev/null)
+vars=${VARS:-$(cd "$dev" && ls -d var-* 2>/dev/null)}   # VARS=var-0-main: main alone beside the stack (a short call)
 for v in $vars; do
   d="$dev/$v"; gpu_base_build "$d"
   (MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 250 dotnet "$d/Mamba4.Bench.dll" cuda > "$out/warm-$v.log" 2>&1; echo "[$SECONDS s] $v compiled: rc=$?") &
