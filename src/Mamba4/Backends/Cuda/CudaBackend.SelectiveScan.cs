@@ -9,7 +9,7 @@ public sealed unsafe partial class CudaBackend
 {
     private const int ScanBlock = 128, ScanTile = 8, ScanSub = 4;   // selective_scan.cu: block, FT, SUB
 
-    /// <summary>Mirrors <c>struct ScanParams</c> in selective_scan.cu (24 pointers, then 9 ints).</summary>
+    /// <summary>Mirrors <c>struct ScanParams</c> in selective_scan.cu (24 pointers, then 10 ints).</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct ScanParams
     {
@@ -18,6 +18,7 @@ public sealed unsafe partial class CudaBackend
         public nint DOut, DU, DDelta, DA, DB, DC, DD, DZ, DBias;
         public nint H0, DH0;
         public int Batch, L, Dch, N, ChunkLen, Chunks, Tpc, Selective, Softplus;
+        public int FlushSubs;
     }
 
     /// <summary>Tuning overrides for benchmarks (0 = automatic): forward chunk length, forward states per thread (1, 2, 4, 8 or 16), backward chunk length.</summary>
@@ -139,9 +140,23 @@ public sealed unsafe partial class CudaBackend
     private int RequireShared(int bytes, string pass, int n) => bytes <= MaxSharedMemoryPerBlock ? bytes
         : throw new NotSupportedException($"SelectiveScan {pass} on CUDA needs {bytes:N0} B of shared memory per block for d_state {n}; this device allows {MaxSharedMemoryPerBlock:N0}");
 
-    /// <summary>The backward's shared memory: B, C, dB, dC rows [T, NS·TPC] (selective), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
-    private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub) =>
-        ((selective ? 4 * chunkLen * ns * tpc : 0) + chunkLen * (block / tpc) + (chunkLen + sub - 1) / sub * block * ns) * sizeof(float);
+    /// <summary>The backward's shared memory: B, C rows [T, NS·TPC] and each warp's dB, dC rows [F, 2·NS·TPC] (selective; F =
+    /// <paramref name="flushSubs"/> sub-blocks), dt [T, channels], checkpoints [T/SUB, block, NS].</summary>
+    private static int BackwardShared(bool selective, int chunkLen, int ns, int tpc, int block, int sub, int flushSubs)
+    {
+        int subs = (chunkLen + sub - 1) / sub, np = ns * tpc;
+        return ((selective ? 2 * chunkLen * np + block / 32 * flushSubs * sub * 2 * np : 0) + chunkLen * (block / tpc) + subs * block * ns) * sizeof(float);
+    }
+
+    /// <summary>Sub-blocks between the backward's sums of its warps' dB, dC rows (each sum costs two block barriers): a quarter
+    /// of the chunk, halved while the shared memory would exceed <paramref name="limit"/> (one sub-block at least, which takes
+    /// no more than the block-wide rows it replaces for chunks of 32 steps or more).</summary>
+    private static int FlushSubs(bool selective, int chunkLen, int ns, int tpc, int block, int sub, int limit)
+    {
+        int fs = Math.Max(1, (chunkLen + sub - 1) / sub / 4);
+        while (fs > 1 && BackwardShared(selective, chunkLen, ns, tpc, block, sub, fs) > limit) fs /= 2;
+        return fs;
+    }
 
     /// <summary>Threads per block (128 or 256) of the main backward kernel; 0 = automatic.</summary>
 
@@ -219,13 +234,16 @@ public sealed unsafe partial class CudaBackend
         int block = Backend.Settings.ScanBackwardBlock > 0 ? Backend.Settings.ScanBackwardBlock : 2 * ScanBlock;
         const int sub = ScanSub;
         // 64 steps per chunk unless its shared memory would leave fewer than four blocks per SM (then 32, 16)
-        int chunkLen = Backend.Settings.ScanBackwardChunk;
+        int chunkLen = Backend.Settings.ScanBackwardChunk, fourBlocks = 57 * 1024 * block / ScanBlock;
+        int flushLimit = Math.Min(fourBlocks, MaxSharedMemoryPerBlock);   // the flush rows are cut before the chunk is
         if (chunkLen <= 0)
         {
             chunkLen = 64;
-            while (chunkLen > 16 && BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub) > 57 * 1024 * block / ScanBlock) chunkLen /= 2;
+            while (chunkLen > 16 && BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub,
+                       FlushSubs(p.Selective == 1, chunkLen, ns, tpc, block, sub, flushLimit)) > fourBlocks) chunkLen /= 2;
         }
         chunkLen = (chunkLen + 7) / 8 * 8;
+        p.FlushSubs = FlushSubs(p.Selective == 1, chunkLen, ns, tpc, block, sub, flushLimit);
         p.Tpc = tpc;
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
@@ -238,13 +256,16 @@ public sealed unsafe partial class CudaBackend
         p.DBias = grads.DDeltaBias?.DataPointer ?? 0;
         p.DH0 = grads.DInitialState?.DataPointer ?? 0;
 
-        int shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub);
+        // FlushSubs already cut the flush rows to fit the device (one sub-block at least), so a chunk that still does not fit
+        // is too long
+        int shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub, p.FlushSubs);
         while (shared > MaxSharedMemoryPerBlock && chunkLen > 8)
         {
             chunkLen /= 2;
             p.ChunkLen = chunkLen;
             p.Chunks = (p.L + chunkLen - 1) / chunkLen;
-            shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub);
+            p.FlushSubs = FlushSubs(p.Selective == 1, chunkLen, ns, tpc, block, sub, flushLimit);
+            shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub, p.FlushSubs);
         }
         RequireShared(shared, "backward", p.N);
         // dB, dC are sums over channels (atomics): F32, converted to the element type at the end

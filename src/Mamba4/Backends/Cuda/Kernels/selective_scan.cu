@@ -23,8 +23,9 @@
 // with h̃_c); the gradient entering chunk c from the later ones is E_c = õ_{c+1} + exp(A·S_{c+1}) ⊙ E_{c+1} (scan_carries, with H_c).
 // scan_backward then runs each chunk from H_c and E_c: pass 1 keeps h every SUB steps in shared memory, pass 2
 // visits those sub-blocks last to first, recomputes SUB steps of h and a into registers and sweeps them in reverse.
-// dB_t, dC_t (selective) are summed over the warp's channels with shuffles, over the block in shared memory,
-// and over blocks with atomics; dA, dD, dbias (and time-invariant dB, dC) with one atomic per thread.
+// dB_t, dC_t (selective) are summed over the warp's channels with shuffles, written to the warp's own rows in shared
+// memory, summed over the block's warps every flushSubs sub-blocks (backward_flush) and over blocks with atomics; dA, dD,
+// dbias (and time-invariant dB, dC) with one atomic per thread.
 #define FT 8     // forward tile: steps whose inputs are copied in at once
 #define SCAN_FWD_BLOCK 128   // threads per block of the forward kernels (CudaBackend.ScanBlock)
 
@@ -40,6 +41,7 @@ struct ScanParams
     const float* h0;  // [B, D, N]: h_{-1} (null: zeros)
     float* dh0;       // [B, D, N]: ∂loss/∂h_{-1} (null: not wanted)
     int batch, L, Dch, N, chunkLen, chunks, tpc, selective, softplus;
+    int flushSubs;    // backward: the warps' dB, dC rows are summed every flushSubs sub-blocks (CudaBackend's FlushSubs)
 };
 
 // Element types T of the sequence tensors (u, Δ, z, y, B, C, dout and their gradients): float, bf16_bits or half_bits
@@ -56,6 +58,19 @@ __device__ __forceinline__ void unpack2(unsigned w, half_bits, float& lo, float&
 __device__ __forceinline__ float channel_sum(float v, int tpc)
 {
     for (int o = tpc >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+    return v;
+}
+
+// TPC ≥ 4: three sums over the lanes of a channel, scattered: lane sub of the channel gets q_{sub mod 4} summed (q3 = 0),
+// three shuffles for TPC = 4 (three channel_sums take six). Bit 1 splits (q0, q1) from (q2, q3), bit 0 the pair's two.
+__device__ __forceinline__ float channel_scatter3(float q0, float q1, float q2, int lane, int tpc)
+{
+    const bool up = (lane & 2) != 0, odd = (lane & 1) != 0;
+    float k0 = up ? q2 : q0, k1 = up ? 0.f : q1;
+    k0 += __shfl_xor_sync(FULL_MASK, up ? q0 : q2, 2);
+    k1 += __shfl_xor_sync(FULL_MASK, up ? q1 : 0.f, 2);
+    float v = (odd ? k1 : k0) + __shfl_xor_sync(FULL_MASK, odd ? k0 : k1, 1);
+    for (int o = 4; o < tpc; o <<= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
     return v;
 }
 
@@ -110,13 +125,26 @@ __device__ __forceinline__ void stage_rows(const ScanParams& p, const float* x, 
 {
     const T* gx = reinterpret_cast<const T*>(x) + ((i64)b * p.L + t0) * p.N;
     const T* gy = reinterpret_cast<const T*>(y) + ((i64)b * p.L + t0) * p.N;
-    int rows = max(0, min(count, t1 - t0));
-    for (int k = threadIdx.x; k < count * np; k += blockDim.x)
+    const int rows = max(0, min(count, t1 - t0)), total = count * np;
+    for (int k0 = threadIdx.x; k0 < total; k0 += 4 * blockDim.x)
     {
-        int r = k / np, c = k - r * np;
-        bool ok = r < rows && c < p.N;
-        sx[k] = ok ? to_f32(gx[r * p.N + c]) : 0.f;
-        if (sy) sy[k] = ok ? to_f32(gy[r * p.N + c]) : 0.f;
+        T vx[4], vy[4];   // four elements' loads issued before the first store waits on one
+        #pragma unroll
+        for (int j = 0; j < 4; j++)
+        {
+            const int k = k0 + j * blockDim.x, r = k / np, c = k - r * np;
+            const bool ok = k < total && r < rows && c < p.N;
+            vx[j] = ok ? gx[r * p.N + c] : T{};
+            vy[j] = ok && sy ? gy[r * p.N + c] : T{};
+        }
+        #pragma unroll
+        for (int j = 0; j < 4; j++)
+        {
+            const int k = k0 + j * blockDim.x;
+            if (k >= total) break;
+            sx[k] = to_f32(vx[j]);
+            if (sy) sy[k] = to_f32(vy[j]);
+        }
     }
 }
 
@@ -621,8 +649,28 @@ __device__ __forceinline__ void reduce_scatter(float (&v)[N0], int lane, int& ba
     }
 }
 
-// Shared memory: sB, sC [T, np] (selective), sdB, sdC [T, np] (selective), dt [T, channels of the block],
-// checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
+// Rows [r0, r0 + F) of the chunk (those before its end): the block's warps' dB_t, dC_t rows summed and added to dB, dC
+// (one atomic per value and block). Barriers before (every warp has written the rows) and after (none writes them again
+// before all are read).
+__device__ void backward_flush(const ScanParams& p, const ScanLane& s, const float* wd, int r0, int F, int np)
+{
+    __syncthreads();
+    const int rows = min(F, s.t1 - s.t0 - r0), width = 2 * np, warps = blockDim.x / 32, N = p.N;
+    float* gB = p.dB + ((i64)s.b * p.L + s.t0 + r0) * N;
+    float* gC = p.dC + ((i64)s.b * p.L + s.t0 + r0) * N;
+    for (int k = threadIdx.x; k < rows * width; k += blockDim.x)
+    {
+        const int r = k / width, c = k - r * width, n = c < np ? c : c - np;
+        if (n >= N) continue;
+        float sum = 0.f;
+        for (int w = 0; w < warps; w++) sum += wd[(w * F + r) * width + c];
+        atomicAdd(&(c < np ? gB : gC)[r * N + n], sum);
+    }
+    __syncthreads();
+}
+
+// Shared memory: sB, sC [T, np] (selective), the warps' dB_t, dC_t rows [warps, F, 2·np] (selective; F = flushSubs · SUB),
+// dt [T, channels of the block], checkpoints [T/SUB, blockDim, NS]. Pass 1 keeps dt, so pass 2 needs no softplus; σ(δ + bias) = 1 − e^−dt.
 // PF: the next sub-block's u, Δ (pass 1) and u, dout, z (pass 2) are loaded into registers before the current one is
 // computed, so their memory latency overlaps the arithmetic.
 template <int NS, int TPC, bool SEL, int SUB, bool PF, typename T, typename TG = T>
@@ -636,7 +684,11 @@ __device__ void scan_backward_impl(const ScanParams& p)
     const int N = p.N, n0 = s.sub * NS, TL = p.chunkLen, lane = threadIdx.x & 31, np = NS * TPC;
     const int tn = SEL ? TL * np : 0;
     const int cpb = blockDim.x / TPC, chl = threadIdx.x / TPC;
-    float *sB = smem, *sC = sB + tn, *sdB = sC + tn, *sdC = sdB + tn, *sdt = sdC + tn, *ckpt = sdt + TL * cpb;
+    // dB_t, dC_t: each warp writes its sums over its channels into rows of its own (no atomics), and every F steps the
+    // block adds the warps' rows into the global sums
+    const int FS = max(1, p.flushSubs), F = FS * SUB;
+    float *sB = smem, *sC = sB + tn, *wd = sC + tn, *sdt = wd + (SEL ? (blockDim.x / 32) * F * 2 * np : 0), *ckpt = sdt + TL * cpb;
+    float* wrows = wd + (threadIdx.x / 32) * F * 2 * np;
 
     float a2[NS], h[NS], g[NS], bv[NS], cv[NS], accA[NS], accB[NS], accC[NS];
     #pragma unroll
@@ -657,7 +709,6 @@ __device__ void scan_backward_impl(const ScanParams& p)
     if (SEL)
     {
         stage_rows<T>(p, p.B, p.C, s.b, s.t0, TL, s.t1, np, sB, sC);
-        for (int k = threadIdx.x; k < tn; k += blockDim.x) sdB[k] = sdC[k] = 0.f;
     }
     __syncthreads();
 
@@ -725,10 +776,10 @@ __device__ void scan_backward_impl(const ScanParams& p)
     __syncwarp();
 
     // pass 2: sub-blocks last to first
-    // u, dout and z of sub-block sb (dout, z: this lane's steps), raw
-    auto fetch2 = [&](int sb, T (&us)[SUB], T (&douts)[PER], T (&zs)[PER])
+    // u, dout and z of sub-block sb (dout, z: this lane's steps), raw; full: sb has SUB steps (no step past the chunk)
+    auto fetch2 = [&](const bool full, int sb, T (&us)[SUB], T (&douts)[PER], T (&zs)[PER])
     {
-        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        const int tb = s.t0 + sb * SUB, steps = full ? SUB : min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
         #pragma unroll
         for (int k = 0; k < SUB; k++) us[k] = k < steps ? u[base + (i64)k * p.Dch] : T{};
@@ -741,10 +792,15 @@ __device__ void scan_backward_impl(const ScanParams& p)
         }
     };
     T nus[SUB], ndo[PER], nzs[PER];
-    if (PF && subs > 0) fetch2(subs - 1, nus, ndo, nzs);
-    for (int sb = subs - 1; sb >= 0; sb--)
+    if (PF && subs > 0) fetch2(false, subs - 1, nus, ndo, nzs);
+    int inGroup = (subs - 1) % FS;   // = sb % FS, counted down with sb
+    // TPC ≥ 4: lanes 0, 1, 2 of a channel store du (T), dΔ, dz (TG) (null: nothing to store)
+    void* const mine = !s.active || s.sub > 2 ? nullptr : s.sub == 0 ? (void*)p.du : s.sub == 1 ? (void*)p.ddelta : (void*)p.dz;
+    // one sub-block; FULL: all SUB steps are in the chunk (every sub-block but perhaps the last), so the step loops need no
+    // bounds checks or clamps
+    auto sub_block = [&](const bool FULL, int sb)
     {
-        const int tb = s.t0 + sb * SUB, steps = min(SUB, s.t1 - tb);
+        const int tb = s.t0 + sb * SUB, steps = FULL ? SUB : min(SUB, s.t1 - tb);
         const i64 base = ((i64)s.b * p.L + tb) * p.Dch + s.dc;
         float h0[NS], hs[SUB][NS], as[SUB][NS], dts[SUB], us[SUB], dys[SUB], dzs[SUB], sigs[SUB];
         T tus[SUB], douts[PER], zs[PER];
@@ -754,13 +810,13 @@ __device__ void scan_backward_impl(const ScanParams& p)
             for (int k = 0; k < SUB; k++) tus[k] = nus[k];
             #pragma unroll
             for (int j = 0; j < PER; j++) { douts[j] = ndo[j]; zs[j] = nzs[j]; }
-            if (sb > 0) fetch2(sb - 1, nus, ndo, nzs);
+            if (sb > 0) fetch2(true, sb - 1, nus, ndo, nzs);   // sub-blocks before the last are full
         }
-        else fetch2(sb, tus, douts, zs);
+        else fetch2(FULL, sb, tus, douts, zs);
         #pragma unroll
         for (int k = 0; k < SUB; k++) us[k] = to_f32(tus[k]);
         #pragma unroll
-        for (int k = 0; k < SUB; k++) dts[k] = sdt[min(tb + k - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
+        for (int k = 0; k < SUB; k++) dts[k] = sdt[(FULL ? tb + k - s.t0 : min(tb + k - s.t0, s.t1 - 1 - s.t0)) * cpb + chl];
         // dy = dout·silu(z), the dz factor dout·silu'(z) and σ(δ + bias) = 1 − e^−dt: each lane of the channel computes
         // them for its own steps, then they are shared with shuffles
         float myDy[PER], myDz[PER], mySig[PER];
@@ -769,7 +825,8 @@ __device__ void scan_backward_impl(const ScanParams& p)
         {
             const int k = s.sub + j * TPC;
             const float dout = to_f32(douts[j]), zz = to_f32(zs[j]);
-            const float dt = sdt[min(tb + min(k, SUB - 1) - s.t0, s.t1 - 1 - s.t0) * cpb + chl];
+            const int r = tb + min(k, SUB - 1) - s.t0;
+            const float dt = sdt[(FULL ? r : min(r, s.t1 - 1 - s.t0)) * cpb + chl];
             myDy[j] = p.z ? dout * fast_silu(zz) : dout;
             myDz[j] = p.z ? dout * fast_silu_grad(zz) : 0.f;
             mySig[j] = dt < 0.01f ? dt * (1.f - dt * (0.5f - dt * (1.f / 6.f))) : 1.f - __expf(-dt);
@@ -785,10 +842,11 @@ __device__ void scan_backward_impl(const ScanParams& p)
         const float* ck = ckpt + ((i64)sb * blockDim.x + threadIdx.x) * NS;
         #pragma unroll
         for (int i = 0; i < NS; i++) h0[i] = ck[i];
+        float* wsub = wrows + inGroup * SUB * 2 * np;   // this sub-block's first row of the warp's dB, dC rows
         #pragma unroll
         for (int k = 0; k < SUB; k++)
         {
-            const int r = min(tb + k, s.t1 - 1) - s.t0;
+            const int r = FULL ? tb + k - s.t0 : min(tb + k, s.t1 - 1) - s.t0;
             float dtu = dts[k] * us[k], bn[NS];
             if (SEL) load_row<NS>(sB + r * np + n0, bn);
             #pragma unroll
@@ -829,23 +887,39 @@ __device__ void scan_backward_impl(const ScanParams& p)
                 ddtA = fmaf(gah, a2[i], ddtA);
                 g[i] = gi * as[k][i];
             }
-            sumB = channel_sum(sumB, TPC);
-            ddtA = channel_sum(ddtA, TPC);
-            float ddt = fmaf(ddtA, LN2, uu * sumB);
-            float du = fmaf(skip, dy, dt * sumB);
-            float dd = p.softplus ? ddt * sigs[k] : ddt;
             accD = fmaf(dy, uu, accD);
-            accBias += dd;
-            if (p.dz) yv = channel_sum(yv, TPC);
-            if (s.sub == 0 && s.active)
+            if constexpr (TPC >= 4)
             {
-                reinterpret_cast<T*>(p.du)[off] = from_f32<T>(du);
-                reinterpret_cast<TG*>(p.ddelta)[off] = from_f32<TG>(dd);
-                if (p.dz) reinterpret_cast<TG*>(p.dz)[off] = from_f32<TG>(dzs[k] * fmaf(skip, uu, yv));
+                // du − D·dy, ∂loss/∂dt and y − D·u are linear in the lane sums: each is summed into the lane that stores
+                // it (lanes 0, 1, 2 of the channel store du, dΔ, dz: one store a step); lane 1 sums dbias
+                const float q = channel_scatter3(dt * sumB, fmaf(ddtA, LN2, uu * sumB), yv, lane, TPC);
+                const float v = s.sub == 0 ? fmaf(skip, dy, q) : s.sub == 1 ? (p.softplus ? q * sigs[k] : q) : dzs[k] * fmaf(skip, uu, q);
+                if (s.sub == 1) accBias += v;
+                if (mine)
+                {
+                    if (sizeof(T) == sizeof(TG) || s.sub == 0) reinterpret_cast<T*>(mine)[off] = from_f32<T>(v);
+                    else reinterpret_cast<TG*>(mine)[off] = from_f32<TG>(v);
+                }
+            }
+            else
+            {
+                sumB = channel_sum(sumB, TPC);
+                ddtA = channel_sum(ddtA, TPC);
+                float ddt = fmaf(ddtA, LN2, uu * sumB);
+                float du = fmaf(skip, dy, dt * sumB);
+                float dd = p.softplus ? ddt * sigs[k] : ddt;
+                accBias += dd;
+                if (p.dz) yv = channel_sum(yv, TPC);
+                if (s.sub == 0 && s.active)
+                {
+                    reinterpret_cast<T*>(p.du)[off] = from_f32<T>(du);
+                    reinterpret_cast<TG*>(p.ddelta)[off] = from_f32<TG>(dd);
+                    if (p.dz) reinterpret_cast<TG*>(p.dz)[off] = from_f32<TG>(dzs[k] * fmaf(skip, uu, yv));
+                }
             }
             if (SEL)
             {
-                // this step's dB_t, dC_t summed over the warp's channels, scattered over its lanes, added to the block's rows
+                // this step's dB_t, dC_t summed over the warp's channels, scattered over its lanes, written to the warp's row
                 #pragma unroll
                 for (int i = 0; i < 2 * NS; i++) vals[i] = s.active ? vals[i] : 0.f;
                 int first = 0, dup = 0;
@@ -853,12 +927,12 @@ __device__ void scan_backward_impl(const ScanParams& p)
                 constexpr int R = 2 * NS > 32 / TPC ? 2 * NS / (32 / TPC) : 1;
                 if ((lane & dup) == 0)
                 {
+                    float* row = wsub + k * 2 * np + n0;
                     #pragma unroll
                     for (int j = 0; j < R; j++)
                     {
                         int idx = first + j;
-                        float* row = idx < NS ? sdB : sdC;
-                        atomicAdd(&row[r * np + n0 + (idx < NS ? idx : idx - NS)], vals[j]);
+                        row[idx < NS ? idx : np + idx - NS] = vals[j];
                     }
                 }
             }
@@ -868,6 +942,13 @@ __device__ void scan_backward_impl(const ScanParams& p)
                 for (int i = 0; i < NS; i++) { accB[i] += vals[i]; accC[i] += vals[NS + i]; }
             }
         }
+        if (SEL && inGroup == 0) backward_flush(p, s, wd, sb * SUB, F, np);
+        inGroup = inGroup == 0 ? FS - 1 : inGroup - 1;
+    };
+    for (int sb = subs - 1; sb >= 0; sb--)
+    {
+        if (s.t1 - s.t0 - sb * SUB >= SUB) sub_block(true, sb);   // two inlined copies, one without the checks
+        else sub_block(false, sb);
     }
 
     if (s.active)
@@ -880,29 +961,14 @@ __device__ void scan_backward_impl(const ScanParams& p)
             atomicAdd(&p.dA[pn], accA[i]);
             if (!SEL) { atomicAdd(&p.dB[pn], accB[i]); atomicAdd(&p.dC[pn], accC[i]); }
         }
-        if (s.sub == 0)
-        {
-            if (p.dD) atomicAdd(&p.dD[s.d], accD);
-            if (p.dbias) atomicAdd(&p.dbias[s.d], accBias);
-        }
+        constexpr int biasLane = TPC >= 4 ? 1 : 0;   // the lane that summed dΔ (above)
+        if (s.sub == 0 && p.dD) atomicAdd(&p.dD[s.d], accD);
+        if (s.sub == biasLane && p.dbias) atomicAdd(&p.dbias[s.d], accBias);
         if (p.dh0 && s.c == 0)   // g is now ∂loss/∂h_{-1}: chunk 0 started from E_0, the gradient of the later chunks
         {
             #pragma unroll
             for (int i = 0; i < NS; i++)
                 if (n0 + i < N) p.dh0[((i64)s.b * p.Dch + s.d) * N + n0 + i] = g[i];
-        }
-    }
-    if (SEL)
-    {
-        __syncthreads();
-        float* gB = p.dB + ((i64)s.b * p.L + s.t0) * N;
-        float* gC = p.dC + ((i64)s.b * p.L + s.t0) * N;
-        int valid = (s.t1 - s.t0) * N;
-        for (int k = threadIdx.x; k < valid; k += blockDim.x)
-        {
-            int r = k / N, c = k - r * N;
-            atomicAdd(&gB[k], sdB[r * np + c]);
-            atomicAdd(&gC[k], sdC[r * np + c]);
         }
     }
 }
