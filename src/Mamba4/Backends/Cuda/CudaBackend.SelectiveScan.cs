@@ -236,14 +236,20 @@ public sealed unsafe partial class CudaBackend
         // 64 steps per chunk unless its shared memory would leave fewer than four blocks per SM (then 32, 16)
         int chunkLen = Backend.Settings.ScanBackwardChunk, fourBlocks = 57 * 1024 * block / ScanBlock;
         int flushLimit = Math.Min(fourBlocks, MaxSharedMemoryPerBlock);   // the flush rows are cut before the chunk is
+        bool selective = p.Selective == 1;
+        // a chunk length's flush group and shared memory
+        (int FlushSubs, int Shared) Plan(int len)
+        {
+            int fs = FlushSubs(selective, len, ns, tpc, block, sub, flushLimit);
+            return (fs, BackwardShared(selective, len, ns, tpc, block, sub, fs));
+        }
         if (chunkLen <= 0)
         {
             chunkLen = 64;
-            while (chunkLen > 16 && BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub,
-                       FlushSubs(p.Selective == 1, chunkLen, ns, tpc, block, sub, flushLimit)) > fourBlocks) chunkLen /= 2;
+            while (chunkLen > 16 && Plan(chunkLen).Shared > fourBlocks) chunkLen /= 2;
         }
         chunkLen = (chunkLen + 7) / 8 * 8;
-        p.FlushSubs = FlushSubs(p.Selective == 1, chunkLen, ns, tpc, block, sub, flushLimit);
+        (p.FlushSubs, int shared) = Plan(chunkLen);
         p.Tpc = tpc;
         p.ChunkLen = chunkLen;
         p.Chunks = (p.L + chunkLen - 1) / chunkLen;
@@ -258,14 +264,12 @@ public sealed unsafe partial class CudaBackend
 
         // FlushSubs already cut the flush rows to fit the device (one sub-block at least), so a chunk that still does not fit
         // is too long
-        int shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub, p.FlushSubs);
         while (shared > MaxSharedMemoryPerBlock && chunkLen > 8)
         {
             chunkLen /= 2;
             p.ChunkLen = chunkLen;
             p.Chunks = (p.L + chunkLen - 1) / chunkLen;
-            p.FlushSubs = FlushSubs(p.Selective == 1, chunkLen, ns, tpc, block, sub, flushLimit);
-            shared = BackwardShared(p.Selective == 1, chunkLen, ns, tpc, block, sub, p.FlushSubs);
+            (p.FlushSubs, shared) = Plan(chunkLen);
         }
         RequireShared(shared, "backward", p.N);
         // dB, dC are sums over channels (atomics): F32, converted to the element type at the end
@@ -294,11 +298,11 @@ public sealed unsafe partial class CudaBackend
                 p.SumDt = sums.Pointer;
                 // one forward sweep per chunk gives h̃_c, S_c and õ_c (phase 2); the carries turn them into H_c and E_c
                 var pf = p with { Tpc = tpcF };
-                Launch(Kernels.SelectiveScan.File, PrepareKernel(nsF, tpcF, p.Selective == 1, type), ScanGrid(pf, p.Chunks), ScanBlock,
+                Launch(Kernels.SelectiveScan.File, PrepareKernel(nsF, tpcF, selective, type), ScanGrid(pf, p.Chunks), ScanBlock,
                     RequireShared(ForwardShared(pf, nsF, type.ElementSize(), prepare: true), "backward (prepare sweep)", p.N), pf);
                 Launch(Kernels.SelectiveScan.File, Kernels.SelectiveScan.ScanCarries, new Dim3(GridFor((long)p.Batch * p.Dch * p.N), 2), 256, 0, p);
             }
-            Launch(Kernels.SelectiveScan.File, BackwardKernel(ns, tpc, p.Selective == 1, type, grads.DDelta.DType),
+            Launch(Kernels.SelectiveScan.File, BackwardKernel(ns, tpc, selective, type, grads.DDelta.DType),
                 ScanGrid(p, p.Chunks, block), block, shared, p);
             if (half)
             {
