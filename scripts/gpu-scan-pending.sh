@@ -46,7 +46,7 @@ fi
 if [ $SECONDS -lt $((deadline - 90)) ]; then
   ncu=/usr/local/cuda/bin/ncu; s=$SECONDS
   MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=profile timeout $((deadline - SECONDS - 20)) $ncu -k "regex:scan_forward_lanes|scan_forward_ns16_sel|scan_backward_ns4_tpc4_sel_pf" \
-    --launch-count 6 --set full --import-source no -o "$out/scan" dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda > "$out/ncu-run.log" 2>&1
+    --launch-count 7 --set full --import-source no -o "$out/scan" dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda > "$out/ncu-run.log" 2>&1
   echo "ncu rc=$? $((SECONDS - s)) s"
   if [ -f "$out/scan.ncu-rep" ]; then
     $ncu --import "$out/scan.ncu-rep" --page source --csv --print-source sass > "$out/scan-source.csv" 2> /dev/null
