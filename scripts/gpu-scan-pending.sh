@@ -4,11 +4,11 @@
 #   1. In the background: mamba_ssm's scan extension builds (scan_anchor.py's first 21 lines), and every var-* build
 #      compiles its kernels by one untimed run of the scan table (selective_scan.cu takes NVRTC ~20-30 s per element type,
 #      three types in the table: cold, a timed run would spend its time there).
-#   2. The GPU tests of the scan run on the full stack (CudaSelectiveScanTests, CudaMixedPrecisionTests).
-#   3. mamba_ssm's fused scan is timed alone (scan_anchor.py), then the scan table of main and the stack in the order
-#      main, stack, stack, main; then the two CudaModelTests that check the compile groups on the card, a profile (4.
-#      below) and the intermediate builds' tables (5.), while the deadline allows.
-#   OUT=... [DEADLINE=540] [VARS=var-0-main] bash .device/gpu-scan-pending.sh   (device tool timeout_s 600)
+#   2. The GPU tests of the scan run on the full stack (CudaSelectiveScanTests, CudaMixedPrecisionTests; TESTS=all: every one).
+#   3. mamba_ssm's fused scan is timed alone (scan_anchor.py), then the scan table of main and the stack (main, stack);
+#      the two CudaModelTests that check the compile groups on the card (unless TESTS=all ran them), a profile (4.
+#      below), the table again (stack, main) and the intermediate builds' tables (5.), while the deadline allows.
+#   OUT=... [DEADLINE=540] [VARS=var-0-main] [TESTS=all] bash .device/gpu-scan-pending.sh   (device tool timeout_s 600)
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
 deadline=${DEADLINE:-540}
@@ -21,10 +21,16 @@ for v in $vars; do
   (MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 250 dotnet "$d/Mamba4.Bench.dll" cuda > "$out/warm-$v.log" 2>&1; echo "[$SECONDS s] $v compiled: rc=$?") &
 done
 T="$dev/Mamba4.Tests/Mamba4.Tests"
-for c in CudaSelectiveScanTests CudaMixedPrecisionTests; do
-  s=$SECONDS; timeout 200 "$T" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$out/t-$c.log" 2>&1
-  echo "$c rc=$? $((SECONDS - s)) s: $(grep -E 'Total:' "$out/t-$c.log" | sed 's/\x1b\[[0-9;]*m//g')"; gpu_failures "$out/t-$c.log" 30
-done
+# TESTS=all: every GPU test (trait Category=Cuda, the compile groups' checks among them) instead of the two scan classes
+if [ "${TESTS:-}" = all ]; then
+  s=$SECONDS; timeout 330 "$T" -trait "Category=Cuda" -parallel none > "$out/t-all.log" 2>&1
+  echo "all GPU tests rc=$? $((SECONDS - s)) s: $(grep -E 'Total:' "$out/t-all.log" | sed 's/\x1b\[[0-9;]*m//g')"; gpu_failures "$out/t-all.log" 40
+else
+  for c in CudaSelectiveScanTests CudaMixedPrecisionTests; do
+    s=$SECONDS; timeout 200 "$T" -trait "Category=Cuda" -class "Mamba4.Tests.$c" -parallel none > "$out/t-$c.log" 2>&1
+    echo "$c rc=$? $((SECONDS - s)) s: $(grep -E 'Total:' "$out/t-$c.log" | sed 's/\x1b\[[0-9;]*m//g')"; gpu_failures "$out/t-$c.log" 30
+  done
+fi
 wait
 if [ -n "$anchors" ]; then
   echo "[$SECONDS s] mamba_ssm built: $(tail -1 "$out/anchor-build.log")"
@@ -36,8 +42,8 @@ timed() { for v in $1; do
   n=$((n + 1)); [ $SECONDS -gt $((deadline - 40)) ] && break
   dir="$dev/$v"; [ $v = stack ] && dir="$dev/Mamba4.Bench"; bench $v $n "$dir"
 done; }
-n=0; timed "var-0-main stack stack var-0-main"
-if [ $SECONDS -lt $((deadline - 60)) ]; then
+n=0; timed "var-0-main stack"
+if [ "${TESTS:-}" != all ] && [ $SECONDS -lt $((deadline - 60)) ]; then
   s=$SECONDS; timeout 150 "$T" -trait "Category=Cuda" -method "*EveryKernelFileCompiles*" -method "*EachCompileGroupDefines*" -parallel none > "$out/t-model.log" 2>&1
   echo "compile groups (CudaModelTests) rc=$? $((SECONDS - s)) s: $(grep -E 'Total:' "$out/t-model.log" | sed 's/\x1b\[[0-9;]*m//g')"; gpu_failures "$out/t-model.log" 30
 fi
@@ -55,6 +61,7 @@ if [ $SECONDS -lt $((deadline - 90)) ]; then
     rm -f "$out/scan.ncu-rep"; gzip -f "$out/scan-source.csv"
   fi
 fi
+timed "stack var-0-main"
 # 5. What each step of the stack buys, twice each, as the deadline allows
 inter=""; for v in $vars; do [ $v != var-0-main ] && inter="$inter $v $v"; done
 timed "$inter"
