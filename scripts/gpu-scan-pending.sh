@@ -8,13 +8,16 @@
 #   3. mamba_ssm's fused scan is timed alone (scan_anchor.py), then the scan table of main and the stack (main, stack);
 #      the two CudaModelTests that check the compile groups on the card (unless TESTS=all ran them), a profile (4.
 #      below), the table again (stack, main) and the intermediate builds' tables (5.), while the deadline allows.
-#   OUT=... [DEADLINE=540] [VARS=var-0-main] [TESTS=all] bash .device/gpu-scan-pending.sh   (device tool timeout_s 600)
+#   OUT=... [DEADLINE=540] [VARS=var-0-main] [TESTS=all|none] [PROFILE=var-0-main] [FIRST=stack] [SECOND="stack var-0-main"]
+#     bash .device/gpu-scan-pending.sh   (device tool timeout_s 600; PROFILE: the build ncu profiles, the stack by default;
+#     FIRST: the build timed after main before the profile, SECOND: the builds timed after it; "" for none)
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
 deadline=${DEADLINE:-540}
 . "$dev/gpu-env.sh" && gpu_measuring
 out=$gpu_out anchors=$gpu_anchors
-[ -n "$anchors" ] && { head -21 "$anchors/scan_anchor.py" > /tmp/build_anchor.py; (cd "$anchors" && python3 /tmp/build_anchor.py > "$out/anchor-build.log" 2>&1) & }
+# (the build's lines beside scan_anchor.py: they find the sources from their own file's folder)
+[ -n "$anchors" ] && { head -21 "$anchors/scan_anchor.py" > "$anchors/build_anchor.py"; (cd "$anchors" && python3 build_anchor.py > "$out/anchor-build.log" 2>&1) & }
 vars=${VARS:-$(cd "$dev" && ls -d var-* 2>/dev/null)}   # VARS=var-0-main: main alone beside the stack (a short call)
 for v in $vars; do
   d="$dev/$v"; gpu_base_build "$d"
@@ -22,7 +25,9 @@ for v in $vars; do
 done
 T="$dev/Mamba4.Tests/Mamba4.Tests"
 # TESTS=all: every GPU test (trait Category=Cuda, the compile groups' checks among them) instead of the two scan classes
-if [ "${TESTS:-}" = all ]; then
+if [ "${TESTS:-}" = none ]; then
+  echo "GPU tests: not run (TESTS=none)"
+elif [ "${TESTS:-}" = all ]; then
   s=$SECONDS; timeout 330 "$T" -trait "Category=Cuda" -parallel none > "$out/t-all.log" 2>&1
   echo "all GPU tests rc=$? $((SECONDS - s)) s: $(grep -E 'Total:' "$out/t-all.log" | sed 's/\x1b\[[0-9;]*m//g')"; gpu_failures "$out/t-all.log" 40
 else
@@ -42,8 +47,8 @@ timed() { for v in $1; do
   n=$((n + 1)); [ $SECONDS -gt $((deadline - 40)) ] && break
   dir="$dev/$v"; [ $v = stack ] && dir="$dev/Mamba4.Bench"; bench $v $n "$dir"
 done; }
-n=0; timed "var-0-main stack"
-if [ "${TESTS:-}" != all ] && [ $SECONDS -lt $((deadline - 60)) ]; then
+n=0; timed "var-0-main ${FIRST-stack}"
+if [ "${TESTS:-}" = "" ] && [ $SECONDS -lt $((deadline - 60)) ]; then
   s=$SECONDS; timeout 150 "$T" -trait "Category=Cuda" -method "*EveryKernelFileCompiles*" -method "*EachCompileGroupDefines*" -parallel none > "$out/t-model.log" 2>&1
   echo "compile groups (CudaModelTests) rc=$? $((SECONDS - s)) s: $(grep -E 'Total:' "$out/t-model.log" | sed 's/\x1b\[[0-9;]*m//g')"; gpu_failures "$out/t-model.log" 30
 fi
@@ -52,7 +57,7 @@ fi
 if [ $SECONDS -lt $((deadline - 90)) ]; then
   ncu=/usr/local/cuda/bin/ncu; s=$SECONDS
   MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=profile timeout $((deadline - SECONDS - 20)) $ncu -k "regex:scan_forward_lanes|scan_forward_ns16_sel|scan_backward_ns4_tpc4_sel_pf" \
-    --launch-count 7 --set full --import-source no -o "$out/scan" dotnet "$dev/Mamba4.Bench/Mamba4.Bench.dll" cuda > "$out/ncu-run.log" 2>&1
+    --launch-count 7 --set full --import-source no -o "$out/scan" dotnet "$dev/${PROFILE:-Mamba4.Bench}/Mamba4.Bench.dll" cuda > "$out/ncu-run.log" 2>&1
   echo "ncu rc=$? $((SECONDS - s)) s"
   if [ -f "$out/scan.ncu-rep" ]; then
     $ncu --import "$out/scan.ncu-rep" --page source --csv --print-source sass > "$out/scan-source.csv" 2> /dev/null
@@ -61,7 +66,7 @@ if [ $SECONDS -lt $((deadline - 90)) ]; then
     rm -f "$out/scan.ncu-rep"; gzip -f "$out/scan-source.csv"
   fi
 fi
-timed "stack var-0-main"
+timed "${SECOND-stack var-0-main}"
 # 5. What each step of the stack buys, twice each, as the deadline allows
 inter=""; for v in $vars; do [ $v != var-0-main ] && inter="$inter $v $v"; done
 timed "$inter"
