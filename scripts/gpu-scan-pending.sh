@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine (packed by scripts/scan-pending-pack.sh; carry [".device", ".anchors"]): a pending scan change
 # tested and timed against main in one call.
-#   1. In the background: mamba_ssm's scan extension builds (scan_anchor.py's first 21 lines), and every var-* build
-#      compiles its kernels by one untimed run of the scan table (selective_scan.cu takes NVRTC ~20-30 s per element type,
-#      three types in the table: cold, a timed run would spend its time there).
+#   1. In the background: mamba_ssm's scan extension builds (scan_anchor.py's first 21 lines, detached: 4-8 minutes), and
+#      every build (var-* and the stack) compiles all its kernels into the cubin cache, NVRTC compiles in parallel
+#      (MAMBA4_CUDA_BENCH=compile), so that neither the tests nor a timed run compile.
 #   2. The GPU tests of the scan run on the full stack (CudaSelectiveScanTests, CudaMixedPrecisionTests; TESTS=all: every one).
 #   3. mamba_ssm's fused scan is timed alone (scan_anchor.py), then the scan table of main and the stack (main, stack);
 #      the two CudaModelTests that check the compile groups on the card (unless TESTS=all ran them), a profile (4.
@@ -16,13 +16,15 @@ dev=$(cd "$(dirname "$0")" && pwd)
 deadline=${DEADLINE:-540}
 . "$dev/gpu-env.sh" && gpu_measuring
 out=$gpu_out anchors=$gpu_anchors
-# (the build's lines beside scan_anchor.py: they find the sources from their own file's folder)
-[ -n "$anchors" ] && { head -21 "$anchors/scan_anchor.py" > "$anchors/build_anchor.py"; (cd "$anchors" && python3 build_anchor.py > "$out/anchor-build.log" 2>&1) & }
-vars=${VARS:-$(cd "$dev" && ls -d var-* 2>/dev/null)}   # VARS=var-0-main: main alone beside the stack (a short call)
-for v in $vars; do
-  d="$dev/$v"; gpu_base_build "$d"
-  (MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 250 dotnet "$d/Mamba4.Bench.dll" cuda > "$out/warm-$v.log" 2>&1; echo "[$SECONDS s] $v compiled: rc=$?") &
-done
+# mamba_ssm's build, detached (gpu-env.sh: a cut call leaves it running for the next call on the warm machine)
+[ -n "$anchors" ] && gpu_anchor_build_start "$anchors" "$out/anchor-build.log"
+vars=${VARS-$(cd "$dev" && ls -d var-* 2>/dev/null)}   # VARS=var-0-main: main alone beside the stack (a short call); VARS= none
+# every build's kernels compiled into the cubin cache first, several NVRTC compiles at a time (MAMBA4_CUDA_BENCH=compile;
+# one by one, as the tests would, the scan's groups alone took minutes with NVRTC 13)
+compile() { s=$SECONDS; MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=compile timeout 240 dotnet "$2/Mamba4.Bench.dll" cuda > "$out/compile-$1.log" 2>&1; echo "[$SECONDS s] $1 compiled: rc=$? $((SECONDS - s)) s: $(tail -1 "$out/compile-$1.log")"; }
+for v in $vars; do d="$dev/$v"; gpu_base_build "$d"; compile $v "$d" & done
+compile stack "$dev/Mamba4.Bench"
+wait
 T="$dev/Mamba4.Tests/Mamba4.Tests"
 # TESTS=all: every GPU test (trait Category=Cuda, the compile groups' checks among them) instead of the two scan classes
 if [ "${TESTS:-}" = none ]; then
@@ -36,16 +38,18 @@ else
     echo "$c rc=$? $((SECONDS - s)) s: $(grep -E 'Total:' "$out/t-$c.log" | sed 's/\x1b\[[0-9;]*m//g')"; gpu_failures "$out/t-$c.log" 30
   done
 fi
-wait
-if [ -n "$anchors" ]; then
+if [ -n "$anchors" ] && gpu_anchor_build_wait $((deadline - 150)) "$out/anchor-build.log"; then
   echo "[$SECONDS s] mamba_ssm built: $(tail -1 "$out/anchor-build.log")"
   timeout 120 python3 "$anchors/scan_anchor.py" > "$out/scan-anchor.jsonl" 2> "$out/scan-anchor.err" || echo "scan_anchor.py: $(tail -2 "$out/scan-anchor.err")"
   export MAMBA4_SCAN_ANCHOR="$out/scan-anchor.jsonl"
+elif [ -n "$anchors" ] && pgrep -f "python3 build_anchor.py" > /dev/null; then echo "[$SECONDS s] mamba_ssm not built yet (the build goes on: call again on the warm machine)"
+elif [ -n "$anchors" ]; then echo "[$SECONDS s] mamba_ssm's build failed: $(tail -3 "$out/anchor-build.log")"
 fi
 bench() { echo "-- $1 (run $2) [$SECONDS s]"; MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 120 dotnet "$3/Mamba4.Bench.dll" cuda 2>&1 | tee "$out/bench-$2-$1.log" | grep -E "^\| [0-9]" | head -7; }
 timed() { for v in $1; do
   n=$((n + 1)); [ $SECONDS -gt $((deadline - 40)) ] && break
-  dir="$dev/$v"; [ $v = stack ] && dir="$dev/Mamba4.Bench"; bench $v $n "$dir"
+  dir="$dev/$v"; [ $v = stack ] && dir="$dev/Mamba4.Bench"; [ -f "$dir/Mamba4.Bench.dll" ] || continue   # (PATCHES=none: no var-0-main)
+  bench $v $n "$dir"
 done; }
 n=0; timed "var-0-main ${FIRST-stack}"
 if [ "${TESTS:-}" = "" ] && [ $SECONDS -lt $((deadline - 60)) ]; then

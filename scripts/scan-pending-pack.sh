@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 [ -z "$(git status --porcelain --untracked-files=no)" ] || { echo "scan-pending-pack.sh: the working tree has changes; commit or stash them first"; exit 1; }
 patches=(docs/pending/scan-*.patch)
 [ -e "${patches[0]}" ] || { echo "scan-pending-pack.sh: no docs/pending/scan-*.patch"; exit 1; }
+# PATCHES=none: main alone (the packed build is main's: its GPU tests, mamba_ssm beside it; then VARS= on the device)
+[ "${PATCHES:-}" = none ] && patches=()
 shared=${MAMBA4_SHARED:-../shared}
 [ -f "$shared/anchors/scan_anchor.py" ] || { echo "scan-pending-pack.sh: $shared/anchors/scan_anchor.py not found (set MAMBA4_SHARED)"; exit 1; }
 # each build keeps its own benchmark too: a patch may change the benchmark with the library (a new setting it times)
@@ -21,7 +23,7 @@ keep() { mkdir -p ".device/$1" && for f in Mamba4 Mamba4.Bench; do xz -9 -c $out
 restore() { git checkout -q -- src tests bench scripts; for f in $(cat .device/.created 2>/dev/null); do rm -f "$f"; done; dotnet build Mamba4.slnx -c Release -v q -nologo > /dev/null || true; }
 trap restore EXIT
 mkdir -p .device && rm -rf .device/var-* .device/.created
-build && keep var-0-main
+[ ${#patches[@]} -gt 0 ] && build && keep var-0-main
 k=0
 for p in "${patches[@]}"; do
   k=$((k + 1)); git apply "$p"; git apply --numstat --summary "$p" | sed -n 's/^ create mode [0-9]* //p' >> .device/.created

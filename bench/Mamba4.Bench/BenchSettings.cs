@@ -20,7 +20,8 @@ internal sealed record BenchSettings
     public string? Shared { get; init; }
     /// <summary>Where HTML reports go. (MAMBA4_REPORT_DIR, else $OUT, else runs/bench)</summary>
     public string ReportDirectory { get; init; } = Path.Combine("runs", "bench");
-    /// <summary>cuda benchmark: "" = everything, "scan" = the scan tables only, "profile" = a few scan calls for Nsight Compute;
+    /// <summary>cuda benchmark: "" = everything, "scan" = the scan tables only, "profile" = a few scan calls for Nsight Compute,
+    /// "compile" = every kernel file and compile group into the cubin cache, in parallel;
     /// cuda-model: "generation" / "prefill" = that table only, "flags" = the training step with the tiled and the per-element conv, interleaved,
     /// "region-…" = one region for Nsight Compute. (MAMBA4_CUDA_BENCH)</summary>
     public string CudaMode { get; init; } = "";

@@ -54,7 +54,8 @@ public static class CudaBench
     private static string Ratio(double reference, double ours) => double.IsNaN(reference) ? "—" : $"{reference / ours:F2}x";
 
     /// <summary>MAMBA4_CUDA_BENCH: unset = everything; <c>scan</c> = the scan table and variants only; <c>profile</c> = a few scan
-    /// calls for Nsight Compute (ncu -k regex:scan_) and nothing else.</summary>
+    /// calls for Nsight Compute (ncu -k regex:scan_) and nothing else; <c>compile</c> = every kernel file and group into the
+    /// cubin cache, in parallel.</summary>
     public static void Run()
     {
         if (!Backend.IsAvailable(Cuda, out var why))
@@ -67,6 +68,11 @@ public static class CudaBench
         if (mode == "profile")
         {
             Profile(gpu);
+            return;
+        }
+        if (mode == "compile")
+        {
+            CompileAll(gpu);
             return;
         }
         Console.WriteLine($"== cuda: {gpu.Name}, {gpu.Multiprocessors} SMs, {gpu.TotalMemory / (1 << 20):N0} MiB, driver {CudaBackend.DriverVersion}, NVRTC {CudaBackend.NvrtcVersion}");
@@ -93,6 +99,29 @@ public static class CudaBench
         Generation(gpu);
         Console.WriteLine();
         Console.WriteLine($"allocator: {gpu.Allocator}");
+    }
+
+    /// <summary>Every kernel file and compile group compiled for this GPU into the cubin cache, several at a time (one NVRTC
+    /// compile is single-threaded; the scan's groups take tens of seconds each), so that the GPU tests or benchmarks run
+    /// after it in the same call find them cached instead of compiling one by one.</summary>
+    private static void CompileAll(CudaBackend gpu)
+    {
+        var jobs = CudaCompiler.KernelFiles()
+            .SelectMany(file => (Kernels.Groups.TryGetValue(file, out var groups) ? groups.Values.Where(g => g > 0).Distinct().Append(-1) : [0])
+                .Select(group => (file, group)))
+            .ToArray();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Parallel.ForEach(jobs, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, job =>
+        {
+            var started = clock.Elapsed.TotalSeconds;
+            try
+            {
+                int bytes = CudaCompiler.Cubin(job.file, CudaCompiler.Program(job.file), gpu.Architecture, job.group).Length;
+                Console.WriteLine($"compiled {job.file} group {job.group}: {bytes:N0} B in {clock.Elapsed.TotalSeconds - started:F1} s");
+            }
+            catch (Exception e) { Console.WriteLine($"{job.file} group {job.group}: failed: {e.Message.Split('\n')[0]}"); }
+        });
+        Console.WriteLine($"{jobs.Length} compiles in {clock.Elapsed.TotalSeconds:F1} s (cache {CudaCompiler.CacheFolder})");
     }
 
     /// <summary>The table: each row and dtype, our time, the ratio to mamba_ssm, bytes moved as % of the copy bandwidth.</summary>
