@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs ON the GPU machine from the checkout root (scripts/gpu-pack.sh .device; carry [".device", ".anchors"]): issue 19's
+# Runs ON the GPU machine from the checkout root (scripts/gpu-pack.sh .device; rm -rf .anchors && cp -r ../shared/anchors .anchors; carry [".device", ".anchors"]): issue 19's
 # tables in ONE call of at most ~590 s, for sessions where a machine is rarely lent. Every comparison is against
 # mamba_ssm timed in this call on this card:
-#   t = 0      mamba_ssm's CUDA extensions build in the background (nvcc, 260 s alone; 501 s in session 10 beside
-#              everything below, so what runs beside it keeps to a few CPU threads) while
-#              1. the GPU tests run (Category=Cuda, MAMBA4_THREADS=4), then
+#   t = 0      mamba_ssm's CUDA extensions build in the background, detached (nvcc, 260 s alone; 501 s in session 10
+#              beside everything below, so what runs beside it keeps to a few CPU threads; a call cut by its limit
+#              leaves the build going for the next call on the warm machine: gpu-env.sh) while
+#              1. every kernel compiles (NVRTC, one compile a core) and the GPU tests run (Category=Cuda, MAMBA4_THREADS=4), then
 #              2. Tiny Shakespeare's char model trained in F32 and with BF16 products side by side (the issue's exactness
 #              mark: BF16 within 1 % of F32's validation loss);
 #   build done 3. mamba_ssm's model (model_anchor.py, model_anchor_more.py), then ours (bench cuda-model: training,
@@ -14,7 +15,8 @@
 #              as the deadline allows (each step is skipped, not started, when too little time is left).
 # Logs to $OUT (at most 8 files come back): gpu-tests.log, anchors.jsonl (every mamba_ssm line), anchor-build.log,
 # shakespeare.txt and gpu-bench-{cuda-ssd,cuda-model,cuda}.log.
-#   OUT=... [DEADLINE=585] bash .device/gpu-all.sh
+#   OUT=... [DEADLINE=585] [PARTS="tests text model scan ssd"] bash .device/gpu-all.sh
+#   When the build did not finish in the first call, the same command at once with PARTS="model scan ssd" (warm machine).
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
 deadline=${DEADLINE:-585}
@@ -23,17 +25,21 @@ out=$gpu_out anchors=$gpu_anchors bench=$gpu_bench
 tmp=$(mktemp -d)
 left() { echo $((deadline - SECONDS)); }
 at() { echo "[$SECONDS s] $*"; }
-if [ -n "$anchors" ]; then
-  (ANCHOR_BUILD_ONLY=1 python3 "$anchors/model_anchor.py" > "$out/anchor-build.log" 2>&1) &
-  build=$!
+parts=" ${PARTS:-tests text model scan ssd} "   # PARTS: the steps to run (a second call on the warm machine: PARTS="model scan ssd")
+want() { [[ "$parts" == *" $1 "* ]]; }
+building() { pgrep -f "python3 build_anchor.py" > /dev/null; }
+[ -n "$anchors" ] && gpu_anchor_build_start "$anchors" "$out/anchor-build.log" model   # detached: see gpu-env.sh
+
+if want tests; then
+  # every kernel compiled first, one NVRTC compile a core (one by one, as the tests would, took minutes beside the build)
+  at "kernels: $(MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=compile MAMBA4_THREADS=4 timeout 200 dotnet "$bench" cuda 2>&1 | tail -1)"
+  at "GPU tests"
+  MAMBA4_THREADS=4 timeout 240 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
+  echo "tests rc=$?"; grep -E "Total:" "$out/gpu-tests.log"; gpu_failures "$out/gpu-tests.log" 40
 fi
 
-at "GPU tests"
-MAMBA4_THREADS=4 timeout 240 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
-echo "tests rc=$?"; grep -E "Total:" "$out/gpu-tests.log"; gpu_failures "$out/gpu-tests.log" 40
-
 text="$dev/data/tinyshakespeare.txt.gz"
-if [ -f "$text" ] && [ -n "$anchors" ] && kill -0 $build 2>/dev/null; then
+if want text && [ -f "$text" ] && [ -n "$anchors" ] && building; then
   at "Tiny Shakespeare, char model, F32 and BF16 products (side by side, while mamba_ssm builds)"
   pids=()
   for p in f32 bf16; do
@@ -44,8 +50,13 @@ if [ -f "$text" ] && [ -n "$anchors" ] && kill -0 $build 2>/dev/null; then
   wait "${pids[@]}"
   for p in f32 bf16; do echo "$p: $(tail -1 "$tmp/ts-$p.log")"; done | tee "$out/shakespeare.txt"
 fi
+built=""
 if [ -n "$anchors" ]; then
-  wait $build; at "mamba_ssm built: $(head -c 200 "$out/anchor-build.log")"
+  if gpu_anchor_build_wait $((deadline - 200)) "$out/anchor-build.log"; then built=1; at "mamba_ssm built: $(head -c 200 "$out/anchor-build.log")"
+  elif building; then at "mamba_ssm not built yet (the build goes on: call again at once with PARTS=\"model scan ssd\")"
+  else at "mamba_ssm's build failed: $(tail -3 "$out/anchor-build.log")"; fi
+fi
+if [ -n "$built" ] && want model; then
   if [ "$(left)" -gt 200 ]; then
     timeout $(( $(left) - 170 > 150 ? 150 : $(left) - 170 )) python3 "$anchors/model_anchor.py" > "$tmp/model.jsonl" 2> "$tmp/model.err" || echo "model_anchor.py: $(tail -2 "$tmp/model.err")"
     [ "$(left)" -gt 150 ] && { timeout $(( $(left) - 120 > 100 ? 100 : $(left) - 120 )) python3 "$dev/model_anchor_more.py" "$anchors" >> "$tmp/model.jsonl" 2> "$tmp/more.err" || echo "model_anchor_more.py: $(tail -2 "$tmp/more.err")"; }
@@ -53,27 +64,28 @@ if [ -n "$anchors" ]; then
     at "mamba_ssm model timed"; cat "$tmp/model.jsonl"
   else echo "mamba_ssm's model skipped (deadline)"; fi
 fi
-if [ "$(left)" -gt 40 ]; then
+paired() { [ -z "$anchors" ] || [ -n "$built" ]; }   # ours only beside mamba_ssm when its sources came
+if want model && paired && [ "$(left)" -gt 40 ]; then
   at "ours: bench cuda-model"
   MAMBA4_MODEL_ANCHOR="$tmp/model.jsonl" MAMBA4_DEVICE=cuda timeout "$(left)" dotnet "$bench" cuda-model > "$out/gpu-bench-cuda-model.log" 2>&1
   echo "rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-model.log" | head -90
 fi
-if [ -n "$anchors" ] && [ "$(left)" -gt 60 ]; then
+if [ -n "$built" ] && want scan && [ "$(left)" -gt 60 ]; then
   at "mamba_ssm scan"
   timeout 40 python3 "$anchors/scan_anchor.py" > "$tmp/scan.jsonl" 2> "$tmp/scan.err" || tail -2 "$tmp/scan.err"
   cat "$tmp/scan.jsonl" >> "$out/anchors.jsonl"
 fi
-if [ "$(left)" -gt 60 ]; then
+if want scan && paired && [ "$(left)" -gt 60 ]; then
   at "ours: bench cuda (scan)"
   MAMBA4_SCAN_ANCHOR="$tmp/scan.jsonl" MAMBA4_CUDA_BENCH=scan MAMBA4_DEVICE=cuda timeout $(( $(left) - 20 )) dotnet "$bench" cuda > "$out/gpu-bench-cuda.log" 2>&1
   echo "rc=$?"; grep -E "^\|" "$out/gpu-bench-cuda.log" | head -24
 fi
-if [ -n "$anchors" ] && [ "$(left)" -gt 100 ]; then
+if [ -n "$anchors" ] && want ssd && [ "$(left)" -gt 100 ]; then
   at "mamba_ssm SSD (Triton)"
   timeout $(( $(left) - 30 > 120 ? 120 : $(left) - 30 )) python3 "$dev/ssd_anchor.py" "$anchors" > "$tmp/ssd.jsonl" 2> "$tmp/ssd.err" || tail -2 "$tmp/ssd.err"
   cat "$tmp/ssd.jsonl" >> "$out/anchors.jsonl"
 fi
-if [ "$(left)" -gt 20 ]; then
+if want ssd && [ "$(left)" -gt 20 ]; then
   at "ours: bench cuda-ssd"
   MAMBA4_SSD_ANCHOR="$tmp/ssd.jsonl" MAMBA4_DEVICE=cuda timeout "$(left)" dotnet "$bench" cuda-ssd > "$out/gpu-bench-cuda-ssd.log" 2>&1
   echo "rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-ssd.log" | tail -12

@@ -50,25 +50,31 @@ gpu_ncu_region() {
   pkill -f "Mamba4.Bench.dll|model_anchor_profile.py" 2>/dev/null; sleep 1
 }
 
-# mamba_ssm's scan extension (the first 21 lines of scan_anchor.py: the build alone, written beside it so that it finds
-# the sources from its own folder), built detached: a call cut by its limit leaves the build running, and the next call on
-# the same warm machine finds it done or still going instead of starting over. torch's build lock is removed first when
-# no build runs (a killed build leaves it, and the next build would wait on it forever). Takes 4–8 minutes on 16 cores
-# (CUDA 13); progress (objects compiled) goes to the log. gpu_anchor_build_start ANCHORS LOG
+# mamba_ssm's extensions built detached: a call cut by its limit leaves the build running, and the next call on the same
+# warm machine finds it done or still going instead of starting over. WHAT = scan (scan_anchor.py's first 21 lines: the
+# scan extension) or model (model_anchor.py with ANCHOR_BUILD_ONLY=1: the scan and causal-conv1d extensions, which
+# scan_anchor.py then reuses); either is run as ANCHORS/build_anchor.py, so that it finds the sources from its own folder.
+# torch's build locks are removed first when no build runs (a killed build leaves its lock, and the next build would wait
+# on it forever). 4-8 minutes on 16 cores (CUDA 13); gpu_anchor_build_wait prints the objects built each minute.
+# gpu_anchor_build_start ANCHORS LOG [scan|model]
 gpu_anchor_build_start() {
-  local anchors=$1 log=$2
-  if pgrep -f "python3 build_anchor.py" > /dev/null; then echo "mamba_ssm's scan build: already running"; return; fi
-  rm -f ~/.cache/torch_extensions/*/selective_scan_cuda/lock
-  head -21 "$anchors/scan_anchor.py" > "$anchors/build_anchor.py"
+  local anchors=$1 log=$2 what=${3:-scan}
+  if pgrep -f "python3 build_anchor.py" > /dev/null; then echo "mamba_ssm's build: already running"; return; fi
+  rm -f ~/.cache/torch_extensions/*/selective_scan_cuda/lock ~/.cache/torch_extensions/*/causal_conv1d_cuda/lock
+  if [ "$what" = model ]; then
+    printf '%s\n' 'import os, runpy' 'os.environ["ANCHOR_BUILD_ONLY"] = "1"' \
+      'runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_anchor.py"), run_name="__main__")' > "$anchors/build_anchor.py"
+  else
+    head -21 "$anchors/scan_anchor.py" > "$anchors/build_anchor.py"
+  fi
   (cd "$anchors" && setsid nohup python3 build_anchor.py > "$log" 2>&1 < /dev/null &)
 }
-# Waits until the build has finished or SECONDS passes LIMIT (progress every minute); true when it is done.
-# gpu_anchor_build_wait LIMIT LOG
+# Waits until the build has finished or SECONDS passes LIMIT; true when it is done.   gpu_anchor_build_wait LIMIT LOG
 gpu_anchor_build_wait() {
   local limit=$1 log=$2 next=$((SECONDS + 60))
   while pgrep -f "python3 build_anchor.py" > /dev/null && [ $SECONDS -lt "$limit" ]; do
     sleep 5
-    [ $SECONDS -ge $next ] && { next=$((SECONDS + 60)); echo "[$SECONDS s] mamba_ssm's scan build: $(ls ~/.cache/torch_extensions/*/selective_scan_cuda/*.o 2>/dev/null | wc -l) objects"; }
+    [ $SECONDS -ge $next ] && { next=$((SECONDS + 60)); echo "[$SECONDS s] mamba_ssm's build: $(ls ~/.cache/torch_extensions/*/*_cuda/*.o 2>/dev/null | wc -l) objects"; }
   done
   grep -q '"build_s"' "$log" 2>/dev/null
 }
