@@ -16,7 +16,8 @@ root.Subcommands.Add(QuantizeCommand.Create());
 root.Subcommands.Add(InitCommand.Create());
 try
 {
-    Mamba4.Backends.Backend.Configure(Mamba4.Backends.EngineSettings.FromEnvironment());   // the one place the engine's environment is read
+    // the one place the engine's environment is read; NVRTC's first-use compiles (seconds to a minute) announced on stderr
+    Mamba4.Backends.Backend.Configure(Mamba4.Backends.EngineSettings.FromEnvironment() with { CudaCompileLog = line => Console.Error.WriteLine($"mamba4: {line}") });
     // ProcessTerminationTimeout null: System.CommandLine does not handle SIGINT/SIGTERM. Each command that stops on a signal
     // owns it (training and the other long runs: Tasks/StopSignal; serve: the host's console lifetime, which drains), instead
     // of two handlers on one signal, the first of which blocked the second for up to 2 s and then forced exit code 130.

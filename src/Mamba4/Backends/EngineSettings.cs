@@ -59,6 +59,9 @@ public sealed record EngineSettings
     public string? CudaCacheDirectory { get; init; }
     /// <summary>Extra folders to look for libcuda/libnvrtc/libcublas in, searched first. (MAMBA4_CUDA_LIBS, CUDA_HOME, CUDA_PATH)</summary>
     public IReadOnlyList<string> CudaLibraryFolders { get; init; } = [];
+    /// <summary>Where the notices of a kernel file compiled at first use go (NVRTC takes seconds to a minute a file; the
+    /// tool writes them to stderr), one line when a compile starts and one when it ends; null = nowhere. Not numerics.</summary>
+    public Action<string>? CudaCompileLog { get; init; }
 
     public static EngineSettings Default { get; } = new();
 

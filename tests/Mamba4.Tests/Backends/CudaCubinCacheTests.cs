@@ -28,6 +28,20 @@ public sealed class CudaCubinCacheTests : IDisposable
         Assert.Equal(_cubin, file[32..]);
     }
 
+    [Fact]
+    public void ACompileIsAnnouncedWithWhatAndWhereAndItsEndButACacheHitSaysNothing()
+    {
+        var path = Path.Combine(_dir, "sub", "scan-sm_90-abc.cubin");
+        var lines = new List<string>();
+        CudaCompiler.Cached(path, Compile, lines.Add, "selective_scan.cu (group 2) for sm_90");
+        Assert.Equal(2, lines.Count);
+        Assert.Equal($"compiling CUDA kernels selective_scan.cu (group 2) for sm_90: first use, cached under {Path.Combine(_dir, "sub")} ...", lines[0]);
+        Assert.Matches(@"^compiled CUDA kernels selective_scan\.cu \(group 2\) for sm_90 in \d+\.\d s$", lines[1]);
+        CudaCompiler.Cached(path, Compile, lines.Add, "selective_scan.cu (group 2) for sm_90");
+        Assert.Equal(2, lines.Count);
+        Assert.Equal(1, _compiles);
+    }
+
     [Theory]
     [InlineData("flip")]       // one bit of the cubin changed
     [InlineData("torn")]       // cut short

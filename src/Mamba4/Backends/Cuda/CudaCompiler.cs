@@ -51,15 +51,21 @@ internal static unsafe class CudaCompiler
         var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(
             $"{source}\n--\n{string.Join(' ', options)}\n--\nnvrtc {CudaRuntime.NvrtcVersion} driver {CudaRuntime.DriverVersion}")))[..32];
         var path = Path.Combine(CacheFolder, $"{Path.GetFileNameWithoutExtension(name)}-{arch}-{key}.cubin");
-        return Cached(path, () => Compile(name, source, options));
+        string what = group > 0 ? $"{name} (group {group})" : group < 0 ? $"{name} (shared kernels)" : name;
+        return Cached(path, () => Compile(name, source, options), Backend.Settings.CudaCompileLog, $"{what} for {arch}");
     }
 
     /// <summary>The cubin cached at <paramref name="path"/> when its hash checks, else <paramref name="compile"/>'s, written
-    /// there for the next process (a folder that cannot be written only loses the cache).</summary>
-    internal static byte[] Cached(string path, Func<byte[]> compile)
+    /// there for the next process (a folder that cannot be written only loses the cache). A compile is announced to
+    /// <paramref name="log"/> (what, where it will be cached) and so is its end, with the seconds it took.</summary>
+    internal static byte[] Cached(string path, Func<byte[]> compile, Action<string>? log = null, string? what = null)
     {
         if (ReadCached(path) is { } cached) return cached;
+        what ??= Path.GetFileName(path);
+        log?.Invoke($"compiling CUDA kernels {what}: first use, cached under {Path.GetDirectoryName(Path.GetFullPath(path))} ...");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var cubin = compile();
+        log?.Invoke($"compiled CUDA kernels {what} in {clock.Elapsed.TotalSeconds:F1} s");
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
