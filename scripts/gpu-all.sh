@@ -27,8 +27,8 @@ left() { echo $((deadline - SECONDS)); }
 at() { echo "[$SECONDS s] $*"; }
 parts=" ${PARTS:-tests text model scan ssd} "   # PARTS: the steps to run (a second call on the warm machine: PARTS="model scan ssd")
 want() { [[ "$parts" == *" $1 "* ]]; }
-building() { pgrep -f "python3 build_anchor.py" > /dev/null; }
-[ -n "$anchors" ] && gpu_anchor_build_start "$anchors" "$out/anchor-build.log" model   # detached: see gpu-env.sh
+building() { gpu_anchor_building; }
+[ -n "$anchors" ] && gpu_anchor_build_start "$anchors" model   # detached: see gpu-env.sh
 
 if want tests; then
   # every kernel compiled first, one NVRTC compile a core (one by one, as the tests would, took minutes beside the build)
@@ -39,7 +39,7 @@ if want tests; then
 fi
 
 text="$dev/data/tinyshakespeare.txt.gz"
-if want text && [ -f "$text" ] && [ -n "$anchors" ] && building; then
+if want text && [ -f "$text" ] && [ -n "$anchors" ] && building && [ "$(left)" -gt 350 ]; then   # 150 s, and the model's 200 after
   at "Tiny Shakespeare, char model, F32 and BF16 products (side by side, while mamba_ssm builds)"
   pids=()
   for p in f32 bf16; do
@@ -64,7 +64,7 @@ if [ -n "$built" ] && want model; then
     at "mamba_ssm model timed"; cat "$tmp/model.jsonl"
   else echo "mamba_ssm's model skipped (deadline)"; fi
 fi
-paired() { [ -z "$anchors" ] || [ -n "$built" ]; }   # ours only beside mamba_ssm when its sources came
+paired() { [ -z "$anchors" ] || [ -n "$built" ] || ! building; }   # ours beside mamba_ssm: not while its build still runs
 if want model && paired && [ "$(left)" -gt 40 ]; then
   at "ours: bench cuda-model"
   MAMBA4_MODEL_ANCHOR="$tmp/model.jsonl" MAMBA4_DEVICE=cuda timeout "$(left)" dotnet "$bench" cuda-model > "$out/gpu-bench-cuda-model.log" 2>&1
@@ -80,12 +80,12 @@ if want scan && paired && [ "$(left)" -gt 60 ]; then
   MAMBA4_SCAN_ANCHOR="$tmp/scan.jsonl" MAMBA4_CUDA_BENCH=scan MAMBA4_DEVICE=cuda timeout $(( $(left) - 20 )) dotnet "$bench" cuda > "$out/gpu-bench-cuda.log" 2>&1
   echo "rc=$?"; grep -E "^\|" "$out/gpu-bench-cuda.log" | head -24
 fi
-if [ -n "$anchors" ] && want ssd && [ "$(left)" -gt 100 ]; then
+if [ -n "$anchors" ] && want ssd && ! building && [ "$(left)" -gt 100 ]; then   # (its Triton compile beside nvcc: no)
   at "mamba_ssm SSD (Triton)"
   timeout $(( $(left) - 30 > 120 ? 120 : $(left) - 30 )) python3 "$dev/ssd_anchor.py" "$anchors" > "$tmp/ssd.jsonl" 2> "$tmp/ssd.err" || tail -2 "$tmp/ssd.err"
   cat "$tmp/ssd.jsonl" >> "$out/anchors.jsonl"
 fi
-if want ssd && [ "$(left)" -gt 20 ]; then
+if want ssd && paired && [ "$(left)" -gt 20 ]; then
   at "ours: bench cuda-ssd"
   MAMBA4_SSD_ANCHOR="$tmp/ssd.jsonl" MAMBA4_DEVICE=cuda timeout "$(left)" dotnet "$bench" cuda-ssd > "$out/gpu-bench-cuda-ssd.log" 2>&1
   echo "rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-ssd.log" | tail -12

@@ -34,7 +34,13 @@ gpu_base_build() {
 gpu_measuring() {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   gpu_out=${OUT:-/tmp/out}; mkdir -p "$gpu_out"
-  gpu_anchors=$(cd "$gpu_pack/../.anchors" 2>/dev/null && pwd)
+  # mamba_ssm's sources, copied once a machine to a folder no call replaces (the tool replaces .anchors/ at every call,
+  # which a detached build still reading it, or ninja comparing its files' times, would not survive); files a later
+  # call's .anchors/ adds (the model's beside the scan's) join it, the copied ones stay as they are
+  gpu_anchors=""
+  if [ -f "$gpu_pack/../.anchors/scan_anchor.py" ]; then
+    gpu_anchors=/tmp/mamba4-anchors; mkdir -p "$gpu_anchors" && cp -an "$gpu_pack/../.anchors/." "$gpu_anchors/"
+  fi
   gpu_bench="$gpu_pack/Mamba4.Bench/Mamba4.Bench.dll"
 }
 
@@ -53,28 +59,36 @@ gpu_ncu_region() {
 # mamba_ssm's extensions built detached: a call cut by its limit leaves the build running, and the next call on the same
 # warm machine finds it done or still going instead of starting over. WHAT = scan (scan_anchor.py's first 21 lines: the
 # scan extension) or model (model_anchor.py with ANCHOR_BUILD_ONLY=1: the scan and causal-conv1d extensions, which
-# scan_anchor.py then reuses); either is run as ANCHORS/build_anchor.py, so that it finds the sources from its own folder.
+# scan_anchor.py then reuses); either runs as ANCHORS/build_anchor.py, so that it finds the sources from its own folder.
+# Its log and pid live in /tmp (the tool empties $OUT at every call); gpu_anchor_build_wait copies the log to LOG.
 # torch's build locks are removed first when no build runs (a killed build leaves its lock, and the next build would wait
-# on it forever). 4-8 minutes on 16 cores (CUDA 13); gpu_anchor_build_wait prints the objects built each minute.
-# gpu_anchor_build_start ANCHORS LOG [scan|model]
+# on it forever). 4-8 minutes on 16 cores (CUDA 13).   gpu_anchor_build_start ANCHORS [scan|model]
+gpu_anchor_log=/tmp/mamba4-anchor-build.log gpu_anchor_pid=/tmp/mamba4-anchor-build.pid
+gpu_anchor_building() { [ -s "$gpu_anchor_pid" ] && kill -0 "$(cat "$gpu_anchor_pid")" 2> /dev/null; }
 gpu_anchor_build_start() {
-  local anchors=$1 log=$2 what=${3:-scan}
-  if pgrep -f "python3 build_anchor.py" > /dev/null; then echo "mamba_ssm's build: already running"; return; fi
-  rm -f ~/.cache/torch_extensions/*/selective_scan_cuda/lock ~/.cache/torch_extensions/*/causal_conv1d_cuda/lock
-  if [ "$what" = model ]; then
-    printf '%s\n' 'import os, runpy' 'os.environ["ANCHOR_BUILD_ONLY"] = "1"' \
-      'runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_anchor.py"), run_name="__main__")' > "$anchors/build_anchor.py"
-  else
-    head -21 "$anchors/scan_anchor.py" > "$anchors/build_anchor.py"
-  fi
-  (cd "$anchors" && setsid nohup python3 build_anchor.py > "$log" 2>&1 < /dev/null &)
+  local anchors=$1 what=${2:-scan}
+  if gpu_anchor_building; then echo "mamba_ssm's build: already running (pid $(cat "$gpu_anchor_pid"))"; return; fi
+  rm -f ~/.cache/torch_extensions/*/selective_scan_cuda/lock ~/.cache/torch_extensions/*/causal_conv1d_cuda/lock "$gpu_anchor_pid"
+  { echo 'import os; open("'"$gpu_anchor_pid"'", "w").write(str(os.getpid()))'
+    if [ "$what" = model ]; then
+      printf '%s\n' 'import runpy' 'os.environ["ANCHOR_BUILD_ONLY"] = "1"' \
+        'runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_anchor.py"), run_name="__main__")'
+    else
+      head -21 "$anchors/scan_anchor.py"
+    fi; } > "$anchors/build_anchor.py"
+  # setsid -f: the build forks off in a session of its own, holding none of this script's descriptors (a pipe on this
+  # script's output closes when the script ends, not when the build does)
+  (cd "$anchors" && exec setsid -f nohup python3 build_anchor.py > "$gpu_anchor_log" 2>&1 < /dev/null)
+  local i; for i in 1 2 3 4 5 6 7 8 9 10; do [ -s "$gpu_anchor_pid" ] && break; sleep 0.5; done   # until it has said its pid
 }
-# Waits until the build has finished or SECONDS passes LIMIT; true when it is done.   gpu_anchor_build_wait LIMIT LOG
+# Waits until the build has finished or SECONDS passes LIMIT (the objects built, each minute); copies its log to LOG;
+# true when it is done.   gpu_anchor_build_wait LIMIT LOG
 gpu_anchor_build_wait() {
   local limit=$1 log=$2 next=$((SECONDS + 60))
-  while pgrep -f "python3 build_anchor.py" > /dev/null && [ $SECONDS -lt "$limit" ]; do
+  while gpu_anchor_building && [ $SECONDS -lt "$limit" ]; do
     sleep 5
     [ $SECONDS -ge $next ] && { next=$((SECONDS + 60)); echo "[$SECONDS s] mamba_ssm's build: $(ls ~/.cache/torch_extensions/*/*_cuda/*.o 2>/dev/null | wc -l) objects"; }
   done
-  grep -q '"build_s"' "$log" 2>/dev/null
+  cp "$gpu_anchor_log" "$log" 2> /dev/null
+  grep -q '"build_s"' "$gpu_anchor_log" 2> /dev/null
 }

@@ -17,14 +17,17 @@ deadline=${DEADLINE:-540}
 . "$dev/gpu-env.sh" && gpu_measuring
 out=$gpu_out anchors=$gpu_anchors
 # mamba_ssm's build, detached (gpu-env.sh: a cut call leaves it running for the next call on the warm machine)
-[ -n "$anchors" ] && gpu_anchor_build_start "$anchors" "$out/anchor-build.log"
+[ -n "$anchors" ] && gpu_anchor_build_start "$anchors"
 vars=${VARS-$(cd "$dev" && ls -d var-* 2>/dev/null)}   # VARS=var-0-main: main alone beside the stack (a short call); VARS= none
 # every build's kernels compiled into the cubin cache first, several NVRTC compiles at a time (MAMBA4_CUDA_BENCH=compile;
-# one by one, as the tests would, the scan's groups alone took minutes with NVRTC 13)
-compile() { s=$SECONDS; MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=compile timeout 240 dotnet "$2/Mamba4.Bench.dll" cuda > "$out/compile-$1.log" 2>&1; echo "[$SECONDS s] $1 compiled: rc=$? $((SECONDS - s)) s: $(tail -1 "$out/compile-$1.log")"; }
-for v in $vars; do d="$dev/$v"; gpu_base_build "$d"; compile $v "$d" & done
+# one by one, as the tests would, the scan's groups alone took minutes with NVRTC 13): the stack first, then the other
+# builds together (the files they share with it are cached by then). Logs: $OUT holds at most 8 files that come back, so
+# the compiles share compile.log and the timed runs bench.log.
+compile() { local s=$SECONDS; MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=compile timeout 240 dotnet "$2/Mamba4.Bench.dll" cuda > "/tmp/compile-$1.log" 2>&1; echo "[$SECONDS s] $1 compiled: rc=$? $((SECONDS - s)) s: $(tail -1 "/tmp/compile-$1.log")"; }
 compile stack "$dev/Mamba4.Bench"
+for v in $vars; do d="$dev/$v"; gpu_base_build "$d"; compile $v "$d" & done
 wait
+for f in /tmp/compile-*.log; do echo "== $f"; cat "$f"; done > "$out/compile.log" 2> /dev/null; rm -f /tmp/compile-*.log
 T="$dev/Mamba4.Tests/Mamba4.Tests"
 # TESTS=all: every GPU test (trait Category=Cuda, the compile groups' checks among them) instead of the two scan classes
 if [ "${TESTS:-}" = none ]; then
@@ -40,12 +43,16 @@ else
 fi
 if [ -n "$anchors" ] && gpu_anchor_build_wait $((deadline - 150)) "$out/anchor-build.log"; then
   echo "[$SECONDS s] mamba_ssm built: $(tail -1 "$out/anchor-build.log")"
-  timeout 120 python3 "$anchors/scan_anchor.py" > "$out/scan-anchor.jsonl" 2> "$out/scan-anchor.err" || echo "scan_anchor.py: $(tail -2 "$out/scan-anchor.err")"
-  export MAMBA4_SCAN_ANCHOR="$out/scan-anchor.jsonl"
-elif [ -n "$anchors" ] && pgrep -f "python3 build_anchor.py" > /dev/null; then echo "[$SECONDS s] mamba_ssm not built yet (the build goes on: call again on the warm machine)"
+  limit=$((deadline - SECONDS - 120 > 120 ? 120 : deadline - SECONDS - 120))
+  if [ $limit -ge 30 ]; then
+    timeout $limit python3 "$anchors/scan_anchor.py" > "$out/scan-anchor.jsonl" 2> /tmp/scan-anchor.err || echo "scan_anchor.py: $(tail -2 /tmp/scan-anchor.err)"
+    { echo "== scan_anchor.py's stderr"; cat /tmp/scan-anchor.err; } >> "$out/anchor-build.log"
+    export MAMBA4_SCAN_ANCHOR="$out/scan-anchor.jsonl"
+  else echo "scan_anchor.py skipped (deadline)"; fi
+elif [ -n "$anchors" ] && gpu_anchor_building; then echo "[$SECONDS s] mamba_ssm not built yet (the build goes on: call again at once on the warm machine); the tables below ran beside its nvcc"
 elif [ -n "$anchors" ]; then echo "[$SECONDS s] mamba_ssm's build failed: $(tail -3 "$out/anchor-build.log")"
 fi
-bench() { echo "-- $1 (run $2) [$SECONDS s]"; MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 120 dotnet "$3/Mamba4.Bench.dll" cuda 2>&1 | tee "$out/bench-$2-$1.log" | grep -E "^\| [0-9]" | head -7; }
+bench() { echo "-- $1 (run $2) [$SECONDS s]"; { echo "== $1 (run $2)"; MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 120 dotnet "$3/Mamba4.Bench.dll" cuda 2>&1; } | tee -a "$out/bench.log" | grep -E "^\| [0-9]" | head -7; }
 timed() { for v in $1; do
   n=$((n + 1)); [ $SECONDS -gt $((deadline - 40)) ] && break
   dir="$dev/$v"; [ $v = stack ] && dir="$dev/Mamba4.Bench"; [ -f "$dir/Mamba4.Bench.dll" ] || continue   # (PATCHES=none: no var-0-main)
@@ -59,9 +66,10 @@ fi
 # 4. As the deadline allows: Nsight Compute (--set full, per-instruction samples) of the stack's forward and main backward,
 #    row 1, F32 and BF16 (MAMBA4_CUDA_BENCH=profile), the source pages as CSV (kernel notes: how to read them)
 if [ $SECONDS -lt $((deadline - 90)) ]; then
-  ncu=/usr/local/cuda/bin/ncu; s=$SECONDS
+  ncu=/usr/local/cuda/bin/ncu; s=$SECONDS; prof=${PROFILE:-stack}; [ "$prof" = stack ] && prof=Mamba4.Bench
+  [ -f "$dev/$prof/Mamba4.Bench.dll" ] || gpu_base_build "$dev/$prof"
   MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=profile timeout $((deadline - SECONDS - 20)) $ncu -k "regex:scan_forward_lanes|scan_forward_ns16_sel|scan_backward_ns4_tpc4_sel_pf" \
-    --launch-count 7 --set full --import-source no -o "$out/scan" dotnet "$dev/${PROFILE:-Mamba4.Bench}/Mamba4.Bench.dll" cuda > "$out/ncu-run.log" 2>&1
+    --launch-count 9 --set full --import-source no -o "$out/scan" dotnet "$dev/$prof/Mamba4.Bench.dll" cuda > "$out/ncu-run.log" 2>&1
   echo "ncu rc=$? $((SECONDS - s)) s"
   if [ -f "$out/scan.ncu-rep" ]; then
     $ncu --import "$out/scan.ncu-rep" --page source --csv --print-source sass > "$out/scan-source.csv" 2> /dev/null
@@ -74,5 +82,5 @@ timed "${SECOND-stack var-0-main}"
 # 5. What each step of the stack buys, twice each, as the deadline allows
 inter=""; for v in $vars; do [ $v != var-0-main ] && inter="$inter $v $v"; done
 timed "$inter"
-(cd "$out" && tar czf tests.tgz t-*.log && rm -f t-*.log) 2>/dev/null
+ls "$out"/t-*.log > /dev/null 2>&1 && (cd "$out" && tar czf tests.tgz t-*.log && rm -f t-*.log)
 echo "done [$SECONDS s]"

@@ -9,10 +9,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -z "$(git status --porcelain --untracked-files=no)" ] || { echo "scan-pending-pack.sh: the working tree has changes; commit or stash them first"; exit 1; }
-patches=(docs/pending/scan-*.patch)
-[ -e "${patches[0]}" ] || { echo "scan-pending-pack.sh: no docs/pending/scan-*.patch"; exit 1; }
 # PATCHES=none: main alone (the packed build is main's: its GPU tests, mamba_ssm beside it; then VARS= on the device)
-[ "${PATCHES:-}" = none ] && patches=()
+patches=()
+if [ "${PATCHES:-}" != none ]; then
+  patches=(docs/pending/scan-*.patch)
+  [ -e "${patches[0]}" ] || { echo "scan-pending-pack.sh: no docs/pending/scan-*.patch (PATCHES=none packs main alone)"; exit 1; }
+fi
 shared=${MAMBA4_SHARED:-../shared}
 [ -f "$shared/anchors/scan_anchor.py" ] || { echo "scan-pending-pack.sh: $shared/anchors/scan_anchor.py not found (set MAMBA4_SHARED)"; exit 1; }
 # each build keeps its own benchmark too: a patch may change the benchmark with the library (a new setting it times)

@@ -113,7 +113,8 @@ public static class CudaBench
                 .Select(group => (file, group)))
             .ToArray();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        Parallel.ForEach(jobs, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, job =>
+        int failed = 0, threads = Backend.Settings.Threads > 0 ? Backend.Settings.Threads : Environment.ProcessorCount;   // MAMBA4_THREADS
+        Parallel.ForEach(jobs, new ParallelOptions { MaxDegreeOfParallelism = threads }, job =>
         {
             var started = clock.Elapsed.TotalSeconds;
             try
@@ -121,9 +122,13 @@ public static class CudaBench
                 int bytes = CudaCompiler.Cubin(job.file, CudaCompiler.Program(job.file), gpu.Architecture, job.group).Length;
                 Console.WriteLine($"compiled {job.file} group {job.group}: {bytes:N0} B in {clock.Elapsed.TotalSeconds - started:F1} s");
             }
-            catch (Exception e) { Console.WriteLine($"{job.file} group {job.group}: failed: {e.Message.Split('\n')[0]}"); }
+            catch (Exception e)
+            {
+                Interlocked.Increment(ref failed);
+                Console.WriteLine($"{job.file} group {job.group}: failed: {e.Message.Split('\n')[0]}");
+            }
         });
-        Console.WriteLine($"{jobs.Length} compiles in {clock.Elapsed.TotalSeconds:F1} s (cache {CudaCompiler.CacheFolder})");
+        Console.WriteLine($"{jobs.Length} compiles, {failed} failed, {threads} at a time, in {clock.Elapsed.TotalSeconds:F1} s (cache {CudaCompiler.CacheFolder})");
     }
 
     /// <summary>The table: each row and dtype, our time, the ratio to mamba_ssm, bytes moved as % of the copy bandwidth.</summary>
