@@ -108,10 +108,7 @@ public static class CudaBench
     /// after it in the same call find them cached instead of compiling one by one.</summary>
     private static void CompileAll(CudaBackend gpu)
     {
-        var jobs = CudaCompiler.KernelFiles()
-            .SelectMany(file => (Kernels.Groups.TryGetValue(file, out var groups) ? groups.Values.Where(g => g > 0).Distinct().Append(-1) : [0])
-                .Select(group => (file, group)))
-            .ToArray();
+        var jobs = CudaCompiler.CompileUnits().ToArray();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int failed = 0, threads = Backend.Settings.Threads > 0 ? Backend.Settings.Threads : Environment.ProcessorCount;   // MAMBA4_THREADS
         Parallel.ForEach(jobs, new ParallelOptions { MaxDegreeOfParallelism = threads }, job =>
@@ -119,13 +116,13 @@ public static class CudaBench
             var started = clock.Elapsed.TotalSeconds;
             try
             {
-                int bytes = CudaCompiler.Cubin(job.file, CudaCompiler.Program(job.file), gpu.Architecture, job.group).Length;
-                Console.WriteLine($"compiled {job.file} group {job.group}: {bytes:N0} B in {clock.Elapsed.TotalSeconds - started:F1} s");
+                int bytes = CudaCompiler.Cubin(job.File, CudaCompiler.Program(job.File), gpu.Architecture, job.Group).Length;
+                Console.WriteLine($"compiled {job.File} group {job.Group}: {bytes:N0} B in {clock.Elapsed.TotalSeconds - started:F1} s");
             }
             catch (Exception e)
             {
                 Interlocked.Increment(ref failed);
-                Console.WriteLine($"{job.file} group {job.group}: failed: {e.Message.Split('\n')[0]}");
+                Console.WriteLine($"{job.File} group {job.Group}: failed: {e.Message.Split('\n')[0]}");
             }
         });
         Console.WriteLine($"{jobs.Length} compiles, {failed} failed, {threads} at a time, in {clock.Elapsed.TotalSeconds:F1} s (cache {CudaCompiler.CacheFolder})");

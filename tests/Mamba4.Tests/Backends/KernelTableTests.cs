@@ -99,6 +99,18 @@ public class KernelTableTests
         Assert.DoesNotContain(Kernels.SsdScan.File, Kernels.Groups.Keys);   // files without groups compile whole
     }
 
+    /// <summary>What the GPU runs may compile (the benchmark's parallel warm-up, the model tests): the scan's four groups and
+    /// its shared kernels alone (−1), every other kernel file once, whole (0).</summary>
+    [Fact]
+    public void CompileUnitsAreTheScanGroupsAndEveryOtherFileWhole()
+    {
+        var units = CudaCompiler.CompileUnits().ToList();
+        Assert.Equal([-1, 1, 2, 3, 4], units.Where(u => u.File == Kernels.SelectiveScan.File).Select(u => u.Group).Order());
+        var others = units.Where(u => u.File != Kernels.SelectiveScan.File).ToList();
+        Assert.All(others, u => Assert.Equal(0, u.Group));
+        Assert.Equal(CudaCompiler.KernelFiles().Where(f => f != Kernels.SelectiveScan.File).Order(), others.Select(u => u.File).Order());
+    }
+
     [Fact]
     public void EveryEmbeddedKernelFileIsInTheTableWithEveryKernelWrittenOutInIt()
     {

@@ -32,6 +32,12 @@ internal static unsafe class CudaCompiler
             .Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal) && n.EndsWith(".cu", StringComparison.Ordinal))
             .Select(n => n[ResourcePrefix.Length..]);
 
+    /// <summary>Every (file, group) the backend may compile (<see cref="Cubin"/>): each compile group of a file that has them
+    /// and group −1 (its kernels outside every group alone), else the whole file (group 0).</summary>
+    public static IEnumerable<(string File, int Group)> CompileUnits() =>
+        KernelFiles().SelectMany(file => (Kernels.Groups.TryGetValue(file, out var groups) ? groups.Values.Where(g => g > 0).Distinct().Append(-1) : [0])
+            .Select(group => (file, group)));
+
     /// <summary>common.cuh + the file, with #line so NVRTC's log names the file and line.</summary>
     public static string Program(string file) =>
         "#line 1 \"common.cuh\"\n" + Source("common.cuh") + "\n#line 1 \"" + file + "\"\n" + Source(file);
