@@ -27,7 +27,6 @@ left() { echo $((deadline - SECONDS)); }
 at() { echo "[$SECONDS s] $*"; }
 parts=" ${PARTS:-tests text model scan ssd} "   # PARTS: the steps to run (a second call on the warm machine: PARTS="model scan ssd")
 want() { [[ "$parts" == *" $1 "* ]]; }
-building() { gpu_anchor_building; }
 [ -n "$anchors" ] && gpu_anchor_build_start "$anchors" model   # detached: see gpu-env.sh
 
 if want tests; then
@@ -39,7 +38,7 @@ if want tests; then
 fi
 
 text="$dev/data/tinyshakespeare.txt.gz"
-if want text && [ -f "$text" ] && [ -n "$anchors" ] && building && [ "$(left)" -gt 350 ]; then   # 150 s, and the model's 200 after
+if want text && [ -f "$text" ] && [ -n "$anchors" ] && gpu_anchor_building && [ "$(left)" -gt 350 ]; then   # 150 s, and the model's 200 after
   at "Tiny Shakespeare, char model, F32 and BF16 products (side by side, while mamba_ssm builds)"
   pids=()
   for p in f32 bf16; do
@@ -51,11 +50,7 @@ if want text && [ -f "$text" ] && [ -n "$anchors" ] && building && [ "$(left)" -
   for p in f32 bf16; do echo "$p: $(tail -1 "$tmp/ts-$p.log")"; done | tee "$out/shakespeare.txt"
 fi
 built=""
-if [ -n "$anchors" ]; then
-  if gpu_anchor_build_wait $((deadline - 200)) "$out/anchor-build.log"; then built=1; at "mamba_ssm built: $(head -c 200 "$out/anchor-build.log")"
-  elif building; then at "mamba_ssm not built yet (the build goes on: call again at once with PARTS=\"model scan ssd\")"
-  else at "mamba_ssm's build failed: $(tail -3 "$out/anchor-build.log")"; fi
-fi
+[ -n "$anchors" ] && gpu_anchor_build_wait $((deadline - 200)) "$out/anchor-build.log" 'call again at once with PARTS="model scan ssd"' && built=1
 if [ -n "$built" ] && want model; then
   if [ "$(left)" -gt 200 ]; then
     timeout $(( $(left) - 170 > 150 ? 150 : $(left) - 170 )) python3 "$anchors/model_anchor.py" > "$tmp/model.jsonl" 2> "$tmp/model.err" || echo "model_anchor.py: $(tail -2 "$tmp/model.err")"
@@ -64,7 +59,7 @@ if [ -n "$built" ] && want model; then
     at "mamba_ssm model timed"; cat "$tmp/model.jsonl"
   else echo "mamba_ssm's model skipped (deadline)"; fi
 fi
-paired() { [ -z "$anchors" ] || [ -n "$built" ] || ! building; }   # ours beside mamba_ssm: not while its build still runs
+paired() { [ -z "$anchors" ] || [ -n "$built" ] || ! gpu_anchor_building; }   # ours beside mamba_ssm: not while its build still runs
 if want model && paired && [ "$(left)" -gt 40 ]; then
   at "ours: bench cuda-model"
   MAMBA4_MODEL_ANCHOR="$tmp/model.jsonl" MAMBA4_DEVICE=cuda timeout "$(left)" dotnet "$bench" cuda-model > "$out/gpu-bench-cuda-model.log" 2>&1
@@ -80,7 +75,7 @@ if want scan && paired && [ "$(left)" -gt 60 ]; then
   MAMBA4_SCAN_ANCHOR="$tmp/scan.jsonl" MAMBA4_CUDA_BENCH=scan MAMBA4_DEVICE=cuda timeout $(( $(left) - 20 )) dotnet "$bench" cuda > "$out/gpu-bench-cuda.log" 2>&1
   echo "rc=$?"; grep -E "^\|" "$out/gpu-bench-cuda.log" | head -24
 fi
-if [ -n "$anchors" ] && want ssd && ! building && [ "$(left)" -gt 100 ]; then   # (its Triton compile beside nvcc: no)
+if [ -n "$anchors" ] && want ssd && ! gpu_anchor_building && [ "$(left)" -gt 100 ]; then   # (its Triton compile beside nvcc: no)
   at "mamba_ssm SSD (Triton)"
   timeout $(( $(left) - 30 > 120 ? 120 : $(left) - 30 )) python3 "$dev/ssd_anchor.py" "$anchors" > "$tmp/ssd.jsonl" 2> "$tmp/ssd.err" || tail -2 "$tmp/ssd.err"
   cat "$tmp/ssd.jsonl" >> "$out/anchors.jsonl"

@@ -81,14 +81,18 @@ gpu_anchor_build_start() {
   (cd "$anchors" && exec setsid -f nohup python3 build_anchor.py > "$gpu_anchor_log" 2>&1 < /dev/null)
   local i; for i in 1 2 3 4 5 6 7 8 9 10; do [ -s "$gpu_anchor_pid" ] && break; sleep 0.5; done   # until it has said its pid
 }
-# Waits until the build has finished or SECONDS passes LIMIT (the objects built, each minute); copies its log to LOG;
-# true when it is done.   gpu_anchor_build_wait LIMIT LOG
+# Waits until the build has finished or SECONDS passes LIMIT (the objects built, each minute); copies its log to LOG and
+# says how it ended (built, still building: AGAIN tells how to go on, or failed); true when it is built.
+# gpu_anchor_build_wait LIMIT LOG [AGAIN]
 gpu_anchor_build_wait() {
-  local limit=$1 log=$2 next=$((SECONDS + 60))
+  local limit=$1 log=$2 again=${3:-call again at once on the warm machine} next=$((SECONDS + 60))
   while gpu_anchor_building && [ $SECONDS -lt "$limit" ]; do
     sleep 5
     [ $SECONDS -ge $next ] && { next=$((SECONDS + 60)); echo "[$SECONDS s] mamba_ssm's build: $(ls ~/.cache/torch_extensions/*/*_cuda/*.o 2>/dev/null | wc -l) objects"; }
   done
   cp "$gpu_anchor_log" "$log" 2> /dev/null
-  grep -q '"build_s"' "$gpu_anchor_log" 2> /dev/null
+  if grep -q '"build_s"' "$gpu_anchor_log" 2> /dev/null; then echo "[$SECONDS s] mamba_ssm built: $(grep '"build_s"' "$gpu_anchor_log" | tail -1)"; return 0; fi
+  if gpu_anchor_building; then echo "[$SECONDS s] mamba_ssm not built yet (the build goes on: $again; what follows runs beside its nvcc)"
+  else echo "[$SECONDS s] mamba_ssm's build failed: $(tail -3 "$gpu_anchor_log" 2> /dev/null)"; fi
+  return 1
 }

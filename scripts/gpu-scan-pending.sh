@@ -42,15 +42,12 @@ else
   done
 fi
 if [ -n "$anchors" ] && gpu_anchor_build_wait $((deadline - 150)) "$out/anchor-build.log"; then
-  echo "[$SECONDS s] mamba_ssm built: $(tail -1 "$out/anchor-build.log")"
   limit=$((deadline - SECONDS - 120 > 120 ? 120 : deadline - SECONDS - 120))
   if [ $limit -ge 30 ]; then
     timeout $limit python3 "$anchors/scan_anchor.py" > "$out/scan-anchor.jsonl" 2> /tmp/scan-anchor.err || echo "scan_anchor.py: $(tail -2 /tmp/scan-anchor.err)"
     { echo "== scan_anchor.py's stderr"; cat /tmp/scan-anchor.err; } >> "$out/anchor-build.log"
     export MAMBA4_SCAN_ANCHOR="$out/scan-anchor.jsonl"
   else echo "scan_anchor.py skipped (deadline)"; fi
-elif [ -n "$anchors" ] && gpu_anchor_building; then echo "[$SECONDS s] mamba_ssm not built yet (the build goes on: call again at once on the warm machine); the tables below ran beside its nvcc"
-elif [ -n "$anchors" ]; then echo "[$SECONDS s] mamba_ssm's build failed: $(tail -3 "$out/anchor-build.log")"
 fi
 bench() { echo "-- $1 (run $2) [$SECONDS s]"; { echo "== $1 (run $2)"; MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=scan timeout 120 dotnet "$3/Mamba4.Bench.dll" cuda 2>&1; } | tee -a "$out/bench.log" | grep -E "^\| [0-9]" | head -7; }
 timed() { for v in $1; do
