@@ -312,18 +312,20 @@ public static class CudaBench
     }
 
     /// <summary>
-    /// Forward splits (states per thread: automatic, or 4 with more lanes per channel; EngineSettings.ScanForwardStatesPerThread)
-    /// on every row and dtype: interleaved medians (A, B, …, A, B, … over 15 rounds), ms and the ratio to mamba_ssm; the
-    /// fastest per row is marked. Then the registers of the forward kernels.
+    /// Forward plans on every row and dtype, and at batch 4 and 2 of row 1's shape (fewer channels: where the lanes kernel
+    /// has the least parallelism): auto, the chunked kernels (EngineSettings.ScanForward = Chunks, automatic split), the
+    /// time-parallel lanes kernel at 80 and 128 registers (Lanes, LanesWide; N = 16 only), and the chunked ones at 4 states per thread (more lanes per channel). Interleaved medians (A, B, …, A, B, … over 15 rounds), ms and the ratio to mamba_ssm; the fastest per row is
+    /// marked. Then the registers of the forward kernels.
     /// </summary>
     private static void ScanForwardSplits(CudaBackend gpu)
     {
-        int[] states = [0, 4];
-        string[] variants = ["auto", "ns4"];
+        (int States, ScanForwardPlan Plan)[] configs = [(0, ScanForwardPlan.Auto), (0, ScanForwardPlan.Chunks), (0, ScanForwardPlan.Lanes), (0, ScanForwardPlan.LanesWide), (4, ScanForwardPlan.Chunks)];
+        string[] variants = ["auto", "chunks", "lanes", "lanes wide", "ns4"];
+        var rows = Shapes.Concat(from b in new[] { 4, 2 } from t in new[] { DType.F32, DType.BF16 } select (B: b, D: 1536, L: 2048, N: 16, DType: t, Fwd: double.NaN, Bwd: double.NaN)).ToArray();
         Console.WriteLine("scan forward splits (ms, interleaved medians of 15; auto is the default; * = fastest of the row; ratio = mamba_ssm / fastest):");
         Console.WriteLine("| b, d_inner, L, d_state | dtype | mamba_ssm | " + string.Join(" | ", variants) + " | fastest | ratio |");
         Console.WriteLine("|---|---|---|" + string.Concat(variants.Select(_ => "---|")) + "---|---|");
-        foreach (var s in Shapes)
+        foreach (var s in rows)
         {
             string name = TypeName(s.DType);
             var sets = MakeSets(s.B, s.D, s.L, s.N, s.DType);
@@ -335,7 +337,8 @@ public static class CudaBench
                     for (int v = 0; v < variants.Length; v++)
                     {
                         if (failed[v] is not null) continue;
-                        Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = states[v] });
+                        if (configs[v].Plan is ScanForwardPlan.Lanes or ScanForwardPlan.LanesWide && s.N != 16) { failed[v] = "N ≠ 16"; continue; }
+                        Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = configs[v].States, ScanForward = configs[v].Plan });
                         var set = sets[(r + v) % sets.Length];
                         try
                         {
@@ -355,10 +358,17 @@ public static class CudaBench
             catch (Exception e) { Console.WriteLine($"| {s.B}, {s.D}, {s.L}, {s.N} | {name} | failed: {e.Message.Split('\n')[0]} |"); }
             finally
             {
-                Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = 0 });
+                Backend.Configure(Backend.Settings with { ScanForwardStatesPerThread = 0, ScanForward = ScanForwardPlan.Auto });
                 foreach (var set in sets) set.Dispose();
             }
         }
+        foreach (var k in new[] { Kernels.SelectiveScan.ScanForwardLanes, Kernels.SelectiveScan.ScanForwardLanesBf16, Kernels.SelectiveScan.ScanForwardLanesWide, Kernels.SelectiveScan.ScanForwardLanesWideBf16 })
+            try
+            {
+                var (regs, local) = gpu.KernelResources(Kernels.SelectiveScan.File, k);
+                Console.WriteLine($"{k}: {regs} registers, {local} B local memory per thread, {gpu.BlocksPerMultiprocessor(Kernels.SelectiveScan.File, k, 256, 0)} blocks of 256 per SM (registers)");
+            }
+            catch (Exception e) { Console.WriteLine($"{k}: failed: {e.Message.Split('\n')[0]}"); }
         foreach (var k in new[] { Kernels.SelectiveScan.ScanForwardNs16Sel, Kernels.SelectiveScan.ScanForwardNs16SelBf16, Kernels.SelectiveScan.ScanForwardNs16SelF16, Kernels.SelectiveScan.ScanForwardNs16TpcxSel,
                      Kernels.SelectiveScan.ScanForwardNs4TpcxSel, Kernels.SelectiveScan.ScanForwardNs4TpcxSelBf16 })
         {
@@ -371,7 +381,7 @@ public static class CudaBench
         }
     }
 
-    /// <summary>For ncu: the first shape forward + backward in fp32 and bf16, then the long-L shape's backward.</summary>
+    /// <summary>For ncu: the first shape's forward (chunked, then the two lanes kernels) and backward in fp32 and bf16, then the long-L shape's backward.</summary>
     private static void Profile(CudaBackend gpu)
     {
         foreach (var (shape, dtype) in new[] { (0, DType.F32), (0, DType.BF16), (3, DType.F32) })
@@ -380,7 +390,16 @@ public static class CudaBench
             using var set = MakeSet(1, s.B, s.D, s.L, s.N, dtype);
             try
             {
-                if (shape == 0) gpu.SelectiveScanForward(set.Args);
+                if (shape == 0)
+                {
+                    gpu.SelectiveScanForward(set.Args);
+                    foreach (var plan in new[] { ScanForwardPlan.Lanes, ScanForwardPlan.LanesWide })
+                    {
+                        Backend.Configure(Backend.Settings with { ScanForward = plan });
+                        gpu.SelectiveScanForward(set.Args);
+                    }
+                    Backend.Configure(Backend.Settings with { ScanForward = ScanForwardPlan.Auto });
+                }
                 gpu.SelectiveScanBackward(set.Args, set.Grads);
                 gpu.Synchronize();
                 Console.WriteLine($"profiled ({s.B}, {s.D}, {s.L}, {s.N}) {dtype}");

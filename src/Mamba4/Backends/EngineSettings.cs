@@ -46,6 +46,9 @@ public sealed record EngineSettings
     public int ScanForwardStatesPerThread { get; init; }
     public int ScanBackwardChunk { get; init; }
     public int ScanBackwardBlock { get; init; }
+    /// <summary>The CUDA selective scan's forward: <see cref="ScanForwardPlan.Auto"/> (the chunked kernels), or the
+    /// time-parallel lanes kernel (one pass, N = 16, selective; two register budgets) where forced; tests and benchmarks force them.</summary>
+    public ScanForwardPlan ScanForward { get; init; }
     /// <summary>Capture a GPU decoding step as a CUDA graph and replay it. (MAMBA4_CUDA_GRAPH = 0 turns it off)</summary>
     public bool CudaGraph { get; init; } = true;
     /// <summary>Decode Mamba-1 layers on a GPU with the fused step (F.MambaStep: four kernels a layer) and the head with its
@@ -130,8 +133,8 @@ public sealed record EngineSettings
         ["cpu_gemv"] = Cpu.CpuGemv.Tile4x3 ? "4x3 tiles" : Cpu.CpuGemv.Wide ? "3x2 tiles" : "rows",
         ["cpu_narrow"] = Cpu.CpuNarrowGemm.Kernel switch { CpuNarrowKernel.Auto => "avx-512", CpuNarrowKernel.Vector256 => "vector256", _ => "scalar" },
         ["cuda_matmul"] = CudaMatmul.ToString().ToLowerInvariant(),
-        ["scan_plan"] = ScanForwardChunk == 0 && ScanForwardStatesPerThread == 0 && ScanBackwardChunk == 0 && ScanBackwardBlock == 0 ? "auto"
-            : $"forward chunk {ScanForwardChunk}, states/thread {ScanForwardStatesPerThread}, backward chunk {ScanBackwardChunk}, block {ScanBackwardBlock}",
+        ["scan_plan"] = ScanForward == ScanForwardPlan.Auto && ScanForwardChunk == 0 && ScanForwardStatesPerThread == 0 && ScanBackwardChunk == 0 && ScanBackwardBlock == 0 ? "auto"
+            : $"forward {ScanForward.ToString().ToLowerInvariant()}, forward chunk {ScanForwardChunk}, states/thread {ScanForwardStatesPerThread}, backward chunk {ScanBackwardChunk}, block {ScanBackwardBlock}",
         ["cuda_graph"] = CudaGraph,
         ["cuda_fused_step"] = CudaFusedStep,
     };

@@ -42,6 +42,13 @@ public class KernelTableTests
             foreach (var (ns, tpc) in Splits(max).Distinct())
                 foreach (bool selective in new[] { true, false })
                     if (CudaBackend.ForwardKernel(ns, tpc, selective, DType.F32, DType.BF16) is var name && !Scan.Contains(name)) missing.Add(name);
+        // the time-parallel forward (lanes) of every input type, and with BF16 y from F32 inputs
+        foreach (bool wide in new[] { false, true })
+        {
+            foreach (var type in ScanTypes)
+                if (CudaBackend.LanesKernel(type, type, wide) is var name && !Scan.Contains(name)) missing.Add(name);
+            if (CudaBackend.LanesKernel(DType.F32, DType.BF16, wide) is var obf16 && !Scan.Contains(obf16)) missing.Add(obf16);
+        }
         // backward: at most 4 states per thread
         foreach (var (ns, tpc) in Splits(4).Distinct())
             foreach (bool selective in new[] { true, false })

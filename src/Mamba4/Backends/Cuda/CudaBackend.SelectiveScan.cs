@@ -91,6 +91,26 @@ public sealed unsafe partial class CudaBackend
     internal static string ForwardKernel(int ns, int tpc, bool selective, DType type, DType outputType) =>
         $"scan_forward_ns{ns}{(tpc > 1 ? "_tpcx" : "")}_{(selective ? "sel" : "lti")}{(outputType == type ? TypeSuffix(type) : "_obf16")}";
 
+    /// <summary>The time-parallel forward (selective, N = 16; Kernels/selective_scan.cu's scan_forward_lanes) for inputs of
+    /// <paramref name="type"/> and y of <paramref name="outputType"/>; <paramref name="wide"/>: the 128-register form (2 blocks an SM).</summary>
+    internal static string LanesKernel(DType type, DType outputType, bool wide = false) =>
+        $"scan_forward_lanes{(wide ? "_wide" : "")}{(outputType == type ? TypeSuffix(type) : "_obf16")}";
+
+    /// <summary>selective_scan.cu's lanes kernel: 256 threads, 32 channels a block, tiles of 64 steps, N = 16.</summary>
+    private const int LanesBlock = 256, LanesChannels = 32, LanesTile = 64, LanesStates = 16;
+
+    /// <summary>The lanes kernel's shared memory: two slots of u, Δ, z [64, 32] and the raw B, C rows [64, 16] (elements of the
+    /// input type), B, C as F32 [2][2][16][64], A [32, 16].</summary>
+    private static int LanesShared(int elementSize) =>
+        (2 * 3 * LanesTile * LanesChannels + 2 * LanesTile * LanesStates) * elementSize + (2 * 2 * LanesStates * 64 + LanesChannels * LanesStates) * sizeof(float);
+
+    /// <summary>Whether the forward runs the lanes kernel: only where it is forced (<see cref="ScanForwardPlan.Lanes"/>) and
+    /// applies (selective, N = 16). Auto keeps the chunked kernels: measured on an H100 (session 20) the 80-register lanes
+    /// kernel was no faster at row 1 in BF16 and slower elsewhere; the 128-register form is not measured yet (`bench cuda`'s
+    /// forward-plans table times both beside the chunked kernels; docs/cuda-kernel-notes.md).</summary>
+    private static bool ForwardLanes(in ScanParams p) =>
+        Backend.Settings.ScanForward is ScanForwardPlan.Lanes or ScanForwardPlan.LanesWide && p.Selective == 1 && p.N == LanesStates;
+
     /// <summary>The backward's forward sweep (phase 2) of a split.</summary>
     internal static string PrepareKernel(int ns, int tpc, bool selective, DType type) =>
         $"scan_prepare_ns{ns}{(tpc > 1 ? "_tpcx" : "")}_{(selective ? "sel" : "lti")}{TypeSuffix(type)}";
@@ -181,6 +201,17 @@ public sealed unsafe partial class CudaBackend
                 if (args.InitialState is { } h0) s.CopyFrom(h0);   // no steps: the state is where it started
                 else Fill(s, 0f);
             }
+            return;
+        }
+        if (ForwardLanes(p))
+        {
+            p.Y = args.Y.DataPointer;
+            p.Last = args.LastState?.DataPointer ?? 0;
+            p.Chunks = 1;
+            p.ChunkLen = p.L;
+            Launch(Kernels.SelectiveScan.File, LanesKernel(args.U.DType, args.Y.DType, Backend.Settings.ScanForward == ScanForwardPlan.LanesWide),
+                new Dim3((uint)((p.Dch + LanesChannels - 1) / LanesChannels), 1, (uint)p.Batch), LanesBlock,
+                RequireShared(LanesShared(args.U.DType.ElementSize()), "forward", p.N), p);
             return;
         }
         var (ns, tpc) = ForwardSplit(p.N);

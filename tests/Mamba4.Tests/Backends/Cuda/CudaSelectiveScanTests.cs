@@ -377,6 +377,44 @@ public class CudaSelectiveScanTests
         }
     }
 
+    /// <summary>
+    /// The time-parallel forward (scan_forward_lanes and its 128-register form _wide: one pass over L, each lane 8 steps of a 64-step tile, the segments
+    /// joined by shuffles) forced on, against the CPU kernel: one step, partial tiles, several tiles, blocks that overhang D
+    /// and D not a multiple of 4 (the plain-load and per-element store paths); F32, BF16, F16 inputs; without D, z, Δ-bias,
+    /// softplus; from an initial state; and its BF16 y beside F32 inputs is the F32 y rounded, bit for bit.
+    /// </summary>
+    [Theory]
+    [InlineData(ScanForwardPlan.Lanes)]
+    [InlineData(ScanForwardPlan.LanesWide)]
+    public void LanesForwardMatchesCpu(ScanForwardPlan plan)
+    {
+        var gpu = Gpu;
+        try
+        {
+            Backend.Configure(Backend.Settings with { ScanForward = plan });
+            foreach (var (b, l, d) in new[] { (2, 1, 5), (1, 300, 37), (2, 1000, 130), (1, 64, 32), (3, 65, 96), (1, 2100, 64) })
+                foreach (var type in new[] { DType.F32, DType.BF16, DType.F16 })
+                    CompareForward("lanes", type, b, l, d, 16, true);
+            Compare(2, 517, 33, 16, true, withD: false, withZ: false, withBias: false, softplus: false);
+            Compare(1, 130, 64, 16, true, withZ: false);
+            Compare(2, 70, 40, 16, true, withD: false, withBias: false);
+            InitialStateMatchesCpu(2, 300, 37, 16, true);
+            foreach (var (b, l, d) in new[] { (1, 300, 37), (2, 1000, 128) })
+            {
+                using var scope = new TensorScope();
+                var g = Make(11, b, l, d, 16, true, true, true, true, true, Cuda);
+                var narrow = g.Args with { Y = Tensor.Full(g.Args.Y.Shape, float.NaN).To(DType.BF16, Cuda), LastState = Tensor.Full(g.Args.LastState!.Shape, float.NaN, Cuda) };
+                gpu.SelectiveScanForward(g.Args);
+                gpu.SelectiveScanForward(narrow);
+                var (expected, actual) = (g.Args.Y.To(DType.BF16).ToFloatArray(), narrow.Y.ToFloatArray());
+                int differ = expected.Zip(actual).Count(q => BitConverter.SingleToInt32Bits(q.First) != BitConverter.SingleToInt32Bits(q.Second));
+                Assert.True(differ == 0, $"lanes b{b} L{l} D{d}: {differ} of {expected.Length} BF16 outputs differ from the rounded F32 ones");
+                Assert.Equal(g.Args.LastState!.ToFloatArray(), narrow.LastState.ToFloatArray());
+            }
+        }
+        finally { Backend.Configure(Backend.Settings with { ScanForward = ScanForwardPlan.Auto }); }
+    }
+
     /// <summary>The GPU forward (the split in force) against the CPU's on the same (rounded, for 2-byte types) inputs: y, last state.</summary>
     private static void CompareForward(string variant, DType type, int batch, int l, int d, int n, bool selective)
     {

@@ -521,11 +521,258 @@ __device__ __forceinline__ void scan_forward_impl(const ScanParams& p, int chunk
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 1, false, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_sel##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, true, 2, T>(p, blockIdx.y); } \
     extern "C" __global__ void __launch_bounds__(SCAN_FWD_BLOCK, 4) scan_prepare_ns##NS##_tpcx_lti##SUFFIX(ScanParams p) { scan_forward_impl<NS, 0, false, 2, T>(p, blockIdx.y); }
+
+// ---- forward, time-parallel lanes: one pass over L ----
+// scan_forward_lanes*: no chunks and no carries, so one ex2 per state and step (the chunked kernels run phase 0 and
+// phase 1 over most steps: ~2). Selective, N = 16. A warp holds 4 channels × 8 segments (lane = c·8 + seg); a tile is
+// LT = 64 steps, and lane (c, seg) owns steps seg·8 … seg·8 + 7 of its channel. For each state n the lane folds its 8
+// steps into (P, h̃) = (Π a_i, the segment's end state started from zero); a 3-level shuffle scan over the channel's 8
+// segments ((P₁, h₁) then (P₂, h₂) = (P₁P₂, P₂h₁ + h₂)) and the state carried in from the previous tile give each segment
+// its start state; a second sweep over the 8 steps in registers gives h_i = a_i·h_{i−1} + w_i and y_i += C_i[n]·h_i.
+// dt, dt·u and silu(z) are computed once per (step, channel), by the lane that owns it.
+// Shared memory: two slots of u, Δ, z [LT, 32 channels] of T (16-byte units XOR-swizzled by the step's segment, so that
+// the lanes' column reads meet no bank conflict), one of the raw B, C rows [LT, 16] of T (each thread widens the units
+// it copied itself, so no barrier waits for them), B, C as F32 [2 slots][2][16][8 segments][8] for the lanes' 16-byte
+// reads, A·log2 e [32, 16]. One barrier per tile: tile j + 1 is copied while tile j is computed. y is staged over the
+// lane's own u and stored by the warp (its 4 channels of every step: 16 bytes a row for F32).
+#define LT 64                // steps per tile (8 segments of 8)
+#define LCB 32               // channels per block (8 warps of 4)
+#define LN 16                // states
+#define LANES_BLOCK 256
+
+// position of (step, ch) in a [LT, LCB] slab of T: 16-byte units swizzled by the step's segment
+template <typename T>
+__device__ __forceinline__ int lanes_pos(int step, int ch)
+{
+    constexpr int W = 16 / sizeof(T), U = LCB / W;
+    return step * LCB + (((ch / W) ^ (step >> 3)) & (U - 1)) * W + ch % W;
+}
+// position of step i (0 … 7) of segment seg in a row [8 segments][8] of the F32 B, C buffer: the two 16-byte halves
+// swapped for segments 4 … 7, so that 8 lanes' 16-byte reads fall in 8 different bank quads
+__device__ __forceinline__ int lanes_row_pos(int seg, int i) { return seg * 8 + ((((i >> 2) ^ (seg >> 2)) & 1) << 2) + (i & 3); }
+
+template <typename T, typename TO>
+__device__ __forceinline__ void scan_forward_lanes_impl(const ScanParams& p)
+{
+    extern __shared__ float4 smem4[];
+    constexpr int W = 16 / sizeof(T), U = LCB / W, SLAB = LT * LCB;
+    constexpr int RPP = LANES_BLOCK / U;              // slab rows copied per pass of the block
+    constexpr int RU = LT * LN / W;                    // 16-byte units of one array's rows
+    constexpr int ROW_UNITS = 2 * RU / LANES_BLOCK;    // B, C units per thread
+    const int L = p.L, D = p.Dch, b = blockIdx.z, d0 = blockIdx.x * LCB;
+    const int lane = threadIdx.x & 31, c = lane >> 3, seg = lane & 7, warp = threadIdx.x >> 5, ch = warp * 4 + c;
+    const int d = d0 + ch, dc = min(d, D - 1);
+    const bool withZ = p.z != nullptr;
+    T* slots = reinterpret_cast<T*>(smem4);                      // [2][3][LT·LCB]
+    T* raw = slots + 2 * 3 * SLAB;                               // [2][LT·LN]
+    float* rowsF = reinterpret_cast<float*>(raw + 2 * LT * LN);  // [2][2][LN][64]
+    float* sA = rowsF + 2 * 2 * LN * 64;                         // [LCB][LN]
+    for (int k = threadIdx.x; k < LCB * LN; k += LANES_BLOCK) sA[k] = p.A[(i64)min(d0 + k / LN, D - 1) * LN + k % LN] * LOG2E;
+    const T *u = reinterpret_cast<const T*>(p.u), *delta = reinterpret_cast<const T*>(p.delta), *z = reinterpret_cast<const T*>(p.z);
+    const T *gB = reinterpret_cast<const T*>(p.B), *gC = reinterpret_cast<const T*>(p.C);
+    const unsigned long long seqAt = (unsigned long long)u | (unsigned long long)delta | (withZ ? (unsigned long long)z : 0ull);
+    const bool wide = D % W == 0 && seqAt % 16 == 0;
+    const bool wideRows = (((unsigned long long)gB | (unsigned long long)gC) % 16) == 0;
+    const int tiles = (L + LT - 1) / LT;
+    // this thread's copy units: slab rows r0 + RPP·k, column unit un; B, C units rk (array k / (RU / LANES_BLOCK) …)
+    const int un = threadIdx.x % U, r0 = threadIdx.x / U;
+    // tile j's u, Δ, z into slot j % 2 (cp.async of 16-byte units, else plain loads) and its B, C rows into raw
+    auto issue = [&](int j)
+    {
+        const int t0 = j * LT;
+        T* slot = slots + (j & 1) * 3 * SLAB;
+        if (wide)
+        {
+            const int dd = d0 + un * W;
+            #pragma unroll
+            for (int s = 0; s < 3; s++)
+            {
+                if (s == 2 && !withZ) break;
+                const T* src = s == 0 ? u : s == 1 ? delta : z;
+                #pragma unroll
+                for (int r = r0; r < LT; r += RPP)
+                {
+                    const bool ok = t0 + r < L && dd < D;
+                    cp_async16(slot + s * SLAB + lanes_pos<T>(r, un * W), src + (ok ? ((i64)b * L + t0 + r) * D + dd : 0), ok);
+                }
+            }
+        }
+        else
+            for (int k = threadIdx.x; k < (withZ ? 3 : 2) * SLAB; k += LANES_BLOCK)
+            {
+                const int s = k / SLAB, r = (k / LCB) % LT, cc = k % LCB, t = t0 + r, dd = d0 + cc;
+                const T* src = s == 0 ? u : s == 1 ? delta : z;
+                slot[s * SLAB + lanes_pos<T>(r, cc)] = t < L && dd < D ? src[((i64)b * L + t) * D + dd] : T{};
+            }
+        if (wideRows)
+        {
+            #pragma unroll
+            for (int q = 0; q < ROW_UNITS; q++)
+            {
+                const int k = threadIdx.x + q * LANES_BLOCK, s = k / RU, e = (k % RU) * W, t = t0 + e / LN;
+                const bool ok = t < L;
+                cp_async16(raw + s * LT * LN + e, (s == 0 ? gB : gC) + (ok ? ((i64)b * L + t0) * LN + e : 0), ok);
+            }
+        }
+        cp_async_commit();
+    };
+    // tile j's B, C rows as F32 into rowsF[j % 2]: the units this thread copied (or, without 16-byte copies, loaded now)
+    auto widen_rows = [&](int j)
+    {
+        float* dst = rowsF + (j & 1) * 2 * LN * 64;
+        if (wideRows)
+        {
+            #pragma unroll
+            for (int q = 0; q < ROW_UNITS; q++)
+            {
+                const int k = threadIdx.x + q * LANES_BLOCK, s = k / RU, e = (k % RU) * W, r = e / LN, n0 = e % LN;
+                #pragma unroll
+                for (int m = 0; m < W; m++) dst[(s * LN + n0 + m) * 64 + lanes_row_pos(r >> 3, r & 7)] = to_f32(raw[s * LT * LN + e + m]);
+            }
+        }
+        else
+            for (int k = threadIdx.x; k < 2 * LT * LN; k += LANES_BLOCK)
+            {
+                const int s = k / (LT * LN), r = (k / LN) % LT, n = k % LN, t = j * LT + r;
+                dst[(s * LN + n) * 64 + lanes_row_pos(r >> 3, r & 7)] = t < L ? to_f32((s == 0 ? gB : gC)[((i64)b * L + t) * LN + n]) : 0.f;
+            }
+    };
+    const float skip = p.D ? p.D[dc] : 0.f, bias = p.bias ? p.bias[dc] : 0.f;
+    float H[LN];
+    #pragma unroll
+    for (int n = 0; n < LN; n++) H[n] = p.h0 ? p.h0[((i64)b * D + dc) * LN + n] : 0.f;
+    issue(0);
+    cp_async_wait_all();
+    widen_rows(0);
+    __syncthreads();
+    const int own = lanes_pos<T>(seg * 8, ch);   // the lane's step i sits at own + i·LCB
+    const int sw = (seg >> 2) << 2;               // lanes_row_pos's swap of the halves
+    for (int j = 0; j < tiles; j++)
+    {
+        if (j + 1 < tiles) issue(j + 1);
+        const int t0 = j * LT;
+        T* slot = slots + (j & 1) * 3 * SLAB;
+        const float* rows = rowsF + (j & 1) * 2 * LN * 64 + seg * 8;
+        float dt[8], dtu[8], y[8];
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+        {
+            const float uu = to_f32(slot[own + i * LCB]);
+            dt[i] = t0 + seg * 8 + i < L ? step_dt(to_f32(slot[SLAB + own + i * LCB]) + bias, p.softplus) : 0.f;   // past L: a = 1, w = 0
+            dtu[i] = dt[i] * uu;
+            y[i] = skip * uu;
+        }
+        #pragma unroll
+        for (int n = 0; n < LN; n++)
+        {
+            const float a2 = sA[ch * LN + n];
+            const float4 b0 = *reinterpret_cast<const float4*>(rows + n * 64 + sw), b1 = *reinterpret_cast<const float4*>(rows + n * 64 + (4 ^ sw));
+            const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+            float e[8], w[8];
+            #pragma unroll
+            for (int i = 0; i < 8; i++)
+            {
+                e[i] = fast_exp2(dt[i] * a2);
+                w[i] = dtu[i] * bv[i];
+            }
+            float P = e[0], hl = w[0];
+            #pragma unroll
+            for (int i = 1; i < 8; i++)
+            {
+                hl = fmaf(e[i], hl, w[i]);
+                P *= e[i];
+            }
+            #pragma unroll
+            for (int off = 1; off < 8; off <<= 1)
+            {
+                const float Pu = __shfl_up_sync(FULL_MASK, P, off, 8), hu = __shfl_up_sync(FULL_MASK, hl, off, 8);
+                if (seg >= off)
+                {
+                    hl = fmaf(P, hu, hl);
+                    P *= Pu;
+                }
+            }
+            const float incl = fmaf(P, H[n], hl), before = __shfl_up_sync(FULL_MASK, incl, 1, 8);
+            float h = seg == 0 ? H[n] : before;
+            H[n] = __shfl_sync(FULL_MASK, incl, 7, 8);
+            const float4 c0 = *reinterpret_cast<const float4*>(rows + (LN + n) * 64 + sw), c1 = *reinterpret_cast<const float4*>(rows + (LN + n) * 64 + (4 ^ sw));
+            const float cv[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+            #pragma unroll
+            for (int i = 0; i < 8; i++)
+            {
+                h = fmaf(e[i], h, w[i]);
+                y[i] = fmaf(cv[i], h, y[i]);
+            }
+        }
+        // gate, then y over the lane's own u
+        #pragma unroll
+        for (int i = 0; i < 8; i++)
+        {
+            const float g = withZ ? step_silu(to_f32(slot[2 * SLAB + own + i * LCB])) : 1.f;
+            slot[own + i * LCB] = from_f32<T>(y[i] * g);
+        }
+        __syncwarp();
+        // the warp's 4 channels of every step of the tile (the 8 lanes of a quarter-warp take rows of 8 different segments)
+        const int steps = min(LT, L - t0), dw = d0 + warp * 4;
+        TO* gy = reinterpret_cast<TO*>(p.y) + ((i64)b * L + t0) * D + dw;
+        const bool four = dw + 4 <= D && D % 4 == 0 && reinterpret_cast<unsigned long long>(p.y) % (4 * sizeof(TO)) == 0;
+        #pragma unroll
+        for (int pass = 0; pass < 2; pass++)
+        {
+            const int r = (lane & 7) * 8 + (lane >> 3) + 4 * pass;
+            if (r >= steps) continue;
+            const T* src = slot + lanes_pos<T>(r, warp * 4);   // 4 consecutive channels (a unit holds 4 or 8)
+            float v[4];
+            if constexpr (sizeof(T) == 4)
+            {
+                const float4 q = *reinterpret_cast<const float4*>(src);
+                v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+            }
+            else
+            {
+                const uint2 q = *reinterpret_cast<const uint2*>(src);
+                unpack2(q.x, T{}, v[0], v[1]);
+                unpack2(q.y, T{}, v[2], v[3]);
+            }
+            if (four)
+            {
+                if constexpr (sizeof(TO) == 4) *reinterpret_cast<float4*>(gy + (i64)r * D) = make_float4(v[0], v[1], v[2], v[3]);
+                else
+                {
+                    auto two = [](float lo, float hi) { return (unsigned)from_f32<TO>(lo).v | ((unsigned)from_f32<TO>(hi).v << 16); };
+                    *reinterpret_cast<uint2*>(gy + (i64)r * D) = make_uint2(two(v[0], v[1]), two(v[2], v[3]));
+                }
+            }
+            else
+                for (int k = 0; k < 4; k++)
+                    if (dw + k < D) gy[(i64)r * D + k] = from_f32<TO>(v[k]);
+        }
+        if (j + 1 < tiles)
+        {
+            cp_async_wait_all();
+            widen_rows(j + 1);
+        }
+        __syncthreads();
+    }
+    if (p.last && seg == 0 && d < D)
+    {
+        #pragma unroll
+        for (int n = 0; n < LN; n++) p.last[((i64)b * D + d) * LN + n] = H[n];
+    }
+}
+// Two register budgets: 3 blocks an SM (80 registers: NVRTC then runs the 16 states' chains one after another — exps,
+// shuffles, exps, … — as session 20's kernel did) and _wide, 2 blocks an SM (128 registers: the next state's exps are
+// issued among the current state's shuffles, so the chains overlap within a warp, with a third fewer warps).
+#define SCAN_FORWARD_LANES(T, TO, SUFFIX) \
+    extern "C" __global__ void __launch_bounds__(LANES_BLOCK, 3) scan_forward_lanes##SUFFIX(ScanParams p) { scan_forward_lanes_impl<T, TO>(p); } \
+    extern "C" __global__ void __launch_bounds__(LANES_BLOCK, 2) scan_forward_lanes_wide##SUFFIX(ScanParams p) { scan_forward_lanes_impl<T, TO>(p); }
+
 // Compiled in four groups (KERNEL_GROUP, common.cuh), one per element type, so that a run compiles only the kernels of
 // its types (the whole file takes ~100 s, the forward's instantiations most of it): 1 F32, 2 BF16, 3 F16, 4 F32 inputs
 // with BF16 outputs or gradients (_obf16, _gbf16). The backward's instantiations are below; the other kernels are in every group.
 #define SCAN_FORWARD_SPLITS(T, SUFFIX) \
-    SCAN_FORWARD(1, T, SUFFIX) SCAN_FORWARD(2, T, SUFFIX) SCAN_FORWARD(4, T, SUFFIX) SCAN_FORWARD(8, T, SUFFIX) SCAN_FORWARD(16, T, SUFFIX)
+    SCAN_FORWARD(1, T, SUFFIX) SCAN_FORWARD(2, T, SUFFIX) SCAN_FORWARD(4, T, SUFFIX) SCAN_FORWARD(8, T, SUFFIX) SCAN_FORWARD(16, T, SUFFIX) \
+    SCAN_FORWARD_LANES(T, T, SUFFIX)
 #if KERNEL_GROUP_IS(1)
 SCAN_FORWARD_SPLITS(float, )
 #endif
@@ -538,6 +785,7 @@ SCAN_FORWARD_SPLITS(half_bits, _f16)
 #if KERNEL_GROUP_IS(4)
 SCAN_FORWARD_OUT(1, float, bf16_bits, _obf16) SCAN_FORWARD_OUT(2, float, bf16_bits, _obf16) SCAN_FORWARD_OUT(4, float, bf16_bits, _obf16)
 SCAN_FORWARD_OUT(8, float, bf16_bits, _obf16) SCAN_FORWARD_OUT(16, float, bf16_bits, _obf16)
+SCAN_FORWARD_LANES(float, bf16_bits, _obf16)
 #endif
 
 // H_c from h̃_c and S_c, one thread per (b, d, n); in place in carryH. The chunks are visited CB at a time with
