@@ -12,11 +12,14 @@
 #              prefill, decoding), then
 #              4. mamba_ssm's fused scan (scan_anchor.py, build reused) and ours (bench cuda, MAMBA4_CUDA_BENCH=scan), then
 #              5. mamba_ssm's Triton SSD (its compile alone: it did not finish in 120 s beside the build) and ours,
-#              as the deadline allows (each step is skipped, not started, when too little time is left).
+#              as the deadline allows (each step is skipped, not started, when too little time is left);
+#              6. (PARTS with "profile", not by default) the scan's kernels under Nsight Compute, with what time is left
+#              (gpu_scan_profile: the forward's chunked and lanes kernels and the backward, row 1, F32 and BF16).
 # Logs to $OUT (at most 8 files come back): gpu-tests.log, anchors.jsonl (every mamba_ssm line), anchor-build.log,
-# shakespeare.txt and gpu-bench-{cuda-ssd,cuda-model,cuda}.log.
+# shakespeare.txt, gpu-bench-{cuda-ssd,cuda-model,cuda}.log and scan-profile.tgz.
 #   OUT=... [DEADLINE=585] [PARTS="tests text model scan ssd"] bash .device/gpu-all.sh
-#   When the build did not finish in the first call, the same command at once with PARTS="model scan ssd" (warm machine).
+#   When the build did not finish in the first call, the same command at once with PARTS="model scan ssd profile" (warm
+#   machine).
 set -uo pipefail
 dev=$(cd "$(dirname "$0")" && pwd)
 deadline=${DEADLINE:-585}
@@ -25,7 +28,7 @@ out=$gpu_out anchors=$gpu_anchors bench=$gpu_bench
 tmp=$(mktemp -d)
 left() { echo $((deadline - SECONDS)); }
 at() { echo "[$SECONDS s] $*"; }
-parts=" ${PARTS:-tests text model scan ssd} "   # PARTS: the steps to run (a second call on the warm machine: PARTS="model scan ssd")
+parts=" ${PARTS:-tests text model scan ssd} "   # PARTS: the steps to run (a second call on the warm machine: PARTS="model scan ssd profile")
 want() { [[ "$parts" == *" $1 "* ]]; }
 [ -n "$anchors" ] && gpu_anchor_build_start "$anchors" model   # detached: see gpu-env.sh
 
@@ -50,7 +53,7 @@ if want text && [ -f "$text" ] && [ -n "$anchors" ] && gpu_anchor_building && [ 
   for p in f32 bf16; do echo "$p: $(tail -1 "$tmp/ts-$p.log")"; done | tee "$out/shakespeare.txt"
 fi
 built=""
-[ -n "$anchors" ] && gpu_anchor_build_wait $((deadline - 200)) "$out/anchor-build.log" 'call again at once with PARTS="model scan ssd"' && built=1
+[ -n "$anchors" ] && gpu_anchor_build_wait $((deadline - 200)) "$out/anchor-build.log" 'call again at once with PARTS="model scan ssd profile"' && built=1
 if [ -n "$built" ] && want model; then
   if [ "$(left)" -gt 200 ]; then
     timeout $(( $(left) - 170 > 150 ? 150 : $(left) - 170 )) python3 "$anchors/model_anchor.py" > "$tmp/model.jsonl" 2> "$tmp/model.err" || echo "model_anchor.py: $(tail -2 "$tmp/model.err")"
@@ -84,5 +87,9 @@ if want ssd && paired && [ "$(left)" -gt 20 ]; then
   at "ours: bench cuda-ssd"
   MAMBA4_SSD_ANCHOR="$tmp/ssd.jsonl" MAMBA4_DEVICE=cuda timeout "$(left)" dotnet "$bench" cuda-ssd > "$out/gpu-bench-cuda-ssd.log" 2>&1
   echo "rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-ssd.log" | tail -12
+fi
+if want profile && [ "$(left)" -gt 90 ]; then
+  at "ours: the scan under Nsight Compute"
+  gpu_scan_profile "$bench" $(( $(left) - 10 )) "$out/scan-profile"
 fi
 at "done"

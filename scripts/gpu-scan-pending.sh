@@ -61,19 +61,11 @@ if [ "${TESTS:-}" = "" ] && [ $SECONDS -lt $((deadline - 60)) ]; then
   echo "compile groups (CudaModelTests) rc=$? $((SECONDS - s)) s: $(grep -E 'Total:' "$out/t-model.log" | sed 's/\x1b\[[0-9;]*m//g')"; gpu_failures "$out/t-model.log" 30
 fi
 # 4. As the deadline allows: Nsight Compute (--set full, per-instruction samples) of the stack's forward and main backward,
-#    row 1, F32 and BF16 (MAMBA4_CUDA_BENCH=profile), the source pages as CSV (kernel notes: how to read them)
+#    row 1, F32 and BF16 (gpu-env.sh's gpu_scan_profile: scan-profile.tgz)
 if [ $SECONDS -lt $((deadline - 90)) ]; then
-  ncu=/usr/local/cuda/bin/ncu; s=$SECONDS; prof=${PROFILE:-stack}; [ "$prof" = stack ] && prof=Mamba4.Bench
+  s=$SECONDS; prof=${PROFILE:-stack}; [ "$prof" = stack ] && prof=Mamba4.Bench
   [ -f "$dev/$prof/Mamba4.Bench.dll" ] || gpu_base_build "$dev/$prof"
-  MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=profile timeout $((deadline - SECONDS - 20)) $ncu -k "regex:scan_forward_lanes|scan_forward_ns16_sel|scan_backward_ns4_tpc4_sel_pf" \
-    --launch-count 9 --set full --import-source no -o "$out/scan" dotnet "$dev/$prof/Mamba4.Bench.dll" cuda > "$out/ncu-run.log" 2>&1
-  echo "ncu rc=$? $((SECONDS - s)) s"
-  if [ -f "$out/scan.ncu-rep" ]; then
-    $ncu --import "$out/scan.ncu-rep" --page source --csv --print-source sass > "$out/scan-source.csv" 2> /dev/null
-    $ncu --import "$out/scan.ncu-rep" --page details > "$out/scan-details.txt" 2>&1
-    grep -E "^  scan_|Duration|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy" "$out/scan-details.txt" | head -40
-    rm -f "$out/scan.ncu-rep"; gzip -f "$out/scan-source.csv"
-  fi
+  gpu_scan_profile "$dev/$prof/Mamba4.Bench.dll" $((deadline - SECONDS - 20)) "$out/scan-profile"; echo "profile: $((SECONDS - s)) s"
 fi
 timed "${SECOND-stack var-0-main}"
 # 5. What each step of the stack buys, twice each, as the deadline allows
