@@ -204,8 +204,21 @@ __device__ __forceinline__ void to_shared(const float* x, float* xs, int n)
     __syncthreads();
 }
 
-// xs[b, :] = h[b, :]·r_b·w, r_b = 1/√(mean h[b]² + ε), for the nb streams (the whole block; xs in shared memory).
-__device__ void rms_norm_rows(const float* h, const float* w, float eps, float* xs, int nb, int d)
+// This thread's first NP RMSNorm weights, wv[k] = w[threadIdx.x + k·blockDim.x] (0 past d), loaded before the wait
+// (nothing writes weights), so that the norm after it waits on h alone.
+template <int NP> __device__ __forceinline__ void norm_weights(const float* w, int d, float (&wv)[NP])
+{
+#pragma unroll
+    for (int k = 0; k < NP; k++)
+    {
+        int i = threadIdx.x + k * blockDim.x;
+        wv[k] = i < d ? __ldg(w + i) : 0.f;
+    }
+}
+
+// xs[b, :] = h[b, :]·r_b·w, r_b = 1/√(mean h[b]² + ε), for the nb streams (the whole block; xs in shared memory); wv: the
+// thread's first NP weights (norm_weights), the rest read here.
+template <int NP> __device__ void rms_norm_rows(const float* h, const float* w, const float (&wv)[NP], float eps, float* xs, int nb, int d)
 {
     to_shared(h, xs, nb * d);
     for (int b = 0; b < nb; b++)
@@ -214,7 +227,13 @@ __device__ void rms_norm_rows(const float* h, const float* w, float eps, float* 
         float s = 0.f;
         for (int i = threadIdx.x; i < d; i += blockDim.x) s += xb[i] * xb[i];
         float r = 1.f / sqrtf(block_sum(s) / d + eps);
-        for (int i = threadIdx.x; i < d; i += blockDim.x) xb[i] *= r * w[i];
+#pragma unroll
+        for (int k = 0; k < NP; k++)
+        {
+            int i = threadIdx.x + k * blockDim.x;
+            if (i < d) xb[i] *= r * wv[k];
+        }
+        for (int i = threadIdx.x + NP * blockDim.x; i < d; i += blockDim.x) xb[i] *= r * w[i];
     }
     __syncthreads();
 }
@@ -229,17 +248,61 @@ __device__ __forceinline__ float conv_silu(const float* convState, const float* 
     return silu_f(fmaf(wc[K - 1], x, acc));
 }
 
+#define NORM_PRE 6   // RMSNorm weights a thread loads before the wait: d ≤ 768 at 128 threads (larger d reads the rest after)
+#define CONV_PRE 4   // the conv widths whose weights in_proj loads before the wait (Mamba's 4); wider ones read them after
+
+// What in_proj reads for this warp's first row besides W_in and h: the RMSNorm weights, the bias and the conv's weights
+// before the wait (in_proj_weights: nothing writes them), and the conv state of stream `lane` at its start, beside h
+// (in_proj_state), so that the only loads it waits on after the wait are h's and the state's, issued together.
+// (Before, each was a round trip of its own after the norm or the product: three after the wait.)
+struct InProjPre { float norm[NORM_PRE], bias, convW[CONV_PRE - 1], convLast, convB, state[CONV_PRE - 1]; };
+
+__device__ __forceinline__ void in_proj_weights(const float* normW, const float* bias, const float* convW, const float* convB, int d, int rows,
+    int K, InProjPre& p)
+{
+    norm_weights<NORM_PRE>(normW, d, p.norm);
+    int row = warp_index();
+    p.bias = bias && row < rows ? __ldg(bias + row) : 0.f;
+    if (row < (rows >> 1) && K <= CONV_PRE)
+    {
+#pragma unroll
+        for (int j = 0; j < CONV_PRE - 1; j++) p.convW[j] = j < K - 1 ? __ldg(convW + (i64)row * K + j) : 0.f;
+        p.convLast = __ldg(convW + (i64)row * K + K - 1);
+        p.convB = convB ? __ldg(convB + row) : 0.f;
+    }
+}
+
+__device__ __forceinline__ void in_proj_state(const float* convState, int batch, int rows, int K, InProjPre& p)
+{
+    int row = warp_index(), e = rows >> 1, lane = threadIdx.x & 31;
+    if (row < e && K <= CONV_PRE && lane < batch)
+#pragma unroll
+        for (int j = 0; j < CONV_PRE - 1; j++) p.state[j] = j < K - 1 ? convState[((i64)lane * e + row) * (K - 1) + j] : 0.f;
+}
+
+// conv_silu of the warp's first row for stream `lane`, from what in_proj_weights and in_proj_state loaded (K ≤ CONV_PRE;
+// the same operations in the same order as conv_silu).
+__device__ __forceinline__ float conv_silu_pre(const InProjPre& p, int K, float x)
+{
+    float acc = p.convB;
+#pragma unroll
+    for (int j = 0; j < CONV_PRE - 1; j++)
+        if (j < K - 1) acc = fmaf(p.convW[j], p.state[j], acc);
+    return silu_f(fmaf(p.convLast, x, acc));
+}
+
 // 1. xz[b, row] = x̂_b·W_in[row] (+ bias[row]), x̂ = RMSNorm(h)·norm_w; rows = 2e; u[b, c] = silu(conv(…, x = xz[b, c]))
 // for c < e. Dynamic shared memory: batch·d floats.
-// v, pre: preload's of (w, rows, d); the caller has waited for h. (v lives in the caller's registers: these phases are
-// inlined, so that no array goes to local memory.)
+// v, pre: preload's of (w, rows, d); ip: in_proj_weights' (before the wait); the caller has waited for h. (v and ip live
+// in the caller's registers: these phases are inlined, so that no array goes to local memory.)
 template <int KIND, int U> __device__ __forceinline__ void in_proj(const float* h, const float* normW, float eps, const void* w, const float* bias,
     const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec,
-    float v[U][8], bool pre)
+    float v[U][8], bool pre, InProjPre& ip)
 {
     extern __shared__ __align__(16) float xs[];
-    rms_norm_rows(h, normW, eps, xs, batch, d);
-    for (int row = warp_index(); row < rows; row += warp_count(), pre = false)
+    in_proj_state(convState, batch, rows, K, ip);
+    rms_norm_rows<NORM_PRE>(h, normW, ip.norm, eps, xs, batch, d);
+    for (int row = warp_index(), first = 1; row < rows; row += warp_count(), pre = false, first = 0)
     {
         float acc[MAX_ROWS];
         warp_dot<KIND, U>(w, row, d, vec, xs, batch, acc, v, pre);
@@ -248,9 +311,9 @@ template <int KIND, int U> __device__ __forceinline__ void in_proj(const float* 
         for (int b = 0; b < MAX_ROWS; b++)
             if (b < batch && lane == b)   // lane b writes stream b (a compile-time index into acc)
             {
-                float x = acc[b] + (bias ? bias[row] : 0.f);
+                float x = acc[b] + (first ? ip.bias : bias ? bias[row] : 0.f);
                 xz[(i64)b * rows + row] = x;
-                if (row < e) u[(i64)b * e + row] = conv_silu(convState, convW, convB, b, row, e, K, x);
+                if (row < e) u[(i64)b * e + row] = first && K <= CONV_PRE ? conv_silu_pre(ip, K, x) : conv_silu(convState, convW, convB, b, row, e, K, x);
             }
     }
 }
@@ -310,46 +373,62 @@ template <int G> __device__ __forceinline__ unsigned group_mask()
 }
 
 // 3. The scan update of (stream b, channel c) = group g = b·e + c, G lanes each (16, up to 8 streams; beyond, scan_wide):
-// lane l takes dt terms j ≡ l and states s ≡ l (mod G). scan_weights loads what no kernel writes (before the wait): the first dt_proj weights
-// and A = −exp(A_log) of this lane (r, n ≤ 64 here; scan_group reads the rest).
-template <int KIND, int G> __device__ __forceinline__ void scan_weights(const void* dtW, const float* aLog, int c, int r, int n, int lane,
-    float wd[64 / G], float a[64 / G])
+// lane l takes dt terms j ≡ l and states s ≡ l (mod G). scan_weights loads what no kernel writes (before the wait): the first dt_proj weights,
+// A = −exp(A_log) of this lane (r, n ≤ 64 here; scan_group reads the rest), the channel's Δ bias and D.
+template <int G> struct ScanPre { float wd[64 / G], a[64 / G], dtBias, D; };
+
+template <int KIND, int G> __device__ __forceinline__ void scan_weights(const void* dtW, const float* aLog, const float* dtBias, const float* Dskip,
+    int c, int r, int n, int lane, ScanPre<G>& p)
 {
 #pragma unroll
     for (int q = 0; q < 64 / G; q++)
     {
         int j = lane + G * q;
-        wd[q] = j < r ? load_w<KIND>(dtW, (i64)c * r + j) : 0.f;
-        a[q] = j < n ? -expf(aLog[(i64)c * n + j]) : 0.f;
+        p.wd[q] = j < r ? load_w<KIND>(dtW, (i64)c * r + j) : 0.f;
+        p.a[q] = j < n ? -expf(aLog[(i64)c * n + j]) : 0.f;
     }
+    p.dtBias = __ldg(dtBias + c);
+    p.D = Dskip ? __ldg(Dskip + c) : 0.f;
 }
 
+// Every load of the step's own inputs (dbc's row, x, z, u and the lane's states with their B, C) is issued at once, before
+// any arithmetic, so that the group waits on one round trip, not one for dt's dot product and more after it.
 template <int KIND, int G> __device__ __forceinline__ void scan_group(i64 g, const float* xz, float* convState, const float* uu,
-    const float* dbc, const void* dtW, const float* dtBias, const float* aLog, const float* Dskip,
-    float* ssm, void* y, int yKind, int e, int K, int r, int n, const float wd[64 / G], const float a[64 / G])
+    const float* dbc, const void* dtW, const float* aLog, const float* Dskip,
+    float* ssm, void* y, int yKind, int e, int K, int r, int n, const ScanPre<G>& w)
 {
     int lane = threadIdx.x & (G - 1);
     unsigned mask = group_mask<G>();
     int b = (int)(g / e), c = (int)(g - (i64)b * e);
     const float* row = dbc + (i64)b * (r + 2 * n);
+    float* hs = ssm + g * n;
+    float dts[64 / G], hq[64 / G], bq[64 / G], cq[64 / G];
+#pragma unroll
+    for (int q = 0; q < 64 / G; q++)
+    {
+        int j = lane + G * q;
+        dts[q] = j < r ? row[j] : 0.f;
+        hq[q] = j < n ? hs[j] : 0.f;
+        bq[q] = j < n ? row[r + j] : 0.f;
+        cq[q] = j < n ? row[r + n + j] : 0.f;
+    }
+    float x = xz[(i64)b * 2 * e + c], zv = xz[(i64)b * 2 * e + e + c];
+    float u = uu[g];
     float dt = 0.f;
 #pragma unroll
     for (int q = 0; q < 64 / G; q++)
-        if (lane + G * q < r) dt = fmaf(wd[q], row[lane + G * q], dt);
+        if (lane + G * q < r) dt = fmaf(w.wd[q], dts[q], dt);
     for (int j = lane + 64; j < r; j += G) dt = fmaf(load_w<KIND>(dtW, (i64)c * r + j), row[j], dt);
-    dt = softplus_f(group_sum<G>(dt, mask) + dtBias[c]);
-    float x = xz[(i64)b * 2 * e + c];
-    float u = uu[g];
+    dt = softplus_f(group_sum<G>(dt, mask) + w.dtBias);
     float acc = 0.f;
-    float* hs = ssm + g * n;
 #pragma unroll
     for (int q = 0; q < 64 / G; q++)
     {
         int s = lane + G * q;
         if (s >= n) break;
-        float hv = fmaf(expf(dt * a[q]), hs[s], dt * row[r + s] * u);
+        float hv = fmaf(expf(dt * w.a[q]), hq[q], dt * bq[q] * u);
         hs[s] = hv;
-        acc = fmaf(hv, row[r + n + s], acc);
+        acc = fmaf(hv, cq[q], acc);
     }
     for (int s = lane + 64; s < n; s += G)
     {
@@ -360,8 +439,8 @@ template <int KIND, int G> __device__ __forceinline__ void scan_group(i64 g, con
     acc = group_sum<G>(acc, mask);   // also orders every lane's conv-state read before lane 0's shift below
     if (lane == 0)
     {
-        if (Dskip) acc = fmaf(Dskip[c], u, acc);
-        store_kind(y, g, acc * silu_f(xz[(i64)b * 2 * e + e + c]), yKind);
+        if (Dskip) acc = fmaf(w.D, u, acc);
+        store_kind(y, g, acc * silu_f(zv), yKind);
         float* st = convState + g * (K - 1);
         for (int j = 0; j + 1 < K - 1; j++) st[j] = st[j + 1];
         if (K > 1) st[K - 2] = x;
@@ -376,10 +455,10 @@ template <int KIND, int G> __device__ void scan(const float* xz, float* convStat
     i64 g = ((i64)blockIdx.x * blockDim.x + threadIdx.x) / G;
     grid_launch_dependents();
     if (g >= (i64)batch * e) return;   // whole G-lane groups leave together
-    float wd[64 / G], a[64 / G];
-    scan_weights<KIND, G>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & (G - 1), wd, a);
+    ScanPre<G> w;
+    scan_weights<KIND, G>(dtW, aLog, dtBias, Dskip, (int)(g % e), r, n, threadIdx.x & (G - 1), w);
     grid_wait();
-    scan_group<KIND, G>(g, xz, convState, uu, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, e, K, r, n, wd, a);
+    scan_group<KIND, G>(g, xz, convState, uu, dbc, dtW, aLog, Dskip, ssm, y, yKind, e, K, r, n, w);
 }
 
 // v[0, 4) = p[0, min(m, 4)), 0 beyond; one 16-byte load when `vec` (p 16-byte aligned) and m ≥ 4.
@@ -480,18 +559,31 @@ template <int KIND> __device__ void scan_wide(const float* xz, float* convState,
     if (K > 1) st[K - 2] = x;
 }
 
+// out_proj's bias of this warp's first row, loaded before the wait (0 without a bias or a row).
+__device__ __forceinline__ float out_proj_bias(const float* bias, int d)
+{
+    int row = warp_index();
+    return bias && row < d ? __ldg(bias + row) : 0.f;
+}
+
 // 4. out[b, row] = h[b, row] + y_b·W_out[row] (+ bias[row]); rows = d. Dynamic shared memory: batch·e floats.
+// firstBias: out_proj_bias's; lane b reads stream b's residual of the first row beside y, so that the only round trip
+// after the wait is those loads (before, h was read after the product).
 template <int KIND> __device__ __forceinline__ void out_proj(const float* y, const void* w, const float* bias, const float* h, float* out,
-    int batch, int e, int d, int vec, float v[UNITS][8], bool pre)
+    int batch, int e, int d, int vec, float v[UNITS][8], bool pre, float firstBias)
 {
     extern __shared__ __align__(16) float xs[];
+    int lane = threadIdx.x & 31, row0 = warp_index();
+    float res = lane < batch && row0 < d ? h[(i64)lane * d + row0] : 0.f;
     to_shared(y, xs, batch * e);
-    for (int row = warp_index(); row < d; row += warp_count(), pre = false)
+    for (int row = row0; row < d; row += warp_count(), pre = false)
     {
         float acc[MAX_ROWS];
         warp_dot<KIND, UNITS>(w, row, e, vec, xs, batch, acc, v, pre);
-        if ((threadIdx.x & 31) == 0)
-            for (int b = 0; b < batch; b++) out[(i64)b * d + row] = h[(i64)b * d + row] + acc[b] + (bias ? bias[row] : 0.f);
+#pragma unroll
+        for (int b = 0; b < MAX_ROWS; b++)
+            if (b < batch && lane == b)   // lane b writes stream b (a compile-time index into acc)
+                out[(i64)b * d + row] = row == row0 ? res + acc[b] + firstBias : h[(i64)b * d + row] + acc[b] + (bias ? bias[row] : 0.f);
     }
 }
 
@@ -516,28 +608,31 @@ template <int KIND> __device__ __forceinline__ void layer(const float* h, const 
     int xRows = r + 2 * n, size = KIND == 0 ? 4 : 2;
     float v[UNITS][8];
     bool pre = preload<KIND, UNITS>(inW, 2 * e, d, vecIn, v);
+    InProjPre ip;
+    in_proj_weights(normW, inBias, convW, convB, d, 2 * e, K, ip);
     prefetch_l2(xW, (i64)xRows * e * size);
     prefetch_l2(dtW, (i64)e * r * size);
     prefetch_l2(outW, (i64)d * e * size);
     grid_wait();
-    in_proj<KIND, UNITS>(h, normW, eps, inW, inBias, convState, convW, convB, xz, u, batch, d, 2 * e, K, vecIn, v, pre);
+    in_proj<KIND, UNITS>(h, normW, eps, inW, inBias, convState, convW, convB, xz, u, batch, d, 2 * e, K, vecIn, v, pre, ip);
     pre = preload<KIND, UNITS>(xW, xRows, e, vecX, v);
     grid_barrier(barrier);
     prefetch_l2(next, nextBytes);   // the next layer's W_in, while phases 2–4 read L2
     x_proj<KIND>(u, xW, dbc, batch, e, xRows, vecX, v, pre);
     i64 groups = (i64)batch * e, g0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 4, stride = ((i64)gridDim.x * blockDim.x) >> 4;
-    float wd[4], a[4];
-    if (g0 < groups) scan_weights<KIND, 16>(dtW, aLog, (int)(g0 % e), r, n, threadIdx.x & 15, wd, a);
+    ScanPre<16> sw;
+    if (g0 < groups) scan_weights<KIND, 16>(dtW, aLog, dtBias, Dskip, (int)(g0 % e), r, n, threadIdx.x & 15, sw);
     grid_barrier(barrier);
     for (i64 g = g0; g < groups; g += stride)
     {
-        if (g != g0) scan_weights<KIND, 16>(dtW, aLog, (int)(g % e), r, n, threadIdx.x & 15, wd, a);
-        scan_group<KIND, 16>(g, xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, 0, e, K, r, n, wd, a);
+        if (g != g0) scan_weights<KIND, 16>(dtW, aLog, dtBias, Dskip, (int)(g % e), r, n, threadIdx.x & 15, sw);
+        scan_group<KIND, 16>(g, xz, convState, u, dbc, dtW, aLog, Dskip, ssm, y, 0, e, K, r, n, sw);
     }
     pre = preload<KIND, UNITS>(outW, d, e, vecOut, v);
+    float outBias0 = out_proj_bias(outBias, d);
     grid_barrier(barrier);
     grid_launch_dependents();
-    out_proj<KIND>(y, outW, outBias, h, out, batch, e, d, vecOut, v, pre);
+    out_proj<KIND>(y, outW, outBias, h, out, batch, e, d, vecOut, v, pre, outBias0);
 }
 
 // (value, index) of the larger; equal values: the lower index (the host's arg-max takes the first).
@@ -654,9 +749,11 @@ template <int KIND, int NB> __device__ void head(const float* h, const float* no
     int groups = first < rows ? (rows - first + R * warps - 1) / (R * warps) : 0, items = groups * passes;
     Raw8<KIND> v[R][UH];
     if (vec && items > 0) load_rows<KIND, R, UH>(w, first, warps, rows, d, 0, v);   // weights: nothing writes them
+    float nw[NORM_PRE];
+    norm_weights<NORM_PRE>(normW, d, nw);
     grid_launch_dependents();
     grid_wait();
-    rms_norm_rows(h, normW, eps, xs, batch, d);
+    rms_norm_rows<NORM_PRE>(h, normW, nw, eps, xs, batch, d);
     float best[NB], acc[R][NB];
     int bestAt[NB], bad[NB];
 #pragma unroll
@@ -728,7 +825,8 @@ template <int KIND, int NB> __device__ void head(const float* h, const float* no
 #define MAMBA_STEP_KERNELS(SUFFIX, KIND) \
 extern "C" __global__ void __launch_bounds__(128, 6) mamba_step_in_proj_##SUFFIX(const float* h, const float* normW, float eps, const void* w, const float* bias, \
     const float* convState, const float* convW, const float* convB, float* xz, float* u, int batch, int d, int rows, int K, int vec) \
-{ GEMV_KERNEL_PROLOGUE(KIND, IN_UNITS, w, rows, d, vec) in_proj<KIND, IN_UNITS>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec, v, pre); } \
+{ InProjPre ip; in_proj_weights(normW, bias, convW, convB, d, rows, K, ip); \
+  GEMV_KERNEL_PROLOGUE(KIND, IN_UNITS, w, rows, d, vec) in_proj<KIND, IN_UNITS>(h, normW, eps, w, bias, convState, convW, convB, xz, u, batch, d, rows, K, vec, v, pre, ip); } \
 extern "C" __global__ void mamba_step_x_proj_##SUFFIX(const float* u, const void* w, float* dbc, int batch, int e, int rows, int vec) \
 { GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, rows, e, vec) x_proj<KIND>(u, w, dbc, batch, e, rows, vec, v, pre); } \
 extern "C" __global__ void mamba_step_scan_##SUFFIX(const float* xz, float* convState, const float* u, \
@@ -741,7 +839,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) mamba_step_scan_wide_##SUFF
 { scan_wide<KIND>(xz, convState, u, dbc, dtW, dtBias, aLog, Dskip, ssm, y, yKind, batch, e, K, r, n, vec); } \
 extern "C" __global__ void mamba_step_out_proj_##SUFFIX(const float* y, const void* w, const float* bias, const float* h, float* out, \
     int batch, int e, int d, int vec) \
-{ GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre); } \
+{ float firstBias = out_proj_bias(bias, d); GEMV_KERNEL_PROLOGUE(KIND, UNITS, w, d, e, vec) out_proj<KIND>(y, w, bias, h, out, batch, e, d, vec, v, pre, firstBias); } \
 extern "C" __global__ void mamba_step_layer_##SUFFIX(const float* h, const float* normW, float eps, const void* inW, const float* inBias, \
     float* convState, const float* convW, const float* convB, float* xz, float* u, const void* xW, float* dbc, \
     const void* dtW, const float* dtBias, const float* aLog, const float* Dskip, float* ssm, float* y, \
