@@ -6,8 +6,10 @@
 #              beside everything below, so what runs beside it keeps to a few CPU threads; a call cut by its limit
 #              leaves the build going for the next call on the warm machine: gpu-env.sh) while
 #              1. every kernel compiles (NVRTC, one compile a core) and the GPU tests run (Category=Cuda, MAMBA4_THREADS=4), then
-#              2. Tiny Shakespeare's char model trained in F32 and with BF16 products side by side (the issue's exactness
-#              mark: BF16 within 1 % of F32's validation loss);
+#              2. (with a base build, .device/base/: MAMBA4_BASE=COMMIT scripts/gpu-pack.sh) the decoding step of that
+#              commit and of this one timed in turn, batch 1, F32 and BF16 weights (bench cuda-model, MAMBA4_CUDA_BENCH=
+#              generation-1; base, ours, base, ours), then Tiny Shakespeare's char model trained in F32 and with BF16
+#              products side by side (the issue's exactness mark: BF16 within 1 % of F32's validation loss);
 #   build done 3. mamba_ssm's model (model_anchor.py, model_anchor_more.py), then ours (bench cuda-model: training,
 #              prefill, decoding), then
 #              4. mamba_ssm's fused scan (scan_anchor.py, build reused) and ours (bench cuda, MAMBA4_CUDA_BENCH=scan), then
@@ -16,8 +18,8 @@
 #              6. (PARTS with "profile", not by default) the scan's kernels under Nsight Compute, with what time is left
 #              (gpu_scan_profile: the forward's chunked and lanes kernels and the backward, row 1, F32 and BF16).
 # Logs to $OUT (at most 8 files come back): gpu-tests.log, anchors.jsonl (every mamba_ssm line), anchor-build.log,
-# shakespeare.txt, gpu-bench-{cuda-ssd,cuda-model,cuda}.log and scan-profile.tgz.
-#   OUT=... [DEADLINE=585] [PARTS="tests text model scan ssd"] bash .device/gpu-all.sh
+# while-building.txt (2.), gpu-bench-{cuda-ssd,cuda-model,cuda}.log and scan-profile.tgz.
+#   OUT=... [DEADLINE=585] [PARTS="tests decode text model scan ssd"] bash .device/gpu-all.sh
 #   When the build did not finish in the first call, the same command at once with PARTS="model scan ssd profile" (warm
 #   machine).
 set -uo pipefail
@@ -28,7 +30,7 @@ out=$gpu_out anchors=$gpu_anchors bench=$gpu_bench
 tmp=$(mktemp -d)
 left() { echo $((deadline - SECONDS)); }
 at() { echo "[$SECONDS s] $*"; }
-parts=" ${PARTS:-tests text model scan ssd} "   # PARTS: the steps to run (a second call on the warm machine: PARTS="model scan ssd profile")
+parts=" ${PARTS:-tests decode text model scan ssd} "   # PARTS: the steps to run (a second call on the warm machine: PARTS="model scan ssd profile")
 want() { [[ "$parts" == *" $1 "* ]]; }
 [ -n "$anchors" ] && gpu_anchor_build_start "$anchors" model   # detached: see gpu-env.sh
 
@@ -38,6 +40,15 @@ if want tests; then
   at "GPU tests"
   MAMBA4_THREADS=4 timeout 240 "$dev/Mamba4.Tests/Mamba4.Tests" -trait "Category=Cuda" -parallel none > "$out/gpu-tests.log" 2>&1
   echo "tests rc=$?"; grep -E "Total:" "$out/gpu-tests.log"; gpu_failures "$out/gpu-tests.log" 40
+fi
+
+if want decode && [ -f "$dev/base/Mamba4.dll.xz" ] && gpu_base_build "$dev/base" && [ "$(left)" -gt 400 ]; then
+  at "decoding step, batch 1: base $(cat "$dev/base/COMMIT" 2> /dev/null) and ours in turn"
+  for run in base ours base ours; do
+    dll="$bench"; [ $run = base ] && dll="$dev/base/Mamba4.Bench.dll"
+    echo "== $run" >> "$out/while-building.txt"
+    MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=generation-1 timeout 90 dotnet "$dll" cuda-model 2>&1 | grep -E "^\| (f32|bf16)|rror" | tee -a "$out/while-building.txt"
+  done
 fi
 
 text="$dev/data/tinyshakespeare.txt.gz"
@@ -50,7 +61,7 @@ if want text && [ -f "$text" ] && [ -n "$anchors" ] && gpu_anchor_building && [ 
     pids+=($!)
   done
   wait "${pids[@]}"
-  for p in f32 bf16; do echo "$p: $(tail -1 "$tmp/ts-$p.log")"; done | tee "$out/shakespeare.txt"
+  for p in f32 bf16; do echo "Tiny Shakespeare $p: $(tail -1 "$tmp/ts-$p.log")"; done | tee -a "$out/while-building.txt"
 fi
 built=""
 [ -n "$anchors" ] && gpu_anchor_build_wait $((deadline - 200)) "$out/anchor-build.log" 'call again at once with PARTS="model scan ssd profile"' && built=1

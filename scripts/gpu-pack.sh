@@ -3,7 +3,7 @@
 #   dotnet.tar.xz (the local .NET runtime, made once), Mamba4.Tests/ and Mamba4.Bench/ (framework-dependent
 #   Release builds), shared/fixtures (from ../shared or $MAMBA4_SHARED) and gpu-test.sh.
 #
-#   scripts/gpu-pack.sh [TARGET]        e.g.  scripts/gpu-pack.sh /work/main/.device
+#   [MAMBA4_BASE=COMMIT] scripts/gpu-pack.sh [TARGET]        e.g.  scripts/gpu-pack.sh /work/main/.device
 #
 # Then, with the device tool: carry [".device"] and the command  bash .device/gpu-test.sh
 set -euo pipefail
@@ -38,6 +38,18 @@ if [ -d "$target/Mamba4.Bench" ] && [ -d "$target/Mamba4.Tests" ]; then
     name=$(basename "$f")
     [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$f" "$target/Mamba4.Tests/$name" && ln -sf "../Mamba4.Tests/$name" "$f"
   done
+fi
+# MAMBA4_BASE=COMMIT: that commit's Mamba4.dll (xz) in TARGET/base/, built in a worktree of its own (this checkout is not
+# touched), so that gpu-all.sh's decode part times the step kernels of both builds in turn in one call.
+rm -rf "$target/base"
+if [ -n "${MAMBA4_BASE:-}" ]; then
+  wt=$(mktemp -d /tmp/mamba4-base.XXXXXX)
+  git worktree add -q --detach "$wt" "$MAMBA4_BASE"
+  if dotnet build "$wt/src/Mamba4/Mamba4.csproj" -c Release -v q -nologo | grep -E " error"; then git worktree remove --force "$wt"; exit 1; fi
+  mkdir -p "$target/base" && xz -9 -c "$wt/src/Mamba4/bin/Release/net10.0/Mamba4.dll" > "$target/base/Mamba4.dll.xz"
+  git -C "$wt" log -1 --format="%h %s" > "$target/base/COMMIT"
+  git worktree remove --force "$wt"
+  echo "base: $(cat "$target/base/COMMIT")"
 fi
 shared=${MAMBA4_SHARED:-}
 for c in ../shared ../../shared; do [ -z "$shared" ] && [ -d "$c/fixtures" ] && shared=$c; done

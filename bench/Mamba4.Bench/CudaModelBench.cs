@@ -52,14 +52,15 @@ public static class CudaModelBench
                 ProfileRegion(gpu, model, BenchSettings.Current.CudaMode["region-".Length..]);
                 return;
             }
-            string mode = BenchSettings.Current.CudaMode;   // "" everything; "generation" or "prefill": that table alone
+            string mode = BenchSettings.Current.CudaMode;   // "" everything; "generation" or "prefill": that table alone;
+                                                            // "generation-1": its fused batch-1 rows (two builds timed in turn)
             if (mode == "")
             {
                 Memory(gpu, model);
                 Training(gpu, model);
             }
             if (mode is "" or "prefill") Prefill(gpu, model);
-            if (mode is "" or "generation") Generation(gpu, model, copy);
+            if (mode is "" or "generation" or "generation-1") Generation(gpu, model, copy, batchOne: mode == "generation-1");
         }
         if (BenchSettings.Current.CudaMode == "") RecEpoch();
         Console.WriteLine($"allocator: {gpu.Allocator}");
@@ -203,7 +204,9 @@ public static class CudaModelBench
         gpu.MatmulPrecision = MatmulPrecision.F32;
     }
 
-    private static void Generation(CudaBackend gpu, MambaLM model, double copy)
+    /// <summary>The decoding table; <paramref name="batchOne"/>: only the fused four-kernel step at batch 1 (F32, BF16), for
+    /// timing two builds of the step kernels in turn in one call (scripts/gpu-all.sh's decode part).</summary>
+    private static void Generation(CudaBackend gpu, MambaLM model, double copy, bool batchOne = false)
     {
         Console.WriteLine();
         Console.WriteLine("generation, 130M shape: per step, each weight read once at the copy bandwidth is the limit; \"end to end\" = as generate runs,");
@@ -219,10 +222,11 @@ public static class CudaModelBench
             double weightBytes = model.Parameters().Sum(p => (double)p.ByteLength);
             double limitPerStep = copy / weightBytes;   // steps/s if a step only read the weights once at copy bandwidth
             Console.WriteLine($"| {weights}: {weightBytes / 1e6:F0} MB of weights → at most {limitPerStep:F0} steps/s at {copy / 1e12:F2} TB/s |||||||||||");
-            foreach (int batch in new[] { 1, 64 })
+            foreach (int batch in batchOne ? [1] : new[] { 1, 64 })
                 foreach (var (fused, persistent, name) in new[] { (false, false, "unfused"), (true, false, "fused, 4 kernels a layer + PDL"), (true, true, "fused, 1 kernel a layer + PDL") })
                 {
                     if (batch == 64 && persistent) continue;   // beyond 8 streams the step has no persistent kernel
+                    if (batchOne && (!fused || persistent)) continue;
                     Backend.Configure(settings with { CudaFusedStep = fused });
                     gpu.PersistentLayerStep = persistent;
                     GenerationRow(gpu, model, weights, batch, batch == 64 && fused ? "fused (cuBLAS products) + PDL" : name, true, limitPerStep);
@@ -237,6 +241,7 @@ public static class CudaModelBench
         }
         Backend.Configure(settings);
         gpu.PersistentLayerStep = false;
+        if (batchOne) return;
         // registers and residency at batch 1 (shared memory: the layer kernel batch·max(d, e) floats, the others batch·d)
         foreach (var (kernel, threads, shared) in new[]
         {
