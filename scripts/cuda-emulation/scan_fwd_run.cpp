@@ -8,29 +8,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
-struct uint4 { unsigned x, y, z, w; };
-struct uint2 { unsigned x, y; };
-inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
-inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
-inline int min(unsigned a, int b) { return std::min((int)a, b); }
-inline float emu_half(unsigned short) { return 0.f; }
 alignas(16) inline float4 emu_smem[232448 / 16];
-inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned)x); }
-inline size_t __cvta_generic_to_shared(const void* p) { return (size_t)p; }
-inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
-inline unsigned short emu_bf16(float x) { unsigned u = __float_as_uint(x); return (unsigned short)((u + 0x7fff + ((u >> 16) & 1)) >> 16); }
-// a shuffle from lane src of the warp (src < 0: the lane keeps its own value)
-template <class T> T exch_to(T v, int src)
-{
-    int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    uint64_t bits = 0; std::memcpy(&bits, &v, sizeof(T));
-    warpBuf[w][lane] = bits; warpBar[w]->arrive_and_wait();
-    T r = v; if (src >= 0) std::memcpy(&r, &warpBuf[w][src], sizeof(T));
-    warpBar[w]->arrive_and_wait();
-    return r;
-}
-template <class T> T __shfl_sync(unsigned, T v, int s, int width = 32) { int l = threadIdx.x & 31; return exch_to(v, l / width * width + s % width); }
-template <class T> T __shfl_up_sync(unsigned, T v, int o, int width) { int l = threadIdx.x & 31; return exch_to(v, l % width >= o ? l - o : -1); }
 #include KERNELS
 
 static float bf(float x) { return __uint_as_float((unsigned)emu_bf16(x) << 16); }

@@ -5,15 +5,7 @@
 // GRAD=bf16 runs the _gbf16 kernel (dΔ and dz written in BF16; widened to F32 for OUT).
 #include "shim.h"
 #include <atomic>
-struct uint4 { unsigned x, y, z, w; };
-inline int min(unsigned a, int b) { return std::min((int)a, b); }
-inline float emu_half(unsigned short h) { return 0.f; }   // the f16 kernels are not run here
 inline float4 emu_smem[232448 / 16];
-template <class T> T __shfl_sync(unsigned, T v, int src) { return exch(v, [](int, int o) { return o; }, src & 31); }
-inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
-inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned)x); }
-inline size_t __cvta_generic_to_shared(const void* p) { return (size_t)p; }
-inline unsigned short emu_bf16(float x) { unsigned u = __float_as_uint(x); return (unsigned short)((u + 0x7fff + ((u >> 16) & 1)) >> 16); }
 #include KERNELS
 #include <cstdio>
 #include <random>

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <atomic>
+#include <cstdlib>
 #include <barrier>
 #include <thread>
 #include <vector>
@@ -39,6 +41,16 @@ template <class T> T exch(T v, int from_fn(int, int), int o)
     warpBar[w]->arrive_and_wait();
     return r;
 }
+// a shuffle from lane src of the warp (src < 0: the lane keeps its own value)
+template <class T> T exch_to(T v, int src)
+{
+    int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    uint64_t bits = 0; std::memcpy(&bits, &v, sizeof(T));
+    warpBuf[w][lane] = bits; warpBar[w]->arrive_and_wait();
+    T r = v; if (src >= 0) std::memcpy(&r, &warpBuf[w][src], sizeof(T));
+    warpBar[w]->arrive_and_wait();
+    return r;
+}
 inline int xor_src(int l, int o) { return l ^ o; }
 inline int up_src(int l, int o) { return l >= o ? l - o : -1; }
 template <class T> T __shfl_xor_sync(unsigned, T v, int o) { return exch(v, xor_src, o); }
@@ -49,6 +61,29 @@ inline float __int_as_float(int u) { float f; std::memcpy(&f, &u, 4); return f; 
 inline float __expf(float x) { return expf(x); }
 inline float __logf(float x) { return logf(x); }
 inline float __fdividef(float a, float b) { return a / b; }
+// CUDA types and intrinsics the kernel files use, as the drivers need them (the f16 kernels compile but are not run:
+// emu_half is a stand-in)
+struct uint2 { unsigned x, y; };
+struct uint4 { unsigned x, y, z, w; };
+struct int2 { int x, y; };
+inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
+inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
+inline int2 make_int2(int a, int b) { return {a, b}; }
+inline int min(unsigned a, int b) { return std::min((int)a, b); }
+inline float emu_half(unsigned short) { return 0.f; }
+inline unsigned short emu_bf16(float x) { unsigned u = __float_as_uint(x); return (unsigned short)((u + 0x7fff + ((u >> 16) & 1)) >> 16); }
+inline int __float_as_int(float f) { int u; std::memcpy(&u, &f, 4); return u; }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned)x); }
+inline size_t __cvta_generic_to_shared(const void* p) { return (size_t)p; }
+inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).fetch_add(v); }
+template <class T> T __ldg(const T* p) { return *p; }
+template <class T> T __ldcg(const T* p) { return *p; }
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline void __trap() { std::abort(); }
+template <class T> T __shfl_sync(unsigned, T v, int s, int width = 32) { int l = threadIdx.x & 31; return exch_to(v, l / width * width + s % width); }
+template <class T> T __shfl_up_sync(unsigned, T v, int o, int width) { int l = threadIdx.x & 31; return exch_to(v, l % width >= o ? l - o : -1); }
+template <class T> T __shfl_xor_sync(unsigned, T v, int o, int width) { int l = threadIdx.x & 31; return exch_to(v, (l / width) * width + ((l % width) ^ o)); }
 // cvt.rna.tf32.f32: round the low 13 mantissa bits to nearest, ties away from zero
 inline unsigned emu_tf32(float v)
 {

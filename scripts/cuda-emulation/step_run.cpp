@@ -11,29 +11,8 @@
 #include <cstdio>
 #include <random>
 #include <string>
-struct uint4 { unsigned x, y, z, w; };
-struct int2 { int x, y; };
-inline int2 make_int2(int a, int b) { return {a, b}; }
 #define __align__(n) alignas(n)
-inline float emu_half(unsigned short) { return 0.f; }
-inline int __float_as_int(float f) { int u; std::memcpy(&u, &f, 4); return u; }
-inline unsigned short emu_bf16(float x) { unsigned u = __float_as_uint(x); return (unsigned short)((u + 0x7fff + ((u >> 16) & 1)) >> 16); }
 alignas(16) inline float emu_dyn[48 * 1024 / 4];
-template <class T> T __ldg(const T* p) { return *p; }
-template <class T> T __ldcg(const T* p) { return *p; }
-inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-inline void __trap() { std::abort(); }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).fetch_add(v); }
-template <class T> T exch_to(T v, int src)
-{
-    int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    uint64_t bits = 0; std::memcpy(&bits, &v, sizeof(T));
-    warpBuf[w][lane] = bits; warpBar[w]->arrive_and_wait();
-    T r = v; if (src >= 0) std::memcpy(&r, &warpBuf[w][src], sizeof(T));
-    warpBar[w]->arrive_and_wait();
-    return r;
-}
-template <class T> T __shfl_xor_sync(unsigned, T v, int o, int width) { int l = threadIdx.x & 31; return exch_to(v, (l / width) * width + ((l % width) ^ o)); }
 using std::isfinite;
 #include KERNELS
 
