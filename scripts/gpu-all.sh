@@ -16,7 +16,8 @@
 #              5. mamba_ssm's Triton SSD (its compile alone: it did not finish in 120 s beside the build) and ours,
 #              as the deadline allows (each step is skipped, not started, when too little time is left);
 #              6. (PARTS with "profile", not by default) the scan's kernels under Nsight Compute, with what time is left
-#              (gpu_scan_profile: the forward's chunked and lanes kernels and the backward, row 1, F32 and BF16).
+#              (at least PROFILE_S=100 s: the parts before it stop that much earlier; gpu_scan_profile: the forward's
+#              chunked and lanes kernels and the backward, row 1, F32 and BF16).
 # Logs to $OUT (at most 8 files come back): gpu-tests.log, anchors.jsonl (every mamba_ssm line), anchor-build.log,
 # while-building.txt (2.), gpu-bench-{cuda-ssd,cuda-model,cuda}.log and scan-profile.tgz.
 #   OUT=... [DEADLINE=585] [PARTS="tests decode text model scan ssd"] bash .device/gpu-all.sh
@@ -28,10 +29,11 @@ deadline=${DEADLINE:-585}
 . "$dev/gpu-env.sh" && gpu_measuring
 out=$gpu_out anchors=$gpu_anchors bench=$gpu_bench
 tmp=$(mktemp -d)
-left() { echo $((deadline - SECONDS)); }
+left() { echo $((deadline - keep - SECONDS)); }
 at() { echo "[$SECONDS s] $*"; }
 parts=" ${PARTS:-tests decode text model scan ssd} "   # PARTS: the steps to run (a second call on the warm machine: PARTS="model scan ssd profile")
 want() { [[ "$parts" == *" $1 "* ]]; }
+keep=0; want profile && keep=${PROFILE_S:-100}   # the parts before the profile leave it this much (they take all the rest)
 [ -n "$anchors" ] && gpu_anchor_build_start "$anchors" model   # detached: see gpu-env.sh
 
 if want tests; then
@@ -47,8 +49,11 @@ if want decode && [ -f "$dev/base/Mamba4.dll.xz" ] && gpu_base_build "$dev/base"
   for run in base ours base ours; do
     dll="$bench"; [ $run = base ] && dll="$dev/base/Mamba4.Bench.dll"
     echo "== $run" >> "$out/while-building.txt"
-    MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=generation-1 timeout 90 dotnet "$dll" cuda-model 2>&1 | grep -E "^\| (f32|bf16)|rror" | tee -a "$out/while-building.txt"
+    MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=generation-1 timeout 90 dotnet "$dll" cuda-model 2>&1 | grep -E "^\| (f32|bf16)|rror|xception|skipped" | tee -a "$out/while-building.txt"
+    r=${PIPESTATUS[0]}; [ "$r" = 0 ] || echo "rc=$r" | tee -a "$out/while-building.txt"   # 124: cut at 90 s
   done
+elif want decode; then   # why not, said where its rows would be
+  echo "decoding step beside a base build: not run ($([ -f "$dev/base/Mamba4.dll.xz" ] && echo "$(left) s left" || echo "no base/Mamba4.dll.xz"))" | tee -a "$out/while-building.txt"
 fi
 
 text="$dev/data/tinyshakespeare.txt.gz"
@@ -99,6 +104,7 @@ if want ssd && paired && [ "$(left)" -gt 20 ]; then
   MAMBA4_SSD_ANCHOR="$tmp/ssd.jsonl" MAMBA4_DEVICE=cuda timeout "$(left)" dotnet "$bench" cuda-ssd > "$out/gpu-bench-cuda-ssd.log" 2>&1
   echo "rc=$?"; grep -vE "^\s*$" "$out/gpu-bench-cuda-ssd.log" | tail -12
 fi
+keep=0
 if want profile && [ "$(left)" -gt 90 ]; then
   at "ours: the scan under Nsight Compute"
   gpu_scan_profile "$bench" $(( $(left) - 10 )) "$out/scan-profile"

@@ -100,19 +100,21 @@ gpu_anchor_build_wait() {
 # The scan's kernels under Nsight Compute (--set full, per-instruction samples; MAMBA4_CUDA_BENCH=profile: row 1's
 # forward by the chunked and both lanes kernels, F32 and BF16, and the main backward), within LIMIT seconds, into one
 # archive FILE.tgz: the run's log, the details page (duration, issue slots, stalls, occupancy of each kernel) and the
-# source page as CSV (SASS with its stall samples; kernel notes: how to read them). Prints the headline lines.
+# source page as CSV (SASS with its stall samples; kernel notes: how to read them). Prints the headline lines. The last
+# 30 s of LIMIT read the report (the reads are timed out too: the call's own limit follows soon after).
 # gpu_scan_profile BENCH_DLL LIMIT FILE
 gpu_scan_profile() {
   local dll=$1 limit=$2 file=$3 ncu=/usr/local/cuda/bin/ncu tmp; tmp=$(mktemp -d)
   [ -x "$ncu" ] || ncu=$(command -v ncu)
+  limit=$((limit > 60 ? limit - 30 : (limit > 1 ? limit / 2 : 1)))   # never 0 (timeout 0: none) nor negative
   MAMBA4_DEVICE=cuda MAMBA4_CUDA_BENCH=profile timeout "$limit" "$ncu" -k "regex:scan_forward_lanes|scan_forward_ns16_sel|scan_backward_ns4_tpc4_sel_pf" \
     --launch-count 9 --set full --import-source no -o "$tmp/scan" dotnet "$dll" cuda > "$tmp/ncu-run.log" 2>&1
   echo "ncu rc=$?"
   if [ -f "$tmp/scan.ncu-rep" ]; then
-    "$ncu" --import "$tmp/scan.ncu-rep" --page source --csv --print-source sass > "$tmp/scan-source.csv" 2> /dev/null
-    "$ncu" --import "$tmp/scan.ncu-rep" --page details > "$tmp/scan-details.txt" 2>&1
+    timeout 20 "$ncu" --import "$tmp/scan.ncu-rep" --page source --csv --print-source sass > "$tmp/scan-source.csv" 2> /dev/null
+    timeout 10 "$ncu" --import "$tmp/scan.ncu-rep" --page details > "$tmp/scan-details.txt" 2>&1
     grep -E "^  scan_|Duration|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy" "$tmp/scan-details.txt" | head -40
-  fi
+  else tail -3 "$tmp/ncu-run.log"; fi
   tar czf "$file.tgz" -C "$tmp" $(cd "$tmp" && ls ncu-run.log scan-details.txt scan-source.csv 2> /dev/null)
   rm -rf "$tmp"
 }

@@ -44,8 +44,9 @@ fi
 rm -rf "$target/base"
 if [ -n "${MAMBA4_BASE:-}" ]; then
   wt=$(mktemp -d /tmp/mamba4-base.XXXXXX)
+  trap 'git worktree remove --force "$wt" 2> /dev/null || true; rm -rf "$wt"; git worktree prune' EXIT   # also when a step fails (set -e) or ^C
   git worktree add -q --detach "$wt" "$MAMBA4_BASE"
-  if dotnet build "$wt/src/Mamba4/Mamba4.csproj" -c Release -v q -nologo | grep -E " error"; then git worktree remove --force "$wt"; exit 1; fi
+  if ! dotnet build "$wt/src/Mamba4/Mamba4.csproj" -c Release -v q -nologo > "$wt/build.log" 2>&1; then tail -20 "$wt/build.log"; exit 1; fi
   mkdir -p "$target/base" && xz -9 -c "$wt/src/Mamba4/bin/Release/net10.0/Mamba4.dll" > "$target/base/Mamba4.dll.xz"
   git -C "$wt" log -1 --format="%h %s" > "$target/base/COMMIT"
   git worktree remove --force "$wt"
