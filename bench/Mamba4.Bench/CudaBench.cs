@@ -313,14 +313,13 @@ public static class CudaBench
 
     /// <summary>
     /// Forward plans on every row and dtype, and at batch 4 and 2 of row 1's shape (fewer channels: where the lanes kernel
-    /// has the least parallelism): auto, the chunked kernels (EngineSettings.ScanForward = Chunks, automatic split), the
-    /// time-parallel lanes kernel at 80 and 128 registers (Lanes, LanesWide; N = 16 only), and the chunked ones at 4 states per thread (more lanes per channel). Interleaved medians (A, B, …, A, B, … over 15 rounds), ms and the ratio to mamba_ssm; the fastest per row is
+    /// has the least parallelism): auto (the chunked kernels, automatic split), the time-parallel lanes kernel at 80 and 128 registers (Lanes, LanesWide; N = 16 only), and the chunked ones at 4 states per thread (more lanes per channel). Interleaved medians (A, B, …, A, B, … over 15 rounds), ms and the ratio to mamba_ssm; the fastest per row is
     /// marked. Then the registers of the forward kernels.
     /// </summary>
     private static void ScanForwardSplits(CudaBackend gpu)
     {
-        (int States, ScanForwardPlan Plan)[] configs = [(0, ScanForwardPlan.Auto), (0, ScanForwardPlan.Chunks), (0, ScanForwardPlan.Lanes), (0, ScanForwardPlan.LanesWide), (4, ScanForwardPlan.Chunks)];
-        string[] variants = ["auto", "chunks", "lanes", "lanes wide", "ns4"];
+        (int States, ScanForwardPlan Plan)[] configs = [(0, ScanForwardPlan.Auto), (0, ScanForwardPlan.Lanes), (0, ScanForwardPlan.LanesWide), (4, ScanForwardPlan.Auto)];
+        string[] variants = ["auto", "lanes", "lanes wide", "ns4"];
         var rows = Shapes.Concat(from b in new[] { 4, 2 } from t in new[] { DType.F32, DType.BF16 } select (B: b, D: 1536, L: 2048, N: 16, DType: t, Fwd: double.NaN, Bwd: double.NaN)).ToArray();
         Console.WriteLine("scan forward splits (ms, interleaved medians of 15; auto is the default; * = fastest of the row; ratio = mamba_ssm / fastest):");
         Console.WriteLine("| b, d_inner, L, d_state | dtype | mamba_ssm | " + string.Join(" | ", variants) + " | fastest | ratio |");

@@ -102,7 +102,7 @@ public sealed unsafe partial class CudaBackend
     /// <summary>The lanes kernel's shared memory: two slots of u, Δ, z [64, 32] and the raw B, C rows [64, 16] (elements of the
     /// input type), B, C as F32 [2][2][16][64], A [32, 16].</summary>
     private static int LanesShared(int elementSize) =>
-        (2 * 3 * LanesTile * LanesChannels + 2 * LanesTile * LanesStates) * elementSize + (2 * 2 * LanesStates * 64 + LanesChannels * LanesStates) * sizeof(float);
+        (2 * 3 * LanesTile * LanesChannels + 2 * LanesTile * LanesStates) * elementSize + (2 * 2 * LanesStates * LanesTile + LanesChannels * LanesStates) * sizeof(float);
 
     /// <summary>Whether the forward runs the lanes kernel: only where it is forced (<see cref="ScanForwardPlan.Lanes"/>) and
     /// applies (selective, N = 16). Auto keeps the chunked kernels: measured on an H100 (session 20) the 80-register lanes

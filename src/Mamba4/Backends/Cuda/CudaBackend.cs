@@ -7,10 +7,10 @@ namespace Mamba4.Backends.Cuda;
 /// <summary>Arithmetic of the CUDA backend's F32 matrix products.</summary>
 public enum MatmulPrecision { F32, Tf32, Bf16 }
 
-/// <summary>Which forward kernel the CUDA selective scan runs (<see cref="EngineSettings.ScanForward"/>): chosen per shape,
-/// the chunked kernels (two phases over chunks of L), or the time-parallel lanes kernel where it applies (selective, N = 16),
-/// at 80 registers and 3 blocks an SM (Lanes) or 128 registers and 2 blocks (LanesWide).</summary>
-public enum ScanForwardPlan { Auto, Chunks, Lanes, LanesWide }
+/// <summary>Which forward kernel the CUDA selective scan runs (<see cref="EngineSettings.ScanForward"/>): the chunked kernels
+/// (Auto: two phases over chunks of L, split per shape), or the time-parallel lanes kernel where it applies (selective,
+/// N = 16), at 80 registers and 3 blocks an SM (Lanes) or 128 registers and 2 blocks (LanesWide).</summary>
+public enum ScanForwardPlan { Auto, Lanes, LanesWide }
 
 /// <summary>
 /// The CUDA backend of one GPU: its primary context, one non-blocking stream on which every kernel, copy
