@@ -111,14 +111,15 @@ inline void emu_mma(float& d0, float& d1, float& d2, float& d3, const unsigned (
     }
     warpBar[w]->arrive_and_wait();
 }
-// run kernel over a grid: 256 threads, each walks every block in order; a barrier closes each block
-inline void launch(dim3_ grid, std::function<void()> kernel)
+// run kernel over a grid: `threads` threads (a multiple of 32, at most 256), each walks every block in order; a barrier
+// closes each block
+inline void launch(dim3_ grid, std::function<void()> kernel, unsigned threads = 256)
 {
-    gridDim = grid; blockDim = {256, 1, 1};
-    std::barrier<> bb(256); blockBar = &bb;
+    gridDim = grid; blockDim = {threads, 1, 1};
+    std::barrier<> bb(threads); blockBar = &bb;
     for (int i = 0; i < 8; i++) warpBar[i] = new std::barrier<>(32);
     std::vector<std::thread> ts;
-    for (unsigned t = 0; t < 256; t++)
+    for (unsigned t = 0; t < threads; t++)
         ts.emplace_back([&, t] {
             threadIdx = {t, 0, 0};
             for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++)

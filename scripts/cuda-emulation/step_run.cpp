@@ -16,22 +16,6 @@ alignas(16) inline float emu_dyn[48 * 1024 / 4];
 using std::isfinite;
 #include KERNELS
 
-// shim.h's launch with a block of `threads` (a multiple of 32, ≤ 256)
-static void launch_n(dim3_ grid, unsigned threads, std::function<void()> kernel)
-{
-    gridDim = grid; blockDim = {threads, 1, 1};
-    std::barrier<> bb(threads); blockBar = &bb;
-    for (int i = 0; i < 8; i++) warpBar[i] = new std::barrier<>(32);
-    std::vector<std::thread> ts;
-    for (unsigned t = 0; t < threads; t++)
-        ts.emplace_back([&, t] {
-            threadIdx = {t, 0, 0};
-            for (unsigned x = 0; x < grid.x; x++) { blockIdx = {x, 0, 0}; kernel(); bb.arrive_and_wait(); }
-        });
-    for (auto& t : ts) t.join();
-    for (int i = 0; i < 8; i++) delete warpBar[i];
-}
-
 int main(int argc, char** argv)
 {
     if (argc != 12) { fprintf(stderr, "usage: step_run BATCH D E R N K KIND VEC SMALLGRID BIASES FILE\n"); return 2; }
@@ -86,32 +70,32 @@ int main(int argc, char** argv)
     for (int s = 0; s < steps; s++)
     {
         auto h = U((size_t)batch * d, -2, 2);
-        launch_n(grid(2 * e), 128, [&] {
+        launch(grid(2 * e), [&] {
             if (kind == 0) mamba_step_in_proj_f32(h.data(), normW.data(), 1e-5f, inW, B_, convState.data(), convW.data(), CB, xz.data(), u.data(), batch, d, 2 * e, K, vec);
             else mamba_step_in_proj_bf16(h.data(), normW.data(), 1e-5f, inW, B_, convState.data(), convW.data(), CB, xz.data(), u.data(), batch, d, 2 * e, K, vec);
-        });
-        launch_n(grid(xRows), 128, [&] {
+        }, 128);
+        launch(grid(xRows), [&] {
             if (kind == 0) mamba_step_x_proj_f32(u.data(), xW, dbc.data(), batch, e, xRows, vec);
             else mamba_step_x_proj_bf16(u.data(), xW, dbc.data(), batch, e, xRows, vec);
-        });
-        launch_n(dim3_{(unsigned)(((long)batch * e * 16 + 255) / 256), 1, 1}, 256, [&] {
+        }, 128);
+        launch(dim3_{(unsigned)(((long)batch * e * 16 + 255) / 256), 1, 1}, [&] {
             if (kind == 0) mamba_step_scan_f32(xz.data(), convState.data(), u.data(), dbc.data(), dtW, dtBias.data(), aLog.data(), D_, ssm.data(), y.data(), 0, batch, e, K, r, n);
             else mamba_step_scan_bf16(xz.data(), convState.data(), u.data(), dbc.data(), dtW, dtBias.data(), aLog.data(), D_, ssm.data(), y.data(), 0, batch, e, K, r, n);
-        });
-        launch_n(grid(d), 128, [&] {
+        }, 256);
+        launch(grid(d), [&] {
             if (kind == 0) mamba_step_out_proj_f32(y.data(), outW, OB, h.data(), out.data(), batch, e, d, vec);
             else mamba_step_out_proj_bf16(y.data(), outW, OB, h.data(), out.data(), batch, e, d, vec);
-        });
+        }, 128);
         const unsigned headBlocks = small ? 2 : 5;
-        launch_n(dim3_{headBlocks, 1, 1}, 128, [&] {
+        launch(dim3_{headBlocks, 1, 1}, [&] {
             if (batch == 1) (kind == 0 ? mamba_step_head1_f32 : mamba_step_head1_bf16)(out.data(), finalNorm.data(), 1e-5f, headW, logits.data(), partials.data(), &done, ids.data(), batch, d, vocab, vec);
             else (kind == 0 ? mamba_step_head_f32 : mamba_step_head_bf16)(out.data(), finalNorm.data(), 1e-5f, headW, logits.data(), partials.data(), &done, ids.data(), batch, d, vocab, vec);
-        });
+        }, 128);
         // the step in double, from the same weights and the reference's own states
         std::vector<double> refOut((size_t)batch * d), refLogits((size_t)batch * vocab);
         for (int b = 0; b < batch; b++)
         {
-            auto rms = [&](const float* x, const std::vector<float>& w, std::vector<double>& o) {
+            auto rms = [&](const auto* x, const std::vector<float>& w, std::vector<double>& o) {
                 double ss = 0; for (int i = 0; i < d; i++) ss += (double)x[i] * x[i];
                 double rr = 1 / std::sqrt(ss / d + 1e-5);
                 o.resize(d); for (int i = 0; i < d; i++) o[i] = x[i] * rr * w[i]; };
@@ -144,16 +128,14 @@ int main(int argc, char** argv)
                 }
                 yr[c] = acc * silu(xzr[e + c]);
             }
-            std::vector<float> o(d);
             for (int row = 0; row < d; row++)
             {
                 double acc = (double)h[(size_t)b * d + row] + (OB ? OB[row] : 0);
                 for (int c = 0; c < e; c++) acc += (double)Wout[(size_t)row * e + c] * yr[c];
-                refOut[(size_t)b * d + row] = acc; o[row] = (float)acc;
+                refOut[(size_t)b * d + row] = acc;
             }
             std::vector<double> xf;
-            { double ss = 0; for (int i = 0; i < d; i++) ss += refOut[(size_t)b * d + i] * refOut[(size_t)b * d + i];
-              double rr = 1 / std::sqrt(ss / d + 1e-5); xf.resize(d); for (int i = 0; i < d; i++) xf[i] = refOut[(size_t)b * d + i] * rr * finalNorm[i]; }
+            rms(refOut.data() + (size_t)b * d, finalNorm, xf);
             int best = 0; double top = -1e300, second = -1e300;
             for (int v = 0; v < vocab; v++)
             {
